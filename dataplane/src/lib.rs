@@ -1,0 +1,11 @@
+//! xgate's data plane.
+//!
+//! The sans-IO core (`wire`, `tcp`, `http`, `app`) takes bytes and time and returns bytes: no
+//! sockets, clocks or threads, so it runs under unit tests, deterministic simulation and fuzzing
+//! without privileges. See `docs/architecture.md` for how the pieces fit on the packet path.
+
+pub mod app;
+pub mod http;
+pub mod tcp;
+pub mod time;
+pub mod wire;
