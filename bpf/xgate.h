@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: (MIT OR Apache-2.0) */
+/*
+ * Map layouts and constants shared by xgate.bpf.c and the Rust loader
+ * (dataplane/src/bpf/). Only plain structs and constants: libbpf-cargo turns
+ * the structs used by maps into Rust types in the generated skeleton.
+ *
+ * Byte order: `ports`, `listeners` and `stats` are keyed by the TCP port in
+ * HOST byte order (what user space and sock_ops' local_port use). The
+ * `user_flows` key holds addresses and ports in NETWORK byte order, exactly
+ * as they sit in the packet, so the XDP fast path does no swapping.
+ */
+#ifndef XGATE_H
+#define XGATE_H
+
+/* Port states, the value of the `ports` map. */
+#define XGATE_PORT_OFF 0      /* kernel path: nothing steered */
+#define XGATE_PORT_ON 1       /* new SYNs and unknown flows go to user space */
+#define XGATE_PORT_DRAINING 2 /* new SYNs to the kernel; unknown non-SYN to user space */
+
+/* Map sizes (user space may shrink or grow them between open and load). */
+#define XGATE_MAX_QUEUES 64
+#define XGATE_MAX_PORTS 1024
+#define XGATE_MAX_USER_FLOWS 262144
+
+/* `stats` key for counters that belong to no port. */
+#define XGATE_STATS_GLOBAL 0
+
+/* Per-port counter indices into struct xgate_stats.v (per CPU). */
+enum xgate_stat {
+	XGATE_STAT_REDIRECTED = 0,   /* XDP_REDIRECT into an AF_XDP socket */
+	XGATE_STAT_PASSED = 1,       /* left to the kernel */
+	XGATE_STAT_SYN_STEERED = 2,  /* pure SYNs redirected (rule 4) */
+	XGATE_STAT_KERNEL_OWNED = 3, /* passed because a kernel socket owns the 4-tuple (rule 3) */
+	XGATE_STAT_USER_FLOW = 4,    /* hits in user_flows (rule 2) */
+	XGATE_STAT_UNKNOWN_STEERED = 5, /* non-SYN segments of unknown flows redirected (rule 5) */
+	XGATE_STAT_NO_XSK = 6,       /* wanted a redirect, no socket on that queue: passed */
+	XGATE_STAT_KERNEL_CONNS = 7, /* kernel-path passive connections (sock_ops) */
+	XGATE_STAT_NOT_TCP = 8,      /* global only: not IPv4/TCP, or a fragment */
+	XGATE_STAT_MAX = 9,
+};
+
+struct xgate_stats {
+	__u64 v[XGATE_STAT_MAX];
+};
+
+/* `listeners` value: what sock_ops saw when the gateway's socket listened. */
+struct xgate_listener {
+	__u64 cookie; /* socket cookie of the listening socket */
+	__u32 family; /* AF_INET or AF_INET6 (dual-stack) */
+	__u32 _pad;
+};
+
+/* `user_flows` key: one TCP connection owned by user space, network byte order. */
+struct xgate_flow {
+	__u32 local_ip;    /* gateway address (packet's destination) */
+	__u32 remote_ip;   /* client address (packet's source) */
+	__u16 local_port;  /* gateway port (packet's destination port) */
+	__u16 remote_port; /* client port (packet's source port) */
+};
+
+/* `user_flows` value: which poller owns the flow. */
+struct xgate_flow_owner {
+	__u32 queue; /* RX queue / poller index */
+	__u32 _pad;
+};
+
+#endif /* XGATE_H */
