@@ -5,6 +5,7 @@
 //! without privileges. See `docs/architecture.md` for how the pieces fit on the packet path.
 
 pub mod app;
+pub mod bpf;
 pub mod http;
 pub mod tcp;
 pub mod time;
