@@ -4,6 +4,7 @@
 //! sockets, clocks or threads, so it runs under unit tests, deterministic simulation and fuzzing
 //! without privileges. See `docs/architecture.md` for how the pieces fit on the packet path.
 
+pub mod afxdp;
 pub mod app;
 pub mod bpf;
 pub mod http;

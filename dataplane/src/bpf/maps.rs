@@ -1,0 +1,392 @@
+//! Typed access to the steering maps (layouts of `bpf/xgate.h`).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::RawFd;
+use std::path::Path;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+use super::skel::{types, XgateSkel};
+use super::{handle, restrict, Result, SteeringError};
+
+/// Names of the pinned maps, also their file names in the pin directory.
+pub(super) const MAP_NAMES: [&str; 5] = ["xsks", "ports", "listeners", "user_flows", "stats"];
+
+// The byte layouts below are written by hand; these keep them tied to the C structs.
+const _: () = assert!(std::mem::size_of::<types::xgate_flow>() == 12);
+const _: () = assert!(std::mem::size_of::<types::xgate_flow_owner>() == 8);
+const _: () = assert!(std::mem::size_of::<types::xgate_listener>() == 16);
+const _: () = assert!(std::mem::size_of::<types::xgate_stats>() == 8 * Stat::COUNT);
+
+/// A port's steering state (`ports` map; `XGATE_PORT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortState {
+    /// Kernel path only.
+    Off,
+    /// New connections to user space.
+    On,
+    /// New SYNs to the kernel; user-space flows and cookie ACKs finish in user space.
+    Draining,
+}
+
+impl PortState {
+    fn to_raw(self) -> u32 {
+        match self {
+            PortState::Off => 0,
+            PortState::On => 1,
+            PortState::Draining => 2,
+        }
+    }
+    fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(PortState::Off),
+            1 => Some(PortState::On),
+            2 => Some(PortState::Draining),
+            _ => None,
+        }
+    }
+}
+
+/// Counter indices of `struct xgate_stats` (`enum xgate_stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Stat {
+    /// Redirected into an AF_XDP socket.
+    Redirected = 0,
+    /// Left to the kernel.
+    Passed = 1,
+    /// Pure SYNs redirected (rule 4).
+    SynSteered = 2,
+    /// Passed because a kernel socket owns the 4-tuple (rule 3).
+    KernelOwned = 3,
+    /// `user_flows` hits (rule 2).
+    UserFlow = 4,
+    /// Non-SYN segments of unknown flows redirected (rule 5).
+    UnknownSteered = 5,
+    /// Wanted a redirect but no socket sat on that queue: passed.
+    NoXsk = 6,
+    /// Kernel-path passive connections (sock_ops).
+    KernelConns = 7,
+    /// Global only: not IPv4/TCP, or a fragment.
+    NotTcp = 8,
+}
+
+impl Stat {
+    /// Number of counters per port.
+    pub const COUNT: usize = 9;
+}
+
+/// Counters of one port (or the global slot), summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats(pub [u64; Stat::COUNT]);
+
+impl PortStats {
+    /// One counter.
+    pub fn get(&self, stat: Stat) -> u64 {
+        self.0[stat as usize]
+    }
+}
+
+/// One TCP connection, as seen from the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// Gateway address and port.
+    pub local: SocketAddrV4,
+    /// Client address and port.
+    pub remote: SocketAddrV4,
+}
+
+impl FlowKey {
+    /// The `struct xgate_flow` bytes: addresses and ports in network byte order.
+    fn to_bytes(self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[0..4].copy_from_slice(&self.local.ip().octets());
+        b[4..8].copy_from_slice(&self.remote.ip().octets());
+        b[8..10].copy_from_slice(&self.local.port().to_be_bytes());
+        b[10..12].copy_from_slice(&self.remote.port().to_be_bytes());
+        b
+    }
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let b: &[u8; 12] = b.try_into().ok()?;
+        let ip = |o: usize| Ipv4Addr::new(b[o], b[o + 1], b[o + 2], b[o + 3]);
+        let port = |o: usize| u16::from_be_bytes([b[o], b[o + 1]]);
+        Some(Self {
+            local: SocketAddrV4::new(ip(0), port(8)),
+            remote: SocketAddrV4::new(ip(4), port(10)),
+        })
+    }
+}
+
+/// A port the gateway listens on, as sock_ops recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener {
+    /// Port, host order.
+    pub port: u16,
+    /// Socket cookie of the listening socket.
+    pub cookie: u64,
+    /// Address family of the listening socket (`AF_INET` or `AF_INET6`).
+    pub family: u32,
+}
+
+/// Handles on the five steering maps, independent of any skeleton: what `Steering` uses and
+/// what a control process opens from the pins.
+#[derive(Debug)]
+pub struct SteeringMaps {
+    xsks: MapHandle,
+    ports: MapHandle,
+    listeners: MapHandle,
+    user_flows: MapHandle,
+    stats: MapHandle,
+}
+
+fn bpf_err(what: String) -> impl FnOnce(libbpf_rs::Error) -> SteeringError {
+    SteeringError::bpf(what)
+}
+
+impl SteeringMaps {
+    pub(super) fn from_skel(skel: &XgateSkel<'_>) -> Result<Self> {
+        Ok(Self {
+            xsks: handle(&skel.maps.xsks, "xsks")?,
+            ports: handle(&skel.maps.ports, "ports")?,
+            listeners: handle(&skel.maps.listeners, "listeners")?,
+            user_flows: handle(&skel.maps.user_flows, "user_flows")?,
+            stats: handle(&skel.maps.stats, "stats")?,
+        })
+    }
+
+    /// Opens the maps a running gateway pinned in `pin_dir` (e.g. `/sys/fs/bpf/xgate/eth0`).
+    pub fn open_pinned(pin_dir: &Path) -> Result<Self> {
+        let open = |name: &str| {
+            let path = pin_dir.join(name);
+            MapHandle::from_pinned_path(&path)
+                .map_err(bpf_err(format!("opening pinned map {}", path.display())))
+        };
+        Ok(Self {
+            xsks: open("xsks")?,
+            ports: open("ports")?,
+            listeners: open("listeners")?,
+            user_flows: open("user_flows")?,
+            stats: open("stats")?,
+        })
+    }
+
+    fn all_mut(&mut self) -> [(&'static str, &mut MapHandle); 5] {
+        [
+            ("xsks", &mut self.xsks),
+            ("ports", &mut self.ports),
+            ("listeners", &mut self.listeners),
+            ("user_flows", &mut self.user_flows),
+            ("stats", &mut self.stats),
+        ]
+    }
+
+    pub(super) fn pin_all(&self, dir: &Path) -> Result<()> {
+        for (name, map) in self.all() {
+            let path = dir.join(name);
+            // MapHandle::pin needs &mut; pin a duplicate (same map).
+            let mut dup = MapHandle::try_from(map)
+                .map_err(bpf_err(format!("duplicating map {name}")))?;
+            dup.pin(&path)
+                .map_err(bpf_err(format!("pinning {}", path.display())))?;
+            restrict(&path)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn unpin_all(&mut self, dir: &Path) -> Result<()> {
+        for (name, map) in self.all_mut() {
+            let path = dir.join(name);
+            map.unpin(&path)
+                .map_err(bpf_err(format!("unpinning {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    fn all(&self) -> [(&'static str, &MapHandle); 5] {
+        [
+            ("xsks", &self.xsks),
+            ("ports", &self.ports),
+            ("listeners", &self.listeners),
+            ("user_flows", &self.user_flows),
+            ("stats", &self.stats),
+        ]
+    }
+
+    /// Sets a port's state; creates its counters if it has none yet.
+    pub fn set_port_state(&self, port: u16, state: PortState) -> Result<()> {
+        self.ensure_stats(port)?;
+        self.ports
+            .update(&port.to_ne_bytes(), &state.to_raw().to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!("setting port {port} {state:?}")))
+    }
+
+    /// A port's state; `None` when the port is not in `ports` (the same as off).
+    pub fn port_state(&self, port: u16) -> Result<Option<PortState>> {
+        let raw = self
+            .ports
+            .lookup(&port.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!("reading port {port}")))?;
+        match raw {
+            None => Ok(None),
+            Some(v) => {
+                let b: [u8; 4] = v.as_slice().try_into().map_err(|_| SteeringError::Layout {
+                    map: "ports",
+                    got: v.len(),
+                })?;
+                Ok(PortState::from_raw(u32::from_ne_bytes(b)))
+            }
+        }
+    }
+
+    /// Removes a port from `ports` (same effect as off).
+    pub fn remove_port(&self, port: u16) -> Result<()> {
+        ignore_enoent(self.ports.delete(&port.to_ne_bytes()))
+            .map_err(bpf_err(format!("removing port {port}")))
+    }
+
+    /// Marks a connection as user space's: its segments go to the AF_XDP socket whatever the
+    /// port's state. Fails when `user_flows` is full (the connection must then be refused).
+    pub fn add_user_flow(&self, flow: FlowKey, queue: u32) -> Result<()> {
+        let mut owner = [0u8; 8];
+        owner[0..4].copy_from_slice(&queue.to_ne_bytes());
+        self.user_flows
+            .update(&flow.to_bytes(), &owner, MapFlags::ANY)
+            .map_err(bpf_err(format!("adding user flow {flow:?}")))
+    }
+
+    /// Forgets a connection (it is closed). Missing entries are not an error.
+    pub fn remove_user_flow(&self, flow: FlowKey) -> Result<()> {
+        ignore_enoent(self.user_flows.delete(&flow.to_bytes()))
+            .map_err(bpf_err(format!("removing user flow {flow:?}")))
+    }
+
+    /// Whether a connection is marked as user space's.
+    pub fn has_user_flow(&self, flow: FlowKey) -> Result<bool> {
+        self.user_flows
+            .lookup(&flow.to_bytes(), MapFlags::ANY)
+            .map(|v| v.is_some())
+            .map_err(bpf_err(format!("looking up user flow {flow:?}")))
+    }
+
+    /// All connections marked as user space's.
+    pub fn user_flows(&self) -> Vec<FlowKey> {
+        self.user_flows
+            .keys()
+            .filter_map(|k| FlowKey::from_bytes(&k))
+            .collect()
+    }
+
+    /// Deletes every `user_flows` entry (stale state of a previous run); returns how many.
+    pub fn clear_user_flows(&self) -> Result<usize> {
+        let keys: Vec<Vec<u8>> = self.user_flows.keys().collect();
+        for k in &keys {
+            ignore_enoent(self.user_flows.delete(k))
+                .map_err(bpf_err("clearing user_flows".to_string()))?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Ports the gateway listens on, as tagged by sock_ops.
+    pub fn listeners(&self) -> Result<Vec<Listener>> {
+        let mut out = Vec::new();
+        for k in self.listeners.keys() {
+            let Ok(kb) = <[u8; 2]>::try_from(k.as_slice()) else {
+                continue;
+            };
+            let port = u16::from_ne_bytes(kb);
+            if let Some(l) = self.listener(port)? {
+                out.push(l);
+            }
+        }
+        out.sort_by_key(|l| l.port);
+        Ok(out)
+    }
+
+    /// The listener tag of one port.
+    pub fn listener(&self, port: u16) -> Result<Option<Listener>> {
+        let v = self
+            .listeners
+            .lookup(&port.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!("reading listener {port}")))?;
+        let Some(v) = v else { return Ok(None) };
+        if v.len() != 16 {
+            return Err(SteeringError::Layout {
+                map: "listeners",
+                got: v.len(),
+            });
+        }
+        let cookie = u64::from_ne_bytes(v[0..8].try_into().expect("8 bytes"));
+        let family = u32::from_ne_bytes(v[8..12].try_into().expect("4 bytes"));
+        Ok(Some(Listener {
+            port,
+            cookie,
+            family,
+        }))
+    }
+
+    /// A port's counters summed over CPUs; `None` when the port has no counters.
+    /// Port 0 is the global slot.
+    pub fn port_stats(&self, port: u16) -> Result<Option<PortStats>> {
+        let per_cpu = self
+            .stats
+            .lookup_percpu(&port.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!("reading stats of port {port}")))?;
+        let Some(per_cpu) = per_cpu else {
+            return Ok(None);
+        };
+        let mut sum = PortStats::default();
+        for cpu in per_cpu {
+            if cpu.len() != 8 * Stat::COUNT {
+                return Err(SteeringError::Layout {
+                    map: "stats",
+                    got: cpu.len(),
+                });
+            }
+            for (i, c) in cpu.chunks_exact(8).enumerate() {
+                sum.0[i] += u64::from_ne_bytes(c.try_into().expect("8 bytes"));
+            }
+        }
+        Ok(Some(sum))
+    }
+
+    /// Counters that belong to no port.
+    pub fn global_stats(&self) -> Result<PortStats> {
+        Ok(self.port_stats(0)?.unwrap_or_default())
+    }
+
+    /// Creates zeroed counters for a port unless it has some.
+    pub fn ensure_stats(&self, port: u16) -> Result<()> {
+        let ncpu = libbpf_rs::num_possible_cpus()
+            .map_err(bpf_err("counting possible CPUs".to_string()))?;
+        let zero = vec![vec![0u8; 8 * Stat::COUNT]; ncpu];
+        match self
+            .stats
+            .update_percpu(&port.to_ne_bytes(), &zero, MapFlags::NO_EXIST)
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(bpf_err(format!("creating stats of port {port}"))(e)),
+        }
+    }
+
+    /// Puts an AF_XDP socket in `xsks` at its RX queue.
+    pub fn insert_xsk(&self, queue: u32, socket_fd: RawFd) -> Result<()> {
+        let fd = socket_fd as u32;
+        self.xsks
+            .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!("inserting AF_XDP socket at queue {queue}")))
+    }
+
+    /// Takes the socket at `queue` out of `xsks` (its segments then pass to the kernel).
+    pub fn remove_xsk(&self, queue: u32) -> Result<()> {
+        ignore_enoent(self.xsks.delete(&queue.to_ne_bytes()))
+            .map_err(bpf_err(format!("removing AF_XDP socket at queue {queue}")))
+    }
+}
+
+fn ignore_enoent(r: libbpf_rs::Result<()>) -> libbpf_rs::Result<()> {
+    match r {
+        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
