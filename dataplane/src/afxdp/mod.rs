@@ -210,8 +210,8 @@ impl XskQueue {
             .map_err(|e| bad(format!("ring size {}: {e}", config.ring_size)))?;
         let frame_size = FrameSize::new(config.frame_size)
             .map_err(|e| bad(format!("frame size {}: {e}", config.frame_size)))?;
-        let frames = NonZeroU32::new(config.frame_count)
-            .ok_or_else(|| bad("frame count 0".to_string()))?;
+        let frames =
+            NonZeroU32::new(config.frame_count).ok_or_else(|| bad("frame count 0".to_string()))?;
         if config.frame_count < 2 * config.ring_size {
             return Err(bad(format!(
                 "{} frames cannot fill a ring of {} and keep as many for TX",
@@ -260,12 +260,11 @@ impl XskQueue {
                     .build();
                 // A fresh UMEM per attempt: a failed bind leaves libxdp's ring context
                 // behind on the UMEM it was given.
-                let (umem, descs) = Umem::new(umem_config, frames, false).map_err(|source| {
-                    AfXdpError::Umem {
+                let (umem, descs) =
+                    Umem::new(umem_config, frames, false).map_err(|source| AfXdpError::Umem {
                         frames: config.frame_count,
                         source,
-                    }
-                })?;
+                    })?;
                 // SAFETY: the UMEM is not shared (fresh, one socket), which is the case the
                 // constructor's contract allows without further conditions; libxdp's program
                 // load is inhibited as well.
@@ -387,12 +386,10 @@ impl XskQueue {
 
     /// Waits up to `timeout_ms` for RX frames (need_wakeup sleep). Returns whether any are ready.
     pub fn poll_rx(&mut self, timeout_ms: i32) -> Result<bool, AfXdpError> {
-        self.rx
-            .poll(timeout_ms)
-            .map_err(|source| AfXdpError::Io {
-                what: "poll",
-                source,
-            })
+        self.rx.poll(timeout_ms).map_err(|source| AfXdpError::Io {
+            what: "poll",
+            source,
+        })
     }
 
     /// Writes one frame with `write` (which gets the frame's buffer and returns the length it

@@ -184,8 +184,8 @@ impl SteeringMaps {
         for (name, map) in self.all() {
             let path = dir.join(name);
             // MapHandle::pin needs &mut; pin a duplicate (same map).
-            let mut dup = MapHandle::try_from(map)
-                .map_err(bpf_err(format!("duplicating map {name}")))?;
+            let mut dup =
+                MapHandle::try_from(map).map_err(bpf_err(format!("duplicating map {name}")))?;
             dup.pin(&path)
                 .map_err(bpf_err(format!("pinning {}", path.display())))?;
             restrict(&path)?;
@@ -216,7 +216,11 @@ impl SteeringMaps {
     pub fn set_port_state(&self, port: u16, state: PortState) -> Result<()> {
         self.ensure_stats(port)?;
         self.ports
-            .update(&port.to_ne_bytes(), &state.to_raw().to_ne_bytes(), MapFlags::ANY)
+            .update(
+                &port.to_ne_bytes(),
+                &state.to_raw().to_ne_bytes(),
+                MapFlags::ANY,
+            )
             .map_err(bpf_err(format!("setting port {port} {state:?}")))
     }
 

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapHandle};
 
-pub use maps::{FlowKey, Listener, PortState, PortStats, SteeringMaps, Stat};
+pub use maps::{FlowKey, Listener, PortState, PortStats, Stat, SteeringMaps};
 
 use skel::{XgateSkel, XgateSkelBuilder};
 
@@ -197,12 +197,11 @@ impl Steering {
     ///
     /// The interface is resolved, and XDP attached, in the calling thread's network namespace.
     pub fn load(config: &SteeringConfig) -> Result<Self> {
-        let ifindex = sys::if_nametoindex(&config.ifname).map_err(|source| {
-            SteeringError::Interface {
+        let ifindex =
+            sys::if_nametoindex(&config.ifname).map_err(|source| SteeringError::Interface {
                 ifname: config.ifname.clone(),
                 source,
-            }
-        })?;
+            })?;
         sys::ensure_bpffs(&config.pin_root)?;
         if !sys::is_cgroup2(&config.cgroup)? {
             return Err(SteeringError::NotCgroup2(config.cgroup.clone()));
@@ -296,7 +295,6 @@ impl Steering {
     pub fn xdp_link_fd(&self) -> i32 {
         self.xdp_link.as_raw_fd()
     }
-
 }
 
 impl Drop for Steering {

@@ -137,12 +137,7 @@ pub(super) fn xdp_link_create(
     // SAFETY: `prog` is a valid program fd for the call; `opts` is a properly sized,
     // initialised options struct that outlives the call.
     let fd = unsafe {
-        libbpf_sys::bpf_link_create(
-            prog.as_raw_fd(),
-            ifindex as i32,
-            libbpf_sys::BPF_XDP,
-            &opts,
-        )
+        libbpf_sys::bpf_link_create(prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts)
     };
     if fd < 0 {
         return Err(io::Error::from_raw_os_error(-fd));
