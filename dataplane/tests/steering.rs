@@ -10,17 +10,19 @@
 //! Skips (passes with a message) when not run as root.
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use dataplane::afxdp::{rx_queue_count, XskConfig, XskQueue};
 use dataplane::bpf::{
-    cgroup2_root, AttachedMode, PortState, Stat, Steering, SteeringConfig, XdpMode,
+    cgroup2_root, AttachedMode, FlowKey, PortState, Stat, Steering, SteeringConfig, XdpMode,
+    XdpVerdict,
 };
 
 const GW_IP: &str = "10.77.0.1";
@@ -164,16 +166,23 @@ impl Topology {
     /// index of the child and a channel of its output lines ("listening", "accepted <port>").
     fn start_listener(&mut self, port: u16) -> (usize, Receiver<String>) {
         let script = r#"
-import socket, sys
+import socket, sys, threading
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[1])))
 s.listen(64)
 print("listening", flush=True)
+def echo(c):
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
 while True:
     c, a = s.accept()
     print("accepted", a[1], flush=True)
-    c.close()
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
 "#;
         let procs = self.cgroup.join("cgroup.procs");
         let shell = format!(
@@ -187,15 +196,7 @@ while True:
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawning listener");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = lines_of(child.stdout.take().expect("piped stdout"));
         let line = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("listener did not start");
@@ -210,29 +211,79 @@ while True:
         let _ = child.wait();
     }
 
-    /// A TCP connect from the client netns; true when it connected.
-    fn client_connect(&self, port: u16, timeout_secs: u32) -> bool {
+    /// A TCP connect from the client netns (from `local_port` when given); true when it
+    /// connected within `timeout_secs`.
+    fn client_connect(&self, port: u16, local_port: Option<u16>, timeout_secs: u32) -> bool {
+        let script = r#"
+import socket, sys
+s = socket.socket()
+s.settimeout(float(sys.argv[3]))
+if sys.argv[2] != "0":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[2])))
+try:
+    s.connect((sys.argv[1].split(":")[0], int(sys.argv[1].split(":")[1])))
+except OSError as e:
+    print("connect:", e, file=sys.stderr)
+    sys.exit(1)
+s.close()
+"#;
         let status = Command::new("ip")
             .args([
                 "netns",
                 "exec",
                 &self.client_ns,
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "--connect-timeout",
-                &timeout_secs.to_string(),
-                "--max-time",
-                &(timeout_secs + 1).to_string(),
+                "/usr/bin/python3",
+                "-c",
+                script,
             ])
-            .arg(format!("http://{GW_IP}:{port}/"))
+            .arg(format!("{GW_IP}:{port}"))
+            .arg(local_port.unwrap_or(0).to_string())
+            .arg(timeout_secs.to_string())
             .status()
-            .expect("running curl");
-        // 7: refused, 28: timed out; anything else means the TCP connection was made (our
-        // listener closes at once: empty reply 52, or a reset while receiving 56).
-        eprintln!("curl to port {port}: {status}");
-        !matches!(status.code(), Some(7) | Some(28) | None)
+            .expect("running the client");
+        status.success()
+    }
+
+    /// A client in the client netns that connects once and then, for each line written to its
+    /// stdin, sends it and prints `echo <reply>`. Returns the child index, its stdin, its output
+    /// lines and its local port.
+    fn held_client(&mut self, port: u16) -> (usize, ChildStdin, Receiver<String>, u16) {
+        let script = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+print("connected", s.getsockname()[1], flush=True)
+for line in sys.stdin:
+    s.sendall(line.strip().encode())
+    print("echo", s.recv(4096).decode(), flush=True)
+"#;
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.client_ns,
+                "/usr/bin/python3",
+                "-u",
+                "-c",
+                script,
+            ])
+            .args([GW_IP, &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning held client");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let rx = lines_of(child.stdout.take().expect("piped stdout"));
+        self.children.push(child);
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("held client did not connect");
+        let local_port = line
+            .strip_prefix("connected ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        (self.children.len() - 1, stdin, rx, local_port)
     }
 
     fn ping(&self) -> bool {
@@ -280,6 +331,19 @@ impl Drop for Topology {
     }
 }
 
+/// The lines a child prints, through a channel.
+fn lines_of(stdout: ChildStdout) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -300,6 +364,7 @@ fn tcp_dport_flags(frame: &[u8]) -> Option<(u16, u8)> {
 
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
 
 /// Drains the sockets for `dur`, returning (dst port, flags) of every TCP segment seen.
 fn drain(xsks: &mut [XskQueue], dur: Duration) -> Vec<(u16, u8)> {
@@ -321,8 +386,59 @@ fn drain(xsks: &mut [XskQueue], dur: Duration) -> Vec<(u16, u8)> {
     seen
 }
 
-fn accepted(rx: &Receiver<String>) -> usize {
-    rx.try_iter().filter(|l| l.starts_with("accepted")).count()
+/// Connections the kernel listener reported accepting.
+struct Accepts {
+    lines: Receiver<String>,
+    seen: usize,
+}
+
+impl Accepts {
+    fn total(&mut self) -> usize {
+        self.seen += self
+            .lines
+            .try_iter()
+            .filter(|l| l.starts_with("accepted"))
+            .count();
+        self.seen
+    }
+}
+
+/// Ethernet (optionally 802.1Q) / IPv4 / TCP, 20-byte TCP header, no payload. Checksums are
+/// left zero: XDP does not look at them and nothing is sent.
+fn tcp_frame(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    frag: u16,
+    vlan: bool,
+) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+    if vlan {
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    ip[6..8].copy_from_slice(&frag.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&src);
+    ip[16..20].copy_from_slice(&dst);
+    f.extend_from_slice(&ip);
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    f.extend_from_slice(&tcp);
+    f
 }
 
 fn scenario(mode: XdpMode) {
@@ -369,6 +485,7 @@ fn scenario(mode: XdpMode) {
 
     // The listener's tag appears.
     let (listener, lines) = topo.start_listener(LISTEN_PORT);
+    let mut accepts = Accepts { lines, seen: 0 };
     wait_for("listener tag", Duration::from_secs(5), || {
         maps.listener(LISTEN_PORT).unwrap().is_some()
     });
@@ -389,7 +506,7 @@ fn scenario(mode: XdpMode) {
     // Port ON: the SYN goes to AF_XDP, the kernel listener accepts nothing.
     maps.set_port_state(LISTEN_PORT, PortState::On).unwrap();
     assert!(
-        !topo.client_connect(LISTEN_PORT, 1),
+        !topo.client_connect(LISTEN_PORT, None, 1),
         "connected although steered"
     );
     let seen = drain(&mut xsks, Duration::from_millis(300));
@@ -400,7 +517,7 @@ fn scenario(mode: XdpMode) {
     );
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
-        accepted(&lines),
+        accepts.total(),
         0,
         "kernel listener accepted a steered connection"
     );
@@ -417,11 +534,11 @@ fn scenario(mode: XdpMode) {
     maps.set_port_state(LISTEN_PORT, PortState::Off).unwrap();
     let before = maps.port_stats(LISTEN_PORT).unwrap().unwrap();
     assert!(
-        topo.client_connect(LISTEN_PORT, 2),
+        topo.client_connect(LISTEN_PORT, None, 2),
         "kernel path did not connect"
     );
     wait_for("kernel accept", Duration::from_secs(3), || {
-        accepted(&lines) >= 1
+        accepts.total() >= 1
     });
     let after = maps.port_stats(LISTEN_PORT).unwrap().unwrap();
     assert_eq!(after.get(Stat::Redirected), before.get(Stat::Redirected));
@@ -434,7 +551,7 @@ fn scenario(mode: XdpMode) {
 
     // A port nobody listens on is never steered, whatever `ports` says.
     maps.set_port_state(UNLISTENED_PORT, PortState::On).unwrap();
-    assert!(!topo.client_connect(UNLISTENED_PORT, 1));
+    assert!(!topo.client_connect(UNLISTENED_PORT, None, 1));
     let seen = drain(&mut xsks, Duration::from_millis(200));
     assert!(
         !seen.iter().any(|&(p, _)| p == UNLISTENED_PORT),
@@ -443,6 +560,172 @@ fn scenario(mode: XdpMode) {
     let st = maps.port_stats(UNLISTENED_PORT).unwrap().unwrap();
     assert_eq!(st.get(Stat::Redirected), 0);
     assert!(st.get(Stat::Passed) >= 1);
+
+    // Rule 2, real traffic: a 4-tuple in user_flows goes to user space even with the port OFF.
+    assert_eq!(maps.port_state(LISTEN_PORT).unwrap(), Some(PortState::Off));
+    let owned = FlowKey {
+        local: SocketAddrV4::new(GW_IP.parse().unwrap(), LISTEN_PORT),
+        remote: SocketAddrV4::new(CLIENT_IP.parse().unwrap(), 40001),
+    };
+    maps.add_user_flow(owned, 0).unwrap();
+    assert!(maps.has_user_flow(owned).unwrap());
+    assert_eq!(maps.user_flows(), vec![owned]);
+    let accepted_before = accepts.total();
+    assert!(!topo.client_connect(LISTEN_PORT, Some(40001), 1));
+    let seen = drain(&mut xsks, Duration::from_millis(300));
+    assert!(
+        seen.iter().any(|&(p, f)| p == LISTEN_PORT && f & SYN != 0),
+        "user flow not steered: {seen:?}"
+    );
+    assert_eq!(
+        accepts.total(),
+        accepted_before,
+        "kernel accepted a user flow"
+    );
+    assert!(
+        maps.port_stats(LISTEN_PORT)
+            .unwrap()
+            .unwrap()
+            .get(Stat::UserFlow)
+            >= 1
+    );
+    maps.remove_user_flow(owned).unwrap();
+    assert!(!maps.has_user_flow(owned).unwrap());
+
+    // Rule 3, real traffic: a connection the kernel accepted while OFF stays with the kernel
+    // after the port is switched ON.
+    let (_held, mut held_in, held_out, held_port) = topo.held_client(LISTEN_PORT);
+    wait_for(
+        "kernel accept of the held client",
+        Duration::from_secs(3),
+        || accepts.total() > accepted_before,
+    );
+    maps.set_port_state(LISTEN_PORT, PortState::On).unwrap();
+    let owned_before = maps.port_stats(LISTEN_PORT).unwrap().unwrap();
+    writeln!(held_in, "hello").unwrap();
+    let reply = held_out
+        .recv_timeout(Duration::from_secs(3))
+        .expect("no echo through the kernel after switching ON");
+    assert_eq!(reply, "echo hello");
+    let owned_after = maps.port_stats(LISTEN_PORT).unwrap().unwrap();
+    assert!(owned_after.get(Stat::KernelOwned) > owned_before.get(Stat::KernelOwned));
+    assert_eq!(
+        owned_after.get(Stat::Redirected),
+        owned_before.get(Stat::Redirected)
+    );
+
+    // The rules one by one on crafted segments (BPF_PROG_TEST_RUN, this netns, RX queue 0).
+    let gw: [u8; 4] = GW_IP.parse::<Ipv4Addr>().unwrap().octets();
+    let cl: [u8; 4] = CLIENT_IP.parse::<Ipv4Addr>().unwrap().octets();
+    let seg = |sport: u16, dport: u16, flags: u8| tcp_frame(cl, gw, sport, dport, flags, 0, false);
+    let verdict = |frame: &[u8]| steering.test_run_xdp(frame).unwrap();
+    use XdpVerdict::{Pass, Redirect};
+    // ON
+    assert_eq!(
+        verdict(&seg(held_port, LISTEN_PORT, ACK)),
+        Pass,
+        "kernel-owned ACK"
+    );
+    assert_eq!(
+        verdict(&seg(40002, LISTEN_PORT, ACK)),
+        Redirect,
+        "unknown-flow ACK"
+    );
+    assert_eq!(verdict(&seg(40003, LISTEN_PORT, SYN)), Redirect, "pure SYN");
+    assert_eq!(
+        verdict(&seg(40003, LISTEN_PORT, SYN | FIN)),
+        Pass,
+        "SYN|FIN"
+    );
+    assert_eq!(
+        verdict(&tcp_frame(cl, gw, 40004, LISTEN_PORT, SYN, 0, true)),
+        Redirect,
+        "802.1Q-tagged SYN"
+    );
+    assert_eq!(
+        verdict(&tcp_frame(cl, gw, 40005, LISTEN_PORT, SYN, 0x2000, false)),
+        Pass,
+        "first fragment"
+    );
+    assert_eq!(
+        verdict(&tcp_frame(cl, gw, 40005, LISTEN_PORT, SYN, 0x0010, false)),
+        Pass,
+        "later fragment"
+    );
+    let mut udp = seg(40006, LISTEN_PORT, SYN);
+    udp[14 + 9] = 17;
+    assert_eq!(verdict(&udp), Pass, "UDP");
+    let mut arp = seg(0, 0, 0);
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(verdict(&arp), Pass, "ARP");
+    assert_eq!(
+        verdict(&seg(40007, UNLISTENED_PORT, SYN)),
+        Pass,
+        "no listener"
+    );
+    assert_eq!(verdict(&seg(40007, 9, SYN)), Pass, "port not in ports");
+    // No socket on the queue: the XDP_PASS fallback of bpf_redirect_map.
+    maps.remove_xsk(0).unwrap();
+    assert_eq!(
+        verdict(&seg(40008, LISTEN_PORT, SYN)),
+        Pass,
+        "no AF_XDP socket"
+    );
+    assert!(
+        maps.port_stats(LISTEN_PORT)
+            .unwrap()
+            .unwrap()
+            .get(Stat::NoXsk)
+            >= 1
+    );
+    maps.insert_xsk(0, xsks[0].raw_fd()).unwrap();
+    // DRAINING
+    maps.set_port_state(LISTEN_PORT, PortState::Draining)
+        .unwrap();
+    assert_eq!(
+        verdict(&seg(40009, LISTEN_PORT, SYN)),
+        Pass,
+        "SYN while draining"
+    );
+    assert_eq!(
+        verdict(&seg(40009, LISTEN_PORT, ACK)),
+        Redirect,
+        "cookie ACK while draining"
+    );
+    assert_eq!(
+        verdict(&seg(held_port, LISTEN_PORT, ACK)),
+        Pass,
+        "kernel-owned, draining"
+    );
+    // OFF
+    maps.set_port_state(LISTEN_PORT, PortState::Off).unwrap();
+    assert_eq!(
+        verdict(&seg(40010, LISTEN_PORT, SYN)),
+        Pass,
+        "SYN while off"
+    );
+    assert_eq!(
+        verdict(&seg(40010, LISTEN_PORT, ACK)),
+        Pass,
+        "ACK while off"
+    );
+    let flow = FlowKey {
+        local: SocketAddrV4::new(Ipv4Addr::from(gw), LISTEN_PORT),
+        remote: SocketAddrV4::new(Ipv4Addr::from(cl), 40010),
+    };
+    maps.add_user_flow(flow, 0).unwrap();
+    assert_eq!(
+        verdict(&seg(40010, LISTEN_PORT, ACK)),
+        Redirect,
+        "user flow while off"
+    );
+    maps.remove_user_flow(flow).unwrap();
+    assert_eq!(
+        verdict(&seg(40010, LISTEN_PORT, ACK)),
+        Pass,
+        "user flow removed"
+    );
+    drop(held_in);
 
     // ARP/ICMP again with a port ON.
     maps.set_port_state(LISTEN_PORT, PortState::On).unwrap();

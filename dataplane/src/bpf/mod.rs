@@ -59,6 +59,36 @@ pub enum AttachedMode {
     Generic,
 }
 
+/// What the XDP program returned for a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpVerdict {
+    /// `XDP_ABORTED`.
+    Aborted,
+    /// `XDP_DROP`.
+    Drop,
+    /// `XDP_PASS`: the kernel gets it.
+    Pass,
+    /// `XDP_TX`.
+    Tx,
+    /// `XDP_REDIRECT`: into an AF_XDP socket.
+    Redirect,
+    /// Anything else.
+    Other(u32),
+}
+
+impl XdpVerdict {
+    fn from_raw(raw: u32) -> Self {
+        match raw {
+            0 => XdpVerdict::Aborted,
+            1 => XdpVerdict::Drop,
+            2 => XdpVerdict::Pass,
+            3 => XdpVerdict::Tx,
+            4 => XdpVerdict::Redirect,
+            other => XdpVerdict::Other(other),
+        }
+    }
+}
+
 /// Everything [`Steering::load`] needs.
 #[derive(Debug, Clone)]
 pub struct SteeringConfig {
@@ -171,6 +201,7 @@ pub type Result<T, E = SteeringError> = std::result::Result<T, E>;
 pub struct Steering {
     // Field order is drop order: XDP goes before sock_ops.
     xdp_link: OwnedFd,
+    xdp_prog: OwnedFd,
     // Held only to keep sock_ops attached; dropped after `xdp_link`.
     _sockops_link: Link,
     maps: SteeringMaps,
@@ -250,12 +281,23 @@ impl Steering {
                 config.cgroup
             )))?;
 
+        let xdp_prog =
+            skel.progs
+                .xgate_xdp
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(SteeringError::io(
+                    "duplicating the XDP program fd",
+                    Path::new("-"),
+                ))?;
+
         // The links hold the programs and the map handles hold the maps: the skeleton (and
         // its program fds) can go now.
         drop(skel);
 
         Ok(Self {
             xdp_link,
+            xdp_prog,
             _sockops_link: sockops_link,
             maps,
             attached,
@@ -289,6 +331,17 @@ impl Steering {
     /// Directory holding the pins.
     pub fn pin_dir(&self) -> &Path {
         &self.pin_dir
+    }
+
+    /// Runs the attached XDP program once on `frame` (BPF_PROG_TEST_RUN) and returns its
+    /// verdict, without sending anything: how the steering rules treat a crafted segment. Socket
+    /// lookups (rule 3) see the calling thread's network namespace; the RX queue is 0.
+    pub fn test_run_xdp(&self, frame: &[u8]) -> Result<XdpVerdict> {
+        let raw = sys::xdp_test_run(self.xdp_prog.as_fd(), frame).map_err(SteeringError::io(
+            "BPF_PROG_TEST_RUN",
+            Path::new("xgate_xdp"),
+        ))?;
+        Ok(XdpVerdict::from_raw(raw))
     }
 
     /// Raw fd of the XDP bpf_link (for diagnostics).

@@ -145,3 +145,23 @@ pub(super) fn xdp_link_create(
     // SAFETY: bpf_link_create returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Runs the XDP program once on `frame` with BPF_PROG_TEST_RUN (no packet is sent; a redirect
+/// is only reported). Socket lookups see the calling thread's network namespace.
+pub(super) fn xdp_test_run(prog: BorrowedFd<'_>, frame: &[u8]) -> io::Result<u32> {
+    let mut opts = libbpf_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+        data_in: frame.as_ptr().cast(),
+        data_size_in: u32::try_from(frame.len())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        repeat: 1,
+        ..Default::default()
+    };
+    // SAFETY: `prog` is a valid program fd; `opts` is sized and initialised, `data_in` points
+    // at `frame.len()` readable bytes that outlive the call, and no output buffer is given.
+    let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    if rc < 0 {
+        return Err(io::Error::from_raw_os_error(-rc));
+    }
+    Ok(opts.retval)
+}
