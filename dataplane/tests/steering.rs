@@ -214,8 +214,18 @@ while True:
     /// A TCP connect from the client netns (from `local_port` when given); true when it
     /// connected within `timeout_secs`.
     fn client_connect(&self, port: u16, local_port: Option<u16>, timeout_secs: u32) -> bool {
+        let status = self
+            .spawn_connect(port, local_port, timeout_secs)
+            .wait()
+            .expect("waiting for the client");
+        status.success()
+    }
+
+    /// Starts the connect client (see `client_connect`); its stdout says `connected` or
+    /// `error <errno name>`. Not tracked in `children`: it exits on its own within the timeout.
+    fn spawn_connect(&self, port: u16, local_port: Option<u16>, timeout_secs: u32) -> Child {
         let script = r#"
-import socket, sys
+import errno, socket, sys
 s = socket.socket()
 s.settimeout(float(sys.argv[3]))
 if sys.argv[2] != "0":
@@ -223,12 +233,16 @@ if sys.argv[2] != "0":
     s.bind(("0.0.0.0", int(sys.argv[2])))
 try:
     s.connect((sys.argv[1].split(":")[0], int(sys.argv[1].split(":")[1])))
-except OSError as e:
-    print("connect:", e, file=sys.stderr)
+except socket.timeout:
+    print("error ETIMEDOUT", flush=True)
     sys.exit(1)
+except OSError as e:
+    print("error", errno.errorcode.get(e.errno, e.errno), flush=True)
+    sys.exit(1)
+print("connected", flush=True)
 s.close()
 "#;
-        let status = Command::new("ip")
+        Command::new("ip")
             .args([
                 "netns",
                 "exec",
@@ -240,9 +254,9 @@ s.close()
             .arg(format!("{GW_IP}:{port}"))
             .arg(local_port.unwrap_or(0).to_string())
             .arg(timeout_secs.to_string())
-            .status()
-            .expect("running the client");
-        status.success()
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("running the client")
     }
 
     /// A client in the client netns that connects once and then, for each line written to its
@@ -365,6 +379,7 @@ fn tcp_dport_flags(frame: &[u8]) -> Option<(u16, u8)> {
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const FIN: u8 = 0x01;
+const RST: u8 = 0x04;
 
 /// Drains the sockets for `dur`, returning (dst port, flags) of every TCP segment seen.
 fn drain(xsks: &mut [XskQueue], dur: Duration) -> Vec<(u16, u8)> {
@@ -384,6 +399,46 @@ fn drain(xsks: &mut [XskQueue], dur: Duration) -> Vec<(u16, u8)> {
         }
     }
     seen
+}
+
+/// A RST|ACK answering `syn` (an Ethernet/IPv4/TCP SYN): addresses swapped, both checksums.
+fn rst_for(syn: &[u8]) -> Vec<u8> {
+    let ihl = usize::from(syn[14] & 0x0f) * 4;
+    let tcp_in = &syn[14 + ihl..];
+    let seq = u32::from_be_bytes([tcp_in[4], tcp_in[5], tcp_in[6], tcp_in[7]]);
+    let src: [u8; 4] = syn[30..34].try_into().unwrap(); // the SYN's destination
+    let dst: [u8; 4] = syn[26..30].try_into().unwrap();
+    let sport = u16::from_be_bytes([tcp_in[2], tcp_in[3]]);
+    let dport = u16::from_be_bytes([tcp_in[0], tcp_in[1]]);
+    let mut f = tcp_frame(src, dst, sport, dport, RST | ACK, 0x4000, false);
+    f[0..6].copy_from_slice(&syn[6..12]);
+    f[6..12].copy_from_slice(&syn[0..6]);
+    let tcp = &mut f[34..54];
+    tcp[4..8].copy_from_slice(&0u32.to_be_bytes());
+    tcp[8..12].copy_from_slice(&seq.wrapping_add(1).to_be_bytes());
+    tcp[14..16].copy_from_slice(&0u16.to_be_bytes());
+    let mut pseudo = Vec::with_capacity(32);
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(&f[34..54]);
+    let c = checksum(&pseudo);
+    f[34 + 16..34 + 18].copy_from_slice(&c.to_be_bytes());
+    let c = checksum(&f[14..34]);
+    f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// The Internet checksum (RFC 1071) of `data` (its checksum field zeroed).
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }
 
 /// Connections the kernel listener reported accepting.
@@ -503,17 +558,42 @@ fn scenario(mode: XdpMode) {
     ]);
     assert!(topo.ping(), "ping through the XDP program");
 
-    // Port ON: the SYN goes to AF_XDP, the kernel listener accepts nothing.
+    // Port ON: the SYN goes to AF_XDP, the kernel listener accepts nothing, and a RST sent
+    // back through the AF_XDP TX ring refuses the connection at once (RX and TX both work).
     maps.set_port_state(LISTEN_PORT, PortState::On).unwrap();
-    assert!(
-        !topo.client_connect(LISTEN_PORT, None, 1),
-        "connected although steered"
+    let mut client = topo.spawn_connect(LISTEN_PORT, None, 3);
+    let mut syns = Vec::new();
+    let mut sent = 0;
+    let start = Instant::now();
+    while client.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(4) {
+        for q in xsks.iter_mut() {
+            let mut frames: Vec<Vec<u8>> = Vec::new();
+            q.recv_batch(64, |f| frames.push(f.to_vec()));
+            for f in frames {
+                let Some((port, flags)) = tcp_dport_flags(&f) else {
+                    continue;
+                };
+                if port == LISTEN_PORT && flags & SYN != 0 && flags & ACK == 0 {
+                    syns.push(f.clone());
+                    assert!(q.send(&rst_for(&f)), "no TX frame or slot");
+                    q.kick_tx().unwrap();
+                    sent += 1;
+                }
+            }
+            q.reclaim();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = client.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    eprintln!(
+        "steered client: {said:?} after {:?}, {sent} RST sent",
+        start.elapsed()
     );
-    let seen = drain(&mut xsks, Duration::from_millis(300));
-    assert!(
-        seen.iter()
-            .any(|&(p, f)| p == LISTEN_PORT && f & SYN != 0 && f & ACK == 0),
-        "no SYN on the AF_XDP socket: {seen:?}"
+    assert!(!syns.is_empty(), "no SYN on the AF_XDP socket");
+    assert_eq!(
+        said, "error ECONNREFUSED",
+        "the RST from AF_XDP TX did not arrive"
     );
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
