@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use dataplane::afxdp::{rx_queue_count, XskConfig, XskQueue};
 use dataplane::bpf::{
-    cgroup2_root, AttachedMode, FlowKey, PortState, Stat, Steering, SteeringConfig, XdpMode,
-    XdpVerdict,
+    cgroup2_root, AttachedMode, FlowKey, PortState, Stat, Steering, SteeringConfig, SteeringError,
+    XdpMode, XdpVerdict,
 };
 
 const GW_IP: &str = "10.77.0.1";
@@ -333,6 +333,8 @@ impl Drop for Topology {
             // Deleting a netns deletes the veth end inside it, and with it the pair.
             let _ = Command::new("ip").args(["netns", "del", &ns]).status();
         }
+        // Steering's lock file for our (uniquely named) interface.
+        let _ = fs::remove_file(format!("{}/{}.lock", dataplane::bpf::LOCK_DIR, self.gw_if));
         if self.cgroup_created {
             // Empty now that the children are gone.
             for _ in 0..50 {
@@ -821,20 +823,68 @@ fn scenario(mode: XdpMode) {
     assert!(topo.ping(), "ping with bypass on");
     assert!(maps.global_stats().unwrap().get(Stat::NotTcp) >= 1);
 
+    // A second gateway on the same interface is refused (it would unpin our maps).
+    match Steering::load(&config) {
+        Err(SteeringError::AlreadyRunning { .. }) => {}
+        other => panic!("second load on {}: {other:?}", topo.gw_if),
+    }
+
+    // Fail-safe: closing the AF_XDP sockets empties xsks, so with the port still ON new
+    // connections fall back to the kernel listener.
+    let no_xsk_before = maps
+        .port_stats(LISTEN_PORT)
+        .unwrap()
+        .unwrap()
+        .get(Stat::NoXsk);
+    drop(xsks);
+    assert_eq!(
+        steering
+            .test_run_xdp(&seg(40011, LISTEN_PORT, SYN))
+            .unwrap(),
+        Pass,
+        "SYN with no AF_XDP socket left"
+    );
+    let accepted_before = accepts.total();
+    assert!(
+        topo.client_connect(LISTEN_PORT, None, 2),
+        "no kernel fallback once the sockets are gone"
+    );
+    wait_for("fallback accept", Duration::from_secs(3), || {
+        accepts.total() > accepted_before
+    });
+    assert!(
+        maps.port_stats(LISTEN_PORT)
+            .unwrap()
+            .unwrap()
+            .get(Stat::NoXsk)
+            > no_xsk_before
+    );
+
     // The listener's close removes its tag (sock_ops STATE_CB).
     topo.stop_child(listener);
     wait_for("tag removal", Duration::from_secs(5), || {
         maps.listener(LISTEN_PORT).unwrap().is_none()
     });
 
-    // Teardown: sockets, links, pins.
-    drop(xsks);
+    // Teardown: links and pins go with Steering; no XDP program is left on the interface.
     drop(steering);
     assert!(
         !pin_dir.exists(),
         "pins left behind in {}",
         pin_dir.display()
     );
+    let link = run(&[
+        "ip",
+        "-n",
+        &topo.gw_ns,
+        "-d",
+        "link",
+        "show",
+        "dev",
+        &topo.gw_if,
+    ]);
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(!link.contains("xdp"), "XDP still attached: {link}");
     topo.leave_gateway();
     drop(topo);
 }

@@ -130,6 +130,19 @@ pub enum AfXdpError {
     },
 }
 
+fn set_cloexec(fd: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// How a socket ended up bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound {
@@ -276,6 +289,13 @@ impl XskQueue {
                 ));
                 match created {
                     Ok((tx, rx, Some((fill, comp)))) => {
+                        // libxdp opens the socket without SOCK_CLOEXEC: a child process
+                        // would inherit it and keep it (and its xsks slot) alive after we
+                        // close it, defeating the fail-safe.
+                        set_cloexec(rx.fd().as_raw_fd()).map_err(|source| AfXdpError::Io {
+                            what: "FD_CLOEXEC",
+                            source,
+                        })?;
                         let bound = Bound {
                             zero_copy,
                             need_wakeup,
