@@ -506,6 +506,18 @@ fn scenario(mode: XdpMode) {
     let mut topo = Topology::create();
     topo.enter_gateway();
 
+    // Typed errors before anything is created.
+    let bad_if = SteeringConfig::new(format!("{}z", topo.prefix), topo.cgroup.clone());
+    assert!(matches!(
+        Steering::load(&bad_if),
+        Err(SteeringError::Interface { .. })
+    ));
+    let not_cgroup2 = SteeringConfig::new(topo.gw_if.clone(), "/proc");
+    assert!(matches!(
+        Steering::load(&not_cgroup2),
+        Err(SteeringError::NotCgroup2(_))
+    ));
+
     let mut config = SteeringConfig::new(topo.gw_if.clone(), topo.cgroup.clone());
     config.xdp_mode = mode;
     let steering = Steering::load(&config).expect("loading steering");

@@ -394,3 +394,75 @@ fn ignore_enoent(r: libbpf_rs::Result<()>) -> libbpf_rs::Result<()> {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_key_is_in_packet_byte_order() {
+        let flow = FlowKey {
+            local: "10.0.0.1:80".parse().unwrap(),
+            remote: "192.168.1.2:40000".parse().unwrap(),
+        };
+        let b = flow.to_bytes();
+        assert_eq!(&b[0..4], &[10, 0, 0, 1]);
+        assert_eq!(&b[4..8], &[192, 168, 1, 2]);
+        assert_eq!(&b[8..10], &80u16.to_be_bytes());
+        assert_eq!(&b[10..12], &40000u16.to_be_bytes());
+        assert_eq!(FlowKey::from_bytes(&b), Some(flow));
+        assert_eq!(FlowKey::from_bytes(&b[..11]), None);
+    }
+
+    /// The value of `name` in bpf/xgate.h (`#define NAME v` or `NAME = v,`).
+    fn header_value(name: &str) -> u32 {
+        let header = include_str!("../../../bpf/xgate.h");
+        for line in header.lines() {
+            let mut words = line
+                .split(|c: char| c.is_whitespace() || c == '=' || c == ',')
+                .filter(|w| !w.is_empty());
+            let first = words.next();
+            let (found, value) = if first == Some("#define") {
+                (words.next(), words.next())
+            } else {
+                (first, words.next())
+            };
+            if found == Some(name) {
+                return value.unwrap().parse().unwrap();
+            }
+        }
+        panic!("{name} not in xgate.h");
+    }
+
+    #[test]
+    fn port_states_match_the_header() {
+        for (state, name) in [
+            (PortState::Off, "XGATE_PORT_OFF"),
+            (PortState::On, "XGATE_PORT_ON"),
+            (PortState::Draining, "XGATE_PORT_DRAINING"),
+        ] {
+            assert_eq!(state.to_raw(), header_value(name));
+            assert_eq!(PortState::from_raw(state.to_raw()), Some(state));
+        }
+        assert_eq!(PortState::from_raw(3), None);
+    }
+
+    #[test]
+    fn stat_indices_match_the_header() {
+        for (stat, name) in [
+            (Stat::Redirected, "XGATE_STAT_REDIRECTED"),
+            (Stat::Passed, "XGATE_STAT_PASSED"),
+            (Stat::SynSteered, "XGATE_STAT_SYN_STEERED"),
+            (Stat::KernelOwned, "XGATE_STAT_KERNEL_OWNED"),
+            (Stat::UserFlow, "XGATE_STAT_USER_FLOW"),
+            (Stat::UnknownSteered, "XGATE_STAT_UNKNOWN_STEERED"),
+            (Stat::NoXsk, "XGATE_STAT_NO_XSK"),
+            (Stat::KernelConns, "XGATE_STAT_KERNEL_CONNS"),
+            (Stat::NotTcp, "XGATE_STAT_NOT_TCP"),
+        ] {
+            assert_eq!(stat as u32, header_value(name), "{name}");
+        }
+        assert_eq!(Stat::COUNT as u32, header_value("XGATE_STAT_MAX"));
+        assert_eq!(header_value("XGATE_STATS_GLOBAL"), 0);
+    }
+}

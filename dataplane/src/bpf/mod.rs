@@ -227,6 +227,8 @@ impl Steering {
     /// Loads the programs, attaches them and pins the maps. See the module documentation.
     ///
     /// The interface is resolved, and XDP attached, in the calling thread's network namespace.
+    /// sock_ops sees `listen()` calls made after this returns: create the listening sockets
+    /// afterwards, or their ports are never tagged (and so never steered).
     pub fn load(config: &SteeringConfig) -> Result<Self> {
         let ifindex =
             sys::if_nametoindex(&config.ifname).map_err(|source| SteeringError::Interface {
@@ -261,13 +263,6 @@ impl Steering {
         maps.clear_user_flows()?;
         maps.ensure_stats(0)?;
 
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&pin_dir)
-            .map_err(SteeringError::io("creating pin directory", &pin_dir))?;
-        maps.pin_all(&pin_dir)?;
-
         let (xdp_link, attached) = attach_xdp(&skel, ifindex, config)?;
 
         let cgroup = File::open(&config.cgroup)
@@ -294,6 +289,19 @@ impl Steering {
         // The links hold the programs and the map handles hold the maps: the skeleton (and
         // its program fds) can go now.
         drop(skel);
+
+        // Pinned last, so that a failure above leaves nothing behind; a failure here removes
+        // what was pinned (the links detach as they drop).
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&pin_dir)
+            .map_err(SteeringError::io("creating pin directory", &pin_dir))?;
+        if let Err(e) = maps.pin_all(&pin_dir) {
+            let _ = remove_stale_pins(&pin_dir);
+            let _ = fs::remove_dir(&pin_dir);
+            return Err(e);
+        }
 
         Ok(Self {
             xdp_link,
