@@ -33,7 +33,13 @@ fn main() {
             "-Werror",
         ])
         .build_and_generate(&out)
-        .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "building {}: {e:#}\n(the BPF build needs clang, linux-libc-dev and libelf-dev: \
+                 run scripts/setup.sh as root)",
+                src.display()
+            )
+        });
 
     println!("cargo:rerun-if-changed={}", src.display());
     println!("cargo:rerun-if-changed={}", header.display());
