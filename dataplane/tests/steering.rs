@@ -617,6 +617,13 @@ fn scenario(mode: XdpMode) {
         said, "error ECONNREFUSED",
         "the RST from AF_XDP TX did not arrive"
     );
+    // Idle sockets: poll (the need_wakeup sleep) times out, the kernel saw no bad descriptor.
+    for q in xsks.iter_mut() {
+        assert!(!q.poll_rx(20).unwrap(), "traffic on an idle socket");
+        let st = q.statistics().unwrap();
+        assert_eq!(st.rx_invalid_descs() + st.tx_invalid_descs(), 0);
+        assert!(q.free_frames() > 0);
+    }
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         accepts.total(),
