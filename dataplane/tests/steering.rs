@@ -162,11 +162,12 @@ impl Topology {
         self.home_ns = Some(home);
     }
 
-    fn leave_gateway(&mut self) {
-        if let Some(home) = self.home_ns.take() {
+    /// Back to the thread's own netns; false if that failed (never panics: Drop calls it).
+    fn leave_gateway(&mut self) -> bool {
+        match self.home_ns.take() {
             // SAFETY: as in enter_gateway, with the fd of the thread's original namespace.
-            let rc = unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns back: {}", std::io::Error::last_os_error());
+            Some(home) => unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) == 0 },
+            None => true,
         }
     }
 
@@ -332,7 +333,7 @@ for line in sys.stdin:
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        self.leave_gateway();
+        let _ = self.leave_gateway();
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
@@ -912,7 +913,7 @@ fn scenario(mode: XdpMode) {
     ]);
     let link = String::from_utf8_lossy(&link.stdout);
     assert!(!link.contains("xdp"), "XDP still attached: {link}");
-    topo.leave_gateway();
+    assert!(topo.leave_gateway(), "setns back to the test's netns");
     drop(topo);
 }
 
