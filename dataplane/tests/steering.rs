@@ -926,3 +926,133 @@ fn steering_native_or_fallback() {
 fn steering_generic() {
     scenario(XdpMode::Generic);
 }
+
+/// Not a test on its own: the gateway stand-in that `gateway_killed_falls_back_to_kernel`
+/// runs in a child process (this binary, `--ignored --exact`) and kills with SIGKILL. It
+/// enters the netns named by `XGT_HELPER_NS`, loads steering on `XGT_HELPER_IF` with the cgroup
+/// `XGT_HELPER_CGROUP`, opens its AF_XDP sockets, turns `LISTEN_PORT` on, prints `ready` and
+/// waits to be killed. Does nothing when those variables are not set.
+#[test]
+#[ignore = "helper process for gateway_killed_falls_back_to_kernel"]
+fn helper_hold_steering() {
+    let (Ok(ns), Ok(ifname), Ok(cgroup)) = (
+        std::env::var("XGT_HELPER_NS"),
+        std::env::var("XGT_HELPER_IF"),
+        std::env::var("XGT_HELPER_CGROUP"),
+    ) else {
+        return;
+    };
+    let gw = File::open(format!("/var/run/netns/{ns}")).expect("gateway netns");
+    // SAFETY: setns on a fd we hold; CLONE_NEWNET only changes this thread's namespace.
+    assert_eq!(
+        unsafe { libc::setns(gw.as_raw_fd(), libc::CLONE_NEWNET) },
+        0
+    );
+    let steering = Steering::load(&SteeringConfig::new(ifname.clone(), cgroup)).unwrap();
+    let queues = rx_queue_count(&ifname).unwrap();
+    let _xsks: Vec<XskQueue> = (0..queues)
+        .map(|q| XskQueue::open(&XskConfig::new(ifname.clone()), q, steering.maps()).unwrap())
+        .collect();
+    steering
+        .maps()
+        .set_port_state(LISTEN_PORT, PortState::On)
+        .unwrap();
+    println!("ready");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The fail-safe of design.md: SIGKILL the process that holds the steering and new
+/// connections reach the kernel with nobody touching anything; the next start takes over the
+/// interface, replacing the dead one's pins.
+#[test]
+fn gateway_killed_falls_back_to_kernel() {
+    if !is_root() {
+        eprintln!("SKIPPED: the steering test needs root (netns, XDP, AF_XDP, cgroups)");
+        return;
+    }
+    let mut topo = Topology::create();
+    let mut gateway = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "helper_hold_steering",
+            "--nocapture",
+        ])
+        .env("XGT_HELPER_NS", &topo.gw_ns)
+        .env("XGT_HELPER_IF", &topo.gw_if)
+        .env("XGT_HELPER_CGROUP", &topo.cgroup)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning the gateway stand-in");
+    let out = lines_of(gateway.stdout.take().unwrap());
+    topo.children.push(gateway);
+    let gateway_idx = topo.children.len() - 1;
+    let start = Instant::now();
+    loop {
+        let line = out
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the gateway stand-in did not get ready");
+        if line == "ready" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20));
+    }
+
+    let pin_dir = PathBuf::from(dataplane::bpf::PIN_ROOT).join(&topo.gw_if);
+    let (_listener, lines) = topo.start_listener(LISTEN_PORT);
+    let mut accepts = Accepts { lines, seen: 0 };
+    let maps = dataplane::bpf::SteeringMaps::open_pinned(&pin_dir).expect("pinned maps");
+    wait_for("listener tag", Duration::from_secs(5), || {
+        maps.listener(LISTEN_PORT).unwrap().is_some()
+    });
+    // Steered into sockets nobody reads: the connect times out.
+    assert!(!topo.client_connect(LISTEN_PORT, None, 1));
+    assert_eq!(accepts.total(), 0);
+    assert!(
+        maps.port_stats(LISTEN_PORT)
+            .unwrap()
+            .unwrap()
+            .get(Stat::SynSteered)
+            >= 1
+    );
+
+    topo.stop_child(gateway_idx); // SIGKILL, by PID
+    let link = run(&[
+        "ip",
+        "-n",
+        &topo.gw_ns,
+        "-d",
+        "link",
+        "show",
+        "dev",
+        &topo.gw_if,
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&link.stdout).contains("xdp"),
+        "XDP still attached after the gateway died"
+    );
+    assert!(
+        topo.client_connect(LISTEN_PORT, None, 2),
+        "black-holed after kill -9"
+    );
+    wait_for("kernel accept", Duration::from_secs(3), || {
+        accepts.total() >= 1
+    });
+    assert!(pin_dir.join("ports").exists(), "the dead gateway's pins");
+
+    // A new gateway takes over: lock free, stale pins replaced by fresh maps.
+    drop(maps);
+    topo.enter_gateway();
+    let steering = Steering::load(&SteeringConfig::new(
+        topo.gw_if.clone(),
+        topo.cgroup.clone(),
+    ))
+    .expect("restart after kill -9");
+    assert_eq!(steering.maps().port_state(LISTEN_PORT).unwrap(), None);
+    assert!(steering.maps().user_flows().is_empty());
+    drop(steering);
+    assert!(!pin_dir.exists());
+    assert!(topo.leave_gateway());
+}
