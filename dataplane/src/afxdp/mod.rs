@@ -501,3 +501,17 @@ impl XskQueue {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each queue is handed to its own pinned poller thread, and steering state may be shared.
+    #[test]
+    fn queues_move_to_poller_threads() {
+        fn send<T: Send>() {}
+        send::<XskQueue>();
+        send::<crate::bpf::Steering>();
+        send::<crate::bpf::SteeringMaps>();
+    }
+}
