@@ -1,7 +1,9 @@
 //! Sans-IO TCP server engine: SYN cookies, connection table, state machine, timers, buffers.
 
+mod assembler;
 mod flow;
 mod ring;
 
+pub use assembler::{Assembler, AssemblerFull, MAX_RANGES};
 pub use flow::FlowKey;
 pub use ring::RingBuffer;
