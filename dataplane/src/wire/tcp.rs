@@ -587,3 +587,241 @@ impl TcpHeader {
         Ok(hl)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(l: u32, r: u32) -> SackBlock {
+        SackBlock {
+            left: SeqNumber(l),
+            right: SeqNumber(r),
+        }
+    }
+
+    #[test]
+    fn flags_contains_or_and_debug() {
+        let sa = TcpFlags::SYN | TcpFlags::ACK;
+        assert!(sa.contains(TcpFlags::SYN));
+        assert!(sa.contains(TcpFlags::ACK));
+        assert!(sa.contains(TcpFlags::SYN | TcpFlags::ACK));
+        assert!(!sa.contains(TcpFlags::SYN | TcpFlags::FIN));
+        assert!(sa.intersects(TcpFlags::SYN | TcpFlags::FIN));
+        assert!(sa.contains(TcpFlags::empty()));
+        assert_eq!(sa.bits(), 0x12);
+        assert_eq!(format!("{sa:?}"), "SYN|ACK");
+        assert_eq!(format!("{:?}", TcpFlags::empty()), "(none)");
+        let all = [
+            TcpFlags::FIN,
+            TcpFlags::SYN,
+            TcpFlags::RST,
+            TcpFlags::PSH,
+            TcpFlags::ACK,
+            TcpFlags::URG,
+            TcpFlags::ECE,
+            TcpFlags::CWR,
+        ];
+        let mut acc = TcpFlags::empty();
+        for (i, f) in all.iter().enumerate() {
+            assert_eq!(f.bits(), 1 << i);
+            acc |= *f;
+        }
+        assert_eq!(acc.bits(), 0xff);
+        acc.remove(TcpFlags::RST);
+        assert!(!acc.contains(TcpFlags::RST));
+        acc.insert(TcpFlags::RST);
+        assert_eq!(acc & TcpFlags::RST, TcpFlags::RST);
+    }
+
+    #[test]
+    fn options_parse_linux_syn_layout() {
+        let bytes = [
+            2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 3, 3, 7,
+        ];
+        let o = TcpOptions::parse(&bytes).unwrap();
+        assert_eq!(o.mss, Some(1460));
+        assert!(o.sack_permitted);
+        assert_eq!(o.timestamps, Some((1, 2)));
+        assert_eq!(o.window_scale, Some(7));
+        assert_eq!(o.sack_len, 0);
+    }
+
+    #[test]
+    fn options_eol_stops_parsing_and_nops_are_skipped() {
+        // NOP NOP EOL, then garbage that would be an error if parsed.
+        let bytes = [1, 1, 0, 2, 9, 9, 9, 9];
+        assert_eq!(TcpOptions::parse(&bytes).unwrap(), TcpOptions::default());
+        assert_eq!(TcpOptions::parse(&[]).unwrap(), TcpOptions::default());
+        assert_eq!(TcpOptions::parse(&[1; 40]).unwrap(), TcpOptions::default());
+    }
+
+    #[test]
+    fn options_unknown_kinds_are_skipped_by_length() {
+        // kind 30 (MPTCP) len 6, kind 254 (experimental) len 2, then MSS.
+        let bytes = [30, 6, 1, 2, 3, 4, 254, 2, 2, 4, 0x02, 0x18];
+        let o = TcpOptions::parse(&bytes).unwrap();
+        assert_eq!(o.mss, Some(536));
+    }
+
+    #[test]
+    fn options_sack_records_blocks_in_order() {
+        let mut bytes = vec![5, 34];
+        for i in 1..=4u32 {
+            bytes.extend_from_slice(&(i * 100).to_be_bytes());
+            bytes.extend_from_slice(&(i * 100 + 50).to_be_bytes());
+        }
+        let o = TcpOptions::parse(&bytes).unwrap();
+        assert_eq!(o.sack_len, 4);
+        assert_eq!(o.sack()[0], block(100, 150));
+        assert_eq!(o.sack()[3], block(400, 450));
+    }
+
+    #[test]
+    fn options_malformed_are_bad_tcp_option() {
+        let cases: &[&[u8]] = &[
+            &[2],                         // kind without a length byte
+            &[30, 0],                     // length below 2
+            &[30, 1],                     // length below 2
+            &[30, 5, 0, 0],               // runs past the header
+            &[2, 3, 0],                   // MSS len 3
+            &[2, 5, 0, 0, 0],             // MSS len 5
+            &[3, 2],                      // WS len 2
+            &[3, 4, 0, 0],                // WS len 4
+            &[4, 3, 0],                   // SACK-permitted len 3
+            &[8, 9, 0, 0, 0, 0, 0, 0, 0], // TS len 9
+            &[5, 2],                      // SACK without blocks
+            &[5, 9, 0, 0, 0, 0, 0, 0, 0], // SACK len not 2 + 8n
+            &[5, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[1, 1, 1, 2, 4], // MSS len 4 past the end
+        ];
+        for c in cases {
+            assert_eq!(TcpOptions::parse(c), Err(WireError::BadTcpOption), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn options_emit_linux_order_and_padding() {
+        let syn = TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            timestamps: Some((1, 2)),
+            ..TcpOptions::default()
+        };
+        let mut buf = [0u8; 40];
+        assert_eq!(syn.emit(&mut buf), Ok(20));
+        assert_eq!(
+            buf[..20],
+            [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 3, 3, 7]
+        );
+
+        let no_ts = TcpOptions {
+            timestamps: None,
+            ..syn
+        };
+        assert_eq!(no_ts.emit(&mut buf), Ok(12));
+        assert_eq!(buf[..12], [2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7]);
+
+        let ts_only = TcpOptions {
+            timestamps: Some((3, 4)),
+            ..TcpOptions::default()
+        };
+        assert_eq!(ts_only.emit(&mut buf), Ok(12));
+        assert_eq!(buf[..12], [1, 1, 8, 10, 0, 0, 0, 3, 0, 0, 0, 4]);
+
+        assert_eq!(TcpOptions::default().emit(&mut buf), Ok(0));
+        assert_eq!(syn.emit(&mut buf[..19]), Err(WireError::BufferTooSmall));
+    }
+
+    #[test]
+    fn options_emit_sack_blocks_up_to_40_bytes() {
+        let mut o = TcpOptions {
+            timestamps: Some((5, 6)),
+            ..TcpOptions::default()
+        };
+        o.set_sack(&[block(1, 2), block(3, 4), block(5, 6), block(7, 8)]);
+        // 12 (TS) + 4 + 3*8 = 40: only three blocks fit beside timestamps.
+        assert_eq!(o.emitted_sack_blocks(), 3);
+        assert_eq!(o.emitted_len(), 40);
+        let mut buf = [0u8; 40];
+        assert_eq!(o.emit(&mut buf), Ok(40));
+        assert_eq!(buf[12..16], [1, 1, 5, 26]);
+        let back = TcpOptions::parse(&buf).unwrap();
+        assert_eq!(back.sack(), &o.sack()[..3]);
+        assert_eq!(back.timestamps, o.timestamps);
+
+        // Without timestamps all four fit: 4 + 32 = 36.
+        o.timestamps = None;
+        assert_eq!(o.emitted_len(), 36);
+        assert_eq!(o.emit(&mut buf), Ok(36));
+        assert_eq!(TcpOptions::parse(&buf[..36]).unwrap(), o);
+
+        // Everything at once: 4 + 12 + 4 = 20 fixed, leaving room for two blocks.
+        let full = TcpOptions {
+            mss: Some(1000),
+            window_scale: Some(14),
+            sack_permitted: true,
+            timestamps: Some((7, 8)),
+            ..o
+        };
+        assert_eq!(full.emitted_sack_blocks(), 2);
+        assert_eq!(full.emitted_len(), 40);
+        // A sack_len past 4 is clamped, not trusted.
+        let odd = TcpOptions { sack_len: 9, ..o };
+        assert_eq!(odd.sack().len(), 4);
+        assert_eq!(odd.emitted_len(), 36);
+    }
+
+    #[test]
+    fn header_emit_then_parse_round_trips() {
+        let mut h = TcpHeader {
+            src_port: 80,
+            dst_port: 54321,
+            seq: SeqNumber(0xffff_fff0),
+            ack: SeqNumber(0x1a2b_3c4e),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: 65535,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                timestamps: Some((10, 0x1234_5678)),
+                ..TcpOptions::default()
+            },
+        };
+        h.options.sack_len = 0;
+        let mut buf = [0u8; 60];
+        let n = h.emit(&mut buf).unwrap();
+        assert_eq!(n, h.header_len());
+        assert_eq!(n, 40);
+        let p = TcpPacket::new_checked(&buf[..n]).unwrap();
+        assert_eq!(p.header_len(), 40);
+        assert_eq!(p.checksum(), 0);
+        assert_eq!(TcpHeader::parse(&p).unwrap(), h);
+        assert_eq!(h.emit(&mut buf[..39]), Err(WireError::BufferTooSmall));
+    }
+
+    #[test]
+    fn packet_length_checks() {
+        let mut buf = [0u8; 24];
+        assert_eq!(
+            TcpPacket::new_checked(&buf[..19]).unwrap_err(),
+            WireError::Truncated
+        );
+        buf[12] = 0x40;
+        assert_eq!(
+            TcpPacket::new_checked(&buf[..]).unwrap_err(),
+            WireError::BadTcpDataOffset
+        );
+        buf[12] = 0x70;
+        assert_eq!(
+            TcpPacket::new_checked(&buf[..]).unwrap_err(),
+            WireError::BadTcpDataOffset
+        );
+        buf[12] = 0x60;
+        let p = TcpPacket::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.options().len(), 4);
+        assert!(p.payload().is_empty());
+    }
+}
