@@ -146,6 +146,45 @@ fn words_checksum(words: &[u16]) -> u16 {
     checksum::finish(checksum::sum(&bytes))
 }
 
+/// Appends option `which` (0 MSS, 1 WS, 2 SACK-permitted, 3 timestamps, 4 SACK) of `o`, if
+/// present, in its plain RFC encoding without padding.
+fn encode_option(o: &TcpOptions, which: usize, bytes: &mut Vec<u8>) {
+    match which {
+        0 => {
+            if let Some(m) = o.mss {
+                bytes.extend_from_slice(&[2, 4]);
+                bytes.extend_from_slice(&m.to_be_bytes());
+            }
+        }
+        1 => {
+            if let Some(w) = o.window_scale {
+                bytes.extend_from_slice(&[3, 3, w]);
+            }
+        }
+        2 => {
+            if o.sack_permitted {
+                bytes.extend_from_slice(&[4, 2]);
+            }
+        }
+        3 => {
+            if let Some((a, b)) = o.timestamps {
+                bytes.extend_from_slice(&[8, 10]);
+                bytes.extend_from_slice(&a.to_be_bytes());
+                bytes.extend_from_slice(&b.to_be_bytes());
+            }
+        }
+        _ => {
+            if o.sack_len > 0 {
+                bytes.extend_from_slice(&[5, 2 + 8 * o.sack_len]);
+                for b in o.sack() {
+                    bytes.extend_from_slice(&b.left.0.to_be_bytes());
+                    bytes.extend_from_slice(&b.right.0.to_be_bytes());
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -370,6 +409,70 @@ proptest! {
         f[tcp + 16..tcp + 18].fill(0);
         fresh[tcp + 16..tcp + 18].fill(0);
         prop_assert_eq!(f, fresh);
+    }
+
+    /// IPv4 options of any length and content are skipped: the same segment behind a header
+    /// with `n` words of options parses to the same frame.
+    #[test]
+    fn ipv4_options_are_skipped(
+        e in arb_emitted(),
+        ip_opts in (0usize..=10).prop_flat_map(|words| proptest::collection::vec(any::<u8>(), words * 4)),
+    ) {
+        let words = ip_opts.len() / 4;
+        let ip = e.addrs.eth_header_len();
+        let mut f = e.frame[..ip + 20].to_vec();
+        f.extend_from_slice(&ip_opts);
+        f.extend_from_slice(&e.frame[ip + 20..]);
+        f[ip] = 0x40 | (5 + words) as u8;
+        let total = (e.frame.len() - ip + ip_opts.len()) as u16;
+        f[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+        f[ip + 10..ip + 12].fill(0);
+        let ck = checksum::finish(checksum::sum(&f[ip..ip + 20 + ip_opts.len()]));
+        f[ip + 10..ip + 12].copy_from_slice(&ck.to_be_bytes());
+        prop_assert_eq!(parse_tcp_frame(&f).unwrap(), parse_tcp_frame(&e.frame).unwrap());
+    }
+
+    /// Whatever option bytes parse, emitting the result and parsing again gives the same
+    /// options (unknown kinds dropped, SACK blocks capped by what fits).
+    #[test]
+    fn parsed_options_reemit_to_the_same_meaning(bytes in proptest::collection::vec(
+        prop_oneof![
+            4 => 0u8..=10,
+            1 => any::<u8>(),
+        ], 0..=40)) {
+        if let Ok(o) = TcpOptions::parse(&bytes) {
+            let mut buf = [0u8; 40];
+            let n = o.emit(&mut buf).unwrap();
+            prop_assert_eq!(n % 4, 0);
+            let back = TcpOptions::parse(&buf[..n]).unwrap();
+            let h = TcpHeader { options: o, ..TcpHeader::default() };
+            prop_assert_eq!(back, expected_header(&h).options);
+        }
+    }
+
+    /// Valid options in any order, with NOPs and unknown kinds between them, parse to what
+    /// was written.
+    #[test]
+    fn options_in_any_order_parse(
+        o in arb_options(),
+        order in Just([0usize, 1, 2, 3, 4]).prop_shuffle(),
+        unknown in proptest::collection::vec((9u8..=254, 0usize..=2, 0usize..=2), 0..3),
+    ) {
+        let mut bytes = Vec::new();
+        let want = o;
+        for (i, k) in order.iter().enumerate() {
+            encode_option(&o, *k, &mut bytes);
+            if let Some(&(kind, len, nops)) = unknown.get(i) {
+                bytes.extend_from_slice(&[kind, 2 + len as u8]);
+                bytes.extend(std::iter::repeat(0xee).take(len));
+                bytes.extend(std::iter::repeat(1).take(nops));
+            }
+        }
+        // (Lists over 40 bytes cannot be in a header; the parser itself does not care.)
+        prop_assert_eq!(TcpOptions::parse(&bytes).unwrap(), want);
+        bytes.push(0); // EOL, then junk that must not be read
+        bytes.extend_from_slice(&[2, 99, 7]);
+        prop_assert_eq!(TcpOptions::parse(&bytes).unwrap(), want);
     }
 
     #[test]
