@@ -168,6 +168,9 @@ fn content_length(value: &[u8]) -> Option<u64> {
 fn version_status(head: &[u8]) -> u16 {
     let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
     let line = &head[..line_end];
+    if line.iter().filter(|&&b| b == b' ').count() != 2 {
+        return 400;
+    }
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
     match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
@@ -381,5 +384,6 @@ mod tests {
         assert_eq!(version_status(b"GET / HTTP/1.2\r\n\r\n"), 505);
         assert_eq!(version_status(b"GET / HTTP/2\r\n\r\n"), 505);
         assert_eq!(version_status(b"GET / FOO/1.1\r\n\r\n"), 400);
+        assert_eq!(version_status(b"GET /a b HTTP/1.1\r\n\r\n"), 400);
     }
 }

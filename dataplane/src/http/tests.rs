@@ -182,3 +182,786 @@ fn incomplete_head_consumes_nothing() {
         assert_eq!(p, Progress::default(), "prefix of {end} bytes");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Methods, versions, connection management
+
+#[test]
+fn rfc9110_9_3_2_head_has_same_content_length_and_no_body() {
+    let r = all_ways(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_out(
+        &r,
+        &format!("HTTP/1.1 200 OK\r\nServer: xgate\r\n{TEXT}{DATE}Content-Length: 2\r\n\r\n"),
+        false,
+    );
+}
+
+#[test]
+fn rfc9112_9_3_http10_closes_unless_keep_alive() {
+    let r = all_ways(b"GET /health HTTP/1.0\r\n\r\n");
+    assert_out(&r, &health("Connection: close\r\n"), true);
+}
+
+#[test]
+fn rfc9112_appendix_c_2_2_http10_keep_alive_is_answered_with_keep_alive() {
+    let r = all_ways(
+        b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\n\r\n",
+    );
+    let want = health("Connection: keep-alive\r\n") + &health("Connection: close\r\n");
+    assert_out(&r, &want, true);
+}
+
+#[test]
+fn rfc9112_9_6_connection_close_is_honoured_and_later_requests_ignored() {
+    let r = all_ways(
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_out(&r, &health("Connection: close\r\n"), true);
+}
+
+#[test]
+fn rfc9112_9_3_2_pipelined_requests_answered_in_order() {
+    let mut input = Vec::new();
+    let mut want = String::new();
+    for i in 0..10 {
+        if i % 3 == 0 {
+            input.extend_from_slice(b"GET /bytes/3 HTTP/1.1\r\nHost: x\r\n\r\n");
+            want += &format!(
+                "HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 3\r\n\r\nabc"
+            );
+        } else if i % 3 == 1 {
+            input.extend_from_slice(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+            );
+            want += &format!(
+                "HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 2\r\n\r\nhi"
+            );
+        } else {
+            input.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+            want += &health("");
+        }
+    }
+    let r = run_all_ways(&app(), HttpLimits::default(), &input, false, false);
+    assert_out(&r, &want, false);
+    // Every split point too, with the smallest and a middling output buffer.
+    for cut in 1..input.len() {
+        for cap in [1, 64] {
+            let split = run_with(&app(), HttpLimits::default(), &input, &[cut], cap, false);
+            assert_eq!(split.out, r.out, "split {cut} output {cap}");
+        }
+    }
+}
+
+#[test]
+fn backpressure_stops_reading_while_a_response_waits_for_output() {
+    let app = app();
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let two = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut out = [0u8; 10];
+    let p = conn.process(Instant::from_secs(1), &app, two, &mut out);
+    // The first head is consumed, the second is left alone until the first answer is out.
+    assert_eq!(
+        p,
+        Progress {
+            consumed: two.len() / 2,
+            produced: 10
+        }
+    );
+    assert_eq!(
+        conn.poll_timeout(),
+        None,
+        "no timer while waiting for output space"
+    );
+    let p = conn.process(Instant::from_secs(1), &app, &two[two.len() / 2..], &mut []);
+    assert_eq!(p, Progress::default());
+}
+
+#[test]
+fn leading_empty_lines_are_ignored_rfc9112_2_2() {
+    let r = all_ways(b"\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_out(&r, &health(""), false);
+}
+
+#[test]
+fn rfc9112_3_2_2_absolute_form_target_and_query_are_routed_by_path() {
+    let r = all_ways(b"GET http://example.com/health?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert_out(&r, &health(""), false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Built-in routes
+
+fn bytes_body(n: usize) -> String {
+    (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect()
+}
+
+#[test]
+fn bytes_route_streams_the_pattern() {
+    let r = all_ways(b"GET /bytes/30 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let want = format!(
+        "HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 30\r\n\r\n{}",
+        bytes_body(30)
+    );
+    assert_eq!(bytes_body(30), "abcdefghijklmnopqrstuvwxyzabcd");
+    assert_out(&r, &want, false);
+    let r = all_ways(b"HEAD /bytes/30 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_out(
+        &r,
+        &format!("HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 30\r\n\r\n"),
+        false,
+    );
+    let r = all_ways(b"GET /bytes/0 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_out(
+        &r,
+        &format!("HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 0\r\n\r\n"),
+        false,
+    );
+}
+
+#[test]
+fn bytes_route_large_body_across_small_outputs() {
+    let input =
+        b"GET /bytes/100000 HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let want = format!(
+        "HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 100000\r\n\r\n{}{}",
+        bytes_body(100_000),
+        health("")
+    );
+    for cap in [1, 7, 1500, 65536] {
+        let r = run_with(&app(), HttpLimits::default(), input, &[10, 50], cap, false);
+        assert_out(&r, &want, false);
+    }
+}
+
+#[test]
+fn bytes_route_limits_and_bad_numbers() {
+    let mut app = App::new(&AppConfig {
+        max_bytes_len: 100,
+        ..AppConfig::default()
+    })
+    .unwrap();
+    app.set_date(DATE_SECS);
+    let keep = |status: u16, reason: &str| {
+        let body = format!("{reason}\n");
+        format!(
+            "HTTP/1.1 {status} {reason}\r\nServer: xgate\r\n{TEXT}{DATE}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let cases: [(&[u8], String); 5] = [
+        (
+            b"GET /bytes/101 HTTP/1.1\r\nHost: x\r\n\r\n",
+            keep(413, "Content Too Large"),
+        ),
+        (
+            b"GET /bytes/99999999999999999999999 HTTP/1.1\r\nHost: x\r\n\r\n",
+            keep(413, "Content Too Large"),
+        ),
+        (
+            b"GET /bytes/abc HTTP/1.1\r\nHost: x\r\n\r\n",
+            keep(400, "Bad Request"),
+        ),
+        (
+            b"GET /bytes/-1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            keep(400, "Bad Request"),
+        ),
+        (
+            b"GET /bytes/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            keep(400, "Bad Request"),
+        ),
+    ];
+    for (input, want) in cases {
+        let r = run_all_ways(&app, HttpLimits::default(), input, false, false);
+        assert_out(&r, &want, false);
+    }
+    let r = run_all_ways(
+        &app,
+        HttpLimits::default(),
+        b"GET /bytes/100 HTTP/1.1\r\nHost: x\r\n\r\n",
+        false,
+        false,
+    );
+    assert!(show(&r.out).ends_with(&bytes_body(100)));
+}
+
+#[test]
+fn echo_content_length_body_is_streamed_back() {
+    let r = all_ways(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world");
+    assert_out(
+        &r,
+        &format!("HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 11\r\n\r\nhello world"),
+        false,
+    );
+}
+
+#[test]
+fn echo_streams_before_the_body_is_complete() {
+    let app = app();
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let mut out = [0u8; 4096];
+    let head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc";
+    let p = conn.process(Instant::from_secs(1), &app, head, &mut out);
+    assert_eq!(p.consumed, head.len());
+    assert!(show(&out[..p.produced]).ends_with("Content-Length: 10\r\n\r\nabc"));
+    let p = conn.process(Instant::from_secs(1), &app, b"defghij", &mut out);
+    assert_eq!(show(&out[..p.produced]), "defghij");
+    assert!(!conn.wants_close());
+}
+
+#[test]
+fn rfc9112_7_1_echo_chunked_request_gets_chunked_response() {
+    let r = all_ways(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;a=b\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let want = format!(
+        "HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Transfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n{}",
+        health("")
+    );
+    assert_out(&r, &want, false);
+}
+
+#[test]
+fn echo_without_body_is_empty() {
+    let r = all_ways(b"POST /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_out(
+        &r,
+        &format!("HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 0\r\n\r\n"),
+        false,
+    );
+}
+
+#[test]
+fn index_page() {
+    let r = run(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let s = show(&r.out);
+    assert!(s.starts_with(&format!(
+        "HTTP/1.1 200 OK\r\nServer: xgate\r\n{TEXT}{DATE}Content-Length: "
+    )));
+    assert!(s.contains("xgate"));
+}
+
+#[test]
+fn rfc9110_15_5_5_unknown_path_is_404() {
+    let r = all_ways(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_out(
+        &r,
+        &format!("HTTP/1.1 404 Not Found\r\nServer: xgate\r\n{TEXT}{DATE}Content-Length: 10\r\n\r\nNot Found\n"),
+        false,
+    );
+}
+
+#[test]
+fn rfc9110_15_5_6_wrong_method_is_405_with_allow() {
+    let r = all_ways(b"DELETE /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_out(
+        &r,
+        &format!("HTTP/1.1 405 Method Not Allowed\r\nServer: xgate\r\nAllow: GET, HEAD\r\n{TEXT}{DATE}Content-Length: 19\r\n\r\nMethod Not Allowed\n"),
+        false,
+    );
+    let r = all_ways(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(show(&r.out).contains("Allow: POST\r\n"));
+    let r = all_ways(b"POST /bytes/5 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(show(&r.out)
+        .starts_with("HTTP/1.1 405 Method Not Allowed\r\nServer: xgate\r\nAllow: GET, HEAD\r\n"));
+}
+
+#[test]
+fn refused_request_with_body_is_answered_and_closed_without_reading_the_body() {
+    // A 405 does not use the body; not reading it means the connection must close.
+    let r = all_ways(
+        b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nGET /health HTTP/1.1\r\n",
+    );
+    let s = show(&r.out);
+    assert!(s.starts_with("HTTP/1.1 405 "));
+    assert!(s.contains("Connection: close\r\n"));
+    assert_eq!(s.matches("HTTP/1.1").count(), 1);
+    assert!(r.closed);
+}
+
+#[test]
+fn body_of_a_static_route_is_skipped_and_the_connection_kept() {
+    let mut app = App::new(&AppConfig {
+        routes: vec![RouteConfig {
+            method: "POST".into(),
+            path: "/submit".into(),
+            status: 202,
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: b"queued".to_vec(),
+        }],
+        ..AppConfig::default()
+    })
+    .unwrap();
+    app.set_date(DATE_SECS);
+    let input = b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nGET POST /submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let r = run_all_ways(&app, HttpLimits::default(), input, false, true);
+    let accepted = format!("HTTP/1.1 202 Accepted\r\nServer: xgate\r\nContent-Type: text/plain\r\n{DATE}Content-Length: 6\r\n\r\nqueued");
+    assert_out(&r, &format!("{accepted}{accepted}{}", health("")), false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expect
+
+#[test]
+fn rfc9110_10_1_1_expect_100_continue_before_reading_the_body() {
+    let r = all_ways(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+    );
+    assert_out(
+        &r,
+        &format!("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 2\r\n\r\nhi"),
+        false,
+    );
+    // Sent as soon as the head is in, before any body byte.
+    let app = app();
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let mut out = [0u8; 4096];
+    let head =
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let p = conn.process(Instant::from_secs(1), &app, head, &mut out);
+    assert!(show(&out[..p.produced]).starts_with("HTTP/1.1 100 Continue\r\n\r\n"));
+}
+
+#[test]
+fn rfc9110_10_1_1_refused_request_gets_no_100_continue_and_closes() {
+    let r = all_ways(
+        b"POST /nope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+    );
+    let s = show(&r.out);
+    assert!(s.starts_with("HTTP/1.1 404 Not Found\r\n"), "{s}");
+    assert!(s.contains("Connection: close\r\n"));
+    assert!(r.closed);
+    // Too large: 413 at once, no 100.
+    let r = all_ways(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 99999999999\r\n\r\n");
+    assert_out(&r, &error_response(413, "Content Too Large"), true);
+}
+
+#[test]
+fn rfc9110_10_1_1_expect_without_body_sends_no_100() {
+    let r = all_ways(b"GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n");
+    assert_out(&r, &health(""), false);
+}
+
+#[test]
+fn rfc9110_10_1_1_http10_ignores_100_continue() {
+    let r = all_ways(b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi");
+    assert!(show(&r.out).starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+#[test]
+fn rfc9110_10_1_1_other_expectation_is_417() {
+    let r = all_ways(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\nhi",
+    );
+    assert_out(&r, &error_response(417, "Expectation Failed"), true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+fn assert_refused(input: &[u8], status: u16, reason: &str) {
+    let r = all_ways(input);
+    assert_out(&r, &error_response(status, reason), true);
+}
+
+#[test]
+fn rfc9112_3_2_missing_or_repeated_host_is_400() {
+    assert_refused(b"GET /health HTTP/1.1\r\n\r\n", 400, "Bad Request");
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    // HTTP/1.0 may omit Host.
+    assert!(show(&all_ways(b"GET /health HTTP/1.0\r\n\r\n").out).starts_with("HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn malformed_request_lines_are_400() {
+    for input in [
+        &b"GET  /health HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET /health\r\nHost: x\r\n\r\n",
+        b"GET /hea lth HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health HTTP/1.1 \r\nHost: x\r\n\r\n",
+        b"/health HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"G(T /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health FOO/1.1\r\nHost: x\r\n\r\n",
+        b"GET example.com:80 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost x\r\n\r\n",
+        b"GET /health HTTP/1.1\r\n: x\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\x7f\r\n\r\n",
+    ] {
+        assert_refused(input, 400, "Bad Request");
+    }
+}
+
+#[test]
+fn rfc9112_2_2_bare_cr_and_bare_lf_are_400() {
+    assert_refused(b"GET /health HTTP/1.1\nHost: x\r\n\r\n", 400, "Bad Request");
+    assert_refused(b"GET /health HTTP/1.1\r\nHost: x\n\r\n", 400, "Bad Request");
+    assert_refused(b"GET /health HTTP/1.1\r\nHost: x\r\n\n", 400, "Bad Request");
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: x\rY: z\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\r",
+        400,
+        "Bad Request",
+    );
+    assert_refused(
+        b"\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+}
+
+#[test]
+fn rfc9112_5_1_whitespace_before_colon_is_400() {
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost : x\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost\t: x\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+}
+
+#[test]
+fn rfc9112_5_2_obs_fold_is_400() {
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX: a\r\n\tb\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    // RFC 9112 §2.2: whitespace between the start line and the first field.
+    assert_refused(
+        b"GET /health HTTP/1.1\r\n Host: x\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+}
+
+#[test]
+fn nul_in_head_is_400() {
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: x\x00y\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    assert_refused(
+        b"GET /he\x00alth HTTP/1.1\r\nHost: x\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+}
+
+#[test]
+fn rfc9112_2_3_unsupported_version_is_505() {
+    assert_refused(
+        b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n",
+        505,
+        "HTTP Version Not Supported",
+    );
+    assert_refused(
+        b"GET /health HTTP/1.2\r\nHost: x\r\n\r\n",
+        505,
+        "HTTP Version Not Supported",
+    );
+    assert_refused(
+        b"GET /health HTTP/0.9\r\nHost: x\r\n\r\n",
+        505,
+        "HTTP Version Not Supported",
+    );
+}
+
+#[test]
+fn rfc9110_9_1_unknown_method_is_501() {
+    assert_refused(
+        b"BREW /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        501,
+        "Not Implemented",
+    );
+}
+
+#[test]
+fn rfc9112_6_1_unknown_transfer_coding_is_501() {
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        501,
+        "Not Implemented",
+    );
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        501,
+        "Not Implemented",
+    );
+}
+
+#[test]
+fn rfc9112_6_3_chunked_not_final_is_400() {
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    assert_refused(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "Bad Request");
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+}
+
+#[test]
+fn rfc9110_15_5_14_body_over_limit_is_413() {
+    let limits = HttpLimits {
+        max_body_len: 10,
+        ..HttpLimits::default()
+    };
+    let r = run_all_ways(
+        &app(),
+        limits,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n",
+        false,
+        true,
+    );
+    assert_out(&r, &error_response(413, "Content Too Large"), true);
+    // Chunked: the limit trips when a chunk size crosses it; the echo has started, so the
+    // response is cut and the connection closed.
+    let r = run_all_ways(
+        &app(),
+        limits,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n6\r\nabcdef\r\n0\r\n\r\n",
+        false,
+        true,
+    );
+    assert!(r.closed);
+    assert!(show(&r.out).ends_with("5\r\nabcde\r\n"));
+}
+
+#[test]
+fn rfc9112_3_uri_too_long_is_414() {
+    let limits = HttpLimits {
+        max_uri_len: 32,
+        ..HttpLimits::default()
+    };
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(32));
+    let r = run_all_ways(&app(), limits, long.as_bytes(), false, true);
+    assert_out(&r, &error_response(414, "URI Too Long"), true);
+    // Decided before the request line ends.
+    let very = format!("GET /{}", "a".repeat(200));
+    let r = run_all_ways(&app(), limits, very.as_bytes(), false, false);
+    assert_out(&r, &error_response(414, "URI Too Long"), true);
+}
+
+#[test]
+fn rfc6585_5_too_many_or_too_large_headers_is_431() {
+    let limits = HttpLimits {
+        max_headers: 4,
+        ..HttpLimits::default()
+    };
+    let input = b"GET /health HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+    let r = run_all_ways(&app(), limits, input, false, true);
+    assert_out(
+        &r,
+        &error_response(431, "Request Header Fields Too Large"),
+        true,
+    );
+
+    let limits = HttpLimits {
+        max_header_bytes: 64,
+        ..HttpLimits::default()
+    };
+    let input = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "v".repeat(40)
+    );
+    let r = run_all_ways(&app(), limits, input.as_bytes(), false, true);
+    assert_out(
+        &r,
+        &error_response(431, "Request Header Fields Too Large"),
+        true,
+    );
+    // Exactly at the limit is fine.
+    let input = b"GET /health HTTP/1.1\r\nHost: x\r\nX: vvvvvvvvvvvvvvvvvvvvvvvvvv\r\n\r\n";
+    assert_eq!(input.len(), 64);
+    let r = run_all_ways(&app(), limits, input, false, true);
+    assert_out(&r, &health(""), false);
+}
+
+#[test]
+fn rfc9112_7_1_bad_chunk_size_is_400_before_the_response_starts_for_skipped_bodies() {
+    // For /echo the response has started when the bad size arrives: cut and close.
+    let r = all_ways(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    assert!(r.closed);
+    assert!(show(&r.out).ends_with("Transfer-Encoding: chunked\r\n\r\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers and EOF
+
+#[test]
+fn rfc9110_15_5_9_header_timeout_sends_408_and_closes() {
+    let app = app();
+    let limits = HttpLimits::default();
+    let mut conn = HttpConn::new(limits);
+    let t0 = Instant::from_secs(100);
+    let mut out = [0u8; 4096];
+    let p = conn.process(t0, &app, b"GET /hea", &mut out);
+    assert_eq!(p, Progress::default());
+    assert_eq!(conn.poll_timeout(), Some(t0 + limits.header_timeout));
+    conn.handle_timeout(t0 + Duration::from_secs(9));
+    assert!(!conn.wants_close());
+    conn.handle_timeout(t0 + limits.header_timeout);
+    let p = conn.process(t0 + limits.header_timeout, &app, b"GET /hea", &mut out);
+    assert_eq!(
+        show(&out[..p.produced]),
+        error_response(408, "Request Timeout")
+    );
+    assert!(conn.wants_close());
+    assert_eq!(conn.stats().header_timeouts, 1);
+    assert_eq!(conn.poll_timeout(), None);
+}
+
+#[test]
+fn rfc9112_9_8_idle_keep_alive_timeout_closes_quietly() {
+    let app = app();
+    let limits = HttpLimits::default();
+    let mut conn = HttpConn::new(limits);
+    let mut out = [0u8; 4096];
+    let t0 = Instant::from_secs(5);
+    conn.start(t0);
+    assert_eq!(conn.poll_timeout(), Some(t0 + limits.idle_timeout));
+    let t1 = Instant::from_secs(7);
+    let req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let p = conn.process(t1, &app, req, &mut out);
+    assert_eq!(p.consumed, req.len());
+    assert_eq!(conn.poll_timeout(), Some(t1 + limits.idle_timeout));
+    conn.handle_timeout(t1 + limits.idle_timeout);
+    assert!(conn.wants_close());
+    assert_eq!(conn.stats().idle_timeouts, 1);
+    let p = conn.process(t1 + limits.idle_timeout, &app, b"", &mut out);
+    assert_eq!(p.produced, 0);
+}
+
+#[test]
+fn stalled_body_closes_after_idle_timeout() {
+    let app = app();
+    let limits = HttpLimits::default();
+    let mut conn = HttpConn::new(limits);
+    let mut out = [0u8; 4096];
+    let t = Instant::from_secs(1);
+    conn.process(
+        t,
+        &app,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+        &mut out,
+    );
+    assert_eq!(conn.poll_timeout(), Some(t + limits.idle_timeout));
+    conn.handle_timeout(t + limits.idle_timeout);
+    assert!(conn.wants_close());
+    assert_eq!(conn.stats().aborted, 1);
+}
+
+#[test]
+fn peer_close_mid_head_closes_without_answer() {
+    let r = run_all_ways(
+        &app(),
+        HttpLimits::default(),
+        b"GET /health HTTP/1.1\r\nHo",
+        true,
+        true,
+    );
+    assert_out(&r, "", true);
+}
+
+#[test]
+fn peer_close_after_pipelined_requests_still_answers_them() {
+    let input = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let r = run_all_ways(&app(), HttpLimits::default(), input, true, true);
+    assert_out(&r, &(health("") + &health("")), true);
+    // Output-blocked when the FIN arrives: the rest is still written.
+    let app = app();
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let mut out = [0u8; 8];
+    let mut buf = input.to_vec();
+    let p = conn.process(Instant::ZERO, &app, &buf, &mut out);
+    buf.drain(..p.consumed);
+    let mut got = out[..p.produced].to_vec();
+    conn.peer_closed(Instant::ZERO);
+    assert!(!conn.wants_close());
+    let mut obuf = vec![0u8; 8];
+    pump(
+        &mut conn,
+        &app,
+        Instant::ZERO,
+        &mut buf,
+        &mut got,
+        &mut obuf,
+    );
+    assert_eq!(show(&got), health("") + &health(""));
+    assert!(conn.wants_close());
+}
+
+#[test]
+fn peer_close_mid_echo_cuts_the_response() {
+    let r = run_all_ways(
+        &app(),
+        HttpLimits::default(),
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+        true,
+        true,
+    );
+    assert!(r.closed);
+    assert!(show(&r.out).ends_with("\r\n\r\nab"));
+}
+
+#[test]
+fn stats_count_requests_and_response_classes() {
+    let app = app();
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let mut out = vec![0u8; 65536];
+    let input = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nxGET / HTTP/3.0\r\n\r\n";
+    let p = conn.process(Instant::ZERO, &app, input, &mut out);
+    assert_eq!(p.consumed, input.len());
+    let s = *conn.stats();
+    assert_eq!(s.requests, 3);
+    assert_eq!(s.responses, [1, 2, 0, 1, 1]);
+    assert_eq!(s.rejected, 1);
+    assert_eq!(s.bytes_out, p.produced as u64);
+    assert!(conn.wants_close());
+    conn.reset();
+    assert_eq!(*conn.stats(), HttpStats::default());
+    assert!(!conn.wants_close());
+    let p = conn.process(
+        Instant::ZERO,
+        &app,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        &mut out,
+    );
+    assert_eq!(show(&out[..p.produced]), health(""));
+}
+
+#[test]
+fn date_is_refreshed_by_set_date() {
+    let mut app = app();
+    app.set_date(DATE_SECS + 86_400);
+    let r = run_with(
+        &app,
+        HttpLimits::default(),
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[],
+        4096,
+        false,
+    );
+    assert!(show(&r.out).contains("Date: Mon, 07 Nov 1994 08:49:37 GMT\r\n"));
+}
