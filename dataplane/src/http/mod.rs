@@ -152,6 +152,15 @@ enum ConnHeader {
     KeepAlive,
 }
 
+/// A response chosen from the head, started after the request body has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deferred {
+    handler: Handler,
+    status: u16,
+    head_only: bool,
+    conn: ConnHeader,
+}
+
 /// Writes one response (optionally preceded by 100 Continue) across as many calls as output
 /// space needs. Holds no reference into the `App`: only ids and its own small buffers, so the
 /// `Date` of a response never changes half way through.
@@ -170,6 +179,11 @@ struct Writer {
     frame_pos: usize,
     frame_len: usize,
     echo_finishing: bool,
+    /// The first chunk-size line of an echoed chunked body has been decoded (the head is
+    /// written only then, so a bad first line still gets a 400/413).
+    echo_first_seen: bool,
+    /// Only a 100 Continue: the final response starts once the body has been read.
+    continue_only: bool,
 }
 
 enum WriteEnd {
@@ -179,6 +193,8 @@ enum WriteEnd {
     Paused,
     /// The echoed body was refused half way: cut the response and close.
     Aborted,
+    /// The echoed body was refused before the response head went out: answer this instead.
+    Refused(u16),
 }
 
 /// Copies `src[*pos..]` into `out[*produced..]`; true when all of `src` has been copied.
@@ -188,6 +204,13 @@ fn copy_out(src: &[u8], pos: &mut usize, out: &mut [u8], produced: &mut usize) -
     *pos += n;
     *produced += n;
     *pos == src.len()
+}
+
+fn chunk_status(e: ChunkError) -> u16 {
+    match e {
+        ChunkError::Syntax => 400,
+        ChunkError::TooLarge => 413,
+    }
 }
 
 fn push(buf: &mut [u8], len: &mut usize, bytes: &[u8]) {
@@ -238,10 +261,19 @@ impl Writer {
         frame_pos: 0,
         frame_len: 0,
         echo_finishing: false,
+        echo_first_seen: false,
+        continue_only: false,
     };
 
     fn active(&self) -> bool {
         self.phase != Phase::Idle
+    }
+
+    /// Only `100 Continue`, for a body read before the final response is chosen.
+    fn start_continue(&mut self) {
+        *self = Writer::IDLE;
+        self.phase = Phase::Continue;
+        self.continue_only = true;
     }
 
     /// Prepares a response. `framing` is the request's (for `/echo`).
@@ -330,6 +362,28 @@ impl Writer {
             let done = match self.phase {
                 Phase::Idle => return (consumed, produced, WriteEnd::Finished),
                 Phase::Continue => copy_out(CONTINUE_100, &mut self.pos, out, &mut produced),
+                Phase::Head if self.body == Body::EchoChunked && !self.echo_first_seen => {
+                    let Read::Chunked { decoder, .. } = read else {
+                        return (consumed, produced, WriteEnd::Aborted);
+                    };
+                    let (n, event) = decoder.advance(&input[consumed..]);
+                    consumed += n;
+                    match event {
+                        Err(e) => return (consumed, produced, WriteEnd::Refused(chunk_status(e))),
+                        Ok(Event::NeedMore) => return (consumed, produced, WriteEnd::Paused),
+                        Ok(Event::ChunkStart(size)) => self.set_frame(&[b"\r\n"], Some(size)),
+                        Ok(Event::Done) => {
+                            self.set_frame(&[b"0\r\n\r\n"], None);
+                            self.echo_finishing = true;
+                        }
+                        // Not at the start of a body.
+                        Ok(Event::ChunkEnd) | Ok(Event::Data(_)) => {
+                            return (consumed, produced, WriteEnd::Aborted)
+                        }
+                    }
+                    self.echo_first_seen = true;
+                    continue;
+                }
                 Phase::Head => {
                     let head = match self.response {
                         Some(id) => app.prepared(id).head(),
@@ -396,6 +450,7 @@ impl Writer {
             }
             self.pos = 0;
             self.phase = match (self.phase, self.body) {
+                (Phase::Continue, _) if self.continue_only => Phase::Idle,
                 (Phase::Continue, _) => Phase::Head,
                 (Phase::Head, _) => Phase::Scratch,
                 (Phase::Scratch, Body::Static) => Phase::Tail,
@@ -471,6 +526,8 @@ pub struct HttpConn {
     closed: bool,
     /// A 408 to start at the next `process`.
     pending_408: bool,
+    /// The answer to a request whose body is being skipped; it starts once the body is read.
+    deferred: Option<Deferred>,
     eof: bool,
     blocked_on_output: bool,
     head_started: Option<Instant>,
@@ -488,6 +545,7 @@ impl HttpConn {
             close_after: false,
             closed: false,
             pending_408: false,
+            deferred: None,
             eof: false,
             blocked_on_output: false,
             head_started: None,
@@ -559,25 +617,46 @@ impl HttpConn {
                         self.abort();
                         break;
                     }
+                    WriteEnd::Refused(status) => {
+                        self.stats.body_errors += 1;
+                        self.uncount_response(200);
+                        self.refuse(app, status);
+                    }
                 }
             }
-            consumed += self.skip_body(&input[consumed..]);
             if !self.writer.active() {
                 match self.read {
                     Read::Stopped => {
                         self.closed = true;
                         break;
                     }
-                    Read::Head if self.close_after => {
+                    Read::Head if self.close_after && self.deferred.is_none() => {
                         self.closed = true;
                         break;
                     }
-                    Read::Head => {
+                    Read::Head if self.deferred.is_none() => {
                         let (c, s) = self.next_request(now, app, &input[consumed..]);
                         consumed += c;
                         started = s;
                     }
-                    _ => {}
+                    _ => {
+                        consumed += self.skip_body(app, &input[consumed..]);
+                        if self.read == Read::Head {
+                            if let Some(d) = self.deferred.take() {
+                                self.writer.start(
+                                    app,
+                                    d.handler,
+                                    d.head_only,
+                                    d.conn,
+                                    false,
+                                    Framing::None,
+                                );
+                                started = true;
+                            }
+                        } else if self.writer.active() {
+                            started = true; // a refusal of the body
+                        }
+                    }
                 }
             }
             if !started && (consumed, produced) == before {
@@ -607,13 +686,11 @@ impl HttpConn {
         Progress { consumed, produced }
     }
 
-    /// Skips body bytes of a request whose answer does not use them.
-    fn skip_body(&mut self, input: &[u8]) -> usize {
+    /// Reads and drops the body of a request whose answer does not use it. A bad body is
+    /// refused (400, or 413 when chunk sizes pass the limit) instead of the deferred answer.
+    fn skip_body(&mut self, app: &App, input: &[u8]) -> usize {
         match &mut self.read {
-            Read::Length {
-                remaining,
-                echo: false,
-            } => {
+            Read::Length { remaining, .. } => {
                 let n = usize::try_from(*remaining)
                     .unwrap_or(usize::MAX)
                     .min(input.len());
@@ -623,10 +700,7 @@ impl HttpConn {
                 }
                 n
             }
-            Read::Chunked {
-                decoder,
-                echo: false,
-            } => {
+            Read::Chunked { decoder, .. } => {
                 let mut consumed = 0;
                 loop {
                     let (n, event) = decoder.advance(&input[consumed..]);
@@ -648,11 +722,12 @@ impl HttpConn {
                             self.read = Read::Head;
                             return consumed;
                         }
-                        Err(ChunkError::Syntax) | Err(ChunkError::TooLarge) => {
-                            // The response has already started: finish it, then close.
+                        Err(e) => {
                             self.stats.body_errors += 1;
-                            self.read = Read::Stopped;
-                            self.close_after = true;
+                            if let Some(d) = self.deferred.take() {
+                                self.uncount_response(d.status);
+                            }
+                            self.refuse(app, chunk_status(e));
                             return consumed;
                         }
                     }
@@ -696,32 +771,43 @@ impl HttpConn {
                     ConnHeader::None
                 };
                 let echo = matches!(req.handler, Handler::Echo);
-                self.read = match req.framing {
-                    _ if refuse_body => Read::Stopped,
-                    Framing::None => Read::Head,
-                    Framing::Length(n) => Read::Length { remaining: n, echo },
-                    Framing::Chunked => Read::Chunked {
-                        decoder: ChunkedDecoder::new(
-                            self.limits.max_body_len,
-                            self.limits.max_chunk_line_len,
-                            self.limits.max_trailer_bytes,
-                        ),
-                        echo,
-                    },
-                };
                 self.close_after = close;
                 if continue_first {
                     self.stats.responses[0] += 1;
                 }
                 self.count_response(status);
-                self.writer.start(
-                    app,
-                    req.handler,
-                    req.head_only,
-                    conn,
-                    continue_first,
-                    req.framing,
+                let decoder = ChunkedDecoder::new(
+                    self.limits.max_body_len,
+                    self.limits.max_chunk_line_len,
+                    self.limits.max_trailer_bytes,
                 );
+                self.read = match req.framing {
+                    _ if refuse_body => Read::Stopped,
+                    Framing::None => Read::Head,
+                    Framing::Length(n) => Read::Length { remaining: n, echo },
+                    Framing::Chunked => Read::Chunked { decoder, echo },
+                };
+                if echo || !has_body || refuse_body {
+                    self.writer.start(
+                        app,
+                        req.handler,
+                        req.head_only,
+                        conn,
+                        continue_first,
+                        req.framing,
+                    );
+                } else {
+                    // Read the body first, so that a bad one can still be answered 400.
+                    self.deferred = Some(Deferred {
+                        handler: req.handler,
+                        status,
+                        head_only: req.head_only,
+                        conn,
+                    });
+                    if continue_first {
+                        self.writer.start_continue();
+                    }
+                }
                 self.last_input = now;
                 (req.len, true)
             }
@@ -733,9 +819,16 @@ impl HttpConn {
         self.stats.responses[class] += 1;
     }
 
+    /// Takes back the count of an answer that was replaced by a refusal before it started.
+    fn uncount_response(&mut self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.stats.responses[class] = self.stats.responses[class].saturating_sub(1);
+    }
+
     /// Queues an error response; nothing more is read.
     fn refuse(&mut self, app: &App, status: u16) {
         self.read = Read::Stopped;
+        self.deferred = None;
         self.close_after = true;
         self.count_response(status);
         let id = app.status_response(status);

@@ -798,12 +798,82 @@ fn rfc6585_5_too_many_or_too_large_headers_is_431() {
     assert_out(&r, &health(""), false);
 }
 
+fn app_with_post_route() -> App {
+    let mut app = App::new(&AppConfig {
+        routes: vec![RouteConfig {
+            method: "POST".into(),
+            path: "/submit".into(),
+            status: 200,
+            headers: vec![],
+            body: b"done".to_vec(),
+        }],
+        ..AppConfig::default()
+    })
+    .unwrap();
+    app.set_date(DATE_SECS);
+    app
+}
+
 #[test]
-fn rfc9112_7_1_bad_chunk_size_is_400_before_the_response_starts_for_skipped_bodies() {
-    // For /echo the response has started when the bad size arrives: cut and close.
-    let r = all_ways(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+fn rfc9112_7_1_bad_chunk_size_is_400() {
+    // A skipped body is read before the answer starts, so any bad chunk gets a 400.
+    let app = app_with_post_route();
+    for body in [
+        &b"zz\r\n"[..],
+        b"3\r\nabc\r\nq\r\n",
+        b"3\r\nabcd\r\n0\r\n\r\n",
+        b"3\nabc\r\n0\r\n\r\n",
+    ] {
+        let mut input =
+            b"POST /submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        input.extend_from_slice(body);
+        let r = run_all_ways(&app, HttpLimits::default(), &input, false, true);
+        assert_out(&r, &error_response(400, "Bad Request"), true);
+    }
+    // /echo writes its head once the first chunk-size line is known to be good.
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        400,
+        "Bad Request",
+    );
+    // After that the response has started: it is cut and the connection closed.
+    let r = all_ways(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nzz\r\n",
+    );
     assert!(r.closed);
-    assert!(show(&r.out).ends_with("Transfer-Encoding: chunked\r\n\r\n"));
+    assert!(show(&r.out).ends_with("Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n"));
+}
+
+#[test]
+fn rfc9112_7_1_chunked_body_over_limit_is_413() {
+    let limits = HttpLimits {
+        max_body_len: 10,
+        ..HttpLimits::default()
+    };
+    let app = app_with_post_route();
+    let input = b"POST /submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n6\r\nabcdef\r\n0\r\n\r\n";
+    let r = run_all_ways(&app, limits, input, false, true);
+    assert_out(&r, &error_response(413, "Content Too Large"), true);
+    let r = run_all_ways(
+        &app,
+        limits,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n",
+        false,
+        true,
+    );
+    assert_out(&r, &error_response(413, "Content Too Large"), true);
+}
+
+#[test]
+fn rfc9110_10_1_1_continue_then_body_then_answer_for_skipped_bodies() {
+    let app = app_with_post_route();
+    let input = b"POST /submit HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabcGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let r = run_all_ways(&app, HttpLimits::default(), input, false, true);
+    let want = format!(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nServer: xgate\r\n{DATE}Content-Length: 4\r\n\r\ndone{}",
+        health("")
+    );
+    assert_out(&r, &want, false);
 }
 
 // ---------------------------------------------------------------------------------------------
