@@ -1035,3 +1035,291 @@ fn date_is_refreshed_by_set_date() {
     );
     assert!(show(&r.out).contains("Date: Mon, 07 Nov 1994 08:49:37 GMT\r\n"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Request smuggling corpus: each must be refused with exactly one error response and a close,
+// whatever follows (here, a request hidden in what a lenient peer would take as the body).
+
+const SMUGGLED: &str = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+
+fn smuggling_corpus() -> Vec<(&'static str, String, u16)> {
+    let post = "POST /echo HTTP/1.1\r\nHost: x\r\n";
+    let chunked_body = format!("0\r\n\r\n{SMUGGLED}");
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("CL.TE", format!("{post}Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n{chunked_body}"), 400),
+        ("TE.CL", format!("{post}Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n{chunked_body}"), 400),
+        ("TE.TE xchunked + CL", format!("{post}Transfer-Encoding: xchunked\r\nContent-Length: 5\r\n\r\n{chunked_body}"), 400),
+        ("TE xchunked", format!("{post}Transfer-Encoding: xchunked\r\n\r\n{chunked_body}"), 501),
+        ("TE leading space in value + CL", format!("{post}Transfer-Encoding:  chunked\r\nContent-Length: 5\r\n\r\n{chunked_body}"), 400),
+        ("TE chunked, identity", format!("{post}Transfer-Encoding: chunked, identity\r\n\r\n{chunked_body}"), 400),
+        ("TE identity", format!("{post}Transfer-Encoding: identity\r\n\r\n{chunked_body}"), 501),
+        ("TE twice, chunked first", format!("{post}Transfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n{chunked_body}"), 400),
+        ("TE chunked twice", format!("{post}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n{chunked_body}"), 400),
+        ("TE with parameters", format!("{post}Transfer-Encoding: chunked;q=1\r\n\r\n{chunked_body}"), 501),
+        ("TE empty", format!("{post}Transfer-Encoding: \r\n\r\n{chunked_body}"), 400),
+        ("TE vertical tab", format!("{post}Transfer-Encoding: \x0bchunked\r\n\r\n{chunked_body}"), 400),
+        ("TE in HTTP/1.0", format!("POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n{chunked_body}"), 400),
+        ("TE line starting with space (obs-fold)", format!("{post}X: y\r\n Transfer-Encoding: chunked\r\n\r\n{chunked_body}"), 400),
+        ("TE space before colon", format!("{post}Transfer-Encoding : chunked\r\n\r\n{chunked_body}"), 400),
+        ("TE tab before colon", format!("{post}Transfer-Encoding\t: chunked\r\n\r\n{chunked_body}"), 400),
+        ("TE first field after whitespace", format!("POST /echo HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: x\r\n\r\n{chunked_body}"), 400),
+        ("TE bare CR", format!("{post}Transfer-Encoding: chunked\rX: y\r\n\r\n{chunked_body}"), 400),
+        ("TE bare LF", format!("{post}Transfer-Encoding: chunked\nX: y\r\n\r\n{chunked_body}"), 400),
+        ("CL duplicate, differing", format!("{post}Content-Length: 0\r\nContent-Length: 33\r\n\r\n{SMUGGLED}"), 400),
+        ("CL list, differing", format!("{post}Content-Length: 0, 33\r\n\r\n{SMUGGLED}"), 400),
+        ("CL plus sign", format!("{post}Content-Length: +33\r\n\r\n{SMUGGLED}"), 400),
+        ("CL negative", format!("{post}Content-Length: -1\r\n\r\n{SMUGGLED}"), 400),
+        ("CL hex", format!("{post}Content-Length: 0x21\r\n\r\n{SMUGGLED}"), 400),
+        ("CL inner space", format!("{post}Content-Length: 3 3\r\n\r\n{SMUGGLED}"), 400),
+        ("CL empty", format!("{post}Content-Length: \r\n\r\n{SMUGGLED}"), 400),
+        ("CL overflow", format!("{post}Content-Length: 18446744073709551616\r\n\r\n{SMUGGLED}"), 400),
+        ("CL obs-fold", format!("{post}Content-Length: 0\r\n 33\r\n\r\n{SMUGGLED}"), 400),
+        ("CL space before colon", format!("{post}Content-Length : 33\r\n\r\n{SMUGGLED}"), 400),
+        ("NUL in field name", format!("{post}Content-Length\x00: 33\r\n\r\n{SMUGGLED}"), 400),
+        ("NUL in field value", format!("{post}Content-Length: 3\x003\r\n\r\n{SMUGGLED}"), 400),
+        ("bare LF ends the head", format!("{post}Content-Length: 0\n\n{SMUGGLED}"), 400),
+        ("bare CR in request line", format!("POST /echo\rHTTP/1.1\r\nHost: x\r\n\r\n{SMUGGLED}"), 400),
+        ("chunk size hex overflow", format!("{post}Transfer-Encoding: chunked\r\n\r\n1000000000000000000000000000021\r\n{SMUGGLED}"), 400),
+        ("chunk size 2^64 - 1", format!("{post}Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n{SMUGGLED}"), 413),
+        ("chunk size with sign", format!("{post}Transfer-Encoding: chunked\r\n\r\n+21\r\n{SMUGGLED}"), 400),
+        ("chunk size 0x prefix", format!("{post}Transfer-Encoding: chunked\r\n\r\n0x21\r\n{SMUGGLED}"), 400),
+        ("chunk size bare LF", format!("{post}Transfer-Encoding: chunked\r\n\r\n0\n\r\n{SMUGGLED}"), 400),
+        ("two Host", format!("POST /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 0\r\n\r\n{SMUGGLED}"), 400),
+    ];
+    cases
+}
+
+#[test]
+fn request_smuggling_corpus_is_refused_with_one_answer_and_close() {
+    let app = app();
+    for (name, input, status) in smuggling_corpus() {
+        let r = run_all_ways(&app, HttpLimits::default(), input.as_bytes(), false, false);
+        let reason = crate::app::reason_phrase(status);
+        assert_eq!(show(&r.out), error_response(status, reason), "{name}");
+        assert!(r.closed, "{name}");
+        // And with every split, for a few output sizes.
+        for cut in 1..input.len() {
+            for cap in [1, 64] {
+                let s = run_with(
+                    &app,
+                    HttpLimits::default(),
+                    input.as_bytes(),
+                    &[cut],
+                    cap,
+                    false,
+                );
+                assert_eq!(s.out, r.out, "{name}: split {cut} output {cap}");
+            }
+        }
+    }
+}
+
+#[test]
+fn request_smuggling_corpus_on_a_body_skipping_route() {
+    // Same shapes against a static POST route (body skipped rather than echoed).
+    let app = app_with_post_route();
+    for (name, input, status) in smuggling_corpus() {
+        let input = input.replace("POST /echo", "POST /submit");
+        let r = run_all_ways(&app, HttpLimits::default(), input.as_bytes(), false, false);
+        let reason = crate::app::reason_phrase(status);
+        assert_eq!(show(&r.out), error_response(status, reason), "{name}");
+        assert!(r.closed, "{name}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property tests
+
+/// Checks that `out` is a sequence of well-formed responses. All but the last must be
+/// complete; the last may be cut short only when `closed` (a response aborted by a close) or
+/// when it is an echo waiting for input. Returns the number of complete final responses.
+pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String> {
+    let mut pos = 0;
+    let mut finals = 0;
+    while pos < out.len() {
+        let rest = &out[pos..];
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut resp = httparse::Response::new(&mut headers);
+        let head_len = match resp.parse(rest) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Err(format!("incomplete head at {pos}")),
+            Err(e) => return Err(format!("bad head at {pos}: {e}")),
+        };
+        if rest[..head_len]
+            .windows(2)
+            .any(|w| w[1] == b'\n' && w[0] != b'\r')
+        {
+            return Err("bare LF in response head".into());
+        }
+        let code = resp.code.ok_or("no status")?;
+        if resp.version != Some(1) || !(100..=599).contains(&code) {
+            return Err(format!("bad status line at {pos}"));
+        }
+        pos += head_len;
+        if code < 200 {
+            if resp.headers.iter().any(|h| !h.name.is_empty()) {
+                return Err("headers on 100".into());
+            }
+            continue;
+        }
+        let find = |name: &str| {
+            resp.headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value)
+                .collect::<Vec<_>>()
+        };
+        if find("server") != [&b"xgate"[..]] || find("date").len() != 1 {
+            return Err("missing Server/Date".into());
+        }
+        let cl = find("content-length");
+        let te = find("transfer-encoding");
+        let rest = &out[pos..];
+        match (cl.as_slice(), te.as_slice()) {
+            ([n], []) => {
+                let n: usize = std::str::from_utf8(n)
+                    .map_err(|e| e.to_string())?
+                    .parse()
+                    .map_err(|e: std::num::ParseIntError| e.to_string())?;
+                if rest.len() < n {
+                    return if closed || code == 200 {
+                        Ok(finals)
+                    } else {
+                        Err("short body".into())
+                    };
+                }
+                pos += n;
+            }
+            ([], [b"chunked"]) => {
+                let mut at = 0;
+                loop {
+                    let Some(eol) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
+                        return Ok(finals); // cut
+                    };
+                    let size = usize::from_str_radix(
+                        std::str::from_utf8(&rest[at..at + eol]).map_err(|e| e.to_string())?,
+                        16,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    at += eol + 2;
+                    if size == 0 {
+                        if rest.len() < at + 2 {
+                            return Ok(finals);
+                        }
+                        if &rest[at..at + 2] != b"\r\n" {
+                            return Err("bad last chunk".into());
+                        }
+                        at += 2;
+                        break;
+                    }
+                    if rest.len() < at + size + 2 {
+                        return Ok(finals);
+                    }
+                    if &rest[at + size..at + size + 2] != b"\r\n" {
+                        return Err("bad chunk end".into());
+                    }
+                    at += size + 2;
+                }
+                pos += at;
+            }
+            _ => return Err(format!("bad framing at {pos}")),
+        }
+        finals += 1;
+    }
+    Ok(finals)
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    const TEMPLATES: &[&str] = &[
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /bytes/40 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+        "POST /submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+        "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+        "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "DELETE /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ];
+
+    fn structured() -> impl Strategy<Value = Vec<u8>> {
+        (
+            proptest::collection::vec(0..TEMPLATES.len(), 1..5),
+            proptest::collection::vec((any::<Index>(), any::<u8>(), 0..3u8), 0..4),
+        )
+            .prop_map(|(picks, edits)| {
+                let mut v: Vec<u8> = picks.iter().flat_map(|&i| TEMPLATES[i].bytes()).collect();
+                for (at, byte, op) in edits {
+                    if v.is_empty() {
+                        break;
+                    }
+                    let i = at.index(v.len());
+                    match op {
+                        0 => v[i] = byte,
+                        1 => v.insert(i, byte),
+                        _ => {
+                            v.remove(i);
+                        }
+                    }
+                }
+                v
+            })
+    }
+
+    fn input_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![proptest::collection::vec(any::<u8>(), 0..200), structured()]
+            // HEAD answers have a Content-Length and no body: the checker cannot tell them apart.
+            .prop_filter("no HEAD", |v| {
+                !v.windows(4).any(|w| w.eq_ignore_ascii_case(b"HEAD"))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_input_in_arbitrary_splits_gives_well_formed_identical_output(
+            input in input_bytes(),
+            cuts in proptest::collection::vec(any::<Index>(), 0..6),
+            cap in prop_oneof![1usize..80, Just(65536usize)],
+            eof in any::<bool>(),
+        ) {
+            let app = app_with_post_route();
+            let limits = HttpLimits { max_header_bytes: 512, max_uri_len: 64, max_body_len: 64, ..HttpLimits::default() };
+            let whole = run_with(&app, limits, &input, &[], 65536, eof);
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+            cuts.sort_unstable();
+            let split = run_with(&app, limits, &input, &cuts, cap, eof);
+            prop_assert_eq!(&split.out, &whole.out);
+            prop_assert_eq!(split.closed, whole.closed);
+            if let Err(e) = check_responses(&whole.out, whole.closed) {
+                prop_assert!(false, "{}\n{}", e, show(&whole.out));
+            }
+            if eof {
+                prop_assert!(whole.closed, "EOF always ends the connection");
+            }
+        }
+    }
+}
+
+#[test]
+fn response_checker_catches_malformed_output() {
+    let ok = format!("HTTP/1.1 100 Continue\r\n\r\n{}{}", health(""), health(""));
+    assert_eq!(check_responses(ok.as_bytes(), false), Ok(2));
+    let bad: [&[u8]; 5] = [
+        b"HTTP/1.1 200 OK\r\nServer: xgate\r\n\r\n",                       // no Date, no framing
+        b"HTTP/1.1 200 OK\nServer: xgate\r\nDate: x\r\nContent-Length: 0\r\n\r\n", // bare LF
+        b"HTTP/1.1 404 Not Found\r\nServer: xgate\r\nDate: x\r\nContent-Length: 5\r\n\r\nab", // short non-200 body
+        b"HTTP/1.1 200 OK\r\nServer: xgate\r\nDate: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n",
+        b"garbage",
+    ];
+    for b in bad {
+        assert!(check_responses(b, false).is_err(), "{}", show(b));
+    }
+}
