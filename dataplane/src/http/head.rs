@@ -41,6 +41,16 @@ pub(crate) enum Outcome {
     Reject(u16),
 }
 
+/// How far [`scan`] got through an incomplete head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ScanState {
+    pos: usize,
+    /// Where the request line starts, once past leading empty lines.
+    start: Option<usize>,
+    line_start: usize,
+    request_line_done: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scan {
     Incomplete,
@@ -57,30 +67,52 @@ const REQUEST_LINE_SLACK: usize = 64;
 /// or whitespace after the start line), a request line longer than the URI limit (414) and a
 /// head longer than the header limit (431). Empty lines before the request line are allowed
 /// (RFC 9112 §2.2) if they are CRLF.
-fn scan(buf: &[u8], limits: &HttpLimits) -> Scan {
-    let mut i = 0;
-    // Leading empty lines.
-    loop {
-        match buf.get(i) {
-            Some(b'\r') => match buf.get(i + 1) {
-                Some(b'\n') => i += 2,
-                Some(_) => return Scan::Reject(400),
-                None => return Scan::Incomplete,
-            },
-            Some(b'\n') => return Scan::Reject(400),
-            Some(_) => break,
-            None => return Scan::Incomplete,
-        }
-        if i >= limits.max_header_bytes {
-            return Scan::Reject(400);
-        }
+///
+/// Resumable: `st` remembers how far the bytes were found clean, so a head that arrives in
+/// many small pieces is scanned once in total, not once per piece. The caller keeps the bytes
+/// it has not consumed and appends to them, so the scanned prefix does not change.
+fn scan(buf: &[u8], limits: &HttpLimits, st: &mut ScanState) -> Scan {
+    if st.pos > buf.len() {
+        *st = ScanState::default(); // not the same input as before: start over
     }
-    let start = i;
-    let mut line_start = i;
-    let mut request_line_done = false;
+    let mut i = st.pos;
+    let start = match st.start {
+        Some(start) => start,
+        None => {
+            // Leading empty lines.
+            loop {
+                match buf.get(i) {
+                    Some(b'\r') => match buf.get(i + 1) {
+                        Some(b'\n') => i += 2,
+                        Some(_) => return Scan::Reject(400),
+                        None => {
+                            st.pos = i;
+                            return Scan::Incomplete;
+                        }
+                    },
+                    Some(b'\n') => return Scan::Reject(400),
+                    Some(_) => break,
+                    None => {
+                        st.pos = i;
+                        return Scan::Incomplete;
+                    }
+                }
+                if i >= limits.max_header_bytes {
+                    return Scan::Reject(400);
+                }
+            }
+            st.start = Some(i);
+            st.line_start = i;
+            i
+        }
+    };
+    let mut line_start = st.line_start;
+    let mut request_line_done = st.request_line_done;
+    let too_long =
+        |request_line_done: bool| Scan::Reject(if request_line_done { 431 } else { 414 });
     while i < buf.len() {
         if i >= limits.max_header_bytes {
-            return Scan::Reject(if request_line_done { 431 } else { 414 });
+            return too_long(request_line_done);
         }
         let b = buf[i];
         if i == line_start && i != start && (b == b' ' || b == b'\t') {
@@ -93,12 +125,12 @@ fn scan(buf: &[u8], limits: &HttpLimits) -> Scan {
             b'\r' => {
                 if i + 2 > limits.max_header_bytes {
                     // This CRLF would end past the limit, whatever follows.
-                    return Scan::Reject(if request_line_done { 431 } else { 414 });
+                    return too_long(request_line_done);
                 }
                 match buf.get(i + 1) {
                     Some(b'\n') => {}
                     Some(_) => return Scan::Reject(400), // bare CR
-                    None => return Scan::Incomplete,
+                    None => break,
                 }
                 if i == line_start && request_line_done {
                     return Scan::Complete(i + 2);
@@ -116,8 +148,11 @@ fn scan(buf: &[u8], limits: &HttpLimits) -> Scan {
         i += 1;
     }
     if i >= limits.max_header_bytes {
-        return Scan::Reject(if request_line_done { 431 } else { 414 });
+        return too_long(request_line_done);
     }
+    st.pos = i;
+    st.line_start = line_start;
+    st.request_line_done = request_line_done;
     Scan::Incomplete
 }
 
@@ -209,9 +244,10 @@ fn route_path(target: &[u8]) -> Option<&[u8]> {
     Some(&path[..end])
 }
 
-/// Parses the head at the start of `buf`.
-pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App) -> Outcome {
-    let len = match scan(buf, limits) {
+/// Parses the head at the start of `buf`. `st` carries the scan over calls while the head is
+/// incomplete; reset it once the head is consumed.
+pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanState) -> Outcome {
+    let len = match scan(buf, limits, st) {
         Scan::Incomplete => return Outcome::Incomplete,
         Scan::Reject(status) => return Outcome::Reject(status),
         Scan::Complete(len) => len,

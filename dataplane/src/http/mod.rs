@@ -23,7 +23,7 @@ mod head;
 use crate::app::{App, Handler, ResponseId, IMF_FIXDATE_LEN};
 use crate::time::{Duration, Instant};
 use chunked::{ChunkError, ChunkedDecoder, Event};
-use head::{Framing, Outcome};
+use head::{Framing, Outcome, ScanState};
 
 /// Bounds on what a peer may send. `Default` is what a public-facing server would use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -533,6 +533,7 @@ pub struct HttpConn {
     head_started: Option<Instant>,
     idle_since: Option<Instant>,
     last_input: Instant,
+    scan: ScanState,
     stats: HttpStats,
 }
 
@@ -551,6 +552,7 @@ impl HttpConn {
             head_started: None,
             idle_since: None,
             last_input: Instant::ZERO,
+            scan: ScanState::default(),
             stats: HttpStats::default(),
         }
     }
@@ -740,7 +742,11 @@ impl HttpConn {
     /// Parses the next head from `input` and starts its response. Returns the bytes consumed
     /// and whether a response was started.
     fn next_request(&mut self, now: Instant, app: &App, input: &[u8]) -> (usize, bool) {
-        match head::parse(input, &self.limits, app) {
+        let outcome = head::parse(input, &self.limits, app, &mut self.scan);
+        if outcome != Outcome::Incomplete {
+            self.scan = ScanState::default();
+        }
+        match outcome {
             Outcome::Incomplete => {
                 if !input.is_empty() && self.head_started.is_none() {
                     self.head_started = Some(now);
