@@ -1281,7 +1281,11 @@ mod props {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig {
+            // PROPTEST_CASES overrides, for long runs.
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn arbitrary_input_in_arbitrary_splits_gives_well_formed_identical_output(
