@@ -4,7 +4,6 @@
 use dataplane::app::{App, AppConfig, RouteConfig};
 use dataplane::http::{HttpConn, HttpLimits, Progress};
 use dataplane::time::{Duration, Instant};
-
 /// A transport stand-in: bytes arrive in `segments`, output goes through a `window`-byte
 /// buffer, and the loop stops when `process` makes no progress.
 struct Transport {
@@ -56,6 +55,15 @@ fn app() -> App {
     .expect("valid config");
     app.set_date(1_700_000_000);
     app
+}
+
+#[test]
+fn connection_state_owns_no_heap_memory() {
+    // A type that needs no drop glue owns no Vec, Box or String: per-connection state is all
+    // inline, so `reset()` reuses it without allocating. (The request path itself works on the
+    // caller's buffers and stack arrays.)
+    assert!(!std::mem::needs_drop::<HttpConn>());
+    assert!(std::mem::size_of::<HttpConn>() < 1024);
 }
 
 /// Splits `bytes` into responses, using Content-Length / chunked framing.
