@@ -571,6 +571,33 @@ fn rfc9112_3_2_missing_or_repeated_host_is_400() {
         400,
         "Bad Request",
     );
+    // RFC 9110 §7.2: an invalid Host value.
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: a b\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: u@a\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    for ok in [
+        &b"Host: [::1]:8080"[..],
+        b"Host: example.com:80",
+        b"Host: ",
+        b"Host: 10.0.0.1",
+    ] {
+        let mut input = b"GET /health HTTP/1.1\r\n".to_vec();
+        input.extend_from_slice(ok);
+        input.extend_from_slice(b"\r\n\r\n");
+        assert_out(&run(&input), &health(""), false);
+    }
     // HTTP/1.0 may omit Host.
     assert!(show(&all_ways(b"GET /health HTTP/1.0\r\n\r\n").out).starts_with("HTTP/1.1 200 OK"));
 }
@@ -589,6 +616,7 @@ fn malformed_request_lines_are_400() {
         b"GET /health HTTP/1.1\r\nHost x\r\n\r\n",
         b"GET /health HTTP/1.1\r\n: x\r\n\r\n",
         b"GET /health HTTP/1.1\r\nHost: x\x7f\r\n\r\n",
+        b"GET /h\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
     ] {
         assert_refused(input, 400, "Bad Request");
     }
