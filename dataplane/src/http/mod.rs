@@ -82,8 +82,11 @@ pub struct HttpStats {
     pub rejected: u64,
     /// 408 sent because a head did not complete in time.
     pub header_timeouts: u64,
-    /// Quiet closes of idle keep-alive connections (or of stalled bodies).
+    /// Quiet closes of idle keep-alive connections.
     pub idle_timeouts: u64,
+    /// Request bodies that stalled for the idle timeout: 408 if the answer had not started
+    /// (a skipped body), else a close that cuts the `/echo` answer.
+    pub body_timeouts: u64,
     /// Bad or oversized request bodies found after the response had started.
     pub body_errors: u64,
     /// Responses cut short by a close (peer EOF or body error during `/echo`).
@@ -897,8 +900,9 @@ impl HttpConn {
         }
     }
 
-    /// Header timeout: queue 408 and close (call `process` to collect it). Idle timeout, or a
-    /// stalled body: close quietly.
+    /// Header timeout, or a body stalled before its answer started: queue 408 and close (call
+    /// `process` to collect it). Idle timeout: close quietly. An `/echo` body stalled after the
+    /// answer started: close (the answer is cut).
     pub fn handle_timeout(&mut self, now: Instant) {
         let Some(deadline) = self.poll_timeout() else {
             return;
@@ -916,7 +920,14 @@ impl HttpConn {
             self.closed = true;
             return;
         }
-        self.stats.idle_timeouts += 1;
+        if let Some(d) = self.deferred.take() {
+            // A body stalled before its answer started: 408 instead of the answer.
+            self.uncount_response(d.status);
+            self.stats.body_timeouts += 1;
+            self.refuse_timeout();
+            return;
+        }
+        self.stats.body_timeouts += 1;
         self.abort();
     }
 

@@ -952,6 +952,33 @@ fn rfc9112_9_8_idle_keep_alive_timeout_closes_quietly() {
 }
 
 #[test]
+fn rfc9110_15_5_9_stalled_skipped_body_gets_408() {
+    let app = app_with_post_route();
+    let limits = HttpLimits::default();
+    let mut conn = HttpConn::new(limits);
+    let mut out = [0u8; 4096];
+    let t = Instant::from_secs(1);
+    let p = conn.process(
+        t,
+        &app,
+        b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+        &mut out,
+    );
+    assert_eq!(p.produced, 0, "the answer waits for the body");
+    assert_eq!(conn.poll_timeout(), Some(t + limits.idle_timeout));
+    conn.handle_timeout(t + limits.idle_timeout);
+    assert!(!conn.wants_close());
+    let p = conn.process(t + limits.idle_timeout, &app, b"", &mut out);
+    assert_eq!(
+        show(&out[..p.produced]),
+        error_response(408, "Request Timeout")
+    );
+    assert!(conn.wants_close());
+    let s = conn.stats();
+    assert_eq!((s.body_timeouts, s.responses), (1, [0, 0, 0, 1, 0]));
+}
+
+#[test]
 fn stalled_body_closes_after_idle_timeout() {
     let app = app();
     let limits = HttpLimits::default();
@@ -968,6 +995,7 @@ fn stalled_body_closes_after_idle_timeout() {
     conn.handle_timeout(t + limits.idle_timeout);
     assert!(conn.wants_close());
     assert_eq!(conn.stats().aborted, 1);
+    assert_eq!(conn.stats().body_timeouts, 1);
 }
 
 #[test]
