@@ -395,6 +395,18 @@ fn echo_content_length_body_is_streamed_back() {
 }
 
 #[test]
+fn rfc9110_8_6_identical_repeated_content_lengths_are_one_length() {
+    let want =
+        format!("HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 2\r\n\r\nhi");
+    let r = all_ways(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi",
+    );
+    assert_out(&r, &want, false);
+    let r = all_ways(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\nhi");
+    assert_out(&r, &want, false);
+}
+
+#[test]
 fn echo_streams_before_the_body_is_complete() {
     let app = app();
     let mut conn = HttpConn::new(HttpLimits::default());
@@ -804,6 +816,9 @@ fn rfc6585_5_too_many_or_too_large_headers_is_431() {
         &error_response(431, "Request Header Fields Too Large"),
         true,
     );
+    let input = b"GET /health HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    let r = run_all_ways(&app(), limits, input, false, false);
+    assert_out(&r, &health(""), false);
 
     let limits = HttpLimits {
         max_header_bytes: 64,
