@@ -1203,10 +1203,10 @@ fn request_smuggling_corpus_on_a_body_skipping_route() {
 
 /// Checks that `out` is a sequence of well-formed responses. All but the last must be
 /// complete; the last may be cut short only when `closed` (a response aborted by a close) or
-/// when it is an echo waiting for input. Returns the number of complete final responses.
-pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String> {
+/// when it is an echo waiting for input. Returns the statuses of the complete final responses.
+pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<Vec<u16>, String> {
     let mut pos = 0;
-    let mut finals = 0;
+    let mut finals = Vec::new();
     while pos < out.len() {
         let rest = &out[pos..];
         let mut headers = [httparse::EMPTY_HEADER; 16];
@@ -1254,7 +1254,7 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
                     .map_err(|e: std::num::ParseIntError| e.to_string())?;
                 if rest.len() < n {
                     return if closed || code == 200 {
-                        Ok(finals)
+                        Ok(finals.clone())
                     } else {
                         Err("short body".into())
                     };
@@ -1265,7 +1265,7 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
                 let mut at = 0;
                 loop {
                     let Some(eol) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
-                        return Ok(finals); // cut
+                        return Ok(finals.clone()); // cut
                     };
                     let size = usize::from_str_radix(
                         std::str::from_utf8(&rest[at..at + eol]).map_err(|e| e.to_string())?,
@@ -1275,7 +1275,7 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
                     at += eol + 2;
                     if size == 0 {
                         if rest.len() < at + 2 {
-                            return Ok(finals);
+                            return Ok(finals.clone());
                         }
                         if &rest[at..at + 2] != b"\r\n" {
                             return Err("bad last chunk".into());
@@ -1284,7 +1284,7 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
                         break;
                     }
                     if rest.len() < at + size + 2 {
-                        return Ok(finals);
+                        return Ok(finals.clone());
                     }
                     if &rest[at + size..at + size + 2] != b"\r\n" {
                         return Err("bad chunk end".into());
@@ -1295,9 +1295,9 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
             }
             _ => return Err(format!("bad framing at {pos}")),
         }
-        finals += 1;
+        finals.push(code);
     }
-    Ok(finals)
+    Ok(finals.clone())
 }
 
 mod props {
@@ -1317,6 +1317,22 @@ mod props {
         "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         "DELETE /echo HTTP/1.1\r\nHost: x\r\n\r\n",
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ];
+
+    /// Requests that keep the connection open, with the final status each gets.
+    const KEEP_ALIVE: &[(&str, u16)] = &[
+        ("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+        ("GET /bytes/40 HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+        ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 200),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 200),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n", 200),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", 200),
+        ("POST /submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", 200),
+        ("POST /submit HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", 200),
+        ("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        ("DELETE /echo HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        ("GET /bytes/x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("\r\nGET /health?q HTTP/1.1\r\nHost: x\r\n\r\n", 200),
     ];
 
     fn structured() -> impl Strategy<Value = Vec<u8>> {
@@ -1359,6 +1375,24 @@ mod props {
         })]
 
         #[test]
+        fn rfc9112_9_3_2_pipelined_requests_get_responses_in_order(
+            picks in proptest::collection::vec(0..KEEP_ALIVE.len(), 1..12),
+            cuts in proptest::collection::vec(any::<Index>(), 0..8),
+            cap in prop_oneof![1usize..80, Just(65536usize)],
+        ) {
+            let app = app_with_post_route();
+            let input: Vec<u8> = picks.iter().flat_map(|&i| KEEP_ALIVE[i].0.bytes()).collect();
+            let want: Vec<u16> = picks.iter().map(|&i| KEEP_ALIVE[i].1).collect();
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+            cuts.sort_unstable();
+            let r = run_with(&app, HttpLimits::default(), &input, &cuts, cap, false);
+            prop_assert!(!r.closed);
+            prop_assert_eq!(r.left, 0);
+            let got = check_responses(&r.out, false);
+            prop_assert_eq!(got, Ok(want));
+        }
+
+        #[test]
         fn arbitrary_input_in_arbitrary_splits_gives_well_formed_identical_output(
             input in input_bytes(),
             cuts in proptest::collection::vec(any::<Index>(), 0..6),
@@ -1386,7 +1420,7 @@ mod props {
 #[test]
 fn response_checker_catches_malformed_output() {
     let ok = format!("HTTP/1.1 100 Continue\r\n\r\n{}{}", health(""), health(""));
-    assert_eq!(check_responses(ok.as_bytes(), false), Ok(2));
+    assert_eq!(check_responses(ok.as_bytes(), false), Ok(vec![200, 200]));
     let bad: [&[u8]; 5] = [
         b"HTTP/1.1 200 OK\r\nServer: xgate\r\n\r\n",                       // no Date, no framing
         b"HTTP/1.1 200 OK\nServer: xgate\r\nDate: x\r\nContent-Length: 0\r\n\r\n", // bare LF
