@@ -9,7 +9,20 @@
 //! (`/bytes/{n}`, `/echo`) are streamed across calls.
 //!
 //! Anything ambiguous about where a request ends is refused with a 4xx/5xx and
-//! `Connection: close`, and nothing is read after it; see [`head`] for the checks.
+//! `Connection: close`, and nothing is read after it; the checks are in `head.rs` (head) and
+//! `chunked.rs` (chunked bodies).
+//!
+//! `input` must be contiguous and must start with the bytes not consumed by the previous call:
+//! a transport whose receive buffer is a ring has to hand over a head that wraps as one slice
+//! (body bytes can be given slice by slice, since they are consumed as they come).
+//!
+//! When the body of a request is not used by its answer (static routes), the body is read
+//! and dropped *before* the answer starts, so a bad chunked body still gets a 400 (or 413). A
+//! request refused with 4xx/5xx whose body has not been read is answered with
+//! `Connection: close` and the body is never read. `/echo` streams: a Content-Length body is
+//! copied through as it arrives; a chunked body is answered chunked, chunk for chunk, once
+//! its first chunk-size line is known to be good; a bad chunk after that cuts the answer
+//! and closes the connection.
 //!
 //! Call order for a connection: `process` whenever input arrives or output space frees up;
 //! `poll_timeout`/`handle_timeout` for the header and idle timers (after `handle_timeout`,
