@@ -142,7 +142,7 @@ fn scan(buf: &[u8], limits: &HttpLimits, st: &mut ScanState) -> Scan {
             }
             _ => {}
         }
-        if !request_line_done && i - start > limits.max_uri_len + REQUEST_LINE_SLACK {
+        if !request_line_done && i - start > limits.max_uri_len.saturating_add(REQUEST_LINE_SLACK) {
             return Scan::Reject(414);
         }
         i += 1;

@@ -1432,3 +1432,37 @@ fn response_checker_catches_malformed_output() {
         assert!(check_responses(b, false).is_err(), "{}", show(b));
     }
 }
+
+#[test]
+fn extreme_limits_do_not_panic() {
+    let input = b"\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;e\r\nabc\r\n0\r\nT: 1\r\n\r\nGET /bytes/9 HTTP/1.1\r\nHost: x\r\n\r\n";
+    for limits in [
+        HttpLimits {
+            max_header_bytes: 0,
+            max_headers: 0,
+            max_uri_len: 0,
+            max_body_len: 0,
+            max_chunk_line_len: 0,
+            max_trailer_bytes: 0,
+            header_timeout: Duration::ZERO,
+            idle_timeout: Duration::ZERO,
+        },
+        HttpLimits {
+            max_header_bytes: usize::MAX,
+            max_headers: usize::MAX,
+            max_uri_len: usize::MAX,
+            max_body_len: u64::MAX,
+            max_chunk_line_len: u32::MAX,
+            max_trailer_bytes: u32::MAX,
+            header_timeout: Duration::MAX,
+            idle_timeout: Duration::MAX,
+        },
+    ] {
+        let r = run_all_ways(&app(), limits, input, true, false);
+        assert!(check_responses(&r.out, r.closed).is_ok());
+        let mut conn = HttpConn::new(limits);
+        conn.start(Instant::from_micros(u64::MAX));
+        let _ = conn.poll_timeout();
+        conn.handle_timeout(Instant::from_micros(u64::MAX));
+    }
+}
