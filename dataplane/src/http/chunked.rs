@@ -133,7 +133,7 @@ impl ChunkedDecoder {
                     cr,
                     line_len,
                 } => {
-                    *line_len += 1;
+                    *line_len = line_len.saturating_add(1);
                     if *line_len > self.max_line {
                         return (i, Err(ChunkError::Syntax));
                     }
@@ -229,7 +229,7 @@ impl ChunkedDecoder {
     }
 
     fn count_trailer_byte(&mut self) -> bool {
-        self.trailer_bytes += 1;
+        self.trailer_bytes = self.trailer_bytes.saturating_add(1);
         self.trailer_bytes <= self.max_trailer
     }
 }

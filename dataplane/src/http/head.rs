@@ -142,7 +142,7 @@ fn scan(buf: &[u8], limits: &HttpLimits, st: &mut ScanState) -> Scan {
             }
             _ => {}
         }
-        if !request_line_done && i - start > limits.max_uri_len + REQUEST_LINE_SLACK {
+        if !request_line_done && i - start > limits.max_uri_len.saturating_add(REQUEST_LINE_SLACK) {
             return Scan::Reject(414);
         }
         i += 1;
@@ -154,6 +154,12 @@ fn scan(buf: &[u8], limits: &HttpLimits, st: &mut ScanState) -> Scan {
     st.line_start = line_start;
     st.request_line_done = request_line_done;
     Scan::Incomplete
+}
+
+/// `uri-host [ ":" port ]` bytes (RFC 3986 §3.2.2: unreserved, pct-encoded, sub-delims, IP
+/// literals in brackets).
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b)
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -275,6 +281,7 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
     let http10 = version == 0;
 
     let mut hosts = 0u32;
+    let mut host_bad = false;
     let mut length: Option<u64> = None;
     let mut length_bad = false;
     let mut te_seen = false;
@@ -290,6 +297,7 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         let value = h.value;
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            host_bad |= !trim_ows(value).iter().all(|&b| is_host_byte(b));
         } else if name.eq_ignore_ascii_case(b"content-length") {
             match (content_length(value), length) {
                 (None, _) => length_bad = true,
@@ -350,8 +358,11 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
             Some(n) => Framing::Length(n),
         }
     };
-    if (!http10 && hosts != 1) || hosts > 1 {
-        return Outcome::Reject(400); // §3.2: exactly one Host in HTTP/1.1
+    if (!http10 && hosts != 1) || hosts > 1 || host_bad {
+        return Outcome::Reject(400); // §3.2: exactly one valid Host in HTTP/1.1
+    }
+    if target.iter().any(|&b| b >= 0x80) {
+        return Outcome::Reject(400); // RFC 3986: a URI is ASCII (httparse lets obs-text through)
     }
     if !app.knows_method(method) {
         return Outcome::Reject(501); // RFC 9110 §9.1

@@ -9,7 +9,20 @@
 //! (`/bytes/{n}`, `/echo`) are streamed across calls.
 //!
 //! Anything ambiguous about where a request ends is refused with a 4xx/5xx and
-//! `Connection: close`, and nothing is read after it; see [`head`] for the checks.
+//! `Connection: close`, and nothing is read after it; the checks are in `head.rs` (head) and
+//! `chunked.rs` (chunked bodies).
+//!
+//! `input` must be contiguous and must start with the bytes not consumed by the previous call:
+//! a transport whose receive buffer is a ring has to hand over a head that wraps as one slice
+//! (body bytes can be given slice by slice, since they are consumed as they come).
+//!
+//! When the body of a request is not used by its answer (static routes), the body is read
+//! and dropped *before* the answer starts, so a bad chunked body still gets a 400 (or 413). A
+//! request refused with 4xx/5xx whose body has not been read is answered with
+//! `Connection: close` and the body is never read. `/echo` streams: a Content-Length body is
+//! copied through as it arrives; a chunked body is answered chunked, chunk for chunk, once
+//! its first chunk-size line is known to be good; a bad chunk after that cuts the answer
+//! and closes the connection.
 //!
 //! Call order for a connection: `process` whenever input arrives or output space frees up;
 //! `poll_timeout`/`handle_timeout` for the header and idle timers (after `handle_timeout`,
@@ -82,8 +95,11 @@ pub struct HttpStats {
     pub rejected: u64,
     /// 408 sent because a head did not complete in time.
     pub header_timeouts: u64,
-    /// Quiet closes of idle keep-alive connections (or of stalled bodies).
+    /// Quiet closes of idle keep-alive connections.
     pub idle_timeouts: u64,
+    /// Request bodies that stalled for the idle timeout: 408 if the answer had not started
+    /// (a skipped body), else a close that cuts the `/echo` answer.
+    pub body_timeouts: u64,
     /// Bad or oversized request bodies found after the response had started.
     pub body_errors: u64,
     /// Responses cut short by a close (peer EOF or body error during `/echo`).
@@ -897,8 +913,9 @@ impl HttpConn {
         }
     }
 
-    /// Header timeout: queue 408 and close (call `process` to collect it). Idle timeout, or a
-    /// stalled body: close quietly.
+    /// Header timeout, or a body stalled before its answer started: queue 408 and close (call
+    /// `process` to collect it). Idle timeout: close quietly. An `/echo` body stalled after the
+    /// answer started: close (the answer is cut).
     pub fn handle_timeout(&mut self, now: Instant) {
         let Some(deadline) = self.poll_timeout() else {
             return;
@@ -916,7 +933,14 @@ impl HttpConn {
             self.closed = true;
             return;
         }
-        self.stats.idle_timeouts += 1;
+        if let Some(d) = self.deferred.take() {
+            // A body stalled before its answer started: 408 instead of the answer.
+            self.uncount_response(d.status);
+            self.stats.body_timeouts += 1;
+            self.refuse_timeout();
+            return;
+        }
+        self.stats.body_timeouts += 1;
         self.abort();
     }
 

@@ -395,6 +395,18 @@ fn echo_content_length_body_is_streamed_back() {
 }
 
 #[test]
+fn rfc9110_8_6_identical_repeated_content_lengths_are_one_length() {
+    let want =
+        format!("HTTP/1.1 200 OK\r\nServer: xgate\r\n{OCTET}{DATE}Content-Length: 2\r\n\r\nhi");
+    let r = all_ways(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi",
+    );
+    assert_out(&r, &want, false);
+    let r = all_ways(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\nhi");
+    assert_out(&r, &want, false);
+}
+
+#[test]
 fn echo_streams_before_the_body_is_complete() {
     let app = app();
     let mut conn = HttpConn::new(HttpLimits::default());
@@ -571,6 +583,33 @@ fn rfc9112_3_2_missing_or_repeated_host_is_400() {
         400,
         "Bad Request",
     );
+    // RFC 9110 §7.2: an invalid Host value.
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: a b\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    assert_refused(
+        b"GET /health HTTP/1.1\r\nHost: u@a\r\n\r\n",
+        400,
+        "Bad Request",
+    );
+    for ok in [
+        &b"Host: [::1]:8080"[..],
+        b"Host: example.com:80",
+        b"Host: ",
+        b"Host: 10.0.0.1",
+    ] {
+        let mut input = b"GET /health HTTP/1.1\r\n".to_vec();
+        input.extend_from_slice(ok);
+        input.extend_from_slice(b"\r\n\r\n");
+        assert_out(&run(&input), &health(""), false);
+    }
     // HTTP/1.0 may omit Host.
     assert!(show(&all_ways(b"GET /health HTTP/1.0\r\n\r\n").out).starts_with("HTTP/1.1 200 OK"));
 }
@@ -589,6 +628,7 @@ fn malformed_request_lines_are_400() {
         b"GET /health HTTP/1.1\r\nHost x\r\n\r\n",
         b"GET /health HTTP/1.1\r\n: x\r\n\r\n",
         b"GET /health HTTP/1.1\r\nHost: x\x7f\r\n\r\n",
+        b"GET /h\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
     ] {
         assert_refused(input, 400, "Bad Request");
     }
@@ -776,6 +816,9 @@ fn rfc6585_5_too_many_or_too_large_headers_is_431() {
         &error_response(431, "Request Header Fields Too Large"),
         true,
     );
+    let input = b"GET /health HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    let r = run_all_ways(&app(), limits, input, false, false);
+    assert_out(&r, &health(""), false);
 
     let limits = HttpLimits {
         max_header_bytes: 64,
@@ -924,6 +967,33 @@ fn rfc9112_9_8_idle_keep_alive_timeout_closes_quietly() {
 }
 
 #[test]
+fn rfc9110_15_5_9_stalled_skipped_body_gets_408() {
+    let app = app_with_post_route();
+    let limits = HttpLimits::default();
+    let mut conn = HttpConn::new(limits);
+    let mut out = [0u8; 4096];
+    let t = Instant::from_secs(1);
+    let p = conn.process(
+        t,
+        &app,
+        b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
+        &mut out,
+    );
+    assert_eq!(p.produced, 0, "the answer waits for the body");
+    assert_eq!(conn.poll_timeout(), Some(t + limits.idle_timeout));
+    conn.handle_timeout(t + limits.idle_timeout);
+    assert!(!conn.wants_close());
+    let p = conn.process(t + limits.idle_timeout, &app, b"", &mut out);
+    assert_eq!(
+        show(&out[..p.produced]),
+        error_response(408, "Request Timeout")
+    );
+    assert!(conn.wants_close());
+    let s = conn.stats();
+    assert_eq!((s.body_timeouts, s.responses), (1, [0, 0, 0, 1, 0]));
+}
+
+#[test]
 fn stalled_body_closes_after_idle_timeout() {
     let app = app();
     let limits = HttpLimits::default();
@@ -940,6 +1010,7 @@ fn stalled_body_closes_after_idle_timeout() {
     conn.handle_timeout(t + limits.idle_timeout);
     assert!(conn.wants_close());
     assert_eq!(conn.stats().aborted, 1);
+    assert_eq!(conn.stats().body_timeouts, 1);
 }
 
 #[test]
@@ -1132,10 +1203,10 @@ fn request_smuggling_corpus_on_a_body_skipping_route() {
 
 /// Checks that `out` is a sequence of well-formed responses. All but the last must be
 /// complete; the last may be cut short only when `closed` (a response aborted by a close) or
-/// when it is an echo waiting for input. Returns the number of complete final responses.
-pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String> {
+/// when it is an echo waiting for input. Returns the statuses of the complete final responses.
+pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<Vec<u16>, String> {
     let mut pos = 0;
-    let mut finals = 0;
+    let mut finals = Vec::new();
     while pos < out.len() {
         let rest = &out[pos..];
         let mut headers = [httparse::EMPTY_HEADER; 16];
@@ -1183,7 +1254,7 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
                     .map_err(|e: std::num::ParseIntError| e.to_string())?;
                 if rest.len() < n {
                     return if closed || code == 200 {
-                        Ok(finals)
+                        Ok(finals.clone())
                     } else {
                         Err("short body".into())
                     };
@@ -1194,7 +1265,7 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
                 let mut at = 0;
                 loop {
                     let Some(eol) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
-                        return Ok(finals); // cut
+                        return Ok(finals.clone()); // cut
                     };
                     let size = usize::from_str_radix(
                         std::str::from_utf8(&rest[at..at + eol]).map_err(|e| e.to_string())?,
@@ -1204,7 +1275,7 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
                     at += eol + 2;
                     if size == 0 {
                         if rest.len() < at + 2 {
-                            return Ok(finals);
+                            return Ok(finals.clone());
                         }
                         if &rest[at..at + 2] != b"\r\n" {
                             return Err("bad last chunk".into());
@@ -1213,7 +1284,7 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
                         break;
                     }
                     if rest.len() < at + size + 2 {
-                        return Ok(finals);
+                        return Ok(finals.clone());
                     }
                     if &rest[at + size..at + size + 2] != b"\r\n" {
                         return Err("bad chunk end".into());
@@ -1224,9 +1295,9 @@ pub(crate) fn check_responses(out: &[u8], closed: bool) -> Result<usize, String>
             }
             _ => return Err(format!("bad framing at {pos}")),
         }
-        finals += 1;
+        finals.push(code);
     }
-    Ok(finals)
+    Ok(finals.clone())
 }
 
 mod props {
@@ -1246,6 +1317,22 @@ mod props {
         "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         "DELETE /echo HTTP/1.1\r\nHost: x\r\n\r\n",
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ];
+
+    /// Requests that keep the connection open, with the final status each gets.
+    const KEEP_ALIVE: &[(&str, u16)] = &[
+        ("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+        ("GET /bytes/40 HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+        ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 200),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 200),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n", 200),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", 200),
+        ("POST /submit HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n", 200),
+        ("POST /submit HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", 200),
+        ("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        ("DELETE /echo HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        ("GET /bytes/x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        ("\r\nGET /health?q HTTP/1.1\r\nHost: x\r\n\r\n", 200),
     ];
 
     fn structured() -> impl Strategy<Value = Vec<u8>> {
@@ -1281,7 +1368,29 @@ mod props {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig {
+            // PROPTEST_CASES overrides, for long runs.
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn rfc9112_9_3_2_pipelined_requests_get_responses_in_order(
+            picks in proptest::collection::vec(0..KEEP_ALIVE.len(), 1..12),
+            cuts in proptest::collection::vec(any::<Index>(), 0..8),
+            cap in prop_oneof![1usize..80, Just(65536usize)],
+        ) {
+            let app = app_with_post_route();
+            let input: Vec<u8> = picks.iter().flat_map(|&i| KEEP_ALIVE[i].0.bytes()).collect();
+            let want: Vec<u16> = picks.iter().map(|&i| KEEP_ALIVE[i].1).collect();
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+            cuts.sort_unstable();
+            let r = run_with(&app, HttpLimits::default(), &input, &cuts, cap, false);
+            prop_assert!(!r.closed);
+            prop_assert_eq!(r.left, 0);
+            let got = check_responses(&r.out, false);
+            prop_assert_eq!(got, Ok(want));
+        }
 
         #[test]
         fn arbitrary_input_in_arbitrary_splits_gives_well_formed_identical_output(
@@ -1311,7 +1420,7 @@ mod props {
 #[test]
 fn response_checker_catches_malformed_output() {
     let ok = format!("HTTP/1.1 100 Continue\r\n\r\n{}{}", health(""), health(""));
-    assert_eq!(check_responses(ok.as_bytes(), false), Ok(2));
+    assert_eq!(check_responses(ok.as_bytes(), false), Ok(vec![200, 200]));
     let bad: [&[u8]; 5] = [
         b"HTTP/1.1 200 OK\r\nServer: xgate\r\n\r\n",                       // no Date, no framing
         b"HTTP/1.1 200 OK\nServer: xgate\r\nDate: x\r\nContent-Length: 0\r\n\r\n", // bare LF
@@ -1321,5 +1430,39 @@ fn response_checker_catches_malformed_output() {
     ];
     for b in bad {
         assert!(check_responses(b, false).is_err(), "{}", show(b));
+    }
+}
+
+#[test]
+fn extreme_limits_do_not_panic() {
+    let input = b"\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;e\r\nabc\r\n0\r\nT: 1\r\n\r\nGET /bytes/9 HTTP/1.1\r\nHost: x\r\n\r\n";
+    for limits in [
+        HttpLimits {
+            max_header_bytes: 0,
+            max_headers: 0,
+            max_uri_len: 0,
+            max_body_len: 0,
+            max_chunk_line_len: 0,
+            max_trailer_bytes: 0,
+            header_timeout: Duration::ZERO,
+            idle_timeout: Duration::ZERO,
+        },
+        HttpLimits {
+            max_header_bytes: usize::MAX,
+            max_headers: usize::MAX,
+            max_uri_len: usize::MAX,
+            max_body_len: u64::MAX,
+            max_chunk_line_len: u32::MAX,
+            max_trailer_bytes: u32::MAX,
+            header_timeout: Duration::MAX,
+            idle_timeout: Duration::MAX,
+        },
+    ] {
+        let r = run_all_ways(&app(), limits, input, true, false);
+        assert!(check_responses(&r.out, r.closed).is_ok());
+        let mut conn = HttpConn::new(limits);
+        conn.start(Instant::from_micros(u64::MAX));
+        let _ = conn.poll_timeout();
+        conn.handle_timeout(Instant::from_micros(u64::MAX));
     }
 }
