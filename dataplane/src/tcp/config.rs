@@ -102,10 +102,13 @@ pub enum DropReason {
     StatelessQueueFull,
     /// Segment to a TIME_WAIT record that needs no answer.
     TimeWait,
+    /// Data of a cookie flow that arrived before its handshake-completing ACK (dropped
+    /// silently; the client retransmits it).
+    EarlyData,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
 
     pub const fn index(self) -> usize {
         self as usize

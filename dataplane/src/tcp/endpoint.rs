@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::conn::{ChallengeLimiter, Conn, Ctx, Negotiated, Outcome, Seg};
-use super::syncookie::{CookieRequest, SynCookies};
+use super::syncookie::{CookieRequest, SynCookies, MSS_TABLE};
 use super::FlowKey;
 use crate::time::Instant;
 use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
@@ -474,6 +474,17 @@ impl Endpoint {
         let params = match self.cookies.validate(now, &flow, seg.seq, ack, tsecr) {
             Ok(p) => p,
             Err(_) => {
+                // Departure from RFC 9293 §3.10.7.2 (which resets any ACK in LISTEN): a data
+                // segment of the client's first flight that overtook the handshake-completing
+                // ACK (reordering, or that ACK was lost) carries the cookie but not the client
+                // ISN + 1. If the cookie validates for the ISN the segment would have as the
+                // j-th segment of a flight of full-sized segments (this segment's size, or the
+                // send MSS the cookie encodes), it is dropped silently: the client retransmits
+                // it once the connection exists, where a RST would kill a healthy connection.
+                // Bounded work: at most 32 extra hashes, only for segments with data.
+                if self.early_data(now, &flow, seg, ack, tsecr) {
+                    return Err(DropReason::EarlyData);
+                }
                 // RFC 9293 §3.10.7.2 (LISTEN, ACK): <SEQ=SEG.ACK><CTL=RST>.
                 self.stats.cookies_failed += 1;
                 self.queue_rst(addrs, t, seg);
@@ -530,6 +541,36 @@ impl Endpoint {
             .push_back(Event::Established { conn: handle, flow });
         // The ACK may carry data (and even a FIN): run it through the state machine.
         self.conn_segment(now, idx, seg)
+    }
+
+    fn early_data(
+        &self,
+        now: Instant,
+        flow: &FlowKey,
+        seg: &Seg,
+        ack: SeqNumber,
+        tsecr: Option<u32>,
+    ) -> bool {
+        let len = seg.payload.len() as u32;
+        if len == 0 {
+            return false;
+        }
+        let idx = (((ack - 1u32).0 >> 28) & 3) as usize;
+        let cookie_mss = u32::from(MSS_TABLE[idx].min(self.cfg.mss));
+        let full = cookie_mss.saturating_sub(if tsecr.is_some() { 12 } else { 0 });
+        let steps = [if len >= 512 { len } else { 0 }, full];
+        for (i, &step) in steps.iter().enumerate() {
+            if step == 0 || (i == 1 && step == steps[0]) {
+                continue;
+            }
+            for j in 1..=16u32 {
+                let cand = seg.seq - j.saturating_mul(step);
+                if self.cookies.validate(now, flow, cand, ack, tsecr).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     fn insert_time_wait(&mut self, now: Instant, flow: FlowKey, mut tw: TimeWait) {

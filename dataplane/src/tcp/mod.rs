@@ -6,6 +6,8 @@ mod conn;
 mod endpoint;
 mod flow;
 mod ring;
+#[cfg(test)]
+mod sim_tests;
 mod syncookie;
 #[cfg(test)]
 mod tests;

@@ -1403,3 +1403,47 @@ fn garbage_frames_never_panic() {
         }
     }
 }
+
+#[test]
+fn first_flight_data_overtaking_the_cookie_ack_is_dropped_silently_not_reset() {
+    let now = t0();
+    let mut ep = Endpoint::new(small_config(), SECRET, now);
+    ep.handle_frame(now, &frame(&syn(&ALL_OPTS, CLIENT_ISN), &[]))
+        .unwrap();
+    let sa = drain(&mut ep, now).remove(0);
+    let ecr = sa.hdr.options.timestamps.unwrap().0;
+    let mk = |seq: u32, tsv: u32| TcpHeader {
+        seq: SeqNumber(seq),
+        ack: sa.hdr.seq + 1u32,
+        options: TcpOptions {
+            timestamps: Some((tsv, ecr)),
+            ..TcpOptions::default()
+        },
+        ..templ()
+    };
+    // Second and third full segments of the first flight arrive first.
+    let s2 = mk(CLIENT_ISN + 1 + 1448, 101);
+    assert_eq!(
+        ep.handle_frame(now, &frame(&s2, &[b'b'; 1448])),
+        Err(DropReason::EarlyData)
+    );
+    let s3 = mk(CLIENT_ISN + 1 + 2 * 1448, 101);
+    assert_eq!(
+        ep.handle_frame(now, &frame(&s3, &[b'c'; 100])),
+        Err(DropReason::EarlyData)
+    );
+    assert!(drain(&mut ep, now).is_empty(), "no RST");
+    assert_eq!(ep.connection_count(), 0);
+    // A forged ACK of the same shape but a wrong cookie still gets its RST.
+    let mut bad = mk(CLIENT_ISN + 1 + 1448, 101);
+    bad.ack = bad.ack + 1u32;
+    assert_eq!(
+        ep.handle_frame(now, &frame(&bad, &[b'x'; 1448])),
+        Err(DropReason::BadCookie)
+    );
+    assert!(drain(&mut ep, now)[0].has(TcpFlags::RST));
+    // Then the first segment (with the handshake ACK's sequence number) creates the connection.
+    let s1 = mk(CLIENT_ISN + 1, 101);
+    ep.handle_frame(now, &frame(&s1, &[b'a'; 1448])).unwrap();
+    assert_eq!(ep.connection_count(), 1);
+}

@@ -1,0 +1,369 @@
+//! End-to-end: a smoltcp client against our `Endpoint` across a seeded lossy, duplicating,
+//! reordering link, in virtual time. The server echoes every byte (XOR 0x5A); the client
+//! checks the echoed stream byte for byte, then closes; both sides must end cleanly.
+
+use std::collections::VecDeque;
+
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{EthernetAddress as SEth, HardwareAddress, IpAddress, IpCidr};
+
+use super::*;
+use crate::time::Instant;
+
+const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+struct SimDevice {
+    rx: VecDeque<Vec<u8>>,
+    tx: Vec<Vec<u8>>,
+}
+
+struct RxT(Vec<u8>);
+struct TxT<'a>(&'a mut Vec<Vec<u8>>);
+
+impl phy::RxToken for RxT {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for TxT<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut b = vec![0u8; len];
+        let r = f(&mut b);
+        self.0.push(b);
+        r
+    }
+}
+
+impl Device for SimDevice {
+    type RxToken<'a> = RxT;
+    type TxToken<'a> = TxT<'a>;
+
+    fn receive(
+        &mut self,
+        _t: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let f = self.rx.pop_front()?;
+        Some((RxT(f), TxT(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _t: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        Some(TxT(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ethernet;
+        c.max_transmission_unit = 1514;
+        c
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn chance(&mut self, permille: u64) -> bool {
+        self.next() % 1000 < permille
+    }
+}
+
+/// A one-way link: loss, duplication and delay jitter (which reorders).
+struct Link {
+    q: Vec<(u64, Vec<u8>)>,
+    loss: u64,
+    dup: u64,
+}
+
+impl Link {
+    fn send(&mut self, rng: &mut Rng, now_us: u64, f: Vec<u8>) {
+        if rng.chance(self.loss) {
+            return;
+        }
+        let delay = 2_000 + rng.next() % 6_000;
+        if rng.chance(self.dup) {
+            self.q.push((now_us + delay + 1_000, f.clone()));
+        }
+        self.q.push((now_us + delay, f));
+    }
+    fn due(&mut self, now_us: u64) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.q.len() {
+            if self.q[i].0 <= now_us {
+                out.push(self.q.swap_remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+    fn next_at(&self) -> Option<u64> {
+        self.q.iter().map(|(t, _)| *t).min()
+    }
+}
+
+fn trace(dir: &str, now_us: u64, f: &[u8]) {
+    if std::env::var("SIM_TRACE").is_err() {
+        return;
+    }
+    if let Ok(p) = crate::wire::parse_tcp_frame(f) {
+        eprintln!(
+            "{:>8}us {dir} seq={} ack={} {:?} win={} len={} opts={:?}",
+            now_us,
+            p.tcp.seq,
+            p.tcp.ack,
+            p.tcp.flags,
+            p.tcp.window,
+            p.payload.len(),
+            p.tcp.options
+        );
+    }
+}
+
+fn arp_reply(req: &[u8]) -> Option<Vec<u8>> {
+    if req.len() < 42 || req[12..14] != [0x08, 0x06] || req[20..22] != [0, 1] {
+        return None;
+    }
+    let mut r = Vec::with_capacity(42);
+    r.extend_from_slice(&req[6..12]);
+    r.extend_from_slice(&SERVER_MAC);
+    r.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
+    r.extend_from_slice(&SERVER_MAC);
+    r.extend_from_slice(&req[38..42]); // the address asked for
+    r.extend_from_slice(&req[22..28]);
+    r.extend_from_slice(&req[28..32]);
+    Some(r)
+}
+
+struct Outcome {
+    echoed_ok: bool,
+    server_conns: usize,
+    client_state: tcp::State,
+    closed_events: usize,
+    established_events: usize,
+}
+
+fn run(seed: u64, loss: u64, dup: u64, total: usize) -> Outcome {
+    let mut rng = Rng(seed | 1);
+    let mut now_us: u64 = 1_000_000;
+    let sm = |us: u64| smoltcp::time::Instant::from_micros(us as i64);
+
+    let mut dev = SimDevice {
+        rx: VecDeque::new(),
+        tx: Vec::new(),
+    };
+    let mut iface = Interface::new(
+        Config::new(HardwareAddress::Ethernet(SEth(CLIENT_MAC))),
+        &mut dev,
+        sm(now_us),
+    );
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 2), 24)).unwrap();
+    });
+    let mut sock = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 32 * 1024]),
+        tcp::SocketBuffer::new(vec![0; 32 * 1024]),
+    );
+    sock.set_nagle_enabled(false);
+    let mut sockets = SocketSet::new(vec![]);
+    let sh = sockets.add(sock);
+    sockets
+        .get_mut::<tcp::Socket>(sh)
+        .connect(iface.context(), (IpAddress::v4(10, 0, 0, 1), 80), 40000)
+        .unwrap();
+
+    let cfg = TcpConfig {
+        max_connections: 4,
+        rx_buffer: 16 * 1024,
+        tx_buffer: 16 * 1024,
+        max_time_wait: 4,
+        ..TcpConfig::default()
+    };
+    let mut ep = Endpoint::new(cfg, [9; 32], Instant::from_micros(now_us));
+    let mut c2s = Link {
+        q: Vec::new(),
+        loss,
+        dup,
+    };
+    let mut s2c = Link {
+        q: Vec::new(),
+        loss,
+        dup,
+    };
+
+    let stream: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+    let mut sent = 0usize;
+    let mut got = Vec::with_capacity(total);
+    let mut client_closed = false;
+    let mut server_conn: Option<ConnHandle> = None;
+    let mut server_peer_closed = false;
+    let mut server_closing = false;
+    let mut closed_events = 0;
+    let mut established_events = 0;
+    let mut buf = vec![0u8; 2048];
+
+    for _ in 0..2_000_000 {
+        // Client.
+        iface.poll(sm(now_us), &mut dev, &mut sockets);
+        {
+            let s = sockets.get_mut::<tcp::Socket>(sh);
+            if s.can_send() && sent < total {
+                sent += s.send_slice(&stream[sent..]).unwrap_or(0);
+            }
+            while s.can_recv() {
+                let mut tmp = [0u8; 4096];
+                let n = s.recv_slice(&mut tmp).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&tmp[..n]);
+            }
+            if got.len() >= total && !client_closed {
+                s.close();
+                client_closed = true;
+            }
+        }
+        iface.poll(sm(now_us), &mut dev, &mut sockets);
+        for f in dev.tx.drain(..) {
+            if let Some(r) = arp_reply(&f) {
+                dev.rx.push_back(r);
+            } else {
+                trace("C>S", now_us, &f);
+                c2s.send(&mut rng, now_us, f);
+            }
+        }
+
+        // Server.
+        let t = Instant::from_micros(now_us);
+        for f in c2s.due(now_us) {
+            let _ = ep.handle_frame(t, &f);
+        }
+        ep.handle_timeout(t);
+        while let Some(ev) = ep.poll_event() {
+            match ev {
+                Event::Established { conn, .. } => {
+                    established_events += 1;
+                    server_conn = Some(conn);
+                }
+                Event::PeerClosed(_) => server_peer_closed = true,
+                Event::Closed { .. } => {
+                    closed_events += 1;
+                    server_conn = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(h) = server_conn {
+            // Echo with backpressure: consume only what fits in the send space.
+            let (a, b) = ep.recv_slices(h);
+            let input: Vec<u8> = [a, b].concat();
+            let (x, y) = ep.send_space(h);
+            let mut n = 0;
+            for (dst, src) in x.iter_mut().chain(y.iter_mut()).zip(input.iter()) {
+                *dst = src ^ 0x5A;
+                n += 1;
+            }
+            ep.commit_send(h, n);
+            ep.consume(h, n);
+            if server_peer_closed && input.len() == n && !server_closing {
+                ep.close(h);
+                server_closing = true;
+            }
+        }
+        while let Some(n) = ep.poll_transmit(t, &mut buf) {
+            trace("S>C", now_us, &buf[..n]);
+            s2c.send(&mut rng, now_us, buf[..n].to_vec());
+        }
+        for f in s2c.due(now_us) {
+            dev.rx.push_back(f);
+        }
+
+        let client_state = sockets.get::<tcp::Socket>(sh).state();
+        if client_closed
+            && ep.connection_count() == 0
+            && matches!(client_state, tcp::State::TimeWait | tcp::State::Closed)
+            && established_events > 0
+        {
+            break;
+        }
+
+        // Advance virtual time to the next thing that can happen.
+        let mut next = now_us + 50_000;
+        if let Some(d) = iface.poll_delay(sm(now_us), &sockets) {
+            next = next.min(now_us + d.total_micros().max(1));
+        }
+        if let Some(at) = ep.poll_timeout() {
+            next = next.min(at.as_micros().max(now_us + 1));
+        }
+        for l in [&c2s, &s2c] {
+            if let Some(at) = l.next_at() {
+                next = next.min(at.max(now_us + 1));
+            }
+        }
+        if !dev.rx.is_empty() {
+            next = now_us;
+        }
+        now_us = next.max(now_us);
+        if now_us > 3_600_000_000 {
+            break;
+        }
+    }
+    let expect: Vec<u8> = stream.iter().map(|b| b ^ 0x5A).collect();
+    if std::env::var("SIM_DEBUG").is_ok() {
+        eprintln!(
+            "seed {seed}: sent {sent} got {} est {established_events} closed {closed_events} client {:?} t={}ms stats {:?}",
+            got.len(),
+            sockets.get::<tcp::Socket>(sh).state(),
+            now_us / 1000,
+            ep.stats()
+        );
+    }
+    Outcome {
+        echoed_ok: got == expect,
+        server_conns: ep.connection_count(),
+        client_state: sockets.get::<tcp::Socket>(sh).state(),
+        closed_events,
+        established_events,
+    }
+}
+
+#[test]
+fn sim_echo_over_a_clean_link() {
+    let o = run(1, 0, 0, 200_000);
+    assert!(o.echoed_ok);
+    assert_eq!(o.server_conns, 0);
+    assert_eq!(o.established_events, 1);
+    assert_eq!(o.closed_events, 1);
+    assert!(matches!(
+        o.client_state,
+        tcp::State::TimeWait | tcp::State::Closed
+    ));
+}
+
+#[test]
+fn sim_echo_with_loss_duplication_and_reordering() {
+    for seed in 1..=12u64 {
+        let o = run(seed * 7919, 50, 20, 100_000);
+        assert!(o.echoed_ok, "seed {seed}: stream mismatch");
+        assert_eq!(o.server_conns, 0, "seed {seed}");
+        assert_eq!(o.closed_events, o.established_events, "seed {seed}");
+    }
+}
+
+#[test]
+fn sim_echo_with_heavy_loss() {
+    for seed in 100..104u64 {
+        let o = run(seed, 200, 50, 30_000);
+        assert!(o.echoed_ok, "seed {seed}: stream mismatch");
+        assert_eq!(o.server_conns, 0, "seed {seed}");
+    }
+}
