@@ -699,7 +699,6 @@ impl Endpoint {
             // A cookie ACK after we answered a new SYN: the old incarnation is over.
             (false, false, Some(ack))
                 if syn_answered
-                    && seg.seq.diff(rcv_nxt) > 0
                     && self
                         .cookies
                         .validate(now, &flow, seg.seq, ack, seg.ts.map(|(_, e)| e))

@@ -1447,3 +1447,102 @@ fn first_flight_data_overtaking_the_cookie_ack_is_dropped_silently_not_reset() {
     ep.handle_frame(now, &frame(&s1, &[b'a'; 1448])).unwrap();
     assert_eq!(ep.connection_count(), 1);
 }
+
+#[test]
+fn rfc9293_syn_ack_to_unknown_flow_gets_rst_with_seq_seg_ack() {
+    let now = t0();
+    let mut ep = Endpoint::new(small_config(), SECRET, now);
+    let h = TcpHeader {
+        seq: SeqNumber(10),
+        ack: SeqNumber(4242),
+        flags: TcpFlags::SYN | TcpFlags::ACK,
+        ..templ()
+    };
+    assert_eq!(
+        ep.handle_frame(now, &frame(&h, &[])),
+        Err(DropReason::NoConnection)
+    );
+    let out = drain(&mut ep, now);
+    assert!(out[0].has(TcpFlags::RST));
+    assert_eq!(out[0].hdr.seq, SeqNumber(4242));
+    // SYN+FIN / SYN+RST are refused outright.
+    let h = TcpHeader {
+        flags: TcpFlags::SYN | TcpFlags::FIN,
+        ..templ()
+    };
+    assert_eq!(
+        ep.handle_frame(now, &frame(&h, &[])),
+        Err(DropReason::BadFlags)
+    );
+    assert!(drain(&mut ep, now).is_empty());
+}
+
+#[test]
+fn writable_event_after_tx_space_was_low() {
+    let mut fx = Fx::new();
+    let n = fx.app_send(&vec![3u8; 60 * 1024]);
+    assert_eq!(n, 60 * 1024);
+    assert!(!fx.events().contains(&Event::Writable(fx.h)));
+    // ACK everything in flight, repeatedly, until the ring drains.
+    for _ in 0..100 {
+        fx.out_and_ack();
+        fx.send(TcpFlags::ACK, &[]).unwrap();
+    }
+    let ev = fx.events();
+    assert_eq!(
+        ev.iter().filter(|e| **e == Event::Writable(fx.h)).count(),
+        1,
+        "{ev:?}"
+    );
+    let (a, b) = fx.ep.send_space(fx.h);
+    assert_eq!(a.len() + b.len(), 64 * 1024);
+}
+
+#[test]
+fn rfc5961_time_wait_rst_in_window_not_exact_gets_challenge_ack() {
+    let mut fx = Fx::new();
+    fx.ep.close(fx.h);
+    fx.out_and_ack();
+    fx.send(TcpFlags::ACK | TcpFlags::FIN, &[]).unwrap();
+    fx.out();
+    fx.seq = fx.seq + 5u32;
+    assert_eq!(fx.send(TcpFlags::RST, &[]), Err(DropReason::RstNotExact));
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert!(!out[0].has(TcpFlags::RST));
+    assert_eq!(fx.ep.time_wait_count(), 1);
+}
+
+#[test]
+fn send_after_close_is_refused_and_fin_follows_queued_data() {
+    let mut fx = Fx::new();
+    fx.app_send(b"abc");
+    fx.ep.close(fx.h);
+    assert_eq!(fx.app_send(b"more"), 0);
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].payload, b"abc");
+    assert!(out[0].has(TcpFlags::FIN));
+}
+
+#[test]
+fn fin_is_retransmitted_after_go_back_n() {
+    let mut fx = Fx::new();
+    fx.app_send(&vec![1u8; 3000]);
+    fx.ep.close(fx.h);
+    let out = fx.out();
+    assert!(out.last().unwrap().has(TcpFlags::FIN));
+    fx.fire_next();
+    let mut seen_fin = false;
+    for _ in 0..5 {
+        for o in fx.out_and_ack() {
+            seen_fin |= o.has(TcpFlags::FIN);
+        }
+        fx.send(TcpFlags::ACK, &[]).unwrap();
+    }
+    assert!(seen_fin);
+    assert_eq!(
+        fx.ep.conn_for_test(fx.h).unwrap().state,
+        conn::State::FinWait2
+    );
+}
