@@ -62,6 +62,15 @@ impl Device for SimDevice {
     }
 }
 
+thread_local! {
+    /// Virtual milliseconds for the client's timestamp generator (a plain `fn() -> u32`).
+    static VCLOCK_MS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn client_tsval() -> u32 {
+    VCLOCK_MS.with(|c| c.get())
+}
+
 struct Rng(u64);
 
 impl Rng {
@@ -152,7 +161,7 @@ struct Outcome {
     established_events: usize,
 }
 
-fn run(seed: u64, loss: u64, dup: u64, total: usize) -> Outcome {
+fn run(seed: u64, loss: u64, dup: u64, total: usize, timestamps: bool) -> Outcome {
     let mut rng = Rng(seed | 1);
     let mut now_us: u64 = 1_000_000;
     let sm = |us: u64| smoltcp::time::Instant::from_micros(us as i64);
@@ -174,6 +183,9 @@ fn run(seed: u64, loss: u64, dup: u64, total: usize) -> Outcome {
         tcp::SocketBuffer::new(vec![0; 32 * 1024]),
     );
     sock.set_nagle_enabled(false);
+    if timestamps {
+        sock.set_tsval_generator(Some(client_tsval));
+    }
     let mut sockets = SocketSet::new(vec![]);
     let sh = sockets.add(sock);
     sockets
@@ -212,6 +224,7 @@ fn run(seed: u64, loss: u64, dup: u64, total: usize) -> Outcome {
     let mut buf = vec![0u8; 2048];
 
     for _ in 0..2_000_000 {
+        VCLOCK_MS.with(|c| c.set((now_us / 1000) as u32));
         // Client.
         iface.poll(sm(now_us), &mut dev, &mut sockets);
         {
@@ -338,7 +351,7 @@ fn run(seed: u64, loss: u64, dup: u64, total: usize) -> Outcome {
 
 #[test]
 fn sim_echo_over_a_clean_link() {
-    let o = run(1, 0, 0, 200_000);
+    let o = run(1, 0, 0, 200_000, false);
     assert!(o.echoed_ok);
     assert_eq!(o.server_conns, 0);
     assert_eq!(o.established_events, 1);
@@ -352,7 +365,7 @@ fn sim_echo_over_a_clean_link() {
 #[test]
 fn sim_echo_with_loss_duplication_and_reordering() {
     for seed in 1..=12u64 {
-        let o = run(seed * 7919, 50, 20, 100_000);
+        let o = run(seed * 7919, 50, 20, 100_000, seed % 2 == 0);
         assert!(o.echoed_ok, "seed {seed}: stream mismatch");
         assert_eq!(o.server_conns, 0, "seed {seed}");
         assert_eq!(o.closed_events, o.established_events, "seed {seed}");
@@ -362,8 +375,18 @@ fn sim_echo_with_loss_duplication_and_reordering() {
 #[test]
 fn sim_echo_with_heavy_loss() {
     for seed in 100..104u64 {
-        let o = run(seed, 200, 50, 30_000);
+        let o = run(seed, 200, 50, 30_000, seed % 2 == 1);
         assert!(o.echoed_ok, "seed {seed}: stream mismatch");
         assert_eq!(o.server_conns, 0, "seed {seed}");
+    }
+}
+
+#[test]
+fn sim_echo_with_timestamps_wscale_and_sack_negotiated() {
+    for seed in 1..=6u64 {
+        let o = run(seed * 31, 30, 10, 150_000, true);
+        assert!(o.echoed_ok, "seed {seed}: stream mismatch");
+        assert_eq!(o.server_conns, 0, "seed {seed}");
+        assert_eq!(o.closed_events, o.established_events, "seed {seed}");
     }
 }
