@@ -91,6 +91,8 @@ pub struct Seg<'a> {
     pub rst: bool,
     pub window: u16,
     pub ts: Option<(u32, u32)>,
+    /// The peer's SACK blocks (RFC 2018), at most 4.
+    pub sack: &'a [SackBlock],
     pub payload: &'a [u8],
 }
 
@@ -156,6 +158,9 @@ pub struct Negotiated {
     /// Our TSval at `now` minus `now` in ms (so `ts_now` continues the cookie's clock).
     pub ts_offset: u32,
 }
+
+/// Ranges the SACK scoreboard keeps (the highest is dropped when full).
+const MAX_SACKED: usize = 8;
 
 /// 24 days: TS.Recent older than this is invalid for PAWS (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
@@ -225,6 +230,14 @@ pub struct Conn {
     recover: SeqNumber,
     /// Retransmit one segment at SND.UNA (fast retransmit, NewReno partial ACK).
     rtx_one: bool,
+    /// SACK scoreboard (RFC 2018 / RFC 6675-lite): sorted, disjoint ranges above SND.UNA the
+    /// peer reported holding.
+    sacked: [(SeqNumber, SeqNumber); MAX_SACKED],
+    sacked_n: usize,
+    /// Highest sequence number retransmitted in this recovery (RFC 6675 HighRxt).
+    high_rxt: SeqNumber,
+    /// Retransmit the next SACK hole above `high_rxt`.
+    rtx_hole: bool,
     /// Send even against the window / SWS rule (zero-window probe, SWS override timer).
     force_send: bool,
     persist_backoff: Duration,
@@ -311,6 +324,10 @@ impl Conn {
             in_recovery: false,
             recover: iss1,
             rtx_one: false,
+            sacked: [(SeqNumber(0), SeqNumber(0)); MAX_SACKED],
+            sacked_n: 0,
+            high_rxt: iss1,
+            rtx_hole: false,
             force_send: false,
             persist_backoff: cfg.initial_rto,
             timers: TimerTable::default(),
@@ -576,6 +593,15 @@ impl Conn {
         let seg_wnd = u32::from(seg.window) << self.snd_wscale;
         let acked = ack.distance_from(self.snd_una).unwrap_or(0);
         let smss = self.smss;
+        if acked > 0 {
+            self.sack_prune(ack);
+        }
+        let mut new_sack = false;
+        if self.sack_ok {
+            for b in seg.sack {
+                new_sack |= self.sack_add(b.left, b.right);
+            }
+        }
 
         if acked > 0 {
             let data_acked = (acked as usize).min(self.tx.len());
@@ -622,8 +648,11 @@ impl Conn {
                 } else {
                     // Step 3 partial acknowledgment: retransmit the first unacknowledged
                     // segment, deflate by the amount acked, add back one SMSS if that was at
-                    // least one SMSS, reset the retransmission timer.
-                    self.rtx_one = true;
+                    // least one SMSS, reset the retransmission timer. (Skipped when SACK
+                    // recovery already retransmitted that hole.)
+                    if self.high_rxt.diff(self.snd_una) <= 0 {
+                        self.rtx_one = true;
+                    }
                     self.cwnd = self.cwnd.saturating_sub(acked);
                     if acked >= smss {
                         self.cwnd = self.cwnd.saturating_add(smss);
@@ -657,13 +686,19 @@ impl Conn {
             && ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.fin
-            && seg_wnd == self.snd_wnd
+            && (seg_wnd == self.snd_wnd || new_sack)
             && self.outstanding()
         {
-            // RFC 5681 §2 duplicate ACK; RFC 5681 §3.2 / RFC 6582 §3.2 fast retransmit.
+            // RFC 5681 §2 duplicate ACK (RFC 6675 §2: an ACK with new SACK information counts
+            // too, even if the window changed); RFC 5681 §3.2 / RFC 6582 §3.2 fast retransmit.
             self.dupacks = self.dupacks.saturating_add(1);
             if self.in_recovery {
                 self.cwnd = self.cwnd.saturating_add(smss);
+                // RFC 6675-lite: each further duplicate ACK lets one SACK hole go again.
+                let from = self.high_rxt.max(self.snd_una);
+                if self.sack_next_hole(from).is_some() {
+                    self.rtx_hole = true;
+                }
             } else if self.dupacks == 3 && ack.diff(self.recover) >= 0 {
                 // RFC 6582 §3.2 step 2: only if the ACK covers `recover` (no second fast
                 // retransmit for losses of the same window).
@@ -672,6 +707,7 @@ impl Conn {
                 self.recover = self.snd_max;
                 self.in_recovery = true;
                 self.rtx_one = true;
+                self.high_rxt = self.snd_una;
                 self.rtt_sample = None;
                 self.cwnd = self.ssthresh.saturating_add(3 * smss);
                 cx.stats.fast_retransmits += 1;
@@ -702,8 +738,11 @@ impl Conn {
 
     fn rto_from_estimate(&self, cfg: &TcpConfig) -> Duration {
         match self.srtt {
-            Some(srtt) => (srtt + (4 * self.rttvar).max(CLOCK_G)).clamp(cfg.min_rto, cfg.max_rto),
-            None => cfg.initial_rto.clamp(cfg.min_rto, cfg.max_rto),
+            Some(srtt) => srtt
+                .saturating_add(self.rttvar.saturating_mul(4).max(CLOCK_G))
+                .max(cfg.min_rto)
+                .min(cfg.max_rto),
+            None => cfg.initial_rto.max(cfg.min_rto).min(cfg.max_rto),
         }
     }
 
@@ -878,7 +917,7 @@ impl Conn {
                         cx.stats.zero_window_probes += 1;
                         self.snd_nxt = self.snd_una;
                         self.force_send = true;
-                        self.rto = (self.rto * 2).min(cx.cfg.max_rto);
+                        self.rto = self.rto.saturating_mul(2).min(cx.cfg.max_rto);
                         self.timers.set(Timer::Retransmit, now + self.rto);
                         continue;
                     }
@@ -895,17 +934,22 @@ impl Conn {
                     self.in_recovery = false;
                     self.recover = self.snd_max;
                     self.dupacks = 0;
-                    // Go back N: resend from SND.UNA; Karn: no RTT sample from these.
+                    // Go back N: resend from SND.UNA; Karn: no RTT sample from these. RFC 2018
+                    // §8: after a timeout the SACKed bits are forgotten (the peer may renege).
                     self.snd_nxt = self.snd_una;
+                    self.sacked_n = 0;
+                    self.rtx_hole = false;
+                    self.rtx_one = false;
                     self.rtt_sample = None;
                     // RFC 6298 §5.5: back off the timer.
-                    self.rto = (self.rto * 2).min(cx.cfg.max_rto);
+                    self.rto = self.rto.saturating_mul(2).min(cx.cfg.max_rto);
                     self.timers.set(Timer::Retransmit, now + self.rto);
                 }
                 Timer::Persist => {
                     cx.stats.zero_window_probes += 1;
                     self.force_send = true;
-                    self.persist_backoff = (self.persist_backoff * 2).min(cx.cfg.max_rto);
+                    self.persist_backoff =
+                        self.persist_backoff.saturating_mul(2).min(cx.cfg.max_rto);
                 }
                 Timer::DelayedAck => self.ack_now = true,
                 Timer::FinWait2 => out = Outcome::Closed,
@@ -944,6 +988,103 @@ impl Conn {
         if self.ack_now {
             self.timers.stop(Timer::DelayedAck);
         }
+    }
+
+    /// Merges a peer SACK block into the scoreboard; true if it added anything.
+    fn sack_add(&mut self, left: SeqNumber, right: SeqNumber) -> bool {
+        let left = left.max(self.snd_una);
+        if right.diff(left) <= 0 || right.diff(self.snd_max) > 0 {
+            return false;
+        }
+        if self.sacked[..self.sacked_n]
+            .iter()
+            .any(|&(a, b)| a.diff(left) <= 0 && right.diff(b) <= 0)
+        {
+            return false;
+        }
+        let mut out = [(SeqNumber(0), SeqNumber(0)); MAX_SACKED + 1];
+        let mut n = 0;
+        let (mut nl, mut nr) = (left, right);
+        let mut placed = false;
+        for &(a, b) in &self.sacked[..self.sacked_n] {
+            if b.diff(nl) < 0 {
+                out[n] = (a, b);
+                n += 1;
+            } else if a.diff(nr) > 0 {
+                if !placed {
+                    out[n] = (nl, nr);
+                    n += 1;
+                    placed = true;
+                }
+                out[n] = (a, b);
+                n += 1;
+            } else {
+                nl = nl.min(a);
+                nr = nr.max(b);
+            }
+        }
+        if !placed {
+            out[n] = (nl, nr);
+            n += 1;
+        }
+        let n = n.min(MAX_SACKED);
+        self.sacked[..n].copy_from_slice(&out[..n]);
+        self.sacked_n = n;
+        true
+    }
+
+    /// Drops what the cumulative ACK now covers.
+    fn sack_prune(&mut self, una: SeqNumber) {
+        let mut n = 0;
+        for i in 0..self.sacked_n {
+            let (a, b) = self.sacked[i];
+            if b.diff(una) > 0 {
+                self.sacked[n] = (a.max(una), b);
+                n += 1;
+            }
+        }
+        self.sacked_n = n;
+    }
+
+    /// First hole at or above `from` that lies below a SACKed range: (start, length).
+    fn sack_next_hole(&self, from: SeqNumber) -> Option<(SeqNumber, u32)> {
+        let mut s = from;
+        for &(a, b) in &self.sacked[..self.sacked_n] {
+            if s.diff(a) < 0 {
+                return a.distance_from(s).map(|d| (s, d));
+            }
+            if s.diff(b) < 0 {
+                s = b;
+            }
+        }
+        None
+    }
+
+    /// Bytes from `seq` up to the next SACKed range (unbounded if none).
+    fn sack_room(&self, seq: SeqNumber) -> usize {
+        self.sacked[..self.sacked_n]
+            .iter()
+            .find(|(a, _)| a.diff(seq) > 0)
+            .and_then(|(a, _)| a.distance_from(seq))
+            .map_or(usize::MAX, |d| d as usize)
+    }
+
+    /// The next SACK hole to retransmit during recovery (data only).
+    fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
+        if !self.rtx_hole {
+            return None;
+        }
+        self.rtx_hole = false;
+        let (seq, hole) = self.sack_next_hole(self.high_rxt.max(self.snd_una))?;
+        let off = seq.distance_from(self.snd_una)? as usize;
+        let len = (hole as usize)
+            .min(self.max_payload() as usize)
+            .min(self.tx.len().saturating_sub(off));
+        if len == 0 {
+            return None;
+        }
+        self.high_rxt = seq + len;
+        Some((seq, len))
     }
 
     fn has_unsent(&self) -> bool {
@@ -1006,7 +1147,7 @@ impl Conn {
     }
 
     pub fn wants_transmit(&self) -> bool {
-        self.ack_now || self.rtx_one || self.send_candidate().is_some()
+        self.ack_now || self.rtx_one || self.rtx_hole || self.send_candidate().is_some()
     }
 
     fn window_field(&mut self) -> u16 {
@@ -1044,9 +1185,15 @@ impl Conn {
                 .distance_from(self.snd_una)
                 .unwrap_or(0)
                 .min(self.tx.len() as u32) as usize;
-            let len = outstanding_data.min(self.max_payload() as usize);
+            let len = outstanding_data
+                .min(self.max_payload() as usize)
+                .min(self.sack_room(self.snd_una));
             let fin = self.fin_sent() && !self.fin_acked && len == self.tx.len();
+            let end = self.snd_una + len;
+            self.high_rxt = self.high_rxt.max(end);
             (self.snd_una, len, fin, true)
+        } else if let Some((seq, len)) = self.take_hole() {
+            (seq, len, false, true)
         } else if let Some((len, fin)) = self.send_candidate() {
             self.force_send = false;
             let is_rtx = self.snd_nxt.diff(self.snd_max) < 0;

@@ -172,6 +172,7 @@ impl Endpoint {
             rst: fl.contains(TcpFlags::RST),
             window: t.window,
             ts: t.options.timestamps,
+            sack: t.options.sack(),
             payload: f.payload,
         };
         // Combinations no state accepts (RFC 9293 leaves them undefined; Linux drops them).

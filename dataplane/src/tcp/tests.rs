@@ -1546,3 +1546,46 @@ fn fin_is_retransmitted_after_go_back_n() {
         conn::State::FinWait2
     );
 }
+
+#[test]
+fn rfc6675_sack_recovery_retransmits_each_hole_once() {
+    let mut fx = Fx::new();
+    fx.app_send(&vec![7u8; 10 * 1448]);
+    let out = fx.out();
+    assert_eq!(out.len(), 10);
+    let s: Vec<SeqNumber> = out.iter().map(|o| o.hdr.seq).collect();
+    let end = s[9] + 1448u32;
+    fx.ack = s[0];
+    let dupack = |fx: &mut Fx, blocks: &[(SeqNumber, SeqNumber)]| {
+        let mut h = fx.hdr(TcpFlags::ACK);
+        let b: Vec<SackBlock> = blocks
+            .iter()
+            .map(|&(left, right)| SackBlock { left, right })
+            .collect();
+        h.options.set_sack(&b);
+        fx.send_hdr(&h, &[]).unwrap();
+        fx.out()
+    };
+    assert!(dupack(&mut fx, &[(s[1], s[2])]).is_empty());
+    assert!(dupack(&mut fx, &[(s[1], s[3])]).is_empty());
+    // Third duplicate ACK: fast retransmit of the first hole only.
+    let out = dupack(&mut fx, &[(s[4], s[5]), (s[1], s[3])]);
+    assert_eq!(out[0].hdr.seq, s[0]);
+    assert_eq!(out[0].payload.len(), 1448);
+    assert!(out.iter().skip(1).all(|o| o.hdr.seq.diff(s[9]) > 0));
+    // Next duplicate ACK: the second hole (segment 3) goes, not segment 1 or 2.
+    let out = dupack(&mut fx, &[(s[4], s[6]), (s[1], s[3])]);
+    assert_eq!(out[0].hdr.seq, s[3]);
+    // Further duplicate ACKs: no hole left below the SACKed data, nothing retransmitted.
+    let out = dupack(&mut fx, &[(s[4], s[8]), (s[1], s[3])]);
+    assert!(out.iter().all(|o| o.hdr.seq.diff(s[9]) > 0), "{out:?}");
+    // Partial ACK up to segment 3: already retransmitted, not sent again.
+    fx.ack = s[3];
+    let out = dupack(&mut fx, &[(s[4], s[8])]);
+    assert!(out.iter().all(|o| o.hdr.seq != s[3]));
+    assert_eq!(fx.ep.stats().retransmits, 2);
+    fx.ack = end;
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    let (_, _, rec) = fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd();
+    assert!(!rec);
+}
