@@ -263,6 +263,7 @@ impl Iterator for Missing<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::RingBuffer;
     use proptest::prelude::*;
 
     fn ranges(a: &Assembler) -> Vec<(usize, usize)> {
@@ -513,7 +514,71 @@ mod tests {
         out
     }
 
+    /// The receive path as the module documentation describes it, over a ring and an
+    /// assembler of the same size: returns false if the segment was dropped.
+    fn receive(ring: &mut RingBuffer, asm: &mut Assembler, off: usize, data: &[u8]) -> bool {
+        let free = ring.free();
+        if off >= free {
+            return false;
+        }
+        let data = &data[..data.len().min(free - off)];
+        for (m, n) in asm.missing(off, data.len()) {
+            let written = ring.write_at(m, &data[m - off..m - off + n]);
+            assert_eq!(written, n);
+        }
+        if off == 0 {
+            let extra = asm.take_front(data.len());
+            let total = data.len() + extra;
+            assert_eq!(ring.commit(total), total);
+            true
+        } else {
+            asm.add(off, data.len()).is_ok()
+        }
+    }
+
     proptest! {
+        /// Segments of one byte stream arrive out of order, duplicated and overlapping, while
+        /// the reader consumes at random: what it reads is exactly the stream.
+        #[test]
+        fn ring_and_assembler_reassemble_a_stream(
+            stream in prop::collection::vec(any::<u8>(), 1..400),
+            segs in prop::collection::vec((0..400usize, 1..40usize, 0..50usize), 0..120),
+            cap in 1..80usize,
+        ) {
+            let mut ring = RingBuffer::new(cap);
+            let mut asm = Assembler::new(cap);
+            let mut rcv_nxt = 0usize; // stream offset of the ring's tail
+            let mut read = Vec::new();
+            let drain = |ring: &mut RingBuffer, read: &mut Vec<u8>, n: usize| {
+                let mut buf = [0u8; 64];
+                let k = ring.read(&mut buf[..n.min(64)]);
+                read.extend_from_slice(&buf[..k]);
+            };
+            for (start, len, consume) in segs {
+                let start = start.min(stream.len() - 1);
+                let end = (start + len).min(stream.len());
+                if end > rcv_nxt {
+                    let s = start.max(rcv_nxt);
+                    let before = ring.len();
+                    receive(&mut ring, &mut asm, s - rcv_nxt, &stream[s..end]);
+                    rcv_nxt += ring.len() - before;
+                }
+                drain(&mut ring, &mut read, consume);
+                prop_assert!(asm.held_bytes() <= ring.free());
+            }
+            // Then the rest in order, as a retransmitting sender would.
+            while rcv_nxt < stream.len() {
+                let end = (rcv_nxt + 16).min(stream.len());
+                let before = ring.len();
+                receive(&mut ring, &mut asm, 0, &stream[rcv_nxt..end]);
+                rcv_nxt += ring.len() - before;
+                drain(&mut ring, &mut read, 64);
+            }
+            drain(&mut ring, &mut read, 64);
+            prop_assert!(asm.is_empty());
+            prop_assert_eq!(read, stream);
+        }
+
         #[test]
         fn assembler_matches_a_bitmap_model(
             max_bytes in 0..120usize,

@@ -192,9 +192,15 @@ impl SynCookies {
     /// the secret, so TSvals neither reveal uptime nor correlate across flows. The engine uses
     /// this for every TSval of the connection after the handshake too.
     pub fn ts_clock(&self, now: Instant, flow: &FlowKey) -> u32 {
-        let offset = self.ts_offset_key.hash(&flow_bytes(flow)) as u32;
         // The clock is modulo 2^32 ms (RFC 7323 §5.4): truncation is intended.
-        (now.as_millis() as u32).wrapping_add(offset)
+        (now.as_millis() as u32).wrapping_add(self.ts_offset(flow))
+    }
+
+    /// The per-flow part of [`ts_clock`](Self::ts_clock): `ts_clock(now, flow) ==
+    /// (now.as_millis() as u32).wrapping_add(ts_offset(flow))`. A connection can keep it to
+    /// avoid hashing for every segment.
+    pub fn ts_offset(&self, flow: &FlowKey) -> u32 {
+        self.ts_offset_key.hash(&flow_bytes(flow)) as u32
     }
 
     /// The SYN-ACK's ISN, send MSS and TSval for a SYN from `flow` with sequence number
@@ -595,6 +601,7 @@ mod tests {
         assert_eq!(sc.ts_clock(at_secs(10) + Duration::from_micros(999), &f), a);
         assert_ne!(a, sc.ts_clock(at_secs(10), &g), "offset differs per flow");
         assert_ne!(a, 10_000, "the offset hides uptime");
+        assert_eq!(a, 10_000u32.wrapping_add(sc.ts_offset(&f)));
         assert_ne!(a, SynCookies::new([1; 32]).ts_clock(at_secs(10), &f));
         // Same secret, same clock (a restart with the same secret keeps TSvals monotonic).
         assert_eq!(a, SynCookies::new(SECRET).ts_clock(at_secs(10), &f));

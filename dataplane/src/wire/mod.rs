@@ -20,8 +20,14 @@ mod tcp;
 mod test_vectors;
 
 pub use error::WireError;
-pub use ethernet::{ethertype, EthernetAddress, EthernetFrame, EthernetRepr, VlanTag};
+pub use ethernet::{
+    ethertype, EthernetAddress, EthernetFrame, EthernetRepr, VlanTag,
+    HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN as ETHERNET_VLAN_HEADER_LEN,
+};
 pub use frame::{emit_tcp_frame, parse_tcp_frame, tcp_frame_len, FrameAddrs, TcpFrame};
-pub use ipv4::{ip_protocol, Ipv4Packet, Ipv4Repr};
+pub use ipv4::{ip_protocol, Ipv4Packet, Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN};
 pub use seq::SeqNumber;
-pub use tcp::{SackBlock, TcpFlags, TcpHeader, TcpOptions, TcpPacket};
+pub use tcp::{
+    SackBlock, TcpFlags, TcpHeader, TcpOptions, TcpPacket, HEADER_LEN as TCP_HEADER_LEN,
+    MAX_OPTIONS_LEN as TCP_MAX_OPTIONS_LEN, MAX_SACK_BLOCKS,
+};

@@ -190,7 +190,9 @@ impl TcpOptions {
                     opts.timestamps = Some((tsval, tsecr));
                 }
                 (kind::SACK, _) if len >= 10 && (len - 2) % 8 == 0 => {
-                    // At most 4 blocks fit in 40 option bytes, so `n <= 4` here.
+                    // 40 option bytes hold at most 4 blocks; a longer slice handed to
+                    // `parse` directly is cut at 4. A repeated SACK option replaces the first.
+                    opts.sack_blocks = Default::default();
                     let mut n = 0;
                     for b in data.chunks_exact(8) {
                         opts.sack_blocks[n] = SackBlock {
@@ -527,8 +529,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 }
 
-/// A TCP header without its payload, as parsed and as emitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A TCP header without its payload, as parsed and as emitted. `Default` is all zeros with
+/// no flags and no options, handy as a template (`TcpHeader { flags, ..Default::default() }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct TcpHeader {
     pub src_port: u16,
     pub dst_port: u16,
@@ -674,6 +677,12 @@ mod tests {
         assert_eq!(o.sack_len, 4);
         assert_eq!(o.sack()[0], block(100, 150));
         assert_eq!(o.sack()[3], block(400, 450));
+        // A second SACK option replaces the first entirely.
+        bytes.extend_from_slice(&[5, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        let o = TcpOptions::parse(&bytes).unwrap();
+        let mut want = TcpOptions::default();
+        want.set_sack(&[block(1, 2)]);
+        assert_eq!(o, want);
     }
 
     #[test]
