@@ -505,10 +505,7 @@ impl Endpoint {
             window_scale: params.window_scale,
             sack_permitted: params.sack_permitted,
             timestamps: params.timestamps,
-            ts_offset: self
-                .cookies
-                .ts_clock(now, &flow)
-                .wrapping_sub(now.as_millis() as u32),
+            ts_offset: self.cookies.ts_offset(&flow),
         };
         let slot = &mut self.slots[idx as usize];
         let handle = ConnHandle {
