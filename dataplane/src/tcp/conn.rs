@@ -476,10 +476,16 @@ impl Conn {
         if !acceptable {
             // "If an incoming segment is not acceptable, an acknowledgment should be sent in
             // reply" (also the answer to the peer's zero-window probes). With RCV.WND zero,
-            // "special allowance should be made to accept valid ACKs": a probe at RCV.NXT
-            // still updates SND.UNA / SND.WND.
+            // "special allowance should be made to accept valid ACKs": the ACK field of a
+            // segment at or somewhat beyond RCV.NXT (a probe, or a peer that sent past our
+            // window and moved its SND.NXT) still updates SND.UNA / SND.WND if it passes the
+            // RFC 5961 §5 range check. Without this, a peer that waits for our window while
+            // we wait for its ACK (our app cannot write until the tx ring drains) deadlocks.
             self.ack_now = true;
-            if wnd == 0 && seg.seq == self.rcv_nxt {
+            let near = seg
+                .seq
+                .in_window(self.rcv_nxt, (self.rx.capacity() as u32).max(1));
+            if wnd == 0 && near {
                 if let Some(ack) = seg.ack {
                     if ack.diff(self.snd_max) <= 0 && ack.diff(self.snd_una - self.max_snd_wnd) >= 0
                     {

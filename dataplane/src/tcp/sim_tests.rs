@@ -126,14 +126,16 @@ fn trace(dir: &str, now_us: u64, f: &[u8]) {
     }
     if let Ok(p) = crate::wire::parse_tcp_frame(f) {
         eprintln!(
-            "{:>8}us {dir} seq={} ack={} {:?} win={} len={} opts={:?}",
+            "{:>8}us {dir} {}>{} seq={} ack={} {:?} win={} len={} opts={:?}",
             now_us,
+            p.tcp.src_port,
+            p.tcp.dst_port,
             p.tcp.seq,
             p.tcp.ack,
             p.tcp.flags,
             p.tcp.window,
             p.payload.len(),
-            p.tcp.options
+            p.tcp.options.timestamps
         );
     }
 }
@@ -388,5 +390,244 @@ fn sim_echo_with_timestamps_wscale_and_sack_negotiated() {
         assert!(o.echoed_ok, "seed {seed}: stream mismatch");
         assert_eq!(o.server_conns, 0, "seed {seed}");
         assert_eq!(o.closed_events, o.established_events, "seed {seed}");
+    }
+}
+
+/// One client socket's progress in `run_many`.
+struct Client {
+    handle: smoltcp::iface::SocketHandle,
+    round: u16,
+    sent: usize,
+    got: Vec<u8>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct ServerSide {
+    peer_closed: bool,
+    closing: bool,
+}
+
+fn new_client_socket(timestamps: bool) -> tcp::Socket<'static> {
+    let mut sock = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 16 * 1024]),
+        tcp::SocketBuffer::new(vec![0; 16 * 1024]),
+    );
+    sock.set_nagle_enabled(false);
+    if timestamps {
+        sock.set_tsval_generator(Some(client_tsval));
+    }
+    sock
+}
+
+/// `clients` concurrent clients, each running `rounds` connections one after the other
+/// (connection churn: slots, handles and buffers are reused). Returns the endpoint at the end.
+fn run_many(seed: u64, loss: u64, clients: usize, rounds: u16, total: usize) -> (Endpoint, bool) {
+    let mut rng = Rng(seed | 1);
+    let mut now_us: u64 = 1_000_000;
+    let sm = |us: u64| smoltcp::time::Instant::from_micros(us as i64);
+    let mut dev = SimDevice {
+        rx: VecDeque::new(),
+        tx: Vec::new(),
+    };
+    let mut iface = Interface::new(
+        Config::new(HardwareAddress::Ethernet(SEth(CLIENT_MAC))),
+        &mut dev,
+        sm(now_us),
+    );
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::v4(10, 0, 0, 2), 24)).unwrap();
+    });
+    let mut sockets = SocketSet::new(vec![]);
+    let port = |c: usize, r: u16| 20000 + (c as u16) * 100 + r;
+    let mut cl: Vec<Client> = (0..clients)
+        .map(|c| {
+            let h = sockets.add(new_client_socket(c % 2 == 0));
+            sockets
+                .get_mut::<tcp::Socket>(h)
+                .connect(
+                    iface.context(),
+                    (IpAddress::v4(10, 0, 0, 1), 80),
+                    port(c, 0),
+                )
+                .unwrap();
+            Client {
+                handle: h,
+                round: 0,
+                sent: 0,
+                got: Vec::new(),
+                closed: false,
+            }
+        })
+        .collect();
+    let cfg = TcpConfig {
+        max_connections: 2 * clients,
+        rx_buffer: 8 * 1024,
+        tx_buffer: 8 * 1024,
+        ..TcpConfig::default()
+    };
+    let mut ep = Endpoint::new(cfg, [3; 32], Instant::from_micros(now_us));
+    let mut srv: std::collections::HashMap<ConnHandle, ServerSide> = Default::default();
+    let mut c2s = Link {
+        q: Vec::new(),
+        loss,
+        dup: 10,
+    };
+    let mut s2c = Link {
+        q: Vec::new(),
+        loss,
+        dup: 10,
+    };
+    let stream: Vec<u8> = (0..total).map(|i| (i * 13 % 253) as u8).collect();
+    let expect: Vec<u8> = stream.iter().map(|b| b ^ 0x5A).collect();
+    let mut ok = true;
+    let mut buf = vec![0u8; 2048];
+    let mut done = 0;
+    for _ in 0..5_000_000 {
+        VCLOCK_MS.with(|c| c.set((now_us / 1000) as u32));
+        iface.poll(sm(now_us), &mut dev, &mut sockets);
+        for (ci, c) in cl.iter_mut().enumerate() {
+            if c.round >= rounds {
+                continue;
+            }
+            let s = sockets.get_mut::<tcp::Socket>(c.handle);
+            if s.can_send() && c.sent < total {
+                c.sent += s.send_slice(&stream[c.sent..]).unwrap_or(0);
+            }
+            while s.can_recv() {
+                let mut tmp = [0u8; 4096];
+                let n = s.recv_slice(&mut tmp).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                c.got.extend_from_slice(&tmp[..n]);
+            }
+            if c.got.len() >= total && !c.closed {
+                s.close();
+                c.closed = true;
+            }
+            let st = s.state();
+            if c.closed && matches!(st, tcp::State::TimeWait | tcp::State::Closed) {
+                ok &= c.got == expect;
+                done += 1;
+                sockets.remove(c.handle);
+                c.round += 1;
+                c.sent = 0;
+                c.got.clear();
+                c.closed = false;
+                if c.round < rounds {
+                    let h = sockets.add(new_client_socket(ci % 2 == 0));
+                    sockets
+                        .get_mut::<tcp::Socket>(h)
+                        .connect(
+                            iface.context(),
+                            (IpAddress::v4(10, 0, 0, 1), 80),
+                            port(ci, c.round),
+                        )
+                        .unwrap();
+                    c.handle = h;
+                }
+            } else if st == tcp::State::Closed && !c.closed {
+                // Reset by the server: a failure.
+                ok = false;
+                c.round = rounds;
+            }
+        }
+        iface.poll(sm(now_us), &mut dev, &mut sockets);
+        for f in dev.tx.drain(..) {
+            if let Some(r) = arp_reply(&f) {
+                dev.rx.push_back(r);
+            } else {
+                trace("C>S", now_us, &f);
+                c2s.send(&mut rng, now_us, f);
+            }
+        }
+        let t = Instant::from_micros(now_us);
+        for f in c2s.due(now_us) {
+            let _ = ep.handle_frame(t, &f);
+        }
+        ep.handle_timeout(t);
+        while let Some(ev) = ep.poll_event() {
+            match ev {
+                Event::Established { conn, .. } => {
+                    assert!(srv.insert(conn, ServerSide::default()).is_none());
+                }
+                Event::PeerClosed(h) => {
+                    if let Some(s) = srv.get_mut(&h) {
+                        s.peer_closed = true;
+                    }
+                }
+                Event::Closed { conn, .. } => {
+                    assert!(srv.remove(&conn).is_some(), "Closed once per Established");
+                }
+                _ => {}
+            }
+        }
+        for (&h, st) in srv.iter_mut() {
+            let (a, b) = ep.recv_slices(h);
+            let input: Vec<u8> = [a, b].concat();
+            let (x, y) = ep.send_space(h);
+            let mut n = 0;
+            for (dst, src) in x.iter_mut().chain(y.iter_mut()).zip(input.iter()) {
+                *dst = src ^ 0x5A;
+                n += 1;
+            }
+            ep.commit_send(h, n);
+            ep.consume(h, n);
+            if st.peer_closed && input.len() == n && !st.closing {
+                ep.close(h);
+                st.closing = true;
+            }
+        }
+        while let Some(n) = ep.poll_transmit(t, &mut buf) {
+            trace("S>C", now_us, &buf[..n]);
+            s2c.send(&mut rng, now_us, buf[..n].to_vec());
+        }
+        for f in s2c.due(now_us) {
+            dev.rx.push_back(f);
+        }
+        if done == clients * rounds as usize && ep.connection_count() == 0 {
+            break;
+        }
+        let mut next = now_us + 50_000;
+        if let Some(d) = iface.poll_delay(sm(now_us), &sockets) {
+            next = next.min(now_us + d.total_micros().max(1));
+        }
+        if let Some(at) = ep.poll_timeout() {
+            next = next.min(at.as_micros().max(now_us + 1));
+        }
+        for l in [&c2s, &s2c] {
+            if let Some(at) = l.next_at() {
+                next = next.min(at.max(now_us + 1));
+            }
+        }
+        if !dev.rx.is_empty() {
+            next = now_us;
+        }
+        now_us = next.max(now_us);
+        if now_us > 3_600_000_000 {
+            break;
+        }
+    }
+    ok &= done == clients * rounds as usize;
+    if std::env::var("SIM_DEBUG").is_ok() {
+        eprintln!(
+            "many seed {seed}: done {done} t={}ms stats {:?}",
+            now_us / 1000,
+            ep.stats()
+        );
+    }
+    (ep, ok)
+}
+
+#[test]
+fn sim_many_clients_with_connection_churn() {
+    for seed in [5u64, 8, 10] {
+        let (ep, ok) = run_many(seed, 30, 6, 4, 20_000);
+        assert!(ok, "seed {seed}");
+        assert_eq!(ep.connection_count(), 0);
+        assert_eq!(ep.poll_timeout(), None, "seed {seed}: no timer remains");
+        assert_eq!(ep.stats().connections_established, 24);
+        assert_eq!(ep.stats().connections_closed, 24);
     }
 }

@@ -1589,3 +1589,26 @@ fn rfc6675_sack_recovery_retransmits_each_hole_once() {
     let (_, _, rec) = fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd();
     assert!(!rec);
 }
+
+#[test]
+fn rfc9293_zero_receive_window_still_accepts_valid_acks() {
+    let cfg = TcpConfig {
+        rx_buffer: 4096,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    fx.app_send(b"response bytes");
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    for _ in 0..4 {
+        fx.send(TcpFlags::ACK, &[b'z'; 1024]).unwrap();
+    }
+    assert_eq!(fx.out().last().unwrap().hdr.window, 0);
+    // The peer sent past our window (and moved its SND.NXT), then ACKs our data: the segment
+    // is not acceptable, but its ACK is.
+    fx.seq = fx.seq + 500u32;
+    fx.ack = out[0].hdr.seq + out[0].payload.len();
+    assert_eq!(fx.send(TcpFlags::ACK, &[]), Err(DropReason::OutOfWindow));
+    let (a, b) = fx.ep.send_space(fx.h);
+    assert_eq!(a.len() + b.len(), 64 * 1024, "tx ring drained by the ACK");
+}
