@@ -109,6 +109,22 @@ pub struct HttpStats {
 }
 
 impl HttpStats {
+    /// Adds `other`'s counts to these (totals across connections).
+    pub fn add(&mut self, other: &HttpStats) {
+        self.requests += other.requests;
+        for (total, n) in self.responses.iter_mut().zip(other.responses) {
+            *total += n;
+        }
+        self.rejected += other.rejected;
+        self.header_timeouts += other.header_timeouts;
+        self.idle_timeouts += other.idle_timeouts;
+        self.body_timeouts += other.body_timeouts;
+        self.body_errors += other.body_errors;
+        self.aborted += other.aborted;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+    }
+
     /// Responses of class `n`xx (1..=5).
     pub fn responses_class(&self, class: u16) -> u64 {
         match class {
