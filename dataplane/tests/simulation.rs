@@ -5,6 +5,7 @@
 //! - `SIM_SEEDS=<n>`: how many seeds `many_seeds` runs (default 12), cycling through profiles.
 //! - `SIM_SEED_BASE=<n>`: first seed of `many_seeds` (default 0).
 //! - `SIM_SEED=<n> SIM_PROFILE=<name>`: what `replay` runs.
+//! - `SIM_TRACE=1`: print every frame as it is delivered (use with `replay` and `--nocapture`).
 //!
 //! Replay a failure: `SIM_SEED=<n> SIM_PROFILE=<name> cargo test --release -p dataplane --test
 //! simulation replay -- --nocapture`.
@@ -42,14 +43,18 @@ fn profile_named(name: &str) -> link::Profile {
 }
 
 fn check(cfg: &SimConfig) -> Outcome {
+    let mut cfg = cfg.clone();
+    cfg.print_frames = std::env::var_os("SIM_TRACE").is_some();
+    let cfg = &cfg;
     let wall = WallInstant::now();
     match run_ref(cfg, Fault::None) {
         Ok(o) => {
             println!(
-                "seed {:>4} {:<10} conns {:>2} requests {:>3} body {:>8} B  virtual {:>9.3}s  steps {:>7}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:?}",
+                "seed {:>4} {:<10} conns {:>2} (rst {}) requests {:>3} body {:>8} B  virtual {:>9.3}s  steps {:>7}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:?}",
                 cfg.seed,
                 cfg.profile.name,
                 o.client.connections,
+                o.client.aborted,
                 o.client.requests,
                 o.client.body_bytes,
                 o.virtual_time.as_secs_f64(),

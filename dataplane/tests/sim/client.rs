@@ -27,6 +27,8 @@ enum Phase {
     /// All responses in; the client has closed (or is waiting for the server's FIN after
     /// `Connection: close`).
     Closing,
+    /// Reset by the client as planned; waiting for smoltcp to send the RST.
+    Aborting,
     Done,
 }
 
@@ -63,6 +65,8 @@ pub struct ClientStats {
     pub connections: usize,
     pub requests: usize,
     pub body_bytes: usize,
+    /// Connections the client reset on purpose (the plan's `abort_after`).
+    pub aborted: usize,
 }
 
 pub struct Client {
@@ -222,6 +226,20 @@ impl Client {
         let mut progress = false;
         match c.phase {
             Phase::Waiting | Phase::Done => return Ok(false),
+            Phase::Running if c.plan.abort_after == Some(c.answered) => {
+                socket.abort();
+                self.stats.aborted += 1;
+                c.phase = Phase::Aborting;
+                progress = true;
+            }
+            Phase::Aborting => {
+                if socket.remote_endpoint().is_none() {
+                    self.sockets.remove(handle);
+                    c.handle = None;
+                    c.phase = Phase::Done;
+                    progress = true;
+                }
+            }
             Phase::Running => {
                 c.fill_pipeline();
                 if c.out_pos < c.out.len() && socket.can_send() {
@@ -254,6 +272,9 @@ impl Client {
                         self.stats.requests += 1;
                         self.stats.body_bytes += req.body_len();
                         c.answered += 1;
+                        if c.plan.abort_after == Some(c.answered) {
+                            return Ok(true);
+                        }
                         if c.parser.close && c.answered < c.plan.requests.len() {
                             return Err(format!(
                                 "server sent Connection: close on response {} of {}",

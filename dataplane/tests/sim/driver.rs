@@ -6,7 +6,13 @@ use std::fmt;
 
 use dataplane::time::{Duration, Instant};
 
-use super::client::{Client, ClientStats, CLIENT_IP, CLIENT_MAC, SERVER_IP, SERVER_MAC};
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, PrettyPrinter, TcpPacket,
+};
+
+use super::client::{
+    Client, ClientStats, CLIENT_IP, CLIENT_MAC, SERVER_IP, SERVER_MAC, SERVER_PORT,
+};
 use super::device::{arp_reply, is_arp, ETH_HEADER, MTU};
 use super::http::Workload;
 use super::link::{DirStats, Link, Profile};
@@ -26,6 +32,8 @@ pub struct SimConfig {
     pub max_steps: u64,
     /// The test that replays a failure (named in the failure message).
     pub replay_test: &'static str,
+    /// Print every frame as it is delivered or dropped (`SIM_TRACE=1` in the tests).
+    pub print_frames: bool,
 }
 
 /// Connections per run unless a test says otherwise.
@@ -40,6 +48,7 @@ impl SimConfig {
             max_virtual: Duration::from_secs(4 * 3600),
             max_steps: 20_000_000,
             replay_test: "replay",
+            print_frames: false,
         }
     }
 }
@@ -113,11 +122,17 @@ pub fn run<S: SimServer>(
         let mut progress = false;
         while let Some(frame) = link.c2s.pop_due(now) {
             link.record(now, 0, &frame);
+            if cfg.print_frames {
+                print_frame(now, "c->s", &frame);
+            }
             server.handle_frame(now, &frame);
             progress = true;
         }
         while let Some(frame) = link.s2c.pop_due(now) {
             link.record(now, 1, &frame);
+            if cfg.print_frames {
+                print_frame(now, "s->c", &frame);
+            }
             client.device.rx.push_back(frame);
             progress = true;
         }
@@ -127,7 +142,10 @@ pub fn run<S: SimServer>(
         let mut bad_frame = None;
         while let Some(n) = server.poll_transmit(now, &mut buf) {
             if !(ETH_HEADER..=ETH_HEADER + MTU).contains(&n) {
-                bad_frame = Some(n);
+                bad_frame = Some(format!(
+                    "server wrote a {n}-byte frame (Ethernet frames here are {ETH_HEADER}..={} bytes)",
+                    ETH_HEADER + MTU
+                ));
                 break;
             }
             let frame = &buf[..n];
@@ -137,14 +155,15 @@ pub fn run<S: SimServer>(
                 }
                 continue;
             }
+            if let Err(e) = check_server_frame(frame) {
+                bad_frame = Some(e);
+                break;
+            }
             link.s2c.send(now, frame);
             progress = true;
         }
-        if let Some(n) = bad_frame {
-            break Err(format!(
-                "server wrote a {n}-byte frame (Ethernet frames here are {ETH_HEADER}..={} bytes)",
-                ETH_HEADER + MTU
-            ));
+        if let Some(e) = bad_frame {
+            break Err(e);
         }
         if let Err(e) = client.poll(now, &mut link.trace) {
             break Err(e);
@@ -212,4 +231,61 @@ pub fn run<S: SimServer>(
             replay_test: cfg.replay_test,
         }),
     }
+}
+
+fn print_frame(now: Instant, dir: &str, frame: &[u8]) {
+    println!(
+        "{:>12.6} {dir} {}",
+        now.as_micros() as f64 / 1e6,
+        PrettyPrinter::<EthernetFrame<&[u8]>>::new("", &frame)
+    );
+}
+
+/// Every frame the server sends must be well formed and addressed to the client: Ethernet to the
+/// client's MAC, IPv4 with a valid header checksum and no fragmentation, TCP from the server's
+/// port with a valid checksum.
+pub fn check_server_frame(frame: &[u8]) -> Result<(), String> {
+    let bad = |what: &str| {
+        Err(format!(
+            "server sent a bad frame ({what}): {}",
+            PrettyPrinter::<EthernetFrame<&[u8]>>::new("", &frame)
+        ))
+    };
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return bad("short Ethernet frame");
+    };
+    if eth.dst_addr() != CLIENT_MAC {
+        return bad("Ethernet destination is not the client");
+    }
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return bad("not IPv4");
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return bad("truncated IPv4");
+    };
+    if !ip.verify_checksum() {
+        return bad("IPv4 header checksum");
+    }
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return bad("fragment");
+    }
+    if ip.src_addr() != SERVER_IP || ip.dst_addr() != CLIENT_IP {
+        return bad("IPv4 addresses");
+    }
+    if ip.next_header() != IpProtocol::Tcp {
+        return bad("not TCP");
+    }
+    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+        return bad("truncated TCP");
+    };
+    if !tcp.verify_checksum(
+        &IpAddress::Ipv4(ip.src_addr()),
+        &IpAddress::Ipv4(ip.dst_addr()),
+    ) {
+        return bad("TCP checksum");
+    }
+    if tcp.src_port() != SERVER_PORT {
+        return bad("TCP source port");
+    }
+    Ok(())
 }

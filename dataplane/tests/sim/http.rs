@@ -14,8 +14,8 @@ pub fn pattern_byte(i: usize) -> u8 {
 pub enum RequestKind {
     /// `GET /bytes/{n}`
     Bytes(usize),
-    /// `POST /echo` with this body.
-    Echo(Vec<u8>),
+    /// `POST /echo` with this body, sent with Content-Length or, given a chunk size, chunked.
+    Echo { body: Vec<u8>, chunk: Option<usize> },
 }
 
 #[derive(Clone, Debug)]
@@ -29,7 +29,7 @@ impl Request {
     pub fn body_len(&self) -> usize {
         match &self.kind {
             RequestKind::Bytes(n) => *n,
-            RequestKind::Echo(b) => b.len(),
+            RequestKind::Echo { body, .. } => body.len(),
         }
     }
 
@@ -46,7 +46,7 @@ impl Request {
                     format!("GET /bytes/{n} HTTP/1.1\r\nHost: sim\r\n{conn}\r\n").as_bytes(),
                 );
             }
-            RequestKind::Echo(body) => {
+            RequestKind::Echo { body, chunk: None } => {
                 out.extend_from_slice(
                     format!(
                         "POST /echo HTTP/1.1\r\nHost: sim\r\nContent-Length: {}\r\n{conn}\r\n",
@@ -56,20 +56,41 @@ impl Request {
                 );
                 out.extend_from_slice(body);
             }
+            RequestKind::Echo {
+                body,
+                chunk: Some(size),
+            } => {
+                out.extend_from_slice(
+                    format!(
+                        "POST /echo HTTP/1.1\r\nHost: sim\r\nTransfer-Encoding: chunked\r\n{conn}\r\n"
+                    )
+                    .as_bytes(),
+                );
+                for part in body.chunks(*size) {
+                    out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                    out.extend_from_slice(part);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
         }
     }
 
     fn expected(&self, i: usize) -> u8 {
         match &self.kind {
             RequestKind::Bytes(_) => pattern_byte(i),
-            RequestKind::Echo(b) => b[i],
+            RequestKind::Echo { body, .. } => body[i],
         }
     }
 
     pub fn describe(&self) -> String {
         match &self.kind {
             RequestKind::Bytes(n) => format!("GET /bytes/{n}"),
-            RequestKind::Echo(b) => format!("POST /echo ({} B)", b.len()),
+            RequestKind::Echo { body, chunk: None } => format!("POST /echo ({} B)", body.len()),
+            RequestKind::Echo {
+                body,
+                chunk: Some(c),
+            } => format!("POST /echo ({} B in {c}-byte chunks)", body.len()),
         }
     }
 }
@@ -79,6 +100,16 @@ impl Request {
 pub struct ConnPlan {
     pub requests: Vec<Request>,
     pub pipeline: usize,
+    /// Reset the connection (RST) once this many responses are in, with later requests possibly
+    /// already sent: the server must clean up whatever it was doing.
+    pub abort_after: Option<usize>,
+}
+
+impl ConnPlan {
+    /// Responses this connection waits for.
+    pub fn expected_responses(&self) -> usize {
+        self.abort_after.unwrap_or(self.requests.len())
+    }
 }
 
 /// Everything a run asks of the server.
@@ -129,7 +160,13 @@ impl Workload {
                     } else {
                         let mut body = vec![0; size];
                         rng.fill(&mut body);
-                        RequestKind::Echo(body)
+                        // Chunk sizes from 1 byte up, but at most 256 chunks per body.
+                        let lo = (size / 256).max(1);
+                        let hi = size.clamp(1, 20_000).max(lo);
+                        let chunk = rng
+                            .chance(0.25)
+                            .then(|| rng.range(lo as u64, hi as u64) as usize);
+                        RequestKind::Echo { body, chunk }
                     };
                     Request {
                         kind,
@@ -137,13 +174,18 @@ impl Workload {
                     }
                 })
                 .collect();
-            conns.push(ConnPlan { requests, pipeline });
+            let abort_after = rng.chance(0.05).then(|| rng.below(n_req as u64) as usize);
+            conns.push(ConnPlan {
+                requests,
+                pipeline,
+                abort_after,
+            });
         }
         Workload { conns, concurrency }
     }
 
     pub fn request_count(&self) -> usize {
-        self.conns.iter().map(|c| c.requests.len()).sum()
+        self.conns.iter().map(ConnPlan::expected_responses).sum()
     }
 }
 

@@ -35,6 +35,90 @@ struct Conn {
     out_pos: usize,
     close_after: bool,
     closed: bool,
+    /// A chunked request body being decoded (it resumes where it stopped when more arrives).
+    chunked: Option<ChunkDecoder>,
+}
+
+#[derive(Default)]
+enum ChunkState {
+    #[default]
+    Size,
+    Data(usize),
+    DataEnd,
+    Trailer,
+}
+
+/// Incremental decoder of a chunked request body; `pos` counts bytes after the request head.
+#[derive(Default)]
+struct ChunkDecoder {
+    pos: usize,
+    body: Vec<u8>,
+    state: ChunkState,
+}
+
+impl ChunkDecoder {
+    /// Ok(true) once the body and its trailers are complete.
+    fn decode(&mut self, input: &[u8]) -> Result<bool, ()> {
+        loop {
+            let rest = &input[self.pos..];
+            match self.state {
+                ChunkState::Size | ChunkState::Trailer => {
+                    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                        return if rest.len() > 1024 {
+                            Err(())
+                        } else {
+                            Ok(false)
+                        };
+                    };
+                    if nl == 0 || rest[nl - 1] != b'\r' {
+                        return Err(());
+                    }
+                    let line = &rest[..nl - 1];
+                    self.pos += nl + 1;
+                    if let ChunkState::Trailer = self.state {
+                        if line.is_empty() {
+                            return Ok(true);
+                        }
+                        continue;
+                    }
+                    let hex = line.split(|&b| b == b';').next().unwrap_or_default();
+                    let size = std::str::from_utf8(hex)
+                        .ok()
+                        .filter(|h| !h.is_empty())
+                        .and_then(|h| usize::from_str_radix(h, 16).ok())
+                        .ok_or(())?;
+                    self.state = if size == 0 {
+                        ChunkState::Trailer
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(n) => {
+                    let take = n.min(rest.len());
+                    if take == 0 {
+                        return Ok(false);
+                    }
+                    self.body.extend_from_slice(&rest[..take]);
+                    self.pos += take;
+                    self.state = if take == n {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(n - take)
+                    };
+                }
+                ChunkState::DataEnd => {
+                    if rest.len() < 2 {
+                        return Ok(false);
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(());
+                    }
+                    self.pos += 2;
+                    self.state = ChunkState::Size;
+                }
+            }
+        }
+    }
 }
 
 pub struct RefServer {
@@ -119,6 +203,7 @@ impl RefServer {
                     out_pos: 0,
                     close_after: false,
                     closed: false,
+                    chunked: None,
                 });
                 progress = true;
             }
@@ -237,6 +322,7 @@ fn respond(conn: &mut Conn, responses: &mut usize, fault: Fault) {
             }
         };
         let mut content_length = 0;
+        let mut chunked = false;
         let mut close = req.version == Some(0);
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
@@ -250,14 +336,36 @@ fn respond(conn: &mut Conn, responses: &mut usize, fault: Fault) {
                         return;
                     }
                 }
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                if !h.value.eq_ignore_ascii_case(b"chunked") {
+                    bad_request(conn);
+                    return;
+                }
+                chunked = true;
             } else if h.name.eq_ignore_ascii_case("connection") {
                 close = h.value.eq_ignore_ascii_case(b"close");
             }
         }
-        if conn.input.len() - used < head + content_length {
-            break;
-        }
-        let body = &conn.input[used + head..used + head + content_length];
+        let (body, body_len) = if chunked {
+            let mut decoder = conn.chunked.take().unwrap_or_default();
+            match decoder.decode(&conn.input[used + head..]) {
+                Ok(true) => (decoder.body, decoder.pos),
+                Ok(false) => {
+                    conn.chunked = Some(decoder);
+                    break;
+                }
+                Err(()) => {
+                    bad_request(conn);
+                    return;
+                }
+            }
+        } else {
+            if conn.input.len() - used < head + content_length {
+                break;
+            }
+            let body = &conn.input[used + head..used + head + content_length];
+            (body.to_vec(), content_length)
+        };
         let path = req.path.unwrap_or("");
         let mut response_body: Vec<u8> = match (req.method, path) {
             (Some("GET"), p) if p.starts_with("/bytes/") => match p["/bytes/".len()..].parse() {
@@ -267,13 +375,13 @@ fn respond(conn: &mut Conn, responses: &mut usize, fault: Fault) {
                     return;
                 }
             },
-            (Some("POST"), "/echo") => body.to_vec(),
+            (Some("POST"), "/echo") => body,
             _ => {
                 bad_request(conn);
                 return;
             }
         };
-        used += head + content_length;
+        used += head + body_len;
         if !response_body.is_empty() {
             if fault == Fault::CorruptBody(*responses) {
                 let mid = response_body.len() / 2;
