@@ -17,7 +17,7 @@ use std::time::Instant as WallInstant;
 use sim::link::{self, Direction, Impairments, PROFILES};
 use sim::reference::{Fault, RefServer};
 use sim::rng::Rng;
-use sim::{run, Failure, Outcome, SimConfig};
+use sim::{run, Failure, Outcome, SimConfig, SimServer};
 
 use dataplane::time::{Duration, Instant};
 
@@ -42,12 +42,20 @@ fn profile_named(name: &str) -> link::Profile {
     })
 }
 
+/// Runs `cfg` against the reference server, prints a one-line summary, panics with the replay
+/// command on failure.
 fn check(cfg: &SimConfig) -> Outcome {
+    let seed = cfg.seed;
+    check_server(cfg, |now| RefServer::new(now, seed ^ 0x5EED, Fault::None))
+}
+
+/// `check` for any server (the engine's tests in `sim/engine_server.rs` use it too).
+fn check_server<S: SimServer>(cfg: &SimConfig, make_server: impl FnOnce(Instant) -> S) -> Outcome {
     let mut cfg = cfg.clone();
     cfg.print_frames = std::env::var_os("SIM_TRACE").is_some();
     let cfg = &cfg;
     let wall = WallInstant::now();
-    match run_ref(cfg, Fault::None) {
+    match run(cfg, make_server) {
         Ok(o) => {
             println!(
                 "seed {:>4} {:<10} conns {:>2} (rst {}) requests {:>3} body {:>8} B  virtual {:>9.3}s  steps {:>7}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:?}",
