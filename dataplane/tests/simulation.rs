@@ -58,11 +58,12 @@ fn check_server<S: SimServer>(cfg: &SimConfig, make_server: impl FnOnce(Instant)
     match run(cfg, make_server) {
         Ok(o) => {
             println!(
-                "seed {:>4} {:<10} conns {:>2} (rst {}) requests {:>3} body {:>8} B  virtual {:>9.3}s  steps {:>7}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:?}",
+                "seed {:>4} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s  steps {:>7}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:?}",
                 cfg.seed,
                 cfg.profile.name,
                 o.client.connections,
                 o.client.aborted,
+                o.client.fin_watchdog,
                 o.client.requests,
                 o.client.body_bytes,
                 o.virtual_time.as_secs_f64(),

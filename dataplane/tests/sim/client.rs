@@ -7,7 +7,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Add
 
 use dataplane::time::Instant;
 
-use super::device::{from_smol, set_virtual_clock, to_smol, tsval, QueueDevice};
+use super::device::{from_smol, set_virtual_clock, to_smol, tsval, FinWatchdog, QueueDevice};
 use super::http::{ConnPlan, ResponseParser, Workload};
 use super::rng::{Fnv, Rng};
 
@@ -43,6 +43,7 @@ struct Conn {
     sent: usize,
     answered: usize,
     parser: ResponseParser,
+    watchdog: FinWatchdog,
 }
 
 impl Conn {
@@ -67,6 +68,8 @@ pub struct ClientStats {
     pub body_bytes: usize,
     /// Connections the client reset on purpose (the plan's `abort_after`).
     pub aborted: usize,
+    /// Client sockets reset by the [`FinWatchdog`] (smoltcp lost track of its own FIN).
+    pub fin_watchdog: usize,
 }
 
 pub struct Client {
@@ -104,6 +107,7 @@ impl Client {
                 sent: 0,
                 answered: 0,
                 parser: ResponseParser::default(),
+                watchdog: FinWatchdog::default(),
             })
             .collect();
         Client {
@@ -132,7 +136,11 @@ impl Client {
             }
             let state = c
                 .handle
-                .map(|h| self.sockets.get::<tcp::Socket>(h).state().to_string())
+                .map(|h| {
+                    let socket = self.sockets.get::<tcp::Socket>(h);
+                    let port = socket.local_endpoint().map_or(0, |e| e.port);
+                    format!("port {port} {}", socket.state())
+                })
                 .unwrap_or_default();
             s.push_str(&format!(
                 "[conn {i} {:?} {state} sent {}/{} answered {} out {}/{}] ",
@@ -154,9 +162,13 @@ impl Client {
     }
 
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        let watchdogs = self.conns.iter().filter_map(|c| c.watchdog.deadline());
         self.iface
             .poll_at(to_smol(now), &self.sockets)
             .map(from_smol)
+            .into_iter()
+            .chain(watchdogs)
+            .min()
     }
 
     fn open(&mut self, i: usize) {
@@ -207,7 +219,7 @@ impl Client {
             let mut progress = false;
             for i in 0..self.conns.len() {
                 progress |= self
-                    .drive(i, trace)
+                    .drive(i, now, trace)
                     .map_err(|e| format!("client conn {i}: {e}"))?;
             }
             if !progress {
@@ -217,7 +229,7 @@ impl Client {
     }
 
     /// Moves one connection forward; true if anything changed.
-    fn drive(&mut self, i: usize, trace: &mut Fnv) -> Result<bool, String> {
+    fn drive(&mut self, i: usize, now: Instant, trace: &mut Fnv) -> Result<bool, String> {
         let c = &mut self.conns[i];
         let Some(handle) = c.handle else {
             return Ok(false);
@@ -293,6 +305,9 @@ impl Client {
                     if !last_close {
                         socket.close();
                     }
+                    // Keep-alive probes find out if the server forgot the connection while we
+                    // wait for its FIN (its RST may have been lost); a live server just ACKs.
+                    socket.set_keep_alive(Some(smoltcp::time::Duration::from_secs(30)));
                     c.phase = Phase::Closing;
                     progress = true;
                 } else if !socket.may_recv() && socket.state() != tcp::State::SynSent {
@@ -303,6 +318,12 @@ impl Client {
                         c.plan.requests.len()
                     ));
                 }
+            }
+            Phase::Closing if c.watchdog.expired(now, socket) => {
+                socket.abort();
+                self.stats.fin_watchdog += 1;
+                c.phase = Phase::Aborting;
+                progress = true;
             }
             Phase::Closing => {
                 if socket.can_recv() {

@@ -8,7 +8,9 @@ use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Ipv4Address,
 };
 
-use dataplane::time::Instant;
+use smoltcp::socket::tcp;
+
+use dataplane::time::{Duration, Instant};
 
 pub const MTU: usize = 1500;
 pub const ETH_HEADER: usize = 14;
@@ -122,4 +124,36 @@ pub fn arp_reply(frame: &[u8], table: &[(Ipv4Address, EthernetAddress)]) -> Opti
 /// True for any ARP frame (requests are answered by the harness and never cross the link).
 pub fn is_arp(frame: &[u8]) -> bool {
     frame.len() >= ETH_HEADER && frame[12..14] == [0x08, 0x06]
+}
+
+/// How long a smoltcp socket may sit in FIN-WAIT-1, CLOSING or LAST-ACK before the harness
+/// resets it: several maximum RTOs (smoltcp caps the RTO at 60 s).
+pub const FIN_WATCHDOG: Duration = Duration::from_secs(300);
+
+/// smoltcp 0.14 can leave its FIN unacknowledged with no retransmission timer armed (seen after
+/// a fast retransmit under loss: FIN-WAIT-1, timer idle, `pending_fast_retransmit` set), so the
+/// FIN is never sent again and the connection never ends. This watchdog resets such a socket
+/// after [`FIN_WATCHDOG`] and reports it, rather than failing the run for a bug in the test's
+/// own TCP stack. It also provides the wake-up time, since the stuck socket asks for none.
+#[derive(Debug, Default)]
+pub struct FinWatchdog {
+    since: Option<Instant>,
+}
+
+impl FinWatchdog {
+    /// True when the socket has waited for the ACK of its FIN for too long.
+    pub fn expired(&mut self, now: Instant, socket: &tcp::Socket) -> bool {
+        use tcp::State::*;
+        if matches!(socket.state(), FinWait1 | Closing | LastAck) {
+            let since = *self.since.get_or_insert(now);
+            now - since >= FIN_WATCHDOG
+        } else {
+            self.since = None;
+            false
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.since.map(|s| s + FIN_WATCHDOG)
+    }
 }

@@ -14,7 +14,7 @@ use smoltcp::wire::{
 use dataplane::time::Instant;
 
 use super::client::{SERVER_IP, SERVER_MAC, SERVER_PORT, SOCKET_BUFFER};
-use super::device::{from_smol, set_virtual_clock, to_smol, tsval, QueueDevice};
+use super::device::{from_smol, set_virtual_clock, to_smol, tsval, FinWatchdog, QueueDevice};
 use super::http::pattern_byte;
 use super::SimServer;
 
@@ -37,6 +37,7 @@ struct Conn {
     closed: bool,
     /// A chunked request body being decoded (it resumes where it stopped when more arrives).
     chunked: Option<ChunkDecoder>,
+    watchdog: FinWatchdog,
 }
 
 #[derive(Default)]
@@ -204,13 +205,14 @@ impl RefServer {
                     close_after: false,
                     closed: false,
                     chunked: None,
+                    watchdog: FinWatchdog::default(),
                 });
                 progress = true;
             }
             self.refill_listeners();
             let mut i = 0;
             while i < self.conns.len() {
-                progress |= self.drive(i);
+                progress |= self.drive(i, now);
                 let socket = self.sockets.get::<tcp::Socket>(self.conns[i].handle);
                 match socket.state() {
                     tcp::State::Closed => {
@@ -236,15 +238,28 @@ impl RefServer {
                 break;
             }
         }
+        let watchdogs = self.conns.iter().filter_map(|c| c.watchdog.deadline());
         self.next_wake = self
             .iface
             .poll_at(to_smol(now), &self.sockets)
-            .map(from_smol);
+            .map(from_smol)
+            .into_iter()
+            .chain(watchdogs)
+            .min();
     }
 
-    fn drive(&mut self, i: usize) -> bool {
+    fn drive(&mut self, i: usize, now: Instant) -> bool {
         let conn = &mut self.conns[i];
         let socket = self.sockets.get_mut::<tcp::Socket>(conn.handle);
+        if conn.watchdog.expired(now, socket) {
+            eprintln!(
+                "reference server: FIN watchdog reset {:?} in {}",
+                socket.remote_endpoint(),
+                socket.state()
+            );
+            socket.abort();
+            return true;
+        }
         let mut progress = false;
         while socket.can_recv() {
             let mut chunk = [0u8; 16 * 1024];
