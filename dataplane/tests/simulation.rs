@@ -3,7 +3,8 @@
 //!
 //! Environment:
 //! - `SIM_SEEDS=<n>`: how many seeds `many_seeds` runs (default 12), cycling through profiles.
-//! - `SIM_SEED_BASE=<n>`: first seed of `many_seeds` (default 0).
+//! - `SIM_SEED_BASE=<n>`: first seed of `many_seeds` (default 1000).
+//! - `SIM_THREADS=<n>`: threads `many_seeds` runs seeds on (default 1).
 //! - `SIM_SEED=<n> SIM_PROFILE=<name>`: what `replay` runs.
 //! - `SIM_TRACE=1`: print every frame as it is delivered (use with `replay` and `--nocapture`).
 //!
@@ -12,6 +13,8 @@
 
 mod sim;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Instant as WallInstant;
 
 use sim::link::{self, Direction, Impairments, PROFILES};
@@ -53,36 +56,89 @@ fn check(cfg: &SimConfig) -> Outcome {
 fn check_server<S: SimServer>(cfg: &SimConfig, make_server: impl FnOnce(Instant) -> S) -> Outcome {
     let mut cfg = cfg.clone();
     cfg.print_frames = std::env::var_os("SIM_TRACE").is_some();
-    let cfg = &cfg;
     let wall = WallInstant::now();
-    match run(cfg, make_server) {
+    match run(&cfg, make_server) {
         Ok(o) => {
-            println!(
-                "seed {:>4} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s  steps {:>7}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:?}",
-                cfg.seed,
-                cfg.profile.name,
-                o.client.connections,
-                o.client.aborted,
-                o.client.fin_watchdog,
-                o.client.requests,
-                o.client.body_bytes,
-                o.virtual_time.as_secs_f64(),
-                o.steps,
-                o.c2s.delivered,
-                o.c2s.sent,
-                o.s2c.delivered,
-                o.s2c.sent,
-                o.c2s.lost + o.s2c.lost,
-                o.c2s.duplicated + o.s2c.duplicated,
-                o.c2s.reordered + o.s2c.reordered,
-                o.c2s.corrupted + o.s2c.corrupted,
-                o.c2s.tail_dropped + o.s2c.tail_dropped,
-                wall.elapsed()
-            );
+            summarize(&cfg, &o, wall.elapsed());
             o
         }
         Err(f) => panic!("{f}"),
     }
+}
+
+fn summarize(cfg: &SimConfig, o: &Outcome, wall: std::time::Duration) {
+    println!(
+        "seed {:>5} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s  steps {:>6}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:.3}s",
+        cfg.seed,
+        cfg.profile.name,
+        o.client.connections,
+        o.client.aborted,
+        o.client.fin_watchdog,
+        o.client.requests,
+        o.client.body_bytes,
+        o.virtual_time.as_secs_f64(),
+        o.steps,
+        o.c2s.delivered,
+        o.c2s.sent,
+        o.s2c.delivered,
+        o.s2c.sent,
+        o.c2s.lost + o.s2c.lost,
+        o.c2s.duplicated + o.s2c.duplicated,
+        o.c2s.reordered + o.s2c.reordered,
+        o.c2s.corrupted + o.s2c.corrupted,
+        o.c2s.tail_dropped + o.s2c.tail_dropped,
+        wall.as_secs_f64()
+    );
+}
+
+/// Runs `SIM_SEEDS` seeds (default 12) from `SIM_SEED_BASE` (default 1000), cycling through
+/// every profile, on `SIM_THREADS` threads (default 1). Runs every seed, then fails listing each
+/// failure with its replay command.
+fn sweep<S: SimServer>(replay_test: &'static str, make_server: impl Fn(u64, Instant) -> S + Sync) {
+    let n = env_u64("SIM_SEEDS").unwrap_or(12);
+    let base = env_u64("SIM_SEED_BASE").unwrap_or(1000);
+    let threads = env_u64("SIM_THREADS").unwrap_or(1).max(1);
+    let wall = WallInstant::now();
+    let next = AtomicU64::new(base);
+    let results = Mutex::new((0usize, 0usize, Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= base + n {
+                    break;
+                }
+                let profile = PROFILES[(seed % PROFILES.len() as u64) as usize];
+                let mut cfg = SimConfig::new(seed, profile);
+                cfg.replay_test = replay_test;
+                let started = WallInstant::now();
+                let result = run(&cfg, |now| make_server(seed, now));
+                let mut r = results.lock().unwrap();
+                match result {
+                    Ok(o) => {
+                        summarize(&cfg, &o, started.elapsed());
+                        r.0 += 1;
+                        r.1 += o.client.requests;
+                    }
+                    Err(f) => {
+                        println!("{f}");
+                        r.2.push(f.to_string());
+                    }
+                }
+            });
+        }
+    });
+    let (passed, requests, failures) = results.into_inner().unwrap();
+    println!(
+        "sweep: {passed} of {n} seeds passed, {requests} requests answered byte-exact, in {:.1}s",
+        wall.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {n} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn profile_seeds(name: &str, seeds: &[u64]) {
@@ -142,21 +198,12 @@ fn profile_combined() {
     profile_seeds("combined", &[11]);
 }
 
-/// `SIM_SEEDS` seeds from `SIM_SEED_BASE`, cycling through every profile.
+/// The sweep against the reference server (see `sweep` for the environment it reads).
 #[test]
 fn many_seeds() {
-    let n = env_u64("SIM_SEEDS").unwrap_or(12);
-    let base = env_u64("SIM_SEED_BASE").unwrap_or(1000);
-    let wall = WallInstant::now();
-    let mut requests = 0;
-    for seed in base..base + n {
-        let profile = PROFILES[(seed % PROFILES.len() as u64) as usize];
-        requests += check(&SimConfig::new(seed, profile)).client.requests;
-    }
-    println!(
-        "many_seeds: {n} seeds, {requests} requests answered byte-exact in {:?}",
-        wall.elapsed()
-    );
+    sweep("replay", |seed, now| {
+        RefServer::new(now, seed ^ 0x5EED, Fault::None)
+    });
 }
 
 /// Runs `SIM_SEED` under `SIM_PROFILE` (defaults: seed 1, combined).

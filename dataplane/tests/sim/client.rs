@@ -7,7 +7,9 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Add
 
 use dataplane::time::Instant;
 
-use super::device::{from_smol, set_virtual_clock, to_smol, tsval, FinWatchdog, QueueDevice};
+use super::device::{
+    fin_ports, from_smol, set_virtual_clock, to_smol, tsval, FinWatchdog, QueueDevice,
+};
 use super::http::{ConnPlan, ResponseParser, Workload};
 use super::rng::{Fnv, Rng};
 
@@ -214,8 +216,25 @@ impl Client {
                 }
                 i += 1;
             }
+            let before = self.device.tx.len();
             self.iface
                 .poll(to_smol(now), &mut self.device, &mut self.sockets);
+            for frame in self.device.tx.iter().skip(before) {
+                if let Some((port, _)) = fin_ports(frame) {
+                    let sockets = &self.sockets;
+                    let conn = self.conns.iter_mut().find(|c| {
+                        c.handle.is_some_and(|h| {
+                            sockets
+                                .get::<tcp::Socket>(h)
+                                .local_endpoint()
+                                .is_some_and(|e| e.port == port)
+                        })
+                    });
+                    if let Some(c) = conn {
+                        c.watchdog.fin_sent(now);
+                    }
+                }
+            }
             let mut progress = false;
             for i in 0..self.conns.len() {
                 progress |= self

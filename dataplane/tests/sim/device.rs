@@ -4,11 +4,11 @@
 use std::collections::VecDeque;
 
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Ipv4Address,
-};
-
 use smoltcp::socket::tcp;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    Ipv4Address, Ipv4Packet, TcpPacket,
+};
 
 use dataplane::time::{Duration, Instant};
 
@@ -126,27 +126,37 @@ pub fn is_arp(frame: &[u8]) -> bool {
     frame.len() >= ETH_HEADER && frame[12..14] == [0x08, 0x06]
 }
 
-/// How long a smoltcp socket may sit in FIN-WAIT-1, CLOSING or LAST-ACK before the harness
-/// resets it: several maximum RTOs (smoltcp caps the RTO at 60 s).
-pub const FIN_WATCHDOG: Duration = Duration::from_secs(300);
+/// How long a smoltcp socket may go without sending its unacknowledged FIN before the harness
+/// calls it stranded: over twice smoltcp's maximum RTO (60 s), so a FIN that is merely being
+/// retransmitted slowly is never mistaken for a stranded one.
+pub const FIN_WATCHDOG: Duration = Duration::from_secs(130);
 
-/// smoltcp 0.14 can leave its FIN unacknowledged with no retransmission timer armed (seen after
-/// a fast retransmit under loss: FIN-WAIT-1, timer idle, `pending_fast_retransmit` set), so the
-/// FIN is never sent again and the connection never ends. This watchdog resets such a socket
-/// after [`FIN_WATCHDOG`] and reports it, rather than failing the run for a bug in the test's
-/// own TCP stack. It also provides the wake-up time, since the stuck socket asks for none.
+/// smoltcp 0.14 can strand its FIN: when duplicate ACKs arm the fast-retransmit timer while only
+/// the FIN is outstanding, the timer's expiry clears the timer and flags a fast retransmit that
+/// needs queued data, so with an empty send buffer nothing is ever sent again (FIN-WAIT-1 /
+/// LAST-ACK forever, no timer). This watchdog resets such a socket once it has sent no FIN for
+/// [`FIN_WATCHDOG`] with nothing else queued, and the caller reports it, rather than failing the
+/// run for a bug in the test's own TCP stack. A peer that never ACKs a FIN that smoltcp keeps
+/// retransmitting does not trip it. It also provides the wake-up time, since the stranded socket
+/// asks for none.
 #[derive(Debug, Default)]
 pub struct FinWatchdog {
     since: Option<Instant>,
+    last_fin: Option<Instant>,
 }
 
 impl FinWatchdog {
-    /// True when the socket has waited for the ACK of its FIN for too long.
+    /// The socket sent a segment carrying FIN at `now`.
+    pub fn fin_sent(&mut self, now: Instant) {
+        self.last_fin = Some(now);
+    }
+
+    /// True when the socket's FIN looks stranded.
     pub fn expired(&mut self, now: Instant, socket: &tcp::Socket) -> bool {
         use tcp::State::*;
-        if matches!(socket.state(), FinWait1 | Closing | LastAck) {
-            let since = *self.since.get_or_insert(now);
-            now - since >= FIN_WATCHDOG
+        if matches!(socket.state(), FinWait1 | Closing | LastAck) && socket.send_queue() == 0 {
+            self.since.get_or_insert(now);
+            self.deadline().is_some_and(|d| now >= d)
         } else {
             self.since = None;
             false
@@ -154,6 +164,18 @@ impl FinWatchdog {
     }
 
     pub fn deadline(&self) -> Option<Instant> {
-        self.since.map(|s| s + FIN_WATCHDOG)
+        let since = self.since?;
+        Some(since.max(self.last_fin.unwrap_or(since)) + FIN_WATCHDOG)
     }
+}
+
+/// `(source port, destination port)` of a TCP segment that carries FIN.
+pub fn fin_ports(frame: &[u8]) -> Option<(u16, u16)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    tcp.fin().then(|| (tcp.src_port(), tcp.dst_port()))
 }

@@ -79,15 +79,11 @@ fn engine_all_profiles() {
     }
 }
 
-/// `SIM_SEEDS` seeds (default 12) from `SIM_SEED_BASE` (default 1000), cycling profiles.
+/// `SIM_SEEDS` seeds (default 12) from `SIM_SEED_BASE` (default 1000), cycling profiles, on
+/// `SIM_THREADS` threads; lists every failing seed at the end.
 #[test]
 fn engine_many_seeds() {
-    let n = crate::env_u64("SIM_SEEDS").unwrap_or(12);
-    let base = crate::env_u64("SIM_SEED_BASE").unwrap_or(1000);
-    for seed in base..base + n {
-        let profile = PROFILES[(seed % PROFILES.len() as u64) as usize];
-        check_engine(&engine_cfg(seed, profile));
-    }
+    crate::sweep("engine_replay", new_engine);
 }
 
 /// Runs `SIM_SEED` under `SIM_PROFILE` (defaults: seed 1, combined) against the engine.

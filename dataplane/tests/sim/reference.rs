@@ -14,7 +14,9 @@ use smoltcp::wire::{
 use dataplane::time::Instant;
 
 use super::client::{SERVER_IP, SERVER_MAC, SERVER_PORT, SOCKET_BUFFER};
-use super::device::{from_smol, set_virtual_clock, to_smol, tsval, FinWatchdog, QueueDevice};
+use super::device::{
+    fin_ports, from_smol, set_virtual_clock, to_smol, tsval, FinWatchdog, QueueDevice,
+};
 use super::http::pattern_byte;
 use super::SimServer;
 
@@ -183,8 +185,23 @@ impl RefServer {
     fn pump(&mut self, now: Instant) {
         set_virtual_clock(now);
         loop {
+            let before = self.device.tx.len();
             self.iface
                 .poll(to_smol(now), &mut self.device, &mut self.sockets);
+            for frame in self.device.tx.iter().skip(before) {
+                if let Some((_, port)) = fin_ports(frame) {
+                    let sockets = &self.sockets;
+                    let conn = self.conns.iter_mut().find(|c| {
+                        sockets
+                            .get::<tcp::Socket>(c.handle)
+                            .remote_endpoint()
+                            .is_some_and(|e| e.port == port)
+                    });
+                    if let Some(c) = conn {
+                        c.watchdog.fin_sent(now);
+                    }
+                }
+            }
             let mut progress = false;
             // Listeners that saw a SYN are connections now.
             let sockets = &self.sockets;
