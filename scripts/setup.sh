@@ -1,40 +1,56 @@
 #!/usr/bin/env bash
-# Packages and mounts xgate's build and root-only tests need on a Debian host.
-# Safe to run again. Run as root.
+# One-time (idempotent) set-up of a fresh machine for building and testing xgate.
+# Installs only what is missing, so a second run costs a few seconds.
 set -euo pipefail
 
-apt_packages=(
-  clang          # compiles bpf/xgate.bpf.c (libbpf-cargo's SkeletonBuilder); libclang for bindgen (libxdp-sys)
-  llvm           # llvm-strip and friends used around BPF objects
-  libelf-dev     # libbpf-sys / libxdp-sys link libelf
-  zlib1g-dev     # ... and zlib
-  pkg-config
-  linux-libc-dev # uapi headers (<linux/bpf.h>, <asm/types.h>) for the BPF program
-  bpftool        # inspecting programs, links and pinned maps
-  iproute2       # netns + veth test topologies
-  ethtool        # offloads off on the client veth in tests
-  curl           # test client
-  iputils-ping   # ICMP check in tests
-  python3        # the tests' kernel-side listener
-)
+log() { printf '[setup] %s\n' "$*"; }
 
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: must run as root (installs packages, mounts bpffs/cgroup2)" >&2
+    exit 1
+fi
+
+# Debian packages: the BPF toolchain (clang, libelf, zlib, pkg-config) for issue 3's skeletons,
+# network tools for the namespace tests, nginx/curl/wrk as comparison peers and real clients.
+APT_PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config linux-libc-dev bpftool iputils-ping iproute2 ethtool nftables
+              nginx curl wrk python3)
 missing=()
-for p in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The nginx package starts a default server on :80; we start our own instances only.
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
 fi
 
-# bpffs for the pinned maps.
-if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != "bpf_fs" ]; then
-  mkdir -p /sys/fs/bpf
-  mount -t bpf bpf /sys/fs/bpf
+# Rust toolchain: the machine's stable rustup toolchain, with the components we lint with.
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; else
+        echo "setup: no cargo on this machine" >&2; exit 1; fi
+fi
+for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null 2>&1 || true
+done
+
+# cargo-fuzz drives libFuzzer. On a stable toolchain it needs RUSTC_BOOTSTRAP=1 (scripts/fuzz.sh
+# sets it) for -Zsanitizer; install the binary from crates.io when missing.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
 fi
 
-# A cgroup v2 hierarchy for sock_ops (hybrid hosts usually have /sys/fs/cgroup/unified).
-if ! grep -q " cgroup2 " /proc/self/mounts; then
-  mkdir -p /run/xgate/cgroup2
-  mount -t cgroup2 none /run/xgate/cgroup2
+# bpffs and cgroup v2, needed by the gateway (XDP pins, sock_ops on the cgroup).
+if ! mountpoint -q /sys/fs/bpf; then
+    log "mounting bpffs on /sys/fs/bpf"
+    mount -t bpf bpf /sys/fs/bpf
 fi
+if ! grep -q ' cgroup2 ' /proc/mounts; then
+    log "mounting cgroup2 on /sys/fs/cgroup/unified"
+    mkdir -p /sys/fs/cgroup/unified
+    mount -t cgroup2 none /sys/fs/cgroup/unified
+fi
+log "ok"

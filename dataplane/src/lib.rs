@@ -7,7 +7,9 @@
 pub mod afxdp;
 pub mod app;
 pub mod bpf;
+pub mod engine;
 pub mod http;
 pub mod tcp;
+pub mod testkit;
 pub mod time;
 pub mod wire;

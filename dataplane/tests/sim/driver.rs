@@ -1,0 +1,291 @@
+//! The step loop: deliver what the link has due, let the server and the client react, then jump
+//! virtual time to the earliest wake-up (link delivery, client `poll_at`, server
+//! `poll_timeout`). Nothing sleeps; a stuck run fails with the seed and a replay command.
+
+use std::fmt;
+
+use dataplane::time::{Duration, Instant};
+
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, PrettyPrinter, TcpPacket,
+};
+
+use super::client::{
+    Client, ClientStats, CLIENT_IP, CLIENT_MAC, SERVER_IP, SERVER_MAC, SERVER_PORT,
+};
+use super::device::{arp_reply, is_arp, ETH_HEADER, MTU};
+use super::http::Workload;
+use super::link::{DirStats, Link, Profile};
+use super::rng::Rng;
+use super::SimServer;
+
+/// One run's parameters. `seed` and `profile` (plus these defaults) fully determine the run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub profile: Profile,
+    /// Upper bound on connections in the workload (it picks between half and all of it).
+    pub max_conns: usize,
+    /// Give up (and fail) after this much virtual time ...
+    pub max_virtual: Duration,
+    /// ... or this many steps.
+    pub max_steps: u64,
+    /// The test that replays a failure (named in the failure message).
+    pub replay_test: &'static str,
+    /// Print every frame as it is delivered or dropped (`SIM_TRACE=1` in the tests).
+    pub print_frames: bool,
+}
+
+/// Connections per run unless a test says otherwise.
+pub const DEFAULT_CONNS: usize = 12;
+
+impl SimConfig {
+    pub fn new(seed: u64, profile: Profile) -> Self {
+        SimConfig {
+            seed,
+            profile,
+            max_conns: DEFAULT_CONNS,
+            max_virtual: Duration::from_secs(4 * 3600),
+            max_steps: 20_000_000,
+            replay_test: "replay",
+            print_frames: false,
+        }
+    }
+}
+
+/// What a successful run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// FNV-1a over every delivered frame (time, direction, bytes) and every completed response.
+    pub trace_hash: u64,
+    pub client: ClientStats,
+    pub virtual_time: Duration,
+    pub steps: u64,
+    pub c2s: DirStats,
+    pub s2c: DirStats,
+}
+
+/// A failed run: what went wrong and how to run it again.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub profile: &'static str,
+    pub message: String,
+    pub virtual_time: Duration,
+    pub steps: u64,
+    pub pending: String,
+    pub server_connections: usize,
+    pub replay_test: &'static str,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "simulation failed: {}", self.message)?;
+        writeln!(
+            f,
+            "  seed {} profile {} at virtual {:?} after {} steps; server holds {} connections",
+            self.seed, self.profile, self.virtual_time, self.steps, self.server_connections
+        )?;
+        writeln!(f, "  client: {}", self.pending)?;
+        write!(
+            f,
+            "  replay: SIM_SEED={} SIM_PROFILE={} cargo test --release -p dataplane --test simulation {} -- --nocapture",
+            self.seed, self.profile, self.replay_test
+        )
+    }
+}
+
+/// Runs one simulation against the server `make_server` builds at the start time.
+pub fn run<S: SimServer>(
+    cfg: &SimConfig,
+    make_server: impl FnOnce(Instant) -> S,
+) -> Result<Outcome, Failure> {
+    let start = Instant::from_secs(1);
+    let mut now = start;
+    let workload = Workload::generate(&mut Rng::fork(cfg.seed, 3), cfg.max_conns);
+    let expected_requests = workload.request_count();
+    let mut client = Client::new(workload, Rng::fork(cfg.seed, 4), now);
+    let mut server = make_server(now);
+    let mut link = Link::new(&cfg.profile, cfg.seed);
+    let arp_table = [(CLIENT_IP, CLIENT_MAC), (SERVER_IP, SERVER_MAC)];
+    let mut buf = vec![0u8; 4096];
+    let mut steps = 0u64;
+
+    let result = loop {
+        steps += 1;
+        if steps > cfg.max_steps {
+            break Err(format!("step bound {} reached", cfg.max_steps));
+        }
+        if now - start > cfg.max_virtual {
+            break Err(format!("virtual time bound {:?} reached", cfg.max_virtual));
+        }
+        let mut progress = false;
+        while let Some(frame) = link.c2s.pop_due(now) {
+            link.record(now, 0, &frame);
+            if cfg.print_frames {
+                print_frame(now, "c->s", &frame);
+            }
+            server.handle_frame(now, &frame);
+            progress = true;
+        }
+        while let Some(frame) = link.s2c.pop_due(now) {
+            link.record(now, 1, &frame);
+            if cfg.print_frames {
+                print_frame(now, "s->c", &frame);
+            }
+            client.device.rx.push_back(frame);
+            progress = true;
+        }
+        if server.poll_timeout().is_some_and(|t| t <= now) {
+            server.handle_timeout(now);
+        }
+        let mut bad_frame = None;
+        while let Some(n) = server.poll_transmit(now, &mut buf) {
+            if !(ETH_HEADER..=ETH_HEADER + MTU).contains(&n) {
+                bad_frame = Some(format!(
+                    "server wrote a {n}-byte frame (Ethernet frames here are {ETH_HEADER}..={} bytes)",
+                    ETH_HEADER + MTU
+                ));
+                break;
+            }
+            let frame = &buf[..n];
+            if is_arp(frame) {
+                if let Some(reply) = arp_reply(frame, &arp_table) {
+                    server.handle_frame(now, &reply);
+                }
+                continue;
+            }
+            if let Err(e) = check_server_frame(frame) {
+                bad_frame = Some(e);
+                break;
+            }
+            link.s2c.send(now, frame);
+            progress = true;
+        }
+        if let Some(e) = bad_frame {
+            break Err(e);
+        }
+        if let Err(e) = client.poll(now, &mut link.trace) {
+            break Err(e);
+        }
+        while let Some(frame) = client.device.tx.pop_front() {
+            if is_arp(&frame) {
+                if let Some(reply) = arp_reply(&frame, &arp_table) {
+                    client.device.rx.push_back(reply);
+                }
+                continue;
+            }
+            link.c2s.send(now, &frame);
+        }
+        progress |= !client.device.rx.is_empty();
+        if client.done() && server.connection_count() == 0 {
+            break if client.stats.requests == expected_requests {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} of {expected_requests} requests answered",
+                    client.stats.requests
+                ))
+            };
+        }
+        if progress {
+            continue;
+        }
+        let next = [link.next_at(), client.poll_at(now), server.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(t) => now = t.max(now + Duration::from_micros(1)),
+            None if client.done() => {
+                break Err(format!(
+                    "client finished but the server still holds {} connections and set no timer",
+                    server.connection_count()
+                ))
+            }
+            None => break Err("nothing scheduled: client, server and link all idle".into()),
+        }
+    };
+    match result {
+        Ok(()) => {
+            let mut trace = link.trace;
+            trace.u64(steps);
+            trace.u64(now.as_micros());
+            Ok(Outcome {
+                trace_hash: trace.0,
+                client: client.stats,
+                virtual_time: now - start,
+                steps,
+                c2s: link.c2s.stats,
+                s2c: link.s2c.stats,
+            })
+        }
+        Err(message) => Err(Failure {
+            seed: cfg.seed,
+            profile: cfg.profile.name,
+            message,
+            virtual_time: now - start,
+            steps,
+            pending: client.describe_pending(),
+            server_connections: server.connection_count(),
+            replay_test: cfg.replay_test,
+        }),
+    }
+}
+
+fn print_frame(now: Instant, dir: &str, frame: &[u8]) {
+    println!(
+        "{:>12.6} {dir} {}",
+        now.as_micros() as f64 / 1e6,
+        PrettyPrinter::<EthernetFrame<&[u8]>>::new("", &frame)
+    );
+}
+
+/// Every frame the server sends must be well formed and addressed to the client: Ethernet to the
+/// client's MAC, IPv4 with a valid header checksum and no fragmentation, TCP from the server's
+/// port with a valid checksum.
+pub fn check_server_frame(frame: &[u8]) -> Result<(), String> {
+    let bad = |what: &str| {
+        Err(format!(
+            "server sent a bad frame ({what}): {}",
+            PrettyPrinter::<EthernetFrame<&[u8]>>::new("", &frame)
+        ))
+    };
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return bad("short Ethernet frame");
+    };
+    if eth.dst_addr() != CLIENT_MAC {
+        return bad("Ethernet destination is not the client");
+    }
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return bad("not IPv4");
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return bad("truncated IPv4");
+    };
+    if !ip.verify_checksum() {
+        return bad("IPv4 header checksum");
+    }
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return bad("fragment");
+    }
+    if ip.src_addr() != SERVER_IP || ip.dst_addr() != CLIENT_IP {
+        return bad("IPv4 addresses");
+    }
+    if ip.next_header() != IpProtocol::Tcp {
+        return bad("not TCP");
+    }
+    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+        return bad("truncated TCP");
+    };
+    if !tcp.verify_checksum(
+        &IpAddress::Ipv4(ip.src_addr()),
+        &IpAddress::Ipv4(ip.dst_addr()),
+    ) {
+        return bad("TCP checksum");
+    }
+    if tcp.src_port() != SERVER_PORT {
+        return bad("TCP source port");
+    }
+    Ok(())
+}
