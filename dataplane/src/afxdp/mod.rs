@@ -14,6 +14,10 @@
 //! ring, the RX ring (until consumed), the TX ring or the completion ring at a time.
 
 mod channels;
+mod clock;
+mod gateway;
+mod poller;
+mod waker;
 
 use std::num::NonZeroU32;
 use std::os::fd::AsRawFd;
@@ -26,6 +30,10 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 use crate::bpf::SteeringMaps;
 
 pub use channels::rx_queue_count;
+pub use clock::Clock;
+pub use gateway::{CgroupPlacement, Gateway, GatewayConfig, GatewayError, PollerExit, PortConfig};
+pub use poller::{Poller, PollerConfig, PollerCounters, PollerError, PollerStats};
+pub use waker::Waker;
 
 /// Zero-copy or copy mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -182,9 +190,23 @@ impl FramePool {
     }
 }
 
+/// What [`XskQueue::try_send_with`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// A frame of this many bytes went on the TX ring.
+    Sent(usize),
+    /// The writer had nothing to send (the frame went back to the pool).
+    Nothing,
+    /// The TX ring has no free slot; the writer was not called.
+    RingFull,
+    /// The pool has no free frame; the writer was not called.
+    NoFrame,
+}
+
 /// One AF_XDP socket on one RX queue, with its UMEM, rings and free frames.
 pub struct XskQueue {
     queue: u32,
+    ring_size: u32,
     bound: Bound,
     tx: TxQueue,
     rx: RxQueue,
@@ -302,6 +324,7 @@ impl XskQueue {
                         };
                         let mut q = Self {
                             queue,
+                            ring_size: config.ring_size,
                             bound,
                             tx,
                             rx,
@@ -335,6 +358,11 @@ impl XskQueue {
     /// RX queue id.
     pub fn queue(&self) -> u32 {
         self.queue
+    }
+
+    /// Descriptors per ring.
+    pub fn ring_size(&self) -> u32 {
+        self.ring_size
     }
 
     /// How the socket is bound.
@@ -416,11 +444,22 @@ impl XskQueue {
     /// wrote) and queues it on the TX ring. Returns false when no frame or TX slot is free.
     /// Call [`kick_tx`](Self::kick_tx) after a batch.
     pub fn send_with(&mut self, write: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        matches!(
+            self.try_send_with(|buf| Some(write(buf))),
+            TxOutcome::Sent(_)
+        )
+    }
+
+    /// Like [`send_with`](Self::send_with), but says why nothing was sent: `write` is called
+    /// only once a TX slot and a free frame are secured, so a producer such as
+    /// `Engine::poll_transmit` never loses a frame to a full ring. `write` returns `None` (or
+    /// `Some(0)`) when it has nothing to send. No allocation.
+    pub fn try_send_with(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
         if self.tx.nb_free(1) == 0 {
-            return false;
+            return TxOutcome::RingFull;
         }
         let Some(mut d) = self.pool.alloc() else {
-            return false;
+            return TxOutcome::NoFrame;
         };
         let written = {
             // SAFETY: `d` came from the pool, so it is a frame of `self.umem` that neither the
@@ -434,22 +473,48 @@ impl XskQueue {
                 cursor.set_pos(cap);
                 cap
             };
-            let n = write(data.contents_mut()).min(cap);
+            let n = write(data.contents_mut()).unwrap_or(0).min(cap);
             data.cursor().set_pos(n);
             n
         };
         if written == 0 {
             self.pool.free(d);
-            return false;
+            return TxOutcome::Nothing;
         }
         // SAFETY: `d` describes a frame of `self.umem` that we just wrote; after produce it
         // belongs to the kernel until it returns on the completion ring.
         let n = unsafe { self.tx.produce_one(&d) };
         if n == 0 {
+            // Cannot happen after nb_free said there was a slot; give the frame back anyway.
             self.pool.free(d);
+            return TxOutcome::RingFull;
+        }
+        TxOutcome::Sent(written)
+    }
+
+    /// Descriptors on the TX ring that the kernel has not consumed yet (no system call: it
+    /// reads the ring's shared consumer position).
+    pub fn tx_unsent(&mut self) -> u32 {
+        self.ring_size
+            .saturating_sub(self.tx.nb_free(self.ring_size))
+    }
+
+    /// Frames the kernel holds in the fill ring for future RX; zero means received frames are
+    /// being dropped for lack of buffers.
+    pub fn fill_ring_frames(&mut self) -> u32 {
+        self.ring_size
+            .saturating_sub(self.fill.nb_free(self.ring_size))
+    }
+
+    /// Whether [`kick_tx`](Self::kick_tx) would do anything useful now: the TX ring holds
+    /// unsent descriptors and the kernel needs a system call to send them (always in copy
+    /// mode, where `sendto` is what transmits, and each call sends a bounded batch; in
+    /// zero-copy mode only when need_wakeup is off or the ring asks for it).
+    pub fn wants_tx_kick(&mut self) -> bool {
+        if self.tx_unsent() == 0 {
             return false;
         }
-        true
+        !self.bound.zero_copy || !self.bound.need_wakeup || self.tx.needs_wakeup()
     }
 
     /// Copies `frame` into a UMEM frame and queues it on the TX ring.
@@ -513,5 +578,7 @@ mod tests {
         send::<XskQueue>();
         send::<crate::bpf::Steering>();
         send::<crate::bpf::SteeringMaps>();
+        send::<Poller>();
+        send::<Gateway>();
     }
 }

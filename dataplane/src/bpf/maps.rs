@@ -117,6 +117,26 @@ impl FlowKey {
     }
 }
 
+/// The TCP engine's flow key and the map's are the same 4-tuple; this is the one place that
+/// converts (the engine reports flows, `user_flows` stores them).
+impl From<crate::tcp::FlowKey> for FlowKey {
+    fn from(f: crate::tcp::FlowKey) -> Self {
+        Self {
+            local: f.local,
+            remote: f.remote,
+        }
+    }
+}
+
+impl From<FlowKey> for crate::tcp::FlowKey {
+    fn from(f: FlowKey) -> Self {
+        Self {
+            local: f.local,
+            remote: f.remote,
+        }
+    }
+}
+
 /// A port the gateway listens on, as sock_ops recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listener {
@@ -167,6 +187,21 @@ impl SteeringMaps {
             listeners: open("listeners")?,
             user_flows: open("user_flows")?,
             stats: open("stats")?,
+        })
+    }
+
+    /// Independent handles on the same maps (duplicated descriptors), e.g. one per poller
+    /// thread, so that no thread shares a handle with another.
+    pub fn try_clone(&self) -> Result<Self> {
+        let dup = |map: &MapHandle, name: &'static str| {
+            MapHandle::try_from(map).map_err(bpf_err(format!("duplicating map {name}")))
+        };
+        Ok(Self {
+            xsks: dup(&self.xsks, "xsks")?,
+            ports: dup(&self.ports, "ports")?,
+            listeners: dup(&self.listeners, "listeners")?,
+            user_flows: dup(&self.user_flows, "user_flows")?,
+            stats: dup(&self.stats, "stats")?,
         })
     }
 
@@ -255,13 +290,15 @@ impl SteeringMaps {
         owner[0..4].copy_from_slice(&queue.to_ne_bytes());
         self.user_flows
             .update(&flow.to_bytes(), &owner, MapFlags::ANY)
-            .map_err(bpf_err(format!("adding user flow {flow:?}")))
+            // Lazily: this runs once per connection on the poller thread, and the message
+            // allocates.
+            .map_err(|e| bpf_err(format!("adding user flow {flow:?}"))(e))
     }
 
     /// Forgets a connection (it is closed). Missing entries are not an error.
     pub fn remove_user_flow(&self, flow: FlowKey) -> Result<()> {
         ignore_enoent(self.user_flows.delete(&flow.to_bytes()))
-            .map_err(bpf_err(format!("removing user flow {flow:?}")))
+            .map_err(|e| bpf_err(format!("removing user flow {flow:?}"))(e))
     }
 
     /// Whether a connection is marked as user space's.

@@ -1,0 +1,600 @@
+//! The whole bypass path of one interface, set up and torn down as one value.
+//!
+//! [`Gateway::start`], in the calling thread's network namespace:
+//! 1. places the process in the gateway's cgroup v2 ([`CgroupPlacement`]);
+//! 2. loads and attaches the steering programs ([`Steering::load`]: XDP on the interface,
+//!    sock_ops on that cgroup, maps pinned, stale `user_flows` cleared);
+//! 3. opens one AF_XDP socket per RX queue (in `xsks`), builds one [`Engine`] per queue (one
+//!    random SYN-cookie secret for all) and spawns one [`Poller`] thread per queue, pinned to
+//!    its configured core;
+//! 4. creates the kernel listening socket of every port, *after* sock_ops is attached so that
+//!    `listen()` tags the port, and checks the tag is there;
+//! 5. sets each port's steering state (bypass on, or off = kernel path).
+//!
+//! Dropping the gateway (or [`Gateway::shutdown`] then drop) stops and joins the pollers (their
+//! AF_XDP sockets leave `xsks`), closes the listeners that were not taken, detaches both
+//! programs and removes the pins, and moves the process back to the cgroup it came from when
+//! it had joined another. If the process dies instead, the kernel does the same (see
+//! `bpf/README.md`): traffic falls back to the kernel.
+//!
+//! The listening sockets are the kernel path's: whoever serves it (the io_uring path) takes
+//! them with [`Gateway::take_listener`]. They are what sock_ops tags, so a port is steered only
+//! while its listener is open.
+
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::app::{App, AppConfig, AppError};
+use crate::bpf::{
+    cgroup2_root, PortState, Steering, SteeringConfig, SteeringError, SteeringMaps, XdpMode,
+    PIN_ROOT,
+};
+use crate::engine::{Engine, EngineConfig};
+
+use super::{
+    rx_queue_count, AfXdpError, Clock, Poller, PollerConfig, PollerCounters, PollerError,
+    PollerStats, Waker, XskConfig, XskQueue,
+};
+
+/// Which cgroup v2 the gateway's sockets are created in (sock_ops is attached there, and only
+/// listeners created inside it are tagged and steered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupPlacement {
+    /// The cgroup the process is in now (from `/proc/self/cgroup`).
+    Current,
+    /// Move the whole process into this existing cgroup v2 directory first; it moves back to
+    /// where it was when the gateway is dropped.
+    Join(PathBuf),
+}
+
+/// A port the gateway serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortConfig {
+    /// TCP port.
+    pub port: u16,
+    /// Start on the bypass path (else on the kernel path).
+    pub bypass: bool,
+}
+
+/// Everything [`Gateway::start`] needs.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Interface to steer.
+    pub ifname: String,
+    /// Where the gateway's sockets live.
+    pub cgroup: CgroupPlacement,
+    /// Served ports, each with its kernel listener.
+    pub ports: Vec<PortConfig>,
+    /// Address the kernel listeners bind to.
+    pub listen_addr: Ipv4Addr,
+    /// `listen()` backlog of the kernel listeners.
+    pub backlog: u32,
+    /// XDP attach mode.
+    pub xdp_mode: XdpMode,
+    /// RX queues to serve; `None`: the interface's channel count.
+    pub queues: Option<u32>,
+    /// CPU of each queue's poller, by queue index; a queue without an entry is not pinned.
+    pub cores: Vec<usize>,
+    /// AF_XDP sizes and modes (its `ifname` is replaced by [`ifname`](Self::ifname)).
+    pub xsk: XskConfig,
+    /// Poller settings (its `core` is replaced by the entry of [`cores`](Self::cores)).
+    pub poller: PollerConfig,
+    /// TCP and HTTP bounds of each queue's engine.
+    pub engine: EngineConfig,
+    /// What the gateway answers.
+    pub app: AppConfig,
+    /// Capacity of `user_flows`.
+    pub max_user_flows: u32,
+    /// Where the maps are pinned (`<pin_root>/<ifname>/`).
+    pub pin_root: PathBuf,
+}
+
+impl GatewayConfig {
+    /// Defaults for `ifname` and `ports`: the current cgroup, listeners on 0.0.0.0 with a
+    /// backlog of 1024, XDP native with generic fallback, one queue per channel, no pinning,
+    /// default AF_XDP, poller, engine and app settings.
+    pub fn new(ifname: impl Into<String>, ports: impl IntoIterator<Item = PortConfig>) -> Self {
+        let ifname = ifname.into();
+        Self {
+            xsk: XskConfig::new(ifname.clone()),
+            ifname,
+            cgroup: CgroupPlacement::Current,
+            ports: ports.into_iter().collect(),
+            listen_addr: Ipv4Addr::UNSPECIFIED,
+            backlog: 1024,
+            xdp_mode: XdpMode::Auto,
+            queues: None,
+            cores: Vec::new(),
+            poller: PollerConfig::default(),
+            engine: EngineConfig::default(),
+            app: AppConfig::default(),
+            max_user_flows: 262_144,
+            pin_root: PathBuf::from(PIN_ROOT),
+        }
+    }
+}
+
+/// Why the gateway could not start or change.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration is inconsistent.
+    #[error("gateway configuration: {0}")]
+    Config(String),
+    /// Finding or joining the cgroup failed.
+    #[error("{what} {path:?}: {source}")]
+    Cgroup {
+        /// What was being done.
+        what: &'static str,
+        /// Path involved.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Loading, attaching or a map operation failed.
+    #[error(transparent)]
+    Steering(#[from] SteeringError),
+    /// The interface's RX queues could not be counted.
+    #[error("counting the RX queues of {ifname:?}: {source}")]
+    Queues {
+        /// Interface.
+        ifname: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// An AF_XDP socket could not be set up.
+    #[error(transparent)]
+    AfXdp(#[from] AfXdpError),
+    /// The app configuration is refused.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// No randomness for the SYN-cookie secret.
+    #[error("reading a random SYN-cookie secret: {0}")]
+    Random(io::Error),
+    /// A poller could not be built.
+    #[error(transparent)]
+    Poller(#[from] PollerError),
+    /// A poller thread could not be spawned.
+    #[error("spawning a poller thread: {0}")]
+    Spawn(io::Error),
+    /// A kernel listener could not be created.
+    #[error("kernel listener on port {port}: {what}: {source}")]
+    Listen {
+        /// Port.
+        port: u16,
+        /// The failing call.
+        what: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A listener was created but sock_ops did not tag it: the process is not inside the cgroup
+    /// the program is attached to, so the port could never be steered.
+    #[error("listener on port {port} was not tagged by sock_ops (is the process in {cgroup:?}?)")]
+    NotTagged {
+        /// Port.
+        port: u16,
+        /// The gateway's cgroup.
+        cgroup: PathBuf,
+    },
+    /// The port is not one the gateway serves.
+    #[error("port {0} is not served by this gateway")]
+    UnknownPort(u16),
+}
+
+/// How one poller thread ended (see [`Gateway::shutdown`]).
+#[derive(Debug)]
+pub struct PollerExit {
+    /// RX queue.
+    pub queue: u32,
+    /// The poller, with its engine, unless the thread panicked.
+    pub poller: Option<Poller>,
+    /// The error that stopped it early, if any.
+    pub error: Option<PollerError>,
+    /// The thread panicked.
+    pub panicked: bool,
+}
+
+struct PollerHandle {
+    queue: u32,
+    stats: Arc<PollerStats>,
+    waker: Waker,
+    thread: Option<JoinHandle<(Poller, Result<(), PollerError>)>>,
+}
+
+/// The running bypass path of one interface. See the module documentation.
+pub struct Gateway {
+    // Torn down explicitly in `Drop`, in this order.
+    pollers: Vec<PollerHandle>,
+    stop: Arc<AtomicBool>,
+    listeners: Vec<(u16, Option<TcpListener>)>,
+    steering: Option<Steering>,
+    /// Where the process was before joining the gateway's cgroup.
+    restore_cgroup: Option<PathBuf>,
+    cgroup: PathBuf,
+    ports: Vec<u16>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("steering", &self.steering)
+            .field("queues", &self.pollers.len())
+            .field("ports", &self.ports)
+            .field("cgroup", &self.cgroup)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Sets up the bypass path (see the module documentation). On error, whatever was already
+    /// set up is torn down again.
+    pub fn start(config: &GatewayConfig) -> Result<Self, GatewayError> {
+        validate(config)?;
+        let mut gw = Gateway {
+            pollers: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            listeners: Vec::new(),
+            steering: None,
+            restore_cgroup: None,
+            cgroup: PathBuf::new(),
+            ports: config.ports.iter().map(|p| p.port).collect(),
+        };
+
+        // 1. cgroup.
+        let current = current_cgroup()?;
+        gw.cgroup = match &config.cgroup {
+            CgroupPlacement::Current => current,
+            CgroupPlacement::Join(dir) => {
+                if *dir != current {
+                    join_cgroup(dir)?;
+                    gw.restore_cgroup = Some(current);
+                }
+                dir.clone()
+            }
+        };
+
+        // 2. steering.
+        let steering_config = SteeringConfig {
+            ifname: config.ifname.clone(),
+            cgroup: gw.cgroup.clone(),
+            xdp_mode: config.xdp_mode,
+            pin_root: config.pin_root.clone(),
+            max_user_flows: config.max_user_flows,
+            count_stats: true,
+        };
+        let steering = gw.steering.insert(Steering::load(&steering_config)?);
+
+        // 3. sockets, engines, pollers.
+        let queues = match config.queues {
+            Some(q) => q,
+            None => rx_queue_count(&config.ifname).map_err(|source| GatewayError::Queues {
+                ifname: config.ifname.clone(),
+                source,
+            })?,
+        };
+        let mut xsk_config = config.xsk.clone();
+        xsk_config.ifname = config.ifname.clone();
+        let secret = random_secret()?;
+        let clock = Clock::new();
+        for q in 0..queues {
+            let queue = XskQueue::open(&xsk_config, q, steering.maps())?;
+            let app = App::new(&config.app)?;
+            let engine = Engine::new(config.engine.clone(), app, secret, clock.now());
+            let mut poller_config = config.poller.clone();
+            poller_config.core = config.cores.get(q as usize).copied();
+            let mut poller = Poller::new(
+                queue,
+                engine,
+                steering.maps().try_clone()?,
+                poller_config,
+                clock,
+            )?;
+            let stop = Arc::clone(&gw.stop);
+            let stats = poller.stats();
+            let waker = poller.waker();
+            let thread = std::thread::Builder::new()
+                .name(format!("xgate-q{q}"))
+                .spawn(move || {
+                    let result = poller.run(&stop);
+                    (poller, result)
+                })
+                .map_err(GatewayError::Spawn)?;
+            gw.pollers.push(PollerHandle {
+                queue: q,
+                stats,
+                waker,
+                thread: Some(thread),
+            });
+        }
+
+        // 4. kernel listeners, now that sock_ops watches the cgroup.
+        for p in &config.ports {
+            let listener = listen_socket(config.listen_addr, p.port, config.backlog)?;
+            gw.listeners.push((p.port, Some(listener)));
+            let maps = gw.maps();
+            if maps.listener(p.port)?.is_none() {
+                return Err(GatewayError::NotTagged {
+                    port: p.port,
+                    cgroup: gw.cgroup.clone(),
+                });
+            }
+        }
+
+        // 5. steering state per port.
+        for p in &config.ports {
+            let state = if p.bypass {
+                PortState::On
+            } else {
+                PortState::Off
+            };
+            gw.maps().set_port_state(p.port, state)?;
+        }
+        Ok(gw)
+    }
+
+    /// The steering maps (port states, counters, `user_flows`).
+    pub fn maps(&self) -> &SteeringMaps {
+        self.steering().maps()
+    }
+
+    /// The loaded steering programs.
+    pub fn steering(&self) -> &Steering {
+        self.steering
+            .as_ref()
+            .expect("steering is loaded for the gateway's whole life")
+    }
+
+    /// Switches a served port between the paths: `On` (bypass), `Draining`, `Off` (kernel).
+    pub fn set_port_state(&self, port: u16, state: PortState) -> Result<(), GatewayError> {
+        if !self.ports.contains(&port) {
+            return Err(GatewayError::UnknownPort(port));
+        }
+        Ok(self.maps().set_port_state(port, state)?)
+    }
+
+    /// Served ports.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// The cgroup whose sockets sock_ops watches.
+    pub fn cgroup(&self) -> &Path {
+        &self.cgroup
+    }
+
+    /// Number of RX queues (pollers).
+    pub fn queues(&self) -> usize {
+        self.pollers.len()
+    }
+
+    /// Each poller's counters, by queue.
+    pub fn counters(&self) -> Vec<PollerCounters> {
+        self.pollers.iter().map(|p| p.stats.snapshot()).collect()
+    }
+
+    /// Whether every poller thread is still running.
+    pub fn pollers_running(&self) -> bool {
+        self.pollers
+            .iter()
+            .all(|p| p.thread.as_ref().is_some_and(|t| !t.is_finished()))
+    }
+
+    /// The kernel listener of `port`, unless it was taken.
+    pub fn listener(&self, port: u16) -> Option<&TcpListener> {
+        self.listeners
+            .iter()
+            .find(|(p, _)| *p == port)
+            .and_then(|(_, l)| l.as_ref())
+    }
+
+    /// Hands the kernel listener of `port` to the kernel path. Closing it removes the port's
+    /// tag, and with it the port's steering.
+    pub fn take_listener(&mut self, port: u16) -> Option<TcpListener> {
+        self.listeners
+            .iter_mut()
+            .find(|(p, _)| *p == port)
+            .and_then(|(_, l)| l.take())
+    }
+
+    /// Stops and joins the pollers (their AF_XDP sockets close with them, so the steering falls
+    /// back to the kernel for new connections) and returns how each ended. Steering stays
+    /// loaded until the gateway is dropped. A second call returns nothing.
+    pub fn shutdown(&mut self) -> Vec<PollerExit> {
+        self.stop.store(true, Ordering::Relaxed);
+        for p in &self.pollers {
+            p.waker.wake();
+        }
+        let mut exits = Vec::with_capacity(self.pollers.len());
+        for p in &mut self.pollers {
+            let Some(thread) = p.thread.take() else {
+                continue;
+            };
+            exits.push(match thread.join() {
+                Ok((poller, result)) => PollerExit {
+                    queue: p.queue,
+                    poller: Some(poller),
+                    error: result.err(),
+                    panicked: false,
+                },
+                Err(_) => PollerExit {
+                    queue: p.queue,
+                    poller: None,
+                    error: None,
+                    panicked: true,
+                },
+            });
+        }
+        exits
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        drop(self.shutdown());
+        self.listeners.clear();
+        // Detaches XDP, then sock_ops, and removes the pins.
+        self.steering = None;
+        if let Some(home) = self.restore_cgroup.take() {
+            let _ = join_cgroup(&home);
+        }
+    }
+}
+
+fn validate(config: &GatewayConfig) -> Result<(), GatewayError> {
+    let bad = |s: String| Err(GatewayError::Config(s));
+    if config.ports.is_empty() {
+        return bad("no port to serve".into());
+    }
+    for (i, p) in config.ports.iter().enumerate() {
+        if p.port == 0 {
+            return bad("port 0".into());
+        }
+        if config.ports[..i].iter().any(|q| q.port == p.port) {
+            return bad(format!("port {} listed twice", p.port));
+        }
+    }
+    if config.queues == Some(0) {
+        return bad("zero queues".into());
+    }
+    if config.poller.batch_size == 0 {
+        return bad("poller batch size 0".into());
+    }
+    if i32::try_from(config.backlog).is_err() {
+        return bad(format!("backlog {}", config.backlog));
+    }
+    Ok(())
+}
+
+/// The process's cgroup v2 directory.
+fn current_cgroup() -> Result<PathBuf, GatewayError> {
+    let file = Path::new("/proc/self/cgroup");
+    let err = |what, source| GatewayError::Cgroup {
+        what,
+        path: file.to_path_buf(),
+        source,
+    };
+    let text = fs::read_to_string(file).map_err(|e| err("reading", e))?;
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| {
+            err(
+                "no cgroup v2 entry in",
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })?;
+    let root = cgroup2_root()?;
+    Ok(root.join(rel.trim_start_matches('/')))
+}
+
+/// Moves the whole process into the cgroup v2 directory `dir`.
+fn join_cgroup(dir: &Path) -> Result<(), GatewayError> {
+    let procs = dir.join("cgroup.procs");
+    fs::write(&procs, format!("{}\n", std::process::id())).map_err(|source| GatewayError::Cgroup {
+        what: "joining",
+        path: procs,
+        source,
+    })
+}
+
+fn random_secret() -> Result<[u8; 32], GatewayError> {
+    let mut secret = [0u8; 32];
+    let mut filled = 0;
+    while filled < secret.len() {
+        let rest = &mut secret[filled..];
+        // SAFETY: writes at most `rest.len()` bytes into `rest`, which is live and writable.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(GatewayError::Random(e));
+        }
+        filled += n as usize;
+    }
+    Ok(secret)
+}
+
+/// A listening TCP socket on `addr:port` with SO_REUSEADDR and the given backlog.
+fn listen_socket(addr: Ipv4Addr, port: u16, backlog: u32) -> Result<TcpListener, GatewayError> {
+    let err = |what| move |source| GatewayError::Listen { port, what, source };
+    // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(err("socket")(io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is our socket; the option value is a live c_int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(err("SO_REUSEADDR")(io::Error::last_os_error()));
+    }
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(addr).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `sin` is a live, initialised sockaddr_in and its size is passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(err("bind")(io::Error::last_os_error()));
+    }
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    // SAFETY: listen(2) on our bound socket.
+    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
+        return Err(err("listen")(io::Error::last_os_error()));
+    }
+    Ok(TcpListener::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_configurations_are_refused_before_anything_is_touched() {
+        let port = |port| PortConfig { port, bypass: true };
+        let start = |c: GatewayConfig| match Gateway::start(&c) {
+            Err(GatewayError::Config(msg)) => msg,
+            other => panic!("{other:?}"),
+        };
+        assert!(start(GatewayConfig::new("lo", [])).contains("no port"));
+        assert!(start(GatewayConfig::new("lo", [port(80), port(80)])).contains("twice"));
+        assert!(start(GatewayConfig::new("lo", [port(0)])).contains("port 0"));
+        let mut c = GatewayConfig::new("lo", [port(80)]);
+        c.queues = Some(0);
+        assert!(start(c).contains("zero queues"));
+    }
+
+    #[test]
+    fn listener_binds_with_the_given_backlog_and_secret_is_random() {
+        let l = listen_socket(Ipv4Addr::LOCALHOST, 0, 16).unwrap();
+        assert!(l.local_addr().unwrap().port() > 0);
+        assert_ne!(random_secret().unwrap(), random_secret().unwrap());
+    }
+}

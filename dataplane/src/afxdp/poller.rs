@@ -1,0 +1,542 @@
+//! The bypass path's poller: one thread per RX queue, shared-nothing, driving one
+//! [`Engine`] from one [`XskQueue`].
+//!
+//! One round of [`Poller::run`]'s loop, in this order:
+//! 1. the `Date` wall clock, when the second changed;
+//! 2. up to `batch_size` RX descriptors, each frame handed to `Engine::handle_frame` straight
+//!    from UMEM (no copy here); the frames go back to the fill ring;
+//! 3. `Engine::handle_timeout` when `poll_timeout` is due;
+//! 4. the engine's flow events applied to the BPF `user_flows` map (`Added` ->
+//!    `add_user_flow`, `Removed` -> `remove_user_flow`), so the map is in step before the next
+//!    RX batch and before the answers go out;
+//! 5. `Engine::poll_transmit` drained into TX descriptors, written directly into UMEM frames;
+//!    a full TX ring or an empty frame pool stops the drain until the next round (the engine
+//!    keeps what it could not send: it is asked only once a slot and a frame are secured);
+//! 6. a TX kick (`sendto`, MSG_DONTWAIT) only when the ring holds unsent descriptors and the
+//!    kernel needs a system call to send them (copy mode always does; zero-copy only when
+//!    need_wakeup says so);
+//! 7. completions reclaimed into the frame pool, and the fill ring topped up.
+//!
+//! A round that did anything counts as busy, and the loop spins on. After `idle_spin` of idle
+//! rounds the poller sleeps in `poll(2)` on its AF_XDP socket and its [`Waker`], for at most
+//! the engine's next deadline or `max_sleep`, so an idle gateway costs close to no CPU.
+//!
+//! The engine answers each frame with its L2 addresses swapped; nothing here touches frame
+//! contents. No allocation per packet: the rings, pool and batch buffers are sized at start.
+//! Time comes from [`Clock`], converted to `time::Instant` at this edge.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::bpf::SteeringMaps;
+use crate::engine::{Engine, FlowEvent};
+use crate::time::{Duration, Instant};
+
+use super::{AfXdpError, Clock, TxOutcome, Waker, XskQueue};
+
+/// How often the engine-level gauges (connections, requests, TCP counters) are copied into
+/// [`PollerStats`] while busy. They are always copied before a sleep and when the loop ends.
+const ENGINE_PUBLISH_PERIOD: Duration = Duration::from_millis(100);
+
+/// How one poller runs.
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    /// CPU to pin the poller thread to (`sched_setaffinity`); `None` leaves it to the scheduler.
+    pub core: Option<usize>,
+    /// RX descriptors taken per batch.
+    pub batch_size: usize,
+    /// How long the loop keeps spinning with nothing to do before it sleeps.
+    pub idle_spin: Duration,
+    /// Longest sleep, even when the engine has no deadline (bounds how stale the published
+    /// counters can get, and how long a missed wake-up could last).
+    pub max_sleep: Duration,
+}
+
+impl Default for PollerConfig {
+    /// No pinning, batches of 64, 200 µs of idle spin, sleeps of at most 1 s.
+    fn default() -> Self {
+        Self {
+            core: None,
+            batch_size: 64,
+            idle_spin: Duration::from_micros(200),
+            max_sleep: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a poller stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum PollerError {
+    /// `sched_setaffinity` refused the configured CPU.
+    #[error("pinning the poller of queue {queue} to CPU {core}: {source}")]
+    Affinity {
+        /// RX queue.
+        queue: u32,
+        /// CPU asked for.
+        core: usize,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// An AF_XDP operation failed (e.g. the TX kick).
+    #[error("poller of queue {queue}: {source}")]
+    AfXdp {
+        /// RX queue.
+        queue: u32,
+        /// The error.
+        source: AfXdpError,
+    },
+    /// Sleeping in `poll(2)` failed.
+    #[error("poll(2) in the poller of queue {queue}: {source}")]
+    Poll {
+        /// RX queue.
+        queue: u32,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The eventfd behind the [`Waker`] could not be created.
+    #[error("creating the poller's waker: {0}")]
+    Waker(io::Error),
+}
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident, )*) => {
+        /// A poller's counters at one moment (plain values; see [`PollerStats::snapshot`]).
+        /// All are monotonic except the gauges `connections` and `thread_id`.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct PollerCounters {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        /// A poller's counters, readable from any thread while it runs. The poller keeps plain
+        /// counters and stores them here (relaxed) once per busy round and before sleeping.
+        #[derive(Debug, Default)]
+        pub struct PollerStats {
+            $( $name: AtomicU64, )*
+        }
+
+        impl PollerStats {
+            fn publish(&self, c: &PollerCounters) {
+                $( self.$name.store(c.$name, Ordering::Relaxed); )*
+            }
+
+            /// The counters as last published.
+            pub fn snapshot(&self) -> PollerCounters {
+                PollerCounters { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Frames received from the RX ring.
+    rx_frames,
+    /// Non-empty RX batches.
+    rx_batches,
+    /// Received frames the engine refused (malformed, bad cookie, out of window...; the
+    /// reasons are in the engine's `TcpStats`).
+    rx_refused,
+    /// Frames put on the TX ring.
+    tx_frames,
+    /// Bytes put on the TX ring.
+    tx_bytes,
+    /// Rounds whose TX drain stopped on a full TX ring.
+    tx_ring_full,
+    /// Rounds whose TX drain stopped for lack of a free UMEM frame.
+    tx_no_frame,
+    /// TX kicks (`sendto`).
+    tx_kicks,
+    /// TX frames whose completion came back to the pool.
+    tx_completed,
+    /// Rounds that ended with an empty fill ring (received frames would be dropped).
+    fill_ring_empty,
+    /// Rounds that ran `Engine::handle_timeout`.
+    timer_runs,
+    /// `user_flows` entries added.
+    flows_added,
+    /// `user_flows` entries removed.
+    flows_removed,
+    /// `user_flows` updates that failed (map full: the connection is not steered by rule 2).
+    flow_map_errors,
+    /// Rounds that did some work.
+    busy_loops,
+    /// Rounds that found nothing to do (spinning before a sleep).
+    idle_loops,
+    /// Sleeps in `poll(2)`.
+    sleeps,
+    /// Sleeps that ended because the socket or the waker became ready (not by timeout).
+    wakeups,
+    /// Gauge: live TCP connections in the engine.
+    connections,
+    /// HTTP requests the engine accepted (live and closed connections).
+    http_requests,
+    /// TCP segments the engine received.
+    tcp_segments_in,
+    /// TCP segments the engine sent.
+    tcp_segments_out,
+    /// Connections established (valid cookie ACKs).
+    tcp_established,
+    /// TCP retransmissions.
+    tcp_retransmits,
+    /// RSTs the engine sent.
+    tcp_rsts_out,
+    /// Gauge: Linux thread id of the poller (0 until it runs), to find it in /proc.
+    thread_id,
+}
+
+impl PollerCounters {
+    /// Share of loop rounds that did work (0 when the loop has not run).
+    pub fn busy_ratio(&self) -> f64 {
+        let total = self.busy_loops + self.idle_loops;
+        if total == 0 {
+            0.0
+        } else {
+            self.busy_loops as f64 / total as f64
+        }
+    }
+}
+
+/// The poller of one RX queue: its AF_XDP socket, its engine, its own handles on the steering
+/// maps. Build it on any thread, then move it to the thread that calls [`run`](Self::run).
+pub struct Poller {
+    queue: XskQueue,
+    engine: Engine,
+    maps: SteeringMaps,
+    config: PollerConfig,
+    clock: Clock,
+    waker: Waker,
+    stats: Arc<PollerStats>,
+    counters: PollerCounters,
+    next_wall: Instant,
+    next_publish: Instant,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("queue", &self.queue)
+            .field("config", &self.config)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Poller {
+    /// A poller for `queue`. `engine` must have been created with a `now` read from `clock`.
+    /// `maps` should be this poller's own handles ([`SteeringMaps::try_clone`]).
+    pub fn new(
+        queue: XskQueue,
+        engine: Engine,
+        maps: SteeringMaps,
+        config: PollerConfig,
+        clock: Clock,
+    ) -> Result<Self, PollerError> {
+        let waker = Waker::new().map_err(PollerError::Waker)?;
+        Ok(Self {
+            queue,
+            engine,
+            maps,
+            config,
+            clock,
+            waker,
+            stats: Arc::new(PollerStats::default()),
+            counters: PollerCounters::default(),
+            next_wall: Instant::ZERO,
+            next_publish: Instant::ZERO,
+        })
+    }
+
+    /// A handle that interrupts this poller's sleep (use it after setting the stop flag).
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+
+    /// The counters, shared with whoever watches the poller.
+    pub fn stats(&self) -> Arc<PollerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The counters as this thread sees them.
+    pub fn counters(&self) -> PollerCounters {
+        self.counters
+    }
+
+    /// The engine (its `tcp_stats`, `http_stats`, `connection_count`).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The AF_XDP socket.
+    pub fn queue(&self) -> &XskQueue {
+        &self.queue
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PollerConfig {
+        &self.config
+    }
+
+    /// Runs the loop until `stop` is set (then wake the poller with its [`Waker`] so it does
+    /// not finish a sleep first). Pins the calling thread first when a core is configured.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), PollerError> {
+        if let Some(core) = self.config.core {
+            pin_to_core(core).map_err(|source| PollerError::Affinity {
+                queue: self.queue.queue(),
+                core,
+                source,
+            })?;
+        }
+        self.counters.thread_id = thread_id();
+        let now = self.clock.now();
+        self.publish_all(now);
+
+        let mut idle_since: Option<Instant> = None;
+        let result = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(());
+            }
+            let now = self.clock.now();
+            let work = match self.poll_once(now) {
+                Ok(work) => work,
+                Err(e) => break Err(e),
+            };
+            if work > 0 {
+                self.counters.busy_loops += 1;
+                idle_since = None;
+                if now >= self.next_publish {
+                    self.publish_all(now);
+                } else {
+                    self.stats.publish(&self.counters);
+                }
+                continue;
+            }
+            self.counters.idle_loops += 1;
+            let since = *idle_since.get_or_insert(now);
+            if now - since < self.config.idle_spin {
+                std::hint::spin_loop();
+                continue;
+            }
+            self.publish_all(now);
+            if let Err(e) = self.sleep(now) {
+                break Err(e);
+            }
+            // Spin a little again after each wake-up: it usually brings more work.
+            idle_since = None;
+        };
+        self.publish_all(self.clock.now());
+        result
+    }
+
+    /// One round of the loop at `now` (see the module documentation); returns how much it
+    /// did (frames received and sent, timers run, flow events applied, completions...), zero
+    /// when there was nothing to do.
+    pub fn poll_once(&mut self, now: Instant) -> Result<usize, PollerError> {
+        let mut work = 0usize;
+        if now >= self.next_wall {
+            let (secs, to_next) = self.clock.wall();
+            self.engine.set_wall_clock(secs);
+            self.next_wall = now + to_next;
+        }
+
+        // RX: frames are borrowed from UMEM for the length of handle_frame.
+        let engine = &mut self.engine;
+        let refused = &mut self.counters.rx_refused;
+        let n = self.queue.recv_batch(self.config.batch_size, |frame| {
+            if engine.handle_frame(now, frame).is_err() {
+                *refused += 1;
+            }
+        });
+        if n > 0 {
+            self.counters.rx_frames += n as u64;
+            self.counters.rx_batches += 1;
+            work += n;
+        }
+
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine.handle_timeout(now);
+            self.counters.timer_runs += 1;
+            work += 1;
+        }
+
+        work += self.apply_flow_events();
+
+        // TX: the engine writes each frame straight into a UMEM frame.
+        loop {
+            let engine = &mut self.engine;
+            match self
+                .queue
+                .try_send_with(|buf| engine.poll_transmit(now, buf))
+            {
+                TxOutcome::Sent(len) => {
+                    self.counters.tx_frames += 1;
+                    self.counters.tx_bytes += len as u64;
+                    work += 1;
+                }
+                TxOutcome::Nothing => break,
+                TxOutcome::RingFull => {
+                    self.counters.tx_ring_full += 1;
+                    work += 1;
+                    break;
+                }
+                TxOutcome::NoFrame => {
+                    self.counters.tx_no_frame += 1;
+                    work += 1;
+                    break;
+                }
+            }
+        }
+        if self.queue.wants_tx_kick() {
+            self.queue.kick_tx().map_err(|source| PollerError::AfXdp {
+                queue: self.queue.queue(),
+                source,
+            })?;
+            self.counters.tx_kicks += 1;
+            work += 1;
+        }
+
+        let done = self.queue.reclaim();
+        self.counters.tx_completed += done as u64;
+        work += done;
+        let ring = self.queue.ring_size() as usize;
+        self.queue.refill(ring);
+        if self.queue.fill_ring_frames() == 0 {
+            self.counters.fill_ring_empty += 1;
+        }
+        Ok(work)
+    }
+
+    /// Keeps `user_flows` in step with the engine's connections; returns the events applied.
+    fn apply_flow_events(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(event) = self.engine.poll_flow_event() {
+            n += 1;
+            let queue = self.queue.queue();
+            let (ok, count) = match event {
+                FlowEvent::Added(flow) => (
+                    self.maps.add_user_flow(flow.into(), queue).is_ok(),
+                    &mut self.counters.flows_added,
+                ),
+                FlowEvent::Removed(flow) => (
+                    self.maps.remove_user_flow(flow.into()).is_ok(),
+                    &mut self.counters.flows_removed,
+                ),
+            };
+            if ok {
+                *count += 1;
+            } else {
+                self.counters.flow_map_errors += 1;
+            }
+        }
+        n
+    }
+
+    /// Sleeps in `poll(2)` until the socket has RX frames, the waker is woken, or the engine's
+    /// next deadline (at most `max_sleep`).
+    fn sleep(&mut self, now: Instant) -> Result<(), PollerError> {
+        let timeout = match self.engine.poll_timeout() {
+            Some(t) if t <= now => return Ok(()),
+            Some(t) => (t - now).min(self.config.max_sleep),
+            None => self.config.max_sleep,
+        };
+        // Rounded up: waking a little late is fine, waking early only to sleep again is not.
+        let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        let mut fds = [
+            libc::pollfd {
+                fd: self.queue.raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.waker.raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        self.counters.sleeps += 1;
+        // SAFETY: `fds` is a live array of two initialised pollfds, and its length is passed.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(PollerError::Poll {
+                queue: self.queue.queue(),
+                source: err,
+            });
+        }
+        if rc > 0 {
+            self.counters.wakeups += 1;
+            if fds[1].revents != 0 {
+                self.waker.drain();
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the engine's gauges into the counters and publishes everything.
+    fn publish_all(&mut self, now: Instant) {
+        let c = &mut self.counters;
+        c.connections = self.engine.connection_count() as u64;
+        c.http_requests = self.engine.http_stats().requests;
+        let tcp = self.engine.tcp_stats();
+        c.tcp_segments_in = tcp.segments_in;
+        c.tcp_segments_out = tcp.segments_out;
+        c.tcp_established = tcp.connections_established;
+        c.tcp_retransmits = tcp.retransmits;
+        c.tcp_rsts_out = tcp.rsts_out;
+        self.stats.publish(c);
+        self.next_publish = now + ENGINE_PUBLISH_PERIOD;
+    }
+}
+
+/// Pins the calling thread to `core`.
+fn pin_to_core(core: usize) -> io::Result<()> {
+    if core >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: an all-zero cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `core` is below CPU_SETSIZE (checked above), so CPU_SET stays inside `set`.
+    unsafe { libc::CPU_SET(core, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The calling thread's Linux thread id.
+fn thread_id() -> u64 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    u64::try_from(tid).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_publish_and_snapshot_agree() {
+        let stats = PollerStats::default();
+        let c = PollerCounters {
+            rx_frames: 3,
+            busy_loops: 1,
+            idle_loops: 3,
+            thread_id: 7,
+            ..Default::default()
+        };
+        stats.publish(&c);
+        assert_eq!(stats.snapshot(), c);
+        assert!((c.busy_ratio() - 0.25).abs() < 1e-9);
+        assert_eq!(PollerCounters::default().busy_ratio(), 0.0);
+    }
+
+    #[test]
+    fn pinning_to_an_impossible_core_is_an_error() {
+        assert!(pin_to_core(libc::CPU_SETSIZE as usize).is_err());
+        assert!(thread_id() > 0);
+    }
+}
