@@ -278,6 +278,8 @@ impl Poller {
 
     /// Runs the loop until `stop` is set (then wake the poller with its [`Waker`] so it does
     /// not finish a sleep first). Pins the calling thread first when a core is configured.
+    /// When the loop ends, for any reason, the socket is taken out of `xsks`, so the queue's
+    /// new connections fall back to the kernel instead of a socket nobody reads.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<(), PollerError> {
         if let Some(core) = self.config.core {
             pin_to_core(core).map_err(|source| PollerError::Affinity {
@@ -323,6 +325,10 @@ impl Poller {
             // Spin a little again after each wake-up: it usually brings more work.
             idle_since = None;
         };
+        // A poller that no longer reads its socket must not keep it in `xsks`: its queue's
+        // new connections go back to the kernel (the socket itself lives on with the Poller
+        // value until that is dropped).
+        let _ = self.maps.remove_xsk(self.queue.queue());
         self.publish_all(self.clock.now());
         result
     }

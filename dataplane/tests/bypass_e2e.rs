@@ -1,0 +1,502 @@
+//! Root-only end-to-end proof of the bypass path: real clients (curl, python3) in a client
+//! network namespace talk HTTP over a veth pair to `afxdp::Gateway`, whose pollers run the
+//! user-space TCP/HTTP engine behind XDP steering and AF_XDP sockets.
+//!
+//! Topology (tests/common): netns `<p>g` with veth `<p>g` (gateway, 10.77.0.1, two RX queues,
+//! XDP attached, one poller per queue), netns `<p>c` with veth `<p>c` (client, offloads off).
+//! The test process joins the test cgroup through the gateway (so sock_ops tags the gateway's
+//! listener) and goes back when the gateway drops. The gateway's kernel listener is served by
+//! a small acceptor thread standing in for the kernel path: it answers `kernel`.
+//!
+//! Every wait is bounded; everything created is removed, also on panic. Skips (passes with a
+//! message) when not run as root.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddrV4, TcpListener};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{is_root, lines_of, run, wait_for, Topology, CLIENT_IP, GW_IP};
+use dataplane::afxdp::{CgroupPlacement, Gateway, GatewayConfig, PollerCounters, PortConfig};
+use dataplane::bpf::{FlowKey, PortState, PortStats, Stat};
+
+const PORT: u16 = 18090;
+/// Bound on any single client command.
+const CLIENT_TIMEOUT_SECS: u32 = 20;
+
+/// The kernel path's stand-in: accepts on the gateway's listener, answers every connection
+/// with `kernel` and closes. Counts what it accepted.
+struct KernelPath {
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl KernelPath {
+    fn serve(listener: TcpListener) -> Self {
+        listener.set_nonblocking(true).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, s) = (Arc::clone(&accepted), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        a.fetch_add(1, Ordering::Relaxed);
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                        let mut head = Vec::new();
+                        let mut buf = [0u8; 1024];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match conn.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let _ = conn.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nkernel",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self {
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for KernelPath {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A file removed on drop.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// curl in the client netns; returns the body on HTTP success, panics otherwise.
+fn curl(topo: &Topology, path: &str, extra: &[&str]) -> Vec<u8> {
+    let url = format!("http://{GW_IP}:{PORT}{path}");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &topo.client_ns, "curl", "-sS", "--fail"])
+        .args(["--max-time", &CLIENT_TIMEOUT_SECS.to_string()])
+        .args(extra)
+        .arg(&url)
+        .output()
+        .expect("running curl");
+    assert!(
+        out.status.success(),
+        "curl {url} {extra:?}: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `GET /bytes/{n}`'s body: byte i is b'a' + i % 26.
+fn bytes_body(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+fn noise(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed >> 12;
+            seed ^= seed << 25;
+            seed ^= seed >> 27;
+            (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
+
+fn sum(counters: &[PollerCounters], f: impl Fn(&PollerCounters) -> u64) -> u64 {
+    counters.iter().map(f).sum()
+}
+
+fn port_stats(gw: &Gateway) -> PortStats {
+    gw.maps().port_stats(PORT).unwrap().expect("port counters")
+}
+
+/// utime + stime of one thread of this process, in clock ticks.
+fn thread_cpu_ticks(tid: u64) -> u64 {
+    let stat =
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("poller thread stat");
+    let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Keep-alive and connection-churn clients in one python3 process; prints
+/// `ok <conns> <keepalive> <churn secs> <keepalive secs>`.
+const LOAD_SCRIPT: &str = r#"
+import http.client, os, sys, time
+host, port, n_conn, n_ka = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+def pattern(n):
+    return bytes(97 + i % 26 for i in range(n))
+t0 = time.time()
+for i in range(n_conn):
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    c.request("GET", "/health")
+    r = c.getresponse()
+    body = r.read()
+    if r.status != 200 or body != b"ok":
+        print("bad churn", i, r.status, body[:60], flush=True)
+        sys.exit(1)
+    c.close()
+t1 = time.time()
+c = http.client.HTTPConnection(host, port, timeout=10)
+for i in range(n_ka):
+    k = i % 3
+    if k == 0:
+        c.request("GET", "/health")
+        want = b"ok"
+    elif k == 1:
+        n = (i * 7919) % 20000
+        c.request("GET", "/bytes/%d" % n)
+        want = pattern(n)
+    else:
+        want = os.urandom((i * 131) % 5000)
+        c.request("POST", "/echo", body=want)
+    r = c.getresponse()
+    got = r.read()
+    if r.status != 200 or got != want:
+        print("bad keep-alive", i, r.status, len(got), len(want), flush=True)
+        sys.exit(1)
+c.close()
+t2 = time.time()
+print("ok %d %d %.3f %.3f" % (n_conn, n_ka, t1 - t0, t2 - t1), flush=True)
+"#;
+
+/// One keep-alive connection that answers one request, reports its port, and closes when a
+/// line arrives on stdin.
+const HELD_SCRIPT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+data = b""
+while not data.endswith(b"\r\n\r\nok"):
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+print("ready", s.getsockname()[1], flush=True)
+sys.stdin.readline()
+s.close()
+print("closed", flush=True)
+"#;
+
+#[test]
+fn bypass_end_to_end() {
+    if !is_root() {
+        eprintln!("SKIPPED: the bypass end-to-end test needs root (netns, XDP, AF_XDP, cgroups)");
+        return;
+    }
+    let test_start = Instant::now();
+    let mut topo = Topology::create();
+    let body_file = TempFile(std::env::temp_dir().join(format!("{}.body", topo.prefix)));
+
+    // The gateway, started inside the gateway netns; the test process joins the test cgroup.
+    topo.enter_gateway();
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut config = GatewayConfig::new(
+        topo.gw_if.clone(),
+        [PortConfig {
+            port: PORT,
+            bypass: true,
+        }],
+    );
+    config.cgroup = CgroupPlacement::Join(topo.cgroup.clone());
+    config.cores = (0..4).map(|q| q % ncpu).collect();
+    config.engine.tcp.time_wait = dataplane::time::Duration::from_secs(2);
+    let mut gw = Gateway::start(&config).expect("starting the gateway");
+    assert!(topo.leave_gateway(), "setns back to the test's netns");
+    let pin_dir = gw.steering().pin_dir().to_path_buf();
+    eprintln!(
+        "gateway on {}: XDP {:?}, {} queue(s), cgroup {:?}",
+        topo.gw_if,
+        gw.steering().attached_mode(),
+        gw.queues(),
+        gw.cgroup()
+    );
+    assert!(gw.maps().listener(PORT).unwrap().is_some(), "listener tag");
+    assert_eq!(gw.maps().port_state(PORT).unwrap(), Some(PortState::On));
+    let kernel = KernelPath::serve(gw.take_listener(PORT).expect("the port's listener"));
+
+    // Bypass: GET /health, GET /bytes/100000, POST /echo with 1 MiB, byte-exact.
+    let t = Instant::now();
+    assert_eq!(curl(&topo, "/health", &[]), b"ok");
+    eprintln!("GET /health through the bypass in {:?}", t.elapsed());
+    let got = curl(&topo, "/bytes/100000", &[]);
+    assert_eq!(got.len(), 100_000);
+    assert!(got == bytes_body(100_000), "GET /bytes/100000 differs");
+    let body = noise(1 << 20, 0x5eed);
+    std::fs::write(&body_file.0, &body).unwrap();
+    let t = Instant::now();
+    let echoed = curl(
+        &topo,
+        "/echo",
+        &[
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", body_file.0.display()),
+        ],
+    );
+    eprintln!("POST /echo 1 MiB in {:?}", t.elapsed());
+    assert_eq!(echoed.len(), body.len());
+    assert!(echoed == body, "POST /echo 1 MiB differs");
+
+    let st = port_stats(&gw);
+    eprintln!("port {PORT} after 3 curls: {st:?}");
+    assert!(st.get(Stat::SynSteered) >= 3, "{st:?}");
+    assert!(
+        st.get(Stat::Redirected) > 700,
+        "1 MiB alone is > 700 segments: {st:?}"
+    );
+    assert!(st.get(Stat::UserFlow) > 0, "{st:?}");
+    assert_eq!(st.get(Stat::KernelConns), 0);
+    assert_eq!(
+        kernel.accepted(),
+        0,
+        "the kernel listener accepted a bypass connection"
+    );
+    wait_for("engine counters", Duration::from_secs(3), || {
+        sum(&gw.counters(), |c| c.http_requests) >= 3
+    });
+    let c = gw.counters();
+    assert!(sum(&c, |c| c.tcp_established) >= 3);
+    assert!(sum(&c, |c| c.rx_frames) >= st.get(Stat::Redirected) / 2);
+    assert!(sum(&c, |c| c.tx_frames) > 70, "100 kB and 1 MiB went out");
+    assert_eq!(sum(&c, |c| c.flow_map_errors), 0);
+
+    // Many requests: connection churn and one long keep-alive connection.
+    let t = Instant::now();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &topo.client_ns, "/usr/bin/python3", "-c"])
+        .arg(LOAD_SCRIPT)
+        .args([GW_IP, &PORT.to_string(), "200", "600"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running the load client");
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success() && said.starts_with("ok "),
+        "load: {said}"
+    );
+    let f: Vec<f64> = said
+        .split_whitespace()
+        .skip(3)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    eprintln!(
+        "load: 200 connections (1 request each) in {:.2} s = {:.0} conn/s; 600 keep-alive \
+         requests in {:.2} s = {:.0} req/s (python3 client, debug build: not a benchmark); \
+         total {:?}",
+        f[0],
+        200.0 / f[0],
+        f[1],
+        600.0 / f[1],
+        t.elapsed()
+    );
+    wait_for("engine request count", Duration::from_secs(3), || {
+        sum(&gw.counters(), |c| c.http_requests) >= 803
+    });
+    assert_eq!(kernel.accepted(), 0);
+
+    // user_flows holds a live connection, and forgets it once closed.
+    let mut held = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "/usr/bin/python3",
+            "-u",
+            "-c",
+        ])
+        .arg(HELD_SCRIPT)
+        .args([GW_IP, &PORT.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning the held client");
+    let mut held_in = held.stdin.take().unwrap();
+    let held_out = lines_of(held.stdout.take().unwrap());
+    topo.children.push(held);
+    let line = held_out
+        .recv_timeout(Duration::from_secs(10))
+        .expect("held client did not get its answer");
+    let held_port: u16 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let flow = FlowKey {
+        local: SocketAddrV4::new(GW_IP.parse().unwrap(), PORT),
+        remote: SocketAddrV4::new(CLIENT_IP.parse().unwrap(), held_port),
+    };
+    assert!(
+        gw.maps().has_user_flow(flow).unwrap(),
+        "live connection not in user_flows: {:?}",
+        gw.maps().user_flows()
+    );
+    wait_for("connection gauge", Duration::from_secs(3), || {
+        sum(&gw.counters(), |c| c.connections) >= 1
+    });
+    writeln!(held_in, "close").unwrap();
+    assert_eq!(
+        held_out.recv_timeout(Duration::from_secs(5)).as_deref(),
+        Ok("closed")
+    );
+    wait_for("user_flows to empty", Duration::from_secs(5), || {
+        gw.maps().user_flows().is_empty()
+    });
+    wait_for("connections to close", Duration::from_secs(5), || {
+        sum(&gw.counters(), |c| c.connections) == 0
+    });
+    let c = gw.counters();
+    assert_eq!(
+        sum(&c, |c| c.flows_added),
+        sum(&c, |c| c.flows_removed),
+        "every added flow was removed"
+    );
+    eprintln!(
+        "user_flows: {} added, {} removed, now empty",
+        sum(&c, |c| c.flows_added),
+        sum(&c, |c| c.flows_removed)
+    );
+
+    // Port OFF: the kernel listener answers and nothing is redirected.
+    gw.set_port_state(PORT, PortState::Off).unwrap();
+    let before = port_stats(&gw);
+    assert_eq!(curl(&topo, "/health", &[]), b"kernel");
+    assert_eq!(kernel.accepted(), 1);
+    let after = port_stats(&gw);
+    assert_eq!(after.get(Stat::Redirected), before.get(Stat::Redirected));
+    assert!(after.get(Stat::KernelConns) > before.get(Stat::KernelConns));
+    // And back ON: the bypass answers again.
+    gw.set_port_state(PORT, PortState::On).unwrap();
+    assert_eq!(curl(&topo, "/health", &[]), b"ok");
+    assert_eq!(kernel.accepted(), 1);
+    wait_for("connections to close", Duration::from_secs(5), || {
+        sum(&gw.counters(), |c| c.connections) == 0 && gw.maps().user_flows().is_empty()
+    });
+
+    // Idle: the pollers sleep. Let TIME_WAIT records (2 s here) and spins run out first.
+    std::thread::sleep(Duration::from_millis(2500));
+    let c0 = gw.counters();
+    let cpu0: Vec<u64> = c0.iter().map(|c| thread_cpu_ticks(c.thread_id)).collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let c1 = gw.counters();
+    let cpu1: Vec<u64> = c1.iter().map(|c| thread_cpu_ticks(c.thread_id)).collect();
+    for q in 0..c0.len() {
+        let (a, b) = (&c0[q], &c1[q]);
+        eprintln!(
+            "queue {q} idle 2 s: busy loops +{}, idle loops +{}, sleeps +{}, cpu ticks +{} \
+             (lifetime: rx {} tx {} batches {} kicks {} ring-full {} no-frame {} fill-empty {} \
+             busy ratio {:.3})",
+            b.busy_loops - a.busy_loops,
+            b.idle_loops - a.idle_loops,
+            b.sleeps - a.sleeps,
+            cpu1[q] - cpu0[q],
+            b.rx_frames,
+            b.tx_frames,
+            b.rx_batches,
+            b.tx_kicks,
+            b.tx_ring_full,
+            b.tx_no_frame,
+            b.fill_ring_empty,
+            b.busy_ratio()
+        );
+        assert!(b.busy_loops - a.busy_loops <= 4, "queue {q} kept working");
+        assert!(b.sleeps - a.sleeps <= 10, "queue {q} woke too often");
+        assert!(cpu1[q] - cpu0[q] <= 2, "queue {q} used CPU while idle");
+    }
+
+    // Shutdown: pollers end cleanly; their engines saw every request.
+    assert!(gw.pollers_running());
+    let exits = gw.shutdown();
+    let mut requests = 0;
+    for exit in &exits {
+        assert!(!exit.panicked && exit.error.is_none(), "{exit:?}");
+        let poller = exit.poller.as_ref().unwrap();
+        let http = poller.engine().http_stats();
+        let tcp = poller.engine().tcp_stats();
+        eprintln!(
+            "queue {}: {} requests, 2xx {}, {} established, {} retransmits, {} drops",
+            exit.queue,
+            http.requests,
+            http.responses[1],
+            tcp.connections_established,
+            tcp.retransmits,
+            tcp.drops.iter().sum::<u64>()
+        );
+        requests += http.requests;
+        let xs = poller.queue().statistics().unwrap();
+        assert_eq!(xs.rx_invalid_descs() + xs.tx_invalid_descs(), 0);
+    }
+    assert!(requests >= 805, "engines saw {requests} requests");
+    // Stopped pollers left `xsks`: with the port still ON, a new connection falls back to the
+    // kernel listener instead of a socket nobody reads.
+    assert_eq!(gw.maps().port_state(PORT).unwrap(), Some(PortState::On));
+    let no_xsk = port_stats(&gw).get(Stat::NoXsk);
+    assert_eq!(curl(&topo, "/health", &[]), b"kernel");
+    assert_eq!(kernel.accepted(), 2);
+    assert!(port_stats(&gw).get(Stat::NoXsk) > no_xsk);
+    drop(exits);
+    drop(kernel);
+
+    // Teardown leaves nothing: pins, XDP, cgroup membership, then netns/veth/cgroup.
+    drop(gw);
+    assert!(!pin_dir.exists(), "pins left in {}", pin_dir.display());
+    let link = run(&[
+        "ip",
+        "-n",
+        &topo.gw_ns,
+        "-d",
+        "link",
+        "show",
+        "dev",
+        &topo.gw_if,
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&link.stdout).contains("xdp"),
+        "XDP left attached"
+    );
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    assert!(
+        !own.contains(&topo.prefix),
+        "still in the test cgroup: {own}"
+    );
+    let (prefix, cgroup) = (topo.prefix.clone(), topo.cgroup.clone());
+    drop(topo);
+    let netns = run(&["ip", "netns", "list"]);
+    assert!(!String::from_utf8_lossy(&netns.stdout).contains(&prefix));
+    let links = run(&["ip", "link", "show"]);
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(&prefix));
+    assert!(!cgroup.exists(), "cgroup {cgroup:?} left");
+    eprintln!("bypass end-to-end done in {:?}", test_start.elapsed());
+}
