@@ -13,11 +13,13 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpListener};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,6 +29,65 @@ use dataplane::afxdp::{CgroupPlacement, Gateway, GatewayConfig, PollerCounters, 
 use dataplane::bpf::{FlowKey, PortState, PortStats, Stat};
 
 const PORT: u16 = 18090;
+
+/// Counts heap allocations made on poller threads (named `xgate-q*`), to check that the
+/// steady state of the bypass path does not allocate.
+struct CountingAlloc;
+
+static POLLER_ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static ON_POLLER: Cell<bool> = const { Cell::new(false) };
+}
+
+fn on_poller_thread() -> bool {
+    ON_POLLER
+        .try_with(|known| {
+            if known.get() {
+                return true;
+            }
+            let mut name = [0u8; 16];
+            // SAFETY: PR_GET_NAME writes at most 16 bytes into `name`; no allocation.
+            unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+            let yes = name.starts_with(b"xgate-q");
+            known.set(yes);
+            yes
+        })
+        .unwrap_or(false)
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; counting has no effect
+// on the memory handed out.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if on_poller_thread() {
+            POLLER_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if on_poller_thread() {
+            POLLER_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if on_poller_thread() {
+            POLLER_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 /// Bound on any single client command.
 const CLIENT_TIMEOUT_SECS: u32 = 20;
 
@@ -294,34 +355,46 @@ fn bypass_end_to_end() {
     assert!(sum(&c, |c| c.tx_frames) > 70, "100 kB and 1 MiB went out");
     assert_eq!(sum(&c, |c| c.flow_map_errors), 0);
 
-    // Many requests: connection churn and one long keep-alive connection.
-    let t = Instant::now();
-    let out = Command::new("ip")
-        .args(["netns", "exec", &topo.client_ns, "/usr/bin/python3", "-c"])
-        .arg(LOAD_SCRIPT)
-        .args([GW_IP, &PORT.to_string(), "200", "600"])
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running the load client");
-    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        out.status.success() && said.starts_with("ok "),
-        "load: {said}"
-    );
-    let f: Vec<f64> = said
-        .split_whitespace()
-        .skip(3)
-        .map(|x| x.parse().unwrap())
-        .collect();
+    // Many requests: connection churn, then one long keep-alive connection. Poller-thread
+    // allocations are counted across each phase.
+    let load = |conns: u32, keepalive: u32| {
+        let allocs = POLLER_ALLOCS.load(Ordering::Relaxed);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &topo.client_ns, "/usr/bin/python3", "-c"])
+            .arg(LOAD_SCRIPT)
+            .args([GW_IP, &PORT.to_string()])
+            .args([conns.to_string(), keepalive.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running the load client");
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success() && said.starts_with("ok "),
+            "load: {said}"
+        );
+        let f: Vec<f64> = said
+            .split_whitespace()
+            .skip(3)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        (f[0] + f[1], POLLER_ALLOCS.load(Ordering::Relaxed) - allocs)
+    };
+    let (secs, churn_allocs) = load(200, 0);
     eprintln!(
-        "load: 200 connections (1 request each) in {:.2} s = {:.0} conn/s; 600 keep-alive \
-         requests in {:.2} s = {:.0} req/s (python3 client, debug build: not a benchmark); \
-         total {:?}",
-        f[0],
-        200.0 / f[0],
-        f[1],
-        600.0 / f[1],
-        t.elapsed()
+        "load: 200 connections, 1 request each, in {secs:.2} s = {:.0} conn/s; {churn_allocs} \
+         poller allocations",
+        200.0 / secs
+    );
+    let (secs, ka_allocs) = load(0, 600);
+    eprintln!(
+        "load: 600 keep-alive requests (health, bytes up to 20 kB, echo up to 5 kB) in \
+         {secs:.2} s = {:.0} req/s; {ka_allocs} poller allocations \
+         (python3 client and a debug build: not a benchmark)",
+        600.0 / secs
+    );
+    assert!(
+        ka_allocs <= 16,
+        "the steady state allocated {ka_allocs} times for 600 requests"
     );
     wait_for("engine request count", Duration::from_secs(3), || {
         sum(&gw.counters(), |c| c.http_requests) >= 803
