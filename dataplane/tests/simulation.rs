@@ -198,6 +198,16 @@ fn profile_combined() {
     profile_seeds("combined", &[11]);
 }
 
+/// Many connections open at once: 48 to 96, all concurrent when the seed says so.
+#[test]
+fn crowd() {
+    for (seed, name) in [(3, "clean"), (5, "combined")] {
+        let mut cfg = SimConfig::new(seed, profile_named(name));
+        cfg.max_conns = 96;
+        check(&cfg);
+    }
+}
+
 /// The sweep against the reference server (see `sweep` for the environment it reads).
 #[test]
 fn many_seeds() {

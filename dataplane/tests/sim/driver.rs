@@ -37,7 +37,7 @@ pub struct SimConfig {
 }
 
 /// Connections per run unless a test says otherwise.
-pub const DEFAULT_CONNS: usize = 12;
+pub const DEFAULT_CONNS: usize = 16;
 
 impl SimConfig {
     pub fn new(seed: u64, profile: Profile) -> Self {

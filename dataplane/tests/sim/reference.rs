@@ -140,8 +140,9 @@ pub struct RefServer {
     seen: BTreeSet<(IpAddress, u16)>,
 }
 
-/// Listening sockets kept ready (smoltcp's listener becomes the connection: no backlog).
-const LISTEN_POOL: usize = 16;
+/// Listening sockets kept ready (smoltcp's listener becomes the connection: no backlog). The pool
+/// is refilled after every frame, and a frame holds at most one SYN, so a few suffice.
+const LISTEN_POOL: usize = 4;
 
 impl RefServer {
     pub fn new(now: Instant, seed: u64, fault: Fault) -> Self {
