@@ -5,7 +5,9 @@
 //! without privileges. See `docs/architecture.md` for how the pieces fit on the packet path.
 
 pub mod app;
+pub mod engine;
 pub mod http;
 pub mod tcp;
+pub mod testkit;
 pub mod time;
 pub mod wire;

@@ -1,1 +1,973 @@
-//! http (in progress)
+//! Sans-IO HTTP/1.1 server connection (RFC 9110, RFC 9112) over a byte stream.
+//!
+//! [`HttpConn::process`] takes the bytes received so far that it has not consumed yet and a
+//! buffer to write into, and says how much of each it used ([`Progress`]). It never buffers
+//! input: a request head that is not complete consumes nothing, so the caller keeps the bytes
+//! and calls again with more appended. Responses are written strictly in request order, and a
+//! new request is read only once the previous response is fully written, so a slow reader
+//! stops the connection's input (backpressure) instead of growing a queue. Large bodies
+//! (`/bytes/{n}`, `/echo`) are streamed across calls.
+//!
+//! Anything ambiguous about where a request ends is refused with a 4xx/5xx and
+//! `Connection: close`, and nothing is read after it; the checks are in `head.rs` (head) and
+//! `chunked.rs` (chunked bodies).
+//!
+//! `input` must be contiguous and must start with the bytes not consumed by the previous call:
+//! a transport whose receive buffer is a ring has to hand over a head that wraps as one slice
+//! (body bytes can be given slice by slice, since they are consumed as they come).
+//!
+//! When the body of a request is not used by its answer (static routes), the body is read
+//! and dropped *before* the answer starts, so a bad chunked body still gets a 400 (or 413). A
+//! request refused with 4xx/5xx whose body has not been read is answered with
+//! `Connection: close` and the body is never read. `/echo` streams: a Content-Length body is
+//! copied through as it arrives; a chunked body is answered chunked, chunk for chunk, once
+//! its first chunk-size line is known to be good; a bad chunk after that cuts the answer
+//! and closes the connection.
+//!
+//! Call order for a connection: `process` whenever input arrives or output space frees up;
+//! `poll_timeout`/`handle_timeout` for the header and idle timers (after `handle_timeout`,
+//! call `process` to collect the 408 it may have queued); `peer_closed` after the last
+//! `process` that saw the final input; close the transport once `wants_close()` and the bytes
+//! already produced are sent. `reset()` makes the value ready for the next connection.
+
+mod chunked;
+mod head;
+
+use crate::app::{App, Handler, ResponseId, IMF_FIXDATE_LEN};
+use crate::time::{Duration, Instant};
+use chunked::{ChunkError, ChunkedDecoder, Event};
+use head::{Framing, Outcome, ScanState};
+
+/// Bounds on what a peer may send. `Default` is what a public-facing server would use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Request line + header fields + the empty line; more is 431 (or 414 while the request
+    /// line is not complete).
+    pub max_header_bytes: usize,
+    /// Header fields per request (at most 128); more is 431.
+    pub max_headers: usize,
+    /// Request-target length; more is 414.
+    pub max_uri_len: usize,
+    /// Request body length (Content-Length, or the sum of chunk sizes); more is 413.
+    pub max_body_len: u64,
+    /// A chunk-size line including extensions.
+    pub max_chunk_line_len: u32,
+    /// The trailer section of a chunked body.
+    pub max_trailer_bytes: u32,
+    /// From the first byte of a request head to its end; then 408 and close.
+    pub header_timeout: Duration,
+    /// Waiting for the next request (or for more body bytes); then a quiet close.
+    pub idle_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_uri_len: 4 * 1024,
+            max_body_len: 16 * 1024 * 1024,
+            max_chunk_line_len: 1024,
+            max_trailer_bytes: 8 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one `process` call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Bytes of `input` used; the caller drops them and keeps the rest.
+    pub consumed: usize,
+    /// Bytes written at the start of `output`.
+    pub produced: usize,
+}
+
+/// Per-connection counters. Zeroed by `reset()`: read them before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HttpStats {
+    /// Request heads accepted.
+    pub requests: u64,
+    /// Responses started, by class: `[1xx, 2xx, 3xx, 4xx, 5xx]` (100 Continue counts as 1xx).
+    pub responses: [u64; 5],
+    /// Requests refused while parsing the head (400, 413, 414, 417, 431, 501, 505).
+    pub rejected: u64,
+    /// 408 sent because a head did not complete in time.
+    pub header_timeouts: u64,
+    /// Quiet closes of idle keep-alive connections.
+    pub idle_timeouts: u64,
+    /// Request bodies that stalled for the idle timeout: 408 if the answer had not started
+    /// (a skipped body), else a close that cuts the `/echo` answer.
+    pub body_timeouts: u64,
+    /// Bad or oversized request bodies found after the response had started.
+    pub body_errors: u64,
+    /// Responses cut short by a close (peer EOF or body error during `/echo`).
+    pub aborted: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl HttpStats {
+    /// Adds `other`'s counts to these (totals across connections).
+    pub fn add(&mut self, other: &HttpStats) {
+        self.requests += other.requests;
+        for (total, n) in self.responses.iter_mut().zip(other.responses) {
+            *total += n;
+        }
+        self.rejected += other.rejected;
+        self.header_timeouts += other.header_timeouts;
+        self.idle_timeouts += other.idle_timeouts;
+        self.body_timeouts += other.body_timeouts;
+        self.body_errors += other.body_errors;
+        self.aborted += other.aborted;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+    }
+
+    /// Responses of class `n`xx (1..=5).
+    pub fn responses_class(&self, class: u16) -> u64 {
+        match class {
+            1..=5 => self.responses[usize::from(class - 1)],
+            _ => 0,
+        }
+    }
+}
+
+const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+const SCRATCH_LEN: usize = 128;
+const ALPHABET: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
+
+/// Where the request side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Body by Content-Length. With `echo`, the writer consumes it; else `process` skips it.
+    Length {
+        remaining: u64,
+        echo: bool,
+    },
+    Chunked {
+        decoder: ChunkedDecoder,
+        echo: bool,
+    },
+    /// Nothing more will be read on this connection.
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Continue,
+    Head,
+    Scratch,
+    Tail,
+    Pattern,
+    EchoLength,
+    EchoChunked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    Static,
+    Pattern,
+    EchoLength,
+    EchoChunked,
+    Empty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnHeader {
+    None,
+    Close,
+    KeepAlive,
+}
+
+/// A response chosen from the head, started after the request body has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deferred {
+    handler: Handler,
+    status: u16,
+    head_only: bool,
+    conn: ConnHeader,
+}
+
+/// Writes one response (optionally preceded by 100 Continue) across as many calls as output
+/// space needs. Holds no reference into the `App`: only ids and its own small buffers, so the
+/// `Date` of a response never changes half way through.
+#[derive(Debug, Clone, Copy)]
+struct Writer {
+    phase: Phase,
+    pos: usize,
+    response: Option<ResponseId>,
+    body: Body,
+    include_body: bool,
+    scratch: [u8; SCRATCH_LEN],
+    scratch_len: usize,
+    pattern_pos: u64,
+    pattern_len: u64,
+    frame: [u8; 24],
+    frame_pos: usize,
+    frame_len: usize,
+    echo_finishing: bool,
+    /// The first chunk-size line of an echoed chunked body has been decoded (the head is
+    /// written only then, so a bad first line still gets a 400/413).
+    echo_first_seen: bool,
+    /// Only a 100 Continue: the final response starts once the body has been read.
+    continue_only: bool,
+}
+
+enum WriteEnd {
+    /// The response is complete.
+    Finished,
+    /// Output is full, or the echo needs more input.
+    Paused,
+    /// The echoed body was refused half way: cut the response and close.
+    Aborted,
+    /// The echoed body was refused before the response head went out: answer this instead.
+    Refused(u16),
+}
+
+/// Copies `src[*pos..]` into `out[*produced..]`; true when all of `src` has been copied.
+fn copy_out(src: &[u8], pos: &mut usize, out: &mut [u8], produced: &mut usize) -> bool {
+    let n = (src.len() - *pos).min(out.len() - *produced);
+    out[*produced..*produced + n].copy_from_slice(&src[*pos..*pos + n]);
+    *pos += n;
+    *produced += n;
+    *pos == src.len()
+}
+
+fn chunk_status(e: ChunkError) -> u16 {
+    match e {
+        ChunkError::Syntax => 400,
+        ChunkError::TooLarge => 413,
+    }
+}
+
+fn push(buf: &mut [u8], len: &mut usize, bytes: &[u8]) {
+    buf[*len..*len + bytes.len()].copy_from_slice(bytes);
+    *len += bytes.len();
+}
+
+fn push_decimal(buf: &mut [u8], len: &mut usize, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    push(buf, len, &digits[at..]);
+}
+
+fn push_hex(buf: &mut [u8], len: &mut usize, mut n: u64) {
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    push(buf, len, &digits[at..]);
+}
+
+impl Writer {
+    const IDLE: Writer = Writer {
+        phase: Phase::Idle,
+        pos: 0,
+        response: None,
+        body: Body::Empty,
+        include_body: false,
+        scratch: [0; SCRATCH_LEN],
+        scratch_len: 0,
+        pattern_pos: 0,
+        pattern_len: 0,
+        frame: [0; 24],
+        frame_pos: 0,
+        frame_len: 0,
+        echo_finishing: false,
+        echo_first_seen: false,
+        continue_only: false,
+    };
+
+    fn active(&self) -> bool {
+        self.phase != Phase::Idle
+    }
+
+    /// Only `100 Continue`, for a body read before the final response is chosen.
+    fn start_continue(&mut self) {
+        *self = Writer::IDLE;
+        self.phase = Phase::Continue;
+        self.continue_only = true;
+    }
+
+    /// Prepares a response. `framing` is the request's (for `/echo`).
+    fn start(
+        &mut self,
+        app: &App,
+        handler: Handler,
+        head_only: bool,
+        conn: ConnHeader,
+        continue_first: bool,
+        framing: Framing,
+    ) {
+        *self = Writer::IDLE;
+        self.phase = if continue_first {
+            Phase::Continue
+        } else {
+            Phase::Head
+        };
+        self.include_body = !head_only;
+        let s = &mut self.scratch;
+        let mut len = 0;
+        push(s, &mut len, b"Date: ");
+        let date: &[u8; IMF_FIXDATE_LEN] = app.date();
+        push(s, &mut len, date);
+        push(s, &mut len, b"\r\n");
+        match conn {
+            ConnHeader::None => {}
+            ConnHeader::Close => push(s, &mut len, b"Connection: close\r\n"),
+            ConnHeader::KeepAlive => push(s, &mut len, b"Connection: keep-alive\r\n"),
+        }
+        match handler {
+            Handler::Static(id) => {
+                self.response = Some(id);
+                self.body = Body::Static;
+            }
+            Handler::Bytes(n) => {
+                push(s, &mut len, b"Content-Length: ");
+                push_decimal(s, &mut len, n);
+                push(s, &mut len, b"\r\n\r\n");
+                self.body = Body::Pattern;
+                self.pattern_len = if head_only { 0 } else { n };
+            }
+            Handler::Echo => match framing {
+                Framing::Chunked => {
+                    push(s, &mut len, b"Transfer-Encoding: chunked\r\n\r\n");
+                    self.body = Body::EchoChunked;
+                }
+                Framing::Length(n) => {
+                    push(s, &mut len, b"Content-Length: ");
+                    push_decimal(s, &mut len, n);
+                    push(s, &mut len, b"\r\n\r\n");
+                    self.body = Body::EchoLength;
+                }
+                Framing::None => {
+                    push(s, &mut len, b"Content-Length: 0\r\n\r\n");
+                    self.body = Body::Empty;
+                }
+            },
+        }
+        self.scratch_len = len;
+    }
+
+    fn set_frame(&mut self, parts: &[&[u8]], size: Option<u64>) {
+        let mut len = 0;
+        if let Some(n) = size {
+            push_hex(&mut self.frame, &mut len, n);
+        }
+        for p in parts {
+            push(&mut self.frame, &mut len, p);
+        }
+        self.frame_pos = 0;
+        self.frame_len = len;
+    }
+
+    /// Writes as much as fits. Returns (input consumed, output produced, how it stopped).
+    fn write(
+        &mut self,
+        app: &App,
+        read: &mut Read,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> (usize, usize, WriteEnd) {
+        let mut consumed = 0;
+        let mut produced = 0;
+        loop {
+            let done = match self.phase {
+                Phase::Idle => return (consumed, produced, WriteEnd::Finished),
+                Phase::Continue => copy_out(CONTINUE_100, &mut self.pos, out, &mut produced),
+                Phase::Head if self.body == Body::EchoChunked && !self.echo_first_seen => {
+                    let Read::Chunked { decoder, .. } = read else {
+                        return (consumed, produced, WriteEnd::Aborted);
+                    };
+                    let (n, event) = decoder.advance(&input[consumed..]);
+                    consumed += n;
+                    match event {
+                        Err(e) => return (consumed, produced, WriteEnd::Refused(chunk_status(e))),
+                        Ok(Event::NeedMore) => return (consumed, produced, WriteEnd::Paused),
+                        Ok(Event::ChunkStart(size)) => self.set_frame(&[b"\r\n"], Some(size)),
+                        Ok(Event::Done) => {
+                            self.set_frame(&[b"0\r\n\r\n"], None);
+                            self.echo_finishing = true;
+                        }
+                        // Not at the start of a body.
+                        Ok(Event::ChunkEnd) | Ok(Event::Data(_)) => {
+                            return (consumed, produced, WriteEnd::Aborted)
+                        }
+                    }
+                    self.echo_first_seen = true;
+                    continue;
+                }
+                Phase::Head => {
+                    let head = match self.response {
+                        Some(id) => app.prepared(id).head(),
+                        None => app.dynamic_head(),
+                    };
+                    copy_out(head, &mut self.pos, out, &mut produced)
+                }
+                Phase::Scratch => copy_out(
+                    &self.scratch[..self.scratch_len],
+                    &mut self.pos,
+                    out,
+                    &mut produced,
+                ),
+                Phase::Tail => {
+                    let prepared = self.response.map(|id| app.prepared(id));
+                    let tail = match prepared {
+                        Some(p) if self.include_body => p.tail(),
+                        Some(p) => p.tail_without_body(),
+                        None => &[],
+                    };
+                    copy_out(tail, &mut self.pos, out, &mut produced)
+                }
+                Phase::Pattern => {
+                    while self.pattern_pos < self.pattern_len && produced < out.len() {
+                        let off = (self.pattern_pos % 26) as usize;
+                        let left = self.pattern_len - self.pattern_pos;
+                        let n = (26 - off)
+                            .min(out.len() - produced)
+                            .min(usize::try_from(left).unwrap_or(usize::MAX));
+                        out[produced..produced + n].copy_from_slice(&ALPHABET[off..off + n]);
+                        produced += n;
+                        self.pattern_pos += n as u64;
+                    }
+                    self.pattern_pos == self.pattern_len
+                }
+                Phase::EchoLength => {
+                    let Read::Length { remaining, .. } = read else {
+                        return (consumed, produced, WriteEnd::Aborted);
+                    };
+                    let n = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len() - consumed)
+                        .min(out.len() - produced);
+                    out[produced..produced + n].copy_from_slice(&input[consumed..consumed + n]);
+                    produced += n;
+                    consumed += n;
+                    *remaining -= n as u64;
+                    if *remaining == 0 {
+                        *read = Read::Head;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Phase::EchoChunked => {
+                    match self.echo_chunked(read, input, &mut consumed, out, &mut produced) {
+                        Ok(done) => done,
+                        Err(()) => return (consumed, produced, WriteEnd::Aborted),
+                    }
+                }
+            };
+            if !done {
+                return (consumed, produced, WriteEnd::Paused);
+            }
+            self.pos = 0;
+            self.phase = match (self.phase, self.body) {
+                (Phase::Continue, _) if self.continue_only => Phase::Idle,
+                (Phase::Continue, _) => Phase::Head,
+                (Phase::Head, _) => Phase::Scratch,
+                (Phase::Scratch, Body::Static) => Phase::Tail,
+                (Phase::Scratch, Body::Pattern) => Phase::Pattern,
+                (Phase::Scratch, Body::EchoLength) => Phase::EchoLength,
+                (Phase::Scratch, Body::EchoChunked) => Phase::EchoChunked,
+                _ => Phase::Idle,
+            };
+        }
+    }
+
+    /// Re-frames the request's chunks one for one (same sizes, so the output does not depend
+    /// on how the input was split), dropping extensions and trailers.
+    fn echo_chunked(
+        &mut self,
+        read: &mut Read,
+        input: &[u8],
+        consumed: &mut usize,
+        out: &mut [u8],
+        produced: &mut usize,
+    ) -> Result<bool, ()> {
+        let Read::Chunked { decoder, .. } = read else {
+            return Err(());
+        };
+        loop {
+            if self.frame_pos < self.frame_len {
+                let frame = self.frame;
+                if !copy_out(&frame[..self.frame_len], &mut self.frame_pos, out, produced) {
+                    return Ok(false);
+                }
+            }
+            if self.echo_finishing {
+                *read = Read::Head;
+                return Ok(true);
+            }
+            let (n, event) = decoder.advance(&input[*consumed..]);
+            *consumed += n;
+            match event {
+                Err(_) => return Err(()),
+                Ok(Event::NeedMore) => return Ok(false),
+                Ok(Event::ChunkStart(size)) => self.set_frame(&[b"\r\n"], Some(size)),
+                Ok(Event::ChunkEnd) => self.set_frame(&[b"\r\n"], None),
+                Ok(Event::Done) => {
+                    self.set_frame(&[b"0\r\n\r\n"], None);
+                    self.echo_finishing = true;
+                }
+                Ok(Event::Data(remaining)) => {
+                    let k = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len() - *consumed)
+                        .min(out.len() - *produced);
+                    if k == 0 {
+                        return Ok(false);
+                    }
+                    out[*produced..*produced + k].copy_from_slice(&input[*consumed..*consumed + k]);
+                    *produced += k;
+                    *consumed += k;
+                    decoder.take_data(k as u64);
+                }
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 server connection. Holds no heap memory: reuse it with [`HttpConn::reset`].
+#[derive(Debug, Clone)]
+pub struct HttpConn {
+    limits: HttpLimits,
+    read: Read,
+    writer: Writer,
+    /// Close once the response being written is complete.
+    close_after: bool,
+    closed: bool,
+    /// A 408 to start at the next `process`.
+    pending_408: bool,
+    /// The answer to a request whose body is being skipped; it starts once the body is read.
+    deferred: Option<Deferred>,
+    eof: bool,
+    blocked_on_output: bool,
+    head_started: Option<Instant>,
+    idle_since: Option<Instant>,
+    last_input: Instant,
+    scan: ScanState,
+    stats: HttpStats,
+}
+
+impl HttpConn {
+    pub fn new(limits: HttpLimits) -> Self {
+        HttpConn {
+            limits,
+            read: Read::Head,
+            writer: Writer::IDLE,
+            close_after: false,
+            closed: false,
+            pending_408: false,
+            deferred: None,
+            eof: false,
+            blocked_on_output: false,
+            head_started: None,
+            idle_since: None,
+            last_input: Instant::ZERO,
+            scan: ScanState::default(),
+            stats: HttpStats::default(),
+        }
+    }
+
+    /// Ready for a new connection: state and counters cleared, limits kept.
+    pub fn reset(&mut self) {
+        *self = HttpConn::new(self.limits);
+    }
+
+    /// Arms the idle timer for a connection that has not sent anything yet. Optional: the
+    /// first `process` call does it too.
+    pub fn start(&mut self, now: Instant) {
+        self.idle_since.get_or_insert(now);
+    }
+
+    pub fn limits(&self) -> &HttpLimits {
+        &self.limits
+    }
+
+    pub fn stats(&self) -> &HttpStats {
+        &self.stats
+    }
+
+    /// Parses as much of `input` as it can and writes as much response as fits in `output`.
+    /// Stops consuming input while a response is waiting for output space (backpressure).
+    /// Once the connection is closing, input is consumed and ignored.
+    pub fn process(
+        &mut self,
+        now: Instant,
+        app: &App,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Progress {
+        self.idle_since.get_or_insert(now);
+        if self.closed {
+            return Progress {
+                consumed: input.len(),
+                produced: 0,
+            };
+        }
+        if self.pending_408 {
+            self.pending_408 = false;
+            self.refuse(app, 408);
+        }
+        let mut consumed = 0;
+        let mut produced = 0;
+        loop {
+            let before = (consumed, produced);
+            let mut started = false;
+            if self.writer.active() {
+                let (c, p, end) = self.writer.write(
+                    app,
+                    &mut self.read,
+                    &input[consumed..],
+                    &mut output[produced..],
+                );
+                consumed += c;
+                produced += p;
+                match end {
+                    WriteEnd::Finished => self.writer.phase = Phase::Idle,
+                    WriteEnd::Paused => {}
+                    WriteEnd::Aborted => {
+                        self.stats.body_errors += 1;
+                        self.abort();
+                        break;
+                    }
+                    WriteEnd::Refused(status) => {
+                        self.stats.body_errors += 1;
+                        self.uncount_response(200);
+                        self.refuse(app, status);
+                    }
+                }
+            }
+            if !self.writer.active() {
+                match self.read {
+                    Read::Stopped => {
+                        self.closed = true;
+                        break;
+                    }
+                    Read::Head if self.close_after && self.deferred.is_none() => {
+                        self.closed = true;
+                        break;
+                    }
+                    Read::Head if self.deferred.is_none() => {
+                        let (c, s) = self.next_request(now, app, &input[consumed..]);
+                        consumed += c;
+                        started = s;
+                    }
+                    _ => {
+                        consumed += self.skip_body(app, &input[consumed..]);
+                        if self.read == Read::Head {
+                            if let Some(d) = self.deferred.take() {
+                                self.writer.start(
+                                    app,
+                                    d.handler,
+                                    d.head_only,
+                                    d.conn,
+                                    false,
+                                    Framing::None,
+                                );
+                                started = true;
+                            }
+                        } else if self.writer.active() {
+                            started = true; // a refusal of the body
+                        }
+                    }
+                }
+            }
+            if !started && (consumed, produced) == before {
+                break;
+            }
+        }
+        if !self.writer.active()
+            && self.read == Read::Head
+            && self.head_started.is_none()
+            && (consumed > 0 || produced > 0)
+        {
+            self.idle_since = Some(now);
+        }
+        if consumed > 0 {
+            self.last_input = now;
+        }
+        self.blocked_on_output = self.writer.active() && produced == output.len();
+        if self.eof && !self.closed && !self.blocked_on_output {
+            // Stopped for want of input that will not come.
+            self.abort();
+        }
+        if self.closed {
+            consumed = input.len();
+        }
+        self.stats.bytes_in += consumed as u64;
+        self.stats.bytes_out += produced as u64;
+        Progress { consumed, produced }
+    }
+
+    /// Reads and drops the body of a request whose answer does not use it. A bad body is
+    /// refused (400, or 413 when chunk sizes pass the limit) instead of the deferred answer.
+    fn skip_body(&mut self, app: &App, input: &[u8]) -> usize {
+        match &mut self.read {
+            Read::Length { remaining, .. } => {
+                let n = usize::try_from(*remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(input.len());
+                *remaining -= n as u64;
+                if *remaining == 0 {
+                    self.read = Read::Head;
+                }
+                n
+            }
+            Read::Chunked { decoder, .. } => {
+                let mut consumed = 0;
+                loop {
+                    let (n, event) = decoder.advance(&input[consumed..]);
+                    consumed += n;
+                    match event {
+                        Ok(Event::Data(remaining)) => {
+                            let k = usize::try_from(remaining)
+                                .unwrap_or(usize::MAX)
+                                .min(input.len() - consumed);
+                            if k == 0 {
+                                return consumed;
+                            }
+                            consumed += k;
+                            decoder.take_data(k as u64);
+                        }
+                        Ok(Event::ChunkStart(_)) | Ok(Event::ChunkEnd) => {}
+                        Ok(Event::NeedMore) => return consumed,
+                        Ok(Event::Done) => {
+                            self.read = Read::Head;
+                            return consumed;
+                        }
+                        Err(e) => {
+                            self.stats.body_errors += 1;
+                            if let Some(d) = self.deferred.take() {
+                                self.uncount_response(d.status);
+                            }
+                            self.refuse(app, chunk_status(e));
+                            return consumed;
+                        }
+                    }
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    /// Parses the next head from `input` and starts its response. Returns the bytes consumed
+    /// and whether a response was started.
+    fn next_request(&mut self, now: Instant, app: &App, input: &[u8]) -> (usize, bool) {
+        let outcome = head::parse(input, &self.limits, app, &mut self.scan);
+        if outcome != Outcome::Incomplete {
+            self.scan = ScanState::default();
+        }
+        match outcome {
+            Outcome::Incomplete => {
+                if !input.is_empty() && self.head_started.is_none() {
+                    self.head_started = Some(now);
+                }
+                (0, false)
+            }
+            Outcome::Reject(status) => {
+                self.stats.rejected += 1;
+                self.head_started = None;
+                self.refuse(app, status);
+                (0, true)
+            }
+            Outcome::Request(req) => {
+                self.head_started = None;
+                self.stats.requests += 1;
+                let status = app.status(req.handler);
+                let has_body = req.framing != Framing::None;
+                // A refused request's body is not read: answer, then close (RFC 9110 §10.1.1
+                // for Expect; for the rest, not reading it is what keeps us in sync).
+                let refuse_body = has_body && status >= 400;
+                let close = req.close || refuse_body;
+                let continue_first = req.expect_continue && has_body && !refuse_body;
+                let conn = if close {
+                    ConnHeader::Close
+                } else if req.keep_alive_10 {
+                    ConnHeader::KeepAlive
+                } else {
+                    ConnHeader::None
+                };
+                let echo = matches!(req.handler, Handler::Echo);
+                self.close_after = close;
+                if continue_first {
+                    self.stats.responses[0] += 1;
+                }
+                self.count_response(status);
+                let decoder = ChunkedDecoder::new(
+                    self.limits.max_body_len,
+                    self.limits.max_chunk_line_len,
+                    self.limits.max_trailer_bytes,
+                );
+                self.read = match req.framing {
+                    _ if refuse_body => Read::Stopped,
+                    Framing::None => Read::Head,
+                    Framing::Length(n) => Read::Length { remaining: n, echo },
+                    Framing::Chunked => Read::Chunked { decoder, echo },
+                };
+                if echo || !has_body || refuse_body {
+                    self.writer.start(
+                        app,
+                        req.handler,
+                        req.head_only,
+                        conn,
+                        continue_first,
+                        req.framing,
+                    );
+                } else {
+                    // Read the body first, so that a bad one can still be answered 400.
+                    self.deferred = Some(Deferred {
+                        handler: req.handler,
+                        status,
+                        head_only: req.head_only,
+                        conn,
+                    });
+                    if continue_first {
+                        self.writer.start_continue();
+                    }
+                }
+                self.last_input = now;
+                (req.len, true)
+            }
+        }
+    }
+
+    fn count_response(&mut self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.stats.responses[class] += 1;
+    }
+
+    /// Takes back the count of an answer that was replaced by a refusal before it started.
+    fn uncount_response(&mut self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.stats.responses[class] = self.stats.responses[class].saturating_sub(1);
+    }
+
+    /// Queues an error response; nothing more is read.
+    fn refuse(&mut self, app: &App, status: u16) {
+        self.read = Read::Stopped;
+        self.deferred = None;
+        self.close_after = true;
+        self.count_response(status);
+        let id = app.status_response(status);
+        self.writer.start(
+            app,
+            Handler::Static(id),
+            false,
+            ConnHeader::Close,
+            false,
+            Framing::None,
+        );
+    }
+
+    /// Closes now, cutting any response in progress.
+    fn abort(&mut self) {
+        if self.writer.active() {
+            self.stats.aborted += 1;
+        }
+        self.writer.phase = Phase::Idle;
+        self.read = Read::Stopped;
+        self.closed = true;
+    }
+
+    /// Input EOF: no input beyond what the last `process` call saw. Requests already complete
+    /// in that input are still answered (call `process` again if it was stopped by output
+    /// space); anything incomplete is dropped and the connection closes.
+    pub fn peer_closed(&mut self, _now: Instant) {
+        self.eof = true;
+        if !self.closed && !self.blocked_on_output {
+            self.abort();
+        }
+    }
+
+    /// True once nothing more will be written: close the transport after sending what
+    /// `process` has produced.
+    pub fn wants_close(&self) -> bool {
+        self.closed
+    }
+
+    /// The next instant at which `handle_timeout` has work: the header deadline while a head
+    /// is incomplete, the idle deadline between requests or while a body stalls. `None` while
+    /// waiting for output space (the transport's timers cover a peer that stops reading).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed || self.blocked_on_output || self.pending_408 {
+            return None;
+        }
+        if self.writer.active() {
+            // Only an echo waits for input while writing.
+            return Some(self.last_input + self.limits.idle_timeout);
+        }
+        match self.read {
+            Read::Head => match self.head_started {
+                Some(t) => Some(t + self.limits.header_timeout),
+                None => self.idle_since.map(|t| t + self.limits.idle_timeout),
+            },
+            Read::Length { .. } | Read::Chunked { .. } => {
+                Some(self.last_input + self.limits.idle_timeout)
+            }
+            Read::Stopped => None,
+        }
+    }
+
+    /// Header timeout, or a body stalled before its answer started: queue 408 and close (call
+    /// `process` to collect it). Idle timeout: close quietly. An `/echo` body stalled after the
+    /// answer started: close (the answer is cut).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        if !self.writer.active() && self.read == Read::Head {
+            if self.head_started.take().is_some() {
+                self.stats.header_timeouts += 1;
+                self.refuse_timeout();
+                return;
+            }
+            self.stats.idle_timeouts += 1;
+            self.closed = true;
+            return;
+        }
+        if let Some(d) = self.deferred.take() {
+            // A body stalled before its answer started: 408 instead of the answer.
+            self.uncount_response(d.status);
+            self.stats.body_timeouts += 1;
+            self.refuse_timeout();
+            return;
+        }
+        self.stats.body_timeouts += 1;
+        self.abort();
+    }
+
+    fn refuse_timeout(&mut self) {
+        // The App (for the Date and the response bytes) is not at hand here: the 408 starts
+        // at the next `process`.
+        self.read = Read::Stopped;
+        self.close_after = true;
+        self.pending_408 = true;
+    }
+}
+
+#[cfg(test)]
+mod tests;

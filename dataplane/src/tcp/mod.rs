@@ -1,5 +1,22 @@
 //! Sans-IO TCP server engine: SYN cookies, connection table, state machine, timers, buffers.
 
+mod assembler;
+mod config;
+mod conn;
+mod endpoint;
 mod flow;
+mod ring;
+#[cfg(test)]
+mod sim_tests;
+mod syncookie;
+#[cfg(test)]
+mod tests;
 
+pub use assembler::{Assembler, AssemblerFull, MAX_RANGES};
+pub use config::{DropReason, TcpConfig, TcpStats};
+pub use endpoint::{ConnHandle, Endpoint, Event, Stream};
 pub use flow::FlowKey;
+pub use ring::RingBuffer;
+pub use syncookie::{
+    CookieError, CookieParams, CookieRequest, SynCookie, SynCookies, COOKIE_EPOCH, MSS_TABLE,
+};

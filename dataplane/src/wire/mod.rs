@@ -1,6 +1,33 @@
 //! Zero-copy views and builders for the headers on the bypass path: Ethernet II (+802.1Q),
 //! IPv4 and TCP with options, and the Internet checksum.
+//!
+//! Modelled on smoltcp's `wire`: each header has a view (`EthernetFrame`, `Ipv4Packet`,
+//! `TcpPacket`) over any `T: AsRef<[u8]>`, whose `new_checked` validates lengths so that no
+//! accessor can panic afterwards (untrusted input goes through `new_checked`; `new_unchecked`
+//! is for buffers the caller has sized), getters on `T: AsRef<[u8]>` and setters on
+//! `T: AsMut<[u8]>`; and a plain struct saying what the header means (`EthernetRepr`,
+//! `Ipv4Repr`, `TcpHeader`). The frame-level functions [`parse_tcp_frame`] and
+//! [`emit_tcp_frame`] are what the TCP engine uses on the hot path.
 
+pub mod checksum;
+mod error;
+mod ethernet;
+mod frame;
+mod ipv4;
 mod seq;
+mod tcp;
+#[cfg(test)]
+mod test_vectors;
 
+pub use error::WireError;
+pub use ethernet::{
+    ethertype, EthernetAddress, EthernetFrame, EthernetRepr, VlanTag,
+    HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN as ETHERNET_VLAN_HEADER_LEN,
+};
+pub use frame::{emit_tcp_frame, parse_tcp_frame, tcp_frame_len, FrameAddrs, TcpFrame};
+pub use ipv4::{ip_protocol, Ipv4Packet, Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN};
 pub use seq::SeqNumber;
+pub use tcp::{
+    SackBlock, TcpFlags, TcpHeader, TcpOptions, TcpPacket, HEADER_LEN as TCP_HEADER_LEN,
+    MAX_OPTIONS_LEN as TCP_MAX_OPTIONS_LEN, MAX_SACK_BLOCKS,
+};

@@ -10,14 +10,11 @@
 pub mod client;
 pub mod device;
 pub mod driver;
+pub mod engine_server;
 pub mod http;
 pub mod link;
 pub mod reference;
 pub mod rng;
-
-// `engine_server.rs` holds `impl SimServer for dataplane::engine::Engine` and the engine tests.
-// It is left out until `dataplane::engine` exists; the integrator enables it by adding
-// `pub mod engine_server;` here (see the file's header).
 
 use dataplane::time::Instant;
 

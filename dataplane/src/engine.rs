@@ -1,0 +1,585 @@
+//! The bypass path's sans-IO gateway: Ethernet frames in, Ethernet frames out.
+//!
+//! `Engine` joins the three layers the AF_XDP poller drives: one `tcp::Endpoint` for the RX
+//! queue, one `http::HttpConn` per live connection (slots reused, never freed), and the `App`
+//! that decides the answers. It moves bytes between a connection's TCP buffers and its HTTP
+//! state directly, with no intermediate copy except when a request head straddles the end of
+//! the receive ring (then up to `max_header_bytes` are made contiguous in one scratch buffer).
+//!
+//! Call order for the I/O layer (and the simulator): `handle_frame` for each received frame,
+//! `handle_timeout` when `poll_timeout` is due, then `poll_transmit` until it returns `None`,
+//! and `poll_flow_event` until it returns `None` (to keep the BPF `user_flows` map in step).
+
+use std::collections::VecDeque;
+
+use crate::app::App;
+use crate::http::{HttpConn, HttpLimits, HttpStats};
+use crate::tcp::{ConnHandle, DropReason, Endpoint, Event, FlowKey, TcpConfig, TcpStats};
+use crate::time::{Duration, Instant};
+
+/// How often HTTP deadlines (header and idle timeouts, seconds long) are checked. A deadline
+/// fires at most this late; the sweep costs one pass over the live connections per period.
+const HTTP_SWEEP_PERIOD: Duration = Duration::from_millis(250);
+
+/// Everything the engine needs to know at start.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    pub tcp: TcpConfig,
+    pub http: HttpLimits,
+}
+
+/// A connection came or went: what the BPF `user_flows` map must learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowEvent {
+    Added(FlowKey),
+    Removed(FlowKey),
+}
+
+/// Engine-level counters (the TCP endpoint keeps its own, see [`Engine::tcp_stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// HTTP counters summed over connections that have closed.
+    pub http_closed: HttpStats,
+    /// Frames the TCP endpoint refused, by reason, are in `TcpStats`; this counts flow events
+    /// lost because the I/O layer did not drain `poll_flow_event` (should stay zero).
+    pub flow_events_dropped: u64,
+    /// Times a request head or chunk line straddled the receive ring's wrap and was copied.
+    pub linearized: u64,
+}
+
+struct HttpSlot {
+    conn: HttpConn,
+    /// The TCP connection this slot serves while `live`.
+    handle: Option<ConnHandle>,
+    live: bool,
+    /// `Endpoint::close` was called; nothing more will be written.
+    closing: bool,
+    /// Position in `Engine::live`, for O(1) removal.
+    live_pos: usize,
+}
+
+pub struct Engine {
+    tcp: Endpoint,
+    app: App,
+    limits: HttpLimits,
+    slots: Vec<HttpSlot>,
+    /// Indices of slots with a live connection, for the timeout sweep.
+    live: Vec<u32>,
+    flow_events: VecDeque<FlowEvent>,
+    flow_event_cap: usize,
+    /// Makes a request head that straddles the receive ring's wrap contiguous.
+    scratch: Box<[u8]>,
+    next_sweep: Instant,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, app: App, secret: [u8; 32], now: Instant) -> Self {
+        let max = config.tcp.max_connections;
+        // Every Established is followed by exactly one Closed, so two events per connection
+        // slot bound what can be pending if the I/O layer drains once per loop.
+        let flow_event_cap = max.saturating_mul(2).max(16);
+        Engine {
+            tcp: Endpoint::new(config.tcp, secret, now),
+            app,
+            limits: config.http,
+            slots: Vec::new(),
+            live: Vec::new(),
+            flow_events: VecDeque::with_capacity(flow_event_cap.min(1 << 16)),
+            flow_event_cap,
+            scratch: vec![0u8; config.http.max_header_bytes + 1024].into_boxed_slice(),
+            next_sweep: now + HTTP_SWEEP_PERIOD,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// One received Ethernet frame. Refused frames are counted by the TCP endpoint.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Result<(), DropReason> {
+        let result = self.tcp.handle_frame(now, frame);
+        self.drain_events(now);
+        result
+    }
+
+    /// Writes the next frame to send into `buf` and returns its length.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.tcp.poll_transmit(now, buf)
+    }
+
+    /// The next instant `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let http = (!self.live.is_empty()).then_some(self.next_sweep);
+        match (self.tcp.poll_timeout(), http) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tcp.handle_timeout(now);
+        self.drain_events(now);
+        if now >= self.next_sweep {
+            self.next_sweep = now + HTTP_SWEEP_PERIOD;
+            self.sweep_http_deadlines(now);
+        }
+    }
+
+    pub fn poll_flow_event(&mut self) -> Option<FlowEvent> {
+        self.flow_events.pop_front()
+    }
+
+    /// Wall-clock seconds since the Unix epoch, for the `Date` header. Cheap when unchanged.
+    pub fn set_wall_clock(&mut self, unix_secs: u64) {
+        self.app.set_date(unix_secs);
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.tcp.connection_count()
+    }
+
+    pub fn tcp_stats(&self) -> &TcpStats {
+        self.tcp.stats()
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// HTTP counters of closed connections plus those of the live ones.
+    pub fn http_stats(&self) -> HttpStats {
+        let mut total = self.stats.http_closed;
+        for &i in &self.live {
+            total.add(self.slots[i as usize].conn.stats());
+        }
+        total
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    fn drain_events(&mut self, now: Instant) {
+        while let Some(event) = self.tcp.poll_event() {
+            match event {
+                Event::Established { conn, flow } => {
+                    self.open_slot(now, conn);
+                    self.push_flow_event(FlowEvent::Added(flow));
+                    // The handshake-completing ACK may have carried a request.
+                    self.service(now, conn);
+                }
+                Event::Readable(conn) | Event::Writable(conn) => self.service(now, conn),
+                Event::PeerClosed(conn) => {
+                    // HTTP must see the final input before it learns that no more will come.
+                    self.service(now, conn);
+                    if let Some(slot) = self.slot_mut(conn) {
+                        slot.conn.peer_closed(now);
+                    }
+                    self.service(now, conn);
+                }
+                Event::Closed { conn, flow } => {
+                    self.close_slot(conn);
+                    self.push_flow_event(FlowEvent::Removed(flow));
+                }
+            }
+        }
+    }
+
+    fn push_flow_event(&mut self, event: FlowEvent) {
+        if self.flow_events.len() >= self.flow_event_cap {
+            self.stats.flow_events_dropped += 1;
+            return;
+        }
+        self.flow_events.push_back(event);
+    }
+
+    fn open_slot(&mut self, now: Instant, conn: ConnHandle) {
+        let index = conn.index();
+        while self.slots.len() <= index {
+            // Grows once per slot index, up to the TCP table's bound; reused afterwards.
+            self.slots.push(HttpSlot {
+                conn: HttpConn::new(self.limits),
+                handle: None,
+                live: false,
+                closing: false,
+                live_pos: 0,
+            });
+        }
+        let slot = &mut self.slots[index];
+        debug_assert!(!slot.live, "the TCP table handed out a live slot twice");
+        slot.conn.reset();
+        slot.conn.start(now);
+        slot.live = true;
+        slot.handle = Some(conn);
+        slot.closing = false;
+        slot.live_pos = self.live.len();
+        self.live.push(index as u32);
+    }
+
+    fn close_slot(&mut self, conn: ConnHandle) {
+        let index = conn.index();
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        if !slot.live {
+            return;
+        }
+        slot.live = false;
+        self.stats.http_closed.add(slot.conn.stats());
+        let pos = slot.live_pos;
+        self.live.swap_remove(pos);
+        if let Some(&moved) = self.live.get(pos) {
+            self.slots[moved as usize].live_pos = pos;
+        }
+    }
+
+    fn slot_mut(&mut self, conn: ConnHandle) -> Option<&mut HttpSlot> {
+        self.slots.get_mut(conn.index()).filter(|s| s.live)
+    }
+
+    fn sweep_http_deadlines(&mut self, now: Instant) {
+        // Index loop: `service` may close connections, but `Closed` events only arrive through
+        // `drain_events`, so `live` does not change under this loop.
+        for i in 0..self.live.len() {
+            let index = self.live[i] as usize;
+            let slot = &mut self.slots[index];
+            if slot.conn.poll_timeout().is_some_and(|t| t <= now) {
+                slot.conn.handle_timeout(now);
+                if let Some(conn) = slot.handle {
+                    self.service(now, conn);
+                }
+            }
+        }
+        self.drain_events(now);
+    }
+
+    /// Moves bytes between the connection's TCP buffers and its HTTP state until neither side
+    /// can make progress, then closes the TCP side if HTTP is done.
+    fn service(&mut self, now: Instant, conn: ConnHandle) {
+        let Some(slot) = self
+            .slots
+            .get_mut(conn.index())
+            .filter(|s| s.live && s.handle == Some(conn))
+        else {
+            return;
+        };
+        if slot.closing {
+            // Nothing more will be written; discard whatever still arrives.
+            let pending = self.tcp.recv_slices(conn);
+            let n = pending.0.len() + pending.1.len();
+            self.tcp.consume(conn, n);
+            return;
+        }
+        let Some(io) = self.tcp.stream(conn) else {
+            return;
+        };
+        let (rx_a, rx_b) = io.recv;
+        let (tx_a, tx_b) = io.send;
+        let mut consumed = 0usize;
+        let mut produced = 0usize;
+        let rx_total = rx_a.len() + rx_b.len();
+
+        let tx_total = tx_a.len() + tx_b.len();
+        // Bounded: each round either makes progress or breaks; progress is bounded by the
+        // buffers' sizes, and one extra round per linearisation.
+        loop {
+            let input: &[u8] = if consumed < rx_a.len() {
+                &rx_a[consumed..]
+            } else {
+                &rx_b[consumed - rx_a.len()..]
+            };
+            let output: &mut [u8] = if produced < tx_a.len() {
+                &mut tx_a[produced..]
+            } else {
+                &mut tx_b[produced - tx_a.len()..]
+            };
+            let p = slot.conn.process(now, &self.app, input, output);
+            consumed += p.consumed;
+            produced += p.produced;
+            if p.consumed > 0 || p.produced > 0 {
+                if consumed >= rx_total && produced >= tx_total {
+                    break;
+                }
+                continue;
+            }
+            // No progress. If the unconsumed input stops at the wrap, the HTTP parser may be
+            // waiting for bytes that sit at the start of the ring: make them contiguous.
+            let straddles = consumed < rx_a.len() && !rx_b.is_empty();
+            if !straddles || produced >= tx_total {
+                break;
+            }
+            let head = &rx_a[consumed..];
+            let take = rx_b
+                .len()
+                .min(self.scratch.len().saturating_sub(head.len()));
+            if head.len() >= self.scratch.len() {
+                break;
+            }
+            self.scratch[..head.len()].copy_from_slice(head);
+            self.scratch[head.len()..head.len() + take].copy_from_slice(&rx_b[..take]);
+            self.stats.linearized += 1;
+            let output: &mut [u8] = if produced < tx_a.len() {
+                &mut tx_a[produced..]
+            } else {
+                &mut tx_b[produced - tx_a.len()..]
+            };
+            let p = slot
+                .conn
+                .process(now, &self.app, &self.scratch[..head.len() + take], output);
+            consumed += p.consumed;
+            produced += p.produced;
+            if p.consumed == 0 && p.produced == 0 {
+                break;
+            }
+        }
+        let close = slot.conn.wants_close();
+        if close {
+            slot.closing = true;
+        }
+        self.tcp.consume(conn, consumed);
+        self.tcp.commit_send(conn, produced);
+        if close {
+            self.tcp.close(conn);
+            let rest = self.tcp.recv_slices(conn);
+            let n = rest.0.len() + rest.1.len();
+            self.tcp.consume(conn, n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::AppConfig;
+    use crate::testkit::ScriptedClient;
+    use crate::wire::TcpFlags;
+
+    struct Harness {
+        engine: Engine,
+        now: Instant,
+        buf: Vec<u8>,
+        out: Vec<u8>,
+    }
+
+    impl Harness {
+        fn new(config: EngineConfig) -> Self {
+            let now = Instant::from_secs(100);
+            let app = App::new(&AppConfig::default()).unwrap();
+            let mut engine = Engine::new(config, app, [9u8; 32], now);
+            engine.set_wall_clock(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+            Harness {
+                engine,
+                now,
+                buf: Vec::new(),
+                out: vec![0u8; 2048],
+            }
+        }
+
+        /// Delivers everything the engine sends to `client`, collecting in-order payload.
+        fn pump(&mut self, client: &mut ScriptedClient, sink: &mut Vec<u8>) -> usize {
+            let mut frames = 0;
+            while let Some(n) = self.engine.poll_transmit(self.now, &mut self.out) {
+                client.receive(&self.out[..n], Some(sink));
+                frames += 1;
+            }
+            frames
+        }
+
+        fn send(&mut self, client: &mut ScriptedClient, payload: &[u8]) {
+            let n = client.send(&mut self.buf, payload);
+            self.engine.handle_frame(self.now, &self.buf[..n]).unwrap();
+        }
+
+        fn connect(&mut self, port: u16) -> ScriptedClient {
+            let mut client = ScriptedClient::new(port, 80, 1_000 * u32::from(port));
+            let n = client.syn(&mut self.buf, true);
+            self.engine.handle_frame(self.now, &self.buf[..n]).unwrap();
+            self.pump(&mut client, &mut Vec::new());
+            self.send(&mut client, &[]);
+            client
+        }
+
+        /// Sends `payload` in MSS-sized segments, pumping replies after each.
+        fn send_all(&mut self, client: &mut ScriptedClient, payload: &[u8], sink: &mut Vec<u8>) {
+            for chunk in payload.chunks(1400) {
+                self.send(client, chunk);
+                self.pump(client, sink);
+                // Acknowledge what arrived so the server's window keeps opening.
+                self.send(client, &[]);
+                self.pump(client, sink);
+            }
+        }
+    }
+
+    fn body_of(response: &[u8]) -> &[u8] {
+        let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        &response[end + 4..]
+    }
+
+    #[test]
+    fn get_health_is_answered_and_the_flow_reported() {
+        let mut h = Harness::new(EngineConfig::default());
+        let mut client = h.connect(40_000);
+        assert_eq!(h.engine.connection_count(), 1);
+        assert!(
+            matches!(h.engine.poll_flow_event(), Some(FlowEvent::Added(f)) if f.remote.port() == 40_000)
+        );
+        let mut got = Vec::new();
+        h.send_all(
+            &mut client,
+            b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+            &mut got,
+        );
+        assert!(
+            got.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        assert!(got
+            .windows(35)
+            .any(|w| w == b"Date: Sun, 06 Nov 1994 08:49:37 GMT"));
+        assert_eq!(body_of(&got), b"ok");
+        assert_eq!(h.engine.http_stats().requests, 1);
+    }
+
+    #[test]
+    fn pipelined_echoes_survive_the_receive_ring_wrapping() {
+        // A small receive ring and several segment sizes make request heads straddle the
+        // ring's wrap point; every echo must still come back whole and in order.
+        let mut linearized = 0;
+        for (i, piece) in [7usize, 13, 97, 333, 1000].into_iter().enumerate() {
+            let mut config = EngineConfig::default();
+            config.tcp.rx_buffer = 4096;
+            let mut h = Harness::new(config);
+            let mut client = h.connect(41_000 + i as u16);
+            let mut stream = Vec::new();
+            let mut expected = Vec::new();
+            // Mostly head bytes, so that wrap points fall inside heads.
+            for i in 0..200u8 {
+                let len = if i % 20 == 0 {
+                    700
+                } else {
+                    (37 * usize::from(i)) % 40
+                };
+                let body: Vec<u8> = (0..len).map(|j| (j as u8) ^ i).collect();
+                stream.extend_from_slice(
+                    format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n")
+                        .as_bytes(),
+                );
+                stream.extend_from_slice(&body);
+                expected.push(body);
+            }
+            let mut got = Vec::new();
+            for chunk in stream.chunks(piece) {
+                h.send_all(&mut client, chunk, &mut got);
+            }
+            let mut rest = &got[..];
+            for body in &expected {
+                let head_end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                assert!(rest.starts_with(b"HTTP/1.1 200 OK\r\n"));
+                assert_eq!(&rest[head_end..head_end + body.len()], &body[..]);
+                rest = &rest[head_end + body.len()..];
+            }
+            assert!(rest.is_empty());
+            linearized += h.engine.stats().linearized;
+        }
+        assert!(linearized > 0, "no segment size exercised the wrap");
+    }
+
+    #[test]
+    fn connection_close_request_ends_with_fin_and_frees_everything() {
+        let mut h = Harness::new(EngineConfig::default());
+        let mut client = h.connect(40_002);
+        let mut got = Vec::new();
+        h.send_all(
+            &mut client,
+            b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            &mut got,
+        );
+        assert!(client.server_fin, "the server closed after the response");
+        assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        let n = client.fin(&mut h.buf);
+        h.engine.handle_frame(h.now, &h.buf[..n]).unwrap();
+        h.pump(&mut client, &mut got);
+        // Run every timer out (TIME_WAIT included).
+        while let Some(t) = h.engine.poll_timeout() {
+            h.now = h.now.max(t);
+            h.engine.handle_timeout(h.now);
+            h.pump(&mut client, &mut got);
+        }
+        assert_eq!(h.engine.connection_count(), 0);
+        let events: Vec<_> = std::iter::from_fn(|| h.engine.poll_flow_event()).collect();
+        assert!(matches!(events[..], [FlowEvent::Added(a), FlowEvent::Removed(r)] if a == r));
+        assert_eq!(h.engine.http_stats().requests, 1);
+    }
+
+    #[test]
+    fn peer_fin_after_a_complete_request_still_gets_the_answer() {
+        let mut h = Harness::new(EngineConfig::default());
+        let mut client = h.connect(40_003);
+        let n = client.send(&mut h.buf, b"GET /bytes/10 HTTP/1.1\r\nHost: t\r\n\r\n");
+        h.engine.handle_frame(h.now, &h.buf[..n]).unwrap();
+        let n = client.fin(&mut h.buf);
+        h.engine.handle_frame(h.now, &h.buf[..n]).unwrap();
+        let mut got = Vec::new();
+        h.pump(&mut client, &mut got);
+        h.send(&mut client, &[]);
+        h.pump(&mut client, &mut got);
+        assert_eq!(body_of(&got), b"abcdefghij");
+        assert!(client.server_fin);
+    }
+
+    #[test]
+    fn idle_connection_is_closed_by_the_http_idle_timeout() {
+        let mut config = EngineConfig::default();
+        config.http.idle_timeout = Duration::from_secs(5);
+        let mut h = Harness::new(config);
+        let mut client = h.connect(40_004);
+        let start = h.now;
+        while !client.server_fin {
+            let t = h
+                .engine
+                .poll_timeout()
+                .expect("an open connection has a deadline");
+            h.now = h.now.max(t);
+            h.engine.handle_timeout(h.now);
+            h.pump(&mut client, &mut Vec::new());
+            assert!(
+                h.now - start < Duration::from_secs(30),
+                "no close within 30 s"
+            );
+        }
+        let waited = h.now - start;
+        assert!(
+            waited >= Duration::from_secs(5)
+                && waited <= Duration::from_secs(5) + HTTP_SWEEP_PERIOD
+        );
+        assert_eq!(h.engine.http_stats().idle_timeouts, 1);
+    }
+
+    #[test]
+    fn garbage_request_gets_400_and_close_without_touching_another_connection() {
+        let mut h = Harness::new(EngineConfig::default());
+        let mut good = h.connect(40_005);
+        let mut bad = h.connect(40_006);
+        let mut bad_got = Vec::new();
+        h.send_all(
+            &mut bad,
+            b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            &mut bad_got,
+        );
+        assert!(
+            bad_got.starts_with(b"HTTP/1.1 400 "),
+            "{}",
+            String::from_utf8_lossy(&bad_got)
+        );
+        assert!(bad.server_fin);
+        let mut got = Vec::new();
+        h.send_all(
+            &mut good,
+            b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+            &mut got,
+        );
+        assert_eq!(body_of(&got), b"ok");
+        assert!(!good.server_fin);
+        let _ = TcpFlags::ACK;
+    }
+}

@@ -1,0 +1,436 @@
+//! Request head: a raw-byte scan for the shapes httparse tolerates or that must be refused
+//! before parsing (RFC 9112 §2.2, §5.2), then httparse, then the framing and connection
+//! semantics of the header fields (RFC 9112 §6, §9; RFC 9110 §7.2, §10.1.1).
+
+use super::HttpLimits;
+use crate::app::{App, Handler};
+
+/// Upper bound on header fields httparse is given room for (on the stack, per parse).
+pub(crate) const MAX_HEADERS_CAP: usize = 128;
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A request head that was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Request {
+    /// Bytes of the head, including leading empty lines and the final CRLF.
+    pub len: usize,
+    pub head_only: bool,
+    pub handler: Handler,
+    pub framing: Framing,
+    /// `Connection: close`, or HTTP/1.0 without `keep-alive`.
+    pub close: bool,
+    /// HTTP/1.0 with `Connection: keep-alive`: answer with `Connection: keep-alive`.
+    pub keep_alive_10: bool,
+    /// `Expect: 100-continue` in an HTTP/1.1 request.
+    pub expect_continue: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// No complete head yet; nothing may be consumed.
+    Incomplete,
+    Request(Request),
+    /// Refuse with this status and close. `len` is unknown or irrelevant: nothing more is read.
+    Reject(u16),
+}
+
+/// How far [`scan`] got through an incomplete head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ScanState {
+    pos: usize,
+    /// Where the request line starts, once past leading empty lines.
+    start: Option<usize>,
+    line_start: usize,
+    request_line_done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    Incomplete,
+    Complete(usize),
+    Reject(u16),
+}
+
+/// Allowance for the method, spaces and version around the request-target when deciding 414
+/// before the request line is complete.
+const REQUEST_LINE_SLACK: usize = 64;
+
+/// Finds the end of the head and refuses, in byte order (so the answer never depends on how the
+/// input was split): NUL, bare CR, bare LF, whitespace at the start of a field line (obs-fold,
+/// or whitespace after the start line), a request line longer than the URI limit (414) and a
+/// head longer than the header limit (431). Empty lines before the request line are allowed
+/// (RFC 9112 §2.2) if they are CRLF.
+///
+/// Resumable: `st` remembers how far the bytes were found clean, so a head that arrives in
+/// many small pieces is scanned once in total, not once per piece. The caller keeps the bytes
+/// it has not consumed and appends to them, so the scanned prefix does not change.
+fn scan(buf: &[u8], limits: &HttpLimits, st: &mut ScanState) -> Scan {
+    if st.pos > buf.len() {
+        *st = ScanState::default(); // not the same input as before: start over
+    }
+    let mut i = st.pos;
+    let start = match st.start {
+        Some(start) => start,
+        None => {
+            // Leading empty lines.
+            loop {
+                match buf.get(i) {
+                    Some(b'\r') => match buf.get(i + 1) {
+                        Some(b'\n') => i += 2,
+                        Some(_) => return Scan::Reject(400),
+                        None => {
+                            st.pos = i;
+                            return Scan::Incomplete;
+                        }
+                    },
+                    Some(b'\n') => return Scan::Reject(400),
+                    Some(_) => break,
+                    None => {
+                        st.pos = i;
+                        return Scan::Incomplete;
+                    }
+                }
+                if i >= limits.max_header_bytes {
+                    return Scan::Reject(400);
+                }
+            }
+            st.start = Some(i);
+            st.line_start = i;
+            i
+        }
+    };
+    let mut line_start = st.line_start;
+    let mut request_line_done = st.request_line_done;
+    let too_long =
+        |request_line_done: bool| Scan::Reject(if request_line_done { 431 } else { 414 });
+    while i < buf.len() {
+        if i >= limits.max_header_bytes {
+            return too_long(request_line_done);
+        }
+        let b = buf[i];
+        if i == line_start && i != start && (b == b' ' || b == b'\t') {
+            // RFC 9112 §5.2 obs-fold, or §2.2 whitespace between start line and first field.
+            return Scan::Reject(400);
+        }
+        match b {
+            0 => return Scan::Reject(400),
+            b'\n' => return Scan::Reject(400), // bare LF: every LF is taken with its CR below
+            b'\r' => {
+                if i + 2 > limits.max_header_bytes {
+                    // This CRLF would end past the limit, whatever follows.
+                    return too_long(request_line_done);
+                }
+                match buf.get(i + 1) {
+                    Some(b'\n') => {}
+                    Some(_) => return Scan::Reject(400), // bare CR
+                    None => break,
+                }
+                if i == line_start && request_line_done {
+                    return Scan::Complete(i + 2);
+                }
+                request_line_done = true;
+                i += 2;
+                line_start = i;
+                continue;
+            }
+            _ => {}
+        }
+        if !request_line_done && i - start > limits.max_uri_len.saturating_add(REQUEST_LINE_SLACK) {
+            return Scan::Reject(414);
+        }
+        i += 1;
+    }
+    if i >= limits.max_header_bytes {
+        return too_long(request_line_done);
+    }
+    st.pos = i;
+    st.line_start = line_start;
+    st.request_line_done = request_line_done;
+    Scan::Incomplete
+}
+
+/// `uri-host [ ":" port ]` bytes (RFC 3986 §3.2.2: unreserved, pct-encoded, sub-delims, IP
+/// literals in brackets).
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b)
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Elements of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty elements skipped.
+fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), also as a list of identical values. `None` for
+/// anything else: sign, spaces inside, hex, empty, differing values, overflow.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let mut result = None;
+    let mut elements = 0;
+    for element in value.split(|&b| b == b',').map(trim_ows) {
+        elements += 1;
+        if element.is_empty() || element.len() > 19 || !element.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = element
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        match result {
+            Some(prev) if prev != n => return None,
+            _ => result = Some(n),
+        }
+    }
+    if elements == 0 {
+        return None;
+    }
+    result
+}
+
+/// The status for a request line httparse refused for its version: 505 for a well-formed
+/// `HTTP/x.y` that is not 1.0/1.1, 400 for garbage (RFC 9112 §2.3).
+fn version_status(head: &[u8]) -> u16 {
+    let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(head.len());
+    let line = &head[..line_end];
+    if line.iter().filter(|&&b| b == b' ').count() != 2 {
+        return 400;
+    }
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            505
+        }
+        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => 505,
+        _ => 400,
+    }
+}
+
+/// The path to route on: origin-form without the query, or the path of an absolute-form
+/// target (RFC 9112 §3.2). `None` for targets that have no path to route on.
+fn route_path(target: &[u8]) -> Option<&[u8]> {
+    let path = if target.first() == Some(&b'/') {
+        target
+    } else if target == b"*" {
+        return Some(target);
+    } else {
+        let scheme_end = target.windows(3).position(|w| w == b"://")?;
+        let scheme = &target[..scheme_end];
+        if !scheme.eq_ignore_ascii_case(b"http") && !scheme.eq_ignore_ascii_case(b"https") {
+            return None;
+        }
+        let rest = &target[scheme_end + 3..];
+        match rest.iter().position(|&b| b == b'/' || b == b'?') {
+            Some(at) if rest[at] == b'/' => &rest[at..],
+            _ => b"/",
+        }
+    };
+    let end = path
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(path.len());
+    Some(&path[..end])
+}
+
+/// Parses the head at the start of `buf`. `st` carries the scan over calls while the head is
+/// incomplete; reset it once the head is consumed.
+pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanState) -> Outcome {
+    let len = match scan(buf, limits, st) {
+        Scan::Incomplete => return Outcome::Incomplete,
+        Scan::Reject(status) => return Outcome::Reject(status),
+        Scan::Complete(len) => len,
+    };
+    let head = &buf[..len];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let max_headers = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
+    let mut req = httparse::Request::new(&mut headers[..max_headers]);
+    // Default config: for requests, httparse refuses obs-fold, whitespace before the colon and
+    // multiple spaces in the request line, and does not skip invalid fields.
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(n)) if n == len => {}
+        Ok(_) => return Outcome::Reject(400),
+        Err(httparse::Error::TooManyHeaders) => return Outcome::Reject(431),
+        Err(httparse::Error::Version) => return Outcome::Reject(version_status(head)),
+        Err(_) => return Outcome::Reject(400),
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Outcome::Reject(400);
+    };
+    let (method, target) = (method.as_bytes(), target.as_bytes());
+    if target.len() > limits.max_uri_len {
+        return Outcome::Reject(414);
+    }
+    let http10 = version == 0;
+
+    let mut hosts = 0u32;
+    let mut host_bad = false;
+    let mut length: Option<u64> = None;
+    let mut length_bad = false;
+    let mut te_seen = false;
+    let mut chunked_count = 0u32;
+    let mut chunked_last = false;
+    let mut te_other = false;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut expect_continue = false;
+    let mut expect_other = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = h.value;
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+            host_bad |= !trim_ows(value).iter().all(|&b| is_host_byte(b));
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            match (content_length(value), length) {
+                (None, _) => length_bad = true,
+                (Some(n), Some(prev)) if n != prev => length_bad = true,
+                (Some(n), _) => length = Some(n),
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te_seen = true;
+            for coding in list(value) {
+                if coding.eq_ignore_ascii_case(b"chunked") {
+                    chunked_count += 1;
+                    chunked_last = true;
+                } else {
+                    te_other = true;
+                    chunked_last = false;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for option in list(value) {
+                if option.eq_ignore_ascii_case(b"close") {
+                    conn_close = true;
+                } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                    conn_keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            if trim_ows(value).eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
+            } else {
+                expect_other = true;
+            }
+        }
+    }
+
+    // Framing first: anything ambiguous here is a smuggling vector (RFC 9112 §6.1, §6.3).
+    let framing = if te_seen {
+        if http10 {
+            return Outcome::Reject(400); // §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing
+        }
+        if length.is_some() || length_bad {
+            return Outcome::Reject(400); // §6.1: both Content-Length and Transfer-Encoding
+        }
+        if chunked_count == 0 && !te_other {
+            return Outcome::Reject(400); // empty field value
+        }
+        if chunked_count > 0 && (!chunked_last || chunked_count > 1) {
+            return Outcome::Reject(400); // §6.3: chunked is not the final coding
+        }
+        if te_other {
+            return Outcome::Reject(501); // §6.1: a coding we do not implement
+        }
+        Framing::Chunked
+    } else if length_bad {
+        return Outcome::Reject(400); // §6.3: invalid or differing Content-Length
+    } else {
+        match length {
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    if (!http10 && hosts != 1) || hosts > 1 || host_bad {
+        return Outcome::Reject(400); // §3.2: exactly one valid Host in HTTP/1.1
+    }
+    if target.iter().any(|&b| b >= 0x80) {
+        return Outcome::Reject(400); // RFC 3986: a URI is ASCII (httparse lets obs-text through)
+    }
+    if !app.knows_method(method) {
+        return Outcome::Reject(501); // RFC 9110 §9.1
+    }
+    if let Framing::Length(n) = framing {
+        if n > limits.max_body_len {
+            return Outcome::Reject(413);
+        }
+    }
+    if expect_other && !http10 {
+        return Outcome::Reject(417); // RFC 9110 §10.1.1
+    }
+    let Some(path) = route_path(target) else {
+        return Outcome::Reject(400);
+    };
+    let handler = app.handle(method, path);
+    let close = conn_close || (http10 && !conn_keep_alive);
+    Outcome::Request(Request {
+        len,
+        head_only: method == b"HEAD",
+        handler,
+        framing,
+        close,
+        keep_alive_10: http10 && !close,
+        expect_continue: expect_continue && !http10,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_grammar() {
+        assert_eq!(content_length(b"0"), Some(0));
+        assert_eq!(content_length(b"42"), Some(42));
+        assert_eq!(content_length(b"5, 5"), Some(5));
+        assert_eq!(content_length(b"5,6"), None);
+        assert_eq!(content_length(b"+5"), None);
+        assert_eq!(content_length(b"-5"), None);
+        assert_eq!(content_length(b"0x5"), None);
+        assert_eq!(content_length(b"5 5"), None);
+        assert_eq!(content_length(b""), None);
+        assert_eq!(content_length(b","), None);
+        assert_eq!(content_length(b"99999999999999999999"), None);
+        assert_eq!(
+            content_length(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+    }
+
+    #[test]
+    fn route_path_forms() {
+        assert_eq!(route_path(b"/a?b=c"), Some(&b"/a"[..]));
+        assert_eq!(route_path(b"http://example.com/x?y"), Some(&b"/x"[..]));
+        assert_eq!(route_path(b"http://example.com"), Some(&b"/"[..]));
+        assert_eq!(route_path(b"HTTPS://example.com?q"), Some(&b"/"[..]));
+        assert_eq!(route_path(b"*"), Some(&b"*"[..]));
+        assert_eq!(route_path(b"example.com:443"), None);
+        assert_eq!(route_path(b"ftp://x/y"), None);
+    }
+
+    #[test]
+    fn version_statuses() {
+        assert_eq!(version_status(b"GET / HTTP/2.0\r\n\r\n"), 505);
+        assert_eq!(version_status(b"GET / HTTP/1.2\r\n\r\n"), 505);
+        assert_eq!(version_status(b"GET / HTTP/2\r\n\r\n"), 505);
+        assert_eq!(version_status(b"GET / FOO/1.1\r\n\r\n"), 400);
+        assert_eq!(version_status(b"GET /a b HTTP/1.1\r\n\r\n"), 400);
+    }
+}

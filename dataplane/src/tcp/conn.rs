@@ -1,0 +1,1334 @@
+//! One synchronized connection: RFC 9293 state machine from ESTABLISHED onwards (the handshake
+//! is stateless, see `endpoint.rs`), RFC 5961 checks, RFC 7323 PAWS, RFC 6298 RTO, RFC 5681 /
+//! RFC 6582 congestion control, RFC 2018 SACK blocks in our ACKs.
+
+use std::collections::VecDeque;
+
+use super::assembler::Assembler;
+use super::config::{DropReason, TcpConfig, TcpStats};
+use super::ring::RingBuffer;
+use super::{ConnHandle, Event, FlowKey};
+use crate::time::{Duration, Instant};
+use crate::wire::{self, FrameAddrs, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
+
+/// Synchronized states. SYN_RECEIVED never exists (cookies), TIME_WAIT lives in a compact
+/// record outside the connection table (`endpoint::TimeWait`), CLOSED is a free slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Established,
+    CloseWait,
+    LastAck,
+    FinWait1,
+    FinWait2,
+    Closing,
+    /// Transient: the endpoint turns the connection into a TIME_WAIT record right away.
+    TimeWait,
+}
+
+/// Per-connection timers; the connection's next deadline is the `min()` over the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// RFC 6298 retransmission timer (also drives repeated zero-window probes).
+    Retransmit = 0,
+    /// RFC 9293 §3.8.6.1 persist timer: window closed (or SWS-limited) and nothing in flight.
+    Persist = 1,
+    /// RFC 9293 §3.8.6.3 delayed ACK.
+    DelayedAck = 2,
+    /// FIN_WAIT_2 bound.
+    FinWait2 = 3,
+    /// Nothing received for `idle_timeout`.
+    Idle = 4,
+}
+
+const TIMERS: [Timer; 5] = [
+    Timer::Retransmit,
+    Timer::Persist,
+    Timer::DelayedAck,
+    Timer::FinWait2,
+    Timer::Idle,
+];
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimerTable([Option<Instant>; 5]);
+
+impl TimerTable {
+    pub fn get(&self, t: Timer) -> Option<Instant> {
+        self.0[t as usize]
+    }
+    pub fn set(&mut self, t: Timer, at: Instant) {
+        self.0[t as usize] = Some(at);
+    }
+    pub fn stop(&mut self, t: Timer) {
+        self.0[t as usize] = None;
+    }
+    pub fn next(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+    fn expired(&self, t: Timer, now: Instant) -> bool {
+        self.get(t).is_some_and(|at| at <= now)
+    }
+}
+
+/// What the endpoint must do with the connection after an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Keep,
+    /// Turn into a TIME_WAIT record (and ACK the peer's FIN statelessly), free the slot.
+    TimeWait,
+    /// Free the slot quietly (RST received, LAST_ACK done, FIN_WAIT_2 timeout).
+    Closed,
+    /// Send a RST and free the slot (retransmissions exhausted, idle, app abort).
+    Abort,
+}
+
+/// A parsed inbound segment, as the state machine needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Seg<'a> {
+    pub seq: SeqNumber,
+    pub ack: Option<SeqNumber>,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub window: u16,
+    pub ts: Option<(u32, u32)>,
+    /// The peer's SACK blocks (RFC 2018), at most 4.
+    pub sack: &'a [SackBlock],
+    pub payload: &'a [u8],
+}
+
+impl Seg<'_> {
+    /// SEG.LEN: payload plus one for each of SYN and FIN.
+    pub fn len(&self) -> u32 {
+        (self.payload.len() as u32)
+            .saturating_add(u32::from(self.syn))
+            .saturating_add(u32::from(self.fin))
+    }
+}
+
+/// RFC 5961 §7: one global budget of challenge ACKs per second.
+#[derive(Debug, Clone)]
+pub struct ChallengeLimiter {
+    limit: u32,
+    window_start: Instant,
+    used: u32,
+}
+
+impl ChallengeLimiter {
+    pub fn new(limit: u32, now: Instant) -> Self {
+        ChallengeLimiter {
+            limit,
+            window_start: now,
+            used: 0,
+        }
+    }
+
+    pub fn allow(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.used = 0;
+        }
+        if self.used < self.limit {
+            self.used += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Everything of the endpoint a connection may touch while it handles an input.
+pub struct Ctx<'a> {
+    pub now: Instant,
+    pub cfg: &'a TcpConfig,
+    pub stats: &'a mut TcpStats,
+    pub events: &'a mut VecDeque<Event>,
+    pub challenge: &'a mut ChallengeLimiter,
+}
+
+/// What a cookie validated: the parameters a new connection starts with.
+#[derive(Debug, Clone, Copy)]
+pub struct Negotiated {
+    pub iss: SeqNumber,
+    pub irs: SeqNumber,
+    pub peer_mss: u16,
+    /// Peer's shift when both sides sent the option (RFC 7323 §2.2), else `None`.
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    pub timestamps: bool,
+    /// Our TSval at `now` minus `now` in ms (so `ts_now` continues the cookie's clock).
+    pub ts_offset: u32,
+}
+
+/// Ranges the SACK scoreboard keeps (the highest is dropped when full).
+const MAX_SACKED: usize = 8;
+
+/// 24 days: TS.Recent older than this is invalid for PAWS (RFC 7323 §5.5).
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+/// RFC 6298 clock granularity G.
+const CLOCK_G: Duration = Duration::from_millis(1);
+
+pub struct Conn {
+    pub handle: ConnHandle,
+    pub flow: FlowKey,
+    /// Addressing of every frame we send (the first inbound frame's, reversed).
+    pub addrs: FrameAddrs,
+    pub state: State,
+
+    // Send sequence space (RFC 9293 §3.3.1). `snd_max` is the highest SND.NXT ever reached;
+    // `snd_nxt` goes back to SND.UNA on a retransmission timeout (go-back-N).
+    pub snd_una: SeqNumber,
+    pub snd_nxt: SeqNumber,
+    pub snd_max: SeqNumber,
+    snd_wnd: u32,
+    snd_wl1: SeqNumber,
+    snd_wl2: SeqNumber,
+    max_snd_wnd: u32,
+    snd_wscale: u8,
+    /// Largest payload per segment before option bytes: min(peer MSS, our MSS).
+    smss: u32,
+    /// `close()` was called: a FIN follows the queued data.
+    fin_queued: bool,
+    /// Our FIN has been acknowledged.
+    fin_acked: bool,
+
+    // Receive sequence space.
+    pub rcv_nxt: SeqNumber,
+    rcv_wscale: u8,
+    /// Right edge of the window we advertised; never moves left (RFC 9293 §3.8.6.2.2).
+    rcv_right: SeqNumber,
+    /// Sequence number of a FIN received out of order, processed when RCV.NXT reaches it.
+    rx_fin: Option<SeqNumber>,
+    last_ack_sent: SeqNumber,
+
+    // Options.
+    ts_enabled: bool,
+    ts_recent: u32,
+    ts_recent_at: Instant,
+    ts_offset: u32,
+    sack_ok: bool,
+
+    pub rx: RingBuffer,
+    pub tx: RingBuffer,
+    asm: Assembler,
+
+    // ACK generation.
+    ack_now: bool,
+    unacked_bytes: usize,
+
+    // RTT / RTO (RFC 6298).
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    rto: Duration,
+    retries: u32,
+    rtt_sample: Option<(SeqNumber, Instant)>,
+
+    // Congestion control (RFC 5681, RFC 6582).
+    cwnd: u32,
+    ssthresh: u32,
+    dupacks: u32,
+    in_recovery: bool,
+    recover: SeqNumber,
+    /// Retransmit one segment at SND.UNA (fast retransmit, NewReno partial ACK).
+    rtx_one: bool,
+    /// SACK scoreboard (RFC 2018 / RFC 6675-lite): sorted, disjoint ranges above SND.UNA the
+    /// peer reported holding.
+    sacked: [(SeqNumber, SeqNumber); MAX_SACKED],
+    sacked_n: usize,
+    /// Highest sequence number retransmitted in this recovery (RFC 6675 HighRxt).
+    high_rxt: SeqNumber,
+    /// Retransmit the next SACK hole above `high_rxt`.
+    rtx_hole: bool,
+    /// Send even against the window / SWS rule (zero-window probe, SWS override timer).
+    force_send: bool,
+    persist_backoff: Duration,
+
+    pub timers: TimerTable,
+    last_rx: Instant,
+
+    // Event de-duplication.
+    pub readable_signalled: bool,
+    pub writable_signalled: bool,
+    want_writable: bool,
+}
+
+impl Conn {
+    /// A fresh connection in ESTABLISHED, reusing `rx`/`tx`/`asm` (cleared).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        handle: ConnHandle,
+        flow: FlowKey,
+        addrs: FrameAddrs,
+        neg: &Negotiated,
+        cfg: &TcpConfig,
+        now: Instant,
+        buffers: Option<(RingBuffer, RingBuffer, Assembler)>,
+    ) -> Conn {
+        let (mut rx, mut tx, mut asm) = buffers.unwrap_or_else(|| {
+            (
+                RingBuffer::new(cfg.rx_buffer),
+                RingBuffer::new(cfg.tx_buffer),
+                Assembler::new(cfg.max_ooo_bytes),
+            )
+        });
+        rx.clear();
+        tx.clear();
+        asm.clear();
+        let (snd_wscale, rcv_wscale) = match neg.window_scale {
+            // RFC 7323 §2.3: a shift above 14 is used as 14.
+            Some(ws) => (ws.min(14), cfg.window_scale.min(14)),
+            None => (0, 0),
+        };
+        let smss = u32::from(neg.peer_mss.min(cfg.mss)).max(64);
+        let iss1 = neg.iss + 1u32;
+        let mut c = Conn {
+            handle,
+            flow,
+            addrs,
+            state: State::Established,
+            snd_una: iss1,
+            snd_nxt: iss1,
+            snd_max: iss1,
+            snd_wnd: 0,
+            snd_wl1: neg.irs,
+            snd_wl2: iss1,
+            max_snd_wnd: 0,
+            snd_wscale,
+            smss,
+            fin_queued: false,
+            fin_acked: false,
+            rcv_nxt: neg.irs + 1u32,
+            rcv_wscale,
+            rcv_right: neg.irs + 1u32,
+            rx_fin: None,
+            last_ack_sent: neg.irs + 1u32,
+            ts_enabled: neg.timestamps,
+            ts_recent: 0,
+            ts_recent_at: now,
+            ts_offset: neg.ts_offset,
+            sack_ok: neg.sack_permitted,
+            rx,
+            tx,
+            asm,
+            ack_now: false,
+            unacked_bytes: 0,
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto: cfg.initial_rto,
+            retries: 0,
+            rtt_sample: None,
+            // RFC 6928 IW10 (RFC 5681 §3.1 allows up to 4 segments; the IW10 experiment is what
+            // Linux ships): min(10*MSS, max(2*MSS, 14600)).
+            cwnd: (10 * smss).min((2 * smss).max(14600)),
+            ssthresh: u32::MAX,
+            dupacks: 0,
+            in_recovery: false,
+            recover: iss1,
+            rtx_one: false,
+            sacked: [(SeqNumber(0), SeqNumber(0)); MAX_SACKED],
+            sacked_n: 0,
+            high_rxt: iss1,
+            rtx_hole: false,
+            force_send: false,
+            persist_backoff: cfg.initial_rto,
+            timers: TimerTable::default(),
+            last_rx: now,
+            readable_signalled: false,
+            writable_signalled: false,
+            want_writable: false,
+        };
+        // The SYN-ACK advertised min(rx_buffer, 65535) unscaled (RFC 7323 §2.2).
+        let syn_wnd = (cfg.rx_buffer.min(65535)) as u32;
+        c.rcv_right = c.rcv_nxt + syn_wnd;
+        c.timers.set(Timer::Idle, now + cfg.idle_timeout);
+        c
+    }
+
+    /// Starts a new connection in this (reused) slot, keeping the allocated buffers.
+    pub fn reinit(
+        &mut self,
+        handle: ConnHandle,
+        flow: FlowKey,
+        addrs: FrameAddrs,
+        neg: &Negotiated,
+        cfg: &TcpConfig,
+        now: Instant,
+    ) {
+        let bufs = (
+            std::mem::replace(&mut self.rx, RingBuffer::new(0)),
+            std::mem::replace(&mut self.tx, RingBuffer::new(0)),
+            std::mem::replace(&mut self.asm, Assembler::new(0)),
+        );
+        *self = Conn::new(handle, flow, addrs, neg, cfg, now, Some(bufs));
+    }
+
+    pub fn ts_now(&self, now: Instant) -> u32 {
+        (now.as_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// Sets TS.Recent from the handshake-completing ACK.
+    pub fn set_ts_recent(&mut self, tsval: u32, now: Instant) {
+        self.ts_recent = tsval;
+        self.ts_recent_at = now;
+    }
+
+    pub fn ts_recent(&self) -> Option<u32> {
+        self.ts_enabled.then_some(self.ts_recent)
+    }
+
+    /// Current receive window: up to the right edge we advertised.
+    fn rcv_wnd(&self) -> u32 {
+        self.rcv_right.distance_from(self.rcv_nxt).unwrap_or(0)
+    }
+
+    fn data_end(&self) -> SeqNumber {
+        self.snd_una + self.tx.len()
+    }
+
+    fn fin_sent(&self) -> bool {
+        self.fin_queued && (self.fin_acked || self.snd_max.diff(self.data_end()) > 0)
+    }
+
+    /// The FIN still has to go out (first time, or again after a go-back-N rewind).
+    fn fin_pending(&self) -> bool {
+        self.fin_queued && !self.fin_acked && self.snd_nxt.diff(self.data_end()) <= 0
+    }
+
+    fn outstanding(&self) -> bool {
+        self.snd_max != self.snd_una
+    }
+
+    fn flight(&self) -> u32 {
+        self.snd_nxt.distance_from(self.snd_una).unwrap_or(0)
+    }
+
+    fn push_event(&self, events: &mut VecDeque<Event>, ev: Event) {
+        events.push_back(ev);
+    }
+
+    fn challenge_ack(&mut self, cx: &mut Ctx) {
+        if cx.challenge.allow(cx.now) {
+            cx.stats.challenge_acks_sent += 1;
+            self.ack_now = true;
+        } else {
+            cx.stats.challenge_acks_suppressed += 1;
+        }
+    }
+
+    /// Handles one inbound segment (RFC 9293 §3.10.7.4, "Otherwise" branch). Returns what to
+    /// do with the connection and, if (part of) the segment was refused, why.
+    pub fn handle_segment(&mut self, cx: &mut Ctx, seg: &Seg) -> (Outcome, Option<DropReason>) {
+        let out = self.process(cx, seg);
+        self.update_timers(cx.now);
+        out
+    }
+
+    fn process(&mut self, cx: &mut Ctx, seg: &Seg) -> (Outcome, Option<DropReason>) {
+        let now = cx.now;
+
+        // RFC 7323 §5.3 R1 (PAWS) and §3.2: with timestamps in use, a non-RST segment without
+        // TSopt is dropped, and one whose TSval is older than TS.Recent is ACKed and dropped.
+        if self.ts_enabled && !seg.rst {
+            match seg.ts {
+                None => return (Outcome::Keep, Some(DropReason::Paws)),
+                Some((tsval, _)) => {
+                    let older = (tsval.wrapping_sub(self.ts_recent) as i32) < 0;
+                    let recent_valid = now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE;
+                    if older && recent_valid {
+                        self.ack_now = true;
+                        return (Outcome::Keep, Some(DropReason::Paws));
+                    }
+                }
+            }
+        }
+
+        let wnd = self.rcv_wnd();
+        let seg_len = seg.len();
+
+        // RFC 5961 §3.2 (RST): exactly RCV.NXT resets; elsewhere in the window gets a
+        // challenge ACK; outside the window it is dropped silently.
+        if seg.rst {
+            cx.stats.rsts_in += 1;
+            if seg.seq == self.rcv_nxt {
+                return (Outcome::Closed, None);
+            }
+            if seg.seq.in_window(self.rcv_nxt, wnd.max(1)) {
+                self.challenge_ack(cx);
+            }
+            return (Outcome::Keep, Some(DropReason::RstNotExact));
+        }
+
+        // RFC 5961 §4.2 (SYN in a synchronized state): challenge ACK whatever the sequence number.
+        if seg.syn {
+            self.challenge_ack(cx);
+            return (Outcome::Keep, Some(DropReason::SynInSync));
+        }
+
+        // RFC 9293 §3.10.7.4 first check: segment acceptability table.
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => seg.seq == self.rcv_nxt,
+            (0, _) => seg.seq.in_window(self.rcv_nxt, wnd),
+            (_, 0) => false,
+            (_, _) => {
+                seg.seq.in_window(self.rcv_nxt, wnd)
+                    || (seg.seq + (seg_len - 1)).in_window(self.rcv_nxt, wnd)
+            }
+        };
+        if !acceptable {
+            // "If an incoming segment is not acceptable, an acknowledgment should be sent in
+            // reply" (also the answer to the peer's zero-window probes). With RCV.WND zero,
+            // "special allowance should be made to accept valid ACKs": the ACK field of a
+            // segment at or somewhat beyond RCV.NXT (a probe, or a peer that sent past our
+            // window and moved its SND.NXT) still updates SND.UNA / SND.WND if it passes the
+            // RFC 5961 §5 range check. Without this, a peer that waits for our window while
+            // we wait for its ACK (our app cannot write until the tx ring drains) deadlocks.
+            self.ack_now = true;
+            let near = seg
+                .seq
+                .in_window(self.rcv_nxt, (self.rx.capacity() as u32).max(1));
+            if wnd == 0 && near {
+                if let Some(ack) = seg.ack {
+                    if ack.diff(self.snd_max) <= 0 && ack.diff(self.snd_una - self.max_snd_wnd) >= 0
+                    {
+                        if let Some(o) = self.on_ack(cx, seg, ack, true) {
+                            return (o, Some(DropReason::OutOfWindow));
+                        }
+                    }
+                }
+            }
+            return (Outcome::Keep, Some(DropReason::OutOfWindow));
+        }
+        self.last_rx = now;
+
+        // RFC 9293 §3.10.7.4 fifth check: "if the ACK bit is off, drop the segment".
+        let Some(ack) = seg.ack else {
+            return (Outcome::Keep, Some(DropReason::NoAck));
+        };
+
+        // RFC 5961 §5.2: SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT, else ACK and drop (the
+        // upper bound is also RFC 9293's "ACK of something not yet sent").
+        if ack.diff(self.snd_max) > 0 || ack.diff(self.snd_una - self.max_snd_wnd) < 0 {
+            self.challenge_ack(cx);
+            return (Outcome::Keep, Some(DropReason::BadAck));
+        }
+
+        // RFC 7323 §4.3: TS.Recent takes TSval of a segment that covers Last.ACK.sent.
+        if let (true, Some((tsval, _))) = (self.ts_enabled, seg.ts) {
+            if seg.seq.diff(self.last_ack_sent) <= 0
+                && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0
+            {
+                self.ts_recent = tsval;
+                self.ts_recent_at = now;
+            }
+        }
+
+        if let Some(o) = self.on_ack(cx, seg, ack, false) {
+            return (o, None);
+        }
+
+        // States after the ACK (RFC 9293 §3.10.7.4 fifth check, per state).
+        match self.state {
+            // FIN_WAIT_1: "if the FIN segment is now acknowledged, then enter FIN-WAIT-2".
+            State::FinWait1 if self.fin_acked => {
+                self.state = State::FinWait2;
+                self.timers
+                    .set(Timer::FinWait2, now + cx.cfg.fin_wait_2_timeout);
+            }
+            // CLOSING: "if the ACK acknowledges our FIN, then enter the TIME-WAIT state".
+            State::Closing if self.fin_acked => {
+                self.state = State::TimeWait;
+                return (Outcome::TimeWait, None);
+            }
+            // LAST_ACK: "if our FIN is now acknowledged, delete the TCB ... and return".
+            State::LastAck if self.fin_acked => return (Outcome::Closed, None),
+            _ => {}
+        }
+
+        // Sixth check (URG): ignored; urgent data is ordinary data (RFC 6093 §5 allows it).
+        // Seventh check: segment text, only while we can still receive.
+        let mut drop = None;
+        match self.state {
+            State::Established | State::FinWait1 | State::FinWait2 => {
+                drop = self.receive_data(cx, seg);
+            }
+            // CLOSE_WAIT, CLOSING, LAST_ACK: "this should not occur, since a FIN has been
+            // received from the remote side. Ignore the segment text." A retransmitted FIN is
+            // acknowledged again.
+            _ => {
+                if seg.fin || !seg.payload.is_empty() {
+                    self.ack_now = true;
+                }
+            }
+        }
+
+        // Eighth check: FIN, once RCV.NXT reaches it.
+        if let Some(fin_seq) = self.rx_fin {
+            if fin_seq == self.rcv_nxt {
+                self.rx_fin = None;
+                self.rcv_nxt = self.rcv_nxt + 1u32;
+                if self.rcv_right.diff(self.rcv_nxt) < 0 {
+                    self.rcv_right = self.rcv_nxt;
+                }
+                self.ack_now = true;
+                self.push_event(cx.events, Event::PeerClosed(self.handle));
+                match self.state {
+                    // ESTABLISHED: "Enter the CLOSE-WAIT state".
+                    State::Established => self.state = State::CloseWait,
+                    // FIN_WAIT_1: "If our FIN has been ACKed ... enter TIME-WAIT ... otherwise,
+                    // enter the CLOSING state" (simultaneous close).
+                    State::FinWait1 if self.fin_acked => {
+                        self.state = State::TimeWait;
+                        return (Outcome::TimeWait, drop);
+                    }
+                    State::FinWait1 => self.state = State::Closing,
+                    // FIN_WAIT_2: "Enter the TIME-WAIT state".
+                    State::FinWait2 => {
+                        self.state = State::TimeWait;
+                        return (Outcome::TimeWait, drop);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (Outcome::Keep, drop)
+    }
+
+    /// ACK field processing (RFC 9293 §3.10.7.4 fifth check, ESTABLISHED rules), RTT, cwnd.
+    /// Returns an outcome only when the connection must end.
+    fn on_ack(&mut self, cx: &mut Ctx, seg: &Seg, ack: SeqNumber, probe: bool) -> Option<Outcome> {
+        let now = cx.now;
+        let seg_wnd = u32::from(seg.window) << self.snd_wscale;
+        let acked = ack.distance_from(self.snd_una).unwrap_or(0);
+        let smss = self.smss;
+        if acked > 0 {
+            self.sack_prune(ack);
+        }
+        let mut new_sack = false;
+        if self.sack_ok {
+            for b in seg.sack {
+                new_sack |= self.sack_add(b.left, b.right);
+            }
+        }
+
+        if acked > 0 {
+            let data_acked = (acked as usize).min(self.tx.len());
+            if self.fin_queued && acked as usize > self.tx.len() {
+                self.fin_acked = true;
+            }
+            self.tx.consume(data_acked);
+            cx.stats.bytes_out += data_acked as u64;
+            self.snd_una = ack;
+            if self.snd_nxt.diff(self.snd_una) < 0 {
+                self.snd_nxt = self.snd_una;
+            }
+            self.retries = 0;
+
+            // RTT (RFC 7323 §4.1 from TSecr, else one Karn-timed segment, RFC 6298 §3).
+            let sample = match (self.ts_enabled, seg.ts) {
+                (true, Some((_, tsecr))) if tsecr != 0 => {
+                    let ms = self.ts_now(now).wrapping_sub(tsecr);
+                    (ms < 60_000).then(|| Duration::from_millis(u64::from(ms)))
+                }
+                _ => match self.rtt_sample {
+                    Some((seq, sent)) if ack.diff(seq) > 0 => {
+                        Some(now.saturating_duration_since(sent))
+                    }
+                    _ => None,
+                },
+            };
+            if self.rtt_sample.is_some_and(|(seq, _)| ack.diff(seq) > 0) {
+                self.rtt_sample = None;
+            }
+            if let Some(r) = sample {
+                self.rtt_update(r, cx.cfg);
+            } else {
+                self.rto = self.rto_from_estimate(cx.cfg);
+            }
+
+            // Congestion control.
+            if self.in_recovery {
+                if ack.diff(self.recover) >= 0 {
+                    // RFC 6582 §3.2 step 3 full acknowledgment: deflate the window.
+                    let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
+                    self.cwnd = self.ssthresh.min(flight.max(smss) + smss);
+                    self.in_recovery = false;
+                } else {
+                    // Step 3 partial acknowledgment: retransmit the first unacknowledged
+                    // segment, deflate by the amount acked, add back one SMSS if that was at
+                    // least one SMSS, reset the retransmission timer. (Skipped when SACK
+                    // recovery already retransmitted that hole.)
+                    if self.high_rxt.diff(self.snd_una) <= 0 {
+                        self.rtx_one = true;
+                    }
+                    self.cwnd = self.cwnd.saturating_sub(acked);
+                    if acked >= smss {
+                        self.cwnd = self.cwnd.saturating_add(smss);
+                    }
+                    self.timers.set(Timer::Retransmit, now + self.rto);
+                }
+            } else if self.cwnd < self.ssthresh {
+                // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS).
+                self.cwnd = self.cwnd.saturating_add(acked.min(smss));
+            } else {
+                // Congestion avoidance: about one SMSS per RTT.
+                let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1))).max(1);
+                self.cwnd = self.cwnd.saturating_add(inc as u32);
+            }
+            self.dupacks = 0;
+
+            // RFC 6298 §5.2/5.3: all acked -> stop the timer, else restart it.
+            if self.outstanding() {
+                self.timers.set(Timer::Retransmit, now + self.rto);
+            } else {
+                self.timers.stop(Timer::Retransmit);
+            }
+            if self.want_writable && self.tx.free() >= self.tx.capacity() / 2 {
+                self.want_writable = false;
+                if !self.writable_signalled {
+                    self.writable_signalled = true;
+                    self.push_event(cx.events, Event::Writable(self.handle));
+                }
+            }
+        } else if !probe
+            && ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.fin
+            && (seg_wnd == self.snd_wnd || new_sack)
+            && self.outstanding()
+        {
+            // RFC 5681 §2 duplicate ACK (RFC 6675 §2: an ACK with new SACK information counts
+            // too, even if the window changed); RFC 5681 §3.2 / RFC 6582 §3.2 fast retransmit.
+            self.dupacks = self.dupacks.saturating_add(1);
+            if self.in_recovery {
+                self.cwnd = self.cwnd.saturating_add(smss);
+                // RFC 6675-lite: each further duplicate ACK lets one SACK hole go again.
+                let from = self.high_rxt.max(self.snd_una);
+                if self.sack_next_hole(from).is_some() {
+                    self.rtx_hole = true;
+                }
+            } else if self.dupacks == 3 && ack.diff(self.recover) >= 0 {
+                // RFC 6582 §3.2 step 2: only if the ACK covers `recover` (no second fast
+                // retransmit for losses of the same window).
+                let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
+                self.ssthresh = (flight / 2).max(2 * smss);
+                self.recover = self.snd_max;
+                self.in_recovery = true;
+                self.rtx_one = true;
+                self.high_rxt = self.snd_una;
+                self.rtt_sample = None;
+                self.cwnd = self.ssthresh.saturating_add(3 * smss);
+                cx.stats.fast_retransmits += 1;
+            }
+        }
+
+        // RFC 9293 §3.10.7.4: update the send window if SND.WL1 < SEG.SEQ or (SND.WL1 =
+        // SEG.SEQ and SND.WL2 =< SEG.ACK).
+        if self.snd_wl1.diff(seg.seq) < 0
+            || (self.snd_wl1 == seg.seq && self.snd_wl2.diff(ack) <= 0)
+        {
+            let opened = self.snd_wnd == 0 && seg_wnd > 0;
+            self.snd_wnd = seg_wnd;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+            self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
+            if opened {
+                // A zero-window probe the peer did not take is sent again right away.
+                if ack == self.snd_una {
+                    self.snd_nxt = self.snd_una;
+                }
+                self.persist_backoff = self.rto;
+                self.timers.stop(Timer::Persist);
+            }
+        }
+        None
+    }
+
+    fn rto_from_estimate(&self, cfg: &TcpConfig) -> Duration {
+        match self.srtt {
+            Some(srtt) => srtt
+                .saturating_add(self.rttvar.saturating_mul(4).max(CLOCK_G))
+                .max(cfg.min_rto)
+                .min(cfg.max_rto),
+            None => cfg.initial_rto.max(cfg.min_rto).min(cfg.max_rto),
+        }
+    }
+
+    /// RFC 6298 §2.2/2.3.
+    fn rtt_update(&mut self, r: Duration, cfg: &TcpConfig) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2;
+            }
+            Some(srtt) => {
+                let delta = if srtt > r { srtt - r } else { r - srtt };
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + r) / 8);
+            }
+        }
+        self.rto = self.rto_from_estimate(cfg);
+    }
+
+    /// Seventh check: place the text in the receive ring (in order or, via the assembler,
+    /// out of order; the first copy of any byte wins) and note a FIN.
+    fn receive_data(&mut self, cx: &mut Ctx, seg: &Seg) -> Option<DropReason> {
+        let mut data = seg.payload;
+        let mut seq = seg.seq;
+        let mut fin = seg.fin;
+        // Trim what we already have.
+        if let Some(skip) = self.rcv_nxt.distance_from(seq) {
+            let skip = skip as usize;
+            if skip > data.len() {
+                // Even the FIN is old.
+                data = &[];
+                fin = false;
+            } else {
+                data = data.get(skip..).unwrap_or(&[]);
+            }
+            seq = self.rcv_nxt;
+        }
+        let off = seq.distance_from(self.rcv_nxt).unwrap_or(0) as usize;
+        // Trim to the window we advertised and to the space the ring really has.
+        let room = (self.rcv_wnd() as usize).min(self.rx.free());
+        if off.saturating_add(data.len()) > room {
+            data = data.get(..room.saturating_sub(off)).unwrap_or(&[]);
+            fin = false;
+        }
+        let mut drop = None;
+        if !data.is_empty() {
+            cx.stats.bytes_in += data.len() as u64;
+            let before = self.rcv_nxt;
+            if off == 0 && self.asm.is_empty() {
+                let n = self.rx.write(data);
+                self.rcv_nxt = self.rcv_nxt + n;
+            } else {
+                // Only the parts nobody wrote yet: the first copy wins (RFC 9293 §3.10.7.4
+                // leaves overlapping retransmissions to the implementation).
+                for (o, l) in self.asm.missing(off, data.len()) {
+                    let part = o
+                        .checked_sub(off)
+                        .and_then(|s| data.get(s..s.saturating_add(l)))
+                        .unwrap_or(&[]);
+                    self.rx.write_at(o, part);
+                }
+                if off == 0 {
+                    let extra = self.asm.take_front(data.len());
+                    let n = self.rx.commit(data.len().saturating_add(extra));
+                    self.rcv_nxt = self.rcv_nxt + n;
+                } else {
+                    cx.stats.out_of_order_segments += 1;
+                    if self.asm.add(off, data.len()).is_err() {
+                        drop = Some(DropReason::OutOfOrderFull);
+                        fin = false;
+                    }
+                }
+                // Out of order, or a hole was filled: ACK at once (RFC 5681 §4.2, RFC 9293
+                // §3.8.6.3) so the sender sees duplicate ACKs / SACK blocks / the fill.
+                self.ack_now = true;
+            }
+            let advanced = self.rcv_nxt.distance_from(before).unwrap_or(0) as usize;
+            if advanced > 0 {
+                if !self.readable_signalled {
+                    self.readable_signalled = true;
+                    self.push_event(cx.events, Event::Readable(self.handle));
+                }
+                // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2).
+                self.unacked_bytes = self.unacked_bytes.saturating_add(advanced);
+                // "Full-sized" is the peer's MSS less the options it must carry.
+                let full = self
+                    .smss
+                    .saturating_sub(if self.ts_enabled { 12 } else { 0 });
+                if self.unacked_bytes >= 2 * full as usize {
+                    self.ack_now = true;
+                } else if self.timers.get(Timer::DelayedAck).is_none() {
+                    self.timers
+                        .set(Timer::DelayedAck, cx.now + cx.cfg.delayed_ack);
+                }
+            }
+        } else if !seg.payload.is_empty() {
+            // Duplicate text: ACK at once so the peer stops.
+            self.ack_now = true;
+        }
+        if fin {
+            self.rx_fin = Some(seq + data.len());
+        }
+        drop
+    }
+
+    /// The application consumed `n` readable bytes: maybe a window update is due.
+    pub fn consume(&mut self, n: usize) {
+        self.rx.consume(n);
+        self.readable_signalled = false;
+        // Receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger window only if
+        // it grows by min(RCV.BUFF / 2, MSS), and only bother sending an update when the
+        // window we advertised was down to half the buffer (a gateway's requests are small;
+        // an update per request would double the packet rate).
+        let cur = self.rcv_wnd();
+        let avail = self.rx.free() as u32;
+        let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
+        if avail.saturating_sub(cur) >= thresh && cur <= self.rx.capacity() as u32 / 2 {
+            self.ack_now = true;
+        }
+    }
+
+    pub fn commit_send(&mut self, n: usize) -> usize {
+        if self.fin_queued {
+            return 0;
+        }
+        let n = self.tx.commit(n);
+        if self.tx.free() < self.tx.capacity() / 2 {
+            self.want_writable = true;
+        }
+        self.writable_signalled = false;
+        n
+    }
+
+    /// The application closes: FIN after the queued data (RFC 9293 §3.10.4).
+    pub fn close(&mut self) {
+        if self.fin_queued {
+            return;
+        }
+        self.fin_queued = true;
+        match self.state {
+            // ESTABLISHED: "queue this until all preceding SENDs have been segmentized, then
+            // form a FIN segment and send it. In any case, enter FIN-WAIT-1 state."
+            State::Established => self.state = State::FinWait1,
+            // CLOSE_WAIT: "... send a FIN segment, enter LAST-ACK state" (after queued data).
+            State::CloseWait => self.state = State::LastAck,
+            _ => {}
+        }
+    }
+
+    pub fn can_send(&self) -> bool {
+        matches!(self.state, State::Established | State::CloseWait) && !self.fin_queued
+    }
+
+    /// Timers due at `now` (RFC 6298 §5.4-5.7, RFC 9293 §3.8.6.1, §3.8.6.3).
+    pub fn handle_timeout(&mut self, cx: &mut Ctx) -> Outcome {
+        let now = cx.now;
+        let mut out = Outcome::Keep;
+        for t in TIMERS {
+            if !self.timers.expired(t, now) {
+                continue;
+            }
+            self.timers.stop(t);
+            match t {
+                Timer::Retransmit => {
+                    if !self.outstanding() {
+                        continue;
+                    }
+                    if self.snd_wnd == 0 {
+                        // A zero-window probe went unanswered or was answered with a zero
+                        // window: probe again with backoff; RFC 9293 §3.8.6.1 forbids giving up
+                        // while the peer answers (the idle timeout bounds a silent peer).
+                        cx.stats.zero_window_probes += 1;
+                        self.snd_nxt = self.snd_una;
+                        self.force_send = true;
+                        self.rto = self.rto.saturating_mul(2).min(cx.cfg.max_rto);
+                        self.timers.set(Timer::Retransmit, now + self.rto);
+                        continue;
+                    }
+                    self.retries = self.retries.saturating_add(1);
+                    if self.retries > cx.cfg.max_retransmissions {
+                        cx.stats.rto_aborts += 1;
+                        return Outcome::Abort;
+                    }
+                    cx.stats.rto_timeouts += 1;
+                    // RFC 5681 §3.1 eq. 4 and loss window; RFC 6582 §3.2 step 4.
+                    let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
+                    self.ssthresh = (flight / 2).max(2 * self.smss);
+                    self.cwnd = self.smss;
+                    self.in_recovery = false;
+                    self.recover = self.snd_max;
+                    self.dupacks = 0;
+                    // Go back N: resend from SND.UNA; Karn: no RTT sample from these. RFC 2018
+                    // §8: after a timeout the SACKed bits are forgotten (the peer may renege).
+                    self.snd_nxt = self.snd_una;
+                    self.sacked_n = 0;
+                    self.rtx_hole = false;
+                    self.rtx_one = false;
+                    self.rtt_sample = None;
+                    // RFC 6298 §5.5: back off the timer.
+                    self.rto = self.rto.saturating_mul(2).min(cx.cfg.max_rto);
+                    self.timers.set(Timer::Retransmit, now + self.rto);
+                }
+                Timer::Persist => {
+                    cx.stats.zero_window_probes += 1;
+                    self.force_send = true;
+                    self.persist_backoff =
+                        self.persist_backoff.saturating_mul(2).min(cx.cfg.max_rto);
+                }
+                Timer::DelayedAck => self.ack_now = true,
+                Timer::FinWait2 => out = Outcome::Closed,
+                Timer::Idle => {
+                    let deadline = self.last_rx + cx.cfg.idle_timeout;
+                    if deadline <= now {
+                        cx.stats.idle_timeouts += 1;
+                        return Outcome::Abort;
+                    }
+                    self.timers.set(Timer::Idle, deadline);
+                }
+            }
+        }
+        self.update_timers(cx.now);
+        out
+    }
+
+    /// Keeps the retransmit / persist timers consistent with what is in flight.
+    pub fn update_timers(&mut self, now: Instant) {
+        if self.outstanding() {
+            if self.timers.get(Timer::Retransmit).is_none() {
+                self.timers.set(Timer::Retransmit, now + self.rto);
+            }
+            self.timers.stop(Timer::Persist);
+        } else {
+            self.timers.stop(Timer::Retransmit);
+            let blocked = self.has_unsent() && self.send_candidate().is_none();
+            if blocked {
+                if self.timers.get(Timer::Persist).is_none() {
+                    self.timers.set(Timer::Persist, now + self.persist_backoff);
+                }
+            } else {
+                self.timers.stop(Timer::Persist);
+            }
+        }
+        if self.ack_now {
+            self.timers.stop(Timer::DelayedAck);
+        }
+    }
+
+    /// Merges a peer SACK block into the scoreboard; true if it added anything.
+    fn sack_add(&mut self, left: SeqNumber, right: SeqNumber) -> bool {
+        let left = left.max(self.snd_una);
+        if right.diff(left) <= 0 || right.diff(self.snd_max) > 0 {
+            return false;
+        }
+        if self.sacked[..self.sacked_n]
+            .iter()
+            .any(|&(a, b)| a.diff(left) <= 0 && right.diff(b) <= 0)
+        {
+            return false;
+        }
+        let mut out = [(SeqNumber(0), SeqNumber(0)); MAX_SACKED + 1];
+        let mut n = 0;
+        let (mut nl, mut nr) = (left, right);
+        let mut placed = false;
+        for &(a, b) in &self.sacked[..self.sacked_n] {
+            if b.diff(nl) < 0 {
+                out[n] = (a, b);
+                n += 1;
+            } else if a.diff(nr) > 0 {
+                if !placed {
+                    out[n] = (nl, nr);
+                    n += 1;
+                    placed = true;
+                }
+                out[n] = (a, b);
+                n += 1;
+            } else {
+                nl = nl.min(a);
+                nr = nr.max(b);
+            }
+        }
+        if !placed {
+            out[n] = (nl, nr);
+            n += 1;
+        }
+        let n = n.min(MAX_SACKED);
+        self.sacked[..n].copy_from_slice(&out[..n]);
+        self.sacked_n = n;
+        true
+    }
+
+    /// Drops what the cumulative ACK now covers.
+    fn sack_prune(&mut self, una: SeqNumber) {
+        let mut n = 0;
+        for i in 0..self.sacked_n {
+            let (a, b) = self.sacked[i];
+            if b.diff(una) > 0 {
+                self.sacked[n] = (a.max(una), b);
+                n += 1;
+            }
+        }
+        self.sacked_n = n;
+    }
+
+    /// First hole at or above `from` that lies below a SACKed range: (start, length).
+    fn sack_next_hole(&self, from: SeqNumber) -> Option<(SeqNumber, u32)> {
+        let mut s = from;
+        for &(a, b) in &self.sacked[..self.sacked_n] {
+            if s.diff(a) < 0 {
+                return a.distance_from(s).map(|d| (s, d));
+            }
+            if s.diff(b) < 0 {
+                s = b;
+            }
+        }
+        None
+    }
+
+    /// Bytes from `seq` up to the next SACKed range (unbounded if none).
+    fn sack_room(&self, seq: SeqNumber) -> usize {
+        self.sacked[..self.sacked_n]
+            .iter()
+            .find(|(a, _)| a.diff(seq) > 0)
+            .and_then(|(a, _)| a.distance_from(seq))
+            .map_or(usize::MAX, |d| d as usize)
+    }
+
+    /// The next SACK hole to retransmit during recovery (data only).
+    fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
+        if !self.rtx_hole {
+            return None;
+        }
+        self.rtx_hole = false;
+        let (seq, hole) = self.sack_next_hole(self.high_rxt.max(self.snd_una))?;
+        let off = seq.distance_from(self.snd_una)? as usize;
+        let len = (hole as usize)
+            .min(self.max_payload() as usize)
+            .min(self.tx.len().saturating_sub(off));
+        if len == 0 {
+            return None;
+        }
+        self.high_rxt = seq + len;
+        Some((seq, len))
+    }
+
+    fn has_unsent(&self) -> bool {
+        self.snd_nxt.diff(self.data_end()) < 0 || self.fin_pending()
+    }
+
+    /// Option bytes of a segment we send (RFC 6691: the MSS excludes options).
+    fn option_len(&self) -> u32 {
+        let mut n = 0;
+        if self.ts_enabled {
+            n += 12;
+        }
+        let blocks = self.sack_block_count() as u32;
+        if blocks > 0 {
+            n += (2 + 8 * blocks + 3) & !3;
+        }
+        n
+    }
+
+    fn sack_block_count(&self) -> usize {
+        if !self.sack_ok {
+            return 0;
+        }
+        let max = if self.ts_enabled { 3 } else { 4 };
+        self.asm.sack_ranges().take(max).count()
+    }
+
+    fn max_payload(&self) -> u32 {
+        self.smss.saturating_sub(self.option_len()).max(1)
+    }
+
+    /// Next new (or go-back-N) segment: (length, with FIN). `None` if nothing may go now.
+    fn send_candidate(&self) -> Option<(usize, bool)> {
+        if self.state == State::TimeWait {
+            return None;
+        }
+        let data_end = self.data_end();
+        let unsent = data_end.distance_from(self.snd_nxt).unwrap_or(0) as usize;
+        let fin_pending = self.fin_pending();
+        if unsent == 0 && !fin_pending {
+            return None;
+        }
+        let wnd = self.snd_wnd.min(self.cwnd);
+        let usable = wnd.saturating_sub(self.flight()) as usize;
+        let mss = self.max_payload() as usize;
+        let mut len = unsent.min(usable).min(mss);
+        if self.force_send {
+            len = len.max(unsent.min(1));
+        } else if len < unsent && len < mss && (len as u32) < self.max_snd_wnd / 2 {
+            // RFC 9293 §3.8.6.2.1 sender SWS avoidance: send only a full segment, all that is
+            // queued, or at least half the largest window the peer offered; else wait for the
+            // window or the override (persist) timer.
+            len = 0;
+        }
+        let fin = fin_pending && len == unsent;
+        if len == 0 && !fin {
+            return None;
+        }
+        Some((len, fin))
+    }
+
+    pub fn wants_transmit(&self) -> bool {
+        self.ack_now || self.rtx_one || self.rtx_hole || self.send_candidate().is_some()
+    }
+
+    fn window_field(&mut self) -> u16 {
+        let ws = u32::from(self.rcv_wscale);
+        let unit = 1u32 << ws;
+        let cur = self.rcv_wnd();
+        let free = self.rx.free() as u32;
+        let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
+        // Never move the right edge left (RFC 9293 §3.8.6.2.2): at least `cur`, rounded up to
+        // the scale unit; grow only by the receiver SWS threshold.
+        let keep = cur.div_ceil(unit);
+        let grown = free >> ws;
+        let field = if free.saturating_sub(cur) >= thresh {
+            grown.max(keep)
+        } else {
+            keep
+        };
+        let field = field.min(65535);
+        let right = self.rcv_nxt + (field << ws);
+        if right.diff(self.rcv_right) > 0 {
+            self.rcv_right = right;
+        }
+        field as u16
+    }
+
+    /// Writes the connection's next segment into `buf`. `None` if nothing is due or `buf` is
+    /// too small for even a header.
+    pub fn poll_transmit(&mut self, cx: &mut Ctx, buf: &mut [u8], ip_id: u16) -> Option<usize> {
+        let now = cx.now;
+        let data_end = self.data_end();
+        let (seq, len, fin, is_rtx) = if self.rtx_one {
+            self.rtx_one = false;
+            let outstanding_data = self
+                .snd_max
+                .distance_from(self.snd_una)
+                .unwrap_or(0)
+                .min(self.tx.len() as u32) as usize;
+            let len = outstanding_data
+                .min(self.max_payload() as usize)
+                .min(self.sack_room(self.snd_una));
+            let fin = self.fin_sent() && !self.fin_acked && len == self.tx.len();
+            let end = self.snd_una + len;
+            self.high_rxt = self.high_rxt.max(end);
+            (self.snd_una, len, fin, true)
+        } else if let Some((seq, len)) = self.take_hole() {
+            (seq, len, false, true)
+        } else if let Some((len, fin)) = self.send_candidate() {
+            self.force_send = false;
+            let is_rtx = self.snd_nxt.diff(self.snd_max) < 0;
+            (self.snd_nxt, len, fin, is_rtx)
+        } else if self.ack_now {
+            (self.snd_nxt, 0, false, false)
+        } else {
+            return None;
+        };
+
+        let mut hdr = self.header(now);
+        hdr.seq = seq;
+        let mut flags = TcpFlags::ACK;
+        // Fit the payload into the caller's buffer.
+        let room = buf
+            .len()
+            .checked_sub(wire::tcp_frame_len(&self.addrs, &hdr, 0))?;
+        let len = len.min(room);
+        let fin = fin && seq + len == data_end;
+        if len > 0 {
+            flags |= TcpFlags::PSH;
+        }
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        hdr.flags = flags;
+        let off = seq.distance_from(self.snd_una).unwrap_or(0) as usize;
+        let (a, b) = self.tx.slices_at(off, len);
+        let n = wire::emit_tcp_frame(buf, &self.addrs, ip_id, cx.cfg.ttl, &hdr, [a, b]).ok()?;
+        cx.stats.segments_out += 1;
+
+        let end = seq + len + u32::from(fin);
+        if len > 0 || fin {
+            if is_rtx {
+                // Karn: nothing timed across a retransmission.
+                cx.stats.retransmits += 1;
+                self.rtt_sample = None;
+            } else if self.rtt_sample.is_none() && !self.ts_enabled {
+                self.rtt_sample = Some((seq, now));
+            }
+            if seq == self.snd_nxt {
+                self.snd_nxt = end;
+            }
+            if end.diff(self.snd_max) > 0 {
+                self.snd_max = end;
+            }
+            if self.timers.get(Timer::Retransmit).is_none() {
+                self.timers.set(Timer::Retransmit, now + self.rto);
+            }
+        }
+        // Every segment carries the ACK.
+        self.ack_now = false;
+        self.unacked_bytes = 0;
+        self.timers.stop(Timer::DelayedAck);
+        self.last_ack_sent = self.rcv_nxt;
+        self.update_timers(cx.now);
+        Some(n)
+    }
+
+    /// A header with our ports, ACK = RCV.NXT, window and options (timestamps, SACK).
+    fn header(&mut self, now: Instant) -> TcpHeader {
+        let window = self.window_field();
+        let mut options = TcpOptions::default();
+        if self.ts_enabled {
+            options.timestamps = Some((self.ts_now(now), self.ts_recent));
+        }
+        if self.sack_ok {
+            let max = if self.ts_enabled { 3 } else { 4 };
+            let mut n = 0;
+            for (off, len) in self.asm.sack_ranges().take(max) {
+                let left = self.rcv_nxt + off;
+                options.sack_blocks[n] = SackBlock {
+                    left,
+                    right: left + len,
+                };
+                n += 1;
+            }
+            options.sack_len = n as u8;
+        }
+        TcpHeader {
+            src_port: self.flow.local.port(),
+            dst_port: self.flow.remote.port(),
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::ACK,
+            window,
+            urgent: 0,
+            options,
+        }
+    }
+
+    /// The RST `abort` sends (RFC 9293 §3.10.5: SEQ = SND.NXT).
+    pub fn rst_header(&self) -> TcpHeader {
+        TcpHeader {
+            src_port: self.flow.local.port(),
+            dst_port: self.flow.remote.port(),
+            seq: self.snd_max,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::RST | TcpFlags::ACK,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        }
+    }
+
+    /// The ACK that answers the FIN which moved us to TIME_WAIT.
+    pub fn final_ack_header(&mut self, now: Instant) -> TcpHeader {
+        let mut h = self.header(now);
+        h.seq = self.snd_max;
+        h
+    }
+
+    /// Receive-side fields the TIME_WAIT record keeps.
+    pub fn time_wait_params(&self) -> (SeqNumber, SeqNumber, Option<u32>, u32) {
+        (self.snd_max, self.rcv_nxt, self.ts_recent(), self.ts_offset)
+    }
+
+    #[cfg(test)]
+    pub fn debug_cwnd(&self) -> (u32, u32, bool) {
+        (self.cwnd, self.ssthresh, self.in_recovery)
+    }
+
+    #[cfg(test)]
+    pub fn debug_rto(&self) -> Duration {
+        self.rto
+    }
+
+    #[cfg(test)]
+    pub fn debug_snd_wnd(&self) -> u32 {
+        self.snd_wnd
+    }
+}
