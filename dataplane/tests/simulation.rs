@@ -2,14 +2,19 @@
 //! across an impaired in-memory link, in virtual time. See `sim/mod.rs` for the harness API.
 //!
 //! Environment:
-//! - `SIM_SEEDS=<n>`: how many seeds `many_seeds` runs (default 12), cycling through profiles.
+//! - `SIM_SEEDS=<n>`: how many seeds `many_seeds` runs (default 12), cycling through profiles;
+//!   CI runs more in release, e.g. `SIM_SEEDS=2000 SIM_THREADS=2`.
 //! - `SIM_SEED_BASE=<n>`: first seed of `many_seeds` (default 1000).
 //! - `SIM_THREADS=<n>`: threads `many_seeds` runs seeds on (default 1).
 //! - `SIM_SEED=<n> SIM_PROFILE=<name>`: what `replay` runs.
 //! - `SIM_TRACE=1`: print every frame as it is delivered (use with `replay` and `--nocapture`).
 //!
+//! The same variables drive the engine's tests (`engine_many_seeds`, `engine_replay`, ... in
+//! `sim/engine_server.rs`).
+//!
 //! Replay a failure: `SIM_SEED=<n> SIM_PROFILE=<name> cargo test --release -p dataplane --test
-//! simulation replay -- --nocapture`.
+//! simulation replay -- --nocapture` (`engine_replay` for the engine; the failure message names
+//! the right test).
 
 mod sim;
 
