@@ -73,7 +73,7 @@ fn check_server<S: SimServer>(cfg: &SimConfig, make_server: impl FnOnce(Instant)
 
 fn summarize(cfg: &SimConfig, o: &Outcome, wall: std::time::Duration) {
     println!(
-        "seed {:>5} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s  steps {:>6}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:.3}s",
+        "seed {:>5} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s (quiet {:.1}s)  steps {:>6}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:.3}s",
         cfg.seed,
         cfg.profile.name,
         o.client.connections,
@@ -82,6 +82,7 @@ fn summarize(cfg: &SimConfig, o: &Outcome, wall: std::time::Duration) {
         o.client.requests,
         o.client.body_bytes,
         o.virtual_time.as_secs_f64(),
+        o.max_quiet.as_secs_f64(),
         o.steps,
         o.c2s.delivered,
         o.c2s.sent,

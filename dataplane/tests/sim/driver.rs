@@ -63,6 +63,10 @@ pub struct Outcome {
     pub trace_hash: u64,
     pub client: ClientStats,
     pub virtual_time: Duration,
+    /// Longest stretch of virtual time in which the link delivered nothing (the end's TIME-WAIT
+    /// included): a stall detector, since a peer that stalls until a retransmission pokes it
+    /// still passes.
+    pub max_quiet: Duration,
     pub steps: u64,
     pub c2s: DirStats,
     pub s2c: DirStats,
@@ -113,6 +117,8 @@ pub fn run<S: SimServer>(
     let arp_table = [(CLIENT_IP, CLIENT_MAC), (SERVER_IP, SERVER_MAC)];
     let mut buf = vec![0u8; 4096];
     let mut steps = 0u64;
+    let mut last_delivery = now;
+    let mut max_quiet = Duration::ZERO;
 
     let result = loop {
         steps += 1;
@@ -123,6 +129,10 @@ pub fn run<S: SimServer>(
             break Err(format!("virtual time bound {:?} reached", cfg.max_virtual));
         }
         let mut progress = false;
+        if link.next_at().is_some_and(|t| t <= now) {
+            max_quiet = max_quiet.max(now - last_delivery);
+            last_delivery = now;
+        }
         while let Some(frame) = link.c2s.pop_due(now) {
             link.record(now, 0, &frame);
             if cfg.print_frames {
@@ -218,6 +228,7 @@ pub fn run<S: SimServer>(
                 trace_hash: trace.0,
                 client: client.stats,
                 virtual_time: now - start,
+                max_quiet: max_quiet.max(now - last_delivery),
                 steps,
                 c2s: link.c2s.stats,
                 s2c: link.s2c.stats,
