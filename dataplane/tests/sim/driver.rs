@@ -30,7 +30,8 @@ pub struct SimConfig {
     pub max_virtual: Duration,
     /// ... or this many steps.
     pub max_steps: u64,
-    /// The test that replays a failure (named in the failure message).
+    /// The test that replays a failure (its full path, for `--exact`; named in the failure
+    /// message).
     pub replay_test: &'static str,
     /// Print every frame as it is delivered or dropped (`SIM_TRACE=1` in the tests).
     pub print_frames: bool,
@@ -96,7 +97,7 @@ impl fmt::Display for Failure {
         writeln!(f, "  client: {}", self.pending)?;
         write!(
             f,
-            "  replay: SIM_SEED={} SIM_PROFILE={} cargo test --release -p dataplane --test simulation {} -- --nocapture",
+            "  replay: SIM_SEED={} SIM_PROFILE={} cargo test --release -p dataplane --test simulation {} -- --exact --nocapture",
             self.seed, self.profile, self.replay_test
         )
     }

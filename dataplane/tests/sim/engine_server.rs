@@ -109,7 +109,7 @@ pub fn new_engine(seed: u64, now: Instant) -> SimEngine {
 
 fn engine_cfg(seed: u64, profile: super::link::Profile) -> SimConfig {
     let mut cfg = SimConfig::new(seed, profile);
-    cfg.replay_test = "engine_replay";
+    cfg.replay_test = "sim::engine_server::engine_replay";
     cfg
 }
 
@@ -132,7 +132,7 @@ fn engine_all_profiles() {
 /// `SIM_THREADS` threads; lists every failing seed at the end.
 #[test]
 fn engine_many_seeds() {
-    crate::sweep("engine_replay", new_engine);
+    crate::sweep("sim::engine_server::engine_replay", new_engine);
 }
 
 /// Runs `SIM_SEED` under `SIM_PROFILE` (defaults: seed 1, combined) against the engine.
