@@ -102,7 +102,12 @@ fn flags(bits: &[TcpFlags]) -> TcpFlags {
 }
 
 impl Endpoint {
-    pub fn new(config: TcpConfig, secret: [u8; 32], now: Instant) -> Self {
+    pub fn new(mut config: TcpConfig, secret: [u8; 32], now: Instant) -> Self {
+        // Keep odd configurations inside what the protocol allows.
+        config.window_scale = config.window_scale.min(14);
+        config.mss = config.mss.max(88);
+        config.max_rto = config.max_rto.max(config.min_rto);
+        config.max_connections = config.max_connections.min(u32::MAX as usize);
         let n = config.max_connections;
         let slots = (0..n)
             .map(|_| Slot {

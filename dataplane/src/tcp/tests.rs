@@ -1612,3 +1612,93 @@ fn rfc9293_zero_receive_window_still_accepts_valid_acks() {
     let (a, b) = fx.ep.send_space(fx.h);
     assert_eq!(a.len() + b.len(), 64 * 1024, "tx ring drained by the ACK");
 }
+
+#[test]
+fn rfc9293_time_wait_without_timestamps_new_syn_needs_higher_sequence() {
+    let opts = HsOpts {
+        ts: false,
+        ws: false,
+        sack: false,
+    };
+    let mut fx = Fx::with(small_config(), opts);
+    fx.ep.close(fx.h);
+    fx.out_and_ack();
+    fx.send(TcpFlags::ACK | TcpFlags::FIN, &[]).unwrap();
+    fx.out();
+    assert_eq!(fx.ep.time_wait_count(), 1);
+    let no_ts = HsOpts {
+        ts: false,
+        ws: false,
+        sack: false,
+    };
+    // Below RCV.NXT: ACK, no SYN-ACK.
+    assert!(fx
+        .send_hdr(&syn(&no_ts, fx.seq.0.wrapping_sub(10)), &[])
+        .is_err());
+    let out = fx.out();
+    assert!(!out[0].has(TcpFlags::SYN));
+    assert_eq!(out[0].hdr.ack, fx.seq);
+    // Above: a fresh cookie, and its ACK takes over the flow.
+    let isn = fx.seq.0.wrapping_add(1000);
+    fx.send_hdr(&syn(&no_ts, isn), &[]).unwrap();
+    let sa = fx.out().remove(0);
+    assert!(sa.has(TcpFlags::SYN));
+    let ack = TcpHeader {
+        seq: SeqNumber(isn.wrapping_add(1)),
+        ack: sa.hdr.seq + 1u32,
+        ..templ()
+    };
+    fx.send_hdr(&ack, b"GET").unwrap();
+    assert_eq!(fx.ep.time_wait_count(), 0);
+    assert_eq!(fx.ep.connection_count(), 1);
+}
+
+#[test]
+fn duplicate_handshake_ack_and_retransmitted_syn_after_establishment_are_harmless() {
+    let mut fx = Fx::new();
+    // The handshake ACK again (duplicated by the network).
+    let h = fx.hdr(TcpFlags::ACK);
+    fx.send_hdr(&h, &[]).unwrap();
+    assert!(fx.out().is_empty());
+    assert_eq!(fx.ep.connection_count(), 1);
+    assert_eq!(fx.ep.stats().connections_established, 1);
+}
+
+#[test]
+fn odd_config_does_not_panic() {
+    let cfg = TcpConfig {
+        max_connections: 1,
+        rx_buffer: 0,
+        tx_buffer: 0,
+        max_ooo_bytes: 0,
+        mss: 0,
+        window_scale: 200,
+        min_rto: Duration::from_secs(10),
+        max_rto: Duration::from_millis(1),
+        max_time_wait: 0,
+        max_stateless_replies: 0,
+        challenge_ack_limit: 0,
+        delayed_ack: Duration::ZERO,
+        ..TcpConfig::default()
+    };
+    let now = t0();
+    let mut ep = Endpoint::new(cfg.clone(), SECRET, now);
+    let _ = ep.handle_frame(now, &frame(&syn(&ALL_OPTS, 1), &[]));
+    assert!(drain(&mut ep, now).is_empty(), "no room for replies");
+    let cfg = TcpConfig {
+        max_stateless_replies: 4,
+        ..cfg
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let _ = fx.send(TcpFlags::ACK, b"data");
+    fx.app_send(b"x");
+    fx.ep.close(fx.h);
+    for _ in 0..50 {
+        fx.out();
+        if fx.ep.poll_timeout().is_none() {
+            break;
+        }
+        fx.fire_next();
+    }
+    fx.assert_all_gone();
+}
