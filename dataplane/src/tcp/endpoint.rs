@@ -45,6 +45,13 @@ pub enum Event {
     Closed { conn: ConnHandle, flow: FlowKey },
 }
 
+/// A connection's readable bytes and free transmit space, borrowed together (see
+/// [`Endpoint::stream`]). Each side is two slices, in order, as a ring buffer hands them out.
+pub struct Stream<'a> {
+    pub recv: (&'a [u8], &'a [u8]),
+    pub send: (&'a mut [u8], &'a mut [u8]),
+}
+
 struct Slot {
     generation: u32,
     live: bool,
@@ -870,6 +877,21 @@ impl Endpoint {
             Some(c) if c.can_send() => c.tx.writable_slices(),
             _ => (&mut [], &mut []),
         }
+    }
+
+    /// Both sides of a connection at once, for a caller that moves bytes from one to the
+    /// other without a copy in between (the HTTP layer reads requests and writes responses in
+    /// one pass). Follow with `consume` and `commit_send`. `None` for a stale handle.
+    pub fn stream(&mut self, conn: ConnHandle) -> Option<Stream<'_>> {
+        let c = self.conn_mut(conn)?;
+        let can_send = c.can_send();
+        let recv = c.rx.as_slices();
+        let send = if can_send {
+            c.tx.writable_slices()
+        } else {
+            (&mut [][..], &mut [][..])
+        };
+        Some(Stream { recv, send })
     }
 
     /// Queues the first `n` bytes written into `send_space`.
