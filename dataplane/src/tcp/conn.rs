@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::assembler::Assembler;
+use super::assembler::{Assembler, MAX_RANGES};
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::ring::RingBuffer;
 use super::{ConnHandle, Event, FlowKey};
@@ -816,7 +816,9 @@ impl Conn {
                     self.rcv_nxt = self.rcv_nxt + n;
                 } else {
                     cx.stats.out_of_order_segments += 1;
-                    if self.asm.add(off, data.len()).is_err() {
+                    if self.asm.add(off, data.len()).is_err()
+                        && !self.evict_ooo_above(off, data.len())
+                    {
                         drop = Some(DropReason::OutOfOrderFull);
                         fin = false;
                     }
@@ -852,6 +854,33 @@ impl Conn {
             self.rx_fin = Some(seq + data.len());
         }
         drop
+    }
+
+    /// The out-of-order bound is reached: forget the held ranges furthest from RCV.NXT (above
+    /// `off`) until `[off, off + len)` fits, as Linux prunes its out-of-order queue from the
+    /// far end. The bytes nearest RCV.NXT are the ones that let the stream advance; far ranges
+    /// will be retransmitted (RFC 2018 §8 allows the receiver to renege on SACKed data).
+    /// Evicted bytes stay in place in the ring, so re-adding a range they cover stays correct.
+    fn evict_ooo_above(&mut self, off: usize, len: usize) -> bool {
+        let mut kept = [(0usize, 0usize); MAX_RANGES];
+        let mut n = 0;
+        for r in self.asm.ranges() {
+            if let Some(slot) = kept.get_mut(n) {
+                *slot = r;
+                n += 1;
+            }
+        }
+        while n > 0 && kept[n - 1].0 > off {
+            n -= 1;
+            self.asm.clear();
+            for &(o, l) in &kept[..n] {
+                let _ = self.asm.add(o, l);
+            }
+            if self.asm.add(off, len).is_ok() {
+                return true;
+            }
+        }
+        false
     }
 
     /// The application consumed `n` readable bytes: maybe a window update is due.

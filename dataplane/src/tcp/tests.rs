@@ -1702,3 +1702,36 @@ fn odd_config_does_not_panic() {
     }
     fx.assert_all_gone();
 }
+
+#[test]
+fn out_of_order_bound_evicts_far_ranges_for_data_nearer_rcv_nxt() {
+    let cfg = TcpConfig {
+        max_ooo_bytes: 3000,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let base = fx.seq;
+    // Far out-of-order data fills the bound.
+    fx.seq = base + 20_000u32;
+    fx.send(TcpFlags::ACK, &[b'f'; 1400]).unwrap();
+    fx.seq = base + 30_000u32;
+    fx.send(TcpFlags::ACK, &[b'g'; 1400]).unwrap();
+    // Data just above the hole at RCV.NXT displaces the furthest range.
+    fx.seq = base + 100u32;
+    fx.send(TcpFlags::ACK, &[b'n'; 1400]).unwrap();
+    // The hole fills: 100 + 1400 bytes become readable.
+    fx.seq = base;
+    fx.send(TcpFlags::ACK, &[b'a'; 100]).unwrap();
+    let r = fx.readable();
+    assert_eq!(r.len(), 1500);
+    assert!(r[..100].iter().all(|&b| b == b'a') && r[100..].iter().all(|&b| b == b'n'));
+    // The nearer far range survived: filling up to it delivers it too.
+    fx.seq = base + 1500u32;
+    let mut left = 18_500usize;
+    while left > 0 {
+        let n = left.min(1400);
+        let _ = fx.send(TcpFlags::ACK, &vec![b'm'; n]);
+        left -= n;
+    }
+    assert_eq!(fx.readable().len(), 21_400);
+}
