@@ -336,8 +336,8 @@ impl Conn {
             writable_signalled: false,
             want_writable: false,
         };
-        // The SYN-ACK advertised min(rx_buffer, 65535) unscaled (RFC 7323 §2.2).
-        let syn_wnd = (cfg.rx_buffer.min(65535)) as u32;
+        // The SYN-ACK advertised `syn_window()`, unscaled (RFC 7323 §2.2).
+        let syn_wnd = u32::from(cfg.syn_window());
         c.rcv_right = c.rcv_nxt + syn_wnd;
         c.timers.set(Timer::Idle, now + cfg.idle_timeout);
         c

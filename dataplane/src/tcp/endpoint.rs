@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use super::config::{DropReason, TcpConfig, TcpStats};
+use super::config::{DropReason, TcpConfig, TcpStats, EARLY_DATA_MAX_SEGMENTS};
 use super::conn::{ChallengeLimiter, Conn, Ctx, Negotiated, Outcome, Seg};
 use super::syncookie::{CookieRequest, SynCookies, MSS_TABLE};
 use super::FlowKey;
@@ -99,6 +99,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     stats: TcpStats,
     challenge: ChallengeLimiter,
+    /// Budget of early-data checks (`TcpConfig::early_data_checks`).
+    early_limiter: ChallengeLimiter,
     ip_id: u16,
     /// Latest time handed in; application calls (which carry no time) arm timers from it.
     now: Instant,
@@ -142,6 +144,7 @@ impl Endpoint {
             events: VecDeque::with_capacity((4 * n).min(1 << 16)),
             stats: TcpStats::default(),
             challenge: ChallengeLimiter::new(config.challenge_ack_limit, now),
+            early_limiter: ChallengeLimiter::new(config.early_data_checks, now),
             ip_id: 0,
             now,
             cfg: config,
@@ -462,7 +465,7 @@ impl Endpoint {
             ack: seg.seq + 1u32,
             flags: flags(&[TcpFlags::SYN, TcpFlags::ACK]),
             // RFC 7323 §2.2: the window in a SYN-ACK is never scaled.
-            window: self.cfg.rx_buffer.min(65535) as u16,
+            window: self.cfg.syn_window(),
             urgent: 0,
             options,
         };
@@ -494,7 +497,8 @@ impl Endpoint {
                 // j-th segment of a flight of full-sized segments (this segment's size, or the
                 // send MSS the cookie encodes), it is dropped silently: the client retransmits
                 // it once the connection exists, where a RST would kill a healthy connection.
-                // Bounded work: at most 32 extra hashes, only for segments with data.
+                // Bounded work: at most 30 extra hashes, only for segments with data, and at
+                // most `early_data_checks` such segments per second.
                 if self.early_data(now, &flow, seg, ack, tsecr) {
                     return Err(DropReason::EarlyData);
                 }
@@ -554,7 +558,7 @@ impl Endpoint {
     }
 
     fn early_data(
-        &self,
+        &mut self,
         now: Instant,
         flow: &FlowKey,
         seg: &Seg,
@@ -562,7 +566,7 @@ impl Endpoint {
         tsecr: Option<u32>,
     ) -> bool {
         let len = seg.payload.len() as u32;
-        if len == 0 {
+        if len == 0 || !self.early_limiter.allow(now) {
             return false;
         }
         let idx = (((ack - 1u32).0 >> 28) & 3) as usize;
@@ -573,7 +577,7 @@ impl Endpoint {
             if step == 0 || (i == 1 && step == steps[0]) {
                 continue;
             }
-            for j in 1..=16u32 {
+            for j in 1..EARLY_DATA_MAX_SEGMENTS {
                 let cand = seg.seq - j.saturating_mul(step);
                 if self.cookies.validate(now, flow, cand, ack, tsecr).is_ok() {
                     return true;
