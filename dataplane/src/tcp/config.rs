@@ -50,8 +50,9 @@ pub struct TcpConfig {
 }
 
 impl TcpConfig {
-    /// The window of our SYN-ACK (never scaled, RFC 7323 §2.2): at most 16 segments, so the
-    /// client's first flight is one the early-data check can recognise.
+    /// The window of our SYN-ACK (never scaled, RFC 7323 §2.2): at most 16 * MSS, so every
+    /// segment of the client's first flight starts at most 16 segments (of at least MSS - 40
+    /// bytes, rounded) after its ISN, which the early-data check recognises.
     pub fn syn_window(&self) -> u16 {
         let cap = usize::from(self.mss).saturating_mul(EARLY_DATA_MAX_SEGMENTS as usize);
         self.rx_buffer.min(65535).min(cap) as u16

@@ -497,7 +497,7 @@ impl Endpoint {
                 // j-th segment of a flight of full-sized segments (this segment's size, or the
                 // send MSS the cookie encodes), it is dropped silently: the client retransmits
                 // it once the connection exists, where a RST would kill a healthy connection.
-                // Bounded work: at most 30 extra hashes, only for segments with data, and at
+                // Bounded work: at most 32 extra hashes, only for segments with data, and at
                 // most `early_data_checks` such segments per second.
                 if self.early_data(now, &flow, seg, ack, tsecr) {
                     return Err(DropReason::EarlyData);
@@ -577,7 +577,7 @@ impl Endpoint {
             if step == 0 || (i == 1 && step == steps[0]) {
                 continue;
             }
-            for j in 1..EARLY_DATA_MAX_SEGMENTS {
+            for j in 1..=EARLY_DATA_MAX_SEGMENTS {
                 let cand = seg.seq - j.saturating_mul(step);
                 if self.cookies.validate(now, flow, cand, ack, tsecr).is_ok() {
                     return true;
