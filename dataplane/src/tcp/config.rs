@@ -47,6 +47,11 @@ pub struct TcpConfig {
     /// as possible first-flight data that overtook the handshake ACK (up to 32 extra hashes
     /// each); beyond this they get the plain RST. Bounds the CPU a flood of such segments costs.
     pub early_data_checks: u32,
+    /// Entries of the SYN hint table (client ISNs of recent SYNs, 16 bytes each, allocated
+    /// once): lets a client whose handshake ACK was lost or overtaken be recognised from its
+    /// next segment instead of being reset. Lossy by design (a SYN flood just overwrites it);
+    /// 0 disables it.
+    pub syn_hints: usize,
 }
 
 impl TcpConfig {
@@ -84,6 +89,7 @@ impl Default for TcpConfig {
             max_stateless_replies: 4096,
             ttl: 64,
             early_data_checks: 10_000,
+            syn_hints: 4096,
         }
     }
 }

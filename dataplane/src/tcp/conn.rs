@@ -475,17 +475,19 @@ impl Conn {
         };
         if !acceptable {
             // "If an incoming segment is not acceptable, an acknowledgment should be sent in
-            // reply" (also the answer to the peer's zero-window probes). With RCV.WND zero,
-            // "special allowance should be made to accept valid ACKs": the ACK field of a
-            // segment at or somewhat beyond RCV.NXT (a probe, or a peer that sent past our
-            // window and moved its SND.NXT) still updates SND.UNA / SND.WND if it passes the
-            // RFC 5961 §5 range check. Without this, a peer that waits for our window while
-            // we wait for its ACK (our app cannot write until the tx ring drains) deadlocks.
+            // reply" (also the answer to the peer's zero-window probes). RFC 9293: with
+            // RCV.WND zero "special allowance should be made to accept valid ACKs". We extend
+            // that allowance to any small or closed window: the ACK field of a segment at or
+            // somewhat beyond RCV.NXT (a probe, or a peer that sent past our window and moved
+            // its SND.NXT) still updates SND.UNA / SND.WND if it passes the RFC 5961 §5 range
+            // check. Without this, a peer that waits for our window while we wait for its ACK
+            // (our app cannot read until it can write, and it cannot write until the tx ring
+            // drains) deadlocks; both were found by the engine simulation.
             self.ack_now = true;
             let near = seg
                 .seq
-                .in_window(self.rcv_nxt, (self.rx.capacity() as u32).max(1));
-            if wnd == 0 && near {
+                .in_window(self.rcv_nxt, (self.rx.capacity() as u32).max(wnd).max(1));
+            if near {
                 if let Some(ack) = seg.ack {
                     if ack.diff(self.snd_max) <= 0 && ack.diff(self.snd_una - self.max_snd_wnd) >= 0
                     {
@@ -1192,8 +1194,16 @@ impl Conn {
         let free = self.rx.free() as u32;
         let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
         // Never move the right edge left (RFC 9293 §3.8.6.2.2): at least `cur`, rounded up to
-        // the scale unit; grow only by the receiver SWS threshold.
-        let keep = cur.div_ceil(unit);
+        // the scale unit -- unless rounding up would offer bytes the ring cannot hold; then
+        // round down (the edge moves left by less than 2^wscale, which RFC 7323 §2.4 makes
+        // the sender tolerate; `rcv_right` keeps the old edge, so such bytes stay acceptable).
+        // Grow only by the receiver SWS threshold.
+        let keep_up = cur.div_ceil(unit);
+        let keep = if (keep_up << ws) <= free {
+            keep_up
+        } else {
+            free.min(cur) >> ws
+        };
         let grown = free >> ws;
         let field = if free.saturating_sub(cur) >= thresh {
             grown.max(keep)

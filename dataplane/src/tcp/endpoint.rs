@@ -8,10 +8,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::BuildHasher;
 
 use super::config::{DropReason, TcpConfig, TcpStats, EARLY_DATA_MAX_SEGMENTS};
 use super::conn::{ChallengeLimiter, Conn, Ctx, Negotiated, Outcome, Seg};
-use super::syncookie::{CookieRequest, SynCookies, MSS_TABLE};
+use super::syncookie::{CookieParams, CookieRequest, SynCookies, MSS_TABLE};
 use super::FlowKey;
 use crate::time::Instant;
 use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
@@ -99,6 +100,9 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     stats: TcpStats,
     challenge: ChallengeLimiter,
+    /// Client ISNs of recent SYNs, direct-mapped by a keyed hash of the flow, fixed size
+    /// (`TcpConfig::syn_hints`); see `cookie_ack`.
+    syn_hints: Box<[Option<(FlowKey, SeqNumber)>]>,
     /// Budget of early-data checks (`TcpConfig::early_data_checks`).
     early_limiter: ChallengeLimiter,
     ip_id: u16,
@@ -145,6 +149,7 @@ impl Endpoint {
             stats: TcpStats::default(),
             challenge: ChallengeLimiter::new(config.challenge_ack_limit, now),
             early_limiter: ChallengeLimiter::new(config.early_data_checks, now),
+            syn_hints: vec![None; config.syn_hints].into_boxed_slice(),
             ip_id: 0,
             now,
             cfg: config,
@@ -470,6 +475,11 @@ impl Endpoint {
             options,
         };
         self.stats.cookies_sent += 1;
+        if let Some(i) = self.hint_slot(&flow) {
+            if let Some(h) = self.syn_hints.get_mut(i) {
+                *h = Some((flow, seg.seq));
+            }
+        }
         self.queue_reply(Reply {
             addrs: addrs.reversed(),
             hdr,
@@ -489,24 +499,32 @@ impl Endpoint {
         let tsecr = seg.ts.map(|(_, e)| e);
         let params = match self.cookies.validate(now, &flow, seg.seq, ack, tsecr) {
             Ok(p) => p,
-            Err(_) => {
-                // Departure from RFC 9293 §3.10.7.2 (which resets any ACK in LISTEN): a data
-                // segment of the client's first flight that overtook the handshake-completing
-                // ACK (reordering, or that ACK was lost) carries the cookie but not the client
-                // ISN + 1. If the cookie validates for the ISN the segment would have as the
-                // j-th segment of a flight of full-sized segments (this segment's size, or the
-                // send MSS the cookie encodes), it is dropped silently: the client retransmits
-                // it once the connection exists, where a RST would kill a healthy connection.
-                // Bounded work: at most 32 extra hashes, only for segments with data, and at
-                // most `early_data_checks` such segments per second.
-                if self.early_data(now, &flow, seg, ack, tsecr) {
-                    return Err(DropReason::EarlyData);
+            // A segment of a genuine client whose handshake ACK has not arrived (lost, or
+            // overtaken): the SYN hint table remembers the client ISN of recent SYNs, so the
+            // cookie can be checked for it and the connection created now; the segment is
+            // then ordinary out-of-order data (or a pure ACK). Lossy and fixed-size: under a
+            // SYN flood hints are overwritten and this falls through to the checks below.
+            Err(_) => match self.syn_hint(now, &flow, ack, tsecr) {
+                Some(p) => p,
+                None => {
+                    // Departure from RFC 9293 §3.10.7.2 (which resets any ACK in LISTEN):
+                    // a data segment of the client's first flight that overtook the
+                    // handshake-completing ACK carries the cookie but not the client ISN + 1.
+                    // If the cookie validates for the ISN the segment would have as the j-th
+                    // full-sized segment (this segment's size, or the send MSS the cookie
+                    // encodes), it is dropped silently: the client retransmits it once the
+                    // connection exists, where a RST would kill a healthy connection. Bounded
+                    // work: at most 32 extra hashes, only for segments with data, and at most
+                    // `early_data_checks` such segments per second.
+                    if self.early_data(now, &flow, seg, ack, tsecr) {
+                        return Err(DropReason::EarlyData);
+                    }
+                    // RFC 9293 §3.10.7.2 (LISTEN, ACK): <SEQ=SEG.ACK><CTL=RST>.
+                    self.stats.cookies_failed += 1;
+                    self.queue_rst(addrs, t, seg);
+                    return Err(DropReason::BadCookie);
                 }
-                // RFC 9293 §3.10.7.2 (LISTEN, ACK): <SEQ=SEG.ACK><CTL=RST>.
-                self.stats.cookies_failed += 1;
-                self.queue_rst(addrs, t, seg);
-                return Err(DropReason::BadCookie);
-            }
+            },
         };
         self.stats.cookies_validated += 1;
         let Some(idx) = self.free.pop() else {
@@ -555,6 +573,33 @@ impl Endpoint {
             .push_back(Event::Established { conn: handle, flow });
         // The ACK may carry data (and even a FIN): run it through the state machine.
         self.conn_segment(now, idx, seg)
+    }
+
+    /// The slot of `flow` in the SYN hint table.
+    fn hint_slot(&self, flow: &FlowKey) -> Option<usize> {
+        let n = self.syn_hints.len();
+        if n == 0 {
+            return None;
+        }
+        Some((self.table.hasher().hash_one(flow) % n as u64) as usize)
+    }
+
+    /// Cookie parameters for `flow` from the client ISN its latest SYN had, if remembered and
+    /// the cookie validates for it.
+    fn syn_hint(
+        &self,
+        now: Instant,
+        flow: &FlowKey,
+        ack: SeqNumber,
+        tsecr: Option<u32>,
+    ) -> Option<CookieParams> {
+        let (f, isn) = (*self.syn_hints.get(self.hint_slot(flow)?)?)?;
+        if f != *flow {
+            return None;
+        }
+        self.cookies
+            .validate(now, flow, isn + 1u32, ack, tsecr)
+            .ok()
     }
 
     fn early_data(

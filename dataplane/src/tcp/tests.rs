@@ -1407,7 +1407,12 @@ fn garbage_frames_never_panic() {
 #[test]
 fn first_flight_data_overtaking_the_cookie_ack_is_dropped_silently_not_reset() {
     let now = t0();
-    let mut ep = Endpoint::new(small_config(), SECRET, now);
+    // Without SYN hints (as under a SYN flood that overwrote them).
+    let cfg = TcpConfig {
+        syn_hints: 0,
+        ..small_config()
+    };
+    let mut ep = Endpoint::new(cfg, SECRET, now);
     ep.handle_frame(now, &frame(&syn(&ALL_OPTS, CLIENT_ISN), &[]))
         .unwrap();
     let sa = drain(&mut ep, now).remove(0);
@@ -1734,4 +1739,48 @@ fn out_of_order_bound_evicts_far_ranges_for_data_nearer_rcv_nxt() {
         left -= n;
     }
     assert_eq!(fx.readable().len(), 11_400);
+}
+
+#[test]
+fn syn_hint_lets_a_segment_overtaking_the_handshake_ack_create_the_connection() {
+    let now = t0();
+    let mut ep = Endpoint::new(small_config(), SECRET, now);
+    ep.handle_frame(now, &frame(&syn(&ALL_OPTS, CLIENT_ISN), &[]))
+        .unwrap();
+    let sa = drain(&mut ep, now).remove(0);
+    let ecr = sa.hdr.options.timestamps.unwrap().0;
+    let mk = |seq: u32| TcpHeader {
+        seq: SeqNumber(seq),
+        ack: sa.hdr.seq + 1u32,
+        options: TcpOptions {
+            timestamps: Some((101, ecr)),
+            ..TcpOptions::default()
+        },
+        ..templ()
+    };
+    // A pure ACK (window update) from after a short first flight arrives first: it is not a
+    // full-segment multiple, yet the hint recognises it.
+    ep.handle_frame(now, &frame(&mk(CLIENT_ISN + 1 + 700), &[]))
+        .unwrap();
+    assert_eq!(ep.connection_count(), 1);
+    let ev = events(&mut ep);
+    let Event::Established { conn, .. } = ev[0] else {
+        panic!("{ev:?}")
+    };
+    // Then the data, out of order first.
+    let _ = ep.handle_frame(now, &frame(&mk(CLIENT_ISN + 1 + 300), &[b'b'; 400]));
+    let out = drain(&mut ep, now);
+    assert_eq!(out.last().unwrap().hdr.ack, SeqNumber(CLIENT_ISN + 1));
+    ep.handle_frame(now, &frame(&mk(CLIENT_ISN + 1), &[b'a'; 300]))
+        .unwrap();
+    let (a, b) = ep.recv_slices(conn);
+    assert_eq!(a.len() + b.len(), 700);
+    // A forged ACK for the same flow with a wrong cookie still gets a RST.
+    let now2 = now;
+    let mut bad = mk(CLIENT_ISN + 5000);
+    bad.src_port = CPORT + 9;
+    assert_eq!(
+        ep.handle_frame(now2, &frame(&bad, &[])),
+        Err(DropReason::BadCookie)
+    );
 }
