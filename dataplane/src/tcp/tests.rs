@@ -229,7 +229,7 @@ impl Fx {
 
     fn out(&mut self) -> Vec<Out> {
         let out = drain(&mut self.ep, self.now);
-        for o in &out {
+        for o in out.iter().filter(|o| o.hdr.dst_port == CPORT) {
             if let Some((v, _)) = o.hdr.options.timestamps {
                 self.ts_echo = v;
             }
@@ -240,7 +240,7 @@ impl Fx {
     /// Drains output and ACKs all of it from the client.
     fn out_and_ack(&mut self) -> Vec<Out> {
         let out = self.out();
-        for o in &out {
+        for o in out.iter().filter(|o| o.hdr.dst_port == CPORT) {
             let end = o.hdr.seq + o.payload.len() + usize::from(o.has(TcpFlags::FIN));
             if end.diff(self.ack) > 0 {
                 self.ack = end;
@@ -1783,4 +1783,26 @@ fn syn_hint_lets_a_segment_overtaking_the_handshake_ack_create_the_connection() 
         ep.handle_frame(now2, &frame(&bad, &[])),
         Err(DropReason::BadCookie)
     );
+}
+
+#[test]
+fn syn_flood_during_traffic_leaves_the_live_connection_working() {
+    let mut fx = Fx::new();
+    for i in 0..20_000u32 {
+        let mut h = syn(&ALL_OPTS, i.wrapping_mul(2_654_435_761));
+        h.src_port = 1024 + (i % 50_000) as u16;
+        let _ = fx.send_hdr(&h, &[]);
+        if i % 1000 == 0 {
+            // The live connection keeps exchanging data meanwhile.
+            fx.send(TcpFlags::ACK | TcpFlags::PSH, b"req").unwrap();
+            fx.app_send(b"resp");
+            let out = fx.out_and_ack();
+            assert!(out.iter().any(|o| o.payload == b"resp"));
+            let n = fx.readable().len();
+            fx.ep.consume(fx.h, n);
+        }
+    }
+    assert_eq!(fx.ep.connection_count(), 1);
+    assert!(fx.ep.stats().stateless_queue_overflows > 0);
+    assert!(fx.ep.stats().cookies_sent > 1000);
 }
