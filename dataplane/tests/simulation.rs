@@ -2,14 +2,19 @@
 //! across an impaired in-memory link, in virtual time. See `sim/mod.rs` for the harness API.
 //!
 //! Environment:
-//! - `SIM_SEEDS=<n>`: how many seeds `many_seeds` runs (default 12), cycling through profiles.
+//! - `SIM_SEEDS=<n>`: how many seeds `many_seeds` runs (default 12), cycling through profiles;
+//!   CI runs more in release, e.g. `SIM_SEEDS=2000 SIM_THREADS=2`.
 //! - `SIM_SEED_BASE=<n>`: first seed of `many_seeds` (default 1000).
 //! - `SIM_THREADS=<n>`: threads `many_seeds` runs seeds on (default 1).
 //! - `SIM_SEED=<n> SIM_PROFILE=<name>`: what `replay` runs.
 //! - `SIM_TRACE=1`: print every frame as it is delivered (use with `replay` and `--nocapture`).
 //!
+//! The same variables drive the engine's tests (`engine_many_seeds`, `engine_replay`, ... in
+//! `sim/engine_server.rs`).
+//!
 //! Replay a failure: `SIM_SEED=<n> SIM_PROFILE=<name> cargo test --release -p dataplane --test
-//! simulation replay -- --nocapture`.
+//! simulation replay -- --nocapture` (`engine_replay` for the engine; the failure message names
+//! the right test).
 
 mod sim;
 
@@ -68,7 +73,7 @@ fn check_server<S: SimServer>(cfg: &SimConfig, make_server: impl FnOnce(Instant)
 
 fn summarize(cfg: &SimConfig, o: &Outcome, wall: std::time::Duration) {
     println!(
-        "seed {:>5} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s  steps {:>6}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:.3}s",
+        "seed {:>5} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s (quiet {:.1}s)  steps {:>6}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:.3}s",
         cfg.seed,
         cfg.profile.name,
         o.client.connections,
@@ -77,6 +82,7 @@ fn summarize(cfg: &SimConfig, o: &Outcome, wall: std::time::Duration) {
         o.client.requests,
         o.client.body_bytes,
         o.virtual_time.as_secs_f64(),
+        o.max_quiet.as_secs_f64(),
         o.steps,
         o.c2s.delivered,
         o.c2s.sent,
@@ -196,6 +202,16 @@ fn profile_bottleneck() {
 #[test]
 fn profile_combined() {
     profile_seeds("combined", &[11]);
+}
+
+/// Many connections open at once: 48 to 96, all concurrent when the seed says so.
+#[test]
+fn crowd() {
+    for (seed, name) in [(3, "clean"), (5, "combined")] {
+        let mut cfg = SimConfig::new(seed, profile_named(name));
+        cfg.max_conns = 96;
+        check(&cfg);
+    }
 }
 
 /// The sweep against the reference server (see `sweep` for the environment it reads).

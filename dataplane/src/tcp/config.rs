@@ -43,7 +43,29 @@ pub struct TcpConfig {
     pub max_stateless_replies: usize,
     /// TTL of the IPv4 packets we emit.
     pub ttl: u8,
+    /// Per second, for the whole endpoint: how many cookie-failing data segments may be checked
+    /// as possible first-flight data that overtook the handshake ACK (up to 32 extra hashes
+    /// each); beyond this they get the plain RST. Bounds the CPU a flood of such segments costs.
+    pub early_data_checks: u32,
+    /// Entries of the SYN hint table (client ISNs of recent SYNs, 16 bytes each, allocated
+    /// once): lets a client whose handshake ACK was lost or overtaken be recognised from its
+    /// next segment instead of being reset. Lossy by design (a SYN flood just overwrites it);
+    /// 0 disables it.
+    pub syn_hints: usize,
 }
+
+impl TcpConfig {
+    /// The window of our SYN-ACK (never scaled, RFC 7323 §2.2): at most 16 * MSS, so every
+    /// segment of the client's first flight starts at most 16 segments (of at least MSS - 40
+    /// bytes, rounded) after its ISN, which the early-data check recognises.
+    pub fn syn_window(&self) -> u16 {
+        let cap = usize::from(self.mss).saturating_mul(EARLY_DATA_MAX_SEGMENTS as usize);
+        self.rx_buffer.min(65535).min(cap) as u16
+    }
+}
+
+/// Longest first flight (in segments) the early-data check recognises; see `syn_window`.
+pub const EARLY_DATA_MAX_SEGMENTS: u32 = 16;
 
 impl Default for TcpConfig {
     fn default() -> Self {
@@ -66,6 +88,8 @@ impl Default for TcpConfig {
             challenge_ack_limit: 1000,
             max_stateless_replies: 4096,
             ttl: 64,
+            early_data_checks: 10_000,
+            syn_hints: 4096,
         }
     }
 }

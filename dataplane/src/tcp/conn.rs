@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::assembler::Assembler;
+use super::assembler::{Assembler, MAX_RANGES};
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::ring::RingBuffer;
 use super::{ConnHandle, Event, FlowKey};
@@ -336,8 +336,8 @@ impl Conn {
             writable_signalled: false,
             want_writable: false,
         };
-        // The SYN-ACK advertised min(rx_buffer, 65535) unscaled (RFC 7323 §2.2).
-        let syn_wnd = (cfg.rx_buffer.min(65535)) as u32;
+        // The SYN-ACK advertised `syn_window()`, unscaled (RFC 7323 §2.2).
+        let syn_wnd = u32::from(cfg.syn_window());
         c.rcv_right = c.rcv_nxt + syn_wnd;
         c.timers.set(Timer::Idle, now + cfg.idle_timeout);
         c
@@ -475,17 +475,19 @@ impl Conn {
         };
         if !acceptable {
             // "If an incoming segment is not acceptable, an acknowledgment should be sent in
-            // reply" (also the answer to the peer's zero-window probes). With RCV.WND zero,
-            // "special allowance should be made to accept valid ACKs": the ACK field of a
-            // segment at or somewhat beyond RCV.NXT (a probe, or a peer that sent past our
-            // window and moved its SND.NXT) still updates SND.UNA / SND.WND if it passes the
-            // RFC 5961 §5 range check. Without this, a peer that waits for our window while
-            // we wait for its ACK (our app cannot write until the tx ring drains) deadlocks.
+            // reply" (also the answer to the peer's zero-window probes). RFC 9293: with
+            // RCV.WND zero "special allowance should be made to accept valid ACKs". We extend
+            // that allowance to any small or closed window: the ACK field of a segment at or
+            // somewhat beyond RCV.NXT (a probe, or a peer that sent past our window and moved
+            // its SND.NXT) still updates SND.UNA / SND.WND if it passes the RFC 5961 §5 range
+            // check. Without this, a peer that waits for our window while we wait for its ACK
+            // (our app cannot read until it can write, and it cannot write until the tx ring
+            // drains) deadlocks; both were found by the engine simulation.
             self.ack_now = true;
             let near = seg
                 .seq
-                .in_window(self.rcv_nxt, (self.rx.capacity() as u32).max(1));
-            if wnd == 0 && near {
+                .in_window(self.rcv_nxt, (self.rx.capacity() as u32).max(wnd).max(1));
+            if near {
                 if let Some(ack) = seg.ack {
                     if ack.diff(self.snd_max) <= 0 && ack.diff(self.snd_una - self.max_snd_wnd) >= 0
                     {
@@ -816,7 +818,9 @@ impl Conn {
                     self.rcv_nxt = self.rcv_nxt + n;
                 } else {
                     cx.stats.out_of_order_segments += 1;
-                    if self.asm.add(off, data.len()).is_err() {
+                    if self.asm.add(off, data.len()).is_err()
+                        && !self.evict_ooo_above(off, data.len())
+                    {
                         drop = Some(DropReason::OutOfOrderFull);
                         fin = false;
                     }
@@ -852,6 +856,33 @@ impl Conn {
             self.rx_fin = Some(seq + data.len());
         }
         drop
+    }
+
+    /// The out-of-order bound is reached: forget the held ranges furthest from RCV.NXT (above
+    /// `off`) until `[off, off + len)` fits, as Linux prunes its out-of-order queue from the
+    /// far end. The bytes nearest RCV.NXT are the ones that let the stream advance; far ranges
+    /// will be retransmitted (RFC 2018 §8 allows the receiver to renege on SACKed data).
+    /// Evicted bytes stay in place in the ring, so re-adding a range they cover stays correct.
+    fn evict_ooo_above(&mut self, off: usize, len: usize) -> bool {
+        let mut kept = [(0usize, 0usize); MAX_RANGES];
+        let mut n = 0;
+        for r in self.asm.ranges() {
+            if let Some(slot) = kept.get_mut(n) {
+                *slot = r;
+                n += 1;
+            }
+        }
+        while n > 0 && kept[n - 1].0 > off {
+            n -= 1;
+            self.asm.clear();
+            for &(o, l) in &kept[..n] {
+                let _ = self.asm.add(o, l);
+            }
+            if self.asm.add(off, len).is_ok() {
+                return true;
+            }
+        }
+        false
     }
 
     /// The application consumed `n` readable bytes: maybe a window update is due.
@@ -1163,8 +1194,16 @@ impl Conn {
         let free = self.rx.free() as u32;
         let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
         // Never move the right edge left (RFC 9293 §3.8.6.2.2): at least `cur`, rounded up to
-        // the scale unit; grow only by the receiver SWS threshold.
-        let keep = cur.div_ceil(unit);
+        // the scale unit -- unless rounding up would offer bytes the ring cannot hold; then
+        // round down (the edge moves left by less than 2^wscale, which RFC 7323 §2.4 makes
+        // the sender tolerate; `rcv_right` keeps the old edge, so such bytes stay acceptable).
+        // Grow only by the receiver SWS threshold.
+        let keep_up = cur.div_ceil(unit);
+        let keep = if (keep_up << ws) <= free {
+            keep_up
+        } else {
+            free.min(cur) >> ws
+        };
         let grown = free >> ws;
         let field = if free.saturating_sub(cur) >= thresh {
             grown.max(keep)

@@ -8,10 +8,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::BuildHasher;
 
-use super::config::{DropReason, TcpConfig, TcpStats};
+use super::config::{DropReason, TcpConfig, TcpStats, EARLY_DATA_MAX_SEGMENTS};
 use super::conn::{ChallengeLimiter, Conn, Ctx, Negotiated, Outcome, Seg};
-use super::syncookie::{CookieRequest, SynCookies, MSS_TABLE};
+use super::syncookie::{CookieParams, CookieRequest, SynCookies, MSS_TABLE};
 use super::FlowKey;
 use crate::time::Instant;
 use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
@@ -99,6 +100,11 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     stats: TcpStats,
     challenge: ChallengeLimiter,
+    /// Client ISNs of recent SYNs, direct-mapped by a keyed hash of the flow, fixed size
+    /// (`TcpConfig::syn_hints`); see `cookie_ack`.
+    syn_hints: Box<[Option<(FlowKey, SeqNumber)>]>,
+    /// Budget of early-data checks (`TcpConfig::early_data_checks`).
+    early_limiter: ChallengeLimiter,
     ip_id: u16,
     /// Latest time handed in; application calls (which carry no time) arm timers from it.
     now: Instant,
@@ -109,7 +115,12 @@ fn flags(bits: &[TcpFlags]) -> TcpFlags {
 }
 
 impl Endpoint {
-    pub fn new(config: TcpConfig, secret: [u8; 32], now: Instant) -> Self {
+    pub fn new(mut config: TcpConfig, secret: [u8; 32], now: Instant) -> Self {
+        // Keep odd configurations inside what the protocol allows.
+        config.window_scale = config.window_scale.min(14);
+        config.mss = config.mss.max(88);
+        config.max_rto = config.max_rto.max(config.min_rto);
+        config.max_connections = config.max_connections.min(u32::MAX as usize);
         let n = config.max_connections;
         let slots = (0..n)
             .map(|_| Slot {
@@ -137,6 +148,8 @@ impl Endpoint {
             events: VecDeque::with_capacity((4 * n).min(1 << 16)),
             stats: TcpStats::default(),
             challenge: ChallengeLimiter::new(config.challenge_ack_limit, now),
+            early_limiter: ChallengeLimiter::new(config.early_data_checks, now),
+            syn_hints: vec![None; config.syn_hints].into_boxed_slice(),
             ip_id: 0,
             now,
             cfg: config,
@@ -457,11 +470,16 @@ impl Endpoint {
             ack: seg.seq + 1u32,
             flags: flags(&[TcpFlags::SYN, TcpFlags::ACK]),
             // RFC 7323 §2.2: the window in a SYN-ACK is never scaled.
-            window: self.cfg.rx_buffer.min(65535) as u16,
+            window: self.cfg.syn_window(),
             urgent: 0,
             options,
         };
         self.stats.cookies_sent += 1;
+        if let Some(i) = self.hint_slot(&flow) {
+            if let Some(h) = self.syn_hints.get_mut(i) {
+                *h = Some((flow, seg.seq));
+            }
+        }
         self.queue_reply(Reply {
             addrs: addrs.reversed(),
             hdr,
@@ -481,23 +499,32 @@ impl Endpoint {
         let tsecr = seg.ts.map(|(_, e)| e);
         let params = match self.cookies.validate(now, &flow, seg.seq, ack, tsecr) {
             Ok(p) => p,
-            Err(_) => {
-                // Departure from RFC 9293 §3.10.7.2 (which resets any ACK in LISTEN): a data
-                // segment of the client's first flight that overtook the handshake-completing
-                // ACK (reordering, or that ACK was lost) carries the cookie but not the client
-                // ISN + 1. If the cookie validates for the ISN the segment would have as the
-                // j-th segment of a flight of full-sized segments (this segment's size, or the
-                // send MSS the cookie encodes), it is dropped silently: the client retransmits
-                // it once the connection exists, where a RST would kill a healthy connection.
-                // Bounded work: at most 32 extra hashes, only for segments with data.
-                if self.early_data(now, &flow, seg, ack, tsecr) {
-                    return Err(DropReason::EarlyData);
+            // A segment of a genuine client whose handshake ACK has not arrived (lost, or
+            // overtaken): the SYN hint table remembers the client ISN of recent SYNs, so the
+            // cookie can be checked for it and the connection created now; the segment is
+            // then ordinary out-of-order data (or a pure ACK). Lossy and fixed-size: under a
+            // SYN flood hints are overwritten and this falls through to the checks below.
+            Err(_) => match self.syn_hint(now, &flow, ack, tsecr) {
+                Some(p) => p,
+                None => {
+                    // Departure from RFC 9293 §3.10.7.2 (which resets any ACK in LISTEN):
+                    // a data segment of the client's first flight that overtook the
+                    // handshake-completing ACK carries the cookie but not the client ISN + 1.
+                    // If the cookie validates for the ISN the segment would have as the j-th
+                    // full-sized segment (this segment's size, or the send MSS the cookie
+                    // encodes), it is dropped silently: the client retransmits it once the
+                    // connection exists, where a RST would kill a healthy connection. Bounded
+                    // work: at most 32 extra hashes, only for segments with data, and at most
+                    // `early_data_checks` such segments per second.
+                    if self.early_data(now, &flow, seg, ack, tsecr) {
+                        return Err(DropReason::EarlyData);
+                    }
+                    // RFC 9293 §3.10.7.2 (LISTEN, ACK): <SEQ=SEG.ACK><CTL=RST>.
+                    self.stats.cookies_failed += 1;
+                    self.queue_rst(addrs, t, seg);
+                    return Err(DropReason::BadCookie);
                 }
-                // RFC 9293 §3.10.7.2 (LISTEN, ACK): <SEQ=SEG.ACK><CTL=RST>.
-                self.stats.cookies_failed += 1;
-                self.queue_rst(addrs, t, seg);
-                return Err(DropReason::BadCookie);
-            }
+            },
         };
         self.stats.cookies_validated += 1;
         let Some(idx) = self.free.pop() else {
@@ -548,8 +575,35 @@ impl Endpoint {
         self.conn_segment(now, idx, seg)
     }
 
-    fn early_data(
+    /// The slot of `flow` in the SYN hint table.
+    fn hint_slot(&self, flow: &FlowKey) -> Option<usize> {
+        let n = self.syn_hints.len();
+        if n == 0 {
+            return None;
+        }
+        Some((self.table.hasher().hash_one(flow) % n as u64) as usize)
+    }
+
+    /// Cookie parameters for `flow` from the client ISN its latest SYN had, if remembered and
+    /// the cookie validates for it.
+    fn syn_hint(
         &self,
+        now: Instant,
+        flow: &FlowKey,
+        ack: SeqNumber,
+        tsecr: Option<u32>,
+    ) -> Option<CookieParams> {
+        let (f, isn) = (*self.syn_hints.get(self.hint_slot(flow)?)?)?;
+        if f != *flow {
+            return None;
+        }
+        self.cookies
+            .validate(now, flow, isn + 1u32, ack, tsecr)
+            .ok()
+    }
+
+    fn early_data(
+        &mut self,
         now: Instant,
         flow: &FlowKey,
         seg: &Seg,
@@ -557,7 +611,7 @@ impl Endpoint {
         tsecr: Option<u32>,
     ) -> bool {
         let len = seg.payload.len() as u32;
-        if len == 0 {
+        if len == 0 || !self.early_limiter.allow(now) {
             return false;
         }
         let idx = (((ack - 1u32).0 >> 28) & 3) as usize;
@@ -568,7 +622,7 @@ impl Endpoint {
             if step == 0 || (i == 1 && step == steps[0]) {
                 continue;
             }
-            for j in 1..=16u32 {
+            for j in 1..=EARLY_DATA_MAX_SEGMENTS {
                 let cand = seg.seq - j.saturating_mul(step);
                 if self.cookies.validate(now, flow, cand, ack, tsecr).is_ok() {
                     return true;

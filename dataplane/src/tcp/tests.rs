@@ -229,7 +229,7 @@ impl Fx {
 
     fn out(&mut self) -> Vec<Out> {
         let out = drain(&mut self.ep, self.now);
-        for o in &out {
+        for o in out.iter().filter(|o| o.hdr.dst_port == CPORT) {
             if let Some((v, _)) = o.hdr.options.timestamps {
                 self.ts_echo = v;
             }
@@ -240,7 +240,7 @@ impl Fx {
     /// Drains output and ACKs all of it from the client.
     fn out_and_ack(&mut self) -> Vec<Out> {
         let out = self.out();
-        for o in &out {
+        for o in out.iter().filter(|o| o.hdr.dst_port == CPORT) {
             let end = o.hdr.seq + o.payload.len() + usize::from(o.has(TcpFlags::FIN));
             if end.diff(self.ack) > 0 {
                 self.ack = end;
@@ -1407,7 +1407,12 @@ fn garbage_frames_never_panic() {
 #[test]
 fn first_flight_data_overtaking_the_cookie_ack_is_dropped_silently_not_reset() {
     let now = t0();
-    let mut ep = Endpoint::new(small_config(), SECRET, now);
+    // Without SYN hints (as under a SYN flood that overwrote them).
+    let cfg = TcpConfig {
+        syn_hints: 0,
+        ..small_config()
+    };
+    let mut ep = Endpoint::new(cfg, SECRET, now);
     ep.handle_frame(now, &frame(&syn(&ALL_OPTS, CLIENT_ISN), &[]))
         .unwrap();
     let sa = drain(&mut ep, now).remove(0);
@@ -1611,4 +1616,193 @@ fn rfc9293_zero_receive_window_still_accepts_valid_acks() {
     assert_eq!(fx.send(TcpFlags::ACK, &[]), Err(DropReason::OutOfWindow));
     let (a, b) = fx.ep.send_space(fx.h);
     assert_eq!(a.len() + b.len(), 64 * 1024, "tx ring drained by the ACK");
+}
+
+#[test]
+fn rfc9293_time_wait_without_timestamps_new_syn_needs_higher_sequence() {
+    let opts = HsOpts {
+        ts: false,
+        ws: false,
+        sack: false,
+    };
+    let mut fx = Fx::with(small_config(), opts);
+    fx.ep.close(fx.h);
+    fx.out_and_ack();
+    fx.send(TcpFlags::ACK | TcpFlags::FIN, &[]).unwrap();
+    fx.out();
+    assert_eq!(fx.ep.time_wait_count(), 1);
+    let no_ts = HsOpts {
+        ts: false,
+        ws: false,
+        sack: false,
+    };
+    // Below RCV.NXT: ACK, no SYN-ACK.
+    assert!(fx
+        .send_hdr(&syn(&no_ts, fx.seq.0.wrapping_sub(10)), &[])
+        .is_err());
+    let out = fx.out();
+    assert!(!out[0].has(TcpFlags::SYN));
+    assert_eq!(out[0].hdr.ack, fx.seq);
+    // Above: a fresh cookie, and its ACK takes over the flow.
+    let isn = fx.seq.0.wrapping_add(1000);
+    fx.send_hdr(&syn(&no_ts, isn), &[]).unwrap();
+    let sa = fx.out().remove(0);
+    assert!(sa.has(TcpFlags::SYN));
+    let ack = TcpHeader {
+        seq: SeqNumber(isn.wrapping_add(1)),
+        ack: sa.hdr.seq + 1u32,
+        ..templ()
+    };
+    fx.send_hdr(&ack, b"GET").unwrap();
+    assert_eq!(fx.ep.time_wait_count(), 0);
+    assert_eq!(fx.ep.connection_count(), 1);
+}
+
+#[test]
+fn duplicate_handshake_ack_and_retransmitted_syn_after_establishment_are_harmless() {
+    let mut fx = Fx::new();
+    // The handshake ACK again (duplicated by the network).
+    let h = fx.hdr(TcpFlags::ACK);
+    fx.send_hdr(&h, &[]).unwrap();
+    assert!(fx.out().is_empty());
+    assert_eq!(fx.ep.connection_count(), 1);
+    assert_eq!(fx.ep.stats().connections_established, 1);
+}
+
+#[test]
+fn odd_config_does_not_panic() {
+    let cfg = TcpConfig {
+        max_connections: 1,
+        rx_buffer: 0,
+        tx_buffer: 0,
+        max_ooo_bytes: 0,
+        mss: 0,
+        window_scale: 200,
+        min_rto: Duration::from_secs(10),
+        max_rto: Duration::from_millis(1),
+        max_time_wait: 0,
+        max_stateless_replies: 0,
+        challenge_ack_limit: 0,
+        delayed_ack: Duration::ZERO,
+        ..TcpConfig::default()
+    };
+    let now = t0();
+    let mut ep = Endpoint::new(cfg.clone(), SECRET, now);
+    let _ = ep.handle_frame(now, &frame(&syn(&ALL_OPTS, 1), &[]));
+    assert!(drain(&mut ep, now).is_empty(), "no room for replies");
+    let cfg = TcpConfig {
+        max_stateless_replies: 4,
+        ..cfg
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let _ = fx.send(TcpFlags::ACK, b"data");
+    fx.app_send(b"x");
+    fx.ep.close(fx.h);
+    for _ in 0..50 {
+        fx.out();
+        if fx.ep.poll_timeout().is_none() {
+            break;
+        }
+        fx.fire_next();
+    }
+    fx.assert_all_gone();
+}
+
+#[test]
+fn out_of_order_bound_evicts_far_ranges_for_data_nearer_rcv_nxt() {
+    let cfg = TcpConfig {
+        max_ooo_bytes: 3000,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let base = fx.seq;
+    // Far out-of-order data fills the bound.
+    fx.seq = base + 10_000u32;
+    fx.send(TcpFlags::ACK, &[b'f'; 1400]).unwrap();
+    fx.seq = base + 20_000u32;
+    fx.send(TcpFlags::ACK, &[b'g'; 1400]).unwrap();
+    // Data just above the hole at RCV.NXT displaces the furthest range.
+    fx.seq = base + 100u32;
+    fx.send(TcpFlags::ACK, &[b'n'; 1400]).unwrap();
+    // The hole fills: 100 + 1400 bytes become readable.
+    fx.seq = base;
+    fx.send(TcpFlags::ACK, &[b'a'; 100]).unwrap();
+    let r = fx.readable();
+    assert_eq!(r.len(), 1500);
+    assert!(r[..100].iter().all(|&b| b == b'a') && r[100..].iter().all(|&b| b == b'n'));
+    // The nearer far range survived: filling up to it delivers it too.
+    fx.seq = base + 1500u32;
+    let mut left = 8_500usize;
+    while left > 0 {
+        let n = left.min(1400);
+        let _ = fx.send(TcpFlags::ACK, &vec![b'm'; n]);
+        left -= n;
+    }
+    assert_eq!(fx.readable().len(), 11_400);
+}
+
+#[test]
+fn syn_hint_lets_a_segment_overtaking_the_handshake_ack_create_the_connection() {
+    let now = t0();
+    let mut ep = Endpoint::new(small_config(), SECRET, now);
+    ep.handle_frame(now, &frame(&syn(&ALL_OPTS, CLIENT_ISN), &[]))
+        .unwrap();
+    let sa = drain(&mut ep, now).remove(0);
+    let ecr = sa.hdr.options.timestamps.unwrap().0;
+    let mk = |seq: u32| TcpHeader {
+        seq: SeqNumber(seq),
+        ack: sa.hdr.seq + 1u32,
+        options: TcpOptions {
+            timestamps: Some((101, ecr)),
+            ..TcpOptions::default()
+        },
+        ..templ()
+    };
+    // A pure ACK (window update) from after a short first flight arrives first: it is not a
+    // full-segment multiple, yet the hint recognises it.
+    ep.handle_frame(now, &frame(&mk(CLIENT_ISN + 1 + 700), &[]))
+        .unwrap();
+    assert_eq!(ep.connection_count(), 1);
+    let ev = events(&mut ep);
+    let Event::Established { conn, .. } = ev[0] else {
+        panic!("{ev:?}")
+    };
+    // Then the data, out of order first.
+    let _ = ep.handle_frame(now, &frame(&mk(CLIENT_ISN + 1 + 300), &[b'b'; 400]));
+    let out = drain(&mut ep, now);
+    assert_eq!(out.last().unwrap().hdr.ack, SeqNumber(CLIENT_ISN + 1));
+    ep.handle_frame(now, &frame(&mk(CLIENT_ISN + 1), &[b'a'; 300]))
+        .unwrap();
+    let (a, b) = ep.recv_slices(conn);
+    assert_eq!(a.len() + b.len(), 700);
+    // A forged ACK for the same flow with a wrong cookie still gets a RST.
+    let now2 = now;
+    let mut bad = mk(CLIENT_ISN + 5000);
+    bad.src_port = CPORT + 9;
+    assert_eq!(
+        ep.handle_frame(now2, &frame(&bad, &[])),
+        Err(DropReason::BadCookie)
+    );
+}
+
+#[test]
+fn syn_flood_during_traffic_leaves_the_live_connection_working() {
+    let mut fx = Fx::new();
+    for i in 0..20_000u32 {
+        let mut h = syn(&ALL_OPTS, i.wrapping_mul(2_654_435_761));
+        h.src_port = 1024 + (i % 50_000) as u16;
+        let _ = fx.send_hdr(&h, &[]);
+        if i % 1000 == 0 {
+            // The live connection keeps exchanging data meanwhile.
+            fx.send(TcpFlags::ACK | TcpFlags::PSH, b"req").unwrap();
+            fx.app_send(b"resp");
+            let out = fx.out_and_ack();
+            assert!(out.iter().any(|o| o.payload == b"resp"));
+            let n = fx.readable().len();
+            fx.ep.consume(fx.h, n);
+        }
+    }
+    assert_eq!(fx.ep.connection_count(), 1);
+    assert!(fx.ep.stats().stateless_queue_overflows > 0);
+    assert!(fx.ep.stats().cookies_sent > 1000);
 }

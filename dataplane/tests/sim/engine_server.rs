@@ -1,54 +1,115 @@
-//! The engine under simulation: `impl SimServer for dataplane::engine::Engine` and its tests.
+//! The engine under simulation: `dataplane::engine::Engine` behind [`SimServer`], and its tests.
 //!
-//! `SIM_TRACE=1` to see every frame).
+//! [`SimEngine`] wraps the engine with a model of the BPF `user_flows` map built from its flow
+//! events: each flow must be added once before it is removed once, no event may be dropped, and
+//! a run ends only when the engine holds no connection *and* the map is empty.
+//!
+//! Debug: `cargo test -p dataplane --test simulation engine_`. Many seeds:
+//! `SIM_SEEDS=2000 SIM_THREADS=2 cargo test --release -p dataplane --test simulation
+//! engine_many_seeds -- --nocapture`. A failure prints its seed and profile; replay it with
+//! `SIM_SEED=<n> SIM_PROFILE=<name> cargo test --release -p dataplane --test simulation
+//! engine_replay -- --nocapture` (add `SIM_TRACE=1` to see every frame).
+
+use std::collections::HashSet;
 
 use dataplane::app::{App, AppConfig};
-use dataplane::engine::{Engine, EngineConfig};
-use dataplane::time::Instant;
+use dataplane::engine::{Engine, EngineConfig, FlowEvent};
+use dataplane::http::HttpLimits;
+use dataplane::tcp::FlowKey;
+use dataplane::time::{Duration, Instant};
 
 use super::link::PROFILES;
 use super::rng::Rng;
 use super::{SimConfig, SimServer};
 
-impl SimServer for Engine {
+/// The engine plus the `user_flows` map its flow events describe.
+pub struct SimEngine {
+    engine: Engine,
+    flows: HashSet<FlowKey>,
+    seed: u64,
+}
+
+impl SimEngine {
+    /// Applies the engine's flow events to the map model; a wrong sequence is an engine bug.
+    fn drain_flow_events(&mut self) {
+        while let Some(event) = self.engine.poll_flow_event() {
+            let ok = match event {
+                FlowEvent::Added(key) => self.flows.insert(key),
+                FlowEvent::Removed(key) => self.flows.remove(&key),
+            };
+            assert!(
+                ok,
+                "seed {}: flow event {event:?} does not match the user_flows map ({} entries)",
+                self.seed,
+                self.flows.len()
+            );
+        }
+        assert_eq!(
+            self.engine.stats().flow_events_dropped,
+            0,
+            "seed {}: the engine dropped flow events",
+            self.seed
+        );
+    }
+}
+
+impl SimServer for SimEngine {
     fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
         // Refused frames are counted by the engine; the simulation checks outcomes, not this.
-        let _ = Engine::handle_frame(self, now, frame);
-        // Flow events feed the BPF `user_flows` map in production; nothing reads them here.
-        while self.poll_flow_event().is_some() {}
+        let _ = self.engine.handle_frame(now, frame);
+        self.drain_flow_events();
     }
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        Engine::poll_transmit(self, now, buf)
+        let n = self.engine.poll_transmit(now, buf);
+        self.drain_flow_events();
+        n
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        Engine::poll_timeout(self)
+        self.engine.poll_timeout()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        Engine::handle_timeout(self, now);
-        while self.poll_flow_event().is_some() {}
+        self.engine.handle_timeout(now);
+        self.drain_flow_events();
     }
 
     fn connection_count(&self) -> usize {
-        Engine::connection_count(self)
+        self.engine.connection_count().max(self.flows.len())
     }
 }
 
 /// The engine as the simulation runs it; the SYN-cookie secret comes from the run's seed.
-pub fn new_engine(seed: u64, now: Instant) -> Engine {
+///
+/// The HTTP header and idle timeouts are raised to 10 minutes: smoltcp's RTO backs off to 60 s
+/// under heavy loss and reordering, so a client can legitimately go quiet for longer than the
+/// production defaults (10 s / 60 s), and a 408 or a quiet close would then fail a run that
+/// found nothing wrong.
+pub fn new_engine(seed: u64, now: Instant) -> SimEngine {
     let mut secret = [0u8; 32];
     Rng::fork(seed, 0xE9).fill(&mut secret);
     let app = App::new(&AppConfig::default()).expect("the default app config is valid");
-    let mut engine = Engine::new(EngineConfig::default(), app, secret, now);
+    let config = EngineConfig {
+        http: HttpLimits {
+            header_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(600),
+            ..HttpLimits::default()
+        },
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config, app, secret, now);
     engine.set_wall_clock(1_767_225_600);
-    engine
+    SimEngine {
+        engine,
+        flows: HashSet::new(),
+        seed,
+    }
 }
 
 fn engine_cfg(seed: u64, profile: super::link::Profile) -> SimConfig {
     let mut cfg = SimConfig::new(seed, profile);
-    cfg.replay_test = "engine_replay";
+    cfg.replay_test = "sim::engine_server::engine_replay";
     cfg
 }
 
@@ -71,7 +132,7 @@ fn engine_all_profiles() {
 /// `SIM_THREADS` threads; lists every failing seed at the end.
 #[test]
 fn engine_many_seeds() {
-    crate::sweep("engine_replay", new_engine);
+    crate::sweep("sim::engine_server::engine_replay", new_engine);
 }
 
 /// Runs `SIM_SEED` under `SIM_PROFILE` (defaults: seed 1, combined) against the engine.
@@ -80,6 +141,16 @@ fn engine_replay() {
     let seed = crate::env_u64("SIM_SEED").unwrap_or(1);
     let name = std::env::var("SIM_PROFILE").unwrap_or("combined".into());
     check_engine(&engine_cfg(seed, crate::profile_named(&name)));
+}
+
+/// Many connections at once (48 to 96), clean and impaired.
+#[test]
+fn engine_crowd() {
+    for (seed, name) in [(3, "clean"), (5, "combined")] {
+        let mut cfg = engine_cfg(seed, crate::profile_named(name));
+        cfg.max_conns = 96;
+        check_engine(&cfg);
+    }
 }
 
 #[test]

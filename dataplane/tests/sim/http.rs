@@ -138,7 +138,12 @@ impl Workload {
     /// The workload for `seed`. `max_conns` bounds the run's size (and so its run time).
     pub fn generate(rng: &mut Rng, max_conns: usize) -> Workload {
         let n_conns = rng.range(max_conns.div_ceil(2) as u64, max_conns as u64) as usize;
-        let concurrency = rng.range(1, 8).min(n_conns as u64) as usize;
+        // Half the runs open a few connections at a time, half open them all at once.
+        let concurrency = if rng.chance(0.5) {
+            rng.range(1, 8).min(n_conns as u64) as usize
+        } else {
+            n_conns
+        };
         let mut conns = Vec::with_capacity(n_conns);
         for _ in 0..n_conns {
             let n_req = match rng.below(10) {

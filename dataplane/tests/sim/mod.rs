@@ -1,11 +1,33 @@
 //! Deterministic simulation harness: a client (smoltcp) and a server under test talk HTTP/1.1
-//! across an impaired in-memory Ethernet link, in virtual time.
+//! across an impaired in-memory Ethernet link, in virtual time. Nothing sleeps: each step
+//! delivers the frames that are due, lets the server and the client react, and jumps the clock
+//! to the earliest wake-up (next delivery, client `poll_at`, server `poll_timeout`).
+//!
+//! Using it:
+//!
+//! ```ignore
+//! let cfg = SimConfig::new(seed, link::profile("combined").unwrap()); // seed + profile = the run
+//! match run(&cfg, |now| make_my_server(now)) {                        // any `SimServer`
+//!     Ok(outcome) => { /* outcome.trace_hash, outcome.client.requests, link stats, ... */ }
+//!     Err(failure) => panic!("{failure}"), // says what, where, and the replay command
+//! }
+//! ```
 //!
 //! - [`SimServer`]: what a server under test implements (the engine's sans-IO surface).
-//! - [`link`]: the link and its named impairment [`link::PROFILES`].
-//! - [`run`]: one seeded run; returns an [`Outcome`] or a [`Failure`] whose message says how to
-//!   replay it.
-//! - [`reference::RefServer`]: a smoltcp-based server that proves the harness.
+//! - [`link`]: the link, its [`link::Impairments`] and the named [`link::PROFILES`] (clean,
+//!   loss1, loss5, reorder10, reorder25, dup1, dup5, corrupt, bottleneck, combined).
+//! - [`http::Workload`]: what a seed asks of the server: 8-16 connections (or more with
+//!   `SimConfig::max_conns`), a few or all at once, 1-10 keep-alive requests each, pipelined up
+//!   to 4 deep, `GET /bytes/{n}` and `POST /echo` (Content-Length or chunked upload) from 0 B to
+//!   1 MiB, some ending with `Connection: close`, a few reset by the client mid-stream.
+//! - [`client::Client`]: runs the workload on smoltcp sockets and checks every response strictly
+//!   and byte-exact ([`http::ResponseParser`]).
+//! - [`run`] ([`driver`]): one seeded run. It also checks every frame the server sends
+//!   ([`driver::check_server_frame`]), answers ARP for both sides, and ends only when every
+//!   request is answered, every client socket is closed and `connection_count() == 0`. A run
+//!   that stalls fails with the client's state; bounds on virtual time and steps stop a livelock.
+//! - [`reference::RefServer`]: a smoltcp-based server that proves the harness;
+//!   [`engine_server::SimEngine`]: the real engine.
 
 pub mod client;
 pub mod device;

@@ -140,8 +140,9 @@ pub struct RefServer {
     seen: BTreeSet<(IpAddress, u16)>,
 }
 
-/// Listening sockets kept ready (smoltcp's listener becomes the connection: no backlog).
-const LISTEN_POOL: usize = 16;
+/// Listening sockets kept ready (smoltcp's listener becomes the connection: no backlog). The pool
+/// is refilled after every frame, and a frame holds at most one SYN, so a few suffice.
+const LISTEN_POOL: usize = 4;
 
 impl RefServer {
     pub fn new(now: Instant, seed: u64, fault: Fault) -> Self {
@@ -176,6 +177,9 @@ impl RefServer {
             let mut socket = tcp::Socket::new(rx, tx);
             socket.set_nagle_enabled(false);
             socket.set_tsval_generator(Some(tsval));
+            // The server's idle timeout: a connection whose client reset it (and whose RST was
+            // lost or corrupted) is probed, and the client's RST for the probe ends it.
+            socket.set_keep_alive(Some(smoltcp::time::Duration::from_secs(30)));
             socket.listen(SERVER_PORT).expect("listen");
             self.listeners.push(self.sockets.add(socket));
         }
