@@ -20,7 +20,7 @@ use std::net::{SocketAddrV4, TcpListener};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -271,17 +271,12 @@ s.close()
 print("closed", flush=True)
 "#;
 
-#[test]
-fn bypass_end_to_end() {
-    if !is_root() {
-        eprintln!("SKIPPED: the bypass end-to-end test needs root (netns, XDP, AF_XDP, cgroups)");
-        return;
-    }
-    let test_start = Instant::now();
-    let mut topo = Topology::create();
-    let body_file = TempFile(std::env::temp_dir().join(format!("{}.body", topo.prefix)));
+/// The root tests move the whole process between cgroups: one at a time.
+static ROOT_TESTS: Mutex<()> = Mutex::new(());
 
-    // The gateway, started inside the gateway netns; the test process joins the test cgroup.
+/// Starts the gateway inside the gateway netns (the test process joins the test cgroup) with
+/// `PORT` on, and the kernel path's stand-in on its listener.
+fn start_gateway(topo: &mut Topology) -> (Gateway, KernelPath) {
     topo.enter_gateway();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut config = GatewayConfig::new(
@@ -294,9 +289,9 @@ fn bypass_end_to_end() {
     config.cgroup = CgroupPlacement::Join(topo.cgroup.clone());
     config.cores = (0..4).map(|q| q % ncpu).collect();
     config.engine.tcp.time_wait = dataplane::time::Duration::from_secs(2);
-    let mut gw = Gateway::start(&config).expect("starting the gateway");
+    let started = Gateway::start(&config);
     assert!(topo.leave_gateway(), "setns back to the test's netns");
-    let pin_dir = gw.steering().pin_dir().to_path_buf();
+    let mut gw = started.expect("starting the gateway");
     eprintln!(
         "gateway on {}: XDP {:?}, {} queue(s), cgroup {:?}",
         topo.gw_if,
@@ -307,6 +302,162 @@ fn bypass_end_to_end() {
     assert!(gw.maps().listener(PORT).unwrap().is_some(), "listener tag");
     assert_eq!(gw.maps().port_state(PORT).unwrap(), Some(PortState::On));
     let kernel = KernelPath::serve(gw.take_listener(PORT).expect("the port's listener"));
+    (gw, kernel)
+}
+
+/// Clients that keep running while the port is switched: two threads open a connection per
+/// request, two keep one connection alive (reconnecting when the kernel path closes it). Any
+/// exception or unexpected answer is a failure. Prints `bypass=N kernel=N failures=N`, then up
+/// to five `error ...` lines.
+const SWITCH_LOAD_SCRIPT: &str = r#"
+import http.client, sys, threading, time
+host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+lock = threading.Lock()
+counts = {"ok": 0, "kernel": 0, "fail": 0}
+errors = []
+end = time.time() + secs
+def record(kind, err=None):
+    with lock:
+        counts[kind] += 1
+        if err is not None and len(errors) < 5:
+            errors.append(err)
+def check(r, body):
+    if r.status == 200 and body in (b"ok", b"kernel"):
+        record("ok" if body == b"ok" else "kernel")
+    else:
+        record("fail", "status %d body %r" % (r.status, body[:40]))
+def churn():
+    while time.time() < end:
+        try:
+            c = http.client.HTTPConnection(host, port, timeout=5)
+            c.request("GET", "/health")
+            r = c.getresponse()
+            check(r, r.read())
+            c.close()
+        except Exception as e:
+            record("fail", "churn: %r" % e)
+def keepalive():
+    c = http.client.HTTPConnection(host, port, timeout=5)
+    while time.time() < end:
+        try:
+            c.request("GET", "/health")
+            r = c.getresponse()
+            check(r, r.read())
+        except Exception as e:
+            record("fail", "keep-alive: %r" % e)
+            c.close()
+    c.close()
+threads = [threading.Thread(target=churn) for _ in range(2)]
+threads += [threading.Thread(target=keepalive) for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("bypass=%d kernel=%d failures=%d" % (counts["ok"], counts["kernel"], counts["fail"]), flush=True)
+for e in errors:
+    print("error", e, flush=True)
+"#;
+
+/// The port switched on -> draining -> off -> on repeatedly while clients run: no request
+/// fails, no connection is reset, and both paths take new connections.
+#[test]
+fn switching_under_load_loses_nothing() {
+    if !is_root() {
+        eprintln!("SKIPPED: the switching test needs root (netns, XDP, AF_XDP, cgroups)");
+        return;
+    }
+    let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut topo = Topology::create();
+    let (gw, kernel) = start_gateway(&mut topo);
+    const CYCLES: u32 = 8;
+    let secs = f64::from(CYCLES) * 1.2 + 1.0;
+    let load = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "/usr/bin/python3",
+            "-u",
+            "-c",
+        ])
+        .arg(SWITCH_LOAD_SCRIPT)
+        .args([GW_IP, &PORT.to_string(), &format!("{secs}")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning the load clients");
+    topo.children.push(load);
+    let mut kernel_conns = Vec::new();
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..CYCLES {
+        gw.set_port_state(PORT, PortState::Draining).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        gw.set_port_state(PORT, PortState::Off).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        kernel_conns.push(kernel.accepted());
+        gw.set_port_state(PORT, PortState::On).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let load = topo.children.last_mut().unwrap();
+    let start = Instant::now();
+    while load.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "load clients hang"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    load.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    eprintln!("switching {CYCLES} times under load: {}", out.trim());
+    let first = out.lines().next().unwrap_or_default();
+    let n = |key: &str| -> u64 {
+        first
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {first:?}"))
+    };
+    assert_eq!(n("failures="), 0, "{out}");
+    assert!(n("bypass=") > 100, "{out}");
+    assert!(n("kernel=") > 10, "{out}");
+    // Each OFF phase gave the kernel new connections.
+    assert!(
+        kernel_conns.windows(2).all(|w| w[1] > w[0]),
+        "kernel accepts per cycle: {kernel_conns:?}"
+    );
+    let st = port_stats(&gw);
+    eprintln!("port {PORT} after switching: {st:?}");
+    assert!(st.get(Stat::KernelConns) > 10 && st.get(Stat::SynSteered) > 100);
+    let c = gw.counters();
+    assert_eq!(sum(&c, |c| c.flow_map_errors), 0);
+    eprintln!(
+        "engine: {} requests, {} RSTs sent, {} retransmits",
+        sum(&c, |c| c.http_requests),
+        sum(&c, |c| c.tcp_rsts_out),
+        sum(&c, |c| c.tcp_retransmits)
+    );
+    drop(kernel);
+    drop(gw);
+    drop(topo);
+}
+
+#[test]
+fn bypass_end_to_end() {
+    if !is_root() {
+        eprintln!("SKIPPED: the bypass end-to-end test needs root (netns, XDP, AF_XDP, cgroups)");
+        return;
+    }
+    let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let test_start = Instant::now();
+    let mut topo = Topology::create();
+    let body_file = TempFile(std::env::temp_dir().join(format!("{}.body", topo.prefix)));
+
+    let (mut gw, kernel) = start_gateway(&mut topo);
+    let pin_dir = gw.steering().pin_dir().to_path_buf();
 
     // Bypass: GET /health, GET /bytes/100000, POST /echo with 1 MiB, byte-exact.
     let t = Instant::now();
