@@ -445,6 +445,172 @@ fn switching_under_load_loses_nothing() {
     drop(topo);
 }
 
+/// Not a test on its own: the gateway process that `gateway_killed_falls_back_to_kernel` runs
+/// (this binary, `--ignored --exact`) and kills with SIGKILL. Starts a `Gateway` in the netns
+/// `XGT_HELPER_NS` on `XGT_HELPER_IF`, joining `XGT_HELPER_CGROUP`, with `PORT` on and its
+/// listener kept (nobody accepts on it), prints `ready` and waits. Does nothing without them.
+#[test]
+#[ignore = "helper process for gateway_killed_falls_back_to_kernel"]
+fn helper_run_gateway() {
+    let (Ok(ns), Ok(ifname), Ok(cgroup)) = (
+        std::env::var("XGT_HELPER_NS"),
+        std::env::var("XGT_HELPER_IF"),
+        std::env::var("XGT_HELPER_CGROUP"),
+    ) else {
+        return;
+    };
+    let gw_ns = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("gateway netns");
+    // SAFETY: setns on a fd we hold; CLONE_NEWNET only changes this thread's namespace.
+    assert_eq!(
+        unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&gw_ns), libc::CLONE_NEWNET) },
+        0
+    );
+    let mut config = GatewayConfig::new(
+        ifname,
+        [PortConfig {
+            port: PORT,
+            bypass: true,
+        }],
+    );
+    config.cgroup = CgroupPlacement::Join(PathBuf::from(cgroup));
+    let _gw = Gateway::start(&config).expect("helper gateway");
+    println!("ready");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// kill -9 of the gateway process while clients run: nothing is black-holed. New connections
+/// reach the kernel at once (refused cleanly while no kernel server listens, accepted by one
+/// that does), and a new gateway takes the interface over from the dead one's pins.
+#[test]
+fn gateway_killed_falls_back_to_kernel() {
+    if !is_root() {
+        eprintln!("SKIPPED: the kill -9 test needs root (netns, XDP, AF_XDP, cgroups)");
+        return;
+    }
+    let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut topo = Topology::create();
+    let mut helper = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "helper_run_gateway", "--nocapture"])
+        .env("XGT_HELPER_NS", &topo.gw_ns)
+        .env("XGT_HELPER_IF", &topo.gw_if)
+        .env("XGT_HELPER_CGROUP", &topo.cgroup)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning the gateway process");
+    let out = lines_of(helper.stdout.take().unwrap());
+    topo.children.push(helper);
+    let helper_idx = topo.children.len() - 1;
+    let start = Instant::now();
+    while out
+        .recv_timeout(Duration::from_secs(30))
+        .expect("gateway process not ready")
+        != "ready"
+    {
+        assert!(start.elapsed() < Duration::from_secs(30));
+    }
+    assert_eq!(curl(&topo, "/health", &[]), b"ok");
+
+    // Clients running when the gateway dies.
+    let load = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "/usr/bin/python3",
+            "-u",
+            "-c",
+        ])
+        .arg(SWITCH_LOAD_SCRIPT)
+        .args([GW_IP, &PORT.to_string(), "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning the load clients");
+    topo.children.push(load);
+    let load_idx = topo.children.len() - 1;
+    std::thread::sleep(Duration::from_millis(1000));
+    topo.stop_child(helper_idx); // SIGKILL, by PID
+    let killed = Instant::now();
+
+    // No kernel server: a new connection is refused at once (a RST), not left hanging.
+    let mut client = topo.spawn_connect(PORT, None, 3);
+    let status = client.wait().unwrap();
+    let mut said = String::new();
+    client
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    eprintln!(
+        "connect {:?} after kill -9: {:?}",
+        killed.elapsed(),
+        said.trim()
+    );
+    assert!(!status.success());
+    assert_eq!(
+        said.trim(),
+        "error ECONNREFUSED",
+        "black-holed after kill -9"
+    );
+    let link = run(&[
+        "ip",
+        "-n",
+        &topo.gw_ns,
+        "-d",
+        "link",
+        "show",
+        "dev",
+        &topo.gw_if,
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&link.stdout).contains("xdp"),
+        "XDP still attached after the gateway died"
+    );
+
+    // A kernel server on the port answers.
+    let (listener, lines) = topo.start_listener(PORT);
+    assert!(
+        topo.client_connect(PORT, None, 3),
+        "kernel server not reached"
+    );
+    assert!(lines
+        .recv_timeout(Duration::from_secs(3))
+        .is_ok_and(|l| l.starts_with("accepted")));
+    let mut load_out = String::new();
+    {
+        let load = &mut topo.children[load_idx];
+        let start = Instant::now();
+        while load.try_wait().unwrap().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "load clients hang"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        load.stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut load_out)
+            .unwrap();
+    }
+    eprintln!(
+        "clients across the kill (failures are the killed gateway's connections and the \
+         refused ones): {}",
+        load_out.trim().replace('\n', "; ")
+    );
+    topo.stop_child(listener);
+
+    // A new gateway takes over the dead one's interface (its stale pins are replaced).
+    let (gw, kernel) = start_gateway(&mut topo);
+    assert_eq!(curl(&topo, "/health", &[]), b"ok");
+    assert_eq!(kernel.accepted(), 0);
+    drop(kernel);
+    drop(gw);
+    drop(topo);
+}
+
 #[test]
 fn bypass_end_to_end() {
     if !is_root() {

@@ -334,6 +334,8 @@ impl Drop for Topology {
             // Deleting a netns deletes the veth end inside it, and with it the pair.
             let _ = Command::new("ip").args(["netns", "del", &ns]).status();
         }
+        // Pins a killed gateway left behind (a live one removes its own).
+        let _ = fs::remove_dir_all(format!("{}/{}", dataplane::bpf::PIN_ROOT, self.gw_if));
         // Steering's lock file for our (uniquely named) interface.
         let _ = fs::remove_file(format!("{}/{}.lock", dataplane::bpf::LOCK_DIR, self.gw_if));
         if self.cgroup_created {
