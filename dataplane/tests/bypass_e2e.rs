@@ -25,7 +25,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{is_root, lines_of, run, wait_for, Topology, CLIENT_IP, GW_IP};
-use dataplane::afxdp::{CgroupPlacement, Gateway, GatewayConfig, PollerCounters, PortConfig};
+use dataplane::afxdp::{
+    CgroupPlacement, Gateway, GatewayConfig, GatewayError, PollerCounters, PollerError, PortConfig,
+};
 use dataplane::bpf::{FlowKey, PortState, PortStats, Stat};
 
 const PORT: u16 = 18090;
@@ -287,6 +289,23 @@ fn start_gateway(topo: &mut Topology) -> (Gateway, KernelPath) {
         }],
     );
     config.cgroup = CgroupPlacement::Join(topo.cgroup.clone());
+    // A core that does not exist is start's typed error, and start leaves nothing behind.
+    config.cores = vec![1023];
+    let bad = Gateway::start(&config);
+    assert!(
+        matches!(
+            bad,
+            Err(GatewayError::Poller(PollerError::Affinity {
+                core: 1023,
+                ..
+            }))
+        ),
+        "{bad:?}"
+    );
+    drop(bad);
+    assert!(!PathBuf::from(dataplane::bpf::PIN_ROOT)
+        .join(&topo.gw_if)
+        .exists());
     config.cores = (0..4).map(|q| q % ncpu).collect();
     config.engine.tcp.time_wait = dataplane::time::Duration::from_secs(2);
     let started = Gateway::start(&config);

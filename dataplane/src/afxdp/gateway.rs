@@ -297,9 +297,17 @@ impl Gateway {
             let stop = Arc::clone(&gw.stop);
             let stats = poller.stats();
             let waker = poller.waker();
+            // The thread pins itself first and says whether that worked, so a bad core is
+            // start's error rather than a poller that silently never ran.
+            let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
             let thread = std::thread::Builder::new()
                 .name(format!("xgate-q{q}"))
                 .spawn(move || {
+                    if let Err(e) = poller.pin_thread() {
+                        let _ = ready_tx.send(Err(e));
+                        return (poller, Ok(()));
+                    }
+                    let _ = ready_tx.send(Ok(()));
                     let result = poller.run(&stop);
                     (poller, result)
                 })
@@ -310,6 +318,15 @@ impl Gateway {
                 waker,
                 thread: Some(thread),
             });
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    return Err(GatewayError::Spawn(io::Error::other(
+                        "poller thread ended before it started",
+                    )))
+                }
+            }
         }
 
         // 4. kernel listeners, now that sock_ops watches the cgroup.

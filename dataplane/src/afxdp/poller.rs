@@ -276,11 +276,9 @@ impl Poller {
         &self.config
     }
 
-    /// Runs the loop until `stop` is set (then wake the poller with its [`Waker`] so it does
-    /// not finish a sleep first). Pins the calling thread first when a core is configured.
-    /// When the loop ends, for any reason, the socket is taken out of `xsks`, so the queue's
-    /// new connections fall back to the kernel instead of a socket nobody reads.
-    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), PollerError> {
+    /// Pins the calling thread to the configured core; nothing without one. [`run`](Self::run)
+    /// does it too; calling it first lets a caller learn of a bad core before traffic flows.
+    pub fn pin_thread(&self) -> Result<(), PollerError> {
         if let Some(core) = self.config.core {
             pin_to_core(core).map_err(|source| PollerError::Affinity {
                 queue: self.queue.queue(),
@@ -288,6 +286,15 @@ impl Poller {
                 source,
             })?;
         }
+        Ok(())
+    }
+
+    /// Runs the loop until `stop` is set (then wake the poller with its [`Waker`] so it does
+    /// not finish a sleep first). Pins the calling thread first when a core is configured.
+    /// When the loop ends, for any reason, the socket is taken out of `xsks`, so the queue's
+    /// new connections fall back to the kernel instead of a socket nobody reads.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), PollerError> {
+        self.pin_thread()?;
         self.counters.thread_id = thread_id();
         let now = self.clock.now();
         self.publish_all(now);
