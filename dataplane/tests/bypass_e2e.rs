@@ -630,6 +630,49 @@ fn gateway_killed_falls_back_to_kernel() {
     drop(topo);
 }
 
+/// Figures, not a proof (ignored by default; run it in release): wrk from the client netns
+/// against the bypass path, keep-alive `GET /health`. Client and gateway share the machine's
+/// cores and veth runs AF_XDP in copy mode, so this is a smoke figure, not a benchmark.
+#[test]
+#[ignore = "figures: cargo test --release --test bypass_e2e -- --ignored wrk_figures"]
+fn wrk_figures() {
+    if !is_root() || Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: needs root and wrk");
+        return;
+    }
+    let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut topo = Topology::create();
+    let (gw, kernel) = start_gateway(&mut topo);
+    for (conns, path) in [(16, "/health"), (1, "/health"), (16, "/bytes/16384")] {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.client_ns,
+                "wrk",
+                "-t1",
+                "-d5s",
+                "--latency",
+            ])
+            .arg(format!("-c{conns}"))
+            .arg(format!("http://{GW_IP}:{PORT}{path}"))
+            .output()
+            .expect("running wrk");
+        let text = String::from_utf8_lossy(&out.stdout);
+        eprintln!("wrk -c{conns} {path}:\n{text}");
+        assert!(out.status.success());
+        assert!(!text.contains("Non-2xx") && !text.contains("Socket errors"));
+    }
+    let c = gw.counters();
+    for (q, c) in c.iter().enumerate() {
+        eprintln!("queue {q}: {c:?} busy ratio {:.3}", c.busy_ratio());
+    }
+    assert_eq!(kernel.accepted(), 0);
+    drop(kernel);
+    drop(gw);
+    drop(topo);
+}
+
 #[test]
 fn bypass_end_to_end() {
     if !is_root() {
