@@ -89,7 +89,8 @@ pub struct GatewayConfig {
     pub engine: EngineConfig,
     /// What the gateway answers.
     pub app: AppConfig,
-    /// Capacity of `user_flows`.
+    /// Capacity of `user_flows`; raised at start to at least queues × the engine's
+    /// `tcp.max_connections`, so that every connection an engine accepts gets its entry.
     pub max_user_flows: u32,
     /// Where the maps are pinned (`<pin_root>/<ifname>/`).
     pub pin_root: PathBuf,
@@ -259,17 +260,6 @@ impl Gateway {
         };
 
         // 2. steering.
-        let steering_config = SteeringConfig {
-            ifname: config.ifname.clone(),
-            cgroup: gw.cgroup.clone(),
-            xdp_mode: config.xdp_mode,
-            pin_root: config.pin_root.clone(),
-            max_user_flows: config.max_user_flows,
-            count_stats: true,
-        };
-        let steering = gw.steering.insert(Steering::load(&steering_config)?);
-
-        // 3. sockets, engines, pollers.
         let queues = match config.queues {
             Some(q) => q,
             None => rx_queue_count(&config.ifname).map_err(|source| GatewayError::Queues {
@@ -277,6 +267,20 @@ impl Gateway {
                 source,
             })?,
         };
+        let needed = (queues as usize).saturating_mul(config.engine.tcp.max_connections);
+        let steering_config = SteeringConfig {
+            ifname: config.ifname.clone(),
+            cgroup: gw.cgroup.clone(),
+            xdp_mode: config.xdp_mode,
+            pin_root: config.pin_root.clone(),
+            max_user_flows: config
+                .max_user_flows
+                .max(u32::try_from(needed).unwrap_or(u32::MAX)),
+            count_stats: true,
+        };
+        let steering = gw.steering.insert(Steering::load(&steering_config)?);
+
+        // 3. sockets, engines, pollers.
         let mut xsk_config = config.xsk.clone();
         xsk_config.ifname = config.ifname.clone();
         let secret = random_secret()?;
