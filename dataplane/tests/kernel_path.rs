@@ -439,6 +439,7 @@ fn slowloris_gets_408_after_the_header_timeout_and_others_keep_working() {
         let mut got = Vec::new();
         slow.read_to_end(&mut got).unwrap(); // the server closes after the 408
         let waited = started.elapsed();
+        drop(slow);
         assert!(
             got.starts_with(b"HTTP/1.1 408 "),
             "{}",
@@ -469,6 +470,7 @@ fn idle_keep_alive_connection_is_closed_by_the_idle_timeout() {
     s.read_to_end(&mut got).unwrap();
     assert!(got.is_empty());
     let waited = started.elapsed();
+    drop(s);
     assert!(waited >= StdDuration::from_millis(400) && waited < StdDuration::from_secs(3));
     let report = server.stop();
     assert_eq!(report.http.idle_timeouts, 1);
@@ -680,5 +682,62 @@ fn curl_gets_the_same_answers() {
         std::fs::remove_file(&file).unwrap();
         let report = server.stop();
         assert_eq!(report.http.requests, 6);
+    });
+}
+
+#[test]
+fn a_refused_body_still_gets_its_answer_before_the_close() {
+    // The body is never read by the server (413 at the head): closing with unread input would
+    // send a reset that can destroy the answer before the client reads it.
+    both_modes(|mode| {
+        let mut config = KernelConfig::default();
+        config.http.max_body_len = 1000;
+        let server = Server::start(config, mode);
+        for _ in 0..5 {
+            let mut s = server.connect();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let writer = std::thread::spawn(move || {
+                let _ = s.write_all(
+                    b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3000000\r\n\r\n",
+                );
+                let chunk = vec![b'z'; 64 * 1024];
+                for _ in 0..45 {
+                    if s.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            });
+            // Read late: by then the server has closed.
+            std::thread::sleep(StdDuration::from_millis(200));
+            let resp = read_response(&mut r).expect("the 413 was lost");
+            assert_eq!(resp.status, 413, "{}", resp.head);
+            writer.join().unwrap();
+        }
+        server.stop();
+    });
+}
+
+#[test]
+fn close_after_a_large_answer_with_unread_input_loses_nothing() {
+    // `Connection: close` plus bytes the server never reads: a plain close(2) with unread
+    // input resets the connection and throws away whatever is still in the send buffer.
+    both_modes(|mode| {
+        let server = Server::start(KernelConfig::default(), mode);
+        let mut s = server.connect();
+        let mut request =
+            b"GET /bytes/4000000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec();
+        request.extend_from_slice(&get("/health"));
+        s.write_all(&request).unwrap();
+        std::thread::sleep(StdDuration::from_millis(100));
+        // More than the server's input buffer takes while its answer waits for us.
+        s.write_all(&vec![b'x'; 200_000]).unwrap();
+        std::thread::sleep(StdDuration::from_millis(300));
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("reset instead of a close");
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert_eq!(got.len() - head_end, 4_000_000);
+        assert!(got[head_end..] == pattern(4_000_000)[..]);
+        drop(s);
+        server.stop();
     });
 }

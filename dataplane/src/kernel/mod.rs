@@ -61,6 +61,10 @@ pub struct KernelConfig {
     pub recv_buffer_len: usize,
     /// Per-connection output buffer: the most one send carries.
     pub output_buffer_len: usize,
+    /// After the last response of a connection, how long to keep reading (and dropping)
+    /// what the peer still sends while waiting for its FIN: closing with unread input would
+    /// reset the connection and lose the end of the response still in the send buffer.
+    pub linger: Duration,
     /// Skip the buffer ring and receive into per-connection buffers (the fallback mode, for
     /// kernels that refuse buffer rings; settable to test it).
     pub per_connection_recv: bool,
@@ -75,6 +79,7 @@ impl Default for KernelConfig {
             recv_buffers: 1024,
             recv_buffer_len: 16 * 1024,
             output_buffer_len: 64 * 1024,
+            linger: Duration::from_secs(2),
             per_connection_recv: false,
         }
     }
@@ -205,6 +210,9 @@ struct Conn {
     eof_told: bool,
     /// A receive could not be posted (no buffer, full queue): post it on the next turn.
     recv_deferred: bool,
+    /// All output sent and our FIN queued (`shutdown(SHUT_WR)`): input is read and dropped
+    /// until the peer's FIN or this deadline, then the socket is closed.
+    linger_until: Option<Instant>,
     live_pos: usize,
 }
 
@@ -573,6 +581,7 @@ impl KernelPath {
                     eof: false,
                     eof_told: false,
                     recv_deferred: false,
+                    linger_until: None,
                     live_pos: 0,
                 });
                 self.conns.len() - 1
@@ -593,6 +602,7 @@ impl KernelPath {
         c.eof = false;
         c.eof_told = false;
         c.recv_deferred = false;
+        c.linger_until = None;
         c.live_pos = self.live.len();
         self.live.push(index as u32);
         self.stats.accepted += 1;
@@ -705,7 +715,7 @@ impl KernelPath {
         match (bid, self.bufs.as_mut()) {
             (Some(bid), Some(bufs)) => {
                 let data = bufs.get(bid, n);
-                if !c.closing {
+                if !c.closing && c.linger_until.is_none() {
                     take_input(c, &self.app, now, data);
                 }
                 bufs.recycle(bid);
@@ -759,6 +769,15 @@ impl KernelPath {
                 self.release_if_idle(index);
                 return;
             }
+            if c.linger_until.is_some() {
+                // Dropping input until the peer's FIN.
+                c.in_len = 0;
+                if c.eof {
+                    self.close_conn(index, false);
+                    return;
+                }
+                break;
+            }
             if c.send_pending {
                 break;
             }
@@ -784,7 +803,7 @@ impl KernelPath {
                 continue; // send it
             }
             if c.http.wants_close() || (draining && c.in_len == 0) {
-                self.close_conn(index, false);
+                self.finish(index, now);
                 return;
             }
             if c.input.len() - c.in_len < self.config.recv_buffer_len && !c.eof {
@@ -796,6 +815,24 @@ impl KernelPath {
             }
             break;
         }
+        self.arm_recv(index);
+    }
+
+    /// Everything has been sent: close at once if the peer has closed its side, else queue
+    /// our FIN and linger, reading, until the peer's FIN.
+    fn finish(&mut self, index: usize, now: Instant) {
+        let c = &mut self.conns[index];
+        if c.eof {
+            self.close_conn(index, false);
+            return;
+        }
+        // SAFETY: shutdown(2) on a socket we own; no memory is passed.
+        if unsafe { libc::shutdown(c.fd, libc::SHUT_WR) } != 0 {
+            self.close_conn(index, true);
+            return;
+        }
+        c.linger_until = Some(now + self.config.linger);
+        c.in_len = 0;
         self.arm_recv(index);
     }
 
@@ -889,7 +926,16 @@ impl KernelPath {
         push_entry(&mut self.ring, &mut self.stats, &mut self.inflight, entry)
     }
 
+    /// Submits what is queued. A no-op without a system call when nothing is queued and the
+    /// kernel has no overflowed completions or task work waiting for one (the polling loop's
+    /// common case).
     fn submit(&mut self) {
+        {
+            let sq = self.ring.submission();
+            if sq.is_empty() && !sq.cq_overflow() && !sq.taskrun() {
+                return;
+            }
+        }
         if let Err(e) = self.ring.submit() {
             if !matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EAGAIN)) {
                 self.stats.errors.submit += 1;
@@ -914,6 +960,10 @@ impl KernelPath {
             if cut {
                 self.stats.errors.shutdown_cut += 1;
                 self.close_conn(index, true);
+                continue;
+            }
+            if c.linger_until.is_some_and(|t| now >= t) {
+                self.close_conn(index, false);
                 continue;
             }
             if c.send_pending && now.saturating_duration_since(c.send_since) >= send_limit {
