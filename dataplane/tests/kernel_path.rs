@@ -2,10 +2,12 @@
 //! is installed, curl. Each test starts a server thread on 127.0.0.1 with an ephemeral port,
 //! joins it at the end, and bounds every client read with a timeout.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration as StdDuration;
@@ -16,6 +18,39 @@ use dataplane::kernel::{KernelConfig, KernelPath, KernelStats, RecvMode};
 use dataplane::time::{Duration, Instant};
 
 const CLIENT_TIMEOUT: StdDuration = StdDuration::from_secs(20);
+
+/// Counts heap allocations made on server threads that asked for it.
+struct CountingAlloc;
+
+static SERVER_ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COUNT_ALLOCS: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note_alloc() {
+    if COUNT_ALLOCS.try_with(Cell::get).unwrap_or(false) {
+        SERVER_ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_alloc();
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -45,12 +80,22 @@ impl Server {
     }
 
     fn start_with_grace(config: KernelConfig, mode: Mode, grace: StdDuration) -> Server {
+        Server::start_opts(config, mode, grace, false)
+    }
+
+    fn start_opts(
+        config: KernelConfig,
+        mode: Mode,
+        grace: StdDuration,
+        count_allocs: bool,
+    ) -> Server {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
             let app = App::new(&AppConfig::default()).unwrap();
             let mut kp = KernelPath::new(config, app).unwrap();
+            COUNT_ALLOCS.with(|c| c.set(count_allocs));
             let addr = kp
                 .listen(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 1024)
                 .unwrap();
@@ -740,4 +785,148 @@ fn close_after_a_large_answer_with_unread_input_loses_nothing() {
         drop(s);
         server.stop();
     });
+}
+
+/// A mixed workload on one connection: static, generated, echoed (both framings), pipelined.
+fn workload(server: &Server) {
+    let mut s = server.connect();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let body: Vec<u8> = (0..50_000).map(|i| (i % 241) as u8).collect();
+    for i in 0..20 {
+        s.write_all(&get("/health")).unwrap();
+        assert_eq!(read_response(&mut r).unwrap().body, b"ok");
+        s.write_all(&get(&format!("/bytes/{}", 100_000 + i)))
+            .unwrap();
+        assert_eq!(read_response(&mut r).unwrap().body.len(), 100_000 + i);
+        let mut req = format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(&body);
+        req.extend_from_slice(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        );
+        for _ in 0..10 {
+            req.extend_from_slice(&get("/bytes/10"));
+        }
+        s.write_all(&req).unwrap();
+        assert!(read_response(&mut r).unwrap().body == body);
+        assert_eq!(read_response(&mut r).unwrap().body, b"abc");
+        for _ in 0..10 {
+            assert_eq!(read_response(&mut r).unwrap().body, pattern(10));
+        }
+    }
+}
+
+#[test]
+fn no_allocation_per_request_or_connection_once_warmed_up() {
+    both_modes(|mode| {
+        let server = Arc::new(Server::start_opts(
+            KernelConfig::default(),
+            mode,
+            StdDuration::from_secs(5),
+            true,
+        ));
+        // Warm up: four connections at once grow the slab to four slots.
+        let warm: Vec<_> = (0..4)
+            .map(|_| {
+                let server = server.clone();
+                std::thread::spawn(move || workload(&server))
+            })
+            .collect();
+        for w in warm {
+            w.join().unwrap();
+        }
+        std::thread::sleep(StdDuration::from_millis(100));
+        // The counter sees the server: growing the slab allocated.
+        assert!(SERVER_ALLOCS.swap(0, Ordering::Relaxed) > 0);
+        for _ in 0..6 {
+            workload(&server);
+        }
+        let allocs = SERVER_ALLOCS.load(Ordering::Relaxed);
+        let server = Arc::into_inner(server).unwrap();
+        let report = server.stop();
+        assert_eq!(allocs, 0, "server allocated {allocs} times ({mode:?})");
+        assert_eq!(report.stats.accepted, 10);
+        assert_eq!(report.http.requests, 10 * 20 * 14);
+    });
+}
+
+#[test]
+fn a_tiny_buffer_ring_runs_out_and_recovers() {
+    let config = KernelConfig {
+        recv_buffers: 2,
+        recv_buffer_len: 1024,
+        ..KernelConfig::default()
+    };
+    both_modes(|mode| {
+        let server = Arc::new(Server::start(config.clone(), mode));
+        let clients: Vec<_> = (0..32)
+            .map(|c| {
+                let server = server.clone();
+                std::thread::spawn(move || {
+                    let mut s = server.connect();
+                    let mut r = BufReader::new(s.try_clone().unwrap());
+                    let mut burst = Vec::new();
+                    for i in 0..30 {
+                        burst.extend_from_slice(&get(&format!("/bytes/{}", c * 30 + i)));
+                    }
+                    for _ in 0..3 {
+                        s.write_all(&burst).unwrap();
+                        for i in 0..30 {
+                            assert_eq!(read_response(&mut r).unwrap().body, pattern(c * 30 + i));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().expect("a client failed");
+        }
+        let server = Arc::into_inner(server).unwrap();
+        let report = server.stop();
+        assert_eq!(report.http.requests, 32 * 90);
+        eprintln!("{mode:?}: ENOBUFS {}", report.stats.errors.no_buffers);
+    });
+}
+
+/// Throughput of the two drive modes: `cargo test --release --test kernel_path -- --ignored
+/// --nocapture compare_drive_modes`. Keep-alive clients, one request in flight each.
+#[test]
+#[ignore]
+fn compare_drive_modes() {
+    for mode in [Mode::Poll, Mode::Run, Mode::Poll, Mode::Run] {
+        for clients in [1usize, 16] {
+            let server = Arc::new(Server::start(KernelConfig::default(), mode));
+            let stop = Arc::new(AtomicBool::new(false));
+            let total = Arc::new(AtomicU64::new(0));
+            let threads: Vec<_> = (0..clients)
+                .map(|_| {
+                    let (server, stop, total) = (server.clone(), stop.clone(), total.clone());
+                    std::thread::spawn(move || {
+                        let mut s = server.connect();
+                        let mut r = BufReader::new(s.try_clone().unwrap());
+                        let req = get("/health");
+                        let mut n = 0;
+                        while !stop.load(Ordering::Relaxed) {
+                            s.write_all(&req).unwrap();
+                            read_response(&mut r).unwrap();
+                            n += 1;
+                        }
+                        total.fetch_add(n, Ordering::Relaxed);
+                    })
+                })
+                .collect();
+            let secs = 2.0;
+            std::thread::sleep(StdDuration::from_secs_f64(secs));
+            stop.store(true, Ordering::Relaxed);
+            for t in threads {
+                t.join().unwrap();
+            }
+            let rate = total.load(Ordering::Relaxed) as f64 / secs;
+            println!("{mode:?} clients={clients}: {rate:.0} req/s");
+            Arc::into_inner(server).unwrap().stop();
+        }
+    }
 }

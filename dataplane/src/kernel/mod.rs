@@ -1110,3 +1110,27 @@ fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_round_trips_and_generations_wrap_within_their_bits() {
+        for (op, index, gen) in [
+            (Op::Recv, 0u32, 1u32),
+            (Op::Send, u32::MAX, GEN_MASK),
+            (Op::Accept, 7, 0),
+            (Op::Close, 123_456, 0x00AB_CDEF),
+        ] {
+            let ud = user_data(op, index, gen);
+            assert_eq!(split_user_data(ud), (Some(op), index, gen));
+        }
+        // A generation past 24 bits is masked the same way on both sides.
+        let gen = (GEN_MASK + 5) & GEN_MASK;
+        assert_eq!(split_user_data(user_data(Op::Recv, 3, gen)).2, 4);
+        // Different generations of one slot never share a user_data.
+        assert_ne!(user_data(Op::Recv, 3, 1), user_data(Op::Recv, 3, 2));
+        assert_eq!(split_user_data(0).0, None);
+    }
+}
