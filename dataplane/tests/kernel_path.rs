@@ -56,6 +56,8 @@ static ALLOC: CountingAlloc = CountingAlloc;
 enum Mode {
     /// `poll` from a loop of the test's own, as the AF_XDP poller would.
     Poll,
+    /// `poll` in a loop that never sleeps (a busy poller).
+    PollSpin,
     /// `run` on its own thread.
     Run,
 }
@@ -105,7 +107,8 @@ impl Server {
                     kp.run(&flag).unwrap();
                     kp.shutdown(grace).is_ok()
                 }
-                Mode::Poll => {
+                Mode::Poll | Mode::PollSpin => {
+                    let backoff = mode == Mode::Poll;
                     let clock = std::time::Instant::now();
                     let now = || Instant::from_micros(clock.elapsed().as_micros() as u64);
                     let unix = || {
@@ -118,7 +121,7 @@ impl Server {
                     let mut spin = |kp: &mut KernelPath| {
                         if kp.poll(now(), unix()) == 0 {
                             idle += 1;
-                            if idle > 64 {
+                            if backoff && idle > 64 {
                                 std::thread::sleep(StdDuration::from_micros(100));
                             }
                         } else {
@@ -896,7 +899,14 @@ fn a_tiny_buffer_ring_runs_out_and_recovers() {
 #[test]
 #[ignore]
 fn compare_drive_modes() {
-    for mode in [Mode::Poll, Mode::Run, Mode::Poll, Mode::Run] {
+    for mode in [
+        Mode::PollSpin,
+        Mode::Poll,
+        Mode::Run,
+        Mode::PollSpin,
+        Mode::Poll,
+        Mode::Run,
+    ] {
         for clients in [1usize, 16] {
             let server = Arc::new(Server::start(KernelConfig::default(), mode));
             let stop = Arc::new(AtomicBool::new(false));
@@ -928,5 +938,49 @@ fn compare_drive_modes() {
             println!("{mode:?} clients={clients}: {rate:.0} req/s");
             Arc::into_inner(server).unwrap().stop();
         }
+    }
+}
+
+#[test]
+fn dropping_the_kernel_path_mid_transfer_neither_hangs_nor_leaves_clients_waiting() {
+    let (tx, rx) = mpsc::channel();
+    let (drop_tx, drop_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let app = App::new(&AppConfig::default()).unwrap();
+        let mut kp = KernelPath::new(KernelConfig::default(), app).unwrap();
+        let addr = kp
+            .listen(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16)
+            .unwrap();
+        tx.send(addr).unwrap();
+        let clock = std::time::Instant::now();
+        while drop_rx.try_recv().is_err() {
+            kp.poll(Instant::from_micros(clock.elapsed().as_micros() as u64), 0);
+            std::thread::sleep(StdDuration::from_micros(200));
+        }
+        let started = std::time::Instant::now();
+        drop(kp);
+        started.elapsed()
+    });
+    let addr = rx.recv().unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    s.write_all(&get("/bytes/16000000")).unwrap();
+    let mut some = vec![0u8; 10_000];
+    s.read_exact(&mut some).unwrap();
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+    std::thread::sleep(StdDuration::from_millis(50));
+    drop_tx.send(()).unwrap();
+    let took = server.join().unwrap();
+    assert!(took < StdDuration::from_secs(2), "drop took {took:?}");
+    // Both clients learn that the server is gone (EOF or reset), none waits for ever.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(some.len() + rest.len() < 16_000_000);
+    let mut buf = [0u8; 16];
+    match idle.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("idle client: {other:?}"),
     }
 }

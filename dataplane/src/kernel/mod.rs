@@ -346,6 +346,17 @@ impl KernelPath {
         &self.app
     }
 
+    /// When `poll` next has timed work (on the caller's clock): the HTTP deadline sweep while
+    /// connections are open or a shutdown is draining, `Instant::ZERO` (due now) while a
+    /// receive waits to be re-posted. `None`: only completions can bring work, and the ring's
+    /// descriptor ([`AsRawFd`]) turns readable for them.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.deferred.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        (!self.live.is_empty() || self.draining.is_some()).then_some(self.next_sweep)
+    }
+
     /// One non-blocking turn, for a caller with its own loop (the AF_XDP poller): reaps
     /// completions, runs due deadlines, submits. `now` is the caller's monotonic clock,
     /// `unix_secs` the wall clock for the `Date` header. Returns the completions handled.
@@ -1037,6 +1048,12 @@ impl Drop for KernelPath {
         }
     }
 }
+
+/// The kernel path runs on a thread of its own (or the poller's): it must move there.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<KernelPath>();
+};
 
 /// Queues an entry, submitting first when the queue is full. False if it could not be queued.
 fn push_entry(
