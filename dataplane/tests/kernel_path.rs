@@ -984,3 +984,131 @@ fn dropping_the_kernel_path_mid_transfer_neither_hangs_nor_leaves_clients_waitin
         other => panic!("idle client: {other:?}"),
     }
 }
+
+#[test]
+fn out_of_range_configuration_is_refused() {
+    for config in [
+        KernelConfig {
+            recv_buffers: 1000,
+            ..KernelConfig::default()
+        },
+        KernelConfig {
+            max_connections: 0,
+            ..KernelConfig::default()
+        },
+        KernelConfig {
+            recv_buffer_len: 0,
+            ..KernelConfig::default()
+        },
+    ] {
+        let app = App::new(&AppConfig::default()).unwrap();
+        let err = KernelPath::new(config, app).err().expect("accepted");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    }
+}
+
+#[test]
+fn two_thousand_short_connections_reuse_the_slab() {
+    both_modes(|mode| {
+        let config = KernelConfig {
+            max_connections: 64,
+            ..KernelConfig::default()
+        };
+        let server = Server::start(config, mode);
+        for i in 0..1000 {
+            let mut s = server.connect();
+            match i % 4 {
+                // Request, answer, server closes.
+                0 | 1 => {
+                    s.write_all(b"GET /bytes/100 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                        .unwrap();
+                    let mut got = Vec::new();
+                    s.read_to_end(&mut got).unwrap();
+                    assert!(got.ends_with(&pattern(100)));
+                }
+                // Nothing sent, client closes.
+                2 => drop(s),
+                // Half a head, then a reset.
+                _ => {
+                    s.write_all(b"GET /bytes/100 HTTP/1.1\r\nHo").unwrap();
+                    reset_on_drop(&s);
+                    drop(s);
+                }
+            }
+        }
+        let report = server.stop();
+        // The last connections, which do not wait for the server, may still sit in the
+        // backlog when the shutdown starts: those are refused.
+        assert_eq!(
+            report.stats.accepted + report.stats.refused,
+            1000,
+            "{:?}",
+            report.stats
+        );
+        assert!(report.stats.refused <= 2);
+        assert_eq!(report.stats.closed, report.stats.accepted);
+        assert_eq!(report.http.requests, 500);
+    });
+}
+
+#[test]
+fn chaotic_clients_do_not_disturb_a_well_behaved_one() {
+    both_modes(|mode| {
+        let mut config = small_timeouts();
+        config.http.idle_timeout = Duration::from_millis(500);
+        let server = Arc::new(Server::start(config, mode));
+        let chaos: Vec<_> = (0..16u64)
+            .map(|t| {
+                let server = server.clone();
+                std::thread::spawn(move || {
+                    let mut seed = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                    let mut next = move || {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed
+                    };
+                    for _ in 0..20 {
+                        let mut s = server.connect();
+                        let mut burst = Vec::new();
+                        for _ in 0..(next() % 8) {
+                            match next() % 5 {
+                                0 => burst.extend_from_slice(&get("/bytes/300000")),
+                                1 => burst.extend_from_slice(b"POST /echo HTTP/1.1\r\nContent-Length: 100000\r\n\r\nxyz"),
+                                2 => burst.extend_from_slice(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+                                3 => burst.extend_from_slice(&[0xff, b'\n', b'\r', 0]),
+                                _ => burst.extend_from_slice(&get("/health")),
+                            }
+                        }
+                        let _ = s.write_all(&burst);
+                        let mut buf = vec![0u8; (next() % 50_000) as usize + 1];
+                        let _ = s.read(&mut buf);
+                        match next() % 3 {
+                            0 => reset_on_drop(&s),
+                            1 => {
+                                let _ = s.shutdown(std::net::Shutdown::Write);
+                            }
+                            _ => {}
+                        }
+                        drop(s);
+                    }
+                })
+            })
+            .collect();
+        let mut s = server.connect();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        for i in 0..300 {
+            s.write_all(&get(&format!("/bytes/{i}"))).unwrap();
+            assert_eq!(read_response(&mut r).unwrap().body, pattern(i));
+        }
+        for c in chaos {
+            c.join().unwrap();
+        }
+        drop((s, r));
+        let server = Arc::into_inner(server).unwrap();
+        let report = server.stop();
+        assert_eq!(report.stats.accepted, 16 * 20 + 1);
+        assert_eq!(report.stats.closed, 16 * 20 + 1);
+        assert_eq!(report.stats.refused, 0);
+    });
+}

@@ -245,7 +245,24 @@ pub struct KernelPath {
 impl KernelPath {
     /// Creates the ring and, unless configured otherwise or refused by the kernel, the ring of
     /// provided receive buffers. No listener yet: see [`KernelPath::listen`].
+    /// Fails on a configuration out of range (`InvalidInput`) or when io_uring is unavailable;
+    /// a kernel that refuses buffer rings only changes [`KernelPath::recv_mode`].
     pub fn new(config: KernelConfig, app: App) -> io::Result<Self> {
+        let valid = config.max_connections > 0
+            && config.max_connections <= u32::MAX as usize
+            && config.recv_buffers.is_power_of_two()
+            && config.recv_buffers <= 32768
+            && config.recv_buffer_len > 0
+            && config.recv_buffer_len <= 1 << 30
+            && config.output_buffer_len >= 64
+            && config.output_buffer_len <= 1 << 30;
+        if !valid {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "kernel path: max_connections, recv_buffers (a power of two up to 32768), \
+                 recv_buffer_len or output_buffer_len out of range",
+            ));
+        }
         let entries = config.ring_entries.max(8).next_power_of_two();
         let ring = IoUring::builder()
             .setup_cqsize(entries.saturating_mul(4))
@@ -583,7 +600,7 @@ impl KernelPath {
                     input: vec![0u8; in_cap].into_boxed_slice(),
                     in_len: 0,
                     recv_at: 0,
-                    output: vec![0u8; self.config.output_buffer_len.max(64)].into_boxed_slice(),
+                    output: vec![0u8; self.config.output_buffer_len].into_boxed_slice(),
                     out_pos: 0,
                     out_len: 0,
                     recv_pending: false,
