@@ -1112,3 +1112,38 @@ fn chaotic_clients_do_not_disturb_a_well_behaved_one() {
         assert_eq!(report.stats.refused, 0);
     });
 }
+
+#[test]
+fn several_ports_with_the_configured_backlog() {
+    let app = App::new(&AppConfig::default()).unwrap();
+    let any = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
+    let (mut kp, addrs) = KernelPath::bind(KernelConfig::default(), app, &[any, any], 77).unwrap();
+    assert_eq!(addrs.len(), 2);
+    assert_ne!(addrs[0].port(), addrs[1].port());
+    assert_eq!(kp.local_addrs().collect::<Vec<_>>(), addrs);
+    // `ss` shows a listener's backlog as its Send-Q.
+    if let Ok(out) = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{}", addrs[0].port())])
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let send_q = text.split_whitespace().nth(2);
+        assert_eq!(send_q, Some("77"), "{text}");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let server = std::thread::spawn(move || {
+        kp.run(&flag).unwrap();
+        kp.shutdown(Duration::from_secs(2)).unwrap();
+        kp.http_stats().requests
+    });
+    for addr in &addrs {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        s.write_all(&get("/health")).unwrap();
+        assert_eq!(read_response(&mut r).unwrap().body, b"ok");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(server.join().unwrap(), 2);
+}

@@ -295,6 +295,22 @@ impl KernelPath {
         })
     }
 
+    /// [`KernelPath::new`] and a [`KernelPath::listen`] on each address. For a gateway whose
+    /// sock_ops program must see the listeners, call this only after attaching it.
+    pub fn bind(
+        config: KernelConfig,
+        app: App,
+        addrs: &[SocketAddrV4],
+        backlog: u32,
+    ) -> io::Result<(Self, Vec<SocketAddrV4>)> {
+        let mut this = KernelPath::new(config, app)?;
+        let bound = addrs
+            .iter()
+            .map(|&a| this.listen(a, backlog))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok((this, bound))
+    }
+
     /// Binds a listening socket (SO_REUSEADDR, non-blocking, close-on-exec) with the given
     /// backlog, and starts accepting on it. Returns the bound address (port 0 picks one).
     pub fn listen(&mut self, addr: SocketAddrV4, backlog: u32) -> io::Result<SocketAddrV4> {
