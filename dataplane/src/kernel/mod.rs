@@ -736,8 +736,10 @@ impl KernelPath {
                 libc::ECANCELED => {}
                 libc::ENOBUFS => {
                     self.stats.errors.no_buffers += 1;
-                    self.defer_recv(index);
-                    return;
+                    if !c.closing {
+                        self.defer_recv(index);
+                        return;
+                    }
                 }
                 libc::EAGAIN | libc::EINTR => {}
                 libc::ECONNRESET | libc::EPIPE | libc::ETIMEDOUT => {
