@@ -1147,3 +1147,61 @@ fn several_ports_with_the_configured_backlog() {
     stop.store(true, Ordering::Relaxed);
     assert_eq!(server.join().unwrap(), 2);
 }
+
+#[test]
+fn expect_100_continue_and_head() {
+    let server = Server::start(KernelConfig::default(), Mode::Poll);
+    let mut s = server.connect();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    )
+    .unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    r.read_line(&mut line).unwrap();
+    s.write_all(b"hello").unwrap();
+    assert_eq!(read_response(&mut r).unwrap().body, b"hello");
+    s.write_all(b"HEAD /bytes/1000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // No body follows a HEAD answer: the next response starts right after its head.
+    let mut head = String::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        head.push_str(&l);
+        if l == "\r\n" {
+            break;
+        }
+    }
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(head.contains("Content-Length: 1000\r\n"));
+    s.write_all(&get("/health")).unwrap();
+    assert_eq!(read_response(&mut r).unwrap().body, b"ok");
+    drop((s, r));
+    server.stop();
+}
+
+#[test]
+fn a_peer_that_stops_reading_is_closed_after_the_idle_timeout() {
+    both_modes(|mode| {
+        let mut config = small_timeouts();
+        config.http.idle_timeout = Duration::from_millis(500);
+        let server = Server::start(config, mode);
+        let mut s = server.connect();
+        s.write_all(&get("/bytes/16000000")).unwrap();
+        // Never read: socket buffers fill, the server's send stays pending.
+        std::thread::sleep(StdDuration::from_millis(1500));
+        let mut other = server.connect();
+        let mut r = BufReader::new(other.try_clone().unwrap());
+        other.write_all(&get("/health")).unwrap();
+        assert_eq!(read_response(&mut r).unwrap().body, b"ok");
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert!(got.len() < 16_000_000);
+        drop((s, other, r));
+        let report = server.stop();
+        assert_eq!(report.stats.errors.send_timeout, 1, "{:?}", report.stats);
+    });
+}

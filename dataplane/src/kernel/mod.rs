@@ -17,6 +17,14 @@
 //! - responses are written into the connection's output buffer and sent from there; the
 //!   output buffer is refilled only once the previous send has completed.
 //!
+//! A connection ends in one of three ways. When `HttpConn` is done and everything is sent,
+//! the socket's write side is shut (our FIN goes after the queued bytes) and the connection
+//! *lingers*, reading and dropping input until the peer's FIN or [`KernelConfig::linger`]:
+//! closing with unread input would make the kernel reset the connection and drop the end of
+//! the response still in the send buffer. When the peer resets, an operation fails, the peer
+//! stops reading for the idle timeout, or a shutdown deadline passes, the connection is cut.
+//! Either way its operations are cancelled and the socket is closed once they have completed.
+//!
 //! Completions are matched to connections by `user_data` = operation, slot index and the
 //! slot's generation, and a slot is reused only once none of its operations is in flight, so
 //! a late completion never touches the next connection in the slot.
