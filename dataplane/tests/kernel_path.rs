@@ -494,7 +494,7 @@ fn slowloris_gets_408_after_the_header_timeout_and_others_keep_working() {
             String::from_utf8_lossy(&got)
         );
         assert!(
-            waited >= StdDuration::from_millis(300) && waited < StdDuration::from_secs(3),
+            waited >= StdDuration::from_millis(300) && waited < StdDuration::from_secs(10),
             "408 after {waited:?}"
         );
         let mut s = server.connect();
@@ -519,7 +519,7 @@ fn idle_keep_alive_connection_is_closed_by_the_idle_timeout() {
     assert!(got.is_empty());
     let waited = started.elapsed();
     drop(s);
-    assert!(waited >= StdDuration::from_millis(400) && waited < StdDuration::from_secs(3));
+    assert!(waited >= StdDuration::from_millis(400) && waited < StdDuration::from_secs(10));
     let report = server.stop();
     assert_eq!(report.http.idle_timeouts, 1);
     assert_eq!(report.stats.closed, 1);
@@ -659,9 +659,16 @@ fn graceful_shutdown_finishes_the_response_in_flight_and_stops_accepting() {
         let mut first = [0u8; 64];
         r.read_exact(&mut first).unwrap();
         server.stop.store(true, Ordering::Relaxed);
-        std::thread::sleep(StdDuration::from_millis(600));
-        // Stopped accepting: the listener is gone.
-        assert!(TcpStream::connect(addr).is_err(), "still accepting");
+        // Stopped accepting: the listener goes away within a few sweeps.
+        let mut refused = false;
+        for _ in 0..100 {
+            std::thread::sleep(StdDuration::from_millis(50));
+            if TcpStream::connect(addr).is_err() {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused, "still accepting");
         // The response in progress completes (the pipelined ones after it may be cut).
         let mut rest = Vec::new();
         let _ = r.read_to_end(&mut rest);
@@ -972,7 +979,7 @@ fn dropping_the_kernel_path_mid_transfer_neither_hangs_nor_leaves_clients_waitin
     std::thread::sleep(StdDuration::from_millis(50));
     drop_tx.send(()).unwrap();
     let took = server.join().unwrap();
-    assert!(took < StdDuration::from_secs(2), "drop took {took:?}");
+    assert!(took < StdDuration::from_secs(3), "drop took {took:?}");
     // Both clients learn that the server is gone (EOF or reset), none waits for ever.
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
