@@ -272,9 +272,19 @@ impl KernelPath {
             ));
         }
         let entries = config.ring_entries.max(8).next_power_of_two();
+        // Cooperative task running: completions are posted when this thread next enters the
+        // kernel instead of interrupting it (a busy poller is not kicked for each one); the
+        // TASKRUN flag tells `submit` when entering is needed. Older kernels refuse it.
         let ring = IoUring::builder()
             .setup_cqsize(entries.saturating_mul(4))
-            .build(entries)?;
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(entries)
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_cqsize(entries.saturating_mul(4))
+                    .build(entries)
+            })?;
         let bufs = if config.per_connection_recv {
             None
         } else {
