@@ -1999,3 +1999,39 @@ fn rfc9293_connection_per_request_costs_seven_frames() {
         now += Duration::from_millis(1);
     }
 }
+
+#[test]
+fn rfc9293_stale_ack_after_passive_close_gets_rst_not_a_new_connection() {
+    // A duplicated or reordered pure ACK of a connection that has closed (LAST_ACK -> CLOSED,
+    // so no TIME_WAIT record) reaches the stateless front while the cookie is still valid. Its
+    // sequence number is not ISN + 1, and the SYN hint must no longer vouch for it: LISTEN
+    // answers an ACK with <SEQ=SEG.ACK><CTL=RST> (§3.10.7.2), no connection is created.
+    let mut fx = Fx::new();
+    let first_ack = fx.ack;
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, &[b'r'; 300])
+        .unwrap();
+    let stale = fx.hdr(TcpFlags::ACK);
+    let mut stale = TcpHeader {
+        ack: first_ack,
+        ..stale
+    };
+    fx.send(TcpFlags::ACK | TcpFlags::FIN, &[]).unwrap();
+    fx.app_send(b"response");
+    fx.ep.close(fx.h);
+    let out = fx.out_and_ack();
+    assert!(out.iter().any(|o| o.has(TcpFlags::FIN)));
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    assert_eq!(closed_count(&fx.events()), 1);
+    fx.assert_all_gone();
+    // The stale ACK (and the same with data, as a retransmission would be).
+    fx.advance(Duration::from_millis(1));
+    assert_eq!(fx.send_hdr(&stale, &[]), Err(DropReason::BadCookie));
+    stale.options.timestamps = stale.options.timestamps.map(|(v, e)| (v + 1, e));
+    let _ = fx.send_hdr(&stale, &[b'r'; 100]);
+    assert_eq!(fx.ep.connection_count(), 0, "no phantom connection");
+    assert!(fx.events().is_empty());
+    let out = fx.out();
+    assert!(out[0].has(TcpFlags::RST));
+    assert_eq!(out[0].hdr.seq, first_ack);
+    fx.assert_all_gone();
+}
