@@ -881,8 +881,9 @@ impl Conn {
         false
     }
 
-    /// The application consumed `n` readable bytes: maybe a window update is due.
-    pub fn consume(&mut self, n: usize) {
+    /// The application consumed `n` readable bytes: maybe a window update is due. `now` and
+    /// `delay` arm the delayed-ACK timer when the update need not go at once.
+    pub fn consume(&mut self, n: usize, now: Instant, delay: Duration) {
         self.rx.consume(n);
         self.readable_signalled = false;
         // Receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger window only if
@@ -895,18 +896,19 @@ impl Conn {
         if avail.saturating_sub(cur) < thresh || cur > self.rx.capacity() as u32 / 2 {
             return;
         }
-        // A pure ACK only if the peer may be blocked: with under two full segments of window
-        // left, nothing it can still send makes us ACK at once (RFC 5681 §4.2 ACKs every
-        // second full segment), so the update goes now. With more, the peer is not blocked:
-        // whatever it sends is ACKed (at once for two full segments, else within the
-        // delayed-ACK time, which that data arms), and every segment we send carries the
-        // larger window (`window_field`). So the update rides on the next segment anyway --
-        // after the handshake, whose SYN-ACK window is capped at 16 segments (see
-        // `TcpConfig::syn_window`), that is the response, which follows the request within
-        // microseconds. No timer is armed for it: a timer costs a heap entry per connection
-        // and buys nothing, since the peer only needs the window once it sends.
+        // How soon. With less than two full segments of window left the peer may be blocked
+        // (or about to be): nothing it can still send would make us ACK at once (RFC 5681
+        // §4.2 ACKs every second full segment), so the update goes now. With more, the peer is
+        // not blocked: whatever it sends next either triggers an immediate ACK or arms the
+        // delayed ACK, and every ACK carries the larger window. So the update rides on the
+        // next segment we send anyway -- after the handshake (whose SYN-ACK window is capped
+        // at 16 segments, see `TcpConfig::syn_window`) that is the response, which follows the
+        // request within microseconds -- and the delayed-ACK timer (RFC 1122 §4.2.3.2: under
+        // 0.5 s) bounds how late it can be if nothing else goes out.
         if cur < 2 * self.full_segment() {
             self.ack_now = true;
+        } else if self.timers.get(Timer::DelayedAck).is_none() {
+            self.timers.set(Timer::DelayedAck, now + delay);
         }
     }
 

@@ -926,8 +926,9 @@ impl Endpoint {
 
     /// The application is done with `n` readable bytes; the window reopens.
     pub fn consume(&mut self, conn: ConnHandle, n: usize) {
+        let (now, delay) = (self.now, self.cfg.delayed_ack);
         if let Some(c) = self.conn_mut(conn) {
-            c.consume(n);
+            c.consume(n, now, delay);
             self.schedule(conn.index);
             self.prune();
         }
