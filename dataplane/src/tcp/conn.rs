@@ -164,6 +164,16 @@ const MAX_SACKED: usize = 8;
 
 /// 24 days: TS.Recent older than this is invalid for PAWS (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+/// PAWS tolerance (RFC 7323 §5.3 R1), in the peer's timestamp ticks: a segment whose TSval is
+/// at most this much older than TS.Recent is not treated as an old duplicate. Reordering within
+/// one burst of the peer's makes such segments ordinary: TS.Recent can be advanced by a segment
+/// sent a few ms after others that are still on their way (a fast retransmission that fills
+/// the hole at RCV.NXT, say), and dropping those others loses new data that a peer without
+/// SACK only resends after its RTO -- which, backed off, was a 60 s stall in the engine
+/// simulation (seed 2754, `reorder25`). Linux tolerates 1 tick (TCP_PAWS_WINDOW). PAWS guards
+/// against duplicates from a previous wrap of the sequence space; at 1 ms per tick this keeps
+/// that guard for any connection slower than 2^32 bytes per 16 ms (over 2 Tbit/s).
+const PAWS_REORDER_TICKS: i32 = 16;
 /// RFC 6298 clock granularity G.
 const CLOCK_G: Duration = Duration::from_millis(1);
 
@@ -426,12 +436,13 @@ impl Conn {
         let now = cx.now;
 
         // RFC 7323 §5.3 R1 (PAWS) and §3.2: with timestamps in use, a non-RST segment without
-        // TSopt is dropped, and one whose TSval is older than TS.Recent is ACKed and dropped.
+        // TSopt is dropped, and one whose TSval is older than TS.Recent (by more than
+        // `PAWS_REORDER_TICKS`) is ACKed and dropped.
         if self.ts_enabled && !seg.rst {
             match seg.ts {
                 None => return (Outcome::Keep, Some(DropReason::Paws)),
                 Some((tsval, _)) => {
-                    let older = (tsval.wrapping_sub(self.ts_recent) as i32) < 0;
+                    let older = (self.ts_recent.wrapping_sub(tsval) as i32) > PAWS_REORDER_TICKS;
                     let recent_valid = now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE;
                     if older && recent_valid {
                         self.ack_now = true;
@@ -837,11 +848,7 @@ impl Conn {
                 }
                 // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2).
                 self.unacked_bytes = self.unacked_bytes.saturating_add(advanced);
-                // "Full-sized" is the peer's MSS less the options it must carry.
-                let full = self
-                    .smss
-                    .saturating_sub(if self.ts_enabled { 12 } else { 0 });
-                if self.unacked_bytes >= 2 * full as usize {
+                if self.unacked_bytes >= 2 * self.full_segment() as usize {
                     self.ack_now = true;
                 } else if self.timers.get(Timer::DelayedAck).is_none() {
                     self.timers
@@ -885,8 +892,9 @@ impl Conn {
         false
     }
 
-    /// The application consumed `n` readable bytes: maybe a window update is due.
-    pub fn consume(&mut self, n: usize) {
+    /// The application consumed `n` readable bytes: maybe a window update is due. `now` and
+    /// `delay` arm the delayed-ACK timer when the update need not go at once.
+    pub fn consume(&mut self, n: usize, now: Instant, delay: Duration) {
         self.rx.consume(n);
         self.readable_signalled = false;
         // Receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger window only if
@@ -896,9 +904,29 @@ impl Conn {
         let cur = self.rcv_wnd();
         let avail = self.rx.free() as u32;
         let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
-        if avail.saturating_sub(cur) >= thresh && cur <= self.rx.capacity() as u32 / 2 {
-            self.ack_now = true;
+        if avail.saturating_sub(cur) < thresh || cur > self.rx.capacity() as u32 / 2 {
+            return;
         }
+        // How soon. With less than two full segments of window left the peer may be blocked
+        // (or about to be): nothing it can still send would make us ACK at once (RFC 5681
+        // §4.2 ACKs every second full segment), so the update goes now. With more, the peer is
+        // not blocked: whatever it sends next either triggers an immediate ACK or arms the
+        // delayed ACK, and every ACK carries the larger window. So the update rides on the
+        // next segment we send anyway -- after the handshake (whose SYN-ACK window is capped
+        // at 16 segments, see `TcpConfig::syn_window`) that is the response, which follows the
+        // request within microseconds -- and the delayed-ACK timer (RFC 1122 §4.2.3.2: under
+        // 0.5 s) bounds how late it can be if nothing else goes out.
+        if cur < 2 * self.full_segment() {
+            self.ack_now = true;
+        } else if self.timers.get(Timer::DelayedAck).is_none() {
+            self.timers.set(Timer::DelayedAck, now + delay);
+        }
+    }
+
+    /// A full-sized segment from the peer: its MSS less the options it must carry.
+    fn full_segment(&self) -> u32 {
+        self.smss
+            .saturating_sub(if self.ts_enabled { 12 } else { 0 })
     }
 
     pub fn commit_send(&mut self, n: usize) -> usize {
