@@ -134,6 +134,17 @@ impl ChallengeLimiter {
             false
         }
     }
+
+    /// Whether a challenge ACK may go out now (RFC 5961 §7), counted as sent or suppressed.
+    pub fn allow_challenge(&mut self, now: Instant, stats: &mut TcpStats) -> bool {
+        let allowed = self.allow(now);
+        if allowed {
+            stats.challenge_acks_sent += 1;
+        } else {
+            stats.challenge_acks_suppressed += 1;
+        }
+        allowed
+    }
 }
 
 /// Everything of the endpoint a connection may touch while it handles an input.
@@ -416,11 +427,8 @@ impl Conn {
     }
 
     fn challenge_ack(&mut self, cx: &mut Ctx) {
-        if cx.challenge.allow(cx.now) {
-            cx.stats.challenge_acks_sent += 1;
+        if cx.challenge.allow_challenge(cx.now, cx.stats) {
             self.ack_now = true;
-        } else {
-            cx.stats.challenge_acks_suppressed += 1;
         }
     }
 

@@ -729,13 +729,10 @@ impl Endpoint {
                     self.prune();
                     return Ok(());
                 }
-                if seg.seq.in_window(rcv_nxt, window) {
-                    if self.challenge.allow(now) {
-                        self.stats.challenge_acks_sent += 1;
-                        self.time_wait_ack(now, flow, t);
-                    } else {
-                        self.stats.challenge_acks_suppressed += 1;
-                    }
+                if seg.seq.in_window(rcv_nxt, window)
+                    && self.challenge.allow_challenge(now, &mut self.stats)
+                {
+                    self.time_wait_ack(now, flow, t);
                 }
                 Err(DropReason::RstNotExact)
             }
@@ -755,11 +752,8 @@ impl Endpoint {
                     }
                     r
                 } else {
-                    if self.challenge.allow(now) {
-                        self.stats.challenge_acks_sent += 1;
+                    if self.challenge.allow_challenge(now, &mut self.stats) {
                         self.time_wait_ack(now, flow, t);
-                    } else {
-                        self.stats.challenge_acks_suppressed += 1;
                     }
                     Err(DropReason::SynInSync)
                 }
