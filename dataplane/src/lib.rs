@@ -9,6 +9,7 @@ pub mod app;
 pub mod bpf;
 pub mod engine;
 pub mod http;
+pub mod kernel;
 pub mod tcp;
 pub mod testkit;
 pub mod time;
