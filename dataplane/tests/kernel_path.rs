@@ -494,7 +494,7 @@ fn slowloris_gets_408_after_the_header_timeout_and_others_keep_working() {
             String::from_utf8_lossy(&got)
         );
         assert!(
-            waited >= StdDuration::from_millis(300) && waited < StdDuration::from_secs(3),
+            waited >= StdDuration::from_millis(300) && waited < StdDuration::from_secs(10),
             "408 after {waited:?}"
         );
         let mut s = server.connect();
@@ -519,7 +519,7 @@ fn idle_keep_alive_connection_is_closed_by_the_idle_timeout() {
     assert!(got.is_empty());
     let waited = started.elapsed();
     drop(s);
-    assert!(waited >= StdDuration::from_millis(400) && waited < StdDuration::from_secs(3));
+    assert!(waited >= StdDuration::from_millis(400) && waited < StdDuration::from_secs(10));
     let report = server.stop();
     assert_eq!(report.http.idle_timeouts, 1);
     assert_eq!(report.stats.closed, 1);
@@ -659,9 +659,16 @@ fn graceful_shutdown_finishes_the_response_in_flight_and_stops_accepting() {
         let mut first = [0u8; 64];
         r.read_exact(&mut first).unwrap();
         server.stop.store(true, Ordering::Relaxed);
-        std::thread::sleep(StdDuration::from_millis(600));
-        // Stopped accepting: the listener is gone.
-        assert!(TcpStream::connect(addr).is_err(), "still accepting");
+        // Stopped accepting: the listener goes away within a few sweeps.
+        let mut refused = false;
+        for _ in 0..100 {
+            std::thread::sleep(StdDuration::from_millis(50));
+            if TcpStream::connect(addr).is_err() {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused, "still accepting");
         // The response in progress completes (the pipelined ones after it may be cut).
         let mut rest = Vec::new();
         let _ = r.read_to_end(&mut rest);
@@ -972,7 +979,7 @@ fn dropping_the_kernel_path_mid_transfer_neither_hangs_nor_leaves_clients_waitin
     std::thread::sleep(StdDuration::from_millis(50));
     drop_tx.send(()).unwrap();
     let took = server.join().unwrap();
-    assert!(took < StdDuration::from_secs(2), "drop took {took:?}");
+    assert!(took < StdDuration::from_secs(3), "drop took {took:?}");
     // Both clients learn that the server is gone (EOF or reset), none waits for ever.
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
@@ -1146,4 +1153,62 @@ fn several_ports_with_the_configured_backlog() {
     }
     stop.store(true, Ordering::Relaxed);
     assert_eq!(server.join().unwrap(), 2);
+}
+
+#[test]
+fn expect_100_continue_and_head() {
+    let server = Server::start(KernelConfig::default(), Mode::Poll);
+    let mut s = server.connect();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    )
+    .unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    r.read_line(&mut line).unwrap();
+    s.write_all(b"hello").unwrap();
+    assert_eq!(read_response(&mut r).unwrap().body, b"hello");
+    s.write_all(b"HEAD /bytes/1000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // No body follows a HEAD answer: the next response starts right after its head.
+    let mut head = String::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        head.push_str(&l);
+        if l == "\r\n" {
+            break;
+        }
+    }
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(head.contains("Content-Length: 1000\r\n"));
+    s.write_all(&get("/health")).unwrap();
+    assert_eq!(read_response(&mut r).unwrap().body, b"ok");
+    drop((s, r));
+    server.stop();
+}
+
+#[test]
+fn a_peer_that_stops_reading_is_closed_after_the_idle_timeout() {
+    both_modes(|mode| {
+        let mut config = small_timeouts();
+        config.http.idle_timeout = Duration::from_millis(500);
+        let server = Server::start(config, mode);
+        let mut s = server.connect();
+        s.write_all(&get("/bytes/16000000")).unwrap();
+        // Never read: socket buffers fill, the server's send stays pending.
+        std::thread::sleep(StdDuration::from_millis(1500));
+        let mut other = server.connect();
+        let mut r = BufReader::new(other.try_clone().unwrap());
+        other.write_all(&get("/health")).unwrap();
+        assert_eq!(read_response(&mut r).unwrap().body, b"ok");
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert!(got.len() < 16_000_000);
+        drop((s, other, r));
+        let report = server.stop();
+        assert_eq!(report.stats.errors.send_timeout, 1, "{:?}", report.stats);
+    });
 }

@@ -17,6 +17,14 @@
 //! - responses are written into the connection's output buffer and sent from there; the
 //!   output buffer is refilled only once the previous send has completed.
 //!
+//! A connection ends in one of three ways. When `HttpConn` is done and everything is sent,
+//! the socket's write side is shut (our FIN goes after the queued bytes) and the connection
+//! *lingers*, reading and dropping input until the peer's FIN or [`KernelConfig::linger`]:
+//! closing with unread input would make the kernel reset the connection and drop the end of
+//! the response still in the send buffer. When the peer resets, an operation fails, the peer
+//! stops reading for the idle timeout, or a shutdown deadline passes, the connection is cut.
+//! Either way its operations are cancelled and the socket is closed once they have completed.
+//!
 //! Completions are matched to connections by `user_data` = operation, slot index and the
 //! slot's generation, and a slot is reused only once none of its operations is in flight, so
 //! a late completion never touches the next connection in the slot.
@@ -1184,5 +1192,73 @@ mod tests {
         // Different generations of one slot never share a user_data.
         assert_ne!(user_data(Op::Recv, 3, 1), user_data(Op::Recv, 3, 2));
         assert_eq!(split_user_data(0).0, None);
+    }
+
+    fn poll_until(
+        kp: &mut KernelPath,
+        now: &mut Instant,
+        mut what: impl FnMut(&KernelPath) -> bool,
+    ) {
+        for _ in 0..5000 {
+            *now += Duration::from_millis(1);
+            kp.poll(*now, 0);
+            if what(kp) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("condition not reached");
+    }
+
+    #[test]
+    fn completions_of_an_earlier_generation_never_touch_the_reused_slot() {
+        use std::io::{Read, Write};
+        let app = App::new(&crate::app::AppConfig::default()).unwrap();
+        let mut kp = KernelPath::new(KernelConfig::default(), app).unwrap();
+        let addr = kp
+            .listen(SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0), 16)
+            .unwrap();
+        let mut now = Instant::from_secs(1);
+        // Completions for slots that do not exist are ignored.
+        kp.complete(now, user_data(Op::Recv, 9, 1), 100, 0);
+        kp.complete(now, user_data(Op::Send, 9, 1), 100, 0);
+
+        let first = std::net::TcpStream::connect(addr).unwrap();
+        poll_until(&mut kp, &mut now, |kp| kp.connection_count() == 1);
+        let old_gen = kp.conns[0].gen;
+        drop(first);
+        poll_until(&mut kp, &mut now, |kp| kp.connection_count() == 0);
+
+        let mut second = std::net::TcpStream::connect(addr).unwrap();
+        poll_until(&mut kp, &mut now, |kp| kp.connection_count() == 1);
+        assert_eq!(kp.free.len(), 0, "the slot was reused");
+        assert_ne!(kp.conns[0].gen, old_gen);
+        let before = kp.stats;
+        // Late completions of the first connection: a receive with data, a send, an error.
+        kp.complete(now, user_data(Op::Recv, 0, old_gen), 50, 0);
+        kp.complete(now, user_data(Op::Send, 0, old_gen), 10, 0);
+        kp.complete(now, user_data(Op::Recv, 0, old_gen), -libc::ECONNRESET, 0);
+        assert_eq!(kp.stats, before);
+        assert!(kp.conns[0].open && !kp.conns[0].closing);
+
+        second
+            .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        second
+            .set_read_timeout(Some(std::time::Duration::from_millis(1)))
+            .unwrap();
+        let mut got = Vec::new();
+        poll_until(&mut kp, &mut now, |_| {
+            let mut buf = [0u8; 512];
+            match (&second).read(&mut buf) {
+                Ok(0) => true,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    false
+                }
+                Err(_) => false,
+            }
+        });
+        assert!(got.ends_with(b"\r\n\r\nok"));
     }
 }
