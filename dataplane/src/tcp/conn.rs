@@ -837,11 +837,7 @@ impl Conn {
                 }
                 // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2).
                 self.unacked_bytes = self.unacked_bytes.saturating_add(advanced);
-                // "Full-sized" is the peer's MSS less the options it must carry.
-                let full = self
-                    .smss
-                    .saturating_sub(if self.ts_enabled { 12 } else { 0 });
-                if self.unacked_bytes >= 2 * full as usize {
+                if self.unacked_bytes >= 2 * self.full_segment() as usize {
                     self.ack_now = true;
                 } else if self.timers.get(Timer::DelayedAck).is_none() {
                     self.timers
@@ -885,8 +881,9 @@ impl Conn {
         false
     }
 
-    /// The application consumed `n` readable bytes: maybe a window update is due.
-    pub fn consume(&mut self, n: usize) {
+    /// The application consumed `n` readable bytes: maybe a window update is due. `now` and
+    /// `delay` arm the delayed-ACK timer when the update need not go at once.
+    pub fn consume(&mut self, n: usize, now: Instant, delay: Duration) {
         self.rx.consume(n);
         self.readable_signalled = false;
         // Receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger window only if
@@ -896,9 +893,29 @@ impl Conn {
         let cur = self.rcv_wnd();
         let avail = self.rx.free() as u32;
         let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
-        if avail.saturating_sub(cur) >= thresh && cur <= self.rx.capacity() as u32 / 2 {
-            self.ack_now = true;
+        if avail.saturating_sub(cur) < thresh || cur > self.rx.capacity() as u32 / 2 {
+            return;
         }
+        // How soon. With less than two full segments of window left the peer may be blocked
+        // (or about to be): nothing it can still send would make us ACK at once (RFC 5681
+        // §4.2 ACKs every second full segment), so the update goes now. With more, the peer is
+        // not blocked: whatever it sends next either triggers an immediate ACK or arms the
+        // delayed ACK, and every ACK carries the larger window. So the update rides on the
+        // next segment we send anyway -- after the handshake (whose SYN-ACK window is capped
+        // at 16 segments, see `TcpConfig::syn_window`) that is the response, which follows the
+        // request within microseconds -- and the delayed-ACK timer (RFC 1122 §4.2.3.2: under
+        // 0.5 s) bounds how late it can be if nothing else goes out.
+        if cur < 2 * self.full_segment() {
+            self.ack_now = true;
+        } else if self.timers.get(Timer::DelayedAck).is_none() {
+            self.timers.set(Timer::DelayedAck, now + delay);
+        }
+    }
+
+    /// A full-sized segment from the peer: its MSS less the options it must carry.
+    fn full_segment(&self) -> u32 {
+        self.smss
+            .saturating_sub(if self.ts_enabled { 12 } else { 0 })
     }
 
     pub fn commit_send(&mut self, n: usize) -> usize {

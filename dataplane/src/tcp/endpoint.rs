@@ -568,6 +568,19 @@ impl Endpoint {
             c.set_ts_recent(tsval, now);
         }
         self.table.insert(flow, idx);
+        // The hint has served its purpose: it is for segments that arrive before the
+        // connection exists. Kept, it would let a stale segment of this connection that
+        // arrives after it closed (a reordered or duplicated ACK, within the cookie's lifetime)
+        // create a phantom connection that nobody talks to until the idle timeout (found by
+        // the engine simulation); without it such a segment gets the RFC 9293 §3.10.7.2 RST.
+        if let Some(h) = self
+            .hint_slot(&flow)
+            .and_then(|i| self.syn_hints.get_mut(i))
+        {
+            if h.is_some_and(|(f, _)| f == flow) {
+                *h = None;
+            }
+        }
         self.stats.connections_established += 1;
         self.events
             .push_back(Event::Established { conn: handle, flow });
@@ -913,8 +926,9 @@ impl Endpoint {
 
     /// The application is done with `n` readable bytes; the window reopens.
     pub fn consume(&mut self, conn: ConnHandle, n: usize) {
+        let (now, delay) = (self.now, self.cfg.delayed_ack);
         if let Some(c) = self.conn_mut(conn) {
-            c.consume(n);
+            c.consume(n, now, delay);
             self.schedule(conn.index);
             self.prune();
         }

@@ -1806,3 +1806,232 @@ fn syn_flood_during_traffic_leaves_the_live_connection_working() {
     assert!(fx.ep.stats().stateless_queue_overflows > 0);
     assert!(fx.ep.stats().cookies_sent > 1000);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The window after the handshake (SYN-ACK window capped at 16 segments, see `syn_window`)
+
+/// `small_config` with the default receive ring, so the SYN-ACK window (16 segments) is well
+/// under half the buffer and the full window has to be announced after the handshake.
+fn full_rx_config() -> TcpConfig {
+    TcpConfig {
+        rx_buffer: TcpConfig::default().rx_buffer,
+        ..small_config()
+    }
+}
+
+/// What the engine does on `Established`: serve the connection, which consumes and commits
+/// nothing when the handshake ACK carried no data.
+fn engine_serves_empty(fx: &mut Fx) {
+    fx.ep.consume(fx.h, 0);
+    fx.ep.commit_send(fx.h, 0);
+}
+
+#[test]
+fn rfc9293_window_update_after_the_handshake_rides_on_the_first_response() {
+    let cfg = full_rx_config();
+    let syn_wnd = u32::from(cfg.syn_window());
+    let rx = cfg.rx_buffer as u32;
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let ws = fx.server_ws;
+    engine_serves_empty(&mut fx);
+    assert!(
+        fx.out().is_empty(),
+        "no standalone window update after the handshake ACK"
+    );
+    // The request, then the response: one segment with data, the ACK and the full window.
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET / HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let n = fx.readable().len();
+    fx.ep.consume(fx.h, n);
+    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "one segment: {out:?}");
+    assert_eq!(out[0].payload, b"HTTP/1.1 200 OK\r\n\r\n");
+    assert!(out[0].has(TcpFlags::ACK));
+    assert_eq!(out[0].hdr.ack, fx.seq);
+    let wnd = u32::from(out[0].hdr.window) << ws;
+    assert!(wnd > syn_wnd, "the full window is announced ({wnd})");
+    assert!(wnd + (1 << ws) > rx, "the full window is announced ({wnd})");
+    // Nothing else is due: the next deadline is the response's retransmission timer.
+    assert_eq!(
+        fx.ep.poll_timeout(),
+        Some(fx.now + TcpConfig::default().initial_rto)
+    );
+}
+
+#[test]
+fn rfc1122_window_update_after_the_handshake_is_sent_within_the_delayed_ack_time() {
+    // A client that connects and then says nothing still learns the full window, one
+    // delayed-ACK time later (RFC 1122 §4.2.3.2: under 0.5 s).
+    let cfg = full_rx_config();
+    let syn_wnd = u32::from(cfg.syn_window());
+    let delay = cfg.delayed_ack;
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let ws = fx.server_ws;
+    engine_serves_empty(&mut fx);
+    assert!(fx.out().is_empty());
+    assert_eq!(fx.fire_next(), t0() + delay);
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].payload.is_empty());
+    assert!(u32::from(out[0].hdr.window) << ws > syn_wnd);
+}
+
+#[test]
+fn rfc9293_receiver_sws_client_streaming_past_the_syn_window_is_not_stalled() {
+    // A client with more than the SYN-ACK window to send (a large request body) sends what the
+    // window it knows allows, in bursts of up to the whole window (the endpoint sees a burst
+    // before it transmits, as from one receive batch), then reads the replies. The server
+    // application reads everything at once. It must never be blocked: no timer may be needed.
+    for burst in [1usize, 2, 3, 16, 64] {
+        let cfg = full_rx_config();
+        let mut fx = Fx::with(cfg.clone(), ALL_OPTS);
+        let ws = fx.server_ws;
+        engine_serves_empty(&mut fx);
+        let total = 64 * 1448;
+        let mut right = fx.seq + u32::from(cfg.syn_window());
+        let (mut sent, mut received) = (0usize, 0usize);
+        while sent < total {
+            let mut n = 0;
+            while n < burst && sent < total {
+                let len = (total - sent).min(1448);
+                if (fx.seq + len).diff(right) > 0 {
+                    break;
+                }
+                fx.send(TcpFlags::ACK, &[b'u'; 1448][..len]).unwrap();
+                sent += len;
+                n += 1;
+            }
+            assert!(n > 0, "burst {burst}: client blocked after {sent} bytes");
+            let readable = fx.readable().len();
+            received += readable;
+            fx.ep.consume(fx.h, readable);
+            for o in fx.out() {
+                let edge = o.hdr.ack + (u32::from(o.hdr.window) << ws);
+                if edge.diff(right) > 0 {
+                    right = edge;
+                }
+            }
+        }
+        assert_eq!(received, total);
+        assert_eq!(fx.now, t0(), "no timer was needed");
+    }
+}
+
+#[test]
+fn rfc9293_window_update_after_consume_is_immediate_when_the_window_is_nearly_closed() {
+    // Under two full segments of window left, the peer may be blocked: the update goes at once.
+    let cfg = TcpConfig {
+        rx_buffer: 8 * 1448,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let ws = fx.server_ws;
+    for _ in 0..7 {
+        fx.send(TcpFlags::ACK, &[b'w'; 1448]).unwrap();
+    }
+    let out = fx.out();
+    let last = out.last().unwrap();
+    let left = u32::from(last.hdr.window) << ws;
+    assert!(left < 2 * 1448, "{left}");
+    fx.ep.consume(fx.h, 7 * 1448);
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "immediate window update");
+    assert!(out[0].payload.is_empty());
+    assert!(u32::from(out[0].hdr.window) << ws >= 7 * 1448);
+}
+
+/// Frames per connection of a connection-per-request client (handshake, one `Connection:
+/// close` request, the server's response and FIN, the client's FIN), through the whole engine.
+#[test]
+fn rfc9293_connection_per_request_costs_seven_frames() {
+    use crate::app::{App, AppConfig};
+    use crate::engine::{Engine, EngineConfig};
+    use crate::testkit::ScriptedClient;
+
+    let mut now = t0();
+    let config = EngineConfig {
+        tcp: small_config(),
+        ..EngineConfig::default()
+    };
+    let app = App::new(&AppConfig::default()).unwrap();
+    let mut engine = Engine::new(config, app, SECRET, now);
+    let (mut buf, mut out) = (Vec::new(), vec![0u8; 2048]);
+    let mut pump = |engine: &mut Engine, client: &mut ScriptedClient, now: Instant| {
+        let mut frames = Vec::new();
+        while let Some(n) = engine.poll_transmit(now, &mut out) {
+            client.receive(&out[..n], None);
+            let f = wire::parse_tcp_frame(&out[..n]).unwrap();
+            frames.push((f.tcp.flags, f.tcp.window, f.payload.len()));
+        }
+        while engine.poll_flow_event().is_some() {}
+        frames
+    };
+    for i in 0..4u32 {
+        let mut client = ScriptedClient::new(5000 + i as u16, 80, 1 << 20 | i);
+        let n = client.syn(&mut buf, true);
+        engine.handle_frame(now, &buf[..n]).unwrap();
+        let s = pump(&mut engine, &mut client, now);
+        assert_eq!(s.len(), 1, "SYN-ACK");
+        let mut frames = 1 + s.len();
+        let n = client.send(&mut buf, &[]);
+        engine.handle_frame(now, &buf[..n]).unwrap();
+        let s = pump(&mut engine, &mut client, now);
+        assert!(s.is_empty(), "nothing answers the handshake ACK: {s:?}");
+        frames += 1 + s.len();
+        let n = client.send(
+            &mut buf,
+            b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        engine.handle_frame(now, &buf[..n]).unwrap();
+        let s = pump(&mut engine, &mut client, now);
+        assert_eq!(s.len(), 1, "response, ACK and FIN in one segment: {s:?}");
+        assert!(s[0].0.contains(TcpFlags::FIN) && s[0].2 > 0);
+        frames += 1 + s.len();
+        assert!(client.server_fin);
+        let n = client.fin(&mut buf);
+        engine.handle_frame(now, &buf[..n]).unwrap();
+        let s = pump(&mut engine, &mut client, now);
+        assert_eq!(s.len(), 1, "the last ACK");
+        frames += 1 + s.len();
+        assert_eq!(frames, 7, "frames per connection, both directions");
+        assert_eq!(engine.connection_count(), 0);
+        now += Duration::from_millis(1);
+    }
+}
+
+#[test]
+fn rfc9293_stale_ack_after_passive_close_gets_rst_not_a_new_connection() {
+    // A duplicated or reordered pure ACK of a connection that has closed (LAST_ACK -> CLOSED,
+    // so no TIME_WAIT record) reaches the stateless front while the cookie is still valid. Its
+    // sequence number is not ISN + 1, and the SYN hint must no longer vouch for it: LISTEN
+    // answers an ACK with <SEQ=SEG.ACK><CTL=RST> (§3.10.7.2), no connection is created.
+    let mut fx = Fx::new();
+    let first_ack = fx.ack;
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, &[b'r'; 300])
+        .unwrap();
+    let stale = fx.hdr(TcpFlags::ACK);
+    let mut stale = TcpHeader {
+        ack: first_ack,
+        ..stale
+    };
+    fx.send(TcpFlags::ACK | TcpFlags::FIN, &[]).unwrap();
+    fx.app_send(b"response");
+    fx.ep.close(fx.h);
+    let out = fx.out_and_ack();
+    assert!(out.iter().any(|o| o.has(TcpFlags::FIN)));
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    assert_eq!(closed_count(&fx.events()), 1);
+    fx.assert_all_gone();
+    // The stale ACK (and the same with data, as a retransmission would be).
+    fx.advance(Duration::from_millis(1));
+    assert_eq!(fx.send_hdr(&stale, &[]), Err(DropReason::BadCookie));
+    stale.options.timestamps = stale.options.timestamps.map(|(v, e)| (v + 1, e));
+    let _ = fx.send_hdr(&stale, &[b'r'; 100]);
+    assert_eq!(fx.ep.connection_count(), 0, "no phantom connection");
+    assert!(fx.events().is_empty());
+    let out = fx.out();
+    assert!(out[0].has(TcpFlags::RST));
+    assert_eq!(out[0].hdr.seq, first_ack);
+    fx.assert_all_gone();
+}
