@@ -87,7 +87,7 @@ fn bypass(args: &BypassArgs) -> anyhow::Result<()> {
     }
     .with_context(|| format!("xgate bypass {:?} {}", args.switch, args.port).to_lowercase())?;
     println!(
-        "xgate: port {} on {}: {:?} -> {:?}",
+        "xgate: port {} on {}: {} -> {:?}",
         done.port,
         done.gateway.ifname,
         done.before
