@@ -85,7 +85,13 @@ fn bypass(args: &BypassArgs) -> anyhow::Result<()> {
             },
         ),
     }
-    .with_context(|| format!("xgate bypass {:?} {}", args.switch, args.port).to_lowercase())?;
+    .with_context(|| {
+        let how = match args.switch {
+            Switch::On => "on",
+            Switch::Off => "off",
+        };
+        format!("xgate bypass {how} {}", args.port)
+    })?;
     println!(
         "xgate: port {} on {}: {} -> {:?}",
         done.port,
