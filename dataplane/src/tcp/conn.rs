@@ -164,6 +164,16 @@ const MAX_SACKED: usize = 8;
 
 /// 24 days: TS.Recent older than this is invalid for PAWS (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+/// PAWS tolerance (RFC 7323 §5.3 R1), in the peer's timestamp ticks: a segment whose TSval is
+/// at most this much older than TS.Recent is not treated as an old duplicate. Reordering within
+/// one burst of the peer's makes such segments ordinary: TS.Recent can be advanced by a segment
+/// sent a few ms after others that are still on their way (a fast retransmission that fills
+/// the hole at RCV.NXT, say), and dropping those others loses new data that a peer without
+/// SACK only resends after its RTO -- which, backed off, was a 60 s stall in the engine
+/// simulation (seed 2754, `reorder25`). Linux tolerates 1 tick (TCP_PAWS_WINDOW). PAWS guards
+/// against duplicates from a previous wrap of the sequence space; at 1 ms per tick this keeps
+/// that guard for any connection slower than 2^32 bytes per 16 ms (over 2 Tbit/s).
+const PAWS_REORDER_TICKS: i32 = 16;
 /// RFC 6298 clock granularity G.
 const CLOCK_G: Duration = Duration::from_millis(1);
 
@@ -426,12 +436,13 @@ impl Conn {
         let now = cx.now;
 
         // RFC 7323 §5.3 R1 (PAWS) and §3.2: with timestamps in use, a non-RST segment without
-        // TSopt is dropped, and one whose TSval is older than TS.Recent is ACKed and dropped.
+        // TSopt is dropped, and one whose TSval is older than TS.Recent (by more than
+        // `PAWS_REORDER_TICKS`) is ACKed and dropped.
         if self.ts_enabled && !seg.rst {
             match seg.ts {
                 None => return (Outcome::Keep, Some(DropReason::Paws)),
                 Some((tsval, _)) => {
-                    let older = (tsval.wrapping_sub(self.ts_recent) as i32) < 0;
+                    let older = (self.ts_recent.wrapping_sub(tsval) as i32) > PAWS_REORDER_TICKS;
                     let recent_valid = now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE;
                     if older && recent_valid {
                         self.ack_now = true;

@@ -1023,6 +1023,25 @@ fn rfc7323_paws_drops_old_timestamp_and_acks() {
 }
 
 #[test]
+fn rfc7323_paws_tolerates_a_few_ticks_of_reordering() {
+    // A segment sent a few ms before the one that set TS.Recent, overtaken on the way, carries
+    // new data: it is taken, not dropped as an old duplicate (and TS.Recent stays).
+    let mut fx = Fx::new();
+    fx.send(TcpFlags::ACK, b"new").unwrap();
+    let recent = fx.ts.unwrap();
+    let mut h = fx.hdr(TcpFlags::ACK);
+    h.options.timestamps = Some((recent - 3, fx.ts_echo));
+    assert_eq!(fx.send_hdr(&h, b"late"), Ok(()));
+    fx.seq = fx.seq + 4u32;
+    assert_eq!(fx.readable(), b"newlate");
+    // Beyond the tolerance it is an old duplicate.
+    let mut h = fx.hdr(TcpFlags::ACK);
+    h.options.timestamps = Some((recent - 17, fx.ts_echo));
+    assert_eq!(fx.send_hdr(&h, b"old"), Err(DropReason::Paws));
+    assert_eq!(fx.readable(), b"newlate");
+}
+
+#[test]
 fn rfc7323_timestamps_echo_ts_recent() {
     let mut fx = Fx::new();
     fx.send(TcpFlags::ACK, b"a").unwrap();
