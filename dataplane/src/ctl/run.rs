@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant as StdInstant;
 
-use crate::afxdp::{CgroupPlacement, Gateway, GatewayError};
+use crate::afxdp::{pin_to_core, CgroupPlacement, Gateway, GatewayError};
 use crate::app::{App, AppError};
 use crate::bpf::{cgroup2_root, AttachedMode, PortState, SteeringError};
 use crate::cli::{KernelDrive, RunConfig};
@@ -287,7 +287,7 @@ fn spawn_kernel(
         .name("xgate-kernel".into())
         .spawn(move || {
             if let Some(cpu) = core {
-                if let Err(e) = pin_current_thread(cpu) {
+                if let Err(e) = pin_to_core(cpu) {
                     let _ = ready_tx.send(Err(kernel_err(format!("pinning to CPU {cpu}"))(e)));
                     return Ok(());
                 }
@@ -328,24 +328,6 @@ fn spawn_kernel(
 
 fn join_kernel(t: JoinHandle<Result<(), RunError>>) -> Result<(), RunError> {
     t.join().unwrap_or(Err(RunError::KernelPanicked))
-}
-
-fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::ErrorKind::InvalidInput.into());
-    }
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it (cpu is in
-    // range); sched_setaffinity reads `size_of` bytes of it.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Moves the calling thread (the main thread, before any other exists) into a named netns.
