@@ -84,7 +84,8 @@ pub struct RunArgs {
     /// RX queues to serve (default: the interface's channel count).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub queues: Option<u32>,
-    /// Drive the kernel path on its own thread (the default).
+    /// Drive the kernel path on its own thread (the default: measured never slower than
+    /// driving it from a polling loop, see docs/architecture.md).
     #[arg(long, conflicts_with = "kernel_path_in_poller")]
     pub kernel_path_thread: bool,
     /// Drive the kernel path from the AF_XDP poller's loop (not available yet: the poller has
