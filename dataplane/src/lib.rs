@@ -7,6 +7,8 @@
 pub mod afxdp;
 pub mod app;
 pub mod bpf;
+pub mod cli;
+pub mod ctl;
 pub mod engine;
 pub mod http;
 pub mod kernel;

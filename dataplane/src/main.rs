@@ -1,4 +1,119 @@
-fn main() -> anyhow::Result<()> {
-    println!("xgate: gateway not yet wired; see README");
+//! `xgate`: parses the command line and calls the library (`dataplane::ctl`); errors get
+//! context here and are printed by anyhow.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use dataplane::cli::{BypassArgs, Cli, Command, RunArgs, StatusArgs, Switch};
+use dataplane::ctl::{self, run::Ready};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Bypass(args) => bypass(&args),
+        Command::Status(args) => status(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xgate: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<()> {
+    ctl::require_root()?;
+    let config = args.config().context("xgate run")?;
+    let stopped = ctl::run::run(&config, |r: &Ready| {
+        let ports: Vec<String> = r
+            .ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} ({})",
+                    p.port,
+                    if p.bypass_at_start {
+                        "bypass"
+                    } else {
+                        "kernel"
+                    }
+                )
+            })
+            .collect();
+        println!(
+            "xgate: serving {} on {} queue(s), XDP {}, cgroup {}: ports {}",
+            r.ifname,
+            r.queues,
+            r.xdp_attached,
+            r.cgroup.display(),
+            ports.join(", ")
+        );
+        println!("xgate: ready (pid {})", std::process::id());
+        let _ = std::io::stdout().flush();
+    })
+    .with_context(|| format!("gateway on {}", args.iface))?;
+    println!(
+        "xgate: signal {} received; drained (bypass connections cut: {}, kernel path {}); XDP and sock_ops detached, pins removed",
+        stopped.signal,
+        stopped.cut_bypass,
+        if stopped.kernel_clean { "closed cleanly" } else { "cut at the deadline" }
+    );
     Ok(())
+}
+
+fn bypass(args: &BypassArgs) -> anyhow::Result<()> {
+    ctl::require_root()?;
+    let iface = args.iface.as_deref();
+    let done = match args.switch {
+        Switch::On => ctl::switch::bypass_on(iface, args.port),
+        Switch::Off => ctl::switch::bypass_off(
+            iface,
+            args.port,
+            Duration::from_secs(args.drain_secs),
+            |gw| {
+                println!(
+                    "xgate: port {} on {} draining for {} s",
+                    args.port, gw.ifname, args.drain_secs
+                );
+                let _ = std::io::stdout().flush();
+            },
+        ),
+    }
+    .with_context(|| {
+        let how = match args.switch {
+            Switch::On => "on",
+            Switch::Off => "off",
+        };
+        format!("xgate bypass {how} {}", args.port)
+    })?;
+    println!(
+        "xgate: port {} on {}: {} -> {:?}",
+        done.port,
+        done.gateway.ifname,
+        done.before
+            .map_or("unset".to_string(), |s| format!("{s:?}")),
+        done.after
+    );
+    Ok(())
+}
+
+fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    ctl::require_root()?;
+    let status = ctl::status::collect(args.iface.as_deref()).context("xgate status")?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&status)? + "\n"
+    } else {
+        status.table()
+    };
+    // A closed pipe (`xgate status | head`) is not an error worth a panic.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing status"),
+        _ => Ok(()),
+    }
 }

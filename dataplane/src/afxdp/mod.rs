@@ -32,7 +32,7 @@ use crate::bpf::SteeringMaps;
 pub use channels::rx_queue_count;
 pub use clock::Clock;
 pub use gateway::{CgroupPlacement, Gateway, GatewayConfig, GatewayError, PollerExit, PortConfig};
-pub use poller::{Poller, PollerConfig, PollerCounters, PollerError, PollerStats};
+pub use poller::{pin_to_core, Poller, PollerConfig, PollerCounters, PollerError, PollerStats};
 pub use waker::Waker;
 
 /// Zero-copy or copy mode.

@@ -503,8 +503,8 @@ impl Poller {
     }
 }
 
-/// Pins the calling thread to `core`.
-fn pin_to_core(core: usize) -> io::Result<()> {
+/// Pins the calling thread to `core` (also used for the kernel path's thread).
+pub fn pin_to_core(core: usize) -> io::Result<()> {
     if core >= libc::CPU_SETSIZE as usize {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }

@@ -1,0 +1,391 @@
+//! `xgate run`: one interface's gateway from start to a clean exit.
+//!
+//! 1. Enters `--netns` (before any thread exists, so every thread lives there) and blocks
+//!    SIGINT/SIGTERM in the main thread; threads spawned afterwards inherit the mask, so the
+//!    signals are taken only by the main thread's `sigtimedwait` — no handler, no self-pipe, no
+//!    crate.
+//! 2. Joins the gateway's cgroup v2 (created as `<root>/xgate-<iface>` unless `--cgroup`
+//!    names one) and starts [`Gateway`]: steering, AF_XDP sockets, pollers, tagged listeners,
+//!    ports on or off.
+//! 3. Takes the kernel listeners and serves them with [`KernelPath`] on its own thread
+//!    (`run_once` loop, optionally pinned).
+//! 4. Waits for a signal, rewriting the state file (`state`) every [`REFRESH`]; stops early
+//!    with an error if a poller or the kernel path dies.
+//! 5. On SIGINT/SIGTERM: every port goes `draining` (user-space connections and answered
+//!    handshakes finish in user space), the kernel path stops accepting (its listeners close,
+//!    which also untags the ports) and lets its connections finish; the main thread waits
+//!    until both paths have no connection left or the grace period ends (a second signal
+//!    cuts it short); then the pollers are joined and the gateway dropped: XDP and sock_ops
+//!    detached, pins removed, state file and created cgroup removed.
+
+use std::fs;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant as StdInstant;
+
+use crate::afxdp::{pin_to_core, CgroupPlacement, Gateway, GatewayError};
+use crate::app::{App, AppError};
+use crate::bpf::{cgroup2_root, AttachedMode, PortState, SteeringError};
+use crate::cli::{KernelDrive, RunConfig};
+use crate::kernel::KernelPath;
+
+use super::state::{unix_ms, KernelState, PollerState, RuntimeState, ServedPort, REFRESH};
+use super::CtlError;
+
+/// Why the gateway could not start, or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("entering network namespace {name:?}: {source}")]
+    Netns { name: String, source: io::Error },
+    #[error("blocking SIGINT/SIGTERM: {0}")]
+    Signals(io::Error),
+    #[error("cgroup {path:?}: {source}")]
+    Cgroup { path: PathBuf, source: io::Error },
+    #[error("finding the cgroup v2 root: {0}")]
+    CgroupRoot(#[from] SteeringError),
+    #[error("starting the gateway: {0}")]
+    Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("kernel path: {what}: {source}")]
+    Kernel { what: String, source: io::Error },
+    #[error("kernel path thread panicked")]
+    KernelPanicked,
+    #[error("a poller thread stopped while the gateway was running: {0}")]
+    PollerStopped(String),
+    #[error(transparent)]
+    Ctl(#[from] CtlError),
+}
+
+fn kernel_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
+    let what = what.into();
+    move |source| RunError::Kernel { what, source }
+}
+
+/// What the caller is told once the gateway serves.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub ifname: String,
+    pub queues: usize,
+    pub xdp_attached: &'static str,
+    pub ports: Vec<ServedPort>,
+    pub cgroup: PathBuf,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    pub signal: i32,
+    /// Connections still open when the grace period ended (cut).
+    pub cut_bypass: u64,
+    pub kernel_clean: bool,
+}
+
+/// Runs the gateway until SIGINT or SIGTERM (see the module documentation). `on_ready` is
+/// called once it serves.
+pub fn run(config: &RunConfig, on_ready: impl FnOnce(&Ready)) -> Result<Stopped, RunError> {
+    if let Some(name) = &config.netns {
+        enter_netns(name)?;
+    }
+    let signals = block_signals()?;
+
+    // The gateway's cgroup: created (and removed at the end) unless one was named.
+    let (cgroup, created) = match &config.cgroup {
+        Some(dir) => (dir.clone(), false),
+        None => {
+            let dir = cgroup2_root()?.join(format!("xgate-{}", config.gateway.ifname));
+            match fs::create_dir(&dir) {
+                Ok(()) => (dir, true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (dir, false),
+                Err(source) => return Err(RunError::Cgroup { path: dir, source }),
+            }
+        }
+    };
+    let result = run_in_cgroup(config, cgroup.clone(), &signals, on_ready);
+    if created {
+        // Empty again: the gateway moved the process back when it dropped.
+        let _ = fs::remove_dir(&cgroup);
+    }
+    result
+}
+
+fn run_in_cgroup(
+    config: &RunConfig,
+    cgroup: PathBuf,
+    signals: &SignalSet,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<Stopped, RunError> {
+    let mut gw_config = config.gateway.clone();
+    gw_config.cgroup = CgroupPlacement::Join(cgroup.clone());
+    let ifname = gw_config.ifname.clone();
+    let mut gateway = Gateway::start(&gw_config)?;
+
+    // The kernel path takes every listener (they stay open, so the ports stay tagged).
+    let app = App::new(&gw_config.app)?;
+    let mut kernel = KernelPath::new(config.kernel.clone(), app).map_err(kernel_err("io_uring"))?;
+    for p in &gw_config.ports {
+        let listener: TcpListener = gateway
+            .take_listener(p.port)
+            .expect("the gateway holds a listener per port");
+        listener
+            .set_nonblocking(true)
+            .map_err(kernel_err(format!("listener {}", p.port)))?;
+        kernel
+            .add_listener(OwnedFd::from(listener))
+            .map_err(kernel_err(format!("listener {}", p.port)))?;
+    }
+    let kernel_state = Arc::new(Mutex::new(KernelState::default()));
+    let kernel_stop = Arc::new(AtomicBool::new(false));
+    let KernelDrive::Thread { core } = config.kernel_drive;
+    let mut kernel_thread = Some(spawn_kernel(
+        kernel,
+        core,
+        config.shutdown_grace,
+        Arc::clone(&kernel_stop),
+        Arc::clone(&kernel_state),
+    )?);
+
+    let ports: Vec<ServedPort> = gw_config
+        .ports
+        .iter()
+        .map(|p| ServedPort {
+            port: p.port,
+            bypass_at_start: p.bypass,
+        })
+        .collect();
+    let xdp_attached = match gateway.steering().attached_mode() {
+        AttachedMode::Native => "native",
+        AttachedMode::Generic => "generic",
+    };
+    let mut state = RuntimeState {
+        pid: std::process::id(),
+        ifname: ifname.clone(),
+        ports: ports.clone(),
+        xdp_attached: xdp_attached.into(),
+        cgroup: cgroup.display().to_string(),
+        started_unix_ms: unix_ms(),
+        phase: "running".into(),
+        ..RuntimeState::default()
+    };
+    let publish = |state: &mut RuntimeState, gateway: &Gateway| -> Result<(), CtlError> {
+        state.updated_unix_ms = unix_ms();
+        state.pollers = gateway
+            .counters()
+            .iter()
+            .enumerate()
+            .map(|(q, c)| PollerState::from_counters(q as u32, c))
+            .collect();
+        state.kernel = *kernel_state.lock().unwrap_or_else(|e| e.into_inner());
+        state.write()
+    };
+    publish(&mut state, &gateway)?;
+    on_ready(&Ready {
+        ifname: ifname.clone(),
+        queues: gateway.queues(),
+        xdp_attached,
+        ports,
+        cgroup,
+    });
+
+    // Serve until a signal, or until a path dies.
+    let outcome = loop {
+        if let Some(sig) = signals.wait(REFRESH)? {
+            break Ok(sig);
+        }
+        if !gateway.pollers_running() {
+            break Err(RunError::PollerStopped(poller_errors(&mut gateway)));
+        }
+        if kernel_thread.as_ref().is_some_and(|t| t.is_finished()) {
+            let t = kernel_thread.take().expect("checked");
+            break Err(join_kernel(t).err().unwrap_or(RunError::KernelPanicked));
+        }
+        publish(&mut state, &gateway)?;
+    };
+    let signal = match outcome {
+        Ok(sig) => sig,
+        Err(e) => {
+            kernel_stop.store(true, Ordering::Relaxed);
+            RuntimeState::remove(&ifname);
+            return Err(e);
+        }
+    };
+
+    // Stop accepting, drain, tear down.
+    state.phase = "draining".into();
+    for p in &gw_config.ports {
+        // New SYNs to the kernel (which stops accepting next); user-space flows finish.
+        let _ = gateway.set_port_state(p.port, PortState::Draining);
+    }
+    kernel_stop.store(true, Ordering::Relaxed);
+    let deadline = StdInstant::now() + config.shutdown_grace;
+    let mut kernel_clean = true;
+    loop {
+        let _ = publish(&mut state, &gateway);
+        if kernel_thread.as_ref().is_some_and(|t| t.is_finished()) {
+            kernel_clean = join_kernel(kernel_thread.take().expect("checked")).is_ok();
+        }
+        let bypass_live: u64 = gateway.counters().iter().map(|c| c.connections).sum();
+        if kernel_thread.is_none() && bypass_live == 0 {
+            break;
+        }
+        if StdInstant::now() >= deadline {
+            break;
+        }
+        if signals
+            .wait(std::time::Duration::from_millis(100))?
+            .is_some()
+        {
+            break; // a second signal: no more waiting
+        }
+    }
+    let cut_bypass: u64 = gateway.counters().iter().map(|c| c.connections).sum();
+    drop(gateway.shutdown());
+    drop(gateway); // XDP and sock_ops detached, pins removed, back to the old cgroup
+    if let Some(t) = kernel_thread {
+        // Its own shutdown is bounded by the grace period plus five seconds.
+        kernel_clean = join_kernel(t).is_ok();
+    }
+    RuntimeState::remove(&ifname);
+    Ok(Stopped {
+        signal,
+        cut_bypass,
+        kernel_clean,
+    })
+}
+
+fn poller_errors(gateway: &mut Gateway) -> String {
+    let exits = gateway.shutdown();
+    let msgs: Vec<String> = exits
+        .iter()
+        .filter_map(|e| match (&e.error, e.panicked) {
+            (Some(err), _) => Some(format!("queue {}: {err}", e.queue)),
+            (None, true) => Some(format!("queue {}: panicked", e.queue)),
+            _ => None,
+        })
+        .collect();
+    if msgs.is_empty() {
+        "stopped without an error".into()
+    } else {
+        msgs.join("; ")
+    }
+}
+
+fn spawn_kernel(
+    mut kernel: KernelPath,
+    core: Option<usize>,
+    grace: crate::time::Duration,
+    stop: Arc<AtomicBool>,
+    shared: Arc<Mutex<KernelState>>,
+) -> Result<JoinHandle<Result<(), RunError>>, RunError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+    let thread = std::thread::Builder::new()
+        .name("xgate-kernel".into())
+        .spawn(move || {
+            if let Some(cpu) = core {
+                if let Err(e) = pin_to_core(cpu) {
+                    let _ = ready_tx.send(Err(kernel_err(format!("pinning to CPU {cpu}"))(e)));
+                    return Ok(());
+                }
+            }
+            let _ = ready_tx.send(Ok(()));
+            let publish = |k: &KernelPath| {
+                let s = KernelState::new(k.stats(), k.connection_count(), &k.http_stats());
+                *shared.lock().unwrap_or_else(|e| e.into_inner()) = s;
+            };
+            let mut last = StdInstant::now();
+            let mut result = Ok(());
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = kernel.run_once() {
+                    result = Err(kernel_err("io_uring_enter")(e));
+                    break;
+                }
+                if last.elapsed() >= REFRESH / 2 {
+                    last = StdInstant::now();
+                    publish(&kernel);
+                }
+            }
+            if result.is_ok() {
+                result = kernel.shutdown(grace).map_err(kernel_err("shutdown"));
+            }
+            publish(&kernel);
+            result
+        })
+        .map_err(kernel_err("spawning the kernel-path thread"))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(RunError::KernelPanicked),
+    }
+}
+
+fn join_kernel(t: JoinHandle<Result<(), RunError>>) -> Result<(), RunError> {
+    t.join().unwrap_or(Err(RunError::KernelPanicked))
+}
+
+/// Moves the calling thread (the main thread, before any other exists) into a named netns.
+fn enter_netns(name: &str) -> Result<(), RunError> {
+    let err = |source| RunError::Netns {
+        name: name.to_string(),
+        source,
+    };
+    if name.is_empty() || name.contains('/') {
+        return Err(err(io::ErrorKind::InvalidInput.into()));
+    }
+    let file = fs::File::open(format!("/var/run/netns/{name}")).map_err(err)?;
+    // SAFETY: setns on a descriptor we hold open; CLONE_NEWNET changes only the network
+    // namespace of the calling thread, which threads spawned later inherit.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(err(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// SIGINT and SIGTERM, blocked in the calling thread (and so in every thread it spawns
+/// afterwards) and taken synchronously with `sigtimedwait`.
+struct SignalSet(libc::sigset_t);
+
+fn block_signals() -> Result<SignalSet, RunError> {
+    // SAFETY: sigemptyset/sigaddset initialise and fill the set we own; pthread_sigmask reads
+    // it and changes only the calling thread's mask.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        (rc, set)
+    };
+    match rc {
+        (0, set) => Ok(SignalSet(set)),
+        (e, _) => Err(RunError::Signals(io::Error::from_raw_os_error(e))),
+    }
+}
+
+impl SignalSet {
+    /// Waits up to `timeout` for one of the signals; returns its number.
+    fn wait(&self, timeout: std::time::Duration) -> Result<Option<i32>, RunError> {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `self.0` is an initialised sigset_t, `ts` a live timespec; no siginfo wanted.
+        let sig = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
+        if sig > 0 {
+            return Ok(Some(sig));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+            _ => Err(RunError::Signals(e)),
+        }
+    }
+}

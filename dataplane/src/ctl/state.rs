@@ -1,0 +1,177 @@
+//! The running gateway's own counters, for `xgate status`: `/run/xgate/<iface>.json`.
+//!
+//! Why a file rewritten every [`REFRESH`] rather than a unix socket the gateway answers on:
+//! the gateway's main thread already wakes up periodically (it waits for signals with a
+//! timeout), so writing a snapshot costs nothing new — no listener, no protocol, no thread to
+//! answer clients, nothing a slow or hostile reader can block; `status` works the same whether
+//! or not the gateway is responsive, and can say how old the figures are (`updated_unix_ms`).
+//! The cost is figures up to [`REFRESH`] old, which is fine for an operator's view; the
+//! steering counters (`stats` map) are read live from the pins anyway. The file is written to
+//! a temporary name and renamed, so a reader never sees half of it, with mode 0600 in the
+//! root-only `/run/xgate`.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::afxdp::PollerCounters;
+use crate::bpf::LOCK_DIR;
+use crate::http::HttpStats;
+use crate::kernel::KernelStats;
+
+use super::CtlError;
+
+/// How often the gateway rewrites its state file.
+pub const REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The state file of an interface's gateway.
+pub fn state_path(ifname: &str) -> PathBuf {
+    Path::new(LOCK_DIR).join(format!("{ifname}.json"))
+}
+
+/// What a running gateway publishes about itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeState {
+    pub pid: u32,
+    pub ifname: String,
+    /// Served ports, with the path each started on.
+    pub ports: Vec<ServedPort>,
+    /// "native" or "generic".
+    pub xdp_attached: String,
+    pub cgroup: String,
+    pub started_unix_ms: u64,
+    pub updated_unix_ms: u64,
+    /// "running" or "draining" (after SIGINT/SIGTERM).
+    pub phase: String,
+    /// The bypass path, one entry per RX queue.
+    pub pollers: Vec<PollerState>,
+    pub kernel: KernelState,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedPort {
+    pub port: u16,
+    pub bypass_at_start: bool,
+}
+
+/// One poller's counters (a subset of [`PollerCounters`], the ones an operator reads).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollerState {
+    pub queue: u32,
+    /// Live TCP connections in the engine.
+    pub connections: u64,
+    /// Connections established (valid cookie ACKs).
+    pub established: u64,
+    /// HTTP requests answered.
+    pub requests: u64,
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    pub retransmits: u64,
+    pub rsts_out: u64,
+    pub flows_added: u64,
+    pub flows_removed: u64,
+    pub flow_map_errors: u64,
+    pub sleeps: u64,
+    pub wakeups: u64,
+}
+
+impl PollerState {
+    pub fn from_counters(queue: u32, c: &PollerCounters) -> Self {
+        Self {
+            queue,
+            connections: c.connections,
+            established: c.tcp_established,
+            requests: c.http_requests,
+            rx_frames: c.rx_frames,
+            tx_frames: c.tx_frames,
+            retransmits: c.tcp_retransmits,
+            rsts_out: c.tcp_rsts_out,
+            flows_added: c.flows_added,
+            flows_removed: c.flows_removed,
+            flow_map_errors: c.flow_map_errors,
+            sleeps: c.sleeps,
+            wakeups: c.wakeups,
+        }
+    }
+}
+
+/// The kernel path's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelState {
+    /// Live connections.
+    pub connections: u64,
+    pub accepted: u64,
+    pub refused: u64,
+    pub closed: u64,
+    /// HTTP requests answered (closed and live connections).
+    pub requests: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub resets: u64,
+    pub errors: u64,
+}
+
+impl KernelState {
+    pub fn new(stats: &KernelStats, live: usize, http: &HttpStats) -> Self {
+        let e = &stats.errors;
+        Self {
+            connections: live as u64,
+            accepted: stats.accepted,
+            refused: stats.refused,
+            closed: stats.closed,
+            requests: http.requests,
+            bytes_in: stats.bytes_in,
+            bytes_out: stats.bytes_out,
+            resets: e.reset,
+            errors: e.accept + e.recv + e.send + e.input_overflow + e.submit + e.close,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl RuntimeState {
+    /// Writes the state file atomically (temporary file, then rename), mode 0600.
+    pub fn write(&self) -> Result<(), CtlError> {
+        let path = state_path(&self.ifname);
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(self).expect("plain data serialises");
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(CtlError::io("writing", &tmp))?;
+        f.write_all(&json).map_err(CtlError::io("writing", &tmp))?;
+        fs::rename(&tmp, &path).map_err(CtlError::io("renaming to", &path))
+    }
+
+    /// Reads an interface's state file; `None` when there is none.
+    pub fn read(ifname: &str) -> Result<Option<Self>, CtlError> {
+        let path = state_path(ifname);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CtlError::io("reading", &path)(e)),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            CtlError::io("parsing", &path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        })
+    }
+
+    /// Removes an interface's state file (at the gateway's exit).
+    pub fn remove(ifname: &str) {
+        let _ = fs::remove_file(state_path(ifname));
+    }
+}

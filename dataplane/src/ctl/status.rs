@@ -1,0 +1,194 @@
+//! `xgate status`: per port, the listener tag, the steering state and the BPF counters (read
+//! live from the pinned maps, per-CPU values summed), the bypass connections that are live now
+//! (`user_flows` entries of the port); per path, connections and requests answered (from the
+//! gateway's state file: the engines and the kernel path count per path, not per port).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bpf::{PortState, Stat, SteeringMaps};
+
+use super::state::{unix_ms, KernelState, PollerState, RuntimeState};
+use super::{locate, CtlError};
+
+/// One port as `status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    pub port: u16,
+    /// sock_ops saw the gateway's listener (without it the port is never steered).
+    pub listener_tagged: bool,
+    /// "on", "draining", "off" or "unset".
+    pub state: String,
+    /// Segments redirected into AF_XDP sockets.
+    pub redirected: u64,
+    /// Segments left to the kernel.
+    pub passed: u64,
+    /// Pure SYNs steered to user space.
+    pub syns_steered: u64,
+    /// Passed because a kernel socket owns the 4-tuple.
+    pub kernel_owned: u64,
+    /// Wanted a redirect, no AF_XDP socket on the queue: passed.
+    pub no_xsk: u64,
+    /// Bypass connections live now (`user_flows` entries).
+    pub bypass_connections: u64,
+    /// Kernel-path connections accepted so far (sock_ops).
+    pub kernel_connections_total: u64,
+}
+
+/// One path's totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathStatus {
+    /// Live connections.
+    pub connections: u64,
+    /// Connections taken so far.
+    pub connections_total: u64,
+    /// HTTP requests answered so far.
+    pub requests: u64,
+}
+
+/// Everything `status` shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub ifname: String,
+    pub pid: u32,
+    pub xdp_attached: String,
+    pub phase: String,
+    /// Age of the gateway's own counters (bypass, kernel, pollers, kernel_path), in ms.
+    pub counters_age_ms: u64,
+    pub ports: Vec<PortStatus>,
+    pub bypass: PathStatus,
+    pub kernel: PathStatus,
+    pub pollers: Vec<PollerState>,
+    pub kernel_path: KernelState,
+}
+
+fn state_name(s: Option<PortState>) -> &'static str {
+    match s {
+        Some(PortState::On) => "on",
+        Some(PortState::Draining) => "draining",
+        Some(PortState::Off) => "off",
+        None => "unset",
+    }
+}
+
+/// Collects the status of the gateway on `ifname` (or the only one).
+pub fn collect(ifname: Option<&str>) -> Result<Status, CtlError> {
+    let gw = locate(ifname)?;
+    let maps = SteeringMaps::open_pinned(&gw.pin_dir)?;
+    let runtime = RuntimeState::read(&gw.ifname)?.unwrap_or_default();
+
+    // Ports: those the gateway says it serves, plus any tagged listener it does not name.
+    let mut ports: Vec<u16> = runtime.ports.iter().map(|p| p.port).collect();
+    for l in maps.listeners()? {
+        if !ports.contains(&l.port) {
+            ports.push(l.port);
+        }
+    }
+    ports.sort_unstable();
+    let mut live: BTreeMap<u16, u64> = BTreeMap::new();
+    for flow in maps.user_flows() {
+        *live.entry(flow.local.port()).or_default() += 1;
+    }
+    let mut out = Vec::with_capacity(ports.len());
+    for port in ports {
+        let stats = maps.port_stats(port)?.unwrap_or_default();
+        out.push(PortStatus {
+            port,
+            listener_tagged: maps.listener(port)?.is_some(),
+            state: state_name(maps.port_state(port)?).to_string(),
+            redirected: stats.get(Stat::Redirected),
+            passed: stats.get(Stat::Passed),
+            syns_steered: stats.get(Stat::SynSteered),
+            kernel_owned: stats.get(Stat::KernelOwned),
+            no_xsk: stats.get(Stat::NoXsk),
+            bypass_connections: live.get(&port).copied().unwrap_or(0),
+            kernel_connections_total: stats.get(Stat::KernelConns),
+        });
+    }
+    let sum = |f: fn(&PollerState) -> u64| runtime.pollers.iter().map(f).sum::<u64>();
+    Ok(Status {
+        ifname: gw.ifname,
+        pid: gw.pid,
+        xdp_attached: runtime.xdp_attached.clone(),
+        phase: runtime.phase.clone(),
+        counters_age_ms: unix_ms().saturating_sub(runtime.updated_unix_ms),
+        ports: out,
+        bypass: PathStatus {
+            connections: sum(|p| p.connections),
+            connections_total: sum(|p| p.established),
+            requests: sum(|p| p.requests),
+        },
+        kernel: PathStatus {
+            connections: runtime.kernel.connections,
+            connections_total: runtime.kernel.accepted,
+            requests: runtime.kernel.requests,
+        },
+        pollers: runtime.pollers.clone(),
+        kernel_path: runtime.kernel,
+    })
+}
+
+impl Status {
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "xgate on {} (pid {}, XDP {}, {}; gateway counters {} ms old)",
+            self.ifname,
+            self.pid,
+            if self.xdp_attached.is_empty() {
+                "?"
+            } else {
+                &self.xdp_attached
+            },
+            if self.phase.is_empty() {
+                "?"
+            } else {
+                &self.phase
+            },
+            self.counters_age_ms
+        );
+        let _ = writeln!(
+            s,
+            "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} {:>11} {:>12}",
+            "PORT",
+            "TAGGED",
+            "STATE",
+            "REDIRECTED",
+            "PASSED",
+            "SYNS-STEER",
+            "BYPASS-LIVE",
+            "KERNEL-CONNS"
+        );
+        for p in &self.ports {
+            let _ = writeln!(
+                s,
+                "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} {:>11} {:>12}",
+                p.port,
+                if p.listener_tagged { "yes" } else { "NO" },
+                p.state,
+                p.redirected,
+                p.passed,
+                p.syns_steered,
+                p.bypass_connections,
+                p.kernel_connections_total
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{:>6} {:>12} {:>12} {:>12}",
+            "PATH", "LIVE-CONNS", "CONNS-TOTAL", "REQUESTS"
+        );
+        for (name, p) in [("bypass", &self.bypass), ("kernel", &self.kernel)] {
+            let _ = writeln!(
+                s,
+                "{:>6} {:>12} {:>12} {:>12}",
+                name, p.connections, p.connections_total, p.requests
+            );
+        }
+        s
+    }
+}
