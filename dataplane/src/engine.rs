@@ -263,9 +263,7 @@ impl Engine {
         };
         if slot.closing {
             // Nothing more will be written; discard whatever still arrives.
-            let pending = self.tcp.recv_slices(conn);
-            let n = pending.0.len() + pending.1.len();
-            self.tcp.consume(conn, n);
+            self.discard_input(conn);
             return;
         }
         let Some(io) = self.tcp.stream(conn) else {
@@ -276,21 +274,12 @@ impl Engine {
         let mut consumed = 0usize;
         let mut produced = 0usize;
         let rx_total = rx_a.len() + rx_b.len();
-
         let tx_total = tx_a.len() + tx_b.len();
         // Bounded: each round either makes progress or breaks; progress is bounded by the
         // buffers' sizes, and one extra round per linearisation.
         loop {
-            let input: &[u8] = if consumed < rx_a.len() {
-                &rx_a[consumed..]
-            } else {
-                &rx_b[consumed - rx_a.len()..]
-            };
-            let output: &mut [u8] = if produced < tx_a.len() {
-                &mut tx_a[produced..]
-            } else {
-                &mut tx_b[produced - tx_a.len()..]
-            };
+            let input = ring_tail(rx_a, rx_b, consumed);
+            let output = ring_tail_mut(tx_a, tx_b, produced);
             let p = slot.conn.process(now, &self.app, input, output);
             consumed += p.consumed;
             produced += p.produced;
@@ -307,20 +296,14 @@ impl Engine {
                 break;
             }
             let head = &rx_a[consumed..];
-            let take = rx_b
-                .len()
-                .min(self.scratch.len().saturating_sub(head.len()));
             if head.len() >= self.scratch.len() {
                 break;
             }
+            let take = rx_b.len().min(self.scratch.len() - head.len());
             self.scratch[..head.len()].copy_from_slice(head);
             self.scratch[head.len()..head.len() + take].copy_from_slice(&rx_b[..take]);
             self.stats.linearized += 1;
-            let output: &mut [u8] = if produced < tx_a.len() {
-                &mut tx_a[produced..]
-            } else {
-                &mut tx_b[produced - tx_a.len()..]
-            };
+            let output = ring_tail_mut(tx_a, tx_b, produced);
             let p = slot
                 .conn
                 .process(now, &self.app, &self.scratch[..head.len() + take], output);
@@ -338,10 +321,33 @@ impl Engine {
         self.tcp.commit_send(conn, produced);
         if close {
             self.tcp.close(conn);
-            let rest = self.tcp.recv_slices(conn);
-            let n = rest.0.len() + rest.1.len();
-            self.tcp.consume(conn, n);
+            self.discard_input(conn);
         }
+    }
+
+    /// Drops every readable byte of a connection whose HTTP side will write nothing more
+    /// (reopening the window, so the peer's FIN can still arrive).
+    fn discard_input(&mut self, conn: ConnHandle) {
+        let (a, b) = self.tcp.recv_slices(conn);
+        let n = a.len() + b.len();
+        self.tcp.consume(conn, n);
+    }
+}
+
+/// The bytes from `offset` on of a ring buffer handed out as two slices, up to the end of
+/// whichever slice `offset` falls in.
+fn ring_tail<'a>(a: &'a [u8], b: &'a [u8], offset: usize) -> &'a [u8] {
+    match offset.checked_sub(a.len()) {
+        None => &a[offset..],
+        Some(in_b) => &b[in_b..],
+    }
+}
+
+/// [`ring_tail`] for the free space of the send ring.
+fn ring_tail_mut<'a>(a: &'a mut [u8], b: &'a mut [u8], offset: usize) -> &'a mut [u8] {
+    match offset.checked_sub(a.len()) {
+        None => &mut a[offset..],
+        Some(in_b) => &mut b[in_b..],
     }
 }
 
