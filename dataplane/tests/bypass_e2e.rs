@@ -573,18 +573,9 @@ fn gateway_killed_falls_back_to_kernel() {
         "error ECONNREFUSED",
         "black-holed after kill -9"
     );
-    let link = run(&[
-        "ip",
-        "-n",
-        &topo.gw_ns,
-        "-d",
-        "link",
-        "show",
-        "dev",
-        &topo.gw_if,
-    ]);
+    let link = topo.gw_link();
     assert!(
-        !String::from_utf8_lossy(&link.stdout).contains("xdp"),
+        !link.contains("xdp"),
         "XDP still attached after the gateway died"
     );
 
@@ -924,20 +915,8 @@ fn bypass_end_to_end() {
     // Teardown leaves nothing: pins, XDP, cgroup membership, then netns/veth/cgroup.
     drop(gw);
     assert!(!pin_dir.exists(), "pins left in {}", pin_dir.display());
-    let link = run(&[
-        "ip",
-        "-n",
-        &topo.gw_ns,
-        "-d",
-        "link",
-        "show",
-        "dev",
-        &topo.gw_if,
-    ]);
-    assert!(
-        !String::from_utf8_lossy(&link.stdout).contains("xdp"),
-        "XDP left attached"
-    );
+    let link = topo.gw_link();
+    assert!(!link.contains("xdp"), "XDP left attached");
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     assert!(
         !own.contains(&topo.prefix),

@@ -276,15 +276,8 @@ fn xgate_run_bypass_status_sigterm() {
     assert!(st.success(), "xgate run exited with {st:?}");
     assert!(!Path::new(&format!("/sys/fs/bpf/xgate/{ifname}")).exists());
     assert!(!Path::new(&format!("/run/xgate/{ifname}.json")).exists());
-    let link = Command::new("ip")
-        .args(["-n", &topo.gw_ns, "-d", "link", "show", &ifname])
-        .output()
-        .expect("ip link");
-    assert!(
-        !text(&link.stdout).contains("xdp"),
-        "{}",
-        text(&link.stdout)
-    );
+    let link = topo.gw_link();
+    assert!(!link.contains("xdp"), "{link}");
     let cg = dataplane::bpf::cgroup2_root()
         .unwrap()
         .join(format!("xgate-{ifname}"));

@@ -554,17 +554,7 @@ fn scenario(mode: XdpMode) {
         "pins left behind in {}",
         pin_dir.display()
     );
-    let link = run(&[
-        "ip",
-        "-n",
-        &topo.gw_ns,
-        "-d",
-        "link",
-        "show",
-        "dev",
-        &topo.gw_if,
-    ]);
-    let link = String::from_utf8_lossy(&link.stdout);
+    let link = topo.gw_link();
     assert!(!link.contains("xdp"), "XDP still attached: {link}");
     assert!(topo.leave_gateway(), "setns back to the test's netns");
     drop(topo);
@@ -672,18 +662,9 @@ fn gateway_killed_falls_back_to_kernel() {
     );
 
     topo.stop_child(gateway_idx); // SIGKILL, by PID
-    let link = run(&[
-        "ip",
-        "-n",
-        &topo.gw_ns,
-        "-d",
-        "link",
-        "show",
-        "dev",
-        &topo.gw_if,
-    ]);
+    let link = topo.gw_link();
     assert!(
-        !String::from_utf8_lossy(&link.stdout).contains("xdp"),
+        !link.contains("xdp"),
         "XDP still attached after the gateway died"
     );
     assert!(

@@ -301,6 +301,21 @@ for line in sys.stdin:
         (self.children.len() - 1, stdin, rx, local_port)
     }
 
+    /// `ip -d link show` of the gateway's veth: says `xdp` while a program is attached.
+    pub fn gw_link(&self) -> String {
+        let out = run(&[
+            "ip",
+            "-n",
+            &self.gw_ns,
+            "-d",
+            "link",
+            "show",
+            "dev",
+            &self.gw_if,
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn ping(&self) -> bool {
         Command::new("ip")
             .args([
