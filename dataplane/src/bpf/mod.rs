@@ -399,6 +399,11 @@ fn attach_xdp(
     })
 }
 
+/// The lock file a running gateway holds for its interface (see `lock_interface`).
+pub fn lock_path(ifname: &str) -> PathBuf {
+    Path::new(LOCK_DIR).join(format!("{ifname}.lock"))
+}
+
 /// Holds `LOCK_DIR/<ifname>.lock` with `flock` for the process's lifetime, so a second gateway
 /// on the same interface fails instead of unpinning the first one's maps. The kernel drops the
 /// lock when the process dies, however it dies.
@@ -409,7 +414,7 @@ fn lock_interface(ifname: &str) -> Result<File> {
         .mode(0o700)
         .create(dir)
         .map_err(SteeringError::io("creating lock directory", dir))?;
-    let path = dir.join(format!("{ifname}.lock"));
+    let path = lock_path(ifname);
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -20,7 +20,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::bpf::{SteeringError, LOCK_DIR, PIN_ROOT};
+use crate::bpf::{lock_path, SteeringError, LOCK_DIR, PIN_ROOT};
 
 /// Why a subcommand could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -80,11 +80,6 @@ pub fn require_root() -> Result<(), CtlError> {
     } else {
         Err(CtlError::NotRoot(euid))
     }
-}
-
-/// The lock file of an interface's gateway.
-pub fn lock_path(ifname: &str) -> PathBuf {
-    Path::new(LOCK_DIR).join(format!("{ifname}.lock"))
 }
 
 /// The pin directory of an interface's gateway.
