@@ -49,8 +49,9 @@ paths() {
 import json, sys
 d = json.load(sys.stdin)
 p = [p for p in d["ports"] if p["port"] == int(sys.argv[1])][0]
-print("  port %d: state %s, SYNs steered to bypass %d, kernel-path connections %d, bypass live %d"
-      % (p["port"], p["state"], p["syns_steered"], p["kernel_connections_total"], p["bypass_connections"]))
+print("  port %d: state %s; bypass path: %d connections, %d requests; kernel path: %d connections, %d requests"
+      % (p["port"], p["state"], p["bypass"]["connections_total"], p["bypass"]["requests"],
+         p["kernel"]["connections_total"], p["kernel"]["requests"]))
 ' "$BYPASS"
 }
 

@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
+use crate::tally::{PortCount, PortTally, TallySlot};
 use crate::tcp::{ConnHandle, DropReason, Endpoint, Event, FlowKey, TcpConfig, TcpStats};
 use crate::time::{Duration, Instant};
 
@@ -56,6 +57,10 @@ struct HttpSlot {
     closing: bool,
     /// Position in `Engine::live`, for O(1) removal.
     live_pos: usize,
+    /// The connection's port in `Engine::tally`.
+    tally: TallySlot,
+    /// `conn.stats().requests` already added to the tally.
+    requests_tallied: u64,
 }
 
 pub struct Engine {
@@ -71,6 +76,7 @@ pub struct Engine {
     scratch: Box<[u8]>,
     next_sweep: Instant,
     stats: EngineStats,
+    tally: PortTally,
 }
 
 impl Engine {
@@ -90,6 +96,7 @@ impl Engine {
             scratch: vec![0u8; config.http.max_header_bytes + 1024].into_boxed_slice(),
             next_sweep: now + HTTP_SWEEP_PERIOD,
             stats: EngineStats::default(),
+            tally: PortTally::default(),
         }
     }
 
@@ -144,7 +151,18 @@ impl Engine {
         &self.stats
     }
 
-    /// HTTP counters of closed connections plus those of the live ones.
+    /// Requests accepted so far (a running total, cheap to read).
+    pub fn requests(&self) -> u64 {
+        self.tally.requests()
+    }
+
+    /// Connections and requests by local port.
+    pub fn port_counts(&self) -> &[PortCount] {
+        self.tally.counts()
+    }
+
+    /// HTTP counters of closed connections plus those of the live ones (one pass over the
+    /// live connections).
     pub fn http_stats(&self) -> HttpStats {
         let mut total = self.stats.http_closed;
         for &i in &self.live {
@@ -161,7 +179,7 @@ impl Engine {
         while let Some(event) = self.tcp.poll_event() {
             match event {
                 Event::Established { conn, flow } => {
-                    self.open_slot(now, conn);
+                    self.open_slot(now, conn, flow.local.port());
                     self.push_flow_event(FlowEvent::Added(flow));
                     // The handshake-completing ACK may have carried a request.
                     self.service(now, conn);
@@ -191,7 +209,7 @@ impl Engine {
         self.flow_events.push_back(event);
     }
 
-    fn open_slot(&mut self, now: Instant, conn: ConnHandle) {
+    fn open_slot(&mut self, now: Instant, conn: ConnHandle, port: u16) {
         let index = conn.index();
         while self.slots.len() <= index {
             // Grows once per slot index, up to the TCP table's bound; reused afterwards.
@@ -201,8 +219,12 @@ impl Engine {
                 live: false,
                 closing: false,
                 live_pos: 0,
+                tally: TallySlot::default(),
+                requests_tallied: 0,
             });
         }
+        let tally = self.tally.slot(port);
+        self.tally.opened(tally);
         let slot = &mut self.slots[index];
         debug_assert!(!slot.live, "the TCP table handed out a live slot twice");
         slot.conn.reset();
@@ -210,6 +232,8 @@ impl Engine {
         slot.live = true;
         slot.handle = Some(conn);
         slot.closing = false;
+        slot.tally = tally;
+        slot.requests_tallied = 0;
         slot.live_pos = self.live.len();
         self.live.push(index as u32);
     }
@@ -223,6 +247,7 @@ impl Engine {
             return;
         }
         slot.live = false;
+        self.tally.closed(slot.tally);
         self.stats.http_closed.add(slot.conn.stats());
         let pos = slot.live_pos;
         self.live.swap_remove(pos);
@@ -313,6 +338,10 @@ impl Engine {
                 break;
             }
         }
+        let requests = slot.conn.stats().requests;
+        self.tally
+            .answered(slot.tally, requests - slot.requests_tallied);
+        slot.requests_tallied = requests;
         let close = slot.conn.wants_close();
         if close {
             slot.closing = true;
@@ -395,7 +424,11 @@ mod tests {
         }
 
         fn connect(&mut self, port: u16) -> ScriptedClient {
-            let mut client = ScriptedClient::new(port, 80, 1_000 * u32::from(port));
+            self.connect_to(port, 80)
+        }
+
+        fn connect_to(&mut self, port: u16, server_port: u16) -> ScriptedClient {
+            let mut client = ScriptedClient::new(port, server_port, 1_000 * u32::from(port));
             let n = client.syn(&mut self.buf, true);
             self.engine.handle_frame(self.now, &self.buf[..n]).unwrap();
             self.pump(&mut client, &mut Vec::new());
@@ -418,6 +451,36 @@ mod tests {
     fn body_of(response: &[u8]) -> &[u8] {
         let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
         &response[end + 4..]
+    }
+
+    #[test]
+    fn requests_and_connections_are_counted_per_port() {
+        let mut h = Harness::new(EngineConfig::default());
+        let mut a = h.connect_to(40_000, 80);
+        let mut b = h.connect_to(40_001, 8080);
+        let mut sink = Vec::new();
+        let two = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+        h.send_all(&mut a, two, &mut sink);
+        h.send_all(
+            &mut b,
+            b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            &mut sink,
+        );
+        assert_eq!(h.engine.requests(), 3);
+        assert_eq!(h.engine.requests(), h.engine.http_stats().requests);
+        let by_port: Vec<_> = h
+            .engine
+            .port_counts()
+            .iter()
+            .map(|c| (c.port, c.live, c.total, c.requests))
+            .collect();
+        assert_eq!(by_port, vec![(80, 1, 1, 2), (8080, 1, 1, 1)]);
+        // The client of 8080 closes its side too: the connection ends, the count stays.
+        let n = b.fin(&mut h.buf);
+        h.engine.handle_frame(h.now, &h.buf[..n]).unwrap();
+        h.pump(&mut b, &mut sink);
+        let c8080 = h.engine.port_counts()[1];
+        assert_eq!((c8080.live, c8080.total, c8080.requests), (0, 1, 1));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod ctl;
 pub mod engine;
 pub mod http;
 pub mod kernel;
+pub mod tally;
 pub mod tcp;
 pub mod testkit;
 pub mod time;

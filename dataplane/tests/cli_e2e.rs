@@ -145,6 +145,10 @@ fn xgate_run_bypass_status_sigterm() {
     assert_eq!(num(b, "kernel_connections_total"), 0, "{b}");
     assert_eq!(num(&s1["kernel"], "connections_total"), 0, "{s1}");
     assert!(num(&s1["bypass"], "requests") >= 2, "{s1}");
+    // The same, for this port alone.
+    assert!(num(&b["bypass"], "requests") >= 2, "{b}");
+    assert!(num(&b["bypass"], "connections_total") >= 2, "{b}");
+    assert_eq!(num(&b["kernel"], "requests"), 0, "{b}");
 
     // Kernel path: passed, answered by io_uring.
     assert_eq!(curl(&topo, KERNEL, "/health"), "ok");
@@ -158,6 +162,9 @@ fn xgate_run_bypass_status_sigterm() {
     assert!(num(k, "passed") > 0 && num(k, "redirected") == 0, "{k}");
     assert_eq!(num(k, "kernel_connections_total"), 1, "{k}");
     assert_eq!(num(&s2["kernel"], "requests"), 1, "{s2}");
+    assert_eq!(num(&k["kernel"], "requests"), 1, "{k}");
+    assert_eq!(num(&k["kernel"], "connections_total"), 1, "{k}");
+    assert_eq!(num(&k["bypass"], "requests"), 0, "{k}");
     assert_eq!(
         num(&s2["bypass"], "requests"),
         num(&s1["bypass"], "requests")

@@ -15,6 +15,7 @@ use std::time::Duration as StdDuration;
 use dataplane::app::{App, AppConfig};
 use dataplane::http::HttpStats;
 use dataplane::kernel::{KernelConfig, KernelPath, KernelStats, RecvMode};
+use dataplane::tally::PortCount;
 use dataplane::time::{Duration, Instant};
 
 const CLIENT_TIMEOUT: StdDuration = StdDuration::from_secs(20);
@@ -66,6 +67,9 @@ enum Mode {
 struct Report {
     stats: KernelStats,
     http: HttpStats,
+    /// The running totals: all ports, and by port.
+    requests: u64,
+    ports: Vec<PortCount>,
     recv_mode: RecvMode,
     shut_down: bool,
 }
@@ -142,6 +146,8 @@ impl Server {
             Report {
                 stats: *kp.stats(),
                 http: kp.http_stats(),
+                requests: kp.requests(),
+                ports: kp.port_counts().to_vec(),
                 recv_mode: kp.recv_mode(),
                 shut_down,
             }
@@ -353,6 +359,7 @@ fn fallback_per_connection_receive_serves_the_same_bytes() {
 fn keep_alive_serves_1000_sequential_requests_on_one_connection() {
     both_modes(|mode| {
         let server = Server::start(KernelConfig::default(), mode);
+        let server_port = server.addr.port();
         let mut s = server.connect();
         let mut r = BufReader::new(s.try_clone().unwrap());
         for i in 0..1000 {
@@ -365,6 +372,16 @@ fn keep_alive_serves_1000_sequential_requests_on_one_connection() {
         let report = server.stop();
         assert_eq!(report.http.requests, 1000);
         assert_eq!(report.stats.accepted, 1);
+        assert_eq!(report.requests, 1000);
+        assert_eq!(
+            report.ports,
+            vec![PortCount {
+                port: server_port,
+                live: 0,
+                total: 1,
+                requests: 1000
+            }]
+        );
     });
 }
 
@@ -415,6 +432,10 @@ fn two_hundred_concurrent_connections_each_doing_several_requests() {
         assert_eq!(report.http.requests, 1000);
         assert_eq!(report.stats.accepted, 200);
         assert_eq!(report.stats.refused, 0);
+        assert_eq!(report.requests, 1000);
+        assert_eq!(report.ports.len(), 1);
+        let p = report.ports[0];
+        assert_eq!((p.live, p.total, p.requests), (0, 200, 1000));
     });
 }
 

@@ -36,6 +36,7 @@ use crate::bpf::{
     PIN_ROOT,
 };
 use crate::engine::{Engine, EngineConfig};
+use crate::tally::{self, PortCount};
 
 use super::{
     rx_queue_count, AfXdpError, Clock, Poller, PollerConfig, PollerCounters, PollerError,
@@ -396,6 +397,16 @@ impl Gateway {
     /// Each poller's counters, by queue.
     pub fn counters(&self) -> Vec<PollerCounters> {
         self.pollers.iter().map(|p| p.stats.snapshot()).collect()
+    }
+
+    /// Bypass connections and requests by port, summed over the pollers.
+    pub fn port_counts(&self) -> Vec<PortCount> {
+        let each: Vec<Vec<PortCount>> =
+            self.pollers.iter().map(|p| p.stats.port_counts()).collect();
+        let slices: Vec<&[PortCount]> = each.iter().map(Vec::as_slice).collect();
+        let mut out = Vec::new();
+        tally::merge(&mut out, &slices);
+        out
     }
 
     /// Whether every poller thread is still running.

@@ -27,10 +27,11 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::bpf::SteeringMaps;
 use crate::engine::{Engine, FlowEvent};
+use crate::tally::PortCount;
 use crate::time::{Duration, Instant};
 
 use super::{AfXdpError, Clock, TxOutcome, Waker, XskQueue};
@@ -113,11 +114,18 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct PollerStats {
             $( $name: AtomicU64, )*
+            /// Connections and requests by port, copied from the engine with the gauges.
+            ports: Mutex<Vec<PortCount>>,
         }
 
         impl PollerStats {
             fn publish(&self, c: &PollerCounters) {
                 $( self.$name.store(c.$name, Ordering::Relaxed); )*
+            }
+
+            /// Connections and requests by port, as last published.
+            pub fn port_counts(&self) -> Vec<PortCount> {
+                self.ports.lock().unwrap_or_else(|e| e.into_inner()).clone()
             }
 
             /// The counters as last published.
@@ -491,7 +499,12 @@ impl Poller {
     fn publish_all(&mut self, now: Instant) {
         let c = &mut self.counters;
         c.connections = self.engine.connection_count() as u64;
-        c.http_requests = self.engine.http_stats().requests;
+        c.http_requests = self.engine.requests();
+        // Never wait on the reader: a busy lock only delays this copy to the next period.
+        if let Ok(mut ports) = self.stats.ports.try_lock() {
+            ports.clear();
+            ports.extend_from_slice(self.engine.port_counts());
+        }
         let tcp = self.engine.tcp_stats();
         c.tcp_segments_in = tcp.segments_in;
         c.tcp_segments_out = tcp.segments_out;

@@ -180,7 +180,11 @@ fn run_in_cgroup(
             .enumerate()
             .map(|(q, c)| PollerState::from_counters(q as u32, c))
             .collect();
-        state.kernel = *kernel_state.lock().unwrap_or_else(|e| e.into_inner());
+        state.bypass_ports = gateway.port_counts();
+        state.kernel = kernel_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         state.write()
     };
     publish(&mut state, &gateway)?;
@@ -294,7 +298,7 @@ fn spawn_kernel(
             }
             let _ = ready_tx.send(Ok(()));
             let publish = |k: &KernelPath| {
-                let s = KernelState::new(k.stats(), k.connection_count(), &k.http_stats());
+                let s = KernelState::new(k);
                 *shared.lock().unwrap_or_else(|e| e.into_inner()) = s;
             };
             let mut last = StdInstant::now();

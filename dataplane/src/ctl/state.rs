@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::afxdp::PollerCounters;
 use crate::bpf::LOCK_DIR;
-use crate::http::HttpStats;
-use crate::kernel::KernelStats;
+use crate::kernel::KernelPath;
+use crate::tally::PortCount;
 
 use super::CtlError;
 
@@ -49,6 +49,9 @@ pub struct RuntimeState {
     pub phase: String,
     /// The bypass path, one entry per RX queue.
     pub pollers: Vec<PollerState>,
+    /// The bypass path's connections and requests by port (summed over the queues).
+    #[serde(default)]
+    pub bypass_ports: Vec<PortCount>,
     pub kernel: KernelState,
 }
 
@@ -100,7 +103,7 @@ impl PollerState {
 }
 
 /// The kernel path's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelState {
     /// Live connections.
     pub connections: u64,
@@ -113,21 +116,26 @@ pub struct KernelState {
     pub bytes_out: u64,
     pub resets: u64,
     pub errors: u64,
+    /// Connections and requests by port.
+    #[serde(default)]
+    pub ports: Vec<PortCount>,
 }
 
 impl KernelState {
-    pub fn new(stats: &KernelStats, live: usize, http: &HttpStats) -> Self {
+    pub fn new(kernel: &KernelPath) -> Self {
+        let stats = kernel.stats();
         let e = &stats.errors;
         Self {
-            connections: live as u64,
+            connections: kernel.connection_count() as u64,
             accepted: stats.accepted,
             refused: stats.refused,
             closed: stats.closed,
-            requests: http.requests,
+            requests: kernel.requests(),
             bytes_in: stats.bytes_in,
             bytes_out: stats.bytes_out,
             resets: e.reset,
             errors: e.accept + e.recv + e.send + e.input_overflow + e.submit + e.close,
+            ports: kernel.port_counts().to_vec(),
         }
     }
 }

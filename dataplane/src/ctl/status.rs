@@ -1,7 +1,7 @@
 //! `xgate status`: per port, the listener tag, the steering state and the BPF counters (read
 //! live from the pinned maps, per-CPU values summed), the bypass connections that are live now
-//! (`user_flows` entries of the port); per path, connections and requests answered (from the
-//! gateway's state file: the engines and the kernel path count per path, not per port).
+//! (`user_flows` entries of the port); per port and per path, connections and requests
+//! answered (from the gateway's state file, which the engines and the kernel path feed).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::bpf::{PortState, Stat, SteeringMaps};
+use crate::tally::PortCount;
 
 use super::state::{unix_ms, KernelState, PollerState, RuntimeState};
 use super::{locate, CtlError};
@@ -35,9 +36,13 @@ pub struct PortStatus {
     pub bypass_connections: u64,
     /// Kernel-path connections accepted so far (sock_ops).
     pub kernel_connections_total: u64,
+    /// This port on the bypass path, from the engines' counters.
+    pub bypass: PathStatus,
+    /// This port on the kernel path, from the kernel path's counters.
+    pub kernel: PathStatus,
 }
 
-/// One path's totals.
+/// One path's totals (or one port's share of them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathStatus {
     /// Live connections.
@@ -91,6 +96,16 @@ pub fn collect(ifname: Option<&str>) -> Result<Status, CtlError> {
     for flow in maps.user_flows() {
         *live.entry(flow.local.port()).or_default() += 1;
     }
+    let on_path = |counts: &[PortCount], port: u16| {
+        counts
+            .iter()
+            .find(|c| c.port == port)
+            .map_or(PathStatus::default(), |c| PathStatus {
+                connections: c.live,
+                connections_total: c.total,
+                requests: c.requests,
+            })
+    };
     let mut out = Vec::with_capacity(ports.len());
     for port in ports {
         let stats = maps.port_stats(port)?.unwrap_or_default();
@@ -105,6 +120,8 @@ pub fn collect(ifname: Option<&str>) -> Result<Status, CtlError> {
             no_xsk: stats.get(Stat::NoXsk),
             bypass_connections: live.get(&port).copied().unwrap_or(0),
             kernel_connections_total: stats.get(Stat::KernelConns),
+            bypass: on_path(&runtime.bypass_ports, port),
+            kernel: on_path(&runtime.kernel.ports, port),
         });
     }
     let sum = |f: fn(&PollerState) -> u64| runtime.pollers.iter().map(f).sum::<u64>();
@@ -126,7 +143,7 @@ pub fn collect(ifname: Option<&str>) -> Result<Status, CtlError> {
             requests: runtime.kernel.requests,
         },
         pollers: runtime.pollers.clone(),
-        kernel_path: runtime.kernel,
+        kernel_path: runtime.kernel.clone(),
     })
 }
 
@@ -153,7 +170,7 @@ impl Status {
         );
         let _ = writeln!(
             s,
-            "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} {:>11} {:>12}",
+            "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11}",
             "PORT",
             "TAGGED",
             "STATE",
@@ -161,12 +178,16 @@ impl Status {
             "PASSED",
             "SYNS-STEER",
             "BYPASS-LIVE",
-            "KERNEL-CONNS"
+            "BYPASS-CONN",
+            "BYPASS-REQ",
+            "KERNEL-LIVE",
+            "KERNEL-CONN",
+            "KERNEL-REQ"
         );
         for p in &self.ports {
             let _ = writeln!(
                 s,
-                "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} {:>11} {:>12}",
+                "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11}",
                 p.port,
                 if p.listener_tagged { "yes" } else { "NO" },
                 p.state,
@@ -174,7 +195,11 @@ impl Status {
                 p.passed,
                 p.syns_steered,
                 p.bypass_connections,
-                p.kernel_connections_total
+                p.bypass.connections_total,
+                p.bypass.requests,
+                p.kernel.connections,
+                p.kernel.connections_total,
+                p.kernel.requests
             );
         }
         let _ = writeln!(

@@ -46,6 +46,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
+use crate::tally::{PortCount, PortTally, TallySlot};
 use crate::time::{Duration, Instant};
 use bufring::BufRing;
 
@@ -190,6 +191,8 @@ struct Listener {
     addr: SocketAddrV4,
     /// The multishot accept is in flight.
     armed: bool,
+    /// The port's place in `KernelPath::tally`.
+    tally: TallySlot,
 }
 
 struct Conn {
@@ -222,6 +225,10 @@ struct Conn {
     /// until the peer's FIN or this deadline, then the socket is closed.
     linger_until: Option<Instant>,
     live_pos: usize,
+    /// The connection's port in `KernelPath::tally`.
+    tally: TallySlot,
+    /// `http.stats().requests` already added to the tally.
+    requests_tallied: u64,
 }
 
 /// The io_uring kernel path. See the module documentation.
@@ -248,6 +255,7 @@ pub struct KernelPath {
     timer: Box<types::Timespec>,
     timer_armed: bool,
     stats: KernelStats,
+    tally: PortTally,
 }
 
 impl KernelPath {
@@ -309,6 +317,7 @@ impl KernelPath {
             timer: Box::new(types::Timespec::new()),
             timer_armed: false,
             stats: KernelStats::default(),
+            tally: PortTally::default(),
             config,
         })
     }
@@ -349,10 +358,12 @@ impl KernelPath {
             std::net::SocketAddr::V4(a) => a,
             std::net::SocketAddr::V6(_) => return Err(io::ErrorKind::Unsupported.into()),
         };
+        let tally = self.tally.slot(addr.port());
         self.listeners.push(Listener {
             fd: Some(fd),
             addr,
             armed: false,
+            tally,
         });
         self.arm_accepts();
         self.submit();
@@ -384,7 +395,18 @@ impl KernelPath {
         self.live.len()
     }
 
-    /// HTTP counters of closed connections plus those of the live ones.
+    /// Requests accepted so far (a running total, cheap to read).
+    pub fn requests(&self) -> u64 {
+        self.tally.requests()
+    }
+
+    /// Connections and requests by listening port.
+    pub fn port_counts(&self) -> &[PortCount] {
+        self.tally.counts()
+    }
+
+    /// HTTP counters of closed connections plus those of the live ones (one pass over the
+    /// live connections).
     pub fn http_stats(&self) -> HttpStats {
         let mut total = self.stats.http_closed;
         for &i in &self.live {
@@ -645,6 +667,8 @@ impl KernelPath {
                     recv_deferred: false,
                     linger_until: None,
                     live_pos: 0,
+                    tally: TallySlot::default(),
+                    requests_tallied: 0,
                 });
                 self.conns.len() - 1
             }
@@ -665,6 +689,9 @@ impl KernelPath {
         c.eof_told = false;
         c.recv_deferred = false;
         c.linger_until = None;
+        c.tally = self.listeners[listener].tally;
+        c.requests_tallied = 0;
+        self.tally.opened(c.tally);
         c.live_pos = self.live.len();
         self.live.push(index as u32);
         self.stats.accepted += 1;
@@ -781,6 +808,7 @@ impl KernelPath {
                 let data = bufs.get(bid, n);
                 if !c.closing && c.linger_until.is_none() {
                     take_input(c, &self.app, now, data);
+                    tally_requests(&mut self.tally, c);
                 }
                 bufs.recycle(bid);
             }
@@ -854,6 +882,7 @@ impl KernelPath {
             let p = c
                 .http
                 .process(now, &self.app, &c.input[..c.in_len], &mut c.output);
+            tally_requests(&mut self.tally, c);
             consume_input(c, p.consumed);
             c.out_len = p.produced;
             if c.eof && !c.eof_told {
@@ -951,6 +980,7 @@ impl KernelPath {
         c.fd = -1;
         self.stats.http_closed.add(c.http.stats());
         self.stats.closed += 1;
+        self.tally.closed(c.tally);
         let pos = c.live_pos;
         self.live.swap_remove(pos);
         if let Some(&moved) = self.live.get(pos) {
@@ -1145,6 +1175,13 @@ fn take_input(c: &mut Conn, app: &App, now: Instant, data: &[u8]) {
     let n = data.len().min(room);
     c.input[c.in_len..c.in_len + n].copy_from_slice(&data[..n]);
     c.in_len += n;
+}
+
+/// Adds the requests `c` accepted since the last call to its port's count.
+fn tally_requests(tally: &mut PortTally, c: &mut Conn) {
+    let requests = c.http.stats().requests;
+    tally.answered(c.tally, requests - c.requests_tallied);
+    c.requests_tallied = requests;
 }
 
 fn consume_input(c: &mut Conn, n: usize) {
