@@ -8,6 +8,7 @@ pub mod afxdp;
 pub mod app;
 pub mod bpf;
 pub mod cli;
+pub mod config;
 pub mod ctl;
 pub mod engine;
 pub mod http;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use dataplane::cli::{BypassArgs, Cli, Command, RunArgs, StatusArgs, Switch};
+use dataplane::cli::{BypassArgs, CheckConfigArgs, Cli, Command, RunArgs, StatusArgs, Switch};
+use dataplane::config::{self, ConfigFile, Overrides};
 use dataplane::ctl::{self, run::Ready};
 
 fn main() -> ExitCode {
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Bypass(args) => bypass(&args),
         Command::Status(args) => status(&args),
+        Command::CheckConfig(args) => check_config(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,12 +59,39 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         println!("xgate: ready (pid {})", std::process::id());
         let _ = std::io::stdout().flush();
     })
-    .with_context(|| format!("gateway on {}", args.iface))?;
+    .with_context(|| format!("gateway on {}", config.gateway.ifname))?;
     println!(
         "xgate: signal {} received; drained (bypass connections cut: {}, kernel path {}); XDP and sock_ops detached, pins removed",
         stopped.signal,
         stopped.cut_bypass,
         if stopped.kernel_clean { "closed cleanly" } else { "cut at the deadline" }
+    );
+    Ok(())
+}
+
+/// Checks a file as `xgate run --config FILE` would, without privileges or side effects.
+fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
+    let file = ConfigFile::load(&args.file)?;
+    let c = config::build(&file, &Overrides::default())
+        .with_context(|| format!("{}", args.file.display()))?;
+    let ports: Vec<String> = c
+        .gateway
+        .ports
+        .iter()
+        .map(|p| {
+            format!(
+                "{} ({})",
+                p.port,
+                if p.bypass { "bypass" } else { "kernel" }
+            )
+        })
+        .collect();
+    println!(
+        "{}: valid: interface {}, ports {}, {} route(s)",
+        args.file.display(),
+        c.gateway.ifname,
+        ports.join(", "),
+        c.gateway.app.routes.len()
     );
     Ok(())
 }

@@ -1,16 +1,16 @@
 //! The `xgate` command line: one clap-derived type per subcommand, and [`RunArgs::config`],
-//! which turns `xgate run`'s arguments into the one typed configuration the gateway starts
-//! from ([`RunConfig`]). Parsing and validation happen here; doing things is `ctl`'s.
+//! which lays `xgate run`'s flags over its `--config` file to give the one typed
+//! configuration the gateway starts from ([`RunConfig`], checked in `config`). Doing things
+//! is `ctl`'s.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::afxdp::{BindMode, CgroupPlacement, GatewayConfig, PortConfig};
+use crate::afxdp::BindMode;
 use crate::bpf::XdpMode;
-use crate::kernel::KernelConfig;
-use crate::time::Duration;
+use crate::config::{self, ConfigError, ConfigFile, Overrides, RunConfig};
 
 /// xgate: an HTTP/1.1 gateway whose ports run on the kernel path (io_uring) or the bypass
 /// path (XDP + AF_XDP + user-space TCP), switchable per port at run time. Root only.
@@ -29,6 +29,8 @@ pub enum Command {
     Bypass(BypassArgs),
     /// Show a running gateway's ports, paths and counters.
     Status(StatusArgs),
+    /// Check a configuration file without starting anything.
+    CheckConfig(CheckConfigArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,45 +56,45 @@ pub enum BindModeArg {
 /// `xgate run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Interface to serve (its RX queues get one poller each).
+    /// TOML configuration file (see docs/configuration.md); flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Interface to serve (its RX queues get one poller each). Required unless the file
+    /// names it.
     #[arg(long, value_name = "IFACE")]
-    pub iface: String,
-    /// A port to serve; repeat for more. Ports not named in --bypass start on the kernel path.
-    #[arg(long = "port", value_name = "PORT", required = true,
+    pub iface: Option<String>,
+    /// A port to serve; repeat for more. Replaces the file's ports. Ports not named in
+    /// --bypass start on the kernel path.
+    #[arg(long = "port", value_name = "PORT",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
-    /// A served port that starts on the bypass path; repeat for more.
+    /// A served port that starts on the bypass path; repeat for more. Without --port, picks
+    /// among the file's ports (replacing their `bypass` settings).
     #[arg(long = "bypass", value_name = "PORT",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub bypass: Vec<u16>,
-    /// CPU of each RX queue's poller, by queue index (repeat); queues without one are not pinned.
+    /// CPU of each RX queue's poller, by queue index (repeat); queues without one are not
+    /// pinned.
     #[arg(long = "core", value_name = "CPU")]
     pub cores: Vec<usize>,
-    /// Address the kernel listeners bind to.
-    #[arg(long, value_name = "ADDR", default_value_t = Ipv4Addr::UNSPECIFIED)]
-    pub listen_addr: Ipv4Addr,
-    /// listen() backlog of the kernel listeners.
-    #[arg(long, value_name = "N", default_value_t = 1024,
+    /// Address the kernel listeners bind to [default: 0.0.0.0].
+    #[arg(long, value_name = "ADDR")]
+    pub listen_addr: Option<Ipv4Addr>,
+    /// listen() backlog of the kernel listeners [default: 1024].
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
-    pub backlog: u32,
-    /// How the XDP program is attached.
-    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
-    pub xdp_mode: XdpModeArg,
-    /// AF_XDP copy or zero-copy.
-    #[arg(long, value_enum, default_value_t = BindModeArg::Auto)]
-    pub bind_mode: BindModeArg,
-    /// RX queues to serve (default: the interface's channel count).
+    pub backlog: Option<u32>,
+    /// How the XDP program is attached [default: auto].
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpModeArg>,
+    /// AF_XDP copy or zero-copy [default: auto].
+    #[arg(long, value_enum)]
+    pub bind_mode: Option<BindModeArg>,
+    /// RX queues to serve [default: the interface's channel count].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub queues: Option<u32>,
-    /// Drive the kernel path on its own thread (the default: measured never slower than
-    /// driving it from a polling loop, see docs/architecture.md).
-    #[arg(long, conflicts_with = "kernel_path_in_poller")]
-    pub kernel_path_thread: bool,
-    /// Drive the kernel path from the AF_XDP poller's loop (not available yet: the poller has
-    /// no hook for it; refused with an error).
-    #[arg(long)]
-    pub kernel_path_in_poller: bool,
-    /// CPU to pin the kernel-path thread to.
+    /// CPU to pin the kernel path's thread to (it runs on its own thread: measured never
+    /// slower than driving it from the poller's loop, see docs/architecture.md).
     #[arg(long, value_name = "CPU")]
     pub kernel_core: Option<usize>,
     /// cgroup v2 directory whose sockets the gateway's sock_ops program watches; the process
@@ -102,9 +104,18 @@ pub struct RunArgs {
     /// Enter this network namespace (a name under /var/run/netns) before anything else.
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
-    /// On SIGINT/SIGTERM, how long in-flight connections may take to finish before they are cut.
-    #[arg(long, value_name = "SECS", default_value_t = 5)]
-    pub shutdown_grace_secs: u64,
+    /// On SIGINT/SIGTERM, how long in-flight connections may take to finish before they are
+    /// cut [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// `xgate check-config FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckConfigArgs {
+    /// The TOML file to check (as `xgate run --config FILE` would read it, without flags).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// What `bypass` does to the port.
@@ -143,98 +154,41 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// How the kernel path is driven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelDrive {
-    /// `KernelPath::run` on its own thread, optionally pinned.
-    Thread { core: Option<usize> },
-}
-
-/// Everything `xgate run` starts from: the one typed configuration built from the command line.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub gateway: GatewayConfig,
-    pub kernel: KernelConfig,
-    pub kernel_drive: KernelDrive,
-    /// `None`: create and remove `<cgroup2 root>/xgate-<iface>`.
-    pub cgroup: Option<PathBuf>,
-    pub netns: Option<String>,
-    pub shutdown_grace: Duration,
-}
-
-/// Arguments that parse but do not make sense together.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("--bypass {0} is not one of the served ports (--port)")]
-    BypassNotServed(u16),
-    #[error("--port {0} is given twice")]
-    DuplicatePort(u16),
-    #[error("--kernel-path-in-poller is not available: the AF_XDP poller has no hook to drive the kernel path yet; use --kernel-path-thread (the default)")]
-    InPollerUnavailable,
-    #[error("interface name {0:?} is not valid (1 to 15 bytes, no '/' or whitespace)")]
-    BadIface(String),
-}
-
-/// An interface name Linux accepts (IFNAMSIZ - 1 bytes, no '/' or whitespace); also what
-/// keeps `/run/xgate/<iface>.*` and the pin directory inside their folders.
-pub fn valid_iface(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() < 16
-        && name != "."
-        && name != ".."
-        && !name
-            .bytes()
-            .any(|b| b == b'/' || b.is_ascii_whitespace() || b == 0)
-}
-
 impl RunArgs {
-    /// The gateway's configuration, checked.
-    pub fn config(&self) -> Result<RunConfig, ConfigError> {
-        if !valid_iface(&self.iface) {
-            return Err(ConfigError::BadIface(self.iface.clone()));
-        }
-        for (i, p) in self.ports.iter().enumerate() {
-            if self.ports[..i].contains(p) {
-                return Err(ConfigError::DuplicatePort(*p));
-            }
-        }
-        if let Some(&b) = self.bypass.iter().find(|b| !self.ports.contains(b)) {
-            return Err(ConfigError::BypassNotServed(b));
-        }
-        if self.kernel_path_in_poller {
-            return Err(ConfigError::InPollerUnavailable);
-        }
-        let ports = self.ports.iter().map(|&port| PortConfig {
-            port,
-            bypass: self.bypass.contains(&port),
-        });
-        let mut gateway = GatewayConfig::new(self.iface.clone(), ports);
-        gateway.listen_addr = self.listen_addr;
-        gateway.backlog = self.backlog;
-        gateway.xdp_mode = match self.xdp_mode {
-            XdpModeArg::Auto => XdpMode::Auto,
-            XdpModeArg::Native => XdpMode::Native,
-            XdpModeArg::Generic => XdpMode::Generic,
-        };
-        gateway.xsk.bind_mode = match self.bind_mode {
-            BindModeArg::Auto => BindMode::Auto,
-            BindModeArg::Copy => BindMode::Copy,
-            BindModeArg::ZeroCopy => BindMode::ZeroCopy,
-        };
-        gateway.queues = self.queues;
-        gateway.cores = self.cores.clone();
-        // The cgroup is decided at run time (it may have to be created first).
-        gateway.cgroup = CgroupPlacement::Current;
-        Ok(RunConfig {
-            gateway,
-            kernel: KernelConfig::default(),
-            kernel_drive: KernelDrive::Thread {
-                core: self.kernel_core,
-            },
+    /// The flags as overrides of the file.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            interface: self.iface.clone(),
+            ports: self.ports.clone(),
+            bypass: self.bypass.clone(),
+            cores: self.cores.clone(),
+            listen_addr: self.listen_addr,
+            backlog: self.backlog,
+            xdp_mode: self.xdp_mode.map(|m| match m {
+                XdpModeArg::Auto => XdpMode::Auto,
+                XdpModeArg::Native => XdpMode::Native,
+                XdpModeArg::Generic => XdpMode::Generic,
+            }),
+            bind_mode: self.bind_mode.map(|m| match m {
+                BindModeArg::Auto => BindMode::Auto,
+                BindModeArg::Copy => BindMode::Copy,
+                BindModeArg::ZeroCopy => BindMode::ZeroCopy,
+            }),
+            queues: self.queues,
+            kernel_core: self.kernel_core,
             cgroup: self.cgroup.clone(),
             netns: self.netns.clone(),
-            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
-        })
+            shutdown_grace_secs: self.shutdown_grace_secs,
+        }
+    }
+
+    /// The gateway's configuration: defaults, then `--config FILE`, then the flags; checked.
+    pub fn config(&self) -> Result<RunConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
+        };
+        config::build(&file, &self.overrides())
     }
 }
 
@@ -282,60 +236,68 @@ mod tests {
         ]);
         let c = r.config().unwrap();
         assert_eq!(c.gateway.ifname, "eth0");
-        assert_eq!(
-            c.gateway.ports,
-            vec![
-                PortConfig {
-                    port: 80,
-                    bypass: false
-                },
-                PortConfig {
-                    port: 8080,
-                    bypass: true
-                }
-            ]
-        );
+        let ports: Vec<(u16, bool)> = c.gateway.ports.iter().map(|p| (p.port, p.bypass)).collect();
+        assert_eq!(ports, vec![(80, false), (8080, true)]);
         assert_eq!(c.gateway.cores, vec![1]);
         assert_eq!(c.gateway.backlog, 64);
         assert_eq!(c.gateway.xdp_mode, XdpMode::Generic);
         assert_eq!(c.gateway.xsk.bind_mode, BindMode::Copy);
-        assert_eq!(c.kernel_drive, KernelDrive::Thread { core: None });
+        assert_eq!(
+            c.kernel_drive,
+            crate::config::KernelDrive::Thread { core: None }
+        );
+    }
+
+    #[test]
+    fn run_reads_the_config_file_and_flags_override_it() {
+        let dir = std::env::temp_dir().join(format!("xgate-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gw.toml");
+        std::fs::write(
+            &file,
+            "interface = \"eth3\"\nbacklog = 99\n[[ports]]\nport = 80\nbypass = true\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c = run_args(&["run", "--config", path]).config().unwrap();
+        assert_eq!((c.gateway.ifname.as_str(), c.gateway.backlog), ("eth3", 99));
+        assert!(c.gateway.ports[0].bypass);
+        let c = run_args(&["run", "--config", path, "--backlog", "7", "--iface", "eth4"])
+            .config()
+            .unwrap();
+        assert_eq!((c.gateway.ifname.as_str(), c.gateway.backlog), ("eth4", 7));
+        let missing = dir.join("none.toml");
+        let e = run_args(&["run", "--config", missing.to_str().unwrap()])
+            .config()
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn run_refuses_inconsistent_arguments() {
-        assert!(
-            parse(&["run", "--iface", "eth0"]).is_err(),
-            "a port is required"
-        );
         assert!(parse(&["run", "--iface", "eth0", "--port", "0"]).is_err());
         assert!(parse(&["run", "--iface", "eth0", "--port", "70000"]).is_err());
         assert!(parse(&["run", "--iface", "e", "--port", "1", "--xdp-mode", "x"]).is_err());
-        assert!(parse(&[
-            "run",
-            "--iface",
-            "e",
-            "--port",
-            "1",
-            "--kernel-path-thread",
-            "--kernel-path-in-poller"
-        ])
-        .is_err());
-        let r = run_args(&["run", "--iface", "eth0", "--port", "80", "--bypass", "81"]);
-        assert_eq!(r.config().unwrap_err(), ConfigError::BypassNotServed(81));
-        let r = run_args(&["run", "--iface", "eth0", "--port", "80", "--port", "80"]);
-        assert_eq!(r.config().unwrap_err(), ConfigError::DuplicatePort(80));
-        let r = run_args(&["run", "--iface", "../x", "--port", "80"]);
-        assert!(matches!(r.config(), Err(ConfigError::BadIface(_))));
-        let r = run_args(&[
-            "run",
-            "--iface",
-            "e",
-            "--port",
-            "80",
-            "--kernel-path-in-poller",
-        ]);
-        assert_eq!(r.config().unwrap_err(), ConfigError::InPollerUnavailable);
+        let e = run_args(&["run", "--iface", "eth0"]).config().unwrap_err();
+        assert!(e.to_string().starts_with("ports: no port to serve"), "{e}");
+        let e = run_args(&["run", "--port", "80"]).config().unwrap_err();
+        assert!(e.to_string().starts_with("interface: missing"), "{e}");
+        let e = run_args(&["run", "--iface", "eth0", "--port", "80", "--bypass", "81"])
+            .config()
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--bypass: 81"), "{e}");
+        let e = run_args(&["run", "--iface", "eth0", "--port", "80", "--port", "80"])
+            .config()
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("--port: 80 is given twice"),
+            "{e}"
+        );
+        let e = run_args(&["run", "--iface", "../x", "--port", "80"])
+            .config()
+            .unwrap_err();
+        assert!(e.to_string().starts_with("interface:"), "{e}");
     }
 
     #[test]
@@ -356,6 +318,10 @@ mod tests {
             .command
         {
             Command::Status(s) => assert!(s.json && s.iface.as_deref() == Some("eth0")),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["check-config", "/etc/xgate.toml"]).unwrap().command {
+            Command::CheckConfig(c) => assert_eq!(c.file, PathBuf::from("/etc/xgate.toml")),
             other => panic!("{other:?}"),
         }
     }

@@ -126,7 +126,7 @@ fn lock_holder(lock: &Path) -> Result<Option<u32>, CtlError> {
 pub fn locate(ifname: Option<&str>) -> Result<Located, CtlError> {
     let ifname = match ifname {
         Some(name) => {
-            if !crate::cli::valid_iface(name) {
+            if !crate::config::valid_iface(name) {
                 return Err(CtlError::BadIface(name.to_string()));
             }
             name.to_string()

@@ -31,7 +31,7 @@ use std::time::Instant as StdInstant;
 use crate::afxdp::{pin_to_core, CgroupPlacement, Gateway, GatewayError};
 use crate::app::{App, AppError};
 use crate::bpf::{cgroup2_root, AttachedMode, PortState, SteeringError};
-use crate::cli::{KernelDrive, RunConfig};
+use crate::config::{KernelDrive, RunConfig};
 use crate::kernel::KernelPath;
 
 use super::state::{unix_ms, KernelState, PollerState, RuntimeState, ServedPort, REFRESH};

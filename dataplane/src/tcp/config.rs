@@ -3,7 +3,7 @@
 use crate::time::Duration;
 
 /// Every bound the engine works within. `Default` is sized for an HTTP gateway on one core.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpConfig {
     /// Connection slots, allocated up front; a valid cookie ACK beyond this gets a RST.
     pub max_connections: usize,
