@@ -302,6 +302,153 @@ fn xgate_run_bypass_status_sigterm() {
     assert!(!text(&ns.stdout).contains(&prefix), "netns left behind");
 }
 
+/// Starts `xgate run` with `args` and waits for "ready"; the child goes into `topo.children`
+/// (killed by PID if the test panics). Returns its index and PID.
+fn start_xgate(topo: &mut Topology, args: &[&str]) -> (usize, u32) {
+    let mut child = xgate()
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning xgate run");
+    let pid = child.id();
+    let lines = lines_of(child.stdout.take().expect("piped"));
+    topo.children.push(child);
+    let start = Instant::now();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("xgate run did not say it is ready");
+        if line.starts_with("xgate: ready") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20));
+    }
+    (topo.children.len() - 1, pid)
+}
+
+/// The fail-safe through the binary, configured by a file: `kill -9` of `xgate run` while
+/// clients run. New connections reach the kernel at once (refused cleanly while nothing
+/// listens, accepted by a kernel server that does), XDP is gone with the process, `status`
+/// says no gateway runs, and a new `xgate run` takes the interface over from the dead one's
+/// pins, state file and cgroup, serves the bypass path again and leaves nothing at SIGTERM.
+#[test]
+fn xgate_killed_falls_back_to_kernel_and_a_new_one_takes_over() {
+    if !is_root() {
+        eprintln!(
+            "skipping xgate_killed_falls_back_to_kernel_and_a_new_one_takes_over: needs root"
+        );
+        return;
+    }
+    const PORT: u16 = 18183;
+    let mut topo = Topology::create();
+    let ifname = topo.gw_if.clone();
+    let file = std::env::temp_dir().join(format!("{}.toml", topo.prefix));
+    std::fs::write(
+        &file,
+        format!(
+            "interface = \"{ifname}\"\nshutdown_grace_secs = 2\n\n[[ports]]\nport = {PORT}\nbypass = true\n\n[[app.routes]]\npath = \"/conf\"\nbody = \"from the file\"\n"
+        ),
+    )
+    .expect("config file");
+    let file_arg = file.to_str().expect("utf-8 path").to_string();
+    let gw_ns = topo.gw_ns.clone();
+    let run_args = ["--config", &file_arg, "--netns", &gw_ns];
+    let (gw, _pid) = start_xgate(&mut topo, &run_args);
+    assert_eq!(curl(&topo, PORT, "/conf"), "from the file");
+
+    // Clients running when the gateway dies.
+    let stop = std::env::temp_dir().join(format!("{}.stop", topo.prefix));
+    let _ = std::fs::remove_file(&stop);
+    let load = Command::new("ip")
+        .args(["netns", "exec", &topo.client_ns, "bash"])
+        .arg(client_loop_script())
+        .args([GW_IP, &PORT.to_string()])
+        .arg(&stop)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("client loop");
+    std::thread::sleep(Duration::from_millis(1000));
+    topo.stop_child(gw); // SIGKILL, by PID
+    let killed = Instant::now();
+
+    // Nothing listens now: a new connection is refused at once, not black-holed.
+    let mut client = topo.spawn_connect(PORT, None, 3);
+    assert!(!client.wait().unwrap().success());
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut client.stdout.take().unwrap(), &mut said).unwrap();
+    eprintln!(
+        "connect {:?} after kill -9: {}",
+        killed.elapsed(),
+        said.trim()
+    );
+    assert_eq!(
+        said.trim(),
+        "error ECONNREFUSED",
+        "black-holed after kill -9"
+    );
+    let link = topo.gw_link();
+    assert!(
+        !link.contains("xdp"),
+        "XDP still attached after kill -9: {link}"
+    );
+    let o = out({
+        let mut c = xgate();
+        c.args(["status", "--iface", &ifname]);
+        c
+    });
+    assert!(
+        text(&o.stderr).contains("no xgate gateway is running"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A kernel server on the port answers.
+    let (listener, lines) = topo.start_listener(PORT);
+    assert!(
+        topo.client_connect(PORT, None, 3),
+        "kernel server not reached"
+    );
+    assert!(lines
+        .recv_timeout(Duration::from_secs(3))
+        .is_ok_and(|l| l.starts_with("accepted")));
+    topo.stop_child(listener);
+    std::fs::write(&stop, b"").expect("stop file");
+    let o = load.wait_with_output().expect("client loop");
+    let _ = std::fs::remove_file(&stop);
+    eprintln!(
+        "client loop across the kill (failures are the killed gateway's connections and the refused ones): {}",
+        text(&o.stdout).trim()
+    );
+
+    // A new gateway takes the interface over and serves the bypass path.
+    let (gw2, pid2) = start_xgate(&mut topo, &run_args);
+    assert_eq!(curl(&topo, PORT, "/conf"), "from the file");
+    assert_eq!(curl(&topo, PORT, "/health"), "ok");
+    settle();
+    let s = status(&ifname);
+    assert_eq!(s["pid"], pid2);
+    let p = port(&s, PORT);
+    assert!(num(&p["bypass"], "requests") >= 2, "{p}");
+    assert_eq!(num(&p["kernel"], "connections_total"), 0, "{p}");
+    // SAFETY: kill(2) on the pid of the child we spawned and still own (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid2 as i32, libc::SIGTERM) }, 0);
+    let st = wait_exit(&mut topo.children[gw2], Duration::from_secs(20));
+    assert!(st.success(), "xgate run exited with {st:?}");
+    assert!(!Path::new(&format!("/sys/fs/bpf/xgate/{ifname}")).exists());
+    assert!(!Path::new(&format!("/run/xgate/{ifname}.json")).exists());
+    let cg = dataplane::bpf::cgroup2_root()
+        .unwrap()
+        .join(format!("xgate-{ifname}"));
+    assert!(
+        !cg.exists(),
+        "{cg:?} left behind (the dead gateway's, adopted)"
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
 #[test]
 fn non_root_gets_a_clear_error() {
     if !is_root() {

@@ -101,7 +101,14 @@ pub fn run(config: &RunConfig, on_ready: impl FnOnce(&Ready)) -> Result<Stopped,
             let dir = cgroup2_root()?.join(format!("xgate-{}", config.gateway.ifname));
             match fs::create_dir(&dir) {
                 Ok(()) => (dir, true),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (dir, false),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // Left by a gateway that was killed (empty: adopt it and remove it at
+                    // the end), or in use by one that runs (it keeps the interface's lock,
+                    // so starting fails next, and the directory is not ours to remove).
+                    let empty = fs::read_to_string(dir.join("cgroup.procs"))
+                        .is_ok_and(|procs| procs.trim().is_empty());
+                    (dir, empty)
+                }
                 Err(source) => return Err(RunError::Cgroup { path: dir, source }),
             }
         }

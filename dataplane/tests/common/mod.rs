@@ -351,8 +351,14 @@ impl Drop for Topology {
         }
         // Pins a killed gateway left behind (a live one removes its own).
         let _ = fs::remove_dir_all(format!("{}/{}", dataplane::bpf::PIN_ROOT, self.gw_if));
-        // Steering's lock file for our (uniquely named) interface.
+        // Steering's lock file and a killed `xgate run`'s state file, for our (uniquely
+        // named) interface.
         let _ = fs::remove_file(format!("{}/{}.lock", dataplane::bpf::LOCK_DIR, self.gw_if));
+        let _ = fs::remove_file(format!("{}/{}.json", dataplane::bpf::LOCK_DIR, self.gw_if));
+        // The cgroup a killed `xgate run` created for our interface (empty once it is dead).
+        if let Ok(root) = dataplane::bpf::cgroup2_root() {
+            let _ = fs::remove_dir(root.join(format!("xgate-{}", self.gw_if)));
+        }
         if self.cgroup_created {
             // Empty now that the children are gone.
             for _ in 0..50 {
