@@ -1,0 +1,3 @@
+//! `loadgen`: the command line (to come); the work is in the library.
+
+fn main() {}
