@@ -6,8 +6,9 @@
 //! `scenario` (what to run and its validation), `schedule` (the open loop's timetable),
 //! `worker` (one thread's event loop: epoll, timerfd, connections), `report` (counters,
 //! histograms, JSON, summary), `sys` (the system calls std does not wrap; all of the crate's
-//! `unsafe`).
+//! `unsafe`), `cli` (the `loadgen` command line).
 
+pub mod cli;
 pub mod report;
 pub mod request;
 pub mod response;
@@ -16,7 +17,7 @@ pub mod schedule;
 mod sys;
 mod worker;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -203,6 +204,11 @@ pub fn run(scenario: &Scenario) -> Result<Report, Error> {
 
 fn plan_warmup_ns(s: &Scenario) -> u64 {
     u64::try_from(s.warmup.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Whether stderr should get the progress line without being asked.
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
 }
 
 #[derive(Default)]
