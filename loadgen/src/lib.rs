@@ -1,12 +1,6 @@
-//! loadgen: xgate's HTTP/1.1 load generator on kernel sockets, made to compare the gateway's
-//! bypass path, its kernel path and nginx. [`run`] takes a [`Scenario`] and returns a
-//! [`Report`].
-//!
-//! Modules: `response` (sans-IO response reader and verifier), `request` (the request bytes),
-//! `scenario` (what to run and its validation), `schedule` (the open loop's timetable),
-//! `worker` (one thread's event loop: epoll, timerfd, connections), `report` (counters,
-//! histograms, JSON, summary), `sys` (the system calls std does not wrap; all of the crate's
-//! `unsafe`), `cli` (the `loadgen` command line).
+//! The crate's documentation is its README (modes, checks, error kinds, the open loop's
+//! coordinated-omission correction, the JSON schema), included here so the two cannot drift.
+#![doc = include_str!("../README.md")]
 
 pub mod cli;
 pub mod report;
