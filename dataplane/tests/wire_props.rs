@@ -464,8 +464,8 @@ proptest! {
             encode_option(&o, *k, &mut bytes);
             if let Some(&(kind, len, nops)) = unknown.get(i) {
                 bytes.extend_from_slice(&[kind, 2 + len as u8]);
-                bytes.extend(std::iter::repeat(0xee).take(len));
-                bytes.extend(std::iter::repeat(1).take(nops));
+                bytes.extend(std::iter::repeat_n(0xee, len));
+                bytes.extend(std::iter::repeat_n(1, nops));
             }
         }
         // (Lists over 40 bytes cannot be in a header; the parser itself does not care.)

@@ -26,6 +26,9 @@ pub struct Cli {
 pub enum Command {
     /// Load one target and report latency, throughput and errors.
     Run(RunArgs),
+    /// Measure xgate's bypass path, its kernel path and nginx side by side in a veth
+    /// topology and write the results to bench-results/ (root only).
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -255,6 +258,7 @@ mod tests {
         v.extend_from_slice(extra);
         Cli::try_parse_from(v).map(|c| match c.command {
             Command::Run(a) => a,
+            Command::Compare(_) => unreachable!("parsed `run`"),
         })
     }
 
@@ -346,7 +350,9 @@ mod tests {
         ])
         .unwrap()
         .command;
-        let Command::Run(a) = e;
+        let Command::Run(a) = e else {
+            unreachable!("parsed `run`")
+        };
         let e = a.scenario(false).unwrap_err().to_string();
         assert!(e.contains("--verify-body needs"), "{e}");
     }
@@ -364,7 +370,9 @@ mod tests {
             "100",
         ])
         .unwrap();
-        let Command::Run(a) = c.command;
+        let Command::Run(a) = c.command else {
+            unreachable!("parsed `run`")
+        };
         let s = a.scenario(true).unwrap();
         assert_eq!(s.target.host, "127.0.0.1:8080");
         assert_eq!(s.target.path, "/health");

@@ -3,6 +3,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod cli;
+pub mod compare;
 pub mod report;
 pub mod request;
 pub mod response;

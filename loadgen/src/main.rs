@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(&args),
+        Command::Compare(args) => compare(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,6 +40,15 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             let json = serde_json::to_vec_pretty(&report).context("serialising the report")?;
             std::fs::write(path, json).with_context(|| format!("writing {path}"))?;
         }
+    }
+    Ok(())
+}
+
+fn compare(args: &loadgen::compare::CompareArgs) -> anyhow::Result<()> {
+    let (record, files) = loadgen::compare::compare(args).context("loadgen compare")?;
+    println!("{}", record.markdown());
+    for f in files {
+        println!("wrote {}", f.display());
     }
     Ok(())
 }

@@ -1,0 +1,168 @@
+//! What the machine did: CPU time from `/proc/stat` (the whole machine and each CPU, so that
+//! the kernel's softirq work for veth, which runs on whichever core sent the packet, is
+//! counted wherever it lands), and a description of the machine for the results file.
+
+use serde::Serialize;
+
+/// Jiffies per CPU at one moment: `(busy, total)`; index 0 is the whole machine, 1.. CPU 0...
+#[derive(Debug, Clone, Default)]
+pub struct CpuSample(Vec<(u64, u64)>);
+
+impl CpuSample {
+    pub fn read() -> std::io::Result<Self> {
+        let text = std::fs::read_to_string("/proc/stat")?;
+        Ok(Self::parse(&text))
+    }
+
+    /// The `cpu` and `cpuN` lines: user nice system idle iowait irq softirq steal ...
+    /// Busy is everything but idle and iowait.
+    pub fn parse(text: &str) -> Self {
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let mut fields = line.split_ascii_whitespace();
+            match fields.next() {
+                Some(name) if name.starts_with("cpu") => {}
+                _ => continue,
+            }
+            let v: Vec<u64> = fields.take(8).filter_map(|f| f.parse().ok()).collect();
+            if v.len() < 5 {
+                continue;
+            }
+            let total: u64 = v.iter().sum();
+            let idle = v[3] + v[4];
+            out.push((total - idle, total));
+        }
+        CpuSample(out)
+    }
+
+    /// Busy share of the machine (all CPUs, 0..=1) and of each CPU between `self` and `later`.
+    pub fn busy_since(&self, later: &CpuSample) -> CpuBusy {
+        let share = |a: (u64, u64), b: (u64, u64)| {
+            let total = b.1.saturating_sub(a.1);
+            if total == 0 {
+                0.0
+            } else {
+                b.0.saturating_sub(a.0) as f64 / total as f64
+            }
+        };
+        let pairs: Vec<f64> = self
+            .0
+            .iter()
+            .zip(&later.0)
+            .map(|(&a, &b)| share(a, b))
+            .collect();
+        let busy_jiffies = later
+            .0
+            .first()
+            .zip(self.0.first())
+            .map_or(0, |(b, a)| b.0.saturating_sub(a.0));
+        CpuBusy {
+            machine: pairs.first().copied().unwrap_or(0.0),
+            per_cpu: pairs.get(1..).map(<[f64]>::to_vec).unwrap_or_default(),
+            busy_cpu_secs: busy_jiffies as f64 / clock_ticks() as f64,
+        }
+    }
+}
+
+/// CPU use over an interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct CpuBusy {
+    /// Busy share of the whole machine (0..=1).
+    pub machine: f64,
+    /// Busy share of each CPU.
+    pub per_cpu: Vec<f64>,
+    /// CPU-seconds spent busy, all CPUs together.
+    pub busy_cpu_secs: f64,
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// The machine the figures come from.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct MachineInfo {
+    pub hostname: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+    pub memory_gib: f64,
+    pub virtualised: Option<String>,
+}
+
+impl MachineInfo {
+    pub fn read() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or_else(|| "unknown".into(), |(_, v)| v.trim().to_string());
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        let virtualised = cpuinfo
+            .lines()
+            .any(|l| l.starts_with("flags") && l.contains(" hypervisor"))
+            .then(|| {
+                std::process::Command::new("systemd-detect-virt")
+                    .output()
+                    .ok()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "yes (hypervisor flag)".into())
+            });
+        MachineInfo {
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            cpu_model,
+            cpus,
+            memory_gib: mem_kib as f64 / (1024.0 * 1024.0),
+            virtualised,
+        }
+    }
+}
+
+/// The load average's first figure, to show how busy the machine was around a run.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_share_counts_everything_but_idle_and_iowait() {
+        let a = CpuSample::parse(
+            "cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 50 0 50 350 50 0 0 0 0 0\ncpu1 50 0 50 350 50 0 0 0 0 0\nintr 1\n",
+        );
+        let b = CpuSample::parse(
+            "cpu  200 0 200 800 100 0 100 0 0 0\ncpu0 150 0 150 350 50 0 100 0 0 0\ncpu1 50 0 50 450 50 0 0 0 0 0\n",
+        );
+        let busy = a.busy_since(&b);
+        assert!((busy.machine - 0.75).abs() < 1e-9, "{busy:?}");
+        assert_eq!(busy.per_cpu.len(), 2);
+        assert!((busy.per_cpu[0] - 1.0).abs() < 1e-9);
+        assert!(busy.per_cpu[1].abs() < 1e-9);
+    }
+}

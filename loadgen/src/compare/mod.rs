@@ -1,0 +1,824 @@
+//! `loadgen compare`: xgate's bypass path against its kernel path and against nginx, measured
+//! side by side in one run on this machine, written to `bench-results/`.
+//!
+//! 1. Builds a client and a server network namespace joined by a veth pair ([`topology`]).
+//! 2. Picks the open-loop rate, unless given: a short keep-alive run against each target, and
+//!    half the slowest one's throughput, so the rate stays below every target's saturation.
+//! 3. For each repetition, for each target (the order alternates between repetitions, so no
+//!    target always runs on a warmer or cooler machine): starts the server pinned to the
+//!    server's CPU ([`servers`]), and for each scenario ([`scenarios`]) runs a warm-up, then
+//!    the measured `loadgen run` in the client namespace pinned to the client's CPU, reading
+//!    `/proc/stat` around it ([`machine`]). After the keep-alive scenario it runs wrk the same
+//!    way, as a cross-check of loadgen's own figure.
+//! 4. Writes `runs/<time>-<commit>.json` (every figure), `runs/<time>-<commit>.md` and
+//!    `summary.md` (the latest summary, [`report`]) and `charts/*.svg` ([`svg`]).
+//!
+//! Everything it starts is stopped by PID and the namespaces are deleted, also on error or
+//! Ctrl-C.
+
+pub mod machine;
+pub mod report;
+pub mod scenarios;
+pub mod servers;
+pub mod svg;
+pub mod topology;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use machine::{load_average, CpuSample, MachineInfo};
+use report::{ClientFigures, Latency, Measurement, RunConfig, RunRecord, WrkCheck};
+use scenarios::Scenario;
+use servers::{Server, Target};
+use topology::Topology;
+
+/// Why a comparison could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("`{command}` failed: {message}")]
+    Command { command: String, message: String },
+    #[error("{what}: {message}")]
+    Server { what: &'static str, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("loadgen against {target} ({scenario}): {message}")]
+    Client {
+        target: &'static str,
+        scenario: &'static str,
+        message: String,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl CompareError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        CompareError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// `loadgen compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Where results go (`runs/`, `summary.md`, `charts/`).
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
+    pub out: PathBuf,
+    /// The xgate binary (default: beside this loadgen, else in PATH).
+    #[arg(long, value_name = "PATH")]
+    pub xgate: Option<PathBuf>,
+    /// The nginx binary.
+    #[arg(long, value_name = "PATH", default_value = "nginx")]
+    pub nginx: PathBuf,
+    /// CPU the servers are pinned to.
+    #[arg(long, value_name = "CPU", default_value_t = 1)]
+    pub server_core: usize,
+    /// CPU the client is pinned to.
+    #[arg(long, value_name = "CPU", default_value_t = 0)]
+    pub client_core: usize,
+    /// Repetitions of every scenario on every target.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub reps: u32,
+    /// Seconds each measured run lasts.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// Seconds of warm-up before each measured run (not counted).
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub warmup: u64,
+    /// Open-loop rate in requests/s (default: half the slowest target's keep-alive
+    /// throughput, measured first).
+    #[arg(long, value_name = "REQ_PER_SEC")]
+    pub rate: Option<u64>,
+    /// A scenario to run (repeat; default all): keep-alive, churn, open-loop, echo-1k,
+    /// bytes-16k.
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// A target to measure (repeat; default all): xgate-bypass, xgate-kernel, nginx.
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// Skip the wrk cross-check.
+    #[arg(long)]
+    pub no_wrk: bool,
+    /// A short run to check that everything works (1 repetition of 2 s, 1 s warm-up); its
+    /// figures are not worth committing.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// Set by SIGINT/SIGTERM; every wait checks it, so cleanup runs through the normal drops.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
+        // function pointer has the signature signal(2) expects.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+fn check_interrupted() -> Result<(), CompareError> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        Err(CompareError::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// What a run needs, resolved from the arguments.
+struct Plan {
+    xgate: PathBuf,
+    nginx: PathBuf,
+    loadgen: PathBuf,
+    wrk: Option<PathBuf>,
+    reps: u32,
+    duration: u64,
+    warmup: u64,
+    targets: Vec<Target>,
+    scenarios: Vec<Scenario>,
+    server_core: usize,
+    client_core: usize,
+    work: PathBuf,
+}
+
+fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(CompareError::Setup(
+            "loadgen compare must run as root (network namespaces, XDP, nginx on a pinned core)"
+                .into(),
+        ));
+    }
+    let me =
+        std::env::current_exe().map_err(|e| CompareError::io(Path::new("/proc/self/exe"), e))?;
+    let xgate = match &args.xgate {
+        Some(p) => servers::find_program(&p.to_string_lossy()),
+        None => me
+            .parent()
+            .map(|d| d.join("xgate"))
+            .filter(|p| p.is_file())
+            .or_else(|| servers::find_program("xgate")),
+    }
+    .ok_or_else(|| {
+        CompareError::Setup(
+            "xgate binary not found: build it (`cargo build --release -p dataplane`) or pass --xgate".into(),
+        )
+    })?;
+    let nginx = servers::find_program(&args.nginx.to_string_lossy()).ok_or_else(|| {
+        CompareError::Setup(format!(
+            "nginx not found ({}): install it (scripts/setup.sh does) or pass --nginx",
+            args.nginx.display()
+        ))
+    })?;
+    let targets: Vec<Target> = if args.targets.is_empty() {
+        Target::ALL.to_vec()
+    } else {
+        let mut v = Vec::new();
+        for name in &args.targets {
+            let t = match name.as_str() {
+                "xgate-bypass" => Target::XgateBypass,
+                "xgate-kernel" => Target::XgateKernel,
+                "nginx" => Target::Nginx,
+                other => {
+                    return Err(CompareError::Setup(format!(
+                        "unknown target {other:?} (xgate-bypass, xgate-kernel, nginx)"
+                    )))
+                }
+            };
+            if !v.contains(&t) {
+                v.push(t);
+            }
+        }
+        v.sort();
+        v
+    };
+    if targets.contains(&Target::Nginx) && !Path::new(servers::NJS_MODULE).exists() {
+        return Err(CompareError::Setup(format!(
+            "{} is missing: nginx answers POST /echo with njs; install libnginx-mod-http-js (scripts/setup.sh does)",
+            servers::NJS_MODULE
+        )));
+    }
+    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        let mut v = Vec::new();
+        for name in &args.scenarios {
+            let s = Scenario::parse(name).ok_or_else(|| {
+                CompareError::Setup(format!(
+                    "unknown scenario {name:?} (keep-alive, churn, open-loop, echo-1k, bytes-16k)"
+                ))
+            })?;
+            if !v.contains(&s) {
+                v.push(s);
+            }
+        }
+        v.sort();
+        v
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (what, c) in [
+        ("--server-core", args.server_core),
+        ("--client-core", args.client_core),
+    ] {
+        if c >= cpus {
+            return Err(CompareError::Setup(format!(
+                "{what} {c}: this machine has CPUs 0..{}",
+                cpus - 1
+            )));
+        }
+    }
+    if args.server_core == args.client_core && cpus > 1 {
+        return Err(CompareError::Setup(
+            "--server-core and --client-core are the same CPU".into(),
+        ));
+    }
+    let (reps, duration, warmup) = if args.quick {
+        (1, 2, 1)
+    } else {
+        (args.reps, args.duration, args.warmup)
+    };
+    let work = std::env::temp_dir().join(format!("loadgen-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| CompareError::io(&work, e))?;
+    Ok(Plan {
+        xgate,
+        nginx,
+        loadgen: me,
+        wrk: if args.no_wrk {
+            None
+        } else {
+            servers::find_program("wrk")
+        },
+        reps,
+        duration,
+        warmup,
+        targets,
+        scenarios,
+        server_core: args.server_core,
+        client_core: args.client_core,
+        work,
+    })
+}
+
+/// Removes the work directory (nginx's files, logs) at the end.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the comparison and writes the results; returns the record and the files written.
+pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareError> {
+    install_signal_handlers();
+    let plan = plan(args)?;
+    let _work = WorkDir(plan.work.clone());
+    let load_before = load_average();
+    let started = utc_now();
+    let topo = Topology::create()?;
+    eprintln!(
+        "loadgen compare: {} target(s) x {} scenario(s) x {} rep(s) of {} s; netns {} / {}",
+        plan.targets.len(),
+        plan.scenarios.len(),
+        plan.reps,
+        plan.duration,
+        topo.client_ns,
+        topo.server_ns
+    );
+
+    let (rate, rate_from) = match args.rate {
+        Some(r) => (r.max(1), "given on the command line".to_string()),
+        None if plan.scenarios.contains(&Scenario::OpenLoop) => calibrate_rate(&plan, &topo)?,
+        None => (0, "not used".into()),
+    };
+
+    let mut measurements = Vec::new();
+    let mut wrk_checks = Vec::new();
+    for rep in 0..plan.reps {
+        let mut groups = server_groups(&plan.targets);
+        if rep % 2 == 1 {
+            groups.reverse();
+        }
+        for group in groups {
+            let server = start_group(&plan, &topo, group[0])?;
+            for &target in &group {
+                for &scenario in &plan.scenarios {
+                    check_interrupted()?;
+                    let m = measure(&plan, &topo, target, scenario, rep, rate, load_before)?;
+                    eprintln!(
+                        "  rep {rep} {:<18} {:<10} {:>9.0} req/s  p99 {:>8.0} µs  CPU {:>6.1} µs/req  errors {}",
+                        target.name(),
+                        scenario.name(),
+                        m.client.throughput_rps,
+                        m.client.latency_us.p99,
+                        m.cpu_us_per_request,
+                        m.client.errors
+                    );
+                    let loadgen_rps = m.client.throughput_rps;
+                    measurements.push(m);
+                    if scenario == Scenario::KeepAlive && target != Target::Nginx {
+                        if let Some(wrk) = &plan.wrk {
+                            let w =
+                                wrk_check(&plan, &topo, wrk, target, scenario, rep, loadgen_rps)?;
+                            eprintln!(
+                                "  rep {rep} {:<18} wrk        {:>9.0} req/s  (loadgen / wrk {:.2})",
+                                target.name(),
+                                w.wrk_rps,
+                                w.ratio
+                            );
+                            wrk_checks.push(w);
+                        }
+                    }
+                }
+            }
+            let what = server.what();
+            if !server.stop(Duration::from_secs(15)) {
+                eprintln!("  {what} did not stop on SIGTERM within 15 s; killed");
+            }
+        }
+    }
+    drop(topo);
+
+    let record = RunRecord {
+        schema: 1,
+        started_utc: started,
+        commit: git_commit(),
+        machine: MachineInfo::read(),
+        config: RunConfig {
+            reps: plan.reps,
+            duration_secs: plan.duration,
+            warmup_secs: plan.warmup,
+            server_core: plan.server_core,
+            client_core: plan.client_core,
+            open_loop_rate: rate,
+            open_loop_rate_from: rate_from,
+            targets: plan.targets.clone(),
+            scenarios: plan.scenarios.clone(),
+            xgate: plan.xgate.display().to_string(),
+            nginx: plan.nginx.display().to_string(),
+            command_line: command_line(),
+        },
+        measurements,
+        wrk: wrk_checks,
+    };
+    let files = write_results(&args.out, &record)?;
+    Ok((record, files))
+}
+
+/// Targets served by one process go together: xgate serves both of its paths at once.
+fn server_groups(targets: &[Target]) -> Vec<Vec<Target>> {
+    let xgate: Vec<Target> = targets
+        .iter()
+        .copied()
+        .filter(|t| *t != Target::Nginx)
+        .collect();
+    let mut groups = Vec::new();
+    if !xgate.is_empty() {
+        groups.push(xgate);
+    }
+    if targets.contains(&Target::Nginx) {
+        groups.push(vec![Target::Nginx]);
+    }
+    groups
+}
+
+fn start_group(plan: &Plan, topo: &Topology, first: Target) -> Result<Server, CompareError> {
+    match first {
+        Target::Nginx => {
+            let dir = plan.work.join("nginx");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).map_err(|e| CompareError::io(&dir, e))?;
+            servers::start_nginx(
+                &plan.nginx,
+                topo,
+                plan.server_core,
+                &dir,
+                Scenario::byte_sizes(),
+            )
+        }
+        _ => servers::start_xgate(
+            &plan.xgate,
+            topo,
+            plan.server_core,
+            &plan.work.join("xgate.log"),
+        ),
+    }
+}
+
+/// Half the slowest target's keep-alive throughput (3 s each), rounded down to a multiple of
+/// 500, at least 500.
+fn calibrate_rate(plan: &Plan, topo: &Topology) -> Result<(u64, String), CompareError> {
+    let mut slowest: Option<(Target, f64)> = None;
+    for group in server_groups(&plan.targets) {
+        let server = start_group(plan, topo, group[0])?;
+        for &t in &group {
+            check_interrupted()?;
+            let f = client_run(plan, topo, t, Scenario::KeepAlive, 0, 3)?.0;
+            eprintln!(
+                "  calibration: {:<18} {:>9.0} req/s keep-alive",
+                t.name(),
+                f.throughput_rps
+            );
+            if slowest.is_none_or(|(_, r)| f.throughput_rps < r) {
+                slowest = Some((t, f.throughput_rps));
+            }
+        }
+        server.stop(Duration::from_secs(15));
+    }
+    let (t, r) = slowest.ok_or_else(|| CompareError::Setup("no target to calibrate".into()))?;
+    let rate = (((r / 2.0) as u64) / 500 * 500).max(500);
+    Ok((
+        rate,
+        format!(
+            "half the slowest target's keep-alive throughput in a 3 s calibration run ({}: {:.0} req/s)",
+            t.name(),
+            r
+        ),
+    ))
+}
+
+/// Warm-up, then the measured run with `/proc/stat` read around it.
+fn measure(
+    plan: &Plan,
+    topo: &Topology,
+    target: Target,
+    scenario: Scenario,
+    rep: u32,
+    rate: u64,
+    load_before: f64,
+) -> Result<Measurement, CompareError> {
+    if plan.warmup > 0 {
+        client_run(plan, topo, target, scenario, rate, plan.warmup)?;
+    }
+    let before = CpuSample::read().map_err(|e| CompareError::io(Path::new("/proc/stat"), e))?;
+    let (client, command) = client_run(plan, topo, target, scenario, rate, plan.duration)?;
+    let after = CpuSample::read().map_err(|e| CompareError::io(Path::new("/proc/stat"), e))?;
+    let cpu = before.busy_since(&after);
+    let cpu_us_per_request = if client.requests > 0 {
+        cpu.busy_cpu_secs * 1e6 / client.requests as f64
+    } else {
+        f64::NAN
+    };
+    Ok(Measurement {
+        target,
+        scenario,
+        rep,
+        client,
+        cpu,
+        cpu_us_per_request,
+        load_average: load_before,
+        command,
+    })
+}
+
+/// One `loadgen run` in the client namespace; its JSON report and the command line.
+fn client_run(
+    plan: &Plan,
+    topo: &Topology,
+    target: Target,
+    scenario: Scenario,
+    rate: u64,
+    secs: u64,
+) -> Result<(ClientFigures, String), CompareError> {
+    let mut args: Vec<String> = vec!["run".into(), "--addr".into(), target.addr()];
+    args.extend(scenario.args(rate));
+    args.extend([
+        "--duration".into(),
+        format!("{secs}s"),
+        "--threads".into(),
+        "1".into(),
+        "--cpu".into(),
+        plan.client_core.to_string(),
+        "--json".into(),
+        "-".into(),
+    ]);
+    let shown = format!(
+        "ip netns exec {} loadgen {}",
+        topo.client_ns,
+        args.join(" ")
+    );
+    let err = |message: String| CompareError::Client {
+        target: target.name(),
+        scenario: scenario.name(),
+        message,
+    };
+    let child = topo
+        .in_client(&plan.loadgen.to_string_lossy())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| err(e.to_string()))?;
+    let out = wait_output(child, Duration::from_secs(secs + 60))?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| err(format!("its JSON report: {e}")))?;
+    Ok((figures_from_report(&json).map_err(err)?, shown))
+}
+
+/// The client's figures from `loadgen run --json` (schema `xgate-loadgen-run/1`, in loadgen's
+/// README).
+pub fn figures_from_report(v: &serde_json::Value) -> Result<ClientFigures, String> {
+    if v["schema"] != crate::report::SCHEMA {
+        return Err(format!("unexpected report schema {}", v["schema"]));
+    }
+    let num = |path: &[&str]| -> Result<f64, String> {
+        let mut x = v;
+        for p in path {
+            x = &x[*p];
+        }
+        x.as_f64()
+            .ok_or_else(|| format!("no number at {} in the report", path.join(".")))
+    };
+    let errors_by_kind: std::collections::BTreeMap<String, u64> = v["errors"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let curve = v["latency_distribution"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| Some((p["percentile"].as_f64()?, p["latency_us"].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let lat = |k: &str| num(&["latency_us", k]);
+    Ok(ClientFigures {
+        requests: num(&["ok"])? as u64,
+        errors: num(&["failed"])? as u64,
+        errors_by_kind,
+        throughput_rps: num(&["throughput_rps"])?,
+        duration_secs: num(&["elapsed_s"])?,
+        latency_us: Latency {
+            p50: lat("p50")?,
+            p90: lat("p90")?,
+            p99: lat("p99")?,
+            p999: lat("p99_9")?,
+            p9999: lat("p99_99")?,
+            max: lat("max")?,
+            mean: lat("mean")?,
+        },
+        curve,
+    })
+}
+
+/// wrk with the keep-alive scenario's shape (1 thread, 64 connections), pinned the same way.
+fn wrk_check(
+    plan: &Plan,
+    topo: &Topology,
+    wrk: &Path,
+    target: Target,
+    scenario: Scenario,
+    rep: u32,
+    loadgen_rps: f64,
+) -> Result<WrkCheck, CompareError> {
+    let url = format!("http://{}/health", target.addr());
+    let secs = format!("{}s", plan.duration);
+    let cpu = plan.client_core.to_string();
+    let args = [
+        "-c",
+        &cpu,
+        &wrk.to_string_lossy(),
+        "-t1",
+        "-c64",
+        "-d",
+        &secs,
+        &url,
+    ];
+    let shown = format!(
+        "ip netns exec {} taskset {}",
+        topo.client_ns,
+        args.join(" ")
+    );
+    let child = topo
+        .in_client("taskset")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| CompareError::Command {
+            command: shown.clone(),
+            message: e.to_string(),
+        })?;
+    let out = wait_output(child, Duration::from_secs(plan.duration + 60))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let wrk_rps = parse_wrk_rps(&text).ok_or_else(|| CompareError::Command {
+        command: shown.clone(),
+        message: format!("no Requests/sec in its output: {}", text.trim()),
+    })?;
+    Ok(WrkCheck {
+        target,
+        scenario,
+        rep,
+        wrk_rps,
+        loadgen_rps,
+        ratio: if wrk_rps > 0.0 {
+            loadgen_rps / wrk_rps
+        } else {
+            f64::NAN
+        },
+        command: shown,
+    })
+}
+
+/// `Requests/sec:  12345.67` from wrk's output.
+pub fn parse_wrk_rps(text: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits for a child, killing it (by PID) after `timeout` or on Ctrl-C.
+fn wait_output(
+    mut child: std::process::Child,
+    timeout: Duration,
+) -> Result<std::process::Output, CompareError> {
+    // Read both pipes on threads so a chatty child never blocks on a full pipe.
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = std::io::Read::read_to_end(s, &mut b);
+        }
+        b
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child
+            .try_wait()
+            .map_err(|e| CompareError::Setup(e.to_string()))?
+        {
+            break st;
+        }
+        if INTERRUPTED.load(Ordering::Relaxed) || start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                return Err(CompareError::Interrupted);
+            }
+            return Err(CompareError::Setup(format!(
+                "a client ran past its time limit ({} s) and was killed",
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    })
+}
+
+fn write_results(out: &Path, record: &RunRecord) -> Result<Vec<PathBuf>, CompareError> {
+    let runs = out.join("runs");
+    let charts = out.join("charts");
+    for d in [&runs, &charts] {
+        std::fs::create_dir_all(d).map_err(|e| CompareError::io(d, e))?;
+    }
+    let stamp = record.started_utc.replace([':', '-'], "");
+    let base = format!("{stamp}-{}", record.commit);
+    let md = record.markdown();
+    let files = [
+        (
+            runs.join(format!("{base}.json")),
+            serde_json::to_string_pretty(record).expect("plain data") + "\n",
+        ),
+        (runs.join(format!("{base}.md")), md.clone()),
+        (out.join("summary.md"), md),
+        (charts.join("throughput.svg"), record.throughput_svg()),
+        (charts.join("latency.svg"), record.latency_svg()),
+    ];
+    let mut written = Vec::new();
+    for (path, text) in files {
+        std::fs::write(&path, text).map_err(|e| CompareError::io(&path, e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The commit the binaries were built from (with `-dirty` when the tree has changes).
+fn git_commit() -> String {
+    let run = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "--short=10", "HEAD"]) {
+        Some(c) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{c}-dirty")
+            } else {
+                c
+            }
+        }
+        None => "unknown".into(),
+    }
+}
+
+fn command_line() -> String {
+    let mut args = std::env::args();
+    let _ = args.next();
+    std::iter::once("loadgen".to_string())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output_is_parsed() {
+        let out = "Running 5s test @ http://10.0.0.1:80/health\n  1 threads and 64 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency     1.20ms  300.00us   5.00ms   90.00%\n  250000 requests in 5.00s, 30.00MB read\nRequests/sec:  49999.87\nTransfer/sec:      6.00MB\n";
+        assert_eq!(parse_wrk_rps(out), Some(49999.87));
+        assert_eq!(parse_wrk_rps("nothing"), None);
+    }
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_414), (2025, 11, 22));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn xgate_targets_share_a_server_and_nginx_has_its_own() {
+        assert_eq!(
+            server_groups(&Target::ALL),
+            vec![
+                vec![Target::XgateBypass, Target::XgateKernel],
+                vec![Target::Nginx]
+            ]
+        );
+        assert_eq!(server_groups(&[Target::Nginx]), vec![vec![Target::Nginx]]);
+    }
+}

@@ -1,0 +1,570 @@
+//! What a comparison run records (one JSON file per run) and how it is summarised: medians
+//! and spreads over the repetitions, the ratios bypass/kernel and bypass/nginx, a markdown
+//! table and two SVG charts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::machine::{CpuBusy, MachineInfo};
+use super::scenarios::Scenario;
+use super::servers::Target;
+use super::svg;
+
+/// Latency percentiles of one run, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub p9999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// What the client measured in one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientFigures {
+    /// Requests answered correctly.
+    pub requests: u64,
+    /// Failed requests, all kinds.
+    pub errors: u64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub throughput_rps: f64,
+    pub duration_secs: f64,
+    pub latency_us: Latency,
+    /// (percentile, µs) points of the latency distribution.
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// One target, one scenario, one repetition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measurement {
+    pub target: Target,
+    pub scenario: Scenario,
+    pub rep: u32,
+    pub client: ClientFigures,
+    /// CPU of the whole machine during the measured run (client and server, user and
+    /// kernel: veth moves packets in softirq on the sender's core).
+    pub cpu: CpuBusy,
+    /// Machine CPU time per answered request, in microseconds.
+    pub cpu_us_per_request: f64,
+    pub load_average: f64,
+    /// The client command, to reproduce the run by hand.
+    pub command: String,
+}
+
+/// wrk on the same scenario, beside loadgen (the cross-check of loadgen's figures).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WrkCheck {
+    pub target: Target,
+    pub scenario: Scenario,
+    pub rep: u32,
+    pub wrk_rps: f64,
+    pub loadgen_rps: f64,
+    /// loadgen / wrk.
+    pub ratio: f64,
+    pub command: String,
+}
+
+/// The configuration a run used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub reps: u32,
+    pub duration_secs: u64,
+    pub warmup_secs: u64,
+    pub server_core: usize,
+    pub client_core: usize,
+    /// The open-loop scenario's rate (chosen or given).
+    pub open_loop_rate: u64,
+    /// How the rate was chosen.
+    pub open_loop_rate_from: String,
+    pub targets: Vec<Target>,
+    pub scenarios: Vec<Scenario>,
+    pub xgate: String,
+    pub nginx: String,
+    pub command_line: String,
+}
+
+/// One comparison run: everything measured, and where.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema: u32,
+    pub started_utc: String,
+    pub commit: String,
+    pub machine: MachineInfo,
+    pub config: RunConfig,
+    pub measurements: Vec<Measurement>,
+    pub wrk: Vec<WrkCheck>,
+}
+
+/// Median, min and max of a set of values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+impl Spread {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+            n,
+        })
+    }
+}
+
+impl RunRecord {
+    fn of(&self, target: Target, scenario: Scenario) -> impl Iterator<Item = &Measurement> {
+        self.measurements
+            .iter()
+            .filter(move |m| m.target == target && m.scenario == scenario)
+    }
+
+    /// Throughput over the repetitions.
+    pub fn throughput(&self, target: Target, scenario: Scenario) -> Option<Spread> {
+        Spread::of(self.of(target, scenario).map(|m| m.client.throughput_rps))
+    }
+
+    pub fn cpu_per_request(&self, target: Target, scenario: Scenario) -> Option<Spread> {
+        Spread::of(self.of(target, scenario).map(|m| m.cpu_us_per_request))
+    }
+
+    /// A latency percentile over the repetitions.
+    pub fn latency(
+        &self,
+        target: Target,
+        scenario: Scenario,
+        pick: fn(&Latency) -> f64,
+    ) -> Option<Spread> {
+        Spread::of(
+            self.of(target, scenario)
+                .map(|m| pick(&m.client.latency_us)),
+        )
+    }
+
+    pub fn errors(&self, target: Target, scenario: Scenario) -> u64 {
+        self.of(target, scenario).map(|m| m.client.errors).sum()
+    }
+
+    /// The markdown summary.
+    pub fn markdown(&self) -> String {
+        let c = &self.config;
+        let mut s = String::new();
+        let _ = writeln!(s, "# xgate comparison — {}\n", self.started_utc);
+        let _ = writeln!(
+            s,
+            "Commit `{}` on {} ({} CPUs, {:.0} GiB, kernel {}{}), load average before the run {:.2}.",
+            self.commit,
+            self.machine.cpu_model,
+            self.machine.cpus,
+            self.machine.memory_gib,
+            self.machine.kernel,
+            self.machine
+                .virtualised
+                .as_deref()
+                .map(|v| format!(", virtualised: {v}"))
+                .unwrap_or_default(),
+            self.measurements.first().map_or(0.0, |m| m.load_average)
+        );
+        let _ = writeln!(
+            s,
+            "Server pinned to CPU {}, client (loadgen, one thread) to CPU {}, over a veth pair \
+             between two network namespaces (AF_XDP in copy mode). {} repetition(s) of {} s \
+             after {} s of warm-up, targets interleaved; figures are medians with [min–max]. \
+             Reproduce: `{}`.\n",
+            c.server_core, c.client_core, c.reps, c.duration_secs, c.warmup_secs, c.command_line
+        );
+        let has = |t: Target| c.targets.contains(&t);
+        let _ = writeln!(s, "## Throughput (requests/s)\n");
+        let mut head = "| scenario |".to_string();
+        let mut rule = "| --- |".to_string();
+        for t in &c.targets {
+            head += &format!(" {} |", t.name());
+            rule += " ---: |";
+        }
+        if has(Target::XgateBypass) && has(Target::XgateKernel) {
+            head += " bypass / kernel |";
+            rule += " ---: |";
+        }
+        if has(Target::XgateBypass) && has(Target::Nginx) {
+            head += " bypass / nginx |";
+            rule += " ---: |";
+        }
+        let _ = writeln!(s, "{head}\n{rule}");
+        for &sc in &c.scenarios {
+            if sc == Scenario::OpenLoop {
+                continue;
+            }
+            let mut row = format!("| {} |", sc.title());
+            for &t in &c.targets {
+                row += &format!(" {} |", cell(self.throughput(t, sc), self.errors(t, sc)));
+            }
+            let ratio = |a: Target, b: Target| {
+                ratio_cell(
+                    self.throughput(a, sc).map(|x| x.median),
+                    self.throughput(b, sc).map(|x| x.median),
+                )
+            };
+            if has(Target::XgateBypass) && has(Target::XgateKernel) {
+                row += &format!(" {} |", ratio(Target::XgateBypass, Target::XgateKernel));
+            }
+            if has(Target::XgateBypass) && has(Target::Nginx) {
+                row += &format!(" {} |", ratio(Target::XgateBypass, Target::Nginx));
+            }
+            let _ = writeln!(s, "{row}");
+        }
+
+        if c.scenarios.contains(&Scenario::OpenLoop) {
+            let sc = Scenario::OpenLoop;
+            let _ = writeln!(
+                s,
+                "\n## Open loop at {} requests/s: latency (µs, coordinated omission corrected) and machine CPU\n",
+                c.open_loop_rate
+            );
+            let _ = writeln!(
+                s,
+                "Rate: {}. CPU is the whole machine's busy time (both cores, user + kernel + softirq) per answered request.\n",
+                c.open_loop_rate_from
+            );
+            let _ = writeln!(
+                s,
+                "| target | achieved req/s | p50 | p90 | p99 | p99.9 | p99.99 | max | CPU µs/request | errors |"
+            );
+            let _ = writeln!(
+                s,
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            );
+            let picks: [fn(&Latency) -> f64; 6] = [
+                |l| l.p50,
+                |l| l.p90,
+                |l| l.p99,
+                |l| l.p999,
+                |l| l.p9999,
+                |l| l.max,
+            ];
+            for &t in &c.targets {
+                let mut row = format!(
+                    "| {} | {} |",
+                    t.name(),
+                    self.throughput(t, sc)
+                        .map_or("—".into(), |x| format!("{:.0}", x.median))
+                );
+                for p in picks {
+                    row += &format!(" {} |", num_cell(self.latency(t, sc, p)));
+                }
+                row += &format!(
+                    " {} | {} |",
+                    num_cell(self.cpu_per_request(t, sc)),
+                    self.errors(t, sc)
+                );
+                let _ = writeln!(s, "{row}");
+            }
+            let _ = writeln!(s);
+            let p99 = |t| self.latency(t, sc, |l| l.p99).map(|x| x.median);
+            let cpu = |t| self.cpu_per_request(t, sc).map(|x| x.median);
+            for (other, name) in [
+                (Target::XgateKernel, "kernel path"),
+                (Target::Nginx, "nginx"),
+            ] {
+                if has(Target::XgateBypass) && has(other) {
+                    let _ = writeln!(
+                        s,
+                        "- bypass / {name}: CPU per request {}, p99 {}",
+                        ratio_cell(cpu(Target::XgateBypass), cpu(other)),
+                        ratio_cell(p99(Target::XgateBypass), p99(other))
+                    );
+                }
+            }
+        }
+
+        if !self.wrk.is_empty() {
+            let _ = writeln!(s, "\n## Cross-check with wrk\n");
+            let _ = writeln!(
+                s,
+                "wrk (`-t1 -c64`, pinned to the client's CPU) on the same scenario and target, right after loadgen:\n"
+            );
+            let _ = writeln!(
+                s,
+                "| target | scenario | rep | loadgen req/s | wrk req/s | loadgen / wrk |"
+            );
+            let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: |");
+            for w in &self.wrk {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.0} | {:.0} | {:.2} |",
+                    w.target.name(),
+                    w.scenario.name(),
+                    w.rep,
+                    w.loadgen_rps,
+                    w.wrk_rps,
+                    w.ratio
+                );
+            }
+        }
+        let errors: u64 = self.measurements.iter().map(|m| m.client.errors).sum();
+        let _ = writeln!(
+            s,
+            "\n{} failed request(s) in the whole run{}.",
+            errors,
+            if errors == 0 {
+                " (every response checked: status, length, and the bytes of /echo and /bytes)"
+            } else {
+                "; see the JSON file for their kinds"
+            }
+        );
+        s
+    }
+
+    /// Throughput bars, one panel per closed-loop scenario.
+    pub fn throughput_svg(&self) -> String {
+        let names: Vec<&str> = self.config.targets.iter().map(|t| t.name()).collect();
+        let panels: Vec<svg::BarPanel> = self
+            .config
+            .scenarios
+            .iter()
+            .filter(|&&s| s != Scenario::OpenLoop)
+            .map(|&sc| svg::BarPanel {
+                title: sc.name().to_string(),
+                unit: "requests/s".into(),
+                values: self
+                    .config
+                    .targets
+                    .iter()
+                    .map(|&t| self.throughput(t, sc).map(|x| (x.median, x.min, x.max)))
+                    .collect(),
+            })
+            .collect();
+        svg::bars(
+            &format!(
+                "Throughput, median of {} run(s) ({})",
+                self.config.reps, self.started_utc
+            ),
+            &names,
+            &panels,
+        )
+    }
+
+    /// Latency-percentile curves of the open-loop scenario (the run with the median p99 of
+    /// each target).
+    pub fn latency_svg(&self) -> String {
+        let sc = Scenario::OpenLoop;
+        let series: Vec<(&str, Vec<(f64, f64)>)> = self
+            .config
+            .targets
+            .iter()
+            .map(|&t| {
+                let mut runs: Vec<&Measurement> = self.of(t, sc).collect();
+                runs.sort_by(|a, b| a.client.latency_us.p99.total_cmp(&b.client.latency_us.p99));
+                let curve = runs
+                    .get(runs.len() / 2)
+                    .map(|m| m.client.curve.clone())
+                    .unwrap_or_default();
+                (t.name(), curve)
+            })
+            .collect();
+        svg::percentile_curves(
+            &format!(
+                "Latency by percentile at {} requests/s, open loop ({})",
+                self.config.open_loop_rate, self.started_utc
+            ),
+            &series,
+        )
+    }
+}
+
+fn cell(v: Option<Spread>, errors: u64) -> String {
+    match v {
+        None => "—".into(),
+        Some(x) => {
+            let e = if errors > 0 {
+                format!(" ({errors} errors)")
+            } else {
+                String::new()
+            };
+            format!("{:.0} [{:.0}–{:.0}]{e}", x.median, x.min, x.max)
+        }
+    }
+}
+
+fn num_cell(v: Option<Spread>) -> String {
+    v.map_or("—".into(), |x| {
+        if x.median >= 100.0 {
+            format!("{:.0}", x.median)
+        } else {
+            format!("{:.1}", x.median)
+        }
+    })
+}
+
+fn ratio_cell(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "—".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(
+        target: Target,
+        scenario: Scenario,
+        rep: u32,
+        rps: f64,
+        p99: f64,
+        cpu: f64,
+    ) -> Measurement {
+        Measurement {
+            target,
+            scenario,
+            rep,
+            client: ClientFigures {
+                requests: (rps * 10.0) as u64,
+                throughput_rps: rps,
+                duration_secs: 10.0,
+                latency_us: Latency {
+                    p99,
+                    ..Latency::default()
+                },
+                curve: vec![(50.0, p99 / 2.0), (99.0, p99)],
+                ..ClientFigures::default()
+            },
+            cpu: CpuBusy::default(),
+            cpu_us_per_request: cpu,
+            load_average: 0.5,
+            command: "loadgen run ...".into(),
+        }
+    }
+
+    fn record() -> RunRecord {
+        let mut ms = Vec::new();
+        for rep in 0..3 {
+            let r = rep as f64;
+            ms.push(m(
+                Target::XgateBypass,
+                Scenario::KeepAlive,
+                rep,
+                100.0 + r,
+                0.0,
+                0.0,
+            ));
+            ms.push(m(
+                Target::XgateKernel,
+                Scenario::KeepAlive,
+                rep,
+                50.0 + r,
+                0.0,
+                0.0,
+            ));
+            ms.push(m(
+                Target::Nginx,
+                Scenario::KeepAlive,
+                rep,
+                40.0 + r,
+                0.0,
+                0.0,
+            ));
+            ms.push(m(
+                Target::XgateBypass,
+                Scenario::OpenLoop,
+                rep,
+                10.0,
+                100.0,
+                20.0,
+            ));
+            ms.push(m(
+                Target::XgateKernel,
+                Scenario::OpenLoop,
+                rep,
+                10.0,
+                400.0,
+                40.0,
+            ));
+            ms.push(m(Target::Nginx, Scenario::OpenLoop, rep, 10.0, 300.0, 50.0));
+        }
+        RunRecord {
+            schema: 1,
+            started_utc: "2026-11-22T06:00:00Z".into(),
+            commit: "abc1234".into(),
+            machine: MachineInfo {
+                hostname: "h".into(),
+                kernel: "6.1".into(),
+                cpu_model: "cpu".into(),
+                cpus: 2,
+                memory_gib: 24.0,
+                virtualised: None,
+            },
+            config: RunConfig {
+                reps: 3,
+                duration_secs: 10,
+                warmup_secs: 2,
+                server_core: 1,
+                client_core: 0,
+                open_loop_rate: 10,
+                open_loop_rate_from: "given".into(),
+                targets: Target::ALL.to_vec(),
+                scenarios: vec![Scenario::KeepAlive, Scenario::OpenLoop],
+                xgate: "xgate".into(),
+                nginx: "nginx".into(),
+                command_line: "loadgen compare".into(),
+            },
+            measurements: ms,
+            wrk: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn spread_is_median_min_max() {
+        let s = Spread::of([3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        let s = Spread::of([4.0, 1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(s.median, 2.5);
+        assert!(Spread::of([]).is_none());
+        assert!(Spread::of([f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn markdown_has_medians_and_ratios() {
+        let md = record().markdown();
+        assert!(md.contains("| keep-alive GET /health, 64 conns | 101 [100–102] | 51 [50–52] | 41 [40–42] | 1.98x | 2.46x |"), "{md}");
+        assert!(
+            md.contains("bypass / kernel path: CPU per request 0.50x, p99 0.25x"),
+            "{md}"
+        );
+        assert!(
+            md.contains("bypass / nginx: CPU per request 0.40x, p99 0.33x"),
+            "{md}"
+        );
+        assert!(md.contains("0 failed request(s)"));
+    }
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let r = record();
+        let json = serde_json::to_string(&r).unwrap();
+        let back: RunRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.measurements.len(), r.measurements.len());
+        assert_eq!(back.markdown(), r.markdown());
+        assert!(r.throughput_svg().contains("<svg"));
+        assert_eq!(r.latency_svg().matches("<polyline").count(), 3);
+    }
+}

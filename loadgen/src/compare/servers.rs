@@ -1,0 +1,338 @@
+//! The servers compared: `xgate run` (its bypass port and its kernel-path port, one process)
+//! and nginx configured to give the same answers. Each runs in the server namespace, pinned
+//! to the server's core, and is stopped (SIGTERM, then SIGKILL) by PID when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::topology::{Topology, SERVER_IP};
+use super::CompareError;
+
+/// The port of each target.
+pub const BYPASS_PORT: u16 = 18080;
+pub const KERNEL_PORT: u16 = 18081;
+pub const NGINX_PORT: u16 = 18082;
+
+/// What is measured.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// xgate's bypass path: XDP -> AF_XDP -> user-space TCP and HTTP.
+    XgateBypass,
+    /// xgate's kernel path: the kernel's TCP, io_uring, the same HTTP code.
+    XgateKernel,
+    /// nginx, one worker.
+    Nginx,
+}
+
+impl Target {
+    pub const ALL: [Target; 3] = [Target::XgateBypass, Target::XgateKernel, Target::Nginx];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::XgateBypass => "xgate bypass",
+            Target::XgateKernel => "xgate kernel path",
+            Target::Nginx => "nginx",
+        }
+    }
+
+    pub fn port(self) -> u16 {
+        match self {
+            Target::XgateBypass => BYPASS_PORT,
+            Target::XgateKernel => KERNEL_PORT,
+            Target::Nginx => NGINX_PORT,
+        }
+    }
+
+    pub fn addr(self) -> String {
+        format!("{SERVER_IP}:{}", self.port())
+    }
+}
+
+/// A server process, stopped when dropped.
+pub struct Server {
+    what: &'static str,
+    child: Child,
+}
+
+impl Server {
+    /// SIGTERM, then SIGKILL after `grace`; returns whether it exited on SIGTERM.
+    pub fn stop(mut self, grace: Duration) -> bool {
+        self.stop_inner(grace)
+    }
+
+    fn stop_inner(&mut self, grace: Duration) -> bool {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        // SAFETY: kill(2) on the PID of a child we spawned and have not reaped (try_wait above
+        // saw it running), so the PID cannot have been reused.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < grace {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_inner(Duration::from_secs(10));
+    }
+}
+
+/// `xgate run` serving [`BYPASS_PORT`] on the bypass path and [`KERNEL_PORT`] on the kernel
+/// path, its one poller and its kernel-path thread pinned to `core`.
+pub fn start_xgate(
+    xgate: &Path,
+    topo: &Topology,
+    core: usize,
+    log: &Path,
+) -> Result<Server, CompareError> {
+    let core = core.to_string();
+    let log_file = std::fs::File::create(log).map_err(|e| CompareError::io(log, e))?;
+    let mut child = std::process::Command::new(xgate)
+        .args([
+            "run",
+            "--iface",
+            &topo.server_if,
+            "--netns",
+            &topo.server_ns,
+        ])
+        .args([
+            "--port",
+            &BYPASS_PORT.to_string(),
+            "--bypass",
+            &BYPASS_PORT.to_string(),
+        ])
+        .args(["--port", &KERNEL_PORT.to_string()])
+        .args(["--queues", "1", "--core", &core, "--kernel-core", &core])
+        .args(["--shutdown-grace-secs", "2"])
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| CompareError::Command {
+            command: format!("{} run", xgate.display()),
+            message: e.to_string(),
+        })?;
+    let stdout = child.stdout.take().expect("piped");
+    let server = Server {
+        what: "xgate",
+        child,
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with("xgate: ready") => return Ok(server),
+            Ok(_) => {}
+            Err(_) => {
+                let said = std::fs::read_to_string(log).unwrap_or_default();
+                return Err(CompareError::Server {
+                    what: "xgate",
+                    message: format!("did not become ready: {}", said.trim()),
+                });
+            }
+        }
+    }
+}
+
+/// The nginx module that runs the JavaScript `/echo` handler (Debian: libnginx-mod-http-js).
+pub const NJS_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_js_module.so";
+
+/// nginx giving xgate's answers: `GET /health` -> `ok`, `GET /bytes/{n}` -> the same `n`
+/// bytes (files written here, for every `n` the scenarios ask), `POST /echo` -> the body
+/// back (njs). One worker pinned to `core`, access log off, unlimited keep-alive requests.
+pub fn start_nginx(
+    nginx: &Path,
+    topo: &Topology,
+    core: usize,
+    dir: &Path,
+    byte_sizes: &[usize],
+) -> Result<Server, CompareError> {
+    let www = dir.join("www");
+    let bytes_dir = www.join("bytes");
+    std::fs::create_dir_all(&bytes_dir).map_err(|e| CompareError::io(&bytes_dir, e))?;
+    for &n in byte_sizes {
+        let body: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+        let f = bytes_dir.join(n.to_string());
+        std::fs::write(&f, body).map_err(|e| CompareError::io(&f, e))?;
+    }
+    let js = dir.join("echo.js");
+    std::fs::write(
+        &js,
+        "function echo(r) {\n    r.headersOut['Content-Type'] = 'application/octet-stream';\n    r.return(200, r.requestText || '');\n}\nexport default { echo };\n",
+    )
+    .map_err(|e| CompareError::io(&js, e))?;
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, nginx_conf(dir, &www, &js, core))
+        .map_err(|e| CompareError::io(&conf, e))?;
+    let log = dir.join("nginx.stderr");
+    let log_file = std::fs::File::create(&log).map_err(|e| CompareError::io(&log, e))?;
+    let child = topo
+        .in_server(&nginx.to_string_lossy())
+        .args(["-c", &conf.to_string_lossy(), "-p", &dir.to_string_lossy()])
+        .args(["-e", &dir.join("error.log").to_string_lossy()])
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| CompareError::Command {
+            command: format!("{} -c {}", nginx.display(), conf.display()),
+            message: e.to_string(),
+        })?;
+    let mut server = Server {
+        what: "nginx",
+        child,
+    };
+    // Ready once it answers.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(Some(st)) = server.child.try_wait() {
+            let said = std::fs::read_to_string(&log).unwrap_or_default()
+                + &std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            return Err(CompareError::Server {
+                what: "nginx",
+                message: format!("exited ({st}): {}", said.trim()),
+            });
+        }
+        let probe = topo
+            .in_client("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "1",
+            ])
+            .arg(format!("http://{}/health", Target::Nginx.addr()))
+            .output();
+        if probe.is_ok_and(|o| o.stdout == b"200") {
+            return Ok(server);
+        }
+        if Instant::now() >= deadline {
+            return Err(CompareError::Server {
+                what: "nginx",
+                message: "did not answer GET /health within 15 s".into(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn nginx_conf(dir: &Path, www: &Path, js: &Path, core: usize) -> String {
+    // worker_cpu_affinity takes a bit mask, lowest CPU rightmost.
+    let mut mask = vec![b'0'; core + 1];
+    mask[0] = b'1';
+    let mask = String::from_utf8(mask).expect("ascii");
+    format!(
+        r#"load_module {NJS_MODULE};
+worker_processes 1;
+worker_cpu_affinity {mask};
+daemon off;
+pid {pid};
+error_log {err} warn;
+events {{
+    worker_connections 8192;
+}}
+http {{
+    access_log off;
+    server_tokens off;
+    keepalive_requests 1000000000;
+    keepalive_timeout 300s;
+    client_body_buffer_size 64k;
+    client_body_in_single_buffer on;
+    client_max_body_size 16m;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    js_import echo from {js};
+    server {{
+        listen {ip}:{port} backlog=1024;
+        location = /health {{
+            default_type "text/plain; charset=utf-8";
+            return 200 "ok";
+        }}
+        location /bytes/ {{
+            root {www};
+            default_type application/octet-stream;
+        }}
+        location = /echo {{
+            js_content echo.echo;
+        }}
+    }}
+}}
+"#,
+        pid = dir.join("nginx.pid").display(),
+        err = dir.join("error.log").display(),
+        tmp = dir.display(),
+        js = js.display(),
+        ip = SERVER_IP,
+        port = NGINX_PORT,
+        www = www.display(),
+    )
+}
+
+/// Finds a program in PATH (or returns the path given when it exists).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    if p.components().count() > 1 {
+        return p.exists().then(|| p.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_mask_pins_the_given_core() {
+        let c = nginx_conf(
+            Path::new("/d"),
+            Path::new("/d/www"),
+            Path::new("/d/e.js"),
+            1,
+        );
+        assert!(c.contains("worker_cpu_affinity 10;"), "{c}");
+        let c = nginx_conf(
+            Path::new("/d"),
+            Path::new("/d/www"),
+            Path::new("/d/e.js"),
+            0,
+        );
+        assert!(c.contains("worker_cpu_affinity 1;"), "{c}");
+        assert!(c.contains("access_log off;") && c.contains("keepalive_requests 1000000000;"));
+    }
+}

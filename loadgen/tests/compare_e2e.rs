@@ -1,0 +1,118 @@
+//! Root-only: `loadgen compare --quick` end to end — the veth topology, xgate (both paths)
+//! and nginx started, pinned and stopped, every scenario measured with every response
+//! checked, and the results written (JSON that parses back, a markdown summary with the
+//! ratios, two SVG charts). Says nothing about speed: the quick run's figures are not
+//! benchmarks. Needs the xgate binary beside loadgen; builds it when missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The xgate binary of the same profile, built if needed.
+fn xgate_beside(loadgen: &Path) -> PathBuf {
+    let xgate = loadgen.with_file_name("xgate");
+    if !xgate.is_file() {
+        let release = loadgen.parent().is_some_and(|d| d.ends_with("release"));
+        let mut c = Command::new(env!("CARGO"));
+        c.args(["build", "-p", "dataplane", "--bin", "xgate"]);
+        if release {
+            c.arg("--release");
+        }
+        assert!(c.status().expect("cargo build").success(), "building xgate");
+    }
+    assert!(xgate.is_file(), "{xgate:?}");
+    xgate
+}
+
+#[test]
+fn quick_comparison_writes_every_result_and_no_request_fails() {
+    if !is_root() {
+        eprintln!("skipping quick_comparison_writes_every_result_and_no_request_fails: needs root");
+        return;
+    }
+    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
+    let xgate = xgate_beside(&loadgen);
+    let out = std::env::temp_dir().join(format!("loadgen-compare-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = Command::new(&loadgen)
+        .args(["compare", "--quick", "--rate", "2000"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--xgate")
+        .arg(&xgate)
+        .args([
+            "--scenario",
+            "keep-alive",
+            "--scenario",
+            "open-loop",
+            "--scenario",
+            "echo-1k",
+        ])
+        .output()
+        .expect("running loadgen compare");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "loadgen compare failed:\n{stderr}\n{stdout}"
+    );
+
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
+    for needle in [
+        "| keep-alive GET /health, 64 conns |",
+        "| POST /echo 1 KiB, 64 conns |",
+        "bypass / kernel",
+        "bypass / nginx",
+        "Open loop at 2000 requests/s",
+        "0 failed request(s) in the whole run",
+    ] {
+        assert!(summary.contains(needle), "{needle:?} not in:\n{summary}");
+    }
+    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("runs"))
+        .expect("runs/")
+        .map(|e| e.unwrap().path())
+        .collect();
+    let json = runs
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a JSON record");
+    let record: loadgen::compare::report::RunRecord =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).expect("the record parses");
+    // 3 servers x 3 scenarios, one repetition each.
+    assert_eq!(record.measurements.len(), 9);
+    for m in &record.measurements {
+        assert!(m.client.requests > 0 && m.client.errors == 0, "{m:?}");
+        assert!(m.cpu.busy_cpu_secs > 0.0, "{m:?}");
+        assert!(m.command.contains("loadgen run --addr"), "{m:?}");
+    }
+    for chart in ["throughput.svg", "latency.svg"] {
+        let svg = std::fs::read_to_string(out.join("charts").join(chart)).expect(chart);
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{chart}"
+        );
+    }
+    // The run's namespaces (named on stderr) are gone.
+    let names: Vec<&str> = stderr
+        .lines()
+        .find_map(|l| l.split_once("; netns ").map(|(_, n)| n))
+        .expect("the run names its namespaces")
+        .split(" / ")
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&ns.stdout);
+    for n in names {
+        assert!(
+            !listed
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(n)),
+            "{n} left behind"
+        );
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
