@@ -78,6 +78,10 @@ pub struct CompareArgs {
     /// The xgate binary (default: beside this loadgen, else in PATH).
     #[arg(long, value_name = "PATH")]
     pub xgate: Option<PathBuf>,
+    /// A configuration file for xgate (`xgate run --config`), e.g. to try poller or TCP
+    /// settings; the runner's own flags (interface, ports, cores, netns) override it.
+    #[arg(long, value_name = "FILE")]
+    pub xgate_config: Option<PathBuf>,
     /// The nginx binary.
     #[arg(long, value_name = "PATH", default_value = "nginx")]
     pub nginx: PathBuf,
@@ -142,6 +146,7 @@ fn check_interrupted() -> Result<(), CompareError> {
 /// What a run needs, resolved from the arguments.
 struct Plan {
     xgate: PathBuf,
+    xgate_config: Option<PathBuf>,
     nginx: PathBuf,
     loadgen: PathBuf,
     wrk: Option<PathBuf>,
@@ -253,8 +258,17 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
     };
     let work = std::env::temp_dir().join(format!("loadgen-compare-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| CompareError::io(&work, e))?;
+    if let Some(c) = &args.xgate_config {
+        if !c.is_file() {
+            return Err(CompareError::Setup(format!(
+                "--xgate-config {}: no such file",
+                c.display()
+            )));
+        }
+    }
     Ok(Plan {
         xgate,
+        xgate_config: args.xgate_config.clone(),
         nginx,
         loadgen: me,
         wrk: if args.no_wrk {
@@ -369,6 +383,10 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
             targets: plan.targets.clone(),
             scenarios: plan.scenarios.clone(),
             xgate: plan.xgate.display().to_string(),
+            xgate_config: plan
+                .xgate_config
+                .as_ref()
+                .map(|c| std::fs::read_to_string(c).unwrap_or_default()),
             nginx: plan.nginx.display().to_string(),
             command_line: command_line(),
         },
@@ -412,6 +430,7 @@ fn start_group(plan: &Plan, topo: &Topology, first: Target) -> Result<Server, Co
         }
         _ => servers::start_xgate(
             &plan.xgate,
+            plan.xgate_config.as_deref(),
             topo,
             plan.server_core,
             &plan.work.join("xgate.log"),

@@ -84,6 +84,9 @@ pub struct RunConfig {
     pub targets: Vec<Target>,
     pub scenarios: Vec<Scenario>,
     pub xgate: String,
+    /// The text of `--xgate-config`, when one was given.
+    #[serde(default)]
+    pub xgate_config: Option<String>,
     pub nginx: String,
     pub command_line: String,
 }
@@ -524,6 +527,7 @@ mod tests {
                 targets: Target::ALL.to_vec(),
                 scenarios: vec![Scenario::KeepAlive, Scenario::OpenLoop],
                 xgate: "xgate".into(),
+                xgate_config: None,
                 nginx: "nginx".into(),
                 command_line: "loadgen compare".into(),
             },

@@ -97,23 +97,24 @@ impl Drop for Server {
 }
 
 /// `xgate run` serving [`BYPASS_PORT`] on the bypass path and [`KERNEL_PORT`] on the kernel
-/// path, its one poller and its kernel-path thread pinned to `core`.
+/// path, its one poller and its kernel-path thread pinned to `core`; `config` (xgate's
+/// `--config`) may set anything the flags here do not.
 pub fn start_xgate(
     xgate: &Path,
+    config: Option<&Path>,
     topo: &Topology,
     core: usize,
     log: &Path,
 ) -> Result<Server, CompareError> {
     let core = core.to_string();
     let log_file = std::fs::File::create(log).map_err(|e| CompareError::io(log, e))?;
-    let mut child = std::process::Command::new(xgate)
-        .args([
-            "run",
-            "--iface",
-            &topo.server_if,
-            "--netns",
-            &topo.server_ns,
-        ])
+    let mut cmd = std::process::Command::new(xgate);
+    cmd.arg("run");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
+        .args(["--iface", &topo.server_if, "--netns", &topo.server_ns])
         .args([
             "--port",
             &BYPASS_PORT.to_string(),
