@@ -10,13 +10,20 @@
 # It shows curl answered on both paths (and the counters that say which path answered),
 # switches 8080 off and on with `xgate bypass` while a client loop runs (zero failures),
 # prints `xgate status`, stops the gateway with SIGTERM by PID and shows nothing left behind.
-#   sudo bash scripts/run.sh
+#
+# Then the comparison (`loadgen compare`, about 12 minutes): xgate's bypass path, its kernel
+# path and nginx measured side by side in a topology of its own, written to bench-results/
+# (runs/<time>-<commit>.json and .md, summary.md, charts/*.svg).
+#   sudo bash scripts/run.sh                 # demo + full comparison
+#   sudo COMPARE=quick bash scripts/run.sh   # demo + a 1-minute comparison (not for committing)
+#   sudo COMPARE=none bash scripts/run.sh    # demo only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/setup.sh
-cargo build --release --locked -p dataplane --bin xgate 2>&1 | tail -n 1
+cargo build --release --locked -p dataplane --bin xgate -p loadgen --bin loadgen 2>&1 | tail -n 1
 X="$PWD/target/release/xgate"
+COMPARE=${COMPARE:-full}
 
 P="xr$$"
 GW_NS="${P}g" CL_NS="${P}c" GW_IF="${P}g" CL_IF="${P}c"
@@ -138,4 +145,13 @@ show "$X" status --iface "$GW_IF" || true
 cleanup
 trap - EXIT
 echo "network namespaces left by this run: $(ip netns list | grep -c "^$P" || true)"
-[ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]
+if [ "$failed" -ne 0 ] || [ "$rc" -ne 0 ]; then exit 1; fi
+
+case "$COMPARE" in
+    none) exit 0 ;;
+    quick) step "comparison (quick): bypass vs kernel path vs nginx"
+           show "$PWD/target/release/loadgen" compare --quick --out "$WORK/bench-results"
+           rm -rf "$WORK" ;;
+    *) step "comparison: bypass vs kernel path vs nginx (about 12 minutes)"
+       show "$PWD/target/release/loadgen" compare --out bench-results ;;
+esac
