@@ -59,8 +59,13 @@ pub struct Topology {
 
 impl Topology {
     pub fn create() -> Topology {
+        Self::create_tagged("xgt")
+    }
+
+    /// As `create`, with names starting `<tag><pid>x<n>` (a test file's own prefix).
+    pub fn create_tagged(tag: &str) -> Topology {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let prefix = format!("xgt{}x{n}", std::process::id());
+        let prefix = format!("{tag}{}x{n}", std::process::id());
         let mut t = Topology {
             gw_ns: format!("{prefix}g"),
             client_ns: format!("{prefix}c"),
