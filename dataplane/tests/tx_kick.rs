@@ -25,6 +25,7 @@ const PORT: u16 = 18091;
 /// Root tests of this file share one cgroup of the process: one at a time.
 static ROOT_TESTS: Mutex<()> = Mutex::new(());
 
+/// SQPOLL kick of the functional test: an unpinned thread that sleeps after 1 ms idle.
 const SQPOLL: TxKick = TxKick::IoUringSqpoll {
     cpu: None,
     idle_ms: 1,
@@ -38,11 +39,10 @@ fn name(kick: TxKick) -> &'static str {
     }
 }
 
-/// The gateway on the topology's veth with `kick`, every queue's poller pinned (queue q on
-/// core q mod ncpu), port `PORT` on the bypass. The returned listener keeps the port tagged.
-fn start(topo: &mut Topology, kick: TxKick) -> (Gateway, TcpListener) {
+/// The gateway on the topology's veth with `kick`, queue q's poller pinned to `cores[q]`,
+/// port `PORT` on the bypass. The returned listener keeps the port tagged.
+fn start(topo: &mut Topology, kick: TxKick, cores: &[usize]) -> (Gateway, TcpListener) {
     topo.enter_gateway();
-    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut config = GatewayConfig::new(
         topo.gw_if.clone(),
         [PortConfig {
@@ -51,7 +51,7 @@ fn start(topo: &mut Topology, kick: TxKick) -> (Gateway, TcpListener) {
         }],
     );
     config.cgroup = CgroupPlacement::Join(topo.cgroup.clone());
-    config.cores = (0..4).map(|q| q % ncpu).collect();
+    config.cores = cores.to_vec();
     config.engine.tcp.time_wait = dataplane::time::Duration::from_secs(2);
     config.xsk.tx_kick = kick;
     let started = Gateway::start(&config);
@@ -101,7 +101,9 @@ fn every_tx_kick_mode_carries_the_bypass_path() {
         return;
     }
     let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
-    let mut topo = Topology::create_tagged("xtk");
+    let mut topo = Topology::create_tagged("xtk", 2);
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores: Vec<usize> = (0..2).map(|q| q % ncpu).collect();
     let body_file = TempFile(std::env::temp_dir().join(format!("{}.body", topo.prefix)));
     let body: Vec<u8> = (0..1usize << 20).map(|i| (i * 7 + i / 251) as u8).collect();
     std::fs::write(&body_file.0, &body).unwrap();
@@ -116,7 +118,7 @@ fn every_tx_kick_mode_carries_the_bypass_path() {
         TxKick::IoUring,
         TxKick::Sendto,
     ] {
-        let (mut gw, listener) = start(&mut topo, kick);
+        let (mut gw, listener) = start(&mut topo, kick, &cores);
         assert_eq!(curl(&topo, "/health", &[]), b"ok", "{kick:?}");
         assert!(curl(&topo, "/bytes/200000", &[]) == expected, "{kick:?}");
         let echoed = curl(
@@ -217,12 +219,26 @@ fn machine_jiffies() -> (u64, u64) {
     (total - idle, total)
 }
 
-fn wrk(topo: &Topology, conns: u32, secs: u32, path: &str) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &topo.client_ns, "wrk", "-t1", "--latency"])
-        .arg(format!("-c{conns}"))
+/// One wrk load: connections, path, seconds, and the CPU wrk is pinned to (if any).
+#[derive(Debug, Clone)]
+struct Load {
+    conns: u32,
+    path: String,
+    secs: u32,
+    cpu: Option<usize>,
+}
+
+fn wrk(topo: &Topology, load: &Load, secs: u32) -> String {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &topo.client_ns]);
+    if let Some(cpu) = load.cpu {
+        cmd.args(["taskset", "-c", &cpu.to_string()]);
+    }
+    let out = cmd
+        .args(["wrk", "-t1", "--latency"])
+        .arg(format!("-c{}", load.conns))
         .arg(format!("-d{secs}s"))
-        .arg(format!("http://{GW_IP}:{PORT}{path}"))
+        .arg(format!("http://{GW_IP}:{PORT}{}", load.path))
         .stderr(Stdio::inherit())
         .output()
         .expect("running wrk");
@@ -264,7 +280,7 @@ fn parse_wrk(text: &str) -> (f64, f64, f64) {
     (rps, p50, p99)
 }
 
-fn measure(topo: &Topology, gw: &Gateway, conns: u32, secs: u32, path: &str) -> Sample {
+fn measure(topo: &Topology, gw: &Gateway, load: &Load) -> Sample {
     let tids: Vec<u64> = gw.counters().iter().map(|c| c.thread_id).collect();
     assert!(tids.iter().all(|&t| t > 0), "poller thread ids {tids:?}");
     let c0 = gw.counters();
@@ -272,7 +288,7 @@ fn measure(topo: &Topology, gw: &Gateway, conns: u32, secs: u32, path: &str) -> 
     let proc0 = process_cpu_us();
     let (busy0, total0) = machine_jiffies();
     let t0 = Instant::now();
-    let text = wrk(topo, conns, secs, path);
+    let text = wrk(topo, load, load.secs);
     let wall = t0.elapsed().as_secs_f64();
     let (busy1, total1) = machine_jiffies();
     let proc1 = process_cpu_us();
@@ -288,7 +304,7 @@ fn measure(topo: &Topology, gw: &Gateway, conns: u32, secs: u32, path: &str) -> 
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let machine_busy_s = (busy1 - busy0) as f64 / hz;
-    assert!(wall < f64::from(secs) + 5.0, "wrk ran {wall:.1} s");
+    assert!(wall < f64::from(load.secs) + 5.0, "wrk ran {wall:.1} s");
     let machine_cores = (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * ncpu;
     Sample {
         rps,
@@ -308,13 +324,7 @@ fn measure(topo: &Topology, gw: &Gateway, conns: u32, secs: u32, path: &str) -> 
 type SyscallRows = Vec<(String, f64)>;
 
 /// Syscalls of the poller threads per request (perf tracepoints), over one wrk run.
-fn syscalls_per_request(
-    topo: &Topology,
-    gw: &Gateway,
-    conns: u32,
-    secs: u32,
-    path: &str,
-) -> Option<SyscallRows> {
+fn syscalls_per_request(topo: &Topology, gw: &Gateway, load: &Load) -> Option<SyscallRows> {
     let tids: Vec<String> = gw
         .counters()
         .iter()
@@ -339,7 +349,7 @@ fn syscalls_per_request(
         .spawn()
         .ok()?;
     std::thread::sleep(Duration::from_millis(300));
-    let _ = wrk(topo, conns, secs, path);
+    let _ = wrk(topo, load, load.secs);
     // perf stat ends on SIGINT and then writes its counts; it is our child, signalled by PID.
     // SAFETY: kill with the PID of a child we spawned and have not reaped yet.
     unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
@@ -379,10 +389,26 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+fn kick_named(m: &str) -> TxKick {
+    match m {
+        "sendto" => TxKick::Sendto,
+        "io_uring" => TxKick::IoUring,
+        "sqpoll" => TxKick::IoUringSqpoll {
+            cpu: std::env::var("XTK_SQPOLL_CPU")
+                .ok()
+                .and_then(|c| c.parse().ok()),
+            idle_ms: env_or("XTK_SQPOLL_IDLE_MS", 1),
+        },
+        other => panic!("XTK_MODES: unknown mode {other}"),
+    }
+}
+
 /// Interleaved A/B(/C) rounds: each round starts a fresh gateway per mode (the order rotates
-/// from round to round), warms up for 1 s, then measures one wrk run. Then one perf-counted
-/// run per mode for the syscalls. Knobs: XTK_ROUNDS (6), XTK_SECS (5), XTK_MODES
-/// (`sendto,io_uring,sqpoll`), XTK_LOADS (`16:/health,1:/health,16:/bytes/16384`).
+/// from round to round), warms up for 1 s, then measures one wrk run; then one perf-counted
+/// run per mode for the syscalls. Knobs: XTK_QUEUES (2: pollers on cores 0 and 1, wrk
+/// unpinned; 1: the poller on core 1, wrk on core 0), XTK_WRK_CPU, XTK_ROUNDS (6), XTK_SECS
+/// (5), XTK_MODES (`sendto,io_uring`; `sqpoll` too, with XTK_SQPOLL_CPU and
+/// XTK_SQPOLL_IDLE_MS), XTK_LOADS (`16:/health,1:/health,16:/bytes/16384`).
 #[test]
 #[ignore = "figures: cargo test --release -p dataplane --test tx_kick -- --ignored --nocapture tx_kick_figures"]
 fn tx_kick_figures() {
@@ -391,41 +417,63 @@ fn tx_kick_figures() {
         return;
     }
     let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let queues: u32 = env_or("XTK_QUEUES", 2);
     let rounds: usize = env_or("XTK_ROUNDS", 6);
     let secs: u32 = env_or("XTK_SECS", 5);
-    let modes: Vec<TxKick> = env_or("XTK_MODES", "sendto,io_uring,sqpoll".to_string())
-        .split(',')
-        .map(|m| match m {
-            "sendto" => TxKick::Sendto,
-            "io_uring" => TxKick::IoUring,
-            "sqpoll" => SQPOLL,
-            other => panic!("XTK_MODES: unknown mode {other}"),
-        })
-        .collect();
-    let loads: Vec<(u32, String)> = env_or(
+    let (cores, default_wrk_cpu): (Vec<usize>, Option<usize>) = if queues == 1 {
+        (vec![1 % ncpu], Some(0))
+    } else {
+        ((0..queues as usize).map(|q| q % ncpu).collect(), None)
+    };
+    let wrk_cpu = match std::env::var("XTK_WRK_CPU") {
+        Ok(v) => v.parse().ok(),
+        Err(_) => default_wrk_cpu,
+    };
+    let mode_names = env_or("XTK_MODES", "sendto,io_uring".to_string());
+    let modes: Vec<TxKick> = mode_names.split(',').map(kick_named).collect();
+    let loads: Vec<Load> = env_or(
         "XTK_LOADS",
         "16:/health,1:/health,16:/bytes/16384".to_string(),
     )
     .split(',')
     .map(|l| {
         let (c, p) = l.split_once(':').expect("XTK_LOADS: conns:path");
-        (c.parse().expect("connections"), p.to_string())
+        Load {
+            conns: c.parse().expect("connections"),
+            path: p.to_string(),
+            secs,
+            cpu: wrk_cpu,
+        }
     })
     .collect();
 
-    let mut topo = Topology::create_tagged("xtk");
+    let mut topo = Topology::create_tagged("xtk", queues);
+    let mut bound = None;
+    let mut stop = |gw: Gateway, listener: TcpListener| {
+        drop(listener);
+        let mut gw = gw;
+        for exit in gw.shutdown() {
+            assert!(exit.error.is_none() && !exit.panicked, "{exit:?}");
+            if let Some(p) = exit.poller {
+                bound.get_or_insert(p.queue().bound());
+            }
+        }
+    };
     let mut results: Vec<(usize, usize, Sample)> = Vec::new(); // (load, mode, sample)
-    for (li, (conns, path)) in loads.iter().enumerate() {
+    for (li, load) in loads.iter().enumerate() {
         for round in 0..rounds {
             for k in 0..modes.len() {
                 let mi = (k + round) % modes.len();
-                let (gw, listener) = start(&mut topo, modes[mi]);
-                let _ = wrk(&topo, *conns, 1, path); // warm-up
-                let s = measure(&topo, &gw, *conns, secs, path);
+                let (gw, listener) = start(&mut topo, modes[mi], &cores);
+                let _ = wrk(&topo, load, 1); // warm-up
+                let s = measure(&topo, &gw, load);
                 eprintln!(
-                    "  -c{conns} {path} round {round} {:>15}: {:>8.0} req/s ({} served), poller {:.2} µs/req, \
-                     process {:.2} µs/req, machine {:.2} µs/req ({:.2} cores), {:.3} kicks/req, \
-                     {:.1} frames/kick, p50 {:.0} µs, p99 {:.0} µs",
+                    "  -c{} {} round {round} {:>15}: {:>8.0} req/s ({} served), poller {:.2} \
+                     µs/req, process {:.2} µs/req, machine {:.2} µs/req ({:.2} cores), {:.3} \
+                     kicks/req, {:.1} frames/kick, p50 {:.0} µs, p99 {:.0} µs",
+                    load.conns,
+                    load.path,
                     name(modes[mi]),
                     s.rps,
                     s.requests,
@@ -439,37 +487,42 @@ fn tx_kick_figures() {
                     s.p99_us
                 );
                 results.push((li, mi, s));
-                drop(listener);
-                drop(gw);
+                stop(gw, listener);
             }
         }
     }
 
     // Syscalls per request: a separate, perf-counted run per mode (tracing slows syscalls).
     let mut syscalls: Vec<(usize, usize, SyscallRows)> = Vec::new();
-    for (li, (conns, path)) in loads.iter().enumerate() {
+    for (li, load) in loads.iter().enumerate() {
         for (mi, &kick) in modes.iter().enumerate() {
-            let (gw, listener) = start(&mut topo, kick);
-            let _ = wrk(&topo, *conns, 1, path);
-            match syscalls_per_request(&topo, &gw, *conns, secs, path) {
+            let (gw, listener) = start(&mut topo, kick, &cores);
+            let _ = wrk(&topo, load, 1);
+            match syscalls_per_request(&topo, &gw, load) {
                 Some(rows) => syscalls.push((li, mi, rows)),
                 None => eprintln!("perf stat unavailable: no syscall counts"),
             }
-            drop(listener);
-            drop(gw);
+            stop(gw, listener);
         }
     }
     drop(topo);
 
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!(
-        "\n{rounds} rounds x {secs} s per mode and load, medians [min-max]; µs/req are CPU time\n"
+        "\nkernel {}, {ncpu} CPUs, veth with {queues} queue(s), socket {bound:?}, pollers on \
+         cores {cores:?}, wrk -t1 on CPU {wrk_cpu:?}; modes {mode_names}",
+        kernel.trim()
+    );
+    println!(
+        "{rounds} rounds x {secs} s per mode and load, interleaved; medians [min-max]; µs/req \
+         are CPU time per request\n"
     );
     println!(
         "| load | kick | req/s | poller µs/req | process µs/req | machine µs/req | machine cores \
          | kicks/req | frames/kick | p50 µs | p99 µs |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (li, (conns, path)) in loads.iter().enumerate() {
+    for (li, load) in loads.iter().enumerate() {
         for (mi, &kick) in modes.iter().enumerate() {
             let pick = |f: fn(&Sample) -> f64| {
                 let v: Vec<f64> = results
@@ -484,7 +537,9 @@ fn tx_kick_figures() {
                 format!("{m:.prec$} [{lo:.prec$}-{hi:.prec$}]")
             };
             println!(
-                "| -c{conns} {path} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| -c{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                load.conns,
+                load.path,
                 name(kick),
                 cell(|s| s.rps, 0),
                 cell(|s| s.poller_us, 2),
@@ -500,10 +555,12 @@ fn tx_kick_figures() {
     }
     println!("\nPoller-thread syscalls per request (perf stat -t, one run per mode and load):\n");
     for (li, mi, rows) in &syscalls {
-        let (conns, path) = &loads[*li];
+        let load = &loads[*li];
         let cells: Vec<String> = rows.iter().map(|(e, n)| format!("{e} {n:.3}")).collect();
         println!(
-            "- -c{conns} {path}, {}: {}",
+            "- -c{} {}, {}: {}",
+            load.conns,
+            load.path,
             name(modes[*mi]),
             cells.join(", ")
         );

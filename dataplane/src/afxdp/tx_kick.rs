@@ -19,7 +19,10 @@
 //! - [`UringKick::new`] with `sqpoll: None`: one `io_uring_enter` per kick (submit, never
 //!   wait). The ring is `SINGLE_ISSUER | DEFER_TASKRUN` when the kernel accepts it, created
 //!   disabled and enabled by the first kick, so the issuer is the poller thread, not the
-//!   thread that built the queue.
+//!   thread that built the queue. That first kick also registers the ring's descriptor with
+//!   the poller thread (`IORING_REGISTER_RING_FDS`), so that `io_uring_enter` skips the file
+//!   lookup of the ring, which `sendto` has no counterpart of; the kernel drops that
+//!   registration when the thread exits.
 //! - with `sqpoll: Some(..)`: a kernel thread polls the submission ring and issues the kick on
 //!   its own CPU; the poller only writes an entry (a system call only when that thread went to
 //!   sleep after its idle time). A kick still waiting in the submission ring is not doubled.
@@ -30,7 +33,7 @@
 //! completion ring whichever way the kick was made, so reclaim does not change.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use io_uring::{opcode, squeue, types, IoUring};
 
@@ -55,6 +58,9 @@ pub(super) struct UringKick {
     /// Created disabled; enabled by the first kick, from the thread that will issue them all.
     disabled: bool,
     sqpoll: bool,
+    /// The ring's index among the registered rings of the thread that registered it (by
+    /// [`thread_mark`]), once registered.
+    registered: Option<(u32, usize)>,
     /// Kicks that failed with a transient error.
     transient: u64,
 }
@@ -102,6 +108,7 @@ impl UringKick {
             fd,
             disabled,
             sqpoll: sqpoll.is_some(),
+            registered: None,
             transient: 0,
         })
     }
@@ -117,6 +124,10 @@ impl UringKick {
         if self.disabled {
             self.ring.submitter().register_enable_rings()?;
             self.disabled = false;
+            // Without it, kicks enter through the ring's descriptor: slower, not wrong.
+            self.registered = register_ring_fd(self.ring.as_raw_fd())
+                .ok()
+                .map(|index| (index, thread_mark()));
         }
         // Failed kicks (successes post nothing).
         let mut fatal = None;
@@ -150,8 +161,14 @@ impl UringKick {
                 return Ok(());
             }
         }
+        let pending = sq.len();
         drop(sq);
-        match self.ring.submit() {
+        let submitted = match self.registered {
+            // A registered index means something only to the thread that registered it.
+            Some((index, mark)) if mark == thread_mark() => enter_registered(index, pending),
+            _ => self.ring.submit(),
+        };
+        match submitted {
             Ok(_) => Ok(()),
             Err(e) if e.raw_os_error().is_some_and(is_transient) => {
                 self.transient += 1;
@@ -159,5 +176,77 @@ impl UringKick {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Tells threads apart without a system call: the address of a thread-local.
+fn thread_mark() -> usize {
+    thread_local! {
+        static MARK: u8 = const { 0 };
+    }
+    MARK.with(|m| m as *const u8 as usize)
+}
+
+/// `IORING_REGISTER_RING_FDS` and `IORING_ENTER_REGISTERED_RING` (linux/io_uring.h, 5.18).
+const IORING_REGISTER_RING_FDS: libc::c_uint = 20;
+const IORING_ENTER_REGISTERED_RING: libc::c_uint = 1 << 4;
+
+/// `struct io_uring_rsrc_update`.
+#[repr(C)]
+struct RsrcUpdate {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+
+/// Registers `ring_fd` with the calling thread; returns its index. (io-uring's
+/// `Submitter::register_ring_fd` keeps the index in a short-lived `Submitter`, which a ring
+/// kept in a struct cannot hold on to.)
+fn register_ring_fd(ring_fd: RawFd) -> io::Result<u32> {
+    let mut up = RsrcUpdate {
+        offset: u32::MAX, // any free slot
+        resv: 0,
+        data: ring_fd as u64,
+    };
+    // SAFETY: io_uring_register with a live ring descriptor and a pointer to one initialised
+    // io_uring_rsrc_update, whose length (1) is passed; the kernel writes the slot into it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring_fd,
+            IORING_REGISTER_RING_FDS,
+            &mut up as *mut RsrcUpdate,
+            1u32,
+        )
+    };
+    match rc {
+        1 => Ok(up.offset),
+        rc if rc < 0 => Err(io::Error::last_os_error()),
+        _ => Err(io::Error::other(
+            "IORING_REGISTER_RING_FDS registered nothing",
+        )),
+    }
+}
+
+/// `io_uring_enter(index, to_submit, 0, IORING_ENTER_REGISTERED_RING)`: submits without
+/// waiting through the calling thread's registered ring `index`.
+fn enter_registered(index: u32, to_submit: usize) -> io::Result<usize> {
+    // SAFETY: io_uring_enter with no argument pointer (null, size 0); `index` is a ring this
+    // thread registered (kicks run on the thread that enabled and registered the ring).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_enter,
+            index,
+            to_submit as libc::c_uint,
+            0 as libc::c_uint,
+            IORING_ENTER_REGISTERED_RING,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
     }
 }

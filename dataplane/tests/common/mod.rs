@@ -59,11 +59,13 @@ pub struct Topology {
 
 impl Topology {
     pub fn create() -> Topology {
-        Self::create_tagged("xgt")
+        Self::create_tagged("xgt", 2)
     }
 
-    /// As `create`, with names starting `<tag><pid>x<n>` (a test file's own prefix).
-    pub fn create_tagged(tag: &str) -> Topology {
+    /// As `create`, with names starting `<tag><pid>x<n>` (a test file's own prefix) and
+    /// `queues` RX/TX queues on each veth.
+    pub fn create_tagged(tag: &str, queues: u32) -> Topology {
+        let queues = queues.to_string();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("{tag}{}x{n}", std::process::id());
         let mut t = Topology {
@@ -92,18 +94,18 @@ impl Topology {
             "add",
             &t.gw_if,
             "numrxqueues",
-            "2",
+            &queues,
             "numtxqueues",
-            "2",
+            &queues,
             "type",
             "veth",
             "peer",
             "name",
             &t.client_if,
             "numrxqueues",
-            "2",
+            &queues,
             "numtxqueues",
-            "2",
+            &queues,
             "netns",
             &t.client_ns,
         ]);
