@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::{is_root, wait_for, Topology, GW_IP};
 use dataplane::afxdp::{
-    CgroupPlacement, Gateway, GatewayConfig, PollerCounters, PortConfig, TxKick,
+    CgroupPlacement, Gateway, GatewayConfig, PollerCounters, PortConfig, TxKick, XskConfig,
+    XskQueue,
 };
 
 const PORT: u16 = 18091;
@@ -169,14 +170,20 @@ struct Sample {
     rps: f64,
     /// Requests the engines answered during the run.
     requests: u64,
-    /// CPU of the poller threads (schedstat run time), µs per request.
+    /// CPU of the poller threads (schedstat run time), µs per request. A busy poller spins,
+    /// so at saturation this is mostly 1 / throughput.
     poller_us: f64,
-    /// CPU of this process (getrusage), µs per request.
-    process_us: f64,
+    /// System (kernel) CPU of the poller threads, µs per request: the kicks (with the
+    /// transmit they do inline in copy mode) and the rare poll/bpf calls.
+    poller_sys_us: f64,
+    /// The same per TX kick.
+    sys_per_kick_us: f64,
+    /// CPU of wrk (this process's waited-for children), µs per request.
+    wrk_us: f64,
     /// Busy CPU of the whole machine (/proc/stat, all but idle and iowait), µs per request.
     machine_us: f64,
-    /// Machine busy share over the run, in cores.
-    machine_cores: f64,
+    /// Cores busy with anything else than this process and wrk (other tenants of the VM).
+    others_cores: f64,
     /// TX kicks per request.
     kicks: f64,
     /// TX frames per kick.
@@ -193,11 +200,27 @@ fn schedstat_ns(tid: u64) -> u64 {
         .unwrap_or(0)
 }
 
-fn process_cpu_us() -> u64 {
+/// (utime, stime) of a thread of this process, in clock ticks.
+fn thread_times(tid: u64) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    // Fields after the command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (
+        f.get(11).copied().unwrap_or(0),
+        f.get(12).copied().unwrap_or(0),
+    )
+}
+
+/// CPU time (µs) of this process and of its waited-for children (wrk).
+fn rusage_us(who: libc::c_int) -> u64 {
     // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a pointer to a live rusage.
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+    // SAFETY: RUSAGE_SELF or RUSAGE_CHILDREN with a pointer to a live rusage.
+    assert_eq!(unsafe { libc::getrusage(who, &mut ru) }, 0);
     let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     us(ru.ru_utime) + us(ru.ru_stime)
 }
@@ -283,37 +306,49 @@ fn parse_wrk(text: &str) -> (f64, f64, f64) {
 fn measure(topo: &Topology, gw: &Gateway, load: &Load) -> Sample {
     let tids: Vec<u64> = gw.counters().iter().map(|c| c.thread_id).collect();
     assert!(tids.iter().all(|&t| t > 0), "poller thread ids {tids:?}");
+    let stime = || tids.iter().map(|&t| thread_times(t).1).sum::<u64>();
+    let sched = || tids.iter().map(|&t| schedstat_ns(t)).sum::<u64>();
     let c0 = gw.counters();
-    let sched0: u64 = tids.iter().map(|&t| schedstat_ns(t)).sum();
-    let proc0 = process_cpu_us();
+    let (sched0, stime0) = (sched(), stime());
+    let (self0, children0) = (
+        rusage_us(libc::RUSAGE_SELF),
+        rusage_us(libc::RUSAGE_CHILDREN),
+    );
     let (busy0, total0) = machine_jiffies();
     let t0 = Instant::now();
     let text = wrk(topo, load, load.secs);
     let wall = t0.elapsed().as_secs_f64();
     let (busy1, total1) = machine_jiffies();
-    let proc1 = process_cpu_us();
-    let sched1: u64 = tids.iter().map(|&t| schedstat_ns(t)).sum();
+    let (self1, children1) = (
+        rusage_us(libc::RUSAGE_SELF),
+        rusage_us(libc::RUSAGE_CHILDREN),
+    );
+    let (sched1, stime1) = (sched(), stime());
+    assert!(wall < f64::from(load.secs) + 5.0, "wrk ran {wall:.1} s");
     // The engine gauges are published at least every 100 ms while busy.
     std::thread::sleep(Duration::from_millis(300));
     let c1 = gw.counters();
     let (rps, p50_us, p99_us) = parse_wrk(&text);
     let d = |f: fn(&PollerCounters) -> u64| sum(&c1, f) - sum(&c0, f);
-    let requests = d(|c| c.http_requests).max(1);
+    let requests = d(|c| c.http_requests).max(1) as f64;
     let kicks = d(|c| c.tx_kicks);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let machine_busy_s = (busy1 - busy0) as f64 / hz;
-    assert!(wall < f64::from(load.secs) + 5.0, "wrk ran {wall:.1} s");
-    let machine_cores = (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * ncpu;
+    let machine_busy_us = (busy1 - busy0) as f64 / hz * 1e6;
+    let window_us = (total1 - total0).max(1) as f64 / hz / ncpu * 1e6;
+    let ours_us = (self1 - self0 + children1 - children0) as f64;
+    let poller_sys_us = (stime1 - stime0) as f64 / hz * 1e6;
     Sample {
         rps,
-        requests,
-        poller_us: (sched1 - sched0) as f64 / 1e3 / requests as f64,
-        process_us: (proc1 - proc0) as f64 / requests as f64,
-        machine_us: machine_busy_s * 1e6 / requests as f64,
-        machine_cores,
-        kicks: kicks as f64 / requests as f64,
+        requests: requests as u64,
+        poller_us: (sched1 - sched0) as f64 / 1e3 / requests,
+        poller_sys_us: poller_sys_us / requests,
+        sys_per_kick_us: poller_sys_us / kicks.max(1) as f64,
+        wrk_us: (children1 - children0) as f64 / requests,
+        machine_us: machine_busy_us / requests,
+        others_cores: ((machine_busy_us - ours_us) / window_us).max(0.0),
+        kicks: kicks as f64 / requests,
         frames_per_kick: d(|c| c.tx_frames) as f64 / kicks.max(1) as f64,
         p50_us,
         p99_us,
@@ -470,17 +505,20 @@ fn tx_kick_figures() {
                 let s = measure(&topo, &gw, load);
                 eprintln!(
                     "  -c{} {} round {round} {:>15}: {:>8.0} req/s ({} served), poller {:.2} \
-                     µs/req, process {:.2} µs/req, machine {:.2} µs/req ({:.2} cores), {:.3} \
-                     kicks/req, {:.1} frames/kick, p50 {:.0} µs, p99 {:.0} µs",
+                     µs/req (sys {:.2}, {:.2} per kick), wrk {:.2} µs/req, machine {:.2} \
+                     µs/req, others {:.2} cores, {:.3} kicks/req, {:.1} frames/kick, p50 {:.0} \
+                     µs, p99 {:.0} µs",
                     load.conns,
                     load.path,
                     name(modes[mi]),
                     s.rps,
                     s.requests,
                     s.poller_us,
-                    s.process_us,
+                    s.poller_sys_us,
+                    s.sys_per_kick_us,
+                    s.wrk_us,
                     s.machine_us,
-                    s.machine_cores,
+                    s.others_cores,
                     s.kicks,
                     s.frames_per_kick,
                     s.p50_us,
@@ -518,38 +556,69 @@ fn tx_kick_figures() {
          are CPU time per request\n"
     );
     println!(
-        "| load | kick | req/s | poller µs/req | process µs/req | machine µs/req | machine cores \
-         | kicks/req | frames/kick | p50 µs | p99 µs |"
+        "| load | kick | req/s | poller µs/req | poller sys µs/req | sys µs/kick | wrk µs/req \
+         | machine µs/req | other load (cores) | kicks/req | frames/kick | p50 µs | p99 µs |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let of = |li: usize, mi: usize| -> Vec<Sample> {
+        results
+            .iter()
+            .filter(|(l, m, _)| *l == li && *m == mi)
+            .map(|(_, _, s)| *s)
+            .collect()
+    };
+    let cell = |v: &[Sample], f: fn(&Sample) -> f64, prec: usize| {
+        let (m, lo, hi) = median_spread(v.iter().map(f).collect());
+        format!("{m:.prec$} [{lo:.prec$}-{hi:.prec$}]")
+    };
     for (li, load) in loads.iter().enumerate() {
         for (mi, &kick) in modes.iter().enumerate() {
-            let pick = |f: fn(&Sample) -> f64| {
-                let v: Vec<f64> = results
-                    .iter()
-                    .filter(|(l, m, _)| *l == li && *m == mi)
-                    .map(|(_, _, s)| f(s))
-                    .collect();
-                median_spread(v)
-            };
-            let cell = |f: fn(&Sample) -> f64, prec: usize| {
-                let (m, lo, hi) = pick(f);
-                format!("{m:.prec$} [{lo:.prec$}-{hi:.prec$}]")
-            };
+            let v = of(li, mi);
             println!(
-                "| -c{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| -c{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 load.conns,
                 load.path,
                 name(kick),
-                cell(|s| s.rps, 0),
-                cell(|s| s.poller_us, 2),
-                cell(|s| s.process_us, 2),
-                cell(|s| s.machine_us, 2),
-                cell(|s| s.machine_cores, 2),
-                cell(|s| s.kicks, 3),
-                cell(|s| s.frames_per_kick, 1),
-                cell(|s| s.p50_us, 0),
-                cell(|s| s.p99_us, 0),
+                cell(&v, |s| s.rps, 0),
+                cell(&v, |s| s.poller_us, 2),
+                cell(&v, |s| s.poller_sys_us, 2),
+                cell(&v, |s| s.sys_per_kick_us, 2),
+                cell(&v, |s| s.wrk_us, 2),
+                cell(&v, |s| s.machine_us, 2),
+                cell(&v, |s| s.others_cores, 2),
+                cell(&v, |s| s.kicks, 3),
+                cell(&v, |s| s.frames_per_kick, 1),
+                cell(&v, |s| s.p50_us, 0),
+                cell(&v, |s| s.p99_us, 0),
+            );
+        }
+    }
+    // Paired: each mode against the first one measured in the same round (next to it in time,
+    // so a slow-moving load from other tenants weighs on both).
+    println!(
+        "\nPaired per round, {} = 1: median [min-max] of the ratio\n",
+        name(modes[0])
+    );
+    println!("| load | kick | req/s | poller sys µs/kick | machine µs/req | p99 |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (li, load) in loads.iter().enumerate() {
+        let base = of(li, 0);
+        for (mi, &kick) in modes.iter().enumerate().skip(1) {
+            let v = of(li, mi);
+            let ratio = |f: fn(&Sample) -> f64| {
+                let r: Vec<f64> = v.iter().zip(&base).map(|(b, a)| f(b) / f(a)).collect();
+                let (m, lo, hi) = median_spread(r);
+                format!("{m:.3} [{lo:.3}-{hi:.3}]")
+            };
+            println!(
+                "| -c{} {} | {} | {} | {} | {} | {} |",
+                load.conns,
+                load.path,
+                name(kick),
+                ratio(|s| s.rps),
+                ratio(|s| s.sys_per_kick_us),
+                ratio(|s| s.machine_us),
+                ratio(|s| s.p99_us),
             );
         }
     }
@@ -564,5 +633,103 @@ fn tx_kick_figures() {
             name(modes[*mi]),
             cells.join(", ")
         );
+    }
+}
+
+/// The kick alone: an AF_XDP socket (copy mode, no poller, no steering) on the topology's
+/// veth, kicked in a tight loop with an empty TX ring (the system call and the kernel's
+/// dispatch to `xsk_sendmsg`, which finds nothing to send) and with one 64-byte frame queued
+/// before each kick (plus building, transmitting and dropping one skb: the frame has an
+/// experimental EtherType nobody receives). Interleaved rounds; ns per kick.
+/// Knobs: XTK_ROUNDS (10), XTK_KICKS (200000), XTK_MODES (`sendto,io_uring`).
+#[test]
+#[ignore = "figures: cargo test --release -p dataplane --test tx_kick -- --ignored --nocapture tx_kick_cost"]
+fn tx_kick_cost() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    let rounds: usize = env_or("XTK_ROUNDS", 10);
+    let kicks: u32 = env_or("XTK_KICKS", 200_000);
+    let mode_names = env_or("XTK_MODES", "sendto,io_uring".to_string());
+    let modes: Vec<TxKick> = mode_names.split(',').map(kick_named).collect();
+    let mut topo = Topology::create_tagged("xtk", 1);
+    let mut frame = [0u8; 64];
+    frame[..6].copy_from_slice(&[0xff; 6]);
+    frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+
+    // (with a frame, mode) -> ns per kick, one per round.
+    let mut ns: Vec<((bool, usize), f64)> = Vec::new();
+    for round in 0..rounds {
+        for with_frame in [false, true] {
+            for k in 0..modes.len() {
+                let mi = (k + round) % modes.len();
+                let mut config = XskConfig::new(topo.gw_if.clone());
+                config.tx_kick = modes[mi];
+                // The kernel releases a closed socket's hold on the queue asynchronously:
+                // binding right after the previous round's socket closed can find it busy.
+                let deadline = Instant::now() + Duration::from_secs(3);
+                let mut q = loop {
+                    topo.enter_gateway();
+                    let bound = XskQueue::bind(&config, 0);
+                    assert!(topo.leave_gateway());
+                    match bound {
+                        Ok(q) => break q,
+                        Err(e) if Instant::now() < deadline => {
+                            eprintln!("    bind: {e}; again");
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(e) => panic!("binding the AF_XDP socket: {e}"),
+                    }
+                };
+                assert!(!q.bound().zero_copy, "veth is copy mode");
+                // Warm-up.
+                for _ in 0..1000 {
+                    q.kick_tx().expect("kick");
+                }
+                let t = Instant::now();
+                for _ in 0..kicks {
+                    if with_frame {
+                        assert!(q.send(&frame), "TX ring or pool exhausted");
+                    }
+                    q.kick_tx().expect("kick");
+                    q.reclaim();
+                }
+                let per = t.elapsed().as_nanos() as f64 / f64::from(kicks);
+                assert!(q.tx_unsent() <= 32, "{} frames left unsent", q.tx_unsent());
+                eprintln!(
+                    "  round {round} {} {:>15}: {per:.0} ns per kick, {} transient errors",
+                    if with_frame { "1 frame " } else { "no frame" },
+                    name(modes[mi]),
+                    q.tx_kick_transient_errors()
+                );
+                ns.push(((with_frame, mi), per));
+            }
+        }
+    }
+    drop(topo);
+    println!("\n{rounds} rounds x {kicks} kicks, interleaved; ns per kick, median [min-max]\n");
+    println!("| TX ring before each kick | kick | ns per kick |");
+    println!("| --- | --- | --- |");
+    for with_frame in [false, true] {
+        for (mi, &kick) in modes.iter().enumerate() {
+            let v: Vec<f64> = ns
+                .iter()
+                .filter(|(key, _)| *key == (with_frame, mi))
+                .map(|(_, n)| *n)
+                .collect();
+            let (m, lo, hi) = median_spread(v);
+            println!(
+                "| {} | {} | {m:.0} [{lo:.0}-{hi:.0}] |",
+                if with_frame {
+                    "one 64-byte frame"
+                } else {
+                    "empty"
+                },
+                name(kick)
+            );
+        }
     }
 }

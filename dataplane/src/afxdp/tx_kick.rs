@@ -21,8 +21,9 @@
 //!   disabled and enabled by the first kick, so the issuer is the poller thread, not the
 //!   thread that built the queue. That first kick also registers the ring's descriptor with
 //!   the poller thread (`IORING_REGISTER_RING_FDS`), so that `io_uring_enter` skips the file
-//!   lookup of the ring, which `sendto` has no counterpart of; the kernel drops that
-//!   registration when the thread exits.
+//!   lookup of the ring, which `sendto` has no counterpart of. Dropping the kick on that thread
+//!   unregisters it; elsewhere the kernel drops it when the thread exits (a poller's queue is
+//!   dropped after its thread ended).
 //! - with `sqpoll: Some(..)`: a kernel thread polls the submission ring and issues the kick on
 //!   its own CPU; the poller only writes an entry (a system call only when that thread went to
 //!   sleep after its idle time). A kick still waiting in the submission ring is not doubled.
@@ -71,6 +72,16 @@ impl std::fmt::Debug for UringKick {
             .field("sqpoll", &self.sqpoll)
             .field("transient", &self.transient)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for UringKick {
+    fn drop(&mut self) {
+        if let Some((index, mark)) = self.registered {
+            if mark == thread_mark() {
+                unregister_ring_fd(self.ring.as_raw_fd(), index);
+            }
+        }
     }
 }
 
@@ -187,8 +198,9 @@ fn thread_mark() -> usize {
     MARK.with(|m| m as *const u8 as usize)
 }
 
-/// `IORING_REGISTER_RING_FDS` and `IORING_ENTER_REGISTERED_RING` (linux/io_uring.h, 5.18).
+/// `IORING_(UN)REGISTER_RING_FDS` and `IORING_ENTER_REGISTERED_RING` (linux/io_uring.h, 5.18).
 const IORING_REGISTER_RING_FDS: libc::c_uint = 20;
+const IORING_UNREGISTER_RING_FDS: libc::c_uint = 21;
 const IORING_ENTER_REGISTERED_RING: libc::c_uint = 1 << 4;
 
 /// `struct io_uring_rsrc_update`.
@@ -226,6 +238,27 @@ fn register_ring_fd(ring_fd: RawFd) -> io::Result<u32> {
             "IORING_REGISTER_RING_FDS registered nothing",
         )),
     }
+}
+
+/// Undoes [`register_ring_fd`] on the thread that did it.
+fn unregister_ring_fd(ring_fd: RawFd, index: u32) {
+    let up = RsrcUpdate {
+        offset: index,
+        resv: 0,
+        data: 0,
+    };
+    // SAFETY: io_uring_register with a live ring descriptor and a pointer to one initialised
+    // io_uring_rsrc_update, whose length (1) is passed. A failure leaves the registration to
+    // the thread's exit.
+    unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring_fd,
+            IORING_UNREGISTER_RING_FDS,
+            &up as *const RsrcUpdate,
+            1u32,
+        )
+    };
 }
 
 /// `io_uring_enter(index, to_submit, 0, IORING_ENTER_REGISTERED_RING)`: submits without
