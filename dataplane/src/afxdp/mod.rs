@@ -17,7 +17,6 @@ mod channels;
 mod clock;
 mod gateway;
 mod poller;
-mod tx_kick;
 mod waker;
 
 use std::num::NonZeroU32;
@@ -61,27 +60,6 @@ pub enum Wakeup {
     Off,
 }
 
-/// How [`XskQueue::kick_tx`] tells the kernel to transmit what the TX ring holds. Both make
-/// the same `sendmsg(MSG_DONTWAIT)` on the socket; they differ in how it is entered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TxKick {
-    /// `sendto(fd, NULL, 0, MSG_DONTWAIT)`, one system call per kick.
-    #[default]
-    Sendto,
-    /// A zero-length `IORING_OP_SEND` with MSG_DONTWAIT on the socket (a fixed file, success
-    /// posts no completion), submitted without waiting: one `io_uring_enter` per kick.
-    IoUring,
-    /// As [`IoUring`](Self::IoUring), issued by an SQPOLL kernel thread (on `cpu` when given)
-    /// that spins for `idle_ms` after its last kick: no system call per kick, but that thread
-    /// takes a CPU while the port is busy.
-    IoUringSqpoll {
-        /// CPU of the SQPOLL thread.
-        cpu: Option<u32>,
-        /// How long it keeps polling without work before it sleeps.
-        idle_ms: u32,
-    },
-}
-
 /// Sizes and modes of one AF_XDP socket and its UMEM.
 #[derive(Debug, Clone)]
 pub struct XskConfig {
@@ -97,12 +75,10 @@ pub struct XskConfig {
     pub bind_mode: BindMode,
     /// need_wakeup.
     pub wakeup: Wakeup,
-    /// How the TX ring is kicked.
-    pub tx_kick: TxKick,
 }
 
 impl XskConfig {
-    /// Defaults: 4096 frames of 2048 bytes, rings of 2048, auto modes, `sendto` kicks.
+    /// Defaults: 4096 frames of 2048 bytes, rings of 2048, auto modes.
     pub fn new(ifname: impl Into<String>) -> Self {
         Self {
             ifname: ifname.into(),
@@ -111,7 +87,6 @@ impl XskConfig {
             ring_size: 2048,
             bind_mode: BindMode::Auto,
             wakeup: Wakeup::Auto,
-            tx_kick: TxKick::Sendto,
         }
     }
 }
@@ -228,35 +203,11 @@ pub enum TxOutcome {
     NoFrame,
 }
 
-/// How this socket's TX kick is made.
-enum Kicker {
-    Sendto,
-    IoUring(Box<tx_kick::UringKick>),
-}
-
-impl Kicker {
-    fn new(kick: TxKick, fd: i32) -> Result<Self, AfXdpError> {
-        let sqpoll = match kick {
-            TxKick::Sendto => return Ok(Kicker::Sendto),
-            TxKick::IoUring => None,
-            TxKick::IoUringSqpoll { cpu, idle_ms } => Some((cpu, idle_ms)),
-        };
-        let ring = tx_kick::UringKick::new(fd, sqpoll).map_err(|source| AfXdpError::Io {
-            what: "io_uring for the TX kick",
-            source,
-        })?;
-        Ok(Kicker::IoUring(Box::new(ring)))
-    }
-}
-
 /// One AF_XDP socket on one RX queue, with its UMEM, rings and free frames.
 pub struct XskQueue {
     queue: u32,
     ring_size: u32,
     bound: Bound,
-    tx_kick: TxKick,
-    /// Dropped before the socket (an io_uring kick names the socket's descriptor).
-    kicker: Kicker,
     tx: TxQueue,
     rx: RxQueue,
     fill: FillQueue,
@@ -272,7 +223,6 @@ impl std::fmt::Debug for XskQueue {
         f.debug_struct("XskQueue")
             .field("queue", &self.queue)
             .field("bound", &self.bound)
-            .field("tx_kick", &self.tx_kick())
             .field("free_frames", &self.pool.len())
             .finish_non_exhaustive()
     }
@@ -372,13 +322,10 @@ impl XskQueue {
                             zero_copy,
                             need_wakeup,
                         };
-                        let kicker = Kicker::new(config.tx_kick, rx.fd().as_raw_fd())?;
                         let mut q = Self {
                             queue,
                             ring_size: config.ring_size,
                             bound,
-                            tx_kick: config.tx_kick,
-                            kicker,
                             tx,
                             rx,
                             fill,
@@ -421,20 +368,6 @@ impl XskQueue {
     /// How the socket is bound.
     pub fn bound(&self) -> Bound {
         self.bound
-    }
-
-    /// How the TX ring is kicked.
-    pub fn tx_kick(&self) -> TxKick {
-        self.tx_kick
-    }
-
-    /// io_uring kicks that failed with EAGAIN/EBUSY/ENOBUFS/ENETDOWN (retried by the next
-    /// kick); always 0 for `sendto`, whose transient errors xsk-rs does not report.
-    pub fn tx_kick_transient_errors(&self) -> u64 {
-        match &self.kicker {
-            Kicker::Sendto => 0,
-            Kicker::IoUring(k) => k.transient_errors(),
-        }
     }
 
     /// The socket's file descriptor (what `xsks` holds; pollable).
@@ -595,17 +528,14 @@ impl XskQueue {
         })
     }
 
-    /// Tells the kernel to transmit what the TX ring holds (`sendmsg` with MSG_DONTWAIT, made
-    /// as [`XskConfig::tx_kick`] says). In copy mode this is always needed; with need_wakeup
-    /// only when the ring says so. EAGAIN, EBUSY, ENOBUFS and ENETDOWN are not errors: the
-    /// descriptors stay on the ring and the next kick sends them.
+    /// Tells the kernel to transmit what the TX ring holds (`sendto`, MSG_DONTWAIT). In copy
+    /// mode this is always needed; with need_wakeup only when the ring says so. EAGAIN (which
+    /// copy mode also returns after a batch of 32 frames when more are waiting), EBUSY,
+    /// ENOBUFS and ENETDOWN are not errors: the descriptors stay on the ring for the next kick.
+    /// The same kick made through io_uring was measured slower (`bench-results/tx-kick.md`).
     pub fn kick_tx(&mut self) -> Result<(), AfXdpError> {
         if !self.bound.need_wakeup || self.tx.needs_wakeup() || !self.bound.zero_copy {
-            let done = match &mut self.kicker {
-                Kicker::Sendto => self.tx.wakeup(),
-                Kicker::IoUring(k) => k.kick(),
-            };
-            done.map_err(|source| AfXdpError::Io {
+            self.tx.wakeup().map_err(|source| AfXdpError::Io {
                 what: "TX kick",
                 source,
             })?;

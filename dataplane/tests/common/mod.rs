@@ -59,15 +59,8 @@ pub struct Topology {
 
 impl Topology {
     pub fn create() -> Topology {
-        Self::create_tagged("xgt", 2)
-    }
-
-    /// As `create`, with names starting `<tag><pid>x<n>` (a test file's own prefix) and
-    /// `queues` RX/TX queues on each veth.
-    pub fn create_tagged(tag: &str, queues: u32) -> Topology {
-        let queues = queues.to_string();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let prefix = format!("{tag}{}x{n}", std::process::id());
+        let prefix = format!("xgt{}x{n}", std::process::id());
         let mut t = Topology {
             gw_ns: format!("{prefix}g"),
             client_ns: format!("{prefix}c"),
@@ -94,18 +87,18 @@ impl Topology {
             "add",
             &t.gw_if,
             "numrxqueues",
-            &queues,
+            "2",
             "numtxqueues",
-            &queues,
+            "2",
             "type",
             "veth",
             "peer",
             "name",
             &t.client_if,
             "numrxqueues",
-            &queues,
+            "2",
             "numtxqueues",
-            &queues,
+            "2",
             "netns",
             &t.client_ns,
         ]);
