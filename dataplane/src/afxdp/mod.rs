@@ -529,7 +529,10 @@ impl XskQueue {
     }
 
     /// Tells the kernel to transmit what the TX ring holds (`sendto`, MSG_DONTWAIT). In copy
-    /// mode this is always needed; with need_wakeup only when the ring says so.
+    /// mode this is always needed; with need_wakeup only when the ring says so. EAGAIN (which
+    /// copy mode also returns after a batch of 32 frames when more are waiting), EBUSY,
+    /// ENOBUFS and ENETDOWN are not errors: the descriptors stay on the ring for the next kick.
+    /// The same kick made through io_uring was measured slower (`bench-results/tx-kick.md`).
     pub fn kick_tx(&mut self) -> Result<(), AfXdpError> {
         if !self.bound.need_wakeup || self.tx.needs_wakeup() || !self.bound.zero_copy {
             self.tx.wakeup().map_err(|source| AfXdpError::Io {
