@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use machine::{load_average, CpuSample, MachineInfo};
+use machine::{load_average, CpuSample, MachineInfo, TaskCpu};
 use report::{ClientFigures, Latency, Measurement, RunConfig, RunRecord, WrkCheck};
 use scenarios::Scenario;
 use servers::{Server, Target};
@@ -484,11 +484,14 @@ fn measure(
         client_run(plan, topo, target, scenario, rate, plan.warmup)?;
     }
     let before = CpuSample::read().map_err(|e| CompareError::io(Path::new("/proc/stat"), e))?;
+    let tasks_before = TaskCpu::read();
     let (client, command) = client_run(plan, topo, target, scenario, rate, plan.duration)?;
+    let tasks_after = TaskCpu::read();
     let after = CpuSample::read().map_err(|e| CompareError::io(Path::new("/proc/stat"), e))?;
-    let cpu = before.busy_since(&after);
+    let mut cpu = before.busy_since(&after);
+    cpu.task_cpu_secs = tasks_before.secs_until(&tasks_after);
     let cpu_us_per_request = if client.requests > 0 {
-        cpu.busy_cpu_secs * 1e6 / client.requests as f64
+        cpu.task_cpu_secs * 1e6 / client.requests as f64
     } else {
         f64::NAN
     };

@@ -49,7 +49,8 @@ pub struct Measurement {
     /// CPU of the whole machine during the measured run (client and server, user and
     /// kernel: veth moves packets in softirq on the sender's core).
     pub cpu: CpuBusy,
-    /// Machine CPU time per answered request, in microseconds.
+    /// Machine CPU time (every thread's, `CpuBusy::task_cpu_secs`) per answered request,
+    /// in microseconds.
     pub cpu_us_per_request: f64,
     pub load_average: f64,
     /// The client command, to reproduce the run by hand.
@@ -244,7 +245,7 @@ impl RunRecord {
             );
             let _ = writeln!(
                 s,
-                "Rate: {}. CPU is the whole machine's busy time (both cores, user + kernel + softirq) per answered request.\n",
+                "Rate: {}. CPU is the CPU time of every thread on the machine (client, server, kernel threads; user, kernel and the softirq work charged to them) per answered request.\n",
                 c.open_loop_rate_from
             );
             let _ = writeln!(
