@@ -165,7 +165,7 @@ fn stat_ticks(line: &str) -> Option<u64> {
 }
 
 /// User + system time of this process's children that have been waited for.
-fn children_cpu() -> std::time::Duration {
+pub fn children_cpu() -> std::time::Duration {
     // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid, writable rusage.

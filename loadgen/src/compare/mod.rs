@@ -303,6 +303,8 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
     let _work = WorkDir(plan.work.clone());
     let load_before = load_average();
     let started = utc_now();
+    // Read now: the tree may change while the run goes on; the binaries were built before.
+    let commit = git_commit();
     let topo = Topology::create()?;
     eprintln!(
         "loadgen compare: {} target(s) x {} scenario(s) x {} rep(s) of {} s; netns {} / {}",
@@ -342,12 +344,11 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
                         m.cpu_us_per_request,
                         m.client.errors
                     );
-                    let loadgen_rps = m.client.throughput_rps;
+                    let loadgen = (m.client.throughput_rps, m.client.client_cpu_us_per_request);
                     measurements.push(m);
                     if scenario == Scenario::KeepAlive && target != Target::Nginx {
                         if let Some(wrk) = &plan.wrk {
-                            let w =
-                                wrk_check(&plan, &topo, wrk, target, scenario, rep, loadgen_rps)?;
+                            let w = wrk_check(&plan, &topo, wrk, target, scenario, rep, loadgen)?;
                             eprintln!(
                                 "  rep {rep} {:<18} wrk        {:>9.0} req/s  (loadgen / wrk {:.2})",
                                 target.name(),
@@ -370,7 +371,7 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
     let record = RunRecord {
         schema: 1,
         started_utc: started,
-        commit: git_commit(),
+        commit,
         machine: MachineInfo::read(),
         config: RunConfig {
             reps: plan.reps,
@@ -591,6 +592,7 @@ pub fn figures_from_report(v: &serde_json::Value) -> Result<ClientFigures, Strin
     let lat = |k: &str| num(&["latency_us", k]);
     Ok(ClientFigures {
         requests: num(&["ok"])? as u64,
+        client_cpu_us_per_request: num(&["cpu", "per_request_us"]).unwrap_or(f64::NAN),
         errors: num(&["failed"])? as u64,
         errors_by_kind,
         throughput_rps: num(&["throughput_rps"])?,
@@ -616,7 +618,7 @@ fn wrk_check(
     target: Target,
     scenario: Scenario,
     rep: u32,
-    loadgen_rps: f64,
+    (loadgen_rps, loadgen_cpu): (f64, f64),
 ) -> Result<WrkCheck, CompareError> {
     let url = format!("http://{}/health", target.addr());
     let secs = format!("{}s", plan.duration);
@@ -646,7 +648,9 @@ fn wrk_check(
             command: shown.clone(),
             message: e.to_string(),
         })?;
+    let cpu_before = machine::children_cpu();
     let out = wait_output(child, Duration::from_secs(plan.duration + 60))?;
+    let wrk_cpu = machine::children_cpu().saturating_sub(cpu_before);
     let text = String::from_utf8_lossy(&out.stdout);
     let wrk_rps = parse_wrk_rps(&text).ok_or_else(|| CompareError::Command {
         command: shown.clone(),
@@ -663,8 +667,19 @@ fn wrk_check(
         } else {
             f64::NAN
         },
+        wrk_cpu_us_per_request: parse_wrk_requests(&text)
+            .filter(|&n| n > 0)
+            .map_or(f64::NAN, |n| wrk_cpu.as_secs_f64() * 1e6 / n as f64),
+        loadgen_cpu_us_per_request: loadgen_cpu,
         command: shown,
     })
+}
+
+/// `250000 requests in 5.00s, ...` from wrk's output.
+pub fn parse_wrk_requests(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
 }
 
 /// `Requests/sec:  12345.67` from wrk's output.
@@ -822,6 +837,7 @@ mod tests {
     fn wrk_output_is_parsed() {
         let out = "Running 5s test @ http://10.0.0.1:80/health\n  1 threads and 64 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n    Latency     1.20ms  300.00us   5.00ms   90.00%\n  250000 requests in 5.00s, 30.00MB read\nRequests/sec:  49999.87\nTransfer/sec:      6.00MB\n";
         assert_eq!(parse_wrk_rps(out), Some(49999.87));
+        assert_eq!(parse_wrk_requests(out), Some(250000));
         assert_eq!(parse_wrk_rps("nothing"), None);
     }
 

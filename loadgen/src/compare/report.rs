@@ -29,6 +29,9 @@ pub struct Latency {
 pub struct ClientFigures {
     /// Requests answered correctly.
     pub requests: u64,
+    /// The client's own CPU time per request (loadgen's threads, user + system).
+    #[serde(default)]
+    pub client_cpu_us_per_request: f64,
     /// Failed requests, all kinds.
     pub errors: u64,
     pub errors_by_kind: BTreeMap<String, u64>,
@@ -67,6 +70,13 @@ pub struct WrkCheck {
     pub loadgen_rps: f64,
     /// loadgen / wrk.
     pub ratio: f64,
+    /// Each client's own CPU time per request (user + system, which on veth includes the
+    /// receive work its sends run): on this 2-core machine the client shares the load's
+    /// bottleneck, so the leaner client gets the higher figure.
+    #[serde(default)]
+    pub wrk_cpu_us_per_request: f64,
+    #[serde(default)]
+    pub loadgen_cpu_us_per_request: f64,
     pub command: String,
 }
 
@@ -307,19 +317,21 @@ impl RunRecord {
             );
             let _ = writeln!(
                 s,
-                "| target | scenario | rep | loadgen req/s | wrk req/s | loadgen / wrk |"
+                "| target | scenario | rep | loadgen req/s | wrk req/s | loadgen / wrk | loadgen CPU µs/req | wrk CPU µs/req |"
             );
-            let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: |");
+            let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
             for w in &self.wrk {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {:.0} | {:.0} | {:.2} |",
+                    "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} |",
                     w.target.name(),
                     w.scenario.name(),
                     w.rep,
                     w.loadgen_rps,
                     w.wrk_rps,
-                    w.ratio
+                    w.ratio,
+                    w.loadgen_cpu_us_per_request,
+                    w.wrk_cpu_us_per_request
                 );
             }
         }
