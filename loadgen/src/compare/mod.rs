@@ -8,8 +8,8 @@
 //!    target always runs on a warmer or cooler machine): starts the server pinned to the
 //!    server's CPU ([`servers`]), and for each scenario ([`scenarios`]) runs a warm-up, then
 //!    the measured `loadgen run` in the client namespace pinned to the client's CPU, reading
-//!    `/proc/stat` around it ([`machine`]). After the keep-alive scenario it runs wrk the same
-//!    way, as a cross-check of loadgen's own figure.
+//!    `/proc/stat` around it ([`machine`]). After the keep-alive and bytes-16k scenarios it
+//!    runs wrk the same way, as a cross-check of loadgen's own figure.
 //! 4. Writes `runs/<time>-<commit>.json` (every figure), `runs/<time>-<commit>.md` and
 //!    `summary.md` (the latest summary, [`report`]) and `charts/*.svg` ([`svg`]).
 //!
@@ -346,17 +346,25 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
                     );
                     let loadgen = (m.client.throughput_rps, m.client.client_cpu_us_per_request);
                     measurements.push(m);
-                    if scenario == Scenario::KeepAlive && target != Target::Nginx {
-                        if let Some(wrk) = &plan.wrk {
-                            let w = wrk_check(&plan, &topo, wrk, target, scenario, rep, loadgen)?;
-                            eprintln!(
-                                "  rep {rep} {:<18} wrk        {:>9.0} req/s  (loadgen / wrk {:.2})",
-                                target.name(),
-                                w.wrk_rps,
-                                w.ratio
-                            );
-                            wrk_checks.push(w);
-                        }
+                    if let (Some(wrk), Some(path), true) =
+                        (&plan.wrk, scenario.wrk_path(), target != Target::Nginx)
+                    {
+                        let run = WrkRun {
+                            wrk,
+                            target,
+                            scenario,
+                            path,
+                            rep,
+                        };
+                        let w = wrk_check(&plan, &topo, &run, loadgen)?;
+                        eprintln!(
+                            "  rep {rep} {:<18} wrk {:<10} {:>9.0} req/s  (loadgen / wrk {:.2})",
+                            target.name(),
+                            scenario.name(),
+                            w.wrk_rps,
+                            w.ratio
+                        );
+                        wrk_checks.push(w);
                     }
                 }
             }
@@ -610,17 +618,30 @@ pub fn figures_from_report(v: &serde_json::Value) -> Result<ClientFigures, Strin
     })
 }
 
-/// wrk with the keep-alive scenario's shape (1 thread, 64 connections), pinned the same way.
+/// Which wrk run [`wrk_check`] makes.
+struct WrkRun<'a> {
+    wrk: &'a Path,
+    target: Target,
+    scenario: Scenario,
+    path: &'a str,
+    rep: u32,
+}
+
+/// wrk with the closed-loop scenarios' shape (1 thread, 64 connections), pinned the same way.
 fn wrk_check(
     plan: &Plan,
     topo: &Topology,
-    wrk: &Path,
-    target: Target,
-    scenario: Scenario,
-    rep: u32,
+    run: &WrkRun,
     (loadgen_rps, loadgen_cpu): (f64, f64),
 ) -> Result<WrkCheck, CompareError> {
-    let url = format!("http://{}/health", target.addr());
+    let &WrkRun {
+        wrk,
+        target,
+        scenario,
+        path,
+        rep,
+    } = run;
+    let url = format!("http://{}{path}", target.addr());
     let secs = format!("{}s", plan.duration);
     let cpu = plan.client_core.to_string();
     let args = [

@@ -313,7 +313,7 @@ impl RunRecord {
             let _ = writeln!(s, "\n## Cross-check with wrk\n");
             let _ = writeln!(
                 s,
-                "wrk (`-t1 -c64`, pinned to the client's CPU) on the same scenario and target, right after loadgen:\n"
+                "wrk (`-t1 -c64`, pinned to the client's CPU) on the same scenario and target, right after loadgen. Each client's own CPU per request is shown: where rate x client CPU per request is a whole core, the client's core is the limit and the leaner client reports more.\n"
             );
             let _ = writeln!(
                 s,

@@ -52,6 +52,17 @@ impl Scenario {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// The path wrk runs as a cross-check after this scenario (closed-loop GETs on 64
+    /// connections, the shape `wrk -t1 -c64` has), if any: keep-alive, where the client's own
+    /// cost bounds the figure on a 2-core machine, and bytes-16k, where the server's does.
+    pub fn wrk_path(self) -> Option<&'static str> {
+        match self {
+            Scenario::KeepAlive => Some("/health"),
+            Scenario::Bytes16k => Some("/bytes/16384"),
+            _ => None,
+        }
+    }
+
     /// The sizes of `/bytes/{n}` this scenario asks for (nginx needs a file for each).
     pub fn byte_sizes() -> &'static [usize] {
         &[16384]
