@@ -14,6 +14,32 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The document's opening: size, white background, title, and a legend square per series.
+fn start(w: f64, h: f64, title: &str, series: &[&str]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="20" y="24" font-size="16" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
+    for (i, name) in series.iter().enumerate() {
+        let x = 20.0 + i as f64 * 170.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="34" width="12" height="12" fill="{}"/><text x="{}" y="45">{}</text>"#,
+            COLOURS[i % COLOURS.len()],
+            x + 16.0,
+            esc(name)
+        );
+    }
+    s
+}
+
 /// A "nice" axis maximum at or above `v`.
 fn nice_max(v: f64) -> f64 {
     if v <= 0.0 {
@@ -55,28 +81,7 @@ pub fn bars(title: &str, series: &[&str], panels: &[BarPanel]) -> String {
     let top = 60.0;
     let w = pw * panels.len().max(1) as f64 + 40.0;
     let h = top + ph + 70.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="20" y="24" font-size="16" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
-    // Legend.
-    for (i, name) in series.iter().enumerate() {
-        let x = 20.0 + i as f64 * 170.0;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{x}" y="34" width="12" height="12" fill="{}"/><text x="{}" y="45">{}</text>"#,
-            COLOURS[i % COLOURS.len()],
-            x + 16.0,
-            esc(name)
-        );
-    }
+    let mut s = start(w, h, title, series);
     for (pi, panel) in panels.iter().enumerate() {
         let x0 = 40.0 + pi as f64 * pw;
         let plot_h = ph - 40.0;
@@ -178,27 +183,8 @@ pub fn percentile_curves(title: &str, series: &[(&str, Vec<(f64, f64)>)]) -> Str
         let l = v.max(1.0).log10();
         top + ph - ph * (l - lmin) / (lmax - lmin)
     };
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="20" y="24" font-size="16" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
-    for (i, (name, _)) in series.iter().enumerate() {
-        let x = 20.0 + i as f64 * 170.0;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{x}" y="34" width="12" height="12" fill="{}"/><text x="{}" y="45">{}</text>"#,
-            COLOURS[i % COLOURS.len()],
-            x + 16.0,
-            esc(name)
-        );
-    }
+    let names: Vec<&str> = series.iter().map(|(n, _)| *n).collect();
+    let mut s = start(w, h, title, &names);
     for (x, label) in [
         (0.0, "0%"),
         (1.0, "90%"),
