@@ -101,33 +101,25 @@ fn xgate_run_bypass_status_sigterm() {
     }
     let mut topo = Topology::create();
     let ifname = topo.gw_if.clone();
-    let mut child = xgate()
-        .args(["run", "--iface", &ifname, "--netns", &topo.gw_ns])
-        .args(["--port", &BYPASS.to_string(), "--port", &KERNEL.to_string()])
-        .args([
+    let gw_ns = topo.gw_ns.clone();
+    let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
+    let (gw, pid) = start_xgate(
+        &mut topo,
+        &[
+            "--iface",
+            &ifname,
+            "--netns",
+            &gw_ns,
+            "--port",
+            &bypass,
+            "--port",
+            &kernel,
             "--bypass",
-            &BYPASS.to_string(),
+            &bypass,
             "--shutdown-grace-secs",
             "3",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning xgate run");
-    let pid = child.id();
-    let lines = lines_of(child.stdout.take().expect("piped"));
-    topo.children.push(child); // killed by PID if the test panics
-    let gw = topo.children.len() - 1;
-    let start = Instant::now();
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("xgate run did not say it is ready");
-        if line.starts_with("xgate: ready") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20));
-    }
+        ],
+    );
 
     // Bypass path: segments redirected, the kernel listener accepted nothing.
     assert_eq!(curl(&topo, BYPASS, "/health"), "ok");
