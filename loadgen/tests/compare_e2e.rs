@@ -106,6 +106,12 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
     assert_eq!(names.len(), 2, "{names:?}");
     let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let listed = String::from_utf8_lossy(&ns.stdout);
+    for n in &names {
+        assert!(
+            !std::path::Path::new(&format!("/run/xgate/{n}.lock")).exists(),
+            "the lock file of {n} left behind"
+        );
+    }
     for n in names {
         assert!(
             !listed

@@ -143,5 +143,8 @@ impl Drop for Topology {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+        // xgate keeps its (empty) per-interface lock file after it exits, which suits an
+        // interface that lives on; this one's name was made for this run and is gone now.
+        let _ = std::fs::remove_file(format!("/run/xgate/{}.lock", self.server_if));
     }
 }
