@@ -553,31 +553,7 @@ fn gateway_killed_falls_back_to_kernel() {
     let killed = Instant::now();
 
     // No kernel server: a new connection is refused at once (a RST), not left hanging.
-    let mut client = topo.spawn_connect(PORT, None, 3);
-    let status = client.wait().unwrap();
-    let mut said = String::new();
-    client
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut said)
-        .unwrap();
-    eprintln!(
-        "connect {:?} after kill -9: {:?}",
-        killed.elapsed(),
-        said.trim()
-    );
-    assert!(!status.success());
-    assert_eq!(
-        said.trim(),
-        "error ECONNREFUSED",
-        "black-holed after kill -9"
-    );
-    let link = topo.gw_link();
-    assert!(
-        !link.contains("xdp"),
-        "XDP still attached after the gateway died"
-    );
+    topo.assert_refused_without_xdp(PORT, killed);
 
     // A kernel server on the port answers.
     let (listener, lines) = topo.start_listener(PORT);

@@ -367,25 +367,7 @@ fn xgate_killed_falls_back_to_kernel_and_a_new_one_takes_over() {
     let killed = Instant::now();
 
     // Nothing listens now: a new connection is refused at once, not black-holed.
-    let mut client = topo.spawn_connect(PORT, None, 3);
-    assert!(!client.wait().unwrap().success());
-    let mut said = String::new();
-    std::io::Read::read_to_string(&mut client.stdout.take().unwrap(), &mut said).unwrap();
-    eprintln!(
-        "connect {:?} after kill -9: {}",
-        killed.elapsed(),
-        said.trim()
-    );
-    assert_eq!(
-        said.trim(),
-        "error ECONNREFUSED",
-        "black-holed after kill -9"
-    );
-    let link = topo.gw_link();
-    assert!(
-        !link.contains("xdp"),
-        "XDP still attached after kill -9: {link}"
-    );
+    topo.assert_refused_without_xdp(PORT, killed);
     let o = out({
         let mut c = xgate();
         c.args(["status", "--iface", &ifname]);

@@ -301,6 +301,33 @@ for line in sys.stdin:
         (self.children.len() - 1, stdin, rx, local_port)
     }
 
+    /// After a gateway was killed at `killed`: a new connection to `port` is refused at
+    /// once (a RST from the kernel, nothing black-holed) and no XDP program is left on the
+    /// gateway's veth.
+    pub fn assert_refused_without_xdp(&self, port: u16, killed: Instant) {
+        let mut client = self.spawn_connect(port, None, 3);
+        let status = client.wait().expect("waiting for the client");
+        let mut said = String::new();
+        std::io::Read::read_to_string(&mut client.stdout.take().expect("piped stdout"), &mut said)
+            .expect("reading the client");
+        eprintln!(
+            "connect {:?} after kill -9: {}",
+            killed.elapsed(),
+            said.trim()
+        );
+        assert!(!status.success());
+        assert_eq!(
+            said.trim(),
+            "error ECONNREFUSED",
+            "black-holed after kill -9"
+        );
+        let link = self.gw_link();
+        assert!(
+            !link.contains("xdp"),
+            "XDP still attached after kill -9: {link}"
+        );
+    }
+
     /// `ip -d link show` of the gateway's veth: says `xdp` while a program is attached.
     pub fn gw_link(&self) -> String {
         let out = run(&[
