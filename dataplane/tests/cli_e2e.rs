@@ -137,6 +137,10 @@ fn xgate_run_bypass_status_sigterm() {
     assert_eq!(num(b, "kernel_connections_total"), 0, "{b}");
     assert_eq!(num(&s1["kernel"], "connections_total"), 0, "{s1}");
     assert!(num(&s1["bypass"], "requests") >= 2, "{s1}");
+    // The engines' TCP counters, summed, with every drop reason named.
+    let tcp = &s1["bypass_tcp"];
+    assert!(num(tcp, "segments_in") > 0 && num(tcp, "connections_established") >= 2);
+    assert!(num(&tcp["drops"], "malformed") == 0 && num(&tcp["drops"], "bad_cookie") == 0);
     // The same, for this port alone.
     assert!(num(&b["bypass"], "requests") >= 2, "{b}");
     assert!(num(&b["bypass"], "connections_total") >= 2, "{b}");

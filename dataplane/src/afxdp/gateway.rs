@@ -37,6 +37,7 @@ use crate::bpf::{
 };
 use crate::engine::{Engine, EngineConfig};
 use crate::tally::{self, PortCount};
+use crate::tcp::TcpStats;
 
 use super::{
     rx_queue_count, AfXdpError, Clock, Poller, PollerConfig, PollerCounters, PollerError,
@@ -397,6 +398,20 @@ impl Gateway {
     /// Each poller's counters, by queue.
     pub fn counters(&self) -> Vec<PollerCounters> {
         self.pollers.iter().map(|p| p.stats.snapshot()).collect()
+    }
+
+    /// Each engine's TCP counters (drops by reason and all), by queue.
+    pub fn tcp_stats_by_queue(&self) -> Vec<TcpStats> {
+        self.pollers.iter().map(|p| p.stats.tcp_stats()).collect()
+    }
+
+    /// The engines' TCP counters, summed over the pollers.
+    pub fn tcp_stats(&self) -> TcpStats {
+        let mut total = TcpStats::default();
+        for q in self.tcp_stats_by_queue() {
+            total.add(&q);
+        }
+        total
     }
 
     /// Bypass connections and requests by port, summed over the pollers.

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use crate::bpf::SteeringMaps;
 use crate::engine::{Engine, FlowEvent};
 use crate::tally::PortCount;
+use crate::tcp::TcpStats;
 use crate::time::{Duration, Instant};
 
 use super::{AfXdpError, Clock, TxOutcome, Waker, XskQueue};
@@ -120,6 +121,8 @@ macro_rules! counters {
             $( $name: AtomicU64, )*
             /// Connections and requests by port, copied from the engine with the gauges.
             ports: Mutex<Vec<PortCount>>,
+            /// The engine's TCP counters (drops by reason and all), copied with the gauges.
+            tcp: Mutex<TcpStats>,
         }
 
         impl PollerStats {
@@ -130,6 +133,11 @@ macro_rules! counters {
             /// Connections and requests by port, as last published.
             pub fn port_counts(&self) -> Vec<PortCount> {
                 self.ports.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+
+            /// The engine's TCP counters as last published.
+            pub fn tcp_stats(&self) -> TcpStats {
+                self.tcp.lock().unwrap_or_else(|e| e.into_inner()).clone()
             }
 
             /// The counters as last published.
@@ -510,6 +518,9 @@ impl Poller {
             ports.extend_from_slice(self.engine.port_counts());
         }
         let tcp = self.engine.tcp_stats();
+        if let Ok(mut shared) = self.stats.tcp.try_lock() {
+            shared.clone_from(tcp);
+        }
         c.tcp_segments_in = tcp.segments_in;
         c.tcp_segments_out = tcp.segments_out;
         c.tcp_established = tcp.connections_established;

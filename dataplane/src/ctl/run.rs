@@ -184,8 +184,9 @@ fn run_in_cgroup(
         state.pollers = gateway
             .counters()
             .iter()
+            .zip(gateway.tcp_stats_by_queue())
             .enumerate()
-            .map(|(q, c)| PollerState::from_counters(q as u32, c))
+            .map(|(q, (c, tcp))| PollerState::from_counters(q as u32, c, &tcp))
             .collect();
         state.bypass_ports = gateway.port_counts();
         state.kernel = kernel_state

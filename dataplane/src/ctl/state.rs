@@ -22,6 +22,7 @@ use crate::afxdp::PollerCounters;
 use crate::bpf::LOCK_DIR;
 use crate::kernel::KernelPath;
 use crate::tally::PortCount;
+use crate::tcp::TcpStats;
 
 use super::CtlError;
 
@@ -62,7 +63,7 @@ pub struct ServedPort {
 }
 
 /// One poller's counters (a subset of [`PollerCounters`], the ones an operator reads).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollerState {
     pub queue: u32,
     /// Live TCP connections in the engine.
@@ -80,11 +81,15 @@ pub struct PollerState {
     pub flow_map_errors: u64,
     pub sleeps: u64,
     pub wakeups: u64,
+    /// The engine's TCP counters.
+    #[serde(default)]
+    pub tcp: TcpStats,
 }
 
 impl PollerState {
-    pub fn from_counters(queue: u32, c: &PollerCounters) -> Self {
+    pub fn from_counters(queue: u32, c: &PollerCounters, tcp: &TcpStats) -> Self {
         Self {
+            tcp: tcp.clone(),
             queue,
             connections: c.connections,
             established: c.tcp_established,
@@ -181,5 +186,37 @@ impl RuntimeState {
     /// Removes an interface's state file (at the gateway's exit).
     pub fn remove(ifname: &str) {
         let _ = fs::remove_file(state_path(ifname));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::DropReason;
+
+    #[test]
+    fn tcp_counters_travel_with_drops_by_name() {
+        let mut tcp = TcpStats {
+            retransmits: 7,
+            ..TcpStats::default()
+        };
+        tcp.drops[DropReason::Malformed.index()] = 3;
+        let poller = PollerState::from_counters(0, &PollerCounters::default(), &tcp);
+        let json = serde_json::to_value(&poller).unwrap();
+        assert_eq!(json["tcp"]["retransmits"], 7);
+        assert_eq!(json["tcp"]["drops"]["malformed"], 3);
+        assert_eq!(
+            json["tcp"]["drops"].as_object().unwrap().len(),
+            DropReason::COUNT,
+            "every reason is shown, zero or not"
+        );
+        let back: PollerState = serde_json::from_value(json).unwrap();
+        assert_eq!(back, poller);
+        // A file from a gateway without TCP counters still reads.
+        let old = r#"{"queue":1,"connections":0,"established":0,"requests":0,"rx_frames":0,
+            "tx_frames":0,"retransmits":0,"rsts_out":0,"flows_added":0,"flows_removed":0,
+            "flow_map_errors":0,"sleeps":0,"wakeups":0}"#;
+        let old: PollerState = serde_json::from_str(old).unwrap();
+        assert_eq!(old.tcp, TcpStats::default());
     }
 }

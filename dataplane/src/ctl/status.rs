@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bpf::{PortState, Stat, SteeringMaps};
 use crate::tally::PortCount;
+use crate::tcp::{DropReason, TcpStats};
 
 use super::state::{unix_ms, KernelState, PollerState, RuntimeState};
 use super::{locate, CtlError};
@@ -66,6 +67,8 @@ pub struct Status {
     pub bypass: PathStatus,
     pub kernel: PathStatus,
     pub pollers: Vec<PollerState>,
+    /// The bypass engines' TCP counters summed over the pollers (drops by reason and all).
+    pub bypass_tcp: TcpStats,
     pub kernel_path: KernelState,
 }
 
@@ -142,6 +145,13 @@ pub fn collect(ifname: Option<&str>) -> Result<Status, CtlError> {
             connections_total: runtime.kernel.accepted,
             requests: runtime.kernel.requests,
         },
+        bypass_tcp: runtime
+            .pollers
+            .iter()
+            .fold(TcpStats::default(), |mut t, p| {
+                t.add(&p.tcp);
+                t
+            }),
         pollers: runtime.pollers.clone(),
         kernel_path: runtime.kernel.clone(),
     })
@@ -214,6 +224,33 @@ impl Status {
                 name, p.connections, p.connections_total, p.requests
             );
         }
+        let t = &self.bypass_tcp;
+        let _ = writeln!(
+            s,
+            "bypass TCP: {} segments in, {} out, {} retransmitted ({} fast, {} timeouts), \
+             {} RSTs sent, {} challenge ACKs",
+            t.segments_in,
+            t.segments_out,
+            t.retransmits,
+            t.fast_retransmits,
+            t.rto_timeouts,
+            t.rsts_out,
+            t.challenge_acks_sent
+        );
+        let drops: Vec<String> = DropReason::ALL
+            .iter()
+            .filter(|r| t.drop_count(**r) > 0)
+            .map(|r| format!("{} {}", r.name(), t.drop_count(*r)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "bypass TCP drops: {}",
+            if drops.is_empty() {
+                "none".to_string()
+            } else {
+                drops.join(", ")
+            }
+        );
         s
     }
 }

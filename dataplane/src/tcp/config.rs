@@ -1,5 +1,7 @@
 //! Bounds, counters and drop reasons of the TCP engine.
 
+use serde::{Deserialize, Serialize};
+
 use crate::time::Duration;
 
 /// Every bound the engine works within. `Default` is sized for an HTTP gateway on one core.
@@ -134,13 +136,55 @@ pub enum DropReason {
 impl DropReason {
     pub const COUNT: usize = 15;
 
+    /// Every reason, in `index()` order.
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::Malformed,
+        DropReason::BadFlags,
+        DropReason::BadCookie,
+        DropReason::NoConnection,
+        DropReason::TableFull,
+        DropReason::OutOfWindow,
+        DropReason::Paws,
+        DropReason::RstNotExact,
+        DropReason::SynInSync,
+        DropReason::BadAck,
+        DropReason::NoAck,
+        DropReason::OutOfOrderFull,
+        DropReason::StatelessQueueFull,
+        DropReason::TimeWait,
+        DropReason::EarlyData,
+    ];
+
     pub const fn index(self) -> usize {
         self as usize
     }
+
+    /// The reason's name in counters and metrics (snake case, stable).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::BadFlags => "bad_flags",
+            DropReason::BadCookie => "bad_cookie",
+            DropReason::NoConnection => "no_connection",
+            DropReason::TableFull => "table_full",
+            DropReason::OutOfWindow => "out_of_window",
+            DropReason::Paws => "paws",
+            DropReason::RstNotExact => "rst_not_exact",
+            DropReason::SynInSync => "syn_in_sync",
+            DropReason::BadAck => "bad_ack",
+            DropReason::NoAck => "no_ack",
+            DropReason::OutOfOrderFull => "out_of_order_full",
+            DropReason::StatelessQueueFull => "stateless_queue_full",
+            DropReason::TimeWait => "time_wait",
+            DropReason::EarlyData => "early_data",
+        }
+    }
 }
 
-/// Counters an operator needs. Monotonic.
-#[derive(Debug, Clone, Default)]
+/// Counters an operator needs. Monotonic. Serialised with the drops by reason name
+/// (`{"malformed": 0, ...}`) for the state file and `xgate status --json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TcpStats {
     pub segments_in: u64,
     pub segments_out: u64,
@@ -166,12 +210,101 @@ pub struct TcpStats {
     pub connections_closed: u64,
     pub idle_timeouts: u64,
     /// Indexed by `DropReason::index()`.
+    #[serde(with = "drops_by_name")]
     pub drops: [u64; DropReason::COUNT],
+}
+
+/// `TcpStats::drops` as a map from `DropReason::name` (every reason present); names it does
+/// not know are ignored when read back, so a newer gateway's file still reads.
+mod drops_by_name {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::DropReason;
+
+    pub fn serialize<S: Serializer>(
+        drops: &[u64; DropReason::COUNT],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let named: BTreeMap<&str, u64> = DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), drops[r.index()]))
+            .collect();
+        named.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<[u64; DropReason::COUNT], D::Error> {
+        let named = BTreeMap::<String, u64>::deserialize(d)?;
+        let mut drops = [0; DropReason::COUNT];
+        for r in DropReason::ALL {
+            drops[r.index()] = named.get(r.name()).copied().unwrap_or(0);
+        }
+        Ok(drops)
+    }
 }
 
 impl TcpStats {
     pub fn drop_count(&self, reason: DropReason) -> u64 {
         self.drops[reason.index()]
+    }
+
+    /// Adds `other`'s counts to these (totals across engines).
+    pub fn add(&mut self, other: &TcpStats) {
+        let TcpStats {
+            segments_in,
+            segments_out,
+            bytes_in,
+            bytes_out,
+            retransmits,
+            fast_retransmits,
+            rto_timeouts,
+            rto_aborts,
+            zero_window_probes,
+            cookies_sent,
+            cookies_validated,
+            cookies_failed,
+            rsts_in,
+            rsts_out,
+            challenge_acks_sent,
+            challenge_acks_suppressed,
+            out_of_order_segments,
+            time_wait_overflows,
+            table_full,
+            stateless_queue_overflows,
+            connections_established,
+            connections_closed,
+            idle_timeouts,
+            drops,
+        } = other;
+        self.segments_in += segments_in;
+        self.segments_out += segments_out;
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+        self.retransmits += retransmits;
+        self.fast_retransmits += fast_retransmits;
+        self.rto_timeouts += rto_timeouts;
+        self.rto_aborts += rto_aborts;
+        self.zero_window_probes += zero_window_probes;
+        self.cookies_sent += cookies_sent;
+        self.cookies_validated += cookies_validated;
+        self.cookies_failed += cookies_failed;
+        self.rsts_in += rsts_in;
+        self.rsts_out += rsts_out;
+        self.challenge_acks_sent += challenge_acks_sent;
+        self.challenge_acks_suppressed += challenge_acks_suppressed;
+        self.out_of_order_segments += out_of_order_segments;
+        self.time_wait_overflows += time_wait_overflows;
+        self.table_full += table_full;
+        self.stateless_queue_overflows += stateless_queue_overflows;
+        self.connections_established += connections_established;
+        self.connections_closed += connections_closed;
+        self.idle_timeouts += idle_timeouts;
+        for (total, n) in self.drops.iter_mut().zip(drops) {
+            *total += n;
+        }
     }
 
     pub(crate) fn count_drop(&mut self, reason: DropReason) {

@@ -2054,3 +2054,29 @@ fn rfc9293_stale_ack_after_passive_close_gets_rst_not_a_new_connection() {
     assert_eq!(out[0].hdr.seq, first_ack);
     fx.assert_all_gone();
 }
+
+#[test]
+fn drop_reasons_are_listed_in_index_order_with_distinct_names() {
+    // Counters are exported by name from `DropReason::ALL`; a reason missing there would
+    // be counted but never shown.
+    let mut names = std::collections::HashSet::new();
+    for (i, r) in DropReason::ALL.iter().enumerate() {
+        assert_eq!(r.index(), i);
+        assert!(names.insert(r.name()), "{} twice", r.name());
+    }
+    assert_eq!(names.len(), DropReason::COUNT);
+}
+
+#[test]
+fn stats_add_sums_every_counter() {
+    let mut one = TcpStats {
+        retransmits: 2,
+        ..TcpStats::default()
+    };
+    one.count_drop(DropReason::Malformed);
+    let mut total = TcpStats::default();
+    total.add(&one);
+    total.add(&one);
+    assert_eq!(total.retransmits, 4);
+    assert_eq!(total.drop_count(DropReason::Malformed), 2);
+}
