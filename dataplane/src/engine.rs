@@ -77,6 +77,8 @@ pub struct Engine {
     next_sweep: Instant,
     stats: EngineStats,
     tally: PortTally,
+    /// `begin_drain` was called: the gateway is shutting down.
+    draining: bool,
 }
 
 impl Engine {
@@ -97,7 +99,47 @@ impl Engine {
             next_sweep: now + HTTP_SWEEP_PERIOD,
             stats: EngineStats::default(),
             tally: PortTally::default(),
+            draining: false,
         }
+    }
+
+    /// Graceful shutdown (RFC 9112 §9.6): connections idle between requests close now (FIN),
+    /// a response in progress finishes and closes its connection, a request being read (and
+    /// the first one of a connection that has not sent it yet, including connections whose
+    /// handshake completes later) is answered with `Connection: close`. New connections are
+    /// not refused here: the steering stops sending SYNs (the port is `draining`).
+    pub fn begin_drain(&mut self, now: Instant) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        // Index loop: `Closed` events only arrive through `drain_events`, so `live` does not
+        // change under it.
+        for i in 0..self.live.len() {
+            let slot = &mut self.slots[self.live[i] as usize];
+            slot.conn.begin_drain();
+            if let Some(conn) = slot.handle {
+                self.service(now, conn);
+            }
+        }
+        self.drain_events(now);
+    }
+
+    /// Whether `begin_drain` was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Resets every connection that is still open (the end of a shutdown's grace period): the
+    /// peers learn at once instead of at their next segment, and each connection's flow is
+    /// removed (`FlowEvent::Removed`). Send the RSTs with `poll_transmit`.
+    pub fn abort_all(&mut self, now: Instant) {
+        for i in 0..self.live.len() {
+            if let Some(conn) = self.slots[self.live[i] as usize].handle {
+                self.tcp.abort(conn);
+            }
+        }
+        self.drain_events(now);
     }
 
     /// One received Ethernet frame. Refused frames are counted by the TCP endpoint.
@@ -229,6 +271,9 @@ impl Engine {
         debug_assert!(!slot.live, "the TCP table handed out a live slot twice");
         slot.conn.reset();
         slot.conn.start(now);
+        if self.draining {
+            slot.conn.begin_drain();
+        }
         slot.live = true;
         slot.handle = Some(conn);
         slot.closing = false;
@@ -481,6 +526,54 @@ mod tests {
         h.pump(&mut b, &mut sink);
         let c8080 = h.engine.port_counts()[1];
         assert_eq!((c8080.live, c8080.total, c8080.requests), (0, 1, 1));
+    }
+
+    #[test]
+    fn drain_closes_idle_connections_and_answers_the_rest_with_close_then_abort_resets() {
+        let mut h = Harness::new(EngineConfig::default());
+        let health = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+        // `idle` has been answered and waits; `fresh` has not sent its request yet.
+        let mut idle = h.connect(40_000);
+        let mut fresh = h.connect(40_001);
+        let mut stuck = h.connect(40_002);
+        let mut got = Vec::new();
+        h.send_all(&mut idle, health, &mut got);
+        assert!(!idle.server_fin);
+        while h.engine.poll_flow_event().is_some() {}
+
+        h.engine.begin_drain(h.now);
+        h.pump(&mut idle, &mut got);
+        assert!(
+            idle.server_fin,
+            "an idle keep-alive connection is closed at once"
+        );
+        assert!(!fresh.server_fin && !stuck.server_fin);
+
+        let mut answer = Vec::new();
+        h.send_all(&mut fresh, health, &mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(fresh.server_fin, "closed after its one answer");
+
+        // The grace period ends with `stuck` still open (and the other two closing): all are
+        // reset and their flows removed.
+        while h.engine.poll_flow_event().is_some() {}
+        h.engine.abort_all(h.now);
+        let mut rst_to_stuck = false;
+        while let Some(n) = h.engine.poll_transmit(h.now, &mut h.out) {
+            if let Some(r) = stuck.receive(&h.out[..n], None) {
+                rst_to_stuck |= r.flags.contains(TcpFlags::RST);
+            }
+        }
+        assert!(rst_to_stuck);
+        assert_eq!(h.engine.connection_count(), 0);
+        let mut removed = 0;
+        while let Some(e) = h.engine.poll_flow_event() {
+            assert!(matches!(e, FlowEvent::Removed(_)), "{e:?}");
+            removed += 1;
+        }
+        assert_eq!(removed, 3);
     }
 
     #[test]

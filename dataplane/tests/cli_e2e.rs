@@ -488,3 +488,242 @@ fn no_gateway_running_gives_a_clear_error() {
         );
     }
 }
+
+/// The client side of the drain test, in the client netns: on each of the two ports, one
+/// keep-alive connection left idle after a request and one slow reader of a large `/bytes`
+/// response; on the bypass port also a reader that stops reading. Prints `ready` once the
+/// slow responses are flowing, waits for a line on stdin (the gateway has been sent
+/// SIGTERM), then reports, one line each: `idle <port> eof <secs>`, `slow <port> ok|bad
+/// <bytes>`, `stuck <port> reset|eof|open`.
+const DRAIN_CLIENTS: &str = r#"
+import socket, sys, threading, time
+gw, ports, n = sys.argv[1], [int(p) for p in sys.argv[2:4]], int(sys.argv[4])
+want = bytes(ord('a') + i % 26 for i in range(n))
+def connect(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.settimeout(30)
+    s.connect((gw, port))
+    return s
+def head(s):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(4096)
+        if not d:
+            raise RuntimeError("eof in head")
+        buf += d
+    h, rest = buf.split(b"\r\n\r\n", 1)
+    return h, rest
+idle = {}
+for p in ports:
+    s = connect(p)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    h, rest = head(s)
+    while len(rest) < 2:
+        rest += s.recv(16)
+    idle[p] = s
+slow = {}
+for p in ports:
+    s = connect(p)
+    s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
+    h, rest = head(s)
+    slow[p] = (s, bytearray(rest))
+stuck = connect(ports[0])
+stuck.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: x\r\n\r\n" % (5 * n))
+head(stuck)
+print("ready", flush=True)
+sys.stdin.readline()
+t0 = time.monotonic()
+out = []
+def watch_idle(p, s):
+    try:
+        d = s.recv(1)
+        out.append("idle %d %s %.2f" % (p, "eof" if d == b"" else "data", time.monotonic() - t0))
+    except OSError as e:
+        out.append("idle %d error-%s %.2f" % (p, e.errno, time.monotonic() - t0))
+def read_slow(p, s, body):
+    try:
+        while True:
+            d = s.recv(32768)
+            if not d:
+                break
+            body += d
+            time.sleep(0.01)
+        out.append("slow %d %s %d" % (p, "ok" if bytes(body) == want else "bad", len(body)))
+    except OSError as e:
+        out.append("slow %d error-%s %d" % (p, e.errno, len(body)))
+threads = [threading.Thread(target=watch_idle, args=(p, s)) for p, s in idle.items()]
+threads += [threading.Thread(target=read_slow, args=(p, s, b)) for p, (s, b) in slow.items()]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+# The reader that stopped reading: by now the grace period has ended.
+sys.stdin.readline()
+stuck.settimeout(5)
+try:
+    while stuck.recv(1 << 20):
+        pass
+    out.append("stuck %d eof" % ports[0])
+except ConnectionResetError:
+    out.append("stuck %d reset" % ports[0])
+except socket.timeout:
+    out.append("stuck %d open" % ports[0])
+for line in out:
+    print(line, flush=True)
+print("done", flush=True)
+"#;
+
+/// Issue 5's lifecycle: SIGTERM drains. New connections are refused at once; keep-alive
+/// connections idle between requests are closed at once (on both paths); responses in
+/// flight finish byte-exact, then their connections close; a client that stops reading is
+/// reset when the grace period ends; then XDP is detached and the pins, state file and
+/// cgroup are gone.
+#[test]
+fn sigterm_drains_in_flight_responses_refuses_new_ones_then_detaches() {
+    if !is_root() {
+        eprintln!("skipping sigterm_drains_in_flight_responses_refuses_new_ones_then_detaches: needs root");
+        return;
+    }
+    const ON: u16 = 18185;
+    const OFF: u16 = 18186;
+    const GRACE_SECS: u64 = 8;
+    let mut topo = Topology::create();
+    let ifname = topo.gw_if.clone();
+    let gw_ns = topo.gw_ns.clone();
+    let (on, off) = (ON.to_string(), OFF.to_string());
+    let grace = GRACE_SECS.to_string();
+    let (gw, pid) = start_xgate(
+        &mut topo,
+        &[
+            "--iface",
+            &ifname,
+            "--netns",
+            &gw_ns,
+            "--port",
+            &on,
+            "--port",
+            &off,
+            "--bypass",
+            &on,
+            "--shutdown-grace-secs",
+            &grace,
+        ],
+    );
+    // A second gateway cannot claim the interface this one serves, and says why.
+    let o = out({
+        let mut c = xgate();
+        c.args([
+            "run", "--iface", &ifname, "--netns", &gw_ns, "--port", "18187",
+        ]);
+        c
+    });
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("already"),
+        "second gateway: {}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        curl(&topo, ON, "/health"),
+        "ok",
+        "the first one is untouched"
+    );
+
+    let n = 3_000_000usize;
+    let mut clients = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "/usr/bin/python3",
+            "-u",
+            "-c",
+        ])
+        .arg(DRAIN_CLIENTS)
+        .args([GW_IP, &on, &off, &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("drain clients");
+    let mut to_clients = clients.stdin.take().expect("piped");
+    let lines = lines_of(clients.stdout.take().expect("piped"));
+    topo.children.push(clients);
+    let clients = topo.children.len() - 1;
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(20)).as_deref(),
+        Ok("ready")
+    );
+
+    // SAFETY: kill(2) on the pid of the child we spawned and still own (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let sent = Instant::now();
+    use std::io::Write as _;
+    writeln!(to_clients, "go").expect("to the clients");
+
+    // While it drains: new connections refused on both ports, the phase says so.
+    std::thread::sleep(Duration::from_millis(300));
+    for port in [ON, OFF] {
+        let mut c = topo.spawn_connect(port, None, 3);
+        let mut said = String::new();
+        let _ = c.wait();
+        std::io::Read::read_to_string(&mut c.stdout.take().expect("piped"), &mut said)
+            .expect("reading the client");
+        assert_eq!(
+            said.trim(),
+            "error ECONNREFUSED",
+            "port {port} while draining"
+        );
+    }
+    let s = status(&ifname);
+    assert_eq!(s["phase"], "draining", "{s}");
+
+    // The gateway exits at the end of the grace period (the stuck reader holds it).
+    let st = wait_exit(&mut topo.children[gw], Duration::from_secs(GRACE_SECS + 15));
+    let took = sent.elapsed();
+    assert!(st.success(), "xgate run exited with {st:?}");
+    writeln!(to_clients, "check").expect("to the clients");
+    let mut report = Vec::new();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the drain clients' report");
+        if line == "done" {
+            break;
+        }
+        report.push(line);
+    }
+    eprintln!("SIGTERM drain, exit after {took:?}: {report:?}");
+    for port in [ON, OFF] {
+        let idle = report
+            .iter()
+            .find(|l| l.starts_with(&format!("idle {port} ")))
+            .unwrap_or_else(|| panic!("idle {port} in {report:?}"));
+        let fields: Vec<&str> = idle.split(' ').collect();
+        assert_eq!(fields[2], "eof", "idle keep-alive on {port}: {idle}");
+        let secs: f64 = fields[3].parse().unwrap();
+        assert!(
+            secs < (GRACE_SECS as f64) / 2.0,
+            "idle keep-alive on {port} closed only after {secs} s"
+        );
+        let slow = format!("slow {port} ok {n}");
+        assert!(report.contains(&slow), "{slow} not in {report:?}");
+    }
+    let stuck = format!("stuck {ON} reset");
+    assert!(report.contains(&stuck), "{stuck} not in {report:?}");
+    assert!(
+        took >= Duration::from_secs(GRACE_SECS - 1),
+        "exited before the grace period with a connection open"
+    );
+    topo.stop_child(clients);
+
+    // Then everything is gone.
+    assert!(!topo.gw_link().contains("xdp"));
+    assert!(!Path::new(&format!("/sys/fs/bpf/xgate/{ifname}")).exists());
+    assert!(!Path::new(&format!("/run/xgate/{ifname}.json")).exists());
+    let cg = dataplane::bpf::cgroup2_root()
+        .unwrap()
+        .join(format!("xgate-{ifname}"));
+    assert!(!cg.exists(), "{cg:?} left behind");
+}

@@ -206,6 +206,7 @@ struct PollerHandle {
     queue: u32,
     stats: Arc<PollerStats>,
     waker: Waker,
+    drain: Arc<AtomicBool>,
     thread: Option<JoinHandle<(Poller, Result<(), PollerError>)>>,
 }
 
@@ -303,6 +304,7 @@ impl Gateway {
             let stop = Arc::clone(&gw.stop);
             let stats = poller.stats();
             let waker = poller.waker();
+            let drain = poller.drain_flag();
             // The thread pins itself first and says whether that worked, so a bad core is
             // start's error rather than a poller that silently never ran.
             let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
@@ -322,6 +324,7 @@ impl Gateway {
                 queue: q,
                 stats,
                 waker,
+                drain,
                 thread: Some(thread),
             });
             match ready_rx.recv() {
@@ -448,8 +451,20 @@ impl Gateway {
             .and_then(|(_, l)| l.take())
     }
 
+    /// Graceful shutdown of the bypass connections ([`Engine::begin_drain`] in every poller):
+    /// idle keep-alive connections close now, the others after their current response, with
+    /// `Connection: close`. Set the ports `Draining` too so that no new connection comes; wait
+    /// for the pollers' `connections` to reach zero, then [`Gateway::shutdown`].
+    pub fn begin_drain(&self) {
+        for p in &self.pollers {
+            p.drain.store(true, Ordering::Relaxed);
+            p.waker.wake();
+        }
+    }
+
     /// Stops and joins the pollers (their AF_XDP sockets close with them, so the steering falls
-    /// back to the kernel for new connections) and returns how each ended. Steering stays
+    /// back to the kernel for new connections; connections still open are reset first) and
+    /// returns how each ended. Steering stays
     /// loaded until the gateway is dropped. A second call returns nothing.
     pub fn shutdown(&mut self) -> Vec<PollerExit> {
         self.stop.store(true, Ordering::Relaxed);

@@ -229,6 +229,8 @@ pub struct Poller {
     counters: PollerCounters,
     next_wall: Instant,
     next_publish: Instant,
+    /// Set by whoever holds [`Poller::drain_flag`]: the engine begins its graceful shutdown.
+    drain: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -263,12 +265,19 @@ impl Poller {
             counters: PollerCounters::default(),
             next_wall: Instant::ZERO,
             next_publish: Instant::ZERO,
+            drain: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// A handle that interrupts this poller's sleep (use it after setting the stop flag).
     pub fn waker(&self) -> Waker {
         self.waker.clone()
+    }
+
+    /// Setting this flag (then waking the poller) starts the engine's graceful shutdown
+    /// ([`Engine::begin_drain`]): idle connections close, the others after their response.
+    pub fn drain_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.drain)
     }
 
     /// The counters, shared with whoever watches the poller.
@@ -322,9 +331,12 @@ impl Poller {
         let mut idle_since: Option<Instant> = None;
         let result = loop {
             if stop.load(Ordering::Relaxed) {
-                break Ok(());
+                break self.reset_all();
             }
             let now = self.clock.now();
+            if !self.engine.is_draining() && self.drain.load(Ordering::Relaxed) {
+                self.engine.begin_drain(now);
+            }
             let work = match self.poll_once(now) {
                 Ok(work) => work,
                 Err(e) => break Err(e),
@@ -358,6 +370,19 @@ impl Poller {
         let _ = self.maps.remove_xsk(self.queue.queue());
         self.publish_all(self.clock.now());
         result
+    }
+
+    /// At stop: the connections still open are reset and the RSTs sent (a few rounds, in
+    /// case the TX ring fills), so their peers learn now rather than at their next segment.
+    fn reset_all(&mut self) -> Result<(), PollerError> {
+        let now = self.clock.now();
+        self.engine.abort_all(now);
+        for _ in 0..16 {
+            if self.poll_once(now)? == 0 {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// One round of the loop at `now` (see the module documentation); returns how much it

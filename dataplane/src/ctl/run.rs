@@ -13,10 +13,12 @@
 //!    with an error if a poller or the kernel path dies.
 //! 5. On SIGINT/SIGTERM: every port goes `draining` (user-space connections and answered
 //!    handshakes finish in user space), the kernel path stops accepting (its listeners close,
-//!    which also untags the ports) and lets its connections finish; the main thread waits
-//!    until both paths have no connection left or the grace period ends (a second signal
-//!    cuts it short); then the pollers are joined and the gateway dropped: XDP and sock_ops
-//!    detached, pins removed, state file and created cgroup removed.
+//!    which also untags the ports, so a new connection is refused); on both paths idle
+//!    keep-alive connections close at once and the others after their current response,
+//!    which says `Connection: close`; the main thread waits until both paths have no
+//!    connection left or the grace period ends (a second signal cuts it short); then the
+//!    pollers reset what is still open and are joined, and the gateway is dropped: XDP and
+//!    sock_ops detached, pins removed, state file and created cgroup removed.
 
 use std::fs;
 use std::io;
@@ -233,6 +235,8 @@ fn run_in_cgroup(
         // New SYNs to the kernel (which stops accepting next); user-space flows finish.
         let _ = gateway.set_port_state(p.port, PortState::Draining);
     }
+    // Idle keep-alive connections close now, the others after their response.
+    gateway.begin_drain();
     kernel_stop.store(true, Ordering::Relaxed);
     let deadline = StdInstant::now() + config.shutdown_grace;
     let mut kernel_clean = true;

@@ -556,6 +556,8 @@ pub struct HttpConn {
     /// Close once the response being written is complete.
     close_after: bool,
     closed: bool,
+    /// The gateway is shutting down: every response says `Connection: close`.
+    draining: bool,
     /// A 408 to start at the next `process`.
     pending_408: bool,
     /// The answer to a request whose body is being skipped; it starts once the body is read.
@@ -577,6 +579,7 @@ impl HttpConn {
             writer: Writer::IDLE,
             close_after: false,
             closed: false,
+            draining: false,
             pending_408: false,
             deferred: None,
             eof: false,
@@ -799,7 +802,7 @@ impl HttpConn {
                 // A refused request's body is not read: answer, then close (RFC 9110 §10.1.1
                 // for Expect; for the rest, not reading it is what keeps us in sync).
                 let refuse_body = has_body && status >= 400;
-                let close = req.close || refuse_body;
+                let close = req.close || refuse_body || self.draining;
                 let continue_first = req.expect_continue && has_body && !refuse_body;
                 let conn = if close {
                     ConnHeader::Close
@@ -897,6 +900,36 @@ impl HttpConn {
         self.eof = true;
         if !self.closed && !self.blocked_on_output {
             self.abort();
+        }
+    }
+
+    /// The gateway is shutting down (RFC 9112 §9.6): the response in progress, or the next
+    /// one if a request is being read or has not come yet, carries `Connection: close` and
+    /// ends the connection; a connection idle between requests closes now (quietly, as at
+    /// its idle timeout: a client must be ready for that on a persistent connection). A
+    /// connection that has not sent its first request yet is given the chance to.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
+        if self.closed {
+            return;
+        }
+        if let Some(d) = &mut self.deferred {
+            // A body is being read; its answer has not started and can still say so.
+            d.conn = ConnHeader::Close;
+            self.close_after = true;
+            return;
+        }
+        if self.writer.active() {
+            // The response being written had its `Connection` header already; close after it.
+            self.close_after = true;
+            return;
+        }
+        let idle = self.read == Read::Head
+            && self.deferred.is_none()
+            && self.head_started.is_none()
+            && !self.pending_408;
+        if idle && self.stats.requests > 0 {
+            self.closed = true;
         }
     }
 

@@ -1466,3 +1466,113 @@ fn extreme_limits_do_not_panic() {
         conn.handle_timeout(Instant::from_micros(u64::MAX));
     }
 }
+
+/// Appends `input` to `buf` (what `conn` has not consumed yet) and drives `conn` through a
+/// large output buffer; returns what it wrote.
+fn feed(conn: &mut HttpConn, app: &App, buf: &mut Vec<u8>, input: &[u8]) -> String {
+    buf.extend_from_slice(input);
+    let mut out = Vec::new();
+    let mut obuf = vec![0u8; 1 << 16];
+    pump(conn, app, Instant::from_secs(1), buf, &mut out, &mut obuf);
+    show(&out)
+}
+
+#[test]
+fn rfc9112_9_6_drain_closes_a_connection_idle_between_requests() {
+    let app = app();
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let mut buf = Vec::new();
+    let out = feed(
+        &mut conn,
+        &app,
+        &mut buf,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(out, health(""));
+    assert!(!conn.wants_close());
+    conn.begin_drain();
+    assert!(
+        conn.wants_close(),
+        "idle keep-alive connection closes at once"
+    );
+}
+
+#[test]
+fn rfc9112_9_6_drain_lets_a_new_connection_send_one_request_and_says_close() {
+    let app = app();
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let mut buf = Vec::new();
+    conn.begin_drain();
+    assert!(!conn.wants_close(), "no request yet: it gets its chance");
+    let out = feed(
+        &mut conn,
+        &app,
+        &mut buf,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(
+        out,
+        health("Connection: close\r\n"),
+        "one answer, then closed"
+    );
+    assert!(conn.wants_close());
+}
+
+#[test]
+fn rfc9112_9_6_drain_finishes_a_request_being_read_with_connection_close() {
+    let app = app();
+    // A head half received.
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let mut buf = Vec::new();
+    assert_eq!(
+        feed(&mut conn, &app, &mut buf, b"GET /health HTTP/1.1\r\nHo"),
+        ""
+    );
+    conn.begin_drain();
+    assert!(!conn.wants_close());
+    let out = feed(&mut conn, &app, &mut buf, b"st: x\r\n\r\n");
+    assert_eq!(out, health("Connection: close\r\n"));
+    assert!(conn.wants_close());
+    // A body half received (its answer waits for the whole body).
+    let mut app = App::new(&AppConfig {
+        routes: vec![RouteConfig {
+            method: "POST".into(),
+            path: "/submit".into(),
+            status: 202,
+            headers: vec![],
+            body: b"queued".to_vec(),
+        }],
+        ..AppConfig::default()
+    })
+    .unwrap();
+    app.set_date(DATE_SECS);
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let mut buf = Vec::new();
+    let head = b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab";
+    assert_eq!(feed(&mut conn, &app, &mut buf, head), "");
+    conn.begin_drain();
+    let out = feed(&mut conn, &app, &mut buf, b"cd");
+    assert!(out.starts_with("HTTP/1.1 202 "), "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\nqueued"), "{out}");
+    assert!(conn.wants_close());
+}
+
+#[test]
+fn rfc9112_9_6_drain_lets_a_response_in_progress_finish_then_closes() {
+    let app = app();
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let mut buf = b"GET /bytes/100000 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let mut obuf = vec![0u8; 1000];
+    let now = Instant::from_secs(1);
+    let p = conn.process(now, &app, &buf, &mut obuf);
+    buf.drain(..p.consumed);
+    let mut out = obuf[..p.produced].to_vec();
+    conn.begin_drain();
+    assert!(!conn.wants_close(), "the response is not cut");
+    pump(&mut conn, &app, now, &mut buf, &mut out, &mut obuf);
+    let text = show(&out);
+    let body_at = text.find("\r\n\r\n").unwrap() + 4;
+    assert_eq!(out.len() - body_at, 100_000, "the whole body");
+    assert!(conn.wants_close());
+}

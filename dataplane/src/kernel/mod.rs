@@ -468,6 +468,8 @@ impl KernelPath {
         }
         for pos in (0..self.live.len()).rev() {
             let i = self.live[pos] as usize;
+            // The answer in progress (or the next) says `Connection: close`.
+            self.conns[i].http.begin_drain();
             self.pump(i, now);
         }
         self.submit();
