@@ -137,6 +137,17 @@ fn xgate_run_bypass_status_sigterm() {
     assert_eq!(num(b, "kernel_connections_total"), 0, "{b}");
     assert_eq!(num(&s1["kernel"], "connections_total"), 0, "{s1}");
     assert!(num(&s1["bypass"], "requests") >= 2, "{s1}");
+    // Only root reads or changes the gateway's state: pins, their directory, the state file.
+    let mode = |p: &str| {
+        let meta = std::fs::metadata(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777
+    };
+    let pins = format!("/sys/fs/bpf/xgate/{ifname}");
+    assert_eq!(mode(&pins), 0o700, "{pins}");
+    for map in ["xsks", "ports", "listeners", "user_flows", "stats"] {
+        assert_eq!(mode(&format!("{pins}/{map}")), 0o600, "{pins}/{map}");
+    }
+    assert_eq!(mode(&format!("/run/xgate/{ifname}.json")), 0o600);
     // The engines' TCP counters, summed, with every drop reason named.
     let tcp = &s1["bypass_tcp"];
     assert!(num(tcp, "segments_in") > 0 && num(tcp, "connections_established") >= 2);

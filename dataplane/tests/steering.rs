@@ -29,6 +29,8 @@ use dataplane::bpf::{
 
 const LISTEN_PORT: u16 = 18080;
 const UNLISTENED_PORT: u16 = 18081;
+/// A port some other process (outside the gateway's cgroup) listens on.
+const FOREIGN_PORT: u16 = 18082;
 
 /// TCP destination port and flags of an Ethernet/IPv4/TCP frame.
 fn tcp_dport_flags(frame: &[u8]) -> Option<(u16, u8)> {
@@ -323,6 +325,30 @@ fn scenario(mode: XdpMode) {
     let st = maps.port_stats(UNLISTENED_PORT).unwrap().unwrap();
     assert_eq!(st.get(Stat::Redirected), 0);
     assert!(st.get(Stat::Passed) >= 1);
+
+    // sock_ops tags only the gateway cgroup's listeners: another process's listener is never
+    // tagged, so even with its port ON its connections stay with the kernel and reach it.
+    let (foreign, foreign_lines) = topo.start_listener_outside_cgroup(FOREIGN_PORT);
+    maps.set_port_state(FOREIGN_PORT, PortState::On).unwrap();
+    assert!(
+        topo.client_connect(FOREIGN_PORT, None, 2),
+        "the other process's listener was not reached"
+    );
+    assert!(foreign_lines
+        .recv_timeout(Duration::from_secs(3))
+        .is_ok_and(|l| l.starts_with("accepted")));
+    assert!(
+        maps.listener(FOREIGN_PORT).unwrap().is_none(),
+        "a listener outside the gateway's cgroup was tagged"
+    );
+    let seen = drain(&mut xsks, Duration::from_millis(200));
+    assert!(
+        !seen.iter().any(|&(p, _)| p == FOREIGN_PORT),
+        "a foreign listener's port steered: {seen:?}"
+    );
+    let st = maps.port_stats(FOREIGN_PORT).unwrap().unwrap();
+    assert_eq!(st.get(Stat::Redirected), 0);
+    topo.stop_child(foreign);
 
     // Rule 2, real traffic: a 4-tuple in user_flows goes to user space even with the port OFF.
     assert_eq!(maps.port_state(LISTEN_PORT).unwrap(), Some(PortState::Off));

@@ -166,6 +166,21 @@ impl Topology {
     /// Starts a kernel TCP listener inside the test cgroup and the gateway netns; returns the
     /// index of the child and a channel of its output lines ("listening", "accepted <port>").
     pub fn start_listener(&mut self, port: u16) -> (usize, Receiver<String>) {
+        let procs = self.cgroup.join("cgroup.procs");
+        self.spawn_listener(port, Some(procs))
+    }
+
+    /// [`start_listener`](Self::start_listener) in the cgroup the test runs in, not the
+    /// gateway's: sock_ops must not tag it.
+    pub fn start_listener_outside_cgroup(&mut self, port: u16) -> (usize, Receiver<String>) {
+        self.spawn_listener(port, None)
+    }
+
+    fn spawn_listener(
+        &mut self,
+        port: u16,
+        cgroup_procs: Option<PathBuf>,
+    ) -> (usize, Receiver<String>) {
         let script = r#"
 import socket, sys, threading
 s = socket.socket()
@@ -185,10 +200,11 @@ while True:
     print("accepted", a[1], flush=True)
     threading.Thread(target=echo, args=(c,), daemon=True).start()
 "#;
-        let procs = self.cgroup.join("cgroup.procs");
+        let join = cgroup_procs
+            .map(|procs| format!("echo $$ > {} && ", procs.display()))
+            .unwrap_or_default();
         let shell = format!(
-            "echo $$ > {} && exec ip netns exec {} /usr/bin/python3 -u -c \"$0\" {port}",
-            procs.display(),
+            "{join}exec ip netns exec {} /usr/bin/python3 -u -c \"$0\" {port}",
             self.gw_ns
         );
         let mut child = Command::new("sh")
