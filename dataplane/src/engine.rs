@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
+use crate::reload::{Answers, Generation, Served};
 use crate::tally::{PortCount, PortTally, TallySlot};
 use crate::tcp::{ConnHandle, DropReason, Endpoint, Event, FlowKey, TcpConfig, TcpStats};
 use crate::time::{Duration, Instant};
@@ -61,12 +62,14 @@ struct HttpSlot {
     tally: TallySlot,
     /// `conn.stats().requests` already added to the tally.
     requests_tallied: u64,
+    /// Which generation of `Engine::answers` the connection is answered with.
+    generation: Generation,
 }
 
 pub struct Engine {
     tcp: Endpoint,
-    app: App,
-    limits: HttpLimits,
+    /// The routes and HTTP limits, in up to two generations across a reload.
+    answers: Answers,
     slots: Vec<HttpSlot>,
     /// Indices of slots with a live connection, for the timeout sweep.
     live: Vec<u32>,
@@ -89,8 +92,7 @@ impl Engine {
         let flow_event_cap = max.saturating_mul(2).max(16);
         Engine {
             tcp: Endpoint::new(config.tcp, secret, now),
-            app,
-            limits: config.http,
+            answers: Answers::new(app, config.http),
             slots: Vec::new(),
             live: Vec::new(),
             flow_events: VecDeque::with_capacity(flow_event_cap.min(1 << 16)),
@@ -178,7 +180,7 @@ impl Engine {
 
     /// Wall-clock seconds since the Unix epoch, for the `Date` header. Cheap when unchanged.
     pub fn set_wall_clock(&mut self, unix_secs: u64) {
-        self.app.set_date(unix_secs);
+        self.answers.set_date(unix_secs);
     }
 
     pub fn connection_count(&self) -> usize {
@@ -213,8 +215,42 @@ impl Engine {
         total
     }
 
+    /// The routes new requests are answered with.
     pub fn app(&self) -> &App {
-        &self.app
+        &self.answers.current().app
+    }
+
+    /// Reloads the routes and HTTP limits without dropping a connection: new connections and
+    /// connections between requests use them at once; a request or response in progress
+    /// finishes with the ones it started with (see [`crate::reload`]). A reload that comes
+    /// while an earlier one still waits for such connections is applied after them.
+    pub fn reload(&mut self, next: Served) {
+        if self.answers.offer(next) {
+            self.apply_reload();
+        }
+    }
+
+    /// Reloads applied so far.
+    pub fn reloads_applied(&self) -> u64 {
+        self.answers.applied()
+    }
+
+    fn apply_reload(&mut self) {
+        loop {
+            self.answers.rotate();
+            let need = self.answers.current().limits.max_header_bytes + 1024;
+            if self.scratch.len() < need {
+                // Once per reload that raises the head limit, never per request.
+                self.scratch = vec![0u8; need].into_boxed_slice();
+            }
+            for i in 0..self.live.len() {
+                let slot = &mut self.slots[self.live[i] as usize];
+                self.answers.adopt(&mut slot.generation, &mut slot.conn);
+            }
+            if !self.answers.settle() {
+                break;
+            }
+        }
     }
 
     fn drain_events(&mut self, now: Instant) {
@@ -256,13 +292,14 @@ impl Engine {
         while self.slots.len() <= index {
             // Grows once per slot index, up to the TCP table's bound; reused afterwards.
             self.slots.push(HttpSlot {
-                conn: HttpConn::new(self.limits),
+                conn: HttpConn::new(self.answers.current().limits),
                 handle: None,
                 live: false,
                 closing: false,
                 live_pos: 0,
                 tally: TallySlot::default(),
                 requests_tallied: 0,
+                generation: Generation::Current,
             });
         }
         let tally = self.tally.slot(port);
@@ -270,6 +307,8 @@ impl Engine {
         let slot = &mut self.slots[index];
         debug_assert!(!slot.live, "the TCP table handed out a live slot twice");
         slot.conn.reset();
+        slot.conn.set_limits(self.answers.current().limits);
+        slot.generation = Generation::Current;
         slot.conn.start(now);
         if self.draining {
             slot.conn.begin_drain();
@@ -292,12 +331,16 @@ impl Engine {
             return;
         }
         slot.live = false;
+        let ready = self.answers.forget(&mut slot.generation);
         self.tally.closed(slot.tally);
         self.stats.http_closed.add(slot.conn.stats());
         let pos = slot.live_pos;
         self.live.swap_remove(pos);
         if let Some(&moved) = self.live.get(pos) {
             self.slots[moved as usize].live_pos = pos;
+        }
+        if ready {
+            self.apply_reload();
         }
     }
 
@@ -350,7 +393,8 @@ impl Engine {
         loop {
             let input = ring_tail(rx_a, rx_b, consumed);
             let output = ring_tail_mut(tx_a, tx_b, produced);
-            let p = slot.conn.process(now, &self.app, input, output);
+            let app = &self.answers.for_conn(slot.generation).app;
+            let p = slot.conn.process(now, app, input, output);
             consumed += p.consumed;
             produced += p.produced;
             if p.consumed > 0 || p.produced > 0 {
@@ -376,7 +420,7 @@ impl Engine {
             let output = ring_tail_mut(tx_a, tx_b, produced);
             let p = slot
                 .conn
-                .process(now, &self.app, &self.scratch[..head.len() + take], output);
+                .process(now, app, &self.scratch[..head.len() + take], output);
             consumed += p.consumed;
             produced += p.produced;
             if p.consumed == 0 && p.produced == 0 {
@@ -387,6 +431,7 @@ impl Engine {
         self.tally
             .answered(slot.tally, requests - slot.requests_tallied);
         slot.requests_tallied = requests;
+        let reload_ready = self.answers.release(&mut slot.generation, &mut slot.conn);
         let close = slot.conn.wants_close();
         if close {
             slot.closing = true;
@@ -396,6 +441,9 @@ impl Engine {
         if close {
             self.tcp.close(conn);
             self.discard_input(conn);
+        }
+        if reload_ready {
+            self.apply_reload();
         }
     }
 
@@ -574,6 +622,60 @@ mod tests {
             removed += 1;
         }
         assert_eq!(removed, 3);
+    }
+
+    #[test]
+    fn reload_swaps_routes_for_new_requests_while_a_response_in_flight_finishes_unchanged() {
+        use crate::app::RouteConfig;
+        let route = |body: &str| AppConfig {
+            routes: vec![RouteConfig {
+                method: "GET".into(),
+                path: "/v".into(),
+                status: 200,
+                headers: vec![],
+                body: body.as_bytes().to_vec(),
+            }],
+            ..AppConfig::default()
+        };
+        let mut h = Harness::new(EngineConfig::default());
+        h.engine.reload(Served {
+            app: App::new(&route(&"1".repeat(300_000))).unwrap(),
+            limits: HttpLimits::default(),
+        });
+        assert_eq!(h.engine.reloads_applied(), 1);
+        let mut long = h.connect(40_000);
+        let mut other = h.connect(40_001);
+        // `long` asks for the 300 kB body; only the initial window of it is sent.
+        let mut got = Vec::new();
+        h.send(&mut long, b"GET /v HTTP/1.1\r\nHost: t\r\n\r\n");
+        h.pump(&mut long, &mut got);
+        assert!(!got.is_empty() && got.len() < 300_000);
+
+        h.engine.reload(Served {
+            app: App::new(&route("2")).unwrap(),
+            limits: HttpLimits::default(),
+        });
+        assert_eq!(h.engine.reloads_applied(), 2);
+        let mut answer = Vec::new();
+        h.send_all(
+            &mut other,
+            b"GET /v HTTP/1.1\r\nHost: t\r\n\r\n",
+            &mut answer,
+        );
+        assert_eq!(body_of(&answer), b"2", "a new request gets the new routes");
+
+        // The old response finishes byte-exact, then the same connection gets the new routes.
+        for _ in 0..1000 {
+            h.send(&mut long, &[]);
+            if h.pump(&mut long, &mut got) == 0 {
+                break;
+            }
+        }
+        assert_eq!(body_of(&got).len(), 300_000);
+        assert!(body_of(&got).iter().all(|&b| b == b'1'));
+        let mut again = Vec::new();
+        h.send_all(&mut long, b"GET /v HTTP/1.1\r\nHost: t\r\n\r\n", &mut again);
+        assert_eq!(body_of(&again), b"2");
     }
 
     #[test]

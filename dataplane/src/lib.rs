@@ -13,6 +13,7 @@ pub mod ctl;
 pub mod engine;
 pub mod http;
 pub mod kernel;
+pub mod reload;
 pub mod tally;
 pub mod tcp;
 pub mod testkit;

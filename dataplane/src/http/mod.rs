@@ -607,6 +607,22 @@ impl HttpConn {
         &self.limits
     }
 
+    /// New limits (a reload), for a connection [between requests](Self::is_between_requests).
+    pub fn set_limits(&mut self, limits: HttpLimits) {
+        self.limits = limits;
+    }
+
+    /// Nothing refers to the `App` or the limits now: no response being written or waiting
+    /// for its body, no head partly read. A reload may switch this connection over.
+    pub fn is_between_requests(&self) -> bool {
+        self.closed
+            || (!self.writer.active()
+                && self.read == Read::Head
+                && self.deferred.is_none()
+                && self.head_started.is_none()
+                && !self.pending_408)
+    }
+
     pub fn stats(&self) -> &HttpStats {
         &self.stats
     }
@@ -924,11 +940,7 @@ impl HttpConn {
             self.close_after = true;
             return;
         }
-        let idle = self.read == Read::Head
-            && self.deferred.is_none()
-            && self.head_started.is_none()
-            && !self.pending_408;
-        if idle && self.stats.requests > 0 {
+        if self.is_between_requests() && self.stats.requests > 0 {
             self.closed = true;
         }
     }

@@ -46,6 +46,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
+use crate::reload::{Answers, Generation, Served};
 use crate::tally::{PortCount, PortTally, TallySlot};
 use crate::time::{Duration, Instant};
 use bufring::BufRing;
@@ -229,12 +230,17 @@ struct Conn {
     tally: TallySlot,
     /// `http.stats().requests` already added to the tally.
     requests_tallied: u64,
+    /// Which generation of `KernelPath::answers` the connection is answered with.
+    generation: Generation,
 }
 
 /// The io_uring kernel path. See the module documentation.
 pub struct KernelPath {
     ring: IoUring,
-    app: App,
+    /// The routes and HTTP limits, in up to two generations across a reload.
+    answers: Answers,
+    /// A connection's release made a pending reload ready: applied at the end of the turn.
+    reload_ready: bool,
     config: KernelConfig,
     bufs: Option<BufRing>,
     listeners: Vec<Listener>,
@@ -302,7 +308,8 @@ impl KernelPath {
         let clock = std::time::Instant::now();
         Ok(KernelPath {
             ring,
-            app,
+            answers: Answers::new(app, config.http),
+            reload_ready: false,
             bufs,
             listeners: Vec::new(),
             conns: Vec::new(),
@@ -415,8 +422,36 @@ impl KernelPath {
         total
     }
 
+    /// The routes new requests are answered with.
     pub fn app(&self) -> &App {
-        &self.app
+        &self.answers.current().app
+    }
+
+    /// Reloads the routes and HTTP limits without dropping a connection, as
+    /// [`Engine::reload`](crate::engine::Engine::reload) does on the bypass path.
+    pub fn reload(&mut self, next: Served) {
+        if self.answers.offer(next) {
+            self.apply_reload();
+        }
+    }
+
+    /// Reloads applied so far.
+    pub fn reloads_applied(&self) -> u64 {
+        self.answers.applied()
+    }
+
+    fn apply_reload(&mut self) {
+        self.reload_ready = false;
+        loop {
+            self.answers.rotate();
+            for &i in &self.live {
+                let c = &mut self.conns[i as usize];
+                self.answers.adopt(&mut c.generation, &mut c.http);
+            }
+            if !self.answers.settle() {
+                break;
+            }
+        }
     }
 
     /// When `poll` next has timed work (on the caller's clock): the HTTP deadline sweep while
@@ -434,7 +469,7 @@ impl KernelPath {
     /// completions, runs due deadlines, submits. `now` is the caller's monotonic clock,
     /// `unix_secs` the wall clock for the `Date` header. Returns the completions handled.
     pub fn poll(&mut self, now: Instant, unix_secs: u64) -> usize {
-        self.app.set_date(unix_secs);
+        self.answers.set_date(unix_secs);
         let n = self.turn(now);
         self.submit();
         n
@@ -499,7 +534,7 @@ impl KernelPath {
     /// One blocking turn of [`KernelPath::run`].
     pub fn run_once(&mut self) -> io::Result<()> {
         let now = self.now();
-        self.app.set_date(unix_now());
+        self.answers.set_date(unix_now());
         self.turn(now);
         let wait = self
             .next_sweep
@@ -574,6 +609,9 @@ impl KernelPath {
             self.sweep(now);
         }
         self.retry_deferred();
+        if self.reload_ready {
+            self.apply_reload();
+        }
         if self.draining.is_none() {
             self.arm_accepts();
         }
@@ -639,23 +677,23 @@ impl KernelPath {
             return;
         }
         set_nodelay(fd);
+        let limits = self.answers.current().limits;
+        let in_cap = limits
+            .max_header_bytes
+            .max(limits.max_trailer_bytes as usize)
+            + self.config.recv_buffer_len;
         let index = match self.free.pop() {
             Some(i) => i as usize,
             None => {
-                let in_cap = self
-                    .config
-                    .http
-                    .max_header_bytes
-                    .max(self.config.http.max_trailer_bytes as usize)
-                    + self.config.recv_buffer_len;
                 // Grows once per slot, up to `max_connections`; reused afterwards.
                 self.conns.push(Conn {
                     fd: -1,
                     gen: 0,
                     open: false,
                     closing: false,
-                    http: HttpConn::new(self.config.http),
-                    input: vec![0u8; in_cap].into_boxed_slice(),
+                    http: HttpConn::new(limits),
+                    generation: Generation::Current,
+                    input: Box::default(),
                     in_len: 0,
                     recv_at: 0,
                     output: vec![0u8; self.config.output_buffer_len].into_boxed_slice(),
@@ -680,7 +718,13 @@ impl KernelPath {
         c.gen = c.gen.wrapping_add(1) & GEN_MASK;
         c.open = true;
         c.closing = false;
+        if c.input.len() < in_cap {
+            // A new slot, or a reload raised the head limits: once per slot, not per request.
+            c.input = vec![0u8; in_cap].into_boxed_slice();
+        }
         c.http.reset();
+        c.http.set_limits(limits);
+        c.generation = Generation::Current;
         c.http.start(now);
         c.in_len = 0;
         c.out_pos = 0;
@@ -809,7 +853,7 @@ impl KernelPath {
             (Some(bid), Some(bufs)) => {
                 let data = bufs.get(bid, n);
                 if !c.closing && c.linger_until.is_none() {
-                    take_input(c, &self.app, now, data);
+                    take_input(c, &self.answers.for_conn(c.generation).app, now, data);
                     tally_requests(&mut self.tally, c);
                 }
                 bufs.recycle(bid);
@@ -881,9 +925,13 @@ impl KernelPath {
             }
             c.out_pos = 0;
             c.out_len = 0;
-            let p = c
-                .http
-                .process(now, &self.app, &c.input[..c.in_len], &mut c.output);
+            let p = c.http.process(
+                now,
+                &self.answers.for_conn(c.generation).app,
+                &c.input[..c.in_len],
+                &mut c.output,
+            );
+            self.reload_ready |= self.answers.release(&mut c.generation, &mut c.http);
             tally_requests(&mut self.tally, c);
             consume_input(c, p.consumed);
             c.out_len = p.produced;
@@ -981,6 +1029,7 @@ impl KernelPath {
         let fd = c.fd;
         c.fd = -1;
         self.stats.http_closed.add(c.http.stats());
+        self.reload_ready |= self.answers.forget(&mut c.generation);
         self.stats.closed += 1;
         self.tally.closed(c.tally);
         let pos = c.live_pos;
@@ -1042,7 +1091,7 @@ impl KernelPath {
     /// Header/idle deadlines, peers that stopped reading, and the shutdown deadline.
     fn sweep(&mut self, now: Instant) {
         let cut = self.draining.is_some_and(|deadline| now >= deadline);
-        let send_limit = self.config.http.idle_timeout;
+        let send_limit = self.answers.current().limits.idle_timeout;
         // Backwards: closing a connection moves the last live one into its place.
         for pos in (0..self.live.len()).rev() {
             let Some(&index) = self.live.get(pos) else {
