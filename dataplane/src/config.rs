@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::afxdp::{BindMode, CgroupPlacement, GatewayConfig, PortConfig, Wakeup};
 use crate::app::{App, AppConfig, RouteConfig};
 use crate::bpf::XdpMode;
+use crate::http::HttpLimits;
 use crate::kernel::KernelConfig;
 use crate::time::Duration;
 
@@ -65,7 +66,7 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 }
 
 /// The file's schema. See `docs/configuration.md`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Interface to serve.
@@ -96,7 +97,7 @@ pub struct ConfigFile {
 }
 
 /// `[[ports]]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortEntry {
     pub port: u16,
@@ -160,7 +161,7 @@ impl From<WakeupKey> for Wakeup {
 }
 
 /// `[bypass]`: XDP, AF_XDP and the pollers.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BypassSection {
     /// RX queues to serve (default: the interface's channel count).
@@ -185,7 +186,7 @@ pub struct BypassSection {
 }
 
 /// `[kernel_path]`: the io_uring path.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelPathSection {
     /// CPU to pin the kernel path's thread to.
@@ -199,7 +200,7 @@ pub struct KernelPathSection {
 }
 
 /// `[tcp]`: the bypass path's TCP.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TcpSection {
     /// Connections per RX queue.
@@ -223,7 +224,7 @@ pub struct TcpSection {
 }
 
 /// `[http]`: limits and timeouts of both paths.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
     pub max_header_bytes: Option<usize>,
@@ -235,7 +236,7 @@ pub struct HttpSection {
 }
 
 /// `[app]`: what the gateway answers.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSection {
     /// `GET /`, `GET /health`, `GET /bytes/{n}`, `POST /echo`.
@@ -247,7 +248,7 @@ pub struct AppSection {
 }
 
 /// `[[app.routes]]`: a static answer.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteEntry {
     #[serde(default = "default_method")]
@@ -285,6 +286,101 @@ impl ConfigFile {
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+}
+
+/// What a reload may change: the routes and the HTTP limits (both paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadConfig {
+    pub app: AppConfig,
+    pub http: HttpLimits,
+}
+
+/// Re-reads the configuration of a running gateway (`xgate reload`, SIGHUP): the same file
+/// and the same command-line values, checked as at start. Only `[http]` and `[app]` may
+/// change; any other change is refused with the keys that would need a restart.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    path: Option<PathBuf>,
+    overrides: Overrides,
+    /// The file as last loaded (at start, then at each accepted reload).
+    loaded: ConfigFile,
+}
+
+impl Reloader {
+    /// `loaded` is the file the gateway started with (`None` path: started without a file).
+    pub fn new(path: Option<PathBuf>, overrides: Overrides, loaded: ConfigFile) -> Self {
+        Reloader {
+            path,
+            overrides,
+            loaded,
+        }
+    }
+
+    /// The new routes and limits, or why not (the running ones then stay).
+    pub fn reread(&mut self) -> Result<ReloadConfig, ConfigError> {
+        let Some(path) = &self.path else {
+            return Err(invalid(
+                "--config",
+                "the gateway was started without a configuration file: nothing to reload",
+            ));
+        };
+        let file = ConfigFile::load(path)?;
+        let changed = self.loaded.restart_only_changes(&file);
+        if !changed.is_empty() {
+            return Err(invalid(
+                changed.join(", "),
+                "changed, and only [http] and [app] can change without a restart \
+                 (switch ports with `xgate bypass`); nothing was reloaded",
+            ));
+        }
+        let built = build(&file, &self.overrides)?;
+        self.loaded = file;
+        Ok(ReloadConfig {
+            app: built.gateway.app,
+            http: built.gateway.engine.http,
+        })
+    }
+}
+
+impl ConfigFile {
+    /// The keys (top-level names and sections) other than `[http]` and `[app]` whose values
+    /// differ in `new`.
+    pub fn restart_only_changes(&self, new: &ConfigFile) -> Vec<&'static str> {
+        let ConfigFile {
+            interface,
+            listen_addr,
+            backlog,
+            shutdown_grace_secs,
+            cgroup,
+            netns,
+            ports,
+            bypass,
+            kernel_path,
+            tcp,
+            http: _,
+            app: _,
+        } = self;
+        let mut changed = Vec::new();
+        let mut check = |name, same: bool| {
+            if !same {
+                changed.push(name);
+            }
+        };
+        check("interface", *interface == new.interface);
+        check("listen_addr", *listen_addr == new.listen_addr);
+        check("backlog", *backlog == new.backlog);
+        check(
+            "shutdown_grace_secs",
+            *shutdown_grace_secs == new.shutdown_grace_secs,
+        );
+        check("cgroup", *cgroup == new.cgroup);
+        check("netns", *netns == new.netns);
+        check("[[ports]]", *ports == new.ports);
+        check("[bypass]", *bypass == new.bypass);
+        check("[kernel_path]", *kernel_path == new.kernel_path);
+        check("[tcp]", *tcp == new.tcp);
+        changed
     }
 }
 
@@ -964,5 +1060,68 @@ body = "hi\n"
         let text = include_str!("../../docs/xgate.example.toml");
         let c = build(&parse(text), &Overrides::default()).unwrap();
         assert!(!c.gateway.ports.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+
+    const START: &str = "interface = \"eth1\"\n[[ports]]\nport = 80\n[http]\nheader_timeout_secs = 3\n[[app.routes]]\npath = \"/v\"\nbody = \"one\"\n";
+
+    /// A reloader of a file in a fresh temporary directory, started from `START`.
+    fn reloader(name: &str) -> (Reloader, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("xgate-reload-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("xgate.toml");
+        std::fs::write(&path, START).unwrap();
+        let loaded = ConfigFile::load(&path).unwrap();
+        (
+            Reloader::new(Some(path.clone()), Overrides::default(), loaded),
+            path,
+        )
+    }
+
+    #[test]
+    fn routes_and_http_limits_reload() {
+        let (mut r, path) = reloader("ok");
+        std::fs::write(&path, START.replace("one", "two").replace("= 3", "= 7")).unwrap();
+        let next = r.reread().unwrap();
+        assert_eq!(next.app.routes[0].body, b"two");
+        assert_eq!(next.http.header_timeout, Duration::from_secs(7));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn restart_only_keys_are_refused_and_named_and_the_old_file_stays_the_reference() {
+        let (mut r, path) = reloader("restart");
+        let changed = START.replace("port = 80", "port = 81") + "[tcp]\nmss = 1400\n";
+        std::fs::write(&path, changed).unwrap();
+        let e = r.reread().unwrap_err().to_string();
+        assert!(e.starts_with("[[ports]], [tcp]: changed"), "{e}");
+        // Put back: a routes change alone is accepted again.
+        std::fs::write(&path, START.replace("one", "three")).unwrap();
+        assert_eq!(r.reread().unwrap().app.routes[0].body, b"three");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn an_invalid_file_is_refused_with_the_key() {
+        let (mut r, path) = reloader("invalid");
+        std::fs::write(&path, START.replace("= 3", "= 0")).unwrap();
+        let e = r.reread().unwrap_err().to_string();
+        assert!(e.contains("http.header_timeout_secs"), "{e}");
+        std::fs::write(&path, START.replace("[http]", "[htp]")).unwrap();
+        assert!(matches!(r.reread(), Err(ConfigError::Parse { .. })));
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(r.reread(), Err(ConfigError::Read { .. })));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_gateway_started_without_a_file_has_nothing_to_reload() {
+        let mut r = Reloader::new(None, Overrides::default(), ConfigFile::default());
+        let e = r.reread().unwrap_err().to_string();
+        assert!(e.contains("without a configuration file"), "{e}");
     }
 }

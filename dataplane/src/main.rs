@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use dataplane::cli::{BypassArgs, CheckConfigArgs, Cli, Command, RunArgs, StatusArgs, Switch};
+use dataplane::cli::{
+    BypassArgs, CheckConfigArgs, Cli, Command, ReloadArgs, RunArgs, StatusArgs, Switch,
+};
 use dataplane::config::{self, ConfigFile, Overrides};
 use dataplane::ctl::{self, run::Ready};
 
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Bypass(args) => bypass(&args),
         Command::Status(args) => status(&args),
+        Command::Reload(args) => reload(&args),
         Command::CheckConfig(args) => check_config(&args),
     };
     match result {
@@ -31,40 +34,58 @@ fn main() -> ExitCode {
 
 fn run(args: &RunArgs) -> anyhow::Result<()> {
     ctl::require_root()?;
-    let config = args.config().context("xgate run")?;
-    let stopped = ctl::run::run(&config, |r: &Ready| {
-        let ports: Vec<String> = r
-            .ports
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} ({})",
-                    p.port,
-                    if p.bypass_at_start {
-                        "bypass"
-                    } else {
-                        "kernel"
-                    }
-                )
-            })
-            .collect();
-        println!(
-            "xgate: serving {} on {} queue(s), XDP {}, cgroup {}: ports {}",
-            r.ifname,
-            r.queues,
-            r.xdp_attached,
-            r.cgroup.display(),
-            ports.join(", ")
-        );
-        println!("xgate: ready (pid {})", std::process::id());
-        let _ = std::io::stdout().flush();
-    })
+    let (config, mut reloader) = args.config_and_reloader().context("xgate run")?;
+    let stopped = ctl::run::run(
+        &config,
+        || reloader.reread(),
+        |r: &Ready| {
+            let ports: Vec<String> = r
+                .ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} ({})",
+                        p.port,
+                        if p.bypass_at_start {
+                            "bypass"
+                        } else {
+                            "kernel"
+                        }
+                    )
+                })
+                .collect();
+            println!(
+                "xgate: serving {} on {} queue(s), XDP {}, cgroup {}: ports {}",
+                r.ifname,
+                r.queues,
+                r.xdp_attached,
+                r.cgroup.display(),
+                ports.join(", ")
+            );
+            println!("xgate: ready (pid {})", std::process::id());
+            let _ = std::io::stdout().flush();
+        },
+    )
     .with_context(|| format!("gateway on {}", config.gateway.ifname))?;
     println!(
         "xgate: signal {} received; drained (bypass connections cut: {}, kernel path {}); XDP and sock_ops detached, pins removed",
         stopped.signal,
         stopped.cut_bypass,
         if stopped.kernel_clean { "closed cleanly" } else { "cut at the deadline" }
+    );
+    Ok(())
+}
+
+fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
+    ctl::require_root()?;
+    let done = ctl::reload::reload(
+        args.iface.as_deref(),
+        Duration::from_secs(args.timeout_secs),
+    )
+    .context("xgate reload")?;
+    println!(
+        "xgate: reload {} accepted by the gateway on {} (pid {}): new requests use the new routes and limits",
+        done.requested, done.ifname, done.pid
     );
     Ok(())
 }

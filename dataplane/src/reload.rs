@@ -64,6 +64,8 @@ pub struct Answers {
     pending: Option<Served>,
     /// Reloads applied so far.
     applied: u64,
+    /// The wall clock last set, for the `Date` of a generation that becomes current.
+    unix_secs: u64,
 }
 
 /// One generation: an [`App`] and the [`HttpLimits`] that go with it.
@@ -88,6 +90,7 @@ impl Answers {
             previous_users: 0,
             pending: None,
             applied: 0,
+            unix_secs: 0,
         }
     }
 
@@ -106,6 +109,7 @@ impl Answers {
 
     /// Sets the wall clock of every generation's `Date`.
     pub fn set_date(&mut self, unix_secs: u64) {
+        self.unix_secs = unix_secs;
         self.current.app.set_date(unix_secs);
         if let Some(p) = &mut self.previous {
             p.app.set_date(unix_secs);
@@ -134,9 +138,10 @@ impl Answers {
     /// Every live connection must then go through [`Answers::adopt`], then call
     /// [`Answers::settle`].
     pub fn rotate(&mut self) {
-        let Some(next) = self.pending.take() else {
+        let Some(mut next) = self.pending.take() else {
             return;
         };
+        next.app.set_date(self.unix_secs);
         debug_assert!(self.previous.is_none() && self.previous_users == 0);
         let old = std::mem::replace(&mut self.current, next);
         self.previous = Some(old);

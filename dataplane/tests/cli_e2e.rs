@@ -452,6 +452,7 @@ fn non_root_gets_a_clear_error() {
         &["run", "--iface", "lo", "--port", "18182"][..],
         &["bypass", "on", "18182"],
         &["status"],
+        &["reload"],
     ] {
         let o = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -737,4 +738,174 @@ fn sigterm_drains_in_flight_responses_refuses_new_ones_then_detaches() {
         .unwrap()
         .join(format!("xgate-{ifname}"));
     assert!(!cg.exists(), "{cg:?} left behind");
+}
+
+/// Keep-alive clients of `/v` for the reload test, in the client netns: until the file argv[3]
+/// exists, 20 requests per connection; a request fails unless it gets 200 with a body the
+/// configurations could give (argv[4..]). Prints `requests OK FAILED` and the bodies seen.
+const RELOAD_CLIENT: &str = r#"
+import http.client, os, sys
+gw, port, stop, bodies = sys.argv[1], int(sys.argv[2]), sys.argv[3], [b.encode() for b in sys.argv[4:]]
+ok = failed = 0
+seen = set()
+while not os.path.exists(stop):
+    c = http.client.HTTPConnection(gw, port, timeout=5)
+    try:
+        for _ in range(20):
+            c.request("GET", "/v")
+            r = c.getresponse()
+            body = r.read()
+            if r.status == 200 and body in bodies:
+                ok += 1
+                seen.add(body.decode())
+            else:
+                failed += 1
+                print("unexpected", r.status, body[:40], file=sys.stderr, flush=True)
+    except Exception as e:
+        failed += 1
+        print("error", repr(e), file=sys.stderr, flush=True)
+    finally:
+        c.close()
+print("requests", ok, failed, ",".join(sorted(seen)), flush=True)
+"#;
+
+/// Issue 6's reload: `xgate reload` (SIGHUP) under keep-alive load on both paths swaps the
+/// routes and limits with zero failed requests; a file with an error, or with a change only
+/// a restart can make, is refused with the key named, and the running routes stay.
+#[test]
+fn reload_under_load_swaps_routes_without_a_failed_request_and_refuses_bad_files() {
+    if !is_root() {
+        eprintln!("skipping reload_under_load_swaps_routes_without_a_failed_request_and_refuses_bad_files: needs root");
+        return;
+    }
+    const ON: u16 = 18188;
+    const OFF: u16 = 18189;
+    let mut topo = Topology::create();
+    let ifname = topo.gw_if.clone();
+    let file = std::env::temp_dir().join(format!("{}.toml", topo.prefix));
+    let config = |body: &str, extra: &str| {
+        format!(
+            "interface = \"{ifname}\"\nshutdown_grace_secs = 2\n\n[[ports]]\nport = {ON}\nbypass = true\n\n[[ports]]\nport = {OFF}\n{extra}\n[http]\nheader_timeout_secs = 5\n\n[[app.routes]]\npath = \"/v\"\nbody = \"{body}\"\n"
+        )
+    };
+    std::fs::write(&file, config("one", "")).expect("config file");
+    let file_arg = file.to_str().expect("utf-8 path").to_string();
+    let gw_ns = topo.gw_ns.clone();
+    let (gw, pid) = start_xgate(&mut topo, &["--config", &file_arg, "--netns", &gw_ns]);
+    for port in [ON, OFF] {
+        assert_eq!(curl(&topo, port, "/v"), "one");
+    }
+    let reload = || {
+        out({
+            let mut c = xgate();
+            c.args(["reload", "--iface", &ifname]);
+            c
+        })
+    };
+
+    let stop = std::env::temp_dir().join(format!("{}.stop", topo.prefix));
+    let _ = std::fs::remove_file(&stop);
+    let loops: Vec<Child> = [ON, ON, OFF]
+        .iter()
+        .map(|port| {
+            Command::new("ip")
+                .args(["netns", "exec", &topo.client_ns, "/usr/bin/python3", "-c"])
+                .arg(RELOAD_CLIENT)
+                .args([GW_IP, &port.to_string()])
+                .arg(&stop)
+                .args(["one", "two"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("reload client")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // A good file: accepted, and both paths answer with the new route.
+    std::fs::write(&file, config("two", "")).expect("config file");
+    let o = reload();
+    assert!(o.status.success(), "reload: {}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("accepted"), "{}", text(&o.stdout));
+    std::thread::sleep(Duration::from_millis(1500));
+    for port in [ON, OFF] {
+        assert_eq!(
+            curl(&topo, port, "/v"),
+            "two",
+            "port {port} after the reload"
+        );
+    }
+
+    // A file with an error: refused, named, the running routes stay.
+    std::fs::write(
+        &file,
+        config("three", "").replace("header_timeout_secs = 5", "header_timeout_secs = 0"),
+    )
+    .expect("config file");
+    let o = reload();
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("http.header_timeout_secs"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A change only a restart can make: refused, named.
+    std::fs::write(&file, config("three", "[tcp]\nmss = 1400\n")).expect("config file");
+    let o = reload();
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("[tcp]: changed"),
+        "{}",
+        text(&o.stderr)
+    );
+    for port in [ON, OFF] {
+        assert_eq!(
+            curl(&topo, port, "/v"),
+            "two",
+            "port {port} after refused reloads"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    std::fs::write(&stop, b"").expect("stop file");
+    let mut total = 0;
+    for l in loops {
+        let o = l.wait_with_output().expect("reload client");
+        let line = text(&o.stdout);
+        eprintln!("reload client: {}", line.trim());
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f.first(), Some(&"requests"), "{line}");
+        let (ok, failed): (u64, u64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+        assert_eq!(failed, 0, "failed requests across the reloads: {line}");
+        assert!(
+            f.get(3) == Some(&"one,two"),
+            "saw both configurations: {line}"
+        );
+        total += ok;
+    }
+    assert!(total > 100, "only {total} requests");
+    settle();
+    let s = status(&ifname);
+    assert!(
+        s["pollers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| num(p, "reloads") == 1),
+        "{s}"
+    );
+    assert_eq!(num(&s["kernel_path"], "reloads"), 1, "{s}");
+    assert_eq!(
+        (
+            num(&s["reload"], "requested"),
+            num(&s["reload"], "accepted")
+        ),
+        (3, 1)
+    );
+    // SAFETY: kill(2) on the pid of the child we spawned and still own (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let st = wait_exit(&mut topo.children[gw], Duration::from_secs(20));
+    assert!(st.success(), "xgate run exited with {st:?}");
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&stop);
 }

@@ -36,6 +36,8 @@ use crate::bpf::{
     PIN_ROOT,
 };
 use crate::engine::{Engine, EngineConfig};
+use crate::http::HttpLimits;
+use crate::reload::{ReloadMailbox, Served};
 use crate::tally::{self, PortCount};
 use crate::tcp::TcpStats;
 
@@ -207,6 +209,7 @@ struct PollerHandle {
     stats: Arc<PollerStats>,
     waker: Waker,
     drain: Arc<AtomicBool>,
+    reload: Arc<ReloadMailbox>,
     thread: Option<JoinHandle<(Poller, Result<(), PollerError>)>>,
 }
 
@@ -305,6 +308,7 @@ impl Gateway {
             let stats = poller.stats();
             let waker = poller.waker();
             let drain = poller.drain_flag();
+            let reload = poller.reload_mailbox();
             // The thread pins itself first and says whether that worked, so a bad core is
             // start's error rather than a poller that silently never ran.
             let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
@@ -325,6 +329,7 @@ impl Gateway {
                 stats,
                 waker,
                 drain,
+                reload,
                 thread: Some(thread),
             });
             match ready_rx.recv() {
@@ -460,6 +465,22 @@ impl Gateway {
             p.drain.store(true, Ordering::Relaxed);
             p.waker.wake();
         }
+    }
+
+    /// New routes and HTTP limits for every poller's engine ([`Engine::reload`]): built here
+    /// (one [`App`] per poller), taken by each poller on its next round. Connections are not
+    /// dropped; a response in progress finishes with the routes it started with.
+    pub fn reload(&self, app: &AppConfig, limits: HttpLimits) -> Result<(), AppError> {
+        let apps = self
+            .pollers
+            .iter()
+            .map(|_| App::new(app))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (p, app) in self.pollers.iter().zip(apps) {
+            p.reload.post(Served { app, limits });
+            p.waker.wake();
+        }
+        Ok(())
     }
 
     /// Stops and joins the pollers (their AF_XDP sockets close with them, so the steering falls

@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::bpf::SteeringMaps;
 use crate::engine::{Engine, FlowEvent};
+use crate::reload::ReloadMailbox;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 use crate::time::{Duration, Instant};
@@ -202,6 +203,8 @@ counters! {
     tcp_rsts_out,
     /// Gauge: Linux thread id of the poller (0 until it runs), to find it in /proc.
     thread_id,
+    /// Reloads the engine has applied (one waits while older responses finish).
+    reloads,
 }
 
 impl PollerCounters {
@@ -231,6 +234,8 @@ pub struct Poller {
     next_publish: Instant,
     /// Set by whoever holds [`Poller::drain_flag`]: the engine begins its graceful shutdown.
     drain: Arc<AtomicBool>,
+    /// New routes and limits for the engine ([`Engine::reload`]).
+    reload: Arc<ReloadMailbox>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -266,6 +271,7 @@ impl Poller {
             next_wall: Instant::ZERO,
             next_publish: Instant::ZERO,
             drain: Arc::new(AtomicBool::new(false)),
+            reload: Arc::new(ReloadMailbox::default()),
         })
     }
 
@@ -278,6 +284,12 @@ impl Poller {
     /// ([`Engine::begin_drain`]): idle connections close, the others after their response.
     pub fn drain_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.drain)
+    }
+
+    /// Where new routes and limits are posted (then wake the poller): the engine takes them
+    /// on its next round ([`Engine::reload`]).
+    pub fn reload_mailbox(&self) -> Arc<ReloadMailbox> {
+        Arc::clone(&self.reload)
     }
 
     /// The counters, shared with whoever watches the poller.
@@ -336,6 +348,9 @@ impl Poller {
             let now = self.clock.now();
             if !self.engine.is_draining() && self.drain.load(Ordering::Relaxed) {
                 self.engine.begin_drain(now);
+            }
+            if let Some(next) = self.reload.take() {
+                self.engine.reload(next);
             }
             let work = match self.poll_once(now) {
                 Ok(work) => work,
@@ -537,6 +552,7 @@ impl Poller {
         let c = &mut self.counters;
         c.connections = self.engine.connection_count() as u64;
         c.http_requests = self.engine.requests();
+        c.reloads = self.engine.reloads_applied();
         // Never wait on the reader: a busy lock only delays this copy to the next period.
         if let Ok(mut ports) = self.stats.ports.try_lock() {
             ports.clear();

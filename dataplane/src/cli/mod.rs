@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::afxdp::BindMode;
 use crate::bpf::XdpMode;
-use crate::config::{self, ConfigError, ConfigFile, Overrides, RunConfig};
+use crate::config::{self, ConfigError, ConfigFile, Overrides, Reloader, RunConfig};
 
 /// xgate: an HTTP/1.1 gateway whose ports run on the kernel path (io_uring) or the bypass
 /// path (XDP + AF_XDP + user-space TCP), switchable per port at run time. Root only.
@@ -29,6 +29,9 @@ pub enum Command {
     Bypass(BypassArgs),
     /// Show a running gateway's ports, paths and counters.
     Status(StatusArgs),
+    /// Make a running gateway re-read its configuration file (as SIGHUP does): routes and
+    /// [http] limits change without dropping a connection; anything else needs a restart.
+    Reload(ReloadArgs),
     /// Check a configuration file without starting anything.
     CheckConfig(CheckConfigArgs),
 }
@@ -154,6 +157,17 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// `xgate reload`.
+#[derive(Debug, Clone, Args)]
+pub struct ReloadArgs {
+    /// The gateway's interface; may be omitted when exactly one gateway runs.
+    #[arg(long, value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// How long to wait for the gateway's verdict.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout_secs: u64,
+}
+
 impl RunArgs {
     /// The flags as overrides of the file.
     pub fn overrides(&self) -> Overrides {
@@ -184,11 +198,26 @@ impl RunArgs {
 
     /// The gateway's configuration: defaults, then `--config FILE`, then the flags; checked.
     pub fn config(&self) -> Result<RunConfig, ConfigError> {
-        let file = match &self.config {
+        self.config_and_reloader().map(|(c, _)| c)
+    }
+
+    /// [`config`](Self::config), and what re-reads the same file with the same flags at a
+    /// reload (the path made absolute, so a reload reads the same file wherever it runs).
+    pub fn config_and_reloader(&self) -> Result<(RunConfig, Reloader), ConfigError> {
+        let path = match &self.config {
+            Some(path) => Some(std::path::absolute(path).map_err(|e| ConfigError::Read {
+                path: path.clone(),
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        let file = match &path {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
         };
-        config::build(&file, &self.overrides())
+        let overrides = self.overrides();
+        let config = config::build(&file, &overrides)?;
+        Ok((config, Reloader::new(path, overrides, file)))
     }
 }
 

@@ -10,6 +10,7 @@
 //! process (pollers, kernel path) are in a JSON file it rewrites twice a second,
 //! `/run/xgate/<iface>.json` (see [`state`] for why a file and not a socket).
 
+pub mod reload;
 pub mod run;
 pub mod state;
 pub mod status;
@@ -52,6 +53,15 @@ pub enum CtlError {
     /// The interface name cannot be one.
     #[error("interface name {0:?} is not valid")]
     BadIface(String),
+    /// The gateway refused the new configuration (the running one stays).
+    #[error("the gateway on {ifname:?} refused the new configuration (it keeps the running one): {reason}")]
+    ReloadRefused { ifname: String, reason: String },
+    /// The gateway did not say what became of the reload in time.
+    #[error("the gateway on {ifname:?} (pid {pid}) did not report the reload within {secs} s")]
+    ReloadTimeout { ifname: String, pid: u32, secs: u64 },
+    /// Sending a signal failed.
+    #[error("signalling pid {pid}: {source}")]
+    Signal { pid: u32, source: io::Error },
     /// A pinned map operation failed.
     #[error(transparent)]
     Steering(#[from] SteeringError),

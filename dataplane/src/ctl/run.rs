@@ -33,10 +33,13 @@ use std::time::Instant as StdInstant;
 use crate::afxdp::{pin_to_core, CgroupPlacement, Gateway, GatewayError};
 use crate::app::{App, AppError};
 use crate::bpf::{cgroup2_root, AttachedMode, PortState, SteeringError};
-use crate::config::{KernelDrive, RunConfig};
+use crate::config::{ConfigError, KernelDrive, ReloadConfig, RunConfig};
 use crate::kernel::KernelPath;
+use crate::reload::{ReloadMailbox, Served};
 
-use super::state::{unix_ms, KernelState, PollerState, RuntimeState, ServedPort, REFRESH};
+use super::state::{
+    unix_ms, KernelState, PollerState, ReloadState, RuntimeState, ServedPort, REFRESH,
+};
 use super::CtlError;
 
 /// Why the gateway could not start, or stopped on its own.
@@ -90,7 +93,11 @@ pub struct Stopped {
 
 /// Runs the gateway until SIGINT or SIGTERM (see the module documentation). `on_ready` is
 /// called once it serves.
-pub fn run(config: &RunConfig, on_ready: impl FnOnce(&Ready)) -> Result<Stopped, RunError> {
+pub fn run(
+    config: &RunConfig,
+    reloader: impl FnMut() -> Result<ReloadConfig, ConfigError>,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<Stopped, RunError> {
     if let Some(name) = &config.netns {
         enter_netns(name)?;
     }
@@ -115,7 +122,7 @@ pub fn run(config: &RunConfig, on_ready: impl FnOnce(&Ready)) -> Result<Stopped,
             }
         }
     };
-    let result = run_in_cgroup(config, cgroup.clone(), &signals, on_ready);
+    let result = run_in_cgroup(config, cgroup.clone(), &signals, reloader, on_ready);
     if created {
         // Empty again: the gateway moved the process back when it dropped.
         let _ = fs::remove_dir(&cgroup);
@@ -127,6 +134,7 @@ fn run_in_cgroup(
     config: &RunConfig,
     cgroup: PathBuf,
     signals: &SignalSet,
+    mut reloader: impl FnMut() -> Result<ReloadConfig, ConfigError>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<Stopped, RunError> {
     let mut gw_config = config.gateway.clone();
@@ -150,6 +158,7 @@ fn run_in_cgroup(
     }
     let kernel_state = Arc::new(Mutex::new(KernelState::default()));
     let kernel_stop = Arc::new(AtomicBool::new(false));
+    let kernel_reload = Arc::new(ReloadMailbox::default());
     let KernelDrive::Thread { core } = config.kernel_drive;
     let mut kernel_thread = Some(spawn_kernel(
         kernel,
@@ -157,6 +166,7 @@ fn run_in_cgroup(
         config.shutdown_grace,
         Arc::clone(&kernel_stop),
         Arc::clone(&kernel_state),
+        Arc::clone(&kernel_reload),
     )?);
 
     let ports: Vec<ServedPort> = gw_config
@@ -206,10 +216,14 @@ fn run_in_cgroup(
         cgroup,
     });
 
-    // Serve until a signal, or until a path dies.
+    // Serve until SIGINT/SIGTERM, or until a path dies; reload at SIGHUP.
     let outcome = loop {
-        if let Some(sig) = signals.wait(REFRESH)? {
-            break Ok(sig);
+        match signals.wait(REFRESH)? {
+            Some(libc::SIGHUP) => {
+                state.reload = reload(&mut reloader, &gateway, &kernel_reload, &state.reload);
+            }
+            Some(sig) => break Ok(sig),
+            None => {}
         }
         if !gateway.pollers_running() {
             break Err(RunError::PollerStopped(poller_errors(&mut gateway)));
@@ -252,11 +266,9 @@ fn run_in_cgroup(
         if StdInstant::now() >= deadline {
             break;
         }
-        if signals
-            .wait(std::time::Duration::from_millis(100))?
-            .is_some()
-        {
-            break; // a second signal: no more waiting
+        match signals.wait(std::time::Duration::from_millis(100))? {
+            Some(libc::SIGHUP) | None => {}
+            Some(_) => break, // a second SIGINT/SIGTERM: no more waiting
         }
     }
     let cut_bypass: u64 = gateway.counters().iter().map(|c| c.connections).sum();
@@ -272,6 +284,53 @@ fn run_in_cgroup(
         cut_bypass,
         kernel_clean,
     })
+}
+
+/// SIGHUP: the new routes and limits from `reloader`, handed to every poller and to the
+/// kernel path, or the reason they were refused (the running ones stay). Returns the new
+/// reload record for the state file.
+fn reload(
+    reloader: &mut impl FnMut() -> Result<ReloadConfig, ConfigError>,
+    gateway: &Gateway,
+    kernel: &ReloadMailbox,
+    before: &ReloadState,
+) -> ReloadState {
+    let outcome = reloader().map_err(|e| e.to_string()).and_then(|next| {
+        // Everything is built before anything is handed over: all or nothing.
+        let kernel_app = App::new(&next.app).map_err(|e| e.to_string())?;
+        gateway
+            .reload(&next.app, next.http)
+            .map_err(|e| e.to_string())?;
+        kernel.post(Served {
+            app: kernel_app,
+            limits: next.http,
+        });
+        Ok(next)
+    });
+    let mut after = ReloadState {
+        requested: before.requested + 1,
+        last_unix_ms: unix_ms(),
+        ..before.clone()
+    };
+    match outcome {
+        Ok(next) => {
+            after.accepted += 1;
+            after.last_error.clear();
+            eprintln!(
+                "xgate: reload {}: accepted ({} route(s))",
+                after.requested,
+                next.app.routes.len()
+            );
+        }
+        Err(e) => {
+            eprintln!(
+                "xgate: reload {}: refused, configuration unchanged: {e}",
+                after.requested
+            );
+            after.last_error = e;
+        }
+    }
+    after
 }
 
 fn poller_errors(gateway: &mut Gateway) -> String {
@@ -297,6 +356,7 @@ fn spawn_kernel(
     grace: crate::time::Duration,
     stop: Arc<AtomicBool>,
     shared: Arc<Mutex<KernelState>>,
+    reload: Arc<ReloadMailbox>,
 ) -> Result<JoinHandle<Result<(), RunError>>, RunError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
@@ -316,6 +376,9 @@ fn spawn_kernel(
             let mut last = StdInstant::now();
             let mut result = Ok(());
             while !stop.load(Ordering::Relaxed) {
+                if let Some(next) = reload.take() {
+                    kernel.reload(next);
+                }
                 if let Err(e) = kernel.run_once() {
                     result = Err(kernel_err("io_uring_enter")(e));
                     break;
@@ -377,6 +440,7 @@ fn block_signals() -> Result<SignalSet, RunError> {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         (rc, set)
     };

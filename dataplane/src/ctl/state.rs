@@ -54,6 +54,22 @@ pub struct RuntimeState {
     #[serde(default)]
     pub bypass_ports: Vec<PortCount>,
     pub kernel: KernelState,
+    /// Reloads asked for (SIGHUP) and how they went.
+    #[serde(default)]
+    pub reload: ReloadState,
+}
+
+/// What became of the reloads a gateway was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadState {
+    /// SIGHUPs handled.
+    pub requested: u64,
+    /// Reloads accepted and handed to the pollers and the kernel path.
+    pub accepted: u64,
+    /// Why the last refused reload was refused (the running configuration stayed); empty
+    /// once a later one is accepted.
+    pub last_error: String,
+    pub last_unix_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +97,9 @@ pub struct PollerState {
     pub flow_map_errors: u64,
     pub sleeps: u64,
     pub wakeups: u64,
+    /// Reloads the engine has applied.
+    #[serde(default)]
+    pub reloads: u64,
     /// The engine's TCP counters.
     #[serde(default)]
     pub tcp: TcpStats,
@@ -103,6 +122,7 @@ impl PollerState {
             flow_map_errors: c.flow_map_errors,
             sleeps: c.sleeps,
             wakeups: c.wakeups,
+            reloads: c.reloads,
         }
     }
 }
@@ -124,6 +144,9 @@ pub struct KernelState {
     /// Connections and requests by port.
     #[serde(default)]
     pub ports: Vec<PortCount>,
+    /// Reloads applied (one waits while older responses finish).
+    #[serde(default)]
+    pub reloads: u64,
 }
 
 impl KernelState {
@@ -141,6 +164,7 @@ impl KernelState {
             resets: e.reset,
             errors: e.accept + e.recv + e.send + e.input_overflow + e.submit + e.close,
             ports: kernel.port_counts().to_vec(),
+            reloads: kernel.reloads_applied(),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::bpf::{PortState, Stat, SteeringMaps};
 use crate::tally::PortCount;
 use crate::tcp::{DropReason, TcpStats};
 
-use super::state::{unix_ms, KernelState, PollerState, RuntimeState};
+use super::state::{unix_ms, KernelState, PollerState, ReloadState, RuntimeState};
 use super::{locate, CtlError};
 
 /// One port as `status` shows it.
@@ -70,6 +70,8 @@ pub struct Status {
     /// The bypass engines' TCP counters summed over the pollers (drops by reason and all).
     pub bypass_tcp: TcpStats,
     pub kernel_path: KernelState,
+    /// Reloads asked for (`xgate reload`, SIGHUP) and how they went.
+    pub reload: ReloadState,
 }
 
 fn state_name(s: Option<PortState>) -> &'static str {
@@ -154,6 +156,7 @@ pub fn collect(ifname: Option<&str>) -> Result<Status, CtlError> {
             }),
         pollers: runtime.pollers.clone(),
         kernel_path: runtime.kernel.clone(),
+        reload: runtime.reload.clone(),
     })
 }
 
@@ -222,6 +225,20 @@ impl Status {
                 s,
                 "{:>6} {:>12} {:>12} {:>12}",
                 name, p.connections, p.connections_total, p.requests
+            );
+        }
+        let r = &self.reload;
+        if r.requested > 0 {
+            let _ = writeln!(
+                s,
+                "reloads: {} asked, {} accepted{}",
+                r.requested,
+                r.accepted,
+                if r.last_error.is_empty() {
+                    String::new()
+                } else {
+                    format!("; last refused: {}", r.last_error)
+                }
             );
         }
         let t = &self.bypass_tcp;
