@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod ctl;
 pub mod engine;
+pub mod histogram;
 pub mod http;
 pub mod kernel;
 pub mod reload;

@@ -36,7 +36,7 @@ use crate::bpf::{
     PIN_ROOT,
 };
 use crate::engine::{Engine, EngineConfig};
-use crate::http::HttpLimits;
+use crate::http::{HttpLimits, HttpStats};
 use crate::reload::{ReloadMailbox, Served};
 use crate::tally::{self, PortCount};
 use crate::tcp::TcpStats;
@@ -411,6 +411,11 @@ impl Gateway {
     /// Each engine's TCP counters (drops by reason and all), by queue.
     pub fn tcp_stats_by_queue(&self) -> Vec<TcpStats> {
         self.pollers.iter().map(|p| p.stats.tcp_stats()).collect()
+    }
+
+    /// Each engine's HTTP counters (status classes, latency...), by queue.
+    pub fn http_stats_by_queue(&self) -> Vec<HttpStats> {
+        self.pollers.iter().map(|p| p.stats.http_stats()).collect()
     }
 
     /// The engines' TCP counters, summed over the pollers.

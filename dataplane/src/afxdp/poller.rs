@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::bpf::SteeringMaps;
 use crate::engine::{Engine, FlowEvent};
+use crate::http::HttpStats;
 use crate::reload::ReloadMailbox;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
@@ -124,6 +125,8 @@ macro_rules! counters {
             ports: Mutex<Vec<PortCount>>,
             /// The engine's TCP counters (drops by reason and all), copied with the gauges.
             tcp: Mutex<TcpStats>,
+            /// The engine's HTTP counters (status classes, latency...), copied with the gauges.
+            http: Mutex<HttpStats>,
         }
 
         impl PollerStats {
@@ -134,6 +137,11 @@ macro_rules! counters {
             /// Connections and requests by port, as last published.
             pub fn port_counts(&self) -> Vec<PortCount> {
                 self.ports.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+
+            /// The engine's HTTP counters as last published.
+            pub fn http_stats(&self) -> HttpStats {
+                *self.http.lock().unwrap_or_else(|e| e.into_inner())
             }
 
             /// The engine's TCP counters as last published.
@@ -561,6 +569,9 @@ impl Poller {
         let tcp = self.engine.tcp_stats();
         if let Ok(mut shared) = self.stats.tcp.try_lock() {
             shared.clone_from(tcp);
+        }
+        if let Ok(mut shared) = self.stats.http.try_lock() {
+            *shared = self.engine.http_stats();
         }
         c.tcp_segments_in = tcp.segments_in;
         c.tcp_segments_out = tcp.segments_out;

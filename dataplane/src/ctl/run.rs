@@ -197,8 +197,9 @@ fn run_in_cgroup(
             .counters()
             .iter()
             .zip(gateway.tcp_stats_by_queue())
+            .zip(gateway.http_stats_by_queue())
             .enumerate()
-            .map(|(q, (c, tcp))| PollerState::from_counters(q as u32, c, &tcp))
+            .map(|(q, ((c, tcp), http))| PollerState::from_counters(q as u32, c, &tcp, &http))
             .collect();
         state.bypass_ports = gateway.port_counts();
         state.kernel = kernel_state

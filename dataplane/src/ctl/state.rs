@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::afxdp::PollerCounters;
 use crate::bpf::LOCK_DIR;
+use crate::http::HttpStats;
 use crate::kernel::KernelPath;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
@@ -100,15 +101,41 @@ pub struct PollerState {
     /// Reloads the engine has applied.
     #[serde(default)]
     pub reloads: u64,
+    /// Loop rounds that did work, and rounds that found none (busy ratio).
+    #[serde(default)]
+    pub busy_loops: u64,
+    #[serde(default)]
+    pub idle_loops: u64,
+    /// Received frames the engine refused (reasons in `tcp.drops`).
+    #[serde(default)]
+    pub rx_refused: u64,
+    /// Rounds whose sending stopped on a full TX ring, or for want of a free UMEM frame.
+    #[serde(default)]
+    pub tx_ring_full: u64,
+    #[serde(default)]
+    pub tx_no_frame: u64,
+    /// Rounds that ended with an empty fill ring (the kernel drops what arrives then).
+    #[serde(default)]
+    pub fill_ring_empty: u64,
     /// The engine's TCP counters.
     #[serde(default)]
     pub tcp: TcpStats,
+    /// The engine's HTTP counters.
+    #[serde(default)]
+    pub http: HttpStats,
 }
 
 impl PollerState {
-    pub fn from_counters(queue: u32, c: &PollerCounters, tcp: &TcpStats) -> Self {
+    pub fn from_counters(queue: u32, c: &PollerCounters, tcp: &TcpStats, http: &HttpStats) -> Self {
         Self {
             tcp: tcp.clone(),
+            http: *http,
+            busy_loops: c.busy_loops,
+            idle_loops: c.idle_loops,
+            rx_refused: c.rx_refused,
+            tx_ring_full: c.tx_ring_full,
+            tx_no_frame: c.tx_no_frame,
+            fill_ring_empty: c.fill_ring_empty,
             queue,
             connections: c.connections,
             established: c.tcp_established,
@@ -147,6 +174,9 @@ pub struct KernelState {
     /// Reloads applied (one waits while older responses finish).
     #[serde(default)]
     pub reloads: u64,
+    /// HTTP counters (status classes, latency...).
+    #[serde(default)]
+    pub http: HttpStats,
 }
 
 impl KernelState {
@@ -165,6 +195,7 @@ impl KernelState {
             errors: e.accept + e.recv + e.send + e.input_overflow + e.submit + e.close,
             ports: kernel.port_counts().to_vec(),
             reloads: kernel.reloads_applied(),
+            http: kernel.http_stats(),
         }
     }
 }
@@ -225,7 +256,8 @@ mod tests {
             ..TcpStats::default()
         };
         tcp.drops[DropReason::Malformed.index()] = 3;
-        let poller = PollerState::from_counters(0, &PollerCounters::default(), &tcp);
+        let poller =
+            PollerState::from_counters(0, &PollerCounters::default(), &tcp, &HttpStats::default());
         let json = serde_json::to_value(&poller).unwrap();
         assert_eq!(json["tcp"]["retransmits"], 7);
         assert_eq!(json["tcp"]["drops"]["malformed"], 3);

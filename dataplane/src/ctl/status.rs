@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::bpf::{PortState, Stat, SteeringMaps};
+use crate::http::HttpStats;
 use crate::tally::PortCount;
 use crate::tcp::{DropReason, TcpStats};
 
@@ -69,6 +70,8 @@ pub struct Status {
     pub pollers: Vec<PollerState>,
     /// The bypass engines' TCP counters summed over the pollers (drops by reason and all).
     pub bypass_tcp: TcpStats,
+    /// The bypass engines' HTTP counters summed over the pollers (status classes, latency).
+    pub bypass_http: HttpStats,
     pub kernel_path: KernelState,
     /// Reloads asked for (`xgate reload`, SIGHUP) and how they went.
     pub reload: ReloadState,
@@ -88,76 +91,96 @@ pub fn collect(ifname: Option<&str>) -> Result<Status, CtlError> {
     let gw = locate(ifname)?;
     let maps = SteeringMaps::open_pinned(&gw.pin_dir)?;
     let runtime = RuntimeState::read(&gw.ifname)?.unwrap_or_default();
+    Status::from_parts(gw.ifname, gw.pid, &maps, &runtime)
+}
 
-    // Ports: those the gateway says it serves, plus any tagged listener it does not name.
-    let mut ports: Vec<u16> = runtime.ports.iter().map(|p| p.port).collect();
-    for l in maps.listeners()? {
-        if !ports.contains(&l.port) {
-            ports.push(l.port);
+impl Status {
+    /// The status from the steering maps and the gateway's own counters: what `collect`
+    /// reads from the pins and the state file, and what the running gateway has in hand for
+    /// its metrics endpoint.
+    pub fn from_parts(
+        ifname: String,
+        pid: u32,
+        maps: &SteeringMaps,
+        runtime: &RuntimeState,
+    ) -> Result<Status, CtlError> {
+        // Ports: those the gateway says it serves, plus any tagged listener it does not name.
+        let mut ports: Vec<u16> = runtime.ports.iter().map(|p| p.port).collect();
+        for l in maps.listeners()? {
+            if !ports.contains(&l.port) {
+                ports.push(l.port);
+            }
         }
+        ports.sort_unstable();
+        let mut live: BTreeMap<u16, u64> = BTreeMap::new();
+        for flow in maps.user_flows() {
+            *live.entry(flow.local.port()).or_default() += 1;
+        }
+        let on_path = |counts: &[PortCount], port: u16| {
+            counts
+                .iter()
+                .find(|c| c.port == port)
+                .map_or(PathStatus::default(), |c| PathStatus {
+                    connections: c.live,
+                    connections_total: c.total,
+                    requests: c.requests,
+                })
+        };
+        let mut out = Vec::with_capacity(ports.len());
+        for port in ports {
+            let stats = maps.port_stats(port)?.unwrap_or_default();
+            out.push(PortStatus {
+                port,
+                listener_tagged: maps.listener(port)?.is_some(),
+                state: state_name(maps.port_state(port)?).to_string(),
+                redirected: stats.get(Stat::Redirected),
+                passed: stats.get(Stat::Passed),
+                syns_steered: stats.get(Stat::SynSteered),
+                kernel_owned: stats.get(Stat::KernelOwned),
+                no_xsk: stats.get(Stat::NoXsk),
+                bypass_connections: live.get(&port).copied().unwrap_or(0),
+                kernel_connections_total: stats.get(Stat::KernelConns),
+                bypass: on_path(&runtime.bypass_ports, port),
+                kernel: on_path(&runtime.kernel.ports, port),
+            });
+        }
+        let sum = |f: fn(&PollerState) -> u64| runtime.pollers.iter().map(f).sum::<u64>();
+        Ok(Status {
+            ifname,
+            pid,
+            xdp_attached: runtime.xdp_attached.clone(),
+            phase: runtime.phase.clone(),
+            counters_age_ms: unix_ms().saturating_sub(runtime.updated_unix_ms),
+            ports: out,
+            bypass: PathStatus {
+                connections: sum(|p| p.connections),
+                connections_total: sum(|p| p.established),
+                requests: sum(|p| p.requests),
+            },
+            kernel: PathStatus {
+                connections: runtime.kernel.connections,
+                connections_total: runtime.kernel.accepted,
+                requests: runtime.kernel.requests,
+            },
+            bypass_tcp: runtime
+                .pollers
+                .iter()
+                .fold(TcpStats::default(), |mut t, p| {
+                    t.add(&p.tcp);
+                    t
+                }),
+            bypass_http: runtime
+                .pollers
+                .iter()
+                .fold(HttpStats::default(), |mut h, p| {
+                    h.add(&p.http);
+                    h
+                }),
+            pollers: runtime.pollers.clone(),
+            kernel_path: runtime.kernel.clone(),
+            reload: runtime.reload.clone(),
+        })
     }
-    ports.sort_unstable();
-    let mut live: BTreeMap<u16, u64> = BTreeMap::new();
-    for flow in maps.user_flows() {
-        *live.entry(flow.local.port()).or_default() += 1;
-    }
-    let on_path = |counts: &[PortCount], port: u16| {
-        counts
-            .iter()
-            .find(|c| c.port == port)
-            .map_or(PathStatus::default(), |c| PathStatus {
-                connections: c.live,
-                connections_total: c.total,
-                requests: c.requests,
-            })
-    };
-    let mut out = Vec::with_capacity(ports.len());
-    for port in ports {
-        let stats = maps.port_stats(port)?.unwrap_or_default();
-        out.push(PortStatus {
-            port,
-            listener_tagged: maps.listener(port)?.is_some(),
-            state: state_name(maps.port_state(port)?).to_string(),
-            redirected: stats.get(Stat::Redirected),
-            passed: stats.get(Stat::Passed),
-            syns_steered: stats.get(Stat::SynSteered),
-            kernel_owned: stats.get(Stat::KernelOwned),
-            no_xsk: stats.get(Stat::NoXsk),
-            bypass_connections: live.get(&port).copied().unwrap_or(0),
-            kernel_connections_total: stats.get(Stat::KernelConns),
-            bypass: on_path(&runtime.bypass_ports, port),
-            kernel: on_path(&runtime.kernel.ports, port),
-        });
-    }
-    let sum = |f: fn(&PollerState) -> u64| runtime.pollers.iter().map(f).sum::<u64>();
-    Ok(Status {
-        ifname: gw.ifname,
-        pid: gw.pid,
-        xdp_attached: runtime.xdp_attached.clone(),
-        phase: runtime.phase.clone(),
-        counters_age_ms: unix_ms().saturating_sub(runtime.updated_unix_ms),
-        ports: out,
-        bypass: PathStatus {
-            connections: sum(|p| p.connections),
-            connections_total: sum(|p| p.established),
-            requests: sum(|p| p.requests),
-        },
-        kernel: PathStatus {
-            connections: runtime.kernel.connections,
-            connections_total: runtime.kernel.accepted,
-            requests: runtime.kernel.requests,
-        },
-        bypass_tcp: runtime
-            .pollers
-            .iter()
-            .fold(TcpStats::default(), |mut t, p| {
-                t.add(&p.tcp);
-                t
-            }),
-        pollers: runtime.pollers.clone(),
-        kernel_path: runtime.kernel.clone(),
-        reload: runtime.reload.clone(),
-    })
 }
 
 impl Status {

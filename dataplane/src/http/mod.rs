@@ -34,6 +34,9 @@ mod chunked;
 mod head;
 
 use crate::app::{App, Handler, ResponseId, IMF_FIXDATE_LEN};
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::LatencyHistogram;
 use crate::time::{Duration, Instant};
 use chunked::{ChunkError, ChunkedDecoder, Event};
 use head::{Framing, Outcome, ScanState};
@@ -85,7 +88,8 @@ pub struct Progress {
 }
 
 /// Per-connection counters. Zeroed by `reset()`: read them before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HttpStats {
     /// Request heads accepted.
     pub requests: u64,
@@ -106,6 +110,10 @@ pub struct HttpStats {
     pub aborted: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// From a request head received to the last byte of its response handed to the transport
+    /// (for a large body that includes waiting for the peer to read: the transport's buffer
+    /// is bounded). Refusals count; 408s and interim 100s do not.
+    pub latency: LatencyHistogram,
 }
 
 impl HttpStats {
@@ -123,6 +131,7 @@ impl HttpStats {
         self.aborted += other.aborted;
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
+        self.latency.add(&other.latency);
     }
 
     /// Responses of class `n`xx (1..=5).
@@ -565,6 +574,8 @@ pub struct HttpConn {
     eof: bool,
     blocked_on_output: bool,
     head_started: Option<Instant>,
+    /// When the head of the request being answered was received (for `HttpStats::latency`).
+    answering_since: Option<Instant>,
     idle_since: Option<Instant>,
     last_input: Instant,
     scan: ScanState,
@@ -585,6 +596,7 @@ impl HttpConn {
             eof: false,
             blocked_on_output: false,
             head_started: None,
+            answering_since: None,
             idle_since: None,
             last_input: Instant::ZERO,
             scan: ScanState::default(),
@@ -663,7 +675,15 @@ impl HttpConn {
                 consumed += c;
                 produced += p;
                 match end {
-                    WriteEnd::Finished => self.writer.phase = Phase::Idle,
+                    WriteEnd::Finished => {
+                        self.writer.phase = Phase::Idle;
+                        // An interim 100 finishes with the real answer still deferred.
+                        if self.deferred.is_none() {
+                            if let Some(t) = self.answering_since.take() {
+                                self.stats.latency.record(now.saturating_duration_since(t));
+                            }
+                        }
+                    }
                     WriteEnd::Paused => {}
                     WriteEnd::Aborted => {
                         self.stats.body_errors += 1;
@@ -807,11 +827,13 @@ impl HttpConn {
             Outcome::Reject(status) => {
                 self.stats.rejected += 1;
                 self.head_started = None;
+                self.answering_since = Some(now);
                 self.refuse(app, status);
                 (0, true)
             }
             Outcome::Request(req) => {
                 self.head_started = None;
+                self.answering_since = Some(now);
                 self.stats.requests += 1;
                 let status = app.status(req.handler);
                 let has_body = req.framing != Framing::None;

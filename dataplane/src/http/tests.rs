@@ -1576,3 +1576,40 @@ fn rfc9112_9_6_drain_lets_a_response_in_progress_finish_then_closes() {
     assert_eq!(out.len() - body_at, 100_000, "the whole body");
     assert!(conn.wants_close());
 }
+
+#[test]
+fn latency_is_measured_from_the_head_to_the_last_byte_of_the_answer() {
+    use crate::histogram::BOUNDS_US;
+    let app = app();
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let t0 = Instant::from_secs(1);
+    let get = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    // Answered within the call: 0 µs.
+    let mut out = vec![0u8; 4096];
+    let p = conn.process(t0, &app, get, &mut out);
+    assert_eq!(p.consumed, get.len());
+    // The next answer needs two calls, 3 ms apart (the transport had room for 20 bytes).
+    let p = conn.process(t0, &app, get, &mut out[..20]);
+    assert_eq!(p.produced, 20);
+    conn.process(
+        t0 + Duration::from_millis(3),
+        &app,
+        &get[p.consumed..],
+        &mut out,
+    );
+    let h = conn.stats().latency;
+    assert_eq!(h.count(), 2);
+    assert_eq!(h.buckets[0], 1);
+    let at_3ms = BOUNDS_US.iter().position(|&b| 3_000 <= b).unwrap();
+    assert_eq!(h.buckets[at_3ms], 1);
+    assert_eq!(h.sum_us, 3_000);
+    // An interim 100 Continue is not an answer: one observation for the request.
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let post =
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let p = conn.process(t0, &app, post, &mut out);
+    assert!(out[..p.produced].starts_with(b"HTTP/1.1 100 Continue"));
+    conn.process(t0 + Duration::from_millis(1), &app, b"hi", &mut out);
+    assert_eq!(conn.stats().latency.count(), 1);
+    assert_eq!(conn.stats().latency.sum_us, 1_000);
+}

@@ -1,0 +1,703 @@
+//! The Prometheus text exposition (format 0.0.4) of a gateway's [`Status`]: the figures
+//! `xgate status --json` shows, under Prometheus' naming conventions (`xgate_` prefix, base
+//! units, `_total` counters, labels for port, path, class and reason).
+//!
+//! Written by hand rather than with a client library: every figure already exists as a
+//! snapshot (the pollers' and the kernel path's counters, the BPF maps), so there is nothing
+//! to register or update, only text to write; a registry would copy each value once more.
+//! A test parses the output with an independent parser.
+
+use std::fmt::Write as _;
+
+use crate::histogram::LatencyHistogram;
+use crate::http::HttpStats;
+use crate::tcp::DropReason;
+
+use super::status::Status;
+
+/// The metrics page of `s`.
+pub fn render(s: &Status) -> String {
+    let mut m = Metrics::default();
+    let iface = escape(&s.ifname);
+
+    m.family(
+        "xgate_info",
+        "gauge",
+        "The gateway: interface and XDP attach mode.",
+    );
+    m.sample(
+        "xgate_info",
+        &format!(
+            "ifname=\"{iface}\",xdp_mode=\"{}\",phase=\"{}\"",
+            escape(&s.xdp_attached),
+            escape(&s.phase)
+        ),
+        1,
+    );
+    m.family(
+        "xgate_counters_age_seconds",
+        "gauge",
+        "Age of the pollers' and kernel path's counters in this page.",
+    );
+    m.sample_f64(
+        "xgate_counters_age_seconds",
+        "",
+        s.counters_age_ms as f64 / 1e3,
+    );
+
+    // Per port: steering.
+    m.family(
+        "xgate_port_bypass",
+        "gauge",
+        "Steering state of a port: 1 for the state it is in (on, draining, off, unset).",
+    );
+    for p in &s.ports {
+        for state in ["on", "draining", "off", "unset"] {
+            m.sample(
+                "xgate_port_bypass",
+                &format!("port=\"{}\",state=\"{state}\"", p.port),
+                u64::from(p.state == state),
+            );
+        }
+    }
+    m.family(
+        "xgate_port_listener_tagged",
+        "gauge",
+        "1 when sock_ops saw the gateway's listener of the port (needed for any steering).",
+    );
+    for p in &s.ports {
+        m.sample(
+            "xgate_port_listener_tagged",
+            &format!("port=\"{}\"", p.port),
+            u64::from(p.listener_tagged),
+        );
+    }
+    m.family(
+        "xgate_xdp_segments_total",
+        "counter",
+        "TCP segments the XDP program saw for the port, by verdict.",
+    );
+    for p in &s.ports {
+        for (verdict, n) in [
+            ("redirected", p.redirected),
+            ("passed", p.passed),
+            ("passed_kernel_owned", p.kernel_owned),
+            ("passed_no_xsk", p.no_xsk),
+        ] {
+            m.sample(
+                "xgate_xdp_segments_total",
+                &format!("port=\"{}\",verdict=\"{verdict}\"", p.port),
+                n,
+            );
+        }
+    }
+    m.family(
+        "xgate_xdp_syns_steered_total",
+        "counter",
+        "SYNs the XDP program steered to user space.",
+    );
+    for p in &s.ports {
+        m.sample(
+            "xgate_xdp_syns_steered_total",
+            &format!("port=\"{}\"", p.port),
+            p.syns_steered,
+        );
+    }
+
+    // Per port and path: connections and requests.
+    m.family(
+        "xgate_connections",
+        "gauge",
+        "Connections open now, by port and path.",
+    );
+    m.family(
+        "xgate_connections_opened_total",
+        "counter",
+        "Connections taken (handshakes completed), by port and path.",
+    );
+    m.family(
+        "xgate_requests_total",
+        "counter",
+        "HTTP requests answered, by port and path.",
+    );
+    for p in &s.ports {
+        for (path, c) in [("bypass", &p.bypass), ("kernel", &p.kernel)] {
+            let labels = format!("port=\"{}\",path=\"{path}\"", p.port);
+            m.sample("xgate_connections", &labels, c.connections);
+            m.sample(
+                "xgate_connections_opened_total",
+                &labels,
+                c.connections_total,
+            );
+            m.sample("xgate_requests_total", &labels, c.requests);
+        }
+    }
+
+    // Per path: HTTP.
+    let paths: [(&str, &HttpStats); 2] =
+        [("bypass", &s.bypass_http), ("kernel", &s.kernel_path.http)];
+    m.family(
+        "xgate_http_responses_total",
+        "counter",
+        "HTTP responses started, by path and status class.",
+    );
+    for (path, h) in paths {
+        for class in 1..=5u16 {
+            m.sample(
+                "xgate_http_responses_total",
+                &format!("path=\"{path}\",class=\"{class}xx\""),
+                h.responses_class(class),
+            );
+        }
+    }
+    m.family(
+        "xgate_http_refused_total",
+        "counter",
+        "Requests refused or cut, by path and reason.",
+    );
+    for (path, h) in paths {
+        for (reason, n) in [
+            ("bad_head", h.rejected),
+            ("header_timeout", h.header_timeouts),
+            ("body_timeout", h.body_timeouts),
+            ("bad_body", h.body_errors),
+            ("aborted", h.aborted),
+        ] {
+            m.sample(
+                "xgate_http_refused_total",
+                &format!("path=\"{path}\",reason=\"{reason}\""),
+                n,
+            );
+        }
+    }
+    m.family(
+        "xgate_http_idle_closes_total",
+        "counter",
+        "Keep-alive connections closed by the idle timeout, by path.",
+    );
+    for (path, h) in paths {
+        m.sample(
+            "xgate_http_idle_closes_total",
+            &format!("path=\"{path}\""),
+            h.idle_timeouts,
+        );
+    }
+    m.family(
+        "xgate_http_response_duration_seconds",
+        "histogram",
+        "From a request head received to the last byte of its response handed to TCP, by path.",
+    );
+    for (path, h) in paths {
+        m.histogram(
+            "xgate_http_response_duration_seconds",
+            &format!("path=\"{path}\""),
+            &h.latency,
+        );
+    }
+
+    // The bypass path's TCP.
+    let t = &s.bypass_tcp;
+    m.family(
+        "xgate_bypass_tcp_handshakes_total",
+        "counter",
+        "Bypass handshakes completed with a valid SYN cookie.",
+    );
+    m.sample("xgate_bypass_tcp_handshakes_total", "", t.cookies_validated);
+    m.family(
+        "xgate_bypass_tcp_syn_cookies_sent_total",
+        "counter",
+        "SYN-ACKs (with cookies) the bypass engines sent.",
+    );
+    m.sample(
+        "xgate_bypass_tcp_syn_cookies_sent_total",
+        "",
+        t.cookies_sent,
+    );
+    m.family(
+        "xgate_bypass_tcp_retransmits_total",
+        "counter",
+        "Segments the bypass engines sent again, by trigger.",
+    );
+    m.sample(
+        "xgate_bypass_tcp_retransmits_total",
+        "kind=\"fast\"",
+        t.fast_retransmits,
+    );
+    m.sample(
+        "xgate_bypass_tcp_retransmits_total",
+        "kind=\"timeout\"",
+        t.retransmits.saturating_sub(t.fast_retransmits),
+    );
+    m.family(
+        "xgate_bypass_tcp_segments_total",
+        "counter",
+        "TCP segments the bypass engines received and sent.",
+    );
+    m.sample(
+        "xgate_bypass_tcp_segments_total",
+        "direction=\"in\"",
+        t.segments_in,
+    );
+    m.sample(
+        "xgate_bypass_tcp_segments_total",
+        "direction=\"out\"",
+        t.segments_out,
+    );
+    m.family(
+        "xgate_bypass_tcp_resets_total",
+        "counter",
+        "RSTs the bypass engines received and sent.",
+    );
+    m.sample(
+        "xgate_bypass_tcp_resets_total",
+        "direction=\"in\"",
+        t.rsts_in,
+    );
+    m.sample(
+        "xgate_bypass_tcp_resets_total",
+        "direction=\"out\"",
+        t.rsts_out,
+    );
+    m.family(
+        "xgate_bypass_tcp_challenge_acks_total",
+        "counter",
+        "RFC 5961 challenge ACKs sent, and those the rate limit suppressed.",
+    );
+    m.sample(
+        "xgate_bypass_tcp_challenge_acks_total",
+        "result=\"sent\"",
+        t.challenge_acks_sent,
+    );
+    m.sample(
+        "xgate_bypass_tcp_challenge_acks_total",
+        "result=\"suppressed\"",
+        t.challenge_acks_suppressed,
+    );
+    m.family(
+        "xgate_bypass_drops_total",
+        "counter",
+        "Segments the bypass engines dropped or refused, by reason (malformed includes bad \
+         checksums), and poller rounds stopped by a full ring.",
+    );
+    for r in DropReason::ALL {
+        m.sample(
+            "xgate_bypass_drops_total",
+            &format!("reason=\"{}\"", r.name()),
+            t.drop_count(r),
+        );
+    }
+    let ring = |f: fn(&super::state::PollerState) -> u64| s.pollers.iter().map(f).sum::<u64>();
+    m.sample(
+        "xgate_bypass_drops_total",
+        "reason=\"tx_ring_full\"",
+        ring(|p| p.tx_ring_full),
+    );
+    m.sample(
+        "xgate_bypass_drops_total",
+        "reason=\"tx_no_frame\"",
+        ring(|p| p.tx_no_frame),
+    );
+    m.sample(
+        "xgate_bypass_drops_total",
+        "reason=\"fill_ring_empty\"",
+        ring(|p| p.fill_ring_empty),
+    );
+
+    // Pollers.
+    m.family(
+        "xgate_poller_loops_total",
+        "counter",
+        "Poller loop rounds that did work (busy) or found none (idle), by RX queue.",
+    );
+    m.family(
+        "xgate_poller_busy_ratio",
+        "gauge",
+        "Share of a poller's loop rounds that did work, since start.",
+    );
+    m.family(
+        "xgate_poller_frames_total",
+        "counter",
+        "Frames a poller received and sent, by RX queue.",
+    );
+    for p in &s.pollers {
+        let q = format!("queue=\"{}\"", p.queue);
+        m.sample(
+            "xgate_poller_loops_total",
+            &format!("{q},kind=\"busy\""),
+            p.busy_loops,
+        );
+        m.sample(
+            "xgate_poller_loops_total",
+            &format!("{q},kind=\"idle\""),
+            p.idle_loops,
+        );
+        let total = p.busy_loops + p.idle_loops;
+        let ratio = if total == 0 {
+            0.0
+        } else {
+            p.busy_loops as f64 / total as f64
+        };
+        m.sample_f64("xgate_poller_busy_ratio", &q, ratio);
+        m.sample(
+            "xgate_poller_frames_total",
+            &format!("{q},direction=\"rx\""),
+            p.rx_frames,
+        );
+        m.sample(
+            "xgate_poller_frames_total",
+            &format!("{q},direction=\"tx\""),
+            p.tx_frames,
+        );
+    }
+
+    // The kernel path.
+    let k = &s.kernel_path;
+    m.family(
+        "xgate_kernel_connections_refused_total",
+        "counter",
+        "Connections the kernel path accepted and closed at once (over its bound, or draining).",
+    );
+    m.sample("xgate_kernel_connections_refused_total", "", k.refused);
+    m.family(
+        "xgate_kernel_errors_total",
+        "counter",
+        "Kernel-path socket errors, and connections reset by their peer.",
+    );
+    m.sample("xgate_kernel_errors_total", "kind=\"error\"", k.errors);
+    m.sample("xgate_kernel_errors_total", "kind=\"peer_reset\"", k.resets);
+
+    // Reloads.
+    m.family(
+        "xgate_reloads_total",
+        "counter",
+        "Reloads asked for (SIGHUP), by result.",
+    );
+    m.sample(
+        "xgate_reloads_total",
+        "result=\"accepted\"",
+        s.reload.accepted,
+    );
+    m.sample(
+        "xgate_reloads_total",
+        "result=\"refused\"",
+        s.reload.requested - s.reload.accepted.min(s.reload.requested),
+    );
+    m.finish()
+}
+
+/// Label values: backslash, double quote and newline escaped (the format's only rules).
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Families in declaration order, each with its samples; written out at the end, so that a
+/// family's samples are contiguous (the format requires it) whatever order they come in.
+#[derive(Default)]
+struct Metrics {
+    families: Vec<Family>,
+}
+
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    lines: Vec<String>,
+}
+
+impl Metrics {
+    fn family(&mut self, name: &'static str, kind: &'static str, help: &'static str) {
+        self.families.push(Family {
+            name,
+            kind,
+            help,
+            lines: Vec::new(),
+        });
+    }
+
+    fn lines(&mut self, name: &str) -> &mut Vec<String> {
+        let at = match self.families.iter().position(|f| f.name == name) {
+            Some(at) => at,
+            None => {
+                // A family used before it was declared: a bug here, not a reason to fail the
+                // page; it is shown untyped (tests check that none is).
+                debug_assert!(false, "metric family {name} used before it was declared");
+                self.families.push(Family {
+                    name: "xgate_undeclared",
+                    kind: "untyped",
+                    help: "Samples of a family the code forgot to declare.",
+                    lines: Vec::new(),
+                });
+                self.families.len() - 1
+            }
+        };
+        &mut self.families[at].lines
+    }
+
+    fn sample(&mut self, name: &str, labels: &str, v: u64) {
+        let line = if labels.is_empty() {
+            format!("{name} {v}")
+        } else {
+            format!("{name}{{{labels}}} {v}")
+        };
+        self.lines(name).push(line);
+    }
+
+    fn sample_f64(&mut self, name: &str, labels: &str, v: f64) {
+        let line = if labels.is_empty() {
+            format!("{name} {v}")
+        } else {
+            format!("{name}{{{labels}}} {v}")
+        };
+        self.lines(name).push(line);
+    }
+
+    fn histogram(&mut self, name: &str, labels: &str, h: &LatencyHistogram) {
+        let mut lines = Vec::with_capacity(h.buckets.len() + 2);
+        for (le, n) in h.cumulative() {
+            let le = match le {
+                Some(us) => format!("{}", us as f64 / 1e6),
+                None => "+Inf".to_string(),
+            };
+            lines.push(format!("{name}_bucket{{{labels},le=\"{le}\"}} {n}"));
+        }
+        lines.push(format!("{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6));
+        lines.push(format!("{name}_count{{{labels}}} {}", h.count()));
+        self.lines(name).extend(lines);
+    }
+
+    fn finish(self) -> String {
+        let mut out = String::new();
+        for f in self.families {
+            let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+            let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+            for line in f.lines {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::state::{KernelState, PollerState};
+    use crate::ctl::status::{PathStatus, PortStatus};
+    use crate::time::Duration;
+
+    fn status() -> Status {
+        let mut s = Status {
+            ifname: "eth1".into(),
+            pid: 7,
+            xdp_attached: "native".into(),
+            phase: "running".into(),
+            counters_age_ms: 250,
+            ..Status::default()
+        };
+        s.ports = vec![
+            PortStatus {
+                port: 80,
+                listener_tagged: true,
+                state: "on".into(),
+                redirected: 1000,
+                bypass: PathStatus {
+                    connections: 3,
+                    connections_total: 10,
+                    requests: 99,
+                },
+                ..PortStatus::default()
+            },
+            PortStatus {
+                port: 8080,
+                state: "off".into(),
+                kernel: PathStatus {
+                    connections: 1,
+                    connections_total: 2,
+                    requests: 5,
+                },
+                ..PortStatus::default()
+            },
+        ];
+        s.bypass_http.responses = [0, 90, 0, 9, 0];
+        s.bypass_http.latency.record(Duration::from_micros(80));
+        s.bypass_http.latency.record(Duration::from_millis(3));
+        s.bypass_tcp.retransmits = 5;
+        s.bypass_tcp.fast_retransmits = 2;
+        s.bypass_tcp.drops[DropReason::BadCookie.index()] = 4;
+        s.pollers = vec![PollerState {
+            queue: 0,
+            busy_loops: 1,
+            idle_loops: 3,
+            tx_ring_full: 6,
+            ..PollerState::default()
+        }];
+        s.kernel_path = KernelState::default();
+        s.reload.requested = 3;
+        s.reload.accepted = 2;
+        s
+    }
+
+    fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let found = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
+        match found.map(|s| &s.value) {
+            Some(prometheus_parse::Value::Counter(v))
+            | Some(prometheus_parse::Value::Gauge(v))
+            | Some(prometheus_parse::Value::Untyped(v)) => *v,
+            other => panic!("{name} {labels:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_page_parses_and_carries_the_status_figures() {
+        let page = render(&status());
+        let lines = page.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("a valid page");
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_requests_total",
+                &[("port", "80"), ("path", "bypass")]
+            ),
+            99.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_connections",
+                &[("port", "8080"), ("path", "kernel")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_port_bypass",
+                &[("port", "80"), ("state", "on")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_port_bypass",
+                &[("port", "80"), ("state", "off")]
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_http_responses_total",
+                &[("path", "bypass"), ("class", "4xx")]
+            ),
+            9.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_bypass_drops_total",
+                &[("reason", "bad_cookie")]
+            ),
+            4.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_bypass_drops_total",
+                &[("reason", "tx_ring_full")]
+            ),
+            6.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_bypass_tcp_retransmits_total",
+                &[("kind", "timeout")]
+            ),
+            3.0
+        );
+        assert_eq!(
+            value(&scrape, "xgate_poller_busy_ratio", &[("queue", "0")]),
+            0.25
+        );
+        assert_eq!(
+            value(&scrape, "xgate_reloads_total", &[("result", "refused")]),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_info",
+                &[("ifname", "eth1"), ("xdp_mode", "native")]
+            ),
+            1.0
+        );
+        // The latency histogram: cumulative buckets, sum and count in seconds.
+        let h = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "xgate_http_response_duration_seconds"
+                    && s.labels.get("path") == Some("bypass")
+            })
+            .expect("histogram");
+        match &h.value {
+            prometheus_parse::Value::Histogram(buckets) => {
+                let at = |le: f64| {
+                    buckets
+                        .iter()
+                        .find(|b| b.less_than == le || (b.less_than - le).abs() < 1e-12)
+                        .map(|b| b.count)
+                };
+                assert_eq!(at(0.0001), Some(1.0));
+                assert_eq!(at(0.005), Some(2.0));
+                assert_eq!(at(f64::INFINITY), Some(2.0));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn every_family_is_declared_once_and_its_samples_are_contiguous() {
+        let page = render(&status());
+        let mut declared = Vec::new();
+        let mut current = String::new();
+        for line in page.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap().to_string();
+                assert!(!declared.contains(&name), "{name} declared twice");
+                declared.push(name.clone());
+                current = name;
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| *f == current))
+                .unwrap_or(name);
+            assert_eq!(family, current, "{line} outside its family");
+        }
+        assert!(!page.contains("xgate_undeclared"));
+    }
+}
