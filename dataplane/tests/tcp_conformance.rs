@@ -356,6 +356,7 @@ fn synchronized_rows(st: State, v: &mut Vec<Case>) {
     ));
 }
 
+#[allow(clippy::vec_init_then_push)] // a table, one case per push
 fn matrix() -> Vec<Case> {
     use After::*;
     use SeqAt::*;
@@ -917,6 +918,9 @@ fn matrix() -> Vec<Case> {
     v
 }
 
+/// (answer, state afterwards) on xgate and on Linux.
+type Pair = [(String, String); 2];
+
 /// What the client knows once a state is reached.
 struct Reached {
     /// The server's SND.NXT (what it sent, FIN included).
@@ -1163,7 +1167,7 @@ fn rfc9293_rfc5961_server_state_matrix_against_linux() {
     let cases = matrix();
     let results: Vec<[(String, String); 2]> = {
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Vec<std::sync::Mutex<Option<[(String, String); 2]>>> =
+        let slots: Vec<std::sync::Mutex<Option<Pair>>> =
             cases.iter().map(|_| std::sync::Mutex::new(None)).collect();
         std::thread::scope(|sc| {
             for _ in 0..24 {
