@@ -73,8 +73,11 @@ impl TimerTable {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Keep,
-    /// Turn into a TIME_WAIT record (and ACK the peer's FIN statelessly), free the slot.
-    TimeWait,
+    /// Turn into a TIME_WAIT record, free the slot; `ack`: ACK the peer's FIN statelessly
+    /// (not when the FIN was ACKed already and this is the ACK of ours, from CLOSING).
+    TimeWait {
+        ack: bool,
+    },
     /// Free the slot quietly (RST received, LAST_ACK done, FIN_WAIT_2 timeout).
     Closed,
     /// Send a RST and free the slot (retransmissions exhausted, idle, app abort).
@@ -555,9 +558,10 @@ impl Conn {
                     .set(Timer::FinWait2, now + cx.cfg.fin_wait_2_timeout);
             }
             // CLOSING: "if the ACK acknowledges our FIN, then enter the TIME-WAIT state".
+            // The peer's FIN was ACKed when it arrived; this ACK needs no answer.
             State::Closing if self.fin_acked => {
                 self.state = State::TimeWait;
-                return (Outcome::TimeWait, None);
+                return (Outcome::TimeWait { ack: false }, None);
             }
             // LAST_ACK: "if our FIN is now acknowledged, delete the TCB ... and return".
             State::LastAck if self.fin_acked => return (Outcome::Closed, None),
@@ -598,13 +602,13 @@ impl Conn {
                     // enter the CLOSING state" (simultaneous close).
                     State::FinWait1 if self.fin_acked => {
                         self.state = State::TimeWait;
-                        return (Outcome::TimeWait, drop);
+                        return (Outcome::TimeWait { ack: true }, drop);
                     }
                     State::FinWait1 => self.state = State::Closing,
                     // FIN_WAIT_2: "Enter the TIME-WAIT state".
                     State::FinWait2 => {
                         self.state = State::TimeWait;
-                        return (Outcome::TimeWait, drop);
+                        return (Outcome::TimeWait { ack: true }, drop);
                     }
                     _ => {}
                 }
@@ -869,6 +873,11 @@ impl Conn {
         }
         if fin {
             self.rx_fin = Some(seq + data.len());
+            // A FIN beyond a hole is an out-of-order segment like any other: duplicate ACK at
+            // once (RFC 5681 §4.2, RFC 9293 §3.8.6.3), so the peer learns where the hole is.
+            if off > 0 {
+                self.ack_now = true;
+            }
         }
         drop
     }

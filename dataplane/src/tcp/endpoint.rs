@@ -256,7 +256,7 @@ impl Endpoint {
                 }
                 self.free_slot(idx);
             }
-            Outcome::TimeWait => {
+            Outcome::TimeWait { ack } => {
                 let tw = self.slot_conn_mut(idx).map(|c| {
                     let hdr = c.final_ack_header(now);
                     let (snd_nxt, rcv_nxt, ts_recent, ts_offset) = c.time_wait_params();
@@ -264,7 +264,9 @@ impl Endpoint {
                 });
                 if let Some((flow, addrs, hdr, snd_nxt, rcv_nxt, ts_recent, ts_offset)) = tw {
                     let window = hdr.window;
-                    self.queue_reply(Reply { addrs, hdr });
+                    if ack {
+                        self.queue_reply(Reply { addrs, hdr });
+                    }
                     self.insert_time_wait(
                         now,
                         flow,
@@ -425,11 +427,17 @@ impl Endpoint {
             // LISTEN, ACK: "Any acknowledgment is bad if it arrives on a connection still in
             // the LISTEN state" -- unless it returns a valid cookie.
             (false, Some(ack)) => self.cookie_ack(now, flow, addrs, t, seg, ack),
-            // SYN-ACK or bare segment to a flow we do not know: RST (§3.10.7.1).
-            _ => {
+            // SYN-ACK: the ACK bit is on, so "<SEQ=SEG.ACK><CTL=RST>" (§3.10.7.2, second).
+            (true, Some(_)) => {
                 self.queue_rst(addrs, t, seg);
                 Err(DropReason::NoConnection)
             }
+            // Neither SYN, ACK nor RST (a bare FIN, data without ACK): the engine only sees
+            // ports with a listener, so this is LISTEN, not CLOSED: "Any other control or
+            // text-bearing segment (not containing SYN) must have an ACK and thus would be
+            // discarded by the ACK processing ... drop the segment and return" (RFC 9293
+            // §3.10.7.2, fourth). Linux drops it too; a RST would answer a spoofed source.
+            (false, None) => Err(DropReason::NoConnection),
         }
     }
 

@@ -402,23 +402,23 @@ fn bad_cookie_ack_gets_rst_with_seq_seg_ack() {
 }
 
 #[test]
-fn rfc9293_unknown_flow_without_ack_gets_rst_ack_and_rst_gets_nothing() {
+fn rfc9293_listen_drops_segment_without_syn_or_ack_and_rst_gets_nothing() {
+    // RFC 9293 §3.10.7.2 (LISTEN), fourth: a segment with neither SYN, ACK nor RST is
+    // dropped, not reset (the port has a listener, so this is not CLOSED's §3.10.7.1).
     let now = t0();
     let mut ep = Endpoint::new(small_config(), SECRET, now);
-    let h = TcpHeader {
-        seq: SeqNumber(77),
-        flags: TcpFlags::FIN,
-        ..templ()
-    };
-    assert_eq!(
-        ep.handle_frame(now, &frame(&h, b"abc")),
-        Err(DropReason::NoConnection)
-    );
-    let out = drain(&mut ep, now);
-    assert_eq!(out.len(), 1);
-    assert!(out[0].has(TcpFlags::RST) && out[0].has(TcpFlags::ACK));
-    assert_eq!(out[0].hdr.seq, SeqNumber(0));
-    assert_eq!(out[0].hdr.ack, SeqNumber(77 + 3 + 1));
+    for flags in [TcpFlags::FIN, TcpFlags::PSH, TcpFlags::empty()] {
+        let h = TcpHeader {
+            seq: SeqNumber(77),
+            flags,
+            ..templ()
+        };
+        assert_eq!(
+            ep.handle_frame(now, &frame(&h, b"abc")),
+            Err(DropReason::NoConnection)
+        );
+        assert!(drain(&mut ep, now).is_empty(), "{flags:?} was answered");
+    }
     // Never RST a RST.
     let r = TcpHeader {
         flags: TcpFlags::RST,
@@ -426,6 +426,28 @@ fn rfc9293_unknown_flow_without_ack_gets_rst_ack_and_rst_gets_nothing() {
     };
     let _ = ep.handle_frame(now, &frame(&r, &[]));
     assert!(drain(&mut ep, now).is_empty());
+    assert_eq!(ep.connection_count(), 0);
+}
+
+#[test]
+fn rfc9293_listen_answers_syn_ack_with_rst_seq_seg_ack() {
+    // RFC 9293 §3.10.7.2, second: "If the ACK bit is on ... <SEQ=SEG.ACK><CTL=RST>".
+    let now = t0();
+    let mut ep = Endpoint::new(small_config(), SECRET, now);
+    let h = TcpHeader {
+        seq: SeqNumber(77),
+        ack: SeqNumber(4242),
+        flags: TcpFlags::SYN | TcpFlags::ACK,
+        ..templ()
+    };
+    assert_eq!(
+        ep.handle_frame(now, &frame(&h, &[])),
+        Err(DropReason::NoConnection)
+    );
+    let out = drain(&mut ep, now);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].has(TcpFlags::RST) && !out[0].has(TcpFlags::ACK));
+    assert_eq!(out[0].hdr.seq, SeqNumber(4242));
 }
 
 #[test]
@@ -628,6 +650,33 @@ fn overlapping_segments_with_conflicting_bytes_first_copy_wins() {
     fx.seq = base + 6u32;
     fx.send(TcpFlags::ACK, b"!!IJ").unwrap();
     assert_eq!(fx.readable(), b"ABxxEFGHIJ");
+}
+
+#[test]
+fn rfc5681_out_of_order_fin_draws_immediate_duplicate_ack() {
+    // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: an out-of-order segment (here a FIN one octet
+    // beyond RCV.NXT) is ACKed at once with RCV.NXT; the FIN waits for the hole.
+    let mut fx = Fx::new();
+    let base = fx.seq;
+    fx.seq = base + 1u32;
+    fx.send(TcpFlags::ACK | TcpFlags::FIN, &[]).unwrap();
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(!out[0].has(TcpFlags::FIN));
+    assert_eq!(out[0].hdr.ack, base);
+    assert!(fx
+        .events()
+        .iter()
+        .all(|e| !matches!(e, Event::PeerClosed(_))));
+    // The hole filled: FIN taken, ACKed past it.
+    fx.seq = base;
+    fx.send(TcpFlags::ACK, b"a").unwrap();
+    let out = fx.out();
+    assert_eq!(out.last().unwrap().hdr.ack, base + 2u32);
+    assert!(fx
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::PeerClosed(_))));
 }
 
 #[test]
@@ -1156,6 +1205,9 @@ fn simultaneous_close_goes_through_closing() {
     fx.send(TcpFlags::ACK, &[]).unwrap();
     assert_eq!(fx.ep.connection_count(), 0);
     assert_eq!(fx.ep.time_wait_count(), 1);
+    // RFC 9293 (CLOSING): the ACK of our FIN only moves us to TIME_WAIT; the peer's FIN was
+    // ACKed above, and an ACK of an ACK is never sent.
+    assert!(fx.out().is_empty());
     assert_eq!(closed_count(&fx.events()), 1);
     fx.advance(Duration::from_secs(61));
     fx.assert_all_gone();

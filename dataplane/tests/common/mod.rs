@@ -8,6 +8,8 @@
 //! gateway netns to load programs and bind sockets there, and goes back before cleaning up.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod raw;
+
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;

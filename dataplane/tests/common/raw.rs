@@ -1,0 +1,636 @@
+//! Packet-level harness of the hostile-TCP and conformance suites: crafted frames from the
+//! client netns through an AF_PACKET socket, replies read back per 4-tuple.
+//!
+//! The crafted segments come from spoofed sources in `10.78.0.0/16`, which the client kernel
+//! does not own, so it never answers the gateway's replies with a RST of its own (it drops
+//! them: forwarding is off in the client netns). The gateway netns routes that subnet via the
+//! client's address, so the Linux stack (a port whose bypass is off, served by the kernel
+//! path) answers the same scripts as the bypass does. Both veths have their checksum and
+//! segmentation offloads off, so every frame seen on the wire is whole and checksummed.
+//!
+//! `Rig` is a topology plus an in-process `Gateway` with two ports -- `BYPASS_PORT` (on) and
+//! `KERNEL_PORT` (off) -- whose listeners are both served by the real `KernelPath` on its own
+//! thread; dropping it stops everything it started, also on panic.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dataplane::afxdp::{CgroupPlacement, Gateway, GatewayConfig, PortConfig};
+use dataplane::app::App;
+use dataplane::kernel::{KernelConfig, KernelPath};
+use dataplane::wire::{
+    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, SeqNumber,
+    TcpFlags, TcpHeader, TcpOptions,
+};
+
+use super::{run, Topology, CLIENT_IP, GW_IP};
+
+/// The port served by the bypass (xgate's engine).
+pub const BYPASS_PORT: u16 = 18190;
+/// The port whose bypass is off: the Linux stack, through the kernel path.
+pub const KERNEL_PORT: u16 = 18191;
+pub const SPOOF_NET: &str = "10.78.0.0/16";
+
+/// The `n`-th spoofed client address (n < 64000), never a .0 or .255.
+pub fn spoofed(n: u32) -> Ipv4Addr {
+    Ipv4Addr::new(10, 78, (n / 250) as u8, (n % 250 + 1) as u8)
+}
+
+/// A segment the gateway sent, owned.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub hdr: TcpHeader,
+    pub payload: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Got {
+    pub fn has(&self, f: TcpFlags) -> bool {
+        self.hdr.flags.contains(f)
+    }
+}
+
+type FlowMap = HashMap<(Ipv4Addr, u16), Sender<Got>>;
+
+/// The AF_PACKET socket on the client veth and the thread that sorts what it reads by
+/// destination (spoofed address, port).
+pub struct Wire {
+    fd: Arc<OwnedFd>,
+    pub client_mac: EthernetAddress,
+    pub gw_mac: EthernetAddress,
+    pub gw_ip: Ipv4Addr,
+    flows: Arc<Mutex<FlowMap>>,
+    /// Frames from the gateway that no flow claimed (e.g. SYN-ACKs to a flood's sources).
+    pub unclaimed: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn mac_of(ns: &str, ifname: &str) -> EthernetAddress {
+    let out = run(&["ip", "-n", ns, "-o", "link", "show", "dev", ifname]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mac = text
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {text:?}"));
+    let mut b = [0u8; 6];
+    for (i, part) in mac.split(':').enumerate() {
+        b[i] = u8::from_str_radix(part, 16).expect("MAC byte");
+    }
+    EthernetAddress(b)
+}
+
+impl Wire {
+    pub fn open(topo: &Topology) -> Wire {
+        let ns = topo.client_ns.clone();
+        let ifname = topo.client_if.clone();
+        // A thread of its own enters the client netns to make the socket (which stays bound
+        // to that namespace's interface) and ends there: nobody else changes namespace.
+        let fd = std::thread::spawn(move || -> std::io::Result<OwnedFd> {
+            let nsf = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
+            // SAFETY: setns on a fd we hold; CLONE_NEWNET only changes this thread's namespace.
+            if unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let proto = (libc::ETH_P_IP as u16).to_be();
+            // SAFETY: plain socket(2); the result is checked before it is owned.
+            let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
+            if raw < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: `raw` is a new descriptor nobody else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            let cname = std::ffi::CString::new(ifname).expect("interface name");
+            // SAFETY: a NUL-terminated string that outlives the call.
+            let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+            if ifindex == 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: an all-zero sockaddr_ll is valid; the fields we need are set below.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = ifindex as i32;
+            // SAFETY: bind with a sockaddr_ll of the size we pass.
+            let rc = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let size: libc::c_int = 8 << 20;
+            // SAFETY: setsockopt with a c_int option value of the size we pass.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as u32,
+                );
+            }
+            Ok(fd)
+        })
+        .join()
+        .expect("socket thread")
+        .expect("AF_PACKET socket in the client netns");
+        let fd = Arc::new(fd);
+        let flows: Arc<Mutex<FlowMap>> = Arc::default();
+        let unclaimed = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let gw_ip: Ipv4Addr = GW_IP.parse().unwrap();
+        let thread = {
+            let (fd, flows, unclaimed, stop) = (
+                Arc::clone(&fd),
+                Arc::clone(&flows),
+                Arc::clone(&unclaimed),
+                Arc::clone(&stop),
+            );
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while !stop.load(Ordering::Relaxed) {
+                    let mut pfd = libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one pollfd we own, for the length we pass.
+                    if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
+                        continue;
+                    }
+                    loop {
+                        // SAFETY: recv into a buffer of the length we pass.
+                        let n = unsafe {
+                            libc::recv(
+                                fd.as_raw_fd(),
+                                buf.as_mut_ptr().cast(),
+                                buf.len(),
+                                libc::MSG_DONTWAIT,
+                            )
+                        };
+                        if n <= 0 {
+                            break;
+                        }
+                        let Ok(f) = parse_tcp_frame(&buf[..n as usize]) else {
+                            continue;
+                        };
+                        if f.addrs.ip_src != gw_ip {
+                            continue;
+                        }
+                        let got = Got {
+                            hdr: f.tcp,
+                            payload: f.payload.to_vec(),
+                            at: Instant::now(),
+                        };
+                        let key = (f.addrs.ip_dst, f.tcp.dst_port);
+                        let map = flows.lock().unwrap_or_else(|e| e.into_inner());
+                        match map.get(&key) {
+                            Some(tx) => {
+                                let _ = tx.send(got);
+                            }
+                            None => {
+                                unclaimed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        Wire {
+            fd,
+            client_mac: mac_of(&topo.client_ns, &topo.client_if),
+            gw_mac: mac_of(&topo.gw_ns, &topo.gw_if),
+            gw_ip,
+            flows,
+            unclaimed,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Puts one whole Ethernet frame on the client veth.
+    pub fn send(&self, frame: &[u8]) {
+        // SAFETY: send from a buffer of the length we pass, on our bound packet socket.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "AF_PACKET send: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Addressing of a frame from `src` to the gateway.
+    pub fn addrs(&self, src: Ipv4Addr) -> FrameAddrs {
+        FrameAddrs {
+            eth_src: self.client_mac,
+            eth_dst: self.gw_mac,
+            vlan: None,
+            ip_src: src,
+            ip_dst: self.gw_ip,
+        }
+    }
+
+    /// A scripted client flow from `src:sport` to the gateway's `dport`.
+    pub fn flow(&self, src: Ipv4Addr, sport: u16, dport: u16, isn: u32) -> Flow<'_> {
+        let (tx, rx) = mpsc::channel();
+        self.flows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((src, sport), tx);
+        Flow {
+            wire: self,
+            addrs: self.addrs(src),
+            sport,
+            dport,
+            rx,
+            snd_nxt: SeqNumber(isn),
+            rcv_nxt: SeqNumber(0),
+            window: 65535,
+            peer_window: 0,
+            ip_id: 1,
+        }
+    }
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One spoofed client connection: our sequence numbers and what we learnt of the server's.
+pub struct Flow<'w> {
+    pub wire: &'w Wire,
+    pub addrs: FrameAddrs,
+    pub sport: u16,
+    pub dport: u16,
+    rx: Receiver<Got>,
+    /// Our next sequence number (the server's RCV.NXT once it has everything).
+    pub snd_nxt: SeqNumber,
+    /// The next sequence number we expect from the server.
+    pub rcv_nxt: SeqNumber,
+    /// Window we advertise.
+    pub window: u16,
+    /// The window field of the server's latest segment.
+    pub peer_window: u16,
+    pub ip_id: u16,
+}
+
+impl Drop for Flow<'_> {
+    fn drop(&mut self) {
+        self.wire
+            .flows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(self.addrs.ip_src, self.sport));
+    }
+}
+
+impl Flow<'_> {
+    pub fn header(&self, flags: TcpFlags, seq: SeqNumber, ack: SeqNumber) -> TcpHeader {
+        TcpHeader {
+            src_port: self.sport,
+            dst_port: self.dport,
+            seq,
+            ack,
+            flags,
+            window: self.window,
+            urgent: 0,
+            options: TcpOptions::default(),
+        }
+    }
+
+    /// The frame of `hdr` + `payload` from this flow.
+    pub fn frame(&mut self, hdr: &TcpHeader, payload: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; tcp_frame_len(&self.addrs, hdr, payload.len())];
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let n = emit_tcp_frame(&mut buf, &self.addrs, self.ip_id, 64, hdr, [payload, &[]])
+            .expect("frame fits");
+        buf.truncate(n);
+        buf
+    }
+
+    pub fn send(&mut self, hdr: &TcpHeader, payload: &[u8]) {
+        let f = self.frame(hdr, payload);
+        self.wire.send(&f);
+    }
+
+    /// Sends a segment with our current numbers (ACK set) and advances `snd_nxt`.
+    pub fn send_data(&mut self, payload: &[u8]) {
+        let h = self.header(TcpFlags::ACK | TcpFlags::PSH, self.snd_nxt, self.rcv_nxt);
+        self.send(&h, payload);
+        self.snd_nxt = self.snd_nxt + payload.len();
+    }
+
+    /// A pure ACK of everything received.
+    pub fn send_ack(&mut self) {
+        let h = self.header(TcpFlags::ACK, self.snd_nxt, self.rcv_nxt);
+        self.send(&h, &[]);
+    }
+
+    /// Our FIN (with an ACK of everything received).
+    pub fn send_fin(&mut self) {
+        let h = self.header(TcpFlags::FIN | TcpFlags::ACK, self.snd_nxt, self.rcv_nxt);
+        self.send(&h, &[]);
+        self.snd_nxt = self.snd_nxt + 1u32;
+    }
+
+    pub fn recv(&mut self, timeout: Duration) -> Option<Got> {
+        let g = self.rx.recv_timeout(timeout).ok()?;
+        self.peer_window = g.hdr.window;
+        Some(g)
+    }
+
+    /// Everything the server sends within `dur`.
+    pub fn collect(&mut self, dur: Duration) -> Vec<Got> {
+        let end = Instant::now() + dur;
+        let mut v = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.recv(left) {
+                Some(g) => v.push(g),
+                None => break,
+            }
+        }
+        v
+    }
+
+    /// Waits for a segment matching `pred` (others are dropped), up to `timeout`.
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Got) -> bool) -> Option<Got> {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            let g = self.recv(left)?;
+            if pred(&g) {
+                return Some(g);
+            }
+        }
+        None
+    }
+
+    /// SYN with `options`, SYN-ACK back (returned), ACK. Err with what came instead.
+    pub fn handshake(&mut self, options: TcpOptions) -> Result<Got, String> {
+        let mut syn = self.header(TcpFlags::SYN, self.snd_nxt, SeqNumber(0));
+        syn.options = options;
+        self.send(&syn, &[]);
+        self.snd_nxt = self.snd_nxt + 1u32;
+        let sa = self
+            .wait_for(Duration::from_secs(2), |g| {
+                g.has(TcpFlags::SYN) || g.has(TcpFlags::RST)
+            })
+            .ok_or("no SYN-ACK within 2 s")?;
+        if !sa.has(TcpFlags::SYN | TcpFlags::ACK) || sa.hdr.ack != self.snd_nxt {
+            return Err(format!("bad SYN-ACK {:?}", sa.hdr));
+        }
+        self.rcv_nxt = sa.hdr.seq + 1u32;
+        self.send_ack();
+        Ok(sa)
+    }
+
+    /// Reads server data in order (ACKing it) until `done(bytes so far)` or `timeout`;
+    /// returns the bytes and whether the server's FIN came.
+    pub fn read_until(
+        &mut self,
+        timeout: Duration,
+        done: impl Fn(&[u8]) -> bool,
+    ) -> (Vec<u8>, bool) {
+        let end = Instant::now() + timeout;
+        let mut data = Vec::new();
+        let mut fin = false;
+        while !done(&data) && !fin {
+            let Some(left) = end.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            let Some(g) = self.recv(left) else { break };
+            if g.has(TcpFlags::RST) {
+                break;
+            }
+            if g.hdr.seq == self.rcv_nxt {
+                data.extend_from_slice(&g.payload);
+                self.rcv_nxt = self.rcv_nxt + g.payload.len();
+                if g.has(TcpFlags::FIN) {
+                    self.rcv_nxt = self.rcv_nxt + 1u32;
+                    fin = true;
+                }
+            }
+            if !g.payload.is_empty() || g.has(TcpFlags::FIN) {
+                self.send_ack();
+            }
+        }
+        (data, fin)
+    }
+}
+
+/// The client netns, both veths, the gateway (bypass on `BYPASS_PORT`, off on
+/// `KERNEL_PORT`), the kernel path serving both listeners, and the raw wire.
+pub struct Rig {
+    pub wire: Option<Wire>,
+    kernel_stop: Arc<AtomicBool>,
+    kernel: Option<JoinHandle<()>>,
+    pub gw: Option<Gateway>,
+    pub topo: Topology,
+}
+
+impl Rig {
+    /// `tune` may change the gateway's configuration (engine limits) before it starts.
+    pub fn start(tune: impl FnOnce(&mut GatewayConfig)) -> Rig {
+        let mut topo = Topology::create();
+        // Whole, checksummed frames on the gateway's side too (the kernel path's replies).
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &topo.gw_ns,
+            "ethtool",
+            "-K",
+            &topo.gw_if,
+            "tx",
+            "off",
+            "tso",
+            "off",
+            "gso",
+            "off",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &topo.gw_ns,
+            "route",
+            "add",
+            SPOOF_NET,
+            "via",
+            CLIENT_IP,
+        ]);
+        // The client kernel drops what is addressed to the spoofed sources (no RST, no ICMP).
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=0",
+        ]);
+        topo.enter_gateway();
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut config = GatewayConfig::new(
+            topo.gw_if.clone(),
+            [
+                PortConfig {
+                    port: BYPASS_PORT,
+                    bypass: true,
+                },
+                PortConfig {
+                    port: KERNEL_PORT,
+                    bypass: false,
+                },
+            ],
+        );
+        config.cgroup = CgroupPlacement::Join(topo.cgroup.clone());
+        config.cores = (0..4).map(|q| q % ncpu).collect();
+        tune(&mut config);
+        let started = Gateway::start(&config);
+        assert!(topo.leave_gateway(), "setns back to the test's netns");
+        let mut gw = started.expect("starting the gateway");
+        let listeners: Vec<OwnedFd> = [BYPASS_PORT, KERNEL_PORT]
+            .iter()
+            .map(|p| OwnedFd::from(gw.take_listener(*p).expect("the port's listener")))
+            .collect();
+        let app_config = config.app.clone();
+        let kernel_stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&kernel_stop);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let kernel = std::thread::spawn(move || {
+            let app = App::new(&app_config).expect("app");
+            let mut kp = KernelPath::new(KernelConfig::default(), app).expect("kernel path");
+            for fd in listeners {
+                kp.add_listener(fd).expect("kernel path listener");
+            }
+            let _ = ready_tx.send(());
+            kp.run(&flag).expect("kernel path");
+            let _ = kp.shutdown(dataplane::time::Duration::from_millis(200));
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("kernel path started");
+        let wire = Wire::open(&topo);
+        eprintln!(
+            "rig {}: gateway {:?}, {} queue(s); bypass :{BYPASS_PORT}, kernel :{KERNEL_PORT}",
+            topo.prefix,
+            gw.steering().attached_mode(),
+            gw.queues()
+        );
+        Rig {
+            wire: Some(wire),
+            kernel_stop,
+            kernel: Some(kernel),
+            gw: Some(gw),
+            topo,
+        }
+    }
+
+    pub fn wire(&self) -> &Wire {
+        self.wire.as_ref().expect("wire")
+    }
+
+    pub fn gw(&self) -> &Gateway {
+        self.gw.as_ref().expect("gateway")
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        drop(self.wire.take());
+        self.kernel_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.kernel.take() {
+            let _ = t.join();
+        }
+        drop(self.gw.take());
+        // `topo` drops after this: netns, veths, cgroup.
+    }
+}
+
+/// IPv4 header checksum over `hdr` (checksum field included as it is).
+fn ip_checksum(hdr: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in hdr.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn fix_ip_checksum(frame: &mut [u8]) {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    frame[24] = 0;
+    frame[25] = 0;
+    let c = ip_checksum(&frame[14..14 + ihl]);
+    frame[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// `frame` (Ethernet/IPv4 without options) with `opts` (a multiple of 4 bytes) inserted as
+/// IPv4 options; lengths and the header checksum fixed (the TCP checksum does not cover them).
+pub fn with_ip_options(frame: &[u8], opts: &[u8]) -> Vec<u8> {
+    assert_eq!(opts.len() % 4, 0);
+    let mut f = frame[..34].to_vec();
+    f.extend_from_slice(opts);
+    f.extend_from_slice(&frame[34..]);
+    f[14] = 0x40 | ((20 + opts.len()) / 4) as u8;
+    let total = u16::from_be_bytes([f[16], f[17]]) + opts.len() as u16;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    fix_ip_checksum(&mut f);
+    f
+}
+
+/// `frame` split into IPv4 fragments whose payload parts are `first` bytes (a multiple of 8)
+/// and the rest; DF cleared.
+pub fn fragments(frame: &[u8], first: usize) -> [Vec<u8>; 2] {
+    assert_eq!(first % 8, 0);
+    let ip_payload = &frame[34..];
+    assert!(first < ip_payload.len());
+    let part = |data: &[u8], offset: usize, more: bool| {
+        let mut f = frame[..34].to_vec();
+        f.extend_from_slice(data);
+        let total = (20 + data.len()) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        let flags_off = ((offset / 8) as u16) | if more { 0x2000 } else { 0 };
+        f[20..22].copy_from_slice(&flags_off.to_be_bytes());
+        fix_ip_checksum(&mut f);
+        f
+    };
+    [
+        part(&ip_payload[..first], 0, true),
+        part(&ip_payload[first..], first, false),
+    ]
+}
+
+/// `frame` with its TCP checksum broken.
+pub fn bad_tcp_checksum(frame: &[u8]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    f[14 + ihl + 16] ^= 0x5a;
+    f
+}
+
+/// `frame` with its IPv4 header checksum broken.
+pub fn bad_ip_checksum(frame: &[u8]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    f[24] ^= 0x5a;
+    f
+}

@@ -1,0 +1,1235 @@
+//! TCP conformance, server side, packet by packet (root only): the RFC 9293 / RFC 5961
+//! matrix the way FreeBSD's tcp-testsuite organises it. Each case brings a fresh spoofed
+//! client connection into a state (cookie handshake, ESTABLISHED, FIN_WAIT_1/2, CLOSING,
+//! TIME_WAIT, LAST_ACK, or none: LISTEN), sends one crafted segment (a kind, a sequence number
+//! at / inside / outside the window edges, an acknowledgment number), and records every
+//! segment the server answers with and whether the connection is still there afterwards.
+//!
+//! Every case runs twice in one topology (`common::raw::Rig`): against xgate's engine (the
+//! bypass port) and against the Linux stack (the kernel-path port, whose bypass is off). The
+//! answer expected of xgate is written next to each case and asserted; Linux's is recorded
+//! beside it, and where it differs by design the case says so (`linux` column). The whole
+//! matrix is printed; on failure the failing rows are listed.
+//!
+//! Answers are written relative to the state: `s` is the server's SND.NXT, `a` the server's
+//! RCV.NXT before the probe (so `ACK s+0 a+0` is a pure ACK repeating where both sides are,
+//! i.e. a challenge ACK or a duplicate ACK), `RST s+0` a RST whose sequence number is SND.NXT
+//! (in LISTEN, SEG.ACK of the probe). Retransmissions of what the server had already sent
+//! before the probe (its FIN in FIN_WAIT_1, CLOSING, LAST_ACK) are not answers and are left
+//! out. A pure ACK followed by a FIN or data carrying the same acknowledgment is written as
+//! the latter alone.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use common::is_root;
+use common::raw::{spoofed, Flow, Got, Rig, BYPASS_PORT, KERNEL_PORT};
+use dataplane::wire::{SeqNumber, TcpFlags, TcpOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No connection: the port's listener (xgate: the stateless cookie front).
+    Listen,
+    /// SYN sent, SYN-ACK received, handshake ACK not sent (xgate keeps no state; Linux has a
+    /// SYN-RECEIVED request socket).
+    Handshake,
+    Established,
+    /// The server sent its FIN after a `Connection: close` response; the client ACKed the
+    /// response but not the FIN.
+    FinWait1,
+    /// As FIN_WAIT_1 with the FIN ACKed.
+    FinWait2,
+    /// FIN_WAIT_1, then the client's FIN (not ACKing the server's).
+    Closing,
+    /// FIN_WAIT_2, then the client's FIN.
+    TimeWait,
+    /// The client's FIN first: the server (HTTP sees end of input) closes; its FIN unACKed.
+    LastAck,
+}
+
+/// Where a probe's sequence number lies.
+#[derive(Debug, Clone, Copy)]
+enum SeqAt {
+    /// RCV.NXT + n.
+    Nxt(i64),
+    /// RCV.NXT + RCV.WND + n (the first octet beyond the window is `Edge(0)`).
+    Edge(i64),
+}
+
+/// A probe's acknowledgment number.
+#[derive(Debug, Clone, Copy)]
+enum AckOf {
+    /// What the client has acknowledged so far + n (SND.UNA of the server).
+    Una(i64),
+    /// The server's SND.NXT + n.
+    Nxt(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// The connection (or TIME_WAIT) still answers: an out-of-window segment draws an ACK.
+    Alive,
+    /// Nothing is left: an out-of-window segment draws a RST.
+    Gone,
+    /// Not checked (the probe started something new).
+    Any,
+}
+
+struct Case {
+    state: State,
+    /// What is sent, for the matrix.
+    what: &'static str,
+    flags: TcpFlags,
+    seq: SeqAt,
+    ack: AckOf,
+    payload: &'static [u8],
+    /// xgate's answer (asserted).
+    expect: &'static str,
+    after: After,
+    /// The rule.
+    rule: &'static str,
+    /// Linux's answer where it differs by design, and why (recorded, not asserted).
+    linux: Option<&'static str>,
+}
+
+const A: TcpFlags = TcpFlags::ACK;
+const S: TcpFlags = TcpFlags::SYN;
+const R: TcpFlags = TcpFlags::RST;
+const F: TcpFlags = TcpFlags::FIN;
+const P: TcpFlags = TcpFlags::PSH;
+
+fn fl(bits: &[TcpFlags]) -> TcpFlags {
+    bits.iter().fold(TcpFlags::empty(), |a, b| a | *b)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn case(
+    state: State,
+    what: &'static str,
+    flags: &[TcpFlags],
+    seq: SeqAt,
+    ack: AckOf,
+    payload: &'static [u8],
+    expect: &'static str,
+    after: After,
+    rule: &'static str,
+    linux: Option<&'static str>,
+) -> Case {
+    Case {
+        state,
+        what,
+        flags: fl(flags),
+        seq,
+        ack,
+        payload,
+        expect,
+        after,
+        rule,
+        linux,
+    }
+}
+
+const CHALLENGE: &str = "ACK s+0 a+0";
+const GET: &[u8] = b"GET ";
+
+/// The rows every synchronized state shares (SYN, RST, ACK-field checks).
+fn synchronized_rows(st: State, v: &mut Vec<Case>) {
+    use After::*;
+    use SeqAt::*;
+    // A RST at RCV.NXT ends the connection; TIME_WAIT's record is removed too (RFC 9293
+    // §3.10.7.4 TIME-WAIT: "enter the CLOSED state").
+    v.push(case(
+        st,
+        "RST at RCV.NXT",
+        &[R],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Gone,
+        "RFC 5961 §3.2: RST exactly at RCV.NXT resets",
+        None,
+    ));
+    v.push(case(
+        st,
+        "RST|ACK at RCV.NXT",
+        &[R, A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Gone,
+        "RFC 5961 §3.2",
+        None,
+    ));
+    let tw_rst = (st == State::TimeWait).then_some(
+        "- (Linux's TIME_WAIT drops a RST that is not exactly at RCV.NXT; RFC 5961 §3.2 asks \
+         for a challenge ACK in every synchronized state)",
+    );
+    v.push(case(
+        st,
+        "RST in window (RCV.NXT+1)",
+        &[R],
+        Nxt(1),
+        AckOf::Una(0),
+        b"",
+        CHALLENGE,
+        Alive,
+        "RFC 5961 §3.2: in-window RST draws a challenge ACK",
+        tw_rst,
+    ));
+    v.push(case(
+        st,
+        "RST at the last octet of the window",
+        &[R],
+        Edge(-1),
+        AckOf::Una(0),
+        b"",
+        CHALLENGE,
+        Alive,
+        "RFC 5961 §3.2",
+        tw_rst,
+    ));
+    v.push(case(
+        st,
+        "RST at RCV.NXT+RCV.WND (just outside)",
+        &[R],
+        Edge(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Alive,
+        "RFC 5961 §3.2: out-of-window RST is dropped silently",
+        (st != State::TimeWait)
+            .then_some("challenge ACK (Linux's tcp_sequence() accepts SEG.SEQ == RCV.NXT+RCV.WND)"),
+    ));
+    let fin_in = matches!(st, State::Closing | State::LastAck);
+    v.push(case(
+        st,
+        "RST below RCV.NXT",
+        &[R],
+        Nxt(-1),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Alive,
+        "RFC 5961 §3.2: out-of-window RST is dropped silently",
+        fin_in.then_some(
+            "- / gone (Linux's tcp_reset_check() also takes a RST at RCV.NXT-1, \
+            the peer's FIN, in CLOSE_WAIT, CLOSING and LAST_ACK)",
+        ),
+    ));
+    v.push(case(
+        st,
+        "SYN at RCV.NXT",
+        &[S],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        CHALLENGE,
+        Alive,
+        "RFC 5961 §4.2: SYN in a synchronized state draws a challenge ACK",
+        None,
+    ));
+    if st != State::TimeWait {
+        // (In TIME_WAIT a SYN above RCV.NXT may open a new incarnation: its own rows.)
+        v.push(case(
+            st,
+            "SYN far outside the window",
+            &[S],
+            Edge(100_000),
+            AckOf::Una(0),
+            b"",
+            CHALLENGE,
+            Alive,
+            "RFC 5961 §4.2: whatever the sequence number",
+            None,
+        ));
+    }
+    v.push(case(
+        st,
+        "SYN|ACK at RCV.NXT",
+        &[S, A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        CHALLENGE,
+        Alive,
+        "RFC 5961 §4.2",
+        None,
+    ));
+    // TIME_WAIT keeps no send state and never answers a pure ACK (an ACK loop costs more
+    // than the peer learns from it; docs/architecture.md "departs on purpose").
+    let tw = st == State::TimeWait;
+    let (bad_ack, oow_ack) = if tw {
+        ("-", "-")
+    } else {
+        (CHALLENGE, "ACK s+0 a+0")
+    };
+    let tw_oow =
+        tw.then_some("ACK s+0 a+0 (Linux's TIME_WAIT ACKs an unacceptable pure ACK, rate-limited)");
+    v.push(case(
+        st,
+        "ACK of data never sent",
+        &[A],
+        Nxt(0),
+        AckOf::Nxt(1000),
+        b"",
+        bad_ack,
+        Alive,
+        "RFC 5961 §5.2: SEG.ACK > SND.NXT: ACK and drop (TIME_WAIT: drop)",
+        None,
+    ));
+    v.push(case(
+        st,
+        "ACK older than SND.UNA-MAX.SND.WND",
+        &[A],
+        Nxt(0),
+        AckOf::Una(-200_000),
+        b"",
+        bad_ack,
+        Alive,
+        "RFC 5961 §5.2: too old: ACK and drop (TIME_WAIT: drop)",
+        None,
+    ));
+    v.push(case(
+        st,
+        "pure ACK beyond the window",
+        &[A],
+        Edge(1000),
+        AckOf::Una(0),
+        b"",
+        oow_ack,
+        Alive,
+        "RFC 9293 §3.10.7.4: not acceptable: ACK (SHOULD) and drop",
+        tw_oow,
+    ));
+    v.push(case(
+        st,
+        "pure ACK below RCV.NXT",
+        &[A],
+        Nxt(-1000),
+        AckOf::Una(0),
+        b"",
+        oow_ack,
+        Alive,
+        "RFC 9293 §3.10.7.4: not acceptable: ACK (SHOULD) and drop",
+        tw_oow,
+    ));
+    v.push(case(
+        st,
+        "data beyond the window",
+        &[A, P],
+        Edge(0),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 §3.10.7.4: not acceptable: ACK and drop",
+        fin_in.then_some("- (Linux, seen on 6.18: no ACK once the peer's FIN is in)"),
+    ));
+    v.push(case(
+        st,
+        "old data (entirely below RCV.NXT)",
+        &[A, P],
+        Nxt(-4),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 §3.10.7.4: not acceptable: ACK and drop",
+        None,
+    ));
+    v.push(case(
+        st,
+        "data without ACK",
+        &[P],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        if tw { "ACK s+0 a+0" } else { "-" },
+        Alive,
+        "RFC 9293 §3.10.7.4 fifth check: ACK bit off: drop (TIME_WAIT ACKs any text, as Linux)",
+        None,
+    ));
+}
+
+#[allow(clippy::vec_init_then_push)] // a table, one case per push
+fn matrix() -> Vec<Case> {
+    use After::*;
+    use SeqAt::*;
+    use State::*;
+    let mut v = Vec::new();
+
+    // LISTEN: no connection. `s` is the probe's SEG.ACK, `a` its SEG.SEQ.
+    v.push(case(
+        Listen,
+        "SYN",
+        &[S],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "SYN/ACK a+1",
+        Any,
+        "RFC 9293 §3.10.7.2 / RFC 4987: SYN-ACK (a cookie), no state",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "SYN with data",
+        &[S],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        "SYN/ACK a+1",
+        Any,
+        "RFC 9293 §3.10.7.2: the data may be dropped (cookies keep nothing)",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "ACK with a forged cookie",
+        &[A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "RST s+0",
+        Gone,
+        "RFC 9293 §3.10.7.2: ACK in LISTEN: <SEQ=SEG.ACK><CTL=RST>",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "data with a forged cookie",
+        &[A, P],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        "RST s+0",
+        Gone,
+        "RFC 9293 §3.10.7.2",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "FIN|ACK with a forged cookie",
+        &[F, A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "RST s+0",
+        Gone,
+        "RFC 9293 §3.10.7.2",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "SYN|ACK",
+        &[S, A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "RST s+0",
+        Gone,
+        "RFC 9293 §3.10.7.2: ACK bit on: <SEQ=SEG.ACK><CTL=RST>",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "RST",
+        &[R],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Gone,
+        "RFC 9293 §3.10.7.2: a RST is ignored",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "RST|ACK",
+        &[R, A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Gone,
+        "RFC 9293 §3.10.7.2: a RST is ignored",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "FIN without ACK",
+        &[F],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Gone,
+        "RFC 9293 §3.10.7.2 fourth: no SYN, no ACK: drop",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "data without ACK",
+        &[P],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        "-",
+        Gone,
+        "RFC 9293 §3.10.7.2 fourth: no SYN, no ACK: drop",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "SYN|FIN",
+        &[S, F],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Gone,
+        "undefined combination, dropped (as Linux)",
+        None,
+    ));
+    v.push(case(
+        Listen,
+        "SYN|RST",
+        &[S, R],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Gone,
+        "undefined combination, dropped (as Linux)",
+        None,
+    ));
+
+    // The cookie handshake: `s` = ISS+1, `a` = IRS+1 (the ACK that would complete it).
+    v.push(case(
+        Handshake,
+        "ACK completing the handshake",
+        &[A],
+        Nxt(0),
+        AckOf::Nxt(0),
+        b"",
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 §3.5 / RFC 4987: valid cookie: ESTABLISHED; then a window update (the \
+         SYN-ACK's window is capped at 16 segments, docs/tcp.md)",
+        Some("- (Linux's SYN-ACK offers its whole window)"),
+    ));
+    v.push(case(
+        Handshake,
+        "ACK completing it, with data",
+        &[A, P],
+        Nxt(0),
+        AckOf::Nxt(0),
+        GET,
+        "ACK s+0 a+4",
+        Alive,
+        "RFC 9293 §3.10.7.4: the data of the third segment is taken",
+        None,
+    ));
+    v.push(case(
+        Handshake,
+        "ACK with a wrong acknowledgment",
+        &[A],
+        Nxt(0),
+        AckOf::Nxt(1),
+        b"",
+        "RST s+1",
+        Alive,
+        "RFC 9293 §3.10.7.2/3: unacceptable ACK: <SEQ=SEG.ACK><CTL=RST>; the genuine \
+         handshake can still complete",
+        None,
+    ));
+    v.push(case(
+        Handshake,
+        "SYN retransmitted",
+        &[S],
+        Nxt(-1),
+        AckOf::Una(0),
+        b"",
+        "SYN/ACK a+0",
+        Any,
+        "RFC 9293 §3.10.7.2: the same SYN gets the same SYN-ACK (cookie)",
+        None,
+    ));
+    v.push(case(
+        Handshake,
+        "RST at IRS+1",
+        &[R],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Alive,
+        "RFC 9293 §3.10.7.3: RST in SYN-RECEIVED; cookies keep nothing to remove, so the \
+         cookie ACK still completes the handshake",
+        Some("- / gone (Linux removes its SYN-RECEIVED request socket)"),
+    ));
+
+    // ESTABLISHED.
+    synchronized_rows(Established, &mut v);
+    v.push(case(
+        Established,
+        "data at RCV.NXT",
+        &[A, P],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+4",
+        Alive,
+        "RFC 9293 §3.10.7.4 seventh: in-order text is ACKed",
+        None,
+    ));
+    v.push(case(
+        Established,
+        "data inside the window (a hole)",
+        &[A, P],
+        Nxt(1),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 §3.10.7.4 / RFC 5681 §4.2: out-of-order data: immediate duplicate ACK",
+        None,
+    ));
+    v.push(case(
+        Established,
+        "data straddling the right edge",
+        &[A, P],
+        Edge(-2),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 §3.10.7.4: acceptable, trimmed, out of order",
+        None,
+    ));
+    v.push(case(
+        Established,
+        "data overlapping RCV.NXT",
+        &[A, P],
+        Nxt(-2),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+2",
+        Alive,
+        "RFC 9293 §3.10.7.4: the old part is trimmed, the rest taken",
+        None,
+    ));
+    v.push(case(
+        Established,
+        "data with an ACK of unsent data",
+        &[A, P],
+        Nxt(0),
+        AckOf::Nxt(1000),
+        GET,
+        CHALLENGE,
+        Alive,
+        "RFC 5961 §5.2: ACK and drop the segment, text included",
+        None,
+    ));
+    v.push(case(
+        Established,
+        "FIN at RCV.NXT",
+        &[F, A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "FIN s+0 a+1",
+        Alive,
+        "RFC 9293: FIN -> CLOSE_WAIT; the gateway closes -> LAST_ACK",
+        None,
+    ));
+    v.push(case(
+        Established,
+        "FIN inside the window (a hole)",
+        &[F, A],
+        Nxt(1),
+        AckOf::Una(0),
+        b"",
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 §3.10.7.4 eighth: FIN only once RCV.NXT reaches it",
+        None,
+    ));
+    v.push(case(
+        Established,
+        "pure ACK at RCV.NXT",
+        &[A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Alive,
+        "RFC 9293: nothing to answer (no ACK of an ACK)",
+        None,
+    ));
+
+    // FIN_WAIT_1: our FIN is at s-1 and unacknowledged.
+    synchronized_rows(FinWait1, &mut v);
+    v.push(case(
+        FinWait1,
+        "ACK of our FIN",
+        &[A],
+        Nxt(0),
+        AckOf::Nxt(0),
+        b"",
+        "-",
+        Alive,
+        "RFC 9293: FIN_WAIT_1 -> FIN_WAIT_2",
+        None,
+    ));
+    v.push(case(
+        FinWait1,
+        "data at RCV.NXT",
+        &[A, P],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+4",
+        Alive,
+        "RFC 9293: FIN_WAIT_1 still receives",
+        None,
+    ));
+    v.push(case(
+        FinWait1,
+        "FIN not ACKing ours",
+        &[F, A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "ACK s+0 a+1",
+        Alive,
+        "RFC 9293: simultaneous close: CLOSING",
+        None,
+    ));
+    v.push(case(
+        FinWait1,
+        "FIN ACKing ours",
+        &[F, A],
+        Nxt(0),
+        AckOf::Nxt(0),
+        b"",
+        "ACK s+0 a+1",
+        Alive,
+        "RFC 9293: FIN_WAIT_1 -> TIME_WAIT",
+        None,
+    ));
+    v.push(case(
+        FinWait1,
+        "FIN inside the window (a hole)",
+        &[F, A],
+        Nxt(1),
+        AckOf::Una(0),
+        b"",
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 §3.10.7.4 eighth",
+        None,
+    ));
+
+    // FIN_WAIT_2.
+    synchronized_rows(FinWait2, &mut v);
+    v.push(case(
+        FinWait2,
+        "data at RCV.NXT",
+        &[A, P],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+4",
+        Alive,
+        "RFC 9293: FIN_WAIT_2 still receives",
+        None,
+    ));
+    v.push(case(
+        FinWait2,
+        "FIN at RCV.NXT",
+        &[F, A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "ACK s+0 a+1",
+        Alive,
+        "RFC 9293: FIN_WAIT_2 -> TIME_WAIT",
+        None,
+    ));
+    v.push(case(
+        FinWait2,
+        "FIN inside the window (a hole)",
+        &[F, A],
+        Nxt(1),
+        AckOf::Una(0),
+        b"",
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 §3.10.7.4 eighth",
+        None,
+    ));
+
+    // CLOSING: both FINs sent, ours unacknowledged; `a` is past the client's FIN.
+    synchronized_rows(Closing, &mut v);
+    v.push(case(
+        Closing,
+        "ACK of our FIN",
+        &[A],
+        Nxt(0),
+        AckOf::Nxt(0),
+        b"",
+        "-",
+        Alive,
+        "RFC 9293: CLOSING -> TIME_WAIT (which still answers)",
+        None,
+    ));
+    v.push(case(
+        Closing,
+        "the client's FIN again",
+        &[F, A],
+        Nxt(-1),
+        AckOf::Una(0),
+        b"",
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293: a retransmitted FIN is ACKed",
+        None,
+    ));
+    v.push(case(
+        Closing,
+        "data after the client's FIN",
+        &[A, P],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 seventh check: CLOSING ignores text",
+        Some("- (Linux ignores the text without an ACK; either is allowed)"),
+    ));
+
+    // TIME_WAIT.
+    synchronized_rows(TimeWait, &mut v);
+    v.push(case(
+        TimeWait,
+        "the client's FIN again",
+        &[F, A],
+        Nxt(-1),
+        AckOf::Una(0),
+        b"",
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293: TIME_WAIT ACKs a retransmitted FIN, restarts 2MSL",
+        None,
+    ));
+    v.push(case(
+        TimeWait,
+        "pure ACK at RCV.NXT",
+        &[A],
+        Nxt(0),
+        AckOf::Una(0),
+        b"",
+        "-",
+        Alive,
+        "RFC 9293: nothing to answer",
+        None,
+    ));
+    v.push(case(
+        TimeWait,
+        "data at RCV.NXT",
+        &[A, P],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293: TIME_WAIT takes no text; ACK",
+        None,
+    ));
+    v.push(case(
+        TimeWait,
+        "new SYN above RCV.NXT",
+        &[S],
+        Nxt(1000),
+        AckOf::Una(0),
+        b"",
+        "SYN/ACK a+1001",
+        Any,
+        "RFC 6191 / RFC 9293 §3.6.1: a new incarnation may start",
+        None,
+    ));
+    v.push(case(
+        TimeWait,
+        "old SYN below RCV.NXT",
+        &[S],
+        Nxt(-1000),
+        AckOf::Una(0),
+        b"",
+        CHALLENGE,
+        Alive,
+        "RFC 6191 (not newer) / RFC 5961 §4.2: challenge ACK",
+        None,
+    ));
+
+    // LAST_ACK: the client's FIN received, ours at s-1 unacknowledged.
+    synchronized_rows(LastAck, &mut v);
+    v.push(case(
+        LastAck,
+        "ACK of our FIN",
+        &[A],
+        Nxt(0),
+        AckOf::Nxt(0),
+        b"",
+        "-",
+        Gone,
+        "RFC 9293: LAST_ACK -> CLOSED",
+        None,
+    ));
+    v.push(case(
+        LastAck,
+        "the client's FIN again",
+        &[F, A],
+        Nxt(-1),
+        AckOf::Una(0),
+        b"",
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293: a retransmitted FIN is ACKed",
+        None,
+    ));
+    v.push(case(
+        LastAck,
+        "data after the client's FIN",
+        &[A, P],
+        Nxt(0),
+        AckOf::Una(0),
+        GET,
+        "ACK s+0 a+0",
+        Alive,
+        "RFC 9293 seventh check: LAST_ACK ignores text",
+        Some("- (Linux ignores the text without an ACK; either is allowed)"),
+    ));
+    v
+}
+
+/// (answer, state afterwards) on xgate and on Linux.
+type Pair = [(String, String); 2];
+
+/// What the client knows once a state is reached.
+struct Reached {
+    /// The server's SND.NXT (what it sent, FIN included).
+    s: SeqNumber,
+    /// What the client has acknowledged (SND.UNA of the server once the ACK arrived).
+    una: SeqNumber,
+    /// The server's RCV.NXT (our next sequence number).
+    r: SeqNumber,
+    /// The server's advertised window.
+    w: u32,
+}
+
+fn off(x: SeqNumber, d: i64) -> SeqNumber {
+    SeqNumber(x.0.wrapping_add(d as u32))
+}
+
+const REQ_CLOSE: &[u8] = b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+fn mss_only() -> TcpOptions {
+    TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    }
+}
+
+/// Sends a `Connection: close` request and reads the response up to the server's FIN,
+/// ACKing the data but not the FIN. Returns the FIN's sequence number.
+fn until_server_fin(f: &mut Flow) -> Result<SeqNumber, String> {
+    f.send_data(REQ_CLOSE);
+    let end = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = end
+            .checked_duration_since(std::time::Instant::now())
+            .ok_or("no FIN within 3 s")?;
+        let g = f.recv(left).ok_or("no FIN within 3 s")?;
+        if g.has(TcpFlags::RST) {
+            return Err(format!("RST while waiting for the FIN: {:?}", g.hdr));
+        }
+        if g.hdr.seq == f.rcv_nxt {
+            f.rcv_nxt = f.rcv_nxt + g.payload.len();
+            if g.has(TcpFlags::FIN) {
+                let fin = f.rcv_nxt;
+                f.send_ack();
+                return Ok(fin);
+            }
+            if !g.payload.is_empty() {
+                f.send_ack();
+            }
+        }
+    }
+}
+
+fn reach(f: &mut Flow, st: State) -> Result<Reached, String> {
+    let settle = Duration::from_millis(60);
+    match st {
+        State::Listen => Ok(Reached {
+            s: SeqNumber(0x5eed_0000),
+            una: SeqNumber(0x5eed_0000),
+            r: f.snd_nxt,
+            w: 0,
+        }),
+        State::Handshake => {
+            let mut syn = f.header(TcpFlags::SYN, f.snd_nxt, SeqNumber(0));
+            syn.options = mss_only();
+            f.send(&syn, &[]);
+            f.snd_nxt = f.snd_nxt + 1u32;
+            let sa = f
+                .wait_for(Duration::from_secs(2), |g| g.has(TcpFlags::SYN))
+                .ok_or("no SYN-ACK")?;
+            let s = sa.hdr.seq + 1u32;
+            Ok(Reached {
+                s,
+                una: s,
+                r: f.snd_nxt,
+                w: u32::from(sa.hdr.window),
+            })
+        }
+        _ => {
+            f.handshake(mss_only())?;
+            if st == State::Established {
+                f.collect(settle);
+                return Ok(Reached {
+                    s: f.rcv_nxt,
+                    una: f.rcv_nxt,
+                    r: f.snd_nxt,
+                    w: u32::from(f.peer_window),
+                });
+            }
+            if st == State::LastAck {
+                f.send_fin();
+                let g = f
+                    .wait_for(Duration::from_secs(2), |g| g.has(TcpFlags::FIN))
+                    .ok_or("no FIN after ours")?;
+                f.collect(settle);
+                return Ok(Reached {
+                    s: g.hdr.seq + 1u32,
+                    una: g.hdr.seq,
+                    r: f.snd_nxt,
+                    w: u32::from(g.hdr.window),
+                });
+            }
+            // The server closes first.
+            let fin = until_server_fin(f)?;
+            let mut una = fin;
+            if matches!(st, State::FinWait2 | State::TimeWait) {
+                f.rcv_nxt = fin + 1u32;
+                f.send_ack();
+                una = fin + 1u32;
+            }
+            if matches!(st, State::Closing | State::TimeWait) {
+                f.rcv_nxt = una;
+                f.send_fin();
+                let want = f.snd_nxt;
+                f.wait_for(Duration::from_secs(2), |g| {
+                    g.hdr.ack == want && !g.has(TcpFlags::RST)
+                })
+                .ok_or("our FIN was not ACKed")?;
+            }
+            f.collect(settle);
+            Ok(Reached {
+                s: fin + 1u32,
+                una,
+                r: f.snd_nxt,
+                w: u32::from(f.peer_window),
+            })
+        }
+    }
+}
+
+fn token(g: &Got, s: SeqNumber, a: SeqNumber) -> String {
+    let ds = g.hdr.seq.diff(s);
+    let da = g.hdr.ack.diff(a);
+    let h = &g.hdr;
+    if g.has(TcpFlags::RST) {
+        if g.has(TcpFlags::ACK) {
+            format!("RST/ACK a{da:+}")
+        } else {
+            format!("RST s{ds:+}")
+        }
+    } else if g.has(TcpFlags::SYN) {
+        format!("SYN/ACK a{da:+}")
+    } else if g.has(TcpFlags::FIN) {
+        format!("FIN s{ds:+} a{da:+}")
+    } else if !g.payload.is_empty() {
+        format!("DATA s{ds:+} a{da:+} len {}", g.payload.len())
+    } else {
+        let _ = h;
+        format!("ACK s{ds:+} a{da:+}")
+    }
+}
+
+/// The answer, canonical: retransmissions of what came before the probe dropped, a pure ACK
+/// folded into a following FIN/data with the same acknowledgment, repeats collapsed.
+fn answer(got: &[Got], reached: &Reached) -> String {
+    let mut toks: Vec<(String, bool, SeqNumber)> = Vec::new();
+    for g in got {
+        let len = g.payload.len() + usize::from(g.has(TcpFlags::FIN));
+        let retransmission = len > 0
+            && !g.has(TcpFlags::SYN)
+            && (g.hdr.seq + len).diff(reached.s) <= 0
+            && reached.w > 0;
+        if retransmission {
+            continue;
+        }
+        let pure_ack = len == 0 && !g.has(TcpFlags::RST) && !g.has(TcpFlags::SYN);
+        toks.push((token(g, reached.s, reached.r), pure_ack, g.hdr.ack));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for i in 0..toks.len() {
+        let (t, pure, ack) = &toks[i];
+        if *pure && toks.get(i + 1).is_some_and(|(_, p, a)| !*p && a == ack) {
+            continue;
+        }
+        if out.last() == Some(t) {
+            continue;
+        }
+        out.push(t.clone());
+    }
+    if out.is_empty() {
+        "-".into()
+    } else {
+        out.join(", ")
+    }
+}
+
+/// Runs one case on one port; (answer, state afterwards).
+fn run_case(rig: &Rig, c: &Case, idx: u32, port: u16) -> (String, String) {
+    let path = u32::from(port == KERNEL_PORT);
+    let src = spoofed(idx * 2 + path + 1);
+    let isn = 0x7f00_0000u32.wrapping_add(idx.wrapping_mul(0x0101_3377));
+    let mut f = rig.wire().flow(src, 20000 + idx as u16, port, isn);
+    let reached = match reach(&mut f, c.state) {
+        Ok(r) => r,
+        Err(e) => return (format!("setup failed: {e}"), "?".into()),
+    };
+    let seq = match c.seq {
+        SeqAt::Nxt(n) => off(reached.r, n),
+        SeqAt::Edge(n) => off(reached.r, i64::from(reached.w) + n),
+    };
+    let ack = match c.ack {
+        AckOf::Una(n) => off(reached.una, n),
+        AckOf::Nxt(n) => off(reached.s, n),
+    };
+    let mut hdr = f.header(c.flags, seq, ack);
+    if c.flags.contains(TcpFlags::SYN) {
+        hdr.options = mss_only();
+    }
+    f.send(&hdr, c.payload);
+    let got = f.collect(Duration::from_millis(300));
+    let ans = answer(&got, &reached);
+    if c.after == After::Any {
+        return (ans, "(not checked)".into());
+    }
+    // Afterwards: a byte far beyond the window, ACKing what was ACKed: a live connection
+    // (or TIME_WAIT) answers with an ACK, nothing left answers with a RST.
+    let far = off(reached.r, i64::from(reached.w.max(1)) + 5000);
+    let h = f.header(TcpFlags::ACK, far, reached.una);
+    f.send(&h, b"x");
+    let got = f.collect(Duration::from_millis(250));
+    let state = if got.iter().any(|g| g.has(TcpFlags::RST)) {
+        "gone"
+    } else if got
+        .iter()
+        .any(|g| g.payload.is_empty() && g.has(TcpFlags::ACK))
+    {
+        "alive"
+    } else {
+        "silent"
+    };
+    (ans, state.into())
+}
+
+#[test]
+fn rfc9293_rfc5961_server_state_matrix_against_linux() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (netns, XDP, AF_XDP, AF_PACKET, cgroups)");
+        return;
+    }
+    let started = std::time::Instant::now();
+    let rig = Rig::start(|c| {
+        // Room for the whole matrix's challenge ACKs in the same second.
+        c.engine.tcp.challenge_ack_limit = 10_000;
+    });
+    let cases = matrix();
+    let results: Vec<[(String, String); 2]> = {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<std::sync::Mutex<Option<Pair>>> =
+            cases.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|sc| {
+            for _ in 0..24 {
+                sc.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(c) = cases.get(i) else { break };
+                    let x = run_case(&rig, c, i as u32, BYPASS_PORT);
+                    let l = run_case(&rig, c, i as u32, KERNEL_PORT);
+                    *slots[i].lock().unwrap() = Some([x, l]);
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|m| m.into_inner().unwrap().expect("case ran"))
+            .collect()
+    };
+    let mut table = String::new();
+    let mut failures = Vec::new();
+    for (i, (c, [(xa, xs), (la, ls)])) in cases.iter().zip(&results).enumerate() {
+        let want_after = match c.after {
+            After::Alive => "alive",
+            After::Gone => "gone",
+            After::Any => "(not checked)",
+        };
+        let ok = *xa == c.expect && xs == want_after;
+        let linux_note = if *la == c.expect && ls == want_after {
+            "same".to_string()
+        } else if let Some(why) = c.linux {
+            format!("{la} / {ls} [by design: {why}]")
+        } else {
+            format!("{la} / {ls} [UNEXPLAINED]")
+        };
+        let _ = writeln!(
+            table,
+            "{:>3} {} {:<12} {:<42} | expect {:<16} {:<6} | xgate {:<16} {:<6} | linux {}    ({})",
+            i,
+            if ok { " " } else { "X" },
+            format!("{:?}", c.state),
+            c.what,
+            c.expect,
+            want_after,
+            xa,
+            xs,
+            linux_note,
+            c.rule
+        );
+        if !ok {
+            failures.push(i);
+        }
+    }
+    eprintln!("{table}");
+    eprintln!(
+        "{} cases x 2 stacks in {:?}; unclaimed frames {}",
+        cases.len(),
+        started.elapsed(),
+        rig.wire()
+            .unclaimed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(
+        failures.is_empty(),
+        "xgate departs from the expected answer in cases {failures:?} (marked X above)"
+    );
+}
