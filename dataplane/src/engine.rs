@@ -16,8 +16,11 @@ use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
 use crate::reload::{Answers, Generation, Served};
 use crate::tally::{PortCount, PortTally, TallySlot};
-use crate::tcp::{ConnHandle, DropReason, Endpoint, Event, FlowKey, TcpConfig, TcpStats};
+use crate::tcp::{
+    ConnHandle, DropReason, Endpoint, Event, FlowKey, SendBacklog, TcpConfig, TcpStats,
+};
 use crate::time::{Duration, Instant};
+use crate::wire::SeqNumber;
 
 /// How often HTTP deadlines (header and idle timeouts, seconds long) are checked. A deadline
 /// fires at most this late; the sweep costs one pass over the live connections per period.
@@ -47,6 +50,9 @@ pub struct EngineStats {
     pub flow_events_dropped: u64,
     /// Times a request head or chunk line straddled the receive ring's wrap and was copied.
     pub linearized: u64,
+    /// Connections reset because the peer held its window at zero, with bytes waiting for
+    /// it, for `http.idle_timeout` (a client that stops reading).
+    pub send_timeouts: u64,
 }
 
 struct HttpSlot {
@@ -64,6 +70,9 @@ struct HttpSlot {
     requests_tallied: u64,
     /// Which generation of `Engine::answers` the connection is answered with.
     generation: Generation,
+    /// While bytes wait behind the peer's zero window: SND.UNA when the sweep last saw it
+    /// move, and since when it has not moved.
+    send_stall: Option<(SeqNumber, Instant)>,
 }
 
 pub struct Engine {
@@ -300,6 +309,7 @@ impl Engine {
                 tally: TallySlot::default(),
                 requests_tallied: 0,
                 generation: Generation::Current,
+                send_stall: None,
             });
         }
         let tally = self.tally.slot(port);
@@ -318,6 +328,7 @@ impl Engine {
         slot.closing = false;
         slot.tally = tally;
         slot.requests_tallied = 0;
+        slot.send_stall = None;
         slot.live_pos = self.live.len();
         self.live.push(index as u32);
     }
@@ -349,11 +360,40 @@ impl Engine {
     }
 
     fn sweep_http_deadlines(&mut self, now: Instant) {
-        // Index loop: `service` may close connections, but `Closed` events only arrive through
-        // `drain_events`, so `live` does not change under this loop.
+        // Index loop: `service` and `abort` may close connections, but `Closed` events only
+        // arrive through `drain_events`, so `live` does not change under this loop.
         for i in 0..self.live.len() {
             let index = self.live[i] as usize;
             let slot = &mut self.slots[index];
+            // The send timeout. TCP keeps a connection whose peer holds its window at zero
+            // as long as the peer answers the probes (RFC 9293 §3.8.6.1), and its idle timer
+            // counts those answers as traffic; so a client that stops reading would keep its
+            // slot and its buffers forever, whether HTTP waits to write more or has closed
+            // behind a queued response. RFC 6429 leaves ending such a connection to the
+            // application: like nginx's `send_timeout`, when the peer's window has stayed
+            // shut, with bytes waiting for it, and it has taken none of them for the HTTP
+            // idle timeout, the connection is reset. (A peer that stops answering altogether
+            // is TCP's business: retransmission limit, idle timer.)
+            if let Some(conn) = slot.handle {
+                match self.tcp.send_backlog(conn) {
+                    Some(SendBacklog {
+                        una,
+                        queued,
+                        zero_window: true,
+                    }) if queued > 0 => match slot.send_stall {
+                        Some((seen, since)) if seen == una => {
+                            if now - since >= slot.conn.limits().idle_timeout {
+                                self.stats.send_timeouts += 1;
+                                slot.send_stall = None;
+                                self.tcp.abort(conn);
+                                continue;
+                            }
+                        }
+                        _ => slot.send_stall = Some((una, now)),
+                    },
+                    _ => slot.send_stall = None,
+                }
+            }
             if slot.conn.poll_timeout().is_some_and(|t| t <= now) {
                 slot.conn.handle_timeout(now);
                 if let Some(conn) = slot.handle {
@@ -789,6 +829,95 @@ mod tests {
         h.pump(&mut client, &mut got);
         assert_eq!(body_of(&got), b"abcdefghij");
         assert!(client.server_fin);
+    }
+
+    /// Runs the engine's timers from `h.now` on, answering every probe as a receiver that
+    /// holds its window at zero (an ACK of nothing new: the probes' bytes are not taken),
+    /// until `client`'s connection is gone or `limit` has passed. Returns how long it took.
+    fn hold_zero_window(h: &mut Harness, client: &mut ScriptedClient, limit: Duration) -> Duration {
+        let start = h.now;
+        while h.engine.connection_count() > 0 && h.now - start < limit {
+            let t = h
+                .engine
+                .poll_timeout()
+                .expect("a live connection has a deadline");
+            h.now = h.now.max(t);
+            h.engine.handle_timeout(h.now);
+            let mut sent = false;
+            while h.engine.poll_transmit(h.now, &mut h.out).is_some() {
+                sent = true;
+            }
+            if sent && h.engine.connection_count() > 0 {
+                h.send(client, &[]);
+            }
+        }
+        h.now - start
+    }
+
+    #[test]
+    fn rfc6429_client_holding_a_zero_window_is_reset_after_the_idle_timeout() {
+        // RFC 9293 §3.8.6.1: TCP keeps probing a zero window as long as the peer answers,
+        // and every answer counts as traffic for TCP's idle timer; RFC 6429 leaves ending
+        // such a connection to the application. A client that asks for a large answer and
+        // never reads must not hold its slot (and 2 x 256 KiB of buffers) forever.
+        let mut config = EngineConfig::default();
+        config.http.idle_timeout = Duration::from_secs(5);
+        let mut h = Harness::new(config);
+        let mut client = h.connect(40_010);
+        let _ = h.engine.poll_flow_event();
+        client.window = 0;
+        h.send(
+            &mut client,
+            b"GET /bytes/1000000 HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        let took = hold_zero_window(&mut h, &mut client, Duration::from_secs(120));
+        assert_eq!(h.engine.connection_count(), 0, "still held after {took:?}");
+        assert!(
+            took >= Duration::from_secs(5)
+                && took <= Duration::from_secs(5) + HTTP_SWEEP_PERIOD * 2,
+            "reset after {took:?}"
+        );
+        assert_eq!(h.engine.stats().send_timeouts, 1);
+        assert!(
+            matches!(h.engine.poll_flow_event(), Some(FlowEvent::Removed(f)) if f.remote.port() == 40_010)
+        );
+
+        // The same once HTTP is done: the answer fits the send buffer, HTTP closes after its
+        // idle timeout, and the FIN waits behind bytes the client never takes.
+        let mut client = h.connect(40_011);
+        let _ = h.engine.poll_flow_event();
+        client.window = 0;
+        h.send(
+            &mut client,
+            b"GET /bytes/100000 HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        let took = hold_zero_window(&mut h, &mut client, Duration::from_secs(120));
+        assert_eq!(h.engine.connection_count(), 0, "still held after {took:?}");
+        assert_eq!(h.engine.stats().send_timeouts, 2);
+    }
+
+    #[test]
+    fn a_slow_reader_that_keeps_taking_bytes_is_not_cut() {
+        let mut config = EngineConfig::default();
+        config.http.idle_timeout = Duration::from_secs(5);
+        let mut h = Harness::new(config);
+        let mut client = h.connect(40_012);
+        client.window = 12; // x 2^7: one full segment at a time
+        let mut got = Vec::new();
+        h.send(&mut client, b"GET /bytes/30000 HTTP/1.1\r\nHost: t\r\n\r\n");
+        let start = h.now;
+        while !client.server_fin {
+            // Takes one segment every 2 s: far from keeping up, but never holding the
+            // window shut.
+            h.now += Duration::from_secs(2);
+            h.engine.handle_timeout(h.now);
+            h.pump(&mut client, &mut got);
+            h.send(&mut client, &[]);
+            assert!(h.now - start < Duration::from_secs(600), "never finished");
+        }
+        assert!(h.now - start > Duration::from_secs(20));
+        assert_eq!(body_of(&got).len(), 30_000);
+        assert_eq!(h.engine.stats().send_timeouts, 0);
     }
 
     #[test]

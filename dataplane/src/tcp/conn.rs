@@ -979,6 +979,11 @@ impl Conn {
     }
 
     /// Timers due at `now` (RFC 6298 §5.4-5.7, RFC 9293 §3.8.6.1, §3.8.6.3).
+    /// The peer's last advertised window, in bytes.
+    pub fn peer_window(&self) -> u32 {
+        self.snd_wnd
+    }
+
     pub fn handle_timeout(&mut self, cx: &mut Ctx) -> Outcome {
         let now = cx.now;
         let mut out = Outcome::Keep;

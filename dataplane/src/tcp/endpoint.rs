@@ -46,6 +46,17 @@ pub enum Event {
     Closed { conn: ConnHandle, flow: FlowKey },
 }
 
+/// What a connection still owes its peer (see [`Endpoint::send_backlog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendBacklog {
+    /// SND.UNA: moves only when the peer acknowledges bytes.
+    pub una: SeqNumber,
+    /// Bytes queued and not yet acknowledged.
+    pub queued: usize,
+    /// The peer's last advertised window is zero.
+    pub zero_window: bool,
+}
+
 /// A connection's readable bytes and free transmit space, borrowed together (see
 /// [`Endpoint::stream`]). Each side is two slices, in order, as a ring buffer hands them out.
 pub struct Stream<'a> {
@@ -162,6 +173,18 @@ impl Endpoint {
 
     pub fn connection_count(&self) -> usize {
         self.table.len()
+    }
+
+    /// What a connection still owes its peer: SND.UNA, the bytes queued and not yet
+    /// acknowledged, and whether the peer's window is closed. `None` for a stale handle.
+    /// SND.UNA moves only when the peer takes bytes, so a caller can tell a peer that holds
+    /// its window at zero from a slow one.
+    pub fn send_backlog(&self, conn: ConnHandle) -> Option<SendBacklog> {
+        self.valid(conn).map(|c| SendBacklog {
+            una: c.snd_una,
+            queued: c.tx.len(),
+            zero_window: c.peer_window() == 0,
+        })
     }
 
     /// TIME_WAIT records currently held.

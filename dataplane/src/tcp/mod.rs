@@ -14,7 +14,7 @@ mod tests;
 
 pub use assembler::{Assembler, AssemblerFull, MAX_RANGES};
 pub use config::{DropReason, TcpConfig, TcpStats};
-pub use endpoint::{ConnHandle, Endpoint, Event, Stream};
+pub use endpoint::{ConnHandle, Endpoint, Event, SendBacklog, Stream};
 pub use flow::FlowKey;
 pub use ring::RingBuffer;
 pub use syncookie::{

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use dataplane::bpf::cgroup2_root;
 
+pub mod netns_thread;
+
 pub const GW_IP: &str = "10.77.0.1";
 pub const CLIENT_IP: &str = "10.77.0.2";
 

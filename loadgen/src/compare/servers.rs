@@ -88,6 +88,11 @@ impl Server {
     pub fn what(&self) -> &'static str {
         self.what
     }
+
+    /// The server's process id (for /proc, e.g. its memory over a soak run).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Server {
