@@ -88,6 +88,11 @@ impl Server {
     pub fn what(&self) -> &'static str {
         self.what
     }
+
+    /// Its exit status if it has exited (it is then reaped), else `None`.
+    pub fn try_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
 }
 
 impl Drop for Server {
