@@ -12,9 +12,11 @@ fi
 
 # Debian packages: the BPF toolchain (clang, libelf, zlib, pkg-config) for issue 3's skeletons,
 # network tools for the namespace tests, nginx/curl/wrk as comparison peers and real clients
-# (nginx answers the comparison's POST /echo with njs: libnginx-mod-http-js).
+# (nginx answers the comparison's POST /echo with njs: libnginx-mod-http-js). iptables: the wire
+# fault tests queue packets to their NFQUEUE reorderer with `-j NFQUEUE` (this kernel's nft has
+# no `queue` statement).
 APT_PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config linux-libc-dev bpftool iputils-ping iproute2 ethtool nftables
-              nginx libnginx-mod-http-js curl wrk python3)
+              iptables nginx libnginx-mod-http-js curl wrk python3)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -146,5 +146,9 @@ impl Drop for Topology {
         // xgate keeps its (empty) per-interface lock file after it exits, which suits an
         // interface that lives on; this one's name was made for this run and is gone now.
         let _ = std::fs::remove_file(format!("/run/xgate/{}.lock", self.server_if));
+        // A gateway killed with SIGKILL (a test that failed midway) also leaves its state file
+        // and its pinned maps; both are named after this run's interface.
+        let _ = std::fs::remove_file(format!("/run/xgate/{}.json", self.server_if));
+        let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/xgate/{}", self.server_if));
     }
 }
