@@ -12,7 +12,7 @@
 //! the same checks without starting anything.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -42,6 +42,8 @@ pub struct RunConfig {
     pub cgroup: Option<PathBuf>,
     pub netns: Option<String>,
     pub shutdown_grace: Duration,
+    /// Where the admin endpoint (`/metrics`, `/status`) listens; `None`: no endpoint.
+    pub admin_listen: Option<SocketAddrV4>,
 }
 
 /// A configuration the gateway refuses, naming the key (`tcp.mss`, `ports[2].port`, or the
@@ -94,6 +96,16 @@ pub struct ConfigFile {
     pub http: HttpSection,
     #[serde(default)]
     pub app: AppSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// `[admin]`: the operator's endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// `ADDR:PORT` of `/metrics` (Prometheus) and `/status` (JSON); unset: none.
+    pub listen: Option<SocketAddrV4>,
 }
 
 /// `[[ports]]`.
@@ -360,6 +372,7 @@ impl ConfigFile {
             tcp,
             http: _,
             app: _,
+            admin,
         } = self;
         let mut changed = Vec::new();
         let mut check = |name, same: bool| {
@@ -380,6 +393,7 @@ impl ConfigFile {
         check("[bypass]", *bypass == new.bypass);
         check("[kernel_path]", *kernel_path == new.kernel_path);
         check("[tcp]", *tcp == new.tcp);
+        check("[admin]", *admin == new.admin);
         changed
     }
 }
@@ -401,6 +415,7 @@ pub struct Overrides {
     pub cgroup: Option<PathBuf>,
     pub netns: Option<String>,
     pub shutdown_grace_secs: Option<u64>,
+    pub admin_listen: Option<SocketAddrV4>,
 }
 
 /// An interface name Linux accepts (IFNAMSIZ - 1 bytes, no '/' or whitespace); also what
@@ -507,6 +522,26 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
         .or(file.shutdown_grace_secs)
         .unwrap_or(5);
     let grace = in_range("shutdown_grace_secs", grace, 0..=3600)?;
+    let admin_listen = over.admin_listen.or(file.admin.listen);
+    if let Some(a) = admin_listen {
+        let key = if over.admin_listen.is_some() {
+            "--admin-listen"
+        } else {
+            "admin.listen"
+        };
+        if a.port() == 0 {
+            return Err(invalid(key, "port 0: give the port Prometheus will scrape"));
+        }
+        if gw.ports.iter().any(|p| p.port == a.port()) {
+            return Err(invalid(
+                key,
+                format!(
+                    "port {} is a served port; the admin endpoint needs its own",
+                    a.port()
+                ),
+            ));
+        }
+    }
     Ok(RunConfig {
         gateway: gw,
         kernel,
@@ -516,6 +551,7 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
         cgroup: over.cgroup.clone().or_else(|| file.cgroup.clone()),
         netns,
         shutdown_grace: Duration::from_secs(grace),
+        admin_listen,
     })
 }
 
@@ -934,6 +970,30 @@ body = "hi\n"
                 bypass: false
             }]
         );
+    }
+
+    #[test]
+    fn admin_listen_is_read_overridden_and_checked() {
+        let base = "interface = \"eth1\"\n[[ports]]\nport = 80\n";
+        let c = build(&parse(base), &Overrides::default()).unwrap();
+        assert_eq!(c.admin_listen, None, "no endpoint unless asked");
+        let file = format!("{base}[admin]\nlisten = \"127.0.0.1:9180\"\n");
+        let c = build(&parse(&file), &Overrides::default()).unwrap();
+        assert_eq!(c.admin_listen, Some("127.0.0.1:9180".parse().unwrap()));
+        let over = Overrides {
+            admin_listen: Some("10.0.0.1:9999".parse().unwrap()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            build(&parse(&file), &over).unwrap().admin_listen,
+            Some("10.0.0.1:9999".parse().unwrap())
+        );
+        let clash = format!("{base}[admin]\nlisten = \"0.0.0.0:80\"\n");
+        assert!(problem(&clash, &Overrides::default())
+            .starts_with("admin.listen: port 80 is a served port"));
+        let zero = format!("{base}[admin]\nlisten = \"0.0.0.0:0\"\n");
+        assert!(problem(&zero, &Overrides::default()).starts_with("admin.listen: port 0"));
+        assert!(ConfigFile::parse(&format!("{base}[admin]\nlisten = \"nowhere\"\n")).is_err());
     }
 
     #[test]

@@ -62,6 +62,9 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 r.cgroup.display(),
                 ports.join(", ")
             );
+            if let Some(a) = r.admin {
+                println!("xgate: admin endpoint on http://{a}/metrics and http://{a}/status");
+            }
             println!("xgate: ready (pid {})", std::process::id());
             let _ = std::io::stdout().flush();
         },

@@ -19,6 +19,50 @@ use serde_json::Value;
 
 const BYPASS: u16 = 18180;
 const KERNEL: u16 = 18181;
+const ADMIN: u16 = 18179;
+
+/// `GET /metrics` of the admin endpoint from the client netns, parsed by an independent
+/// parser of the Prometheus text format; the `Content-Type` is checked too.
+fn scrape_metrics(topo: &Topology) -> prometheus_parse::Scrape {
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "curl",
+            "-sS",
+            "--fail",
+            "-i",
+        ])
+        .args(["--max-time", "10"])
+        .arg(format!("http://{GW_IP}:{ADMIN}/metrics"))
+        .output()
+        .expect("running curl");
+    assert!(o.status.success(), "scrape: {}", text(&o.stderr));
+    let page = text(&o.stdout);
+    let (head, body) = page.split_once("\r\n\r\n").expect("a response");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("a valid metrics page")
+}
+
+/// A counter's or gauge's value in `scrape`.
+fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let s = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("{name} {labels:?} not on the page"));
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        ref other => panic!("{name}: {other:?}"),
+    }
+}
 
 fn xgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xgate"))
@@ -118,6 +162,8 @@ fn xgate_run_bypass_status_sigterm() {
             &bypass,
             "--shutdown-grace-secs",
             "3",
+            "--admin-listen",
+            &format!("{GW_IP}:{ADMIN}"),
         ],
     );
 
@@ -148,6 +194,44 @@ fn xgate_run_bypass_status_sigterm() {
         assert_eq!(mode(&format!("{pins}/{map}")), 0o600, "{pins}/{map}");
     }
     assert_eq!(mode(&format!("/run/xgate/{ifname}.json")), 0o600);
+    // The admin endpoint: the same figures as a Prometheus page and as JSON.
+    let scrape = scrape_metrics(&topo);
+    assert_eq!(
+        metric(
+            &scrape,
+            "xgate_requests_total",
+            &[("port", "18180"), ("path", "bypass")]
+        ),
+        num(&b["bypass"], "requests") as f64
+    );
+    assert_eq!(
+        metric(
+            &scrape,
+            "xgate_port_bypass",
+            &[("port", "18180"), ("state", "on")]
+        ),
+        1.0
+    );
+    assert!(metric(&scrape, "xgate_bypass_tcp_handshakes_total", &[]) >= 2.0);
+    assert_eq!(
+        metric(
+            &scrape,
+            "xgate_bypass_drops_total",
+            &[("reason", "malformed")]
+        ),
+        0.0
+    );
+    let page: Value = serde_json::from_str(&curl(&topo, ADMIN, "/status")).expect("JSON");
+    assert_eq!(page["ifname"], ifname);
+    assert_eq!(page["pid"], pid);
+    assert!(
+        s1["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["port"] != ADMIN),
+        "the admin listener was tagged: {s1}"
+    );
     // The engines' TCP counters, summed, with every drop reason named.
     let tcp = &s1["bypass_tcp"];
     assert!(num(tcp, "segments_in") > 0 && num(tcp, "connections_established") >= 2);

@@ -3,7 +3,7 @@
 //! configuration the gateway starts from ([`RunConfig`], checked in `config`). Doing things
 //! is `ctl`'s.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -111,6 +111,11 @@ pub struct RunArgs {
     /// cut [default: 5].
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Serve `/metrics` (Prometheus text format) and `/status` (the JSON of `xgate status
+    /// --json`) on this IPv4 address and port, through the kernel stack, on a thread of its
+    /// own. Default: no endpoint. Bind it to a management address, not the served one.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin_listen: Option<SocketAddrV4>,
 }
 
 /// `xgate check-config FILE`.
@@ -193,6 +198,7 @@ impl RunArgs {
             cgroup: self.cgroup.clone(),
             netns: self.netns.clone(),
             shutdown_grace_secs: self.shutdown_grace_secs,
+            admin_listen: self.admin_listen,
         }
     }
 

@@ -10,6 +10,7 @@
 //! process (pollers, kernel path) are in a JSON file it rewrites twice a second,
 //! `/run/xgate/<iface>.json` (see [`state`] for why a file and not a socket).
 
+pub mod admin;
 pub mod metrics;
 pub mod reload;
 pub mod run;

@@ -22,7 +22,7 @@
 
 use std::fs;
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddrV4, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,9 +37,11 @@ use crate::config::{ConfigError, KernelDrive, ReloadConfig, RunConfig};
 use crate::kernel::KernelPath;
 use crate::reload::{ReloadMailbox, Served};
 
+use super::admin::{AdminEndpoint, AdminListener};
 use super::state::{
     unix_ms, KernelState, PollerState, ReloadState, RuntimeState, ServedPort, REFRESH,
 };
+use super::status::Status;
 use super::CtlError;
 
 /// Why the gateway could not start, or stopped on its own.
@@ -63,6 +65,11 @@ pub enum RunError {
     KernelPanicked,
     #[error("a poller thread stopped while the gateway was running: {0}")]
     PollerStopped(String),
+    #[error("admin endpoint on {addr}: {source}")]
+    Admin {
+        addr: SocketAddrV4,
+        source: io::Error,
+    },
     #[error(transparent)]
     Ctl(#[from] CtlError),
 }
@@ -80,6 +87,8 @@ pub struct Ready {
     pub xdp_attached: &'static str,
     pub ports: Vec<ServedPort>,
     pub cgroup: PathBuf,
+    /// Where `/metrics` and `/status` are served, if anywhere.
+    pub admin: Option<SocketAddrV4>,
 }
 
 /// How the run ended.
@@ -140,6 +149,13 @@ fn run_in_cgroup(
     let mut gw_config = config.gateway.clone();
     gw_config.cgroup = CgroupPlacement::Join(cgroup.clone());
     let ifname = gw_config.ifname.clone();
+    // Bound before the gateway joins its cgroup: sock_ops must never tag it.
+    let admin_listener = match config.admin_listen {
+        Some(addr) => {
+            Some(AdminListener::bind(addr).map_err(|source| RunError::Admin { addr, source })?)
+        }
+        None => None,
+    };
     let mut gateway = Gateway::start(&gw_config)?;
 
     // The kernel path takes every listener (they stay open, so the ports stay tagged).
@@ -208,13 +224,36 @@ fn run_in_cgroup(
             .clone();
         state.write()
     };
+    let pid = std::process::id();
+    let page = |state: &RuntimeState, gateway: &Gateway| {
+        Status::from_parts(ifname.clone(), pid, gateway.maps(), state).unwrap_or_default()
+    };
     publish(&mut state, &gateway)?;
+    let admin = match admin_listener {
+        Some(l) => {
+            let addr = l.addr();
+            Some(
+                AdminEndpoint::start(l, &page(&state, &gateway))
+                    .map_err(|source| RunError::Admin { addr, source })?,
+            )
+        }
+        None => None,
+    };
+    let mut admin_down_told = false;
+    let publish = |state: &mut RuntimeState, gateway: &Gateway| -> Result<(), CtlError> {
+        publish(state, gateway)?;
+        if let Some(a) = &admin {
+            a.publish(&page(state, gateway));
+        }
+        Ok(())
+    };
     on_ready(&Ready {
         ifname: ifname.clone(),
         queues: gateway.queues(),
         xdp_attached,
         ports,
         cgroup,
+        admin: admin.as_ref().map(AdminEndpoint::addr),
     });
 
     // Serve until SIGINT/SIGTERM, or until a path dies; reload at SIGHUP.
@@ -225,6 +264,13 @@ fn run_in_cgroup(
             }
             Some(sig) => break Ok(sig),
             None => {}
+        }
+        if !admin_down_told && admin.as_ref().is_some_and(AdminEndpoint::is_finished) {
+            // Metrics are lost, the traffic is not: keep serving, say so once.
+            admin_down_told = true;
+            eprintln!(
+                "xgate: the admin endpoint stopped (io_uring error); serving goes on without it"
+            );
         }
         if !gateway.pollers_running() {
             break Err(RunError::PollerStopped(poller_errors(&mut gateway)));
@@ -278,6 +324,10 @@ fn run_in_cgroup(
     if let Some(t) = kernel_thread {
         // Its own shutdown is bounded by the grace period plus five seconds.
         kernel_clean = join_kernel(t).is_ok();
+    }
+    if let Some(a) = admin {
+        // Last: the pages stayed up while the paths drained.
+        let _ = a.stop();
     }
     RuntimeState::remove(&ifname);
     Ok(Stopped {

@@ -91,13 +91,23 @@ pub fn collect(ifname: Option<&str>) -> Result<Status, CtlError> {
     let gw = locate(ifname)?;
     let maps = SteeringMaps::open_pinned(&gw.pin_dir)?;
     let runtime = RuntimeState::read(&gw.ifname)?.unwrap_or_default();
-    Status::from_parts(gw.ifname, gw.pid, &maps, &runtime)
+    let mut status = Status::from_parts(gw.ifname, gw.pid, &maps, &runtime)?;
+    // The live `user_flows` entries by port: a walk of the whole map, fine for a command an
+    // operator runs, too costly for the gateway's periodic metrics page.
+    let mut live: BTreeMap<u16, u64> = BTreeMap::new();
+    for flow in maps.user_flows() {
+        *live.entry(flow.local.port()).or_default() += 1;
+    }
+    for p in &mut status.ports {
+        p.bypass_connections = live.get(&p.port).copied().unwrap_or(0);
+    }
+    Ok(status)
 }
 
 impl Status {
     /// The status from the steering maps and the gateway's own counters: what `collect`
     /// reads from the pins and the state file, and what the running gateway has in hand for
-    /// its metrics endpoint.
+    /// its metrics endpoint. `bypass_connections` stays 0 (see `collect`).
     pub fn from_parts(
         ifname: String,
         pid: u32,
@@ -112,10 +122,6 @@ impl Status {
             }
         }
         ports.sort_unstable();
-        let mut live: BTreeMap<u16, u64> = BTreeMap::new();
-        for flow in maps.user_flows() {
-            *live.entry(flow.local.port()).or_default() += 1;
-        }
         let on_path = |counts: &[PortCount], port: u16| {
             counts
                 .iter()
@@ -138,7 +144,7 @@ impl Status {
                 syns_steered: stats.get(Stat::SynSteered),
                 kernel_owned: stats.get(Stat::KernelOwned),
                 no_xsk: stats.get(Stat::NoXsk),
-                bypass_connections: live.get(&port).copied().unwrap_or(0),
+                bypass_connections: 0,
                 kernel_connections_total: stats.get(Stat::KernelConns),
                 bypass: on_path(&runtime.bypass_ports, port),
                 kernel: on_path(&runtime.kernel.ports, port),
