@@ -22,6 +22,7 @@ use crate::app::{App, AppConfig, RouteConfig};
 use crate::bpf::XdpMode;
 use crate::http::HttpLimits;
 use crate::kernel::KernelConfig;
+use crate::logging::{LogConfig, LogFormat};
 use crate::time::Duration;
 
 /// How the kernel path is driven.
@@ -44,6 +45,8 @@ pub struct RunConfig {
     pub shutdown_grace: Duration,
     /// Where the admin endpoint (`/metrics`, `/status`) listens; `None`: no endpoint.
     pub admin_listen: Option<SocketAddrV4>,
+    /// The log's levels and format (`RUST_LOG` overrides the levels).
+    pub log: LogConfig,
 }
 
 /// A configuration the gateway refuses, naming the key (`tcp.mss`, `ports[2].port`, or the
@@ -98,6 +101,25 @@ pub struct ConfigFile {
     pub app: AppSection,
     #[serde(default)]
     pub admin: AdminSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[log]`: the gateway's log on stderr.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `RUST_LOG`-style directives (`info`, `warn,dataplane::afxdp=debug`); `RUST_LOG` wins.
+    pub level: Option<String>,
+    /// `text` or `json`.
+    pub format: Option<LogFormatKey>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormatKey {
+    Text,
+    Json,
 }
 
 /// `[admin]`: the operator's endpoint.
@@ -373,6 +395,7 @@ impl ConfigFile {
             http: _,
             app: _,
             admin,
+            log,
         } = self;
         let mut changed = Vec::new();
         let mut check = |name, same: bool| {
@@ -394,6 +417,7 @@ impl ConfigFile {
         check("[kernel_path]", *kernel_path == new.kernel_path);
         check("[tcp]", *tcp == new.tcp);
         check("[admin]", *admin == new.admin);
+        check("[log]", *log == new.log);
         changed
     }
 }
@@ -542,6 +566,17 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
             ));
         }
     }
+    let mut log = LogConfig::default();
+    if let Some(level) = &file.log.level {
+        crate::logging::valid_filter(level).map_err(|e| invalid("log.level", e))?;
+        log.filter = level.clone();
+    }
+    if let Some(f) = file.log.format {
+        log.format = match f {
+            LogFormatKey::Text => LogFormat::Text,
+            LogFormatKey::Json => LogFormat::Json,
+        };
+    }
     Ok(RunConfig {
         gateway: gw,
         kernel,
@@ -552,6 +587,7 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
         netns,
         shutdown_grace: Duration::from_secs(grace),
         admin_listen,
+        log,
     })
 }
 

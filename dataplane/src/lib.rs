@@ -14,6 +14,7 @@ pub mod engine;
 pub mod histogram;
 pub mod http;
 pub mod kernel;
+pub mod logging;
 pub mod reload;
 pub mod tally;
 pub mod tcp;

@@ -35,6 +35,9 @@ fn main() -> ExitCode {
 fn run(args: &RunArgs) -> anyhow::Result<()> {
     ctl::require_root()?;
     let (config, mut reloader) = args.config_and_reloader().context("xgate run")?;
+    dataplane::logging::init(&config.log)
+        .map_err(anyhow::Error::msg)
+        .context("xgate run: the log")?;
     let stopped = ctl::run::run(
         &config,
         || reloader.reread(),

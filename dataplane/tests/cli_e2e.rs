@@ -993,3 +993,146 @@ fn reload_under_load_swaps_routes_without_a_failed_request_and_refuses_bad_files
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_file(&stop);
 }
+
+/// Sends `count` SYNs with a wrong TCP checksum from the client netns to `port` (a raw
+/// socket: the kernel writes the IP header, the TCP header is ours).
+const BAD_SYNS: &str = r#"
+import socket, struct, sys
+gw, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for i in range(count):
+    hdr = struct.pack("!HHIIBBHHH", 40000 + i % 1000, port, i, 0, 5 << 4, 0x02, 65535, 0xdead, 0)
+    s.sendto(hdr, (gw, 0))
+"#;
+
+/// Issue 6's logging: `[log] format = "json"` gives one JSON object per line on stderr with
+/// the events an operator needs (serving, reload refused, draining); per-packet events (a
+/// refused frame, at debug level) are rate-limited, the held-back count reported.
+#[test]
+fn the_log_is_structured_and_per_packet_events_are_rate_limited() {
+    if !is_root() {
+        eprintln!(
+            "skipping the_log_is_structured_and_per_packet_events_are_rate_limited: needs root"
+        );
+        return;
+    }
+    const PORT: u16 = 18192;
+    let mut topo = Topology::create();
+    let ifname = topo.gw_if.clone();
+    let file = std::env::temp_dir().join(format!("{}.toml", topo.prefix));
+    let config = format!(
+        "interface = \"{ifname}\"\nshutdown_grace_secs = 1\n[[ports]]\nport = {PORT}\nbypass = true\n[log]\nformat = \"json\"\nlevel = \"info,dataplane::afxdp=debug\"\n"
+    );
+    std::fs::write(&file, &config).expect("config file");
+    let mut child = xgate()
+        .args([
+            "run",
+            "--config",
+            file.to_str().unwrap(),
+            "--netns",
+            &topo.gw_ns,
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning xgate run");
+    let pid = child.id();
+    let out = lines_of(child.stdout.take().expect("piped"));
+    let err = {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        rx
+    };
+    topo.children.push(child);
+    let gw = topo.children.len() - 1;
+    loop {
+        let line = out.recv_timeout(Duration::from_secs(20)).expect("ready");
+        if line.starts_with("xgate: ready") {
+            break;
+        }
+    }
+    assert_eq!(curl(&topo, PORT, "/health"), "ok");
+    // Two bursts of 300 refused frames, 1.5 s apart.
+    for _ in 0..2 {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.client_ns,
+                "/usr/bin/python3",
+                "-c",
+                BAD_SYNS,
+            ])
+            .args([GW_IP, &PORT.to_string(), "300"])
+            .output()
+            .expect("bad SYNs");
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    // A refused reload is logged as a warning.
+    std::fs::write(&file, config.replace("bypass = true", "bypass = false")).expect("config");
+    let o = out_of(&ifname);
+    assert!(!o.status.success());
+    // SAFETY: kill(2) on the pid of the child we spawned and still own (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let st = wait_exit(&mut topo.children[gw], Duration::from_secs(20));
+    assert!(st.success(), "xgate run exited with {st:?}");
+
+    let events: Vec<Value> = err
+        .try_iter()
+        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let msg = |e: &Value| e["fields"]["message"].as_str().unwrap_or("").to_string();
+    let find = |m: &str| events.iter().find(|e| msg(e).starts_with(m));
+    let serving = find("serving").expect("a serving event");
+    assert_eq!(serving["level"], "INFO");
+    assert_eq!(serving["fields"]["ifname"], ifname);
+    let refused = find("reload refused").expect("a reload-refused event");
+    assert_eq!(refused["level"], "WARN");
+    assert!(refused["fields"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("[[ports]]"));
+    assert!(find("draining").is_some());
+    let frames: Vec<&Value> = events
+        .iter()
+        .filter(|e| msg(e) == "frame refused")
+        .collect();
+    assert!(
+        frames.iter().all(|e| e["fields"]["reason"] == "malformed"),
+        "{frames:?}"
+    );
+    // 600 refused frames, at most 10 lines a second per poller (the topology's veth has two
+    // RX queues): two bursts give at most 40 lines, and a line of the second burst reports
+    // what the first held back.
+    assert!(
+        (2..=40).contains(&frames.len()),
+        "{} frame-refused lines for 600 refused frames",
+        frames.len()
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|e| e["fields"]["suppressed"].as_u64().unwrap_or(0) >= 100),
+        "no line reported the held-back events: {frames:?}"
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
+fn out_of(ifname: &str) -> Output {
+    out({
+        let mut c = xgate();
+        c.args(["reload", "--iface", ifname]);
+        c
+    })
+}

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use crate::bpf::SteeringMaps;
 use crate::engine::{Engine, FlowEvent};
 use crate::http::HttpStats;
+use crate::logging::RateLimiter;
 use crate::reload::ReloadMailbox;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
@@ -244,6 +245,9 @@ pub struct Poller {
     drain: Arc<AtomicBool>,
     /// New routes and limits for the engine ([`Engine::reload`]).
     reload: Arc<ReloadMailbox>,
+    /// Per-packet log events (refused frames, failed map updates), rate-limited.
+    refused_log: RateLimiter,
+    flow_map_log: RateLimiter,
 }
 
 impl std::fmt::Debug for Poller {
@@ -280,6 +284,8 @@ impl Poller {
             next_publish: Instant::ZERO,
             drain: Arc::new(AtomicBool::new(false)),
             reload: Arc::new(ReloadMailbox::default()),
+            refused_log: RateLimiter::new(10, Duration::from_secs(1)),
+            flow_map_log: RateLimiter::new(5, Duration::from_secs(1)),
         })
     }
 
@@ -422,9 +428,23 @@ impl Poller {
         // RX: frames are borrowed from UMEM for the length of handle_frame.
         let engine = &mut self.engine;
         let refused = &mut self.counters.rx_refused;
+        let log = &mut self.refused_log;
+        let queue = self.queue.queue();
         let n = self.queue.recv_batch(self.config.batch_size, |frame| {
-            if engine.handle_frame(now, frame).is_err() {
+            if let Err(reason) = engine.handle_frame(now, frame) {
                 *refused += 1;
+                // The level check first: a relaxed load when debug is off.
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    if let Some(suppressed) = log.allow(now) {
+                        tracing::debug!(
+                            queue,
+                            reason = reason.name(),
+                            len = frame.len(),
+                            suppressed,
+                            "frame refused"
+                        );
+                    }
+                }
             }
         });
         if n > 0 {
@@ -506,6 +526,14 @@ impl Poller {
                 *count += 1;
             } else {
                 self.counters.flow_map_errors += 1;
+                if let Some(suppressed) = self.flow_map_log.allow(self.clock.now()) {
+                    tracing::warn!(
+                        queue,
+                        event = ?event,
+                        suppressed,
+                        "user_flows update failed: this connection is not steered by its 4-tuple"
+                    );
+                }
             }
         }
         n

@@ -247,6 +247,14 @@ fn run_in_cgroup(
         }
         Ok(())
     };
+    tracing::info!(
+        ifname = %ifname,
+        queues = gateway.queues(),
+        xdp = xdp_attached,
+        ports = ?ports.iter().map(|p| (p.port, if p.bypass_at_start { "bypass" } else { "kernel" })).collect::<Vec<_>>(),
+        admin = ?admin.as_ref().map(AdminEndpoint::addr),
+        "serving"
+    );
     on_ready(&Ready {
         ifname: ifname.clone(),
         queues: gateway.queues(),
@@ -268,8 +276,8 @@ fn run_in_cgroup(
         if !admin_down_told && admin.as_ref().is_some_and(AdminEndpoint::is_finished) {
             // Metrics are lost, the traffic is not: keep serving, say so once.
             admin_down_told = true;
-            eprintln!(
-                "xgate: the admin endpoint stopped (io_uring error); serving goes on without it"
+            tracing::error!(
+                "the admin endpoint stopped (io_uring error); serving goes on without it"
             );
         }
         if !gateway.pollers_running() {
@@ -284,6 +292,7 @@ fn run_in_cgroup(
     let signal = match outcome {
         Ok(sig) => sig,
         Err(e) => {
+            tracing::error!(error = %e, "a path stopped; shutting down");
             kernel_stop.store(true, Ordering::Relaxed);
             RuntimeState::remove(&ifname);
             return Err(e);
@@ -291,6 +300,11 @@ fn run_in_cgroup(
     };
 
     // Stop accepting, drain, tear down.
+    tracing::info!(
+        signal,
+        grace_secs = config.shutdown_grace.as_secs(),
+        "draining: new connections refused, idle ones closed, responses in flight finish"
+    );
     state.phase = "draining".into();
     for p in &gw_config.ports {
         // New SYNs to the kernel (which stops accepting next); user-space flows finish.
@@ -319,7 +333,19 @@ fn run_in_cgroup(
         }
     }
     let cut_bypass: u64 = gateway.counters().iter().map(|c| c.connections).sum();
-    drop(gateway.shutdown());
+    if cut_bypass > 0 {
+        tracing::warn!(
+            connections = cut_bypass,
+            "grace period over: resetting the bypass connections still open"
+        );
+    }
+    for exit in gateway.shutdown() {
+        if let Some(e) = &exit.error {
+            tracing::error!(queue = exit.queue, error = %e, "poller stopped with an error");
+        } else if exit.panicked {
+            tracing::error!(queue = exit.queue, "poller panicked");
+        }
+    }
     drop(gateway); // XDP and sock_ops detached, pins removed, back to the old cgroup
     if let Some(t) = kernel_thread {
         // Its own shutdown is bounded by the grace period plus five seconds.
@@ -367,16 +393,17 @@ fn reload(
         Ok(next) => {
             after.accepted += 1;
             after.last_error.clear();
-            eprintln!(
-                "xgate: reload {}: accepted ({} route(s))",
-                after.requested,
-                next.app.routes.len()
+            tracing::info!(
+                reload = after.requested,
+                routes = next.app.routes.len(),
+                "reload accepted"
             );
         }
         Err(e) => {
-            eprintln!(
-                "xgate: reload {}: refused, configuration unchanged: {e}",
-                after.requested
+            tracing::warn!(
+                reload = after.requested,
+                reason = %e,
+                "reload refused, the running configuration stays"
             );
             after.last_error = e;
         }
