@@ -35,6 +35,10 @@ fn main() -> ExitCode {
 fn run(args: &RunArgs) -> anyhow::Result<()> {
     ctl::require_root()?;
     let (config, mut reloader) = args.config_and_reloader().context("xgate run")?;
+    ctl::require_capabilities(&ctl::RUN_CAPABILITIES)?;
+    if config.netns.is_some() {
+        ctl::require_capabilities(&[ctl::CAP_SYS_ADMIN])?;
+    }
     dataplane::logging::init(&config.log)
         .map_err(anyhow::Error::msg)
         .context("xgate run: the log")?;

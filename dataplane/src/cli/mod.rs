@@ -101,7 +101,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "CPU")]
     pub kernel_core: Option<usize>,
     /// cgroup v2 directory whose sockets the gateway's sock_ops program watches; the process
-    /// joins it. Default: `<cgroup2 root>/xgate-<IFACE>`, created and removed by the gateway.
+    /// joins it. `self`: the cgroup xgate runs in (under systemd, the service's own; nothing
+    /// to create, no CAP_SYS_ADMIN). Default: `<cgroup2 root>/xgate-<IFACE>`, created and
+    /// removed by the gateway.
     #[arg(long, value_name = "DIR")]
     pub cgroup: Option<PathBuf>,
     /// Enter this network namespace (a name under /var/run/netns) before anything else.

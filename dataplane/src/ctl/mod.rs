@@ -55,6 +55,9 @@ pub enum CtlError {
     /// The interface name cannot be one.
     #[error("interface name {0:?} is not valid")]
     BadIface(String),
+    /// The process lacks capabilities `xgate run` needs.
+    #[error("xgate run lacks capabilities: {0}")]
+    MissingCapabilities(String),
     /// The gateway refused the new configuration (the running one stays).
     #[error("the gateway on {ifname:?} refused the new configuration (it keeps the running one): {reason}")]
     ReloadRefused { ifname: String, reason: String },
@@ -91,6 +94,81 @@ pub fn require_root() -> Result<(), CtlError> {
         Ok(())
     } else {
         Err(CtlError::NotRoot(euid))
+    }
+}
+
+/// A Linux capability `xgate run` may need, with its bit number (`linux/capability.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capability {
+    pub name: &'static str,
+    pub bit: u32,
+    /// What it is needed for.
+    pub why: &'static str,
+}
+
+/// What `xgate run` needs, measured by dropping each in turn (docs/bare-metal.md).
+pub const RUN_CAPABILITIES: [Capability; 5] = [
+    Capability {
+        name: "CAP_NET_ADMIN",
+        bit: 12,
+        why: "attach XDP and sock_ops, set up AF_XDP",
+    },
+    Capability {
+        name: "CAP_BPF",
+        bit: 39,
+        why: "load the BPF programs and maps",
+    },
+    Capability {
+        name: "CAP_PERFMON",
+        bit: 38,
+        why: "the verifier's checks of the programs",
+    },
+    Capability {
+        name: "CAP_NET_RAW",
+        bit: 13,
+        why: "open AF_XDP sockets",
+    },
+    Capability {
+        name: "CAP_IPC_LOCK",
+        bit: 14,
+        why: "lock the UMEM in memory",
+    },
+];
+
+/// Needed on top for `--netns` (setns) and for creating the default cgroup.
+pub const CAP_SYS_ADMIN: Capability = Capability {
+    name: "CAP_SYS_ADMIN",
+    bit: 21,
+    why:
+        "enter --netns, or create <cgroup2 root>/xgate-<iface> (use `--cgroup self` under systemd)",
+};
+
+/// The effective capability set of this process, from `/proc/self/status` (`CapEff`).
+pub fn effective_capabilities() -> Result<u64, CtlError> {
+    let path = Path::new("/proc/self/status");
+    let text = fs::read_to_string(path).map_err(CtlError::io("reading", path))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .ok_or_else(|| CtlError::Io {
+            what: "parsing CapEff in",
+            path: path.to_path_buf(),
+            source: io::ErrorKind::InvalidData.into(),
+        })
+}
+
+/// Refuses to go on without every capability in `needed`, naming the missing ones.
+pub fn require_capabilities(needed: &[Capability]) -> Result<(), CtlError> {
+    let have = effective_capabilities()?;
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|c| have & (1u64 << c.bit) == 0)
+        .map(|c| format!("{} ({})", c.name, c.why))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(CtlError::MissingCapabilities(missing.join(", ")))
     }
 }
 

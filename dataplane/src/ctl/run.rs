@@ -114,6 +114,8 @@ pub fn run(
 
     // The gateway's cgroup: created (and removed at the end) unless one was named.
     let (cgroup, created) = match &config.cgroup {
+        // The cgroup the process already runs in (under systemd: the service's own).
+        Some(dir) if dir.as_os_str() == "self" => (current_cgroup()?, false),
         Some(dir) => (dir.clone(), false),
         None => {
             let dir = cgroup2_root()?.join(format!("xgate-{}", config.gateway.ifname));
@@ -485,6 +487,23 @@ fn spawn_kernel(
 
 fn join_kernel(t: JoinHandle<Result<(), RunError>>) -> Result<(), RunError> {
     t.join().unwrap_or(Err(RunError::KernelPanicked))
+}
+
+/// The cgroup v2 directory of this process (`0::/path` in `/proc/self/cgroup`).
+fn current_cgroup() -> Result<PathBuf, RunError> {
+    let file = PathBuf::from("/proc/self/cgroup");
+    let text = fs::read_to_string(&file).map_err(|source| RunError::Cgroup {
+        path: file.clone(),
+        source,
+    })?;
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| RunError::Cgroup {
+            path: file,
+            source: io::Error::new(io::ErrorKind::NotFound, "no cgroup v2 entry"),
+        })?;
+    Ok(cgroup2_root()?.join(rel.trim().trim_start_matches('/')))
 }
 
 /// Moves the calling thread (the main thread, before any other exists) into a named netns.
