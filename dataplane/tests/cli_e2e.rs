@@ -1109,7 +1109,9 @@ fn the_log_is_structured_and_per_packet_events_are_rate_limited() {
         .filter(|e| msg(e) == "frame refused")
         .collect();
     assert!(
-        frames.iter().all(|e| e["fields"]["reason"] == "malformed"),
+        frames
+            .iter()
+            .all(|e| e["fields"]["reason"] == "bad_checksum"),
         "{frames:?}"
     );
     // 600 refused frames, at most 10 lines a second per poller (the topology's veth has two

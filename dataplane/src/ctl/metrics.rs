@@ -276,8 +276,8 @@ pub fn render(s: &Status) -> String {
     m.family(
         "xgate_bypass_drops_total",
         "counter",
-        "Segments the bypass engines dropped or refused, by reason (malformed includes bad \
-         checksums), and poller rounds stopped by a full ring.",
+        "Segments the bypass engines dropped or refused, by reason, and poller rounds stopped \
+         by a full ring.",
     );
     for r in DropReason::ALL {
         m.sample(

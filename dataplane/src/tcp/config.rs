@@ -99,7 +99,8 @@ impl Default for TcpConfig {
 /// Why a segment was not (fully) accepted. Each reason has its own counter in `TcpStats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// `wire::parse_tcp_frame` refused the frame (length, checksum, not IPv4/TCP, fragment).
+    /// `wire::parse_tcp_frame` refused the frame (length, header fields, options, not
+    /// IPv4/TCP, fragment).
     Malformed,
     /// Illegal flag combination (SYN+FIN, SYN+RST, no flags...).
     BadFlags,
@@ -131,10 +132,12 @@ pub enum DropReason {
     /// Data of a cookie flow that arrived before its handshake-completing ACK (dropped
     /// silently; the client retransmits it).
     EarlyData,
+    /// The TCP or IPv4 checksum does not verify (damage on the wire, usually).
+    BadChecksum,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     /// Every reason, in `index()` order.
     pub const ALL: [DropReason; DropReason::COUNT] = [
@@ -153,6 +156,7 @@ impl DropReason {
         DropReason::StatelessQueueFull,
         DropReason::TimeWait,
         DropReason::EarlyData,
+        DropReason::BadChecksum,
     ];
 
     pub const fn index(self) -> usize {
@@ -177,6 +181,7 @@ impl DropReason {
             DropReason::StatelessQueueFull => "stateless_queue_full",
             DropReason::TimeWait => "time_wait",
             DropReason::EarlyData => "early_data",
+            DropReason::BadChecksum => "bad_checksum",
         }
     }
 }

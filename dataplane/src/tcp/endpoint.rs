@@ -15,7 +15,7 @@ use super::conn::{ChallengeLimiter, Conn, Ctx, Negotiated, Outcome, Seg};
 use super::syncookie::{CookieParams, CookieRequest, SynCookies, MSS_TABLE};
 use super::FlowKey;
 use crate::time::Instant;
-use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
+use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions, WireError};
 
 /// A connection slot and the generation it had when the connection was created: a handle to
 /// a connection that has since been freed (and its slot reused) is rejected.
@@ -203,6 +203,11 @@ impl Endpoint {
         self.stats.segments_in += 1;
         let f = match wire::parse_tcp_frame(frame) {
             Ok(f) => f,
+            // A checksum that does not verify is usually damage on the wire; anything else
+            // is a frame that was never valid: separate counters tell them apart.
+            Err(WireError::TcpChecksum | WireError::IpChecksum) => {
+                return self.drop_with(DropReason::BadChecksum)
+            }
             Err(_) => return self.drop_with(DropReason::Malformed),
         };
         let t = &f.tcp;

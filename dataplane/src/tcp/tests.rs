@@ -549,15 +549,22 @@ fn replies_use_the_reversed_addresses_including_vlan() {
 }
 
 #[test]
-fn malformed_frame_is_counted() {
+fn malformed_frames_and_bad_checksums_are_counted_apart() {
     let now = t0();
     let mut ep = Endpoint::new(small_config(), SECRET, now);
+    // One flipped byte: the TCP checksum no longer verifies (damage on the wire).
     let mut f = frame(&syn(&ALL_OPTS, 1), &[]);
     let last = f.len() - 1;
     f[last] ^= 0xff;
-    assert_eq!(ep.handle_frame(now, &f), Err(DropReason::Malformed));
+    assert_eq!(ep.handle_frame(now, &f), Err(DropReason::BadChecksum));
+    // Three bytes are no frame at all.
     assert_eq!(ep.handle_frame(now, &[1, 2, 3]), Err(DropReason::Malformed));
-    assert_eq!(ep.stats().drop_count(DropReason::Malformed), 2);
+    assert_eq!(ep.stats().drop_count(DropReason::BadChecksum), 1);
+    assert_eq!(ep.stats().drop_count(DropReason::Malformed), 1);
+    assert!(
+        ep.poll_transmit(now, &mut [0u8; 2048]).is_none(),
+        "neither is answered"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
