@@ -163,12 +163,18 @@ impl StaticFiles {
                     if meta.is_dir() {
                         return Err(StaticError::SymlinkToDirectory { path: shown });
                     }
+                    if !meta.is_file() {
+                        return Err(StaticError::NotRegular { path: shown });
+                    }
                     target
                 } else if kind.is_dir() {
                     subdirs.push((real_entry, shown, url));
                     continue;
-                } else {
+                } else if kind.is_file() {
                     real_entry
+                } else {
+                    // Not even opened: opening a device or a FIFO can block or act.
+                    return Err(StaticError::NotRegular { path: shown });
                 };
                 if files.len() >= limits.max_files {
                     return Err(StaticError::TooManyFiles {
@@ -425,3 +431,7 @@ pub fn content_type(name: &str) -> &'static str {
         .find(|(e, _)| e.eq_ignore_ascii_case(ext))
         .map_or("application/octet-stream", |(_, t)| t)
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;
