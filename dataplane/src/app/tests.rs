@@ -280,8 +280,14 @@ fn protocol_error_responses_are_prepared() {
 #[test]
 fn an_explicit_head_route_wins_over_get_whatever_the_order() {
     for routes in [
-        vec![route("GET", "/r", 200, b"get"), route("HEAD", "/r", 204, b"")],
-        vec![route("HEAD", "/r", 204, b""), route("GET", "/r", 200, b"get")],
+        vec![
+            route("GET", "/r", 200, b"get"),
+            route("HEAD", "/r", 204, b""),
+        ],
+        vec![
+            route("HEAD", "/r", 204, b""),
+            route("GET", "/r", 200, b"get"),
+        ],
     ] {
         let app = App::new(&AppConfig {
             routes,
