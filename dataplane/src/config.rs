@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::afxdp::{BindMode, CgroupPlacement, GatewayConfig, PortConfig, Wakeup};
-use crate::app::{App, AppConfig, RouteConfig};
+use crate::app::{App, AppConfig, RouteConfig, StaticError, StaticFiles, StaticLimits};
 use crate::bpf::XdpMode;
 use crate::http::HttpLimits;
 use crate::kernel::KernelConfig;
@@ -277,6 +277,15 @@ pub struct AppSection {
     pub builtin_routes: Option<bool>,
     /// Largest `n` of `GET /bytes/{n}`.
     pub max_bytes_len: Option<usize>,
+    /// A directory whose files are read into memory (at start and at each reload) and
+    /// answered as `GET`/`HEAD` routes; an absolute path.
+    pub static_dir: Option<PathBuf>,
+    /// The URL path the directory is mapped under (default `/`).
+    pub static_prefix: Option<String>,
+    /// Bound on the bytes of all the files together.
+    pub static_max_bytes: Option<u64>,
+    /// Bound on the number of files.
+    pub static_max_files: Option<usize>,
     #[serde(default)]
     pub routes: Vec<RouteEntry>,
 }
@@ -864,6 +873,31 @@ fn app_section(gw: &mut GatewayConfig, s: &AppSection) -> Result<(), ConfigError
             body: r.body.clone().into_bytes(),
         })
         .collect();
+    let mut limits = StaticLimits::default();
+    if let Some(n) = s.static_max_bytes {
+        limits.max_bytes = in_range("app.static_max_bytes", n, 0..=1 << 36)?;
+    }
+    if let Some(n) = s.static_max_files {
+        limits.max_files = in_range("app.static_max_files", n, 0..=1 << 20)?;
+    }
+    if let Some(dir) = &s.static_dir {
+        if !dir.is_absolute() {
+            return Err(invalid(
+                "app.static_dir",
+                format!("{dir:?} must be an absolute path"),
+            ));
+        }
+        let prefix = s.static_prefix.as_deref().unwrap_or("/");
+        app.files = StaticFiles::load(dir, prefix, &limits).map_err(|e| {
+            let key = match e {
+                StaticError::BadPrefix { .. } => "app.static_prefix",
+                StaticError::TooManyFiles { .. } => "app.static_max_files",
+                StaticError::TooManyBytes { .. } => "app.static_max_bytes",
+                _ => "app.static_dir",
+            };
+            invalid(key, e.to_string())
+        })?;
+    }
     // The app's own checks (methods, paths, statuses, headers), named by route.
     App::new(&app).map_err(|e| invalid("app.routes", e.to_string()))?;
     gw.app = app;
@@ -1151,6 +1185,114 @@ body = "hi\n"
         assert!(e.contains("port"), "{e}");
     }
 
+    /// A fresh directory of `files` under the system's temporary directory.
+    fn www(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xgate-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (rel, body) in files {
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn static_dir_is_read_into_routes_under_the_prefix() {
+        let dir = www(
+            "static",
+            &[("index.html", "<p>hi</p>"), ("css/a.css", "a{}")],
+        );
+        let file = format!(
+            "interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_dir = '{}'\nstatic_prefix = \"/s\"\n",
+            dir.display()
+        );
+        let c = build(&parse(&file), &Overrides::default()).unwrap();
+        let files = &c.gateway.app.files;
+        assert_eq!((files.files(), files.bytes()), (2, 12));
+        let paths: Vec<&[u8]> = files.paths().collect();
+        assert_eq!(
+            paths,
+            [&b"/s"[..], b"/s/", b"/s/css/a.css", b"/s/index.html"]
+        );
+        // Without a directory there are no files, whatever the bounds say.
+        let c = build(
+            &parse("interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_max_files = 0\n"),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.gateway.app.files.files(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn static_dir_errors_name_the_key_and_the_file() {
+        let dir = www("static-errors", &[("a.txt", "12345"), ("b|c", "x")]);
+        let base = |extra: &str| {
+            format!(
+                "interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_dir = '{}'\n{extra}",
+                dir.display()
+            )
+        };
+        let none = Overrides::default();
+        let bad_name = problem(&base(""), &none);
+        assert!(
+            bad_name.starts_with(&format!(
+                "app.static_dir: {}: the name has one of",
+                dir.join("b|c").display()
+            )),
+            "{bad_name}"
+        );
+        std::fs::remove_file(dir.join("b|c")).unwrap();
+        let cases = [
+            (
+                "static_max_bytes = 4\n",
+                format!(
+                    "app.static_max_bytes: {}: the files add up to more than 4 bytes",
+                    dir.join("a.txt").display()
+                ),
+            ),
+            (
+                "static_max_files = 0\n",
+                format!(
+                    "app.static_max_files: {}: more than 0 files",
+                    dir.join("a.txt").display()
+                ),
+            ),
+            (
+                "static_prefix = \"x\"\n",
+                "app.static_prefix: \"x\" must start with '/'".to_string(),
+            ),
+            (
+                "static_max_files = 2000000\n",
+                "app.static_max_files: 2000000 is out of range".to_string(),
+            ),
+        ];
+        for (extra, want) in cases {
+            let got = problem(&base(extra), &none);
+            assert!(
+                got.starts_with(&want),
+                "{got:?} does not start with {want:?}"
+            );
+        }
+        assert!(build(&parse(&base("static_max_bytes = 5\n")), &none).is_ok());
+        let missing = dir.join("missing");
+        let file = format!(
+            "interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_dir = '{}'\n",
+            missing.display()
+        );
+        assert!(
+            problem(&file, &none).starts_with(&format!("app.static_dir: {}: ", missing.display()))
+        );
+        let relative = "interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_dir = \"www\"\n";
+        assert_eq!(
+            problem(relative, &none),
+            "app.static_dir: \"www\" must be an absolute path"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn the_shipped_example_is_valid() {
         let text = include_str!("../../docs/xgate.example.toml");
@@ -1211,6 +1353,42 @@ mod reload_tests {
         assert!(matches!(r.reread(), Err(ConfigError::Parse { .. })));
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(r.reread(), Err(ConfigError::Read { .. })));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_reload_reads_the_static_files_again() {
+        let (mut r, path) = reloader("static");
+        let www = path.parent().unwrap().join("www");
+        std::fs::create_dir_all(www.join("css")).unwrap();
+        std::fs::write(www.join("css/a.css"), "one").unwrap();
+        let with_dir = START.replace(
+            "[[app.routes]]",
+            &format!("[app]\nstatic_dir = '{}'\n[[app.routes]]", www.display()),
+        );
+        std::fs::write(&path, &with_dir).unwrap();
+        let body = |next: &ReloadConfig, at: &[u8]| {
+            let app = App::new(&next.app).unwrap();
+            match app.handle(b"GET", at) {
+                crate::app::Handler::Static(id) => app.prepared(id).body().to_vec(),
+                h => panic!("{h:?}"),
+            }
+        };
+        let next = r.reread().unwrap();
+        assert_eq!(body(&next, b"/css/a.css"), b"one");
+        // Same configuration file, changed and added files: read again.
+        std::fs::write(www.join("css/a.css"), "two").unwrap();
+        std::fs::write(www.join("new.txt"), "new").unwrap();
+        let next = r.reread().unwrap();
+        assert_eq!(body(&next, b"/css/a.css"), b"two");
+        assert_eq!(body(&next, b"/new.txt"), b"new");
+        // A directory that no longer loads is refused, naming the key and the file.
+        std::fs::write(www.join("bad|name"), "x").unwrap();
+        let e = r.reread().unwrap_err().to_string();
+        assert!(
+            e.starts_with("app.static_dir: ") && e.contains("bad|name"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 

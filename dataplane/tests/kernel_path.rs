@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration as StdDuration;
 
-use dataplane::app::{App, AppConfig};
+use dataplane::app::{App, AppConfig, StaticFiles, StaticLimits};
 use dataplane::http::HttpStats;
 use dataplane::kernel::{KernelConfig, KernelPath, KernelStats, RecvMode};
 use dataplane::tally::PortCount;
@@ -86,7 +86,7 @@ impl Server {
     }
 
     fn start_with_grace(config: KernelConfig, mode: Mode, grace: StdDuration) -> Server {
-        Server::start_opts(config, mode, grace, false)
+        Server::start_opts(config, mode, grace, false, AppConfig::default())
     }
 
     fn start_opts(
@@ -94,12 +94,13 @@ impl Server {
         mode: Mode,
         grace: StdDuration,
         count_allocs: bool,
+        app: AppConfig,
     ) -> Server {
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
-            let app = App::new(&AppConfig::default()).unwrap();
+            let app = App::new(&app).unwrap();
             let mut kp = KernelPath::new(config, app).unwrap();
             COUNT_ALLOCS.with(|c| c.set(count_allocs));
             let addr = kp
@@ -858,6 +859,7 @@ fn no_allocation_per_request_or_connection_once_warmed_up() {
             mode,
             StdDuration::from_secs(5),
             true,
+            AppConfig::default(),
         ));
         // Warm up: four connections at once grow the slab to four slots.
         let warm: Vec<_> = (0..4)
@@ -1283,4 +1285,90 @@ fn a_poller_sleeping_on_the_ring_descriptor_is_woken_by_traffic() {
     }
     client.join().unwrap();
     assert!(sleeps > 0, "never woken by the ring");
+}
+
+#[test]
+fn files_of_a_static_dir_are_served_byte_exact() {
+    let dir = std::env::temp_dir().join(format!("xgate-kernel-static-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("css")).unwrap();
+    std::fs::create_dir_all(dir.join("docs")).unwrap();
+    std::fs::write(dir.join("index.html"), b"<h1>home</h1>\n").unwrap();
+    std::fs::write(dir.join("css/site.css"), b"body { margin: 0 }\n").unwrap();
+    std::fs::write(dir.join("docs/index.html"), b"<p>docs</p>\n").unwrap();
+    let big = pattern(3 << 20);
+    std::fs::write(dir.join("big file.bin"), &big).unwrap();
+    let files = StaticFiles::load(&dir, "/", &StaticLimits::default()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let app = AppConfig {
+        files,
+        ..AppConfig::default()
+    };
+    let server = Server::start_opts(
+        KernelConfig::default(),
+        Mode::Run,
+        StdDuration::from_secs(5),
+        false,
+        app,
+    );
+    let mut s = server.connect();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    // Pipelined, answered in order, the files gone from disk already.
+    let mut burst = Vec::new();
+    for path in [
+        "/",
+        "/css/site.css",
+        "/big%20file.bin",
+        "/docs",
+        "/docs/",
+        "/nope",
+        "/health",
+    ] {
+        burst.extend_from_slice(&get(path));
+    }
+    s.write_all(&burst).unwrap();
+    let expect: [(u16, &str, &[u8]); 7] = [
+        (200, "text/html; charset=utf-8", b"<h1>home</h1>\n"),
+        (200, "text/css; charset=utf-8", b"body { margin: 0 }\n"),
+        (200, "application/octet-stream", &big),
+        (301, "text/plain; charset=utf-8", b"Moved to /docs/\n"),
+        (200, "text/html; charset=utf-8", b"<p>docs</p>\n"),
+        (404, "text/plain; charset=utf-8", b"Not Found\n"),
+        (200, "text/plain; charset=utf-8", b"ok"),
+    ];
+    for (i, (status, content_type, body)) in expect.into_iter().enumerate() {
+        let resp = read_response(&mut r).unwrap();
+        assert_eq!(resp.status, status, "{i}: {}", resp.head);
+        assert!(
+            resp.head
+                .contains(&format!("\r\nContent-Type: {content_type}\r\n")),
+            "{i}: {}",
+            resp.head
+        );
+        assert!(resp.body == body, "{i}: the body differs");
+        if status == 301 {
+            assert!(
+                resp.head.contains("\r\nLocation: /docs/\r\n"),
+                "{}",
+                resp.head
+            );
+        }
+    }
+    // HEAD: the GET's head, Content-Length included, and no body.
+    s.write_all(b"HEAD /big%20file.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        r.read_line(&mut head).unwrap();
+    }
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {}\r\n", 3 << 20)),
+        "{head}"
+    );
+    s.write_all(&get("/css/site.css")).unwrap();
+    assert_eq!(read_response(&mut r).unwrap().body, b"body { margin: 0 }\n");
+    drop((s, r));
+    let report = server.stop();
+    assert_eq!(report.http.requests, 9);
 }

@@ -1,4 +1,5 @@
-//! What the gateway answers: configured static routes plus a few built-in ones.
+//! What the gateway answers: configured static routes, files from a directory (read at start
+//! by [`StaticFiles::load`], never at request time) and a few built-in routes.
 //!
 //! Every static response is serialised once, in [`App::new`], split in three so that answering
 //! costs a copy: the *head* (status line, `Server`, the route's own headers), then the two
@@ -6,13 +7,24 @@
 //! *tail* (`Content-Length`, the blank line and the body). Dynamic answers (`/bytes/{n}`,
 //! `/echo`) share one pre-serialised head and have their framing written by `http`.
 //!
+//! Routes and files are exact paths in one table sorted by path: [`App::handle`] finds a path
+//! by binary search, without allocating, however many files are served.
+//!
 //! The interface with `http` is [`App::handle`] (what to answer a method and path with),
 //! [`App::prepared`] (the bytes of a static response), [`App::status_response`] (the
 //! pre-serialised protocol errors), [`App::dynamic_head`] and [`App::date`].
 
 mod date;
+mod files;
 
 pub use date::{civil_from_days, format_imf_fixdate, IMF_FIXDATE_LEN};
+pub use files::{
+    content_type, StaticError, StaticFiles, StaticLimits, DEFAULT_STATIC_MAX_BYTES,
+    DEFAULT_STATIC_MAX_FILES,
+};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -37,8 +49,11 @@ pub struct RouteConfig {
 /// What the gateway answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppConfig {
-    /// Checked before the built-in routes, so a route can replace a built-in one.
+    /// Checked before the files and the built-in routes, so a route can replace either.
     pub routes: Vec<RouteConfig>,
+    /// `GET`/`HEAD` routes from a directory ([`StaticFiles::load`]), checked after `routes`
+    /// (a configured route of the same method and path wins) and before the built-in routes.
+    pub files: StaticFiles,
     /// `GET /`, `GET /health`, `GET /bytes/{n}`, `POST /echo`.
     pub builtin_routes: bool,
     /// Largest `n` for `GET /bytes/{n}`; larger gives 413.
@@ -49,6 +64,7 @@ impl Default for AppConfig {
     fn default() -> Self {
         AppConfig {
             routes: Vec::new(),
+            files: StaticFiles::default(),
             builtin_routes: true,
             max_bytes_len: DEFAULT_MAX_BYTES_LEN,
         }
@@ -86,12 +102,13 @@ pub enum AppError {
 
 /// Index of a pre-serialised response inside an [`App`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ResponseId(u16);
+pub struct ResponseId(u32);
 
 /// A static response serialised at start: `head`, then per-response headers, then `tail`.
+/// The bytes are shared: `App`s built from one [`AppConfig`] hold one copy of its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
-    bytes: Box<[u8]>,
+    bytes: Arc<[u8]>,
     head_end: usize,
     body_start: usize,
     status: u16,
@@ -129,15 +146,26 @@ pub enum Handler {
     Echo,
 }
 
-struct Route {
-    method: Box<[u8]>,
+/// Everything answered at one exact path: the configured routes and the file, by method,
+/// and the 405 that lists them (with the built-in routes of the path).
+struct PathEntry {
     path: Box<[u8]>,
-    response: ResponseId,
+    methods: Box<[(Box<[u8]>, ResponseId)]>,
+    allow: ResponseId,
 }
 
-struct PathAllow {
-    path: Box<[u8]>,
-    response: ResponseId,
+impl PathEntry {
+    /// The route of `method`; `HEAD` falls back to `GET`.
+    fn route(&self, method: &[u8]) -> Option<ResponseId> {
+        let find = |m: &[u8]| self.methods.iter().find(|(r, _)| **r == *m).map(|r| r.1);
+        find(method).or_else(|| {
+            if method == b"HEAD" {
+                find(b"GET")
+            } else {
+                None
+            }
+        })
+    }
 }
 
 /// Statuses `http` can answer on its own; pre-serialised with `Connection` left to `http`.
@@ -159,8 +187,9 @@ POST /echo        the request body back\n";
 /// except for the `Date` value refreshed by [`App::set_date`].
 pub struct App {
     prepared: Vec<Prepared>,
-    routes: Vec<Route>,
-    allows: Vec<PathAllow>,
+    /// Sorted by path, for a binary search per request (no allocation, O(log n) with
+    /// thousands of files).
+    paths: Vec<PathEntry>,
     extra_methods: Vec<Box<[u8]>>,
     builtin: Option<Builtin>,
     protocol: [ResponseId; PROTOCOL_STATUSES.len()],
@@ -252,7 +281,7 @@ fn serialise(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Prepared {
     let body_start = bytes.len();
     bytes.extend_from_slice(body);
     Prepared {
-        bytes: bytes.into_boxed_slice(),
+        bytes: bytes.into(),
         head_end,
         body_start,
         status,
@@ -274,7 +303,7 @@ impl App {
         let mut prepared: Vec<Prepared> = Vec::new();
         let mut push = |p: Prepared| {
             prepared.push(p);
-            ResponseId((prepared.len() - 1) as u16)
+            ResponseId((prepared.len() - 1) as u32)
         };
 
         let mut protocol = [ResponseId(0); PROTOCOL_STATUSES.len()];
@@ -282,15 +311,13 @@ impl App {
             *slot = push(serialise(status, &[TEXT_PLAIN], &error_body(status)));
         }
 
-        let mut routes = Vec::with_capacity(config.routes.len());
+        // path -> (routes by method, methods for 405 + Allow in order of first appearance).
+        let mut paths: BTreeMap<Box<[u8]>, Slot> = BTreeMap::new();
         let mut extra_methods: Vec<Box<[u8]>> = Vec::new();
-        // (path, methods) in order of first appearance, for 405 + Allow.
-        let mut paths: Vec<(Vec<u8>, Vec<String>)> = Vec::new();
         for (index, route) in config.routes.iter().enumerate() {
             validate_route(index, route)?;
-            if routes.iter().any(|r: &Route| {
-                *r.method == *route.method.as_bytes() && *r.path == *route.path.as_bytes()
-            }) {
+            let slot = paths.entry(route.path.as_bytes().into()).or_default();
+            if slot.has(route.method.as_bytes()) {
                 return Err(AppError::DuplicateRoute {
                     index,
                     method: route.method.clone(),
@@ -303,11 +330,9 @@ impl App {
                 .map(|(n, v)| (n.as_str(), v.as_str()))
                 .collect();
             let response = push(serialise(route.status, &headers, &route.body));
-            routes.push(Route {
-                method: route.method.as_bytes().into(),
-                path: route.path.as_bytes().into(),
-                response,
-            });
+            slot.methods
+                .push((route.method.as_bytes().into(), response));
+            slot.allow(&route.method);
             if !STANDARD_METHODS.contains(&route.method.as_bytes())
                 && !extra_methods
                     .iter()
@@ -315,12 +340,23 @@ impl App {
             {
                 extra_methods.push(route.method.as_bytes().into());
             }
-            add_allowed(&mut paths, route.path.as_bytes(), &route.method);
+        }
+        for file in config.files.routes() {
+            let slot = paths.entry(file.path.clone()).or_default();
+            // A configured GET route of the same path wins over the file.
+            if !slot.has(b"GET") {
+                let response = push(file.response.clone());
+                slot.methods.push((b"GET"[..].into(), response));
+                slot.allow("GET");
+            }
         }
 
         let builtin = if config.builtin_routes {
             for (path, method) in [("/", "GET"), ("/health", "GET"), ("/echo", "POST")] {
-                add_allowed(&mut paths, path.as_bytes(), method);
+                paths
+                    .entry(path.as_bytes().into())
+                    .or_default()
+                    .allow(method);
             }
             Some(Builtin {
                 index: push(serialise(200, &[TEXT_PLAIN], INDEX_BODY)),
@@ -335,34 +371,36 @@ impl App {
             None
         };
 
-        let mut allows = Vec::with_capacity(paths.len());
-        for (path, mut methods) in paths {
+        // One 405 per distinct Allow list (thousands of files share "GET, HEAD").
+        let mut allow_responses: BTreeMap<String, ResponseId> = BTreeMap::new();
+        let mut entries = Vec::with_capacity(paths.len());
+        for (path, slot) in paths {
+            let mut methods = slot.allowed;
             if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
                 let at = methods.iter().position(|m| m == "GET").unwrap_or(0) + 1;
                 methods.insert(at, "HEAD".to_string());
             }
             let allow = methods.join(", ");
-            let response = push(serialise(
-                405,
-                &[("Allow", allow.as_str()), TEXT_PLAIN],
-                &error_body(405),
-            ));
-            allows.push(PathAllow {
-                path: path.into_boxed_slice(),
-                response,
+            let allow = *allow_responses.entry(allow).or_insert_with_key(|allow| {
+                push(serialise(
+                    405,
+                    &[("Allow", allow.as_str()), TEXT_PLAIN],
+                    &error_body(405),
+                ))
+            });
+            entries.push(PathEntry {
+                path,
+                methods: slot.methods.into_boxed_slice(),
+                allow,
             });
         }
 
         let dynamic = serialise(200, &[OCTET_STREAM], b"");
         let dynamic_head: Box<[u8]> = dynamic.head().into();
 
-        if prepared.len() > usize::from(u16::MAX) {
-            return Err(AppError::TooManyRoutes(config.routes.len()));
-        }
         let mut app = App {
             prepared,
-            routes,
-            allows,
+            paths: entries,
             extra_methods,
             builtin,
             protocol,
@@ -396,14 +434,14 @@ impl App {
 
     /// What to answer `method path` with. `path` is the origin-form path without the query.
     /// `HEAD` is answered like `GET` (the caller leaves the body out).
+    ///
+    /// Order: the configured routes and the files of `path` (an exact match, found by binary
+    /// search), then the built-in routes, then 405 with the path's `Allow`, else 404.
     pub fn handle(&self, method: &[u8], path: &[u8]) -> Handler {
         let head = method == b"HEAD";
-        for route in &self.routes {
-            if *route.path == *path
-                && (*route.method == *method || (head && &*route.method == b"GET"))
-            {
-                return Handler::Static(route.response);
-            }
+        let entry = self.entry(path);
+        if let Some(id) = entry.and_then(|e| e.route(method)) {
+            return Handler::Static(id);
         }
         if let Some(builtin) = &self.builtin {
             let get = head || method == b"GET";
@@ -415,7 +453,7 @@ impl App {
             }
             if let Some(n) = path.strip_prefix(b"/bytes/") {
                 if !get {
-                    return self.allow_or(path, builtin.bytes_405);
+                    return Handler::Static(entry.map_or(builtin.bytes_405, |e| e.allow));
                 }
                 return match parse_decimal(n) {
                     None => Handler::Static(self.status_response(400)),
@@ -424,21 +462,19 @@ impl App {
                 };
             }
         }
-        self.allow_or(path, self.status_response(404))
+        Handler::Static(entry.map_or(self.status_response(404), |e| e.allow))
     }
 
-    fn allow_or(&self, path: &[u8], fallback: ResponseId) -> Handler {
-        Handler::Static(
-            self.allows
-                .iter()
-                .find(|a| *a.path == *path)
-                .map_or(fallback, |a| a.response),
-        )
+    fn entry(&self, path: &[u8]) -> Option<&PathEntry> {
+        self.paths
+            .binary_search_by(|e| (*e.path).cmp(path))
+            .ok()
+            .map(|at| &self.paths[at])
     }
 
     /// The bytes of a static response.
     pub fn prepared(&self, id: ResponseId) -> &Prepared {
-        &self.prepared[usize::from(id.0)]
+        &self.prepared[id.0 as usize]
     }
 
     /// Status a handler answers with.
@@ -466,17 +502,22 @@ impl App {
     }
 }
 
-fn add_allowed(paths: &mut Vec<(Vec<u8>, Vec<String>)>, path: &[u8], method: &str) {
-    let at = match paths.iter().position(|(p, _)| p == path) {
-        Some(at) => at,
-        None => {
-            paths.push((path.to_vec(), Vec::new()));
-            paths.len() - 1
+/// A path while [`App::new`] collects it.
+#[derive(Default)]
+struct Slot {
+    methods: Vec<(Box<[u8]>, ResponseId)>,
+    allowed: Vec<String>,
+}
+
+impl Slot {
+    fn has(&self, method: &[u8]) -> bool {
+        self.methods.iter().any(|(m, _)| **m == *method)
+    }
+
+    fn allow(&mut self, method: &str) {
+        if !self.allowed.iter().any(|m| m == method) {
+            self.allowed.push(method.to_string());
         }
-    };
-    let methods = &mut paths[at].1;
-    if !methods.iter().any(|m| m == method) {
-        methods.push(method.to_string());
     }
 }
 

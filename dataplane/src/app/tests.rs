@@ -276,3 +276,25 @@ fn protocol_error_responses_are_prepared() {
     }
     assert_eq!(app.prepared(app.status_response(299)).status(), 500);
 }
+
+#[test]
+fn an_explicit_head_route_wins_over_get_whatever_the_order() {
+    for routes in [
+        vec![
+            route("GET", "/r", 200, b"get"),
+            route("HEAD", "/r", 204, b""),
+        ],
+        vec![
+            route("HEAD", "/r", 204, b""),
+            route("GET", "/r", 200, b"get"),
+        ],
+    ] {
+        let app = App::new(&AppConfig {
+            routes,
+            ..AppConfig::default()
+        })
+        .unwrap();
+        assert_eq!(app.status(app.handle(b"HEAD", b"/r")), 204);
+        assert_eq!(app.status(app.handle(b"GET", b"/r")), 200);
+    }
+}
