@@ -59,6 +59,8 @@ enum State {
     Closing,
     /// FIN_WAIT_2, then the client's FIN.
     TimeWait,
+    /// TIME_WAIT of a connection that used timestamps (RFC 6191 decides on TSval).
+    TimeWaitTs,
     /// The client's FIN first: the server (HTTP sees end of input) closes; its FIN unACKed.
     LastAck,
 }
@@ -807,6 +809,94 @@ fn timestamp_rows(v: &mut Vec<Case>) {
     );
 }
 
+/// TIME_WAIT after a connection with timestamps: RFC 6191 lets a new SYN in on a newer TSval
+/// whatever its sequence number; PAWS and the RST exemption as in ESTABLISHED.
+fn time_wait_ts_rows(v: &mut Vec<Case>) {
+    use After::*;
+    use SeqAt::*;
+    let st = State::TimeWaitTs;
+    v.push(
+        case(
+            st,
+            "new SYN below RCV.NXT, TSval newer",
+            &[S],
+            Nxt(-1000),
+            AckOf::Una(0),
+            b"",
+            "SYN/ACK a-999 ecr+1000",
+            Any,
+            "RFC 6191 §2: timestamps in use and the SYN's TSval newer: a new incarnation",
+            None,
+        )
+        .tsv(1000),
+    );
+    v.push(
+        case(
+            st,
+            "new SYN above RCV.NXT, same TSval",
+            &[S],
+            Nxt(1000),
+            AckOf::Una(0),
+            b"",
+            "SYN/ACK a+1001",
+            Any,
+            "RFC 6191 §2: TSval equal and the sequence number higher: a new incarnation",
+            None,
+        )
+        .tsv(0),
+    );
+    v.push(
+        case(
+            st,
+            "new SYN above RCV.NXT, TSval 1000 older",
+            &[S],
+            Nxt(1000),
+            AckOf::Una(0),
+            b"",
+            CHALLENGE,
+            Alive,
+            "RFC 6191 §2: TSval older: not a new incarnation (\"silently drop\"); RFC 7323 \
+             R1 / RFC 5961 §4.2 answer it with an ACK",
+            None,
+        )
+        .tsv(-1000),
+    );
+    v.push(
+        case(
+            st,
+            "data, TSval 1000 older",
+            &[A, P],
+            Nxt(0),
+            AckOf::Una(0),
+            GET,
+            CHALLENGE,
+            Alive,
+            "RFC 7323 §5.3 R1: ACK and drop",
+            None,
+        )
+        .tsv(-1000),
+    );
+    v.push(
+        case(
+            st,
+            "RST at RCV.NXT, TSval 1000 older",
+            &[R],
+            Nxt(0),
+            AckOf::Una(0),
+            b"",
+            "-",
+            Gone,
+            "RFC 7323 §5.2: RSTs are acceptable regardless of their timestamp",
+            Some(
+                "- / alive (Linux's TIME_WAIT applies PAWS to a RST unless TS.Recent is older \
+                 than MSL, tcp_paws_reject(); its ESTABLISHED path exempts RSTs, as xgate does \
+                 everywhere)",
+            ),
+        )
+        .tsv(-1000),
+    );
+}
+
 /// CLOSE_WAIT beyond the synchronized rows: text and FINs after the client's FIN, and the
 /// server still sending what it owes.
 fn close_wait_rows(v: &mut Vec<Case>) {
@@ -1340,6 +1430,8 @@ fn matrix() -> Vec<Case> {
         None,
     ));
 
+    time_wait_ts_rows(&mut v);
+
     // LAST_ACK: the client's FIN received, ours at s-1 unacknowledged.
     synchronized_rows(LastAck, &mut v);
     v.push(case(
@@ -1513,7 +1605,14 @@ fn reach(f: &mut Flow, c: &Case) -> Result<Reached, String> {
             Ok(r)
         }
         _ => {
-            f.handshake(mss_only())?;
+            if st == State::TimeWaitTs {
+                f.handshake(ts_syn(c.ts_base))?;
+                if f.ts.is_none() {
+                    return Err("timestamps not negotiated".into());
+                }
+            } else {
+                f.handshake(mss_only())?;
+            }
             if st == State::Established {
                 f.collect(settle);
                 return Ok(reached(f, f.rcv_nxt, f.rcv_nxt, f.peer_wnd));
@@ -1534,12 +1633,13 @@ fn reach(f: &mut Flow, c: &Case) -> Result<Reached, String> {
             // The server closes first.
             let fin = until_server_fin(f)?;
             let mut una = fin;
-            if matches!(st, State::FinWait2 | State::TimeWait) {
+            let tw = matches!(st, State::TimeWait | State::TimeWaitTs);
+            if st == State::FinWait2 || tw {
                 f.rcv_nxt = fin + 1u32;
                 f.send_ack();
                 una = fin + 1u32;
             }
-            if matches!(st, State::Closing | State::TimeWait) {
+            if st == State::Closing || tw {
                 f.rcv_nxt = una;
                 f.send_fin();
                 let want = f.snd_nxt;
