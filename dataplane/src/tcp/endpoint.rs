@@ -772,14 +772,19 @@ impl Endpoint {
                 }
                 Err(DropReason::RstNotExact)
             }
-            // New SYN: RFC 6191 -- acceptable if its TSval is above TS.Recent (timestamps) or,
-            // without timestamps, its sequence number is above RCV.NXT (RFC 9293 §3.6.1).
-            // Then answer with a fresh cookie (the record stays until a cookie ACK takes the
-            // flow over). Otherwise RFC 5961 §4: challenge ACK.
+            // New SYN: RFC 6191 §2 -- acceptable if its TSval is above TS.Recent, or equal to
+            // it with a sequence number above RCV.NXT (timestamps), or, without timestamps, if
+            // its sequence number is above RCV.NXT (RFC 9293 §3.6.1). Then answer with a fresh
+            // cookie (the record stays until a cookie ACK takes the flow over). Otherwise
+            // RFC 5961 §4: challenge ACK.
             (false, true, None) => {
+                let seq_above = seg.seq.diff(rcv_nxt) > 0;
                 let newer = match (ts_recent, seg.ts) {
-                    (Some(recent), Some((tsval, _))) => (tsval.wrapping_sub(recent) as i32) > 0,
-                    _ => seg.seq.diff(rcv_nxt) > 0,
+                    (Some(recent), Some((tsval, _))) => {
+                        let d = tsval.wrapping_sub(recent) as i32;
+                        d > 0 || (d == 0 && seq_above)
+                    }
+                    _ => seq_above,
                 };
                 if newer {
                     let r = self.send_cookie(now, flow, addrs, t, seg);

@@ -1297,6 +1297,34 @@ fn time_wait_rst_exact_removes_record_and_new_syn_rules() {
     ));
 }
 
+/// RFC 6191 §2, second rule: with timestamps in use, a SYN whose TSval equals TS.Recent is a
+/// new incarnation if its sequence number is above RCV.NXT (a client reconnecting within one
+/// tick of its timestamp clock); the same TSval with a lower sequence number is not.
+#[test]
+fn rfc6191_time_wait_syn_with_equal_tsval_and_higher_seq_is_accepted() {
+    let mut fx = Fx::new();
+    fx.ep.close(fx.h);
+    fx.out_and_ack();
+    fx.send(TcpFlags::ACK | TcpFlags::FIN, &[]).unwrap();
+    fx.out();
+    assert_eq!(fx.ep.time_wait_count(), 1);
+    let recent = fx.ts.unwrap();
+    // Equal TSval, lower sequence number: challenge ACK.
+    let mut s = syn(&ALL_OPTS, fx.seq.0.wrapping_sub(100_000));
+    s.options.timestamps = Some((recent, 0));
+    assert!(fx.send_hdr(&s, &[]).is_err());
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert!(!out[0].has(TcpFlags::SYN));
+    // Equal TSval, higher sequence number: a cookie SYN-ACK.
+    let mut s = syn(&ALL_OPTS, fx.seq.0.wrapping_add(100_000));
+    s.options.timestamps = Some((recent, 0));
+    fx.send_hdr(&s, &[]).unwrap();
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].has(TcpFlags::SYN) && out[0].has(TcpFlags::ACK));
+}
+
 #[test]
 fn time_wait_rst_at_rcv_nxt_closes_record() {
     let mut fx = Fx::new();

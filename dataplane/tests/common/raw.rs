@@ -260,6 +260,10 @@ impl Wire {
             rcv_nxt: SeqNumber(0),
             window: 65535,
             peer_window: 0,
+            peer_wscale: 0,
+            peer_wnd: 0,
+            ts: None,
+            ts_echo: 0,
             ip_id: 1,
         }
     }
@@ -289,6 +293,15 @@ pub struct Flow<'w> {
     pub window: u16,
     /// The window field of the server's latest segment.
     pub peer_window: u16,
+    /// The server's window shift (RFC 7323 §2), once the handshake negotiated one.
+    pub peer_wscale: u8,
+    /// The server's latest window in octets (scaled, except in its SYN-ACK).
+    pub peer_wnd: u32,
+    /// Our TSval once timestamps are negotiated (RFC 7323 §3.2): every segment `header`
+    /// builds then carries `(ts, ts_echo)`. Tests change it to send old or new TSvals.
+    pub ts: Option<u32>,
+    /// The TSval of the server's latest segment (what we echo).
+    pub ts_echo: u32,
     pub ip_id: u16,
 }
 
@@ -304,6 +317,10 @@ impl Drop for Flow<'_> {
 
 impl Flow<'_> {
     pub fn header(&self, flags: TcpFlags, seq: SeqNumber, ack: SeqNumber) -> TcpHeader {
+        let mut options = TcpOptions::default();
+        if let Some(v) = self.ts {
+            options.timestamps = Some((v, self.ts_echo));
+        }
         TcpHeader {
             src_port: self.sport,
             dst_port: self.dport,
@@ -312,7 +329,7 @@ impl Flow<'_> {
             flags,
             window: self.window,
             urgent: 0,
-            options: TcpOptions::default(),
+            options,
         }
     }
 
@@ -354,6 +371,15 @@ impl Flow<'_> {
     pub fn recv(&mut self, timeout: Duration) -> Option<Got> {
         let g = self.rx.recv_timeout(timeout).ok()?;
         self.peer_window = g.hdr.window;
+        let shift = if g.has(TcpFlags::SYN) {
+            0
+        } else {
+            self.peer_wscale
+        };
+        self.peer_wnd = u32::from(g.hdr.window) << shift;
+        if let Some((tsval, _)) = g.hdr.options.timestamps {
+            self.ts_echo = tsval;
+        }
         Some(g)
     }
 
@@ -382,7 +408,8 @@ impl Flow<'_> {
         None
     }
 
-    /// SYN with `options`, SYN-ACK back (returned), ACK. Err with what came instead.
+    /// SYN with `options`, SYN-ACK back (returned), ACK. Err with what came instead. Window
+    /// scaling and timestamps are in use afterwards if both sides offered them.
     pub fn handshake(&mut self, options: TcpOptions) -> Result<Got, String> {
         let mut syn = self.header(TcpFlags::SYN, self.snd_nxt, SeqNumber(0));
         syn.options = options;
@@ -397,6 +424,12 @@ impl Flow<'_> {
             return Err(format!("bad SYN-ACK {:?}", sa.hdr));
         }
         self.rcv_nxt = sa.hdr.seq + 1u32;
+        if let (Some(_), Some(ws)) = (options.window_scale, sa.hdr.options.window_scale) {
+            self.peer_wscale = ws.min(14);
+        }
+        if let (Some((tsval, _)), Some(_)) = (options.timestamps, sa.hdr.options.timestamps) {
+            self.ts = Some(tsval);
+        }
         self.send_ack();
         Ok(sa)
     }
