@@ -42,8 +42,9 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     dataplane::logging::init(&config.log)
         .map_err(anyhow::Error::msg)
         .context("xgate run: the log")?;
+    let ifname = config.gateway.ifname.clone();
     let stopped = ctl::run::run(
-        &config,
+        config,
         || reloader.reread(),
         |r: &Ready| {
             let ports: Vec<String> = r
@@ -76,7 +77,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             let _ = std::io::stdout().flush();
         },
     )
-    .with_context(|| format!("gateway on {}", config.gateway.ifname))?;
+    .with_context(|| format!("gateway on {ifname}"))?;
     println!(
         "xgate: signal {} received; drained (bypass connections cut: {}, kernel path {}); XDP and sock_ops detached, pins removed",
         stopped.signal,

@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::Instant as StdInstant;
 
 use crate::afxdp::{pin_to_core, CgroupPlacement, Gateway, GatewayError};
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, StaticFiles};
 use crate::bpf::{cgroup2_root, AttachedMode, PortState, SteeringError};
 use crate::config::{ConfigError, KernelDrive, ReloadConfig, RunConfig};
 use crate::kernel::KernelPath;
@@ -103,7 +103,7 @@ pub struct Stopped {
 /// Runs the gateway until SIGINT or SIGTERM (see the module documentation). `on_ready` is
 /// called once it serves.
 pub fn run(
-    config: &RunConfig,
+    mut config: RunConfig,
     reloader: impl FnMut() -> Result<ReloadConfig, ConfigError>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<Stopped, RunError> {
@@ -133,7 +133,7 @@ pub fn run(
             }
         }
     };
-    let result = run_in_cgroup(config, cgroup.clone(), &signals, reloader, on_ready);
+    let result = run_in_cgroup(&mut config, cgroup.clone(), &signals, reloader, on_ready);
     if created {
         // Empty again: the gateway moved the process back when it dropped.
         let _ = fs::remove_dir(&cgroup);
@@ -142,13 +142,17 @@ pub fn run(
 }
 
 fn run_in_cgroup(
-    config: &RunConfig,
+    config: &mut RunConfig,
     cgroup: PathBuf,
     signals: &SignalSet,
     mut reloader: impl FnMut() -> Result<ReloadConfig, ConfigError>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<Stopped, RunError> {
-    let mut gw_config = config.gateway.clone();
+    // Taken, not cloned: the files of `[app] static_dir` are let go once every App holds them.
+    let mut gw_config = std::mem::replace(
+        &mut config.gateway,
+        crate::afxdp::GatewayConfig::new(String::new(), Vec::new()),
+    );
     gw_config.cgroup = CgroupPlacement::Join(cgroup.clone());
     let ifname = gw_config.ifname.clone();
     // Bound before the gateway joins its cgroup: sock_ops must never tag it.
@@ -162,6 +166,9 @@ fn run_in_cgroup(
 
     // The kernel path takes every listener (they stay open, so the ports stay tagged).
     let app = App::new(&gw_config.app)?;
+    // The pollers' and the kernel path's Apps share the files; this copy of the config need
+    // not keep them (a reload reads the directory again).
+    gw_config.app.files = StaticFiles::default();
     let mut kernel = KernelPath::new(config.kernel.clone(), app).map_err(kernel_err("io_uring"))?;
     for p in &gw_config.ports {
         let listener: TcpListener = gateway
