@@ -4,29 +4,12 @@
 //! ratios, two SVG charts). Says nothing about speed: the quick run's figures are not
 //! benchmarks. Needs the xgate binary beside loadgen; builds it when missing.
 
-use std::path::{Path, PathBuf};
+mod gateway;
+
+use std::path::PathBuf;
 use std::process::Command;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// The xgate binary of the same profile, built if needed.
-fn xgate_beside(loadgen: &Path) -> PathBuf {
-    let xgate = loadgen.with_file_name("xgate");
-    if !xgate.is_file() {
-        let release = loadgen.parent().is_some_and(|d| d.ends_with("release"));
-        let mut c = Command::new(env!("CARGO"));
-        c.args(["build", "-p", "dataplane", "--bin", "xgate"]);
-        if release {
-            c.arg("--release");
-        }
-        assert!(c.status().expect("cargo build").success(), "building xgate");
-    }
-    assert!(xgate.is_file(), "{xgate:?}");
-    xgate
-}
+use gateway::{is_root, xgate_beside};
 
 #[test]
 fn quick_comparison_writes_every_result_and_no_request_fails() {

@@ -19,36 +19,18 @@
 //!
 //! Prints the samples (time, VmRSS, connections, user_flows, requests) and a summary line.
 
+mod gateway;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gateway::{is_root, xgate_beside};
 use loadgen::compare::servers::{start_xgate, BYPASS_PORT};
 use loadgen::compare::topology::{Topology, SERVER_IP};
 
 /// Allowed growth of VmRSS after the warm-up.
 const RSS_SLACK_KIB: u64 = 4096;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// The xgate binary of the same profile, built if needed.
-fn xgate_beside(loadgen: &Path) -> PathBuf {
-    let xgate = loadgen.with_file_name("xgate");
-    if !xgate.is_file() {
-        let release = loadgen.parent().is_some_and(|d| d.ends_with("release"));
-        let mut c = Command::new(env!("CARGO"));
-        c.args(["build", "-p", "dataplane", "--bin", "xgate"]);
-        if release {
-            c.arg("--release");
-        }
-        assert!(c.status().expect("cargo build").success(), "building xgate");
-    }
-    assert!(xgate.is_file(), "{xgate:?}");
-    xgate
-}
 
 fn vm_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

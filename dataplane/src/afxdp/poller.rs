@@ -47,6 +47,9 @@ use super::{AfXdpError, Clock, TxOutcome, Waker, XskQueue};
 /// How often the engine-level gauges (connections, requests, TCP counters) are copied into
 /// [`PollerStats`] while busy. They are always copied before a sleep and when the loop ends.
 const ENGINE_PUBLISH_PERIOD: Duration = Duration::from_millis(100);
+/// How often the HTTP counters are summed over the live connections and published: the sum
+/// walks every connection (O(connections)), so less often than the rest.
+const HTTP_PUBLISH_PERIOD: Duration = Duration::from_secs(1);
 
 /// How one poller runs.
 #[derive(Debug, Clone)]
@@ -241,6 +244,7 @@ pub struct Poller {
     counters: PollerCounters,
     next_wall: Instant,
     next_publish: Instant,
+    next_http_publish: Instant,
     /// Set by whoever holds [`Poller::drain_flag`]: the engine begins its graceful shutdown.
     drain: Arc<AtomicBool>,
     /// New routes and limits for the engine ([`Engine::reload`]).
@@ -282,6 +286,7 @@ impl Poller {
             counters: PollerCounters::default(),
             next_wall: Instant::ZERO,
             next_publish: Instant::ZERO,
+            next_http_publish: Instant::ZERO,
             drain: Arc::new(AtomicBool::new(false)),
             reload: Arc::new(ReloadMailbox::default()),
             refused_log: RateLimiter::new(10, Duration::from_secs(1)),
@@ -598,8 +603,11 @@ impl Poller {
         if let Ok(mut shared) = self.stats.tcp.try_lock() {
             shared.clone_from(tcp);
         }
-        if let Ok(mut shared) = self.stats.http.try_lock() {
-            *shared = self.engine.http_stats();
+        if now >= self.next_http_publish {
+            if let Ok(mut shared) = self.stats.http.try_lock() {
+                *shared = self.engine.http_stats();
+                self.next_http_publish = now + HTTP_PUBLISH_PERIOD;
+            }
         }
         c.tcp_segments_in = tcp.segments_in;
         c.tcp_segments_out = tcp.segments_out;

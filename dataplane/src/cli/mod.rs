@@ -140,8 +140,11 @@ pub enum Switch {
 /// `xgate bypass on|off PORT`.
 #[derive(Debug, Clone, Args)]
 pub struct BypassArgs {
+    /// `on`: new connections of the port go to user space; `off`: back to the kernel stack.
+    /// Connections already open stay on their path either way (none is reset).
     #[arg(value_enum)]
     pub switch: Switch,
+    /// A port the gateway serves (`xgate status` lists them).
     #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// The gateway's interface; may be omitted when exactly one gateway runs.

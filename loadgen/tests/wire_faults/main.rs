@@ -63,37 +63,20 @@
 
 mod nfqueue;
 
+#[path = "../gateway/mod.rs"]
+mod gateway;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gateway::{is_root, xgate_beside};
 use loadgen::compare::servers::{start_xgate, Server, BYPASS_PORT};
 use loadgen::compare::topology::{Topology, SERVER_IP};
 use nfqueue::{ReorderConfig, Reorderer};
 use serde_json::Value;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// The xgate binary of the same profile, built if needed.
-fn xgate_beside(loadgen: &Path) -> PathBuf {
-    let xgate = loadgen.with_file_name("xgate");
-    if !xgate.is_file() {
-        let release = loadgen.parent().is_some_and(|d| d.ends_with("release"));
-        let mut c = Command::new(env!("CARGO"));
-        c.args(["build", "-p", "dataplane", "--bin", "xgate"]);
-        if release {
-            c.arg("--release");
-        }
-        assert!(c.status().expect("cargo build").success(), "building xgate");
-    }
-    assert!(xgate.is_file(), "{xgate:?}");
-    xgate
-}
 
 /// One impairment profile.
 #[derive(Debug, Clone, Copy, Default)]
