@@ -14,9 +14,10 @@ fi
 # network tools for the namespace tests, nginx/curl/wrk as comparison peers and real clients
 # (nginx answers the comparison's POST /echo with njs: libnginx-mod-http-js). iptables: the wire
 # fault tests queue packets to their NFQUEUE reorderer with `-j NFQUEUE` (this kernel's nft has
-# no `queue` statement).
+# no `queue` statement). m4: libxdp-sys (under xsk-rs) runs it in its build script to generate
+# libxdp's BPF sources; a fresh image lacks it and the build fails with "Failed to execute m4".
 APT_PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config linux-libc-dev bpftool iputils-ping iproute2 ethtool nftables
-              iptables nginx libnginx-mod-http-js curl wrk python3)
+              iptables nginx libnginx-mod-http-js curl wrk python3 m4)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
