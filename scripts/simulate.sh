@@ -12,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/setup.sh
-cargo build --release --locked -p dataplane --tests >/dev/null
-run() { cargo test --release --locked -q -p dataplane --test simulation -- --exact "$1" --nocapture 2>&1 \
+cargo build --release --locked -p xgate-core --tests >/dev/null
+run() { cargo test --release --locked -q -p xgate-core --test simulation -- --exact "$1" --nocapture 2>&1 \
           | grep -E '^(seed|sweep|simulation failed|  )' ; }
 echo "== xgate engine vs smoltcp clients, one run per impairment profile (two seeds each)"
 run sim::engine_server::engine_all_profiles

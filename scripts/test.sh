@@ -20,7 +20,7 @@ step "unit, property and integration tests (debug: overflow checks on)"
 cargo test --workspace --locked
 
 step "deterministic simulation, many seeds (release)"
-SIM_SEEDS="${SIM_SEEDS:-1000}" SIM_THREADS="${SIM_THREADS:-2}" cargo test --release --locked -p dataplane --test simulation
+SIM_SEEDS="${SIM_SEEDS:-1000}" SIM_THREADS="${SIM_THREADS:-2}" cargo test --release --locked -p xgate-core --test simulation
 
 step "fuzz smoke runs"
 bash scripts/fuzz.sh "${FUZZ_SECS:-30}"

@@ -1,23 +1,17 @@
-//! xgate's data plane.
+//! xgate's privileged shell and the `xgate` binary.
 //!
-//! The sans-IO core (`wire`, `tcp`, `http`, `app`) takes bytes and time and returns bytes: no
-//! sockets, clocks or threads, so it runs under unit tests, deterministic simulation and fuzzing
-//! without privileges. See `docs/architecture.md` for how the pieces fit on the packet path.
+//! The sans-IO core (wire, tcp, http, app, engine) is the `xgate-core` crate; this crate feeds
+//! it: the BPF steering ([`bpf`]), the AF_XDP rings and pollers ([`afxdp`]), the io_uring
+//! kernel path ([`kernel`]), the running process and the operator's commands. The core's
+//! modules are re-exported under their own names, so `dataplane::tcp` is `xgate_core::tcp`.
+//! See `docs/architecture.md` for how the pieces fit on the packet path.
+
+pub use xgate_core::{app, engine, histogram, http, reload, tally, tcp, testkit, time, wire};
 
 pub mod afxdp;
-pub mod app;
 pub mod bpf;
 pub mod cli;
 pub mod config;
 pub mod ctl;
-pub mod engine;
-pub mod histogram;
-pub mod http;
 pub mod kernel;
 pub mod logging;
-pub mod reload;
-pub mod tally;
-pub mod tcp;
-pub mod testkit;
-pub mod time;
-pub mod wire;

@@ -7,11 +7,11 @@
 //! than random 32-bit numbers; well-formed requests, raw frames (checksums repaired) and time
 //! jumps are mixed in. Every frame the engine emits must parse, the table stays bounded, and
 //! once every timer has run no connection is left.
-use dataplane::app::{App, AppConfig};
-use dataplane::engine::{Engine, EngineConfig};
-use dataplane::testkit::ScriptedClient;
-use dataplane::time::{Duration, Instant};
-use dataplane::wire::{parse_tcp_frame, SackBlock, TcpFlags};
+use xgate_core::app::{App, AppConfig};
+use xgate_core::engine::{Engine, EngineConfig};
+use xgate_core::testkit::ScriptedClient;
+use xgate_core::time::{Duration, Instant};
+use xgate_core::wire::{parse_tcp_frame, SackBlock, TcpFlags};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
@@ -57,7 +57,7 @@ fn drain(engine: &mut Engine, now: Instant, client: &mut ScriptedClient) {
     assert!(engine.connection_count() <= MAX_CONNECTIONS);
 }
 
-fn offset(base: dataplane::wire::SeqNumber, off: i16) -> dataplane::wire::SeqNumber {
+fn offset(base: xgate_core::wire::SeqNumber, off: i16) -> xgate_core::wire::SeqNumber {
     base + (i32::from(off) as u32)
 }
 
@@ -148,7 +148,7 @@ fuzz_target!(|script: Script| {
             }
             Op::Raw(bytes) => {
                 let mut frame = bytes.clone();
-                dataplane_fuzz::repair_checksums(&mut frame);
+                xgate_fuzz::repair_checksums(&mut frame);
                 let _ = engine.handle_frame(now, &frame);
             }
             Op::Advance(ms) => {

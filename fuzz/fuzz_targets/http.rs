@@ -3,9 +3,9 @@
 //! arbitrarily small output window: the HTTP layer never panics, never claims more input or
 //! output than it was given, and always either makes progress or waits for something it can
 //! name (more input, more output space, or a timeout).
-use dataplane::app::{App, AppConfig};
-use dataplane::http::{HttpConn, HttpLimits};
-use dataplane::time::{Duration, Instant};
+use xgate_core::app::{App, AppConfig};
+use xgate_core::http::{HttpConn, HttpLimits};
+use xgate_core::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

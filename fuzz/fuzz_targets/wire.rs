@@ -1,13 +1,13 @@
 #![no_main]
 //! Arbitrary bytes as an Ethernet frame, with and without repaired checksums: parsing never
 //! panics, and whatever parses re-emits to a frame that parses to the same meaning.
-use dataplane::wire::{emit_tcp_frame, parse_tcp_frame, tcp_frame_len};
+use xgate_core::wire::{emit_tcp_frame, parse_tcp_frame, tcp_frame_len};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_tcp_frame(data);
     let mut frame = data.to_vec();
-    dataplane_fuzz::repair_checksums(&mut frame);
+    xgate_fuzz::repair_checksums(&mut frame);
     let Ok(parsed) = parse_tcp_frame(&frame) else {
         return;
     };

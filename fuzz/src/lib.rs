@@ -4,7 +4,7 @@
 //! bytes would test little beyond the checksum check. `repair_checksums` fixes both checksums
 //! in place where the frame's structure allows, so the fuzzer reaches the code behind them.
 
-use dataplane::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
+use xgate_core::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
 
 /// Recomputes the IPv4 header checksum and the TCP checksum of an Ethernet frame in place, if
 /// the frame is long enough to hold the headers its own fields claim. Leaves it alone otherwise.

@@ -12,7 +12,7 @@
 //! The same variables drive the engine's tests (`engine_many_seeds`, `engine_replay`, ... in
 //! `sim/engine_server.rs`).
 //!
-//! Replay a failure: `SIM_SEED=<n> SIM_PROFILE=<name> cargo test --release -p dataplane --test
+//! Replay a failure: `SIM_SEED=<n> SIM_PROFILE=<name> cargo test --release -p xgate-core --test
 //! simulation replay -- --nocapture` (`engine_replay` for the engine; the failure message names
 //! the right test).
 
@@ -27,7 +27,7 @@ use sim::reference::{Fault, RefServer};
 use sim::rng::Rng;
 use sim::{run, Failure, Outcome, SimConfig, SimServer};
 
-use dataplane::time::{Duration, Instant};
+use xgate_core::time::{Duration, Instant};
 
 fn run_ref(cfg: &SimConfig, fault: Fault) -> Result<Outcome, Failure> {
     let seed = cfg.seed;

@@ -1,9 +1,9 @@
 //! The HTTP connection as the engine and the kernel path use it, through the public API only:
 //! a receive buffer that keeps unconsumed bytes, a small send buffer, the timers, EOF.
 
-use dataplane::app::{App, AppConfig, RouteConfig};
-use dataplane::http::{HttpConn, HttpLimits, Progress};
-use dataplane::time::{Duration, Instant};
+use xgate_core::app::{App, AppConfig, RouteConfig};
+use xgate_core::http::{HttpConn, HttpLimits, Progress};
+use xgate_core::time::{Duration, Instant};
 /// A transport stand-in: bytes arrive in `segments`, output goes through a `window`-byte
 /// buffer, and the loop stops when `process` makes no progress.
 struct Transport {

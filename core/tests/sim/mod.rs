@@ -38,11 +38,11 @@ pub mod link;
 pub mod reference;
 pub mod rng;
 
-use dataplane::time::Instant;
+use xgate_core::time::Instant;
 
 pub use driver::{run, Failure, Outcome, SimConfig};
 
-/// The server side of a simulation: the sans-IO surface of `dataplane::engine::Engine`.
+/// The server side of a simulation: the sans-IO surface of `xgate_core::engine::Engine`.
 ///
 /// The driver calls `handle_frame` for each frame the link delivers, drains `poll_transmit`
 /// after every input, and calls `handle_timeout(now)` once `now >= poll_timeout()`.

@@ -10,7 +10,7 @@ use smoltcp::wire::{
     Ipv4Address, Ipv4Packet, TcpPacket,
 };
 
-use dataplane::time::{Duration, Instant};
+use xgate_core::time::{Duration, Instant};
 
 pub const MTU: usize = 1500;
 pub const ETH_HEADER: usize = 14;

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use dataplane::time::{Duration, Instant};
+use xgate_core::time::{Duration, Instant};
 
 use super::rng::{Fnv, Rng};
 

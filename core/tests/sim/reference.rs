@@ -11,7 +11,7 @@ use smoltcp::wire::{
     TcpPacket,
 };
 
-use dataplane::time::Instant;
+use xgate_core::time::Instant;
 
 use super::client::{SERVER_IP, SERVER_MAC, SERVER_PORT, SOCKET_BUFFER};
 use super::device::{

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use dataplane::time::{Duration, Instant};
+use xgate_core::time::{Duration, Instant};
 
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, PrettyPrinter, TcpPacket,
@@ -97,7 +97,7 @@ impl fmt::Display for Failure {
         writeln!(f, "  client: {}", self.pending)?;
         write!(
             f,
-            "  replay: SIM_SEED={} SIM_PROFILE={} cargo test --release -p dataplane --test simulation {} -- --exact --nocapture",
+            "  replay: SIM_SEED={} SIM_PROFILE={} cargo test --release -p xgate-core --test simulation {} -- --exact --nocapture",
             self.seed, self.profile, self.replay_test
         )
     }

@@ -1,15 +1,15 @@
-//! Property tests for `dataplane::wire`: emit/parse round trips (checked against smoltcp as
+//! Property tests for `xgate_core::wire`: emit/parse round trips (checked against smoltcp as
 //! an independent implementation), incremental checksum updates, and robustness of the parser
 //! against arbitrary, truncated and corrupted frames.
 
 use std::net::Ipv4Addr;
 
-use dataplane::wire::{
+use proptest::prelude::*;
+use smoltcp::wire as sm;
+use xgate_core::wire::{
     checksum, emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs,
     SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions, VlanTag, WireError,
 };
-use proptest::prelude::*;
-use smoltcp::wire as sm;
 
 fn arb_addrs() -> impl Strategy<Value = FrameAddrs> {
     (

@@ -5,7 +5,7 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
-use dataplane::time::Instant;
+use xgate_core::time::Instant;
 
 use super::device::{
     fin_ports, from_smol, set_virtual_clock, to_smol, tsval, FinWatchdog, QueueDevice,

@@ -4,15 +4,15 @@
 //! frame it answers with, so an iteration is the full per-request work the AF_XDP poller will
 //! do minus the rings. Throughput is reported in elements (requests or handshakes) per second.
 //!
-//!   cargo bench -p dataplane --bench engine
+//!   cargo bench -p xgate-core --bench engine
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dataplane::app::{App, AppConfig};
-use dataplane::engine::{Engine, EngineConfig};
-use dataplane::testkit::ScriptedClient;
-use dataplane::time::{Duration, Instant};
+use xgate_core::app::{App, AppConfig};
+use xgate_core::engine::{Engine, EngineConfig};
+use xgate_core::testkit::ScriptedClient;
+use xgate_core::time::{Duration, Instant};
 
 const GET_HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n";
 const GET_HEALTH_CLOSE: &[u8] = b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";

@@ -1,22 +1,22 @@
-//! The engine under simulation: `dataplane::engine::Engine` behind [`SimServer`], and its tests.
+//! The engine under simulation: `xgate_core::engine::Engine` behind [`SimServer`], and its tests.
 //!
 //! [`SimEngine`] wraps the engine with a model of the BPF `user_flows` map built from its flow
 //! events: each flow must be added once before it is removed once, no event may be dropped, and
 //! a run ends only when the engine holds no connection *and* the map is empty.
 //!
-//! Debug: `cargo test -p dataplane --test simulation engine_`. Many seeds:
-//! `SIM_SEEDS=2000 SIM_THREADS=2 cargo test --release -p dataplane --test simulation
+//! Debug: `cargo test -p xgate-core --test simulation engine_`. Many seeds:
+//! `SIM_SEEDS=2000 SIM_THREADS=2 cargo test --release -p xgate-core --test simulation
 //! engine_many_seeds -- --nocapture`. A failure prints its seed and profile; replay it with
-//! `SIM_SEED=<n> SIM_PROFILE=<name> cargo test --release -p dataplane --test simulation
+//! `SIM_SEED=<n> SIM_PROFILE=<name> cargo test --release -p xgate-core --test simulation
 //! engine_replay -- --nocapture` (add `SIM_TRACE=1` to see every frame).
 
 use std::collections::HashSet;
 
-use dataplane::app::{App, AppConfig};
-use dataplane::engine::{Engine, EngineConfig, FlowEvent};
-use dataplane::http::HttpLimits;
-use dataplane::tcp::FlowKey;
-use dataplane::time::{Duration, Instant};
+use xgate_core::app::{App, AppConfig};
+use xgate_core::engine::{Engine, EngineConfig, FlowEvent};
+use xgate_core::http::HttpLimits;
+use xgate_core::tcp::FlowKey;
+use xgate_core::time::{Duration, Instant};
 
 use super::link::PROFILES;
 use super::rng::Rng;

@@ -1,0 +1,28 @@
+//! xgate's sans-IO core: everything the gateway computes, with no sockets, clocks or threads.
+//!
+//! Bytes and time go in, bytes come out, so every piece runs under unit tests, deterministic
+//! simulation (`tests/simulation.rs`) and fuzzing (`fuzz/`) without privileges or clang. The
+//! privileged shell that feeds it (BPF, AF_XDP, io_uring, the `xgate` binary) is the
+//! `dataplane` crate. The modules follow the packet path:
+//!
+//! - [`wire`]: typed views and builders for Ethernet, IPv4, TCP and their checksums;
+//! - [`tcp`]: the server-side TCP engine (SYN cookies, state machine, timers, buffers);
+//! - [`http`]: HTTP/1.1 over a byte stream, every limit, the protocol's 4xx;
+//! - [`app`]: what the gateway answers (routes, static files, built-in routes);
+//! - [`engine`]: tcp + http + app per connection, Ethernet frames in and out — what the
+//!   AF_XDP poller drives.
+//!
+//! Around them: [`time`] (the instant type every component is handed), [`reload`] (two
+//! generations of answers across a reload), [`tally`] (per-port counts), [`histogram`]
+//! (response times), [`testkit`] (a scripted frame-level client for tests and benches).
+
+pub mod app;
+pub mod engine;
+pub mod histogram;
+pub mod http;
+pub mod reload;
+pub mod tally;
+pub mod tcp;
+pub mod testkit;
+pub mod time;
+pub mod wire;
