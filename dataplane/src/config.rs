@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::afxdp::{BindMode, CgroupPlacement, GatewayConfig, PortConfig, Wakeup};
-use crate::app::{App, AppConfig, RouteConfig, StaticError, StaticFiles, StaticLimits};
+use crate::app::{App, AppConfig, RouteConfig, StaticError, StaticLimits};
 use crate::bpf::XdpMode;
 use crate::http::HttpLimits;
 use crate::kernel::KernelConfig;
@@ -888,7 +888,7 @@ fn app_section(gw: &mut GatewayConfig, s: &AppSection) -> Result<(), ConfigError
             ));
         }
         let prefix = s.static_prefix.as_deref().unwrap_or("/");
-        app.files = StaticFiles::load(dir, prefix, &limits).map_err(|e| {
+        app.files = crate::static_dir::load_static_dir(dir, prefix, &limits).map_err(|e| {
             let key = match e {
                 StaticError::BadPrefix { .. } => "app.static_prefix",
                 StaticError::TooManyFiles { .. } => "app.static_max_files",

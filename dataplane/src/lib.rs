@@ -15,3 +15,4 @@ pub mod config;
 pub mod ctl;
 pub mod kernel;
 pub mod logging;
+pub mod static_dir;

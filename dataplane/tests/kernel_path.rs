@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration as StdDuration;
 
-use dataplane::app::{App, AppConfig, StaticFiles, StaticLimits};
+use dataplane::app::{App, AppConfig, StaticLimits};
 use dataplane::http::HttpStats;
 use dataplane::kernel::{KernelConfig, KernelPath, KernelStats, RecvMode};
 use dataplane::tally::PortCount;
@@ -1298,7 +1298,8 @@ fn files_of_a_static_dir_are_served_byte_exact() {
     std::fs::write(dir.join("docs/index.html"), b"<p>docs</p>\n").unwrap();
     let big = pattern(3 << 20);
     std::fs::write(dir.join("big file.bin"), &big).unwrap();
-    let files = StaticFiles::load(&dir, "/", &StaticLimits::default()).unwrap();
+    let files =
+        dataplane::static_dir::load_static_dir(&dir, "/", &StaticLimits::default()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let app = AppConfig {
         files,

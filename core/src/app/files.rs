@@ -1,9 +1,10 @@
 //! Files from a directory (`[app] static_dir`), read into memory and serialised as static
 //! responses, so that answering one costs a copy like any other static route.
 //!
-//! This is the one part of `app` that touches the file system, and only when a configuration
-//! is built (at start and at `xgate reload`): [`App`](super::App) itself sees bytes only, and
-//! nothing is looked up on disk while serving. The responses are shared (`Arc`) by every
+//! The file-system walk lives outside the sans-IO core, in the gateway's loader
+//! (`dataplane::static_dir`), which runs only when a configuration is built (at start and at
+//! `xgate reload`) and hands the files over with [`StaticFiles::from_files`]: this module and
+//! [`App`](super::App) see bytes only, and nothing is looked up on disk while serving. The responses are shared (`Arc`) by every
 //! `App` built from the same [`AppConfig`](super::AppConfig), so the pollers and the kernel
 //! path hold one copy of the files between them.
 //!
@@ -22,10 +23,7 @@
 //!   naming the file.
 
 use std::fmt;
-use std::fs;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -112,89 +110,8 @@ impl fmt::Debug for StaticFiles {
 }
 
 impl StaticFiles {
-    /// Reads every regular file under `dir` (see the module's policies) into routes under
-    /// `prefix` (`"/"`, or e.g. `"/static"`; a trailing `/` is ignored).
-    pub fn load(dir: &Path, prefix: &str, limits: &StaticLimits) -> Result<Self, StaticError> {
-        let prefix = check_prefix(prefix)?;
-        let root = fs::canonicalize(dir).map_err(|e| read_error(dir, &e))?;
-        let meta = fs::metadata(&root).map_err(|e| read_error(dir, &e))?;
-        if !meta.is_dir() {
-            return Err(StaticError::Read {
-                path: dir.to_path_buf(),
-                message: "not a directory".into(),
-            });
-        }
-        let mut files = Vec::new();
-        let mut bytes = 0u64;
-        // (real directory, the path the operator knows it by, its URL path), depth first.
-        let mut stack = vec![(root.clone(), dir.to_path_buf(), prefix.clone())];
-        while let Some((real, shown, url)) = stack.pop() {
-            let mut entries = fs::read_dir(&real)
-                .and_then(|d| d.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| read_error(&shown, &e))?;
-            entries.sort_by_key(|e| e.file_name());
-            let mut subdirs = Vec::new();
-            for entry in entries {
-                let name = entry.file_name();
-                let shown = shown.join(&name);
-                let Some(name) = name.to_str() else {
-                    return Err(StaticError::BadName {
-                        path: shown,
-                        reason: "is not UTF-8",
-                    });
-                };
-                let segment = encode_segment(name).map_err(|reason| StaticError::BadName {
-                    path: shown.clone(),
-                    reason,
-                })?;
-                let url = format!("{url}/{segment}");
-                let real_entry = real.join(name);
-                let kind = entry.file_type().map_err(|e| read_error(&shown, &e))?;
-                let target = if kind.is_symlink() {
-                    let target =
-                        fs::canonicalize(&real_entry).map_err(|e| read_error(&shown, &e))?;
-                    if !target.starts_with(&root) {
-                        return Err(StaticError::SymlinkOutside {
-                            path: shown,
-                            target,
-                        });
-                    }
-                    let meta = fs::metadata(&target).map_err(|e| read_error(&shown, &e))?;
-                    if meta.is_dir() {
-                        return Err(StaticError::SymlinkToDirectory { path: shown });
-                    }
-                    if !meta.is_file() {
-                        return Err(StaticError::NotRegular { path: shown });
-                    }
-                    target
-                } else if kind.is_dir() {
-                    subdirs.push((real_entry, shown, url));
-                    continue;
-                } else if kind.is_file() {
-                    real_entry
-                } else {
-                    // Not even opened: opening a device or a FIFO can block or act.
-                    return Err(StaticError::NotRegular { path: shown });
-                };
-                if files.len() >= limits.max_files {
-                    return Err(StaticError::TooManyFiles {
-                        path: shown,
-                        limit: limits.max_files,
-                    });
-                }
-                let budget = limits.max_bytes - bytes;
-                let body = read_regular(&target, &shown, budget, limits.max_bytes)?;
-                bytes += body.len() as u64;
-                files.push((url, name.to_string(), body));
-            }
-            // Popped in name order.
-            stack.extend(subdirs.into_iter().rev());
-        }
-        Ok(Self::build(files, bytes))
-    }
-
     /// Routes from contents in memory: `(relative path, body)` pairs with `/`-separated,
-    /// already valid (see [`StaticFiles::load`]) names; for tests and benchmarks.
+    /// already valid (see [`encode_segment`]) names; for tests and benchmarks.
     pub fn from_memory(
         prefix: &str,
         entries: impl IntoIterator<Item = (String, Vec<u8>)>,
@@ -217,6 +134,14 @@ impl StaticFiles {
             files.push((url, name, body));
         }
         Ok(Self::build(files, bytes))
+    }
+
+    /// Routes from files already read: `(url, file name, body)` with `url` built from
+    /// [`check_prefix`] and [`encode_segment`], and `bytes` their bodies' total. This is how
+    /// the gateway's directory loader (`dataplane::static_dir`), which does the file-system
+    /// reading, hands its files over.
+    pub fn from_files(files: Vec<(String, String, Vec<u8>)>, bytes: u64) -> Self {
+        Self::build(files, bytes)
     }
 
     fn build(files: Vec<(String, String, Vec<u8>)>, bytes: u64) -> Self {
@@ -279,51 +204,6 @@ impl StaticFiles {
     }
 }
 
-fn read_error(path: &Path, e: &std::io::Error) -> StaticError {
-    StaticError::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
-}
-
-/// Reads a regular file of at most `budget` bytes. Opened without following a symlink and
-/// without blocking (a FIFO swapped in after the directory was listed is refused, not waited
-/// on), and checked on the open file, so what is read is what was checked.
-fn read_regular(
-    path: &Path,
-    shown: &Path,
-    budget: u64,
-    limit: u64,
-) -> Result<Vec<u8>, StaticError> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| read_error(shown, &e))?;
-    let meta = file.metadata().map_err(|e| read_error(shown, &e))?;
-    if !meta.is_file() {
-        return Err(StaticError::NotRegular {
-            path: shown.to_path_buf(),
-        });
-    }
-    let too_many = || StaticError::TooManyBytes {
-        path: shown.to_path_buf(),
-        limit,
-    };
-    if meta.len() > budget {
-        return Err(too_many());
-    }
-    let mut body = Vec::with_capacity(meta.len() as usize);
-    // A file growing while read is bounded all the same.
-    file.take(budget.saturating_add(1))
-        .read_to_end(&mut body)
-        .map_err(|e| read_error(shown, &e))?;
-    if body.len() as u64 > budget {
-        return Err(too_many());
-    }
-    Ok(body)
-}
-
 /// RFC 3986 `pchar` without `pct-encoded`: what is kept as is in a path segment.
 fn is_pchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b)
@@ -331,7 +211,7 @@ fn is_pchar(b: u8) -> bool {
 
 /// The URL form of one file name: `pchar` kept, bytes every client percent-encodes encoded,
 /// anything else refused (with the reason).
-fn encode_segment(name: &str) -> Result<String, &'static str> {
+pub fn encode_segment(name: &str) -> Result<String, &'static str> {
     if name.is_empty() || name == "." || name == ".." {
         return Err("is an empty, '.' or '..' segment");
     }
@@ -356,7 +236,7 @@ fn encode_segment(name: &str) -> Result<String, &'static str> {
 }
 
 /// `static_prefix` without a trailing `/` (`"/"` gives `""`).
-fn check_prefix(prefix: &str) -> Result<String, StaticError> {
+pub fn check_prefix(prefix: &str) -> Result<String, StaticError> {
     let bad = || StaticError::BadPrefix {
         prefix: prefix.to_string(),
     };

@@ -1,5 +1,5 @@
 //! What the gateway answers: configured static routes, files from a directory (read at start
-//! by [`StaticFiles::load`], never at request time) and a few built-in routes.
+//! by the gateway's loader, never at request time) and a few built-in routes.
 //!
 //! Every static response is serialised once, in [`App::new`], split in three so that answering
 //! costs a copy: the *head* (status line, `Server`, the route's own headers), then the two
@@ -19,8 +19,8 @@ mod files;
 
 pub use date::{civil_from_days, format_imf_fixdate, IMF_FIXDATE_LEN};
 pub use files::{
-    content_type, StaticError, StaticFiles, StaticLimits, DEFAULT_STATIC_MAX_BYTES,
-    DEFAULT_STATIC_MAX_FILES,
+    check_prefix, content_type, encode_segment, StaticError, StaticFiles, StaticLimits,
+    DEFAULT_STATIC_MAX_BYTES, DEFAULT_STATIC_MAX_FILES,
 };
 
 use std::collections::BTreeMap;
@@ -51,7 +51,7 @@ pub struct RouteConfig {
 pub struct AppConfig {
     /// Checked before the files and the built-in routes, so a route can replace either.
     pub routes: Vec<RouteConfig>,
-    /// `GET`/`HEAD` routes from a directory ([`StaticFiles::load`]), checked after `routes`
+    /// `GET`/`HEAD` routes from a directory (read by the gateway's loader, `dataplane::static_dir`), checked after `routes`
     /// (a configured route of the same method and path wins) and before the built-in routes.
     pub files: StaticFiles,
     /// `GET /`, `GET /health`, `GET /bytes/{n}`, `POST /echo`.
