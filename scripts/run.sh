@@ -17,24 +17,36 @@
 #   sudo bash scripts/run.sh                 # demo + full comparison
 #   sudo COMPARE=quick bash scripts/run.sh   # demo + a 1-minute comparison (not for committing)
 #   sudo COMPARE=none bash scripts/run.sh    # demo only
+#   sudo COMPARE=none XGATE=path/to/xgate bash scripts/run.sh   # demo with a built binary
+#
+# It runs beside other gateways (an operator runs one per NIC): every `xgate` command names
+# its interface. However it ends (an error, Ctrl-C, SIGTERM), it ends what it started: the
+# client loops run in process groups of their own, killed whole, and the gateway by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/setup.sh
-cargo build --release --locked -p dataplane --bin xgate -p loadgen --bin loadgen 2>&1 | tail -n 1
-X="$PWD/target/release/xgate"
 COMPARE=${COMPARE:-full}
+if [ -n "${XGATE:-}" ]; then
+    X="$XGATE"
+    [ "$COMPARE" = none ] || cargo build --release --locked -p loadgen --bin loadgen 2>&1 | tail -n 1
+else
+    cargo build --release --locked -p dataplane --bin xgate -p loadgen --bin loadgen 2>&1 | tail -n 1
+    X="$PWD/target/release/xgate"
+fi
 
 P="xr$$"
 GW_NS="${P}g" CL_NS="${P}c" GW_IF="${P}g" CL_IF="${P}c"
 GW_IP=10.77.0.1 CL_IP=10.77.0.2
 BYPASS=8080 KERNEL=8081
-WORK=$(mktemp -d)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/xgate-demo-$P.XXXXXX")
 GW_PID="" LOOP_PIDS=()
 
 cleanup() {
     set +e
-    for pid in "${LOOP_PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+    # Each loop leads a process group of its own (setsid): killing the group ends the loop
+    # and the curl it is waiting for, whatever `ip netns exec` did in between.
+    for pid in "${LOOP_PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
     if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then
         kill -TERM "$GW_PID"; wait "$GW_PID" 2>/dev/null
     fi
@@ -101,16 +113,19 @@ echo "(8080: segments REDIRECTED to AF_XDP, answered by the bypass path; 8081: P
 
 step "switch $BYPASS off and on twice while clients run (keep-alive and fresh connections)"
 for i in 1 2; do
-    cl bash scripts/demo/client_loop.sh "$GW_IP" "$BYPASS" "$WORK/stop" >"$WORK/loop$i" 2>"$WORK/loop$i.err" &
+    # setsid execs in place (the background child is no group leader), and so do `ip netns
+    # exec` and bash: $! is the loop itself, leader of its own process group.
+    setsid ip netns exec "$CL_NS" bash scripts/demo/client_loop.sh "$GW_IP" "$BYPASS" "$WORK/stop" \
+        >"$WORK/loop$i" 2>"$WORK/loop$i.err" &
     LOOP_PIDS+=($!)
 done
 sleep 1
 paths
 for _ in 1 2; do
-    show "$X" bypass off "$BYPASS" --drain-secs 2
+    show "$X" bypass off "$BYPASS" --iface "$GW_IF" --drain-secs 2
     sleep 1
     paths
-    show "$X" bypass on "$BYPASS"
+    show "$X" bypass on "$BYPASS" --iface "$GW_IF"
     sleep 1
     paths
 done
