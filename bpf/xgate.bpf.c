@@ -3,7 +3,7 @@
  * xgate steering: the XDP program that decides, per packet, whether a TCP
  * segment goes to the gateway's AF_XDP sockets or to the kernel, and the
  * sock_ops program that tells it which ports the gateway really listens on.
- * The rules are the ones of design.md ("Steering"), numbered the same here.
+ * The rules are stated in docs/steering.md, numbered the same here.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>

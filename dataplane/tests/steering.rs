@@ -632,9 +632,9 @@ fn helper_hold_steering() {
     }
 }
 
-/// The fail-safe of design.md: SIGKILL the process that holds the steering and new
-/// connections reach the kernel with nobody touching anything; the next start takes over the
-/// interface, replacing the dead one's pins.
+/// The fail-safe of docs/steering.md ("If the gateway dies"): SIGKILL the process that holds
+/// the steering and new connections reach the kernel with nobody touching anything; the next
+/// start takes over the interface, replacing the dead one's pins.
 #[test]
 fn gateway_killed_falls_back_to_kernel() {
     if !is_root() {

@@ -4,7 +4,7 @@
 //! `on`: new connections go to the bypass path; established kernel connections finish on the
 //! kernel. `off`: `draining` first — new SYNs go to the kernel listener while user-space flows
 //! and handshakes already answered with a cookie finish in user space — then, after the grace
-//! period, `off`. No connection is reset by either (design.md, "Steering").
+//! period, `off`. No connection is reset by either (docs/steering.md, "What follows").
 
 use std::time::Duration;
 
