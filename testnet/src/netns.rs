@@ -11,6 +11,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::{SocketAddrV4, TcpStream};
 use std::os::fd::AsFd;
+use std::sync::MutexGuard;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -76,11 +77,13 @@ pub fn connect_in(ns: &str, addr: SocketAddrV4, timeout: Duration) -> io::Result
 
 /// The calling thread moved into another namespace; dropping it (or [`leave`](Self::leave))
 /// moves the thread back to the namespace it came from. Not `Send`: it belongs to the thread
-/// it moved.
+/// it moved (dropped on another thread, it would move that one). `Sync`, as a shared
+/// reference can do nothing with it.
 #[derive(Debug)]
 pub struct NetnsGuard {
     home: Option<File>,
-    _not_send: PhantomData<*const ()>,
+    /// A `MutexGuard` is `!Send` and `Sync`, which is what this guard is.
+    _not_send: PhantomData<MutexGuard<'static, ()>>,
 }
 
 impl NetnsGuard {
