@@ -28,7 +28,8 @@ use common::{is_root, lines_of, run, wait_for, Topology, CLIENT_IP, GW_IP};
 use dataplane::afxdp::{
     CgroupPlacement, Gateway, GatewayConfig, GatewayError, PollerCounters, PollerError, PortConfig,
 };
-use dataplane::bpf::{FlowKey, PortState, PortStats, Stat};
+use dataplane::bpf::{PortState, PortStats, Stat};
+use dataplane::tcp::FlowKey;
 
 const PORT: u16 = 18090;
 

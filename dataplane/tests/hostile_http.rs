@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use common::{is_root, run, wait_for, Topology, CLIENT_IP, GW_IP};
 use dataplane::afxdp::{CgroupPlacement, Gateway, GatewayConfig, PollerCounters, PortConfig};
-use dataplane::bpf::FlowKey;
+use dataplane::tcp::FlowKey;
 use xgate_testnet::netns::{connect_in, spawn_in_netns};
 
 const PORT: u16 = 18300;

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use common::{is_root, lines_of, run, wait_for, Topology, CLIENT_IP, GW_IP};
 use dataplane::afxdp::{rx_queue_count, XskConfig, XskQueue};
 use dataplane::bpf::{
-    AttachedMode, FlowKey, PortState, Stat, Steering, SteeringConfig, SteeringError, XdpMode,
-    XdpVerdict,
+    AttachedMode, PortState, Stat, Steering, SteeringConfig, SteeringError, XdpMode, XdpVerdict,
 };
+use dataplane::tcp::FlowKey;
 
 const LISTEN_PORT: u16 = 18080;
 const UNLISTENED_PORT: u16 = 18081;
