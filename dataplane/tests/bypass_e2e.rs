@@ -28,7 +28,8 @@ use common::{is_root, lines_of, run, wait_for, Topology, CLIENT_IP, GW_IP};
 use dataplane::afxdp::{
     CgroupPlacement, Gateway, GatewayConfig, GatewayError, PollerCounters, PollerError, PortConfig,
 };
-use dataplane::bpf::{FlowKey, PortState, PortStats, Stat};
+use dataplane::bpf::{PortState, PortStats, Stat};
+use dataplane::tcp::FlowKey;
 
 const PORT: u16 = 18090;
 
@@ -282,7 +283,7 @@ fn start_gateway(topo: &mut Topology) -> (Gateway, KernelPath) {
     topo.enter_gateway();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut config = GatewayConfig::new(
-        topo.gw_if.clone(),
+        topo.server_if.clone(),
         [PortConfig {
             port: PORT,
             bypass: true,
@@ -304,7 +305,7 @@ fn start_gateway(topo: &mut Topology) -> (Gateway, KernelPath) {
     );
     drop(bad);
     assert!(!PathBuf::from(dataplane::bpf::PIN_ROOT)
-        .join(&topo.gw_if)
+        .join(&topo.server_if)
         .exists());
     config.cores = (0..4).map(|q| q % ncpu).collect();
     config.engine.tcp.time_wait = dataplane::time::Duration::from_secs(2);
@@ -313,7 +314,7 @@ fn start_gateway(topo: &mut Topology) -> (Gateway, KernelPath) {
     let mut gw = started.expect("starting the gateway");
     eprintln!(
         "gateway on {}: XDP {:?}, {} queue(s), cgroup {:?}",
-        topo.gw_if,
+        topo.server_if,
         gw.steering().attached_mode(),
         gw.queues(),
         gw.cgroup()
@@ -478,12 +479,8 @@ fn helper_run_gateway() {
     ) else {
         return;
     };
-    let gw_ns = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("gateway netns");
-    // SAFETY: setns on a fd we hold; CLONE_NEWNET only changes this thread's namespace.
-    assert_eq!(
-        unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&gw_ns), libc::CLONE_NEWNET) },
-        0
-    );
+    // This thread stays in the gateway netns until the process is killed.
+    let _in_gateway = xgate_testnet::netns::NetnsGuard::enter(&ns).expect("gateway netns");
     let mut config = GatewayConfig::new(
         ifname,
         [PortConfig {
@@ -512,8 +509,8 @@ fn gateway_killed_falls_back_to_kernel() {
     let mut topo = Topology::create();
     let mut helper = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "helper_run_gateway", "--nocapture"])
-        .env("XGT_HELPER_NS", &topo.gw_ns)
-        .env("XGT_HELPER_IF", &topo.gw_if)
+        .env("XGT_HELPER_NS", &topo.server_ns)
+        .env("XGT_HELPER_IF", &topo.server_if)
         .env("XGT_HELPER_CGROUP", &topo.cgroup)
         .stdout(Stdio::piped())
         .spawn()
@@ -649,7 +646,7 @@ fn bypass_end_to_end() {
     let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let test_start = Instant::now();
     let mut topo = Topology::create();
-    let body_file = TempFile(std::env::temp_dir().join(format!("{}.body", topo.prefix)));
+    let body_file = TempFile(std::env::temp_dir().join(format!("{}.body", topo.name)));
 
     let (mut gw, kernel) = start_gateway(&mut topo);
     let pin_dir = gw.steering().pin_dir().to_path_buf();
@@ -894,11 +891,8 @@ fn bypass_end_to_end() {
     let link = topo.gw_link();
     assert!(!link.contains("xdp"), "XDP left attached");
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    assert!(
-        !own.contains(&topo.prefix),
-        "still in the test cgroup: {own}"
-    );
-    let (prefix, cgroup) = (topo.prefix.clone(), topo.cgroup.clone());
+    assert!(!own.contains(&topo.name), "still in the test cgroup: {own}");
+    let (prefix, cgroup) = (topo.name.clone(), topo.cgroup.clone());
     drop(topo);
     let netns = run(&["ip", "netns", "list"]);
     assert!(!String::from_utf8_lossy(&netns.stdout).contains(&prefix));

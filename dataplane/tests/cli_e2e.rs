@@ -144,8 +144,8 @@ fn xgate_run_bypass_status_sigterm() {
         return;
     }
     let mut topo = Topology::create();
-    let ifname = topo.gw_if.clone();
-    let gw_ns = topo.gw_ns.clone();
+    let ifname = topo.server_if.clone();
+    let gw_ns = topo.server_ns.clone();
     let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
     let (gw, pid) = start_xgate(
         &mut topo,
@@ -262,7 +262,7 @@ fn xgate_run_bypass_status_sigterm() {
     );
 
     // Switching under client loops (fresh connection + 5 keep-alive requests, repeatedly).
-    let stop = std::env::temp_dir().join(format!("{}.stop", topo.prefix));
+    let stop = std::env::temp_dir().join(format!("{}.stop", topo.name));
     let _ = std::fs::remove_file(&stop);
     let loops: Vec<Child> = (0..2)
         .map(|_| {
@@ -387,7 +387,7 @@ fn xgate_run_bypass_status_sigterm() {
     });
     assert!(text(&o.stderr).contains("no xgate gateway is running"));
 
-    let prefix = topo.prefix.clone();
+    let prefix = topo.name.clone();
     drop(topo);
     let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!text(&ns.stdout).contains(&prefix), "netns left behind");
@@ -434,8 +434,8 @@ fn xgate_killed_falls_back_to_kernel_and_a_new_one_takes_over() {
     }
     const PORT: u16 = 18183;
     let mut topo = Topology::create();
-    let ifname = topo.gw_if.clone();
-    let file = std::env::temp_dir().join(format!("{}.toml", topo.prefix));
+    let ifname = topo.server_if.clone();
+    let file = std::env::temp_dir().join(format!("{}.toml", topo.name));
     std::fs::write(
         &file,
         format!(
@@ -444,13 +444,13 @@ fn xgate_killed_falls_back_to_kernel_and_a_new_one_takes_over() {
     )
     .expect("config file");
     let file_arg = file.to_str().expect("utf-8 path").to_string();
-    let gw_ns = topo.gw_ns.clone();
+    let gw_ns = topo.server_ns.clone();
     let run_args = ["--config", &file_arg, "--netns", &gw_ns];
     let (gw, _pid) = start_xgate(&mut topo, &run_args);
     assert_eq!(curl(&topo, PORT, "/conf"), "from the file");
 
     // Clients running when the gateway dies.
-    let stop = std::env::temp_dir().join(format!("{}.stop", topo.prefix));
+    let stop = std::env::temp_dir().join(format!("{}.stop", topo.name));
     let _ = std::fs::remove_file(&stop);
     let load = Command::new("ip")
         .args(["netns", "exec", &topo.client_ns, "bash"])
@@ -685,8 +685,8 @@ fn sigterm_drains_in_flight_responses_refuses_new_ones_then_detaches() {
     const OFF: u16 = 18186;
     const GRACE_SECS: u64 = 8;
     let mut topo = Topology::create();
-    let ifname = topo.gw_if.clone();
-    let gw_ns = topo.gw_ns.clone();
+    let ifname = topo.server_if.clone();
+    let gw_ns = topo.server_ns.clone();
     let (on, off) = (ON.to_string(), OFF.to_string());
     let grace = GRACE_SECS.to_string();
     let (gw, pid) = start_xgate(
@@ -865,8 +865,8 @@ fn reload_under_load_swaps_routes_without_a_failed_request_and_refuses_bad_files
     const ON: u16 = 18188;
     const OFF: u16 = 18189;
     let mut topo = Topology::create();
-    let ifname = topo.gw_if.clone();
-    let file = std::env::temp_dir().join(format!("{}.toml", topo.prefix));
+    let ifname = topo.server_if.clone();
+    let file = std::env::temp_dir().join(format!("{}.toml", topo.name));
     let config = |body: &str, extra: &str| {
         format!(
             "interface = \"{ifname}\"\nshutdown_grace_secs = 2\n\n[[ports]]\nport = {ON}\nbypass = true\n\n[[ports]]\nport = {OFF}\n{extra}\n[http]\nheader_timeout_secs = 5\n\n[[app.routes]]\npath = \"/v\"\nbody = \"{body}\"\n"
@@ -874,7 +874,7 @@ fn reload_under_load_swaps_routes_without_a_failed_request_and_refuses_bad_files
     };
     std::fs::write(&file, config("one", "")).expect("config file");
     let file_arg = file.to_str().expect("utf-8 path").to_string();
-    let gw_ns = topo.gw_ns.clone();
+    let gw_ns = topo.server_ns.clone();
     let (gw, pid) = start_xgate(&mut topo, &["--config", &file_arg, "--netns", &gw_ns]);
     for port in [ON, OFF] {
         assert_eq!(curl(&topo, port, "/v"), "one");
@@ -887,7 +887,7 @@ fn reload_under_load_swaps_routes_without_a_failed_request_and_refuses_bad_files
         })
     };
 
-    let stop = std::env::temp_dir().join(format!("{}.stop", topo.prefix));
+    let stop = std::env::temp_dir().join(format!("{}.stop", topo.name));
     let _ = std::fs::remove_file(&stop);
     let loops: Vec<Child> = [ON, ON, OFF]
         .iter()
@@ -1018,8 +1018,8 @@ fn the_log_is_structured_and_per_packet_events_are_rate_limited() {
     }
     const PORT: u16 = 18192;
     let mut topo = Topology::create();
-    let ifname = topo.gw_if.clone();
-    let file = std::env::temp_dir().join(format!("{}.toml", topo.prefix));
+    let ifname = topo.server_if.clone();
+    let file = std::env::temp_dir().join(format!("{}.toml", topo.name));
     let config = format!(
         "interface = \"{ifname}\"\nshutdown_grace_secs = 1\n[[ports]]\nport = {PORT}\nbypass = true\n[log]\nformat = \"json\"\nlevel = \"info,dataplane::afxdp=debug\"\n"
     );
@@ -1030,7 +1030,7 @@ fn the_log_is_structured_and_per_packet_events_are_rate_limited() {
             "--config",
             file.to_str().unwrap(),
             "--netns",
-            &topo.gw_ns,
+            &topo.server_ns,
         ])
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())

@@ -78,9 +78,9 @@ fn run_bounded(topo: &Topology, caps: &[String], port: u16) -> std::process::Chi
     let script = format!(
         "echo $$ > {procs} && exec nsenter --net=/var/run/netns/{ns} setpriv --bounding-set={bounding} --inh-caps=-all -- {xgate} run --iface {ifname} --port {port} --bypass {port} --cgroup self",
         procs = topo.cgroup.join("cgroup.procs").display(),
-        ns = topo.gw_ns,
+        ns = topo.server_ns,
         xgate = env!("CARGO_BIN_EXE_xgate"),
-        ifname = topo.gw_if,
+        ifname = topo.server_if,
     );
     Command::new("sh")
         .args(["-c", &script])
@@ -161,7 +161,7 @@ fn the_units_capabilities_serve_the_bypass_and_one_less_is_named() {
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ok", "{o:?}");
     let status = Command::new(env!("CARGO_BIN_EXE_xgate"))
-        .args(["status", "--json", "--iface", &topo.gw_if])
+        .args(["status", "--json", "--iface", &topo.server_if])
         .output()
         .expect("xgate status");
     let s: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
@@ -185,5 +185,5 @@ fn the_units_capabilities_serve_the_bypass_and_one_less_is_named() {
     };
     assert!(st.success(), "{st:?}");
     assert!(!topo.gw_link().contains("xdp"));
-    assert!(!Path::new(&format!("/sys/fs/bpf/xgate/{}", topo.gw_if)).exists());
+    assert!(!Path::new(&format!("/sys/fs/bpf/xgate/{}", topo.server_if)).exists());
 }

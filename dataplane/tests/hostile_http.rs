@@ -27,10 +27,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::netns_thread::{connect_in, spawn_in_netns};
 use common::{is_root, run, wait_for, Topology, CLIENT_IP, GW_IP};
 use dataplane::afxdp::{CgroupPlacement, Gateway, GatewayConfig, PollerCounters, PortConfig};
-use dataplane::bpf::FlowKey;
+use dataplane::tcp::FlowKey;
+use xgate_testnet::netns::{connect_in, spawn_in_netns};
 
 const PORT: u16 = 18300;
 const HEADER_TIMEOUT_SECS: u64 = 2;
@@ -57,7 +57,7 @@ fn start_gateway(
     topo.enter_gateway();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut config = GatewayConfig::new(
-        topo.gw_if.clone(),
+        topo.server_if.clone(),
         [PortConfig {
             port: PORT,
             bypass: true,
@@ -72,7 +72,7 @@ fn start_gateway(
     let mut gw = started.expect("starting the gateway");
     eprintln!(
         "gateway on {}: XDP {:?}, {} queue(s)",
-        topo.gw_if,
+        topo.server_if,
         gw.steering().attached_mode(),
         gw.queues()
     );
@@ -708,7 +708,7 @@ fn connection_table_full_refuses_cleanly() {
     let mut topo = Topology::create();
     // One queue each way, so the bound is one engine's.
     for (ns, ifname) in [
-        (topo.gw_ns.clone(), topo.gw_if.clone()),
+        (topo.server_ns.clone(), topo.server_if.clone()),
         (topo.client_ns.clone(), topo.client_if.clone()),
     ] {
         run(&[

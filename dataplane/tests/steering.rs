@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use common::{is_root, lines_of, run, wait_for, Topology, CLIENT_IP, GW_IP};
 use dataplane::afxdp::{rx_queue_count, XskConfig, XskQueue};
 use dataplane::bpf::{
-    AttachedMode, FlowKey, PortState, Stat, Steering, SteeringConfig, SteeringError, XdpMode,
-    XdpVerdict,
+    AttachedMode, PortState, Stat, Steering, SteeringConfig, SteeringError, XdpMode, XdpVerdict,
 };
+use dataplane::tcp::FlowKey;
 
 const LISTEN_PORT: u16 = 18080;
 const UNLISTENED_PORT: u16 = 18081;
@@ -171,18 +171,18 @@ fn scenario(mode: XdpMode) {
     topo.enter_gateway();
 
     // Typed errors before anything is created.
-    let bad_if = SteeringConfig::new(format!("{}z", topo.prefix), topo.cgroup.clone());
+    let bad_if = SteeringConfig::new(format!("{}z", topo.name), topo.cgroup.clone());
     assert!(matches!(
         Steering::load(&bad_if),
         Err(SteeringError::Interface { .. })
     ));
-    let not_cgroup2 = SteeringConfig::new(topo.gw_if.clone(), "/proc");
+    let not_cgroup2 = SteeringConfig::new(topo.server_if.clone(), "/proc");
     assert!(matches!(
         Steering::load(&not_cgroup2),
         Err(SteeringError::NotCgroup2(_))
     ));
 
-    let mut config = SteeringConfig::new(topo.gw_if.clone(), topo.cgroup.clone());
+    let mut config = SteeringConfig::new(topo.server_if.clone(), topo.cgroup.clone());
     config.xdp_mode = mode;
     let steering = Steering::load(&config).expect("loading steering");
     let pin_dir = steering.pin_dir().to_path_buf();
@@ -194,7 +194,7 @@ fn scenario(mode: XdpMode) {
     eprintln!(
         "XDP attached {:?} on {}",
         steering.attached_mode(),
-        topo.gw_if
+        topo.server_if
     );
     for name in ["xsks", "ports", "listeners", "user_flows", "stats"] {
         let meta = fs::metadata(pin_dir.join(name)).expect("pinned map");
@@ -205,8 +205,8 @@ fn scenario(mode: XdpMode) {
     }
     let maps = steering.maps();
 
-    let queues = rx_queue_count(&topo.gw_if).expect("channel count");
-    let xsk_config = XskConfig::new(topo.gw_if.clone());
+    let queues = rx_queue_count(&topo.server_if).expect("channel count");
+    let xsk_config = XskConfig::new(topo.server_if.clone());
     let mut xsks: Vec<XskQueue> = (0..queues)
         .map(|q| XskQueue::open(&xsk_config, q, maps).expect("AF_XDP socket"))
         .collect();
@@ -533,7 +533,7 @@ fn scenario(mode: XdpMode) {
     // A second gateway on the same interface is refused (it would unpin our maps).
     match Steering::load(&config) {
         Err(SteeringError::AlreadyRunning { .. }) => {}
-        other => panic!("second load on {}: {other:?}", topo.gw_if),
+        other => panic!("second load on {}: {other:?}", topo.server_if),
     }
 
     // Fail-safe: closing the AF_XDP sockets empties xsks, so with the port still ON new
@@ -649,8 +649,8 @@ fn gateway_killed_falls_back_to_kernel() {
             "helper_hold_steering",
             "--nocapture",
         ])
-        .env("XGT_HELPER_NS", &topo.gw_ns)
-        .env("XGT_HELPER_IF", &topo.gw_if)
+        .env("XGT_HELPER_NS", &topo.server_ns)
+        .env("XGT_HELPER_IF", &topo.server_if)
         .env("XGT_HELPER_CGROUP", &topo.cgroup)
         .stdout(Stdio::piped())
         .spawn()
@@ -669,7 +669,7 @@ fn gateway_killed_falls_back_to_kernel() {
         assert!(start.elapsed() < Duration::from_secs(20));
     }
 
-    let pin_dir = PathBuf::from(dataplane::bpf::PIN_ROOT).join(&topo.gw_if);
+    let pin_dir = PathBuf::from(dataplane::bpf::PIN_ROOT).join(&topo.server_if);
     let (_listener, lines) = topo.start_listener(LISTEN_PORT);
     let mut accepts = Accepts { lines, seen: 0 };
     let maps = dataplane::bpf::SteeringMaps::open_pinned(&pin_dir).expect("pinned maps");
@@ -706,7 +706,7 @@ fn gateway_killed_falls_back_to_kernel() {
     drop(maps);
     topo.enter_gateway();
     let steering = Steering::load(&SteeringConfig::new(
-        topo.gw_if.clone(),
+        topo.server_if.clone(),
         topo.cgroup.clone(),
     ))
     .expect("restart after kill -9");

@@ -1,4 +1,9 @@
-//! IMF-fixdate (RFC 9110 §5.6.7) from Unix seconds, without a clock or a date library.
+//! IMF-fixdate (RFC 9110 §5.6.7) from Unix seconds, without reading a clock: the caller
+//! passes the time. The calendar is `httpdate`'s (hyper's); the Date header is refreshed
+//! once a second, off the per-request path, so a formatter there costs nothing that shows.
+
+use std::io::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const IMF_FIXDATE_LEN: usize = 29;
@@ -6,49 +11,15 @@ pub const IMF_FIXDATE_LEN: usize = 29;
 /// The last second an IMF-fixdate can show with a four-digit year (9999-12-31T23:59:59Z).
 const MAX_UNIX_SECS: u64 = 253_402_300_799;
 
-const WEEKDAYS: [&[u8; 3]; 7] = [b"Sun", b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat"];
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
-
-/// (year, month 1..=12, day 1..=31) of the proleptic Gregorian calendar for `days` since
-/// 1970-01-01 (H. Hinnant's `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn two(out: &mut [u8], v: u32) {
-    out[0] = b'0' + (v / 10 % 10) as u8;
-    out[1] = b'0' + (v % 10) as u8;
-}
-
 /// Writes the IMF-fixdate for `unix_secs` (clamped to year 9999) into `out`.
 pub fn format_imf_fixdate(unix_secs: u64, out: &mut [u8; IMF_FIXDATE_LEN]) {
     let secs = unix_secs.min(MAX_UNIX_SECS);
-    let days = (secs / 86_400) as i64;
-    let rem = (secs % 86_400) as u32;
-    let (year, month, day) = civil_from_days(days);
-    // 1970-01-01 was a Thursday.
-    let weekday = ((days + 4) % 7) as usize;
-    out.copy_from_slice(b"Thu, 01 Jan 1970 00:00:00 GMT");
-    out[0..3].copy_from_slice(WEEKDAYS[weekday]);
-    two(&mut out[5..7], day);
-    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
-    let year = year as u32;
-    two(&mut out[12..14], year / 100);
-    two(&mut out[14..16], year % 100);
-    two(&mut out[17..19], rem / 3600);
-    two(&mut out[20..22], rem / 60 % 60);
-    two(&mut out[23..25], rem % 60);
+    // In range by the clamp: httpdate refuses only years past 9999.
+    let date = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs));
+    let mut rest = &mut out[..];
+    // An IMF-fixdate is always IMF_FIXDATE_LEN bytes, so the write fills `out` exactly.
+    let written = write!(rest, "{date}");
+    debug_assert!(written.is_ok() && rest.is_empty());
 }
 
 #[cfg(test)]
@@ -79,13 +50,22 @@ mod tests {
     }
 
     #[test]
-    fn civil_from_days_round_trips_day_by_day() {
+    fn dates_advance_day_by_day() {
         // Walk forward day by day from 1970 and check that the calendar advances one day at a
-        // time with the right month lengths.
-        let mut expect = (1970i64, 1u32, 1u32);
+        // time with the right month lengths and weekdays.
+        const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let mut expect = (1970u32, 1u32, 1u32);
         for days in 0..(200 * 366) {
-            assert_eq!(civil_from_days(days), expect, "days {days}");
             let (y, m, d) = expect;
+            let want = format!(
+                "{}, {d:02} {} {y:04} 23:59:59 GMT",
+                WEEKDAYS[days as usize % 7],
+                MONTHS[m as usize - 1]
+            );
+            assert_eq!(fmt(days * 86_400 + 86_399), want, "days {days}");
             let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
             let len = match m {
                 2 if leap => 29,

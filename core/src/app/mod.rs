@@ -17,7 +17,7 @@
 mod date;
 mod files;
 
-pub use date::{civil_from_days, format_imf_fixdate, IMF_FIXDATE_LEN};
+pub use date::{format_imf_fixdate, IMF_FIXDATE_LEN};
 pub use files::{
     check_prefix, content_type, encode_segment, StaticError, StaticFiles, StaticLimits,
     DEFAULT_STATIC_MAX_BYTES, DEFAULT_STATIC_MAX_FILES,

@@ -519,11 +519,11 @@ impl Poller {
             let queue = self.queue.queue();
             let (ok, count) = match event {
                 FlowEvent::Added(flow) => (
-                    self.maps.add_user_flow(flow.into(), queue).is_ok(),
+                    self.maps.add_user_flow(flow, queue).is_ok(),
                     &mut self.counters.flows_added,
                 ),
                 FlowEvent::Removed(flow) => (
-                    self.maps.remove_user_flow(flow.into()).is_ok(),
+                    self.maps.remove_user_flow(flow).is_ok(),
                     &mut self.counters.flows_removed,
                 ),
             };

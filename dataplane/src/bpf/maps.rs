@@ -1,4 +1,9 @@
 //! Typed access to the steering maps (layouts of `bpf/xgate.h`).
+//!
+//! Keys and values are the skeleton's generated types (`types::xgate_flow`, ...), built from
+//! and read into the gateway's own types here, at the map boundary, and handed to libbpf as
+//! their bytes ([`MapPod`]). The one flow key of the code is [`crate::tcp::FlowKey`]; the
+//! `user_flows` key is made from it only on the way into the map.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::RawFd;
@@ -8,15 +13,82 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use super::skel::{types, XgateSkel};
 use super::{handle, restrict, Result, SteeringError};
+use crate::tcp::FlowKey;
 
 /// Names of the pinned maps, also their file names in the pin directory.
 pub(super) const MAP_NAMES: [&str; 5] = ["xsks", "ports", "listeners", "user_flows", "stats"];
 
-// The byte layouts below are written by hand; these keep them tied to the C structs.
-const _: () = assert!(std::mem::size_of::<types::xgate_flow>() == 12);
-const _: () = assert!(std::mem::size_of::<types::xgate_flow_owner>() == 8);
-const _: () = assert!(std::mem::size_of::<types::xgate_listener>() == 16);
+/// A generated map key or value: a `#[repr(C)]` struct of integers (and arrays of them), its
+/// bytes exactly what the BPF program reads and writes.
+///
+/// # Safety
+///
+/// Only for `#[repr(C)]` types made of integers with no padding the compiler inserts: then
+/// every byte of a value is initialised, and every byte pattern of its size is a valid value.
+unsafe trait MapPod: Copy {
+    /// The value's bytes, for libbpf.
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: a live `Self` of `size_of::<Self>()` bytes, all initialised (no padding:
+        // the trait's contract), borrowed for as long as `self`.
+        unsafe {
+            std::slice::from_raw_parts(
+                (self as *const Self).cast::<u8>(),
+                std::mem::size_of::<Self>(),
+            )
+        }
+    }
+
+    /// A value read back from libbpf's bytes; `None` when the length is not the type's.
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != std::mem::size_of::<Self>() {
+            return None;
+        }
+        // SAFETY: exactly `size_of::<Self>()` readable bytes; any byte pattern is a valid
+        // `Self` (the trait's contract); read_unaligned, as a byte buffer has alignment 1.
+        Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Self>()) })
+    }
+}
+
+// Each size equals the sum of the fields' sizes, so the compiler added no padding: what
+// `MapPod` needs, and the layouts of bpf/xgate.h.
+const _: () = assert!(std::mem::size_of::<types::xgate_flow>() == 4 + 4 + 2 + 2);
+const _: () = assert!(std::mem::size_of::<types::xgate_flow_owner>() == 4 + 4);
+const _: () = assert!(std::mem::size_of::<types::xgate_listener>() == 8 + 4 + 4);
 const _: () = assert!(std::mem::size_of::<types::xgate_stats>() == 8 * Stat::COUNT);
+
+// SAFETY: #[repr(C)] { u32, u32, u16, u16 }, no padding (asserted above).
+unsafe impl MapPod for types::xgate_flow {}
+// SAFETY: #[repr(C)] { u32, u32 }, no padding (asserted above).
+unsafe impl MapPod for types::xgate_flow_owner {}
+// SAFETY: #[repr(C)] { u64, u32, u32 }, no padding (asserted above).
+unsafe impl MapPod for types::xgate_listener {}
+// SAFETY: #[repr(C)] { [u64; COUNT] }, no padding (asserted above).
+unsafe impl MapPod for types::xgate_stats {}
+
+/// The `user_flows` key of a connection: addresses and ports in network byte order, as they
+/// sit in the packet (what the XDP program compares without swapping).
+fn flow_to_map(flow: &FlowKey) -> types::xgate_flow {
+    types::xgate_flow {
+        local_ip: u32::from_ne_bytes(flow.local.ip().octets()),
+        remote_ip: u32::from_ne_bytes(flow.remote.ip().octets()),
+        local_port: flow.local.port().to_be(),
+        remote_port: flow.remote.port().to_be(),
+    }
+}
+
+/// The connection of a `user_flows` key.
+fn flow_from_map(key: &types::xgate_flow) -> FlowKey {
+    FlowKey::new(
+        SocketAddrV4::new(
+            Ipv4Addr::from(key.local_ip.to_ne_bytes()),
+            u16::from_be(key.local_port),
+        ),
+        SocketAddrV4::new(
+            Ipv4Addr::from(key.remote_ip.to_ne_bytes()),
+            u16::from_be(key.remote_port),
+        ),
+    )
+}
 
 /// A port's steering state (`ports` map; `XGATE_PORT_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,56 +156,6 @@ impl PortStats {
     /// One counter.
     pub fn get(&self, stat: Stat) -> u64 {
         self.0[stat as usize]
-    }
-}
-
-/// One TCP connection, as seen from the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey {
-    /// Gateway address and port.
-    pub local: SocketAddrV4,
-    /// Client address and port.
-    pub remote: SocketAddrV4,
-}
-
-impl FlowKey {
-    /// The `struct xgate_flow` bytes: addresses and ports in network byte order.
-    fn to_bytes(self) -> [u8; 12] {
-        let mut b = [0u8; 12];
-        b[0..4].copy_from_slice(&self.local.ip().octets());
-        b[4..8].copy_from_slice(&self.remote.ip().octets());
-        b[8..10].copy_from_slice(&self.local.port().to_be_bytes());
-        b[10..12].copy_from_slice(&self.remote.port().to_be_bytes());
-        b
-    }
-    fn from_bytes(b: &[u8]) -> Option<Self> {
-        let b: &[u8; 12] = b.try_into().ok()?;
-        let ip = |o: usize| Ipv4Addr::new(b[o], b[o + 1], b[o + 2], b[o + 3]);
-        let port = |o: usize| u16::from_be_bytes([b[o], b[o + 1]]);
-        Some(Self {
-            local: SocketAddrV4::new(ip(0), port(8)),
-            remote: SocketAddrV4::new(ip(4), port(10)),
-        })
-    }
-}
-
-/// The TCP engine's flow key and the map's are the same 4-tuple; this is the one place that
-/// converts (the engine reports flows, `user_flows` stores them).
-impl From<crate::tcp::FlowKey> for FlowKey {
-    fn from(f: crate::tcp::FlowKey) -> Self {
-        Self {
-            local: f.local,
-            remote: f.remote,
-        }
-    }
-}
-
-impl From<FlowKey> for crate::tcp::FlowKey {
-    fn from(f: FlowKey) -> Self {
-        Self {
-            local: f.local,
-            remote: f.remote,
-        }
     }
 }
 
@@ -286,10 +308,13 @@ impl SteeringMaps {
     /// Marks a connection as user space's: its segments go to the AF_XDP socket whatever the
     /// port's state. Fails when `user_flows` is full (the connection must then be refused).
     pub fn add_user_flow(&self, flow: FlowKey, queue: u32) -> Result<()> {
-        let mut owner = [0u8; 8];
-        owner[0..4].copy_from_slice(&queue.to_ne_bytes());
+        let owner = types::xgate_flow_owner { queue, _pad: 0 };
         self.user_flows
-            .update(&flow.to_bytes(), &owner, MapFlags::ANY)
+            .update(
+                flow_to_map(&flow).as_bytes(),
+                owner.as_bytes(),
+                MapFlags::ANY,
+            )
             // Lazily: this runs once per connection on the poller thread, and the message
             // allocates.
             .map_err(|e| bpf_err(format!("adding user flow {flow:?}"))(e))
@@ -297,14 +322,14 @@ impl SteeringMaps {
 
     /// Forgets a connection (it is closed). Missing entries are not an error.
     pub fn remove_user_flow(&self, flow: FlowKey) -> Result<()> {
-        ignore_enoent(self.user_flows.delete(&flow.to_bytes()))
+        ignore_enoent(self.user_flows.delete(flow_to_map(&flow).as_bytes()))
             .map_err(|e| bpf_err(format!("removing user flow {flow:?}"))(e))
     }
 
     /// Whether a connection is marked as user space's.
     pub fn has_user_flow(&self, flow: FlowKey) -> Result<bool> {
         self.user_flows
-            .lookup(&flow.to_bytes(), MapFlags::ANY)
+            .lookup(flow_to_map(&flow).as_bytes(), MapFlags::ANY)
             .map(|v| v.is_some())
             .map_err(bpf_err(format!("looking up user flow {flow:?}")))
     }
@@ -313,7 +338,8 @@ impl SteeringMaps {
     pub fn user_flows(&self) -> Vec<FlowKey> {
         self.user_flows
             .keys()
-            .filter_map(|k| FlowKey::from_bytes(&k))
+            .filter_map(|k| types::xgate_flow::from_bytes(&k))
+            .map(|k| flow_from_map(&k))
             .collect()
     }
 
@@ -350,18 +376,14 @@ impl SteeringMaps {
             .lookup(&port.to_ne_bytes(), MapFlags::ANY)
             .map_err(bpf_err(format!("reading listener {port}")))?;
         let Some(v) = v else { return Ok(None) };
-        if v.len() != 16 {
-            return Err(SteeringError::Layout {
-                map: "listeners",
-                got: v.len(),
-            });
-        }
-        let cookie = u64::from_ne_bytes(v[0..8].try_into().expect("8 bytes"));
-        let family = u32::from_ne_bytes(v[8..12].try_into().expect("4 bytes"));
+        let l = types::xgate_listener::from_bytes(&v).ok_or(SteeringError::Layout {
+            map: "listeners",
+            got: v.len(),
+        })?;
         Ok(Some(Listener {
             port,
-            cookie,
-            family,
+            cookie: l.cookie,
+            family: l.family,
         }))
     }
 
@@ -377,14 +399,12 @@ impl SteeringMaps {
         };
         let mut sum = PortStats::default();
         for cpu in per_cpu {
-            if cpu.len() != 8 * Stat::COUNT {
-                return Err(SteeringError::Layout {
-                    map: "stats",
-                    got: cpu.len(),
-                });
-            }
-            for (i, c) in cpu.chunks_exact(8).enumerate() {
-                sum.0[i] += u64::from_ne_bytes(c.try_into().expect("8 bytes"));
+            let stats = types::xgate_stats::from_bytes(&cpu).ok_or(SteeringError::Layout {
+                map: "stats",
+                got: cpu.len(),
+            })?;
+            for (total, v) in sum.0.iter_mut().zip(stats.v) {
+                *total += v;
             }
         }
         Ok(Some(sum))
@@ -399,7 +419,7 @@ impl SteeringMaps {
     pub fn ensure_stats(&self, port: u16) -> Result<()> {
         let ncpu = libbpf_rs::num_possible_cpus()
             .map_err(bpf_err("counting possible CPUs".to_string()))?;
-        let zero = vec![vec![0u8; 8 * Stat::COUNT]; ncpu];
+        let zero = vec![types::xgate_stats::default().as_bytes().to_vec(); ncpu];
         match self
             .stats
             .update_percpu(&port.to_ne_bytes(), &zero, MapFlags::NO_EXIST)
@@ -442,13 +462,41 @@ mod tests {
             local: "10.0.0.1:80".parse().unwrap(),
             remote: "192.168.1.2:40000".parse().unwrap(),
         };
-        let b = flow.to_bytes();
+        let key = flow_to_map(&flow);
+        let b = key.as_bytes();
         assert_eq!(&b[0..4], &[10, 0, 0, 1]);
         assert_eq!(&b[4..8], &[192, 168, 1, 2]);
         assert_eq!(&b[8..10], &80u16.to_be_bytes());
         assert_eq!(&b[10..12], &40000u16.to_be_bytes());
-        assert_eq!(FlowKey::from_bytes(&b), Some(flow));
-        assert_eq!(FlowKey::from_bytes(&b[..11]), None);
+        let back = types::xgate_flow::from_bytes(b).expect("12 bytes");
+        assert_eq!(flow_from_map(&back), flow);
+        assert!(types::xgate_flow::from_bytes(&b[..11]).is_none());
+    }
+
+    #[test]
+    fn values_have_the_header_layouts() {
+        let owner = types::xgate_flow_owner { queue: 3, _pad: 0 };
+        assert_eq!(
+            owner.as_bytes(),
+            [&3u32.to_ne_bytes()[..], &[0; 4]].concat()
+        );
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&0x0102_0304_0506_0708u64.to_ne_bytes());
+        raw.extend_from_slice(&10u32.to_ne_bytes());
+        raw.extend_from_slice(&[0; 4]);
+        let l = types::xgate_listener::from_bytes(&raw).expect("16 bytes");
+        assert_eq!((l.cookie, l.family), (0x0102_0304_0506_0708, 10));
+        assert!(types::xgate_listener::from_bytes(&raw[..12]).is_none());
+        let raw: Vec<u8> = (1..=Stat::COUNT as u64)
+            .flat_map(u64::to_ne_bytes)
+            .collect();
+        let stats = types::xgate_stats::from_bytes(&raw).expect("one u64 per counter");
+        assert_eq!(stats.v[Stat::Passed as usize], 2);
+        assert_eq!(stats.v[Stat::NotTcp as usize], Stat::COUNT as u64);
+        assert_eq!(
+            types::xgate_stats::default().as_bytes(),
+            vec![0; 8 * Stat::COUNT]
+        );
     }
 
     /// The value of `name` in bpf/xgate.h (`#define NAME v` or `NAME = v,`).

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapHandle};
 
-pub use maps::{FlowKey, Listener, PortState, PortStats, Stat, SteeringMaps};
+pub use maps::{Listener, PortState, PortStats, Stat, SteeringMaps};
 
 use skel::{XgateSkel, XgateSkelBuilder};
 

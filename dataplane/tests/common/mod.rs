@@ -1,8 +1,9 @@
-//! Shared guards of the root-only end-to-end tests: network namespaces, a veth pair and a
-//! cgroup v2 that a test creates with unique names and that are always removed (also when the
-//! test panics), plus small helpers to run clients inside the client namespace.
+//! Shared guards of the root-only end-to-end tests: an [`xgate_testnet::Topology`] (network
+//! namespaces and a veth pair with unique names, always removed, also when the test panics)
+//! plus what is the gateway's: a cgroup v2 for it, the pins, lock and state files a killed
+//! gateway leaves behind, and small helpers to run clients inside the client namespace.
 //!
-//! Topology: netns `<p>g` holds veth `<p>g` (the gateway side, 10.77.0.1/30, two RX queues);
+//! Topology: netns `<p>s` holds veth `<p>s` (the gateway side, 10.77.0.1/30, two RX queues);
 //! netns `<p>c` holds veth `<p>c` (the client, 10.77.0.2/30, checksum and segmentation
 //! offloads off so that AF_XDP sees whole, checksummed frames). A test thread enters the
 //! gateway netns to load programs and bind sockets there, and goes back before cleaning up.
@@ -10,159 +11,92 @@
 
 pub mod raw;
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
+use std::net::Ipv4Addr;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use dataplane::bpf::cgroup2_root;
-
-pub mod netns_thread;
+pub use xgate_testnet::is_root;
+use xgate_testnet::netns::NetnsGuard;
+use xgate_testnet::TopologyConfig;
 
 pub const GW_IP: &str = "10.77.0.1";
 pub const CLIENT_IP: &str = "10.77.0.2";
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
+/// Runs a command to completion; panics with its stderr when it fails.
 pub fn run(cmd: &[&str]) -> std::process::Output {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    xgate_testnet::run(cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Everything the test creates; dropping it removes all of it, panicking or not.
+/// Everything the test creates; dropping it removes all of it, panicking or not. The
+/// namespaces and veths through `Deref` (`server_ns`, `server_if`, `client_ns`, ...).
 pub struct Topology {
-    pub prefix: String,
-    pub gw_ns: String,
-    pub client_ns: String,
-    pub gw_if: String,
-    pub client_if: String,
+    pub net: xgate_testnet::Topology,
     pub cgroup: PathBuf,
-    pub netns_created: Vec<String>,
     pub cgroup_created: bool,
     pub children: Vec<Child>,
-    /// The test thread's original netns while it sits in the gateway's.
-    pub home_ns: Option<File>,
+    /// The test thread, while it sits in the gateway's netns.
+    in_gateway: Option<NetnsGuard>,
+}
+
+impl Deref for Topology {
+    type Target = xgate_testnet::Topology;
+    fn deref(&self) -> &Self::Target {
+        &self.net
+    }
 }
 
 impl Topology {
+    /// The namespaces, the veth pair (two queues, the client's offloads off) and the test
+    /// cgroup.
     pub fn create() -> Topology {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let prefix = format!("xgt{}x{n}", std::process::id());
+        Topology::create_with(false)
+    }
+
+    /// [`create`](Self::create), with the gateway's offloads off too when `gw_offloads_off`.
+    pub fn create_with(gw_offloads_off: bool) -> Topology {
+        let net = xgate_testnet::Topology::create(&TopologyConfig {
+            tag: "xgt",
+            server_ip: GW_IP.parse::<Ipv4Addr>().expect("GW_IP"),
+            client_ip: CLIENT_IP.parse::<Ipv4Addr>().expect("CLIENT_IP"),
+            queues: 2,
+            server_offloads_off: gw_offloads_off,
+        })
+        .unwrap_or_else(|e| panic!("veth topology: {e}"));
         let mut t = Topology {
-            gw_ns: format!("{prefix}g"),
-            client_ns: format!("{prefix}c"),
-            gw_if: format!("{prefix}g"),
-            client_if: format!("{prefix}c"),
-            cgroup: cgroup2_root().expect("cgroup v2").join(&prefix),
-            prefix,
-            netns_created: Vec::new(),
+            cgroup: cgroup2_root().expect("cgroup v2").join(&net.name),
+            net,
             cgroup_created: false,
             children: Vec::new(),
-            home_ns: None,
+            in_gateway: None,
         };
-        assert!(t.gw_if.len() < 16, "interface name too long");
-        for ns in [t.gw_ns.clone(), t.client_ns.clone()] {
-            run(&["ip", "netns", "add", &ns]);
-            t.netns_created.push(ns);
-        }
-        // Created directly inside the namespaces: nothing appears in the host's.
-        run(&[
-            "ip",
-            "-n",
-            &t.gw_ns,
-            "link",
-            "add",
-            &t.gw_if,
-            "numrxqueues",
-            "2",
-            "numtxqueues",
-            "2",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &t.client_if,
-            "numrxqueues",
-            "2",
-            "numtxqueues",
-            "2",
-            "netns",
-            &t.client_ns,
-        ]);
-        for (ns, ifname, ip) in [
-            (&t.gw_ns, &t.gw_if, GW_IP),
-            (&t.client_ns, &t.client_if, CLIENT_IP),
-        ] {
-            run(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{ip}/30"),
-                "dev",
-                ifname,
-            ]);
-            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            run(&["ip", "-n", ns, "link", "set", ifname, "up"]);
-        }
-        // AF_XDP sees what the client sends: no partial checksums, no super-segments.
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &t.client_ns,
-            "ethtool",
-            "-K",
-            &t.client_if,
-            "tx",
-            "off",
-            "tso",
-            "off",
-            "gso",
-            "off",
-        ]);
         fs::create_dir(&t.cgroup).expect("creating test cgroup");
         t.cgroup_created = true;
         eprintln!(
             "topology {}: netns, veths and cgroup {:?}",
-            t.prefix, t.cgroup
+            t.name, t.cgroup
         );
         t
     }
 
     /// Moves the calling thread into the gateway netns (until `leave_gateway`).
     pub fn enter_gateway(&mut self) {
-        let home = File::open("/proc/thread-self/ns/net").expect("own netns");
-        let gw = File::open(format!("/var/run/netns/{}", self.gw_ns)).expect("gateway netns");
-        // SAFETY: setns on fds we hold; CLONE_NEWNET only changes this thread's namespace.
-        let rc = unsafe { libc::setns(gw.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        self.home_ns = Some(home);
+        let guard = self
+            .net
+            .enter_server()
+            .unwrap_or_else(|e| panic!("setns into {}: {e}", self.server_ns));
+        self.in_gateway = Some(guard);
     }
 
     /// Back to the thread's own netns; false if that failed (never panics: Drop calls it).
     pub fn leave_gateway(&mut self) -> bool {
-        match self.home_ns.take() {
-            // SAFETY: as in enter_gateway, with the fd of the thread's original namespace.
-            Some(home) => unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) == 0 },
+        match self.in_gateway.take() {
+            Some(guard) => guard.leave().is_ok(),
             None => true,
         }
     }
@@ -209,7 +143,7 @@ while True:
             .unwrap_or_default();
         let shell = format!(
             "{join}exec ip netns exec {} /usr/bin/python3 -u -c \"$0\" {port}",
-            self.gw_ns
+            self.server_ns
         );
         let mut child = Command::new("sh")
             .args(["-c", &shell, script])
@@ -353,12 +287,12 @@ for line in sys.stdin:
         let out = run(&[
             "ip",
             "-n",
-            &self.gw_ns,
+            &self.server_ns,
             "-d",
             "link",
             "show",
             "dev",
-            &self.gw_if,
+            &self.server_if,
         ]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -389,22 +323,19 @@ impl Drop for Topology {
     fn drop(&mut self) {
         let _ = self.leave_gateway();
         for child in &mut self.children {
-            let _ = child.kill();
+            let _ = child.kill(); // by PID: the processes we spawned
             let _ = child.wait();
         }
-        for ns in self.netns_created.drain(..) {
-            // Deleting a netns deletes the veth end inside it, and with it the pair.
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-        }
         // Pins a killed gateway left behind (a live one removes its own).
-        let _ = fs::remove_dir_all(format!("{}/{}", dataplane::bpf::PIN_ROOT, self.gw_if));
+        let _ = fs::remove_dir_all(format!("{}/{}", dataplane::bpf::PIN_ROOT, self.server_if));
         // Steering's lock file and a killed `xgate run`'s state file, for our (uniquely
         // named) interface.
-        let _ = fs::remove_file(format!("{}/{}.lock", dataplane::bpf::LOCK_DIR, self.gw_if));
-        let _ = fs::remove_file(format!("{}/{}.json", dataplane::bpf::LOCK_DIR, self.gw_if));
+        let lock_dir = dataplane::bpf::LOCK_DIR;
+        let _ = fs::remove_file(format!("{lock_dir}/{}.lock", self.server_if));
+        let _ = fs::remove_file(format!("{lock_dir}/{}.json", self.server_if));
         // The cgroup a killed `xgate run` created for our interface (empty once it is dead).
         if let Ok(root) = dataplane::bpf::cgroup2_root() {
-            let _ = fs::remove_dir(root.join(format!("xgate-{}", self.gw_if)));
+            let _ = fs::remove_dir(root.join(format!("xgate-{}", self.server_if)));
         }
         if self.cgroup_created {
             // Empty now that the children are gone.
@@ -415,6 +346,7 @@ impl Drop for Topology {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        // `net` drops after this: the namespaces, and with them the veths.
     }
 }
 

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,7 @@ use dataplane::wire::{
     emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, SeqNumber,
     TcpFlags, TcpHeader, TcpOptions,
 };
+use xgate_testnet::packet::PacketSocket;
 
 use super::{run, Topology, CLIENT_IP, GW_IP};
 
@@ -62,7 +63,7 @@ type FlowMap = HashMap<(Ipv4Addr, u16), Sender<Got>>;
 /// The AF_PACKET socket on the client veth and the thread that sorts what it reads by
 /// destination (spoofed address, port).
 pub struct Wire {
-    fd: Arc<OwnedFd>,
+    socket: Arc<PacketSocket>,
     pub client_mac: EthernetAddress,
     pub gw_mac: EthernetAddress,
     pub gw_ip: Ipv4Addr,
@@ -73,87 +74,20 @@ pub struct Wire {
     thread: Option<JoinHandle<()>>,
 }
 
-fn mac_of(ns: &str, ifname: &str) -> EthernetAddress {
-    let out = run(&["ip", "-n", ns, "-o", "link", "show", "dev", ifname]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mac = text
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no MAC in {text:?}"));
-    let mut b = [0u8; 6];
-    for (i, part) in mac.split(':').enumerate() {
-        b[i] = u8::from_str_radix(part, 16).expect("MAC byte");
-    }
-    EthernetAddress(b)
-}
-
 impl Wire {
     pub fn open(topo: &Topology) -> Wire {
-        let ns = topo.client_ns.clone();
-        let ifname = topo.client_if.clone();
-        // A thread of its own enters the client netns to make the socket (which stays bound
-        // to that namespace's interface) and ends there: nobody else changes namespace.
-        let fd = std::thread::spawn(move || -> std::io::Result<OwnedFd> {
-            let nsf = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
-            // SAFETY: setns on a fd we hold; CLONE_NEWNET only changes this thread's namespace.
-            if unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let proto = (libc::ETH_P_IP as u16).to_be();
-            // SAFETY: plain socket(2); the result is checked before it is owned.
-            let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
-            if raw < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: `raw` is a new descriptor nobody else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            let cname = std::ffi::CString::new(ifname).expect("interface name");
-            // SAFETY: a NUL-terminated string that outlives the call.
-            let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-            if ifindex == 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: an all-zero sockaddr_ll is valid; the fields we need are set below.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = proto;
-            sll.sll_ifindex = ifindex as i32;
-            // SAFETY: bind with a sockaddr_ll of the size we pass.
-            let rc = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            if rc != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let size: libc::c_int = 8 << 20;
-            // SAFETY: setsockopt with a c_int option value of the size we pass.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUFFORCE,
-                    (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as u32,
-                );
-            }
-            Ok(fd)
-        })
-        .join()
-        .expect("socket thread")
-        .expect("AF_PACKET socket in the client netns");
-        let fd = Arc::new(fd);
+        // The socket stays bound to the client netns' interface; no thread of ours changes
+        // namespace for longer than it takes to open it.
+        let socket = PacketSocket::open(&topo.client_ns, &topo.client_if)
+            .expect("AF_PACKET socket in the client netns");
+        let socket = Arc::new(socket);
         let flows: Arc<Mutex<FlowMap>> = Arc::default();
         let unclaimed = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let gw_ip: Ipv4Addr = GW_IP.parse().unwrap();
         let thread = {
-            let (fd, flows, unclaimed, stop) = (
-                Arc::clone(&fd),
+            let (socket, flows, unclaimed, stop) = (
+                Arc::clone(&socket),
                 Arc::clone(&flows),
                 Arc::clone(&unclaimed),
                 Arc::clone(&stop),
@@ -161,29 +95,14 @@ impl Wire {
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65536];
                 while !stop.load(Ordering::Relaxed) {
-                    let mut pfd = libc::pollfd {
-                        fd: fd.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    // SAFETY: one pollfd we own, for the length we pass.
-                    if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
+                    if !socket
+                        .wait_readable(Duration::from_millis(50))
+                        .unwrap_or(false)
+                    {
                         continue;
                     }
-                    loop {
-                        // SAFETY: recv into a buffer of the length we pass.
-                        let n = unsafe {
-                            libc::recv(
-                                fd.as_raw_fd(),
-                                buf.as_mut_ptr().cast(),
-                                buf.len(),
-                                libc::MSG_DONTWAIT,
-                            )
-                        };
-                        if n <= 0 {
-                            break;
-                        }
-                        let Ok(f) = parse_tcp_frame(&buf[..n as usize]) else {
+                    while let Ok(Some(n)) = socket.try_recv(&mut buf) {
+                        let Ok(f) = parse_tcp_frame(&buf[..n]) else {
                             continue;
                         };
                         if f.addrs.ip_src != gw_ip {
@@ -209,9 +128,9 @@ impl Wire {
             })
         };
         Wire {
-            fd,
-            client_mac: mac_of(&topo.client_ns, &topo.client_if),
-            gw_mac: mac_of(&topo.gw_ns, &topo.gw_if),
+            socket,
+            client_mac: EthernetAddress(topo.client_mac().expect("client MAC")),
+            gw_mac: EthernetAddress(topo.server_mac().expect("gateway MAC")),
             gw_ip,
             flows,
             unclaimed,
@@ -222,14 +141,9 @@ impl Wire {
 
     /// Puts one whole Ethernet frame on the client veth.
     pub fn send(&self, frame: &[u8]) {
-        // SAFETY: send from a buffer of the length we pass, on our bound packet socket.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(
-            n,
-            frame.len() as isize,
-            "AF_PACKET send: {}",
-            std::io::Error::last_os_error()
-        );
+        if let Err(e) = self.socket.send(frame) {
+            panic!("AF_PACKET send: {e}");
+        }
     }
 
     /// Addressing of a frame from `src` to the gateway.
@@ -481,27 +395,12 @@ pub struct Rig {
 impl Rig {
     /// `tune` may change the gateway's configuration (engine limits) before it starts.
     pub fn start(tune: impl FnOnce(&mut GatewayConfig)) -> Rig {
-        let mut topo = Topology::create();
         // Whole, checksummed frames on the gateway's side too (the kernel path's replies).
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &topo.gw_ns,
-            "ethtool",
-            "-K",
-            &topo.gw_if,
-            "tx",
-            "off",
-            "tso",
-            "off",
-            "gso",
-            "off",
-        ]);
+        let mut topo = Topology::create_with(true);
         run(&[
             "ip",
             "-n",
-            &topo.gw_ns,
+            &topo.server_ns,
             "route",
             "add",
             SPOOF_NET,
@@ -521,7 +420,7 @@ impl Rig {
         topo.enter_gateway();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut config = GatewayConfig::new(
-            topo.gw_if.clone(),
+            topo.server_if.clone(),
             [
                 PortConfig {
                     port: BYPASS_PORT,
@@ -563,7 +462,7 @@ impl Rig {
         let wire = Wire::open(&topo);
         eprintln!(
             "rig {}: gateway {:?}, {} queue(s); bypass :{BYPASS_PORT}, kernel :{KERNEL_PORT}",
-            topo.prefix,
+            topo.name,
             gw.steering().attached_mode(),
             gw.queues()
         );

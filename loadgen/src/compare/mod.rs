@@ -789,32 +789,12 @@ fn write_results(out: &Path, record: &RunRecord) -> Result<Vec<PathBuf>, Compare
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    utc(std::time::SystemTime::now())
 }
 
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// `t` as `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, whole seconds); a clock before 1970 shows 1970.
+fn utc(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t.max(std::time::UNIX_EPOCH)).to_string()
 }
 
 /// The commit the binaries were built from (with `-dirty` when the tree has changes).
@@ -864,9 +844,13 @@ mod tests {
 
     #[test]
     fn dates_are_civil() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_414), (2025, 11, 22));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        let day = |d: u64, s: u64| std::time::UNIX_EPOCH + Duration::from_secs(d * 86_400 + s);
+        assert_eq!(utc(day(0, 0)), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(day(20_414, 0)), "2025-11-22T00:00:00Z");
+        assert_eq!(utc(day(11_016, 0)), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(day(20_414, 86_399)), "2025-11-22T23:59:59Z");
+        let before = std::time::UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(utc(before), "1970-01-01T00:00:00Z");
     }
 
     #[test]

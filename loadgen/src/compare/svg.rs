@@ -1,7 +1,13 @@
 //! Two small SVG charts, written by hand: grouped throughput bars (one panel per scenario,
 //! each with its own scale) and latency-percentile curves (wrk2/HdrHistogram style: the x
-//! axis is 1/(1-p) on a log scale, so p50, p90, p99, p99.9 are evenly spaced). A charting
-//! crate would bring a font stack for a few labels; SVG text is rendered by the viewer.
+//! axis is 1/(1-p) on a log scale, so p50, p90, p99, p99.9 are evenly spaced).
+//!
+//! Written by hand rather than with `plotters`: its default `ttf` feature brings font-kit
+//! (freetype, fontconfig); without it (`svg_backend` + `line_series` only) it is light, but
+//! it then sizes text with a fixed estimate, as this code does, and these two charts (a
+//! panel per scenario, each with its own scale and min..max whiskers; a 1/(1-p) log axis
+//! labelled in percentiles) would take about as many lines of its configuration as they take
+//! here, and change the charts already in bench-results/. SVG text is rendered by the viewer.
 
 use std::fmt::Write as _;
 

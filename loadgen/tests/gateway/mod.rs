@@ -5,10 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+pub use xgate_testnet::is_root;
 
 /// The xgate binary of the same profile as `loadgen` (beside it in the target directory),
 /// built if needed.

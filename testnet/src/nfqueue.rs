@@ -1,0 +1,368 @@
+//! The nfnetlink_queue socket: packets that an `iptables -j NFQUEUE --queue-num N` rule queues
+//! are read as netlink messages from a raw `NETLINK_NETFILTER` socket and each gets a
+//! verdict. Only what a test that delays packets needs: bind a queue (fail-open, so a slow
+//! or gone consumer never drops a packet), read the ids of queued packets, accept them
+//! unchanged, unbind. What to hold back, and for how long, is the caller's.
+//!
+//! Protocol (linux/netfilter/nfnetlink_queue.h): every message is a `nlmsghdr`, then a
+//! `nfgenmsg` (family, version 0, queue number big-endian), then netlink attributes. Config:
+//! `NFQNL_MSG_CONFIG` with `NFQA_CFG_CMD` {BIND}, then `NFQA_CFG_PARAMS` {copy range, copy
+//! mode PACKET}, `NFQA_CFG_QUEUE_MAXLEN` and `NFQA_CFG_FLAGS`/`MASK` fail-open. Each queued
+//! packet comes as `NFQNL_MSG_PACKET` with `NFQA_PACKET_HDR` {packet id, hw proto, hook}; the
+//! answer is `NFQNL_MSG_VERDICT` with `NFQA_VERDICT_HDR` {verdict, id}.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use crate::{netns, sys};
+
+const NETLINK_NETFILTER: i32 = 12;
+const NFNL_SUBSYS_QUEUE: u16 = 3;
+const NFQNL_MSG_PACKET: u16 = 0;
+const NFQNL_MSG_VERDICT: u16 = 1;
+const NFQNL_MSG_CONFIG: u16 = 2;
+const NFQA_PACKET_HDR: u16 = 1;
+const NFQA_VERDICT_HDR: u16 = 2;
+const NFQA_CFG_CMD: u16 = 1;
+const NFQA_CFG_PARAMS: u16 = 2;
+const NFQA_CFG_QUEUE_MAXLEN: u16 = 3;
+const NFQA_CFG_MASK: u16 = 4;
+const NFQA_CFG_FLAGS: u16 = 5;
+const NFQA_CFG_F_FAIL_OPEN: u32 = 1;
+const NFQNL_CFG_CMD_BIND: u8 = 1;
+const NFQNL_CFG_CMD_UNBIND: u8 = 2;
+const NFQNL_COPY_PACKET: u8 = 2;
+const NF_ACCEPT: u32 = 1;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_HDRLEN: usize = 16;
+const NFGENMSG_LEN: usize = 4;
+/// Packets the kernel may hold for this queue before fail-open accepts the rest unqueued.
+const KERNEL_QUEUE_MAXLEN: u32 = 4096;
+/// Bytes of each packet copied to us: the headers (a verdict does not change the packet).
+const COPY_RANGE: u32 = 128;
+/// A large receive buffer: a packet message lost to ENOBUFS would leave its packet queued
+/// until the queue is unbound.
+const RCVBUF: i32 = 8 << 20;
+
+/// The netlink socket, bound to one queue. Unbinding drops what is still queued, so a
+/// consumer accepts everything it read first; dropping the socket closes it (which also drops
+/// its reference to the namespace, so `ip netns del` really frees it).
+#[derive(Debug)]
+pub struct QueueSocket {
+    fd: OwnedFd,
+    queue: u16,
+    seq: u32,
+}
+
+impl QueueSocket {
+    /// Opens the socket in namespace `ns` (a name under /run/netns) and binds queue `queue`,
+    /// IPv4, copy mode packet, fail-open; returns once the kernel acknowledged all of it. The
+    /// calling thread does not change namespace.
+    pub fn bind_in(ns: &str, queue: u16) -> io::Result<QueueSocket> {
+        netns::run_in(ns, || QueueSocket::bind_here(queue))
+    }
+
+    /// [`bind_in`](Self::bind_in) in the calling thread's namespace.
+    pub fn bind_here(queue: u16) -> io::Result<QueueSocket> {
+        let fd = sys::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            NETLINK_NETFILTER,
+        )?;
+        sys::force_rcvbuf(fd.as_fd(), RCVBUF);
+        // nl_pid 0: the kernel assigns one.
+        let mut addr: libc::sockaddr_nl = sys::zeroed_sockaddr();
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        sys::bind(fd.as_fd(), &addr)?;
+        let mut s = QueueSocket { fd, queue, seq: 0 };
+        s.request(
+            NFQNL_MSG_CONFIG,
+            &[(NFQA_CFG_CMD, &config_cmd(NFQNL_CFG_CMD_BIND))],
+            true,
+        )?;
+        let mut params = [0u8; 5];
+        params[..4].copy_from_slice(&COPY_RANGE.to_be_bytes());
+        params[4] = NFQNL_COPY_PACKET;
+        let flags = NFQA_CFG_F_FAIL_OPEN.to_be_bytes();
+        s.request(
+            NFQNL_MSG_CONFIG,
+            &[
+                (NFQA_CFG_PARAMS, &params),
+                (NFQA_CFG_QUEUE_MAXLEN, &KERNEL_QUEUE_MAXLEN.to_be_bytes()),
+                (NFQA_CFG_MASK, &flags),
+                (NFQA_CFG_FLAGS, &flags),
+            ],
+            true,
+        )?;
+        Ok(s)
+    }
+
+    /// Waits up to `timeout` for queued packets; false when none came (or a signal did).
+    pub fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        sys::wait_readable(self.fd.as_fd(), timeout)
+    }
+
+    /// Reads one datagram without waiting (using `buf`) and appends the ids of the packets
+    /// it announces to `ids`; returns false when there was nothing to read. ENOBUFS
+    /// (messages lost; their packets stay queued until the unbind) is not an error.
+    pub fn read_packet_ids(&self, buf: &mut [u8], ids: &mut Vec<u32>) -> io::Result<bool> {
+        let n = match sys::recv(self.fd.as_fd(), buf, libc::MSG_DONTWAIT) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        ids.extend(packet_ids(&buf[..n]));
+        Ok(true)
+    }
+
+    /// Lets packet `id` go on, unchanged.
+    pub fn accept(&mut self, id: u32) -> io::Result<()> {
+        self.request(
+            NFQNL_MSG_VERDICT,
+            &[(NFQA_VERDICT_HDR, &accept_verdict(id))],
+            false,
+        )
+    }
+
+    /// Unbinds the queue (the kernel drops what is still queued: accept it first).
+    pub fn unbind(&mut self) -> io::Result<()> {
+        self.request(
+            NFQNL_MSG_CONFIG,
+            &[(NFQA_CFG_CMD, &config_cmd(NFQNL_CFG_CMD_UNBIND))],
+            false,
+        )
+    }
+
+    /// Sends one message; with `ack`, waits for the kernel's answer to it and returns its
+    /// error. Packet messages cannot arrive meanwhile: acks are only asked for while binding,
+    /// before any rule can queue to this socket.
+    fn request(&mut self, msg: u16, attrs: &[(u16, &[u8])], ack: bool) -> io::Result<()> {
+        self.seq = self.seq.wrapping_add(1);
+        let buf = encode(self.queue, self.seq, msg, attrs, ack);
+        sys::send(self.fd.as_fd(), &buf)?;
+        if !ack {
+            return Ok(());
+        }
+        let mut rx = [0u8; 8192];
+        loop {
+            let n = sys::recv(self.fd.as_fd(), &mut rx, 0)?;
+            if let Some(code) = ack_code(&rx[..n], self.seq) {
+                return if code == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::from_raw_os_error(-code))
+                };
+            }
+        }
+    }
+}
+
+impl AsFd for QueueSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// `struct nfqnl_msg_config_cmd { u8 command; u8 pad; be16 pf; }` for IPv4.
+fn config_cmd(cmd: u8) -> [u8; 4] {
+    let pf = (libc::AF_INET as u16).to_be_bytes();
+    [cmd, 0, pf[0], pf[1]]
+}
+
+/// `struct nfqnl_msg_verdict_hdr { be32 verdict; be32 id; }` accepting packet `id`.
+fn accept_verdict(id: u32) -> [u8; 8] {
+    let mut hdr = [0u8; 8];
+    hdr[..4].copy_from_slice(&NF_ACCEPT.to_be_bytes());
+    hdr[4..].copy_from_slice(&id.to_be_bytes());
+    hdr
+}
+
+/// One nfnetlink_queue message: header, nfgenmsg for `queue`, attributes (each padded to 4).
+fn encode(queue: u16, seq: u32, msg: u16, attrs: &[(u16, &[u8])], ack: bool) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(64);
+    buf.extend_from_slice(&[0; NLMSG_HDRLEN]);
+    // nfgenmsg: family, version, res_id (the queue) big-endian.
+    buf.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]);
+    buf.extend_from_slice(&queue.to_be_bytes());
+    for (kind, data) in attrs {
+        let len = 4 + data.len();
+        buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        buf.extend_from_slice(&kind.to_ne_bytes());
+        buf.extend_from_slice(data);
+        buf.resize(buf.len().next_multiple_of(4), 0);
+    }
+    let total = buf.len() as u32;
+    let flags = NLM_F_REQUEST | if ack { NLM_F_ACK } else { 0 };
+    buf[0..4].copy_from_slice(&total.to_ne_bytes());
+    buf[4..6].copy_from_slice(&((NFNL_SUBSYS_QUEUE << 8) | msg).to_ne_bytes());
+    buf[6..8].copy_from_slice(&flags.to_ne_bytes());
+    buf[8..12].copy_from_slice(&seq.to_ne_bytes());
+    buf
+}
+
+/// The error code (0: success) of the kernel's ack to message `seq` in a datagram.
+fn ack_code(datagram: &[u8], seq: u32) -> Option<i32> {
+    Messages(datagram)
+        .find(|m| m.kind == NLMSG_ERROR && m.seq == seq && m.body.len() >= 4)
+        .map(|m| i32::from_ne_bytes([m.body[0], m.body[1], m.body[2], m.body[3]]))
+}
+
+/// The ids of the packets a datagram announces.
+fn packet_ids(datagram: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    Messages(datagram)
+        .filter(|m| m.kind == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET))
+        .filter_map(|m| packet_id(m.body))
+}
+
+/// One netlink message of a datagram.
+struct Message<'a> {
+    kind: u16,
+    seq: u32,
+    body: &'a [u8],
+}
+
+/// The messages of one datagram (malformed tails are ignored).
+struct Messages<'a>(&'a [u8]);
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Message<'a>;
+    fn next(&mut self) -> Option<Message<'a>> {
+        let b = self.0;
+        if b.len() < NLMSG_HDRLEN {
+            return None;
+        }
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        if len < NLMSG_HDRLEN || len > b.len() {
+            return None;
+        }
+        let m = Message {
+            kind: u16::from_ne_bytes([b[4], b[5]]),
+            seq: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+            body: &b[NLMSG_HDRLEN..len],
+        };
+        self.0 = &b[len.next_multiple_of(4).min(b.len())..];
+        Some(m)
+    }
+}
+
+/// The packet id of an `NFQNL_MSG_PACKET` body (nfgenmsg, then attributes).
+fn packet_id(body: &[u8]) -> Option<u32> {
+    let mut a = body.get(NFGENMSG_LEN..)?;
+    while a.len() >= 4 {
+        let len = u16::from_ne_bytes([a[0], a[1]]) as usize;
+        // The top two bits are the nested and byte-order flags.
+        let kind = u16::from_ne_bytes([a[2], a[3]]) & 0x3fff;
+        if len < 4 || len > a.len() {
+            return None;
+        }
+        if kind == NFQA_PACKET_HDR && len >= 8 {
+            return Some(u32::from_be_bytes([a[4], a[5], a[6], a[7]]));
+        }
+        a = &a[len.next_multiple_of(4).min(a.len())..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message as the kernel would send it: header, then `body` (padded to 4).
+    fn message(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        m.resize(m.len().next_multiple_of(4), 0);
+        m
+    }
+
+    fn attr(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&kind.to_ne_bytes());
+        a.extend_from_slice(data);
+        a.resize(a.len().next_multiple_of(4), 0);
+        a
+    }
+
+    /// An `NFQNL_MSG_PACKET` body: nfgenmsg, a mark attribute, the packet header {id, hw
+    /// proto, hook}.
+    fn packet_body(id: u32) -> Vec<u8> {
+        let mut b = vec![libc::AF_INET as u8, 0, 0, 7];
+        b.extend(attr(6, &[1, 2, 3])); // something else first, with padding
+        let mut hdr = id.to_be_bytes().to_vec();
+        hdr.extend_from_slice(&[0x08, 0x00, 3]);
+        b.extend(attr(NFQA_PACKET_HDR | 0x8000, &hdr));
+        b
+    }
+
+    #[test]
+    fn a_request_has_header_nfgenmsg_and_padded_attributes() {
+        let m = encode(
+            7,
+            42,
+            NFQNL_MSG_CONFIG,
+            &[(NFQA_CFG_PARAMS, &[0, 0, 0, 128, 2])],
+            true,
+        );
+        assert_eq!(m.len(), 16 + 4 + 12);
+        assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 32);
+        assert_eq!(u16::from_ne_bytes([m[4], m[5]]), (3 << 8) | 2);
+        assert_eq!(u16::from_ne_bytes([m[6], m[7]]), NLM_F_REQUEST | NLM_F_ACK);
+        assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), 42);
+        assert_eq!(&m[16..20], &[libc::AF_UNSPEC as u8, 0, 0, 7]);
+        assert_eq!(u16::from_ne_bytes([m[20], m[21]]), 9);
+        assert_eq!(u16::from_ne_bytes([m[22], m[23]]), NFQA_CFG_PARAMS);
+        assert_eq!(&m[24..32], &[0, 0, 0, 128, 2, 0, 0, 0]);
+        let v = encode(
+            7,
+            43,
+            NFQNL_MSG_VERDICT,
+            &[(NFQA_VERDICT_HDR, &accept_verdict(9))],
+            false,
+        );
+        assert_eq!(u16::from_ne_bytes([v[6], v[7]]), NLM_F_REQUEST);
+        assert_eq!(&v[24..32], &[0, 0, 0, 1, 0, 0, 0, 9]);
+    }
+
+    #[test]
+    fn config_commands_name_ipv4_big_endian() {
+        assert_eq!(config_cmd(NFQNL_CFG_CMD_BIND), [1, 0, 0, 2]);
+        assert_eq!(config_cmd(NFQNL_CFG_CMD_UNBIND), [2, 0, 0, 2]);
+    }
+
+    #[test]
+    fn packet_ids_are_read_from_every_packet_message_of_a_datagram() {
+        let kind = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
+        let mut d = message(kind, 0, &packet_body(5));
+        d.extend(message(NLMSG_ERROR, 3, &0i32.to_ne_bytes()));
+        d.extend(message(kind, 0, &packet_body(0x0102_0304)));
+        let ids: Vec<u32> = packet_ids(&d).collect();
+        assert_eq!(ids, [5, 0x0102_0304]);
+        // A truncated tail is ignored, not misread.
+        let cut = &d[..d.len() - 3];
+        assert_eq!(packet_ids(cut).collect::<Vec<_>>(), [5]);
+        // An attribute longer than its message ends the search.
+        let mut bad = packet_body(1);
+        bad[12] = 200;
+        assert_eq!(packet_id(&bad), None);
+        assert_eq!(packet_id(&[0, 0]), None);
+    }
+
+    #[test]
+    fn acks_are_matched_by_sequence_number() {
+        let mut d = message(NLMSG_ERROR, 1, &(-libc::EPERM).to_ne_bytes());
+        d.extend(message(NLMSG_ERROR, 2, &0i32.to_ne_bytes()));
+        assert_eq!(ack_code(&d, 1), Some(-libc::EPERM));
+        assert_eq!(ack_code(&d, 2), Some(0));
+        assert_eq!(ack_code(&d, 3), None);
+    }
+}

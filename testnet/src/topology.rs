@@ -1,0 +1,265 @@
+//! Two network namespaces joined by a veth pair: a server side and a client side.
+//!
+//! ```text
+//!  netns <name>s (server)                     netns <name>c (client)
+//!  veth <name>s  server_ip/30  <────────────> veth <name>c  client_ip/30
+//! ```
+//!
+//! `<name>` is the configuration's tag, this process's id and a counter, so two processes, or
+//! two topologies of one test binary, never collide; it fits the 15 bytes of an interface
+//! name. Each veth end is created directly inside its namespace, so nothing appears in the
+//! host's; deleting a namespace deletes the veth end inside it, and with it the pair.
+//! Dropping the [`Topology`] deletes the namespaces it created, and only those, on success,
+//! error or panic.
+//!
+//! The client's checksum and segmentation offloads are off: AF_XDP (and a packet socket on
+//! the other end) must see whole, checksummed frames, not partial checksums and
+//! super-segments. The server's can be turned off too (a packet-level test reading the
+//! Linux stack's replies on the wire).
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::netns::NetnsGuard;
+use crate::{run, CommandError};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct TopologyConfig {
+    /// A short word (three letters) at the start of every name, saying who made it.
+    pub tag: &'static str,
+    pub server_ip: Ipv4Addr,
+    pub client_ip: Ipv4Addr,
+    /// RX and TX queues of each veth end (one per poller the server may run).
+    pub queues: u32,
+    /// Also turn the server's checksum and segmentation offloads off.
+    pub server_offloads_off: bool,
+}
+
+/// The namespaces and the veth pair; see the module doc.
+#[derive(Debug)]
+pub struct Topology {
+    /// The common part of every name (`<tag><pid>x<n>`).
+    pub name: String,
+    pub server_ns: String,
+    pub client_ns: String,
+    pub server_if: String,
+    pub client_if: String,
+    pub server_ip: Ipv4Addr,
+    pub client_ip: Ipv4Addr,
+    /// The namespaces this value created, deleted on drop.
+    created: Vec<String>,
+}
+
+/// Interface names are at most 15 bytes (IFNAMSIZ less the NUL).
+const IFNAME_MAX: usize = 15;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// `<tag><pid>x<n>`: unique per process and per topology of that process.
+fn unique_name(tag: &str, pid: u32, n: u32) -> String {
+    format!("{tag}{pid}x{n}")
+}
+
+/// The command line that turns checksum and segmentation offloads off on `ifname` in `ns`.
+fn offloads_off<'a>(ns: &'a str, ifname: &'a str) -> [&'a str; 13] {
+    [
+        "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off",
+    ]
+}
+
+impl Topology {
+    /// Builds the namespaces and the veth pair. On an error, what was already created is
+    /// removed again before it returns.
+    pub fn create(config: &TopologyConfig) -> Result<Topology, CommandError> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = unique_name(config.tag, std::process::id(), n);
+        let mut t = Topology {
+            server_ns: format!("{name}s"),
+            client_ns: format!("{name}c"),
+            server_if: format!("{name}s"),
+            client_if: format!("{name}c"),
+            server_ip: config.server_ip,
+            client_ip: config.client_ip,
+            name,
+            created: Vec::new(),
+        };
+        if t.server_if.len() > IFNAME_MAX {
+            return Err(CommandError {
+                command: "ip link add".into(),
+                message: format!("interface name {} is too long", t.server_if),
+            });
+        }
+        for ns in [t.server_ns.clone(), t.client_ns.clone()] {
+            run(&["ip", "netns", "add", &ns])?;
+            t.created.push(ns);
+        }
+        let queues = config.queues.to_string();
+        run(&[
+            "ip",
+            "-n",
+            &t.server_ns,
+            "link",
+            "add",
+            &t.server_if,
+            "numrxqueues",
+            &queues,
+            "numtxqueues",
+            &queues,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &t.client_if,
+            "numrxqueues",
+            &queues,
+            "numtxqueues",
+            &queues,
+            "netns",
+            &t.client_ns,
+        ])?;
+        for (ns, ifname, ip) in [
+            (&t.server_ns, &t.server_if, t.server_ip),
+            (&t.client_ns, &t.client_if, t.client_ip),
+        ] {
+            let cidr = format!("{ip}/30");
+            run(&["ip", "-n", ns, "addr", "add", &cidr, "dev", ifname])?;
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+            run(&["ip", "-n", ns, "link", "set", ifname, "up"])?;
+        }
+        run(&offloads_off(&t.client_ns, &t.client_if))?;
+        if config.server_offloads_off {
+            run(&offloads_off(&t.server_ns, &t.server_if))?;
+        }
+        Ok(t)
+    }
+
+    /// `ip netns exec <client ns> <program>`; add the arguments.
+    pub fn in_client(&self, program: &str) -> Command {
+        in_netns_command(&self.client_ns, program)
+    }
+
+    /// `ip netns exec <server ns> <program>`; add the arguments.
+    pub fn in_server(&self, program: &str) -> Command {
+        in_netns_command(&self.server_ns, program)
+    }
+
+    /// Moves the calling thread into the server namespace until the guard is dropped.
+    pub fn enter_server(&self) -> std::io::Result<NetnsGuard> {
+        NetnsGuard::enter(&self.server_ns)
+    }
+
+    /// The MAC address of the client's veth end.
+    pub fn client_mac(&self) -> Result<[u8; 6], CommandError> {
+        mac_of(&self.client_ns, &self.client_if)
+    }
+
+    /// The MAC address of the server's veth end.
+    pub fn server_mac(&self) -> Result<[u8; 6], CommandError> {
+        mac_of(&self.server_ns, &self.server_if)
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for ns in self.created.drain(..) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &ns])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn in_netns_command(ns: &str, program: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, program]);
+    c
+}
+
+/// The MAC of `ifname` in `ns`, from `ip -o link show`.
+pub fn mac_of(ns: &str, ifname: &str) -> Result<[u8; 6], CommandError> {
+    let out = run(&["ip", "-n", ns, "-o", "link", "show", "dev", ifname])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_link_mac(&text).ok_or_else(|| CommandError {
+        command: format!("ip -n {ns} -o link show dev {ifname}"),
+        message: format!("no MAC in {text:?}"),
+    })
+}
+
+/// The address after `link/ether` in one line of `ip -o link show`.
+fn parse_link_mac(line: &str) -> Option<[u8; 6]> {
+    let mac = line
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)?;
+    let mut b = [0u8; 6];
+    let mut parts = mac.split(':');
+    for byte in &mut b {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_per_process_and_topology_and_fit_an_interface_name() {
+        assert_eq!(unique_name("xgt", 4_194_304, 12), "xgt4194304x12");
+        assert_ne!(unique_name("xgt", 10, 1), unique_name("xgt", 101, 1));
+        assert_ne!(unique_name("xgt", 10, 11), unique_name("xgt", 101, 1));
+        // The largest pid Linux hands out (2^22) and a few hundred topologies still fit.
+        assert!(format!("{}s", unique_name("xgt", 4_194_304, 999)).len() <= IFNAME_MAX);
+    }
+
+    #[test]
+    fn offloads_are_turned_off_in_the_namespace_of_the_interface() {
+        assert_eq!(
+            offloads_off("n1", "v1").join(" "),
+            "ip netns exec n1 ethtool -K v1 tx off tso off gso off"
+        );
+    }
+
+    #[test]
+    fn commands_run_inside_the_right_namespace() {
+        let t = Topology {
+            name: "t".into(),
+            server_ns: "ts".into(),
+            client_ns: "tc".into(),
+            server_if: "ts".into(),
+            client_if: "tc".into(),
+            server_ip: Ipv4Addr::new(10, 0, 0, 1),
+            client_ip: Ipv4Addr::new(10, 0, 0, 2),
+            // Nothing created: dropping this value runs no command.
+            created: Vec::new(),
+        };
+        let c = t.in_client("curl");
+        let args: Vec<_> = c.get_args().map(|a| a.to_string_lossy()).collect();
+        assert_eq!(c.get_program(), "ip");
+        assert_eq!(args, ["netns", "exec", "tc", "curl"]);
+        let s = t.in_server("nginx");
+        let args: Vec<_> = s.get_args().map(|a| a.to_string_lossy()).collect();
+        assert_eq!(args, ["netns", "exec", "ts", "nginx"]);
+    }
+
+    #[test]
+    fn mac_is_read_from_ip_link_output() {
+        let line = "7: v@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP \
+                    mode DEFAULT group default qlen 1000\\    link/ether 2a:0b:ff:10:00:9c brd \
+                    ff:ff:ff:ff:ff:ff link-netns c";
+        assert_eq!(
+            parse_link_mac(line),
+            Some([0x2a, 0x0b, 0xff, 0x10, 0x00, 0x9c])
+        );
+        assert_eq!(
+            parse_link_mac("1: lo: <LOOPBACK> link/loopback 00:00:00"),
+            None
+        );
+        assert_eq!(parse_link_mac("link/ether 2a:0b:ff"), None);
+        assert_eq!(parse_link_mac("link/ether 2a:0b:ff:10:00:9c:01"), None);
+        assert_eq!(parse_link_mac("link/ether zz:0b:ff:10:00:9c"), None);
+    }
+}
