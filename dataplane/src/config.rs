@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::afxdp::{BindMode, CgroupPlacement, GatewayConfig, PortConfig, Wakeup};
+use crate::afxdp::{BindMode, Wakeup};
 use crate::app::{App, AppConfig, RouteConfig, StaticError, StaticFiles, StaticLimits};
 use crate::bpf::XdpMode;
+use crate::gateway::{BypassConfig, CgroupPlacement, PortConfig};
 use crate::http::HttpLimits;
 use crate::kernel::KernelConfig;
 use crate::logging::{LogConfig, LogFormat};
@@ -36,7 +37,7 @@ pub enum KernelDrive {
 /// Everything `xgate run` starts from.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub gateway: GatewayConfig,
+    pub gateway: BypassConfig,
     pub kernel: KernelConfig,
     pub kernel_drive: KernelDrive,
     /// `None`: create and remove `<cgroup2 root>/xgate-<iface>`.
@@ -516,7 +517,7 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
     }
 
     let ports = served_ports(file, over)?;
-    let mut gw = GatewayConfig::new(iface, ports);
+    let mut gw = BypassConfig::new(iface, ports);
     if let Some(a) = over.listen_addr.or(file.listen_addr) {
         gw.listen_addr = a;
     }
@@ -663,7 +664,7 @@ fn served_ports(file: &ConfigFile, over: &Overrides) -> Result<Vec<PortConfig>, 
 }
 
 fn bypass_section(
-    gw: &mut GatewayConfig,
+    gw: &mut BypassConfig,
     s: &BypassSection,
     over: &Overrides,
 ) -> Result<(), ConfigError> {
@@ -755,7 +756,7 @@ fn kernel_section(k: &mut KernelConfig, s: &KernelPathSection) -> Result<(), Con
     Ok(())
 }
 
-fn tcp_section(gw: &mut GatewayConfig, s: &TcpSection) -> Result<(), ConfigError> {
+fn tcp_section(gw: &mut BypassConfig, s: &TcpSection) -> Result<(), ConfigError> {
     let t = &mut gw.engine.tcp;
     let ms = |key: &str, v: u64, range| in_range(key, v, range).map(Duration::from_millis);
     let secs = |key: &str, v: u64, range| in_range(key, v, range).map(Duration::from_secs);
@@ -827,7 +828,7 @@ fn tcp_section(gw: &mut GatewayConfig, s: &TcpSection) -> Result<(), ConfigError
     Ok(())
 }
 
-fn http_section(gw: &mut GatewayConfig, s: &HttpSection) -> Result<(), ConfigError> {
+fn http_section(gw: &mut BypassConfig, s: &HttpSection) -> Result<(), ConfigError> {
     let h = &mut gw.engine.http;
     if let Some(n) = s.max_header_bytes {
         h.max_header_bytes = in_range("http.max_header_bytes", n, 256..=1 << 20)?;
@@ -850,7 +851,7 @@ fn http_section(gw: &mut GatewayConfig, s: &HttpSection) -> Result<(), ConfigErr
     Ok(())
 }
 
-fn app_section(gw: &mut GatewayConfig, s: &AppSection) -> Result<(), ConfigError> {
+fn app_section(gw: &mut BypassConfig, s: &AppSection) -> Result<(), ConfigError> {
     let mut app = AppConfig::default();
     if let Some(b) = s.builtin_routes {
         app.builtin_routes = b;
@@ -1023,7 +1024,7 @@ body = "hi\n"
             ..Overrides::default()
         };
         let c = build(&ConfigFile::default(), &over).unwrap();
-        let d = GatewayConfig::new("eth0", []);
+        let d = BypassConfig::new("eth0", []);
         assert_eq!(c.gateway.backlog, d.backlog);
         assert_eq!(c.gateway.engine.tcp, d.engine.tcp);
         assert_eq!(c.gateway.engine.http, d.engine.http);

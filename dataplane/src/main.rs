@@ -12,7 +12,8 @@ use dataplane::cli::{
     BypassArgs, CheckConfigArgs, Cli, Command, ReloadArgs, RunArgs, StatusArgs, Switch,
 };
 use dataplane::config::{self, ConfigFile, Overrides};
-use dataplane::ctl::{self, run::Ready};
+use dataplane::ctl;
+use dataplane::gateway::run::Ready;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,7 +44,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
         .context("xgate run: the log")?;
     let ifname = config.gateway.ifname.clone();
-    let stopped = ctl::run::run(
+    let stopped = dataplane::gateway::run::run(
         config,
         || reloader.reread(),
         |r: &Ready| {

@@ -29,8 +29,11 @@ use std::time::{Duration, Instant};
 
 use common::netns_thread::{connect_in, spawn_in_netns};
 use common::{is_root, run, wait_for, Topology, CLIENT_IP, GW_IP};
-use dataplane::afxdp::{CgroupPlacement, Gateway, GatewayConfig, PollerCounters, PortConfig};
+use dataplane::afxdp::PollerCounters;
 use dataplane::bpf::FlowKey;
+use dataplane::gateway::{
+    Bypass as Gateway, BypassConfig as GatewayConfig, CgroupPlacement, PortConfig,
+};
 
 const PORT: u16 = 18300;
 const HEADER_TIMEOUT_SECS: u64 = 2;

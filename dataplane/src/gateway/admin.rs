@@ -4,7 +4,7 @@
 //! Served through the kernel stack by a [`KernelPath`] of its own on a thread of its own, so
 //! that a flood on the served ports neither delays a scrape nor is delayed by one, and the
 //! served ports' path keeps its bounds to itself. The pages are static answers of an [`App`]
-//! the main thread rebuilds from what it publishes anyway (every [`REFRESH`]) and posts in a
+//! the main thread rebuilds from what it publishes anyway (every [`REFRESH`](crate::report::REFRESH)) and posts in a
 //! [`ReloadMailbox`]: the same reload machinery as the routes, so a scrape in progress
 //! finishes with the page it started.
 
@@ -18,10 +18,10 @@ use crate::app::{App, AppConfig, RouteConfig};
 use crate::http::HttpLimits;
 use crate::kernel::{KernelConfig, KernelPath};
 use crate::reload::{ReloadMailbox, Served};
+use crate::report::Status;
 use crate::time::Duration;
 
 use super::metrics;
-use super::status::Status;
 
 /// `Content-Type` of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -5,7 +5,7 @@
 //!    signals are taken only by the main thread's `sigtimedwait` — no handler, no self-pipe, no
 //!    crate.
 //! 2. Joins the gateway's cgroup v2 (created as `<root>/xgate-<iface>` unless `--cgroup`
-//!    names one) and starts [`Gateway`]: steering, AF_XDP sockets, pollers, tagged listeners,
+//!    names one) and starts the [`Bypass`]: steering, AF_XDP sockets, pollers, tagged listeners,
 //!    ports on or off.
 //! 3. Takes the kernel listeners and serves them with [`KernelPath`] on its own thread
 //!    (`run_once` loop, optionally pinned).
@@ -30,19 +30,19 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant as StdInstant;
 
-use crate::afxdp::{pin_to_core, CgroupPlacement, Gateway, GatewayError};
+use crate::afxdp::pin_to_core;
 use crate::app::{App, AppError, StaticFiles};
 use crate::bpf::{cgroup2_root, AttachedMode, PortState, SteeringError};
 use crate::config::{ConfigError, KernelDrive, ReloadConfig, RunConfig};
 use crate::kernel::KernelPath;
 use crate::reload::{ReloadMailbox, Served};
+use crate::report::{
+    unix_ms, KernelState, PollerState, ReloadState, ReportError, RuntimeState, ServedPort, Status,
+    REFRESH,
+};
 
 use super::admin::{AdminEndpoint, AdminListener};
-use super::state::{
-    unix_ms, KernelState, PollerState, ReloadState, RuntimeState, ServedPort, REFRESH,
-};
-use super::status::Status;
-use super::CtlError;
+use super::{Bypass, BypassConfig, BypassError, CgroupPlacement};
 
 /// Why the gateway could not start, or stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +56,7 @@ pub enum RunError {
     #[error("finding the cgroup v2 root: {0}")]
     CgroupRoot(#[from] SteeringError),
     #[error("starting the gateway: {0}")]
-    Gateway(#[from] GatewayError),
+    Bypass(#[from] BypassError),
     #[error(transparent)]
     App(#[from] AppError),
     #[error("kernel path: {what}: {source}")]
@@ -71,7 +71,7 @@ pub enum RunError {
         source: io::Error,
     },
     #[error(transparent)]
-    Ctl(#[from] CtlError),
+    Report(#[from] ReportError),
 }
 
 fn kernel_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
@@ -151,7 +151,7 @@ fn run_in_cgroup(
     // Taken, not cloned: the files of `[app] static_dir` are let go once every App holds them.
     let mut gw_config = std::mem::replace(
         &mut config.gateway,
-        crate::afxdp::GatewayConfig::new(String::new(), Vec::new()),
+        BypassConfig::new(String::new(), Vec::new()),
     );
     gw_config.cgroup = CgroupPlacement::Join(cgroup.clone());
     let ifname = gw_config.ifname.clone();
@@ -162,7 +162,7 @@ fn run_in_cgroup(
         }
         None => None,
     };
-    let mut gateway = Gateway::start(&gw_config)?;
+    let mut gateway = Bypass::start(&gw_config)?;
 
     // The kernel path takes every listener (they stay open, so the ports stay tagged).
     let app = App::new(&gw_config.app)?;
@@ -216,7 +216,7 @@ fn run_in_cgroup(
         phase: "running".into(),
         ..RuntimeState::default()
     };
-    let publish = |state: &mut RuntimeState, gateway: &Gateway| -> Result<(), CtlError> {
+    let publish = |state: &mut RuntimeState, gateway: &Bypass| -> Result<(), ReportError> {
         state.updated_unix_ms = unix_ms();
         state.pollers = gateway
             .counters()
@@ -234,7 +234,7 @@ fn run_in_cgroup(
         state.write()
     };
     let pid = std::process::id();
-    let page = |state: &RuntimeState, gateway: &Gateway| {
+    let page = |state: &RuntimeState, gateway: &Bypass| {
         Status::from_parts(ifname.clone(), pid, gateway.maps(), state).unwrap_or_default()
     };
     publish(&mut state, &gateway)?;
@@ -249,7 +249,7 @@ fn run_in_cgroup(
         None => None,
     };
     let mut admin_down_told = false;
-    let publish = |state: &mut RuntimeState, gateway: &Gateway| -> Result<(), CtlError> {
+    let publish = |state: &mut RuntimeState, gateway: &Bypass| -> Result<(), ReportError> {
         publish(state, gateway)?;
         if let Some(a) = &admin {
             a.publish(&page(state, gateway));
@@ -377,7 +377,7 @@ fn run_in_cgroup(
 /// reload record for the state file.
 fn reload(
     reloader: &mut impl FnMut() -> Result<ReloadConfig, ConfigError>,
-    gateway: &Gateway,
+    gateway: &Bypass,
     kernel: &ReloadMailbox,
     before: &ReloadState,
 ) -> ReloadState {
@@ -420,7 +420,7 @@ fn reload(
     after
 }
 
-fn poller_errors(gateway: &mut Gateway) -> String {
+fn poller_errors(gateway: &mut Bypass) -> String {
     let exits = gateway.shutdown();
     let msgs: Vec<String> = exits
         .iter()

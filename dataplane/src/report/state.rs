@@ -25,7 +25,7 @@ use crate::kernel::KernelPath;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 
-use super::CtlError;
+use super::ReportError;
 
 /// How often the gateway rewrites its state file.
 pub const REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
@@ -210,7 +210,7 @@ pub fn unix_ms() -> u64 {
 
 impl RuntimeState {
     /// Writes the state file atomically (temporary file, then rename), mode 0600.
-    pub fn write(&self) -> Result<(), CtlError> {
+    pub fn write(&self) -> Result<(), ReportError> {
         let path = state_path(&self.ifname);
         let tmp = path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(self).expect("plain data serialises");
@@ -220,21 +220,25 @@ impl RuntimeState {
             .write(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(CtlError::io("writing", &tmp))?;
-        f.write_all(&json).map_err(CtlError::io("writing", &tmp))?;
-        fs::rename(&tmp, &path).map_err(CtlError::io("renaming to", &path))
+            .map_err(ReportError::io("writing", &tmp))?;
+        f.write_all(&json)
+            .map_err(ReportError::io("writing", &tmp))?;
+        fs::rename(&tmp, &path).map_err(ReportError::io("renaming to", &path))
     }
 
     /// Reads an interface's state file; `None` when there is none.
-    pub fn read(ifname: &str) -> Result<Option<Self>, CtlError> {
+    pub fn read(ifname: &str) -> Result<Option<Self>, ReportError> {
         let path = state_path(ifname);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CtlError::io("reading", &path)(e)),
+            Err(e) => return Err(ReportError::io("reading", &path)(e)),
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            CtlError::io("parsing", &path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            ReportError::io("parsing", &path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                e,
+            ))
         })
     }
 

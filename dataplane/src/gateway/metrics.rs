@@ -11,9 +11,8 @@ use std::fmt::Write as _;
 
 use crate::histogram::LatencyHistogram;
 use crate::http::HttpStats;
+use crate::report::{PollerState, Status};
 use crate::tcp::DropReason;
-
-use super::status::Status;
 
 /// The metrics page of `s`.
 pub fn render(s: &Status) -> String {
@@ -286,7 +285,7 @@ pub fn render(s: &Status) -> String {
             t.drop_count(r),
         );
     }
-    let ring = |f: fn(&super::state::PollerState) -> u64| s.pollers.iter().map(f).sum::<u64>();
+    let ring = |f: fn(&PollerState) -> u64| s.pollers.iter().map(f).sum::<u64>();
     m.sample(
         "xgate_bypass_drops_total",
         "reason=\"tx_ring_full\"",
@@ -491,8 +490,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::state::{KernelState, PollerState};
-    use crate::ctl::status::{PathStatus, PortStatus};
+    use crate::report::{KernelState, PathStatus, PortStatus};
     use crate::time::Duration;
 
     fn status() -> Status {
