@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 
 fn run(args: &RunArgs) -> anyhow::Result<()> {
     ctl::require_root()?;
-    let (config, mut reloader) = args.config_and_reloader().context("xgate run")?;
+    let (config, mut source) = args.config_and_source().context("xgate run")?;
     ctl::require_capabilities(&ctl::RUN_CAPABILITIES)?;
     if config.netns.is_some() {
         ctl::require_capabilities(&[ctl::CAP_SYS_ADMIN])?;
@@ -46,7 +46,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     let ifname = config.gateway.ifname.clone();
     let stopped = dataplane::gateway::run::run(
         config,
-        || reloader.reread(),
+        || source.reread(),
         |r: &Ready| {
             let ports: Vec<String> = r
                 .ports

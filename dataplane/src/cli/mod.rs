@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::afxdp::BindMode;
 use crate::bpf::XdpMode;
-use crate::config::{self, ConfigError, ConfigFile, Overrides, Reloader, RunConfig};
+use crate::config::{self, ConfigError, ConfigFile, ConfigSource, Overrides, RunConfig};
 
 /// xgate: an HTTP/1.1 gateway whose ports run on the kernel path (io_uring) or the bypass
 /// path (XDP + AF_XDP + user-space TCP), switchable per port at run time. Root only.
@@ -209,12 +209,12 @@ impl RunArgs {
 
     /// The gateway's configuration: defaults, then `--config FILE`, then the flags; checked.
     pub fn config(&self) -> Result<RunConfig, ConfigError> {
-        self.config_and_reloader().map(|(c, _)| c)
+        self.config_and_source().map(|(c, _)| c)
     }
 
     /// [`config`](Self::config), and what re-reads the same file with the same flags at a
     /// reload (the path made absolute, so a reload reads the same file wherever it runs).
-    pub fn config_and_reloader(&self) -> Result<(RunConfig, Reloader), ConfigError> {
+    pub fn config_and_source(&self) -> Result<(RunConfig, ConfigSource), ConfigError> {
         let path = match &self.config {
             Some(path) => Some(std::path::absolute(path).map_err(|e| ConfigError::Read {
                 path: path.clone(),
@@ -228,7 +228,7 @@ impl RunArgs {
         };
         let overrides = self.overrides();
         let config = config::build(&file, &overrides)?;
-        Ok((config, Reloader::new(path, overrides, file)))
+        Ok((config, ConfigSource::new(path, overrides, file)))
     }
 }
 

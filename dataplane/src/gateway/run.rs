@@ -29,7 +29,7 @@ use std::time::Instant as StdInstant;
 
 use crate::app::{App, AppError, StaticFiles};
 use crate::bpf::{AttachedMode, PortState, SteeringError};
-use crate::config::{ConfigError, KernelDrive, ReloadConfig, RunConfig};
+use crate::config::{ConfigError, KernelDrive, LiveConfig, RunConfig};
 use crate::kernel::KernelPath;
 use crate::reload::{ReloadMailbox, Served};
 use crate::report::{
@@ -98,7 +98,7 @@ pub struct Stopped {
 /// called once it serves.
 pub fn run(
     mut config: RunConfig,
-    reloader: impl FnMut() -> Result<ReloadConfig, ConfigError>,
+    reread: impl FnMut() -> Result<LiveConfig, ConfigError>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<Stopped, RunError> {
     if let Some(name) = &config.netns {
@@ -106,13 +106,7 @@ pub fn run(
     }
     let signals = SignalSet::block()?;
     let cgroup = GatewayCgroup::choose(config.cgroup.as_deref(), &config.gateway.ifname)?;
-    let result = run_in_cgroup(
-        &mut config,
-        cgroup.dir.clone(),
-        &signals,
-        reloader,
-        on_ready,
-    );
+    let result = run_in_cgroup(&mut config, cgroup.dir.clone(), &signals, reread, on_ready);
     // Empty again: the bypass moved the process back when it dropped.
     cgroup.remove_if_created();
     result
@@ -122,7 +116,7 @@ fn run_in_cgroup(
     config: &mut RunConfig,
     cgroup: PathBuf,
     signals: &SignalSet,
-    mut reloader: impl FnMut() -> Result<ReloadConfig, ConfigError>,
+    mut reread: impl FnMut() -> Result<LiveConfig, ConfigError>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<Stopped, RunError> {
     // Taken, not cloned: the files of `[app] static_dir` are let go once every App holds them.
@@ -237,7 +231,7 @@ fn run_in_cgroup(
         match signals.wait(REFRESH)? {
             Some(libc::SIGHUP) => {
                 publisher.state.reload = apply_reload(
-                    &mut reloader,
+                    &mut reread,
                     &gateway,
                     &kernel_reload,
                     &publisher.state.reload,
@@ -338,16 +332,16 @@ fn run_in_cgroup(
     })
 }
 
-/// SIGHUP: the new routes and limits from `reloader`, handed to every poller and to the
+/// SIGHUP: the new routes and limits from `reread`, handed to every poller and to the
 /// kernel path, or the reason they were refused (the running ones stay). Returns the new
 /// reload record for the state file.
 fn apply_reload(
-    reloader: &mut impl FnMut() -> Result<ReloadConfig, ConfigError>,
+    reread: &mut impl FnMut() -> Result<LiveConfig, ConfigError>,
     gateway: &Bypass,
     kernel: &ReloadMailbox,
     before: &ReloadState,
 ) -> ReloadState {
-    let outcome = reloader().map_err(|e| e.to_string()).and_then(|next| {
+    let outcome = reread().map_err(|e| e.to_string()).and_then(|next| {
         // Everything is built before anything is handed over: all or nothing.
         let kernel_app = App::new(&next.app).map_err(|e| e.to_string())?;
         gateway
