@@ -18,6 +18,7 @@ pub mod kernel;
 pub mod logging;
 pub mod reload;
 pub mod report;
+pub mod sys;
 pub mod tally;
 pub mod tcp;
 pub mod testkit;

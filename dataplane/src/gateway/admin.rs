@@ -19,6 +19,7 @@ use crate::http::HttpLimits;
 use crate::kernel::{KernelConfig, KernelPath};
 use crate::reload::{ReloadMailbox, Served};
 use crate::report::Status;
+use crate::sys::socket;
 use crate::time::Duration;
 
 use super::metrics;
@@ -36,7 +37,8 @@ pub struct AdminListener {
 
 impl AdminListener {
     pub fn bind(addr: SocketAddrV4) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
+        // std's TcpListener::bind did the same: SO_REUSEADDR and a backlog of 128.
+        let listener = socket::tcp_listener(addr, 128).map_err(|e| e.source)?;
         let addr = match listener.local_addr()? {
             std::net::SocketAddr::V4(a) => a,
             std::net::SocketAddr::V6(_) => addr,

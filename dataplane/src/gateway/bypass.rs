@@ -26,8 +26,7 @@
 
 use std::fs;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,6 +40,7 @@ use crate::bpf::{
 use crate::engine::{Engine, EngineConfig};
 use crate::http::{HttpLimits, HttpStats};
 use crate::reload::{ReloadMailbox, Served};
+use crate::sys::socket;
 use crate::tally::{self, PortCount};
 use crate::tcp::TcpStats;
 
@@ -614,53 +614,11 @@ fn random_secret() -> Result<[u8; 32], BypassError> {
 
 /// A listening TCP socket on `addr:port` with SO_REUSEADDR and the given backlog.
 fn listen_socket(addr: Ipv4Addr, port: u16, backlog: u32) -> Result<TcpListener, BypassError> {
-    let err = |what| move |source| BypassError::Listen { port, what, source };
-    // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(err("socket")(io::Error::last_os_error()));
-    }
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    // SAFETY: `fd` is our socket; the option value is a live c_int of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(err("SO_REUSEADDR")(io::Error::last_os_error()));
-    }
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(addr).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: `sin` is a live, initialised sockaddr_in and its size is passed.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(err("bind")(io::Error::last_os_error()));
-    }
-    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
-    // SAFETY: listen(2) on our bound socket.
-    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
-        return Err(err("listen")(io::Error::last_os_error()));
-    }
-    Ok(TcpListener::from(fd))
+    socket::tcp_listener(SocketAddrV4::new(addr, port), backlog).map_err(|e| BypassError::Listen {
+        port,
+        what: e.call,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]
