@@ -24,7 +24,6 @@
 //! them with [`Bypass::take_listener`]. They are what sock_ops tags, so a port is steered only
 //! while its listener is open.
 
-use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
@@ -34,13 +33,14 @@ use std::thread::JoinHandle;
 
 use crate::app::{App, AppConfig, AppError};
 use crate::bpf::{
-    cgroup2_root, PortState, Steering, SteeringConfig, SteeringError, SteeringMaps, XdpMode,
-    PIN_ROOT,
+    PortState, Steering, SteeringConfig, SteeringError, SteeringMaps, XdpMode, PIN_ROOT,
 };
 use crate::engine::{Engine, EngineConfig};
 use crate::http::{HttpLimits, HttpStats};
 use crate::reload::{ReloadMailbox, Served};
 use crate::sys::socket;
+
+use super::placement::{self, process_cgroup, CgroupLookup};
 use crate::tally::{self, PortCount};
 use crate::tcp::TcpStats;
 
@@ -563,32 +563,26 @@ fn validate(config: &BypassConfig) -> Result<(), BypassError> {
 
 /// The process's cgroup v2 directory.
 fn current_cgroup() -> Result<PathBuf, BypassError> {
-    let file = Path::new("/proc/self/cgroup");
-    let err = |what, source| BypassError::Cgroup {
-        what,
-        path: file.to_path_buf(),
-        source,
-    };
-    let text = fs::read_to_string(file).map_err(|e| err("reading", e))?;
-    let rel = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .ok_or_else(|| {
-            err(
-                "no cgroup v2 entry in",
-                io::Error::from(io::ErrorKind::NotFound),
-            )
-        })?;
-    let root = cgroup2_root()?;
-    Ok(root.join(rel.trim_start_matches('/')))
+    process_cgroup().map_err(|e| match e {
+        CgroupLookup::Read { file, source } => BypassError::Cgroup {
+            what: "reading",
+            path: file,
+            source,
+        },
+        CgroupLookup::NoV2Entry { file } => BypassError::Cgroup {
+            what: "no cgroup v2 entry in",
+            path: file,
+            source: io::Error::from(io::ErrorKind::NotFound),
+        },
+        CgroupLookup::Root(e) => BypassError::Steering(e),
+    })
 }
 
 /// Moves the whole process into the cgroup v2 directory `dir`.
 fn join_cgroup(dir: &Path) -> Result<(), BypassError> {
-    let procs = dir.join("cgroup.procs");
-    fs::write(&procs, format!("{}\n", std::process::id())).map_err(|source| BypassError::Cgroup {
+    placement::join_cgroup(dir).map_err(|(path, source)| BypassError::Cgroup {
         what: "joining",
-        path: procs,
+        path,
         source,
     })
 }

@@ -1,14 +1,15 @@
 //! Where the gateway's process runs: the network namespace of `--netns`, entered before any
 //! thread exists so that every thread lives there, and the cgroup v2 whose sockets sock_ops
 //! watches — created as `<root>/xgate-<iface>` (and removed at the end) unless `--cgroup`
-//! names one, or `self` under systemd.
+//! names one, or `self` under systemd. The one place that reads `/proc/self/cgroup` and
+//! writes `cgroup.procs` (the bypass joins and leaves its cgroup through here too).
 
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::bpf::cgroup2_root;
+use crate::bpf::{cgroup2_root, SteeringError};
 
 use super::run::RunError;
 
@@ -74,19 +75,48 @@ impl GatewayCgroup {
     }
 }
 
-/// The cgroup v2 directory of this process (`0::/path` in `/proc/self/cgroup`).
+/// The cgroup v2 directory of this process, for `--cgroup self`.
 fn current_cgroup() -> Result<PathBuf, RunError> {
-    let file = PathBuf::from("/proc/self/cgroup");
-    let text = fs::read_to_string(&file).map_err(|source| RunError::Cgroup {
-        path: file.clone(),
-        source,
-    })?;
-    let rel = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .ok_or_else(|| RunError::Cgroup {
+    process_cgroup().map_err(|e| match e {
+        CgroupLookup::Read { file, source } => RunError::Cgroup { path: file, source },
+        CgroupLookup::NoV2Entry { file } => RunError::Cgroup {
             path: file,
             source: io::Error::new(io::ErrorKind::NotFound, "no cgroup v2 entry"),
-        })?;
-    Ok(cgroup2_root()?.join(rel.trim().trim_start_matches('/')))
+        },
+        CgroupLookup::Root(e) => RunError::CgroupRoot(e),
+    })
+}
+
+/// Why the process's cgroup v2 directory could not be found (each caller words it in its own
+/// error type).
+pub(super) enum CgroupLookup {
+    /// `/proc/self/cgroup` could not be read.
+    Read { file: PathBuf, source: io::Error },
+    /// It has no `0::` line: the process is not under cgroup v2.
+    NoV2Entry { file: PathBuf },
+    /// The cgroup v2 mount was not found.
+    Root(SteeringError),
+}
+
+/// The cgroup v2 directory of this process (`0::/path` in `/proc/self/cgroup`, under the
+/// cgroup v2 mount): the one place that reads it, for `--cgroup self` and for the bypass's
+/// own placement.
+pub(super) fn process_cgroup() -> Result<PathBuf, CgroupLookup> {
+    let file = PathBuf::from("/proc/self/cgroup");
+    let text = match fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(source) => return Err(CgroupLookup::Read { file, source }),
+    };
+    let Some(rel) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return Err(CgroupLookup::NoV2Entry { file });
+    };
+    let root = cgroup2_root().map_err(CgroupLookup::Root)?;
+    Ok(root.join(rel.trim().trim_start_matches('/')))
+}
+
+/// Moves the whole process into the cgroup v2 directory `dir`; on failure, the file written
+/// and the OS error.
+pub(super) fn join_cgroup(dir: &Path) -> Result<(), (PathBuf, io::Error)> {
+    let procs = dir.join("cgroup.procs");
+    fs::write(&procs, format!("{}\n", std::process::id())).map_err(|e| (procs, e))
 }
