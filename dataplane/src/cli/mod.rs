@@ -1,7 +1,9 @@
 //! The `xgate` command line: one clap-derived type per subcommand, and [`RunArgs::config`],
 //! which lays `xgate run`'s flags over its `--config` file to give the one typed
-//! configuration the gateway starts from ([`RunConfig`], checked in `config`). Doing things
-//! is `ctl`'s.
+//! configuration the gateway starts from ([`RunConfig`], checked in `config`). What each
+//! subcommand does and prints is [`commands`].
+
+pub mod commands;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
