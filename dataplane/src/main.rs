@@ -1,180 +1,19 @@
-//! `xgate`: parses the command line and calls the library (`dataplane::ctl`); errors get
-//! context here and are printed by anyhow.
+//! `xgate`: parses the command line and runs the subcommand
+//! ([`dataplane::cli::commands`]); an error is printed with its context by anyhow.
 
-use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 
-use dataplane::cli::{
-    BypassArgs, CheckConfigArgs, Cli, Command, ReloadArgs, RunArgs, StatusArgs, Switch,
-};
-use dataplane::config::{self, ConfigFile, Overrides};
-use dataplane::ctl::{self, run::Ready};
+use dataplane::cli::{commands, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run(args) => run(&args),
-        Command::Bypass(args) => bypass(&args),
-        Command::Status(args) => status(&args),
-        Command::Reload(args) => reload(&args),
-        Command::CheckConfig(args) => check_config(&args),
-    };
-    match result {
+    match commands::execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xgate: error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn run(args: &RunArgs) -> anyhow::Result<()> {
-    ctl::require_root()?;
-    let (config, mut reloader) = args.config_and_reloader().context("xgate run")?;
-    ctl::require_capabilities(&ctl::RUN_CAPABILITIES)?;
-    if config.netns.is_some() {
-        ctl::require_capabilities(&[ctl::CAP_SYS_ADMIN])?;
-    }
-    dataplane::logging::init(&config.log)
-        .map_err(anyhow::Error::msg)
-        .context("xgate run: the log")?;
-    let ifname = config.gateway.ifname.clone();
-    let stopped = ctl::run::run(
-        config,
-        || reloader.reread(),
-        |r: &Ready| {
-            let ports: Vec<String> = r
-                .ports
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} ({})",
-                        p.port,
-                        if p.bypass_at_start {
-                            "bypass"
-                        } else {
-                            "kernel"
-                        }
-                    )
-                })
-                .collect();
-            println!(
-                "xgate: serving {} on {} queue(s), XDP {}, cgroup {}: ports {}",
-                r.ifname,
-                r.queues,
-                r.xdp_attached,
-                r.cgroup.display(),
-                ports.join(", ")
-            );
-            if let Some(a) = r.admin {
-                println!("xgate: admin endpoint on http://{a}/metrics and http://{a}/status");
-            }
-            println!("xgate: ready (pid {})", std::process::id());
-            let _ = std::io::stdout().flush();
-        },
-    )
-    .with_context(|| format!("gateway on {ifname}"))?;
-    println!(
-        "xgate: signal {} received; drained (bypass connections cut: {}, kernel path {}); XDP and sock_ops detached, pins removed",
-        stopped.signal,
-        stopped.cut_bypass,
-        if stopped.kernel_clean { "closed cleanly" } else { "cut at the deadline" }
-    );
-    Ok(())
-}
-
-fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
-    ctl::require_root()?;
-    let done = ctl::reload::reload(
-        args.iface.as_deref(),
-        Duration::from_secs(args.timeout_secs),
-    )
-    .context("xgate reload")?;
-    println!(
-        "xgate: reload {} accepted by the gateway on {} (pid {}): new requests use the new routes and limits",
-        done.requested, done.ifname, done.pid
-    );
-    Ok(())
-}
-
-/// Checks a file as `xgate run --config FILE` would, without privileges or side effects.
-fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
-    let file = ConfigFile::load(&args.file)?;
-    let c = config::build(&file, &Overrides::default())
-        .with_context(|| format!("{}", args.file.display()))?;
-    let ports: Vec<String> = c
-        .gateway
-        .ports
-        .iter()
-        .map(|p| {
-            format!(
-                "{} ({})",
-                p.port,
-                if p.bypass { "bypass" } else { "kernel" }
-            )
-        })
-        .collect();
-    println!(
-        "{}: valid: interface {}, ports {}, {} route(s)",
-        args.file.display(),
-        c.gateway.ifname,
-        ports.join(", "),
-        c.gateway.app.routes.len()
-    );
-    Ok(())
-}
-
-fn bypass(args: &BypassArgs) -> anyhow::Result<()> {
-    ctl::require_root()?;
-    let iface = args.iface.as_deref();
-    let done = match args.switch {
-        Switch::On => ctl::switch::bypass_on(iface, args.port),
-        Switch::Off => ctl::switch::bypass_off(
-            iface,
-            args.port,
-            Duration::from_secs(args.drain_secs),
-            |gw| {
-                println!(
-                    "xgate: port {} on {} draining for {} s",
-                    args.port, gw.ifname, args.drain_secs
-                );
-                let _ = std::io::stdout().flush();
-            },
-        ),
-    }
-    .with_context(|| {
-        let how = match args.switch {
-            Switch::On => "on",
-            Switch::Off => "off",
-        };
-        format!("xgate bypass {how} {}", args.port)
-    })?;
-    println!(
-        "xgate: port {} on {}: {} -> {:?}",
-        done.port,
-        done.gateway.ifname,
-        done.before
-            .map_or("unset".to_string(), |s| format!("{s:?}")),
-        done.after
-    );
-    Ok(())
-}
-
-fn status(args: &StatusArgs) -> anyhow::Result<()> {
-    ctl::require_root()?;
-    let status = ctl::status::collect(args.iface.as_deref()).context("xgate status")?;
-    let text = if args.json {
-        serde_json::to_string_pretty(&status)? + "\n"
-    } else {
-        status.table()
-    };
-    // A closed pipe (`xgate status | head`) is not an error worth a panic.
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing status"),
-        _ => Ok(()),
     }
 }

@@ -25,10 +25,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{is_root, lines_of, run, wait_for, Topology, CLIENT_IP, GW_IP};
-use dataplane::afxdp::{
-    CgroupPlacement, Gateway, GatewayConfig, GatewayError, PollerCounters, PollerError, PortConfig,
-};
+use dataplane::afxdp::{PollerCounters, PollerError};
 use dataplane::bpf::{PortState, PortStats, Stat};
+use dataplane::gateway::{
+    Bypass as Gateway, BypassConfig as GatewayConfig, BypassError as GatewayError, CgroupPlacement,
+    PortConfig,
+};
 use dataplane::tcp::FlowKey;
 
 const PORT: u16 = 18090;

@@ -28,7 +28,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{is_root, run, wait_for, Topology, CLIENT_IP, GW_IP};
-use dataplane::afxdp::{CgroupPlacement, Gateway, GatewayConfig, PollerCounters, PortConfig};
+use dataplane::afxdp::PollerCounters;
+use dataplane::gateway::{
+    Bypass as Gateway, BypassConfig as GatewayConfig, CgroupPlacement, PortConfig,
+};
 use dataplane::tcp::FlowKey;
 use xgate_testnet::netns::{connect_in, spawn_in_netns};
 

@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::AsRawFd;
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
@@ -31,11 +32,7 @@ pub fn rx_queue_count(ifname: &str) -> io::Result<u32> {
         cmd: ETHTOOL_GCHANNELS,
         ..Default::default()
     };
-    // SAFETY: plain socket(2) call with constant arguments.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = crate::sys::socket::ioctl_socket()?;
     // SAFETY: an all-zero ifreq is a valid value (a C struct of arrays and a union of PODs).
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in ifr.ifr_name.iter_mut().zip(name.as_bytes()) {
@@ -44,10 +41,9 @@ pub fn rx_queue_count(ifname: &str) -> io::Result<u32> {
     ifr.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
     // SAFETY: `fd` is our socket; `ifr` names the interface and points at `ch`, which lives
     // across the call and has the layout ETHTOOL_GCHANNELS writes.
-    let rc = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut ifr) };
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut ifr) };
     let err = io::Error::last_os_error();
-    // SAFETY: closing the socket we opened above, once.
-    unsafe { libc::close(fd) };
+    drop(fd); // after errno is read: close(2) may change it
     if rc < 0 {
         return match err.raw_os_error() {
             Some(libc::EOPNOTSUPP) => Ok(1),

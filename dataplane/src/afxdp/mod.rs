@@ -15,7 +15,6 @@
 
 mod channels;
 mod clock;
-mod gateway;
 mod poller;
 mod waker;
 
@@ -31,7 +30,6 @@ use crate::bpf::SteeringMaps;
 
 pub use channels::rx_queue_count;
 pub use clock::Clock;
-pub use gateway::{CgroupPlacement, Gateway, GatewayConfig, GatewayError, PollerExit, PortConfig};
 pub use poller::{pin_to_core, Poller, PollerConfig, PollerCounters, PollerError, PollerStats};
 pub use waker::Waker;
 
@@ -584,6 +582,6 @@ mod tests {
         send::<crate::bpf::Steering>();
         send::<crate::bpf::SteeringMaps>();
         send::<Poller>();
-        send::<Gateway>();
+        send::<crate::gateway::Bypass>();
     }
 }

@@ -1,7 +1,9 @@
 //! The `xgate` command line: one clap-derived type per subcommand, and [`RunArgs::config`],
 //! which lays `xgate run`'s flags over its `--config` file to give the one typed
-//! configuration the gateway starts from ([`RunConfig`], checked in `config`). Doing things
-//! is `ctl`'s.
+//! configuration the gateway starts from ([`RunConfig`], checked in `config`). What each
+//! subcommand does and prints is [`commands`].
+
+pub mod commands;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -10,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::afxdp::BindMode;
 use crate::bpf::XdpMode;
-use crate::config::{self, ConfigError, ConfigFile, Overrides, Reloader, RunConfig};
+use crate::config::{self, ConfigError, ConfigFile, ConfigSource, Overrides, RunConfig};
 
 /// xgate: an HTTP/1.1 gateway whose ports run on the kernel path (io_uring) or the bypass
 /// path (XDP + AF_XDP + user-space TCP), switchable per port at run time. Root only.
@@ -209,12 +211,12 @@ impl RunArgs {
 
     /// The gateway's configuration: defaults, then `--config FILE`, then the flags; checked.
     pub fn config(&self) -> Result<RunConfig, ConfigError> {
-        self.config_and_reloader().map(|(c, _)| c)
+        self.config_and_source().map(|(c, _)| c)
     }
 
     /// [`config`](Self::config), and what re-reads the same file with the same flags at a
     /// reload (the path made absolute, so a reload reads the same file wherever it runs).
-    pub fn config_and_reloader(&self) -> Result<(RunConfig, Reloader), ConfigError> {
+    pub fn config_and_source(&self) -> Result<(RunConfig, ConfigSource), ConfigError> {
         let path = match &self.config {
             Some(path) => Some(std::path::absolute(path).map_err(|e| ConfigError::Read {
                 path: path.clone(),
@@ -228,7 +230,7 @@ impl RunArgs {
         };
         let overrides = self.overrides();
         let config = config::build(&file, &overrides)?;
-        Ok((config, Reloader::new(path, overrides, file)))
+        Ok((config, ConfigSource::new(path, overrides, file)))
     }
 }
 

@@ -1,5 +1,8 @@
-//! What the `xgate` subcommands do: run a gateway ([`run`]), switch a running gateway's port
-//! ([`switch`]), and show its state ([`status`]).
+//! The commands an operator runs against a running gateway: switch a port between the paths
+//! ([`switch`]), show its state ([`status`]), make it re-read its configuration ([`reload`]);
+//! and what they share: finding the gateway ([`locate`]) and checking privileges
+//! ([`require_root`], [`require_capabilities`]). The running process itself (`xgate run`) is
+//! [`crate::gateway`]; what it publishes for these commands is [`crate::report`].
 //!
 //! How the subcommands find a running gateway: [`Steering`](crate::bpf::Steering) holds
 //! `flock` on `/run/xgate/<iface>.lock` for the gateway's whole life (the kernel drops it
@@ -8,13 +11,9 @@
 //! looking never takes the lock) and its pins exist. The steering state and the BPF counters
 //! are read and written straight in the pinned maps; the counters that live in the gateway's
 //! process (pollers, kernel path) are in a JSON file it rewrites twice a second,
-//! `/run/xgate/<iface>.json` (see [`state`] for why a file and not a socket).
+//! `/run/xgate/<iface>.json` (see [`crate::report`] for why a file and not a socket).
 
-pub mod admin;
-pub mod metrics;
 pub mod reload;
-pub mod run;
-pub mod state;
 pub mod status;
 pub mod switch;
 
@@ -24,6 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::bpf::{lock_path, SteeringError, LOCK_DIR, PIN_ROOT};
+use crate::report::ReportError;
 
 /// Why a subcommand could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,9 @@ pub enum CtlError {
     /// A pinned map operation failed.
     #[error(transparent)]
     Steering(#[from] SteeringError),
+    /// The gateway's state file could not be read.
+    #[error(transparent)]
+    Report(#[from] ReportError),
     /// A file operation failed.
     #[error("{what} {path:?}: {source}")]
     Io {

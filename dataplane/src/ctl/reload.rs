@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::state::{ReloadState, RuntimeState, REFRESH};
+use crate::report::{ReloadState, RuntimeState, REFRESH};
+
 use super::{locate, CtlError};
 
 /// An accepted reload.

@@ -22,8 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dataplane::afxdp::{CgroupPlacement, Gateway, GatewayConfig, PortConfig};
 use dataplane::app::App;
+use dataplane::gateway::{
+    Bypass as Gateway, BypassConfig as GatewayConfig, CgroupPlacement, PortConfig,
+};
 use dataplane::kernel::{KernelConfig, KernelPath};
 use dataplane::wire::{
     emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, SeqNumber,

@@ -4,7 +4,7 @@
 //! Served through the kernel stack by a [`KernelPath`] of its own on a thread of its own, so
 //! that a flood on the served ports neither delays a scrape nor is delayed by one, and the
 //! served ports' path keeps its bounds to itself. The pages are static answers of an [`App`]
-//! the main thread rebuilds from what it publishes anyway (every [`REFRESH`]) and posts in a
+//! the main thread rebuilds from what it publishes anyway (every [`REFRESH`](crate::report::REFRESH)) and posts in a
 //! [`ReloadMailbox`]: the same reload machinery as the routes, so a scrape in progress
 //! finishes with the page it started.
 
@@ -18,10 +18,11 @@ use crate::app::{App, AppConfig, RouteConfig};
 use crate::http::HttpLimits;
 use crate::kernel::{KernelConfig, KernelPath};
 use crate::reload::{ReloadMailbox, Served};
+use crate::report::Status;
+use crate::sys::socket;
 use crate::time::Duration;
 
 use super::metrics;
-use super::status::Status;
 
 /// `Content-Type` of the Prometheus text exposition format.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -36,7 +37,8 @@ pub struct AdminListener {
 
 impl AdminListener {
     pub fn bind(addr: SocketAddrV4) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr)?;
+        // std's TcpListener::bind did the same: SO_REUSEADDR and a backlog of 128.
+        let listener = socket::tcp_listener(addr, 128).map_err(|e| e.source)?;
         let addr = match listener.local_addr()? {
             std::net::SocketAddr::V4(a) => a,
             std::net::SocketAddr::V6(_) => addr,

@@ -5,21 +5,41 @@
 //! Written by hand rather than with a client library: every figure already exists as a
 //! snapshot (the pollers' and the kernel path's counters, the BPF maps), so there is nothing
 //! to register or update, only text to write; a registry would copy each value once more.
+//! `prometheus-client` was weighed again (issue 11) and kept out: its registry holds live
+//! metrics that are incremented or observed, so each 500 ms page would mean a registry rebuilt
+//! and refilled from the snapshot, and a histogram cannot be given the engines' bucket counts
+//! without a hand-written `EncodeMetric` — the code this page already is; its text encoder
+//! writes OpenMetrics (a counter's family named without `_total`, a closing `# EOF`), which
+//! would change the page scrapers and the tests read. What a crate would bring — the format's
+//! rules — is small here: escaping ([`escape`]) and contiguous families (`text::Metrics`).
 //! A test parses the output with an independent parser.
 
-use std::fmt::Write as _;
+mod text;
 
-use crate::histogram::LatencyHistogram;
 use crate::http::HttpStats;
+use crate::report::{PollerState, Status};
 use crate::tcp::DropReason;
 
-use super::status::Status;
+use text::Metrics;
 
-/// The metrics page of `s`.
+/// The metrics page of `s`: one function per group of families, in the page's order.
 pub fn render(s: &Status) -> String {
     let mut m = Metrics::default();
-    let iface = escape(&s.ifname);
+    info(&mut m, s);
+    steering(&mut m, s);
+    ports_by_path(&mut m, s);
+    http(&mut m, s);
+    bypass_tcp(&mut m, s);
+    bypass_drops(&mut m, s);
+    pollers(&mut m, s);
+    kernel_path(&mut m, s);
+    reloads(&mut m, s);
+    m.finish()
+}
 
+/// The gateway itself: interface, XDP mode, phase, and how old the counters are.
+fn info(m: &mut Metrics, s: &Status) {
+    let iface = escape(&s.ifname);
     m.family(
         "xgate_info",
         "gauge",
@@ -44,8 +64,10 @@ pub fn render(s: &Status) -> String {
         "",
         s.counters_age_ms as f64 / 1e3,
     );
+}
 
-    // Per port: steering.
+/// Per port: the steering state, the listener's tag and the XDP program's verdicts.
+fn steering(m: &mut Metrics, s: &Status) {
     m.family(
         "xgate_port_bypass",
         "gauge",
@@ -103,8 +125,10 @@ pub fn render(s: &Status) -> String {
             p.syns_steered,
         );
     }
+}
 
-    // Per port and path: connections and requests.
+/// Per port and path: connections open and taken, requests answered.
+fn ports_by_path(m: &mut Metrics, s: &Status) {
     m.family(
         "xgate_connections",
         "gauge",
@@ -132,8 +156,10 @@ pub fn render(s: &Status) -> String {
             m.sample("xgate_requests_total", &labels, c.requests);
         }
     }
+}
 
-    // Per path: HTTP.
+/// Per path: HTTP responses by class, refusals by reason, idle closes, response time.
+fn http(m: &mut Metrics, s: &Status) {
     let paths: [(&str, &HttpStats); 2] =
         [("bypass", &s.bypass_http), ("kernel", &s.kernel_path.http)];
     m.family(
@@ -194,8 +220,11 @@ pub fn render(s: &Status) -> String {
             &h.latency,
         );
     }
+}
 
-    // The bypass path's TCP.
+/// The bypass engines' TCP: handshakes, cookies, retransmits, segments, resets, challenge
+/// ACKs.
+fn bypass_tcp(m: &mut Metrics, s: &Status) {
     let t = &s.bypass_tcp;
     m.family(
         "xgate_bypass_tcp_handshakes_total",
@@ -273,6 +302,12 @@ pub fn render(s: &Status) -> String {
         "result=\"suppressed\"",
         t.challenge_acks_suppressed,
     );
+}
+
+/// What the bypass path dropped: segments by the engines' reason, and the poller rounds a full
+/// TX ring, a missing UMEM frame or an empty fill ring stopped.
+fn bypass_drops(m: &mut Metrics, s: &Status) {
+    let t = &s.bypass_tcp;
     m.family(
         "xgate_bypass_drops_total",
         "counter",
@@ -286,7 +321,7 @@ pub fn render(s: &Status) -> String {
             t.drop_count(r),
         );
     }
-    let ring = |f: fn(&super::state::PollerState) -> u64| s.pollers.iter().map(f).sum::<u64>();
+    let ring = |f: fn(&PollerState) -> u64| s.pollers.iter().map(f).sum::<u64>();
     m.sample(
         "xgate_bypass_drops_total",
         "reason=\"tx_ring_full\"",
@@ -302,8 +337,10 @@ pub fn render(s: &Status) -> String {
         "reason=\"fill_ring_empty\"",
         ring(|p| p.fill_ring_empty),
     );
+}
 
-    // Pollers.
+/// Per poller (RX queue): loop rounds, busy ratio, frames.
+fn pollers(m: &mut Metrics, s: &Status) {
     m.family(
         "xgate_poller_loops_total",
         "counter",
@@ -349,8 +386,10 @@ pub fn render(s: &Status) -> String {
             p.tx_frames,
         );
     }
+}
 
-    // The kernel path.
+/// The kernel path: connections refused, socket errors and peer resets.
+fn kernel_path(m: &mut Metrics, s: &Status) {
     let k = &s.kernel_path;
     m.family(
         "xgate_kernel_connections_refused_total",
@@ -365,8 +404,10 @@ pub fn render(s: &Status) -> String {
     );
     m.sample("xgate_kernel_errors_total", "kind=\"error\"", k.errors);
     m.sample("xgate_kernel_errors_total", "kind=\"peer_reset\"", k.resets);
+}
 
-    // Reloads.
+/// Reloads asked for, by result.
+fn reloads(m: &mut Metrics, s: &Status) {
     m.family(
         "xgate_reloads_total",
         "counter",
@@ -382,7 +423,6 @@ pub fn render(s: &Status) -> String {
         "result=\"refused\"",
         s.reload.requested - s.reload.accepted.min(s.reload.requested),
     );
-    m.finish()
 }
 
 /// Label values: backslash, double quote and newline escaped (the format's only rules).
@@ -399,100 +439,10 @@ fn escape(v: &str) -> String {
     out
 }
 
-/// Families in declaration order, each with its samples; written out at the end, so that a
-/// family's samples are contiguous (the format requires it) whatever order they come in.
-#[derive(Default)]
-struct Metrics {
-    families: Vec<Family>,
-}
-
-struct Family {
-    name: &'static str,
-    kind: &'static str,
-    help: &'static str,
-    lines: Vec<String>,
-}
-
-impl Metrics {
-    fn family(&mut self, name: &'static str, kind: &'static str, help: &'static str) {
-        self.families.push(Family {
-            name,
-            kind,
-            help,
-            lines: Vec::new(),
-        });
-    }
-
-    fn lines(&mut self, name: &str) -> &mut Vec<String> {
-        let at = match self.families.iter().position(|f| f.name == name) {
-            Some(at) => at,
-            None => {
-                // A family used before it was declared: a bug here, not a reason to fail the
-                // page; it is shown untyped (tests check that none is).
-                debug_assert!(false, "metric family {name} used before it was declared");
-                self.families.push(Family {
-                    name: "xgate_undeclared",
-                    kind: "untyped",
-                    help: "Samples of a family the code forgot to declare.",
-                    lines: Vec::new(),
-                });
-                self.families.len() - 1
-            }
-        };
-        &mut self.families[at].lines
-    }
-
-    fn sample(&mut self, name: &str, labels: &str, v: u64) {
-        let line = if labels.is_empty() {
-            format!("{name} {v}")
-        } else {
-            format!("{name}{{{labels}}} {v}")
-        };
-        self.lines(name).push(line);
-    }
-
-    fn sample_f64(&mut self, name: &str, labels: &str, v: f64) {
-        let line = if labels.is_empty() {
-            format!("{name} {v}")
-        } else {
-            format!("{name}{{{labels}}} {v}")
-        };
-        self.lines(name).push(line);
-    }
-
-    fn histogram(&mut self, name: &str, labels: &str, h: &LatencyHistogram) {
-        let mut lines = Vec::with_capacity(h.buckets.len() + 2);
-        for (le, n) in h.cumulative() {
-            let le = match le {
-                Some(us) => format!("{}", us as f64 / 1e6),
-                None => "+Inf".to_string(),
-            };
-            lines.push(format!("{name}_bucket{{{labels},le=\"{le}\"}} {n}"));
-        }
-        lines.push(format!("{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6));
-        lines.push(format!("{name}_count{{{labels}}} {}", h.count()));
-        self.lines(name).extend(lines);
-    }
-
-    fn finish(self) -> String {
-        let mut out = String::new();
-        for f in self.families {
-            let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
-            let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
-            for line in f.lines {
-                out.push_str(&line);
-                out.push('\n');
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::state::{KernelState, PollerState};
-    use crate::ctl::status::{PathStatus, PortStatus};
+    use crate::report::{KernelState, PathStatus, PortStatus};
     use crate::time::Duration;
 
     fn status() -> Status {

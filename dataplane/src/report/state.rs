@@ -1,4 +1,6 @@
-//! The running gateway's own counters, for `xgate status`: `/run/xgate/<iface>.json`.
+//! The running gateway's own counters, for `xgate status`: `/run/xgate/<iface>.json`. The
+//! schema and the reading are here; the writing is the running process's
+//! (`gateway::publish`).
 //!
 //! Why a file rewritten every [`REFRESH`] rather than a unix socket the gateway answers on:
 //! the gateway's main thread already wakes up periodically (it waits for signals with a
@@ -11,21 +13,17 @@
 //! root-only `/run/xgate`.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::afxdp::PollerCounters;
 use crate::bpf::LOCK_DIR;
 use crate::http::HttpStats;
-use crate::kernel::KernelPath;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 
-use super::CtlError;
+use super::ReportError;
 
 /// How often the gateway rewrites its state file.
 pub const REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
@@ -79,7 +77,7 @@ pub struct ServedPort {
     pub bypass_at_start: bool,
 }
 
-/// One poller's counters (a subset of [`PollerCounters`], the ones an operator reads).
+/// One poller's counters (a subset of `afxdp::PollerCounters`, the ones an operator reads).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollerState {
     pub queue: u32,
@@ -125,35 +123,6 @@ pub struct PollerState {
     pub http: HttpStats,
 }
 
-impl PollerState {
-    pub fn from_counters(queue: u32, c: &PollerCounters, tcp: &TcpStats, http: &HttpStats) -> Self {
-        Self {
-            tcp: tcp.clone(),
-            http: *http,
-            busy_loops: c.busy_loops,
-            idle_loops: c.idle_loops,
-            rx_refused: c.rx_refused,
-            tx_ring_full: c.tx_ring_full,
-            tx_no_frame: c.tx_no_frame,
-            fill_ring_empty: c.fill_ring_empty,
-            queue,
-            connections: c.connections,
-            established: c.tcp_established,
-            requests: c.http_requests,
-            rx_frames: c.rx_frames,
-            tx_frames: c.tx_frames,
-            retransmits: c.tcp_retransmits,
-            rsts_out: c.tcp_rsts_out,
-            flows_added: c.flows_added,
-            flows_removed: c.flows_removed,
-            flow_map_errors: c.flow_map_errors,
-            sleeps: c.sleeps,
-            wakeups: c.wakeups,
-            reloads: c.reloads,
-        }
-    }
-}
-
 /// The kernel path's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelState {
@@ -179,27 +148,6 @@ pub struct KernelState {
     pub http: HttpStats,
 }
 
-impl KernelState {
-    pub fn new(kernel: &KernelPath) -> Self {
-        let stats = kernel.stats();
-        let e = &stats.errors;
-        Self {
-            connections: kernel.connection_count() as u64,
-            accepted: stats.accepted,
-            refused: stats.refused,
-            closed: stats.closed,
-            requests: kernel.requests(),
-            bytes_in: stats.bytes_in,
-            bytes_out: stats.bytes_out,
-            resets: e.reset,
-            errors: e.accept + e.recv + e.send + e.input_overflow + e.submit + e.close,
-            ports: kernel.port_counts().to_vec(),
-            reloads: kernel.reloads_applied(),
-            http: kernel.http_stats(),
-        }
-    }
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -209,70 +157,19 @@ pub fn unix_ms() -> u64 {
 }
 
 impl RuntimeState {
-    /// Writes the state file atomically (temporary file, then rename), mode 0600.
-    pub fn write(&self) -> Result<(), CtlError> {
-        let path = state_path(&self.ifname);
-        let tmp = path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(self).expect("plain data serialises");
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(CtlError::io("writing", &tmp))?;
-        f.write_all(&json).map_err(CtlError::io("writing", &tmp))?;
-        fs::rename(&tmp, &path).map_err(CtlError::io("renaming to", &path))
-    }
-
     /// Reads an interface's state file; `None` when there is none.
-    pub fn read(ifname: &str) -> Result<Option<Self>, CtlError> {
+    pub fn read(ifname: &str) -> Result<Option<Self>, ReportError> {
         let path = state_path(ifname);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CtlError::io("reading", &path)(e)),
+            Err(e) => return Err(ReportError::io("reading", &path)(e)),
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            CtlError::io("parsing", &path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            ReportError::io("parsing", &path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                e,
+            ))
         })
-    }
-
-    /// Removes an interface's state file (at the gateway's exit).
-    pub fn remove(ifname: &str) {
-        let _ = fs::remove_file(state_path(ifname));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tcp::DropReason;
-
-    #[test]
-    fn tcp_counters_travel_with_drops_by_name() {
-        let mut tcp = TcpStats {
-            retransmits: 7,
-            ..TcpStats::default()
-        };
-        tcp.drops[DropReason::Malformed.index()] = 3;
-        let poller =
-            PollerState::from_counters(0, &PollerCounters::default(), &tcp, &HttpStats::default());
-        let json = serde_json::to_value(&poller).unwrap();
-        assert_eq!(json["tcp"]["retransmits"], 7);
-        assert_eq!(json["tcp"]["drops"]["malformed"], 3);
-        assert_eq!(
-            json["tcp"]["drops"].as_object().unwrap().len(),
-            DropReason::COUNT,
-            "every reason is shown, zero or not"
-        );
-        let back: PollerState = serde_json::from_value(json).unwrap();
-        assert_eq!(back, poller);
-        // A file from a gateway without TCP counters still reads.
-        let old = r#"{"queue":1,"connections":0,"established":0,"requests":0,"rx_frames":0,
-            "tx_frames":0,"retransmits":0,"rsts_out":0,"flows_added":0,"flows_removed":0,
-            "flow_map_errors":0,"sleeps":0,"wakeups":0}"#;
-        let old: PollerState = serde_json::from_str(old).unwrap();
-        assert_eq!(old.tcp, TcpStats::default());
     }
 }

@@ -1,6 +1,9 @@
-//! The whole bypass path of one interface, set up and torn down as one value.
+//! The whole bypass path of one interface, set up and torn down as one value: [`Bypass`].
 //!
-//! [`Gateway::start`], in the calling thread's network namespace:
+//! It lives with the running process rather than in `afxdp/` because it assembles far more
+//! than AF_XDP: the cgroup, the BPF steering, the kernel listeners and the poller threads.
+//!
+//! [`Bypass::start`], in the calling thread's network namespace:
 //! 1. places the process in the gateway's cgroup v2 ([`CgroupPlacement`]);
 //! 2. loads and attaches the steering programs ([`Steering::load`]: XDP on the interface,
 //!    sock_ops on that cgroup, maps pinned, stale `user_flows` cleared);
@@ -11,20 +14,18 @@
 //!    `listen()` tags the port, and checks the tag is there;
 //! 5. sets each port's steering state (bypass on, or off = kernel path).
 //!
-//! Dropping the gateway (or [`Gateway::shutdown`] then drop) stops and joins the pollers (their
+//! Dropping the bypass (or [`Bypass::shutdown`] then drop) stops and joins the pollers (their
 //! AF_XDP sockets leave `xsks`), closes the listeners that were not taken, detaches both
 //! programs and removes the pins, and moves the process back to the cgroup it came from when
 //! it had joined another. If the process dies instead, the kernel does the same (see
 //! `bpf/README.md`): traffic falls back to the kernel.
 //!
 //! The listening sockets are the kernel path's: whoever serves it (the io_uring path) takes
-//! them with [`Gateway::take_listener`]. They are what sock_ops tags, so a port is steered only
+//! them with [`Bypass::take_listener`]. They are what sock_ops tags, so a port is steered only
 //! while its listener is open.
 
-use std::fs;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,16 +33,18 @@ use std::thread::JoinHandle;
 
 use crate::app::{App, AppConfig, AppError};
 use crate::bpf::{
-    cgroup2_root, PortState, Steering, SteeringConfig, SteeringError, SteeringMaps, XdpMode,
-    PIN_ROOT,
+    PortState, Steering, SteeringConfig, SteeringError, SteeringMaps, XdpMode, PIN_ROOT,
 };
 use crate::engine::{Engine, EngineConfig};
 use crate::http::{HttpLimits, HttpStats};
 use crate::reload::{ReloadMailbox, Served};
+use crate::sys::socket;
+
+use super::placement::{self, process_cgroup, CgroupLookup};
 use crate::tally::{self, PortCount};
 use crate::tcp::TcpStats;
 
-use super::{
+use crate::afxdp::{
     rx_queue_count, AfXdpError, Clock, Poller, PollerConfig, PollerCounters, PollerError,
     PollerStats, Waker, XskConfig, XskQueue,
 };
@@ -66,9 +69,9 @@ pub struct PortConfig {
     pub bypass: bool,
 }
 
-/// Everything [`Gateway::start`] needs.
+/// Everything [`Bypass::start`] needs.
 #[derive(Debug, Clone)]
-pub struct GatewayConfig {
+pub struct BypassConfig {
     /// Interface to steer.
     pub ifname: String,
     /// Where the gateway's sockets live.
@@ -100,7 +103,7 @@ pub struct GatewayConfig {
     pub pin_root: PathBuf,
 }
 
-impl GatewayConfig {
+impl BypassConfig {
     /// Defaults for `ifname` and `ports`: the current cgroup, listeners on 0.0.0.0 with a
     /// backlog of 1024, XDP native with generic fallback, one queue per channel, no pinning,
     /// default AF_XDP, poller, engine and app settings.
@@ -127,7 +130,7 @@ impl GatewayConfig {
 
 /// Why the gateway could not start or change.
 #[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
+pub enum BypassError {
     /// The configuration is inconsistent.
     #[error("gateway configuration: {0}")]
     Config(String),
@@ -191,7 +194,7 @@ pub enum GatewayError {
     UnknownPort(u16),
 }
 
-/// How one poller thread ended (see [`Gateway::shutdown`]).
+/// How one poller thread ended (see [`Bypass::shutdown`]).
 #[derive(Debug)]
 pub struct PollerExit {
     /// RX queue.
@@ -214,7 +217,7 @@ struct PollerHandle {
 }
 
 /// The running bypass path of one interface. See the module documentation.
-pub struct Gateway {
+pub struct Bypass {
     // Torn down explicitly in `Drop`, in this order.
     pollers: Vec<PollerHandle>,
     stop: Arc<AtomicBool>,
@@ -226,9 +229,9 @@ pub struct Gateway {
     ports: Vec<u16>,
 }
 
-impl std::fmt::Debug for Gateway {
+impl std::fmt::Debug for Bypass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway")
+        f.debug_struct("Bypass")
             .field("steering", &self.steering)
             .field("queues", &self.pollers.len())
             .field("ports", &self.ports)
@@ -237,12 +240,12 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-impl Gateway {
+impl Bypass {
     /// Sets up the bypass path (see the module documentation). On error, whatever was already
     /// set up is torn down again.
-    pub fn start(config: &GatewayConfig) -> Result<Self, GatewayError> {
+    pub fn start(config: &BypassConfig) -> Result<Self, BypassError> {
         validate(config)?;
-        let mut gw = Gateway {
+        let mut gw = Bypass {
             pollers: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             listeners: Vec::new(),
@@ -268,7 +271,7 @@ impl Gateway {
         // 2. steering.
         let queues = match config.queues {
             Some(q) => q,
-            None => rx_queue_count(&config.ifname).map_err(|source| GatewayError::Queues {
+            None => rx_queue_count(&config.ifname).map_err(|source| BypassError::Queues {
                 ifname: config.ifname.clone(),
                 source,
             })?,
@@ -323,7 +326,7 @@ impl Gateway {
                     let result = poller.run(&stop);
                     (poller, result)
                 })
-                .map_err(GatewayError::Spawn)?;
+                .map_err(BypassError::Spawn)?;
             gw.pollers.push(PollerHandle {
                 queue: q,
                 stats,
@@ -336,7 +339,7 @@ impl Gateway {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => {
-                    return Err(GatewayError::Spawn(io::Error::other(
+                    return Err(BypassError::Spawn(io::Error::other(
                         "poller thread ended before it started",
                     )))
                 }
@@ -349,7 +352,7 @@ impl Gateway {
             gw.listeners.push((p.port, Some(listener)));
             let maps = gw.maps();
             if maps.listener(p.port)?.is_none() {
-                return Err(GatewayError::NotTagged {
+                return Err(BypassError::NotTagged {
                     port: p.port,
                     cgroup: gw.cgroup.clone(),
                 });
@@ -381,9 +384,9 @@ impl Gateway {
     }
 
     /// Switches a served port between the paths: `On` (bypass), `Draining`, `Off` (kernel).
-    pub fn set_port_state(&self, port: u16, state: PortState) -> Result<(), GatewayError> {
+    pub fn set_port_state(&self, port: u16, state: PortState) -> Result<(), BypassError> {
         if !self.ports.contains(&port) {
-            return Err(GatewayError::UnknownPort(port));
+            return Err(BypassError::UnknownPort(port));
         }
         Ok(self.maps().set_port_state(port, state)?)
     }
@@ -464,7 +467,7 @@ impl Gateway {
     /// Graceful shutdown of the bypass connections ([`Engine::begin_drain`] in every poller):
     /// idle keep-alive connections close now, the others after their current response, with
     /// `Connection: close`. Set the ports `Draining` too so that no new connection comes; wait
-    /// for the pollers' `connections` to reach zero, then [`Gateway::shutdown`].
+    /// for the pollers' `connections` to reach zero, then [`Bypass::shutdown`].
     pub fn begin_drain(&self) {
         for p in &self.pollers {
             p.drain.store(true, Ordering::Relaxed);
@@ -521,7 +524,7 @@ impl Gateway {
     }
 }
 
-impl Drop for Gateway {
+impl Drop for Bypass {
     fn drop(&mut self) {
         drop(self.shutdown());
         self.listeners.clear();
@@ -533,8 +536,8 @@ impl Drop for Gateway {
     }
 }
 
-fn validate(config: &GatewayConfig) -> Result<(), GatewayError> {
-    let bad = |s: String| Err(GatewayError::Config(s));
+fn validate(config: &BypassConfig) -> Result<(), BypassError> {
+    let bad = |s: String| Err(BypassError::Config(s));
     if config.ports.is_empty() {
         return bad("no port to serve".into());
     }
@@ -559,38 +562,32 @@ fn validate(config: &GatewayConfig) -> Result<(), GatewayError> {
 }
 
 /// The process's cgroup v2 directory.
-fn current_cgroup() -> Result<PathBuf, GatewayError> {
-    let file = Path::new("/proc/self/cgroup");
-    let err = |what, source| GatewayError::Cgroup {
-        what,
-        path: file.to_path_buf(),
-        source,
-    };
-    let text = fs::read_to_string(file).map_err(|e| err("reading", e))?;
-    let rel = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .ok_or_else(|| {
-            err(
-                "no cgroup v2 entry in",
-                io::Error::from(io::ErrorKind::NotFound),
-            )
-        })?;
-    let root = cgroup2_root()?;
-    Ok(root.join(rel.trim_start_matches('/')))
+fn current_cgroup() -> Result<PathBuf, BypassError> {
+    process_cgroup().map_err(|e| match e {
+        CgroupLookup::Read { file, source } => BypassError::Cgroup {
+            what: "reading",
+            path: file,
+            source,
+        },
+        CgroupLookup::NoV2Entry { file } => BypassError::Cgroup {
+            what: "no cgroup v2 entry in",
+            path: file,
+            source: io::Error::from(io::ErrorKind::NotFound),
+        },
+        CgroupLookup::Root(e) => BypassError::Steering(e),
+    })
 }
 
 /// Moves the whole process into the cgroup v2 directory `dir`.
-fn join_cgroup(dir: &Path) -> Result<(), GatewayError> {
-    let procs = dir.join("cgroup.procs");
-    fs::write(&procs, format!("{}\n", std::process::id())).map_err(|source| GatewayError::Cgroup {
+fn join_cgroup(dir: &Path) -> Result<(), BypassError> {
+    placement::join_cgroup(dir).map_err(|(path, source)| BypassError::Cgroup {
         what: "joining",
-        path: procs,
+        path,
         source,
     })
 }
 
-fn random_secret() -> Result<[u8; 32], GatewayError> {
+fn random_secret() -> Result<[u8; 32], BypassError> {
     let mut secret = [0u8; 32];
     let mut filled = 0;
     while filled < secret.len() {
@@ -602,7 +599,7 @@ fn random_secret() -> Result<[u8; 32], GatewayError> {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(GatewayError::Random(e));
+            return Err(BypassError::Random(e));
         }
         filled += n as usize;
     }
@@ -610,54 +607,12 @@ fn random_secret() -> Result<[u8; 32], GatewayError> {
 }
 
 /// A listening TCP socket on `addr:port` with SO_REUSEADDR and the given backlog.
-fn listen_socket(addr: Ipv4Addr, port: u16, backlog: u32) -> Result<TcpListener, GatewayError> {
-    let err = |what| move |source| GatewayError::Listen { port, what, source };
-    // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(err("socket")(io::Error::last_os_error()));
-    }
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    // SAFETY: `fd` is our socket; the option value is a live c_int of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(err("SO_REUSEADDR")(io::Error::last_os_error()));
-    }
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(addr).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: `sin` is a live, initialised sockaddr_in and its size is passed.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(err("bind")(io::Error::last_os_error()));
-    }
-    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
-    // SAFETY: listen(2) on our bound socket.
-    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
-        return Err(err("listen")(io::Error::last_os_error()));
-    }
-    Ok(TcpListener::from(fd))
+fn listen_socket(addr: Ipv4Addr, port: u16, backlog: u32) -> Result<TcpListener, BypassError> {
+    socket::tcp_listener(SocketAddrV4::new(addr, port), backlog).map_err(|e| BypassError::Listen {
+        port,
+        what: e.call,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]
@@ -667,14 +622,14 @@ mod tests {
     #[test]
     fn bad_configurations_are_refused_before_anything_is_touched() {
         let port = |port| PortConfig { port, bypass: true };
-        let start = |c: GatewayConfig| match Gateway::start(&c) {
-            Err(GatewayError::Config(msg)) => msg,
+        let start = |c: BypassConfig| match Bypass::start(&c) {
+            Err(BypassError::Config(msg)) => msg,
             other => panic!("{other:?}"),
         };
-        assert!(start(GatewayConfig::new("lo", [])).contains("no port"));
-        assert!(start(GatewayConfig::new("lo", [port(80), port(80)])).contains("twice"));
-        assert!(start(GatewayConfig::new("lo", [port(0)])).contains("port 0"));
-        let mut c = GatewayConfig::new("lo", [port(80)]);
+        assert!(start(BypassConfig::new("lo", [])).contains("no port"));
+        assert!(start(BypassConfig::new("lo", [port(80), port(80)])).contains("twice"));
+        assert!(start(BypassConfig::new("lo", [port(0)])).contains("port 0"));
+        let mut c = BypassConfig::new("lo", [port(80)]);
         c.queues = Some(0);
         assert!(start(c).contains("zero queues"));
     }

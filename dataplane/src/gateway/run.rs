@@ -1,16 +1,15 @@
 //! `xgate run`: one interface's gateway from start to a clean exit.
 //!
 //! 1. Enters `--netns` (before any thread exists, so every thread lives there) and blocks
-//!    SIGINT/SIGTERM in the main thread; threads spawned afterwards inherit the mask, so the
-//!    signals are taken only by the main thread's `sigtimedwait` — no handler, no self-pipe, no
-//!    crate.
+//!    SIGINT/SIGTERM/SIGHUP in the main thread ([`signals`](super::signals)).
 //! 2. Joins the gateway's cgroup v2 (created as `<root>/xgate-<iface>` unless `--cgroup`
-//!    names one) and starts [`Gateway`]: steering, AF_XDP sockets, pollers, tagged listeners,
+//!    names one) and starts the [`Bypass`]: steering, AF_XDP sockets, pollers, tagged listeners,
 //!    ports on or off.
 //! 3. Takes the kernel listeners and serves them with [`KernelPath`] on its own thread
-//!    (`run_once` loop, optionally pinned).
-//! 4. Waits for a signal, rewriting the state file (`state`) every [`REFRESH`]; stops early
-//!    with an error if a poller or the kernel path dies.
+//!    ([`kernel_thread`](super::kernel_thread)).
+//! 4. Waits for a signal, rewriting the state file ([`publish`](super::publish)) every
+//!    [`REFRESH`]; reloads at SIGHUP; stops early with an error if a poller or the kernel
+//!    path dies.
 //! 5. On SIGINT/SIGTERM: every port goes `draining` (user-space connections and answered
 //!    handshakes finish in user space), the kernel path stops accepting (its listeners close,
 //!    which also untags the ports, so a new connection is refused); on both paths idle
@@ -20,29 +19,29 @@
 //!    pollers reset what is still open and are joined, and the gateway is dropped: XDP and
 //!    sock_ops detached, pins removed, state file and created cgroup removed.
 
-use std::fs;
 use std::io;
 use std::net::{SocketAddrV4, TcpListener};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant as StdInstant;
 
-use crate::afxdp::{pin_to_core, CgroupPlacement, Gateway, GatewayError};
 use crate::app::{App, AppError, StaticFiles};
-use crate::bpf::{cgroup2_root, AttachedMode, PortState, SteeringError};
-use crate::config::{ConfigError, KernelDrive, ReloadConfig, RunConfig};
+use crate::bpf::{AttachedMode, PortState, SteeringError};
+use crate::config::{ConfigError, KernelDrive, LiveConfig, RunConfig};
 use crate::kernel::KernelPath;
 use crate::reload::{ReloadMailbox, Served};
+use crate::report::{
+    unix_ms, KernelState, ReloadState, ReportError, RuntimeState, ServedPort, REFRESH,
+};
 
 use super::admin::{AdminEndpoint, AdminListener};
-use super::state::{
-    unix_ms, KernelState, PollerState, ReloadState, RuntimeState, ServedPort, REFRESH,
-};
-use super::status::Status;
-use super::CtlError;
+use super::kernel_thread::{self, kernel_err};
+use super::placement::{enter_netns, GatewayCgroup};
+use super::publish::{self, Publisher};
+use super::signals::SignalSet;
+use super::{Bypass, BypassConfig, BypassError, CgroupPlacement};
 
 /// Why the gateway could not start, or stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +55,7 @@ pub enum RunError {
     #[error("finding the cgroup v2 root: {0}")]
     CgroupRoot(#[from] SteeringError),
     #[error("starting the gateway: {0}")]
-    Gateway(#[from] GatewayError),
+    Bypass(#[from] BypassError),
     #[error(transparent)]
     App(#[from] AppError),
     #[error("kernel path: {what}: {source}")]
@@ -71,12 +70,7 @@ pub enum RunError {
         source: io::Error,
     },
     #[error(transparent)]
-    Ctl(#[from] CtlError),
-}
-
-fn kernel_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
-    let what = what.into();
-    move |source| RunError::Kernel { what, source }
+    Report(#[from] ReportError),
 }
 
 /// What the caller is told once the gateway serves.
@@ -104,40 +98,17 @@ pub struct Stopped {
 /// called once it serves.
 pub fn run(
     mut config: RunConfig,
-    reloader: impl FnMut() -> Result<ReloadConfig, ConfigError>,
+    reread: impl FnMut() -> Result<LiveConfig, ConfigError>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<Stopped, RunError> {
     if let Some(name) = &config.netns {
         enter_netns(name)?;
     }
-    let signals = block_signals()?;
-
-    // The gateway's cgroup: created (and removed at the end) unless one was named.
-    let (cgroup, created) = match &config.cgroup {
-        // The cgroup the process already runs in (under systemd: the service's own).
-        Some(dir) if dir.as_os_str() == "self" => (current_cgroup()?, false),
-        Some(dir) => (dir.clone(), false),
-        None => {
-            let dir = cgroup2_root()?.join(format!("xgate-{}", config.gateway.ifname));
-            match fs::create_dir(&dir) {
-                Ok(()) => (dir, true),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    // Left by a gateway that was killed (empty: adopt it and remove it at
-                    // the end), or in use by one that runs (it keeps the interface's lock,
-                    // so starting fails next, and the directory is not ours to remove).
-                    let empty = fs::read_to_string(dir.join("cgroup.procs"))
-                        .is_ok_and(|procs| procs.trim().is_empty());
-                    (dir, empty)
-                }
-                Err(source) => return Err(RunError::Cgroup { path: dir, source }),
-            }
-        }
-    };
-    let result = run_in_cgroup(&mut config, cgroup.clone(), &signals, reloader, on_ready);
-    if created {
-        // Empty again: the gateway moved the process back when it dropped.
-        let _ = fs::remove_dir(&cgroup);
-    }
+    let signals = SignalSet::block()?;
+    let cgroup = GatewayCgroup::choose(config.cgroup.as_deref(), &config.gateway.ifname)?;
+    let result = run_in_cgroup(&mut config, cgroup.dir.clone(), &signals, reread, on_ready);
+    // Empty again: the bypass moved the process back when it dropped.
+    cgroup.remove_if_created();
     result
 }
 
@@ -145,13 +116,13 @@ fn run_in_cgroup(
     config: &mut RunConfig,
     cgroup: PathBuf,
     signals: &SignalSet,
-    mut reloader: impl FnMut() -> Result<ReloadConfig, ConfigError>,
+    mut reread: impl FnMut() -> Result<LiveConfig, ConfigError>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<Stopped, RunError> {
     // Taken, not cloned: the files of `[app] static_dir` are let go once every App holds them.
     let mut gw_config = std::mem::replace(
         &mut config.gateway,
-        crate::afxdp::GatewayConfig::new(String::new(), Vec::new()),
+        BypassConfig::new(String::new(), Vec::new()),
     );
     gw_config.cgroup = CgroupPlacement::Join(cgroup.clone());
     let ifname = gw_config.ifname.clone();
@@ -162,7 +133,7 @@ fn run_in_cgroup(
         }
         None => None,
     };
-    let mut gateway = Gateway::start(&gw_config)?;
+    let mut gateway = Bypass::start(&gw_config)?;
 
     // The kernel path takes every listener (they stay open, so the ports stay tagged).
     let app = App::new(&gw_config.app)?;
@@ -185,7 +156,7 @@ fn run_in_cgroup(
     let kernel_stop = Arc::new(AtomicBool::new(false));
     let kernel_reload = Arc::new(ReloadMailbox::default());
     let KernelDrive::Thread { core } = config.kernel_drive;
-    let mut kernel_thread = Some(spawn_kernel(
+    let mut kernel_thread = Some(kernel_thread::spawn(
         kernel,
         core,
         config.shutdown_grace,
@@ -206,53 +177,35 @@ fn run_in_cgroup(
         AttachedMode::Native => "native",
         AttachedMode::Generic => "generic",
     };
-    let mut state = RuntimeState {
-        pid: std::process::id(),
-        ifname: ifname.clone(),
-        ports: ports.clone(),
-        xdp_attached: xdp_attached.into(),
-        cgroup: cgroup.display().to_string(),
-        started_unix_ms: unix_ms(),
-        phase: "running".into(),
-        ..RuntimeState::default()
-    };
-    let publish = |state: &mut RuntimeState, gateway: &Gateway| -> Result<(), CtlError> {
-        state.updated_unix_ms = unix_ms();
-        state.pollers = gateway
-            .counters()
-            .iter()
-            .zip(gateway.tcp_stats_by_queue())
-            .zip(gateway.http_stats_by_queue())
-            .enumerate()
-            .map(|(q, ((c, tcp), http))| PollerState::from_counters(q as u32, c, &tcp, &http))
-            .collect();
-        state.bypass_ports = gateway.port_counts();
-        state.kernel = kernel_state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        state.write()
-    };
-    let pid = std::process::id();
-    let page = |state: &RuntimeState, gateway: &Gateway| {
-        Status::from_parts(ifname.clone(), pid, gateway.maps(), state).unwrap_or_default()
-    };
-    publish(&mut state, &gateway)?;
+    let mut publisher = Publisher::new(
+        RuntimeState {
+            pid: std::process::id(),
+            ifname: ifname.clone(),
+            ports: ports.clone(),
+            xdp_attached: xdp_attached.into(),
+            cgroup: cgroup.display().to_string(),
+            started_unix_ms: unix_ms(),
+            phase: "running".into(),
+            ..RuntimeState::default()
+        },
+        Arc::clone(&kernel_state),
+    );
+    publisher.write(&gateway)?;
     let admin = match admin_listener {
         Some(l) => {
             let addr = l.addr();
             Some(
-                AdminEndpoint::start(l, &page(&state, &gateway))
+                AdminEndpoint::start(l, &publisher.status(&gateway))
                     .map_err(|source| RunError::Admin { addr, source })?,
             )
         }
         None => None,
     };
     let mut admin_down_told = false;
-    let publish = |state: &mut RuntimeState, gateway: &Gateway| -> Result<(), CtlError> {
-        publish(state, gateway)?;
+    let publish = |publisher: &mut Publisher, gateway: &Bypass| -> Result<(), ReportError> {
+        publisher.write(gateway)?;
         if let Some(a) = &admin {
-            a.publish(&page(state, gateway));
+            a.publish(&publisher.status(gateway));
         }
         Ok(())
     };
@@ -277,7 +230,12 @@ fn run_in_cgroup(
     let outcome = loop {
         match signals.wait(REFRESH)? {
             Some(libc::SIGHUP) => {
-                state.reload = reload(&mut reloader, &gateway, &kernel_reload, &state.reload);
+                publisher.state.reload = apply_reload(
+                    &mut reread,
+                    &gateway,
+                    &kernel_reload,
+                    &publisher.state.reload,
+                );
             }
             Some(sig) => break Ok(sig),
             None => {}
@@ -294,16 +252,18 @@ fn run_in_cgroup(
         }
         if kernel_thread.as_ref().is_some_and(|t| t.is_finished()) {
             let t = kernel_thread.take().expect("checked");
-            break Err(join_kernel(t).err().unwrap_or(RunError::KernelPanicked));
+            break Err(kernel_thread::join(t)
+                .err()
+                .unwrap_or(RunError::KernelPanicked));
         }
-        publish(&mut state, &gateway)?;
+        publish(&mut publisher, &gateway)?;
     };
     let signal = match outcome {
         Ok(sig) => sig,
         Err(e) => {
             tracing::error!(error = %e, "a path stopped; shutting down");
             kernel_stop.store(true, Ordering::Relaxed);
-            RuntimeState::remove(&ifname);
+            publish::remove(&ifname);
             return Err(e);
         }
     };
@@ -314,7 +274,7 @@ fn run_in_cgroup(
         grace_secs = config.shutdown_grace.as_secs(),
         "draining: new connections refused, idle ones closed, responses in flight finish"
     );
-    state.phase = "draining".into();
+    publisher.state.phase = "draining".into();
     for p in &gw_config.ports {
         // New SYNs to the kernel (which stops accepting next); user-space flows finish.
         let _ = gateway.set_port_state(p.port, PortState::Draining);
@@ -325,9 +285,9 @@ fn run_in_cgroup(
     let deadline = StdInstant::now() + config.shutdown_grace;
     let mut kernel_clean = true;
     loop {
-        let _ = publish(&mut state, &gateway);
+        let _ = publish(&mut publisher, &gateway);
         if kernel_thread.as_ref().is_some_and(|t| t.is_finished()) {
-            kernel_clean = join_kernel(kernel_thread.take().expect("checked")).is_ok();
+            kernel_clean = kernel_thread::join(kernel_thread.take().expect("checked")).is_ok();
         }
         let bypass_live: u64 = gateway.counters().iter().map(|c| c.connections).sum();
         if kernel_thread.is_none() && bypass_live == 0 {
@@ -358,13 +318,13 @@ fn run_in_cgroup(
     drop(gateway); // XDP and sock_ops detached, pins removed, back to the old cgroup
     if let Some(t) = kernel_thread {
         // Its own shutdown is bounded by the grace period plus five seconds.
-        kernel_clean = join_kernel(t).is_ok();
+        kernel_clean = kernel_thread::join(t).is_ok();
     }
     if let Some(a) = admin {
         // Last: the pages stayed up while the paths drained.
         let _ = a.stop();
     }
-    RuntimeState::remove(&ifname);
+    publish::remove(&ifname);
     Ok(Stopped {
         signal,
         cut_bypass,
@@ -372,16 +332,16 @@ fn run_in_cgroup(
     })
 }
 
-/// SIGHUP: the new routes and limits from `reloader`, handed to every poller and to the
+/// SIGHUP: the new routes and limits from `reread`, handed to every poller and to the
 /// kernel path, or the reason they were refused (the running ones stay). Returns the new
 /// reload record for the state file.
-fn reload(
-    reloader: &mut impl FnMut() -> Result<ReloadConfig, ConfigError>,
-    gateway: &Gateway,
+fn apply_reload(
+    reread: &mut impl FnMut() -> Result<LiveConfig, ConfigError>,
+    gateway: &Bypass,
     kernel: &ReloadMailbox,
     before: &ReloadState,
 ) -> ReloadState {
-    let outcome = reloader().map_err(|e| e.to_string()).and_then(|next| {
+    let outcome = reread().map_err(|e| e.to_string()).and_then(|next| {
         // Everything is built before anything is handed over: all or nothing.
         let kernel_app = App::new(&next.app).map_err(|e| e.to_string())?;
         gateway
@@ -420,7 +380,7 @@ fn reload(
     after
 }
 
-fn poller_errors(gateway: &mut Gateway) -> String {
+fn poller_errors(gateway: &mut Bypass) -> String {
     let exits = gateway.shutdown();
     let msgs: Vec<String> = exits
         .iter()
@@ -434,142 +394,5 @@ fn poller_errors(gateway: &mut Gateway) -> String {
         "stopped without an error".into()
     } else {
         msgs.join("; ")
-    }
-}
-
-fn spawn_kernel(
-    mut kernel: KernelPath,
-    core: Option<usize>,
-    grace: crate::time::Duration,
-    stop: Arc<AtomicBool>,
-    shared: Arc<Mutex<KernelState>>,
-    reload: Arc<ReloadMailbox>,
-) -> Result<JoinHandle<Result<(), RunError>>, RunError> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-    let thread = std::thread::Builder::new()
-        .name("xgate-kernel".into())
-        .spawn(move || {
-            if let Some(cpu) = core {
-                if let Err(e) = pin_to_core(cpu) {
-                    let _ = ready_tx.send(Err(kernel_err(format!("pinning to CPU {cpu}"))(e)));
-                    return Ok(());
-                }
-            }
-            let _ = ready_tx.send(Ok(()));
-            let publish = |k: &KernelPath| {
-                let s = KernelState::new(k);
-                *shared.lock().unwrap_or_else(|e| e.into_inner()) = s;
-            };
-            let mut last = StdInstant::now();
-            let mut result = Ok(());
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(next) = reload.take() {
-                    kernel.reload(next);
-                }
-                if let Err(e) = kernel.run_once() {
-                    result = Err(kernel_err("io_uring_enter")(e));
-                    break;
-                }
-                if last.elapsed() >= REFRESH / 2 {
-                    last = StdInstant::now();
-                    publish(&kernel);
-                }
-            }
-            if result.is_ok() {
-                result = kernel.shutdown(grace).map_err(kernel_err("shutdown"));
-            }
-            publish(&kernel);
-            result
-        })
-        .map_err(kernel_err("spawning the kernel-path thread"))?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(thread),
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            Err(e)
-        }
-        Err(_) => Err(RunError::KernelPanicked),
-    }
-}
-
-fn join_kernel(t: JoinHandle<Result<(), RunError>>) -> Result<(), RunError> {
-    t.join().unwrap_or(Err(RunError::KernelPanicked))
-}
-
-/// The cgroup v2 directory of this process (`0::/path` in `/proc/self/cgroup`).
-fn current_cgroup() -> Result<PathBuf, RunError> {
-    let file = PathBuf::from("/proc/self/cgroup");
-    let text = fs::read_to_string(&file).map_err(|source| RunError::Cgroup {
-        path: file.clone(),
-        source,
-    })?;
-    let rel = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .ok_or_else(|| RunError::Cgroup {
-            path: file,
-            source: io::Error::new(io::ErrorKind::NotFound, "no cgroup v2 entry"),
-        })?;
-    Ok(cgroup2_root()?.join(rel.trim().trim_start_matches('/')))
-}
-
-/// Moves the calling thread (the main thread, before any other exists) into a named netns.
-fn enter_netns(name: &str) -> Result<(), RunError> {
-    let err = |source| RunError::Netns {
-        name: name.to_string(),
-        source,
-    };
-    if name.is_empty() || name.contains('/') {
-        return Err(err(io::ErrorKind::InvalidInput.into()));
-    }
-    let file = fs::File::open(format!("/var/run/netns/{name}")).map_err(err)?;
-    // SAFETY: setns on a descriptor we hold open; CLONE_NEWNET changes only the network
-    // namespace of the calling thread, which threads spawned later inherit.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        return Err(err(io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-/// SIGINT and SIGTERM, blocked in the calling thread (and so in every thread it spawns
-/// afterwards) and taken synchronously with `sigtimedwait`.
-struct SignalSet(libc::sigset_t);
-
-fn block_signals() -> Result<SignalSet, RunError> {
-    // SAFETY: sigemptyset/sigaddset initialise and fill the set we own; pthread_sigmask reads
-    // it and changes only the calling thread's mask.
-    let rc = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        (rc, set)
-    };
-    match rc {
-        (0, set) => Ok(SignalSet(set)),
-        (e, _) => Err(RunError::Signals(io::Error::from_raw_os_error(e))),
-    }
-}
-
-impl SignalSet {
-    /// Waits up to `timeout` for one of the signals; returns its number.
-    fn wait(&self, timeout: std::time::Duration) -> Result<Option<i32>, RunError> {
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: `self.0` is an initialised sigset_t, `ts` a live timespec; no siginfo wanted.
-        let sig = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
-        if sig > 0 {
-            return Ok(Some(sig));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
-            _ => Err(RunError::Signals(e)),
-        }
     }
 }

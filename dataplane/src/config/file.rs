@@ -1,0 +1,275 @@
+//! The configuration file's schema: one serde struct per section, every key optional (the
+//! defaults are the library types' own), unknown keys refused by the parser.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::afxdp::{BindMode, Wakeup};
+use crate::bpf::XdpMode;
+
+use super::ConfigError;
+
+/// The file's schema. See `docs/configuration.md`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Interface to serve.
+    pub interface: Option<String>,
+    /// Address the kernel listeners bind to.
+    pub listen_addr: Option<Ipv4Addr>,
+    /// listen() backlog of the kernel listeners.
+    pub backlog: Option<u32>,
+    /// On SIGINT/SIGTERM, how long connections may take to finish before they are cut.
+    pub shutdown_grace_secs: Option<u64>,
+    /// cgroup v2 directory whose sockets sock_ops watches (default: created per interface).
+    pub cgroup: Option<PathBuf>,
+    /// Network namespace (a name under /var/run/netns) to enter first.
+    pub netns: Option<String>,
+    /// Served ports.
+    #[serde(default)]
+    pub ports: Vec<PortEntry>,
+    #[serde(default)]
+    pub bypass: BypassSection,
+    #[serde(default)]
+    pub kernel_path: KernelPathSection,
+    #[serde(default)]
+    pub tcp: TcpSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub app: AppSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// `[log]`: the gateway's log on stderr.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `RUST_LOG`-style directives (`info`, `warn,dataplane::afxdp=debug`); `RUST_LOG` wins.
+    pub level: Option<String>,
+    /// `text` or `json`.
+    pub format: Option<LogFormatKey>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormatKey {
+    Text,
+    Json,
+}
+
+/// `[admin]`: the operator's endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// `ADDR:PORT` of `/metrics` (Prometheus) and `/status` (JSON); unset: none.
+    pub listen: Option<SocketAddrV4>,
+}
+
+/// `[[ports]]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortEntry {
+    pub port: u16,
+    /// Start on the bypass path (default: the kernel path).
+    #[serde(default)]
+    pub bypass: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpModeKey {
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BindModeKey {
+    Auto,
+    Copy,
+    ZeroCopy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WakeupKey {
+    Auto,
+    On,
+    Off,
+}
+
+impl From<XdpModeKey> for XdpMode {
+    fn from(k: XdpModeKey) -> Self {
+        match k {
+            XdpModeKey::Auto => XdpMode::Auto,
+            XdpModeKey::Native => XdpMode::Native,
+            XdpModeKey::Generic => XdpMode::Generic,
+        }
+    }
+}
+
+impl From<BindModeKey> for BindMode {
+    fn from(k: BindModeKey) -> Self {
+        match k {
+            BindModeKey::Auto => BindMode::Auto,
+            BindModeKey::Copy => BindMode::Copy,
+            BindModeKey::ZeroCopy => BindMode::ZeroCopy,
+        }
+    }
+}
+
+impl From<WakeupKey> for Wakeup {
+    fn from(k: WakeupKey) -> Self {
+        match k {
+            WakeupKey::Auto => Wakeup::Auto,
+            WakeupKey::On => Wakeup::On,
+            WakeupKey::Off => Wakeup::Off,
+        }
+    }
+}
+
+/// `[bypass]`: XDP, AF_XDP and the pollers.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BypassSection {
+    /// RX queues to serve (default: the interface's channel count).
+    pub queues: Option<u32>,
+    /// CPU of each queue's poller, by queue index.
+    pub cores: Option<Vec<usize>>,
+    pub xdp_mode: Option<XdpModeKey>,
+    pub bind_mode: Option<BindModeKey>,
+    pub need_wakeup: Option<WakeupKey>,
+    /// UMEM frames per socket.
+    pub frame_count: Option<u32>,
+    /// Bytes per UMEM frame: 2048 or 4096.
+    pub frame_size: Option<u32>,
+    /// Descriptors per AF_XDP ring: a power of two.
+    pub ring_size: Option<u32>,
+    /// RX descriptors taken per batch.
+    pub batch_size: Option<usize>,
+    /// How long an idle poller spins before it sleeps.
+    pub idle_spin_us: Option<u64>,
+    /// Capacity of the `user_flows` map (raised to queues x tcp.max_connections).
+    pub max_user_flows: Option<u32>,
+}
+
+/// `[kernel_path]`: the io_uring path.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelPathSection {
+    /// CPU to pin the kernel path's thread to.
+    pub core: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub ring_entries: Option<u32>,
+    pub recv_buffers: Option<u16>,
+    pub recv_buffer_len: Option<usize>,
+    pub output_buffer_len: Option<usize>,
+    pub linger_ms: Option<u64>,
+}
+
+/// `[tcp]`: the bypass path's TCP.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSection {
+    /// Connections per RX queue.
+    pub max_connections: Option<usize>,
+    pub rx_buffer: Option<usize>,
+    pub tx_buffer: Option<usize>,
+    pub max_ooo_bytes: Option<usize>,
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub initial_rto_ms: Option<u64>,
+    pub min_rto_ms: Option<u64>,
+    pub max_rto_ms: Option<u64>,
+    pub max_retransmissions: Option<u32>,
+    pub delayed_ack_ms: Option<u64>,
+    pub time_wait_secs: Option<u64>,
+    pub max_time_wait: Option<usize>,
+    pub fin_wait_2_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub challenge_ack_limit: Option<u32>,
+    pub syn_hints: Option<usize>,
+}
+
+/// `[http]`: limits and timeouts of both paths.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub max_uri_len: Option<usize>,
+    pub max_body_len: Option<u64>,
+    pub header_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+}
+
+/// `[app]`: what the gateway answers.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// `GET /`, `GET /health`, `GET /bytes/{n}`, `POST /echo`.
+    pub builtin_routes: Option<bool>,
+    /// Largest `n` of `GET /bytes/{n}`.
+    pub max_bytes_len: Option<usize>,
+    /// A directory whose files are read into memory (at start and at each reload) and
+    /// answered as `GET`/`HEAD` routes; an absolute path.
+    pub static_dir: Option<PathBuf>,
+    /// The URL path the directory is mapped under (default `/`).
+    pub static_prefix: Option<String>,
+    /// Bound on the bytes of all the files together.
+    pub static_max_bytes: Option<u64>,
+    /// Bound on the number of files.
+    pub static_max_files: Option<usize>,
+    #[serde(default)]
+    pub routes: Vec<RouteEntry>,
+}
+
+/// `[[app.routes]]`: a static answer.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEntry {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: String,
+    #[serde(default = "default_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: String,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+impl ConfigFile {
+    /// Reads and parses a file (unknown keys refused); values are checked by [`build`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+}

@@ -1,0 +1,205 @@
+//! The flags laid over the file: built-in defaults, then the file, then the command line,
+//! checked key by key into the one [`RunConfig`] the gateway starts from.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+use crate::afxdp::BindMode;
+use crate::bpf::XdpMode;
+use crate::gateway::{BypassConfig, CgroupPlacement, PortConfig};
+use crate::kernel::KernelConfig;
+use crate::logging::{LogConfig, LogFormat};
+use crate::time::Duration;
+
+use super::checks::{
+    app_section, bypass_section, http_section, in_range, kernel_section, tcp_section,
+};
+use super::{invalid, valid_iface, ConfigError, ConfigFile, KernelDrive, LogFormatKey, RunConfig};
+
+/// Command-line values laid over the file: `Some` (or a non-empty list) wins.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub interface: Option<String>,
+    /// Replaces the file's ports when not empty; `bypass` then names those on the bypass path.
+    pub ports: Vec<u16>,
+    pub bypass: Vec<u16>,
+    pub cores: Vec<usize>,
+    pub listen_addr: Option<Ipv4Addr>,
+    pub backlog: Option<u32>,
+    pub xdp_mode: Option<XdpMode>,
+    pub bind_mode: Option<BindMode>,
+    pub queues: Option<u32>,
+    pub kernel_core: Option<usize>,
+    pub cgroup: Option<PathBuf>,
+    pub netns: Option<String>,
+    pub shutdown_grace_secs: Option<u64>,
+    pub admin_listen: Option<SocketAddrV4>,
+}
+
+/// The checked configuration: defaults, then `file`, then `over`.
+pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigError> {
+    let iface = over
+        .interface
+        .clone()
+        .or_else(|| file.interface.clone())
+        .ok_or_else(|| {
+            invalid(
+                "interface",
+                "missing: set `interface` in the file or pass --iface",
+            )
+        })?;
+    if !valid_iface(&iface) {
+        return Err(invalid(
+            "interface",
+            format!(
+                "{iface:?} is not a valid interface name (1 to 15 bytes, no '/' or whitespace)"
+            ),
+        ));
+    }
+
+    let ports = served_ports(file, over)?;
+    let mut gw = BypassConfig::new(iface, ports);
+    if let Some(a) = over.listen_addr.or(file.listen_addr) {
+        gw.listen_addr = a;
+    }
+    if let Some(b) = over.backlog.or(file.backlog) {
+        let key = if over.backlog.is_some() {
+            "--backlog"
+        } else {
+            "backlog"
+        };
+        gw.backlog = in_range(key, b, 1..=i32::MAX as u32)?;
+    }
+    bypass_section(&mut gw, &file.bypass, over)?;
+    tcp_section(&mut gw, &file.tcp)?;
+    http_section(&mut gw, &file.http)?;
+    app_section(&mut gw, &file.app)?;
+    // Placement is decided at run time (the default cgroup may have to be created first).
+    gw.cgroup = CgroupPlacement::Current;
+
+    let mut kernel = KernelConfig {
+        http: gw.engine.http,
+        ..KernelConfig::default()
+    };
+    kernel_section(&mut kernel, &file.kernel_path)?;
+
+    let netns = over.netns.clone().or_else(|| file.netns.clone());
+    if let Some(n) = &netns {
+        if n.is_empty() || n.contains('/') || n == "." || n == ".." {
+            return Err(invalid(
+                "netns",
+                format!("{n:?} is not a namespace name under /var/run/netns"),
+            ));
+        }
+    }
+    let grace = over
+        .shutdown_grace_secs
+        .or(file.shutdown_grace_secs)
+        .unwrap_or(5);
+    let grace = in_range("shutdown_grace_secs", grace, 0..=3600)?;
+    let admin_listen = over.admin_listen.or(file.admin.listen);
+    if let Some(a) = admin_listen {
+        let key = if over.admin_listen.is_some() {
+            "--admin-listen"
+        } else {
+            "admin.listen"
+        };
+        if a.port() == 0 {
+            return Err(invalid(key, "port 0: give the port Prometheus will scrape"));
+        }
+        if gw.ports.iter().any(|p| p.port == a.port()) {
+            return Err(invalid(
+                key,
+                format!(
+                    "port {} is a served port; the admin endpoint needs its own",
+                    a.port()
+                ),
+            ));
+        }
+    }
+    let mut log = LogConfig::default();
+    if let Some(level) = &file.log.level {
+        crate::logging::valid_filter(level).map_err(|e| invalid("log.level", e))?;
+        log.filter = level.clone();
+    }
+    if let Some(f) = file.log.format {
+        log.format = match f {
+            LogFormatKey::Text => LogFormat::Text,
+            LogFormatKey::Json => LogFormat::Json,
+        };
+    }
+    Ok(RunConfig {
+        gateway: gw,
+        kernel,
+        kernel_drive: KernelDrive::Thread {
+            core: over.kernel_core.or(file.kernel_path.core),
+        },
+        cgroup: over.cgroup.clone().or_else(|| file.cgroup.clone()),
+        netns,
+        shutdown_grace: Duration::from_secs(grace),
+        admin_listen,
+        log,
+    })
+}
+
+fn served_ports(file: &ConfigFile, over: &Overrides) -> Result<Vec<PortConfig>, ConfigError> {
+    let ports: Vec<PortConfig> = if over.ports.is_empty() {
+        if !over.bypass.is_empty() {
+            // --bypass alone selects among the file's ports.
+            for &b in &over.bypass {
+                if !file.ports.iter().any(|p| p.port == b) {
+                    return Err(invalid(
+                        "--bypass",
+                        format!("{b} is not one of the served ports"),
+                    ));
+                }
+            }
+        }
+        file.ports
+            .iter()
+            .map(|p| PortConfig {
+                port: p.port,
+                bypass: if over.bypass.is_empty() {
+                    p.bypass
+                } else {
+                    over.bypass.contains(&p.port)
+                },
+            })
+            .collect()
+    } else {
+        if let Some(&b) = over.bypass.iter().find(|b| !over.ports.contains(b)) {
+            return Err(invalid(
+                "--bypass",
+                format!("{b} is not one of the served ports (--port)"),
+            ));
+        }
+        over.ports
+            .iter()
+            .map(|&port| PortConfig {
+                port,
+                bypass: over.bypass.contains(&port),
+            })
+            .collect()
+    };
+    let from_cli = !over.ports.is_empty();
+    if ports.is_empty() {
+        return Err(invalid(
+            "ports",
+            "no port to serve: add [[ports]] to the file or pass --port",
+        ));
+    }
+    for (i, p) in ports.iter().enumerate() {
+        let key = if from_cli {
+            "--port".to_string()
+        } else {
+            format!("ports[{i}].port")
+        };
+        if p.port == 0 {
+            return Err(invalid(key, "0 is not a port"));
+        }
+        if ports[..i].iter().any(|q| q.port == p.port) {
+            return Err(invalid(key, format!("{} is given twice", p.port)));
+        }
+    }
+    Ok(ports)
+}

@@ -1,0 +1,397 @@
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use super::*;
+use crate::afxdp::{BindMode, Wakeup};
+use crate::bpf::XdpMode;
+use crate::gateway::PortConfig;
+
+fn parse(text: &str) -> ConfigFile {
+    ConfigFile::parse(text).unwrap()
+}
+
+fn problem(file: &str, over: &Overrides) -> String {
+    build(&parse(file), over).unwrap_err().to_string()
+}
+
+const FULL: &str = r#"
+interface = "eth1"
+listen_addr = "10.0.0.1"
+backlog = 512
+shutdown_grace_secs = 9
+
+[[ports]]
+port = 80
+
+[[ports]]
+port = 8080
+bypass = true
+
+[bypass]
+queues = 2
+cores = [1, 3]
+xdp_mode = "generic"
+bind_mode = "copy"
+need_wakeup = "off"
+frame_count = 8192
+ring_size = 1024
+batch_size = 32
+idle_spin_us = 50
+
+[kernel_path]
+core = 0
+max_connections = 100
+linger_ms = 500
+
+[tcp]
+max_connections = 1000
+mss = 1400
+idle_timeout_secs = 30
+delayed_ack_ms = 20
+
+[http]
+max_header_bytes = 8192
+header_timeout_secs = 3
+idle_timeout_secs = 15
+
+[app]
+builtin_routes = false
+
+[[app.routes]]
+path = "/hello"
+headers = { "Content-Type" = "text/plain" }
+body = "hi\n"
+"#;
+
+#[test]
+fn a_full_file_fills_every_setting() {
+    let c = build(&parse(FULL), &Overrides::default()).unwrap();
+    let g = &c.gateway;
+    assert_eq!(g.ifname, "eth1");
+    assert_eq!(g.xsk.ifname, "eth1");
+    assert_eq!(g.listen_addr, Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(g.backlog, 512);
+    assert_eq!(
+        g.ports,
+        vec![
+            PortConfig {
+                port: 80,
+                bypass: false
+            },
+            PortConfig {
+                port: 8080,
+                bypass: true
+            }
+        ]
+    );
+    assert_eq!((g.queues, g.cores.clone()), (Some(2), vec![1, 3]));
+    assert_eq!(g.xdp_mode, XdpMode::Generic);
+    assert_eq!(g.xsk.bind_mode, BindMode::Copy);
+    assert_eq!(g.xsk.wakeup, Wakeup::Off);
+    assert_eq!((g.xsk.frame_count, g.xsk.ring_size), (8192, 1024));
+    assert_eq!(g.poller.batch_size, 32);
+    assert_eq!(g.poller.idle_spin, Duration::from_micros(50));
+    assert_eq!(g.engine.tcp.max_connections, 1000);
+    assert_eq!(g.engine.tcp.mss, 1400);
+    assert_eq!(g.engine.tcp.idle_timeout, Duration::from_secs(30));
+    assert_eq!(g.engine.tcp.delayed_ack, Duration::from_millis(20));
+    assert_eq!(g.engine.http.max_header_bytes, 8192);
+    assert_eq!(g.engine.http.header_timeout, Duration::from_secs(3));
+    // Both paths answer within the same HTTP limits.
+    assert_eq!(c.kernel.http, g.engine.http);
+    assert_eq!(c.kernel.max_connections, 100);
+    assert_eq!(c.kernel.linger, Duration::from_millis(500));
+    assert_eq!(c.kernel_drive, KernelDrive::Thread { core: Some(0) });
+    assert!(!g.app.builtin_routes);
+    assert_eq!(g.app.routes.len(), 1);
+    assert_eq!(g.app.routes[0].method, "GET");
+    assert_eq!(g.app.routes[0].body, b"hi\n");
+    assert_eq!(
+        g.app.routes[0].headers,
+        vec![("Content-Type".into(), "text/plain".into())]
+    );
+    assert_eq!(c.shutdown_grace, Duration::from_secs(9));
+}
+
+#[test]
+fn an_empty_file_with_flags_gives_the_defaults() {
+    let over = Overrides {
+        interface: Some("eth0".into()),
+        ports: vec![80],
+        ..Overrides::default()
+    };
+    let c = build(&ConfigFile::default(), &over).unwrap();
+    let d = BypassConfig::new("eth0", []);
+    assert_eq!(c.gateway.backlog, d.backlog);
+    assert_eq!(c.gateway.engine.tcp, d.engine.tcp);
+    assert_eq!(c.gateway.engine.http, d.engine.http);
+    assert_eq!(c.gateway.xsk.ring_size, d.xsk.ring_size);
+    assert_eq!(
+        c.kernel.max_connections,
+        KernelConfig::default().max_connections
+    );
+    assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(
+        c.gateway.ports,
+        vec![PortConfig {
+            port: 80,
+            bypass: false
+        }]
+    );
+}
+
+#[test]
+fn admin_listen_is_read_overridden_and_checked() {
+    let base = "interface = \"eth1\"\n[[ports]]\nport = 80\n";
+    let c = build(&parse(base), &Overrides::default()).unwrap();
+    assert_eq!(c.admin_listen, None, "no endpoint unless asked");
+    let file = format!("{base}[admin]\nlisten = \"127.0.0.1:9180\"\n");
+    let c = build(&parse(&file), &Overrides::default()).unwrap();
+    assert_eq!(c.admin_listen, Some("127.0.0.1:9180".parse().unwrap()));
+    let over = Overrides {
+        admin_listen: Some("10.0.0.1:9999".parse().unwrap()),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        build(&parse(&file), &over).unwrap().admin_listen,
+        Some("10.0.0.1:9999".parse().unwrap())
+    );
+    let clash = format!("{base}[admin]\nlisten = \"0.0.0.0:80\"\n");
+    assert!(problem(&clash, &Overrides::default())
+        .starts_with("admin.listen: port 80 is a served port"));
+    let zero = format!("{base}[admin]\nlisten = \"0.0.0.0:0\"\n");
+    assert!(problem(&zero, &Overrides::default()).starts_with("admin.listen: port 0"));
+    assert!(ConfigFile::parse(&format!("{base}[admin]\nlisten = \"nowhere\"\n")).is_err());
+}
+
+#[test]
+fn flags_override_the_file() {
+    let over = Overrides {
+        interface: Some("eth9".into()),
+        cores: vec![0],
+        backlog: Some(64),
+        xdp_mode: Some(XdpMode::Native),
+        kernel_core: Some(1),
+        ..Overrides::default()
+    };
+    let c = build(&parse(FULL), &over).unwrap();
+    assert_eq!(c.gateway.ifname, "eth9");
+    assert_eq!(c.gateway.xsk.ifname, "eth9");
+    assert_eq!(c.gateway.cores, vec![0]);
+    assert_eq!(c.gateway.backlog, 64);
+    assert_eq!(c.gateway.xdp_mode, XdpMode::Native);
+    assert_eq!(c.kernel_drive, KernelDrive::Thread { core: Some(1) });
+    // --port replaces the file's ports; --bypass alone picks among the file's.
+    let over = Overrides {
+        ports: vec![9000],
+        ..Overrides::default()
+    };
+    let c = build(&parse(FULL), &over).unwrap();
+    assert_eq!(
+        c.gateway.ports,
+        vec![PortConfig {
+            port: 9000,
+            bypass: false
+        }]
+    );
+    let over = Overrides {
+        bypass: vec![80],
+        ..Overrides::default()
+    };
+    let c = build(&parse(FULL), &over).unwrap();
+    let bypassed: Vec<u16> = c
+        .gateway
+        .ports
+        .iter()
+        .filter(|p| p.bypass)
+        .map(|p| p.port)
+        .collect();
+    assert_eq!(bypassed, vec![80]);
+}
+
+#[test]
+fn errors_name_the_key_and_the_problem() {
+    let none = Overrides::default();
+    let cases: &[(&str, &str)] = &[
+        ("[[ports]]\nport = 80\n", "interface: missing"),
+        ("interface = \"e\"\n", "ports: no port to serve"),
+        (
+            "interface = \"a/b\"\n[[ports]]\nport = 1\n",
+            "interface: \"a/b\" is not a valid",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 0\n",
+            "ports[0].port: 0 is not a port",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[[ports]]\nport = 80\n",
+            "ports[1].port: 80 is given twice",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[tcp]\nmss = 100\n",
+            "tcp.mss: 100 is out of range (536..=1954) with frames of 2048 bytes",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[bypass]\nring_size = 1000\n",
+            "bypass.ring_size: 1000 must be a power of two",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[bypass]\nframe_size = 3000\n",
+            "bypass.frame_size: 3000 must be 2048 or 4096",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[tcp]\ndelayed_ack_ms = 500\n",
+            "tcp.delayed_ack_ms: 500 is out of range (1..=499)",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[http]\nmax_headers = 500\n",
+            "http.max_headers: 500 is out of range",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[[app.routes]]\npath = \"nope\"\n",
+            "app.routes: route 0: path \"nope\" must start with '/'",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[kernel_path]\nrecv_buffers = 3\n",
+            "kernel_path.recv_buffers: 3 must be a power of two",
+        ),
+    ];
+    for (file, want) in cases {
+        let got = problem(file, &none);
+        assert!(
+            got.starts_with(want),
+            "{file:?}: {got:?} does not start with {want:?}"
+        );
+    }
+    let over = Overrides {
+        bypass: vec![81],
+        ..Overrides::default()
+    };
+    assert!(problem("interface = \"e\"\n[[ports]]\nport = 80\n", &over)
+        .starts_with("--bypass: 81 is not one of the served ports"));
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_refused_by_the_parser() {
+    let e = ConfigFile::parse("interface = \"e\"\n[tcp]\nmsss = 1400\n").unwrap_err();
+    assert!(e.contains("msss") && e.contains("unknown field"), "{e}");
+    let e = ConfigFile::parse("backlog = \"big\"\n").unwrap_err();
+    assert!(e.contains("backlog"), "{e}");
+    let e = ConfigFile::parse("[bypass]\nxdp_mode = \"fast\"\n").unwrap_err();
+    assert!(e.contains("fast") && e.contains("native"), "{e}");
+    let e = ConfigFile::parse("[[ports]]\nport = 70000\n").unwrap_err();
+    assert!(e.contains("port"), "{e}");
+}
+
+/// A fresh directory of `files` under the system's temporary directory.
+fn www(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xgate-config-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (rel, body) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn static_dir_is_read_into_routes_under_the_prefix() {
+    let dir = www(
+        "static",
+        &[("index.html", "<p>hi</p>"), ("css/a.css", "a{}")],
+    );
+    let file = format!(
+        "interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_dir = '{}'\nstatic_prefix = \"/s\"\n",
+        dir.display()
+    );
+    let c = build(&parse(&file), &Overrides::default()).unwrap();
+    let files = &c.gateway.app.files;
+    assert_eq!((files.files(), files.bytes()), (2, 12));
+    let paths: Vec<&[u8]> = files.paths().collect();
+    assert_eq!(
+        paths,
+        [&b"/s"[..], b"/s/", b"/s/css/a.css", b"/s/index.html"]
+    );
+    // Without a directory there are no files, whatever the bounds say.
+    let c = build(
+        &parse("interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_max_files = 0\n"),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.gateway.app.files.files(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn static_dir_errors_name_the_key_and_the_file() {
+    let dir = www("static-errors", &[("a.txt", "12345"), ("b|c", "x")]);
+    let base = |extra: &str| {
+        format!(
+            "interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_dir = '{}'\n{extra}",
+            dir.display()
+        )
+    };
+    let none = Overrides::default();
+    let bad_name = problem(&base(""), &none);
+    assert!(
+        bad_name.starts_with(&format!(
+            "app.static_dir: {}: the name has one of",
+            dir.join("b|c").display()
+        )),
+        "{bad_name}"
+    );
+    std::fs::remove_file(dir.join("b|c")).unwrap();
+    let cases = [
+        (
+            "static_max_bytes = 4\n",
+            format!(
+                "app.static_max_bytes: {}: the files add up to more than 4 bytes",
+                dir.join("a.txt").display()
+            ),
+        ),
+        (
+            "static_max_files = 0\n",
+            format!(
+                "app.static_max_files: {}: more than 0 files",
+                dir.join("a.txt").display()
+            ),
+        ),
+        (
+            "static_prefix = \"x\"\n",
+            "app.static_prefix: \"x\" must start with '/'".to_string(),
+        ),
+        (
+            "static_max_files = 2000000\n",
+            "app.static_max_files: 2000000 is out of range".to_string(),
+        ),
+    ];
+    for (extra, want) in cases {
+        let got = problem(&base(extra), &none);
+        assert!(
+            got.starts_with(&want),
+            "{got:?} does not start with {want:?}"
+        );
+    }
+    assert!(build(&parse(&base("static_max_bytes = 5\n")), &none).is_ok());
+    let missing = dir.join("missing");
+    let file = format!(
+        "interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_dir = '{}'\n",
+        missing.display()
+    );
+    assert!(problem(&file, &none).starts_with(&format!("app.static_dir: {}: ", missing.display())));
+    let relative = "interface = \"e\"\n[[ports]]\nport = 80\n[app]\nstatic_dir = \"www\"\n";
+    assert_eq!(
+        problem(relative, &none),
+        "app.static_dir: \"www\" must be an absolute path"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let text = include_str!("../../../docs/xgate.example.toml");
+    let c = build(&parse(text), &Overrides::default()).unwrap();
+    assert!(!c.gateway.ports.is_empty());
+}

@@ -1,0 +1,109 @@
+//! Every socket the gateway opens outside io_uring and AF_XDP: the listening sockets of the
+//! served ports and of the admin endpoint, and the datagram socket interface ioctls go through.
+//!
+//! Hand-written on libc rather than with `socket2`: the process needs four calls (socket,
+//! setsockopt SO_REUSEADDR, bind, listen) and an ioctl socket, IPv4 only; a dependency would
+//! not remove the ethtool ioctl's `unsafe`, which works on our own `repr(C)` struct. The
+//! errors name the call that failed, as the operator's messages have always done.
+
+use std::io;
+use std::net::{SocketAddrV4, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// A socket call that failed, with the OS error.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {source}")]
+pub struct SocketError {
+    /// The failing call: "socket", "SO_REUSEADDR", "bind" or "listen".
+    pub call: &'static str,
+    pub source: io::Error,
+}
+
+fn last_error(call: &'static str) -> SocketError {
+    SocketError {
+        call,
+        source: io::Error::last_os_error(),
+    }
+}
+
+/// A new close-on-exec IPv4 socket of `kind` (`SOCK_STREAM`, `SOCK_DGRAM`).
+fn inet_socket(kind: libc::c_int) -> Result<OwnedFd, SocketError> {
+    // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, kind | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(last_error("socket"));
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A listening TCP socket on `addr` with SO_REUSEADDR and the given backlog (clamped to
+/// `i32::MAX`), close-on-exec and blocking.
+pub fn tcp_listener(addr: SocketAddrV4, backlog: u32) -> Result<TcpListener, SocketError> {
+    let fd = inet_socket(libc::SOCK_STREAM)?;
+    let one: libc::c_int = 1;
+    // SAFETY: `fd` is our socket; the option value is a live c_int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error("SO_REUSEADDR"));
+    }
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `sin` is a live, initialised sockaddr_in and its size is passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error("bind"));
+    }
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    // SAFETY: listen(2) on our bound socket; no memory is passed.
+    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } != 0 {
+        return Err(last_error("listen"));
+    }
+    Ok(TcpListener::from(fd))
+}
+
+/// A datagram socket to issue interface ioctls on (`SIOCETHTOOL`, ...); closed when dropped.
+pub fn ioctl_socket() -> io::Result<OwnedFd> {
+    inet_socket(libc::SOCK_DGRAM).map_err(|e| e.source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn a_listener_takes_its_backlog_and_a_taken_port_names_bind() {
+        let l = tcp_listener(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16).unwrap();
+        let addr = match l.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            other => panic!("{other}"),
+        };
+        assert!(addr.port() > 0);
+        // SO_REUSEADDR does not let a second socket listen on a port that is listening.
+        let e = tcp_listener(addr, 16).unwrap_err();
+        assert_eq!(e.call, "bind");
+        assert_eq!(e.source.kind(), io::ErrorKind::AddrInUse);
+        assert!(ioctl_socket().is_ok());
+    }
+}
