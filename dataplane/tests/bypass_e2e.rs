@@ -1,5 +1,5 @@
 //! Root-only end-to-end proof of the bypass path: real clients (curl, python3) in a client
-//! network namespace talk HTTP over a veth pair to `afxdp::Gateway`, whose pollers run the
+//! network namespace talk HTTP over a veth pair to `gateway::Bypass`, whose pollers run the
 //! user-space TCP/HTTP engine behind XDP steering and AF_XDP sockets.
 //!
 //! Topology (tests/common): netns `<p>g` with veth `<p>g` (gateway, 10.77.0.1, two RX queues,
@@ -27,10 +27,7 @@ use std::time::{Duration, Instant};
 use common::{is_root, lines_of, run, wait_for, Topology, CLIENT_IP, GW_IP};
 use dataplane::afxdp::{PollerCounters, PollerError};
 use dataplane::bpf::{PortState, PortStats, Stat};
-use dataplane::gateway::{
-    Bypass as Gateway, BypassConfig as GatewayConfig, BypassError as GatewayError, CgroupPlacement,
-    PortConfig,
-};
+use dataplane::gateway::{Bypass, BypassConfig, BypassError, CgroupPlacement, PortConfig};
 use dataplane::tcp::FlowKey;
 
 const PORT: u16 = 18090;
@@ -203,7 +200,7 @@ fn sum(counters: &[PollerCounters], f: impl Fn(&PollerCounters) -> u64) -> u64 {
     counters.iter().map(f).sum()
 }
 
-fn port_stats(gw: &Gateway) -> PortStats {
+fn port_stats(gw: &Bypass) -> PortStats {
     gw.maps().port_stats(PORT).unwrap().expect("port counters")
 }
 
@@ -281,10 +278,10 @@ static ROOT_TESTS: Mutex<()> = Mutex::new(());
 
 /// Starts the gateway inside the gateway netns (the test process joins the test cgroup) with
 /// `PORT` on, and the kernel path's stand-in on its listener.
-fn start_gateway(topo: &mut Topology) -> (Gateway, KernelPath) {
+fn start_gateway(topo: &mut Topology) -> (Bypass, KernelPath) {
     topo.enter_gateway();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut config = GatewayConfig::new(
+    let mut config = BypassConfig::new(
         topo.server_if.clone(),
         [PortConfig {
             port: PORT,
@@ -294,11 +291,11 @@ fn start_gateway(topo: &mut Topology) -> (Gateway, KernelPath) {
     config.cgroup = CgroupPlacement::Join(topo.cgroup.clone());
     // A core that does not exist is start's typed error, and start leaves nothing behind.
     config.cores = vec![1023];
-    let bad = Gateway::start(&config);
+    let bad = Bypass::start(&config);
     assert!(
         matches!(
             bad,
-            Err(GatewayError::Poller(PollerError::Affinity {
+            Err(BypassError::Poller(PollerError::Affinity {
                 core: 1023,
                 ..
             }))
@@ -311,7 +308,7 @@ fn start_gateway(topo: &mut Topology) -> (Gateway, KernelPath) {
         .exists());
     config.cores = (0..4).map(|q| q % ncpu).collect();
     config.engine.tcp.time_wait = dataplane::time::Duration::from_secs(2);
-    let started = Gateway::start(&config);
+    let started = Bypass::start(&config);
     assert!(topo.leave_gateway(), "setns back to the test's netns");
     let mut gw = started.expect("starting the gateway");
     eprintln!(
@@ -468,7 +465,7 @@ fn switching_under_load_loses_nothing() {
 }
 
 /// Not a test on its own: the gateway process that `gateway_killed_falls_back_to_kernel` runs
-/// (this binary, `--ignored --exact`) and kills with SIGKILL. Starts a `Gateway` in the netns
+/// (this binary, `--ignored --exact`) and kills with SIGKILL. Starts a `Bypass` in the netns
 /// `XGT_HELPER_NS` on `XGT_HELPER_IF`, joining `XGT_HELPER_CGROUP`, with `PORT` on and its
 /// listener kept (nobody accepts on it), prints `ready` and waits. Does nothing without them.
 #[test]
@@ -483,7 +480,7 @@ fn helper_run_gateway() {
     };
     // This thread stays in the gateway netns until the process is killed.
     let _in_gateway = xgate_testnet::netns::NetnsGuard::enter(&ns).expect("gateway netns");
-    let mut config = GatewayConfig::new(
+    let mut config = BypassConfig::new(
         ifname,
         [PortConfig {
             port: PORT,
@@ -491,7 +488,7 @@ fn helper_run_gateway() {
         }],
     );
     config.cgroup = CgroupPlacement::Join(PathBuf::from(cgroup));
-    let _gw = Gateway::start(&config).expect("helper gateway");
+    let _gw = Bypass::start(&config).expect("helper gateway");
     println!("ready");
     loop {
         std::thread::sleep(Duration::from_secs(1));

@@ -29,9 +29,7 @@ use std::time::{Duration, Instant};
 
 use common::{is_root, run, wait_for, Topology, CLIENT_IP, GW_IP};
 use dataplane::afxdp::PollerCounters;
-use dataplane::gateway::{
-    Bypass as Gateway, BypassConfig as GatewayConfig, CgroupPlacement, PortConfig,
-};
+use dataplane::gateway::{Bypass, BypassConfig, CgroupPlacement, PortConfig};
 use dataplane::tcp::FlowKey;
 use xgate_testnet::netns::{connect_in, spawn_in_netns};
 
@@ -55,11 +53,11 @@ fn sum(counters: &[PollerCounters], f: impl Fn(&PollerCounters) -> u64) -> u64 {
 /// returns it with the port's kernel listener (held so that sock_ops keeps the port tagged).
 fn start_gateway(
     topo: &mut Topology,
-    tune: impl FnOnce(&mut GatewayConfig),
-) -> (Gateway, TcpListener) {
+    tune: impl FnOnce(&mut BypassConfig),
+) -> (Bypass, TcpListener) {
     topo.enter_gateway();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut config = GatewayConfig::new(
+    let mut config = BypassConfig::new(
         topo.server_if.clone(),
         [PortConfig {
             port: PORT,
@@ -70,7 +68,7 @@ fn start_gateway(
     config.cores = (0..4).map(|q| q % ncpu).collect();
     config.engine.tcp.time_wait = dataplane::time::Duration::from_secs(2);
     tune(&mut config);
-    let started = Gateway::start(&config);
+    let started = Bypass::start(&config);
     assert!(topo.leave_gateway(), "setns back to the test's netns");
     let mut gw = started.expect("starting the gateway");
     eprintln!(
@@ -84,7 +82,7 @@ fn start_gateway(
 }
 
 /// Stops the pollers and checks that none of them died on the way.
-fn shutdown_clean(gw: &mut Gateway) {
+fn shutdown_clean(gw: &mut Bypass) {
     for exit in gw.shutdown() {
         assert!(
             !exit.panicked && exit.error.is_none() && exit.poller.is_some(),
@@ -108,7 +106,7 @@ fn local_port(s: &TcpStream) -> u16 {
 }
 
 /// Waits until the connection from `port` has left the engine (its `user_flows` entry is gone).
-fn wait_flow_gone(gw: &Gateway, port: u16, within: Duration, what: &str) {
+fn wait_flow_gone(gw: &Bypass, port: u16, within: Duration, what: &str) {
     let key = flow_of(port);
     wait_for(&format!("{what}: flow {port} gone"), within, || {
         !gw.maps().user_flows().contains(&key)

@@ -8,7 +8,7 @@
 //! path) answers the same scripts as the bypass does. Both veths have their checksum and
 //! segmentation offloads off, so every frame seen on the wire is whole and checksummed.
 //!
-//! `Rig` is a topology plus an in-process `Gateway` with two ports -- `BYPASS_PORT` (on) and
+//! `Rig` is a topology plus an in-process `Bypass` with two ports -- `BYPASS_PORT` (on) and
 //! `KERNEL_PORT` (off) -- whose listeners are both served by the real `KernelPath` on its own
 //! thread; dropping it stops everything it started, also on panic.
 #![allow(dead_code)] // each test binary uses its own subset
@@ -23,9 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dataplane::app::App;
-use dataplane::gateway::{
-    Bypass as Gateway, BypassConfig as GatewayConfig, CgroupPlacement, PortConfig,
-};
+use dataplane::gateway::{Bypass, BypassConfig, CgroupPlacement, PortConfig};
 use dataplane::kernel::{KernelConfig, KernelPath};
 use dataplane::wire::{
     emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, SeqNumber,
@@ -390,13 +388,13 @@ pub struct Rig {
     pub wire: Option<Wire>,
     kernel_stop: Arc<AtomicBool>,
     kernel: Option<JoinHandle<()>>,
-    pub gw: Option<Gateway>,
+    pub gw: Option<Bypass>,
     pub topo: Topology,
 }
 
 impl Rig {
     /// `tune` may change the gateway's configuration (engine limits) before it starts.
-    pub fn start(tune: impl FnOnce(&mut GatewayConfig)) -> Rig {
+    pub fn start(tune: impl FnOnce(&mut BypassConfig)) -> Rig {
         // Whole, checksummed frames on the gateway's side too (the kernel path's replies).
         let mut topo = Topology::create_with(true);
         run(&[
@@ -421,7 +419,7 @@ impl Rig {
         ]);
         topo.enter_gateway();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut config = GatewayConfig::new(
+        let mut config = BypassConfig::new(
             topo.server_if.clone(),
             [
                 PortConfig {
@@ -437,7 +435,7 @@ impl Rig {
         config.cgroup = CgroupPlacement::Join(topo.cgroup.clone());
         config.cores = (0..4).map(|q| q % ncpu).collect();
         tune(&mut config);
-        let started = Gateway::start(&config);
+        let started = Bypass::start(&config);
         assert!(topo.leave_gateway(), "setns back to the test's netns");
         let mut gw = started.expect("starting the gateway");
         let listeners: Vec<OwnedFd> = [BYPASS_PORT, KERNEL_PORT]
@@ -481,7 +479,7 @@ impl Rig {
         self.wire.as_ref().expect("wire")
     }
 
-    pub fn gw(&self) -> &Gateway {
+    pub fn gw(&self) -> &Bypass {
         self.gw.as_ref().expect("gateway")
     }
 }
