@@ -16,6 +16,7 @@ pub mod http;
 pub mod kernel;
 pub mod logging;
 pub mod reload;
+pub mod sessions;
 pub mod tally;
 pub mod tcp;
 pub mod testkit;
