@@ -17,6 +17,7 @@ pub mod kernel;
 pub mod logging;
 pub mod reload;
 pub mod sessions;
+pub mod stream;
 pub mod tally;
 pub mod tcp;
 pub mod testkit;
