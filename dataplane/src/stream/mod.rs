@@ -261,12 +261,14 @@ impl StreamConn {
         self.sending
     }
 
-    /// The send of `poll_transmit`'s bytes completed with `n` of them taken.
-    pub fn handle_sent(&mut self, n: usize) {
+    /// The send of `poll_transmit`'s bytes completed with `n` of them taken. Returns how many
+    /// of them were bytes handed out (`n`, unless the transport reports more).
+    pub fn handle_sent(&mut self, n: usize) -> usize {
         self.sending = false;
         let n = n.min(self.out_len - self.out_pos);
         self.out_pos += n;
         self.sent += n as u64;
+        n
     }
 
     /// The transport shut its write side after `Finishing`: linger until the peer's FIN or
