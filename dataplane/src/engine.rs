@@ -151,6 +151,7 @@ impl Engine {
     }
 
     /// The next instant `handle_timeout` has work to do.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let http = self.sessions.poll_timeout();
         match (self.tcp.poll_timeout(), http) {

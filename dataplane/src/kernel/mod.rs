@@ -381,6 +381,7 @@ impl KernelPath {
     /// connections are open or a shutdown is draining, `Instant::ZERO` (due now) while a
     /// receive waits to be re-posted. `None`: only completions can bring work, and the ring's
     /// descriptor ([`AsRawFd`]) turns readable for them.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if !self.deferred.is_empty() {
             return Some(Instant::ZERO);
