@@ -14,17 +14,13 @@ use std::collections::VecDeque;
 
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
-use crate::reload::{Answers, Generation, Served};
-use crate::tally::{PortCount, PortTally, TallySlot};
+use crate::reload::Served;
+use crate::sessions::{HttpSessions, SendStall, Session, SWEEP_PERIOD as HTTP_SWEEP_PERIOD};
+use crate::tally::PortCount;
 use crate::tcp::{
     ConnHandle, DropReason, Endpoint, Event, FlowKey, SendBacklog, TcpConfig, TcpStats,
 };
-use crate::time::{Duration, Instant};
-use crate::wire::SeqNumber;
-
-/// How often HTTP deadlines (header and idle timeouts, seconds long) are checked. A deadline
-/// fires at most this late; the sweep costs one pass over the live connections per period.
-const HTTP_SWEEP_PERIOD: Duration = Duration::from_millis(250);
+use crate::time::Instant;
 
 /// Everything the engine needs to know at start.
 #[derive(Debug, Clone, Default)]
@@ -55,42 +51,36 @@ pub struct EngineStats {
     pub send_timeouts: u64,
 }
 
-struct HttpSlot {
+/// What a slot of [`HttpSessions`] holds on the bypass path.
+struct TcpSession {
     conn: HttpConn,
-    /// The TCP connection this slot serves while `live`.
+    /// The TCP connection this slot serves while live.
     handle: Option<ConnHandle>,
-    live: bool,
     /// `Endpoint::close` was called; nothing more will be written.
     closing: bool,
-    /// Position in `Engine::live`, for O(1) removal.
-    live_pos: usize,
-    /// The connection's port in `Engine::tally`.
-    tally: TallySlot,
-    /// `conn.stats().requests` already added to the tally.
-    requests_tallied: u64,
-    /// Which generation of `Engine::answers` the connection is answered with.
-    generation: Generation,
-    /// While bytes wait behind the peer's zero window: SND.UNA when the sweep last saw it
-    /// move, and since when it has not moved.
-    send_stall: Option<(SeqNumber, Instant)>,
+    /// While bytes wait behind the peer's zero window: since when SND.UNA has not moved.
+    send_stall: SendStall,
+}
+
+impl Session for TcpSession {
+    fn http(&self) -> &HttpConn {
+        &self.conn
+    }
+    fn http_mut(&mut self) -> &mut HttpConn {
+        &mut self.conn
+    }
 }
 
 pub struct Engine {
     tcp: Endpoint,
-    /// The routes and HTTP limits, in up to two generations across a reload.
-    answers: Answers,
-    slots: Vec<HttpSlot>,
-    /// Indices of slots with a live connection, for the timeout sweep.
-    live: Vec<u32>,
+    /// The live connections' HTTP side: slots indexed by the TCP table's index, answers in
+    /// up to two generations across a reload, per-port tally, deadline sweep, drain.
+    sessions: HttpSessions<TcpSession>,
     flow_events: VecDeque<FlowEvent>,
     flow_event_cap: usize,
     /// Makes a request head that straddles the receive ring's wrap contiguous.
     scratch: Box<[u8]>,
-    next_sweep: Instant,
     stats: EngineStats,
-    tally: PortTally,
-    /// `begin_drain` was called: the gateway is shutting down.
-    draining: bool,
 }
 
 impl Engine {
@@ -101,16 +91,11 @@ impl Engine {
         let flow_event_cap = max.saturating_mul(2).max(16);
         Engine {
             tcp: Endpoint::new(config.tcp, secret, now),
-            answers: Answers::new(app, config.http),
-            slots: Vec::new(),
-            live: Vec::new(),
+            sessions: HttpSessions::new(app, config.http, now + HTTP_SWEEP_PERIOD, 0),
             flow_events: VecDeque::with_capacity(flow_event_cap.min(1 << 16)),
             flow_event_cap,
             scratch: vec![0u8; config.http.max_header_bytes + 1024].into_boxed_slice(),
-            next_sweep: now + HTTP_SWEEP_PERIOD,
             stats: EngineStats::default(),
-            tally: PortTally::default(),
-            draining: false,
         }
     }
 
@@ -120,16 +105,15 @@ impl Engine {
     /// handshake completes later) is answered with `Connection: close`. New connections are
     /// not refused here: the steering stops sending SYNs (the port is `draining`).
     pub fn begin_drain(&mut self, now: Instant) {
-        if self.draining {
+        if self.sessions.is_draining() {
             return;
         }
-        self.draining = true;
+        self.sessions.begin_drain();
         // Index loop: `Closed` events only arrive through `drain_events`, so `live` does not
         // change under it.
-        for i in 0..self.live.len() {
-            let slot = &mut self.slots[self.live[i] as usize];
-            slot.conn.begin_drain();
-            if let Some(conn) = slot.handle {
+        for i in 0..self.sessions.len() {
+            let index = self.sessions.live()[i] as usize;
+            if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
                 self.service(now, conn);
             }
         }
@@ -138,15 +122,16 @@ impl Engine {
 
     /// Whether `begin_drain` was called.
     pub fn is_draining(&self) -> bool {
-        self.draining
+        self.sessions.is_draining()
     }
 
     /// Resets every connection that is still open (the end of a shutdown's grace period): the
     /// peers learn at once instead of at their next segment, and each connection's flow is
     /// removed (`FlowEvent::Removed`). Send the RSTs with `poll_transmit`.
     pub fn abort_all(&mut self, now: Instant) {
-        for i in 0..self.live.len() {
-            if let Some(conn) = self.slots[self.live[i] as usize].handle {
+        for i in 0..self.sessions.len() {
+            let index = self.sessions.live()[i] as usize;
+            if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
                 self.tcp.abort(conn);
             }
         }
@@ -166,8 +151,9 @@ impl Engine {
     }
 
     /// The next instant `handle_timeout` has work to do.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let http = (!self.live.is_empty()).then_some(self.next_sweep);
+        let http = self.sessions.poll_timeout();
         match (self.tcp.poll_timeout(), http) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -177,8 +163,7 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tcp.handle_timeout(now);
         self.drain_events(now);
-        if now >= self.next_sweep {
-            self.next_sweep = now + HTTP_SWEEP_PERIOD;
+        if self.sessions.sweep_due(now) {
             self.sweep_http_deadlines(now);
         }
     }
@@ -189,7 +174,7 @@ impl Engine {
 
     /// Wall-clock seconds since the Unix epoch, for the `Date` header. Cheap when unchanged.
     pub fn set_wall_clock(&mut self, unix_secs: u64) {
-        self.answers.set_date(unix_secs);
+        self.sessions.set_date(unix_secs);
     }
 
     pub fn connection_count(&self) -> usize {
@@ -206,27 +191,23 @@ impl Engine {
 
     /// Requests accepted so far (a running total, cheap to read).
     pub fn requests(&self) -> u64 {
-        self.tally.requests()
+        self.sessions.requests()
     }
 
     /// Connections and requests by local port.
     pub fn port_counts(&self) -> &[PortCount] {
-        self.tally.counts()
+        self.sessions.port_counts()
     }
 
     /// HTTP counters of closed connections plus those of the live ones (one pass over the
     /// live connections).
     pub fn http_stats(&self) -> HttpStats {
-        let mut total = self.stats.http_closed;
-        for &i in &self.live {
-            total.add(self.slots[i as usize].conn.stats());
-        }
-        total
+        self.sessions.http_stats()
     }
 
     /// The routes new requests are answered with.
     pub fn app(&self) -> &App {
-        &self.answers.current().app
+        self.sessions.app()
     }
 
     /// Reloads the routes and HTTP limits without dropping a connection: new connections and
@@ -234,32 +215,25 @@ impl Engine {
     /// finishes with the ones it started with (see [`crate::reload`]). A reload that comes
     /// while an earlier one still waits for such connections is applied after them.
     pub fn reload(&mut self, next: Served) {
-        if self.answers.offer(next) {
+        if self.sessions.reload(next) {
             self.apply_reload();
         }
     }
 
     /// Reloads applied so far.
     pub fn reloads_applied(&self) -> u64 {
-        self.answers.applied()
+        self.sessions.reloads_applied()
     }
 
     fn apply_reload(&mut self) {
-        loop {
-            self.answers.rotate();
-            let need = self.answers.current().limits.max_header_bytes + 1024;
-            if self.scratch.len() < need {
+        let scratch = &mut self.scratch;
+        self.sessions.apply_reload(|limits| {
+            let need = limits.max_header_bytes + 1024;
+            if scratch.len() < need {
                 // Once per reload that raises the head limit, never per request.
-                self.scratch = vec![0u8; need].into_boxed_slice();
+                *scratch = vec![0u8; need].into_boxed_slice();
             }
-            for i in 0..self.live.len() {
-                let slot = &mut self.slots[self.live[i] as usize];
-                self.answers.adopt(&mut slot.generation, &mut slot.conn);
-            }
-            if !self.answers.settle() {
-                break;
-            }
-        }
+        });
     }
 
     fn drain_events(&mut self, now: Instant) {
@@ -275,7 +249,7 @@ impl Engine {
                 Event::PeerClosed(conn) => {
                     // HTTP must see the final input before it learns that no more will come.
                     self.service(now, conn);
-                    if let Some(slot) = self.slot_mut(conn) {
+                    if let Some(slot) = self.sessions.get_mut(conn.index()) {
                         slot.conn.peer_closed(now);
                     }
                     self.service(now, conn);
@@ -297,106 +271,59 @@ impl Engine {
     }
 
     fn open_slot(&mut self, now: Instant, conn: ConnHandle, port: u16) {
-        let index = conn.index();
-        while self.slots.len() <= index {
-            // Grows once per slot index, up to the TCP table's bound; reused afterwards.
-            self.slots.push(HttpSlot {
-                conn: HttpConn::new(self.answers.current().limits),
+        let tally = self.sessions.tally_slot(port);
+        // Slots grow once per index, up to the TCP table's bound; reused afterwards.
+        let slot = self
+            .sessions
+            .open(conn.index(), now, tally, |limits| TcpSession {
+                conn: HttpConn::new(limits),
                 handle: None,
-                live: false,
                 closing: false,
-                live_pos: 0,
-                tally: TallySlot::default(),
-                requests_tallied: 0,
-                generation: Generation::Current,
-                send_stall: None,
+                send_stall: SendStall::default(),
             });
-        }
-        let tally = self.tally.slot(port);
-        self.tally.opened(tally);
-        let slot = &mut self.slots[index];
-        debug_assert!(!slot.live, "the TCP table handed out a live slot twice");
-        slot.conn.reset();
-        slot.conn.set_limits(self.answers.current().limits);
-        slot.generation = Generation::Current;
-        slot.conn.start(now);
-        if self.draining {
-            slot.conn.begin_drain();
-        }
-        slot.live = true;
         slot.handle = Some(conn);
         slot.closing = false;
-        slot.tally = tally;
-        slot.requests_tallied = 0;
-        slot.send_stall = None;
-        slot.live_pos = self.live.len();
-        self.live.push(index as u32);
+        slot.send_stall.clear();
     }
 
     fn close_slot(&mut self, conn: ConnHandle) {
-        let index = conn.index();
-        let Some(slot) = self.slots.get_mut(index) else {
-            return;
-        };
-        if !slot.live {
-            return;
-        }
-        slot.live = false;
-        let ready = self.answers.forget(&mut slot.generation);
-        self.tally.closed(slot.tally);
-        self.stats.http_closed.add(slot.conn.stats());
-        let pos = slot.live_pos;
-        self.live.swap_remove(pos);
-        if let Some(&moved) = self.live.get(pos) {
-            self.slots[moved as usize].live_pos = pos;
-        }
+        let ready = self.sessions.close(conn.index());
+        self.stats.http_closed = *self.sessions.http_closed();
         if ready {
             self.apply_reload();
         }
     }
 
-    fn slot_mut(&mut self, conn: ConnHandle) -> Option<&mut HttpSlot> {
-        self.slots.get_mut(conn.index()).filter(|s| s.live)
-    }
-
     fn sweep_http_deadlines(&mut self, now: Instant) {
         // Index loop: `service` and `abort` may close connections, but `Closed` events only
         // arrive through `drain_events`, so `live` does not change under this loop.
-        for i in 0..self.live.len() {
-            let index = self.live[i] as usize;
-            let slot = &mut self.slots[index];
-            // The send timeout. TCP keeps a connection whose peer holds its window at zero
-            // as long as the peer answers the probes (RFC 9293 §3.8.6.1), and its idle timer
-            // counts those answers as traffic; so a client that stops reading would keep its
-            // slot and its buffers forever, whether HTTP waits to write more or has closed
-            // behind a queued response. RFC 6429 leaves ending such a connection to the
-            // application: like nginx's `send_timeout`, when the peer's window has stayed
-            // shut, with bytes waiting for it, and it has taken none of them for the HTTP
-            // idle timeout, the connection is reset. (A peer that stops answering altogether
-            // is TCP's business: retransmission limit, idle timer.)
+        for i in 0..self.sessions.len() {
+            let index = self.sessions.live()[i] as usize;
+            let Some(slot) = self.sessions.get_mut(index) else {
+                continue;
+            };
+            // The send timeout (see `SendStall`): here, the peer's window has stayed shut,
+            // with bytes waiting for it, and SND.UNA has not moved for the HTTP idle timeout.
+            // TCP's idle timer counts the peer's answers to the window probes as traffic, so
+            // it never ends such a connection.
             if let Some(conn) = slot.handle {
-                match self.tcp.send_backlog(conn) {
+                let waiting = match self.tcp.send_backlog(conn) {
                     Some(SendBacklog {
                         una,
                         queued,
                         zero_window: true,
-                    }) if queued > 0 => match slot.send_stall {
-                        Some((seen, since)) if seen == una => {
-                            if now - since >= slot.conn.limits().idle_timeout {
-                                self.stats.send_timeouts += 1;
-                                slot.send_stall = None;
-                                self.tcp.abort(conn);
-                                continue;
-                            }
-                        }
-                        _ => slot.send_stall = Some((una, now)),
-                    },
-                    _ => slot.send_stall = None,
+                    }) if queued > 0 => Some(u64::from(una.0)),
+                    _ => None,
+                };
+                let limit = slot.conn.limits().idle_timeout;
+                if slot.send_stall.check(now, waiting, limit) {
+                    self.stats.send_timeouts += 1;
+                    self.tcp.abort(conn);
+                    continue;
                 }
             }
-            if slot.conn.poll_timeout().is_some_and(|t| t <= now) {
-                slot.conn.handle_timeout(now);
-                if let Some(conn) = slot.handle {
+            if self.sessions.handle_http_timeout(index, now) {
+                if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
                     self.service(now, conn);
                 }
             }
@@ -407,10 +334,11 @@ impl Engine {
     /// Moves bytes between the connection's TCP buffers and its HTTP state until neither side
     /// can make progress, then closes the TCP side if HTTP is done.
     fn service(&mut self, now: Instant, conn: ConnHandle) {
-        let Some(slot) = self
-            .slots
-            .get_mut(conn.index())
-            .filter(|s| s.live && s.handle == Some(conn))
+        let index = conn.index();
+        let Some((slot, app)) = self
+            .sessions
+            .with_app(index)
+            .filter(|(s, _)| s.handle == Some(conn))
         else {
             return;
         };
@@ -433,7 +361,6 @@ impl Engine {
         loop {
             let input = ring_tail(rx_a, rx_b, consumed);
             let output = ring_tail_mut(tx_a, tx_b, produced);
-            let app = &self.answers.for_conn(slot.generation).app;
             let p = slot.conn.process(now, app, input, output);
             consumed += p.consumed;
             produced += p.produced;
@@ -467,15 +394,11 @@ impl Engine {
                 break;
             }
         }
-        let requests = slot.conn.stats().requests;
-        self.tally
-            .answered(slot.tally, requests - slot.requests_tallied);
-        slot.requests_tallied = requests;
-        let reload_ready = self.answers.release(&mut slot.generation, &mut slot.conn);
         let close = slot.conn.wants_close();
         if close {
             slot.closing = true;
         }
+        let reload_ready = self.sessions.settle(index);
         self.tcp.consume(conn, consumed);
         self.tcp.commit_send(conn, produced);
         if close {
@@ -518,6 +441,7 @@ mod tests {
     use super::*;
     use crate::app::AppConfig;
     use crate::testkit::ScriptedClient;
+    use crate::time::Duration;
     use crate::wire::TcpFlags;
 
     struct Harness {

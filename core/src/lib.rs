@@ -12,6 +12,11 @@
 //! - [`engine`]: tcp + http + app per connection, Ethernet frames in and out — what the
 //!   AF_XDP poller drives.
 //!
+//! - [`sessions`]: the live HTTP connections of either path (slots, per-port tally, reload
+//!   generations, drain, the deadline sweep), one table both paths drive;
+//! - [`stream`]: HTTP over a reliable byte stream (a kernel socket), the kernel path's
+//!   connection without its io_uring.
+//!
 //! Around them: [`time`] (the instant type every component is handed), [`reload`] (two
 //! generations of answers across a reload), [`tally`] (per-port counts), [`histogram`]
 //! (response times), [`testkit`] (a scripted frame-level client for tests and benches).
@@ -21,6 +26,8 @@ pub mod engine;
 pub mod histogram;
 pub mod http;
 pub mod reload;
+pub mod sessions;
+pub mod stream;
 pub mod tally;
 pub mod tcp;
 pub mod testkit;

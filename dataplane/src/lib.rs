@@ -6,7 +6,9 @@
 //! modules are re-exported under their own names, so `dataplane::tcp` is `xgate_core::tcp`.
 //! See `docs/architecture.md` for how the pieces fit on the packet path.
 
-pub use xgate_core::{app, engine, histogram, http, reload, tally, tcp, testkit, time, wire};
+pub use xgate_core::{
+    app, engine, histogram, http, reload, sessions, stream, tally, tcp, testkit, time, wire,
+};
 
 pub mod afxdp;
 pub mod bpf;

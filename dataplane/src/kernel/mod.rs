@@ -1,10 +1,13 @@
 //! The kernel path: the ports' listening sockets driven by io_uring, answered by the same
 //! sans-IO `http` and `app` code as the bypass path.
 //!
-//! [`KernelPath`] owns one `IoUring`, the listening sockets (one per port, added with
-//! [`KernelPath::listen`] *after* the BPF sock_ops program is attached, so that it sees them),
-//! and a bounded slab of connections. Each listener has one multishot accept in flight. Each
-//! connection has at most one receive and one send in flight:
+//! [`KernelPath`] is a thin driver: it owns one io_uring (`ring`), the listening sockets (one
+//! per port, added with [`KernelPath::listen`] *after* the BPF sock_ops program is attached,
+//! so that it sees them), and a bounded table of connections ([`HttpSessions`], shared with the
+//! bypass engine), each a socket plus a sans-IO [`StreamConn`] that holds its HTTP state,
+//! buffers and lifecycle. The driver moves bytes between the two and turns the stream's wishes
+//! into operations. Each listener has one multishot accept in flight. Each connection has at
+//! most one receive and one send in flight:
 //!
 //! - receives take a buffer from a registered ring of provided buffers; the bytes are handed
 //!   to `HttpConn::process` straight from that buffer, and only what it leaves unconsumed (a
@@ -17,17 +20,18 @@
 //! - responses are written into the connection's output buffer and sent from there; the
 //!   output buffer is refilled only once the previous send has completed.
 //!
-//! A connection ends in one of three ways. When `HttpConn` is done and everything is sent,
-//! the socket's write side is shut (our FIN goes after the queued bytes) and the connection
-//! *lingers*, reading and dropping input until the peer's FIN or [`KernelConfig::linger`]:
-//! closing with unread input would make the kernel reset the connection and drop the end of
-//! the response still in the send buffer. When the peer resets, an operation fails, the peer
-//! stops reading for the idle timeout, or a shutdown deadline passes, the connection is cut.
-//! Either way its operations are cancelled and the socket is closed once they have completed.
+//! A connection ends in one of three ways (the stream's [`Lifecycle`]). When `HttpConn` is
+//! done and everything is sent (`Finishing`), the socket's write side is shut (our FIN goes
+//! after the queued bytes) and the connection *lingers*, reading and dropping input until the
+//! peer's FIN or [`KernelConfig::linger`]: closing with unread input would make the kernel
+//! reset the connection and drop the end of the response still in the send buffer. When the
+//! peer resets, an operation fails, the peer stops reading for the idle timeout, or a shutdown
+//! deadline passes, the connection is cut (`Aborted`). Either way its operations are cancelled
+//! and the socket is closed once they have completed.
 //!
 //! Completions are matched to connections by `user_data` = operation, slot index and the
-//! slot's generation, and a slot is reused only once none of its operations is in flight, so
-//! a late completion never touches the next connection in the slot.
+//! slot's generation (see `ring`), and a slot is reused only once none of its operations is in
+//! flight, so a late completion never touches the next connection in the slot.
 //!
 //! Two ways to drive it: [`KernelPath::poll`] submits and reaps without blocking (from the
 //! AF_XDP poller's loop), [`KernelPath::run`] blocks in `io_uring_enter` with a timeout (on its
@@ -36,26 +40,27 @@
 //! [`SWEEP_PERIOD`], as the bypass engine does.
 
 mod bufring;
+mod ring;
 
 use std::io;
 use std::net::{SocketAddrV4, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types};
 
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
-use crate::reload::{Answers, Generation, Served};
-use crate::tally::{PortCount, PortTally, TallySlot};
+use crate::reload::Served;
+use crate::sessions::{HttpSessions, Session};
+use crate::stream::{AbortReason, Advance, Lifecycle, StreamConfig, StreamConn};
+use crate::tally::{PortCount, TallySlot};
 use crate::time::{Duration, Instant};
 use bufring::BufRing;
+use ring::{split_user_data, user_data, Op, Ring, GEN_MASK, REAP_BATCH};
 
 /// How often HTTP deadlines are checked, and the longest `run` sleeps in the kernel.
-pub const SWEEP_PERIOD: Duration = Duration::from_millis(250);
-
-/// Completions taken off the ring per batch (a stack array, no allocation).
-const REAP_BATCH: usize = 128;
+pub const SWEEP_PERIOD: Duration = crate::sessions::SWEEP_PERIOD;
 
 /// Everything the kernel path needs to know at start.
 #[derive(Debug, Clone)]
@@ -147,46 +152,6 @@ pub struct KernelStats {
     pub errors: KernelErrors,
 }
 
-/// What an in-flight operation is, in the top byte of its `user_data`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Accept = 1,
-    Recv = 2,
-    Send = 3,
-    Cancel = 4,
-    Close = 5,
-    Timer = 6,
-}
-
-impl Op {
-    fn from_u8(v: u8) -> Option<Op> {
-        Some(match v {
-            1 => Op::Accept,
-            2 => Op::Recv,
-            3 => Op::Send,
-            4 => Op::Cancel,
-            5 => Op::Close,
-            6 => Op::Timer,
-            _ => return None,
-        })
-    }
-}
-
-const GEN_MASK: u32 = 0x00FF_FFFF;
-
-/// `user_data`: operation (8 bits), slot generation (24 bits), slot index (32 bits).
-fn user_data(op: Op, index: u32, gen: u32) -> u64 {
-    (op as u64) << 56 | u64::from(gen & GEN_MASK) << 32 | u64::from(index)
-}
-
-fn split_user_data(ud: u64) -> (Option<Op>, u32, u32) {
-    (
-        Op::from_u8((ud >> 56) as u8),
-        ud as u32,
-        (ud >> 32) as u32 & GEN_MASK,
-    )
-}
-
 struct Listener {
     fd: Option<OwnedFd>,
     addr: SocketAddrV4,
@@ -196,72 +161,57 @@ struct Listener {
     tally: TallySlot,
 }
 
-struct Conn {
+/// What a slot of [`HttpSessions`] holds on the kernel path: the socket, its operations in
+/// flight, and the connection's stream state.
+struct KernelConn {
+    stream: StreamConn,
     fd: RawFd,
+    /// Bumped each time the slot is reused: completions of an earlier connection carry an
+    /// older one.
     gen: u32,
-    open: bool,
-    /// Nothing more will be read or written; the slot is released once no operation of it
-    /// is in flight.
-    closing: bool,
-    http: HttpConn,
-    /// Unconsumed input, contiguous from index 0.
-    input: Box<[u8]>,
-    in_len: usize,
-    /// Per-connection receive mode: where the receive in flight writes (`in_len` then; input
-    /// consumed meanwhile moves `in_len` down, never into that region).
-    recv_at: usize,
-    /// Response bytes `out_pos..out_len` are still to be sent.
-    output: Box<[u8]>,
-    out_pos: usize,
-    out_len: usize,
     recv_pending: bool,
     send_pending: bool,
-    send_since: Instant,
-    /// The peer sent FIN; `eof_told` once `HttpConn::peer_closed` has been called.
-    eof: bool,
-    eof_told: bool,
     /// A receive could not be posted (no buffer, full queue): post it on the next turn.
     recv_deferred: bool,
-    /// All output sent and our FIN queued (`shutdown(SHUT_WR)`): input is read and dropped
-    /// until the peer's FIN or this deadline, then the socket is closed.
-    linger_until: Option<Instant>,
-    live_pos: usize,
-    /// The connection's port in `KernelPath::tally`.
-    tally: TallySlot,
-    /// `http.stats().requests` already added to the tally.
-    requests_tallied: u64,
-    /// Which generation of `KernelPath::answers` the connection is answered with.
-    generation: Generation,
+}
+
+impl Session for KernelConn {
+    fn http(&self) -> &HttpConn {
+        self.stream.http()
+    }
+    fn http_mut(&mut self) -> &mut HttpConn {
+        self.stream.http_mut()
+    }
+}
+
+impl KernelConn {
+    /// Nothing more will be read or written; the slot is released once no operation of it is
+    /// in flight.
+    fn closing(&self) -> bool {
+        self.stream.is_ended()
+    }
 }
 
 /// The io_uring kernel path. See the module documentation.
 pub struct KernelPath {
-    ring: IoUring,
-    /// The routes and HTTP limits, in up to two generations across a reload.
-    answers: Answers,
+    ring: Ring,
+    /// The live connections: HTTP state, answers in up to two generations across a reload,
+    /// per-port tally, deadline sweep. Slot indices come from `free` or grow by one.
+    sessions: HttpSessions<KernelConn>,
     /// A connection's release made a pending reload ready: applied at the end of the turn.
     reload_ready: bool,
     config: KernelConfig,
     bufs: Option<BufRing>,
     listeners: Vec<Listener>,
-    conns: Vec<Conn>,
     free: Vec<u32>,
-    live: Vec<u32>,
     deferred: Vec<(u32, u32)>,
     /// The other half of `deferred`'s double buffer (no allocation while retrying).
     deferred_spare: Vec<(u32, u32)>,
-    /// Operations submitted whose final completion has not arrived.
-    inflight: usize,
-    next_sweep: Instant,
     /// Shutdown deadline once `begin_shutdown` was called.
     draining: Option<Instant>,
     /// Clock of `run`.
     clock: std::time::Instant,
-    /// For the timeout operation, when `submit_with_args` timeouts are unsupported.
-    timer: Box<types::Timespec>,
-    timer_armed: bool,
     stats: KernelStats,
-    tally: PortTally,
 }
 
 impl KernelPath {
@@ -285,46 +235,32 @@ impl KernelPath {
                  recv_buffer_len or output_buffer_len out of range",
             ));
         }
-        let entries = config.ring_entries.max(8).next_power_of_two();
-        // Cooperative task running: completions are posted when this thread next enters the
-        // kernel instead of interrupting it (a busy poller is not kicked for each one); the
-        // TASKRUN flag tells `submit` when entering is needed. Older kernels refuse it.
-        let ring = IoUring::builder()
-            .setup_cqsize(entries.saturating_mul(4))
-            .setup_coop_taskrun()
-            .setup_taskrun_flag()
-            .build(entries)
-            .or_else(|_| {
-                IoUring::builder()
-                    .setup_cqsize(entries.saturating_mul(4))
-                    .build(entries)
-            })?;
+        let ring = Ring::new(config.ring_entries)?;
         let bufs = if config.per_connection_recv {
             None
         } else {
-            BufRing::register(&ring, 0, config.recv_buffers, config.recv_buffer_len).ok()
+            BufRing::register(
+                ring.io_uring(),
+                0,
+                config.recv_buffers,
+                config.recv_buffer_len,
+            )
+            .ok()
         };
         let max = config.max_connections;
         let clock = std::time::Instant::now();
         Ok(KernelPath {
             ring,
-            answers: Answers::new(app, config.http),
+            sessions: HttpSessions::new(app, config.http, Instant::ZERO, max),
             reload_ready: false,
             bufs,
             listeners: Vec::new(),
-            conns: Vec::new(),
             free: Vec::new(),
-            live: Vec::with_capacity(max.min(1 << 16)),
             deferred: Vec::with_capacity(max.min(1 << 16)),
             deferred_spare: Vec::with_capacity(max.min(1 << 16)),
-            inflight: 0,
-            next_sweep: Instant::ZERO,
             draining: None,
             clock,
-            timer: Box::new(types::Timespec::new()),
-            timer_armed: false,
             stats: KernelStats::default(),
-            tally: PortTally::default(),
             config,
         })
     }
@@ -365,7 +301,7 @@ impl KernelPath {
             std::net::SocketAddr::V4(a) => a,
             std::net::SocketAddr::V6(_) => return Err(io::ErrorKind::Unsupported.into()),
         };
-        let tally = self.tally.slot(addr.port());
+        let tally = self.sessions.tally_slot(addr.port());
         self.listeners.push(Listener {
             fd: Some(fd),
             addr,
@@ -399,77 +335,65 @@ impl KernelPath {
 
     /// Live connections.
     pub fn connection_count(&self) -> usize {
-        self.live.len()
+        self.sessions.len()
     }
 
     /// Requests accepted so far (a running total, cheap to read).
     pub fn requests(&self) -> u64 {
-        self.tally.requests()
+        self.sessions.requests()
     }
 
     /// Connections and requests by listening port.
     pub fn port_counts(&self) -> &[PortCount] {
-        self.tally.counts()
+        self.sessions.port_counts()
     }
 
     /// HTTP counters of closed connections plus those of the live ones (one pass over the
     /// live connections).
     pub fn http_stats(&self) -> HttpStats {
-        let mut total = self.stats.http_closed;
-        for &i in &self.live {
-            total.add(self.conns[i as usize].http.stats());
-        }
-        total
+        self.sessions.http_stats()
     }
 
     /// The routes new requests are answered with.
     pub fn app(&self) -> &App {
-        &self.answers.current().app
+        self.sessions.app()
     }
 
     /// Reloads the routes and HTTP limits without dropping a connection, as
     /// [`Engine::reload`](crate::engine::Engine::reload) does on the bypass path.
     pub fn reload(&mut self, next: Served) {
-        if self.answers.offer(next) {
+        if self.sessions.reload(next) {
             self.apply_reload();
         }
     }
 
     /// Reloads applied so far.
     pub fn reloads_applied(&self) -> u64 {
-        self.answers.applied()
+        self.sessions.reloads_applied()
     }
 
     fn apply_reload(&mut self) {
         self.reload_ready = false;
-        loop {
-            self.answers.rotate();
-            for &i in &self.live {
-                let c = &mut self.conns[i as usize];
-                self.answers.adopt(&mut c.generation, &mut c.http);
-            }
-            if !self.answers.settle() {
-                break;
-            }
-        }
+        self.sessions.apply_reload(|_| {});
     }
 
     /// When `poll` next has timed work (on the caller's clock): the HTTP deadline sweep while
     /// connections are open or a shutdown is draining, `Instant::ZERO` (due now) while a
     /// receive waits to be re-posted. `None`: only completions can bring work, and the ring's
     /// descriptor ([`AsRawFd`]) turns readable for them.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if !self.deferred.is_empty() {
             return Some(Instant::ZERO);
         }
-        (!self.live.is_empty() || self.draining.is_some()).then_some(self.next_sweep)
+        (!self.sessions.is_empty() || self.draining.is_some()).then_some(self.sessions.next_sweep())
     }
 
     /// One non-blocking turn, for a caller with its own loop (the AF_XDP poller): reaps
     /// completions, runs due deadlines, submits. `now` is the caller's monotonic clock,
     /// `unix_secs` the wall clock for the `Date` header. Returns the completions handled.
     pub fn poll(&mut self, now: Instant, unix_secs: u64) -> usize {
-        self.answers.set_date(unix_secs);
+        self.sessions.set_date(unix_secs);
         let n = self.turn(now);
         self.submit();
         n
@@ -501,18 +425,20 @@ impl KernelPath {
             // The socket closes once the cancelled accept lets go of it.
             self.listeners[i].fd = None;
         }
-        for pos in (0..self.live.len()).rev() {
-            let i = self.live[pos] as usize;
-            // The answer in progress (or the next) says `Connection: close`.
-            self.conns[i].http.begin_drain();
-            self.pump(i, now);
+        // The answer in progress (or the next) of every connection says `Connection: close`.
+        self.sessions.begin_drain();
+        for pos in (0..self.sessions.len()).rev() {
+            let Some(&i) = self.sessions.live().get(pos) else {
+                continue;
+            };
+            self.pump(i as usize, now);
         }
         self.submit();
     }
 
     /// True once shutdown has closed every connection and no operation is in flight.
     pub fn is_shut_down(&self) -> bool {
-        self.draining.is_some() && self.live.is_empty() && self.inflight == 0
+        self.draining.is_some() && self.sessions.is_empty() && self.ring.inflight() == 0
     }
 
     /// Blocking graceful shutdown on `run`'s clock: [`KernelPath::begin_shutdown`], then serve
@@ -534,10 +460,11 @@ impl KernelPath {
     /// One blocking turn of [`KernelPath::run`].
     pub fn run_once(&mut self) -> io::Result<()> {
         let now = self.now();
-        self.answers.set_date(unix_now());
+        self.sessions.set_date(unix_now());
         self.turn(now);
         let wait = self
-            .next_sweep
+            .sessions
+            .next_sweep()
             .saturating_duration_since(now)
             .clamp(Duration::from_millis(1), SWEEP_PERIOD);
         self.submit_and_wait(wait)
@@ -549,33 +476,7 @@ impl KernelPath {
     }
 
     fn submit_and_wait(&mut self, wait: Duration) -> io::Result<()> {
-        let result = if self.ring.params().is_feature_ext_arg() {
-            let ts = types::Timespec::from(wait);
-            let args = types::SubmitArgs::new().timespec(&ts);
-            self.ring.submitter().submit_with_args(1, &args)
-        } else {
-            if !self.timer_armed {
-                *self.timer = types::Timespec::from(wait);
-                // SAFETY: the timespec is boxed in `self.timer` and not changed while the
-                // timeout is armed (`timer_armed`); `Drop` waits for it or leaks the box.
-                let entry = opcode::Timeout::new(&*self.timer as *const types::Timespec)
-                    .build()
-                    .user_data(user_data(Op::Timer, 0, 0));
-                if self.push(&entry) {
-                    self.timer_armed = true;
-                }
-            }
-            self.ring.submit_and_wait(1)
-        };
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match e.raw_os_error() {
-                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
-                    Ok(())
-                }
-                _ => Err(e),
-            },
-        }
+        self.ring.submit_and_wait(wait)
     }
 
     /// Reaps and handles every completion, then runs due deadlines and deferred work.
@@ -583,19 +484,7 @@ impl KernelPath {
         let mut handled = 0;
         let mut batch = [(0u64, 0i32, 0u32); REAP_BATCH];
         loop {
-            let mut n = 0;
-            {
-                let mut cq = self.ring.completion();
-                for slot in batch.iter_mut() {
-                    match cq.next() {
-                        Some(cqe) => {
-                            *slot = (cqe.user_data(), cqe.result(), cqe.flags());
-                            n += 1;
-                        }
-                        None => break,
-                    }
-                }
-            }
+            let n = self.ring.reap(&mut batch);
             for &(ud, res, flags) in &batch[..n] {
                 self.complete(now, ud, res, flags);
             }
@@ -604,8 +493,7 @@ impl KernelPath {
                 break;
             }
         }
-        if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP_PERIOD;
+        if self.sessions.sweep_due(now) {
             self.sweep(now);
         }
         self.retry_deferred();
@@ -618,12 +506,9 @@ impl KernelPath {
         handled
     }
 
+    /// One completion (the ring has already counted the operation it ends).
     fn complete(&mut self, now: Instant, ud: u64, res: i32, flags: u32) {
         let (op, index, gen) = split_user_data(ud);
-        let multishot_goes_on = op == Some(Op::Accept) && cqueue::more(flags);
-        if !multishot_goes_on {
-            self.inflight = self.inflight.saturating_sub(1);
-        }
         match op {
             Some(Op::Accept) => self.on_accept(now, index as usize, res, flags),
             Some(Op::Recv) => self.on_recv(now, index as usize, gen, res, flags),
@@ -633,8 +518,7 @@ impl KernelPath {
                     self.stats.errors.close += 1;
                 }
             }
-            Some(Op::Timer) => self.timer_armed = false,
-            Some(Op::Cancel) | None => {}
+            Some(Op::Timer) | Some(Op::Cancel) | None => {}
         }
     }
 
@@ -671,87 +555,50 @@ impl KernelPath {
             return;
         }
         let fd: RawFd = res;
-        if self.draining.is_some() || self.live.len() >= self.config.max_connections {
+        if self.draining.is_some() || self.sessions.len() >= self.config.max_connections {
             self.stats.refused += 1;
             close_now(fd);
             return;
         }
         set_nodelay(fd);
-        let limits = self.answers.current().limits;
-        let in_cap = limits
-            .max_header_bytes
-            .max(limits.max_trailer_bytes as usize)
-            + self.config.recv_buffer_len;
+        let recv_len = self.config.recv_buffer_len;
+        let in_cap = StreamConn::input_capacity(&self.sessions.limits(), recv_len);
         let index = match self.free.pop() {
             Some(i) => i as usize,
-            None => {
-                // Grows once per slot, up to `max_connections`; reused afterwards.
-                self.conns.push(Conn {
-                    fd: -1,
-                    gen: 0,
-                    open: false,
-                    closing: false,
-                    http: HttpConn::new(limits),
-                    generation: Generation::Current,
-                    input: Box::default(),
-                    in_len: 0,
-                    recv_at: 0,
-                    output: vec![0u8; self.config.output_buffer_len].into_boxed_slice(),
-                    out_pos: 0,
-                    out_len: 0,
-                    recv_pending: false,
-                    send_pending: false,
-                    send_since: Instant::ZERO,
-                    eof: false,
-                    eof_told: false,
-                    recv_deferred: false,
-                    linger_until: None,
-                    live_pos: 0,
-                    tally: TallySlot::default(),
-                    requests_tallied: 0,
-                });
-                self.conns.len() - 1
-            }
+            None => self.sessions.slot_count(),
         };
-        let c = &mut self.conns[index];
+        let stream = StreamConfig {
+            recv_len,
+            output_len: self.config.output_buffer_len,
+            linger: self.config.linger,
+        };
+        let tally = self.listeners[listener].tally;
+        // Grows once per slot, up to `max_connections`; reused afterwards.
+        let c = self.sessions.open(index, now, tally, |limits| KernelConn {
+            stream: StreamConn::new(limits, stream),
+            fd: -1,
+            gen: 0,
+            recv_pending: false,
+            send_pending: false,
+            recv_deferred: false,
+        });
         c.fd = fd;
         c.gen = c.gen.wrapping_add(1) & GEN_MASK;
-        c.open = true;
-        c.closing = false;
-        if c.input.len() < in_cap {
-            // A new slot, or a reload raised the head limits: once per slot, not per request.
-            c.input = vec![0u8; in_cap].into_boxed_slice();
-        }
-        c.http.reset();
-        c.http.set_limits(limits);
-        c.generation = Generation::Current;
-        c.http.start(now);
-        c.in_len = 0;
-        c.out_pos = 0;
-        c.out_len = 0;
+        c.stream.open(in_cap);
         c.recv_pending = false;
         c.send_pending = false;
-        c.eof = false;
-        c.eof_told = false;
         c.recv_deferred = false;
-        c.linger_until = None;
-        c.tally = self.listeners[listener].tally;
-        c.requests_tallied = 0;
-        self.tally.opened(c.tally);
-        c.live_pos = self.live.len();
-        self.live.push(index as u32);
         self.stats.accepted += 1;
         self.arm_recv(index);
     }
 
-    /// Posts a receive if none is in flight and the input buffer has room for a whole one.
+    /// Posts a receive if none is in flight and the stream wants one (it has room in its
+    /// input buffer for a whole receive).
     fn arm_recv(&mut self, index: usize) {
-        let c = &mut self.conns[index];
-        let recv_len = self.config.recv_buffer_len;
-        if !c.open || c.closing || c.eof || c.recv_pending || c.recv_deferred {
+        let Some(c) = self.sessions.get_mut(index) else {
             return;
-        }
-        if c.input.len() - c.in_len < recv_len {
+        };
+        if c.recv_pending || c.recv_deferred || !c.stream.wants_recv() {
             return; // input is held back; re-armed once `process` consumes it
         }
         let ud = user_data(Op::Recv, index as u32, c.gen);
@@ -762,26 +609,30 @@ impl KernelPath {
                 .flags(squeue::Flags::BUFFER_SELECT)
                 .user_data(ud),
             None => {
-                c.recv_at = c.in_len;
-                let room = &mut c.input[c.in_len..];
-                // SAFETY: the kernel writes into `room`, part of this slot's boxed input
-                // buffer. The box is allocated once per slot and never freed or resized while
-                // the `KernelPath` lives; the slot is not reused and `in_len` not changed
-                // while `recv_pending`; `Drop` waits for in-flight receives or leaks the slab.
+                let room = c.stream.recv_buffer();
+                // SAFETY: the kernel writes into `room`, the free end of this slot's boxed
+                // input buffer. The box is replaced only by `StreamConn::open`, when the slot
+                // is reused, which waits until none of its operations is in flight; the
+                // stream never writes at or after `room` until `handle_recv_in_place`; the
+                // slots live as long as the `KernelPath`, and `Drop` waits for in-flight
+                // receives or leaks them.
                 opcode::Recv::new(types::Fd(c.fd), room.as_mut_ptr(), room.len() as u32)
                     .build()
                     .user_data(ud)
             }
         };
-        if push_entry(&mut self.ring, &mut self.stats, &mut self.inflight, &entry) {
-            self.conns[index].recv_pending = true;
+        if self.ring.push(&entry) {
+            c.recv_pending = true;
         } else {
+            self.stats.errors.submit += 1;
             self.defer_recv(index);
         }
     }
 
     fn defer_recv(&mut self, index: usize) {
-        let c = &mut self.conns[index];
+        let Some(c) = self.sessions.get_mut(index) else {
+            return;
+        };
         if !c.recv_deferred {
             c.recv_deferred = true;
             self.deferred.push((index as u32, c.gen));
@@ -795,8 +646,10 @@ impl KernelPath {
         std::mem::swap(&mut self.deferred, &mut self.deferred_spare);
         for k in 0..self.deferred_spare.len() {
             let (index, gen) = self.deferred_spare[k];
-            let c = &mut self.conns[index as usize];
-            if c.open && c.gen == gen && c.recv_deferred {
+            let Some(c) = self.sessions.get_mut(index as usize) else {
+                continue;
+            };
+            if c.gen == gen && c.recv_deferred {
                 c.recv_deferred = false;
                 self.arm_recv(index as usize);
             }
@@ -806,10 +659,10 @@ impl KernelPath {
 
     fn on_recv(&mut self, now: Instant, index: usize, gen: u32, res: i32, flags: u32) {
         let bid = cqueue::buffer_select(flags);
-        let Some(c) = self
-            .conns
-            .get_mut(index)
-            .filter(|c| c.open && c.gen == gen && c.recv_pending)
+        let Some((c, app)) = self
+            .sessions
+            .with_app(index)
+            .filter(|(c, _)| c.gen == gen && c.recv_pending)
         else {
             // Cannot happen while slots wait for their operations; never touch the slot.
             if let (Some(bid), Some(bufs)) = (bid, self.bufs.as_mut()) {
@@ -823,11 +676,11 @@ impl KernelPath {
                 bufs.recycle(bid);
             }
             match -res {
-                0 => c.eof = true,
+                0 => c.stream.handle_eof(),
                 libc::ECANCELED => {}
                 libc::ENOBUFS => {
                     self.stats.errors.no_buffers += 1;
-                    if !c.closing {
+                    if !c.closing() {
                         self.defer_recv(index);
                         return;
                     }
@@ -851,19 +704,12 @@ impl KernelPath {
         self.stats.bytes_in += n as u64;
         match (bid, self.bufs.as_mut()) {
             (Some(bid), Some(bufs)) => {
-                let data = bufs.get(bid, n);
-                if !c.closing && c.linger_until.is_none() {
-                    take_input(c, &self.answers.for_conn(c.generation).app, now, data);
-                    tally_requests(&mut self.tally, c);
-                }
+                // Dropped by the stream unless open (lingering reads only to see the FIN).
+                c.stream.handle_recv(now, app, bufs.get(bid, n));
                 bufs.recycle(bid);
+                self.sessions.tally_requests(index);
             }
-            (None, None) => {
-                // The bytes landed at `recv_at`; input consumed meanwhile moved `in_len` down.
-                let n = n.min(c.input.len() - c.recv_at);
-                c.input.copy_within(c.recv_at..c.recv_at + n, c.in_len);
-                c.in_len += n;
-            }
+            (None, None) => c.stream.handle_recv_in_place(n),
             // A buffer-select receive without a buffer, or the reverse: nothing to read.
             (Some(_), None) | (None, Some(_)) => self.stats.errors.recv += 1,
         }
@@ -872,9 +718,9 @@ impl KernelPath {
 
     fn on_send(&mut self, now: Instant, index: usize, gen: u32, res: i32) {
         let Some(c) = self
-            .conns
+            .sessions
             .get_mut(index)
-            .filter(|c| c.open && c.gen == gen && c.send_pending)
+            .filter(|c| c.gen == gen && c.send_pending)
         else {
             return;
         };
@@ -888,126 +734,90 @@ impl KernelPath {
             self.close_conn(index, true);
             return;
         }
-        let n = (res as usize).min(c.out_len - c.out_pos);
-        c.out_pos += n;
+        let n = c.stream.handle_sent(res as usize);
         self.stats.bytes_out += n as u64;
         self.pump(index, now);
     }
 
-    /// Moves the connection forward as far as it can go without waiting: sends pending
-    /// output, lets `HttpConn` produce more, closes when it is done, posts a receive.
+    /// Moves the connection forward as far as it can go without waiting: lets its stream run
+    /// HTTP (settling the connection's generation after each run), acts on the stream's end
+    /// (shut the write side, close, cut), sends pending output, posts a receive.
     fn pump(&mut self, index: usize, now: Instant) {
         let draining = self.draining.is_some();
         loop {
-            let c = &mut self.conns[index];
-            if !c.open {
+            let Some((c, app)) = self.sessions.with_app(index) else {
                 return;
-            }
-            if c.closing {
+            };
+            if c.closing() {
                 self.release_if_idle(index);
                 return;
             }
-            if c.linger_until.is_some() {
-                // Dropping input until the peer's FIN.
-                c.in_len = 0;
-                if c.eof {
-                    self.close_conn(index, false);
+            let advance = c.stream.advance(now, app, draining);
+            if advance != Advance::Waiting {
+                self.reload_ready |= self.sessions.settle(index);
+            }
+            if advance != Advance::Again {
+                break;
+            }
+        }
+        let Some(c) = self.sessions.get_mut(index) else {
+            return;
+        };
+        match c.stream.state() {
+            Lifecycle::Open | Lifecycle::Lingering { .. } => {}
+            Lifecycle::Finishing => {
+                // Everything has been sent and the peer has not closed: queue our FIN and
+                // linger, reading, until the peer's FIN.
+                // SAFETY: shutdown(2) on a socket we own; no memory is passed.
+                if unsafe { libc::shutdown(c.fd, libc::SHUT_WR) } != 0 {
+                    self.close_conn(index, true);
                     return;
                 }
-                break;
+                c.stream.handle_write_shut(now);
             }
-            if c.send_pending {
-                break;
-            }
-            if c.out_pos < c.out_len {
-                self.post_send(index, now);
-                break;
-            }
-            c.out_pos = 0;
-            c.out_len = 0;
-            let p = c.http.process(
-                now,
-                &self.answers.for_conn(c.generation).app,
-                &c.input[..c.in_len],
-                &mut c.output,
-            );
-            self.reload_ready |= self.answers.release(&mut c.generation, &mut c.http);
-            tally_requests(&mut self.tally, c);
-            consume_input(c, p.consumed);
-            c.out_len = p.produced;
-            if c.eof && !c.eof_told {
-                c.eof_told = true;
-                c.http.peer_closed(now);
-                if c.out_len == 0 {
-                    continue;
-                }
-            }
-            if c.out_len > 0 {
-                continue; // send it
-            }
-            if c.http.wants_close() || (draining && c.in_len == 0) {
-                self.finish(index, now);
+            Lifecycle::Closed => {
+                self.close_conn(index, false);
                 return;
             }
-            if c.input.len() - c.in_len < self.config.recv_buffer_len && !c.eof {
-                // Nothing consumed with the whole output buffer free: the peer's input can
-                // never fit (limits larger than the buffer); give up on this connection.
-                self.stats.errors.input_overflow += 1;
+            Lifecycle::Aborted(reason) => {
+                if reason == AbortReason::InputOverflow {
+                    self.stats.errors.input_overflow += 1;
+                }
                 self.close_conn(index, true);
                 return;
             }
-            break;
+        }
+        if !c.send_pending {
+            if let Some(pending) = c.stream.poll_transmit(now) {
+                // SAFETY: the kernel reads `pending`, part of this slot's boxed output buffer,
+                // which is allocated once per slot and never freed or resized while the
+                // `KernelPath` lives. Until `handle_sent`, the stream neither writes the output
+                // buffer nor moves the bytes handed out, and the slot is not reused; `Drop`
+                // waits for in-flight sends or leaks the slots.
+                let entry =
+                    opcode::Send::new(types::Fd(c.fd), pending.as_ptr(), pending.len() as u32)
+                        .flags(libc::MSG_NOSIGNAL)
+                        .build()
+                        .user_data(user_data(Op::Send, index as u32, c.gen));
+                if self.ring.push(&entry) {
+                    c.send_pending = true;
+                } else {
+                    self.stats.errors.submit += 1;
+                    self.close_conn(index, true);
+                    return;
+                }
+            }
         }
         self.arm_recv(index);
-    }
-
-    /// Everything has been sent: close at once if the peer has closed its side, else queue
-    /// our FIN and linger, reading, until the peer's FIN.
-    fn finish(&mut self, index: usize, now: Instant) {
-        let c = &mut self.conns[index];
-        if c.eof {
-            self.close_conn(index, false);
-            return;
-        }
-        // SAFETY: shutdown(2) on a socket we own; no memory is passed.
-        if unsafe { libc::shutdown(c.fd, libc::SHUT_WR) } != 0 {
-            self.close_conn(index, true);
-            return;
-        }
-        c.linger_until = Some(now + self.config.linger);
-        c.in_len = 0;
-        self.arm_recv(index);
-    }
-
-    fn post_send(&mut self, index: usize, now: Instant) {
-        let c = &mut self.conns[index];
-        let pending = &c.output[c.out_pos..c.out_len];
-        // SAFETY: the kernel reads `pending`, part of this slot's boxed output buffer, which is
-        // allocated once per slot and never freed or resized while the `KernelPath` lives.
-        // While `send_pending`, `pump` neither writes the output buffer nor moves
-        // `out_pos..out_len`, and the slot is not reused; `Drop` waits for in-flight sends or
-        // leaks the slab.
-        let entry = opcode::Send::new(types::Fd(c.fd), pending.as_ptr(), pending.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(user_data(Op::Send, index as u32, c.gen));
-        if push_entry(&mut self.ring, &mut self.stats, &mut self.inflight, &entry) {
-            let c = &mut self.conns[index];
-            c.send_pending = true;
-            c.send_since = now;
-        } else {
-            self.close_conn(index, true);
-        }
     }
 
     /// Stops the connection: cancels its receive (and, when `abort`, its send); the slot and
     /// the socket are released once both have completed.
     fn close_conn(&mut self, index: usize, abort: bool) {
-        let c = &mut self.conns[index];
-        if !c.open {
+        let Some(c) = self.sessions.get_mut(index) else {
             return;
-        }
-        c.closing = true;
+        };
+        c.stream.abort(AbortReason::Transport); // a no-op if the stream ended by itself
         let gen = c.gen;
         let (recv, send) = (c.recv_pending, c.send_pending && abort);
         if recv {
@@ -1020,28 +830,23 @@ impl KernelPath {
     }
 
     fn release_if_idle(&mut self, index: usize) {
-        let c = &mut self.conns[index];
-        if !c.open || !c.closing || c.recv_pending || c.send_pending {
+        let Some(c) = self.sessions.get_mut(index) else {
+            return;
+        };
+        if !c.closing() || c.recv_pending || c.send_pending {
             return;
         }
-        c.open = false;
         c.recv_deferred = false;
         let fd = c.fd;
         c.fd = -1;
-        self.stats.http_closed.add(c.http.stats());
-        self.reload_ready |= self.answers.forget(&mut c.generation);
+        self.reload_ready |= self.sessions.close(index);
+        self.stats.http_closed = *self.sessions.http_closed();
         self.stats.closed += 1;
-        self.tally.closed(c.tally);
-        let pos = c.live_pos;
-        self.live.swap_remove(pos);
-        if let Some(&moved) = self.live.get(pos) {
-            self.conns[moved as usize].live_pos = pos;
-        }
         self.free.push(index as u32);
         let entry = opcode::Close::new(types::Fd(fd))
             .build()
             .user_data(user_data(Op::Close, index as u32, 0));
-        if !push_entry(&mut self.ring, &mut self.stats, &mut self.inflight, &entry) {
+        if !self.push(&entry) {
             close_now(fd);
         }
     }
@@ -1058,7 +863,7 @@ impl KernelPath {
                     .fd
                     .as_ref()
                     .map_or(-1, |fd| fd.as_raw_fd()),
-                _ => self.conns.get(index as usize).map_or(-1, |c| c.fd),
+                _ => self.sessions.get(index as usize).map_or(-1, |c| c.fd),
             };
             if fd >= 0 {
                 // SAFETY: shutdown(2) on a socket we own; no memory is passed.
@@ -1068,38 +873,34 @@ impl KernelPath {
     }
 
     fn push(&mut self, entry: &squeue::Entry) -> bool {
-        push_entry(&mut self.ring, &mut self.stats, &mut self.inflight, entry)
+        let pushed = self.ring.push(entry);
+        if !pushed {
+            self.stats.errors.submit += 1;
+        }
+        pushed
     }
 
-    /// Submits what is queued. A no-op without a system call when nothing is queued and the
-    /// kernel has no overflowed completions or task work waiting for one (the polling loop's
-    /// common case).
+    /// Submits what is queued (without a system call when there is nothing to do).
     fn submit(&mut self) {
-        {
-            let sq = self.ring.submission();
-            if sq.is_empty() && !sq.cq_overflow() && !sq.taskrun() {
-                return;
-            }
-        }
-        if let Err(e) = self.ring.submit() {
-            if !matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EAGAIN)) {
-                self.stats.errors.submit += 1;
-            }
+        if self.ring.submit().is_err() {
+            self.stats.errors.submit += 1;
         }
     }
 
     /// Header/idle deadlines, peers that stopped reading, and the shutdown deadline.
     fn sweep(&mut self, now: Instant) {
         let cut = self.draining.is_some_and(|deadline| now >= deadline);
-        let send_limit = self.answers.current().limits.idle_timeout;
+        let send_limit = self.sessions.limits().idle_timeout;
         // Backwards: closing a connection moves the last live one into its place.
-        for pos in (0..self.live.len()).rev() {
-            let Some(&index) = self.live.get(pos) else {
+        for pos in (0..self.sessions.len()).rev() {
+            let Some(&index) = self.sessions.live().get(pos) else {
                 continue;
             };
             let index = index as usize;
-            let c = &mut self.conns[index];
-            if c.closing {
+            let Some(c) = self.sessions.get_mut(index) else {
+                continue;
+            };
+            if c.closing() {
                 continue;
             }
             if cut {
@@ -1107,18 +908,16 @@ impl KernelPath {
                 self.close_conn(index, true);
                 continue;
             }
-            if c.linger_until.is_some_and(|t| now >= t) {
-                self.close_conn(index, false);
-                continue;
-            }
-            if c.send_pending && now.saturating_duration_since(c.send_since) >= send_limit {
-                self.stats.errors.send_timeout += 1;
-                self.close_conn(index, true);
-                continue;
-            }
-            if c.http.poll_timeout().is_some_and(|t| t <= now) {
-                c.http.handle_timeout(now);
-                self.pump(index, now);
+            let http_due = c.stream.handle_timeout(now, send_limit);
+            match c.stream.state() {
+                // The linger deadline passed.
+                Lifecycle::Closed => self.close_conn(index, false),
+                Lifecycle::Aborted(AbortReason::SendTimeout) => {
+                    self.stats.errors.send_timeout += 1;
+                    self.close_conn(index, true);
+                }
+                _ if http_due => self.pump(index, now),
+                _ => {}
             }
         }
     }
@@ -1128,7 +927,7 @@ impl AsRawFd for KernelPath {
     /// The io_uring's descriptor: readable when completions are waiting (for a poller that
     /// sleeps in poll/epoll).
     fn as_raw_fd(&self) -> RawFd {
-        self.ring.as_raw_fd()
+        self.ring.io_uring().as_raw_fd()
     }
 }
 
@@ -1139,46 +938,30 @@ impl Drop for KernelPath {
         for l in &mut self.listeners {
             l.fd = None;
         }
-        let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
-            .build()
-            .user_data(user_data(Op::Cancel, 0, 0));
-        let _ = self.push(&cancel_all);
-        for &i in &self.live {
-            let fd = self.conns[i as usize].fd;
-            if fd >= 0 {
-                // SAFETY: shutdown(2) on a socket we own; wakes any receive still waiting.
-                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-            }
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while self.inflight > 0 && std::time::Instant::now() < deadline {
-            let ts = types::Timespec::from(std::time::Duration::from_millis(50));
-            let args = types::SubmitArgs::new().timespec(&ts);
-            let _ = self.ring.submitter().submit_with_args(1, &args);
-            let mut cq = self.ring.completion();
-            for cqe in &mut cq {
-                let (op, _, _) = split_user_data(cqe.user_data());
-                if !(op == Some(Op::Accept) && cqueue::more(cqe.flags())) {
-                    self.inflight = self.inflight.saturating_sub(1);
+        for &i in self.sessions.live() {
+            if let Some(c) = self.sessions.get(i as usize) {
+                if c.fd >= 0 {
+                    // SAFETY: shutdown(2) on a socket we own; wakes any receive still waiting.
+                    unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
                 }
             }
         }
-        for &i in &self.live {
-            let fd = self.conns[i as usize].fd;
-            if fd >= 0 {
-                close_now(fd);
+        let stuck = self
+            .ring
+            .cancel_all_and_wait(std::time::Duration::from_secs(2));
+        for &i in self.sessions.live() {
+            if let Some(c) = self.sessions.get(i as usize) {
+                if c.fd >= 0 {
+                    close_now(c.fd);
+                }
             }
         }
-        if self.inflight > 0 {
+        if stuck > 0 {
             // The kernel may still touch these: leak rather than free under it.
-            std::mem::forget(std::mem::take(&mut self.conns));
+            std::mem::forget(self.sessions.take_sessions());
             std::mem::forget(self.bufs.take());
-            std::mem::forget(std::mem::replace(
-                &mut self.timer,
-                Box::new(types::Timespec::new()),
-            ));
         } else if let Some(bufs) = &self.bufs {
-            let _ = bufs.unregister(&self.ring);
+            let _ = bufs.unregister(self.ring.io_uring());
         }
     }
 }
@@ -1188,61 +971,6 @@ const _: fn() = || {
     fn assert_send<T: Send>() {}
     assert_send::<KernelPath>();
 };
-
-/// Queues an entry, submitting first when the queue is full. False if it could not be queued.
-fn push_entry(
-    ring: &mut IoUring,
-    stats: &mut KernelStats,
-    inflight: &mut usize,
-    entry: &squeue::Entry,
-) -> bool {
-    for _ in 0..2 {
-        // SAFETY: every entry built in this module references either no memory or memory
-        // whose lifetime is argued at the place the entry is built.
-        if unsafe { ring.submission().push(entry) }.is_ok() {
-            *inflight += 1;
-            return true;
-        }
-        if ring.submit().is_err() {
-            break;
-        }
-    }
-    stats.errors.submit += 1;
-    false
-}
-
-/// Hands freshly received bytes to the connection: straight from the receive buffer when
-/// nothing is waiting before them, then keeps what is left in the input buffer.
-fn take_input(c: &mut Conn, app: &App, now: Instant, data: &[u8]) {
-    let mut data = data;
-    if c.in_len == 0 && !c.send_pending && c.out_pos == c.out_len && !c.eof {
-        c.out_pos = 0;
-        let p = c.http.process(now, app, data, &mut c.output);
-        c.out_len = p.produced;
-        data = &data[p.consumed.min(data.len())..];
-    }
-    let room = c.input.len() - c.in_len;
-    // A receive is posted only with room for a whole buffer, so this always fits.
-    let n = data.len().min(room);
-    c.input[c.in_len..c.in_len + n].copy_from_slice(&data[..n]);
-    c.in_len += n;
-}
-
-/// Adds the requests `c` accepted since the last call to its port's count.
-fn tally_requests(tally: &mut PortTally, c: &mut Conn) {
-    let requests = c.http.stats().requests;
-    tally.answered(c.tally, requests - c.requests_tallied);
-    c.requests_tallied = requests;
-}
-
-fn consume_input(c: &mut Conn, n: usize) {
-    let n = n.min(c.in_len);
-    if n > 0 {
-        // Only `..in_len`: in the per-connection receive mode the kernel may be writing after it.
-        c.input[..c.in_len].copy_within(n.., 0);
-        c.in_len -= n;
-    }
-}
 
 fn set_nodelay(fd: RawFd) {
     let one: libc::c_int = 1;
@@ -1270,149 +998,4 @@ fn unix_now() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_data_round_trips_and_generations_wrap_within_their_bits() {
-        for (op, index, gen) in [
-            (Op::Recv, 0u32, 1u32),
-            (Op::Send, u32::MAX, GEN_MASK),
-            (Op::Accept, 7, 0),
-            (Op::Close, 123_456, 0x00AB_CDEF),
-        ] {
-            let ud = user_data(op, index, gen);
-            assert_eq!(split_user_data(ud), (Some(op), index, gen));
-        }
-        // A generation past 24 bits is masked the same way on both sides.
-        let gen = (GEN_MASK + 5) & GEN_MASK;
-        assert_eq!(split_user_data(user_data(Op::Recv, 3, gen)).2, 4);
-        // Different generations of one slot never share a user_data.
-        assert_ne!(user_data(Op::Recv, 3, 1), user_data(Op::Recv, 3, 2));
-        assert_eq!(split_user_data(0).0, None);
-    }
-
-    fn poll_until(
-        kp: &mut KernelPath,
-        now: &mut Instant,
-        mut what: impl FnMut(&KernelPath) -> bool,
-    ) {
-        for _ in 0..5000 {
-            *now += Duration::from_millis(1);
-            kp.poll(*now, 0);
-            if what(kp) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        panic!("condition not reached");
-    }
-
-    fn open_fds() -> usize {
-        std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-    }
-
-    #[test]
-    fn no_descriptor_outlives_its_connection_or_the_kernel_path() {
-        use std::io::{Read, Write};
-        let baseline = open_fds();
-        let app = App::new(&crate::app::AppConfig::default()).unwrap();
-        let config = KernelConfig {
-            max_connections: 8,
-            ..KernelConfig::default()
-        };
-        let mut kp = KernelPath::new(config, app).unwrap();
-        let addr = kp
-            .listen(SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0), 64)
-            .unwrap();
-        let mut now = Instant::from_secs(1);
-        for i in 0..300 {
-            let mut s = std::net::TcpStream::connect(addr).unwrap();
-            if i % 2 == 0 {
-                s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                    .unwrap();
-                s.set_nonblocking(true).unwrap();
-                let mut got = Vec::new();
-                poll_until(&mut kp, &mut now, |_| {
-                    let mut buf = [0u8; 512];
-                    match s.read(&mut buf) {
-                        Ok(0) => true,
-                        Ok(n) => {
-                            got.extend_from_slice(&buf[..n]);
-                            false
-                        }
-                        Err(_) => false,
-                    }
-                });
-                assert!(got.ends_with(b"ok"));
-            }
-            drop(s);
-            poll_until(&mut kp, &mut now, |kp| kp.connection_count() == 0);
-        }
-        assert_eq!(kp.stats().closed, 300);
-        // Listener, ring and the closed connections' sockets: a few, not hundreds.
-        let serving = open_fds();
-        assert!(
-            serving < baseline + 20,
-            "{baseline} -> {serving} descriptors"
-        );
-        drop(kp);
-        let after = open_fds();
-        assert!(
-            after < baseline + 10,
-            "{baseline} -> {after} descriptors after drop"
-        );
-    }
-
-    #[test]
-    fn completions_of_an_earlier_generation_never_touch_the_reused_slot() {
-        use std::io::{Read, Write};
-        let app = App::new(&crate::app::AppConfig::default()).unwrap();
-        let mut kp = KernelPath::new(KernelConfig::default(), app).unwrap();
-        let addr = kp
-            .listen(SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0), 16)
-            .unwrap();
-        let mut now = Instant::from_secs(1);
-        // Completions for slots that do not exist are ignored.
-        kp.complete(now, user_data(Op::Recv, 9, 1), 100, 0);
-        kp.complete(now, user_data(Op::Send, 9, 1), 100, 0);
-
-        let first = std::net::TcpStream::connect(addr).unwrap();
-        poll_until(&mut kp, &mut now, |kp| kp.connection_count() == 1);
-        let old_gen = kp.conns[0].gen;
-        drop(first);
-        poll_until(&mut kp, &mut now, |kp| kp.connection_count() == 0);
-
-        let mut second = std::net::TcpStream::connect(addr).unwrap();
-        poll_until(&mut kp, &mut now, |kp| kp.connection_count() == 1);
-        assert_eq!(kp.free.len(), 0, "the slot was reused");
-        assert_ne!(kp.conns[0].gen, old_gen);
-        let before = kp.stats;
-        // Late completions of the first connection: a receive with data, a send, an error.
-        kp.complete(now, user_data(Op::Recv, 0, old_gen), 50, 0);
-        kp.complete(now, user_data(Op::Send, 0, old_gen), 10, 0);
-        kp.complete(now, user_data(Op::Recv, 0, old_gen), -libc::ECONNRESET, 0);
-        assert_eq!(kp.stats, before);
-        assert!(kp.conns[0].open && !kp.conns[0].closing);
-
-        second
-            .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        second
-            .set_read_timeout(Some(std::time::Duration::from_millis(1)))
-            .unwrap();
-        let mut got = Vec::new();
-        poll_until(&mut kp, &mut now, |_| {
-            let mut buf = [0u8; 512];
-            match (&second).read(&mut buf) {
-                Ok(0) => true,
-                Ok(n) => {
-                    got.extend_from_slice(&buf[..n]);
-                    false
-                }
-                Err(_) => false,
-            }
-        });
-        assert!(got.ends_with(b"\r\n\r\nok"));
-    }
-}
+mod tests;
