@@ -43,7 +43,7 @@ mod bufring;
 mod ring;
 
 use std::io;
-use std::net::{SocketAddrV4, TcpListener};
+use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -54,6 +54,7 @@ use crate::http::{HttpConn, HttpLimits, HttpStats};
 use crate::reload::Served;
 use crate::sessions::{HttpSessions, Session};
 use crate::stream::{AbortReason, Advance, Lifecycle, StreamConfig, StreamConn};
+use crate::sys::socket;
 use crate::tally::{PortCount, TallySlot};
 use crate::time::{Duration, Instant};
 use bufring::BufRing;
@@ -284,14 +285,8 @@ impl KernelPath {
     /// Binds a listening socket (SO_REUSEADDR, non-blocking, close-on-exec) with the given
     /// backlog, and starts accepting on it. Returns the bound address (port 0 picks one).
     pub fn listen(&mut self, addr: SocketAddrV4, backlog: u32) -> io::Result<SocketAddrV4> {
-        // std sets SO_REUSEADDR and listens with its own backlog; listen(2) again to set ours.
-        let listener = TcpListener::bind(addr)?;
+        let listener = socket::tcp_listener(addr, backlog)?;
         listener.set_nonblocking(true)?;
-        let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
-        // SAFETY: listen(2) on a socket this function owns; no memory is passed.
-        if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
         self.add_listener(OwnedFd::from(listener))
     }
 
@@ -557,10 +552,10 @@ impl KernelPath {
         let fd: RawFd = res;
         if self.draining.is_some() || self.sessions.len() >= self.config.max_connections {
             self.stats.refused += 1;
-            close_now(fd);
+            socket::close_raw(fd);
             return;
         }
-        set_nodelay(fd);
+        socket::set_nodelay(fd);
         let recv_len = self.config.recv_buffer_len;
         let in_cap = StreamConn::input_capacity(&self.sessions.limits(), recv_len);
         let index = match self.free.pop() {
@@ -768,8 +763,7 @@ impl KernelPath {
             Lifecycle::Finishing => {
                 // Everything has been sent and the peer has not closed: queue our FIN and
                 // linger, reading, until the peer's FIN.
-                // SAFETY: shutdown(2) on a socket we own; no memory is passed.
-                if unsafe { libc::shutdown(c.fd, libc::SHUT_WR) } != 0 {
+                if socket::shutdown(c.fd, libc::SHUT_WR).is_err() {
                     self.close_conn(index, true);
                     return;
                 }
@@ -847,7 +841,7 @@ impl KernelPath {
             .build()
             .user_data(user_data(Op::Close, index as u32, 0));
         if !self.push(&entry) {
-            close_now(fd);
+            socket::close_raw(fd);
         }
     }
 
@@ -866,8 +860,7 @@ impl KernelPath {
                 _ => self.sessions.get(index as usize).map_or(-1, |c| c.fd),
             };
             if fd >= 0 {
-                // SAFETY: shutdown(2) on a socket we own; no memory is passed.
-                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                let _ = socket::shutdown(fd, libc::SHUT_RDWR);
             }
         }
     }
@@ -941,8 +934,8 @@ impl Drop for KernelPath {
         for &i in self.sessions.live() {
             if let Some(c) = self.sessions.get(i as usize) {
                 if c.fd >= 0 {
-                    // SAFETY: shutdown(2) on a socket we own; wakes any receive still waiting.
-                    unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
+                    // Wakes any receive still waiting.
+                    let _ = socket::shutdown(c.fd, libc::SHUT_RDWR);
                 }
             }
         }
@@ -952,7 +945,7 @@ impl Drop for KernelPath {
         for &i in self.sessions.live() {
             if let Some(c) = self.sessions.get(i as usize) {
                 if c.fd >= 0 {
-                    close_now(c.fd);
+                    socket::close_raw(c.fd);
                 }
             }
         }
@@ -971,25 +964,6 @@ const _: fn() = || {
     fn assert_send<T: Send>() {}
     assert_send::<KernelPath>();
 };
-
-fn set_nodelay(fd: RawFd) {
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt(2) reads `one`, a live local, for the size given.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-fn close_now(fd: RawFd) {
-    // SAFETY: `fd` was accepted by us and is closed exactly once (it is not in the table).
-    unsafe { libc::close(fd) };
-}
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()

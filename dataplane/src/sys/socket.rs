@@ -1,5 +1,7 @@
-//! Every socket the gateway opens outside io_uring and AF_XDP: the listening sockets of the
-//! served ports and of the admin endpoint, and the datagram socket interface ioctls go through.
+//! Every socket call the gateway makes outside io_uring and AF_XDP: the listening sockets of
+//! the served ports, of the kernel path and of the admin endpoint, the datagram socket
+//! interface ioctls go through, and the per-connection calls of the kernel path (TCP_NODELAY,
+//! shutdown, close) on the descriptors io_uring accepted.
 //!
 //! Hand-written on libc rather than with `socket2`: the process needs four calls (socket,
 //! setsockopt SO_REUSEADDR, bind, listen) and an ioctl socket, IPv4 only; a dependency would
@@ -8,7 +10,7 @@
 
 use std::io;
 use std::net::{SocketAddrV4, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// A socket call that failed, with the OS error.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,13 @@ pub struct SocketError {
     /// The failing call: "socket", "SO_REUSEADDR", "bind" or "listen".
     pub call: &'static str,
     pub source: io::Error,
+}
+
+impl From<SocketError> for io::Error {
+    /// Keeps the OS error's kind and names the call in the message ("bind: Address in use").
+    fn from(e: SocketError) -> io::Error {
+        io::Error::new(e.source.kind(), e.to_string())
+    }
 }
 
 fn last_error(call: &'static str) -> SocketError {
@@ -80,6 +89,39 @@ pub fn tcp_listener(addr: SocketAddrV4, backlog: u32) -> Result<TcpListener, Soc
         return Err(last_error("listen"));
     }
     Ok(TcpListener::from(fd))
+}
+
+/// TCP_NODELAY on an accepted connection: responses leave at once, not after Nagle's wait for
+/// an ACK. Best effort: a connection that refuses it still works.
+pub fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt(2) reads `one`, a live local, for the size given; a bad `fd` is an
+    // error return, not undefined behaviour.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// shutdown(2) of one or both directions (`libc::SHUT_WR`, `libc::SHUT_RDWR`).
+pub fn shutdown(fd: RawFd, how: libc::c_int) -> io::Result<()> {
+    // SAFETY: shutdown(2) passes no memory; a bad `fd` is an error return.
+    if unsafe { libc::shutdown(fd, how) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Closes a descriptor the caller owns as a raw number (one io_uring accepted) and will not
+/// use again.
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: the caller owns `fd` and closes it exactly once; close(2) passes no memory.
+    unsafe { libc::close(fd) };
 }
 
 /// A datagram socket to issue interface ioctls on (`SIOCETHTOOL`, ...); closed when dropped.
