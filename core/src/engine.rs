@@ -12,9 +12,9 @@
 
 use std::collections::VecDeque;
 
+use crate::answers::Served;
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
-use crate::reload::Served;
 use crate::sessions::{HttpSessions, SendStall, Session, SWEEP_PERIOD as HTTP_SWEEP_PERIOD};
 use crate::tally::PortCount;
 use crate::tcp::{
@@ -212,7 +212,7 @@ impl Engine {
 
     /// Reloads the routes and HTTP limits without dropping a connection: new connections and
     /// connections between requests use them at once; a request or response in progress
-    /// finishes with the ones it started with (see [`crate::reload`]). A reload that comes
+    /// finishes with the ones it started with (see [`crate::answers`]). A reload that comes
     /// while an earlier one still waits for such connections is applied after them.
     pub fn reload(&mut self, next: Served) {
         if self.sessions.reload(next) {

@@ -17,15 +17,16 @@
 //! - [`stream`]: HTTP over a reliable byte stream (a kernel socket), the kernel path's
 //!   connection without its io_uring.
 //!
-//! Around them: [`time`] (the instant type every component is handed), [`reload`] (two
-//! generations of answers across a reload), [`tally`] (per-port counts), [`histogram`]
-//! (response times), [`testkit`] (a scripted frame-level client for tests and benches).
+//! Around them: [`time`] (the instant type every component is handed), [`answers`] (the
+//! routes and limits in force, two generations across a reload), [`tally`] (per-port
+//! counts), [`histogram`] (response times), [`testkit`] (a scripted frame-level client for
+//! tests and benches).
 
+pub mod answers;
 pub mod app;
 pub mod engine;
 pub mod histogram;
 pub mod http;
-pub mod reload;
 pub mod sessions;
 pub mod stream;
 pub mod tally;

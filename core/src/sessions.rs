@@ -2,7 +2,7 @@
 //!
 //! The bypass engine (over `tcp::Endpoint`) and the kernel path (over io_uring sockets) each
 //! serve a table of connections whose HTTP side is the same: an `HttpConn` answered by one
-//! generation of the routes and limits ([`crate::reload::Answers`]), counted by listening port
+//! generation of the routes and limits ([`crate::answers::Answers`]), counted by listening port
 //! ([`crate::tally`]), and checked for HTTP deadlines by a periodic sweep. [`HttpSessions`]
 //! holds that part once. Each path puts its transport's state in the slot type `S` (the
 //! engine's TCP handle; the kernel path's socket, operations in flight and stream buffers) and
@@ -16,9 +16,9 @@
 //!
 //! [`SendStall`] is the "peer stopped reading" send timeout both paths apply (see its doc).
 
+use crate::answers::{Answers, Generation, Served};
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
-use crate::reload::{Answers, Generation, Served};
 use crate::tally::{PortCount, PortTally, TallySlot};
 use crate::time::{Duration, Instant};
 
@@ -232,7 +232,7 @@ impl<S: Session> HttpSessions<S> {
     }
 
     /// Makes the pending generation current and moves every live connection between requests
-    /// to it (see [`crate::reload`]), as many times as reloads are ready. `rotated` sees the
+    /// to it (see [`crate::answers`]), as many times as reloads are ready. `rotated` sees the
     /// limits of each generation made current, before the connections adopt them.
     pub fn apply_reload(&mut self, mut rotated: impl FnMut(&HttpLimits)) {
         loop {

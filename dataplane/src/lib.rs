@@ -7,7 +7,7 @@
 //! See `docs/architecture.md` for how the pieces fit on the packet path.
 
 pub use xgate_core::{
-    app, engine, histogram, http, reload, sessions, stream, tally, tcp, testkit, time, wire,
+    answers, app, engine, histogram, http, sessions, stream, tally, tcp, testkit, time, wire,
 };
 
 pub mod afxdp;

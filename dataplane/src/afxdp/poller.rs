@@ -33,11 +33,11 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::answers::ReloadMailbox;
 use crate::bpf::SteeringMaps;
 use crate::engine::{Engine, FlowEvent};
 use crate::http::HttpStats;
 use crate::logging::RateLimiter;
-use crate::reload::ReloadMailbox;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 use crate::time::{Duration, Instant};

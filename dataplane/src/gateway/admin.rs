@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::answers::{ReloadMailbox, Served};
 use crate::app::{App, AppConfig, RouteConfig};
 use crate::http::HttpLimits;
 use crate::kernel::{KernelConfig, KernelPath};
-use crate::reload::{ReloadMailbox, Served};
 use crate::report::Status;
 use crate::sys::socket;
 use crate::time::Duration;

@@ -31,13 +31,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::answers::{ReloadMailbox, Served};
 use crate::app::{App, AppConfig, AppError};
 use crate::bpf::{
     PortState, Steering, SteeringConfig, SteeringError, SteeringMaps, XdpMode, PIN_ROOT,
 };
 use crate::engine::{Engine, EngineConfig};
 use crate::http::{HttpLimits, HttpStats};
-use crate::reload::{ReloadMailbox, Served};
 use crate::sys::socket;
 
 use super::placement::{self, process_cgroup, CgroupLookup};

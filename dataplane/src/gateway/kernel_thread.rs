@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::Instant as StdInstant;
 
 use crate::afxdp::pin_to_core;
+use crate::answers::ReloadMailbox;
 use crate::kernel::KernelPath;
-use crate::reload::ReloadMailbox;
 use crate::report::{KernelState, REFRESH};
 
 use super::publish::kernel_state;

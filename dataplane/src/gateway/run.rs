@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant as StdInstant;
 
+use crate::answers::{ReloadMailbox, Served};
 use crate::app::{App, AppError, StaticFiles};
 use crate::bpf::{AttachedMode, PortState, SteeringError};
 use crate::config::{ConfigError, KernelDrive, LiveConfig, RunConfig};
 use crate::kernel::KernelPath;
-use crate::reload::{ReloadMailbox, Served};
 use crate::report::{
     unix_ms, KernelState, ReloadState, ReportError, RuntimeState, ServedPort, REFRESH,
 };

@@ -49,9 +49,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use io_uring::{cqueue, opcode, squeue, types};
 
+use crate::answers::Served;
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
-use crate::reload::Served;
 use crate::sessions::{HttpSessions, Session};
 use crate::stream::{AbortReason, Advance, Lifecycle, StreamConfig, StreamConn};
 use crate::sys::socket;

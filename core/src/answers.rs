@@ -1,5 +1,5 @@
-//! Reloading what connections are answered with — the routes ([`App`]) and the HTTP limits —
-//! without dropping a connection.
+//! The answers in force — the routes ([`App`]) and the HTTP limits — and how a reload replaces
+//! them without dropping a connection.
 //!
 //! A response in progress holds ids into the [`App`] it started with, so an `App` cannot be
 //! replaced under it. [`Answers`] therefore keeps two generations: the current one, which new
