@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use super::assembler::{Assembler, MAX_RANGES};
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::ring::RingBuffer;
+use super::rtt::RttEstimator;
 use super::{ConnHandle, Event, FlowKey};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, FrameAddrs, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
@@ -188,8 +189,6 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 /// against duplicates from a previous wrap of the sequence space; at 1 ms per tick this keeps
 /// that guard for any connection slower than 2^32 bytes per 16 ms (over 2 Tbit/s).
 const PAWS_REORDER_TICKS: i32 = 16;
-/// RFC 6298 clock granularity G.
-const CLOCK_G: Duration = Duration::from_millis(1);
 
 pub struct Conn {
     pub handle: ConnHandle,
@@ -240,11 +239,8 @@ pub struct Conn {
     unacked_bytes: usize,
 
     // RTT / RTO (RFC 6298).
-    srtt: Option<Duration>,
-    rttvar: Duration,
-    rto: Duration,
+    rtt: RttEstimator,
     retries: u32,
-    rtt_sample: Option<(SeqNumber, Instant)>,
 
     // Congestion control (RFC 5681, RFC 6582).
     cwnd: u32,
@@ -335,11 +331,8 @@ impl Conn {
             asm,
             ack_now: false,
             unacked_bytes: 0,
-            srtt: None,
-            rttvar: Duration::ZERO,
-            rto: cfg.initial_rto,
+            rtt: RttEstimator::new(cfg.initial_rto),
             retries: 0,
-            rtt_sample: None,
             // RFC 6928 IW10 (RFC 5681 §3.1 allows up to 4 segments; the IW10 experiment is what
             // Linux ships): min(10*MSS, max(2*MSS, 14600)).
             cwnd: (10 * smss).min((2 * smss).max(14600)),
@@ -648,25 +641,18 @@ impl Conn {
             self.retries = 0;
 
             // RTT (RFC 7323 §4.1 from TSecr, else one Karn-timed segment, RFC 6298 §3).
+            let timed = self.rtt.take_timed_sample(ack, now);
             let sample = match (self.ts_enabled, seg.ts) {
                 (true, Some((_, tsecr))) if tsecr != 0 => {
                     let ms = self.ts_now(now).wrapping_sub(tsecr);
                     (ms < 60_000).then(|| Duration::from_millis(u64::from(ms)))
                 }
-                _ => match self.rtt_sample {
-                    Some((seq, sent)) if ack.diff(seq) > 0 => {
-                        Some(now.saturating_duration_since(sent))
-                    }
-                    _ => None,
-                },
+                _ => timed,
             };
-            if self.rtt_sample.is_some_and(|(seq, _)| ack.diff(seq) > 0) {
-                self.rtt_sample = None;
-            }
             if let Some(r) = sample {
-                self.rtt_update(r, cx.cfg);
+                self.rtt.sample(r, cx.cfg);
             } else {
-                self.rto = self.rto_from_estimate(cx.cfg);
+                self.rtt.refresh(cx.cfg);
             }
 
             // Congestion control.
@@ -688,7 +674,7 @@ impl Conn {
                     if acked >= smss {
                         self.cwnd = self.cwnd.saturating_add(smss);
                     }
-                    self.timers.set(Timer::Retransmit, now + self.rto);
+                    self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                 }
             } else if self.cwnd < self.ssthresh {
                 // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS).
@@ -702,7 +688,7 @@ impl Conn {
 
             // RFC 6298 §5.2/5.3: all acked -> stop the timer, else restart it.
             if self.outstanding() {
-                self.timers.set(Timer::Retransmit, now + self.rto);
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             } else {
                 self.timers.stop(Timer::Retransmit);
             }
@@ -739,7 +725,7 @@ impl Conn {
                 self.in_recovery = true;
                 self.rtx_one = true;
                 self.high_rxt = self.snd_una;
-                self.rtt_sample = None;
+                self.rtt.stop_timing();
                 self.cwnd = self.ssthresh.saturating_add(3 * smss);
                 cx.stats.fast_retransmits += 1;
             }
@@ -760,37 +746,11 @@ impl Conn {
                 if ack == self.snd_una {
                     self.snd_nxt = self.snd_una;
                 }
-                self.persist_backoff = self.rto;
+                self.persist_backoff = self.rtt.rto();
                 self.timers.stop(Timer::Persist);
             }
         }
         None
-    }
-
-    fn rto_from_estimate(&self, cfg: &TcpConfig) -> Duration {
-        match self.srtt {
-            Some(srtt) => srtt
-                .saturating_add(self.rttvar.saturating_mul(4).max(CLOCK_G))
-                .max(cfg.min_rto)
-                .min(cfg.max_rto),
-            None => cfg.initial_rto.max(cfg.min_rto).min(cfg.max_rto),
-        }
-    }
-
-    /// RFC 6298 §2.2/2.3.
-    fn rtt_update(&mut self, r: Duration, cfg: &TcpConfig) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(r);
-                self.rttvar = r / 2;
-            }
-            Some(srtt) => {
-                let delta = srtt.abs_diff(r);
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + r) / 8);
-            }
-        }
-        self.rto = self.rto_from_estimate(cfg);
     }
 
     /// Seventh check: place the text in the receive ring (in order or, via the assembler,
@@ -1004,8 +964,8 @@ impl Conn {
                         cx.stats.zero_window_probes += 1;
                         self.snd_nxt = self.snd_una;
                         self.force_send = true;
-                        self.rto = self.rto.saturating_mul(2).min(cx.cfg.max_rto);
-                        self.timers.set(Timer::Retransmit, now + self.rto);
+                        self.rtt.back_off(cx.cfg.max_rto);
+                        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                         continue;
                     }
                     self.retries = self.retries.saturating_add(1);
@@ -1027,10 +987,10 @@ impl Conn {
                     self.sacked_n = 0;
                     self.rtx_hole = false;
                     self.rtx_one = false;
-                    self.rtt_sample = None;
+                    self.rtt.stop_timing();
                     // RFC 6298 §5.5: back off the timer.
-                    self.rto = self.rto.saturating_mul(2).min(cx.cfg.max_rto);
-                    self.timers.set(Timer::Retransmit, now + self.rto);
+                    self.rtt.back_off(cx.cfg.max_rto);
+                    self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                 }
                 Timer::Persist => {
                     cx.stats.zero_window_probes += 1;
@@ -1058,7 +1018,7 @@ impl Conn {
     pub fn update_timers(&mut self, now: Instant) {
         if self.outstanding() {
             if self.timers.get(Timer::Retransmit).is_none() {
-                self.timers.set(Timer::Retransmit, now + self.rto);
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
             self.timers.stop(Timer::Persist);
         } else {
@@ -1325,9 +1285,9 @@ impl Conn {
             if is_rtx {
                 // Karn: nothing timed across a retransmission.
                 cx.stats.retransmits += 1;
-                self.rtt_sample = None;
-            } else if self.rtt_sample.is_none() && !self.ts_enabled {
-                self.rtt_sample = Some((seq, now));
+                self.rtt.stop_timing();
+            } else if !self.ts_enabled {
+                self.rtt.start_timing(seq, now);
             }
             if seq == self.snd_nxt {
                 self.snd_nxt = end;
@@ -1336,7 +1296,7 @@ impl Conn {
                 self.snd_max = end;
             }
             if self.timers.get(Timer::Retransmit).is_none() {
-                self.timers.set(Timer::Retransmit, now + self.rto);
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
         }
         // Every segment carries the ACK.
@@ -1413,7 +1373,7 @@ impl Conn {
 
     #[cfg(test)]
     pub fn debug_rto(&self) -> Duration {
-        self.rto
+        self.rtt.rto()
     }
 
     #[cfg(test)]

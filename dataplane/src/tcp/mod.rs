@@ -6,6 +6,7 @@ mod conn;
 mod endpoint;
 mod flow;
 mod ring;
+mod rtt;
 #[cfg(test)]
 mod sim_tests;
 mod syncookie;
