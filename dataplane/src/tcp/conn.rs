@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 
 use super::assembler::{Assembler, MAX_RANGES};
 use super::config::{DropReason, TcpConfig, TcpStats};
+use super::congestion::{Congestion, CongestionControl, NewReno};
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
 use super::{ConnHandle, Event, FlowKey};
@@ -242,9 +243,9 @@ pub struct Conn {
     rtt: RttEstimator,
     retries: u32,
 
-    // Congestion control (RFC 5681, RFC 6582).
-    cwnd: u32,
-    ssthresh: u32,
+    // Congestion control: the window is `cc`'s; loss recovery (RFC 5681 §3.2, RFC 6582) is
+    // ours.
+    cc: Congestion,
     dupacks: u32,
     in_recovery: bool,
     recover: SeqNumber,
@@ -333,10 +334,7 @@ impl Conn {
             unacked_bytes: 0,
             rtt: RttEstimator::new(cfg.initial_rto),
             retries: 0,
-            // RFC 6928 IW10 (RFC 5681 §3.1 allows up to 4 segments; the IW10 experiment is what
-            // Linux ships): min(10*MSS, max(2*MSS, 14600)).
-            cwnd: (10 * smss).min((2 * smss).max(14600)),
-            ssthresh: u32::MAX,
+            cc: Congestion::NewReno(NewReno::new(smss)),
             dupacks: 0,
             in_recovery: false,
             recover: iss1,
@@ -616,7 +614,6 @@ impl Conn {
         let now = cx.now;
         let seg_wnd = u32::from(seg.window) << self.snd_wscale;
         let acked = ack.distance_from(self.snd_una).unwrap_or(0);
-        let smss = self.smss;
         if acked > 0 {
             self.sack_prune(ack);
         }
@@ -660,7 +657,7 @@ impl Conn {
                 if ack.diff(self.recover) >= 0 {
                     // RFC 6582 §3.2 step 3 full acknowledgment: deflate the window.
                     let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
-                    self.cwnd = self.ssthresh.min(flight.max(smss) + smss);
+                    self.cc.on_recovery_end(flight);
                     self.in_recovery = false;
                 } else {
                     // Step 3 partial acknowledgment: retransmit the first unacknowledged
@@ -670,19 +667,12 @@ impl Conn {
                     if self.high_rxt.diff(self.snd_una) <= 0 {
                         self.rtx_one = true;
                     }
-                    self.cwnd = self.cwnd.saturating_sub(acked);
-                    if acked >= smss {
-                        self.cwnd = self.cwnd.saturating_add(smss);
-                    }
+                    self.cc.on_partial_ack(acked);
                     self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                 }
-            } else if self.cwnd < self.ssthresh {
-                // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS).
-                self.cwnd = self.cwnd.saturating_add(acked.min(smss));
             } else {
-                // Congestion avoidance: about one SMSS per RTT.
-                let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1))).max(1);
-                self.cwnd = self.cwnd.saturating_add(inc as u32);
+                // RFC 5681 §3.1 slow start or congestion avoidance.
+                self.cc.on_ack(acked, now);
             }
             self.dupacks = 0;
 
@@ -710,7 +700,7 @@ impl Conn {
             // too, even if the window changed); RFC 5681 §3.2 / RFC 6582 §3.2 fast retransmit.
             self.dupacks = self.dupacks.saturating_add(1);
             if self.in_recovery {
-                self.cwnd = self.cwnd.saturating_add(smss);
+                self.cc.on_dup_ack_in_recovery();
                 // RFC 6675-lite: each further duplicate ACK lets one SACK hole go again.
                 let from = self.high_rxt.max(self.snd_una);
                 if self.sack_next_hole(from).is_some() {
@@ -720,13 +710,12 @@ impl Conn {
                 // RFC 6582 §3.2 step 2: only if the ACK covers `recover` (no second fast
                 // retransmit for losses of the same window).
                 let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
-                self.ssthresh = (flight / 2).max(2 * smss);
+                self.cc.on_fast_retransmit(flight, now);
                 self.recover = self.snd_max;
                 self.in_recovery = true;
                 self.rtx_one = true;
                 self.high_rxt = self.snd_una;
                 self.rtt.stop_timing();
-                self.cwnd = self.ssthresh.saturating_add(3 * smss);
                 cx.stats.fast_retransmits += 1;
             }
         }
@@ -976,8 +965,7 @@ impl Conn {
                     cx.stats.rto_timeouts += 1;
                     // RFC 5681 §3.1 eq. 4 and loss window; RFC 6582 §3.2 step 4.
                     let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
-                    self.ssthresh = (flight / 2).max(2 * self.smss);
-                    self.cwnd = self.smss;
+                    self.cc.on_rto(flight, now);
                     self.in_recovery = false;
                     self.recover = self.snd_max;
                     self.dupacks = 0;
@@ -1174,7 +1162,7 @@ impl Conn {
         if unsent == 0 && !fin_pending {
             return None;
         }
-        let wnd = self.snd_wnd.min(self.cwnd);
+        let wnd = self.snd_wnd.min(self.cc.window());
         let usable = wnd.saturating_sub(self.flight()) as usize;
         let mss = self.max_payload() as usize;
         let mut len = unsent.min(usable).min(mss);
@@ -1368,7 +1356,7 @@ impl Conn {
 
     #[cfg(test)]
     pub fn debug_cwnd(&self) -> (u32, u32, bool) {
-        (self.cwnd, self.ssthresh, self.in_recovery)
+        (self.cc.window(), self.cc.ssthresh(), self.in_recovery)
     }
 
     #[cfg(test)]

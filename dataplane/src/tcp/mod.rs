@@ -2,6 +2,7 @@
 
 mod assembler;
 mod config;
+mod congestion;
 mod conn;
 mod endpoint;
 mod flow;
