@@ -9,6 +9,7 @@ use super::config::{DropReason, TcpConfig, TcpStats};
 use super::congestion::{Congestion, CongestionControl, NewReno};
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
+use super::sack::Scoreboard;
 use super::{ConnHandle, Event, FlowKey};
 use crate::time::{Duration, Instant};
 use crate::wire::{self, FrameAddrs, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
@@ -175,9 +176,6 @@ pub struct Negotiated {
     pub ts_offset: u32,
 }
 
-/// Ranges the SACK scoreboard keeps (the highest is dropped when full).
-const MAX_SACKED: usize = 8;
-
 /// 24 days: TS.Recent older than this is invalid for PAWS (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 /// PAWS tolerance (RFC 7323 §5.3 R1), in the peer's timestamp ticks: a segment whose TSval is
@@ -253,8 +251,7 @@ pub struct Conn {
     rtx_one: bool,
     /// SACK scoreboard (RFC 2018 / RFC 6675-lite): sorted, disjoint ranges above SND.UNA the
     /// peer reported holding.
-    sacked: [(SeqNumber, SeqNumber); MAX_SACKED],
-    sacked_n: usize,
+    sacked: Scoreboard,
     /// Highest sequence number retransmitted in this recovery (RFC 6675 HighRxt).
     high_rxt: SeqNumber,
     /// Retransmit the next SACK hole above `high_rxt`.
@@ -339,8 +336,7 @@ impl Conn {
             in_recovery: false,
             recover: iss1,
             rtx_one: false,
-            sacked: [(SeqNumber(0), SeqNumber(0)); MAX_SACKED],
-            sacked_n: 0,
+            sacked: Scoreboard::default(),
             high_rxt: iss1,
             rtx_hole: false,
             force_send: false,
@@ -615,12 +611,12 @@ impl Conn {
         let seg_wnd = u32::from(seg.window) << self.snd_wscale;
         let acked = ack.distance_from(self.snd_una).unwrap_or(0);
         if acked > 0 {
-            self.sack_prune(ack);
+            self.sacked.prune(ack);
         }
         let mut new_sack = false;
         if self.sack_ok {
             for b in seg.sack {
-                new_sack |= self.sack_add(b.left, b.right);
+                new_sack |= self.sacked.add(b.left, b.right, self.snd_una, self.snd_max);
             }
         }
 
@@ -703,7 +699,7 @@ impl Conn {
                 self.cc.on_dup_ack_in_recovery();
                 // RFC 6675-lite: each further duplicate ACK lets one SACK hole go again.
                 let from = self.high_rxt.max(self.snd_una);
-                if self.sack_next_hole(from).is_some() {
+                if self.sacked.next_hole(from).is_some() {
                     self.rtx_hole = true;
                 }
             } else if self.dupacks == 3 && ack.diff(self.recover) >= 0 {
@@ -972,7 +968,7 @@ impl Conn {
                     // Go back N: resend from SND.UNA; Karn: no RTT sample from these. RFC 2018
                     // §8: after a timeout the SACKed bits are forgotten (the peer may renege).
                     self.snd_nxt = self.snd_una;
-                    self.sacked_n = 0;
+                    self.sacked.clear();
                     self.rtx_hole = false;
                     self.rtx_one = false;
                     self.rtt.stop_timing();
@@ -1025,92 +1021,13 @@ impl Conn {
         }
     }
 
-    /// Merges a peer SACK block into the scoreboard; true if it added anything.
-    fn sack_add(&mut self, left: SeqNumber, right: SeqNumber) -> bool {
-        let left = left.max(self.snd_una);
-        if right.diff(left) <= 0 || right.diff(self.snd_max) > 0 {
-            return false;
-        }
-        if self.sacked[..self.sacked_n]
-            .iter()
-            .any(|&(a, b)| a.diff(left) <= 0 && right.diff(b) <= 0)
-        {
-            return false;
-        }
-        let mut out = [(SeqNumber(0), SeqNumber(0)); MAX_SACKED + 1];
-        let mut n = 0;
-        let (mut nl, mut nr) = (left, right);
-        let mut placed = false;
-        for &(a, b) in &self.sacked[..self.sacked_n] {
-            if b.diff(nl) < 0 {
-                out[n] = (a, b);
-                n += 1;
-            } else if a.diff(nr) > 0 {
-                if !placed {
-                    out[n] = (nl, nr);
-                    n += 1;
-                    placed = true;
-                }
-                out[n] = (a, b);
-                n += 1;
-            } else {
-                nl = nl.min(a);
-                nr = nr.max(b);
-            }
-        }
-        if !placed {
-            out[n] = (nl, nr);
-            n += 1;
-        }
-        let n = n.min(MAX_SACKED);
-        self.sacked[..n].copy_from_slice(&out[..n]);
-        self.sacked_n = n;
-        true
-    }
-
-    /// Drops what the cumulative ACK now covers.
-    fn sack_prune(&mut self, una: SeqNumber) {
-        let mut n = 0;
-        for i in 0..self.sacked_n {
-            let (a, b) = self.sacked[i];
-            if b.diff(una) > 0 {
-                self.sacked[n] = (a.max(una), b);
-                n += 1;
-            }
-        }
-        self.sacked_n = n;
-    }
-
-    /// First hole at or above `from` that lies below a SACKed range: (start, length).
-    fn sack_next_hole(&self, from: SeqNumber) -> Option<(SeqNumber, u32)> {
-        let mut s = from;
-        for &(a, b) in &self.sacked[..self.sacked_n] {
-            if s.diff(a) < 0 {
-                return a.distance_from(s).map(|d| (s, d));
-            }
-            if s.diff(b) < 0 {
-                s = b;
-            }
-        }
-        None
-    }
-
-    /// Bytes from `seq` up to the next SACKed range (unbounded if none).
-    fn sack_room(&self, seq: SeqNumber) -> usize {
-        self.sacked[..self.sacked_n]
-            .iter()
-            .find(|(a, _)| a.diff(seq) > 0)
-            .and_then(|(a, _)| a.distance_from(seq))
-            .map_or(usize::MAX, |d| d as usize)
-    }
-
     /// The next SACK hole to retransmit during recovery (data only).
     fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
         if !self.rtx_hole {
             return None;
         }
         self.rtx_hole = false;
-        let (seq, hole) = self.sack_next_hole(self.high_rxt.max(self.snd_una))?;
+        let (seq, hole) = self.sacked.next_hole(self.high_rxt.max(self.snd_una))?;
         let off = seq.distance_from(self.snd_una)? as usize;
         let len = (hole as usize)
             .min(self.max_payload() as usize)
@@ -1230,7 +1147,7 @@ impl Conn {
                 .min(self.tx.len() as u32) as usize;
             let len = outstanding_data
                 .min(self.max_payload() as usize)
-                .min(self.sack_room(self.snd_una));
+                .min(self.sacked.room(self.snd_una));
             let fin = self.fin_sent() && !self.fin_acked && len == self.tx.len();
             let end = self.snd_una + len;
             self.high_rxt = self.high_rxt.max(end);

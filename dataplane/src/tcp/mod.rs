@@ -8,6 +8,7 @@ mod endpoint;
 mod flow;
 mod ring;
 mod rtt;
+mod sack;
 #[cfg(test)]
 mod sim_tests;
 mod syncookie;
