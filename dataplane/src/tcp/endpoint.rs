@@ -10,8 +10,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 
+use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats, EARLY_DATA_MAX_SEGMENTS};
-use super::conn::{ChallengeLimiter, Conn, Ctx, Negotiated, Outcome, Seg};
+use super::conn::{Conn, Ctx, Negotiated, Outcome, Seg};
 use super::syncookie::{CookieParams, CookieRequest, SynCookies, MSS_TABLE};
 use super::FlowKey;
 use crate::time::Instant;

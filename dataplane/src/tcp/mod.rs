@@ -1,6 +1,7 @@
 //! Sans-IO TCP server engine: SYN cookies, connection table, state machine, timers, buffers.
 
 mod assembler;
+mod challenge;
 mod config;
 mod congestion;
 mod conn;
@@ -14,6 +15,7 @@ mod sim_tests;
 mod syncookie;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 pub use assembler::{Assembler, AssemblerFull, MAX_RANGES};
 pub use config::{DropReason, TcpConfig, TcpStats};

@@ -1,21 +1,32 @@
 //! One synchronized connection: RFC 9293 state machine from ESTABLISHED onwards (the handshake
-//! is stateless, see `endpoint.rs`), RFC 5961 checks, RFC 7323 PAWS, RFC 6298 RTO, RFC 5681 /
-//! RFC 6582 congestion control, RFC 2018 SACK blocks in our ACKs.
+//! is stateless, see `endpoint/cookie_front.rs`), RFC 5961 checks, RFC 7323 PAWS, loss
+//! recovery (RFC 5681 §3.2, RFC 6582, RFC 6675-lite), the timers.
+//!
+//! This file is the state machine: what one segment or one timer does to the connection. The
+//! pieces it drives live beside it: `receive.rs` (the text into the receive ring, delayed ACK,
+//! window updates) and `transmit.rs` (the next segment and its header); the RTO estimator
+//! (`tcp/rtt.rs`), the congestion window (`tcp/congestion/`) and the SACK scoreboard
+//! (`tcp/sack.rs`) are types of their own.
+
+mod receive;
+mod transmit;
 
 use std::collections::VecDeque;
 
-use super::assembler::{Assembler, MAX_RANGES};
+use super::assembler::Assembler;
+use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::congestion::{Congestion, CongestionControl, NewReno};
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
+use super::timer::{Timer, TimerTable, TIMERS};
 use super::{ConnHandle, Event, FlowKey};
 use crate::time::{Duration, Instant};
-use crate::wire::{self, FrameAddrs, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
+use crate::wire::{FrameAddrs, SackBlock, SeqNumber};
 
 /// Synchronized states. SYN_RECEIVED never exists (cookies), TIME_WAIT lives in a compact
-/// record outside the connection table (`endpoint::TimeWait`), CLOSED is a free slot.
+/// record outside the connection table (`endpoint::time_wait::TimeWait`), CLOSED is a free slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Established,
@@ -26,50 +37,6 @@ pub enum State {
     Closing,
     /// Transient: the endpoint turns the connection into a TIME_WAIT record right away.
     TimeWait,
-}
-
-/// Per-connection timers; the connection's next deadline is the `min()` over the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// RFC 6298 retransmission timer (also drives repeated zero-window probes).
-    Retransmit = 0,
-    /// RFC 9293 §3.8.6.1 persist timer: window closed (or SWS-limited) and nothing in flight.
-    Persist = 1,
-    /// RFC 9293 §3.8.6.3 delayed ACK.
-    DelayedAck = 2,
-    /// FIN_WAIT_2 bound.
-    FinWait2 = 3,
-    /// Nothing received for `idle_timeout`.
-    Idle = 4,
-}
-
-const TIMERS: [Timer; 5] = [
-    Timer::Retransmit,
-    Timer::Persist,
-    Timer::DelayedAck,
-    Timer::FinWait2,
-    Timer::Idle,
-];
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TimerTable([Option<Instant>; 5]);
-
-impl TimerTable {
-    pub fn get(&self, t: Timer) -> Option<Instant> {
-        self.0[t as usize]
-    }
-    pub fn set(&mut self, t: Timer, at: Instant) {
-        self.0[t as usize] = Some(at);
-    }
-    pub fn stop(&mut self, t: Timer) {
-        self.0[t as usize] = None;
-    }
-    pub fn next(&self) -> Option<Instant> {
-        self.0.iter().flatten().min().copied()
-    }
-    fn expired(&self, t: Timer, now: Instant) -> bool {
-        self.get(t).is_some_and(|at| at <= now)
-    }
 }
 
 /// What the endpoint must do with the connection after an input.
@@ -108,48 +75,6 @@ impl Seg<'_> {
         (self.payload.len() as u32)
             .saturating_add(u32::from(self.syn))
             .saturating_add(u32::from(self.fin))
-    }
-}
-
-/// RFC 5961 §7: one global budget of challenge ACKs per second.
-#[derive(Debug, Clone)]
-pub struct ChallengeLimiter {
-    limit: u32,
-    window_start: Instant,
-    used: u32,
-}
-
-impl ChallengeLimiter {
-    pub fn new(limit: u32, now: Instant) -> Self {
-        ChallengeLimiter {
-            limit,
-            window_start: now,
-            used: 0,
-        }
-    }
-
-    pub fn allow(&mut self, now: Instant) -> bool {
-        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.window_start = now;
-            self.used = 0;
-        }
-        if self.used < self.limit {
-            self.used += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Whether a challenge ACK may go out now (RFC 5961 §7), counted as sent or suppressed.
-    pub fn allow_challenge(&mut self, now: Instant, stats: &mut TcpStats) -> bool {
-        let allowed = self.allow(now);
-        if allowed {
-            stats.challenge_acks_sent += 1;
-        } else {
-            stats.challenge_acks_suppressed += 1;
-        }
-        allowed
     }
 }
 
@@ -738,159 +663,6 @@ impl Conn {
         None
     }
 
-    /// Seventh check: place the text in the receive ring (in order or, via the assembler,
-    /// out of order; the first copy of any byte wins) and note a FIN.
-    fn receive_data(&mut self, cx: &mut Ctx, seg: &Seg) -> Option<DropReason> {
-        let mut data = seg.payload;
-        let mut seq = seg.seq;
-        let mut fin = seg.fin;
-        // Trim what we already have.
-        if let Some(skip) = self.rcv_nxt.distance_from(seq) {
-            let skip = skip as usize;
-            if skip > data.len() {
-                // Even the FIN is old.
-                data = &[];
-                fin = false;
-            } else {
-                data = data.get(skip..).unwrap_or(&[]);
-            }
-            seq = self.rcv_nxt;
-        }
-        let off = seq.distance_from(self.rcv_nxt).unwrap_or(0) as usize;
-        // Trim to the window we advertised and to the space the ring really has.
-        let room = (self.rcv_wnd() as usize).min(self.rx.free());
-        if off.saturating_add(data.len()) > room {
-            data = data.get(..room.saturating_sub(off)).unwrap_or(&[]);
-            fin = false;
-        }
-        let mut drop = None;
-        if !data.is_empty() {
-            cx.stats.bytes_in += data.len() as u64;
-            let before = self.rcv_nxt;
-            if off == 0 && self.asm.is_empty() {
-                let n = self.rx.write(data);
-                self.rcv_nxt = self.rcv_nxt + n;
-            } else {
-                // Only the parts nobody wrote yet: the first copy wins (RFC 9293 §3.10.7.4
-                // leaves overlapping retransmissions to the implementation).
-                for (o, l) in self.asm.missing(off, data.len()) {
-                    let part = o
-                        .checked_sub(off)
-                        .and_then(|s| data.get(s..s.saturating_add(l)))
-                        .unwrap_or(&[]);
-                    self.rx.write_at(o, part);
-                }
-                if off == 0 {
-                    let extra = self.asm.take_front(data.len());
-                    let n = self.rx.commit(data.len().saturating_add(extra));
-                    self.rcv_nxt = self.rcv_nxt + n;
-                } else {
-                    cx.stats.out_of_order_segments += 1;
-                    if self.asm.add(off, data.len()).is_err()
-                        && !self.evict_ooo_above(off, data.len())
-                    {
-                        drop = Some(DropReason::OutOfOrderFull);
-                        fin = false;
-                    }
-                }
-                // Out of order, or a hole was filled: ACK at once (RFC 5681 §4.2, RFC 9293
-                // §3.8.6.3) so the sender sees duplicate ACKs / SACK blocks / the fill.
-                self.ack_now = true;
-            }
-            let advanced = self.rcv_nxt.distance_from(before).unwrap_or(0) as usize;
-            if advanced > 0 {
-                if !self.readable_signalled {
-                    self.readable_signalled = true;
-                    self.push_event(cx.events, Event::Readable(self.handle));
-                }
-                // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2).
-                self.unacked_bytes = self.unacked_bytes.saturating_add(advanced);
-                if self.unacked_bytes >= 2 * self.full_segment() as usize {
-                    self.ack_now = true;
-                } else if self.timers.get(Timer::DelayedAck).is_none() {
-                    self.timers
-                        .set(Timer::DelayedAck, cx.now + cx.cfg.delayed_ack);
-                }
-            }
-        } else if !seg.payload.is_empty() {
-            // Duplicate text: ACK at once so the peer stops.
-            self.ack_now = true;
-        }
-        if fin {
-            self.rx_fin = Some(seq + data.len());
-            // A FIN beyond a hole is an out-of-order segment like any other: duplicate ACK at
-            // once (RFC 5681 §4.2, RFC 9293 §3.8.6.3), so the peer learns where the hole is.
-            if off > 0 {
-                self.ack_now = true;
-            }
-        }
-        drop
-    }
-
-    /// The out-of-order bound is reached: forget the held ranges furthest from RCV.NXT (above
-    /// `off`) until `[off, off + len)` fits, as Linux prunes its out-of-order queue from the
-    /// far end. The bytes nearest RCV.NXT are the ones that let the stream advance; far ranges
-    /// will be retransmitted (RFC 2018 §8 allows the receiver to renege on SACKed data).
-    /// Evicted bytes stay in place in the ring, so re-adding a range they cover stays correct.
-    fn evict_ooo_above(&mut self, off: usize, len: usize) -> bool {
-        let mut kept = [(0usize, 0usize); MAX_RANGES];
-        let mut n = 0;
-        for r in self.asm.ranges() {
-            if let Some(slot) = kept.get_mut(n) {
-                *slot = r;
-                n += 1;
-            }
-        }
-        while n > 0 && kept[n - 1].0 > off {
-            n -= 1;
-            self.asm.clear();
-            for &(o, l) in &kept[..n] {
-                let _ = self.asm.add(o, l);
-            }
-            if self.asm.add(off, len).is_ok() {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// The application consumed `n` readable bytes: maybe a window update is due. `now` and
-    /// `delay` arm the delayed-ACK timer when the update need not go at once.
-    pub fn consume(&mut self, n: usize, now: Instant, delay: Duration) {
-        self.rx.consume(n);
-        self.readable_signalled = false;
-        // Receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger window only if
-        // it grows by min(RCV.BUFF / 2, MSS), and only bother sending an update when the
-        // window we advertised was down to half the buffer (a gateway's requests are small;
-        // an update per request would double the packet rate).
-        let cur = self.rcv_wnd();
-        let avail = self.rx.free() as u32;
-        let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
-        if avail.saturating_sub(cur) < thresh || cur > self.rx.capacity() as u32 / 2 {
-            return;
-        }
-        // How soon. With less than two full segments of window left the peer may be blocked
-        // (or about to be): nothing it can still send would make us ACK at once (RFC 5681
-        // §4.2 ACKs every second full segment), so the update goes now. With more, the peer is
-        // not blocked: whatever it sends next either triggers an immediate ACK or arms the
-        // delayed ACK, and every ACK carries the larger window. So the update rides on the
-        // next segment we send anyway -- after the handshake (whose SYN-ACK window is capped
-        // at 16 segments, see `TcpConfig::syn_window`) that is the response, which follows the
-        // request within microseconds -- and the delayed-ACK timer (RFC 1122 §4.2.3.2: under
-        // 0.5 s) bounds how late it can be if nothing else goes out.
-        if cur < 2 * self.full_segment() {
-            self.ack_now = true;
-        } else if self.timers.get(Timer::DelayedAck).is_none() {
-            self.timers.set(Timer::DelayedAck, now + delay);
-        }
-    }
-
-    /// A full-sized segment from the peer: its MSS less the options it must carry.
-    fn full_segment(&self) -> u32 {
-        self.smss
-            .saturating_sub(if self.ts_enabled { 12 } else { 0 })
-    }
-
     pub fn commit_send(&mut self, n: usize) -> usize {
         if self.fin_queued {
             return 0;
@@ -923,12 +695,12 @@ impl Conn {
         matches!(self.state, State::Established | State::CloseWait) && !self.fin_queued
     }
 
-    /// Timers due at `now` (RFC 6298 §5.4-5.7, RFC 9293 §3.8.6.1, §3.8.6.3).
     /// The peer's last advertised window, in bytes.
     pub fn peer_window(&self) -> u32 {
         self.snd_wnd
     }
 
+    /// Timers due at `now` (RFC 6298 §5.4-5.7, RFC 9293 §3.8.6.1, §3.8.6.3).
     pub fn handle_timeout(&mut self, cx: &mut Ctx) -> Outcome {
         let now = cx.now;
         let mut out = Outcome::Keep;
@@ -1019,251 +791,6 @@ impl Conn {
         if self.ack_now {
             self.timers.stop(Timer::DelayedAck);
         }
-    }
-
-    /// The next SACK hole to retransmit during recovery (data only).
-    fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
-        if !self.rtx_hole {
-            return None;
-        }
-        self.rtx_hole = false;
-        let (seq, hole) = self.sacked.next_hole(self.high_rxt.max(self.snd_una))?;
-        let off = seq.distance_from(self.snd_una)? as usize;
-        let len = (hole as usize)
-            .min(self.max_payload() as usize)
-            .min(self.tx.len().saturating_sub(off));
-        if len == 0 {
-            return None;
-        }
-        self.high_rxt = seq + len;
-        Some((seq, len))
-    }
-
-    fn has_unsent(&self) -> bool {
-        self.snd_nxt.diff(self.data_end()) < 0 || self.fin_pending()
-    }
-
-    /// Option bytes of a segment we send (RFC 6691: the MSS excludes options).
-    fn option_len(&self) -> u32 {
-        let mut n = 0;
-        if self.ts_enabled {
-            n += 12;
-        }
-        let blocks = self.sack_block_count() as u32;
-        if blocks > 0 {
-            n += (2 + 8 * blocks + 3) & !3;
-        }
-        n
-    }
-
-    fn sack_block_count(&self) -> usize {
-        if !self.sack_ok {
-            return 0;
-        }
-        let max = if self.ts_enabled { 3 } else { 4 };
-        self.asm.sack_ranges().take(max).count()
-    }
-
-    fn max_payload(&self) -> u32 {
-        self.smss.saturating_sub(self.option_len()).max(1)
-    }
-
-    /// Next new (or go-back-N) segment: (length, with FIN). `None` if nothing may go now.
-    fn send_candidate(&self) -> Option<(usize, bool)> {
-        if self.state == State::TimeWait {
-            return None;
-        }
-        let data_end = self.data_end();
-        let unsent = data_end.distance_from(self.snd_nxt).unwrap_or(0) as usize;
-        let fin_pending = self.fin_pending();
-        if unsent == 0 && !fin_pending {
-            return None;
-        }
-        let wnd = self.snd_wnd.min(self.cc.window());
-        let usable = wnd.saturating_sub(self.flight()) as usize;
-        let mss = self.max_payload() as usize;
-        let mut len = unsent.min(usable).min(mss);
-        if self.force_send {
-            len = len.max(unsent.min(1));
-        } else if len < unsent && len < mss && (len as u32) < self.max_snd_wnd / 2 {
-            // RFC 9293 §3.8.6.2.1 sender SWS avoidance: send only a full segment, all that is
-            // queued, or at least half the largest window the peer offered; else wait for the
-            // window or the override (persist) timer.
-            len = 0;
-        }
-        let fin = fin_pending && len == unsent;
-        if len == 0 && !fin {
-            return None;
-        }
-        Some((len, fin))
-    }
-
-    pub fn wants_transmit(&self) -> bool {
-        self.ack_now || self.rtx_one || self.rtx_hole || self.send_candidate().is_some()
-    }
-
-    fn window_field(&mut self) -> u16 {
-        let ws = u32::from(self.rcv_wscale);
-        let unit = 1u32 << ws;
-        let cur = self.rcv_wnd();
-        let free = self.rx.free() as u32;
-        let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
-        // Never move the right edge left (RFC 9293 §3.8.6.2.2): at least `cur`, rounded up to
-        // the scale unit -- unless rounding up would offer bytes the ring cannot hold; then
-        // round down (the edge moves left by less than 2^wscale, which RFC 7323 §2.4 makes
-        // the sender tolerate; `rcv_right` keeps the old edge, so such bytes stay acceptable).
-        // Grow only by the receiver SWS threshold.
-        let keep_up = cur.div_ceil(unit);
-        let keep = if (keep_up << ws) <= free {
-            keep_up
-        } else {
-            free.min(cur) >> ws
-        };
-        let grown = free >> ws;
-        let field = if free.saturating_sub(cur) >= thresh {
-            grown.max(keep)
-        } else {
-            keep
-        };
-        let field = field.min(65535);
-        let right = self.rcv_nxt + (field << ws);
-        if right.diff(self.rcv_right) > 0 {
-            self.rcv_right = right;
-        }
-        field as u16
-    }
-
-    /// Writes the connection's next segment into `buf`. `None` if nothing is due or `buf` is
-    /// too small for even a header.
-    pub fn poll_transmit(&mut self, cx: &mut Ctx, buf: &mut [u8], ip_id: u16) -> Option<usize> {
-        let now = cx.now;
-        let data_end = self.data_end();
-        let (seq, len, fin, is_rtx) = if self.rtx_one {
-            self.rtx_one = false;
-            let outstanding_data = self
-                .snd_max
-                .distance_from(self.snd_una)
-                .unwrap_or(0)
-                .min(self.tx.len() as u32) as usize;
-            let len = outstanding_data
-                .min(self.max_payload() as usize)
-                .min(self.sacked.room(self.snd_una));
-            let fin = self.fin_sent() && !self.fin_acked && len == self.tx.len();
-            let end = self.snd_una + len;
-            self.high_rxt = self.high_rxt.max(end);
-            (self.snd_una, len, fin, true)
-        } else if let Some((seq, len)) = self.take_hole() {
-            (seq, len, false, true)
-        } else if let Some((len, fin)) = self.send_candidate() {
-            self.force_send = false;
-            let is_rtx = self.snd_nxt.diff(self.snd_max) < 0;
-            (self.snd_nxt, len, fin, is_rtx)
-        } else if self.ack_now {
-            (self.snd_nxt, 0, false, false)
-        } else {
-            return None;
-        };
-
-        let mut hdr = self.header(now);
-        hdr.seq = seq;
-        let mut flags = TcpFlags::ACK;
-        // Fit the payload into the caller's buffer.
-        let room = buf
-            .len()
-            .checked_sub(wire::tcp_frame_len(&self.addrs, &hdr, 0))?;
-        let len = len.min(room);
-        let fin = fin && seq + len == data_end;
-        if len > 0 {
-            flags |= TcpFlags::PSH;
-        }
-        if fin {
-            flags |= TcpFlags::FIN;
-        }
-        hdr.flags = flags;
-        let off = seq.distance_from(self.snd_una).unwrap_or(0) as usize;
-        let (a, b) = self.tx.slices_at(off, len);
-        let n = wire::emit_tcp_frame(buf, &self.addrs, ip_id, cx.cfg.ttl, &hdr, [a, b]).ok()?;
-        cx.stats.segments_out += 1;
-
-        let end = seq + len + u32::from(fin);
-        if len > 0 || fin {
-            if is_rtx {
-                // Karn: nothing timed across a retransmission.
-                cx.stats.retransmits += 1;
-                self.rtt.stop_timing();
-            } else if !self.ts_enabled {
-                self.rtt.start_timing(seq, now);
-            }
-            if seq == self.snd_nxt {
-                self.snd_nxt = end;
-            }
-            if end.diff(self.snd_max) > 0 {
-                self.snd_max = end;
-            }
-            if self.timers.get(Timer::Retransmit).is_none() {
-                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-            }
-        }
-        // Every segment carries the ACK.
-        self.ack_now = false;
-        self.unacked_bytes = 0;
-        self.timers.stop(Timer::DelayedAck);
-        self.last_ack_sent = self.rcv_nxt;
-        self.update_timers(cx.now);
-        Some(n)
-    }
-
-    /// A header with our ports, ACK = RCV.NXT, window and options (timestamps, SACK).
-    fn header(&mut self, now: Instant) -> TcpHeader {
-        let window = self.window_field();
-        let mut options = TcpOptions::default();
-        if self.ts_enabled {
-            options.timestamps = Some((self.ts_now(now), self.ts_recent));
-        }
-        if self.sack_ok {
-            let max = if self.ts_enabled { 3 } else { 4 };
-            let mut n = 0;
-            for (off, len) in self.asm.sack_ranges().take(max) {
-                let left = self.rcv_nxt + off;
-                options.sack_blocks[n] = SackBlock {
-                    left,
-                    right: left + len,
-                };
-                n += 1;
-            }
-            options.sack_len = n as u8;
-        }
-        TcpHeader {
-            src_port: self.flow.local.port(),
-            dst_port: self.flow.remote.port(),
-            seq: self.snd_nxt,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::ACK,
-            window,
-            urgent: 0,
-            options,
-        }
-    }
-
-    /// The RST `abort` sends (RFC 9293 §3.10.5: SEQ = SND.NXT).
-    pub fn rst_header(&self) -> TcpHeader {
-        TcpHeader {
-            src_port: self.flow.local.port(),
-            dst_port: self.flow.remote.port(),
-            seq: self.snd_max,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::RST | TcpFlags::ACK,
-            window: 0,
-            urgent: 0,
-            options: TcpOptions::default(),
-        }
-    }
-
-    /// The ACK that answers the FIN which moved us to TIME_WAIT.
-    pub fn final_ack_header(&mut self, now: Instant) -> TcpHeader {
-        let mut h = self.header(now);
-        h.seq = self.snd_max;
-        h
     }
 
     /// Receive-side fields the TIME_WAIT record keeps.
