@@ -22,6 +22,8 @@ impl ChallengeLimiter {
         }
     }
 
+    /// Whether one more may go in this second (and counts it if so).
+    #[must_use]
     pub fn allow(&mut self, now: Instant) -> bool {
         if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
             self.window_start = now;
@@ -36,6 +38,7 @@ impl ChallengeLimiter {
     }
 
     /// Whether a challenge ACK may go out now (RFC 5961 §7), counted as sent or suppressed.
+    #[must_use]
     pub fn allow_challenge(&mut self, now: Instant, stats: &mut TcpStats) -> bool {
         let allowed = self.allow(now);
         if allowed {

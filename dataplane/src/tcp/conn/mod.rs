@@ -349,6 +349,7 @@ impl Conn {
 
     /// Handles one inbound segment (RFC 9293 §3.10.7.4, "Otherwise" branch). Returns what to
     /// do with the connection and, if (part of) the segment was refused, why.
+    #[must_use]
     pub fn handle_segment(&mut self, cx: &mut Ctx, seg: &Seg) -> (Outcome, Option<DropReason>) {
         let out = self.process(cx, seg);
         self.update_timers(cx.now);
@@ -701,6 +702,7 @@ impl Conn {
     }
 
     /// Timers due at `now` (RFC 6298 §5.4-5.7, RFC 9293 §3.8.6.1, §3.8.6.3).
+    #[must_use]
     pub fn handle_timeout(&mut self, cx: &mut Ctx) -> Outcome {
         let now = cx.now;
         let mut out = Outcome::Keep;

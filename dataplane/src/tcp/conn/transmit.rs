@@ -123,6 +123,7 @@ impl Conn {
 
     /// Writes the connection's next segment into `buf`. `None` if nothing is due or `buf` is
     /// too small for even a header.
+    #[must_use]
     pub fn poll_transmit(&mut self, cx: &mut Ctx, buf: &mut [u8], ip_id: u16) -> Option<usize> {
         let now = cx.now;
         let data_end = self.data_end();

@@ -380,6 +380,7 @@ impl Endpoint {
     }
 
     /// Writes one frame into `buf`: stateless replies first, then connections with output.
+    #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.now = self.now.max(now);
         while let Some(r) = self.stateless.pop_front() {
@@ -420,6 +421,9 @@ impl Endpoint {
         None
     }
 
+    /// The earliest deadline of any connection or TIME_WAIT record: call `handle_timeout`
+    /// then.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.heap.peek().map(|Reverse((at, _, _))| *at);
         let tw = self.time_wait.next_expiry();
@@ -457,6 +461,7 @@ impl Endpoint {
     }
 
     /// Next event for the application.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         match ev {
