@@ -1,16 +1,21 @@
 //! Sans-IO TCP server engine: SYN cookies, connection table, state machine, timers, buffers.
 
 mod assembler;
+mod challenge;
 mod config;
+mod congestion;
 mod conn;
 mod endpoint;
 mod flow;
 mod ring;
+mod rtt;
+mod sack;
 #[cfg(test)]
 mod sim_tests;
 mod syncookie;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 pub use assembler::{Assembler, AssemblerFull, MAX_RANGES};
 pub use config::{DropReason, TcpConfig, TcpStats};

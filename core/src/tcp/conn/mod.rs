@@ -1,18 +1,32 @@
 //! One synchronized connection: RFC 9293 state machine from ESTABLISHED onwards (the handshake
-//! is stateless, see `endpoint.rs`), RFC 5961 checks, RFC 7323 PAWS, RFC 6298 RTO, RFC 5681 /
-//! RFC 6582 congestion control, RFC 2018 SACK blocks in our ACKs.
+//! is stateless, see `endpoint/cookie_front.rs`), RFC 5961 checks, RFC 7323 PAWS, loss
+//! recovery (RFC 5681 §3.2, RFC 6582, RFC 6675-lite), the timers.
+//!
+//! This file is the state machine: what one segment or one timer does to the connection. The
+//! pieces it drives live beside it: `receive.rs` (the text into the receive ring, delayed ACK,
+//! window updates) and `transmit.rs` (the next segment and its header); the RTO estimator
+//! (`tcp/rtt.rs`), the congestion window (`tcp/congestion/`) and the SACK scoreboard
+//! (`tcp/sack.rs`) are types of their own.
+
+mod receive;
+mod transmit;
 
 use std::collections::VecDeque;
 
-use super::assembler::{Assembler, MAX_RANGES};
+use super::assembler::Assembler;
+use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
+use super::congestion::{Congestion, CongestionControl, NewReno};
 use super::ring::RingBuffer;
+use super::rtt::RttEstimator;
+use super::sack::Scoreboard;
+use super::timer::{Timer, TimerTable, TIMERS};
 use super::{ConnHandle, Event, FlowKey};
 use crate::time::{Duration, Instant};
-use crate::wire::{self, FrameAddrs, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
+use crate::wire::{FrameAddrs, SackBlock, SeqNumber};
 
 /// Synchronized states. SYN_RECEIVED never exists (cookies), TIME_WAIT lives in a compact
-/// record outside the connection table (`endpoint::TimeWait`), CLOSED is a free slot.
+/// record outside the connection table (`endpoint::time_wait::TimeWait`), CLOSED is a free slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Established,
@@ -23,50 +37,6 @@ pub enum State {
     Closing,
     /// Transient: the endpoint turns the connection into a TIME_WAIT record right away.
     TimeWait,
-}
-
-/// Per-connection timers; the connection's next deadline is the `min()` over the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
-    /// RFC 6298 retransmission timer (also drives repeated zero-window probes).
-    Retransmit = 0,
-    /// RFC 9293 §3.8.6.1 persist timer: window closed (or SWS-limited) and nothing in flight.
-    Persist = 1,
-    /// RFC 9293 §3.8.6.3 delayed ACK.
-    DelayedAck = 2,
-    /// FIN_WAIT_2 bound.
-    FinWait2 = 3,
-    /// Nothing received for `idle_timeout`.
-    Idle = 4,
-}
-
-const TIMERS: [Timer; 5] = [
-    Timer::Retransmit,
-    Timer::Persist,
-    Timer::DelayedAck,
-    Timer::FinWait2,
-    Timer::Idle,
-];
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TimerTable([Option<Instant>; 5]);
-
-impl TimerTable {
-    pub fn get(&self, t: Timer) -> Option<Instant> {
-        self.0[t as usize]
-    }
-    pub fn set(&mut self, t: Timer, at: Instant) {
-        self.0[t as usize] = Some(at);
-    }
-    pub fn stop(&mut self, t: Timer) {
-        self.0[t as usize] = None;
-    }
-    pub fn next(&self) -> Option<Instant> {
-        self.0.iter().flatten().min().copied()
-    }
-    fn expired(&self, t: Timer, now: Instant) -> bool {
-        self.get(t).is_some_and(|at| at <= now)
-    }
 }
 
 /// What the endpoint must do with the connection after an input.
@@ -108,48 +78,6 @@ impl Seg<'_> {
     }
 }
 
-/// RFC 5961 §7: one global budget of challenge ACKs per second.
-#[derive(Debug, Clone)]
-pub struct ChallengeLimiter {
-    limit: u32,
-    window_start: Instant,
-    used: u32,
-}
-
-impl ChallengeLimiter {
-    pub fn new(limit: u32, now: Instant) -> Self {
-        ChallengeLimiter {
-            limit,
-            window_start: now,
-            used: 0,
-        }
-    }
-
-    pub fn allow(&mut self, now: Instant) -> bool {
-        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.window_start = now;
-            self.used = 0;
-        }
-        if self.used < self.limit {
-            self.used += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Whether a challenge ACK may go out now (RFC 5961 §7), counted as sent or suppressed.
-    pub fn allow_challenge(&mut self, now: Instant, stats: &mut TcpStats) -> bool {
-        let allowed = self.allow(now);
-        if allowed {
-            stats.challenge_acks_sent += 1;
-        } else {
-            stats.challenge_acks_suppressed += 1;
-        }
-        allowed
-    }
-}
-
 /// Everything of the endpoint a connection may touch while it handles an input.
 pub struct Ctx<'a> {
     pub now: Instant,
@@ -173,9 +101,6 @@ pub struct Negotiated {
     pub ts_offset: u32,
 }
 
-/// Ranges the SACK scoreboard keeps (the highest is dropped when full).
-const MAX_SACKED: usize = 8;
-
 /// 24 days: TS.Recent older than this is invalid for PAWS (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 /// PAWS tolerance (RFC 7323 §5.3 R1), in the peer's timestamp ticks: a segment whose TSval is
@@ -188,8 +113,6 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 /// against duplicates from a previous wrap of the sequence space; at 1 ms per tick this keeps
 /// that guard for any connection slower than 2^32 bytes per 16 ms (over 2 Tbit/s).
 const PAWS_REORDER_TICKS: i32 = 16;
-/// RFC 6298 clock granularity G.
-const CLOCK_G: Duration = Duration::from_millis(1);
 
 pub struct Conn {
     pub handle: ConnHandle,
@@ -240,15 +163,12 @@ pub struct Conn {
     unacked_bytes: usize,
 
     // RTT / RTO (RFC 6298).
-    srtt: Option<Duration>,
-    rttvar: Duration,
-    rto: Duration,
+    rtt: RttEstimator,
     retries: u32,
-    rtt_sample: Option<(SeqNumber, Instant)>,
 
-    // Congestion control (RFC 5681, RFC 6582).
-    cwnd: u32,
-    ssthresh: u32,
+    // Congestion control: the window is `cc`'s; loss recovery (RFC 5681 §3.2, RFC 6582) is
+    // ours.
+    cc: Congestion,
     dupacks: u32,
     in_recovery: bool,
     recover: SeqNumber,
@@ -256,8 +176,7 @@ pub struct Conn {
     rtx_one: bool,
     /// SACK scoreboard (RFC 2018 / RFC 6675-lite): sorted, disjoint ranges above SND.UNA the
     /// peer reported holding.
-    sacked: [(SeqNumber, SeqNumber); MAX_SACKED],
-    sacked_n: usize,
+    sacked: Scoreboard,
     /// Highest sequence number retransmitted in this recovery (RFC 6675 HighRxt).
     high_rxt: SeqNumber,
     /// Retransmit the next SACK hole above `high_rxt`.
@@ -335,21 +254,14 @@ impl Conn {
             asm,
             ack_now: false,
             unacked_bytes: 0,
-            srtt: None,
-            rttvar: Duration::ZERO,
-            rto: cfg.initial_rto,
+            rtt: RttEstimator::new(cfg.initial_rto),
             retries: 0,
-            rtt_sample: None,
-            // RFC 6928 IW10 (RFC 5681 §3.1 allows up to 4 segments; the IW10 experiment is what
-            // Linux ships): min(10*MSS, max(2*MSS, 14600)).
-            cwnd: (10 * smss).min((2 * smss).max(14600)),
-            ssthresh: u32::MAX,
+            cc: Congestion::NewReno(NewReno::new(smss)),
             dupacks: 0,
             in_recovery: false,
             recover: iss1,
             rtx_one: false,
-            sacked: [(SeqNumber(0), SeqNumber(0)); MAX_SACKED],
-            sacked_n: 0,
+            sacked: Scoreboard::default(),
             high_rxt: iss1,
             rtx_hole: false,
             force_send: false,
@@ -437,6 +349,7 @@ impl Conn {
 
     /// Handles one inbound segment (RFC 9293 §3.10.7.4, "Otherwise" branch). Returns what to
     /// do with the connection and, if (part of) the segment was refused, why.
+    #[must_use]
     pub fn handle_segment(&mut self, cx: &mut Ctx, seg: &Seg) -> (Outcome, Option<DropReason>) {
         let out = self.process(cx, seg);
         self.update_timers(cx.now);
@@ -623,14 +536,13 @@ impl Conn {
         let now = cx.now;
         let seg_wnd = u32::from(seg.window) << self.snd_wscale;
         let acked = ack.distance_from(self.snd_una).unwrap_or(0);
-        let smss = self.smss;
         if acked > 0 {
-            self.sack_prune(ack);
+            self.sacked.prune(ack);
         }
         let mut new_sack = false;
         if self.sack_ok {
             for b in seg.sack {
-                new_sack |= self.sack_add(b.left, b.right);
+                new_sack |= self.sacked.add(b.left, b.right, self.snd_una, self.snd_max);
             }
         }
 
@@ -648,25 +560,18 @@ impl Conn {
             self.retries = 0;
 
             // RTT (RFC 7323 §4.1 from TSecr, else one Karn-timed segment, RFC 6298 §3).
+            let timed = self.rtt.take_timed_sample(ack, now);
             let sample = match (self.ts_enabled, seg.ts) {
                 (true, Some((_, tsecr))) if tsecr != 0 => {
                     let ms = self.ts_now(now).wrapping_sub(tsecr);
                     (ms < 60_000).then(|| Duration::from_millis(u64::from(ms)))
                 }
-                _ => match self.rtt_sample {
-                    Some((seq, sent)) if ack.diff(seq) > 0 => {
-                        Some(now.saturating_duration_since(sent))
-                    }
-                    _ => None,
-                },
+                _ => timed,
             };
-            if self.rtt_sample.is_some_and(|(seq, _)| ack.diff(seq) > 0) {
-                self.rtt_sample = None;
-            }
             if let Some(r) = sample {
-                self.rtt_update(r, cx.cfg);
+                self.rtt.sample(r, cx.cfg);
             } else {
-                self.rto = self.rto_from_estimate(cx.cfg);
+                self.rtt.refresh(cx.cfg);
             }
 
             // Congestion control.
@@ -674,7 +579,7 @@ impl Conn {
                 if ack.diff(self.recover) >= 0 {
                     // RFC 6582 §3.2 step 3 full acknowledgment: deflate the window.
                     let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
-                    self.cwnd = self.ssthresh.min(flight.max(smss) + smss);
+                    self.cc.on_recovery_end(flight);
                     self.in_recovery = false;
                 } else {
                     // Step 3 partial acknowledgment: retransmit the first unacknowledged
@@ -684,25 +589,18 @@ impl Conn {
                     if self.high_rxt.diff(self.snd_una) <= 0 {
                         self.rtx_one = true;
                     }
-                    self.cwnd = self.cwnd.saturating_sub(acked);
-                    if acked >= smss {
-                        self.cwnd = self.cwnd.saturating_add(smss);
-                    }
-                    self.timers.set(Timer::Retransmit, now + self.rto);
+                    self.cc.on_partial_ack(acked);
+                    self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                 }
-            } else if self.cwnd < self.ssthresh {
-                // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS).
-                self.cwnd = self.cwnd.saturating_add(acked.min(smss));
             } else {
-                // Congestion avoidance: about one SMSS per RTT.
-                let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1))).max(1);
-                self.cwnd = self.cwnd.saturating_add(inc as u32);
+                // RFC 5681 §3.1 slow start or congestion avoidance.
+                self.cc.on_ack(acked, now);
             }
             self.dupacks = 0;
 
             // RFC 6298 §5.2/5.3: all acked -> stop the timer, else restart it.
             if self.outstanding() {
-                self.timers.set(Timer::Retransmit, now + self.rto);
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             } else {
                 self.timers.stop(Timer::Retransmit);
             }
@@ -724,23 +622,22 @@ impl Conn {
             // too, even if the window changed); RFC 5681 §3.2 / RFC 6582 §3.2 fast retransmit.
             self.dupacks = self.dupacks.saturating_add(1);
             if self.in_recovery {
-                self.cwnd = self.cwnd.saturating_add(smss);
+                self.cc.on_dup_ack_in_recovery();
                 // RFC 6675-lite: each further duplicate ACK lets one SACK hole go again.
                 let from = self.high_rxt.max(self.snd_una);
-                if self.sack_next_hole(from).is_some() {
+                if self.sacked.next_hole(from).is_some() {
                     self.rtx_hole = true;
                 }
             } else if self.dupacks == 3 && ack.diff(self.recover) >= 0 {
                 // RFC 6582 §3.2 step 2: only if the ACK covers `recover` (no second fast
                 // retransmit for losses of the same window).
                 let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
-                self.ssthresh = (flight / 2).max(2 * smss);
+                self.cc.on_fast_retransmit(flight, now);
                 self.recover = self.snd_max;
                 self.in_recovery = true;
                 self.rtx_one = true;
                 self.high_rxt = self.snd_una;
-                self.rtt_sample = None;
-                self.cwnd = self.ssthresh.saturating_add(3 * smss);
+                self.rtt.stop_timing();
                 cx.stats.fast_retransmits += 1;
             }
         }
@@ -760,190 +657,11 @@ impl Conn {
                 if ack == self.snd_una {
                     self.snd_nxt = self.snd_una;
                 }
-                self.persist_backoff = self.rto;
+                self.persist_backoff = self.rtt.rto();
                 self.timers.stop(Timer::Persist);
             }
         }
         None
-    }
-
-    fn rto_from_estimate(&self, cfg: &TcpConfig) -> Duration {
-        match self.srtt {
-            Some(srtt) => srtt
-                .saturating_add(self.rttvar.saturating_mul(4).max(CLOCK_G))
-                .max(cfg.min_rto)
-                .min(cfg.max_rto),
-            None => cfg.initial_rto.max(cfg.min_rto).min(cfg.max_rto),
-        }
-    }
-
-    /// RFC 6298 §2.2/2.3.
-    fn rtt_update(&mut self, r: Duration, cfg: &TcpConfig) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(r);
-                self.rttvar = r / 2;
-            }
-            Some(srtt) => {
-                let delta = srtt.abs_diff(r);
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + r) / 8);
-            }
-        }
-        self.rto = self.rto_from_estimate(cfg);
-    }
-
-    /// Seventh check: place the text in the receive ring (in order or, via the assembler,
-    /// out of order; the first copy of any byte wins) and note a FIN.
-    fn receive_data(&mut self, cx: &mut Ctx, seg: &Seg) -> Option<DropReason> {
-        let mut data = seg.payload;
-        let mut seq = seg.seq;
-        let mut fin = seg.fin;
-        // Trim what we already have.
-        if let Some(skip) = self.rcv_nxt.distance_from(seq) {
-            let skip = skip as usize;
-            if skip > data.len() {
-                // Even the FIN is old.
-                data = &[];
-                fin = false;
-            } else {
-                data = data.get(skip..).unwrap_or(&[]);
-            }
-            seq = self.rcv_nxt;
-        }
-        let off = seq.distance_from(self.rcv_nxt).unwrap_or(0) as usize;
-        // Trim to the window we advertised and to the space the ring really has.
-        let room = (self.rcv_wnd() as usize).min(self.rx.free());
-        if off.saturating_add(data.len()) > room {
-            data = data.get(..room.saturating_sub(off)).unwrap_or(&[]);
-            fin = false;
-        }
-        let mut drop = None;
-        if !data.is_empty() {
-            cx.stats.bytes_in += data.len() as u64;
-            let before = self.rcv_nxt;
-            if off == 0 && self.asm.is_empty() {
-                let n = self.rx.write(data);
-                self.rcv_nxt = self.rcv_nxt + n;
-            } else {
-                // Only the parts nobody wrote yet: the first copy wins (RFC 9293 §3.10.7.4
-                // leaves overlapping retransmissions to the implementation).
-                for (o, l) in self.asm.missing(off, data.len()) {
-                    let part = o
-                        .checked_sub(off)
-                        .and_then(|s| data.get(s..s.saturating_add(l)))
-                        .unwrap_or(&[]);
-                    self.rx.write_at(o, part);
-                }
-                if off == 0 {
-                    let extra = self.asm.take_front(data.len());
-                    let n = self.rx.commit(data.len().saturating_add(extra));
-                    self.rcv_nxt = self.rcv_nxt + n;
-                } else {
-                    cx.stats.out_of_order_segments += 1;
-                    if self.asm.add(off, data.len()).is_err()
-                        && !self.evict_ooo_above(off, data.len())
-                    {
-                        drop = Some(DropReason::OutOfOrderFull);
-                        fin = false;
-                    }
-                }
-                // Out of order, or a hole was filled: ACK at once (RFC 5681 §4.2, RFC 9293
-                // §3.8.6.3) so the sender sees duplicate ACKs / SACK blocks / the fill.
-                self.ack_now = true;
-            }
-            let advanced = self.rcv_nxt.distance_from(before).unwrap_or(0) as usize;
-            if advanced > 0 {
-                if !self.readable_signalled {
-                    self.readable_signalled = true;
-                    self.push_event(cx.events, Event::Readable(self.handle));
-                }
-                // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2).
-                self.unacked_bytes = self.unacked_bytes.saturating_add(advanced);
-                if self.unacked_bytes >= 2 * self.full_segment() as usize {
-                    self.ack_now = true;
-                } else if self.timers.get(Timer::DelayedAck).is_none() {
-                    self.timers
-                        .set(Timer::DelayedAck, cx.now + cx.cfg.delayed_ack);
-                }
-            }
-        } else if !seg.payload.is_empty() {
-            // Duplicate text: ACK at once so the peer stops.
-            self.ack_now = true;
-        }
-        if fin {
-            self.rx_fin = Some(seq + data.len());
-            // A FIN beyond a hole is an out-of-order segment like any other: duplicate ACK at
-            // once (RFC 5681 §4.2, RFC 9293 §3.8.6.3), so the peer learns where the hole is.
-            if off > 0 {
-                self.ack_now = true;
-            }
-        }
-        drop
-    }
-
-    /// The out-of-order bound is reached: forget the held ranges furthest from RCV.NXT (above
-    /// `off`) until `[off, off + len)` fits, as Linux prunes its out-of-order queue from the
-    /// far end. The bytes nearest RCV.NXT are the ones that let the stream advance; far ranges
-    /// will be retransmitted (RFC 2018 §8 allows the receiver to renege on SACKed data).
-    /// Evicted bytes stay in place in the ring, so re-adding a range they cover stays correct.
-    fn evict_ooo_above(&mut self, off: usize, len: usize) -> bool {
-        let mut kept = [(0usize, 0usize); MAX_RANGES];
-        let mut n = 0;
-        for r in self.asm.ranges() {
-            if let Some(slot) = kept.get_mut(n) {
-                *slot = r;
-                n += 1;
-            }
-        }
-        while n > 0 && kept[n - 1].0 > off {
-            n -= 1;
-            self.asm.clear();
-            for &(o, l) in &kept[..n] {
-                let _ = self.asm.add(o, l);
-            }
-            if self.asm.add(off, len).is_ok() {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// The application consumed `n` readable bytes: maybe a window update is due. `now` and
-    /// `delay` arm the delayed-ACK timer when the update need not go at once.
-    pub fn consume(&mut self, n: usize, now: Instant, delay: Duration) {
-        self.rx.consume(n);
-        self.readable_signalled = false;
-        // Receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger window only if
-        // it grows by min(RCV.BUFF / 2, MSS), and only bother sending an update when the
-        // window we advertised was down to half the buffer (a gateway's requests are small;
-        // an update per request would double the packet rate).
-        let cur = self.rcv_wnd();
-        let avail = self.rx.free() as u32;
-        let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
-        if avail.saturating_sub(cur) < thresh || cur > self.rx.capacity() as u32 / 2 {
-            return;
-        }
-        // How soon. With less than two full segments of window left the peer may be blocked
-        // (or about to be): nothing it can still send would make us ACK at once (RFC 5681
-        // §4.2 ACKs every second full segment), so the update goes now. With more, the peer is
-        // not blocked: whatever it sends next either triggers an immediate ACK or arms the
-        // delayed ACK, and every ACK carries the larger window. So the update rides on the
-        // next segment we send anyway -- after the handshake (whose SYN-ACK window is capped
-        // at 16 segments, see `TcpConfig::syn_window`) that is the response, which follows the
-        // request within microseconds -- and the delayed-ACK timer (RFC 1122 §4.2.3.2: under
-        // 0.5 s) bounds how late it can be if nothing else goes out.
-        if cur < 2 * self.full_segment() {
-            self.ack_now = true;
-        } else if self.timers.get(Timer::DelayedAck).is_none() {
-            self.timers.set(Timer::DelayedAck, now + delay);
-        }
-    }
-
-    /// A full-sized segment from the peer: its MSS less the options it must carry.
-    fn full_segment(&self) -> u32 {
-        self.smss
-            .saturating_sub(if self.ts_enabled { 12 } else { 0 })
     }
 
     pub fn commit_send(&mut self, n: usize) -> usize {
@@ -978,12 +696,13 @@ impl Conn {
         matches!(self.state, State::Established | State::CloseWait) && !self.fin_queued
     }
 
-    /// Timers due at `now` (RFC 6298 §5.4-5.7, RFC 9293 §3.8.6.1, §3.8.6.3).
     /// The peer's last advertised window, in bytes.
     pub fn peer_window(&self) -> u32 {
         self.snd_wnd
     }
 
+    /// Timers due at `now` (RFC 6298 §5.4-5.7, RFC 9293 §3.8.6.1, §3.8.6.3).
+    #[must_use]
     pub fn handle_timeout(&mut self, cx: &mut Ctx) -> Outcome {
         let now = cx.now;
         let mut out = Outcome::Keep;
@@ -1004,8 +723,8 @@ impl Conn {
                         cx.stats.zero_window_probes += 1;
                         self.snd_nxt = self.snd_una;
                         self.force_send = true;
-                        self.rto = self.rto.saturating_mul(2).min(cx.cfg.max_rto);
-                        self.timers.set(Timer::Retransmit, now + self.rto);
+                        self.rtt.back_off(cx.cfg.max_rto);
+                        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                         continue;
                     }
                     self.retries = self.retries.saturating_add(1);
@@ -1016,21 +735,20 @@ impl Conn {
                     cx.stats.rto_timeouts += 1;
                     // RFC 5681 §3.1 eq. 4 and loss window; RFC 6582 §3.2 step 4.
                     let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
-                    self.ssthresh = (flight / 2).max(2 * self.smss);
-                    self.cwnd = self.smss;
+                    self.cc.on_rto(flight, now);
                     self.in_recovery = false;
                     self.recover = self.snd_max;
                     self.dupacks = 0;
                     // Go back N: resend from SND.UNA; Karn: no RTT sample from these. RFC 2018
                     // §8: after a timeout the SACKed bits are forgotten (the peer may renege).
                     self.snd_nxt = self.snd_una;
-                    self.sacked_n = 0;
+                    self.sacked.clear();
                     self.rtx_hole = false;
                     self.rtx_one = false;
-                    self.rtt_sample = None;
+                    self.rtt.stop_timing();
                     // RFC 6298 §5.5: back off the timer.
-                    self.rto = self.rto.saturating_mul(2).min(cx.cfg.max_rto);
-                    self.timers.set(Timer::Retransmit, now + self.rto);
+                    self.rtt.back_off(cx.cfg.max_rto);
+                    self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                 }
                 Timer::Persist => {
                     cx.stats.zero_window_probes += 1;
@@ -1058,7 +776,7 @@ impl Conn {
     pub fn update_timers(&mut self, now: Instant) {
         if self.outstanding() {
             if self.timers.get(Timer::Retransmit).is_none() {
-                self.timers.set(Timer::Retransmit, now + self.rto);
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
             self.timers.stop(Timer::Persist);
         } else {
@@ -1077,330 +795,6 @@ impl Conn {
         }
     }
 
-    /// Merges a peer SACK block into the scoreboard; true if it added anything.
-    fn sack_add(&mut self, left: SeqNumber, right: SeqNumber) -> bool {
-        let left = left.max(self.snd_una);
-        if right.diff(left) <= 0 || right.diff(self.snd_max) > 0 {
-            return false;
-        }
-        if self.sacked[..self.sacked_n]
-            .iter()
-            .any(|&(a, b)| a.diff(left) <= 0 && right.diff(b) <= 0)
-        {
-            return false;
-        }
-        let mut out = [(SeqNumber(0), SeqNumber(0)); MAX_SACKED + 1];
-        let mut n = 0;
-        let (mut nl, mut nr) = (left, right);
-        let mut placed = false;
-        for &(a, b) in &self.sacked[..self.sacked_n] {
-            if b.diff(nl) < 0 {
-                out[n] = (a, b);
-                n += 1;
-            } else if a.diff(nr) > 0 {
-                if !placed {
-                    out[n] = (nl, nr);
-                    n += 1;
-                    placed = true;
-                }
-                out[n] = (a, b);
-                n += 1;
-            } else {
-                nl = nl.min(a);
-                nr = nr.max(b);
-            }
-        }
-        if !placed {
-            out[n] = (nl, nr);
-            n += 1;
-        }
-        let n = n.min(MAX_SACKED);
-        self.sacked[..n].copy_from_slice(&out[..n]);
-        self.sacked_n = n;
-        true
-    }
-
-    /// Drops what the cumulative ACK now covers.
-    fn sack_prune(&mut self, una: SeqNumber) {
-        let mut n = 0;
-        for i in 0..self.sacked_n {
-            let (a, b) = self.sacked[i];
-            if b.diff(una) > 0 {
-                self.sacked[n] = (a.max(una), b);
-                n += 1;
-            }
-        }
-        self.sacked_n = n;
-    }
-
-    /// First hole at or above `from` that lies below a SACKed range: (start, length).
-    fn sack_next_hole(&self, from: SeqNumber) -> Option<(SeqNumber, u32)> {
-        let mut s = from;
-        for &(a, b) in &self.sacked[..self.sacked_n] {
-            if s.diff(a) < 0 {
-                return a.distance_from(s).map(|d| (s, d));
-            }
-            if s.diff(b) < 0 {
-                s = b;
-            }
-        }
-        None
-    }
-
-    /// Bytes from `seq` up to the next SACKed range (unbounded if none).
-    fn sack_room(&self, seq: SeqNumber) -> usize {
-        self.sacked[..self.sacked_n]
-            .iter()
-            .find(|(a, _)| a.diff(seq) > 0)
-            .and_then(|(a, _)| a.distance_from(seq))
-            .map_or(usize::MAX, |d| d as usize)
-    }
-
-    /// The next SACK hole to retransmit during recovery (data only).
-    fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
-        if !self.rtx_hole {
-            return None;
-        }
-        self.rtx_hole = false;
-        let (seq, hole) = self.sack_next_hole(self.high_rxt.max(self.snd_una))?;
-        let off = seq.distance_from(self.snd_una)? as usize;
-        let len = (hole as usize)
-            .min(self.max_payload() as usize)
-            .min(self.tx.len().saturating_sub(off));
-        if len == 0 {
-            return None;
-        }
-        self.high_rxt = seq + len;
-        Some((seq, len))
-    }
-
-    fn has_unsent(&self) -> bool {
-        self.snd_nxt.diff(self.data_end()) < 0 || self.fin_pending()
-    }
-
-    /// Option bytes of a segment we send (RFC 6691: the MSS excludes options).
-    fn option_len(&self) -> u32 {
-        let mut n = 0;
-        if self.ts_enabled {
-            n += 12;
-        }
-        let blocks = self.sack_block_count() as u32;
-        if blocks > 0 {
-            n += (2 + 8 * blocks + 3) & !3;
-        }
-        n
-    }
-
-    fn sack_block_count(&self) -> usize {
-        if !self.sack_ok {
-            return 0;
-        }
-        let max = if self.ts_enabled { 3 } else { 4 };
-        self.asm.sack_ranges().take(max).count()
-    }
-
-    fn max_payload(&self) -> u32 {
-        self.smss.saturating_sub(self.option_len()).max(1)
-    }
-
-    /// Next new (or go-back-N) segment: (length, with FIN). `None` if nothing may go now.
-    fn send_candidate(&self) -> Option<(usize, bool)> {
-        if self.state == State::TimeWait {
-            return None;
-        }
-        let data_end = self.data_end();
-        let unsent = data_end.distance_from(self.snd_nxt).unwrap_or(0) as usize;
-        let fin_pending = self.fin_pending();
-        if unsent == 0 && !fin_pending {
-            return None;
-        }
-        let wnd = self.snd_wnd.min(self.cwnd);
-        let usable = wnd.saturating_sub(self.flight()) as usize;
-        let mss = self.max_payload() as usize;
-        let mut len = unsent.min(usable).min(mss);
-        if self.force_send {
-            len = len.max(unsent.min(1));
-        } else if len < unsent && len < mss && (len as u32) < self.max_snd_wnd / 2 {
-            // RFC 9293 §3.8.6.2.1 sender SWS avoidance: send only a full segment, all that is
-            // queued, or at least half the largest window the peer offered; else wait for the
-            // window or the override (persist) timer.
-            len = 0;
-        }
-        let fin = fin_pending && len == unsent;
-        if len == 0 && !fin {
-            return None;
-        }
-        Some((len, fin))
-    }
-
-    pub fn wants_transmit(&self) -> bool {
-        self.ack_now || self.rtx_one || self.rtx_hole || self.send_candidate().is_some()
-    }
-
-    fn window_field(&mut self) -> u16 {
-        let ws = u32::from(self.rcv_wscale);
-        let unit = 1u32 << ws;
-        let cur = self.rcv_wnd();
-        let free = self.rx.free() as u32;
-        let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
-        // Never move the right edge left (RFC 9293 §3.8.6.2.2): at least `cur`, rounded up to
-        // the scale unit -- unless rounding up would offer bytes the ring cannot hold; then
-        // round down (the edge moves left by less than 2^wscale, which RFC 7323 §2.4 makes
-        // the sender tolerate; `rcv_right` keeps the old edge, so such bytes stay acceptable).
-        // Grow only by the receiver SWS threshold.
-        let keep_up = cur.div_ceil(unit);
-        let keep = if (keep_up << ws) <= free {
-            keep_up
-        } else {
-            free.min(cur) >> ws
-        };
-        let grown = free >> ws;
-        let field = if free.saturating_sub(cur) >= thresh {
-            grown.max(keep)
-        } else {
-            keep
-        };
-        let field = field.min(65535);
-        let right = self.rcv_nxt + (field << ws);
-        if right.diff(self.rcv_right) > 0 {
-            self.rcv_right = right;
-        }
-        field as u16
-    }
-
-    /// Writes the connection's next segment into `buf`. `None` if nothing is due or `buf` is
-    /// too small for even a header.
-    pub fn poll_transmit(&mut self, cx: &mut Ctx, buf: &mut [u8], ip_id: u16) -> Option<usize> {
-        let now = cx.now;
-        let data_end = self.data_end();
-        let (seq, len, fin, is_rtx) = if self.rtx_one {
-            self.rtx_one = false;
-            let outstanding_data = self
-                .snd_max
-                .distance_from(self.snd_una)
-                .unwrap_or(0)
-                .min(self.tx.len() as u32) as usize;
-            let len = outstanding_data
-                .min(self.max_payload() as usize)
-                .min(self.sack_room(self.snd_una));
-            let fin = self.fin_sent() && !self.fin_acked && len == self.tx.len();
-            let end = self.snd_una + len;
-            self.high_rxt = self.high_rxt.max(end);
-            (self.snd_una, len, fin, true)
-        } else if let Some((seq, len)) = self.take_hole() {
-            (seq, len, false, true)
-        } else if let Some((len, fin)) = self.send_candidate() {
-            self.force_send = false;
-            let is_rtx = self.snd_nxt.diff(self.snd_max) < 0;
-            (self.snd_nxt, len, fin, is_rtx)
-        } else if self.ack_now {
-            (self.snd_nxt, 0, false, false)
-        } else {
-            return None;
-        };
-
-        let mut hdr = self.header(now);
-        hdr.seq = seq;
-        let mut flags = TcpFlags::ACK;
-        // Fit the payload into the caller's buffer.
-        let room = buf
-            .len()
-            .checked_sub(wire::tcp_frame_len(&self.addrs, &hdr, 0))?;
-        let len = len.min(room);
-        let fin = fin && seq + len == data_end;
-        if len > 0 {
-            flags |= TcpFlags::PSH;
-        }
-        if fin {
-            flags |= TcpFlags::FIN;
-        }
-        hdr.flags = flags;
-        let off = seq.distance_from(self.snd_una).unwrap_or(0) as usize;
-        let (a, b) = self.tx.slices_at(off, len);
-        let n = wire::emit_tcp_frame(buf, &self.addrs, ip_id, cx.cfg.ttl, &hdr, [a, b]).ok()?;
-        cx.stats.segments_out += 1;
-
-        let end = seq + len + u32::from(fin);
-        if len > 0 || fin {
-            if is_rtx {
-                // Karn: nothing timed across a retransmission.
-                cx.stats.retransmits += 1;
-                self.rtt_sample = None;
-            } else if self.rtt_sample.is_none() && !self.ts_enabled {
-                self.rtt_sample = Some((seq, now));
-            }
-            if seq == self.snd_nxt {
-                self.snd_nxt = end;
-            }
-            if end.diff(self.snd_max) > 0 {
-                self.snd_max = end;
-            }
-            if self.timers.get(Timer::Retransmit).is_none() {
-                self.timers.set(Timer::Retransmit, now + self.rto);
-            }
-        }
-        // Every segment carries the ACK.
-        self.ack_now = false;
-        self.unacked_bytes = 0;
-        self.timers.stop(Timer::DelayedAck);
-        self.last_ack_sent = self.rcv_nxt;
-        self.update_timers(cx.now);
-        Some(n)
-    }
-
-    /// A header with our ports, ACK = RCV.NXT, window and options (timestamps, SACK).
-    fn header(&mut self, now: Instant) -> TcpHeader {
-        let window = self.window_field();
-        let mut options = TcpOptions::default();
-        if self.ts_enabled {
-            options.timestamps = Some((self.ts_now(now), self.ts_recent));
-        }
-        if self.sack_ok {
-            let max = if self.ts_enabled { 3 } else { 4 };
-            let mut n = 0;
-            for (off, len) in self.asm.sack_ranges().take(max) {
-                let left = self.rcv_nxt + off;
-                options.sack_blocks[n] = SackBlock {
-                    left,
-                    right: left + len,
-                };
-                n += 1;
-            }
-            options.sack_len = n as u8;
-        }
-        TcpHeader {
-            src_port: self.flow.local.port(),
-            dst_port: self.flow.remote.port(),
-            seq: self.snd_nxt,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::ACK,
-            window,
-            urgent: 0,
-            options,
-        }
-    }
-
-    /// The RST `abort` sends (RFC 9293 §3.10.5: SEQ = SND.NXT).
-    pub fn rst_header(&self) -> TcpHeader {
-        TcpHeader {
-            src_port: self.flow.local.port(),
-            dst_port: self.flow.remote.port(),
-            seq: self.snd_max,
-            ack: self.rcv_nxt,
-            flags: TcpFlags::RST | TcpFlags::ACK,
-            window: 0,
-            urgent: 0,
-            options: TcpOptions::default(),
-        }
-    }
-
-    /// The ACK that answers the FIN which moved us to TIME_WAIT.
-    pub fn final_ack_header(&mut self, now: Instant) -> TcpHeader {
-        let mut h = self.header(now);
-        h.seq = self.snd_max;
-        h
-    }
-
     /// Receive-side fields the TIME_WAIT record keeps.
     pub fn time_wait_params(&self) -> (SeqNumber, SeqNumber, Option<u32>, u32) {
         (self.snd_max, self.rcv_nxt, self.ts_recent(), self.ts_offset)
@@ -1408,12 +802,12 @@ impl Conn {
 
     #[cfg(test)]
     pub fn debug_cwnd(&self) -> (u32, u32, bool) {
-        (self.cwnd, self.ssthresh, self.in_recovery)
+        (self.cc.window(), self.cc.ssthresh(), self.in_recovery)
     }
 
     #[cfg(test)]
     pub fn debug_rto(&self) -> Duration {
-        self.rto
+        self.rtt.rto()
     }
 
     #[cfg(test)]

@@ -1,0 +1,164 @@
+//! NewReno (RFC 5681 window growth and reduction, RFC 6582 fast recovery), the window
+//! arithmetic of the events the connection reports; the retransmissions themselves are the
+//! connection's.
+
+use super::CongestionControl;
+use crate::time::Instant;
+
+#[derive(Debug, Clone, Copy)]
+pub struct NewReno {
+    cwnd: u32,
+    ssthresh: u32,
+    /// Sender MSS: the unit of growth and of the loss window.
+    smss: u32,
+}
+
+impl NewReno {
+    pub fn new(smss: u32) -> Self {
+        NewReno {
+            // RFC 6928 IW10 (RFC 5681 §3.1 allows up to 4 segments; the IW10 experiment is what
+            // Linux ships): min(10*MSS, max(2*MSS, 14600)).
+            cwnd: (10 * smss).min((2 * smss).max(14600)),
+            ssthresh: u32::MAX,
+            smss,
+        }
+    }
+
+    /// RFC 5681 §3.1 eq. 4: ssthresh = max(FlightSize / 2, 2*SMSS).
+    fn halve(&mut self, flight: u32) {
+        self.ssthresh = (flight / 2).max(2 * self.smss);
+    }
+}
+
+impl CongestionControl for NewReno {
+    fn window(&self) -> u32 {
+        self.cwnd
+    }
+
+    fn ssthresh(&self) -> u32 {
+        self.ssthresh
+    }
+
+    fn on_ack(&mut self, acked: u32, _now: Instant) {
+        let smss = self.smss;
+        if self.cwnd < self.ssthresh {
+            // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS).
+            self.cwnd = self.cwnd.saturating_add(acked.min(smss));
+        } else {
+            // Congestion avoidance: about one SMSS per RTT.
+            let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1))).max(1);
+            self.cwnd = self.cwnd.saturating_add(inc as u32);
+        }
+    }
+
+    fn on_fast_retransmit(&mut self, flight: u32, _now: Instant) {
+        // RFC 6582 §3.2 step 2 (RFC 5681 §3.2 steps 2-3): halve, then inflate by the three
+        // segments the duplicate ACKs say have left the network.
+        self.halve(flight);
+        self.cwnd = self.ssthresh.saturating_add(3 * self.smss);
+    }
+
+    fn on_dup_ack_in_recovery(&mut self) {
+        // RFC 5681 §3.2 step 4 (RFC 6582 §3.2 step 3): inflate by one SMSS.
+        self.cwnd = self.cwnd.saturating_add(self.smss);
+    }
+
+    fn on_partial_ack(&mut self, acked: u32) {
+        // RFC 6582 §3.2 step 3 partial acknowledgment: deflate by the amount acked, add back
+        // one SMSS if that was at least one SMSS.
+        self.cwnd = self.cwnd.saturating_sub(acked);
+        if acked >= self.smss {
+            self.cwnd = self.cwnd.saturating_add(self.smss);
+        }
+    }
+
+    fn on_recovery_end(&mut self, flight: u32) {
+        // RFC 6582 §3.2 step 3 full acknowledgment: deflate the window.
+        let smss = self.smss;
+        self.cwnd = self.ssthresh.min(flight.max(smss) + smss);
+    }
+
+    fn on_rto(&mut self, flight: u32, _now: Instant) {
+        // RFC 5681 §3.1 eq. 4 and loss window; RFC 6582 §3.2 step 4.
+        self.halve(flight);
+        self.cwnd = self.smss;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMSS: u32 = 1000;
+
+    fn t() -> Instant {
+        Instant::from_secs(1)
+    }
+
+    #[test]
+    fn rfc6928_initial_window_is_ten_segments_up_to_14600_bytes() {
+        assert_eq!(NewReno::new(1000).window(), 10_000);
+        assert_eq!(NewReno::new(1460).window(), 14_600);
+        assert_eq!(NewReno::new(9000).window(), 18_000, "at least 2*MSS");
+        assert_eq!(NewReno::new(SMSS).ssthresh(), u32::MAX);
+    }
+
+    #[test]
+    fn rfc5681_slow_start_grows_by_at_most_one_smss_per_ack() {
+        let mut c = NewReno::new(SMSS);
+        c.on_ack(500, t());
+        assert_eq!(c.window(), 10_500);
+        c.on_ack(5 * SMSS, t());
+        assert_eq!(c.window(), 11_500, "appropriate byte counting, L = 1 SMSS");
+    }
+
+    #[test]
+    fn rfc5681_congestion_avoidance_grows_by_smss_squared_over_cwnd() {
+        let mut c = NewReno::new(SMSS);
+        c.on_rto(20 * SMSS, t());
+        c.on_ack(SMSS, t());
+        // cwnd 1000 < ssthresh 10000: slow start first.
+        assert_eq!(c.window(), 2 * SMSS);
+        let mut c = NewReno {
+            cwnd: 10 * SMSS,
+            ssthresh: 10 * SMSS,
+            smss: SMSS,
+        };
+        c.on_ack(SMSS, t());
+        assert_eq!(c.window(), 10 * SMSS + 100);
+    }
+
+    #[test]
+    fn rfc6582_fast_recovery_inflates_deflates_and_ends_at_ssthresh() {
+        let mut c = NewReno::new(SMSS);
+        c.on_fast_retransmit(10 * SMSS, t());
+        assert_eq!(c.ssthresh(), 5 * SMSS);
+        assert_eq!(c.window(), 8 * SMSS);
+        c.on_dup_ack_in_recovery();
+        assert_eq!(c.window(), 9 * SMSS);
+        c.on_partial_ack(2 * SMSS);
+        assert_eq!(c.window(), 8 * SMSS, "deflated by 2 SMSS, one added back");
+        c.on_partial_ack(SMSS / 2);
+        assert_eq!(
+            c.window(),
+            7 * SMSS + SMSS / 2,
+            "less than one SMSS: none back"
+        );
+        c.on_recovery_end(SMSS);
+        assert_eq!(
+            c.window(),
+            2 * SMSS,
+            "min(ssthresh, max(flight, SMSS) + SMSS)"
+        );
+        c.on_recovery_end(10 * SMSS);
+        assert_eq!(c.window(), 5 * SMSS, "at most ssthresh");
+    }
+
+    #[test]
+    fn rfc5681_rto_sets_loss_window_and_ssthresh_at_least_two_segments() {
+        let mut c = NewReno::new(SMSS);
+        c.on_rto(SMSS, t());
+        assert_eq!(c.window(), SMSS);
+        assert_eq!(c.ssthresh(), 2 * SMSS);
+    }
+}

@@ -1,0 +1,257 @@
+//! What a connection sends: the choice of the next segment (fast retransmit, a SACK hole,
+//! new data within the send and congestion windows and the sender SWS rule, or a bare ACK),
+//! the headers it carries (window field, timestamps, SACK blocks) and the RST and final ACK
+//! the endpoint sends on its behalf.
+
+use super::{Conn, Ctx, State, Timer};
+use crate::tcp::congestion::CongestionControl;
+use crate::time::Instant;
+use crate::wire::{self, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
+
+impl Conn {
+    /// The next SACK hole to retransmit during recovery (data only).
+    fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
+        if !self.rtx_hole {
+            return None;
+        }
+        self.rtx_hole = false;
+        let (seq, hole) = self.sacked.next_hole(self.high_rxt.max(self.snd_una))?;
+        let off = seq.distance_from(self.snd_una)? as usize;
+        let len = (hole as usize)
+            .min(self.max_payload() as usize)
+            .min(self.tx.len().saturating_sub(off));
+        if len == 0 {
+            return None;
+        }
+        self.high_rxt = seq + len;
+        Some((seq, len))
+    }
+
+    pub(super) fn has_unsent(&self) -> bool {
+        self.snd_nxt.diff(self.data_end()) < 0 || self.fin_pending()
+    }
+
+    /// Option bytes of a segment we send (RFC 6691: the MSS excludes options).
+    fn option_len(&self) -> u32 {
+        let mut n = 0;
+        if self.ts_enabled {
+            n += 12;
+        }
+        let blocks = self.sack_block_count() as u32;
+        if blocks > 0 {
+            n += (2 + 8 * blocks + 3) & !3;
+        }
+        n
+    }
+
+    fn sack_block_count(&self) -> usize {
+        if !self.sack_ok {
+            return 0;
+        }
+        let max = if self.ts_enabled { 3 } else { 4 };
+        self.asm.sack_ranges().take(max).count()
+    }
+
+    fn max_payload(&self) -> u32 {
+        self.smss.saturating_sub(self.option_len()).max(1)
+    }
+
+    /// Next new (or go-back-N) segment: (length, with FIN). `None` if nothing may go now.
+    pub(super) fn send_candidate(&self) -> Option<(usize, bool)> {
+        if self.state == State::TimeWait {
+            return None;
+        }
+        let data_end = self.data_end();
+        let unsent = data_end.distance_from(self.snd_nxt).unwrap_or(0) as usize;
+        let fin_pending = self.fin_pending();
+        if unsent == 0 && !fin_pending {
+            return None;
+        }
+        let wnd = self.snd_wnd.min(self.cc.window());
+        let usable = wnd.saturating_sub(self.flight()) as usize;
+        let mss = self.max_payload() as usize;
+        let mut len = unsent.min(usable).min(mss);
+        if self.force_send {
+            len = len.max(unsent.min(1));
+        } else if len < unsent && len < mss && (len as u32) < self.max_snd_wnd / 2 {
+            // RFC 9293 §3.8.6.2.1 sender SWS avoidance: send only a full segment, all that is
+            // queued, or at least half the largest window the peer offered; else wait for the
+            // window or the override (persist) timer.
+            len = 0;
+        }
+        let fin = fin_pending && len == unsent;
+        if len == 0 && !fin {
+            return None;
+        }
+        Some((len, fin))
+    }
+
+    pub fn wants_transmit(&self) -> bool {
+        self.ack_now || self.rtx_one || self.rtx_hole || self.send_candidate().is_some()
+    }
+
+    fn window_field(&mut self) -> u16 {
+        let ws = u32::from(self.rcv_wscale);
+        let unit = 1u32 << ws;
+        let cur = self.rcv_wnd();
+        let free = self.rx.free() as u32;
+        let thresh = (self.rx.capacity() as u32 / 2).min(self.smss);
+        // Never move the right edge left (RFC 9293 §3.8.6.2.2): at least `cur`, rounded up to
+        // the scale unit -- unless rounding up would offer bytes the ring cannot hold; then
+        // round down (the edge moves left by less than 2^wscale, which RFC 7323 §2.4 makes
+        // the sender tolerate; `rcv_right` keeps the old edge, so such bytes stay acceptable).
+        // Grow only by the receiver SWS threshold.
+        let keep_up = cur.div_ceil(unit);
+        let keep = if (keep_up << ws) <= free {
+            keep_up
+        } else {
+            free.min(cur) >> ws
+        };
+        let grown = free >> ws;
+        let field = if free.saturating_sub(cur) >= thresh {
+            grown.max(keep)
+        } else {
+            keep
+        };
+        let field = field.min(65535);
+        let right = self.rcv_nxt + (field << ws);
+        if right.diff(self.rcv_right) > 0 {
+            self.rcv_right = right;
+        }
+        field as u16
+    }
+
+    /// Writes the connection's next segment into `buf`. `None` if nothing is due or `buf` is
+    /// too small for even a header.
+    #[must_use]
+    pub fn poll_transmit(&mut self, cx: &mut Ctx, buf: &mut [u8], ip_id: u16) -> Option<usize> {
+        let now = cx.now;
+        let data_end = self.data_end();
+        let (seq, len, fin, is_rtx) = if self.rtx_one {
+            self.rtx_one = false;
+            let outstanding_data = self
+                .snd_max
+                .distance_from(self.snd_una)
+                .unwrap_or(0)
+                .min(self.tx.len() as u32) as usize;
+            let len = outstanding_data
+                .min(self.max_payload() as usize)
+                .min(self.sacked.room(self.snd_una));
+            let fin = self.fin_sent() && !self.fin_acked && len == self.tx.len();
+            let end = self.snd_una + len;
+            self.high_rxt = self.high_rxt.max(end);
+            (self.snd_una, len, fin, true)
+        } else if let Some((seq, len)) = self.take_hole() {
+            (seq, len, false, true)
+        } else if let Some((len, fin)) = self.send_candidate() {
+            self.force_send = false;
+            let is_rtx = self.snd_nxt.diff(self.snd_max) < 0;
+            (self.snd_nxt, len, fin, is_rtx)
+        } else if self.ack_now {
+            (self.snd_nxt, 0, false, false)
+        } else {
+            return None;
+        };
+
+        let mut hdr = self.header(now);
+        hdr.seq = seq;
+        let mut flags = TcpFlags::ACK;
+        // Fit the payload into the caller's buffer.
+        let room = buf
+            .len()
+            .checked_sub(wire::tcp_frame_len(&self.addrs, &hdr, 0))?;
+        let len = len.min(room);
+        let fin = fin && seq + len == data_end;
+        if len > 0 {
+            flags |= TcpFlags::PSH;
+        }
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        hdr.flags = flags;
+        let off = seq.distance_from(self.snd_una).unwrap_or(0) as usize;
+        let (a, b) = self.tx.slices_at(off, len);
+        let n = wire::emit_tcp_frame(buf, &self.addrs, ip_id, cx.cfg.ttl, &hdr, [a, b]).ok()?;
+        cx.stats.segments_out += 1;
+
+        let end = seq + len + u32::from(fin);
+        if len > 0 || fin {
+            if is_rtx {
+                // Karn: nothing timed across a retransmission.
+                cx.stats.retransmits += 1;
+                self.rtt.stop_timing();
+            } else if !self.ts_enabled {
+                self.rtt.start_timing(seq, now);
+            }
+            if seq == self.snd_nxt {
+                self.snd_nxt = end;
+            }
+            if end.diff(self.snd_max) > 0 {
+                self.snd_max = end;
+            }
+            if self.timers.get(Timer::Retransmit).is_none() {
+                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
+            }
+        }
+        // Every segment carries the ACK.
+        self.ack_now = false;
+        self.unacked_bytes = 0;
+        self.timers.stop(Timer::DelayedAck);
+        self.last_ack_sent = self.rcv_nxt;
+        self.update_timers(cx.now);
+        Some(n)
+    }
+
+    /// A header with our ports, ACK = RCV.NXT, window and options (timestamps, SACK).
+    fn header(&mut self, now: Instant) -> TcpHeader {
+        let window = self.window_field();
+        let mut options = TcpOptions::default();
+        if self.ts_enabled {
+            options.timestamps = Some((self.ts_now(now), self.ts_recent));
+        }
+        if self.sack_ok {
+            let max = if self.ts_enabled { 3 } else { 4 };
+            let mut n = 0;
+            for (off, len) in self.asm.sack_ranges().take(max) {
+                let left = self.rcv_nxt + off;
+                options.sack_blocks[n] = SackBlock {
+                    left,
+                    right: left + len,
+                };
+                n += 1;
+            }
+            options.sack_len = n as u8;
+        }
+        TcpHeader {
+            src_port: self.flow.local.port(),
+            dst_port: self.flow.remote.port(),
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::ACK,
+            window,
+            urgent: 0,
+            options,
+        }
+    }
+
+    /// The RST `abort` sends (RFC 9293 §3.10.5: SEQ = SND.NXT).
+    pub fn rst_header(&self) -> TcpHeader {
+        TcpHeader {
+            src_port: self.flow.local.port(),
+            dst_port: self.flow.remote.port(),
+            seq: self.snd_max,
+            ack: self.rcv_nxt,
+            flags: TcpFlags::RST | TcpFlags::ACK,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        }
+    }
+
+    /// The ACK that answers the FIN which moved us to TIME_WAIT.
+    pub fn final_ack_header(&mut self, now: Instant) -> TcpHeader {
+        let mut h = self.header(now);
+        h.seq = self.snd_max;
+        h
+    }
+}

@@ -1,0 +1,586 @@
+//! The endpoint: connection table (slab + generation handles), stateless reply queue, timer
+//! heap, ready queue, events; segments for unknown flows go to the stateless SYN-cookie front
+//! (`cookie_front.rs`), segments for flows in TIME_WAIT to their compact records
+//! (`time_wait.rs`).
+//!
+//! Call order (quinn-proto style): feed frames with `handle_frame`, then drain `poll_event`
+//! and `poll_transmit` until they return `None`; sleep until `poll_timeout`, then call
+//! `handle_timeout`. Application calls (`consume`, `commit_send`, `close`, `abort`) may queue
+//! output too, so drain `poll_transmit` after them.
+
+mod cookie_front;
+mod time_wait;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use super::challenge::ChallengeLimiter;
+use super::config::{DropReason, TcpConfig, TcpStats};
+use super::conn::{Conn, Ctx, Outcome, Seg};
+use super::syncookie::SynCookies;
+use super::FlowKey;
+use crate::time::Instant;
+use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, WireError};
+use cookie_front::SynHints;
+use time_wait::{TimeWait, TimeWaitRecords};
+
+/// A connection slot and the generation it had when the connection was created: a handle to
+/// a connection that has since been freed (and its slot reused) is rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnHandle {
+    pub(super) index: u32,
+    pub(super) generation: u32,
+}
+
+impl ConnHandle {
+    pub fn index(&self) -> usize {
+        self.index as usize
+    }
+}
+
+/// What the application learns from `poll_event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// After a valid cookie ACK: the connection exists.
+    Established { conn: ConnHandle, flow: FlowKey },
+    /// New bytes in `recv_slices`.
+    Readable(ConnHandle),
+    /// Transmit space freed after it ran low.
+    Writable(ConnHandle),
+    /// FIN received: no more input will come.
+    PeerClosed(ConnHandle),
+    /// The connection's state is freed; exactly once per `Established`.
+    Closed { conn: ConnHandle, flow: FlowKey },
+}
+
+/// What a connection still owes its peer (see [`Endpoint::send_backlog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendBacklog {
+    /// SND.UNA: moves only when the peer acknowledges bytes.
+    pub una: SeqNumber,
+    /// Bytes queued and not yet acknowledged.
+    pub queued: usize,
+    /// The peer's last advertised window is zero.
+    pub zero_window: bool,
+}
+
+/// A connection's readable bytes and free transmit space, borrowed together (see
+/// [`Endpoint::stream`]). Each side is two slices, in order, as a ring buffer hands them out.
+pub struct Stream<'a> {
+    pub recv: (&'a [u8], &'a [u8]),
+    pub send: (&'a mut [u8], &'a mut [u8]),
+}
+
+struct Slot {
+    generation: u32,
+    live: bool,
+    in_ready: bool,
+    /// The deadline this slot has in the heap (lazy deletion: other entries are stale).
+    heap_at: Option<Instant>,
+    /// Allocated on the slot's first use and reused (buffers included) afterwards.
+    conn: Option<Box<Conn>>,
+}
+
+/// A segment we answer without connection state: cookie SYN-ACK, RST, TIME_WAIT ACK.
+struct Reply {
+    addrs: FrameAddrs,
+    hdr: TcpHeader,
+}
+
+pub struct Endpoint {
+    cfg: TcpConfig,
+    cookies: SynCookies,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    table: HashMap<FlowKey, u32>,
+    time_wait: TimeWaitRecords,
+    stateless: VecDeque<Reply>,
+    ready: VecDeque<u32>,
+    heap: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    events: VecDeque<Event>,
+    stats: TcpStats,
+    challenge: ChallengeLimiter,
+    syn_hints: SynHints,
+    /// Budget of early-data checks (`TcpConfig::early_data_checks`).
+    early_limiter: ChallengeLimiter,
+    ip_id: u16,
+    /// Latest time handed in; application calls (which carry no time) arm timers from it.
+    now: Instant,
+}
+
+impl Endpoint {
+    pub fn new(mut config: TcpConfig, secret: [u8; 32], now: Instant) -> Self {
+        // Keep odd configurations inside what the protocol allows.
+        config.window_scale = config.window_scale.min(14);
+        config.mss = config.mss.max(88);
+        config.max_rto = config.max_rto.max(config.min_rto);
+        config.max_connections = config.max_connections.min(u32::MAX as usize);
+        let n = config.max_connections;
+        let slots = (0..n)
+            .map(|_| Slot {
+                generation: 0,
+                live: false,
+                in_ready: false,
+                heap_at: None,
+                conn: None,
+            })
+            .collect();
+        let free = (0..n as u32).rev().collect();
+        Endpoint {
+            cookies: SynCookies::new(secret),
+            slots,
+            free,
+            table: HashMap::with_capacity(n),
+            time_wait: TimeWaitRecords::new(config.max_time_wait, config.time_wait),
+            stateless: VecDeque::with_capacity(config.max_stateless_replies),
+            ready: VecDeque::with_capacity(n),
+            heap: BinaryHeap::with_capacity(2 * n + 16),
+            events: VecDeque::with_capacity((4 * n).min(1 << 16)),
+            stats: TcpStats::default(),
+            challenge: ChallengeLimiter::new(config.challenge_ack_limit, now),
+            early_limiter: ChallengeLimiter::new(config.early_data_checks, now),
+            syn_hints: SynHints::new(config.syn_hints),
+            ip_id: 0,
+            now,
+            cfg: config,
+        }
+    }
+
+    pub fn stats(&self) -> &TcpStats {
+        &self.stats
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// What a connection still owes its peer: SND.UNA, the bytes queued and not yet
+    /// acknowledged, and whether the peer's window is closed. `None` for a stale handle.
+    /// SND.UNA moves only when the peer takes bytes, so a caller can tell a peer that holds
+    /// its window at zero from a slow one.
+    pub fn send_backlog(&self, conn: ConnHandle) -> Option<SendBacklog> {
+        self.valid(conn).map(|c| SendBacklog {
+            una: c.snd_una,
+            queued: c.tx.len(),
+            zero_window: c.peer_window() == 0,
+        })
+    }
+
+    /// TIME_WAIT records currently held.
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait.len()
+    }
+
+    fn drop_with(&mut self, reason: DropReason) -> Result<(), DropReason> {
+        self.stats.count_drop(reason);
+        Err(reason)
+    }
+
+    /// One inbound Ethernet frame.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Result<(), DropReason> {
+        self.now = self.now.max(now);
+        self.stats.segments_in += 1;
+        let f = match wire::parse_tcp_frame(frame) {
+            Ok(f) => f,
+            // A checksum that does not verify is usually damage on the wire; anything else
+            // is a frame that was never valid: separate counters tell them apart.
+            Err(WireError::TcpChecksum | WireError::IpChecksum) => {
+                return self.drop_with(DropReason::BadChecksum)
+            }
+            Err(_) => return self.drop_with(DropReason::Malformed),
+        };
+        let t = &f.tcp;
+        let fl = t.flags;
+        let seg = Seg {
+            seq: t.seq,
+            ack: fl.contains(TcpFlags::ACK).then_some(t.ack),
+            syn: fl.contains(TcpFlags::SYN),
+            fin: fl.contains(TcpFlags::FIN),
+            rst: fl.contains(TcpFlags::RST),
+            window: t.window,
+            ts: t.options.timestamps,
+            sack: t.options.sack(),
+            payload: f.payload,
+        };
+        // Combinations no state accepts (RFC 9293 leaves them undefined; Linux drops them).
+        if seg.syn && (seg.rst || seg.fin) {
+            return self.drop_with(DropReason::BadFlags);
+        }
+        let flow = FlowKey::from_inbound(f.addrs.ip_src, t.src_port, f.addrs.ip_dst, t.dst_port);
+        let result = if let Some(&idx) = self.table.get(&flow) {
+            self.conn_segment(now, idx, &seg)
+        } else if self.time_wait.contains(&flow) {
+            self.time_wait_segment(now, flow, &f.addrs, t, &seg)
+        } else {
+            self.unknown_segment(now, flow, &f.addrs, t, &seg)
+        };
+        if let Err(r) = result {
+            self.stats.count_drop(r);
+        }
+        self.prune();
+        result
+    }
+
+    fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut Vec<Slot>) {
+        (
+            Ctx {
+                now,
+                cfg: &self.cfg,
+                stats: &mut self.stats,
+                events: &mut self.events,
+                challenge: &mut self.challenge,
+            },
+            &mut self.slots,
+        )
+    }
+
+    fn conn_segment(&mut self, now: Instant, idx: u32, seg: &Seg) -> Result<(), DropReason> {
+        let (mut cx, slots) = self.ctx(now);
+        let Some(conn) = slots
+            .get_mut(idx as usize)
+            .filter(|s| s.live)
+            .and_then(|s| s.conn.as_deref_mut())
+        else {
+            return Ok(());
+        };
+        let (outcome, drop) = conn.handle_segment(&mut cx, seg);
+        self.after(now, idx, outcome);
+        drop.map_or(Ok(()), Err)
+    }
+
+    /// Applies an outcome and reschedules the connection (ready queue, timer heap).
+    fn after(&mut self, now: Instant, idx: u32, outcome: Outcome) {
+        match outcome {
+            Outcome::Keep => self.schedule(idx),
+            Outcome::Closed => self.free_slot(idx),
+            Outcome::Abort => {
+                if let Some(c) = self.slot_conn(idx) {
+                    let reply = Reply {
+                        addrs: c.addrs,
+                        hdr: c.rst_header(),
+                    };
+                    self.queue_reply(reply);
+                }
+                self.free_slot(idx);
+            }
+            Outcome::TimeWait { ack } => {
+                let tw = self.slot_conn_mut(idx).map(|c| {
+                    let hdr = c.final_ack_header(now);
+                    let (snd_nxt, rcv_nxt, ts_recent, ts_offset) = c.time_wait_params();
+                    (c.flow, c.addrs, hdr, snd_nxt, rcv_nxt, ts_recent, ts_offset)
+                });
+                if let Some((flow, addrs, hdr, snd_nxt, rcv_nxt, ts_recent, ts_offset)) = tw {
+                    let window = hdr.window;
+                    if ack {
+                        self.queue_reply(Reply { addrs, hdr });
+                    }
+                    self.stats.time_wait_overflows += self.time_wait.insert(
+                        now,
+                        flow,
+                        TimeWait {
+                            addrs,
+                            snd_nxt,
+                            rcv_nxt,
+                            window,
+                            ts_recent,
+                            ts_offset,
+                            id: 0,
+                            syn_answered: false,
+                        },
+                    );
+                }
+                self.free_slot(idx);
+            }
+        }
+    }
+
+    fn slot_conn(&self, idx: u32) -> Option<&Conn> {
+        self.slots
+            .get(idx as usize)
+            .filter(|s| s.live)
+            .and_then(|s| s.conn.as_deref())
+    }
+
+    fn slot_conn_mut(&mut self, idx: u32) -> Option<&mut Conn> {
+        self.slots
+            .get_mut(idx as usize)
+            .filter(|s| s.live)
+            .and_then(|s| s.conn.as_deref_mut())
+    }
+
+    fn schedule(&mut self, idx: u32) {
+        let Some(slot) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let Some(conn) = slot.conn.as_deref_mut().filter(|_| slot.live) else {
+            return;
+        };
+        conn.update_timers(self.now);
+        if conn.wants_transmit() && !slot.in_ready {
+            slot.in_ready = true;
+            self.ready.push_back(idx);
+        }
+        let next = conn.timers.next();
+        if next != slot.heap_at {
+            slot.heap_at = next;
+            if let Some(at) = next {
+                if self.heap.len() >= self.heap.capacity() {
+                    let slots = &self.slots;
+                    self.heap
+                        .retain(|Reverse((at, i, g))| heap_entry_valid(slots, *at, *i, *g));
+                }
+                let g = self.slots[idx as usize].generation;
+                self.heap.push(Reverse((at, idx, g)));
+            }
+        }
+    }
+
+    fn free_slot(&mut self, idx: u32) {
+        let Some(slot) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        if !slot.live {
+            return;
+        }
+        slot.live = false;
+        slot.heap_at = None;
+        let handle = ConnHandle {
+            index: idx,
+            generation: slot.generation,
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        if let Some(c) = slot.conn.as_deref() {
+            let flow = c.flow;
+            self.table.remove(&flow);
+            self.events.push_back(Event::Closed { conn: handle, flow });
+        }
+        self.free.push(idx);
+        self.stats.connections_closed += 1;
+    }
+
+    /// Drops stale heap tops and TIME_WAIT FIFO fronts so `poll_timeout` is exact.
+    fn prune(&mut self) {
+        while let Some(Reverse((at, i, g))) = self.heap.peek().copied() {
+            if heap_entry_valid(&self.slots, at, i, g) {
+                break;
+            }
+            self.heap.pop();
+        }
+        self.time_wait.prune();
+    }
+
+    fn queue_reply(&mut self, reply: Reply) -> bool {
+        if self.stateless.len() >= self.cfg.max_stateless_replies {
+            self.stats.stateless_queue_overflows += 1;
+            self.stats.count_drop(DropReason::StatelessQueueFull);
+            return false;
+        }
+        self.stateless.push_back(reply);
+        true
+    }
+
+    /// Writes one frame into `buf`: stateless replies first, then connections with output.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.now = self.now.max(now);
+        while let Some(r) = self.stateless.pop_front() {
+            self.ip_id = self.ip_id.wrapping_add(1);
+            if let Ok(n) =
+                wire::emit_tcp_frame(buf, &r.addrs, self.ip_id, self.cfg.ttl, &r.hdr, [&[], &[]])
+            {
+                self.stats.segments_out += 1;
+                if r.hdr.flags.contains(TcpFlags::RST) {
+                    self.stats.rsts_out += 1;
+                }
+                return Some(n);
+            }
+        }
+        while let Some(idx) = self.ready.pop_front() {
+            if let Some(slot) = self.slots.get_mut(idx as usize) {
+                slot.in_ready = false;
+            }
+            self.ip_id = self.ip_id.wrapping_add(1);
+            let ip_id = self.ip_id;
+            let (mut cx, slots) = self.ctx(now);
+            let Some(conn) = slots
+                .get_mut(idx as usize)
+                .filter(|s| s.live)
+                .and_then(|s| s.conn.as_deref_mut())
+            else {
+                continue;
+            };
+            let n = conn.poll_transmit(&mut cx, buf, ip_id);
+            if n.is_some() {
+                self.schedule(idx);
+                self.prune();
+                return n;
+            }
+            self.schedule(idx);
+        }
+        self.prune();
+        None
+    }
+
+    /// The earliest deadline of any connection or TIME_WAIT record: call `handle_timeout`
+    /// then.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conn = self.heap.peek().map(|Reverse((at, _, _))| *at);
+        let tw = self.time_wait.next_expiry();
+        match (conn, tw) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.time_wait.expire(now);
+        let mut budget = self.heap.len().saturating_mul(2).saturating_add(16);
+        while let Some(Reverse((at, idx, g))) = self.heap.peek().copied() {
+            if at > now || budget == 0 {
+                break;
+            }
+            budget -= 1;
+            self.heap.pop();
+            if !heap_entry_valid(&self.slots, at, idx, g) {
+                continue;
+            }
+            self.slots[idx as usize].heap_at = None;
+            let (mut cx, slots) = self.ctx(now);
+            let Some(conn) = slots
+                .get_mut(idx as usize)
+                .and_then(|s| s.conn.as_deref_mut())
+            else {
+                continue;
+            };
+            let outcome = conn.handle_timeout(&mut cx);
+            self.after(now, idx, outcome);
+        }
+        self.prune();
+    }
+
+    /// Next event for the application.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let ev = self.events.pop_front()?;
+        match ev {
+            Event::Readable(h) => {
+                if let Some(c) = self.conn_mut(h) {
+                    c.readable_signalled = false;
+                }
+            }
+            Event::Writable(h) => {
+                if let Some(c) = self.conn_mut(h) {
+                    c.writable_signalled = false;
+                }
+            }
+            _ => {}
+        }
+        Some(ev)
+    }
+
+    fn valid(&self, h: ConnHandle) -> Option<&Conn> {
+        self.slots
+            .get(h.index as usize)
+            .filter(|s| s.live && s.generation == h.generation)
+            .and_then(|s| s.conn.as_deref())
+    }
+
+    fn conn_mut(&mut self, h: ConnHandle) -> Option<&mut Conn> {
+        self.slots
+            .get_mut(h.index as usize)
+            .filter(|s| s.live && s.generation == h.generation)
+            .and_then(|s| s.conn.as_deref_mut())
+    }
+
+    /// The readable bytes, in order (empty for a stale handle).
+    pub fn recv_slices(&self, conn: ConnHandle) -> (&[u8], &[u8]) {
+        match self.valid(conn) {
+            Some(c) => c.rx.as_slices(),
+            None => (&[], &[]),
+        }
+    }
+
+    /// The application is done with `n` readable bytes; the window reopens.
+    pub fn consume(&mut self, conn: ConnHandle, n: usize) {
+        let (now, delay) = (self.now, self.cfg.delayed_ack);
+        if let Some(c) = self.conn_mut(conn) {
+            c.consume(n, now, delay);
+            self.schedule(conn.index);
+            self.prune();
+        }
+    }
+
+    /// Free transmit space to write into (empty after `close` or for a stale handle).
+    pub fn send_space(&mut self, conn: ConnHandle) -> (&mut [u8], &mut [u8]) {
+        match self.conn_mut(conn) {
+            Some(c) if c.can_send() => c.tx.writable_slices(),
+            _ => (&mut [], &mut []),
+        }
+    }
+
+    /// Both sides of a connection at once, for a caller that moves bytes from one to the
+    /// other without a copy in between (the HTTP layer reads requests and writes responses in
+    /// one pass). Follow with `consume` and `commit_send`. `None` for a stale handle.
+    pub fn stream(&mut self, conn: ConnHandle) -> Option<Stream<'_>> {
+        let c = self.conn_mut(conn)?;
+        let can_send = c.can_send();
+        let recv = c.rx.as_slices();
+        let send = if can_send {
+            c.tx.writable_slices()
+        } else {
+            (&mut [][..], &mut [][..])
+        };
+        Some(Stream { recv, send })
+    }
+
+    /// Queues the first `n` bytes written into `send_space`.
+    pub fn commit_send(&mut self, conn: ConnHandle, n: usize) {
+        if let Some(c) = self.conn_mut(conn) {
+            if c.can_send() {
+                c.commit_send(n);
+            }
+            self.schedule(conn.index);
+            self.prune();
+        }
+    }
+
+    /// FIN after the queued data (RFC 9293 §3.10.4).
+    pub fn close(&mut self, conn: ConnHandle) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.close();
+            self.schedule(conn.index);
+            self.prune();
+        }
+    }
+
+    /// RST now (RFC 9293 §3.10.5) and free the connection.
+    pub fn abort(&mut self, conn: ConnHandle) {
+        if let Some(c) = self.valid(conn) {
+            let reply = Reply {
+                addrs: c.addrs,
+                hdr: c.rst_header(),
+            };
+            self.queue_reply(reply);
+            self.free_slot(conn.index);
+            self.prune();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn conn_for_test(&self, h: ConnHandle) -> Option<&Conn> {
+        self.valid(h)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn heap_len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+fn heap_entry_valid(slots: &[Slot], at: Instant, idx: u32, generation: u32) -> bool {
+    slots
+        .get(idx as usize)
+        .is_some_and(|s| s.live && s.generation == generation && s.heap_at == Some(at))
+}

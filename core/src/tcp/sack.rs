@@ -1,0 +1,199 @@
+//! The SACK scoreboard (RFC 2018, RFC 6675-lite): what the peer reported holding above
+//! SND.UNA, as sorted, disjoint sequence ranges in a fixed array. The connection merges the
+//! blocks of each ACK in, prunes what the cumulative ACK covers, and asks for the holes to
+//! retransmit during recovery; after a timeout it forgets everything (RFC 2018 §8: the peer
+//! may renege).
+
+use crate::wire::SeqNumber;
+
+/// Ranges the SACK scoreboard keeps (the highest is dropped when full).
+const MAX_SACKED: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Scoreboard {
+    ranges: [(SeqNumber, SeqNumber); MAX_SACKED],
+    n: usize,
+}
+
+impl Default for Scoreboard {
+    fn default() -> Self {
+        Scoreboard {
+            ranges: [(SeqNumber(0), SeqNumber(0)); MAX_SACKED],
+            n: 0,
+        }
+    }
+}
+
+impl Scoreboard {
+    /// Forgets every range.
+    pub fn clear(&mut self) {
+        self.n = 0;
+    }
+
+    /// Merges a peer SACK block into the scoreboard; true if it added anything. Only what
+    /// lies in `[una, snd_max)` counts: a block reaching beyond what was sent is ignored.
+    pub fn add(
+        &mut self,
+        left: SeqNumber,
+        right: SeqNumber,
+        una: SeqNumber,
+        snd_max: SeqNumber,
+    ) -> bool {
+        let left = left.max(una);
+        if right.diff(left) <= 0 || right.diff(snd_max) > 0 {
+            return false;
+        }
+        if self.ranges[..self.n]
+            .iter()
+            .any(|&(a, b)| a.diff(left) <= 0 && right.diff(b) <= 0)
+        {
+            return false;
+        }
+        let mut out = [(SeqNumber(0), SeqNumber(0)); MAX_SACKED + 1];
+        let mut n = 0;
+        let (mut nl, mut nr) = (left, right);
+        let mut placed = false;
+        for &(a, b) in &self.ranges[..self.n] {
+            if b.diff(nl) < 0 {
+                out[n] = (a, b);
+                n += 1;
+            } else if a.diff(nr) > 0 {
+                if !placed {
+                    out[n] = (nl, nr);
+                    n += 1;
+                    placed = true;
+                }
+                out[n] = (a, b);
+                n += 1;
+            } else {
+                nl = nl.min(a);
+                nr = nr.max(b);
+            }
+        }
+        if !placed {
+            out[n] = (nl, nr);
+            n += 1;
+        }
+        let n = n.min(MAX_SACKED);
+        self.ranges[..n].copy_from_slice(&out[..n]);
+        self.n = n;
+        true
+    }
+
+    /// Drops what the cumulative ACK now covers.
+    pub fn prune(&mut self, una: SeqNumber) {
+        let mut n = 0;
+        for i in 0..self.n {
+            let (a, b) = self.ranges[i];
+            if b.diff(una) > 0 {
+                self.ranges[n] = (a.max(una), b);
+                n += 1;
+            }
+        }
+        self.n = n;
+    }
+
+    /// First hole at or above `from` that lies below a SACKed range: (start, length).
+    pub fn next_hole(&self, from: SeqNumber) -> Option<(SeqNumber, u32)> {
+        let mut s = from;
+        for &(a, b) in &self.ranges[..self.n] {
+            if s.diff(a) < 0 {
+                return a.distance_from(s).map(|d| (s, d));
+            }
+            if s.diff(b) < 0 {
+                s = b;
+            }
+        }
+        None
+    }
+
+    /// Bytes from `seq` up to the next SACKed range (unbounded if none).
+    pub fn room(&self, seq: SeqNumber) -> usize {
+        self.ranges[..self.n]
+            .iter()
+            .find(|(a, _)| a.diff(seq) > 0)
+            .and_then(|(a, _)| a.distance_from(seq))
+            .map_or(usize::MAX, |d| d as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNA: SeqNumber = SeqNumber(1000);
+    const MAX: SeqNumber = SeqNumber(10_000);
+
+    fn s(n: u32) -> SeqNumber {
+        SeqNumber(n)
+    }
+
+    fn ranges(sb: &Scoreboard) -> Vec<(u32, u32)> {
+        sb.ranges[..sb.n].iter().map(|(a, b)| (a.0, b.0)).collect()
+    }
+
+    #[test]
+    fn blocks_are_kept_sorted_and_merged_when_they_touch() {
+        let mut sb = Scoreboard::default();
+        assert!(sb.add(s(5000), s(6000), UNA, MAX));
+        assert!(sb.add(s(2000), s(3000), UNA, MAX));
+        assert_eq!(ranges(&sb), [(2000, 3000), (5000, 6000)]);
+        assert!(sb.add(s(3000), s(5000), UNA, MAX));
+        assert_eq!(ranges(&sb), [(2000, 6000)]);
+    }
+
+    #[test]
+    fn rfc2018_blocks_already_held_below_una_or_beyond_snd_max_add_nothing() {
+        let mut sb = Scoreboard::default();
+        assert!(sb.add(s(2000), s(4000), UNA, MAX));
+        assert!(!sb.add(s(2500), s(3000), UNA, MAX), "inside a held range");
+        assert!(!sb.add(s(500), s(900), UNA, MAX), "below SND.UNA");
+        assert!(!sb.add(s(9000), s(11_000), UNA, MAX), "beyond SND.MAX");
+        assert!(sb.add(s(500), s(1500), UNA, MAX), "clipped at SND.UNA");
+        assert_eq!(ranges(&sb), [(1000, 1500), (2000, 4000)]);
+    }
+
+    #[test]
+    fn a_full_scoreboard_drops_the_highest_range() {
+        let mut sb = Scoreboard::default();
+        for i in 0..MAX_SACKED as u32 {
+            assert!(sb.add(s(2000 + 200 * i), s(2100 + 200 * i), UNA, MAX));
+        }
+        assert!(sb.add(s(1100), s(1200), UNA, MAX));
+        assert_eq!(sb.n, MAX_SACKED);
+        assert_eq!(ranges(&sb)[0], (1100, 1200));
+        assert_eq!(ranges(&sb)[MAX_SACKED - 1], (3200, 3300));
+    }
+
+    #[test]
+    fn prune_drops_and_trims_what_the_cumulative_ack_covers() {
+        let mut sb = Scoreboard::default();
+        sb.add(s(2000), s(3000), UNA, MAX);
+        sb.add(s(4000), s(5000), UNA, MAX);
+        sb.prune(s(4500));
+        assert_eq!(ranges(&sb), [(4500, 5000)]);
+        sb.prune(s(5000));
+        assert_eq!(ranges(&sb), []);
+    }
+
+    #[test]
+    fn holes_and_room_below_sacked_ranges() {
+        let mut sb = Scoreboard::default();
+        assert_eq!(sb.next_hole(UNA), None);
+        assert_eq!(sb.room(UNA), usize::MAX);
+        sb.add(s(2000), s(3000), UNA, MAX);
+        sb.add(s(4000), s(5000), UNA, MAX);
+        assert_eq!(sb.next_hole(UNA), Some((UNA, 1000)));
+        assert_eq!(sb.next_hole(s(2500)), Some((s(3000), 1000)));
+        assert_eq!(
+            sb.next_hole(s(4000)),
+            None,
+            "nothing SACKed above the last range"
+        );
+        assert_eq!(sb.room(s(1500)), 500);
+        assert_eq!(sb.room(s(3500)), 500);
+        assert_eq!(sb.room(s(4500)), usize::MAX);
+        sb.clear();
+        assert_eq!(sb.next_hole(UNA), None);
+    }
+}

@@ -1,0 +1,264 @@
+//! ESTABLISHED, receiving: in-order and out-of-order text, ACK timing, SACK blocks, the
+//! out-of-order bound, segments outside the window, and the window we advertise.
+
+use super::*;
+
+#[test]
+fn in_order_data_is_readable_and_ack_is_delayed() {
+    let mut fx = Fx::new();
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"hello").unwrap();
+    assert_eq!(fx.events(), vec![Event::Readable(fx.h)]);
+    assert_eq!(fx.readable(), b"hello");
+    assert!(fx.out().is_empty(), "ACK delayed");
+    assert_eq!(
+        fx.ep.poll_timeout(),
+        Some(fx.now + Duration::from_millis(40))
+    );
+    fx.fire_next();
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].hdr.ack, fx.seq);
+    assert!(out[0].payload.is_empty());
+    fx.ep.consume(fx.h, 5);
+    assert!(fx.readable().is_empty());
+}
+
+#[test]
+fn rfc5681_ack_every_second_full_segment() {
+    let mut fx = Fx::new();
+    let seg = vec![b'a'; 1448];
+    fx.send(TcpFlags::ACK, &seg).unwrap();
+    assert!(fx.out().is_empty());
+    fx.send(TcpFlags::ACK, &seg).unwrap();
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].hdr.ack, fx.seq);
+}
+
+#[test]
+fn piggybacked_ack_on_response_data() {
+    let mut fx = Fx::new();
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /").unwrap();
+    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "one segment: data + ACK");
+    assert_eq!(out[0].hdr.ack, fx.seq);
+    assert_eq!(out[0].payload, b"HTTP/1.1 200 OK\r\n\r\n");
+}
+
+#[test]
+fn out_of_order_data_gets_immediate_ack_with_sack_and_hole_fill_delivers_all() {
+    let mut fx = Fx::new();
+    let base = fx.seq;
+    fx.seq = base + 5u32;
+    fx.send(TcpFlags::ACK, b"world").unwrap();
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "immediate duplicate ACK");
+    assert_eq!(out[0].hdr.ack, base);
+    assert_eq!(
+        out[0].hdr.options.sack(),
+        &[SackBlock {
+            left: base + 5u32,
+            right: base + 10u32
+        }]
+    );
+    assert!(fx.readable().is_empty());
+    assert_eq!(fx.ep.stats().out_of_order_segments, 1);
+    fx.seq = base;
+    fx.send(TcpFlags::ACK, b"hello").unwrap();
+    assert_eq!(fx.readable(), b"helloworld");
+    let out = fx.out();
+    assert_eq!(out[0].hdr.ack, base + 10u32);
+    assert_eq!(out[0].hdr.options.sack_len, 0);
+}
+
+#[test]
+fn overlapping_segments_with_conflicting_bytes_first_copy_wins() {
+    let mut fx = Fx::new();
+    let base = fx.seq;
+    // Out of order first: bytes 4..8 = "EFGH".
+    fx.seq = base + 4u32;
+    fx.send(TcpFlags::ACK, b"EFGH").unwrap();
+    // Then 2..6 with conflicting bytes "xxxx": only 2..4 are new.
+    fx.seq = base + 2u32;
+    fx.send(TcpFlags::ACK, b"xxzz").unwrap();
+    // Then 0..6 again conflicting.
+    fx.seq = base;
+    fx.send(TcpFlags::ACK, b"ABqqqq").unwrap();
+    assert_eq!(fx.readable(), b"ABxxEFGH");
+    // In-order data overlapping what was already received: old bytes are kept.
+    fx.seq = base + 6u32;
+    fx.send(TcpFlags::ACK, b"!!IJ").unwrap();
+    assert_eq!(fx.readable(), b"ABxxEFGHIJ");
+}
+
+#[test]
+fn rfc5681_out_of_order_fin_draws_immediate_duplicate_ack() {
+    // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: an out-of-order segment (here a FIN one octet
+    // beyond RCV.NXT) is ACKed at once with RCV.NXT; the FIN waits for the hole.
+    let mut fx = Fx::new();
+    let base = fx.seq;
+    fx.seq = base + 1u32;
+    fx.send(TcpFlags::ACK | TcpFlags::FIN, &[]).unwrap();
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(!out[0].has(TcpFlags::FIN));
+    assert_eq!(out[0].hdr.ack, base);
+    assert!(fx
+        .events()
+        .iter()
+        .all(|e| !matches!(e, Event::PeerClosed(_))));
+    // The hole filled: FIN taken, ACKed past it.
+    fx.seq = base;
+    fx.send(TcpFlags::ACK, b"a").unwrap();
+    let out = fx.out();
+    assert_eq!(out.last().unwrap().hdr.ack, base + 2u32);
+    assert!(fx
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::PeerClosed(_))));
+}
+
+#[test]
+fn out_of_order_beyond_bound_is_dropped_and_acked() {
+    let cfg = TcpConfig {
+        max_ooo_bytes: 1000,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let base = fx.seq;
+    fx.seq = base + 10u32;
+    assert_eq!(
+        fx.send(TcpFlags::ACK, &[1u8; 1200]),
+        Err(DropReason::OutOfOrderFull)
+    );
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].hdr.ack, base);
+}
+
+#[test]
+fn rfc9293_out_of_window_segment_gets_ack_and_is_dropped() {
+    let mut fx = Fx::new();
+    let base = fx.seq;
+    fx.seq = base + 10_000_000u32;
+    assert_eq!(fx.send(TcpFlags::ACK, b"far"), Err(DropReason::OutOfWindow));
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].hdr.ack, base);
+    // Old duplicate: also ACKed.
+    fx.seq = base;
+    fx.send(TcpFlags::ACK, b"abc").unwrap();
+    fx.seq = base;
+    assert_eq!(fx.send(TcpFlags::ACK, b"abc"), Err(DropReason::OutOfWindow));
+    let out = fx.out();
+    assert_eq!(out.last().unwrap().hdr.ack, base + 3u32);
+}
+
+#[test]
+fn window_full_advertises_zero_and_answers_zero_window_probe() {
+    let cfg = TcpConfig {
+        rx_buffer: 4096,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let ws = fx.server_ws;
+    for _ in 0..4 {
+        fx.send(TcpFlags::ACK, &[b'z'; 1024]).unwrap();
+    }
+    let out = fx.out();
+    let last = out.last().unwrap();
+    assert_eq!(last.hdr.window, 0, "buffer full: zero window (ws {ws})");
+    assert_eq!(fx.readable().len(), 4096);
+    // Peer's zero-window probe: one byte, not acceptable, answered with an ACK.
+    assert_eq!(fx.send(TcpFlags::ACK, b"p"), Err(DropReason::OutOfWindow));
+    fx.seq = fx.seq - 1u32;
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].hdr.ack, fx.seq);
+    assert_eq!(out[0].hdr.window, 0);
+    // The application reads: a window update goes out.
+    fx.ep.consume(fx.h, 4096);
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert!(u32::from(out[0].hdr.window) << ws >= 4096 - 127);
+}
+
+#[test]
+fn rfc9293_right_window_edge_never_moves_left() {
+    let cfg = TcpConfig {
+        rx_buffer: 8192,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let ws = fx.server_ws;
+    let mut right = fx.seq + 8192u32;
+    for i in 0..20 {
+        fx.send(TcpFlags::ACK, &[b'q'; 700]).unwrap_or(());
+        if i % 3 == 0 {
+            fx.ep.consume(fx.h, 500);
+        }
+        fx.advance(Duration::from_millis(50));
+        for o in fx.out() {
+            let edge = o.hdr.ack + (u32::from(o.hdr.window) << ws);
+            assert!(edge.diff(right) >= 0, "edge moved left at {i}");
+            right = edge;
+        }
+    }
+}
+
+#[test]
+fn rfc9293_zero_receive_window_still_accepts_valid_acks() {
+    let cfg = TcpConfig {
+        rx_buffer: 4096,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    fx.app_send(b"response bytes");
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    for _ in 0..4 {
+        fx.send(TcpFlags::ACK, &[b'z'; 1024]).unwrap();
+    }
+    assert_eq!(fx.out().last().unwrap().hdr.window, 0);
+    // The peer sent past our window (and moved its SND.NXT), then ACKs our data: the segment
+    // is not acceptable, but its ACK is.
+    fx.seq = fx.seq + 500u32;
+    fx.ack = out[0].hdr.seq + out[0].payload.len();
+    assert_eq!(fx.send(TcpFlags::ACK, &[]), Err(DropReason::OutOfWindow));
+    let (a, b) = fx.ep.send_space(fx.h);
+    assert_eq!(a.len() + b.len(), 64 * 1024, "tx ring drained by the ACK");
+}
+
+#[test]
+fn out_of_order_bound_evicts_far_ranges_for_data_nearer_rcv_nxt() {
+    let cfg = TcpConfig {
+        max_ooo_bytes: 3000,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let base = fx.seq;
+    // Far out-of-order data fills the bound.
+    fx.seq = base + 10_000u32;
+    fx.send(TcpFlags::ACK, &[b'f'; 1400]).unwrap();
+    fx.seq = base + 20_000u32;
+    fx.send(TcpFlags::ACK, &[b'g'; 1400]).unwrap();
+    // Data just above the hole at RCV.NXT displaces the furthest range.
+    fx.seq = base + 100u32;
+    fx.send(TcpFlags::ACK, &[b'n'; 1400]).unwrap();
+    // The hole fills: 100 + 1400 bytes become readable.
+    fx.seq = base;
+    fx.send(TcpFlags::ACK, &[b'a'; 100]).unwrap();
+    let r = fx.readable();
+    assert_eq!(r.len(), 1500);
+    assert!(r[..100].iter().all(|&b| b == b'a') && r[100..].iter().all(|&b| b == b'n'));
+    // The nearer far range survived: filling up to it delivers it too.
+    fx.seq = base + 1500u32;
+    let mut left = 8_500usize;
+    while left > 0 {
+        let n = left.min(1400);
+        let _ = fx.send(TcpFlags::ACK, &vec![b'm'; n]);
+        left -= n;
+    }
+    assert_eq!(fx.readable().len(), 11_400);
+}

@@ -1,0 +1,136 @@
+//! ESTABLISHED, sending: segment sizes, the initial window, the peer's window, sender SWS
+//! avoidance, zero-window probes, and the Writable event.
+
+use super::*;
+
+#[test]
+fn send_segments_to_mss_minus_options_and_frees_tx_on_ack() {
+    let mut fx = Fx::new();
+    let data = vec![b'd'; 5000];
+    assert_eq!(fx.app_send(&data), 5000);
+    let out = fx.out_and_ack();
+    let sizes: Vec<usize> = out.iter().map(|o| o.payload.len()).collect();
+    // min(1460, 1460) - 12 bytes of timestamps = 1448.
+    assert_eq!(sizes, vec![1448, 1448, 1448, 656]);
+    assert!(out[0].has(TcpFlags::PSH));
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    let (a, b) = fx.ep.send_space(fx.h);
+    assert_eq!(a.len() + b.len(), 64 * 1024);
+    assert_eq!(
+        fx.ep.poll_timeout(),
+        Some(fx.now + TcpConfig::default().idle_timeout)
+    );
+}
+
+#[test]
+fn rfc6928_initial_window_limits_first_flight() {
+    let mut fx = Fx::new();
+    fx.app_send(&vec![1u8; 60_000]);
+    let out = fx.out();
+    let bytes: usize = out.iter().map(|o| o.payload.len()).sum();
+    assert_eq!(
+        bytes,
+        10 * 1448,
+        "IW10: 14600 bytes of cwnd, in full segments"
+    );
+}
+
+#[test]
+fn respects_peer_window() {
+    let mut fx = Fx::with(
+        small_config(),
+        HsOpts {
+            ts: true,
+            ws: false,
+            sack: true,
+        },
+    );
+    fx.window = 3000;
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    fx.app_send(&vec![1u8; 10_000]);
+    let out = fx.out();
+    let bytes: usize = out.iter().map(|o| o.payload.len()).sum();
+    // Two full segments fit; the 104 bytes left of the window would be a silly segment.
+    assert_eq!(bytes, 2 * 1448);
+}
+
+#[test]
+fn rfc9293_sender_sws_avoidance_waits_for_a_useful_window() {
+    let mut fx = Fx::with(
+        small_config(),
+        HsOpts {
+            ts: true,
+            ws: false,
+            sack: true,
+        },
+    );
+    // Peer offered 65535 earlier; now only 100 bytes are free.
+    fx.window = 100;
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    fx.app_send(&vec![1u8; 5000]);
+    assert!(fx.out().is_empty(), "no silly-window segment");
+    // The override (persist) timer eventually sends what fits.
+    fx.fire_next();
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].payload.len(), 100);
+}
+
+#[test]
+fn zero_window_persist_probe_with_backoff() {
+    let mut fx = Fx::new();
+    fx.window = 0;
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    fx.app_send(b"response");
+    assert!(fx.out().is_empty());
+    let t1 = fx.fire_next();
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].payload, b"r", "one octet probe");
+    let probe_seq = out[0].hdr.seq;
+    // Peer answers: still zero window, probe not accepted.
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    let t2 = fx.fire_next();
+    let out = fx.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].hdr.seq, probe_seq);
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    let t3 = fx.fire_next();
+    assert!(t3 - t2 > t2 - t1, "backoff");
+    fx.out();
+    assert!(fx.ep.stats().zero_window_probes >= 3);
+    // Many more probes: the connection survives while the peer answers.
+    for _ in 0..12 {
+        fx.send(TcpFlags::ACK, &[]).unwrap();
+        fx.fire_next();
+        fx.out();
+    }
+    assert_eq!(fx.ep.connection_count(), 1);
+    // Window opens: everything goes.
+    fx.window = 65535;
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    let out = fx.out();
+    let all: Vec<u8> = out.iter().flat_map(|o| o.payload.clone()).collect();
+    assert_eq!(all, b"response");
+}
+
+#[test]
+fn writable_event_after_tx_space_was_low() {
+    let mut fx = Fx::new();
+    let n = fx.app_send(&vec![3u8; 60 * 1024]);
+    assert_eq!(n, 60 * 1024);
+    assert!(!fx.events().contains(&Event::Writable(fx.h)));
+    // ACK everything in flight, repeatedly, until the ring drains.
+    for _ in 0..100 {
+        fx.out_and_ack();
+        fx.send(TcpFlags::ACK, &[]).unwrap();
+    }
+    let ev = fx.events();
+    assert_eq!(
+        ev.iter().filter(|e| **e == Event::Writable(fx.h)).count(),
+        1,
+        "{ev:?}"
+    );
+    let (a, b) = fx.ep.send_space(fx.h);
+    assert_eq!(a.len() + b.len(), 64 * 1024);
+}
