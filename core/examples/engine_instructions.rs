@@ -1,0 +1,47 @@
+//! Runs one engine workload a fixed number of times, for an instruction count under
+//! cachegrind: deterministic where criterion's wall time on a shared machine is not.
+//!
+//!   cargo build --release -p xgate-core --example engine_instructions
+//!   valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+//!       target/release/examples/engine_instructions keepalive 100000
+//!
+//! Run it twice with different counts (e.g. 50000 and 100000): the difference in "I refs"
+//! divided by the difference in counts is the instructions per step, without the set-up.
+//! Workloads: `keepalive`, `churn`, `syn` (the same as `benches/engine.rs`).
+
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
+
+use workloads::{Churn, KeepAlive, Syn};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(workload), Some(count)) = (args.next(), args.next()) else {
+        eprintln!("usage: engine_instructions keepalive|churn|syn COUNT");
+        std::process::exit(2);
+    };
+    let count: u64 = count.parse().unwrap_or_else(|_| {
+        eprintln!("COUNT must be a whole number, not {count:?}");
+        std::process::exit(2);
+    });
+    match workload.as_str() {
+        "keepalive" => {
+            let mut w = KeepAlive::new();
+            (0..count).for_each(|_| w.step());
+            assert_eq!(w.rig.engine.connection_count(), 1);
+        }
+        "churn" => {
+            let mut w = Churn::new();
+            (0..count).for_each(|_| w.step());
+        }
+        "syn" => {
+            let mut w = Syn::new();
+            (0..count).for_each(|_| w.step());
+            assert_eq!(w.rig.engine.connection_count(), 0);
+        }
+        other => {
+            eprintln!("unknown workload {other:?}: keepalive, churn or syn");
+            std::process::exit(2);
+        }
+    }
+}
