@@ -146,6 +146,7 @@ impl Engine {
     }
 
     /// Writes the next frame to send into `buf` and returns its length.
+    #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.tcp.poll_transmit(now, buf)
     }
@@ -168,6 +169,7 @@ impl Engine {
         }
     }
 
+    #[must_use]
     pub fn poll_flow_event(&mut self) -> Option<FlowEvent> {
         self.flow_events.pop_front()
     }

@@ -642,6 +642,7 @@ impl HttpConn {
     /// Parses as much of `input` as it can and writes as much response as fits in `output`.
     /// Stops consuming input while a response is waiting for output space (backpressure).
     /// Once the connection is closing, input is consumed and ignored.
+    #[must_use]
     pub fn process(
         &mut self,
         now: Instant,
@@ -976,6 +977,7 @@ impl HttpConn {
     /// The next instant at which `handle_timeout` has work: the header deadline while a head
     /// is incomplete, the idle deadline between requests or while a body stalls. `None` while
     /// waiting for output space (the transport's timers cover a peer that stops reading).
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed || self.blocked_on_output || self.pending_408 {
             return None;

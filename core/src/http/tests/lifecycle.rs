@@ -83,7 +83,7 @@ fn stalled_body_closes_after_idle_timeout() {
     let mut conn = HttpConn::new(limits);
     let mut out = [0u8; 4096];
     let t = Instant::from_secs(1);
-    conn.process(
+    let _ = conn.process(
         t,
         &app,
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",
@@ -314,7 +314,7 @@ fn latency_is_measured_from_the_head_to_the_last_byte_of_the_answer() {
     // The next answer needs two calls, 3 ms apart (the transport had room for 20 bytes).
     let p = conn.process(t0, &app, get, &mut out[..20]);
     assert_eq!(p.produced, 20);
-    conn.process(
+    let _ = conn.process(
         t0 + Duration::from_millis(3),
         &app,
         &get[p.consumed..],
@@ -332,7 +332,7 @@ fn latency_is_measured_from_the_head_to_the_last_byte_of_the_answer() {
         b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
     let p = conn.process(t0, &app, post, &mut out);
     assert!(out[..p.produced].starts_with(b"HTTP/1.1 100 Continue"));
-    conn.process(t0 + Duration::from_millis(1), &app, b"hi", &mut out);
+    let _ = conn.process(t0 + Duration::from_millis(1), &app, b"hi", &mut out);
     assert_eq!(conn.stats().latency.count(), 1);
     assert_eq!(conn.stats().latency.sum_us, 1_000);
 }
