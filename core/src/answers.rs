@@ -196,22 +196,8 @@ impl Answers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{AppConfig, RouteConfig};
+    use crate::app::answering_v as app_saying;
     use crate::time::Instant;
-
-    fn app_saying(body: &str) -> App {
-        App::new(&AppConfig {
-            routes: vec![RouteConfig {
-                method: "GET".into(),
-                path: "/v".into(),
-                status: 200,
-                headers: vec![],
-                body: body.as_bytes().to_vec(),
-            }],
-            ..AppConfig::default()
-        })
-        .unwrap()
-    }
 
     /// Feeds `input` and returns the output, through a buffer of `out_cap` bytes (one call).
     fn step(

@@ -592,20 +592,10 @@ mod tests {
 
     #[test]
     fn reload_swaps_routes_for_new_requests_while_a_response_in_flight_finishes_unchanged() {
-        use crate::app::RouteConfig;
-        let route = |body: &str| AppConfig {
-            routes: vec![RouteConfig {
-                method: "GET".into(),
-                path: "/v".into(),
-                status: 200,
-                headers: vec![],
-                body: body.as_bytes().to_vec(),
-            }],
-            ..AppConfig::default()
-        };
+        use crate::app::answering_v;
         let mut h = Harness::new(EngineConfig::default());
         h.engine.reload(Served {
-            app: App::new(&route(&"1".repeat(300_000))).unwrap(),
+            app: answering_v(&"1".repeat(300_000)),
             limits: HttpLimits::default(),
         });
         assert_eq!(h.engine.reloads_applied(), 1);
@@ -618,7 +608,7 @@ mod tests {
         assert!(!got.is_empty() && got.len() < 300_000);
 
         h.engine.reload(Served {
-            app: App::new(&route("2")).unwrap(),
+            app: answering_v("2"),
             limits: HttpLimits::default(),
         });
         assert_eq!(h.engine.reloads_applied(), 2);

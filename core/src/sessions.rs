@@ -409,21 +409,7 @@ impl SendStall {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{AppConfig, RouteConfig};
-
-    fn app(body: &str) -> App {
-        App::new(&AppConfig {
-            routes: vec![RouteConfig {
-                method: "GET".into(),
-                path: "/v".into(),
-                status: 200,
-                headers: vec![],
-                body: body.as_bytes().to_vec(),
-            }],
-            ..AppConfig::default()
-        })
-        .unwrap()
-    }
+    use crate::app::answering_v as app;
 
     fn sessions() -> HttpSessions<HttpConn> {
         HttpSessions::new(app("1"), HttpLimits::default(), Instant::from_secs(1), 8)

@@ -596,5 +596,22 @@ fn validate_route(index: usize, route: &RouteConfig) -> Result<(), AppError> {
     Ok(())
 }
 
+/// An `App` answering `GET /v` with `body` (200) and the built-in routes: the answers the
+/// reload tests of `answers`, `sessions` and `engine` swap.
+#[cfg(test)]
+pub(crate) fn answering_v(body: &str) -> App {
+    App::new(&AppConfig {
+        routes: vec![RouteConfig {
+            method: "GET".into(),
+            path: "/v".into(),
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        }],
+        ..AppConfig::default()
+    })
+    .expect("one plain route is valid")
+}
+
 #[cfg(test)]
 mod tests;
