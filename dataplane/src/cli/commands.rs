@@ -39,28 +39,13 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         config,
         || source.reread(),
         |r: &Ready| {
-            let ports: Vec<String> = r
-                .ports
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} ({})",
-                        p.port,
-                        if p.bypass_at_start {
-                            "bypass"
-                        } else {
-                            "kernel"
-                        }
-                    )
-                })
-                .collect();
             println!(
                 "xgate: serving {} on {} queue(s), XDP {}, cgroup {}: ports {}",
                 r.ifname,
                 r.queues,
                 r.xdp_attached,
                 r.cgroup.display(),
-                ports.join(", ")
+                port_list(r.ports.iter().map(|p| (p.port, p.bypass_at_start)))
             );
             if let Some(a) = r.admin {
                 println!("xgate: admin endpoint on http://{a}/metrics and http://{a}/status");
@@ -98,26 +83,22 @@ fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
     let file = ConfigFile::load(&args.file)?;
     let c = config::build(&file, &Overrides::default())
         .with_context(|| format!("{}", args.file.display()))?;
-    let ports: Vec<String> = c
-        .gateway
-        .ports
-        .iter()
-        .map(|p| {
-            format!(
-                "{} ({})",
-                p.port,
-                if p.bypass { "bypass" } else { "kernel" }
-            )
-        })
-        .collect();
     println!(
         "{}: valid: interface {}, ports {}, {} route(s)",
         args.file.display(),
         c.gateway.ifname,
-        ports.join(", "),
+        port_list(c.gateway.ports.iter().map(|p| (p.port, p.bypass))),
         c.gateway.app.routes.len()
     );
     Ok(())
+}
+
+/// "8080 (bypass), 8081 (kernel)": the ports and the path each starts on.
+fn port_list(ports: impl Iterator<Item = (u16, bool)>) -> String {
+    let named: Vec<String> = ports
+        .map(|(port, bypass)| format!("{port} ({})", if bypass { "bypass" } else { "kernel" }))
+        .collect();
+    named.join(", ")
 }
 
 fn bypass(args: &BypassArgs) -> anyhow::Result<()> {
