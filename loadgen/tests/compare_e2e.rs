@@ -52,6 +52,8 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
         "bypass / nginx",
         "Open loop at 2000 requests/s",
         "0 failed request(s) in the whole run",
+        "Topology: veth pair between two network namespaces",
+        "client veth: generic-receive-offload",
     ] {
         assert!(summary.contains(needle), "{needle:?} not in:\n{summary}");
     }
@@ -67,6 +69,26 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).expect("the record parses");
     // 3 servers x 3 scenarios, one repetition each.
     assert_eq!(record.measurements.len(), 9);
+    // The offloads every target met, as ethtool read them: the client's segmentation and
+    // checksum offloads off (AF_XDP needs whole frames), the server's left at veth's default.
+    let topology = record
+        .config
+        .topology
+        .as_ref()
+        .expect("the topology is recorded");
+    assert_eq!(
+        topology.client_offloads.get("tcp-segmentation-offload"),
+        Some(&false)
+    );
+    assert_eq!(
+        topology.client_offloads.get("tx-checksumming"),
+        Some(&false)
+    );
+    assert_eq!(
+        topology.server_offloads.get("tcp-segmentation-offload"),
+        Some(&true)
+    );
+    assert_eq!(topology.server_offloads.len(), 6);
     for m in &record.measurements {
         assert!(m.client.requests > 0 && m.client.errors == 0, "{m:?}");
         assert!(m.cpu.busy_cpu_secs > 0.0, "{m:?}");

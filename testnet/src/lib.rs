@@ -21,7 +21,7 @@ pub mod topology;
 
 use std::process::{Command, Output};
 
-pub use topology::{Topology, TopologyConfig};
+pub use topology::{OffloadSettings, Topology, TopologyConfig};
 
 /// A command that could not be spawned or that exited unsuccessfully.
 #[derive(Debug, thiserror::Error)]

@@ -62,6 +62,25 @@ fn unique_name(tag: &str, pid: u32, n: u32) -> String {
     format!("{tag}{pid}x{n}")
 }
 
+/// The offload features that change what a measurement over the pair means (who segments,
+/// who checksums, who coalesces), in `ethtool -k`'s names.
+pub const REPORTED_OFFLOADS: [&str; 6] = [
+    "rx-checksumming",
+    "tx-checksumming",
+    "scatter-gather",
+    "tcp-segmentation-offload",
+    "generic-segmentation-offload",
+    "generic-receive-offload",
+];
+
+/// The offload settings of both veth ends, as `ethtool -k` reports them: `(feature, on)` for
+/// each of [`REPORTED_OFFLOADS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffloadSettings {
+    pub server: Vec<(String, bool)>,
+    pub client: Vec<(String, bool)>,
+}
+
 /// The command line that turns checksum and segmentation offloads off on `ifname` in `ns`.
 fn offloads_off<'a>(ns: &'a str, ifname: &'a str) -> [&'a str; 13] {
     [
@@ -150,6 +169,15 @@ impl Topology {
         NetnsGuard::enter(&self.server_ns)
     }
 
+    /// What `ethtool -k` says of both ends now: a comparison states the offloads it ran
+    /// with, since they decide who pays for segmentation and checksums.
+    pub fn offload_settings(&self) -> Result<OffloadSettings, CommandError> {
+        Ok(OffloadSettings {
+            server: offloads_of(&self.server_ns, &self.server_if)?,
+            client: offloads_of(&self.client_ns, &self.client_if)?,
+        })
+    }
+
     /// The MAC address of the client's veth end.
     pub fn client_mac(&self) -> Result<[u8; 6], CommandError> {
         mac_of(&self.client_ns, &self.client_if)
@@ -176,6 +204,39 @@ fn in_netns_command(ns: &str, program: &str) -> Command {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", ns, program]);
     c
+}
+
+/// [`REPORTED_OFFLOADS`] of `ifname` in `ns`, from `ethtool -k`.
+pub fn offloads_of(ns: &str, ifname: &str) -> Result<Vec<(String, bool)>, CommandError> {
+    let out = run(&["ip", "netns", "exec", ns, "ethtool", "-k", ifname])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let found = parse_offloads(&text);
+    if found.len() != REPORTED_OFFLOADS.len() {
+        return Err(CommandError {
+            command: format!("ip netns exec {ns} ethtool -k {ifname}"),
+            message: format!("expected {REPORTED_OFFLOADS:?}, found {found:?}"),
+        });
+    }
+    Ok(found)
+}
+
+/// The `feature: on|off [fixed]` lines of `ethtool -k` for [`REPORTED_OFFLOADS`], in that
+/// order; features missing from the text are left out.
+fn parse_offloads(text: &str) -> Vec<(String, bool)> {
+    REPORTED_OFFLOADS
+        .iter()
+        .filter_map(|feature| {
+            let value = text.lines().find_map(|l| {
+                let (name, rest) = l.trim().split_once(':')?;
+                (name == *feature).then_some(rest)
+            })?;
+            match value.split_whitespace().next()? {
+                "on" => Some((feature.to_string(), true)),
+                "off" => Some((feature.to_string(), false)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The MAC of `ifname` in `ns`, from `ip -o link show`.
@@ -243,6 +304,60 @@ mod tests {
         let s = t.in_server("nginx");
         let args: Vec<_> = s.get_args().map(|a| a.to_string_lossy()).collect();
         assert_eq!(args, ["netns", "exec", "ts", "nginx"]);
+    }
+
+    #[test]
+    fn offloads_are_read_from_ethtool_output() {
+        let text = "Features for v:\nrx-checksumming: on\ntx-checksumming: off\n\
+                    \ttx-checksum-ipv4: off [fixed]\nscatter-gather: on\n\
+                    tcp-segmentation-offload: off\ngeneric-segmentation-offload: on\n\
+                    generic-receive-offload: off\nlarge-receive-offload: off [fixed]\n";
+        let got = parse_offloads(text);
+        let want: Vec<(String, bool)> = [
+            ("rx-checksumming", true),
+            ("tx-checksumming", false),
+            ("scatter-gather", true),
+            ("tcp-segmentation-offload", false),
+            ("generic-segmentation-offload", true),
+            ("generic-receive-offload", false),
+        ]
+        .iter()
+        .map(|(f, on)| (f.to_string(), *on))
+        .collect();
+        assert_eq!(got, want);
+        // A feature ethtool does not list is left out, so the caller can tell.
+        assert_eq!(parse_offloads("rx-checksumming: on\n").len(), 1);
+        assert!(parse_offloads("generic-receive-offload: maybe\n").is_empty());
+    }
+
+    #[test]
+    fn a_topology_reports_the_offloads_it_set() {
+        if !crate::is_root() {
+            eprintln!("SKIPPED: needs root (network namespaces)");
+            return;
+        }
+        let t = Topology::create(&TopologyConfig {
+            tag: "tno",
+            server_ip: Ipv4Addr::new(10, 232, 0, 1),
+            client_ip: Ipv4Addr::new(10, 232, 0, 2),
+            queues: 1,
+            server_offloads_off: false,
+        })
+        .unwrap();
+        let o = t.offload_settings().unwrap();
+        let on = |side: &[(String, bool)], f: &str| side.iter().find(|(n, _)| n == f).unwrap().1;
+        for f in [
+            "tx-checksumming",
+            "tcp-segmentation-offload",
+            "generic-segmentation-offload",
+        ] {
+            assert!(!on(&o.client, f), "client {f} should be off: {o:?}");
+            assert!(
+                on(&o.server, f),
+                "server {f} left on (veth's default): {o:?}"
+            );
+        }
+        assert_eq!(o.server.len(), REPORTED_OFFLOADS.len());
     }
 
     #[test]

@@ -306,6 +306,7 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
     // Read now: the tree may change while the run goes on; the binaries were built before.
     let commit = git_commit();
     let topo = Topology::create()?;
+    let topology = topo.record()?;
     eprintln!(
         "loadgen compare: {} target(s) x {} scenario(s) x {} rep(s) of {} s; netns {} / {}",
         plan.targets.len(),
@@ -398,6 +399,7 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
                 .map(|c| std::fs::read_to_string(c).unwrap_or_default()),
             nginx: plan.nginx.display().to_string(),
             command_line: command_line(),
+            topology: Some(topology),
         },
         measurements,
         wrk: wrk_checks,

@@ -100,6 +100,40 @@ pub struct RunConfig {
     pub xgate_config: Option<String>,
     pub nginx: String,
     pub command_line: String,
+    /// The network every target was measured over, read when it was built (records written
+    /// before this field have none).
+    #[serde(default)]
+    pub topology: Option<TopologyRecord>,
+}
+
+/// The test network of a run: one for every target, so they all meet the same client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyRecord {
+    /// What it is, in words.
+    pub kind: String,
+    /// RX/TX queues of each veth end.
+    pub queues: u32,
+    /// `ethtool -k` of the server's veth end: feature -> on.
+    pub server_offloads: BTreeMap<String, bool>,
+    /// The same for the client's end.
+    pub client_offloads: BTreeMap<String, bool>,
+}
+
+impl TopologyRecord {
+    /// "server veth: tx-checksumming on, ...; client veth: ...".
+    pub fn offloads_line(&self) -> String {
+        let side = |m: &BTreeMap<String, bool>| {
+            m.iter()
+                .map(|(f, on)| format!("{f} {}", if *on { "on" } else { "off" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "server veth: {}; client veth: {}",
+            side(&self.server_offloads),
+            side(&self.client_offloads)
+        )
+    }
 }
 
 /// One comparison run: everything measured, and where.
@@ -206,6 +240,15 @@ impl RunRecord {
              Reproduce: `{}`.\n",
             c.server_core, c.client_core, c.reps, c.duration_secs, c.warmup_secs, c.command_line
         );
+        if let Some(t) = &c.topology {
+            let _ = writeln!(
+                s,
+                "Topology: {}, {} queue(s); offloads, the same for every target ({}).\n",
+                t.kind,
+                t.queues,
+                t.offloads_line()
+            );
+        }
         let has = |t: Target| c.targets.contains(&t);
         let _ = writeln!(s, "## Throughput (requests/s)\n");
         let mut head = "| scenario |".to_string();
@@ -543,6 +586,12 @@ mod tests {
                 xgate_config: None,
                 nginx: "nginx".into(),
                 command_line: "loadgen compare".into(),
+                topology: Some(TopologyRecord {
+                    kind: "veth pair".into(),
+                    queues: 1,
+                    server_offloads: [("generic-receive-offload".to_string(), false)].into(),
+                    client_offloads: [("tcp-segmentation-offload".to_string(), false)].into(),
+                }),
             },
             measurements: ms,
             wrk: Vec::new(),
@@ -572,6 +621,13 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("0 failed request(s)"));
+        assert!(
+            md.contains(
+                "Topology: veth pair, 1 queue(s); offloads, the same for every target (server \
+                 veth: generic-receive-offload off; client veth: tcp-segmentation-offload off)."
+            ),
+            "{md}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 use std::net::Ipv4Addr;
 use std::ops::Deref;
 
+use super::report::TopologyRecord;
 use super::CompareError;
 
 pub const SERVER_IP: &str = "10.231.0.1";
@@ -35,17 +36,31 @@ impl From<xgate_testnet::CommandError> for CompareError {
 #[derive(Debug)]
 pub struct Topology(xgate_testnet::Topology);
 
+/// RX/TX queues of each veth end: one poller, pinned to the server's core.
+const QUEUES: u32 = 1;
+
 impl Topology {
     pub fn create() -> Result<Self, CompareError> {
         let net = xgate_testnet::Topology::create(&xgate_testnet::TopologyConfig {
             tag: "lgc",
             server_ip: SERVER_ADDR,
             client_ip: CLIENT_ADDR,
-            // One queue each way: one poller, pinned to the server's core.
-            queues: 1,
+            queues: QUEUES,
             server_offloads_off: false,
         })?;
         Ok(Topology(net))
+    }
+
+    /// What the run's record says of this network: the offloads as `ethtool -k` reports them
+    /// now, so the figures say who paid for segmentation and checksums.
+    pub fn record(&self) -> Result<TopologyRecord, CompareError> {
+        let o = self.0.offload_settings()?;
+        Ok(TopologyRecord {
+            kind: "veth pair between two network namespaces (AF_XDP in copy mode)".into(),
+            queues: QUEUES,
+            server_offloads: o.server.into_iter().collect(),
+            client_offloads: o.client.into_iter().collect(),
+        })
     }
 }
 
