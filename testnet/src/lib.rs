@@ -6,7 +6,9 @@
 //! - [`netns`]: running a closure or a thread inside a namespace, and moving the calling
 //!   thread in and back out;
 //! - [`packet`]: a raw `AF_PACKET` socket on an interface of a namespace, for crafted frames;
-//! - [`nfqueue`]: the nfnetlink_queue socket (bind a queue, read queued packet ids, accept).
+//! - [`nfqueue`]: the nfnetlink_queue socket (bind a queue, read queued packet ids, accept);
+//! - [`tap`]: a TAP interface in a namespace whose descriptor this process holds, so a client
+//!   in user space is the other end of the link.
 //!
 //! Nothing here knows about xgate: what a gateway leaves behind (pins, lock files, cgroups),
 //! how it is started and which binaries run stay with the tests and the comparison runner
@@ -17,6 +19,7 @@ pub mod netns;
 pub mod nfqueue;
 pub mod packet;
 mod sys;
+pub mod tap;
 pub mod topology;
 
 use std::process::{Command, Output};

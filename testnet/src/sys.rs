@@ -127,6 +127,36 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// TUNSETIFF on an open `/dev/net/tun`: makes it the TAP interface `name` (no packet-info
+/// header, so each read or write is one Ethernet frame) in the calling thread's namespace.
+pub fn tun_set_tap(fd: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let bytes = name.as_bytes();
+    let mut req: libc::ifreq = zeroed_sockaddr();
+    if bytes.is_empty() || bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name {name:?}"),
+        ));
+    }
+    for (dst, &b) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = b as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: TUNSETIFF reads (and writes back the name into) one live, initialised ifreq
+    // that outlives the call; `fd` is an open /dev/net/tun.
+    if unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TUNSETIFF,
+            &mut req as *mut libc::ifreq,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// An all-zero value of a C struct whose fields are integers and arrays of them.
 pub fn zeroed_sockaddr<T: SockAddr>() -> T {
     // SAFETY: `SockAddr` is implemented only for libc's sockaddr structs, made of integers,
@@ -138,6 +168,9 @@ pub fn zeroed_sockaddr<T: SockAddr>() -> T {
 pub trait SockAddr {}
 impl SockAddr for libc::sockaddr_ll {}
 impl SockAddr for libc::sockaddr_nl {}
+// An ifreq is a name array and a union of integers, structs of integers and a pointer; all
+// zero is a valid value of each.
+impl SockAddr for libc::ifreq {}
 
 #[cfg(test)]
 mod tests {
