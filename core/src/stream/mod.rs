@@ -28,6 +28,14 @@
 //! after the queued bytes) and the connection reads and drops input until the peer's FIN or
 //! the linger deadline: closing a socket with unread input makes the kernel reset the
 //! connection and drop the end of the response still in its send buffer.
+//!
+//! Closing first: a server that receives `Connection: close` initiates the closure (RFC 9112
+//! §9.6), and its FIN should leave right behind the response, before the client has read it
+//! and closed on its own (else the client closes first and holds the TIME_WAIT). So
+//! [`StreamConn::sending_last`] says when the bytes handed out are the connection's last: the
+//! transport may then queue its write-side shutdown behind that send, and report it with
+//! `handle_write_shut` whenever it completes, before or after `handle_sent`; the connection
+//! then lingers without passing through `Finishing`.
 
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits};
@@ -108,6 +116,9 @@ pub struct StreamConn {
     /// The peer sent FIN; `eof_told` once `HttpConn::peer_closed` has been called.
     eof: bool,
     eof_told: bool,
+    /// The transport shut its write side behind the last bytes, before they were reported
+    /// sent: linger as soon as they are.
+    write_shut: bool,
 }
 
 impl Session for StreamConn {
@@ -137,6 +148,7 @@ impl StreamConn {
             send_stall: SendStall::default(),
             eof: false,
             eof_told: false,
+            write_shut: false,
         }
     }
 
@@ -167,6 +179,7 @@ impl StreamConn {
         self.send_stall.clear();
         self.eof = false;
         self.eof_told = false;
+        self.write_shut = false;
     }
 
     pub fn state(&self) -> Lifecycle {
@@ -261,22 +274,50 @@ impl StreamConn {
         self.sending
     }
 
+    /// Whether the bytes handed out by `poll_transmit` (still being sent) are the
+    /// connection's last: HTTP is done and wants to close, nothing more will be written. The
+    /// transport may queue its write-side shutdown right behind them (only after all of them:
+    /// a short send must not be followed by the FIN) and report it with `handle_write_shut`.
+    #[must_use]
+    pub fn sending_last(&self) -> bool {
+        self.sending && self.state == Lifecycle::Open && self.http.wants_close()
+    }
+
     /// The send of `poll_transmit`'s bytes completed with `n` of them taken. Returns how many
-    /// of them were bytes handed out (`n`, unless the transport reports more).
+    /// of them were bytes handed out (`n`, unless the transport reports more). Bytes left
+    /// unsent behind a write side already shut can never go: the connection is cut.
     pub fn handle_sent(&mut self, n: usize) -> usize {
         self.sending = false;
         let n = n.min(self.out_len - self.out_pos);
         self.out_pos += n;
         self.sent += n as u64;
+        if self.write_shut && self.out_pos < self.out_len {
+            self.abort(AbortReason::Transport);
+        }
         n
     }
 
-    /// The transport shut its write side after `Finishing`: linger until the peer's FIN or
-    /// `now` + the linger time.
+    /// The transport shut its write side: after `Finishing`, or behind bytes that
+    /// `sending_last` called the last (before `handle_sent` reports them: the connection
+    /// lingers once they are). Lingering lasts until the peer's FIN or `now` + the linger
+    /// time. Shut with bytes still to send and none in flight, the connection is cut.
     pub fn handle_write_shut(&mut self, now: Instant) {
-        if self.state != Lifecycle::Finishing {
-            return;
+        match self.state {
+            Lifecycle::Finishing => self.linger(now),
+            // The last bytes are in flight, or sent and not yet advanced past.
+            Lifecycle::Open
+                if self.http.wants_close() && (self.sending || self.out_pos == self.out_len) =>
+            {
+                self.write_shut = true
+            }
+            Lifecycle::Open if !self.sending && self.out_pos < self.out_len => {
+                self.abort(AbortReason::Transport);
+            }
+            _ => {}
         }
+    }
+
+    fn linger(&mut self, now: Instant) {
         self.state = Lifecycle::Lingering {
             until: now + self.config.linger,
         };
@@ -332,11 +373,13 @@ impl StreamConn {
             return Advance::Again; // to be sent
         }
         if self.http.wants_close() || (draining && self.in_len == 0) {
-            self.state = if self.eof {
-                Lifecycle::Closed
+            if self.eof {
+                self.state = Lifecycle::Closed;
+            } else if self.write_shut {
+                self.linger(now); // the FIN went behind the last bytes
             } else {
-                Lifecycle::Finishing
-            };
+                self.state = Lifecycle::Finishing;
+            }
             return Advance::Processed;
         }
         if self.input.len() - self.in_len < self.config.recv_len && !self.eof {

@@ -398,3 +398,125 @@ fn abort_ends_the_connection_once_and_keeps_the_first_reason() {
     assert_eq!(f.conn.buffered_input(), 0);
     assert!(!f.conn.is_sending());
 }
+
+/// Sends `poll_transmit`'s bytes with the write-side shutdown queued behind the last of
+/// them, as the kernel path links them; `shut_first` reports the shutdown before the send.
+/// Returns what `sending_last` said for each send.
+fn flush_linking_the_shutdown(f: &mut Fixture, limit: usize, shut_first: bool) -> Vec<bool> {
+    let mut last = Vec::new();
+    while let Some(bytes) = f.conn.poll_transmit(f.now) {
+        let len = bytes.len();
+        let n = len.min(limit);
+        f.wire.extend_from_slice(&bytes[..n]);
+        let linked = f.conn.sending_last();
+        last.push(linked);
+        // A short send breaks the link: the shutdown is cancelled, never reported.
+        let shut = linked && n == len;
+        if shut && shut_first {
+            f.conn.handle_write_shut(f.now);
+        }
+        f.conn.handle_sent(n);
+        if shut && !shut_first {
+            f.conn.handle_write_shut(f.now);
+        }
+        for _ in 0..100 {
+            if f.conn.advance(f.now, &f.app, false) != Advance::Again {
+                break;
+            }
+        }
+    }
+    last
+}
+
+#[test]
+fn the_last_bytes_of_a_close_are_marked_and_the_fin_behind_them_lingers_at_once() {
+    for shut_first in [false, true] {
+        let mut f = Fixture::new();
+        f.recv(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert!(!f.conn.sending_last(), "nothing handed out yet");
+        let last = flush_linking_the_shutdown(&mut f, usize::MAX, shut_first);
+        assert_eq!(last, [true], "one send, the last");
+        assert!(f.wire.ends_with(b"\r\n\r\nok"));
+        // Open -> Lingering, without Finishing (the transport has nothing left to shut).
+        assert_eq!(
+            f.conn.state(),
+            Lifecycle::Lingering {
+                until: f.now + LINGER
+            },
+            "shutdown reported {}",
+            if shut_first { "first" } else { "second" }
+        );
+        assert!(
+            f.conn.wants_recv(),
+            "lingering reads, to see the peer's FIN"
+        );
+        f.conn.handle_eof();
+        f.advance(false);
+        assert_eq!(f.conn.state(), Lifecycle::Closed);
+    }
+}
+
+#[test]
+fn only_the_final_send_of_a_large_close_answer_is_the_last_and_a_short_one_is_resent() {
+    let mut f = Fixture::new();
+    let n = 3 * OUTPUT_LEN + 100;
+    f.recv(format!("GET /bytes/{n} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
+    // Sends cut at 1000 bytes: the last output buffer takes several, each marked last, each
+    // link broken until the one that takes all that is left.
+    let last = flush_linking_the_shutdown(&mut f, 1000, false);
+    let first_last = last.iter().position(|&l| l).unwrap();
+    assert!(first_last > 0 && last[first_last..].iter().all(|&l| l));
+    assert!(last[..first_last].iter().all(|&l| !l));
+    let head_end = f.wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(f.wire.len() - head_end, n);
+    assert!(matches!(f.conn.state(), Lifecycle::Lingering { .. }));
+}
+
+#[test]
+fn keep_alive_answers_are_never_the_last() {
+    let mut f = Fixture::new();
+    f.recv(HEALTH);
+    let bytes = f.conn.poll_transmit(f.now).unwrap().len();
+    assert!(!f.conn.sending_last());
+    // A shutdown the connection did not ask for changes nothing while its bytes are out.
+    f.conn.handle_write_shut(f.now);
+    f.conn.handle_sent(bytes);
+    f.advance(false);
+    assert_eq!(f.conn.state(), Lifecycle::Open);
+    assert!(!f.write_shut);
+}
+
+#[test]
+fn a_fin_that_went_before_all_the_last_bytes_cuts_the_connection() {
+    // Reported first, then the send turns out short: the rest can never be sent.
+    let mut f = Fixture::new();
+    f.recv(b"GET /bytes/1000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let len = f.conn.poll_transmit(f.now).unwrap().len();
+    assert!(f.conn.sending_last());
+    f.conn.handle_write_shut(f.now);
+    f.conn.handle_sent(len - 1);
+    assert_eq!(f.conn.state(), Lifecycle::Aborted(AbortReason::Transport));
+    // Reported after a short send (a transport whose link did not break).
+    let mut f = Fixture::new();
+    f.recv(b"GET /bytes/1000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let len = f.conn.poll_transmit(f.now).unwrap().len();
+    f.conn.handle_sent(len - 1);
+    f.conn.handle_write_shut(f.now);
+    assert_eq!(f.conn.state(), Lifecycle::Aborted(AbortReason::Transport));
+}
+
+#[test]
+fn a_drain_makes_the_answer_waiting_to_be_sent_the_last() {
+    let mut f = Fixture::new();
+    f.recv(HEALTH);
+    assert!(f.conn.poll_transmit(f.now).is_some());
+    assert!(!f.conn.sending_last(), "keep-alive until the drain");
+    f.conn.handle_sent(0);
+    // The answer is written and waits to be sent: the drain closes after it.
+    f.conn.http_mut().begin_drain();
+    let last = flush_linking_the_shutdown(&mut f, usize::MAX, false);
+    assert_eq!(last, [true]);
+    assert!(f.wire.ends_with(b"\r\n\r\nok"));
+    f.advance(true);
+    assert!(matches!(f.conn.state(), Lifecycle::Lingering { .. }));
+}

@@ -24,7 +24,14 @@
 //! done and everything is sent (`Finishing`), the socket's write side is shut (our FIN goes
 //! after the queued bytes) and the connection *lingers*, reading and dropping input until the
 //! peer's FIN or [`KernelConfig::linger`]: closing with unread input would make the kernel
-//! reset the connection and drop the end of the response still in the send buffer. When the
+//! reset the connection and drop the end of the response still in the send buffer. The
+//! server closes first (RFC 9112 §9.6), right behind the response: when the stream says a
+//! send carries the connection's last bytes, that send (`MSG_WAITALL`, so a short one fails
+//! the link; `MSG_MORE`, so its last segment waits for the FIN) goes with an
+//! `IORING_OP_SHUTDOWN` linked behind it: the FIN rides on the response's last segment,
+//! instead of leaving a loop turn later, by which time a quick client has read the response
+//! and closed first, keeping the TIME_WAIT on its side. A broken link (the shutdown completes
+//! with `-ECANCELED`) sends the rest the same way. When the
 //! peer resets, an operation fails, the peer stops reading for the idle timeout, or a shutdown
 //! deadline passes, the connection is cut (`Aborted`). Either way its operations are cancelled
 //! and the socket is closed once they have completed.
@@ -172,6 +179,8 @@ struct KernelConn {
     gen: u32,
     recv_pending: bool,
     send_pending: bool,
+    /// A write-side shutdown linked behind the last send is in flight.
+    shut_pending: bool,
     /// A receive could not be posted (no buffer, full queue): post it on the next turn.
     recv_deferred: bool,
 }
@@ -203,6 +212,9 @@ pub struct KernelPath {
     reload_ready: bool,
     config: KernelConfig,
     bufs: Option<BufRing>,
+    /// The kernel takes a shutdown linked behind a send (see `Ring::links_shutdown`); else
+    /// the write side is shut by a system call once the last send has completed.
+    link_shutdown: bool,
     listeners: Vec<Listener>,
     free: Vec<u32>,
     deferred: Vec<(u32, u32)>,
@@ -251,6 +263,7 @@ impl KernelPath {
         let max = config.max_connections;
         let clock = std::time::Instant::now();
         Ok(KernelPath {
+            link_shutdown: ring.links_shutdown(),
             ring,
             sessions: HttpSessions::new(app, config.http, Instant::ZERO, max),
             reload_ready: false,
@@ -508,6 +521,7 @@ impl KernelPath {
             Some(Op::Accept) => self.on_accept(now, index as usize, res, flags),
             Some(Op::Recv) => self.on_recv(now, index as usize, gen, res, flags),
             Some(Op::Send) => self.on_send(now, index as usize, gen, res),
+            Some(Op::Shutdown) => self.on_shutdown(now, index as usize, gen, res),
             Some(Op::Close) => {
                 if res < 0 {
                     self.stats.errors.close += 1;
@@ -575,6 +589,7 @@ impl KernelPath {
             gen: 0,
             recv_pending: false,
             send_pending: false,
+            shut_pending: false,
             recv_deferred: false,
         });
         c.fd = fd;
@@ -582,6 +597,7 @@ impl KernelPath {
         c.stream.open(in_cap);
         c.recv_pending = false;
         c.send_pending = false;
+        c.shut_pending = false;
         c.recv_deferred = false;
         self.stats.accepted += 1;
         self.arm_recv(index);
@@ -734,6 +750,36 @@ impl KernelPath {
         self.pump(index, now);
     }
 
+    /// The write-side shutdown linked behind the last send completed: done (linger once the
+    /// send is reported, if it is not yet), cancelled because the send was short or failed
+    /// (its completion says which: the rest goes the same way, or the connection is cut), or
+    /// failed.
+    fn on_shutdown(&mut self, now: Instant, index: usize, gen: u32, res: i32) {
+        let Some(c) = self
+            .sessions
+            .get_mut(index)
+            .filter(|c| c.gen == gen && c.shut_pending)
+        else {
+            return;
+        };
+        c.shut_pending = false;
+        match -res {
+            0 => c.stream.handle_write_shut(now),
+            libc::ECANCELED => {}
+            libc::ENOTCONN | libc::ECONNRESET | libc::EPIPE => {
+                self.stats.errors.reset += 1;
+                self.close_conn(index, true);
+                return;
+            }
+            _ => {
+                self.stats.errors.send += 1;
+                self.close_conn(index, true);
+                return;
+            }
+        }
+        self.pump(index, now);
+    }
+
     /// Moves the connection forward as far as it can go without waiting: lets its stream run
     /// HTTP (settling the connection's generation after each run), acts on the stream's end
     /// (shut the write side, close, cut), sends pending output, posts a receive.
@@ -760,6 +806,8 @@ impl KernelPath {
         };
         match c.stream.state() {
             Lifecycle::Open | Lifecycle::Lingering { .. } => {}
+            // The FIN is already queued behind the last send: linger once it is done.
+            Lifecycle::Finishing if c.shut_pending => {}
             Lifecycle::Finishing => {
                 // Everything has been sent and the peer has not closed: queue our FIN and
                 // linger, reading, until the peer's FIN.
@@ -781,19 +829,46 @@ impl KernelPath {
                 return;
             }
         }
-        if !c.send_pending {
+        // Nothing is sent while a linked shutdown is in flight: it is either done (nothing
+        // more to send) or about to be cancelled by a short send, whose rest goes after it.
+        if !c.send_pending && !c.shut_pending {
             if let Some(pending) = c.stream.poll_transmit(now) {
-                // SAFETY: the kernel reads `pending`, part of this slot's boxed output buffer,
-                // which is allocated once per slot and never freed or resized while the
-                // `KernelPath` lives. Until `handle_sent`, the stream neither writes the output
-                // buffer nor moves the bytes handed out, and the slot is not reused; `Drop`
-                // waits for in-flight sends or leaks the slots.
-                let entry =
-                    opcode::Send::new(types::Fd(c.fd), pending.as_ptr(), pending.len() as u32)
+                // SAFETY (both sends below): the kernel reads `ptr..ptr + len`, part of this
+                // slot's boxed output buffer, which is allocated once per slot and never freed
+                // or resized while the `KernelPath` lives. Until `handle_sent`, the stream
+                // neither writes the output buffer nor moves the bytes handed out, and the
+                // slot is not reused; `Drop` waits for in-flight sends or leaks the slots.
+                let (ptr, len) = (pending.as_ptr(), pending.len() as u32);
+                let send = user_data(Op::Send, index as u32, c.gen);
+                let pushed = if self.link_shutdown && c.stream.sending_last() {
+                    // MSG_WAITALL: a short send fails the link, so the shutdown never goes
+                    // before all the bytes. MSG_MORE holds the last segment back for the
+                    // shutdown, which sends it with the FIN set: the client sees the end of
+                    // the answer and our FIN at once (without it, the FIN a few microseconds
+                    // later still lost the race to a client on another core). The linked
+                    // shutdown runs as soon as the send completes, so the segment is held
+                    // that long only; a broken link re-sends the rest the same way, or ends
+                    // in a close, which pushes it too.
+                    let entry = opcode::Send::new(types::Fd(c.fd), ptr, len)
+                        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL | libc::MSG_MORE)
+                        .build()
+                        .flags(squeue::Flags::IO_LINK)
+                        .user_data(send);
+                    // The write side only: lingering reads on until the peer's FIN.
+                    let shut = opcode::Shutdown::new(types::Fd(c.fd), libc::SHUT_WR)
+                        .build()
+                        .user_data(user_data(Op::Shutdown, index as u32, c.gen));
+                    let pushed = self.ring.push_chain(&[entry, shut]);
+                    c.shut_pending = pushed;
+                    pushed
+                } else {
+                    let entry = opcode::Send::new(types::Fd(c.fd), ptr, len)
                         .flags(libc::MSG_NOSIGNAL)
                         .build()
-                        .user_data(user_data(Op::Send, index as u32, c.gen));
-                if self.ring.push(&entry) {
+                        .user_data(send);
+                    self.ring.push(&entry)
+                };
+                if pushed {
                     c.send_pending = true;
                 } else {
                     self.stats.errors.submit += 1;
@@ -827,7 +902,9 @@ impl KernelPath {
         let Some(c) = self.sessions.get_mut(index) else {
             return;
         };
-        if !c.closing() || c.recv_pending || c.send_pending {
+        // A linked shutdown names the descriptor too: it must not be closed (and its number
+        // reused) under it.
+        if !c.closing() || c.recv_pending || c.send_pending || c.shut_pending {
             return;
         }
         c.recv_deferred = false;

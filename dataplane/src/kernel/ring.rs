@@ -25,6 +25,8 @@ pub(super) enum Op {
     Cancel = 4,
     Close = 5,
     Timer = 6,
+    /// A write-side shutdown linked behind a connection's last send.
+    Shutdown = 7,
 }
 
 impl Op {
@@ -36,6 +38,7 @@ impl Op {
             4 => Op::Cancel,
             5 => Op::Close,
             6 => Op::Timer,
+            7 => Op::Shutdown,
             _ => return None,
         })
     }
@@ -119,6 +122,34 @@ impl Ring {
             }
         }
         false
+    }
+
+    /// Queues a chain (entries linked with `IO_LINK` but the last) as a whole: submitting
+    /// first to make room for all of it, so that a submission never cuts it (the first part
+    /// would run unlinked). False if it could not be queued; nothing was then.
+    pub(super) fn push_chain(&mut self, chain: &[squeue::Entry]) -> bool {
+        for _ in 0..2 {
+            // SAFETY: as in `push`: each entry's memory is argued where it is built.
+            if unsafe { self.ring.submission().push_multiple(chain) }.is_ok() {
+                self.inflight += chain.len();
+                return true;
+            }
+            if self.ring.submit().is_err() {
+                break;
+            }
+        }
+        false
+    }
+
+    /// Whether a send can carry the write-side shutdown linked behind it: the kernel has
+    /// IORING_OP_SHUTDOWN (5.11) and fails the link on a short `MSG_WAITALL` send (5.12),
+    /// told here by an opcode of 5.15 (MKDIRAT): on an older kernel, a short send could be
+    /// followed by the FIN and lose the rest of the answer.
+    pub(super) fn links_shutdown(&self) -> bool {
+        let mut probe = io_uring::Probe::new();
+        self.ring.submitter().register_probe(&mut probe).is_ok()
+            && probe.is_supported(opcode::Shutdown::CODE)
+            && probe.is_supported(opcode::MkDirAt::CODE)
     }
 
     /// Submits what is queued. A no-op without a system call when nothing is queued and the
@@ -241,6 +272,7 @@ mod tests {
             (Op::Send, u32::MAX, GEN_MASK),
             (Op::Accept, 7, 0),
             (Op::Close, 123_456, 0x00AB_CDEF),
+            (Op::Shutdown, 9, 77),
         ] {
             let ud = user_data(op, index, gen);
             assert_eq!(split_user_data(ud), (Some(op), index, gen));
