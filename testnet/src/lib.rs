@@ -24,7 +24,7 @@ pub mod topology;
 
 use std::process::{Command, Output};
 
-pub use topology::{OffloadSettings, Topology, TopologyConfig};
+pub use topology::{NapiCpus, OffloadSettings, Topology, TopologyConfig};
 
 /// A command that could not be spawned or that exited unsuccessfully.
 #[derive(Debug, thiserror::Error)]

@@ -157,6 +157,27 @@ pub fn tun_set_tap(fd: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Restricts thread `tid` (any thread of the system, e.g. a kernel thread) to one CPU.
+pub fn pin_thread(tid: u32, cpu: usize) -> io::Result<()> {
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET writes inside it (it checks the
+    // index against the set's size).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: `set` is a live cpu_set_t.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: sched_setaffinity reads one live cpu_set_t of the size passed.
+    let rc = unsafe {
+        libc::sched_setaffinity(
+            tid as libc::pid_t,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &set,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// An all-zero value of a C struct whose fields are integers and arrays of them.
 pub fn zeroed_sockaddr<T: SockAddr>() -> T {
     // SAFETY: `SockAddr` is implemented only for libc's sockaddr structs, made of integers,

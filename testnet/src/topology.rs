@@ -16,6 +16,13 @@
 //! the other end) must see whole, checksummed frames, not partial checksums and
 //! super-segments. The server's can be turned off too (a packet-level test reading the
 //! Linux stack's replies on the wire).
+//!
+//! Who pays for a frame on a plain veth pair: the receiver's network stack runs inside the
+//! sender's transmit, so the server's core pays for the client's TCP receive and the other way
+//! round. With [`TopologyConfig::threaded_napi`], each end receives in a NAPI kernel thread
+//! of its own (GRO on, which gives a veth end its NAPI; `threaded` on), pinned to that side's
+//! CPU, as a NIC's receive runs in the softirq of the core its queue's interrupt is on: the
+//! lab in which each side's core pays for its own receive (issue 12).
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -35,6 +42,16 @@ pub struct TopologyConfig {
     pub queues: u32,
     /// Also turn the server's checksum and segmentation offloads off.
     pub server_offloads_off: bool,
+    /// Receive in threaded NAPI on both ends, each side's threads pinned to its CPU (see the
+    /// module doc); `None`: veth's default (receive inside the peer's transmit).
+    pub threaded_napi: Option<NapiCpus>,
+}
+
+/// The CPU each side's NAPI threads are pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NapiCpus {
+    pub server: usize,
+    pub client: usize,
 }
 
 /// The namespaces and the veth pair; see the module doc.
@@ -48,6 +65,10 @@ pub struct Topology {
     pub client_if: String,
     pub server_ip: Ipv4Addr,
     pub client_ip: Ipv4Addr,
+    /// The NAPI kernel threads of the server's and the client's end, when threaded NAPI was
+    /// asked for (thread ids, pinned).
+    pub server_napi: Vec<u32>,
+    pub client_napi: Vec<u32>,
     /// The namespaces this value created, deleted on drop.
     created: Vec<String>,
 }
@@ -102,6 +123,8 @@ impl Topology {
             server_ip: config.server_ip,
             client_ip: config.client_ip,
             name,
+            server_napi: Vec::new(),
+            client_napi: Vec::new(),
             created: Vec::new(),
         };
         if t.server_if.len() > IFNAME_MAX {
@@ -150,6 +173,12 @@ impl Topology {
         run(&offloads_off(&t.client_ns, &t.client_if))?;
         if config.server_offloads_off {
             run(&offloads_off(&t.server_ns, &t.server_if))?;
+        }
+        if let Some(cpus) = config.threaded_napi {
+            // One end after the other, so the threads each one adds are known to be its own
+            // (a kernel thread's name is cut to 15 bytes, too short to tell the ends apart).
+            t.server_napi = threaded_napi(&t.server_ns, &t.server_if, cpus.server)?;
+            t.client_napi = threaded_napi(&t.client_ns, &t.client_if, cpus.client)?;
         }
         Ok(t)
     }
@@ -239,6 +268,56 @@ fn parse_offloads(text: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Turns on GRO (a veth end gets its NAPI instances with it) and threaded NAPI on `ifname`,
+/// then pins the NAPI threads that appeared to `cpu`. An XDP program attached later keeps
+/// them (veth reuses the NAPI it has).
+fn threaded_napi(ns: &str, ifname: &str, cpu: usize) -> Result<Vec<u32>, CommandError> {
+    run(&[
+        "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "gro", "on",
+    ])?;
+    let prefix: String = format!("napi/{ifname}").chars().take(15).collect();
+    let before = napi_threads(&prefix);
+    let script = format!("echo 1 > /sys/class/net/{ifname}/threaded");
+    run(&["ip", "netns", "exec", ns, "sh", "-c", &script])?;
+    let fail = |message: String| CommandError {
+        command: format!("threaded NAPI on {ifname} in {ns}"),
+        message,
+    };
+    let start = std::time::Instant::now();
+    let added = loop {
+        let added: Vec<u32> = napi_threads(&prefix)
+            .into_iter()
+            .filter(|t| !before.contains(t))
+            .collect();
+        if !added.is_empty() {
+            break added;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(2) {
+            return Err(fail("no NAPI thread appeared within 2 s".into()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    for &tid in &added {
+        crate::sys::pin_thread(tid, cpu)
+            .map_err(|e| fail(format!("pinning thread {tid} to CPU {cpu}: {e}")))?;
+    }
+    Ok(added)
+}
+
+/// Threads whose name starts with `prefix` (kernel threads included), from /proc.
+fn napi_threads(prefix: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let tid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            comm.trim_end().starts_with(prefix).then_some(tid)
+        })
+        .collect()
+}
+
 /// The MAC of `ifname` in `ns`, from `ip -o link show`.
 pub fn mac_of(ns: &str, ifname: &str) -> Result<[u8; 6], CommandError> {
     let out = run(&["ip", "-n", ns, "-o", "link", "show", "dev", ifname])?;
@@ -294,6 +373,8 @@ mod tests {
             client_if: "tc".into(),
             server_ip: Ipv4Addr::new(10, 0, 0, 1),
             client_ip: Ipv4Addr::new(10, 0, 0, 2),
+            server_napi: Vec::new(),
+            client_napi: Vec::new(),
             // Nothing created: dropping this value runs no command.
             created: Vec::new(),
         };
@@ -342,6 +423,7 @@ mod tests {
             client_ip: Ipv4Addr::new(10, 232, 0, 2),
             queues: 1,
             server_offloads_off: false,
+            threaded_napi: None,
         })
         .unwrap();
         let o = t.offload_settings().unwrap();
@@ -358,6 +440,61 @@ mod tests {
             );
         }
         assert_eq!(o.server.len(), REPORTED_OFFLOADS.len());
+    }
+
+    #[test]
+    fn threaded_napi_pins_each_ends_receive_to_its_side() {
+        if !crate::is_root() {
+            eprintln!("SKIPPED: needs root (network namespaces)");
+            return;
+        }
+        let t = Topology::create(&TopologyConfig {
+            tag: "tnn",
+            server_ip: Ipv4Addr::new(10, 232, 1, 1),
+            client_ip: Ipv4Addr::new(10, 232, 1, 2),
+            queues: 1,
+            server_offloads_off: false,
+            threaded_napi: Some(NapiCpus {
+                server: 1,
+                client: 0,
+            }),
+        })
+        .unwrap();
+        let allowed = |tid: u32| {
+            std::fs::read_to_string(format!("/proc/{tid}/status"))
+                .unwrap()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Cpus_allowed_list:")
+                        .map(|v| v.trim().to_string())
+                })
+                .unwrap()
+        };
+        assert!(
+            !t.server_napi.is_empty() && !t.client_napi.is_empty(),
+            "{t:?}"
+        );
+        for &tid in &t.server_napi {
+            assert_eq!(allowed(tid), "1", "server NAPI thread {tid}");
+        }
+        for &tid in &t.client_napi {
+            assert_eq!(allowed(tid), "0", "client NAPI thread {tid}");
+        }
+        let o = t.offload_settings().unwrap();
+        let gro = |side: &[(String, bool)]| {
+            side.iter()
+                .find(|(n, _)| n == "generic-receive-offload")
+                .unwrap()
+                .1
+        };
+        assert!(gro(&o.server) && gro(&o.client), "{o:?}");
+        // The link carries traffic in this mode.
+        let ping = t
+            .in_client("ping")
+            .args(["-c", "1", "-W", "2", &t.server_ip.to_string()])
+            .output()
+            .unwrap();
+        assert!(ping.status.success(), "{ping:?}");
     }
 
     #[test]

@@ -47,6 +47,7 @@ impl Topology {
             client_ip: CLIENT_ADDR,
             queues: QUEUES,
             server_offloads_off: false,
+            threaded_napi: None,
         })?;
         Ok(Topology(net))
     }
