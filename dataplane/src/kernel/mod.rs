@@ -833,40 +833,42 @@ impl KernelPath {
         // more to send) or about to be cancelled by a short send, whose rest goes after it.
         if !c.send_pending && !c.shut_pending {
             if let Some(pending) = c.stream.poll_transmit(now) {
-                // SAFETY (both sends below): the kernel reads `ptr..ptr + len`, part of this
-                // slot's boxed output buffer, which is allocated once per slot and never freed
-                // or resized while the `KernelPath` lives. Until `handle_sent`, the stream
-                // neither writes the output buffer nor moves the bytes handed out, and the
-                // slot is not reused; `Drop` waits for in-flight sends or leaks the slots.
                 let (ptr, len) = (pending.as_ptr(), pending.len() as u32);
-                let send = user_data(Op::Send, index as u32, c.gen);
-                let pushed = if self.link_shutdown && c.stream.sending_last() {
-                    // MSG_WAITALL: a short send fails the link, so the shutdown never goes
-                    // before all the bytes. MSG_MORE holds the last segment back for the
-                    // shutdown, which sends it with the FIN set: the client sees the end of
-                    // the answer and our FIN at once (without it, the FIN a few microseconds
-                    // later still lost the race to a client on another core). The linked
-                    // shutdown runs as soon as the send completes, so the segment is held
-                    // that long only; a broken link re-sends the rest the same way, or ends
-                    // in a close, which pushes it too.
-                    let entry = opcode::Send::new(types::Fd(c.fd), ptr, len)
-                        .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL | libc::MSG_MORE)
-                        .build()
-                        .flags(squeue::Flags::IO_LINK)
-                        .user_data(send);
+                // The last bytes of a closing connection take the FIN linked behind them.
+                // MSG_WAITALL: a short send fails the link, so the shutdown never goes before
+                // all the bytes. MSG_MORE holds the last segment back for the shutdown, which
+                // sends it with the FIN set: the client sees the end of the answer and our FIN
+                // at once (without it, the FIN a few microseconds later still lost the race to
+                // a client on another core). The linked shutdown runs as soon as the send
+                // completes, so the segment is held that long only; a broken link re-sends the
+                // rest the same way, or ends in a close, which pushes it too.
+                let last = self.link_shutdown && c.stream.sending_last();
+                let msg_flags = if last {
+                    libc::MSG_NOSIGNAL | libc::MSG_WAITALL | libc::MSG_MORE
+                } else {
+                    libc::MSG_NOSIGNAL
+                };
+                // SAFETY: the kernel reads `ptr..ptr + len` (`pending`), part of this slot's
+                // boxed output buffer, which is allocated once per slot and never freed or
+                // resized while the `KernelPath` lives. Until `handle_sent`, the stream neither
+                // writes the output buffer nor moves the bytes handed out, and the slot is not
+                // reused; `Drop` waits for in-flight sends or leaks the slots.
+                let send = opcode::Send::new(types::Fd(c.fd), ptr, len)
+                    .flags(msg_flags)
+                    .build()
+                    .user_data(user_data(Op::Send, index as u32, c.gen));
+                let pushed = if last {
                     // The write side only: lingering reads on until the peer's FIN.
                     let shut = opcode::Shutdown::new(types::Fd(c.fd), libc::SHUT_WR)
                         .build()
                         .user_data(user_data(Op::Shutdown, index as u32, c.gen));
-                    let pushed = self.ring.push_chain(&[entry, shut]);
+                    let pushed = self
+                        .ring
+                        .push_chain(&[send.flags(squeue::Flags::IO_LINK), shut]);
                     c.shut_pending = pushed;
                     pushed
                 } else {
-                    let entry = opcode::Send::new(types::Fd(c.fd), ptr, len)
-                        .flags(libc::MSG_NOSIGNAL)
-                        .build()
-                        .user_data(send);
-                    self.ring.push(&entry)
+                    self.ring.push(&send)
                 };
                 if pushed {
                     c.send_pending = true;
