@@ -11,11 +11,13 @@
 # switches 8080 off and on with `xgate bypass` while a client loop runs (zero failures),
 # prints `xgate status`, stops the gateway with SIGTERM by PID and shows nothing left behind.
 #
-# Then the comparison (`loadgen compare`, about 12 minutes): xgate's bypass path, its kernel
-# path and nginx measured side by side in a topology of its own, written to bench-results/
-# (runs/<time>-<commit>.json and .md, summary.md, charts/*.svg).
+# Then the comparison (`loadgen compare`, about 30 minutes): xgate's bypass path, its kernel
+# path and nginx measured side by side on two networks of its own, the veth end-to-end (12
+# minutes) and the lab, where each side's core pays for its own receive and the server core's
+# cost per request is measured (16 minutes); written to bench-results/ (runs/<time>-<commit>-
+# <network>.json and .md, veth.md, lab.md, charts/<network>-*.svg).
 #   sudo bash scripts/run.sh                 # demo + full comparison
-#   sudo COMPARE=quick bash scripts/run.sh   # demo + a 1-minute comparison (not for committing)
+#   sudo COMPARE=quick bash scripts/run.sh   # demo + a 4-minute comparison (not for committing)
 #   sudo COMPARE=none bash scripts/run.sh    # demo only
 #   sudo COMPARE=none XGATE=path/to/xgate bash scripts/run.sh   # demo with a built binary
 #
@@ -167,6 +169,6 @@ case "$COMPARE" in
     quick) step "comparison (quick): bypass vs kernel path vs nginx"
            show "$PWD/target/release/loadgen" compare --quick --out "$WORK/bench-results"
            rm -rf "$WORK" ;;
-    *) step "comparison: bypass vs kernel path vs nginx (about 12 minutes)"
+    *) step "comparison: bypass vs kernel path vs nginx, veth and lab (about 30 minutes)"
        show "$PWD/target/release/loadgen" compare --out bench-results ;;
 esac

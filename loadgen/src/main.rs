@@ -45,10 +45,12 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 fn compare(args: &loadgen::compare::CompareArgs) -> anyhow::Result<()> {
-    let (record, files) = loadgen::compare::compare(args).context("loadgen compare")?;
-    println!("{}", record.markdown());
-    for f in files {
-        println!("wrote {}", f.display());
+    let done = loadgen::compare::compare(args).context("loadgen compare")?;
+    for (record, files) in done {
+        println!("{}", record.markdown());
+        for f in files {
+            println!("wrote {}", f.display());
+        }
     }
     Ok(())
 }

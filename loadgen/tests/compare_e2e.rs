@@ -1,8 +1,9 @@
-//! Root-only: `loadgen compare --quick` end to end — the veth topology, xgate (both paths)
-//! and nginx started, pinned and stopped, every scenario measured with every response
-//! checked, and the results written (JSON that parses back, a markdown summary with the
-//! ratios, two SVG charts). Says nothing about speed: the quick run's figures are not
-//! benchmarks. Needs the xgate binary beside loadgen; builds it when missing.
+//! Root-only: `loadgen compare --quick` end to end on each network — the veth topology and
+//! the lab, xgate (both paths) and nginx started, pinned and stopped, every scenario measured
+//! with every response checked, where the CPU went recorded, and the results written (JSON
+//! that parses back, a markdown summary with the ratios, SVG charts). Says nothing about
+//! speed: the quick run's figures are not benchmarks. Needs the xgate binary beside loadgen;
+//! builds it when missing.
 
 mod gateway;
 
@@ -22,7 +23,7 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
     let out = std::env::temp_dir().join(format!("loadgen-compare-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let o = Command::new(&loadgen)
-        .args(["compare", "--quick", "--rate", "2000"])
+        .args(["compare", "--quick", "--network", "veth", "--rate", "2000"])
         .arg("--out")
         .arg(&out)
         .arg("--xgate")
@@ -44,7 +45,7 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
         "loadgen compare failed:\n{stderr}\n{stdout}"
     );
 
-    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
+    let summary = std::fs::read_to_string(out.join("veth.md")).expect("veth.md");
     for needle in [
         "| keep-alive GET /health, 64 conns |",
         "| POST /echo 1 KiB, 64 conns |",
@@ -53,7 +54,8 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
         "Open loop at 2000 requests/s",
         "0 failed request(s) in the whole run",
         "Topology: veth pair between two network namespaces",
-        "client veth: generic-receive-offload",
+        "client veth: generic-receive-offload on",
+        "## Where the CPU went",
     ] {
         assert!(summary.contains(needle), "{needle:?} not in:\n{summary}");
     }
@@ -93,15 +95,106 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
         assert!(m.client.requests > 0 && m.client.errors == 0, "{m:?}");
         assert!(m.cpu.busy_cpu_secs > 0.0, "{m:?}");
         assert!(m.command.contains("loadgen run --addr"), "{m:?}");
+        let a = m.attribution.as_ref().expect("where the CPU went");
+        assert!(a.server.process_secs > 0.0, "{m:?}");
+        assert!(m.server_core_us_per_request > 0.0, "{m:?}");
     }
-    for chart in ["throughput.svg", "latency.svg"] {
+    for chart in ["veth-throughput.svg", "veth-latency.svg"] {
         let svg = std::fs::read_to_string(out.join("charts").join(chart)).expect(chart);
         assert!(
             svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
             "{chart}"
         );
     }
-    // The run's namespaces (named on stderr) are gone.
+    namespaces_are_gone(&stderr);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The lab: each side receives in a NAPI thread on its own core, so the server's receive is
+/// found on the server's core and the client's on the client's, for every target.
+#[test]
+fn quick_lab_comparison_attributes_each_side_its_own_receive() {
+    if !is_root() {
+        eprintln!("skipping quick_lab_comparison_attributes_each_side_its_own_receive: needs root");
+        return;
+    }
+    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
+    let xgate = xgate_beside(&loadgen);
+    let out = std::env::temp_dir().join(format!("loadgen-lab-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = Command::new(&loadgen)
+        .args([
+            "compare",
+            "--quick",
+            "--network",
+            "lab",
+            "--scenario",
+            "keep-alive",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--xgate")
+        .arg(&xgate)
+        .output()
+        .expect("running loadgen compare");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "loadgen compare failed:\n{stderr}\n{stdout}"
+    );
+    let summary = std::fs::read_to_string(out.join("lab.md")).expect("lab.md");
+    for needle in [
+        "# xgate lab comparison",
+        "Topology: lab: veth pair",
+        "## Server core CPU per request (µs)",
+        "| keep-alive, closed loop |",
+        "| keep-alive: requests/s per server core |",
+        "## Where the CPU went",
+        "## The performance goals (issue 12)",
+        "0 failed request(s) in the whole run",
+    ] {
+        assert!(summary.contains(needle), "{needle:?} not in:\n{summary}");
+    }
+    let json = std::fs::read_dir(out.join("runs"))
+        .expect("runs/")
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a JSON record");
+    let record: loadgen::compare::report::RunRecord =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).expect("the record parses");
+    // 3 targets x (closed loop + 3 rates), one repetition each.
+    assert_eq!(record.measurements.len(), 12);
+    assert_eq!(record.config.lab_rates.len(), 1);
+    for m in &record.measurements {
+        assert!(m.client.requests > 0 && m.client.errors == 0, "{m:?}");
+        let a = m.attribution.as_ref().expect("where the CPU went");
+        // Each side's receive ran in its own NAPI thread, bound to its own core.
+        assert!(
+            a.server.napi_secs > 0.0,
+            "{:?} {:?}: {a:?}",
+            m.target,
+            m.offered
+        );
+        assert!(
+            a.client.napi_secs > 0.0,
+            "{:?} {:?}: {a:?}",
+            m.target,
+            m.offered
+        );
+        assert!(a.server.process_secs > 0.0, "{a:?}");
+        assert!(m.server_core_us_per_request > 0.0, "{m:?}");
+    }
+    for chart in ["lab-server-core-cost.svg", "lab-server-core-capacity.svg"] {
+        let svg = std::fs::read_to_string(out.join("charts").join(chart)).expect(chart);
+        assert!(svg.starts_with("<svg") && svg.contains("<rect"), "{chart}");
+    }
+    namespaces_are_gone(&stderr);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// The run's namespaces (named on stderr), their lock files and their NAPI threads are gone.
+fn namespaces_are_gone(stderr: &str) {
     let names: Vec<&str> = stderr
         .lines()
         .find_map(|l| l.split_once("; netns ").map(|(_, n)| n))
@@ -125,5 +218,4 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
             "{n} left behind"
         );
     }
-    std::fs::remove_dir_all(&out).unwrap();
 }

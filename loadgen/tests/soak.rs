@@ -107,7 +107,8 @@ fn churn_soak_keeps_memory_flat_and_leaves_nothing() {
     let config = dir.join("soak.toml");
     std::fs::write(&config, "[tcp]\ntime_wait_secs = 5\n").unwrap();
 
-    let topo = Topology::create().expect("topology");
+    let topo =
+        Topology::create(loadgen::compare::topology::Network::Veth, (1, 0)).expect("topology");
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (server_core, client_core) = (ncpu.saturating_sub(1), 0);
     let server = start_xgate(

@@ -22,7 +22,9 @@
 //! round. With [`TopologyConfig::threaded_napi`], each end receives in a NAPI kernel thread
 //! of its own (GRO on, which gives a veth end its NAPI; `threaded` on), pinned to that side's
 //! CPU, as a NIC's receive runs in the softirq of the core its queue's interrupt is on: the
-//! lab in which each side's core pays for its own receive (issue 12).
+//! lab in which each side's core pays for its own receive (issue 12). The server's TSO is
+//! then off (veth gives the peer's NAPI only packets from an end without TSO); its GSO stays
+//! on, so super-segments are cut in software on the server's core.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -42,6 +44,9 @@ pub struct TopologyConfig {
     pub queues: u32,
     /// Also turn the server's checksum and segmentation offloads off.
     pub server_offloads_off: bool,
+    /// Turn GRO on at the client's end, as a real client's NIC has it (veth's default is
+    /// off); threaded NAPI turns it on regardless.
+    pub client_gro: bool,
     /// Receive in threaded NAPI on both ends, each side's threads pinned to its CPU (see the
     /// module doc); `None`: veth's default (receive inside the peer's transmit).
     pub threaded_napi: Option<NapiCpus>,
@@ -106,6 +111,13 @@ pub struct OffloadSettings {
 fn offloads_off<'a>(ns: &'a str, ifname: &'a str) -> [&'a str; 13] {
     [
         "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off", "tso", "off", "gso", "off",
+    ]
+}
+
+/// The command line that turns GRO on at `ifname` in `ns` (a veth end gets its NAPI with it).
+fn gro_on<'a>(ns: &'a str, ifname: &'a str) -> [&'a str; 9] {
+    [
+        "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "gro", "on",
     ]
 }
 
@@ -174,7 +186,27 @@ impl Topology {
         if config.server_offloads_off {
             run(&offloads_off(&t.server_ns, &t.server_if))?;
         }
+        if config.client_gro {
+            run(&gro_on(&t.client_ns, &t.client_if))?;
+        }
         if let Some(cpus) = config.threaded_napi {
+            // veth hands a packet to the receiving end's NAPI only when the sending end does
+            // not do TSO (veth_skb_is_eligible_for_gro: TCP's packets never qualify
+            // otherwise); with TSO on, the receive falls back to the sender's softirq, which
+            // is what this mode exists to avoid. The client's TSO is already off; the server
+            // keeps GSO, so its kernel stack still sends 64 KiB super-segments and cuts them
+            // in software before the wire, where a NIC would cut them in hardware.
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &t.server_ns,
+                "ethtool",
+                "-K",
+                &t.server_if,
+                "tso",
+                "off",
+            ])?;
             // One end after the other, so the threads each one adds are known to be its own
             // (a kernel thread's name is cut to 15 bytes, too short to tell the ends apart).
             t.server_napi = threaded_napi(&t.server_ns, &t.server_if, cpus.server)?;
@@ -272,9 +304,7 @@ fn parse_offloads(text: &str) -> Vec<(String, bool)> {
 /// then pins the NAPI threads that appeared to `cpu`. An XDP program attached later keeps
 /// them (veth reuses the NAPI it has).
 fn threaded_napi(ns: &str, ifname: &str, cpu: usize) -> Result<Vec<u32>, CommandError> {
-    run(&[
-        "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "gro", "on",
-    ])?;
+    run(&gro_on(ns, ifname))?;
     let prefix: String = format!("napi/{ifname}").chars().take(15).collect();
     let before = napi_threads(&prefix);
     let script = format!("echo 1 > /sys/class/net/{ifname}/threaded");
@@ -423,6 +453,7 @@ mod tests {
             client_ip: Ipv4Addr::new(10, 232, 0, 2),
             queues: 1,
             server_offloads_off: false,
+            client_gro: false,
             threaded_napi: None,
         })
         .unwrap();
@@ -454,6 +485,7 @@ mod tests {
             client_ip: Ipv4Addr::new(10, 232, 1, 2),
             queues: 1,
             server_offloads_off: false,
+            client_gro: false,
             threaded_napi: Some(NapiCpus {
                 server: 1,
                 client: 0,
@@ -488,13 +520,40 @@ mod tests {
                 .1
         };
         assert!(gro(&o.server) && gro(&o.client), "{o:?}");
-        // The link carries traffic in this mode.
+        // The server's TSO is off (or veth would bypass the client's NAPI); its GSO is on.
+        let on = |side: &[(String, bool)], f: &str| side.iter().find(|(n, _)| n == f).unwrap().1;
+        assert!(!on(&o.server, "tcp-segmentation-offload"), "{o:?}");
+        assert!(on(&o.server, "generic-segmentation-offload"), "{o:?}");
+        // The link carries traffic in this mode, and each end's receive runs in its own NAPI
+        // threads: both ran while the pings went back and forth.
+        let ran = |tids: &[u32]| -> u64 {
+            tids.iter()
+                .map(|tid| {
+                    std::fs::read_to_string(format!("/proc/{tid}/schedstat"))
+                        .unwrap()
+                        .split_whitespace()
+                        .nth(2)
+                        .unwrap()
+                        .parse::<u64>()
+                        .unwrap()
+                })
+                .sum()
+        };
+        let (server_before, client_before) = (ran(&t.server_napi), ran(&t.client_napi));
         let ping = t
             .in_client("ping")
-            .args(["-c", "1", "-W", "2", &t.server_ip.to_string()])
+            .args(["-c", "5", "-i", "0.05", "-W", "2", &t.server_ip.to_string()])
             .output()
             .unwrap();
         assert!(ping.status.success(), "{ping:?}");
+        assert!(
+            ran(&t.server_napi) >= server_before + 5,
+            "server NAPI ran too few times"
+        );
+        assert!(
+            ran(&t.client_napi) >= client_before + 5,
+            "client NAPI ran too few times"
+        );
     }
 
     #[test]

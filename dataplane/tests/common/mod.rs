@@ -66,6 +66,7 @@ impl Topology {
             client_ip: CLIENT_IP.parse::<Ipv4Addr>().expect("CLIENT_IP"),
             queues: 2,
             server_offloads_off: gw_offloads_off,
+            client_gro: false,
             threaded_napi: None,
         })
         .unwrap_or_else(|e| panic!("veth topology: {e}"));

@@ -1,19 +1,20 @@
 //! What the machine did, and a description of the machine for the results file.
 //!
-//! CPU time is measured two ways. [`TaskCpu`] sums the CPU time of every thread on the
-//! machine (servers, kernel threads such as ksoftirqd) plus the finished client's (through
-//! `RUSAGE_CHILDREN`): the kernel keeps these from the scheduler's nanosecond clock, so they
-//! are exact, and softirq work (on veth, the receiver's whole stack runs in the sender's
-//! system call) is charged to the thread it ran in. It is the figure the comparison reports.
-//! [`CpuSample`] reads `/proc/stat`, which samples the timer tick per CPU; on this VM it
+//! CPU time is measured two ways. [`super::attribution::ThreadSample`] reads the run time of
+//! every thread on the machine (servers, kernel threads such as ksoftirqd and NAPI threads)
+//! plus the finished client's (through `RUSAGE_CHILDREN`): the kernel keeps these from the
+//! scheduler's nanosecond clock, so they are exact, and softirq work (on a plain veth, the
+//! receiver's whole stack runs in the sender's system call) is charged to the thread it ran
+//! in. It is the figure the comparison reports. [`CpuSample`] reads `/proc/stat`, which samples the timer tick per CPU; on this VM it
 //! loses ticks (a CPU's busy + idle jiffies fall well short of the elapsed time when the
 //! hypervisor deschedules it), so it is kept only as a per-CPU indication.
 
 use serde::Serialize;
 
 /// Jiffies per CPU at one moment: `(busy, total)`; index 0 is the whole machine, 1.. CPU 0...
+/// And the jiffies each CPU spent in softirq (index 0: CPU 0).
 #[derive(Debug, Clone, Default)]
-pub struct CpuSample(Vec<(u64, u64)>);
+pub struct CpuSample(Vec<(u64, u64)>, Vec<u64>);
 
 impl CpuSample {
     pub fn read() -> std::io::Result<Self> {
@@ -25,12 +26,14 @@ impl CpuSample {
     /// Busy is everything but idle and iowait.
     pub fn parse(text: &str) -> Self {
         let mut out = Vec::new();
+        let mut softirq = Vec::new();
         for line in text.lines() {
             let mut fields = line.split_ascii_whitespace();
-            match fields.next() {
-                Some(name) if name.starts_with("cpu") => {}
+            let per_cpu = match fields.next() {
+                Some("cpu") => false,
+                Some(name) if name.starts_with("cpu") => true,
                 _ => continue,
-            }
+            };
             let v: Vec<u64> = fields.take(8).filter_map(|f| f.parse().ok()).collect();
             if v.len() < 5 {
                 continue;
@@ -38,8 +41,11 @@ impl CpuSample {
             let total: u64 = v.iter().sum();
             let idle = v[3] + v[4];
             out.push((total - idle, total));
+            if per_cpu {
+                softirq.push(v.get(6).copied().unwrap_or(0));
+            }
         }
-        CpuSample(out)
+        CpuSample(out, softirq)
     }
 
     /// Busy share of the machine (all CPUs, 0..=1) and of each CPU between `self` and `later`.
@@ -63,11 +69,18 @@ impl CpuSample {
             .first()
             .zip(self.0.first())
             .map_or(0, |(b, a)| b.0.saturating_sub(a.0));
+        let hz = clock_ticks() as f64;
         CpuBusy {
             machine: pairs.first().copied().unwrap_or(0.0),
             per_cpu: pairs.get(1..).map(<[f64]>::to_vec).unwrap_or_default(),
-            busy_cpu_secs: busy_jiffies as f64 / clock_ticks() as f64,
+            busy_cpu_secs: busy_jiffies as f64 / hz,
             task_cpu_secs: 0.0,
+            softirq_secs: later
+                .1
+                .iter()
+                .zip(&self.1)
+                .map(|(b, a)| b.saturating_sub(*a) as f64 / hz)
+                .collect(),
         }
     }
 }
@@ -82,9 +95,13 @@ pub struct CpuBusy {
     /// CPU-seconds spent busy, all CPUs together (from `/proc/stat`'s ticks).
     pub busy_cpu_secs: f64,
     /// CPU-seconds used by every thread on the machine and by the finished client
-    /// ([`TaskCpu`]): the figure per request is computed from this one.
+    /// ([`super::attribution::ThreadSample`]): the figure per request is computed from this one.
     #[serde(default)]
     pub task_cpu_secs: f64,
+    /// Seconds each CPU spent in softirq, sampled by the timer tick (lossy on this VM, but
+    /// it sees softirq work that ran while the CPU was idle, which no thread's clock does).
+    #[serde(default)]
+    pub softirq_secs: Vec<f64>,
 }
 
 fn clock_ticks() -> u64 {
@@ -95,73 +112,6 @@ fn clock_ticks() -> u64 {
     } else {
         100
     }
-}
-
-/// CPU time of every thread alive now, by thread id (clock ticks, from the scheduler's
-/// exact runtime), plus what finished children of this process have used.
-#[derive(Debug, Clone, Default)]
-pub struct TaskCpu {
-    ticks: std::collections::HashMap<u32, u64>,
-    children: std::time::Duration,
-}
-
-impl TaskCpu {
-    pub fn read() -> Self {
-        let mut ticks = std::collections::HashMap::new();
-        if let Ok(procs) = std::fs::read_dir("/proc") {
-            for p in procs.flatten() {
-                if !p
-                    .file_name()
-                    .to_string_lossy()
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-                {
-                    continue;
-                }
-                let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
-                    continue;
-                };
-                for t in tasks.flatten() {
-                    let Ok(tid) = t.file_name().to_string_lossy().parse::<u32>() else {
-                        continue;
-                    };
-                    if let Some(n) = std::fs::read_to_string(t.path().join("stat"))
-                        .ok()
-                        .as_deref()
-                        .and_then(stat_ticks)
-                    {
-                        ticks.insert(tid, n);
-                    }
-                }
-            }
-        }
-        TaskCpu {
-            ticks,
-            children: children_cpu(),
-        }
-    }
-
-    /// CPU-seconds used between `self` and `later` by threads alive at `later` (threads born
-    /// in between count whole) and by children reaped in between.
-    pub fn secs_until(&self, later: &TaskCpu) -> f64 {
-        let ticks: u64 = later
-            .ticks
-            .iter()
-            .map(|(tid, &n)| n.saturating_sub(self.ticks.get(tid).copied().unwrap_or(0)))
-            .sum();
-        ticks as f64 / clock_ticks() as f64
-            + later.children.saturating_sub(self.children).as_secs_f64()
-    }
-}
-
-/// utime + stime of a `/proc/<pid>/task/<tid>/stat` line (fields 14 and 15; the command
-/// name in field 2 may hold spaces and parentheses, so count from the last ')').
-fn stat_ticks(line: &str) -> Option<u64> {
-    let rest = &line[line.rfind(')')? + 1..];
-    let mut f = rest.split_ascii_whitespace().skip(11);
-    let utime: u64 = f.next()?.parse().ok()?;
-    let stime: u64 = f.next()?.parse().ok()?;
-    Some(utime + stime)
 }
 
 /// User + system time of this process's children that have been waited for.
@@ -246,27 +196,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_ticks_reads_utime_and_stime_past_odd_names() {
-        let line = "42 (a b) (c)) S 1 42 42 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 1 0 100 0 0";
-        assert_eq!(stat_ticks(line), Some(22));
-        assert_eq!(stat_ticks("garbage"), None);
-    }
-
-    #[test]
-    fn task_cpu_sees_this_process_work() {
-        let a = TaskCpu::read();
-        // Burn some CPU in this thread; the exact amount is the scheduler's business.
-        let start = std::time::Instant::now();
-        let mut x = 0u64;
-        while start.elapsed() < std::time::Duration::from_millis(300) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-        }
-        std::hint::black_box(x);
-        let b = TaskCpu::read();
-        assert!(a.secs_until(&b) > 0.1, "{}", a.secs_until(&b));
-    }
-
-    #[test]
     fn busy_share_counts_everything_but_idle_and_iowait() {
         let a = CpuSample::parse(
             "cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 50 0 50 350 50 0 0 0 0 0\ncpu1 50 0 50 350 50 0 0 0 0 0\nintr 1\n",
@@ -279,5 +208,7 @@ mod tests {
         assert_eq!(busy.per_cpu.len(), 2);
         assert!((busy.per_cpu[0] - 1.0).abs() < 1e-9);
         assert!(busy.per_cpu[1].abs() < 1e-9);
+        let hz = clock_ticks() as f64;
+        assert_eq!(busy.softirq_secs, vec![100.0 / hz, 0.0]);
     }
 }

@@ -16,6 +16,9 @@
 //! Everything it starts is stopped by PID and the namespaces are deleted, also on error or
 //! Ctrl-C.
 
+pub mod attribution;
+pub mod lab;
+pub mod lab_report;
 pub mod machine;
 pub mod report;
 pub mod scenarios;
@@ -30,11 +33,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use machine::{load_average, CpuSample, MachineInfo, TaskCpu};
+use attribution::{Attribution, SoftirqCounts, ThreadSample};
+use machine::{load_average, CpuSample, MachineInfo};
 use report::{ClientFigures, Latency, Measurement, RunConfig, RunRecord, WrkCheck};
-use scenarios::Scenario;
+use scenarios::{Offered, Scenario};
 use servers::{Server, Target};
-use topology::Topology;
+use topology::{Network, Topology};
 
 /// Why a comparison could not run.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,12 @@ pub struct CompareArgs {
     /// Seconds of warm-up before each measured run (not counted).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     pub warmup: u64,
+    /// Seconds each measured run lasts in the lab (which runs four times as many).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lab_duration: u64,
+    /// Seconds of warm-up before each measured run in the lab.
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    pub lab_warmup: u64,
     /// Open-loop rate in requests/s (default: half the slowest target's keep-alive
     /// throughput, measured first).
     #[arg(long, value_name = "REQ_PER_SEC")]
@@ -111,6 +121,12 @@ pub struct CompareArgs {
     /// A target to measure (repeat; default all): xgate-bypass, xgate-kernel, nginx.
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
+    /// A test network to run on (repeat; default both, one after the other): `veth` (each
+    /// end's receive runs in the other's transmit: the end-to-end figures) or `lab` (each side
+    /// receives in NAPI threads on its own core: the server core's cost per request, at
+    /// saturation and at three fixed rates per workload).
+    #[arg(long = "network", value_name = "NAME")]
+    pub networks: Vec<String>,
     /// Skip the wrk cross-check.
     #[arg(long)]
     pub no_wrk: bool,
@@ -135,7 +151,7 @@ fn install_signal_handlers() {
     }
 }
 
-fn check_interrupted() -> Result<(), CompareError> {
+pub(crate) fn check_interrupted() -> Result<(), CompareError> {
     if INTERRUPTED.load(Ordering::Relaxed) {
         Err(CompareError::Interrupted)
     } else {
@@ -144,7 +160,8 @@ fn check_interrupted() -> Result<(), CompareError> {
 }
 
 /// What a run needs, resolved from the arguments.
-struct Plan {
+#[derive(Clone)]
+pub(crate) struct Plan {
     xgate: PathBuf,
     xgate_config: Option<PathBuf>,
     nginx: PathBuf,
@@ -153,8 +170,11 @@ struct Plan {
     reps: u32,
     duration: u64,
     warmup: u64,
+    lab_duration: u64,
+    lab_warmup: u64,
     targets: Vec<Target>,
     scenarios: Vec<Scenario>,
+    networks: Vec<Network>,
     server_core: usize,
     client_core: usize,
     work: PathBuf,
@@ -234,6 +254,20 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         v.sort();
         v
     };
+    let networks: Vec<Network> = if args.networks.is_empty() {
+        Network::ALL.to_vec()
+    } else {
+        let mut v = Vec::new();
+        for name in &args.networks {
+            let n = Network::parse(name).ok_or_else(|| {
+                CompareError::Setup(format!("unknown network {name:?} (veth, lab)"))
+            })?;
+            if !v.contains(&n) {
+                v.push(n);
+            }
+        }
+        v
+    };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (what, c) in [
         ("--server-core", args.server_core),
@@ -251,10 +285,16 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
             "--server-core and --client-core are the same CPU".into(),
         ));
     }
-    let (reps, duration, warmup) = if args.quick {
-        (1, 2, 1)
+    let (reps, duration, warmup, lab_duration, lab_warmup) = if args.quick {
+        (1, 2, 1, 2, 1)
     } else {
-        (args.reps, args.duration, args.warmup)
+        (
+            args.reps,
+            args.duration,
+            args.warmup,
+            args.lab_duration,
+            args.lab_warmup,
+        )
     };
     let work = std::env::temp_dir().join(format!("loadgen-compare-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| CompareError::io(&work, e))?;
@@ -279,8 +319,11 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         reps,
         duration,
         warmup,
+        lab_duration,
+        lab_warmup,
         targets,
         scenarios,
+        networks,
         server_core: args.server_core,
         client_core: args.client_core,
         work,
@@ -296,19 +339,75 @@ impl Drop for WorkDir {
     }
 }
 
-/// Runs the comparison and writes the results; returns the record and the files written.
-pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareError> {
+/// Runs the comparison on each network and writes the results; returns each network's record
+/// and the files written for it.
+pub fn compare(args: &CompareArgs) -> Result<Vec<(RunRecord, Vec<PathBuf>)>, CompareError> {
     install_signal_handlers();
     let plan = plan(args)?;
     let _work = WorkDir(plan.work.clone());
-    let load_before = load_average();
-    let started = utc_now();
     // Read now: the tree may change while the run goes on; the binaries were built before.
     let commit = git_commit();
-    let topo = Topology::create()?;
+    let mut done = Vec::new();
+    for &network in &plan.networks {
+        let record = match network {
+            Network::Veth => compare_veth(&plan, args.rate, &commit)?,
+            Network::Lab => lab::compare_lab(&plan, &commit)?,
+        };
+        let files = write_results(&args.out, &record)?;
+        done.push((record, files));
+    }
+    Ok(done)
+}
+
+/// The record's common part: the machine, the commit and the configuration.
+fn record_for(
+    plan: &Plan,
+    network: Network,
+    started: String,
+    commit: &str,
+    topology: report::TopologyRecord,
+    (open_loop_rate, open_loop_rate_from): (u64, String),
+) -> RunRecord {
+    RunRecord {
+        schema: 1,
+        started_utc: started,
+        commit: commit.to_string(),
+        machine: MachineInfo::read(),
+        config: RunConfig {
+            network,
+            reps: plan.reps,
+            duration_secs: plan.duration,
+            warmup_secs: plan.warmup,
+            server_core: plan.server_core,
+            client_core: plan.client_core,
+            open_loop_rate,
+            open_loop_rate_from,
+            targets: plan.targets.clone(),
+            scenarios: plan.scenarios.clone(),
+            xgate: plan.xgate.display().to_string(),
+            xgate_config: plan
+                .xgate_config
+                .as_ref()
+                .map(|c| std::fs::read_to_string(c).unwrap_or_default()),
+            nginx: plan.nginx.display().to_string(),
+            command_line: command_line(),
+            topology: Some(topology),
+            lab_rates: Vec::new(),
+        },
+        measurements: Vec::new(),
+        wrk: Vec::new(),
+    }
+}
+
+/// The end-to-end comparison on the plain veth pair: every scenario closed-loop, the
+/// open-loop one at one rate, wrk beside loadgen.
+fn compare_veth(plan: &Plan, rate: Option<u64>, commit: &str) -> Result<RunRecord, CompareError> {
+    let load_before = load_average();
+    let started = utc_now();
+    let topo = Topology::create(Network::Veth, (plan.server_core, plan.client_core))?;
     let topology = topo.record()?;
     eprintln!(
-        "loadgen compare: {} target(s) x {} scenario(s) x {} rep(s) of {} s; netns {} / {}",
+        "loadgen compare (veth): {} target(s) x {} scenario(s) x {} rep(s) of {} s; netns {} / {}",
         plan.targets.len(),
         plan.scenarios.len(),
         plan.reps,
@@ -317,9 +416,9 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
         topo.server_ns
     );
 
-    let (rate, rate_from) = match args.rate {
+    let (rate, rate_from) = match rate {
         Some(r) => (r.max(1), "given on the command line".to_string()),
-        None if plan.scenarios.contains(&Scenario::OpenLoop) => calibrate_rate(&plan, &topo)?,
+        None if plan.scenarios.contains(&Scenario::OpenLoop) => calibrate_rate(plan, &topo)?,
         None => (0, "not used".into()),
     };
 
@@ -331,20 +430,19 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
             groups.reverse();
         }
         for group in groups {
-            let server = start_group(&plan, &topo, group[0])?;
+            let server = start_group(plan, &topo, group[0])?;
             for &target in &group {
                 for &scenario in &plan.scenarios {
                     check_interrupted()?;
-                    let m = measure(&plan, &topo, target, scenario, rep, rate, load_before)?;
-                    eprintln!(
-                        "  rep {rep} {:<18} {:<10} {:>9.0} req/s  p99 {:>8.0} µs  CPU {:>6.1} µs/req  errors {}",
-                        target.name(),
-                        scenario.name(),
-                        m.client.throughput_rps,
-                        m.client.latency_us.p99,
-                        m.cpu_us_per_request,
-                        m.client.errors
-                    );
+                    let run = Run {
+                        target,
+                        scenario,
+                        rep,
+                        offered: Offered::open_loop_scenario(scenario, rate),
+                        server_pid: server.pid(),
+                    };
+                    let m = measure(plan, &topo, &run, load_before)?;
+                    print_measurement(&m);
                     let loadgen = (m.client.throughput_rps, m.client.client_cpu_us_per_request);
                     measurements.push(m);
                     if let (Some(wrk), Some(path), true) =
@@ -357,7 +455,7 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
                             path,
                             rep,
                         };
-                        let w = wrk_check(&plan, &topo, &run, loadgen)?;
+                        let w = wrk_check(plan, &topo, &run, loadgen)?;
                         eprintln!(
                             "  rep {rep} {:<18} wrk {:<10} {:>9.0} req/s  (loadgen / wrk {:.2})",
                             target.name(),
@@ -377,39 +475,41 @@ pub fn compare(args: &CompareArgs) -> Result<(RunRecord, Vec<PathBuf>), CompareE
     }
     drop(topo);
 
-    let record = RunRecord {
-        schema: 1,
-        started_utc: started,
+    let mut record = record_for(
+        plan,
+        Network::Veth,
+        started,
         commit,
-        machine: MachineInfo::read(),
-        config: RunConfig {
-            reps: plan.reps,
-            duration_secs: plan.duration,
-            warmup_secs: plan.warmup,
-            server_core: plan.server_core,
-            client_core: plan.client_core,
-            open_loop_rate: rate,
-            open_loop_rate_from: rate_from,
-            targets: plan.targets.clone(),
-            scenarios: plan.scenarios.clone(),
-            xgate: plan.xgate.display().to_string(),
-            xgate_config: plan
-                .xgate_config
-                .as_ref()
-                .map(|c| std::fs::read_to_string(c).unwrap_or_default()),
-            nginx: plan.nginx.display().to_string(),
-            command_line: command_line(),
-            topology: Some(topology),
-        },
-        measurements,
-        wrk: wrk_checks,
+        topology,
+        (rate, rate_from),
+    );
+    record.measurements = measurements;
+    record.wrk = wrk_checks;
+    Ok(record)
+}
+
+/// One line of progress on stderr.
+fn print_measurement(m: &Measurement) {
+    let load = match m.offered {
+        Some(o) => format!("{} {}/s", o.level.name(), o.rate),
+        None => "closed".into(),
     };
-    let files = write_results(&args.out, &record)?;
-    Ok((record, files))
+    eprintln!(
+        "  rep {} {:<18} {:<10} {:<14} {:>9.0} req/s  p99 {:>8.0} µs  server core {:>6.1} µs/req  machine {:>6.1} µs/req  errors {}",
+        m.rep,
+        m.target.name(),
+        m.scenario.name(),
+        load,
+        m.client.throughput_rps,
+        m.client.latency_us.p99,
+        m.server_core_us_per_request,
+        m.cpu_us_per_request,
+        m.client.errors
+    );
 }
 
 /// Targets served by one process go together: xgate serves both of its paths at once.
-fn server_groups(targets: &[Target]) -> Vec<Vec<Target>> {
+pub(crate) fn server_groups(targets: &[Target]) -> Vec<Vec<Target>> {
     let xgate: Vec<Target> = targets
         .iter()
         .copied()
@@ -425,7 +525,11 @@ fn server_groups(targets: &[Target]) -> Vec<Vec<Target>> {
     groups
 }
 
-fn start_group(plan: &Plan, topo: &Topology, first: Target) -> Result<Server, CompareError> {
+pub(crate) fn start_group(
+    plan: &Plan,
+    topo: &Topology,
+    first: Target,
+) -> Result<Server, CompareError> {
     match first {
         Target::Nginx => {
             let dir = plan.work.join("nginx");
@@ -457,7 +561,7 @@ fn calibrate_rate(plan: &Plan, topo: &Topology) -> Result<(u64, String), Compare
         let server = start_group(plan, topo, group[0])?;
         for &t in &group {
             check_interrupted()?;
-            let f = client_run(plan, topo, t, Scenario::KeepAlive, 0, 3)?.0;
+            let f = client_run(plan, topo, t, Scenario::KeepAlive, None, 3)?.0;
             eprintln!(
                 "  calibration: {:<18} {:>9.0} req/s keep-alive",
                 t.name(),
@@ -481,50 +585,76 @@ fn calibrate_rate(plan: &Plan, topo: &Topology) -> Result<(u64, String), Compare
     ))
 }
 
-/// Warm-up, then the measured run with `/proc/stat` read around it.
-fn measure(
+/// What one measured run is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Run {
+    pub target: Target,
+    pub scenario: Scenario,
+    pub rep: u32,
+    /// The open-loop rate, `None` for a closed loop.
+    pub offered: Option<Offered>,
+    /// The server's process (its descendants, nginx's workers, count as the server too).
+    pub server_pid: u32,
+}
+
+/// Warm-up, then the measured run with every thread's CPU time, `/proc/stat` and
+/// `/proc/softirqs` read around it.
+pub(crate) fn measure(
     plan: &Plan,
     topo: &Topology,
-    target: Target,
-    scenario: Scenario,
-    rep: u32,
-    rate: u64,
+    run: &Run,
     load_before: f64,
 ) -> Result<Measurement, CompareError> {
+    let rate = run.offered.map(|o| o.rate);
     if plan.warmup > 0 {
-        client_run(plan, topo, target, scenario, rate, plan.warmup)?;
+        client_run(plan, topo, run.target, run.scenario, rate, plan.warmup)?;
     }
     let before = CpuSample::read().map_err(|e| CompareError::io(Path::new("/proc/stat"), e))?;
-    let tasks_before = TaskCpu::read();
-    let (client, command) = client_run(plan, topo, target, scenario, rate, plan.duration)?;
-    let tasks_after = TaskCpu::read();
+    let softirqs_before = SoftirqCounts::read();
+    let threads_before = ThreadSample::read();
+    let (client, command) = client_run(plan, topo, run.target, run.scenario, rate, plan.duration)?;
+    let threads_after = ThreadSample::read();
+    let softirqs = SoftirqCounts::read().since(&softirqs_before);
     let after = CpuSample::read().map_err(|e| CompareError::io(Path::new("/proc/stat"), e))?;
     let mut cpu = before.busy_since(&after);
-    cpu.task_cpu_secs = tasks_before.secs_until(&tasks_after);
-    let cpu_us_per_request = if client.requests > 0 {
-        cpu.task_cpu_secs * 1e6 / client.requests as f64
-    } else {
-        f64::NAN
+    cpu.task_cpu_secs = threads_before.total_secs_until(&threads_after);
+    let attribution = Attribution::between(
+        &threads_before,
+        &threads_after,
+        (plan.server_core, plan.client_core),
+        &threads_after.process_tree(run.server_pid),
+        &Default::default(),
+        softirqs,
+    );
+    let per_request = |secs: f64| {
+        if client.requests > 0 {
+            secs * 1e6 / client.requests as f64
+        } else {
+            f64::NAN
+        }
     };
     Ok(Measurement {
-        target,
-        scenario,
-        rep,
+        target: run.target,
+        scenario: run.scenario,
+        rep: run.rep,
+        offered: run.offered,
+        cpu_us_per_request: per_request(cpu.task_cpu_secs),
+        server_core_us_per_request: per_request(attribution.server.total_secs()),
         client,
         cpu,
-        cpu_us_per_request,
+        attribution: Some(attribution),
         load_average: load_before,
         command,
     })
 }
 
 /// One `loadgen run` in the client namespace; its JSON report and the command line.
-fn client_run(
+pub(crate) fn client_run(
     plan: &Plan,
     topo: &Topology,
     target: Target,
     scenario: Scenario,
-    rate: u64,
+    rate: Option<u64>,
     secs: u64,
 ) -> Result<(ClientFigures, String), CompareError> {
     let mut args: Vec<String> = vec!["run".into(), "--addr".into(), target.addr()];
@@ -769,18 +899,20 @@ fn write_results(out: &Path, record: &RunRecord) -> Result<Vec<PathBuf>, Compare
         std::fs::create_dir_all(d).map_err(|e| CompareError::io(d, e))?;
     }
     let stamp = record.started_utc.replace([':', '-'], "");
-    let base = format!("{stamp}-{}", record.commit);
+    let network = record.config.network.name();
+    let base = format!("{stamp}-{}-{network}", record.commit);
     let md = record.markdown();
-    let files = [
+    let mut files = vec![
         (
             runs.join(format!("{base}.json")),
             serde_json::to_string_pretty(record).expect("plain data") + "\n",
         ),
         (runs.join(format!("{base}.md")), md.clone()),
-        (out.join("summary.md"), md),
-        (charts.join("throughput.svg"), record.throughput_svg()),
-        (charts.join("latency.svg"), record.latency_svg()),
+        (out.join(format!("{network}.md")), md),
     ];
+    for (name, svg) in record.charts() {
+        files.push((charts.join(format!("{network}-{name}.svg")), svg));
+    }
     let mut written = Vec::new();
     for (path, text) in files {
         std::fs::write(&path, text).map_err(|e| CompareError::io(&path, e))?;
@@ -790,7 +922,7 @@ fn write_results(out: &Path, record: &RunRecord) -> Result<Vec<PathBuf>, Compare
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     utc(std::time::SystemTime::now())
 }
 

@@ -7,10 +7,12 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::attribution::Attribution;
 use super::machine::{CpuBusy, MachineInfo};
-use super::scenarios::Scenario;
+use super::scenarios::{Offered, RateLevel, Scenario};
 use super::servers::Target;
 use super::svg;
+use super::topology::Network;
 
 /// Latency percentiles of one run, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -48,6 +50,9 @@ pub struct Measurement {
     pub target: Target,
     pub scenario: Scenario,
     pub rep: u32,
+    /// The open-loop rate offered, `None` for a closed loop.
+    #[serde(default)]
+    pub offered: Option<Offered>,
     pub client: ClientFigures,
     /// CPU of the whole machine during the measured run (client and server, user and
     /// kernel: veth moves packets in softirq on the sender's core).
@@ -55,6 +60,14 @@ pub struct Measurement {
     /// Machine CPU time (every thread's, `CpuBusy::task_cpu_secs`) per answered request,
     /// in microseconds.
     pub cpu_us_per_request: f64,
+    /// The server core's CPU time per answered request, in microseconds: the server's
+    /// processes plus the kernel threads bound to its core (`attribution.server`).
+    #[serde(default)]
+    pub server_core_us_per_request: f64,
+    /// Where the run's CPU time went, by side and kind of thread (records written before
+    /// this field have none).
+    #[serde(default)]
+    pub attribution: Option<Attribution>,
     pub load_average: f64,
     /// The client command, to reproduce the run by hand.
     pub command: String,
@@ -83,6 +96,9 @@ pub struct WrkCheck {
 /// The configuration a run used.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
+    /// The test network (records written before this field ran on veth).
+    #[serde(default)]
+    pub network: Network,
     pub reps: u32,
     pub duration_secs: u64,
     pub warmup_secs: u64,
@@ -104,6 +120,26 @@ pub struct RunConfig {
     /// before this field have none).
     #[serde(default)]
     pub topology: Option<TopologyRecord>,
+    /// The lab's open-loop rates per workload, and how each was chosen.
+    #[serde(default)]
+    pub lab_rates: Vec<LabRate>,
+}
+
+/// The highest open-loop rate of one workload in the lab (its other levels are shares of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabRate {
+    pub scenario: Scenario,
+    /// Requests per second.
+    pub high: u64,
+    /// How it was chosen.
+    pub from: String,
+}
+
+impl LabRate {
+    /// The rate offered at `level`, at least 100 requests/s.
+    pub fn at(&self, level: RateLevel) -> u64 {
+        ((self.high as f64 * level.share_of_high()) as u64).max(100)
+    }
 }
 
 /// The test network of a run: one for every target, so they all meet the same client.
@@ -180,10 +216,25 @@ impl Spread {
 }
 
 impl RunRecord {
+    /// The veth comparison's runs of one target and scenario (the lab's runs at its rates
+    /// have tables of their own).
     fn of(&self, target: Target, scenario: Scenario) -> impl Iterator<Item = &Measurement> {
-        self.measurements
-            .iter()
-            .filter(move |m| m.target == target && m.scenario == scenario)
+        self.measurements.iter().filter(move |m| {
+            m.target == target
+                && m.scenario == scenario
+                && m.offered.is_none_or(|o| o.level == RateLevel::Fixed)
+        })
+    }
+
+    /// The charts of this record: (name, SVG).
+    pub fn charts(&self) -> Vec<(&'static str, String)> {
+        match self.config.network {
+            Network::Veth => vec![
+                ("throughput", self.throughput_svg()),
+                ("latency", self.latency_svg()),
+            ],
+            Network::Lab => super::lab_report::charts(self),
+        }
     }
 
     /// Throughput over the repetitions.
@@ -214,6 +265,9 @@ impl RunRecord {
 
     /// The markdown summary.
     pub fn markdown(&self) -> String {
+        if self.config.network == Network::Lab {
+            return super::lab_report::markdown(self);
+        }
         let c = &self.config;
         let mut s = String::new();
         let _ = writeln!(s, "# xgate comparison — {}\n", self.started_utc);
@@ -352,6 +406,38 @@ impl RunRecord {
             }
         }
 
+        if self.measurements.iter().any(|m| m.attribution.is_some()) {
+            let _ = writeln!(
+                s,
+                "\n## Where the CPU went (µs per request, closed loop, median over the repetitions)\n"
+            );
+            let _ = writeln!(
+                s,
+                "On this plain veth pair each end's receive runs inside the other end's transmit: \
+                 the server core's figure includes the client's TCP receive of every response, and \
+                 the client core's the server's receive of every request. The lab run \
+                 (`--network lab`) separates them.\n"
+            );
+            s += &super::lab_report::attribution_table(self, None);
+        }
+        s += &self.wrk_section();
+        let errors: u64 = self.measurements.iter().map(|m| m.client.errors).sum();
+        let _ = writeln!(
+            s,
+            "\n{} failed request(s) in the whole run{}.",
+            errors,
+            if errors == 0 {
+                " (every response checked: status, length, and the bytes of /echo and /bytes)"
+            } else {
+                "; see the JSON file for their kinds"
+            }
+        );
+        s
+    }
+
+    /// The wrk cross-check table, if wrk ran.
+    pub fn wrk_section(&self) -> String {
+        let mut s = String::new();
         if !self.wrk.is_empty() {
             let _ = writeln!(s, "\n## Cross-check with wrk\n");
             let _ = writeln!(
@@ -378,17 +464,6 @@ impl RunRecord {
                 );
             }
         }
-        let errors: u64 = self.measurements.iter().map(|m| m.client.errors).sum();
-        let _ = writeln!(
-            s,
-            "\n{} failed request(s) in the whole run{}.",
-            errors,
-            if errors == 0 {
-                " (every response checked: status, length, and the bytes of /echo and /bytes)"
-            } else {
-                "; see the JSON file for their kinds"
-            }
-        );
         s
     }
 
@@ -507,8 +582,11 @@ mod tests {
                 curve: vec![(50.0, p99 / 2.0), (99.0, p99)],
                 ..ClientFigures::default()
             },
+            offered: Offered::open_loop_scenario(scenario, 10),
             cpu: CpuBusy::default(),
             cpu_us_per_request: cpu,
+            server_core_us_per_request: cpu / 2.0,
+            attribution: None,
             load_average: 0.5,
             command: "loadgen run ...".into(),
         }
@@ -573,6 +651,8 @@ mod tests {
                 virtualised: None,
             },
             config: RunConfig {
+                network: Network::Veth,
+                lab_rates: Vec::new(),
                 reps: 3,
                 duration_secs: 10,
                 warmup_secs: 2,

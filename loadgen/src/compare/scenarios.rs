@@ -52,6 +52,15 @@ impl Scenario {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// The workloads the lab runs, each closed-loop and at fixed rates (the open-loop
+    /// scenario is keep-alive at a rate, which the lab's rates cover).
+    pub const WORKLOADS: [Scenario; 4] = [
+        Scenario::KeepAlive,
+        Scenario::Churn,
+        Scenario::Echo1k,
+        Scenario::Bytes16k,
+    ];
+
     /// The path wrk runs as a cross-check after this scenario (closed-loop GETs on 64
     /// connections, the shape `wrk -t1 -c64` has), if any: keep-alive, where the client's own
     /// cost bounds the figure on a 2-core machine, and bytes-16k, where the server's does.
@@ -68,9 +77,9 @@ impl Scenario {
         &[16384]
     }
 
-    /// `loadgen run` arguments after the target's `--addr`, without duration, rate, CPU or
-    /// output options. `rate` is used by the open-loop scenario only.
-    pub fn args(self, rate: u64) -> Vec<String> {
+    /// `loadgen run` arguments after the target's `--addr`, without duration, CPU or output
+    /// options; with `rate`, open-loop at that many requests/s.
+    pub fn args(self, rate: Option<u64>) -> Vec<String> {
         let v: Vec<&str> = match self {
             Scenario::KeepAlive => vec!["--path", "/health", "--connections", "64"],
             Scenario::Churn => vec!["--path", "/health", "--connections", "32", "--churn"],
@@ -99,11 +108,66 @@ impl Scenario {
             ],
         };
         let mut v: Vec<String> = v.into_iter().map(String::from).collect();
-        if self == Scenario::OpenLoop {
+        if let Some(rate) = rate {
             v.push("--rate".into());
             v.push(rate.to_string());
         }
         v
+    }
+}
+
+/// Which of a workload's open-loop rates a run offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateLevel {
+    /// A tenth of the highest: the cost of a lightly loaded server (no batching to hide in).
+    Low,
+    /// Half of the highest.
+    Mid,
+    /// The highest rate every target sustains: 80% of the slowest target's closed-loop
+    /// throughput.
+    High,
+    /// The veth comparison's one open-loop rate.
+    Fixed,
+}
+
+impl RateLevel {
+    pub const LAB: [RateLevel; 3] = [RateLevel::Low, RateLevel::Mid, RateLevel::High];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RateLevel::Low => "low",
+            RateLevel::Mid => "mid",
+            RateLevel::High => "high",
+            RateLevel::Fixed => "fixed",
+        }
+    }
+
+    /// This level's share of the highest rate every target sustains.
+    pub fn share_of_high(self) -> f64 {
+        match self {
+            RateLevel::Low => 0.1,
+            RateLevel::Mid => 0.5,
+            RateLevel::High | RateLevel::Fixed => 1.0,
+        }
+    }
+}
+
+/// An open-loop run's offered rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offered {
+    pub level: RateLevel,
+    /// Requests per second.
+    pub rate: u64,
+}
+
+impl Offered {
+    /// The veth comparison's offer: its open-loop scenario at `rate`, the others closed.
+    pub fn open_loop_scenario(scenario: Scenario, rate: u64) -> Option<Offered> {
+        (scenario == Scenario::OpenLoop).then_some(Offered {
+            level: RateLevel::Fixed,
+            rate,
+        })
     }
 }
 
@@ -112,13 +176,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_and_only_open_loop_has_a_rate() {
+    fn names_round_trip_and_only_open_loop_has_a_rate_in_the_veth_run() {
         for s in Scenario::ALL {
             assert_eq!(Scenario::parse(s.name()), Some(s));
-            assert_eq!(
-                s.args(777).contains(&"777".to_string()),
-                s == Scenario::OpenLoop
-            );
+            let offered = Offered::open_loop_scenario(s, 777);
+            assert_eq!(offered.is_some(), s == Scenario::OpenLoop);
+            let args = s.args(offered.map(|o| o.rate));
+            assert_eq!(args.contains(&"777".to_string()), s == Scenario::OpenLoop);
+            assert!(s.args(Some(5)).ends_with(&["--rate".into(), "5".into()]));
         }
         assert_eq!(Scenario::parse("nope"), None);
     }

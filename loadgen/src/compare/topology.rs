@@ -8,9 +8,21 @@
 //!  veth <p>c 10.231.0.2/30  <────────────>  veth <p>s 10.231.0.1/30, one RX queue
 //! ```
 //!
-//! The client's checksum and segmentation offloads are off, or AF_XDP would see partial
-//! checksums and super-segments; the same topology serves every target, so they all meet the
-//! same client.
+//! Two kinds ([`Network`]):
+//! - `veth`: the pair as veth makes it, where each end's receive runs inside the other end's
+//!   transmit, so the server's core pays for the client's TCP receive and the client's core
+//!   for the server's: the realistic end-to-end with kernel clients, but not a measure of the
+//!   server's cost.
+//! - `lab`: each end receives in threaded NAPI, its NAPI thread bound to its own side's core,
+//!   as a NIC's receive runs on the core its queue's interrupt is on; the server's core then
+//!   pays for the server's receive and transmit and nothing of the client's (measured per
+//!   run: [`super::attribution`]).
+//!
+//! In both, the client is what a real client is on the wire: its transmit checksum and
+//! segmentation offloads are off (a real NIC would segment and checksum before the wire; on
+//! veth, AF_XDP would otherwise see partial checksums and super-segments), its GRO is on (as
+//! a real client's). The server's offloads stay at veth's defaults. The same network serves
+//! every target, so they all meet the same client.
 
 use std::net::Ipv4Addr;
 use std::ops::Deref;
@@ -32,32 +44,93 @@ impl From<xgate_testnet::CommandError> for CompareError {
     }
 }
 
+/// Which test network (module doc).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Network {
+    #[default]
+    Veth,
+    Lab,
+}
+
+impl Network {
+    pub const ALL: [Network; 2] = [Network::Veth, Network::Lab];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::Veth => "veth",
+            Network::Lab => "lab",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Network> {
+        Self::ALL.into_iter().find(|n| n.name() == name)
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Network::Veth => {
+                "veth pair between two network namespaces (AF_XDP in copy mode); each end's \
+                 receive runs in the other end's transmit"
+            }
+            Network::Lab => {
+                "lab: veth pair between two network namespaces (AF_XDP in copy mode), each end \
+                 receiving in threaded NAPI bound to its own side's core"
+            }
+        }
+    }
+}
+
 /// The namespaces and the veth pair (through `Deref`: `server_ns`, `in_client`, ...).
 #[derive(Debug)]
-pub struct Topology(xgate_testnet::Topology);
+pub struct Topology {
+    net: xgate_testnet::Topology,
+    kind: Network,
+}
 
 /// RX/TX queues of each veth end: one poller, pinned to the server's core.
 const QUEUES: u32 = 1;
 
 impl Topology {
-    pub fn create() -> Result<Self, CompareError> {
+    /// `cores`: (server, client), the CPUs the lab binds each side's NAPI threads to.
+    pub fn create(kind: Network, cores: (usize, usize)) -> Result<Self, CompareError> {
         let net = xgate_testnet::Topology::create(&xgate_testnet::TopologyConfig {
             tag: "lgc",
             server_ip: SERVER_ADDR,
             client_ip: CLIENT_ADDR,
             queues: QUEUES,
             server_offloads_off: false,
-            threaded_napi: None,
+            client_gro: true,
+            threaded_napi: (kind == Network::Lab).then_some(xgate_testnet::NapiCpus {
+                server: cores.0,
+                client: cores.1,
+            }),
         })?;
-        Ok(Topology(net))
+        Ok(Topology { net, kind })
+    }
+
+    pub fn kind(&self) -> Network {
+        self.kind
     }
 
     /// What the run's record says of this network: the offloads as `ethtool -k` reports them
     /// now, so the figures say who paid for segmentation and checksums.
     pub fn record(&self) -> Result<TopologyRecord, CompareError> {
-        let o = self.0.offload_settings()?;
+        let o = self.net.offload_settings()?;
         Ok(TopologyRecord {
-            kind: "veth pair between two network namespaces (AF_XDP in copy mode)".into(),
+            kind: self.kind.description().into(),
             queues: QUEUES,
             server_offloads: o.server.into_iter().collect(),
             client_offloads: o.client.into_iter().collect(),
@@ -68,7 +141,7 @@ impl Topology {
 impl Deref for Topology {
     type Target = xgate_testnet::Topology;
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.net
     }
 }
 

@@ -631,7 +631,8 @@ fn every_request_survives_faults_on_the_wire() {
     let started = Instant::now();
     let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
     let xgate = xgate_beside(&loadgen);
-    let topo = Topology::create().expect("veth topology");
+    let topo =
+        Topology::create(loadgen::compare::topology::Network::Veth, (1, 0)).expect("veth topology");
     // TCP hands the device GSO super-packets even with segmentation offloads off (they are
     // cut in software after the egress hook), so an egress rule would drop, copy or corrupt
     // a burst of segments at once. One segment per packet keeps every rule per segment.

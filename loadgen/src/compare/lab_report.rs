@@ -1,0 +1,747 @@
+//! The lab run's summary: the server core's cost per request at saturation and at each rate,
+//! the latency at the highest rate every target sustains, where the CPU time went (so the
+//! lab's fairness is shown), the issue's performance goals met or not, and the charts.
+
+use std::fmt::Write as _;
+
+use super::report::{Measurement, RunRecord, Spread};
+use super::scenarios::{RateLevel, Scenario};
+use super::servers::Target;
+use super::svg;
+
+/// The runs of one target and workload at one load (`None`: closed loop).
+fn runs(
+    r: &RunRecord,
+    t: Target,
+    sc: Scenario,
+    level: Option<RateLevel>,
+) -> impl Iterator<Item = &Measurement> {
+    r.measurements
+        .iter()
+        .filter(move |m| m.target == t && m.scenario == sc && m.offered.map(|o| o.level) == level)
+}
+
+fn spread(
+    r: &RunRecord,
+    t: Target,
+    sc: Scenario,
+    level: Option<RateLevel>,
+    f: impl Fn(&Measurement) -> f64,
+) -> Option<Spread> {
+    Spread::of(runs(r, t, sc, level).map(f))
+}
+
+fn server_cost(r: &RunRecord, t: Target, sc: Scenario, level: Option<RateLevel>) -> Option<Spread> {
+    spread(r, t, sc, level, |m| m.server_core_us_per_request)
+}
+
+/// Requests per second one server core would answer at the cost measured at saturation.
+fn capacity(r: &RunRecord, t: Target, sc: Scenario) -> Option<Spread> {
+    spread(r, t, sc, None, |m| 1e6 / m.server_core_us_per_request)
+}
+
+fn errors(r: &RunRecord, t: Target, sc: Scenario, level: Option<RateLevel>) -> u64 {
+    runs(r, t, sc, level).map(|m| m.client.errors).sum()
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn cell(v: Option<Spread>) -> String {
+    v.map_or("—".into(), |x| {
+        format!("{} [{}–{}]", fmt(x.median), fmt(x.min), fmt(x.max))
+    })
+}
+
+fn ratio(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
+        _ => None,
+    }
+}
+
+fn ratio_cell(x: Option<f64>) -> String {
+    x.map_or("—".into(), |x| format!("{x:.2}x"))
+}
+
+/// The table header for the targets, plus the bypass's ratios to the other two.
+fn head(r: &RunRecord, first: &str) -> String {
+    let mut h = format!("| {first} |");
+    let mut rule = "| --- |".to_string();
+    for t in &r.config.targets {
+        h += &format!(" {} |", t.name());
+        rule += " ---: |";
+    }
+    for (a, b) in ratio_pairs(r) {
+        h += &format!(" {} / {} |", short(a), short(b));
+        rule += " ---: |";
+    }
+    format!("{h}\n{rule}")
+}
+
+fn short(t: Target) -> &'static str {
+    match t {
+        Target::XgateBypass => "bypass",
+        Target::XgateKernel => "kernel",
+        Target::Nginx => "nginx",
+    }
+}
+
+fn ratio_pairs(r: &RunRecord) -> Vec<(Target, Target)> {
+    let has = |t| r.config.targets.contains(&t);
+    let mut v = Vec::new();
+    if has(Target::XgateBypass) {
+        for other in [Target::XgateKernel, Target::Nginx] {
+            if has(other) {
+                v.push((Target::XgateBypass, other));
+            }
+        }
+    }
+    v
+}
+
+/// One row: a cell per target, then the bypass's ratios.
+fn row(r: &RunRecord, label: &str, value: impl Fn(Target) -> Option<Spread>) -> String {
+    let mut s = format!("| {label} |");
+    for &t in &r.config.targets {
+        s += &format!(" {} |", cell(value(t)));
+    }
+    for (a, b) in ratio_pairs(r) {
+        s += &format!(" {} |", ratio_cell(ratio(value(a), value(b))));
+    }
+    s
+}
+
+/// The summary of a lab run.
+pub fn markdown(r: &RunRecord) -> String {
+    let c = &r.config;
+    let mut s = String::new();
+    let _ = writeln!(s, "# xgate lab comparison — {}\n", r.started_utc);
+    let _ = writeln!(
+        s,
+        "Commit `{}` on {} ({} CPUs, {:.0} GiB, kernel {}{}), load average before the run {:.2}. \
+         {} repetition(s) of {} s after {} s of warm-up, targets interleaved; figures are \
+         medians with [min–max]. Reproduce: `{}`.\n",
+        r.commit,
+        r.machine.cpu_model,
+        r.machine.cpus,
+        r.machine.memory_gib,
+        r.machine.kernel,
+        r.machine
+            .virtualised
+            .as_deref()
+            .map(|v| format!(", virtualised: {v}"))
+            .unwrap_or_default(),
+        r.measurements.first().map_or(0.0, |m| m.load_average),
+        c.reps,
+        c.duration_secs,
+        c.warmup_secs,
+        c.command_line
+    );
+    if let Some(t) = &c.topology {
+        let _ = writeln!(
+            s,
+            "Topology: {}, {} queue(s); offloads, the same for every target ({}).\n",
+            t.kind,
+            t.queues,
+            t.offloads_line()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "The server (xgate: its poller and its kernel-path thread; nginx: one worker) is pinned \
+         to CPU {}, the client (loadgen, one thread) to CPU {}, and each side's NAPI thread to \
+         its own CPU, so the server's core runs the server's receive (XDP and the AF_XDP copy, \
+         or the kernel's TCP receive) and transmit and nothing of the client's. **Server core** \
+         = the CPU time of the server's processes plus every kernel thread bound to its CPU \
+         (its NAPI thread, ksoftirqd, kworkers), from each thread's scheduler clock, divided by \
+         the requests answered; the last table shows where every CPU-second of a run went.\n",
+        c.server_core, c.client_core
+    );
+
+    let _ = writeln!(s, "## Server core CPU per request (µs)\n");
+    let _ = writeln!(s, "{}", head(r, "workload, load"));
+    for &sc in &c.scenarios {
+        let _ = writeln!(
+            s,
+            "{}",
+            row(r, &format!("{}, closed loop", sc.name()), |t| {
+                server_cost(r, t, sc, None)
+            })
+        );
+        for level in RateLevel::LAB {
+            let rate = c
+                .lab_rates
+                .iter()
+                .find(|x| x.scenario == sc)
+                .map(|x| x.at(level));
+            let label = match rate {
+                Some(rate) => format!("{}, {} {rate}/s", sc.name(), level.name()),
+                None => format!("{}, {}", sc.name(), level.name()),
+            };
+            let _ = writeln!(
+                s,
+                "{}",
+                row(r, &label, |t| server_cost(r, t, sc, Some(level)))
+            );
+        }
+    }
+
+    let _ = writeln!(
+        s,
+        "\n## Saturation (closed loop): throughput, and what one server core answers at the cost \
+         measured there\n"
+    );
+    let _ = writeln!(
+        s,
+        "Requests/s one server core answers = 10⁶ / server core µs per request at saturation. \
+         Where the server's core is not at 100% (its busy share below), the client's core was \
+         the bottleneck and the throughput column understates the server.\n"
+    );
+    let _ = writeln!(s, "{}", head(r, "workload, figure"));
+    for &sc in &c.scenarios {
+        let _ = writeln!(
+            s,
+            "{}",
+            row(r, &format!("{}: measured requests/s", sc.name()), |t| {
+                spread(r, t, sc, None, |m| m.client.throughput_rps)
+            })
+        );
+        let _ = writeln!(
+            s,
+            "{}",
+            row(r, &format!("{}: server core busy %", sc.name()), |t| {
+                spread(r, t, sc, None, |m| busy_share(m, true) * 100.0)
+            })
+        );
+        let _ = writeln!(
+            s,
+            "{}",
+            row(r, &format!("{}: client core busy %", sc.name()), |t| {
+                spread(r, t, sc, None, |m| busy_share(m, false) * 100.0)
+            })
+        );
+        let _ = writeln!(
+            s,
+            "{}",
+            row(
+                r,
+                &format!("{}: requests/s per server core", sc.name()),
+                |t| capacity(r, t, sc)
+            )
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "\n## Latency at the highest rate every target sustains (µs from each request's due \
+         time)\n"
+    );
+    let _ = writeln!(s, "{}", head(r, "workload, percentile"));
+    for &sc in &c.scenarios {
+        for (name, pick) in PERCENTILES {
+            let _ = writeln!(
+                s,
+                "{}",
+                row(r, &format!("{}: {name}", sc.name()), |t| {
+                    spread(r, t, sc, Some(RateLevel::High), pick)
+                })
+            );
+        }
+    }
+
+    let _ = writeln!(s, "\n## Rates offered\n");
+    let _ = writeln!(
+        s,
+        "| workload | low | mid | high | chosen as |\n| --- | ---: | ---: | ---: | --- |"
+    );
+    for rate in &c.lab_rates {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            rate.scenario.name(),
+            rate.at(RateLevel::Low),
+            rate.at(RateLevel::Mid),
+            rate.at(RateLevel::High),
+            rate.from
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nAchieved throughput against the offer, median over the repetitions (an open-loop \
+         client sends on schedule, so a target that keeps up answers what was offered):\n"
+    );
+    let _ = writeln!(s, "{}", head(r, "workload, load"));
+    for &sc in &c.scenarios {
+        for level in RateLevel::LAB {
+            let _ = writeln!(
+                s,
+                "{}",
+                row(
+                    r,
+                    &format!("{}, {}: achieved %", sc.name(), level.name()),
+                    |t| {
+                        spread(r, t, sc, Some(level), |m| {
+                            m.offered.map_or(f64::NAN, |o| {
+                                100.0 * m.client.throughput_rps / o.rate as f64
+                            })
+                        })
+                    }
+                )
+            );
+        }
+    }
+
+    let _ = writeln!(
+        s,
+        "\n## Where the CPU went (µs per request, median over the repetitions)\n"
+    );
+    s += &attribution_table(r, Some(RateLevel::Mid));
+
+    s += &goals(r);
+    s += &r.wrk_section();
+
+    let failed: u64 = r.measurements.iter().map(|m| m.client.errors).sum();
+    let _ = writeln!(
+        s,
+        "\n{failed} failed request(s) in the whole run.{}",
+        if failed > 0 {
+            " Errors by kind are in the JSON record."
+        } else {
+            ""
+        }
+    );
+    for &sc in &c.scenarios {
+        for &t in &c.targets {
+            for level in [
+                None,
+                Some(RateLevel::Low),
+                Some(RateLevel::Mid),
+                Some(RateLevel::High),
+            ] {
+                let e = errors(r, t, sc, level);
+                if e > 0 {
+                    let _ = writeln!(
+                        s,
+                        "- {} {} {}: {e} failed",
+                        t.name(),
+                        sc.name(),
+                        level.map_or("closed loop", |l| l.name())
+                    );
+                }
+            }
+        }
+    }
+    s
+}
+
+type Pick = fn(&Measurement) -> f64;
+
+const PERCENTILES: [(&str, Pick); 3] = [
+    ("p50", |m| m.client.latency_us.p50),
+    ("p99", |m| m.client.latency_us.p99),
+    ("p99.9", |m| m.client.latency_us.p999),
+];
+
+/// The share of the run's wall time the server's (or the client's) side kept its core busy.
+fn busy_share(m: &Measurement, server: bool) -> f64 {
+    match &m.attribution {
+        Some(a) if m.client.duration_secs > 0.0 => {
+            let side = if server { &a.server } else { &a.client };
+            side.total_secs() / m.client.duration_secs
+        }
+        _ => f64::NAN,
+    }
+}
+
+/// Per target and workload at `level` (`None`: closed loop): where each request's CPU time
+/// went, by side and kind of thread, and the network softirqs each core ran.
+pub fn attribution_table(r: &RunRecord, level: Option<RateLevel>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "At the {} load. Server core = the server's processes + the kernel threads bound to \
+         CPU {} (NAPI: its network receive; ksoftirqd; other kernel threads, e.g. kworkers; \
+         other processes bound there); client core the same for loadgen and CPU {}; rest = \
+         everything else on the machine (unbound kernel threads, this runner), its largest \
+         part named. NET_RX: network softirqs run per request on each core (in the lab, the \
+         freeing of the side's own buffers handed back by the other core, not receive \
+         processing). Softirq (ticks): the server core's time in softirq per request, sampled \
+         by the timer tick, which also sees softirq work run while the core was idle, which no \
+         thread's clock counts: an upper bound of what the server core column may miss.\n",
+        level.map_or("closed-loop", |l| l.name()),
+        r.config.server_core,
+        r.config.client_core
+    );
+    let _ = writeln!(
+        s,
+        "| target, workload | server: process | NAPI | ksoftirqd | other kernel | other | **server core** | softirq (ticks) | client: process | NAPI | other | **client core** | rest | rest's largest | NET_RX/req server core | NET_RX/req client core |"
+    );
+    let _ = writeln!(
+        s,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
+    );
+    for &sc in &r.config.scenarios {
+        for &t in &r.config.targets {
+            let ms: Vec<&Measurement> = r
+                .measurements
+                .iter()
+                .filter(|m| {
+                    m.target == t
+                        && m.scenario == sc
+                        && m.attribution.is_some()
+                        && m.offered.map(|o| o.level) == level
+                })
+                .collect();
+            if ms.is_empty() {
+                continue;
+            }
+            let med = |f: &dyn Fn(&Measurement) -> f64| {
+                Spread::of(ms.iter().map(|m| f(m))).map_or("—".into(), |x| fmt(x.median))
+            };
+            let per_req = |f: fn(&super::attribution::Attribution) -> f64| {
+                move |m: &Measurement| match &m.attribution {
+                    Some(a) if m.client.requests > 0 => f(a) * 1e6 / m.client.requests as f64,
+                    _ => f64::NAN,
+                }
+            };
+            let softirq = |cpu: usize| {
+                move |m: &Measurement| match &m.attribution {
+                    Some(a) if m.client.requests > 0 => {
+                        a.softirqs.net_rx.get(cpu).copied().unwrap_or(0) as f64
+                            / m.client.requests as f64
+                    }
+                    _ => f64::NAN,
+                }
+            };
+            let server_softirq = |m: &Measurement| {
+                let secs = m.cpu.softirq_secs.get(r.config.server_core).copied();
+                match secs {
+                    Some(secs) if m.client.requests > 0 => secs * 1e6 / m.client.requests as f64,
+                    _ => f64::NAN,
+                }
+            };
+            let largest = ms
+                .first()
+                .and_then(|m| m.attribution.as_ref())
+                .and_then(|a| a.rest_top.first())
+                .map_or("—".into(), |(name, _)| format!("`{name}`"));
+            let _ = writeln!(
+                s,
+                "| {}, {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
+                t.name(),
+                sc.name(),
+                med(&per_req(|a| a.server.process_secs)),
+                med(&per_req(|a| a.server.napi_secs)),
+                med(&per_req(|a| a.server.ksoftirqd_secs)),
+                med(&per_req(|a| a.server.other_kernel_secs)),
+                med(&per_req(|a| a.server.other_process_secs)),
+                med(&per_req(|a| a.server.total_secs())),
+                med(&server_softirq),
+                med(&per_req(|a| a.client.process_secs)),
+                med(&per_req(|a| a.client.napi_secs)),
+                med(&per_req(|a| {
+                    a.client.ksoftirqd_secs + a.client.other_kernel_secs + a.client.other_process_secs
+                })),
+                med(&per_req(|a| a.client.total_secs())),
+                med(&per_req(|a| a.rest_secs)),
+                largest,
+                med(&softirq(r.config.server_core)),
+                med(&softirq(r.config.client_core)),
+            );
+        }
+    }
+    s
+}
+
+/// Issue 12's performance goals against what was measured.
+fn goals(r: &RunRecord) -> String {
+    let mut s = String::new();
+    let c = &r.config;
+    let has = |t| c.targets.contains(&t);
+    if !has(Target::XgateBypass) {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n## The performance goals (issue 12), against this run\n\n| goal | measured | met |\n| --- | --- | --- |"
+    );
+    let mut line = |goal: String, measured: String, met: Option<bool>| {
+        let verdict = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
+        let _ = writeln!(s, "| {goal} | {measured} | {verdict} |");
+    };
+    let others: Vec<Target> = [Target::XgateKernel, Target::Nginx]
+        .into_iter()
+        .filter(|&t| has(t))
+        .collect();
+    let ratios = |value: &dyn Fn(Target) -> Option<Spread>| -> Vec<(Target, Option<f64>)> {
+        others
+            .iter()
+            .map(|&o| (o, ratio(value(Target::XgateBypass), value(o))))
+            .collect()
+    };
+    let show = |v: &[(Target, Option<f64>)]| {
+        v.iter()
+            .map(|(t, x)| format!("{} vs {}", ratio_cell(*x), short(*t)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let all = |v: &[(Target, Option<f64>)], ok: fn(f64) -> bool| -> Option<bool> {
+        if v.is_empty() || v.iter().any(|(_, x)| x.is_none()) {
+            None
+        } else {
+            Some(v.iter().all(|(_, x)| x.is_some_and(ok)))
+        }
+    };
+    for sc in [Scenario::KeepAlive, Scenario::Echo1k] {
+        if !c.scenarios.contains(&sc) {
+            continue;
+        }
+        for level in RateLevel::LAB {
+            let v = ratios(&|t| server_cost(r, t, sc, Some(level)));
+            line(
+                format!(
+                    "server core CPU per request ≤ 0.4x, {}, {} rate",
+                    sc.name(),
+                    level.name()
+                ),
+                show(&v),
+                all(&v, |x| x <= 0.4),
+            );
+        }
+    }
+    if c.scenarios.contains(&Scenario::Churn) {
+        let v = ratios(&|t| capacity(r, t, Scenario::Churn));
+        line(
+            "churn: requests per server core ≥ 3x".into(),
+            show(&v),
+            all(&v, |x| x >= 3.0),
+        );
+    }
+    if c.scenarios.contains(&Scenario::KeepAlive) {
+        let v = ratios(&|t| capacity(r, t, Scenario::KeepAlive));
+        line(
+            "server core saturation (keep-alive requests per server core) ≥ 3x".into(),
+            show(&v),
+            all(&v, |x| x >= 3.0),
+        );
+    }
+    for sc in [Scenario::KeepAlive, Scenario::Echo1k] {
+        if !c.scenarios.contains(&sc) {
+            continue;
+        }
+        let v = ratios(&|t| spread(r, t, sc, Some(RateLevel::High), |m| m.client.latency_us.p99));
+        line(
+            format!("p99 at the highest common rate ≤ 0.5x, {}", sc.name()),
+            show(&v),
+            all(&v, |x| x <= 0.5),
+        );
+    }
+    if c.scenarios.contains(&Scenario::Bytes16k) && has(Target::XgateKernel) {
+        let v: Vec<(Target, Option<f64>)> =
+            ratios(&|t| server_cost(r, t, Scenario::Bytes16k, Some(RateLevel::Mid)))
+                .into_iter()
+                .filter(|(t, _)| *t == Target::XgateKernel)
+                .collect();
+        line(
+            "GET /bytes/16384 server core CPU per request no worse than the kernel path (mid rate)"
+                .into(),
+            show(&v),
+            all(&v, |x| x <= 1.0),
+        );
+    }
+    s
+}
+
+/// The lab's charts: the server core's cost per request at the middle rate, and the requests
+/// one server core answers at saturation, one panel per workload.
+pub fn charts(r: &RunRecord) -> Vec<(&'static str, String)> {
+    let names: Vec<&str> = r.config.targets.iter().map(|t| t.name()).collect();
+    let panels = |value: &dyn Fn(Target, Scenario) -> Option<Spread>, unit: &str| {
+        r.config
+            .scenarios
+            .iter()
+            .map(|&sc| svg::BarPanel {
+                title: sc.name().to_string(),
+                unit: unit.to_string(),
+                values: r
+                    .config
+                    .targets
+                    .iter()
+                    .map(|&t| value(t, sc).map(|x| (x.median, x.min, x.max)))
+                    .collect(),
+            })
+            .collect::<Vec<_>>()
+    };
+    vec![
+        (
+            "server-core-cost",
+            svg::bars(
+                &format!(
+                    "Lab: server core CPU per request at the middle rate, median of {} ({})",
+                    r.config.reps, r.started_utc
+                ),
+                &names,
+                &panels(
+                    &|t, sc| server_cost(r, t, sc, Some(RateLevel::Mid)),
+                    "µs per request",
+                ),
+            ),
+        ),
+        (
+            "server-core-capacity",
+            svg::bars(
+                &format!(
+                    "Lab: requests/s one server core answers at saturation, median of {} ({})",
+                    r.config.reps, r.started_utc
+                ),
+                &names,
+                &panels(&|t, sc| capacity(r, t, sc), "requests/s per core"),
+            ),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::attribution::{Attribution, SideCpu};
+    use crate::compare::report::{ClientFigures, LabRate, RunConfig};
+    use crate::compare::scenarios::Offered;
+    use crate::compare::topology::Network;
+
+    fn m(
+        t: Target,
+        sc: Scenario,
+        level: Option<RateLevel>,
+        server_us: f64,
+        p99: f64,
+    ) -> Measurement {
+        let requests = 10_000;
+        let server_secs = server_us * requests as f64 / 1e6;
+        Measurement {
+            target: t,
+            scenario: sc,
+            rep: 0,
+            offered: level.map(|level| Offered { level, rate: 1000 }),
+            client: ClientFigures {
+                requests,
+                throughput_rps: 1000.0,
+                duration_secs: 10.0,
+                latency_us: crate::compare::report::Latency {
+                    p99,
+                    ..Default::default()
+                },
+                ..ClientFigures::default()
+            },
+            cpu: Default::default(),
+            cpu_us_per_request: server_us * 2.0,
+            server_core_us_per_request: server_us,
+            attribution: Some(Attribution {
+                server_core: 1,
+                client_core: 0,
+                server: SideCpu {
+                    process_secs: server_secs * 0.75,
+                    napi_secs: server_secs * 0.25,
+                    ..SideCpu::default()
+                },
+                client: SideCpu {
+                    process_secs: 1.0,
+                    ..SideCpu::default()
+                },
+                rest_secs: 0.01,
+                rest_top: vec![("kworker/u8:1".into(), 0.01)],
+                softirqs: Default::default(),
+            }),
+            load_average: 0.0,
+            command: String::new(),
+        }
+    }
+
+    fn record() -> RunRecord {
+        let mut measurements = Vec::new();
+        for (t, cost, p99) in [
+            (Target::XgateBypass, 4.0, 100.0),
+            (Target::XgateKernel, 12.0, 300.0),
+            (Target::Nginx, 8.0, 150.0),
+        ] {
+            for level in [
+                None,
+                Some(RateLevel::Low),
+                Some(RateLevel::Mid),
+                Some(RateLevel::High),
+            ] {
+                measurements.push(m(t, Scenario::KeepAlive, level, cost, p99));
+            }
+        }
+        RunRecord {
+            schema: 1,
+            started_utc: "2026-12-06T00:00:00Z".into(),
+            commit: "abc".into(),
+            machine: crate::compare::machine::MachineInfo::read(),
+            config: RunConfig {
+                network: Network::Lab,
+                reps: 1,
+                duration_secs: 10,
+                warmup_secs: 1,
+                server_core: 1,
+                client_core: 0,
+                open_loop_rate: 0,
+                open_loop_rate_from: String::new(),
+                targets: Target::ALL.to_vec(),
+                scenarios: vec![Scenario::KeepAlive],
+                xgate: "xgate".into(),
+                xgate_config: None,
+                nginx: "nginx".into(),
+                command_line: "loadgen compare --network lab".into(),
+                topology: None,
+                lab_rates: vec![LabRate {
+                    scenario: Scenario::KeepAlive,
+                    high: 10_000,
+                    from: "test".into(),
+                }],
+            },
+            measurements,
+            wrk: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_lab_summary_has_costs_ratios_and_goals() {
+        let md = record().markdown();
+        for needle in [
+            "# xgate lab comparison",
+            "| keep-alive, closed loop | 4.00 [4.00–4.00] | 12.0 [12.0–12.0] | 8.00 [8.00–8.00] | 0.33x | 0.50x |",
+            "| keep-alive, mid 5000/s |",
+            "| keep-alive: requests/s per server core | 250000 [250000–250000] |",
+            "| keep-alive: server core busy % | 0.40 [0.40–0.40] |",
+            "| keep-alive: p99 | 100 [100–100] | 300 [300–300] | 150 [150–150] | 0.33x | 0.67x |",
+            "| server core CPU per request ≤ 0.4x, keep-alive, mid rate | 0.33x vs kernel, 0.50x vs nginx | **no** |",
+            "| server core saturation (keep-alive requests per server core) ≥ 3x | 3.00x vs kernel, 2.00x vs nginx | **no** |",
+            "| xgate bypass, keep-alive | 3.00 | 1.00 | 0.00 | 0.00 | 0.00 | **4.00** | — | 100 |",
+            "0 failed request(s)",
+        ] {
+            assert!(md.contains(needle), "{needle:?} not in:\n{md}");
+        }
+    }
+
+    #[test]
+    fn the_lab_draws_cost_and_capacity() {
+        let charts = charts(&record());
+        assert_eq!(charts.len(), 2);
+        for (_, svg) in charts {
+            assert!(svg.starts_with("<svg") && svg.contains("<rect"));
+        }
+    }
+}
