@@ -127,6 +127,11 @@ pub struct CompareArgs {
     /// saturation and at three fixed rates per workload).
     #[arg(long = "network", value_name = "NAME")]
     pub networks: Vec<String>,
+    /// The client's GRO on the veth network: `on` (a real client's NIC coalesces what it
+    /// receives) or `off`, to show what it does to each path (then only veth runs, unless
+    /// the lab is asked for, which is refused: it needs GRO on).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub client_gro: String,
     /// Skip the wrk cross-check.
     #[arg(long)]
     pub no_wrk: bool,
@@ -172,6 +177,7 @@ pub(crate) struct Plan {
     warmup: u64,
     lab_duration: u64,
     lab_warmup: u64,
+    client_gro: bool,
     targets: Vec<Target>,
     scenarios: Vec<Scenario>,
     networks: Vec<Network>,
@@ -254,7 +260,14 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         v.sort();
         v
     };
-    let networks: Vec<Network> = if args.networks.is_empty() {
+    if args.client_gro == "off" && args.networks.iter().any(|n| n == "lab") {
+        return Err(CompareError::Setup(
+            "--client-gro off: the lab needs the client's GRO (its NAPI comes with it)".into(),
+        ));
+    }
+    let networks: Vec<Network> = if args.networks.is_empty() && args.client_gro == "off" {
+        vec![Network::Veth]
+    } else if args.networks.is_empty() {
         Network::ALL.to_vec()
     } else {
         let mut v = Vec::new();
@@ -321,6 +334,7 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         warmup,
         lab_duration,
         lab_warmup,
+        client_gro: args.client_gro == "on",
         targets,
         scenarios,
         networks,
@@ -404,7 +418,11 @@ fn record_for(
 fn compare_veth(plan: &Plan, rate: Option<u64>, commit: &str) -> Result<RunRecord, CompareError> {
     let load_before = load_average();
     let started = utc_now();
-    let topo = Topology::create(Network::Veth, (plan.server_core, plan.client_core))?;
+    let topo = Topology::with_client_gro(
+        Network::Veth,
+        (plan.server_core, plan.client_core),
+        plan.client_gro,
+    )?;
     let topology = topo.record()?;
     eprintln!(
         "loadgen compare (veth): {} target(s) x {} scenario(s) x {} rep(s) of {} s; netns {} / {}",

@@ -106,13 +106,23 @@ const QUEUES: u32 = 1;
 impl Topology {
     /// `cores`: (server, client), the CPUs the lab binds each side's NAPI threads to.
     pub fn create(kind: Network, cores: (usize, usize)) -> Result<Self, CompareError> {
+        Self::with_client_gro(kind, cores, true)
+    }
+
+    /// [`Topology::create`], with the client's GRO as given (`--client-gro off` shows what a
+    /// client without it does to each path on the veth network; the lab needs it on).
+    pub fn with_client_gro(
+        kind: Network,
+        cores: (usize, usize),
+        client_gro: bool,
+    ) -> Result<Self, CompareError> {
         let net = xgate_testnet::Topology::create(&xgate_testnet::TopologyConfig {
             tag: "lgc",
             server_ip: SERVER_ADDR,
             client_ip: CLIENT_ADDR,
             queues: QUEUES,
             server_offloads_off: false,
-            client_gro: true,
+            client_gro,
             threaded_napi: (kind == Network::Lab).then_some(xgate_testnet::NapiCpus {
                 server: cores.0,
                 client: cores.1,
