@@ -2,6 +2,8 @@
 //! before parsing (RFC 9112 §2.2, §5.2), then httparse, then the framing and connection
 //! semantics of the header fields (RFC 9112 §6, §9; RFC 9110 §7.2, §10.1.1).
 
+use std::mem::MaybeUninit;
+
 use super::HttpLimits;
 use crate::app::{App, Handler};
 
@@ -259,12 +261,14 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         Scan::Complete(len) => len,
     };
     let head = &buf[..len];
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    // Uninitialised: httparse writes only the fields it finds, and `req.headers` covers only
+    // those, so the 4 KiB array is not filled per request.
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
     let max_headers = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
-    let mut req = httparse::Request::new(&mut headers[..max_headers]);
+    let mut req = httparse::Request::new(&mut []);
     // Default config: for requests, httparse refuses obs-fold, whitespace before the colon and
     // multiple spaces in the request line, and does not skip invalid fields.
-    match req.parse(head) {
+    match req.parse_with_uninit_headers(head, &mut headers[..max_headers]) {
         Ok(httparse::Status::Complete(n)) if n == len => {}
         Ok(_) => return Outcome::Reject(400),
         Err(httparse::Error::TooManyHeaders) => return Outcome::Reject(431),
