@@ -307,6 +307,9 @@ impl Endpoint {
             .and_then(|s| s.conn.as_deref_mut())
     }
 
+    /// After anything that may have changed a live connection: its timers made consistent
+    /// (the one place `Conn::update_timers` is called), the ready queue if it has something to
+    /// send, its deadline.
     fn schedule(&mut self, idx: u32) {
         let Some(slot) = self.slots.get_mut(idx as usize) else {
             return;
