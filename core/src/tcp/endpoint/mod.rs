@@ -216,7 +216,6 @@ impl Endpoint {
         if let Err(r) = result {
             self.stats.count_drop(r);
         }
-        self.prune();
         result
     }
 
@@ -348,11 +347,6 @@ impl Endpoint {
         self.stats.connections_closed += 1;
     }
 
-    /// Drops stale TIME_WAIT FIFO fronts so `poll_timeout` is exact.
-    fn prune(&mut self) {
-        self.time_wait.prune();
-    }
-
     fn queue_reply(&mut self, reply: Reply) -> bool {
         if self.stateless.len() >= self.cfg.max_stateless_replies {
             self.stats.stateless_queue_overflows += 1;
@@ -396,12 +390,10 @@ impl Endpoint {
             let n = conn.poll_transmit(&mut cx, buf, ip_id);
             if n.is_some() {
                 self.schedule(idx);
-                self.prune();
                 return n;
             }
             self.schedule(idx);
         }
-        self.prune();
         None
     }
 
@@ -440,7 +432,6 @@ impl Endpoint {
             let outcome = conn.handle_timeout(&mut cx);
             self.after(now, idx, outcome);
         }
-        self.prune();
     }
 
     /// Next event for the application.
@@ -491,7 +482,6 @@ impl Endpoint {
         if let Some(c) = self.conn_mut(conn) {
             c.consume(n, now, delay);
             self.schedule(conn.index);
-            self.prune();
         }
     }
 
@@ -525,7 +515,6 @@ impl Endpoint {
                 c.commit_send(n);
             }
             self.schedule(conn.index);
-            self.prune();
         }
     }
 
@@ -534,7 +523,6 @@ impl Endpoint {
         if let Some(c) = self.conn_mut(conn) {
             c.close();
             self.schedule(conn.index);
-            self.prune();
         }
     }
 
@@ -547,7 +535,6 @@ impl Endpoint {
             };
             self.queue_reply(reply);
             self.free_slot(conn.index);
-            self.prune();
         }
     }
 
