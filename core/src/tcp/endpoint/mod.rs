@@ -495,7 +495,7 @@ impl Endpoint {
 
     /// Both sides of a connection at once, for a caller that moves bytes from one to the
     /// other without a copy in between (the HTTP layer reads requests and writes responses in
-    /// one pass). Follow with `consume` and `commit_send`. `None` for a stale handle.
+    /// one pass). Follow with `stream_done`. `None` for a stale handle.
     pub fn stream(&mut self, conn: ConnHandle) -> Option<Stream<'_>> {
         let c = self.conn_mut(conn)?;
         let can_send = c.can_send();
@@ -506,6 +506,20 @@ impl Endpoint {
             (&mut [][..], &mut [][..])
         };
         Some(Stream { recv, send })
+    }
+
+    /// Ends what `stream` lent: the first `consumed` readable bytes are done with (as
+    /// `consume`) and the first `produced` bytes of the free space are queued (as
+    /// `commit_send`), with one reschedule for both.
+    pub fn stream_done(&mut self, conn: ConnHandle, consumed: usize, produced: usize) {
+        let (now, delay) = (self.now, self.cfg.delayed_ack);
+        if let Some(c) = self.conn_mut(conn) {
+            c.consume(consumed, now, delay);
+            if c.can_send() {
+                c.commit_send(produced);
+            }
+            self.schedule(conn.index);
+        }
     }
 
     /// Queues the first `n` bytes written into `send_space`.
