@@ -11,7 +11,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 mod workloads;
-use workloads::{Churn, KeepAlive, Syn};
+use workloads::{Bytes16k, Churn, Echo1k, KeepAlive, Syn};
 
 fn keepalive(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine");
@@ -24,6 +24,16 @@ fn keepalive(c: &mut Criterion) {
             1,
             "the connection stayed up"
         );
+    });
+    group.bench_function("keepalive_post_echo_1k", |b| {
+        let mut w = Echo1k::new();
+        b.iter(|| w.step());
+        assert_eq!(w.rig.engine.connection_count(), 1);
+    });
+    group.bench_function("keepalive_get_bytes_16k", |b| {
+        let mut w = Bytes16k::new();
+        b.iter(|| w.step());
+        assert_eq!(w.rig.engine.connection_count(), 1);
     });
     group.finish();
 }

@@ -7,17 +7,19 @@
 //!
 //! Run it twice with different counts (e.g. 50000 and 100000): the difference in "I refs"
 //! divided by the difference in counts is the instructions per step, without the set-up.
-//! Workloads: `keepalive`, `churn`, `syn` (the same as `benches/engine.rs`).
+//! Workloads: `keepalive`, `churn`, `echo1k`, `bytes16k`, `syn` (the same as
+//! `benches/engine.rs`). A step includes the scripted client's own work (building and parsing
+//! its frames), the same before and after a change to the engine.
 
 #[path = "../benches/workloads/mod.rs"]
 mod workloads;
 
-use workloads::{Churn, KeepAlive, Syn};
+use workloads::{Bytes16k, Churn, Echo1k, KeepAlive, Syn};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(workload), Some(count)) = (args.next(), args.next()) else {
-        eprintln!("usage: engine_instructions keepalive|churn|syn COUNT");
+        eprintln!("usage: engine_instructions keepalive|churn|echo1k|bytes16k|syn COUNT");
         std::process::exit(2);
     };
     let count: u64 = count.parse().unwrap_or_else(|_| {
@@ -34,13 +36,23 @@ fn main() {
             let mut w = Churn::new();
             (0..count).for_each(|_| w.step());
         }
+        "echo1k" => {
+            let mut w = Echo1k::new();
+            (0..count).for_each(|_| w.step());
+            assert_eq!(w.rig.engine.connection_count(), 1);
+        }
+        "bytes16k" => {
+            let mut w = Bytes16k::new();
+            (0..count).for_each(|_| w.step());
+            assert_eq!(w.rig.engine.connection_count(), 1);
+        }
         "syn" => {
             let mut w = Syn::new();
             (0..count).for_each(|_| w.step());
             assert_eq!(w.rig.engine.connection_count(), 0);
         }
         other => {
-            eprintln!("unknown workload {other:?}: keepalive, churn or syn");
+            eprintln!("unknown workload {other:?}: keepalive, churn, echo1k, bytes16k or syn");
             std::process::exit(2);
         }
     }

@@ -401,8 +401,7 @@ impl Engine {
             slot.closing = true;
         }
         let reload_ready = self.sessions.settle(index);
-        self.tcp.consume(conn, consumed);
-        self.tcp.commit_send(conn, produced);
+        self.tcp.stream_done(conn, consumed, produced);
         if close {
             self.tcp.close(conn);
             self.discard_input(conn);

@@ -11,6 +11,9 @@ use xgate_core::time::{Duration, Instant};
 
 const GET_HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n";
 const GET_HEALTH_CLOSE: &[u8] = b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+const POST_ECHO_HEAD: &[u8] = b"POST /echo HTTP/1.1\r\nHost: bench\r\nContent-Length: 1024\r\n\r\n";
+const ECHO_BODY_LEN: usize = 1024;
+const GET_BYTES_16K: &[u8] = b"GET /bytes/16384 HTTP/1.1\r\nHost: bench\r\n\r\n";
 
 fn engine(now: Instant) -> Engine {
     let app = App::new(&AppConfig::default()).expect("the default config is valid");
@@ -47,6 +50,82 @@ impl Rig {
         }
         while self.engine.poll_flow_event().is_some() {}
         frames
+    }
+
+    /// Sends `request` (which also acknowledges everything received so far) and hands the
+    /// client every frame the engine answers with until `response_len` in-order bytes have
+    /// arrived. The client acknowledges every second data segment, as a Linux receiver does
+    /// (RFC 9293 §3.8.6.3: an ACK for at least every second full-sized segment), and once more
+    /// whenever the server stops short of the whole response (the client's delayed-ACK timer).
+    /// A last odd segment is acknowledged by the next request.
+    fn exchange(&mut self, client: &mut ScriptedClient, request: &[u8], response_len: usize) {
+        let start = client.server_next;
+        let n = client.send(&mut self.buf, request);
+        self.engine
+            .handle_frame(self.now, black_box(&self.buf[..n]))
+            .expect("request accepted");
+        let mut unacked = 0;
+        // Bounded: a round that ends short of the whole response has received segments it has
+        // not acknowledged yet (else the assertion below fails), and the response is finite.
+        loop {
+            while let Some(n) = self.engine.poll_transmit(self.now, &mut self.out) {
+                let got = client.receive(&self.out[..n], None);
+                if got.is_some_and(|r| r.accepted > 0) {
+                    unacked += 1;
+                }
+                if unacked == 2 {
+                    self.ack(client);
+                    unacked = 0;
+                }
+            }
+            while self.engine.poll_flow_event().is_some() {}
+            let got = client.server_next.distance_from(start).unwrap_or(0) as usize;
+            assert!(got <= response_len, "more than the response arrived");
+            if got == response_len {
+                return;
+            }
+            assert!(unacked > 0, "the response stalled at {got} bytes");
+            self.ack(client);
+            unacked = 0;
+        }
+    }
+
+    /// A pure ACK of everything received.
+    fn ack(&mut self, client: &mut ScriptedClient) {
+        let n = client.send(&mut self.buf, &[]);
+        self.engine
+            .handle_frame(self.now, black_box(&self.buf[..n]))
+            .expect("ACK accepted");
+    }
+
+    /// One exchange whose response length is not known yet: the head says it (every workload
+    /// answer carries `Content-Length`). Returns the response's bytes.
+    fn first_exchange(&mut self, client: &mut ScriptedClient, request: &[u8]) -> Vec<u8> {
+        let mut response = Vec::new();
+        let start = client.server_next;
+        let n = client.send(&mut self.buf, request);
+        self.engine
+            .handle_frame(self.now, &self.buf[..n])
+            .expect("request accepted");
+        // Bounded by the response's length: each round receives bytes or fails the assertion.
+        loop {
+            let before = client.server_next;
+            while let Some(n) = self.engine.poll_transmit(self.now, &mut self.out) {
+                client.receive(&self.out[..n], Some(&mut response));
+            }
+            while self.engine.poll_flow_event().is_some() {}
+            if response_len(&response) == Some(response.len()) {
+                break;
+            }
+            assert_ne!(client.server_next, before, "the first response stalled");
+            self.ack(client);
+        }
+        assert_eq!(
+            client.server_next.distance_from(start),
+            Some(response.len() as u32)
+        );
+        assert!(response.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        response
     }
 
     fn handshake(&mut self, client: &mut ScriptedClient) {
@@ -158,5 +237,77 @@ impl Syn {
             .handle_frame(rig.now, black_box(&rig.buf[..n]))
             .expect("SYN accepted");
         rig.drain(&mut client);
+    }
+}
+
+/// The length of a response with `Content-Length` once its head has arrived.
+fn response_len(response: &[u8]) -> Option<usize> {
+    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&response[..head_end]).ok()?;
+    let value = head
+        .split("\r\n")
+        .find_map(|line| line.strip_prefix("Content-Length: "))?;
+    Some(head_end + value.parse::<usize>().ok()?)
+}
+
+/// Keep-alive `POST /echo` with a 1 KiB body on one connection (one frame each way); each
+/// step checks that the whole echoed response arrived.
+pub struct Echo1k {
+    pub rig: Rig,
+    client: ScriptedClient,
+    request: Vec<u8>,
+    response_len: usize,
+}
+
+impl Echo1k {
+    pub fn new() -> Echo1k {
+        let mut rig = Rig::new();
+        let mut client = ScriptedClient::new(40000, 80, 1);
+        rig.handshake(&mut client);
+        let mut request = POST_ECHO_HEAD.to_vec();
+        request.extend((0..ECHO_BODY_LEN).map(|i| b'A' + (i % 26) as u8));
+        let response = rig.first_exchange(&mut client, &request);
+        assert!(response.ends_with(&request[POST_ECHO_HEAD.len()..]));
+        Echo1k {
+            rig,
+            client,
+            request,
+            response_len: response.len(),
+        }
+    }
+
+    pub fn step(&mut self) {
+        let rig = &mut self.rig;
+        rig.exchange(&mut self.client, &self.request, self.response_len);
+        rig.now += Duration::from_micros(5);
+    }
+}
+
+/// Keep-alive `GET /bytes/16384` on one connection: a dozen full-sized segments per response,
+/// the client acknowledging every second one.
+pub struct Bytes16k {
+    pub rig: Rig,
+    client: ScriptedClient,
+    response_len: usize,
+}
+
+impl Bytes16k {
+    pub fn new() -> Bytes16k {
+        let mut rig = Rig::new();
+        let mut client = ScriptedClient::new(40000, 80, 1);
+        rig.handshake(&mut client);
+        let response = rig.first_exchange(&mut client, GET_BYTES_16K);
+        assert!(response.ends_with(b"xyzabcd"), "16384 bytes of the pattern");
+        Bytes16k {
+            rig,
+            client,
+            response_len: response.len(),
+        }
+    }
+
+    pub fn step(&mut self) {
+        let rig = &mut self.rig;
+        rig.exchange(&mut self.client, GET_BYTES_16K, self.response_len);
+        rig.now += Duration::from_micros(20);
     }
 }

@@ -2,6 +2,8 @@
 //! before parsing (RFC 9112 §2.2, §5.2), then httparse, then the framing and connection
 //! semantics of the header fields (RFC 9112 §6, §9; RFC 9110 §7.2, §10.1.1).
 
+use std::mem::MaybeUninit;
+
 use super::HttpLimits;
 use crate::app::{App, Handler};
 
@@ -110,20 +112,41 @@ fn scan(buf: &[u8], limits: &HttpLimits, st: &mut ScanState) -> Scan {
     let mut request_line_done = st.request_line_done;
     let too_long =
         |request_line_done: bool| Scan::Reject(if request_line_done { 431 } else { 414 });
+    let max = limits.max_header_bytes;
+    // The first index at which an ordinary byte makes the request line too long (414).
+    let uri_stop = start
+        .saturating_add(limits.max_uri_len.saturating_add(REQUEST_LINE_SLACK))
+        .saturating_add(1);
     while i < buf.len() {
-        if i >= limits.max_header_bytes {
+        if i >= max {
             return too_long(request_line_done);
         }
-        let b = buf[i];
-        if i == line_start && i != start && (b == b' ' || b == b'\t') {
+        if i == line_start && i != start && (buf[i] == b' ' || buf[i] == b'\t') {
             // RFC 9112 §5.2 obs-fold, or §2.2 whitespace between start line and first field.
             return Scan::Reject(400);
         }
-        match b {
-            0 => return Scan::Reject(400),
-            b'\n' => return Scan::Reject(400), // bare LF: every LF is taken with its CR below
+        // Skip the ordinary bytes of the line in one tight loop: only CR, LF and NUL (all
+        // below 0x0e) end or break a line; whichever limit comes first ends the skip.
+        let stop = if request_line_done {
+            max
+        } else {
+            max.min(uri_stop.saturating_add(1))
+        }
+        .min(buf.len());
+        let special = buf[i..stop]
+            .iter()
+            .position(|&b| b < 0x0e && (b == b'\r' || b == b'\n' || b == 0));
+        let Some(k) = special else {
+            i = stop;
+            if !request_line_done && i > uri_stop {
+                return Scan::Reject(414);
+            }
+            continue; // at `max` (refused above) or at the end of the input
+        };
+        i += k;
+        match buf[i] {
             b'\r' => {
-                if i + 2 > limits.max_header_bytes {
+                if i + 2 > max {
                     // This CRLF would end past the limit, whatever follows.
                     return too_long(request_line_done);
                 }
@@ -138,16 +161,12 @@ fn scan(buf: &[u8], limits: &HttpLimits, st: &mut ScanState) -> Scan {
                 request_line_done = true;
                 i += 2;
                 line_start = i;
-                continue;
             }
-            _ => {}
+            // NUL, or a bare LF: every LF is taken with its CR above.
+            _ => return Scan::Reject(400),
         }
-        if !request_line_done && i - start > limits.max_uri_len.saturating_add(REQUEST_LINE_SLACK) {
-            return Scan::Reject(414);
-        }
-        i += 1;
     }
-    if i >= limits.max_header_bytes {
+    if i >= max {
         return too_long(request_line_done);
     }
     st.pos = i;
@@ -259,12 +278,14 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         Scan::Complete(len) => len,
     };
     let head = &buf[..len];
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    // Uninitialised: httparse writes only the fields it finds, and `req.headers` covers only
+    // those, so the 4 KiB array is not filled per request.
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
     let max_headers = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
-    let mut req = httparse::Request::new(&mut headers[..max_headers]);
+    let mut req = httparse::Request::new(&mut []);
     // Default config: for requests, httparse refuses obs-fold, whitespace before the colon and
     // multiple spaces in the request line, and does not skip invalid fields.
-    match req.parse(head) {
+    match req.parse_with_uninit_headers(head, &mut headers[..max_headers]) {
         Ok(httparse::Status::Complete(n)) if n == len => {}
         Ok(_) => return Outcome::Reject(400),
         Err(httparse::Error::TooManyHeaders) => return Outcome::Reject(431),
@@ -394,6 +415,196 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The scan as it was first written, one byte per round: the reference the line-at-a-time
+    /// `scan` must agree with.
+    fn scan_bytewise(buf: &[u8], limits: &HttpLimits, st: &mut ScanState) -> Scan {
+        if st.pos > buf.len() {
+            *st = ScanState::default();
+        }
+        let mut i = st.pos;
+        let start = match st.start {
+            Some(start) => start,
+            None => {
+                loop {
+                    match buf.get(i) {
+                        Some(b'\r') => match buf.get(i + 1) {
+                            Some(b'\n') => i += 2,
+                            Some(_) => return Scan::Reject(400),
+                            None => {
+                                st.pos = i;
+                                return Scan::Incomplete;
+                            }
+                        },
+                        Some(b'\n') => return Scan::Reject(400),
+                        Some(_) => break,
+                        None => {
+                            st.pos = i;
+                            return Scan::Incomplete;
+                        }
+                    }
+                    if i >= limits.max_header_bytes {
+                        return Scan::Reject(400);
+                    }
+                }
+                st.start = Some(i);
+                st.line_start = i;
+                i
+            }
+        };
+        let mut line_start = st.line_start;
+        let mut request_line_done = st.request_line_done;
+        let too_long =
+            |request_line_done: bool| Scan::Reject(if request_line_done { 431 } else { 414 });
+        while i < buf.len() {
+            if i >= limits.max_header_bytes {
+                return too_long(request_line_done);
+            }
+            let b = buf[i];
+            if i == line_start && i != start && (b == b' ' || b == b'\t') {
+                // RFC 9112 §5.2 obs-fold, or §2.2 whitespace between start line and first field.
+                return Scan::Reject(400);
+            }
+            match b {
+                0 => return Scan::Reject(400),
+                b'\n' => return Scan::Reject(400), // bare LF: every LF is taken with its CR below
+                b'\r' => {
+                    if i + 2 > limits.max_header_bytes {
+                        // This CRLF would end past the limit, whatever follows.
+                        return too_long(request_line_done);
+                    }
+                    match buf.get(i + 1) {
+                        Some(b'\n') => {}
+                        Some(_) => return Scan::Reject(400), // bare CR
+                        None => break,
+                    }
+                    if i == line_start && request_line_done {
+                        return Scan::Complete(i + 2);
+                    }
+                    request_line_done = true;
+                    i += 2;
+                    line_start = i;
+                    continue;
+                }
+                _ => {}
+            }
+            if !request_line_done
+                && i - start > limits.max_uri_len.saturating_add(REQUEST_LINE_SLACK)
+            {
+                return Scan::Reject(414);
+            }
+            i += 1;
+        }
+        if i >= limits.max_header_bytes {
+            return too_long(request_line_done);
+        }
+        st.pos = i;
+        st.line_start = line_start;
+        st.request_line_done = request_line_done;
+        Scan::Incomplete
+    }
+
+    fn limits(max_header_bytes: usize, max_uri_len: usize) -> HttpLimits {
+        HttpLimits {
+            max_header_bytes,
+            max_uri_len,
+            ..HttpLimits::default()
+        }
+    }
+
+    /// Feeds `input` in pieces ending at `cuts`, as a transport would; returns the first
+    /// answer that is not `Incomplete` (or the last one).
+    fn scan_in_pieces(
+        f: fn(&[u8], &HttpLimits, &mut ScanState) -> Scan,
+        input: &[u8],
+        cuts: &[usize],
+        limits: &HttpLimits,
+    ) -> (Scan, ScanState) {
+        let mut st = ScanState::default();
+        let mut ends: Vec<usize> = cuts.iter().map(|&c| c.min(input.len())).collect();
+        ends.push(input.len());
+        ends.sort_unstable();
+        let mut last = Scan::Incomplete;
+        for end in ends {
+            last = f(&input[..end], limits, &mut st);
+            if last != Scan::Incomplete {
+                break;
+            }
+        }
+        (last, st)
+    }
+
+    #[test]
+    fn scan_limits_at_their_edges() {
+        let l = limits(1024, 8);
+        // Refused once the request line runs more than `max_uri_len + REQUEST_LINE_SLACK`
+        // bytes past its first byte, with or without its CRLF yet.
+        let fits = [b"G".repeat(9 + REQUEST_LINE_SLACK), b"\r\n".to_vec()].concat();
+        let long = [b"G".repeat(10 + REQUEST_LINE_SLACK), b"\r\n".to_vec()].concat();
+        for input in [&fits[..], &fits[..fits.len() - 2]] {
+            assert_eq!(scan(input, &l, &mut ScanState::default()), Scan::Incomplete);
+        }
+        for input in [&long[..], &long[..long.len() - 2]] {
+            assert_eq!(
+                scan(input, &l, &mut ScanState::default()),
+                Scan::Reject(414)
+            );
+        }
+        // A head of exactly `max_header_bytes` fits; one byte more does not.
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let exact = limits(head.len(), 8);
+        assert_eq!(
+            scan(head, &exact, &mut ScanState::default()),
+            Scan::Complete(head.len())
+        );
+        let short = limits(head.len() - 1, 8);
+        assert_eq!(
+            scan(head, &short, &mut ScanState::default()),
+            Scan::Reject(431)
+        );
+        // A tab inside a field value is ordinary; NUL and a bare LF are not.
+        let tab = b"GET / HTTP/1.1\r\nHost: \tx\r\n\r\n";
+        assert_eq!(
+            scan(tab, &l, &mut ScanState::default()),
+            Scan::Complete(tab.len())
+        );
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost: \0x\r\n\r\n"[..],
+            b"GET / HTTP/1.1\nHost: x\r\n\r\n",
+        ] {
+            assert_eq!(scan(bad, &l, &mut ScanState::default()), Scan::Reject(400));
+        }
+    }
+
+    proptest! {
+        /// Line at a time or byte at a time, cut anywhere: the same answer, and the same
+        /// state to resume from.
+        #[test]
+        fn scan_agrees_with_the_bytewise_scan(
+            // Mostly ordinary bytes, so that lines grow past the limits too.
+            input in prop::collection::vec(
+                prop_oneof![
+                    2 => Just(b'\r'),
+                    2 => Just(b'\n'),
+                    1 => Just(0u8),
+                    1 => Just(b' '),
+                    1 => Just(b'\t'),
+                    1 => Just(0x0b),
+                    40 => 0x21u8..0x7f,
+                ],
+                0..200,
+            ),
+            cuts in prop::collection::vec(0usize..200, 0..4),
+            max_header_bytes in 0usize..220,
+            max_uri_len in 0usize..60,
+        ) {
+            let l = limits(max_header_bytes, max_uri_len);
+            let lines = scan_in_pieces(scan, &input, &cuts, &l);
+            let bytes = scan_in_pieces(scan_bytewise, &input, &cuts, &l);
+            prop_assert_eq!(lines, bytes);
+        }
+    }
 
     #[test]
     fn content_length_grammar() {

@@ -145,7 +145,18 @@ impl HttpStats {
 
 const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 const SCRATCH_LEN: usize = 128;
-const ALPHABET: &[u8; 26] = b"abcdefghijklmnopqrstuvwxyz";
+/// The body of `/bytes/{n}` (byte i is `b'a' + i % 26`) from any offset: the alphabet
+/// repeated, so that a body is written in a few copies of up to 4 KiB rather than one copy per
+/// 26 bytes.
+const PATTERN: [u8; 26 * 158] = {
+    let mut p = [0u8; 26 * 158];
+    let mut i = 0;
+    while i < p.len() {
+        p[i] = b'a' + (i % 26) as u8;
+        i += 1;
+    }
+    p
+};
 
 /// Where the request side is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,10 +462,10 @@ impl Writer {
                     while self.pattern_pos < self.pattern_len && produced < out.len() {
                         let off = (self.pattern_pos % 26) as usize;
                         let left = self.pattern_len - self.pattern_pos;
-                        let n = (26 - off)
+                        let n = (PATTERN.len() - off)
                             .min(out.len() - produced)
                             .min(usize::try_from(left).unwrap_or(usize::MAX));
-                        out[produced..produced + n].copy_from_slice(&ALPHABET[off..off + n]);
+                        out[produced..produced + n].copy_from_slice(&PATTERN[off..off + n]);
                         produced += n;
                         self.pattern_pos += n as u64;
                     }

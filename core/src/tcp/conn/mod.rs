@@ -348,15 +348,10 @@ impl Conn {
     }
 
     /// Handles one inbound segment (RFC 9293 §3.10.7.4, "Otherwise" branch). Returns what to
-    /// do with the connection and, if (part of) the segment was refused, why.
+    /// do with the connection and, if (part of) the segment was refused, why. The endpoint
+    /// brings the timers up to date afterwards (`update_timers`).
     #[must_use]
     pub fn handle_segment(&mut self, cx: &mut Ctx, seg: &Seg) -> (Outcome, Option<DropReason>) {
-        let out = self.process(cx, seg);
-        self.update_timers(cx.now);
-        out
-    }
-
-    fn process(&mut self, cx: &mut Ctx, seg: &Seg) -> (Outcome, Option<DropReason>) {
         let now = cx.now;
 
         // RFC 7323 §5.3 R1 (PAWS) and §3.2: with timestamps in use, a non-RST segment without
@@ -768,11 +763,12 @@ impl Conn {
                 }
             }
         }
-        self.update_timers(cx.now);
         out
     }
 
-    /// Keeps the retransmit / persist timers consistent with what is in flight.
+    /// Keeps the retransmit / persist timers consistent with what is in flight. The endpoint
+    /// calls it once after each input, timeout or transmission that keeps the connection
+    /// (`Endpoint::schedule`), before it reads the next deadline.
     pub fn update_timers(&mut self, now: Instant) {
         if self.outstanding() {
             if self.timers.get(Timer::Retransmit).is_none() {

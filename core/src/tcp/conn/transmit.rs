@@ -198,7 +198,6 @@ impl Conn {
         self.unacked_bytes = 0;
         self.timers.stop(Timer::DelayedAck);
         self.last_ack_sent = self.rcv_nxt;
-        self.update_timers(cx.now);
         Some(n)
     }
 

@@ -1,5 +1,5 @@
-//! The endpoint: connection table (slab + generation handles), stateless reply queue, timer
-//! heap, ready queue, events; segments for unknown flows go to the stateless SYN-cookie front
+//! The endpoint: connection table (slab + generation handles), stateless reply queue, the
+//! connections' deadlines (`deadlines.rs`), ready queue, events; segments for unknown flows go to the stateless SYN-cookie front
 //! (`cookie_front.rs`), segments for flows in TIME_WAIT to their compact records
 //! (`time_wait.rs`).
 //!
@@ -9,10 +9,10 @@
 //! output too, so drain `poll_transmit` after them.
 
 mod cookie_front;
+mod deadlines;
 mod time_wait;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
@@ -22,6 +22,7 @@ use super::FlowKey;
 use crate::time::Instant;
 use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, WireError};
 use cookie_front::SynHints;
+use deadlines::Deadlines;
 use time_wait::{TimeWait, TimeWaitRecords};
 
 /// A connection slot and the generation it had when the connection was created: a handle to
@@ -75,8 +76,6 @@ struct Slot {
     generation: u32,
     live: bool,
     in_ready: bool,
-    /// The deadline this slot has in the heap (lazy deletion: other entries are stale).
-    heap_at: Option<Instant>,
     /// Allocated on the slot's first use and reused (buffers included) afterwards.
     conn: Option<Box<Conn>>,
 }
@@ -96,7 +95,8 @@ pub struct Endpoint {
     time_wait: TimeWaitRecords,
     stateless: VecDeque<Reply>,
     ready: VecDeque<u32>,
-    heap: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    /// Each live connection's next timer deadline (`Conn::timers`' earliest).
+    deadlines: Deadlines,
     events: VecDeque<Event>,
     stats: TcpStats,
     challenge: ChallengeLimiter,
@@ -121,7 +121,6 @@ impl Endpoint {
                 generation: 0,
                 live: false,
                 in_ready: false,
-                heap_at: None,
                 conn: None,
             })
             .collect();
@@ -134,7 +133,7 @@ impl Endpoint {
             time_wait: TimeWaitRecords::new(config.max_time_wait, config.time_wait),
             stateless: VecDeque::with_capacity(config.max_stateless_replies),
             ready: VecDeque::with_capacity(n),
-            heap: BinaryHeap::with_capacity(2 * n + 16),
+            deadlines: Deadlines::new(n),
             events: VecDeque::with_capacity((4 * n).min(1 << 16)),
             stats: TcpStats::default(),
             challenge: ChallengeLimiter::new(config.challenge_ack_limit, now),
@@ -217,7 +216,6 @@ impl Endpoint {
         if let Err(r) = result {
             self.stats.count_drop(r);
         }
-        self.prune();
         result
     }
 
@@ -248,7 +246,7 @@ impl Endpoint {
         drop.map_or(Ok(()), Err)
     }
 
-    /// Applies an outcome and reschedules the connection (ready queue, timer heap).
+    /// Applies an outcome and reschedules the connection (ready queue, deadline).
     fn after(&mut self, now: Instant, idx: u32, outcome: Outcome) {
         match outcome {
             Outcome::Keep => self.schedule(idx),
@@ -308,6 +306,9 @@ impl Endpoint {
             .and_then(|s| s.conn.as_deref_mut())
     }
 
+    /// After anything that may have changed a live connection: its timers made consistent
+    /// (the one place `Conn::update_timers` is called), the ready queue if it has something to
+    /// send, its deadline.
     fn schedule(&mut self, idx: u32) {
         let Some(slot) = self.slots.get_mut(idx as usize) else {
             return;
@@ -320,19 +321,7 @@ impl Endpoint {
             slot.in_ready = true;
             self.ready.push_back(idx);
         }
-        let next = conn.timers.next();
-        if next != slot.heap_at {
-            slot.heap_at = next;
-            if let Some(at) = next {
-                if self.heap.len() >= self.heap.capacity() {
-                    let slots = &self.slots;
-                    self.heap
-                        .retain(|Reverse((at, i, g))| heap_entry_valid(slots, *at, *i, *g));
-                }
-                let g = self.slots[idx as usize].generation;
-                self.heap.push(Reverse((at, idx, g)));
-            }
-        }
+        self.deadlines.set(idx, conn.timers.next());
     }
 
     fn free_slot(&mut self, idx: u32) {
@@ -343,7 +332,7 @@ impl Endpoint {
             return;
         }
         slot.live = false;
-        slot.heap_at = None;
+        self.deadlines.set(idx, None);
         let handle = ConnHandle {
             index: idx,
             generation: slot.generation,
@@ -356,17 +345,6 @@ impl Endpoint {
         }
         self.free.push(idx);
         self.stats.connections_closed += 1;
-    }
-
-    /// Drops stale heap tops and TIME_WAIT FIFO fronts so `poll_timeout` is exact.
-    fn prune(&mut self) {
-        while let Some(Reverse((at, i, g))) = self.heap.peek().copied() {
-            if heap_entry_valid(&self.slots, at, i, g) {
-                break;
-            }
-            self.heap.pop();
-        }
-        self.time_wait.prune();
     }
 
     fn queue_reply(&mut self, reply: Reply) -> bool {
@@ -412,12 +390,10 @@ impl Endpoint {
             let n = conn.poll_transmit(&mut cx, buf, ip_id);
             if n.is_some() {
                 self.schedule(idx);
-                self.prune();
                 return n;
             }
             self.schedule(idx);
         }
-        self.prune();
         None
     }
 
@@ -425,7 +401,7 @@ impl Endpoint {
     /// then.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let conn = self.heap.peek().map(|Reverse((at, _, _))| *at);
+        let conn = self.deadlines.first().map(|(at, _)| at);
         let tw = self.time_wait.next_expiry();
         match (conn, tw) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -436,20 +412,19 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         self.time_wait.expire(now);
-        let mut budget = self.heap.len().saturating_mul(2).saturating_add(16);
-        while let Some(Reverse((at, idx, g))) = self.heap.peek().copied() {
+        // A connection whose timers fired is rescheduled after `now` or freed; the budget
+        // bounds the loop even if a timer were re-armed at or before `now`.
+        let mut budget = self.deadlines.len().saturating_mul(2).saturating_add(16);
+        while let Some((at, idx)) = self.deadlines.first() {
             if at > now || budget == 0 {
                 break;
             }
             budget -= 1;
-            self.heap.pop();
-            if !heap_entry_valid(&self.slots, at, idx, g) {
-                continue;
-            }
-            self.slots[idx as usize].heap_at = None;
+            self.deadlines.set(idx, None);
             let (mut cx, slots) = self.ctx(now);
             let Some(conn) = slots
                 .get_mut(idx as usize)
+                .filter(|s| s.live)
                 .and_then(|s| s.conn.as_deref_mut())
             else {
                 continue;
@@ -457,7 +432,6 @@ impl Endpoint {
             let outcome = conn.handle_timeout(&mut cx);
             self.after(now, idx, outcome);
         }
-        self.prune();
     }
 
     /// Next event for the application.
@@ -508,7 +482,6 @@ impl Endpoint {
         if let Some(c) = self.conn_mut(conn) {
             c.consume(n, now, delay);
             self.schedule(conn.index);
-            self.prune();
         }
     }
 
@@ -522,7 +495,7 @@ impl Endpoint {
 
     /// Both sides of a connection at once, for a caller that moves bytes from one to the
     /// other without a copy in between (the HTTP layer reads requests and writes responses in
-    /// one pass). Follow with `consume` and `commit_send`. `None` for a stale handle.
+    /// one pass). Follow with `stream_done`. `None` for a stale handle.
     pub fn stream(&mut self, conn: ConnHandle) -> Option<Stream<'_>> {
         let c = self.conn_mut(conn)?;
         let can_send = c.can_send();
@@ -535,6 +508,20 @@ impl Endpoint {
         Some(Stream { recv, send })
     }
 
+    /// Ends what `stream` lent: the first `consumed` readable bytes are done with (as
+    /// `consume`) and the first `produced` bytes of the free space are queued (as
+    /// `commit_send`), with one reschedule for both.
+    pub fn stream_done(&mut self, conn: ConnHandle, consumed: usize, produced: usize) {
+        let (now, delay) = (self.now, self.cfg.delayed_ack);
+        if let Some(c) = self.conn_mut(conn) {
+            c.consume(consumed, now, delay);
+            if c.can_send() {
+                c.commit_send(produced);
+            }
+            self.schedule(conn.index);
+        }
+    }
+
     /// Queues the first `n` bytes written into `send_space`.
     pub fn commit_send(&mut self, conn: ConnHandle, n: usize) {
         if let Some(c) = self.conn_mut(conn) {
@@ -542,7 +529,6 @@ impl Endpoint {
                 c.commit_send(n);
             }
             self.schedule(conn.index);
-            self.prune();
         }
     }
 
@@ -551,7 +537,6 @@ impl Endpoint {
         if let Some(c) = self.conn_mut(conn) {
             c.close();
             self.schedule(conn.index);
-            self.prune();
         }
     }
 
@@ -564,7 +549,6 @@ impl Endpoint {
             };
             self.queue_reply(reply);
             self.free_slot(conn.index);
-            self.prune();
         }
     }
 
@@ -575,12 +559,6 @@ impl Endpoint {
 
     #[cfg(test)]
     pub(crate) fn heap_len(&self) -> usize {
-        self.heap.len()
+        self.deadlines.len()
     }
-}
-
-fn heap_entry_valid(slots: &[Slot], at: Instant, idx: u32, generation: u32) -> bool {
-    slots
-        .get(idx as usize)
-        .is_some_and(|s| s.live && s.generation == generation && s.heap_at == Some(at))
 }

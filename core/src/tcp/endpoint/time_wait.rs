@@ -2,7 +2,9 @@
 //! slot and buffers are freed and a compact record keeps only what the state still needs --
 //! enough to re-ACK a retransmitted FIN and to judge a RST or a new SYN (RFC 5961, RFC 6191).
 //! The records are bounded (`TcpConfig::max_time_wait`, the oldest goes first) and expire in
-//! one FIFO, since all last equally long.
+//! one FIFO, since all last equally long. Every change leaves a live entry at the FIFO's front
+//! (stale ones, of records removed or restarted, are dropped there), so `next_expiry` is exact
+//! without a check on every segment.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -69,9 +71,10 @@ impl TimeWaitRecords {
         self.records.get_mut(flow)
     }
 
-    /// Forgets a record (its FIFO entry goes stale and is dropped by `prune`).
+    /// Forgets a record (its FIFO entry goes stale and is dropped once it reaches the front).
     pub fn remove(&mut self, flow: &FlowKey) {
         self.records.remove(flow);
+        self.prune();
     }
 
     /// Adds a record expiring 2*MSL from `now`, evicting the oldest while the table (or the
@@ -95,6 +98,7 @@ impl TimeWaitRecords {
         tw.id = self.next_id;
         self.fifo.push_back((now + self.lifetime, flow, tw.id));
         self.records.insert(flow, tw);
+        self.prune();
         evicted
     }
 
@@ -109,10 +113,11 @@ impl TimeWaitRecords {
             tw.id = id;
             self.fifo.push_back((now + self.lifetime, flow, id));
         }
+        self.prune();
     }
 
     /// Drops stale FIFO fronts, so `next_expiry` is exact.
-    pub fn prune(&mut self) {
+    fn prune(&mut self) {
         while let Some(&(_, flow, id)) = self.fifo.front() {
             if self.records.get(&flow).is_some_and(|t| t.id == id) {
                 break;
@@ -138,6 +143,7 @@ impl TimeWaitRecords {
                 self.records.remove(&flow);
             }
         }
+        self.prune();
     }
 }
 
@@ -188,7 +194,6 @@ impl Endpoint {
                 self.stats.rsts_in += 1;
                 if seg.seq == rcv_nxt {
                     self.time_wait.remove(&flow);
-                    self.prune();
                     return Ok(());
                 }
                 if seg.seq.in_window(rcv_nxt, window)
@@ -238,14 +243,12 @@ impl Endpoint {
                         .is_ok() =>
             {
                 self.time_wait.remove(&flow);
-                self.prune();
                 self.cookie_ack(now, flow, addrs, t, seg, ack)
             }
             // Retransmitted FIN: "Acknowledge it, and restart the 2 MSL timeout."
             (false, false, _) if seg.fin => {
                 self.time_wait_ack(now, flow, t);
                 self.time_wait.restart(now, flow);
-                self.prune();
                 Ok(())
             }
             // Data: nothing can be accepted any more; ACK so the peer learns where we are.
@@ -256,5 +259,66 @@ impl Endpoint {
             // A pure ACK needs no answer (and answering would start an ACK loop).
             _ => Err(DropReason::TimeWait),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::EthernetAddress;
+    use core::net::Ipv4Addr;
+
+    fn flow(port: u16) -> FlowKey {
+        FlowKey::from_inbound(
+            Ipv4Addr::new(10, 0, 0, 1),
+            port,
+            Ipv4Addr::new(10, 0, 0, 2),
+            80,
+        )
+    }
+
+    fn record() -> TimeWait {
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        TimeWait {
+            addrs: FrameAddrs {
+                eth_src: mac,
+                eth_dst: mac,
+                vlan: None,
+                ip_src: Ipv4Addr::new(10, 0, 0, 2),
+                ip_dst: Ipv4Addr::new(10, 0, 0, 1),
+            },
+            snd_nxt: SeqNumber(1),
+            rcv_nxt: SeqNumber(1),
+            window: 0,
+            ts_recent: None,
+            ts_offset: 0,
+            id: 0,
+            syn_answered: false,
+        }
+    }
+
+    #[test]
+    fn next_expiry_is_the_oldest_live_record_after_every_change() {
+        let life = Duration::from_secs(60);
+        let mut tw = TimeWaitRecords::new(2, life);
+        let t = |s| Instant::from_secs(s);
+        assert_eq!(tw.insert(t(1), flow(1), record()), 0);
+        assert_eq!(tw.insert(t(2), flow(2), record()), 0);
+        assert_eq!(tw.next_expiry(), Some(t(1) + life));
+        // Restarting the oldest makes the other one the next to expire.
+        tw.restart(t(3), flow(1));
+        assert_eq!(tw.next_expiry(), Some(t(2) + life));
+        tw.remove(&flow(2));
+        assert_eq!(tw.next_expiry(), Some(t(3) + life));
+        // A full table evicts the oldest live record.
+        assert_eq!(tw.insert(t(4), flow(4), record()), 0);
+        assert_eq!(tw.insert(t(5), flow(5), record()), 1);
+        assert!(!tw.contains(&flow(1)));
+        assert_eq!(tw.next_expiry(), Some(t(4) + life));
+        tw.expire(t(4) + life);
+        assert_eq!(tw.next_expiry(), Some(t(5) + life));
+        tw.remove(&flow(5));
+        assert_eq!(tw.next_expiry(), None);
+        assert_eq!(tw.len(), 0);
     }
 }

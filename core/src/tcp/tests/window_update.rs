@@ -15,8 +15,26 @@ fn full_rx_config() -> TcpConfig {
 /// What the engine does on `Established`: serve the connection, which consumes and commits
 /// nothing when the handshake ACK carried no data.
 fn engine_serves_empty(fx: &mut Fx) {
-    fx.ep.consume(fx.h, 0);
-    fx.ep.commit_send(fx.h, 0);
+    fx.ep.stream_done(fx.h, 0, 0);
+}
+
+/// The engine's one pass: the request read through `stream`, the answer written into the
+/// same borrow, both counts handed back in one call.
+#[test]
+fn stream_done_consumes_the_request_and_queues_the_response_in_one_call() {
+    let mut fx = Fx::new();
+    let request = b"GET / HTTP/1.1\r\n\r\n";
+    let response = b"HTTP/1.1 200 OK\r\n\r\n";
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, request).unwrap();
+    let io = fx.ep.stream(fx.h).expect("a live connection");
+    assert_eq!(io.recv.0, request);
+    io.send.0[..response.len()].copy_from_slice(response);
+    fx.ep.stream_done(fx.h, request.len(), response.len());
+    assert!(fx.readable().is_empty(), "the request was consumed");
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "one segment: {out:?}");
+    assert_eq!(out[0].payload, response);
+    assert_eq!(out[0].hdr.ack, fx.seq, "it acknowledges the request");
 }
 
 #[test]
