@@ -67,8 +67,16 @@ fn ratio(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
     }
 }
 
+/// A ratio with two decimals, or two significant digits below 0.1 (a collapse must not read
+/// as 0.00x).
 fn ratio_cell(x: Option<f64>) -> String {
-    x.map_or("—".into(), |x| format!("{x:.2}x"))
+    x.map_or("—".into(), |x| {
+        if x > 0.0 && x < 0.1 {
+            format!("{x:.2e}x")
+        } else {
+            format!("{x:.2}x")
+        }
+    })
 }
 
 /// The table header for the targets, plus the bypass's ratios to the other two.
@@ -734,6 +742,13 @@ mod tests {
         ] {
             assert!(md.contains(needle), "{needle:?} not in:\n{md}");
         }
+    }
+
+    #[test]
+    fn small_ratios_keep_their_digits() {
+        assert_eq!(ratio_cell(Some(0.0036)), "3.60e-3x");
+        assert_eq!(ratio_cell(Some(0.5)), "0.50x");
+        assert_eq!(ratio_cell(None), "—");
     }
 
     #[test]

@@ -178,8 +178,9 @@ pub const NJS_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_js_module.so";
 /// bytes (files written here, for every `n` the scenarios ask), `POST /echo` -> the body
 /// back (njs). One worker pinned to `core`, access log off, unlimited keep-alive requests,
 /// and each answer served the cheapest way nginx's documentation gives: `/health` a static
-/// `return`, the files with `sendfile` (no copy through user space), `tcp_nopush` (headers
-/// and file in full segments) and `open_file_cache` (no open/fstat/close per request).
+/// `return`, the files with `sendfile` (no copy through user space) and `open_file_cache`
+/// (no open/fstat/close per request). Not `tcp_nopush`: measured here, it cut nginx's
+/// `GET /bytes/16384` to a third (`bench-results/nginx-tuning.md`).
 pub fn start_nginx(
     nginx: &Path,
     topo: &Topology,
@@ -280,7 +281,6 @@ http {{
     keepalive_requests 1000000000;
     keepalive_timeout 300s;
     sendfile on;
-    tcp_nopush on;
     open_file_cache max=64 inactive=600s;
     open_file_cache_valid 600s;
     client_body_buffer_size 64k;
@@ -354,13 +354,9 @@ mod tests {
         assert!(c.contains("worker_cpu_affinity 1;"), "{c}");
         assert!(c.contains("access_log off;") && c.contains("keepalive_requests 1000000000;"));
         // nginx at its best: the documented settings for static answers.
-        for setting in [
-            "sendfile on;",
-            "tcp_nopush on;",
-            "open_file_cache max=",
-            "return 200",
-        ] {
+        for setting in ["sendfile on;", "open_file_cache max=", "return 200"] {
             assert!(c.contains(setting), "{setting} missing:\n{c}");
         }
+        assert!(!c.contains("tcp_nopush"), "{c}");
     }
 }
