@@ -225,20 +225,19 @@ pub struct Attribution {
     #[serde(default)]
     pub rest_top: Vec<(String, f64)>,
     /// Network softirqs raised on each core during the run.
-    pub softirqs: SoftirqDelta,
+    pub softirqs: SoftirqCounts,
 }
 
 impl Attribution {
     /// Sorts the time between two samples. `server_pids` are the server's processes; the
-    /// client is what was reaped in between (its time comes from `RUSAGE_CHILDREN`) plus
-    /// `client_pids` still alive.
+    /// client's process is what was reaped in between (its time comes from
+    /// `RUSAGE_CHILDREN`: the client has exited by the second sample).
     pub fn between(
         before: &ThreadSample,
         after: &ThreadSample,
         cores: (usize, usize),
         server_pids: &HashSet<u32>,
-        client_pids: &HashSet<u32>,
-        softirqs: SoftirqDelta,
+        softirqs: SoftirqCounts,
     ) -> Attribution {
         let (server_core, client_core) = cores;
         let mut a = Attribution {
@@ -255,8 +254,6 @@ impl Attribution {
             }
             if server_pids.contains(&t.tgid) {
                 a.server.add(t, secs, true);
-            } else if client_pids.contains(&t.tgid) {
-                a.client.add(t, secs, true);
             } else if t.bound_cpu == Some(server_core) {
                 a.server.add(t, secs, false);
             } else if t.bound_cpu == Some(client_core) {
@@ -282,9 +279,6 @@ pub struct SoftirqCounts {
     pub net_tx: Vec<u64>,
 }
 
-/// How many network softirqs each core ran during a run.
-pub type SoftirqDelta = SoftirqCounts;
-
 impl SoftirqCounts {
     pub fn read() -> Self {
         std::fs::read_to_string("/proc/softirqs")
@@ -309,7 +303,8 @@ impl SoftirqCounts {
         }
     }
 
-    pub fn since(&self, before: &SoftirqCounts) -> SoftirqDelta {
+    /// How many of each ran on each core since `before`.
+    pub fn since(&self, before: &SoftirqCounts) -> SoftirqCounts {
         let diff = |a: &[u64], b: &[u64]| -> Vec<u64> {
             a.iter()
                 .zip(b.iter().chain(std::iter::repeat(&0)))
@@ -393,8 +388,7 @@ mod tests {
             &after,
             (1, 0),
             &HashSet::from([10]),
-            &HashSet::new(),
-            SoftirqDelta::default(),
+            SoftirqCounts::default(),
         );
         assert_eq!(a.server.process_secs, 4.0);
         assert_eq!(a.server.napi_secs, 0.5);
@@ -456,14 +450,7 @@ mod tests {
         std::hint::black_box(x);
         let b = ThreadSample::read();
         let me = HashSet::from([std::process::id()]);
-        let attr = Attribution::between(
-            &a,
-            &b,
-            (1, 0),
-            &me,
-            &HashSet::new(),
-            SoftirqDelta::default(),
-        );
+        let attr = Attribution::between(&a, &b, (1, 0), &me, SoftirqCounts::default());
         assert!(attr.server.process_secs > 0.1, "{attr:?}");
         assert!(a.total_secs_until(&b) >= attr.server.process_secs);
     }

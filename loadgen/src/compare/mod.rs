@@ -641,7 +641,6 @@ pub(crate) fn measure(
         &threads_after,
         (plan.server_core, plan.client_core),
         &threads_after.process_tree(run.server_pid),
-        &Default::default(),
         softirqs,
     );
     let per_request = |secs: f64| {
