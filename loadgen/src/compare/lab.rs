@@ -73,15 +73,7 @@ pub(super) fn compare_lab(plan: &Plan, commit: &str) -> Result<RunRecord, Compar
                     path: "/health",
                     rep,
                 };
-                let w = wrk_check(plan, &topo, &run, loadgen)?;
-                eprintln!(
-                    "  rep {rep} {:<18} wrk {:<10} {:>9.0} req/s  (loadgen / wrk {:.2})",
-                    target.name(),
-                    scenario.name(),
-                    w.wrk_rps,
-                    w.ratio
-                );
-                wrk_checks.push(w);
+                wrk_checks.push(wrk_check(plan, &topo, &run, loadgen)?);
             }
         }
         Ok(())

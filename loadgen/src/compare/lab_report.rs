@@ -154,13 +154,7 @@ pub fn markdown(r: &RunRecord) -> String {
         c.command_line
     );
     if let Some(t) = &c.topology {
-        let _ = writeln!(
-            s,
-            "Topology: {}, {} queue(s); offloads, the same for every target ({}).\n",
-            t.kind,
-            t.queues,
-            t.offloads_line()
-        );
+        let _ = writeln!(s, "{}\n", t.summary_line());
     }
     let _ = writeln!(
         s,

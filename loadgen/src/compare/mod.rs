@@ -473,15 +473,7 @@ fn compare_veth(plan: &Plan, rate: Option<u64>, commit: &str) -> Result<RunRecor
                             path,
                             rep,
                         };
-                        let w = wrk_check(plan, &topo, &run, loadgen)?;
-                        eprintln!(
-                            "  rep {rep} {:<18} wrk {:<10} {:>9.0} req/s  (loadgen / wrk {:.2})",
-                            target.name(),
-                            scenario.name(),
-                            w.wrk_rps,
-                            w.ratio
-                        );
-                        wrk_checks.push(w);
+                        wrk_checks.push(wrk_check(plan, &topo, &run, loadgen)?);
                     }
                 }
             }
@@ -776,7 +768,8 @@ struct WrkRun<'a> {
     rep: u32,
 }
 
-/// wrk with the closed-loop scenarios' shape (1 thread, 64 connections), pinned the same way.
+/// wrk with the closed-loop scenarios' shape (1 thread, 64 connections), pinned the same way;
+/// prints its line of progress.
 fn wrk_check(
     plan: &Plan,
     topo: &Topology,
@@ -826,6 +819,13 @@ fn wrk_check(
         command: shown.clone(),
         message: format!("no Requests/sec in its output: {}", text.trim()),
     })?;
+    eprintln!(
+        "  rep {rep} {:<18} wrk {:<10} {:>9.0} req/s  (loadgen / wrk {:.2})",
+        target.name(),
+        scenario.name(),
+        wrk_rps,
+        loadgen_rps / wrk_rps
+    );
     Ok(WrkCheck {
         target,
         scenario,

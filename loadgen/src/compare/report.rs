@@ -156,6 +156,16 @@ pub struct TopologyRecord {
 }
 
 impl TopologyRecord {
+    /// The summaries' line about the network: what it is, its queues and its offloads.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "Topology: {}, {} queue(s); offloads, the same for every target ({}).",
+            self.kind,
+            self.queues,
+            self.offloads_line()
+        )
+    }
+
     /// "server veth: tx-checksumming on, ...; client veth: ...".
     pub fn offloads_line(&self) -> String {
         let side = |m: &BTreeMap<String, bool>| {
@@ -295,13 +305,7 @@ impl RunRecord {
             c.server_core, c.client_core, c.reps, c.duration_secs, c.warmup_secs, c.command_line
         );
         if let Some(t) = &c.topology {
-            let _ = writeln!(
-                s,
-                "Topology: {}, {} queue(s); offloads, the same for every target ({}).\n",
-                t.kind,
-                t.queues,
-                t.offloads_line()
-            );
+            let _ = writeln!(s, "{}\n", t.summary_line());
         }
         let has = |t: Target| c.targets.contains(&t);
         let _ = writeln!(s, "## Throughput (requests/s)\n");
