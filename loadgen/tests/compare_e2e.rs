@@ -18,31 +18,20 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
         eprintln!("skipping quick_comparison_writes_every_result_and_no_request_fails: needs root");
         return;
     }
-    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
-    let xgate = xgate_beside(&loadgen);
-    let out = std::env::temp_dir().join(format!("loadgen-compare-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let o = Command::new(&loadgen)
-        .args(["compare", "--quick", "--network", "veth", "--rate", "2000"])
-        .arg("--out")
-        .arg(&out)
-        .arg("--xgate")
-        .arg(&xgate)
-        .args([
+    let (out, stderr) = run_compare(
+        "loadgen-compare-test",
+        &[
+            "--network",
+            "veth",
+            "--rate",
+            "2000",
             "--scenario",
             "keep-alive",
             "--scenario",
             "open-loop",
             "--scenario",
             "echo-1k",
-        ])
-        .output()
-        .expect("running loadgen compare");
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "loadgen compare failed:\n{stderr}\n{stdout}"
+        ],
     );
 
     let summary = std::fs::read_to_string(out.join("veth.md")).expect("veth.md");
@@ -118,30 +107,9 @@ fn quick_lab_comparison_attributes_each_side_its_own_receive() {
         eprintln!("skipping quick_lab_comparison_attributes_each_side_its_own_receive: needs root");
         return;
     }
-    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
-    let xgate = xgate_beside(&loadgen);
-    let out = std::env::temp_dir().join(format!("loadgen-lab-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let o = Command::new(&loadgen)
-        .args([
-            "compare",
-            "--quick",
-            "--network",
-            "lab",
-            "--scenario",
-            "keep-alive",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--xgate")
-        .arg(&xgate)
-        .output()
-        .expect("running loadgen compare");
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "loadgen compare failed:\n{stderr}\n{stdout}"
+    let (out, stderr) = run_compare(
+        "loadgen-lab-test",
+        &["--network", "lab", "--scenario", "keep-alive"],
     );
     let summary = std::fs::read_to_string(out.join("lab.md")).expect("lab.md");
     for needle in [
@@ -191,6 +159,31 @@ fn quick_lab_comparison_attributes_each_side_its_own_receive() {
     }
     namespaces_are_gone(&stderr);
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// `loadgen compare --quick` with `args`, its results in a fresh directory named after `what`
+/// and this process; asserts it succeeded and returns the directory and its stderr.
+fn run_compare(what: &str, args: &[&str]) -> (PathBuf, String) {
+    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
+    let xgate = xgate_beside(&loadgen);
+    let out = std::env::temp_dir().join(format!("{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = Command::new(&loadgen)
+        .args(["compare", "--quick"])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .arg("--xgate")
+        .arg(&xgate)
+        .output()
+        .expect("running loadgen compare");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "loadgen compare failed:\n{stderr}\n{stdout}"
+    );
+    (out, stderr)
 }
 
 /// The run's namespaces (named on stderr), their lock files and their NAPI threads are gone.
