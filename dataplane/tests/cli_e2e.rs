@@ -1138,3 +1138,113 @@ fn out_of(ifname: &str) -> Output {
         c
     })
 }
+
+/// What the kernel drops at an AF_XDP socket is on the metrics page and in the status: with
+/// the gateway stopped (SIGSTOP), a burst of 6,000 SYNs to the bypass port overflows the RX
+/// rings of its two queues (2,048 descriptors each), and after SIGCONT the drops the kernel
+/// counted appear under `xgate_bypass_socket_drops_total` and in the status; the port then
+/// serves again.
+#[test]
+fn a_stopped_poller_shows_the_kernels_socket_drops() {
+    if !is_root() {
+        eprintln!("skipping a_stopped_poller_shows_the_kernels_socket_drops: needs root");
+        return;
+    }
+    let mut topo = Topology::create();
+    let ifname = topo.server_if.clone();
+    let gw_ns = topo.server_ns.clone();
+    let bypass = BYPASS.to_string();
+    let (gw, pid) = start_xgate(
+        &mut topo,
+        &[
+            "--iface",
+            &ifname,
+            "--netns",
+            &gw_ns,
+            "--port",
+            &bypass,
+            "--bypass",
+            &bypass,
+            "--shutdown-grace-secs",
+            "1",
+            "--admin-listen",
+            &format!("{GW_IP}:{ADMIN}"),
+        ],
+    );
+    assert_eq!(curl(&topo, BYPASS, "/health"), "ok");
+    // Every queue's drops but the invalid-descriptor counts (which must stay zero).
+    let drops = |scrape: &prometheus_parse::Scrape| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == "xgate_bypass_socket_drops_total")
+            .filter(|s| {
+                !s.labels
+                    .get("reason")
+                    .unwrap_or("")
+                    .ends_with("invalid_desc")
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{other:?}"),
+            })
+            .sum()
+    };
+    settle();
+    assert_eq!(drops(&scrape_metrics(&topo)), 0.0, "drops before the burst");
+
+    // SAFETY: kill(2) on the pid of the child we spawned and still own (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    let burst = format!(
+        "import resource, socket, time\n\
+         resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))\n\
+         held = []\n\
+         for _ in range(6000):\n\
+         \x20   s = socket.socket()\n\
+         \x20   s.setblocking(False)\n\
+         \x20   s.connect_ex(('{GW_IP}', {BYPASS}))\n\
+         \x20   held.append(s)\n\
+         time.sleep(0.5)\n"
+    );
+    let o = Command::new("ip")
+        .args(["netns", "exec", &topo.client_ns, "python3", "-c", &burst])
+        .output()
+        .expect("running python3");
+    // SAFETY: as above; the child is stopped, not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGCONT) }, 0);
+    assert!(o.status.success(), "burst: {}", text(&o.stderr));
+
+    // The counters are read from the kernel once a second and published with the rest.
+    let start = Instant::now();
+    let seen = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let n = drops(&scrape_metrics(&topo));
+        if n > 0.0 || start.elapsed() > Duration::from_secs(10) {
+            break n;
+        }
+    };
+    eprintln!("socket drops after the burst: {seen}");
+    let s = status(&ifname);
+    let pollers = s["pollers"].as_array().expect("pollers");
+    assert_eq!(pollers.len(), 2, "{s}");
+    // At least what two full rings cannot hold; at most the burst.
+    assert!(
+        (1904.0..=6000.0).contains(&seen),
+        "6,000 SYNs into two 2,048-descriptor rings while stopped: {seen} dropped"
+    );
+    let mut in_status = 0;
+    for p in pollers {
+        in_status += num(p, "socket_rx_ring_full")
+            + num(p, "socket_rx_fill_ring_empty")
+            + num(p, "socket_rx_dropped");
+        assert_eq!(num(p, "socket_rx_invalid_descs"), 0, "{p}");
+        assert_eq!(num(p, "socket_tx_invalid_descs"), 0, "{p}");
+    }
+    assert!(in_status as f64 >= seen, "{s}");
+    assert_eq!(curl(&topo, BYPASS, "/health"), "ok");
+
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let st = wait_exit(&mut topo.children[gw], Duration::from_secs(20));
+    assert!(st.success(), "xgate run exited with {st:?}");
+}

@@ -50,6 +50,9 @@ const ENGINE_PUBLISH_PERIOD: Duration = Duration::from_millis(100);
 /// How often the HTTP counters are summed over the live connections and published: the sum
 /// walks every connection (O(connections)), so less often than the rest.
 const HTTP_PUBLISH_PERIOD: Duration = Duration::from_secs(1);
+/// How often the socket's kernel statistics (`XDP_STATISTICS`) are read: a system call, so
+/// not before every sleep, which at low rates is once per request.
+const SOCKET_STATS_PERIOD: Duration = Duration::from_secs(1);
 
 /// How one poller runs.
 #[derive(Debug, Clone)]
@@ -183,6 +186,16 @@ counters! {
     tx_completed,
     /// Rounds that ended with an empty fill ring (received frames would be dropped).
     fill_ring_empty,
+    /// The kernel's count (`XDP_STATISTICS`, read once a second) of frames it dropped at this
+    /// socket because the RX ring was full: the poller did not keep up.
+    socket_rx_ring_full,
+    /// Frames the kernel dropped at this socket for want of a fill-ring frame.
+    socket_rx_fill_ring_empty,
+    /// Frames the kernel dropped at this socket for other reasons (e.g. larger than a frame).
+    socket_rx_dropped,
+    /// RX and TX descriptors the kernel found invalid (a bug on our side if ever non-zero).
+    socket_rx_invalid_descs,
+    socket_tx_invalid_descs,
     /// Rounds that ran `Engine::handle_timeout`.
     timer_runs,
     /// `user_flows` entries added.
@@ -245,6 +258,7 @@ pub struct Poller {
     next_wall: Instant,
     next_publish: Instant,
     next_http_publish: Instant,
+    next_socket_stats: Instant,
     /// Set by whoever holds [`Poller::drain_flag`]: the engine begins its graceful shutdown.
     drain: Arc<AtomicBool>,
     /// New routes and limits for the engine ([`Engine::reload`]).
@@ -287,6 +301,7 @@ impl Poller {
             next_wall: Instant::ZERO,
             next_publish: Instant::ZERO,
             next_http_publish: Instant::ZERO,
+            next_socket_stats: Instant::ZERO,
             drain: Arc::new(AtomicBool::new(false)),
             reload: Arc::new(ReloadMailbox::default()),
             refused_log: RateLimiter::new(10, Duration::from_secs(1)),
@@ -614,6 +629,18 @@ impl Poller {
         c.tcp_established = tcp.connections_established;
         c.tcp_retransmits = tcp.retransmits;
         c.tcp_rsts_out = tcp.rsts_out;
+        if now >= self.next_socket_stats {
+            self.next_socket_stats = now + SOCKET_STATS_PERIOD;
+            // A failed read keeps the last values: the counters are monotonic, and the
+            // socket is the one this loop reads, so it cannot be gone.
+            if let Ok(k) = self.queue.statistics() {
+                c.socket_rx_ring_full = k.rx_ring_full();
+                c.socket_rx_fill_ring_empty = k.rx_fill_ring_empty_descs();
+                c.socket_rx_dropped = k.rx_dropped();
+                c.socket_rx_invalid_descs = k.rx_invalid_descs();
+                c.socket_tx_invalid_descs = k.tx_invalid_descs();
+            }
+        }
         self.stats.publish(c);
         self.next_publish = now + ENGINE_PUBLISH_PERIOD;
     }

@@ -115,6 +115,18 @@ pub struct PollerState {
     /// Rounds that ended with an empty fill ring (the kernel drops what arrives then).
     #[serde(default)]
     pub fill_ring_empty: u64,
+    /// The kernel's drops at the AF_XDP socket (`XDP_STATISTICS`): RX ring full, no
+    /// fill-ring frame, other reasons; and descriptors it found invalid.
+    #[serde(default)]
+    pub socket_rx_ring_full: u64,
+    #[serde(default)]
+    pub socket_rx_fill_ring_empty: u64,
+    #[serde(default)]
+    pub socket_rx_dropped: u64,
+    #[serde(default)]
+    pub socket_rx_invalid_descs: u64,
+    #[serde(default)]
+    pub socket_tx_invalid_descs: u64,
     /// The engine's TCP counters.
     #[serde(default)]
     pub tcp: TcpStats,

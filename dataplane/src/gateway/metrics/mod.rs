@@ -31,6 +31,7 @@ pub fn render(s: &Status) -> String {
     http(&mut m, s);
     bypass_tcp(&mut m, s);
     bypass_drops(&mut m, s);
+    socket_drops(&mut m, s);
     pollers(&mut m, s);
     kernel_path(&mut m, s);
     reloads(&mut m, s);
@@ -339,6 +340,34 @@ fn bypass_drops(m: &mut Metrics, s: &Status) {
     );
 }
 
+/// What the kernel dropped at each AF_XDP socket before the poller saw it (`XDP_STATISTICS`):
+/// the one place where a bypass frame can vanish without the engines counting it.
+fn socket_drops(m: &mut Metrics, s: &Status) {
+    m.family(
+        "xgate_bypass_socket_drops_total",
+        "counter",
+        "Frames the kernel dropped at a poller's AF_XDP socket, by RX queue and reason \
+         (rx_ring_full: the poller did not keep up; fill_ring_empty: no free frame), and \
+         descriptors it found invalid.",
+    );
+    for p in &s.pollers {
+        let reasons = [
+            ("rx_ring_full", p.socket_rx_ring_full),
+            ("fill_ring_empty", p.socket_rx_fill_ring_empty),
+            ("other", p.socket_rx_dropped),
+            ("rx_invalid_desc", p.socket_rx_invalid_descs),
+            ("tx_invalid_desc", p.socket_tx_invalid_descs),
+        ];
+        for (reason, n) in reasons {
+            m.sample(
+                "xgate_bypass_socket_drops_total",
+                &format!("queue=\"{}\",reason=\"{reason}\"", p.queue),
+                n,
+            );
+        }
+    }
+}
+
 /// Per poller (RX queue): loop rounds, busy ratio, frames.
 fn pollers(m: &mut Metrics, s: &Status) {
     m.family(
@@ -489,6 +518,7 @@ mod tests {
             busy_loops: 1,
             idle_loops: 3,
             tx_ring_full: 6,
+            socket_rx_ring_full: 11,
             ..PollerState::default()
         }];
         s.kernel_path = KernelState::default();
@@ -570,6 +600,22 @@ mod tests {
                 &[("reason", "tx_ring_full")]
             ),
             6.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_bypass_socket_drops_total",
+                &[("queue", "0"), ("reason", "rx_ring_full")]
+            ),
+            11.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_bypass_socket_drops_total",
+                &[("queue", "0"), ("reason", "fill_ring_empty")]
+            ),
+            0.0
         );
         assert_eq!(
             value(
