@@ -22,9 +22,11 @@
 //!
 //! - [`Policy::RoundRobin`]: nginx's smooth weighted round robin (weights 5, 1, 1 give
 //!   `a a b a c a a`): every eligible server's current weight grows by its weight, the largest
-//!   wins and gives back the eligible total. Over any `Σ weight` consecutive picks with the same
-//!   eligible set, each server is picked exactly `weight` times, interleaved. Unlike nginx, a
-//!   failure does not lower an "effective weight": passive ejection is the only penalty.
+//!   wins and gives back the eligible total. From a fresh pool with every server eligible, each
+//!   run of `Σ weight` picks gives each server exactly `weight` of them, interleaved; when the
+//!   eligible set changes, the current weights stay bounded and the shares follow the weights
+//!   again. Unlike nginx, a failure does not lower an "effective weight": passive ejection is
+//!   the only penalty.
 //! - [`Policy::LeastOutstanding`]: the server whose requests in flight, counting this one, are
 //!   fewest per unit of weight: `(outstanding + 1) / weight`, compared as
 //!   `(o_a + 1) * w_b < (o_b + 1) * w_a` without division. Counting this request makes weight
@@ -208,8 +210,9 @@ pub struct ServerStats {
     pub passive: PassiveState,
 }
 
-/// One request's hold on a server, from [`Pool::on_request_start`] to [`Pool::on_request_end`].
-/// Not `Clone`: each started request ends once.
+/// One request's hold on a server, from [`Pool::on_request_start`] to [`Pool::on_request_end`]
+/// on the same pool (a pool rebuilt on reload does not take the old pool's tickets). Not
+/// `Clone`: each started request ends once.
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "a started request must be ended with Pool::on_request_end"]
 pub struct Ticket {

@@ -191,6 +191,32 @@ fn ending_a_request_frees_its_share() {
     assert_eq!(p.pick(T0, None, Tried::NONE), Some(id(0)));
 }
 
+proptest! {
+    /// Every pick goes to a server with the least `(outstanding + 1) / weight`, whatever
+    /// requests are held and released.
+    #[test]
+    fn least_outstanding_picks_a_least_loaded_server(
+        weights in prop::collection::vec(1u32..=10, 1..=6),
+        releases in prop::collection::vec(any::<Option<usize>>(), 1..100),
+    ) {
+        let mut p = pool(Policy::LeastOutstanding, &weights, 0);
+        let mut held: Vec<Ticket> = Vec::new();
+        for release in releases {
+            if let (Some(nth), false) = (release, held.is_empty()) {
+                let t = held.swap_remove(nth % held.len());
+                p.on_request_end(t, T0, Outcome::Ok);
+            }
+            let load = |p: &Pool, i: usize| {
+                (f64::from(p.stats(id(i)).outstanding) + 1.0) / f64::from(weights[i])
+            };
+            let least = (0..weights.len()).map(|i| load(&p, i)).fold(f64::INFINITY, f64::min);
+            let s = p.pick(T0, None, Tried::NONE).unwrap();
+            prop_assert_eq!(load(&p, s.index()), least);
+            held.push(p.on_request_start(s, T0));
+        }
+    }
+}
+
 // ---- consistent hashing ----
 
 #[test]
