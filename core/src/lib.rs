@@ -9,6 +9,8 @@
 //! - [`tcp`]: the server-side TCP engine (SYN cookies, state machine, timers, buffers);
 //! - [`http`]: HTTP/1.1 over a byte stream, every limit, the protocol's 4xx;
 //! - [`app`]: what the gateway answers (routes, static files, built-in routes);
+//! - [`proxy`]: what the gateway computes about a request it forwards to an upstream pool and
+//!   the response that comes back (server choice, head rewriting, response framing);
 //! - [`engine`]: tcp + http + app per connection, Ethernet frames in and out — what the
 //!   AF_XDP poller drives.
 //!
@@ -27,6 +29,7 @@ pub mod app;
 pub mod engine;
 pub mod histogram;
 pub mod http;
+pub mod proxy;
 pub mod sessions;
 pub mod stream;
 pub mod tally;

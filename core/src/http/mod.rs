@@ -30,7 +30,7 @@
 //! `process` that saw the final input; close the transport once `wants_close()` and the bytes
 //! already produced are sent. `reset()` makes the value ready for the next connection.
 
-mod chunked;
+pub(crate) mod chunked;
 mod head;
 
 use crate::app::{App, Handler, ResponseId, IMF_FIXDATE_LEN};
