@@ -47,6 +47,9 @@
 //!   them is how a route at the edge refuses to trust a client's list (only this hop's element
 //!   is sent).
 //!
+//! `Max-Forwards` of a `TRACE` or `OPTIONS` is decremented (RFC 9110 §7.6.2); at 0 the
+//! request is not forwarded ([`ForwardError::MaxForwardsZero`]: the caller answers it).
+//!
 //! Other fields are end-to-end and pass unchanged, including `Proxy-Authorization` (a route
 //! at the edge can remove it) and, without `x_forwarded`/`forwarded`, a client's
 //! `X-Forwarded-*`/`Forwarded`.
@@ -180,6 +183,10 @@ pub enum ForwardError {
     /// request MUST carry one (RFC 9112 §3.2).
     #[error("no Host to send upstream: the client sent none and the route sets no upstream_host")]
     MissingHost,
+    /// A `TRACE` or `OPTIONS` with `Max-Forwards: 0`: the gateway is its final recipient and
+    /// answers it itself (RFC 9110 §7.6.2).
+    #[error("Max-Forwards is 0: the gateway is the final recipient of this TRACE or OPTIONS")]
+    MaxForwardsZero,
     /// A part of the request has bytes the server side refuses (see the module's doc).
     #[error("the request's {0} has bytes the server side refuses")]
     Malformed(RequestPart),
@@ -249,6 +256,16 @@ enum Combined {
     Via,
     XForwardedFor,
     Forwarded,
+}
+
+impl Combined {
+    fn name(self) -> &'static [u8] {
+        match self {
+            Combined::Via => b"via",
+            Combined::XForwardedFor => b"x-forwarded-for",
+            Combined::Forwarded => b"forwarded",
+        }
+    }
 }
 
 impl ForwardRules {
@@ -334,6 +351,11 @@ impl ForwardRules {
         out: &mut [u8],
     ) -> Result<usize, ForwardError> {
         check_request(req)?;
+        // RFC 9110 §7.6.2: only these methods count hops; others may carry the field unread.
+        let counts_hops = req.method == b"TRACE" || req.method == b"OPTIONS";
+        if counts_hops && max_forwards(req.headers).any(|n| n == 0) {
+            return Err(ForwardError::MaxForwardsZero);
+        }
         let host = match (&self.upstream_host, req.host) {
             (Some(host), _) => &host[..],
             (None, Some(host)) => host,
@@ -367,12 +389,23 @@ impl ForwardRules {
         let mut client_sent_length = false;
         for &(name, value) in req.headers {
             client_sent_length |= name.eq_ignore_ascii_case(b"content-length");
-            if self.disposition(name, req.headers, has_connection, http10) == Disposition::Copy {
-                w.put(name)?;
-                w.put(b": ")?;
-                w.put(value)?;
-                w.put(b"\r\n")?;
+            if self.disposition(name, req.headers, has_connection, http10) != Disposition::Copy {
+                continue;
             }
+            w.put(name)?;
+            w.put(b": ")?;
+            let hops = if counts_hops && name.eq_ignore_ascii_case(b"max-forwards") {
+                decimal(value)
+            } else {
+                None
+            };
+            match hops {
+                // Decremented by this hop (§7.6.2; 0 was refused above). An invalid value is
+                // not a count: it goes as sent.
+                Some(n) => w.put_decimal(n.saturating_sub(1))?,
+                None => w.put(value)?,
+            }
+            w.put(b"\r\n")?;
         }
 
         match req.body {
@@ -483,7 +516,9 @@ impl ForwardRules {
         let http10 = req.version_minor == 0;
         for &(name, value) in req.headers {
             let value = trim_ows(value);
+            // The name first: the full disposition only for the few lines that can match.
             if !value.is_empty()
+                && name.eq_ignore_ascii_case(kind.name())
                 && self.disposition(name, req.headers, has_connection, http10)
                     == Disposition::Combine(kind)
             {
@@ -567,6 +602,24 @@ fn check_request(req: &ClientRequest<'_>) -> Result<(), ForwardError> {
         }
     }
     Ok(())
+}
+
+/// The valid values of the `Max-Forwards` fields among `headers`.
+fn max_forwards<'h>(headers: &'h [(&[u8], &[u8])]) -> impl Iterator<Item = u64> + 'h {
+    headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"max-forwards"))
+        .filter_map(|(_, value)| decimal(value))
+}
+
+/// `1*DIGIT`; a number past `u64::MAX` is `u64::MAX` (a hop count no chain reaches).
+fn decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u64, |acc, &d| {
+        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
 }
 
 /// Whether a `Connection` option among `headers` names `name` (RFC 9110 §7.6.1).

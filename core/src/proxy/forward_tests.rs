@@ -1107,3 +1107,59 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn max_forwards_of_trace_and_options_is_decremented_and_zero_stops_here() {
+    let headers: Fields<'_> = &[(b"Max-Forwards", b"10"), (b"A", b"1")];
+    for method in [&b"TRACE"[..], b"OPTIONS"] {
+        let got = head(
+            &plain(),
+            &ClientRequest {
+                method,
+                headers,
+                ..REQ
+            },
+        );
+        assert!(got.contains("\r\nMax-Forwards: 9\r\nA: 1\r\n"), "{got}");
+        let zero: Fields<'_> = &[(b"max-forwards", b"0")];
+        let mut buf = [0xaau8; 256];
+        assert_eq!(
+            plain().write_head(
+                &ClientRequest {
+                    method,
+                    headers: zero,
+                    ..REQ
+                },
+                client_v4(),
+                true,
+                &mut buf
+            ),
+            Err(ForwardError::MaxForwardsZero)
+        );
+        assert!(buf.iter().all(|&b| b == 0xaa));
+    }
+    // Other methods carry it unread; a value that is not a count goes as sent.
+    let got = head(
+        &plain(),
+        &ClientRequest {
+            headers: &[(b"Max-Forwards", b"0")],
+            ..REQ
+        },
+    );
+    assert!(got.contains("\r\nMax-Forwards: 0\r\n"), "{got}");
+    let got = head(
+        &plain(),
+        &ClientRequest {
+            method: b"OPTIONS",
+            headers: &[
+                (b"Max-Forwards", b"1, 2"),
+                (b"Max-Forwards", b"99999999999999999999999"),
+            ],
+            ..REQ
+        },
+    );
+    assert!(
+        got.contains("\r\nMax-Forwards: 1, 2\r\nMax-Forwards: 18446744073709551614\r\n"),
+        "{got}"
+    );
+}
