@@ -58,15 +58,13 @@
 //! one Host, field lines without CR, LF or NUL. This module checks again the bytes it copies
 //! that would break the head's own framing if they were wrong (a CR or LF in a value would
 //! inject a field, a space in the target a second request-target), and refuses such a request
-//! with [`ForwardError::Malformed`] before writing anything: the check is one pass over
-//! bytes the copy reads anyway. Values are otherwise copied byte-exact, obs-text included.
+//! with [`ForwardError::Malformed`] before writing anything: the check is one more pass over
+//! the bytes the copy reads. Values are otherwise copied byte-exact, obs-text included.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
-
-use crate::app::is_tchar;
 
 /// How the gateway sends the request body upstream. The gateway re-frames: a chunked client
 /// body can go on chunked, a body of known length goes with `Content-Length`.
@@ -117,7 +115,10 @@ pub struct ForwardConfig {
     /// `X-Forwarded-For` (the client's list with the peer's address appended),
     /// `X-Forwarded-Proto` and `X-Forwarded-Host` (replacing the client's).
     pub x_forwarded: bool,
-    /// `Forwarded` (RFC 7239): the client's elements with `for=...;proto=...;host=...` appended.
+    /// `Forwarded` (RFC 7239): the client's elements with `for=...;proto=...;host=...`
+    /// appended. The `for` node carries the client's port, so it is always quoted:
+    /// `for="192.0.2.7:4711"`, `for="[2001:db8::1]:4711"` (§6); `host` is the client's, quoted
+    /// when it is not a token (`host="example.com:8443"`), left out when the client sent none.
     pub forwarded: bool,
     /// A path prefix removed from the target: `/api` turns `/api/x` into `/x` and `/api` or
     /// `/api?q` into `/` or `/?q`, and leaves `/apix` alone. Starts with `/`, does not end with
@@ -216,16 +217,92 @@ impl fmt::Display for RequestPart {
     }
 }
 
-/// Hop-by-hop fields: never forwarded (RFC 9110 §7.6.1, RFC 9112 §7).
-const HOP_BY_HOP: [&[u8]; 7] = [
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"te",
-    b"trailer",
-    b"upgrade",
-    b"transfer-encoding",
-];
+/// The field names the gateway acts on. [`known`] tells them apart by length first, so a
+/// field it does not act on costs one or two comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Upgrade`,
+    /// `Transfer-Encoding`: never forwarded (RFC 9110 §7.6.1, RFC 9112 §7).
+    HopByHop,
+    Host,
+    ContentLength,
+    Expect,
+    MaxForwards,
+    Via,
+    XForwardedFor,
+    /// `X-Forwarded-Proto`, `X-Forwarded-Host`.
+    XForwardedSingle,
+    Forwarded,
+    Other,
+}
+
+fn known(name: &[u8]) -> Known {
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 if is(b"te") => Known::HopByHop,
+        3 if is(b"via") => Known::Via,
+        4 if is(b"host") => Known::Host,
+        6 if is(b"expect") => Known::Expect,
+        7 if is(b"trailer") || is(b"upgrade") => Known::HopByHop,
+        9 if is(b"forwarded") => Known::Forwarded,
+        10 if is(b"connection") || is(b"keep-alive") => Known::HopByHop,
+        12 if is(b"max-forwards") => Known::MaxForwards,
+        14 if is(b"content-length") => Known::ContentLength,
+        15 if is(b"x-forwarded-for") => Known::XForwardedFor,
+        16 if is(b"proxy-connection") => Known::HopByHop,
+        16 if is(b"x-forwarded-host") => Known::XForwardedSingle,
+        17 if is(b"transfer-encoding") => Known::HopByHop,
+        17 if is(b"x-forwarded-proto") => Known::XForwardedSingle,
+        _ => Known::Other,
+    }
+}
+
+/// Connection options gathered per request, past which the `Connection` lines are read
+/// again for each field (a client sending more gains nothing but its own work).
+const CONNECTION_OPTIONS_CAP: usize = 16;
+
+/// The options of a request's `Connection` lines (RFC 9110 §7.6.1), gathered in one pass.
+struct ConnectionOptions<'a> {
+    options: [&'a [u8]; CONNECTION_OPTIONS_CAP],
+    len: usize,
+    /// More than `CONNECTION_OPTIONS_CAP`: `options` is not all of them.
+    overflow: bool,
+}
+
+impl<'a> ConnectionOptions<'a> {
+    fn gather(headers: &[(&'a [u8], &'a [u8])]) -> Self {
+        let mut gathered = ConnectionOptions {
+            options: [&[]; CONNECTION_OPTIONS_CAP],
+            len: 0,
+            overflow: false,
+        };
+        for &(name, value) in headers {
+            if !name.eq_ignore_ascii_case(b"connection") {
+                continue;
+            }
+            for option in list(value) {
+                match gathered.options.get_mut(gathered.len) {
+                    Some(slot) => {
+                        *slot = option;
+                        gathered.len += 1;
+                    }
+                    None => gathered.overflow = true,
+                }
+            }
+        }
+        gathered
+    }
+
+    /// Whether an option names the field `name`.
+    fn name(&self, name: &[u8], headers: &[(&[u8], &[u8])]) -> bool {
+        if self.overflow {
+            return named_by_connection(headers, name);
+        }
+        self.options[..self.len]
+            .iter()
+            .any(|option| option.eq_ignore_ascii_case(name))
+    }
+}
 
 /// A route's validated [`ForwardConfig`], with its fixed lines serialised once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,7 +427,7 @@ impl ForwardRules {
         upstream_keep_alive: bool,
         out: &mut [u8],
     ) -> Result<usize, ForwardError> {
-        check_request(req)?;
+        let connection = survey(req)?;
         // RFC 9110 §7.6.2: only these methods count hops; others may carry the field unread.
         let counts_hops = req.method == b"TRACE" || req.method == b"OPTIONS";
         if counts_hops && max_forwards(req.headers).any(|n| n == 0) {
@@ -382,19 +459,17 @@ impl ForwardRules {
         w.put(host)?;
         w.put(b"\r\n")?;
 
-        let has_connection = req
-            .headers
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case(b"connection"));
         let mut client_sent_length = false;
         for &(name, value) in req.headers {
-            client_sent_length |= name.eq_ignore_ascii_case(b"content-length");
-            if self.disposition(name, req.headers, has_connection, http10) != Disposition::Copy {
+            let class = known(name);
+            client_sent_length |= class == Known::ContentLength;
+            if self.disposition(name, class, &connection, req.headers, http10) != Disposition::Copy
+            {
                 continue;
             }
             w.put(name)?;
             w.put(b": ")?;
-            let hops = if counts_hops && name.eq_ignore_ascii_case(b"max-forwards") {
+            let hops = if counts_hops && class == Known::MaxForwards {
                 decimal(value)
             } else {
                 None
@@ -424,7 +499,7 @@ impl ForwardRules {
 
         // RFC 9110 §7.6.3: the protocol received from the client, name omitted for HTTP.
         w.put(b"Via: ")?;
-        self.put_client_list(&mut w, req, has_connection, Combined::Via)?;
+        self.put_client_list(&mut w, req, &connection, Combined::Via)?;
         w.put(b"1.")?;
         w.put_decimal(u64::from(req.version_minor))?;
         w.put(&self.via_tail)?;
@@ -434,8 +509,8 @@ impl ForwardRules {
         let peer_ip = canonical_ip(client.peer.ip());
         if self.x_forwarded {
             w.put(b"X-Forwarded-For: ")?;
-            self.put_client_list(&mut w, req, has_connection, Combined::XForwardedFor)?;
-            w.put_display(peer_ip)?;
+            self.put_client_list(&mut w, req, &connection, Combined::XForwardedFor)?;
+            w.put_ip(peer_ip)?;
             w.put(b"\r\nX-Forwarded-Proto: ")?;
             w.put(proto)?;
             w.put(b"\r\n")?;
@@ -448,15 +523,14 @@ impl ForwardRules {
         if self.forwarded {
             // RFC 7239 §6: a node with a port, or an IPv6 literal, is not a token: quoted.
             w.put(b"Forwarded: ")?;
-            self.put_client_list(&mut w, req, has_connection, Combined::Forwarded)?;
+            self.put_client_list(&mut w, req, &connection, Combined::Forwarded)?;
             w.put(b"for=\"")?;
-            match peer_ip {
-                IpAddr::V4(ip) => w.put_display(ip)?,
-                IpAddr::V6(ip) => {
-                    w.put(b"[")?;
-                    w.put_display(ip)?;
-                    w.put(b"]")?;
-                }
+            if peer_ip.is_ipv6() {
+                w.put(b"[")?;
+                w.put_ip(peer_ip)?;
+                w.put(b"]")?;
+            } else {
+                w.put_ip(peer_ip)?;
             }
             w.put(b":")?;
             w.put_decimal(u64::from(client.peer.port()))?;
@@ -478,29 +552,32 @@ impl ForwardRules {
     fn disposition(
         &self,
         name: &[u8],
+        class: Known,
+        connection: &ConnectionOptions<'_>,
         headers: &[(&[u8], &[u8])],
-        has_connection: bool,
         http10: bool,
     ) -> Disposition {
-        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
-        if HOP_BY_HOP.iter().any(|&h| is(h))
-            || is(b"host")
-            || is(b"content-length")
-            || (http10 && is(b"expect"))
-            || (has_connection && named_by_connection(headers, name))
-            || self.ruled_names.iter().any(|r| is(r))
+        match class {
+            Known::HopByHop | Known::Host | Known::ContentLength => return Disposition::Drop,
+            Known::Expect if http10 => return Disposition::Drop,
+            _ => {}
+        }
+        if connection.name(name, headers)
+            || self
+                .ruled_names
+                .iter()
+                .any(|r| name.eq_ignore_ascii_case(r))
         {
-            Disposition::Drop
-        } else if is(b"via") {
-            Disposition::Combine(Combined::Via)
-        } else if self.x_forwarded && is(b"x-forwarded-for") {
-            Disposition::Combine(Combined::XForwardedFor)
-        } else if self.x_forwarded && (is(b"x-forwarded-proto") || is(b"x-forwarded-host")) {
-            Disposition::Drop
-        } else if self.forwarded && is(b"forwarded") {
-            Disposition::Combine(Combined::Forwarded)
-        } else {
-            Disposition::Copy
+            return Disposition::Drop;
+        }
+        match class {
+            Known::Via => Disposition::Combine(Combined::Via),
+            Known::XForwardedFor if self.x_forwarded => {
+                Disposition::Combine(Combined::XForwardedFor)
+            }
+            Known::XForwardedSingle if self.x_forwarded => Disposition::Drop,
+            Known::Forwarded if self.forwarded => Disposition::Combine(Combined::Forwarded),
+            _ => Disposition::Copy,
         }
     }
 
@@ -510,16 +587,18 @@ impl ForwardRules {
         &self,
         w: &mut Writer<'_>,
         req: &ClientRequest<'_>,
-        has_connection: bool,
+        connection: &ConnectionOptions<'_>,
         kind: Combined,
     ) -> Result<(), ForwardError> {
         let http10 = req.version_minor == 0;
         for &(name, value) in req.headers {
+            // The name first: the rest only for the few lines that can match.
+            if !name.eq_ignore_ascii_case(kind.name()) {
+                continue;
+            }
             let value = trim_ows(value);
-            // The name first: the full disposition only for the few lines that can match.
             if !value.is_empty()
-                && name.eq_ignore_ascii_case(kind.name())
-                && self.disposition(name, req.headers, has_connection, http10)
+                && self.disposition(name, known(name), connection, req.headers, http10)
                     == Disposition::Combine(kind)
             {
                 w.put(value)?;
@@ -545,24 +624,19 @@ fn check_ruled_name(
             name: name.into(),
         });
     }
-    let is = |r: &[u8]| n.eq_ignore_ascii_case(r);
-    let why = if HOP_BY_HOP.iter().any(|&h| is(h)) {
-        Some("hop-by-hop, never forwarded (RFC 9110 §7.6.1)")
-    } else if is(b"content-length") {
-        Some("written from the body's framing")
-    } else if is(b"host") {
-        Some("the Host sent upstream is upstream_host")
-    } else if is(b"via") {
-        Some("written by the gateway (RFC 9110 §7.6.3)")
-    } else if key == "set_headers"
-        && config.x_forwarded
-        && (is(b"x-forwarded-for") || is(b"x-forwarded-proto") || is(b"x-forwarded-host"))
-    {
-        Some("written by the gateway with x_forwarded")
-    } else if key == "set_headers" && config.forwarded && is(b"forwarded") {
-        Some("written by the gateway with forwarded")
-    } else {
-        None
+    let set = key == "set_headers";
+    let why = match known(n) {
+        Known::HopByHop => Some("hop-by-hop, never forwarded (RFC 9110 §7.6.1)"),
+        Known::ContentLength => Some("written from the body's framing"),
+        Known::Host => Some("the Host sent upstream is upstream_host"),
+        Known::Via => Some("written by the gateway (RFC 9110 §7.6.3)"),
+        Known::XForwardedFor | Known::XForwardedSingle if set && config.x_forwarded => {
+            Some("written by the gateway with x_forwarded")
+        }
+        Known::Forwarded if set && config.forwarded => {
+            Some("written by the gateway with forwarded")
+        }
+        _ => None,
     };
     if let Some(why) = why {
         return Err(ForwardConfigError::ReservedHeader {
@@ -571,7 +645,7 @@ fn check_ruled_name(
             why,
         });
     }
-    if ruled.iter().any(|r| is(r)) {
+    if ruled.iter().any(|r| n.eq_ignore_ascii_case(r)) {
         return Err(ForwardConfigError::DuplicateHeader {
             key,
             name: name.into(),
@@ -580,8 +654,9 @@ fn check_ruled_name(
     Ok(())
 }
 
-/// The bytes the head's own syntax relies on, checked before anything is written.
-fn check_request(req: &ClientRequest<'_>) -> Result<(), ForwardError> {
+/// Checks the bytes the head's own syntax relies on, before anything is written, and gathers
+/// the `Connection` options.
+fn survey<'a>(req: &ClientRequest<'a>) -> Result<ConnectionOptions<'a>, ForwardError> {
     if !is_token(req.method) {
         return Err(ForwardError::Malformed(RequestPart::Method));
     }
@@ -597,11 +672,15 @@ fn check_request(req: &ClientRequest<'_>) -> Result<(), ForwardError> {
         return Err(ForwardError::Malformed(RequestPart::Host));
     }
     for (i, (name, value)) in req.headers.iter().enumerate() {
-        if !is_token(name) || value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+        // Without a branch per byte, so that it vectorises.
+        let breaks_line = value.iter().fold(false, |bad, &b| {
+            bad | (b == b'\r') | (b == b'\n') | (b == 0)
+        });
+        if !is_token(name) || breaks_line {
             return Err(ForwardError::Malformed(RequestPart::Field(i)));
         }
     }
-    Ok(())
+    Ok(ConnectionOptions::gather(req.headers))
 }
 
 /// The valid values of the `Max-Forwards` fields among `headers`.
@@ -648,13 +727,35 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+/// `tchar` (RFC 9110 §5.6.2), as `app::is_tchar`, in a table: every byte of every field
+/// name goes through it.
+const TCHAR: [bool; 256] = byte_table(b"!#$%&'*+-.^_`|~");
+/// `uri-host [ ":" port ]` bytes (RFC 3986 §3.2.2: unreserved, pct-encoded, sub-delims, IP
+/// literals in brackets), as the server side checks `Host`.
+const HOST_BYTE: [bool; 256] = byte_table(b"-._~!$&'()*+,;=%:[]");
+
+/// ASCII letters and digits, and `others`.
+const fn byte_table(others: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
 }
 
-/// `uri-host [ ":" port ]` bytes (RFC 3986 §3.2.2), as the server side checks `Host`.
+fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
+}
+
 fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b)
+    HOST_BYTE[usize::from(b)]
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -707,9 +808,73 @@ impl Writer<'_> {
         self.put(&digits[at..])
     }
 
-    /// A value through its `Display`, which for addresses writes without allocating.
-    fn put_display(&mut self, value: impl fmt::Display) -> Result<(), ForwardError> {
-        fmt::write(self, format_args!("{value}")).map_err(|_| ForwardError::HeadTooLarge)
+    /// An IPv4 address in dotted decimal, an IPv6 one as RFC 5952 §4 has it (lower-case hex
+    /// without leading zeros, the first longest run of two or more zero groups as `::`, an
+    /// IPv4-mapped one in mixed notation), as
+    /// `Display` writes them but without its formatting machinery: a fifth of the head's cost
+    /// for an IPv6 client.
+    fn put_ip(&mut self, ip: IpAddr) -> Result<(), ForwardError> {
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.put(b".")?;
+                    }
+                    self.put_decimal(u64::from(octet))?;
+                }
+            }
+            IpAddr::V6(v6) => {
+                if let Some(v4) = v6.to_ipv4_mapped() {
+                    // §5: the mixed notation for an IPv4-mapped address.
+                    self.put(b"::ffff:")?;
+                    return self.put_ip(IpAddr::V4(v4));
+                }
+                let groups = v6.segments();
+                // The first longest run of zero groups: (start, length).
+                let (mut best, mut run) = ((0, 0), (0, 0));
+                for (i, &g) in groups.iter().enumerate() {
+                    if g == 0 {
+                        run = if run.1 == 0 {
+                            (i, 1)
+                        } else {
+                            (run.0, run.1 + 1)
+                        };
+                        if run.1 > best.1 {
+                            best = run;
+                        }
+                    } else {
+                        run = (0, 0);
+                    }
+                }
+                let mut i = 0;
+                while i < groups.len() {
+                    if best.1 >= 2 && i == best.0 {
+                        self.put(b"::")?;
+                        i += best.1;
+                        continue;
+                    }
+                    if i > 0 && !(best.1 >= 2 && i == best.0 + best.1) {
+                        self.put(b":")?;
+                    }
+                    self.put_hex(groups[i])?;
+                    i += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lower-case hex without leading zeros.
+    fn put_hex(&mut self, n: u16) -> Result<(), ForwardError> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digits = [
+            DIGITS[usize::from(n >> 12)],
+            DIGITS[usize::from(n >> 8 & 0xf)],
+            DIGITS[usize::from(n >> 4 & 0xf)],
+            DIGITS[usize::from(n & 0xf)],
+        ];
+        let skip = (n.leading_zeros() / 4).min(3) as usize;
+        self.put(&digits[skip..])
     }
 
     /// RFC 7239 §4: `value = token / quoted-string`.
@@ -728,12 +893,6 @@ impl Writer<'_> {
             }
         }
         self.put(b"\"")
-    }
-}
-
-impl fmt::Write for Writer<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.put(s.as_bytes()).map_err(|_| fmt::Error)
     }
 }
 

@@ -890,6 +890,81 @@ fn a_small_buffer_is_head_too_large_at_every_length() {
     assert_eq!(exact, full[..len]);
 }
 
+/// Hop-by-hop fields (RFC 9110 §7.6.1, RFC 9112 §7), lower-case: the model `known` is
+/// checked against.
+const HOP_BY_HOP: [&[u8]; 7] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"trailer",
+    b"upgrade",
+    b"transfer-encoding",
+];
+
+#[test]
+fn byte_tables_agree_with_their_definitions() {
+    for b in 0..=255u8 {
+        assert_eq!(TCHAR[usize::from(b)], crate::app::is_tchar(b), "{b:#x}");
+        let host = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b);
+        assert_eq!(HOST_BYTE[usize::from(b)], host, "{b:#x}");
+    }
+}
+
+#[test]
+fn known_names_match_without_regard_to_case_only_in_full() {
+    for name in HOP_BY_HOP {
+        assert_eq!(known(name), Known::HopByHop);
+        assert_eq!(known(&name.to_ascii_uppercase()), Known::HopByHop);
+        assert_eq!(known(&name[1..]), Known::Other);
+        assert_eq!(known(&[name, &b"x"[..]].concat()), Known::Other);
+    }
+    let cases: [(&[u8], Known); 10] = [
+        (b"Host", Known::Host),
+        (b"content-LENGTH", Known::ContentLength),
+        (b"Expect", Known::Expect),
+        (b"Max-Forwards", Known::MaxForwards),
+        (b"VIA", Known::Via),
+        (b"X-Forwarded-For", Known::XForwardedFor),
+        (b"x-forwarded-proto", Known::XForwardedSingle),
+        (b"X-Forwarded-Host", Known::XForwardedSingle),
+        (b"Forwarded", Known::Forwarded),
+        (b"X-Forwarded-Port", Known::Other),
+    ];
+    for (name, class) in cases {
+        assert_eq!(known(name), class, "{}", String::from_utf8_lossy(name));
+    }
+}
+
+#[test]
+fn connection_options_past_the_cap_are_still_honoured() {
+    // 20 options, the last naming a field: gathered up to the cap, then read again.
+    let many = (0..19)
+        .map(|i| format!("x-opt-{i}"))
+        .chain(["X-Last".to_string()])
+        .collect::<Vec<_>>()
+        .join(", ");
+    let headers: Vec<(&[u8], &[u8])> = vec![
+        (b"Connection", many.as_bytes()),
+        (b"X-Opt-3", b"1"),
+        (b"X-Last", b"2"),
+        (b"X-Kept", b"3"),
+    ];
+    let connection = ConnectionOptions::gather(&headers);
+    assert!(connection.overflow);
+    let got = head(
+        &plain(),
+        &ClientRequest {
+            headers: &headers,
+            ..REQ
+        },
+    );
+    assert_eq!(
+        field_lines(&got),
+        ["Host: example.com", "X-Kept: 3", "Via: 1.1 xgate"]
+    );
+}
+
 /// Field names a random request is made of: hop-by-hop, framing, the ones the gateway
 /// combines or replaces, and end-to-end ones.
 const NAMES: [&str; 18] = [
@@ -1162,4 +1237,48 @@ fn max_forwards_of_trace_and_options_is_decremented_and_zero_stops_here() {
         got.contains("\r\nMax-Forwards: 1, 2\r\nMax-Forwards: 18446744073709551614\r\n"),
         "{got}"
     );
+}
+
+proptest! {
+    /// Addresses are written as `Display` writes them (RFC 5952 for IPv6), zero runs of
+    /// every length and place included.
+    #[test]
+    fn addresses_are_written_as_display_writes_them(
+        groups in prop::array::uniform8(prop_oneof![3 => Just(0u16), 1 => 1u16..16, 1 => any::<u16>()]),
+        v4 in any::<[u8; 4]>(),
+    ) {
+        for ip in [IpAddr::V6(Ipv6Addr::from(groups)), IpAddr::V4(Ipv4Addr::from(v4))] {
+            let mut buf = [0u8; 64];
+            let mut w = Writer { buf: &mut buf, len: 0 };
+            w.put_ip(ip).unwrap();
+            let n = w.len;
+            prop_assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), ip.to_string());
+        }
+    }
+}
+
+#[test]
+fn addresses_at_the_edges_of_rfc_5952() {
+    for text in [
+        "::",
+        "::1",
+        "1::",
+        "2001:db8::1:0:0:1",
+        "2001:0:0:1::1",
+        "1:0:1:0:1:0:1:0",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "::ffff:1.2.3.4",
+        "0.0.0.0",
+        "255.255.255.255",
+    ] {
+        let ip: IpAddr = text.parse().unwrap();
+        let mut buf = [0u8; 64];
+        let mut w = Writer {
+            buf: &mut buf,
+            len: 0,
+        };
+        w.put_ip(ip).unwrap();
+        let n = w.len;
+        assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), ip.to_string());
+    }
 }
