@@ -418,8 +418,8 @@ impl ForwardRules {
     /// Writes the upstream request head for `req` at the start of `out` and returns its length.
     /// `upstream_keep_alive: false` adds `Connection: close` (the upstream connection is not
     /// to be reused). Nothing is allocated. On an error the contents of `out` are unspecified;
-    /// a [`ForwardError::Malformed`] or [`ForwardError::MissingHost`] is found before any byte
-    /// is written, so it does not depend on the buffer's size.
+    /// every error but [`ForwardError::HeadTooLarge`] is found before any byte is written, so
+    /// it does not depend on the buffer's size.
     pub fn write_head(
         &self,
         req: &ClientRequest<'_>,

@@ -967,7 +967,7 @@ fn connection_options_past_the_cap_are_still_honoured() {
 
 /// Field names a random request is made of: hop-by-hop, framing, the ones the gateway
 /// combines or replaces, and end-to-end ones.
-const NAMES: [&str; 18] = [
+const NAMES: [&str; 20] = [
     "Connection",
     "Keep-Alive",
     "Proxy-Connection",
@@ -980,6 +980,8 @@ const NAMES: [&str; 18] = [
     "Via",
     "X-Forwarded-For",
     "X-Forwarded-Proto",
+    "X-Forwarded-Host",
+    "Forwarded",
     "Expect",
     "Accept",
     "X-A",
@@ -1062,11 +1064,13 @@ proptest! {
             Just(BodyFraming::Chunked),
         ],
         keep_alive in any::<bool>(),
+        x_forwarded in any::<bool>(),
+        forwarded in any::<bool>(),
     ) {
         let pairs: Vec<(&[u8], &[u8])> =
             headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
         let req = ClientRequest { version_minor, headers: &pairs, body, ..REQ };
-        let r = rules(ForwardConfig::default());
+        let r = rules(ForwardConfig { x_forwarded, forwarded, ..ForwardConfig::default() });
         let mut buf = [0u8; 4096];
         let n = r.write_head(&req, client_v4(), keep_alive, &mut buf).unwrap();
 
@@ -1078,10 +1082,14 @@ proptest! {
         prop_assert!(fields[0].name == "Host" && fields[0].value == b"example.com");
 
         let options = connection_options(&headers);
-        let gateway_writes = [
-            "host", "content-length", "transfer-encoding", "connection", "via",
-            "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-        ];
+        let mut gateway_writes =
+            vec!["host", "content-length", "transfer-encoding", "connection", "via"];
+        if x_forwarded {
+            gateway_writes.extend(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]);
+        }
+        if forwarded {
+            gateway_writes.push("forwarded");
+        }
         for f in fields.iter() {
             let lower = f.name.to_ascii_lowercase();
             prop_assert!(
@@ -1127,6 +1135,44 @@ proptest! {
             BodyFraming::Chunked => &["Transfer-Encoding"],
         };
         prop_assert_eq!(framing, want);
+
+        // The single values the gateway writes: one line each, its own.
+        if x_forwarded {
+            for (name, value) in [("x-forwarded-proto", "http"), ("x-forwarded-host", "example.com")] {
+                let lines: Vec<&[u8]> = fields
+                    .iter()
+                    .filter(|f| f.name.eq_ignore_ascii_case(name))
+                    .map(|f| f.value)
+                    .collect();
+                prop_assert_eq!(lines, vec![value.as_bytes()], "{}", name);
+            }
+        }
+        // Each list the gateway writes: one line, the client's surviving values, then its own.
+        let mut lists = vec![("via", format!("1.{version_minor} xgate"))];
+        if x_forwarded {
+            lists.push(("x-forwarded-for", "192.0.2.7".to_string()));
+        }
+        if forwarded {
+            lists.push((
+                "forwarded",
+                "for=\"192.0.2.7:4711\";proto=http;host=example.com".to_string(),
+            ));
+        }
+        for (list, own) in lists {
+            let mut want: Vec<&str> = headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(list) && !options.contains(&list.to_string()))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            want.push(&own);
+            let lines: Vec<&[u8]> = fields
+                .iter()
+                .filter(|f| f.name.eq_ignore_ascii_case(list))
+                .map(|f| f.value)
+                .collect();
+            let joined = want.join(", ");
+            prop_assert_eq!(lines, vec![joined.as_bytes()], "{}", list);
+        }
     }
 
     /// A CR, LF or NUL in any value is refused with that field's index, before a byte is
