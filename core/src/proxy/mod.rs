@@ -8,3 +8,5 @@
 //! re-framed); [`response`] reads the upstream's response head, decides how its body ends
 //! (RFC 9112 §6.3) and writes the head the client gets. The data path that drives them (the
 //! upstream connections over io_uring, on both paths) lives in `dataplane`.
+
+pub mod response;
