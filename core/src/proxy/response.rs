@@ -7,7 +7,8 @@
 //! the next head parsed); write the client's head with [`write_client_head`]; feed the bytes
 //! after the head to a [`ResponseBody`] made from the head's framing until it says `complete`;
 //! if the upstream closes first, [`ResponseBody::peer_closed`] says whether that ended the
-//! body or cut it.
+//! body or cut it. A body re-framed as chunked for the client is written with
+//! [`write_chunk_start`], [`CHUNK_END`] and [`LAST_CHUNK`].
 //!
 //! Every [`ResponseError`] is a 502 for the client, sent before any byte of the response: the
 //! head is checked whole before anything is written. A [`BodyError`] arrives after the client's
@@ -20,8 +21,10 @@
 //!
 //! Departures and decisions, each named where it happens: Transfer-Encoding in an HTTP/1.0
 //! response is refused (§6.1 calls the framing faulty); `chunked` anywhere but once, last, is
-//! refused; the head is parsed again from its first byte on each call (an upstream's head
-//! normally arrives in one or two segments; the server side's resumable scan is for clients).
+//! refused; a bare LF ends a line of the head (RFC 9112 §2.2 lets a recipient accept it, and
+//! the client's head is written anew with CRLF); the upstream's trailer fields are dropped;
+//! the head is parsed again from its first byte on each call (an upstream's head normally
+//! arrives in one or two segments; the server side's resumable scan is for clients).
 
 use std::mem::MaybeUninit;
 
@@ -156,6 +159,8 @@ pub struct UpstreamHead<'b, 'h> {
     /// must be told (see [`write_client_head`]).
     pub transfer_coded: bool,
     request: RequestKind,
+    /// A Connection field is present: only then can a field be named by one.
+    has_connection: bool,
     fields: &'h [httparse::Header<'b>],
 }
 
@@ -295,6 +300,7 @@ pub fn parse_head<'b, 'h>(
     let mut other_coding = false;
     let mut conn_close = false;
     let mut conn_keep_alive = false;
+    let mut has_connection = false;
     for f in fields {
         let name = f.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -312,6 +318,7 @@ pub fn parse_head<'b, 'h>(
                 chunked_last = chunked;
             }
         } else if name.eq_ignore_ascii_case(b"connection") {
+            has_connection = true;
             for option in list(f.value) {
                 conn_close |= option.eq_ignore_ascii_case(b"close");
                 conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
@@ -373,8 +380,10 @@ pub fn parse_head<'b, 'h>(
         framing,
         upstream_keep_alive: persistent && framing_allows_reuse,
         content_length,
-        transfer_coded: te_seen && other_coding,
+        // A bodiless response's codings describe a body it does not carry.
+        transfer_coded: !bodiless && te_seen && other_coding,
         request,
+        has_connection,
         fields,
     }))
 }
@@ -402,9 +411,11 @@ impl<'b> UpstreamHead<'b, '_> {
     }
 
     fn named_by_connection(&self, name: &[u8]) -> bool {
-        self.fields()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-            .any(|(_, v)| list(v).any(|option| option.eq_ignore_ascii_case(name)))
+        self.has_connection
+            && self
+                .fields()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+                .any(|(_, v)| list(v).any(|option| option.eq_ignore_ascii_case(name)))
     }
 
     /// The transfer codings other than `chunked`, in the order they were applied.
@@ -723,6 +734,30 @@ pub fn write_client_head(
     out.put(client.via.0)?;
     out.put(b"\r\n\r\n")?;
     Ok(out.len)
+}
+
+/// Ends a chunk's data in the client's re-framed body.
+pub const CHUNK_END: &[u8] = b"\r\n";
+/// Ends the client's re-framed body: the last chunk and an empty trailer section (the
+/// upstream's trailer fields are not forwarded, as its `Trailer` field is not).
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Writes the chunk-size line (RFC 9112 §7.1) that starts a chunk of `len` bytes of the
+/// client's re-framed body; the data follows, then [`CHUNK_END`]. Returns its length, or
+/// `None` if `out` is too small. For `len` 0 it writes nothing: a zero-size chunk would end
+/// the body, which only [`LAST_CHUNK`] may do.
+pub fn write_chunk_start(len: u64, out: &mut [u8]) -> Option<usize> {
+    if len == 0 {
+        return Some(0);
+    }
+    let digits = (64 - len.leading_zeros()).div_ceil(4) as usize;
+    let line = out.get_mut(..digits + 2)?;
+    for (i, d) in line[..digits].iter_mut().enumerate() {
+        let nibble = (len >> (4 * (digits - 1 - i))) & 0xf;
+        *d = b"0123456789abcdef"[nibble as usize];
+    }
+    line[digits..].copy_from_slice(b"\r\n");
+    Some(digits + 2)
 }
 
 #[cfg(test)]

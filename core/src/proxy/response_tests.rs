@@ -860,6 +860,71 @@ fn a_buffer_too_small_for_the_client_head_is_an_error_at_every_size() {
     assert_eq!(exact, big[..full]);
 }
 
+#[test]
+fn rfc9112_7_1_chunks_written_for_the_client_decode_byte_exact() {
+    let data: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    for size in [1, 15, 16, 255, 256, 4096, 5000] {
+        let mut framed = Vec::new();
+        for piece in data.chunks(size) {
+            let mut line = [0u8; 18];
+            let n = write_chunk_start(piece.len() as u64, &mut line).unwrap();
+            framed.extend_from_slice(&line[..n]);
+            framed.extend_from_slice(piece);
+            framed.extend_from_slice(CHUNK_END);
+        }
+        framed.extend_from_slice(LAST_CHUNK);
+        let (got, end) = decode_body(ResponseFraming::Chunked, &framed, 7, 100, &limits());
+        assert_eq!(got, data, "chunks of {size}");
+        assert_eq!(end, Ok(framed.len()));
+    }
+    let mut line = [0u8; 18];
+    assert_eq!(
+        write_chunk_start(0, &mut line),
+        Some(0),
+        "never a last chunk"
+    );
+    assert_eq!(write_chunk_start(u64::MAX, &mut line), Some(18));
+    assert_eq!(&line, b"ffffffffffffffff\r\n");
+    assert_eq!(write_chunk_start(0x1a, &mut line), Some(4));
+    assert_eq!(&line[..4], b"1a\r\n");
+    assert_eq!(write_chunk_start(0x1a, &mut line[..3]), None);
+    assert_eq!(write_chunk_start(0x1a, &mut line[..4]), Some(4));
+}
+
+#[test]
+fn rfc9112_2_2_a_bare_lf_ends_a_head_line() {
+    let input = b"HTTP/1.1 200 OK\nContent-Length: 2\nX-A: 1\n\nhi";
+    let p = parse(input).unwrap();
+    assert_eq!(p.head_len, input.len() - 2);
+    assert_eq!(p.framing, ResponseFraming::Length(2));
+    assert_eq!(p.reason, b"OK");
+    assert_eq!(
+        text(client_head(
+            input,
+            RequestKind::Other,
+            ClientFraming::Length(2),
+            false
+        )),
+        "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\nVia: 1.1 xgate\r\n\r\n"
+    );
+}
+
+#[test]
+fn transfer_codings_of_a_bodiless_response_are_not_forwarded() {
+    let input = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9\r\n\r\n";
+    let p = parse_kind(input, RequestKind::Head).unwrap();
+    assert!(!p.transfer_coded);
+    assert_eq!(
+        text(client_head(
+            input,
+            RequestKind::Head,
+            ClientFraming::None,
+            false
+        )),
+        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nVia: 1.1 xgate\r\n\r\n"
+    );
+}
+
 // ---- properties ----
 
 proptest! {
