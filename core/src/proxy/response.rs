@@ -593,12 +593,24 @@ impl<'a> ViaName<'a> {
     }
 }
 
+/// What becomes of the client's connection after this response (RFC 9112 §9.3, §9.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientConnection {
+    /// HTTP/1.1 persistence: no Connection field.
+    Persistent,
+    /// An HTTP/1.0 client that asked for `keep-alive` keeps its connection: it is told so
+    /// (RFC 9112 Appendix C.2.2), or it would wait for the close.
+    KeepAlive10,
+    /// `Connection: close`, then the gateway closes (§9.6).
+    Close,
+}
+
 /// What the caller decided about the client's head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientHead<'a> {
     pub framing: ClientFraming,
-    /// Send `Connection: close` (always sent with `ClientFraming::Close`).
-    pub close: bool,
+    /// `ClientFraming::Close` always sends `Connection: close`, whatever this says.
+    pub connection: ClientConnection,
     pub via: ViaName<'a>,
 }
 
@@ -646,7 +658,8 @@ impl Out<'_> {
 
 /// Writes the head the client gets into `out` and returns its length: `HTTP/1.1`, the status
 /// and the upstream's reason phrase (a standard one if it sent none), the end-to-end fields
-/// in order, the framing `client.framing` asks for, `Connection: close` if asked, and our
+/// in order, the framing `client.framing` asks for, the Connection field `client.connection`
+/// asks for, and our
 /// `Via` entry with the protocol version received from the upstream.
 ///
 /// With `ClientFraming::None`, a response to HEAD and a 304 keep the upstream's valid
@@ -723,8 +736,12 @@ pub fn write_client_head(
             }
         }
     }
-    if client.close || client.framing == ClientFraming::Close {
-        out.put(b"Connection: close\r\n")?;
+    match (client.connection, client.framing) {
+        (ClientConnection::Close, _) | (_, ClientFraming::Close) => {
+            out.put(b"Connection: close\r\n")?
+        }
+        (ClientConnection::KeepAlive10, _) => out.put(b"Connection: keep-alive\r\n")?,
+        (ClientConnection::Persistent, _) => {}
     }
     out.put(if head.version_minor == 0 {
         b"Via: 1.0 "

@@ -623,7 +623,7 @@ fn client_head(
     input: &[u8],
     kind: RequestKind,
     framing: ClientFraming,
-    close: bool,
+    connection: ClientConnection,
 ) -> Result<Vec<u8>, ClientHeadError> {
     let mut slots = HeaderSlots::new();
     let HeadParse::Complete(head) = parse_head(input, kind, &limits(), &mut slots).unwrap() else {
@@ -631,7 +631,7 @@ fn client_head(
     };
     let client = ClientHead {
         framing,
-        close,
+        connection,
         via: via(),
     };
     let mut out = [0u8; 1024];
@@ -666,7 +666,7 @@ fn rfc9110_7_6_1_hop_by_hop_fields_and_those_connection_names_are_dropped() {
             input,
             RequestKind::Other,
             ClientFraming::Chunked,
-            false
+            ClientConnection::Persistent
         )),
         "HTTP/1.1 200 OK\r\n\
          Date: Sun, 06 Dec 2026 11:00:00 GMT\r\n\
@@ -683,7 +683,7 @@ fn rfc9110_7_6_3_via_carries_the_upstream_version() {
         b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n",
         RequestKind::Other,
         ClientFraming::Length(2),
-        false,
+        ClientConnection::Persistent,
     ));
     assert_eq!(
         head,
@@ -706,7 +706,7 @@ fn client_framing_variants() {
             until_close,
             RequestKind::Other,
             ClientFraming::Chunked,
-            false
+            ClientConnection::Persistent
         )),
         "HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\nVia: 1.1 xgate\r\n\r\n"
     );
@@ -715,7 +715,7 @@ fn client_framing_variants() {
             chunked,
             RequestKind::Other,
             ClientFraming::Close,
-            false
+            ClientConnection::Persistent
         )),
         "HTTP/1.1 200 OK\r\nConnection: close\r\nVia: 1.1 xgate\r\n\r\n"
     );
@@ -725,7 +725,7 @@ fn client_framing_variants() {
             chunked,
             RequestKind::Other,
             ClientFraming::Length(9),
-            true
+            ClientConnection::Close
         )),
         "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\nVia: 1.1 xgate\r\n\r\n"
     );
@@ -739,7 +739,7 @@ fn rfc9110_8_6_head_and_304_keep_content_length_1xx_and_204_do_not() {
             with_length("200 OK").as_bytes(),
             RequestKind::Head,
             ClientFraming::None,
-            false
+            ClientConnection::Persistent
         )),
         "HTTP/1.1 200 OK\r\nContent-Length: 42\r\nVia: 1.1 xgate\r\n\r\n"
     );
@@ -748,7 +748,7 @@ fn rfc9110_8_6_head_and_304_keep_content_length_1xx_and_204_do_not() {
             with_length("304 Not Modified").as_bytes(),
             RequestKind::Other,
             ClientFraming::None,
-            false
+            ClientConnection::Persistent
         )),
         "HTTP/1.1 304 Not Modified\r\nContent-Length: 42\r\nVia: 1.1 xgate\r\n\r\n"
     );
@@ -762,7 +762,7 @@ fn rfc9110_8_6_head_and_304_keep_content_length_1xx_and_204_do_not() {
                 with_length(status).as_bytes(),
                 kind,
                 ClientFraming::None,
-                false
+                ClientConnection::Persistent
             )),
             format!("HTTP/1.1 {status}\r\nVia: 1.1 xgate\r\n\r\n")
         );
@@ -784,7 +784,12 @@ fn client_framing_that_does_not_fit_the_response_is_refused() {
     ];
     for (input, framing) in cases {
         assert_eq!(
-            client_head(input, RequestKind::Other, *framing, false),
+            client_head(
+                input,
+                RequestKind::Other,
+                *framing,
+                ClientConnection::Persistent
+            ),
             Err(ClientHeadError::FramingMismatch),
             "{input:?} {framing:?}"
         );
@@ -800,12 +805,12 @@ fn rfc9112_6_1_other_transfer_codings_are_forwarded() {
             gzip,
             RequestKind::Other,
             ClientFraming::Chunked,
-            false
+            ClientConnection::Persistent
         )),
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, br, chunked\r\nVia: 1.1 xgate\r\n\r\n"
     );
     assert_eq!(
-        text(client_head(gzip, RequestKind::Other, ClientFraming::Close, false)),
+        text(client_head(gzip, RequestKind::Other, ClientFraming::Close, ClientConnection::Persistent)),
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, br\r\nConnection: close\r\nVia: 1.1 xgate\r\n\r\n"
     );
 }
@@ -817,7 +822,7 @@ fn rfc9112_4_empty_reason_gets_the_standard_one_others_are_kept() {
             b"HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n",
             RequestKind::Other,
             ClientFraming::Length(0),
-            false
+            ClientConnection::Persistent
         )),
         "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nVia: 1.1 xgate\r\n\r\n"
     );
@@ -825,7 +830,7 @@ fn rfc9112_4_empty_reason_gets_the_standard_one_others_are_kept() {
         b"HTTP/1.1 299 Tr\xe8s bien\r\nContent-Length: 0\r\n\r\n",
         RequestKind::Other,
         ClientFraming::Length(0),
-        false,
+        ClientConnection::Persistent,
     )
     .unwrap();
     assert!(head.starts_with(b"HTTP/1.1 299 Tr\xe8s bien\r\n"));
@@ -842,7 +847,7 @@ fn a_buffer_too_small_for_the_client_head_is_an_error_at_every_size() {
     };
     let client = ClientHead {
         framing: ClientFraming::Length(123456),
-        close: true,
+        connection: ClientConnection::Close,
         via: via(),
     };
     let mut big = [0u8; 512];
@@ -903,7 +908,7 @@ fn rfc9112_2_2_a_bare_lf_ends_a_head_line() {
             input,
             RequestKind::Other,
             ClientFraming::Length(2),
-            false
+            ClientConnection::Persistent
         )),
         "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\nVia: 1.1 xgate\r\n\r\n"
     );
@@ -919,10 +924,36 @@ fn transfer_codings_of_a_bodiless_response_are_not_forwarded() {
             input,
             RequestKind::Head,
             ClientFraming::None,
-            false
+            ClientConnection::Persistent
         )),
         "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nVia: 1.1 xgate\r\n\r\n"
     );
+}
+
+#[test]
+fn rfc9112_9_3_the_client_connection_field_follows_the_caller() {
+    let input = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n";
+    let head =
+        |connection, framing| text(client_head(input, RequestKind::Other, framing, connection));
+    assert_eq!(
+        head(ClientConnection::Persistent, ClientFraming::Length(1)),
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nVia: 1.1 xgate\r\n\r\n"
+    );
+    assert_eq!(
+        head(ClientConnection::KeepAlive10, ClientFraming::Length(1)),
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\nVia: 1.1 xgate\r\n\r\n"
+    );
+    assert_eq!(
+        head(ClientConnection::Close, ClientFraming::Length(1)),
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\nVia: 1.1 xgate\r\n\r\n"
+    );
+    // A close-delimited body closes, whatever the caller hoped.
+    for connection in [ClientConnection::Persistent, ClientConnection::KeepAlive10] {
+        assert_eq!(
+            head(connection, ClientFraming::Close),
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nVia: 1.1 xgate\r\n\r\n"
+        );
+    }
 }
 
 // ---- properties ----
@@ -963,7 +994,7 @@ proptest! {
             // The client's head can always be written, or refused, without a panic.
             let mut slots = HeaderSlots::new();
             if let Ok(HeadParse::Complete(h)) = parse_head(&input, kind, &l, &mut slots) {
-                let client = ClientHead { framing: ClientFraming::Chunked, close: false, via: via() };
+                let client = ClientHead { framing: ClientFraming::Chunked, connection: ClientConnection::Persistent, via: via() };
                 let mut out = [0u8; 256];
                 let _ = write_client_head(&h, &client, &mut out);
             }
@@ -1045,7 +1076,7 @@ proptest! {
             _ if http10 => ClientFraming::Close,
             _ => ClientFraming::Chunked,
         };
-        let out = client_head(&input, RequestKind::Other, client_framing, false).unwrap();
+        let out = client_head(&input, RequestKind::Other, client_framing, ClientConnection::Persistent).unwrap();
         let again = parse(&out).unwrap();
         prop_assert_eq!(again.head_len, out.len());
         let forwarded: Vec<_> = again
