@@ -9,7 +9,6 @@
 //! (RFC 9112 §6.3) and writes the head the client gets. The data path that drives them (the
 //! upstream connections over io_uring, on both paths) lives in `dataplane`.
 
-
 pub mod balance;
 pub mod forward;
 pub mod response;
