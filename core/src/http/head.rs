@@ -4,6 +4,7 @@
 
 use std::mem::MaybeUninit;
 
+use super::syntax::{content_length, list, trim_ows};
 use super::HttpLimits;
 use crate::app::{App, Handler};
 
@@ -179,48 +180,6 @@ fn scan(buf: &[u8], limits: &HttpLimits, st: &mut ScanState) -> Scan {
 /// literals in brackets).
 fn is_host_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b)
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// Elements of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty elements skipped.
-fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(trim_ows)
-        .filter(|e| !e.is_empty())
-}
-
-/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), also as a list of identical values. `None` for
-/// anything else: sign, spaces inside, hex, empty, differing values, overflow.
-fn content_length(value: &[u8]) -> Option<u64> {
-    let mut result = None;
-    let mut elements = 0;
-    for element in value.split(|&b| b == b',').map(trim_ows) {
-        elements += 1;
-        if element.is_empty() || element.len() > 19 || !element.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = element
-            .iter()
-            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
-        match result {
-            Some(prev) if prev != n => return None,
-            _ => result = Some(n),
-        }
-    }
-    if elements == 0 {
-        return None;
-    }
-    result
 }
 
 /// The status for a request line httparse refused for its version: 505 for a well-formed
@@ -604,25 +563,6 @@ mod tests {
             let bytes = scan_in_pieces(scan_bytewise, &input, &cuts, &l);
             prop_assert_eq!(lines, bytes);
         }
-    }
-
-    #[test]
-    fn content_length_grammar() {
-        assert_eq!(content_length(b"0"), Some(0));
-        assert_eq!(content_length(b"42"), Some(42));
-        assert_eq!(content_length(b"5, 5"), Some(5));
-        assert_eq!(content_length(b"5,6"), None);
-        assert_eq!(content_length(b"+5"), None);
-        assert_eq!(content_length(b"-5"), None);
-        assert_eq!(content_length(b"0x5"), None);
-        assert_eq!(content_length(b"5 5"), None);
-        assert_eq!(content_length(b""), None);
-        assert_eq!(content_length(b","), None);
-        assert_eq!(content_length(b"99999999999999999999"), None);
-        assert_eq!(
-            content_length(b"9999999999999999999"),
-            Some(9_999_999_999_999_999_999)
-        );
     }
 
     #[test]

@@ -32,6 +32,7 @@
 
 pub(crate) mod chunked;
 mod head;
+pub(crate) mod syntax;
 
 use crate::app::{App, Handler, ResponseId, IMF_FIXDATE_LEN};
 use serde::{Deserialize, Serialize};
@@ -270,18 +271,8 @@ fn push(buf: &mut [u8], len: &mut usize, bytes: &[u8]) {
     *len += bytes.len();
 }
 
-fn push_decimal(buf: &mut [u8], len: &mut usize, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    push(buf, len, &digits[at..]);
+fn push_decimal(buf: &mut [u8], len: &mut usize, n: u64) {
+    push(buf, len, syntax::decimal(n, &mut [0u8; 20]));
 }
 
 fn push_hex(buf: &mut [u8], len: &mut usize, mut n: u64) {

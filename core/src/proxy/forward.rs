@@ -66,6 +66,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
+use super::{BufferFull, HeadBuf};
+use crate::http::syntax::{list, trim_ows};
+
 /// How the gateway sends the request body upstream. The gateway re-frames: a chunked client
 /// body can go on chunked, a body of known length goes with `Content-Length`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +194,12 @@ pub enum ForwardError {
     /// A part of the request has bytes the server side refuses (see the module's doc).
     #[error("the request's {0} has bytes the server side refuses")]
     Malformed(RequestPart),
+}
+
+impl From<BufferFull> for ForwardError {
+    fn from(_: BufferFull) -> Self {
+        ForwardError::HeadTooLarge
+    }
 }
 
 /// The part of a [`ClientRequest`] a [`ForwardError::Malformed`] is about.
@@ -438,7 +447,7 @@ impl ForwardRules {
             (None, Some(host)) => host,
             (None, None) => return Err(ForwardError::MissingHost),
         };
-        let mut w = Writer { buf: out, len: 0 };
+        let mut w = HeadBuf::new(out);
         let http10 = req.version_minor == 0;
 
         w.put(req.method)?;
@@ -545,7 +554,7 @@ impl ForwardRules {
 
         w.put(&self.set_lines)?;
         w.put(b"\r\n")?;
-        Ok(w.len)
+        Ok(w.len())
     }
 
     /// What becomes of the client's field `name` (the module's doc lists the rules).
@@ -585,7 +594,7 @@ impl ForwardRules {
     /// `", "`, so that this hop's element comes next.
     fn put_client_list(
         &self,
-        w: &mut Writer<'_>,
+        w: &mut HeadBuf<'_>,
         req: &ClientRequest<'_>,
         connection: &ConnectionOptions<'_>,
         kind: Combined,
@@ -758,62 +767,14 @@ fn is_host_byte(b: u8) -> bool {
     HOST_BYTE[usize::from(b)]
 }
 
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// Elements of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty elements skipped.
-fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(trim_ows)
-        .filter(|e| !e.is_empty())
-}
-
-/// Bytes appended to a borrowed buffer, failing (not panicking) when it is full.
-struct Writer<'b> {
-    buf: &'b mut [u8],
-    len: usize,
-}
-
-impl Writer<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), ForwardError> {
-        let dst = self
-            .buf
-            .get_mut(self.len..)
-            .and_then(|free| free.get_mut(..bytes.len()))
-            .ok_or(ForwardError::HeadTooLarge)?;
-        dst.copy_from_slice(bytes);
-        self.len += bytes.len();
-        Ok(())
-    }
-
-    fn put_decimal(&mut self, mut n: u64) -> Result<(), ForwardError> {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.put(&digits[at..])
-    }
-
+/// What only the request head needs written: addresses and RFC 7239 values.
+impl HeadBuf<'_> {
     /// An IPv4 address in dotted decimal, an IPv6 one as RFC 5952 §4 has it (lower-case hex
     /// without leading zeros, the first longest run of two or more zero groups as `::`, an
     /// IPv4-mapped one in mixed notation), as
     /// `Display` writes them but without its formatting machinery: a fifth of the head's cost
     /// for an IPv6 client.
-    fn put_ip(&mut self, ip: IpAddr) -> Result<(), ForwardError> {
+    fn put_ip(&mut self, ip: IpAddr) -> Result<(), BufferFull> {
         match ip {
             IpAddr::V4(v4) => {
                 for (i, octet) in v4.octets().into_iter().enumerate() {
@@ -865,7 +826,7 @@ impl Writer<'_> {
     }
 
     /// Lower-case hex without leading zeros.
-    fn put_hex(&mut self, n: u16) -> Result<(), ForwardError> {
+    fn put_hex(&mut self, n: u16) -> Result<(), BufferFull> {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let digits = [
             DIGITS[usize::from(n >> 12)],
@@ -878,7 +839,7 @@ impl Writer<'_> {
     }
 
     /// RFC 7239 §4: `value = token / quoted-string`.
-    fn put_token_or_quoted(&mut self, value: &[u8]) -> Result<(), ForwardError> {
+    fn put_token_or_quoted(&mut self, value: &[u8]) -> Result<(), BufferFull> {
         if is_token(value) {
             return self.put(value);
         }

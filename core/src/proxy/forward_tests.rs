@@ -426,14 +426,11 @@ fn forwarded_is_appended_to_the_clients_elements() {
 #[test]
 fn forwarded_values_escape_quotes_and_backslashes() {
     let mut buf = [0u8; 64];
-    let mut w = Writer {
-        buf: &mut buf,
-        len: 0,
-    };
+    let mut w = HeadBuf::new(&mut buf);
     w.put_token_or_quoted(b"a\"b\\c:d").unwrap();
     w.put(b" ").unwrap();
     w.put_token_or_quoted(b"plain.host").unwrap();
-    let n = w.len;
+    let n = w.len();
     assert_eq!(&buf[..n], b"\"a\\\"b\\\\c:d\" plain.host");
 }
 
@@ -1295,9 +1292,9 @@ proptest! {
     ) {
         for ip in [IpAddr::V6(Ipv6Addr::from(groups)), IpAddr::V4(Ipv4Addr::from(v4))] {
             let mut buf = [0u8; 64];
-            let mut w = Writer { buf: &mut buf, len: 0 };
+            let mut w = HeadBuf::new(&mut buf);
             w.put_ip(ip).unwrap();
-            let n = w.len;
+            let n = w.len();
             prop_assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), ip.to_string());
         }
     }
@@ -1319,12 +1316,9 @@ fn addresses_at_the_edges_of_rfc_5952() {
     ] {
         let ip: IpAddr = text.parse().unwrap();
         let mut buf = [0u8; 64];
-        let mut w = Writer {
-            buf: &mut buf,
-            len: 0,
-        };
+        let mut w = HeadBuf::new(&mut buf);
         w.put_ip(ip).unwrap();
-        let n = w.len;
+        let n = w.len();
         assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), ip.to_string());
     }
 }

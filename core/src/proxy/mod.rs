@@ -12,3 +12,40 @@
 pub mod balance;
 pub mod forward;
 pub mod response;
+
+/// Bytes appended to a borrowed buffer, failing (not panicking) when it is full: how the proxy
+/// writes heads straight into the caller's buffer, with no allocation.
+pub(crate) struct HeadBuf<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+/// The buffer given to a [`HeadBuf`] is full; each writer turns it into its own error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BufferFull;
+
+impl<'b> HeadBuf<'b> {
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        HeadBuf { buf, len: 0 }
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn put(&mut self, bytes: &[u8]) -> Result<(), BufferFull> {
+        let dst = self
+            .buf
+            .get_mut(self.len..)
+            .and_then(|free| free.get_mut(..bytes.len()))
+            .ok_or(BufferFull)?;
+        dst.copy_from_slice(bytes);
+        self.len += bytes.len();
+        Ok(())
+    }
+
+    pub(crate) fn put_decimal(&mut self, n: u64) -> Result<(), BufferFull> {
+        self.put(crate::http::syntax::decimal(n, &mut [0u8; 20]))
+    }
+}

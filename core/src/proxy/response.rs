@@ -28,8 +28,10 @@
 
 use std::mem::MaybeUninit;
 
+use super::{BufferFull, HeadBuf};
 use crate::app::{is_tchar, reason_phrase};
 use crate::http::chunked::{ChunkError, ChunkedDecoder, Event};
+use crate::http::syntax::{content_length, list};
 
 /// Upper bound on header fields httparse is given room for.
 pub const MAX_HEADERS_CAP: usize = 128;
@@ -176,43 +178,6 @@ const HOP_BY_HOP: [&[u8]; 8] = [
     b"transfer-encoding",
     b"content-length",
 ];
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// Elements of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty elements skipped.
-fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(trim_ows)
-        .filter(|e| !e.is_empty())
-}
-
-/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), also as a list of identical values. `None` for
-/// anything else: sign, spaces inside, hex, empty, differing values, overflow.
-fn content_length(value: &[u8]) -> Option<u64> {
-    let mut result = None;
-    for element in value.split(|&b| b == b',').map(trim_ows) {
-        if element.is_empty() || !element.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = element.iter().try_fold(0u64, |acc, &d| {
-            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })?;
-        match result {
-            Some(prev) if prev != n => return None,
-            _ => result = Some(n),
-        }
-    }
-    result
-}
 
 /// Names the reason an httparse refusal gets. Only on the error path: a line that starts with
 /// whitespace inside the head is obs-fold (RFC 9112 §5.2), which httparse reports as a bad
@@ -623,36 +588,9 @@ pub enum ClientHeadError {
     FramingMismatch,
 }
 
-/// A bounded writer: every `put` checks the room left.
-struct Out<'o> {
-    buf: &'o mut [u8],
-    len: usize,
-}
-
-impl Out<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), ClientHeadError> {
-        let end = self
-            .len
-            .checked_add(bytes.len())
-            .filter(|&end| end <= self.buf.len())
-            .ok_or(ClientHeadError::HeadTooLarge)?;
-        self.buf[self.len..end].copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
-    }
-
-    fn put_decimal(&mut self, mut n: u64) -> Result<(), ClientHeadError> {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.put(&digits[at..])
+impl From<BufferFull> for ClientHeadError {
+    fn from(_: BufferFull) -> Self {
+        ClientHeadError::HeadTooLarge
     }
 }
 
@@ -683,7 +621,7 @@ pub fn write_client_head(
     if mismatch {
         return Err(ClientHeadError::FramingMismatch);
     }
-    let mut out = Out { buf: out, len: 0 };
+    let mut out = HeadBuf::new(out);
     let reason = if head.reason.is_empty() {
         reason_phrase(head.status).as_bytes()
     } else {
@@ -700,7 +638,7 @@ pub fn write_client_head(
         out.put(value)?;
         out.put(b"\r\n")?;
     }
-    let coded = |out: &mut Out<'_>, chunked: bool| -> Result<(), ClientHeadError> {
+    let coded = |out: &mut HeadBuf<'_>, chunked: bool| -> Result<(), ClientHeadError> {
         out.put(b"Transfer-Encoding: ")?;
         for (i, coding) in head.other_codings().enumerate() {
             if i > 0 {
@@ -711,7 +649,7 @@ pub fn write_client_head(
         if chunked {
             out.put(b", chunked")?;
         }
-        out.put(b"\r\n")
+        Ok(out.put(b"\r\n")?)
     };
     match client.framing {
         ClientFraming::Length(n) => {
@@ -750,7 +688,7 @@ pub fn write_client_head(
     })?;
     out.put(client.via.0)?;
     out.put(b"\r\n\r\n")?;
-    Ok(out.len)
+    Ok(out.len())
 }
 
 /// Ends a chunk's data in the client's re-framed body.
