@@ -163,6 +163,8 @@ pub struct UpstreamHead<'b, 'h> {
     request: RequestKind,
     /// A Connection field is present: only then can a field be named by one.
     has_connection: bool,
+    /// A Date field is present (else the client's head gets the gateway's, RFC 9110 §6.6.1).
+    has_date: bool,
     fields: &'h [httparse::Header<'b>],
 }
 
@@ -266,6 +268,7 @@ pub fn parse_head<'b, 'h>(
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut has_connection = false;
+    let mut has_date = false;
     for f in fields {
         let name = f.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -282,6 +285,8 @@ pub fn parse_head<'b, 'h>(
                 other_coding |= !chunked;
                 chunked_last = chunked;
             }
+        } else if name.eq_ignore_ascii_case(b"date") {
+            has_date = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             has_connection = true;
             for option in list(f.value) {
@@ -349,6 +354,7 @@ pub fn parse_head<'b, 'h>(
         transfer_coded: !bodiless && te_seen && other_coding,
         request,
         has_connection,
+        has_date,
         fields,
     }))
 }
@@ -577,6 +583,9 @@ pub struct ClientHead<'a> {
     /// `ClientFraming::Close` always sends `Connection: close`, whatever this says.
     pub connection: ClientConnection,
     pub via: ViaName<'a>,
+    /// The gateway's clock as an IMF-fixdate (`App::date`). RFC 9110 §6.6.1: a recipient with a
+    /// clock that forwards a response without `Date` MUST append one; it is added then.
+    pub date: Option<&'a [u8]>,
 }
 
 /// Why the client's head could not be written.
@@ -636,6 +645,11 @@ pub fn write_client_head(
         out.put(name)?;
         out.put(b": ")?;
         out.put(value)?;
+        out.put(b"\r\n")?;
+    }
+    if let (false, Some(date)) = (head.has_date, client.date) {
+        out.put(b"Date: ")?;
+        out.put(date)?;
         out.put(b"\r\n")?;
     }
     let coded = |out: &mut HeadBuf<'_>, chunked: bool| -> Result<(), ClientHeadError> {

@@ -633,6 +633,7 @@ fn client_head(
         framing,
         connection,
         via: via(),
+        date: None,
     };
     let mut out = [0u8; 1024];
     let n = write_client_head(&head, &client, &mut out)?;
@@ -849,6 +850,7 @@ fn a_buffer_too_small_for_the_client_head_is_an_error_at_every_size() {
         framing: ClientFraming::Length(123456),
         connection: ClientConnection::Close,
         via: via(),
+        date: None,
     };
     let mut big = [0u8; 512];
     let full = write_client_head(&head, &client, &mut big).unwrap();
@@ -994,7 +996,7 @@ proptest! {
             // The client's head can always be written, or refused, without a panic.
             let mut slots = HeaderSlots::new();
             if let Ok(HeadParse::Complete(h)) = parse_head(&input, kind, &l, &mut slots) {
-                let client = ClientHead { framing: ClientFraming::Chunked, connection: ClientConnection::Persistent, via: via() };
+                let client = ClientHead { framing: ClientFraming::Chunked, connection: ClientConnection::Persistent, via: via(), date: None };
                 let mut out = [0u8; 256];
                 let _ = write_client_head(&h, &client, &mut out);
             }
@@ -1102,4 +1104,44 @@ proptest! {
         };
         prop_assert_eq!(again.framing, reframed);
     }
+}
+
+#[test]
+fn rfc9110_6_6_1_a_response_without_date_gets_the_gateways() {
+    const DATE: &[u8] = b"Sun, 06 Dec 2026 11:00:00 GMT";
+    let write = |input: &[u8], date: Option<&[u8]>| {
+        let mut slots = HeaderSlots::new();
+        let head = match parse_head(input, RequestKind::Other, &limits(), &mut slots) {
+            Ok(HeadParse::Complete(h)) => h,
+            other => panic!("{other:?}"),
+        };
+        let client = ClientHead {
+            framing: ClientFraming::Length(0),
+            connection: ClientConnection::Persistent,
+            via: via(),
+            date,
+        };
+        let mut out = [0u8; 512];
+        let n = write_client_head(&head, &client, &mut out).unwrap();
+        String::from_utf8(out[..n].to_vec()).unwrap()
+    };
+    let without = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let got = write(without, Some(DATE));
+    assert_eq!(got.matches("\r\nDate: ").count(), 1, "{got}");
+    assert!(
+        got.contains("\r\nDate: Sun, 06 Dec 2026 11:00:00 GMT\r\n"),
+        "{got}"
+    );
+    // The upstream's own Date is kept, and not doubled.
+    let with =
+        b"HTTP/1.1 200 OK\r\nDATE: Sat, 05 Dec 2026 10:00:00 GMT\r\nContent-Length: 0\r\n\r\n";
+    let got = write(with, Some(DATE));
+    assert_eq!(
+        got.to_ascii_lowercase().matches("\r\ndate: ").count(),
+        1,
+        "{got}"
+    );
+    assert!(got.contains("Sat, 05 Dec 2026 10:00:00 GMT"), "{got}");
+    // Without a clock, nothing is added.
+    assert!(!write(without, None).contains("Date:"));
 }
