@@ -24,6 +24,7 @@
 //! counts), [`histogram`] (response times), [`testkit`] (a scripted frame-level client for
 //! tests and benches).
 
+pub mod access;
 pub mod answers;
 pub mod app;
 pub mod engine;

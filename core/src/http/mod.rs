@@ -34,6 +34,7 @@ pub(crate) mod chunked;
 mod head;
 pub(crate) mod syntax;
 
+use crate::access::{AccessContext, AccessRecord, AccessSink, RequestLog};
 use crate::app::{App, Handler, ResponseId, IMF_FIXDATE_LEN};
 use serde::{Deserialize, Serialize};
 
@@ -582,6 +583,8 @@ pub struct HttpConn {
     last_input: Instant,
     scan: ScanState,
     stats: HttpStats,
+    /// The access-log record of the request being answered (off unless a context is set).
+    log: RequestLog,
 }
 
 impl HttpConn {
@@ -603,12 +606,34 @@ impl HttpConn {
             last_input: Instant::ZERO,
             scan: ScanState::default(),
             stats: HttpStats::default(),
+            log: RequestLog::off(),
         }
     }
 
-    /// Ready for a new connection: state and counters cleared, limits kept.
+    /// Ready for a new connection: state and counters cleared, limits kept, access log off
+    /// until [`set_access_context`](Self::set_access_context).
     pub fn reset(&mut self) {
         *self = HttpConn::new(self.limits);
+    }
+
+    /// Turns the access log on for this connection (`None`: off): each request's record is
+    /// pushed into the sink given to [`process_logged`](Self::process_logged).
+    pub fn set_access_context(&mut self, context: Option<AccessContext>) {
+        self.log.set_context(context);
+    }
+
+    /// A record whose answer ended outside [`process_logged`](Self::process_logged) (a peer
+    /// that went away, a timeout) and that no later call pushed: the owner takes it at close.
+    pub fn take_access_record(&mut self) -> Option<AccessRecord> {
+        self.log.take()
+    }
+
+    /// The transport is gone at `now` (closed, reset, timed out): the record of an answer
+    /// still under way is finished as cut and returned, with one that waited to be pushed.
+    pub fn close_access(&mut self, now: Instant) -> Option<AccessRecord> {
+        let totals = (self.stats.bytes_in, self.stats.bytes_out);
+        self.log.finish(now, false, totals);
+        self.log.take()
     }
 
     /// Arms the idle timer for a connection that has not sent anything yet. Optional: the
@@ -652,6 +677,32 @@ impl HttpConn {
         input: &[u8],
         output: &mut [u8],
     ) -> Progress {
+        self.process_inner(now, app, input, output, None)
+    }
+
+    /// [`process`](Self::process), pushing the access-log record of every answer that ends
+    /// into `sink` (see [`set_access_context`](Self::set_access_context)).
+    #[must_use]
+    pub fn process_logged(
+        &mut self,
+        now: Instant,
+        app: &App,
+        input: &[u8],
+        output: &mut [u8],
+        sink: &mut AccessSink,
+    ) -> Progress {
+        self.process_inner(now, app, input, output, Some(sink))
+    }
+
+    fn process_inner(
+        &mut self,
+        now: Instant,
+        app: &App,
+        input: &[u8],
+        output: &mut [u8],
+        mut sink: Option<&mut AccessSink>,
+    ) -> Progress {
+        self.log.flush(sink.as_deref_mut());
         self.idle_since.get_or_insert(now);
         if self.closed {
             return Progress {
@@ -661,6 +712,11 @@ impl HttpConn {
         }
         if self.pending_408 {
             self.pending_408 = false;
+            if !self.log.is_open() {
+                // A header timeout: no request line was read.
+                self.log
+                    .begin(now, b"", (self.stats.bytes_in, self.stats.bytes_out));
+            }
             self.refuse(app, 408);
         }
         let mut consumed = 0;
@@ -685,12 +741,15 @@ impl HttpConn {
                             if let Some(t) = self.answering_since.take() {
                                 self.stats.latency.record(now.saturating_duration_since(t));
                             }
+                            let totals = self.totals(consumed, produced);
+                            self.log.finish(now, true, totals);
+                            self.log.flush(sink.as_deref_mut());
                         }
                     }
                     WriteEnd::Paused => {}
                     WriteEnd::Aborted => {
                         self.stats.body_errors += 1;
-                        self.abort();
+                        self.abort(now, self.totals(consumed, produced));
                         break;
                     }
                     WriteEnd::Refused(status) => {
@@ -711,7 +770,8 @@ impl HttpConn {
                         break;
                     }
                     Read::Head if self.deferred.is_none() => {
-                        let (c, s) = self.next_request(now, app, &input[consumed..]);
+                        let totals = self.totals(consumed, produced);
+                        let (c, s) = self.next_request(now, app, &input[consumed..], totals);
                         consumed += c;
                         started = s;
                     }
@@ -752,8 +812,9 @@ impl HttpConn {
         self.blocked_on_output = self.writer.active() && produced == output.len();
         if self.eof && !self.closed && !self.blocked_on_output {
             // Stopped for want of input that will not come.
-            self.abort();
+            self.abort(now, self.totals(consumed, produced));
         }
+        self.log.flush(sink);
         if self.closed {
             consumed = input.len();
         }
@@ -813,9 +874,24 @@ impl HttpConn {
         }
     }
 
+    /// The connection's bytes in and out including this `process` call's progress so far.
+    fn totals(&self, consumed: usize, produced: usize) -> (u64, u64) {
+        (
+            self.stats.bytes_in + consumed as u64,
+            self.stats.bytes_out + produced as u64,
+        )
+    }
+
     /// Parses the next head from `input` and starts its response. Returns the bytes consumed
-    /// and whether a response was started.
-    fn next_request(&mut self, now: Instant, app: &App, input: &[u8]) -> (usize, bool) {
+    /// and whether a response was started. `totals`: the connection's bytes so far, where the
+    /// access-log record of this request begins.
+    fn next_request(
+        &mut self,
+        now: Instant,
+        app: &App,
+        input: &[u8],
+        totals: (u64, u64),
+    ) -> (usize, bool) {
         let outcome = head::parse(input, &self.limits, app, &mut self.scan);
         if outcome != Outcome::Incomplete {
             self.scan = ScanState::default();
@@ -828,6 +904,7 @@ impl HttpConn {
                 (0, false)
             }
             Outcome::Reject(status) => {
+                self.log.begin(now, input, totals);
                 self.stats.rejected += 1;
                 self.head_started = None;
                 self.answering_since = Some(now);
@@ -835,6 +912,7 @@ impl HttpConn {
                 (0, true)
             }
             Outcome::Request(req) => {
+                self.log.begin(now, &input[..req.len], totals);
                 self.head_started = None;
                 self.answering_since = Some(now);
                 self.stats.requests += 1;
@@ -899,6 +977,7 @@ impl HttpConn {
     fn count_response(&mut self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.stats.responses[class] += 1;
+        self.log.set_status(status);
     }
 
     /// Takes back the count of an answer that was replaced by a refusal before it started.
@@ -924,11 +1003,13 @@ impl HttpConn {
         );
     }
 
-    /// Closes now, cutting any response in progress.
-    fn abort(&mut self) {
+    /// Closes now, cutting any response in progress. `totals`: the connection's bytes so far
+    /// (for the access-log record of an answer that was under way).
+    fn abort(&mut self, now: Instant, totals: (u64, u64)) {
         if self.writer.active() {
             self.stats.aborted += 1;
         }
+        self.log.finish(now, false, totals);
         self.writer.phase = Phase::Idle;
         self.read = Read::Stopped;
         self.closed = true;
@@ -937,10 +1018,10 @@ impl HttpConn {
     /// Input EOF: no input beyond what the last `process` call saw. Requests already complete
     /// in that input are still answered (call `process` again if it was stopped by output
     /// space); anything incomplete is dropped and the connection closes.
-    pub fn peer_closed(&mut self, _now: Instant) {
+    pub fn peer_closed(&mut self, now: Instant) {
         self.eof = true;
         if !self.closed && !self.blocked_on_output {
-            self.abort();
+            self.abort(now, (self.stats.bytes_in, self.stats.bytes_out));
         }
     }
 
@@ -1028,7 +1109,7 @@ impl HttpConn {
             return;
         }
         self.stats.body_timeouts += 1;
-        self.abort();
+        self.abort(now, (self.stats.bytes_in, self.stats.bytes_out));
     }
 
     fn refuse_timeout(&mut self) {

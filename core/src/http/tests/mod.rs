@@ -526,6 +526,7 @@ fn app_with_post_route() -> App {
     app
 }
 
+mod access;
 mod errors;
 mod lifecycle;
 mod props;

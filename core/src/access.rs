@@ -1,0 +1,580 @@
+//! The access log's records (issue 13): one per request, built by the HTTP connection as the
+//! request is read and answered, completed by the path that owns the connection (client
+//! address, port, path), and formatted as a text or a JSON line by whoever writes the log.
+//!
+//! Nothing here allocates per request: a record is a fixed-size value (the target is cut at
+//! [`TARGET_MAX`] bytes, and says so), and the [`AccessSink`] a thread collects them in has a
+//! fixed capacity, counting what did not fit instead of growing or blocking: the log must
+//! never slow a poller, and a stalled disk must cost a bounded amount of memory.
+//!
+//! Times are the core's monotonic [`Instant`]s; the writer turns them into wall-clock time with
+//! one anchor (an instant and the Unix time at that instant), so the hot path reads no clock.
+
+use std::net::SocketAddr;
+
+use crate::time::{Duration, Instant};
+
+/// Longest target kept in a record; a longer one is cut and marked.
+pub const TARGET_MAX: usize = 256;
+/// Longest method kept in a record (every registered method is shorter).
+pub const METHOD_MAX: usize = 16;
+
+/// Which path answered the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathKind {
+    #[default]
+    Bypass,
+    Kernel,
+}
+
+impl PathKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PathKind::Bypass => "bypass",
+            PathKind::Kernel => "kernel",
+        }
+    }
+}
+
+/// The upstream server that answered a proxied request, and how long it took from the
+/// request's first byte sent to the response head received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamInfo {
+    pub server: SocketAddr,
+    pub time: Duration,
+}
+
+/// One request as the access log shows it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AccessRecord {
+    method: [u8; METHOD_MAX],
+    method_len: u8,
+    target: [u8; TARGET_MAX],
+    target_len: u16,
+    /// The target was longer than [`TARGET_MAX`].
+    pub target_cut: bool,
+    /// `HTTP/1.x`; `None` when the request line could not be read (a refused head).
+    pub version_minor: Option<u8>,
+    pub status: u16,
+    /// Request bytes read for this request (head and body) and response bytes written.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// When the head was complete, and how long until the last byte of the answer was handed
+    /// to the transport.
+    pub received: Instant,
+    pub duration: Duration,
+    /// False when the answer was cut (the peer went away, a body went bad half way).
+    pub completed: bool,
+    pub client: Option<SocketAddr>,
+    pub port: u16,
+    pub path: PathKind,
+    pub upstream: Option<UpstreamInfo>,
+}
+
+impl std::fmt::Debug for AccessRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessRecord")
+            .field("method", &String::from_utf8_lossy(self.method()))
+            .field("target", &String::from_utf8_lossy(self.target()))
+            .field("status", &self.status)
+            .field("bytes_in", &self.bytes_in)
+            .field("bytes_out", &self.bytes_out)
+            .field("completed", &self.completed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for AccessRecord {
+    fn default() -> Self {
+        AccessRecord {
+            method: [0; METHOD_MAX],
+            method_len: 0,
+            target: [0; TARGET_MAX],
+            target_len: 0,
+            target_cut: false,
+            version_minor: None,
+            status: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            received: Instant::ZERO,
+            duration: Duration::ZERO,
+            completed: false,
+            client: None,
+            port: 0,
+            path: PathKind::Bypass,
+            upstream: None,
+        }
+    }
+}
+
+impl AccessRecord {
+    /// The method as received (empty when the request line could not be read).
+    pub fn method(&self) -> &[u8] {
+        &self.method[..usize::from(self.method_len)]
+    }
+
+    /// The target as received, cut at [`TARGET_MAX`] bytes (see `target_cut`).
+    pub fn target(&self) -> &[u8] {
+        &self.target[..usize::from(self.target_len)]
+    }
+
+    /// Takes method, target and version from the start of a request head, as far as they
+    /// can be read: `METHOD SP target SP HTTP/1.x` after any empty lines (RFC 9112 §2.2). A
+    /// head refused before its request line was whole leaves them empty.
+    pub fn set_request_line(&mut self, head: &[u8]) {
+        let start = head
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(head.len());
+        let line = &head[start..];
+        let line = &line[..line
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(line.len())];
+        let mut parts = line.splitn(3, |&b| b == b' ');
+        let (method, target, version) = (parts.next(), parts.next(), parts.next());
+        let (Some(method), Some(target)) = (method, target) else {
+            return;
+        };
+        if method.is_empty() || method.len() > METHOD_MAX {
+            return;
+        }
+        self.method[..method.len()].copy_from_slice(method);
+        self.method_len = method.len() as u8;
+        let kept = target.len().min(TARGET_MAX);
+        self.target[..kept].copy_from_slice(&target[..kept]);
+        self.target_len = kept as u16;
+        self.target_cut = target.len() > TARGET_MAX;
+        self.version_minor = match version {
+            Some(b"HTTP/1.1") => Some(1),
+            Some(b"HTTP/1.0") => Some(0),
+            _ => None,
+        };
+    }
+}
+
+/// Who the records of one connection are about, set by the path that opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessContext {
+    pub client: Option<SocketAddr>,
+    /// The listening port the connection came to.
+    pub port: u16,
+    pub path: PathKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogState {
+    /// No request being answered (or logging off).
+    Idle,
+    /// A request is being answered; its record is filled as it goes.
+    Open,
+    /// Its answer ended (or was cut) outside a call with a sink: the record waits to be
+    /// pushed by the next one, or taken by the owner at close.
+    Done,
+}
+
+/// The record of the request an `HttpConn` is answering. Off (no context) costs one branch per
+/// request.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestLog {
+    context: Option<AccessContext>,
+    state: LogState,
+    record: AccessRecord,
+    /// The connection's bytes in and out when the record began.
+    in_base: u64,
+    out_base: u64,
+}
+
+impl RequestLog {
+    pub(crate) fn off() -> Self {
+        RequestLog {
+            context: None,
+            state: LogState::Idle,
+            record: AccessRecord::default(),
+            in_base: 0,
+            out_base: 0,
+        }
+    }
+
+    pub(crate) fn set_context(&mut self, context: Option<AccessContext>) {
+        self.context = context;
+        self.state = LogState::Idle;
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.state == LogState::Open
+    }
+
+    /// A request (or a refusal) begins at `now`; `head` starts where its request line would.
+    /// `totals`: the connection's bytes in and out so far.
+    pub(crate) fn begin(&mut self, now: Instant, head: &[u8], totals: (u64, u64)) {
+        let Some(ctx) = self.context else {
+            return;
+        };
+        self.record = AccessRecord {
+            received: now,
+            client: ctx.client,
+            port: ctx.port,
+            path: ctx.path,
+            ..AccessRecord::default()
+        };
+        self.record.set_request_line(head);
+        (self.in_base, self.out_base) = totals;
+        self.state = LogState::Open;
+    }
+
+    /// The status the answer has now (a refusal may replace the one chosen first).
+    pub(crate) fn set_status(&mut self, status: u16) {
+        if self.state == LogState::Open {
+            self.record.status = status;
+        }
+    }
+
+    /// The answer ended at `now` (`completed`: its last byte was handed to the transport;
+    /// else it was cut).
+    pub(crate) fn finish(&mut self, now: Instant, completed: bool, totals: (u64, u64)) {
+        if self.state != LogState::Open {
+            return;
+        }
+        let r = &mut self.record;
+        r.completed = completed;
+        r.duration = now.saturating_duration_since(r.received);
+        r.bytes_in = totals.0.saturating_sub(self.in_base);
+        r.bytes_out = totals.1.saturating_sub(self.out_base);
+        self.state = LogState::Done;
+    }
+
+    /// Pushes a finished record into `sink` (without one, the record is lost: logging off).
+    pub(crate) fn flush(&mut self, sink: Option<&mut AccessSink>) {
+        if self.state == LogState::Done {
+            if let Some(sink) = sink {
+                sink.push(self.record);
+            }
+            self.state = LogState::Idle;
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> Option<AccessRecord> {
+        (self.state == LogState::Done).then(|| {
+            self.state = LogState::Idle;
+            self.record
+        })
+    }
+}
+
+/// The records of one thread between two collections by the log writer: a fixed capacity,
+/// and a count of the records that found it full.
+#[derive(Debug)]
+pub struct AccessSink {
+    records: Vec<AccessRecord>,
+    capacity: usize,
+    dropped: u64,
+}
+
+impl AccessSink {
+    /// A sink for `capacity` records, allocated here once.
+    pub fn with_capacity(capacity: usize) -> Self {
+        AccessSink {
+            records: Vec::with_capacity(capacity),
+            capacity,
+            dropped: 0,
+        }
+    }
+
+    /// Keeps `record`, or counts it as dropped when the sink is full.
+    pub fn push(&mut self, record: AccessRecord) {
+        if self.records.len() < self.capacity {
+            self.records.push(record);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Records pushed since `from` (a `len()` taken before), for the owner of a connection to
+    /// fill in the client's address, the port and the path.
+    pub fn since_mut(&mut self, from: usize) -> &mut [AccessRecord] {
+        let from = from.min(self.records.len());
+        &mut self.records[from..]
+    }
+
+    pub fn records(&self) -> &[AccessRecord] {
+        &self.records
+    }
+
+    /// Records that did not fit, since the sink was made.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Empties the sink after the writer took its records (the capacity stays).
+    pub fn clear(&mut self) {
+        self.records.clear();
+    }
+}
+
+/// How a record becomes a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `TIME CLIENT "METHOD TARGET VERSION" STATUS BYTES_IN BYTES_OUT SECONDS PATH PORT
+    /// UPSTREAM UPSTREAM_SECONDS [cut]`: fields separated by one space, `-` for an absent one.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The wall-clock time of the monotonic `anchor`: records are placed relative to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallAnchor {
+    pub instant: Instant,
+    pub unix_micros: u64,
+}
+
+impl WallAnchor {
+    fn unix_micros_of(&self, t: Instant) -> u64 {
+        if t >= self.instant {
+            self.unix_micros
+                .saturating_add((t - self.instant).as_micros() as u64)
+        } else {
+            self.unix_micros
+                .saturating_sub((self.instant - t).as_micros() as u64)
+        }
+    }
+}
+
+/// Appends `record` as one line (with its `\n`) in `format` to `out`. Bytes of the target or
+/// method that are not printable ASCII, and the quote and backslash, are escaped, so a line
+/// is always one line and a client cannot forge another.
+pub fn write_line(
+    record: &AccessRecord,
+    anchor: &WallAnchor,
+    format: LogFormat,
+    out: &mut Vec<u8>,
+) {
+    let time = anchor.unix_micros_of(record.received);
+    match format {
+        LogFormat::Text => write_text(record, time, out),
+        LogFormat::Json => write_json(record, time, out),
+    }
+    out.push(b'\n');
+}
+
+fn write_text(r: &AccessRecord, unix_micros: u64, out: &mut Vec<u8>) {
+    put_rfc3339(unix_micros, out);
+    out.push(b' ');
+    put_addr(r.client, out);
+    out.extend_from_slice(b" \"");
+    if r.method().is_empty() {
+        out.push(b'-');
+    } else {
+        put_escaped(r.method(), Escape::Text, out);
+        out.push(b' ');
+        put_escaped(r.target(), Escape::Text, out);
+        if r.target_cut {
+            out.extend_from_slice(b"...");
+        }
+        match r.version_minor {
+            Some(v) => {
+                out.extend_from_slice(b" HTTP/1.");
+                put_decimal(u64::from(v), out);
+            }
+            None => out.extend_from_slice(b" -"),
+        }
+    }
+    out.extend_from_slice(b"\" ");
+    put_decimal(u64::from(r.status), out);
+    out.push(b' ');
+    put_decimal(r.bytes_in, out);
+    out.push(b' ');
+    put_decimal(r.bytes_out, out);
+    out.push(b' ');
+    put_seconds(r.duration, out);
+    out.push(b' ');
+    out.extend_from_slice(r.path.name().as_bytes());
+    out.push(b' ');
+    put_decimal(u64::from(r.port), out);
+    out.push(b' ');
+    match r.upstream {
+        Some(u) => {
+            put_addr(Some(u.server), out);
+            out.push(b' ');
+            put_seconds(u.time, out);
+        }
+        None => out.extend_from_slice(b"- -"),
+    }
+    if !r.completed {
+        out.extend_from_slice(b" cut");
+    }
+}
+
+fn write_json(r: &AccessRecord, unix_micros: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"time\":\"");
+    put_rfc3339(unix_micros, out);
+    out.extend_from_slice(b"\",\"client\":");
+    match r.client {
+        Some(_) => {
+            out.push(b'"');
+            put_addr(r.client, out);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"method\":");
+    put_json_string_or_null(r.method(), out);
+    out.extend_from_slice(b",\"target\":");
+    put_json_string_or_null(r.target(), out);
+    out.extend_from_slice(b",\"target_cut\":");
+    out.extend_from_slice(if r.target_cut { b"true" } else { b"false" });
+    out.extend_from_slice(b",\"version\":");
+    match r.version_minor {
+        Some(v) => {
+            out.extend_from_slice(b"\"HTTP/1.");
+            put_decimal(u64::from(v), out);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"status\":");
+    put_decimal(u64::from(r.status), out);
+    out.extend_from_slice(b",\"bytes_in\":");
+    put_decimal(r.bytes_in, out);
+    out.extend_from_slice(b",\"bytes_out\":");
+    put_decimal(r.bytes_out, out);
+    out.extend_from_slice(b",\"duration_us\":");
+    put_decimal(r.duration.as_micros() as u64, out);
+    out.extend_from_slice(b",\"path\":\"");
+    out.extend_from_slice(r.path.name().as_bytes());
+    out.extend_from_slice(b"\",\"port\":");
+    put_decimal(u64::from(r.port), out);
+    out.extend_from_slice(b",\"upstream\":");
+    match r.upstream {
+        Some(u) => {
+            out.push(b'"');
+            put_addr(Some(u.server), out);
+            out.extend_from_slice(b"\",\"upstream_us\":");
+            put_decimal(u.time.as_micros() as u64, out);
+        }
+        None => out.extend_from_slice(b"null,\"upstream_us\":null"),
+    }
+    out.extend_from_slice(b",\"completed\":");
+    out.extend_from_slice(if r.completed { b"true" } else { b"false" });
+    out.push(b'}');
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    /// `\xHH` for anything but printable ASCII, and for `"` and `\`.
+    Text,
+    /// JSON string escapes (RFC 8259 §7); bytes >= 0x80 as `\u00HH` (the log says which
+    /// bytes came, it does not guess an encoding).
+    Json,
+}
+
+fn put_escaped(bytes: &[u8], escape: Escape, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        match (b, escape) {
+            (b'"' | b'\\', Escape::Json) => out.extend_from_slice(&[b'\\', b]),
+            (0x20..=0x7e, _) if b != b'"' && b != b'\\' => out.push(b),
+            (_, Escape::Text) => {
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'x',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 15)],
+                ]);
+            }
+            (_, Escape::Json) => {
+                out.extend_from_slice(b"\\u00");
+                out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            }
+        }
+    }
+}
+
+fn put_json_string_or_null(bytes: &[u8], out: &mut Vec<u8>) {
+    if bytes.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'"');
+        put_escaped(bytes, Escape::Json, out);
+        out.push(b'"');
+    }
+}
+
+fn put_decimal(n: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(crate::http::syntax::decimal(n, &mut [0u8; 20]));
+}
+
+fn put_padded(n: u64, width: usize, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let d = crate::http::syntax::decimal(n, &mut digits);
+    for _ in d.len()..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(d);
+}
+
+/// Seconds with microseconds: `0.000123`.
+fn put_seconds(d: Duration, out: &mut Vec<u8>) {
+    let us = d.as_micros() as u64;
+    put_decimal(us / 1_000_000, out);
+    out.push(b'.');
+    put_padded(us % 1_000_000, 6, out);
+}
+
+fn put_addr(addr: Option<SocketAddr>, out: &mut Vec<u8>) {
+    match addr {
+        // Off the hot path (the log writer): `Display` is fine here.
+        Some(a) => out.extend_from_slice(a.to_string().as_bytes()),
+        None => out.push(b'-'),
+    }
+}
+
+/// `2026-12-06T11:00:00.123456Z` (RFC 3339, UTC).
+fn put_rfc3339(unix_micros: u64, out: &mut Vec<u8>) {
+    let secs = unix_micros / 1_000_000;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    put_padded(y as u64, 4, out);
+    out.push(b'-');
+    put_padded(u64::from(m), 2, out);
+    out.push(b'-');
+    put_padded(u64::from(d), 2, out);
+    out.push(b'T');
+    put_padded(s / 3600, 2, out);
+    out.push(b':');
+    put_padded(s / 60 % 60, 2, out);
+    out.push(b':');
+    put_padded(s % 60, 2, out);
+    out.push(b'.');
+    put_padded(unix_micros % 1_000_000, 6, out);
+    out.push(b'Z');
+}
+
+/// Year, month, day of the `days`-th day after 1970-01-01 in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`, for days >= 0).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+#[path = "access_tests.rs"]
+mod tests;
