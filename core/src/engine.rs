@@ -11,6 +11,7 @@
 //! and `poll_flow_event` until it returns `None` (to keep the BPF `user_flows` map in step).
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 
 use crate::answers::Served;
 use crate::app::App;
@@ -227,6 +228,18 @@ impl Engine {
         self.sessions.reloads_applied()
     }
 
+    /// Turns the access log on for connections established from now on (see
+    /// [`HttpSessions::enable_access_log`]).
+    pub fn enable_access_log(&mut self, capacity: usize) {
+        self.sessions
+            .enable_access_log(crate::access::PathKind::Bypass, capacity);
+    }
+
+    /// The access-log records of this engine's connections since the owner last emptied it.
+    pub fn access_sink(&mut self) -> Option<&mut crate::access::AccessSink> {
+        self.sessions.access_sink()
+    }
+
     fn apply_reload(&mut self) {
         let scratch = &mut self.scratch;
         self.sessions.apply_reload(|limits| {
@@ -243,6 +256,8 @@ impl Engine {
             match event {
                 Event::Established { conn, flow } => {
                     self.open_slot(now, conn, flow.local.port());
+                    self.sessions
+                        .set_access_client(conn.index(), SocketAddr::V4(flow.remote));
                     self.push_flow_event(FlowEvent::Added(flow));
                     // The handshake-completing ACK may have carried a request.
                     self.service(now, conn);
@@ -257,7 +272,7 @@ impl Engine {
                     self.service(now, conn);
                 }
                 Event::Closed { conn, flow } => {
-                    self.close_slot(conn);
+                    self.close_slot(now, conn);
                     self.push_flow_event(FlowEvent::Removed(flow));
                 }
             }
@@ -288,8 +303,8 @@ impl Engine {
         slot.send_stall.clear();
     }
 
-    fn close_slot(&mut self, conn: ConnHandle) {
-        let ready = self.sessions.close(conn.index());
+    fn close_slot(&mut self, now: Instant, conn: ConnHandle) {
+        let ready = self.sessions.close(conn.index(), now);
         self.stats.http_closed = *self.sessions.http_closed();
         if ready {
             self.apply_reload();
@@ -337,10 +352,10 @@ impl Engine {
     /// can make progress, then closes the TCP side if HTTP is done.
     fn service(&mut self, now: Instant, conn: ConnHandle) {
         let index = conn.index();
-        let Some((slot, app)) = self
+        let Some((slot, app, mut log)) = self
             .sessions
-            .with_app(index)
-            .filter(|(s, _)| s.handle == Some(conn))
+            .with_app_log(index)
+            .filter(|(s, _, _)| s.handle == Some(conn))
         else {
             return;
         };
@@ -363,7 +378,10 @@ impl Engine {
         loop {
             let input = ring_tail(rx_a, rx_b, consumed);
             let output = ring_tail_mut(tx_a, tx_b, produced);
-            let p = slot.conn.process(now, app, input, output);
+            let p = match log.as_deref_mut() {
+                Some(sink) => slot.conn.process_logged(now, app, input, output, sink),
+                None => slot.conn.process(now, app, input, output),
+            };
             consumed += p.consumed;
             produced += p.produced;
             if p.consumed > 0 || p.produced > 0 {
@@ -387,9 +405,11 @@ impl Engine {
             self.scratch[head.len()..head.len() + take].copy_from_slice(&rx_b[..take]);
             self.stats.linearized += 1;
             let output = ring_tail_mut(tx_a, tx_b, produced);
-            let p = slot
-                .conn
-                .process(now, app, &self.scratch[..head.len() + take], output);
+            let input = &self.scratch[..head.len() + take];
+            let p = match log.as_deref_mut() {
+                Some(sink) => slot.conn.process_logged(now, app, input, output, sink),
+                None => slot.conn.process(now, app, input, output),
+            };
             consumed += p.consumed;
             produced += p.produced;
             if p.consumed == 0 && p.produced == 0 {
@@ -539,6 +559,37 @@ mod tests {
         h.pump(&mut b, &mut sink);
         let c8080 = h.engine.port_counts()[1];
         assert_eq!((c8080.live, c8080.total, c8080.requests), (0, 1, 1));
+    }
+
+    #[test]
+    fn the_access_log_names_each_bypass_client_and_port() {
+        let mut h = Harness::new(EngineConfig::default());
+        h.engine.enable_access_log(16);
+        let mut a = h.connect_to(40_000, 80);
+        let mut b = h.connect_to(40_001, 8080);
+        let mut got = Vec::new();
+        h.send_all(&mut a, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &mut got);
+        h.send_all(&mut b, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", &mut got);
+        let sink = h.engine.access_sink().expect("the log is on");
+        let records: Vec<_> = sink
+            .records()
+            .iter()
+            .map(|r| (r.client.map(|c| c.port()), r.port, r.status, r.path))
+            .collect();
+        use crate::access::PathKind::Bypass;
+        assert_eq!(
+            records,
+            [
+                (Some(40_000), 80, 200, Bypass),
+                (Some(40_001), 8080, 404, Bypass)
+            ]
+        );
+        assert_eq!(
+            sink.records()[0].bytes_out as usize + sink.records()[1].bytes_out as usize,
+            got.len()
+        );
+        sink.clear();
+        assert!(h.engine.access_sink().unwrap().is_empty());
     }
 
     #[test]

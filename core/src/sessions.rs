@@ -16,6 +16,9 @@
 //!
 //! [`SendStall`] is the "peer stopped reading" send timeout both paths apply (see its doc).
 
+use std::net::SocketAddr;
+
+use crate::access::{AccessContext, AccessSink, PathKind};
 use crate::answers::{Answers, Generation, Served};
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
@@ -59,6 +62,8 @@ pub struct HttpSessions<S> {
     next_sweep: Instant,
     /// `begin_drain` was called: connections opened from now on are drained from the start.
     draining: bool,
+    /// The access log's records of this thread, and which path they are from; `None`: off.
+    access: Option<(AccessSink, PathKind)>,
 }
 
 impl<S: Session> HttpSessions<S> {
@@ -73,7 +78,39 @@ impl<S: Session> HttpSessions<S> {
             http_closed: HttpStats::default(),
             next_sweep: first_sweep,
             draining: false,
+            access: None,
         }
+    }
+
+    /// Turns the access log on for connections opened from now on: their records collect in a
+    /// sink of `capacity` records (allocated here), which the owner empties with
+    /// [`access_sink`](Self::access_sink); what does not fit is counted, never waited for.
+    pub fn enable_access_log(&mut self, path: PathKind, capacity: usize) {
+        self.access = Some((AccessSink::with_capacity(capacity), path));
+    }
+
+    /// This thread's access-log records since the owner last emptied the sink.
+    pub fn access_sink(&mut self) -> Option<&mut AccessSink> {
+        self.access.as_mut().map(|(sink, _)| sink)
+    }
+
+    /// The client's address, for the access log of the live connection in slot `index` (a
+    /// no-op when the log is off).
+    pub fn set_access_client(&mut self, index: usize, client: SocketAddr) {
+        let Some((_, path)) = self.access else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(index).filter(|s| s.live) else {
+            return;
+        };
+        let port = self.tally.port_of(slot.tally);
+        slot.session
+            .http_mut()
+            .set_access_context(Some(AccessContext {
+                client: Some(client),
+                port,
+                path,
+            }));
     }
 
     /// The limits new connections get.
@@ -133,6 +170,20 @@ impl<S: Session> HttpSessions<S> {
         ))
     }
 
+    /// [`with_app`](Self::with_app), and the access log's sink when the log is on (for
+    /// `HttpConn::process_logged`).
+    pub fn with_app_log(
+        &mut self,
+        index: usize,
+    ) -> Option<(&mut S, &App, Option<&mut AccessSink>)> {
+        let slot = self.slots.get_mut(index).filter(|s| s.live)?;
+        Some((
+            &mut slot.session,
+            &self.answers.for_conn(slot.generation).app,
+            self.access.as_mut().map(|(sink, _)| sink),
+        ))
+    }
+
     /// The tally entry of a listening port (made on first use).
     pub fn tally_slot(&mut self, port: u16) -> TallySlot {
         self.tally.slot(port)
@@ -166,6 +217,14 @@ impl<S: Session> HttpSessions<S> {
         let http = slot.session.http_mut();
         http.reset();
         http.set_limits(limits);
+        if let Some((_, path)) = self.access {
+            // The client's address follows with `set_access_client` when the path knows it.
+            http.set_access_context(Some(AccessContext {
+                client: None,
+                port: self.tally.port_of(tally),
+                path,
+            }));
+        }
         slot.generation = Generation::Current;
         http.start(now);
         if self.draining {
@@ -179,14 +238,20 @@ impl<S: Session> HttpSessions<S> {
         &mut slot.session
     }
 
-    /// Closes the live connection in slot `index` (a no-op if it is not live): its counters
-    /// join the closed ones and it leaves its generation. Returns true when that made a
-    /// pending reload ready: call [`HttpSessions::apply_reload`].
+    /// Closes the live connection in slot `index` at `now` (a no-op if it is not live): its
+    /// counters join the closed ones, it leaves its generation, and the access-log record of
+    /// an answer it was still writing is kept as cut. Returns true when that made a pending
+    /// reload ready: call [`HttpSessions::apply_reload`].
     #[must_use]
-    pub fn close(&mut self, index: usize) -> bool {
+    pub fn close(&mut self, index: usize, now: Instant) -> bool {
         let Some(slot) = self.slots.get_mut(index).filter(|s| s.live) else {
             return false;
         };
+        if let Some(r) = slot.session.http_mut().close_access(now) {
+            if let Some((sink, _)) = self.access.as_mut() {
+                sink.push(r);
+            }
+        }
         slot.live = false;
         let ready = self.answers.forget(&mut slot.generation);
         self.tally.closed(slot.tally);
@@ -325,6 +390,10 @@ impl<S: Session> HttpSessions<S> {
         let http = session.http_mut();
         if http.poll_timeout().is_some_and(|t| t <= now) {
             http.handle_timeout(now);
+            // A timeout that cut an answer finished its record here, outside `process`.
+            if let (Some(r), Some((sink, _))) = (http.take_access_record(), self.access.as_mut()) {
+                sink.push(r);
+            }
             return true;
         }
         false
@@ -433,12 +502,12 @@ mod tests {
         assert_eq!(s.slot_count(), 4, "grown up to the highest index, once");
         assert_eq!(s.len(), 3);
         assert!(s.get(2).is_none(), "made but never opened");
-        assert!(!s.close(0));
-        assert!(!s.close(0), "closing twice is a no-op");
+        assert!(!s.close(0, now));
+        assert!(!s.close(0, now), "closing twice is a no-op");
         assert_eq!(s.len(), 2);
         // Slot 1 moved into position 0; closing it through its new position works.
         assert_eq!(s.live(), &[1, 3]);
-        assert!(!s.close(1));
+        assert!(!s.close(1, now));
         assert_eq!(s.live(), &[3]);
         s.open(0, now, port, |_| unreachable!("slot 0 exists"));
         assert_eq!(s.live(), &[3, 0]);
@@ -460,10 +529,52 @@ mod tests {
         assert_eq!(s.port_counts()[0].requests, 2);
         assert_eq!(s.http_stats().requests, 2);
         assert_eq!(s.http_closed().requests, 0);
-        assert!(!s.close(0));
+        assert!(!s.close(0, Instant::from_secs(2)));
         assert_eq!(s.http_closed().requests, 2);
         assert_eq!(s.http_stats().requests, 2);
         assert_eq!(s.port_counts()[0].live, 0);
+    }
+
+    #[test]
+    fn access_records_carry_the_connection_and_a_closed_answer_is_kept_as_cut() {
+        use crate::access::PathKind;
+        let mut s = sessions();
+        s.enable_access_log(PathKind::Kernel, 8);
+        let port = s.tally_slot(8080);
+        let now = Instant::from_secs(1);
+        s.open(0, now, port, HttpConn::new);
+        let client: SocketAddr = "192.0.2.9:5000".parse().unwrap();
+        s.set_access_client(0, client);
+        let mut out = vec![0u8; 4096];
+        let (http, app, log) = s.with_app_log(0).unwrap();
+        let req =
+            b"GET /v HTTP/1.1\r\nHost: t\r\n\r\nGET /bytes/100000 HTTP/1.1\r\nHost: t\r\n\r\n";
+        let p = http.process_logged(now, app, req, &mut out, log.unwrap());
+        assert_eq!(p.produced, out.len(), "the second answer is under way");
+        let sink = s.access_sink().unwrap();
+        assert_eq!(sink.len(), 1);
+        let r = sink.records()[0];
+        assert_eq!(
+            (r.client, r.port, r.path),
+            (Some(client), 8080, PathKind::Kernel)
+        );
+        assert_eq!((r.status, r.target()), (200, &b"/v"[..]));
+        assert!(!s.close(0, now + Duration::from_millis(3)));
+        let sink = s.access_sink().unwrap();
+        assert_eq!(sink.len(), 2);
+        let cut = sink.records()[1];
+        assert!(!cut.completed);
+        assert_eq!(
+            (cut.target(), cut.client),
+            (&b"/bytes/100000"[..], Some(client))
+        );
+        // A table without the log has no sink, and its connections log nothing.
+        let mut plain = sessions();
+        assert!(plain.access_sink().is_none());
+        let port = plain.tally_slot(80);
+        plain.open(0, now, port, HttpConn::new);
+        plain.set_access_client(0, client);
+        assert!(plain.with_app_log(0).unwrap().2.is_none());
     }
 
     #[test]
@@ -488,7 +599,7 @@ mod tests {
         assert!(!s.reload(served("3")));
         assert_eq!(s.reloads_applied(), 1);
         assert!(
-            s.close(1),
+            s.close(1, now),
             "the last user of the previous generation closed"
         );
         s.apply_reload(|_| rotations += 1);

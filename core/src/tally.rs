@@ -69,6 +69,11 @@ impl PortTally {
     }
 
     /// A connection of `slot` opened.
+    /// The port of a slot made by [`slot`](Self::slot) (0 for one this tally did not make).
+    pub fn port_of(&self, slot: TallySlot) -> u16 {
+        self.ports.get(usize::from(slot.0)).map_or(0, |c| c.port)
+    }
+
     pub fn opened(&mut self, slot: TallySlot) {
         if let Some(c) = self.ports.get_mut(usize::from(slot.0)) {
             c.live += 1;

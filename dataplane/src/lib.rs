@@ -7,7 +7,8 @@
 //! See `docs/architecture.md` for how the pieces fit on the packet path.
 
 pub use xgate_core::{
-    answers, app, engine, histogram, http, sessions, stream, tally, tcp, testkit, time, wire,
+    access, answers, app, engine, histogram, http, proxy, sessions, stream, tally, tcp, testkit,
+    time, wire,
 };
 
 pub mod afxdp;

@@ -37,6 +37,7 @@
 //! `handle_write_shut` whenever it completes, before or after `handle_sent`; the connection
 //! then lingers without passing through `Finishing`.
 
+use crate::access::AccessSink;
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits};
 use crate::sessions::{SendStall, Session};
@@ -216,13 +217,29 @@ impl StreamConn {
     /// by the buffer's end, input held back while output waits) is kept in the input buffer.
     /// Dropped unless `Open` (a lingering connection reads only to find the peer's FIN).
     pub fn handle_recv(&mut self, now: Instant, app: &App, data: &[u8]) {
+        self.handle_recv_logged(now, app, data, None);
+    }
+
+    /// [`handle_recv`](Self::handle_recv), with the access log's sink when the log is on.
+    pub fn handle_recv_logged(
+        &mut self,
+        now: Instant,
+        app: &App,
+        data: &[u8],
+        log: Option<&mut AccessSink>,
+    ) {
         if self.state != Lifecycle::Open {
             return;
         }
         let mut data = data;
         if self.in_len == 0 && !self.sending && self.out_pos == self.out_len && !self.eof {
             self.out_pos = 0;
-            let p = self.http.process(now, app, data, &mut self.output);
+            let p = match log {
+                Some(sink) => self
+                    .http
+                    .process_logged(now, app, data, &mut self.output, sink),
+                None => self.http.process(now, app, data, &mut self.output),
+            };
             self.out_len = p.produced;
             data = &data[p.consumed.min(data.len())..];
         }
@@ -338,6 +355,17 @@ impl StreamConn {
     /// `Aborted(InputOverflow)` when input can never fit. Lingering, it drops input and
     /// closes at the peer's FIN.
     pub fn advance(&mut self, now: Instant, app: &App, draining: bool) -> Advance {
+        self.advance_logged(now, app, draining, None)
+    }
+
+    /// [`advance`](Self::advance), with the access log's sink when the log is on.
+    pub fn advance_logged(
+        &mut self,
+        now: Instant,
+        app: &App,
+        draining: bool,
+        log: Option<&mut AccessSink>,
+    ) -> Advance {
         match self.state {
             Lifecycle::Open => {}
             Lifecycle::Lingering { .. } => {
@@ -356,9 +384,13 @@ impl StreamConn {
         }
         self.out_pos = 0;
         self.out_len = 0;
-        let p = self
-            .http
-            .process(now, app, &self.input[..self.in_len], &mut self.output);
+        let input = &self.input[..self.in_len];
+        let p = match log {
+            Some(sink) => self
+                .http
+                .process_logged(now, app, input, &mut self.output, sink),
+            None => self.http.process(now, app, input, &mut self.output),
+        };
         self.consume_input(p.consumed);
         self.out_len = p.produced;
         if self.eof && !self.eof_told {

@@ -56,6 +56,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use io_uring::{cqueue, opcode, squeue, types};
 
+use crate::access::{AccessSink, PathKind};
 use crate::answers::Served;
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
@@ -225,6 +226,8 @@ pub struct KernelPath {
     /// Clock of `run`.
     clock: std::time::Instant,
     stats: KernelStats,
+    /// The access log is on: accepted connections' peers are asked for (getpeername).
+    access_log: bool,
 }
 
 impl KernelPath {
@@ -275,6 +278,7 @@ impl KernelPath {
             draining: None,
             clock,
             stats: KernelStats::default(),
+            access_log: false,
             config,
         })
     }
@@ -378,6 +382,18 @@ impl KernelPath {
     /// Reloads applied so far.
     pub fn reloads_applied(&self) -> u64 {
         self.sessions.reloads_applied()
+    }
+
+    /// Turns the access log on for connections accepted from now on (records collect in a
+    /// sink of `capacity`, emptied by the owner through [`access_sink`](Self::access_sink)).
+    pub fn enable_access_log(&mut self, capacity: usize) {
+        self.sessions.enable_access_log(PathKind::Kernel, capacity);
+        self.access_log = true;
+    }
+
+    /// The access-log records of this path's connections since the owner last emptied it.
+    pub fn access_sink(&mut self) -> Option<&mut AccessSink> {
+        self.sessions.access_sink()
     }
 
     fn apply_reload(&mut self) {
@@ -599,6 +615,11 @@ impl KernelPath {
         c.send_pending = false;
         c.shut_pending = false;
         c.recv_deferred = false;
+        if self.access_log {
+            if let Some(peer) = socket::peer_addr(fd) {
+                self.sessions.set_access_client(index, peer);
+            }
+        }
         self.stats.accepted += 1;
         self.arm_recv(index);
     }
@@ -670,10 +691,10 @@ impl KernelPath {
 
     fn on_recv(&mut self, now: Instant, index: usize, gen: u32, res: i32, flags: u32) {
         let bid = cqueue::buffer_select(flags);
-        let Some((c, app)) = self
+        let Some((c, app, log)) = self
             .sessions
-            .with_app(index)
-            .filter(|(c, _)| c.gen == gen && c.recv_pending)
+            .with_app_log(index)
+            .filter(|(c, _, _)| c.gen == gen && c.recv_pending)
         else {
             // Cannot happen while slots wait for their operations; never touch the slot.
             if let (Some(bid), Some(bufs)) = (bid, self.bufs.as_mut()) {
@@ -716,7 +737,7 @@ impl KernelPath {
         match (bid, self.bufs.as_mut()) {
             (Some(bid), Some(bufs)) => {
                 // Dropped by the stream unless open (lingering reads only to see the FIN).
-                c.stream.handle_recv(now, app, bufs.get(bid, n));
+                c.stream.handle_recv_logged(now, app, bufs.get(bid, n), log);
                 bufs.recycle(bid);
                 self.sessions.tally_requests(index);
             }
@@ -786,14 +807,14 @@ impl KernelPath {
     fn pump(&mut self, index: usize, now: Instant) {
         let draining = self.draining.is_some();
         loop {
-            let Some((c, app)) = self.sessions.with_app(index) else {
+            let Some((c, app, log)) = self.sessions.with_app_log(index) else {
                 return;
             };
             if c.closing() {
                 self.release_if_idle(index);
                 return;
             }
-            let advance = c.stream.advance(now, app, draining);
+            let advance = c.stream.advance_logged(now, app, draining, log);
             if advance != Advance::Waiting {
                 self.reload_ready |= self.sessions.settle(index);
             }
@@ -912,7 +933,8 @@ impl KernelPath {
         c.recv_deferred = false;
         let fd = c.fd;
         c.fd = -1;
-        self.reload_ready |= self.sessions.close(index);
+        let now = self.now();
+        self.reload_ready |= self.sessions.close(index, now);
         self.stats.http_closed = *self.sessions.http_closed();
         self.stats.closed += 1;
         self.free.push(index as u32);
