@@ -120,6 +120,10 @@ pub struct RunArgs {
     /// own. Default: no endpoint. Bind it to a management address, not the served one.
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin_listen: Option<SocketAddrV4>,
+    /// Write one line per request to this file (text; `[access_log]` in the file sets the
+    /// format and the buffer). SIGUSR1 reopens it. Default: no access log.
+    #[arg(long, value_name = "PATH")]
+    pub access_log: Option<PathBuf>,
 }
 
 /// `xgate check-config FILE`.
@@ -206,6 +210,7 @@ impl RunArgs {
             netns: self.netns.clone(),
             shutdown_grace_secs: self.shutdown_grace_secs,
             admin_listen: self.admin_listen,
+            access_log: self.access_log.clone(),
         }
     }
 

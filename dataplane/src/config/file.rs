@@ -45,6 +45,21 @@ pub struct ConfigFile {
     pub admin: AdminSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub access_log: AccessLogSection,
+}
+
+/// `[access_log]`: one line per request, written off the serving threads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSection {
+    /// The log file (appended to, created if missing); unset: no access log.
+    pub path: Option<PathBuf>,
+    /// `text` or `json`.
+    pub format: Option<LogFormatKey>,
+    /// Records each serving thread holds between two collections (every 100 ms); more are
+    /// dropped and counted.
+    pub buffer_records: Option<usize>,
 }
 
 /// `[log]`: the gateway's log on stderr.

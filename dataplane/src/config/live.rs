@@ -83,6 +83,7 @@ impl ConfigFile {
             app: _,
             admin,
             log,
+            access_log,
         } = self;
         let mut changed = Vec::new();
         let mut check = |name, same: bool| {
@@ -105,6 +106,7 @@ impl ConfigFile {
         check("[tcp]", *tcp == new.tcp);
         check("[admin]", *admin == new.admin);
         check("[log]", *log == new.log);
+        check("[access_log]", *access_log == new.access_log);
         changed
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::afxdp::BindMode;
 use crate::bpf::XdpMode;
+use crate::gateway::access_log::AccessLogConfig;
 use crate::gateway::{BypassConfig, CgroupPlacement, PortConfig};
 use crate::kernel::KernelConfig;
 use crate::logging::{LogConfig, LogFormat};
@@ -34,6 +35,7 @@ pub struct Overrides {
     pub netns: Option<String>,
     pub shutdown_grace_secs: Option<u64>,
     pub admin_listen: Option<SocketAddrV4>,
+    pub access_log: Option<PathBuf>,
 }
 
 /// The checked configuration: defaults, then `file`, then `over`.
@@ -128,6 +130,7 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
             LogFormatKey::Json => LogFormat::Json,
         };
     }
+    let access_log = access_log(file, over)?;
     Ok(RunConfig {
         gateway: gw,
         kernel,
@@ -139,7 +142,46 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
         shutdown_grace: Duration::from_secs(grace),
         admin_listen,
         log,
+        access_log,
     })
+}
+
+/// `[access_log]` under `--access-log PATH`: the path (the flag wins), the format, the
+/// per-thread buffer.
+fn access_log(file: &ConfigFile, over: &Overrides) -> Result<Option<AccessLogConfig>, ConfigError> {
+    let section = &file.access_log;
+    let Some(path) = over.access_log.clone().or_else(|| section.path.clone()) else {
+        if section.format.is_some() || section.buffer_records.is_some() {
+            return Err(invalid(
+                "access_log.path",
+                "missing: the access log's other keys need a path",
+            ));
+        }
+        return Ok(None);
+    };
+    let key = if over.access_log.is_some() {
+        "--access-log"
+    } else {
+        "access_log.path"
+    };
+    if path.as_os_str().is_empty() || path.is_dir() {
+        return Err(invalid(
+            key,
+            format!("{} is not a file path", path.display()),
+        ));
+    }
+    let buffer_records = section
+        .buffer_records
+        .unwrap_or(AccessLogConfig::DEFAULT_BUFFER_RECORDS);
+    let buffer_records = in_range("access_log.buffer_records", buffer_records, 16..=1_048_576)?;
+    Ok(Some(AccessLogConfig {
+        path,
+        format: match section.format {
+            Some(LogFormatKey::Json) => crate::access::LogFormat::Json,
+            Some(LogFormatKey::Text) | None => crate::access::LogFormat::Text,
+        },
+        buffer_records,
+    }))
 }
 
 fn served_ports(file: &ConfigFile, over: &Overrides) -> Result<Vec<PortConfig>, ConfigError> {

@@ -27,15 +27,16 @@ mod tests;
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
 
+use crate::gateway::access_log::AccessLogConfig;
 use crate::gateway::BypassConfig;
 use crate::kernel::KernelConfig;
 use crate::logging::LogConfig;
 use crate::time::Duration;
 
 pub use file::{
-    AdminSection, AppSection, BindModeKey, BypassSection, ConfigFile, HttpSection,
-    KernelPathSection, LogFormatKey, LogSection, PortEntry, RouteEntry, TcpSection, WakeupKey,
-    XdpModeKey,
+    AccessLogSection, AdminSection, AppSection, BindModeKey, BypassSection, ConfigFile,
+    HttpSection, KernelPathSection, LogFormatKey, LogSection, PortEntry, RouteEntry, TcpSection,
+    WakeupKey, XdpModeKey,
 };
 pub use live::{ConfigSource, LiveConfig};
 pub use merge::{build, Overrides};
@@ -62,6 +63,8 @@ pub struct RunConfig {
     pub admin_listen: Option<SocketAddrV4>,
     /// The log's levels and format (`RUST_LOG` overrides the levels).
     pub log: LogConfig,
+    /// One line per request; `None`: no access log.
+    pub access_log: Option<AccessLogConfig>,
 }
 
 /// A configuration the gateway refuses, naming the key (`tcp.mss`, `ports[2].port`, or the

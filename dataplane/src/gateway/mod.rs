@@ -11,6 +11,7 @@
 //! What the process publishes for the operator's commands (the state file, the status) is
 //! [`crate::report`]; the commands themselves are [`crate::ctl`].
 
+pub mod access_log;
 pub mod admin;
 pub mod bypass;
 mod kernel_thread;
