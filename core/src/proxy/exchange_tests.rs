@@ -1053,3 +1053,77 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn client_head_fits_the_room_it_asks_for_even_from_the_tersest_upstream_head() {
+    // Bare LFs, no space after the colons, no reason phrase: the client's copy grows most.
+    let terse: Vec<u8> = [
+        &b"HTTP/1.1 511 \n"[..],
+        &b"a:\n".repeat(90),
+        b"Transfer-Encoding:a,b,c,d,chunked\n\n0\r\n\r\n",
+    ]
+    .concat();
+    let head_1xx: Vec<u8> = [&b"HTTP/1.1 103 \n"[..], &b"l:\n".repeat(90), b"\n", LENGTH].concat();
+    for (upstream, minor) in [(&terse, 1), (&terse, 0), (&head_1xx, 1)] {
+        for keep in [true, false] {
+            let mut ex = connected(ExchangeSpec {
+                client_version_minor: minor,
+                client_keep_alive: keep,
+                ..spec()
+            });
+            let p = ex.upstream_data(T0, upstream, &mut [0u8; 1]).unwrap();
+            let need = p.room_needed.expect("the head does not fit one byte");
+            let mut out = vec![0u8; need];
+            let p = ex.upstream_data(T0, upstream, &mut out).unwrap();
+            assert!(
+                p.consumed > 0 && p.produced > 0,
+                "minor {minor}, keep {keep}"
+            );
+        }
+    }
+}
+
+#[test]
+fn until_close_body_past_the_body_limit_aborts_the_client() {
+    let mut ex = connected(ExchangeSpec {
+        limits: UpstreamLimits {
+            max_body_len: 10,
+            ..UpstreamLimits::default()
+        },
+        ..spec()
+    });
+    let upstream = b"HTTP/1.1 200 OK\r\n\r\n0123456789abc";
+    let r = drive(&mut ex, upstream, &[19, 5, 100], &mut || 4096, true);
+    let f = failure(r.end);
+    assert_eq!(f.cause, FailureCause::BadBody(BodyError::TooLarge));
+    assert_eq!(f.client, ClientAction::Abort);
+    assert!(!client_view(&r.client, RequestKind::Other).complete);
+}
+
+proptest! {
+    #[test]
+    fn chunked_request_body_in_any_pieces_and_rooms_dechunks_to_the_same_body(
+        body in proptest::collection::vec(any::<u8>(), 0..600),
+        pieces in proptest::collection::vec(1usize..80, 1..6),
+        rooms in proptest::collection::vec(6usize..90, 1..6),
+    ) {
+        let mut ex = connected(ExchangeSpec { body: BodyFraming::Chunked, ..spec() });
+        let mut wire = Vec::new();
+        let (mut at, mut i) = (0, 0);
+        while at < body.len() {
+            let piece = &body[at..(at + pieces[i % pieces.len()]).min(body.len())];
+            let mut up = vec![0u8; rooms[i % rooms.len()]];
+            i += 1;
+            let p = ex.send_body(T0, piece, &mut up).unwrap();
+            prop_assert!(p.consumed > 0, "six bytes always carry a one-byte chunk");
+            wire.extend_from_slice(&up[..p.produced]);
+            at += p.consumed;
+        }
+        let mut up = [0u8; 5];
+        prop_assert_eq!(ex.finish_body(T0, &mut up), Ok(Some(5)));
+        wire.extend_from_slice(&up);
+        let (data, complete, used) = dechunk(&wire);
+        prop_assert_eq!(data, body);
+        prop_assert!(complete && used == wire.len());
+    }
+}
