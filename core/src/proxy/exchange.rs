@@ -252,6 +252,8 @@ pub enum RequestBodyError {
     Finished,
     #[error("the body waits for 100 Continue or the connection")]
     NotYet,
+    #[error("the upstream's final response came first: the body is not sent")]
+    Answered,
     #[error("the exchange is over")]
     Ended,
 }
@@ -529,6 +531,9 @@ impl<'v> Exchange<'v> {
             } else {
                 RequestBodyError::Finished
             });
+        }
+        if self.response != Response::AwaitingHead {
+            return Err(RequestBodyError::Answered);
         }
         if !self.may_send_body(now) {
             return Err(RequestBodyError::NotYet);

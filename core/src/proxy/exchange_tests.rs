@@ -873,6 +873,23 @@ fn final_status_before_100_means_the_body_is_never_sent() {
     );
     assert_eq!(r.end, DONE_NOT_REUSABLE, "the upstream still awaits a body");
     assert!(!ex.may_send_body(T0 + Duration::from_secs(10)));
+    assert_eq!(
+        ex.send_body(T0, b"ab", &mut [0u8; 8]),
+        Err(RequestBodyError::Ended)
+    );
+    // Before the response's end, the refusal says why.
+    let mut ex = connected(ExchangeSpec {
+        body: BodyFraming::Length(2),
+        ..spec()
+    });
+    let head = b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\n";
+    ex.upstream_data(T0, head, &mut [0u8; 4096]).unwrap();
+    assert_eq!(ex.end(), None);
+    assert_eq!(
+        ex.send_body(T0, b"ab", &mut [0u8; 8]),
+        Err(RequestBodyError::Answered)
+    );
+    assert_eq!(ex.finish_body(T0, &mut []), Err(RequestBodyError::Answered));
     assert_eq!(client_view(&r.client, RequestKind::Other).status, 417);
 }
 
@@ -1126,4 +1143,54 @@ proptest! {
         prop_assert_eq!(data, body);
         prop_assert!(complete && used == wire.len());
     }
+}
+
+#[test]
+fn a_chunked_put_with_expect_runs_in_the_documented_call_order_in_virtual_time() {
+    let s = ExchangeSpec {
+        expect_continue: true,
+        idempotent: is_idempotent(b"PUT"),
+        body: BodyFraming::Chunked,
+        ..spec()
+    };
+    let mut ex = Exchange::new(T0, s);
+    let mut now = T0 + Duration::from_millis(2);
+    ex.connected(now);
+    // Nothing from the upstream: wake at the expect timer, then send the body anyway.
+    now = ex.poll_timeout().expect("the expect timer");
+    assert_eq!(
+        now,
+        T0 + Duration::from_millis(2) + Timeouts::default().expect_continue
+    );
+    ex.handle_timeout(now);
+    assert!(ex.may_send_body(now));
+    let mut wire = Vec::new();
+    let mut up = [0u8; 16];
+    for piece in [&b"hello "[..], b"upstream"] {
+        let mut at = 0;
+        while at < piece.len() {
+            let p = ex.send_body(now, &piece[at..], &mut up).unwrap();
+            wire.extend_from_slice(&up[..p.produced]);
+            at += p.consumed;
+        }
+    }
+    let n = ex.finish_body(now, &mut up).unwrap().unwrap();
+    wire.extend_from_slice(&up[..n]);
+    assert_eq!(
+        dechunk(&wire),
+        (b"hello upstream".to_vec(), true, wire.len())
+    );
+    assert_eq!(ex.bytes_to_upstream(), wire.len() as u64);
+    assert_eq!(ex.poll_timeout(), Some(now + Timeouts::default().read));
+    // The upstream's 100 comes after the body: still forwarded, once, to the client that
+    // asked for it (it may still be waiting).
+    let upstream = [&b"HTTP/1.1 100 Continue\r\n\r\n"[..], CHUNKED].concat();
+    let r = drive(&mut ex, &upstream, &[7], &mut || 9, false);
+    assert_eq!(r.end, DONE_REUSABLE);
+    let v = client_view(&r.client, RequestKind::Other);
+    assert_eq!(v.interim, [100]);
+    assert_eq!(v.body, CHUNKED_DATA);
+    assert_eq!(ex.bytes_to_client(), r.client.len() as u64);
+    assert_eq!(ex.poll_timeout(), None, "no timer after the end");
+    assert_eq!(ex.balance_outcome(), Some(Outcome::Ok));
 }
