@@ -64,9 +64,10 @@
 //! - Timers: `connect` from `new`; `send` while the request body is not finished after the
 //!   connection is up, restarted by each body byte written (a stalled client body shows here
 //!   too: the server side's client timeouts should be shorter); `read` from the request's end
-//!   to the final head's end (interim responses do not extend it); `idle` between two
-//!   received bytes once the final head is in. "The request's end" is when the caller finished
-//!   the body (or the connection came up, for a request without one).
+//!   to the final head's end (interim responses do not extend it); `idle` once the final head
+//!   is in, restarted by every `upstream_data` with input (bytes waiting for client room show
+//!   the upstream is not silent). "The request's end" is when the caller finished the body (or
+//!   the connection came up, for a request without one).
 //! - The upstream connection is reusable only after a complete response to a completely sent
 //!   request, with keep-alive by the head (RFC 9112 §9.3), no EOF or reset, and no byte past
 //!   the response's end (an upstream may not send what was not asked for).
