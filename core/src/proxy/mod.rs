@@ -6,10 +6,14 @@
 //! keeps each server's passive health; [`forward`] writes the request head the upstream gets
 //! (RFC 9110 §7.6: hop-by-hop fields removed, `Via`, `X-Forwarded-*` / `Forwarded`, the body
 //! re-framed); [`response`] reads the upstream's response head, decides how its body ends
-//! (RFC 9112 §6.3) and writes the head the client gets. The data path that drives them (the
-//! upstream connections over io_uring, on both paths) lives in `dataplane`.
+//! (RFC 9112 §6.3) and writes the head the client gets; [`exchange`] joins them for one
+//! request over one upstream connection (bodies streamed both ways, interim responses,
+//! timers, 502/504 or an aborted stream, retry and the balancer's outcome). The data path
+//! that drives them (the upstream connections over io_uring, on both paths) lives in
+//! `dataplane`.
 
 pub mod balance;
+pub mod exchange;
 pub mod forward;
 pub mod response;
 

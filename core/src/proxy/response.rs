@@ -562,6 +562,10 @@ impl<'a> ViaName<'a> {
                 .all(|&b| is_tchar(b) || b == b':' || b == b'[' || b == b']');
         ok.then_some(ViaName(name))
     }
+
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
 }
 
 /// What becomes of the client's connection after this response (RFC 9112 §9.3, §9.6).
