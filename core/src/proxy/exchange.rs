@@ -43,10 +43,10 @@
 //!   end and an unusable response are `Failed`; a 5xx from the upstream is `Ok`: the server
 //!   is reachable and speaks HTTP, and its 5xx is the application's answer, passed on to the
 //!   client (nginx, too, only counts `http_5xx` as a failure when configured to).
-//! - Interim responses (RFC 9110 §15.2): `100 Continue` is forwarded once, to an HTTP/1.1
-//!   client that sent `Expect: 100-continue`, and dropped otherwise; `103 Early Hints` goes to
-//!   HTTP/1.1 clients; other 1xx are dropped; `101` is refused by `parse_head` (502). No 1xx
-//!   goes to an HTTP/1.0 client (§15.2: a server MUST NOT send one).
+//! - Interim responses (RFC 9110 §15.2): every 1xx goes to an HTTP/1.1 client (a proxy MUST
+//!   forward those it did not ask for itself, and the gateway never adds an Expect), none to
+//!   an HTTP/1.0 client (a server MUST NOT send one); `101` is refused by `parse_head` (502).
+//!   The read timer, which interim responses do not extend, bounds how many can come.
 //! - `Expect: 100-continue` (RFC 9110 §10.1.1): the body waits for the upstream's 100 or until
 //!   the `expect_continue` timer after the connection is up; a final status before either
 //!   means the body is never sent (and the upstream connection is not pooled).
@@ -140,6 +140,11 @@ pub struct ExchangeSpec<'v> {
     pub timeouts: Timeouts,
     /// The upstream connection is a pooled one, already up: no connect phase.
     pub reused_connection: bool,
+    /// The gateway's clock as an IMF-fixdate when the request was forwarded, for a response
+    /// that comes without `Date` (RFC 9110 §6.6.1: a recipient with a clock MUST add one;
+    /// the second the request left stands for the one the answer came, as a Date's
+    /// one-second grain allows); `None`: no clock.
+    pub date: Option<[u8; crate::app::IMF_FIXDATE_LEN]>,
 }
 
 /// What one call did with the caller's buffers.
@@ -324,7 +329,6 @@ pub struct Exchange<'v> {
     last_chunk_queued: bool,
     /// The upstream's `100 Continue` arrived, or the wait for it is over.
     continue_released: bool,
-    continue_forwarded: bool,
     /// The client's final head was returned by a successful `upstream_data`: a failure from
     /// then on aborts the client's stream.
     client_head_out: bool,
@@ -346,9 +350,11 @@ pub struct Exchange<'v> {
 /// bytes: each line grows by at most its CR and a space after the colon (each at least 3
 /// bytes: at most doubled), a coding list by its `", "` separators (doubled at most), plus the
 /// lines written anew (a standard reason of at most 32 bytes, a 38-byte Content-Length or
-/// `", chunked"`, a 24-byte Connection, `Via: 1.1 `, the name and the last CRLF).
-fn client_head_room(head_len: usize, via: ViaName<'_>) -> usize {
-    2 * head_len + 128 + via.as_bytes().len()
+/// `", chunked"`, a 24-byte Connection, `Via: 1.1 `, the name and the last CRLF, and the
+/// 37-byte `Date` line the gateway adds when the upstream sent none).
+fn client_head_room(head_len: usize, via: ViaName<'_>, date: bool) -> usize {
+    const DATE_LINE: usize = "Date: \r\n".len() + crate::app::IMF_FIXDATE_LEN;
+    2 * head_len + 128 + via.as_bytes().len() + if date { DATE_LINE } else { 0 }
 }
 
 /// Hex digits of a chunk size.
@@ -398,7 +404,6 @@ impl<'v> Exchange<'v> {
             pending: &[],
             last_chunk_queued: false,
             continue_released: !spec.expect_continue || request == RequestBody::Finished,
-            continue_forwarded: false,
             client_head_out: false,
             response_byte: false,
             upstream_keep_alive: false,
@@ -699,16 +704,16 @@ impl<'v> Exchange<'v> {
         };
         let http11_client = self.spec.client_version_minor >= 1;
         if head.is_interim() {
-            let forward = match head.status {
-                100 => self.spec.expect_continue && http11_client && !self.continue_forwarded,
-                103 => http11_client,
-                _ => false,
-            };
+            // RFC 9110 §15.2: a proxy MUST forward 1xx responses unless it asked for them
+            // itself (the gateway never adds an Expect), and MUST NOT send one to an
+            // HTTP/1.0 client. The read timer bounds how many an upstream can send.
+            let forward = http11_client;
             let produced = if forward {
                 let client = ClientHead {
                     framing: ClientFraming::None,
                     connection: ClientConnection::Persistent,
                     via: self.spec.via,
+                    date: self.spec.date.as_ref().map(|d| &d[..]),
                 };
                 match self.write_head(&head, &client, out)? {
                     Some(n) => n,
@@ -718,7 +723,6 @@ impl<'v> Exchange<'v> {
                 0
             };
             if head.status == 100 {
-                self.continue_forwarded |= forward;
                 self.continue_released = true;
                 self.timers.stop(Timer::ExpectContinue);
             }
@@ -744,6 +748,7 @@ impl<'v> Exchange<'v> {
             framing,
             connection,
             via: self.spec.via,
+            date: self.spec.date.as_ref().map(|d| &d[..]),
         };
         let Some(produced) = self.write_head(&head, &client, out)? else {
             return Ok(HeadStep::Blocked(self.head_room(&head)));
@@ -768,7 +773,7 @@ impl<'v> Exchange<'v> {
     }
 
     fn head_room(&self, head: &UpstreamHead<'_, '_>) -> usize {
-        client_head_room(head.head_len, self.spec.via)
+        client_head_room(head.head_len, self.spec.via, self.spec.date.is_some())
     }
 
     /// `Ok(None)`: the head does not fit `out` now, but fits the room [`client_head_room`]

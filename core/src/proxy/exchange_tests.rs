@@ -24,6 +24,7 @@ fn spec() -> ExchangeSpec<'static> {
         via: via(),
         timeouts: Timeouts::default(),
         reused_connection: false,
+        date: None,
     }
 }
 
@@ -392,9 +393,13 @@ fn rfc9112_6_3_head_204_and_304_have_no_body() {
 }
 
 #[test]
-fn rfc9110_15_2_100_continue_is_forwarded_once_and_only_after_expect() {
+fn rfc9110_15_2_every_1xx_is_forwarded_to_an_http11_client_and_none_to_http10() {
+    // A proxy MUST forward 1xx responses it did not ask for itself, and MUST NOT send one to
+    // an HTTP/1.0 client: two 100s, a 103 with its fields and a 102, then the answer.
     let upstream = [
         &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"[..],
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 102 Processing\r\n\r\n",
         LENGTH,
     ]
     .concat();
@@ -403,55 +408,59 @@ fn rfc9110_15_2_100_continue_is_forwarded_once_and_only_after_expect() {
         body: BodyFraming::Length(3),
         ..spec()
     };
-    let mut ex = connected(expect);
-    let r = drive(&mut ex, &upstream, &[upstream.len()], &mut || 4096, false);
-    let v = client_view(&r.client, RequestKind::Other);
-    assert_eq!(v.interim, [100], "one 100 to a client that asked");
-    assert_eq!(v.body, b"hello world");
-    // Without Expect, or to an HTTP/1.0 client, no 1xx at all.
     for s in [
+        expect,
         ExchangeSpec {
             body: BodyFraming::Length(3),
             ..spec()
         },
+        spec(),
+    ] {
+        let mut ex = connected(s);
+        let r = drive(&mut ex, &upstream, &[upstream.len()], &mut || 4096, false);
+        let v = client_view(&r.client, RequestKind::Other);
+        assert_eq!(v.interim, [100, 100, 103, 102], "{s:?}");
+        assert!(
+            r.client.windows(5).any(|w| w == b"Link:"),
+            "103's fields kept"
+        );
+        assert_eq!(v.body, b"hello world");
+    }
+    for s in [
         ExchangeSpec {
             client_version_minor: 0,
             ..expect
+        },
+        ExchangeSpec {
+            client_version_minor: 0,
+            ..spec()
         },
     ] {
         let (_, r) = run(s, &upstream, false);
         let v = client_view(&r.client, RequestKind::Other);
         assert!(v.interim.is_empty(), "{s:?}");
-        assert_eq!(v.status, 200);
+        assert_eq!((v.status, v.body.as_slice()), (200, &b"hello world"[..]));
     }
 }
 
 #[test]
-fn rfc9110_15_2_103_goes_to_http11_clients_only_and_other_1xx_are_dropped() {
-    let upstream = [
-        &b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"[..],
-        b"HTTP/1.1 102 Processing\r\n\r\n",
-        LENGTH,
-    ]
-    .concat();
-    let (_, r) = run(spec(), &upstream, false);
-    let v = client_view(&r.client, RequestKind::Other);
-    assert_eq!(v.interim, [103]);
-    assert!(
-        r.client.windows(5).any(|w| w == b"Link:"),
-        "103's fields kept"
-    );
+fn rfc9110_6_6_1_an_answer_without_date_gets_the_gateways() {
+    const DATE: &[u8; 29] = b"Sun, 06 Dec 2026 11:00:00 GMT";
     let (_, r) = run(
         ExchangeSpec {
-            client_version_minor: 0,
+            date: Some(*DATE),
             ..spec()
         },
-        &upstream,
+        LENGTH,
         false,
     );
-    let v = client_view(&r.client, RequestKind::Other);
-    assert!(v.interim.is_empty());
-    assert_eq!(v.body, b"hello world");
+    let text = String::from_utf8_lossy(&r.client).into_owned();
+    assert!(
+        text.contains("\r\nDate: Sun, 06 Dec 2026 11:00:00 GMT\r\n"),
+        "{text}"
+    );
+    let (_, r) = run(spec(), LENGTH, false);
+    assert!(!String::from_utf8_lossy(&r.client).contains("Date:"));
 }
 
 #[test]
@@ -1081,11 +1090,13 @@ fn client_head_fits_the_room_it_asks_for_even_from_the_tersest_upstream_head() {
     ]
     .concat();
     let head_1xx: Vec<u8> = [&b"HTTP/1.1 103 \n"[..], &b"l:\n".repeat(90), b"\n", LENGTH].concat();
+    let date = Some(*b"Sun, 06 Dec 2026 11:00:00 GMT");
     for (upstream, minor) in [(&terse, 1), (&terse, 0), (&head_1xx, 1)] {
-        for keep in [true, false] {
+        for (keep, date) in [(true, None), (false, None), (true, date), (false, date)] {
             let mut ex = connected(ExchangeSpec {
                 client_version_minor: minor,
                 client_keep_alive: keep,
+                date,
                 ..spec()
             });
             let p = ex.upstream_data(T0, upstream, &mut [0u8; 1]).unwrap();
