@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use crate::answers::ReloadMailbox;
 use crate::bpf::SteeringMaps;
 use crate::engine::{Engine, FlowEvent};
+use crate::gateway::access_log::{AccessLink, AccessLinks};
 use crate::http::HttpStats;
 use crate::logging::RateLimiter;
 use crate::tally::PortCount;
@@ -266,6 +267,8 @@ pub struct Poller {
     /// Per-packet log events (refused frames, failed map updates), rate-limited.
     refused_log: RateLimiter,
     flow_map_log: RateLimiter,
+    /// The hand-over of the engine's access-log records to the writer thread, when the log is on.
+    access: Option<AccessLink>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -306,7 +309,16 @@ impl Poller {
             reload: Arc::new(ReloadMailbox::default()),
             refused_log: RateLimiter::new(10, Duration::from_secs(1)),
             flow_map_log: RateLimiter::new(5, Duration::from_secs(1)),
+            access: None,
         })
+    }
+
+    /// Turns the access log on: the engine keeps `capacity` records between two hand-overs,
+    /// made at each publish (every 100 ms while busy, and before each sleep) through a link
+    /// of the same capacity made on this poller's clock.
+    pub fn enable_access_log(&mut self, links: &mut AccessLinks, capacity: usize) {
+        self.engine.enable_access_log(capacity);
+        self.access = Some(links.link(self.clock.now(), capacity));
     }
 
     /// A handle that interrupts this poller's sleep (use it after setting the stop flag).
@@ -629,6 +641,9 @@ impl Poller {
         c.tcp_established = tcp.connections_established;
         c.tcp_retransmits = tcp.retransmits;
         c.tcp_rsts_out = tcp.rsts_out;
+        if let (Some(link), Some(sink)) = (self.access.as_mut(), self.engine.access_sink()) {
+            link.hand_over(sink);
+        }
         if now >= self.next_socket_stats {
             self.next_socket_stats = now + SOCKET_STATS_PERIOD;
             // A failed read keeps the last values: the counters are monotonic, and the

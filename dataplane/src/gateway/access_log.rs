@@ -141,6 +141,17 @@ fn open_log(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Checks that the log at `path` can be opened for appending (creating it if missing), so a
+/// bad path is refused before the gateway attaches anything.
+pub fn check_path(path: &Path) -> Result<(), AccessLogError> {
+    open_log(path)
+        .map(drop)
+        .map_err(|source| AccessLogError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// Links made before the writer starts: one per serving thread.
 #[derive(Debug, Default)]
 pub struct AccessLinks {

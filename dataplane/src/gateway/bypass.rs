@@ -40,6 +40,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::http::{HttpLimits, HttpStats};
 use crate::sys::socket;
 
+use super::access_log::AccessLinks;
 use super::placement::{self, process_cgroup, CgroupLookup};
 use crate::tally::{self, PortCount};
 use crate::tcp::TcpStats;
@@ -244,6 +245,15 @@ impl Bypass {
     /// Sets up the bypass path (see the module documentation). On error, whatever was already
     /// set up is torn down again.
     pub fn start(config: &BypassConfig) -> Result<Self, BypassError> {
+        Self::start_logged(config, None)
+    }
+
+    /// [`start`](Self::start), each poller handing its access-log records (`capacity` between
+    /// two hand-overs) to a link made in `access`.
+    pub fn start_logged(
+        config: &BypassConfig,
+        mut access: Option<(&mut AccessLinks, usize)>,
+    ) -> Result<Self, BypassError> {
         validate(config)?;
         let mut gw = Bypass {
             pollers: Vec::new(),
@@ -307,6 +317,9 @@ impl Bypass {
                 poller_config,
                 clock,
             )?;
+            if let Some((links, capacity)) = access.as_mut() {
+                poller.enable_access_log(links, *capacity);
+            }
             let stop = Arc::clone(&gw.stop);
             let stats = poller.stats();
             let waker = poller.waker();

@@ -13,6 +13,7 @@ use crate::answers::ReloadMailbox;
 use crate::kernel::KernelPath;
 use crate::report::{KernelState, REFRESH};
 
+use super::access_log::AccessLink;
 use super::publish::kernel_state;
 use super::run::RunError;
 
@@ -31,6 +32,7 @@ pub(super) fn spawn(
     stop: Arc<AtomicBool>,
     shared: Arc<Mutex<KernelState>>,
     reload: Arc<ReloadMailbox>,
+    mut access: Option<AccessLink>,
 ) -> Result<JoinHandle<Result<(), RunError>>, RunError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
@@ -43,9 +45,12 @@ pub(super) fn spawn(
                 }
             }
             let _ = ready_tx.send(Ok(()));
-            let publish = |k: &KernelPath| {
+            let mut publish = |k: &mut KernelPath| {
                 let s = kernel_state(k);
                 *shared.lock().unwrap_or_else(|e| e.into_inner()) = s;
+                if let (Some(link), Some(sink)) = (access.as_mut(), k.access_sink()) {
+                    link.hand_over(sink);
+                }
             };
             let mut last = StdInstant::now();
             let mut result = Ok(());
@@ -59,13 +64,13 @@ pub(super) fn spawn(
                 }
                 if last.elapsed() >= REFRESH / 2 {
                     last = StdInstant::now();
-                    publish(&kernel);
+                    publish(&mut kernel);
                 }
             }
             if result.is_ok() {
                 result = kernel.shutdown(grace).map_err(kernel_err("shutdown"));
             }
-            publish(&kernel);
+            publish(&mut kernel);
             result
         })
         .map_err(kernel_err("spawning the kernel-path thread"))?;

@@ -33,9 +33,11 @@ use crate::bpf::{AttachedMode, PortState, SteeringError};
 use crate::config::{ConfigError, KernelDrive, LiveConfig, RunConfig};
 use crate::kernel::KernelPath;
 use crate::report::{
-    unix_ms, KernelState, ReloadState, ReportError, RuntimeState, ServedPort, REFRESH,
+    unix_ms, AccessLogState, KernelState, ReloadState, ReportError, RuntimeState, ServedPort,
+    REFRESH,
 };
 
+use super::access_log::{self, AccessLinks, AccessLogError, AccessLogWriter};
 use super::admin::{AdminEndpoint, AdminListener};
 use super::kernel_thread::{self, kernel_err};
 use super::placement::{enter_netns, GatewayCgroup};
@@ -71,6 +73,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error(transparent)]
+    AccessLog(#[from] AccessLogError),
 }
 
 /// What the caller is told once the gateway serves.
@@ -133,7 +137,15 @@ fn run_in_cgroup(
         }
         None => None,
     };
-    let mut gateway = Bypass::start(&gw_config)?;
+    // The log's file first: a path that cannot be written is refused before anything is
+    // attached.
+    if let Some(a) = &config.access_log {
+        access_log::check_path(&a.path)?;
+    }
+    let mut access_links = AccessLinks::default();
+    let access_buffer = config.access_log.as_ref().map(|a| a.buffer_records);
+    let mut gateway =
+        Bypass::start_logged(&gw_config, access_buffer.map(|n| (&mut access_links, n)))?;
 
     // The kernel path takes every listener (they stay open, so the ports stay tagged).
     let app = App::new(&gw_config.app)?;
@@ -152,6 +164,10 @@ fn run_in_cgroup(
             .add_listener(OwnedFd::from(listener))
             .map_err(kernel_err(format!("listener {}", p.port)))?;
     }
+    let kernel_link = access_buffer.map(|n| {
+        kernel.enable_access_log(n);
+        access_links.link(kernel.now(), n)
+    });
     let kernel_state = Arc::new(Mutex::new(KernelState::default()));
     let kernel_stop = Arc::new(AtomicBool::new(false));
     let kernel_reload = Arc::new(ReloadMailbox::default());
@@ -163,7 +179,12 @@ fn run_in_cgroup(
         Arc::clone(&kernel_stop),
         Arc::clone(&kernel_state),
         Arc::clone(&kernel_reload),
+        kernel_link,
     )?);
+    let access_writer = match &config.access_log {
+        Some(a) => Some(AccessLogWriter::start(a, access_links)?),
+        None => None,
+    };
 
     let ports: Vec<ServedPort> = gw_config
         .ports
@@ -202,7 +223,21 @@ fn run_in_cgroup(
         None => None,
     };
     let mut admin_down_told = false;
+    let access_path = config
+        .access_log
+        .as_ref()
+        .map(|a| a.path.display().to_string());
     let publish = |publisher: &mut Publisher, gateway: &Bypass| -> Result<(), ReportError> {
+        if let (Some(w), Some(path)) = (&access_writer, &access_path) {
+            let (written, dropped, errors, reopens) = w.counts();
+            publisher.state.access_log = Some(AccessLogState {
+                path: path.clone(),
+                written,
+                dropped,
+                errors,
+                reopens,
+            });
+        }
         publisher.write(gateway)?;
         if let Some(a) = &admin {
             a.publish(&publisher.status(gateway));
@@ -229,6 +264,11 @@ fn run_in_cgroup(
     // Serve until SIGINT/SIGTERM, or until a path dies; reload at SIGHUP.
     let outcome = loop {
         match signals.wait(REFRESH)? {
+            Some(libc::SIGUSR1) => {
+                if let Some(w) = &access_writer {
+                    w.reopen();
+                }
+            }
             Some(libc::SIGHUP) => {
                 publisher.state.reload = apply_reload(
                     &mut reread,
@@ -297,6 +337,11 @@ fn run_in_cgroup(
             break;
         }
         match signals.wait(std::time::Duration::from_millis(100))? {
+            Some(libc::SIGUSR1) => {
+                if let Some(w) = &access_writer {
+                    w.reopen();
+                }
+            }
             Some(libc::SIGHUP) | None => {}
             Some(_) => break, // a second SIGINT/SIGTERM: no more waiting
         }
@@ -319,6 +364,10 @@ fn run_in_cgroup(
     if let Some(t) = kernel_thread {
         // Its own shutdown is bounded by the grace period plus five seconds.
         kernel_clean = kernel_thread::join(t).is_ok();
+    }
+    if let Some(w) = access_writer {
+        // After every serving thread handed over its last records.
+        w.finish();
     }
     if let Some(a) = admin {
         // Last: the pages stayed up while the paths drained.

@@ -1,4 +1,4 @@
-//! SIGINT, SIGTERM and SIGHUP, blocked in the main thread before any other thread exists;
+//! SIGINT, SIGTERM, SIGHUP and SIGUSR1 (reopen the access log), blocked in the main thread before any other thread exists;
 //! threads spawned afterwards inherit the mask, so the signals are taken only by the main
 //! thread's `sigtimedwait` — no handler, no self-pipe, no crate.
 
@@ -11,7 +11,7 @@ use super::run::RunError;
 pub(super) struct SignalSet(libc::sigset_t);
 
 impl SignalSet {
-    /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread.
+    /// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread.
     pub(super) fn block() -> Result<SignalSet, RunError> {
         // SAFETY: sigemptyset/sigaddset initialise and fill the set we own; pthread_sigmask
         // reads it and changes only the calling thread's mask.
@@ -21,6 +21,7 @@ impl SignalSet {
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGTERM);
             libc::sigaddset(&mut set, libc::SIGHUP);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             (rc, set)
         };

@@ -494,8 +494,8 @@ impl KernelPath {
         self.submit_and_wait(wait)
     }
 
-    /// `run`'s clock.
-    fn now(&self) -> Instant {
+    /// `run`'s clock: what this path's connections' instants are measured on.
+    pub fn now(&self) -> Instant {
         Instant::from_micros(u64::try_from(self.clock.elapsed().as_micros()).unwrap_or(u64::MAX))
     }
 

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use crate::bpf::SteeringError;
 
 pub use state::{
-    state_path, unix_ms, KernelState, PollerState, ReloadState, RuntimeState, ServedPort, REFRESH,
+    state_path, unix_ms, AccessLogState, KernelState, PollerState, ReloadState, RuntimeState,
+    ServedPort, REFRESH,
 };
 pub use status::{PathStatus, PortStatus, Status};
 

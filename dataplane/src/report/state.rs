@@ -56,6 +56,24 @@ pub struct RuntimeState {
     /// Reloads asked for (SIGHUP) and how they went.
     #[serde(default)]
     pub reload: ReloadState,
+    /// The access log's counters; `None` when there is no access log.
+    #[serde(default)]
+    pub access_log: Option<AccessLogState>,
+}
+
+/// What the access log wrote and lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessLogState {
+    pub path: String,
+    /// Lines written to the file.
+    pub written: u64,
+    /// Records lost: a serving thread's buffer full (the writer or the disk did not keep
+    /// up) or a failed write.
+    pub dropped: u64,
+    /// Failed writes and reopens.
+    pub errors: u64,
+    /// Reopens (SIGUSR1).
+    pub reopens: u64,
 }
 
 /// What became of the reloads a gateway was asked for.

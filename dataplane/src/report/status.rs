@@ -12,7 +12,7 @@ use crate::http::HttpStats;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 
-use super::state::{unix_ms, KernelState, PollerState, ReloadState, RuntimeState};
+use super::state::{unix_ms, AccessLogState, KernelState, PollerState, ReloadState, RuntimeState};
 use super::ReportError;
 
 /// One port as `status` shows it.
@@ -74,6 +74,8 @@ pub struct Status {
     pub kernel_path: KernelState,
     /// Reloads asked for (`xgate reload`, SIGHUP) and how they went.
     pub reload: ReloadState,
+    /// The access log's counters, when there is one.
+    pub access_log: Option<AccessLogState>,
 }
 
 fn state_name(s: Option<PortState>) -> &'static str {
@@ -166,6 +168,7 @@ impl Status {
             pollers: runtime.pollers.clone(),
             kernel_path: runtime.kernel.clone(),
             reload: runtime.reload.clone(),
+            access_log: runtime.access_log.clone(),
         })
     }
 }

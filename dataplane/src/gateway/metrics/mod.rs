@@ -35,6 +35,7 @@ pub fn render(s: &Status) -> String {
     pollers(&mut m, s);
     kernel_path(&mut m, s);
     reloads(&mut m, s);
+    access_log(&mut m, s);
     m.finish()
 }
 
@@ -435,6 +436,41 @@ fn kernel_path(m: &mut Metrics, s: &Status) {
     m.sample("xgate_kernel_errors_total", "kind=\"peer_reset\"", k.resets);
 }
 
+/// The access log, when there is one: lines written and lost, failures, reopens.
+fn access_log(m: &mut Metrics, s: &Status) {
+    let Some(a) = &s.access_log else {
+        return;
+    };
+    m.family(
+        "xgate_access_log_lines_total",
+        "counter",
+        "Access-log lines written, and records lost (a serving thread's buffer full, or a \
+         failed write).",
+    );
+    m.sample(
+        "xgate_access_log_lines_total",
+        "result=\"written\"",
+        a.written,
+    );
+    m.sample(
+        "xgate_access_log_lines_total",
+        "result=\"dropped\"",
+        a.dropped,
+    );
+    m.family(
+        "xgate_access_log_errors_total",
+        "counter",
+        "Access-log writes and reopens that failed.",
+    );
+    m.sample("xgate_access_log_errors_total", "", a.errors);
+    m.family(
+        "xgate_access_log_reopens_total",
+        "counter",
+        "Access-log reopens (SIGUSR1).",
+    );
+    m.sample("xgate_access_log_reopens_total", "", a.reopens);
+}
+
 /// Reloads asked for, by result.
 fn reloads(m: &mut Metrics, s: &Status) {
     m.family(
@@ -524,6 +560,13 @@ mod tests {
         s.kernel_path = KernelState::default();
         s.reload.requested = 3;
         s.reload.accepted = 2;
+        s.access_log = Some(crate::report::AccessLogState {
+            path: "/var/log/xgate/access.log".into(),
+            written: 41,
+            dropped: 2,
+            errors: 0,
+            reopens: 1,
+        });
         s
     }
 
@@ -633,6 +676,15 @@ mod tests {
             value(&scrape, "xgate_reloads_total", &[("result", "refused")]),
             1.0
         );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_access_log_lines_total",
+                &[("result", "dropped")]
+            ),
+            2.0
+        );
+        assert_eq!(value(&scrape, "xgate_access_log_reopens_total", &[]), 1.0);
         assert_eq!(
             value(
                 &scrape,
