@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway on one interface until SIGINT or SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Switch a running gateway's port to the bypass path (on) or back to the kernel (off).
     Bypass(BypassArgs),
     /// Show a running gateway's ports, paths and counters.
@@ -250,7 +250,7 @@ mod tests {
 
     fn run_args(args: &[&str]) -> RunArgs {
         match parse(args).unwrap().command {
-            Command::Run(r) => r,
+            Command::Run(r) => *r,
             other => panic!("{other:?}"),
         }
     }
