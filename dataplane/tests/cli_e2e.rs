@@ -1248,3 +1248,157 @@ fn a_stopped_poller_shows_the_kernels_socket_drops() {
     let st = wait_exit(&mut topo.children[gw], Duration::from_secs(20));
     assert!(st.success(), "xgate run exited with {st:?}");
 }
+
+/// Issue 13's access log through the binary: one line per request on both paths, with the
+/// client's address, the port, the path and the status; SIGUSR1 after the file was renamed
+/// (as logrotate does) makes the gateway write to a new file at the same path; the counts
+/// are on the metrics page; nothing is left behind.
+#[test]
+fn the_access_log_has_a_line_per_request_on_both_paths_and_reopens_on_sigusr1() {
+    if !is_root() {
+        eprintln!("skipping the_access_log_has_a_line_per_request: needs root");
+        return;
+    }
+    let mut topo = Topology::create();
+    let ifname = topo.server_if.clone();
+    let gw_ns = topo.server_ns.clone();
+    let dir = std::env::temp_dir().join(format!("xgate-access-{}", topo.name));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("access.log");
+    let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
+    let (gw, pid) = start_xgate(
+        &mut topo,
+        &[
+            "--iface",
+            &ifname,
+            "--netns",
+            &gw_ns,
+            "--port",
+            &bypass,
+            "--port",
+            &kernel,
+            "--bypass",
+            &bypass,
+            "--shutdown-grace-secs",
+            "1",
+            "--admin-listen",
+            &format!("{GW_IP}:{ADMIN}"),
+            "--access-log",
+            log.to_str().unwrap(),
+        ],
+    );
+    let log_lines = |path: &Path, want: usize| -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            if lines.len() >= want || start.elapsed() > Duration::from_secs(10) {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(curl(&topo, BYPASS, "/health"), "ok");
+    assert_eq!(curl(&topo, BYPASS, "/bytes/5000").len(), 5000);
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-w", "%{http_code}", "--max-time", "10"])
+        .arg(format!("http://{GW_IP}:{KERNEL}/nowhere?x=1"))
+        .output()
+        .expect("running curl");
+    assert_eq!(text(&o.stdout), "404");
+
+    let lines = log_lines(&log, 3);
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    // TIME CLIENT "METHOD TARGET VERSION" STATUS IN OUT SECONDS PATH PORT UPSTREAM SECONDS
+    let fields = |l: &str| -> Vec<String> {
+        let (before, rest) = l.split_once(" \"").expect("a quoted request line");
+        let (request, after) = rest.split_once("\" ").expect("its closing quote");
+        let mut f: Vec<String> = before.split(' ').map(str::to_string).collect();
+        f.push(request.to_string());
+        f.extend(after.split(' ').map(str::to_string));
+        f
+    };
+    let want = [
+        ("GET /health HTTP/1.1", "200", "bypass", BYPASS),
+        ("GET /bytes/5000 HTTP/1.1", "200", "bypass", BYPASS),
+        ("GET /nowhere?x=1 HTTP/1.1", "404", "kernel", KERNEL),
+    ];
+    for (line, (request, status, path, port)) in lines.iter().zip(want) {
+        let f = fields(line);
+        assert_eq!(f.len(), 11, "{line}");
+        assert!(f[0].ends_with('Z') && f[0].len() == 27, "{line}");
+        assert!(
+            f[1].starts_with(&format!("{}:", common::CLIENT_IP)),
+            "{line}"
+        );
+        assert_eq!(
+            (f[2].as_str(), f[3].as_str(), f[7].as_str(), f[8].as_str()),
+            (request, status, path, port.to_string().as_str()),
+            "{line}"
+        );
+        assert_eq!((f[9].as_str(), f[10].as_str()), ("-", "-"), "{line}");
+    }
+    // The 5000-byte answer: its body and its head.
+    let out: u64 = fields(&lines[1])[5].parse().unwrap();
+    assert!((5000..6000).contains(&out), "{}", lines[1]);
+
+    // logrotate: rename, then SIGUSR1; the next lines go to a new file at the same path.
+    let rotated = dir.join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    // SAFETY: kill(2) on the pid of the child we spawned and still own (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGUSR1) }, 0);
+    let start = Instant::now();
+    while !log.exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(curl(&topo, KERNEL, "/health"), "ok");
+    assert_eq!(curl(&topo, BYPASS, "/health"), "ok");
+    let new = log_lines(&log, 2);
+    assert_eq!(new.len(), 2, "{new:#?}");
+    assert!(new
+        .iter()
+        .all(|l| l.contains("\"GET /health HTTP/1.1\" 200 ")));
+    assert_eq!(
+        log_lines(&rotated, 3).len(),
+        3,
+        "the old file keeps its lines"
+    );
+
+    settle();
+    let scrape = scrape_metrics(&topo);
+    assert_eq!(
+        metric(
+            &scrape,
+            "xgate_access_log_lines_total",
+            &[("result", "written")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        metric(
+            &scrape,
+            "xgate_access_log_lines_total",
+            &[("result", "dropped")]
+        ),
+        0.0
+    );
+    assert_eq!(metric(&scrape, "xgate_access_log_reopens_total", &[]), 1.0);
+    let s = status(&ifname);
+    assert_eq!(num(&s["access_log"], "written"), 5, "{s}");
+
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let st = wait_exit(&mut topo.children[gw], Duration::from_secs(20));
+    assert!(st.success(), "xgate run exited with {st:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
