@@ -339,7 +339,8 @@ pub struct WallAnchor {
 }
 
 impl WallAnchor {
-    fn unix_micros_of(&self, t: Instant) -> u64 {
+    /// The Unix time (µs) of `t` on the anchor's clock.
+    pub fn unix_micros_of(&self, t: Instant) -> u64 {
         if t >= self.instant {
             self.unix_micros
                 .saturating_add((t - self.instant).as_micros() as u64)

@@ -195,6 +195,7 @@ impl AccessLogWriter {
             file: Some(file),
             links: links.links.clone(),
             spare: Vec::with_capacity(config.buffer_records),
+            batch: Vec::with_capacity(config.buffer_records),
             out: Vec::with_capacity(config.buffer_records * 160),
             stats: Arc::clone(&stats),
             reopen: Arc::clone(&reopen),
@@ -266,6 +267,8 @@ struct Round {
     links: Vec<Arc<LinkShared>>,
     /// Swapped with each link's buffer: the buffers trade places and nothing is allocated.
     spare: Vec<AccessRecord>,
+    /// One round's records from every link, with their wall time and link, to sort.
+    batch: Vec<(u64, usize, AccessRecord)>,
     out: Vec<u8>,
     stats: Arc<AccessLogStats>,
     reopen: Arc<AtomicBool>,
@@ -279,21 +282,29 @@ impl Round {
         if self.reopen.swap(false, Ordering::Relaxed) {
             self.reopen_file();
         }
-        let mut lines = 0u64;
-        for link in &self.links {
+        // Every thread's records of this round, in the order their requests came (the
+        // threads' clocks differ: each record is placed by its own link's anchor).
+        for (i, link) in self.links.iter().enumerate() {
             {
                 let mut buffer = link.records.lock().unwrap_or_else(|e| e.into_inner());
                 std::mem::swap(&mut *buffer, &mut self.spare);
             }
-            for r in &self.spare {
-                write_line(r, &link.anchor, self.format, &mut self.out);
-            }
-            lines += self.spare.len() as u64;
+            self.batch.extend(
+                self.spare
+                    .iter()
+                    .map(|r| (link.anchor.unix_micros_of(r.received), i, *r)),
+            );
             self.spare.clear();
         }
-        if self.out.is_empty() {
+        if self.batch.is_empty() {
             return;
         }
+        self.batch.sort_by_key(|&(at, i, _)| (at, i));
+        for (_, i, r) in &self.batch {
+            write_line(r, &self.links[*i].anchor, self.format, &mut self.out);
+        }
+        let lines = self.batch.len() as u64;
+        self.batch.clear();
         let result = match self.file.as_mut() {
             Some(f) => f.write_all(&self.out),
             None => Err(io::Error::other("the log file is not open")),
@@ -418,6 +429,43 @@ mod tests {
         assert!(old.contains("\"status\":200"));
         assert_eq!(new.lines().count(), 1, "{new}");
         assert!(new.contains("\"status\":404"));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_round_writes_every_threads_records_in_the_order_their_requests_came() {
+        // Two threads whose clocks started 5 s apart: their instants differ, their anchors
+        // place them on one wall clock.
+        let mut links = AccessLinks::default();
+        let mut early = links.link(Instant::from_secs(5), 8);
+        let mut late = links.link(Instant::ZERO, 8);
+        let at = |clock_secs: u64, millis: u64, status: u16| {
+            let mut r = record(status);
+            r.received = Instant::from_micros(clock_secs * 1_000_000 + millis * 1000);
+            r
+        };
+        let mut sink = AccessSink::with_capacity(8);
+        sink.push(at(5, 10, 201)); // 10 ms after the anchors
+        sink.push(at(5, 30, 203));
+        early.hand_over(&mut sink);
+        sink.push(at(0, 20, 202));
+        sink.push(at(0, 40, 204));
+        late.hand_over(&mut sink);
+        let path = temp_path("order");
+        let config = AccessLogConfig {
+            path: path.clone(),
+            format: LogFormat::Text,
+            buffer_records: 8,
+        };
+        let writer = AccessLogWriter::start(&config, links).unwrap();
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(5);
+        while writer.counts().0 < 4 && std::time::Instant::now() < deadline {
+            std::thread::sleep(StdDuration::from_millis(20));
+        }
+        writer.finish();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let statuses: Vec<&str> = text.lines().map(|l| l.split(' ').nth(5).unwrap()).collect();
+        assert_eq!(statuses, ["201", "202", "203", "204"], "{text}");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
