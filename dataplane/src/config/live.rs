@@ -149,6 +149,13 @@ mod tests {
         std::fs::write(&path, changed).unwrap();
         let e = r.reread().unwrap_err().to_string();
         assert!(e.starts_with("[[ports]], [tcp]: changed"), "{e}");
+        std::fs::write(
+            &path,
+            START.to_string() + "[access_log]\npath = \"/tmp/x.log\"\n",
+        )
+        .unwrap();
+        let e = r.reread().unwrap_err().to_string();
+        assert!(e.starts_with("[access_log]: changed"), "{e}");
         // Put back: a routes change alone is accepted again.
         std::fs::write(&path, START.replace("one", "three")).unwrap();
         assert_eq!(r.reread().unwrap().app.routes[0].body, b"three");

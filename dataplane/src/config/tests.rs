@@ -394,4 +394,44 @@ fn the_shipped_example_is_valid() {
     let text = include_str!("../../../docs/xgate.example.toml");
     let c = build(&parse(text), &Overrides::default()).unwrap();
     assert!(!c.gateway.ports.is_empty());
+    assert_eq!(
+        c.access_log.map(|a| a.path),
+        Some(PathBuf::from("/var/log/xgate/access.log"))
+    );
+}
+
+#[test]
+fn access_log_is_read_overridden_and_checked() {
+    use crate::access::LogFormat;
+    let base = "interface = \"eth0\"\n[[ports]]\nport = 80\n";
+    let c = build(&parse(base), &Overrides::default()).unwrap();
+    assert_eq!(c.access_log, None, "no access log unless asked");
+    let file = format!("{base}[access_log]\npath = \"/tmp/a.log\"\nformat = \"json\"\n");
+    let a = build(&parse(&file), &Overrides::default())
+        .unwrap()
+        .access_log
+        .unwrap();
+    assert_eq!(
+        (a.path.to_str().unwrap(), a.format, a.buffer_records),
+        ("/tmp/a.log", LogFormat::Json, 16_384)
+    );
+    let over = Overrides {
+        access_log: Some(PathBuf::from("/tmp/b.log")),
+        ..Overrides::default()
+    };
+    let a = build(&parse(&file), &over).unwrap().access_log.unwrap();
+    assert_eq!(
+        (a.path.to_str().unwrap(), a.format),
+        ("/tmp/b.log", LogFormat::Json)
+    );
+    let a = build(&parse(base), &over).unwrap().access_log.unwrap();
+    assert_eq!(a.format, LogFormat::Text);
+    let pathless = format!("{base}[access_log]\nformat = \"json\"\n");
+    assert!(problem(&pathless, &Overrides::default()).starts_with("access_log.path: missing"));
+    let small = format!("{base}[access_log]\npath = \"/tmp/a.log\"\nbuffer_records = 4\n");
+    assert!(problem(&small, &Overrides::default()).starts_with("access_log.buffer_records"));
+    let dir = format!("{base}[access_log]\npath = \"/tmp\"\n");
+    assert!(problem(&dir, &Overrides::default())
+        .starts_with("access_log.path: /tmp is not a file path"));
+    assert!(ConfigFile::parse(&format!("{base}[access_log]\nformat = \"xml\"\n")).is_err());
 }
