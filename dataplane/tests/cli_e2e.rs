@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -1400,5 +1401,118 @@ fn the_access_log_has_a_line_per_request_on_both_paths_and_reopens_on_sigusr1() 
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
     let st = wait_exit(&mut topo.children[gw], Duration::from_secs(20));
     assert!(st.success(), "xgate run exited with {st:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The access log never slows the serving paths: its file is a pipe nobody reads (a disk
+/// that stalls), so the writer blocks once the pipe is full. wrk keeps being answered on both
+/// paths without an error, the records that find the small buffers full are counted as
+/// dropped, and SIGTERM still ends the gateway promptly.
+#[test]
+fn a_stalled_access_log_drops_and_counts_and_never_stops_serving() {
+    if !is_root() || Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("skipping a_stalled_access_log_drops_and_counts: needs root and wrk");
+        return;
+    }
+    let mut topo = Topology::create();
+    let ifname = topo.server_if.clone();
+    let gw_ns = topo.server_ns.clone();
+    let dir = std::env::temp_dir().join(format!("xgate-stall-{}", topo.name));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("access.pipe");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    // The read end, held open and never read: writes block once the pipe's buffer is full.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let file = dir.join("xgate.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[access_log]\npath = \"{}\"\nbuffer_records = 16\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
+    let (gw, pid) = start_xgate(
+        &mut topo,
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--iface",
+            &ifname,
+            "--netns",
+            &gw_ns,
+            "--port",
+            &bypass,
+            "--port",
+            &kernel,
+            "--bypass",
+            &bypass,
+            "--shutdown-grace-secs",
+            "1",
+            "--admin-listen",
+            &format!("{GW_IP}:{ADMIN}"),
+        ],
+    );
+    for port in [BYPASS, KERNEL] {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.client_ns,
+                "wrk",
+                "-t1",
+                "-c4",
+                "-d2s",
+            ])
+            .arg(format!("http://{GW_IP}:{port}/health"))
+            .output()
+            .expect("running wrk");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            !text.contains("Non-2xx") && !text.contains("Socket errors"),
+            "port {port}: {text}"
+        );
+        let requests: u64 = text
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in "))
+            .and_then(|(n, _)| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("wrk's count: {text}"));
+        // Far more lines than a 64 KiB pipe and the buffers hold.
+        assert!(requests > 2_000, "port {port}: {requests} requests");
+    }
+    settle();
+    let scrape = scrape_metrics(&topo);
+    let written = metric(
+        &scrape,
+        "xgate_access_log_lines_total",
+        &[("result", "written")],
+    );
+    let dropped = metric(
+        &scrape,
+        "xgate_access_log_lines_total",
+        &[("result", "dropped")],
+    );
+    eprintln!("stalled access log: {written} lines written, {dropped} dropped");
+    assert!(dropped > 1_000.0, "{dropped} dropped");
+    assert!(written < 2_000.0, "a 64 KiB pipe took {written} lines");
+
+    let t = Instant::now();
+    // SAFETY: kill(2) on the pid of the child we spawned and still own (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let st = wait_exit(&mut topo.children[gw], Duration::from_secs(20));
+    assert!(st.success(), "xgate run exited with {st:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "exit took {:?}",
+        t.elapsed()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,6 +29,8 @@ use crate::time::Instant;
 
 /// How often the writer collects the links' records.
 const ROUND: StdDuration = StdDuration::from_millis(100);
+/// How long the gateway's exit waits for a writer stuck in a write.
+pub const FINISH_WAIT: StdDuration = StdDuration::from_secs(2);
 
 /// What the access log does, from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,11 +246,24 @@ impl AccessLogWriter {
     }
 
     /// Writes what the links hold and stops the thread. Call after the serving threads
-    /// handed over their last records.
+    /// handed over their last records. A writer stuck in a write (a stalled disk, a full
+    /// pipe) is given [`FINISH_WAIT`] and then left behind, so that the gateway can exit.
     pub fn finish(mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + FINISH_WAIT;
+        while !t.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(StdDuration::from_millis(10));
+        }
+        if t.is_finished() {
             let _ = t.join();
+        } else {
+            tracing::warn!(
+                waited_ms = FINISH_WAIT.as_millis() as u64,
+                "the access log's writer is stuck in a write; exiting without its last lines"
+            );
         }
     }
 }
