@@ -201,6 +201,12 @@ impl RequestLog {
         self.state = LogState::Idle;
     }
 
+    /// A context is set: the connection's requests are logged.
+    #[inline]
+    pub(crate) fn is_on(&self) -> bool {
+        self.context.is_some()
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         self.state == LogState::Open
     }

@@ -702,7 +702,11 @@ impl HttpConn {
         output: &mut [u8],
         mut sink: Option<&mut AccessSink>,
     ) -> Progress {
-        self.log.flush(sink.as_deref_mut());
+        // Read once: every access-log step below is skipped when the log is off.
+        let logging = self.log.is_on();
+        if logging {
+            self.log.flush(sink.as_deref_mut());
+        }
         self.idle_since.get_or_insert(now);
         if self.closed {
             return Progress {
@@ -712,7 +716,7 @@ impl HttpConn {
         }
         if self.pending_408 {
             self.pending_408 = false;
-            if !self.log.is_open() {
+            if logging && !self.log.is_open() {
                 // A header timeout: no request line was read.
                 self.log
                     .begin(now, b"", (self.stats.bytes_in, self.stats.bytes_out));
@@ -741,9 +745,11 @@ impl HttpConn {
                             if let Some(t) = self.answering_since.take() {
                                 self.stats.latency.record(now.saturating_duration_since(t));
                             }
-                            let totals = self.totals(consumed, produced);
-                            self.log.finish(now, true, totals);
-                            self.log.flush(sink.as_deref_mut());
+                            if logging {
+                                let totals = self.totals(consumed, produced);
+                                self.log.finish(now, true, totals);
+                                self.log.flush(sink.as_deref_mut());
+                            }
                         }
                     }
                     WriteEnd::Paused => {}
@@ -814,7 +820,9 @@ impl HttpConn {
             // Stopped for want of input that will not come.
             self.abort(now, self.totals(consumed, produced));
         }
-        self.log.flush(sink);
+        if logging {
+            self.log.flush(sink);
+        }
         if self.closed {
             consumed = input.len();
         }
@@ -904,7 +912,9 @@ impl HttpConn {
                 (0, false)
             }
             Outcome::Reject(status) => {
-                self.log.begin(now, input, totals);
+                if self.log.is_on() {
+                    self.log.begin(now, input, totals);
+                }
                 self.stats.rejected += 1;
                 self.head_started = None;
                 self.answering_since = Some(now);
@@ -912,7 +922,9 @@ impl HttpConn {
                 (0, true)
             }
             Outcome::Request(req) => {
-                self.log.begin(now, &input[..req.len], totals);
+                if self.log.is_on() {
+                    self.log.begin(now, &input[..req.len], totals);
+                }
                 self.head_started = None;
                 self.answering_since = Some(now);
                 self.stats.requests += 1;
