@@ -162,109 +162,127 @@ pub struct AccessContext {
     pub path: PathKind,
 }
 
+/// How an answer ended, as the HTTP connection saw it: everything of a record but the request
+/// line and who the connection is, which [`ConnLog`] adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LogState {
-    /// No request being answered (or logging off).
-    Idle,
-    /// A request is being answered; its record is filled as it goes.
-    Open,
-    /// Its answer ended (or was cut) outside a call with a sink: the record waits to be
-    /// pushed by the next one, or taken by the owner at close.
-    Done,
+pub struct Finished {
+    pub status: u16,
+    pub received: Instant,
+    pub duration: Duration,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub completed: bool,
 }
 
-/// The record of the request an `HttpConn` is answering. Off (no context) costs one branch per
-/// request.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestLog {
-    context: Option<AccessContext>,
-    state: LogState,
-    record: AccessRecord,
-    /// The connection's bytes in and out when the record began.
-    in_base: u64,
-    out_base: u64,
+/// The request being answered, as an `HttpConn` keeps it: small and without heap memory, so
+/// the connection's state stays inline (the request line is kept by the [`ConnLog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct LogMarks {
+    /// A request is being answered: when its head came, and the connection's bytes then.
+    open: Option<(Instant, u64, u64)>,
+    /// The status of the answer chosen last (a refusal may replace the first).
+    pub(crate) status: u16,
+    /// Its answer ended outside a call that could push it: pushed by the next one, or taken
+    /// by the owner at close.
+    done: Option<Finished>,
 }
 
-impl RequestLog {
-    pub(crate) fn off() -> Self {
-        RequestLog {
-            context: None,
-            state: LogState::Idle,
-            record: AccessRecord::default(),
-            in_base: 0,
-            out_base: 0,
-        }
-    }
-
-    pub(crate) fn set_context(&mut self, context: Option<AccessContext>) {
-        self.context = context;
-        self.state = LogState::Idle;
-    }
-
-    /// A context is set: the connection's requests are logged.
-    #[inline]
-    pub(crate) fn is_on(&self) -> bool {
-        self.context.is_some()
-    }
-
+impl LogMarks {
     pub(crate) fn is_open(&self) -> bool {
-        self.state == LogState::Open
+        self.open.is_some()
     }
 
-    /// A request (or a refusal) begins at `now`; `head` starts where its request line would.
-    /// `totals`: the connection's bytes in and out so far.
-    pub(crate) fn begin(&mut self, now: Instant, head: &[u8], totals: (u64, u64)) {
-        let Some(ctx) = self.context else {
-            return;
-        };
-        self.record = AccessRecord {
-            received: now,
-            client: ctx.client,
-            port: ctx.port,
-            path: ctx.path,
-            ..AccessRecord::default()
-        };
-        self.record.set_request_line(head);
-        (self.in_base, self.out_base) = totals;
-        self.state = LogState::Open;
-    }
-
-    /// The status the answer has now (a refusal may replace the one chosen first).
-    pub(crate) fn set_status(&mut self, status: u16) {
-        if self.state == LogState::Open {
-            self.record.status = status;
-        }
+    /// A request (or a refusal) begins at `now`; `totals`: the connection's bytes so far.
+    pub(crate) fn begin(&mut self, now: Instant, totals: (u64, u64)) {
+        self.open = Some((now, totals.0, totals.1));
     }
 
     /// The answer ended at `now` (`completed`: its last byte was handed to the transport;
-    /// else it was cut).
+    /// else it was cut). Nothing when no request was open.
     pub(crate) fn finish(&mut self, now: Instant, completed: bool, totals: (u64, u64)) {
-        if self.state != LogState::Open {
-            return;
-        }
-        let r = &mut self.record;
-        r.completed = completed;
-        r.duration = now.saturating_duration_since(r.received);
-        r.bytes_in = totals.0.saturating_sub(self.in_base);
-        r.bytes_out = totals.1.saturating_sub(self.out_base);
-        self.state = LogState::Done;
-    }
-
-    /// Pushes a finished record into `sink` (without one, the record is lost: logging off).
-    pub(crate) fn flush(&mut self, sink: Option<&mut AccessSink>) {
-        if self.state == LogState::Done {
-            if let Some(sink) = sink {
-                sink.push(self.record);
-            }
-            self.state = LogState::Idle;
+        if let Some((received, in_base, out_base)) = self.open.take() {
+            self.done = Some(Finished {
+                status: self.status,
+                received,
+                duration: now.saturating_duration_since(received),
+                bytes_in: totals.0.saturating_sub(in_base),
+                bytes_out: totals.1.saturating_sub(out_base),
+                completed,
+            });
         }
     }
 
-    pub(crate) fn take(&mut self) -> Option<AccessRecord> {
-        (self.state == LogState::Done).then(|| {
-            self.state = LogState::Idle;
-            self.record
-        })
+    pub(crate) fn take(&mut self) -> Option<Finished> {
+        self.done.take()
+    }
+}
+
+/// The access log's state of one connection, kept by its owner beside the connection: who the
+/// connection is, and the request line of the request being answered.
+#[derive(Debug, Clone, Default)]
+pub struct ConnLog {
+    context: Option<AccessContext>,
+    line: AccessRecord,
+}
+
+impl ConnLog {
+    /// Who the connection's records are about (`None`: the connection is not logged).
+    pub fn set_context(&mut self, context: Option<AccessContext>) {
+        self.context = context;
+    }
+
+    pub fn context(&self) -> Option<AccessContext> {
+        self.context
+    }
+
+    /// Keeps the request line at the start of `head` for the record of its answer.
+    pub(crate) fn begin(&mut self, head: &[u8]) {
+        self.line = AccessRecord::default();
+        self.line.set_request_line(head);
+    }
+
+    /// The record of an answer that ended as `finished`.
+    pub fn complete(&self, finished: Finished) -> AccessRecord {
+        let ctx = self.context.unwrap_or(AccessContext {
+            client: None,
+            port: 0,
+            path: PathKind::Bypass,
+        });
+        AccessRecord {
+            status: finished.status,
+            bytes_in: finished.bytes_in,
+            bytes_out: finished.bytes_out,
+            received: finished.received,
+            duration: finished.duration,
+            completed: finished.completed,
+            client: ctx.client,
+            port: ctx.port,
+            path: ctx.path,
+            ..self.line
+        }
+    }
+}
+
+/// What a call into an HTTP connection needs to log the answers it ends: the connection's
+/// [`ConnLog`] and the thread's [`AccessSink`].
+#[derive(Debug)]
+pub struct AccessLogIo<'a> {
+    pub conn: &'a mut ConnLog,
+    pub sink: &'a mut AccessSink,
+}
+
+impl AccessLogIo<'_> {
+    /// The same connection's log and sink, lent again for one more call.
+    pub fn reborrow(&mut self) -> AccessLogIo<'_> {
+        AccessLogIo {
+            conn: &mut *self.conn,
+            sink: &mut *self.sink,
+        }
+    }
+
+    /// Pushes the record of `finished`.
+    pub fn push(&mut self, finished: Finished) {
+        self.sink.push(self.conn.complete(finished));
     }
 }
 

@@ -378,8 +378,10 @@ impl Engine {
         loop {
             let input = ring_tail(rx_a, rx_b, consumed);
             let output = ring_tail_mut(tx_a, tx_b, produced);
-            let p = match log.as_deref_mut() {
-                Some(sink) => slot.conn.process_logged(now, app, input, output, sink),
+            let p = match log.as_mut() {
+                Some(io) => slot
+                    .conn
+                    .process_logged(now, app, input, output, io.reborrow()),
                 None => slot.conn.process(now, app, input, output),
             };
             consumed += p.consumed;
@@ -406,8 +408,10 @@ impl Engine {
             self.stats.linearized += 1;
             let output = ring_tail_mut(tx_a, tx_b, produced);
             let input = &self.scratch[..head.len() + take];
-            let p = match log.as_deref_mut() {
-                Some(sink) => slot.conn.process_logged(now, app, input, output, sink),
+            let p = match log.as_mut() {
+                Some(io) => slot
+                    .conn
+                    .process_logged(now, app, input, output, io.reborrow()),
                 None => slot.conn.process(now, app, input, output),
             };
             consumed += p.consumed;

@@ -18,7 +18,7 @@
 
 use std::net::SocketAddr;
 
-use crate::access::{AccessContext, AccessSink, PathKind};
+use crate::access::{AccessContext, AccessLogIo, AccessSink, ConnLog, PathKind};
 use crate::answers::{Answers, Generation, Served};
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
@@ -64,6 +64,9 @@ pub struct HttpSessions<S> {
     draining: bool,
     /// The access log's records of this thread, and which path they are from; `None`: off.
     access: Option<(AccessSink, PathKind)>,
+    /// Each slot's access-log state (who the connection is, the request line being
+    /// answered), by slot index; grown only while the log is on.
+    logs: Vec<ConnLog>,
 }
 
 impl<S: Session> HttpSessions<S> {
@@ -79,6 +82,7 @@ impl<S: Session> HttpSessions<S> {
             next_sweep: first_sweep,
             draining: false,
             access: None,
+            logs: Vec::new(),
         }
     }
 
@@ -104,13 +108,13 @@ impl<S: Session> HttpSessions<S> {
             return;
         };
         let port = self.tally.port_of(slot.tally);
-        slot.session
-            .http_mut()
-            .set_access_context(Some(AccessContext {
+        if let Some(log) = self.logs.get_mut(index) {
+            log.set_context(Some(AccessContext {
                 client: Some(client),
                 port,
                 path,
             }));
+        }
     }
 
     /// The limits new connections get.
@@ -170,17 +174,21 @@ impl<S: Session> HttpSessions<S> {
         ))
     }
 
-    /// [`with_app`](Self::with_app), and the access log's sink when the log is on (for
-    /// `HttpConn::process_logged`).
+    /// [`with_app`](Self::with_app), and what `HttpConn::process_logged` needs when the
+    /// access log is on.
     pub fn with_app_log(
         &mut self,
         index: usize,
-    ) -> Option<(&mut S, &App, Option<&mut AccessSink>)> {
+    ) -> Option<(&mut S, &App, Option<AccessLogIo<'_>>)> {
         let slot = self.slots.get_mut(index).filter(|s| s.live)?;
+        let log = match (self.access.as_mut(), self.logs.get_mut(index)) {
+            (Some((sink, _)), Some(conn)) => Some(AccessLogIo { conn, sink }),
+            _ => None,
+        };
         Some((
             &mut slot.session,
             &self.answers.for_conn(slot.generation).app,
-            self.access.as_mut().map(|(sink, _)| sink),
+            log,
         ))
     }
 
@@ -218,8 +226,12 @@ impl<S: Session> HttpSessions<S> {
         http.reset();
         http.set_limits(limits);
         if let Some((_, path)) = self.access {
+            if self.logs.len() <= index {
+                // Once per slot index, like the slots themselves.
+                self.logs.resize_with(index + 1, ConnLog::default);
+            }
             // The client's address follows with `set_access_client` when the path knows it.
-            http.set_access_context(Some(AccessContext {
+            self.logs[index].set_context(Some(AccessContext {
                 client: None,
                 port: self.tally.port_of(tally),
                 path,
@@ -247,10 +259,12 @@ impl<S: Session> HttpSessions<S> {
         let Some(slot) = self.slots.get_mut(index).filter(|s| s.live) else {
             return false;
         };
-        if let Some(r) = slot.session.http_mut().close_access(now) {
-            if let Some((sink, _)) = self.access.as_mut() {
-                sink.push(r);
-            }
+        if let (Some(f), Some((sink, _)), Some(log)) = (
+            slot.session.http_mut().close_access(now),
+            self.access.as_mut(),
+            self.logs.get(index),
+        ) {
+            sink.push(log.complete(f));
         }
         slot.live = false;
         let ready = self.answers.forget(&mut slot.generation);
@@ -390,9 +404,13 @@ impl<S: Session> HttpSessions<S> {
         let http = session.http_mut();
         if http.poll_timeout().is_some_and(|t| t <= now) {
             http.handle_timeout(now);
-            // A timeout that cut an answer finished its record here, outside `process`.
-            if let (Some(r), Some((sink, _))) = (http.take_access_record(), self.access.as_mut()) {
-                sink.push(r);
+            // A timeout that cut an answer finished it here, outside `process`.
+            if let (Some(f), Some((sink, _)), Some(log)) = (
+                http.take_access_record(),
+                self.access.as_mut(),
+                self.logs.get(index),
+            ) {
+                sink.push(log.complete(f));
             }
             return true;
         }

@@ -146,27 +146,7 @@ fn xgate_run_bypass_status_sigterm() {
     }
     let mut topo = Topology::create();
     let ifname = topo.server_if.clone();
-    let gw_ns = topo.server_ns.clone();
-    let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
-    let (gw, pid) = start_xgate(
-        &mut topo,
-        &[
-            "--iface",
-            &ifname,
-            "--netns",
-            &gw_ns,
-            "--port",
-            &bypass,
-            "--port",
-            &kernel,
-            "--bypass",
-            &bypass,
-            "--shutdown-grace-secs",
-            "3",
-            "--admin-listen",
-            &format!("{GW_IP}:{ADMIN}"),
-        ],
-    );
+    let (gw, pid) = start_both_paths(&mut topo, "3", &[]);
 
     // Bypass path: segments redirected, the kernel listener accepted nothing.
     assert_eq!(curl(&topo, BYPASS, "/health"), "ok");
@@ -418,6 +398,32 @@ fn start_xgate(topo: &mut Topology, args: &[&str]) -> (usize, u32) {
         assert!(start.elapsed() < Duration::from_secs(20));
     }
     (topo.children.len() - 1, pid)
+}
+
+/// `xgate run` in `topo`'s gateway namespace with BYPASS on the bypass path, KERNEL on the
+/// kernel path and the admin endpoint, a grace of `grace` seconds, then `extra`.
+fn start_both_paths(topo: &mut Topology, grace: &str, extra: &[&str]) -> (usize, u32) {
+    let (ifname, gw_ns) = (topo.server_if.clone(), topo.server_ns.clone());
+    let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
+    let admin = format!("{GW_IP}:{ADMIN}");
+    let mut args = vec![
+        "--iface",
+        &ifname,
+        "--netns",
+        &gw_ns,
+        "--port",
+        &bypass,
+        "--port",
+        &kernel,
+        "--bypass",
+        &bypass,
+        "--shutdown-grace-secs",
+        grace,
+        "--admin-listen",
+        &admin,
+    ];
+    args.extend_from_slice(extra);
+    start_xgate(topo, &args)
 }
 
 /// The fail-safe through the binary, configured by a file: `kill -9` of `xgate run` while
@@ -1153,25 +1159,7 @@ fn a_stopped_poller_shows_the_kernels_socket_drops() {
     }
     let mut topo = Topology::create();
     let ifname = topo.server_if.clone();
-    let gw_ns = topo.server_ns.clone();
-    let bypass = BYPASS.to_string();
-    let (gw, pid) = start_xgate(
-        &mut topo,
-        &[
-            "--iface",
-            &ifname,
-            "--netns",
-            &gw_ns,
-            "--port",
-            &bypass,
-            "--bypass",
-            &bypass,
-            "--shutdown-grace-secs",
-            "1",
-            "--admin-listen",
-            &format!("{GW_IP}:{ADMIN}"),
-        ],
-    );
+    let (gw, pid) = start_both_paths(&mut topo, "1", &[]);
     assert_eq!(curl(&topo, BYPASS, "/health"), "ok");
     // Every queue's drops but the invalid-descriptor counts (which must stay zero).
     let drops = |scrape: &prometheus_parse::Scrape| -> f64 {
@@ -1262,33 +1250,11 @@ fn the_access_log_has_a_line_per_request_on_both_paths_and_reopens_on_sigusr1() 
     }
     let mut topo = Topology::create();
     let ifname = topo.server_if.clone();
-    let gw_ns = topo.server_ns.clone();
     let dir = std::env::temp_dir().join(format!("xgate-access-{}", topo.name));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("access.log");
-    let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
-    let (gw, pid) = start_xgate(
-        &mut topo,
-        &[
-            "--iface",
-            &ifname,
-            "--netns",
-            &gw_ns,
-            "--port",
-            &bypass,
-            "--port",
-            &kernel,
-            "--bypass",
-            &bypass,
-            "--shutdown-grace-secs",
-            "1",
-            "--admin-listen",
-            &format!("{GW_IP}:{ADMIN}"),
-            "--access-log",
-            log.to_str().unwrap(),
-        ],
-    );
+    let (gw, pid) = start_both_paths(&mut topo, "1", &["--access-log", log.to_str().unwrap()]);
     let log_lines = |path: &Path, want: usize| -> Vec<String> {
         let start = Instant::now();
         loop {
@@ -1415,8 +1381,6 @@ fn a_stalled_access_log_drops_and_counts_and_never_stops_serving() {
         return;
     }
     let mut topo = Topology::create();
-    let ifname = topo.server_if.clone();
-    let gw_ns = topo.server_ns.clone();
     let dir = std::env::temp_dir().join(format!("xgate-stall-{}", topo.name));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -1438,28 +1402,7 @@ fn a_stalled_access_log_drops_and_counts_and_never_stops_serving() {
         ),
     )
     .unwrap();
-    let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
-    let (gw, pid) = start_xgate(
-        &mut topo,
-        &[
-            "--config",
-            file.to_str().unwrap(),
-            "--iface",
-            &ifname,
-            "--netns",
-            &gw_ns,
-            "--port",
-            &bypass,
-            "--port",
-            &kernel,
-            "--bypass",
-            &bypass,
-            "--shutdown-grace-secs",
-            "1",
-            "--admin-listen",
-            &format!("{GW_IP}:{ADMIN}"),
-        ],
-    );
+    let (gw, pid) = start_both_paths(&mut topo, "1", &["--config", file.to_str().unwrap()]);
     for port in [BYPASS, KERNEL] {
         let out = Command::new("ip")
             .args([

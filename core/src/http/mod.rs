@@ -34,7 +34,7 @@ pub(crate) mod chunked;
 mod head;
 pub(crate) mod syntax;
 
-use crate::access::{AccessContext, AccessRecord, AccessSink, RequestLog};
+use crate::access::{AccessLogIo, ConnLog, Finished, LogMarks};
 use crate::app::{App, Handler, ResponseId, IMF_FIXDATE_LEN};
 use serde::{Deserialize, Serialize};
 
@@ -583,8 +583,8 @@ pub struct HttpConn {
     last_input: Instant,
     scan: ScanState,
     stats: HttpStats,
-    /// The access-log record of the request being answered (off unless a context is set).
-    log: RequestLog,
+    /// The access log's marks of the request being answered (kept only by `process_logged`).
+    log: LogMarks,
 }
 
 impl HttpConn {
@@ -606,31 +606,24 @@ impl HttpConn {
             last_input: Instant::ZERO,
             scan: ScanState::default(),
             stats: HttpStats::default(),
-            log: RequestLog::off(),
+            log: LogMarks::default(),
         }
     }
 
-    /// Ready for a new connection: state and counters cleared, limits kept, access log off
-    /// until [`set_access_context`](Self::set_access_context).
+    /// Ready for a new connection: state and counters cleared, limits kept.
     pub fn reset(&mut self) {
         *self = HttpConn::new(self.limits);
     }
 
-    /// Turns the access log on for this connection (`None`: off): each request's record is
-    /// pushed into the sink given to [`process_logged`](Self::process_logged).
-    pub fn set_access_context(&mut self, context: Option<AccessContext>) {
-        self.log.set_context(context);
-    }
-
-    /// A record whose answer ended outside [`process_logged`](Self::process_logged) (a peer
-    /// that went away, a timeout) and that no later call pushed: the owner takes it at close.
-    pub fn take_access_record(&mut self) -> Option<AccessRecord> {
+    /// An answer that ended outside [`process_logged`](Self::process_logged) (a peer that
+    /// went away, a timeout) and that no later call pushed: the owner logs it.
+    pub fn take_access_record(&mut self) -> Option<Finished> {
         self.log.take()
     }
 
-    /// The transport is gone at `now` (closed, reset, timed out): the record of an answer
-    /// still under way is finished as cut and returned, with one that waited to be pushed.
-    pub fn close_access(&mut self, now: Instant) -> Option<AccessRecord> {
+    /// The transport is gone at `now` (closed, reset, timed out): an answer still under way
+    /// ends as cut and is returned, or one that waited to be pushed.
+    pub fn close_access(&mut self, now: Instant) -> Option<Finished> {
         let totals = (self.stats.bytes_in, self.stats.bytes_out);
         self.log.finish(now, false, totals);
         self.log.take()
@@ -680,8 +673,8 @@ impl HttpConn {
         self.process_inner(now, app, input, output, None)
     }
 
-    /// [`process`](Self::process), pushing the access-log record of every answer that ends
-    /// into `sink` (see [`set_access_context`](Self::set_access_context)).
+    /// [`process`](Self::process), logging every answer that ends: its record (the request
+    /// line kept by `log.conn`, the rest from this connection) goes into `log.sink`.
     #[must_use]
     pub fn process_logged(
         &mut self,
@@ -689,9 +682,9 @@ impl HttpConn {
         app: &App,
         input: &[u8],
         output: &mut [u8],
-        sink: &mut AccessSink,
+        log: AccessLogIo<'_>,
     ) -> Progress {
-        self.process_inner(now, app, input, output, Some(sink))
+        self.process_inner(now, app, input, output, Some(log))
     }
 
     fn process_inner(
@@ -700,12 +693,13 @@ impl HttpConn {
         app: &App,
         input: &[u8],
         output: &mut [u8],
-        mut sink: Option<&mut AccessSink>,
+        mut log: Option<AccessLogIo<'_>>,
     ) -> Progress {
-        // Read once: every access-log step below is skipped when the log is off.
-        let logging = self.log.is_on();
-        if logging {
-            self.log.flush(sink.as_deref_mut());
+        // Every access-log step below is skipped when the call logs nothing.
+        if let Some(io) = log.as_mut() {
+            if let Some(f) = self.log.take() {
+                io.push(f);
+            }
         }
         self.idle_since.get_or_insert(now);
         if self.closed {
@@ -716,10 +710,11 @@ impl HttpConn {
         }
         if self.pending_408 {
             self.pending_408 = false;
-            if logging && !self.log.is_open() {
+            if let Some(io) = log.as_mut().filter(|_| !self.log.is_open()) {
                 // A header timeout: no request line was read.
+                io.conn.begin(b"");
                 self.log
-                    .begin(now, b"", (self.stats.bytes_in, self.stats.bytes_out));
+                    .begin(now, (self.stats.bytes_in, self.stats.bytes_out));
             }
             self.refuse(app, 408);
         }
@@ -745,10 +740,12 @@ impl HttpConn {
                             if let Some(t) = self.answering_since.take() {
                                 self.stats.latency.record(now.saturating_duration_since(t));
                             }
-                            if logging {
+                            if let Some(io) = log.as_mut() {
                                 let totals = self.totals(consumed, produced);
                                 self.log.finish(now, true, totals);
-                                self.log.flush(sink.as_deref_mut());
+                                if let Some(f) = self.log.take() {
+                                    io.push(f);
+                                }
                             }
                         }
                     }
@@ -777,7 +774,8 @@ impl HttpConn {
                     }
                     Read::Head if self.deferred.is_none() => {
                         let totals = self.totals(consumed, produced);
-                        let (c, s) = self.next_request(now, app, &input[consumed..], totals);
+                        let line = log.as_mut().map(|io| &mut *io.conn);
+                        let (c, s) = self.next_request(now, app, &input[consumed..], totals, line);
                         consumed += c;
                         started = s;
                     }
@@ -820,8 +818,10 @@ impl HttpConn {
             // Stopped for want of input that will not come.
             self.abort(now, self.totals(consumed, produced));
         }
-        if logging {
-            self.log.flush(sink);
+        if let Some(io) = log.as_mut() {
+            if let Some(f) = self.log.take() {
+                io.push(f);
+            }
         }
         if self.closed {
             consumed = input.len();
@@ -899,6 +899,7 @@ impl HttpConn {
         app: &App,
         input: &[u8],
         totals: (u64, u64),
+        line: Option<&mut ConnLog>,
     ) -> (usize, bool) {
         let outcome = head::parse(input, &self.limits, app, &mut self.scan);
         if outcome != Outcome::Incomplete {
@@ -912,8 +913,9 @@ impl HttpConn {
                 (0, false)
             }
             Outcome::Reject(status) => {
-                if self.log.is_on() {
-                    self.log.begin(now, input, totals);
+                if let Some(line) = line {
+                    line.begin(input);
+                    self.log.begin(now, totals);
                 }
                 self.stats.rejected += 1;
                 self.head_started = None;
@@ -922,8 +924,9 @@ impl HttpConn {
                 (0, true)
             }
             Outcome::Request(req) => {
-                if self.log.is_on() {
-                    self.log.begin(now, &input[..req.len], totals);
+                if let Some(line) = line {
+                    line.begin(&input[..req.len]);
+                    self.log.begin(now, totals);
                 }
                 self.head_started = None;
                 self.answering_since = Some(now);
@@ -989,7 +992,7 @@ impl HttpConn {
     fn count_response(&mut self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.stats.responses[class] += 1;
-        self.log.set_status(status);
+        self.log.status = status;
     }
 
     /// Takes back the count of an answer that was replaced by a refusal before it started.

@@ -37,7 +37,7 @@
 //! `handle_write_shut` whenever it completes, before or after `handle_sent`; the connection
 //! then lingers without passing through `Finishing`.
 
-use crate::access::AccessSink;
+use crate::access::AccessLogIo;
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits};
 use crate::sessions::{SendStall, Session};
@@ -226,7 +226,7 @@ impl StreamConn {
         now: Instant,
         app: &App,
         data: &[u8],
-        log: Option<&mut AccessSink>,
+        log: Option<AccessLogIo<'_>>,
     ) {
         if self.state != Lifecycle::Open {
             return;
@@ -235,9 +235,9 @@ impl StreamConn {
         if self.in_len == 0 && !self.sending && self.out_pos == self.out_len && !self.eof {
             self.out_pos = 0;
             let p = match log {
-                Some(sink) => self
+                Some(io) => self
                     .http
-                    .process_logged(now, app, data, &mut self.output, sink),
+                    .process_logged(now, app, data, &mut self.output, io),
                 None => self.http.process(now, app, data, &mut self.output),
             };
             self.out_len = p.produced;
@@ -364,7 +364,7 @@ impl StreamConn {
         now: Instant,
         app: &App,
         draining: bool,
-        log: Option<&mut AccessSink>,
+        log: Option<AccessLogIo<'_>>,
     ) -> Advance {
         match self.state {
             Lifecycle::Open => {}
@@ -386,9 +386,9 @@ impl StreamConn {
         self.out_len = 0;
         let input = &self.input[..self.in_len];
         let p = match log {
-            Some(sink) => self
+            Some(io) => self
                 .http
-                .process_logged(now, app, input, &mut self.output, sink),
+                .process_logged(now, app, input, &mut self.output, io),
             None => self.http.process(now, app, input, &mut self.output),
         };
         self.consume_input(p.consumed);

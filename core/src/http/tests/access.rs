@@ -2,7 +2,7 @@
 //! bytes gives the same records, and that answers ended outside `process` are not lost.
 
 use super::*;
-use crate::access::{AccessContext, AccessSink, PathKind};
+use crate::access::{AccessContext, AccessLogIo, AccessRecord, AccessSink, ConnLog, PathKind};
 
 const CTX: AccessContext = AccessContext {
     client: None,
@@ -10,41 +10,54 @@ const CTX: AccessContext = AccessContext {
     path: PathKind::Kernel,
 };
 
+fn conn_log() -> ConnLog {
+    let mut log = ConnLog::default();
+    log.set_context(Some(CTX));
+    log
+}
+
 /// Feeds `input` cut at `cuts` with `out_cap`-byte output, time advancing 1 ms per round,
 /// then reports the close when `eof`; returns the records and the bytes written.
 fn logged(input: &[u8], cuts: &[usize], out_cap: usize, eof: bool) -> (Vec<AccessRecord>, usize) {
     let app = app();
     let mut conn = HttpConn::new(HttpLimits::default());
-    conn.set_access_context(Some(CTX));
+    let mut log = conn_log();
     let mut sink = AccessSink::with_capacity(64);
     let mut now = Instant::from_secs(1);
     let mut buf = Vec::new();
     let mut obuf = vec![0u8; out_cap];
     let mut written = 0;
     let mut at = 0;
-    let mut pump =
-        |conn: &mut HttpConn, buf: &mut Vec<u8>, now: &mut Instant, sink: &mut AccessSink| {
-            for _ in 0..1_000_000 {
-                *now += Duration::from_millis(1);
-                let p = conn.process_logged(*now, &app, buf, &mut obuf, sink);
-                buf.drain(..p.consumed);
-                written += p.produced;
-                if p.consumed == 0 && p.produced == 0 {
-                    return;
-                }
+    let mut pump = |conn: &mut HttpConn,
+                    buf: &mut Vec<u8>,
+                    now: &mut Instant,
+                    log: &mut ConnLog,
+                    sink: &mut AccessSink| {
+        for _ in 0..1_000_000 {
+            *now += Duration::from_millis(1);
+            let io = AccessLogIo {
+                conn: &mut *log,
+                sink: &mut *sink,
+            };
+            let p = conn.process_logged(*now, &app, buf, &mut obuf, io);
+            buf.drain(..p.consumed);
+            written += p.produced;
+            if p.consumed == 0 && p.produced == 0 {
+                return;
             }
-            panic!("process never settles");
-        };
+        }
+        panic!("process never settles");
+    };
     for &cut in cuts.iter().chain(std::iter::once(&input.len())) {
         buf.extend_from_slice(&input[at..cut]);
         at = cut;
-        pump(&mut conn, &mut buf, &mut now, &mut sink);
+        pump(&mut conn, &mut buf, &mut now, &mut log, &mut sink);
     }
     if eof {
         conn.peer_closed(now);
-        pump(&mut conn, &mut buf, &mut now, &mut sink);
-        if let Some(r) = conn.take_access_record() {
-            sink.push(r);
+        pump(&mut conn, &mut buf, &mut now, &mut log, &mut sink);
+        if let Some(f) = conn.take_access_record() {
+            sink.push(log.complete(f));
         }
     }
     (sink.records().to_vec(), written)
@@ -130,22 +143,28 @@ fn an_answer_cut_by_the_transport_is_logged_as_cut() {
     // The connection goes away while a 1 MB answer is half written.
     let app = app();
     let mut conn = HttpConn::new(HttpLimits::default());
-    conn.set_access_context(Some(CTX));
+    let mut log = conn_log();
     let mut sink = AccessSink::with_capacity(4);
     let mut out = [0u8; 4096];
     let t0 = Instant::from_secs(1);
     let req = b"GET /bytes/1000000 HTTP/1.1\r\nHost: x\r\n\r\n";
-    let p = conn.process_logged(t0, &app, req, &mut out, &mut sink);
+    let io = AccessLogIo {
+        conn: &mut log,
+        sink: &mut sink,
+    };
+    let p = conn.process_logged(t0, &app, req, &mut out, io);
     assert_eq!((p.consumed, p.produced), (req.len(), out.len()));
     assert!(sink.is_empty(), "not finished yet");
-    let r = conn
+    let f = conn
         .close_access(t0 + Duration::from_millis(5))
-        .expect("a cut record");
+        .expect("a cut answer");
+    let r = log.complete(f);
     assert!(!r.completed);
     assert_eq!(
         (r.status, r.bytes_in, r.bytes_out),
         (200, req.len() as u64, 4096)
     );
+    assert_eq!((r.target(), r.port), (&b"/bytes/1000000"[..], 8080));
     assert_eq!(r.duration, Duration::from_millis(5));
     assert!(conn.close_access(t0).is_none(), "taken once");
 }
@@ -165,15 +184,23 @@ fn an_echo_body_that_goes_bad_half_way_is_logged_as_cut() {
 fn a_header_timeout_is_logged_as_408_without_a_request_line() {
     let app = app();
     let mut conn = HttpConn::new(HttpLimits::default());
-    conn.set_access_context(Some(CTX));
+    let mut log = conn_log();
     let mut sink = AccessSink::with_capacity(4);
     let mut out = [0u8; 4096];
     let t0 = Instant::from_secs(1);
-    let p = conn.process_logged(t0, &app, b"GET / HT", &mut out, &mut sink);
+    let io = AccessLogIo {
+        conn: &mut log,
+        sink: &mut sink,
+    };
+    let p = conn.process_logged(t0, &app, b"GET / HT", &mut out, io);
     assert_eq!(p.consumed, 0);
     let late = t0 + HttpLimits::default().header_timeout;
     conn.handle_timeout(late);
-    let p = conn.process_logged(late, &app, b"GET / HT", &mut out, &mut sink);
+    let io = AccessLogIo {
+        conn: &mut log,
+        sink: &mut sink,
+    };
+    let p = conn.process_logged(late, &app, b"GET / HT", &mut out, io);
     assert!(p.produced > 0);
     assert_eq!(sink.len(), 1);
     let r = &sink.records()[0];
@@ -182,30 +209,30 @@ fn a_header_timeout_is_logged_as_408_without_a_request_line() {
 }
 
 #[test]
-fn without_a_context_nothing_is_logged() {
+fn an_unlogged_call_keeps_nothing_for_a_later_logged_one() {
+    // Answers ended by `process` (no log lent) are not logged by a later `process_logged`.
     let app = app();
     let mut conn = HttpConn::new(HttpLimits::default());
+    let mut log = conn_log();
     let mut sink = AccessSink::with_capacity(4);
     let mut out = [0u8; 4096];
-    let p = conn.process_logged(
-        Instant::from_secs(1),
-        &app,
-        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
-        &mut out,
-        &mut sink,
-    );
+    let req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let p = conn.process(Instant::from_secs(1), &app, req, &mut out);
     assert!(p.produced > 0);
-    assert!(sink.is_empty());
-    // And a context set then reset is off again.
-    conn.set_access_context(Some(CTX));
-    conn.reset();
-    let p = conn.process_logged(
-        Instant::from_secs(2),
-        &app,
-        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
-        &mut out,
-        &mut sink,
-    );
+    assert!(conn.take_access_record().is_none());
+    let io = AccessLogIo {
+        conn: &mut log,
+        sink: &mut sink,
+    };
+    let p = conn.process_logged(Instant::from_secs(2), &app, req, &mut out, io);
     assert!(p.produced > 0);
-    assert!(sink.is_empty());
+    assert_eq!(sink.len(), 1, "only the logged call's answer");
+    assert_eq!(sink.records()[0].received, Instant::from_secs(2));
+}
+
+#[test]
+fn the_connection_state_stays_small_and_inline() {
+    // The record's text is kept by the owner's ConnLog, not by every HttpConn.
+    assert!(std::mem::size_of::<crate::access::LogMarks>() <= 96);
+    assert!(!std::mem::needs_drop::<HttpConn>());
 }
