@@ -25,6 +25,15 @@ fn keepalive(c: &mut Criterion) {
             "the connection stayed up"
         );
     });
+    group.bench_function("keepalive_get_health_access_logged", |b| {
+        let mut w = KeepAlive::logged(1024);
+        let mut handed = 0;
+        b.iter(|| {
+            w.step();
+            handed += w.hand_over_if_full();
+        });
+        assert!(handed + w.logged_now() > 0, "requests were logged");
+    });
     group.bench_function("keepalive_post_echo_1k", |b| {
         let mut w = Echo1k::new();
         b.iter(|| w.step());

@@ -8,7 +8,7 @@
 //! Run it twice with different counts (e.g. 50000 and 100000): the difference in "I refs"
 //! divided by the difference in counts is the instructions per step, without the set-up.
 //! Workloads: `keepalive`, `churn`, `echo1k`, `bytes16k`, `syn` (the same as
-//! `benches/engine.rs`). A step includes the scripted client's own work (building and parsing
+//! `benches/engine.rs`), and `keepalive-logged` (keep-alive with the access log on). A step includes the scripted client's own work (building and parsing
 //! its frames), the same before and after a change to the engine.
 
 #[path = "../benches/workloads/mod.rs"]
@@ -19,7 +19,9 @@ use workloads::{Bytes16k, Churn, Echo1k, KeepAlive, Syn};
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(workload), Some(count)) = (args.next(), args.next()) else {
-        eprintln!("usage: engine_instructions keepalive|churn|echo1k|bytes16k|syn COUNT");
+        eprintln!(
+            "usage: engine_instructions keepalive|keepalive-logged|churn|echo1k|bytes16k|syn COUNT"
+        );
         std::process::exit(2);
     };
     let count: u64 = count.parse().unwrap_or_else(|_| {
@@ -31,6 +33,16 @@ fn main() {
             let mut w = KeepAlive::new();
             (0..count).for_each(|_| w.step());
             assert_eq!(w.rig.engine.connection_count(), 1);
+        }
+        "keepalive-logged" => {
+            let mut w = KeepAlive::logged(1024);
+            let mut handed = 0;
+            (0..count).for_each(|_| {
+                w.step();
+                handed += w.hand_over_if_full();
+            });
+            // One record per request, none dropped.
+            assert_eq!((handed + w.logged_now()) as u64, count);
         }
         "churn" => {
             let mut w = Churn::new();

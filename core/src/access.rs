@@ -322,6 +322,11 @@ impl AccessSink {
         self.records.is_empty()
     }
 
+    /// The next record would be dropped.
+    pub fn is_full(&self) -> bool {
+        self.records.len() >= self.capacity
+    }
+
     /// Records pushed since `from` (a `len()` taken before), for the owner of a connection to
     /// fill in the client's address, the port and the path.
     pub fn since_mut(&mut self, from: usize) -> &mut [AccessRecord] {

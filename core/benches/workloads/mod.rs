@@ -156,6 +156,34 @@ impl KeepAlive {
         KeepAlive { rig, client }
     }
 
+    /// The same with the access log on: a record per request into a sink of `capacity`,
+    /// emptied when full as the poller's hand-over would.
+    pub fn logged(capacity: usize) -> KeepAlive {
+        let mut rig = Rig::new();
+        rig.engine.enable_access_log(capacity);
+        let mut client = ScriptedClient::new(40000, 80, 1);
+        rig.handshake(&mut client);
+        KeepAlive { rig, client }
+    }
+
+    /// Empties the access log's sink when it is full (what a poller hands over); returns the
+    /// records it held then (0 when it was not full).
+    pub fn hand_over_if_full(&mut self) -> usize {
+        match self.rig.engine.access_sink() {
+            Some(sink) if sink.is_full() => {
+                let n = sink.len();
+                sink.clear();
+                n
+            }
+            _ => 0,
+        }
+    }
+
+    /// Records in the access log's sink now.
+    pub fn logged_now(&mut self) -> usize {
+        self.rig.engine.access_sink().map_or(0, |s| s.len())
+    }
+
     pub fn step(&mut self) {
         let rig = &mut self.rig;
         // The request also acknowledges the previous response.
