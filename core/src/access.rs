@@ -327,6 +327,11 @@ impl AccessSink {
         self.records.len() >= self.capacity
     }
 
+    /// At least half full: time to hand the records over before the next publish point.
+    pub fn is_half_full(&self) -> bool {
+        self.records.len() * 2 >= self.capacity
+    }
+
     /// Records pushed since `from` (a `len()` taken before), for the owner of a connection to
     /// fill in the client's address, the port and the path.
     pub fn since_mut(&mut self, from: usize) -> &mut [AccessRecord] {

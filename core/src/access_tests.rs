@@ -160,6 +160,27 @@ fn dates_agree_with_the_imf_fixdate_calendar() {
 }
 
 #[test]
+fn a_sink_says_when_it_is_half_full_and_full() {
+    let mut sink = AccessSink::with_capacity(4);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push((sink.is_half_full(), sink.is_full()));
+        sink.push(full_record());
+    }
+    assert_eq!(
+        seen,
+        [
+            (false, false),
+            (false, false),
+            (true, false),
+            (true, false),
+            (true, true)
+        ]
+    );
+    assert_eq!((sink.len(), sink.dropped()), (4, 1));
+}
+
+#[test]
 fn a_full_sink_counts_what_it_drops() {
     let mut sink = AccessSink::with_capacity(2);
     for status in [200, 404, 500] {

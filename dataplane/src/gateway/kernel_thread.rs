@@ -45,12 +45,19 @@ pub(super) fn spawn(
                 }
             }
             let _ = ready_tx.send(Ok(()));
-            let mut publish = |k: &mut KernelPath| {
+            // `all`: hand every record over; else only a sink that is half full (between
+            // publishes, so that a busy path does not drop records for want of a publish).
+            let hand_over = |k: &mut KernelPath, access: &mut Option<AccessLink>, all: bool| {
+                if let (Some(link), Some(sink)) = (access.as_mut(), k.access_sink()) {
+                    if all || sink.is_half_full() {
+                        link.hand_over(sink);
+                    }
+                }
+            };
+            let publish = |k: &mut KernelPath, access: &mut Option<AccessLink>| {
                 let s = kernel_state(k);
                 *shared.lock().unwrap_or_else(|e| e.into_inner()) = s;
-                if let (Some(link), Some(sink)) = (access.as_mut(), k.access_sink()) {
-                    link.hand_over(sink);
-                }
+                hand_over(k, access, true);
             };
             let mut last = StdInstant::now();
             let mut result = Ok(());
@@ -62,15 +69,16 @@ pub(super) fn spawn(
                     result = Err(kernel_err("io_uring_enter")(e));
                     break;
                 }
+                hand_over(&mut kernel, &mut access, false);
                 if last.elapsed() >= REFRESH / 2 {
                     last = StdInstant::now();
-                    publish(&mut kernel);
+                    publish(&mut kernel, &mut access);
                 }
             }
             if result.is_ok() {
                 result = kernel.shutdown(grace).map_err(kernel_err("shutdown"));
             }
-            publish(&mut kernel);
+            publish(&mut kernel, &mut access);
             result
         })
         .map_err(kernel_err("spawning the kernel-path thread"))?;
