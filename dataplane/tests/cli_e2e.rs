@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{is_root, lines_of, Topology, GW_IP};
+use common::{is_root, lines_of, TempDir, Topology, GW_IP};
 use serde_json::Value;
 
 const BYPASS: u16 = 18180;
@@ -1250,9 +1250,8 @@ fn the_access_log_has_a_line_per_request_on_both_paths_and_reopens_on_sigusr1() 
     }
     let mut topo = Topology::create();
     let ifname = topo.server_if.clone();
-    let dir = std::env::temp_dir().join(format!("xgate-access-{}", topo.name));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new(&format!("xgate-access-{}", topo.name));
+    let dir = &tmp.0;
     let log = dir.join("access.log");
     let (gw, pid) = start_both_paths(&mut topo, "1", &["--access-log", log.to_str().unwrap()]);
     let log_lines = |path: &Path, want: usize| -> Vec<String> {
@@ -1367,7 +1366,6 @@ fn the_access_log_has_a_line_per_request_on_both_paths_and_reopens_on_sigusr1() 
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
     let st = wait_exit(&mut topo.children[gw], Duration::from_secs(20));
     assert!(st.success(), "xgate run exited with {st:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The access log never slows the serving paths: its file is a pipe nobody reads (a disk
@@ -1381,9 +1379,8 @@ fn a_stalled_access_log_drops_and_counts_and_never_stops_serving() {
         return;
     }
     let mut topo = Topology::create();
-    let dir = std::env::temp_dir().join(format!("xgate-stall-{}", topo.name));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new(&format!("xgate-stall-{}", topo.name));
+    let dir = &tmp.0;
     let fifo = dir.join("access.pipe");
     let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(st.success());
@@ -1457,5 +1454,4 @@ fn a_stalled_access_log_drops_and_counts_and_never_stops_serving() {
         "exit took {:?}",
         t.elapsed()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -739,9 +739,8 @@ fn curl_gets_the_same_answers() {
         // Two URLs on one keep-alive connection.
         let two = curl(&[&format!("{base}/bytes/3"), &format!("{base}/bytes/4")]);
         assert_eq!(two, b"abcabcd");
-        let dir = std::env::temp_dir().join(format!("xgate-kernel-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join(format!("body-{mode:?}"));
+        let dir = TempBodyDir::new(format!("xgate-kernel-{}-{mode:?}", std::process::id()));
+        let file = dir.0.join("body");
         let body: Vec<u8> = (0..(1 << 20)).map(|i| (i * 13 % 256) as u8).collect();
         std::fs::write(&file, &body).unwrap();
         let data = format!("@{}", file.display());
@@ -756,7 +755,7 @@ fn curl_gets_the_same_answers() {
                 &echo
             ]) == body
         );
-        std::fs::remove_file(&file).unwrap();
+        drop(dir);
         let report = server.stop();
         assert_eq!(report.http.requests, 6);
     });
@@ -1621,4 +1620,22 @@ fn a_reset_while_the_last_send_waits_cancels_the_linked_shutdown_and_frees_the_s
     assert!(shut_down, "{stats:?}");
     assert_eq!((stats.accepted, stats.closed), (6, 6), "{stats:?}");
     assert!(stats.errors.reset >= 5, "{stats:?}");
+}
+
+/// A directory for a test's body file, removed with it when dropped (also when the test
+/// fails).
+struct TempBodyDir(std::path::PathBuf);
+
+impl TempBodyDir {
+    fn new(name: String) -> TempBodyDir {
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        TempBodyDir(path)
+    }
+}
+
+impl Drop for TempBodyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
