@@ -404,6 +404,21 @@ fn hostile_segments_neither_corrupt_nor_break_connections() {
 
     // Fragments are never steered: the engine sees none, the kernel reassembles them.
     let engine_in = |rig: &Rig| sum(&rig.gw().counters(), |c| c.rx_frames);
+    // The count before a fragment test, once it has been still for 200 ms: the earlier
+    // flows' last segments (a late ACK, a retransmitted FIN) must not be taken for a
+    // fragment that reached the engine.
+    let settled = |rig: &Rig| {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut last = engine_in(rig);
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = engine_in(rig);
+            if now == last || Instant::now() >= deadline {
+                return now;
+            }
+            last = now;
+        }
+    };
     {
         // A fragmented SYN to the bypass port: the kernel's listener answers (a SYN-ACK
         // the kernel made), the engine never sees it.
@@ -411,7 +426,7 @@ fn hostile_segments_neither_corrupt_nor_break_connections() {
         let mut syn = f.header(TcpFlags::SYN, f.snd_nxt, SeqNumber(0));
         syn.options = mss(1460);
         let frame = f.frame(&syn, &[]);
-        let before = engine_in(&rig);
+        let before = settled(&rig);
         for part in fragments(&frame, 16) {
             wire.send(&part);
         }
@@ -432,7 +447,7 @@ fn hostile_segments_neither_corrupt_nor_break_connections() {
         f.collect(Duration::from_millis(60));
         let h = f.header(TcpFlags::ACK | TcpFlags::PSH, f.snd_nxt, f.rcv_nxt);
         let frame = f.frame(&h, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
-        let before = engine_in(&rig);
+        let before = settled(&rig);
         for part in fragments(&frame, 24) {
             wire.send(&part);
         }
