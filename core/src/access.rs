@@ -231,10 +231,6 @@ impl ConnLog {
         self.context = context;
     }
 
-    pub fn context(&self) -> Option<AccessContext> {
-        self.context
-    }
-
     /// Keeps the request line at the start of `head` for the record of its answer.
     pub(crate) fn begin(&mut self, head: &[u8]) {
         self.line = AccessRecord::default();
@@ -330,13 +326,6 @@ impl AccessSink {
     /// At least half full: time to hand the records over before the next publish point.
     pub fn is_half_full(&self) -> bool {
         self.records.len() * 2 >= self.capacity
-    }
-
-    /// Records pushed since `from` (a `len()` taken before), for the owner of a connection to
-    /// fill in the client's address, the port and the path.
-    pub fn since_mut(&mut self, from: usize) -> &mut [AccessRecord] {
-        let from = from.min(self.records.len());
-        &mut self.records[from..]
     }
 
     pub fn records(&self) -> &[AccessRecord] {
