@@ -122,7 +122,7 @@ impl Default for Timeouts {
 
 /// What the caller knows of the request when it starts the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExchangeSpec<'v> {
+pub struct ExchangeSpec {
     /// HEAD or not: a response to HEAD has no body (RFC 9112 §6.3 rule 1).
     pub request: RequestKind,
     /// The client's `HTTP/1.x`: 0 or 1.
@@ -136,7 +136,6 @@ pub struct ExchangeSpec<'v> {
     /// The request body's framing as the forwarded head announced it.
     pub body: BodyFraming,
     pub limits: UpstreamLimits,
-    pub via: ViaName<'v>,
     pub timeouts: Timeouts,
     /// The upstream connection is a pooled one, already up: no connect phase.
     pub reused_connection: bool,
@@ -318,8 +317,8 @@ enum Response {
 
 /// One proxied request over one upstream connection (see the module doc for the call order).
 #[derive(Debug, Clone)]
-pub struct Exchange<'v> {
-    spec: ExchangeSpec<'v>,
+pub struct Exchange {
+    spec: ExchangeSpec,
     timers: TimerTable,
     connected: bool,
     request: RequestBody,
@@ -387,9 +386,9 @@ enum HeadStep {
     },
 }
 
-impl<'v> Exchange<'v> {
+impl Exchange {
     /// Starts the exchange once the forwarded head is in the upstream send buffer.
-    pub fn new(now: Instant, spec: ExchangeSpec<'v>) -> Self {
+    pub fn new(now: Instant, spec: ExchangeSpec) -> Self {
         let request = match spec.body {
             BodyFraming::None | BodyFraming::Length(0) => RequestBody::Finished,
             BodyFraming::Length(n) => RequestBody::Length { remaining: n },
@@ -631,7 +630,9 @@ impl<'v> Exchange<'v> {
 
     /// Takes what it can of the upstream's bytes `input` (the unconsumed ones, contiguous from
     /// the first byte of the response head while it is incomplete) and writes the client's
-    /// bytes into `client_out`. On `Err`, what this call wrote to `client_out` is not sent:
+    /// bytes into `client_out`. `via` is the route's pseudonym for the client's `Via`: passed
+    /// per call rather than kept, so an exchange borrows nothing and lives in its connection's
+    /// slot like the rest of the connection's state. On `Err`, what this call wrote to `client_out` is not sent:
     /// the client gets the failure's [`ClientAction`] (a 502 if the final head was written
     /// by this very call).
     pub fn upstream_data(
@@ -639,6 +640,7 @@ impl<'v> Exchange<'v> {
         now: Instant,
         input: &[u8],
         client_out: &mut [u8],
+        via: ViaName<'_>,
     ) -> Result<Progress, Failure> {
         match self.end {
             Some(End::Failed(f)) => return Err(f),
@@ -657,8 +659,12 @@ impl<'v> Exchange<'v> {
         let result = loop {
             match self.response {
                 Response::AwaitingHead => {
-                    let step =
-                        self.take_head(now, &input[p.consumed..], &mut client_out[p.produced..]);
+                    let step = self.take_head(
+                        now,
+                        &input[p.consumed..],
+                        &mut client_out[p.produced..],
+                        via,
+                    );
                     match step {
                         Err(cause) => break Err(cause),
                         Ok(HeadStep::Partial) => break Ok(()),
@@ -695,6 +701,7 @@ impl<'v> Exchange<'v> {
         now: Instant,
         input: &[u8],
         out: &mut [u8],
+        via: ViaName<'_>,
     ) -> Result<HeadStep, FailureCause> {
         let mut slots = HeaderSlots::new();
         let head = match parse_head(input, self.spec.request, &self.spec.limits, &mut slots) {
@@ -712,12 +719,12 @@ impl<'v> Exchange<'v> {
                 let client = ClientHead {
                     framing: ClientFraming::None,
                     connection: ClientConnection::Persistent,
-                    via: self.spec.via,
+                    via,
                     date: self.spec.date.as_ref().map(|d| &d[..]),
                 };
-                match self.write_head(&head, &client, out)? {
+                match self.write_head(&head, &client, out, via)? {
                     Some(n) => n,
-                    None => return Ok(HeadStep::Blocked(self.head_room(&head))),
+                    None => return Ok(HeadStep::Blocked(self.head_room(&head, via))),
                 }
             } else {
                 0
@@ -747,11 +754,11 @@ impl<'v> Exchange<'v> {
         let client = ClientHead {
             framing,
             connection,
-            via: self.spec.via,
+            via,
             date: self.spec.date.as_ref().map(|d| &d[..]),
         };
-        let Some(produced) = self.write_head(&head, &client, out)? else {
-            return Ok(HeadStep::Blocked(self.head_room(&head)));
+        let Some(produced) = self.write_head(&head, &client, out, via)? else {
+            return Ok(HeadStep::Blocked(self.head_room(&head, via)));
         };
         self.status = Some(head.status);
         self.upstream_keep_alive = head.upstream_keep_alive;
@@ -772,8 +779,8 @@ impl<'v> Exchange<'v> {
         })
     }
 
-    fn head_room(&self, head: &UpstreamHead<'_, '_>) -> usize {
-        client_head_room(head.head_len, self.spec.via, self.spec.date.is_some())
+    fn head_room(&self, head: &UpstreamHead<'_, '_>, via: ViaName<'_>) -> usize {
+        client_head_room(head.head_len, via, self.spec.date.is_some())
     }
 
     /// `Ok(None)`: the head does not fit `out` now, but fits the room [`client_head_room`]
@@ -783,10 +790,11 @@ impl<'v> Exchange<'v> {
         head: &UpstreamHead<'_, '_>,
         client: &ClientHead<'_>,
         out: &mut [u8],
+        via: ViaName<'_>,
     ) -> Result<Option<usize>, FailureCause> {
         match write_client_head(head, client, out) {
             Ok(n) => Ok(Some(n)),
-            Err(ClientHeadError::HeadTooLarge) if out.len() < self.head_room(head) => Ok(None),
+            Err(ClientHeadError::HeadTooLarge) if out.len() < self.head_room(head, via) => Ok(None),
             Err(e) => Err(FailureCause::ClientHead(e)),
         }
     }

@@ -12,7 +12,7 @@ fn via() -> ViaName<'static> {
     ViaName::new(b"gw").expect("a token")
 }
 
-fn spec() -> ExchangeSpec<'static> {
+fn spec() -> ExchangeSpec {
     ExchangeSpec {
         request: RequestKind::Other,
         client_version_minor: 1,
@@ -21,7 +21,6 @@ fn spec() -> ExchangeSpec<'static> {
         idempotent: true,
         body: BodyFraming::None,
         limits: UpstreamLimits::default(),
-        via: via(),
         timeouts: Timeouts::default(),
         reused_connection: false,
         date: None,
@@ -29,7 +28,7 @@ fn spec() -> ExchangeSpec<'static> {
 }
 
 /// An exchange whose connection is up at `T0`.
-fn connected(spec: ExchangeSpec<'static>) -> Exchange<'static> {
+fn connected(spec: ExchangeSpec) -> Exchange {
     let mut ex = Exchange::new(T0, spec);
     ex.connected(T0);
     ex
@@ -163,7 +162,7 @@ struct Run {
 /// Offers `buf` and client room (`size()` bytes, or what the exchange asked for) until
 /// nothing moves; returns the first error.
 fn pump(
-    ex: &mut Exchange<'_>,
+    ex: &mut Exchange,
     buf: &mut Vec<u8>,
     client: &mut Vec<u8>,
     size: &mut dyn FnMut() -> usize,
@@ -175,7 +174,7 @@ fn pump(
             return None;
         }
         let mut out = vec![0xAA; size().max(need)];
-        match ex.upstream_data(T0, buf, &mut out) {
+        match ex.upstream_data(T0, buf, &mut out, via()) {
             Err(f) => return Some(f),
             Ok(p) => {
                 client.extend_from_slice(&out[..p.produced]);
@@ -192,7 +191,7 @@ fn pump(
 /// Delivers `upstream` in segments of the given sizes (cycled), pumping after each; then, if
 /// `close`, the upstream's EOF and a last pump.
 fn drive(
-    ex: &mut Exchange<'_>,
+    ex: &mut Exchange,
     upstream: &[u8],
     segments: &[usize],
     size: &mut dyn FnMut() -> usize,
@@ -221,7 +220,7 @@ fn drive(
 }
 
 /// The whole upstream response at once, a large client buffer.
-fn run(spec: ExchangeSpec<'static>, upstream: &[u8], close: bool) -> (Exchange<'static>, Run) {
+fn run(spec: ExchangeSpec, upstream: &[u8], close: bool) -> (Exchange, Run) {
     let mut ex = connected(spec);
     let r = drive(
         &mut ex,
@@ -505,7 +504,7 @@ fn bad_chunk_in_the_heads_own_call_is_still_a_502() {
     let upstream = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
     let mut ex = connected(spec());
     let mut out = [0u8; 4096];
-    let f = ex.upstream_data(T0, upstream, &mut out).unwrap_err();
+    let f = ex.upstream_data(T0, upstream, &mut out, via()).unwrap_err();
     assert_eq!(f.cause, FailureCause::BadBody(BodyError::BadChunk));
     assert_eq!(f.client, ClientAction::Respond(GatewayStatus::BadGateway));
     assert_eq!(ex.bytes_to_client(), 0);
@@ -599,7 +598,9 @@ fn reset_or_close_before_any_response_byte_is_retryable_iff_idempotent() {
 fn reset_after_a_response_byte_is_never_retried() {
     let mut ex = connected(spec());
     let mut out = [0u8; 4096];
-    let p = ex.upstream_data(T0, b"HTTP/1.1 2", &mut out).unwrap();
+    let p = ex
+        .upstream_data(T0, b"HTTP/1.1 2", &mut out, via())
+        .unwrap();
     assert_eq!(
         (p.consumed, p.produced),
         (0, 0),
@@ -632,14 +633,17 @@ fn reset_after_the_whole_body_still_completes_the_client_but_not_the_pool() {
     let mut client = Vec::new();
     // One byte of client room at a time until the upstream body is all in but the client's
     // last chunk is not yet out.
-    let upstream_done = |ex: &Exchange<'_>| matches!(ex.response, Response::Body { body, .. } if body.is_complete());
+    let upstream_done =
+        |ex: &Exchange| matches!(ex.response, Response::Body { body, .. } if body.is_complete());
     let head_len = CHUNKED.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let mut out = [0u8; 4096];
-    let p = ex.upstream_data(T0, &buf[..head_len], &mut out).unwrap();
+    let p = ex
+        .upstream_data(T0, &buf[..head_len], &mut out, via())
+        .unwrap();
     client.extend_from_slice(&out[..p.produced]);
     buf.drain(..p.consumed);
     while !upstream_done(&ex) {
-        let p = ex.upstream_data(T0, &buf, &mut out[..4]).unwrap();
+        let p = ex.upstream_data(T0, &buf, &mut out[..4], via()).unwrap();
         client.extend_from_slice(&out[..p.produced]);
         buf.drain(..p.consumed);
     }
@@ -647,7 +651,7 @@ fn reset_after_the_whole_body_still_completes_the_client_but_not_the_pool() {
     ex.upstream_reset(T0);
     assert_eq!(ex.end(), None, "nothing of the response is lost");
     let mut out = [0u8; 64];
-    let p = ex.upstream_data(T0, &buf, &mut out).unwrap();
+    let p = ex.upstream_data(T0, &buf, &mut out, via()).unwrap();
     client.extend_from_slice(&out[..p.produced]);
     assert_eq!(ex.end(), DONE_NOT_REUSABLE);
     let v = client_view(&client, RequestKind::Other);
@@ -687,7 +691,7 @@ fn no_head_within_the_read_timeout_is_a_504_not_retried() {
     assert_eq!(ex.poll_timeout(), Some(at));
     // Partial head bytes do not extend the wait for the head.
     let mut out = [0u8; 4096];
-    ex.upstream_data(T0 + Duration::from_secs(30), b"HTTP/1.1", &mut out)
+    ex.upstream_data(T0 + Duration::from_secs(30), b"HTTP/1.1", &mut out, via())
         .unwrap();
     assert_eq!(ex.poll_timeout(), Some(at));
     ex.handle_timeout(at);
@@ -707,14 +711,14 @@ fn idle_body_past_the_idle_timeout_aborts_the_client() {
     let mut out = [0u8; 4096];
     let t1 = T0 + Duration::from_secs(1);
     let p = ex
-        .upstream_data(t1, &LENGTH[..LENGTH.len() - 5], &mut out)
+        .upstream_data(t1, &LENGTH[..LENGTH.len() - 5], &mut out, via())
         .unwrap();
     assert!(p.produced > 0);
     let idle = Timeouts::default().idle;
     assert_eq!(ex.poll_timeout(), Some(t1 + idle));
     // A received byte restarts it.
     let t2 = t1 + Duration::from_secs(10);
-    ex.upstream_data(t2, b"w", &mut out).unwrap();
+    ex.upstream_data(t2, b"w", &mut out, via()).unwrap();
     assert_eq!(ex.poll_timeout(), Some(t2 + idle));
     ex.handle_timeout(t1 + idle);
     assert_eq!(ex.end(), None);
@@ -856,7 +860,7 @@ fn rfc9110_10_1_1_body_waits_for_100_continue_or_the_timer() {
     let mut ex = connected(s);
     let mut out = [0u8; 4096];
     let p = ex
-        .upstream_data(T0, b"HTTP/1.1 100 Continue\r\n\r\n", &mut out)
+        .upstream_data(T0, b"HTTP/1.1 100 Continue\r\n\r\n", &mut out, via())
         .unwrap();
     assert!(p.produced > 0, "forwarded to the client that expects it");
     assert!(ex.may_send_body(T0));
@@ -892,7 +896,7 @@ fn final_status_before_100_means_the_body_is_never_sent() {
         ..spec()
     });
     let head = b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\n\r\n";
-    ex.upstream_data(T0, head, &mut [0u8; 4096]).unwrap();
+    ex.upstream_data(T0, head, &mut [0u8; 4096], via()).unwrap();
     assert_eq!(ex.end(), None);
     assert_eq!(
         ex.send_body(T0, b"ab", &mut [0u8; 8]),
@@ -950,7 +954,7 @@ fn response_time_runs_from_the_request_end_to_the_final_head() {
     ex.finish_body(t1, &mut []).unwrap();
     assert_eq!(ex.response_time(), None);
     let mut out = [0u8; 4096];
-    ex.upstream_data(T0 + Duration::from_millis(10), LENGTH, &mut out)
+    ex.upstream_data(T0 + Duration::from_millis(10), LENGTH, &mut out, via())
         .unwrap();
     assert_eq!(ex.response_time(), Some(Duration::from_millis(7)));
     assert_eq!(ex.end(), DONE_REUSABLE);
@@ -1028,17 +1032,17 @@ fn chunk_size_line_goes_out_only_with_data() {
     let head_len = CHUNKED.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let mut out = [0u8; 4096];
     let p = ex
-        .upstream_data(T0, &CHUNKED[..head_len], &mut out)
+        .upstream_data(T0, &CHUNKED[..head_len], &mut out, via())
         .unwrap();
     assert_eq!(p.consumed, head_len);
     let mut small = [0u8; 3];
     let p = ex
-        .upstream_data(T0, &CHUNKED[head_len..], &mut small)
+        .upstream_data(T0, &CHUNKED[head_len..], &mut small, via())
         .unwrap();
     assert_eq!((p.produced, p.room_needed), (0, Some(4)));
     let mut four = [0u8; 4];
     let p = ex
-        .upstream_data(T0, &CHUNKED[head_len..], &mut four)
+        .upstream_data(T0, &CHUNKED[head_len..], &mut four, via())
         .unwrap();
     assert_eq!(&four[..p.produced], b"1\r\nW");
 }
@@ -1047,11 +1051,11 @@ fn chunk_size_line_goes_out_only_with_data() {
 fn client_head_waits_for_room_and_says_how_much() {
     let mut ex = connected(spec());
     let mut out = [0u8; 8];
-    let p = ex.upstream_data(T0, LENGTH, &mut out).unwrap();
+    let p = ex.upstream_data(T0, LENGTH, &mut out, via()).unwrap();
     let need = p.room_needed.expect("room asked for");
     assert_eq!((p.consumed, p.produced), (0, 0));
     let mut out = vec![0u8; need];
-    let p = ex.upstream_data(T0, LENGTH, &mut out).unwrap();
+    let p = ex.upstream_data(T0, LENGTH, &mut out, via()).unwrap();
     assert_eq!(p.consumed, LENGTH.len());
     assert_eq!(ex.end(), DONE_REUSABLE);
 }
@@ -1099,10 +1103,12 @@ fn client_head_fits_the_room_it_asks_for_even_from_the_tersest_upstream_head() {
                 date,
                 ..spec()
             });
-            let p = ex.upstream_data(T0, upstream, &mut [0u8; 1]).unwrap();
+            let p = ex
+                .upstream_data(T0, upstream, &mut [0u8; 1], via())
+                .unwrap();
             let need = p.room_needed.expect("the head does not fit one byte");
             let mut out = vec![0u8; need];
-            let p = ex.upstream_data(T0, upstream, &mut out).unwrap();
+            let p = ex.upstream_data(T0, upstream, &mut out, via()).unwrap();
             assert!(
                 p.consumed > 0 && p.produced > 0,
                 "minor {minor}, keep {keep}"
