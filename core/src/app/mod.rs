@@ -144,6 +144,9 @@ pub enum Handler {
     Bytes(u64),
     /// `POST /echo`: 200 with the request body, after [`App::dynamic_head`].
     Echo,
+    /// Forwarded to an upstream pool by the route of this index: the status is the
+    /// upstream's (or the gateway's 502/503/504), known only once it answers.
+    Upstream(u16),
 }
 
 /// Everything answered at one exact path: the configured routes and the file, by method,
@@ -169,7 +172,9 @@ impl PathEntry {
 }
 
 /// Statuses `http` can answer on its own; pre-serialised with `Connection` left to `http`.
-const PROTOCOL_STATUSES: [u16; 11] = [400, 404, 405, 408, 413, 414, 417, 431, 500, 501, 505];
+const PROTOCOL_STATUSES: [u16; 14] = [
+    400, 404, 405, 408, 413, 414, 417, 431, 500, 501, 502, 503, 504, 505,
+];
 
 const STANDARD_METHODS: [&[u8]; 9] = [
     b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH",
@@ -197,6 +202,9 @@ pub struct App {
     max_bytes_len: u64,
     date: [u8; IMF_FIXDATE_LEN],
     date_secs: u64,
+    /// Path prefixes forwarded upstream, with their route index. (Interim: replaced by the
+    /// proxy's route table, which also matches on Host.)
+    upstream_prefixes: Vec<(Box<[u8]>, u16)>,
 }
 
 struct Builtin {
@@ -408,6 +416,7 @@ impl App {
             max_bytes_len: config.max_bytes_len as u64,
             date: [0; IMF_FIXDATE_LEN],
             date_secs: 0,
+            upstream_prefixes: Vec::new(),
         };
         format_imf_fixdate(0, &mut app.date);
         Ok(app)
@@ -465,6 +474,26 @@ impl App {
         Handler::Static(entry.map_or(self.status_response(404), |e| e.allow))
     }
 
+    /// Forwards the paths under `prefix` (on `/` boundaries) upstream by route `route`.
+    pub fn add_upstream_prefix(&mut self, prefix: &[u8], route: u16) {
+        self.upstream_prefixes.push((prefix.into(), route));
+    }
+
+    /// The upstream route of a request for `path` on `host`, if it is forwarded: checked
+    /// before [`App::handle`], and before the method is checked (an upstream may know methods
+    /// the gateway does not).
+    pub fn route_upstream(&self, _host: Option<&[u8]>, path: &[u8]) -> Option<u16> {
+        self.upstream_prefixes
+            .iter()
+            .filter(|(prefix, _)| {
+                path.strip_prefix(&prefix[..]).is_some_and(|rest| {
+                    rest.is_empty() || rest[0] == b'/' || prefix.ends_with(b"/")
+                })
+            })
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|&(_, route)| route)
+    }
+
     fn entry(&self, path: &[u8]) -> Option<&PathEntry> {
         self.paths
             .binary_search_by(|e| (*e.path).cmp(path))
@@ -482,11 +511,13 @@ impl App {
         match handler {
             Handler::Static(id) => self.prepared(id).status,
             Handler::Bytes(_) | Handler::Echo => 200,
+            // Not known before the upstream answers; `http` counts the real one then.
+            Handler::Upstream(_) => 0,
         }
     }
 
     /// Pre-serialised response for a status `http` answers on its own (400, 404, 405, 408,
-    /// 413, 414, 417, 431, 500, 501, 505); 500 for any other status.
+    /// 413, 414, 417, 431, 500, 501, 502, 503, 504, 505); 500 for any other status.
     pub fn status_response(&self, status: u16) -> ResponseId {
         let at = PROTOCOL_STATUSES
             .iter()

@@ -33,6 +33,8 @@ pub(crate) struct Request {
     pub keep_alive_10: bool,
     /// `Expect: 100-continue` in an HTTP/1.1 request.
     pub expect_continue: bool,
+    /// RFC 9110 §9.2.2: the method is idempotent (a failed forward may be retried).
+    pub idempotent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +206,7 @@ fn version_status(head: &[u8]) -> u16 {
 
 /// The path to route on: origin-form without the query, or the path of an absolute-form
 /// target (RFC 9112 §3.2). `None` for targets that have no path to route on.
-fn route_path(target: &[u8]) -> Option<&[u8]> {
+pub(crate) fn route_path(target: &[u8]) -> Option<&[u8]> {
     let path = if target.first() == Some(&b'/') {
         target
     } else if target == b"*" {
@@ -226,6 +228,82 @@ fn route_path(target: &[u8]) -> Option<&[u8]> {
         .position(|&b| b == b'?' || b == b'#')
         .unwrap_or(path.len());
     Some(&path[..end])
+}
+
+/// An absolute-form target (`http://host:port/path?q`) split into its authority and the rest
+/// (path and query); `None` for the other forms.
+fn split_absolute(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    if target.first() == Some(&b'/') || target == b"*" {
+        return None;
+    }
+    let scheme_end = target.windows(3).position(|w| w == b"://")?;
+    let rest = &target[scheme_end + 3..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?' || b == b'#')
+        .unwrap_or(rest.len());
+    Some(rest.split_at(end))
+}
+
+/// The authority of an absolute-form target, `None` for other forms.
+pub(crate) fn absolute_authority(target: &[u8]) -> Option<&[u8]> {
+    split_absolute(target).map(|(authority, _)| authority)
+}
+
+/// The request line and fields of a head [`parse`] accepted, read again for forwarding.
+pub(crate) struct Fields<'h> {
+    pub method: &'h [u8],
+    pub target: &'h [u8],
+    pub version_minor: u8,
+    /// The `Host` value, OWS trimmed.
+    pub host: Option<&'h [u8]>,
+    /// How many of the caller's field slots were filled.
+    pub count: usize,
+}
+
+/// Reads the request line and field lines of `head` (a complete head `parse` accepted) into
+/// `slots` as (name, value) without OWS. `None` if it does not parse (it did once: only a
+/// caller passing other bytes gets that).
+pub(crate) fn fields<'h>(
+    head: &'h [u8],
+    slots: &mut [(&'h [u8], &'h [u8]); MAX_HEADERS_CAP],
+) -> Option<Fields<'h>> {
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut headers) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return None,
+    }
+    let mut host = None;
+    for (slot, h) in slots.iter_mut().zip(req.headers.iter()) {
+        let value = trim_ows(h.value);
+        if h.name.eq_ignore_ascii_case("host") {
+            host = Some(value);
+        }
+        *slot = (h.name.as_bytes(), value);
+    }
+    Some(Fields {
+        method: req.method?.as_bytes(),
+        target: req.path?.as_bytes(),
+        version_minor: req.version?,
+        host,
+        count: req.headers.len(),
+    })
+}
+
+/// The origin-form (`/path?query`) of a target for the upstream: the target itself unless it
+/// is absolute-form, whose path and query follow the authority (an empty path is `/`).
+/// `None` for an absolute-form target with a query but no path (`http://h?q`), which would
+/// need a byte the target does not have.
+pub(crate) fn origin_form(target: &[u8]) -> Option<&[u8]> {
+    let Some((_, rest)) = split_absolute(target) else {
+        return Some(target);
+    };
+    match rest.first() {
+        None => Some(b"/"),
+        Some(b'/') => Some(rest),
+        Some(_) => None,
+    }
 }
 
 /// Parses the head at the start of `buf`. `st` carries the scan over calls while the head is
@@ -262,6 +340,7 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
 
     let mut hosts = 0u32;
     let mut host_bad = false;
+    let mut host: Option<&[u8]> = None;
     let mut length: Option<u64> = None;
     let mut length_bad = false;
     let mut te_seen = false;
@@ -277,6 +356,7 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         let value = h.value;
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            host = Some(trim_ows(value));
             host_bad |= !trim_ows(value).iter().all(|&b| is_host_byte(b));
         } else if name.eq_ignore_ascii_case(b"content-length") {
             match (content_length(value), length) {
@@ -344,7 +424,12 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
     if target.iter().any(|&b| b >= 0x80) {
         return Outcome::Reject(400); // RFC 3986: a URI is ASCII (httparse lets obs-text through)
     }
-    if !app.knows_method(method) {
+    let Some(path) = route_path(target) else {
+        return Outcome::Reject(400);
+    };
+    // RFC 9112 §3.2.2: an absolute-form target's authority is the request's host.
+    let upstream = app.route_upstream(absolute_authority(target).or(host), path);
+    if upstream.is_none() && !app.knows_method(method) {
         return Outcome::Reject(501); // RFC 9110 §9.1
     }
     if let Framing::Length(n) = framing {
@@ -355,10 +440,10 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
     if expect_other && !http10 {
         return Outcome::Reject(417); // RFC 9110 §10.1.1
     }
-    let Some(path) = route_path(target) else {
-        return Outcome::Reject(400);
+    let handler = match upstream {
+        Some(route) => Handler::Upstream(route),
+        None => app.handle(method, path),
     };
-    let handler = app.handle(method, path);
     let close = conn_close || (http10 && !conn_keep_alive);
     Outcome::Request(Request {
         len,
@@ -368,6 +453,7 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         close,
         keep_alive_10: http10 && !close,
         expect_continue: expect_continue && !http10,
+        idempotent: crate::proxy::exchange::is_idempotent(method),
     })
 }
 

@@ -39,6 +39,9 @@ use crate::app::{App, Handler, ResponseId, IMF_FIXDATE_LEN};
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::LatencyHistogram;
+use crate::proxy::exchange::{is_idempotent, ClientAction, End, Exchange, ExchangeSpec, Timeouts};
+use crate::proxy::forward::{BodyFraming, ClientConn, ClientRequest, ForwardError, ForwardRules};
+use crate::proxy::response::{RequestKind, UpstreamLimits, ViaName};
 use crate::time::{Duration, Instant};
 use chunked::{ChunkError, ChunkedDecoder, Event};
 use head::{Framing, Outcome, ScanState};
@@ -86,6 +89,70 @@ pub struct Progress {
     /// Bytes of `input` used; the caller drops them and keeps the rest.
     pub consumed: usize,
     /// Bytes written at the start of `output`.
+    pub produced: usize,
+}
+
+/// A request routed upstream, waiting for the caller to pick a server and a connection: its
+/// head is still at the start of the input, unconsumed, until [`HttpConn::start_upstream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    /// The route's index ([`Handler::Upstream`]).
+    pub route: u16,
+    /// The head's length at the start of the input (for a hash key taken from a field).
+    pub head_len: usize,
+    /// RFC 9110 §9.2.2: the request may be retried on another server.
+    pub idempotent: bool,
+    /// The request has a body (a retry would need it again).
+    pub has_body: bool,
+}
+
+/// What [`HttpConn::start_upstream`] needs besides the head: the route's rules and the
+/// upstream connection's terms.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamStart<'a> {
+    pub rules: &'a ForwardRules,
+    /// Who the client is, for `X-Forwarded-For` / `Forwarded`.
+    pub client: ClientConn,
+    /// The `Host` sent for an HTTP/1.0 request that came without one (the pool's name, as
+    /// nginx sends its `$proxy_host`), unless the route sets `upstream_host`.
+    pub fallback_host: &'a [u8],
+    /// The upstream connection will be offered back to the pool after this request.
+    pub upstream_keep_alive: bool,
+    /// The upstream connection is a pooled one, already up.
+    pub reused_connection: bool,
+    pub timeouts: Timeouts,
+    pub limits: UpstreamLimits,
+}
+
+/// How [`HttpConn::start_upstream`] went.
+#[derive(Debug)]
+pub enum UpstreamStarted {
+    /// The forwarded head is the first `produced` bytes of the upstream buffer, and the head's
+    /// `consumed` bytes of input are used (drop them). The exchange is in the caller's slot:
+    /// drive it through [`HttpConn::process_proxied`].
+    Forwarded { consumed: usize, produced: usize },
+    /// The gateway answers the request itself (a bad target, `Max-Forwards: 0`, a head too
+    /// large for the upstream buffer): call `process` to write the answer. Nothing consumed.
+    Answered,
+    /// No request was waiting for an upstream.
+    NotWaiting,
+}
+
+/// The caller's side of a proxied request for one [`HttpConn::process_proxied`] call.
+pub struct UpstreamIo<'a> {
+    pub exchange: &'a mut Exchange,
+    /// The upstream's bytes not consumed yet.
+    pub input: &'a [u8],
+    /// Free room in the upstream connection's send buffer.
+    pub output: &'a mut [u8],
+    /// The route's pseudonym for `Via`.
+    pub via: ViaName<'a>,
+    /// The caller will retry a retryable failure on another server: the connection leaves
+    /// such a failure to it (with a new exchange) instead of answering 502/504.
+    pub retry: bool,
+    /// Out: bytes of `input` used; the caller drops them.
+    pub consumed: usize,
+    /// Out: bytes written at the start of `output`; the caller sends them.
     pub produced: usize,
 }
 
@@ -188,6 +255,9 @@ enum Phase {
     Pattern,
     EchoLength,
     EchoChunked,
+    /// A proxied request: the body goes to the upstream and its response to the client, both
+    /// through the caller's [`Exchange`] ([`HttpConn::process_proxied`]).
+    Upstream,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +319,13 @@ enum WriteEnd {
     Aborted,
     /// The echoed body was refused before the response head went out: answer this instead.
     Refused(u16),
+    /// A forwarded body was refused before the upstream's head went out: answer this instead
+    /// (the exchange is abandoned).
+    BodyRefused(u16),
+    /// The upstream failed before the client's head: answer 502 or 504.
+    Gateway(u16),
+    /// The upstream failed after the client's head went out: cut the response and close.
+    UpstreamAborted,
 }
 
 /// Copies `src[*pos..]` into `out[*produced..]`; true when all of `src` has been copied.
@@ -258,6 +335,18 @@ fn copy_out(src: &[u8], pos: &mut usize, out: &mut [u8], produced: &mut usize) -
     *pos += n;
     *produced += n;
     *pos == src.len()
+}
+
+/// Writes the end of a forwarded body (a chunked body's last chunk) into the upstream buffer;
+/// false while it does not fit or the exchange does not take it (answered, ended).
+fn finish_forwarded_body(now: Instant, up: &mut UpstreamIo<'_>) -> bool {
+    match up.exchange.finish_body(now, &mut up.output[up.produced..]) {
+        Ok(Some(n)) => {
+            up.produced += n;
+            true
+        }
+        Ok(None) | Err(_) => false,
+    }
 }
 
 fn chunk_status(e: ChunkError) -> u16 {
@@ -376,6 +465,11 @@ impl Writer {
                     self.body = Body::Empty;
                 }
             },
+            // Started by `HttpConn::start_upstream`, never here: nothing of ours to write.
+            Handler::Upstream(_) => {
+                self.phase = Phase::Idle;
+                return;
+            }
         }
         self.scratch_len = len;
     }
@@ -405,6 +499,8 @@ impl Writer {
         loop {
             let done = match self.phase {
                 Phase::Idle => return (consumed, produced, WriteEnd::Finished),
+                // Driven by `HttpConn::forward_step`, with the caller's upstream buffers.
+                Phase::Upstream => return (consumed, produced, WriteEnd::Paused),
                 Phase::Continue => copy_out(CONTINUE_100, &mut self.pos, out, &mut produced),
                 Phase::Head if self.body == Body::EchoChunked && !self.echo_first_seen => {
                     let Read::Chunked { decoder, .. } = read else {
@@ -585,6 +681,15 @@ pub struct HttpConn {
     stats: HttpStats,
     /// The access log's marks of the request being answered (kept only by `process_logged`).
     log: LogMarks,
+    /// A request routed upstream whose head waits for `start_upstream`.
+    upstream_wait: Option<UpstreamWait>,
+}
+
+/// What `start_upstream` needs of a head `process` routed upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UpstreamWait {
+    route: u16,
+    req: head::Request,
 }
 
 impl HttpConn {
@@ -607,6 +712,7 @@ impl HttpConn {
             scan: ScanState::default(),
             stats: HttpStats::default(),
             log: LogMarks::default(),
+            upstream_wait: None,
         }
     }
 
@@ -652,7 +758,8 @@ impl HttpConn {
                 && self.read == Read::Head
                 && self.deferred.is_none()
                 && self.head_started.is_none()
-                && !self.pending_408)
+                && !self.pending_408
+                && self.upstream_wait.is_none())
     }
 
     pub fn stats(&self) -> &HttpStats {
@@ -670,7 +777,7 @@ impl HttpConn {
         input: &[u8],
         output: &mut [u8],
     ) -> Progress {
-        self.process_inner(now, app, input, output, None)
+        self.process_inner(now, app, input, output, None, None)
     }
 
     /// [`process`](Self::process), logging every answer that ends: its record (the request
@@ -684,7 +791,29 @@ impl HttpConn {
         output: &mut [u8],
         log: AccessLogIo<'_>,
     ) -> Progress {
-        self.process_inner(now, app, input, output, Some(log))
+        self.process_inner(now, app, input, output, None, Some(log))
+    }
+
+    /// [`process`](Self::process) (or [`process_logged`](Self::process_logged) with `log`)
+    /// while a request is forwarded: the client's body goes to `up.output` through
+    /// `up.exchange` as the exchange and the room allow, and the upstream's bytes `up.input`
+    /// become the client's response. The caller reports the upstream connection's events to
+    /// the exchange itself (connected, closed, reset, timeouts) and calls this after each.
+    /// Once the exchange has ended and [`is_forwarding`](Self::is_forwarding) is false, the
+    /// exchange is the caller's to settle (pool, balancer); an exchange that has not ended by
+    /// then was abandoned (the client's body was bad, or the client went away): close its
+    /// upstream connection.
+    #[must_use]
+    pub fn process_proxied(
+        &mut self,
+        now: Instant,
+        app: &App,
+        input: &[u8],
+        output: &mut [u8],
+        up: &mut UpstreamIo<'_>,
+        log: Option<AccessLogIo<'_>>,
+    ) -> Progress {
+        self.process_inner(now, app, input, output, Some(up), log)
     }
 
     fn process_inner(
@@ -693,6 +822,7 @@ impl HttpConn {
         app: &App,
         input: &[u8],
         output: &mut [u8],
+        mut up: Option<&mut UpstreamIo<'_>>,
         mut log: Option<AccessLogIo<'_>>,
     ) -> Progress {
         // Every access-log step below is skipped when the call logs nothing.
@@ -724,12 +854,17 @@ impl HttpConn {
             let before = (consumed, produced);
             let mut started = false;
             if self.writer.active() {
-                let (c, p, end) = self.writer.write(
-                    app,
-                    &mut self.read,
-                    &input[consumed..],
-                    &mut output[produced..],
-                );
+                let (c, p, end) = match (self.writer.phase, up.as_deref_mut()) {
+                    (Phase::Upstream, Some(up)) => {
+                        self.forward_step(now, &input[consumed..], &mut output[produced..], up)
+                    }
+                    _ => self.writer.write(
+                        app,
+                        &mut self.read,
+                        &input[consumed..],
+                        &mut output[produced..],
+                    ),
+                };
                 consumed += c;
                 produced += p;
                 match end {
@@ -760,10 +895,21 @@ impl HttpConn {
                         self.uncount_response(200);
                         self.refuse(app, status);
                     }
+                    WriteEnd::BodyRefused(status) => {
+                        self.stats.body_errors += 1;
+                        self.refuse(app, status);
+                    }
+                    WriteEnd::Gateway(status) => self.refuse(app, status),
+                    WriteEnd::UpstreamAborted => {
+                        self.abort(now, self.totals(consumed, produced));
+                        break;
+                    }
                 }
             }
             if !self.writer.active() {
                 match self.read {
+                    // The head stays in the input until the caller starts the exchange.
+                    Read::Head if self.upstream_wait.is_some() => break,
                     Read::Stopped => {
                         self.closed = true;
                         break;
@@ -814,7 +960,7 @@ impl HttpConn {
             self.last_input = now;
         }
         self.blocked_on_output = self.writer.active() && produced == output.len();
-        if self.eof && !self.closed && !self.blocked_on_output {
+        if self.eof && !self.closed && !self.blocked_on_output && !self.awaits_upstream() {
             // Stopped for want of input that will not come.
             self.abort(now, self.totals(consumed, produced));
         }
@@ -931,6 +1077,13 @@ impl HttpConn {
                 self.head_started = None;
                 self.answering_since = Some(now);
                 self.stats.requests += 1;
+                if let Handler::Upstream(route) = req.handler {
+                    // The caller picks a server and calls `start_upstream`, which reads the
+                    // head again from the input (still unconsumed) to forward it.
+                    self.upstream_wait = Some(UpstreamWait { route, req });
+                    self.last_input = now;
+                    return (0, false);
+                }
                 let status = app.status(req.handler);
                 let has_body = req.framing != Framing::None;
                 // A refused request's body is not read: answer, then close (RFC 9110 §10.1.1
@@ -989,6 +1142,330 @@ impl HttpConn {
         }
     }
 
+    /// A request routed upstream whose head waits at the start of the input: pick a server
+    /// and a connection, then call [`start_upstream`](Self::start_upstream).
+    pub fn upstream_request(&self) -> Option<UpstreamRequest> {
+        let w = self.upstream_wait?;
+        Some(UpstreamRequest {
+            route: w.route,
+            head_len: w.req.len,
+            idempotent: w.req.idempotent,
+            has_body: w.req.framing != Framing::None,
+        })
+    }
+
+    /// A request is being forwarded: its exchange is under way, driven by
+    /// [`process_proxied`](Self::process_proxied).
+    pub fn is_forwarding(&self) -> bool {
+        self.writer.phase == Phase::Upstream
+    }
+
+    /// Waiting on the upstream with the whole request read: a client's EOF does not cut it
+    /// (a client may half-close after its request and still read the answer).
+    fn awaits_upstream(&self) -> bool {
+        match self.upstream_wait {
+            Some(w) => w.req.framing == Framing::None,
+            None => self.is_forwarding() && self.read == Read::Head,
+        }
+    }
+
+    /// Forwards the request [`upstream_request`](Self::upstream_request) announced: writes
+    /// the head the upstream gets (`start.rules`) at the start of `upstream_out` and puts the
+    /// exchange that carries the rest in `exchange` (the caller's slot, where it stays). `input`
+    /// must start with the waiting head, as it was given to the `process` call that routed it.
+    pub fn start_upstream(
+        &mut self,
+        now: Instant,
+        app: &App,
+        input: &[u8],
+        start: &UpstreamStart<'_>,
+        upstream_out: &mut [u8],
+        exchange: &mut Option<Exchange>,
+    ) -> UpstreamStarted {
+        let Some(wait) = self.upstream_wait else {
+            return UpstreamStarted::NotWaiting;
+        };
+        let req = wait.req;
+        let Some(head_bytes) = input.get(..req.len) else {
+            return UpstreamStarted::NotWaiting;
+        };
+        self.upstream_wait = None;
+        let mut slots: [(&[u8], &[u8]); head::MAX_HEADERS_CAP] =
+            [(&[], &[]); head::MAX_HEADERS_CAP];
+        let Some(fields) = head::fields(head_bytes, &mut slots) else {
+            self.refuse(app, 400);
+            return UpstreamStarted::Answered;
+        };
+        let Some(target) = head::origin_form(fields.target) else {
+            self.refuse(app, 400);
+            return UpstreamStarted::Answered;
+        };
+        let host = head::absolute_authority(fields.target)
+            .or(fields.host)
+            .or(Some(start.fallback_host));
+        let body = match req.framing {
+            Framing::None => BodyFraming::None,
+            Framing::Length(n) => BodyFraming::Length(n),
+            Framing::Chunked => BodyFraming::Chunked,
+        };
+        let client_request = ClientRequest {
+            method: fields.method,
+            target,
+            version_minor: fields.version_minor,
+            host,
+            headers: &slots[..fields.count],
+            body,
+        };
+        let written = start.rules.write_head(
+            &client_request,
+            start.client,
+            start.upstream_keep_alive,
+            upstream_out,
+        );
+        let produced = match written {
+            Ok(n) => n,
+            Err(ForwardError::MaxForwardsZero) => {
+                // RFC 9110 §7.6.2: the gateway is the final recipient and answers as it would
+                // for its own resources.
+                let path = head::route_path(target).unwrap_or(b"/");
+                let handler = match app.handle(fields.method, path) {
+                    Handler::Static(id) => id,
+                    _ => app.status_response(405),
+                };
+                self.answer_static(app, handler, req.head_only);
+                return UpstreamStarted::Answered;
+            }
+            Err(ForwardError::HeadTooLarge) => {
+                self.refuse(app, 502);
+                return UpstreamStarted::Answered;
+            }
+            Err(_) => {
+                self.refuse(app, 400);
+                return UpstreamStarted::Answered;
+            }
+        };
+        let close = req.close || self.draining;
+        let spec = ExchangeSpec {
+            request: if req.head_only {
+                RequestKind::Head
+            } else {
+                RequestKind::Other
+            },
+            client_version_minor: fields.version_minor,
+            client_keep_alive: !close,
+            expect_continue: req.expect_continue,
+            idempotent: is_idempotent(fields.method),
+            body,
+            limits: start.limits,
+            timeouts: start.timeouts,
+            reused_connection: start.reused_connection,
+            date: Some(*app.date()),
+        };
+        *exchange = Some(Exchange::new(now, spec));
+        self.close_after = close;
+        let decoder = ChunkedDecoder::new(
+            self.limits.max_body_len,
+            self.limits.max_chunk_line_len,
+            self.limits.max_trailer_bytes,
+        );
+        self.read = match req.framing {
+            Framing::None => Read::Head,
+            Framing::Length(n) => Read::Length {
+                remaining: n,
+                echo: false,
+            },
+            Framing::Chunked => Read::Chunked {
+                decoder,
+                echo: false,
+            },
+        };
+        self.writer = Writer::IDLE;
+        self.writer.phase = Phase::Upstream;
+        self.last_input = now;
+        self.stats.bytes_in += req.len as u64;
+        UpstreamStarted::Forwarded {
+            consumed: req.len,
+            produced,
+        }
+    }
+
+    /// Answers a request routed upstream with one of the gateway's responses, then closes
+    /// (its body, if any, is not read).
+    fn answer_static(&mut self, app: &App, id: ResponseId, head_only: bool) {
+        self.read = Read::Stopped;
+        self.close_after = true;
+        self.count_response(app.prepared(id).status());
+        self.writer.start(
+            app,
+            Handler::Static(id),
+            head_only,
+            ConnHeader::Close,
+            false,
+            Framing::None,
+        );
+    }
+
+    /// One round of a forwarded request: the client's body to the upstream, the upstream's
+    /// response to the client, until neither moves. Returns the client input consumed, the
+    /// client output produced and how the response stands.
+    fn forward_step(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+        out: &mut [u8],
+        up: &mut UpstreamIo<'_>,
+    ) -> (usize, usize, WriteEnd) {
+        let mut consumed = 0;
+        let mut produced = 0;
+        loop {
+            let before = (consumed, produced, up.consumed, up.produced);
+            match self.forward_body(now, &input[consumed..], up) {
+                Ok(n) => consumed += n,
+                Err(status) => {
+                    // The client's body broke its framing: the upstream got part of it, so
+                    // the exchange is abandoned (the caller closes that connection).
+                    return if up.exchange.status().is_none() {
+                        (consumed, produced, WriteEnd::BodyRefused(status))
+                    } else {
+                        (consumed, produced, WriteEnd::Aborted)
+                    };
+                }
+            }
+            let response = up.exchange.upstream_data(
+                now,
+                &up.input[up.consumed..],
+                &mut out[produced..],
+                up.via,
+            );
+            if let Ok(p) = response {
+                up.consumed += p.consumed;
+                produced += p.produced;
+            }
+            match up.exchange.end() {
+                Some(End::Done { .. }) => {
+                    if let Some(status) = up.exchange.status() {
+                        self.count_response(status);
+                    }
+                    if !up.exchange.client_keeps_connection() {
+                        self.close_after = true;
+                    }
+                    if self.read != Read::Head {
+                        // Answered before the body was read whole: it is not read further.
+                        self.read = Read::Stopped;
+                        self.close_after = true;
+                    }
+                    self.writer.phase = Phase::Idle;
+                    return (consumed, produced, WriteEnd::Finished);
+                }
+                Some(End::Failed(f)) if f.retryable && up.retry => {
+                    // The caller starts another exchange on another server.
+                    return (consumed, produced, WriteEnd::Paused);
+                }
+                Some(End::Failed(f)) => {
+                    // The writer stays active for `abort` to count the cut response; a 502/504
+                    // replaces it.
+                    return match f.client {
+                        ClientAction::Respond(status) => {
+                            (consumed, produced, WriteEnd::Gateway(status.code()))
+                        }
+                        ClientAction::Abort => {
+                            if let Some(status) = up.exchange.status() {
+                                self.count_response(status);
+                            }
+                            (consumed, produced, WriteEnd::UpstreamAborted)
+                        }
+                    };
+                }
+                None => {}
+            }
+            if (consumed, produced, up.consumed, up.produced) == before {
+                return (consumed, produced, WriteEnd::Paused);
+            }
+        }
+    }
+
+    /// Moves the client's body into the upstream buffer as far as the exchange and the room
+    /// allow (the body is consumed only as fast as it can go on). `Err(status)` for a bad
+    /// chunked body.
+    fn forward_body(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+        up: &mut UpstreamIo<'_>,
+    ) -> Result<usize, u16> {
+        let mut consumed = 0;
+        loop {
+            if !up.exchange.may_send_body(now) {
+                return Ok(consumed);
+            }
+            let room = &mut up.output[up.produced..];
+            match &mut self.read {
+                Read::Length { remaining, .. } if *remaining == 0 => {
+                    if finish_forwarded_body(now, up) {
+                        self.read = Read::Head;
+                    }
+                    return Ok(consumed);
+                }
+                Read::Length { remaining, .. } => {
+                    let n = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len() - consumed);
+                    if n == 0 {
+                        return Ok(consumed);
+                    }
+                    let Ok(p) = up
+                        .exchange
+                        .send_body(now, &input[consumed..consumed + n], room)
+                    else {
+                        return Ok(consumed);
+                    };
+                    consumed += p.consumed;
+                    *remaining -= p.consumed as u64;
+                    up.produced += p.produced;
+                    if p.consumed == 0 {
+                        return Ok(consumed);
+                    }
+                }
+                Read::Chunked { decoder, .. } => {
+                    let (n, event) = decoder.advance(&input[consumed..]);
+                    consumed += n;
+                    match event {
+                        Err(e) => return Err(chunk_status(e)),
+                        Ok(Event::NeedMore) => return Ok(consumed),
+                        Ok(Event::ChunkStart(_)) | Ok(Event::ChunkEnd) => {}
+                        Ok(Event::Done) => {
+                            if finish_forwarded_body(now, up) {
+                                self.read = Read::Head;
+                            }
+                            return Ok(consumed);
+                        }
+                        Ok(Event::Data(remaining)) => {
+                            let k = usize::try_from(remaining)
+                                .unwrap_or(usize::MAX)
+                                .min(input.len() - consumed);
+                            if k == 0 {
+                                return Ok(consumed);
+                            }
+                            let Ok(p) =
+                                up.exchange
+                                    .send_body(now, &input[consumed..consumed + k], room)
+                            else {
+                                return Ok(consumed);
+                            };
+                            consumed += p.consumed;
+                            decoder.take_data(p.consumed as u64);
+                            up.produced += p.produced;
+                            if p.consumed == 0 {
+                                return Ok(consumed);
+                            }
+                        }
+                    }
+                }
+                Read::Head | Read::Stopped => return Ok(consumed),
+            }
+        }
+    }
+
     fn count_response(&mut self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.stats.responses[class] += 1;
@@ -1035,7 +1512,7 @@ impl HttpConn {
     /// space); anything incomplete is dropped and the connection closes.
     pub fn peer_closed(&mut self, now: Instant) {
         self.eof = true;
-        if !self.closed && !self.blocked_on_output {
+        if !self.closed && !self.blocked_on_output && !self.awaits_upstream() {
             self.abort(now, (self.stats.bytes_in, self.stats.bytes_out));
         }
     }
@@ -1054,6 +1531,10 @@ impl HttpConn {
             // A body is being read; its answer has not started and can still say so.
             d.conn = ConnHeader::Close;
             self.close_after = true;
+            return;
+        }
+        if self.upstream_wait.is_some() {
+            // Forwarded once started, with `Connection: close` to the client (`draining`).
             return;
         }
         if self.writer.active() {
@@ -1078,6 +1559,10 @@ impl HttpConn {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed || self.blocked_on_output || self.pending_408 {
+            return None;
+        }
+        if self.is_forwarding() || self.upstream_wait.is_some() {
+            // The exchange's timers (connect, send, read, idle) govern a forwarded request.
             return None;
         }
         if self.writer.active() {

@@ -944,6 +944,12 @@ impl Exchange {
         }
     }
 
+    /// What the exchange was started with: a retry on another server starts a new exchange
+    /// from the same spec (with its own `reused_connection`).
+    pub fn spec(&self) -> &ExchangeSpec {
+        &self.spec
+    }
+
     /// `Some` once the exchange is over.
     pub fn end(&self) -> Option<End> {
         self.end

@@ -530,3 +530,4 @@ mod access;
 mod errors;
 mod lifecycle;
 mod props;
+mod proxy;
