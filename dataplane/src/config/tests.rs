@@ -398,6 +398,19 @@ fn the_shipped_example_is_valid() {
         c.access_log.map(|a| a.path),
         Some(PathBuf::from("/var/log/xgate/access.log"))
     );
+    // A pool of two servers, and one route to it beside one the gateway answers.
+    use crate::proxy::route::{RouteTarget, UpstreamId};
+    assert_eq!(c.proxy.upstreams.len(), 1);
+    assert_eq!(c.proxy.upstreams[0].pool.servers.len(), 2);
+    let routes = &c.proxy.routes;
+    assert_eq!(routes.len(), 2);
+    let target = |path: &[u8]| routes.find(None, path).map(|id| routes.target(id));
+    assert_eq!(
+        target(b"/api/users"),
+        Some(&RouteTarget::Upstream(UpstreamId(0)))
+    );
+    assert_eq!(target(b"/api/docs/index.html"), Some(&RouteTarget::Static));
+    assert_eq!(target(b"/hello"), None);
 }
 
 #[test]
