@@ -16,6 +16,7 @@ pub mod balance;
 pub mod exchange;
 pub mod forward;
 pub mod response;
+pub mod route;
 
 /// Bytes appended to a borrowed buffer, failing (not panicking) when it is full: how the proxy
 /// writes heads straight into the caller's buffer, with no allocation.

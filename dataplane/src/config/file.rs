@@ -47,6 +47,12 @@ pub struct ConfigFile {
     pub log: LogSection,
     #[serde(default)]
     pub access_log: AccessLogSection,
+    /// Upstream pools requests are forwarded to.
+    #[serde(default)]
+    pub upstream: Vec<UpstreamEntry>,
+    /// Which requests go to a pool, a configured response or the gateway's own answers.
+    #[serde(default)]
+    pub route: Vec<ProxyRouteEntry>,
 }
 
 /// `[access_log]`: one line per request, written off the serving threads.
@@ -268,6 +274,116 @@ fn default_method() -> String {
 
 fn default_status() -> u16 {
     200
+}
+
+/// `[[upstream]]`: a pool of servers requests are forwarded to.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamEntry {
+    /// What `[[route]]`s call the pool: a token, unique.
+    pub name: String,
+    #[serde(default)]
+    pub servers: Vec<ServerEntry>,
+    pub policy: Option<PolicyKey>,
+    /// `client_address` or `header:<Name>`; only with `policy = "hash"`.
+    pub hash_key: Option<String>,
+    /// Idle connections kept per serving thread and server.
+    pub keepalive: Option<usize>,
+    pub connect_timeout_ms: Option<u64>,
+    pub send_timeout_secs: Option<u64>,
+    pub read_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    /// Failures within `fail_timeout_secs` that eject a server; 0 never ejects.
+    pub max_fails: Option<u32>,
+    pub fail_timeout_secs: Option<u64>,
+    pub health_check: Option<HealthCheckEntry>,
+}
+
+/// `[[upstream]]`'s `servers = [{ address = "10.0.0.2:8080", weight = 1 }]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerEntry {
+    /// `IP:port` (`[v6]:port`); a host name is refused (no resolver on the serving threads).
+    pub address: String,
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKey {
+    RoundRobin,
+    LeastOutstanding,
+    Hash,
+}
+
+/// `[upstream.health_check]`: an active check of each server.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckEntry {
+    /// The target of the `GET` sent (origin-form).
+    pub path: String,
+    pub interval_ms: Option<u64>,
+    pub expect_status: Option<u16>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// `[[route]]`: a `Host` and/or path prefix, and where the requests that match go.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRouteEntry {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    /// The name of an `[[upstream]]`.
+    pub upstream: Option<String>,
+    pub respond: Option<RespondEntry>,
+    /// `true`: answered by the gateway's own routes and static files.
+    #[serde(rename = "static")]
+    pub static_files: Option<bool>,
+    pub strip_prefix: Option<String>,
+    pub set_headers: Option<HeaderList>,
+    pub remove_headers: Option<Vec<String>>,
+    pub upstream_host: Option<String>,
+    pub x_forwarded: Option<bool>,
+    pub forwarded: Option<bool>,
+    pub via: Option<String>,
+}
+
+/// `[[route]]`'s `respond = { status = 503, body = "..." }`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondEntry {
+    #[serde(default = "default_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// A TOML table of header names and values, kept in the file's order (a map would sort them,
+/// and the order of `set_headers` is the order the fields are sent in).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderList(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for HeaderList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = HeaderList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of header names and string values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<HeaderList, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    pairs.push(pair);
+                }
+                Ok(HeaderList(pairs))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }
 
 impl ConfigFile {

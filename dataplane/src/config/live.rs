@@ -1,25 +1,29 @@
 //! What a running gateway may change without a restart, and where it reads it again: the same
-//! file and the same flags, checked as at start (`xgate reload`, SIGHUP). Only `[http]` and
-//! `[app]` may change; any other change is refused with the keys that would need a restart.
+//! file and the same flags, checked as at start (`xgate reload`, SIGHUP). Only `[http]`,
+//! `[app]`, `[[upstream]]` and `[[route]]` may change; any other change is refused with the
+//! keys that would need a restart.
 
 use std::path::PathBuf;
 
 use crate::app::AppConfig;
 use crate::http::HttpLimits;
 
-use super::{build, invalid, ConfigError, ConfigFile, Overrides};
+use super::{build, invalid, ConfigError, ConfigFile, Overrides, ProxyConfig};
 
-/// What a reload may change: the routes and the HTTP limits (both paths).
+/// What a reload may change: the routes, the HTTP limits (both paths) and the proxy's pools
+/// and routes. A reload builds new pools from `proxy`; a request in flight is to keep the
+/// pool it started with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveConfig {
     pub app: AppConfig,
     pub http: HttpLimits,
+    pub proxy: ProxyConfig,
 }
 
 /// Where a running gateway's configuration came from (the file and the command-line values),
 /// kept to read it again at a reload (`xgate reload`, SIGHUP), checked as at start. Only
-/// `[http]` and `[app]` may change; any other change is refused with the keys that would need
-/// a restart.
+/// `[http]`, `[app]`, `[[upstream]]` and `[[route]]` may change; any other change is refused
+/// with the keys that would need a restart.
 #[derive(Debug, Clone)]
 pub struct ConfigSource {
     path: Option<PathBuf>,
@@ -51,8 +55,8 @@ impl ConfigSource {
         if !changed.is_empty() {
             return Err(invalid(
                 changed.join(", "),
-                "changed, and only [http] and [app] can change without a restart \
-                 (switch ports with `xgate bypass`); nothing was reloaded",
+                "changed, and only [http], [app], [[upstream]] and [[route]] can change \
+                 without a restart (switch ports with `xgate bypass`); nothing was reloaded",
             ));
         }
         let built = build(&file, &self.overrides)?;
@@ -60,13 +64,14 @@ impl ConfigSource {
         Ok(LiveConfig {
             app: built.gateway.app,
             http: built.gateway.engine.http,
+            proxy: built.proxy,
         })
     }
 }
 
 impl ConfigFile {
-    /// The keys (top-level names and sections) other than `[http]` and `[app]` whose values
-    /// differ in `new`.
+    /// The keys (top-level names and sections) other than `[http]`, `[app]`, `[[upstream]]`
+    /// and `[[route]]` whose values differ in `new`.
     pub fn restart_only_changes(&self, new: &ConfigFile) -> Vec<&'static str> {
         let ConfigFile {
             interface,
@@ -84,6 +89,8 @@ impl ConfigFile {
             admin,
             log,
             access_log,
+            upstream: _,
+            route: _,
         } = self;
         let mut changed = Vec::new();
         let mut check = |name, same: bool| {
@@ -208,6 +215,43 @@ mod tests {
             e.starts_with("app.static_dir: ") && e.contains("bad|name"),
             "{e}"
         );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn upstreams_and_proxy_routes_reload_and_are_checked_as_at_start() {
+        use crate::proxy::route::{RouteTarget, UpstreamId};
+        let (mut r, path) = reloader("proxy");
+        let pool = "[[upstream]]\nname = \"u\"\nservers = [{ address = \"10.0.0.2:80\" }]\n";
+        let routed = format!("{START}{pool}[[route]]\npath_prefix = \"/api\"\nupstream = \"u\"\n");
+        std::fs::write(&path, &routed).unwrap();
+        let next = r.reread().unwrap();
+        let id = next.proxy.routes.find(None, b"/api/x").unwrap();
+        assert_eq!(
+            next.proxy.routes.target(id),
+            &RouteTarget::Upstream(UpstreamId(0))
+        );
+        assert_eq!(
+            next.proxy.upstream(UpstreamId(0)).pool.servers[0].addr,
+            "10.0.0.2:80".parse().unwrap()
+        );
+        // A new server address is a new pool.
+        std::fs::write(&path, routed.replace("10.0.0.2", "10.0.0.9")).unwrap();
+        let next = r.reread().unwrap();
+        assert_eq!(
+            next.proxy.upstreams[0].pool.servers[0].addr,
+            "10.0.0.9:80".parse().unwrap()
+        );
+        // A route to a pool that is gone is refused; the running configuration stays.
+        std::fs::write(&path, routed.replace("name = \"u\"", "name = \"v\"")).unwrap();
+        let e = r.reread().unwrap_err().to_string();
+        assert!(
+            e.starts_with("route[0].upstream: \"u\" is not the name"),
+            "{e}"
+        );
+        // Without the sections, nothing is proxied any more.
+        std::fs::write(&path, START).unwrap();
+        assert!(r.reread().unwrap().proxy.routes.is_empty());
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 

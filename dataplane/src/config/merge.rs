@@ -15,6 +15,7 @@ use crate::time::Duration;
 use super::checks::{
     app_section, bypass_section, http_section, in_range, kernel_section, tcp_section,
 };
+use super::proxy::proxy_sections;
 use super::{invalid, valid_iface, ConfigError, ConfigFile, KernelDrive, LogFormatKey, RunConfig};
 
 /// Command-line values laid over the file: `Some` (or a non-empty list) wins.
@@ -131,6 +132,7 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
         };
     }
     let access_log = access_log(file, over)?;
+    let proxy = proxy_sections(&file.upstream, &file.route)?;
     Ok(RunConfig {
         gateway: gw,
         kernel,
@@ -143,6 +145,7 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
         admin_listen,
         log,
         access_log,
+        proxy,
     })
 }
 

@@ -13,6 +13,7 @@
 //!
 //! - [`file`]: the file's schema (serde structs, one per section);
 //! - `checks`: each section's keys checked and applied, key by key;
+//! - [`proxy`]: `[[upstream]]` and `[[route]]`, checked into a [`ProxyConfig`];
 //! - [`merge`]: the flags laid over the file, giving the [`RunConfig`];
 //! - [`live`]: what a running gateway may take without a restart ([`LiveConfig`]), re-read
 //!   from the same file and flags by [`ConfigSource`] when it is asked to reload.
@@ -21,6 +22,7 @@ mod checks;
 pub mod file;
 pub mod live;
 pub mod merge;
+pub mod proxy;
 #[cfg(test)]
 mod tests;
 
@@ -34,12 +36,14 @@ use crate::logging::LogConfig;
 use crate::time::Duration;
 
 pub use file::{
-    AccessLogSection, AdminSection, AppSection, BindModeKey, BypassSection, ConfigFile,
-    HttpSection, KernelPathSection, LogFormatKey, LogSection, PortEntry, RouteEntry, TcpSection,
+    AccessLogSection, AdminSection, AppSection, BindModeKey, BypassSection, ConfigFile, HeaderList,
+    HealthCheckEntry, HttpSection, KernelPathSection, LogFormatKey, LogSection, PolicyKey,
+    PortEntry, ProxyRouteEntry, RespondEntry, RouteEntry, ServerEntry, TcpSection, UpstreamEntry,
     WakeupKey, XdpModeKey,
 };
 pub use live::{ConfigSource, LiveConfig};
 pub use merge::{build, Overrides};
+pub use proxy::{HashKeySource, HealthCheck, ProxyConfig, UpstreamConfig};
 
 /// How the kernel path is driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,8 @@ pub struct RunConfig {
     pub log: LogConfig,
     /// One line per request; `None`: no access log.
     pub access_log: Option<AccessLogConfig>,
+    /// The reverse proxy's pools and routes (`[[upstream]]`, `[[route]]`).
+    pub proxy: ProxyConfig,
 }
 
 /// A configuration the gateway refuses, naming the key (`tcp.mss`, `ports[2].port`, or the

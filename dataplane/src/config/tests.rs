@@ -398,6 +398,19 @@ fn the_shipped_example_is_valid() {
         c.access_log.map(|a| a.path),
         Some(PathBuf::from("/var/log/xgate/access.log"))
     );
+    // A pool of two servers, and one route to it beside one the gateway answers.
+    use crate::proxy::route::{RouteTarget, UpstreamId};
+    assert_eq!(c.proxy.upstreams.len(), 1);
+    assert_eq!(c.proxy.upstreams[0].pool.servers.len(), 2);
+    let routes = &c.proxy.routes;
+    assert_eq!(routes.len(), 2);
+    let target = |path: &[u8]| routes.find(None, path).map(|id| routes.target(id));
+    assert_eq!(
+        target(b"/api/users"),
+        Some(&RouteTarget::Upstream(UpstreamId(0)))
+    );
+    assert_eq!(target(b"/api/docs/index.html"), Some(&RouteTarget::Static));
+    assert_eq!(target(b"/hello"), None);
 }
 
 #[test]
@@ -434,4 +447,387 @@ fn access_log_is_read_overridden_and_checked() {
     assert!(problem(&dir, &Overrides::default())
         .starts_with("access_log.path: /tmp is not a file path"));
     assert!(ConfigFile::parse(&format!("{base}[access_log]\nformat = \"xml\"\n")).is_err());
+}
+
+const PROXY: &str = r#"
+interface = "eth1"
+[[ports]]
+port = 80
+
+[[upstream]]
+name = "api"
+servers = [{ address = "10.0.0.2:8080", weight = 3 }, { address = "[2001:db8::2]:8080" }]
+policy = "hash"
+hash_key = "header:X-User"
+keepalive = 8
+connect_timeout_ms = 250
+send_timeout_secs = 5
+read_timeout_secs = 30
+idle_timeout_secs = 20
+max_fails = 3
+fail_timeout_secs = 15
+
+[upstream.health_check]
+path = "/health?deep=1"
+interval_ms = 2000
+expect_status = 204
+timeout_ms = 500
+
+[[upstream]]
+name = "web"
+servers = [{ address = "10.0.0.3:80" }]
+
+[[route]]
+host = "API.example.com"
+path_prefix = "/v1"
+upstream = "api"
+strip_prefix = "/v1"
+set_headers = { "X-Zone" = "b", "X-App" = "a", "X-Mid" = "m" }
+remove_headers = ["Cookie"]
+upstream_host = "api.internal"
+x_forwarded = false
+forwarded = true
+via = "edge1"
+
+[[route]]
+path_prefix = "/static"
+static = true
+
+[[route]]
+path_prefix = "/down"
+respond = { status = 503, body = "later\n" }
+
+[[route]]
+upstream = "web"
+"#;
+
+#[test]
+fn upstreams_and_routes_fill_the_proxy_config() {
+    use crate::proxy::balance::{Policy, ServerSpec};
+    use crate::proxy::exchange::Timeouts;
+    use crate::proxy::forward::{ForwardConfig, ForwardRules};
+    use crate::proxy::route::{RouteTarget, UpstreamId};
+    let c = build(&parse(PROXY), &Overrides::default()).unwrap();
+    let p = &c.proxy;
+    assert_eq!(p.upstreams.len(), 2);
+    let api = &p.upstreams[0];
+    assert_eq!(api.name, "api");
+    assert_eq!(
+        api.pool.servers,
+        vec![
+            ServerSpec {
+                addr: "10.0.0.2:8080".parse().unwrap(),
+                weight: 3
+            },
+            ServerSpec {
+                addr: "[2001:db8::2]:8080".parse().unwrap(),
+                weight: 1
+            }
+        ]
+    );
+    assert_eq!(api.pool.policy, Policy::ConsistentHash);
+    assert_eq!(
+        (api.pool.max_fails, api.pool.fail_timeout),
+        (3, Duration::from_secs(15))
+    );
+    assert_eq!(api.hash_key, Some(HashKeySource::Header("X-User".into())));
+    assert_eq!(api.keepalive, 8);
+    assert_eq!(
+        api.timeouts,
+        Timeouts {
+            connect: Duration::from_millis(250),
+            send: Duration::from_secs(5),
+            read: Duration::from_secs(30),
+            idle: Duration::from_secs(20),
+            ..Timeouts::default()
+        }
+    );
+    assert_eq!(
+        api.health_check,
+        Some(HealthCheck {
+            path: "/health?deep=1".into(),
+            interval: Duration::from_millis(2000),
+            expect_status: 204,
+            timeout: Duration::from_millis(500),
+        })
+    );
+    assert!(api
+        .pool(crate::proxy::balance::HashKey([7; 16]))
+        .is_ok_and(|pool| pool.servers().len() == 2));
+
+    let r = &p.routes;
+    assert_eq!(r.len(), 4);
+    let v1 = r.find(Some(b"api.EXAMPLE.com:80"), b"/v1/users").unwrap();
+    assert_eq!(r.target(v1), &RouteTarget::Upstream(UpstreamId(0)));
+    assert_eq!(p.upstream(UpstreamId(0)).name, "api");
+    // The rules are exactly those of the keys, set_headers in the file's order.
+    let want = ForwardConfig {
+        via: "edge1".into(),
+        x_forwarded: false,
+        forwarded: true,
+        strip_prefix: Some("/v1".into()),
+        set_headers: vec![
+            ("X-Zone".into(), "b".into()),
+            ("X-App".into(), "a".into()),
+            ("X-Mid".into(), "m".into()),
+        ],
+        remove_headers: vec!["Cookie".into()],
+        upstream_host: Some("api.internal".into()),
+    };
+    assert_eq!(
+        r.forward_rules(v1),
+        Some(&ForwardRules::new(&want).unwrap())
+    );
+    // Another host takes the catch-all route to "web", with the default rules.
+    let other = r.find(Some(b"www.example.com"), b"/v1/users").unwrap();
+    assert_eq!(r.target(other), &RouteTarget::Upstream(UpstreamId(1)));
+    assert_eq!(
+        r.forward_rules(other),
+        Some(&ForwardRules::new(&ForwardConfig::default()).unwrap())
+    );
+    let s = r.find(None, b"/static/a.css").unwrap();
+    assert_eq!(r.target(s), &RouteTarget::Static);
+    let down = r.find(None, b"/down").unwrap();
+    assert_eq!(
+        r.target(down),
+        &RouteTarget::Respond {
+            status: 503,
+            body: b"later\n"[..].into()
+        }
+    );
+}
+
+#[test]
+fn an_upstream_takes_the_defaults_of_the_keys_it_leaves_out() {
+    use crate::proxy::balance::Policy;
+    use crate::proxy::exchange::Timeouts;
+    let file = "interface = \"e\"\n[[ports]]\nport = 80\n[[upstream]]\nname = \"u\"\nservers = [{ address = \"10.0.0.2:80\" }]\n";
+    let c = build(&parse(file), &Overrides::default()).unwrap();
+    let u = &c.proxy.upstreams[0];
+    assert_eq!(u.pool.policy, Policy::RoundRobin);
+    assert_eq!(u.pool.servers[0].weight, 1);
+    assert_eq!(u.hash_key, None);
+    assert_eq!(u.keepalive, 32);
+    assert_eq!(u.timeouts, Timeouts::default());
+    assert_eq!(
+        (u.pool.max_fails, u.pool.fail_timeout),
+        (1, Duration::from_secs(10))
+    );
+    assert_eq!(u.health_check, None);
+    assert!(
+        c.proxy.routes.is_empty(),
+        "no [[route]]: nothing is proxied"
+    );
+    let hash = format!("{file}policy = \"hash\"\n[upstream.health_check]\npath = \"/h\"\n");
+    let u = &build(&parse(&hash), &Overrides::default())
+        .unwrap()
+        .proxy
+        .upstreams[0];
+    assert_eq!(u.hash_key, Some(HashKeySource::ClientAddress));
+    assert_eq!(
+        u.health_check,
+        Some(HealthCheck {
+            path: "/h".into(),
+            interval: Duration::from_secs(5),
+            expect_status: 200,
+            timeout: Duration::from_secs(2),
+        })
+    );
+    // A file without the proxy's sections has an empty proxy configuration.
+    let c = build(
+        &parse("interface = \"e\"\n[[ports]]\nport = 80\n"),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.proxy, ProxyConfig::default());
+}
+
+#[test]
+fn proxy_errors_name_the_key_and_the_problem() {
+    let none = Overrides::default();
+    let base = "interface = \"e\"\n[[ports]]\nport = 80\n";
+    let ok_up = "[[upstream]]\nname = \"u\"\nservers = [{ address = \"10.0.0.2:80\" }]\n";
+    let cases: &[(String, &str)] = &[
+        (
+            format!("{ok_up}[[upstream]]\nname = \"w\"\nservers = [{{ address = \"backend:80\" }}]\n"),
+            "upstream[1].servers[0].address: \"backend:80\" is not an IP address and port",
+        ),
+        (
+            "[[upstream]]\nname = \"u\"\nservers = [{ address = \"10.0.0.2\" }]\n".into(),
+            "upstream[0].servers[0].address: \"10.0.0.2\" is not an IP address and port",
+        ),
+        (
+            "[[upstream]]\nname = \"u\"\nservers = [{ address = \"10.0.0.2:0\" }]\n".into(),
+            "upstream[0].servers[0].address: \"10.0.0.2:0\" is not an address a connection can go to",
+        ),
+        (
+            "[[upstream]]\nname = \"u\"\nservers = [{ address = \"0.0.0.0:80\" }]\n".into(),
+            "upstream[0].servers[0].address: \"0.0.0.0:80\" is not an address",
+        ),
+        (
+            format!("{ok_up}{ok_up}"),
+            "upstream[1].name: \"u\" is already the name of upstream[0]",
+        ),
+        (
+            "[[upstream]]\nname = \"a b\"\nservers = [{ address = \"10.0.0.2:80\" }]\n".into(),
+            "upstream[0].name: \"a b\" is not a token",
+        ),
+        (
+            "[[upstream]]\nname = \"u\"\n".into(),
+            "upstream[0].servers: an upstream pool needs at least one server",
+        ),
+        (
+            "[[upstream]]\nname = \"u\"\nservers = [{ address = \"10.0.0.2:80\" }, { address = \"10.0.0.3:80\", weight = 0 }]\n".into(),
+            "upstream[0].servers[1].weight: upstream server 10.0.0.3:80: weight 0 is outside 1..=1000",
+        ),
+        (
+            "[[upstream]]\nname = \"u\"\nservers = [{ address = \"10.0.0.2:80\" }, { address = \"10.0.0.2:80\" }]\n".into(),
+            "upstream[0].servers[1].address: upstream server 10.0.0.2:80 is listed twice",
+        ),
+        (
+            format!("{ok_up}max_fails = 101\n"),
+            "upstream[0].max_fails: max_fails 101 is above 100",
+        ),
+        (
+            format!("{ok_up}fail_timeout_secs = 0\n"),
+            "upstream[0].fail_timeout_secs: max_fails 1 with a zero fail_timeout",
+        ),
+        (
+            format!("{ok_up}hash_key = \"client_address\"\n"),
+            "upstream[0].hash_key: only with policy = \"hash\"",
+        ),
+        (
+            format!("{ok_up}policy = \"hash\"\nhash_key = \"cookie:id\"\n"),
+            "upstream[0].hash_key: \"cookie:id\" is not \"client_address\" or \"header:<Name>\"",
+        ),
+        (
+            format!("{ok_up}policy = \"hash\"\nhash_key = \"header:\"\n"),
+            "upstream[0].hash_key: \"header:\" is not",
+        ),
+        (
+            format!("{ok_up}connect_timeout_ms = 0\n"),
+            "upstream[0].connect_timeout_ms: 0 is out of range (1..=600000)",
+        ),
+        (
+            format!("{ok_up}read_timeout_secs = 100000\n"),
+            "upstream[0].read_timeout_secs: 100000 is out of range",
+        ),
+        (
+            format!("{ok_up}keepalive = 5000\n"),
+            "upstream[0].keepalive: 5000 is out of range (0..=4096)",
+        ),
+        (
+            format!("{ok_up}[upstream.health_check]\npath = \"health\"\n"),
+            "upstream[0].health_check.path: \"health\" must start with '/'",
+        ),
+        (
+            format!("{ok_up}[upstream.health_check]\npath = \"/h\"\ninterval_ms = 1000\ntimeout_ms = 2000\n"),
+            "upstream[0].health_check.timeout_ms: 2000 must not exceed health_check.interval_ms (1000)",
+        ),
+        (
+            format!("{ok_up}[upstream.health_check]\npath = \"/h\"\nexpect_status = 100\n"),
+            "upstream[0].health_check.expect_status: 100 is out of range (200..=599)",
+        ),
+        (
+            format!("{ok_up}[[route]]\nupstream = \"nope\"\n"),
+            "route[0].upstream: \"nope\" is not the name of an [[upstream]]",
+        ),
+        (
+            format!("{ok_up}[[route]]\nupstream = \"u\"\nstatic = true\n"),
+            "route[0]: more than one of upstream, respond and static given",
+        ),
+        (
+            format!("{ok_up}[[route]]\npath_prefix = \"/a\"\n"),
+            "route[0]: none of upstream, respond and static given",
+        ),
+        (
+            "[[route]]\nstatic = false\n".into(),
+            "route[0].static: false says nothing",
+        ),
+        (
+            "[[route]]\nstatic = true\nstrip_prefix = \"/a\"\n".into(),
+            "route[0].strip_prefix: only for a route with an upstream",
+        ),
+        (
+            "[[route]]\nrespond = { status = 503 }\nvia = \"x\"\n".into(),
+            "route[0].via: only for a route with an upstream",
+        ),
+        (
+            "[[route]]\nrespond = { status = 99 }\n".into(),
+            "route[0].respond.status: 99 is not a final status code (200..=599)",
+        ),
+        (
+            "[[route]]\nrespond = { status = 204, body = \"x\" }\n".into(),
+            "route[0].respond.body: status 204 does not allow a body",
+        ),
+        (
+            format!("{ok_up}[[route]]\nhost = \"a.example:80\"\nupstream = \"u\"\n"),
+            "route[0].host: \"a.example:80\" is not a host name or IP address without port",
+        ),
+        (
+            format!("{ok_up}[[route]]\npath_prefix = \"api\"\nupstream = \"u\"\n"),
+            "route[0].path_prefix: \"api\" must start with '/'",
+        ),
+        (
+            format!("{ok_up}[[route]]\nupstream = \"u\"\nstrip_prefix = \"/a/\"\n"),
+            "route[0].strip_prefix: \"/a/\" must start with '/', not end with '/'",
+        ),
+        (
+            format!("{ok_up}[[route]]\nupstream = \"u\"\nset_headers = {{ Host = \"x\" }}\n"),
+            "route[0].set_headers: header \"Host\" cannot be configured",
+        ),
+        (
+            format!("{ok_up}[[route]]\nupstream = \"u\"\nvia = \"a b\"\n"),
+            "route[0].via: \"a b\" is not a token",
+        ),
+        (
+            format!("{ok_up}[[route]]\nupstream = \"u\"\n[[route]]\nstatic = true\npath_prefix = \"/\"\n[[route]]\nupstream = \"u\"\n"),
+            "route[2]: same host and path_prefix as route[0]",
+        ),
+    ];
+    for (extra, want) in cases {
+        let file = format!("{base}{extra}");
+        let got = problem(&file, &none);
+        assert!(
+            got.starts_with(want),
+            "{extra:?}: {got:?} does not start with {want:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_proxy_keys_are_refused_by_the_parser() {
+    let up = "[[upstream]]\nname = \"u\"\nservers = [{ address = \"10.0.0.2:80\" }]\n";
+    for (text, key) in [
+        (format!("{up}keep_alive = 3\n"), "keep_alive"),
+        (
+            "[[upstream]]\nname = \"u\"\nservers = [{ addr = \"10.0.0.2:80\" }]\n".to_string(),
+            "addr",
+        ),
+        (
+            format!("{up}[upstream.health_check]\npath = \"/\"\nevery = 1\n"),
+            "every",
+        ),
+        (
+            "[[route]]\nstatic = true\nprefix = \"/\"\n".to_string(),
+            "prefix",
+        ),
+        (
+            "[[route]]\nrespond = { status = 200, type = \"x\" }\n".to_string(),
+            "type",
+        ),
+    ] {
+        let e = ConfigFile::parse(&text).unwrap_err();
+        assert!(e.contains(key) && e.contains("unknown field"), "{e}");
+    }
+    let e = ConfigFile::parse(&format!("{up}policy = \"random\"\n")).unwrap_err();
+    assert!(
+        e.contains("random") && e.contains("least_outstanding"),
+        "{e}"
+    );
+    let e = ConfigFile::parse("[[upstream]]\nservers = []\n").unwrap_err();
+    assert!(e.contains("name"), "{e}");
+    let e =
+        ConfigFile::parse("[[route]]\nupstream = \"u\"\nset_headers = { A = 1 }\n").unwrap_err();
+    assert!(e.contains("set_headers"), "{e}");
 }
