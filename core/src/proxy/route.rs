@@ -18,9 +18,11 @@
 //!   the prefix matched is the prefix stripped). A route without a prefix matches every path,
 //!   `*` included.
 //!
-//! Among the routes that match, the longest prefix wins (no prefix counts as length 0, below
-//! `/`); for equal prefixes a route with a host beats one without; routes in configuration
-//! order break the remaining ties. Two routes with the same host and prefix are refused: the
+//! Among the routes that match, a route with a host beats every route without one (the host
+//! is chosen first, as nginx chooses its `server` before a `location`: a virtual host's
+//! routes are not taken over by a catch-all's longer prefix); then the longest prefix wins
+//! (no prefix counts as length 0, below `/`); routes in configuration order break the
+//! remaining ties. Two routes with the same host and prefix are refused: the
 //! second could never be chosen. `find` walks the routes in that precedence order, so its cost
 //! is the number of routes tried before the first match ([`MAX_ROUTES`] at most).
 
@@ -228,7 +230,7 @@ impl RouteTable {
         // A stable sort keeps configuration order among equals.
         precedence.sort_by_key(|&i| {
             let r = &routes[i as usize];
-            (std::cmp::Reverse(r.prefix_len()), r.host.is_none())
+            (r.host.is_none(), std::cmp::Reverse(r.prefix_len()))
         });
         Ok(RouteTable {
             routes: routes.into(),

@@ -109,9 +109,10 @@ fn the_longest_prefix_wins_whatever_the_order() {
 }
 
 #[test]
-fn a_longer_prefix_beats_a_host() {
+fn a_route_with_the_host_beats_a_longer_prefix_without_one() {
     let t = table(&[(Some("a.example"), Some("/")), (None, Some("/api"))]);
-    assert_eq!(found(&t, Some("a.example"), "/api/x"), Some(1));
+    assert_eq!(found(&t, Some("a.example"), "/api/x"), Some(0));
+    assert_eq!(found(&t, Some("b.example"), "/api/x"), Some(1));
     assert_eq!(found(&t, Some("a.example"), "/web"), Some(0));
 }
 
@@ -354,7 +355,7 @@ fn more_than_max_routes_are_refused() {
 }
 
 /// The rules of the module's doc, written the obvious way: every matching route, the best by
-/// (prefix length, has a host, earliest).
+/// (has a host, prefix length, earliest).
 fn reference(
     routes: &[(Option<String>, Option<String>)],
     host: Option<&str>,
@@ -388,8 +389,8 @@ fn reference(
         })
         .max_by_key(|&(i, (h, p))| {
             (
-                p.as_ref().map_or(0, String::len),
                 h.is_some(),
+                p.as_ref().map_or(0, String::len),
                 std::cmp::Reverse(i),
             )
         })
