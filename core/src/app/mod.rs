@@ -24,6 +24,8 @@ pub use files::{
 };
 
 use std::collections::BTreeMap;
+
+use crate::proxy::route::{RouteId, RouteTable, RouteTarget};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -144,9 +146,9 @@ pub enum Handler {
     Bytes(u64),
     /// `POST /echo`: 200 with the request body, after [`App::dynamic_head`].
     Echo,
-    /// Forwarded to an upstream pool by the route of this index: the status is the
-    /// upstream's (or the gateway's 502/503/504), known only once it answers.
-    Upstream(u16),
+    /// Forwarded to an upstream pool by this route: the status is the upstream's (or the
+    /// gateway's 502/503/504), known only once it answers.
+    Upstream(RouteId),
 }
 
 /// Everything answered at one exact path: the configured routes and the file, by method,
@@ -202,9 +204,10 @@ pub struct App {
     max_bytes_len: u64,
     date: [u8; IMF_FIXDATE_LEN],
     date_secs: u64,
-    /// Path prefixes forwarded upstream, with their route index. (Interim: replaced by the
-    /// proxy's route table, which also matches on Host.)
-    upstream_prefixes: Vec<(Box<[u8]>, u16)>,
+    /// The `[[route]]`s (Host and path prefix), checked before the exact paths.
+    routes: RouteTable,
+    /// The response of each `respond` route, by route index.
+    route_responses: Vec<Option<ResponseId>>,
 }
 
 struct Builtin {
@@ -416,7 +419,8 @@ impl App {
             max_bytes_len: config.max_bytes_len as u64,
             date: [0; IMF_FIXDATE_LEN],
             date_secs: 0,
-            upstream_prefixes: Vec::new(),
+            routes: RouteTable::default(),
+            route_responses: Vec::new(),
         };
         format_imf_fixdate(0, &mut app.date);
         Ok(app)
@@ -474,24 +478,40 @@ impl App {
         Handler::Static(entry.map_or(self.status_response(404), |e| e.allow))
     }
 
-    /// Forwards the paths under `prefix` (on `/` boundaries) upstream by route `route`.
-    pub fn add_upstream_prefix(&mut self, prefix: &[u8], route: u16) {
-        self.upstream_prefixes.push((prefix.into(), route));
+    /// Takes the `[[route]]` table: requests it matches go upstream or get the route's
+    /// response before the exact paths are looked at; `static` routes and requests no route
+    /// matches are answered as before.
+    pub fn set_routes(&mut self, routes: RouteTable) {
+        self.route_responses = (0..routes.len())
+            .map(|i| match routes.target(RouteId::from_index(i)) {
+                RouteTarget::Respond { status, body } => {
+                    self.prepared.push(serialise(*status, &[TEXT_PLAIN], body));
+                    Some(ResponseId((self.prepared.len() - 1) as u32))
+                }
+                _ => None,
+            })
+            .collect();
+        self.routes = routes;
     }
 
-    /// The upstream route of a request for `path` on `host`, if it is forwarded: checked
-    /// before [`App::handle`], and before the method is checked (an upstream may know methods
-    /// the gateway does not).
-    pub fn route_upstream(&self, _host: Option<&[u8]>, path: &[u8]) -> Option<u16> {
-        self.upstream_prefixes
-            .iter()
-            .filter(|(prefix, _)| {
-                path.strip_prefix(&prefix[..]).is_some_and(|rest| {
-                    rest.is_empty() || rest[0] == b'/' || prefix.ends_with(b"/")
-                })
-            })
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map(|&(_, route)| route)
+    /// The routes this `App` answers by (for the forwarding rules of an upstream route).
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// The answer of the `[[route]]` a request for `path` on `host` takes, if one takes it:
+    /// checked before [`App::handle`] and before the method is checked (an upstream may know
+    /// methods the gateway does not). `None`: no route, or a `static` one.
+    pub fn route(&self, host: Option<&[u8]>, path: &[u8]) -> Option<Handler> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        let id = self.routes.find(host, path)?;
+        match self.routes.target(id) {
+            RouteTarget::Upstream(_) => Some(Handler::Upstream(id)),
+            RouteTarget::Respond { .. } => self.route_responses[id.index()].map(Handler::Static),
+            RouteTarget::Static => None,
+        }
     }
 
     fn entry(&self, path: &[u8]) -> Option<&PathEntry> {

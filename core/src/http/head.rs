@@ -428,8 +428,8 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         return Outcome::Reject(400);
     };
     // RFC 9112 §3.2.2: an absolute-form target's authority is the request's host.
-    let upstream = app.route_upstream(absolute_authority(target).or(host), path);
-    if upstream.is_none() && !app.knows_method(method) {
+    let routed = app.route(absolute_authority(target).or(host), path);
+    if routed.is_none() && !app.knows_method(method) {
         return Outcome::Reject(501); // RFC 9110 §9.1
     }
     if let Framing::Length(n) = framing {
@@ -440,8 +440,8 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
     if expect_other && !http10 {
         return Outcome::Reject(417); // RFC 9110 §10.1.1
     }
-    let handler = match upstream {
-        Some(route) => Handler::Upstream(route),
+    let handler = match routed {
+        Some(handler) => handler,
         None => app.handle(method, path),
     };
     let close = conn_close || (http10 && !conn_keep_alive);

@@ -41,7 +41,8 @@ use serde::{Deserialize, Serialize};
 use crate::histogram::LatencyHistogram;
 use crate::proxy::exchange::{is_idempotent, ClientAction, End, Exchange, ExchangeSpec, Timeouts};
 use crate::proxy::forward::{BodyFraming, ClientConn, ClientRequest, ForwardError, ForwardRules};
-use crate::proxy::response::{RequestKind, UpstreamLimits, ViaName};
+use crate::proxy::response::{RequestKind, UpstreamLimits};
+use crate::proxy::route::RouteId;
 use crate::time::{Duration, Instant};
 use chunked::{ChunkError, ChunkedDecoder, Event};
 use head::{Framing, Outcome, ScanState};
@@ -97,7 +98,7 @@ pub struct Progress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamRequest {
     /// The route's index ([`Handler::Upstream`]).
-    pub route: u16,
+    pub route: RouteId,
     /// The head's length at the start of the input (for a hash key taken from a field).
     pub head_len: usize,
     /// RFC 9110 §9.2.2: the request may be retried on another server.
@@ -106,11 +107,10 @@ pub struct UpstreamRequest {
     pub has_body: bool,
 }
 
-/// What [`HttpConn::start_upstream`] needs besides the head: the route's rules and the
-/// upstream connection's terms.
+/// What [`HttpConn::start_upstream`] needs besides the head and the route (whose forwarding
+/// rules the `App` holds): who the client is and the upstream connection's terms.
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamStart<'a> {
-    pub rules: &'a ForwardRules,
     /// Who the client is, for `X-Forwarded-For` / `Forwarded`.
     pub client: ClientConn,
     /// The `Host` sent for an HTTP/1.0 request that came without one (the pool's name, as
@@ -145,8 +145,6 @@ pub struct UpstreamIo<'a> {
     pub input: &'a [u8],
     /// Free room in the upstream connection's send buffer.
     pub output: &'a mut [u8],
-    /// The route's pseudonym for `Via`.
-    pub via: ViaName<'a>,
     /// The caller will retry a retryable failure on another server: the connection leaves
     /// such a failure to it (with a new exchange) instead of answering 502/504.
     pub retry: bool,
@@ -683,12 +681,14 @@ pub struct HttpConn {
     log: LogMarks,
     /// A request routed upstream whose head waits for `start_upstream`.
     upstream_wait: Option<UpstreamWait>,
+    /// The route of the request being forwarded (its `Via` name is the route's).
+    forward_route: Option<RouteId>,
 }
 
 /// What `start_upstream` needs of a head `process` routed upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct UpstreamWait {
-    route: u16,
+    route: RouteId,
     req: head::Request,
 }
 
@@ -713,6 +713,7 @@ impl HttpConn {
             stats: HttpStats::default(),
             log: LogMarks::default(),
             upstream_wait: None,
+            forward_route: None,
         }
     }
 
@@ -856,7 +857,7 @@ impl HttpConn {
             if self.writer.active() {
                 let (c, p, end) = match (self.writer.phase, up.as_deref_mut()) {
                     (Phase::Upstream, Some(up)) => {
-                        self.forward_step(now, &input[consumed..], &mut output[produced..], up)
+                        self.forward_step(now, app, &input[consumed..], &mut output[produced..], up)
                     }
                     _ => self.writer.write(
                         app,
@@ -1170,7 +1171,7 @@ impl HttpConn {
     }
 
     /// Forwards the request [`upstream_request`](Self::upstream_request) announced: writes
-    /// the head the upstream gets (`start.rules`) at the start of `upstream_out` and puts the
+    /// the head the upstream gets (the route's rules) at the start of `upstream_out` and puts the
     /// exchange that carries the rest in `exchange` (the caller's slot, where it stays). `input`
     /// must start with the waiting head, as it was given to the `process` call that routed it.
     pub fn start_upstream(
@@ -1190,6 +1191,11 @@ impl HttpConn {
             return UpstreamStarted::NotWaiting;
         };
         self.upstream_wait = None;
+        let Some(rules) = app.routes().forward_rules(wait.route) else {
+            // Not a route of this `App`: only a caller mixing generations gets here.
+            self.refuse(app, 500);
+            return UpstreamStarted::Answered;
+        };
         let mut slots: [(&[u8], &[u8]); head::MAX_HEADERS_CAP] =
             [(&[], &[]); head::MAX_HEADERS_CAP];
         let Some(fields) = head::fields(head_bytes, &mut slots) else {
@@ -1216,7 +1222,7 @@ impl HttpConn {
             headers: &slots[..fields.count],
             body,
         };
-        let written = start.rules.write_head(
+        let written = rules.write_head(
             &client_request,
             start.client,
             start.upstream_keep_alive,
@@ -1281,6 +1287,7 @@ impl HttpConn {
         };
         self.writer = Writer::IDLE;
         self.writer.phase = Phase::Upstream;
+        self.forward_route = Some(wait.route);
         self.last_input = now;
         self.stats.bytes_in += req.len as u64;
         UpstreamStarted::Forwarded {
@@ -1311,10 +1318,18 @@ impl HttpConn {
     fn forward_step(
         &mut self,
         now: Instant,
+        app: &App,
         input: &[u8],
         out: &mut [u8],
         up: &mut UpstreamIo<'_>,
     ) -> (usize, usize, WriteEnd) {
+        let rules = self
+            .forward_route
+            .and_then(|route| app.routes().forward_rules(route));
+        let Some(via) = rules.map(ForwardRules::via) else {
+            // Not a route of this `App`: only a caller mixing generations gets here.
+            return (0, 0, WriteEnd::UpstreamAborted);
+        };
         let mut consumed = 0;
         let mut produced = 0;
         loop {
@@ -1331,12 +1346,9 @@ impl HttpConn {
                     };
                 }
             }
-            let response = up.exchange.upstream_data(
-                now,
-                &up.input[up.consumed..],
-                &mut out[produced..],
-                up.via,
-            );
+            let response =
+                up.exchange
+                    .upstream_data(now, &up.input[up.consumed..], &mut out[produced..], via);
             if let Ok(p) = response {
                 up.consumed += p.consumed;
                 produced += p.produced;

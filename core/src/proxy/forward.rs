@@ -424,6 +424,13 @@ impl ForwardRules {
         })
     }
 
+    /// This gateway's pseudonym in `Via` (a token, checked by [`ForwardRules::new`]), for the
+    /// responses of the route as well as its requests.
+    pub fn via(&self) -> super::response::ViaName<'_> {
+        let name = &self.via_tail[1..self.via_tail.len() - 2];
+        super::response::ViaName::new(name).expect("checked as a token by ForwardRules::new")
+    }
+
     /// Writes the upstream request head for `req` at the start of `out` and returns its length.
     /// `upstream_keep_alive: false` adds `Connection: close` (the upstream connection is not
     /// to be reused). Nothing is allocated. On an error the contents of `out` are unspecified;

@@ -55,6 +55,11 @@ impl RouteId {
     pub fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The route at `index` of the list the table was built from (below [`MAX_ROUTES`]).
+    pub fn from_index(index: usize) -> RouteId {
+        RouteId(index as u16)
+    }
 }
 
 /// What a route matches; `None` matches everything. Checked by [`RouteTable::new`].

@@ -6,19 +6,14 @@
 use super::*;
 use crate::proxy::exchange::FailureCause;
 use crate::proxy::forward::ForwardConfig;
+use crate::proxy::route::{RouteMatch, RouteSpec, RouteTable, RouteTarget, UpstreamId};
 use std::net::SocketAddr;
 
 const T0: Instant = Instant::from_secs(1_000);
-const ROUTE: u16 = 7;
 
+/// `/api` goes upstream; `/gone` gets a configured 410; the rest is the gateway's own.
 fn proxy_app() -> App {
-    let mut app = app();
-    app.add_upstream_prefix(b"/api", ROUTE);
-    app
-}
-
-fn rules() -> ForwardRules {
-    ForwardRules::new(&ForwardConfig {
+    let forward = ForwardConfig {
         via: "xgate".into(),
         x_forwarded: true,
         forwarded: false,
@@ -26,14 +21,37 @@ fn rules() -> ForwardRules {
         set_headers: vec![],
         remove_headers: vec![],
         upstream_host: None,
-    })
-    .unwrap()
+    };
+    let routes = RouteTable::new(vec![
+        RouteSpec {
+            matches: RouteMatch {
+                host: None,
+                path_prefix: Some("/api".into()),
+            },
+            target: RouteTarget::Upstream(UpstreamId(0)),
+            forward,
+        },
+        RouteSpec {
+            matches: RouteMatch {
+                host: None,
+                path_prefix: Some("/gone".into()),
+            },
+            target: RouteTarget::Respond {
+                status: 410,
+                body: b"gone\n"[..].into(),
+            },
+            forward: ForwardConfig::default(),
+        },
+    ])
+    .unwrap();
+    let mut app = app();
+    app.set_routes(routes);
+    app
 }
 
 /// The caller of one client connection with its upstream, all buffers as vectors.
 struct Harness {
     app: App,
-    rules: ForwardRules,
     http: HttpConn,
     exchange: Option<Exchange>,
     /// Exchanges that ended and were settled, in order.
@@ -57,7 +75,6 @@ impl Harness {
     fn new() -> Harness {
         Harness {
             app: proxy_app(),
-            rules: rules(),
             http: HttpConn::new(HttpLimits::default()),
             exchange: None,
             settled: Vec::new(),
@@ -73,9 +90,8 @@ impl Harness {
         }
     }
 
-    fn start(rules: &ForwardRules) -> UpstreamStart<'_> {
+    fn start() -> UpstreamStart<'static> {
         UpstreamStart {
-            rules,
             client: ClientConn {
                 peer: SocketAddr::from(([192, 0, 2, 7], 4711)),
                 tls: false,
@@ -100,7 +116,6 @@ impl Harness {
                         exchange,
                         input: &self.from_upstream,
                         output: &mut up_out,
-                        via: ViaName::new(b"xgate").unwrap(),
                         retry: self.retry,
                         consumed: 0,
                         produced: 0,
@@ -143,7 +158,7 @@ impl Harness {
                 }
             }
             if self.http.upstream_request().is_some() && self.exchange.is_none() {
-                let start = Harness::start(&self.rules);
+                let start = Harness::start();
                 let mut head = vec![0u8; 16 * 1024];
                 let started = self.http.start_upstream(
                     now,
@@ -225,6 +240,18 @@ fn a_routed_request_is_forwarded_with_via_and_x_forwarded_for_and_answered_by_th
     assert_eq!(h.http.stats().requests, 1);
     assert_eq!(h.http.stats().responses, [0, 1, 0, 0, 0]);
     assert!(h.http.is_between_requests());
+}
+
+#[test]
+fn a_respond_route_answers_every_method_with_its_response() {
+    let mut h = Harness::new();
+    h.client(T0, b"DELETE /gone/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    let out = h.take_client();
+    assert!(
+        out.starts_with("HTTP/1.1 410 Gone\r\n") && out.ends_with("gone\n"),
+        "{out}"
+    );
+    assert_eq!(h.starts, 0);
 }
 
 #[test]
@@ -588,7 +615,6 @@ fn a_slow_client_reader_slows_what_is_taken_from_the_upstream() {
         exchange: h.exchange.as_mut().unwrap(),
         input: &h.from_upstream,
         output: &mut up_out,
-        via: ViaName::new(b"xgate").unwrap(),
         retry: false,
         consumed: 0,
         produced: 0,
