@@ -13,6 +13,7 @@
 //! `dataplane`.
 
 pub mod balance;
+pub mod config;
 pub mod exchange;
 pub mod forward;
 pub mod response;

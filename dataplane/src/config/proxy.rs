@@ -15,69 +15,9 @@ use super::checks::in_range;
 use super::file::{HealthCheckEntry, PolicyKey, ProxyRouteEntry, UpstreamEntry};
 use super::{invalid, ConfigError};
 
-/// The most `[[upstream]]` pools: an [`UpstreamId`] is a `u16`, and each pool costs every
-/// serving thread its connections.
-pub const MAX_UPSTREAMS: usize = 1024;
-
-/// The checked pools and routes, cheap to rebuild at each reload: the pools' mutable state
-/// ([`Pool`]) is built from [`UpstreamConfig::pool`] by each serving thread.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProxyConfig {
-    /// In file order; an [`UpstreamId`] is an index here.
-    pub upstreams: Vec<UpstreamConfig>,
-    pub routes: RouteTable,
-}
-
-impl ProxyConfig {
-    /// Panics on an id no route of this configuration holds.
-    pub fn upstream(&self, id: UpstreamId) -> &UpstreamConfig {
-        &self.upstreams[id.index()]
-    }
-}
-
-/// One `[[upstream]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamConfig {
-    pub name: String,
-    /// The servers, the policy and passive ejection; [`Pool::new`] accepts it (checked).
-    pub pool: PoolSpec,
-    /// Where a request's consistent-hash key comes from; `Some` exactly with
-    /// [`Policy::ConsistentHash`].
-    pub hash_key: Option<HashKeySource>,
-    /// Idle connections kept per serving thread and server.
-    pub keepalive: usize,
-    pub timeouts: Timeouts,
-    pub health_check: Option<HealthCheck>,
-}
-
-/// Where a request's key for [`Policy::ConsistentHash`] comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HashKeySource {
-    /// The client's IP address (not its port: a client's connections stay together).
-    ClientAddress,
-    /// The value of this request header (a token, as written in the file); a request without
-    /// it is placed by round robin.
-    Header(String),
-}
-
-/// `[upstream.health_check]`: a `GET path` to each server every `interval`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheck {
-    pub path: String,
-    pub interval: Duration,
-    /// The status a healthy server answers.
-    pub expect_status: u16,
-    /// How long the answer may take; at most `interval`.
-    pub timeout: Duration,
-}
-
-impl UpstreamConfig {
-    /// The pool's state for one serving thread; `hash_key` must be the same on every thread
-    /// (see `proxy::balance`).
-    pub fn pool(&self, hash_key: HashKey) -> Result<Pool, PoolError> {
-        Pool::new(&self.pool, hash_key)
-    }
-}
+pub use crate::proxy::config::{
+    HashKeySource, HealthCheck, ProxyConfig, UpstreamConfig, MAX_UPSTREAMS,
+};
 
 pub const DEFAULT_KEEPALIVE: usize = 32;
 pub const DEFAULT_MAX_FAILS: u32 = 1;
