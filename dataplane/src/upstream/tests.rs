@@ -624,3 +624,40 @@ fn a_configuration_out_of_range_is_refused() {
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }
+
+#[test]
+fn releasing_a_connection_still_connecting_cancels_the_connect() {
+    // A listener with a backlog of 0 that never accepts: its queue takes one connection, and
+    // the SYN of the next is dropped, so that connect stays in flight (the SYN is resent only
+    // after a second).
+    let listener =
+        socket::tcp_listener(std::net::SocketAddrV4::new([127, 0, 0, 1].into(), 0), 0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut c = conns(|_| {});
+    let queued = connected(&mut c, addr, 1);
+    let waiting = c.connect(KEY, addr, 2).unwrap();
+    c.flush().unwrap();
+    assert!(!ring_readable(&c, 100), "the second connect completed");
+    assert_eq!(
+        c.inflight(),
+        2,
+        "a receive on the first, the second's connect"
+    );
+    c.release(waiting, false, T0);
+    drive(&mut c, |c, events| {
+        assert!(events.is_empty(), "{events:?}");
+        c.stats().open == 1
+    });
+    assert_eq!(
+        c.stats().connect_failures,
+        0,
+        "a cancelled connect is no failure"
+    );
+    // Dropping the table with a connect in flight does not wait for the SYN's retries.
+    let _ = c.connect(KEY, addr, 3).unwrap();
+    c.flush().unwrap();
+    let started = std::time::Instant::now();
+    drop(c);
+    assert!(started.elapsed() < std::time::Duration::from_millis(500));
+    drop((listener, queued));
+}
