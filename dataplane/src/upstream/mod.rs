@@ -762,7 +762,8 @@ impl UpstreamConns {
                 s.eof = true;
                 if idle {
                     self.close_idle(index);
-                } else {
+                } else if !s.broken {
+                    // After a reset the socket reads as closed: the reset was already told.
                     events.push(UpstreamEvent::Eof(self.id_of(index)));
                 }
             }
@@ -773,7 +774,7 @@ impl UpstreamConns {
                 self.mark(index);
             }
             Op::Send | Op::Recv => {
-                // Told once: the other direction's operation fails the same way.
+                // Told once: the other direction's operation may fail the same way.
                 let first = !s.broken;
                 s.broken = true;
                 if idle {

@@ -292,26 +292,31 @@ fn a_closed_port_gives_connect_failed_with_econnrefused() {
     drive_until(&mut c, |st| st.open == 0 && st.in_use == 0 && st.idle == 0);
 }
 
+/// Closes with a reset (SO_LINGER 0).
+fn reset(s: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt(2) reads the live `linger` for the size given.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(s);
+}
+
 #[test]
 fn a_server_that_resets_gives_reset_with_econnreset() {
     let server = Server::spawn(|mut s, _| {
         let mut b = [0u8; 1];
         let _ = s.read_exact(&mut b);
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: setsockopt(2) reads the live `linger` for the size given; SO_LINGER 0 makes
-        // the close below send a reset.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
+        reset(s);
     });
     let mut c = conns(|_| {});
     let id = connected(&mut c, server.addr, 1);
@@ -660,4 +665,53 @@ fn releasing_a_connection_still_connecting_cancels_the_connect() {
     drop(c);
     assert!(started.elapsed() < std::time::Duration::from_millis(500));
     drop((listener, queued));
+}
+
+#[test]
+fn a_reset_under_a_send_in_flight_is_told_once() {
+    let (tell, told) = mpsc::channel::<()>();
+    let told = std::sync::Mutex::new(told);
+    // Reads nothing until told, then resets.
+    let server = Server::spawn(move |s, _| {
+        let _ = told.lock().unwrap().recv();
+        reset(s);
+    });
+    let mut c = conns(|_| {});
+    let id = connected(&mut c, server.addr, 1);
+    // Fill both sockets' buffers until a send stays in flight.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut events = Vec::new();
+    loop {
+        let n = c.send_room(id).len();
+        c.commit_send(id, n);
+        c.flush().unwrap();
+        let slot = &c.slots[id.index as usize];
+        if !ring_readable(&c, 50) && slot.send_pending && slot.recv_pending {
+            break;
+        }
+        events.clear();
+        c.poll(&mut events);
+        assert!(
+            events.iter().all(|e| *e == UpstreamEvent::Sent(id)),
+            "{events:?}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no send stayed in flight"
+        );
+    }
+    tell.send(()).unwrap();
+    // The send fails with the reset, and the receive then reads the socket as closed: one
+    // event tells the owner, not a reset and an EOF.
+    let mut told = Vec::new();
+    drive(&mut c, |c, events| {
+        told.extend(events.iter().filter(|e| **e != UpstreamEvent::Sent(id)));
+        c.slots[id.index as usize].quiet()
+    });
+    assert!(
+        matches!(told[..], [UpstreamEvent::Reset(got, libc::ECONNRESET | libc::EPIPE)] if got == id),
+        "{told:?}"
+    );
+    c.release(id, true, T0);
+    drive_until(&mut c, |st| st.open == 0);
 }
