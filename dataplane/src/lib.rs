@@ -22,3 +22,4 @@ pub mod logging;
 pub mod report;
 pub mod static_dir;
 pub mod sys;
+pub mod upstream;
