@@ -25,6 +25,7 @@ pub use files::{
 
 use std::collections::BTreeMap;
 
+use crate::proxy::config::ProxyConfig;
 use crate::proxy::route::{RouteId, RouteTable, RouteTarget};
 use std::sync::Arc;
 
@@ -204,8 +205,10 @@ pub struct App {
     max_bytes_len: u64,
     date: [u8; IMF_FIXDATE_LEN],
     date_secs: u64,
-    /// The `[[route]]`s (Host and path prefix), checked before the exact paths.
-    routes: RouteTable,
+    /// The pools and `[[route]]`s (Host and path prefix, checked before the exact paths): one
+    /// generation, shared by every thread, which keeps the pools' mutable state per
+    /// generation (a request keeps the pool of the `App` that routed it).
+    proxy: Option<Arc<ProxyConfig>>,
     /// The response of each `respond` route, by route index.
     route_responses: Vec<Option<ResponseId>>,
 }
@@ -419,7 +422,7 @@ impl App {
             max_bytes_len: config.max_bytes_len as u64,
             date: [0; IMF_FIXDATE_LEN],
             date_secs: 0,
-            routes: RouteTable::default(),
+            proxy: None,
             route_responses: Vec::new(),
         };
         format_imf_fixdate(0, &mut app.date);
@@ -478,10 +481,11 @@ impl App {
         Handler::Static(entry.map_or(self.status_response(404), |e| e.allow))
     }
 
-    /// Takes the `[[route]]` table: requests it matches go upstream or get the route's
-    /// response before the exact paths are looked at; `static` routes and requests no route
-    /// matches are answered as before.
-    pub fn set_routes(&mut self, routes: RouteTable) {
+    /// Takes the proxy's pools and `[[route]]` table: requests a route matches go upstream
+    /// or get the route's response before the exact paths are looked at; `static` routes and
+    /// requests no route matches are answered as before.
+    pub fn set_proxy(&mut self, proxy: Arc<ProxyConfig>) {
+        let routes = &proxy.routes;
         self.route_responses = (0..routes.len())
             .map(|i| match routes.target(RouteId::from_index(i)) {
                 RouteTarget::Respond { status, body } => {
@@ -491,23 +495,26 @@ impl App {
                 _ => None,
             })
             .collect();
-        self.routes = routes;
+        self.proxy = Some(proxy);
+    }
+
+    /// The proxy's configuration this `App` routes by, if any.
+    pub fn proxy(&self) -> Option<&Arc<ProxyConfig>> {
+        self.proxy.as_ref()
     }
 
     /// The routes this `App` answers by (for the forwarding rules of an upstream route).
-    pub fn routes(&self) -> &RouteTable {
-        &self.routes
+    pub fn routes(&self) -> Option<&RouteTable> {
+        self.proxy.as_deref().map(|p| &p.routes)
     }
 
     /// The answer of the `[[route]]` a request for `path` on `host` takes, if one takes it:
     /// checked before [`App::handle`] and before the method is checked (an upstream may know
     /// methods the gateway does not). `None`: no route, or a `static` one.
     pub fn route(&self, host: Option<&[u8]>, path: &[u8]) -> Option<Handler> {
-        if self.routes.is_empty() {
-            return None;
-        }
-        let id = self.routes.find(host, path)?;
-        match self.routes.target(id) {
+        let routes = &self.proxy.as_ref()?.routes;
+        let id = routes.find(host, path)?;
+        match routes.target(id) {
             RouteTarget::Upstream(_) => Some(Handler::Upstream(id)),
             RouteTarget::Respond { .. } => self.route_responses[id.index()].map(Handler::Static),
             RouteTarget::Static => None,

@@ -1191,7 +1191,7 @@ impl HttpConn {
             return UpstreamStarted::NotWaiting;
         };
         self.upstream_wait = None;
-        let Some(rules) = app.routes().forward_rules(wait.route) else {
+        let Some(rules) = app.routes().and_then(|r| r.forward_rules(wait.route)) else {
             // Not a route of this `App`: only a caller mixing generations gets here.
             self.refuse(app, 500);
             return UpstreamStarted::Answered;
@@ -1325,7 +1325,7 @@ impl HttpConn {
     ) -> (usize, usize, WriteEnd) {
         let rules = self
             .forward_route
-            .and_then(|route| app.routes().forward_rules(route));
+            .and_then(|route| app.routes()?.forward_rules(route));
         let Some(via) = rules.map(ForwardRules::via) else {
             // Not a route of this `App`: only a caller mixing generations gets here.
             return (0, 0, WriteEnd::UpstreamAborted);

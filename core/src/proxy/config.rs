@@ -70,4 +70,3 @@ impl UpstreamConfig {
         Pool::new(&self.pool, hash_key)
     }
 }
-

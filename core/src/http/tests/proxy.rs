@@ -4,6 +4,8 @@
 //! answer. Each test is named after the rule it proves.
 
 use super::*;
+use crate::proxy::balance::{Policy, PoolSpec, ServerSpec};
+use crate::proxy::config::{ProxyConfig, UpstreamConfig};
 use crate::proxy::exchange::FailureCause;
 use crate::proxy::forward::ForwardConfig;
 use crate::proxy::route::{RouteMatch, RouteSpec, RouteTable, RouteTarget, UpstreamId};
@@ -45,7 +47,25 @@ fn proxy_app() -> App {
     ])
     .unwrap();
     let mut app = app();
-    app.set_routes(routes);
+    app.set_proxy(std::sync::Arc::new(ProxyConfig {
+        upstreams: vec![UpstreamConfig {
+            name: "backend".into(),
+            pool: PoolSpec {
+                servers: vec![ServerSpec {
+                    addr: SocketAddr::from(([10, 0, 0, 2], 80)),
+                    weight: 1,
+                }],
+                policy: Policy::RoundRobin,
+                max_fails: 1,
+                fail_timeout: Duration::from_secs(10),
+            },
+            hash_key: None,
+            keepalive: 8,
+            timeouts: Timeouts::default(),
+            health_check: None,
+        }],
+        routes,
+    }));
     app
 }
 
