@@ -36,12 +36,12 @@ impl PathKind {
     }
 }
 
-/// The upstream server that answered a proxied request, and how long it took from the
-/// request's first byte sent to the response head received.
+/// The upstream server a proxied request went to, and how long it took from the request's
+/// end to the response head received (`None`: no head came, as for a 502 or 504).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpstreamInfo {
     pub server: SocketAddr,
-    pub time: Duration,
+    pub time: Option<Duration>,
 }
 
 /// One request as the access log shows it.
@@ -237,6 +237,18 @@ impl ConnLog {
         self.line.set_request_line(head);
     }
 
+    /// The request being answered went to `server` (a retry names the last one).
+    pub fn set_upstream_server(&mut self, server: SocketAddr) {
+        self.line.upstream = Some(UpstreamInfo { server, time: None });
+    }
+
+    /// The upstream's response head came `time` after the request's end.
+    pub fn set_upstream_time(&mut self, time: Option<Duration>) {
+        if let Some(u) = &mut self.line.upstream {
+            u.time = time;
+        }
+    }
+
     /// The record of an answer that ended as `finished`.
     pub fn complete(&self, finished: Finished) -> AccessRecord {
         let ctx = self.context.unwrap_or(AccessContext {
@@ -430,7 +442,10 @@ fn write_text(r: &AccessRecord, unix_micros: u64, out: &mut Vec<u8>) {
         Some(u) => {
             put_addr(Some(u.server), out);
             out.push(b' ');
-            put_seconds(u.time, out);
+            match u.time {
+                Some(t) => put_seconds(t, out),
+                None => out.push(b'-'),
+            }
         }
         None => out.extend_from_slice(b"- -"),
     }
@@ -484,7 +499,10 @@ fn write_json(r: &AccessRecord, unix_micros: u64, out: &mut Vec<u8>) {
             out.push(b'"');
             put_addr(Some(u.server), out);
             out.extend_from_slice(b"\",\"upstream_us\":");
-            put_decimal(u.time.as_micros() as u64, out);
+            match u.time {
+                Some(t) => put_decimal(t.as_micros() as u64, out),
+                None => out.extend_from_slice(b"null"),
+            }
         }
         None => out.extend_from_slice(b"null,\"upstream_us\":null"),
     }

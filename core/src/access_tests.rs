@@ -97,7 +97,7 @@ fn the_text_line_has_every_field_in_order() {
     )));
     r.upstream = Some(UpstreamInfo {
         server: "10.0.0.2:8080".parse().unwrap(),
-        time: Duration::from_micros(2_000_500),
+        time: Some(Duration::from_micros(2_000_500)),
     });
     assert_eq!(
         line(&r, LogFormat::Text),
@@ -124,6 +124,19 @@ fn the_json_line_carries_the_same_fields() {
     assert_eq!(v["port"], 80);
     assert_eq!(v["upstream"], serde_json::Value::Null);
     assert_eq!(v["completed"], true);
+}
+
+#[test]
+fn an_upstream_that_sent_no_head_has_a_server_and_no_time() {
+    let mut r = full_record();
+    r.upstream = Some(UpstreamInfo {
+        server: "10.0.0.2:8080".parse().unwrap(),
+        time: None,
+    });
+    assert!(line(&r, LogFormat::Text).ends_with(" 10.0.0.2:8080 -\n"));
+    let v: serde_json::Value = serde_json::from_str(&line(&r, LogFormat::Json)).unwrap();
+    assert_eq!(v["upstream"], "10.0.0.2:8080");
+    assert_eq!(v["upstream_us"], serde_json::Value::Null);
 }
 
 #[test]

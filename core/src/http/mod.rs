@@ -871,6 +871,11 @@ impl HttpConn {
                 match end {
                     WriteEnd::Finished => {
                         self.writer.phase = Phase::Idle;
+                        if let (Some(up), Some(io)) = (up.as_deref(), log.as_mut()) {
+                            if self.forward_route.take().is_some() {
+                                io.conn.set_upstream_time(up.exchange.response_time());
+                            }
+                        }
                         // An interim 100 finishes with the real answer still deferred.
                         if self.deferred.is_none() {
                             if let Some(t) = self.answering_since.take() {
@@ -1153,6 +1158,15 @@ impl HttpConn {
             idempotent: w.req.idempotent,
             has_body: w.req.framing != Framing::None,
         })
+    }
+
+    /// Answers the request waiting for an upstream with the gateway's own `status` (503: no
+    /// server of the pool can take it; 502: no connection could be opened), then closes: its
+    /// body, if any, is not read.
+    pub fn answer_upstream_request(&mut self, app: &App, status: u16) {
+        if self.upstream_wait.take().is_some() {
+            self.refuse(app, status);
+        }
     }
 
     /// A request is being forwarded: its exchange is under way, driven by

@@ -16,6 +16,7 @@ pub mod balance;
 pub mod config;
 pub mod exchange;
 pub mod forward;
+pub mod forwarder;
 pub mod response;
 pub mod route;
 

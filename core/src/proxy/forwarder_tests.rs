@@ -1,0 +1,477 @@
+//! Tests of `proxy::forwarder` over a table of fake upstream connections: the test plays the
+//! upstream servers (what each connection was sent, what it answers, its events).
+
+use super::*;
+use crate::app::AppConfig;
+use crate::http::HttpLimits;
+use crate::proxy::balance::{Policy, PoolSpec, ServerSpec};
+use crate::proxy::config::UpstreamConfig;
+use crate::proxy::exchange::Timeouts;
+use crate::proxy::forward::ForwardConfig;
+use crate::proxy::route::{RouteMatch, RouteSpec, RouteTable};
+use crate::time::Duration;
+
+const T0: Instant = Instant::from_secs(1_000);
+const A: &str = "10.0.0.1:80";
+const B: &str = "10.0.0.2:80";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+struct FakeConn {
+    addr: SocketAddr,
+    owner: u64,
+    received: Vec<u8>,
+    sent: Vec<u8>,
+    room: Vec<u8>,
+    /// `Some(reusable)` once released.
+    released: Option<bool>,
+    idle: bool,
+}
+
+#[derive(Default)]
+struct FakeTable {
+    conns: Vec<FakeConn>,
+    max: usize,
+}
+
+impl UpstreamTable for FakeTable {
+    type Conn = usize;
+
+    fn checkout_idle(&mut self, addr: SocketAddr, owner: u64, _now: Instant) -> Option<usize> {
+        let at = self.conns.iter().rposition(|c| c.idle && c.addr == addr)?;
+        let c = &mut self.conns[at];
+        c.idle = false;
+        c.released = None;
+        c.owner = owner;
+        c.sent.clear();
+        Some(at)
+    }
+
+    fn connect(&mut self, addr: SocketAddr, owner: u64) -> Option<usize> {
+        let open = self
+            .conns
+            .iter()
+            .filter(|c| c.released.is_none() || c.idle)
+            .count();
+        if open >= self.max {
+            return None;
+        }
+        self.conns.push(FakeConn {
+            addr,
+            owner,
+            received: Vec::new(),
+            sent: Vec::new(),
+            room: vec![0; 4096],
+            released: None,
+            idle: false,
+        });
+        Some(self.conns.len() - 1)
+    }
+
+    fn buffers(&mut self, conn: usize) -> (&[u8], &mut [u8]) {
+        let c = &mut self.conns[conn];
+        (&c.received, &mut c.room)
+    }
+
+    fn consume(&mut self, conn: usize, n: usize) {
+        self.conns[conn].received.drain(..n);
+    }
+
+    fn commit_send(&mut self, conn: usize, n: usize) {
+        let c = &mut self.conns[conn];
+        let bytes = c.room[..n].to_vec();
+        c.sent.extend_from_slice(&bytes);
+    }
+
+    fn release(&mut self, conn: usize, reusable: bool, _now: Instant) {
+        let c = &mut self.conns[conn];
+        c.released = Some(reusable);
+        c.idle = reusable;
+    }
+}
+
+fn upstream(
+    name: &str,
+    servers: &[&str],
+    policy: Policy,
+    hash: Option<HashKeySource>,
+) -> UpstreamConfig {
+    UpstreamConfig {
+        name: name.into(),
+        pool: PoolSpec {
+            servers: servers
+                .iter()
+                .map(|s| ServerSpec {
+                    addr: addr(s),
+                    weight: 1,
+                })
+                .collect(),
+            policy,
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        },
+        hash_key: hash,
+        keepalive: 8,
+        timeouts: Timeouts::default(),
+        health_check: None,
+    }
+}
+
+fn config(upstream: UpstreamConfig) -> Arc<ProxyConfig> {
+    let routes = RouteTable::new(vec![RouteSpec {
+        matches: RouteMatch {
+            host: None,
+            path_prefix: Some("/api".into()),
+        },
+        target: RouteTarget::Upstream(UpstreamId(0)),
+        forward: ForwardConfig::default(),
+    }])
+    .unwrap();
+    Arc::new(ProxyConfig {
+        upstreams: vec![upstream],
+        routes,
+    })
+}
+
+fn app_with(proxy: Arc<ProxyConfig>) -> App {
+    let mut app = App::new(&AppConfig::default()).unwrap();
+    app.set_proxy(proxy);
+    app
+}
+
+const CLIENT: &str = "192.0.2.7:4711";
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 2\r\n\r\nok";
+
+struct Rig {
+    fwd: Forwarder<FakeTable>,
+    app: App,
+    http: HttpConn,
+    client_in: Vec<u8>,
+    to_client: Vec<u8>,
+}
+
+impl Rig {
+    fn new(upstream: UpstreamConfig) -> Rig {
+        Rig {
+            fwd: Forwarder::new(
+                FakeTable {
+                    conns: Vec::new(),
+                    max: 16,
+                },
+                HashKey([7; 16]),
+            ),
+            app: app_with(config(upstream)),
+            http: HttpConn::new(HttpLimits::default()),
+            client_in: Vec::new(),
+            to_client: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self, now: Instant) {
+        for _ in 0..1000 {
+            let mut out = vec![0u8; 64 * 1024];
+            let p = self.fwd.process(
+                0,
+                now,
+                &self.app,
+                &mut self.http,
+                addr(CLIENT),
+                &self.client_in,
+                &mut out,
+                None,
+            );
+            self.client_in.drain(..p.consumed);
+            self.to_client.extend_from_slice(&out[..p.produced]);
+            if p.consumed == 0 && p.produced == 0 {
+                return;
+            }
+        }
+        panic!("never settles");
+    }
+
+    fn client(&mut self, now: Instant, bytes: &[u8]) {
+        self.client_in.extend_from_slice(bytes);
+        self.pump(now);
+    }
+
+    /// The connection the client's request is on now.
+    fn current(&self) -> usize {
+        self.fwd
+            .table()
+            .conns
+            .iter()
+            .rposition(|c| c.released.is_none() && !c.idle)
+            .expect("a connection in use")
+    }
+
+    fn event(&mut self, now: Instant, event: UpstreamEvent) {
+        let conn = self.current();
+        assert!(self.fwd.on_upstream(0, conn, event, now));
+        self.pump(now);
+    }
+
+    fn answer(&mut self, now: Instant, bytes: &[u8]) {
+        let conn = self.current();
+        self.fwd.table_mut().conns[conn]
+            .received
+            .extend_from_slice(bytes);
+        self.event(now, UpstreamEvent::Progress);
+    }
+
+    fn take_client(&mut self) -> String {
+        String::from_utf8(std::mem::take(&mut self.to_client)).unwrap()
+    }
+
+    fn counters(&self, server: &str) -> ServerCounters {
+        self.fwd
+            .server_stats()
+            .iter()
+            .find(|s| s.server == addr(server))
+            .unwrap()
+            .counters
+            .clone()
+    }
+}
+
+const GET: &[u8] = b"GET /api/x HTTP/1.1\r\nHost: shop\r\n\r\n";
+
+#[test]
+fn a_request_goes_to_a_pool_server_and_its_connection_is_pooled_after_a_reusable_answer() {
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    let conn = r.current();
+    assert_eq!(r.fwd.table().conns[conn].addr, addr(A));
+    assert!(String::from_utf8_lossy(&r.fwd.table().conns[conn].sent)
+        .starts_with("GET /api/x HTTP/1.1\r\nHost: shop\r\n"));
+    r.event(T0, UpstreamEvent::Connected);
+    r.answer(T0, OK);
+    assert!(r.take_client().ends_with("\r\n\r\nok"));
+    assert_eq!(r.fwd.table().conns[conn].released, Some(true));
+    assert!(!r.fwd.is_forwarding(0));
+    assert_eq!(r.fwd.in_flight(), 0);
+    // The next request takes the pooled connection, already up.
+    r.client(T0, GET);
+    assert_eq!(r.current(), conn, "the pooled connection is reused");
+    r.answer(T0, OK);
+    assert!(r.take_client().ends_with("ok"));
+    let c = r.counters(A);
+    assert_eq!((c.requests, c.reused, c.responses[1]), (2, 1, 2));
+}
+
+#[test]
+fn round_robin_spreads_requests_over_the_servers() {
+    let mut r = Rig::new(upstream("shop", &[A, B], Policy::RoundRobin, None));
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let before = r.fwd.table().conns.len();
+        r.client(T0, GET);
+        let conn = r.current();
+        seen.push(r.fwd.table().conns[conn].addr);
+        if r.fwd.table().conns.len() > before {
+            r.event(T0, UpstreamEvent::Connected); // a new connection, not a pooled one
+        }
+        r.answer(T0, OK);
+    }
+    assert_eq!(
+        seen.iter().filter(|&&a| a == addr(A)).count(),
+        2,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|&&a| a == addr(B)).count(),
+        2,
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_connect_failure_of_an_idempotent_request_is_retried_on_the_other_server_with_the_same_head() {
+    let mut r = Rig::new(upstream("shop", &[A, B], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    let first = r.current();
+    let head = r.fwd.table().conns[first].sent.clone();
+    r.event(T0, UpstreamEvent::ConnectFailed);
+    assert_eq!(r.to_client, b"", "not answered: retried");
+    let second = r.current();
+    assert_ne!(first, second);
+    assert_ne!(
+        r.fwd.table().conns[first].addr,
+        r.fwd.table().conns[second].addr
+    );
+    assert_eq!(r.fwd.table().conns[first].released, Some(false));
+    assert_eq!(r.fwd.table().conns[second].sent, head);
+    r.event(T0, UpstreamEvent::Connected);
+    r.answer(T0, OK);
+    assert!(r.take_client().starts_with("HTTP/1.1 200 OK\r\n"));
+    let failed = r.fwd.table().conns[first].addr;
+    let c = r.counters(&failed.to_string());
+    assert_eq!((c.failures[0], c.retried), (1, 1));
+}
+
+#[test]
+fn a_post_is_never_retried_and_gets_the_502() {
+    let mut r = Rig::new(upstream("shop", &[A, B], Policy::RoundRobin, None));
+    r.client(
+        T0,
+        b"POST /api/x HTTP/1.1\r\nHost: shop\r\nContent-Length: 1\r\n\r\nz",
+    );
+    r.event(T0, UpstreamEvent::ConnectFailed);
+    assert!(r.take_client().starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+    assert_eq!(r.fwd.table().conns.len(), 1, "no second connection");
+}
+
+#[test]
+fn when_every_server_failed_the_retry_ends_in_a_502_and_then_the_pool_answers_503() {
+    let mut r = Rig::new(upstream("shop", &[A, B], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    r.event(T0, UpstreamEvent::ConnectFailed);
+    r.event(T0, UpstreamEvent::ConnectFailed);
+    assert!(r.take_client().starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+    assert_eq!(r.fwd.table().conns.len(), 2, "one try per server");
+    // Both are ejected now (max_fails 1): a new client's request finds none.
+    let mut next = HttpConn::new(HttpLimits::default());
+    std::mem::swap(&mut r.http, &mut next);
+    r.client(T0, GET);
+    assert!(r
+        .take_client()
+        .starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+    assert_eq!(r.fwd.stats().no_server, 1);
+}
+
+#[test]
+fn a_full_connection_table_is_a_502() {
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    r.fwd.table_mut().max = 0;
+    r.client(T0, GET);
+    assert!(r.take_client().starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+    assert_eq!(r.fwd.stats().no_connection, 1);
+}
+
+#[test]
+fn a_close_delimited_body_ends_at_the_upstreams_eof_and_the_connection_is_not_pooled() {
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    r.event(T0, UpstreamEvent::Connected);
+    let conn = r.current();
+    r.answer(T0, b"HTTP/1.1 200 OK\r\nDate: x\r\n\r\nuntil close");
+    r.event(T0, UpstreamEvent::Eof);
+    let out = r.take_client();
+    assert!(out.contains("Transfer-Encoding: chunked"), "{out}");
+    assert!(out.ends_with("b\r\nuntil close\r\n0\r\n\r\n"), "{out}");
+    assert_eq!(r.fwd.table().conns[conn].released, Some(false));
+}
+
+#[test]
+fn an_eof_after_a_partial_head_is_a_502_at_once() {
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    r.client(
+        T0,
+        b"POST /api/x HTTP/1.1\r\nHost: shop\r\nContent-Length: 0\r\n\r\n",
+    );
+    r.event(T0, UpstreamEvent::Connected);
+    r.answer(T0, b"HTTP/1.1 200 OK\r\nContent-");
+    assert_eq!(r.to_client, b"");
+    r.event(T0, UpstreamEvent::Eof);
+    assert!(r.take_client().starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+    assert_eq!(r.counters(A).failures[6], 1, "closed");
+}
+
+#[test]
+fn a_request_in_flight_across_a_reload_ends_on_the_pool_it_started_with() {
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    r.event(T0, UpstreamEvent::Connected);
+    // The reload: new pools, a different server. The connection keeps the old App (it is not
+    // between requests), as `Answers` does.
+    let old = std::mem::replace(
+        &mut r.app,
+        app_with(config(upstream("shop", &[B], Policy::RoundRobin, None))),
+    );
+    let new = std::mem::replace(&mut r.app, old);
+    r.answer(T0, OK);
+    assert!(r.take_client().ends_with("ok"));
+    assert_eq!(r.fwd.in_flight(), 0);
+    r.app = new;
+    r.client(T0, GET);
+    let conn = r.current();
+    assert_eq!(r.fwd.table().conns[conn].addr, addr(B));
+    assert_eq!(
+        r.fwd.gens.len(),
+        1,
+        "the old generation is dropped once idle"
+    );
+}
+
+#[test]
+fn a_client_that_goes_away_abandons_the_exchange_without_blaming_the_server() {
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    r.event(T0, UpstreamEvent::Connected);
+    let conn = r.current();
+    r.fwd.close(0, T0);
+    assert_eq!(r.fwd.table().conns[conn].released, Some(false));
+    assert_eq!(r.counters(A).abandoned, 1);
+    assert_eq!(r.fwd.in_flight(), 0);
+    // Not ejected: the next request still goes there.
+    let mut next = HttpConn::new(HttpLimits::default());
+    std::mem::swap(&mut r.http, &mut next);
+    r.client(T0, GET);
+    assert_eq!(r.fwd.table().conns[r.current()].addr, addr(A));
+}
+
+#[test]
+fn consistent_hashing_on_a_field_keeps_a_key_on_one_server() {
+    let hash = Some(HashKeySource::Header("X-User".into()));
+    let mut r = Rig::new(upstream(
+        "shop",
+        &[A, B, "10.0.0.3:80"],
+        Policy::ConsistentHash,
+        hash,
+    ));
+    let mut by_user = std::collections::HashMap::new();
+    for round in 0..3 {
+        for user in ["ann", "bob", "cy", "dee"] {
+            r.client(
+                T0,
+                format!("GET /api/x HTTP/1.1\r\nHost: s\r\nx-user: {user}\r\n\r\n").as_bytes(),
+            );
+            let conn = r.current();
+            let server = r.fwd.table().conns[conn].addr;
+            if round == 0 {
+                by_user.insert(user, server);
+                r.event(T0, UpstreamEvent::Connected);
+            } else {
+                assert_eq!(by_user[user], server, "{user} moved");
+            }
+            r.answer(T0, OK);
+        }
+    }
+}
+
+#[test]
+fn the_sweep_runs_the_exchanges_timers_and_a_silent_upstream_gets_a_504() {
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    r.event(T0, UpstreamEvent::Connected);
+    let mut due = Vec::new();
+    r.fwd.sweep(T0 + Duration::from_secs(1), &mut due);
+    assert!(due.is_empty());
+    let late = T0 + Timeouts::default().read + Duration::from_millis(1);
+    r.fwd.sweep(late, &mut due);
+    assert_eq!(due, vec![0]);
+    r.pump(late);
+    assert!(r
+        .take_client()
+        .starts_with("HTTP/1.1 504 Gateway Timeout\r\n"));
+    assert_eq!(r.counters(A).failures[3], 1, "read_timeout");
+}
+
+#[test]
+fn header_values_are_found_without_regard_to_case_and_trimmed() {
+    let head = b"GET / HTTP/1.1\r\nHost: h\r\nX-Key:  v 1 \r\n\r\n";
+    assert_eq!(header_value(head, b"x-key"), Some(&b"v 1"[..]));
+    assert_eq!(header_value(head, b"x-none"), None);
+    assert_eq!(header_value(head, b"GET / HTTP/1.1"), None);
+}
