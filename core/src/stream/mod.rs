@@ -39,7 +39,7 @@
 
 use crate::access::AccessLogIo;
 use crate::app::App;
-use crate::http::{HttpConn, HttpLimits};
+use crate::http::{HttpConn, HttpLimits, Progress};
 use crate::sessions::{SendStall, Session};
 use crate::time::{Duration, Instant};
 
@@ -232,7 +232,11 @@ impl StreamConn {
             return;
         }
         let mut data = data;
-        if self.in_len == 0 && !self.sending && self.out_pos == self.out_len && !self.eof {
+        // Straight from `data` when nothing waits before it; not when requests may go
+        // upstream: only `advance_with` runs those (the input buffer keeps them meanwhile).
+        let direct = app.proxy().is_none();
+        if direct && self.in_len == 0 && !self.sending && self.out_pos == self.out_len && !self.eof
+        {
             self.out_pos = 0;
             let p = match log {
                 Some(io) => self
@@ -366,6 +370,21 @@ impl StreamConn {
         draining: bool,
         log: Option<AccessLogIo<'_>>,
     ) -> Advance {
+        self.advance_with(now, draining, |http, input, output| match log {
+            Some(io) => http.process_logged(now, app, input, output, io),
+            None => http.process(now, app, input, output),
+        })
+    }
+
+    /// [`advance`](Self::advance) with the caller's way of running HTTP over the input and
+    /// output (a thread that forwards requests upstream runs them through its
+    /// `proxy::forwarder::Forwarder`); `process` is called at most once.
+    pub fn advance_with(
+        &mut self,
+        now: Instant,
+        draining: bool,
+        process: impl FnOnce(&mut HttpConn, &[u8], &mut [u8]) -> Progress,
+    ) -> Advance {
         match self.state {
             Lifecycle::Open => {}
             Lifecycle::Lingering { .. } => {
@@ -385,12 +404,7 @@ impl StreamConn {
         self.out_pos = 0;
         self.out_len = 0;
         let input = &self.input[..self.in_len];
-        let p = match log {
-            Some(io) => self
-                .http
-                .process_logged(now, app, input, &mut self.output, io),
-            None => self.http.process(now, app, input, &mut self.output),
-        };
+        let p = process(&mut self.http, input, &mut self.output);
         self.consume_input(p.consumed);
         self.out_len = p.produced;
         if self.eof && !self.eof_told {

@@ -602,20 +602,7 @@ fn join_cgroup(dir: &Path) -> Result<(), BypassError> {
 
 fn random_secret() -> Result<[u8; 32], BypassError> {
     let mut secret = [0u8; 32];
-    let mut filled = 0;
-    while filled < secret.len() {
-        let rest = &mut secret[filled..];
-        // SAFETY: writes at most `rest.len()` bytes into `rest`, which is live and writable.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(BypassError::Random(e));
-        }
-        filled += n as usize;
-    }
+    crate::sys::random_bytes(&mut secret).map_err(BypassError::Random)?;
     Ok(secret)
 }
 

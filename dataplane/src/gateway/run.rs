@@ -31,11 +31,14 @@ use crate::answers::{ReloadMailbox, Served};
 use crate::app::{App, AppError, StaticFiles};
 use crate::bpf::{AttachedMode, PortState, SteeringError};
 use crate::config::{ConfigError, KernelDrive, LiveConfig, RunConfig};
-use crate::kernel::KernelPath;
+use crate::kernel::{KernelPath, KernelProxyConfig};
+use crate::proxy::balance::HashKey;
+use crate::proxy::config::ProxyConfig;
 use crate::report::{
     unix_ms, AccessLogState, KernelState, ReloadState, ReportError, RuntimeState, ServedPort,
     REFRESH,
 };
+use crate::upstream::UpstreamConnsConfig;
 
 use super::access_log::{self, AccessLinks, AccessLogError, AccessLogWriter};
 use super::admin::{AdminEndpoint, AdminListener};
@@ -148,11 +151,22 @@ fn run_in_cgroup(
         Bypass::start_logged(&gw_config, access_buffer.map(|n| (&mut access_links, n)))?;
 
     // The kernel path takes every listener (they stay open, so the ports stay tagged).
-    let app = App::new(&gw_config.app)?;
+    let mut app = App::new(&gw_config.app)?;
+    let proxy = proxy_generation(&config.proxy);
+    if let Some(proxy) = &proxy {
+        app.set_proxy(Arc::clone(proxy));
+    }
     // The pollers' and the kernel path's Apps share the files; this copy of the config need
     // not keep them (a reload reads the directory again).
     gw_config.app.files = StaticFiles::default();
     let mut kernel = KernelPath::new(config.kernel.clone(), app).map_err(kernel_err("io_uring"))?;
+    // One key for every serving thread, so that consistent hashing agrees across them.
+    let mut hash_key = [0u8; 16];
+    crate::sys::random_bytes(&mut hash_key).map_err(kernel_err("getrandom"))?;
+    kernel.configure_proxy(KernelProxyConfig {
+        conns: UpstreamConnsConfig::default(),
+        hash_key: HashKey(hash_key),
+    });
     for p in &gw_config.ports {
         let listener: TcpListener = gateway
             .take_listener(p.port)
@@ -381,6 +395,12 @@ fn run_in_cgroup(
     })
 }
 
+/// The proxy's configuration as the serving threads' `App`s share it; `None` without any
+/// `[[route]]` (requests are then answered as before, with no routing step).
+fn proxy_generation(proxy: &ProxyConfig) -> Option<Arc<ProxyConfig>> {
+    (!proxy.routes.is_empty()).then(|| Arc::new(proxy.clone()))
+}
+
 /// SIGHUP: the new routes and limits from `reread`, handed to every poller and to the
 /// kernel path, or the reason they were refused (the running ones stay). Returns the new
 /// reload record for the state file.
@@ -392,7 +412,10 @@ fn apply_reload(
 ) -> ReloadState {
     let outcome = reread().map_err(|e| e.to_string()).and_then(|next| {
         // Everything is built before anything is handed over: all or nothing.
-        let kernel_app = App::new(&next.app).map_err(|e| e.to_string())?;
+        let mut kernel_app = App::new(&next.app).map_err(|e| e.to_string())?;
+        if let Some(proxy) = proxy_generation(&next.proxy) {
+            kernel_app.set_proxy(proxy);
+        }
         gateway
             .reload(&next.app, next.http)
             .map_err(|e| e.to_string())?;

@@ -47,6 +47,7 @@
 //! [`SWEEP_PERIOD`], as the bypass engine does.
 
 mod bufring;
+mod proxy;
 mod ring;
 
 use std::io;
@@ -66,6 +67,7 @@ use crate::sys::socket;
 use crate::tally::{PortCount, TallySlot};
 use crate::time::{Duration, Instant};
 use bufring::BufRing;
+pub use proxy::KernelProxyConfig;
 use ring::{split_user_data, user_data, Op, Ring, GEN_MASK, REAP_BATCH};
 
 /// How often HTTP deadlines are checked, and the longest `run` sleeps in the kernel.
@@ -184,6 +186,8 @@ struct KernelConn {
     shut_pending: bool,
     /// A receive could not be posted (no buffer, full queue): post it on the next turn.
     recv_deferred: bool,
+    /// The client's address, when the access log or the proxy needs it.
+    peer: std::net::SocketAddr,
 }
 
 impl Session for KernelConn {
@@ -228,6 +232,11 @@ pub struct KernelPath {
     stats: KernelStats,
     /// The access log is on: accepted connections' peers are asked for (getpeername).
     access_log: bool,
+    /// The upstream side, built when the first request is routed upstream.
+    proxy: Option<proxy::KernelProxy>,
+    proxy_config: Option<KernelProxyConfig>,
+    /// Building the upstream side failed once: requests routed upstream get 502.
+    proxy_failed: bool,
 }
 
 impl KernelPath {
@@ -279,6 +288,9 @@ impl KernelPath {
             clock,
             stats: KernelStats::default(),
             access_log: false,
+            proxy: None,
+            proxy_config: None,
+            proxy_failed: false,
             config,
         })
     }
@@ -500,6 +512,7 @@ impl KernelPath {
     }
 
     fn submit_and_wait(&mut self, wait: Duration) -> io::Result<()> {
+        self.flush_upstream();
         self.ring.submit_and_wait(wait)
     }
 
@@ -517,8 +530,10 @@ impl KernelPath {
                 break;
             }
         }
+        self.turn_upstream(now);
         if self.sessions.sweep_due(now) {
             self.sweep(now);
+            self.sweep_upstream(now);
         }
         self.retry_deferred();
         if self.reload_ready {
@@ -543,6 +558,7 @@ impl KernelPath {
                     self.stats.errors.close += 1;
                 }
             }
+            Some(Op::UpstreamPoll) => self.on_upstream_poll(flags),
             Some(Op::Timer) | Some(Op::Cancel) | None => {}
         }
     }
@@ -607,6 +623,7 @@ impl KernelPath {
             send_pending: false,
             shut_pending: false,
             recv_deferred: false,
+            peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
         });
         c.fd = fd;
         c.gen = c.gen.wrapping_add(1) & GEN_MASK;
@@ -615,8 +632,13 @@ impl KernelPath {
         c.send_pending = false;
         c.shut_pending = false;
         c.recv_deferred = false;
-        if self.access_log {
-            if let Some(peer) = socket::peer_addr(fd) {
+        let proxied = self.sessions.app().proxy().is_some();
+        if self.access_log || proxied {
+            let peer = KernelPath::client_addr(fd);
+            if let Some(c) = self.sessions.get_mut(index) {
+                c.peer = peer;
+            }
+            if self.access_log {
                 self.sessions.set_access_client(index, peer);
             }
         }
@@ -806,6 +828,9 @@ impl KernelPath {
     /// (shut the write side, close, cut), sends pending output, posts a receive.
     fn pump(&mut self, index: usize, now: Instant) {
         let draining = self.draining.is_some();
+        if self.proxy.is_none() && self.sessions.app().proxy().is_some() {
+            let _ = self.proxy();
+        }
         loop {
             let Some((c, app, log)) = self.sessions.with_app_log(index) else {
                 return;
@@ -814,7 +839,26 @@ impl KernelPath {
                 self.release_if_idle(index);
                 return;
             }
-            let advance = c.stream.advance_logged(now, app, draining, log);
+            let advance = match self.proxy.as_mut() {
+                Some(p) if app.proxy().is_some() || p.forwarder.is_forwarding(index) => {
+                    let peer = c.peer;
+                    let forwarder = &mut p.forwarder;
+                    c.stream.advance_with(now, draining, |http, input, output| {
+                        forwarder.process(index, now, app, http, peer, input, output, log)
+                    })
+                }
+                _ => {
+                    let advance = c.stream.advance_logged(now, app, draining, log);
+                    // Routed upstream with no upstream side to take it.
+                    let http = c.stream.http_mut();
+                    if http.upstream_request().is_some() {
+                        http.answer_upstream_request(app, 502);
+                        Advance::Again
+                    } else {
+                        advance
+                    }
+                }
+            };
             if advance != Advance::Waiting {
                 self.reload_ready |= self.sessions.settle(index);
             }
@@ -934,6 +978,7 @@ impl KernelPath {
         let fd = c.fd;
         c.fd = -1;
         let now = self.now();
+        self.close_upstream(index, now);
         self.reload_ready |= self.sessions.close(index, now);
         self.stats.http_closed = *self.sessions.http_closed();
         self.stats.closed += 1;
@@ -976,6 +1021,7 @@ impl KernelPath {
 
     /// Submits what is queued (without a system call when there is nothing to do).
     fn submit(&mut self) {
+        self.flush_upstream();
         if self.ring.submit().is_err() {
             self.stats.errors.submit += 1;
         }
@@ -1074,3 +1120,6 @@ fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod proxy_tests;

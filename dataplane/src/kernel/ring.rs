@@ -27,6 +27,8 @@ pub(super) enum Op {
     Timer = 6,
     /// A write-side shutdown linked behind a connection's last send.
     Shutdown = 7,
+    /// The multishot poll on the upstream connections' ring (see `kernel::proxy`).
+    UpstreamPoll = 8,
 }
 
 impl Op {
@@ -39,6 +41,7 @@ impl Op {
             5 => Op::Close,
             6 => Op::Timer,
             7 => Op::Shutdown,
+            8 => Op::UpstreamPoll,
             _ => return None,
         })
     }

@@ -107,8 +107,14 @@ impl IdlePool {
 mod tests {
     use super::*;
 
-    const A: ServerKey = ServerKey { pool: 0, server: 0 };
-    const B: ServerKey = ServerKey { pool: 0, server: 1 };
+    const A: ServerKey = ServerKey(std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::new(10, 0, 0, 1),
+        80,
+    )));
+    const B: ServerKey = ServerKey(std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::new(10, 0, 0, 2),
+        80,
+    )));
 
     #[test]
     fn newest_goes_out_first_and_a_full_list_evicts_its_oldest() {

@@ -42,6 +42,7 @@
 mod buffer;
 mod idle;
 mod ring;
+mod table;
 
 use std::io;
 use std::net::SocketAddr;
@@ -86,13 +87,10 @@ impl Default for UpstreamConnsConfig {
     }
 }
 
-/// An upstream server as the caller names it (the pool's and the server's index, say). Idle
-/// connections are kept per key.
+/// An upstream server, by its address: idle connections are kept per key, and one to an
+/// address serves any pool (of any configuration generation) that has that server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ServerKey {
-    pub pool: u32,
-    pub server: u32,
-}
+pub struct ServerKey(pub SocketAddr);
 
 /// One hand-out of a connection: its slot and the lease generation. Stale once released:
 /// every call with it is then a no-op (empty slices, `None`).
@@ -284,7 +282,10 @@ impl ConnSlot {
             sock_gen: 0,
             lease: 0,
             fd: -1,
-            server: ServerKey { pool: 0, server: 0 },
+            server: ServerKey(SocketAddr::V4(std::net::SocketAddrV4::new(
+                std::net::Ipv4Addr::UNSPECIFIED,
+                0,
+            ))),
             owner: 0,
             addr: Box::new(SockAddr::empty()),
             send: ByteBuf::new(send_len),
@@ -479,6 +480,18 @@ impl UpstreamConns {
             s.send.compact();
         }
         s.send.room_mut()
+    }
+
+    /// [`received`](Self::received) and [`send_room`](Self::send_room) at once, for a caller
+    /// that reads the response and writes the request body in one call.
+    pub fn buffers(&mut self, id: ConnId) -> (&[u8], &mut [u8]) {
+        let Some(s) = self.slot_mut(id) else {
+            return (&[], &mut []);
+        };
+        if !s.send_pending {
+            s.send.compact();
+        }
+        (s.recv.filled(), s.send.room_mut())
     }
 
     /// `n` bytes were written at the start of [`send_room`](Self::send_room); sent from the

@@ -10,7 +10,10 @@ use std::thread;
 
 use super::*;
 
-const KEY: ServerKey = ServerKey { pool: 0, server: 0 };
+const KEY: ServerKey = ServerKey(std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::new(10, 0, 0, 1),
+    80,
+)));
 const T0: Instant = Instant::from_secs(100);
 
 fn conns(tune: impl FnOnce(&mut UpstreamConnsConfig)) -> UpstreamConns {
@@ -366,7 +369,14 @@ fn a_released_connection_is_checked_out_again_and_still_works() {
     assert_eq!((st.idle, st.in_use, st.open), (1, 0, 1));
     assert_eq!(c.idle_count(KEY), 1);
     assert_eq!(
-        c.checkout_idle(ServerKey { pool: 0, server: 1 }, 2, T0),
+        c.checkout_idle(
+            ServerKey(std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+                std::net::Ipv4Addr::new(10, 0, 0, 2),
+                80
+            ))),
+            2,
+            T0
+        ),
         None
     );
     let again = c.checkout_idle(KEY, 2, T0).unwrap();
