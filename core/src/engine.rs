@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use crate::answers::Served;
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
+use crate::proxy::forwarder::{Direct, HttpDriver};
 use crate::sessions::{HttpSessions, SendStall, Session, SWEEP_PERIOD as HTTP_SWEEP_PERIOD};
 use crate::tally::PortCount;
 use crate::tcp::{
@@ -61,6 +62,8 @@ struct TcpSession {
     closing: bool,
     /// While bytes wait behind the peer's zero window: since when SND.UNA has not moved.
     send_stall: SendStall,
+    /// The client's address (X-Forwarded-For, the pool's hashing).
+    peer: SocketAddr,
 }
 
 impl Session for TcpSession {
@@ -106,6 +109,11 @@ impl Engine {
     /// handshake completes later) is answered with `Connection: close`. New connections are
     /// not refused here: the steering stops sending SYNs (the port is `draining`).
     pub fn begin_drain(&mut self, now: Instant) {
+        self.begin_drain_driven(now, &mut Direct);
+    }
+
+    /// [`begin_drain`](Self::begin_drain) for a thread whose requests may go upstream.
+    pub fn begin_drain_driven(&mut self, now: Instant, driver: &mut dyn HttpDriver) {
         if self.sessions.is_draining() {
             return;
         }
@@ -115,10 +123,10 @@ impl Engine {
         for i in 0..self.sessions.len() {
             let index = self.sessions.live()[i] as usize;
             if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
-                self.service(now, conn);
+                self.service(now, conn, driver);
             }
         }
-        self.drain_events(now);
+        self.drain_events(now, driver);
     }
 
     /// Whether `begin_drain` was called.
@@ -130,20 +138,45 @@ impl Engine {
     /// peers learn at once instead of at their next segment, and each connection's flow is
     /// removed (`FlowEvent::Removed`). Send the RSTs with `poll_transmit`.
     pub fn abort_all(&mut self, now: Instant) {
+        self.abort_all_driven(now, &mut Direct);
+    }
+
+    /// [`abort_all`](Self::abort_all) for a thread whose requests may go upstream.
+    pub fn abort_all_driven(&mut self, now: Instant, driver: &mut dyn HttpDriver) {
         for i in 0..self.sessions.len() {
             let index = self.sessions.live()[i] as usize;
             if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
                 self.tcp.abort(conn);
             }
         }
-        self.drain_events(now);
+        self.drain_events(now, driver);
     }
 
     /// One received Ethernet frame. Refused frames are counted by the TCP endpoint.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Result<(), DropReason> {
+        self.handle_frame_driven(now, frame, &mut Direct)
+    }
+
+    /// [`handle_frame`](Self::handle_frame), running HTTP through `driver` (a thread's
+    /// `Forwarder` when requests may go upstream).
+    pub fn handle_frame_driven(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        driver: &mut dyn HttpDriver,
+    ) -> Result<(), DropReason> {
         let result = self.tcp.handle_frame(now, frame);
-        self.drain_events(now);
+        self.drain_events(now, driver);
         result
+    }
+
+    /// Moves the connection in slot `index` forward (its upstream's answer came, or room for
+    /// its request): what [`handle_frame`](Self::handle_frame) does for a segment.
+    pub fn service_slot(&mut self, now: Instant, index: usize, driver: &mut dyn HttpDriver) {
+        if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
+            self.service(now, conn, driver);
+            self.drain_events(now, driver);
+        }
     }
 
     /// Writes the next frame to send into `buf` and returns its length.
@@ -163,11 +196,19 @@ impl Engine {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_timeout_driven(now, &mut Direct);
+    }
+
+    /// [`handle_timeout`](Self::handle_timeout) for a thread whose requests may go upstream.
+    /// True when the HTTP sweep ran (the caller runs its upstream side's sweep with it).
+    pub fn handle_timeout_driven(&mut self, now: Instant, driver: &mut dyn HttpDriver) -> bool {
         self.tcp.handle_timeout(now);
-        self.drain_events(now);
+        self.drain_events(now, driver);
         if self.sessions.sweep_due(now) {
-            self.sweep_http_deadlines(now);
+            self.sweep_http_deadlines(now, driver);
+            return true;
         }
+        false
     }
 
     #[must_use]
@@ -251,27 +292,28 @@ impl Engine {
         });
     }
 
-    fn drain_events(&mut self, now: Instant) {
+    fn drain_events(&mut self, now: Instant, driver: &mut dyn HttpDriver) {
         while let Some(event) = self.tcp.poll_event() {
             match event {
                 Event::Established { conn, flow } => {
-                    self.open_slot(now, conn, flow.local.port());
+                    self.open_slot(now, conn, flow.local.port(), SocketAddr::V4(flow.remote));
                     self.sessions
                         .set_access_client(conn.index(), SocketAddr::V4(flow.remote));
                     self.push_flow_event(FlowEvent::Added(flow));
                     // The handshake-completing ACK may have carried a request.
-                    self.service(now, conn);
+                    self.service(now, conn, driver);
                 }
-                Event::Readable(conn) | Event::Writable(conn) => self.service(now, conn),
+                Event::Readable(conn) | Event::Writable(conn) => self.service(now, conn, driver),
                 Event::PeerClosed(conn) => {
                     // HTTP must see the final input before it learns that no more will come.
-                    self.service(now, conn);
+                    self.service(now, conn, driver);
                     if let Some(slot) = self.sessions.get_mut(conn.index()) {
                         slot.conn.peer_closed(now);
                     }
-                    self.service(now, conn);
+                    self.service(now, conn, driver);
                 }
                 Event::Closed { conn, flow } => {
+                    driver.closed(conn.index(), now);
                     self.close_slot(now, conn);
                     self.push_flow_event(FlowEvent::Removed(flow));
                 }
@@ -287,7 +329,7 @@ impl Engine {
         self.flow_events.push_back(event);
     }
 
-    fn open_slot(&mut self, now: Instant, conn: ConnHandle, port: u16) {
+    fn open_slot(&mut self, now: Instant, conn: ConnHandle, port: u16, peer: SocketAddr) {
         let tally = self.sessions.tally_slot(port);
         // Slots grow once per index, up to the TCP table's bound; reused afterwards.
         let slot = self
@@ -297,8 +339,10 @@ impl Engine {
                 handle: None,
                 closing: false,
                 send_stall: SendStall::default(),
+                peer,
             });
         slot.handle = Some(conn);
+        slot.peer = peer;
         slot.closing = false;
         slot.send_stall.clear();
     }
@@ -311,7 +355,7 @@ impl Engine {
         }
     }
 
-    fn sweep_http_deadlines(&mut self, now: Instant) {
+    fn sweep_http_deadlines(&mut self, now: Instant, driver: &mut dyn HttpDriver) {
         // Index loop: `service` and `abort` may close connections, but `Closed` events only
         // arrive through `drain_events`, so `live` does not change under this loop.
         for i in 0..self.sessions.len() {
@@ -341,16 +385,16 @@ impl Engine {
             }
             if self.sessions.handle_http_timeout(index, now) {
                 if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
-                    self.service(now, conn);
+                    self.service(now, conn, driver);
                 }
             }
         }
-        self.drain_events(now);
+        self.drain_events(now, driver);
     }
 
     /// Moves bytes between the connection's TCP buffers and its HTTP state until neither side
     /// can make progress, then closes the TCP side if HTTP is done.
-    fn service(&mut self, now: Instant, conn: ConnHandle) {
+    fn service(&mut self, now: Instant, conn: ConnHandle, driver: &mut dyn HttpDriver) {
         let index = conn.index();
         let Some((slot, app, mut log)) = self
             .sessions
@@ -378,12 +422,17 @@ impl Engine {
         loop {
             let input = ring_tail(rx_a, rx_b, consumed);
             let output = ring_tail_mut(tx_a, tx_b, produced);
-            let p = match log.as_mut() {
-                Some(io) => slot
-                    .conn
-                    .process_logged(now, app, input, output, io.reborrow()),
-                None => slot.conn.process(now, app, input, output),
-            };
+            let lent = log.as_mut().map(|io| io.reborrow());
+            let p = driver.process(
+                index,
+                now,
+                app,
+                &mut slot.conn,
+                slot.peer,
+                input,
+                output,
+                lent,
+            );
             consumed += p.consumed;
             produced += p.produced;
             if p.consumed > 0 || p.produced > 0 {
@@ -408,12 +457,17 @@ impl Engine {
             self.stats.linearized += 1;
             let output = ring_tail_mut(tx_a, tx_b, produced);
             let input = &self.scratch[..head.len() + take];
-            let p = match log.as_mut() {
-                Some(io) => slot
-                    .conn
-                    .process_logged(now, app, input, output, io.reborrow()),
-                None => slot.conn.process(now, app, input, output),
-            };
+            let lent = log.as_mut().map(|io| io.reborrow());
+            let p = driver.process(
+                index,
+                now,
+                app,
+                &mut slot.conn,
+                slot.peer,
+                input,
+                output,
+                lent,
+            );
             consumed += p.consumed;
             produced += p.produced;
             if p.consumed == 0 && p.produced == 0 {

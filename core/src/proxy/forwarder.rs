@@ -723,6 +723,91 @@ impl<T: UpstreamTable> Forwarder<T> {
     }
 }
 
+/// How a serving thread runs one client connection's HTTP: straight through
+/// `HttpConn::process` ([`Direct`]), or through its [`Forwarder`] when requests may go
+/// upstream. The bypass engine takes one per call, so the poller keeps its forwarder (and the
+/// connection table's I/O) to itself.
+pub trait HttpDriver {
+    /// `HttpConn::process` (or `process_logged` with `log`) for the connection in `slot`.
+    #[allow(clippy::too_many_arguments)]
+    fn process(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        app: &App,
+        http: &mut HttpConn,
+        client: SocketAddr,
+        input: &[u8],
+        output: &mut [u8],
+        log: Option<AccessLogIo<'_>>,
+    ) -> Progress;
+
+    /// The client connection in `slot` is gone.
+    fn closed(&mut self, slot: usize, now: Instant);
+}
+
+/// A thread with no upstream side: a request routed upstream is answered 502 (the gateway
+/// cannot reach the pool).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Direct;
+
+impl HttpDriver for Direct {
+    fn process(
+        &mut self,
+        _slot: usize,
+        now: Instant,
+        app: &App,
+        http: &mut HttpConn,
+        _client: SocketAddr,
+        input: &[u8],
+        output: &mut [u8],
+        mut log: Option<AccessLogIo<'_>>,
+    ) -> Progress {
+        let mut p = match log.as_mut() {
+            Some(io) => http.process_logged(now, app, input, output, io.reborrow()),
+            None => http.process(now, app, input, output),
+        };
+        if http.upstream_request().is_some() {
+            http.answer_upstream_request(app, 502);
+            let q = match log {
+                Some(io) => http.process_logged(
+                    now,
+                    app,
+                    &input[p.consumed..],
+                    &mut output[p.produced..],
+                    io,
+                ),
+                None => http.process(now, app, &input[p.consumed..], &mut output[p.produced..]),
+            };
+            p.consumed += q.consumed;
+            p.produced += q.produced;
+        }
+        p
+    }
+
+    fn closed(&mut self, _slot: usize, _now: Instant) {}
+}
+
+impl<T: UpstreamTable> HttpDriver for Forwarder<T> {
+    fn process(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        app: &App,
+        http: &mut HttpConn,
+        client: SocketAddr,
+        input: &[u8],
+        output: &mut [u8],
+        log: Option<AccessLogIo<'_>>,
+    ) -> Progress {
+        Forwarder::process(self, slot, now, app, http, client, input, output, log)
+    }
+
+    fn closed(&mut self, slot: usize, now: Instant) {
+        self.close(slot, now);
+    }
+}
+
 #[cfg(test)]
 #[path = "forwarder_tests.rs"]
 mod tests;

@@ -39,9 +39,11 @@ use crate::engine::{Engine, FlowEvent};
 use crate::gateway::access_log::{AccessLink, AccessLinks};
 use crate::http::HttpStats;
 use crate::logging::RateLimiter;
+use crate::proxy::forwarder::{Direct, Forwarder, HttpDriver};
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 use crate::time::{Duration, Instant};
+use crate::upstream::{UpstreamConns, UpstreamSide, UpstreamSideConfig};
 
 use super::{AfXdpError, Clock, TxOutcome, Waker, XskQueue};
 
@@ -231,6 +233,8 @@ counters! {
     thread_id,
     /// Reloads the engine has applied (one waits while older responses finish).
     reloads,
+    /// Submissions of the upstream connections' ring that failed.
+    upstream_submit_errors,
 }
 
 impl PollerCounters {
@@ -269,6 +273,9 @@ pub struct Poller {
     flow_map_log: RateLimiter,
     /// The hand-over of the engine's access-log records to the writer thread, when the log is on.
     access: Option<AccessLink>,
+    /// The upstream side (forwarder and upstream connections), built when the first request
+    /// is routed upstream.
+    upstream: UpstreamSide,
 }
 
 impl std::fmt::Debug for Poller {
@@ -310,7 +317,19 @@ impl Poller {
             refused_log: RateLimiter::new(10, Duration::from_secs(1)),
             flow_map_log: RateLimiter::new(5, Duration::from_secs(1)),
             access: None,
+            upstream: UpstreamSide::new(None),
         })
+    }
+
+    /// Sets how the upstream side will be built (the process's hash key); without it, the
+    /// first request routed upstream builds it with the defaults and a key of its own.
+    pub fn configure_proxy(&mut self, config: UpstreamSideConfig) {
+        self.upstream = UpstreamSide::new(Some(config));
+    }
+
+    /// The upstream side's forwarder, once built (its counters).
+    pub fn forwarder(&self) -> Option<&Forwarder<UpstreamConns>> {
+        self.upstream.built_ref()
     }
 
     /// Turns the access log on: the engine keeps `capacity` records between two hand-overs,
@@ -393,7 +412,12 @@ impl Poller {
             }
             let now = self.clock.now();
             if !self.engine.is_draining() && self.drain.load(Ordering::Relaxed) {
-                self.engine.begin_drain(now);
+                let mut direct = Direct;
+                let driver: &mut dyn HttpDriver = match self.upstream.built() {
+                    Some(f) => f,
+                    None => &mut direct,
+                };
+                self.engine.begin_drain_driven(now, driver);
             }
             if let Some(next) = self.reload.take() {
                 self.engine.reload(next);
@@ -438,7 +462,12 @@ impl Poller {
     /// case the TX ring fills), so their peers learn now rather than at their next segment.
     fn reset_all(&mut self) -> Result<(), PollerError> {
         let now = self.clock.now();
-        self.engine.abort_all(now);
+        let mut direct = Direct;
+        let driver: &mut dyn HttpDriver = match self.upstream.built() {
+            Some(f) => f,
+            None => &mut direct,
+        };
+        self.engine.abort_all_driven(now, driver);
         for _ in 0..16 {
             if self.poll_once(now)? == 0 {
                 break;
@@ -458,13 +487,23 @@ impl Poller {
             self.next_wall = now + to_next;
         }
 
+        // The upstream side is built before the first request routed upstream is parsed.
+        if self.engine.app().proxy().is_some() {
+            let _ = self.upstream.get();
+        }
+        let mut direct = Direct;
+        let driver: &mut dyn HttpDriver = match self.upstream.built() {
+            Some(f) => f,
+            None => &mut direct,
+        };
+
         // RX: frames are borrowed from UMEM for the length of handle_frame.
         let engine = &mut self.engine;
         let refused = &mut self.counters.rx_refused;
         let log = &mut self.refused_log;
         let queue = self.queue.queue();
         let n = self.queue.recv_batch(self.config.batch_size, |frame| {
-            if let Err(reason) = engine.handle_frame(now, frame) {
+            if let Err(reason) = engine.handle_frame_driven(now, frame, driver) {
                 *refused += 1;
                 // The level check first: a relaxed load when debug is off.
                 if tracing::enabled!(tracing::Level::DEBUG) {
@@ -486,10 +525,36 @@ impl Poller {
             work += n;
         }
 
+        // Upstream answers (or room for requests): their client connections run again.
+        let ready = self.upstream.take_ready(now);
+        if let Some(f) = self.upstream.built() {
+            for &slot in &ready {
+                self.engine.service_slot(now, slot as usize, f);
+            }
+        }
+        work += ready.len();
+        self.upstream.put_back(ready);
+
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
-            self.engine.handle_timeout(now);
+            let mut direct = Direct;
+            let driver: &mut dyn HttpDriver = match self.upstream.built() {
+                Some(f) => f,
+                None => &mut direct,
+            };
+            if self.engine.handle_timeout_driven(now, driver) {
+                let due = self.upstream.take_due(now);
+                if let Some(f) = self.upstream.built() {
+                    for &slot in &due {
+                        self.engine.service_slot(now, slot as usize, f);
+                    }
+                }
+                self.upstream.put_back(due);
+            }
             self.counters.timer_runs += 1;
             work += 1;
+        }
+        if self.upstream.flush().is_err() {
+            self.counters.upstream_submit_errors += 1;
         }
 
         work += self.apply_flow_events();
@@ -582,6 +647,7 @@ impl Poller {
         };
         // Rounded up: waking a little late is fine, waking early only to sleep again is not.
         let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        // The upstream ring's descriptor last, when there is one (-1 is ignored by poll(2)).
         let mut fds = [
             libc::pollfd {
                 fd: self.queue.raw_fd(),
@@ -593,9 +659,14 @@ impl Poller {
                 events: libc::POLLIN,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: self.upstream.ring_fd().unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         self.counters.sleeps += 1;
-        // SAFETY: `fds` is a live array of two initialised pollfds, and its length is passed.
+        // SAFETY: `fds` is a live array of three initialised pollfds, and its length is passed.
         let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         if rc < 0 {
             let err = io::Error::last_os_error();

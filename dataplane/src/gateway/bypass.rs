@@ -38,7 +38,10 @@ use crate::bpf::{
 };
 use crate::engine::{Engine, EngineConfig};
 use crate::http::{HttpLimits, HttpStats};
+use crate::proxy::balance::HashKey;
+use crate::proxy::config::ProxyConfig;
 use crate::sys::socket;
+use crate::upstream::{UpstreamConnsConfig, UpstreamSideConfig};
 
 use super::access_log::AccessLinks;
 use super::placement::{self, process_cgroup, CgroupLookup};
@@ -97,6 +100,11 @@ pub struct BypassConfig {
     pub engine: EngineConfig,
     /// What the gateway answers.
     pub app: AppConfig,
+    /// The proxy's pools and routes, shared by every poller's `App`; `None`: no `[[route]]`.
+    pub proxy: Option<Arc<ProxyConfig>>,
+    /// Consistent hashing's key, the same on every poller (and the kernel path: see
+    /// `gateway::run`).
+    pub upstream_hash_key: HashKey,
     /// Capacity of `user_flows`; raised at start to at least queues × the engine's
     /// `tcp.max_connections`, so that every connection an engine accepts gets its entry.
     pub max_user_flows: u32,
@@ -123,6 +131,8 @@ impl BypassConfig {
             poller: PollerConfig::default(),
             engine: EngineConfig::default(),
             app: AppConfig::default(),
+            proxy: None,
+            upstream_hash_key: HashKey([0; 16]),
             max_user_flows: 262_144,
             pin_root: PathBuf::from(PIN_ROOT),
         }
@@ -306,7 +316,10 @@ impl Bypass {
         let clock = Clock::new();
         for q in 0..queues {
             let queue = XskQueue::open(&xsk_config, q, steering.maps())?;
-            let app = App::new(&config.app)?;
+            let mut app = App::new(&config.app)?;
+            if let Some(proxy) = &config.proxy {
+                app.set_proxy(Arc::clone(proxy));
+            }
             let engine = Engine::new(config.engine.clone(), app, secret, clock.now());
             let mut poller_config = config.poller.clone();
             poller_config.core = config.cores.get(q as usize).copied();
@@ -320,6 +333,10 @@ impl Bypass {
             if let Some((links, capacity)) = access.as_mut() {
                 poller.enable_access_log(links, *capacity);
             }
+            poller.configure_proxy(UpstreamSideConfig {
+                conns: UpstreamConnsConfig::default(),
+                hash_key: config.upstream_hash_key,
+            });
             let stop = Arc::clone(&gw.stop);
             let stats = poller.stats();
             let waker = poller.waker();
@@ -488,14 +505,26 @@ impl Bypass {
         }
     }
 
-    /// New routes and HTTP limits for every poller's engine ([`Engine::reload`]): built here
+    /// New routes, proxy generation and HTTP limits for every poller's engine
+    /// ([`Engine::reload`]): built here
     /// (one [`App`] per poller), taken by each poller on its next round. Connections are not
     /// dropped; a response in progress finishes with the routes it started with.
-    pub fn reload(&self, app: &AppConfig, limits: HttpLimits) -> Result<(), AppError> {
+    pub fn reload(
+        &self,
+        app: &AppConfig,
+        proxy: Option<&Arc<ProxyConfig>>,
+        limits: HttpLimits,
+    ) -> Result<(), AppError> {
         let apps = self
             .pollers
             .iter()
-            .map(|_| App::new(app))
+            .map(|_| {
+                let mut app = App::new(app)?;
+                if let Some(proxy) = proxy {
+                    app.set_proxy(Arc::clone(proxy));
+                }
+                Ok(app)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         for (p, app) in self.pollers.iter().zip(apps) {
             p.reload.post(Served { app, limits });

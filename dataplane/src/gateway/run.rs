@@ -31,14 +31,14 @@ use crate::answers::{ReloadMailbox, Served};
 use crate::app::{App, AppError, StaticFiles};
 use crate::bpf::{AttachedMode, PortState, SteeringError};
 use crate::config::{ConfigError, KernelDrive, LiveConfig, RunConfig};
-use crate::kernel::{KernelPath, KernelProxyConfig};
+use crate::kernel::KernelPath;
 use crate::proxy::balance::HashKey;
 use crate::proxy::config::ProxyConfig;
 use crate::report::{
     unix_ms, AccessLogState, KernelState, ReloadState, ReportError, RuntimeState, ServedPort,
     REFRESH,
 };
-use crate::upstream::UpstreamConnsConfig;
+use crate::upstream::{UpstreamConnsConfig, UpstreamSideConfig};
 
 use super::access_log::{self, AccessLinks, AccessLogError, AccessLogWriter};
 use super::admin::{AdminEndpoint, AdminListener};
@@ -147,12 +147,17 @@ fn run_in_cgroup(
     }
     let mut access_links = AccessLinks::default();
     let access_buffer = config.access_log.as_ref().map(|a| a.buffer_records);
+    // One key for every serving thread, so that consistent hashing agrees across them.
+    let mut hash_key = [0u8; 16];
+    crate::sys::random_bytes(&mut hash_key).map_err(kernel_err("getrandom"))?;
+    let proxy = proxy_generation(&config.proxy);
+    gw_config.proxy = proxy.clone();
+    gw_config.upstream_hash_key = HashKey(hash_key);
     let mut gateway =
         Bypass::start_logged(&gw_config, access_buffer.map(|n| (&mut access_links, n)))?;
 
     // The kernel path takes every listener (they stay open, so the ports stay tagged).
     let mut app = App::new(&gw_config.app)?;
-    let proxy = proxy_generation(&config.proxy);
     if let Some(proxy) = &proxy {
         app.set_proxy(Arc::clone(proxy));
     }
@@ -160,10 +165,7 @@ fn run_in_cgroup(
     // not keep them (a reload reads the directory again).
     gw_config.app.files = StaticFiles::default();
     let mut kernel = KernelPath::new(config.kernel.clone(), app).map_err(kernel_err("io_uring"))?;
-    // One key for every serving thread, so that consistent hashing agrees across them.
-    let mut hash_key = [0u8; 16];
-    crate::sys::random_bytes(&mut hash_key).map_err(kernel_err("getrandom"))?;
-    kernel.configure_proxy(KernelProxyConfig {
+    kernel.configure_proxy(UpstreamSideConfig {
         conns: UpstreamConnsConfig::default(),
         hash_key: HashKey(hash_key),
     });
@@ -412,12 +414,13 @@ fn apply_reload(
 ) -> ReloadState {
     let outcome = reread().map_err(|e| e.to_string()).and_then(|next| {
         // Everything is built before anything is handed over: all or nothing.
+        let proxy = proxy_generation(&next.proxy);
         let mut kernel_app = App::new(&next.app).map_err(|e| e.to_string())?;
-        if let Some(proxy) = proxy_generation(&next.proxy) {
-            kernel_app.set_proxy(proxy);
+        if let Some(proxy) = &proxy {
+            kernel_app.set_proxy(Arc::clone(proxy));
         }
         gateway
-            .reload(&next.app, next.http)
+            .reload(&next.app, proxy.as_ref(), next.http)
             .map_err(|e| e.to_string())?;
         kernel.post(Served {
             app: kernel_app,

@@ -66,8 +66,8 @@ use crate::stream::{AbortReason, Advance, Lifecycle, StreamConfig, StreamConn};
 use crate::sys::socket;
 use crate::tally::{PortCount, TallySlot};
 use crate::time::{Duration, Instant};
+use crate::upstream::UpstreamSide;
 use bufring::BufRing;
-pub use proxy::KernelProxyConfig;
 use ring::{split_user_data, user_data, Op, Ring, GEN_MASK, REAP_BATCH};
 
 /// How often HTTP deadlines are checked, and the longest `run` sleeps in the kernel.
@@ -233,10 +233,9 @@ pub struct KernelPath {
     /// The access log is on: accepted connections' peers are asked for (getpeername).
     access_log: bool,
     /// The upstream side, built when the first request is routed upstream.
-    proxy: Option<proxy::KernelProxy>,
-    proxy_config: Option<KernelProxyConfig>,
-    /// Building the upstream side failed once: requests routed upstream get 502.
-    proxy_failed: bool,
+    upstream: UpstreamSide,
+    /// The wake-up poll on the upstream ring is in flight (see `kernel::proxy`).
+    upstream_poll_armed: bool,
 }
 
 impl KernelPath {
@@ -288,9 +287,8 @@ impl KernelPath {
             clock,
             stats: KernelStats::default(),
             access_log: false,
-            proxy: None,
-            proxy_config: None,
-            proxy_failed: false,
+            upstream: UpstreamSide::new(None),
+            upstream_poll_armed: false,
             config,
         })
     }
@@ -828,8 +826,8 @@ impl KernelPath {
     /// (shut the write side, close, cut), sends pending output, posts a receive.
     fn pump(&mut self, index: usize, now: Instant) {
         let draining = self.draining.is_some();
-        if self.proxy.is_none() && self.sessions.app().proxy().is_some() {
-            let _ = self.proxy();
+        if self.sessions.app().proxy().is_some() {
+            let _ = self.upstream.get();
         }
         loop {
             let Some((c, app, log)) = self.sessions.with_app_log(index) else {
@@ -839,10 +837,9 @@ impl KernelPath {
                 self.release_if_idle(index);
                 return;
             }
-            let advance = match self.proxy.as_mut() {
-                Some(p) if app.proxy().is_some() || p.forwarder.is_forwarding(index) => {
+            let advance = match self.upstream.built() {
+                Some(forwarder) if app.proxy().is_some() || forwarder.is_forwarding(index) => {
                     let peer = c.peer;
-                    let forwarder = &mut p.forwarder;
                     c.stream.advance_with(now, draining, |http, input, output| {
                         forwarder.process(index, now, app, http, peer, input, output, log)
                     })
@@ -978,7 +975,7 @@ impl KernelPath {
         let fd = c.fd;
         c.fd = -1;
         let now = self.now();
-        self.close_upstream(index, now);
+        self.upstream.close(index, now);
         self.reload_ready |= self.sessions.close(index, now);
         self.stats.http_closed = *self.sessions.http_closed();
         self.stats.closed += 1;

@@ -42,6 +42,7 @@
 mod buffer;
 mod idle;
 mod ring;
+mod side;
 mod table;
 
 use std::io;
@@ -55,6 +56,7 @@ use crate::time::{Duration, Instant};
 use buffer::ByteBuf;
 use idle::IdlePool;
 use ring::{split_user_data, user_data, Op, Ring, GEN_MASK, REAP_BATCH};
+pub use side::{UpstreamSide, UpstreamSideConfig};
 
 /// The sizes and bounds of one thread's table.
 #[derive(Debug, Clone)]
