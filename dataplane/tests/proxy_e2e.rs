@@ -258,4 +258,34 @@ fn requests_are_proxied_byte_exact_on_both_paths() {
         conns.iter().all(|c| *c == conns[0]),
         "one pooled upstream connection: {conns:?}"
     );
+
+    // The status counts per upstream server, both paths summed (pollers publish their
+    // upstream figures once a second).
+    std::thread::sleep(Duration::from_millis(1600));
+    let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .args(["status", "--json", "--iface", &topo.server_if])
+        .output()
+        .expect("xgate status");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let upstreams = status["upstreams"].as_array().expect("upstreams");
+    let find = |name: &str| {
+        upstreams
+            .iter()
+            .find(|u| u["upstream"] == name)
+            .unwrap_or_else(|| panic!("{name} in {upstreams:?}"))
+            .clone()
+    };
+    let backend = find("backend");
+    // 2 × (5 downloads + 1 upload) + 3 keep-alive requests.
+    assert_eq!(backend["requests"], 15, "{backend}");
+    assert_eq!(backend["responses"][1], 15, "{backend}");
+    assert_eq!(backend["in_flight"], 0, "{backend}");
+    assert!(
+        backend["idle_connections"].as_u64().unwrap() >= 1,
+        "{backend}"
+    );
+    let dead = find("dead");
+    assert_eq!(dead["failures"]["connect_failed"], 2, "{dead}");
+    assert_eq!(dead["server"], format!("127.0.0.1:{DEAD}"));
 }

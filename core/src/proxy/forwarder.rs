@@ -46,6 +46,7 @@ use crate::histogram::LatencyHistogram;
 use crate::http::syntax::trim_ows;
 use crate::http::{HttpConn, Progress, UpstreamIo, UpstreamStart, UpstreamStarted};
 use crate::time::Instant;
+use serde::{Deserialize, Serialize};
 
 /// A server of a pool in one configuration generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,6 +72,8 @@ pub trait UpstreamTable {
     fn commit_send(&mut self, conn: Self::Conn, n: usize);
     /// Back to the pool (`reusable`) or closed. The connection is not the caller's anymore.
     fn release(&mut self, conn: Self::Conn, reusable: bool, now: Instant);
+    /// Idle pooled connections to `addr` (for the status).
+    fn idle_count(&self, addr: SocketAddr) -> usize;
 }
 
 /// What happened to an upstream connection, as the caller's table reports it.
@@ -84,50 +87,86 @@ pub enum UpstreamEvent {
     Reset,
 }
 
-/// Failure kinds as counted per server (the [`FailureCause`]s, without their details).
-pub const FAILURE_KINDS: [&str; 10] = [
-    "connect_failed",
-    "connect_timeout",
-    "send_timeout",
-    "read_timeout",
-    "idle_timeout",
-    "reset",
-    "closed",
-    "bad_head",
-    "bad_body",
-    "client_head",
-];
+/// Failed exchanges of one server, by cause (the [`FailureCause`]s without their details).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FailureCounts {
+    pub connect_failed: u64,
+    pub connect_timeout: u64,
+    pub send_timeout: u64,
+    pub read_timeout: u64,
+    pub idle_timeout: u64,
+    pub reset: u64,
+    pub closed: u64,
+    pub bad_head: u64,
+    pub bad_body: u64,
+    pub client_head: u64,
+}
 
-fn failure_kind(cause: FailureCause) -> usize {
-    match cause {
-        FailureCause::ConnectFailed => 0,
-        FailureCause::ConnectTimeout => 1,
-        FailureCause::SendTimeout => 2,
-        FailureCause::ReadTimeout => 3,
-        FailureCause::IdleTimeout => 4,
-        FailureCause::Reset => 5,
-        FailureCause::Closed => 6,
-        FailureCause::BadHead(_) => 7,
-        FailureCause::BadBody(_) => 8,
-        FailureCause::ClientHead(_) => 9,
+impl FailureCounts {
+    fn count(&mut self, cause: FailureCause) {
+        *match cause {
+            FailureCause::ConnectFailed => &mut self.connect_failed,
+            FailureCause::ConnectTimeout => &mut self.connect_timeout,
+            FailureCause::SendTimeout => &mut self.send_timeout,
+            FailureCause::ReadTimeout => &mut self.read_timeout,
+            FailureCause::IdleTimeout => &mut self.idle_timeout,
+            FailureCause::Reset => &mut self.reset,
+            FailureCause::Closed => &mut self.closed,
+            FailureCause::BadHead(_) => &mut self.bad_head,
+            FailureCause::BadBody(_) => &mut self.bad_body,
+            FailureCause::ClientHead(_) => &mut self.client_head,
+        } += 1;
+    }
+
+    /// (name, count) of each cause, for the metrics page.
+    pub fn by_name(&self) -> [(&'static str, u64); 10] {
+        [
+            ("connect_failed", self.connect_failed),
+            ("connect_timeout", self.connect_timeout),
+            ("send_timeout", self.send_timeout),
+            ("read_timeout", self.read_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("reset", self.reset),
+            ("closed", self.closed),
+            ("bad_head", self.bad_head),
+            ("bad_body", self.bad_body),
+            ("client_head", self.client_head),
+        ]
+    }
+
+    fn add(&mut self, o: &FailureCounts) {
+        self.connect_failed += o.connect_failed;
+        self.connect_timeout += o.connect_timeout;
+        self.send_timeout += o.send_timeout;
+        self.read_timeout += o.read_timeout;
+        self.idle_timeout += o.idle_timeout;
+        self.reset += o.reset;
+        self.closed += o.closed;
+        self.bad_head += o.bad_head;
+        self.bad_body += o.bad_body;
+        self.client_head += o.client_head;
     }
 }
 
-/// One upstream server's counters on one thread, across reloads.
-#[derive(Debug, Clone, Default)]
+/// One upstream server's counters on one thread, across reloads (and, added up, the
+/// gateway's: [`UpstreamServerState::add`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServerCounters {
     /// Exchanges started (a retry is one more).
     pub requests: u64,
     /// Final responses passed on, by class `[1xx..5xx]`.
     pub responses: [u64; 5],
-    /// Failed exchanges by [`FAILURE_KINDS`].
-    pub failures: [u64; FAILURE_KINDS.len()],
+    pub failures: FailureCounts,
     /// Exchanges the client abandoned (it went away, or its body was bad).
     pub abandoned: u64,
     /// Requests that went on another server after failing here.
     pub retried: u64,
     /// Started on a pooled connection rather than a new one.
     pub reused: u64,
+    /// Exchanges under way now.
+    pub in_flight: u64,
     /// From the request's end to the response head.
     pub response_time: LatencyHistogram,
 }
@@ -138,6 +177,59 @@ pub struct ServerStatsEntry {
     pub upstream: Arc<str>,
     pub server: SocketAddr,
     pub counters: ServerCounters,
+}
+
+/// What the status and the metrics show of one upstream server: its counters summed over the
+/// serving threads, with its idle pooled connections and its health as each thread sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpstreamServerState {
+    pub upstream: String,
+    pub server: String,
+    #[serde(flatten)]
+    pub counters: ServerCounters,
+    /// Pooled connections waiting for a request.
+    pub idle_connections: u64,
+    /// Serving threads that have it out of rotation now (passive ejection), of `threads`.
+    pub ejected_threads: u64,
+    pub threads: u64,
+}
+
+impl UpstreamServerState {
+    /// Adds `o`'s figures (the same server on another thread).
+    pub fn add(&mut self, o: &UpstreamServerState) {
+        let (c, d) = (&mut self.counters, &o.counters);
+        c.requests += d.requests;
+        for (a, b) in c.responses.iter_mut().zip(d.responses) {
+            *a += b;
+        }
+        c.failures.add(&d.failures);
+        c.abandoned += d.abandoned;
+        c.retried += d.retried;
+        c.reused += d.reused;
+        c.in_flight += d.in_flight;
+        c.response_time.add(&d.response_time);
+        self.idle_connections += o.idle_connections;
+        self.ejected_threads += o.ejected_threads;
+        self.threads += o.threads;
+    }
+
+    /// `states` of several threads merged by (upstream, server), in first-seen order.
+    pub fn merge<'a>(
+        states: impl IntoIterator<Item = &'a UpstreamServerState>,
+    ) -> Vec<UpstreamServerState> {
+        let mut out: Vec<UpstreamServerState> = Vec::new();
+        for s in states {
+            match out
+                .iter_mut()
+                .find(|o| o.upstream == s.upstream && o.server == s.server)
+            {
+                Some(o) => o.add(s),
+                None => out.push(s.clone()),
+            }
+        }
+        out
+    }
 }
 
 /// Requests the forwarder answered itself, for the lack of a server or a connection.
@@ -254,6 +346,31 @@ impl<T: UpstreamTable> Forwarder<T> {
     /// Requests being forwarded now.
     pub fn in_flight(&self) -> usize {
         self.gens.iter().map(|g| g.in_flight).sum()
+    }
+
+    /// Each upstream server as this thread sees it, for the status: its counters, its idle
+    /// pooled connections, whether the newest pools have it out of rotation at `now`.
+    pub fn snapshot(&self, now: Instant, out: &mut Vec<UpstreamServerState>) {
+        out.clear();
+        let newest = self.gens.last();
+        for e in &self.stats {
+            let ejected = newest.is_some_and(|g| {
+                g.config.upstreams.iter().zip(&g.pools).any(|(u, pool)| {
+                    *u.name == *e.upstream
+                        && pool
+                            .servers()
+                            .any(|(id, spec)| spec.addr == e.server && !pool.is_eligible(id, now))
+                })
+            });
+            out.push(UpstreamServerState {
+                upstream: e.upstream.to_string(),
+                server: e.server.to_string(),
+                counters: e.counters.clone(),
+                idle_connections: self.table.idle_count(e.server) as u64,
+                ejected_threads: u64::from(ejected),
+                threads: 1,
+            });
+        }
     }
 
     /// Whether the client connection in `slot` has a request at an upstream.
@@ -483,6 +600,7 @@ impl<T: UpstreamTable> Forwarder<T> {
                 self.gens[gen].in_flight += 1;
                 let stat = self.gens[gen].stat_index[upstream.index()][server.index()];
                 self.stats[stat].counters.requests += 1;
+                self.stats[stat].counters.in_flight += 1;
                 self.stats[stat].counters.reused += u64::from(reused);
                 if let Some(log) = log_conn {
                     log.set_upstream_server(addr);
@@ -559,6 +677,7 @@ impl<T: UpstreamTable> Forwarder<T> {
         self.gens[gen].in_flight += 1;
         let stat = self.gens[gen].stat_index[old.upstream.index()][server.index()];
         self.stats[stat].counters.requests += 1;
+        self.stats[stat].counters.in_flight += 1;
         self.stats[stat].counters.reused += u64::from(reused);
     }
 
@@ -598,10 +717,11 @@ impl<T: UpstreamTable> Forwarder<T> {
             g.in_flight = g.in_flight.saturating_sub(1);
             let c = &mut self.stats[g.stat_index[server.upstream.index()][server.server.index()]]
                 .counters;
+            c.in_flight = c.in_flight.saturating_sub(1);
             match end {
                 None => c.abandoned += 1,
                 Some(End::Done { .. }) => {}
-                Some(End::Failed(f)) => c.failures[failure_kind(f.cause)] += 1,
+                Some(End::Failed(f)) => c.failures.count(f.cause),
             }
             if let Some(status) = ex.status() {
                 c.responses[usize::from(status / 100).clamp(1, 5) - 1] += 1;

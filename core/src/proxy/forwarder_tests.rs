@@ -85,6 +85,13 @@ impl UpstreamTable for FakeTable {
         c.sent.extend_from_slice(&bytes);
     }
 
+    fn idle_count(&self, addr: SocketAddr) -> usize {
+        self.conns
+            .iter()
+            .filter(|c| c.idle && c.addr == addr)
+            .count()
+    }
+
     fn release(&mut self, conn: usize, reusable: bool, _now: Instant) {
         let c = &mut self.conns[conn];
         c.released = Some(reusable);
@@ -257,7 +264,18 @@ fn a_request_goes_to_a_pool_server_and_its_connection_is_pooled_after_a_reusable
     r.answer(T0, OK);
     assert!(r.take_client().ends_with("ok"));
     let c = r.counters(A);
-    assert_eq!((c.requests, c.reused, c.responses[1]), (2, 1, 2));
+    assert_eq!(
+        (c.requests, c.reused, c.responses[1], c.in_flight),
+        (2, 1, 2, 0)
+    );
+    let mut states = Vec::new();
+    r.fwd.snapshot(T0, &mut states);
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        (states[0].idle_connections, states[0].ejected_threads),
+        (1, 0)
+    );
+    assert_eq!(states[0].server, A);
 }
 
 #[test]
@@ -307,7 +325,7 @@ fn a_connect_failure_of_an_idempotent_request_is_retried_on_the_other_server_wit
     assert!(r.take_client().starts_with("HTTP/1.1 200 OK\r\n"));
     let failed = r.fwd.table().conns[first].addr;
     let c = r.counters(&failed.to_string());
-    assert_eq!((c.failures[0], c.retried), (1, 1));
+    assert_eq!((c.failures.connect_failed, c.retried), (1, 1));
 }
 
 #[test]
@@ -375,7 +393,7 @@ fn an_eof_after_a_partial_head_is_a_502_at_once() {
     assert_eq!(r.to_client, b"");
     r.event(T0, UpstreamEvent::Eof);
     assert!(r.take_client().starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
-    assert_eq!(r.counters(A).failures[6], 1, "closed");
+    assert_eq!(r.counters(A).failures.closed, 1);
 }
 
 #[test]
@@ -465,7 +483,7 @@ fn the_sweep_runs_the_exchanges_timers_and_a_silent_upstream_gets_a_504() {
     assert!(r
         .take_client()
         .starts_with("HTTP/1.1 504 Gateway Timeout\r\n"));
-    assert_eq!(r.counters(A).failures[3], 1, "read_timeout");
+    assert_eq!(r.counters(A).failures.read_timeout, 1);
 }
 
 #[test]

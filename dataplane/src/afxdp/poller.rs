@@ -39,7 +39,7 @@ use crate::engine::{Engine, FlowEvent};
 use crate::gateway::access_log::{AccessLink, AccessLinks};
 use crate::http::HttpStats;
 use crate::logging::RateLimiter;
-use crate::proxy::forwarder::{Direct, Forwarder, HttpDriver};
+use crate::proxy::forwarder::{Direct, Forwarder, HttpDriver, UpstreamServerState};
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 use crate::time::{Duration, Instant};
@@ -137,6 +137,8 @@ macro_rules! counters {
             tcp: Mutex<TcpStats>,
             /// The engine's HTTP counters (status classes, latency...), copied with the gauges.
             http: Mutex<HttpStats>,
+            /// Each upstream server as this poller sees it, copied with the HTTP counters.
+            upstreams: Mutex<Vec<UpstreamServerState>>,
         }
 
         impl PollerStats {
@@ -152,6 +154,11 @@ macro_rules! counters {
             /// The engine's HTTP counters as last published.
             pub fn http_stats(&self) -> HttpStats {
                 *self.http.lock().unwrap_or_else(|e| e.into_inner())
+            }
+
+            /// The upstream servers as last published.
+            pub fn upstream_states(&self) -> Vec<UpstreamServerState> {
+                self.upstreams.lock().unwrap_or_else(|e| e.into_inner()).clone()
             }
 
             /// The engine's TCP counters as last published.
@@ -235,6 +242,10 @@ counters! {
     reloads,
     /// Submissions of the upstream connections' ring that failed.
     upstream_submit_errors,
+    /// Requests routed upstream answered 503: no server of the pool was eligible.
+    upstream_no_server,
+    /// Requests routed upstream answered 502: no connection could be opened.
+    upstream_no_connection,
 }
 
 impl PollerCounters {
@@ -716,6 +727,17 @@ impl Poller {
             if let Ok(mut shared) = self.stats.http.try_lock() {
                 *shared = self.engine.http_stats();
                 self.next_http_publish = now + HTTP_PUBLISH_PERIOD;
+            }
+            if let Some(f) = self.upstream.built_ref() {
+                let counts = f.stats();
+                c.upstream_no_server = counts.no_server;
+                c.upstream_no_connection = counts.no_connection;
+                // Once a second, and only once the proxy is in use: the copy allocates.
+                let mut states = Vec::new();
+                f.snapshot(now, &mut states);
+                if let Ok(mut shared) = self.stats.upstreams.try_lock() {
+                    *shared = states;
+                }
             }
         }
         c.tcp_segments_in = tcp.segments_in;

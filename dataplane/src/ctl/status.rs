@@ -97,6 +97,38 @@ impl Status {
                 name, p.connections, p.connections_total, p.requests
             );
         }
+        if !self.upstreams.is_empty() {
+            let _ = writeln!(
+                s,
+                "{:>10} {:>21} {:>9} {:>7} {:>8} {:>8} {:>7} {:>5} {:>8}",
+                "UPSTREAM",
+                "SERVER",
+                "REQUESTS",
+                "5XX",
+                "FAILED",
+                "RETRIED",
+                "ACTIVE",
+                "IDLE",
+                "EJECTED"
+            );
+            for u in &self.upstreams {
+                let c = &u.counters;
+                let failed: u64 = c.failures.by_name().iter().map(|(_, n)| n).sum();
+                let _ = writeln!(
+                    s,
+                    "{:>10} {:>21} {:>9} {:>7} {:>8} {:>8} {:>7} {:>5} {:>8}",
+                    u.upstream,
+                    u.server,
+                    c.requests,
+                    c.responses[4],
+                    failed,
+                    c.retried,
+                    c.in_flight,
+                    u.idle_connections,
+                    format!("{}/{}", u.ejected_threads, u.threads)
+                );
+            }
+        }
         let r = &self.reload;
         if r.requested > 0 {
             let _ = writeln!(

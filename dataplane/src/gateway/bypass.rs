@@ -40,6 +40,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::http::{HttpLimits, HttpStats};
 use crate::proxy::balance::HashKey;
 use crate::proxy::config::ProxyConfig;
+use crate::proxy::forwarder::UpstreamServerState;
 use crate::sys::socket;
 use crate::upstream::{UpstreamConnsConfig, UpstreamSideConfig};
 
@@ -449,6 +450,15 @@ impl Bypass {
     /// Each engine's HTTP counters (status classes, latency...), by queue.
     pub fn http_stats_by_queue(&self) -> Vec<HttpStats> {
         self.pollers.iter().map(|p| p.stats.http_stats()).collect()
+    }
+
+    /// Each poller's view of the upstream servers, one after the other (merge them with
+    /// `UpstreamServerState::merge`).
+    pub fn upstream_states(&self) -> Vec<UpstreamServerState> {
+        self.pollers
+            .iter()
+            .flat_map(|p| p.stats.upstream_states())
+            .collect()
     }
 
     /// The engines' TCP counters, summed over the pollers.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::afxdp::PollerCounters;
 use crate::http::HttpStats;
 use crate::kernel::KernelPath;
+use crate::proxy::forwarder::UpstreamServerState;
 use crate::report::{
     state_path, unix_ms, KernelState, PollerState, ReportError, RuntimeState, Status,
 };
@@ -49,6 +50,9 @@ impl Publisher {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let bypass_upstreams = bypass.upstream_states();
+        state.upstreams =
+            UpstreamServerState::merge(bypass_upstreams.iter().chain(&state.kernel.upstreams));
         write(state)
     }
 
@@ -99,6 +103,8 @@ pub(super) fn poller_state(
         sleeps: c.sleeps,
         wakeups: c.wakeups,
         reloads: c.reloads,
+        upstream_no_server: c.upstream_no_server,
+        upstream_no_connection: c.upstream_no_connection,
     }
 }
 
@@ -119,6 +125,9 @@ pub(super) fn kernel_state(kernel: &KernelPath) -> KernelState {
         ports: kernel.port_counts().to_vec(),
         reloads: kernel.reloads_applied(),
         http: kernel.http_stats(),
+        upstream_no_server: kernel.forwarder_stats().no_server,
+        upstream_no_connection: kernel.forwarder_stats().no_connection,
+        upstreams: kernel.upstream_states(),
     }
 }
 

@@ -13,6 +13,7 @@ use io_uring::{cqueue, opcode, types};
 
 use super::ring::{user_data, Op};
 use super::KernelPath;
+use crate::proxy::forwarder::{ForwarderStats, UpstreamServerState};
 use crate::time::Instant;
 use crate::upstream::UpstreamSideConfig;
 
@@ -22,6 +23,23 @@ impl KernelPath {
     /// defaults and a key of this path's own.
     pub fn configure_proxy(&mut self, config: UpstreamSideConfig) {
         self.upstream = crate::upstream::UpstreamSide::new(Some(config));
+    }
+
+    /// The requests the upstream side answered itself (503, 502).
+    pub fn forwarder_stats(&self) -> ForwarderStats {
+        self.upstream
+            .built_ref()
+            .map(|f| f.stats())
+            .unwrap_or_default()
+    }
+
+    /// Each upstream server as this path sees it (allocates: for the status).
+    pub fn upstream_states(&self) -> Vec<UpstreamServerState> {
+        let mut out = Vec::new();
+        if let Some(f) = self.upstream.built_ref() {
+            f.snapshot(self.now(), &mut out);
+        }
+        out
     }
 
     /// Reaps the upstream ring and moves the client connections its events concern; re-arms

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bpf::LOCK_DIR;
 use crate::http::HttpStats;
+use crate::proxy::forwarder::UpstreamServerState;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 
@@ -59,6 +60,9 @@ pub struct RuntimeState {
     /// The access log's counters; `None` when there is no access log.
     #[serde(default)]
     pub access_log: Option<AccessLogState>,
+    /// Each upstream server of the proxy, summed over the serving threads (both paths).
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamServerState>,
 }
 
 /// What the access log wrote and lost.
@@ -151,6 +155,11 @@ pub struct PollerState {
     /// The engine's HTTP counters.
     #[serde(default)]
     pub http: HttpStats,
+    /// Requests routed upstream answered 503 (no eligible server) and 502 (no connection).
+    #[serde(default)]
+    pub upstream_no_server: u64,
+    #[serde(default)]
+    pub upstream_no_connection: u64,
 }
 
 /// The kernel path's counters.
@@ -176,6 +185,14 @@ pub struct KernelState {
     /// HTTP counters (status classes, latency...).
     #[serde(default)]
     pub http: HttpStats,
+    /// Requests routed upstream answered 503 (no eligible server) and 502 (no connection).
+    #[serde(default)]
+    pub upstream_no_server: u64,
+    #[serde(default)]
+    pub upstream_no_connection: u64,
+    /// The upstream servers as the kernel path sees them.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamServerState>,
 }
 
 /// Milliseconds since the Unix epoch.

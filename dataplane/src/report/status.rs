@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bpf::{PortState, Stat, SteeringMaps};
 use crate::http::HttpStats;
+use crate::proxy::forwarder::UpstreamServerState;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 
@@ -76,6 +77,9 @@ pub struct Status {
     pub reload: ReloadState,
     /// The access log's counters, when there is one.
     pub access_log: Option<AccessLogState>,
+    /// Each upstream server of the proxy (both paths, every serving thread).
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamServerState>,
 }
 
 fn state_name(s: Option<PortState>) -> &'static str {
@@ -169,6 +173,7 @@ impl Status {
             kernel_path: runtime.kernel.clone(),
             reload: runtime.reload.clone(),
             access_log: runtime.access_log.clone(),
+            upstreams: runtime.upstreams.clone(),
         })
     }
 }

@@ -34,4 +34,8 @@ impl UpstreamTable for UpstreamConns {
     fn release(&mut self, conn: ConnId, reusable: bool, now: Instant) {
         UpstreamConns::release(self, conn, reusable, now);
     }
+
+    fn idle_count(&self, addr: SocketAddr) -> usize {
+        UpstreamConns::idle_count(self, ServerKey(addr))
+    }
 }

@@ -36,6 +36,7 @@ pub fn render(s: &Status) -> String {
     kernel_path(&mut m, s);
     reloads(&mut m, s);
     access_log(&mut m, s);
+    upstreams(&mut m, s);
     m.finish()
 }
 
@@ -471,6 +472,163 @@ fn access_log(m: &mut Metrics, s: &Status) {
     m.sample("xgate_access_log_reopens_total", "", a.reopens);
 }
 
+/// The proxy: per upstream server, requests, responses by class, failures by kind, retries,
+/// connections active and idle, passive health, the upstream's response time; per path, the
+/// requests answered 503/502 for want of a server or a connection.
+fn upstreams(m: &mut Metrics, s: &Status) {
+    m.family(
+        "xgate_proxy_unforwarded_total",
+        "counter",
+        "Requests routed upstream that the gateway answered itself, by path and reason \
+         (no_server: 503, no server of the pool eligible; no_connection: 502).",
+    );
+    let bypass = |f: fn(&PollerState) -> u64| s.pollers.iter().map(f).sum::<u64>();
+    for (path, reason, n) in [
+        ("bypass", "no_server", bypass(|p| p.upstream_no_server)),
+        (
+            "bypass",
+            "no_connection",
+            bypass(|p| p.upstream_no_connection),
+        ),
+        ("kernel", "no_server", s.kernel_path.upstream_no_server),
+        (
+            "kernel",
+            "no_connection",
+            s.kernel_path.upstream_no_connection,
+        ),
+    ] {
+        m.sample(
+            "xgate_proxy_unforwarded_total",
+            &format!("path=\"{path}\",reason=\"{reason}\""),
+            n,
+        );
+    }
+    if s.upstreams.is_empty() {
+        return;
+    }
+    let label = |u: &crate::proxy::forwarder::UpstreamServerState| {
+        format!(
+            "upstream=\"{}\",server=\"{}\"",
+            escape(&u.upstream),
+            escape(&u.server)
+        )
+    };
+    m.family(
+        "xgate_upstream_requests_total",
+        "counter",
+        "Exchanges started with an upstream server (a retry is one more).",
+    );
+    for u in &s.upstreams {
+        m.sample(
+            "xgate_upstream_requests_total",
+            &label(u),
+            u.counters.requests,
+        );
+    }
+    m.family(
+        "xgate_upstream_responses_total",
+        "counter",
+        "Final responses of an upstream server passed on, by status class.",
+    );
+    for u in &s.upstreams {
+        for class in 1..=5usize {
+            m.sample(
+                "xgate_upstream_responses_total",
+                &format!("{},class=\"{class}xx\"", label(u)),
+                u.counters.responses[class - 1],
+            );
+        }
+    }
+    m.family(
+        "xgate_upstream_failures_total",
+        "counter",
+        "Failed exchanges with an upstream server, by kind.",
+    );
+    for u in &s.upstreams {
+        for (kind, n) in u.counters.failures.by_name() {
+            m.sample(
+                "xgate_upstream_failures_total",
+                &format!("{},kind=\"{kind}\"", label(u)),
+                n,
+            );
+        }
+    }
+    m.family(
+        "xgate_upstream_retried_total",
+        "counter",
+        "Requests that failed on this server and went to another one.",
+    );
+    for u in &s.upstreams {
+        m.sample(
+            "xgate_upstream_retried_total",
+            &label(u),
+            u.counters.retried,
+        );
+    }
+    m.family(
+        "xgate_upstream_abandoned_total",
+        "counter",
+        "Exchanges the client abandoned (it went away, or its body was bad).",
+    );
+    for u in &s.upstreams {
+        m.sample(
+            "xgate_upstream_abandoned_total",
+            &label(u),
+            u.counters.abandoned,
+        );
+    }
+    m.family(
+        "xgate_upstream_connections",
+        "gauge",
+        "Connections to an upstream server: carrying an exchange (active) or pooled (idle).",
+    );
+    for u in &s.upstreams {
+        m.sample(
+            "xgate_upstream_connections",
+            &format!("{},state=\"active\"", label(u)),
+            u.counters.in_flight,
+        );
+        m.sample(
+            "xgate_upstream_connections",
+            &format!("{},state=\"idle\"", label(u)),
+            u.idle_connections,
+        );
+    }
+    m.family(
+        "xgate_upstream_ejected_threads",
+        "gauge",
+        "Serving threads that have the server out of rotation now (passive health), of \
+         xgate_upstream_threads.",
+    );
+    for u in &s.upstreams {
+        m.sample(
+            "xgate_upstream_ejected_threads",
+            &label(u),
+            u.ejected_threads,
+        );
+    }
+    m.family(
+        "xgate_upstream_threads",
+        "gauge",
+        "Serving threads that have sent the server a request.",
+    );
+    for u in &s.upstreams {
+        m.sample("xgate_upstream_threads", &label(u), u.threads);
+    }
+    m.family(
+        "xgate_upstream_response_seconds",
+        "histogram",
+        "From the request's end to the upstream's response head.",
+    );
+    for u in &s.upstreams {
+        m.histogram(
+            "xgate_upstream_response_seconds",
+            &label(u),
+            &u.counters.response_time,
+        );
+    }
+}
+
 /// Reloads asked for, by result.
 fn reloads(m: &mut Metrics, s: &Status) {
     m.family(
@@ -567,6 +725,21 @@ mod tests {
             errors: 0,
             reopens: 1,
         });
+        let mut up = crate::proxy::forwarder::UpstreamServerState {
+            upstream: "api".into(),
+            server: "10.0.0.2:8080".into(),
+            idle_connections: 4,
+            ejected_threads: 1,
+            threads: 3,
+            ..Default::default()
+        };
+        up.counters.requests = 17;
+        up.counters.responses = [0, 15, 0, 0, 1];
+        up.counters.failures.read_timeout = 2;
+        up.counters.in_flight = 1;
+        up.counters.response_time.record(Duration::from_millis(2));
+        s.upstreams = vec![up];
+        s.kernel_path.upstream_no_server = 6;
         s
     }
 
@@ -685,6 +858,46 @@ mod tests {
             2.0
         );
         assert_eq!(value(&scrape, "xgate_access_log_reopens_total", &[]), 1.0);
+        let api = [("upstream", "api"), ("server", "10.0.0.2:8080")];
+        assert_eq!(value(&scrape, "xgate_upstream_requests_total", &api), 17.0);
+        let with = |extra: (&'static str, &'static str)| {
+            let mut l = api.to_vec();
+            l.push(extra);
+            l
+        };
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_upstream_responses_total",
+                &with(("class", "5xx"))
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_upstream_failures_total",
+                &with(("kind", "read_timeout"))
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_upstream_connections",
+                &with(("state", "idle"))
+            ),
+            4.0
+        );
+        assert_eq!(value(&scrape, "xgate_upstream_ejected_threads", &api), 1.0);
+        assert_eq!(
+            value(
+                &scrape,
+                "xgate_proxy_unforwarded_total",
+                &[("path", "kernel"), ("reason", "no_server")]
+            ),
+            6.0
+        );
         assert_eq!(
             value(
                 &scrape,
