@@ -126,9 +126,23 @@ servers = [{{ address = "127.0.0.1:{DEAD}" }}]
 path_prefix = "/api"
 upstream = "backend"
 
+[[upstream]]
+name = "checked"
+servers = [{{ address = "127.0.0.1:{UPSTREAM}" }}, {{ address = "127.0.0.1:{DEAD}" }}]
+max_fails = 0
+
+[upstream.health_check]
+path = "/api/health"
+interval_ms = 200
+timeout_ms = 200
+
 [[route]]
 path_prefix = "/dead"
 upstream = "dead"
+
+[[route]]
+path_prefix = "/checked"
+upstream = "checked"
 "#,
         iface = topo.server_if,
     )
@@ -288,4 +302,38 @@ fn requests_are_proxied_byte_exact_on_both_paths() {
     let dead = find("dead");
     assert_eq!(dead["failures"]["connect_failed"], 2, "{dead}");
     assert_eq!(dead["server"], format!("127.0.0.1:{DEAD}"));
+
+    // The active health check took the dead server of "checked" out of rotation (passive
+    // ejection is off there: max_fails = 0), so no request meets it.
+    for port in [BYPASS, KERNEL] {
+        for _ in 0..6 {
+            let (status, _, body) = curl(&topo, &[], "/checked/x", port);
+            assert_eq!(status, 200, ":{port} {body:?}");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1600));
+    let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .args(["status", "--json", "--iface", &topo.server_if])
+        .output()
+        .expect("xgate status");
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let checked: Vec<&serde_json::Value> = status["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .filter(|u| u["upstream"] == "checked")
+        .collect();
+    let dead_checked = checked
+        .iter()
+        .find(|u| u["server"] == format!("127.0.0.1:{DEAD}"));
+    // Never picked, so never counted, or counted with no request: either way no failure.
+    if let Some(d) = dead_checked {
+        assert_eq!(d["requests"], 0, "{d}");
+        assert_eq!(d["health_check_down"], true, "{d}");
+    }
+    let live = checked
+        .iter()
+        .find(|u| u["server"] == format!("127.0.0.1:{UPSTREAM}"))
+        .expect("the live server");
+    assert_eq!(live["requests"], 12, "{live}");
 }

@@ -35,9 +35,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use super::balance::{HashKey, Outcome, Pool, ServerId, Ticket, Tried};
+use super::balance::{HashKey, Health, Outcome, Pool, ServerId, Ticket, Tried};
 use super::config::{HashKeySource, ProxyConfig};
 use super::exchange::{End, Exchange, FailureCause};
+use super::health::HealthBoard;
 use super::response::UpstreamLimits;
 use super::route::{RouteTarget, UpstreamId};
 use crate::access::AccessLogIo;
@@ -193,6 +194,8 @@ pub struct UpstreamServerState {
     /// Serving threads that have it out of rotation now (passive ejection), of `threads`.
     pub ejected_threads: u64,
     pub threads: u64,
+    /// The active health check's last verdict was "down".
+    pub health_check_down: bool,
 }
 
 impl UpstreamServerState {
@@ -212,6 +215,7 @@ impl UpstreamServerState {
         self.idle_connections += o.idle_connections;
         self.ejected_threads += o.ejected_threads;
         self.threads += o.threads;
+        self.health_check_down |= o.health_check_down;
     }
 
     /// `states` of several threads merged by (upstream, server), in first-seen order.
@@ -294,6 +298,10 @@ pub struct Forwarder<T: UpstreamTable> {
     legs: Vec<Leg<T::Conn>>,
     stats: Vec<ServerStatsEntry>,
     counts: ForwarderStats,
+    /// The active health checks' verdicts, when a checker runs.
+    health: Option<Arc<HealthBoard>>,
+    /// The board's version last copied into the pools.
+    health_seen: u64,
 }
 
 /// The identity of a configuration generation.
@@ -323,6 +331,42 @@ impl<T: UpstreamTable> Forwarder<T> {
             legs: Vec::new(),
             stats: Vec::new(),
             counts: ForwarderStats::default(),
+            health: None,
+            health_seen: 0,
+        }
+    }
+
+    /// The active health checks' verdicts this thread's pools follow (see [`super::health`]).
+    pub fn set_health_board(&mut self, board: Arc<HealthBoard>) {
+        self.health = Some(board);
+        self.health_seen = u64::MAX;
+    }
+
+    /// Copies the board's verdicts into every generation's pools when they changed (or
+    /// `force`, for pools just built).
+    fn sync_health(&mut self, force: bool) {
+        let Some(board) = &self.health else {
+            return;
+        };
+        let version = board.version();
+        if version == self.health_seen && !force {
+            return;
+        }
+        self.health_seen = version;
+        for g in &mut self.gens {
+            for (upstream, pool) in g.config.upstreams.iter().zip(&mut g.pools) {
+                if upstream.health_check.is_none() {
+                    continue;
+                }
+                // Few servers, and only when a verdict changed: collected, then applied.
+                let verdicts: Vec<(ServerId, Health)> = pool
+                    .servers()
+                    .map(|(id, spec)| (id, board.get(&upstream.name, spec.addr)))
+                    .collect();
+                for (id, health) in verdicts {
+                    pool.set_active_health(id, health);
+                }
+            }
         }
     }
 
@@ -362,9 +406,14 @@ impl<T: UpstreamTable> Forwarder<T> {
                             .any(|(id, spec)| spec.addr == e.server && !pool.is_eligible(id, now))
                 })
             });
+            let down = self
+                .health
+                .as_ref()
+                .is_some_and(|b| b.get(&e.upstream, e.server) == Health::Down);
             out.push(UpstreamServerState {
                 upstream: e.upstream.to_string(),
                 server: e.server.to_string(),
+                health_check_down: down,
                 counters: e.counters.clone(),
                 idle_connections: self.table.idle_count(e.server) as u64,
                 ejected_threads: u64::from(ejected),
@@ -774,6 +823,7 @@ impl<T: UpstreamTable> Forwarder<T> {
             stat_index,
             in_flight: 0,
         });
+        self.sync_health(true);
         self.drop_old_gens();
         self.gens
             .iter()
@@ -831,6 +881,7 @@ impl<T: UpstreamTable> Forwarder<T> {
     /// The exchanges' deadlines due at `now` run; the slots whose exchange moved are pushed
     /// to `due` (move those client connections forward).
     pub fn sweep(&mut self, now: Instant, due: &mut Vec<u32>) {
+        self.sync_health(false);
         for (slot, leg) in self.legs.iter_mut().enumerate() {
             let Some(ex) = leg.exchange.as_mut() else {
                 continue;

@@ -493,3 +493,48 @@ fn header_values_are_found_without_regard_to_case_and_trimmed() {
     assert_eq!(header_value(head, b"x-none"), None);
     assert_eq!(header_value(head, b"GET / HTTP/1.1"), None);
 }
+
+#[test]
+fn a_server_the_health_check_says_is_down_takes_no_request_until_it_is_up_again() {
+    let mut up = upstream("shop", &[A, B], Policy::RoundRobin, None);
+    up.health_check = Some(crate::proxy::config::HealthCheck {
+        path: "/health".into(),
+        interval: Duration::from_secs(5),
+        expect_status: 200,
+        timeout: Duration::from_secs(2),
+    });
+    let mut r = Rig::new(up);
+    let board = Arc::new(crate::proxy::health::HealthBoard::default());
+    board.set("shop", addr(A), Health::Down);
+    r.fwd.set_health_board(Arc::clone(&board));
+    let mut servers = Vec::new();
+    for _ in 0..4 {
+        let before = r.fwd.table().conns.len();
+        r.client(T0, GET);
+        let conn = r.current();
+        servers.push(r.fwd.table().conns[conn].addr);
+        if r.fwd.table().conns.len() > before {
+            r.event(T0, UpstreamEvent::Connected);
+        }
+        r.answer(T0, OK);
+    }
+    assert!(servers.iter().all(|&s| s == addr(B)), "{servers:?}");
+    let mut states = Vec::new();
+    r.fwd.snapshot(T0, &mut states);
+    assert!(states.iter().any(|s| s.server == A && s.health_check_down));
+    // Up again: the next sweep copies it into the pool.
+    board.set("shop", addr(A), Health::Up);
+    r.fwd.sweep(T0, &mut Vec::new());
+    let mut seen_a = false;
+    for _ in 0..4 {
+        let before = r.fwd.table().conns.len();
+        r.client(T0, GET);
+        let conn = r.current();
+        seen_a |= r.fwd.table().conns[conn].addr == addr(A);
+        if r.fwd.table().conns.len() > before {
+            r.event(T0, UpstreamEvent::Connected);
+        }
+        r.answer(T0, OK);
+    }
+    assert!(seen_a, "A is back in rotation");
+}

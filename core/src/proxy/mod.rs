@@ -17,6 +17,7 @@ pub mod config;
 pub mod exchange;
 pub mod forward;
 pub mod forwarder;
+pub mod health;
 pub mod response;
 pub mod route;
 

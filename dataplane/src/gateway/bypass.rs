@@ -41,6 +41,7 @@ use crate::http::{HttpLimits, HttpStats};
 use crate::proxy::balance::HashKey;
 use crate::proxy::config::ProxyConfig;
 use crate::proxy::forwarder::UpstreamServerState;
+use crate::proxy::health::HealthBoard;
 use crate::sys::socket;
 use crate::upstream::{UpstreamConnsConfig, UpstreamSideConfig};
 
@@ -106,6 +107,8 @@ pub struct BypassConfig {
     /// Consistent hashing's key, the same on every poller (and the kernel path: see
     /// `gateway::run`).
     pub upstream_hash_key: HashKey,
+    /// The active health checks' verdicts every poller follows.
+    pub upstream_health: Option<Arc<HealthBoard>>,
     /// Capacity of `user_flows`; raised at start to at least queues × the engine's
     /// `tcp.max_connections`, so that every connection an engine accepts gets its entry.
     pub max_user_flows: u32,
@@ -134,6 +137,7 @@ impl BypassConfig {
             app: AppConfig::default(),
             proxy: None,
             upstream_hash_key: HashKey([0; 16]),
+            upstream_health: None,
             max_user_flows: 262_144,
             pin_root: PathBuf::from(PIN_ROOT),
         }
@@ -337,6 +341,7 @@ impl Bypass {
             poller.configure_proxy(UpstreamSideConfig {
                 conns: UpstreamConnsConfig::default(),
                 hash_key: config.upstream_hash_key,
+                health: config.upstream_health.clone(),
             });
             let stop = Arc::clone(&gw.stop);
             let stats = poller.stats();

@@ -34,6 +34,7 @@ use crate::config::{ConfigError, KernelDrive, LiveConfig, RunConfig};
 use crate::kernel::KernelPath;
 use crate::proxy::balance::HashKey;
 use crate::proxy::config::ProxyConfig;
+use crate::proxy::health::HealthBoard;
 use crate::report::{
     unix_ms, AccessLogState, KernelState, ReloadState, ReportError, RuntimeState, ServedPort,
     REFRESH,
@@ -42,6 +43,7 @@ use crate::upstream::{UpstreamConnsConfig, UpstreamSideConfig};
 
 use super::access_log::{self, AccessLinks, AccessLogError, AccessLogWriter};
 use super::admin::{AdminEndpoint, AdminListener};
+use super::health::HealthChecker;
 use super::kernel_thread::{self, kernel_err};
 use super::placement::{enter_netns, GatewayCgroup};
 use super::publish::{self, Publisher};
@@ -153,6 +155,9 @@ fn run_in_cgroup(
     let proxy = proxy_generation(&config.proxy);
     gw_config.proxy = proxy.clone();
     gw_config.upstream_hash_key = HashKey(hash_key);
+    // The active health checks' verdicts, followed by every serving thread.
+    let health_board = Arc::new(HealthBoard::default());
+    gw_config.upstream_health = Some(Arc::clone(&health_board));
     let mut gateway =
         Bypass::start_logged(&gw_config, access_buffer.map(|n| (&mut access_links, n)))?;
 
@@ -168,7 +173,12 @@ fn run_in_cgroup(
     kernel.configure_proxy(UpstreamSideConfig {
         conns: UpstreamConnsConfig::default(),
         hash_key: HashKey(hash_key),
+        health: Some(Arc::clone(&health_board)),
     });
+    let mut health_checker = Some(
+        HealthChecker::start(&config.proxy, &health_board)
+            .map_err(kernel_err("starting the health checker"))?,
+    );
     for p in &gw_config.ports {
         let listener: TcpListener = gateway
             .take_listener(p.port)
@@ -291,6 +301,7 @@ fn run_in_cgroup(
                     &gateway,
                     &kernel_reload,
                     &publisher.state.reload,
+                    (&mut health_checker, &health_board),
                 );
             }
             Some(sig) => break Ok(sig),
@@ -411,6 +422,7 @@ fn apply_reload(
     gateway: &Bypass,
     kernel: &ReloadMailbox,
     before: &ReloadState,
+    (checker, board): (&mut Option<HealthChecker>, &Arc<HealthBoard>),
 ) -> ReloadState {
     let outcome = reread().map_err(|e| e.to_string()).and_then(|next| {
         // Everything is built before anything is handed over: all or nothing.
@@ -437,6 +449,17 @@ fn apply_reload(
         Ok(next) => {
             after.accepted += 1;
             after.last_error.clear();
+            // The new pools' checks replace the old ones (verdicts of servers that stay
+            // carry over on the board).
+            if let Some(old) = checker.take() {
+                old.stop();
+            }
+            match HealthChecker::start(&next.proxy, board) {
+                Ok(c) => *checker = Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "health checker not restarted: no active checks until the next reload")
+                }
+            }
             tracing::info!(
                 reload = after.requested,
                 routes = next.app.routes.len(),

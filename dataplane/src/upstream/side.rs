@@ -12,8 +12,11 @@ use std::io;
 use std::os::fd::RawFd;
 
 use super::{UpstreamConns, UpstreamConnsConfig, UpstreamEvent};
+use std::sync::Arc;
+
 use crate::proxy::balance::HashKey;
 use crate::proxy::forwarder::{Forwarder, UpstreamEvent as Event};
+use crate::proxy::health::HealthBoard;
 use crate::time::Instant;
 
 /// What a thread's upstream side is made with.
@@ -22,6 +25,8 @@ pub struct UpstreamSideConfig {
     pub conns: UpstreamConnsConfig,
     /// Consistent hashing's key: the same on every serving thread of the process.
     pub hash_key: HashKey,
+    /// The active health checks' verdicts, shared with the checker (none without checks).
+    pub health: Option<Arc<HealthBoard>>,
 }
 
 impl UpstreamSideConfig {
@@ -32,6 +37,7 @@ impl UpstreamSideConfig {
         Ok(UpstreamSideConfig {
             conns: UpstreamConnsConfig::default(),
             hash_key: HashKey(key),
+            health: None,
         })
     }
 }
@@ -89,7 +95,11 @@ impl UpstreamSide {
         let conns = UpstreamConns::new(config.conns.clone())?;
         self.events = Vec::with_capacity(256);
         self.ready = Vec::with_capacity(256);
-        Ok(Forwarder::new(conns, config.hash_key))
+        let mut forwarder = Forwarder::new(conns, config.hash_key);
+        if let Some(board) = config.health {
+            forwarder.set_health_board(board);
+        }
+        Ok(forwarder)
     }
 
     /// The table's descriptor, readable when its completions wait.
