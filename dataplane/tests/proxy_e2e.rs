@@ -44,7 +44,11 @@ class H(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
     def do_GET(self):
-        if self.path.startswith("/api/bytes/"):
+        if self.path.startswith("/api/slow/"):
+            import time
+            time.sleep(int(self.path.rsplit("/", 1)[1]) / 1000)
+            self.answer(b"slow done")
+        elif self.path.startswith("/api/bytes/"):
             n = int(self.path.rsplit("/", 1)[1])
             pattern = bytes(range(256)) * (n // 256 + 1)
             self.answer(pattern[:n])
@@ -77,7 +81,8 @@ fn start_upstream(topo: &mut Topology) {
     assert_eq!(line, "listening");
 }
 
-fn start_xgate(topo: &mut Topology, config: &std::path::Path) {
+/// Starts `xgate run` and waits for "ready"; returns its index in `topo.children`.
+fn start_xgate(topo: &mut Topology, config: &std::path::Path) -> usize {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
         .args(["run", "--config"])
         .arg(config)
@@ -93,7 +98,7 @@ fn start_xgate(topo: &mut Topology, config: &std::path::Path) {
             .recv_timeout(Duration::from_secs(20))
             .expect("xgate run did not say it is ready");
         if line.starts_with("xgate: ready") {
-            return;
+            return topo.children.len() - 1;
         }
     }
 }
@@ -336,4 +341,106 @@ fn requests_are_proxied_byte_exact_on_both_paths() {
         .find(|u| u["server"] == format!("127.0.0.1:{UPSTREAM}"))
         .expect("the live server");
     assert_eq!(live["requests"], 12, "{live}");
+}
+
+/// `curl` started in the client netns, to be collected later: (status, body).
+fn spawn_curl(topo: &Topology, port: u16, path: &str) -> std::process::Child {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+        ])
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("http://{GW_IP}:{port}{path}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl")
+}
+
+fn collect(child: std::process::Child) -> (String, String) {
+    let o = child.wait_with_output().expect("curl");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", ""));
+    (
+        code.to_string(),
+        format!("{body} {}", String::from_utf8_lossy(&o.stderr)),
+    )
+}
+
+/// Proxied requests at an upstream when the port's bypass is switched off, and when the
+/// gateway is told to stop, all finish with their answers (issue 13, live operations).
+#[test]
+fn proxied_requests_in_flight_survive_a_bypass_switch_and_a_sigterm_drain() {
+    if !is_root() {
+        eprintln!("skipping proxied_requests_in_flight_survive_a_bypass_switch_and_a_sigterm_drain: needs root");
+        return;
+    }
+    let mut topo = Topology::create();
+    let dir = TempDir::new(&format!("{}-proxy-live", topo.name));
+    start_upstream(&mut topo);
+    let config = config_file(&dir, &topo);
+    let gw = start_xgate(&mut topo, &config);
+    let iface = topo.server_if.clone();
+    let xgate = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
+            .args(args)
+            .args(["--iface", &iface])
+            .output()
+            .expect("xgate");
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+
+    // Switched off while four requests wait at the upstream on the bypass path.
+    let slow: Vec<_> = (0..4)
+        .map(|_| spawn_curl(&topo, BYPASS, "/api/slow/1500"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    xgate(&["bypass", "off", &BYPASS.to_string(), "--drain-secs", "1"]);
+    for c in slow {
+        let (code, body) = collect(c);
+        assert_eq!(code, "200", "{body}");
+        assert!(body.starts_with("slow done"), "{body}");
+    }
+    // New connections now go to the kernel path, and are proxied there too.
+    let (status, _, body) = curl(&topo, &[], "/api/after-switch", BYPASS);
+    assert_eq!((status, body), (200, b"path=/api/after-switch".to_vec()));
+    xgate(&["bypass", "on", &BYPASS.to_string()]);
+
+    // SIGTERM while requests wait at the upstream on both paths: they finish (the grace is
+    // 2 s), then the gateway exits cleanly.
+    let slow: Vec<_> = [BYPASS, BYPASS, KERNEL, KERNEL]
+        .iter()
+        .map(|&p| spawn_curl(&topo, p, "/api/slow/1000"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = topo.children[gw].id();
+    // SAFETY: kill(2) on the PID of the child this test started and still holds.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    for c in slow {
+        let (code, body) = collect(c);
+        assert_eq!(code, "200", "{body}");
+        assert!(body.starts_with("slow done"), "{body}");
+    }
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = topo.children[gw].try_wait().expect("waiting for xgate") {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "xgate did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "xgate exited with {status}");
 }

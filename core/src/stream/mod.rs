@@ -418,7 +418,10 @@ impl StreamConn {
         if self.out_len > 0 {
             return Advance::Again; // to be sent
         }
-        if self.http.wants_close() || (draining && self.in_len == 0) {
+        // Draining ends a connection with no input waiting, unless its request is at an
+        // upstream (its answer is still to come).
+        let idle = self.in_len == 0 && !self.http.is_forwarding();
+        if self.http.wants_close() || (draining && idle) {
             if self.eof {
                 self.state = Lifecycle::Closed;
             } else if self.write_shut {
