@@ -111,6 +111,9 @@ fn config_file(dir: &TempDir, topo: &Topology) -> std::path::PathBuf {
         r#"interface = "{iface}"
 shutdown_grace_secs = 2
 
+[access_log]
+path = "{log}"
+
 [[ports]]
 port = {BYPASS}
 bypass = true
@@ -150,6 +153,7 @@ path_prefix = "/checked"
 upstream = "checked"
 "#,
         iface = topo.server_if,
+        log = dir.0.join("access.log").display(),
     )
     .expect("writing the config");
     path
@@ -307,6 +311,21 @@ fn requests_are_proxied_byte_exact_on_both_paths() {
     let dead = find("dead");
     assert_eq!(dead["failures"]["connect_failed"], 2, "{dead}");
     assert_eq!(dead["server"], format!("127.0.0.1:{DEAD}"));
+
+    // The access log names the upstream server and its response time; no time for a 502.
+    let log = std::fs::read_to_string(dir.0.join("access.log")).expect("the access log");
+    let line = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in {log}"))
+            .to_string()
+    };
+    let ok = line("\"GET /api/bytes/1448 HTTP/1.1\" 200");
+    assert!(ok.contains(&format!(" 127.0.0.1:{UPSTREAM} 0.")), "{ok}");
+    let bad = line("\"GET /dead/x HTTP/1.1\" 502");
+    assert!(bad.ends_with(&format!(" 127.0.0.1:{DEAD} -")), "{bad}");
+    let own = line("\"GET /health HTTP/1.1\" 200");
+    assert!(own.ends_with(" - -"), "{own}");
 
     // The active health check took the dead server of "checked" out of rotation (passive
     // ejection is off there: max_fails = 0), so no request meets it.
