@@ -113,7 +113,7 @@ impl Engine {
     }
 
     /// [`begin_drain`](Self::begin_drain) for a thread whose requests may go upstream.
-    pub fn begin_drain_driven(&mut self, now: Instant, driver: &mut dyn HttpDriver) {
+    pub fn begin_drain_driven<D: HttpDriver + ?Sized>(&mut self, now: Instant, driver: &mut D) {
         if self.sessions.is_draining() {
             return;
         }
@@ -142,7 +142,7 @@ impl Engine {
     }
 
     /// [`abort_all`](Self::abort_all) for a thread whose requests may go upstream.
-    pub fn abort_all_driven(&mut self, now: Instant, driver: &mut dyn HttpDriver) {
+    pub fn abort_all_driven<D: HttpDriver + ?Sized>(&mut self, now: Instant, driver: &mut D) {
         for i in 0..self.sessions.len() {
             let index = self.sessions.live()[i] as usize;
             if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
@@ -159,11 +159,11 @@ impl Engine {
 
     /// [`handle_frame`](Self::handle_frame), running HTTP through `driver` (a thread's
     /// `Forwarder` when requests may go upstream).
-    pub fn handle_frame_driven(
+    pub fn handle_frame_driven<D: HttpDriver + ?Sized>(
         &mut self,
         now: Instant,
         frame: &[u8],
-        driver: &mut dyn HttpDriver,
+        driver: &mut D,
     ) -> Result<(), DropReason> {
         let result = self.tcp.handle_frame(now, frame);
         self.drain_events(now, driver);
@@ -172,7 +172,12 @@ impl Engine {
 
     /// Moves the connection in slot `index` forward (its upstream's answer came, or room for
     /// its request): what [`handle_frame`](Self::handle_frame) does for a segment.
-    pub fn service_slot(&mut self, now: Instant, index: usize, driver: &mut dyn HttpDriver) {
+    pub fn service_slot<D: HttpDriver + ?Sized>(
+        &mut self,
+        now: Instant,
+        index: usize,
+        driver: &mut D,
+    ) {
         if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
             self.service(now, conn, driver);
             self.drain_events(now, driver);
@@ -201,7 +206,11 @@ impl Engine {
 
     /// [`handle_timeout`](Self::handle_timeout) for a thread whose requests may go upstream.
     /// True when the HTTP sweep ran (the caller runs its upstream side's sweep with it).
-    pub fn handle_timeout_driven(&mut self, now: Instant, driver: &mut dyn HttpDriver) -> bool {
+    pub fn handle_timeout_driven<D: HttpDriver + ?Sized>(
+        &mut self,
+        now: Instant,
+        driver: &mut D,
+    ) -> bool {
         self.tcp.handle_timeout(now);
         self.drain_events(now, driver);
         if self.sessions.sweep_due(now) {
@@ -292,7 +301,7 @@ impl Engine {
         });
     }
 
-    fn drain_events(&mut self, now: Instant, driver: &mut dyn HttpDriver) {
+    fn drain_events<D: HttpDriver + ?Sized>(&mut self, now: Instant, driver: &mut D) {
         while let Some(event) = self.tcp.poll_event() {
             match event {
                 Event::Established { conn, flow } => {
@@ -355,7 +364,7 @@ impl Engine {
         }
     }
 
-    fn sweep_http_deadlines(&mut self, now: Instant, driver: &mut dyn HttpDriver) {
+    fn sweep_http_deadlines<D: HttpDriver + ?Sized>(&mut self, now: Instant, driver: &mut D) {
         // Index loop: `service` and `abort` may close connections, but `Closed` events only
         // arrive through `drain_events`, so `live` does not change under this loop.
         for i in 0..self.sessions.len() {
@@ -394,7 +403,7 @@ impl Engine {
 
     /// Moves bytes between the connection's TCP buffers and its HTTP state until neither side
     /// can make progress, then closes the TCP side if HTTP is done.
-    fn service(&mut self, now: Instant, conn: ConnHandle, driver: &mut dyn HttpDriver) {
+    fn service<D: HttpDriver + ?Sized>(&mut self, now: Instant, conn: ConnHandle, driver: &mut D) {
         let index = conn.index();
         let Some((slot, app, mut log)) = self
             .sessions

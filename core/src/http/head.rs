@@ -356,8 +356,9 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         let value = h.value;
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
-            host = Some(trim_ows(value));
-            host_bad |= !trim_ows(value).iter().all(|&b| is_host_byte(b));
+            let value = trim_ows(value);
+            host = Some(value);
+            host_bad |= !value.iter().all(|&b| is_host_byte(b));
         } else if name.eq_ignore_ascii_case(b"content-length") {
             match (content_length(value), length) {
                 (None, _) => length_bad = true,
@@ -427,8 +428,11 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
     let Some(path) = route_path(target) else {
         return Outcome::Reject(400);
     };
-    // RFC 9112 §3.2.2: an absolute-form target's authority is the request's host.
-    let routed = app.route(absolute_authority(target).or(host), path);
+    // RFC 9112 §3.2.2: an absolute-form target's authority is the request's host (looked
+    // for only when there are routes to match).
+    let routed = app
+        .routes()
+        .and_then(|_| app.route(absolute_authority(target).or(host), path));
     if routed.is_none() && !app.knows_method(method) {
         return Outcome::Reject(501); // RFC 9110 §9.1
     }
@@ -453,7 +457,9 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         close,
         keep_alive_10: http10 && !close,
         expect_continue: expect_continue && !http10,
-        idempotent: crate::proxy::exchange::is_idempotent(method),
+        // Only a forwarded request is ever retried.
+        idempotent: matches!(handler, Handler::Upstream(_))
+            && crate::proxy::exchange::is_idempotent(method),
     })
 }
 

@@ -795,6 +795,21 @@ impl HttpConn {
         self.process_inner(now, app, input, output, None, Some(log))
     }
 
+    /// [`process`](Self::process), or [`process_logged`](Self::process_logged) when `log` is
+    /// given.
+    #[must_use]
+    #[inline]
+    pub fn process_with_log(
+        &mut self,
+        now: Instant,
+        app: &App,
+        input: &[u8],
+        output: &mut [u8],
+        log: Option<AccessLogIo<'_>>,
+    ) -> Progress {
+        self.process_inner(now, app, input, output, None, log)
+    }
+
     /// [`process`](Self::process) (or [`process_logged`](Self::process_logged) with `log`)
     /// while a request is forwarded: the client's body goes to `up.output` through
     /// `up.exchange` as the exchange and the room allow, and the upstream's bytes `up.input`

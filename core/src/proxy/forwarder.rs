@@ -923,6 +923,7 @@ pub trait HttpDriver {
 pub struct Direct;
 
 impl HttpDriver for Direct {
+    #[inline]
     fn process(
         &mut self,
         _slot: usize,
@@ -934,22 +935,12 @@ impl HttpDriver for Direct {
         output: &mut [u8],
         mut log: Option<AccessLogIo<'_>>,
     ) -> Progress {
-        let mut p = match log.as_mut() {
-            Some(io) => http.process_logged(now, app, input, output, io.reborrow()),
-            None => http.process(now, app, input, output),
-        };
+        let lent = log.as_mut().map(|io| io.reborrow());
+        let mut p = http.process_with_log(now, app, input, output, lent);
         if http.upstream_request().is_some() {
             http.answer_upstream_request(app, 502);
-            let q = match log {
-                Some(io) => http.process_logged(
-                    now,
-                    app,
-                    &input[p.consumed..],
-                    &mut output[p.produced..],
-                    io,
-                ),
-                None => http.process(now, app, &input[p.consumed..], &mut output[p.produced..]),
-            };
+            let (input, output) = (&input[p.consumed..], &mut output[p.produced..]);
+            let q = http.process_with_log(now, app, input, output, log);
             p.consumed += q.consumed;
             p.produced += q.produced;
         }

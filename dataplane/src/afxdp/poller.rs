@@ -502,11 +502,8 @@ impl Poller {
         if self.engine.app().proxy().is_some() {
             let _ = self.upstream.get();
         }
-        let mut direct = Direct;
-        let driver: &mut dyn HttpDriver = match self.upstream.built() {
-            Some(f) => f,
-            None => &mut direct,
-        };
+        // Each driver is its own copy of the engine's code: no indirect call per request.
+        let mut forwarder = self.upstream.built();
 
         // RX: frames are borrowed from UMEM for the length of handle_frame.
         let engine = &mut self.engine;
@@ -514,7 +511,11 @@ impl Poller {
         let log = &mut self.refused_log;
         let queue = self.queue.queue();
         let n = self.queue.recv_batch(self.config.batch_size, |frame| {
-            if let Err(reason) = engine.handle_frame_driven(now, frame, driver) {
+            let result = match forwarder.as_mut() {
+                Some(f) => engine.handle_frame_driven(now, frame, &mut **f),
+                None => engine.handle_frame_driven(now, frame, &mut Direct),
+            };
+            if let Err(reason) = result {
                 *refused += 1;
                 // The level check first: a relaxed load when debug is off.
                 if tracing::enabled!(tracing::Level::DEBUG) {
