@@ -61,11 +61,13 @@ impl ByteBuf {
         self.end += n.min(self.room_len());
     }
 
-    /// `n` bytes were used from the front (clamped to what is held). An emptied buffer starts
-    /// over at the front, so the common case never copies.
-    pub(super) fn consume(&mut self, n: usize) {
+    /// `n` bytes were used from the front (clamped to what is held). With `rewind` (no
+    /// operation writes into the room), an emptied buffer starts over at the front, so the
+    /// common case never copies; without it `end` stays put, because a receive in flight
+    /// writes at `end` and its completion commits from there.
+    pub(super) fn consume(&mut self, n: usize, rewind: bool) {
         self.start += n.min(self.len());
-        if self.start == self.end {
+        if rewind && self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
@@ -102,7 +104,7 @@ mod tests {
         b.room_mut()[..3].copy_from_slice(b"abc");
         b.commit(3);
         assert_eq!(b.filled(), b"abc");
-        b.consume(2);
+        b.consume(2, true);
         assert_eq!((b.filled(), b.room_len()), (&b"c"[..], 5));
         assert!(!b.wants_compact(), "5 of 8 free is not under half");
         b.room_mut()[..4].copy_from_slice(b"defg");
@@ -110,7 +112,7 @@ mod tests {
         assert!(b.wants_compact());
         b.compact();
         assert_eq!((b.filled(), b.room_len()), (&b"cdefg"[..], 3));
-        b.consume(5);
+        b.consume(5, true);
         assert!(b.is_empty());
         assert_eq!(
             b.room_len(),
@@ -120,11 +122,30 @@ mod tests {
     }
 
     #[test]
+    fn emptied_under_a_receive_in_flight_the_buffer_keeps_its_place() {
+        let mut b = ByteBuf::new(8);
+        b.room_mut()[..3].copy_from_slice(b"abc");
+        b.commit(3);
+        // A receive is posted at `end` (3); the owner consumes everything meanwhile.
+        b.consume(3, false);
+        assert!(b.is_empty());
+        assert_eq!(
+            b.room_len(),
+            5,
+            "the receive's room is still where it was posted"
+        );
+        // The receive completes: its bytes were written at 3.., and are the ones committed.
+        b.room_mut()[..2].copy_from_slice(b"de");
+        b.commit(2);
+        assert_eq!(b.filled(), b"de");
+    }
+
+    #[test]
     fn commit_and_consume_are_clamped_to_what_exists() {
         let mut b = ByteBuf::new(4);
         b.commit(10);
         assert_eq!(b.len(), 4);
-        b.consume(10);
+        b.consume(10, true);
         assert_eq!((b.len(), b.room_len()), (0, 4));
     }
 }

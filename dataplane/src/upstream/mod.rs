@@ -519,7 +519,10 @@ impl UpstreamConns {
     /// `n` received bytes were used: their room takes more of the response.
     pub fn consume(&mut self, id: ConnId, n: usize) {
         if n > 0 && self.slot(id).is_some() {
-            self.slots[id.index as usize].recv.consume(n);
+            let s = &mut self.slots[id.index as usize];
+            // A receive in flight writes at the buffer's `end`: it must not move.
+            let rewind = !s.recv_pending;
+            s.recv.consume(n, rewind);
             self.mark(id.index);
         }
     }
@@ -755,7 +758,8 @@ impl UpstreamConns {
                 events.push(UpstreamEvent::ConnectFailed(self.id_of(index), -res));
             }
             Op::Send if res > 0 => {
-                s.send.consume(res as usize);
+                // The send just completed and it is the only operation on this buffer.
+                s.send.consume(res as usize, true);
                 self.stats.bytes_sent += res as u64;
                 if !s.send.is_empty() {
                     self.mark(index);
