@@ -55,7 +55,8 @@
 //! starts again from zero), a failure ejects it for another `fail_timeout`. If no such outcome
 //! arrives within `fail_timeout` of the trial, another trial may go out. Outcomes of requests
 //! started before the trial count in the statistics only. `max_fails = 0` disables passive
-//! ejection. nginx counts failures in a window that a success or a pick after `fail_timeout`
+//! ejection, and so does a pool of one server (as in nginx: ejecting the only server would
+//! turn every request into a 503 for `fail_timeout`, where trying it costs one failure). nginx counts failures in a window that a success or a pick after `fail_timeout`
 //! resets, and its trial is any one request after `fail_timeout`; the exact window is easier
 //! to state and to test, and differs only in when failures that straddle windows eject.
 //!
@@ -332,11 +333,17 @@ impl Pool {
                 fail_next: 0,
             })
             .collect();
-        let window = spec.max_fails as usize;
+        // One server: never ejected (see the module documentation).
+        let max_fails = if spec.servers.len() == 1 {
+            0
+        } else {
+            spec.max_fails
+        };
+        let window = max_fails as usize;
         Ok(Pool {
             servers,
             policy: spec.policy,
-            max_fails: spec.max_fails,
+            max_fails,
             fail_timeout: spec.fail_timeout,
             hasher,
             fail_log: vec![Instant::ZERO; spec.servers.len() * window],

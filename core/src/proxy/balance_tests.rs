@@ -387,7 +387,8 @@ fn failures_spread_wider_than_fail_timeout_do_not_eject() {
 
 #[test]
 fn successes_between_failures_do_not_reset_the_count() {
-    let mut p = pool(Policy::RoundRobin, &[1], 2);
+    // Two servers: the only one of a pool is never ejected.
+    let mut p = pool(Policy::RoundRobin, &[1, 1], 2);
     fail(&mut p, id(0), T0);
     let t = p.on_request_start(id(0), T0);
     p.on_request_end(t, T0, Outcome::Ok);
@@ -479,17 +480,18 @@ fn outcomes_of_requests_started_before_the_trial_do_not_decide_it() {
 
 #[test]
 fn unanswered_trial_allows_another_after_fail_timeout() {
-    let mut p = pool(Policy::RoundRobin, &[1], 1);
+    // Two servers (the only one of a pool is never ejected); the other is kept out of these
+    // picks, so each pick is a question about server 0.
+    let mut p = pool(Policy::RoundRobin, &[1, 1], 1);
+    let not_1 = Tried::NONE.with(id(1));
     fail(&mut p, id(0), T0);
     let back = T0 + FAIL_TIMEOUT;
-    let first = p.pick(back, None, Tried::NONE).unwrap();
+    let first = p.pick(back, None, not_1).unwrap();
+    assert_eq!(first, id(0));
     let t1 = p.on_request_start(first, back);
-    assert_eq!(
-        p.pick(back + Duration::from_secs(5), None, Tried::NONE),
-        None
-    );
+    assert_eq!(p.pick(back + Duration::from_secs(5), None, not_1), None);
     let again = back + FAIL_TIMEOUT;
-    assert_eq!(p.pick(again, None, Tried::NONE), Some(id(0)));
+    assert_eq!(p.pick(again, None, not_1), Some(id(0)));
     // The first trial's late answer still decides.
     p.on_request_end(t1, again, Outcome::Ok);
     assert_eq!(p.stats(id(0)).passive, PassiveState::Healthy);
@@ -756,4 +758,29 @@ fn debug_output_keeps_the_hash_key_out() {
     let shown = format!("{p:?} {KEY:?}");
     assert!(!shown.contains("balance t1") && !shown.contains("120, 103"));
     assert!(shown.contains("ConsistentHash"));
+}
+
+#[test]
+fn the_only_server_of_a_pool_is_never_ejected() {
+    let spec = PoolSpec {
+        servers: vec![ServerSpec {
+            addr: "10.0.0.1:80".parse().unwrap(),
+            weight: 1,
+        }],
+        policy: Policy::RoundRobin,
+        max_fails: 1,
+        fail_timeout: Duration::from_secs(10),
+    };
+    let mut pool = Pool::new(&spec, HashKey([0; 16])).unwrap();
+    let t = Instant::from_secs(5);
+    for _ in 0..5 {
+        let id = pool.pick(t, None, Tried::NONE).expect("the server");
+        let ticket = pool.on_request_start(id, t);
+        pool.on_request_end(ticket, t, Outcome::Failed);
+    }
+    let id = pool
+        .pick(t, None, Tried::NONE)
+        .expect("still picked after failures");
+    assert_eq!(pool.stats(id).failures, 5);
+    assert_eq!(pool.stats(id).ejections, 0);
 }

@@ -166,6 +166,9 @@ pub struct ServerCounters {
     pub retried: u64,
     /// Started on a pooled connection rather than a new one.
     pub reused: u64,
+    /// Pooled connections found closed by the upstream when a request went on them (the
+    /// request went again on a new connection; not counted as the server's failure).
+    pub stale_connections: u64,
     /// Exchanges under way now.
     pub in_flight: u64,
     /// From the request's end to the response head.
@@ -210,6 +213,7 @@ impl UpstreamServerState {
         c.abandoned += d.abandoned;
         c.retried += d.retried;
         c.reused += d.reused;
+        c.stale_connections += d.stale_connections;
         c.in_flight += d.in_flight;
         c.response_time.add(&d.response_time);
         self.idle_connections += o.idle_connections;
@@ -245,6 +249,17 @@ pub struct ForwarderStats {
     pub no_connection: u64,
 }
 
+/// How an exchange leaves its leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    /// It ended (done or failed): the server answers for it.
+    Ended,
+    /// The client went away (or its body was bad): not the server's doing.
+    Abandoned,
+    /// Its pooled connection had been closed by the upstream: it goes again on a new one.
+    Stale,
+}
+
 /// One configuration generation's pools on this thread.
 struct PoolGen {
     config: Arc<ProxyConfig>,
@@ -270,6 +285,10 @@ struct Leg<C> {
     eof_told: bool,
     /// No other server could take a retry: the failure is answered.
     retries_exhausted: bool,
+    /// The pool keeps connections (`keepalive > 0`): the forwarded head asked for keep-alive.
+    keep_alive: bool,
+    /// The request went again on a fresh connection after a stale pooled one failed.
+    stale_retried: bool,
 }
 
 impl<C> Default for Leg<C> {
@@ -286,6 +305,8 @@ impl<C> Default for Leg<C> {
             upstream_eof: false,
             eof_told: false,
             retries_exhausted: false,
+            keep_alive: false,
+            stale_retried: false,
         }
     }
 }
@@ -550,12 +571,17 @@ impl<T: UpstreamTable> Forwarder<T> {
             return false;
         };
         if !http.is_forwarding() {
-            self.settle(slot, now, false);
+            self.settle(slot, now, Settle::Ended);
             return true;
         }
         match ex.end() {
             Some(End::Failed(f)) if f.retryable && leg.retryable && !leg.retries_exhausted => {
-                self.retry(slot, now);
+                // A pooled connection the upstream closed meanwhile: not the server's fault,
+                // so the same server again, on a new connection, once.
+                let stale = ex.spec().reused_connection
+                    && matches!(f.cause, FailureCause::Closed | FailureCause::Reset)
+                    && !leg.stale_retried;
+                self.retry(slot, now, stale);
                 true
             }
             _ => false,
@@ -610,6 +636,7 @@ impl<T: UpstreamTable> Forwarder<T> {
         leg.gen = gen_id(&self.gens[gen].config);
         leg.tried = Tried::NONE;
         leg.retries_exhausted = false;
+        leg.stale_retried = false;
         leg.retryable = req.idempotent && !req.has_body;
         let addr = self.gens[gen].pools[upstream.index()].spec(server).addr;
         let target = ServerRef { upstream, server };
@@ -619,6 +646,7 @@ impl<T: UpstreamTable> Forwarder<T> {
             return None;
         };
         let spec = &self.gens[gen].config.upstreams[upstream.index()];
+        self.legs[slot].keep_alive = spec.keepalive > 0;
         let start = UpstreamStart {
             client: crate::proxy::forward::ClientConn {
                 peer: client,
@@ -673,8 +701,9 @@ impl<T: UpstreamTable> Forwarder<T> {
         self.table.connect(addr, owner).map(|c| (c, false))
     }
 
-    /// The failed exchange of `slot` goes to another server with the same head.
-    fn retry(&mut self, slot: usize, now: Instant) {
+    /// The failed exchange of `slot` goes to another server with the same head (`stale`: to
+    /// the same server on a new connection, its pooled one having been closed under it).
+    fn retry(&mut self, slot: usize, now: Instant, stale: bool) {
         let Some(gen) = self
             .gens
             .iter()
@@ -688,23 +717,42 @@ impl<T: UpstreamTable> Forwarder<T> {
             return;
         };
         let pool = &mut self.gens[gen].pools[old.upstream.index()];
-        let Some(server) = pool.pick(now, None, self.legs[slot].tried) else {
-            self.legs[slot].retries_exhausted = true;
-            return;
+        let server = if stale {
+            old.server
+        } else {
+            let Some(server) = pool.pick(now, None, self.legs[slot].tried) else {
+                self.legs[slot].retries_exhausted = true;
+                return;
+            };
+            server
         };
         let addr = pool.spec(server).addr;
         let target = ServerRef {
             upstream: old.upstream,
             server,
         };
-        let Some((conn, reused)) = self.open(slot, addr, now) else {
+        let opened = if stale {
+            // Not another pooled one: it could be as stale.
+            self.table.connect(addr, slot as u64).map(|c| (c, false))
+        } else {
+            self.open(slot, addr, now)
+        };
+        let Some((conn, reused)) = opened else {
             self.legs[slot].retries_exhausted = true;
             return;
         };
-        // The failed exchange ends here: its server learns it, its connection is closed.
+        // The failed exchange ends here: its server learns it (unless the connection was only
+        // stale), its connection is closed.
         let stat = self.gens[gen].stat_index[old.upstream.index()][old.server.index()];
-        self.stats[stat].counters.retried += 1;
-        let spec = self.settle_exchange(slot, now, false);
+        let how = if stale {
+            self.stats[stat].counters.stale_connections += 1;
+            self.legs[slot].stale_retried = true;
+            Settle::Stale
+        } else {
+            self.stats[stat].counters.retried += 1;
+            Settle::Ended
+        };
+        let spec = self.settle_exchange(slot, now, how);
         let Some(mut spec) = spec else {
             self.table.release(conn, reused, now);
             return;
@@ -731,9 +779,9 @@ impl<T: UpstreamTable> Forwarder<T> {
     }
 
     /// The leg's exchange is over (or abandoned): its connection back or closed, its server's
-    /// outcome and counters. `abandon`: the client connection went away.
-    fn settle(&mut self, slot: usize, now: Instant, abandon: bool) {
-        self.settle_exchange(slot, now, abandon);
+    /// outcome and counters.
+    fn settle(&mut self, slot: usize, now: Instant, how: Settle) {
+        self.settle_exchange(slot, now, how);
         self.drop_old_gens();
     }
 
@@ -742,17 +790,23 @@ impl<T: UpstreamTable> Forwarder<T> {
         &mut self,
         slot: usize,
         now: Instant,
-        abandon: bool,
+        how: Settle,
     ) -> Option<super::exchange::ExchangeSpec> {
         let leg = &mut self.legs[slot];
         let ex = leg.exchange.take()?;
-        let end = if abandon { None } else { ex.end() };
-        let reusable = matches!(
-            end,
-            Some(End::Done {
-                upstream_reusable: true
-            })
-        );
+        let end = match how {
+            Settle::Ended => ex.end(),
+            Settle::Abandoned | Settle::Stale => None,
+        };
+        // Pooled only when the head asked for keep-alive (the upstream may answer without
+        // `Connection: close` and close all the same) and the exchange allows it.
+        let reusable = leg.keep_alive
+            && matches!(
+                end,
+                Some(End::Done {
+                    upstream_reusable: true
+                })
+            );
         if let Some(conn) = leg.conn.take() {
             self.table.release(conn, reusable, now);
         }
@@ -768,6 +822,7 @@ impl<T: UpstreamTable> Forwarder<T> {
                 .counters;
             c.in_flight = c.in_flight.saturating_sub(1);
             match end {
+                None if how == Settle::Stale => {}
                 None => c.abandoned += 1,
                 Some(End::Done { .. }) => {}
                 Some(End::Failed(f)) => c.failures.count(f.cause),
@@ -874,7 +929,7 @@ impl<T: UpstreamTable> Forwarder<T> {
     /// upstream connection closed, the server not blamed).
     pub fn close(&mut self, slot: usize, now: Instant) {
         if self.is_forwarding(slot) {
-            self.settle(slot, now, true);
+            self.settle(slot, now, Settle::Abandoned);
         }
     }
 

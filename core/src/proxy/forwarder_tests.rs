@@ -538,3 +538,70 @@ fn a_server_the_health_check_says_is_down_takes_no_request_until_it_is_up_again(
     }
     assert!(seen_a, "A is back in rotation");
 }
+
+#[test]
+fn a_pool_without_keepalive_never_pools_a_connection_even_when_the_upstream_would_keep_it() {
+    let mut up = upstream("shop", &[A], Policy::RoundRobin, None);
+    up.keepalive = 0;
+    let mut r = Rig::new(up);
+    r.client(T0, GET);
+    let conn = r.current();
+    let head = String::from_utf8_lossy(&r.fwd.table().conns[conn].sent).into_owned();
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    r.event(T0, UpstreamEvent::Connected);
+    // HTTP/1.1 without Connection: close, as Python's server answers.
+    r.answer(T0, OK);
+    assert!(r.take_client().ends_with("ok"));
+    assert_eq!(r.fwd.table().conns[conn].released, Some(false));
+}
+
+#[test]
+fn a_pooled_connection_the_upstream_closed_meanwhile_is_replaced_without_blaming_the_server() {
+    // Two servers and max_fails 1: a blamed failure would eject A.
+    let mut r = Rig::new(upstream("shop", &[A, B], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    let first = r.current();
+    let server = r.fwd.table().conns[first].addr;
+    r.event(T0, UpstreamEvent::Connected);
+    r.answer(T0, OK);
+    assert!(r.take_client().ends_with("ok"));
+    // Round robin would take the other server now; make it take the pooled one by asking
+    // twice and following the pooled connection.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let before = r.fwd.table().conns.len();
+        r.client(T0, GET);
+        if r.current() == first {
+            break;
+        }
+        if r.fwd.table().conns.len() > before {
+            r.event(T0, UpstreamEvent::Connected);
+        }
+        r.answer(T0, OK);
+        r.take_client();
+        assert!(tries < 4, "the pooled connection was never reused");
+    }
+    // The upstream had closed it: EOF before any response byte.
+    r.event(T0, UpstreamEvent::Eof);
+    let fresh = r.current();
+    assert_ne!(fresh, first, "a new connection");
+    assert_eq!(
+        r.fwd.table().conns[fresh].addr,
+        server,
+        "to the same server"
+    );
+    r.event(T0, UpstreamEvent::Connected);
+    r.answer(T0, OK);
+    assert!(r.take_client().ends_with("ok"));
+    let c = r.counters(&server.to_string());
+    assert_eq!((c.stale_connections, c.retried), (1, 0));
+    assert_eq!(
+        c.failures,
+        FailureCounts::default(),
+        "not the server's failure"
+    );
+    let mut states = Vec::new();
+    r.fwd.snapshot(T0, &mut states);
+    assert!(states.iter().all(|s| s.ejected_threads == 0));
+}
