@@ -566,6 +566,19 @@ fn upstreams(m: &mut Metrics, s: &Status) {
         );
     }
     m.family(
+        "xgate_upstream_stale_connections_total",
+        "counter",
+        "Pooled connections the upstream had closed when a request went on them (the request \
+         went again on a new connection; not counted as a failure).",
+    );
+    for u in &s.upstreams {
+        m.sample(
+            "xgate_upstream_stale_connections_total",
+            &label(u),
+            u.counters.stale_connections,
+        );
+    }
+    m.family(
         "xgate_upstream_abandoned_total",
         "counter",
         "Exchanges the client abandoned (it went away, or its body was bad).",
