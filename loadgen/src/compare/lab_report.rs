@@ -169,7 +169,7 @@ pub fn markdown(r: &RunRecord) -> String {
         c.server_core, c.client_core
     );
     if let Some(origin) = c.origin_core {
-        s += &proxy_note(origin);
+        s += &proxy_note(origin, c.client_core);
     }
 
     let _ = writeln!(s, "## Server core CPU per request (µs)\n");
@@ -478,7 +478,15 @@ pub fn attribution_table(r: &RunRecord, level: Option<RateLevel>) -> String {
 }
 
 /// What the proxy comparison's summaries say of the origin and of what is counted.
-pub fn proxy_note(origin_core: usize) -> String {
+pub fn proxy_note(origin_core: usize, client_core: usize) -> String {
+    let shared = if origin_core == client_core {
+        " The origin shares the client's CPU here (no third CPU): the client core's figures \
+         leave it out, and at saturation that shared CPU, not the server's, may be the limit, \
+         so the requests one server core answers (10⁶ / its µs per request) are the fairer \
+         saturation figure."
+    } else {
+        ""
+    };
     format!(
         "**Proxy scenarios** (issue 13): every target forwards each request over keep-alive \
          connections to the same origin (nginx, one worker pinned to CPU {origin_core}, on the \
@@ -487,7 +495,7 @@ pub fn proxy_note(origin_core: usize) -> String {
          CPU table), never in the server core, wherever they ran. Loopback delivers a segment \
          in its sender's context, so each proxy's core also carries the origin's TCP receive of \
          each request it forwards, and the origin's core the proxy's receive of each response: \
-         the same for every target.\n\n"
+         the same for every target.{shared}\n\n"
     )
 }
 

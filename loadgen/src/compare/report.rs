@@ -316,7 +316,7 @@ impl RunRecord {
             let _ = writeln!(s, "{}\n", t.summary_line());
         }
         if let Some(origin) = c.origin_core {
-            s += &super::lab_report::proxy_note(origin);
+            s += &super::lab_report::proxy_note(origin, c.client_core);
         }
         let has = |t: Target| c.targets.contains(&t);
         let others: Vec<(Target, &str)> = [
@@ -759,6 +759,12 @@ mod tests {
             md.contains("pinned to CPU 0, on the server namespace's loopback"),
             "{md}"
         );
+        assert!(
+            md.contains("The origin shares the client's CPU here"),
+            "{md}"
+        );
+        r.config.origin_core = Some(2);
+        assert!(!r.markdown().contains("shares the client's CPU"));
         let charts: Vec<&str> = r.charts().iter().map(|c| c.0).collect();
         assert_eq!(charts, ["throughput"]);
     }
