@@ -17,7 +17,9 @@
 //!   apart from the server's ([`super::attribution::Attribution::origin_secs`]).
 //! - **xgate**: the same `xgate run` as the gateway comparison, with an `[[upstream]]` of the
 //!   origin (keep-alive pool 64 per serving thread, one per client connection) and a
-//!   `[[route]]` of `/origin` to it, appended to `--xgate-config`'s text.
+//!   `[[route]]` of `/origin` to it, appended to `--xgate-config`'s text. The route writes no
+//!   `X-Forwarded-*` (`x_forwarded = false`), since nginx and HAProxy add none by default:
+//!   each proxy does its least; xgate still sends `Via`, which it always does.
 //! - **nginx**: `proxy_pass` to an `upstream` block with `keepalive 64`, `proxy_http_version
 //!   1.1` and an empty `Connection` field (what nginx's documentation of `keepalive` asks for
 //!   upstream keep-alive), buffers that hold a 64 KiB response in memory (no temporary file),
@@ -27,8 +29,8 @@
 //!   `maxconn 8192` (nginx's `worker_connections`; more needs a higher descriptor limit than
 //!   this machine's 20000), no log.
 //!
-//! Every proxy leaves the request and response bodies as they are; each adds what it adds by
-//! default (xgate: `Via` and `X-Forwarded-For/-Proto/-Host`; nginx and HAProxy nothing).
+//! Every proxy leaves the request and response bodies as they are and adds no header but
+//! xgate's `Via`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -139,6 +141,7 @@ keepalive = {KEEPALIVE}
 [[route]]
 path_prefix = "/origin"
 upstream = "origin"
+x_forwarded = false
 "#
     );
     s
@@ -392,7 +395,7 @@ mod tests {
         assert!(c.contains("address = \"127.0.0.1:18090\""), "{c}");
         assert!(c.contains("keepalive = 64"), "{c}");
         assert!(
-            c.contains("path_prefix = \"/origin\"\nupstream = \"origin\""),
+            c.contains("path_prefix = \"/origin\"\nupstream = \"origin\"\nx_forwarded = false"),
             "{c}"
         );
         assert!(xgate_config(None)
