@@ -12,12 +12,13 @@ fi
 
 # Debian packages: the BPF toolchain (clang, libelf, zlib, pkg-config) for issue 3's skeletons,
 # network tools for the namespace tests, nginx/curl/wrk as comparison peers and real clients
-# (nginx answers the comparison's POST /echo with njs: libnginx-mod-http-js). iptables: the wire
+# (nginx answers the comparison's POST /echo with njs: libnginx-mod-http-js; haproxy is the
+# proxy comparison's fourth target). iptables: the wire
 # fault tests queue packets to their NFQUEUE reorderer with `-j NFQUEUE` (this kernel's nft has
 # no `queue` statement). m4: libxdp-sys (under xsk-rs) runs it in its build script to generate
 # libxdp's BPF sources; a fresh image lacks it and the build fails with "Failed to execute m4".
 APT_PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config linux-libc-dev bpftool iputils-ping iproute2 ethtool nftables
-              iptables nginx libnginx-mod-http-js curl wrk python3 m4)
+              iptables nginx libnginx-mod-http-js haproxy curl wrk python3 m4)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,8 +28,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # The nginx package starts a default server on :80; we start our own instances only.
-    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+    # The nginx and haproxy packages start a default service; we start our own instances only.
+    if command -v systemctl >/dev/null 2>&1; then
+        for unit in nginx haproxy; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+    fi
 fi
 
 # Rust toolchain: the machine's stable rustup toolchain, with the components we lint with.

@@ -1,9 +1,10 @@
 //! Root-only: `loadgen compare --quick` end to end on each network — the veth topology and
 //! the lab, xgate (both paths) and nginx started, pinned and stopped, every scenario measured
 //! with every response checked, where the CPU went recorded, and the results written (JSON
-//! that parses back, a markdown summary with the ratios, SVG charts). Says nothing about
-//! speed: the quick run's figures are not benchmarks. Needs the xgate binary beside loadgen;
-//! builds it when missing.
+//! that parses back, a markdown summary with the ratios, SVG charts); and the proxy scenarios
+//! through xgate's two paths, nginx and HAProxy to one origin. Says nothing about speed: the
+//! quick run's figures are not benchmarks. Needs the xgate binary beside loadgen; builds it
+//! when missing.
 
 mod gateway;
 
@@ -18,7 +19,7 @@ fn quick_comparison_writes_every_result_and_no_request_fails() {
         eprintln!("skipping quick_comparison_writes_every_result_and_no_request_fails: needs root");
         return;
     }
-    let (out, stderr) = run_compare(
+    let (out, stderr, _) = run_compare(
         "loadgen-compare-test",
         &[
             "--network",
@@ -107,7 +108,7 @@ fn quick_lab_comparison_attributes_each_side_its_own_receive() {
         eprintln!("skipping quick_lab_comparison_attributes_each_side_its_own_receive: needs root");
         return;
     }
-    let (out, stderr) = run_compare(
+    let (out, stderr, _) = run_compare(
         "loadgen-lab-test",
         &["--network", "lab", "--scenario", "keep-alive"],
     );
@@ -161,29 +162,97 @@ fn quick_lab_comparison_attributes_each_side_its_own_receive() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// The proxy scenarios: every request through each of the four proxies reached the origin
+/// (a request not forwarded is a 404, a failure), the origin's time is counted apart from
+/// the server's, and nothing the run started is left.
+#[test]
+fn quick_proxy_comparison_forwards_through_every_proxy() {
+    if !is_root() {
+        eprintln!("skipping quick_proxy_comparison_forwards_through_every_proxy: needs root");
+        return;
+    }
+    let (out, stderr, pid) = run_compare(
+        "loadgen-proxy-test",
+        &["--network", "veth", "--scenario", "proxy", "--no-wrk"],
+    );
+    let summary = std::fs::read_to_string(out.join("veth.md")).expect("veth.md");
+    for needle in [
+        "| proxied keep-alive GET (2 B), 64 conns |",
+        "| proxied POST 1 KiB (2 B answer), 64 conns |",
+        "| proxied GET 64 KiB, 64 conns |",
+        "| bypass / kernel | bypass / nginx | bypass / haproxy |",
+        "**Proxy scenarios** (issue 13)",
+        " origin |",
+        "0 failed request(s) in the whole run",
+    ] {
+        assert!(summary.contains(needle), "{needle:?} not in:\n{summary}");
+    }
+    let json = std::fs::read_dir(out.join("runs"))
+        .expect("runs/")
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a JSON record");
+    let record: loadgen::compare::report::RunRecord =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).expect("the record parses");
+    // 4 proxies x 3 scenarios, one repetition each.
+    assert_eq!(record.measurements.len(), 12);
+    assert!(record.config.origin_core.is_some());
+    assert_ne!(record.config.origin_core, Some(record.config.server_core));
+    for m in &record.measurements {
+        assert!(m.scenario.is_proxy(), "{m:?}");
+        assert!(m.client.requests > 0 && m.client.errors == 0, "{m:?}");
+        let a = m.attribution.as_ref().expect("where the CPU went");
+        assert!(a.server.process_secs > 0.0, "{:?}: {a:?}", m.target);
+        // The origin answered this run, and its time is its own.
+        assert!(
+            a.origin_secs > 0.0,
+            "{:?} {:?}: {a:?}",
+            m.target,
+            m.scenario
+        );
+    }
+    // The origin and the proxies (whose files live in the run's work directory) are gone.
+    let work = format!("loadgen-compare-{pid}");
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&work),
+            "a process of the run left behind: {}",
+            String::from_utf8_lossy(&cmdline)
+        );
+    }
+    namespaces_are_gone(&stderr);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 /// `loadgen compare --quick` with `args`, its results in a fresh directory named after `what`
-/// and this process; asserts it succeeded and returns the directory and its stderr.
-fn run_compare(what: &str, args: &[&str]) -> (PathBuf, String) {
+/// and this process; asserts it succeeded and returns the directory, its stderr and its PID
+/// (which names its work directory).
+fn run_compare(what: &str, args: &[&str]) -> (PathBuf, String, u32) {
     let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
     let xgate = xgate_beside(&loadgen);
     let out = std::env::temp_dir().join(format!("{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let o = Command::new(&loadgen)
+    let child = Command::new(&loadgen)
         .args(["compare", "--quick"])
         .args(args)
         .arg("--out")
         .arg(&out)
         .arg("--xgate")
         .arg(&xgate)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("running loadgen compare");
+    let pid = child.id();
+    let o = child.wait_with_output().expect("loadgen compare's output");
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
         "loadgen compare failed:\n{stderr}\n{stdout}"
     );
-    (out, stderr)
+    (out, stderr, pid)
 }
 
 /// The run's namespaces (named on stderr), their lock files and their NAPI threads are gone.

@@ -8,7 +8,8 @@
 //! into the server's side (the server's processes, wherever they ran, and the kernel threads
 //! bound to the server's core: its NAPI threads, `ksoftirqd`, per-CPU kworkers), the client's
 //! side (the same for the client, plus the finished client's own time from
-//! `RUSAGE_CHILDREN`), and the rest of the machine.
+//! `RUSAGE_CHILDREN`), the origin the proxy scenarios forward to (its processes, wherever they
+//! ran: a proxy's cost must not include its upstream's), and the rest of the machine.
 //!
 //! What it cannot see: softirq and interrupt work that runs while a core is idle (this
 //! kernel has no `IRQ_TIME_ACCOUNTING`, so such work is charged to whichever task it
@@ -218,6 +219,10 @@ pub struct Attribution {
     /// The client's processes (the finished client's time included) and what is bound to
     /// the client's core.
     pub client: SideCpu,
+    /// The proxy scenarios' origin ([`super::proxy`]): its processes' time, wherever they
+    /// ran (0 in the gateway comparison, which has none).
+    #[serde(default)]
+    pub origin_secs: f64,
     /// Everything else on the machine (unbound kernel threads, other processes, this
     /// runner).
     pub rest_secs: f64,
@@ -229,14 +234,15 @@ pub struct Attribution {
 }
 
 impl Attribution {
-    /// Sorts the time between two samples. `server_pids` are the server's processes; the
-    /// client's process is what was reaped in between (its time comes from
-    /// `RUSAGE_CHILDREN`: the client has exited by the second sample).
+    /// Sorts the time between two samples. `server_pids` are the server's processes,
+    /// `origin_pids` the origin's (empty without one); the client's process is what was
+    /// reaped in between (its time comes from `RUSAGE_CHILDREN`: the client has exited by the
+    /// second sample).
     pub fn between(
         before: &ThreadSample,
         after: &ThreadSample,
         cores: (usize, usize),
-        server_pids: &HashSet<u32>,
+        (server_pids, origin_pids): (&HashSet<u32>, &HashSet<u32>),
         softirqs: SoftirqCounts,
     ) -> Attribution {
         let (server_core, client_core) = cores;
@@ -254,6 +260,10 @@ impl Attribution {
             }
             if server_pids.contains(&t.tgid) {
                 a.server.add(t, secs, true);
+            } else if origin_pids.contains(&t.tgid) {
+                // Before the cores: pinned to the client's core (a 2-CPU machine), it is
+                // still not the client.
+                a.origin_secs += secs;
             } else if t.bound_cpu == Some(server_core) {
                 a.server.add(t, secs, false);
             } else if t.bound_cpu == Some(client_core) {
@@ -377,6 +387,7 @@ mod tests {
             (30, 30, 0, 2_000_000_000, Some(0), true, "napi/lgcc-9"),
             (40, 40, 0, 700_000_000, None, false, "sshd"),
             (41, 41, 0, 100_000_000, Some(1), false, "stray"),
+            (50, 50, 0, 300_000_000, Some(0), false, "nginx"),
         ];
         for (tid, tgid, a, b, cpu, k, name) in rows {
             before.threads.insert(tid, thread(tgid, a, cpu, k, name));
@@ -387,7 +398,7 @@ mod tests {
             &before,
             &after,
             (1, 0),
-            &HashSet::from([10]),
+            (&HashSet::from([10]), &HashSet::from([50])),
             SoftirqCounts::default(),
         );
         assert_eq!(a.server.process_secs, 4.0);
@@ -397,9 +408,12 @@ mod tests {
         assert_eq!(a.server.other_process_secs, 0.1);
         assert_eq!(a.client.napi_secs, 2.0);
         assert_eq!(a.client.process_secs, 4.0);
+        // The origin, though bound to the client's core, is neither client nor rest.
+        assert_eq!(a.client.other_process_secs, 0.0);
+        assert_eq!(a.origin_secs, 0.3);
         assert_eq!(a.rest_secs, 0.7);
         assert_eq!(a.rest_top, vec![("sshd".to_string(), 0.7)]);
-        assert!((before.total_secs_until(&after) - 11.675).abs() < 1e-9);
+        assert!((before.total_secs_until(&after) - 11.975).abs() < 1e-9);
     }
 
     #[test]
@@ -450,7 +464,8 @@ mod tests {
         std::hint::black_box(x);
         let b = ThreadSample::read();
         let me = HashSet::from([std::process::id()]);
-        let attr = Attribution::between(&a, &b, (1, 0), &me, SoftirqCounts::default());
+        let none = HashSet::new();
+        let attr = Attribution::between(&a, &b, (1, 0), (&me, &none), SoftirqCounts::default());
         assert!(attr.server.process_secs > 0.1, "{attr:?}");
         assert!(a.total_secs_until(&b) >= attr.server.process_secs);
     }

@@ -22,7 +22,7 @@ use super::servers::Target;
 use super::topology::{Network, Topology};
 use super::{
     check_interrupted, load_average, measure, print_measurement, record_for, server_groups,
-    start_group, utc_now, wrk_check, CompareError, Plan, Run, WrkRun,
+    start_group, start_origin, utc_now, wrk_check, CompareError, Plan, Run, WrkRun,
 };
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ pub(super) fn compare_lab(plan: &Plan, commit: &str) -> Result<RunRecord, Compar
         topo.server_ns
     );
 
+    let origin = start_origin(plan, &topo)?;
+    let origin_pid = origin.as_ref().map(|o| o.pid());
     let mut measurements = Vec::new();
     let mut wrk_checks = Vec::new();
     each_run(plan, &topo, |target, rep, server_pid| {
@@ -59,6 +61,7 @@ pub(super) fn compare_lab(plan: &Plan, commit: &str) -> Result<RunRecord, Compar
                 rep,
                 offered: None,
                 server_pid,
+                origin_pid,
             };
             let m = measure(plan, &topo, &run, load_before)?;
             print_measurement(&m);
@@ -104,6 +107,7 @@ pub(super) fn compare_lab(plan: &Plan, commit: &str) -> Result<RunRecord, Compar
                         rate: rate.at(level),
                     }),
                     server_pid,
+                    origin_pid,
                 };
                 let m = measure(plan, &topo, &run, load_before)?;
                 print_measurement(&m);
@@ -112,6 +116,7 @@ pub(super) fn compare_lab(plan: &Plan, commit: &str) -> Result<RunRecord, Compar
         }
         Ok(())
     })?;
+    drop(origin);
     drop(topo);
 
     let mut record = record_for(
@@ -134,6 +139,7 @@ pub(super) fn compare_lab(plan: &Plan, commit: &str) -> Result<RunRecord, Compar
 fn workloads(asked: &[Scenario]) -> Vec<Scenario> {
     let w: Vec<Scenario> = Scenario::WORKLOADS
         .into_iter()
+        .chain(Scenario::PROXY)
         .filter(|s| asked.contains(s))
         .collect();
     if w.is_empty() {
@@ -248,6 +254,7 @@ mod tests {
     fn the_lab_runs_the_workloads_asked_for() {
         assert_eq!(workloads(&Scenario::ALL), Scenario::WORKLOADS.to_vec());
         assert_eq!(workloads(&[Scenario::OpenLoop]), vec![Scenario::KeepAlive]);
+        assert_eq!(workloads(&Scenario::PROXY), Scenario::PROXY.to_vec());
         assert_eq!(
             workloads(&[Scenario::Bytes16k, Scenario::Churn]),
             vec![Scenario::Churn, Scenario::Bytes16k]

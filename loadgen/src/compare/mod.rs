@@ -1,5 +1,7 @@
 //! `loadgen compare`: xgate's bypass path against its kernel path and against nginx, measured
-//! side by side in one run on this machine, written to `bench-results/`.
+//! side by side in one run on this machine, written to `bench-results/`. With the proxy
+//! scenarios (`--scenario proxy`), the same as reverse proxies: xgate's two paths, nginx and
+//! HAProxy, each forwarding to one origin that runs beside them ([`proxy`]).
 //!
 //! 1. Builds a client and a server network namespace joined by a veth pair ([`topology`]).
 //! 2. Picks the open-loop rate, unless given: a short keep-alive run against each target, and
@@ -9,7 +11,8 @@
 //!    server's CPU ([`servers`]), and for each scenario ([`scenarios`]) runs a warm-up, then
 //!    the measured `loadgen run` in the client namespace pinned to the client's CPU, reading
 //!    `/proc/stat` around it ([`machine`]). After the keep-alive and bytes-16k scenarios it
-//!    runs wrk the same way, as a cross-check of loadgen's own figure.
+//!    runs wrk the same way, as a cross-check of loadgen's own figure. The proxy comparison
+//!    starts its origin once per network, before any target, pinned off the server's core.
 //! 4. Writes `runs/<time>-<commit>.json` (every figure), `runs/<time>-<commit>.md` and
 //!    `summary.md` (the latest summary, [`report`]) and `charts/*.svg` ([`svg`]).
 //!
@@ -20,6 +23,7 @@ pub mod attribution;
 pub mod lab;
 pub mod lab_report;
 pub mod machine;
+pub mod proxy;
 pub mod report;
 pub mod scenarios;
 pub mod servers;
@@ -89,6 +93,13 @@ pub struct CompareArgs {
     /// The nginx binary.
     #[arg(long, value_name = "PATH", default_value = "nginx")]
     pub nginx: PathBuf,
+    /// The HAProxy binary (the proxy scenarios' fourth target).
+    #[arg(long, value_name = "PATH", default_value = "haproxy")]
+    pub haproxy: PathBuf,
+    /// CPU the proxy scenarios' origin is pinned to (default: the first CPU that is neither
+    /// the server's nor the client's, else the client's; never the server's).
+    #[arg(long, value_name = "CPU")]
+    pub origin_core: Option<usize>,
     /// CPU the servers are pinned to.
     #[arg(long, value_name = "CPU", default_value_t = 1)]
     pub server_core: usize,
@@ -114,11 +125,13 @@ pub struct CompareArgs {
     /// throughput, measured first).
     #[arg(long, value_name = "REQ_PER_SEC")]
     pub rate: Option<u64>,
-    /// A scenario to run (repeat; default all): keep-alive, churn, open-loop, echo-1k,
-    /// bytes-16k.
+    /// A scenario to run (repeat; default all of the gateway's): keep-alive, churn,
+    /// open-loop, echo-1k, bytes-16k; or the proxy scenarios, on their own: proxy-get,
+    /// proxy-post-1k, proxy-get-64k, or `proxy` for the three.
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
-    /// A target to measure (repeat; default all): xgate-bypass, xgate-kernel, nginx.
+    /// A target to measure (repeat; default all): xgate-bypass, xgate-kernel, nginx, and
+    /// with the proxy scenarios haproxy.
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
     /// A test network to run on (repeat; default both, one after the other): `veth` (each
@@ -170,6 +183,8 @@ pub(crate) struct Plan {
     xgate: PathBuf,
     xgate_config: Option<PathBuf>,
     nginx: PathBuf,
+    /// HAProxy, when it is a target.
+    haproxy: Option<PathBuf>,
     loadgen: PathBuf,
     wrk: Option<PathBuf>,
     reps: u32,
@@ -183,7 +198,16 @@ pub(crate) struct Plan {
     networks: Vec<Network>,
     server_core: usize,
     client_core: usize,
+    /// The proxy comparison's origin's CPU; `None` in the gateway comparison (no origin).
+    origin_core: Option<usize>,
     work: PathBuf,
+}
+
+impl Plan {
+    /// Whether this is the proxy comparison.
+    fn proxy(&self) -> bool {
+        self.origin_core.is_some()
+    }
 }
 
 fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
@@ -215,21 +239,43 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
             args.nginx.display()
         ))
     })?;
-    let targets: Vec<Target> = if args.targets.is_empty() {
+    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        let mut v = Vec::new();
+        for name in &args.scenarios {
+            let family = Scenario::parse_family(name).ok_or_else(|| {
+                CompareError::Setup(format!(
+                    "unknown scenario {name:?} (keep-alive, churn, open-loop, echo-1k, bytes-16k; proxy-get, proxy-post-1k, proxy-get-64k, proxy)"
+                ))
+            })?;
+            for s in family {
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    let proxy = proxy::is_proxy_run(&scenarios).map_err(CompareError::Setup)?;
+    let targets: Vec<Target> = if args.targets.is_empty() && proxy {
+        Target::PROXY.to_vec()
+    } else if args.targets.is_empty() {
         Target::ALL.to_vec()
     } else {
         let mut v = Vec::new();
         for name in &args.targets {
-            let t = match name.as_str() {
-                "xgate-bypass" => Target::XgateBypass,
-                "xgate-kernel" => Target::XgateKernel,
-                "nginx" => Target::Nginx,
-                other => {
-                    return Err(CompareError::Setup(format!(
-                        "unknown target {other:?} (xgate-bypass, xgate-kernel, nginx)"
-                    )))
-                }
-            };
+            let t = Target::parse(name).ok_or_else(|| {
+                CompareError::Setup(format!(
+                    "unknown target {name:?} (xgate-bypass, xgate-kernel, nginx, haproxy)"
+                ))
+            })?;
+            if t == Target::Haproxy && !proxy {
+                return Err(CompareError::Setup(
+                    "haproxy is measured as a proxy only: with `--scenario proxy`".into(),
+                ));
+            }
             if !v.contains(&t) {
                 v.push(t);
             }
@@ -237,28 +283,23 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         v.sort();
         v
     };
-    if targets.contains(&Target::Nginx) && !Path::new(servers::NJS_MODULE).exists() {
+    if !proxy && targets.contains(&Target::Nginx) && !Path::new(servers::NJS_MODULE).exists() {
         return Err(CompareError::Setup(format!(
             "{} is missing: nginx answers POST /echo with njs; install libnginx-mod-http-js (scripts/setup.sh does)",
             servers::NJS_MODULE
         )));
     }
-    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
-        Scenario::ALL.to_vec()
-    } else {
-        let mut v = Vec::new();
-        for name in &args.scenarios {
-            let s = Scenario::parse(name).ok_or_else(|| {
+    let haproxy = if targets.contains(&Target::Haproxy) {
+        Some(
+            servers::find_program(&args.haproxy.to_string_lossy()).ok_or_else(|| {
                 CompareError::Setup(format!(
-                    "unknown scenario {name:?} (keep-alive, churn, open-loop, echo-1k, bytes-16k)"
+                    "haproxy not found ({}): install it (scripts/setup.sh does) or pass --haproxy",
+                    args.haproxy.display()
                 ))
-            })?;
-            if !v.contains(&s) {
-                v.push(s);
-            }
-        }
-        v.sort();
-        v
+            })?,
+        )
+    } else {
+        None
     };
     if args.client_gro == "off" && args.networks.iter().any(|n| n == "lab") {
         return Err(CompareError::Setup(
@@ -298,6 +339,14 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
             "--server-core and --client-core are the same CPU".into(),
         ));
     }
+    let origin_core = if proxy {
+        Some(
+            pick_origin_core(args.origin_core, cpus, (args.server_core, args.client_core))
+                .map_err(CompareError::Setup)?,
+        )
+    } else {
+        None
+    };
     let (reps, duration, warmup, lab_duration, lab_warmup) = if args.quick {
         (1, 2, 1, 2, 1)
     } else {
@@ -323,6 +372,7 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         xgate,
         xgate_config: args.xgate_config.clone(),
         nginx,
+        haproxy,
         loadgen: me,
         wrk: if args.no_wrk {
             None
@@ -340,8 +390,32 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         networks,
         server_core: args.server_core,
         client_core: args.client_core,
+        origin_core,
         work,
     })
+}
+
+/// The origin's CPU: the one asked for, or the first that is neither the server's nor the
+/// client's, else the client's (2 CPUs); never the server's, whose time per request must be
+/// the proxy's alone.
+fn pick_origin_core(
+    asked: Option<usize>,
+    cpus: usize,
+    (server, client): (usize, usize),
+) -> Result<usize, String> {
+    match asked {
+        Some(c) if c >= cpus => Err(format!(
+            "--origin-core {c}: this machine has CPUs 0..{}",
+            cpus - 1
+        )),
+        Some(c) if c == server && cpus > 1 => Err(format!(
+            "--origin-core {c} is the server's CPU: the origin's work would count as the proxy's"
+        )),
+        Some(c) => Ok(c),
+        None => Ok((0..cpus)
+            .find(|&c| c != server && c != client)
+            .unwrap_or(client)),
+    }
 }
 
 /// Removes the work directory (nginx's files, logs) at the end.
@@ -404,6 +478,8 @@ fn record_for(
                 .as_ref()
                 .map(|c| std::fs::read_to_string(c).unwrap_or_default()),
             nginx: plan.nginx.display().to_string(),
+            haproxy: plan.haproxy.as_ref().map(|h| h.display().to_string()),
+            origin_core: plan.origin_core,
             command_line: command_line(),
             topology: Some(topology),
             lab_rates: Vec::new(),
@@ -434,6 +510,8 @@ fn compare_veth(plan: &Plan, rate: Option<u64>, commit: &str) -> Result<RunRecor
         topo.server_ns
     );
 
+    let origin = start_origin(plan, &topo)?;
+    let origin_pid = origin.as_ref().map(Server::pid);
     let (rate, rate_from) = match rate {
         Some(r) => (r.max(1), "given on the command line".to_string()),
         None if plan.scenarios.contains(&Scenario::OpenLoop) => calibrate_rate(plan, &topo)?,
@@ -458,13 +536,14 @@ fn compare_veth(plan: &Plan, rate: Option<u64>, commit: &str) -> Result<RunRecor
                         rep,
                         offered: Offered::open_loop_scenario(scenario, rate),
                         server_pid: server.pid(),
+                        origin_pid,
                     };
                     let m = measure(plan, &topo, &run, load_before)?;
                     print_measurement(&m);
                     let loadgen = (m.client.throughput_rps, m.client.client_cpu_us_per_request);
                     measurements.push(m);
                     if let (Some(wrk), Some(path), true) =
-                        (&plan.wrk, scenario.wrk_path(), target != Target::Nginx)
+                        (&plan.wrk, scenario.wrk_path(), target.is_xgate())
                     {
                         let run = WrkRun {
                             wrk,
@@ -483,6 +562,7 @@ fn compare_veth(plan: &Plan, rate: Option<u64>, commit: &str) -> Result<RunRecor
             }
         }
     }
+    drop(origin);
     drop(topo);
 
     let mut record = record_for(
@@ -520,17 +600,15 @@ fn print_measurement(m: &Measurement) {
 
 /// Targets served by one process go together: xgate serves both of its paths at once.
 pub(crate) fn server_groups(targets: &[Target]) -> Vec<Vec<Target>> {
-    let xgate: Vec<Target> = targets
-        .iter()
-        .copied()
-        .filter(|t| *t != Target::Nginx)
-        .collect();
+    let xgate: Vec<Target> = targets.iter().copied().filter(|t| t.is_xgate()).collect();
     let mut groups = Vec::new();
     if !xgate.is_empty() {
         groups.push(xgate);
     }
-    if targets.contains(&Target::Nginx) {
-        groups.push(vec![Target::Nginx]);
+    for &t in targets {
+        if !t.is_xgate() {
+            groups.push(vec![t]);
+        }
     }
     groups
 }
@@ -540,20 +618,46 @@ pub(crate) fn start_group(
     topo: &Topology,
     first: Target,
 ) -> Result<Server, CompareError> {
+    let fresh_dir = |name: &str| -> Result<PathBuf, CompareError> {
+        let dir = plan.work.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| CompareError::io(&dir, e))?;
+        Ok(dir)
+    };
     match first {
-        Target::Nginx => {
-            let dir = plan.work.join("nginx");
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).map_err(|e| CompareError::io(&dir, e))?;
-            servers::start_nginx(
-                &plan.nginx,
-                topo,
-                plan.server_core,
-                &dir,
-                Scenario::byte_sizes(),
-            )
+        Target::Nginx if plan.proxy() => {
+            proxy::start_nginx_proxy(&plan.nginx, topo, plan.server_core, &fresh_dir("nginx")?)
         }
-        _ => servers::start_xgate(
+        Target::Nginx => servers::start_nginx(
+            &plan.nginx,
+            topo,
+            plan.server_core,
+            &fresh_dir("nginx")?,
+            Scenario::byte_sizes(),
+        ),
+        Target::Haproxy => {
+            let haproxy = plan.haproxy.as_deref().ok_or_else(|| {
+                CompareError::Setup("haproxy is a target but was not found".into())
+            })?;
+            proxy::start_haproxy(haproxy, topo, plan.server_core, &fresh_dir("haproxy")?)
+        }
+        Target::XgateBypass | Target::XgateKernel if plan.proxy() => {
+            let user = match &plan.xgate_config {
+                Some(c) => Some(std::fs::read_to_string(c).map_err(|e| CompareError::io(c, e))?),
+                None => None,
+            };
+            let config = plan.work.join("xgate-proxy.toml");
+            std::fs::write(&config, proxy::xgate_config(user.as_deref()))
+                .map_err(|e| CompareError::io(&config, e))?;
+            let log = plan.work.join("xgate.log");
+            let mut server =
+                servers::start_xgate(&plan.xgate, Some(&config), topo, plan.server_core, &log)?;
+            for t in [Target::XgateBypass, Target::XgateKernel] {
+                proxy::wait_forwarding(&mut server, topo, t, std::slice::from_ref(&log))?;
+            }
+            Ok(server)
+        }
+        Target::XgateBypass | Target::XgateKernel => servers::start_xgate(
             &plan.xgate,
             plan.xgate_config.as_deref(),
             topo,
@@ -561,6 +665,17 @@ pub(crate) fn start_group(
             &plan.work.join("xgate.log"),
         ),
     }
+}
+
+/// The proxy comparison's origin ([`proxy`]), pinned to its core; `None` in the gateway
+/// comparison.
+pub(crate) fn start_origin(plan: &Plan, topo: &Topology) -> Result<Option<Server>, CompareError> {
+    let Some(core) = plan.origin_core else {
+        return Ok(None);
+    };
+    let dir = plan.work.join("origin");
+    let _ = std::fs::remove_dir_all(&dir);
+    proxy::start_origin(&plan.nginx, topo, core, &dir).map(Some)
 }
 
 /// Half the slowest target's keep-alive throughput (3 s each), rounded down to a multiple of
@@ -605,6 +720,8 @@ pub(crate) struct Run {
     pub offered: Option<Offered>,
     /// The server's process (its descendants, nginx's workers, count as the server too).
     pub server_pid: u32,
+    /// The proxy scenarios' origin's process (with its workers), counted apart.
+    pub origin_pid: Option<u32>,
 }
 
 /// Warm-up, then the measured run with every thread's CPU time, `/proc/stat` and
@@ -632,7 +749,12 @@ pub(crate) fn measure(
         &threads_before,
         &threads_after,
         (plan.server_core, plan.client_core),
-        &threads_after.process_tree(run.server_pid),
+        (
+            &threads_after.process_tree(run.server_pid),
+            &run.origin_pid
+                .map(|p| threads_after.process_tree(p))
+                .unwrap_or_default(),
+        ),
         softirqs,
     );
     let per_request = |secs: f64| {
@@ -1002,6 +1124,30 @@ mod tests {
         assert_eq!(utc(day(20_414, 86_399)), "2025-11-22T23:59:59Z");
         let before = std::time::UNIX_EPOCH - Duration::from_secs(1);
         assert_eq!(utc(before), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn the_origin_never_runs_on_the_server_s_core() {
+        assert_eq!(pick_origin_core(None, 2, (1, 0)), Ok(0));
+        assert_eq!(pick_origin_core(None, 4, (1, 0)), Ok(2));
+        assert_eq!(pick_origin_core(None, 4, (0, 2)), Ok(1));
+        assert_eq!(pick_origin_core(Some(3), 4, (1, 0)), Ok(3));
+        assert!(pick_origin_core(Some(1), 4, (1, 0)).is_err());
+        assert!(pick_origin_core(Some(4), 4, (1, 0)).is_err());
+        // One CPU: everything shares it.
+        assert_eq!(pick_origin_core(None, 1, (0, 0)), Ok(0));
+    }
+
+    #[test]
+    fn each_proxy_has_its_own_server() {
+        assert_eq!(
+            server_groups(&Target::PROXY),
+            vec![
+                vec![Target::XgateBypass, Target::XgateKernel],
+                vec![Target::Nginx],
+                vec![Target::Haproxy]
+            ]
+        );
     }
 
     #[test]

@@ -115,6 +115,12 @@ pub struct RunConfig {
     #[serde(default)]
     pub xgate_config: Option<String>,
     pub nginx: String,
+    /// The HAProxy binary, when it was a target.
+    #[serde(default)]
+    pub haproxy: Option<String>,
+    /// The CPU of the proxy scenarios' origin; `None` in the gateway comparison.
+    #[serde(default)]
+    pub origin_core: Option<usize>,
     pub command_line: String,
     /// The network every target was measured over, read when it was built (records written
     /// before this field have none).
@@ -239,10 +245,12 @@ impl RunRecord {
     /// The charts of this record: (name, SVG).
     pub fn charts(&self) -> Vec<(&'static str, String)> {
         match self.config.network {
-            Network::Veth => vec![
+            // The latency chart is the open-loop scenario's (the proxy comparison has none).
+            Network::Veth if self.config.scenarios.contains(&Scenario::OpenLoop) => vec![
                 ("throughput", self.throughput_svg()),
                 ("latency", self.latency_svg()),
             ],
+            Network::Veth => vec![("throughput", self.throughput_svg())],
             Network::Lab => super::lab_report::charts(self),
         }
     }
@@ -307,7 +315,18 @@ impl RunRecord {
         if let Some(t) = &c.topology {
             let _ = writeln!(s, "{}\n", t.summary_line());
         }
+        if let Some(origin) = c.origin_core {
+            s += &super::lab_report::proxy_note(origin, c.client_core);
+        }
         let has = |t: Target| c.targets.contains(&t);
+        let others: Vec<(Target, &str)> = [
+            (Target::XgateKernel, "kernel"),
+            (Target::Nginx, "nginx"),
+            (Target::Haproxy, "haproxy"),
+        ]
+        .into_iter()
+        .filter(|&(t, _)| has(Target::XgateBypass) && has(t))
+        .collect();
         let _ = writeln!(s, "## Throughput (requests/s)\n");
         let mut head = "| scenario |".to_string();
         let mut rule = "| --- |".to_string();
@@ -315,12 +334,8 @@ impl RunRecord {
             head += &format!(" {} |", t.name());
             rule += " ---: |";
         }
-        if has(Target::XgateBypass) && has(Target::XgateKernel) {
-            head += " bypass / kernel |";
-            rule += " ---: |";
-        }
-        if has(Target::XgateBypass) && has(Target::Nginx) {
-            head += " bypass / nginx |";
+        for (_, name) in &others {
+            head += &format!(" bypass / {name} |");
             rule += " ---: |";
         }
         let _ = writeln!(s, "{head}\n{rule}");
@@ -338,11 +353,8 @@ impl RunRecord {
                     self.throughput(b, sc).map(|x| x.median),
                 )
             };
-            if has(Target::XgateBypass) && has(Target::XgateKernel) {
-                row += &format!(" {} |", ratio(Target::XgateBypass, Target::XgateKernel));
-            }
-            if has(Target::XgateBypass) && has(Target::Nginx) {
-                row += &format!(" {} |", ratio(Target::XgateBypass, Target::Nginx));
+            for &(other, _) in &others {
+                row += &format!(" {} |", ratio(Target::XgateBypass, other));
             }
             let _ = writeln!(s, "{row}");
         }
@@ -669,6 +681,8 @@ mod tests {
                 xgate: "xgate".into(),
                 xgate_config: None,
                 nginx: "nginx".into(),
+                haproxy: None,
+                origin_core: None,
                 command_line: "loadgen compare".into(),
                 topology: Some(TopologyRecord {
                     kind: "veth pair".into(),
@@ -712,6 +726,47 @@ mod tests {
             ),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_proxy_run_compares_the_bypass_with_each_proxy() {
+        let mut r = record();
+        r.config.targets = Target::PROXY.to_vec();
+        r.config.scenarios = vec![Scenario::ProxyGet];
+        r.config.origin_core = Some(0);
+        r.measurements.clear();
+        for (t, rps) in [
+            (Target::XgateBypass, 90.0),
+            (Target::XgateKernel, 60.0),
+            (Target::Nginx, 45.0),
+            (Target::Haproxy, 30.0),
+        ] {
+            r.measurements
+                .push(m(t, Scenario::ProxyGet, 0, rps, 100.0, 10.0));
+        }
+        let md = r.markdown();
+        assert!(
+            md.contains("| bypass / kernel | bypass / nginx | bypass / haproxy |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| proxied keep-alive GET (2 B), 64 conns | 90 [90–90] | 60 [60–60] | 45 [45–45] | 30 [30–30] | 1.50x | 2.00x | 3.00x |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("pinned to CPU 0, on the server namespace's loopback"),
+            "{md}"
+        );
+        assert!(
+            md.contains("The origin shares the client's CPU here"),
+            "{md}"
+        );
+        r.config.origin_core = Some(2);
+        assert!(!r.markdown().contains("shares the client's CPU"));
+        let charts: Vec<&str> = r.charts().iter().map(|c| c.0).collect();
+        assert_eq!(charts, ["throughput"]);
     }
 
     #[test]

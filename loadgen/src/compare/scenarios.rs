@@ -17,6 +17,14 @@ pub enum Scenario {
     Echo1k,
     /// `GET /bytes/16384`, 64 keep-alive connections, every body checked.
     Bytes16k,
+    /// Through a proxy to the origin ([`super::proxy`]): `GET` of a 2-byte answer, 64
+    /// keep-alive connections.
+    ProxyGet,
+    /// Through a proxy: `POST` of a 1 KiB body, answered with 2 bytes, 64 keep-alive
+    /// connections.
+    ProxyPost1k,
+    /// Through a proxy: `GET` of a 64 KiB file, 64 keep-alive connections, every body checked.
+    ProxyGet64k,
 }
 
 impl Scenario {
@@ -28,6 +36,14 @@ impl Scenario {
         Scenario::Bytes16k,
     ];
 
+    /// The proxy scenarios (issue 13): every target forwards them to the same origin. They
+    /// run on their own (`--scenario proxy`), against the proxy targets.
+    pub const PROXY: [Scenario; 3] = [
+        Scenario::ProxyGet,
+        Scenario::ProxyPost1k,
+        Scenario::ProxyGet64k,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Scenario::KeepAlive => "keep-alive",
@@ -35,7 +51,15 @@ impl Scenario {
             Scenario::OpenLoop => "open-loop",
             Scenario::Echo1k => "echo-1k",
             Scenario::Bytes16k => "bytes-16k",
+            Scenario::ProxyGet => "proxy-get",
+            Scenario::ProxyPost1k => "proxy-post-1k",
+            Scenario::ProxyGet64k => "proxy-get-64k",
         }
+    }
+
+    /// Whether the targets forward this scenario to the origin.
+    pub fn is_proxy(self) -> bool {
+        Self::PROXY.contains(&self)
     }
 
     pub fn title(self) -> &'static str {
@@ -45,11 +69,25 @@ impl Scenario {
             Scenario::OpenLoop => "open loop, fixed rate, 64 conns",
             Scenario::Echo1k => "POST /echo 1 KiB, 64 conns",
             Scenario::Bytes16k => "GET /bytes/16384, 64 conns",
+            Scenario::ProxyGet => "proxied keep-alive GET (2 B), 64 conns",
+            Scenario::ProxyPost1k => "proxied POST 1 KiB (2 B answer), 64 conns",
+            Scenario::ProxyGet64k => "proxied GET 64 KiB, 64 conns",
         }
     }
 
     pub fn parse(name: &str) -> Option<Scenario> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain(Self::PROXY)
+            .find(|s| s.name() == name)
+    }
+
+    /// The scenarios a `--scenario` name stands for: one, or the family `proxy`.
+    pub fn parse_family(name: &str) -> Option<Vec<Scenario>> {
+        if name == "proxy" {
+            return Some(Self::PROXY.to_vec());
+        }
+        Self::parse(name).map(|s| vec![s])
     }
 
     /// The workloads the lab runs, each closed-loop and at fixed rates (the open-loop
@@ -102,6 +140,37 @@ impl Scenario {
                 "/bytes/16384",
                 "--expect-body-size",
                 "16384",
+                "--verify-body",
+                "--connections",
+                "64",
+            ],
+            // The origin's answers (`super::proxy`): paths no target answers itself, so a
+            // request that is not forwarded fails (404) instead of passing unnoticed.
+            Scenario::ProxyGet => vec![
+                "--path",
+                "/origin/small",
+                "--expect-body-size",
+                "2",
+                "--connections",
+                "64",
+            ],
+            Scenario::ProxyPost1k => vec![
+                "--method",
+                "POST",
+                "--path",
+                "/origin/post",
+                "--body-size",
+                "1024",
+                "--expect-body-size",
+                "2",
+                "--connections",
+                "64",
+            ],
+            Scenario::ProxyGet64k => vec![
+                "--path",
+                "/origin/bytes/65536",
+                "--expect-body-size",
+                "65536",
                 "--verify-body",
                 "--connections",
                 "64",
@@ -177,8 +246,9 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_only_open_loop_has_a_rate_in_the_veth_run() {
-        for s in Scenario::ALL {
+        for s in Scenario::ALL.into_iter().chain(Scenario::PROXY) {
             assert_eq!(Scenario::parse(s.name()), Some(s));
+            assert_eq!(Scenario::parse_family(s.name()), Some(vec![s]));
             let offered = Offered::open_loop_scenario(s, 777);
             assert_eq!(offered.is_some(), s == Scenario::OpenLoop);
             let args = s.args(offered.map(|o| o.rate));
@@ -186,5 +256,29 @@ mod tests {
             assert!(s.args(Some(5)).ends_with(&["--rate".into(), "5".into()]));
         }
         assert_eq!(Scenario::parse("nope"), None);
+        assert_eq!(Scenario::parse_family("nope"), None);
+    }
+
+    #[test]
+    fn the_proxy_family_is_the_proxy_scenarios_on_the_origin_s_paths() {
+        assert_eq!(
+            Scenario::parse_family("proxy"),
+            Some(Scenario::PROXY.to_vec())
+        );
+        for s in Scenario::ALL {
+            assert!(!s.is_proxy(), "{s:?}");
+        }
+        for s in Scenario::PROXY {
+            assert!(s.is_proxy(), "{s:?}");
+            let args = s.args(None);
+            let path = &args[args.iter().position(|a| a == "--path").unwrap() + 1];
+            assert!(path.starts_with("/origin/"), "{s:?}: {path}");
+            assert!(args.contains(&"--expect-body-size".to_string()), "{s:?}");
+        }
+        let post = Scenario::ProxyPost1k.args(None);
+        assert!(
+            post.windows(2).any(|w| w == ["--body-size", "1024"]),
+            "{post:?}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The servers compared: `xgate run` (its bypass port and its kernel-path port, one process)
-//! and nginx configured to give the same answers. Each runs in the server namespace, pinned
-//! to the server's core, and is stopped (SIGTERM, then SIGKILL) by PID when dropped.
+//! and nginx configured to give the same answers (the proxy scenarios' servers are in
+//! [`super::proxy`]). Each runs in the server namespace, pinned to the server's core, and is
+//! stopped (SIGTERM, then SIGKILL) by PID when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use super::CompareError;
 pub const BYPASS_PORT: u16 = 18080;
 pub const KERNEL_PORT: u16 = 18081;
 pub const NGINX_PORT: u16 = 18082;
+pub const HAPROXY_PORT: u16 = 18083;
 
 /// What is measured.
 #[derive(
@@ -28,16 +30,47 @@ pub enum Target {
     XgateKernel,
     /// nginx, one worker.
     Nginx,
+    /// HAProxy, one thread: a proxy only, measured on the proxy scenarios.
+    Haproxy,
 }
 
 impl Target {
+    /// The gateway comparison's targets (every one answers the gateway's scenarios itself).
     pub const ALL: [Target; 3] = [Target::XgateBypass, Target::XgateKernel, Target::Nginx];
+
+    /// The proxy comparison's targets: each forwards to the same origin ([`super::proxy`]).
+    pub const PROXY: [Target; 4] = [
+        Target::XgateBypass,
+        Target::XgateKernel,
+        Target::Nginx,
+        Target::Haproxy,
+    ];
+
+    /// The `--target` name.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Target::XgateBypass => "xgate-bypass",
+            Target::XgateKernel => "xgate-kernel",
+            Target::Nginx => "nginx",
+            Target::Haproxy => "haproxy",
+        }
+    }
+
+    pub fn parse(arg: &str) -> Option<Target> {
+        Self::PROXY.into_iter().find(|t| t.arg() == arg)
+    }
+
+    /// Whether this target is one `xgate run` process.
+    pub fn is_xgate(self) -> bool {
+        matches!(self, Target::XgateBypass | Target::XgateKernel)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             Target::XgateBypass => "xgate bypass",
             Target::XgateKernel => "xgate kernel path",
             Target::Nginx => "nginx",
+            Target::Haproxy => "HAProxy",
         }
     }
 
@@ -46,6 +79,7 @@ impl Target {
             Target::XgateBypass => BYPASS_PORT,
             Target::XgateKernel => KERNEL_PORT,
             Target::Nginx => NGINX_PORT,
+            Target::Haproxy => HAPROXY_PORT,
         }
     }
 
@@ -61,6 +95,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server of `child`, a process spawned to serve (stopped when dropped).
+    pub(crate) fn new(what: &'static str, child: Child) -> Self {
+        Server { what, child }
+    }
+
     /// SIGTERM, then SIGKILL after `grace`; returns whether it exited on SIGTERM.
     pub fn stop(mut self, grace: Duration) -> bool {
         self.stop_inner(grace)
@@ -218,23 +257,38 @@ pub fn start_nginx(
             command: format!("{} -c {}", nginx.display(), conf.display()),
             message: e.to_string(),
         })?;
-    let mut server = Server {
-        what: "nginx",
-        child,
-    };
-    // Ready once it answers.
+    let mut server = Server::new("nginx", child);
+    let url = format!("http://{}/health", Target::Nginx.addr());
+    wait_answering(
+        &mut server,
+        || topo.in_client("curl"),
+        &url,
+        &[log, dir.join("error.log")],
+    )?;
+    Ok(server)
+}
+
+/// Waits until `GET url`, sent by the curl `curl()` makes (in the namespace it enters),
+/// answers 200; fails when the server exits first (with what its `logs` say) or after 15 s.
+pub(crate) fn wait_answering(
+    server: &mut Server,
+    curl: impl Fn() -> std::process::Command,
+    url: &str,
+    logs: &[PathBuf],
+) -> Result<(), CompareError> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(Some(st)) = server.child.try_wait() {
-            let said = std::fs::read_to_string(&log).unwrap_or_default()
-                + &std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        if let Some(st) = server.try_exited() {
+            let said: String = logs
+                .iter()
+                .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+                .collect();
             return Err(CompareError::Server {
-                what: "nginx",
+                what: server.what,
                 message: format!("exited ({st}): {}", said.trim()),
             });
         }
-        let probe = topo
-            .in_client("curl")
+        let probe = curl()
             .args([
                 "-s",
                 "-o",
@@ -244,26 +298,30 @@ pub fn start_nginx(
                 "--max-time",
                 "1",
             ])
-            .arg(format!("http://{}/health", Target::Nginx.addr()))
+            .arg(url)
             .output();
         if probe.is_ok_and(|o| o.stdout == b"200") {
-            return Ok(server);
+            return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(CompareError::Server {
-                what: "nginx",
-                message: "did not answer GET /health within 15 s".into(),
+                what: server.what,
+                message: format!("did not answer GET {url} with 200 within 15 s"),
             });
         }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-fn nginx_conf(dir: &Path, www: &Path, js: &Path, core: usize) -> String {
-    // worker_cpu_affinity takes a bit mask, lowest CPU rightmost.
+/// nginx's `worker_cpu_affinity` bit mask for one CPU (lowest CPU rightmost).
+pub(crate) fn affinity_mask(core: usize) -> String {
     let mut mask = vec![b'0'; core + 1];
     mask[0] = b'1';
-    let mask = String::from_utf8(mask).expect("ascii");
+    String::from_utf8(mask).expect("ascii")
+}
+
+fn nginx_conf(dir: &Path, www: &Path, js: &Path, core: usize) -> String {
+    let mask = affinity_mask(core);
     format!(
         r#"load_module {NJS_MODULE};
 worker_processes 1;
@@ -335,6 +393,16 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_names_round_trip() {
+        for t in Target::PROXY {
+            assert_eq!(Target::parse(t.arg()), Some(t));
+        }
+        assert_eq!(Target::parse("apache"), None);
+        assert!(Target::ALL.iter().all(|t| Target::PROXY.contains(t)));
+        assert_eq!(affinity_mask(3), "1000");
+    }
 
     #[test]
     fn nginx_mask_pins_the_given_core() {
