@@ -62,10 +62,11 @@ impl ByteBuf {
     }
 
     /// `n` bytes were used from the front (clamped to what is held). An emptied buffer starts
-    /// over at the front, so the common case never copies.
-    pub(super) fn consume(&mut self, n: usize) {
+    /// over at the front, so the common case never copies, unless `in_flight`: an operation
+    /// (a receive writing at `end`) uses the buffer, and `end` must not move under it.
+    pub(super) fn consume(&mut self, n: usize, in_flight: bool) {
         self.start += n.min(self.len());
-        if self.start == self.end {
+        if self.start == self.end && !in_flight {
             self.start = 0;
             self.end = 0;
         }
@@ -81,9 +82,9 @@ impl ByteBuf {
     }
 
     /// Whether compacting is worth a copy: bytes sit after the front and less than half the
-    /// buffer is free after them.
+    /// buffer is free after them, or the buffer is empty away from the front (no copy at all).
     pub(super) fn wants_compact(&self) -> bool {
-        self.start > 0 && self.room_len() < self.data.len() / 2
+        self.start > 0 && (self.is_empty() || self.room_len() < self.data.len() / 2)
     }
 
     pub(super) fn clear(&mut self) {
@@ -102,7 +103,7 @@ mod tests {
         b.room_mut()[..3].copy_from_slice(b"abc");
         b.commit(3);
         assert_eq!(b.filled(), b"abc");
-        b.consume(2);
+        b.consume(2, false);
         assert_eq!((b.filled(), b.room_len()), (&b"c"[..], 5));
         assert!(!b.wants_compact(), "5 of 8 free is not under half");
         b.room_mut()[..4].copy_from_slice(b"defg");
@@ -110,7 +111,7 @@ mod tests {
         assert!(b.wants_compact());
         b.compact();
         assert_eq!((b.filled(), b.room_len()), (&b"cdefg"[..], 3));
-        b.consume(5);
+        b.consume(5, false);
         assert!(b.is_empty());
         assert_eq!(
             b.room_len(),
@@ -120,11 +121,36 @@ mod tests {
     }
 
     #[test]
+    fn an_emptied_buffer_keeps_its_place_while_an_operation_uses_it() {
+        let mut b = ByteBuf::new(8);
+        b.room_mut()[..3].copy_from_slice(b"abc");
+        b.commit(3);
+        // A receive is in flight into the room after "abc": emptying must not move `end`.
+        b.consume(3, true);
+        assert!(b.is_empty());
+        assert_eq!(
+            b.room_len(),
+            5,
+            "the room the receive writes into stays where it is"
+        );
+        b.room_mut()[..2].copy_from_slice(b"de");
+        b.commit(2);
+        assert_eq!(b.filled(), b"de");
+        b.consume(2, true);
+        assert!(
+            b.wants_compact(),
+            "empty away from the front: back to it, for nothing"
+        );
+        b.compact();
+        assert_eq!(b.room_len(), 8);
+    }
+
+    #[test]
     fn commit_and_consume_are_clamped_to_what_exists() {
         let mut b = ByteBuf::new(4);
         b.commit(10);
         assert_eq!(b.len(), 4);
-        b.consume(10);
+        b.consume(10, false);
         assert_eq!((b.len(), b.room_len()), (0, 4));
     }
 }

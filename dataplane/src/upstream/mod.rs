@@ -519,7 +519,9 @@ impl UpstreamConns {
     /// `n` received bytes were used: their room takes more of the response.
     pub fn consume(&mut self, id: ConnId, n: usize) {
         if n > 0 && self.slot(id).is_some() {
-            self.slots[id.index as usize].recv.consume(n);
+            let s = &mut self.slots[id.index as usize];
+            // A receive in flight writes at `end`: the buffer must not start over under it.
+            s.recv.consume(n, s.recv_pending);
             self.mark(id.index);
         }
     }
@@ -755,7 +757,7 @@ impl UpstreamConns {
                 events.push(UpstreamEvent::ConnectFailed(self.id_of(index), -res));
             }
             Op::Send if res > 0 => {
-                s.send.consume(res as usize);
+                s.send.consume(res as usize, false);
                 self.stats.bytes_sent += res as u64;
                 if !s.send.is_empty() {
                     self.mark(index);
