@@ -47,6 +47,26 @@ fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
 
+/// `body` is `pattern(n)`; else where it differs.
+#[track_caller]
+fn assert_body(body: &[u8], n: usize, what: &str) {
+    let want = pattern(n);
+    if body == want {
+        return;
+    }
+    let at = body.iter().zip(&want).position(|(a, b)| a != b);
+    let near = |b: &[u8], at: usize| b[at.saturating_sub(16)..(at + 48).min(b.len())].to_vec();
+    match at {
+        Some(at) => panic!(
+            "{what}: {} bytes (want {n}), first difference at {at}: got {:?}, want {:?}",
+            body.len(),
+            near(body, at),
+            near(&want, at),
+        ),
+        None => panic!("{what}: {} bytes, want {n} (a prefix of it)", body.len()),
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -92,8 +112,9 @@ struct Seen {
 enum Mode {
     /// By the request's path (see [`answer`]).
     Scripted,
-    /// Reads each request whole, then resets the connection without a byte of response.
-    ResetAll,
+    /// Reads each request whole, then drops the connection without a byte of response: a
+    /// reset, or a close (FIN) when the path has `/fin/`.
+    DropAll,
 }
 
 #[derive(Default)]
@@ -299,7 +320,8 @@ fn serve(mut s: TcpStream, conn: u64, mode: Mode, shared: &Shared) {
             seen.len() - 1
         };
         let after = match mode {
-            Mode::ResetAll => After::Reset,
+            Mode::DropAll if req.target.contains("/fin/") => After::Close,
+            Mode::DropAll => After::Reset,
             Mode::Scripted => answer(&mut s, &req, conn, seq),
         };
         match after {
@@ -345,6 +367,13 @@ fn answer(s: &mut TcpStream, req: &Request, conn: u64, seq: usize) -> After {
     }
     if path == "/h/stall" {
         return After::Hold;
+    }
+    if path == "/h/interim-flood" {
+        // 1xx after 1xx and never a final answer, until the gateway closes.
+        while write(s, b"HTTP/1.1 102 Processing\r\n\r\n") {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        return After::Close;
     }
     if path == "/h/reset" {
         return After::Reset;
@@ -475,6 +504,49 @@ fn answer(s: &mut TcpStream, req: &Request, conn: u64, seq: usize) -> After {
             Some(Vec::new()),
             After::Close,
         )),
+        "/h/bad/obs-fold" => Some((
+            b"HTTP/1.1 200 OK\r\nX-A: a\r\n folded\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+            None,
+            After::KeepAlive,
+        )),
+        "/h/bad/space-colon" => Some((
+            b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok".to_vec(),
+            None,
+            After::KeepAlive,
+        )),
+        "/h/bad/cl-sign" => Some((
+            b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok".to_vec(),
+            None,
+            After::KeepAlive,
+        )),
+        "/h/bad/cl-huge" => Some((
+            b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999\r\n\r\nok".to_vec(),
+            None,
+            After::KeepAlive,
+        )),
+        "/h/bad/te-http10" => Some((
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec(),
+            None,
+            After::KeepAlive,
+        )),
+        "/h/bad/upgrade" => Some((
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                .to_vec(),
+            None,
+            After::KeepAlive,
+        )),
+        // Bodies where none may be: after a 204, and in the answer to a HEAD.
+        "/h/bad/204-body" => Some((
+            b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
+                .to_vec(),
+            None,
+            After::KeepAlive,
+        )),
+        "/h/bad/head-body" => Some((
+            b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled".to_vec(),
+            None,
+            After::KeepAlive,
+        )),
         "/h/bad/extra-bytes" => Some((
             format!(
                 "HTTP/1.1 200 OK\r\n{tag}Content-Length: 5\r\n\r\nhello\
@@ -586,7 +658,7 @@ impl Lab {
         let topo = Topology::create();
         let dir = TempDir::new(&format!("{}-proxy-hostile", topo.name));
         let scripted = Upstream::start(&topo.server_ns, Mode::Scripted);
-        let resetting = Upstream::start(&topo.server_ns, Mode::ResetAll);
+        let resetting = Upstream::start(&topo.server_ns, Mode::DropAll);
         let config = config_file(&dir.0, &topo, scripted.port(), resetting.port());
         let access_log = dir.0.join("access.log");
         let mut lab = Lab {
@@ -633,6 +705,7 @@ impl Lab {
             s,
             buf: Vec::new(),
             slow: false,
+            interim: 0,
         }
     }
 
@@ -697,6 +770,8 @@ struct Client {
     buf: Vec<u8>,
     /// Reads at most 4 KiB a millisecond.
     slow: bool,
+    /// Interim (1xx) responses skipped so far.
+    interim: usize,
 }
 
 impl Client {
@@ -764,6 +839,15 @@ impl Client {
 
     /// The next final response (interim ones skipped), its body read by its framing.
     fn reply(&mut self) -> Reply {
+        self.reply_to(false)
+    }
+
+    /// The next final response to a HEAD: no body, whatever the head says.
+    fn reply_to_head(&mut self) -> Reply {
+        self.reply_to(true)
+    }
+
+    fn reply_to(&mut self, head_only: bool) -> Reply {
         let end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
                 break i + 4;
@@ -784,7 +868,8 @@ impl Client {
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("a status line: {head:?}"));
         if (100..200).contains(&status) {
-            return self.reply();
+            self.interim += 1;
+            return self.reply_to(head_only);
         }
         let mut r = Response {
             status,
@@ -792,6 +877,10 @@ impl Client {
             body: Vec::new(),
             complete: false,
         };
+        if head_only || status == 204 || status == 304 {
+            r.complete = true;
+            return Reply::Response(r);
+        }
         if r.is_chunked() {
             loop {
                 let Some(line) = self.line() else {
@@ -873,12 +962,25 @@ fn reset_before_response_retries_idempotent_get_elsewhere_and_never_resends_post
             );
             assert!(r.complete);
         }
+        // The same when the server closes (FIN) instead of resetting.
+        for i in 0..4 {
+            c.send(get(&format!("/retry/fin/{port}/{i}")).as_bytes());
+            let r = c.reply().response();
+            assert_eq!(r.status, 200, ":{port} GET fin #{i}: {}", r.head);
+            assert_eq!(r.body, format!("ok /retry/fin/{port}/{i}").as_bytes());
+        }
         let resets = lab.resetting.seen_count() - resets_before;
+        let fins = lab
+            .resetting
+            .seen()
+            .iter()
+            .filter(|s| s.target.starts_with(&format!("/retry/fin/{port}/")))
+            .count();
         assert!(
-            resets >= 1,
-            ":{port}: round robin never tried the resetting server, nothing was retried"
+            resets - fins >= 1 && fins >= 1,
+            ":{port}: round robin never tried the dropping server ({resets} drops, {fins} closes)"
         );
-        eprintln!(":{port}: 6 GETs answered 200, {resets} of them retried after a reset");
+        eprintln!(":{port}: 10 GETs answered 200, {resets} of them retried ({fins} after a close)");
 
         // A POST to a pool whose only server resets: 502, and the upstream got it once.
         let before = lab.resetting.seen_count();
@@ -963,6 +1065,25 @@ fn stalled_upstream_is_answered_504_after_the_read_timeout() {
             || lab.scripted.was_closed(conn),
         );
         eprintln!(":{port}: 504 after {took:?}");
+
+        // Interim responses without end do not extend the read timeout: the 1xx go on to
+        // the HTTP/1.1 client, then the 504.
+        let t = Instant::now();
+        let mut c = lab.connect(port);
+        c.send(get("/h/interim-flood").as_bytes());
+        let r = c.reply().response();
+        let took = t.elapsed();
+        assert_eq!(r.status, 504, ":{port} interim flood: {}", r.head);
+        assert!(c.interim > 0, ":{port}: no 1xx forwarded");
+        assert!(took < READ_TIMEOUT * 4, ":{port}: 504 after {took:?}");
+        assert!(
+            c.closed(),
+            ":{port}: the connection stays open after the 504"
+        );
+        eprintln!(
+            ":{port}: {} interim responses, then 504 after {took:?}",
+            c.interim
+        );
     }
 }
 
@@ -1000,7 +1121,19 @@ fn bad_upstream_framing_is_a_502_or_a_cut_stream_never_a_clean_short_body() {
     };
     for port in PORTS {
         // Refused with the head: always a 502.
-        for case in ["two-cl", "cl-list", "status", "garbage", "giant-head"] {
+        for case in [
+            "two-cl",
+            "cl-list",
+            "cl-sign",
+            "cl-huge",
+            "status",
+            "garbage",
+            "giant-head",
+            "obs-fold",
+            "space-colon",
+            "te-http10",
+            "upgrade",
+        ] {
             let mut c = lab.connect(port);
             c.send(get(&format!("/h/bad/{case}")).as_bytes());
             c.send(get("/h/bytes/10").as_bytes());
@@ -1073,6 +1206,33 @@ fn bad_upstream_framing_is_a_502_or_a_cut_stream_never_a_clean_short_body() {
             (next.status, &next.body[..]),
             (200, &pattern(10)[..]),
             ":{port}"
+        );
+
+        // A body where none may be (after a 204, in the answer to a HEAD): never passed on,
+        // and the client's next request gets its own answer.
+        let mut c = lab.connect(port);
+        c.send(get("/h/bad/204-body").as_bytes());
+        let r = c.reply().response();
+        assert_eq!(r.status, 204, ":{port}: {}", r.head);
+        c.send(get("/h/bytes/10").as_bytes());
+        let next = c.reply().response();
+        assert_eq!(
+            (next.status, &next.body[..]),
+            (200, &pattern(10)[..]),
+            ":{port}: after a 204 with a body: {}",
+            next.head
+        );
+        let mut c = lab.connect(port);
+        c.send(b"HEAD /h/bad/head-body HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = c.reply_to_head().response();
+        assert_eq!(r.status, 200, ":{port}: {}", r.head);
+        c.send(get("/h/bytes/10").as_bytes());
+        let next = c.reply().response();
+        assert_eq!(
+            (next.status, &next.body[..]),
+            (200, &pattern(10)[..]),
+            ":{port}: after a HEAD answered with a body: {}",
+            next.head
         );
 
         // Bytes past the response's end: the client gets the response, not the extra bytes,
@@ -1158,6 +1318,17 @@ fn slow_upstream_and_slow_client_bodies_arrive_byte_exact() {
             ":{port}: slow reader: the body differs"
         );
         eprintln!(":{port}: {n} bytes to a slow reader in {:?}", t.elapsed());
+        // The next answer on the same thread, over the upstream connection pooled after the
+        // slow one, is its own.
+        c.send(get("/h/bytes/1000").as_bytes());
+        let r = c.reply().response();
+        assert_eq!(
+            (r.status, r.complete),
+            (200, true),
+            ":{port}: after the slow reader: {}",
+            r.head
+        );
+        assert_body(&r.body, 1000, &format!(":{port}: after the slow reader"));
         // And curl's rate limit, for a reader the test does not write itself.
         let o = Command::new("ip")
             .args(["netns", "exec", &lab.topo.client_ns, "curl", "-sS"])
@@ -1170,10 +1341,7 @@ fn slow_upstream_and_slow_client_bodies_arrive_byte_exact() {
             "curl: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        assert!(
-            o.stdout == pattern(n),
-            ":{port}: curl --limit-rate: the body differs"
-        );
+        assert_body(&o.stdout, n, &format!(":{port}: curl --limit-rate"));
     }
 }
 
