@@ -251,7 +251,9 @@ fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
         }
     }
     let mut body = Vec::new();
-    if chunked {
+    if target.starts_with("/h/early") {
+        // Answered from the head alone: the body stays unread, for `answer` to deal with.
+    } else if chunked {
         loop {
             let line_end = fill_until(s, buf, b"\r\n")?;
             let line = String::from_utf8_lossy(&buf[..line_end - 2]).into_owned();
@@ -356,6 +358,15 @@ fn answer(s: &mut TcpStream, req: &Request, conn: u64, seq: usize) -> After {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
+    if path == "/h/early" {
+        // A final answer before the request body is read; the body is then read and dropped
+        // until the gateway closes, so no reset takes the answer away.
+        write(
+            s,
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        return After::Close;
+    }
     if req.method == "POST" {
         let mut out = ok_head(req.body.len()).into_bytes();
         out.extend_from_slice(&req.body);
@@ -367,6 +378,34 @@ fn answer(s: &mut TcpStream, req: &Request, conn: u64, seq: usize) -> After {
     }
     if path == "/h/stall" {
         return After::Hold;
+    }
+    if path == "/h/close-after" {
+        // A keep-alive answer, then the connection closed while it idles in the pool.
+        let body = b"ok";
+        let mut out = ok_head(body.len()).into_bytes();
+        out.extend_from_slice(body);
+        write(s, &out);
+        std::thread::sleep(Duration::from_millis(100));
+        return After::Close;
+    }
+    if let Some(ms) = path.strip_prefix("/h/slow/") {
+        std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+        let mut out = ok_head(4).into_bytes();
+        out.extend_from_slice(b"late");
+        write(s, &out);
+        return After::KeepAlive;
+    }
+    if path == "/h/slow-head" {
+        // The head and body a byte at a time.
+        let mut out = ok_head(5).into_bytes();
+        out.extend_from_slice(b"slow!");
+        for b in out.chunks(1) {
+            if !write(s, b) {
+                return After::Close;
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        return After::KeepAlive;
     }
     if path == "/h/interim-flood" {
         // 1xx after 1xx and never a final answer, until the gateway closes.
@@ -1298,6 +1337,13 @@ fn slow_upstream_and_slow_client_bodies_arrive_byte_exact() {
                 t.elapsed()
             );
         }
+        // A head (and body) trickled a byte at a time.
+        let r = lab.one(port, &get("/h/slow-head")).response();
+        assert_eq!(
+            (r.status, &r.body[..], r.complete),
+            (200, &b"slow!"[..], true)
+        );
+
         // A slow reader: a 16 KiB receive buffer read 4 KiB at a time, a millisecond apart,
         // so its window closes over and over and the gateway must hold the upstream back.
         let n = 4_000_037;
@@ -1702,5 +1748,85 @@ fn gateway_errors_are_502_503_504_each_logged_with_its_upstream() {
         assert_eq!(f[0], "504", "{}", lines[0]);
         assert_eq!((f[6], f[7]), (&*scripted, "-"), "{}", lines[0]);
         eprintln!(":{port}: {statuses:?} then 504, logged");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Connections that end early, on either side.
+
+#[test]
+fn a_pooled_connection_the_upstream_closed_is_not_used_again() {
+    let Some((_serial, lab)) = setup("pooled_connection_closed") else {
+        return;
+    };
+    for port in PORTS {
+        // One server: no other to retry on, so the closed connection must not be picked.
+        let mut c = lab.connect(port);
+        for i in 0..3 {
+            c.send(get("/h/close-after").as_bytes());
+            let r = c.reply().response();
+            assert_eq!(
+                (r.status, &r.body[..]),
+                (200, &b"ok"[..]),
+                ":{port} #{i}: {}",
+                r.head
+            );
+            // The upstream closes its side 100 ms after answering.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    let Some((_serial, lab)) = setup("client_half_close") else {
+        return;
+    };
+    for port in PORTS {
+        let mut c = lab.connect(port);
+        c.send(get("/h/slow/300").as_bytes());
+        c.s.shutdown(Shutdown::Write).expect("half-close");
+        let r = c.reply().response();
+        assert_eq!(
+            (r.status, &r.body[..]),
+            (200, &b"late"[..]),
+            ":{port}: {}",
+            r.head
+        );
+        assert!(
+            c.closed(),
+            ":{port}: open after the answer to a half-closed client"
+        );
+    }
+}
+
+#[test]
+fn an_upstream_answering_before_the_request_body_ends_is_passed_on_and_the_body_dropped() {
+    let Some((_serial, lab)) = setup("early_answer") else {
+        return;
+    };
+    let n = 2_000_000;
+    for port in PORTS {
+        let mut c = lab.connect(port);
+        let mut writer = c.s.try_clone().expect("a second handle");
+        let upload = std::thread::spawn(move || {
+            let head = format!("POST /h/early HTTP/1.1\r\nHost: t\r\nContent-Length: {n}\r\n\r\n");
+            // The gateway may stop reading (and close) before the body is all written.
+            let _ = writer.write_all(head.as_bytes());
+            let _ = writer.write_all(&pattern(n));
+        });
+        let t = Instant::now();
+        let r = c.reply().response();
+        assert_eq!(r.status, 413, ":{port}: {}", r.head);
+        assert!(
+            c.closed(),
+            ":{port}: open after an answer that left the body unread"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            ":{port}: {:?}",
+            t.elapsed()
+        );
+        upload.join().expect("the uploading thread");
     }
 }
