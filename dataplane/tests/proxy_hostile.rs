@@ -507,6 +507,21 @@ fn answer(s: &mut TcpStream, req: &Request, conn: u64, seq: usize) -> After {
             None,
             After::KeepAlive,
         )),
+        "/h/bad/chunk-overflow" => Some((
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n"
+                .to_vec(),
+            None,
+            After::KeepAlive,
+        )),
+        "/h/chunk-ext-trailer" => Some((
+            format!(
+                "HTTP/1.1 200 OK\r\n{tag}Transfer-Encoding: chunked\r\n\r\n\
+                 5;a=\"b;c\"\r\nhello\r\n0;last\r\nX-Trailer: HTTP/1.1 200 OK\r\n\r\n"
+            )
+            .into_bytes(),
+            None,
+            After::KeepAlive,
+        )),
         "/h/bad/chunk-size-late" => Some((
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".to_vec(),
             Some(b"zz\r\nhello\r\n0\r\n\r\n".to_vec()),
@@ -1186,12 +1201,30 @@ fn bad_upstream_framing_is_a_502_or_a_cut_stream_never_a_clean_short_body() {
             );
         }
         // A bad chunk size with the head: a 502 if both came in one read, else a cut.
-        let mut c = lab.connect(port);
-        c.send(get("/h/bad/chunk-size").as_bytes());
-        c.send(get("/h/bytes/10").as_bytes());
-        if let Err(r) = bad_gateway_or_cut(&mut c, port, "chunk-size") {
-            assert_eq!((r.status, r.body.len()), (200, 0), ":{port} chunk-size");
+        for case in ["chunk-size", "chunk-overflow"] {
+            let mut c = lab.connect(port);
+            c.send(get(&format!("/h/bad/{case}")).as_bytes());
+            c.send(get("/h/bytes/10").as_bytes());
+            if let Err(r) = bad_gateway_or_cut(&mut c, port, case) {
+                assert_eq!((r.status, r.body.len()), (200, 0), ":{port} {case}");
+            }
         }
+        // Chunk extensions and a trailer (whose value looks like a status line): the data
+        // whole, and nothing of the trailer taken for the next response.
+        let mut c = lab.connect(port);
+        c.send(get("/h/chunk-ext-trailer").as_bytes());
+        let r = c.reply().response();
+        assert_eq!(
+            (r.status, &r.body[..], r.complete),
+            (200, &b"hello"[..], true)
+        );
+        c.send(get("/h/bytes/10").as_bytes());
+        let next = c.reply().response();
+        assert_eq!(
+            (next.status, &next.body[..]),
+            (200, &pattern(10)[..]),
+            ":{port}"
+        );
         // Broken after the head went out: the client's stream is cut, never completed.
         for (case, body_before_cut) in [
             ("chunk-size-late", &b"hello"[..]),
