@@ -379,6 +379,14 @@ fn answer(s: &mut TcpStream, req: &Request, conn: u64, seq: usize) -> After {
     if path == "/h/stall" {
         return After::Hold;
     }
+    if path == "/h/stall-body" {
+        // The head and a tenth of the body, then silence.
+        write(
+            s,
+            format!("HTTP/1.1 200 OK\r\n{tag}Content-Length: 100\r\n\r\n0123456789").as_bytes(),
+        );
+        return After::Hold;
+    }
     if path == "/h/close-after" {
         // A keep-alive answer, then the connection closed while it idles in the pool.
         let body = b"ok";
@@ -1085,7 +1093,7 @@ fn reset_before_response_retries_idempotent_get_elsewhere_and_never_resends_post
 // 2. Stalls.
 
 #[test]
-fn stalled_upstream_is_answered_504_after_the_read_timeout() {
+fn stalled_upstream_is_answered_504_after_the_read_timeout_and_cut_after_the_idle_timeout() {
     let Some((_serial, lab)) = setup("stalled_upstream") else {
         return;
     };
@@ -1138,6 +1146,24 @@ fn stalled_upstream_is_answered_504_after_the_read_timeout() {
             ":{port}: {} interim responses, then 504 after {took:?}",
             c.interim
         );
+
+        // Silence in the middle of the body: after the idle timeout the client's stream is
+        // cut, short of its Content-Length, and closed.
+        let t = Instant::now();
+        let mut c = lab.connect(port);
+        c.send(get("/h/stall-body").as_bytes());
+        c.send(get("/h/bytes/10").as_bytes());
+        let r = c.reply().response();
+        let took = t.elapsed();
+        assert_eq!(r.status, 200, ":{port}: {}", r.head);
+        assert!(!r.complete, ":{port}: a stalled body ended clean");
+        assert_eq!(r.body, b"0123456789", ":{port}");
+        assert!(c.closed(), ":{port}: open after the cut");
+        assert!(
+            took >= IDLE_TIMEOUT.mul_f64(0.9) && took < IDLE_TIMEOUT * 3,
+            ":{port}: cut after {took:?}, idle timeout {IDLE_TIMEOUT:?}"
+        );
+        eprintln!(":{port}: a stalled body cut after {took:?}");
     }
 }
 
