@@ -68,6 +68,9 @@ pub trait UpstreamTable {
     fn connect(&mut self, addr: SocketAddr, owner: u64) -> Option<Self::Conn>;
     /// The connection's received bytes not consumed yet, and the free room of its send buffer.
     fn buffers(&mut self, conn: Self::Conn) -> (&[u8], &mut [u8]);
+    /// The most received bytes a connection holds unconsumed: a response head (consumed only
+    /// whole) longer than this could never complete, so it is refused at this size.
+    fn recv_capacity(&self) -> usize;
     fn consume(&mut self, conn: Self::Conn, n: usize);
     /// `n` bytes were written at the start of the send room: send them.
     fn commit_send(&mut self, conn: Self::Conn, n: usize);
@@ -656,7 +659,7 @@ impl<T: UpstreamTable> Forwarder<T> {
             upstream_keep_alive: spec.keepalive > 0,
             reused_connection: reused,
             timeouts: spec.timeouts,
-            limits: UpstreamLimits::default(),
+            limits: self.limits(),
         };
         let leg = &mut self.legs[slot];
         let (_, room) = self.table.buffers(conn);
@@ -689,6 +692,17 @@ impl<T: UpstreamTable> Forwarder<T> {
                 self.table.release(conn, reused, now);
                 None
             }
+        }
+    }
+
+    /// What an upstream may send: the defaults, with a head no longer than the table's
+    /// receive buffer (a longer one would wait there, never complete, until the read
+    /// timeout: a 504 for what is a bad response).
+    fn limits(&self) -> UpstreamLimits {
+        let limits = UpstreamLimits::default();
+        UpstreamLimits {
+            max_head_bytes: limits.max_head_bytes.min(self.table.recv_capacity()),
+            ..limits
         }
     }
 

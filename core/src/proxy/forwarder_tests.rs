@@ -34,6 +34,7 @@ struct FakeConn {
 struct FakeTable {
     conns: Vec<FakeConn>,
     max: usize,
+    recv_capacity: usize,
 }
 
 impl UpstreamTable for FakeTable {
@@ -73,6 +74,10 @@ impl UpstreamTable for FakeTable {
     fn buffers(&mut self, conn: usize) -> (&[u8], &mut [u8]) {
         let c = &mut self.conns[conn];
         (&c.received, &mut c.room)
+    }
+
+    fn recv_capacity(&self) -> usize {
+        self.recv_capacity
     }
 
     fn consume(&mut self, conn: usize, n: usize) {
@@ -166,6 +171,7 @@ impl Rig {
                 FakeTable {
                     conns: Vec::new(),
                     max: 16,
+                    recv_capacity: 64 * 1024,
                 },
                 HashKey([7; 16]),
             ),
@@ -326,6 +332,54 @@ fn a_connect_failure_of_an_idempotent_request_is_retried_on_the_other_server_wit
     let failed = r.fwd.table().conns[first].addr;
     let c = r.counters(&failed.to_string());
     assert_eq!((c.failures.connect_failed, c.retried), (1, 1));
+}
+
+#[test]
+fn a_reset_before_any_response_byte_of_an_idempotent_request_is_retried_on_the_other_server() {
+    let mut r = Rig::new(upstream("shop", &[A, B], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    let first = r.current();
+    let head = r.fwd.table().conns[first].sent.clone();
+    r.event(T0, UpstreamEvent::Connected);
+    r.event(T0, UpstreamEvent::Reset);
+    assert_eq!(r.to_client, b"", "not answered: retried");
+    let second = r.current();
+    assert_ne!(first, second);
+    assert_eq!(r.fwd.table().conns[first].released, Some(false));
+    assert_eq!(r.fwd.table().conns[second].sent, head);
+    r.event(T0, UpstreamEvent::Connected);
+    r.answer(T0, OK);
+    assert!(r.take_client().starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+#[test]
+fn an_eof_before_any_response_byte_of_an_idempotent_request_is_retried_on_the_other_server() {
+    let mut r = Rig::new(upstream("shop", &[A, B], Policy::RoundRobin, None));
+    r.client(T0, GET);
+    let first = r.current();
+    r.event(T0, UpstreamEvent::Connected);
+    r.event(T0, UpstreamEvent::Eof);
+    assert_eq!(r.to_client, b"", "not answered: retried");
+    let second = r.current();
+    assert_ne!(first, second);
+    r.event(T0, UpstreamEvent::Connected);
+    r.answer(T0, OK);
+    assert!(r.take_client().starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+#[test]
+fn a_head_that_fills_the_receive_buffer_unfinished_is_a_502_at_once() {
+    // The table holds 1 KiB of a response: a longer head could never complete there, and
+    // waiting for it would end in a 504 at the read timeout.
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    r.fwd.table_mut().recv_capacity = 1024;
+    r.client(T0, GET);
+    r.event(T0, UpstreamEvent::Connected);
+    let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+    head.resize(1024, b'x');
+    r.answer(T0, &head);
+    assert!(r.take_client().starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+    assert_eq!(r.counters(A).failures.bad_head, 1);
 }
 
 #[test]

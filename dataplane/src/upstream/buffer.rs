@@ -83,9 +83,10 @@ impl ByteBuf {
     }
 
     /// Whether compacting is worth a copy: bytes sit after the front and less than half the
-    /// buffer is free after them.
+    /// buffer is free after them, or the buffer is empty away from the front (no copy at all:
+    /// what a consume under a receive in flight leaves).
     pub(super) fn wants_compact(&self) -> bool {
-        self.start > 0 && self.room_len() < self.data.len() / 2
+        self.start > 0 && (self.is_empty() || self.room_len() < self.data.len() / 2)
     }
 
     pub(super) fn clear(&mut self) {
@@ -138,6 +139,13 @@ mod tests {
         b.room_mut()[..2].copy_from_slice(b"de");
         b.commit(2);
         assert_eq!(b.filled(), b"de");
+        b.consume(2, false);
+        assert!(
+            b.wants_compact(),
+            "empty away from the front: back to it, for nothing"
+        );
+        b.compact();
+        assert_eq!(b.room_len(), 8);
     }
 
     #[test]

@@ -23,6 +23,10 @@ impl UpstreamTable for UpstreamConns {
         UpstreamConns::buffers(self, conn)
     }
 
+    fn recv_capacity(&self) -> usize {
+        self.config.recv_buffer_len
+    }
+
     fn consume(&mut self, conn: ConnId, n: usize) {
         UpstreamConns::consume(self, conn, n);
     }

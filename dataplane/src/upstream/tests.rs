@@ -269,6 +269,60 @@ fn a_full_receive_buffer_posts_no_receive_and_the_response_arrives_in_order() {
 }
 
 #[test]
+fn bytes_consumed_while_a_receive_is_in_flight_leave_the_next_bytes_where_they_land() {
+    // An echo of raw bytes: what is sent comes back as it is.
+    let server = Server::spawn(|mut s, _| {
+        let mut b = [0u8; 4096];
+        while let Ok(n) = s.read(&mut b) {
+            if n == 0 || s.write_all(&b[..n]).is_err() {
+                return;
+            }
+        }
+    });
+    let mut c = conns(|_| {});
+    let id = connected(&mut c, server.addr, 1);
+    let send = |c: &mut UpstreamConns, bytes: &[u8]| {
+        c.send_room(id)[..bytes.len()].copy_from_slice(bytes);
+        c.commit_send(id, bytes.len());
+    };
+    send(&mut c, b"abc");
+    // The owner reads nothing in the round the bytes arrive: the flush after it posts a
+    // receive into the room after them.
+    drive(&mut c, |c, _| c.received(id) == b"abc");
+    assert_eq!(c.inflight(), 1, "a receive in flight after the bytes held");
+    // Consumed while that receive is in flight: the next bytes land after "abc" and must be
+    // read from there, not from the front (a slow client's last bytes, then the next answer
+    // on the pooled connection).
+    c.consume(id, 3);
+    send(&mut c, b"defg");
+    drive(&mut c, |c, _| c.received(id).len() >= 4);
+    assert_eq!(c.received(id), b"defg");
+    c.consume(id, 4);
+    assert_eq!(
+        round_trip_raw(&mut c, id, &pattern(10_000)),
+        pattern(10_000)
+    );
+}
+
+/// Sends `payload` to a raw echo server and reads the same number of bytes back.
+fn round_trip_raw(c: &mut UpstreamConns, id: ConnId, payload: &[u8]) -> Vec<u8> {
+    let (mut sent, mut echoed) = (0, Vec::new());
+    drive(c, |c, _| {
+        let room = c.send_room(id);
+        let n = room.len().min(payload.len() - sent);
+        room[..n].copy_from_slice(&payload[sent..sent + n]);
+        c.commit_send(id, n);
+        sent += n;
+        let got = c.received(id);
+        echoed.extend_from_slice(got);
+        let n = got.len();
+        c.consume(id, n);
+        echoed.len() >= payload.len()
+    });
+    echoed
+}
+
+#[test]
 fn a_closed_port_gives_connect_failed_with_econnrefused() {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
