@@ -8,19 +8,20 @@
 //! Run it twice with different counts (e.g. 50000 and 100000): the difference in "I refs"
 //! divided by the difference in counts is the instructions per step, without the set-up.
 //! Workloads: `keepalive`, `churn`, `echo1k`, `bytes16k`, `syn` (the same as
-//! `benches/engine.rs`), and `keepalive-logged` (keep-alive with the access log on). A step includes the scripted client's own work (building and parsing
+//! `benches/engine.rs`), `keepalive-logged` (keep-alive with the access log on), and `proxied-keepalive`
+//! (keep-alive `GET` forwarded to an upstream that answers at once). A step includes the scripted client's own work (building and parsing
 //! its frames), the same before and after a change to the engine.
 
 #[path = "../benches/workloads/mod.rs"]
 mod workloads;
 
-use workloads::{Bytes16k, Churn, Echo1k, KeepAlive, Syn};
+use workloads::{Bytes16k, Churn, Echo1k, KeepAlive, ProxiedKeepAlive, Syn};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(workload), Some(count)) = (args.next(), args.next()) else {
         eprintln!(
-            "usage: engine_instructions keepalive|keepalive-logged|churn|echo1k|bytes16k|syn COUNT"
+            "usage: engine_instructions keepalive|keepalive-logged|proxied-keepalive|churn|echo1k|bytes16k|syn COUNT"
         );
         std::process::exit(2);
     };
@@ -43,6 +44,13 @@ fn main() {
             });
             // One record per request, none dropped.
             assert_eq!((handed + w.logged_now()) as u64, count);
+        }
+        "proxied-keepalive" => {
+            let mut w = ProxiedKeepAlive::new();
+            (0..count).for_each(|_| w.step());
+            assert_eq!(w.rig.engine.connection_count(), 1);
+            // Every step forwarded, answered by the upstream, on the one pooled connection.
+            assert_eq!(w.upstream_requests(), count + 1);
         }
         "churn" => {
             let mut w = Churn::new();

@@ -24,6 +24,10 @@ use crate::tcp::{
 };
 use crate::time::Instant;
 
+/// Contiguous output room offered across the transmit ring's wrap: the most a proxied
+/// response's head can need (twice a 16 KiB upstream head, with the fields added).
+const OUT_SCRATCH_LEN: usize = 40 * 1024;
+
 /// Everything the engine needs to know at start.
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
@@ -48,6 +52,9 @@ pub struct EngineStats {
     pub flow_events_dropped: u64,
     /// Times a request head or chunk line straddled the receive ring's wrap and was copied.
     pub linearized: u64,
+    /// Times an answer written whole (a proxied response's head) was given contiguous room
+    /// across the transmit ring's wrap, and copied into it.
+    pub linearized_out: u64,
     /// Connections reset because the peer held its window at zero, with bytes waiting for
     /// it, for `http.idle_timeout` (a client that stops reading).
     pub send_timeouts: u64,
@@ -84,6 +91,9 @@ pub struct Engine {
     flow_event_cap: usize,
     /// Makes a request head that straddles the receive ring's wrap contiguous.
     scratch: Box<[u8]>,
+    /// Gives an answer written whole (a proxied response's head) contiguous room when the
+    /// transmit ring's free space wraps (see `service`).
+    out_scratch: Box<[u8]>,
     stats: EngineStats,
 }
 
@@ -99,6 +109,7 @@ impl Engine {
             flow_events: VecDeque::with_capacity(flow_event_cap.min(1 << 16)),
             flow_event_cap,
             scratch: vec![0u8; config.http.max_header_bytes + 1024].into_boxed_slice(),
+            out_scratch: vec![0u8; OUT_SCRATCH_LEN].into_boxed_slice(),
             stats: EngineStats::default(),
         }
     }
@@ -449,6 +460,26 @@ impl Engine {
                     break;
                 }
                 continue;
+            }
+            // No progress. If the free output room stops at the wrap, an answer that is written
+            // whole (a proxied response's head) may fit only across it: offer contiguous room
+            // and copy what it takes into both parts of the ring.
+            if produced < tx_a.len() && !tx_b.is_empty() {
+                let room = (tx_a.len() - produced + tx_b.len()).min(self.out_scratch.len());
+                let input = ring_tail(rx_a, rx_b, consumed);
+                let lent = log.as_mut().map(|io| io.reborrow());
+                let out = &mut self.out_scratch[..room];
+                let p =
+                    driver.process(index, now, app, &mut slot.conn, slot.peer, input, out, lent);
+                let first = (tx_a.len() - produced).min(p.produced);
+                tx_a[produced..produced + first].copy_from_slice(&self.out_scratch[..first]);
+                tx_b[..p.produced - first].copy_from_slice(&self.out_scratch[first..p.produced]);
+                consumed += p.consumed;
+                produced += p.produced;
+                if p.consumed > 0 || p.produced > 0 {
+                    self.stats.linearized_out += 1;
+                    continue;
+                }
             }
             // No progress. If the unconsumed input stops at the wrap, the HTTP parser may be
             // waiting for bytes that sit at the start of the ring: make them contiguous.

@@ -339,3 +339,202 @@ impl Bytes16k {
         rig.now += Duration::from_micros(20);
     }
 }
+
+/// The upstream side of `ProxiedKeepAlive`: one connection to one server that answers each
+/// complete request head at once with a canned response (the upstream's own work is not
+/// counted; what is counted is the gateway's forwarding).
+pub struct InstantUpstream {
+    received: Vec<u8>,
+    room: Vec<u8>,
+    sent: usize,
+    open: bool,
+    idle: bool,
+    /// The connection is up: requests are answered as they come.
+    up: bool,
+    /// A request came before the connection was up.
+    waiting: bool,
+}
+
+impl InstantUpstream {
+    /// The connection comes up: a request that waited is answered.
+    fn come_up(&mut self) {
+        self.up = true;
+        if std::mem::take(&mut self.waiting) {
+            self.received.extend_from_slice(UPSTREAM_OK);
+        }
+    }
+}
+
+const UPSTREAM_OK: &[u8] =
+    b"HTTP/1.1 200 OK\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\nContent-Length: 2\r\n\r\nok";
+
+impl xgate_core::proxy::forwarder::UpstreamTable for InstantUpstream {
+    type Conn = u32;
+    fn checkout_idle(&mut self, _: std::net::SocketAddr, _: u64, _: Instant) -> Option<u32> {
+        if self.open && self.idle {
+            self.idle = false;
+            Some(0)
+        } else {
+            None
+        }
+    }
+    fn connect(&mut self, _: std::net::SocketAddr, _: u64) -> Option<u32> {
+        self.open = true;
+        self.idle = false;
+        Some(0)
+    }
+    fn buffers(&mut self, _: u32) -> (&[u8], &mut [u8]) {
+        (&self.received, &mut self.room)
+    }
+    fn consume(&mut self, _: u32, n: usize) {
+        self.received.drain(..n);
+    }
+    fn commit_send(&mut self, _: u32, n: usize) {
+        // A request head ends with an empty line: answer it.
+        self.sent += n;
+        if n >= 4 && self.room[n - 4..n] == *b"\r\n\r\n" {
+            if self.up {
+                self.received.extend_from_slice(UPSTREAM_OK);
+            } else {
+                self.waiting = true;
+            }
+        }
+    }
+    fn release(&mut self, _: u32, reusable: bool, _: Instant) {
+        self.idle = reusable;
+        self.open = reusable;
+    }
+    fn idle_count(&self, _: std::net::SocketAddr) -> usize {
+        usize::from(self.idle)
+    }
+    fn recv_capacity(&self) -> usize {
+        16 * 1024
+    }
+}
+
+/// Keep-alive `GET /api/x` forwarded to an upstream that answers at once: the request frame
+/// in, the forwarded head out to the upstream, its answer back as the client's response frames
+/// (the forwarding's own cost beside `KeepAlive`'s `/health`).
+pub struct ProxiedKeepAlive {
+    pub rig: Rig,
+    client: ScriptedClient,
+    pub forwarder: xgate_core::proxy::forwarder::Forwarder<InstantUpstream>,
+}
+
+const GET_API: &[u8] = b"GET /api/x HTTP/1.1\r\nHost: bench\r\n\r\n";
+
+impl ProxiedKeepAlive {
+    pub fn new() -> ProxiedKeepAlive {
+        use std::sync::Arc;
+        use xgate_core::proxy::balance::{HashKey, Policy, PoolSpec, ServerSpec};
+        use xgate_core::proxy::config::{ProxyConfig, UpstreamConfig};
+        use xgate_core::proxy::exchange::Timeouts;
+        use xgate_core::proxy::forward::ForwardConfig;
+        use xgate_core::proxy::route::{
+            RouteMatch, RouteSpec, RouteTable, RouteTarget, UpstreamId,
+        };
+        let routes = RouteTable::new(vec![RouteSpec {
+            matches: RouteMatch {
+                host: None,
+                path_prefix: Some("/api".into()),
+            },
+            target: RouteTarget::Upstream(UpstreamId(0)),
+            forward: ForwardConfig::default(),
+        }])
+        .expect("a valid route");
+        let proxy = ProxyConfig {
+            upstreams: vec![UpstreamConfig {
+                name: "bench".into(),
+                pool: PoolSpec {
+                    servers: vec![ServerSpec {
+                        addr: "127.0.0.1:8080".parse().expect("an address"),
+                        weight: 1,
+                    }],
+                    policy: Policy::RoundRobin,
+                    max_fails: 1,
+                    fail_timeout: Duration::from_secs(10),
+                },
+                hash_key: None,
+                keepalive: 8,
+                timeouts: Timeouts::default(),
+                health_check: None,
+            }],
+            routes,
+        };
+        let now = Instant::from_secs(1);
+        let mut app = App::new(&AppConfig::default()).expect("the default config is valid");
+        app.set_proxy(Arc::new(proxy));
+        let mut engine = Engine::new(EngineConfig::default(), app, [42u8; 32], now);
+        engine.set_wall_clock(1_700_000_000);
+        let mut rig = Rig {
+            engine,
+            now,
+            buf: Vec::with_capacity(2048),
+            out: vec![0u8; 2048],
+        };
+        let mut client = ScriptedClient::new(40000, 80, 1);
+        rig.handshake(&mut client);
+        let table = InstantUpstream {
+            received: Vec::with_capacity(4096),
+            room: vec![0u8; 16 * 1024],
+            sent: 0,
+            open: false,
+            idle: false,
+            up: false,
+            waiting: false,
+        };
+        let mut forwarder = xgate_core::proxy::forwarder::Forwarder::new(table, HashKey([7; 16]));
+        // The first request opens the upstream connection; from then on it is pooled.
+        let n = client.send(&mut rig.buf, GET_API);
+        rig.engine
+            .handle_frame_driven(rig.now, &rig.buf[..n], &mut forwarder)
+            .expect("request accepted");
+        forwarder.table_mut().come_up();
+        assert!(forwarder.on_upstream(
+            0,
+            0,
+            xgate_core::proxy::forwarder::UpstreamEvent::Connected,
+            rig.now
+        ));
+        rig.engine.service_slot(rig.now, 0, &mut forwarder);
+        assert!(rig.drain(&mut client) >= 1);
+        ProxiedKeepAlive {
+            rig,
+            client,
+            forwarder,
+        }
+    }
+
+    pub fn step(&mut self) {
+        let rig = &mut self.rig;
+        let n = self.client.send(&mut rig.buf, GET_API);
+        rig.engine
+            .handle_frame_driven(rig.now, black_box(&rig.buf[..n]), &mut self.forwarder)
+            .expect("request accepted");
+        // The upstream's answer is in: the client connection runs again (a poller does this
+        // when the upstream ring reports the receive).
+        self.forwarder.on_upstream(
+            0,
+            0,
+            xgate_core::proxy::forwarder::UpstreamEvent::Progress,
+            rig.now,
+        );
+        rig.engine.service_slot(rig.now, 0, &mut self.forwarder);
+        let frames = rig.drain(&mut self.client);
+        assert!(
+            frames >= 1,
+            "no answer after {} requests: {:?}",
+            self.upstream_requests(),
+            self.forwarder.server_stats().first().map(|s| &s.counters)
+        );
+        rig.now += Duration::from_micros(5);
+    }
+
+    /// Requests the upstream has answered (one per step after the first).
+    pub fn upstream_requests(&self) -> u64 {
+        self.forwarder
+            .server_stats()
+            .first()
+            .map_or(0, |s| s.counters.responses[1])
+    }
+}
