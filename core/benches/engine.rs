@@ -11,7 +11,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 mod workloads;
-use workloads::{Bytes16k, Churn, Echo1k, KeepAlive, Syn};
+use workloads::{Bytes16k, Churn, Echo1k, KeepAlive, ProxiedKeepAlive, Syn};
 
 fn keepalive(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine");
@@ -33,6 +33,11 @@ fn keepalive(c: &mut Criterion) {
             handed += w.hand_over_if_full();
         });
         assert!(handed + w.logged_now() > 0, "requests were logged");
+    });
+    group.bench_function("keepalive_get_proxied", |b| {
+        let mut w = ProxiedKeepAlive::new();
+        b.iter(|| w.step());
+        assert!(w.upstream_requests() > 1, "requests were forwarded");
     });
     group.bench_function("keepalive_post_echo_1k", |b| {
         let mut w = Echo1k::new();
