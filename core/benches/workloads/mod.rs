@@ -426,40 +426,14 @@ const GET_API: &[u8] = b"GET /api/x HTTP/1.1\r\nHost: bench\r\n\r\n";
 impl ProxiedKeepAlive {
     pub fn new() -> ProxiedKeepAlive {
         use std::sync::Arc;
-        use xgate_core::proxy::balance::{HashKey, Policy, PoolSpec, ServerSpec};
+        use xgate_core::proxy::balance::HashKey;
         use xgate_core::proxy::config::{ProxyConfig, UpstreamConfig};
-        use xgate_core::proxy::exchange::Timeouts;
-        use xgate_core::proxy::forward::ForwardConfig;
-        use xgate_core::proxy::route::{
-            RouteMatch, RouteSpec, RouteTable, RouteTarget, UpstreamId,
-        };
-        let routes = RouteTable::new(vec![RouteSpec {
-            matches: RouteMatch {
-                host: None,
-                path_prefix: Some("/api".into()),
-            },
-            target: RouteTarget::Upstream(UpstreamId(0)),
-            forward: ForwardConfig::default(),
-        }])
-        .expect("a valid route");
+        use xgate_core::proxy::route::{RouteSpec, RouteTable, UpstreamId};
+        let server = "127.0.0.1:8080".parse().expect("an address");
         let proxy = ProxyConfig {
-            upstreams: vec![UpstreamConfig {
-                name: "bench".into(),
-                pool: PoolSpec {
-                    servers: vec![ServerSpec {
-                        addr: "127.0.0.1:8080".parse().expect("an address"),
-                        weight: 1,
-                    }],
-                    policy: Policy::RoundRobin,
-                    max_fails: 1,
-                    fail_timeout: Duration::from_secs(10),
-                },
-                hash_key: None,
-                keepalive: 8,
-                timeouts: Timeouts::default(),
-                health_check: None,
-            }],
-            routes,
+            upstreams: vec![UpstreamConfig::with_defaults("bench", &[server])],
+            routes: RouteTable::new(vec![RouteSpec::prefix_to("/api", UpstreamId(0))])
+                .expect("a valid route"),
         };
         let now = Instant::from_secs(1);
         let mut app = App::new(&AppConfig::default()).expect("the default config is valid");

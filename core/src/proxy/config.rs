@@ -63,7 +63,35 @@ pub struct HealthCheck {
     pub timeout: Duration,
 }
 
+/// Idle connections kept per serving thread and server, unless configured.
+pub const DEFAULT_KEEPALIVE: usize = 32;
+/// Failures within `fail_timeout` that eject a server, unless configured.
+pub const DEFAULT_MAX_FAILS: u32 = 1;
+pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl UpstreamConfig {
+    /// A pool of `servers` (weight 1) with every other key at its default: round robin,
+    /// `DEFAULT_KEEPALIVE`, passive ejection at `DEFAULT_MAX_FAILS` within
+    /// `DEFAULT_FAIL_TIMEOUT`, the default timeouts, no health check.
+    pub fn with_defaults(name: &str, servers: &[std::net::SocketAddr]) -> UpstreamConfig {
+        UpstreamConfig {
+            name: name.into(),
+            pool: PoolSpec {
+                servers: servers
+                    .iter()
+                    .map(|&addr| crate::proxy::balance::ServerSpec { addr, weight: 1 })
+                    .collect(),
+                policy: crate::proxy::balance::Policy::RoundRobin,
+                max_fails: DEFAULT_MAX_FAILS,
+                fail_timeout: DEFAULT_FAIL_TIMEOUT,
+            },
+            hash_key: None,
+            keepalive: DEFAULT_KEEPALIVE,
+            timeouts: Timeouts::default(),
+            health_check: None,
+        }
+    }
+
     /// The pool's state for one serving thread; `hash_key` must be the same on every thread
     /// (see `proxy::balance`).
     pub fn pool(&self, hash_key: HashKey) -> Result<Pool, PoolError> {

@@ -477,7 +477,8 @@ impl<T: UpstreamTable> Forwarder<T> {
             let p = self.run_http(slot, now, app, http, input, output, &mut total, &mut log);
             moved |= p;
             if self.legs[slot].exchange.is_some() {
-                moved |= self.after_exchange(slot, now, http);
+                let log_conn = log.as_mut().map(|l| &mut *l.conn);
+                moved |= self.after_exchange(slot, now, http, log_conn);
             }
             if self.legs[slot].exchange.is_none() {
                 if let Some(req) = http.upstream_request() {
@@ -568,7 +569,13 @@ impl<T: UpstreamTable> Forwarder<T> {
 
     /// Settles an exchange the connection is done with, or retries a failed one. True if the
     /// leg changed.
-    fn after_exchange(&mut self, slot: usize, now: Instant, http: &HttpConn) -> bool {
+    fn after_exchange(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        http: &HttpConn,
+        log_conn: Option<&mut crate::access::ConnLog>,
+    ) -> bool {
         let leg = &self.legs[slot];
         let Some(ex) = leg.exchange.as_ref() else {
             return false;
@@ -584,7 +591,11 @@ impl<T: UpstreamTable> Forwarder<T> {
                 let stale = ex.spec().reused_connection
                     && matches!(f.cause, FailureCause::Closed | FailureCause::Reset)
                     && !leg.stale_retried;
-                self.retry(slot, now, stale);
+                if let Some(addr) = self.retry(slot, now, stale) {
+                    if let Some(log) = log_conn {
+                        log.set_upstream_server(addr);
+                    }
+                }
                 true
             }
             _ => false,
@@ -717,18 +728,19 @@ impl<T: UpstreamTable> Forwarder<T> {
 
     /// The failed exchange of `slot` goes to another server with the same head (`stale`: to
     /// the same server on a new connection, its pooled one having been closed under it).
-    fn retry(&mut self, slot: usize, now: Instant, stale: bool) {
+    /// Returns the server it went to, `None` when it could not go anywhere.
+    fn retry(&mut self, slot: usize, now: Instant, stale: bool) -> Option<SocketAddr> {
         let Some(gen) = self
             .gens
             .iter()
             .position(|g| gen_id(&g.config) == self.legs[slot].gen)
         else {
             self.legs[slot].retries_exhausted = true;
-            return;
+            return None;
         };
         let Some(old) = self.legs[slot].server else {
             self.legs[slot].retries_exhausted = true;
-            return;
+            return None;
         };
         let pool = &mut self.gens[gen].pools[old.upstream.index()];
         let server = if stale {
@@ -736,7 +748,7 @@ impl<T: UpstreamTable> Forwarder<T> {
         } else {
             let Some(server) = pool.pick(now, None, self.legs[slot].tried) else {
                 self.legs[slot].retries_exhausted = true;
-                return;
+                return None;
             };
             server
         };
@@ -753,7 +765,7 @@ impl<T: UpstreamTable> Forwarder<T> {
         };
         let Some((conn, reused)) = opened else {
             self.legs[slot].retries_exhausted = true;
-            return;
+            return None;
         };
         // The failed exchange ends here: its server learns it (unless the connection was only
         // stale), its connection is closed.
@@ -769,7 +781,7 @@ impl<T: UpstreamTable> Forwarder<T> {
         let spec = self.settle_exchange(slot, now, how);
         let Some(mut spec) = spec else {
             self.table.release(conn, reused, now);
-            return;
+            return None;
         };
         spec.reused_connection = reused;
         let leg = &mut self.legs[slot];
@@ -790,6 +802,7 @@ impl<T: UpstreamTable> Forwarder<T> {
         self.stats[stat].counters.requests += 1;
         self.stats[stat].counters.in_flight += 1;
         self.stats[stat].counters.reused += u64::from(reused);
+        Some(addr)
     }
 
     /// The leg's exchange is over (or abandoned): its connection back or closed, its server's

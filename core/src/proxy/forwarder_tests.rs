@@ -4,11 +4,11 @@
 use super::*;
 use crate::app::AppConfig;
 use crate::http::HttpLimits;
-use crate::proxy::balance::{Policy, PoolSpec, ServerSpec};
+use crate::proxy::balance::Policy;
 use crate::proxy::config::UpstreamConfig;
 use crate::proxy::exchange::Timeouts;
-use crate::proxy::forward::ForwardConfig;
-use crate::proxy::route::{RouteMatch, RouteSpec, RouteTable};
+
+use crate::proxy::route::{RouteSpec, RouteTable};
 use crate::time::Duration;
 
 const T0: Instant = Instant::from_secs(1_000);
@@ -110,37 +110,16 @@ fn upstream(
     policy: Policy,
     hash: Option<HashKeySource>,
 ) -> UpstreamConfig {
-    UpstreamConfig {
-        name: name.into(),
-        pool: PoolSpec {
-            servers: servers
-                .iter()
-                .map(|s| ServerSpec {
-                    addr: addr(s),
-                    weight: 1,
-                })
-                .collect(),
-            policy,
-            max_fails: 1,
-            fail_timeout: Duration::from_secs(10),
-        },
-        hash_key: hash,
-        keepalive: 8,
-        timeouts: Timeouts::default(),
-        health_check: None,
-    }
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| addr(s)).collect();
+    let mut u = UpstreamConfig::with_defaults(name, &addrs);
+    u.pool.policy = policy;
+    u.hash_key = hash;
+    u.keepalive = 8;
+    u
 }
 
 fn config(upstream: UpstreamConfig) -> Arc<ProxyConfig> {
-    let routes = RouteTable::new(vec![RouteSpec {
-        matches: RouteMatch {
-            host: None,
-            path_prefix: Some("/api".into()),
-        },
-        target: RouteTarget::Upstream(UpstreamId(0)),
-        forward: ForwardConfig::default(),
-    }])
-    .unwrap();
+    let routes = RouteTable::new(vec![RouteSpec::prefix_to("/api", UpstreamId(0))]).unwrap();
     Arc::new(ProxyConfig {
         upstreams: vec![upstream],
         routes,

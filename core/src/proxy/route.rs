@@ -93,6 +93,21 @@ pub struct RouteSpec {
     pub forward: ForwardConfig,
 }
 
+impl RouteSpec {
+    /// Requests under `path_prefix`, any host, forwarded to `upstream` with the default
+    /// forwarding rules.
+    pub fn prefix_to(path_prefix: &str, upstream: UpstreamId) -> RouteSpec {
+        RouteSpec {
+            matches: RouteMatch {
+                host: None,
+                path_prefix: Some(path_prefix.into()),
+            },
+            target: RouteTarget::Upstream(upstream),
+            forward: ForwardConfig::default(),
+        }
+    }
+}
+
 /// Why a list of [`RouteSpec`]s makes no table; each names the route (its index) and the key.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RouteError {

@@ -19,9 +19,7 @@ pub use crate::proxy::config::{
     HashKeySource, HealthCheck, ProxyConfig, UpstreamConfig, MAX_UPSTREAMS,
 };
 
-pub const DEFAULT_KEEPALIVE: usize = 32;
-pub const DEFAULT_MAX_FAILS: u32 = 1;
-pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::proxy::config::{DEFAULT_FAIL_TIMEOUT, DEFAULT_KEEPALIVE, DEFAULT_MAX_FAILS};
 pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -7,11 +7,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use super::*;
-use crate::proxy::balance::{Policy, PoolSpec, ServerSpec};
 use crate::proxy::config::{ProxyConfig, UpstreamConfig};
-use crate::proxy::exchange::Timeouts;
-use crate::proxy::forward::ForwardConfig;
-use crate::proxy::route::{RouteMatch, RouteSpec, RouteTable, RouteTarget, UpstreamId};
+use crate::proxy::route::{RouteSpec, RouteTable, UpstreamId};
 
 /// An upstream that answers each request with `<method> <target> <body length>` (keep-alive,
 /// Content-Length), counting the connections it accepted.
@@ -75,32 +72,9 @@ fn serve_upstream(stream: TcpStream) {
 }
 
 fn proxy_app(servers: &[SocketAddr]) -> App {
-    let routes = RouteTable::new(vec![RouteSpec {
-        matches: RouteMatch {
-            host: None,
-            path_prefix: Some("/api".into()),
-        },
-        target: RouteTarget::Upstream(UpstreamId(0)),
-        forward: ForwardConfig::default(),
-    }])
-    .unwrap();
+    let routes = RouteTable::new(vec![RouteSpec::prefix_to("/api", UpstreamId(0))]).unwrap();
     let config = ProxyConfig {
-        upstreams: vec![UpstreamConfig {
-            name: "backend".into(),
-            pool: PoolSpec {
-                servers: servers
-                    .iter()
-                    .map(|&addr| ServerSpec { addr, weight: 1 })
-                    .collect(),
-                policy: Policy::RoundRobin,
-                max_fails: 1,
-                fail_timeout: Duration::from_secs(10),
-            },
-            hash_key: None,
-            keepalive: 8,
-            timeouts: Timeouts::default(),
-            health_check: None,
-        }],
+        upstreams: vec![UpstreamConfig::with_defaults("backend", servers)],
         routes,
     };
     let mut app = App::new(&crate::app::AppConfig::default()).unwrap();

@@ -4,7 +4,7 @@
 //! answer. Each test is named after the rule it proves.
 
 use super::*;
-use crate::proxy::balance::{Policy, PoolSpec, ServerSpec};
+
 use crate::proxy::config::{ProxyConfig, UpstreamConfig};
 use crate::proxy::exchange::FailureCause;
 use crate::proxy::forward::ForwardConfig;
@@ -15,24 +15,8 @@ const T0: Instant = Instant::from_secs(1_000);
 
 /// `/api` goes upstream; `/gone` gets a configured 410; the rest is the gateway's own.
 fn proxy_app() -> App {
-    let forward = ForwardConfig {
-        via: "xgate".into(),
-        x_forwarded: true,
-        forwarded: false,
-        strip_prefix: None,
-        set_headers: vec![],
-        remove_headers: vec![],
-        upstream_host: None,
-    };
     let routes = RouteTable::new(vec![
-        RouteSpec {
-            matches: RouteMatch {
-                host: None,
-                path_prefix: Some("/api".into()),
-            },
-            target: RouteTarget::Upstream(UpstreamId(0)),
-            forward,
-        },
+        RouteSpec::prefix_to("/api", UpstreamId(0)),
         RouteSpec {
             matches: RouteMatch {
                 host: None,
@@ -46,24 +30,10 @@ fn proxy_app() -> App {
         },
     ])
     .unwrap();
+    let backend = SocketAddr::from(([10, 0, 0, 2], 80));
     let mut app = app();
     app.set_proxy(std::sync::Arc::new(ProxyConfig {
-        upstreams: vec![UpstreamConfig {
-            name: "backend".into(),
-            pool: PoolSpec {
-                servers: vec![ServerSpec {
-                    addr: SocketAddr::from(([10, 0, 0, 2], 80)),
-                    weight: 1,
-                }],
-                policy: Policy::RoundRobin,
-                max_fails: 1,
-                fail_timeout: Duration::from_secs(10),
-            },
-            hash_key: None,
-            keepalive: 8,
-            timeouts: Timeouts::default(),
-            health_check: None,
-        }],
+        upstreams: vec![UpstreamConfig::with_defaults("backend", &[backend])],
         routes,
     }));
     app
