@@ -39,11 +39,11 @@ use crate::engine::{Engine, FlowEvent};
 use crate::gateway::access_log::{AccessLink, AccessLinks};
 use crate::http::HttpStats;
 use crate::logging::RateLimiter;
-use crate::proxy::forwarder::{Direct, Forwarder, HttpDriver, UpstreamServerState};
+use crate::proxy::forwarder::{Direct, HttpDriver, UpstreamServerState};
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
 use crate::time::{Duration, Instant};
-use crate::upstream::{UpstreamConns, UpstreamSide, UpstreamSideConfig};
+use crate::upstream::{UpstreamSide, UpstreamSideConfig};
 
 use super::{AfXdpError, Clock, TxOutcome, Waker, XskQueue};
 
@@ -336,11 +336,6 @@ impl Poller {
     /// first request routed upstream builds it with the defaults and a key of its own.
     pub fn configure_proxy(&mut self, config: UpstreamSideConfig) {
         self.upstream = UpstreamSide::new(Some(config));
-    }
-
-    /// The upstream side's forwarder, once built (its counters).
-    pub fn forwarder(&self) -> Option<&Forwarder<UpstreamConns>> {
-        self.upstream.built_ref()
     }
 
     /// Turns the access log on: the engine keeps `capacity` records between two hand-overs,
