@@ -157,6 +157,13 @@ path_prefix = "/dead"
 upstream = "dead"
 
 [[route]]
+path_prefix = "/ruled"
+upstream = "backend"
+strip_prefix = "/ruled"
+response_set_headers = {{ "X-Frame-Options" = "DENY", "X-Conn" = "hidden" }}
+response_remove_headers = ["Server"]
+
+[[route]]
 path_prefix = "/checked"
 upstream = "checked"
 "#,
@@ -253,6 +260,23 @@ fn requests_are_proxied_byte_exact_on_both_paths() {
             ":{port}: the echo differs ({} bytes)",
             body.len()
         );
+        // A route's response rules: the Python server's `Server` removed, its `X-Conn`
+        // replaced, a field added; the same upstream through another route keeps its fields.
+        let (status, head, body) = curl(&topo, &[], "/ruled/api/bytes/5", port);
+        assert_eq!((status, body), (200, pattern(5)), ":{port}: {head}");
+        assert!(!head.contains("Server:"), ":{port}: {head}");
+        assert!(
+            head.lines().any(|l| l == "X-Frame-Options: DENY"),
+            ":{port}: {head}"
+        );
+        assert!(
+            head.lines().any(|l| l == "X-Conn: hidden"),
+            ":{port}: {head}"
+        );
+        assert_eq!(head.matches("X-Conn:").count(), 1, ":{port}: {head}");
+        let (_, head, _) = curl(&topo, &[], "/api/bytes/5", port);
+        assert!(head.contains("Server: BaseHTTP"), ":{port}: {head}");
+        assert!(!head.contains("X-Frame-Options"), ":{port}: {head}");
         // The gateway's own routes are its own; a dead pool is a 502.
         let (status, _, body) = curl(&topo, &[], "/health", port);
         assert_eq!((status, body), (200, b"ok".to_vec()));
@@ -308,9 +332,9 @@ fn requests_are_proxied_byte_exact_on_both_paths() {
             .clone()
     };
     let backend = find("backend");
-    // 2 × (5 downloads + 1 upload) + 3 keep-alive requests.
-    assert_eq!(backend["requests"], 15, "{backend}");
-    assert_eq!(backend["responses"][1], 15, "{backend}");
+    // 2 × (5 downloads + 1 upload + 2 through /ruled and /api) + 3 keep-alive requests.
+    assert_eq!(backend["requests"], 19, "{backend}");
+    assert_eq!(backend["responses"][1], 19, "{backend}");
     assert_eq!(backend["in_flight"], 0, "{backend}");
     assert!(
         backend["idle_connections"].as_u64().unwrap() >= 1,

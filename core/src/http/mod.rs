@@ -1355,7 +1355,7 @@ impl HttpConn {
         let rules = self
             .forward_route
             .and_then(|route| app.routes()?.forward_rules(route));
-        let Some(via) = rules.map(ForwardRules::via) else {
+        let Some(head_rules) = rules.map(ForwardRules::client_head_rules) else {
             // Not a route of this `App`: only a caller mixing generations gets here.
             return (0, 0, WriteEnd::UpstreamAborted);
         };
@@ -1375,9 +1375,12 @@ impl HttpConn {
                     };
                 }
             }
-            let response =
-                up.exchange
-                    .upstream_data(now, &up.input[up.consumed..], &mut out[produced..], via);
+            let response = up.exchange.upstream_data(
+                now,
+                &up.input[up.consumed..],
+                &mut out[produced..],
+                head_rules,
+            );
             if let Ok(p) = response {
                 up.consumed += p.consumed;
                 produced += p.produced;

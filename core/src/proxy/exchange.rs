@@ -79,8 +79,9 @@ use super::balance;
 use super::forward::BodyFraming;
 use super::response::{
     parse_head, write_chunk_start, write_client_head, BodyError, ClientConnection, ClientFraming,
-    ClientHead, ClientHeadError, HeadParse, HeaderSlots, RequestKind, ResponseBody, ResponseError,
-    ResponseFraming, UpstreamHead, UpstreamLimits, ViaName, CHUNK_END, LAST_CHUNK,
+    ClientHead, ClientHeadError, ClientHeadRules, HeadParse, HeaderSlots, RequestKind,
+    ResponseBody, ResponseError, ResponseFraming, UpstreamHead, UpstreamLimits, CHUNK_END,
+    LAST_CHUNK,
 };
 use crate::time::{Duration, Instant};
 
@@ -349,11 +350,16 @@ pub struct Exchange {
 /// bytes: each line grows by at most its CR and a space after the colon (each at least 3
 /// bytes: at most doubled), a coding list by its `", "` separators (doubled at most), plus the
 /// lines written anew (a standard reason of at most 32 bytes, a 38-byte Content-Length or
-/// `", chunked"`, a 24-byte Connection, `Via: 1.1 `, the name and the last CRLF, and the
+/// `", chunked"`, a 24-byte Connection, `Via: 1.1 `, the name and the last CRLF, the route's
+/// fields set, and the
 /// 37-byte `Date` line the gateway adds when the upstream sent none).
-fn client_head_room(head_len: usize, via: ViaName<'_>, date: bool) -> usize {
+fn client_head_room(head_len: usize, rules: ClientHeadRules<'_>, date: bool) -> usize {
     const DATE_LINE: usize = "Date: \r\n".len() + crate::app::IMF_FIXDATE_LEN;
-    2 * head_len + 128 + via.as_bytes().len() + if date { DATE_LINE } else { 0 }
+    2 * head_len
+        + 128
+        + rules.via().as_bytes().len()
+        + rules.added_len()
+        + if date { DATE_LINE } else { 0 }
 }
 
 /// Hex digits of a chunk size.
@@ -630,8 +636,8 @@ impl Exchange {
 
     /// Takes what it can of the upstream's bytes `input` (the unconsumed ones, contiguous from
     /// the first byte of the response head while it is incomplete) and writes the client's
-    /// bytes into `client_out`. `via` is the route's pseudonym for the client's `Via`: passed
-    /// per call rather than kept, so an exchange borrows nothing and lives in its connection's
+    /// bytes into `client_out`. `rules` are the route's changes to the client's head (its
+    /// `Via` pseudonym, the fields it sets and removes): passed per call rather than kept, so an exchange borrows nothing and lives in its connection's
     /// slot like the rest of the connection's state. On `Err`, what this call wrote to `client_out` is not sent:
     /// the client gets the failure's [`ClientAction`] (a 502 if the final head was written
     /// by this very call).
@@ -640,7 +646,7 @@ impl Exchange {
         now: Instant,
         input: &[u8],
         client_out: &mut [u8],
-        via: ViaName<'_>,
+        rules: ClientHeadRules<'_>,
     ) -> Result<Progress, Failure> {
         match self.end {
             Some(End::Failed(f)) => return Err(f),
@@ -663,7 +669,7 @@ impl Exchange {
                         now,
                         &input[p.consumed..],
                         &mut client_out[p.produced..],
-                        via,
+                        rules,
                     );
                     match step {
                         Err(cause) => break Err(cause),
@@ -701,7 +707,7 @@ impl Exchange {
         now: Instant,
         input: &[u8],
         out: &mut [u8],
-        via: ViaName<'_>,
+        rules: ClientHeadRules<'_>,
     ) -> Result<HeadStep, FailureCause> {
         let mut slots = HeaderSlots::new();
         let head = match parse_head(input, self.spec.request, &self.spec.limits, &mut slots) {
@@ -719,12 +725,12 @@ impl Exchange {
                 let client = ClientHead {
                     framing: ClientFraming::None,
                     connection: ClientConnection::Persistent,
-                    via,
+                    rules,
                     date: self.spec.date.as_ref().map(|d| &d[..]),
                 };
-                match self.write_head(&head, &client, out, via)? {
+                match self.write_head(&head, &client, out, rules)? {
                     Some(n) => n,
-                    None => return Ok(HeadStep::Blocked(self.head_room(&head, via))),
+                    None => return Ok(HeadStep::Blocked(self.head_room(&head, rules))),
                 }
             } else {
                 0
@@ -754,11 +760,11 @@ impl Exchange {
         let client = ClientHead {
             framing,
             connection,
-            via,
+            rules,
             date: self.spec.date.as_ref().map(|d| &d[..]),
         };
-        let Some(produced) = self.write_head(&head, &client, out, via)? else {
-            return Ok(HeadStep::Blocked(self.head_room(&head, via)));
+        let Some(produced) = self.write_head(&head, &client, out, rules)? else {
+            return Ok(HeadStep::Blocked(self.head_room(&head, rules)));
         };
         self.status = Some(head.status);
         self.upstream_keep_alive = head.upstream_keep_alive;
@@ -779,8 +785,8 @@ impl Exchange {
         })
     }
 
-    fn head_room(&self, head: &UpstreamHead<'_, '_>, via: ViaName<'_>) -> usize {
-        client_head_room(head.head_len, via, self.spec.date.is_some())
+    fn head_room(&self, head: &UpstreamHead<'_, '_>, rules: ClientHeadRules<'_>) -> usize {
+        client_head_room(head.head_len, rules, self.spec.date.is_some())
     }
 
     /// `Ok(None)`: the head does not fit `out` now, but fits the room [`client_head_room`]
@@ -790,11 +796,13 @@ impl Exchange {
         head: &UpstreamHead<'_, '_>,
         client: &ClientHead<'_>,
         out: &mut [u8],
-        via: ViaName<'_>,
+        rules: ClientHeadRules<'_>,
     ) -> Result<Option<usize>, FailureCause> {
         match write_client_head(head, client, out) {
             Ok(n) => Ok(Some(n)),
-            Err(ClientHeadError::HeadTooLarge) if out.len() < self.head_room(head, via) => Ok(None),
+            Err(ClientHeadError::HeadTooLarge) if out.len() < self.head_room(head, rules) => {
+                Ok(None)
+            }
             Err(e) => Err(FailureCause::ClientHead(e)),
         }
     }

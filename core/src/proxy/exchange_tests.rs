@@ -8,8 +8,8 @@ use proptest::prelude::*;
 
 const T0: Instant = Instant::from_secs(100);
 
-fn via() -> ViaName<'static> {
-    ViaName::new(b"gw").expect("a token")
+fn via() -> ClientHeadRules<'static> {
+    ClientHeadRules::new(crate::proxy::response::ViaName::new(b"gw").expect("a token"))
 }
 
 fn spec() -> ExchangeSpec {
@@ -1095,24 +1095,35 @@ fn client_head_fits_the_room_it_asks_for_even_from_the_tersest_upstream_head() {
     .concat();
     let head_1xx: Vec<u8> = [&b"HTTP/1.1 103 \n"[..], &b"l:\n".repeat(90), b"\n", LENGTH].concat();
     let date = Some(*b"Sun, 06 Dec 2026 11:00:00 GMT");
+    // A route's response fields add their length to the head.
+    let ruled = crate::proxy::forward::ForwardRules::new(&crate::proxy::forward::ForwardConfig {
+        response_set_headers: (0..20)
+            .map(|i| (format!("X-Set-{i}"), "v".repeat(100)))
+            .collect(),
+        ..Default::default()
+    })
+    .unwrap();
     for (upstream, minor) in [(&terse, 1), (&terse, 0), (&head_1xx, 1)] {
         for (keep, date) in [(true, None), (false, None), (true, date), (false, date)] {
-            let mut ex = connected(ExchangeSpec {
-                client_version_minor: minor,
-                client_keep_alive: keep,
-                date,
-                ..spec()
-            });
-            let p = ex
-                .upstream_data(T0, upstream, &mut [0u8; 1], via())
-                .unwrap();
-            let need = p.room_needed.expect("the head does not fit one byte");
-            let mut out = vec![0u8; need];
-            let p = ex.upstream_data(T0, upstream, &mut out, via()).unwrap();
-            assert!(
-                p.consumed > 0 && p.produced > 0,
-                "minor {minor}, keep {keep}"
-            );
+            for rules in [via(), ruled.client_head_rules()] {
+                let mut ex = connected(ExchangeSpec {
+                    client_version_minor: minor,
+                    client_keep_alive: keep,
+                    date,
+                    ..spec()
+                });
+                let p = ex
+                    .upstream_data(T0, upstream, &mut [0u8; 1], rules)
+                    .unwrap();
+                let need = p.room_needed.expect("the head does not fit one byte");
+                let mut out = vec![0u8; need];
+                let p = ex.upstream_data(T0, upstream, &mut out, rules).unwrap();
+                assert!(
+                    p.consumed > 0 && p.produced > 0,
+                    "minor {minor}, keep {keep}, {} bytes of rules",
+                    rules.added_len()
+                );
+            }
         }
     }
 }

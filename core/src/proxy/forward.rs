@@ -66,6 +66,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
+use super::response::{ClientHeadRules, ViaName};
 use super::{BufferFull, HeadBuf};
 use crate::http::syntax::{list, trim_ows};
 
@@ -132,6 +133,11 @@ pub struct ForwardConfig {
     pub set_headers: Vec<(String, String)>,
     /// Fields of these names the client sent are not forwarded.
     pub remove_headers: Vec<String>,
+    /// Fields written on the final responses the route's clients get, with these values,
+    /// replacing any the upstream sent of the same names.
+    pub response_set_headers: Vec<(String, String)>,
+    /// Fields of these names the upstream sent are not passed to the client.
+    pub response_remove_headers: Vec<String>,
     /// The `Host` sent upstream (`uri-host[:port]`); `None`: the client's, unchanged.
     pub upstream_host: Option<String>,
 }
@@ -145,6 +151,8 @@ impl Default for ForwardConfig {
             strip_prefix: None,
             set_headers: Vec::new(),
             remove_headers: Vec::new(),
+            response_set_headers: Vec::new(),
+            response_remove_headers: Vec::new(),
             upstream_host: None,
         }
     }
@@ -164,16 +172,16 @@ pub enum ForwardConfigError {
     #[error("{key}: header name {name:?} is not an HTTP token")]
     BadHeaderName { key: &'static str, name: String },
     #[error(
-        "set_headers: header {name:?} has a value with control characters or surrounding whitespace"
+        "{key}: header {name:?} has a value with control characters or surrounding whitespace"
     )]
-    BadHeaderValue { name: String },
+    BadHeaderValue { key: &'static str, name: String },
     #[error("{key}: header {name:?} cannot be configured: {why}")]
     ReservedHeader {
         key: &'static str,
         name: String,
         why: &'static str,
     },
-    #[error("{key}: header {name:?} is named more than once in set_headers and remove_headers")]
+    #[error("{key}: header {name:?} is named more than once in the set and remove rules")]
     DuplicateHeader { key: &'static str, name: String },
 }
 
@@ -238,6 +246,8 @@ enum Known {
     Expect,
     MaxForwards,
     Via,
+    /// Only reserved in response rules; a request's `Date` is the client's.
+    Date,
     XForwardedFor,
     /// `X-Forwarded-Proto`, `X-Forwarded-Host`.
     XForwardedSingle,
@@ -251,6 +261,7 @@ fn known(name: &[u8]) -> Known {
         2 if is(b"te") => Known::HopByHop,
         3 if is(b"via") => Known::Via,
         4 if is(b"host") => Known::Host,
+        4 if is(b"date") => Known::Date,
         6 if is(b"expect") => Known::Expect,
         7 if is(b"trailer") || is(b"upgrade") => Known::HopByHop,
         9 if is(b"forwarded") => Known::Forwarded,
@@ -321,10 +332,10 @@ pub struct ForwardRules {
     x_forwarded: bool,
     forwarded: bool,
     strip_prefix: Option<Box<[u8]>>,
-    /// `Name: value\r\n` for each of `set_headers`, in order.
-    set_lines: Box<[u8]>,
-    /// The names of `set_headers` and `remove_headers`: client fields not copied.
-    ruled_names: Box<[Box<[u8]>]>,
+    /// `set_headers` and `remove_headers`.
+    request: HeaderRules,
+    /// `response_set_headers` and `response_remove_headers`.
+    response: HeaderRules,
     upstream_host: Option<Box<[u8]>>,
 }
 
@@ -388,27 +399,16 @@ impl ForwardRules {
                 Some(host.as_bytes().into())
             }
         };
-        let mut ruled_names: Vec<Box<[u8]>> = Vec::new();
-        let mut set_lines = Vec::new();
-        for (name, value) in &config.set_headers {
-            check_ruled_name(config, "set_headers", name, &ruled_names)?;
-            let v = value.as_bytes();
-            let bad_char = v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
-            let padded = v.first().is_some_and(|&b| b == b' ' || b == b'\t')
-                || v.last().is_some_and(|&b| b == b' ' || b == b'\t');
-            if bad_char || padded {
-                return Err(ForwardConfigError::BadHeaderValue { name: name.clone() });
-            }
-            ruled_names.push(name.as_bytes().into());
-            set_lines.extend_from_slice(name.as_bytes());
-            set_lines.extend_from_slice(b": ");
-            set_lines.extend_from_slice(v);
-            set_lines.extend_from_slice(b"\r\n");
-        }
-        for name in &config.remove_headers {
-            check_ruled_name(config, "remove_headers", name, &ruled_names)?;
-            ruled_names.push(name.as_bytes().into());
-        }
+        let request = header_rules(
+            ("set_headers", &config.set_headers),
+            ("remove_headers", &config.remove_headers),
+            |key, name| request_reservation(config, key, name),
+        )?;
+        let response = header_rules(
+            ("response_set_headers", &config.response_set_headers),
+            ("response_remove_headers", &config.response_remove_headers),
+            |_, name| response_reservation(name),
+        )?;
         let mut via_tail = Vec::with_capacity(config.via.len() + 3);
         via_tail.push(b' ');
         via_tail.extend_from_slice(config.via.as_bytes());
@@ -418,17 +418,23 @@ impl ForwardRules {
             x_forwarded: config.x_forwarded,
             forwarded: config.forwarded,
             strip_prefix,
-            set_lines: set_lines.into(),
-            ruled_names: ruled_names.into(),
+            request,
+            response,
             upstream_host,
         })
     }
 
     /// This gateway's pseudonym in `Via` (a token, checked by [`ForwardRules::new`]), for the
     /// responses of the route as well as its requests.
-    pub fn via(&self) -> super::response::ViaName<'_> {
+    pub fn via(&self) -> ViaName<'_> {
         let name = &self.via_tail[1..self.via_tail.len() - 2];
-        super::response::ViaName::new(name).expect("checked as a token by ForwardRules::new")
+        ViaName::new(name).expect("checked as a token by ForwardRules::new")
+    }
+
+    /// What the route changes in the response heads its clients get: `Via`, and the fields
+    /// of `response_set_headers` and `response_remove_headers`.
+    pub fn client_head_rules(&self) -> ClientHeadRules<'_> {
+        ClientHeadRules::with_fields(self.via(), &self.response.lines, &self.response.names)
     }
 
     /// Writes the upstream request head for `req` at the start of `out` and returns its length.
@@ -559,7 +565,7 @@ impl ForwardRules {
             w.put(b"\r\n")?;
         }
 
-        w.put(&self.set_lines)?;
+        w.put(&self.request.lines)?;
         w.put(b"\r\n")?;
         Ok(w.len())
     }
@@ -580,7 +586,8 @@ impl ForwardRules {
         }
         if connection.name(name, headers)
             || self
-                .ruled_names
+                .request
+                .names
                 .iter()
                 .any(|r| name.eq_ignore_ascii_case(r))
         {
@@ -625,23 +632,61 @@ impl ForwardRules {
     }
 }
 
-/// Refuses, for one key of the config, a name that is not a token, one the gateway writes
-/// itself, or one already ruled on.
-fn check_ruled_name(
+/// A set rule and a remove rule of one direction, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HeaderRules {
+    /// `Name: value\r\n` for each field set, in order.
+    lines: Box<[u8]>,
+    /// The names of the fields set and removed: fields of these names are not copied.
+    names: Box<[Box<[u8]>]>,
+}
+
+/// Validates a set rule and a remove rule. Every name is a token, named once
+/// across both, and not one `reserved` refuses (its reason); every value a field-value
+/// without controls or surrounding whitespace.
+fn header_rules(
+    (set_key, set): (&'static str, &[(String, String)]),
+    (remove_key, remove): (&'static str, &[String]),
+    reserved: impl Fn(&'static str, Known) -> Option<&'static str>,
+) -> Result<HeaderRules, ForwardConfigError> {
+    let mut ruled_names: Vec<Box<[u8]>> = Vec::new();
+    let mut lines = Vec::new();
+    for (name, value) in set {
+        check_ruled_name(set_key, name, &ruled_names, &reserved)?;
+        let v = value.as_bytes();
+        let bad_char = v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
+        let padded = v.first().is_some_and(|&b| b == b' ' || b == b'\t')
+            || v.last().is_some_and(|&b| b == b' ' || b == b'\t');
+        if bad_char || padded {
+            return Err(ForwardConfigError::BadHeaderValue {
+                key: set_key,
+                name: name.clone(),
+            });
+        }
+        ruled_names.push(name.as_bytes().into());
+        lines.extend_from_slice(name.as_bytes());
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(v);
+        lines.extend_from_slice(b"\r\n");
+    }
+    for name in remove {
+        check_ruled_name(remove_key, name, &ruled_names, &reserved)?;
+        ruled_names.push(name.as_bytes().into());
+    }
+    Ok(HeaderRules {
+        lines: lines.into(),
+        names: ruled_names.into(),
+    })
+}
+
+/// Why a request rule may not name a field, if it may not: the gateway writes it itself.
+fn request_reservation(
     config: &ForwardConfig,
     key: &'static str,
-    name: &str,
-    ruled: &[Box<[u8]>],
-) -> Result<(), ForwardConfigError> {
-    let n = name.as_bytes();
-    if !is_token(n) {
-        return Err(ForwardConfigError::BadHeaderName {
-            key,
-            name: name.into(),
-        });
-    }
+    name: Known,
+) -> Option<&'static str> {
     let set = key == "set_headers";
-    let why = match known(n) {
+    match name {
         Known::HopByHop => Some("hop-by-hop, never forwarded (RFC 9110 §7.6.1)"),
         Known::ContentLength => Some("written from the body's framing"),
         Known::Host => Some("the Host sent upstream is upstream_host"),
@@ -653,8 +698,36 @@ fn check_ruled_name(
             Some("written by the gateway with forwarded")
         }
         _ => None,
-    };
-    if let Some(why) = why {
+    }
+}
+
+/// Why a response rule may not name a field, if it may not: the gateway writes it itself.
+fn response_reservation(name: Known) -> Option<&'static str> {
+    match name {
+        Known::HopByHop => Some("hop-by-hop, never forwarded (RFC 9110 §7.6.1)"),
+        Known::ContentLength => Some("written from the body's framing"),
+        Known::Via => Some("written by the gateway (RFC 9110 §7.6.3)"),
+        Known::Date => Some("the upstream's, or the gateway's clock (RFC 9110 §6.6.1)"),
+        _ => None,
+    }
+}
+
+/// Refuses, for one key of the config, a name that is not a token, one `reserved` refuses, or
+/// one already ruled on.
+fn check_ruled_name(
+    key: &'static str,
+    name: &str,
+    ruled: &[Box<[u8]>],
+    reserved: impl Fn(&'static str, Known) -> Option<&'static str>,
+) -> Result<(), ForwardConfigError> {
+    let n = name.as_bytes();
+    if !is_token(n) {
+        return Err(ForwardConfigError::BadHeaderName {
+            key,
+            name: name.into(),
+        });
+    }
+    if let Some(why) = reserved(key, known(n)) {
         return Err(ForwardConfigError::ReservedHeader {
             key,
             name: name.into(),

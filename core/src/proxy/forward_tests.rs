@@ -681,7 +681,10 @@ fn invalid_config_is_refused_naming_the_key() {
                 set_headers: vec![("X-A".into(), value.into())],
                 ..d()
             }),
-            ForwardConfigError::BadHeaderValue { name: "X-A".into() },
+            ForwardConfigError::BadHeaderValue {
+                key: "set_headers",
+                name: "X-A".into()
+            },
             "{value:?}"
         );
     }
@@ -763,6 +766,90 @@ fn invalid_config_is_refused_naming_the_key() {
     })
     .to_string()
     .starts_with("via: \"a,b\""));
+}
+
+#[test]
+fn response_rules_are_validated_and_refuse_the_fields_the_gateway_writes() {
+    let bad = |c: ForwardConfig| ForwardRules::new(&c).unwrap_err();
+    let d = ForwardConfig::default;
+    for name in [
+        "content-length",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Upgrade",
+        "Via",
+        "Date",
+    ] {
+        let err = bad(ForwardConfig {
+            response_set_headers: vec![(name.into(), "v".into())],
+            ..d()
+        });
+        assert!(
+            matches!(&err, ForwardConfigError::ReservedHeader { key: "response_set_headers", name: n, .. } if n == name),
+            "{name}: {err:?}"
+        );
+        let err = bad(ForwardConfig {
+            response_remove_headers: vec![name.into()],
+            ..d()
+        });
+        assert!(
+            matches!(&err, ForwardConfigError::ReservedHeader { key: "response_remove_headers", name: n, .. } if n == name),
+            "{name}: {err:?}"
+        );
+    }
+    assert_eq!(
+        bad(ForwardConfig {
+            response_set_headers: vec![("X-A".into(), "a\r\nInjected: 1".into())],
+            ..d()
+        }),
+        ForwardConfigError::BadHeaderValue {
+            key: "response_set_headers",
+            name: "X-A".into()
+        }
+    );
+    assert_eq!(
+        bad(ForwardConfig {
+            response_remove_headers: vec!["X Y".into()],
+            ..d()
+        }),
+        ForwardConfigError::BadHeaderName {
+            key: "response_remove_headers",
+            name: "X Y".into()
+        }
+    );
+    assert_eq!(
+        bad(ForwardConfig {
+            response_set_headers: vec![("Server".into(), "gw".into())],
+            response_remove_headers: vec!["server".into()],
+            ..d()
+        }),
+        ForwardConfigError::DuplicateHeader {
+            key: "response_remove_headers",
+            name: "server".into()
+        }
+    );
+    // The two directions are ruled apart: one name in each is no duplicate, and a request's
+    // Date or Host is the client's to send, while the response rules may name Host.
+    let rules = ForwardRules::new(&ForwardConfig {
+        set_headers: vec![("Date".into(), "x".into())],
+        remove_headers: vec!["Server".into()],
+        response_remove_headers: vec!["Server".into(), "Host".into()],
+        response_set_headers: vec![("X-Forwarded-For".into(), "none".into())],
+        ..d()
+    })
+    .expect("valid");
+    assert_eq!(
+        rules.client_head_rules().added_len(),
+        "X-Forwarded-For: none\r\n".len()
+    );
+    assert_eq!(
+        ForwardRules::new(&d()).unwrap().client_head_rules(),
+        super::super::response::ClientHeadRules::new(rules.via())
+    );
 }
 
 #[test]

@@ -568,6 +568,64 @@ impl<'a> ViaName<'a> {
     }
 }
 
+/// What a route changes in the heads its clients get, besides framing and persistence: this
+/// hop's `Via` entry, on every head, and the route's `response_set_headers` and
+/// `response_remove_headers`, on final responses only. An interim response (1xx) is relayed
+/// with only `Via` added: the fields a route sets describe the response, which the final head
+/// carries, and a field it removes would be sent again there anyway.
+///
+/// Built by `ForwardRules::client_head_rules` from a validated configuration: no rule names
+/// a field the gateway writes itself (framing, hop-by-hop, `Via`, `Date`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientHeadRules<'a> {
+    via: ViaName<'a>,
+    /// `Name: value\r\n` for each field set, in order.
+    set_lines: &'a [u8],
+    /// The names of the fields set and removed: the upstream's fields of these names are not
+    /// copied.
+    ruled_names: &'a [Box<[u8]>],
+}
+
+impl<'a> ClientHeadRules<'a> {
+    /// Only this hop's `Via`: the upstream's other end-to-end fields pass unchanged.
+    pub fn new(via: ViaName<'a>) -> Self {
+        ClientHeadRules {
+            via,
+            set_lines: &[],
+            ruled_names: &[],
+        }
+    }
+
+    /// With fields set (`set_lines`: `Name: value\r\n` lines) and removed (`ruled_names`:
+    /// the names of both). The caller has validated both (`ForwardRules::new`).
+    pub(super) fn with_fields(
+        via: ViaName<'a>,
+        set_lines: &'a [u8],
+        ruled_names: &'a [Box<[u8]>],
+    ) -> Self {
+        ClientHeadRules {
+            via,
+            set_lines,
+            ruled_names,
+        }
+    }
+
+    pub fn via(&self) -> ViaName<'a> {
+        self.via
+    }
+
+    /// Bytes the rules may add to a head: the lines set (a removal only shortens it).
+    pub fn added_len(&self) -> usize {
+        self.set_lines.len()
+    }
+
+    fn removes(&self, name: &[u8]) -> bool {
+        self.ruled_names
+            .iter()
+            .any(|ruled| name.eq_ignore_ascii_case(ruled))
+    }
+}
+
 /// What becomes of the client's connection after this response (RFC 9112 §9.3, §9.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientConnection {
@@ -586,7 +644,7 @@ pub struct ClientHead<'a> {
     pub framing: ClientFraming,
     /// `ClientFraming::Close` always sends `Connection: close`, whatever this says.
     pub connection: ClientConnection,
-    pub via: ViaName<'a>,
+    pub rules: ClientHeadRules<'a>,
     /// The gateway's clock as an IMF-fixdate (`App::date`). RFC 9110 §6.6.1: a recipient with a
     /// clock that forwards a response without `Date` MUST append one; it is added then.
     pub date: Option<&'a [u8]>,
@@ -610,8 +668,9 @@ impl From<BufferFull> for ClientHeadError {
 /// Writes the head the client gets into `out` and returns its length: `HTTP/1.1`, the status
 /// and the upstream's reason phrase (a standard one if it sent none), the end-to-end fields
 /// in order, the framing `client.framing` asks for, the Connection field `client.connection`
-/// asks for, and our
-/// `Via` entry with the protocol version received from the upstream.
+/// asks for, our `Via` entry with the protocol version received from the upstream, and on a
+/// final response the route's fields (`client.rules`: the upstream's fields of the names it
+/// sets or removes are left out, the fields it sets written last).
 ///
 /// With `ClientFraming::None`, a response to HEAD and a 304 keep the upstream's valid
 /// Content-Length as metadata (RFC 9110 §8.6); 1xx and 204 never carry one. A body with
@@ -645,7 +704,11 @@ pub fn write_client_head(
     out.put(b" ")?;
     out.put(reason)?;
     out.put(b"\r\n")?;
+    let ruled = !head.is_interim();
     for (name, value) in head.end_to_end_fields() {
+        if ruled && client.rules.removes(name) {
+            continue;
+        }
         out.put(name)?;
         out.put(b": ")?;
         out.put(value)?;
@@ -704,8 +767,12 @@ pub fn write_client_head(
     } else {
         b"Via: 1.1 "
     })?;
-    out.put(client.via.0)?;
-    out.put(b"\r\n\r\n")?;
+    out.put(client.rules.via.0)?;
+    out.put(b"\r\n")?;
+    if ruled {
+        out.put(client.rules.set_lines)?;
+    }
+    out.put(b"\r\n")?;
     Ok(out.len())
 }
 

@@ -632,7 +632,7 @@ fn client_head(
     let client = ClientHead {
         framing,
         connection,
-        via: via(),
+        rules: ClientHeadRules::new(via()),
         date: None,
     };
     let mut out = [0u8; 1024];
@@ -675,6 +675,70 @@ fn rfc9110_7_6_1_hop_by_hop_fields_and_those_connection_names_are_dropped() {
          Via: 1.1 backend\r\n\
          Transfer-Encoding: chunked\r\n\
          Via: 1.1 xgate\r\n\r\n"
+    );
+}
+
+/// The client's head of `input` under the rules of a route configured with `forward`.
+fn ruled_head(input: &[u8], forward: &crate::proxy::forward::ForwardConfig) -> String {
+    let rules = crate::proxy::forward::ForwardRules::new(forward).unwrap();
+    let mut slots = HeaderSlots::new();
+    let HeadParse::Complete(head) =
+        parse_head(input, RequestKind::Other, &limits(), &mut slots).unwrap()
+    else {
+        panic!("partial head");
+    };
+    let framing = match head.framing {
+        ResponseFraming::Length(n) => ClientFraming::Length(n),
+        _ => ClientFraming::None,
+    };
+    let client = ClientHead {
+        framing,
+        connection: ClientConnection::Persistent,
+        rules: rules.client_head_rules(),
+        date: None,
+    };
+    let mut out = [0u8; 1024];
+    let n = write_client_head(&head, &client, &mut out).unwrap();
+    String::from_utf8(out[..n].to_vec()).unwrap()
+}
+
+#[test]
+fn a_routes_response_rules_replace_and_drop_upstream_fields_of_final_responses_only() {
+    let forward = crate::proxy::forward::ForwardConfig {
+        response_set_headers: vec![
+            ("Cache-Control".into(), "no-store".into()),
+            (
+                "Strict-Transport-Security".into(),
+                "max-age=63072000".into(),
+            ),
+        ],
+        response_remove_headers: vec!["Server".into(), "x-powered-by".into()],
+        ..Default::default()
+    };
+    // Matched without regard to case, every line of a name, wherever it is; the set fields
+    // come last, in the configured order, whether the upstream sent them or not.
+    assert_eq!(
+        ruled_head(
+            b"HTTP/1.1 200 OK\r\nserver: nginx\r\nCache-Control: public\r\nETag: \"a\"\r\n\
+              X-Powered-By: php\r\nSERVER: again\r\ncache-control: max-age=9\r\nContent-Length: 0\r\n\r\n",
+            &forward
+        ),
+        "HTTP/1.1 200 OK\r\nETag: \"a\"\r\nContent-Length: 0\r\nVia: 1.1 xgate\r\n\
+         Cache-Control: no-store\r\nStrict-Transport-Security: max-age=63072000\r\n\r\n"
+    );
+    // A 304 and a 204 are final: ruled too.
+    assert_eq!(
+        ruled_head(b"HTTP/1.1 304 Not Modified\r\nServer: x\r\n\r\n", &forward),
+        "HTTP/1.1 304 Not Modified\r\nVia: 1.1 xgate\r\nCache-Control: no-store\r\n\
+         Strict-Transport-Security: max-age=63072000\r\n\r\n"
+    );
+    // An interim response is relayed with Via only.
+    assert_eq!(
+        ruled_head(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nServer: x\r\n\r\n",
+            &forward
+        ),
+        "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nServer: x\r\nVia: 1.1 xgate\r\n\r\n"
     );
 }
 
@@ -849,7 +913,7 @@ fn a_buffer_too_small_for_the_client_head_is_an_error_at_every_size() {
     let client = ClientHead {
         framing: ClientFraming::Length(123456),
         connection: ClientConnection::Close,
-        via: via(),
+        rules: ClientHeadRules::new(via()),
         date: None,
     };
     let mut big = [0u8; 512];
@@ -996,7 +1060,7 @@ proptest! {
             // The client's head can always be written, or refused, without a panic.
             let mut slots = HeaderSlots::new();
             if let Ok(HeadParse::Complete(h)) = parse_head(&input, kind, &l, &mut slots) {
-                let client = ClientHead { framing: ClientFraming::Chunked, connection: ClientConnection::Persistent, via: via(), date: None };
+                let client = ClientHead { framing: ClientFraming::Chunked, connection: ClientConnection::Persistent, rules: ClientHeadRules::new(via()), date: None };
                 let mut out = [0u8; 256];
                 let _ = write_client_head(&h, &client, &mut out);
             }
@@ -1118,7 +1182,7 @@ fn rfc9110_6_6_1_a_response_without_date_gets_the_gateways() {
         let client = ClientHead {
             framing: ClientFraming::Length(0),
             connection: ClientConnection::Persistent,
-            via: via(),
+            rules: ClientHeadRules::new(via()),
             date,
         };
         let mut out = [0u8; 512];

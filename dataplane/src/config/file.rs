@@ -342,6 +342,8 @@ pub struct ProxyRouteEntry {
     pub strip_prefix: Option<String>,
     pub set_headers: Option<HeaderList>,
     pub remove_headers: Option<Vec<String>>,
+    pub response_set_headers: Option<HeaderList>,
+    pub response_remove_headers: Option<Vec<String>>,
     pub upstream_host: Option<String>,
     pub x_forwarded: Option<bool>,
     pub forwarded: Option<bool>,
@@ -359,7 +361,8 @@ pub struct RespondEntry {
 }
 
 /// A TOML table of header names and values, kept in the file's order (a map would sort them,
-/// and the order of `set_headers` is the order the fields are sent in).
+/// and the order of `set_headers` and `response_set_headers` is the order the fields are sent
+/// in).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderList(pub Vec<(String, String)>);
 

@@ -243,11 +243,16 @@ fn health_check(i: usize, h: &HealthCheckEntry) -> Result<HealthCheck, ConfigErr
 }
 
 /// The forwarding keys of a `[[route]]`, by name, and whether the entry sets each.
-fn forwarding_keys(r: &ProxyRouteEntry) -> [(&'static str, bool); 7] {
+fn forwarding_keys(r: &ProxyRouteEntry) -> [(&'static str, bool); 9] {
     [
         ("strip_prefix", r.strip_prefix.is_some()),
         ("set_headers", r.set_headers.is_some()),
         ("remove_headers", r.remove_headers.is_some()),
+        ("response_set_headers", r.response_set_headers.is_some()),
+        (
+            "response_remove_headers",
+            r.response_remove_headers.is_some(),
+        ),
         ("upstream_host", r.upstream_host.is_some()),
         ("x_forwarded", r.x_forwarded.is_some()),
         ("forwarded", r.forwarded.is_some()),
@@ -318,6 +323,12 @@ fn route(
         strip_prefix: r.strip_prefix.clone(),
         set_headers: r.set_headers.clone().map(|h| h.0).unwrap_or_default(),
         remove_headers: r.remove_headers.clone().unwrap_or_default(),
+        response_set_headers: r
+            .response_set_headers
+            .clone()
+            .map(|h| h.0)
+            .unwrap_or_default(),
+        response_remove_headers: r.response_remove_headers.clone().unwrap_or_default(),
         upstream_host: r.upstream_host.clone(),
     };
     Ok(RouteSpec {

@@ -484,6 +484,8 @@ upstream = "api"
 strip_prefix = "/v1"
 set_headers = { "X-Zone" = "b", "X-App" = "a", "X-Mid" = "m" }
 remove_headers = ["Cookie"]
+response_set_headers = { "X-Frame-Options" = "DENY", "Cache-Control" = "no-store" }
+response_remove_headers = ["Server"]
 upstream_host = "api.internal"
 x_forwarded = false
 forwarded = true
@@ -572,6 +574,11 @@ fn upstreams_and_routes_fill_the_proxy_config() {
             ("X-Mid".into(), "m".into()),
         ],
         remove_headers: vec!["Cookie".into()],
+        response_set_headers: vec![
+            ("X-Frame-Options".into(), "DENY".into()),
+            ("Cache-Control".into(), "no-store".into()),
+        ],
+        response_remove_headers: vec!["Server".into()],
         upstream_host: Some("api.internal".into()),
     };
     assert_eq!(
@@ -775,6 +782,14 @@ fn proxy_errors_name_the_key_and_the_problem() {
         (
             format!("{ok_up}[[route]]\nupstream = \"u\"\nset_headers = {{ Host = \"x\" }}\n"),
             "route[0].set_headers: header \"Host\" cannot be configured",
+        ),
+        (
+            format!("{ok_up}[[route]]\nupstream = \"u\"\nresponse_remove_headers = [\"Date\"]\n"),
+            "route[0].response_remove_headers: header \"Date\" cannot be configured",
+        ),
+        (
+            "[[route]]\nstatic = true\nresponse_set_headers = { A = \"b\" }\n".into(),
+            "route[0].response_set_headers: only for a route with an upstream",
         ),
         (
             format!("{ok_up}[[route]]\nupstream = \"u\"\nvia = \"a b\"\n"),

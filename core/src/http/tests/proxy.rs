@@ -15,8 +15,16 @@ const T0: Instant = Instant::from_secs(1_000);
 
 /// `/api` goes upstream; `/gone` gets a configured 410; the rest is the gateway's own.
 fn proxy_app() -> App {
+    proxy_app_with(ForwardConfig::default())
+}
+
+/// [`proxy_app`] with `forward` the rules of the `/api` route.
+fn proxy_app_with(forward: ForwardConfig) -> App {
     let routes = RouteTable::new(vec![
-        RouteSpec::prefix_to("/api", UpstreamId(0)),
+        RouteSpec {
+            forward,
+            ..RouteSpec::prefix_to("/api", UpstreamId(0))
+        },
         RouteSpec {
             matches: RouteMatch {
                 host: None,
@@ -229,6 +237,37 @@ fn a_routed_request_is_forwarded_with_via_and_x_forwarded_for_and_answered_by_th
     assert!(!h.http.wants_close());
     assert_eq!(h.http.stats().requests, 1);
     assert_eq!(h.http.stats().responses, [0, 1, 0, 0, 0]);
+    assert!(h.http.is_between_requests());
+}
+
+#[test]
+fn the_routes_response_rules_set_and_remove_fields_of_the_upstreams_final_response() {
+    let mut h = Harness::new();
+    h.app = proxy_app_with(ForwardConfig {
+        response_set_headers: vec![("X-Frame-Options".into(), "DENY".into())],
+        response_remove_headers: vec!["server".into()],
+        ..ForwardConfig::default()
+    });
+    h.client(
+        T0,
+        b"GET /api/x HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+    );
+    h.connected(T0);
+    h.upstream(T0, b"HTTP/1.1 100 Continue\r\nServer: backend\r\n\r\n");
+    assert_eq!(
+        h.take_client(),
+        "HTTP/1.1 100 Continue\r\nServer: backend\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nVia: 1.1 xgate\r\n\r\n",
+        "an interim response gets Via (and the gateway's Date, RFC 9110 §6.6.1), not the rules"
+    );
+    h.client(T0, b"hi");
+    h.upstream(
+        T0,
+        b"HTTP/1.1 200 OK\r\nServer: backend\r\nX-Frame-Options: ALLOW\r\nContent-Length: 2\r\n\r\nok",
+    );
+    assert_eq!(
+        h.take_client(),
+        "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\nVia: 1.1 xgate\r\nX-Frame-Options: DENY\r\n\r\nok"
+    );
     assert!(h.http.is_between_requests());
 }
 
