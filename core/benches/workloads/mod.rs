@@ -400,9 +400,9 @@ impl xgate_core::proxy::forwarder::UpstreamTable for InstantUpstream {
             }
         }
     }
-    fn release(&mut self, _: u32, reusable: bool, _: Instant) {
-        self.idle = reusable;
-        self.open = reusable;
+    fn release(&mut self, _: u32, max_idle: usize, _: Instant) {
+        self.idle = max_idle > 0;
+        self.open = max_idle > 0;
     }
     fn idle_count(&self, _: std::net::SocketAddr) -> usize {
         usize::from(self.idle)

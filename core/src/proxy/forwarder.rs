@@ -74,8 +74,10 @@ pub trait UpstreamTable {
     fn consume(&mut self, conn: Self::Conn, n: usize);
     /// `n` bytes were written at the start of the send room: send them.
     fn commit_send(&mut self, conn: Self::Conn, n: usize);
-    /// Back to the pool (`reusable`) or closed. The connection is not the caller's anymore.
-    fn release(&mut self, conn: Self::Conn, reusable: bool, now: Instant);
+    /// Back to the pool, newest of its server's idle connections, of which the oldest are
+    /// closed beyond `max_idle` (the pool's `keepalive`); closed if `max_idle` is 0 or the
+    /// connection is not clean. The connection is not the caller's anymore.
+    fn release(&mut self, conn: Self::Conn, max_idle: usize, now: Instant);
     /// Idle pooled connections to `addr` (for the status).
     fn idle_count(&self, addr: SocketAddr) -> usize;
 }
@@ -288,8 +290,9 @@ struct Leg<C> {
     eof_told: bool,
     /// No other server could take a retry: the failure is answered.
     retries_exhausted: bool,
-    /// The pool keeps connections (`keepalive > 0`): the forwarded head asked for keep-alive.
-    keep_alive: bool,
+    /// The pool's `keepalive`: idle connections kept per server (0: the forwarded head asked
+    /// for `Connection: close`).
+    keepalive: usize,
     /// The request went again on a fresh connection after a stale pooled one failed.
     stale_retried: bool,
 }
@@ -308,7 +311,7 @@ impl<C> Default for Leg<C> {
             upstream_eof: false,
             eof_told: false,
             retries_exhausted: false,
-            keep_alive: false,
+            keepalive: 0,
             stale_retried: false,
         }
     }
@@ -660,7 +663,7 @@ impl<T: UpstreamTable> Forwarder<T> {
             return None;
         };
         let spec = &self.gens[gen].config.upstreams[upstream.index()];
-        self.legs[slot].keep_alive = spec.keepalive > 0;
+        self.legs[slot].keepalive = spec.keepalive;
         let start = UpstreamStart {
             client: crate::proxy::forward::ClientConn {
                 peer: client,
@@ -699,8 +702,9 @@ impl<T: UpstreamTable> Forwarder<T> {
                 Some(consumed)
             }
             UpstreamStarted::Answered | UpstreamStarted::NotWaiting => {
-                // Nothing was written: the connection is as good as before.
-                self.table.release(conn, reused, now);
+                // Nothing was written: a pooled connection is as good as before.
+                let max_idle = if reused { leg.keepalive } else { 0 };
+                self.table.release(conn, max_idle, now);
                 None
             }
         }
@@ -780,7 +784,8 @@ impl<T: UpstreamTable> Forwarder<T> {
         };
         let spec = self.settle_exchange(slot, now, how);
         let Some(mut spec) = spec else {
-            self.table.release(conn, reused, now);
+            let max_idle = if reused { self.legs[slot].keepalive } else { 0 };
+            self.table.release(conn, max_idle, now);
             return None;
         };
         spec.reused_connection = reused;
@@ -827,15 +832,15 @@ impl<T: UpstreamTable> Forwarder<T> {
         };
         // Pooled only when the head asked for keep-alive (the upstream may answer without
         // `Connection: close` and close all the same) and the exchange allows it.
-        let reusable = leg.keep_alive
-            && matches!(
-                end,
-                Some(End::Done {
-                    upstream_reusable: true
-                })
-            );
+        let reusable = matches!(
+            end,
+            Some(End::Done {
+                upstream_reusable: true
+            })
+        );
         if let Some(conn) = leg.conn.take() {
-            self.table.release(conn, reusable, now);
+            let max_idle = if reusable { leg.keepalive } else { 0 };
+            self.table.release(conn, max_idle, now);
         }
         let gen = self.gens.iter().position(|g| gen_id(&g.config) == leg.gen);
         if let (Some(gen), Some(server), Some(ticket)) = (gen, leg.server.take(), leg.ticket.take())

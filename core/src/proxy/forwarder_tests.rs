@@ -25,8 +25,8 @@ struct FakeConn {
     received: Vec<u8>,
     sent: Vec<u8>,
     room: Vec<u8>,
-    /// `Some(reusable)` once released.
-    released: Option<bool>,
+    /// `Some(max_idle)` once released.
+    released: Option<usize>,
     idle: bool,
 }
 
@@ -97,10 +97,10 @@ impl UpstreamTable for FakeTable {
             .count()
     }
 
-    fn release(&mut self, conn: usize, reusable: bool, _now: Instant) {
+    fn release(&mut self, conn: usize, max_idle: usize, _now: Instant) {
         let c = &mut self.conns[conn];
-        c.released = Some(reusable);
-        c.idle = reusable;
+        c.released = Some(max_idle);
+        c.idle = max_idle > 0;
     }
 }
 
@@ -240,7 +240,11 @@ fn a_request_goes_to_a_pool_server_and_its_connection_is_pooled_after_a_reusable
     r.event(T0, UpstreamEvent::Connected);
     r.answer(T0, OK);
     assert!(r.take_client().ends_with("\r\n\r\nok"));
-    assert_eq!(r.fwd.table().conns[conn].released, Some(true));
+    assert_eq!(
+        r.fwd.table().conns[conn].released,
+        Some(8),
+        "kept among the pool's keepalive"
+    );
     assert!(!r.fwd.is_forwarding(0));
     assert_eq!(r.fwd.in_flight(), 0);
     // The next request takes the pooled connection, already up.
@@ -303,7 +307,7 @@ fn a_connect_failure_of_an_idempotent_request_is_retried_on_the_other_server_wit
         r.fwd.table().conns[first].addr,
         r.fwd.table().conns[second].addr
     );
-    assert_eq!(r.fwd.table().conns[first].released, Some(false));
+    assert_eq!(r.fwd.table().conns[first].released, Some(0));
     assert_eq!(r.fwd.table().conns[second].sent, head);
     r.event(T0, UpstreamEvent::Connected);
     r.answer(T0, OK);
@@ -324,7 +328,7 @@ fn a_reset_before_any_response_byte_of_an_idempotent_request_is_retried_on_the_o
     assert_eq!(r.to_client, b"", "not answered: retried");
     let second = r.current();
     assert_ne!(first, second);
-    assert_eq!(r.fwd.table().conns[first].released, Some(false));
+    assert_eq!(r.fwd.table().conns[first].released, Some(0));
     assert_eq!(r.fwd.table().conns[second].sent, head);
     r.event(T0, UpstreamEvent::Connected);
     r.answer(T0, OK);
@@ -411,7 +415,7 @@ fn a_close_delimited_body_ends_at_the_upstreams_eof_and_the_connection_is_not_po
     let out = r.take_client();
     assert!(out.contains("Transfer-Encoding: chunked"), "{out}");
     assert!(out.ends_with("b\r\nuntil close\r\n0\r\n\r\n"), "{out}");
-    assert_eq!(r.fwd.table().conns[conn].released, Some(false));
+    assert_eq!(r.fwd.table().conns[conn].released, Some(0));
 }
 
 #[test]
@@ -462,7 +466,7 @@ fn a_client_that_goes_away_abandons_the_exchange_without_blaming_the_server() {
     r.event(T0, UpstreamEvent::Connected);
     let conn = r.current();
     r.fwd.close(0, T0);
-    assert_eq!(r.fwd.table().conns[conn].released, Some(false));
+    assert_eq!(r.fwd.table().conns[conn].released, Some(0));
     assert_eq!(r.counters(A).abandoned, 1);
     assert_eq!(r.fwd.in_flight(), 0);
     // Not ejected: the next request still goes there.
@@ -585,7 +589,7 @@ fn a_pool_without_keepalive_never_pools_a_connection_even_when_the_upstream_woul
     // HTTP/1.1 without Connection: close, as Python's server answers.
     r.answer(T0, OK);
     assert!(r.take_client().ends_with("ok"));
-    assert_eq!(r.fwd.table().conns[conn].released, Some(false));
+    assert_eq!(r.fwd.table().conns[conn].released, Some(0));
 }
 
 #[test]

@@ -12,16 +12,13 @@ use crate::time::{Duration, Instant};
 
 pub(super) struct IdlePool {
     lists: HashMap<ServerKey, VecDeque<(u32, Instant)>>,
-    /// Idle connections per server at most.
-    keepalive: usize,
     total: usize,
 }
 
 impl IdlePool {
-    pub(super) fn new(keepalive: usize) -> Self {
+    pub(super) fn new() -> Self {
         IdlePool {
             lists: HashMap::new(),
-            keepalive,
             total: 0,
         }
     }
@@ -35,19 +32,25 @@ impl IdlePool {
         self.lists.get(&server).map_or(0, VecDeque::len)
     }
 
-    /// Puts `index` at the newest end of `server`'s list. Returns the connection that must be
-    /// closed to keep the bound: the server's oldest when its list was full, or `index` itself
-    /// when the bound is zero.
-    pub(super) fn push(&mut self, server: ServerKey, index: u32, now: Instant) -> Option<u32> {
-        if self.keepalive == 0 {
+    /// Puts `index` at the newest end of `server`'s list, kept to `max_idle` entries: returns
+    /// the connection that must be closed to keep that bound, the server's oldest when its
+    /// list was full, or `index` itself when the bound is zero. A list longer than the bound
+    /// (a reload lowered it) loses its oldest entries with [`IdlePool::pop_over`].
+    pub(super) fn push(
+        &mut self,
+        server: ServerKey,
+        index: u32,
+        now: Instant,
+        max_idle: usize,
+    ) -> Option<u32> {
+        if max_idle == 0 {
             return Some(index);
         }
-        let keepalive = self.keepalive;
         let list = self
             .lists
             .entry(server)
-            .or_insert_with(|| VecDeque::with_capacity(keepalive));
-        let evicted = if list.len() >= keepalive {
+            .or_insert_with(|| VecDeque::with_capacity(max_idle));
+        let evicted = if list.len() >= max_idle {
             list.pop_front().map(|(i, _)| i)
         } else {
             self.total += 1;
@@ -55,6 +58,17 @@ impl IdlePool {
         };
         list.push_back((index, now));
         evicted
+    }
+
+    /// Takes the oldest idle connection of `server` while its list holds more than
+    /// `max_idle`.
+    pub(super) fn pop_over(&mut self, server: ServerKey, max_idle: usize) -> Option<u32> {
+        let list = self.lists.get_mut(&server)?;
+        if list.len() <= max_idle {
+            return None;
+        }
+        self.total -= 1;
+        list.pop_front().map(|(i, _)| i)
     }
 
     /// Takes the newest idle connection of `server`, with when it went idle.
@@ -118,11 +132,11 @@ mod tests {
 
     #[test]
     fn newest_goes_out_first_and_a_full_list_evicts_its_oldest() {
-        let mut p = IdlePool::new(2);
-        assert_eq!(p.push(A, 1, Instant::from_secs(1)), None);
-        assert_eq!(p.push(A, 2, Instant::from_secs(2)), None);
-        assert_eq!(p.push(B, 9, Instant::from_secs(2)), None);
-        assert_eq!(p.push(A, 3, Instant::from_secs(3)), Some(1));
+        let mut p = IdlePool::new();
+        assert_eq!(p.push(A, 1, Instant::from_secs(1), 2), None);
+        assert_eq!(p.push(A, 2, Instant::from_secs(2), 2), None);
+        assert_eq!(p.push(B, 9, Instant::from_secs(2), 2), None);
+        assert_eq!(p.push(A, 3, Instant::from_secs(3), 2), Some(1));
         assert_eq!((p.count(A), p.count(B), p.total()), (2, 1, 3));
         assert_eq!(p.pop_newest(A), Some((3, Instant::from_secs(3))));
         assert_eq!(p.pop_newest(A), Some((2, Instant::from_secs(2))));
@@ -132,17 +146,17 @@ mod tests {
 
     #[test]
     fn a_zero_bound_keeps_nothing() {
-        let mut p = IdlePool::new(0);
-        assert_eq!(p.push(A, 4, Instant::ZERO), Some(4));
+        let mut p = IdlePool::new();
+        assert_eq!(p.push(A, 4, Instant::ZERO, 0), Some(4));
         assert_eq!(p.total(), 0);
         assert_eq!(p.pop_newest(A), None);
     }
 
     #[test]
     fn remove_takes_one_connection_from_the_middle() {
-        let mut p = IdlePool::new(4);
+        let mut p = IdlePool::new();
         for i in 0..3 {
-            p.push(A, i, Instant::from_secs(u64::from(i)));
+            p.push(A, i, Instant::from_secs(u64::from(i)), 4);
         }
         assert!(p.remove(A, 1));
         assert!(!p.remove(A, 1));
@@ -153,12 +167,27 @@ mod tests {
     }
 
     #[test]
+    fn a_lowered_bound_trims_the_oldest_first() {
+        let mut p = IdlePool::new();
+        for i in 0..4 {
+            assert_eq!(p.push(A, i, Instant::from_secs(u64::from(i)), 4), None);
+        }
+        assert_eq!(p.pop_over(A, 4), None);
+        assert_eq!(p.pop_over(B, 0), None);
+        assert_eq!(p.pop_over(A, 2), Some(0));
+        assert_eq!(p.pop_over(A, 2), Some(1));
+        assert_eq!(p.pop_over(A, 2), None);
+        assert_eq!((p.count(A), p.total()), (2, 2));
+        assert_eq!(p.pop_newest(A).map(|(i, _)| i), Some(3));
+    }
+
+    #[test]
     fn expiry_is_exact_at_the_timeout_and_takes_only_the_expired() {
-        let mut p = IdlePool::new(4);
+        let mut p = IdlePool::new();
         let timeout = Duration::from_secs(10);
-        p.push(A, 1, Instant::from_secs(1));
-        p.push(A, 2, Instant::from_secs(5));
-        p.push(B, 3, Instant::from_secs(3));
+        p.push(A, 1, Instant::from_secs(1), 4);
+        p.push(A, 2, Instant::from_secs(5), 4);
+        p.push(B, 3, Instant::from_secs(3), 4);
         assert_eq!(p.next_expiry(timeout), Some(Instant::from_secs(11)));
         let just_before = Instant::from_secs(11) - Duration::from_micros(1);
         assert_eq!(p.pop_expired(just_before, timeout), None);

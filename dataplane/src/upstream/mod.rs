@@ -70,8 +70,6 @@ pub struct UpstreamConnsConfig {
     pub recv_buffer_len: usize,
     /// Submission queue entries (rounded up to a power of two).
     pub ring_entries: u32,
-    /// Idle connections kept per server; beyond it the oldest is closed.
-    pub keepalive_per_server: usize,
     /// How long an idle connection is kept.
     pub idle_timeout: Duration,
 }
@@ -83,7 +81,6 @@ impl Default for UpstreamConnsConfig {
             send_buffer_len: 16 * 1024,
             recv_buffer_len: 16 * 1024,
             ring_entries: 256,
-            keepalive_per_server: 32,
             idle_timeout: Duration::from_secs(60),
         }
     }
@@ -350,7 +347,7 @@ impl UpstreamConns {
             ring,
             slots: Vec::new(),
             free: Vec::new(),
-            idle: IdlePool::new(config.keepalive_per_server),
+            idle: IdlePool::new(),
             dirty: Vec::with_capacity(max.min(1 << 16)),
             dirty_spare: Vec::with_capacity(max.min(1 << 16)),
             config,
@@ -527,37 +524,40 @@ impl UpstreamConns {
         }
     }
 
-    /// Gives a connection back. `reusable` (the exchange ended cleanly at a message boundary)
-    /// puts it in its server's idle list, if it is established, unbroken, and holds no byte
-    /// either way; the list's oldest is closed beyond the keep-alive bound. Otherwise its
-    /// operations are cancelled and its socket closed once they have completed. `id` is
-    /// stale from here on.
-    pub fn release(&mut self, id: ConnId, reusable: bool, now: Instant) {
+    /// Gives a connection back, to be kept idle among at most `max_idle` of its server's (the
+    /// pool's `keepalive`; the exchange ended cleanly at a message boundary, else 0): it joins
+    /// its server's idle list, newest, if `max_idle` is not 0 and it is established,
+    /// unbroken, and holds no byte either way; the list's oldest are closed beyond the bound.
+    /// Otherwise its operations are cancelled and its socket closed once they have completed.
+    /// `id` is stale from here on.
+    pub fn release(&mut self, id: ConnId, max_idle: usize, now: Instant) {
         let Some(s) = self.slot_mut(id) else {
             return;
         };
-        let keep = reusable
+        let keep = max_idle > 0
             && s.state == State::Open
             && !s.eof
             && !s.broken
             && !s.send_pending
             && s.send.is_empty()
             && s.recv.is_empty();
+        let server = s.server;
         if keep {
             s.state = State::Idle;
             s.owner = 0;
         }
-        let server = s.server;
         self.stats.in_use -= 1;
         if !keep {
             self.close_slot(id.index);
             return;
         }
         self.mark(id.index);
-        if let Some(evicted) = self.idle.push(server, id.index, now) {
+        while let Some(evicted) = self.idle.pop_over(server, max_idle - 1) {
             self.stats.idle_evicted += 1;
             self.close_slot(evicted);
         }
+        let pushed = self.idle.push(server, id.index, now, max_idle);
+        debug_assert_eq!(pushed, None, "room was made for it");
     }
 
     /// Closes idle connections whose idle timeout has passed at `now`.

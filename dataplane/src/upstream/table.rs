@@ -35,8 +35,8 @@ impl UpstreamTable for UpstreamConns {
         UpstreamConns::commit_send(self, conn, n);
     }
 
-    fn release(&mut self, conn: ConnId, reusable: bool, now: Instant) {
-        UpstreamConns::release(self, conn, reusable, now);
+    fn release(&mut self, conn: ConnId, max_idle: usize, now: Instant) {
+        UpstreamConns::release(self, conn, max_idle, now);
     }
 
     fn idle_count(&self, addr: SocketAddr) -> usize {

@@ -15,6 +15,8 @@ const KEY: ServerKey = ServerKey(std::net::SocketAddr::V4(std::net::SocketAddrV4
     80,
 )));
 const T0: Instant = Instant::from_secs(100);
+/// The keep-alive bound the tests release with, unless one is about it.
+const KEEPALIVE: usize = 4;
 
 fn conns(tune: impl FnOnce(&mut UpstreamConnsConfig)) -> UpstreamConns {
     let mut config = UpstreamConnsConfig {
@@ -22,7 +24,6 @@ fn conns(tune: impl FnOnce(&mut UpstreamConnsConfig)) -> UpstreamConns {
         send_buffer_len: 4096,
         recv_buffer_len: 4096,
         ring_entries: 32,
-        keepalive_per_server: 4,
         idle_timeout: Duration::from_secs(10),
     };
     tune(&mut config);
@@ -344,7 +345,7 @@ fn a_closed_port_gives_connect_failed_with_econnrefused() {
     assert_eq!(c.stats().connect_failures, 1);
     // A failed connection is still the owner's until released, and never reusable.
     assert_eq!(c.owner(id), Some(3));
-    c.release(id, true, T0);
+    c.release(id, KEEPALIVE, T0);
     assert_eq!(c.owner(id), None);
     drive_until(&mut c, |st| st.open == 0 && st.in_use == 0 && st.idle == 0);
 }
@@ -391,7 +392,7 @@ fn a_server_that_resets_gives_reset_with_econnreset() {
         errno != 0
     });
     assert_eq!(errno, libc::ECONNRESET);
-    c.release(id, true, T0);
+    c.release(id, KEEPALIVE, T0);
     drive_until(&mut c, |st| st.open == 0 && st.idle == 0);
 }
 
@@ -408,7 +409,7 @@ fn a_server_that_closes_gives_eof_after_its_last_bytes() {
     c.commit_send(id, 1);
     drive(&mut c, |_, events| events.contains(&UpstreamEvent::Eof(id)));
     assert_eq!(c.received(id), b"bye", "bytes before the EOF stay readable");
-    c.release(id, true, T0);
+    c.release(id, KEEPALIVE, T0);
     drive_until(&mut c, |st| st.open == 0 && st.idle == 0);
 }
 
@@ -418,7 +419,7 @@ fn a_released_connection_is_checked_out_again_and_still_works() {
     let mut c = conns(|_| {});
     let first = connected(&mut c, server.addr, 1);
     assert_eq!(round_trip(&mut c, first, b"one"), b"one");
-    c.release(first, true, T0);
+    c.release(first, KEEPALIVE, T0);
     let st = c.stats();
     assert_eq!((st.idle, st.in_use, st.open), (1, 0, 1));
     assert_eq!(c.idle_count(KEY), 1);
@@ -453,14 +454,14 @@ fn a_connection_with_bytes_left_either_way_is_not_pooled() {
     c.send_room(id)[..4].copy_from_slice(&[1, 0, 0, 0]);
     c.commit_send(id, 4);
     assert_eq!(c.unsent(id), 4);
-    c.release(id, true, T0);
+    c.release(id, KEEPALIVE, T0);
     assert_eq!(c.stats().idle, 0);
     let id = connected(&mut c, server.addr, 1);
     // A whole frame whose echo is not read.
     c.send_room(id)[..9].copy_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, b'z']);
     c.commit_send(id, 9);
     drive(&mut c, |c, _| c.received(id).len() == 9);
-    c.release(id, true, T0);
+    c.release(id, KEEPALIVE, T0);
     assert_eq!(c.stats().idle, 0);
     drive_until(&mut c, |st| st.open == 0);
 }
@@ -468,10 +469,10 @@ fn a_connection_with_bytes_left_either_way_is_not_pooled() {
 #[test]
 fn the_keepalive_bound_closes_the_oldest_extra_connection() {
     let server = Server::spawn(echo);
-    let mut c = conns(|config| config.keepalive_per_server = 2);
+    let mut c = conns(|_| {});
     let ids: Vec<ConnId> = (0..3).map(|o| connected(&mut c, server.addr, o)).collect();
     for (k, &id) in ids.iter().enumerate() {
-        c.release(id, true, T0 + Duration::from_secs(k as u64));
+        c.release(id, 2, T0 + Duration::from_secs(k as u64));
     }
     let st = c.stats();
     assert_eq!((st.idle, st.idle_evicted), (2, 1));
@@ -488,13 +489,35 @@ fn the_keepalive_bound_closes_the_oldest_extra_connection() {
 }
 
 #[test]
+fn a_lower_bound_at_release_trims_the_idle_list_and_zero_closes() {
+    let server = Server::spawn(echo);
+    let mut c = conns(|_| {});
+    let ids: Vec<ConnId> = (0..4).map(|o| connected(&mut c, server.addr, o)).collect();
+    for &id in &ids[..3] {
+        c.release(id, 3, T0);
+    }
+    assert_eq!(c.idle_count(KEY), 3);
+    // A reload lowered the pool's keepalive to 1: this release leaves one, itself.
+    c.release(ids[3], 1, T0 + Duration::from_secs(1));
+    assert_eq!(c.idle_count(KEY), 1);
+    assert_eq!(c.stats().idle_evicted, 3);
+    let kept = c
+        .checkout_idle(KEY, 9, T0 + Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(kept.index, ids[3].index);
+    c.release(kept, 0, T0 + Duration::from_secs(1));
+    assert_eq!(c.idle_count(KEY), 0);
+    drive_until(&mut c, |st| st.open == 0 && st.closed == 4);
+}
+
+#[test]
 fn idle_connections_expire_at_their_idle_timeout() {
     let server = Server::spawn(echo);
     let mut c = conns(|_| {});
     let a = connected(&mut c, server.addr, 1);
     let b = connected(&mut c, server.addr, 2);
-    c.release(a, true, T0);
-    c.release(b, true, T0 + Duration::from_secs(1));
+    c.release(a, KEEPALIVE, T0);
+    c.release(b, KEEPALIVE, T0 + Duration::from_secs(1));
     assert_eq!(c.next_expiry(), Some(T0 + Duration::from_secs(10)));
     c.expire_idle(T0 + Duration::from_secs(10) - Duration::from_micros(1));
     assert_eq!(c.stats().idle, 2);
@@ -529,7 +552,7 @@ fn pooled_after_one_answer(c: &mut UpstreamConns, server: &Server) {
     c.commit_send(id, 1);
     drive(c, |c, _| c.received(id) == b"a");
     c.consume(id, 1);
-    c.release(id, true, T0);
+    c.release(id, KEEPALIVE, T0);
     assert_eq!(c.stats().idle, 1);
 }
 
@@ -573,7 +596,7 @@ fn the_table_bound_refuses_a_connect_until_a_slot_is_free() {
         c.connect(KEY, server.addr, 3),
         Err(ConnsError::TableFull)
     ));
-    c.release(a, false, T0);
+    c.release(a, 0, T0);
     // The slot is free once its cancelled receive has completed.
     drive(&mut c, |c, _| c.stats().open == 1);
     let third = c.connect(KEY, server.addr, 3).unwrap();
@@ -593,7 +616,7 @@ fn a_late_completion_never_reaches_the_next_owner_of_the_slot() {
     c.flush().unwrap();
     assert_eq!(c.inflight(), 1);
     // Released with its receive in flight, whose completion may carry the greeting.
-    c.release(first, false, T0);
+    c.release(first, 0, T0);
     assert!(matches!(
         c.connect(KEY, server.addr, 2),
         Err(ConnsError::TableFull)
@@ -614,7 +637,7 @@ fn a_late_completion_never_reaches_the_next_owner_of_the_slot() {
     assert_eq!(c.received(second), b"conn-1");
     assert_eq!((c.owner(first), c.received(first)), (None, &b""[..]));
     c.consume(first, 100);
-    c.release(first, true, T0);
+    c.release(first, KEEPALIVE, T0);
     assert_eq!(c.received(second), b"conn-1", "a stale id changes nothing");
 }
 
@@ -666,7 +689,7 @@ fn dropping_the_table_with_operations_in_flight_closes_every_socket() {
     let mut c = conns(|_| {});
     let a = connected(&mut c, server.addr, 1);
     let b = connected(&mut c, server.addr, 2);
-    c.release(b, true, T0);
+    c.release(b, KEEPALIVE, T0);
     c.flush().unwrap();
     assert!(
         c.inflight() >= 2,
@@ -712,7 +735,7 @@ fn releasing_a_connection_still_connecting_cancels_the_connect() {
         2,
         "a receive on the first, the second's connect"
     );
-    c.release(waiting, false, T0);
+    c.release(waiting, 0, T0);
     drive(&mut c, |c, events| {
         assert!(events.is_empty(), "{events:?}");
         c.stats().open == 1
@@ -776,7 +799,7 @@ fn a_reset_under_a_send_in_flight_is_told_once() {
         matches!(told[..], [UpstreamEvent::Reset(got, libc::ECONNRESET | libc::EPIPE)] if got == id),
         "{told:?}"
     );
-    c.release(id, true, T0);
+    c.release(id, KEEPALIVE, T0);
     drive_until(&mut c, |st| st.open == 0);
 }
 
