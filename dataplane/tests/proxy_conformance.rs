@@ -110,7 +110,11 @@ fn connect(topo: &Topology, port: u16) -> Client {
         .unwrap_or_else(|e| panic!("connect :{port}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    Client { s, buf: Vec::new() }
+    Client {
+        s,
+        buf: Vec::new(),
+        interim: 0,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -132,6 +136,8 @@ impl Response {
 struct Client {
     s: TcpStream,
     buf: Vec<u8>,
+    /// Interim (1xx) responses [`response`](Self::response) skipped.
+    interim: usize,
 }
 
 impl Client {
@@ -215,6 +221,7 @@ impl Client {
             if status >= 200 {
                 break (status, head);
             }
+            self.interim += 1;
         };
         let mut r = Response {
             status,
@@ -486,9 +493,10 @@ fn nginx_behind_the_gateway_answers_byte_exact_on_both_paths() {
                 // KNOWN: on the kernel path a chunked request body of more than a few dozen
                 // KiB (curl's 64 KiB chunks) does not reach the upstream whole: nginx logs
                 // "client prematurely closed connection" (the gateway closed the upstream
-                // connection mid-body) or answers 400 (an invalid chunked body), and the
-                // client's connection is reset. The bypass path forwards the same upload
-                // byte-exact. Left out until fixed (see the report of this test's commit).
+                // connection mid-body; nginx's access log says 400) and the client's
+                // connection is reset. The bypass path forwards the same upload byte-exact.
+                // The same cut, with the bytes the upstream got, is the KNOWN chunked upload
+                // of `cases()` below. Left out until fixed.
                 continue;
             }
             let target = format!("/dav/{port}-{name}.bin");
@@ -766,7 +774,8 @@ struct Fwd {
     /// Lines the forwarded head must hold (compared without regard to case).
     has: Vec<&'static str>,
     /// Text the forwarded head must not hold anywhere (compared without regard to case): the
-    /// names of fields that must not reach the upstream.
+    /// names of fields that must not reach the upstream (`"\r\nte:"` for a name that is
+    /// part of others).
     lacks: Vec<&'static str>,
 }
 
@@ -869,6 +878,28 @@ fn cases() -> Vec<Case> {
             &[404],
             false,
         ),
+        case(
+            "absolute-form with a port",
+            "GET http://abs.example:8080/r/port HTTP/1.1\r\nHost: abs.example:8080\r\n\r\n",
+            &[200],
+            false,
+        )
+        .forwards(Fwd {
+            has: vec!["Host: abs.example:8080"],
+            ..fwd("/r/port")
+        }),
+        case(
+            "an empty line before the request line is ignored",
+            "\r\nGET /r/empty-line HTTP/1.1\r\nHost: t\r\n\r\n",
+            &[200],
+            false,
+        )
+        .forwards(fwd("/r/empty-line")),
+        refused(
+            "two spaces in the request line",
+            "GET  /r/x HTTP/1.1\r\nHost: t\r\n\r\n",
+            400,
+        ),
         refused(
             "a method that is not a token",
             "G@T /r/x HTTP/1.1\r\nHost: t\r\n\r\n",
@@ -931,6 +962,16 @@ fn cases() -> Vec<Case> {
             400,
         ),
         // Field syntax (RFC 9112 §5).
+        case(
+            "whitespace around a field value is not part of it",
+            "GET /r/ows HTTP/1.1\r\nHost: t\r\nX-A: \t b c \t\r\n\r\n",
+            &[200],
+            false,
+        )
+        .forwards(Fwd {
+            has: vec!["X-A: b c"],
+            ..fwd("/r/ows")
+        }),
         refused(
             "whitespace before the colon",
             "GET /r/x HTTP/1.1\r\nHost: t\r\nX-A : b\r\n\r\n",
@@ -988,6 +1029,26 @@ fn cases() -> Vec<Case> {
             "POST /r/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nhello",
             501,
         ),
+        case(
+            "transfer coding names are case-insensitive",
+            "POST /r/te-case HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            &[200],
+            false,
+        )
+        .forwards(Fwd {
+            body: b"hello".to_vec(),
+            ..fwd("/r/te-case")
+        }),
+        case(
+            "a Content-Length with leading zeros",
+            "POST /r/cl0 HTTP/1.1\r\nHost: t\r\nContent-Length: 005\r\n\r\nhello",
+            &[200],
+            false,
+        )
+        .forwards(Fwd {
+            body: b"hello".to_vec(),
+            ..fwd("/r/cl0")
+        }),
         case(
             "a Content-Length body",
             "POST /r/cl HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
@@ -1069,6 +1130,26 @@ fn cases() -> Vec<Case> {
         )
         .forwards(fwd("/r/close")),
         case(
+            "nothing after Connection: close is read",
+            "GET /r/close HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n\
+             GET /r/after-close HTTP/1.1\r\nHost: t\r\n\r\n",
+            &[200],
+            true,
+        )
+        .forwards(fwd("/r/close")),
+        // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored
+        // (and no 1xx may go to an HTTP/1.0 client, RFC 9110 §15.2).
+        case(
+            "Expect: 100-continue from an HTTP/1.0 client",
+            "POST /r/e10 HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+            &[200],
+            true,
+        )
+        .forwards(Fwd {
+            body: b"hello".to_vec(),
+            ..fwd10("/r/e10")
+        }),
+        case(
             "HTTP/1.0 closes by default",
             "GET /r/h10 HTTP/1.0\r\nHost: t\r\n\r\n",
             &[200],
@@ -1087,8 +1168,8 @@ fn cases() -> Vec<Case> {
             has: vec!["X-Keep: yes"],
             lacks: vec![
                 "x-hop",
-                "keep-alive:",
-                "te:",
+                "\r\nkeep-alive:",
+                "\r\nte:",
                 "upgrade",
                 "websocket",
                 "proxy-connection",
@@ -1123,6 +1204,27 @@ fn cases() -> Vec<Case> {
             true,
         ),
         case(
+            "Max-Forwards is decremented on TRACE",
+            "TRACE /r/tr HTTP/1.1\r\nHost: t\r\nMax-Forwards: 1\r\n\r\n",
+            &[200],
+            false,
+        )
+        .forwards(Fwd {
+            has: vec!["Max-Forwards: 0"],
+            ..fwd("/r/tr")
+        }),
+        // An empty Host is a valid field value (RFC 9110 §7.2): forwarded as it came.
+        case(
+            "an empty Host",
+            "GET /r/empty-host HTTP/1.1\r\nHost: \r\n\r\n",
+            &[200],
+            false,
+        )
+        .forwards(Fwd {
+            has: vec!["Host: "],
+            ..fwd("/r/empty-host")
+        }),
+        case(
             "an unknown expectation",
             "GET /r/x HTTP/1.1\r\nHost: t\r\nExpect: teapot\r\n\r\n",
             &[417],
@@ -1144,12 +1246,17 @@ fn cases() -> Vec<Case> {
             via: "Via: 1.0 fred, 1.1 xgate",
             ..fwd("/r/via")
         }),
-        // KNOWN: on the kernel path, a chunked request body of more than about 16 KiB does
-        // not reach the upstream: the gateway re-chunks it correctly up to some point (here
-        // 45,253 bytes of the 200,000 arrived, in whole chunks, byte-exact), then closes the
-        // upstream connection and resets the client's, with no answer. Want: the body
-        // whole and the upstream's 200, as on the bypass path. Asserted on the bypass only
-        // until fixed.
+        // KNOWN: on the kernel path, a chunked request body of a few tens of KiB (17,000
+        // bytes in 1,000-byte chunks; 40,000 in one chunk; 20,000 in one chunk still passes)
+        // does not reach the upstream: the gateway re-chunks it correctly up to some point
+        // (in one run 45,253 of 200,000 bytes arrived, in whole chunks, byte-exact), then
+        // closes the upstream connection and resets the client's, with no answer; the kernel
+        // path counts one error and the pool one abandoned exchange. A Content-Length body
+        // of 400 KB goes through. A guess at the cause: the stream's input-overflow rule
+        // (`Aborted(InputOverflow)` in core/src/stream/mod.rs when unconsumed input leaves
+        // less than a receive's room) meets a body the chunked decoder is not consuming.
+        // Want: the body whole and the upstream's 200, as on the bypass path. Asserted on
+        // the bypass only until fixed.
         Case {
             ports: &[BYPASS],
             ..chunked_upload("/r/big-chunked", 200_000, 65_536)
@@ -1220,6 +1327,9 @@ fn check_case(topo: &Topology, rec: &Recorder, port: u16, c: &Case) -> Result<()
             Some(r) => answers.push(r),
             None => break,
         }
+    }
+    if conn.interim > 0 {
+        return Err(format!("{} interim answers no one asked for", conn.interim));
     }
     let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
     if statuses != c.answers {
