@@ -489,16 +489,6 @@ fn nginx_behind_the_gateway_answers_byte_exact_on_both_paths() {
             ("cl", vec![]),
             ("chunked", vec!["-H", "Transfer-Encoding: chunked"]),
         ] {
-            if port == KERNEL && name == "chunked" {
-                // KNOWN: on the kernel path a chunked request body of more than a few dozen
-                // KiB (curl's 64 KiB chunks) does not reach the upstream whole: nginx logs
-                // "client prematurely closed connection" (the gateway closed the upstream
-                // connection mid-body; nginx's access log says 400) and the client's
-                // connection is reset. The bypass path forwards the same upload byte-exact.
-                // The same cut, with the bytes the upstream got, is the KNOWN chunked upload
-                // of `cases()` below. Left out until fixed.
-                continue;
-            }
             let target = format!("/dav/{port}-{name}.bin");
             let mut args = vec!["-T", file];
             args.extend(extra);
@@ -1246,25 +1236,8 @@ fn cases() -> Vec<Case> {
             via: "Via: 1.0 fred, 1.1 xgate",
             ..fwd("/r/via")
         }),
-        // KNOWN: on the kernel path, a chunked request body of a few tens of KiB (17,000
-        // bytes in 1,000-byte chunks; 40,000 in one chunk; 20,000 in one chunk still passes)
-        // does not reach the upstream: the gateway re-chunks it correctly up to some point
-        // (in one run 45,253 of 200,000 bytes arrived, in whole chunks, byte-exact), then
-        // closes the upstream connection and resets the client's, with no answer; the kernel
-        // path counts one error and the pool one abandoned exchange. A Content-Length body
-        // of 400 KB goes through. A guess at the cause: the stream's input-overflow rule
-        // (`Aborted(InputOverflow)` in core/src/stream/mod.rs when unconsumed input leaves
-        // less than a receive's room) meets a body the chunked decoder is not consuming.
-        // Want: the body whole and the upstream's 200, as on the bypass path. Asserted on
-        // the bypass only until fixed.
-        Case {
-            ports: &[BYPASS],
-            ..chunked_upload("/r/big-chunked", 200_000, 65_536)
-        },
-        Case {
-            ports: &[BYPASS],
-            ..chunked_upload("/r/small-chunked", 20_000, 4_096)
-        },
+        chunked_upload("/r/big-chunked", 200_000, 65_536),
+        chunked_upload("/r/small-chunked", 20_000, 4_096),
         case(
             "Max-Forwards is decremented on OPTIONS",
             "OPTIONS /r/mf HTTP/1.1\r\nHost: t\r\nMax-Forwards: 3\r\n\r\n",

@@ -356,7 +356,7 @@ impl StreamConn {
     /// HTTP consume input and produce output once the previous output is sent, tells it about
     /// the peer's FIN after the last input, and decides the end: `Finishing` (or `Closed` if
     /// the peer has closed too) when HTTP is done (or `draining` and no input is waiting),
-    /// `Aborted(InputOverflow)` when input can never fit. Lingering, it drops input and
+    /// `Aborted(InputOverflow)` when input can never fit (not input held for an upstream). Lingering, it drops input and
     /// closes at the peer's FIN.
     pub fn advance(&mut self, now: Instant, app: &App, draining: bool) -> Advance {
         self.advance_logged(now, app, draining, None)
@@ -431,7 +431,13 @@ impl StreamConn {
             }
             return Advance::Processed;
         }
-        if self.input.len() - self.in_len < self.config.recv_len && !self.eof {
+        // Input held for an upstream (a body waiting for room in the upstream's send buffer,
+        // requests pipelined behind a forwarded one) is backpressure, not overflow: no
+        // receive is posted until HTTP takes some (`wants_recv`), and the client's TCP window
+        // closes.
+        let held_for_upstream = self.http.is_forwarding() || self.http.upstream_request().is_some();
+        if self.input.len() - self.in_len < self.config.recv_len && !self.eof && !held_for_upstream
+        {
             self.state = Lifecycle::Aborted(AbortReason::InputOverflow);
         }
         Advance::Processed

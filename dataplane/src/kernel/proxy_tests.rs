@@ -203,3 +203,84 @@ fn a_refused_upstream_is_a_502_and_the_other_server_takes_the_retry() {
     let (head, _) = read_response(&mut r);
     assert!(head.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{head}");
 }
+
+/// An upstream that waits before reading (its socket buffers fill and the gateway's upstream
+/// send buffer with them), then reads one chunked request body whole and answers with the
+/// length of its decoded data.
+fn slow_chunked_sink(delay: std::time::Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        std::thread::sleep(delay);
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut out = stream;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+        }
+        let mut data = 0usize;
+        loop {
+            let mut size = String::new();
+            if reader.read_line(&mut size).unwrap_or(0) == 0 {
+                return;
+            }
+            let n = usize::from_str_radix(size.trim_end(), 16).unwrap();
+            let mut chunk = vec![0u8; n + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            data += n;
+        }
+        let answer = data.to_string();
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        let _ = out.write_all(reply.as_bytes());
+    });
+    addr
+}
+
+#[test]
+fn a_chunked_body_waiting_for_a_slow_upstream_is_held_back_not_cut() {
+    // More than the connection's input buffer and every socket buffer on the way can hold,
+    // so the client's input waits in the gateway until the upstream reads.
+    const BODY: usize = 4 * 1024 * 1024;
+    let sink = slow_chunked_sink(std::time::Duration::from_millis(500));
+    let gw = serve(proxy_app(&[sink]));
+    let (mut s, mut r) = client(gw.addr);
+    // A connection the gateway cut fails the writes instead of blocking them forever.
+    s.set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let writer = std::thread::spawn(move || -> std::io::Result<TcpStream> {
+        write!(
+            s,
+            "POST /api/upload HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )?;
+        let chunk = vec![b'z'; 40_000];
+        let mut sent = 0;
+        while sent < BODY {
+            let n = chunk.len().min(BODY - sent);
+            write!(s, "{n:x}\r\n")?;
+            s.write_all(&chunk[..n])?;
+            s.write_all(b"\r\n")?;
+            sent += n;
+        }
+        s.write_all(b"0\r\n\r\n")?;
+        Ok(s)
+    });
+    let sent = writer.join().unwrap();
+    assert!(sent.is_ok(), "the gateway cut the upload: {sent:?}");
+    let (head, answer) = read_response(&mut r);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(answer, BODY.to_string());
+}
