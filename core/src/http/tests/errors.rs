@@ -121,6 +121,10 @@ fn malformed_request_lines_are_400() {
         b"GET /health HTTP/1.1\r\n: x\r\n\r\n",
         b"GET /health HTTP/1.1\r\nHost: x\x7f\r\n\r\n",
         b"GET /h\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+        // RFC 9112 §3.2: a request-target has no fragment.
+        b"GET /health#top HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /health?q=1# HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET http://x/health#f HTTP/1.1\r\nHost: x\r\n\r\n",
     ] {
         assert_refused(input, 400, "Bad Request");
     }
