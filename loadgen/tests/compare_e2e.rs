@@ -175,7 +175,11 @@ fn quick_proxy_comparison_forwards_through_every_proxy() {
         "loadgen-proxy-test",
         &["--network", "veth", "--scenario", "proxy", "--no-wrk"],
     );
-    let summary = std::fs::read_to_string(out.join("veth.md")).expect("veth.md");
+    // Its own summary, beside where the gateway comparison's goes.
+    let summary = std::fs::read_to_string(out.join("proxy-veth.md")).expect("proxy-veth.md");
+    assert!(!out.join("veth.md").exists());
+    let chart = out.join("charts").join("proxy-veth-throughput.svg");
+    assert!(chart.is_file(), "{}", chart.display());
     for needle in [
         "| proxied keep-alive GET (2 B), 64 conns |",
         "| proxied POST 1 KiB (2 B answer), 64 conns |",

@@ -13,8 +13,10 @@
 //!    `/proc/stat` around it ([`machine`]). After the keep-alive and bytes-16k scenarios it
 //!    runs wrk the same way, as a cross-check of loadgen's own figure. The proxy comparison
 //!    starts its origin once per network, before any target, pinned off the server's core.
-//! 4. Writes `runs/<time>-<commit>.json` (every figure), `runs/<time>-<commit>.md` and
-//!    `summary.md` (the latest summary, [`report`]) and `charts/*.svg` ([`svg`]).
+//! 4. Writes, for each network, `runs/<time>-<commit>-<network>.json` (every figure) and
+//!    `.md`, and the latest summary ([`report`]), `<network>.md` and `charts/<network>-*.svg`
+//!    ([`svg`]); the proxy comparison's summary is `proxy-<network>.md` and
+//!    `charts/proxy-<network>-*.svg`, so it leaves the gateway comparison's in place.
 //!
 //! Everything it starts is stopped by PID and the namespaces are deleted, also on error or
 //! Ctrl-C.
@@ -80,7 +82,9 @@ impl CompareError {
 /// `loadgen compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// Where results go (`runs/`, `summary.md`, `charts/`).
+    /// Where results go: `runs/<time>-<commit>-<network>.{json,md}`, and the latest summary,
+    /// `<network>.md` and `charts/<network>-*.svg`, or with the proxy scenarios
+    /// `proxy-<network>.md` and `charts/proxy-<network>-*.svg`.
     #[arg(long, value_name = "DIR", default_value = "bench-results")]
     pub out: PathBuf,
     /// The xgate binary (default: beside this loadgen, else in PATH).
@@ -1031,29 +1035,13 @@ fn wait_output(
     })
 }
 
+/// Writes [`RunRecord::files`].
 fn write_results(out: &Path, record: &RunRecord) -> Result<Vec<PathBuf>, CompareError> {
-    let runs = out.join("runs");
-    let charts = out.join("charts");
-    for d in [&runs, &charts] {
-        std::fs::create_dir_all(d).map_err(|e| CompareError::io(d, e))?;
-    }
-    let stamp = record.started_utc.replace([':', '-'], "");
-    let network = record.config.network.name();
-    let base = format!("{stamp}-{}-{network}", record.commit);
-    let md = record.markdown();
-    let mut files = vec![
-        (
-            runs.join(format!("{base}.json")),
-            serde_json::to_string_pretty(record).expect("plain data") + "\n",
-        ),
-        (runs.join(format!("{base}.md")), md.clone()),
-        (out.join(format!("{network}.md")), md),
-    ];
-    for (name, svg) in record.charts() {
-        files.push((charts.join(format!("{network}-{name}.svg")), svg));
+    for d in [out.join("runs"), out.join("charts")] {
+        std::fs::create_dir_all(&d).map_err(|e| CompareError::io(&d, e))?;
     }
     let mut written = Vec::new();
-    for (path, text) in files {
+    for (path, text) in record.files(out) {
         std::fs::write(&path, text).map_err(|e| CompareError::io(&path, e))?;
         written.push(path);
     }

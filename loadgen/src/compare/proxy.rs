@@ -307,16 +307,26 @@ backend origin
 
 /// Whether a run of these scenarios is the proxy comparison (every scenario a proxy one) or
 /// the gateway comparison (none); a mix is refused, since HAProxy answers only the first and
-/// the origin would run beside the second.
+/// the origin would run beside the second. The refusal names both halves of the mix and the
+/// two commands to run instead.
 pub fn is_proxy_run(scenarios: &[Scenario]) -> Result<bool, String> {
-    let proxy = scenarios.iter().filter(|s| s.is_proxy()).count();
-    match proxy {
-        0 => Ok(false),
-        n if n == scenarios.len() => Ok(true),
-        _ => Err(
-            "the proxy scenarios run on their own (`--scenario proxy`), not beside the gateway's"
-                .into(),
-        ),
+    let (proxy, gateway): (Vec<Scenario>, Vec<Scenario>) =
+        scenarios.iter().partition(|s| s.is_proxy());
+    match (proxy.is_empty(), gateway.is_empty()) {
+        (true, _) => Ok(false),
+        (false, true) => Ok(true),
+        (false, false) => {
+            let names = |v: &[Scenario]| v.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
+            Err(format!(
+                "the proxy scenarios ({}) and the gateway's ({}) cannot run in one `loadgen \
+                 compare`: the first measure proxies forwarding to an origin, the second \
+                 servers answering themselves, and each writes its own summary \
+                 (proxy-<network>.md, <network>.md); run them as two commands, `--scenario \
+                 proxy` (or proxy scenarios by name) and the gateway's scenarios",
+                names(&proxy),
+                names(&gateway)
+            ))
+        }
     }
 }
 
@@ -408,6 +418,12 @@ mod tests {
         assert_eq!(is_proxy_run(&Scenario::PROXY), Ok(true));
         assert_eq!(is_proxy_run(&Scenario::ALL), Ok(false));
         assert_eq!(is_proxy_run(&[]), Ok(false));
-        assert!(is_proxy_run(&[Scenario::KeepAlive, Scenario::ProxyGet]).is_err());
+        let e =
+            is_proxy_run(&[Scenario::KeepAlive, Scenario::ProxyGet, Scenario::Echo1k]).unwrap_err();
+        assert!(
+            e.contains("proxy scenarios (proxy-get) and the gateway's (keep-alive, echo-1k)"),
+            "{e}"
+        );
+        assert!(e.contains("run them as two commands"), "{e}");
     }
 }

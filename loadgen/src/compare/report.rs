@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +132,20 @@ pub struct RunConfig {
     pub lab_rates: Vec<LabRate>,
 }
 
+impl RunConfig {
+    /// The name of this run's latest summary in `--out` (`<name>.md`, `charts/<name>-*.svg`):
+    /// the network's for the gateway comparison, `proxy-<network>` for the proxy comparison,
+    /// so that neither overwrites the other's.
+    pub fn summary_name(&self) -> String {
+        let network = self.network.name();
+        if self.origin_core.is_some() {
+            format!("proxy-{network}")
+        } else {
+            network.to_string()
+        }
+    }
+}
+
 /// The highest open-loop rate of one workload in the lab (its other levels are shares of it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabRate {
@@ -240,6 +255,35 @@ impl RunRecord {
                 && m.scenario == scenario
                 && m.offered.is_none_or(|o| o.level == RateLevel::Fixed)
         })
+    }
+
+    /// Every file this run writes under `out`, with its text: `runs/<time>-<commit>-<network>`
+    /// `.json` (every figure) and `.md`, and the latest summary, `<summary name>.md` and
+    /// `charts/<summary name>-<chart>.svg` ([`RunConfig::summary_name`]). The `runs/` names
+    /// need no `proxy-`: the time, to the second, is when this network's run started, which
+    /// lasts minutes, so only two comparisons running at once could share a name, and those
+    /// would measure each other on the same pinned cores; the record itself says which
+    /// comparison it is.
+    pub fn files(&self, out: &Path) -> Vec<(PathBuf, String)> {
+        let stamp = self.started_utc.replace([':', '-'], "");
+        let run = format!("{stamp}-{}-{}", self.commit, self.config.network.name());
+        let summary = self.config.summary_name();
+        let md = self.markdown();
+        let mut files = vec![
+            (
+                out.join("runs").join(format!("{run}.json")),
+                serde_json::to_string_pretty(self).expect("plain data") + "\n",
+            ),
+            (out.join("runs").join(format!("{run}.md")), md.clone()),
+            (out.join(format!("{summary}.md")), md),
+        ];
+        for (chart, svg) in self.charts() {
+            files.push((
+                out.join("charts").join(format!("{summary}-{chart}.svg")),
+                svg,
+            ));
+        }
+        files
     }
 
     /// The charts of this record: (name, SVG).
@@ -767,6 +811,92 @@ mod tests {
         assert!(!r.markdown().contains("shares the client's CPU"));
         let charts: Vec<&str> = r.charts().iter().map(|c| c.0).collect();
         assert_eq!(charts, ["throughput"]);
+    }
+
+    /// The names of the files `r` writes under `out/`, relative to it.
+    fn file_names(r: &RunRecord) -> Vec<String> {
+        let out = Path::new("out");
+        r.files(out)
+            .into_iter()
+            .map(|(p, _)| p.strip_prefix(out).unwrap().display().to_string())
+            .collect()
+    }
+
+    /// A proxy comparison's record on `network` (one measurement is enough for the names).
+    fn proxy_record(network: Network) -> RunRecord {
+        let mut r = record();
+        r.config.network = network;
+        r.config.targets = Target::PROXY.to_vec();
+        r.config.scenarios = vec![Scenario::ProxyGet];
+        r.config.origin_core = Some(0);
+        r.measurements = vec![m(
+            Target::XgateBypass,
+            Scenario::ProxyGet,
+            0,
+            90.0,
+            0.0,
+            0.0,
+        )];
+        r
+    }
+
+    #[test]
+    fn the_gateway_comparison_s_summary_is_named_after_the_network() {
+        assert_eq!(
+            file_names(&record()),
+            [
+                "runs/20261122T060000Z-abc1234-veth.json",
+                "runs/20261122T060000Z-abc1234-veth.md",
+                "veth.md",
+                "charts/veth-throughput.svg",
+                "charts/veth-latency.svg",
+            ]
+        );
+        let mut lab = record();
+        lab.config.network = Network::Lab;
+        assert_eq!(
+            file_names(&lab),
+            [
+                "runs/20261122T060000Z-abc1234-lab.json",
+                "runs/20261122T060000Z-abc1234-lab.md",
+                "lab.md",
+                "charts/lab-server-core-cost.svg",
+                "charts/lab-server-core-capacity.svg",
+            ]
+        );
+    }
+
+    /// The names of the summaries committed in bench-results/ (renamed by hand before the
+    /// tool named them), so that a new run replaces them.
+    #[test]
+    fn the_proxy_comparison_s_summary_is_named_proxy_and_leaves_the_gateway_s_in_place() {
+        assert_eq!(
+            file_names(&proxy_record(Network::Veth)),
+            [
+                "runs/20261122T060000Z-abc1234-veth.json",
+                "runs/20261122T060000Z-abc1234-veth.md",
+                "proxy-veth.md",
+                "charts/proxy-veth-throughput.svg",
+            ]
+        );
+        assert_eq!(
+            file_names(&proxy_record(Network::Lab)),
+            [
+                "runs/20261122T060000Z-abc1234-lab.json",
+                "runs/20261122T060000Z-abc1234-lab.md",
+                "proxy-lab.md",
+                "charts/proxy-lab-server-core-cost.svg",
+                "charts/proxy-lab-server-core-capacity.svg",
+            ]
+        );
+        // What each file holds is the run's own: the record, its summary, its charts.
+        let r = proxy_record(Network::Veth);
+        let files = r.files(Path::new("out"));
+        let back: RunRecord = serde_json::from_str(&files[0].1).unwrap();
+        assert_eq!(back.config.origin_core, Some(0));
+        assert_eq!(files[1].1, r.markdown());
+        assert_eq!(files[2].1, r.markdown());
+        assert!(files[3].1.starts_with("<svg"), "{}", files[3].1);
     }
 
     #[test]
