@@ -58,6 +58,10 @@ use idle::IdlePool;
 use ring::{split_user_data, user_data, Op, Ring, GEN_MASK, REAP_BATCH};
 pub use side::{UpstreamSide, UpstreamSideConfig};
 
+/// `IORING_RECVSEND_POLL_FIRST` (linux/io_uring.h, since 5.19): a receive waits for the
+/// socket to be readable before its first attempt (the io-uring crate does not export it).
+const RECVSEND_POLL_FIRST: u16 = 1;
+
 /// The sizes and bounds of one thread's table.
 #[derive(Debug, Clone)]
 pub struct UpstreamConnsConfig {
@@ -266,6 +270,12 @@ struct ConnSlot {
     connect_pending: bool,
     send_pending: bool,
     recv_pending: bool,
+    /// The last receive took less than it asked for: the socket had nothing more, and the
+    /// next bytes come only after the next request, so the next receive waits for them
+    /// (`IORING_RECVSEND_POLL_FIRST`) instead of first failing an attempt on an empty socket.
+    recv_drained: bool,
+    /// What the receive in flight asked for.
+    recv_asked: u32,
     /// The upstream closed its side.
     eof: bool,
     /// The connect failed or the connection reset: no more operations.
@@ -292,6 +302,8 @@ impl ConnSlot {
             connect_pending: false,
             send_pending: false,
             recv_pending: false,
+            recv_drained: true,
+            recv_asked: 0,
             eof: false,
             broken: false,
             dirty: false,
@@ -443,6 +455,7 @@ impl UpstreamConns {
         s.recv.clear();
         s.eof = false;
         s.broken = false;
+        s.recv_drained = true;
         let entry = opcode::Connect::new(types::Fd(fd), s.addr.as_ptr(), s.addr.len)
             .build()
             .user_data(user_data(Op::Connect, index, s.sock_gen));
@@ -663,6 +676,11 @@ impl UpstreamConns {
             if s.recv.room_len() > 0 {
                 let len = u32::try_from(s.recv.room_len()).unwrap_or(u32::MAX);
                 let entry = opcode::Recv::new(types::Fd(s.fd), s.recv.room_ptr(), len)
+                    .ioprio(if s.recv_drained {
+                        RECVSEND_POLL_FIRST
+                    } else {
+                        0
+                    })
                     .build()
                     .user_data(user_data(Op::Recv, index, s.sock_gen));
                 // SAFETY: the kernel writes at most `len` bytes into the free room of the
@@ -672,6 +690,7 @@ impl UpstreamConns {
                 // completion; `Drop` waits for in-flight operations or leaks the slots.
                 if unsafe { self.ring.push(&entry) } {
                     s.recv_pending = true;
+                    s.recv_asked = len;
                 } else {
                     retry = true;
                 }
@@ -767,6 +786,7 @@ impl UpstreamConns {
                 events.push(UpstreamEvent::Sent(self.id_of(index)));
             }
             Op::Recv if res > 0 => {
+                s.recv_drained = (res as u32) < s.recv_asked;
                 s.recv.commit(res as usize);
                 self.stats.bytes_received += res as u64;
                 if idle {
