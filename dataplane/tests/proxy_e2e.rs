@@ -496,6 +496,41 @@ fn proxied_requests_in_flight_survive_a_bypass_switch_and_a_sigterm_drain() {
     assert!(status.success(), "xgate exited with {status}");
 }
 
+/// kill -9 of a gateway with a proxied request at the upstream: the kernel-path client sees
+/// its connection fail at once, new connections to the bypass port are refused at once by the
+/// kernel (no XDP program left steering into a dead socket), and a kernel server that takes
+/// the port is reached (issue 13, live operations: the fail-safe holds for a proxy). A bypass
+/// connection's state dies with the process: its peer learns at its next segment, which the
+/// kernel answers with a RST (`tests/bypass_e2e.rs`).
+#[test]
+fn a_gateway_killed_with_requests_at_the_upstream_falls_back_to_the_kernel() {
+    if !is_root() {
+        eprintln!("skipping a_gateway_killed_with_requests_at_the_upstream_falls_back_to_the_kernel: needs root");
+        return;
+    }
+    let mut topo = Topology::create();
+    let dir = TempDir::new(&format!("{}-proxy-kill", topo.name));
+    start_upstream(&mut topo);
+    let config = config_file(&dir, &topo);
+    let gw = start_xgate(&mut topo, &config);
+    let slow = spawn_curl(&topo, KERNEL, "/api/slow/3000");
+    std::thread::sleep(Duration::from_millis(400));
+    topo.stop_child(gw); // SIGKILL, by PID
+    let killed = std::time::Instant::now();
+    let (code, body) = collect(slow);
+    assert_ne!(code, "200", "answered by a killed gateway? {body}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "the client waited for its timeout instead of seeing the connection fail"
+    );
+    topo.assert_refused_without_xdp(BYPASS, killed);
+    let (_listener, _lines) = topo.start_listener(BYPASS);
+    assert!(
+        topo.client_connect(BYPASS, None, 3),
+        "a kernel server on the port is not reached"
+    );
+}
+
 /// One of three upstreams killed under keep-alive load: no client request fails (a request
 /// caught at the dying server is retried on another; the dead one is then ejected), on both
 /// paths (issue 13's test list).
