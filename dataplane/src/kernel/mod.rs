@@ -61,6 +61,7 @@ use crate::access::{AccessSink, PathKind};
 use crate::answers::Served;
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
+use crate::proxy::forwarder::{Direct, HttpDriver};
 use crate::sessions::{HttpSessions, Session};
 use crate::stream::{AbortReason, Advance, Lifecycle, StreamConfig, StreamConn};
 use crate::sys::socket;
@@ -844,16 +845,12 @@ impl KernelPath {
                         forwarder.process(index, now, app, http, peer, input, output, log)
                     })
                 }
+                // No upstream side: a request routed upstream is answered 502 (`Direct`).
                 _ => {
-                    let advance = c.stream.advance_logged(now, app, draining, log);
-                    // Routed upstream with no upstream side to take it.
-                    let http = c.stream.http_mut();
-                    if http.upstream_request().is_some() {
-                        http.answer_upstream_request(app, 502);
-                        Advance::Again
-                    } else {
-                        advance
-                    }
+                    let peer = c.peer;
+                    c.stream.advance_with(now, draining, |http, input, output| {
+                        Direct.process(index, now, app, http, peer, input, output, log)
+                    })
                 }
             };
             if advance != Advance::Waiting {
