@@ -1,7 +1,9 @@
 //! Thin, safe wrappers over the system calls the running process makes outside the rings and
-//! the BPF loader, so that their `unsafe` sits in one place with its reasons.
+//! the BPF loader, so that their `unsafe` sits in one place with its reasons; and the tag both
+//! io_uring tables put on their operations (`user_data`).
 
 pub mod socket;
+pub mod user_data;
 
 /// Fills `buf` from the kernel's random source (`getrandom(2)`; blocks only until the pool is
 /// first initialised, at boot).
