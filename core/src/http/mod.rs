@@ -327,6 +327,39 @@ enum WriteEnd {
 }
 
 /// Copies `src[*pos..]` into `out[*produced..]`; true when all of `src` has been copied.
+/// Reads the fields of `head` (a head `parse` accepted, of at most `N` fields) and writes the
+/// head the upstream gets by `rules` at the start of `out`. Returns the fields, the origin-form
+/// target and what `write_head` said; `None` for a target without an origin-form.
+fn forwarded_head<'h, const N: usize>(
+    rules: &ForwardRules,
+    head: &'h [u8],
+    body: BodyFraming,
+    start: &UpstreamStart<'_>,
+    out: &mut [u8],
+) -> Option<(head::Fields<'h>, &'h [u8], Result<usize, ForwardError>)> {
+    let mut slots: [(&[u8], &[u8]); N] = [(&[], &[]); N];
+    let fields = head::fields(head, &mut slots)?;
+    let target = head::origin_form(fields.target)?;
+    let host = head::absolute_authority(fields.target)
+        .or(fields.host)
+        .or(Some(start.fallback_host));
+    let client_request = ClientRequest {
+        method: fields.method,
+        target,
+        version_minor: fields.version_minor,
+        host,
+        headers: &slots[..fields.count],
+        body,
+    };
+    let written = rules.write_head(
+        &client_request,
+        start.client,
+        start.upstream_keep_alive,
+        out,
+    );
+    Some((fields, target, written))
+}
+
 fn copy_out(src: &[u8], pos: &mut usize, out: &mut [u8], produced: &mut usize) -> bool {
     let n = (src.len() - *pos).min(out.len() - *produced);
     out[*produced..*produced + n].copy_from_slice(&src[*pos..*pos + n]);
@@ -1225,38 +1258,27 @@ impl HttpConn {
             self.refuse(app, 500);
             return UpstreamStarted::Answered;
         };
-        let mut slots: [(&[u8], &[u8]); head::MAX_HEADERS_CAP] =
-            [(&[], &[]); head::MAX_HEADERS_CAP];
-        let Some(fields) = head::fields(head_bytes, &mut slots) else {
-            self.refuse(app, 400);
-            return UpstreamStarted::Answered;
-        };
-        let Some(target) = head::origin_form(fields.target) else {
-            self.refuse(app, 400);
-            return UpstreamStarted::Answered;
-        };
-        let host = head::absolute_authority(fields.target)
-            .or(fields.host)
-            .or(Some(start.fallback_host));
         let body = match req.framing {
             Framing::None => BodyFraming::None,
             Framing::Length(n) => BodyFraming::Length(n),
             Framing::Chunked => BodyFraming::Chunked,
         };
-        let client_request = ClientRequest {
-            method: fields.method,
-            target,
-            version_minor: fields.version_minor,
-            host,
-            headers: &slots[..fields.count],
-            body,
+        // Slots for the head's fields, as few as it needs: most heads have a handful.
+        let forwarded = if usize::from(req.field_count) <= head::FEW_FIELDS {
+            forwarded_head::<{ head::FEW_FIELDS }>(rules, head_bytes, body, start, upstream_out)
+        } else {
+            forwarded_head::<{ head::MAX_HEADERS_CAP }>(
+                rules,
+                head_bytes,
+                body,
+                start,
+                upstream_out,
+            )
         };
-        let written = rules.write_head(
-            &client_request,
-            start.client,
-            start.upstream_keep_alive,
-            upstream_out,
-        );
+        let Some((fields, target, written)) = forwarded else {
+            self.refuse(app, 400);
+            return UpstreamStarted::Answered;
+        };
         let produced = match written {
             Ok(n) => n,
             Err(ForwardError::MaxForwardsZero) => {
