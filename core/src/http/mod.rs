@@ -944,16 +944,23 @@ impl HttpConn {
                         self.abort(now, self.totals(consumed, produced));
                         break;
                     }
+                    // A refusal replaces the answer: it is written in this call even when
+                    // the step that ended the answer moved nothing (a failed exchange).
                     WriteEnd::Refused(status) => {
                         self.stats.body_errors += 1;
                         self.uncount_response(200);
                         self.refuse(app, status);
+                        continue;
                     }
                     WriteEnd::BodyRefused(status) => {
                         self.stats.body_errors += 1;
                         self.refuse(app, status);
+                        continue;
                     }
-                    WriteEnd::Gateway(status) => self.refuse(app, status),
+                    WriteEnd::Gateway(status) => {
+                        self.refuse(app, status);
+                        continue;
+                    }
                     WriteEnd::UpstreamAborted => {
                         self.abort(now, self.totals(consumed, produced));
                         break;

@@ -473,15 +473,18 @@ impl<T: UpstreamTable> Forwarder<T> {
             self.legs.resize_with(slot + 1, Leg::default);
         }
         let mut total = Progress::default();
-        // Each round either moves bytes or changes a leg's state; a request is started,
-        // retried and settled once each, so the rounds are few. The bound is a backstop.
+        // `HttpConn` runs each call until it stops moving, so a round runs it again only when
+        // something it works with changed since: an exchange started or retried, or the
+        // upstream's buffers or state moved under a running exchange. A request is started,
+        // retried and settled once each, so the rounds are few; the bound is a backstop.
         for _ in 0..64 {
-            let mut moved = false;
-            let p = self.run_http(slot, now, app, http, input, output, &mut total, &mut log);
-            moved |= p;
+            let moved = self.run_http(slot, now, app, http, input, output, &mut total, &mut log);
+            let mut again = false;
             if self.legs[slot].exchange.is_some() {
                 let log_conn = log.as_mut().map(|l| &mut *l.conn);
-                moved |= self.after_exchange(slot, now, http, log_conn);
+                let changed = self.after_exchange(slot, now, http, log_conn);
+                // Settled: the connection is where its last call left it, with nothing new.
+                again = self.legs[slot].exchange.is_some() && (moved || changed);
             }
             if self.legs[slot].exchange.is_none() {
                 if let Some(req) = http.upstream_request() {
@@ -492,10 +495,10 @@ impl<T: UpstreamTable> Forwarder<T> {
                     {
                         total.consumed += consumed;
                     }
-                    moved = true;
+                    again = true;
                 }
             }
-            if !moved {
+            if !again {
                 break;
             }
         }

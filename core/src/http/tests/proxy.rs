@@ -451,6 +451,39 @@ fn a_connect_failure_is_a_502_and_the_connection_closes() {
 }
 
 #[test]
+fn a_failed_exchange_is_answered_in_the_call_that_finds_it_failed() {
+    // The call moves nothing of the exchange's, yet its refusal is written there and then: a
+    // caller runs the connection again only when something changed, not to finish an answer.
+    let mut h = Harness::new();
+    h.client(T0, b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.exchange.as_mut().unwrap().connect_failed(T0);
+    let mut out = vec![0u8; 4096];
+    let mut io = UpstreamIo {
+        exchange: h.exchange.as_mut().unwrap(),
+        input: &[],
+        output: &mut [],
+        retry: false,
+        consumed: 0,
+        produced: 0,
+    };
+    let p = h
+        .http
+        .process_proxied(T0, &h.app, &h.client_in, &mut out, &mut io, None);
+    let answer = String::from_utf8_lossy(&out[..p.produced]);
+    assert!(
+        answer.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{answer}"
+    );
+    assert!(!h.http.is_forwarding());
+    let again = h.http.process(T0, &h.app, &[], &mut out);
+    assert_eq!(
+        (again.consumed, again.produced),
+        (0, 0),
+        "nothing left to write"
+    );
+}
+
+#[test]
 fn no_response_within_the_read_timeout_is_a_504() {
     let mut h = Harness::new();
     h.client(T0, b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n");
