@@ -897,6 +897,12 @@ impl HttpConn {
             }
             self.refuse(app, 408);
         }
+        if input.is_empty() && self.waits_for_a_head() {
+            // Nothing to parse and nothing under way: the call a transport makes again after
+            // one that moved (until nothing moves) ends here, before the parse and the loop.
+            self.blocked_on_output = false;
+            return Progress::default();
+        }
         let mut consumed = 0;
         let mut produced = 0;
         loop {
@@ -1087,6 +1093,19 @@ impl HttpConn {
             }
             _ => 0,
         }
+    }
+
+    /// Between requests with no bytes of the next one: only input (or a timeout) can move
+    /// the connection, and no input makes no change to it.
+    fn waits_for_a_head(&self) -> bool {
+        !self.writer.active()
+            && self.read == Read::Head
+            && !self.close_after
+            && !self.eof
+            && self.deferred.is_none()
+            && self.upstream_wait.is_none()
+            && self.head_started.is_none()
+            && self.scan == ScanState::default()
     }
 
     /// The connection's bytes in and out including this `process` call's progress so far.
