@@ -1097,7 +1097,7 @@ impl HttpConn {
 
     /// Between requests with no bytes of the next one: only input (or a timeout) can move
     /// the connection, and no input makes no change to it.
-    fn waits_for_a_head(&self) -> bool {
+    pub(crate) fn waits_for_a_head(&self) -> bool {
         !self.writer.active()
             && self.read == Read::Head
             && !self.close_after

@@ -467,6 +467,32 @@ impl<T: UpstreamTable> Forwarder<T> {
         client: SocketAddr,
         input: &[u8],
         output: &mut [u8],
+        log: Option<AccessLogIo<'_>>,
+    ) -> Progress {
+        let no_exchange = self.legs.get(slot).is_none_or(|leg| leg.exchange.is_none());
+        if input.is_empty() && no_exchange && http.waits_for_a_head() {
+            // No request can come of no input, and no exchange runs: the connection's own
+            // call is all there is (a transport's extra rounds end here, without the legs').
+            return match log {
+                Some(io) => http.process_logged(now, app, input, output, io),
+                None => http.process(now, app, input, output),
+            };
+        }
+        self.run_legs(slot, now, app, http, client, input, output, log)
+    }
+
+    /// [`process`](Self::process) in rounds over the connection and its leg.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn run_legs(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        app: &App,
+        http: &mut HttpConn,
+        client: SocketAddr,
+        input: &[u8],
+        output: &mut [u8],
         mut log: Option<AccessLogIo<'_>>,
     ) -> Progress {
         if self.legs.len() <= slot {

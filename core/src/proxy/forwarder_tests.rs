@@ -366,6 +366,47 @@ fn a_head_that_fills_the_receive_buffer_unfinished_is_a_502_at_once() {
 }
 
 #[test]
+fn a_call_without_input_and_without_an_exchange_is_the_connections_own_call() {
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    let mut out = vec![0u8; 4096];
+    // A slot never seen, idle: nothing happens, and it works as any other afterwards.
+    let p = r.fwd.process(
+        3,
+        T0,
+        &r.app,
+        &mut r.http,
+        addr(CLIENT),
+        &[],
+        &mut out,
+        None,
+    );
+    assert_eq!(p, Progress::default());
+    assert!(!r.fwd.is_forwarding(3));
+    r.client(T0, b"GET /api/x HTTP/1.1\r\nHost: shop\r\n\r\n");
+    assert!(r.fwd.is_forwarding(0));
+    r.event(T0, UpstreamEvent::Connected);
+    r.answer(T0, OK);
+    assert!(r.take_client().starts_with("HTTP/1.1 200 OK\r\n"));
+    // Between requests, a timeout's answer still comes of a call without input.
+    let mut http = HttpConn::new(HttpLimits::default());
+    let _ = http.process(T0, &r.app, b"GET /he", &mut out);
+    let limits = HttpLimits::default();
+    http.handle_timeout(T0 + limits.header_timeout);
+    let p = r.fwd.process(
+        0,
+        T0 + limits.header_timeout,
+        &r.app,
+        &mut http,
+        addr(CLIENT),
+        &[],
+        &mut out,
+        None,
+    );
+    let answer = String::from_utf8_lossy(&out[..p.produced]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+}
+
+#[test]
 fn one_call_takes_an_exchange_to_its_end_and_the_answer_to_the_client() {
     // The call that settles an exchange, whether the upstream answered or failed, leaves
     // nothing for a next call: the rounds stop once nothing the connection works with changed.
