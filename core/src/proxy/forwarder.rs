@@ -811,7 +811,8 @@ impl<T: UpstreamTable> Forwarder<T> {
             self.stats[stat].counters.retried += 1;
             Settle::Ended
         };
-        let spec = self.settle_exchange(slot, now, how);
+        let spec = self.legs[slot].exchange.as_ref().map(|ex| *ex.spec());
+        self.settle_exchange(slot, now, how);
         let Some(mut spec) = spec else {
             let max_idle = if reused { self.legs[slot].keepalive } else { 0 };
             self.table.release(conn, max_idle, now);
@@ -846,15 +847,14 @@ impl<T: UpstreamTable> Forwarder<T> {
         self.drop_old_gens();
     }
 
-    /// [`settle`](Self::settle) without dropping generations; returns the exchange's spec.
-    fn settle_exchange(
-        &mut self,
-        slot: usize,
-        now: Instant,
-        how: Settle,
-    ) -> Option<super::exchange::ExchangeSpec> {
+    /// [`settle`](Self::settle) without dropping generations.
+    fn settle_exchange(&mut self, slot: usize, now: Instant, how: Settle) {
         let leg = &mut self.legs[slot];
-        let ex = leg.exchange.take()?;
+        // Read where it is and cleared at the end: the exchange is not moved out (a copy of a
+        // few hundred bytes per request).
+        let Some(ex) = leg.exchange.as_ref() else {
+            return;
+        };
         let end = match how {
             Settle::Ended => ex.end(),
             Settle::Abandoned | Settle::Stale => None,
@@ -895,7 +895,7 @@ impl<T: UpstreamTable> Forwarder<T> {
                 c.response_time.record(t);
             }
         }
-        Some(*ex.spec())
+        leg.exchange = None;
     }
 
     /// The generation of `config` on this thread, built on first use.
