@@ -10,6 +10,7 @@ use crate::app::{App, Handler};
 
 /// Upper bound on header fields httparse is given room for (on the stack, per parse).
 pub(crate) const MAX_HEADERS_CAP: usize = 128;
+const _: () = assert!(MAX_HEADERS_CAP <= u8::MAX as usize); // `Request::field_count`
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub(crate) struct Request {
     pub expect_continue: bool,
     /// RFC 9110 §9.2.2: the method is idempotent (a failed forward may be retried).
     pub idempotent: bool,
+    /// How many field lines the head has (at most [`MAX_HEADERS_CAP`]): how many slots
+    /// [`fields`] needs.
+    pub field_count: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +255,7 @@ pub(crate) fn absolute_authority(target: &[u8]) -> Option<&[u8]> {
 }
 
 /// The request line and fields of a head [`parse`] accepted, read again for forwarding.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Fields<'h> {
     pub method: &'h [u8],
     pub target: &'h [u8],
@@ -261,34 +266,87 @@ pub(crate) struct Fields<'h> {
     pub count: usize,
 }
 
-/// Reads the request line and field lines of `head` (a complete head `parse` accepted) into
-/// `slots` as (name, value) without OWS. `None` if it does not parse (it did once: only a
-/// caller passing other bytes gets that).
-pub(crate) fn fields<'h>(
+/// Field slots for a head of this many fields or fewer come from a small array: filling all
+/// [`MAX_HEADERS_CAP`] slots (4 KiB) cost a forwarded request more than reading its head.
+pub(crate) const FEW_FIELDS: usize = 16;
+
+/// Reads the request line and field lines of `head`, a complete head [`parse`] accepted, into
+/// `slots` as (name, value) without OWS. `None` if it does not have that shape, or has more
+/// fields than slots (only a caller passing other bytes gets that).
+///
+/// Not httparse again: `parse` proved the shape (each line ends in CRLF, no obs-fold; a request
+/// line of three parts between single spaces; each field line a token name, a colon and a
+/// value), so splitting at the first SP, CR and colon finds what httparse found (a property
+/// test holds it to httparse), without its validation or its per-field copies.
+pub(crate) fn fields<'h, const N: usize>(
     head: &'h [u8],
-    slots: &mut [(&'h [u8], &'h [u8]); MAX_HEADERS_CAP],
+    slots: &mut [(&'h [u8], &'h [u8]); N],
 ) -> Option<Fields<'h>> {
-    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
-    let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(head, &mut headers) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return None,
+    let mut rest = head;
+    while let Some(after) = rest.strip_prefix(b"\r\n") {
+        rest = after; // RFC 9112 §2.2: empty lines before the request line
     }
+    let (line, after) = split_line(rest)?;
+    rest = after;
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let version_minor = match version {
+        b"HTTP/1.0" => 0,
+        b"HTTP/1.1" => 1,
+        _ => return None,
+    };
     let mut host = None;
-    for (slot, h) in slots.iter_mut().zip(req.headers.iter()) {
-        let value = trim_ows(h.value);
-        if h.name.eq_ignore_ascii_case("host") {
+    let mut count = 0;
+    loop {
+        let (line, after) = split_line(rest)?;
+        rest = after;
+        if line.is_empty() {
+            break;
+        }
+        let colon = line.iter().position(|&b| b == b':')?;
+        let (name, value) = (&line[..colon], trim_ows(&line[colon + 1..]));
+        if name.eq_ignore_ascii_case(b"host") {
             host = Some(value);
         }
-        *slot = (h.name.as_bytes(), value);
+        *slots.get_mut(count)? = (name, value);
+        count += 1;
     }
     Some(Fields {
-        method: req.method?.as_bytes(),
-        target: req.path?.as_bytes(),
-        version_minor: req.version?,
+        method,
+        target,
+        version_minor,
         host,
-        count: req.headers.len(),
+        count,
     })
+}
+
+/// The line at the start of `bytes` without its CRLF, and what follows the CRLF.
+fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let cr = find_cr(bytes)?;
+    let after = bytes[cr..].strip_prefix(b"\r\n")?;
+    Some((&bytes[..cr], after))
+}
+
+/// The index of the first CR in `bytes`: eight bytes per round (a field value is most of a
+/// head's bytes), then byte by byte.
+fn find_cr(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let x = u64::from_le_bytes(word.try_into().ok()?) ^ CRS;
+        // Non-zero when a byte of `x` is zero, i.e. a byte of the word is CR; the lowest set
+        // bit is always at the first such byte (a borrow runs only upwards, from a zero byte).
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(at + zero.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    tail.iter().position(|&b| b == b'\r').map(|i| at + i)
 }
 
 /// The origin-form (`/path?query`) of a target for the upstream: the target itself unless it
@@ -337,6 +395,7 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         return Outcome::Reject(414);
     }
     let http10 = version == 0;
+    let field_count = req.headers.len();
 
     let mut hosts = 0u32;
     let mut host_bad = false;
@@ -466,6 +525,7 @@ pub(crate) fn parse(buf: &[u8], limits: &HttpLimits, app: &App, st: &mut ScanSta
         // Only a forwarded request is ever retried.
         idempotent: matches!(handler, Handler::Upstream(_))
             && crate::proxy::exchange::is_idempotent(method),
+        field_count: u8::try_from(field_count).unwrap_or(u8::MAX),
     })
 }
 
@@ -560,6 +620,35 @@ mod tests {
         st.line_start = line_start;
         st.request_line_done = request_line_done;
         Scan::Incomplete
+    }
+
+    /// The fields as httparse reads them (what `fields` did before it split lines itself):
+    /// the reference `fields` must agree with.
+    fn fields_httparse<'h>(
+        head: &'h [u8],
+        slots: &mut [(&'h [u8], &'h [u8]); MAX_HEADERS_CAP],
+    ) -> Option<Fields<'h>> {
+        let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
+        let mut req = httparse::Request::new(&mut []);
+        match req.parse_with_uninit_headers(head, &mut headers) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return None,
+        }
+        let mut host = None;
+        for (slot, h) in slots.iter_mut().zip(req.headers.iter()) {
+            let value = trim_ows(h.value);
+            if h.name.eq_ignore_ascii_case("host") {
+                host = Some(value);
+            }
+            *slot = (h.name.as_bytes(), value);
+        }
+        Some(Fields {
+            method: req.method?.as_bytes(),
+            target: req.path?.as_bytes(),
+            version_minor: req.version?,
+            host,
+            count: req.headers.len(),
+        })
     }
 
     fn limits(max_header_bytes: usize, max_uri_len: usize) -> HttpLimits {
@@ -660,6 +749,141 @@ mod tests {
             let lines = scan_in_pieces(scan, &input, &cuts, &l);
             let bytes = scan_in_pieces(scan_bytewise, &input, &cuts, &l);
             prop_assert_eq!(lines, bytes);
+        }
+    }
+
+    #[test]
+    fn find_cr_finds_the_first_cr() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut bytes = vec![b'a'; len];
+                if at < len {
+                    bytes[at] = b'\r';
+                }
+                // A second CR after the first, and bytes a borrow could confuse, around it.
+                if at + 3 < len {
+                    bytes[at + 3] = b'\r';
+                }
+                if at > 0 {
+                    bytes[at - 1] = b'\r' + 1;
+                }
+                let want = bytes.iter().position(|&b| b == b'\r');
+                assert_eq!(find_cr(&bytes), want, "len {len}, CR at {at}");
+            }
+        }
+        assert_eq!(
+            find_cr(&[0x0c, 0x00, 0x0d, 0x8d, 0xff, 0, 0, 0, 0x0d]),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn fields_of_a_head() {
+        let head = b"\r\nGET http://a.example/x?y HTTP/1.0\r\nHost:  a.example\t\r\n\
+                     X-A: b:c \r\nX-Empty:\r\n\r\n";
+        let mut slots = [(&b""[..], &b""[..]); FEW_FIELDS];
+        let f = fields(head, &mut slots).expect("a head parse accepts");
+        assert_eq!(
+            f,
+            Fields {
+                method: b"GET",
+                target: b"http://a.example/x?y",
+                version_minor: 0,
+                host: Some(b"a.example"),
+                count: 3,
+            }
+        );
+        assert_eq!(
+            slots[..3],
+            [
+                (&b"Host"[..], &b"a.example"[..]),
+                (b"X-A", b"b:c"),
+                (b"X-Empty", b""),
+            ]
+        );
+        // More fields than slots, or bytes that are not such a head: none.
+        let mut two = [(&b""[..], &b""[..]); 2];
+        assert_eq!(fields(head, &mut two), None);
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost a\r\n\r\n",
+            b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+            b"GET /\r\n\r\n",
+            b"",
+        ] {
+            assert_eq!(fields(bad, &mut slots), None, "{:?}", bad.escape_ascii());
+        }
+    }
+
+    /// Heads made of the pieces httparse and `scan` judge: methods, targets, versions, names
+    /// and values, with and without the whitespace and bytes they refuse.
+    fn arbitrary_head() -> impl Strategy<Value = Vec<u8>> {
+        let piece = |chars: &'static [u8], max: usize| {
+            prop::collection::vec(prop::sample::select(chars), 0..max)
+        };
+        let field = (
+            // Mostly what is accepted, so that most heads get to the comparison.
+            (
+                piece(b"HostX-ab!", 8),
+                piece(b"HostX-ab!HostX-ab!HostX-ab!: \t", 1),
+            )
+                .prop_map(|(name, maybe_bad)| [name, maybe_bad].concat()),
+            prop::sample::select(vec![&b":"[..], b": ", b": ", b": ", b":\t", b":  ", b" :"]),
+            (
+                piece(b"ab: \t,\x80\xff\"", 12),
+                piece(b"abcdefghijklmnopqrstuvwxyz\x7f", 1),
+            )
+                .prop_map(|(value, maybe_bad)| [value, maybe_bad].concat()),
+        )
+            .prop_map(|(name, sep, value)| [&name[..], sep, &value[..], b"\r\n"].concat());
+        (
+            0usize..3,
+            prop::sample::select(vec![&b"GET"[..], b"POST", b"M-1", b"GET", b"G T", b""]),
+            prop::sample::select(vec![&b" "[..], b" ", b" ", b" ", b" ", b"  ", b""]),
+            (Just(b"/".to_vec()), piece(b"/a?#:h*", 8)).prop_map(|(a, b)| [a, b].concat()),
+            prop::sample::select(vec![
+                &b" HTTP/1.1"[..],
+                b" HTTP/1.1",
+                b" HTTP/1.1",
+                b" HTTP/1.0",
+                b" HTTP/1.2",
+                b"",
+                b"  HTTP/1.1",
+            ]),
+            prop::collection::vec(field, 0..6),
+        )
+            .prop_map(|(empties, method, sp, target, version, fields)| {
+                let mut head = b"\r\n".repeat(empties);
+                head.extend([method, sp, &target[..], version, b"\r\n"].concat());
+                head.extend(fields.concat());
+                head.extend(b"\r\n");
+                head
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+        /// Whatever head the server side accepted (the scan, then httparse), splitting its
+        /// lines finds what httparse finds.
+        #[test]
+        fn fields_agrees_with_httparse(head in arbitrary_head()) {
+            let l = limits(16 * 1024, 8 * 1024);
+            let scanned = scan(&head, &l, &mut ScanState::default());
+            let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
+            let mut req = httparse::Request::new(&mut []);
+            let parsed = req.parse_with_uninit_headers(&head, &mut headers);
+            if scanned != Scan::Complete(head.len())
+                || parsed != Ok(httparse::Status::Complete(head.len()))
+            {
+                return Ok(()); // refused: never forwarded
+            }
+            let mut want_slots = [(&b""[..], &b""[..]); MAX_HEADERS_CAP];
+            let want = fields_httparse(&head, &mut want_slots);
+            prop_assert!(want.is_some());
+            let mut slots = [(&b""[..], &b""[..]); MAX_HEADERS_CAP];
+            let got = fields(&head, &mut slots);
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(slots, want_slots);
         }
     }
 

@@ -327,6 +327,39 @@ enum WriteEnd {
 }
 
 /// Copies `src[*pos..]` into `out[*produced..]`; true when all of `src` has been copied.
+/// Reads the fields of `head` (a head `parse` accepted, of at most `N` fields) and writes the
+/// head the upstream gets by `rules` at the start of `out`. Returns the fields, the origin-form
+/// target and what `write_head` said; `None` for a target without an origin-form.
+fn forwarded_head<'h, const N: usize>(
+    rules: &ForwardRules,
+    head: &'h [u8],
+    body: BodyFraming,
+    start: &UpstreamStart<'_>,
+    out: &mut [u8],
+) -> Option<(head::Fields<'h>, &'h [u8], Result<usize, ForwardError>)> {
+    let mut slots: [(&[u8], &[u8]); N] = [(&[], &[]); N];
+    let fields = head::fields(head, &mut slots)?;
+    let target = head::origin_form(fields.target)?;
+    let host = head::absolute_authority(fields.target)
+        .or(fields.host)
+        .or(Some(start.fallback_host));
+    let client_request = ClientRequest {
+        method: fields.method,
+        target,
+        version_minor: fields.version_minor,
+        host,
+        headers: &slots[..fields.count],
+        body,
+    };
+    let written = rules.write_head(
+        &client_request,
+        start.client,
+        start.upstream_keep_alive,
+        out,
+    );
+    Some((fields, target, written))
+}
+
 fn copy_out(src: &[u8], pos: &mut usize, out: &mut [u8], produced: &mut usize) -> bool {
     let n = (src.len() - *pos).min(out.len() - *produced);
     out[*produced..*produced + n].copy_from_slice(&src[*pos..*pos + n]);
@@ -864,6 +897,12 @@ impl HttpConn {
             }
             self.refuse(app, 408);
         }
+        if input.is_empty() && self.waits_for_a_head() {
+            // Nothing to parse and nothing under way: the call a transport makes again after
+            // one that moved (until nothing moves) ends here, before the parse and the loop.
+            self.blocked_on_output = false;
+            return Progress::default();
+        }
         let mut consumed = 0;
         let mut produced = 0;
         loop {
@@ -911,16 +950,23 @@ impl HttpConn {
                         self.abort(now, self.totals(consumed, produced));
                         break;
                     }
+                    // A refusal replaces the answer: it is written in this call even when
+                    // the step that ended the answer moved nothing (a failed exchange).
                     WriteEnd::Refused(status) => {
                         self.stats.body_errors += 1;
                         self.uncount_response(200);
                         self.refuse(app, status);
+                        continue;
                     }
                     WriteEnd::BodyRefused(status) => {
                         self.stats.body_errors += 1;
                         self.refuse(app, status);
+                        continue;
                     }
-                    WriteEnd::Gateway(status) => self.refuse(app, status),
+                    WriteEnd::Gateway(status) => {
+                        self.refuse(app, status);
+                        continue;
+                    }
                     WriteEnd::UpstreamAborted => {
                         self.abort(now, self.totals(consumed, produced));
                         break;
@@ -1047,6 +1093,19 @@ impl HttpConn {
             }
             _ => 0,
         }
+    }
+
+    /// Between requests with no bytes of the next one: only input (or a timeout) can move
+    /// the connection, and no input makes no change to it.
+    pub(crate) fn waits_for_a_head(&self) -> bool {
+        !self.writer.active()
+            && self.read == Read::Head
+            && !self.close_after
+            && !self.eof
+            && self.deferred.is_none()
+            && self.upstream_wait.is_none()
+            && self.head_started.is_none()
+            && self.scan == ScanState::default()
     }
 
     /// The connection's bytes in and out including this `process` call's progress so far.
@@ -1225,38 +1284,27 @@ impl HttpConn {
             self.refuse(app, 500);
             return UpstreamStarted::Answered;
         };
-        let mut slots: [(&[u8], &[u8]); head::MAX_HEADERS_CAP] =
-            [(&[], &[]); head::MAX_HEADERS_CAP];
-        let Some(fields) = head::fields(head_bytes, &mut slots) else {
-            self.refuse(app, 400);
-            return UpstreamStarted::Answered;
-        };
-        let Some(target) = head::origin_form(fields.target) else {
-            self.refuse(app, 400);
-            return UpstreamStarted::Answered;
-        };
-        let host = head::absolute_authority(fields.target)
-            .or(fields.host)
-            .or(Some(start.fallback_host));
         let body = match req.framing {
             Framing::None => BodyFraming::None,
             Framing::Length(n) => BodyFraming::Length(n),
             Framing::Chunked => BodyFraming::Chunked,
         };
-        let client_request = ClientRequest {
-            method: fields.method,
-            target,
-            version_minor: fields.version_minor,
-            host,
-            headers: &slots[..fields.count],
-            body,
+        // Slots for the head's fields, as few as it needs: most heads have a handful.
+        let forwarded = if usize::from(req.field_count) <= head::FEW_FIELDS {
+            forwarded_head::<{ head::FEW_FIELDS }>(rules, head_bytes, body, start, upstream_out)
+        } else {
+            forwarded_head::<{ head::MAX_HEADERS_CAP }>(
+                rules,
+                head_bytes,
+                body,
+                start,
+                upstream_out,
+            )
         };
-        let written = rules.write_head(
-            &client_request,
-            start.client,
-            start.upstream_keep_alive,
-            upstream_out,
-        );
+        let Some((fields, target, written)) = forwarded else {
+            self.refuse(app, 400);
+            return UpstreamStarted::Answered;
+        };
         let produced = match written {
             Ok(n) => n,
             Err(ForwardError::MaxForwardsZero) => {

@@ -857,12 +857,26 @@ impl HeadBuf<'_> {
     fn put_ip(&mut self, ip: IpAddr) -> Result<(), BufferFull> {
         match ip {
             IpAddr::V4(v4) => {
+                // Composed in place and put once: every forwarded head has the client's.
+                let mut text = [0u8; 15];
+                let mut n = 0;
                 for (i, octet) in v4.octets().into_iter().enumerate() {
                     if i > 0 {
-                        self.put(b".")?;
+                        text[n] = b'.';
+                        n += 1;
                     }
-                    self.put_decimal(u64::from(octet))?;
+                    if octet >= 100 {
+                        text[n] = b'0' + octet / 100;
+                        n += 1;
+                    }
+                    if octet >= 10 {
+                        text[n] = b'0' + octet / 10 % 10;
+                        n += 1;
+                    }
+                    text[n] = b'0' + octet % 10;
+                    n += 1;
                 }
+                self.put(&text[..n])?;
             }
             IpAddr::V6(v6) => {
                 if let Some(v4) = v6.to_ipv4_mapped() {

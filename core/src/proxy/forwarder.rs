@@ -467,21 +467,50 @@ impl<T: UpstreamTable> Forwarder<T> {
         client: SocketAddr,
         input: &[u8],
         output: &mut [u8],
+        log: Option<AccessLogIo<'_>>,
+    ) -> Progress {
+        let no_exchange = self.legs.get(slot).is_none_or(|leg| leg.exchange.is_none());
+        if input.is_empty() && no_exchange && http.waits_for_a_head() {
+            // No request can come of no input, and no exchange runs: the connection's own
+            // call is all there is (a transport's extra rounds end here, without the legs').
+            return match log {
+                Some(io) => http.process_logged(now, app, input, output, io),
+                None => http.process(now, app, input, output),
+            };
+        }
+        self.run_legs(slot, now, app, http, client, input, output, log)
+    }
+
+    /// [`process`](Self::process) in rounds over the connection and its leg.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn run_legs(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        app: &App,
+        http: &mut HttpConn,
+        client: SocketAddr,
+        input: &[u8],
+        output: &mut [u8],
         mut log: Option<AccessLogIo<'_>>,
     ) -> Progress {
         if self.legs.len() <= slot {
             self.legs.resize_with(slot + 1, Leg::default);
         }
         let mut total = Progress::default();
-        // Each round either moves bytes or changes a leg's state; a request is started,
-        // retried and settled once each, so the rounds are few. The bound is a backstop.
+        // `HttpConn` runs each call until it stops moving, so a round runs it again only when
+        // something it works with changed since: an exchange started or retried, or the
+        // upstream's buffers or state moved under a running exchange. A request is started,
+        // retried and settled once each, so the rounds are few; the bound is a backstop.
         for _ in 0..64 {
-            let mut moved = false;
-            let p = self.run_http(slot, now, app, http, input, output, &mut total, &mut log);
-            moved |= p;
+            let moved = self.run_http(slot, now, app, http, input, output, &mut total, &mut log);
+            let mut again = false;
             if self.legs[slot].exchange.is_some() {
                 let log_conn = log.as_mut().map(|l| &mut *l.conn);
-                moved |= self.after_exchange(slot, now, http, log_conn);
+                let changed = self.after_exchange(slot, now, http, log_conn);
+                // Settled: the connection is where its last call left it, with nothing new.
+                again = self.legs[slot].exchange.is_some() && (moved || changed);
             }
             if self.legs[slot].exchange.is_none() {
                 if let Some(req) = http.upstream_request() {
@@ -492,10 +521,10 @@ impl<T: UpstreamTable> Forwarder<T> {
                     {
                         total.consumed += consumed;
                     }
-                    moved = true;
+                    again = true;
                 }
             }
-            if !moved {
+            if !again {
                 break;
             }
         }
@@ -782,7 +811,8 @@ impl<T: UpstreamTable> Forwarder<T> {
             self.stats[stat].counters.retried += 1;
             Settle::Ended
         };
-        let spec = self.settle_exchange(slot, now, how);
+        let spec = self.legs[slot].exchange.as_ref().map(|ex| *ex.spec());
+        self.settle_exchange(slot, now, how);
         let Some(mut spec) = spec else {
             let max_idle = if reused { self.legs[slot].keepalive } else { 0 };
             self.table.release(conn, max_idle, now);
@@ -817,15 +847,14 @@ impl<T: UpstreamTable> Forwarder<T> {
         self.drop_old_gens();
     }
 
-    /// [`settle`](Self::settle) without dropping generations; returns the exchange's spec.
-    fn settle_exchange(
-        &mut self,
-        slot: usize,
-        now: Instant,
-        how: Settle,
-    ) -> Option<super::exchange::ExchangeSpec> {
+    /// [`settle`](Self::settle) without dropping generations.
+    fn settle_exchange(&mut self, slot: usize, now: Instant, how: Settle) {
         let leg = &mut self.legs[slot];
-        let ex = leg.exchange.take()?;
+        // Read where it is and cleared at the end: the exchange is not moved out (a copy of a
+        // few hundred bytes per request).
+        let Some(ex) = leg.exchange.as_ref() else {
+            return;
+        };
         let end = match how {
             Settle::Ended => ex.end(),
             Settle::Abandoned | Settle::Stale => None,
@@ -866,7 +895,7 @@ impl<T: UpstreamTable> Forwarder<T> {
                 c.response_time.record(t);
             }
         }
-        Some(*ex.spec())
+        leg.exchange = None;
     }
 
     /// The generation of `config` on this thread, built on first use.

@@ -366,6 +366,98 @@ fn a_head_that_fills_the_receive_buffer_unfinished_is_a_502_at_once() {
 }
 
 #[test]
+fn a_call_without_input_and_without_an_exchange_is_the_connections_own_call() {
+    let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+    let mut out = vec![0u8; 4096];
+    // A slot never seen, idle: nothing happens, and it works as any other afterwards.
+    let p = r.fwd.process(
+        3,
+        T0,
+        &r.app,
+        &mut r.http,
+        addr(CLIENT),
+        &[],
+        &mut out,
+        None,
+    );
+    assert_eq!(p, Progress::default());
+    assert!(!r.fwd.is_forwarding(3));
+    r.client(T0, b"GET /api/x HTTP/1.1\r\nHost: shop\r\n\r\n");
+    assert!(r.fwd.is_forwarding(0));
+    r.event(T0, UpstreamEvent::Connected);
+    r.answer(T0, OK);
+    assert!(r.take_client().starts_with("HTTP/1.1 200 OK\r\n"));
+    // Between requests, a timeout's answer still comes of a call without input.
+    let mut http = HttpConn::new(HttpLimits::default());
+    let _ = http.process(T0, &r.app, b"GET /he", &mut out);
+    let limits = HttpLimits::default();
+    http.handle_timeout(T0 + limits.header_timeout);
+    let p = r.fwd.process(
+        0,
+        T0 + limits.header_timeout,
+        &r.app,
+        &mut http,
+        addr(CLIENT),
+        &[],
+        &mut out,
+        None,
+    );
+    let answer = String::from_utf8_lossy(&out[..p.produced]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+}
+
+#[test]
+fn one_call_takes_an_exchange_to_its_end_and_the_answer_to_the_client() {
+    // The call that settles an exchange, whether the upstream answered or failed, leaves
+    // nothing for a next call: the rounds stop once nothing the connection works with changed.
+    for failed in [false, true] {
+        let mut r = Rig::new(upstream("shop", &[A], Policy::RoundRobin, None));
+        r.client(
+            T0,
+            b"POST /api/x HTTP/1.1\r\nHost: shop\r\nContent-Length: 1\r\n\r\nz",
+        );
+        let conn = r.current();
+        if failed {
+            assert!(r.fwd.on_upstream(0, conn, UpstreamEvent::ConnectFailed, T0));
+        } else {
+            assert!(r.fwd.on_upstream(0, conn, UpstreamEvent::Connected, T0));
+            r.fwd.table_mut().conns[conn]
+                .received
+                .extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+        let mut out = vec![0u8; 4096];
+        let p = r.fwd.process(
+            0,
+            T0,
+            &r.app,
+            &mut r.http,
+            addr(CLIENT),
+            &[],
+            &mut out,
+            None,
+        );
+        let answer = String::from_utf8_lossy(&out[..p.produced]).into_owned();
+        let status = if failed { "502 Bad Gateway" } else { "200 OK" };
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{answer}"
+        );
+        assert!(!r.fwd.is_forwarding(0), "settled");
+        let again = r.fwd.process(
+            0,
+            T0,
+            &r.app,
+            &mut r.http,
+            addr(CLIENT),
+            &[],
+            &mut out,
+            None,
+        );
+        assert_eq!((again.consumed, again.produced), (0, 0));
+    }
+}
+
+#[test]
 fn a_post_is_never_retried_and_gets_the_502() {
     let mut r = Rig::new(upstream("shop", &[A, B], Policy::RoundRobin, None));
     r.client(

@@ -29,6 +29,45 @@ fn rfc9110_15_5_9_header_timeout_sends_408_and_closes() {
 }
 
 #[test]
+fn no_input_between_requests_changes_nothing_but_ends_what_waited_for_it() {
+    let app = app();
+    let mut out = [0u8; 4096];
+    let t0 = Instant::from_secs(5);
+    // Between keep-alive requests: a call without input (a transport's extra round) leaves
+    // the connection as it was, its timers included.
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let p = conn.process(
+        t0,
+        &app,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        &mut out,
+    );
+    assert!(p.produced > 0);
+    let before = format!("{conn:?}");
+    let p = conn.process(t0 + Duration::from_secs(1), &app, b"", &mut out);
+    assert_eq!(p, Progress::default());
+    assert_eq!(format!("{conn:?}"), before);
+    // An answer that closes, a peer's EOF: the call without input still ends the connection.
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let close = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let p = conn.process(t0, &app, close, &mut out[..40]);
+    assert_eq!(p.produced, 40, "the answer waits for room");
+    let p = conn.process(t0, &app, b"", &mut out);
+    assert!(p.produced > 0);
+    assert!(conn.wants_close());
+    let mut conn = HttpConn::new(HttpLimits::default());
+    let _ = conn.process(
+        t0,
+        &app,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        &mut out,
+    );
+    conn.peer_closed(t0);
+    let _ = conn.process(t0, &app, b"", &mut out);
+    assert!(conn.wants_close());
+}
+
+#[test]
 fn rfc9112_9_8_idle_keep_alive_timeout_closes_quietly() {
     let app = app();
     let limits = HttpLimits::default();

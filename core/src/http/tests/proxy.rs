@@ -241,6 +241,30 @@ fn a_routed_request_is_forwarded_with_via_and_x_forwarded_for_and_answered_by_th
 }
 
 #[test]
+fn every_field_of_a_head_with_more_fields_than_the_few_slots_is_forwarded_in_order() {
+    // At the small slot array's size, one past it, and at the most the limits allow.
+    let max = HttpLimits::default().max_headers;
+    for count in [head::FEW_FIELDS, head::FEW_FIELDS + 1, max] {
+        let mut h = Harness::new();
+        let fields: String = (1..count).map(|i| format!("X-F{i}: v {i}\r\n")).collect();
+        let request = format!("GET /api/many HTTP/1.1\r\nHost: shop\r\n{fields}\r\n");
+        h.client(T0, request.as_bytes());
+        assert_eq!(
+            h.take_upstream(),
+            format!(
+                "GET /api/many HTTP/1.1\r\nHost: shop\r\n{fields}Via: 1.1 xgate\r\n\
+                 X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\
+                 X-Forwarded-Host: shop\r\n\r\n"
+            ),
+            "{count} fields"
+        );
+        h.connected(T0);
+        h.upstream(T0, OK_HELLO);
+        assert_eq!(h.take_client(), client_ok_hello(), "{count} fields");
+    }
+}
+
+#[test]
 fn the_routes_response_rules_set_and_remove_fields_of_the_upstreams_final_response() {
     let mut h = Harness::new();
     h.app = proxy_app_with(ForwardConfig {
@@ -424,6 +448,39 @@ fn a_connect_failure_is_a_502_and_the_connection_closes() {
         matches!(h.settled[..], [Some(End::Failed(f))] if f.cause == FailureCause::ConnectFailed)
     );
     assert_eq!(h.http.stats().responses, [0, 0, 0, 0, 1]);
+}
+
+#[test]
+fn a_failed_exchange_is_answered_in_the_call_that_finds_it_failed() {
+    // The call moves nothing of the exchange's, yet its refusal is written there and then: a
+    // caller runs the connection again only when something changed, not to finish an answer.
+    let mut h = Harness::new();
+    h.client(T0, b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.exchange.as_mut().unwrap().connect_failed(T0);
+    let mut out = vec![0u8; 4096];
+    let mut io = UpstreamIo {
+        exchange: h.exchange.as_mut().unwrap(),
+        input: &[],
+        output: &mut [],
+        retry: false,
+        consumed: 0,
+        produced: 0,
+    };
+    let p = h
+        .http
+        .process_proxied(T0, &h.app, &h.client_in, &mut out, &mut io, None);
+    let answer = String::from_utf8_lossy(&out[..p.produced]);
+    assert!(
+        answer.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{answer}"
+    );
+    assert!(!h.http.is_forwarding());
+    let again = h.http.process(T0, &h.app, &[], &mut out);
+    assert_eq!(
+        (again.consumed, again.produced),
+        (0, 0),
+        "nothing left to write"
+    );
 }
 
 #[test]
