@@ -14,7 +14,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{is_root, lines_of, TempDir, Topology, GW_IP};
+use common::{is_root, lines_of, start_xgate, TempDir, Topology, GW_IP};
 
 const BYPASS: u16 = 18280;
 const KERNEL: u16 = 18281;
@@ -87,28 +87,6 @@ fn start_upstream_on(topo: &mut Topology, port: u16) -> usize {
         .expect("the upstream did not start");
     assert_eq!(line, "listening");
     topo.children.len() - 1
-}
-
-/// Starts `xgate run` and waits for "ready"; returns its index in `topo.children`.
-fn start_xgate(topo: &mut Topology, config: &std::path::Path) -> usize {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
-        .args(["run", "--config"])
-        .arg(config)
-        .args(["--netns", &topo.server_ns])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning xgate run");
-    let lines = lines_of(child.stdout.take().expect("piped"));
-    topo.children.push(child);
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("xgate run did not say it is ready");
-        if line.starts_with("xgate: ready") {
-            return topo.children.len() - 1;
-        }
-    }
 }
 
 fn config_file(dir: &TempDir, topo: &Topology) -> std::path::PathBuf {
@@ -220,7 +198,7 @@ fn requests_are_proxied_byte_exact_on_both_paths() {
     let dir = TempDir::new(&format!("{}-proxy", topo.name));
     start_upstream(&mut topo);
     let config = config_file(&dir, &topo);
-    start_xgate(&mut topo, &config);
+    start_xgate(&mut topo, &config, &[]);
 
     for port in [BYPASS, KERNEL] {
         // Downloads of several sizes.
@@ -436,7 +414,7 @@ fn proxied_requests_in_flight_survive_a_bypass_switch_and_a_sigterm_drain() {
     let dir = TempDir::new(&format!("{}-proxy-live", topo.name));
     start_upstream(&mut topo);
     let config = config_file(&dir, &topo);
-    let gw = start_xgate(&mut topo, &config);
+    let gw = start_xgate(&mut topo, &config, &[]);
     let iface = topo.server_if.clone();
     let xgate = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
@@ -512,7 +490,7 @@ fn a_gateway_killed_with_requests_at_the_upstream_falls_back_to_the_kernel() {
     let dir = TempDir::new(&format!("{}-proxy-kill", topo.name));
     start_upstream(&mut topo);
     let config = config_file(&dir, &topo);
-    let gw = start_xgate(&mut topo, &config);
+    let gw = start_xgate(&mut topo, &config, &[]);
     let slow = spawn_curl(&topo, KERNEL, "/api/slow/3000");
     std::thread::sleep(Duration::from_millis(400));
     topo.stop_child(gw); // SIGKILL, by PID
@@ -576,7 +554,7 @@ upstream = "three"
         ),
     )
     .expect("config");
-    start_xgate(&mut topo, &path);
+    start_xgate(&mut topo, &path, &[]);
     let load: Vec<_> = [BYPASS, KERNEL]
         .iter()
         .map(|&port| {
@@ -642,7 +620,7 @@ fn hundred_megabyte_bodies_are_byte_exact_both_ways_on_both_paths() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("\n[http]\nmax_body_len = 200000000\n");
     std::fs::write(&config, text).unwrap();
-    start_xgate(&mut topo, &config);
+    start_xgate(&mut topo, &config, &[]);
     const N: usize = 100_000_000;
     let data = pattern(N);
     let upload = dir.0.join("upload.bin");
@@ -760,7 +738,7 @@ max_time_wait = 2048
         ),
     )
     .expect("config");
-    let gw = start_xgate(&mut topo, &path);
+    let gw = start_xgate(&mut topo, &path, &[]);
     let pid = topo.children[gw].id();
     for port in [BYPASS, KERNEL] {
         let (status, head, _) = curl(&topo, &["-H", "Connection: close"], "/api/bytes/512", port);
