@@ -16,16 +16,15 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::http_client::{find, header, Client, Silence};
+use common::http_client::{curl, header, Client, Silence};
+use common::upstream::{fill_to, fill_until, Listener};
 use common::{is_root, start_xgate, wait_for, TempDir, Topology, CLIENT_IP, GW_IP};
 use xgate_testnet::netns::run_in;
 
@@ -137,35 +136,6 @@ fn start_nginx(topo: &mut Topology, dir: &Path) {
     wait_for("nginx to listen", Duration::from_secs(10), || {
         run_in(&ns, || TcpStream::connect(("127.0.0.1", NGINX))).is_ok()
     });
-}
-
-/// curl from the client netns with `args` on `url_path`; (status, head, body) of the last
-/// response (a 100 Continue skipped).
-fn curl(topo: &Topology, args: &[&str], url_path: &str, port: u16) -> (u16, String, Vec<u8>) {
-    let o = Command::new("ip")
-        .args(["netns", "exec", &topo.client_ns, "curl", "-sS", "-D", "-"])
-        .args(["--max-time", "20", "-o", "/dev/stdout"])
-        .args(args)
-        .arg(format!("http://{GW_IP}:{port}{url_path}"))
-        .output()
-        .expect("running curl");
-    assert!(
-        o.status.success(),
-        "curl :{port}{url_path}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let mut rest = &o.stdout[..];
-    loop {
-        let split = find(rest, b"\r\n\r\n").expect("a response head");
-        if rest.starts_with(b"HTTP/1.1 1") {
-            rest = &rest[split + 4..];
-            continue;
-        }
-        let head = String::from_utf8_lossy(&rest[..split + 2]).into_owned();
-        let body = rest[split + 4..].to_vec();
-        let status = head[9..12].parse().expect("a status");
-        return (status, head, body);
-    }
 }
 
 /// `body` is `want`; else where it differs.
@@ -353,8 +323,6 @@ struct Shared {
     /// The bytes a connection brought after its last complete request, when it ended in a
     /// request the recorder could not frame (or one cut short), for the failure messages.
     unframed: Mutex<Vec<Vec<u8>>>,
-    stop: AtomicBool,
-    next_conn: AtomicU64,
 }
 
 /// An HTTP/1.1 server on the gateway's loopback that records every request and answers
@@ -362,53 +330,20 @@ struct Shared {
 /// `100 Continue` when the request asks for one. It reads strictly (`Content-Length` or
 /// chunked, nothing lenient): a request it cannot frame ends the connection unanswered.
 struct Recorder {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    listener: Listener,
 }
 
 impl Recorder {
     fn start(ns: &str) -> Recorder {
-        let listener = run_in(ns, || TcpListener::bind("127.0.0.1:0")).expect("upstream bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::default());
         let sh = Arc::clone(&shared);
-        let accept = std::thread::spawn(move || {
-            while !sh.stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        s.set_nonblocking(false).expect("blocking");
-                        let _ = s.set_nodelay(true);
-                        let conn = sh.next_conn.fetch_add(1, Ordering::Relaxed);
-                        let sh2 = Arc::clone(&sh);
-                        std::thread::spawn(move || record(s, conn, &sh2));
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(e) => panic!("upstream accept: {e}"),
-                }
-            }
-        });
-        Recorder {
-            addr,
-            shared,
-            accept: Some(accept),
-        }
+        let listener = Listener::start(ns, move |s, conn| record(s, conn, &sh));
+        Recorder { shared, listener }
     }
 
     fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -424,31 +359,6 @@ impl Read for Tee {
         self.log.extend_from_slice(&out[..n]);
         Ok(n)
     }
-}
-
-/// Reads from `s` into `buf` until `needle` is in it; its end offset, or `None` at EOF.
-fn fill_until(s: &mut Tee, buf: &mut Vec<u8>, needle: &[u8]) -> Option<usize> {
-    let mut chunk = [0u8; 16384];
-    loop {
-        if let Some(i) = find(buf, needle) {
-            return Some(i + needle.len());
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
-}
-
-fn fill_to(s: &mut Tee, buf: &mut Vec<u8>, n: usize) -> Option<()> {
-    let mut chunk = [0u8; 16384];
-    while buf.len() < n {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
-    Some(())
 }
 
 /// Reads and records requests on `s` and answers them, until EOF or a request it cannot
@@ -534,12 +444,16 @@ fn read_request(s: &mut Tee, buf: &mut Vec<u8>, conn: u64) -> Option<Seen> {
                 }
                 break;
             }
-            fill_to(s, buf, size + 2)?;
+            if !fill_to(s, buf, size + 2) {
+                return None;
+            }
             body.extend_from_slice(&buf[..size]);
             buf.drain(..size + 2);
         }
     } else if let Some(n) = length {
-        fill_to(s, buf, n)?;
+        if !fill_to(s, buf, n) {
+            return None;
+        }
         body = buf.drain(..n).collect();
     }
     Some(Seen {
@@ -1193,7 +1107,7 @@ fn h1spec_cases_through_the_proxy_on_both_paths() {
     let rec = Recorder::start(&topo.server_ns);
     let routes = "[[route]]\npath_prefix = \"/r\"\nupstream = \"pool\"\n\n\
                   [[route]]\nhost = \"star.example\"\nupstream = \"pool\"\n";
-    let config = write_config(&dir.0, &topo, rec.addr.port(), routes);
+    let config = write_config(&dir.0, &topo, rec.listener.addr.port(), routes);
     start_xgate(&mut topo, &config, &[]);
     let mut failures = Vec::new();
     for port in PORTS {

@@ -14,6 +14,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::http_client::curl;
 use common::{is_root, lines_of, start_xgate, TempDir, Topology, GW_IP};
 
 const BYPASS: u16 = 18280;
@@ -150,38 +151,6 @@ upstream = "checked"
     )
     .expect("writing the config");
     path
-}
-
-/// curl from the client netns; returns (status, headers, body).
-fn curl(topo: &Topology, args: &[&str], url_path: &str, port: u16) -> (u16, String, Vec<u8>) {
-    let o = Command::new("ip")
-        .args(["netns", "exec", &topo.client_ns, "curl", "-sS", "-D", "-"])
-        .args(["--max-time", "20", "-o", "/dev/stdout"])
-        .args(args)
-        .arg(format!("http://{GW_IP}:{port}{url_path}"))
-        .output()
-        .expect("running curl");
-    assert!(
-        o.status.success(),
-        "curl :{port}{url_path}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    // Interim heads (100 Continue) first, then the final one.
-    let mut rest = &o.stdout[..];
-    loop {
-        let split = rest
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a response head");
-        if rest.starts_with(b"HTTP/1.1 1") {
-            rest = &rest[split + 4..];
-            continue;
-        }
-        let head = String::from_utf8_lossy(&rest[..split]).into_owned();
-        let body = rest[split + 4..].to_vec();
-        let status = head[9..12].parse().expect("a status");
-        return (status, head, body);
-    }
 }
 
 fn pattern(n: usize) -> Vec<u8> {

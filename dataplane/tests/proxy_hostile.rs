@@ -16,18 +16,16 @@
 mod common;
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::http_client::{find, Client, Reply, Response, Silence};
+use common::http_client::{Client, Reply, Response, Silence};
+use common::upstream::{fill_to, fill_until, Listener};
 use common::{is_root, start_xgate, wait_for, TempDir, Topology, GW_IP};
-use xgate_testnet::netns::run_in;
 
 const BYPASS: u16 = 18480;
 const KERNEL: u16 = 18481;
@@ -121,50 +119,24 @@ struct Shared {
     seen: Mutex<Vec<Seen>>,
     /// Connections the gateway closed (the upstream read EOF on them).
     closed: Mutex<Vec<u64>>,
-    stop: AtomicBool,
-    next_conn: AtomicU64,
 }
 
 struct Upstream {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    listener: Listener,
 }
 
 impl Upstream {
     /// Listens on 127.0.0.1 (an ephemeral port) in the gateway netns `ns`.
     fn start(ns: &str, mode: Mode) -> Upstream {
-        let listener = run_in(ns, || TcpListener::bind("127.0.0.1:0")).expect("upstream bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::default());
         let sh = Arc::clone(&shared);
-        let accept = std::thread::spawn(move || {
-            while !sh.stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        s.set_nonblocking(false).expect("blocking");
-                        let _ = s.set_nodelay(true);
-                        let conn = sh.next_conn.fetch_add(1, Ordering::Relaxed);
-                        let sh2 = Arc::clone(&sh);
-                        std::thread::spawn(move || serve(s, conn, mode, &sh2));
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(e) => panic!("upstream accept: {e}"),
-                }
-            }
-        });
-        Upstream {
-            addr,
-            shared,
-            accept: Some(accept),
-        }
+        let listener = Listener::start(ns, move |s, conn| serve(s, conn, mode, &sh));
+        Upstream { shared, listener }
     }
 
     fn port(&self) -> u16 {
-        self.addr.port()
+        self.listener.addr.port()
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -180,15 +152,6 @@ impl Upstream {
     }
 }
 
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// A request read strictly: `Content-Length` or chunked, nothing lenient.
 struct Request {
     method: String,
@@ -196,32 +159,6 @@ struct Request {
     head: String,
     body: Vec<u8>,
     framing_fields: usize,
-}
-
-/// Reads from `s` into `buf` until `buf` holds `n` bytes; false at EOF or error first.
-fn fill_to(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> bool {
-    let mut chunk = [0u8; 16384];
-    while buf.len() < n {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
-    true
-}
-
-/// Reads from `s` into `buf` until `needle` is in it; its end offset, or `None` at EOF.
-fn fill_until(s: &mut TcpStream, buf: &mut Vec<u8>, needle: &[u8]) -> Option<usize> {
-    let mut chunk = [0u8; 16384];
-    loop {
-        if let Some(i) = find(buf, needle) {
-            return Some(i + needle.len());
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
 }
 
 /// The next request on the connection; `None` at EOF (or on bytes this strict reader cannot

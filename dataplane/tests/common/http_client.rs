@@ -1,7 +1,7 @@
 //! A strict HTTP/1.1 client of the proxy suites: raw requests written on a `TcpStream`
 //! connected from the client netns, each response read by its framing (`Content-Length`,
 //! chunked, or up to the close), interim (1xx) responses counted and skipped. A body is
-//! complete only when its framing says so.
+//! complete only when its framing says so. And [`curl`], where a real client is the point.
 //!
 //! Two ways to take a read that times out, chosen per connection ([`Silence`]): the end of
 //! what comes, for a suite that collects failures and goes on, or a failed test.
@@ -9,6 +9,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
+use std::process::Command;
 use std::time::Duration;
 
 use xgate_testnet::netns::connect_in;
@@ -301,5 +302,34 @@ impl Client {
                 Err(e) => panic!("reading a response: {e}"),
             }
         }
+    }
+}
+
+/// curl from the client netns with `args` on `url_path` of the gateway's `port`; (status,
+/// head, body) of the last response (a 100 Continue skipped), the head with its last CRLF.
+pub fn curl(topo: &Topology, args: &[&str], url_path: &str, port: u16) -> (u16, String, Vec<u8>) {
+    let o = Command::new("ip")
+        .args(["netns", "exec", &topo.client_ns, "curl", "-sS", "-D", "-"])
+        .args(["--max-time", "20", "-o", "/dev/stdout"])
+        .args(args)
+        .arg(format!("http://{GW_IP}:{port}{url_path}"))
+        .output()
+        .expect("running curl");
+    assert!(
+        o.status.success(),
+        "curl :{port}{url_path}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut rest = &o.stdout[..];
+    loop {
+        let split = find(rest, b"\r\n\r\n").expect("a response head");
+        if rest.starts_with(b"HTTP/1.1 1") {
+            rest = &rest[split + 4..];
+            continue;
+        }
+        let head = String::from_utf8_lossy(&rest[..split + 2]).into_owned();
+        let body = rest[split + 4..].to_vec();
+        let status = head[9..12].parse().expect("a status");
+        return (status, head, body);
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod http_client;
 pub mod raw;
+pub mod upstream;
 
 use std::ffi::OsStr;
 use std::fs;
