@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::http_client::{curl, header, Client, Silence};
-use common::upstream::{fill_to, fill_until, Listener};
+use common::upstream::{fill_until, read_chunked_body, read_sized_body, Listener};
 use common::{is_root, start_xgate, wait_for, TempDir, Topology, CLIENT_IP, GW_IP};
 use xgate_testnet::netns::run_in;
 
@@ -428,33 +428,9 @@ fn read_request(s: &mut Tee, buf: &mut Vec<u8>, conn: u64) -> Option<Seen> {
     }
     let mut body = Vec::new();
     if chunked {
-        loop {
-            let e = fill_until(s, buf, b"\r\n")?;
-            let line = String::from_utf8_lossy(&buf[..e - 2]).into_owned();
-            buf.drain(..e);
-            let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
-            if size == 0 {
-                // The trailer section, up to its empty line.
-                loop {
-                    let e = fill_until(s, buf, b"\r\n")?;
-                    buf.drain(..e);
-                    if e == 2 {
-                        break;
-                    }
-                }
-                break;
-            }
-            if !fill_to(s, buf, size + 2) {
-                return None;
-            }
-            body.extend_from_slice(&buf[..size]);
-            buf.drain(..size + 2);
-        }
+        body = read_chunked_body(s, buf)?;
     } else if let Some(n) = length {
-        if !fill_to(s, buf, n) {
-            return None;
-        }
-        body = buf.drain(..n).collect();
+        body = read_sized_body(s, buf, n)?;
     }
     Some(Seen {
         conn,

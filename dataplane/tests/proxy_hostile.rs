@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::http_client::{Client, Reply, Response, Silence};
-use common::upstream::{fill_to, fill_until, Listener};
+use common::upstream::{fill_until, read_chunked_body, read_sized_body, Listener};
 use common::{is_root, start_xgate, wait_for, TempDir, Topology, GW_IP};
 
 const BYPASS: u16 = 18480;
@@ -190,35 +190,9 @@ fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
     if target.starts_with("/h/early") {
         // Answered from the head alone: the body stays unread, for `answer` to deal with.
     } else if chunked {
-        loop {
-            let line_end = fill_until(s, buf, b"\r\n")?;
-            let line = String::from_utf8_lossy(&buf[..line_end - 2]).into_owned();
-            buf.drain(..line_end);
-            let size_text = line.split(';').next()?.trim();
-            let size = usize::from_str_radix(size_text, 16).ok()?;
-            if size == 0 {
-                // Trailer fields up to the empty line.
-                loop {
-                    let e = fill_until(s, buf, b"\r\n")?;
-                    let empty = e == 2;
-                    buf.drain(..e);
-                    if empty {
-                        break;
-                    }
-                }
-                break;
-            }
-            if !fill_to(s, buf, size + 2) {
-                return None;
-            }
-            body.extend_from_slice(&buf[..size]);
-            buf.drain(..size + 2);
-        }
+        body = read_chunked_body(s, buf)?;
     } else if let Some(n) = length {
-        if !fill_to(s, buf, n) {
-            return None;
-        }
-        body = buf.drain(..n).collect();
+        body = read_sized_body(s, buf, n)?;
     }
     Some(Request {
         method,

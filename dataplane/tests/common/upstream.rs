@@ -1,6 +1,6 @@
 //! What the proxy suites' in-process upstreams share: a listener on the gateway's loopback
 //! that serves each connection on a thread of its own, and the strict readers of a request's
-//! bytes (a head up to its blank line, a body by its length or chunks).
+//! bytes (up to a delimiter, a body by its length or its chunks).
 
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -91,5 +91,40 @@ pub fn fill_until(s: &mut impl Read, buf: &mut Vec<u8>, needle: &[u8]) -> Option
             Ok(0) | Err(_) => return None,
             Ok(k) => buf.extend_from_slice(&chunk[..k]),
         }
+    }
+}
+
+/// A body of `n` bytes from `s` (after what `buf` holds); `None` at EOF or error first.
+pub fn read_sized_body(s: &mut impl Read, buf: &mut Vec<u8>, n: usize) -> Option<Vec<u8>> {
+    if !fill_to(s, buf, n) {
+        return None;
+    }
+    Some(buf.drain(..n).collect())
+}
+
+/// A chunked body from `s` (after what `buf` holds), its chunks joined and its trailer
+/// section read and dropped; `None` at EOF, error or a chunk size that is not hex first.
+pub fn read_chunked_body(s: &mut impl Read, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let e = fill_until(s, buf, b"\r\n")?;
+        let line = String::from_utf8_lossy(&buf[..e - 2]).into_owned();
+        buf.drain(..e);
+        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            // The trailer section, up to its empty line.
+            loop {
+                let e = fill_until(s, buf, b"\r\n")?;
+                buf.drain(..e);
+                if e == 2 {
+                    return Some(body);
+                }
+            }
+        }
+        if !fill_to(s, buf, size + 2) {
+            return None;
+        }
+        body.extend_from_slice(&buf[..size]);
+        buf.drain(..size + 2);
     }
 }
