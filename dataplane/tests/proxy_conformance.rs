@@ -16,17 +16,17 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{is_root, lines_of, wait_for, TempDir, Topology, CLIENT_IP, GW_IP};
-use xgate_testnet::netns::{connect_in, run_in};
+use common::http_client::{curl, header, Client, Silence};
+use common::upstream::{fill_until, read_chunked_body, read_sized_body, Listener};
+use common::{is_root, start_xgate, wait_for, TempDir, Topology, CLIENT_IP, GW_IP};
+use xgate_testnet::netns::run_in;
 
 const BYPASS: u16 = 18680;
 const KERNEL: u16 = 18681;
@@ -39,40 +39,6 @@ static ROOT_TESTS: Mutex<()> = Mutex::new(());
 
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 % 251) as u8).collect()
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The value of a field in a head (the first of that name), without regard to case.
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.split("\r\n").skip(1).find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-/// Starts `xgate run` with `config` in the topology's gateway netns and waits for "ready".
-fn start_xgate(topo: &mut Topology, config: &Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
-        .args(["run", "--config"])
-        .arg(config)
-        .args(["--netns", &topo.server_ns])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning xgate run");
-    let lines = lines_of(child.stdout.take().expect("piped"));
-    topo.children.push(child);
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("xgate run did not say it is ready");
-        if line.starts_with("xgate: ready") {
-            return;
-        }
-    }
 }
 
 /// A gateway configuration: both ports, one pool `pool` of one server at `upstream`, and
@@ -105,178 +71,7 @@ max_fails = 0
 }
 
 fn connect(topo: &Topology, port: u16) -> Client {
-    let addr = SocketAddrV4::new(GW_IP.parse().unwrap(), port);
-    let s = connect_in(&topo.client_ns, addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect :{port}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    Client {
-        s,
-        buf: Vec::new(),
-        interim: 0,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A strict client.
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        header(&self.head, name)
-    }
-}
-
-struct Client {
-    s: TcpStream,
-    buf: Vec<u8>,
-    /// Interim (1xx) responses [`response`](Self::response) skipped.
-    interim: usize,
-}
-
-impl Client {
-    fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("sending a request");
-    }
-
-    /// Reads more; 0 at EOF, a reset or the read timeout (each the end of what comes).
-    fn fill(&mut self) -> usize {
-        let mut chunk = [0u8; 65536];
-        match self.s.read(&mut chunk) {
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                n
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionReset | ErrorKind::WouldBlock | ErrorKind::TimedOut
-                ) =>
-            {
-                0
-            }
-            Err(e) => panic!("reading a response: {e}"),
-        }
-    }
-
-    fn fill_to(&mut self, n: usize) -> bool {
-        while self.buf.len() < n {
-            if self.fill() == 0 {
-                return false;
-            }
-        }
-        true
-    }
-
-    fn line(&mut self) -> Option<Vec<u8>> {
-        loop {
-            if let Some(i) = find(&self.buf, b"\r\n") {
-                let line = self.buf[..i].to_vec();
-                self.buf.drain(..i + 2);
-                return Some(line);
-            }
-            if self.fill() == 0 {
-                return None;
-            }
-        }
-    }
-
-    /// The next response head, interim (1xx) ones included; `None` when the connection ends
-    /// (or stays silent) before one.
-    fn head(&mut self) -> Option<(u16, String)> {
-        let end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.fill() == 0 {
-                assert!(
-                    self.buf.is_empty(),
-                    "the connection ended inside a head: {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                );
-                return None;
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end);
-        let status = head
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("a status line: {head:?}"));
-        Some((status, head))
-    }
-
-    /// The next final response (1xx skipped), its body read by its framing (none after a
-    /// HEAD, a 204 or a 304, whatever the head says); `None` when the connection ends first.
-    /// Panics on a body cut short: every answer here must be complete.
-    fn response(&mut self, to_head: bool) -> Option<Response> {
-        let (status, head) = loop {
-            let (status, head) = self.head()?;
-            if status >= 200 {
-                break (status, head);
-            }
-            self.interim += 1;
-        };
-        let mut r = Response {
-            status,
-            head,
-            body: Vec::new(),
-        };
-        if to_head || status == 204 || status == 304 {
-            return Some(r);
-        }
-        if r.header("Transfer-Encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            loop {
-                let line = self.line().expect("a chunk size line");
-                let text = String::from_utf8_lossy(&line).into_owned();
-                let size = usize::from_str_radix(text.split(';').next().unwrap_or(""), 16)
-                    .unwrap_or_else(|_| panic!("a chunk size line: {text:?}"));
-                if size == 0 {
-                    while !self.line().expect("the trailer section").is_empty() {}
-                    return Some(r);
-                }
-                assert!(self.fill_to(size + 2), "a chunk cut short: {}", r.head);
-                r.body.extend_from_slice(&self.buf[..size]);
-                assert_eq!(&self.buf[size..size + 2], b"\r\n", "a chunk's CRLF");
-                self.buf.drain(..size + 2);
-            }
-        }
-        if let Some(len) = r.header("Content-Length") {
-            let n: usize = len.parse().expect("a Content-Length");
-            assert!(self.fill_to(n), "a body cut short: {}", r.head);
-            r.body = self.buf.drain(..n).collect();
-            return Some(r);
-        }
-        // Close-delimited.
-        while self.fill() > 0 {}
-        r.body = std::mem::take(&mut self.buf);
-        Some(r)
-    }
-
-    /// True when the peer closed the connection with nothing more to read (within the read
-    /// timeout).
-    fn closed(&mut self) -> bool {
-        self.s
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        let mut chunk = [0u8; 4096];
-        loop {
-            match self.s.read(&mut chunk) {
-                Ok(0) => return self.buf.is_empty(),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return self.buf.is_empty(),
-                Err(_) => return false,
-            }
-        }
-    }
+    Client::connect(topo, port, Duration::from_secs(5), Silence::Ends)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,35 +138,6 @@ fn start_nginx(topo: &mut Topology, dir: &Path) {
     });
 }
 
-/// curl from the client netns with `args` on `url_path`; (status, head, body) of the last
-/// response (a 100 Continue skipped).
-fn curl(topo: &Topology, args: &[&str], url_path: &str, port: u16) -> (u16, String, Vec<u8>) {
-    let o = Command::new("ip")
-        .args(["netns", "exec", &topo.client_ns, "curl", "-sS", "-D", "-"])
-        .args(["--max-time", "20", "-o", "/dev/stdout"])
-        .args(args)
-        .arg(format!("http://{GW_IP}:{port}{url_path}"))
-        .output()
-        .expect("running curl");
-    assert!(
-        o.status.success(),
-        "curl :{port}{url_path}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let mut rest = &o.stdout[..];
-    loop {
-        let split = find(rest, b"\r\n\r\n").expect("a response head");
-        if rest.starts_with(b"HTTP/1.1 1") {
-            rest = &rest[split + 4..];
-            continue;
-        }
-        let head = String::from_utf8_lossy(&rest[..split + 2]).into_owned();
-        let body = rest[split + 4..].to_vec();
-        let status = head[9..12].parse().expect("a status");
-        return (status, head, body);
-    }
-}
-
 /// `body` is `want`; else where it differs.
 #[track_caller]
 fn assert_bytes(body: &[u8], want: &[u8], what: &str) {
@@ -401,7 +167,7 @@ fn nginx_behind_the_gateway_answers_byte_exact_on_both_paths() {
         std::fs::write(dir.0.join(format!("www/f{n}")), pattern(n)).expect("a static file");
     }
     let config = write_config(&dir.0, &topo, NGINX, "[[route]]\nupstream = \"pool\"\n");
-    start_xgate(&mut topo, &config);
+    start_xgate(&mut topo, &config, &[]);
 
     for port in PORTS {
         // Static files, byte-exact, with nginx's length and this hop's Via.
@@ -557,8 +323,6 @@ struct Shared {
     /// The bytes a connection brought after its last complete request, when it ended in a
     /// request the recorder could not frame (or one cut short), for the failure messages.
     unframed: Mutex<Vec<Vec<u8>>>,
-    stop: AtomicBool,
-    next_conn: AtomicU64,
 }
 
 /// An HTTP/1.1 server on the gateway's loopback that records every request and answers
@@ -566,53 +330,20 @@ struct Shared {
 /// `100 Continue` when the request asks for one. It reads strictly (`Content-Length` or
 /// chunked, nothing lenient): a request it cannot frame ends the connection unanswered.
 struct Recorder {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    listener: Listener,
 }
 
 impl Recorder {
     fn start(ns: &str) -> Recorder {
-        let listener = run_in(ns, || TcpListener::bind("127.0.0.1:0")).expect("upstream bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::default());
         let sh = Arc::clone(&shared);
-        let accept = std::thread::spawn(move || {
-            while !sh.stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        s.set_nonblocking(false).expect("blocking");
-                        let _ = s.set_nodelay(true);
-                        let conn = sh.next_conn.fetch_add(1, Ordering::Relaxed);
-                        let sh2 = Arc::clone(&sh);
-                        std::thread::spawn(move || record(s, conn, &sh2));
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(e) => panic!("upstream accept: {e}"),
-                }
-            }
-        });
-        Recorder {
-            addr,
-            shared,
-            accept: Some(accept),
-        }
+        let listener = Listener::start(ns, move |s, conn| record(s, conn, &sh));
+        Recorder { shared, listener }
     }
 
     fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -628,31 +359,6 @@ impl Read for Tee {
         self.log.extend_from_slice(&out[..n]);
         Ok(n)
     }
-}
-
-/// Reads from `s` into `buf` until `needle` is in it; its end offset, or `None` at EOF.
-fn fill_until(s: &mut Tee, buf: &mut Vec<u8>, needle: &[u8]) -> Option<usize> {
-    let mut chunk = [0u8; 16384];
-    loop {
-        if let Some(i) = find(buf, needle) {
-            return Some(i + needle.len());
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
-}
-
-fn fill_to(s: &mut Tee, buf: &mut Vec<u8>, n: usize) -> Option<()> {
-    let mut chunk = [0u8; 16384];
-    while buf.len() < n {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
-    Some(())
 }
 
 /// Reads and records requests on `s` and answers them, until EOF or a request it cannot
@@ -722,29 +428,9 @@ fn read_request(s: &mut Tee, buf: &mut Vec<u8>, conn: u64) -> Option<Seen> {
     }
     let mut body = Vec::new();
     if chunked {
-        loop {
-            let e = fill_until(s, buf, b"\r\n")?;
-            let line = String::from_utf8_lossy(&buf[..e - 2]).into_owned();
-            buf.drain(..e);
-            let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
-            if size == 0 {
-                // The trailer section, up to its empty line.
-                loop {
-                    let e = fill_until(s, buf, b"\r\n")?;
-                    buf.drain(..e);
-                    if e == 2 {
-                        break;
-                    }
-                }
-                break;
-            }
-            fill_to(s, buf, size + 2)?;
-            body.extend_from_slice(&buf[..size]);
-            buf.drain(..size + 2);
-        }
+        body = read_chunked_body(s, buf)?;
     } else if let Some(n) = length {
-        fill_to(s, buf, n)?;
-        body = buf.drain(..n).collect();
+        body = read_sized_body(s, buf, n)?;
     }
     Some(Seen {
         conn,
@@ -1311,6 +997,9 @@ fn check_case(topo: &Topology, rec: &Recorder, port: u16, c: &Case) -> Result<()
     }
     let mut want = c.upstream.iter().map(|f| f.target).collect::<Vec<_>>();
     if c.closes {
+        conn.s
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
         if !conn.closed() {
             return Err(format!(
                 "the connection stays open (or more came: {:?})",
@@ -1394,8 +1083,8 @@ fn h1spec_cases_through_the_proxy_on_both_paths() {
     let rec = Recorder::start(&topo.server_ns);
     let routes = "[[route]]\npath_prefix = \"/r\"\nupstream = \"pool\"\n\n\
                   [[route]]\nhost = \"star.example\"\nupstream = \"pool\"\n";
-    let config = write_config(&dir.0, &topo, rec.addr.port(), routes);
-    start_xgate(&mut topo, &config);
+    let config = write_config(&dir.0, &topo, rec.listener.addr.port(), routes);
+    start_xgate(&mut topo, &config, &[]);
     let mut failures = Vec::new();
     for port in PORTS {
         for c in cases() {

@@ -14,7 +14,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{is_root, lines_of, TempDir, Topology, GW_IP};
+use common::http_client::curl;
+use common::{is_root, lines_of, start_xgate, TempDir, Topology, GW_IP};
 
 const BYPASS: u16 = 18280;
 const KERNEL: u16 = 18281;
@@ -89,28 +90,6 @@ fn start_upstream_on(topo: &mut Topology, port: u16) -> usize {
     topo.children.len() - 1
 }
 
-/// Starts `xgate run` and waits for "ready"; returns its index in `topo.children`.
-fn start_xgate(topo: &mut Topology, config: &std::path::Path) -> usize {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
-        .args(["run", "--config"])
-        .arg(config)
-        .args(["--netns", &topo.server_ns])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning xgate run");
-    let lines = lines_of(child.stdout.take().expect("piped"));
-    topo.children.push(child);
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("xgate run did not say it is ready");
-        if line.starts_with("xgate: ready") {
-            return topo.children.len() - 1;
-        }
-    }
-}
-
 fn config_file(dir: &TempDir, topo: &Topology) -> std::path::PathBuf {
     let path = dir.0.join("xgate.toml");
     let mut f = std::fs::File::create(&path).expect("config file");
@@ -174,38 +153,6 @@ upstream = "checked"
     path
 }
 
-/// curl from the client netns; returns (status, headers, body).
-fn curl(topo: &Topology, args: &[&str], url_path: &str, port: u16) -> (u16, String, Vec<u8>) {
-    let o = Command::new("ip")
-        .args(["netns", "exec", &topo.client_ns, "curl", "-sS", "-D", "-"])
-        .args(["--max-time", "20", "-o", "/dev/stdout"])
-        .args(args)
-        .arg(format!("http://{GW_IP}:{port}{url_path}"))
-        .output()
-        .expect("running curl");
-    assert!(
-        o.status.success(),
-        "curl :{port}{url_path}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    // Interim heads (100 Continue) first, then the final one.
-    let mut rest = &o.stdout[..];
-    loop {
-        let split = rest
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a response head");
-        if rest.starts_with(b"HTTP/1.1 1") {
-            rest = &rest[split + 4..];
-            continue;
-        }
-        let head = String::from_utf8_lossy(&rest[..split]).into_owned();
-        let body = rest[split + 4..].to_vec();
-        let status = head[9..12].parse().expect("a status");
-        return (status, head, body);
-    }
-}
-
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 256) as u8).collect()
 }
@@ -220,7 +167,7 @@ fn requests_are_proxied_byte_exact_on_both_paths() {
     let dir = TempDir::new(&format!("{}-proxy", topo.name));
     start_upstream(&mut topo);
     let config = config_file(&dir, &topo);
-    start_xgate(&mut topo, &config);
+    start_xgate(&mut topo, &config, &[]);
 
     for port in [BYPASS, KERNEL] {
         // Downloads of several sizes.
@@ -436,7 +383,7 @@ fn proxied_requests_in_flight_survive_a_bypass_switch_and_a_sigterm_drain() {
     let dir = TempDir::new(&format!("{}-proxy-live", topo.name));
     start_upstream(&mut topo);
     let config = config_file(&dir, &topo);
-    let gw = start_xgate(&mut topo, &config);
+    let gw = start_xgate(&mut topo, &config, &[]);
     let iface = topo.server_if.clone();
     let xgate = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
@@ -512,7 +459,7 @@ fn a_gateway_killed_with_requests_at_the_upstream_falls_back_to_the_kernel() {
     let dir = TempDir::new(&format!("{}-proxy-kill", topo.name));
     start_upstream(&mut topo);
     let config = config_file(&dir, &topo);
-    let gw = start_xgate(&mut topo, &config);
+    let gw = start_xgate(&mut topo, &config, &[]);
     let slow = spawn_curl(&topo, KERNEL, "/api/slow/3000");
     std::thread::sleep(Duration::from_millis(400));
     topo.stop_child(gw); // SIGKILL, by PID
@@ -576,7 +523,7 @@ upstream = "three"
         ),
     )
     .expect("config");
-    start_xgate(&mut topo, &path);
+    start_xgate(&mut topo, &path, &[]);
     let load: Vec<_> = [BYPASS, KERNEL]
         .iter()
         .map(|&port| {
@@ -642,7 +589,7 @@ fn hundred_megabyte_bodies_are_byte_exact_both_ways_on_both_paths() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("\n[http]\nmax_body_len = 200000000\n");
     std::fs::write(&config, text).unwrap();
-    start_xgate(&mut topo, &config);
+    start_xgate(&mut topo, &config, &[]);
     const N: usize = 100_000_000;
     let data = pattern(N);
     let upload = dir.0.join("upload.bin");
@@ -760,7 +707,7 @@ max_time_wait = 2048
         ),
     )
     .expect("config");
-    let gw = start_xgate(&mut topo, &path);
+    let gw = start_xgate(&mut topo, &path, &[]);
     let pid = topo.children[gw].id();
     for port in [BYPASS, KERNEL] {
         let (status, head, _) = curl(&topo, &["-H", "Connection: close"], "/api/bytes/512", port);

@@ -16,17 +16,16 @@
 mod common;
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{is_root, lines_of, wait_for, TempDir, Topology, GW_IP};
-use xgate_testnet::netns::{connect_in, run_in};
+use common::http_client::{Client, Reply, Response, Silence};
+use common::upstream::{fill_until, read_chunked_body, read_sized_body, Listener};
+use common::{is_root, start_xgate, wait_for, TempDir, Topology, GW_IP};
 
 const BYPASS: u16 = 18480;
 const KERNEL: u16 = 18481;
@@ -67,10 +66,6 @@ fn assert_body(body: &[u8], n: usize, what: &str) {
         ),
         None => panic!("{what}: {} bytes, want {n} (a prefix of it)", body.len()),
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// SO_LINGER 0 then close: the kernel sends a RST instead of a FIN.
@@ -124,50 +119,24 @@ struct Shared {
     seen: Mutex<Vec<Seen>>,
     /// Connections the gateway closed (the upstream read EOF on them).
     closed: Mutex<Vec<u64>>,
-    stop: AtomicBool,
-    next_conn: AtomicU64,
 }
 
 struct Upstream {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    listener: Listener,
 }
 
 impl Upstream {
     /// Listens on 127.0.0.1 (an ephemeral port) in the gateway netns `ns`.
     fn start(ns: &str, mode: Mode) -> Upstream {
-        let listener = run_in(ns, || TcpListener::bind("127.0.0.1:0")).expect("upstream bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared::default());
         let sh = Arc::clone(&shared);
-        let accept = std::thread::spawn(move || {
-            while !sh.stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        s.set_nonblocking(false).expect("blocking");
-                        let _ = s.set_nodelay(true);
-                        let conn = sh.next_conn.fetch_add(1, Ordering::Relaxed);
-                        let sh2 = Arc::clone(&sh);
-                        std::thread::spawn(move || serve(s, conn, mode, &sh2));
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(e) => panic!("upstream accept: {e}"),
-                }
-            }
-        });
-        Upstream {
-            addr,
-            shared,
-            accept: Some(accept),
-        }
+        let listener = Listener::start(ns, move |s, conn| serve(s, conn, mode, &sh));
+        Upstream { shared, listener }
     }
 
     fn port(&self) -> u16 {
-        self.addr.port()
+        self.listener.addr.port()
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -183,15 +152,6 @@ impl Upstream {
     }
 }
 
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// A request read strictly: `Content-Length` or chunked, nothing lenient.
 struct Request {
     method: String,
@@ -199,32 +159,6 @@ struct Request {
     head: String,
     body: Vec<u8>,
     framing_fields: usize,
-}
-
-/// Reads from `s` into `buf` until `buf` holds `n` bytes; false at EOF or error first.
-fn fill_to(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> bool {
-    let mut chunk = [0u8; 16384];
-    while buf.len() < n {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
-    true
-}
-
-/// Reads from `s` into `buf` until `needle` is in it; its end offset, or `None` at EOF.
-fn fill_until(s: &mut TcpStream, buf: &mut Vec<u8>, needle: &[u8]) -> Option<usize> {
-    let mut chunk = [0u8; 16384];
-    loop {
-        if let Some(i) = find(buf, needle) {
-            return Some(i + needle.len());
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-    }
 }
 
 /// The next request on the connection; `None` at EOF (or on bytes this strict reader cannot
@@ -256,35 +190,9 @@ fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
     if target.starts_with("/h/early") {
         // Answered from the head alone: the body stays unread, for `answer` to deal with.
     } else if chunked {
-        loop {
-            let line_end = fill_until(s, buf, b"\r\n")?;
-            let line = String::from_utf8_lossy(&buf[..line_end - 2]).into_owned();
-            buf.drain(..line_end);
-            let size_text = line.split(';').next()?.trim();
-            let size = usize::from_str_radix(size_text, 16).ok()?;
-            if size == 0 {
-                // Trailer fields up to the empty line.
-                loop {
-                    let e = fill_until(s, buf, b"\r\n")?;
-                    let empty = e == 2;
-                    buf.drain(..e);
-                    if empty {
-                        break;
-                    }
-                }
-                break;
-            }
-            if !fill_to(s, buf, size + 2) {
-                return None;
-            }
-            body.extend_from_slice(&buf[..size]);
-            buf.drain(..size + 2);
-        }
+        body = read_chunked_body(s, buf)?;
     } else if let Some(n) = length {
-        if !fill_to(s, buf, n) {
-            return None;
-        }
-        body = buf.drain(..n).collect();
+        body = read_sized_body(s, buf, n)?;
     }
     Some(Request {
         method,
@@ -732,45 +640,13 @@ impl Lab {
             access_log,
             _dir: dir,
         };
-        lab.start_xgate(&config);
+        let access_log = ["--access-log".as_ref(), lab.access_log.as_os_str()];
+        start_xgate(&mut lab.topo, &config, &access_log);
         lab
     }
 
-    fn start_xgate(&mut self, config: &Path) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
-            .args(["run", "--config"])
-            .arg(config)
-            .args(["--netns", &self.topo.server_ns])
-            .arg("--access-log")
-            .arg(&self.access_log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning xgate run");
-        let lines = lines_of(child.stdout.take().expect("piped"));
-        self.topo.children.push(child);
-        loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(20))
-                .expect("xgate run did not say it is ready");
-            if line.starts_with("xgate: ready") {
-                return;
-            }
-        }
-    }
-
     fn connect(&self, port: u16) -> Client {
-        let addr = SocketAddrV4::new(GW_IP.parse().unwrap(), port);
-        let s = connect_in(&self.topo.client_ns, addr, Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("connect :{port}: {e}"));
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client {
-            s,
-            buf: Vec::new(),
-            slow: false,
-            interim: 0,
-        }
+        Client::connect(&self.topo, port, Duration::from_secs(10), Silence::Fails)
     }
 
     /// One request on a connection of its own.
@@ -783,215 +659,6 @@ impl Lab {
 
 fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
-}
-
-// ---------------------------------------------------------------------------------------------
-// A strict client.
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-    /// The body ended as its framing says (a length reached, the last chunk, or the close of
-    /// a body without either).
-    complete: bool,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn is_chunked(&self) -> bool {
-        self.header("Transfer-Encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    }
-}
-
-#[derive(Debug)]
-enum Reply {
-    Response(Response),
-    /// The connection closed (or reset) before a response's first byte.
-    Closed,
-}
-
-impl Reply {
-    #[track_caller]
-    fn response(self) -> Response {
-        match self {
-            Reply::Response(r) => r,
-            Reply::Closed => panic!("closed without a response"),
-        }
-    }
-}
-
-struct Client {
-    s: TcpStream,
-    buf: Vec<u8>,
-    /// Reads at most 4 KiB a millisecond.
-    slow: bool,
-    /// Interim (1xx) responses skipped so far.
-    interim: usize,
-}
-
-impl Client {
-    /// From now on: a 16 KiB receive buffer (the kernel doubles it), read slowly.
-    fn slow_reader(&mut self) {
-        let len: libc::c_int = 16 * 1024;
-        // SAFETY: setsockopt on a socket we own, with a correctly sized int value.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&len as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "SO_RCVBUF: {}", io::Error::last_os_error());
-        self.slow = true;
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("sending a request");
-    }
-
-    /// Reads more; 0 at EOF or reset (a reset counts as the connection's end).
-    fn fill(&mut self) -> usize {
-        let mut chunk = [0u8; 65536];
-        let want = if self.slow {
-            std::thread::sleep(Duration::from_millis(1));
-            4096
-        } else {
-            chunk.len()
-        };
-        match self.s.read(&mut chunk[..want]) {
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                n
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => 0,
-            Err(e) => panic!("reading a response: {e}"),
-        }
-    }
-
-    fn fill_to(&mut self, n: usize) -> bool {
-        while self.buf.len() < n {
-            if self.fill() == 0 {
-                return false;
-            }
-        }
-        true
-    }
-
-    fn line(&mut self) -> Option<Vec<u8>> {
-        loop {
-            if let Some(i) = find(&self.buf, b"\r\n") {
-                let line = self.buf[..i].to_vec();
-                self.buf.drain(..i + 2);
-                return Some(line);
-            }
-            if self.fill() == 0 {
-                return None;
-            }
-        }
-    }
-
-    /// The next final response (interim ones skipped), its body read by its framing.
-    fn reply(&mut self) -> Reply {
-        self.reply_to(false)
-    }
-
-    /// The next final response to a HEAD: no body, whatever the head says.
-    fn reply_to_head(&mut self) -> Reply {
-        self.reply_to(true)
-    }
-
-    fn reply_to(&mut self, head_only: bool) -> Reply {
-        let end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.fill() == 0 {
-                assert!(
-                    self.buf.is_empty(),
-                    "EOF inside a head: {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                );
-                return Reply::Closed;
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end);
-        let status: u16 = head
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("a status line: {head:?}"));
-        if (100..200).contains(&status) {
-            self.interim += 1;
-            return self.reply_to(head_only);
-        }
-        let mut r = Response {
-            status,
-            head,
-            body: Vec::new(),
-            complete: false,
-        };
-        if head_only || status == 204 || status == 304 {
-            r.complete = true;
-            return Reply::Response(r);
-        }
-        if r.is_chunked() {
-            loop {
-                let Some(line) = self.line() else {
-                    return Reply::Response(r);
-                };
-                let text = String::from_utf8_lossy(&line).into_owned();
-                let size = usize::from_str_radix(text.split(';').next().unwrap_or(""), 16)
-                    .unwrap_or_else(|_| panic!("a chunk size line: {text:?}"));
-                if size == 0 {
-                    loop {
-                        match self.line() {
-                            None => return Reply::Response(r),
-                            Some(l) if l.is_empty() => break,
-                            Some(_) => {}
-                        }
-                    }
-                    r.complete = true;
-                    return Reply::Response(r);
-                }
-                if !self.fill_to(size + 2) {
-                    r.body.append(&mut self.buf);
-                    return Reply::Response(r);
-                }
-                r.body.extend_from_slice(&self.buf[..size]);
-                assert_eq!(&self.buf[size..size + 2], b"\r\n", "a chunk's CRLF");
-                self.buf.drain(..size + 2);
-            }
-        }
-        if let Some(len) = r.header("Content-Length") {
-            let n: usize = len.parse().expect("a Content-Length");
-            r.complete = self.fill_to(n);
-            let take = n.min(self.buf.len());
-            r.body = self.buf.drain(..take).collect();
-            return Reply::Response(r);
-        }
-        // Close-delimited.
-        while self.fill() > 0 {}
-        r.body = std::mem::take(&mut self.buf);
-        r.complete = true;
-        Reply::Response(r)
-    }
-
-    /// True when the gateway closed the connection with nothing more to read.
-    fn closed(&mut self) -> bool {
-        while self.fill() > 0 {}
-        self.buf.is_empty()
-    }
 }
 
 fn setup(name: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Lab)> {

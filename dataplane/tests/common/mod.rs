@@ -9,13 +9,16 @@
 //! gateway netns to load programs and bind sockets there, and goes back before cleaning up.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod http_client;
 pub mod raw;
+pub mod upstream;
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::ops::Deref;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -363,6 +366,30 @@ pub fn lines_of(stdout: ChildStdout) -> Receiver<String> {
         }
     });
     rx
+}
+
+/// Starts `xgate run --config <config> --netns <the gateway netns> <extra>` as a child of
+/// `topo` and waits for its "xgate: ready" line; returns its index in `topo.children`.
+pub fn start_xgate(topo: &mut Topology, config: &Path, extra: &[&OsStr]) -> usize {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .args(["run", "--config"])
+        .arg(config)
+        .args(["--netns", &topo.server_ns])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning xgate run");
+    let lines = lines_of(child.stdout.take().expect("piped"));
+    topo.children.push(child);
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("xgate run did not say it is ready");
+        if line.starts_with("xgate: ready") {
+            return topo.children.len() - 1;
+        }
+    }
 }
 
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
