@@ -32,30 +32,38 @@ fn upstream() -> Upstream {
     Upstream { addr, accepted }
 }
 
+/// The request line and the field lines of the next request head, CRLF trimmed; `None` when
+/// the connection ends first.
+fn read_head(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<String>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut fields = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        if h == "\r\n" {
+            return Some((line.trim_end().to_string(), fields));
+        }
+        fields.push(h.trim_end().to_string());
+    }
+}
+
 fn serve_upstream(stream: TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let request_line = line.trim_end().to_string();
-        let mut length = 0usize;
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-            headers.push(h.trim_end().to_string());
-        }
+    while let Some((request_line, headers)) = read_head(&mut reader) {
+        let length: usize = headers
+            .iter()
+            .find_map(|h| {
+                h.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body).unwrap();
         let mut parts = request_line.split(' ');
@@ -217,14 +225,8 @@ fn slow_chunked_sink(delay: std::time::Duration) -> SocketAddr {
         std::thread::sleep(delay);
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut out = stream;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
+        if read_head(&mut reader).is_none() {
+            return;
         }
         let mut data = 0usize;
         loop {
