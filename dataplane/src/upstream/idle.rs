@@ -2,8 +2,9 @@
 //! went idle, the newest handed out first (a hot connection, whose peer has not yet started
 //! its own idle timer), the oldest evicted when a server's list is full and expired first.
 //!
-//! A server's list is allocated with room for the whole keep-alive bound the first time the
-//! server is seen, and kept when it empties: putting a connection back never allocates.
+//! The bound is the pool's `keepalive`, given with each connection put back. A server's list
+//! is allocated with room for the whole bound the first time the server is seen, and kept when
+//! it empties: putting a connection back allocates only when a reload raised the bound.
 
 use std::collections::{HashMap, VecDeque};
 
