@@ -65,11 +65,16 @@ impl Ring {
     /// A ring of `entries` submission entries (rounded up to a power of two, at least 8) and
     /// `cq_entries` completion entries (at least four times as many; the kernel clamps).
     ///
-    /// No `COOP_TASKRUN` here, unlike the kernel path: with it, a completion can wait as task
-    /// work until the thread enters io_uring, and [`Ring::reap`] looks at the completion queue
-    /// without a system call. Without it, completions are posted as they happen and the
-    /// ring's descriptor turns readable for a thread asleep in poll(2)
-    /// (`tests::ring_fd_is_readable_once_a_completion_is_ready`).
+    /// Cooperative task running, as on the kernel path: a receive's data arrives in the
+    /// sender's context (on loopback, the upstream's own send), and without `COOP_TASKRUN`
+    /// io_uring interrupts this thread there and then with an inter-processor interrupt to
+    /// post the completion, paid on both cores once per response. With it the completion
+    /// waits as task work until this thread next enters the kernel; [`Ring::reap`] enters
+    /// when the kernel's TASKRUN flag says work waits, and a thread asleep in poll(2) on the
+    /// ring's descriptor is still woken to run it
+    /// (`tests::ring_fd_is_readable_once_a_completion_is_ready`,
+    /// `tests::flagged_task_work_is_posted_by_the_next_poll`). Kernels before 5.19
+    /// refuse the flags: the ring is then made without them.
     pub(super) fn new(entries: u32, cq_entries: u32) -> io::Result<Self> {
         let entries = entries.max(8).next_power_of_two();
         let cq = cq_entries
@@ -78,7 +83,15 @@ impl Ring {
         let ring = IoUring::builder()
             .setup_cqsize(cq)
             .setup_clamp()
-            .build(entries)?;
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(entries)
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_cqsize(cq)
+                    .setup_clamp()
+                    .build(entries)
+            })?;
         Ok(Ring { ring, inflight: 0 })
     }
 
@@ -126,6 +139,11 @@ impl Ring {
     /// Takes up to a batch of completions off the ring, counting the operations they end.
     /// Returns how many were taken; fewer than `REAP_BATCH` means the queue is empty.
     pub(super) fn reap(&mut self, batch: &mut [Completion; REAP_BATCH]) -> usize {
+        // Completions waiting as task work are posted when this thread enters the kernel:
+        // one system call, only when the kernel flagged some (see `new`).
+        if self.ring.submission().taskrun() {
+            let _ = self.ring.submit();
+        }
         let mut n = 0;
         for (slot, cqe) in batch.iter_mut().zip(self.ring.completion()) {
             *slot = (cqe.user_data(), cqe.result());
@@ -133,6 +151,18 @@ impl Ring {
         }
         self.inflight = self.inflight.saturating_sub(n);
         n
+    }
+
+    /// Whether the kernel says completions wait as task work (tests only).
+    #[cfg(test)]
+    pub(super) fn task_work_flagged(&mut self) -> bool {
+        self.ring.submission().taskrun()
+    }
+
+    /// Completions posted and not yet reaped (tests only).
+    #[cfg(test)]
+    pub(super) fn posted(&mut self) -> usize {
+        self.ring.completion().len()
     }
 
     /// Submits what is queued and waits (up to `limit`) until every operation has completed,

@@ -641,6 +641,89 @@ fn a_late_completion_never_reaches_the_next_owner_of_the_slot() {
     assert_eq!(c.received(second), b"conn-1", "a stale id changes nothing");
 }
 
+/// With cooperative task running a completion can wait as task work until the thread next
+/// enters the kernel (a timer tick at the latest): `poll` enters as soon as the kernel flags
+/// it, so an owner that spins without system calls (a busy poller) sees its response at once.
+#[test]
+fn flagged_task_work_is_posted_by_the_next_poll() {
+    // The server's thread and this one on CPUs of their own: a switch back to this thread
+    // would run the work on its way to user space, before the flag can be seen.
+    let cpus = allowed_cpus();
+    let [mine, theirs, ..] = cpus[..] else {
+        eprintln!("skipped: needs two CPUs, this thread may use {cpus:?}");
+        return;
+    };
+    pin_to(mine);
+    let (tell, told) = mpsc::channel::<()>();
+    let told = std::sync::Mutex::new(told);
+    let server = Server::spawn(move |mut s, _| {
+        pin_to(theirs);
+        while told.lock().unwrap().recv().is_ok() {
+            if s.write_all(b"hi").is_err() {
+                return;
+            }
+        }
+    });
+    let mut c = conns(|_| {});
+    let id = connected(&mut c, server.addr, 1);
+    let mut checked = 0;
+    // A round is conclusive when this thread saw the flag before anything (a tick) ran the
+    // work; the others are tried again.
+    for _ in 0..200 {
+        // The receive is posted with nothing to read, so its completion comes from the
+        // server's send, as task work. Until `poll`, this thread makes no system call
+        // (`Instant::now` reads the vDSO clock).
+        c.flush().unwrap();
+        tell.send(()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut flagged = false;
+        while std::time::Instant::now() < deadline {
+            flagged = c.ring.task_work_flagged();
+            if flagged || c.ring.posted() > 0 {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let mut events = Vec::new();
+        c.poll(&mut events);
+        if flagged {
+            assert!(
+                events.contains(&UpstreamEvent::Received(id)),
+                "task work flagged and not posted by poll: {events:?}"
+            );
+            checked += 1;
+        } else if !events.contains(&UpstreamEvent::Received(id)) {
+            drive(&mut c, |_, e| e.contains(&UpstreamEvent::Received(id)));
+        }
+        let n = c.received(id).len();
+        c.consume(id, n);
+        if checked >= 3 {
+            return;
+        }
+    }
+    panic!("the flag was never seen before the work ran ({checked} conclusive rounds)");
+}
+
+/// The CPUs this thread may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at most its
+    // size into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; pid 0 is the calling thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET reads the set within its size.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// Binds the calling thread to `cpu`.
+fn pin_to(cpu: usize) {
+    crate::afxdp::pin_to_core(cpu).expect("sched_setaffinity");
+}
+
 #[test]
 fn ring_fd_is_readable_once_a_completion_is_ready() {
     let (tell, told) = mpsc::channel::<()>();
