@@ -4,9 +4,10 @@
 //!
 //! 1. Saturation: every workload closed-loop on every target (the repetitions interleaved as
 //!    in the veth run); the server core's cost per request and the throughput it bounds.
-//! 2. Rates: per workload, the highest rate every target sustains is 80% of the slowest
-//!    target's median closed-loop throughput (rounded down to 100 requests/s); the low and
-//!    middle rates are a tenth and a half of it ([`RateLevel`]).
+//! 2. Rates: per workload, the highest rate is 80% of the slowest target's median closed-loop
+//!    throughput (rounded down to 100 requests/s), meant to be one every target sustains; the
+//!    low and middle rates are a tenth and a half of it ([`RateLevel`]). The report shows the
+//!    latency at the highest of the three that every target did sustain (answered 99% of).
 //! 3. Every workload open-loop at each rate on every target: the server core's cost per
 //!    request where no target is saturated, and latency from each request's due time.
 //!

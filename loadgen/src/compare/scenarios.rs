@@ -193,8 +193,9 @@ pub enum RateLevel {
     Low,
     /// Half of the highest.
     Mid,
-    /// The highest rate every target sustains: 80% of the slowest target's closed-loop
-    /// throughput.
+    /// The highest rate offered: 80% of the slowest target's closed-loop throughput, meant to
+    /// be one every target sustains (the report checks which it did: a target's open-loop
+    /// capacity can be lower than its closed-loop one).
     High,
     /// The veth comparison's one open-loop rate.
     Fixed,
@@ -212,7 +213,7 @@ impl RateLevel {
         }
     }
 
-    /// This level's share of the highest rate every target sustains.
+    /// This level's share of the highest rate offered.
     pub fn share_of_high(self) -> f64 {
         match self {
             RateLevel::Low => 0.1,
