@@ -68,6 +68,11 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
     result.map_err(|e| e.to_string())
 }
 
+/// How often a warning an operator must see, but that a flood could repeat per packet or per
+/// connection (a full connection table), may be logged: once per period, with the count of
+/// the ones held back.
+pub const WARNING_PERIOD: Duration = Duration::from_secs(10);
+
 /// At most `burst` events per `period`; says how many were held back since the last one let
 /// through, so the line that gets out can report them.
 #[derive(Debug, Clone)]

@@ -705,6 +705,7 @@ fn connection_table_full_refuses_cleanly() {
         return;
     }
     let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    common::log_capture::install();
     const MAX: usize = 8;
     let mut topo = Topology::create();
     // One queue each way, so the bound is one engine's.
@@ -763,6 +764,18 @@ fn connection_table_full_refuses_cleanly() {
     wait_for("the refusals' RSTs counted", Duration::from_secs(2), || {
         sum(&gw.counters(), |c| c.tcp_rsts_out) >= rsts_before + 3
     });
+    // Logged for the operator, with the port and the limit, and rate-limited: three
+    // refusals, one line (two if they straddled the 10 s period).
+    let warned = || common::log_capture::lines_with("connection table is full");
+    wait_for("the refusal's warning", Duration::from_secs(2), || {
+        !warned().is_empty()
+    });
+    let lines = warned();
+    assert!((1..3).contains(&lines.len()), "{lines:#?}");
+    assert!(
+        lines[0].contains(&format!("port={PORT}")) && lines[0].contains(&format!("limit={MAX}")),
+        "{lines:#?}"
+    );
 
     // The held ones did not notice.
     for (i, c) in held.iter_mut().enumerate() {

@@ -12,6 +12,9 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration as StdDuration;
 
+#[path = "common/log_capture.rs"]
+mod log_capture;
+
 use dataplane::app::{App, AppConfig, StaticLimits};
 use dataplane::http::HttpStats;
 use dataplane::kernel::{KernelConfig, KernelPath, KernelStats, RecvMode};
@@ -549,6 +552,7 @@ fn idle_keep_alive_connection_is_closed_by_the_idle_timeout() {
 
 #[test]
 fn beyond_the_connection_bound_new_connections_are_refused_and_existing_ones_work() {
+    log_capture::install();
     both_modes(|mode| {
         let config = KernelConfig {
             max_connections: 4,
@@ -572,6 +576,23 @@ fn beyond_the_connection_bound_new_connections_are_refused_and_existing_ones_wor
             let _ = extra.read_to_end(&mut got);
             assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
         }
+        // Logged for the operator, with the port and the limit, and rate-limited: three
+        // refusals, one line (two if they straddled the 10 s period).
+        let port = format!("port={}", server.addr.port());
+        let warned = || {
+            log_capture::lines_with("connection table is full")
+                .into_iter()
+                .filter(|l| l.contains(&port))
+                .collect::<Vec<_>>()
+        };
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(5);
+        while warned().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(StdDuration::from_millis(10));
+        }
+        let lines = warned();
+        assert!((1..3).contains(&lines.len()), "{lines:#?}");
+        assert!(lines[0].contains("limit=4"), "{lines:#?}");
+        assert!(lines[0].contains("WARN"), "{lines:#?}");
         for (s, r) in &mut held {
             s.write_all(&get("/bytes/10")).unwrap();
             assert_eq!(read_response(r).unwrap().body, pattern(10));

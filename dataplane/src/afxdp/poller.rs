@@ -41,7 +41,7 @@ use crate::http::HttpStats;
 use crate::logging::RateLimiter;
 use crate::proxy::forwarder::{Direct, HttpDriver, UpstreamServerState};
 use crate::tally::PortCount;
-use crate::tcp::TcpStats;
+use crate::tcp::{DropReason, TcpStats};
 use crate::time::{Duration, Instant};
 use crate::upstream::{UpstreamSide, UpstreamSideConfig};
 
@@ -69,16 +69,20 @@ pub struct PollerConfig {
     /// Longest sleep, even when the engine has no deadline (bounds how stale the published
     /// counters can get, and how long a missed wake-up could last).
     pub max_sleep: Duration,
+    /// The engine's connection table size (`tcp.max_connections`), named in the warning a
+    /// refusal for a full table logs.
+    pub connection_limit: usize,
 }
 
 impl Default for PollerConfig {
-    /// No pinning, batches of 64, no idle spin, sleeps of at most 1 s.
+    /// No pinning, batches of 64, no idle spin, sleeps of at most 1 s, the TCP defaults' table.
     fn default() -> Self {
         Self {
             core: None,
             batch_size: 64,
             idle_spin: Duration::ZERO,
             max_sleep: Duration::from_secs(1),
+            connection_limit: crate::tcp::TcpConfig::default().max_connections,
         }
     }
 }
@@ -282,6 +286,8 @@ pub struct Poller {
     /// Per-packet log events (refused frames, failed map updates), rate-limited.
     refused_log: RateLimiter,
     flow_map_log: RateLimiter,
+    /// Connections refused because the table is full: an operator's warning, rate-limited.
+    table_full_log: RateLimiter,
     /// The hand-over of the engine's access-log records to the writer thread, when the log is on.
     access: Option<AccessLink>,
     /// The upstream side (forwarder and upstream connections), built when the first request
@@ -327,6 +333,7 @@ impl Poller {
             reload: Arc::new(ReloadMailbox::default()),
             refused_log: RateLimiter::new(10, Duration::from_secs(1)),
             flow_map_log: RateLimiter::new(5, Duration::from_secs(1)),
+            table_full_log: RateLimiter::new(1, crate::logging::WARNING_PERIOD),
             access: None,
             upstream: UpstreamSide::new(None),
         })
@@ -504,6 +511,8 @@ impl Poller {
         let engine = &mut self.engine;
         let refused = &mut self.counters.rx_refused;
         let log = &mut self.refused_log;
+        let table_full_log = &mut self.table_full_log;
+        let limit = self.config.connection_limit;
         let queue = self.queue.queue();
         let n = self.queue.recv_batch(self.config.batch_size, |frame| {
             let result = match forwarder.as_mut() {
@@ -512,6 +521,21 @@ impl Poller {
             };
             if let Err(reason) = result {
                 *refused += 1;
+                if reason == DropReason::TableFull {
+                    if let Some(suppressed) = table_full_log.allow(now) {
+                        // Cold: parsed again only for the line that gets out.
+                        let port =
+                            crate::wire::parse_tcp_frame(frame).map_or(0, |f| f.tcp.dst_port);
+                        tracing::warn!(
+                            queue,
+                            port,
+                            limit,
+                            refused_since_last = suppressed,
+                            "bypass: connection refused, the connection table is full \
+                             (tcp.max_connections per queue)"
+                        );
+                    }
+                }
                 // The level check first: a relaxed load when debug is off.
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     if let Some(suppressed) = log.allow(now) {

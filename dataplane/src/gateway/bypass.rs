@@ -328,6 +328,7 @@ impl Bypass {
             let engine = Engine::new(config.engine.clone(), app, secret, clock.now());
             let mut poller_config = config.poller.clone();
             poller_config.core = config.cores.get(q as usize).copied();
+            poller_config.connection_limit = config.engine.tcp.max_connections;
             let mut poller = Poller::new(
                 queue,
                 engine,

@@ -61,6 +61,7 @@ use crate::access::{AccessSink, PathKind};
 use crate::answers::Served;
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, HttpStats};
+use crate::logging::RateLimiter;
 use crate::proxy::forwarder::{Direct, HttpDriver};
 use crate::sessions::{HttpSessions, Session};
 use crate::stream::{AbortReason, Advance, Lifecycle, StreamConfig, StreamConn};
@@ -237,6 +238,8 @@ pub struct KernelPath {
     upstream: UpstreamSide,
     /// The wake-up poll on the upstream ring is in flight (see `kernel::proxy`).
     upstream_poll_armed: bool,
+    /// Connections refused because the table is full: an operator's warning, rate-limited.
+    table_full_log: RateLimiter,
 }
 
 impl KernelPath {
@@ -290,6 +293,7 @@ impl KernelPath {
             access_log: false,
             upstream: UpstreamSide::new(None),
             upstream_poll_armed: false,
+            table_full_log: RateLimiter::new(1, crate::logging::WARNING_PERIOD),
             config,
         })
     }
@@ -598,6 +602,17 @@ impl KernelPath {
         if self.draining.is_some() || self.sessions.len() >= self.config.max_connections {
             self.stats.refused += 1;
             socket::close_raw(fd);
+            if self.draining.is_none() {
+                if let Some(suppressed) = self.table_full_log.allow(now) {
+                    tracing::warn!(
+                        port = self.listeners[listener].addr.port(),
+                        limit = self.config.max_connections,
+                        refused_since_last = suppressed,
+                        "kernel path: connection refused, the connection table is full \
+                         (kernel_path.max_connections)"
+                    );
+                }
+            }
             return;
         }
         socket::set_nodelay(fd);

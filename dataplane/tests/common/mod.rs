@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod http_client;
+pub mod log_capture;
 pub mod raw;
 pub mod upstream;
 
