@@ -6,7 +6,10 @@
 //! - [`netns`]: running a closure or a thread inside a namespace, and moving the calling
 //!   thread in and back out;
 //! - [`packet`]: a raw `AF_PACKET` socket on an interface of a namespace, for crafted frames;
-//! - [`nfqueue`]: the nfnetlink_queue socket (bind a queue, read queued packet ids, accept);
+//! - [`nfqueue`]: the nfnetlink_queue socket (bind a queue, read queued packets, accept or
+//!   drop them);
+//! - [`path`]: an emulated network path (delay, bottleneck rate and queue, loss) for a
+//!   namespace's TCP packets, on two NFQUEUE queues, since this kernel has no netem;
 //! - [`tap`]: a TAP interface in a namespace whose descriptor this process holds, so a client
 //!   in user space is the other end of the link.
 //!
@@ -18,6 +21,7 @@
 pub mod netns;
 pub mod nfqueue;
 pub mod packet;
+pub mod path;
 mod sys;
 pub mod tap;
 pub mod topology;

@@ -1,8 +1,9 @@
 //! The nfnetlink_queue socket: packets that an `iptables -j NFQUEUE --queue-num N` rule queues
 //! are read as netlink messages from a raw `NETLINK_NETFILTER` socket and each gets a
 //! verdict. Only what a test that delays packets needs: bind a queue (fail-open, so a slow
-//! or gone consumer never drops a packet), read the ids of queued packets, accept them
-//! unchanged, unbind. What to hold back, and for how long, is the caller's.
+//! or gone consumer never drops a packet), read the queued packets (id, hook, IP length),
+//! accept them unchanged or drop them, unbind. What to hold back, and for how long, is the
+//! caller's.
 //!
 //! Protocol (linux/netfilter/nfnetlink_queue.h): every message is a `nlmsghdr`, then a
 //! `nfgenmsg` (family, version 0, queue number big-endian), then netlink attributes. Config:
@@ -24,6 +25,7 @@ const NFQNL_MSG_VERDICT: u16 = 1;
 const NFQNL_MSG_CONFIG: u16 = 2;
 const NFQA_PACKET_HDR: u16 = 1;
 const NFQA_VERDICT_HDR: u16 = 2;
+const NFQA_PAYLOAD: u16 = 10;
 const NFQA_CFG_CMD: u16 = 1;
 const NFQA_CFG_PARAMS: u16 = 2;
 const NFQA_CFG_QUEUE_MAXLEN: u16 = 3;
@@ -33,6 +35,7 @@ const NFQA_CFG_F_FAIL_OPEN: u32 = 1;
 const NFQNL_CFG_CMD_BIND: u8 = 1;
 const NFQNL_CFG_CMD_UNBIND: u8 = 2;
 const NFQNL_COPY_PACKET: u8 = 2;
+const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
@@ -119,11 +122,34 @@ impl QueueSocket {
         Ok(true)
     }
 
+    /// Reads one datagram without waiting (using `buf`) and appends the packets it announces
+    /// to `out`; returns false when there was nothing to read. ENOBUFS as in
+    /// [`read_packet_ids`](Self::read_packet_ids).
+    pub fn read_packets(&self, buf: &mut [u8], out: &mut Vec<QueuedPacket>) -> io::Result<bool> {
+        let n = match sys::recv(self.fd.as_fd(), buf, libc::MSG_DONTWAIT) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        out.extend(queued_packets(&buf[..n]));
+        Ok(true)
+    }
+
     /// Lets packet `id` go on, unchanged.
     pub fn accept(&mut self, id: u32) -> io::Result<()> {
+        self.verdict(id, NF_ACCEPT)
+    }
+
+    /// Drops packet `id` (the kernel frees it: a loss on the path).
+    pub fn drop_packet(&mut self, id: u32) -> io::Result<()> {
+        self.verdict(id, NF_DROP)
+    }
+
+    fn verdict(&mut self, id: u32, verdict: u32) -> io::Result<()> {
         self.request(
             NFQNL_MSG_VERDICT,
-            &[(NFQA_VERDICT_HDR, &accept_verdict(id))],
+            &[(NFQA_VERDICT_HDR, &verdict_hdr(id, verdict))],
             false,
         )
     }
@@ -173,12 +199,82 @@ fn config_cmd(cmd: u8) -> [u8; 4] {
     [cmd, 0, pf[0], pf[1]]
 }
 
-/// `struct nfqnl_msg_verdict_hdr { be32 verdict; be32 id; }` accepting packet `id`.
-fn accept_verdict(id: u32) -> [u8; 8] {
+/// `struct nfqnl_msg_verdict_hdr { be32 verdict; be32 id; }` for packet `id`.
+fn verdict_hdr(id: u32, verdict: u32) -> [u8; 8] {
     let mut hdr = [0u8; 8];
-    hdr[..4].copy_from_slice(&NF_ACCEPT.to_be_bytes());
+    hdr[..4].copy_from_slice(&verdict.to_be_bytes());
     hdr[4..].copy_from_slice(&id.to_be_bytes());
     hdr
+}
+
+/// A packet the kernel queued: enough to decide its fate on an emulated path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedPacket {
+    pub id: u32,
+    /// The netfilter hook it was queued at (`NF_INET_LOCAL_IN` 1, `NF_INET_LOCAL_OUT` 3...).
+    pub hook: u8,
+    /// Its length on the wire above layer 2: the IPv4 total length (the copy holds the
+    /// header), else the bytes copied.
+    pub len: u32,
+}
+
+/// The packets a datagram announces.
+fn queued_packets(datagram: &[u8]) -> impl Iterator<Item = QueuedPacket> + '_ {
+    Messages(datagram)
+        .filter(|m| m.kind == ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET))
+        .filter_map(|m| queued_packet(m.body))
+}
+
+/// An `NFQNL_MSG_PACKET` body (nfgenmsg, then attributes) as a [`QueuedPacket`]; None
+/// without a packet header.
+fn queued_packet(body: &[u8]) -> Option<QueuedPacket> {
+    let mut header = None;
+    let mut len = None;
+    for (kind, data) in Attributes(body.get(NFGENMSG_LEN..)?) {
+        match kind {
+            NFQA_PACKET_HDR if data.len() >= 7 => {
+                header = Some((
+                    u32::from_be_bytes([data[0], data[1], data[2], data[3]]),
+                    data[6],
+                ));
+            }
+            NFQA_PAYLOAD => {
+                len = Some(match data {
+                    [v, _, hi, lo, ..] if v >> 4 == 4 => u32::from(u16::from_be_bytes([*hi, *lo])),
+                    _ => data.len() as u32,
+                });
+            }
+            _ => {}
+        }
+    }
+    let (id, hook) = header?;
+    Some(QueuedPacket {
+        id,
+        hook,
+        len: len.unwrap_or(0),
+    })
+}
+
+/// The attributes of a message body after its fixed header: (kind without the nested and
+/// byte-order flags, data); a malformed one ends the walk.
+struct Attributes<'a>(&'a [u8]);
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = (u16, &'a [u8]);
+    fn next(&mut self) -> Option<(u16, &'a [u8])> {
+        let a = self.0;
+        if a.len() < 4 {
+            return None;
+        }
+        let len = u16::from_ne_bytes([a[0], a[1]]) as usize;
+        if len < 4 || len > a.len() {
+            self.0 = &[];
+            return None;
+        }
+        let kind = u16::from_ne_bytes([a[2], a[3]]) & 0x3fff;
+        self.0 = &a[len.next_multiple_of(4).min(a.len())..];
+        Some((kind, &a[4..len]))
+    }
 }
 
 /// One nfnetlink_queue message: header, nfgenmsg for `queue`, attributes (each padded to 4).
@@ -251,20 +347,9 @@ impl<'a> Iterator for Messages<'a> {
 
 /// The packet id of an `NFQNL_MSG_PACKET` body (nfgenmsg, then attributes).
 fn packet_id(body: &[u8]) -> Option<u32> {
-    let mut a = body.get(NFGENMSG_LEN..)?;
-    while a.len() >= 4 {
-        let len = u16::from_ne_bytes([a[0], a[1]]) as usize;
-        // The top two bits are the nested and byte-order flags.
-        let kind = u16::from_ne_bytes([a[2], a[3]]) & 0x3fff;
-        if len < 4 || len > a.len() {
-            return None;
-        }
-        if kind == NFQA_PACKET_HDR && len >= 8 {
-            return Some(u32::from_be_bytes([a[4], a[5], a[6], a[7]]));
-        }
-        a = &a[len.next_multiple_of(4).min(a.len())..];
-    }
-    None
+    Attributes(body.get(NFGENMSG_LEN..)?)
+        .find(|(kind, data)| *kind == NFQA_PACKET_HDR && data.len() >= 4)
+        .map(|(_, d)| u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
 }
 
 #[cfg(test)]
@@ -326,7 +411,7 @@ mod tests {
             7,
             43,
             NFQNL_MSG_VERDICT,
-            &[(NFQA_VERDICT_HDR, &accept_verdict(9))],
+            &[(NFQA_VERDICT_HDR, &verdict_hdr(9, NF_ACCEPT))],
             false,
         );
         assert_eq!(u16::from_ne_bytes([v[6], v[7]]), NLM_F_REQUEST);
@@ -355,6 +440,49 @@ mod tests {
         bad[12] = 200;
         assert_eq!(packet_id(&bad), None);
         assert_eq!(packet_id(&[0, 0]), None);
+    }
+
+    #[test]
+    fn queued_packets_carry_id_hook_and_ip_length() {
+        let kind = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
+        // The first 20 bytes of an IPv4 header of total length 1500, as copied.
+        let mut ip = vec![0x45, 0, 0x05, 0xdc];
+        ip.resize(20, 0);
+        let mut body = packet_body(9);
+        body.extend(attr(NFQA_PAYLOAD, &ip));
+        let mut d = message(kind, 0, &body);
+        // Without a payload the length is unknown (0); a payload that is not IPv4 counts its
+        // own bytes.
+        d.extend(message(kind, 0, &packet_body(10)));
+        let mut other = packet_body(11);
+        other.extend(attr(NFQA_PAYLOAD, &[0x60, 0, 0, 0, 0, 0]));
+        d.extend(message(kind, 0, &other));
+        let got: Vec<QueuedPacket> = queued_packets(&d).collect();
+        assert_eq!(
+            got,
+            [
+                QueuedPacket {
+                    id: 9,
+                    hook: 3,
+                    len: 1500
+                },
+                QueuedPacket {
+                    id: 10,
+                    hook: 3,
+                    len: 0
+                },
+                QueuedPacket {
+                    id: 11,
+                    hook: 3,
+                    len: 6
+                },
+            ]
+        );
+        // No packet header: nothing.
+        let mut headless = vec![libc::AF_INET as u8, 0, 0, 7];
+        headless.extend(attr(NFQA_PAYLOAD, &ip));
+        assert_eq!(queued_packet(&headless), None);
+        assert_eq!(verdict_hdr(7, NF_DROP), [0, 0, 0, 0, 0, 0, 0, 7]);
     }
 
     #[test]

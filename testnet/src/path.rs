@@ -1,0 +1,520 @@
+//! An emulated network path for real kernel clients, since this kernel has no netem: the
+//! client namespace's TCP packets are queued to user space by iptables `NFQUEUE` rules, one
+//! queue per direction (OUTPUT: client to server, "up"; INPUT: server to client, "down"),
+//! and each packet is dropped or handed back when its direction's [`LinkModel`] says it
+//! arrives at the far end.
+//!
+//! A direction is a drop-tail bottleneck queue of `queue_bytes` in front of a link of
+//! `rate_bps`, then `delay` of propagation; a random loss (`loss_ppm`) is drawn before the
+//! queue, as netem draws it. Packets leave in the order they came, each at
+//! `max(arrival, the link free) + its serialisation time + delay`. A packet's size on the
+//! bottleneck is its IP length plus the 14 bytes of its Ethernet header (what a qdisc on the
+//! interface would count).
+//!
+//! What it needs from the topology: the client's segmentation offloads off and GRO off at the
+//! client's end (the default of [`crate::Topology`]), and the server's segmentation offloads
+//! off too ([`crate::TopologyConfig::server_offloads_off`]), so that every packet the hooks see
+//! is one on the wire and a loss costs one segment, not a 64 KiB super-segment.
+//!
+//! Its limits, stated: packets are handed back by one thread that sleeps until the next is
+//! due (ppoll, to the nanosecond, late by the scheduler's wake-up, tens of microseconds on an
+//! idle core); the kernel holds at most 4096 packets per queue and accepts the rest unqueued
+//! (fail-open, so a slow consumer never breaks a connection) — about 50 ms of a 100 Mbit/s
+//! path plus its queue per direction, which [`PathStats`] lets a caller check stayed unused
+//! (`max_held`). Only IPv4 TCP is queued; the rules are removed and every held packet is
+//! handed back when the emulator stops or is dropped.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::nfqueue::{QueueSocket, QueuedPacket};
+use crate::{run, sys, CommandError};
+
+/// Bytes of Ethernet header each packet is charged on the bottleneck, above its IP length.
+const ETHERNET_HEADER: u64 = 14;
+/// Held packets per direction the kernel can queue at most (the queue's `maxlen`): beyond it
+/// the fail-open queue lets packets through undelayed.
+pub const MAX_HELD: usize = 4096;
+
+/// One direction of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkShape {
+    /// One-way propagation delay.
+    pub delay: Duration,
+    /// The bottleneck's rate in bits per second; `None`: no bottleneck, only the delay.
+    pub rate_bps: Option<u64>,
+    /// What the bottleneck's queue holds, in bytes (drop-tail beyond it; a packet is always
+    /// taken by an empty queue).
+    pub queue_bytes: u64,
+    /// Random loss, in packets per million.
+    pub loss_ppm: u32,
+}
+
+/// Both directions: `up` is the client's packets to the server, `down` the server's to the
+/// client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathShape {
+    pub up: LinkShape,
+    pub down: LinkShape,
+}
+
+impl PathShape {
+    /// The same both ways: half of `rtt` each way, a bottleneck of `rate_bps` whose queue
+    /// holds one bandwidth-delay product (at least 64 KiB), and `loss_ppm` each way.
+    pub fn symmetric(rtt: Duration, rate_bps: Option<u64>, loss_ppm: u32) -> PathShape {
+        let bdp = rate_bps.map_or(0, |r| {
+            (u128::from(r) * rtt.as_nanos() / 8 / 1_000_000_000).min(u64::MAX.into()) as u64
+        });
+        let link = LinkShape {
+            delay: rtt / 2,
+            rate_bps,
+            queue_bytes: bdp.max(64 * 1024),
+            loss_ppm,
+        };
+        PathShape {
+            up: link,
+            down: link,
+        }
+    }
+}
+
+/// What becomes of a packet offered to a [`LinkModel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Lost at random.
+    Lost,
+    /// The bottleneck's queue had no room.
+    QueueFull,
+    /// Arrives at the far end at this time (nanoseconds, the caller's clock).
+    Arrives(u64),
+}
+
+/// One direction's bottleneck, queue, delay and loss, sans-IO: packets and times in, fates
+/// out; deterministic for a seed.
+#[derive(Debug, Clone)]
+pub struct LinkModel {
+    shape: LinkShape,
+    rng: u64,
+    /// When the bottleneck finishes sending what it has taken (ns).
+    link_free: u64,
+}
+
+impl LinkModel {
+    pub fn new(shape: LinkShape, seed: u64) -> LinkModel {
+        LinkModel {
+            shape,
+            // xorshift64* must not start at 0.
+            rng: seed | 1,
+            link_free: 0,
+        }
+    }
+
+    pub fn shape(&self) -> &LinkShape {
+        &self.shape
+    }
+
+    /// A packet of `ip_len` bytes offered at `now` (ns, never decreasing between calls).
+    pub fn offer(&mut self, now: u64, ip_len: u32) -> Fate {
+        if self.shape.loss_ppm > 0 && self.draw_below(1_000_000) < u64::from(self.shape.loss_ppm) {
+            return Fate::Lost;
+        }
+        let delay = self.shape.delay.as_nanos().min(u64::MAX.into()) as u64;
+        let Some(rate) = self.shape.rate_bps.filter(|&r| r > 0) else {
+            return Fate::Arrives(now.saturating_add(delay));
+        };
+        let bytes = u64::from(ip_len) + ETHERNET_HEADER;
+        let start = self.link_free.max(now);
+        // What waits in the queue ahead of this packet, in bytes.
+        let backlog = (u128::from(start - now) * u128::from(rate) / 8 / 1_000_000_000) as u64;
+        if backlog > 0 && backlog + bytes > self.shape.queue_bytes {
+            return Fate::QueueFull;
+        }
+        let serialise = (u128::from(bytes) * 8 * 1_000_000_000 / u128::from(rate)) as u64;
+        self.link_free = start + serialise;
+        Fate::Arrives(self.link_free.saturating_add(delay))
+    }
+
+    /// xorshift64*, uniform enough below `n` for loss draws.
+    fn draw_below(&mut self, n: u64) -> u64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// One direction's counters.
+#[derive(Debug, Default)]
+pub struct DirectionStats {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub lost: AtomicU64,
+    pub queue_full: AtomicU64,
+    /// The most packets held at once (to compare with [`MAX_HELD`]).
+    pub max_held: AtomicU64,
+}
+
+/// What the emulator did, both ways.
+#[derive(Debug, Default)]
+pub struct PathStats {
+    pub up: DirectionStats,
+    pub down: DirectionStats,
+}
+
+impl PathStats {
+    pub fn summary(&self) -> String {
+        let d = |s: &DirectionStats| {
+            let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            format!(
+                "{} packets {} bytes, lost {}, queue full {}, at most {} held",
+                g(&s.packets),
+                g(&s.bytes),
+                g(&s.lost),
+                g(&s.queue_full),
+                g(&s.max_held)
+            )
+        };
+        format!("up: {}; down: {}", d(&self.up), d(&self.down))
+    }
+}
+
+/// The running emulator in one namespace; dropping it stops it (see the module doc).
+pub struct PathEmulator {
+    ns: String,
+    rules: Vec<[String; 2]>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<PathStats>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// An iptables rule in `ns`: `-I`/`-D`, then the chain and its match and target.
+fn iptables(ns: &str, op: &str, chain: &str, queue: u16) -> Result<(), CommandError> {
+    let queue = queue.to_string();
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "iptables",
+        "-w",
+        op,
+        chain,
+        "-p",
+        "tcp",
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        &queue,
+        "--queue-bypass",
+    ])
+    .map(|_| ())
+}
+
+impl PathEmulator {
+    /// Emulates `shape` for the TCP packets of namespace `ns` (the client's), on queues
+    /// `queue_base` (up) and `queue_base + 1` (down), which nothing else may use; `seed`
+    /// makes the losses reproducible. Returns once both queues are bound and the rules in.
+    pub fn start(
+        ns: &str,
+        shape: PathShape,
+        queue_base: u16,
+        seed: u64,
+    ) -> io::Result<PathEmulator> {
+        let up = QueueSocket::bind_in(ns, queue_base)?;
+        let down = QueueSocket::bind_in(ns, queue_base.wrapping_add(1))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(PathStats::default());
+        let thread = {
+            let stop = stop.clone();
+            let stats = stats.clone();
+            let models = [
+                LinkModel::new(shape.up, seed),
+                LinkModel::new(shape.down, seed.rotate_left(32) ^ 0x9e37_79b9),
+            ];
+            std::thread::Builder::new()
+                .name("path-emulator".into())
+                .spawn(move || serve([up, down], models, &stop, &stats))?
+        };
+        let mut emulator = PathEmulator {
+            ns: ns.to_string(),
+            rules: Vec::new(),
+            stop,
+            stats,
+            thread: Some(thread),
+        };
+        for (chain, queue) in [
+            ("OUTPUT", queue_base),
+            ("INPUT", queue_base.wrapping_add(1)),
+        ] {
+            iptables(ns, "-I", chain, queue).map_err(io::Error::other)?;
+            emulator.rules.push([chain.to_string(), queue.to_string()]);
+        }
+        Ok(emulator)
+    }
+
+    pub fn stats(&self) -> &PathStats {
+        &self.stats
+    }
+
+    /// Removes the rules, hands back every held packet, unbinds; the thread's error, if any.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> io::Result<()> {
+        let mut result = Ok(());
+        for [chain, queue] in self.rules.drain(..) {
+            let queue: u16 = queue.parse().unwrap_or(0);
+            if let Err(e) = iptables(&self.ns, "-D", &chain, queue) {
+                result = Err(io::Error::other(e));
+            }
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let served = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("path emulator thread panicked")));
+            result = result.and(served);
+        }
+        result
+    }
+}
+
+impl Drop for PathEmulator {
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
+    }
+}
+
+/// The emulator's thread: packets in from both queues, fates from the models, held packets
+/// handed back when due.
+fn serve(
+    mut socks: [QueueSocket; 2],
+    mut models: [LinkModel; 2],
+    stop: &AtomicBool,
+    stats: &PathStats,
+) -> io::Result<()> {
+    let epoch = Instant::now();
+    let now_ns = || epoch.elapsed().as_nanos().min(u64::MAX.into()) as u64;
+    let mut held: [VecDeque<(u64, u32)>; 2] = [
+        VecDeque::with_capacity(MAX_HELD),
+        VecDeque::with_capacity(MAX_HELD),
+    ];
+    let mut rx = vec![0u8; 256 * 1024];
+    let mut packets: Vec<QueuedPacket> = Vec::with_capacity(256);
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        let now = now_ns();
+        if let Err(e) = release_due(&mut socks, &mut held, now) {
+            break Err(e);
+        }
+        let next = held
+            .iter()
+            .filter_map(|h| h.front().map(|&(at, _)| at))
+            .min();
+        let timeout = next.map_or(Duration::from_millis(20), |at| {
+            Duration::from_nanos(at.saturating_sub(now)).min(Duration::from_millis(20))
+        });
+        let ready = {
+            let fds = [socks[0].as_fd(), socks[1].as_fd()];
+            match sys::wait_any_readable(&fds, timeout) {
+                Ok(r) => r,
+                Err(e) => break Err(e),
+            }
+        };
+        for dir in 0..2 {
+            if ready & (1 << dir) == 0 {
+                continue;
+            }
+            let s = if dir == 0 { &stats.up } else { &stats.down };
+            loop {
+                packets.clear();
+                match socks[dir].read_packets(&mut rx, &mut packets) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => return finish(&mut socks, &mut held, Err(e)),
+                }
+                let now = now_ns();
+                for p in &packets {
+                    s.packets.fetch_add(1, Ordering::Relaxed);
+                    s.bytes.fetch_add(u64::from(p.len), Ordering::Relaxed);
+                    let verdict = match models[dir].offer(now, p.len) {
+                        Fate::Lost => {
+                            s.lost.fetch_add(1, Ordering::Relaxed);
+                            socks[dir].drop_packet(p.id)
+                        }
+                        Fate::QueueFull => {
+                            s.queue_full.fetch_add(1, Ordering::Relaxed);
+                            socks[dir].drop_packet(p.id)
+                        }
+                        Fate::Arrives(at) if at <= now && held[dir].is_empty() => {
+                            socks[dir].accept(p.id)
+                        }
+                        Fate::Arrives(at) => {
+                            held[dir].push_back((at, p.id));
+                            s.max_held
+                                .fetch_max(held[dir].len() as u64, Ordering::Relaxed);
+                            Ok(())
+                        }
+                    };
+                    if let Err(e) = verdict {
+                        return finish(&mut socks, &mut held, Err(e));
+                    }
+                }
+            }
+        }
+    };
+    finish(&mut socks, &mut held, result)
+}
+
+/// Hands back the packets of each direction whose time has come, in order.
+fn release_due(
+    socks: &mut [QueueSocket; 2],
+    held: &mut [VecDeque<(u64, u32)>; 2],
+    now: u64,
+) -> io::Result<()> {
+    for (sock, h) in socks.iter_mut().zip(held.iter_mut()) {
+        while let Some(&(at, id)) = h.front() {
+            if at > now {
+                break;
+            }
+            h.pop_front();
+            sock.accept(id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hands back everything still held and unbinds both queues; `result` unless that fails.
+fn finish(
+    socks: &mut [QueueSocket; 2],
+    held: &mut [VecDeque<(u64, u32)>; 2],
+    result: io::Result<()>,
+) -> io::Result<()> {
+    let mut end = result;
+    for (sock, h) in socks.iter_mut().zip(held.iter_mut()) {
+        for (_, id) in h.drain(..) {
+            if let Err(e) = sock.accept(id) {
+                end = end.and(Err(e));
+            }
+        }
+        if let Err(e) = sock.unbind() {
+            end = end.and(Err(e));
+        }
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn link(delay_ms: u64, rate_bps: Option<u64>, queue_bytes: u64, loss_ppm: u32) -> LinkModel {
+        LinkModel::new(
+            LinkShape {
+                delay: Duration::from_millis(delay_ms),
+                rate_bps,
+                queue_bytes,
+                loss_ppm,
+            },
+            7,
+        )
+    }
+
+    #[test]
+    fn without_a_bottleneck_every_packet_arrives_one_delay_later() {
+        let mut l = link(20, None, 0, 0);
+        assert_eq!(l.offer(0, 1500), Fate::Arrives(20 * MS));
+        assert_eq!(l.offer(5, 1500), Fate::Arrives(20 * MS + 5));
+        assert_eq!(l.offer(3 * MS, 40), Fate::Arrives(23 * MS));
+    }
+
+    #[test]
+    fn the_bottleneck_spaces_packets_by_their_serialisation_time() {
+        // 10 Mbit/s: a 1500-byte IP packet is 1514 bytes on the link, 1211.2 µs.
+        let mut l = link(10, Some(10_000_000), 1 << 20, 0);
+        let tx = 1514 * 8 * 1_000_000_000 / 10_000_000;
+        assert_eq!(tx, 1_211_200);
+        let mut last = 0;
+        for i in 0..5u64 {
+            let Fate::Arrives(at) = l.offer(0, 1500) else {
+                panic!("packet {i} not delivered");
+            };
+            assert_eq!(at, (i + 1) * tx + 10 * MS, "packet {i}");
+            assert!(at > last);
+            last = at;
+        }
+        // Offered after the link went idle: no queueing.
+        assert_eq!(
+            l.offer(100 * MS, 1500),
+            Fate::Arrives(100 * MS + tx + 10 * MS)
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_tail_and_drains_at_the_rate() {
+        // 8 Mbit/s is a byte per µs; the queue holds 3000 bytes.
+        let mut l = link(0, Some(8_000_000), 3000, 0);
+        let fates: Vec<Fate> = (0..5).map(|_| l.offer(0, 986)).collect();
+        // 1000 bytes each on the link: the first starts at once, two more wait (2000
+        // bytes), the fourth would make 3000 + 1000.
+        assert_eq!(
+            fates,
+            [
+                Fate::Arrives(1_000_000),
+                Fate::Arrives(2_000_000),
+                Fate::Arrives(3_000_000),
+                Fate::QueueFull,
+                Fate::QueueFull,
+            ]
+        );
+        // 1.5 ms later 1500 bytes are left ahead: room again.
+        assert_eq!(l.offer(1_500_000, 986), Fate::Arrives(4_000_000));
+    }
+
+    #[test]
+    fn losses_come_at_the_configured_rate_and_repeat_with_the_seed() {
+        let run = |seed| {
+            let mut l = LinkModel::new(
+                LinkShape {
+                    delay: Duration::ZERO,
+                    rate_bps: None,
+                    queue_bytes: 0,
+                    loss_ppm: 10_000,
+                },
+                seed,
+            );
+            (0..100_000u64)
+                .map(|i| l.offer(i, 100))
+                .filter(|f| *f == Fate::Lost)
+                .count()
+        };
+        let lost = run(1);
+        // 1% of 100 000: 1000 expected, standard deviation about 31.
+        assert!((850..1150).contains(&lost), "{lost}");
+        assert_eq!(run(1), lost, "the same seed, the same losses");
+        assert_ne!(run(2), lost, "another seed, other losses");
+        let mut never = link(0, None, 0, 0);
+        assert!((0..10_000).all(|i| never.offer(i, 100) != Fate::Lost));
+    }
+
+    #[test]
+    fn a_symmetric_path_splits_the_rtt_and_queues_one_bdp() {
+        let p = PathShape::symmetric(Duration::from_millis(80), Some(100_000_000), 1000);
+        assert_eq!(p.up, p.down);
+        assert_eq!(p.up.delay, Duration::from_millis(40));
+        // 100 Mbit/s x 80 ms = 1 MB.
+        assert_eq!(p.up.queue_bytes, 1_000_000);
+        let short = PathShape::symmetric(Duration::from_millis(1), Some(10_000_000), 0);
+        assert_eq!(short.up.queue_bytes, 64 * 1024, "at least 64 KiB");
+    }
+}
