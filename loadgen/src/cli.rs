@@ -29,6 +29,10 @@ pub enum Command {
     /// Measure xgate's bypass path, its kernel path and nginx side by side in a veth
     /// topology and write the results to bench-results/ (root only).
     Compare(crate::compare::CompareArgs),
+    /// Download and upload through emulated paths (RTT, loss, bottleneck) with a real Linux
+    /// client, on xgate's bypass path and its kernel path side by side, and write the
+    /// results to bench-results/ (root only).
+    Paths(crate::compare::paths::PathsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -258,7 +262,7 @@ mod tests {
         v.extend_from_slice(extra);
         Cli::try_parse_from(v).map(|c| match c.command {
             Command::Run(a) => a,
-            Command::Compare(_) => unreachable!("parsed `run`"),
+            Command::Compare(_) | Command::Paths(_) => unreachable!("parsed `run`"),
         })
     }
 

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(&args),
         Command::Compare(args) => compare(&args),
+        Command::Paths(args) => paths(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,6 +52,15 @@ fn compare(args: &loadgen::compare::CompareArgs) -> anyhow::Result<()> {
         for f in files {
             println!("wrote {}", f.display());
         }
+    }
+    Ok(())
+}
+
+fn paths(args: &loadgen::compare::paths::PathsArgs) -> anyhow::Result<()> {
+    let (record, files) = loadgen::compare::paths::run(args).context("loadgen paths")?;
+    println!("{}", loadgen::compare::paths_report::markdown(&record));
+    for f in files {
+        println!("wrote {}", f.display());
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
-//! An emulated network path for real kernel clients, since this kernel has no netem: the
-//! client namespace's TCP packets are queued to user space by iptables `NFQUEUE` rules, one
-//! queue per direction (OUTPUT: client to server, "up"; INPUT: server to client, "down"),
-//! and each packet is dropped or handed back when its direction's [`LinkModel`] says it
-//! arrives at the far end.
+//! An emulated network path for real kernel clients, since this kernel has no netem: in the
+//! router of a [`Topology::create_routed`](crate::Topology::create_routed) topology, iptables
+//! `NFQUEUE` rules queue the forwarded TCP packets to user space, one queue per direction
+//! (in from the client's side: "up"; in from the server's side: "down"), and each packet is
+//! dropped or handed back when its direction's [`LinkModel`] says it arrives at the far end.
+//! In the router a held packet has left its sender's host, as on a real path: held in the
+//! sender's own OUTPUT hook it would still count against its socket, whose small-queue limit
+//! (about a millisecond of data below TCP) would throttle every upload to a crawl.
 //!
 //! A direction is a drop-tail bottleneck queue of `queue_bytes` in front of a link of
 //! `rate_bps`, then `delay` of propagation; a random loss (`loss_ppm`) is drawn before the
@@ -11,10 +14,10 @@
 //! bottleneck is its IP length plus the 14 bytes of its Ethernet header (what a qdisc on the
 //! interface would count).
 //!
-//! What it needs from the topology: the client's segmentation offloads off and GRO off at the
-//! client's end (the default of [`crate::Topology`]), and the server's segmentation offloads
-//! off too ([`crate::TopologyConfig::server_offloads_off`]), so that every packet the hooks see
-//! is one on the wire and a loss costs one segment, not a 64 KiB super-segment.
+//! What it needs from the topology: segmentation offloads off at both hosts' ends (the
+//! server's: [`crate::TopologyConfig::server_offloads_off`]) and GRO off at the router's
+//! (`create_routed` does that), so that every packet the hook sees is one on the wire and a
+//! loss costs one segment, not a 64 KiB super-segment.
 //!
 //! Its limits, stated: packets are handed back by one thread that sleeps until the next is
 //! due (ppoll, to the nanosecond, late by the scheduler's wake-up, tens of microseconds on an
@@ -33,6 +36,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::nfqueue::{QueueSocket, QueuedPacket};
+use crate::topology::Router;
 use crate::{run, sys, CommandError};
 
 /// Bytes of Ethernet header each packet is charged on the bottleneck, above its IP length.
@@ -186,14 +190,16 @@ impl PathStats {
 /// The running emulator in one namespace; dropping it stops it (see the module doc).
 pub struct PathEmulator {
     ns: String,
-    rules: Vec<[String; 2]>,
+    /// The rules inserted: (input interface, queue).
+    rules: Vec<(String, u16)>,
     stop: Arc<AtomicBool>,
     stats: Arc<PathStats>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
-/// An iptables rule in `ns`: `-I`/`-D`, then the chain and its match and target.
-fn iptables(ns: &str, op: &str, chain: &str, queue: u16) -> Result<(), CommandError> {
+/// The FORWARD rule queueing the TCP packets that come in on `iface` to `queue`, inserted
+/// (`-I`) or deleted (`-D`) in namespace `ns`.
+fn forward_rule(ns: &str, op: &str, iface: &str, queue: u16) -> Result<(), CommandError> {
     let queue = queue.to_string();
     run(&[
         "ip",
@@ -203,7 +209,9 @@ fn iptables(ns: &str, op: &str, chain: &str, queue: u16) -> Result<(), CommandEr
         "iptables",
         "-w",
         op,
-        chain,
+        "FORWARD",
+        "-i",
+        iface,
         "-p",
         "tcp",
         "-j",
@@ -216,15 +224,16 @@ fn iptables(ns: &str, op: &str, chain: &str, queue: u16) -> Result<(), CommandEr
 }
 
 impl PathEmulator {
-    /// Emulates `shape` for the TCP packets of namespace `ns` (the client's), on queues
-    /// `queue_base` (up) and `queue_base + 1` (down), which nothing else may use; `seed`
-    /// makes the losses reproducible. Returns once both queues are bound and the rules in.
+    /// Emulates `shape` for the TCP packets `router` forwards, on its queues `queue_base`
+    /// (up) and `queue_base + 1` (down), which nothing else may use; `seed` makes the losses
+    /// reproducible. Returns once both queues are bound and the rules in.
     pub fn start(
-        ns: &str,
+        router: &Router,
         shape: PathShape,
         queue_base: u16,
         seed: u64,
     ) -> io::Result<PathEmulator> {
+        let ns = router.ns.as_str();
         let up = QueueSocket::bind_in(ns, queue_base)?;
         let down = QueueSocket::bind_in(ns, queue_base.wrapping_add(1))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -247,12 +256,12 @@ impl PathEmulator {
             stats,
             thread: Some(thread),
         };
-        for (chain, queue) in [
-            ("OUTPUT", queue_base),
-            ("INPUT", queue_base.wrapping_add(1)),
+        for (iface, queue) in [
+            (&router.to_client_if, queue_base),
+            (&router.to_server_if, queue_base.wrapping_add(1)),
         ] {
-            iptables(ns, "-I", chain, queue).map_err(io::Error::other)?;
-            emulator.rules.push([chain.to_string(), queue.to_string()]);
+            forward_rule(ns, "-I", iface, queue).map_err(io::Error::other)?;
+            emulator.rules.push((iface.clone(), queue));
         }
         Ok(emulator)
     }
@@ -268,9 +277,8 @@ impl PathEmulator {
 
     fn stop_inner(&mut self) -> io::Result<()> {
         let mut result = Ok(());
-        for [chain, queue] in self.rules.drain(..) {
-            let queue: u16 = queue.parse().unwrap_or(0);
-            if let Err(e) = iptables(&self.ns, "-D", &chain, queue) {
+        for (iface, queue) in self.rules.drain(..) {
+            if let Err(e) = forward_rule(&self.ns, "-D", &iface, queue) {
                 result = Err(io::Error::other(e));
             }
         }

@@ -74,8 +74,19 @@ pub struct Topology {
     /// asked for (thread ids, pinned).
     pub server_napi: Vec<u32>,
     pub client_napi: Vec<u32>,
+    /// The namespace forwarding between the two, for a [`Topology::create_routed`] one.
+    pub router: Option<Router>,
     /// The namespaces this value created, deleted on drop.
     created: Vec<String>,
+}
+
+/// The router of a [`Topology::create_routed`] topology: its namespace `<name>r` and its two
+/// veth ends, `<name>rs` towards the server and `<name>rc` towards the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Router {
+    pub ns: String,
+    pub to_server_if: String,
+    pub to_client_if: String,
 }
 
 /// Interface names are at most 15 bytes (IFNAMSIZ less the NUL).
@@ -125,6 +136,40 @@ impl Topology {
     /// Builds the namespaces and the veth pair. On an error, what was already created is
     /// removed again before it returns.
     pub fn create(config: &TopologyConfig) -> Result<Topology, CommandError> {
+        Self::build(config, false)
+    }
+
+    /// Three namespaces: the server's and the client's, each on a /30 of its own, and a
+    /// router between them (`<name>r`, IPv4 forwarding on, its veth ends' offloads off), each
+    /// end's other address on its /30 being the router's:
+    ///
+    /// ```text
+    ///  server_ip/30 <name>s <──> <name>rs  (router)  <name>rc <──> <name>c client_ip/30
+    /// ```
+    ///
+    /// What a path emulator needs (`crate::path`): a packet it holds in the router has left
+    /// its sender's host, as on a real path (held in the sender's own OUTPUT hook, it would
+    /// still count against the sending socket, whose small-queue limit then throttles it).
+    /// `server_ip` and `client_ip` must be on different /30s, each as its first or second
+    /// host (`.1`/`.2`, `.5`/`.6`...).
+    pub fn create_routed(config: &TopologyConfig) -> Result<Topology, CommandError> {
+        let host = |ip: Ipv4Addr| u32::from(ip) & 3;
+        if u32::from(config.server_ip) >> 2 == u32::from(config.client_ip) >> 2
+            || ![1, 2].contains(&host(config.server_ip))
+            || ![1, 2].contains(&host(config.client_ip))
+        {
+            return Err(CommandError {
+                command: "ip addr add".into(),
+                message: format!(
+                    "a routed topology needs {} and {} on different /30s, each as a host",
+                    config.server_ip, config.client_ip
+                ),
+            });
+        }
+        Self::build(config, true)
+    }
+
+    fn build(config: &TopologyConfig, routed: bool) -> Result<Topology, CommandError> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = unique_name(config.tag, std::process::id(), n);
         let mut t = Topology {
@@ -134,53 +179,113 @@ impl Topology {
             client_if: format!("{name}c"),
             server_ip: config.server_ip,
             client_ip: config.client_ip,
-            name,
+            name: name.clone(),
             server_napi: Vec::new(),
             client_napi: Vec::new(),
+            router: routed.then(|| Router {
+                ns: format!("{name}r"),
+                to_server_if: format!("{name}rs"),
+                to_client_if: format!("{name}rc"),
+            }),
             created: Vec::new(),
         };
-        if t.server_if.len() > IFNAME_MAX {
+        if t.server_if.len() + 1 > IFNAME_MAX {
             return Err(CommandError {
                 command: "ip link add".into(),
                 message: format!("interface name {} is too long", t.server_if),
             });
         }
-        for ns in [t.server_ns.clone(), t.client_ns.clone()] {
+        let mut namespaces = vec![t.server_ns.clone(), t.client_ns.clone()];
+        namespaces.extend(t.router.as_ref().map(|r| r.ns.clone()));
+        for ns in namespaces {
             run(&["ip", "netns", "add", &ns])?;
             t.created.push(ns);
         }
         let queues = config.queues.to_string();
-        run(&[
-            "ip",
-            "-n",
-            &t.server_ns,
-            "link",
-            "add",
-            &t.server_if,
-            "numrxqueues",
-            &queues,
-            "numtxqueues",
-            &queues,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &t.client_if,
-            "numrxqueues",
-            &queues,
-            "numtxqueues",
-            &queues,
-            "netns",
-            &t.client_ns,
-        ])?;
-        for (ns, ifname, ip) in [
-            (&t.server_ns, &t.server_if, t.server_ip),
-            (&t.client_ns, &t.client_if, t.client_ip),
-        ] {
+        let veth = |ns: &str, ifname: &str, peer_ns: &str, peer: &str| {
+            run(&[
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "add",
+                ifname,
+                "numrxqueues",
+                &queues,
+                "numtxqueues",
+                &queues,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+                "numrxqueues",
+                &queues,
+                "numtxqueues",
+                &queues,
+                "netns",
+                peer_ns,
+            ])
+        };
+        let mut ends = vec![
+            (t.server_ns.clone(), t.server_if.clone(), t.server_ip),
+            (t.client_ns.clone(), t.client_if.clone(), t.client_ip),
+        ];
+        match &t.router {
+            None => {
+                veth(&t.server_ns, &t.server_if, &t.client_ns, &t.client_if)?;
+            }
+            Some(r) => {
+                veth(&t.server_ns, &t.server_if, &r.ns, &r.to_server_if)?;
+                veth(&r.ns, &r.to_client_if, &t.client_ns, &t.client_if)?;
+                // The router's address on each /30 is the other host of the pair.
+                let other = |ip: Ipv4Addr| Ipv4Addr::from(u32::from(ip) ^ 3);
+                ends.push((r.ns.clone(), r.to_server_if.clone(), other(t.server_ip)));
+                ends.push((r.ns.clone(), r.to_client_if.clone(), other(t.client_ip)));
+            }
+        }
+        for (ns, ifname, ip) in &ends {
             let cidr = format!("{ip}/30");
             run(&["ip", "-n", ns, "addr", "add", &cidr, "dev", ifname])?;
             run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
             run(&["ip", "-n", ns, "link", "set", ifname, "up"])?;
+        }
+        if let Some(r) = &t.router {
+            let via_server_side = Ipv4Addr::from(u32::from(t.server_ip) ^ 3).to_string();
+            let via_client_side = Ipv4Addr::from(u32::from(t.client_ip) ^ 3).to_string();
+            let client = t.client_ip.to_string();
+            let server = t.server_ip.to_string();
+            run(&[
+                "ip",
+                "-n",
+                &t.server_ns,
+                "route",
+                "add",
+                &client,
+                "via",
+                &via_server_side,
+            ])?;
+            run(&[
+                "ip",
+                "-n",
+                &t.client_ns,
+                "route",
+                "add",
+                &server,
+                "via",
+                &via_client_side,
+            ])?;
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &r.ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ])?;
+            run(&offloads_off(&r.ns, &r.to_server_if))?;
+            run(&offloads_off(&r.ns, &r.to_client_if))?;
         }
         run(&offloads_off(&t.client_ns, &t.client_if))?;
         if config.server_offloads_off {
@@ -394,6 +499,28 @@ mod tests {
     }
 
     #[test]
+    fn a_routed_topology_needs_two_subnets_and_host_addresses() {
+        let config = |server: [u8; 4], client: [u8; 4]| TopologyConfig {
+            tag: "trt",
+            server_ip: Ipv4Addr::from(server),
+            client_ip: Ipv4Addr::from(client),
+            queues: 1,
+            server_offloads_off: true,
+            client_gro: false,
+            threaded_napi: None,
+        };
+        // Refused before anything is created (so without root too).
+        for (server, client) in [
+            ([10, 0, 0, 1], [10, 0, 0, 2]),
+            ([10, 0, 0, 0], [10, 0, 0, 6]),
+            ([10, 0, 0, 1], [10, 0, 0, 7]),
+        ] {
+            let e = Topology::create_routed(&config(server, client)).unwrap_err();
+            assert!(e.message.contains("different /30s"), "{e}");
+        }
+    }
+
+    #[test]
     fn commands_run_inside_the_right_namespace() {
         let t = Topology {
             name: "t".into(),
@@ -405,6 +532,7 @@ mod tests {
             client_ip: Ipv4Addr::new(10, 0, 0, 2),
             server_napi: Vec::new(),
             client_napi: Vec::new(),
+            router: None,
             // Nothing created: dropping this value runs no command.
             created: Vec::new(),
         };

@@ -25,6 +25,8 @@ pub mod attribution;
 pub mod lab;
 pub mod lab_report;
 pub mod machine;
+pub mod paths;
+pub mod paths_report;
 pub mod proxy;
 pub mod report;
 pub mod scenarios;
@@ -1059,7 +1061,7 @@ fn utc(t: std::time::SystemTime) -> String {
 }
 
 /// The commit the binaries were built from (with `-dirty` when the tree has changes).
-fn git_commit() -> String {
+pub(crate) fn git_commit() -> String {
     let run = |args: &[&str]| {
         Command::new("git")
             .args(args)

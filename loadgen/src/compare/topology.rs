@@ -34,6 +34,8 @@ pub const SERVER_IP: &str = "10.231.0.1";
 pub const CLIENT_IP: &str = "10.231.0.2";
 const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 1);
 const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 2);
+/// The client's address in the path comparison's routed topology: another /30.
+const PATHS_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(10, 231, 0, 6);
 
 impl From<xgate_testnet::CommandError> for CompareError {
     fn from(e: xgate_testnet::CommandError) -> Self {
@@ -129,6 +131,26 @@ impl Topology {
             }),
         })?;
         Ok(Topology { net, kind })
+    }
+
+    /// The path comparison's topology (`super::paths`): a router between server and client
+    /// (where the path emulator holds packets, off both hosts), the client on a /30 of its
+    /// own ([`PATHS_CLIENT_ADDR`]), no NAPI threads, and segmentation and receive offloads
+    /// off on every end, so every packet the emulator sees is one on the wire.
+    pub fn for_paths() -> Result<Self, CompareError> {
+        let net = xgate_testnet::Topology::create_routed(&xgate_testnet::TopologyConfig {
+            tag: "lgp",
+            server_ip: SERVER_ADDR,
+            client_ip: PATHS_CLIENT_ADDR,
+            queues: QUEUES,
+            server_offloads_off: true,
+            client_gro: false,
+            threaded_napi: None,
+        })?;
+        Ok(Topology {
+            net,
+            kind: Network::Veth,
+        })
     }
 
     pub fn kind(&self) -> Network {

@@ -1,0 +1,495 @@
+//! The path comparison (issue 14): downloads and uploads by a real Linux client (curl)
+//! through emulated paths — round-trip time, random loss, a bottleneck's rate and queue
+//! ([`xgate_testnet::path`], NFQUEUE in the client's namespace, since this kernel has no
+//! netem) — against xgate's bypass path and its kernel path in the same run, with the
+//! client's TCP timestamps on or off and its MTU 1500 or 1280. The figure is each transfer's
+//! completion time on a new connection (curl's `time_total`: handshake, request, every byte),
+//! and the goodput it makes.
+//!
+//! One `xgate run` serves both ports ([`super::servers::start_xgate`]) with `GET /bytes/{n}`
+//! for downloads and a `POST /upload` route answered once the body is read, for uploads.
+//! The emulator holds packets in a router namespace between the two, off both hosts (held
+//! in the sender's own hook, a packet would still count against its socket's small-queue
+//! limit and throttle it), and every segment is one packet on the wire (segmentation and
+//! receive offloads off on every veth end), so a loss costs one segment, as on a real path. Targets alternate
+//! transfer by transfer, so a slow moment of the machine falls on both.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use xgate_testnet::path::{PathEmulator, PathShape};
+
+use super::servers::{self, Target};
+use super::topology::{Topology, SERVER_IP};
+use super::CompareError;
+
+/// `loadgen paths`.
+#[derive(Debug, Clone, Args)]
+pub struct PathsArgs {
+    /// Where results go: `runs/<time>-<commit>-paths.{json,md}`, the latest summary
+    /// `paths.md` and `charts/paths-*.svg`.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+    /// The xgate binary (default: beside this loadgen, else in PATH).
+    #[arg(long)]
+    pub xgate: Option<PathBuf>,
+    /// Round-trip times to emulate, in ms.
+    #[arg(long = "rtt-ms", value_delimiter = ',', default_values_t = [1u32, 20, 80])]
+    pub rtt_ms: Vec<u32>,
+    /// Random loss each way, in percent.
+    #[arg(long = "loss", value_delimiter = ',', default_values_t = [0.0f64, 0.1, 1.0])]
+    pub loss_pct: Vec<f64>,
+    /// Bottleneck rates, in Mbit/s (its queue holds one bandwidth-delay product).
+    #[arg(long = "rate-mbit", value_delimiter = ',', default_values_t = [10u64, 100])]
+    pub rate_mbit: Vec<u64>,
+    /// Transfer sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [65536u64, 1 << 20, 32 << 20])]
+    pub sizes: Vec<u64>,
+    /// Client settings: `ts` or `nots` (TCP timestamps), then `-1500` or `-1280` (MTU).
+    #[arg(long, value_delimiter = ',', default_values_t = ["ts-1500".to_string(), "nots-1500".to_string(), "ts-1280".to_string(), "nots-1280".to_string()])]
+    pub clients: Vec<String>,
+    /// Repetitions of every transfer on every target.
+    #[arg(long, default_value_t = 3)]
+    pub reps: u32,
+    /// CPU xgate's poller and kernel-path thread are pinned to.
+    #[arg(long, default_value_t = 1)]
+    pub server_core: usize,
+    /// Longest a transfer may take before it counts as failed, in seconds.
+    #[arg(long, default_value_t = 180)]
+    pub timeout_secs: u64,
+}
+
+/// A path's shape, as run.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PathCase {
+    pub rtt_ms: u32,
+    pub loss_pct: f64,
+    pub rate_mbit: u64,
+}
+
+impl PathCase {
+    pub fn shape(&self) -> PathShape {
+        PathShape::symmetric(
+            Duration::from_millis(u64::from(self.rtt_ms)),
+            Some(self.rate_mbit * 1_000_000),
+            (self.loss_pct * 10_000.0).round() as u32,
+        )
+    }
+
+    pub fn name(&self) -> String {
+        format!(
+            "RTT {} ms, loss {}%, {} Mbit/s",
+            self.rtt_ms, self.loss_pct, self.rate_mbit
+        )
+    }
+}
+
+/// The client's TCP as set in its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientSetting {
+    pub timestamps: bool,
+    pub mtu: u32,
+}
+
+impl ClientSetting {
+    /// `ts-1500`, `nots-1280`...
+    pub fn parse(s: &str) -> Option<ClientSetting> {
+        let (ts, mtu) = s.split_once('-')?;
+        let timestamps = match ts {
+            "ts" => true,
+            "nots" => false,
+            _ => return None,
+        };
+        let mtu: u32 = mtu.parse().ok().filter(|m| (576..=9000).contains(m))?;
+        Some(ClientSetting { timestamps, mtu })
+    }
+
+    pub fn name(&self) -> String {
+        format!(
+            "{}-{}",
+            if self.timestamps { "ts" } else { "nots" },
+            self.mtu
+        )
+    }
+
+    /// Sets the client namespace's `tcp_timestamps` and its veth's MTU.
+    fn apply(&self, topo: &Topology) -> Result<(), CompareError> {
+        let ts = format!("net.ipv4.tcp_timestamps={}", u8::from(self.timestamps));
+        let mtu = self.mtu.to_string();
+        for cmd in [
+            vec!["ip", "netns", "exec", &topo.client_ns, "sysctl", "-qw", &ts],
+            vec![
+                "ip",
+                "-n",
+                &topo.client_ns,
+                "link",
+                "set",
+                "dev",
+                &topo.client_if,
+                "mtu",
+                &mtu,
+            ],
+        ] {
+            xgate_testnet::run(&cmd)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Download,
+    Upload,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Download => "download",
+            Direction::Upload => "upload",
+        }
+    }
+}
+
+/// One transfer's outcome.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Transfer {
+    pub path: PathCase,
+    pub client: ClientSetting,
+    pub direction: Direction,
+    pub size: u64,
+    pub target: Target,
+    pub rep: u32,
+    /// Completion time; `None` when it failed (`error` says why).
+    pub secs: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// What the emulator did on one path (its counters, both ways, over every transfer), and
+/// what the bypass's TCP did there (its retransmit and segment counters, this path's share).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EmulatorNote {
+    pub path: PathCase,
+    pub summary: String,
+    #[serde(default)]
+    pub bypass_tcp: Vec<(String, f64)>,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PathsRecord {
+    pub schema: u32,
+    pub started_utc: String,
+    pub commit: String,
+    pub machine: super::machine::MachineInfo,
+    pub command_line: String,
+    pub reps: u32,
+    pub transfers: Vec<Transfer>,
+    pub emulator: Vec<EmulatorNote>,
+}
+
+/// Where xgate's admin endpoint listens, inside the server's namespace.
+const ADMIN: &str = "127.0.0.1:9189";
+/// The metrics of the bypass's TCP a path note keeps.
+const TCP_METRICS: [&str; 2] = [
+    "xgate_bypass_tcp_retransmits_total",
+    "xgate_bypass_tcp_segments_total",
+];
+
+/// The bypass's TCP counters now (series name with labels, value), from xgate's metrics.
+fn tcp_counters(topo: &Topology) -> Vec<(String, f64)> {
+    let out = topo
+        .in_server("curl")
+        .args(["-s", "--max-time", "5"])
+        .arg(format!("http://{ADMIN}/metrics"))
+        .output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| TCP_METRICS.iter().any(|m| l.starts_with(m)))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `now - before`, series by series.
+fn counter_deltas(before: &[(String, f64)], now: &[(String, f64)]) -> Vec<(String, f64)> {
+    now.iter()
+        .map(|(series, v)| {
+            let was = before
+                .iter()
+                .find(|(s, _)| s == series)
+                .map_or(0.0, |x| x.1);
+            (series.clone(), v - was)
+        })
+        .collect()
+}
+
+/// The port's route for uploads: 200 once the body is read.
+const UPLOAD_PATH: &str = "/upload";
+/// The NFQUEUE queues of the router's namespace (ours alone: the namespace is).
+const QUEUE_BASE: u16 = 40;
+
+/// xgate's configuration for the run: bodies and `/bytes` up to the largest size, the upload
+/// route.
+fn xgate_config(largest: u64) -> String {
+    let limit = largest.max(1 << 20);
+    format!(
+        "[admin]\nlisten = \"{ADMIN}\"\n\n[http]\nmax_body_len = {limit}\n\n\
+         [app]\nmax_bytes_len = {limit}\n\n\
+         [[app.routes]]\nmethod = \"POST\"\npath = \"{UPLOAD_PATH}\"\nstatus = 200\nbody = \"ok\\n\"\n"
+    )
+}
+
+/// Runs the comparison and writes its files; returns the record and the files written.
+pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError> {
+    if !xgate_testnet::is_root() {
+        return Err(CompareError::Setup(
+            "loadgen paths needs root (namespaces, XDP, iptables)".into(),
+        ));
+    }
+    let clients: Vec<ClientSetting> = args
+        .clients
+        .iter()
+        .map(|c| {
+            ClientSetting::parse(c).ok_or_else(|| {
+                CompareError::Setup(format!(
+                    "--clients: {c:?} is not ts|nots-<MTU 576..9000>, e.g. nots-1280"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if args.sizes.is_empty() || args.sizes.iter().any(|&s| s == 0 || s > 1 << 30) {
+        return Err(CompareError::Setup("--sizes: 1 byte to 1 GiB each".into()));
+    }
+    if args.loss_pct.iter().any(|l| !(0.0..=50.0).contains(l))
+        || args.rate_mbit.iter().any(|&r| r == 0 || r > 10_000)
+        || args.rtt_ms.iter().any(|&r| r > 10_000)
+        || args.reps == 0
+    {
+        return Err(CompareError::Setup(
+            "--loss 0-50 (%), --rate-mbit 1-10000, --rtt-ms up to 10000, --reps at least 1".into(),
+        ));
+    }
+    let xgate = match &args.xgate {
+        Some(p) => p.clone(),
+        None => servers::find_program("xgate")
+            .ok_or_else(|| CompareError::Setup("xgate not found (--xgate)".into()))?,
+    };
+    let largest = *args.sizes.iter().max().unwrap_or(&1);
+    let work = std::env::temp_dir().join(format!("xgate-paths-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| CompareError::io(&work, e))?;
+    let config = work.join("xgate.toml");
+    std::fs::write(&config, xgate_config(largest)).map_err(|e| CompareError::io(&config, e))?;
+    for &size in &args.sizes {
+        let f = work.join(format!("body-{size}"));
+        let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&f, body).map_err(|e| CompareError::io(&f, e))?;
+    }
+
+    let topo = Topology::for_paths()?;
+    let log = work.join("xgate.log");
+    let server = servers::start_xgate(&xgate, Some(&config), &topo, args.server_core, &log)?;
+    let mut record = PathsRecord {
+        schema: 1,
+        started_utc: super::utc_now(),
+        commit: super::git_commit(),
+        machine: super::machine::MachineInfo::read(),
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        reps: args.reps,
+        transfers: Vec::new(),
+        emulator: Vec::new(),
+    };
+    let mut cases = Vec::new();
+    for &rate_mbit in &args.rate_mbit {
+        for &rtt_ms in &args.rtt_ms {
+            for &loss_pct in &args.loss_pct {
+                cases.push(PathCase {
+                    rtt_ms,
+                    loss_pct,
+                    rate_mbit,
+                });
+            }
+        }
+    }
+    let mut counters = tcp_counters(&topo);
+    for (n, case) in cases.iter().enumerate() {
+        let router = topo
+            .router
+            .as_ref()
+            .ok_or_else(|| CompareError::Setup("the path topology has no router".into()))?;
+        let emulator = PathEmulator::start(router, case.shape(), QUEUE_BASE, n as u64 + 1)
+            .map_err(|e| CompareError::Setup(format!("path emulator: {e}")))?;
+        eprintln!("path {}/{}: {}", n + 1, cases.len(), case.name());
+        for client in &clients {
+            client.apply(&topo)?;
+            for &size in &args.sizes {
+                for direction in [Direction::Download, Direction::Upload] {
+                    for rep in 0..args.reps {
+                        for target in [Target::XgateBypass, Target::XgateKernel] {
+                            let body = work.join(format!("body-{size}"));
+                            let result = transfer(
+                                &topo,
+                                target,
+                                direction,
+                                size,
+                                &body,
+                                Duration::from_secs(args.timeout_secs),
+                            );
+                            record.transfers.push(Transfer {
+                                path: *case,
+                                client: *client,
+                                direction,
+                                size,
+                                target,
+                                rep,
+                                secs: result.as_ref().ok().copied(),
+                                error: result.err(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let now = tcp_counters(&topo);
+        record.emulator.push(EmulatorNote {
+            path: *case,
+            summary: emulator.stats().summary(),
+            bypass_tcp: counter_deltas(&counters, &now),
+        });
+        counters = now;
+        emulator
+            .stop()
+            .map_err(|e| CompareError::Setup(format!("path emulator: {e}")))?;
+    }
+    ClientSetting {
+        timestamps: true,
+        mtu: 1500,
+    }
+    .apply(&topo)?;
+    server.stop(Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&work);
+    let written = super::paths_report::write(&record, &args.out)?;
+    Ok((record, written))
+}
+
+/// One transfer with curl from the client's namespace on a new connection: its
+/// completion time, or why it failed.
+fn transfer(
+    topo: &Topology,
+    target: Target,
+    direction: Direction,
+    size: u64,
+    body: &Path,
+    timeout: Duration,
+) -> Result<f64, String> {
+    let base = format!("http://{SERVER_IP}:{}", target.port());
+    let max_time = timeout.as_secs().max(1).to_string();
+    let mut cmd = topo.in_client("curl");
+    cmd.args(["-sS", "-o", "/dev/null", "--max-time", &max_time]);
+    let want_status;
+    match direction {
+        Direction::Download => {
+            want_status = 200;
+            cmd.args(["-w", "%{http_code} %{size_download} %{time_total}"])
+                .arg(format!("{base}/bytes/{size}"));
+        }
+        Direction::Upload => {
+            want_status = 200;
+            // No `Expect: 100-continue`: the body follows the head at once, on both targets.
+            cmd.args([
+                "-H",
+                "Expect:",
+                "-H",
+                "Content-Type: application/octet-stream",
+            ])
+            .args(["-w", "%{http_code} %{size_upload} %{time_total}"])
+            .arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .arg(format!("{base}{UPLOAD_PATH}"));
+        }
+    }
+    let out = cmd.output().map_err(|e| format!("curl: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    let (status, bytes, secs) = (
+        words.next().and_then(|w| w.parse::<u16>().ok()),
+        words.next().and_then(|w| w.parse::<f64>().ok()),
+        words.next().and_then(|w| w.parse::<f64>().ok()),
+    );
+    match (status, bytes, secs) {
+        (Some(s), Some(b), Some(t)) if s == want_status && b as u64 == size && t > 0.0 => Ok(t),
+        _ => Err(format!(
+            "curl said {:?} ({})",
+            text.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_settings_are_parsed_and_named() {
+        let c = ClientSetting::parse("nots-1280").unwrap();
+        assert_eq!(
+            c,
+            ClientSetting {
+                timestamps: false,
+                mtu: 1280
+            }
+        );
+        assert_eq!(c.name(), "nots-1280");
+        assert_eq!(ClientSetting::parse("ts-1500").unwrap().name(), "ts-1500");
+        for bad in ["ts", "ts-", "ts-100", "tso-1500", "ts-99999", "nots-1280x"] {
+            assert_eq!(ClientSetting::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_path_case_shapes_both_directions() {
+        let p = PathCase {
+            rtt_ms: 80,
+            loss_pct: 0.1,
+            rate_mbit: 10,
+        };
+        let shape = p.shape();
+        assert_eq!(shape.up.delay, Duration::from_millis(40));
+        assert_eq!(shape.down.loss_ppm, 1000);
+        assert_eq!(shape.down.rate_bps, Some(10_000_000));
+        assert_eq!(p.name(), "RTT 80 ms, loss 0.1%, 10 Mbit/s");
+    }
+
+    #[test]
+    fn the_config_allows_the_largest_body_and_routes_uploads() {
+        let c = xgate_config(32 << 20);
+        assert!(c.contains("max_body_len = 33554432"), "{c}");
+        assert!(c.contains("max_bytes_len = 33554432"), "{c}");
+        assert!(c.contains("path = \"/upload\""), "{c}");
+        assert!(xgate_config(10).contains("max_body_len = 1048576"));
+        assert!(c.contains("listen = \"127.0.0.1:9189\""), "{c}");
+    }
+
+    #[test]
+    fn counter_deltas_are_taken_series_by_series() {
+        let before = vec![("a{kind=\"fast\"}".to_string(), 3.0)];
+        let now = vec![
+            ("a{kind=\"fast\"}".to_string(), 5.0),
+            ("a{kind=\"timeout\"}".to_string(), 2.0),
+        ];
+        assert_eq!(
+            counter_deltas(&before, &now),
+            [
+                ("a{kind=\"fast\"}".to_string(), 2.0),
+                ("a{kind=\"timeout\"}".to_string(), 2.0)
+            ]
+        );
+    }
+}
