@@ -198,10 +198,13 @@ impl CongestionControl for Cubic {
             let ahead_micros = u64::try_from(ahead.as_micros()).unwrap_or(u64::MAX);
             let w = u64::from(self.w_cubic(ahead_micros, u64::from(epoch.k_micros)));
             let target = w.clamp(cwnd, cwnd + cwnd / 2);
-            let grow = (((target - cwnd) * acked) << FRAC_BITS) / cwnd + u64::from(epoch.carry);
+            // A cumulative ACK of more than a window moves cwnd to the target, not past it.
+            let gap = u128::from(target - cwnd);
+            let grow = ((gap * u128::from(acked)) << FRAC_BITS) / u128::from(cwnd)
+                + u128::from(epoch.carry);
             epoch.carry = (grow & ((1 << FRAC_BITS) - 1)) as u32;
-            let bytes = u32::try_from(grow >> FRAC_BITS).unwrap_or(u32::MAX);
-            self.cwnd = self.cwnd.saturating_add(bytes);
+            let bytes = (grow >> FRAC_BITS).min(gap);
+            self.cwnd = self.cwnd.saturating_add(bytes as u32);
         }
         self.epoch = Some(epoch);
     }
@@ -511,6 +514,24 @@ mod tests {
         assert_eq!(c.window(), 10 * SMSS);
         c.on_recovery_end(3 * SMSS);
         assert_eq!(c.window(), 4 * SMSS, "min(ssthresh, flight + SMSS)");
+    }
+
+    #[test]
+    fn rfc9438_4_2_an_ack_of_several_windows_stops_at_the_target() {
+        let mut c = after_loss(100);
+        let srtt = Some(Duration::from_millis(100));
+        c.on_ack(SMSS, srtt, at(0));
+        let start = c.window();
+        let t = at(1000);
+        // Three windows at once (W_est, 0.53 segments per window, stays below W_cubic).
+        c.on_ack(3 * start, srtt, t);
+        // Target: W_cubic(1 s + RTT), within [cwnd, 1.5 cwnd].
+        let e = c.epoch.expect("congestion avoidance");
+        let target = c
+            .w_cubic(1_100_000, u64::from(e.k_micros))
+            .clamp(start, start + start / 2);
+        assert!(target > start + SMSS, "{target} {start}");
+        assert_eq!(c.window(), target);
     }
 
     #[test]
