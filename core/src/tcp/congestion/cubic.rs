@@ -6,7 +6,9 @@
 //! What the connection's events mean here:
 //! - `on_ack` outside recovery: RFC 5681 slow start below ssthresh (§4.10), otherwise the
 //!   cubic growth towards W_cubic(t + RTT) (§4.2), or the Reno-friendly window W_est when that
-//!   is larger (§4.3).
+//!   is larger (§4.3); neither while the flight the ACK reports shows that the application or
+//!   the peer's window, not cwnd, limits the sender, and such periods are not part of t
+//!   (§5.8).
 //! - `on_fast_retransmit`: the multiplicative decrease (§4.6) with fast convergence (§4.7);
 //!   the fast-recovery arithmetic around it (inflation by the duplicate ACKs, deflation on
 //!   partial and full ACKs) is RFC 6582's, shared with NewReno.
@@ -60,7 +62,11 @@ pub struct Cubic {
 /// One congestion avoidance stage: what §4.2 and §4.3 measure from its start.
 #[derive(Debug, Clone, Copy)]
 struct Epoch {
-    start: Instant,
+    /// t in microseconds: the stage's time so far, counting only time in which the window
+    /// limited the sender (§5.8).
+    t_micros: u64,
+    /// The last ACK of the stage, from which the next one measures.
+    last_ack: Instant,
     /// K, the time W_cubic takes to reach W_max again, in microseconds (saturating at about
     /// 71 minutes, far beyond any window a u32 can hold: 2^32 bytes of 64-byte segments give
     /// K = 9 minutes).
@@ -121,7 +127,8 @@ impl Cubic {
         }
         self.after_rto = false;
         let epoch = Epoch {
-            start: now,
+            t_micros: 0,
+            last_ack: now,
             k_micros: u32::try_from(self.k_micros(cwnd_epoch)).unwrap_or(u32::MAX),
             // §4.3: W_est starts at cwnd_epoch.
             w_est: u64::from(cwnd_epoch) << FRAC_BITS,
@@ -157,17 +164,40 @@ impl CongestionControl for Cubic {
         self.ssthresh
     }
 
-    fn on_ack(&mut self, acked: u32, srtt: Option<Duration>, now: Instant) {
+    fn on_ack(&mut self, acked: u32, flight: u32, srtt: Option<Duration>, now: Instant) {
+        // §5.8: no growth while the application (or the peer's window), not cwnd, limits what
+        // is in flight -- else a window nothing has tested grows without bound (and becomes
+        // the next W_max). Within two segments of cwnd counts as using it (segments carry
+        // less than SMSS once options are in, and the ACK may have found one in the making).
+        let using_window = u64::from(flight) + 2 * u64::from(self.smss) >= u64::from(self.cwnd);
         if self.cwnd < self.ssthresh {
             // §4.10: below ssthresh, RFC 5681 slow start (appropriate byte counting, L = 1
             // SMSS).
-            self.cwnd = self.cwnd.saturating_add(acked.min(self.smss));
+            if using_window {
+                self.cwnd = self.cwnd.saturating_add(acked.min(self.smss));
+            }
             return;
         }
         let mut epoch = match self.epoch {
             Some(e) => e,
-            None => self.begin_epoch(now),
+            None if using_window => self.begin_epoch(now),
+            None => return,
         };
+        // §5.8: t MUST NOT include application-limited or idle periods. Time between ACKs
+        // counts only when this ACK found the window in use, and at most one SRTT of it: a
+        // longer gap between ACKs had nothing in flight for the rest (a window-limited
+        // sender hears at least one ACK per round trip).
+        let since = now.saturating_duration_since(epoch.last_ack);
+        epoch.last_ack = now;
+        if !using_window {
+            self.epoch = Some(epoch);
+            return;
+        }
+        let counted = since.min(srtt.unwrap_or(since));
+        epoch.t_micros = epoch
+            .t_micros
+            .saturating_add(u64::try_from(counted.as_micros()).unwrap_or(u64::MAX));
+
         let cwnd = u64::from(self.cwnd.max(1));
         let acked = u64::from(acked);
         let smss = u64::from(self.smss);
@@ -183,9 +213,7 @@ impl CongestionControl for Cubic {
         epoch.w_est = epoch.w_est.saturating_add(w_est_inc);
         let w_est = u32::try_from(epoch.w_est >> FRAC_BITS).unwrap_or(u32::MAX);
 
-        let t = now.saturating_duration_since(epoch.start);
-        let t_micros = u64::try_from(t.as_micros()).unwrap_or(u64::MAX);
-        if self.w_cubic(t_micros, u64::from(epoch.k_micros)) < w_est {
+        if self.w_cubic(epoch.t_micros, u64::from(epoch.k_micros)) < w_est {
             // §4.3 Reno-friendly region: cwnd follows W_est. (Never downwards: an ACK does not
             // shrink the window.)
             self.cwnd = self.cwnd.max(w_est);
@@ -193,9 +221,8 @@ impl CongestionControl for Cubic {
             // §4.2: the target is W_cubic one RTT ahead, kept within [cwnd, 1.5 * cwnd], and
             // cwnd moves (target - cwnd) / cwnd segments per segment ACKed, so it reaches
             // the target in about one RTT.
-            let rtt = srtt.unwrap_or(Duration::ZERO);
-            let ahead = t.saturating_add(rtt);
-            let ahead_micros = u64::try_from(ahead.as_micros()).unwrap_or(u64::MAX);
+            let rtt = srtt.map_or(0, |r| u64::try_from(r.as_micros()).unwrap_or(u64::MAX));
+            let ahead_micros = epoch.t_micros.saturating_add(rtt);
             let w = u64::from(self.w_cubic(ahead_micros, u64::from(epoch.k_micros)));
             let target = w.clamp(cwnd, cwnd + cwnd / 2);
             // A cumulative ACK of more than a window moves cwnd to the target, not past it.
@@ -374,7 +401,7 @@ mod tests {
         for round in 0..rounds {
             let t = rtt.saturating_mul(round as u32);
             for _ in 0..c.window() / SMSS {
-                c.on_ack(SMSS, Some(rtt), at(0) + t);
+                c.on_ack(SMSS, c.window(), Some(rtt), at(0) + t);
                 m.ack(t.as_secs_f64(), rtt.as_secs_f64());
             }
             out.push((f64::from(c.window()) / f64::from(SMSS), m.cwnd));
@@ -436,7 +463,7 @@ mod tests {
         let start = c.window();
         let mut acked = 0;
         while acked < start {
-            c.on_ack(SMSS, Some(Duration::from_micros(100)), at(0));
+            c.on_ack(SMSS, c.window(), Some(Duration::from_micros(100)), at(0));
             acked += SMSS;
         }
         let got = c.window();
@@ -474,12 +501,12 @@ mod tests {
         assert_eq!(c.ssthresh(), 70 * SMSS, "ssthresh by beta_cubic");
         // Slow start back to ssthresh.
         while c.window() < c.ssthresh() {
-            c.on_ack(SMSS, Some(Duration::from_millis(50)), at(10));
+            c.on_ack(SMSS, c.window(), Some(Duration::from_millis(50)), at(10));
         }
         assert_eq!(c.window(), 70 * SMSS);
         // The first congestion avoidance: K = 0, W_max = cwnd_epoch = 70 segments, so the
         // window is convex from the start: W_cubic(t) = 70 + C t^3.
-        c.on_ack(SMSS, Some(Duration::ZERO), at(20));
+        c.on_ack(SMSS, c.window(), Some(Duration::ZERO), at(20));
         let e = c.epoch.expect("congestion avoidance began");
         assert_eq!(e.k_micros, 0);
         assert_eq!(c.w_max, 70 * SMSS);
@@ -495,11 +522,67 @@ mod tests {
     fn rfc9438_4_10_slow_start_below_ssthresh() {
         let mut c = Cubic::new(SMSS);
         assert_eq!(c.window(), 10 * SMSS, "RFC 6928 initial window");
-        c.on_ack(500, None, at(0));
+        c.on_ack(500, c.window(), None, at(0));
         assert_eq!(c.window(), 10 * SMSS + 500);
-        c.on_ack(5 * SMSS, None, at(0));
+        c.on_ack(5 * SMSS, c.window(), None, at(0));
         assert_eq!(c.window(), 11 * SMSS + 500, "at most one SMSS per ACK");
         assert!(c.epoch.is_none(), "no congestion avoidance before ssthresh");
+    }
+
+    #[test]
+    fn rfc9438_5_8_no_growth_while_the_application_limits_the_flight() {
+        // Slow start: half the window in flight.
+        let mut c = Cubic::new(SMSS);
+        c.on_ack(SMSS, 5 * SMSS, None, at(0));
+        assert_eq!(c.window(), 10 * SMSS);
+        c.on_ack(SMSS, 8 * SMSS, None, at(0));
+        assert_eq!(c.window(), 11 * SMSS, "within two segments of cwnd: in use");
+        // Congestion avoidance: no W_est growth, no cubic growth, and no stage begins.
+        let mut c = after_loss(100);
+        let srtt = Some(Duration::from_millis(100));
+        for ms in (0..5000).step_by(100) {
+            c.on_ack(SMSS, 10 * SMSS, srtt, at(ms));
+        }
+        assert_eq!(c.window(), 70 * SMSS);
+        assert!(c.epoch.is_none());
+    }
+
+    #[test]
+    fn rfc9438_5_8_idle_time_is_not_part_of_t() {
+        // Stages ACKed alike, one round per 100 ms, except that after round 10 the second
+        // sender falls silent for 30 s (nothing in flight, no ACKs) and then, in one variant,
+        // has less than a window to send for 20 rounds.
+        let srtt = Duration::from_millis(100);
+        for app_limited_rounds in [0, 20] {
+            let mut busy = after_loss(100);
+            let mut idle = after_loss(100);
+            let mut idle_now = at(0);
+            for round in 0..30u64 {
+                let now = at(0) + srtt.saturating_mul(round as u32);
+                for _ in 0..busy.window() / SMSS {
+                    busy.on_ack(SMSS, busy.window(), Some(srtt), now);
+                }
+                if round == 10 {
+                    idle_now += Duration::from_secs(30);
+                    for _ in 0..app_limited_rounds {
+                        idle_now += srtt;
+                        idle.on_ack(SMSS, 5 * SMSS, Some(srtt), idle_now);
+                    }
+                }
+                for _ in 0..idle.window() / SMSS {
+                    idle.on_ack(SMSS, idle.window(), Some(srtt), idle_now);
+                }
+                idle_now += srtt;
+            }
+            // Counting the 30 s would have put t far past K (4.2 s): 1.5x per round from
+            // there.
+            let (b, i) = (busy.window(), idle.window());
+            assert!(
+                b.abs_diff(i) <= SMSS,
+                "{app_limited_rounds} app-limited rounds: busy {b}, idle {i}"
+            );
+            assert!(i < 100 * SMSS, "still below W_max: {i}");
+        }
     }
 
     #[test]
@@ -519,16 +602,17 @@ mod tests {
     #[test]
     fn rfc9438_4_2_an_ack_of_several_windows_stops_at_the_target() {
         let mut c = after_loss(100);
-        let srtt = Some(Duration::from_millis(100));
-        c.on_ack(SMSS, srtt, at(0));
+        // An SRTT above the ACKs' spacing, so all of it counts towards t.
+        let srtt = Some(Duration::from_secs(2));
+        c.on_ack(SMSS, c.window(), srtt, at(0));
         let start = c.window();
         let t = at(1000);
         // Three windows at once (W_est, 0.53 segments per window, stays below W_cubic).
-        c.on_ack(3 * start, srtt, t);
+        c.on_ack(3 * start, start, srtt, t);
         // Target: W_cubic(1 s + RTT), within [cwnd, 1.5 cwnd].
         let e = c.epoch.expect("congestion avoidance");
         let target = c
-            .w_cubic(1_100_000, u64::from(e.k_micros))
+            .w_cubic(3_000_000, u64::from(e.k_micros))
             .clamp(start, start + start / 2);
         assert!(target > start + SMSS, "{target} {start}");
         assert_eq!(c.window(), target);
@@ -541,16 +625,21 @@ mod tests {
         c.on_fast_retransmit(u32::MAX, at(0));
         c.on_recovery_end(u32::MAX);
         for s in [0u64, 1, 1000, 100_000_000] {
-            c.on_ack(u32::MAX, Some(Duration::MAX), Instant::from_secs(s));
+            c.on_ack(
+                u32::MAX,
+                u32::MAX,
+                Some(Duration::MAX),
+                Instant::from_secs(s),
+            );
         }
         assert!(c.window() >= c.ssthresh());
         c.on_rto(0, Instant::from_secs(u64::MAX / 2_000_000));
-        c.on_ack(0, None, Instant::ZERO);
-        c.on_ack(u32::MAX, None, Instant::from_micros(u64::MAX));
+        c.on_ack(0, 0, None, Instant::ZERO);
+        c.on_ack(u32::MAX, u32::MAX, None, Instant::from_micros(u64::MAX));
         let mut c = Cubic::new(64);
         c.on_fast_retransmit(0, at(0));
         c.on_recovery_end(0);
-        c.on_ack(1, Some(Duration::from_secs(1)), at(5));
+        c.on_ack(1, u32::MAX, Some(Duration::from_secs(1)), at(5));
         assert!(c.window() >= 64);
     }
 }

@@ -20,7 +20,8 @@
 //! the `match` compiles away; with two it is a predictable branch on a byte the connection
 //! already has in cache. The events carry `now` because a time-based algorithm (CUBIC's
 //! W_cubic(t)) needs it, and an ACK carries the smoothed RTT because CUBIC aims one RTT
-//! ahead (RFC 9438 §4.2); NewReno ignores both.
+//! ahead (RFC 9438 §4.2) and the flight because CUBIC does not grow a window the sender is
+//! not using (§5.8); NewReno ignores all three.
 
 mod cubic;
 mod newreno;
@@ -75,9 +76,10 @@ pub trait CongestionControl {
     #[cfg_attr(not(test), allow(dead_code))]
     fn ssthresh(&self) -> u32;
 
-    /// `acked` bytes of new data were acknowledged outside fast recovery; `srtt` is the
+    /// `acked` bytes of new data were acknowledged outside fast recovery; `flight` is the
+    /// FlightSize before this ACK (how much of the window the sender was using), `srtt` the
     /// connection's smoothed RTT (RFC 6298), once it has a sample.
-    fn on_ack(&mut self, acked: u32, srtt: Option<Duration>, now: Instant);
+    fn on_ack(&mut self, acked: u32, flight: u32, srtt: Option<Duration>, now: Instant);
 
     /// The third duplicate ACK: fast retransmit, and fast recovery begins.
     fn on_fast_retransmit(&mut self, flight: u32, now: Instant);
@@ -127,10 +129,10 @@ impl CongestionControl for Congestion {
         }
     }
 
-    fn on_ack(&mut self, acked: u32, srtt: Option<Duration>, now: Instant) {
+    fn on_ack(&mut self, acked: u32, flight: u32, srtt: Option<Duration>, now: Instant) {
         match self {
-            Congestion::NewReno(c) => c.on_ack(acked, srtt, now),
-            Congestion::Cubic(c) => c.on_ack(acked, srtt, now),
+            Congestion::NewReno(c) => c.on_ack(acked, flight, srtt, now),
+            Congestion::Cubic(c) => c.on_ack(acked, flight, srtt, now),
         }
     }
 
@@ -194,6 +196,6 @@ mod tests {
     #[test]
     fn the_controller_stays_small() {
         // It lives inline in every connection slot.
-        assert!(std::mem::size_of::<Congestion>() <= 56);
+        assert!(std::mem::size_of::<Congestion>() <= 64);
     }
 }

@@ -37,7 +37,7 @@ impl CongestionControl for NewReno {
         self.ssthresh
     }
 
-    fn on_ack(&mut self, acked: u32, _srtt: Option<Duration>, _now: Instant) {
+    fn on_ack(&mut self, acked: u32, _flight: u32, _srtt: Option<Duration>, _now: Instant) {
         let smss = self.smss;
         if self.cwnd < self.ssthresh {
             // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS).
@@ -97,9 +97,9 @@ mod tests {
     #[test]
     fn rfc5681_slow_start_grows_by_at_most_one_smss_per_ack() {
         let mut c = NewReno::new(SMSS);
-        c.on_ack(500, None, t());
+        c.on_ack(500, u32::MAX, None, t());
         assert_eq!(c.window(), 10_500);
-        c.on_ack(5 * SMSS, None, t());
+        c.on_ack(5 * SMSS, u32::MAX, None, t());
         assert_eq!(c.window(), 11_500, "appropriate byte counting, L = 1 SMSS");
     }
 
@@ -107,7 +107,7 @@ mod tests {
     fn rfc5681_congestion_avoidance_grows_by_smss_squared_over_cwnd() {
         let mut c = NewReno::new(SMSS);
         c.on_rto(20 * SMSS, t());
-        c.on_ack(SMSS, None, t());
+        c.on_ack(SMSS, u32::MAX, None, t());
         // cwnd 1000 < ssthresh 10000: slow start first.
         assert_eq!(c.window(), 2 * SMSS);
         let mut c = NewReno {
@@ -115,7 +115,7 @@ mod tests {
             ssthresh: 10 * SMSS,
             smss: SMSS,
         };
-        c.on_ack(SMSS, None, t());
+        c.on_ack(SMSS, u32::MAX, None, t());
         assert_eq!(c.window(), 10 * SMSS + 100);
     }
 

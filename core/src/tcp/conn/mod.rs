@@ -531,6 +531,7 @@ impl Conn {
         let now = cx.now;
         let seg_wnd = u32::from(seg.window) << self.snd_wscale;
         let acked = ack.distance_from(self.snd_una).unwrap_or(0);
+        let flight_before = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
         if acked > 0 {
             self.sacked.prune(ack);
         }
@@ -589,7 +590,7 @@ impl Conn {
                 }
             } else {
                 // RFC 5681 §3.1 slow start or congestion avoidance.
-                self.cc.on_ack(acked, self.rtt.srtt(), now);
+                self.cc.on_ack(acked, flight_before, self.rtt.srtt(), now);
             }
             self.dupacks = 0;
 
