@@ -45,7 +45,9 @@ const MICROS_PER_SEC: u128 = 1_000_000;
 const MAX_DT_MICROS: u128 = 1 << 32;
 
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub struct Cubic {
+    /// First, as in every controller: see `Congestion`.
     cwnd: u32,
     ssthresh: u32,
     smss: u32,
@@ -53,14 +55,16 @@ pub struct Cubic {
     w_max: u32,
     /// cwnd_prior: the window when ssthresh was last set (§4.6), where alpha_cubic becomes 1.
     cwnd_prior: u32,
-    /// The current congestion avoidance stage, once it has begun.
-    epoch: Option<Epoch>,
     /// The last reduction was a timeout: the next stage starts with K = 0 (§4.8).
     after_rto: bool,
+    /// A congestion avoidance stage has begun: `epoch` is its. (A flag beside the fields
+    /// rather than an `Option`, which would not fit the padding.)
+    in_stage: bool,
+    epoch: Epoch,
 }
 
 /// One congestion avoidance stage: what §4.2 and §4.3 measure from its start.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Epoch {
     /// t in microseconds: the stage's time so far, counting only time in which the window
     /// limited the sender (§5.8).
@@ -86,8 +90,9 @@ impl Cubic {
             smss,
             w_max: cwnd,
             cwnd_prior: cwnd,
-            epoch: None,
             after_rto: false,
+            in_stage: false,
+            epoch: Epoch::default(),
         }
     }
 
@@ -134,7 +139,8 @@ impl Cubic {
             w_est: u64::from(cwnd_epoch) << FRAC_BITS,
             carry: 0,
         };
-        self.epoch = Some(epoch);
+        self.epoch = epoch;
+        self.in_stage = true;
         epoch
     }
 
@@ -151,7 +157,7 @@ impl Cubic {
         // §4.6: ssthresh = flight_size * beta_cubic, at least 2 segments.
         let reduced = (u64::from(flight) * BETA_NUM / BETA_DEN) as u32;
         self.ssthresh = reduced.max(2 * self.smss);
-        self.epoch = None;
+        self.in_stage = false;
     }
 }
 
@@ -178,10 +184,12 @@ impl CongestionControl for Cubic {
             }
             return;
         }
-        let mut epoch = match self.epoch {
-            Some(e) => e,
-            None if using_window => self.begin_epoch(now),
-            None => return,
+        let mut epoch = if self.in_stage {
+            self.epoch
+        } else if using_window {
+            self.begin_epoch(now)
+        } else {
+            return;
         };
         // §5.8: t MUST NOT include application-limited or idle periods. Time between ACKs
         // counts only when this ACK found the window in use, and at most one SRTT of it: a
@@ -190,7 +198,7 @@ impl CongestionControl for Cubic {
         let since = now.saturating_duration_since(epoch.last_ack);
         epoch.last_ack = now;
         if !using_window {
-            self.epoch = Some(epoch);
+            self.epoch = epoch;
             return;
         }
         let counted = since.min(srtt.unwrap_or(since));
@@ -233,7 +241,7 @@ impl CongestionControl for Cubic {
             let bytes = (grow >> FRAC_BITS).min(gap);
             self.cwnd = self.cwnd.saturating_add(bytes as u32);
         }
-        self.epoch = Some(epoch);
+        self.epoch = epoch;
     }
 
     fn on_fast_retransmit(&mut self, flight: u32, _now: Instant) {
@@ -507,7 +515,8 @@ mod tests {
         // The first congestion avoidance: K = 0, W_max = cwnd_epoch = 70 segments, so the
         // window is convex from the start: W_cubic(t) = 70 + C t^3.
         c.on_ack(SMSS, c.window(), Some(Duration::ZERO), at(20));
-        let e = c.epoch.expect("congestion avoidance began");
+        assert!(c.in_stage, "congestion avoidance began");
+        let e = c.epoch;
         assert_eq!(e.k_micros, 0);
         assert_eq!(c.w_max, 70 * SMSS);
         let w2 = f64::from(c.w_cubic(2_000_000, u64::from(e.k_micros)));
@@ -526,7 +535,7 @@ mod tests {
         assert_eq!(c.window(), 10 * SMSS + 500);
         c.on_ack(5 * SMSS, c.window(), None, at(0));
         assert_eq!(c.window(), 11 * SMSS + 500, "at most one SMSS per ACK");
-        assert!(c.epoch.is_none(), "no congestion avoidance before ssthresh");
+        assert!(!c.in_stage, "no congestion avoidance before ssthresh");
     }
 
     #[test]
@@ -544,7 +553,7 @@ mod tests {
             c.on_ack(SMSS, 10 * SMSS, srtt, at(ms));
         }
         assert_eq!(c.window(), 70 * SMSS);
-        assert!(c.epoch.is_none());
+        assert!(!c.in_stage);
     }
 
     #[test]
@@ -610,7 +619,8 @@ mod tests {
         // Three windows at once (W_est, 0.53 segments per window, stays below W_cubic).
         c.on_ack(3 * start, start, srtt, t);
         // Target: W_cubic(1 s + RTT), within [cwnd, 1.5 cwnd].
-        let e = c.epoch.expect("congestion avoidance");
+        assert!(c.in_stage, "congestion avoidance");
+        let e = c.epoch;
         let target = c
             .w_cubic(3_000_000, u64::from(e.k_micros))
             .clamp(start, start + start / 2);

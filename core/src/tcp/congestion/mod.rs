@@ -98,7 +98,12 @@ pub trait CongestionControl {
 }
 
 /// The congestion controller a connection holds, inline (see the module doc for why an enum).
+///
+/// `repr(C)` puts every variant's payload at one offset, and each controller keeps `cwnd` as
+/// its first field (also `repr(C)`), so `window()` -- asked for on every transmission -- is the
+/// same load whatever the variant and compiles to no branch.
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub enum Congestion {
     NewReno(NewReno),
     Cubic(Cubic),

@@ -6,7 +6,9 @@ use super::{initial_window, partial_ack_window, recovery_end_window, CongestionC
 use crate::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub struct NewReno {
+    /// First, as in every controller: see `Congestion`.
     cwnd: u32,
     ssthresh: u32,
     /// Sender MSS: the unit of growth and of the loss window.
