@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::congestion::CongestionAlgorithm;
 use crate::time::Duration;
 
 /// Every bound the engine works within. `Default` is sized for an HTTP gateway on one core.
@@ -54,6 +55,9 @@ pub struct TcpConfig {
     /// next segment instead of being reset. Lossy by design (a SYN flood just overwrites it);
     /// 0 disables it.
     pub syn_hints: usize,
+    /// The congestion controller of new connections: CUBIC (RFC 9438) unless the operator
+    /// picks NewReno.
+    pub congestion: CongestionAlgorithm,
 }
 
 impl TcpConfig {
@@ -92,6 +96,7 @@ impl Default for TcpConfig {
             ttl: 64,
             early_data_checks: 10_000,
             syn_hints: 4096,
+            congestion: CongestionAlgorithm::Cubic,
         }
     }
 }

@@ -19,6 +19,7 @@ mod timer;
 
 pub use assembler::{Assembler, AssemblerFull, MAX_RANGES};
 pub use config::{DropReason, TcpConfig, TcpStats};
+pub use congestion::CongestionAlgorithm;
 pub use endpoint::{ConnHandle, Endpoint, Event, SendBacklog, Stream};
 pub use flow::FlowKey;
 pub use ring::RingBuffer;

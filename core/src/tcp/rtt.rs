@@ -34,6 +34,11 @@ impl RttEstimator {
         }
     }
 
+    /// The smoothed RTT, once there has been a sample.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
     /// The current retransmission timeout.
     pub fn rto(&self) -> Duration {
         self.rto

@@ -35,6 +35,9 @@ pub struct SimConfig {
     pub replay_test: &'static str,
     /// Print every frame as it is delivered or dropped (`SIM_TRACE=1` in the tests).
     pub print_frames: bool,
+    /// The requests to make instead of the seed's (a test that needs one particular
+    /// transfer, such as one long download).
+    pub workload: Option<Workload>,
 }
 
 /// Connections per run unless a test says otherwise.
@@ -53,6 +56,7 @@ impl SimConfig {
             max_steps: 20_000_000,
             replay_test: "replay",
             print_frames: false,
+            workload: None,
         }
     }
 }
@@ -110,7 +114,10 @@ pub fn run<S: SimServer>(
 ) -> Result<Outcome, Failure> {
     let start = Instant::from_secs(1);
     let mut now = start;
-    let workload = Workload::generate(&mut Rng::fork(cfg.seed, 3), cfg.max_conns);
+    let workload = match &cfg.workload {
+        Some(w) => w.clone(),
+        None => Workload::generate(&mut Rng::fork(cfg.seed, 3), cfg.max_conns),
+    };
     let expected_requests = workload.request_count();
     let mut client = Client::new(workload, Rng::fork(cfg.seed, 4), now);
     let mut server = make_server(now);

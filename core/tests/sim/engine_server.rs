@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use xgate_core::app::{App, AppConfig};
 use xgate_core::engine::{Engine, EngineConfig, FlowEvent};
 use xgate_core::http::HttpLimits;
-use xgate_core::tcp::FlowKey;
+use xgate_core::tcp::{FlowKey, TcpConfig};
 use xgate_core::time::{Duration, Instant};
 
 use super::link::PROFILES;
@@ -87,16 +87,21 @@ impl SimServer for SimEngine {
 /// production defaults (10 s / 60 s), and a 408 or a quiet close would then fail a run that
 /// found nothing wrong.
 pub fn new_engine(seed: u64, now: Instant) -> SimEngine {
+    new_engine_with(seed, now, TcpConfig::default())
+}
+
+/// `new_engine` with TCP settings of the test's choosing.
+pub fn new_engine_with(seed: u64, now: Instant, tcp: TcpConfig) -> SimEngine {
     let mut secret = [0u8; 32];
     Rng::fork(seed, 0xE9).fill(&mut secret);
     let app = App::new(&AppConfig::default()).expect("the default app config is valid");
     let config = EngineConfig {
+        tcp,
         http: HttpLimits {
             header_timeout: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(600),
             ..HttpLimits::default()
         },
-        ..EngineConfig::default()
     };
     let mut engine = Engine::new(config, app, secret, now);
     engine.set_wall_clock(1_767_225_600);

@@ -28,11 +28,14 @@
 //!   that stalls fails with the client's state; bounds on virtual time and steps stop a livelock.
 //! - [`reference::RefServer`]: a smoltcp-based server that proves the harness;
 //!   [`engine_server::SimEngine`]: the real engine.
+//! - [`flight::FlightProbe`]: reads a server's bytes in flight per round trip off the wire, for
+//!   the congestion-control runs in the same file.
 
 pub mod client;
 pub mod device;
 pub mod driver;
 pub mod engine_server;
+pub mod flight;
 pub mod http;
 pub mod link;
 pub mod reference;

@@ -207,6 +207,9 @@ pub(super) fn tcp_section(gw: &mut BypassConfig, s: &TcpSection) -> Result<(), C
     if let Some(n) = s.syn_hints {
         t.syn_hints = in_range("tcp.syn_hints", n, 0..=1 << 22)?;
     }
+    if let Some(c) = s.congestion {
+        t.congestion = c.into();
+    }
     Ok(())
 }
 

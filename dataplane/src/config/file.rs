@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::afxdp::{BindMode, Wakeup};
 use crate::bpf::XdpMode;
+use crate::tcp::CongestionAlgorithm;
 
 use super::ConfigError;
 
@@ -127,6 +128,23 @@ pub enum WakeupKey {
     Off,
 }
 
+/// `tcp.congestion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CongestionKey {
+    Cubic,
+    Newreno,
+}
+
+impl From<CongestionKey> for CongestionAlgorithm {
+    fn from(k: CongestionKey) -> Self {
+        match k {
+            CongestionKey::Cubic => CongestionAlgorithm::Cubic,
+            CongestionKey::Newreno => CongestionAlgorithm::NewReno,
+        }
+    }
+}
+
 impl From<XdpModeKey> for XdpMode {
     fn from(k: XdpModeKey) -> Self {
         match k {
@@ -218,6 +236,8 @@ pub struct TcpSection {
     pub idle_timeout_secs: Option<u64>,
     pub challenge_ack_limit: Option<u32>,
     pub syn_hints: Option<usize>,
+    /// Congestion controller of new connections.
+    pub congestion: Option<CongestionKey>,
 }
 
 /// `[http]`: limits and timeouts of both paths.

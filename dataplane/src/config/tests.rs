@@ -5,6 +5,7 @@ use super::*;
 use crate::afxdp::{BindMode, Wakeup};
 use crate::bpf::XdpMode;
 use crate::gateway::PortConfig;
+use crate::tcp::CongestionAlgorithm;
 
 fn parse(text: &str) -> ConfigFile {
     ConfigFile::parse(text).unwrap()
@@ -48,6 +49,7 @@ max_connections = 1000
 mss = 1400
 idle_timeout_secs = 30
 delayed_ack_ms = 20
+congestion = "newreno"
 
 [http]
 max_header_bytes = 8192
@@ -95,6 +97,7 @@ fn a_full_file_fills_every_setting() {
     assert_eq!(g.engine.tcp.mss, 1400);
     assert_eq!(g.engine.tcp.idle_timeout, Duration::from_secs(30));
     assert_eq!(g.engine.tcp.delayed_ack, Duration::from_millis(20));
+    assert_eq!(g.engine.tcp.congestion, CongestionAlgorithm::NewReno);
     assert_eq!(g.engine.http.max_header_bytes, 8192);
     assert_eq!(g.engine.http.header_timeout, Duration::from_secs(3));
     // Both paths answer within the same HTTP limits.
@@ -279,6 +282,8 @@ fn unknown_keys_and_wrong_types_are_refused_by_the_parser() {
     assert!(e.contains("backlog"), "{e}");
     let e = ConfigFile::parse("[bypass]\nxdp_mode = \"fast\"\n").unwrap_err();
     assert!(e.contains("fast") && e.contains("native"), "{e}");
+    let e = ConfigFile::parse("[tcp]\ncongestion = \"reno\"\n").unwrap_err();
+    assert!(e.contains("reno") && e.contains("cubic"), "{e}");
     let e = ConfigFile::parse("[[ports]]\nport = 70000\n").unwrap_err();
     assert!(e.contains("port"), "{e}");
 }

@@ -7,8 +7,10 @@
 //! here. A [`CongestionControl`] answers only with window arithmetic: `cwnd` and `ssthresh`.
 //! That is the split Linux makes between its recovery state machine and its
 //! `tcp_congestion_ops`, and smoltcp between its socket and its `congestion` controllers, and
-//! it is what lets a second algorithm (CUBIC, RFC 9438, from a later issue) replace NewReno's
-//! growth and reduction without touching recovery.
+//! it is what lets CUBIC (RFC 9438, the default) replace NewReno's growth and reduction
+//! without touching recovery. Both share RFC 6582's fast-recovery arithmetic (the window
+//! inflated by duplicate ACKs and deflated by partial and full ACKs); only the reduction that
+//! starts recovery and the growth after it differ.
 //!
 //! Dispatch is static: [`Congestion`] is an enum over the implementations, stored inline in
 //! the connection. A `Box<dyn CongestionControl>` would be one more heap allocation per
@@ -17,13 +19,51 @@
 //! wants them side by side. With one variant
 //! the `match` compiles away; with two it is a predictable branch on a byte the connection
 //! already has in cache. The events carry `now` because a time-based algorithm (CUBIC's
-//! W_cubic(t)) needs it; NewReno ignores it.
+//! W_cubic(t)) needs it, and an ACK carries the smoothed RTT because CUBIC aims one RTT
+//! ahead (RFC 9438 §4.2) and the flight because CUBIC does not grow a window the sender is
+//! not using (§5.8); NewReno ignores all three.
 
+mod cubic;
 mod newreno;
 
+pub use cubic::Cubic;
 pub use newreno::NewReno;
 
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
+
+/// Which congestion controller new connections get (`TcpConfig::congestion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CongestionAlgorithm {
+    /// RFC 9438: the default, as in Linux, Windows and Apple's stacks; regains the window
+    /// after a loss in time independent of the RTT.
+    #[default]
+    Cubic,
+    /// RFC 5681 / RFC 6582.
+    NewReno,
+}
+
+/// RFC 6928 IW10 (RFC 5681 §3.1 allows up to 4 segments; the IW10 experiment is what Linux
+/// ships): min(10*MSS, max(2*MSS, 14600)).
+fn initial_window(smss: u32) -> u32 {
+    (10 * smss).min((2 * smss).max(14600))
+}
+
+/// RFC 6582 §3.2 step 3 partial acknowledgment: deflate by the amount acked, add back one
+/// SMSS if that was at least one SMSS.
+fn partial_ack_window(cwnd: u32, acked: u32, smss: u32) -> u32 {
+    let cwnd = cwnd.saturating_sub(acked);
+    if acked >= smss {
+        cwnd.saturating_add(smss)
+    } else {
+        cwnd
+    }
+}
+
+/// RFC 6582 §3.2 step 3 full acknowledgment: deflate the window to
+/// min(ssthresh, max(FlightSize, SMSS) + SMSS).
+fn recovery_end_window(ssthresh: u32, flight: u32, smss: u32) -> u32 {
+    ssthresh.min(flight.max(smss).saturating_add(smss))
+}
 
 /// The events a connection reports to its congestion controller, and the two values it asks
 /// for. Sizes are in bytes; `flight` is RFC 5681's FlightSize (SND.MAX - SND.UNA).
@@ -36,8 +76,10 @@ pub trait CongestionControl {
     #[cfg_attr(not(test), allow(dead_code))]
     fn ssthresh(&self) -> u32;
 
-    /// `acked` bytes of new data were acknowledged outside fast recovery.
-    fn on_ack(&mut self, acked: u32, now: Instant);
+    /// `acked` bytes of new data were acknowledged outside fast recovery; `flight` is the
+    /// FlightSize before this ACK (how much of the window the sender was using), `srtt` the
+    /// connection's smoothed RTT (RFC 6298), once it has a sample.
+    fn on_ack(&mut self, acked: u32, flight: u32, srtt: Option<Duration>, now: Instant);
 
     /// The third duplicate ACK: fast retransmit, and fast recovery begins.
     fn on_fast_retransmit(&mut self, flight: u32, now: Instant);
@@ -56,57 +98,109 @@ pub trait CongestionControl {
 }
 
 /// The congestion controller a connection holds, inline (see the module doc for why an enum).
+///
+/// `repr(C)` puts every variant's payload at one offset, and each controller keeps `cwnd` as
+/// its first field (also `repr(C)`), so `window()` -- asked for on every transmission -- is the
+/// same load whatever the variant and compiles to no branch.
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub enum Congestion {
     NewReno(NewReno),
+    Cubic(Cubic),
+}
+
+impl Congestion {
+    /// A fresh controller of `algorithm` for a connection sending `smss`-byte segments.
+    pub fn new(algorithm: CongestionAlgorithm, smss: u32) -> Self {
+        match algorithm {
+            CongestionAlgorithm::Cubic => Congestion::Cubic(Cubic::new(smss)),
+            CongestionAlgorithm::NewReno => Congestion::NewReno(NewReno::new(smss)),
+        }
+    }
 }
 
 impl CongestionControl for Congestion {
     fn window(&self) -> u32 {
         match self {
             Congestion::NewReno(c) => c.window(),
+            Congestion::Cubic(c) => c.window(),
         }
     }
 
     fn ssthresh(&self) -> u32 {
         match self {
             Congestion::NewReno(c) => c.ssthresh(),
+            Congestion::Cubic(c) => c.ssthresh(),
         }
     }
 
-    fn on_ack(&mut self, acked: u32, now: Instant) {
+    fn on_ack(&mut self, acked: u32, flight: u32, srtt: Option<Duration>, now: Instant) {
         match self {
-            Congestion::NewReno(c) => c.on_ack(acked, now),
+            Congestion::NewReno(c) => c.on_ack(acked, flight, srtt, now),
+            Congestion::Cubic(c) => c.on_ack(acked, flight, srtt, now),
         }
     }
 
     fn on_fast_retransmit(&mut self, flight: u32, now: Instant) {
         match self {
             Congestion::NewReno(c) => c.on_fast_retransmit(flight, now),
+            Congestion::Cubic(c) => c.on_fast_retransmit(flight, now),
         }
     }
 
     fn on_dup_ack_in_recovery(&mut self) {
         match self {
             Congestion::NewReno(c) => c.on_dup_ack_in_recovery(),
+            Congestion::Cubic(c) => c.on_dup_ack_in_recovery(),
         }
     }
 
     fn on_partial_ack(&mut self, acked: u32) {
         match self {
             Congestion::NewReno(c) => c.on_partial_ack(acked),
+            Congestion::Cubic(c) => c.on_partial_ack(acked),
         }
     }
 
     fn on_recovery_end(&mut self, flight: u32) {
         match self {
             Congestion::NewReno(c) => c.on_recovery_end(flight),
+            Congestion::Cubic(c) => c.on_recovery_end(flight),
         }
     }
 
     fn on_rto(&mut self, flight: u32, now: Instant) {
         match self {
             Congestion::NewReno(c) => c.on_rto(flight, now),
+            Congestion::Cubic(c) => c.on_rto(flight, now),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cubic_is_the_default_and_each_algorithm_builds_its_controller() {
+        assert_eq!(CongestionAlgorithm::default(), CongestionAlgorithm::Cubic);
+        assert_eq!(
+            crate::tcp::TcpConfig::default().congestion,
+            CongestionAlgorithm::Cubic
+        );
+        assert!(matches!(
+            Congestion::new(CongestionAlgorithm::Cubic, 1000),
+            Congestion::Cubic(_)
+        ));
+        assert!(matches!(
+            Congestion::new(CongestionAlgorithm::NewReno, 1000),
+            Congestion::NewReno(_)
+        ));
+    }
+
+    #[test]
+    fn the_controller_stays_small() {
+        // It lives inline in every connection slot.
+        assert!(std::mem::size_of::<Congestion>() <= 64);
     }
 }

@@ -2,11 +2,13 @@
 //! arithmetic of the events the connection reports; the retransmissions themselves are the
 //! connection's.
 
-use super::CongestionControl;
-use crate::time::Instant;
+use super::{initial_window, partial_ack_window, recovery_end_window, CongestionControl};
+use crate::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub struct NewReno {
+    /// First, as in every controller: see `Congestion`.
     cwnd: u32,
     ssthresh: u32,
     /// Sender MSS: the unit of growth and of the loss window.
@@ -16,9 +18,7 @@ pub struct NewReno {
 impl NewReno {
     pub fn new(smss: u32) -> Self {
         NewReno {
-            // RFC 6928 IW10 (RFC 5681 §3.1 allows up to 4 segments; the IW10 experiment is what
-            // Linux ships): min(10*MSS, max(2*MSS, 14600)).
-            cwnd: (10 * smss).min((2 * smss).max(14600)),
+            cwnd: initial_window(smss),
             ssthresh: u32::MAX,
             smss,
         }
@@ -39,7 +39,7 @@ impl CongestionControl for NewReno {
         self.ssthresh
     }
 
-    fn on_ack(&mut self, acked: u32, _now: Instant) {
+    fn on_ack(&mut self, acked: u32, _flight: u32, _srtt: Option<Duration>, _now: Instant) {
         let smss = self.smss;
         if self.cwnd < self.ssthresh {
             // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS).
@@ -64,18 +64,11 @@ impl CongestionControl for NewReno {
     }
 
     fn on_partial_ack(&mut self, acked: u32) {
-        // RFC 6582 §3.2 step 3 partial acknowledgment: deflate by the amount acked, add back
-        // one SMSS if that was at least one SMSS.
-        self.cwnd = self.cwnd.saturating_sub(acked);
-        if acked >= self.smss {
-            self.cwnd = self.cwnd.saturating_add(self.smss);
-        }
+        self.cwnd = partial_ack_window(self.cwnd, acked, self.smss);
     }
 
     fn on_recovery_end(&mut self, flight: u32) {
-        // RFC 6582 §3.2 step 3 full acknowledgment: deflate the window.
-        let smss = self.smss;
-        self.cwnd = self.ssthresh.min(flight.max(smss) + smss);
+        self.cwnd = recovery_end_window(self.ssthresh, flight, self.smss);
     }
 
     fn on_rto(&mut self, flight: u32, _now: Instant) {
@@ -106,9 +99,9 @@ mod tests {
     #[test]
     fn rfc5681_slow_start_grows_by_at_most_one_smss_per_ack() {
         let mut c = NewReno::new(SMSS);
-        c.on_ack(500, t());
+        c.on_ack(500, u32::MAX, None, t());
         assert_eq!(c.window(), 10_500);
-        c.on_ack(5 * SMSS, t());
+        c.on_ack(5 * SMSS, u32::MAX, None, t());
         assert_eq!(c.window(), 11_500, "appropriate byte counting, L = 1 SMSS");
     }
 
@@ -116,7 +109,7 @@ mod tests {
     fn rfc5681_congestion_avoidance_grows_by_smss_squared_over_cwnd() {
         let mut c = NewReno::new(SMSS);
         c.on_rto(20 * SMSS, t());
-        c.on_ack(SMSS, t());
+        c.on_ack(SMSS, u32::MAX, None, t());
         // cwnd 1000 < ssthresh 10000: slow start first.
         assert_eq!(c.window(), 2 * SMSS);
         let mut c = NewReno {
@@ -124,7 +117,7 @@ mod tests {
             ssthresh: 10 * SMSS,
             smss: SMSS,
         };
-        c.on_ack(SMSS, t());
+        c.on_ack(SMSS, u32::MAX, None, t());
         assert_eq!(c.window(), 10 * SMSS + 100);
     }
 

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use super::assembler::Assembler;
 use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
-use super::congestion::{Congestion, CongestionControl, NewReno};
+use super::congestion::{Congestion, CongestionControl};
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
@@ -256,7 +256,7 @@ impl Conn {
             unacked_bytes: 0,
             rtt: RttEstimator::new(cfg.initial_rto),
             retries: 0,
-            cc: Congestion::NewReno(NewReno::new(smss)),
+            cc: Congestion::new(cfg.congestion, smss),
             dupacks: 0,
             in_recovery: false,
             recover: iss1,
@@ -531,6 +531,7 @@ impl Conn {
         let now = cx.now;
         let seg_wnd = u32::from(seg.window) << self.snd_wscale;
         let acked = ack.distance_from(self.snd_una).unwrap_or(0);
+        let flight_before = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
         if acked > 0 {
             self.sacked.prune(ack);
         }
@@ -589,7 +590,7 @@ impl Conn {
                 }
             } else {
                 // RFC 5681 §3.1 slow start or congestion avoidance.
-                self.cc.on_ack(acked, now);
+                self.cc.on_ack(acked, flight_before, self.rtt.srtt(), now);
             }
             self.dupacks = 0;
 

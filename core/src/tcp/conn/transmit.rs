@@ -57,6 +57,7 @@ impl Conn {
     }
 
     /// Next new (or go-back-N) segment: (length, with FIN). `None` if nothing may go now.
+    #[inline]
     pub(super) fn send_candidate(&self) -> Option<(usize, bool)> {
         if self.state == State::TimeWait {
             return None;
