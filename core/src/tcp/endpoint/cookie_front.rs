@@ -12,7 +12,7 @@ use std::hash::BuildHasher;
 use super::{ConnHandle, Endpoint, Event, Reply};
 use crate::tcp::config::{DropReason, EARLY_DATA_MAX_SEGMENTS};
 use crate::tcp::conn::{Conn, Negotiated, Seg};
-use crate::tcp::syncookie::{CookieParams, CookieRequest, MSS_TABLE};
+use crate::tcp::syncookie::{cookie_mss_of, CookieParams, CookieRequest};
 use crate::tcp::FlowKey;
 use crate::time::Instant;
 use crate::wire::{FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
@@ -306,8 +306,7 @@ impl Endpoint {
         if len == 0 || !self.early_limiter.allow(now) {
             return false;
         }
-        let idx = (((ack - 1u32).0 >> 28) & 3) as usize;
-        let cookie_mss = u32::from(MSS_TABLE[idx].min(self.cfg.mss));
+        let cookie_mss = u32::from(cookie_mss_of(ack - 1u32).min(self.cfg.mss));
         let full = cookie_mss.saturating_sub(if tsecr.is_some() { 12 } else { 0 });
         let steps = [if len >= 512 { len } else { 0 }, full];
         for (i, &step) in steps.iter().enumerate() {

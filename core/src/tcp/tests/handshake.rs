@@ -26,8 +26,10 @@ fn cookie_handshake_with_timestamps_carries_wscale_and_sack() {
     assert_eq!(fx.ep.stats().cookies_validated, 1);
 }
 
+/// The cookie carries window scale and SACK in the ISN, so a client without timestamps keeps
+/// both (before: neither was negotiated without timestamps).
 #[test]
-fn cookie_handshake_without_timestamps_negotiates_no_wscale_no_sack() {
+fn no_timestamps_client_gets_wscale_and_sack() {
     let opts = HsOpts {
         ts: false,
         ws: true,
@@ -38,19 +40,51 @@ fn cookie_handshake_without_timestamps_negotiates_no_wscale_no_sack() {
     ep.handle_frame(now, &frame(&syn(&opts, CLIENT_ISN), &[]))
         .unwrap();
     let sa = &drain(&mut ep, now)[0];
-    assert_eq!(sa.hdr.options.window_scale, None);
-    assert!(!sa.hdr.options.sack_permitted);
+    assert_eq!(sa.hdr.options.window_scale, Some(7));
+    assert!(sa.hdr.options.sack_permitted);
     assert_eq!(sa.hdr.options.timestamps, None);
 
     let mut fx = Fx::with(small_config(), opts);
     let c = fx.ep.conn_for_test(fx.h).unwrap();
-    assert_eq!(c.debug_snd_wnd(), 65535, "unscaled");
+    assert_eq!(c.debug_snd_wnd(), 65535 << 7, "the client's shift applies");
     fx.send(TcpFlags::ACK | TcpFlags::PSH, b"hello").unwrap();
     fx.advance(Duration::from_millis(40));
     let out = fx.out();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].hdr.options.timestamps, None);
     assert_eq!(out[0].hdr.ack, fx.seq);
+    // SACK is on: an out-of-order segment is reported in a SACK block.
+    let gap = fx.seq + 100u32;
+    let h = TcpHeader {
+        seq: gap,
+        ..fx.hdr(TcpFlags::ACK)
+    };
+    let _ = fx.send_hdr(&h, b"later");
+    let out = fx.out();
+    assert_eq!(
+        out[0].hdr.options.sack(),
+        &[SackBlock {
+            left: gap,
+            right: gap + 5u32,
+        }]
+    );
+}
+
+/// A client behind a 1280-byte path (MSS 1240) gets segments of 1240 bytes: the cookie's MSS
+/// table has the entry (before: cut to 536).
+#[test]
+fn mss_1240_client_keeps_1240() {
+    let opts = HsOpts {
+        ts: false,
+        ws: true,
+        sack: true,
+    };
+    let mut fx = Fx::with_mss(small_config(), opts, 1240);
+    fx.app_send(&[7u8; 4000]);
+    let out = fx.out();
+    assert!(out.len() >= 3);
+    assert!(out.iter().all(|o| o.payload.len() <= 1240));
+    assert_eq!(out[0].payload.len(), 1240);
 }
 
 #[test]

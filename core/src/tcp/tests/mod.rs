@@ -147,8 +147,12 @@ const ALL_OPTS: HsOpts = HsOpts {
 };
 
 fn syn(opts: &HsOpts, isn: u32) -> TcpHeader {
+    syn_with_mss(opts, isn, 1460)
+}
+
+fn syn_with_mss(opts: &HsOpts, isn: u32, mss: u16) -> TcpHeader {
     let mut o = TcpOptions {
-        mss: Some(1460),
+        mss: Some(mss),
         ..TcpOptions::default()
     };
     if opts.ws {
@@ -168,9 +172,14 @@ fn syn(opts: &HsOpts, isn: u32) -> TcpHeader {
 
 impl Fx {
     fn with(cfg: TcpConfig, opts: HsOpts) -> Fx {
+        Fx::with_mss(cfg, opts, 1460)
+    }
+
+    /// The handshake with `opts` and the client MSS `mss`.
+    fn with_mss(cfg: TcpConfig, opts: HsOpts, mss: u16) -> Fx {
         let now = t0();
         let mut ep = Endpoint::new(cfg, SECRET, now);
-        ep.handle_frame(now, &frame(&syn(&opts, CLIENT_ISN), &[]))
+        ep.handle_frame(now, &frame(&syn_with_mss(&opts, CLIENT_ISN, mss), &[]))
             .unwrap();
         let out = drain(&mut ep, now);
         assert_eq!(out.len(), 1);
