@@ -8,6 +8,7 @@ mod receive;
 mod recovery;
 mod rfc5961_paws;
 mod send;
+mod syn_cache;
 mod table;
 mod time_wait;
 mod window_update;
@@ -112,6 +113,15 @@ fn small_config() -> TcpConfig {
         max_time_wait: 8,
         max_stateless_replies: 64,
         ..TcpConfig::default()
+    }
+}
+
+/// `small_config` without a SYN cache: every SYN gets a cookie alone, every handshake is a
+/// cookie ACK (the stateless front's own rules).
+fn cookie_only_config() -> TcpConfig {
+    TcpConfig {
+        syn_cache: 0,
+        ..small_config()
     }
 }
 
