@@ -5,6 +5,7 @@
 use std::fmt;
 
 use xgate_core::time::{Duration, Instant};
+use xgate_core::wire::TcpFlags;
 
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, PrettyPrinter, TcpPacket,
@@ -35,6 +36,52 @@ pub struct SimConfig {
     pub replay_test: &'static str,
     /// Print every frame as it is delivered or dropped (`SIM_TRACE=1` in the tests).
     pub print_frames: bool,
+    /// What the client's TCP offers.
+    pub client: ClientShape,
+}
+
+/// The client's TCP: its path MTU (its SYN's MSS is this minus 40) and whether it sends
+/// timestamps. smoltcp always offers window scale and SACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientShape {
+    pub mtu: usize,
+    pub timestamps: bool,
+}
+
+impl Default for ClientShape {
+    fn default() -> Self {
+        ClientShape {
+            mtu: MTU,
+            timestamps: true,
+        }
+    }
+}
+
+/// The server's SYN-ACKs and segments, as the client received them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerOptions {
+    pub syn_acks: u64,
+    pub syn_acks_with_window_scale: u64,
+    pub syn_acks_with_sack: u64,
+    pub syn_acks_with_timestamps: u64,
+    /// Largest TCP payload the server sent.
+    pub max_payload: usize,
+}
+
+impl ServerOptions {
+    fn record(&mut self, frame: &[u8]) {
+        let Ok(f) = xgate_core::wire::parse_tcp_frame(frame) else {
+            return;
+        };
+        let o = &f.tcp.options;
+        if f.tcp.flags.contains(TcpFlags::SYN) {
+            self.syn_acks += 1;
+            self.syn_acks_with_window_scale += u64::from(o.window_scale.is_some());
+            self.syn_acks_with_sack += u64::from(o.sack_permitted);
+            self.syn_acks_with_timestamps += u64::from(o.timestamps.is_some());
+        }
+        self.max_payload = self.max_payload.max(f.payload.len());
+    }
 }
 
 /// Connections per run unless a test says otherwise.
@@ -52,6 +99,7 @@ impl SimConfig {
             max_virtual: Duration::from_secs(24 * 3600),
             max_steps: 20_000_000,
             replay_test: "replay",
+            client: ClientShape::default(),
             print_frames: false,
         }
     }
@@ -71,6 +119,7 @@ pub struct Outcome {
     pub steps: u64,
     pub c2s: DirStats,
     pub s2c: DirStats,
+    pub server_options: ServerOptions,
 }
 
 /// A failed run: what went wrong and how to run it again.
@@ -112,7 +161,8 @@ pub fn run<S: SimServer>(
     let mut now = start;
     let workload = Workload::generate(&mut Rng::fork(cfg.seed, 3), cfg.max_conns);
     let expected_requests = workload.request_count();
-    let mut client = Client::new(workload, Rng::fork(cfg.seed, 4), now);
+    let mut client = Client::new(workload, Rng::fork(cfg.seed, 4), now, cfg.client);
+    let mut server_options = ServerOptions::default();
     let mut server = make_server(now);
     let mut link = Link::new(&cfg.profile, cfg.seed);
     let arp_table = [(CLIENT_IP, CLIENT_MAC), (SERVER_IP, SERVER_MAC)];
@@ -173,6 +223,7 @@ pub fn run<S: SimServer>(
                 bad_frame = Some(e);
                 break;
             }
+            server_options.record(frame);
             link.s2c.send(now, frame);
             progress = true;
         }
@@ -233,6 +284,7 @@ pub fn run<S: SimServer>(
                 steps,
                 c2s: link.c2s.stats,
                 s2c: link.s2c.stats,
+                server_options,
             })
         }
         Err(message) => Err(Failure {
