@@ -46,7 +46,8 @@ impl ConnHandle {
 /// What the application learns from `poll_event`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// After a valid cookie ACK: the connection exists.
+    /// After the handshake-completing ACK (of a SYN cache entry or a valid cookie): the
+    /// connection exists.
     Established { conn: ConnHandle, flow: FlowKey },
     /// New bytes in `recv_slices`.
     Readable(ConnHandle),
@@ -121,6 +122,8 @@ impl Endpoint {
         config.mss = config.mss.max(88);
         config.max_rto = config.max_rto.max(config.min_rto);
         config.max_connections = config.max_connections.min(u32::MAX as usize);
+        // Entry indices are u32 in the deadline heap.
+        config.syn_cache = config.syn_cache.min(1 << 24);
         let n = config.max_connections;
         let slots = (0..n)
             .map(|_| Slot {
