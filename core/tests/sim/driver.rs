@@ -131,8 +131,11 @@ pub struct Failure {
     pub virtual_time: Duration,
     pub steps: u64,
     pub pending: String,
-    pub server_connections: usize,
+    /// (u32 and the client shape's fields apart keep `Failure` small as the `Err` of `run`.)
+    pub server_connections: u32,
     pub replay_test: &'static str,
+    pub client_mtu: u16,
+    pub client_timestamps: bool,
 }
 
 impl fmt::Display for Failure {
@@ -144,9 +147,16 @@ impl fmt::Display for Failure {
             self.seed, self.profile, self.virtual_time, self.steps, self.server_connections
         )?;
         writeln!(f, "  client: {}", self.pending)?;
+        let mut shape = String::new();
+        if usize::from(self.client_mtu) != MTU {
+            shape += &format!("SIM_CLIENT_MTU={} ", self.client_mtu);
+        }
+        if !self.client_timestamps {
+            shape += "SIM_CLIENT_NO_TS=1 ";
+        }
         write!(
             f,
-            "  replay: SIM_SEED={} SIM_PROFILE={} cargo test --release -p xgate-core --test simulation {} -- --exact --nocapture",
+            "  replay: {shape}SIM_SEED={} SIM_PROFILE={} cargo test --release -p xgate-core --test simulation {} -- --exact --nocapture",
             self.seed, self.profile, self.replay_test
         )
     }
@@ -294,8 +304,10 @@ pub fn run<S: SimServer>(
             virtual_time: now - start,
             steps,
             pending: client.describe_pending(),
-            server_connections: server.connection_count(),
+            server_connections: server.connection_count().try_into().unwrap_or(u32::MAX),
             replay_test: cfg.replay_test,
+            client_mtu: cfg.client.mtu.try_into().unwrap_or(u16::MAX),
+            client_timestamps: cfg.client.timestamps,
         }),
     }
 }

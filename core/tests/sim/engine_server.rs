@@ -140,7 +140,9 @@ fn engine_many_seeds() {
 fn engine_replay() {
     let seed = crate::env_u64("SIM_SEED").unwrap_or(1);
     let name = std::env::var("SIM_PROFILE").unwrap_or("combined".into());
-    check_engine(&engine_cfg(seed, crate::profile_named(&name)));
+    let mut cfg = engine_cfg(seed, crate::profile_named(&name));
+    cfg.client = crate::client_from_env();
+    check_engine(&cfg);
 }
 
 /// Many connections at once (48 to 96), clean and impaired.
