@@ -113,7 +113,8 @@ impl Endpoint {
         t: &TcpHeader,
         seg: &Seg,
     ) -> Result<(), DropReason> {
-        if let Some(idx) = self.syn_cache.find(&flow) {
+        let cached = self.syn_cache.lookup(&flow);
+        if let Some(idx) = cached.found {
             return self.syn_received_segment(now, idx, addrs, t, seg);
         }
         if seg.rst {
@@ -123,7 +124,7 @@ impl Endpoint {
         }
         match (seg.syn, seg.ack) {
             // LISTEN, SYN: a SYN cache entry, or a cookie and nothing kept (RFC 4987 §3.6).
-            (true, None) => self.syn_in_listen(now, flow, addrs, t, seg),
+            (true, None) => self.syn_in_listen(now, flow, addrs, t, seg, cached.free),
             // LISTEN, ACK: "Any acknowledgment is bad if it arrives on a connection still in
             // the LISTEN state" -- unless it returns a valid cookie.
             (false, Some(ack)) => self.cookie_ack(now, flow, addrs, t, seg, ack),
@@ -174,18 +175,14 @@ impl Endpoint {
         req: &CookieRequest,
         cookie: SynCookie,
     ) -> Result<(), DropReason> {
-        let mut hdr = self.syn_ack_header(
-            self.now,
+        let hdr = self.syn_ack_header(
             &flow,
             cookie.isn,
             seg.seq,
             req.offered_window_scale().is_some(),
             req.offered_sack(),
-            req.tsval,
+            cookie.tsval.zip(req.tsval),
         );
-        if let (Some(ours), Some(theirs)) = (cookie.tsval, req.tsval) {
-            hdr.options.timestamps = Some((ours, theirs));
-        }
         self.stats.cookies_sent += 1;
         self.syn_hints.remember(flow, seg.seq);
         self.queue_reply(Reply {

@@ -51,8 +51,20 @@ pub(super) struct SynEntry {
     pub sack_permitted: bool,
     /// The TSval of the client's latest SYN, if it offered timestamps.
     pub ts_recent: Option<u32>,
+    /// Our timestamp clock's per-flow offset (`SynCookies::ts_offset`), kept so neither the
+    /// SYN-ACKs nor the connection hash the flow for it again.
+    pub ts_offset: u32,
     /// SYN-ACK retransmissions so far.
     pub retries: u8,
+}
+
+/// Where a flow stands in the cache, from one hash and one scan of its bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lookup {
+    /// The flow's entry.
+    pub found: Option<u32>,
+    /// A free way of the flow's bucket.
+    pub free: Option<u32>,
 }
 
 /// Fixed-capacity, set-associative table of [`SynEntry`]s with one deadline each.
@@ -99,15 +111,31 @@ impl SynCache {
         b * BUCKET_WAYS..(b + 1) * BUCKET_WAYS
     }
 
-    /// Where `flow`'s entry is, if it has one.
-    pub fn find(&self, flow: &FlowKey) -> Option<u32> {
+    /// `flow`'s entry, or else a free way of its bucket.
+    pub fn lookup(&self, flow: &FlowKey) -> Lookup {
         let r = self.bucket(flow);
         let start = r.start;
-        self.entries
-            .get(r)?
-            .iter()
-            .position(|e| e.is_some_and(|e| e.flow == *flow))
-            .map(|i| (start + i) as u32)
+        let mut l = Lookup {
+            found: None,
+            free: None,
+        };
+        for (i, e) in self.entries.get(r).unwrap_or_default().iter().enumerate() {
+            match e {
+                Some(e) if e.flow == *flow => {
+                    l.found = Some((start + i) as u32);
+                    break;
+                }
+                None if l.free.is_none() => l.free = Some((start + i) as u32),
+                _ => {}
+            }
+        }
+        l
+    }
+
+    /// Where `flow`'s entry is, if it has one.
+    #[cfg(test)]
+    pub fn find(&self, flow: &FlowKey) -> Option<u32> {
+        self.lookup(flow).found
     }
 
     pub fn get(&self, idx: u32) -> Option<&SynEntry> {
@@ -118,20 +146,31 @@ impl SynCache {
         self.entries.get_mut(idx as usize)?.as_mut()
     }
 
-    /// Stores `entry` with its first deadline, if its bucket has a free way and this second's
-    /// budget allows; `None` means: answer with a cookie alone.
-    pub fn insert(&mut self, now: Instant, entry: SynEntry, deadline: Instant) -> Option<u32> {
-        let r = self.bucket(&entry.flow);
-        let start = r.start;
-        let free = self.entries.get(r)?.iter().position(Option::is_none)?;
+    /// Stores `entry` with its first deadline in the free way `idx` (from [`Self::lookup`]) if
+    /// this second's budget allows; `false` means: answer with a cookie alone.
+    pub fn insert_at(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        entry: SynEntry,
+        deadline: Instant,
+    ) -> bool {
+        let Some(slot @ None) = self.entries.get_mut(idx as usize) else {
+            return false;
+        };
         if !self.admitted.allow(now) {
-            return None;
+            return false;
         }
-        let idx = start + free;
-        *self.entries.get_mut(idx)? = Some(entry);
+        *slot = Some(entry);
         self.len += 1;
-        self.deadlines.set(idx as u32, Some(deadline));
-        Some(idx as u32)
+        self.deadlines.set(idx, Some(deadline));
+        true
+    }
+
+    #[cfg(test)]
+    pub fn insert(&mut self, now: Instant, entry: SynEntry, deadline: Instant) -> Option<u32> {
+        let idx = self.lookup(&entry.flow).free?;
+        self.insert_at(now, idx, entry, deadline).then_some(idx)
     }
 
     /// Removes the entry at `idx` and returns it.
@@ -195,6 +234,7 @@ mod tests {
             window_scale: None,
             sack_permitted: false,
             ts_recent: None,
+            ts_offset: 0,
             retries: 0,
         }
     }
@@ -222,6 +262,30 @@ mod tests {
         assert_eq!(c.find(&gone.flow), None);
         assert_eq!(c.remove(i), None);
         assert_eq!(c.len(), 63);
+    }
+
+    #[test]
+    fn lookup_finds_the_entry_or_a_free_way_and_insert_at_takes_only_a_free_way() {
+        let now = Instant::from_secs(1);
+        let mut c = SynCache::new(BUCKET_WAYS, u32::MAX, now);
+        let l = c.lookup(&flow(1));
+        assert_eq!(l.found, None);
+        let idx = l.free.unwrap();
+        assert!(c.insert_at(now, idx, entry(1), now));
+        assert_eq!(
+            c.lookup(&flow(1)),
+            Lookup {
+                found: Some(idx),
+                free: None
+            }
+        );
+        // Not over an entry, not outside the table.
+        assert!(!c.insert_at(now, idx, entry(2), now));
+        assert!(!c.insert_at(now, BUCKET_WAYS as u32, entry(2), now));
+        for port in 2..=BUCKET_WAYS as u16 {
+            assert!(c.insert(now, entry(port), now).is_some());
+        }
+        assert_eq!(c.lookup(&flow(100)).free, None, "one bucket, full");
     }
 
     #[test]

@@ -15,10 +15,16 @@ use crate::wire::{FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
 /// RFC 9293 §3.7.1: the send MSS when the peer sent no MSS option (IPv4).
 const DEFAULT_MSS: u16 = 536;
 
+/// `SynCookies::ts_clock` from the flow's offset, without hashing the flow again.
+fn ts_clock(now: Instant, ts_offset: u32) -> u32 {
+    // Modulo 2^32 ms (RFC 7323 §5.4): truncation is intended.
+    (now.as_millis() as u32).wrapping_add(ts_offset)
+}
+
 impl Endpoint {
     /// A SYN for a flow with neither a connection nor a TIME_WAIT record (LISTEN): an entry
-    /// and a SYN-ACK from it while the cache has room and the second's budget allows, else a
-    /// cookie alone (module docs of `syn_cache.rs`).
+    /// in `free` (a free way of its bucket) and a SYN-ACK from it while the second's budget
+    /// allows, else a cookie alone (module docs of `syn_cache.rs`).
     pub(super) fn syn_in_listen(
         &mut self,
         now: Instant,
@@ -26,6 +32,7 @@ impl Endpoint {
         addrs: &FrameAddrs,
         t: &TcpHeader,
         seg: &Seg,
+        free: Option<u32>,
     ) -> Result<(), DropReason> {
         if self.stateless.len() >= self.cfg.max_stateless_replies {
             self.stats.stateless_queue_overflows += 1;
@@ -41,6 +48,16 @@ impl Endpoint {
         if !self.syn_cache.enabled() {
             return self.reply_cookie(flow, addrs, seg, &req, cookie);
         }
+        let Some(idx) = free else {
+            self.stats.syn_cache_overflows += 1;
+            return self.reply_cookie(flow, addrs, seg, &req, cookie);
+        };
+        // The cookie's TSval already holds the flow's clock offset; without timestamps it is
+        // hashed once, here.
+        let ts_offset = match cookie.tsval {
+            Some(ts) => ts.wrapping_sub(now.as_millis() as u32),
+            None => self.cookies.ts_offset(&flow),
+        };
         let entry = SynEntry {
             flow,
             addrs: addrs.reversed(),
@@ -50,19 +67,18 @@ impl Endpoint {
             window_scale: req.offered_window_scale(),
             sack_permitted: req.offered_sack(),
             ts_recent: req.tsval,
+            ts_offset,
             retries: 0,
         };
-        match self.syn_cache.insert(now, entry, now + self.syn_ack_rto(0)) {
-            Some(idx) => {
-                self.stats.syn_cache_added += 1;
-                self.syn_hints.remember(flow, seg.seq);
-                self.send_syn_ack(now, idx);
-                Ok(())
-            }
-            None => {
-                self.stats.syn_cache_overflows += 1;
-                self.reply_cookie(flow, addrs, seg, &req, cookie)
-            }
+        let deadline = now + self.syn_ack_rto(0);
+        if self.syn_cache.insert_at(now, idx, entry, deadline) {
+            self.stats.syn_cache_added += 1;
+            self.syn_hints.remember(flow, seg.seq);
+            self.send_syn_ack(now, idx);
+            Ok(())
+        } else {
+            self.stats.syn_cache_overflows += 1;
+            self.reply_cookie(flow, addrs, seg, &req, cookie)
         }
     }
 
@@ -115,7 +131,7 @@ impl Endpoint {
                     // Another ISN: the client started over (it gave up on this attempt, or
                     // reuses the port); the old entry goes and the SYN is a new one.
                     self.syn_cache.remove(idx);
-                    self.syn_in_listen(now, e.flow, addrs, t, seg)
+                    self.syn_in_listen(now, e.flow, addrs, t, seg, Some(idx))
                 }
             }
             // RFC 5961 §4: a SYN-ACK where a SYN was answered: challenge ACK.
@@ -154,7 +170,7 @@ impl Endpoint {
                     window_scale: e.window_scale,
                     sack_permitted: e.sack_permitted,
                     timestamps,
-                    ts_offset: self.cookies.ts_offset(&e.flow),
+                    ts_offset: e.ts_offset,
                 };
                 self.establish(now, e.flow, addrs, t, seg, &neg)
             }
@@ -202,42 +218,37 @@ impl Endpoint {
 
     /// The SYN-ACK of the entry at `idx`, queued.
     fn send_syn_ack(&mut self, now: Instant, idx: u32) {
-        let Some(e) = self.syn_cache.get(idx).copied() else {
+        let Some(e) = self.syn_cache.get(idx) else {
             return;
         };
         let hdr = self.syn_ack_header(
-            now,
             &e.flow,
             e.iss,
             e.irs,
             e.window_scale.is_some(),
             e.sack_permitted,
-            e.ts_recent,
+            e.ts_recent.map(|ecr| (ts_clock(now, e.ts_offset), ecr)),
         );
-        self.queue_reply(Reply {
-            addrs: e.addrs,
-            hdr,
-        });
+        let addrs = e.addrs;
+        self.queue_reply(Reply { addrs, hdr });
     }
 
     /// The SYN-ACK for client ISN `irs` with our ISN `iss`: our MSS, and window scale, SACK
-    /// and timestamps (echoing `ts_echo`) exactly when the client offered them.
-    #[allow(clippy::too_many_arguments)]
+    /// and timestamps (TSval, TSecr) exactly when the client offered them.
     pub(super) fn syn_ack_header(
         &self,
-        now: Instant,
         flow: &FlowKey,
         iss: SeqNumber,
         irs: SeqNumber,
         window_scale: bool,
         sack_permitted: bool,
-        ts_echo: Option<u32>,
+        timestamps: Option<(u32, u32)>,
     ) -> TcpHeader {
         let options = TcpOptions {
             mss: Some(self.cfg.mss),
             window_scale: window_scale.then_some(self.cfg.window_scale.min(14)),
             sack_permitted,
-            timestamps: ts_echo.map(|ecr| (self.cookies.ts_clock(now, flow), ecr)),
+            timestamps,
             ..TcpOptions::default()
         };
         TcpHeader {
@@ -256,9 +267,7 @@ impl Endpoint {
     /// `<SEQ=ISS+1><ACK=RCV.NXT><CTL=ACK>`: the answer to an unacceptable segment and the
     /// challenge ACK in SYN-RECEIVED.
     fn syn_received_ack(&mut self, now: Instant, e: &SynEntry) {
-        let timestamps = e
-            .ts_recent
-            .map(|ecr| (self.cookies.ts_clock(now, &e.flow), ecr));
+        let timestamps = e.ts_recent.map(|ecr| (ts_clock(now, e.ts_offset), ecr));
         let hdr = TcpHeader {
             src_port: e.flow.local.port(),
             dst_port: e.flow.remote.port(),
