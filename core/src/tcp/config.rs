@@ -132,7 +132,8 @@ pub enum DropReason {
     RstNotExact,
     /// SYN on a synchronized connection (challenge ACK).
     SynInSync,
-    /// ACK of data we never sent, or older than the window (RFC 5961 §5).
+    /// ACK of data we never sent, or older than the window (RFC 5961 §5); in SYN-RECEIVED (a
+    /// SYN cache entry), an ACK of anything but our SYN (answered with a RST).
     BadAck,
     /// Segment without ACK on a synchronized connection.
     NoAck,
