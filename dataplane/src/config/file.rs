@@ -218,6 +218,9 @@ pub struct TcpSection {
     pub idle_timeout_secs: Option<u64>,
     pub challenge_ack_limit: Option<u32>,
     pub syn_hints: Option<usize>,
+    pub syn_cache: Option<usize>,
+    pub syn_cache_rate: Option<u32>,
+    pub syn_ack_retries: Option<u8>,
 }
 
 /// `[http]`: limits and timeouts of both paths.
