@@ -567,6 +567,11 @@ impl Endpoint {
     }
 
     #[cfg(test)]
+    pub(crate) fn syn_cache_len(&self) -> usize {
+        self.syn_cache.len()
+    }
+
+    #[cfg(test)]
     pub(crate) fn heap_len(&self) -> usize {
         self.deadlines.len()
     }

@@ -385,3 +385,99 @@ fn retransmitted_syns_take_one_entry() {
     assert_eq!(ep.stats().syn_cache_added, 1);
     assert_eq!(ep.connection_count(), 0);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A segment of one of 12 client ports: its flags, where its sequence and acknowledgment
+    /// numbers point (near the port's latest SYN and SYN-ACK, or anywhere), timestamps or
+    /// not, a few payload bytes, and the time before it.
+    type Step = (u16, u8, u8, u32, u8, u32, bool, u8, u16);
+
+    fn pick(choice: u8, near: Option<SeqNumber>, random: u32) -> SeqNumber {
+        match (choice % 4, near) {
+            (0, Some(n)) => n + 1u32,
+            (1, Some(n)) => n,
+            (2, Some(n)) => n + (random % 3000),
+            _ => SeqNumber(random),
+        }
+    }
+
+    proptest! {
+        /// Whatever arrives in whatever order, nothing panics, the cache never holds more than
+        /// its capacity, and once the peers fall silent every entry goes within the SYN-ACK
+        /// retransmissions (15 s) with no timer of its own left.
+        #[test]
+        fn any_segments_keep_the_syn_cache_bounded_and_it_drains(
+            steps in proptest::collection::vec(any::<Step>(), 1..150)
+        ) {
+            let cfg = TcpConfig {
+                // One bucket for 12 ports: it overflows to cookies too.
+                syn_cache: 8,
+                max_stateless_replies: 4096,
+                ..small_config()
+            };
+            let mut ep = Endpoint::new(cfg, SECRET, t0());
+            let mut now = t0();
+            // Per port: the latest client ISN sent, the latest server ISN seen.
+            let mut irs: [Option<SeqNumber>; 12] = [None; 12];
+            let mut iss: [Option<SeqNumber>; 12] = [None; 12];
+            for (port, flags, seq_choice, seq_rand, ack_choice, ack_rand, ts, len, dt) in steps {
+                let p = usize::from(port % 12);
+                now += Duration::from_millis(u64::from(dt % 2000));
+                ep.handle_timeout(now);
+                // Mostly SYNs, RSTs and ACKs; now and then any combination.
+                let flags = match flags % 8 {
+                    0..=2 => TcpFlags::SYN,
+                    3 => TcpFlags::RST,
+                    4 => TcpFlags::ACK,
+                    5 => TcpFlags::ACK | TcpFlags::PSH,
+                    6 => TcpFlags::ACK | TcpFlags::FIN,
+                    _ => TcpFlags::from_bits(flags >> 3),
+                };
+                let seq = pick(seq_choice, irs[p], seq_rand);
+                let h = TcpHeader {
+                    src_port: CPORT + p as u16,
+                    seq,
+                    ack: pick(ack_choice, iss[p], ack_rand),
+                    flags,
+                    options: TcpOptions {
+                        mss: flags.contains(TcpFlags::SYN).then_some(1240),
+                        window_scale: flags.contains(TcpFlags::SYN).then_some(7),
+                        sack_permitted: true,
+                        timestamps: ts.then_some((seq_rand, ack_rand)),
+                        ..TcpOptions::default()
+                    },
+                    ..templ()
+                };
+                if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
+                    irs[p] = Some(seq);
+                }
+                let payload = vec![b'x'; usize::from(len % 8)];
+                let _ = ep.handle_frame(now, &frame(&h, &payload));
+                prop_assert!(ep.syn_cache_len() <= 8);
+                for o in drain(&mut ep, now) {
+                    if o.has(TcpFlags::SYN) {
+                        let q = usize::from(o.hdr.dst_port - CPORT);
+                        iss[q] = Some(o.hdr.seq);
+                    }
+                }
+                for e in events(&mut ep) {
+                    if let Event::Established { conn, .. } = e {
+                        ep.abort(conn);
+                    }
+                }
+            }
+            let quiet = now + Duration::from_secs(16);
+            while let Some(at) = ep.poll_timeout().filter(|&at| at <= quiet) {
+                ep.handle_timeout(at);
+                drain(&mut ep, at);
+            }
+            prop_assert_eq!(ep.syn_cache_len(), 0);
+            let st = ep.stats();
+            prop_assert!(st.syn_cache_completed + st.syn_cache_expired + st.syn_cache_reset
+                <= st.syn_cache_added);
+        }
+    }
+}
