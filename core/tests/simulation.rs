@@ -8,6 +8,8 @@
 //! - `SIM_THREADS=<n>`: threads `many_seeds` runs seeds on (default 1).
 //! - `SIM_SEED=<n> SIM_PROFILE=<name>`: what `replay` runs.
 //! - `SIM_TRACE=1`: print every frame as it is delivered (use with `replay` and `--nocapture`).
+//! - `SIM_CLIENT_MTU=<n>`, `SIM_CLIENT_NO_TS=1`: the client's path MTU (its MSS is this minus
+//!   40) and no RFC 7323 timestamps, for the sweeps and replays (default 1500, timestamps on).
 //!
 //! The same variables drive the engine's tests (`engine_many_seeds`, `engine_replay`, ... in
 //! `sim/engine_server.rs`).
@@ -25,7 +27,7 @@ use std::time::Instant as WallInstant;
 use sim::link::{self, Direction, Impairments, PROFILES};
 use sim::reference::{Fault, RefServer};
 use sim::rng::Rng;
-use sim::{run, Failure, Outcome, SimConfig, SimServer};
+use sim::{run, ClientShape, Failure, Outcome, SimConfig, SimServer};
 
 use xgate_core::time::{Duration, Instant};
 
@@ -41,6 +43,15 @@ fn env_u64(name: &str) -> Option<u64> {
             .parse()
             .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
     )
+}
+
+/// The client shape `SIM_CLIENT_MTU` and `SIM_CLIENT_NO_TS` ask for.
+fn client_from_env() -> ClientShape {
+    let default = ClientShape::default();
+    ClientShape {
+        mtu: env_u64("SIM_CLIENT_MTU").map_or(default.mtu, |m| m as usize),
+        timestamps: std::env::var_os("SIM_CLIENT_NO_TS").is_none(),
+    }
 }
 
 fn profile_named(name: &str) -> link::Profile {
@@ -117,6 +128,7 @@ fn sweep<S: SimServer>(replay_test: &'static str, make_server: impl Fn(u64, Inst
                 let profile = PROFILES[(seed % PROFILES.len() as u64) as usize];
                 let mut cfg = SimConfig::new(seed, profile);
                 cfg.replay_test = replay_test;
+                cfg.client = client_from_env();
                 let started = WallInstant::now();
                 let result = run(&cfg, |now| make_server(seed, now));
                 let mut r = results.lock().unwrap();
@@ -227,7 +239,9 @@ fn many_seeds() {
 fn replay() {
     let seed = env_u64("SIM_SEED").unwrap_or(1);
     let profile = profile_named(&std::env::var("SIM_PROFILE").unwrap_or("combined".into()));
-    check(&SimConfig::new(seed, profile));
+    let mut cfg = SimConfig::new(seed, profile);
+    cfg.client = client_from_env();
+    check(&cfg);
 }
 
 #[test]

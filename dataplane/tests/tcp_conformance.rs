@@ -36,12 +36,12 @@ use dataplane::wire::{SeqNumber, TcpFlags, TcpOptions};
 enum State {
     /// No connection: the port's listener (xgate: the stateless cookie front).
     Listen,
-    /// SYN sent, SYN-ACK received, handshake ACK not sent (xgate keeps no state; Linux has a
-    /// SYN-RECEIVED request socket).
+    /// SYN sent, SYN-ACK received, handshake ACK not sent (xgate: a SYN cache entry whose ISN
+    /// is a cookie; Linux: a SYN-RECEIVED request socket).
     Handshake,
     Established,
-    /// ESTABLISHED after a handshake with timestamps, window scaling and SACK (the cookie
-    /// front negotiates WS/SACK only with timestamps); every segment of the client carries
+    /// ESTABLISHED after a handshake with timestamps, window scaling and SACK (before the SYN
+    /// cache, the cookie front negotiated WS/SACK only with timestamps); every segment of the client carries
     /// TSopt unless the case says otherwise. For the RFC 7323 (PAWS) rows, and the
     /// ESTABLISHED rows again against a scaled window.
     EstablishedTs,
@@ -1210,8 +1210,8 @@ fn matrix() -> Vec<Case> {
         b"",
         "-",
         Alive,
-        "RFC 9293 §3.10.7.3: RST in SYN-RECEIVED; cookies keep nothing to remove, so the \
-         cookie ACK still completes the handshake",
+        "RFC 9293 §3.10.7.3: RST in SYN-RECEIVED removes the SYN cache entry, but the ISN \
+         is a cookie, so the ACK still completes the handshake",
         Some("- / gone (Linux removes its SYN-RECEIVED request socket)"),
     ));
 

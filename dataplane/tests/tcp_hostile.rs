@@ -9,7 +9,8 @@
 //! - bad TCP and IPv4 checksums: dropped, the connection goes on;
 //! - IPv4 options: steered and served like any segment;
 //! - IPv4 fragments: never steered (the kernel takes them), with the consequence checked;
-//! - a tiny MSS: no segment above the 536-byte cookie floor, the response intact;
+//! - a tiny MSS: no segment above 536 bytes (the SYN cache keeps the MSS above the engine's
+//!   64-byte floor; a cookie would encode 536), the response intact;
 //! - a zero-window client: nothing beyond the window but one-octet probes, the response
 //!   intact once the window opens.
 //!
@@ -462,8 +463,9 @@ fn hostile_segments_neither_corrupt_nor_break_connections() {
         );
     }
 
-    // A tiny MSS: the cookie encodes at least 536 (as Linux's cookies); nothing bigger is
-    // sent and the response is intact. Linux (no cookie needed) clamps to its 48-byte floor.
+    // A tiny MSS: the SYN cache keeps it, above the engine's 64-byte floor (a cookie would
+    // encode at least 536, as Linux's cookies); nothing above 536 is sent and the response is
+    // intact. Linux (no cookie needed) clamps to its 48-byte floor.
     for port in [BYPASS_PORT, KERNEL_PORT] {
         let mut f = flow(port);
         f.handshake(mss(1)).expect("handshake");

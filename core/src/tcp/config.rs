@@ -58,6 +58,16 @@ pub struct TcpConfig {
     /// The congestion controller of new connections: CUBIC (RFC 9438) unless the operator
     /// picks NewReno.
     pub congestion: CongestionAlgorithm,
+    /// Entries of the SYN cache (`endpoint/syn_cache.rs`; about 64 bytes each plus 20 of heap,
+    /// allocated once, in buckets of 8): a SYN-RECEIVED flow kept with its exact options and
+    /// its SYN-ACK retransmitted. When its bucket is full, a SYN gets a cookie alone. Rounded
+    /// down to a multiple of 8; below 8 disables the cache (every SYN gets a cookie).
+    pub syn_cache: usize,
+    /// SYNs that may enter the SYN cache per second; beyond this (a flood) they get cookies.
+    pub syn_cache_rate: u32,
+    /// SYN-ACK retransmissions of a cached entry (every RTO from `initial_rto`, doubling)
+    /// before it is dropped; its ACK can still complete as a cookie ACK afterwards.
+    pub syn_ack_retries: u8,
 }
 
 impl TcpConfig {
@@ -97,6 +107,9 @@ impl Default for TcpConfig {
             early_data_checks: 10_000,
             syn_hints: 4096,
             congestion: CongestionAlgorithm::Cubic,
+            syn_cache: 4096,
+            syn_cache_rate: 20_000,
+            syn_ack_retries: 3,
         }
     }
 }
@@ -124,7 +137,8 @@ pub enum DropReason {
     RstNotExact,
     /// SYN on a synchronized connection (challenge ACK).
     SynInSync,
-    /// ACK of data we never sent, or older than the window (RFC 5961 §5).
+    /// ACK of data we never sent, or older than the window (RFC 5961 §5); in SYN-RECEIVED (a
+    /// SYN cache entry), an ACK of anything but our SYN (answered with a RST).
     BadAck,
     /// Segment without ACK on a synchronized connection.
     NoAck,
@@ -208,6 +222,19 @@ pub struct TcpStats {
     pub cookies_sent: u64,
     pub cookies_validated: u64,
     pub cookies_failed: u64,
+    /// SYNs kept in the SYN cache.
+    pub syn_cache_added: u64,
+    /// Connections created from a SYN cache entry.
+    pub syn_cache_completed: u64,
+    /// Entries dropped after their last SYN-ACK retransmission went unanswered.
+    pub syn_cache_expired: u64,
+    /// Entries removed by a RST at exactly RCV.NXT.
+    pub syn_cache_reset: u64,
+    /// SYNs answered with a cookie alone because the cache's bucket was full or this second's
+    /// budget spent (`syn_cache_rate`).
+    pub syn_cache_overflows: u64,
+    /// SYN-ACKs sent again from an entry (timer or retransmitted SYN).
+    pub syn_ack_retransmits: u64,
     pub rsts_in: u64,
     pub rsts_out: u64,
     pub challenge_acks_sent: u64,
@@ -276,6 +303,12 @@ impl TcpStats {
             cookies_sent,
             cookies_validated,
             cookies_failed,
+            syn_cache_added,
+            syn_cache_completed,
+            syn_cache_expired,
+            syn_cache_reset,
+            syn_cache_overflows,
+            syn_ack_retransmits,
             rsts_in,
             rsts_out,
             challenge_acks_sent,
@@ -301,6 +334,12 @@ impl TcpStats {
         self.cookies_sent += cookies_sent;
         self.cookies_validated += cookies_validated;
         self.cookies_failed += cookies_failed;
+        self.syn_cache_added += syn_cache_added;
+        self.syn_cache_completed += syn_cache_completed;
+        self.syn_cache_expired += syn_cache_expired;
+        self.syn_cache_reset += syn_cache_reset;
+        self.syn_cache_overflows += syn_cache_overflows;
+        self.syn_ack_retransmits += syn_ack_retransmits;
         self.rsts_in += rsts_in;
         self.rsts_out += rsts_out;
         self.challenge_acks_sent += challenge_acks_sent;

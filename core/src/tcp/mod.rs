@@ -24,5 +24,6 @@ pub use endpoint::{ConnHandle, Endpoint, Event, SendBacklog, Stream};
 pub use flow::FlowKey;
 pub use ring::RingBuffer;
 pub use syncookie::{
-    CookieError, CookieParams, CookieRequest, SynCookie, SynCookies, COOKIE_EPOCH, MSS_TABLE,
+    CookieError, CookieParams, CookieRequest, SynCookie, SynCookies, COOKIE_EPOCH, MAC_BITS,
+    MSS_TABLE, WSCALE_TABLE,
 };

@@ -10,6 +10,7 @@ use xgate_core::time::Instant;
 use super::device::{
     fin_ports, from_smol, set_virtual_clock, to_smol, tsval, FinWatchdog, QueueDevice,
 };
+use super::driver::ClientShape;
 use super::http::{ConnPlan, ResponseParser, Workload};
 use super::rng::{Fnv, Rng};
 
@@ -83,11 +84,16 @@ pub struct Client {
     next_port: u16,
     rng: Rng,
     pub stats: ClientStats,
+    /// Whether sockets send RFC 7323 timestamps.
+    timestamps: bool,
 }
 
 impl Client {
-    pub fn new(workload: Workload, mut rng: Rng, now: Instant) -> Self {
-        let mut device = QueueDevice::default();
+    pub fn new(workload: Workload, mut rng: Rng, now: Instant, shape: ClientShape) -> Self {
+        let mut device = QueueDevice {
+            mtu: Some(shape.mtu),
+            ..QueueDevice::default()
+        };
         let mut config = Config::new(HardwareAddress::Ethernet(CLIENT_MAC));
         config.random_seed = rng.next_u64();
         let mut iface = Interface::new(config, &mut device, to_smol(now));
@@ -121,6 +127,7 @@ impl Client {
             next_port,
             rng,
             stats: ClientStats::default(),
+            timestamps: shape.timestamps,
         }
     }
 
@@ -178,7 +185,9 @@ impl Client {
         let tx = tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]);
         let mut socket = tcp::Socket::new(rx, tx);
         socket.set_nagle_enabled(false);
-        socket.set_tsval_generator(Some(tsval));
+        if self.timestamps {
+            socket.set_tsval_generator(Some(tsval));
+        }
         if self.rng.chance(0.5) {
             socket.set_ack_delay(None);
         }

@@ -42,6 +42,8 @@ pub fn tsval() -> u32 {
 pub struct QueueDevice {
     pub rx: VecDeque<Vec<u8>>,
     pub tx: VecDeque<Vec<u8>>,
+    /// The IP MTU smoltcp sees (its SYN's MSS is this minus 40); `None` = [`MTU`].
+    pub mtu: Option<usize>,
 }
 
 pub struct RxToken(Vec<u8>);
@@ -81,7 +83,7 @@ impl Device for QueueDevice {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MTU + ETH_HEADER;
+        caps.max_transmission_unit = self.mtu.unwrap_or(MTU) + ETH_HEADER;
         caps
     }
 }

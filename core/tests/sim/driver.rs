@@ -5,6 +5,7 @@
 use std::fmt;
 
 use xgate_core::time::{Duration, Instant};
+use xgate_core::wire::TcpFlags;
 
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, PrettyPrinter, TcpPacket,
@@ -38,6 +39,52 @@ pub struct SimConfig {
     /// The requests to make instead of the seed's (a test that needs one particular
     /// transfer, such as one long download).
     pub workload: Option<Workload>,
+    /// What the client's TCP offers.
+    pub client: ClientShape,
+}
+
+/// The client's TCP: its path MTU (its SYN's MSS is this minus 40) and whether it sends
+/// timestamps. smoltcp always offers window scale and SACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientShape {
+    pub mtu: usize,
+    pub timestamps: bool,
+}
+
+impl Default for ClientShape {
+    fn default() -> Self {
+        ClientShape {
+            mtu: MTU,
+            timestamps: true,
+        }
+    }
+}
+
+/// The server's SYN-ACKs and segments, as the client received them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerOptions {
+    pub syn_acks: u64,
+    pub syn_acks_with_window_scale: u64,
+    pub syn_acks_with_sack: u64,
+    pub syn_acks_with_timestamps: u64,
+    /// Largest TCP payload the server sent.
+    pub max_payload: usize,
+}
+
+impl ServerOptions {
+    fn record(&mut self, frame: &[u8]) {
+        let Ok(f) = xgate_core::wire::parse_tcp_frame(frame) else {
+            return;
+        };
+        let o = &f.tcp.options;
+        if f.tcp.flags.contains(TcpFlags::SYN) {
+            self.syn_acks += 1;
+            self.syn_acks_with_window_scale += u64::from(o.window_scale.is_some());
+            self.syn_acks_with_sack += u64::from(o.sack_permitted);
+            self.syn_acks_with_timestamps += u64::from(o.timestamps.is_some());
+        }
+        self.max_payload = self.max_payload.max(f.payload.len());
+    }
 }
 
 /// Connections per run unless a test says otherwise.
@@ -55,6 +102,7 @@ impl SimConfig {
             max_virtual: Duration::from_secs(24 * 3600),
             max_steps: 20_000_000,
             replay_test: "replay",
+            client: ClientShape::default(),
             print_frames: false,
             workload: None,
         }
@@ -75,6 +123,7 @@ pub struct Outcome {
     pub steps: u64,
     pub c2s: DirStats,
     pub s2c: DirStats,
+    pub server_options: ServerOptions,
 }
 
 /// A failed run: what went wrong and how to run it again.
@@ -86,8 +135,11 @@ pub struct Failure {
     pub virtual_time: Duration,
     pub steps: u64,
     pub pending: String,
-    pub server_connections: usize,
+    /// (u32 and the client shape's fields apart keep `Failure` small as the `Err` of `run`.)
+    pub server_connections: u32,
     pub replay_test: &'static str,
+    pub client_mtu: u16,
+    pub client_timestamps: bool,
 }
 
 impl fmt::Display for Failure {
@@ -99,9 +151,16 @@ impl fmt::Display for Failure {
             self.seed, self.profile, self.virtual_time, self.steps, self.server_connections
         )?;
         writeln!(f, "  client: {}", self.pending)?;
+        let mut shape = String::new();
+        if usize::from(self.client_mtu) != MTU {
+            shape += &format!("SIM_CLIENT_MTU={} ", self.client_mtu);
+        }
+        if !self.client_timestamps {
+            shape += "SIM_CLIENT_NO_TS=1 ";
+        }
         write!(
             f,
-            "  replay: SIM_SEED={} SIM_PROFILE={} cargo test --release -p xgate-core --test simulation {} -- --exact --nocapture",
+            "  replay: {shape}SIM_SEED={} SIM_PROFILE={} cargo test --release -p xgate-core --test simulation {} -- --exact --nocapture",
             self.seed, self.profile, self.replay_test
         )
     }
@@ -119,7 +178,8 @@ pub fn run<S: SimServer>(
         None => Workload::generate(&mut Rng::fork(cfg.seed, 3), cfg.max_conns),
     };
     let expected_requests = workload.request_count();
-    let mut client = Client::new(workload, Rng::fork(cfg.seed, 4), now);
+    let mut client = Client::new(workload, Rng::fork(cfg.seed, 4), now, cfg.client);
+    let mut server_options = ServerOptions::default();
     let mut server = make_server(now);
     let mut link = Link::new(&cfg.profile, cfg.seed);
     let arp_table = [(CLIENT_IP, CLIENT_MAC), (SERVER_IP, SERVER_MAC)];
@@ -180,6 +240,7 @@ pub fn run<S: SimServer>(
                 bad_frame = Some(e);
                 break;
             }
+            server_options.record(frame);
             link.s2c.send(now, frame);
             progress = true;
         }
@@ -240,6 +301,7 @@ pub fn run<S: SimServer>(
                 steps,
                 c2s: link.c2s.stats,
                 s2c: link.s2c.stats,
+                server_options,
             })
         }
         Err(message) => Err(Failure {
@@ -249,8 +311,10 @@ pub fn run<S: SimServer>(
             virtual_time: now - start,
             steps,
             pending: client.describe_pending(),
-            server_connections: server.connection_count(),
+            server_connections: server.connection_count().try_into().unwrap_or(u32::MAX),
             replay_test: cfg.replay_test,
+            client_mtu: cfg.client.mtu.try_into().unwrap_or(u16::MAX),
+            client_timestamps: cfg.client.timestamps,
         }),
     }
 }

@@ -20,7 +20,7 @@ use xgate_core::time::{Duration, Instant};
 
 use super::link::PROFILES;
 use super::rng::Rng;
-use super::{SimConfig, SimServer};
+use super::{ClientShape, SimConfig, SimServer};
 
 /// The engine plus the `user_flows` map its flow events describe.
 pub struct SimEngine {
@@ -145,7 +145,9 @@ fn engine_many_seeds() {
 fn engine_replay() {
     let seed = crate::env_u64("SIM_SEED").unwrap_or(1);
     let name = std::env::var("SIM_PROFILE").unwrap_or("combined".into());
-    check_engine(&engine_cfg(seed, crate::profile_named(&name)));
+    let mut cfg = engine_cfg(seed, crate::profile_named(&name));
+    cfg.client = crate::client_from_env();
+    check_engine(&cfg);
 }
 
 /// Many connections at once (48 to 96), clean and impaired.
@@ -155,6 +157,38 @@ fn engine_crowd() {
         let mut cfg = engine_cfg(seed, crate::profile_named(name));
         cfg.max_conns = 96;
         check_engine(&cfg);
+    }
+}
+
+/// Clients without timestamps behind a 1280-byte path (MSS 1240), and behind a 1300-byte one
+/// (MSS 1260, which a cookie would round down to 1240): every SYN-ACK answers their window
+/// scale and SACK offer, without timestamps, and the largest segment the engine sends is
+/// exactly their MSS.
+#[test]
+fn engine_clients_without_timestamps_get_their_exact_mss_window_scale_and_sack() {
+    for (seed, name, mtu) in [
+        (7, "clean", 1280),
+        (8, "loss1", 1280),
+        (9, "reorder10", 1280),
+        (10, "combined", 1280),
+        (11, "clean", 1300),
+        (12, "loss1", 1300),
+    ] {
+        let mut cfg = engine_cfg(seed, crate::profile_named(name));
+        cfg.client = ClientShape {
+            mtu,
+            timestamps: false,
+        };
+        let o = check_engine(&cfg);
+        let s = &o.server_options;
+        assert!(s.syn_acks > 0, "{name} seed {seed}");
+        assert_eq!(
+            s.syn_acks_with_window_scale, s.syn_acks,
+            "{name} seed {seed}"
+        );
+        assert_eq!(s.syn_acks_with_sack, s.syn_acks, "{name} seed {seed}");
+        assert_eq!(s.syn_acks_with_timestamps, 0, "{name} seed {seed}");
+        assert_eq!(s.max_payload, mtu - 40, "{name} seed {seed}");
     }
 }
 

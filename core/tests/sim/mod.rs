@@ -43,7 +43,7 @@ pub mod rng;
 
 use xgate_core::time::Instant;
 
-pub use driver::{run, Failure, Outcome, SimConfig};
+pub use driver::{run, ClientShape, Failure, Outcome, SimConfig};
 
 /// The server side of a simulation: the sans-IO surface of `xgate_core::engine::Engine`.
 ///

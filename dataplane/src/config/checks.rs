@@ -210,6 +210,15 @@ pub(super) fn tcp_section(gw: &mut BypassConfig, s: &TcpSection) -> Result<(), C
     if let Some(c) = s.congestion {
         t.congestion = c.into();
     }
+    if let Some(n) = s.syn_cache {
+        t.syn_cache = in_range("tcp.syn_cache", n, 0..=1 << 22)?;
+    }
+    if let Some(n) = s.syn_cache_rate {
+        t.syn_cache_rate = in_range("tcp.syn_cache_rate", n, 0..=10_000_000)?;
+    }
+    if let Some(n) = s.syn_ack_retries {
+        t.syn_ack_retries = in_range("tcp.syn_ack_retries", n, 0..=8)?;
+    }
     Ok(())
 }
 

@@ -238,6 +238,9 @@ pub struct TcpSection {
     pub syn_hints: Option<usize>,
     /// Congestion controller of new connections.
     pub congestion: Option<CongestionKey>,
+    pub syn_cache: Option<usize>,
+    pub syn_cache_rate: Option<u32>,
+    pub syn_ack_retries: Option<u8>,
 }
 
 /// `[http]`: limits and timeouts of both paths.

@@ -50,6 +50,9 @@ mss = 1400
 idle_timeout_secs = 30
 delayed_ack_ms = 20
 congestion = "newreno"
+syn_cache = 512
+syn_cache_rate = 100
+syn_ack_retries = 5
 
 [http]
 max_header_bytes = 8192
@@ -98,6 +101,14 @@ fn a_full_file_fills_every_setting() {
     assert_eq!(g.engine.tcp.idle_timeout, Duration::from_secs(30));
     assert_eq!(g.engine.tcp.delayed_ack, Duration::from_millis(20));
     assert_eq!(g.engine.tcp.congestion, CongestionAlgorithm::NewReno);
+    assert_eq!(
+        (
+            g.engine.tcp.syn_cache,
+            g.engine.tcp.syn_cache_rate,
+            g.engine.tcp.syn_ack_retries
+        ),
+        (512, 100, 5)
+    );
     assert_eq!(g.engine.http.max_header_bytes, 8192);
     assert_eq!(g.engine.http.header_timeout, Duration::from_secs(3));
     // Both paths answer within the same HTTP limits.
@@ -245,6 +256,10 @@ fn errors_name_the_key_and_the_problem() {
         (
             "interface = \"e\"\n[[ports]]\nport = 80\n[tcp]\ndelayed_ack_ms = 500\n",
             "tcp.delayed_ack_ms: 500 is out of range (1..=499)",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[tcp]\nsyn_ack_retries = 9\n",
+            "tcp.syn_ack_retries: 9 is out of range (0..=8)",
         ),
         (
             "interface = \"e\"\n[[ports]]\nport = 80\n[http]\nmax_headers = 500\n",

@@ -1,5 +1,6 @@
-//! The stateless front (RFC 4987 §3.6): a segment for a flow with neither a connection nor a
-//! TIME_WAIT record. A SYN is answered with a cookie SYN-ACK and nothing is kept; an ACK that
+//! The stateless front (RFC 4987 §3.6): a segment for a flow with neither a connection, a
+//! TIME_WAIT record nor a SYN cache entry (`syn_received.rs`). A SYN the SYN cache has no room
+//! for is answered with a cookie SYN-ACK and nothing is kept; an ACK that
 //! returns a valid cookie creates the connection, and whatever data (or FIN) it carries goes
 //! through the state machine. Two departures from a plain cookie check keep genuine clients
 //! alive when their first segments are reordered or lost: the SYN hints (a lossy table of
@@ -12,7 +13,7 @@ use std::hash::BuildHasher;
 use super::{ConnHandle, Endpoint, Event, Reply};
 use crate::tcp::config::{DropReason, EARLY_DATA_MAX_SEGMENTS};
 use crate::tcp::conn::{Conn, Negotiated, Seg};
-use crate::tcp::syncookie::{CookieParams, CookieRequest, MSS_TABLE};
+use crate::tcp::syncookie::{cookie_mss_of, CookieParams, CookieRequest, SynCookie};
 use crate::tcp::FlowKey;
 use crate::time::Instant;
 use crate::wire::{FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
@@ -101,7 +102,9 @@ impl Endpoint {
         });
     }
 
-    /// The stateless front: SYN -> cookie SYN-ACK, cookie ACK -> connection, else RST.
+    /// The front for flows with no connection and no TIME_WAIT record: a flow in the SYN
+    /// cache goes there; else SYN -> SYN cache entry or cookie SYN-ACK, cookie ACK ->
+    /// connection, anything else the LISTEN answer.
     pub(super) fn unknown_segment(
         &mut self,
         now: Instant,
@@ -110,14 +113,18 @@ impl Endpoint {
         t: &TcpHeader,
         seg: &Seg,
     ) -> Result<(), DropReason> {
+        let cached = self.syn_cache.lookup(&flow);
+        if let Some(idx) = cached.found {
+            return self.syn_received_segment(now, idx, addrs, t, seg);
+        }
         if seg.rst {
             // CLOSED: "An incoming segment containing a RST is discarded."
             self.stats.rsts_in += 1;
             return Err(DropReason::NoConnection);
         }
         match (seg.syn, seg.ack) {
-            // LISTEN, SYN: answer with a cookie, keep nothing (RFC 4987 §3.6).
-            (true, None) => self.send_cookie(now, flow, addrs, t, seg),
+            // LISTEN, SYN: a SYN cache entry, or a cookie and nothing kept (RFC 4987 §3.6).
+            (true, None) => self.syn_in_listen(now, flow, addrs, t, seg, cached.free),
             // LISTEN, ACK: "Any acknowledgment is bad if it arrives on a connection still in
             // the LISTEN state" -- unless it returns a valid cookie.
             (false, Some(ack)) => self.cookie_ack(now, flow, addrs, t, seg, ack),
@@ -135,6 +142,7 @@ impl Endpoint {
         }
     }
 
+    /// A cookie SYN-ACK and nothing kept (TIME_WAIT's answer to an acceptable new SYN).
     pub(super) fn send_cookie(
         &mut self,
         now: Instant,
@@ -154,28 +162,27 @@ impl Endpoint {
             tsval: t.options.timestamps.map(|(v, _)| v),
         };
         let cookie = self.cookies.generate(now, &flow, seg.seq, &req);
-        let mut options = TcpOptions {
-            mss: Some(self.cfg.mss),
-            ..TcpOptions::default()
-        };
-        if req.offered_window_scale().is_some() {
-            options.window_scale = Some(self.cfg.window_scale.min(14));
-        }
-        options.sack_permitted = req.offered_sack();
-        if let (Some(ours), Some(theirs)) = (cookie.tsval, req.tsval) {
-            options.timestamps = Some((ours, theirs));
-        }
-        let hdr = TcpHeader {
-            src_port: t.dst_port,
-            dst_port: t.src_port,
-            seq: cookie.isn,
-            ack: seg.seq + 1u32,
-            flags: flags(&[TcpFlags::SYN, TcpFlags::ACK]),
-            // RFC 7323 §2.2: the window in a SYN-ACK is never scaled.
-            window: self.cfg.syn_window(),
-            urgent: 0,
-            options,
-        };
+        self.reply_cookie(flow, addrs, seg, &req, cookie)
+    }
+
+    /// Queues the SYN-ACK of `cookie` (the same options a SYN cache entry would answer with)
+    /// and remembers the SYN's ISN as a hint.
+    pub(super) fn reply_cookie(
+        &mut self,
+        flow: FlowKey,
+        addrs: &FrameAddrs,
+        seg: &Seg,
+        req: &CookieRequest,
+        cookie: SynCookie,
+    ) -> Result<(), DropReason> {
+        let hdr = self.syn_ack_header(
+            &flow,
+            cookie.isn,
+            seg.seq,
+            req.offered_window_scale().is_some(),
+            req.offered_sack(),
+            cookie.tsval.zip(req.tsval),
+        );
         self.stats.cookies_sent += 1;
         self.syn_hints.remember(flow, seg.seq);
         self.queue_reply(Reply {
@@ -225,11 +232,6 @@ impl Endpoint {
             },
         };
         self.stats.cookies_validated += 1;
-        let Some(idx) = self.free.pop() else {
-            self.stats.table_full += 1;
-            self.queue_rst(addrs, t, seg);
-            return Err(DropReason::TableFull);
-        };
         let neg = Negotiated {
             iss: params.isn,
             irs: params.client_isn,
@@ -239,6 +241,25 @@ impl Endpoint {
             timestamps: params.timestamps,
             ts_offset: self.cookies.ts_offset(&flow),
         };
+        self.establish(now, flow, addrs, t, seg, &neg)
+    }
+
+    /// Creates the connection `neg` describes (from a cookie or a SYN cache entry) and runs
+    /// the segment that completed the handshake through it; a full table gets a RST.
+    pub(super) fn establish(
+        &mut self,
+        now: Instant,
+        flow: FlowKey,
+        addrs: &FrameAddrs,
+        t: &TcpHeader,
+        seg: &Seg,
+        neg: &Negotiated,
+    ) -> Result<(), DropReason> {
+        let Some(idx) = self.free.pop() else {
+            self.stats.table_full += 1;
+            self.queue_rst(addrs, t, seg);
+            return Err(DropReason::TableFull);
+        };
         let slot = &mut self.slots[idx as usize];
         let handle = ConnHandle {
             index: idx,
@@ -246,13 +267,13 @@ impl Endpoint {
         };
         let reply_addrs = addrs.reversed();
         match slot.conn.as_deref_mut() {
-            Some(c) => c.reinit(handle, flow, reply_addrs, &neg, &self.cfg, now),
+            Some(c) => c.reinit(handle, flow, reply_addrs, neg, &self.cfg, now),
             None => {
                 slot.conn = Some(Box::new(Conn::new(
                     handle,
                     flow,
                     reply_addrs,
-                    &neg,
+                    neg,
                     &self.cfg,
                     now,
                     None,
@@ -261,7 +282,7 @@ impl Endpoint {
         }
         slot.live = true;
         if let (true, Some((tsval, _)), Some(c)) =
-            (params.timestamps, seg.ts, slot.conn.as_deref_mut())
+            (neg.timestamps, seg.ts, slot.conn.as_deref_mut())
         {
             c.set_ts_recent(tsval, now);
         }
@@ -306,8 +327,7 @@ impl Endpoint {
         if len == 0 || !self.early_limiter.allow(now) {
             return false;
         }
-        let idx = (((ack - 1u32).0 >> 28) & 3) as usize;
-        let cookie_mss = u32::from(MSS_TABLE[idx].min(self.cfg.mss));
+        let cookie_mss = u32::from(cookie_mss_of(ack - 1u32).min(self.cfg.mss));
         let full = cookie_mss.saturating_sub(if tsecr.is_some() { 12 } else { 0 });
         let steps = [if len >= 512 { len } else { 0 }, full];
         for (i, &step) in steps.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! The endpoint: connection table (slab + generation handles), stateless reply queue, the
-//! connections' deadlines (`deadlines.rs`), ready queue, events; segments for unknown flows go to the stateless SYN-cookie front
-//! (`cookie_front.rs`), segments for flows in TIME_WAIT to their compact records
+//! connections' deadlines (`deadlines.rs`), ready queue, events; segments for unknown flows go
+//! to the SYN cache (`syn_cache.rs`, rules in `syn_received.rs`) or the stateless SYN-cookie
+//! front (`cookie_front.rs`), segments for flows in TIME_WAIT to their compact records
 //! (`time_wait.rs`).
 //!
 //! Call order (quinn-proto style): feed frames with `handle_frame`, then drain `poll_event`
@@ -10,6 +11,8 @@
 
 mod cookie_front;
 mod deadlines;
+mod syn_cache;
+mod syn_received;
 mod time_wait;
 
 use std::collections::{HashMap, VecDeque};
@@ -23,6 +26,7 @@ use crate::time::Instant;
 use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, WireError};
 use cookie_front::SynHints;
 use deadlines::Deadlines;
+use syn_cache::SynCache;
 use time_wait::{TimeWait, TimeWaitRecords};
 
 /// A connection slot and the generation it had when the connection was created: a handle to
@@ -42,7 +46,8 @@ impl ConnHandle {
 /// What the application learns from `poll_event`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// After a valid cookie ACK: the connection exists.
+    /// After the handshake-completing ACK (of a SYN cache entry or a valid cookie): the
+    /// connection exists.
     Established { conn: ConnHandle, flow: FlowKey },
     /// New bytes in `recv_slices`.
     Readable(ConnHandle),
@@ -101,6 +106,8 @@ pub struct Endpoint {
     stats: TcpStats,
     challenge: ChallengeLimiter,
     syn_hints: SynHints,
+    /// SYN-RECEIVED flows with their exact options (`TcpConfig::syn_cache`).
+    syn_cache: SynCache,
     /// Budget of early-data checks (`TcpConfig::early_data_checks`).
     early_limiter: ChallengeLimiter,
     ip_id: u16,
@@ -115,6 +122,8 @@ impl Endpoint {
         config.mss = config.mss.max(88);
         config.max_rto = config.max_rto.max(config.min_rto);
         config.max_connections = config.max_connections.min(u32::MAX as usize);
+        // Entry indices are u32 in the deadline heap.
+        config.syn_cache = config.syn_cache.min(1 << 24);
         let n = config.max_connections;
         let slots = (0..n)
             .map(|_| Slot {
@@ -139,6 +148,7 @@ impl Endpoint {
             challenge: ChallengeLimiter::new(config.challenge_ack_limit, now),
             early_limiter: ChallengeLimiter::new(config.early_data_checks, now),
             syn_hints: SynHints::new(config.syn_hints),
+            syn_cache: SynCache::new(config.syn_cache, config.syn_cache_rate, now),
             ip_id: 0,
             now,
             cfg: config,
@@ -403,15 +413,14 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.deadlines.first().map(|(at, _)| at);
         let tw = self.time_wait.next_expiry();
-        match (conn, tw) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let syn = self.syn_cache.next_deadline();
+        [conn, tw, syn].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         self.time_wait.expire(now);
+        self.syn_cache_timeouts(now);
         // A connection whose timers fired is rescheduled after `now` or freed; the budget
         // bounds the loop even if a timer were re-armed at or before `now`.
         let mut budget = self.deadlines.len().saturating_mul(2).saturating_add(16);
@@ -555,6 +564,11 @@ impl Endpoint {
     #[cfg(test)]
     pub(crate) fn conn_for_test(&self, h: ConnHandle) -> Option<&Conn> {
         self.valid(h)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn syn_cache_len(&self) -> usize {
+        self.syn_cache.len()
     }
 
     #[cfg(test)]

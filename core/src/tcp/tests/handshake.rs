@@ -6,7 +6,7 @@ use super::*;
 #[test]
 fn cookie_handshake_with_timestamps_carries_wscale_and_sack() {
     let now = t0();
-    let mut ep = Endpoint::new(small_config(), SECRET, now);
+    let mut ep = Endpoint::new(cookie_only_config(), SECRET, now);
     ep.handle_frame(now, &frame(&syn(&ALL_OPTS, CLIENT_ISN), &[]))
         .unwrap();
     let out = drain(&mut ep, now);
@@ -18,7 +18,7 @@ fn cookie_handshake_with_timestamps_carries_wscale_and_sack() {
     assert_eq!(sa.addrs, client_addrs(None).reversed());
     assert_eq!(ep.stats().cookies_sent, 1);
 
-    let fx = Fx::new();
+    let fx = Fx::with(cookie_only_config(), ALL_OPTS);
     let c = fx.ep.conn_for_test(fx.h).unwrap();
     assert_eq!(c.state, conn::State::Established);
     // Peer's shift 7 applies to its window: 65535 << 7.
@@ -26,8 +26,10 @@ fn cookie_handshake_with_timestamps_carries_wscale_and_sack() {
     assert_eq!(fx.ep.stats().cookies_validated, 1);
 }
 
+/// The cookie carries window scale and SACK in the ISN, so a client without timestamps keeps
+/// both (before: neither was negotiated without timestamps).
 #[test]
-fn cookie_handshake_without_timestamps_negotiates_no_wscale_no_sack() {
+fn no_timestamps_client_gets_wscale_and_sack() {
     let opts = HsOpts {
         ts: false,
         ws: true,
@@ -38,19 +40,51 @@ fn cookie_handshake_without_timestamps_negotiates_no_wscale_no_sack() {
     ep.handle_frame(now, &frame(&syn(&opts, CLIENT_ISN), &[]))
         .unwrap();
     let sa = &drain(&mut ep, now)[0];
-    assert_eq!(sa.hdr.options.window_scale, None);
-    assert!(!sa.hdr.options.sack_permitted);
+    assert_eq!(sa.hdr.options.window_scale, Some(7));
+    assert!(sa.hdr.options.sack_permitted);
     assert_eq!(sa.hdr.options.timestamps, None);
 
     let mut fx = Fx::with(small_config(), opts);
     let c = fx.ep.conn_for_test(fx.h).unwrap();
-    assert_eq!(c.debug_snd_wnd(), 65535, "unscaled");
+    assert_eq!(c.debug_snd_wnd(), 65535 << 7, "the client's shift applies");
     fx.send(TcpFlags::ACK | TcpFlags::PSH, b"hello").unwrap();
     fx.advance(Duration::from_millis(40));
     let out = fx.out();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].hdr.options.timestamps, None);
     assert_eq!(out[0].hdr.ack, fx.seq);
+    // SACK is on: an out-of-order segment is reported in a SACK block.
+    let gap = fx.seq + 100u32;
+    let h = TcpHeader {
+        seq: gap,
+        ..fx.hdr(TcpFlags::ACK)
+    };
+    let _ = fx.send_hdr(&h, b"later");
+    let out = fx.out();
+    assert_eq!(
+        out[0].hdr.options.sack(),
+        &[SackBlock {
+            left: gap,
+            right: gap + 5u32,
+        }]
+    );
+}
+
+/// A client behind a 1280-byte path (MSS 1240) gets segments of 1240 bytes: the cookie's MSS
+/// table has the entry (before: cut to 536).
+#[test]
+fn mss_1240_client_keeps_1240() {
+    let opts = HsOpts {
+        ts: false,
+        ws: true,
+        sack: true,
+    };
+    let mut fx = Fx::with_mss(small_config(), opts, 1240);
+    fx.app_send(&[7u8; 4000]);
+    let out = fx.out();
+    assert!(out.len() >= 3);
+    assert!(out.iter().all(|o| o.payload.len() <= 1240));
+    assert_eq!(out[0].payload.len(), 1240);
 }
 
 #[test]
@@ -155,13 +189,16 @@ fn rfc9293_listen_answers_syn_ack_with_rst_seq_seg_ack() {
 }
 
 #[test]
-fn syn_flood_of_100k_syns_creates_no_state() {
+fn syn_flood_of_60k_syns_keeps_no_state_beyond_the_syn_cache_bound() {
     let now = t0();
-    let mut ep = Endpoint::new(small_config(), SECRET, now);
+    let cfg = small_config();
+    let bound = cfg.syn_cache as u64;
+    let mut ep = Endpoint::new(cfg, SECRET, now);
     let mut answered = 0;
-    for i in 0..100_000u32 {
+    // 60k flows (one SYN each).
+    for i in 0..60_000u32 {
         let mut h = syn(&ALL_OPTS, i.wrapping_mul(7919));
-        h.src_port = 1024 + (i % 60000) as u16;
+        h.src_port = 1024 + i as u16;
         let _ = ep.handle_frame(now, &frame(&h, &[]));
         if i % 32 == 0 {
             answered += drain(&mut ep, now).len();
@@ -170,9 +207,26 @@ fn syn_flood_of_100k_syns_creates_no_state() {
     answered += drain(&mut ep, now).len();
     assert_eq!(ep.connection_count(), 0);
     assert_eq!(ep.time_wait_count(), 0);
-    assert_eq!(ep.poll_timeout(), None);
-    assert_eq!(answered as u64, ep.stats().cookies_sent);
-    assert!(answered > 90_000);
+    let st = ep.stats().clone();
+    assert_eq!(answered as u64, st.cookies_sent + st.syn_cache_added);
+    assert!(answered > 55_000);
+    // The cache took what it could hold, the rest got cookies.
+    assert!(st.syn_cache_added <= bound && st.syn_cache_added > bound / 2);
+    assert!(st.syn_cache_overflows > 55_000 - bound);
+    // Unanswered, every entry is retransmitted `syn_ack_retries` times, then gone.
+    let mut t = now;
+    let mut resent = 0;
+    while let Some(at) = ep.poll_timeout() {
+        assert!(at >= t && at < now + Duration::from_secs(60));
+        t = at;
+        ep.handle_timeout(t);
+        resent += drain(&mut ep, t).len();
+    }
+    let st = ep.stats();
+    assert_eq!(st.syn_cache_expired, st.syn_cache_added);
+    assert_eq!(resent as u64, st.syn_ack_retransmits);
+    assert_eq!(st.syn_ack_retransmits, 3 * st.syn_cache_added);
+    assert_eq!(t, now + Duration::from_secs(1 + 2 + 4 + 8));
 }
 
 #[test]
@@ -274,10 +328,11 @@ fn malformed_frames_and_bad_checksums_are_counted_apart() {
 #[test]
 fn first_flight_data_overtaking_the_cookie_ack_is_dropped_silently_not_reset() {
     let now = t0();
-    // Without SYN hints (as under a SYN flood that overwrote them).
+    // Without SYN hints (as under a SYN flood that overwrote them) and without a SYN cache
+    // entry (the same flood filled it).
     let cfg = TcpConfig {
         syn_hints: 0,
-        ..small_config()
+        ..cookie_only_config()
     };
     let mut ep = Endpoint::new(cfg, SECRET, now);
     ep.handle_frame(now, &frame(&syn(&ALL_OPTS, CLIENT_ISN), &[]))
@@ -423,5 +478,6 @@ fn syn_flood_during_traffic_leaves_the_live_connection_working() {
     }
     assert_eq!(fx.ep.connection_count(), 1);
     assert!(fx.ep.stats().stateless_queue_overflows > 0);
-    assert!(fx.ep.stats().cookies_sent > 1000);
+    let st = fx.ep.stats();
+    assert!(st.cookies_sent + st.syn_cache_added > 1000);
 }

@@ -8,6 +8,7 @@ mod receive;
 mod recovery;
 mod rfc5961_paws;
 mod send;
+mod syn_cache;
 mod table;
 mod time_wait;
 mod window_update;
@@ -115,6 +116,15 @@ fn small_config() -> TcpConfig {
     }
 }
 
+/// `small_config` without a SYN cache: every SYN gets a cookie alone, every handshake is a
+/// cookie ACK (the stateless front's own rules).
+fn cookie_only_config() -> TcpConfig {
+    TcpConfig {
+        syn_cache: 0,
+        ..small_config()
+    }
+}
+
 /// Client side of one connection, kept in step by the tests.
 struct Fx {
     ep: Endpoint,
@@ -147,8 +157,12 @@ const ALL_OPTS: HsOpts = HsOpts {
 };
 
 fn syn(opts: &HsOpts, isn: u32) -> TcpHeader {
+    syn_with_mss(opts, isn, 1460)
+}
+
+fn syn_with_mss(opts: &HsOpts, isn: u32, mss: u16) -> TcpHeader {
     let mut o = TcpOptions {
-        mss: Some(1460),
+        mss: Some(mss),
         ..TcpOptions::default()
     };
     if opts.ws {
@@ -168,9 +182,14 @@ fn syn(opts: &HsOpts, isn: u32) -> TcpHeader {
 
 impl Fx {
     fn with(cfg: TcpConfig, opts: HsOpts) -> Fx {
+        Fx::with_mss(cfg, opts, 1460)
+    }
+
+    /// The handshake with `opts` and the client MSS `mss`.
+    fn with_mss(cfg: TcpConfig, opts: HsOpts, mss: u16) -> Fx {
         let now = t0();
         let mut ep = Endpoint::new(cfg, SECRET, now);
-        ep.handle_frame(now, &frame(&syn(&opts, CLIENT_ISN), &[]))
+        ep.handle_frame(now, &frame(&syn_with_mss(&opts, CLIENT_ISN, mss), &[]))
             .unwrap();
         let out = drain(&mut ep, now);
         assert_eq!(out.len(), 1);

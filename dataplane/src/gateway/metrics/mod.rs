@@ -232,19 +232,41 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
     m.family(
         "xgate_bypass_tcp_handshakes_total",
         "counter",
-        "Bypass handshakes completed with a valid SYN cookie.",
+        "Bypass handshakes completed (from a SYN cache entry or a valid SYN cookie).",
     );
-    m.sample("xgate_bypass_tcp_handshakes_total", "", t.cookies_validated);
+    m.sample(
+        "xgate_bypass_tcp_handshakes_total",
+        "",
+        t.cookies_validated + t.syn_cache_completed,
+    );
     m.family(
         "xgate_bypass_tcp_syn_cookies_sent_total",
         "counter",
-        "SYN-ACKs (with cookies) the bypass engines sent.",
+        "SYN-ACKs the bypass engines sent from a cookie alone (no SYN cache entry).",
     );
     m.sample(
         "xgate_bypass_tcp_syn_cookies_sent_total",
         "",
         t.cookies_sent,
     );
+    m.family(
+        "xgate_bypass_tcp_syn_cache_total",
+        "counter",
+        "SYN cache entries, by what happened to them (overflow: a SYN answered with a cookie alone).",
+    );
+    for (event, n) in [
+        ("added", t.syn_cache_added),
+        ("completed", t.syn_cache_completed),
+        ("expired", t.syn_cache_expired),
+        ("reset", t.syn_cache_reset),
+        ("overflow", t.syn_cache_overflows),
+    ] {
+        m.sample(
+            "xgate_bypass_tcp_syn_cache_total",
+            &format!("event=\"{event}\""),
+            n,
+        );
+    }
     m.family(
         "xgate_bypass_tcp_retransmits_total",
         "counter",
@@ -259,6 +281,11 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
         "xgate_bypass_tcp_retransmits_total",
         "kind=\"timeout\"",
         t.retransmits.saturating_sub(t.fast_retransmits),
+    );
+    m.sample(
+        "xgate_bypass_tcp_retransmits_total",
+        "kind=\"syn_ack\"",
+        t.syn_ack_retransmits,
     );
     m.family(
         "xgate_bypass_tcp_segments_total",
