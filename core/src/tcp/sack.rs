@@ -1,7 +1,7 @@
 //! The SACK scoreboard (RFC 2018, RFC 6675-lite): what the peer reported holding above
 //! SND.UNA, as sorted, disjoint sequence ranges in a fixed array. The connection merges the
 //! blocks of each ACK in, prunes what the cumulative ACK covers, and asks for the holes to
-//! retransmit during recovery; after a timeout it forgets everything (RFC 2018 §8: the peer
+//! retransmit during recovery (RFC 6675 `IsLost`); after a timeout it forgets everything (RFC 2018 §8: the peer
 //! may renege).
 
 use crate::wire::SeqNumber;
@@ -93,18 +93,47 @@ impl Scoreboard {
         self.n = n;
     }
 
-    /// First hole at or above `from` that lies below a SACKed range: (start, length).
-    pub fn next_hole(&self, from: SeqNumber) -> Option<(SeqNumber, u32)> {
+    /// Bytes the peer reported holding above SND.UNA.
+    pub fn sacked_bytes(&self) -> u32 {
+        self.ranges[..self.n]
+            .iter()
+            .map(|&(a, b)| b.distance_from(a).unwrap_or(0))
+            .sum()
+    }
+
+    /// The holes at or above `from` that RFC 6675 §4 `IsLost` says are lost -- more than
+    /// `thresh` bytes SACKed above them, `(DupThresh - 1) * SMSS` -- in order: (start,
+    /// length). A hole with less SACKed above it may still be in flight, reordered.
+    fn lost_holes(
+        &self,
+        from: SeqNumber,
+        thresh: u32,
+    ) -> impl Iterator<Item = (SeqNumber, u32)> + '_ {
         let mut s = from;
-        for &(a, b) in &self.ranges[..self.n] {
-            if s.diff(a) < 0 {
-                return a.distance_from(s).map(|d| (s, d));
-            }
+        let mut above = self.sacked_bytes();
+        self.ranges[..self.n].iter().filter_map(move |&(a, b)| {
+            let hole = if s.diff(a) < 0 {
+                a.distance_from(s).map(|d| (s, d))
+            } else {
+                None
+            };
+            let lost = hole.filter(|_| above > thresh);
+            above -= b.distance_from(a).unwrap_or(0);
             if s.diff(b) < 0 {
                 s = b;
             }
-        }
-        None
+            lost
+        })
+    }
+
+    /// The first lost hole at or above `from` (see [`Scoreboard::lost_holes`]).
+    pub fn next_lost_hole(&self, from: SeqNumber, thresh: u32) -> Option<(SeqNumber, u32)> {
+        self.lost_holes(from, thresh).next()
+    }
+
+    /// Bytes of the lost holes at or above `from` (see [`Scoreboard::lost_holes`]).
+    pub fn lost_bytes(&self, from: SeqNumber, thresh: u32) -> u32 {
+        self.lost_holes(from, thresh).map(|(_, len)| len).sum()
     }
 
     /// Bytes from `seq` up to the next SACKed range (unbounded if none).
@@ -130,6 +159,34 @@ mod tests {
 
     fn ranges(sb: &Scoreboard) -> Vec<(u32, u32)> {
         sb.ranges[..sb.n].iter().map(|(a, b)| (a.0, b.0)).collect()
+    }
+
+    #[test]
+    fn rfc6675_islost_needs_more_than_the_threshold_sacked_above_a_hole() {
+        let mut sb = Scoreboard::default();
+        // Holes [1000, 2000), [3000, 4000) and [5000, 5500); SACKed 2000-3000, 4000-5000,
+        // 5500-6000.
+        for (a, b) in [(2000, 3000), (4000, 5000), (5500, 6000)] {
+            assert!(sb.add(s(a), s(b), UNA, MAX));
+        }
+        assert_eq!(sb.sacked_bytes(), 2500);
+        // Threshold 1499 bytes: the first hole has 2500 above it, the second 1500, the third
+        // 500 (still possibly reordered).
+        assert_eq!(sb.next_lost_hole(UNA, 1499), Some((s(1000), 1000)));
+        assert_eq!(sb.lost_bytes(UNA, 1499), 2000);
+        assert_eq!(sb.next_lost_hole(s(2000), 1499), Some((s(3000), 1000)));
+        assert_eq!(sb.next_lost_hole(s(4000), 1499), None);
+        // From inside a hole: only its rest.
+        assert_eq!(sb.next_lost_hole(s(1500), 1499), Some((s(1500), 500)));
+        // A higher threshold: only the first hole.
+        assert_eq!(sb.lost_bytes(UNA, 2000), 1000);
+        assert_eq!(
+            sb.lost_bytes(UNA, 2500),
+            0,
+            "more than the threshold, not as much"
+        );
+        sb.clear();
+        assert_eq!((sb.sacked_bytes(), sb.lost_bytes(UNA, 0)), (0, 0));
     }
 
     #[test]
@@ -179,14 +236,14 @@ mod tests {
     #[test]
     fn holes_and_room_below_sacked_ranges() {
         let mut sb = Scoreboard::default();
-        assert_eq!(sb.next_hole(UNA), None);
+        assert_eq!(sb.next_lost_hole(UNA, 0), None);
         assert_eq!(sb.room(UNA), usize::MAX);
         sb.add(s(2000), s(3000), UNA, MAX);
         sb.add(s(4000), s(5000), UNA, MAX);
-        assert_eq!(sb.next_hole(UNA), Some((UNA, 1000)));
-        assert_eq!(sb.next_hole(s(2500)), Some((s(3000), 1000)));
+        assert_eq!(sb.next_lost_hole(UNA, 0), Some((UNA, 1000)));
+        assert_eq!(sb.next_lost_hole(s(2500), 0), Some((s(3000), 1000)));
         assert_eq!(
-            sb.next_hole(s(4000)),
+            sb.next_lost_hole(s(4000), 0),
             None,
             "nothing SACKed above the last range"
         );
@@ -194,6 +251,6 @@ mod tests {
         assert_eq!(sb.room(s(3500)), 500);
         assert_eq!(sb.room(s(4500)), usize::MAX);
         sb.clear();
-        assert_eq!(sb.next_hole(UNA), None);
+        assert_eq!(sb.next_lost_hole(UNA, 0), None);
     }
 }

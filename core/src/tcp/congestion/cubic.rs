@@ -251,6 +251,10 @@ impl CongestionControl for Cubic {
         self.cwnd = self.ssthresh.saturating_add(3 * self.smss);
     }
 
+    fn on_sack_recovery(&mut self) {
+        self.cwnd = self.ssthresh;
+    }
+
     fn on_dup_ack_in_recovery(&mut self) {
         // RFC 5681 §3.2 step 4.
         self.cwnd = self.cwnd.saturating_add(self.smss);

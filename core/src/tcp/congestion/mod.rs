@@ -71,9 +71,7 @@ pub trait CongestionControl {
     /// The congestion window, cwnd.
     fn window(&self) -> u32;
 
-    /// The slow start threshold, ssthresh. Only tests read it for now (the connection needs
-    /// the window alone); comparing algorithms will.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The slow start threshold, ssthresh.
     fn ssthresh(&self) -> u32;
 
     /// `acked` bytes of new data were acknowledged outside fast recovery; `flight` is the
@@ -84,7 +82,13 @@ pub trait CongestionControl {
     /// The third duplicate ACK: fast retransmit, and fast recovery begins.
     fn on_fast_retransmit(&mut self, flight: u32, now: Instant);
 
-    /// A further duplicate ACK during fast recovery: one more segment has left the network.
+    /// Recovery is SACK-based (RFC 6675 §5, step 4.2): the window is ssthresh, without the
+    /// three segments of inflation `on_fast_retransmit` added, and no duplicate ACK inflates
+    /// it further: the connection's pipe counts what has left the network.
+    fn on_sack_recovery(&mut self);
+
+    /// A further duplicate ACK during fast recovery (without SACK): one more segment has
+    /// left the network.
     fn on_dup_ack_in_recovery(&mut self);
 
     /// An ACK of new data that does not end fast recovery (RFC 6582 partial acknowledgment).
@@ -145,6 +149,13 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.on_fast_retransmit(flight, now),
             Congestion::Cubic(c) => c.on_fast_retransmit(flight, now),
+        }
+    }
+
+    fn on_sack_recovery(&mut self) {
+        match self {
+            Congestion::NewReno(c) => c.on_sack_recovery(),
+            Congestion::Cubic(c) => c.on_sack_recovery(),
         }
     }
 

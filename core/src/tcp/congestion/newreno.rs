@@ -58,6 +58,10 @@ impl CongestionControl for NewReno {
         self.cwnd = self.ssthresh.saturating_add(3 * self.smss);
     }
 
+    fn on_sack_recovery(&mut self) {
+        self.cwnd = self.ssthresh;
+    }
+
     fn on_dup_ack_in_recovery(&mut self) {
         // RFC 5681 §3.2 step 4 (RFC 6582 §3.2 step 3): inflate by one SMSS.
         self.cwnd = self.cwnd.saturating_add(self.smss);

@@ -179,8 +179,6 @@ pub struct Conn {
     sacked: Scoreboard,
     /// Highest sequence number retransmitted in this recovery (RFC 6675 HighRxt).
     high_rxt: SeqNumber,
-    /// Retransmit the next SACK hole above `high_rxt`.
-    rtx_hole: bool,
     /// Send even against the window / SWS rule (zero-window probe, SWS override timer).
     force_send: bool,
     persist_backoff: Duration,
@@ -263,7 +261,6 @@ impl Conn {
             rtx_one: false,
             sacked: Scoreboard::default(),
             high_rxt: iss1,
-            rtx_hole: false,
             force_send: false,
             persist_backoff: cfg.initial_rto,
             timers: TimerTable::default(),
@@ -335,6 +332,44 @@ impl Conn {
 
     fn flight(&self) -> u32 {
         self.snd_nxt.distance_from(self.snd_una).unwrap_or(0)
+    }
+
+    /// SACK-based loss recovery (RFC 6675) is running: the peer sends SACK and a fast
+    /// retransmit began recovery. Without SACK, recovery is RFC 6582's NewReno.
+    fn sack_recovery(&self) -> bool {
+        self.sack_ok && self.in_recovery
+    }
+
+    /// RFC 6675 §4 `IsLost`: a hole is lost once more than (DupThresh - 1) * SMSS bytes
+    /// above it are SACKed.
+    fn lost_threshold(&self) -> u32 {
+        2 * self.smss
+    }
+
+    /// What the congestion window is measured against: during SACK recovery RFC 6675's
+    /// `pipe` -- the bytes sent and not acknowledged, less those SACKed and those in holes
+    /// taken as lost and not yet retransmitted (a retransmission in flight counts) -- else the
+    /// FlightSize. Counting SACKed data as in flight would hold new data back for half a
+    /// window after every loss and end recovery with almost nothing in flight.
+    fn pipe(&self) -> u32 {
+        let flight = self.flight();
+        if !self.sack_recovery() {
+            return flight;
+        }
+        let from = self.high_rxt.max(self.snd_una);
+        flight
+            .saturating_sub(self.sacked.sacked_bytes())
+            .saturating_sub(self.sacked.lost_bytes(from, self.lost_threshold()))
+    }
+
+    /// The next lost hole above HighRxt, when the congestion window has room for it (RFC
+    /// 6675 §5 NextSeg rule 1).
+    fn lost_hole_ready(&self) -> Option<(SeqNumber, u32)> {
+        if !self.sack_recovery() || self.cc.window() <= self.pipe() {
+            return None;
+        }
+        let from = self.high_rxt.max(self.snd_una);
+        self.sacked.next_lost_hole(from, self.lost_threshold())
     }
 
     fn push_event(&self, events: &mut VecDeque<Event>, ev: Event) {
@@ -573,19 +608,33 @@ impl Conn {
             // Congestion control.
             if self.in_recovery {
                 if ack.diff(self.recover) >= 0 {
-                    // RFC 6582 §3.2 step 3 full acknowledgment: deflate the window.
+                    // RFC 6582 §3.2 step 3 full acknowledgment: deflate the window, to
+                    // min(ssthresh, FlightSize + SMSS) -- or, its option (2), to ssthresh.
+                    // With SACK, option (2): a recovery the peer's window held back (its
+                    // out-of-order data fills the buffer the window is counted in) ends with
+                    // little in flight, and option (1) would then slow-start again from a few
+                    // segments after every loss; Linux ends recovery at ssthresh too
+                    // (`tcp_end_cwnd_reduction`).
                     let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
+                    let flight = if self.sack_ok {
+                        flight.max(self.cc.ssthresh())
+                    } else {
+                        flight
+                    };
                     self.cc.on_recovery_end(flight);
                     self.in_recovery = false;
                 } else {
                     // Step 3 partial acknowledgment: retransmit the first unacknowledged
                     // segment, deflate by the amount acked, add back one SMSS if that was at
                     // least one SMSS, reset the retransmission timer. (Skipped when SACK
-                    // recovery already retransmitted that hole.)
+                    // recovery already retransmitted that hole; with SACK nothing was
+                    // inflated, so nothing is deflated: the pipe shrank by what was acked.)
                     if self.high_rxt.diff(self.snd_una) <= 0 {
                         self.rtx_one = true;
                     }
-                    self.cc.on_partial_ack(acked);
+                    if !self.sack_ok {
+                        self.cc.on_partial_ack(acked);
+                    }
                     self.timers.set(Timer::Retransmit, now + self.rtt.rto());
                 }
             } else {
@@ -617,18 +666,28 @@ impl Conn {
             // RFC 5681 §2 duplicate ACK (RFC 6675 §2: an ACK with new SACK information counts
             // too, even if the window changed); RFC 5681 §3.2 / RFC 6582 §3.2 fast retransmit.
             self.dupacks = self.dupacks.saturating_add(1);
+            // RFC 6675 §5 (C): with SACK, recovery also begins once the first unacknowledged
+            // segment `IsLost`, before the third duplicate ACK (a receiver that ACKs every
+            // other segment, or ACKs lost on the way, send fewer).
+            let lost_at_una = self.sack_ok
+                && self
+                    .sacked
+                    .next_lost_hole(self.snd_una, self.lost_threshold())
+                    .is_some_and(|(seq, _)| seq == self.snd_una);
             if self.in_recovery {
-                self.cc.on_dup_ack_in_recovery();
-                // RFC 6675-lite: each further duplicate ACK lets one SACK hole go again.
-                let from = self.high_rxt.max(self.snd_una);
-                if self.sacked.next_hole(from).is_some() {
-                    self.rtx_hole = true;
+                // With SACK the pipe accounts for what left the network; without it, RFC 5681
+                // §3.2 step 4 inflates the window by a segment.
+                if !self.sack_ok {
+                    self.cc.on_dup_ack_in_recovery();
                 }
-            } else if self.dupacks == 3 && ack.diff(self.recover) >= 0 {
+            } else if (self.dupacks >= 3 || lost_at_una) && ack.diff(self.recover) >= 0 {
                 // RFC 6582 §3.2 step 2: only if the ACK covers `recover` (no second fast
                 // retransmit for losses of the same window).
                 let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
                 self.cc.on_fast_retransmit(flight, now);
+                if self.sack_ok {
+                    self.cc.on_sack_recovery();
+                }
                 self.recover = self.snd_max;
                 self.in_recovery = true;
                 self.rtx_one = true;
@@ -739,7 +798,6 @@ impl Conn {
                     // §8: after a timeout the SACKed bits are forgotten (the peer may renege).
                     self.snd_nxt = self.snd_una;
                     self.sacked.clear();
-                    self.rtx_hole = false;
                     self.rtx_one = false;
                     self.rtt.stop_timing();
                     // RFC 6298 §5.5: back off the timer.
@@ -800,6 +858,21 @@ impl Conn {
     #[cfg(test)]
     pub fn debug_cwnd(&self) -> (u32, u32, bool) {
         (self.cc.window(), self.cc.ssthresh(), self.in_recovery)
+    }
+
+    #[cfg(test)]
+    pub fn debug_snd_max(&self) -> SeqNumber {
+        self.snd_max
+    }
+
+    #[cfg(test)]
+    pub fn debug_recover(&self) -> SeqNumber {
+        self.recover
+    }
+
+    #[cfg(test)]
+    pub fn debug_snd_wscale(&self) -> u8 {
+        self.snd_wscale
     }
 
     #[cfg(test)]

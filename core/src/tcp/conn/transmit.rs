@@ -9,13 +9,10 @@ use crate::time::Instant;
 use crate::wire::{self, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
 
 impl Conn {
-    /// The next SACK hole to retransmit during recovery (data only).
+    /// The next lost SACK hole to retransmit during recovery, when the window has room for
+    /// it (data only).
     fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
-        if !self.rtx_hole {
-            return None;
-        }
-        self.rtx_hole = false;
-        let (seq, hole) = self.sacked.next_hole(self.high_rxt.max(self.snd_una))?;
+        let (seq, hole) = self.lost_hole_ready()?;
         let off = seq.distance_from(self.snd_una)? as usize;
         let len = (hole as usize)
             .min(self.max_payload() as usize)
@@ -68,8 +65,12 @@ impl Conn {
         if unsent == 0 && !fin_pending {
             return None;
         }
-        let wnd = self.snd_wnd.min(self.cc.window());
-        let usable = wnd.saturating_sub(self.flight()) as usize;
+        // The peer's window bounds the sequence space in flight, the congestion window the
+        // pipe (the same thing outside SACK recovery).
+        let usable = self
+            .snd_wnd
+            .saturating_sub(self.flight())
+            .min(self.cc.window().saturating_sub(self.pipe())) as usize;
         let mss = self.max_payload() as usize;
         let mut len = unsent.min(usable).min(mss);
         if self.force_send {
@@ -88,7 +89,10 @@ impl Conn {
     }
 
     pub fn wants_transmit(&self) -> bool {
-        self.ack_now || self.rtx_one || self.rtx_hole || self.send_candidate().is_some()
+        self.ack_now
+            || self.rtx_one
+            || self.lost_hole_ready().is_some()
+            || self.send_candidate().is_some()
     }
 
     fn window_field(&mut self) -> u16 {
@@ -149,7 +153,12 @@ impl Conn {
             let is_rtx = self.snd_nxt.diff(self.snd_max) < 0;
             (self.snd_nxt, len, fin, is_rtx)
         } else if self.ack_now {
-            (self.snd_nxt, 0, false, false)
+            // A bare ACK carries SND.MAX, not a SND.NXT that a timeout rewound (as Linux's
+            // `tcp_acceptable_seq`): below what the peer already holds it is an old segment
+            // there, unacceptable, and its ACK is ignored -- with a peer whose own ACKs were
+            // also below our RCV.NXT (its FIN unacknowledged), each side ignored the other
+            // for good (found by the engine simulation, with SACK recovery).
+            (self.snd_max, 0, false, false)
         } else {
             return None;
         };

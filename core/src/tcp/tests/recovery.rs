@@ -101,45 +101,190 @@ fn fin_is_retransmitted_after_go_back_n() {
     );
 }
 
+/// A duplicate ACK carrying `blocks` (SACK), and what the connection sends in answer.
+fn sack_ack(fx: &mut Fx, blocks: &[(SeqNumber, SeqNumber)]) -> Vec<Out> {
+    let mut h = fx.hdr(TcpFlags::ACK);
+    let b: Vec<SackBlock> = blocks
+        .iter()
+        .map(|&(left, right)| SackBlock { left, right })
+        .collect();
+    h.options.set_sack(&b);
+    fx.send_hdr(&h, &[]).unwrap();
+    fx.out()
+}
+
+/// Opens the congestion window by slow start: `n` segments sent and acknowledged as they
+/// go, no loss. Returns the window reached.
+fn warm_up(fx: &mut Fx, n: usize) -> u32 {
+    fx.app_send(&vec![7u8; n * 1448]);
+    // An ACK per segment, as a receiver that does not delay them, and what the sender sends
+    // for each before the next (a window always in use: no application limit).
+    let mut flight = std::collections::VecDeque::new();
+    for _ in 0..n {
+        flight.extend(
+            fx.out()
+                .into_iter()
+                .filter(|o| !o.payload.is_empty())
+                .map(|o| o.hdr.seq + o.payload.len() as u32),
+        );
+        let Some(end) = flight.pop_front() else {
+            break;
+        };
+        fx.ack = end;
+        fx.send(TcpFlags::ACK, &[]).unwrap();
+    }
+    for end in flight {
+        fx.ack = end;
+        fx.send(TcpFlags::ACK, &[]).unwrap();
+    }
+    let _ = fx.out();
+    fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd().0
+}
+
+/// After a warm-up, `n` new segments in flight at once: their sequence numbers.
+fn in_flight(fx: &mut Fx, n: usize) -> Vec<SeqNumber> {
+    let cwnd = warm_up(fx, 30);
+    assert!(cwnd >= (n as u32) * 1448, "cwnd {cwnd} after the warm-up");
+    fx.app_send(&vec![8u8; n * 1448]);
+    let s: Vec<SeqNumber> = fx.out().iter().map(|o| o.hdr.seq).collect();
+    assert_eq!(s.len(), n);
+    s
+}
+
 #[test]
-fn rfc6675_sack_recovery_retransmits_each_hole_once() {
+fn rfc6675_sack_recovery_retransmits_each_lost_hole_once() {
     let mut fx = Fx::new();
     fx.app_send(&vec![7u8; 10 * 1448]);
     let out = fx.out();
     assert_eq!(out.len(), 10);
     let s: Vec<SeqNumber> = out.iter().map(|o| o.hdr.seq).collect();
     let end = s[9] + 1448u32;
+    // Segments 0 and 3 lost.
     fx.ack = s[0];
-    let dupack = |fx: &mut Fx, blocks: &[(SeqNumber, SeqNumber)]| {
-        let mut h = fx.hdr(TcpFlags::ACK);
-        let b: Vec<SackBlock> = blocks
-            .iter()
-            .map(|&(left, right)| SackBlock { left, right })
-            .collect();
-        h.options.set_sack(&b);
-        fx.send_hdr(&h, &[]).unwrap();
-        fx.out()
-    };
-    assert!(dupack(&mut fx, &[(s[1], s[2])]).is_empty());
-    assert!(dupack(&mut fx, &[(s[1], s[3])]).is_empty());
+    assert!(sack_ack(&mut fx, &[(s[1], s[2])]).is_empty());
+    assert!(sack_ack(&mut fx, &[(s[1], s[3])]).is_empty());
     // Third duplicate ACK: fast retransmit of the first hole only.
-    let out = dupack(&mut fx, &[(s[4], s[5]), (s[1], s[3])]);
+    let out = sack_ack(&mut fx, &[(s[4], s[5]), (s[1], s[3])]);
     assert_eq!(out[0].hdr.seq, s[0]);
     assert_eq!(out[0].payload.len(), 1448);
     assert!(out.iter().skip(1).all(|o| o.hdr.seq.diff(s[9]) > 0));
-    // Next duplicate ACK: the second hole (segment 3) goes, not segment 1 or 2.
-    let out = dupack(&mut fx, &[(s[4], s[6]), (s[1], s[3])]);
-    assert_eq!(out[0].hdr.seq, s[3]);
+    // RFC 6675 §4 IsLost: segment 3 is lost only once more than two segments above it are
+    // SACKed; with two, it may still be on its way (reordered).
+    let out = sack_ack(&mut fx, &[(s[4], s[6]), (s[1], s[3])]);
+    assert!(out.iter().all(|o| o.hdr.seq != s[3]), "{out:?}");
+    let out = sack_ack(&mut fx, &[(s[4], s[7]), (s[1], s[3])]);
+    assert_eq!(out[0].hdr.seq, s[3], "the second hole, lost now");
     // Further duplicate ACKs: no hole left below the SACKed data, nothing retransmitted.
-    let out = dupack(&mut fx, &[(s[4], s[8]), (s[1], s[3])]);
+    let out = sack_ack(&mut fx, &[(s[4], s[8]), (s[1], s[3])]);
     assert!(out.iter().all(|o| o.hdr.seq.diff(s[9]) > 0), "{out:?}");
     // Partial ACK up to segment 3: already retransmitted, not sent again.
     fx.ack = s[3];
-    let out = dupack(&mut fx, &[(s[4], s[8])]);
+    let out = sack_ack(&mut fx, &[(s[4], s[8])]);
     assert!(out.iter().all(|o| o.hdr.seq != s[3]));
     assert_eq!(fx.ep.stats().retransmits, 2);
     fx.ack = end;
     fx.send(TcpFlags::ACK, &[]).unwrap();
     let (_, _, rec) = fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd();
     assert!(!rec);
+}
+
+#[test]
+fn rfc6675_islost_starts_recovery_before_the_third_duplicate_ack() {
+    // A receiver that ACKs every other segment, or ACKs lost on the way: one duplicate ACK
+    // whose SACK blocks cover more than two segments above the hole is enough.
+    let mut fx = Fx::new();
+    fx.app_send(&vec![7u8; 10 * 1448]);
+    let s: Vec<SeqNumber> = fx.out().iter().map(|o| o.hdr.seq).collect();
+    fx.ack = s[0];
+    let out = sack_ack(&mut fx, &[(s[1], s[4])]);
+    assert_eq!(out.first().map(|o| o.hdr.seq), Some(s[0]), "{out:?}");
+    assert_eq!(fx.ep.stats().fast_retransmits, 1);
+    let (_, _, rec) = fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd();
+    assert!(rec);
+}
+
+/// A flight of 20 with its first segment lost, SACKed by a receiver that compresses its
+/// duplicate ACKs (Linux's `tcp_comp_sack_nr`): each ACK reports four more segments. More
+/// data waits to go. Returns the new segments sent during recovery and the ssthresh.
+fn recover_from_compressed_sacks(fx: &mut Fx) -> (usize, u32) {
+    let s = in_flight(fx, 20);
+    fx.ack = s[0];
+    fx.app_send(&vec![9u8; 40 * 1448]);
+    let snd_max_before = fx.ep.conn_for_test(fx.h).unwrap().debug_snd_max();
+    let mut new_data = 0;
+    for k in [4, 8, 12, 16, 19] {
+        let out = sack_ack(fx, &[(s[1], s[k] + 1448u32)]);
+        new_data += out
+            .iter()
+            .filter(|o| !o.payload.is_empty() && o.hdr.seq.diff(snd_max_before) >= 0)
+            .count();
+    }
+    let (cwnd, ssthresh, rec) = fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd();
+    assert!(rec);
+    assert_eq!(cwnd, ssthresh, "RFC 6675 §5: cwnd = ssthresh, no inflation");
+    (new_data, ssthresh)
+}
+
+#[test]
+fn rfc6675_pipe_lets_new_data_go_while_sacks_arrive() {
+    let mut fx = Fx::new();
+    let (new_data, ssthresh) = recover_from_compressed_sacks(&mut fx);
+    // Five ACKs: NewReno's inflation (a segment per duplicate ACK, counting SACKed data as
+    // in flight) would have sent nothing new. The pipe counts the 19 SACKed segments as
+    // gone: about ssthresh less the retransmission is in flight again.
+    let ssthresh_segs = (ssthresh / 1448) as usize;
+    assert!(
+        new_data + 1 >= ssthresh_segs,
+        "{new_data} new segments during recovery, ssthresh {ssthresh_segs} segments"
+    );
+}
+
+#[test]
+fn rfc6675_recovery_ends_with_the_window_at_ssthresh_not_a_restart() {
+    let mut fx = Fx::new();
+    let (_, ssthresh) = recover_from_compressed_sacks(&mut fx);
+    // The retransmission of segment 0 arrives: everything sent before recovery began is
+    // acknowledged, and the new data sent during recovery is still in flight.
+    fx.ack = fx.ep.conn_for_test(fx.h).unwrap().debug_recover();
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    let (cwnd, _, rec) = fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd();
+    assert!(!rec);
+    // RFC 6582's min(ssthresh, FlightSize + SMSS): recovery kept the pipe full, so the
+    // connection goes on near the reduced window, not from two segments (what counting
+    // SACKed data as in flight left: nothing new sent, nothing in flight at the end).
+    assert!(
+        cwnd >= ssthresh - 2 * 1448,
+        "cwnd {cwnd} after recovery, ssthresh {ssthresh}"
+    );
+}
+
+#[test]
+fn rfc6582_option_2_a_sack_recovery_the_peer_window_held_back_ends_at_ssthresh() {
+    let mut fx = Fx::new();
+    let s = in_flight(&mut fx, 20);
+    // The peer's window is exactly the flight: its out-of-order data fills its buffer, so
+    // nothing new may go during recovery however much is SACKed.
+    let scale = fx.ep.conn_for_test(fx.h).unwrap().debug_snd_wscale();
+    fx.window = u16::try_from((20 * 1448) >> scale).unwrap();
+    fx.ack = s[0];
+    fx.app_send(&vec![9u8; 40 * 1448]);
+    let snd_max_before = fx.ep.conn_for_test(fx.h).unwrap().debug_snd_max();
+    for k in [4, 8, 12, 16, 19] {
+        let out = sack_ack(&mut fx, &[(s[1], s[k] + 1448u32)]);
+        assert!(
+            out.iter().all(|o| o.hdr.seq.diff(snd_max_before) < 0),
+            "new data beyond the peer's window: {out:?}"
+        );
+    }
+    let (_, ssthresh, rec) = fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd();
+    assert!(rec);
+    fx.ack = s[19] + 1448u32;
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    let (cwnd, _, rec) = fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd();
+    assert!(!rec);
+    // Nothing in flight: option (1) would give two segments and a slow start from there.
+    assert_eq!(
+        cwnd, ssthresh,
+        "the window after a recovery with nothing in flight"
+    );
 }
