@@ -1,8 +1,9 @@
 //! The SACK scoreboard (RFC 2018, RFC 6675-lite): what the peer reported holding above
 //! SND.UNA, as sorted, disjoint sequence ranges in a fixed array. The connection merges the
 //! blocks of each ACK in, prunes what the cumulative ACK covers, and asks for the holes to
-//! retransmit during recovery (RFC 6675 `IsLost`); after a timeout it forgets everything (RFC 2018 §8: the peer
-//! may renege).
+//! retransmit during recovery (RFC 6675 `IsLost`) and to skip when a timeout resends from
+//! SND.UNA; after a second timeout in a row it forgets everything (RFC 2018 §8: the peer may
+//! renege).
 
 use crate::wire::SeqNumber;
 
@@ -134,6 +135,15 @@ impl Scoreboard {
     /// Bytes of the lost holes at or above `from` (see [`Scoreboard::lost_holes`]).
     pub fn lost_bytes(&self, from: SeqNumber, thresh: u32) -> u32 {
         self.lost_holes(from, thresh).map(|(_, len)| len).sum()
+    }
+
+    /// `seq`, or the end of the SACKed range holding it: where a go-back-N resend goes on
+    /// without resending what the peer holds.
+    pub fn skip(&self, seq: SeqNumber) -> SeqNumber {
+        self.ranges[..self.n]
+            .iter()
+            .find(|&&(a, b)| a.diff(seq) <= 0 && seq.diff(b) < 0)
+            .map_or(seq, |&(_, b)| b)
     }
 
     /// Bytes from `seq` up to the next SACKed range (unbounded if none).

@@ -795,9 +795,18 @@ impl Conn {
                     self.recover = self.snd_max;
                     self.dupacks = 0;
                     // Go back N: resend from SND.UNA; Karn: no RTT sample from these. RFC 2018
-                    // §8: after a timeout the SACKed bits are forgotten (the peer may renege).
+                    // §8 says the SACKed bits SHOULD be forgotten after a timeout (the peer may
+                    // have reneged). Like Linux, the first timeout keeps them, and the resend
+                    // skips what the peer holds: after a burst into a small bottleneck queue,
+                    // that is most of the window, and resending it all from a one-segment
+                    // window cost the bypass a slow start through data already delivered. A
+                    // second timeout in a row forgets them, so a receiver that did renege gets
+                    // its data one backoff later. The left edge is resent either way (RFC 2018
+                    // §8's MUST: it is never SACKed).
                     self.snd_nxt = self.snd_una;
-                    self.sacked.clear();
+                    if self.retries >= 2 {
+                        self.sacked.clear();
+                    }
                     self.rtx_one = false;
                     self.rtt.stop_timing();
                     // RFC 6298 §5.5: back off the timer.

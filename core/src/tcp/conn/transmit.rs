@@ -60,7 +60,8 @@ impl Conn {
             return None;
         }
         let data_end = self.data_end();
-        let unsent = data_end.distance_from(self.snd_nxt).unwrap_or(0) as usize;
+        let from = self.next_send_seq();
+        let unsent = data_end.distance_from(from).unwrap_or(0) as usize;
         let fin_pending = self.fin_pending();
         if unsent == 0 && !fin_pending {
             return None;
@@ -72,7 +73,13 @@ impl Conn {
             .saturating_sub(self.flight())
             .min(self.cc.window().saturating_sub(self.pipe())) as usize;
         let mss = self.max_payload() as usize;
-        let mut len = unsent.min(usable).min(mss);
+        // A go-back-N resend stops where the next SACKed range begins.
+        let resend_room = if from.diff(self.snd_max) < 0 {
+            self.sacked.room(from)
+        } else {
+            usize::MAX
+        };
+        let mut len = unsent.min(usable).min(mss).min(resend_room);
         if self.force_send {
             len = len.max(unsent.min(1));
         } else if len < unsent && len < mss && (len as u32) < self.max_snd_wnd / 2 {
@@ -86,6 +93,16 @@ impl Conn {
             return None;
         }
         Some((len, fin))
+    }
+
+    /// Where the next new (or go-back-N) segment starts: SND.NXT, past any SACKed range it
+    /// falls in while a timeout's resend is under way.
+    fn next_send_seq(&self) -> SeqNumber {
+        if self.snd_nxt.diff(self.snd_max) < 0 {
+            self.sacked.skip(self.snd_nxt)
+        } else {
+            self.snd_nxt
+        }
     }
 
     pub fn wants_transmit(&self) -> bool {
@@ -150,6 +167,7 @@ impl Conn {
             (seq, len, false, true)
         } else if let Some((len, fin)) = self.send_candidate() {
             self.force_send = false;
+            self.snd_nxt = self.next_send_seq();
             let is_rtx = self.snd_nxt.diff(self.snd_max) < 0;
             (self.snd_nxt, len, fin, is_rtx)
         } else if self.ack_now {

@@ -288,3 +288,65 @@ fn rfc6582_option_2_a_sack_recovery_the_peer_window_held_back_ends_at_ssthresh()
         "the window after a recovery with nothing in flight"
     );
 }
+
+/// Ten segments out, 0 and 5 lost, the rest SACKed; the fast retransmissions are lost too,
+/// and the retransmission timer fires. Returns the segments' sequence numbers.
+fn timeout_with_sacked_data(fx: &mut Fx) -> Vec<SeqNumber> {
+    fx.app_send(&vec![7u8; 10 * 1448]);
+    let s: Vec<SeqNumber> = fx.out().iter().map(|o| o.hdr.seq).collect();
+    assert_eq!(s.len(), 10);
+    fx.ack = s[0];
+    let end = s[9] + 1448u32;
+    let _ = sack_ack(fx, &[(s[1], s[5]), (s[6], end)]);
+    let _ = sack_ack(fx, &[(s[1], s[5]), (s[6], end)]);
+    fx.fire_next();
+    s
+}
+
+#[test]
+fn rfc2018_s8_after_a_first_timeout_the_resend_skips_what_the_peer_holds() {
+    let mut fx = Fx::new();
+    let s = timeout_with_sacked_data(&mut fx);
+    let end = s[9] + 1448u32;
+    // RFC 2018 §8 MUST: the left edge goes again.
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].hdr.seq, s[0]);
+    // It arrives: the peer now holds 0-4 and 6-9, and its ACK repeats no block (a receiver
+    // reports a few recent blocks, not all it holds). The resend goes on with 5 alone; a
+    // forgotten scoreboard would send 5 and 6 (two segments of window).
+    fx.ack = s[5];
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    let out = fx.out();
+    let data: Vec<SeqNumber> = out
+        .iter()
+        .filter(|o| !o.payload.is_empty())
+        .map(|o| o.hdr.seq)
+        .collect();
+    assert_eq!(data, [s[5]], "only the hole, not the SACKed segments 6-9");
+    fx.ack = end;
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    assert!(fx.out().iter().all(|o| o.payload.is_empty()));
+}
+
+#[test]
+fn rfc2018_s8_a_second_timeout_in_a_row_forgets_the_sacked_data() {
+    let mut fx = Fx::new();
+    let s = timeout_with_sacked_data(&mut fx);
+    let _ = fx.out();
+    // The resent left edge is lost as well: a second timeout.
+    fx.fire_next();
+    let out = fx.out();
+    assert_eq!(out.first().map(|o| o.hdr.seq), Some(s[0]));
+    // A receiver that reneged reports nothing above 5 any more: 5 and 6 go (two segments of
+    // window now), 6 although it had been SACKed.
+    fx.ack = s[5];
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    let data: Vec<SeqNumber> = fx
+        .out()
+        .iter()
+        .filter(|o| !o.payload.is_empty())
+        .map(|o| o.hdr.seq)
+        .collect();
+    assert_eq!(data, [s[5], s[6]]);
+}
