@@ -112,27 +112,31 @@ impl QueueSocket {
     /// it announces to `ids`; returns false when there was nothing to read. ENOBUFS
     /// (messages lost; their packets stay queued until the unbind) is not an error.
     pub fn read_packet_ids(&self, buf: &mut [u8], ids: &mut Vec<u32>) -> io::Result<bool> {
-        let n = match sys::recv(self.fd.as_fd(), buf, libc::MSG_DONTWAIT) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(true),
-            Err(e) => return Err(e),
+        let Some(datagram) = self.recv_now(buf)? else {
+            return Ok(false);
         };
-        ids.extend(packet_ids(&buf[..n]));
+        ids.extend(packet_ids(datagram));
         Ok(true)
+    }
+
+    /// One datagram read without waiting; `None` when there was none, empty after ENOBUFS.
+    fn recv_now<'b>(&self, buf: &'b mut [u8]) -> io::Result<Option<&'b [u8]>> {
+        match sys::recv(self.fd.as_fd(), buf, libc::MSG_DONTWAIT) {
+            Ok(n) => Ok(Some(&buf[..n])),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Some(&[])),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads one datagram without waiting (using `buf`) and appends the packets it announces
     /// to `out`; returns false when there was nothing to read. ENOBUFS as in
     /// [`read_packet_ids`](Self::read_packet_ids).
     pub fn read_packets(&self, buf: &mut [u8], out: &mut Vec<QueuedPacket>) -> io::Result<bool> {
-        let n = match sys::recv(self.fd.as_fd(), buf, libc::MSG_DONTWAIT) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(true),
-            Err(e) => return Err(e),
+        let Some(datagram) = self.recv_now(buf)? else {
+            return Ok(false);
         };
-        out.extend(queued_packets(&buf[..n]));
+        out.extend(queued_packets(datagram));
         Ok(true)
     }
 

@@ -73,7 +73,7 @@ use siphasher::sip128::SipHasher24 as SipHasher24x128;
 
 use crate::tcp::FlowKey;
 use crate::time::{Duration, Instant};
-use crate::wire::SeqNumber;
+use crate::wire::{SeqNumber, TcpOptions};
 
 /// The MSS values a cookie can encode (see the module docs for the choice).
 pub const MSS_TABLE: [u16; 8] = [536, 1200, 1240, 1360, 1400, 1440, 1460, 8960];
@@ -114,6 +114,16 @@ pub struct CookieRequest {
 }
 
 impl CookieRequest {
+    /// What a SYN with these options asks for.
+    pub fn of_syn(options: &TcpOptions) -> CookieRequest {
+        CookieRequest {
+            mss: options.mss,
+            window_scale: options.window_scale,
+            sack_permitted: options.sack_permitted,
+            tsval: options.timestamps.map(|(v, _)| v),
+        }
+    }
+
     /// Whether the SYN-ACK answers with a window scale option: whenever the client offered
     /// one (the cookie carries it, timestamps or not). Returns the client's shift, clamped to
     /// 14.

@@ -38,12 +38,7 @@ impl Endpoint {
             self.stats.stateless_queue_overflows += 1;
             return Err(DropReason::StatelessQueueFull);
         }
-        let req = CookieRequest {
-            mss: t.options.mss,
-            window_scale: t.options.window_scale,
-            sack_permitted: t.options.sack_permitted,
-            tsval: t.options.timestamps.map(|(v, _)| v),
-        };
+        let req = CookieRequest::of_syn(&t.options);
         let cookie = self.cookies.generate(now, &flow, seg.seq, &req);
         if !self.syn_cache.enabled() {
             return self.reply_cookie(flow, addrs, seg, &req, cookie);
