@@ -4,7 +4,8 @@
 //!
 //! - a SYN flood with forged cookie ACKs mixed in, while real clients keep being served: every
 //!   request answered in bounded time, no connection state, no `user_flows` entry, no
-//!   connection created by a forged ACK;
+//!   connection created by a forged ACK; the SYN cache fills and SYNs get cookies, and once
+//!   the flood's entries give up, a new client is served from the cache again;
 //! - overlapping segments with conflicting bytes: no corruption (xgate: first copy wins);
 //! - bad TCP and IPv4 checksums: dropped, the connection goes on;
 //! - IPv4 options: steered and served like any segment;
@@ -98,8 +99,11 @@ fn syn_flood_and_forged_cookie_acks_cost_no_state_while_real_clients_are_served(
         return;
     }
     let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
-    let rig = Rig::start(|_| {});
+    // The SYN cache's entries for the flood's spoofed sources give up after one SYN-ACK
+    // retransmission (1 + 2 s), so the switch back from cookies is seen within the test.
+    let rig = Rig::start(|c| c.engine.tcp.syn_ack_retries = 1);
     let before = rig.gw().counters();
+    let stats_before = rig.gw().tcp_stats();
     let stop = &AtomicBool::new(false);
     let rig = &rig;
     let (flood_sent, clients) = std::thread::scope(|sc| {
@@ -230,6 +234,33 @@ fn syn_flood_and_forged_cookie_acks_cost_no_state_while_real_clients_are_served(
     common::wait_for("the engine to be empty", Duration::from_secs(5), || {
         rig.gw().maps().user_flows().is_empty() && sum(&rig.gw().counters(), |c| c.connections) == 0
     });
+
+    // The switch to cookies: the flood filled the SYN cache, and SYNs beyond it were
+    // answered with cookies (the real clients' among them: served all the same).
+    let during = rig.gw().tcp_stats();
+    assert!(
+        during.syn_cache_overflows > stats_before.syn_cache_overflows,
+        "the flood never filled the SYN cache: {during:?}"
+    );
+    assert!(during.cookies_sent > stats_before.cookies_sent);
+    // And back: once the flood's entries gave up, a new client's handshake goes through the
+    // cache again (its exact options), not a cookie.
+    common::wait_for(
+        "the flood's SYN cache entries to give up",
+        Duration::from_secs(15),
+        || {
+            let t = rig.gw().tcp_stats();
+            t.syn_cache_expired + t.syn_cache_completed + t.syn_cache_reset >= t.syn_cache_added
+        },
+    );
+    let completed = rig.gw().tcp_stats().syn_cache_completed;
+    xgate_testnet::netns::in_netns(&rig.topo.client_ns, || one_request(BYPASS_PORT))
+        .expect("a client after the flood");
+    assert_eq!(
+        rig.gw().tcp_stats().syn_cache_completed,
+        completed + 1,
+        "the client after the flood was not served from the SYN cache"
+    );
 }
 
 /// Frames of a flow nobody listens to (the flood's).
