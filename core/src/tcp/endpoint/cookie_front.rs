@@ -151,13 +151,26 @@ impl Endpoint {
         t: &TcpHeader,
         seg: &Seg,
     ) -> Result<(), DropReason> {
+        let (req, cookie) = self.syn_cookie(now, &flow, t, seg)?;
+        self.reply_cookie(flow, addrs, seg, &req, cookie)
+    }
+
+    /// What a SYN asks for and its cookie, when the stateless reply queue has room for the
+    /// SYN-ACK (every SYN-ACK's ISN is a cookie, from the SYN cache or not).
+    pub(super) fn syn_cookie(
+        &mut self,
+        now: Instant,
+        flow: &FlowKey,
+        t: &TcpHeader,
+        seg: &Seg,
+    ) -> Result<(CookieRequest, SynCookie), DropReason> {
         if self.stateless.len() >= self.cfg.max_stateless_replies {
             self.stats.stateless_queue_overflows += 1;
             return Err(DropReason::StatelessQueueFull);
         }
         let req = CookieRequest::of_syn(&t.options);
-        let cookie = self.cookies.generate(now, &flow, seg.seq, &req);
-        self.reply_cookie(flow, addrs, seg, &req, cookie)
+        let cookie = self.cookies.generate(now, flow, seg.seq, &req);
+        Ok((req, cookie))
     }
 
     /// Queues the SYN-ACK of `cookie` (the same options a SYN cache entry would answer with)

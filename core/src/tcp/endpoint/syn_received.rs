@@ -7,7 +7,6 @@ use super::syn_cache::SynEntry;
 use super::{Endpoint, Reply};
 use crate::tcp::config::DropReason;
 use crate::tcp::conn::{Negotiated, Seg};
-use crate::tcp::syncookie::CookieRequest;
 use crate::tcp::FlowKey;
 use crate::time::{Duration, Instant};
 use crate::wire::{FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
@@ -34,12 +33,7 @@ impl Endpoint {
         seg: &Seg,
         free: Option<u32>,
     ) -> Result<(), DropReason> {
-        if self.stateless.len() >= self.cfg.max_stateless_replies {
-            self.stats.stateless_queue_overflows += 1;
-            return Err(DropReason::StatelessQueueFull);
-        }
-        let req = CookieRequest::of_syn(&t.options);
-        let cookie = self.cookies.generate(now, &flow, seg.seq, &req);
+        let (req, cookie) = self.syn_cookie(now, &flow, t, seg)?;
         if !self.syn_cache.enabled() {
             return self.reply_cookie(flow, addrs, seg, &req, cookie);
         }
