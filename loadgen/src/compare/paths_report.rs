@@ -125,6 +125,13 @@ pub fn markdown(r: &PathsRecord) -> String {
          faster).\n"
     );
     let all = keys(r);
+    s += &summary(r, &all);
+    for skipped in &r.skipped {
+        let _ = writeln!(s, "- Not run: {skipped}.");
+    }
+    if !r.skipped.is_empty() {
+        let _ = writeln!(s);
+    }
     let mut rates: Vec<u64> = all.iter().map(|k| k.path.rate_mbit).collect();
     rates.sort_unstable();
     rates.dedup();
@@ -246,13 +253,9 @@ pub fn markdown(r: &PathsRecord) -> String {
     s
 }
 
-/// Issue 14's goal: on every path and client setting the bypass's median completion time
-/// within 5% of the kernel path's or better, never worse by more than 10% at any size, and
-/// no penalty for a client without timestamps or with MTU 1280.
-fn goals(r: &PathsRecord, all: &[Key]) -> String {
-    let mut s = String::new();
-    let ratios: Vec<(Key, f64)> = all
-        .iter()
+/// The bypass / kernel path ratios of every key, with the key.
+fn ratios(r: &PathsRecord, all: &[Key]) -> Vec<(Key, f64)> {
+    all.iter()
         .filter_map(|k| {
             ratio(
                 times(r, *k, Target::XgateBypass),
@@ -260,7 +263,61 @@ fn goals(r: &PathsRecord, all: &[Key]) -> String {
             )
             .map(|x| (*k, x))
         })
-        .collect();
+        .collect()
+}
+
+/// One line per bottleneck rate, size and direction over every RTT, loss and client setting:
+/// the median and worst bypass / kernel path ratio and how many rows are within 5% (the
+/// README's table).
+fn summary(r: &PathsRecord, all: &[Key]) -> String {
+    let mut s = String::new();
+    let ratios = ratios(r, all);
+    let _ = writeln!(
+        s,
+        "## Summary\n\nBypass / kernel path median completion time, over every RTT, loss and \
+         client setting of the bottleneck (1.00x: as fast; below: faster).\n\n\
+         | bottleneck | size | direction | median ratio | best | worst | rows within 5% |\n\
+         | ---: | ---: | --- | ---: | ---: | ---: | ---: |"
+    );
+    let mut groups: Vec<(u64, u64, Direction)> = Vec::new();
+    for k in all {
+        let g = (k.path.rate_mbit, k.size, k.direction);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    groups.sort_by_key(|&(rate, size, d)| (rate, size, d == Direction::Upload));
+    for (rate, size, direction) in groups {
+        let v: Vec<f64> = ratios
+            .iter()
+            .filter(|(k, _)| k.path.rate_mbit == rate && k.size == size && k.direction == direction)
+            .map(|(_, x)| *x)
+            .collect();
+        let within = v.iter().filter(|x| **x <= 1.05).count();
+        let Some(spread) = Spread::of(v.iter().copied()) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "| {rate} Mbit/s | {} | {} | {:.2}x | {:.2}x | {:.2}x | {within} of {} |",
+            size_name(size),
+            direction.name(),
+            spread.median,
+            spread.min,
+            spread.max,
+            v.len()
+        );
+    }
+    let _ = writeln!(s);
+    s
+}
+
+/// Issue 14's goal: on every path and client setting the bypass's median completion time
+/// within 5% of the kernel path's or better, never worse by more than 10% at any size, and
+/// no penalty for a client without timestamps or with MTU 1280.
+fn goals(r: &PathsRecord, all: &[Key]) -> String {
+    let mut s = String::new();
+    let ratios = ratios(r, all);
     let _ = writeln!(
         s,
         "\n## The goal (issue 14), against this run\n\n| goal | measured | met |\n| --- | --- | --- |"
@@ -325,12 +382,9 @@ fn goals(r: &PathsRecord, all: &[Key]) -> String {
 }
 
 /// Goodput charts: one per bottleneck rate and direction, a panel per path (RTT, loss), a
-/// bar per client setting and target, at the largest size measured.
+/// bar per client setting and target, at the largest size measured at that rate.
 pub fn charts(r: &PathsRecord) -> Vec<(String, String)> {
     let all = keys(r);
-    let Some(size) = all.iter().map(|k| k.size).max() else {
-        return Vec::new();
-    };
     let mut settings: Vec<ClientSetting> = Vec::new();
     for k in &all {
         if !settings.contains(&k.client) {
@@ -352,6 +406,15 @@ pub fn charts(r: &PathsRecord) -> Vec<(String, String)> {
     rates.dedup();
     let mut out = Vec::new();
     for rate in rates {
+        // The largest size run at this rate (`--max-line-secs` may leave the largest out).
+        let Some(size) = all
+            .iter()
+            .filter(|k| k.path.rate_mbit == rate)
+            .map(|k| k.size)
+            .max()
+        else {
+            continue;
+        };
         for direction in [Direction::Download, Direction::Upload] {
             let mut paths: Vec<PathCase> = Vec::new();
             for k in all.iter().filter(|k| k.path.rate_mbit == rate) {
@@ -484,6 +547,7 @@ mod tests {
                 summary: "up: 1 packets".into(),
                 bypass_tcp: vec![("x_total{kind=\"fast\"}".into(), 4.0)],
             }],
+            skipped: vec!["33554432 bytes at 10 Mbit/s: 27 s at line rate".into()],
         }
     }
 
@@ -501,6 +565,8 @@ mod tests {
             "- RTT 20 ms, loss 1%, 100 Mbit/s: up: 1 packets",
             "  - the bypass's TCP there: `x_total{kind=\"fast\"}` 4",
             "1 failed transfer(s).",
+            "| 100 Mbit/s | 1 MiB | download | 1.50x | 1.00x | 1.99x | 1 of 2 |",
+            "- Not run: 33554432 bytes at 10 Mbit/s: 27 s at line rate.",
         ] {
             assert!(md.contains(needle), "{needle:?} not in:\n{md}");
         }
@@ -512,6 +578,51 @@ mod tests {
         let names: Vec<&str> = charts.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["100mbit-download", "100mbit-upload"]);
         assert!(charts[0].1.contains("<svg"));
+    }
+
+    #[test]
+    fn each_rate_is_charted_at_the_largest_size_it_ran() {
+        let mut r = record();
+        let slow = PathCase {
+            rtt_ms: 20,
+            loss_pct: 0.0,
+            rate_mbit: 10,
+        };
+        for target in [Target::XgateBypass, Target::XgateKernel] {
+            r.transfers.push(Transfer {
+                path: slow,
+                client: REFERENCE,
+                direction: Direction::Download,
+                size: 64 << 10,
+                target,
+                rep: 0,
+                secs: Some(0.1),
+                error: None,
+            });
+        }
+        let charts = charts(&r);
+        let slow_chart = &charts
+            .iter()
+            .find(|(n, _)| n == "10mbit-download")
+            .unwrap()
+            .1;
+        assert!(
+            slow_chart.contains("download of 64 KiB at 10 Mbit/s"),
+            "{slow_chart}"
+        );
+        assert!(
+            slow_chart.contains("5.2"),
+            "64 KiB in 0.1 s is 5.2 Mbit/s: {slow_chart}"
+        );
+        let fast_chart = &charts
+            .iter()
+            .find(|(n, _)| n == "100mbit-download")
+            .unwrap()
+            .1;
+        assert!(
+            fast_chart.contains("download of 1 MiB at 100 Mbit/s"),
+            "{fast_chart}"
+        );
     }
 
     #[test]
