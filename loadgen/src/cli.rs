@@ -33,6 +33,10 @@ pub enum Command {
     /// client, on xgate's bypass path and its kernel path side by side, and write the
     /// results to bench-results/ (root only).
     Paths(crate::compare::paths::PathsArgs),
+    /// Established and new clients on xgate's bypass path and its kernel path, quiet and
+    /// under a SYN flood from spoofed sources, with xgate's memory, and write the results to
+    /// bench-results/flood.md (root only).
+    Flood(crate::compare::flood::FloodArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -262,7 +266,9 @@ mod tests {
         v.extend_from_slice(extra);
         Cli::try_parse_from(v).map(|c| match c.command {
             Command::Run(a) => a,
-            Command::Compare(_) | Command::Paths(_) => unreachable!("parsed `run`"),
+            Command::Compare(_) | Command::Paths(_) | Command::Flood(_) => {
+                unreachable!("parsed `run`")
+            }
         })
     }
 

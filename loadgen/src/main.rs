@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(&args),
         Command::Compare(args) => compare(&args),
         Command::Paths(args) => paths(&args),
+        Command::Flood(args) => flood(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,6 +60,15 @@ fn compare(args: &loadgen::compare::CompareArgs) -> anyhow::Result<()> {
 fn paths(args: &loadgen::compare::paths::PathsArgs) -> anyhow::Result<()> {
     let (record, files) = loadgen::compare::paths::run(args).context("loadgen paths")?;
     println!("{}", loadgen::compare::paths_report::markdown(&record));
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn flood(args: &loadgen::compare::flood::FloodArgs) -> anyhow::Result<()> {
+    let (record, files) = loadgen::compare::flood::run(args).context("loadgen flood")?;
+    println!("{}", loadgen::compare::flood::markdown(&record));
     for f in files {
         println!("wrote {}", f.display());
     }

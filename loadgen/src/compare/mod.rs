@@ -22,6 +22,7 @@
 //! Ctrl-C.
 
 pub mod attribution;
+pub mod flood;
 pub mod lab;
 pub mod lab_report;
 pub mod machine;
@@ -988,7 +989,7 @@ pub fn parse_wrk_rps(text: &str) -> Option<f64> {
 }
 
 /// Waits for a child, killing it (by PID) after `timeout` or on Ctrl-C.
-fn wait_output(
+pub(crate) fn wait_output(
     mut child: std::process::Child,
     timeout: Duration,
 ) -> Result<std::process::Output, CompareError> {

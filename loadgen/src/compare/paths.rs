@@ -237,7 +237,10 @@ fn tcp_counters(topo: &Topology) -> Vec<(String, f64)> {
 }
 
 /// `now - before`, series by series.
-fn counter_deltas(before: &[(String, f64)], now: &[(String, f64)]) -> Vec<(String, f64)> {
+pub(crate) fn counter_deltas(
+    before: &[(String, f64)],
+    now: &[(String, f64)],
+) -> Vec<(String, f64)> {
     now.iter()
         .map(|(series, v)| {
             let was = before
