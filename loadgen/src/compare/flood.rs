@@ -51,6 +51,11 @@ pub struct FloodArgs {
     /// Each download's size in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub size: u64,
+    /// Downloads per second over all established connections (open loop, latency from each
+    /// request's due time); without it, closed loop: as many as the server answers, so the
+    /// flood's cost to a saturated server shows in full.
+    #[arg(long)]
+    pub rate: Option<u32>,
     /// CPU of xgate's poller (and the server's receive, as in the lab network).
     #[arg(long, default_value_t = 1)]
     pub server_core: usize,
@@ -89,6 +94,9 @@ pub struct FloodRecord {
     pub syn_rate: u32,
     pub connections: u32,
     pub size: u64,
+    /// The established clients' offered rate, `None` for a closed loop.
+    #[serde(default)]
+    pub rate: Option<u32>,
     pub phases: Vec<Phase>,
 }
 
@@ -308,6 +316,7 @@ pub fn run(args: &FloodArgs) -> Result<(FloodRecord, Vec<PathBuf>), CompareError
         syn_rate: args.syn_rate,
         connections: args.connections,
         size: args.size,
+        rate: args.rate,
         phases: Vec::new(),
     };
     let result = (|| {
@@ -387,14 +396,18 @@ fn run_phase(
             // The socket is bound to the client's interface: any thread may send on it.
             sc.spawn(|| flood(socket, macs, target.port(), args.syn_rate, &stop))
         });
-        let established = client(&[
+        let mut downloads = vec![
             "--path".into(),
             format!("/bytes/{}", args.size),
             "--connections".into(),
             args.connections.to_string(),
             "--expect-body-size".into(),
             args.size.to_string(),
-        ]);
+        ];
+        if let Some(rate) = args.rate {
+            downloads.extend(["--rate".into(), rate.to_string()]);
+        }
+        let established = client(&downloads);
         let fresh = client(&[
             "--path".into(),
             "/bytes/1024".into(),
@@ -476,8 +489,8 @@ pub fn markdown(r: &FloodRecord) -> String {
     let _ = writeln!(
         s,
         "Commit `{}` on {} ({} CPUs, {:.0} GiB, kernel {}). Reproduce: `{}`.\n\n\
-         {} keep-alive connections download {} bytes each request while two clients open a \
-         new connection per request (1 KiB), {} s after a 1 s warm-up: first quiet, then \
+         {} keep-alive connections download {} bytes each request ({}) while two clients \
+         open a new connection per request (1 KiB), {} s after a 1 s warm-up: first quiet, then \
          while {} SYNs/s from spoofed sources (a new flow each) hit the same port, on the \
          lab network. The flooder shares the clients' core, so what the clients lose is an \
          upper bound of what the server costs them. Memory: xgate's resident set (the \
@@ -490,6 +503,10 @@ pub fn markdown(r: &FloodRecord) -> String {
         r.command_line,
         r.connections,
         r.size,
+        r.rate.map_or(
+            "closed loop: as many as the server answers".to_string(),
+            |x| { format!("open loop: {x} downloads/s offered") }
+        ),
         r.secs,
         r.syn_rate
     );
@@ -656,6 +673,7 @@ mod tests {
             syn_rate: 20_000,
             connections: 8,
             size: 1 << 20,
+            rate: None,
             phases: vec![
                 phase(Target::XgateBypass, false, 100.0, 0, 21_000),
                 phase(Target::XgateBypass, true, 97.0, 0, 22_000),
