@@ -3,7 +3,7 @@
 use core::net::Ipv4Addr;
 
 use super::ethernet::{self, ethertype, EthernetAddress, EthernetFrame, EthernetRepr, VlanTag};
-use super::ipv4::{self, ip_protocol, Ipv4Packet, Ipv4Repr};
+use super::ipv4::{self, ip_protocol, Ecn, Ipv4Packet, Ipv4Repr};
 use super::tcp::{TcpHeader, TcpPacket};
 use super::WireError;
 
@@ -47,6 +47,8 @@ pub struct TcpFrame<'a> {
     pub addrs: FrameAddrs,
     /// The IPv4 TTL as received.
     pub ttl: u8,
+    /// The IPv4 ECN field as received (RFC 3168: `Ce` is a congestion signal).
+    pub ecn: Ecn,
     pub tcp: TcpHeader,
     pub payload: &'a [u8],
 }
@@ -84,6 +86,7 @@ pub fn parse_tcp_frame(frame: &[u8]) -> Result<TcpFrame<'_>, WireError> {
             ip_dst: ip_repr.dst,
         },
         ttl: ip_repr.ttl,
+        ecn: Ecn::of_tos(ip.tos()),
         tcp: header,
         payload: tcp.payload(),
     })
@@ -106,6 +109,20 @@ pub fn emit_tcp_frame(
     addrs: &FrameAddrs,
     ip_id: u16,
     ttl: u8,
+    tcp: &TcpHeader,
+    payload: [&[u8]; 2],
+) -> Result<usize, WireError> {
+    emit_tcp_frame_ecn(buf, addrs, ip_id, ttl, Ecn::NotEct, tcp, payload)
+}
+
+/// [`emit_tcp_frame`] with the IPv4 ECN field set to `ecn` (an ECN-capable connection's new
+/// data goes out ECT(0), RFC 3168 §6.1.1).
+pub fn emit_tcp_frame_ecn(
+    buf: &mut [u8],
+    addrs: &FrameAddrs,
+    ip_id: u16,
+    ttl: u8,
+    ecn: Ecn,
     tcp: &TcpHeader,
     payload: [&[u8]; 2],
 ) -> Result<usize, WireError> {
@@ -139,7 +156,7 @@ pub fn emit_tcp_frame(
         ttl,
         ident: ip_id,
     }
-    .emit(ip_buf)?;
+    .emit_with_ecn(ip_buf, ecn)?;
 
     tcp.emit(seg)?;
     let (first, second) = seg[tcp_hl..].split_at_mut(payload[0].len());
@@ -162,7 +179,16 @@ mod tests {
     fn assert_reemits_identically(frame: &[u8], ip_id: u16) {
         let f = parse_tcp_frame(frame).unwrap();
         let mut out = [0u8; 256];
-        let n = emit_tcp_frame(&mut out, &f.addrs, ip_id, f.ttl, &f.tcp, [f.payload, &[]]).unwrap();
+        let n = emit_tcp_frame_ecn(
+            &mut out,
+            &f.addrs,
+            ip_id,
+            f.ttl,
+            f.ecn,
+            &f.tcp,
+            [f.payload, &[]],
+        )
+        .unwrap();
         assert_eq!(n, tcp_frame_len(&f.addrs, &f.tcp, f.payload.len()));
         assert_eq!(&out[..n], frame);
     }
@@ -199,6 +225,24 @@ mod tests {
         assert!(f.payload.is_empty());
         // Linux's own layout: our emitter writes the same 20 option bytes.
         assert_reemits_identically(&LINUX_SYN, 0x3f1e);
+    }
+
+    #[test]
+    fn rfc3168_the_ecn_field_is_read_and_written_with_the_frame() {
+        assert_eq!(parse_tcp_frame(&LINUX_SYN).unwrap().ecn, Ecn::NotEct);
+        for ecn in [Ecn::Ect0, Ecn::Ect1, Ecn::Ce] {
+            let mut marked = LINUX_SYN;
+            let mut ip = Ipv4Packet::new_unchecked(&mut marked[14..34]);
+            ip.set_tos(0xb8 | ecn.bits());
+            ip.fill_checksum();
+            let f = parse_tcp_frame(&marked).unwrap();
+            assert_eq!(f.ecn, ecn);
+            let mut out = [0u8; 256];
+            let n = emit_tcp_frame_ecn(&mut out, &f.addrs, 1, 64, ecn, &f.tcp, [&[], &[]]).unwrap();
+            let back = parse_tcp_frame(&out[..n]).unwrap();
+            assert_eq!(back.ecn, ecn, "emitted with its checksum");
+            assert_eq!(out[14 + 1], ecn.bits(), "DSCP 0, the ECN field as asked");
+        }
     }
 
     #[test]

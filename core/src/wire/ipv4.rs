@@ -29,6 +29,45 @@ mod field {
 /// Length of an IPv4 header without options.
 pub const HEADER_LEN: usize = 20;
 
+/// The ECN field: the two low bits of the TOS byte (RFC 3168 §5). The six above them (DSCP)
+/// are not ours to read or set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Ecn {
+    /// Not-ECT: the sender does not do ECN (or this packet must not be marked).
+    #[default]
+    NotEct,
+    /// ECT(1).
+    Ect1,
+    /// ECT(0): what an RFC 3168 sender marks its data with.
+    Ect0,
+    /// Congestion Experienced: a router marked the packet instead of dropping it.
+    Ce,
+}
+
+impl Ecn {
+    /// The field of a TOS byte.
+    #[inline]
+    pub const fn of_tos(tos: u8) -> Ecn {
+        match tos & 0b11 {
+            0b00 => Ecn::NotEct,
+            0b01 => Ecn::Ect1,
+            0b10 => Ecn::Ect0,
+            _ => Ecn::Ce,
+        }
+    }
+
+    /// Its two bits.
+    #[inline]
+    pub const fn bits(self) -> u8 {
+        match self {
+            Ecn::NotEct => 0b00,
+            Ecn::Ect1 => 0b01,
+            Ecn::Ect0 => 0b10,
+            Ecn::Ce => 0b11,
+        }
+    }
+}
+
 const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
 const OFFSET_MASK: u16 = 0x1fff;
@@ -312,6 +351,12 @@ impl Ipv4Repr {
     /// not fit (the payload is not written and need not fit).
     #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        self.emit_with_ecn(buf, Ecn::NotEct)
+    }
+
+    /// [`emit`](Self::emit) with the ECN field set to `ecn` (DSCP 0).
+    #[inline]
+    pub fn emit_with_ecn(&self, buf: &mut [u8], ecn: Ecn) -> Result<usize, WireError> {
         let total = HEADER_LEN + self.payload_len;
         let total = u16::try_from(total).map_err(|_| WireError::PayloadTooLarge)?;
         if buf.len() < HEADER_LEN {
@@ -319,7 +364,7 @@ impl Ipv4Repr {
         }
         let mut p = Ipv4Packet::new_unchecked(&mut buf[..HEADER_LEN]);
         p.set_version_and_header_len(4, HEADER_LEN);
-        p.set_tos(0);
+        p.set_tos(ecn.bits());
         p.set_total_len(total);
         p.set_ident(self.ident);
         p.set_flags_and_frag_offset(true, false, 0);
@@ -387,6 +432,35 @@ mod tests {
             ..r
         };
         assert_eq!(big.emit(&mut buf), Err(WireError::PayloadTooLarge));
+    }
+
+    #[test]
+    fn rfc3168_s5_the_ecn_field_is_the_two_low_tos_bits() {
+        for (tos, ecn) in [
+            (0x00, Ecn::NotEct),
+            (0x01, Ecn::Ect1),
+            (0x02, Ecn::Ect0),
+            (0x03, Ecn::Ce),
+            (0xb8 | 0x03, Ecn::Ce),
+            (0xb8 | 0x02, Ecn::Ect0),
+            (0xfc, Ecn::NotEct),
+        ] {
+            assert_eq!(Ecn::of_tos(tos), ecn, "tos {tos:#04x}");
+            assert_eq!(Ecn::of_tos(ecn.bits()), ecn);
+        }
+        let r = Ipv4Repr {
+            src: Ipv4Addr::new(10, 0, 0, 1),
+            dst: Ipv4Addr::new(10, 0, 0, 2),
+            protocol: ip_protocol::TCP,
+            payload_len: 4,
+            ttl: 64,
+            ident: 0x1c46,
+        };
+        let mut buf = [0u8; 20];
+        r.emit_with_ecn(&mut buf, Ecn::Ect0).unwrap();
+        let p = Ipv4Packet::new_unchecked(&buf[..]);
+        assert_eq!(p.tos(), 0x02);
+        assert!(p.verify_checksum());
     }
 
     #[test]

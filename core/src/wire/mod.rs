@@ -24,8 +24,10 @@ pub use ethernet::{
     ethertype, EthernetAddress, EthernetFrame, EthernetRepr, VlanTag,
     HEADER_LEN as ETHERNET_HEADER_LEN, VLAN_HEADER_LEN as ETHERNET_VLAN_HEADER_LEN,
 };
-pub use frame::{emit_tcp_frame, parse_tcp_frame, tcp_frame_len, FrameAddrs, TcpFrame};
-pub use ipv4::{ip_protocol, Ipv4Packet, Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN};
+pub use frame::{
+    emit_tcp_frame, emit_tcp_frame_ecn, parse_tcp_frame, tcp_frame_len, FrameAddrs, TcpFrame,
+};
+pub use ipv4::{ip_protocol, Ecn, Ipv4Packet, Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN};
 pub use seq::SeqNumber;
 pub use tcp::{
     SackBlock, TcpFlags, TcpHeader, TcpOptions, TcpPacket, HEADER_LEN as TCP_HEADER_LEN,
