@@ -1912,9 +1912,10 @@ enum HsScript {
     /// The handshake ACK advertising `window` (unscaled field), the request's tail out of
     /// order, then its first octet; the response read under that window.
     Data { window: u16 },
-    /// No handshake ACK; `Some(n)`: a RST at RCV.NXT + n right after the SYN-ACK. Everything
-    /// the server sends within 3.6 s of the SYN-ACK.
-    Wait(Option<i64>),
+    /// No handshake ACK; `rst: Some(n)`: a RST at RCV.NXT + n right after the SYN-ACK.
+    /// Everything the server sends within 3.6 s of the SYN-ACK; then, with `late_ack`, the
+    /// handshake ACK and a request.
+    Wait { rst: Option<i64>, late_ack: bool },
     /// The same SYN (same ISN) again once the SYN-ACK is in.
     SynAgain,
     /// A handshake ACK whose cookie has one MSS-index bit flipped, then the genuine ACK and a
@@ -1982,6 +1983,24 @@ fn secs(d: Duration) -> String {
         format!("{}s", x.round())
     } else {
         format!("{x:.2}s")
+    }
+}
+
+/// The handshake ACK and a request: `response` (its first octets came), `RST` or `-`.
+fn ack_and_request(f: &mut Flow) -> &'static str {
+    f.send_ack();
+    f.send_data(REQ_CLOSE);
+    let want = f.rcv_nxt;
+    let got = f.collect(Duration::from_millis(500));
+    if got
+        .iter()
+        .any(|g| g.hdr.seq == want && !g.payload.is_empty())
+    {
+        "response"
+    } else if got.iter().any(|g| g.has(TcpFlags::RST)) {
+        "RST"
+    } else {
+        "-"
     }
 }
 
@@ -2053,7 +2072,7 @@ fn run_hs_case(rig: &Rig, c: &HsCase, idx: u32, port: u16) -> String {
                 .unwrap_or(0);
             let _ = write!(out, ", seg {seg} flight {flight}");
         }
-        HsScript::Wait(rst) => {
+        HsScript::Wait { rst, late_ack } => {
             if let Some(n) = rst {
                 let h = f.header(TcpFlags::RST, off(f.snd_nxt, n), SeqNumber(0));
                 f.send(&h, &[]);
@@ -2081,13 +2100,16 @@ fn run_hs_case(rig: &Rig, c: &HsCase, idx: u32, port: u16) -> String {
                     );
                 }
             }
-            if rst.is_some() && !out.ends_with(|ch: char| ch.is_ascii_digit()) {
+            if out.ends_with(':') {
                 out.push_str(" -");
             }
             if again.is_empty() {
                 out.push_str(", no SYN-ACK again");
             } else {
                 let _ = write!(out, ", again at {}", again.join(" "));
+            }
+            if late_ack {
+                let _ = write!(out, ", late ACK: {}", ack_and_request(&mut f));
             }
         }
         HsScript::SynAgain => {
@@ -2126,14 +2148,7 @@ fn run_hs_case(rig: &Rig, c: &HsCase, idx: u32, port: u16) -> String {
                     answers.join(" ")
                 }
             );
-            f.send_ack();
-            f.send_data(REQ_CLOSE);
-            let (data, _) = f.read_until(Duration::from_secs(1), |d| !d.is_empty());
-            out.push_str(if data.is_empty() {
-                ", genuine ACK: no response"
-            } else {
-                ", genuine ACK: response"
-            });
+            let _ = write!(out, ", genuine ACK: {}", ack_and_request(&mut f));
         }
     }
     reset(&mut f);
@@ -2294,7 +2309,10 @@ fn syn_cache_cases() -> Vec<HsCase> {
         hs(
             "SYN, no handshake ACK",
             mss_only(),
-            Wait(None),
+            Wait {
+                rst: None,
+                late_ack: false,
+            },
             "SYN/ACK mss1460, again at 1s 3s",
             "RFC 9293 §3.8.1 / RFC 6298: the entry retransmits its SYN-ACK at the initial \
              RTO, doubling (syn_ack_retries = 3: 1, 3, 7 s)",
@@ -2311,7 +2329,10 @@ fn syn_cache_cases() -> Vec<HsCase> {
         hs(
             "RST at IRS+1 (RCV.NXT) to a cache entry",
             mss_only(),
-            Wait(Some(0)),
+            Wait {
+                rst: Some(0),
+                late_ack: false,
+            },
             "SYN/ACK mss1460, RST a+0: -, no SYN-ACK again",
             "RFC 9293 §3.10.7.4 / RFC 5961 §3.2: RST at RCV.NXT removes the entry (no more \
              SYN-ACKs)",
@@ -2320,7 +2341,10 @@ fn syn_cache_cases() -> Vec<HsCase> {
         hs(
             "RST in window (IRS+2) to a cache entry",
             mss_only(),
-            Wait(Some(1)),
+            Wait {
+                rst: Some(1),
+                late_ack: false,
+            },
             "SYN/ACK mss1460, RST a+1: ACK s+0 a+0, again at 1s 3s",
             "RFC 5961 §3.2 (all states but SYN-SENT): in-window RST draws a challenge ACK, \
              the entry stays",
@@ -2329,7 +2353,10 @@ fn syn_cache_cases() -> Vec<HsCase> {
         hs(
             "RST beyond the window to a cache entry",
             mss_only(),
-            Wait(Some(100_000)),
+            Wait {
+                rst: Some(100_000),
+                late_ack: false,
+            },
             "SYN/ACK mss1460, RST a+100000: -, again at 1s 3s",
             "RFC 5961 §3.2: out-of-window RST dropped, the entry stays",
             None,
@@ -2401,6 +2428,33 @@ fn syn_cookie_cases() -> Vec<HsCase> {
     ]
 }
 
+/// The engine's TCP configuration from a config file whose `[tcp]` section is `tcp`, through
+/// the same parser and checks as `xgate run`'s.
+fn tcp_config_of(tcp: &str) -> dataplane::tcp::TcpConfig {
+    let toml = format!(
+        "interface = \"xgt0\"\n[[ports]]\nport = {BYPASS_PORT}\nbypass = true\n[tcp]\n{tcp}\n"
+    );
+    let file = ConfigFile::parse(&toml).expect("the config file parses");
+    build(&file, &Overrides::default())
+        .expect("the config builds")
+        .gateway
+        .engine
+        .tcp
+}
+
+/// Sets a sysctl in the gateway's netns (Linux's side of a comparison).
+fn gateway_sysctl(rig: &Rig, setting: &str) {
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        &rig.topo.server_ns,
+        "sysctl",
+        "-qw",
+        setting,
+    ]);
+}
+
 #[test]
 fn syn_cache_handshake_options_and_timers_against_linux() {
     if !is_root() {
@@ -2413,15 +2467,7 @@ fn syn_cache_handshake_options_and_timers_against_linux() {
     );
     let rig = Rig::start(|_| {});
     // Linux's default, set so the ECN row does not depend on the host.
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        &rig.topo.server_ns,
-        "sysctl",
-        "-qw",
-        "net.ipv4.tcp_ecn=2",
-    ]);
+    gateway_sysctl(&rig, "net.ipv4.tcp_ecn=2");
     hs_table(&rig, "SYN cache", &syn_cache_cases());
 }
 
@@ -2432,27 +2478,61 @@ fn syn_cookie_handshake_options_against_linux() {
         return;
     }
     // Cookie mode the way an operator sets it: `[tcp] syn_cache = 0` in the file.
-    let toml = format!(
-        "interface = \"xgt0\"\n[[ports]]\nport = {BYPASS_PORT}\nbypass = true\n\
-         [tcp]\nsyn_cache = 0\n"
-    );
-    let file = ConfigFile::parse(&toml).expect("the config file parses");
-    let tcp = build(&file, &Overrides::default())
-        .expect("the config builds")
-        .gateway
-        .engine
-        .tcp;
+    let tcp = tcp_config_of("syn_cache = 0");
     assert_eq!(tcp.syn_cache, 0);
     let rig = Rig::start(|c| c.engine.tcp = tcp);
     // Linux answers every SYN with a cookie too.
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        &rig.topo.server_ns,
-        "sysctl",
-        "-qw",
-        "net.ipv4.tcp_syncookies=2",
-    ]);
+    gateway_sysctl(&rig, "net.ipv4.tcp_syncookies=2");
     hs_table(&rig, "SYN cookies", &syn_cookie_cases());
+}
+
+/// The SYN cache with `syn_ack_retries = 1` (Linux: `tcp_synack_retries = 1`).
+fn syn_ack_retries_cases() -> Vec<HsCase> {
+    use HsScript::*;
+    vec![
+        hs(
+            "SYN, no handshake ACK, syn_ack_retries = 1",
+            mss_only(),
+            Wait {
+                rst: None,
+                late_ack: false,
+            },
+            "SYN/ACK mss1460, again at 1s",
+            "syn_ack_retries bounds the entry's SYN-ACK retransmissions (then it goes, 3 s \
+             after the SYN)",
+            None,
+        ),
+        hs(
+            "the handshake ACK after the entry went",
+            mss_only(),
+            Wait {
+                rst: None,
+                late_ack: true,
+            },
+            "SYN/ACK mss1460, again at 1s, late ACK: response",
+            "RFC 4987 §3.6: the entry's ISS is a cookie, so its ACK still completes (for 64-128 \
+             s)",
+            Some(
+                "late ACK: RST (Linux's request is gone and, no SYN flood seen, it checks \
+                 no cookie: RFC 9293 §3.10.7.2's RST for an ACK in LISTEN)",
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn syn_cache_syn_ack_retries_against_linux() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (netns, XDP, AF_XDP, AF_PACKET, cgroups)");
+        return;
+    }
+    let tcp = tcp_config_of("syn_ack_retries = 1");
+    assert_eq!((tcp.syn_ack_retries, tcp.syn_cache >= 8), (1, true));
+    let rig = Rig::start(|c| c.engine.tcp = tcp);
+    gateway_sysctl(&rig, "net.ipv4.tcp_synack_retries=1");
+    hs_table(
+        &rig,
+        "SYN cache, one SYN-ACK retransmission",
+        &syn_ack_retries_cases(),
+    );
 }
