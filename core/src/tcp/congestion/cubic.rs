@@ -201,11 +201,10 @@ impl CongestionControl for Cubic {
                 }
                 SlowStartStep::EnterCongestionAvoidance => {
                     // §4.10 with HyStart++: W_max undefined, so cwnd_prior = cwnd, and the
-                    // stage that begins below has K = 0 and W_max = cwnd.
+                    // stage that begins below has K = 0 and W_max = cwnd (`begin_epoch`: no
+                    // loss yet, so W_max is still the initial window, below cwnd).
                     self.ssthresh = self.cwnd;
                     self.cwnd_prior = self.cwnd;
-                    self.w_max = self.cwnd;
-                    self.in_stage = false;
                 }
             }
         }
@@ -751,11 +750,16 @@ mod tests {
             }
             assert_eq!(c.window(), SMSS);
             c.on_ack(&AckSample::plain(4 * SMSS, u32::MAX, None, at(1)));
-            assert_eq!(c.window(), 2 * SMSS, "fast {fast}: L = 1, not 8");
-            r.round(&mut c, 8, 40);
+            assert_eq!(
+                c.window(),
+                2 * SMSS,
+                "fast {fast}: at most one SMSS per ACK"
+            );
+            r.round(&mut c, 10, 40);
             let w = c.window();
-            r.round(&mut c, 8, 100);
-            assert_eq!(c.window(), w + 8 * SMSS, "fast {fast}: no CSS");
+            // HyStart++ would enter CSS on the eighth ACK of this round.
+            r.round(&mut c, 12, 100);
+            assert_eq!(c.window(), w + 12 * SMSS, "fast {fast}: no CSS");
         }
     }
 
