@@ -58,6 +58,10 @@ pub struct TcpConfig {
     /// The congestion controller of new connections: CUBIC (RFC 9438) unless the operator
     /// picks NewReno.
     pub congestion: CongestionAlgorithm,
+    /// HyStart++ (RFC 9406) in each connection's first slow start: leave slow start when
+    /// the RTT rises (a queue building) rather than on the loss of a large part of a window.
+    /// On by default, as Linux's HyStart is.
+    pub hystart: bool,
     /// Entries of the SYN cache (`endpoint/syn_cache.rs`; about 64 bytes each plus 20 of heap,
     /// allocated once, in buckets of 8): a SYN-RECEIVED flow kept with its exact options and
     /// its SYN-ACK retransmitted. When its bucket is full, a SYN gets a cookie alone. Rounded
@@ -107,6 +111,7 @@ impl Default for TcpConfig {
             early_data_checks: 10_000,
             syn_hints: 4096,
             congestion: CongestionAlgorithm::Cubic,
+            hystart: true,
             syn_cache: 4096,
             syn_cache_rate: 20_000,
             syn_ack_retries: 3,

@@ -1,4 +1,5 @@
-//! Congestion control seen from the wire, and CUBIC against NewReno after one loss.
+//! Congestion control seen from the wire: CUBIC against NewReno after one loss, and slow
+//! start with and without HyStart++ into a small bottleneck queue.
 //!
 //! [`FlightProbe`] wraps a server under simulation and reads, off the frames it sends and
 //! receives, how many bytes it had in flight (highest sequence sent minus highest ACK seen) in
@@ -10,6 +11,11 @@
 //! start, when the congestion window (not the receive window) limits the flight. Measured in
 //! round trips, not time: how much of its flight each algorithm keeps after the loss, and how
 //! many rounds it takes to have 90% of the pre-loss flight out again.
+//!
+//! The HyStart++ comparison is the path comparison's (`bench-results/paths.md`) worst case for
+//! slow start: a 1 MiB download through a 10 Mbit/s bottleneck with a 64 KiB drop-tail queue,
+//! at 1 ms and 20 ms base RTT. It counts the segments the queue dropped and the server
+//! retransmitted, and the virtual time until the last byte was acknowledged.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -84,6 +90,11 @@ pub struct Flight {
     pub rounds: Vec<u64>,
     /// The round in which the server first sent a segment again.
     pub loss_round: Option<usize>,
+    /// Segments the server sent again (data below its highest sequence sent).
+    pub retransmits: u64,
+    /// When the client sent its SYN, and its last ACK of new data.
+    pub syn_at: Option<Instant>,
+    pub last_ack_at: Option<Instant>,
 }
 
 impl Flight {
@@ -112,6 +123,7 @@ impl Flight {
         }
         let end = u64::from(seg.seq.wrapping_sub(base)) + u64::from(seg.len);
         if end <= self.snd_max {
+            self.retransmits += 1;
             if self.loss_round.is_none() {
                 self.loss_round = Some(self.rounds.len());
             }
@@ -126,7 +138,10 @@ impl Flight {
 
     /// Notes a frame the client sends: its ACK ends a round once it covers what was
     /// outstanding when the round began.
-    fn client_sends(&mut self, frame: &[u8]) {
+    fn client_sends(&mut self, now: Instant, frame: &[u8]) {
+        if parse(frame).is_some_and(|s| s.syn && !s.from_server) && self.syn_at.is_none() {
+            self.syn_at = Some(now);
+        }
         let (Some(seg), Some(base)) = (parse(frame), self.base) else {
             return;
         };
@@ -138,6 +153,7 @@ impl Flight {
             return;
         }
         self.acked = ack;
+        self.last_ack_at = Some(now);
         if self.acked >= self.round_end {
             self.rounds.push(self.round_max);
             self.round_end = self.snd_max;
@@ -174,7 +190,7 @@ pub struct Recovery {
 
 impl<S: SimServer> SimServer for FlightProbe<S> {
     fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
-        self.flight.borrow_mut().client_sends(frame);
+        self.flight.borrow_mut().client_sends(now, frame);
         self.inner.handle_frame(now, frame);
     }
 
@@ -275,4 +291,114 @@ fn cubic_regains_its_window_sooner_than_newreno_after_a_loss() {
         cubic_rounds <= 20 && newreno_rounds > 3 * cubic_rounds,
         "rounds to regain 90% of the flight: CUBIC {cubic_rounds}, NewReno {newreno_rounds}"
     );
+}
+
+/// The emulated paths' bottleneck (`loadgen paths`): 10 Mbit/s each way, a drop-tail queue of
+/// one bandwidth-delay product but at least 64 KiB, half the RTT each way.
+fn bottleneck(rtt: Duration) -> Profile {
+    let bps = 10_000_000u64;
+    let bdp = usize::try_from(u128::from(bps / 8) * rtt.as_micros() / 1_000_000).unwrap_or(0);
+    let imp = Impairments {
+        delay: rtt / 2,
+        bandwidth_bps: Some(bps),
+        queue_bytes: Some(bdp.max(64 * 1024)),
+        ..Impairments::CLEAN
+    };
+    Profile {
+        name: "10mbit",
+        c2s: imp,
+        s2c: imp,
+    }
+}
+
+/// One 1 MiB download over [`bottleneck`].
+#[derive(Debug)]
+struct Download {
+    /// Frames the bottleneck queue dropped, server to client.
+    tail_dropped: u64,
+    /// Segments the server sent again.
+    retransmits: u64,
+    /// From the client's SYN to its ACK of the last byte.
+    time: Duration,
+    /// The round in which the server first retransmitted.
+    loss_round: Option<usize>,
+    /// Most bytes in flight in each round trip.
+    rounds: Vec<u64>,
+}
+
+impl Download {
+    /// The largest flight of the rounds before the first retransmission.
+    fn flight_before_loss(&self) -> u64 {
+        let end = self.loss_round.unwrap_or(self.rounds.len());
+        self.rounds.iter().take(end).copied().max().unwrap_or(0)
+    }
+}
+
+fn download(rtt: Duration, hystart: bool) -> Download {
+    let mut cfg = SimConfig::new(1, bottleneck(rtt));
+    cfg.replay_test = "sim::flight::hystart_leaves_slow_start_before_the_queue_overflows";
+    cfg.workload = Some(Workload {
+        conns: vec![ConnPlan {
+            requests: vec![Request {
+                kind: RequestKind::Bytes(MIB),
+                close: true,
+            }],
+            pipeline: 1,
+            abort_after: None,
+        }],
+        concurrency: 1,
+    });
+    let tcp = TcpConfig {
+        hystart,
+        ..TcpConfig::default()
+    };
+    let flight = Flight::dropping(None);
+    let o = crate::check_server(&cfg, |now| {
+        FlightProbe::new(new_engine_with(1, now, tcp), flight.clone())
+    });
+    let f = flight.borrow();
+    let (Some(start), Some(end)) = (f.syn_at, f.last_ack_at) else {
+        panic!("no transfer seen: {f:?}");
+    };
+    Download {
+        tail_dropped: o.s2c.tail_dropped,
+        retransmits: f.retransmits,
+        time: end.saturating_duration_since(start),
+        loss_round: f.loss_round,
+        rounds: f.rounds.clone(),
+    }
+}
+
+#[test]
+fn hystart_leaves_slow_start_before_the_queue_overflows() {
+    for rtt_ms in [1, 20, 80] {
+        let rtt = Duration::from_millis(rtt_ms);
+        let on = download(rtt, true);
+        let off = download(rtt, false);
+        println!("{rtt_ms} ms, HyStart++ on:  {on:?}\n{rtt_ms} ms, HyStart++ off: {off:?}");
+        println!(
+            "{rtt_ms} ms: largest flight before the first loss: on {}, off {}",
+            on.flight_before_loss(),
+            off.flight_before_loss()
+        );
+        // Without HyStart++ slow start runs into the queue and loses part of a window.
+        assert!(
+            off.tail_dropped >= 40,
+            "{rtt_ms} ms: standard slow start overflowed the queue: {off:?}"
+        );
+        // With it, the rising RTT ends slow start first: the first loss comes later (from
+        // congestion avoidance probing), and far fewer segments are dropped and sent again.
+        assert!(
+            on.loss_round > off.loss_round
+                && on.tail_dropped * 5 <= off.tail_dropped
+                && on.retransmits * 4 <= off.retransmits,
+            "{rtt_ms} ms: HyStart++ {on:?}, standard slow start {off:?}"
+        );
+        assert!(
+            on.time <= off.time,
+            "{rtt_ms} ms: HyStart++ took {:?}, standard slow start {:?}",
+            on.time,
+            off.time
+        );
+    }
 }

@@ -238,6 +238,8 @@ pub struct TcpSection {
     pub syn_hints: Option<usize>,
     /// Congestion controller of new connections.
     pub congestion: Option<CongestionKey>,
+    /// HyStart++ (RFC 9406) in each connection's first slow start.
+    pub hystart: Option<bool>,
     pub syn_cache: Option<usize>,
     pub syn_cache_rate: Option<u32>,
     pub syn_ack_retries: Option<u8>,

@@ -50,6 +50,7 @@ mss = 1400
 idle_timeout_secs = 30
 delayed_ack_ms = 20
 congestion = "newreno"
+hystart = false
 syn_cache = 512
 syn_cache_rate = 100
 syn_ack_retries = 5
@@ -101,6 +102,7 @@ fn a_full_file_fills_every_setting() {
     assert_eq!(g.engine.tcp.idle_timeout, Duration::from_secs(30));
     assert_eq!(g.engine.tcp.delayed_ack, Duration::from_millis(20));
     assert_eq!(g.engine.tcp.congestion, CongestionAlgorithm::NewReno);
+    assert!(!g.engine.tcp.hystart);
     assert_eq!(
         (
             g.engine.tcp.syn_cache,
@@ -138,6 +140,7 @@ fn an_empty_file_with_flags_gives_the_defaults() {
     let d = BypassConfig::new("eth0", []);
     assert_eq!(c.gateway.backlog, d.backlog);
     assert_eq!(c.gateway.engine.tcp, d.engine.tcp);
+    assert!(c.gateway.engine.tcp.hystart, "HyStart++ is on by default");
     assert_eq!(c.gateway.engine.http, d.engine.http);
     assert_eq!(c.gateway.xsk.ring_size, d.xsk.ring_size);
     assert_eq!(
@@ -299,6 +302,8 @@ fn unknown_keys_and_wrong_types_are_refused_by_the_parser() {
     assert!(e.contains("fast") && e.contains("native"), "{e}");
     let e = ConfigFile::parse("[tcp]\ncongestion = \"reno\"\n").unwrap_err();
     assert!(e.contains("reno") && e.contains("cubic"), "{e}");
+    let e = ConfigFile::parse("[tcp]\nhystart = \"yes\"\n").unwrap_err();
+    assert!(e.contains("hystart") || e.contains("bool"), "{e}");
     let e = ConfigFile::parse("[[ports]]\nport = 70000\n").unwrap_err();
     assert!(e.contains("port"), "{e}");
 }

@@ -4,7 +4,8 @@
 //! minutes. Reductions are by beta_cubic = 0.7 instead of a half.
 //!
 //! What the connection's events mean here:
-//! - `on_ack` outside recovery: RFC 5681 slow start below ssthresh (§4.10), otherwise the
+//! - `on_ack` outside recovery: slow start below ssthresh (§4.10) -- HyStart++ (RFC 9406,
+//!   `hystart.rs`) in the first one unless configured off, RFC 5681's otherwise -- else the
 //!   cubic growth towards W_cubic(t + RTT) (§4.2), or the Reno-friendly window W_est when that
 //!   is larger (§4.3); neither while the flight the ACK reports shows that the application or
 //!   the peer's window, not cwnd, limits the sender, and such periods are not part of t
@@ -17,16 +18,21 @@
 //!
 //! Not implemented: §4.9 spurious congestion events. Undoing a reduction needs to know that
 //! a retransmission was spurious (Eifel timestamps, F-RTO or D-SACK), and the connection does
-//! not detect that yet, so the interface carries no such event. HyStart++ (RFC 9406, which
-//! §4.10 allows) is not used either: slow start is RFC 5681's.
+//! not detect that yet, so the interface carries no such event.
+//!
+//! When HyStart++ ends the first slow start without a loss (after its Conservative Slow
+//! Start), §4.10's special case applies: ssthresh = cwnd_prior = cwnd, and the first
+//! congestion avoidance starts with K = 0 and W_max = cwnd, on the convex side, as after a
+//! timeout -- there is no reduction, and no W_max from a loss.
 //!
 //! Arithmetic is integer. Windows are bytes (RFC 9438 counts segments; a window of `w`
 //! segments is `w * SMSS` bytes, so W_cubic in bytes is C*SMSS*(t-K)^3 + W_max). Time is
 //! microseconds, so the cube needs `u128`; K is an integer cube root. Sub-byte growth is
 //! carried over in fractions of 1/1024 byte so that small increments on each ACK add up.
 
+use super::hystart::{AckSample, HyStart, SlowStartStep};
 use super::{partial_ack_window, recovery_end_window, CongestionControl};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 
 /// RFC 9438 §5.1 C = 0.4 (segments per second cubed), as a fraction.
 const C_NUM: u128 = 2;
@@ -61,6 +67,8 @@ pub struct Cubic {
     /// rather than an `Option`, which would not fit the padding.)
     in_stage: bool,
     epoch: Epoch,
+    /// RFC 9406 in the first slow start.
+    hystart: HyStart,
 }
 
 /// One congestion avoidance stage: what §4.2 and §4.3 measure from its start.
@@ -82,7 +90,8 @@ struct Epoch {
 }
 
 impl Cubic {
-    pub fn new(smss: u32) -> Self {
+    /// A fresh controller; its first slow start uses HyStart++ if `hystart`.
+    pub fn new(smss: u32, hystart: bool) -> Self {
         let cwnd = super::initial_window(smss);
         Cubic {
             cwnd,
@@ -93,6 +102,7 @@ impl Cubic {
             after_rto: false,
             in_stage: false,
             epoch: Epoch::default(),
+            hystart: HyStart::new(hystart),
         }
     }
 
@@ -158,6 +168,8 @@ impl Cubic {
         let reduced = (u64::from(flight) * BETA_NUM / BETA_DEN) as u32;
         self.ssthresh = reduced.max(2 * self.smss);
         self.in_stage = false;
+        // RFC 9406 §4.2/§4.3: a loss ends HyStart++ for good.
+        self.hystart.on_congestion();
     }
 }
 
@@ -170,19 +182,31 @@ impl CongestionControl for Cubic {
         self.ssthresh
     }
 
-    fn on_ack(&mut self, acked: u32, flight: u32, srtt: Option<Duration>, now: Instant) {
+    fn on_ack(&mut self, s: &AckSample) {
+        let (acked, flight, srtt, now) = (s.acked, s.flight, s.srtt, s.now);
         // §5.8: no growth while the application (or the peer's window), not cwnd, limits what
         // is in flight -- else a window nothing has tested grows without bound (and becomes
         // the next W_max). Within two segments of cwnd counts as using it (segments carry
         // less than SMSS once options are in, and the ACK may have found one in the making).
         let using_window = u64::from(flight) + 2 * u64::from(self.smss) >= u64::from(self.cwnd);
         if self.cwnd < self.ssthresh {
-            // §4.10: below ssthresh, RFC 5681 slow start (appropriate byte counting, L = 1
-            // SMSS).
-            if using_window {
-                self.cwnd = self.cwnd.saturating_add(acked.min(self.smss));
+            // §4.10: below ssthresh, slow start: HyStart++'s growth (and its exit), or RFC
+            // 5681's (appropriate byte counting, L = 1 SMSS).
+            match self.hystart.on_ack(s, self.smss) {
+                SlowStartStep::Grow(bytes) => {
+                    if using_window {
+                        self.cwnd = self.cwnd.saturating_add(bytes);
+                    }
+                    return;
+                }
+                SlowStartStep::EnterCongestionAvoidance => {
+                    // §4.10 with HyStart++: W_max undefined, so cwnd_prior = cwnd, and the
+                    // stage that begins below has K = 0 and W_max = cwnd (`begin_epoch`: no
+                    // loss yet, so W_max is still the initial window, below cwnd).
+                    self.ssthresh = self.cwnd;
+                    self.cwnd_prior = self.cwnd;
+                }
             }
-            return;
         }
         let mut epoch = if self.in_stage {
             self.epoch
@@ -296,6 +320,7 @@ fn integer_cbrt(n: u128) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Duration;
 
     const SMSS: u32 = 1000;
     /// RFC 9438 §5.1 constants, as the tests compute expected values from them.
@@ -309,7 +334,7 @@ mod tests {
     /// A connection that lost a segment with `w_max_segs` in flight and has just ended fast
     /// recovery: congestion avoidance starts on the next ACK.
     fn after_loss(w_max_segs: u32) -> Cubic {
-        let mut c = Cubic::new(SMSS);
+        let mut c = Cubic::new(SMSS, false);
         c.cwnd = w_max_segs * SMSS;
         c.w_max = c.cwnd;
         c.on_fast_retransmit(w_max_segs * SMSS, at(0));
@@ -328,7 +353,7 @@ mod tests {
 
     #[test]
     fn rfc9438_4_6_multiplicative_decrease_by_beta() {
-        let mut c = Cubic::new(SMSS);
+        let mut c = Cubic::new(SMSS, false);
         c.cwnd = 100 * SMSS;
         c.on_fast_retransmit(100 * SMSS, at(0));
         let expected = (100.0 * BETA * f64::from(SMSS)) as u32;
@@ -337,7 +362,7 @@ mod tests {
         c.on_recovery_end(100 * SMSS);
         assert_eq!(c.window(), expected);
         // At least two segments.
-        let mut c = Cubic::new(SMSS);
+        let mut c = Cubic::new(SMSS, false);
         c.on_fast_retransmit(2 * SMSS, at(0));
         assert_eq!(c.ssthresh(), 2 * SMSS);
     }
@@ -413,7 +438,7 @@ mod tests {
         for round in 0..rounds {
             let t = rtt.saturating_mul(round as u32);
             for _ in 0..c.window() / SMSS {
-                c.on_ack(SMSS, c.window(), Some(rtt), at(0) + t);
+                c.on_ack(&AckSample::plain(SMSS, c.window(), Some(rtt), at(0) + t));
                 m.ack(t.as_secs_f64(), rtt.as_secs_f64());
             }
             out.push((f64::from(c.window()) / f64::from(SMSS), m.cwnd));
@@ -475,7 +500,12 @@ mod tests {
         let start = c.window();
         let mut acked = 0;
         while acked < start {
-            c.on_ack(SMSS, c.window(), Some(Duration::from_micros(100)), at(0));
+            c.on_ack(&AckSample::plain(
+                SMSS,
+                c.window(),
+                Some(Duration::from_micros(100)),
+                at(0),
+            ));
             acked += SMSS;
         }
         let got = c.window();
@@ -487,7 +517,7 @@ mod tests {
 
     #[test]
     fn rfc9438_4_7_fast_convergence_lowers_wmax() {
-        let mut c = Cubic::new(SMSS);
+        let mut c = Cubic::new(SMSS, false);
         c.cwnd = 100 * SMSS;
         c.w_max = 100 * SMSS;
         c.on_fast_retransmit(100 * SMSS, at(0));
@@ -505,7 +535,7 @@ mod tests {
 
     #[test]
     fn rfc9438_4_8_timeout_sets_loss_window_and_k_zero() {
-        let mut c = Cubic::new(SMSS);
+        let mut c = Cubic::new(SMSS, false);
         c.cwnd = 100 * SMSS;
         c.w_max = 100 * SMSS;
         c.on_rto(100 * SMSS, at(0));
@@ -513,12 +543,22 @@ mod tests {
         assert_eq!(c.ssthresh(), 70 * SMSS, "ssthresh by beta_cubic");
         // Slow start back to ssthresh.
         while c.window() < c.ssthresh() {
-            c.on_ack(SMSS, c.window(), Some(Duration::from_millis(50)), at(10));
+            c.on_ack(&AckSample::plain(
+                SMSS,
+                c.window(),
+                Some(Duration::from_millis(50)),
+                at(10),
+            ));
         }
         assert_eq!(c.window(), 70 * SMSS);
         // The first congestion avoidance: K = 0, W_max = cwnd_epoch = 70 segments, so the
         // window is convex from the start: W_cubic(t) = 70 + C t^3.
-        c.on_ack(SMSS, c.window(), Some(Duration::ZERO), at(20));
+        c.on_ack(&AckSample::plain(
+            SMSS,
+            c.window(),
+            Some(Duration::ZERO),
+            at(20),
+        ));
         assert!(c.in_stage, "congestion avoidance began");
         let e = c.epoch;
         assert_eq!(e.k_micros, 0);
@@ -533,11 +573,11 @@ mod tests {
 
     #[test]
     fn rfc9438_4_10_slow_start_below_ssthresh() {
-        let mut c = Cubic::new(SMSS);
+        let mut c = Cubic::new(SMSS, false);
         assert_eq!(c.window(), 10 * SMSS, "RFC 6928 initial window");
-        c.on_ack(500, c.window(), None, at(0));
+        c.on_ack(&AckSample::plain(500, c.window(), None, at(0)));
         assert_eq!(c.window(), 10 * SMSS + 500);
-        c.on_ack(5 * SMSS, c.window(), None, at(0));
+        c.on_ack(&AckSample::plain(5 * SMSS, c.window(), None, at(0)));
         assert_eq!(c.window(), 11 * SMSS + 500, "at most one SMSS per ACK");
         assert!(!c.in_stage, "no congestion avoidance before ssthresh");
     }
@@ -545,16 +585,16 @@ mod tests {
     #[test]
     fn rfc9438_5_8_no_growth_while_the_application_limits_the_flight() {
         // Slow start: half the window in flight.
-        let mut c = Cubic::new(SMSS);
-        c.on_ack(SMSS, 5 * SMSS, None, at(0));
+        let mut c = Cubic::new(SMSS, false);
+        c.on_ack(&AckSample::plain(SMSS, 5 * SMSS, None, at(0)));
         assert_eq!(c.window(), 10 * SMSS);
-        c.on_ack(SMSS, 8 * SMSS, None, at(0));
+        c.on_ack(&AckSample::plain(SMSS, 8 * SMSS, None, at(0)));
         assert_eq!(c.window(), 11 * SMSS, "within two segments of cwnd: in use");
         // Congestion avoidance: no W_est growth, no cubic growth, and no stage begins.
         let mut c = after_loss(100);
         let srtt = Some(Duration::from_millis(100));
         for ms in (0..5000).step_by(100) {
-            c.on_ack(SMSS, 10 * SMSS, srtt, at(ms));
+            c.on_ack(&AckSample::plain(SMSS, 10 * SMSS, srtt, at(ms)));
         }
         assert_eq!(c.window(), 70 * SMSS);
         assert!(!c.in_stage);
@@ -573,17 +613,17 @@ mod tests {
             for round in 0..30u64 {
                 let now = at(0) + srtt.saturating_mul(round as u32);
                 for _ in 0..busy.window() / SMSS {
-                    busy.on_ack(SMSS, busy.window(), Some(srtt), now);
+                    busy.on_ack(&AckSample::plain(SMSS, busy.window(), Some(srtt), now));
                 }
                 if round == 10 {
                     idle_now += Duration::from_secs(30);
                     for _ in 0..app_limited_rounds {
                         idle_now += srtt;
-                        idle.on_ack(SMSS, 5 * SMSS, Some(srtt), idle_now);
+                        idle.on_ack(&AckSample::plain(SMSS, 5 * SMSS, Some(srtt), idle_now));
                     }
                 }
                 for _ in 0..idle.window() / SMSS {
-                    idle.on_ack(SMSS, idle.window(), Some(srtt), idle_now);
+                    idle.on_ack(&AckSample::plain(SMSS, idle.window(), Some(srtt), idle_now));
                 }
                 idle_now += srtt;
             }
@@ -600,7 +640,7 @@ mod tests {
 
     #[test]
     fn rfc6582_recovery_arithmetic_is_newrenos() {
-        let mut c = Cubic::new(SMSS);
+        let mut c = Cubic::new(SMSS, false);
         c.cwnd = 10 * SMSS;
         c.on_fast_retransmit(10 * SMSS, at(0));
         assert_eq!(c.window(), 10 * SMSS, "7 + 3");
@@ -617,11 +657,11 @@ mod tests {
         let mut c = after_loss(100);
         // An SRTT above the ACKs' spacing, so all of it counts towards t.
         let srtt = Some(Duration::from_secs(2));
-        c.on_ack(SMSS, c.window(), srtt, at(0));
+        c.on_ack(&AckSample::plain(SMSS, c.window(), srtt, at(0)));
         let start = c.window();
         let t = at(1000);
         // Three windows at once (W_est, 0.53 segments per window, stays below W_cubic).
-        c.on_ack(3 * start, start, srtt, t);
+        c.on_ack(&AckSample::plain(3 * start, start, srtt, t));
         // Target: W_cubic(1 s + RTT), within [cwnd, 1.5 cwnd].
         assert!(c.in_stage, "congestion avoidance");
         let e = c.epoch;
@@ -632,28 +672,129 @@ mod tests {
         assert_eq!(c.window(), target);
     }
 
+    /// HyStart++ slow start, one round per call: `acks` ACKs of one segment each with RTT
+    /// `rtt_ms`, the last reaching the round's end (RFC 9406 §4.2 windowEnd).
+    struct SlowStartRounds {
+        una: u32,
+    }
+
+    impl SlowStartRounds {
+        fn round(&mut self, c: &mut Cubic, acks: u32, rtt_ms: u64) {
+            self.acks(c, acks, rtt_ms, true);
+        }
+
+        /// `acks` ACKs in the round under way, the last ending it if `end`.
+        fn acks(&mut self, c: &mut Cubic, acks: u32, rtt_ms: u64, end: bool) {
+            for i in 0..acks {
+                self.una = match c.hystart.window_end() {
+                    Some(window_end) if end && i + 1 == acks => window_end.0,
+                    _ => self.una + 1,
+                };
+                let snd_max = self.una + 1000 * SMSS;
+                c.on_ack(&AckSample {
+                    acked: SMSS,
+                    flight: c.window(),
+                    srtt: Some(Duration::from_millis(rtt_ms)),
+                    rtt: Some(Duration::from_millis(rtt_ms)),
+                    ack: crate::wire::SeqNumber(self.una),
+                    snd_max: crate::wire::SeqNumber(snd_max),
+                    now: at(u64::from(self.una % 1_000_000)),
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn rfc9438_4_10_hystart_exit_is_congestion_avoidance_with_k_zero() {
+        let mut c = Cubic::new(SMSS, true);
+        let mut r = SlowStartRounds { una: 0 };
+        r.round(&mut c, 10, 40);
+        let before_css = c.window();
+        // 20 ms more: CSS from the eighth ACK on, a quarter of slow start's growth.
+        r.round(&mut c, 20, 60);
+        assert_eq!(c.window(), before_css + 8 * SMSS + 12 * SMSS / 4);
+        for _ in 0..3 {
+            r.round(&mut c, 20, 60);
+        }
+        r.acks(&mut c, 19, 60, false);
+        assert_eq!(c.ssthresh(), u32::MAX, "still slow start (CSS)");
+        let at_exit = c.window();
+        // The ACK that ends the fifth CSS round: congestion avoidance, no reduction.
+        r.round(&mut c, 1, 60);
+        assert_eq!(c.ssthresh(), at_exit, "ssthresh = cwnd");
+        assert!(c.window() >= at_exit);
+        assert!(c.in_stage, "congestion avoidance began");
+        assert_eq!(c.epoch.k_micros, 0, "K = 0");
+        assert_eq!(c.w_max, at_exit, "W_max = cwnd at the start of the stage");
+        assert_eq!(c.cwnd_prior, at_exit, "cwnd_prior = cwnd");
+        // From here, cubic growth: far less than a segment per ACK.
+        let w = c.window();
+        r.round(&mut c, 10, 60);
+        assert!(c.window() < w + 2 * SMSS, "{} vs {w}", c.window());
+    }
+
+    #[test]
+    fn rfc9406_s4_3_no_hystart_after_loss() {
+        // A timeout and a fast retransmit each end HyStart++: the slow start that follows is
+        // RFC 5681's (one SMSS per ACK however much it covers, no CSS on a rising RTT).
+        for fast in [false, true] {
+            let mut c = Cubic::new(SMSS, true);
+            let mut r = SlowStartRounds { una: 0 };
+            r.round(&mut c, 10, 40);
+            c.cwnd = 20 * SMSS;
+            if fast {
+                c.on_fast_retransmit(200 * SMSS, at(0));
+                c.cwnd = SMSS;
+            } else {
+                c.on_rto(200 * SMSS, at(0));
+            }
+            assert_eq!(c.window(), SMSS);
+            c.on_ack(&AckSample::plain(4 * SMSS, u32::MAX, None, at(1)));
+            assert_eq!(
+                c.window(),
+                2 * SMSS,
+                "fast {fast}: at most one SMSS per ACK"
+            );
+            r.round(&mut c, 10, 40);
+            let w = c.window();
+            // HyStart++ would enter CSS on the eighth ACK of this round.
+            r.round(&mut c, 12, 100);
+            assert_eq!(c.window(), w + 12 * SMSS, "fast {fast}: no CSS");
+        }
+    }
+
     #[test]
     fn extreme_inputs_saturate_without_panicking() {
-        let mut c = Cubic::new(64);
+        let mut c = Cubic::new(64, false);
         c.cwnd = u32::MAX - 10;
         c.on_fast_retransmit(u32::MAX, at(0));
         c.on_recovery_end(u32::MAX);
         for s in [0u64, 1, 1000, 100_000_000] {
-            c.on_ack(
+            c.on_ack(&AckSample::plain(
                 u32::MAX,
                 u32::MAX,
                 Some(Duration::MAX),
                 Instant::from_secs(s),
-            );
+            ));
         }
         assert!(c.window() >= c.ssthresh());
         c.on_rto(0, Instant::from_secs(u64::MAX / 2_000_000));
-        c.on_ack(0, 0, None, Instant::ZERO);
-        c.on_ack(u32::MAX, u32::MAX, None, Instant::from_micros(u64::MAX));
-        let mut c = Cubic::new(64);
+        c.on_ack(&AckSample::plain(0, 0, None, Instant::ZERO));
+        c.on_ack(&AckSample::plain(
+            u32::MAX,
+            u32::MAX,
+            None,
+            Instant::from_micros(u64::MAX),
+        ));
+        let mut c = Cubic::new(64, false);
         c.on_fast_retransmit(0, at(0));
         c.on_recovery_end(0);
-        c.on_ack(1, u32::MAX, Some(Duration::from_secs(1)), at(5));
+        c.on_ack(&AckSample::plain(
+            1,
+            u32::MAX,
+            Some(Duration::from_secs(1)),
+            at(5),
+        ));
         assert!(c.window() >= 64);
     }
 }

@@ -24,12 +24,14 @@
 //! not using (§5.8); NewReno ignores all three.
 
 mod cubic;
+mod hystart;
 mod newreno;
 
 pub use cubic::Cubic;
+pub use hystart::AckSample;
 pub use newreno::NewReno;
 
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 
 /// Which congestion controller new connections get (`TcpConfig::congestion`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,10 +76,11 @@ pub trait CongestionControl {
     /// The slow start threshold, ssthresh.
     fn ssthresh(&self) -> u32;
 
-    /// `acked` bytes of new data were acknowledged outside fast recovery; `flight` is the
-    /// FlightSize before this ACK (how much of the window the sender was using), `srtt` the
-    /// connection's smoothed RTT (RFC 6298), once it has a sample.
-    fn on_ack(&mut self, acked: u32, flight: u32, srtt: Option<Duration>, now: Instant);
+    /// New data was acknowledged outside fast recovery: `s.acked` bytes, with `s.flight` the
+    /// FlightSize before this ACK (how much of the window the sender was using), `s.srtt` the
+    /// connection's smoothed RTT (RFC 6298), and what HyStart++ (RFC 9406) reads: this ACK's
+    /// RTT sample, SEG.ACK and SND.MAX.
+    fn on_ack(&mut self, s: &AckSample);
 
     /// The third duplicate ACK: fast retransmit, and fast recovery begins.
     fn on_fast_retransmit(&mut self, flight: u32, now: Instant);
@@ -114,11 +117,12 @@ pub enum Congestion {
 }
 
 impl Congestion {
-    /// A fresh controller of `algorithm` for a connection sending `smss`-byte segments.
-    pub fn new(algorithm: CongestionAlgorithm, smss: u32) -> Self {
+    /// A fresh controller of `algorithm` for a connection sending `smss`-byte segments; its
+    /// first slow start uses HyStart++ (RFC 9406) if `hystart`.
+    pub fn new(algorithm: CongestionAlgorithm, hystart: bool, smss: u32) -> Self {
         match algorithm {
-            CongestionAlgorithm::Cubic => Congestion::Cubic(Cubic::new(smss)),
-            CongestionAlgorithm::NewReno => Congestion::NewReno(NewReno::new(smss)),
+            CongestionAlgorithm::Cubic => Congestion::Cubic(Cubic::new(smss, hystart)),
+            CongestionAlgorithm::NewReno => Congestion::NewReno(NewReno::new(smss, hystart)),
         }
     }
 }
@@ -138,10 +142,10 @@ impl CongestionControl for Congestion {
         }
     }
 
-    fn on_ack(&mut self, acked: u32, flight: u32, srtt: Option<Duration>, now: Instant) {
+    fn on_ack(&mut self, s: &AckSample) {
         match self {
-            Congestion::NewReno(c) => c.on_ack(acked, flight, srtt, now),
-            Congestion::Cubic(c) => c.on_ack(acked, flight, srtt, now),
+            Congestion::NewReno(c) => c.on_ack(s),
+            Congestion::Cubic(c) => c.on_ack(s),
         }
     }
 
@@ -200,18 +204,20 @@ mod tests {
             CongestionAlgorithm::Cubic
         );
         assert!(matches!(
-            Congestion::new(CongestionAlgorithm::Cubic, 1000),
+            Congestion::new(CongestionAlgorithm::Cubic, true, 1000),
             Congestion::Cubic(_)
         ));
         assert!(matches!(
-            Congestion::new(CongestionAlgorithm::NewReno, 1000),
+            Congestion::new(CongestionAlgorithm::NewReno, true, 1000),
             Congestion::NewReno(_)
         ));
     }
 
     #[test]
     fn the_controller_stays_small() {
-        // It lives inline in every connection slot.
-        assert!(std::mem::size_of::<Congestion>() <= 64);
+        // It lives inline in every connection slot: CUBIC's 64 bytes plus HyStart++'s 20
+        // (RFC 9406's round and RTT state), within a cache line and a half.
+        let size = std::mem::size_of::<Congestion>();
+        assert!(size <= 88, "{size} bytes");
     }
 }

@@ -2,8 +2,9 @@
 //! arithmetic of the events the connection reports; the retransmissions themselves are the
 //! connection's.
 
+use super::hystart::{AckSample, HyStart, SlowStartStep};
 use super::{initial_window, partial_ack_window, recovery_end_window, CongestionControl};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
@@ -13,20 +14,26 @@ pub struct NewReno {
     ssthresh: u32,
     /// Sender MSS: the unit of growth and of the loss window.
     smss: u32,
+    /// RFC 9406 in the first slow start.
+    hystart: HyStart,
 }
 
 impl NewReno {
-    pub fn new(smss: u32) -> Self {
+    /// A fresh controller; its first slow start uses HyStart++ if `hystart`.
+    pub fn new(smss: u32, hystart: bool) -> Self {
         NewReno {
             cwnd: initial_window(smss),
             ssthresh: u32::MAX,
             smss,
+            hystart: HyStart::new(hystart),
         }
     }
 
-    /// RFC 5681 §3.1 eq. 4: ssthresh = max(FlightSize / 2, 2*SMSS).
+    /// RFC 5681 §3.1 eq. 4: ssthresh = max(FlightSize / 2, 2*SMSS). A loss also ends
+    /// HyStart++ for good (RFC 9406 §4.3).
     fn halve(&mut self, flight: u32) {
         self.ssthresh = (flight / 2).max(2 * self.smss);
+        self.hystart.on_congestion();
     }
 }
 
@@ -39,11 +46,15 @@ impl CongestionControl for NewReno {
         self.ssthresh
     }
 
-    fn on_ack(&mut self, acked: u32, _flight: u32, _srtt: Option<Duration>, _now: Instant) {
+    fn on_ack(&mut self, s: &AckSample) {
         let smss = self.smss;
         if self.cwnd < self.ssthresh {
-            // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS).
-            self.cwnd = self.cwnd.saturating_add(acked.min(smss));
+            // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS), or
+            // HyStart++'s (RFC 9406) until it ends in congestion avoidance at this window.
+            match self.hystart.on_ack(s, smss) {
+                SlowStartStep::Grow(bytes) => self.cwnd = self.cwnd.saturating_add(bytes),
+                SlowStartStep::EnterCongestionAvoidance => self.ssthresh = self.cwnd,
+            }
         } else {
             // Congestion avoidance: about one SMSS per RTT.
             let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1))).max(1);
@@ -85,6 +96,7 @@ impl CongestionControl for NewReno {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Duration;
 
     const SMSS: u32 = 1000;
 
@@ -94,40 +106,41 @@ mod tests {
 
     #[test]
     fn rfc6928_initial_window_is_ten_segments_up_to_14600_bytes() {
-        assert_eq!(NewReno::new(1000).window(), 10_000);
-        assert_eq!(NewReno::new(1460).window(), 14_600);
-        assert_eq!(NewReno::new(9000).window(), 18_000, "at least 2*MSS");
-        assert_eq!(NewReno::new(SMSS).ssthresh(), u32::MAX);
+        assert_eq!(NewReno::new(1000, false).window(), 10_000);
+        assert_eq!(NewReno::new(1460, false).window(), 14_600);
+        assert_eq!(NewReno::new(9000, false).window(), 18_000, "at least 2*MSS");
+        assert_eq!(NewReno::new(SMSS, false).ssthresh(), u32::MAX);
     }
 
     #[test]
     fn rfc5681_slow_start_grows_by_at_most_one_smss_per_ack() {
-        let mut c = NewReno::new(SMSS);
-        c.on_ack(500, u32::MAX, None, t());
+        let mut c = NewReno::new(SMSS, false);
+        c.on_ack(&AckSample::plain(500, u32::MAX, None, t()));
         assert_eq!(c.window(), 10_500);
-        c.on_ack(5 * SMSS, u32::MAX, None, t());
+        c.on_ack(&AckSample::plain(5 * SMSS, u32::MAX, None, t()));
         assert_eq!(c.window(), 11_500, "appropriate byte counting, L = 1 SMSS");
     }
 
     #[test]
     fn rfc5681_congestion_avoidance_grows_by_smss_squared_over_cwnd() {
-        let mut c = NewReno::new(SMSS);
+        let mut c = NewReno::new(SMSS, false);
         c.on_rto(20 * SMSS, t());
-        c.on_ack(SMSS, u32::MAX, None, t());
+        c.on_ack(&AckSample::plain(SMSS, u32::MAX, None, t()));
         // cwnd 1000 < ssthresh 10000: slow start first.
         assert_eq!(c.window(), 2 * SMSS);
         let mut c = NewReno {
             cwnd: 10 * SMSS,
             ssthresh: 10 * SMSS,
             smss: SMSS,
+            hystart: HyStart::new(false),
         };
-        c.on_ack(SMSS, u32::MAX, None, t());
+        c.on_ack(&AckSample::plain(SMSS, u32::MAX, None, t()));
         assert_eq!(c.window(), 10 * SMSS + 100);
     }
 
     #[test]
     fn rfc6582_fast_recovery_inflates_deflates_and_ends_at_ssthresh() {
-        let mut c = NewReno::new(SMSS);
+        let mut c = NewReno::new(SMSS, false);
         c.on_fast_retransmit(10 * SMSS, t());
         assert_eq!(c.ssthresh(), 5 * SMSS);
         assert_eq!(c.window(), 8 * SMSS);
@@ -151,9 +164,49 @@ mod tests {
         assert_eq!(c.window(), 5 * SMSS, "at most ssthresh");
     }
 
+    /// One slow-start ACK of a segment at `rtt_ms`; the `n`th ends its round.
+    fn hystart_ack(c: &mut NewReno, n: u32, ends_round: bool, rtt_ms: u64) {
+        let una = match c.hystart.window_end() {
+            Some(end) if ends_round => end.0,
+            _ => n,
+        };
+        c.on_ack(&AckSample {
+            acked: SMSS,
+            flight: c.window(),
+            srtt: None,
+            rtt: Some(Duration::from_millis(rtt_ms)),
+            ack: crate::wire::SeqNumber(una),
+            snd_max: crate::wire::SeqNumber(una + 1000 * SMSS),
+            now: t(),
+        });
+    }
+
+    #[test]
+    fn rfc9406_hystart_css_and_no_hystart_after_a_loss() {
+        // A round at 40 ms, then one at 60 ms: CSS from its eighth ACK, a quarter of the
+        // growth.
+        let mut c = NewReno::new(SMSS, true);
+        for i in 0..10 {
+            hystart_ack(&mut c, i, i == 9, 40);
+        }
+        let w = c.window();
+        for i in 0..12 {
+            hystart_ack(&mut c, 100 + i, false, 60);
+        }
+        assert_eq!(c.window(), w + 8 * SMSS + 4 * SMSS / 4);
+        // §4.3: a loss ends HyStart++; the next slow start is RFC 5681's, no CSS.
+        c.on_fast_retransmit(100 * SMSS, t());
+        c.on_recovery_end(100 * SMSS);
+        c.cwnd = SMSS;
+        for i in 0..12 {
+            hystart_ack(&mut c, 200 + i, false, 100);
+        }
+        assert_eq!(c.window(), 13 * SMSS);
+    }
+
     #[test]
     fn rfc5681_rto_sets_loss_window_and_ssthresh_at_least_two_segments() {
-        let mut c = NewReno::new(SMSS);
+        let mut c = NewReno::new(SMSS, false);
         c.on_rto(SMSS, t());
         assert_eq!(c.window(), SMSS);
         assert_eq!(c.ssthresh(), 2 * SMSS);

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use super::assembler::Assembler;
 use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
-use super::congestion::{Congestion, CongestionControl};
+use super::congestion::{AckSample, Congestion, CongestionControl};
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
@@ -254,7 +254,7 @@ impl Conn {
             unacked_bytes: 0,
             rtt: RttEstimator::new(cfg.initial_rto),
             retries: 0,
-            cc: Congestion::new(cfg.congestion, smss),
+            cc: Congestion::new(cfg.congestion, cfg.hystart, smss),
             dupacks: 0,
             in_recovery: false,
             recover: iss1,
@@ -639,7 +639,15 @@ impl Conn {
                 }
             } else {
                 // RFC 5681 §3.1 slow start or congestion avoidance.
-                self.cc.on_ack(acked, flight_before, self.rtt.srtt(), now);
+                self.cc.on_ack(&AckSample {
+                    acked,
+                    flight: flight_before,
+                    srtt: self.rtt.srtt(),
+                    rtt: sample,
+                    ack,
+                    snd_max: self.snd_max,
+                    now,
+                });
             }
             self.dupacks = 0;
 

@@ -1,0 +1,460 @@
+//! HyStart++ (RFC 9406): slow start that leaves before it overshoots, on a rise in the RTT.
+//!
+//! Why: standard slow start doubles the window every round trip until a loss says stop. Into
+//! a drop-tail bottleneck whose queue holds about one bandwidth-delay product, the last
+//! doubling sends twice what the path plus its queue can hold, and a large part of that
+//! window is lost at once. The path comparison (`bench-results/paths.md`: a curl client
+//! downloading 1 MiB through a 10 Mbit/s bottleneck with a 64 KiB queue, 1 ms and 20 ms base
+//! RTT, no random loss) showed exactly that: the bypass took about 1.45 times the Linux
+//! kernel's time, with thousands of timeout retransmissions, because recovering that many
+//! holes ended in RTOs. Linux's CUBIC does not pace on its own (no `fq`, no BBR there) and
+//! so does not differ in the bursts it sends: the difference is its HyStart, which sees the
+//! queue fill as a rising RTT and leaves slow start before the queue overflows. This is the
+//! RFC's version of the same idea.
+//!
+//! The algorithm (§4.2), run by the congestion controller on each ACK of new data while
+//! `cwnd < ssthresh`:
+//! - Rounds: a round ends when the ACK reaches `windowEnd`, the highest sequence sent when the
+//!   round began (the connection's SND.MAX). Each round keeps the least RTT sample it saw
+//!   (`currentRoundMinRTT`) and the previous round's (`lastRoundMinRTT`).
+//! - In slow start, once a round has `N_RTT_SAMPLE` samples, a minimum that rose by at least
+//!   `RttThresh = clamp(lastRoundMinRTT / MIN_RTT_DIVISOR, MIN_RTT_THRESH, MAX_RTT_THRESH)`
+//!   over the last round's means a queue is building: Conservative Slow Start (CSS) begins,
+//!   with that minimum as its baseline.
+//! - CSS grows the window at a quarter of slow start's rate (`CSS_GROWTH_DIVISOR`). If a CSS
+//!   round's minimum (again after `N_RTT_SAMPLE` samples) falls below the baseline, the rise
+//!   was jitter: slow start resumes. After `CSS_ROUNDS` rounds (the partial round CSS began
+//!   in counts) the controller enters congestion avoidance with ssthresh = cwnd: no
+//!   reduction, nothing was lost.
+//! - Growth per ACK is min(N, L * SMSS) for N newly acknowledged bytes. L = 1, where §4.3
+//!   recommends 8 for a sender that does not pace (xgate does not): RFC 5681 §3.1's own
+//!   limit, and the slow start xgate had before. With the receiver ACKing every other
+//!   segment, L = 1 grows the window 1.5 times per round trip and L = 8 doubles it, and the
+//!   deterministic simulation of the bench's paths (`core/tests/sim/flight.rs`: 1 MiB,
+//!   10 Mbit/s, 64 KiB queue, 1/20/80 ms) shows that doubling defeats the delay signal: a
+//!   round's minimum RTT comes from its first segments, sent while the previous round's
+//!   queue was still small, so the rise shows one round after the round that overflows a
+//!   one-BDP queue. With L = 8 HyStart++ dropped 13/100/25 segments (1/20/80 ms; standard
+//!   slow start 48/96/53); with L = 1, 2/4/8, and finished in the kernel's time. The bursts
+//!   L = 8 allows against stretch ACKs are what RFC 5681 limits anyway.
+//!
+//! §4.3: only the first slow start of a connection (while ssthresh is still its initial
+//! "arbitrarily high" value) uses HyStart++. Any loss or timeout turns it off for good: the
+//! later slow starts stop at the ssthresh the loss set, which is where the overshoot problem
+//! is already solved. The restart window after idle (which §4.3 also allows) does not apply:
+//! the connection does not restart from an idle window.
+//!
+//! The constants are the RFC's §4.3 recommendations, unchanged: they are what Linux, Windows
+//! and the QUIC stacks that ship HyStart++ use, and a 4 ms threshold floor is what keeps
+//! millisecond-granular timestamp samples (RFC 7323 TSecr, one clock tick is 1 ms here) from
+//! reading one tick of jitter as a queue.
+//!
+//! RTT samples are what the connection takes anyway (TSecr on every ACK with timestamps, else
+//! the one Karn-timed segment); RTTs are kept in microseconds as `u32` (about 71 minutes,
+//! saturating) so the state stays small inside every connection slot.
+
+use crate::time::{Duration, Instant};
+use crate::wire::SeqNumber;
+
+/// §4.3: the floor of the RTT rise that counts as a queue building.
+const MIN_RTT_THRESH: u32 = 4_000;
+/// §4.3: the ceiling of that threshold.
+const MAX_RTT_THRESH: u32 = 16_000;
+/// §4.3: the threshold is lastRoundMinRTT / MIN_RTT_DIVISOR between the two bounds.
+const MIN_RTT_DIVISOR: u32 = 8;
+/// §4.3: RTT samples a round needs before its minimum is compared.
+const N_RTT_SAMPLE: u8 = 8;
+/// §4.3: CSS grows the window this many times slower than slow start.
+const CSS_GROWTH_DIVISOR: u32 = 4;
+/// §4.3: rounds of CSS before congestion avoidance.
+const CSS_ROUNDS: u8 = 5;
+/// §4.2 L: segments of growth one ACK may bring. RFC 5681's 1 rather than §4.3's 8 for a
+/// sender that does not pace: see the module doc.
+const L: u32 = 1;
+/// An RTT not seen yet ("infinity" in the RFC).
+const NO_RTT: u32 = u32::MAX;
+
+/// One ACK of new data, as the connection reports it to its congestion controller.
+#[derive(Debug, Clone, Copy)]
+pub struct AckSample {
+    /// Bytes newly acknowledged.
+    pub acked: u32,
+    /// FlightSize before this ACK: how much of the window the sender was using.
+    pub flight: u32,
+    /// The smoothed RTT (RFC 6298), once there has been a sample.
+    pub srtt: Option<Duration>,
+    /// The RTT sample this ACK gave, if any (TSecr, or the Karn-timed segment).
+    pub rtt: Option<Duration>,
+    /// SEG.ACK.
+    pub ack: SeqNumber,
+    /// SND.MAX: the highest sequence sent so far (HyStart++'s `windowEnd` when a round starts).
+    pub snd_max: SeqNumber,
+    pub now: Instant,
+}
+
+impl AckSample {
+    /// An ACK without an RTT sample or sequence numbers: for tests of growth outside
+    /// HyStart++.
+    #[cfg(test)]
+    pub fn plain(acked: u32, flight: u32, srtt: Option<Duration>, now: Instant) -> Self {
+        AckSample {
+            acked,
+            flight,
+            srtt,
+            rtt: None,
+            ack: SeqNumber(0),
+            snd_max: SeqNumber(0),
+            now,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    /// RFC 5681 slow start: HyStart++ was not configured, or a loss ended it (§4.3).
+    Off,
+    /// §4.2 standard slow start, watching the RTT.
+    SlowStart,
+    /// §4.2 Conservative Slow Start.
+    Css,
+}
+
+/// What one ACK of slow start does to the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowStartStep {
+    /// Grow cwnd by this many bytes.
+    Grow(u32),
+    /// CSS is over (§4.2): set ssthresh = cwnd and continue in congestion avoidance.
+    EnterCongestionAvoidance,
+}
+
+/// HyStart++ state of one connection: 20 bytes, inline in the controller.
+#[derive(Debug, Clone, Copy)]
+pub struct HyStart {
+    phase: Phase,
+    /// RTT samples in the current round (saturating).
+    samples: u8,
+    /// CSS rounds ended, the partial first one included.
+    css_rounds: u8,
+    /// A round is under way: `window_end` is its end.
+    in_round: bool,
+    window_end: SeqNumber,
+    /// Microseconds, `NO_RTT` until a sample.
+    current_round_min_rtt: u32,
+    last_round_min_rtt: u32,
+    css_baseline_min_rtt: u32,
+}
+
+impl HyStart {
+    /// HyStart++ on (`enabled`) or RFC 5681 slow start.
+    pub fn new(enabled: bool) -> Self {
+        HyStart {
+            phase: if enabled {
+                Phase::SlowStart
+            } else {
+                Phase::Off
+            },
+            samples: 0,
+            css_rounds: 0,
+            in_round: false,
+            window_end: SeqNumber(0),
+            current_round_min_rtt: NO_RTT,
+            last_round_min_rtt: NO_RTT,
+            css_baseline_min_rtt: NO_RTT,
+        }
+    }
+
+    /// Still in the first slow start with HyStart++ on.
+    #[cfg(test)]
+    pub fn active(&self) -> bool {
+        self.phase != Phase::Off
+    }
+
+    /// The end of the round under way, if one is.
+    #[cfg(test)]
+    pub fn window_end(&self) -> Option<SeqNumber> {
+        self.in_round.then_some(self.window_end)
+    }
+
+    /// In Conservative Slow Start.
+    #[cfg(test)]
+    pub fn in_css(&self) -> bool {
+        self.phase == Phase::Css
+    }
+
+    /// §4.2 "If loss or ECN-marking is observed anytime during standard slow start or CSS,
+    /// enter congestion avoidance" (the controller reduces), and §4.3: HyStart++ is not used
+    /// again.
+    pub fn on_congestion(&mut self) {
+        self.phase = Phase::Off;
+    }
+
+    /// §4.2: a round begins, to end with the ACK of `window_end`.
+    fn start_round(&mut self, window_end: SeqNumber) {
+        self.in_round = true;
+        self.window_end = window_end;
+        self.last_round_min_rtt = self.current_round_min_rtt;
+        self.current_round_min_rtt = NO_RTT;
+        self.samples = 0;
+    }
+
+    /// One ACK of new data while cwnd < ssthresh: how much the window grows, or that CSS
+    /// ended. Without HyStart++ it is RFC 5681's min(N, SMSS).
+    pub fn on_ack(&mut self, s: &AckSample, smss: u32) -> SlowStartStep {
+        if self.phase == Phase::Off {
+            return SlowStartStep::Grow(s.acked.min(smss));
+        }
+        // §4.2 rounds: the first one begins with the first ACK; each ends with the ACK of
+        // its windowEnd, and the next begins there, ending at what has been sent by then.
+        if !self.in_round {
+            self.start_round(s.snd_max);
+        }
+        let limit = L.saturating_mul(smss);
+        let grow = match self.phase {
+            Phase::Css => s.acked.min(limit) / CSS_GROWTH_DIVISOR,
+            _ => s.acked.min(limit),
+        };
+        if let Some(rtt) = s.rtt {
+            let micros = u32::try_from(rtt.as_micros()).unwrap_or(NO_RTT - 1);
+            self.current_round_min_rtt = self.current_round_min_rtt.min(micros);
+            self.samples = self.samples.saturating_add(1);
+        }
+        if self.samples >= N_RTT_SAMPLE
+            && self.current_round_min_rtt != NO_RTT
+            && self.last_round_min_rtt != NO_RTT
+        {
+            match self.phase {
+                Phase::SlowStart => {
+                    let last = self.last_round_min_rtt;
+                    let thresh = (last / MIN_RTT_DIVISOR).clamp(MIN_RTT_THRESH, MAX_RTT_THRESH);
+                    if self.current_round_min_rtt >= last.saturating_add(thresh) {
+                        self.css_baseline_min_rtt = self.current_round_min_rtt;
+                        self.phase = Phase::Css;
+                        self.css_rounds = 0;
+                    }
+                }
+                Phase::Css => {
+                    if self.current_round_min_rtt < self.css_baseline_min_rtt {
+                        // The rise was jitter: back to slow start.
+                        self.css_baseline_min_rtt = NO_RTT;
+                        self.phase = Phase::SlowStart;
+                    }
+                }
+                Phase::Off => {}
+            }
+        }
+        if s.ack.diff(self.window_end) >= 0 {
+            if self.phase == Phase::Css {
+                // The partial round CSS began in counts towards CSS_ROUNDS.
+                self.css_rounds = self.css_rounds.saturating_add(1);
+                if self.css_rounds >= CSS_ROUNDS {
+                    self.phase = Phase::Off;
+                    return SlowStartStep::EnterCongestionAvoidance;
+                }
+            }
+            self.start_round(s.snd_max);
+        }
+        SlowStartStep::Grow(grow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMSS: u32 = 1000;
+
+    /// Drives a HyStart++ sender one round at a time: every ACK acknowledges one segment
+    /// and carries the round's RTT; the last reaches the round's windowEnd (§4.2) and so
+    /// ends it.
+    struct Rounds {
+        h: HyStart,
+        una: u32,
+        grown: u64,
+        exited: bool,
+    }
+
+    impl Rounds {
+        fn new() -> Self {
+            Rounds {
+                h: HyStart::new(true),
+                una: 0,
+                grown: 0,
+                exited: false,
+            }
+        }
+
+        /// One round of `acks` one-segment ACKs with RTT `rtt_ms`.
+        fn round(&mut self, acks: u32, rtt_ms: u64) {
+            self.acks(acks, rtt_ms, true);
+        }
+
+        /// `acks` ACKs in the round under way, the last ending it if `end`.
+        fn acks(&mut self, acks: u32, rtt_ms: u64, end: bool) {
+            for i in 0..acks {
+                self.una = if end && i + 1 == acks && self.h.in_round {
+                    self.h.window_end.0
+                } else {
+                    self.una + 1
+                };
+                let snd_max = self.una + 100 * SMSS;
+                let s = AckSample {
+                    acked: SMSS,
+                    flight: u32::MAX,
+                    srtt: None,
+                    rtt: Some(Duration::from_millis(rtt_ms)),
+                    ack: SeqNumber(self.una),
+                    snd_max: SeqNumber(snd_max),
+                    now: Instant::ZERO,
+                };
+                match self.h.on_ack(&s, SMSS) {
+                    SlowStartStep::Grow(b) => self.grown += u64::from(b),
+                    SlowStartStep::EnterCongestionAvoidance => self.exited = true,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rfc9406_s4_2_rtt_increase_above_threshold_enters_css() {
+        let mut r = Rounds::new();
+        r.round(10, 40);
+        assert!(!r.h.in_css());
+        // 40 ms / 8 = 5 ms threshold: 44 ms is jitter.
+        r.round(20, 44);
+        assert!(!r.h.in_css(), "a rise below the threshold");
+        // 44 ms / 8 = 5.5 ms: 49 ms is not enough, 49.5 ms is.
+        let mut below = Rounds::new();
+        below.round(10, 40);
+        below.round(20, 44);
+        below.round(20, 49);
+        assert!(!below.h.in_css(), "44 + 5 ms < 44 + 5.5 ms");
+        r.round(40, 50);
+        assert!(r.h.in_css(), "44 + 5.5 ms: CSS");
+        assert_eq!(r.h.css_baseline_min_rtt, 50_000);
+    }
+
+    #[test]
+    fn rfc9406_s4_2_threshold_is_clamped_to_4_and_16_ms() {
+        // 1 ms base: the 4 ms floor; 3 ms more is not enough.
+        let mut r = Rounds::new();
+        r.round(10, 1);
+        r.round(20, 4);
+        assert!(!r.h.in_css(), "1 + 3 ms < 1 + 4 ms");
+        r.round(40, 8);
+        assert!(r.h.in_css(), "4 + 4 ms");
+        // 200 ms base: 200 / 8 = 25 ms, capped at 16 ms.
+        let mut r = Rounds::new();
+        r.round(10, 200);
+        r.round(20, 215);
+        assert!(!r.h.in_css(), "200 + 15 ms");
+        r.round(20, 231);
+        assert!(r.h.in_css(), "215 + 16 ms (not 215 / 8 = 26.9 ms)");
+    }
+
+    #[test]
+    fn rfc9406_s4_2_needs_n_rtt_sample_samples_per_round() {
+        let mut r = Rounds::new();
+        r.round(10, 40);
+        // Seven samples of a large rise: not enough to compare.
+        r.round(7, 100);
+        assert!(!r.h.in_css());
+        let mut r = Rounds::new();
+        r.round(10, 40);
+        r.round(8, 100);
+        assert!(r.h.in_css(), "the eighth sample decides");
+    }
+
+    #[test]
+    fn rfc9406_s4_2_css_grows_a_quarter_and_l_limits_each_ack() {
+        let mut h = HyStart::new(true);
+        let mut s = AckSample::plain(20 * SMSS, u32::MAX, None, Instant::ZERO);
+        s.ack = SeqNumber(SMSS);
+        s.snd_max = SeqNumber(100 * SMSS);
+        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS), "L = 1");
+        s.acked = SMSS / 2;
+        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS / 2));
+        h.phase = Phase::Css;
+        s.acked = 20 * SMSS;
+        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS / 4), "L / 4");
+        s.acked = 2 * SMSS / 5;
+        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS / 10));
+        // Off: RFC 5681, at most one SMSS.
+        let mut h = HyStart::new(false);
+        s.acked = 20 * SMSS;
+        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS));
+    }
+
+    #[test]
+    fn rfc9406_s4_2_css_rounds_then_congestion_avoidance() {
+        let mut r = Rounds::new();
+        r.round(10, 40);
+        // CSS begins on the eighth ACK of this round: that partial round is the first.
+        r.round(20, 60);
+        assert!(r.h.in_css());
+        assert_eq!(r.h.css_rounds, 1);
+        for _ in 0..3 {
+            r.round(20, 60);
+            assert!(r.h.in_css() && !r.exited);
+        }
+        // The ACK that ends the fifth CSS round starts congestion avoidance.
+        r.acks(19, 60, false);
+        assert!(r.h.in_css() && !r.exited, "the fifth round is under way");
+        r.round(1, 60);
+        assert!(r.exited, "after CSS_ROUNDS = 5 rounds");
+        assert!(!r.h.active(), "HyStart++ is over");
+        let grown = r.grown;
+        r.round(5, 60);
+        assert_eq!(r.grown - grown, 5 * u64::from(SMSS), "RFC 5681 from here");
+    }
+
+    #[test]
+    fn rfc9406_s4_2_rtt_back_below_baseline_resumes_slow_start() {
+        let mut r = Rounds::new();
+        r.round(10, 40);
+        r.round(20, 60);
+        assert!(r.h.in_css());
+        // A CSS round whose minimum stays at the baseline: still CSS.
+        r.round(20, 60);
+        assert!(r.h.in_css());
+        // Its minimum below the baseline: the rise was jitter.
+        r.round(20, 59);
+        assert!(!r.h.in_css() && r.h.active(), "slow start again");
+        assert_eq!(r.h.css_baseline_min_rtt, NO_RTT);
+        let grown = r.grown;
+        r.round(4, 59);
+        assert_eq!(
+            r.grown - grown,
+            4 * u64::from(SMSS),
+            "full slow start growth"
+        );
+    }
+
+    #[test]
+    fn rfc9406_s4_3_no_hystart_after_loss() {
+        let mut r = Rounds::new();
+        r.round(10, 40);
+        r.h.on_congestion();
+        assert!(!r.h.active());
+        // A rise that would have meant CSS: RFC 5681 slow start, one SMSS per ACK.
+        let grown = r.grown;
+        r.round(20, 100);
+        assert!(!r.h.in_css());
+        assert_eq!(r.grown - grown, 20 * u64::from(SMSS), "full growth, no CSS");
+    }
+
+    #[test]
+    fn extreme_samples_saturate() {
+        let mut h = HyStart::new(true);
+        let mut s = AckSample::plain(u32::MAX, u32::MAX, None, Instant::ZERO);
+        s.rtt = Some(Duration::MAX);
+        for i in 0..40u32 {
+            s.ack = SeqNumber(i.wrapping_mul(0x4000_0000));
+            s.snd_max = SeqNumber(i.wrapping_mul(0x7000_0000));
+            let _ = h.on_ack(&s, u32::MAX);
+        }
+        s.rtt = Some(Duration::ZERO);
+        let _ = h.on_ack(&s, 0);
+    }
+}
