@@ -23,9 +23,7 @@ impl Conn {
         }
         let &SackBlock { left, right } = seg.sack.first()?;
         let len = right.distance_from(left).filter(|&l| l > 0)?;
-        let sent = right.diff(self.snd_max) <= 0
-            && len as usize <= self.tx.capacity()
-            && self.snd_max.diff(left) >= 0;
+        let sent = right.diff(self.snd_max) <= 0 && len as usize <= self.tx.capacity();
         let below = right.diff(ack) <= 0;
         let inside = seg
             .sack

@@ -121,7 +121,8 @@ fn rfc2883_s4_the_sender_takes_a_first_block_below_the_ack_or_inside_the_second_
     ack_with(&mut fx, &[(s[3], s[4])]);
     ack_with(&mut fx, &[(s[1], s[1])]);
     ack_with(&mut fx, &[(s[1], s[0])]);
-    ack_with(&mut fx, &[(max, max + 100u32)]);
+    ack_with(&mut fx, &[(max + 10u32, max + 20u32), (max, max + 100u32)]);
+    ack_with(&mut fx, &[(s[5], max + 100u32), (s[4], max + 200u32)]);
     ack_with(&mut fx, &[(SeqNumber(s[0].0.wrapping_sub(1 << 31)), s[1])]);
     assert_eq!(fx.ep.stats().dsacks_received, 2);
     let _ = fx.out();
