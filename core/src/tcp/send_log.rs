@@ -64,8 +64,8 @@ pub struct SendLog {
 }
 
 impl SendLog {
+    /// Room for `cap` entries (0: a placeholder that allocates nothing and logs nothing).
     pub fn new(cap: usize) -> Self {
-        let cap = cap.max(2);
         SendLog {
             start: SeqNumber(0),
             entries: VecDeque::with_capacity(cap),
@@ -412,6 +412,16 @@ mod tests {
         // A resend clears the mark.
         log.on_send(s(0), s(100), t(61));
         assert_eq!(log.first_lost(s(300)), Some((s(100), s(200))));
+    }
+
+    #[test]
+    fn the_placeholder_holds_nothing_and_never_panics() {
+        let mut log = SendLog::new(0);
+        assert_eq!(log.entries.capacity(), 0, "allocates nothing");
+        log.on_send(s(0), s(10), t(1));
+        log.on_send(s(0), s(5), t(2));
+        assert!(log.is_empty());
+        assert_eq!(log.last(), None);
     }
 
     #[test]

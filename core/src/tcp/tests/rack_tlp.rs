@@ -221,3 +221,95 @@ fn rfc8985_s7_2_no_probe_without_sack_and_none_with_one_segment_before_the_rto()
     assert_eq!(fx.ep.stats().loss_probes, 0);
     assert_eq!(fx.ep.stats().rto_timeouts, 1);
 }
+
+mod garbage {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One thing the peer (or time) does: an ACK whose number and SACK blocks are offsets from
+    /// SND.UNA (anything, wrapping included), the client's data at an offset from RCV.NXT
+    /// (duplicates and holes), or time passing and the timers firing.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Ack(i32, Vec<(i32, i32)>),
+        Data(i32, u16),
+        Wait(u16),
+        Send(u16),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let off = prop_oneof![-3000i32..20_000, any::<i32>()];
+        prop_oneof![
+            (
+                off.clone(),
+                prop::collection::vec((off.clone(), off.clone()), 0..5)
+            )
+                .prop_map(|(a, b)| Step::Ack(a, b)),
+            (-3000i32..3000, 1u16..1400).prop_map(|(o, n)| Step::Data(o, n)),
+            (0u16..500).prop_map(Step::Wait),
+            (1u16..20_000).prop_map(Step::Send),
+        ]
+    }
+
+    proptest! {
+        /// RACK, the probe and D-SACK take any ACK, SACK block (below SND.UNA, beyond
+        /// SND.MAX, inverted, wrapped) and duplicate without panicking, and the connection's
+        /// output stays within what it sent.
+        #[test]
+        fn any_acks_sack_blocks_and_duplicates_are_survived(steps in prop::collection::vec(step(), 1..80)) {
+            let mut fx = fx_with_srtt();
+            fx.app_send(&vec![1u8; 20 * 1448]);
+            let una = fx.ack;
+            let mut highest = una;
+            for o in fx.out() {
+                let end = o.hdr.seq + o.payload.len();
+                if end.diff(highest) > 0 {
+                    highest = end;
+                }
+            }
+            let rcv = fx.seq;
+            for s in steps {
+                match s {
+                    Step::Ack(a, blocks) => {
+                        let base = fx.ack;
+                        let mut h = fx.hdr(TcpFlags::ACK);
+                        h.ack = SeqNumber(base.0.wrapping_add(a as u32));
+                        let b: Vec<SackBlock> = blocks
+                            .iter()
+                            .map(|&(l, r)| SackBlock {
+                                left: SeqNumber(base.0.wrapping_add(l as u32)),
+                                right: SeqNumber(base.0.wrapping_add(r as u32)),
+                            })
+                            .collect();
+                        h.options.set_sack(&b);
+                        let _ = fx.send_hdr(&h, &[]);
+                        // Keep the client's idea of SND.UNA where the server took it.
+                        if h.ack.diff(fx.ack) > 0 && h.ack.diff(highest) <= 0 {
+                            fx.ack = h.ack;
+                        }
+                    }
+                    Step::Data(o, n) => {
+                        let mut h = fx.hdr(TcpFlags::ACK);
+                        h.seq = SeqNumber(rcv.0.wrapping_add(o as u32));
+                        let _ = fx.send_hdr(&h, &vec![2u8; usize::from(n)]);
+                    }
+                    Step::Wait(ms) => fx.advance(Duration::from_millis(u64::from(ms))),
+                    Step::Send(n) => {
+                        if fx.ep.connection_count() == 1 {
+                            fx.app_send(&vec![3u8; usize::from(n)]);
+                        }
+                    }
+                }
+                for o in fx.out() {
+                    let end = o.hdr.seq + o.payload.len();
+                    if end.diff(highest) > 0 {
+                        highest = end;
+                    }
+                    if !o.payload.is_empty() {
+                        prop_assert!(o.hdr.seq.diff(una) >= 0, "{:?} below the first SND.UNA", o.hdr.seq);
+                    }
+                }
+            }
+        }
+    }
+}
