@@ -8,7 +8,7 @@
 //! retransmission (a later segment, sent after the retransmission, is delivered and the
 //! retransmission is not), and the last segments of a burst (with a tail loss probe, §7).
 
-use super::send_log::{sent_after, Sent};
+use super::send_log::{sent_after, Delivered, Sent};
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNumber;
 
@@ -91,6 +91,44 @@ impl Rack {
         }
     }
 
+    /// Steps 2 and 3 for what one cumulative ACK delivered (`SendLog::take_acked`): the
+    /// reordering check against the highest end delivered before this ACK, then the samples
+    /// in transmit order (the latest original, then the latest if it was a resend).
+    pub fn on_cumulative_ack(
+        &mut self,
+        d: &Delivered,
+        now: Instant,
+        echo: impl Fn(&Sent) -> Option<bool>,
+    ) {
+        if let (Some(fack), Some(end)) = (self.fack, d.first_original_end) {
+            if end.diff(fack) < 0 {
+                self.reordering_seen = true;
+            }
+        }
+        if let Some(o) = d.latest_original.filter(|o| Some(*o) != d.latest) {
+            self.on_delivered(&o, now, echo(&o));
+        }
+        if let Some(l) = d.latest {
+            self.on_delivered(&l, now, echo(&l));
+        }
+        if let Some(h) = d.highest_end {
+            if self.fack.is_none_or(|f| h.diff(f) > 0) {
+                self.fack = Some(h);
+            }
+        }
+    }
+
+    /// What a cumulative ACK delivered in order, with nothing SACKed and no recovery: only
+    /// the RTT sample of the most recently sent original counts (min_RTT). RACK.xmit_ts, rtt
+    /// and fack can stay behind: no segment outstanding was sent before these, and the next
+    /// SACK or recovery moves them past them.
+    pub fn on_in_order_ack(&mut self, d: &Delivered, now: Instant) {
+        if let Some(o) = d.latest_original {
+            let rtt = now.saturating_duration_since(o.xmit);
+            self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        }
+    }
+
     /// The most recently sent delivered segment, for `SendLog::detect_loss`.
     pub fn latest(&self) -> Option<(Instant, SeqNumber)> {
         self.latest
@@ -151,11 +189,10 @@ mod tests {
         Instant::from_millis(n)
     }
 
-    /// Delivers everything in `[from, to)` of a log through the cumulative ACK `to`.
+    /// Delivers everything of a log below the cumulative ACK `to`.
     fn deliver(rack: &mut Rack, log: &mut SendLog, to: u32, now: Instant) {
-        log.on_ack(SeqNumber(to), &Scoreboard::default(), false, |e| {
-            rack.on_delivered(e, now, None)
-        });
+        let d = log.take_acked(SeqNumber(to));
+        rack.on_cumulative_ack(&d, now, |_| None);
     }
 
     #[test]
@@ -186,9 +223,8 @@ mod tests {
         let mut log = SendLog::new(8);
         log.on_send(SeqNumber(20), SeqNumber(30), t(400));
         log.on_send(SeqNumber(20), SeqNumber(30), t(600));
-        log.on_ack(SeqNumber(30), &Scoreboard::default(), false, |e| {
-            rack.on_delivered(e, t(800), Some(false))
-        });
+        let d = log.take_acked(SeqNumber(30));
+        rack.on_cumulative_ack(&d, t(800), |_| Some(false));
         assert_eq!(rack.latest(), Some((t(0), SeqNumber(10))));
     }
 
@@ -201,9 +237,7 @@ mod tests {
         }
         let mut sb = Scoreboard::default();
         sb.add(SeqNumber(20), SeqNumber(30), SeqNumber(0), SeqNumber(30));
-        log.on_ack(SeqNumber(0), &sb, true, |e| {
-            rack.on_delivered(e, t(50), None)
-        });
+        log.mark_sacked(&sb, |e| rack.on_delivered(e, t(50), None));
         assert!(!rack.reordering_seen);
         deliver(&mut rack, &mut log, 20, t(51));
         assert!(rack.reordering_seen);

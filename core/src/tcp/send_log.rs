@@ -193,24 +193,20 @@ impl SendLog {
         }
     }
 
-    /// Takes in an ACK: entries the cumulative ACK `una` covers leave the log, entries the
-    /// scoreboard now covers whole become SACKed (only looked for when `sack_news`); `f` sees
-    /// each segment delivered by this ACK, in sequence order.
-    pub fn on_ack(
-        &mut self,
-        una: SeqNumber,
-        scoreboard: &Scoreboard,
-        sack_news: bool,
-        mut f: impl FnMut(&Sent),
-    ) {
-        while let Some(first) = self.entries.front() {
+    /// The cumulative ACK `una`: the entries it covers leave the log. What RACK needs of
+    /// them comes back summed up (`Delivered`), so that a cumulative ACK of many segments
+    /// costs RACK one sample, not one per segment.
+    pub fn take_acked(&mut self, una: SeqNumber) -> Delivered {
+        let mut d = Delivered::default();
+        while let Some(&first) = self.entries.front() {
             if first.end.diff(una) > 0 {
                 break;
             }
             if first.sacked() {
+                // Delivered before, when it was SACKed.
                 self.sacked -= 1;
             } else {
-                f(first);
+                d.add(first);
             }
             self.start = first.end;
             self.entries.pop_front();
@@ -218,9 +214,12 @@ impl SendLog {
         if self.start.diff(una) < 0 && !self.entries.is_empty() {
             self.start = una;
         }
-        if !sack_news {
-            return;
-        }
+        d
+    }
+
+    /// Entries the scoreboard now covers whole become SACKed; `f` sees each, in sequence
+    /// order (the SACK of a segment is the rarer case: one call each).
+    pub fn mark_sacked(&mut self, scoreboard: &Scoreboard, mut f: impl FnMut(&Sent)) {
         let mut start = self.start;
         for e in self.entries.iter_mut() {
             if !e.sacked() && scoreboard.covers(start, e.end) {
@@ -311,6 +310,38 @@ impl SendLog {
     }
 }
 
+/// What RACK needs of the segments one cumulative ACK delivered (SACKed ones apart): in
+/// RFC 8985's walk in transmit order only the most recently sent leaves its mark on
+/// RACK.xmit_ts / rtt -- and, when that one was retransmitted and its sample may be the
+/// original's, the most recently sent original before it -- plus, for reordering, the lowest
+/// original end and the highest end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    pub latest: Option<Sent>,
+    pub latest_original: Option<Sent>,
+    pub first_original_end: Option<SeqNumber>,
+    pub highest_end: Option<SeqNumber>,
+}
+
+impl Delivered {
+    fn add(&mut self, e: Sent) {
+        let newer =
+            |than: Option<Sent>| than.is_none_or(|l| sent_after(e.xmit, e.end, l.xmit, l.end));
+        if newer(self.latest) {
+            self.latest = Some(e);
+        }
+        if !e.retransmitted() {
+            if newer(self.latest_original) {
+                self.latest_original = Some(e);
+            }
+            self.first_original_end.get_or_insert(e.end);
+        }
+        if self.highest_end.is_none_or(|h| e.end.diff(h) > 0) {
+            self.highest_end = Some(e.end);
+        }
+    }
+}
+
 /// RFC 8985 `RACK_sent_after(t1, seq1, t2, seq2)`: the first segment was sent after the
 /// second (a later transmit time, or the same time and a higher end).
 pub fn sent_after(t1: Instant, seq1: SeqNumber, t2: Instant, seq2: SeqNumber) -> bool {
@@ -379,14 +410,19 @@ mod tests {
         }
         let mut sb = Scoreboard::default();
         sb.add(s(250), s(400), s(0), s(400));
+        let d = log.take_acked(s(100));
+        assert_eq!(d.latest.map(|e| e.end), Some(s(100)));
         let mut seen = Vec::new();
-        log.on_ack(s(100), &sb, true, |e| seen.push(e.end.0));
+        log.mark_sacked(&sb, |e| seen.push(e.end.0));
         // [0,100) acked, [300,400) SACKed whole, [200,300) only half.
-        assert_eq!(seen, [100, 400]);
+        assert_eq!(seen, [400]);
         assert_eq!(log.sacked_segs(), 1);
-        seen.clear();
-        log.on_ack(s(400), &sb, false, |e| seen.push(e.end.0));
-        assert_eq!(seen, [200, 300], "the SACKed one is not delivered twice");
+        let d = log.take_acked(s(400));
+        assert_eq!(
+            (d.latest.map(|e| e.end), d.first_original_end, d.highest_end),
+            (Some(s(300)), Some(s(200)), Some(s(300))),
+            "the SACKed one is not delivered twice"
+        );
         assert!(log.is_empty());
         assert_eq!(log.sacked_segs(), 0);
     }
@@ -425,15 +461,30 @@ mod tests {
     }
 
     #[test]
+    fn a_cumulative_ack_sums_up_the_latest_and_the_latest_original() {
+        let mut log = SendLog::new(8);
+        log.on_send(s(0), s(10), t(1));
+        log.on_send(s(10), s(20), t(2));
+        log.on_send(s(20), s(30), t(3));
+        log.on_send(s(0), s(10), t(4));
+        let d = log.take_acked(s(30));
+        assert_eq!(
+            d.latest.map(|e| (e.end, e.xmit)),
+            Some((s(10), t(4))),
+            "the resend"
+        );
+        assert_eq!(d.latest_original.map(|e| e.end), Some(s(30)));
+        assert_eq!(d.first_original_end, Some(s(20)));
+        assert_eq!(d.highest_end, Some(s(30)));
+    }
+
+    #[test]
     fn sequence_numbers_wrap() {
         let mut log = SendLog::new(8);
         log.on_send(s(u32::MAX - 50), s(49), t(1));
         log.on_send(s(49), s(149), t(2));
         assert_eq!(log.last(), Some((s(49), s(149))));
-        let sb = Scoreboard::default();
-        let mut seen = 0;
-        log.on_ack(s(49), &sb, false, |_| seen += 1);
-        assert_eq!(seen, 1);
+        assert_eq!(log.take_acked(s(49)).highest_end, Some(s(49)));
         assert_eq!(log.last(), Some((s(49), s(149))));
     }
 }

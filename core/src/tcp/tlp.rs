@@ -23,11 +23,13 @@ pub fn pto(
     now: Instant,
     rto_at: Instant,
 ) -> Instant {
-    let mut pto = srtt.map_or(PTO_NO_SRTT, |s| s.saturating_mul(2));
+    // In microseconds: this runs for every segment of new data sent.
+    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let mut pto = srtt.map_or(micros(PTO_NO_SRTT), |s| micros(s).saturating_mul(2));
     if one_segment_out {
-        pto = pto.saturating_add(WC_DEL_ACK_T);
+        pto = pto.saturating_add(micros(WC_DEL_ACK_T));
     }
-    (now + pto).min(rto_at)
+    Instant::from_micros(now.as_micros().saturating_add(pto)).min(rto_at)
 }
 
 /// What an ACK says about the probe in flight (RFC 8985 §7.4.2).

@@ -9,6 +9,7 @@
 
 use super::{Conn, Ctx, Seg, Timer};
 use crate::tcp::congestion::CongestionControl;
+use crate::tcp::send_log::Sent;
 use crate::tcp::tlp::{self, ProbeAck};
 use crate::time::Instant;
 use crate::wire::{SackBlock, SeqNumber};
@@ -52,16 +53,34 @@ impl Conn {
             _ => None,
         };
         let ts_offset = self.ts_offset;
-        let rack = &mut self.rack;
-        self.log
-            .on_ack(ack, &self.sacked, !seg.sack.is_empty(), |sent| {
-                // Did the ACK echo the TSval of the segment's last transmission (or later)?
-                let echo = tsecr.map(|ts| {
-                    let sent_ts = (sent.xmit.as_millis() as u32).wrapping_add(ts_offset);
-                    ts.wrapping_sub(sent_ts) as i32 >= 0
-                });
-                rack.on_delivered(sent, now, echo);
+        // Did the ACK echo the TSval of the segment's last transmission (or a later one)?
+        let echo = |sent: &Sent| {
+            tsecr.map(|ts| {
+                let sent_ts = (sent.xmit.as_millis() as u32).wrapping_add(ts_offset);
+                ts.wrapping_sub(sent_ts) as i32 >= 0
+            })
+        };
+        if acked > 0 {
+            let delivered = self.log.take_acked(ack);
+            // In order, nothing SACKed, no recovery or probe under way: nothing outstanding
+            // was sent before what this ACK delivers, so only min_RTT learns from it (the
+            // first SACK or recovery sets RACK.xmit_ts and rtt afresh).
+            let in_order = seg.sack.is_empty()
+                && self.log.sacked_segs() == 0
+                && !self.in_recovery
+                && !self.probe.in_flight();
+            if in_order {
+                self.rack.on_in_order_ack(&delivered, now);
+            } else {
+                self.rack.on_cumulative_ack(&delivered, now, echo);
+            }
+        }
+        if !seg.sack.is_empty() {
+            let rack = &mut self.rack;
+            self.log.mark_sacked(&self.sacked, |sent| {
+                rack.on_delivered(sent, now, echo(sent))
             });
+        }
         if dsack.is_some() {
             cx.stats.dsacks_received += 1;
             self.rack.on_dsack(self.snd_una, self.snd_max);

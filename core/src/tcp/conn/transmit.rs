@@ -48,7 +48,7 @@ impl Conn {
         }
         let max = if self.ts_enabled { 3 } else { 4 };
         let dsack = usize::from(self.dsack_out.is_some());
-        (self.asm.sack_ranges().count() + dsack).min(max)
+        (self.asm.sack_ranges().take(max).count() + dsack).min(max)
     }
 
     pub(super) fn max_payload(&self) -> u32 {
