@@ -244,6 +244,23 @@ mod tests {
     }
 
     #[test]
+    fn rfc8985_s6_2_step3_a_cumulative_ack_past_fack_still_sees_the_original_it_skipped() {
+        // [10, 20) SACKed first; then one ACK delivers [0, 10) and [20, 30): the latest is
+        // above fack, the lowest original below it.
+        let mut rack = Rack::default();
+        let mut log = SendLog::new(8);
+        for i in 0..3u32 {
+            log.on_send(SeqNumber(i * 10), SeqNumber(i * 10 + 10), t(u64::from(i)));
+        }
+        let mut sb = Scoreboard::default();
+        sb.add(SeqNumber(10), SeqNumber(20), SeqNumber(0), SeqNumber(30));
+        log.mark_sacked(&sb, |e| rack.on_delivered(e, t(50), None));
+        deliver(&mut rack, &mut log, 30, t(51));
+        assert!(rack.reordering_seen);
+        assert_eq!(rack.fack, Some(SeqNumber(30)));
+    }
+
+    #[test]
     fn rfc8985_s6_2_step4_reo_wnd_is_zero_in_recovery_until_reordering_then_a_quarter_min_rtt() {
         let mut rack = Rack {
             min_rtt: Some(ms(40)),

@@ -61,14 +61,15 @@ impl Conn {
             })
         };
         if acked > 0 {
-            let delivered = self.log.take_acked(ack);
-            // In order, nothing SACKed, no recovery or probe under way: nothing outstanding
-            // was sent before what this ACK delivers, so only min_RTT learns from it (the
-            // first SACK or recovery sets RACK.xmit_ts and rtt afresh).
+            // In order, nothing SACKed (before this ACK: a hole filled by its original is
+            // reordering), no recovery or probe under way: nothing outstanding was sent before
+            // what this ACK delivers, so only min_RTT learns from it (the first SACK or
+            // recovery sets RACK.xmit_ts and rtt afresh).
             let in_order = seg.sack.is_empty()
                 && self.log.sacked_segs() == 0
                 && !self.in_recovery
                 && !self.probe.in_flight();
+            let delivered = self.log.take_acked(ack);
             if in_order {
                 self.rack.on_in_order_ack(&delivered, now);
             } else {

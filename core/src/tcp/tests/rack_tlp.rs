@@ -138,6 +138,41 @@ fn rfc8985_s6_3_the_reordering_timer_marks_a_segment_lost_when_its_window_passes
 }
 
 #[test]
+fn rfc8985_s6_2_step3_a_hole_its_original_fills_is_reordering_and_keeps_reo_wnd_open() {
+    let mut fx = fx_with_srtt();
+    fx.app_send(&vec![5u8; 4 * 1448]);
+    let s = data_seqs(&fx.out());
+    // Segment 0 overtaken by segment 1, then arriving: the hole is filled by the original.
+    fx.now += RTT;
+    fx.ack = s[0];
+    assert!(sack_ack(&mut fx, &[(s[1], s[2])]).is_empty());
+    fx.ack = s[3] + 1448u32;
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    assert_eq!(fx.ep.stats().retransmits, 0);
+    // Next flight: a full segment, then three small ones SACKed above it a round trip
+    // later (DupThresh segments, too few bytes for RFC 6675's IsLost). With no reordering
+    // seen RACK's window would be 0 and the hole lost at once; reordering was seen, so it
+    // waits min_RTT / 4.
+    fx.app_send(&vec![6u8; 1448]);
+    let mut s = data_seqs(&fx.out());
+    for _ in 0..3 {
+        fx.app_send(&[7u8; 100]);
+        s.extend(data_seqs(&fx.out()));
+    }
+    assert_eq!(s.len(), 4);
+    fx.now += RTT;
+    fx.ack = s[0];
+    let out = sack_ack(&mut fx, &[(s[1], s[3] + 100u32)]);
+    assert!(data_seqs(&out).is_empty(), "{out:?}");
+    assert_eq!(fx.ep.stats().rack_lost, 0);
+    // min_RTT / 4 later it is.
+    fx.now += RTT / 4;
+    fx.ep.handle_timeout(fx.now);
+    assert_eq!(data_seqs(&fx.out()), [s[0]]);
+    assert_eq!(fx.ep.stats().rack_lost, 1);
+}
+
+#[test]
 fn rfc8985_s7_4_2_a_resent_probe_answered_beyond_its_end_is_a_loss_for_congestion_control() {
     let mut fx = fx_with_srtt();
     fx.app_send(&vec![5u8; 4 * 1448]);
