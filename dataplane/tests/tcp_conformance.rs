@@ -188,9 +188,6 @@ fn case(
 }
 
 const CHALLENGE: &str = "ACK s+0 a+0";
-/// Linux's D-SACK, which xgate does not send.
-const DSACK: &str = "ACK with a D-SACK block of the duplicate octets (Linux implements RFC 2883 \
-                     D-SACK, an optional extension; xgate does not)";
 const GET: &[u8] = b"GET ";
 
 /// The rows every synchronized state shares (SYN, RST, ACK-field checks).
@@ -401,10 +398,15 @@ fn synchronized_rows(st: State, v: &mut Vec<Case>) {
         Nxt(-4),
         AckOf::Una(0),
         GET,
-        "ACK s+0 a+0",
+        // RFC 2883 §4: with SACK, the ACK names the duplicate octets (D-SACK).
+        if st == State::EstablishedTs {
+            "ACK s+0 a+0 sack a-4..a+0"
+        } else {
+            "ACK s+0 a+0"
+        },
         Alive,
         "RFC 9293 §3.10.7.4: not acceptable: ACK and drop",
-        (st == State::EstablishedTs).then_some(DSACK),
+        None,
     ));
     v.push(case(
         st,
@@ -481,10 +483,14 @@ fn established_rows(st: State, v: &mut Vec<Case>) {
         Nxt(-2),
         AckOf::Una(0),
         GET,
-        "ACK s+0 a+2",
+        if ts {
+            "ACK s+0 a+2 sack a-2..a+0"
+        } else {
+            "ACK s+0 a+2"
+        },
         Alive,
-        "RFC 9293 §3.10.7.4: the old part is trimmed, the rest taken",
-        ts.then_some(DSACK),
+        "RFC 9293 §3.10.7.4: the old part is trimmed, the rest taken (RFC 2883 §4: D-SACK)",
+        None,
     ));
     v.push(case(
         st,

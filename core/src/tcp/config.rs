@@ -224,6 +224,14 @@ pub struct TcpStats {
     pub rto_timeouts: u64,
     pub rto_aborts: u64,
     pub zero_window_probes: u64,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub loss_probes: u64,
+    /// Segments RACK marked lost (RFC 8985 §6.2).
+    pub rack_lost: u64,
+    /// ACKs sent whose first SACK block reports a duplicate segment (RFC 2883).
+    pub dsacks_sent: u64,
+    /// D-SACK blocks received (RFC 2883 §4).
+    pub dsacks_received: u64,
     pub cookies_sent: u64,
     pub cookies_validated: u64,
     pub cookies_failed: u64,
@@ -305,6 +313,10 @@ impl TcpStats {
             rto_timeouts,
             rto_aborts,
             zero_window_probes,
+            loss_probes,
+            rack_lost,
+            dsacks_sent,
+            dsacks_received,
             cookies_sent,
             cookies_validated,
             cookies_failed,
@@ -336,6 +348,10 @@ impl TcpStats {
         self.rto_timeouts += rto_timeouts;
         self.rto_aborts += rto_aborts;
         self.zero_window_probes += zero_window_probes;
+        self.loss_probes += loss_probes;
+        self.rack_lost += rack_lost;
+        self.dsacks_sent += dsacks_sent;
+        self.dsacks_received += dsacks_received;
         self.cookies_sent += cookies_sent;
         self.cookies_validated += cookies_validated;
         self.cookies_failed += cookies_failed;

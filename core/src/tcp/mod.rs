@@ -7,15 +7,18 @@ mod congestion;
 mod conn;
 mod endpoint;
 mod flow;
+mod rack;
 mod ring;
 mod rtt;
 mod sack;
+mod send_log;
 #[cfg(test)]
 mod sim_tests;
 mod syncookie;
 #[cfg(test)]
 mod tests;
 mod timer;
+mod tlp;
 
 pub use assembler::{Assembler, AssemblerFull, MAX_RANGES};
 pub use config::{DropReason, TcpConfig, TcpStats};

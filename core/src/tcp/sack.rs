@@ -146,6 +146,13 @@ impl Scoreboard {
             .map_or(seq, |&(_, b)| b)
     }
 
+    /// The peer reported holding all of `[a, b)`.
+    pub fn covers(&self, a: SeqNumber, b: SeqNumber) -> bool {
+        self.ranges[..self.n]
+            .iter()
+            .any(|&(l, r)| l.diff(a) <= 0 && b.diff(r) <= 0)
+    }
+
     /// Bytes from `seq` up to the next SACKed range (unbounded if none).
     pub fn room(&self, seq: SeqNumber) -> usize {
         self.ranges[..self.n]
@@ -262,5 +269,16 @@ mod tests {
         assert_eq!(sb.room(s(4500)), usize::MAX);
         sb.clear();
         assert_eq!(sb.next_lost_hole(UNA, 0), None);
+    }
+
+    #[test]
+    fn covers_only_what_one_range_holds_whole() {
+        let mut sb = Scoreboard::default();
+        sb.add(s(2000), s(3000), UNA, MAX);
+        sb.add(s(4000), s(5000), UNA, MAX);
+        assert!(sb.covers(s(2000), s(3000)));
+        assert!(sb.covers(s(4100), s(4200)));
+        assert!(!sb.covers(s(2500), s(4500)), "across a hole");
+        assert!(!sb.covers(s(1900), s(2100)));
     }
 }

@@ -11,6 +11,7 @@ use smoltcp::wire::{EthernetAddress as SEth, HardwareAddress, IpAddress, IpCidr}
 
 use super::*;
 use crate::time::Instant;
+use crate::wire;
 
 const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -90,6 +91,8 @@ struct Link {
     q: Vec<(u64, Vec<u8>)>,
     loss: u64,
     dup: u64,
+    /// The delay is 2 ms plus up to this much.
+    jitter_us: u64,
 }
 
 impl Link {
@@ -97,7 +100,7 @@ impl Link {
         if rng.chance(self.loss) {
             return;
         }
-        let delay = 2_000 + rng.next() % 6_000;
+        let delay = 2_000 + rng.next() % self.jitter_us.max(1);
         if rng.chance(self.dup) {
             self.q.push((now_us + delay + 1_000, f.clone()));
         }
@@ -126,7 +129,7 @@ fn trace(dir: &str, now_us: u64, f: &[u8]) {
     }
     if let Ok(p) = crate::wire::parse_tcp_frame(f) {
         eprintln!(
-            "{:>8}us {dir} {}>{} seq={} ack={} {:?} win={} len={} opts={:?}",
+            "{:>8}us {dir} {}>{} seq={} ack={} {:?} win={} len={} ts={:?} sack={:?}",
             now_us,
             p.tcp.src_port,
             p.tcp.dst_port,
@@ -135,7 +138,8 @@ fn trace(dir: &str, now_us: u64, f: &[u8]) {
             p.tcp.flags,
             p.tcp.window,
             p.payload.len(),
-            p.tcp.options.timestamps
+            p.tcp.options.timestamps,
+            p.tcp.options.sack()
         );
     }
 }
@@ -161,11 +165,29 @@ struct Outcome {
     client_state: tcp::State,
     closed_events: usize,
     established_events: usize,
+    stats: TcpStats,
+    /// Virtual time at the end, from the first SYN.
+    elapsed_us: u64,
 }
 
 fn run(seed: u64, loss: u64, dup: u64, total: usize, timestamps: bool) -> Outcome {
+    run_with(seed, loss, dup, 6_000, total, timestamps, &mut |_| false)
+}
+
+/// `run` with the link's jitter and `drop_s2c` deciding, frame by frame, which of the server's
+/// frames the link loses (before its own random loss).
+fn run_with(
+    seed: u64,
+    loss: u64,
+    dup: u64,
+    jitter_us: u64,
+    total: usize,
+    timestamps: bool,
+    drop_s2c: &mut dyn FnMut(&[u8]) -> bool,
+) -> Outcome {
     let mut rng = Rng(seed | 1);
-    let mut now_us: u64 = 1_000_000;
+    let start_us: u64 = 1_000_000;
+    let mut now_us = start_us;
     let sm = |us: u64| smoltcp::time::Instant::from_micros(us as i64);
 
     let mut dev = SimDevice {
@@ -207,11 +229,13 @@ fn run(seed: u64, loss: u64, dup: u64, total: usize, timestamps: bool) -> Outcom
         q: Vec::new(),
         loss,
         dup,
+        jitter_us,
     };
     let mut s2c = Link {
         q: Vec::new(),
         loss,
         dup,
+        jitter_us,
     };
 
     let stream: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
@@ -296,7 +320,9 @@ fn run(seed: u64, loss: u64, dup: u64, total: usize, timestamps: bool) -> Outcom
         }
         while let Some(n) = ep.poll_transmit(t, &mut buf) {
             trace("S>C", now_us, &buf[..n]);
-            s2c.send(&mut rng, now_us, buf[..n].to_vec());
+            if !drop_s2c(&buf[..n]) {
+                s2c.send(&mut rng, now_us, buf[..n].to_vec());
+            }
         }
         for f in s2c.due(now_us) {
             dev.rx.push_back(f);
@@ -348,6 +374,8 @@ fn run(seed: u64, loss: u64, dup: u64, total: usize, timestamps: bool) -> Outcom
         client_state: sockets.get::<tcp::Socket>(sh).state(),
         closed_events,
         established_events,
+        stats: ep.stats().clone(),
+        elapsed_us: now_us - start_us,
     }
 }
 
@@ -472,11 +500,13 @@ fn run_many(seed: u64, loss: u64, clients: usize, rounds: u16, total: usize) -> 
         q: Vec::new(),
         loss,
         dup: 10,
+        jitter_us: 6_000,
     };
     let mut s2c = Link {
         q: Vec::new(),
         loss,
         dup: 10,
+        jitter_us: 6_000,
     };
     let stream: Vec<u8> = (0..total).map(|i| (i * 13 % 253) as u8).collect();
     let expect: Vec<u8> = stream.iter().map(|b| b ^ 0x5A).collect();
@@ -629,5 +659,125 @@ fn sim_many_clients_with_connection_churn() {
         assert_eq!(ep.poll_timeout(), None, "seed {seed}: no timer remains");
         assert_eq!(ep.stats().connections_established, 24);
         assert_eq!(ep.stats().connections_closed, 24);
+    }
+}
+
+/// The targeted-loss runs' jitter: 1 ms on a 2 ms delay, little reordering, so that the
+/// losses they arrange are the only ones.
+const JITTER_US: u64 = 1_000;
+
+/// Server data segments as the link sees them: the offsets of the text's start and end in the
+/// echoed stream (once the SYN-ACK told the server's ISS) and the TSval (ms) it went with.
+struct ServerSegments {
+    iss: Option<wire::SeqNumber>,
+}
+
+impl ServerSegments {
+    fn text(&mut self, f: &[u8]) -> Option<(usize, usize, u32)> {
+        let p = wire::parse_tcp_frame(f).ok()?;
+        if p.tcp.flags.contains(wire::TcpFlags::SYN) {
+            self.iss = Some(p.tcp.seq);
+            return None;
+        }
+        if p.payload.is_empty() {
+            return None;
+        }
+        let first = self.iss? + 1u32;
+        let start = p.tcp.seq.distance_from(first)? as usize;
+        let tsval = p.tcp.options.timestamps.map_or(0, |t| t.0);
+        Some((start, start + p.payload.len(), tsval))
+    }
+}
+
+/// RFC 8985 §7 with §6: the segments near the end of the echoed stream that go out in one
+/// burst (within 3 ms of the first of them) are lost on their first transmission; what is
+/// sent later is not. Without a probe only the RTO (200 ms at least) resends them; with it
+/// the probe (new data, or the last segment again) goes 2 SRTT after the last transmission,
+/// its SACK lets RACK mark the ones before it, and the stream ends well under an RTO later
+/// than over a clean link. (Where more data follows the burst, RACK alone finds the loss.)
+#[test]
+fn sim_a_lost_tail_is_repaired_by_a_probe_and_rack_without_an_rto() {
+    let total = 40_000;
+    let mut probes = 0;
+    for seed in 1..=4u64 {
+        let clean = run(seed, 0, 0, total, true);
+        let mut segs = ServerSegments { iss: None };
+        let mut dropped = Vec::new();
+        let mut burst = None;
+        let o = run_with(
+            seed,
+            0,
+            0,
+            6_000,
+            total,
+            true,
+            &mut |f| match segs.text(f) {
+                Some((start, end, tsval))
+                    if end + 4 * 1448 > total && !dropped.contains(&start) =>
+                {
+                    let first = *burst.get_or_insert(tsval);
+                    let drop = tsval.wrapping_sub(first) <= 3;
+                    if drop {
+                        dropped.push(start);
+                    }
+                    drop
+                }
+                _ => false,
+            },
+        );
+        assert!(o.echoed_ok, "seed {seed}");
+        assert_eq!(o.closed_events, o.established_events, "seed {seed}");
+        assert!(dropped.len() >= 2, "seed {seed}: {dropped:?}");
+        let cost_ms = o.elapsed_us.saturating_sub(clean.elapsed_us) / 1000;
+        eprintln!(
+            "seed {seed}: {} segments lost, {cost_ms} ms over the clean run; probes {}, RACK \
+             marks {}, RTOs {}",
+            dropped.len(),
+            o.stats.loss_probes,
+            o.stats.rack_lost,
+            o.stats.rto_timeouts
+        );
+        assert_eq!(o.stats.rto_timeouts, 0, "seed {seed}");
+        assert!(o.stats.rack_lost >= 1, "seed {seed}");
+        assert!(cost_ms < 100, "seed {seed}: {cost_ms} ms");
+        probes += o.stats.loss_probes;
+    }
+    assert!(probes >= 2, "{probes}");
+}
+
+/// RFC 8985 §6.2: a retransmission that is lost again is found lost once a segment sent
+/// after it is SACKed, and goes a third time without waiting for the RTO.
+#[test]
+fn sim_a_lost_retransmission_is_repaired_without_an_rto() {
+    let total = 80_000;
+    for seed in 1..=4u64 {
+        let mut segs = ServerSegments { iss: None };
+        // Every segment that carries byte `victim` of the stream, the first two times.
+        let victim = total / 3;
+        let mut drops = 0;
+        let o = run_with(
+            seed,
+            0,
+            0,
+            JITTER_US,
+            total,
+            true,
+            &mut |f| match segs.text(f) {
+                Some((start, end, _)) if (start..end).contains(&victim) && drops < 2 => {
+                    drops += 1;
+                    true
+                }
+                _ => false,
+            },
+        );
+        assert!(o.echoed_ok, "seed {seed}");
+        assert_eq!(drops, 2, "seed {seed}: the original and its retransmission");
+        eprintln!(
+            "seed {seed}: retransmits {}, fast {}, RACK marks {}, RTOs {}",
+            o.stats.retransmits, o.stats.fast_retransmits, o.stats.rack_lost, o.stats.rto_timeouts
+        );
+        assert_eq!(o.stats.rto_timeouts, 0, "seed {seed}");
+        assert!(o.stats.rack_lost >= 1, "seed {seed}");
+        assert!(o.stats.retransmits >= 2, "seed {seed}");
     }
 }

@@ -17,11 +17,19 @@ pub enum Timer {
     FinWait2 = 3,
     /// Nothing received for `idle_timeout`.
     Idle = 4,
+    /// RFC 8985 §6.3 RACK reordering timer: a segment sent before a delivered one is not
+    /// lost yet (its reordering window has not passed); look again when it has.
+    Reorder = 5,
+    /// RFC 8985 §7.2 tail loss probe timeout (PTO).
+    LossProbe = 6,
 }
 
-/// Every timer, in the order `Conn::handle_timeout` fires them when several are due.
-pub const TIMERS: [Timer; 5] = [
+/// Every timer, in the order `Conn::handle_timeout` fires them when several are due (the
+/// RTO first: when it fires, the probe and the reordering timer have nothing left to do).
+pub const TIMERS: [Timer; 7] = [
     Timer::Retransmit,
+    Timer::Reorder,
+    Timer::LossProbe,
     Timer::Persist,
     Timer::DelayedAck,
     Timer::FinWait2,
@@ -29,7 +37,7 @@ pub const TIMERS: [Timer; 5] = [
 ];
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TimerTable([Option<Instant>; 5]);
+pub struct TimerTable([Option<Instant>; TIMERS.len()]);
 
 impl TimerTable {
     pub fn get(&self, t: Timer) -> Option<Instant> {

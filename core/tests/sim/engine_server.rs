@@ -192,6 +192,18 @@ fn engine_clients_without_timestamps_get_their_exact_mss_window_scale_and_sack()
     }
 }
 
+/// 1.5% random loss each way over a 50 Mbit/s bottleneck with a 64 KiB drop-tail queue and
+/// a 10 ms round trip, where RACK-TLP does most of the engine's loss recovery: every response
+/// complete and correct, every connection ended cleanly (`check_server`'s checks). (The long
+/// quiet stretches some seeds show are the smoltcp client's own RTO backoff on its uploads
+/// into the queue, and the final TIME-WAIT.)
+#[test]
+fn engine_random_loss_over_a_bottleneck() {
+    for seed in 1..=6 {
+        check_engine(&engine_cfg(seed, crate::profile_named("loss2_bottleneck")));
+    }
+}
+
 #[test]
 fn engine_same_seed_same_trace() {
     let cfg = engine_cfg(42, crate::profile_named("combined"));

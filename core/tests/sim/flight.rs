@@ -381,9 +381,10 @@ fn hystart_leaves_slow_start_before_the_queue_overflows() {
             on.flight_before_loss(),
             off.flight_before_loss()
         );
-        // Without HyStart++ slow start runs into the queue and loses part of a window.
+        // Without HyStart++ slow start runs into the queue and loses part of a window (RACK-TLP
+        // repairs it quickly, but the drops are there).
         assert!(
-            off.tail_dropped >= 40,
+            off.tail_dropped >= 20,
             "{rtt_ms} ms: standard slow start overflowed the queue: {off:?}"
         );
         // With it, the rising RTT ends slow start first: the first loss comes later (from

@@ -153,6 +153,19 @@ pub const PROFILES: &[Profile] = &[
             queue_bytes: Some(256 * 1024),
         },
     ),
+    // Random loss on a path whose bottleneck queue also drops (issue 14's lossy paths): what
+    // RACK-TLP is for.
+    symmetric(
+        "loss2_bottleneck",
+        Impairments {
+            loss: 0.015,
+            delay: Duration::from_millis(5),
+            jitter: Duration::from_micros(200),
+            bandwidth_bps: Some(50_000_000),
+            queue_bytes: Some(64 * 1024),
+            ..Impairments::CLEAN
+        },
+    ),
 ];
 
 pub fn profile(name: &str) -> Option<Profile> {

@@ -1,13 +1,16 @@
 //! One synchronized connection: RFC 9293 state machine from ESTABLISHED onwards (the handshake
 //! is stateless, see `endpoint/cookie_front.rs`), RFC 5961 checks, RFC 7323 PAWS, loss
-//! recovery (RFC 5681 §3.2, RFC 6582, RFC 6675-lite), the timers.
+//! recovery (RFC 5681 §3.2, RFC 6582, RFC 6675-lite, RFC 8985 RACK-TLP), the timers.
 //!
 //! This file is the state machine: what one segment or one timer does to the connection. The
 //! pieces it drives live beside it: `receive.rs` (the text into the receive ring, delayed ACK,
-//! window updates) and `transmit.rs` (the next segment and its header); the RTO estimator
-//! (`tcp/rtt.rs`), the congestion window (`tcp/congestion/`) and the SACK scoreboard
-//! (`tcp/sack.rs`) are types of their own.
+//! window updates), `transmit.rs` (the next segment and its header) and `loss_detection.rs`
+//! (RACK, the tail loss probe and D-SACK on the sender's side); the RTO estimator
+//! (`tcp/rtt.rs`), the congestion window (`tcp/congestion/`), the SACK scoreboard
+//! (`tcp/sack.rs`), the send log (`tcp/send_log.rs`), RACK's state (`tcp/rack.rs`) and the
+//! probe's (`tcp/tlp.rs`) are types of their own.
 
+mod loss_detection;
 mod receive;
 mod transmit;
 
@@ -17,10 +20,13 @@ use super::assembler::Assembler;
 use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::congestion::{AckSample, Congestion, CongestionControl};
+use super::rack::Rack;
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
+use super::send_log::{self, SendLog};
 use super::timer::{Timer, TimerTable, TIMERS};
+use super::tlp::LossProbe;
 use super::{ConnHandle, Event, FlowKey};
 use crate::time::{Duration, Instant};
 use crate::wire::{FrameAddrs, SackBlock, SeqNumber};
@@ -179,6 +185,17 @@ pub struct Conn {
     sacked: Scoreboard,
     /// Highest sequence number retransmitted in this recovery (RFC 6675 HighRxt).
     high_rxt: SeqNumber,
+    /// Each outstanding segment's transmit time and state, for RACK-TLP (kept only when the
+    /// peer sends SACK, which RACK-TLP relies on).
+    log: SendLog,
+    /// RFC 8985 §6 RACK.
+    rack: Rack,
+    /// RFC 8985 §7 tail loss probe in flight.
+    probe: LossProbe,
+    /// The PTO fired: the next transmission is a loss probe.
+    probe_due: bool,
+    /// RFC 2883: a duplicate segment arrived; the next ACK's first SACK block names it.
+    dsack_out: Option<(SeqNumber, SeqNumber)>,
     /// Send even against the window / SWS rule (zero-window probe, SWS override timer).
     force_send: bool,
     persist_backoff: Duration,
@@ -193,7 +210,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// A fresh connection in ESTABLISHED, reusing `rx`/`tx`/`asm` (cleared).
+    /// A fresh connection in ESTABLISHED, reusing `rx`/`tx`/`asm`/the send log (cleared).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         handle: ConnHandle,
@@ -202,18 +219,20 @@ impl Conn {
         neg: &Negotiated,
         cfg: &TcpConfig,
         now: Instant,
-        buffers: Option<(RingBuffer, RingBuffer, Assembler)>,
+        buffers: Option<(RingBuffer, RingBuffer, Assembler, SendLog)>,
     ) -> Conn {
-        let (mut rx, mut tx, mut asm) = buffers.unwrap_or_else(|| {
+        let (mut rx, mut tx, mut asm, mut log) = buffers.unwrap_or_else(|| {
             (
                 RingBuffer::new(cfg.rx_buffer),
                 RingBuffer::new(cfg.tx_buffer),
                 Assembler::new(cfg.max_ooo_bytes),
+                SendLog::new(send_log::capacity_for(cfg.tx_buffer, cfg.mss)),
             )
         });
         rx.clear();
         tx.clear();
         asm.clear();
+        log.clear();
         let (snd_wscale, rcv_wscale) = match neg.window_scale {
             // RFC 7323 §2.3: a shift above 14 is used as 14.
             Some(ws) => (ws.min(14), cfg.window_scale.min(14)),
@@ -261,6 +280,11 @@ impl Conn {
             rtx_one: false,
             sacked: Scoreboard::default(),
             high_rxt: iss1,
+            log,
+            rack: Rack::default(),
+            probe: LossProbe::default(),
+            probe_due: false,
+            dsack_out: None,
             force_send: false,
             persist_backoff: cfg.initial_rto,
             timers: TimerTable::default(),
@@ -290,6 +314,7 @@ impl Conn {
             std::mem::replace(&mut self.rx, RingBuffer::new(0)),
             std::mem::replace(&mut self.tx, RingBuffer::new(0)),
             std::mem::replace(&mut self.asm, Assembler::new(0)),
+            std::mem::replace(&mut self.log, SendLog::new(0)),
         );
         *self = Conn::new(handle, flow, addrs, neg, cfg, now, Some(bufs));
     }
@@ -357,16 +382,30 @@ impl Conn {
             return flight;
         }
         let from = self.high_rxt.max(self.snd_una);
+        // Lost: what RACK marked (RFC 8985 §6.2) below HighRxt -- retransmissions it found
+        // lost -- and above it the larger of RACK's and RFC 6675 `IsLost`'s counts (the two
+        // mostly name the same holes; the larger stands for their union without counting a
+        // hole twice).
+        let (rack_below, rack_above) = self.log.lost_bytes(from);
+        let islost = self.sacked.lost_bytes(from, self.lost_threshold());
         flight
             .saturating_sub(self.sacked.sacked_bytes())
-            .saturating_sub(self.sacked.lost_bytes(from, self.lost_threshold()))
+            .saturating_sub(islost.max(rack_above))
+            .saturating_sub(rack_below)
     }
 
-    /// The next lost hole above HighRxt, when the congestion window has room for it (RFC
-    /// 6675 §5 NextSeg rule 1).
+    /// The next lost hole, when the congestion window has room for it: the lowest segment
+    /// RACK marked lost (RFC 8985 §6.2; a lost retransmission too), else the next hole above
+    /// HighRxt RFC 6675 §4 `IsLost` names (§5 NextSeg rule 1).
     fn lost_hole_ready(&self) -> Option<(SeqNumber, u32)> {
         if !self.sack_recovery() || self.cc.window() <= self.pipe() {
             return None;
+        }
+        if let Some((start, end)) = self.log.first_lost(self.data_end()) {
+            let start = start.max(self.snd_una);
+            if let Some(len) = end.distance_from(start).filter(|&l| l > 0) {
+                return Some((start, len));
+            }
         }
         let from = self.high_rxt.max(self.snd_una);
         self.sacked.next_lost_hole(from, self.lost_threshold())
@@ -449,6 +488,7 @@ impl Conn {
             // (our app cannot read until it can write, and it cannot write until the tx ring
             // drains) deadlocks; both were found by the engine simulation.
             self.ack_now = true;
+            self.note_old_duplicate(seg);
             let near = seg
                 .seq
                 .in_window(self.rcv_nxt, (self.rx.capacity() as u32).max(wnd).max(1));
@@ -570,9 +610,15 @@ impl Conn {
         if acked > 0 {
             self.sacked.prune(ack);
         }
+        // RFC 2883 §4: a first block that reports a duplicate is no news of data held.
+        let dsack = self.dsack_block(seg, ack);
+        let blocks = match dsack {
+            Some(_) => seg.sack.get(1..).unwrap_or(&[]),
+            None => seg.sack,
+        };
         let mut new_sack = false;
         if self.sack_ok {
-            for b in seg.sack {
+            for b in blocks {
                 new_sack |= self.sacked.add(b.left, b.right, self.snd_una, self.snd_max);
             }
         }
@@ -622,14 +668,18 @@ impl Conn {
                         flight
                     };
                     self.cc.on_recovery_end(flight);
+                    self.rack.on_recovery_end();
                     self.in_recovery = false;
                 } else {
                     // Step 3 partial acknowledgment: retransmit the first unacknowledged
                     // segment, deflate by the amount acked, add back one SMSS if that was at
                     // least one SMSS, reset the retransmission timer. (Skipped when SACK
-                    // recovery already retransmitted that hole; with SACK nothing was
-                    // inflated, so nothing is deflated: the pipe shrank by what was acked.)
-                    if self.high_rxt.diff(self.snd_una) <= 0 {
+                    // recovery already retransmitted that hole or the peer SACKed it -- a
+                    // tail loss probe's, say; with SACK nothing was inflated, so nothing is
+                    // deflated: the pipe shrank by what was acked.)
+                    if self.high_rxt.diff(self.snd_una) <= 0
+                        && !self.sacked.covers(self.snd_una, self.snd_una + 1u32)
+                    {
                         self.rtx_one = true;
                     }
                     if !self.sack_ok {
@@ -691,19 +741,10 @@ impl Conn {
             } else if (self.dupacks >= 3 || lost_at_una) && ack.diff(self.recover) >= 0 {
                 // RFC 6582 §3.2 step 2: only if the ACK covers `recover` (no second fast
                 // retransmit for losses of the same window).
-                let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
-                self.cc.on_fast_retransmit(flight, now);
-                if self.sack_ok {
-                    self.cc.on_sack_recovery();
-                }
-                self.recover = self.snd_max;
-                self.in_recovery = true;
-                self.rtx_one = true;
-                self.high_rxt = self.snd_una;
-                self.rtt.stop_timing();
-                cx.stats.fast_retransmits += 1;
+                self.enter_recovery(cx, true);
             }
         }
+        self.detect_losses_on_ack(cx, seg, ack, acked, dsack);
 
         // RFC 9293 §3.10.7.4: update the send window if SND.WL1 < SEG.SEQ or (SND.WL1 =
         // SEG.SEQ and SND.WL2 =< SEG.ACK).
@@ -764,7 +805,28 @@ impl Conn {
         self.snd_wnd
     }
 
-    /// Timers due at `now` (RFC 6298 §5.4-5.7, RFC 9293 §3.8.6.1, §3.8.6.3).
+    /// Fast recovery begins (RFC 6582 §3.2 step 2, RFC 6675 §5 step 4, or RACK marked a loss
+    /// RFC 8985 §6.2): the congestion controller is told, and `rtx_una` retransmits the
+    /// segment at SND.UNA first (a RACK loss goes out through the lost-hole path instead).
+    fn enter_recovery(&mut self, cx: &mut Ctx, rtx_una: bool) {
+        let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
+        self.cc.on_fast_retransmit(flight, cx.now);
+        if self.sack_ok {
+            self.cc.on_sack_recovery();
+        }
+        self.recover = self.snd_max;
+        self.in_recovery = true;
+        self.rtx_one = rtx_una;
+        self.high_rxt = self.snd_una;
+        self.rtt.stop_timing();
+        // RFC 8985 §7.2: no probe during recovery.
+        self.probe_due = false;
+        self.timers.stop(Timer::LossProbe);
+        cx.stats.fast_retransmits += 1;
+    }
+
+    /// Timers due at `now` (RFC 6298 §5.4-5.7, RFC 9293 §3.8.6.1, §3.8.6.3, RFC 8985 §6.3,
+    /// §7.3).
     #[must_use]
     pub fn handle_timeout(&mut self, cx: &mut Ctx) -> Outcome {
         let now = cx.now;
@@ -814,7 +876,13 @@ impl Conn {
                     self.snd_nxt = self.snd_una;
                     if self.retries >= 2 {
                         self.sacked.clear();
+                        self.log.clear_sacked();
                     }
+                    // The go-back-N resend repairs what a probe or RACK would have.
+                    self.probe.clear();
+                    self.probe_due = false;
+                    self.timers.stop(Timer::LossProbe);
+                    self.timers.stop(Timer::Reorder);
                     self.rtx_one = false;
                     self.rtt.stop_timing();
                     // RFC 6298 §5.5: back off the timer.
@@ -826,6 +894,12 @@ impl Conn {
                     self.force_send = true;
                     self.persist_backoff =
                         self.persist_backoff.saturating_mul(2).min(cx.cfg.max_rto);
+                }
+                Timer::Reorder => self.detect_losses(cx),
+                Timer::LossProbe => {
+                    if self.outstanding() && !self.in_recovery {
+                        self.probe_due = true;
+                    }
                 }
                 Timer::DelayedAck => self.ack_now = true,
                 Timer::FinWait2 => out = Outcome::Closed,
@@ -853,6 +927,8 @@ impl Conn {
             self.timers.stop(Timer::Persist);
         } else {
             self.timers.stop(Timer::Retransmit);
+            self.timers.stop(Timer::LossProbe);
+            self.timers.stop(Timer::Reorder);
             let blocked = self.has_unsent() && self.send_candidate().is_none();
             if blocked {
                 if self.timers.get(Timer::Persist).is_none() {

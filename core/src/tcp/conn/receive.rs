@@ -15,9 +15,14 @@ impl Conn {
         let mut data = seg.payload;
         let mut seq = seg.seq;
         let mut fin = seg.fin;
+        // RFC 2883 §4: the first duplicated part of the text, for the next ACK's D-SACK block.
+        let mut dup = None;
         // Trim what we already have.
         if let Some(skip) = self.rcv_nxt.distance_from(seq) {
             let skip = skip as usize;
+            if skip > 0 && !data.is_empty() {
+                dup = Some((seq, seq + skip.min(data.len())));
+            }
             if skip > data.len() {
                 // Even the FIN is old.
                 data = &[];
@@ -43,13 +48,28 @@ impl Conn {
                 self.rcv_nxt = self.rcv_nxt + n;
             } else {
                 // Only the parts nobody wrote yet: the first copy wins (RFC 9293 §3.10.7.4
-                // leaves overlapping retransmissions to the implementation).
+                // leaves overlapping retransmissions to the implementation). What lies between
+                // those parts is held already: a duplicate.
+                let base = self.rcv_nxt;
+                let mut held_from = off;
+                let mut held = None;
                 for (o, l) in self.asm.missing(off, data.len()) {
+                    if held.is_none() && o > held_from {
+                        held = Some((held_from, o));
+                    }
+                    held_from = o.saturating_add(l);
                     let part = o
                         .checked_sub(off)
                         .and_then(|s| data.get(s..s.saturating_add(l)))
                         .unwrap_or(&[]);
                     self.rx.write_at(o, part);
+                }
+                let seg_end = off.saturating_add(data.len());
+                if held.is_none() && held_from < seg_end {
+                    held = Some((held_from, seg_end));
+                }
+                if let (None, Some((a, b))) = (dup, held) {
+                    dup = Some((base + a, base + b));
                 }
                 if off == 0 {
                     let extra = self.asm.take_front(data.len());
@@ -85,6 +105,10 @@ impl Conn {
             }
         } else if !seg.payload.is_empty() {
             // Duplicate text: ACK at once so the peer stops.
+            self.ack_now = true;
+        }
+        if let (true, Some(d)) = (self.sack_ok, dup) {
+            self.dsack_out = Some(d);
             self.ack_now = true;
         }
         if fin {

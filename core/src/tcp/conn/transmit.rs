@@ -1,7 +1,7 @@
-//! What a connection sends: the choice of the next segment (fast retransmit, a SACK hole,
-//! new data within the send and congestion windows and the sender SWS rule, or a bare ACK),
-//! the headers it carries (window field, timestamps, SACK blocks) and the RST and final ACK
-//! the endpoint sends on its behalf.
+//! What a connection sends: the choice of the next segment (fast retransmit, a lost hole, a
+//! tail loss probe, new data within the send and congestion windows and the sender SWS rule,
+//! or a bare ACK), the headers it carries (window field, timestamps, SACK blocks with a
+//! D-SACK first) and the RST and final ACK the endpoint sends on its behalf.
 
 use super::{Conn, Ctx, State, Timer};
 use crate::tcp::congestion::CongestionControl;
@@ -9,8 +9,8 @@ use crate::time::Instant;
 use crate::wire::{self, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
 
 impl Conn {
-    /// The next lost SACK hole to retransmit during recovery, when the window has room for
-    /// it (data only).
+    /// The next lost hole (RACK's or RFC 6675's) to retransmit during recovery, when the
+    /// window has room for it (data only).
     fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
         let (seq, hole) = self.lost_hole_ready()?;
         let off = seq.distance_from(self.snd_una)? as usize;
@@ -20,7 +20,8 @@ impl Conn {
         if len == 0 {
             return None;
         }
-        self.high_rxt = seq + len;
+        // A lost retransmission RACK found lies below HighRxt: it does not move it back.
+        self.high_rxt = self.high_rxt.max(seq + len);
         Some((seq, len))
     }
 
@@ -46,10 +47,11 @@ impl Conn {
             return 0;
         }
         let max = if self.ts_enabled { 3 } else { 4 };
-        self.asm.sack_ranges().take(max).count()
+        let dsack = usize::from(self.dsack_out.is_some());
+        (self.asm.sack_ranges().take(max).count() + dsack).min(max)
     }
 
-    fn max_payload(&self) -> u32 {
+    pub(super) fn max_payload(&self) -> u32 {
         self.smss.saturating_sub(self.option_len()).max(1)
     }
 
@@ -108,6 +110,7 @@ impl Conn {
     pub fn wants_transmit(&self) -> bool {
         self.ack_now
             || self.rtx_one
+            || self.probe_due
             || self.lost_hole_ready().is_some()
             || self.send_candidate().is_some()
     }
@@ -149,6 +152,7 @@ impl Conn {
     pub fn poll_transmit(&mut self, cx: &mut Ctx, buf: &mut [u8], ip_id: u16) -> Option<usize> {
         let now = cx.now;
         let data_end = self.data_end();
+        let mut probe = false;
         let (seq, len, fin, is_rtx) = if self.rtx_one {
             self.rtx_one = false;
             let outstanding_data = self
@@ -165,6 +169,9 @@ impl Conn {
             (self.snd_una, len, fin, true)
         } else if let Some((seq, len)) = self.take_hole() {
             (seq, len, false, true)
+        } else if let Some(p) = self.take_probe() {
+            probe = true;
+            p
         } else if let Some((len, fin)) = self.send_candidate() {
             self.force_send = false;
             self.snd_nxt = self.next_send_seq();
@@ -183,6 +190,9 @@ impl Conn {
 
         let mut hdr = self.header(now);
         hdr.seq = seq;
+        if self.dsack_out.take().is_some() && hdr.options.sack_len > 0 {
+            cx.stats.dsacks_sent += 1;
+        }
         let mut flags = TcpFlags::ACK;
         // Fit the payload into the caller's buffer.
         let room = buf
@@ -220,6 +230,14 @@ impl Conn {
             if self.timers.get(Timer::Retransmit).is_none() {
                 self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
+            if self.sack_ok {
+                self.log.on_send(seq, end, now);
+                if probe {
+                    self.probe_sent(cx, is_rtx);
+                } else if !is_rtx {
+                    self.arm_probe(now);
+                }
+            }
         }
         // Every segment carries the ACK.
         self.ack_now = false;
@@ -239,7 +257,29 @@ impl Conn {
         if self.sack_ok {
             let max = if self.ts_enabled { 3 } else { 4 };
             let mut n = 0;
-            for (off, len) in self.asm.sack_ranges().take(max) {
+            // RFC 2883 §4: the D-SACK block first, then (2) the block of held data that
+            // contains it, if any, then the others as RFC 2018 orders them.
+            let mut containing = None;
+            if let Some((left, right)) = self.dsack_out {
+                options.sack_blocks[0] = SackBlock { left, right };
+                n = 1;
+                for (off, len) in self.asm.sack_ranges() {
+                    let (a, b) = (self.rcv_nxt + off, self.rcv_nxt + off + len);
+                    if a.diff(left) <= 0 && right.diff(b) <= 0 && n < max {
+                        options.sack_blocks[n] = SackBlock { left: a, right: b };
+                        n += 1;
+                        containing = Some(off);
+                        break;
+                    }
+                }
+            }
+            for (off, len) in self.asm.sack_ranges() {
+                if n >= max {
+                    break;
+                }
+                if containing == Some(off) {
+                    continue;
+                }
                 let left = self.rcv_nxt + off;
                 options.sack_blocks[n] = SackBlock {
                     left,

@@ -3,7 +3,9 @@
 //! here; the tests, one file per concern, below.
 
 mod close;
+mod dsack;
 mod handshake;
+mod rack_tlp;
 mod receive;
 mod recovery;
 mod rfc5961_paws;

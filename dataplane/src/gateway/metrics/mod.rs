@@ -225,8 +225,8 @@ fn http(m: &mut Metrics, s: &Status) {
     }
 }
 
-/// The bypass engines' TCP: handshakes, cookies, retransmits, segments, resets, challenge
-/// ACKs.
+/// The bypass engines' TCP: handshakes, cookies, retransmits, loss probes, RACK and D-SACK,
+/// segments, resets, challenge ACKs.
 fn bypass_tcp(m: &mut Metrics, s: &Status) {
     let t = &s.bypass_tcp;
     m.family(
@@ -286,6 +286,33 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
         "xgate_bypass_tcp_retransmits_total",
         "kind=\"syn_ack\"",
         t.syn_ack_retransmits,
+    );
+    m.family(
+        "xgate_bypass_tcp_loss_probes_total",
+        "counter",
+        "Tail loss probes the bypass engines sent (RFC 8985 TLP).",
+    );
+    m.sample("xgate_bypass_tcp_loss_probes_total", "", t.loss_probes);
+    m.family(
+        "xgate_bypass_tcp_rack_lost_total",
+        "counter",
+        "Segments RACK (RFC 8985) marked lost.",
+    );
+    m.sample("xgate_bypass_tcp_rack_lost_total", "", t.rack_lost);
+    m.family(
+        "xgate_bypass_tcp_dsacks_total",
+        "counter",
+        "D-SACK blocks (RFC 2883) the bypass engines sent and received.",
+    );
+    m.sample(
+        "xgate_bypass_tcp_dsacks_total",
+        "direction=\"sent\"",
+        t.dsacks_sent,
+    );
+    m.sample(
+        "xgate_bypass_tcp_dsacks_total",
+        "direction=\"received\"",
+        t.dsacks_received,
     );
     m.family(
         "xgate_bypass_tcp_segments_total",
