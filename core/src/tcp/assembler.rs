@@ -3,9 +3,16 @@
 //!
 //! Offsets are relative to `rcv_nxt` (offset 0 is the next in-order byte). The bytes themselves
 //! live in the connection's [`RingBuffer`](super::RingBuffer), placed with `write_at`; this type
-//! only records where. At most [`MAX_RANGES`] disjoint, non-adjacent ranges are kept, in a fixed
-//! array, and at most `max_bytes` bytes in total, so a peer cannot make the receiver allocate or
-//! scan without bound.
+//! only records where. At most `max_bytes` bytes are held in total, in at most
+//! [`Assembler::capacity`] disjoint, non-adjacent ranges (one per [`BYTES_PER_RANGE`] of
+//! `max_bytes`, between [`MIN_RANGES`] and [`MAX_RANGES`]) kept in an array allocated once, with
+//! the connection's rings, so a peer cannot make the receiver allocate or scan without bound.
+//!
+//! Why so many ranges: a slow start that overshoots a drop-tail bottleneck loses every other
+//! segment of its last window, and each loss is a hole. With 16 ranges (the bound this had
+//! before) a receiver at 80 ms and 10 Mbit/s dropped most of such a window's out-of-order
+//! segments, and the sender had to send them again: uploads to the bypass took 1.2x the
+//! kernel's time (`loadgen paths`), where Linux keeps whatever fits its receive buffer.
 //!
 //! Every tuple this type takes or yields is `(offset, len)`.
 //!
@@ -22,12 +29,17 @@
 
 use core::fmt;
 
-/// Most out-of-order ranges held at once (Linux keeps at most 4 SACK blocks on the wire; 16
-/// ranges leaves room for reordering without letting a peer fragment the buffer endlessly).
-pub const MAX_RANGES: usize = 16;
+/// Fewest ranges an assembler that holds anything has room for.
+pub const MIN_RANGES: usize = 16;
+/// Most ranges any assembler has room for: a peer that fragments the buffer into 1-byte
+/// ranges costs a scan of at most this many per segment.
+pub const MAX_RANGES: usize = 512;
+/// One range of room per this many bytes of `max_bytes`: a hole and a held range of a full
+/// segment each (2 x 1024 bytes, below any real MSS).
+pub const BYTES_PER_RANGE: usize = 2048;
 
-/// An `add` was refused: it would need more than [`MAX_RANGES`] ranges or more than the
-/// assembler's byte bound. Nothing was changed.
+/// An `add` was refused: it would need more ranges than the assembler has room for or more
+/// than its byte bound. Nothing was changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("out-of-order assembler full")]
 pub struct AssemblerFull;
@@ -42,7 +54,7 @@ struct Range {
 /// Out-of-order range tracker; see the module documentation.
 #[derive(Clone)]
 pub struct Assembler {
-    ranges: [Range; MAX_RANGES],
+    ranges: Box<[Range]>,
     /// Ranges in use: `ranges[..count]`, sorted, disjoint and non-adjacent, none empty.
     count: usize,
     held: usize,
@@ -52,10 +64,16 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// An empty assembler that holds at most `max_bytes` out-of-order bytes.
+    /// An empty assembler that holds at most `max_bytes` out-of-order bytes. `new(0)` holds
+    /// nothing and allocates nothing.
     pub fn new(max_bytes: usize) -> Self {
+        let capacity = if max_bytes == 0 {
+            0
+        } else {
+            (max_bytes / BYTES_PER_RANGE).clamp(MIN_RANGES, MAX_RANGES)
+        };
         Assembler {
-            ranges: [Range::default(); MAX_RANGES],
+            ranges: vec![Range::default(); capacity].into_boxed_slice(),
             count: 0,
             held: 0,
             max_bytes,
@@ -65,6 +83,28 @@ impl Assembler {
 
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
+    }
+
+    /// How many disjoint ranges it has room for.
+    pub fn capacity(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Forgets the held range furthest from the in-order point (RFC 2018 §8 lets a receiver
+    /// renege on what it SACKed); returns it as `(offset, len)`.
+    pub fn pop_last(&mut self) -> Option<(usize, usize)> {
+        let last = *self.used().last()?;
+        self.count -= 1;
+        self.held -= last.end - last.start;
+        if self.recent == Some(self.count) {
+            self.recent = None;
+        }
+        Some((last.start, last.end - last.start))
+    }
+
+    /// The held range furthest from the in-order point, as `(offset, len)`.
+    pub fn last(&self) -> Option<(usize, usize)> {
+        self.used().last().map(|r| (r.start, r.end - r.start))
     }
 
     /// No out-of-order data held.
@@ -93,8 +133,9 @@ impl Assembler {
     }
 
     /// Records that `[offset, offset + len)` is now held, merging with overlapping and adjacent
-    /// ranges. Refused, with nothing changed, if the result would need more than [`MAX_RANGES`]
-    /// ranges or hold more than `max_bytes` bytes (or if `offset + len` overflows). An empty
+    /// ranges. Refused, with nothing changed, if the result would need more ranges than
+    /// [`capacity`](Self::capacity) or hold more than `max_bytes` bytes (or if `offset + len`
+    /// overflows). An empty
     /// range is accepted and changes nothing.
     pub fn add(&mut self, offset: usize, len: usize) -> Result<(), AssemblerFull> {
         if len == 0 {
@@ -114,7 +155,7 @@ impl Assembler {
         }
         let new_count = self.count - (last - first) + 1;
         let new_held = self.held - merged_bytes + (new_end - start);
-        if new_count > MAX_RANGES || new_held > self.max_bytes {
+        if new_count > self.ranges.len() || new_held > self.max_bytes {
             return Err(AssemblerFull);
         }
         // Replace ranges[first..last] by the single merged range.
@@ -334,22 +375,62 @@ mod tests {
     #[test]
     fn range_limit_refuses_without_change() {
         let mut a = Assembler::new(10_000);
-        for i in 0..MAX_RANGES {
+        assert_eq!(a.capacity(), MIN_RANGES);
+        for i in 0..MIN_RANGES {
             a.add(10 + i * 10, 5).unwrap();
         }
-        assert_eq!(a.range_count(), MAX_RANGES);
+        assert_eq!(a.range_count(), MIN_RANGES);
         let before = ranges(&a);
         let recent_before: Vec<_> = a.sack_ranges().collect();
         assert_eq!(a.add(1000, 5), Err(AssemblerFull), "a 17th range");
         assert_eq!(a.add(0, 5), Err(AssemblerFull), "a 17th range at the front");
         assert_eq!(ranges(&a), before);
         assert_eq!(a.sack_ranges().collect::<Vec<_>>(), recent_before);
-        assert_eq!(a.held_bytes(), MAX_RANGES * 5);
+        assert_eq!(a.held_bytes(), MIN_RANGES * 5);
         // Extending or merging does not need a new range, so it still works when full.
         a.add(15, 5).unwrap();
-        assert_eq!(a.range_count(), MAX_RANGES - 1);
+        assert_eq!(a.range_count(), MIN_RANGES - 1);
         a.add(1000, 5).unwrap();
-        assert_eq!(a.range_count(), MAX_RANGES);
+        assert_eq!(a.range_count(), MIN_RANGES);
+    }
+
+    #[test]
+    fn room_for_ranges_follows_the_byte_bound() {
+        assert_eq!(
+            Assembler::new(0).capacity(),
+            0,
+            "the placeholder allocates nothing"
+        );
+        assert_eq!(Assembler::new(1000).capacity(), MIN_RANGES);
+        // The default bound (256 KiB): a hole per segment of a lost-every-other window.
+        let a = Assembler::new(256 * 1024);
+        assert_eq!(a.capacity(), 128);
+        assert_eq!(Assembler::new(1 << 30).capacity(), MAX_RANGES);
+        // Every other 1448-byte segment of a 180-segment window is held: 90 ranges, all kept.
+        let mut a = Assembler::new(256 * 1024);
+        for i in 0..90 {
+            a.add(1448 + i * 2896, 1448).unwrap();
+        }
+        assert_eq!(a.range_count(), 90);
+    }
+
+    #[test]
+    fn pop_last_forgets_the_furthest_range() {
+        let mut a = Assembler::new(1000);
+        assert_eq!(a.pop_last(), None);
+        a.add(10, 10).unwrap();
+        a.add(50, 5).unwrap();
+        assert_eq!(a.last(), Some((50, 5)));
+        assert_eq!(a.pop_last(), Some((50, 5)));
+        assert_eq!(ranges(&a), [(10, 10)]);
+        assert_eq!(a.held_bytes(), 10);
+        assert_eq!(
+            a.sack_ranges().collect::<Vec<_>>(),
+            [(10, 10)],
+            "the most recent range went: no stale index"
+        );
+        a.add(30, 5).unwrap();
+        assert_eq!(a.sack_ranges().next(), Some((30, 5)));
     }
 
     #[test]
@@ -595,7 +676,7 @@ mod tests {
                         next[off..off + len].iter_mut().for_each(|b| *b = true);
                         let count = runs(&next, true, 0, SPAN).len();
                         let held = next.iter().filter(|b| **b).count();
-                        let ok = count <= MAX_RANGES && held <= max_bytes;
+                        let ok = count <= a.capacity() && held <= max_bytes;
                         // Only missing parts are reported, and they are exactly the clear bits.
                         prop_assert_eq!(missing(&a, off, len), runs(&bits, false, off, off + len));
                         let res = a.add(off, len);

@@ -93,7 +93,7 @@ impl Default for TcpConfig {
             max_connections: 65536,
             rx_buffer: 256 * 1024,
             tx_buffer: 256 * 1024,
-            max_ooo_bytes: 128 * 1024,
+            max_ooo_bytes: 256 * 1024,
             mss: 1460,
             window_scale: 7,
             initial_rto: Duration::from_secs(1),

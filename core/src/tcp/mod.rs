@@ -20,7 +20,7 @@ mod tests;
 mod timer;
 mod tlp;
 
-pub use assembler::{Assembler, AssemblerFull, MAX_RANGES};
+pub use assembler::{Assembler, AssemblerFull, MAX_RANGES, MIN_RANGES};
 pub use config::{DropReason, TcpConfig, TcpStats};
 pub use congestion::CongestionAlgorithm;
 pub use endpoint::{ConnHandle, Endpoint, Event, SendBacklog, Stream};

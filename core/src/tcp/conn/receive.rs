@@ -3,7 +3,6 @@
 //! application's reads make due (RFC 9293 §3.10.7.4 seventh check, §3.8.6.2.2, RFC 5681 §4.2).
 
 use super::{Conn, Ctx, Seg, Timer};
-use crate::tcp::assembler::MAX_RANGES;
 use crate::tcp::config::DropReason;
 use crate::tcp::Event;
 use crate::time::{Duration, Instant};
@@ -128,20 +127,8 @@ impl Conn {
     /// will be retransmitted (RFC 2018 §8 allows the receiver to renege on SACKed data).
     /// Evicted bytes stay in place in the ring, so re-adding a range they cover stays correct.
     fn evict_ooo_above(&mut self, off: usize, len: usize) -> bool {
-        let mut kept = [(0usize, 0usize); MAX_RANGES];
-        let mut n = 0;
-        for r in self.asm.ranges() {
-            if let Some(slot) = kept.get_mut(n) {
-                *slot = r;
-                n += 1;
-            }
-        }
-        while n > 0 && kept[n - 1].0 > off {
-            n -= 1;
-            self.asm.clear();
-            for &(o, l) in &kept[..n] {
-                let _ = self.asm.add(o, l);
-            }
+        while self.asm.last().is_some_and(|(o, _)| o > off) {
+            self.asm.pop_last();
             if self.asm.add(off, len).is_ok() {
                 return true;
             }
