@@ -2240,7 +2240,7 @@ const LINUX_WS: &str = "Linux offers its own shift (10 here, from its receive bu
                         each side picks its own, RFC 7323 §2.3";
 
 /// The SYN cache (default configuration): exact options, the SYN-ACK's retransmission, a
-/// retransmitted SYN, RSTs to an entry, and ECN declined.
+/// retransmitted SYN, RSTs to an entry, and ECN accepted.
 fn syn_cache_cases() -> Vec<HsCase> {
     use HsScript::*;
     let data = |mss| Data {
@@ -2303,13 +2303,10 @@ fn syn_cache_cases() -> Vec<HsCase> {
                 "SYN with ECE|CWR (ECN-setup SYN)",
                 mss_only(),
                 SynAck,
-                "SYN/ACK mss1460",
-                "RFC 3168 §6.1.1: ECN declined for now (no ECE in the SYN-ACK); the \
-                 connection runs without ECN",
-                Some(
-                    "SYN/ACK mss1460 ece (Linux, tcp_ecn = 2, accepts ECN when asked; xgate \
-                     does not implement ECN yet)",
-                ),
+                "SYN/ACK mss1460 ece",
+                "RFC 3168 §6.1.1: an ECN-setup SYN-ACK (ECE alone): ECN negotiated, as \
+                 Linux does with tcp_ecn = 2",
+                None,
             )
         },
         hs(
@@ -2422,6 +2419,18 @@ fn syn_cookie_cases() -> Vec<HsCase> {
              read as 75 << 3 (smaller: safe, only slower)",
             Some(LINUX_NO_TS),
         ),
+        HsCase {
+            ecn: true,
+            ..hs(
+                "SYN with ECE|CWR (ECN-setup SYN), without TS",
+                mss_only(),
+                SynAck,
+                "SYN/ACK mss1460",
+                "RFC 3168 §6.1.1: a cookie has no bit for ECN: declined (no ECE in the \
+                 SYN-ACK), the connection runs without it",
+                None,
+            )
+        },
         hs(
             "ACK with an altered cookie (MSS bits), then the genuine one",
             mss_only(),

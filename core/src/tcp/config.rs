@@ -72,6 +72,9 @@ pub struct TcpConfig {
     /// SYN-ACK retransmissions of a cached entry (every RTO from `initial_rto`, doubling)
     /// before it is dropped; its ACK can still complete as a cookie ACK afterwards.
     pub syn_ack_retries: u8,
+    /// ECN (RFC 3168, `tcp/ecn.rs`) for a client whose SYN asks for it: accepted when the
+    /// SYN cache answers (Linux's default, `tcp_ecn = 2`), declined by a cookie alone.
+    pub ecn: bool,
 }
 
 impl TcpConfig {
@@ -115,6 +118,7 @@ impl Default for TcpConfig {
             syn_cache: 4096,
             syn_cache_rate: 20_000,
             syn_ack_retries: 3,
+            ecn: true,
         }
     }
 }
@@ -232,6 +236,12 @@ pub struct TcpStats {
     pub dsacks_sent: u64,
     /// D-SACK blocks received (RFC 2883 §4).
     pub dsacks_received: u64,
+    /// Connections that negotiated ECN (RFC 3168).
+    pub ecn_negotiated: u64,
+    /// Segments that arrived marked Congestion Experienced.
+    pub ecn_ce_received: u64,
+    /// Window reductions for an ECN-Echo (at most one per window of data).
+    pub ecn_reductions: u64,
     pub cookies_sent: u64,
     pub cookies_validated: u64,
     pub cookies_failed: u64,
@@ -317,6 +327,9 @@ impl TcpStats {
             rack_lost,
             dsacks_sent,
             dsacks_received,
+            ecn_negotiated,
+            ecn_ce_received,
+            ecn_reductions,
             cookies_sent,
             cookies_validated,
             cookies_failed,
@@ -352,6 +365,9 @@ impl TcpStats {
         self.rack_lost += rack_lost;
         self.dsacks_sent += dsacks_sent;
         self.dsacks_received += dsacks_received;
+        self.ecn_negotiated += ecn_negotiated;
+        self.ecn_ce_received += ecn_ce_received;
+        self.ecn_reductions += ecn_reductions;
         self.cookies_sent += cookies_sent;
         self.cookies_validated += cookies_validated;
         self.cookies_failed += cookies_failed;

@@ -5,6 +5,7 @@ mod challenge;
 mod config;
 mod congestion;
 mod conn;
+mod ecn;
 mod endpoint;
 mod flow;
 mod rack;

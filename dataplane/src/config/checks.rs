@@ -213,6 +213,9 @@ pub(super) fn tcp_section(gw: &mut BypassConfig, s: &TcpSection) -> Result<(), C
     if let Some(h) = s.hystart {
         t.hystart = h;
     }
+    if let Some(e) = s.ecn {
+        t.ecn = e;
+    }
     if let Some(n) = s.syn_cache {
         t.syn_cache = in_range("tcp.syn_cache", n, 0..=1 << 22)?;
     }

@@ -240,6 +240,8 @@ pub struct TcpSection {
     pub congestion: Option<CongestionKey>,
     /// HyStart++ (RFC 9406) in each connection's first slow start.
     pub hystart: Option<bool>,
+    /// ECN (RFC 3168) for clients that ask, when the SYN cache answers.
+    pub ecn: Option<bool>,
     pub syn_cache: Option<usize>,
     pub syn_cache_rate: Option<u32>,
     pub syn_ack_retries: Option<u8>,

@@ -51,6 +51,7 @@ idle_timeout_secs = 30
 delayed_ack_ms = 20
 congestion = "newreno"
 hystart = false
+ecn = false
 syn_cache = 512
 syn_cache_rate = 100
 syn_ack_retries = 5
@@ -103,6 +104,7 @@ fn a_full_file_fills_every_setting() {
     assert_eq!(g.engine.tcp.delayed_ack, Duration::from_millis(20));
     assert_eq!(g.engine.tcp.congestion, CongestionAlgorithm::NewReno);
     assert!(!g.engine.tcp.hystart);
+    assert!(!g.engine.tcp.ecn);
     assert_eq!(
         (
             g.engine.tcp.syn_cache,
@@ -141,6 +143,10 @@ fn an_empty_file_with_flags_gives_the_defaults() {
     assert_eq!(c.gateway.backlog, d.backlog);
     assert_eq!(c.gateway.engine.tcp, d.engine.tcp);
     assert!(c.gateway.engine.tcp.hystart, "HyStart++ is on by default");
+    assert!(
+        c.gateway.engine.tcp.ecn,
+        "ECN accepted by default, as Linux's tcp_ecn = 2"
+    );
     assert_eq!(c.gateway.engine.http, d.engine.http);
     assert_eq!(c.gateway.xsk.ring_size, d.xsk.ring_size);
     assert_eq!(

@@ -298,6 +298,13 @@ impl CongestionControl for Cubic {
         self.cwnd = self.smss;
         self.after_rto = true;
     }
+
+    fn on_ecn_echo(&mut self, flight: u32, _now: Instant) {
+        // §4.6: an ECN-Echo is a congestion event like a loss (W_max, K and ssthresh as
+        // there), and with nothing lost the window is ssthresh at once.
+        self.reduce(flight);
+        self.cwnd = self.ssthresh;
+    }
 }
 
 /// The largest `r` with `r^3 <= n`.
@@ -761,6 +768,24 @@ mod tests {
             r.round(&mut c, 12, 100);
             assert_eq!(c.window(), w + 12 * SMSS, "fast {fast}: no CSS");
         }
+    }
+
+    #[test]
+    fn rfc9438_s4_6_ecn_echo_is_a_congestion_event_without_inflation() {
+        let mut c = Cubic::new(SMSS, true);
+        c.cwnd = 40 * SMSS;
+        c.on_ecn_echo(40 * SMSS, at(0));
+        assert_eq!(c.ssthresh(), 28 * SMSS, "flight x beta_cubic (0.7)");
+        assert_eq!(
+            c.window(),
+            28 * SMSS,
+            "cwnd = ssthresh: nothing to retransmit"
+        );
+        assert_eq!(
+            c.w_max,
+            40 * SMSS,
+            "W_max is the window before the reduction"
+        );
     }
 
     #[test]

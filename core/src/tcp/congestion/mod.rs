@@ -102,6 +102,11 @@ pub trait CongestionControl {
 
     /// The retransmission timer expired (with data outstanding, window open).
     fn on_rto(&mut self, flight: u32, now: Instant);
+
+    /// An ACK carried ECN-Echo (RFC 3168 §6.1.2): a router marked a segment instead of
+    /// dropping it. The same reduction as a loss, once per window of data (the connection
+    /// decides when), with nothing to retransmit: cwnd = ssthresh at once.
+    fn on_ecn_echo(&mut self, flight: u32, now: Instant);
 }
 
 /// The congestion controller a connection holds, inline (see the module doc for why an enum).
@@ -188,6 +193,13 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.on_rto(flight, now),
             Congestion::Cubic(c) => c.on_rto(flight, now),
+        }
+    }
+
+    fn on_ecn_echo(&mut self, flight: u32, now: Instant) {
+        match self {
+            Congestion::NewReno(c) => c.on_ecn_echo(flight, now),
+            Congestion::Cubic(c) => c.on_ecn_echo(flight, now),
         }
     }
 }

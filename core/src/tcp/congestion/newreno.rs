@@ -91,6 +91,13 @@ impl CongestionControl for NewReno {
         self.halve(flight);
         self.cwnd = self.smss;
     }
+
+    fn on_ecn_echo(&mut self, flight: u32, _now: Instant) {
+        // RFC 3168 §6.1.2: halve the window and set ssthresh, as for a loss, without the
+        // fast-recovery inflation (nothing is retransmitted).
+        self.halve(flight);
+        self.cwnd = self.ssthresh;
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +117,20 @@ mod tests {
         assert_eq!(NewReno::new(1460, false).window(), 14_600);
         assert_eq!(NewReno::new(9000, false).window(), 18_000, "at least 2*MSS");
         assert_eq!(NewReno::new(SMSS, false).ssthresh(), u32::MAX);
+    }
+
+    #[test]
+    fn rfc3168_s6_1_2_ecn_echo_halves_without_inflation() {
+        let mut c = NewReno::new(SMSS, true);
+        c.on_ecn_echo(30 * SMSS, t());
+        assert_eq!(c.ssthresh(), 15 * SMSS);
+        assert_eq!(
+            c.window(),
+            15 * SMSS,
+            "cwnd = ssthresh: nothing to retransmit"
+        );
+        c.on_ecn_echo(SMSS, t());
+        assert_eq!(c.window(), 2 * SMSS, "at least two segments");
     }
 
     #[test]

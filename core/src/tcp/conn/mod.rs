@@ -20,6 +20,7 @@ use super::assembler::Assembler;
 use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::congestion::{AckSample, Congestion, CongestionControl};
+use super::ecn::EcnState;
 use super::rack::Rack;
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
@@ -29,7 +30,7 @@ use super::timer::{Timer, TimerTable, TIMERS};
 use super::tlp::LossProbe;
 use super::{ConnHandle, Event, FlowKey};
 use crate::time::{Duration, Instant};
-use crate::wire::{FrameAddrs, SackBlock, SeqNumber};
+use crate::wire::{Ecn, FrameAddrs, SackBlock, SeqNumber, TcpFlags};
 
 /// Synchronized states. SYN_RECEIVED never exists (cookies), TIME_WAIT lives in a compact
 /// record outside the connection table (`endpoint::time_wait::TimeWait`), CLOSED is a free slot.
@@ -73,6 +74,10 @@ pub struct Seg<'a> {
     /// The peer's SACK blocks (RFC 2018), at most 4.
     pub sack: &'a [SackBlock],
     pub payload: &'a [u8],
+    /// The segment's ECE and CWR flags (RFC 3168), as received.
+    pub ecn_flags: TcpFlags,
+    /// The IP header's ECN field.
+    pub ecn: Ecn,
 }
 
 impl Seg<'_> {
@@ -105,6 +110,8 @@ pub struct Negotiated {
     pub timestamps: bool,
     /// Our TSval at `now` minus `now` in ms (so `ts_now` continues the cookie's clock).
     pub ts_offset: u32,
+    /// ECN (RFC 3168) agreed in the handshake.
+    pub ecn: bool,
 }
 
 /// 24 days: TS.Recent older than this is invalid for PAWS (RFC 7323 §5.5).
@@ -196,6 +203,8 @@ pub struct Conn {
     probe_due: bool,
     /// RFC 2883: a duplicate segment arrived; the next ACK's first SACK block names it.
     dsack_out: Option<(SeqNumber, SeqNumber)>,
+    /// RFC 3168 ECN, both halves (`tcp/ecn.rs`).
+    ecn: EcnState,
     /// Send even against the window / SWS rule (zero-window probe, SWS override timer).
     force_send: bool,
     persist_backoff: Duration,
@@ -285,6 +294,7 @@ impl Conn {
             probe: LossProbe::default(),
             probe_due: false,
             dsack_out: None,
+            ecn: EcnState::new(neg.ecn),
             force_send: false,
             persist_backoff: cfg.initial_rto,
             timers: TimerTable::default(),
@@ -532,6 +542,16 @@ impl Conn {
             return (o, None);
         }
 
+        // RFC 3168 §6.1.3: a CE mark is echoed until the sender's CWR.
+        if self.ecn.enabled() {
+            if seg.ecn == Ecn::Ce {
+                cx.stats.ecn_ce_received += 1;
+            }
+            if self.ecn.on_segment(seg.ecn, seg.ecn_flags) {
+                self.ack_now = true;
+            }
+        }
+
         // States after the ACK (RFC 9293 §3.10.7.4 fifth check, per state).
         match self.state {
             // FIN_WAIT_1: "if the FIN segment is now acknowledged, then enter FIN-WAIT-2".
@@ -744,6 +764,15 @@ impl Conn {
                 self.enter_recovery(cx, true);
             }
         }
+        // RFC 3168 §6.1.2: an ECN-Echo reduces the window once per window of data.
+        if self
+            .ecn
+            .on_ack(seg.ecn_flags, ack, self.snd_max, self.in_recovery)
+        {
+            let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
+            self.cc.on_ecn_echo(flight, now);
+            cx.stats.ecn_reductions += 1;
+        }
         self.detect_losses_on_ack(cx, seg, ack, acked, dsack);
 
         // RFC 9293 §3.10.7.4: update the send window if SND.WL1 < SEG.SEQ or (SND.WL1 =
@@ -816,6 +845,7 @@ impl Conn {
         }
         self.recover = self.snd_max;
         self.in_recovery = true;
+        self.ecn.on_loss_reduction(self.snd_max);
         self.rtx_one = rtx_una;
         self.high_rxt = self.snd_una;
         self.rtt.stop_timing();
@@ -861,6 +891,7 @@ impl Conn {
                     // RFC 5681 §3.1 eq. 4 and loss window; RFC 6582 §3.2 step 4.
                     let flight = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
                     self.cc.on_rto(flight, now);
+                    self.ecn.on_loss_reduction(self.snd_max);
                     self.in_recovery = false;
                     self.recover = self.snd_max;
                     self.dupacks = 0;

@@ -10,16 +10,20 @@ use crate::wire::{self, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
 
 impl Conn {
     /// The next lost hole (RACK's or RFC 6675's) to retransmit during recovery, when the
-    /// window has room for it (data only).
-    fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
+    /// window has room for it: data only, so a hole that is only the FIN (or lies past the
+    /// data) is none -- the RTO resends a FIN.
+    fn next_hole(&self) -> Option<(SeqNumber, usize)> {
         let (seq, hole) = self.lost_hole_ready()?;
         let off = seq.distance_from(self.snd_una)? as usize;
         let len = (hole as usize)
             .min(self.max_payload() as usize)
             .min(self.tx.len().saturating_sub(off));
-        if len == 0 {
-            return None;
-        }
+        (len > 0).then_some((seq, len))
+    }
+
+    /// [`next_hole`](Self::next_hole), taken: HighRxt moves past it.
+    fn take_hole(&mut self) -> Option<(SeqNumber, usize)> {
+        let (seq, len) = self.next_hole()?;
         // A lost retransmission RACK found lies below HighRxt: it does not move it back.
         self.high_rxt = self.high_rxt.max(seq + len);
         Some((seq, len))
@@ -111,7 +115,9 @@ impl Conn {
         self.ack_now
             || self.rtx_one
             || self.probe_due
-            || self.lost_hole_ready().is_some()
+            // What `take_hole` would send, not just a hole: a lost FIN alone is no segment,
+            // and a connection that wants to send but cannot would be polled forever.
+            || self.next_hole().is_some()
             || self.send_candidate().is_some()
     }
 
@@ -206,10 +212,15 @@ impl Conn {
         if fin {
             flags |= TcpFlags::FIN;
         }
-        hdr.flags = flags;
+        // RFC 3168: ECT(0) and CWR only on new data (not a retransmission, §6.1.5, nor a
+        // window probe, §6.1.6); ECE on everything while a CE is being echoed.
+        let new_data = len > 0 && !is_rtx && self.snd_wnd > 0;
+        let (ecn_flags, ect) = self.ecn.outgoing(new_data);
+        hdr.flags = flags | ecn_flags;
         let off = seq.distance_from(self.snd_una).unwrap_or(0) as usize;
         let (a, b) = self.tx.slices_at(off, len);
-        let n = wire::emit_tcp_frame(buf, &self.addrs, ip_id, cx.cfg.ttl, &hdr, [a, b]).ok()?;
+        let n = wire::emit_tcp_frame_ecn(buf, &self.addrs, ip_id, cx.cfg.ttl, ect, &hdr, [a, b])
+            .ok()?;
         cx.stats.segments_out += 1;
 
         let end = seq + len + u32::from(fin);

@@ -190,6 +190,8 @@ impl Endpoint {
             req.offered_window_scale().is_some(),
             req.offered_sack(),
             cookie.tsval.zip(req.tsval),
+            // A cookie has no bit for ECN: declined (`tcp/ecn.rs`).
+            false,
         );
         self.stats.cookies_sent += 1;
         self.syn_hints.remember(flow, seg.seq);
@@ -248,6 +250,7 @@ impl Endpoint {
             sack_permitted: params.sack_permitted,
             timestamps: params.timestamps,
             ts_offset: self.cookies.ts_offset(&flow),
+            ecn: false,
         };
         self.establish(now, flow, addrs, t, seg, &neg)
     }

@@ -210,6 +210,10 @@ impl Endpoint {
             ts: t.options.timestamps,
             sack: t.options.sack(),
             payload: f.payload,
+            ecn_flags: TcpFlags::from_bits(
+                fl.bits() & (TcpFlags::ECE.bits() | TcpFlags::CWR.bits()),
+            ),
+            ecn: f.ecn,
         };
         // Combinations no state accepts (RFC 9293 leaves them undefined; Linux drops them).
         if seg.syn && (seg.rst || seg.fin) {
@@ -383,7 +387,15 @@ impl Endpoint {
                 return Some(n);
             }
         }
-        while let Some(idx) = self.ready.pop_front() {
+        // Each connection queued now gets one turn: one that asked to send but produced
+        // nothing goes back to the queue for the next call, never around this loop again
+        // (a `wants_transmit` that a `poll_transmit` cannot honour would otherwise spin here).
+        let mut turns = self.ready.len();
+        while turns > 0 {
+            turns -= 1;
+            let Some(idx) = self.ready.pop_front() else {
+                break;
+            };
             if let Some(slot) = self.slots.get_mut(idx as usize) {
                 slot.in_ready = false;
             }

@@ -56,6 +56,8 @@ pub(super) struct SynEntry {
     pub ts_offset: u32,
     /// SYN-ACK retransmissions so far.
     pub retries: u8,
+    /// The SYN asked for ECN (ECE and CWR, RFC 3168 §6.1.1) and `TcpConfig::ecn` accepts.
+    pub ecn: bool,
 }
 
 /// Where a flow stands in the cache, from one hash and one scan of its bucket.
@@ -236,6 +238,7 @@ mod tests {
             ts_recent: None,
             ts_offset: 0,
             retries: 0,
+            ecn: false,
         }
     }
 

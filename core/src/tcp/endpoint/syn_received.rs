@@ -58,6 +58,7 @@ impl Endpoint {
             ts_recent: req.tsval,
             ts_offset,
             retries: 0,
+            ecn: self.cfg.ecn && t.flags.contains(TcpFlags::ECE | TcpFlags::CWR),
         };
         let deadline = now + self.syn_ack_rto(0);
         if self.syn_cache.insert_at(now, idx, entry, deadline) {
@@ -160,7 +161,11 @@ impl Endpoint {
                     sack_permitted: e.sack_permitted,
                     timestamps,
                     ts_offset: e.ts_offset,
+                    ecn: e.ecn,
                 };
+                if e.ecn {
+                    self.stats.ecn_negotiated += 1;
+                }
                 self.establish(now, e.flow, addrs, t, seg, &neg)
             }
         }
@@ -217,13 +222,16 @@ impl Endpoint {
             e.window_scale.is_some(),
             e.sack_permitted,
             e.ts_recent.map(|ecr| (ts_clock(now, e.ts_offset), ecr)),
+            e.ecn,
         );
         let addrs = e.addrs;
         self.queue_reply(Reply { addrs, hdr });
     }
 
     /// The SYN-ACK for client ISN `irs` with our ISN `iss`: our MSS, and window scale, SACK
-    /// and timestamps (TSval, TSecr) exactly when the client offered them.
+    /// and timestamps (TSval, TSecr) exactly when the client offered them; with `ecn`, an
+    /// ECN-setup SYN-ACK (ECE alone, RFC 3168 §6.1.1; it is itself Not-ECT).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn syn_ack_header(
         &self,
         flow: &FlowKey,
@@ -232,6 +240,7 @@ impl Endpoint {
         window_scale: bool,
         sack_permitted: bool,
         timestamps: Option<(u32, u32)>,
+        ecn: bool,
     ) -> TcpHeader {
         let options = TcpOptions {
             mss: Some(self.cfg.mss),
@@ -245,7 +254,11 @@ impl Endpoint {
             dst_port: flow.remote.port(),
             seq: iss,
             ack: irs + 1u32,
-            flags: TcpFlags::SYN | TcpFlags::ACK,
+            flags: if ecn {
+                TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE
+            } else {
+                TcpFlags::SYN | TcpFlags::ACK
+            },
             // RFC 7323 §2.2: the window in a SYN-ACK is never scaled.
             window: self.cfg.syn_window(),
             urgent: 0,

@@ -4,6 +4,7 @@
 
 mod close;
 mod dsack;
+mod ecn;
 mod handshake;
 mod rack_tlp;
 mod receive;
@@ -77,6 +78,8 @@ struct Out {
     addrs: FrameAddrs,
     hdr: TcpHeader,
     payload: Vec<u8>,
+    /// The IP header's ECN field.
+    ecn: wire::Ecn,
 }
 
 impl Out {
@@ -97,6 +100,7 @@ fn drain(ep: &mut Endpoint, now: Instant) -> Vec<Out> {
             addrs: f.addrs,
             hdr: f.tcp,
             payload: f.payload.to_vec(),
+            ecn: f.ecn,
         });
     }
     v

@@ -335,7 +335,11 @@ mod garbage {
                         }
                     }
                 }
-                for o in fx.out() {
+                let out = fx.out();
+                // One input never makes a storm: a window's worth of segments at most (the
+                // drain stops at 10,000).
+                prop_assert!(out.len() < 1000, "{} segments from one input", out.len());
+                for o in out {
                     let end = o.hdr.seq + o.payload.len();
                     if end.diff(highest) > 0 {
                         highest = end;

@@ -315,6 +315,27 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
         t.dsacks_received,
     );
     m.family(
+        "xgate_bypass_tcp_ecn_total",
+        "counter",
+        "ECN (RFC 3168) on the bypass: connections that negotiated it, segments that arrived \
+         marked Congestion Experienced, window reductions for an ECN-Echo.",
+    );
+    m.sample(
+        "xgate_bypass_tcp_ecn_total",
+        "event=\"negotiated\"",
+        t.ecn_negotiated,
+    );
+    m.sample(
+        "xgate_bypass_tcp_ecn_total",
+        "event=\"ce_received\"",
+        t.ecn_ce_received,
+    );
+    m.sample(
+        "xgate_bypass_tcp_ecn_total",
+        "event=\"reduction\"",
+        t.ecn_reductions,
+    );
+    m.family(
         "xgate_bypass_tcp_segments_total",
         "counter",
         "TCP segments the bypass engines received and sent.",
