@@ -242,21 +242,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 /// The bypass's handshake counters now.
 fn handshake_counters(topo: &Topology) -> Vec<(String, f64)> {
-    let out = topo
-        .in_server("curl")
-        .args(["-s", "--max-time", "5"])
-        .arg(format!("http://{ADMIN}/metrics"))
-        .output();
-    let text = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    text.lines()
-        .filter(|l| HANDSHAKE_METRICS.iter().any(|m| l.starts_with(m)))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    super::paths::scrape_metrics(topo, ADMIN, &HANDSHAKE_METRICS)
 }
 
 /// Runs the comparison and writes its files.

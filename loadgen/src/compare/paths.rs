@@ -222,16 +222,27 @@ const TCP_METRICS: [&str; 5] = [
 
 /// The bypass's TCP counters now (series name with labels, value), from xgate's metrics.
 fn tcp_counters(topo: &Topology) -> Vec<(String, f64)> {
+    scrape_metrics(topo, ADMIN, &TCP_METRICS)
+}
+
+/// The samples of the metric families named `families` (series with labels, value) that
+/// xgate's admin endpoint at `admin`, in the server's namespace, serves now; none if it does
+/// not answer.
+pub(crate) fn scrape_metrics(
+    topo: &Topology,
+    admin: &str,
+    families: &[&str],
+) -> Vec<(String, f64)> {
     let out = topo
         .in_server("curl")
         .args(["-s", "--max-time", "5"])
-        .arg(format!("http://{ADMIN}/metrics"))
+        .arg(format!("http://{admin}/metrics"))
         .output();
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     text.lines()
-        .filter(|l| TCP_METRICS.iter().any(|m| l.starts_with(m)))
+        .filter(|l| families.iter().any(|m| l.starts_with(m)))
         .filter_map(|l| {
             let (series, value) = l.rsplit_once(' ')?;
             Some((series.to_string(), value.parse().ok()?))

@@ -28,34 +28,14 @@ fn frame_ecn(h: &TcpHeader, payload: &[u8], ecn: Ecn) -> Vec<u8> {
     buf
 }
 
-/// A connection whose handshake asked for ECN (the fixture's, with ECE|CWR on the SYN).
+/// A connection whose handshake asked for ECN (the fixture's, with ECE|CWR on the SYN), and
+/// whether it got it.
 fn ecn_fx(cfg: TcpConfig) -> (Fx, bool) {
-    let now = t0();
-    let mut ep = Endpoint::new(cfg, SECRET, now);
     let mut h = syn(&ALL_OPTS, CLIENT_ISN);
     h.flags = ECN_SETUP;
-    ep.handle_frame(now, &frame(&h, &[])).unwrap();
-    let sa = drain(&mut ep, now).remove(0);
-    let mut fx = Fx {
-        ep,
-        now,
-        h: ConnHandle {
-            index: 0,
-            generation: 0,
-        },
-        seq: SeqNumber(CLIENT_ISN + 1),
-        ack: sa.hdr.seq + 1u32,
-        ts: Some(101),
-        ts_echo: sa.hdr.options.timestamps.map_or(0, |t| t.0),
-        window: 65535,
-        server_ws: sa.hdr.options.window_scale.unwrap_or(0),
-    };
-    fx.send(TcpFlags::ACK, &[]).unwrap();
-    match fx.events().first() {
-        Some(Event::Established { conn, .. }) => fx.h = *conn,
-        other => panic!("expected Established, got {other:?}"),
-    }
-    (fx, sa.has(TcpFlags::ECE))
+    let fx = Fx::with_syn(cfg, &h, true);
+    let negotiated = fx.ep.stats().ecn_negotiated == 1;
+    (fx, negotiated)
 }
 
 #[test]

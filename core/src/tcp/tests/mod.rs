@@ -193,10 +193,14 @@ impl Fx {
 
     /// The handshake with `opts` and the client MSS `mss`.
     fn with_mss(cfg: TcpConfig, opts: HsOpts, mss: u16) -> Fx {
+        Fx::with_syn(cfg, &syn_with_mss(&opts, CLIENT_ISN, mss), opts.ts)
+    }
+
+    /// The handshake that starts with `syn` (`ts`: the client sends timestamps).
+    fn with_syn(cfg: TcpConfig, syn: &TcpHeader, ts: bool) -> Fx {
         let now = t0();
         let mut ep = Endpoint::new(cfg, SECRET, now);
-        ep.handle_frame(now, &frame(&syn_with_mss(&opts, CLIENT_ISN, mss), &[]))
-            .unwrap();
+        ep.handle_frame(now, &frame(syn, &[])).unwrap();
         let out = drain(&mut ep, now);
         assert_eq!(out.len(), 1);
         let sa = &out[0];
@@ -213,7 +217,7 @@ impl Fx {
             },
             seq: SeqNumber(CLIENT_ISN + 1),
             ack: sa.hdr.seq + 1u32,
-            ts: opts.ts.then_some(101),
+            ts: ts.then_some(101),
             ts_echo: sa.hdr.options.timestamps.map_or(0, |t| t.0),
             window: 65535,
             server_ws,
