@@ -1819,12 +1819,18 @@ fn run_case(rig: &Rig, c: &Case, idx: u32, port: u16) -> (String, String) {
     (ans, state.into())
 }
 
+/// One rig at a time: a rig moves this process into its own cgroup to start the gateway (the
+/// cgroup's sock_ops program tags the listeners it opens), so two starting at once could each
+/// open their listeners in the other's cgroup and find them untagged (`NotTagged`).
+static RIGS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn rfc9293_rfc5961_server_state_matrix_against_linux() {
     if !is_root() {
         eprintln!("SKIPPED: needs root (netns, XDP, AF_XDP, AF_PACKET, cgroups)");
         return;
     }
+    let _one_rig = RIGS.lock().unwrap_or_else(|e| e.into_inner());
     let started = std::time::Instant::now();
     let rig = Rig::start(|c| {
         // Room for the whole matrix's challenge ACKs in the same second.
@@ -2476,6 +2482,7 @@ fn syn_cache_handshake_options_and_timers_against_linux() {
         eprintln!("SKIPPED: needs root (netns, XDP, AF_XDP, AF_PACKET, cgroups)");
         return;
     }
+    let _one_rig = RIGS.lock().unwrap_or_else(|e| e.into_inner());
     assert!(
         dataplane::tcp::TcpConfig::default().syn_cache >= 8,
         "the SYN cache is on by default"
@@ -2492,6 +2499,7 @@ fn syn_cookie_handshake_options_against_linux() {
         eprintln!("SKIPPED: needs root (netns, XDP, AF_XDP, AF_PACKET, cgroups)");
         return;
     }
+    let _one_rig = RIGS.lock().unwrap_or_else(|e| e.into_inner());
     // Cookie mode the way an operator sets it: `[tcp] syn_cache = 0` in the file.
     let tcp = tcp_config_of("syn_cache = 0");
     assert_eq!(tcp.syn_cache, 0);
@@ -2541,6 +2549,7 @@ fn syn_cache_syn_ack_retries_against_linux() {
         eprintln!("SKIPPED: needs root (netns, XDP, AF_XDP, AF_PACKET, cgroups)");
         return;
     }
+    let _one_rig = RIGS.lock().unwrap_or_else(|e| e.into_inner());
     let tcp = tcp_config_of("syn_ack_retries = 1");
     assert_eq!((tcp.syn_ack_retries, tcp.syn_cache >= 8), (1, true));
     let rig = Rig::start(|c| c.engine.tcp = tcp);
