@@ -93,17 +93,6 @@ fn rfc2883_no_dsack_without_sack_permitted() {
     assert_eq!(fx.ep.stats().dsacks_sent, 0);
 }
 
-/// An ACK at `fx.ack` carrying `blocks`.
-fn ack_with(fx: &mut Fx, blocks: &[(SeqNumber, SeqNumber)]) {
-    let mut h = fx.hdr(TcpFlags::ACK);
-    let b: Vec<SackBlock> = blocks
-        .iter()
-        .map(|&(left, right)| SackBlock { left, right })
-        .collect();
-    h.options.set_sack(&b);
-    fx.send_hdr(&h, &[]).unwrap();
-}
-
 #[test]
 fn rfc2883_s4_the_sender_takes_a_first_block_below_the_ack_or_inside_the_second_as_dsack() {
     let mut fx = Fx::new();
@@ -111,19 +100,19 @@ fn rfc2883_s4_the_sender_takes_a_first_block_below_the_ack_or_inside_the_second_
     let s: Vec<SeqNumber> = fx.out().iter().map(|o| o.hdr.seq).collect();
     fx.ack = s[2];
     // Below the cumulative ACK.
-    ack_with(&mut fx, &[(s[0], s[1])]);
+    fx.send_sack(&[(s[0], s[1])]);
     assert_eq!(fx.ep.stats().dsacks_received, 1);
     // Inside the second block.
     let max = s[5] + 1448u32;
-    ack_with(&mut fx, &[(s[4], s[5]), (s[3], max)]);
+    fx.send_sack(&[(s[4], s[5]), (s[3], max)]);
     assert_eq!(fx.ep.stats().dsacks_received, 2);
     // Not D-SACKs: an ordinary first block, an empty or inverted one, one beyond SND.MAX.
-    ack_with(&mut fx, &[(s[3], s[4])]);
-    ack_with(&mut fx, &[(s[1], s[1])]);
-    ack_with(&mut fx, &[(s[1], s[0])]);
-    ack_with(&mut fx, &[(max + 10u32, max + 20u32), (max, max + 100u32)]);
-    ack_with(&mut fx, &[(s[5], max + 100u32), (s[4], max + 200u32)]);
-    ack_with(&mut fx, &[(SeqNumber(s[0].0.wrapping_sub(1 << 31)), s[1])]);
+    fx.send_sack(&[(s[3], s[4])]);
+    fx.send_sack(&[(s[1], s[1])]);
+    fx.send_sack(&[(s[1], s[0])]);
+    fx.send_sack(&[(max + 10u32, max + 20u32), (max, max + 100u32)]);
+    fx.send_sack(&[(s[5], max + 100u32), (s[4], max + 200u32)]);
+    fx.send_sack(&[(SeqNumber(s[0].0.wrapping_sub(1 << 31)), s[1])]);
     assert_eq!(fx.ep.stats().dsacks_received, 2);
     let _ = fx.out();
 }

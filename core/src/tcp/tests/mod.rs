@@ -267,6 +267,18 @@ impl Fx {
         self.ep.handle_frame(self.now, &frame(h, payload))
     }
 
+    /// An ACK at `self.ack` (a duplicate, unless the test moved it) carrying the SACK
+    /// `blocks`.
+    fn send_sack(&mut self, blocks: &[(SeqNumber, SeqNumber)]) {
+        let mut h = self.hdr(TcpFlags::ACK);
+        let b: Vec<SackBlock> = blocks
+            .iter()
+            .map(|&(left, right)| SackBlock { left, right })
+            .collect();
+        h.options.set_sack(&b);
+        self.send_hdr(&h, &[]).unwrap();
+    }
+
     fn out(&mut self) -> Vec<Out> {
         let out = drain(&mut self.ep, self.now);
         for o in out.iter().filter(|o| o.hdr.dst_port == CPORT) {
@@ -328,6 +340,12 @@ impl Fx {
         assert_eq!(self.ep.time_wait_count(), 0);
         assert_eq!(self.ep.poll_timeout(), None, "no timer remains");
     }
+}
+
+/// A duplicate ACK carrying `blocks` (SACK), and what the connection sends in answer.
+fn sack_ack(fx: &mut Fx, blocks: &[(SeqNumber, SeqNumber)]) -> Vec<Out> {
+    fx.send_sack(blocks);
+    fx.out()
 }
 
 fn closed_count(ev: &[Event]) -> usize {

@@ -3,18 +3,6 @@
 
 use super::*;
 
-/// A duplicate ACK carrying `blocks` (SACK), and what the connection sends in answer.
-fn sack_ack(fx: &mut Fx, blocks: &[(SeqNumber, SeqNumber)]) -> Vec<Out> {
-    let mut h = fx.hdr(TcpFlags::ACK);
-    let b: Vec<SackBlock> = blocks
-        .iter()
-        .map(|&(left, right)| SackBlock { left, right })
-        .collect();
-    h.options.set_sack(&b);
-    fx.send_hdr(&h, &[]).unwrap();
-    fx.out()
-}
-
 const RTT: Duration = Duration::from_millis(100);
 
 /// One byte sent and ACKed a round trip later: SRTT 100 ms, RTO 300 ms, RACK's min_RTT

@@ -101,18 +101,6 @@ fn fin_is_retransmitted_after_go_back_n() {
     );
 }
 
-/// A duplicate ACK carrying `blocks` (SACK), and what the connection sends in answer.
-fn sack_ack(fx: &mut Fx, blocks: &[(SeqNumber, SeqNumber)]) -> Vec<Out> {
-    let mut h = fx.hdr(TcpFlags::ACK);
-    let b: Vec<SackBlock> = blocks
-        .iter()
-        .map(|&(left, right)| SackBlock { left, right })
-        .collect();
-    h.options.set_sack(&b);
-    fx.send_hdr(&h, &[]).unwrap();
-    fx.out()
-}
-
 /// Opens the congestion window by slow start: `n` segments sent and acknowledged as they
 /// go, no loss. Returns the window reached.
 fn warm_up(fx: &mut Fx, n: usize) -> u32 {
