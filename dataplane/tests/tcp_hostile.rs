@@ -101,7 +101,14 @@ fn syn_flood_and_forged_cookie_acks_cost_no_state_while_real_clients_are_served(
     let _serial = ROOT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     // The SYN cache's entries for the flood's spoofed sources give up after one SYN-ACK
     // retransmission (1 + 2 s), so the switch back from cookies is seen within the test.
-    let rig = Rig::start(|c| c.engine.tcp.syn_ack_retries = 1);
+    // TIME_WAIT lasts 1 s: the real clients leave thousands of records behind (the gateway
+    // closes first), and a SYN that lands on one is answered with a cookie (RFC 6191), so the
+    // client after the flood must not find its port among them (they are gone by the time the
+    // flood's cache entries have given up, 3 s after its last SYN).
+    let rig = Rig::start(|c| {
+        c.engine.tcp.syn_ack_retries = 1;
+        c.engine.tcp.time_wait = Duration::from_secs(1);
+    });
     let before = rig.gw().counters();
     let stats_before = rig.gw().tcp_stats();
     let stop = &AtomicBool::new(false);
@@ -253,13 +260,32 @@ fn syn_flood_and_forged_cookie_acks_cost_no_state_while_real_clients_are_served(
             t.syn_cache_expired + t.syn_cache_completed + t.syn_cache_reset >= t.syn_cache_added
         },
     );
-    let completed = rig.gw().tcp_stats().syn_cache_completed;
+    let before_client = rig.gw().tcp_stats();
     xgate_testnet::netns::in_netns(&rig.topo.client_ns, || one_request(BYPASS_PORT))
         .expect("a client after the flood");
+    // The pollers publish their counters every 100 ms and before they sleep: the answer can
+    // reach the client before the handshake's count is published, so wait for it to show up
+    // on either side (cache or cookie), then say which.
+    common::wait_for(
+        "the client's handshake to be counted",
+        Duration::from_secs(5),
+        || {
+            let t = rig.gw().tcp_stats();
+            t.syn_cache_completed + t.cookies_validated
+                > before_client.syn_cache_completed + before_client.cookies_validated
+        },
+    );
+    let after_client = rig.gw().tcp_stats();
     assert_eq!(
-        rig.gw().tcp_stats().syn_cache_completed,
-        completed + 1,
-        "the client after the flood was not served from the SYN cache"
+        (
+            after_client.syn_cache_completed,
+            after_client.cookies_validated
+        ),
+        (
+            before_client.syn_cache_completed + 1,
+            before_client.cookies_validated
+        ),
+        "the client after the flood was not served from the SYN cache (completed, cookies)"
     );
 }
 
