@@ -7,25 +7,40 @@
 
 use crate::wire::SeqNumber;
 
-/// Ranges the SACK scoreboard keeps (the highest is dropped when full).
-const MAX_SACKED: usize = 8;
+/// Ranges a scoreboard keeps by default (tests, and the floor of [`capacity_for`]).
+const MIN_SACKED: usize = 8;
 
-#[derive(Debug, Clone, Copy)]
+/// Ranges for a send buffer of `tx_buffer` bytes: one per KiB, 8 to 1024. A peer that lost
+/// every other segment of a full send buffer (a slow start overflowing a drop-tail queue
+/// does exactly that) reports one range per two segments; with fewer ranges than that the
+/// highest are forgotten, the pipe counts them in flight and recovery stalls until the RTO.
+pub fn capacity_for(tx_buffer: usize) -> usize {
+    (tx_buffer / 1024).clamp(MIN_SACKED, 1024)
+}
+
+/// What the peer SACKed, as sorted, disjoint ranges in a fixed allocation (made with the
+/// connection's buffers and reused with them; the highest range is dropped when full).
+#[derive(Debug, Clone)]
 pub struct Scoreboard {
-    ranges: [(SeqNumber, SeqNumber); MAX_SACKED],
+    ranges: Box<[(SeqNumber, SeqNumber)]>,
     n: usize,
 }
 
 impl Default for Scoreboard {
     fn default() -> Self {
-        Scoreboard {
-            ranges: [(SeqNumber(0), SeqNumber(0)); MAX_SACKED],
-            n: 0,
-        }
+        Scoreboard::with_capacity(MIN_SACKED)
     }
 }
 
 impl Scoreboard {
+    /// Room for `cap` ranges, allocated once.
+    pub fn with_capacity(cap: usize) -> Self {
+        Scoreboard {
+            ranges: vec![(SeqNumber(0), SeqNumber(0)); cap].into_boxed_slice(),
+            n: 0,
+        }
+    }
+
     /// Forgets every range.
     pub fn clear(&mut self) {
         self.n = 0;
@@ -33,6 +48,7 @@ impl Scoreboard {
 
     /// Merges a peer SACK block into the scoreboard; true if it added anything. Only what
     /// lies in `[una, snd_max)` counts: a block reaching beyond what was sent is ignored.
+    /// Ranges that touch or overlap the block merge with it.
     pub fn add(
         &mut self,
         left: SeqNumber,
@@ -44,40 +60,36 @@ impl Scoreboard {
         if right.diff(left) <= 0 || right.diff(snd_max) > 0 {
             return false;
         }
-        if self.ranges[..self.n]
+        let held = &self.ranges[..self.n];
+        // `held[i..j]`: the ranges the block touches or overlaps (none: it goes in at `i`).
+        let i = held
             .iter()
-            .any(|&(a, b)| a.diff(left) <= 0 && right.diff(b) <= 0)
-        {
+            .position(|&(_, b)| b.diff(left) >= 0)
+            .unwrap_or(self.n);
+        let j = i + held[i..]
+            .iter()
+            .take_while(|&&(a, _)| a.diff(right) <= 0)
+            .count();
+        if i == j {
+            if self.n == self.ranges.len() {
+                if i == self.n {
+                    // Full, and the block is the highest: it is the one dropped.
+                    return false;
+                }
+                self.n -= 1;
+            }
+            self.ranges.copy_within(i..self.n, i + 1);
+            self.ranges[i] = (left, right);
+            self.n += 1;
+            return true;
+        }
+        let (a, b) = (held[i].0, held[j - 1].1);
+        if j - i == 1 && a.diff(left) <= 0 && right.diff(b) <= 0 {
             return false;
         }
-        let mut out = [(SeqNumber(0), SeqNumber(0)); MAX_SACKED + 1];
-        let mut n = 0;
-        let (mut nl, mut nr) = (left, right);
-        let mut placed = false;
-        for &(a, b) in &self.ranges[..self.n] {
-            if b.diff(nl) < 0 {
-                out[n] = (a, b);
-                n += 1;
-            } else if a.diff(nr) > 0 {
-                if !placed {
-                    out[n] = (nl, nr);
-                    n += 1;
-                    placed = true;
-                }
-                out[n] = (a, b);
-                n += 1;
-            } else {
-                nl = nl.min(a);
-                nr = nr.max(b);
-            }
-        }
-        if !placed {
-            out[n] = (nl, nr);
-            n += 1;
-        }
-        let n = n.min(MAX_SACKED);
-        self.ranges[..n].copy_from_slice(&out[..n]);
-        self.n = n;
+        self.ranges[i] = (a.min(left), b.max(right));
+        self.ranges.copy_within(j..self.n, i + 1);
+        self.n -= j - i - 1;
         true
     }
 
@@ -230,13 +242,74 @@ mod tests {
     #[test]
     fn a_full_scoreboard_drops_the_highest_range() {
         let mut sb = Scoreboard::default();
-        for i in 0..MAX_SACKED as u32 {
+        for i in 0..MIN_SACKED as u32 {
             assert!(sb.add(s(2000 + 200 * i), s(2100 + 200 * i), UNA, MAX));
         }
+        assert!(
+            !sb.add(s(5000), s(5100), UNA, MAX),
+            "a new highest range is the one dropped"
+        );
         assert!(sb.add(s(1100), s(1200), UNA, MAX));
-        assert_eq!(sb.n, MAX_SACKED);
+        assert_eq!(sb.n, MIN_SACKED);
         assert_eq!(ranges(&sb)[0], (1100, 1200));
-        assert_eq!(ranges(&sb)[MAX_SACKED - 1], (3200, 3300));
+        assert_eq!(ranges(&sb)[MIN_SACKED - 1], (3200, 3300));
+        // A block that merges needs no room.
+        assert!(sb.add(s(2100), s(2200), UNA, MAX));
+        assert_eq!(ranges(&sb)[1], (2000, 2300));
+    }
+
+    #[test]
+    fn a_scoreboard_sized_for_the_send_buffer_holds_every_other_segment_lost() {
+        // A 256 KiB send buffer of 1460-byte segments, every other one lost: 90 ranges.
+        let cap = capacity_for(256 * 1024);
+        assert_eq!(cap, 256);
+        let mut sb = Scoreboard::with_capacity(cap);
+        let (una, max) = (s(0), s(1460 * 180));
+        for k in (1..180u32).step_by(2) {
+            assert!(sb.add(s(1460 * k), s(1460 * (k + 1)), una, max));
+        }
+        assert_eq!(sb.n, 90);
+        assert_eq!(sb.sacked_bytes(), 90 * 1460);
+        // Every hole but the last has more than two segments SACKed above it.
+        assert_eq!(sb.lost_bytes(una, 2 * 1460), 88 * 1460);
+        assert_eq!(capacity_for(0), MIN_SACKED);
+        assert_eq!(capacity_for(64 << 20), 1024);
+    }
+
+    proptest::proptest! {
+        /// Any blocks in any order: the ranges stay sorted, disjoint and not touching, within
+        /// the capacity, and (with room) hold exactly the union of the blocks.
+        #[test]
+        fn ranges_are_the_sorted_union_of_the_blocks(
+            blocks in proptest::collection::vec((0u32..4000, 1u32..600), 0..40),
+            cap in 1usize..12,
+        ) {
+            let mut sb = Scoreboard::with_capacity(cap);
+            let mut held = vec![false; 5000];
+            let mut ever_full = false;
+            for &(a, len) in &blocks {
+                let (l, r) = (UNA.0 + a, UNA.0 + (a + len).min(4500));
+                if r <= l { continue; }
+                sb.add(s(l), s(r), UNA, s(UNA.0 + 4500));
+                ever_full |= sb.n == cap;
+                held[a as usize..(a + len).min(4500) as usize].iter_mut().for_each(|h| *h = true);
+            }
+            let got = ranges(&sb);
+            proptest::prop_assert!(got.len() <= cap);
+            for w in got.windows(2) {
+                proptest::prop_assert!(w[0].1 < w[1].0, "sorted, disjoint, apart: {:?}", got);
+            }
+            for &(a, b) in &got {
+                proptest::prop_assert!(a < b);
+                for x in a..b {
+                    proptest::prop_assert!(held[(x - UNA.0) as usize], "{} never SACKed", x);
+                }
+            }
+            if !ever_full {
+                let covered: usize = got.iter().map(|&(a, b)| (b - a) as usize).sum();
+                proptest::prop_assert_eq!(covered, held.iter().filter(|&&h| h).count());
+            }
+        }
     }
 
     #[test]

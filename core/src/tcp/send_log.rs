@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 
 use super::sack::Scoreboard;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::SeqNumber;
 
 /// The segment was sent more than once (RFC 8985 `Segment.retransmitted`).
@@ -321,10 +321,27 @@ pub struct Delivered {
     pub latest_original: Option<Sent>,
     pub first_original_end: Option<SeqNumber>,
     pub highest_end: Option<SeqNumber>,
+    /// One of the segments had been sent more than once.
+    pub any_retransmitted: bool,
 }
 
 impl Delivered {
+    /// An RTT sample from a cumulative ACK without timestamps: the time since the most
+    /// recently sent of the segments it delivered, when none of them was retransmitted
+    /// (Karn: the ACK may be for either copy of a retransmitted one). One per ACK, as
+    /// Linux takes from its own send timestamps (`tcp_clean_rtx_queue`), where one timed
+    /// segment per round trip (RFC 6298 §3) is too few for HyStart++ (RFC 9406 wants 8 per
+    /// round) and for an RTO that follows a queue building up.
+    pub fn rtt_sample(&self, now: Instant) -> Option<Duration> {
+        if self.any_retransmitted {
+            return None;
+        }
+        self.latest_original
+            .map(|e| now.saturating_duration_since(e.xmit))
+    }
+
     fn add(&mut self, e: Sent) {
+        self.any_retransmitted |= e.retransmitted();
         let newer =
             |than: Option<Sent>| than.is_none_or(|l| sent_after(e.xmit, e.end, l.xmit, l.end));
         if newer(self.latest) {
@@ -351,7 +368,6 @@ pub fn sent_after(t1: Instant, seq1: SeqNumber, t2: Instant, seq2: SeqNumber) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::Duration;
 
     fn s(n: u32) -> SeqNumber {
         SeqNumber(n)
@@ -371,6 +387,26 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn rfc6298_karn_a_cumulative_ack_gives_an_rtt_sample_only_if_it_covers_no_resend() {
+        let mut log = SendLog::new(8);
+        log.on_send(s(0), s(100), t(10));
+        log.on_send(s(100), s(200), t(20));
+        log.on_send(s(200), s(300), t(30));
+        log.on_send(s(300), s(400), t(40));
+        // The newest segment delivered times the ACK.
+        assert_eq!(
+            log.take_acked(s(200)).rtt_sample(t(70)),
+            Some(Duration::from_millis(50))
+        );
+        // A resent segment among those delivered: no sample, though an original (sent once,
+        // later than the resend) is delivered with it.
+        log.on_send(s(200), s(300), t(50));
+        log.on_send(s(400), s(500), t(60));
+        assert_eq!(log.take_acked(s(500)).rtt_sample(t(90)), None);
+        assert_eq!(Delivered::default().rtt_sample(t(90)), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use super::{Conn, Ctx, Seg, Timer};
 use crate::tcp::congestion::CongestionControl;
-use crate::tcp::send_log::Sent;
+use crate::tcp::send_log::{Delivered, Sent};
 use crate::tcp::tlp::{self, ProbeAck};
 use crate::time::Instant;
 use crate::wire::{SackBlock, SeqNumber};
@@ -42,6 +42,7 @@ impl Conn {
         seg: &Seg,
         ack: SeqNumber,
         acked: u32,
+        (delivered, sacked_before): (&Delivered, u32),
         dsack: Option<(SeqNumber, SeqNumber)>,
     ) {
         if !self.sack_ok {
@@ -66,14 +67,13 @@ impl Conn {
             // what this ACK delivers, so only min_RTT learns from it (the first SACK or
             // recovery sets RACK.xmit_ts and rtt afresh).
             let in_order = seg.sack.is_empty()
-                && self.log.sacked_segs() == 0
+                && sacked_before == 0
                 && !self.in_recovery
                 && !self.probe.in_flight();
-            let delivered = self.log.take_acked(ack);
             if in_order {
-                self.rack.on_in_order_ack(&delivered, now);
+                self.rack.on_in_order_ack(delivered, now);
             } else {
-                self.rack.on_cumulative_ack(&delivered, now, echo);
+                self.rack.on_cumulative_ack(delivered, now, echo);
             }
         }
         if !seg.sack.is_empty() {

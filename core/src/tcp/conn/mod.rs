@@ -24,8 +24,8 @@ use super::ecn::EcnState;
 use super::rack::Rack;
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
-use super::sack::Scoreboard;
-use super::send_log::{self, SendLog};
+use super::sack::{self, Scoreboard};
+use super::send_log::{self, Delivered, SendLog};
 use super::timer::{Timer, TimerTable, TIMERS};
 use super::tlp::LossProbe;
 use super::{ConnHandle, Event, FlowKey};
@@ -218,6 +218,16 @@ pub struct Conn {
     want_writable: bool,
 }
 
+/// What a connection allocates once, sized from the configuration, and hands on to the next
+/// connection in its slot (cleared): no allocation per connection once the slots are warm.
+pub struct ConnBuffers {
+    rx: RingBuffer,
+    tx: RingBuffer,
+    asm: Assembler,
+    log: SendLog,
+    sacked: Scoreboard,
+}
+
 impl Conn {
     /// A fresh connection in ESTABLISHED, reusing `rx`/`tx`/`asm`/the send log (cleared).
     #[allow(clippy::too_many_arguments)]
@@ -228,20 +238,26 @@ impl Conn {
         neg: &Negotiated,
         cfg: &TcpConfig,
         now: Instant,
-        buffers: Option<(RingBuffer, RingBuffer, Assembler, SendLog)>,
+        buffers: Option<ConnBuffers>,
     ) -> Conn {
-        let (mut rx, mut tx, mut asm, mut log) = buffers.unwrap_or_else(|| {
-            (
-                RingBuffer::new(cfg.rx_buffer),
-                RingBuffer::new(cfg.tx_buffer),
-                Assembler::new(cfg.max_ooo_bytes),
-                SendLog::new(send_log::capacity_for(cfg.tx_buffer, cfg.mss)),
-            )
+        let ConnBuffers {
+            mut rx,
+            mut tx,
+            mut asm,
+            mut log,
+            mut sacked,
+        } = buffers.unwrap_or_else(|| ConnBuffers {
+            rx: RingBuffer::new(cfg.rx_buffer),
+            tx: RingBuffer::new(cfg.tx_buffer),
+            asm: Assembler::new(cfg.max_ooo_bytes),
+            log: SendLog::new(send_log::capacity_for(cfg.tx_buffer, cfg.mss)),
+            sacked: Scoreboard::with_capacity(sack::capacity_for(cfg.tx_buffer)),
         });
         rx.clear();
         tx.clear();
         asm.clear();
         log.clear();
+        sacked.clear();
         let (snd_wscale, rcv_wscale) = match neg.window_scale {
             // RFC 7323 §2.3: a shift above 14 is used as 14.
             Some(ws) => (ws.min(14), cfg.window_scale.min(14)),
@@ -287,7 +303,7 @@ impl Conn {
             in_recovery: false,
             recover: iss1,
             rtx_one: false,
-            sacked: Scoreboard::default(),
+            sacked,
             high_rxt: iss1,
             log,
             rack: Rack::default(),
@@ -320,12 +336,13 @@ impl Conn {
         cfg: &TcpConfig,
         now: Instant,
     ) {
-        let bufs = (
-            std::mem::replace(&mut self.rx, RingBuffer::new(0)),
-            std::mem::replace(&mut self.tx, RingBuffer::new(0)),
-            std::mem::replace(&mut self.asm, Assembler::new(0)),
-            std::mem::replace(&mut self.log, SendLog::new(0)),
-        );
+        let bufs = ConnBuffers {
+            rx: std::mem::replace(&mut self.rx, RingBuffer::new(0)),
+            tx: std::mem::replace(&mut self.tx, RingBuffer::new(0)),
+            asm: std::mem::replace(&mut self.asm, Assembler::new(0)),
+            log: std::mem::replace(&mut self.log, SendLog::new(0)),
+            sacked: std::mem::replace(&mut self.sacked, Scoreboard::with_capacity(0)),
+        };
         *self = Conn::new(handle, flow, addrs, neg, cfg, now, Some(bufs));
     }
 
@@ -637,6 +654,10 @@ impl Conn {
             None => seg.sack,
         };
         let mut new_sack = false;
+        // What the cumulative ACK delivered, from the send log (and how many segments it
+        // held SACKed before), for the RTT sample and RACK.
+        let mut delivered = Delivered::default();
+        let mut sacked_before = self.log.sacked_segs();
         if self.sack_ok {
             for b in blocks {
                 new_sack |= self.sacked.add(b.left, b.right, self.snd_una, self.snd_max);
@@ -656,13 +677,19 @@ impl Conn {
             }
             self.retries = 0;
 
-            // RTT (RFC 7323 §4.1 from TSecr, else one Karn-timed segment, RFC 6298 §3).
+            // RTT (RFC 7323 §4.1 from TSecr, else -- with SACK, so a send log -- the newest
+            // segment this ACK delivered, else one Karn-timed segment, RFC 6298 §3).
             let timed = self.rtt.take_timed_sample(ack, now);
+            if self.sack_ok {
+                sacked_before = self.log.sacked_segs();
+                delivered = self.log.take_acked(ack);
+            }
             let sample = match (self.ts_enabled, seg.ts) {
                 (true, Some((_, tsecr))) if tsecr != 0 => {
                     let ms = self.ts_now(now).wrapping_sub(tsecr);
                     (ms < 60_000).then(|| Duration::from_millis(u64::from(ms)))
                 }
+                _ if self.sack_ok => delivered.rtt_sample(now),
                 _ => timed,
             };
             if let Some(r) = sample {
@@ -773,7 +800,7 @@ impl Conn {
             self.cc.on_ecn_echo(flight, now);
             cx.stats.ecn_reductions += 1;
         }
-        self.detect_losses_on_ack(cx, seg, ack, acked, dsack);
+        self.detect_losses_on_ack(cx, seg, ack, acked, (&delivered, sacked_before), dsack);
 
         // RFC 9293 §3.10.7.4: update the send window if SND.WL1 < SEG.SEQ or (SND.WL1 =
         // SEG.SEQ and SND.WL2 =< SEG.ACK).

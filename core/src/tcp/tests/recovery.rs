@@ -344,3 +344,114 @@ fn rfc2018_s8_a_second_timeout_in_a_row_forgets_the_sacked_data() {
         .collect();
     assert_eq!(data, [s[5], s[6]]);
 }
+
+/// A slow start that overflowed a drop-tail queue loses every other segment of a window.
+/// Linux ACKs each arrival with its newest SACK blocks first and a window that grows with
+/// each ACK (so these are not RFC 5681 duplicate ACKs; RFC 6675 counts them for their SACK
+/// information). The scoreboard must remember every range, or the pipe counts what was
+/// forgotten as in flight and nothing is sent until the RTO (seen: 150 ms of silence on a
+/// 1 ms path, then a go-back-N, for every client without timestamps).
+#[test]
+fn rfc6675_every_other_segment_lost_is_repaired_without_an_rto() {
+    let cfg = TcpConfig {
+        tx_buffer: 256 * 1024,
+        ..small_config()
+    };
+    let opts = HsOpts {
+        ts: false,
+        ws: true,
+        sack: true,
+    };
+    let mut fx = Fx::with(cfg, opts);
+    fx.window = 4096; // x 128: 512 KiB, never the limit here
+                      // Slow start up to a window of over 100 segments: each segment ACKed, 20 ms after the round
+                      // that sent it, and what each ACK lets out goes in the next round.
+    fx.app_send(&vec![1u8; 150 * 1448]);
+    let mut round = fx.out();
+    while !round.is_empty() {
+        fx.now += Duration::from_millis(20);
+        let mut next = Vec::new();
+        for o in round {
+            fx.ack = o.hdr.seq + o.payload.len();
+            fx.send(TcpFlags::ACK, &[]).unwrap();
+            next.extend(fx.out());
+        }
+        round = next;
+    }
+    let (cwnd, _, _) = fx.ep.conn_for_test(fx.h).unwrap().debug_cwnd();
+    assert!(cwnd >= 60 * 1448, "slow start grew the window: {cwnd}");
+    // A window of 60 segments, the even ones lost (the first among them: the ACK stays at
+    // its start).
+    fx.app_send(&vec![2u8; 60 * 1460]);
+    let flight = fx.out();
+    assert_eq!(flight.len(), 60);
+    let seg = |i: usize| {
+        let o = &flight[i];
+        (o.hdr.seq, o.hdr.seq + o.payload.len())
+    };
+    fx.ack = flight[0].hdr.seq;
+    fx.now += Duration::from_millis(20);
+    let mut arrived: Vec<(SeqNumber, SeqNumber)> = Vec::new();
+    let mut resent = Vec::new();
+    for i in (1..60).step_by(2) {
+        // An arrival every 1.2 ms (10 Mbit/s), starting one RTT after the window left.
+        fx.now += Duration::from_micros(1200);
+        arrived.insert(0, seg(i));
+        fx.window += 3;
+        let blocks: Vec<_> = arrived.iter().take(3).copied().collect();
+        fx.send_sack(&blocks);
+        resent.extend(fx.out().into_iter().map(|o| o.hdr.seq));
+    }
+    // Every lost segment (the even ones, but the last: nothing is SACKed above it) went out
+    // again on these ACKs, before any timer.
+    for i in (0..58).step_by(2) {
+        assert!(
+            resent.contains(&flight[i].hdr.seq),
+            "segment {i} not resent on the SACKs: resent {}",
+            resent.len()
+        );
+    }
+    assert_eq!(fx.ep.stats().rto_timeouts, 0);
+}
+
+/// Without timestamps but with SACK (so a send log), every cumulative ACK of segments sent
+/// once gives an RTT sample (RFC 6298 §3 asks for at least one per round trip; Linux takes
+/// one per ACK from its send times), and none comes from an ACK that covers a
+/// retransmission (Karn).
+#[test]
+fn rfc6298_every_ack_gives_a_sample_from_the_send_log_without_timestamps() {
+    let opts = HsOpts {
+        ts: false,
+        ws: true,
+        sack: true,
+    };
+    let mut fx = Fx::with(small_config(), opts);
+    fx.app_send(&vec![3u8; 4 * 1460]);
+    let s: Vec<SeqNumber> = fx.out().iter().map(|o| o.hdr.seq).collect();
+    assert_eq!(s.len(), 4);
+    let rto = |fx: &Fx| fx.ep.conn_for_test(fx.h).unwrap().debug_rto();
+    // 100 ms: SRTT 100, RTTVAR 50 -> 300 ms.
+    fx.now += Duration::from_millis(100);
+    fx.ack = s[1];
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    assert_eq!(rto(&fx), Duration::from_millis(300));
+    // 200 ms for the second segment: SRTT 112.5, RTTVAR 62.5 -> 362.5 ms (one timed
+    // segment per round trip would have left 300).
+    fx.now += Duration::from_millis(100);
+    fx.ack = s[2];
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    assert_eq!(rto(&fx), Duration::from_micros(362_500));
+    // The rest is lost; the timers (a loss probe, then the RTO) resend it. The ACK that
+    // covers the resent segments is no sample: the RTO comes back from the estimate as it
+    // was (a sample from the originals' send times would have moved it).
+    let mut resent = Vec::new();
+    while !resent.contains(&s[2]) {
+        assert!(resent.len() < 4, "not resent: {resent:?}");
+        fx.fire_next();
+        resent.extend(fx.out().iter().map(|o| o.hdr.seq));
+    }
+    fx.now += Duration::from_millis(10);
+    fx.ack = s[3] + 1460u32;
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    assert_eq!(rto(&fx), Duration::from_micros(362_500));
+}
