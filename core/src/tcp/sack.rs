@@ -41,6 +41,11 @@ impl Scoreboard {
         }
     }
 
+    /// The ranges, in sequence order.
+    pub fn ranges(&self) -> &[(SeqNumber, SeqNumber)] {
+        &self.ranges[..self.n]
+    }
+
     /// Forgets every range.
     pub fn clear(&mut self) {
         self.n = 0;

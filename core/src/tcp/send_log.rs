@@ -220,9 +220,16 @@ impl SendLog {
     /// Entries the scoreboard now covers whole become SACKed; `f` sees each, in sequence
     /// order (the SACK of a segment is the rarer case: one call each).
     pub fn mark_sacked(&mut self, scoreboard: &Scoreboard, mut f: impl FnMut(&Sent)) {
+        // Both are in sequence order: one walk over the two (the scoreboard may hold
+        // hundreds of ranges after a burst of losses).
+        let mut ranges = scoreboard.ranges().iter().peekable();
         let mut start = self.start;
         for e in self.entries.iter_mut() {
-            if !e.sacked() && scoreboard.covers(start, e.end) {
+            while ranges.next_if(|&&(_, b)| b.diff(start) <= 0).is_some() {}
+            let covered = ranges
+                .peek()
+                .is_some_and(|&&(a, b)| a.diff(start) <= 0 && e.end.diff(b) <= 0);
+            if !e.sacked() && covered {
                 e.flags = (e.flags | SACKED) & !LOST;
                 self.sacked += 1;
                 f(e);
@@ -387,6 +394,37 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    proptest::proptest! {
+        /// The one-walk marking marks exactly the entries one scoreboard range holds whole.
+        #[test]
+        fn mark_sacked_marks_what_a_range_covers_whole(
+            lens in proptest::collection::vec(1u32..300, 1..40),
+            blocks in proptest::collection::vec((0u32..6000, 1u32..900), 0..30),
+        ) {
+            let mut log = SendLog::new(64);
+            let mut seq = 0;
+            for len in &lens {
+                log.on_send(s(seq), s(seq + len), t(1));
+                seq += len;
+            }
+            let mut sb = Scoreboard::with_capacity(64);
+            for &(a, len) in &blocks {
+                sb.add(s(a), s(a + len), s(0), s(seq));
+            }
+            let mut marked = Vec::new();
+            log.mark_sacked(&sb, |e| marked.push(e.end.0));
+            let mut expected = Vec::new();
+            let mut start = 0;
+            for len in &lens {
+                if sb.covers(s(start), s(start + len)) {
+                    expected.push(start + len);
+                }
+                start += len;
+            }
+            proptest::prop_assert_eq!(marked, expected);
+        }
     }
 
     #[test]
