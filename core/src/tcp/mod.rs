@@ -8,6 +8,7 @@ mod conn;
 mod ecn;
 mod endpoint;
 mod flow;
+mod prr;
 mod rack;
 mod ring;
 mod rtt;

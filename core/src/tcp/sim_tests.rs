@@ -695,36 +695,28 @@ impl ServerSegments {
 /// the probe (new data, or the last segment again) goes 2 SRTT after the last transmission,
 /// its SACK lets RACK mark the ones before it, and the stream ends well under an RTO later
 /// than over a clean link. (Where more data follows the burst, RACK alone finds the loss.)
+/// The link has no jitter here: with it, reordering keeps the connection in recovery, where
+/// no probe is armed and RACK finds the tail's loss alone.
 #[test]
 fn sim_a_lost_tail_is_repaired_by_a_probe_and_rack_without_an_rto() {
     let total = 40_000;
     let mut probes = 0;
     for seed in 1..=4u64 {
-        let clean = run(seed, 0, 0, total, true);
+        let clean = run_with(seed, 0, 0, 0, total, true, &mut |_| false);
         let mut segs = ServerSegments { iss: None };
         let mut dropped = Vec::new();
         let mut burst = None;
-        let o = run_with(
-            seed,
-            0,
-            0,
-            6_000,
-            total,
-            true,
-            &mut |f| match segs.text(f) {
-                Some((start, end, tsval))
-                    if end + 4 * 1448 > total && !dropped.contains(&start) =>
-                {
-                    let first = *burst.get_or_insert(tsval);
-                    let drop = tsval.wrapping_sub(first) <= 3;
-                    if drop {
-                        dropped.push(start);
-                    }
-                    drop
+        let o = run_with(seed, 0, 0, 0, total, true, &mut |f| match segs.text(f) {
+            Some((start, end, tsval)) if end + 4 * 1448 > total && !dropped.contains(&start) => {
+                let first = *burst.get_or_insert(tsval);
+                let drop = tsval.wrapping_sub(first) <= 3;
+                if drop {
+                    dropped.push(start);
                 }
-                _ => false,
-            },
-        );
+                drop
+            }
+            _ => false,
+        });
         assert!(o.echoed_ok, "seed {seed}");
         assert_eq!(o.closed_events, o.established_events, "seed {seed}");
         assert!(dropped.len() >= 2, "seed {seed}: {dropped:?}");

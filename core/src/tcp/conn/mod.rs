@@ -21,6 +21,7 @@ use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::congestion::{AckSample, Congestion, CongestionControl};
 use super::ecn::EcnState;
+use super::prr::Prr;
 use super::rack::Rack;
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
@@ -187,6 +188,8 @@ pub struct Conn {
     recover: SeqNumber,
     /// Retransmit one segment at SND.UNA (fast retransmit, NewReno partial ACK).
     rtx_one: bool,
+    /// RFC 6937: what SACK recovery may send on each ACK.
+    prr: Prr,
     /// SACK scoreboard (RFC 2018 / RFC 6675-lite): sorted, disjoint ranges above SND.UNA the
     /// peer reported holding.
     sacked: Scoreboard,
@@ -303,6 +306,7 @@ impl Conn {
             in_recovery: false,
             recover: iss1,
             rtx_one: false,
+            prr: Prr::default(),
             sacked,
             high_rxt: iss1,
             log,
@@ -425,7 +429,7 @@ impl Conn {
     /// RACK marked lost (RFC 8985 §6.2; a lost retransmission too), else the next hole above
     /// HighRxt RFC 6675 §4 `IsLost` names (§5 NextSeg rule 1).
     fn lost_hole_ready(&self) -> Option<(SeqNumber, u32)> {
-        if !self.sack_recovery() || self.cc.window() <= self.pipe() {
+        if !self.sack_recovery() || !self.prr.may_send() {
             return None;
         }
         if let Some((start, end)) = self.log.first_lost(self.data_end()) {
@@ -644,6 +648,8 @@ impl Conn {
         let seg_wnd = u32::from(seg.window) << self.snd_wscale;
         let acked = ack.distance_from(self.snd_una).unwrap_or(0);
         let flight_before = self.snd_max.distance_from(self.snd_una).unwrap_or(0);
+        // RFC 6937 DeliveredData: the cumulative ACK's advance plus the change in SACKed bytes.
+        let sacked_bytes_before = self.sacked.sacked_bytes();
         if acked > 0 {
             self.sacked.prune(ack);
         }
@@ -801,6 +807,12 @@ impl Conn {
             cx.stats.ecn_reductions += 1;
         }
         self.detect_losses_on_ack(cx, seg, ack, acked, (&delivered, sacked_before), dsack);
+        if self.sack_recovery() {
+            let delivered_data =
+                (acked + self.sacked.sacked_bytes()).saturating_sub(sacked_bytes_before);
+            self.prr
+                .on_ack(delivered_data, self.pipe(), self.cc.ssthresh(), self.smss);
+        }
 
         // RFC 9293 §3.10.7.4: update the send window if SND.WL1 < SEG.SEQ or (SND.WL1 =
         // SEG.SEQ and SND.WL2 =< SEG.ACK).
@@ -872,6 +884,7 @@ impl Conn {
         }
         self.recover = self.snd_max;
         self.in_recovery = true;
+        self.prr.start(flight);
         self.ecn.on_loss_reduction(self.snd_max);
         self.rtx_one = rtx_una;
         self.high_rxt = self.snd_una;

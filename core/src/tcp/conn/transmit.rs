@@ -74,10 +74,20 @@ impl Conn {
         }
         // The peer's window bounds the sequence space in flight, the congestion window the
         // pipe (the same thing outside SACK recovery).
+        let congestion_room = if self.sack_recovery() {
+            // RFC 6937: during SACK recovery PRR's budget, a segment at a time.
+            if self.prr.may_send() {
+                u32::MAX
+            } else {
+                0
+            }
+        } else {
+            self.cc.window().saturating_sub(self.pipe())
+        };
         let usable = self
             .snd_wnd
             .saturating_sub(self.flight())
-            .min(self.cc.window().saturating_sub(self.pipe())) as usize;
+            .min(congestion_room) as usize;
         let mss = self.max_payload() as usize;
         // A go-back-N resend stops where the next SACKed range begins.
         let resend_room = if from.diff(self.snd_max) < 0 {
@@ -225,6 +235,9 @@ impl Conn {
 
         let end = seq + len + u32::from(fin);
         if len > 0 || fin {
+            if self.sack_recovery() {
+                self.prr.on_sent(len as u32 + u32::from(fin));
+            }
             if is_rtx {
                 // Karn: nothing timed across a retransmission.
                 cx.stats.retransmits += 1;
