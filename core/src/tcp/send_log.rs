@@ -303,6 +303,11 @@ impl SendLog {
     }
 
     /// The last segment sent: `(start, end)` (what a tail loss probe resends).
+    /// The lowest entry (what SND.UNA is in).
+    pub fn first(&self) -> Option<Sent> {
+        self.entries.front().copied()
+    }
+
     pub fn last(&self) -> Option<(SeqNumber, SeqNumber)> {
         let n = self.entries.len();
         (n > 0).then(|| self.range(n - 1))
