@@ -223,7 +223,14 @@ pub struct TcpStats {
     pub segments_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Segments sent again, for any reason (the SYN-ACK's apart).
     pub retransmits: u64,
+    /// Of `retransmits`: resent by the go-back-N after a retransmission timeout (or a
+    /// zero-window probe sent again).
+    pub timeout_retransmits: u64,
+    /// Of `retransmits`: tail loss probes that resent the last segment.
+    pub probe_retransmits: u64,
+    /// Loss recovery episodes entered (fast retransmit, or RACK marking a loss).
     pub fast_retransmits: u64,
     pub rto_timeouts: u64,
     pub rto_aborts: u64,
@@ -319,6 +326,8 @@ impl TcpStats {
             bytes_in,
             bytes_out,
             retransmits,
+            timeout_retransmits,
+            probe_retransmits,
             fast_retransmits,
             rto_timeouts,
             rto_aborts,
@@ -357,6 +366,8 @@ impl TcpStats {
         self.bytes_in += bytes_in;
         self.bytes_out += bytes_out;
         self.retransmits += retransmits;
+        self.timeout_retransmits += timeout_retransmits;
+        self.probe_retransmits += probe_retransmits;
         self.fast_retransmits += fast_retransmits;
         self.rto_timeouts += rto_timeouts;
         self.rto_aborts += rto_aborts;

@@ -8,6 +8,14 @@ use crate::tcp::congestion::CongestionControl;
 use crate::time::Instant;
 use crate::wire::{self, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
 
+/// What sent a segment again: loss recovery (a fast retransmit, a lost hole, a partial ACK),
+/// the go-back-N after a timeout, or a tail loss probe.
+enum ResendKind {
+    Recovery,
+    Timeout,
+    Probe,
+}
+
 impl Conn {
     /// The next lost hole (RACK's or RFC 6675's) to retransmit during recovery, when the
     /// window has room for it: data only, so a hole that is only the FIN (or lies past the
@@ -169,6 +177,8 @@ impl Conn {
         let now = cx.now;
         let data_end = self.data_end();
         let mut probe = false;
+        // Which retransmission this is, for the counters.
+        let mut resend_kind = ResendKind::Recovery;
         let (seq, len, fin, is_rtx) = if self.rtx_one {
             self.rtx_one = false;
             let outstanding_data = self
@@ -187,11 +197,13 @@ impl Conn {
             (seq, len, false, true)
         } else if let Some(p) = self.take_probe() {
             probe = true;
+            resend_kind = ResendKind::Probe;
             p
         } else if let Some((len, fin)) = self.send_candidate() {
             self.force_send = false;
             self.snd_nxt = self.next_send_seq();
             let is_rtx = self.snd_nxt.diff(self.snd_max) < 0;
+            resend_kind = ResendKind::Timeout;
             (self.snd_nxt, len, fin, is_rtx)
         } else if self.ack_now {
             // A bare ACK carries SND.MAX, not a SND.NXT that a timeout rewound (as Linux's
@@ -241,6 +253,11 @@ impl Conn {
             if is_rtx {
                 // Karn: nothing timed across a retransmission.
                 cx.stats.retransmits += 1;
+                match resend_kind {
+                    ResendKind::Recovery => {}
+                    ResendKind::Timeout => cx.stats.timeout_retransmits += 1,
+                    ResendKind::Probe => cx.stats.probe_retransmits += 1,
+                }
                 self.rtt.stop_timing();
             } else if !self.ts_enabled {
                 self.rtt.start_timing(seq, now);

@@ -274,19 +274,32 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
     );
     m.sample(
         "xgate_bypass_tcp_retransmits_total",
-        "kind=\"fast\"",
-        t.fast_retransmits,
+        "kind=\"recovery\"",
+        t.retransmits
+            .saturating_sub(t.timeout_retransmits)
+            .saturating_sub(t.probe_retransmits),
     );
     m.sample(
         "xgate_bypass_tcp_retransmits_total",
         "kind=\"timeout\"",
-        t.retransmits.saturating_sub(t.fast_retransmits),
+        t.timeout_retransmits,
+    );
+    m.sample(
+        "xgate_bypass_tcp_retransmits_total",
+        "kind=\"probe\"",
+        t.probe_retransmits,
     );
     m.sample(
         "xgate_bypass_tcp_retransmits_total",
         "kind=\"syn_ack\"",
         t.syn_ack_retransmits,
     );
+    m.family(
+        "xgate_bypass_tcp_recoveries_total",
+        "counter",
+        "Loss recovery episodes the bypass engines entered (fast retransmit or RACK).",
+    );
+    m.sample("xgate_bypass_tcp_recoveries_total", "", t.fast_retransmits);
     m.family(
         "xgate_bypass_tcp_loss_probes_total",
         "counter",
@@ -793,6 +806,8 @@ mod tests {
         s.bypass_http.latency.record(Duration::from_micros(80));
         s.bypass_http.latency.record(Duration::from_millis(3));
         s.bypass_tcp.retransmits = 5;
+        s.bypass_tcp.timeout_retransmits = 3;
+        s.bypass_tcp.probe_retransmits = 1;
         s.bypass_tcp.fast_retransmits = 2;
         s.bypass_tcp.drops[DropReason::BadCookie.index()] = 4;
         s.pollers = vec![PollerState {
@@ -921,13 +936,20 @@ mod tests {
             ),
             0.0
         );
+        for (kind, n) in [("recovery", 1.0), ("timeout", 3.0), ("probe", 1.0)] {
+            assert_eq!(
+                value(
+                    &scrape,
+                    "xgate_bypass_tcp_retransmits_total",
+                    &[("kind", kind)]
+                ),
+                n,
+                "{kind}"
+            );
+        }
         assert_eq!(
-            value(
-                &scrape,
-                "xgate_bypass_tcp_retransmits_total",
-                &[("kind", "timeout")]
-            ),
-            3.0
+            value(&scrape, "xgate_bypass_tcp_recoveries_total", &[]),
+            2.0
         );
         assert_eq!(
             value(&scrape, "xgate_poller_busy_ratio", &[("queue", "0")]),
