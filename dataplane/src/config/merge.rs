@@ -82,6 +82,7 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
 
     let mut kernel = KernelConfig {
         http: gw.engine.http,
+        congestion: Some(gw.engine.tcp.congestion.linux_name()),
         ..KernelConfig::default()
     };
     kernel_section(&mut kernel, &file.kernel_path)?;

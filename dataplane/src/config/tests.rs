@@ -103,6 +103,8 @@ fn a_full_file_fills_every_setting() {
     assert_eq!(g.engine.tcp.idle_timeout, Duration::from_secs(30));
     assert_eq!(g.engine.tcp.delayed_ack, Duration::from_millis(20));
     assert_eq!(g.engine.tcp.congestion, CongestionAlgorithm::NewReno);
+    // The kernel path's listeners get the same algorithm, by its Linux name.
+    assert_eq!(c.kernel.congestion, Some("reno"));
     assert!(!g.engine.tcp.hystart);
     assert!(!g.engine.tcp.ecn);
     assert_eq!(
@@ -153,6 +155,7 @@ fn an_empty_file_with_flags_gives_the_defaults() {
         c.kernel.max_connections,
         KernelConfig::default().max_connections
     );
+    assert_eq!(c.kernel.congestion, Some("cubic"), "as the bypass's default");
     assert_eq!(c.shutdown_grace, Duration::from_secs(5));
     assert_eq!(
         c.gateway.ports,

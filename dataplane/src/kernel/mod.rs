@@ -96,6 +96,10 @@ pub struct KernelConfig {
     /// Skip the buffer ring and receive into per-connection buffers (the fallback mode, for
     /// kernels that refuse buffer rings; settable to test it).
     pub per_connection_recv: bool,
+    /// The congestion control given to the listeners (and so to the connections they
+    /// accept), by Linux module name: the bypass's `[tcp] congestion`, so a port behaves
+    /// alike on either path. `None` keeps the host's default (the admin endpoint's).
+    pub congestion: Option<&'static str>,
 }
 
 impl Default for KernelConfig {
@@ -109,6 +113,7 @@ impl Default for KernelConfig {
             output_buffer_len: 64 * 1024,
             linger: Duration::from_secs(2),
             per_connection_recv: false,
+            congestion: None,
         }
     }
 }
@@ -328,6 +333,18 @@ impl KernelPath {
             std::net::SocketAddr::V4(a) => a,
             std::net::SocketAddr::V6(_) => return Err(io::ErrorKind::Unsupported.into()),
         };
+        if let Some(cc) = self.config.congestion {
+            if let Err(e) = socket::set_congestion(fd.as_raw_fd(), cc) {
+                // Serving matters more than the algorithm: the host's default stays.
+                tracing::warn!(
+                    port = addr.port(),
+                    congestion = cc,
+                    error = %e,
+                    "the kernel path keeps the host's congestion control on this port \
+                     (TCP_CONGESTION refused; is the tcp_{cc} module available?)"
+                );
+            }
+        }
         let tally = self.sessions.tally_slot(addr.port());
         self.listeners.push(Listener {
             fd: Some(fd),

@@ -91,6 +91,28 @@ pub fn tcp_listener(addr: SocketAddrV4, backlog: u32) -> Result<TcpListener, Soc
     Ok(TcpListener::from(fd))
 }
 
+/// TCP_CONGESTION: the socket's congestion control by its Linux module name (a listener's
+/// passes to the connections it accepts). Fails if the module is not loaded and cannot be,
+/// or if it is not in `tcp_allowed_congestion_control` and the process lacks CAP_NET_ADMIN.
+pub fn set_congestion(fd: RawFd, name: &str) -> io::Result<()> {
+    // SAFETY: setsockopt(2) reads `name.len()` bytes from the live string slice; a bad `fd`
+    // is an error return, not undefined behaviour.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// TCP_NODELAY on an accepted connection: responses leave at once, not after Nagle's wait for
 /// an ACK. Best effort: a connection that refuses it still works.
 pub fn set_nodelay(fd: RawFd) {
@@ -177,6 +199,38 @@ pub fn ioctl_socket() -> io::Result<OwnedFd> {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    /// The algorithm set on a listener is the one its accepted connections run (what the
+    /// kernel path relies on), and an unknown one is refused.
+    #[test]
+    fn a_listeners_congestion_control_passes_to_what_it_accepts() {
+        let l = tcp_listener(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), 16).unwrap();
+        // Reno is built in and always allowed, whatever the host's default.
+        set_congestion(l.as_raw_fd(), "reno").unwrap();
+        assert!(set_congestion(l.as_raw_fd(), "no-such-algorithm").is_err());
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        let name = |fd: RawFd| {
+            let mut buf = [0u8; 16];
+            let mut len = buf.len() as libc::socklen_t;
+            // SAFETY: getsockopt(2) writes at most `len` bytes into the live `buf` and the
+            // length into `len`.
+            let rc = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_CONGESTION,
+                    buf.as_mut_ptr().cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0);
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(len as usize);
+            String::from_utf8_lossy(&buf[..end]).into_owned()
+        };
+        assert_eq!(name(accepted.as_raw_fd()), "reno");
+        drop(client);
+    }
 
     #[test]
     fn a_listener_takes_its_backlog_and_a_taken_port_names_bind() {

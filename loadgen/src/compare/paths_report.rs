@@ -122,7 +122,16 @@ pub fn markdown(r: &PathsRecord) -> String {
          server: this kernel has no netem). Client settings: `ts`/`nots` = TCP timestamps on/off, then the client's \
          MTU. The figure is curl's `time_total` (handshake, request, every byte), median \
          [min–max] in seconds; the ratio is bypass / kernel path (below 1: the bypass is \
-         faster).\n"
+         faster). {}\n",
+        if r.kernel_cc.is_empty() {
+            "The Linux side used the machine's default congestion control.".to_string()
+        } else {
+            format!(
+                "The Linux side (the kernel path's downloads, the client's uploads) uses {}; \
+                 the bypass uses its configured algorithm (CUBIC by default).",
+                r.kernel_cc
+            )
+        }
     );
     let all = keys(r);
     s += &summary(r, &all);
@@ -535,6 +544,7 @@ mod tests {
             error: Some("curl said \"000 0 0\"".into()),
         });
         PathsRecord {
+            kernel_cc: "cubic".into(),
             schema: 1,
             started_utc: "2026-12-06T00:00:00Z".into(),
             commit: "abc".into(),

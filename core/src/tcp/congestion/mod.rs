@@ -44,6 +44,17 @@ pub enum CongestionAlgorithm {
     NewReno,
 }
 
+impl CongestionAlgorithm {
+    /// The Linux module of the same algorithm (`TCP_CONGESTION`'s name): what the kernel
+    /// path's sockets are given, so a port behaves alike whichever path serves it.
+    pub fn linux_name(self) -> &'static str {
+        match self {
+            CongestionAlgorithm::Cubic => "cubic",
+            CongestionAlgorithm::NewReno => "reno",
+        }
+    }
+}
+
 /// RFC 6928 IW10 (RFC 5681 §3.1 allows up to 4 segments; the IW10 experiment is what Linux
 /// ships): min(10*MSS, max(2*MSS, 14600)).
 fn initial_window(smss: u32) -> u32 {
