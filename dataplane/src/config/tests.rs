@@ -155,7 +155,11 @@ fn an_empty_file_with_flags_gives_the_defaults() {
         c.kernel.max_connections,
         KernelConfig::default().max_connections
     );
-    assert_eq!(c.kernel.congestion, Some("cubic"), "as the bypass's default");
+    assert_eq!(
+        c.kernel.congestion,
+        Some("cubic"),
+        "as the bypass's default"
+    );
     assert_eq!(c.shutdown_grace, Duration::from_secs(5));
     assert_eq!(
         c.gateway.ports,

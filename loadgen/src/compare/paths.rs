@@ -63,12 +63,6 @@ pub struct PathsArgs {
     /// skipped is named in the report.
     #[arg(long, default_value_t = 10.0)]
     pub max_line_secs: f64,
-    /// Congestion control of the Linux side, set in the server's and the client's namespaces
-    /// (the kernel path sends downloads with it, the client sends uploads with it). The
-    /// bypass's default is CUBIC, so is Linux's; a machine whose default is another (BBR
-    /// paces and ignores random loss) would otherwise compare two algorithms, not two stacks.
-    #[arg(long, default_value = "cubic")]
-    pub kernel_cc: String,
 }
 
 /// Seconds `size` bytes take at `rate_mbit` without overhead.
@@ -213,10 +207,12 @@ pub struct PathsRecord {
     /// The (size, rate) pairs left out by `--max-line-secs`, each with why.
     #[serde(default)]
     pub skipped: Vec<String>,
-    /// The Linux side's congestion control (`--kernel-cc`); empty in runs before it was set
-    /// (those used the machine's default).
+    /// The client's congestion control (the namespace's default, the host's: uploads are
+    /// its sends, on both paths alike); empty in runs before it was recorded. The kernel
+    /// path runs xgate's `[tcp] congestion` (CUBIC here), set on its listeners; runs before
+    /// 65ce485 had the kernel path on the host's default too.
     #[serde(default)]
-    pub kernel_cc: String,
+    pub client_cc: String,
 }
 
 /// Where xgate's admin endpoint listens, inside the server's namespace.
@@ -339,23 +335,14 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
         std::fs::write(&f, body).map_err(|e| CompareError::io(&f, e))?;
     }
 
-    let available = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
-        .unwrap_or_default();
-    if !available.split_whitespace().any(|a| a == args.kernel_cc) {
-        return Err(CompareError::Setup(format!(
-            "--kernel-cc {}: not available here (this kernel offers: {}; `modprobe tcp_{}`?)",
-            args.kernel_cc,
-            available.trim(),
-            args.kernel_cc
-        )));
-    }
     let topo = Topology::for_paths()?;
-    // Before xgate starts: its kernel-path listener takes the namespace's algorithm when it
-    // is created, and the connections it accepts inherit the listener's.
-    let cc = format!("net.ipv4.tcp_congestion_control={}", args.kernel_cc);
-    for ns in [&topo.server_ns, &topo.client_ns] {
-        xgate_testnet::run(&["ip", "netns", "exec", ns, "sysctl", "-qw", &cc])?;
-    }
+    let client_cc = std::process::Command::new("ip")
+        .args(["netns", "exec", &topo.client_ns, "cat"])
+        .arg("/proc/sys/net/ipv4/tcp_congestion_control")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let log = work.join("xgate.log");
     let server = servers::start_xgate(&xgate, Some(&config), &topo, args.server_core, &log)?;
     let mut record = PathsRecord {
@@ -368,7 +355,7 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
         transfers: Vec::new(),
         emulator: Vec::new(),
         skipped: Vec::new(),
-        kernel_cc: args.kernel_cc.clone(),
+        client_cc,
     };
     for &rate_mbit in &args.rate_mbit {
         for &size in &args.sizes {

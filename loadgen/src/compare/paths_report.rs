@@ -123,13 +123,16 @@ pub fn markdown(r: &PathsRecord) -> String {
          MTU. The figure is curl's `time_total` (handshake, request, every byte), median \
          [min–max] in seconds; the ratio is bypass / kernel path (below 1: the bypass is \
          faster). {}\n",
-        if r.kernel_cc.is_empty() {
-            "The Linux side used the machine's default congestion control.".to_string()
+        if r.client_cc.is_empty() {
+            "Both xgate paths' TCP and the client used the machine's default congestion \
+             control, whatever the bypass's own."
+                .to_string()
         } else {
             format!(
-                "The Linux side (the kernel path's downloads, the client's uploads) uses {}; \
-                 the bypass uses its configured algorithm (CUBIC by default).",
-                r.kernel_cc
+                "Congestion control: CUBIC on both xgate paths (the bypass's default; xgate \
+                 gives its kernel path's listeners the same), {} on the client (the host's \
+                 default; it sends the uploads, alike on both paths).",
+                r.client_cc
             )
         }
     );
@@ -544,7 +547,7 @@ mod tests {
             error: Some("curl said \"000 0 0\"".into()),
         });
         PathsRecord {
-            kernel_cc: "cubic".into(),
+            client_cc: "cubic".into(),
             schema: 1,
             started_utc: "2026-12-06T00:00:00Z".into(),
             commit: "abc".into(),
