@@ -668,7 +668,7 @@ impl Conn {
         // What the cumulative ACK delivered, from the send log (and how many segments it
         // held SACKed before), for the RTT sample and RACK.
         let mut delivered = Delivered::default();
-        let mut sacked_before = self.log.sacked_segs();
+        let sacked_before = self.log.sacked_segs();
         if self.sack_ok {
             for b in blocks {
                 new_sack |= self.sacked.add(b.left, b.right, self.snd_una, self.snd_max);
@@ -692,7 +692,6 @@ impl Conn {
             // segment this ACK delivered, else one Karn-timed segment, RFC 6298 §3).
             let timed = self.rtt.take_timed_sample(ack, now);
             if self.sack_ok {
-                sacked_before = self.log.sacked_segs();
                 delivered = self.log.take_acked(ack);
             }
             let sample = match (self.ts_enabled, seg.ts) {
