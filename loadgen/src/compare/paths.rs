@@ -336,13 +336,16 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
     }
 
     let topo = Topology::for_paths()?;
-    let client_cc = std::process::Command::new("ip")
-        .args(["netns", "exec", &topo.client_ns, "cat"])
-        .arg("/proc/sys/net/ipv4/tcp_congestion_control")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let client_cc = xgate_testnet::run(&[
+        "ip",
+        "netns",
+        "exec",
+        &topo.client_ns,
+        "cat",
+        "/proc/sys/net/ipv4/tcp_congestion_control",
+    ])
+    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    .unwrap_or_default();
     let log = work.join("xgate.log");
     let server = servers::start_xgate(&xgate, Some(&config), &topo, args.server_core, &log)?;
     let mut record = PathsRecord {
