@@ -383,17 +383,16 @@ impl Engine {
             let Some(slot) = self.sessions.get_mut(index) else {
                 continue;
             };
-            // The send timeout (see `SendStall`): here, the peer's window has stayed shut,
-            // with bytes waiting for it, and SND.UNA has not moved for the HTTP idle timeout.
-            // TCP's idle timer counts the peer's answers to the window probes as traffic, so
-            // it never ends such a connection.
+            // The send timeout (see `SendStall`): here, bytes have waited for the peer and
+            // SND.UNA has not moved for the HTTP idle timeout. TCP's idle timer counts the
+            // peer's answers to the window probes or resends as traffic, so it never ends
+            // such a connection. The window need not be zero: a Linux receiver that stops
+            // reading keeps the right edge it announced (it never shrinks its window) and
+            // drops what its full buffer cannot hold, so the window can stay a few bytes open
+            // while nothing is taken.
             if let Some(conn) = slot.handle {
                 let waiting = match self.tcp.send_backlog(conn) {
-                    Some(SendBacklog {
-                        una,
-                        queued,
-                        zero_window: true,
-                    }) if queued > 0 => Some(u64::from(una.0)),
+                    Some(SendBacklog { una, queued }) if queued > 0 => Some(u64::from(una.0)),
                     _ => None,
                 };
                 let limit = slot.conn.limits().idle_timeout;
@@ -896,9 +895,13 @@ mod tests {
     }
 
     /// Runs the engine's timers from `h.now` on, answering every probe as a receiver that
-    /// holds its window at zero (an ACK of nothing new: the probes' bytes are not taken),
+    /// takes nothing (an ACK of nothing new with `client.window`: the bytes sent are dropped),
     /// until `client`'s connection is gone or `limit` has passed. Returns how long it took.
-    fn hold_zero_window(h: &mut Harness, client: &mut ScriptedClient, limit: Duration) -> Duration {
+    fn hold_taking_nothing(
+        h: &mut Harness,
+        client: &mut ScriptedClient,
+        limit: Duration,
+    ) -> Duration {
         let start = h.now;
         while h.engine.connection_count() > 0 && h.now - start < limit {
             let t = h
@@ -934,7 +937,7 @@ mod tests {
             &mut client,
             b"GET /bytes/1000000 HTTP/1.1\r\nHost: t\r\n\r\n",
         );
-        let took = hold_zero_window(&mut h, &mut client, Duration::from_secs(120));
+        let took = hold_taking_nothing(&mut h, &mut client, Duration::from_secs(120));
         assert_eq!(h.engine.connection_count(), 0, "still held after {took:?}");
         assert!(
             took >= Duration::from_secs(5)
@@ -955,9 +958,34 @@ mod tests {
             &mut client,
             b"GET /bytes/100000 HTTP/1.1\r\nHost: t\r\n\r\n",
         );
-        let took = hold_zero_window(&mut h, &mut client, Duration::from_secs(120));
+        let took = hold_taking_nothing(&mut h, &mut client, Duration::from_secs(120));
         assert_eq!(h.engine.connection_count(), 0, "still held after {took:?}");
         assert_eq!(h.engine.stats().send_timeouts, 2);
+    }
+
+    #[test]
+    fn rfc6429_client_whose_window_stays_open_but_takes_nothing_is_reset_after_the_idle_timeout() {
+        // A receiver that stops reading need not announce a zero window: Linux never shrinks
+        // the right edge it announced, and drops what its full buffer cannot hold, so a few
+        // bytes of window can stay open while SND.UNA never moves. The send timeout is about
+        // bytes not taken, not about the window's size.
+        let mut config = EngineConfig::default();
+        config.http.idle_timeout = Duration::from_secs(5);
+        let mut h = Harness::new(config);
+        let mut client = h.connect(40_013);
+        let _ = h.engine.poll_flow_event();
+        client.window = 1; // x 2^7: 128 bytes, never taken
+        h.send(
+            &mut client,
+            b"GET /bytes/1000000 HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        let took = hold_taking_nothing(&mut h, &mut client, Duration::from_secs(120));
+        assert_eq!(h.engine.connection_count(), 0, "still held after {took:?}");
+        assert!(
+            took <= Duration::from_secs(5) + HTTP_SWEEP_PERIOD * 2,
+            "reset after {took:?}"
+        );
+        assert_eq!(h.engine.stats().send_timeouts, 1);
     }
 
     #[test]

@@ -883,11 +883,6 @@ impl Conn {
         matches!(self.state, State::Established | State::CloseWait) && !self.fin_queued
     }
 
-    /// The peer's last advertised window, in bytes.
-    pub fn peer_window(&self) -> u32 {
-        self.snd_wnd
-    }
-
     /// Fast recovery begins (RFC 6582 §3.2 step 2, RFC 6675 §5 step 4, or RACK marked a loss
     /// RFC 8985 §6.2): the congestion controller is told, and `rtx_una` retransmits the
     /// segment at SND.UNA first (a RACK loss goes out through the lost-hole path instead).

@@ -66,8 +66,6 @@ pub struct SendBacklog {
     pub una: SeqNumber,
     /// Bytes queued and not yet acknowledged.
     pub queued: usize,
-    /// The peer's last advertised window is zero.
-    pub zero_window: bool,
 }
 
 /// A connection's readable bytes and free transmit space, borrowed together (see
@@ -163,15 +161,13 @@ impl Endpoint {
         self.table.len()
     }
 
-    /// What a connection still owes its peer: SND.UNA, the bytes queued and not yet
-    /// acknowledged, and whether the peer's window is closed. `None` for a stale handle.
-    /// SND.UNA moves only when the peer takes bytes, so a caller can tell a peer that holds
-    /// its window at zero from a slow one.
+    /// What a connection still owes its peer: SND.UNA and the bytes queued and not yet
+    /// acknowledged. `None` for a stale handle. SND.UNA moves only when the peer takes bytes,
+    /// so a caller can tell a peer that stopped reading from a slow one.
     pub fn send_backlog(&self, conn: ConnHandle) -> Option<SendBacklog> {
         self.valid(conn).map(|c| SendBacklog {
             una: c.snd_una,
             queued: c.tx.len(),
-            zero_window: c.peer_window() == 0,
         })
     }
 
