@@ -388,12 +388,15 @@ fn hystart_leaves_slow_start_before_the_queue_overflows() {
             "{rtt_ms} ms: standard slow start overflowed the queue: {off:?}"
         );
         // With it, the rising RTT ends slow start first: the first loss comes later (from
-        // congestion avoidance probing), and far fewer segments are dropped and sent again
-        // (a third or less; PRR's gentler recovery halved standard slow start's own drops).
+        // congestion avoidance probing), and far fewer segments are dropped (a third or less;
+        // PRR's gentler recovery halved standard slow start's own drops) and sent again (half
+        // or less: since the window in use is the round's peak flight, CSS and congestion
+        // avoidance grow as they should after a batch of ACKs, and at 80 ms probe a little
+        // harder: 15 drops and 52 resends against 54 and 134).
         assert!(
             on.loss_round > off.loss_round
                 && on.tail_dropped * 3 <= off.tail_dropped
-                && on.retransmits * 3 <= off.retransmits,
+                && on.retransmits * 2 <= off.retransmits,
             "{rtt_ms} ms: HyStart++ {on:?}, standard slow start {off:?}"
         );
         assert!(

@@ -186,9 +186,17 @@ impl CongestionControl for Cubic {
         let (acked, flight, srtt, now) = (s.acked, s.flight, s.srtt, s.now);
         // §5.8: no growth while the application (or the peer's window), not cwnd, limits what
         // is in flight -- else a window nothing has tested grows without bound (and becomes
-        // the next W_max). Within two segments of cwnd counts as using it (segments carry
-        // less than SMSS once options are in, and the ACK may have found one in the making).
-        let using_window = u64::from(flight) + 2 * u64::from(self.smss) >= u64::from(self.cwnd);
+        // the next W_max). `flight` is the round's peak (`FlightPeak`). In congestion
+        // avoidance, within two segments of cwnd counts as using it (segments carry less than
+        // SMSS once options are in, and the ACK may have found one in the making). In slow
+        // start the window doubles within a round, so a peak above half of it is the window
+        // in use (Linux's `tcp_is_cwnd_limited`; RFC 7661 calls such a window validated).
+        let (flight, cwnd) = (u64::from(flight), u64::from(self.cwnd));
+        let using_window = if self.cwnd < self.ssthresh {
+            cwnd < 2 * flight
+        } else {
+            flight + 2 * u64::from(self.smss) >= cwnd
+        };
         if self.cwnd < self.ssthresh {
             // §4.10: below ssthresh, slow start: HyStart++'s growth (and its exit), or RFC
             // 5681's (appropriate byte counting, L = 1 SMSS).

@@ -79,7 +79,8 @@ const NO_RTT: u32 = u32::MAX;
 pub struct AckSample {
     /// Bytes newly acknowledged.
     pub acked: u32,
-    /// FlightSize before this ACK: how much of the window the sender was using.
+    /// How much of the window the sender is using: the larger of FlightSize before this ACK
+    /// and the round's peak flight ([`super::FlightPeak`]).
     pub flight: u32,
     /// The smoothed RTT (RFC 6298), once there has been a sample.
     pub srtt: Option<Duration>,

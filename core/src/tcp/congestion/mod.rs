@@ -24,10 +24,12 @@
 //! not using (§5.8); NewReno ignores all three.
 
 mod cubic;
+mod flight_peak;
 mod hystart;
 mod newreno;
 
 pub use cubic::Cubic;
+pub use flight_peak::FlightPeak;
 pub use hystart::AckSample;
 pub use newreno::NewReno;
 

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use super::assembler::Assembler;
 use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
-use super::congestion::{AckSample, Congestion, CongestionControl};
+use super::congestion::{AckSample, Congestion, CongestionControl, FlightPeak};
 use super::ecn::EcnState;
 use super::prr::Prr;
 use super::rack::Rack;
@@ -186,6 +186,8 @@ pub struct Conn {
     // Congestion control: the window is `cc`'s; loss recovery (RFC 5681 §3.2, RFC 6582) is
     // ours.
     cc: Congestion,
+    /// The largest flight this round trip, for the controller's "window in use" test.
+    flight_peak: FlightPeak,
     dupacks: u32,
     in_recovery: bool,
     recover: SeqNumber,
@@ -306,6 +308,7 @@ impl Conn {
             rtt: RttEstimator::new(cfg.initial_rto),
             retries: 0,
             cc: Congestion::new(cfg.congestion, cfg.hystart, smss),
+            flight_peak: FlightPeak::new(iss1),
             dupacks: 0,
             in_recovery: false,
             recover: iss1,
@@ -759,7 +762,7 @@ impl Conn {
                 // RFC 5681 §3.1 slow start or congestion avoidance.
                 self.cc.on_ack(&AckSample {
                     acked,
-                    flight: flight_before,
+                    flight: flight_before.max(self.flight_peak.bytes()),
                     srtt: self.rtt.srtt(),
                     rtt: sample,
                     ack,

@@ -268,6 +268,7 @@ impl Conn {
             if end.diff(self.snd_max) > 0 {
                 self.snd_max = end;
             }
+            self.flight_peak.on_send(self.snd_una, self.snd_max);
             if self.timers.get(Timer::Retransmit).is_none() {
                 self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }

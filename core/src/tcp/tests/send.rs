@@ -134,3 +134,26 @@ fn writable_event_after_tx_space_was_low() {
     let (a, b) = fx.ep.send_space(fx.h);
     assert_eq!(a.len() + b.len(), 64 * 1024);
 }
+
+#[test]
+fn rfc9438_5_8_a_batch_of_acks_finds_the_window_in_use() {
+    // The client ACKs each segment of the initial window, and the ten ACKs arrive together:
+    // the poller hands them over before it transmits. Each finds less in flight than the one
+    // before, yet the window was in use all along (the round's peak flight shows it): slow
+    // start grows cwnd by one segment for each, and the next flight is twice the first, as
+    // Linux sends. Measured from the flight before each ACK, growth stopped at the third.
+    let cfg = TcpConfig {
+        tx_buffer: 256 * 1024,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    fx.app_send(&vec![7u8; 200_000]);
+    let first = fx.out();
+    assert_eq!(first.len(), 10, "IW10");
+    for o in &first {
+        fx.ack = o.hdr.seq + o.payload.len();
+        fx.send(TcpFlags::ACK, &[]).unwrap();
+    }
+    let second = fx.out();
+    assert_eq!(second.len(), 20, "slow start doubles the window in a round");
+}
