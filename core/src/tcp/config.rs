@@ -12,8 +12,14 @@ pub struct TcpConfig {
     pub max_connections: usize,
     /// Receive ring bytes per connection (allocated on a slot's first use, then reused).
     pub rx_buffer: usize,
-    /// Transmit ring bytes per connection.
+    /// Transmit ring bytes per connection, at the start.
     pub tx_buffer: usize,
+    /// The most a connection's transmit ring grows to while its congestion window needs
+    /// more than half of it and the application keeps it full (`tx_buffer`: no growth).
+    pub tx_buffer_max: usize,
+    /// Bytes of transmit-ring growth the endpoint's connections may hold together (see
+    /// `BufferBudget`).
+    pub buffer_budget: usize,
     /// Out-of-order bytes held per connection; a segment beyond this is dropped and ACKed.
     pub max_ooo_bytes: usize,
     /// MSS we announce and the largest payload we send.
@@ -96,6 +102,8 @@ impl Default for TcpConfig {
             max_connections: 65536,
             rx_buffer: 256 * 1024,
             tx_buffer: 256 * 1024,
+            tx_buffer_max: 4 * 1024 * 1024,
+            buffer_budget: 256 * 1024 * 1024,
             max_ooo_bytes: 256 * 1024,
             mss: 1460,
             window_scale: 7,
@@ -276,6 +284,13 @@ pub struct TcpStats {
     pub connections_established: u64,
     pub connections_closed: u64,
     pub idle_timeouts: u64,
+    /// Send rings grown (each doubling or more at once counts one; see `BufferBudget`).
+    pub send_buffer_growths: u64,
+    /// Connections refused a growth because the endpoint's `buffer_budget` was spent (once
+    /// per connection).
+    pub send_buffer_refusals: u64,
+    /// Bytes of send-ring growth held now (a gauge: the budget in use).
+    pub send_buffer_grown_bytes: u64,
     /// Indexed by `DropReason::index()`.
     #[serde(with = "drops_by_name")]
     pub drops: [u64; DropReason::COUNT],
@@ -359,6 +374,9 @@ impl TcpStats {
             connections_established,
             connections_closed,
             idle_timeouts,
+            send_buffer_growths,
+            send_buffer_refusals,
+            send_buffer_grown_bytes,
             drops,
         } = other;
         self.segments_in += segments_in;
@@ -399,6 +417,9 @@ impl TcpStats {
         self.connections_established += connections_established;
         self.connections_closed += connections_closed;
         self.idle_timeouts += idle_timeouts;
+        self.send_buffer_growths += send_buffer_growths;
+        self.send_buffer_refusals += send_buffer_refusals;
+        self.send_buffer_grown_bytes += send_buffer_grown_bytes;
         for (total, n) in self.drops.iter_mut().zip(drops) {
             *total += n;
         }

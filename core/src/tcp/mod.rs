@@ -1,6 +1,7 @@
 //! Sans-IO TCP server engine: SYN cookies, connection table, state machine, timers, buffers.
 
 mod assembler;
+mod buffer_budget;
 mod challenge;
 mod config;
 mod congestion;

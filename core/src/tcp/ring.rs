@@ -7,7 +7,8 @@
 //! committing (`write_at`): the receive path puts out-of-order segments straight where they
 //! belong and `commit`s them once the hole before them is filled, so no byte is copied twice.
 //!
-//! No method allocates after `new`, and none panics: counts and offsets beyond what the ring
+//! No method but `new` and `grow` allocates (growth is the send buffer's autotuning, a few
+//! times in a connection's life, never per segment), and none panics: counts and offsets beyond what the ring
 //! holds are clamped, and the methods that move data say how much they moved.
 //!
 //! The read head is never moved back to the start of the storage when the ring drains: bytes
@@ -59,6 +60,22 @@ impl RingBuffer {
     pub fn clear(&mut self) {
         self.head = 0;
         self.len = 0;
+    }
+
+    /// Makes room for `capacity` bytes (no-op if the ring already holds that many): the bytes
+    /// are copied in order, committed ones and those placed past the tail alike, so every
+    /// offset from the head still names the same byte. Allocates.
+    pub fn grow(&mut self, capacity: usize) {
+        let old = self.capacity();
+        if capacity <= old {
+            return;
+        }
+        let mut buf = vec![0u8; capacity].into_boxed_slice();
+        let (lo, hi) = self.buf.split_at(self.head);
+        buf[..hi.len()].copy_from_slice(hi);
+        buf[hi.len()..old].copy_from_slice(lo);
+        self.buf = buf;
+        self.head = 0;
     }
 
     /// Physical index of the byte `offset` positions after the head, for `offset <= capacity`.
@@ -172,6 +189,25 @@ impl core::fmt::Debug for RingBuffer {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn grow_keeps_every_byte_at_its_offset_across_the_wrap() {
+        let mut r = RingBuffer::new(8);
+        r.write(b"abcdef");
+        r.consume(5); // head at 5: "f" readable
+        r.write(b"ghi"); // wraps: "fghi"
+        assert_eq!(r.write_at(1, b"Z"), 1); // placed past the tail, not committed
+        r.grow(32);
+        assert_eq!(r.capacity(), 32);
+        assert_eq!(r.as_slices(), (&b"fghi"[..], &b""[..]));
+        r.commit(2);
+        let (a, b) = r.as_slices();
+        assert_eq!([a, b].concat()[5], b'Z', "the placed byte kept its offset");
+        assert_eq!(r.free(), 26);
+        r.grow(16); // never shrinks
+        assert_eq!(r.capacity(), 32);
+    }
+
     use super::*;
     use proptest::prelude::*;
     use std::collections::VecDeque;

@@ -41,6 +41,16 @@ impl Scoreboard {
         }
     }
 
+    /// Room for `cap` ranges from now on (the send buffer grew), the ranges kept; never
+    /// shrinks. Allocates.
+    pub fn grow(&mut self, cap: usize) {
+        if cap > self.ranges.len() {
+            let mut ranges = vec![(SeqNumber(0), SeqNumber(0)); cap].into_boxed_slice();
+            ranges[..self.n].copy_from_slice(&self.ranges[..self.n]);
+            self.ranges = ranges;
+        }
+    }
+
     /// The ranges, in sequence order.
     pub fn ranges(&self) -> &[(SeqNumber, SeqNumber)] {
         &self.ranges[..self.n]

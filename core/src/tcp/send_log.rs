@@ -57,7 +57,7 @@ pub struct SendLog {
     /// Start of the first entry.
     start: SeqNumber,
     entries: VecDeque<Sent>,
-    /// Fixed: the ring never grows past what it was allocated with.
+    /// Fixed but for `grow`: the log never grows past what it was allocated with.
     cap: usize,
     /// Entries with `SACKED` (RFC 8985 `RACK.segs_sacked`).
     sacked: u32,
@@ -71,6 +71,14 @@ impl SendLog {
             entries: VecDeque::with_capacity(cap),
             cap,
             sacked: 0,
+        }
+    }
+
+    /// Room for `cap` entries from now on (the send buffer grew); never shrinks.
+    pub fn grow(&mut self, cap: usize) {
+        if cap > self.cap {
+            self.entries.reserve(cap - self.entries.len());
+            self.cap = cap;
         }
     }
 

@@ -164,6 +164,24 @@ pub(super) fn tcp_section(gw: &mut BypassConfig, s: &TcpSection) -> Result<(), C
     if let Some(n) = s.tx_buffer {
         t.tx_buffer = in_range("tcp.tx_buffer", n, 4096..=1 << 30)?;
     }
+    if let Some(n) = s.tx_buffer_max {
+        t.tx_buffer_max = in_range("tcp.tx_buffer_max", n, 4096..=1 << 30)?;
+    } else {
+        // Unset: a tx_buffer above the default ceiling is its own ceiling.
+        t.tx_buffer_max = t.tx_buffer_max.max(t.tx_buffer);
+    }
+    if t.tx_buffer_max < t.tx_buffer {
+        return Err(invalid(
+            "tcp.tx_buffer_max",
+            format!(
+                "{} is below tcp.tx_buffer ({}); set it equal to turn send-buffer growth off",
+                t.tx_buffer_max, t.tx_buffer
+            ),
+        ));
+    }
+    if let Some(n) = s.buffer_budget {
+        t.buffer_budget = in_range("tcp.buffer_budget", n, 0..=1 << 40)?;
+    }
     if let Some(n) = s.max_ooo_bytes {
         t.max_ooo_bytes = in_range("tcp.max_ooo_bytes", n, 0..=1 << 30)?;
     }

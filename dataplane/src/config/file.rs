@@ -222,6 +222,8 @@ pub struct TcpSection {
     pub max_connections: Option<usize>,
     pub rx_buffer: Option<usize>,
     pub tx_buffer: Option<usize>,
+    pub tx_buffer_max: Option<usize>,
+    pub buffer_budget: Option<usize>,
     pub max_ooo_bytes: Option<usize>,
     pub mss: Option<u16>,
     pub window_scale: Option<u8>,

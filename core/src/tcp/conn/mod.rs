@@ -17,6 +17,7 @@ mod transmit;
 use std::collections::VecDeque;
 
 use super::assembler::Assembler;
+use super::buffer_budget::BufferBudget;
 use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::congestion::{AckSample, Congestion, CongestionControl, FlightPeak};
@@ -97,6 +98,7 @@ pub struct Ctx<'a> {
     pub stats: &'a mut TcpStats,
     pub events: &'a mut VecDeque<Event>,
     pub challenge: &'a mut ChallengeLimiter,
+    pub budget: &'a mut BufferBudget,
 }
 
 /// What a cookie validated: the parameters a new connection starts with.
@@ -224,6 +226,13 @@ pub struct Conn {
     pub readable_signalled: bool,
     pub writable_signalled: bool,
     want_writable: bool,
+    /// The application filled the send ring: it had at least as much to send as the ring
+    /// holds (the condition for growing it).
+    tx_filled: bool,
+    /// Bytes the send ring grew by, held from the endpoint's `BufferBudget`.
+    tx_grown: usize,
+    /// A growth was refused for the budget (counted once per connection).
+    tx_growth_refused: bool,
 }
 
 /// What a connection allocates once, sized from the configuration, and hands on to the next
@@ -329,6 +338,9 @@ impl Conn {
             readable_signalled: false,
             writable_signalled: false,
             want_writable: false,
+            tx_filled: false,
+            tx_grown: 0,
+            tx_growth_refused: false,
         };
         // The SYN-ACK advertised `syn_window()`, unscaled (RFC 7323 §2.2).
         let syn_wnd = u32::from(cfg.syn_window());
@@ -355,6 +367,57 @@ impl Conn {
             sacked: std::mem::replace(&mut self.sacked, Scoreboard::with_capacity(0)),
         };
         *self = Conn::new(handle, flow, addrs, neg, cfg, now, Some(bufs));
+    }
+
+    /// Send-buffer autotuning (see `BufferBudget`): when the application keeps the ring full
+    /// and the congestion window needs more than half of it, the ring doubles (or more, to
+    /// twice the window) up to `tx_buffer_max`, as Linux's `tcp_sndbuf_expand` sizes a send
+    /// buffer at twice the window: one window in flight, one being written behind it. The
+    /// send log and the SACK scoreboard grow with it, sized as `Conn::new` sizes them.
+    fn grow_send_buffer(&mut self, cx: &mut Ctx) {
+        let cap = self.tx.capacity();
+        let max = cx.cfg.tx_buffer_max;
+        if !self.tx_filled || cap >= max {
+            return;
+        }
+        let want = (2 * self.cc.window() as usize).min(max);
+        if want <= cap {
+            return;
+        }
+        let mut new_cap = cap.max(4096);
+        while new_cap < want {
+            new_cap = new_cap.saturating_mul(2);
+        }
+        let new_cap = new_cap.min(max);
+        if !cx.budget.try_take(new_cap - cap) {
+            if !self.tx_growth_refused {
+                self.tx_growth_refused = true;
+                cx.stats.send_buffer_refusals += 1;
+            }
+            return;
+        }
+        self.tx.grow(new_cap);
+        self.log.grow(send_log::capacity_for(new_cap, cx.cfg.mss));
+        self.sacked.grow(sack::capacity_for(new_cap));
+        self.tx_grown += new_cap - cap;
+        self.tx_filled = false;
+        cx.stats.send_buffer_growths += 1;
+        cx.stats.send_buffer_grown_bytes = cx.budget.used() as u64;
+    }
+
+    /// The slot is being freed: a grown send ring (and its log and scoreboard) goes back to
+    /// the configured size, so a freed slot holds no more than a fresh one. Returns the bytes
+    /// of growth to give back to the budget.
+    pub fn release_grown_buffers(&mut self, cfg: &TcpConfig) -> usize {
+        let grown = std::mem::take(&mut self.tx_grown);
+        if grown > 0 {
+            self.tx = RingBuffer::new(cfg.tx_buffer);
+            self.log = SendLog::new(send_log::capacity_for(cfg.tx_buffer, cfg.mss));
+            self.sacked = Scoreboard::with_capacity(sack::capacity_for(cfg.tx_buffer));
+        }
+        self.tx_filled = false;
+        self.tx_growth_refused = false;
+        grown
     }
 
     pub fn ts_now(&self, now: Instant) -> u32 {
@@ -778,6 +841,7 @@ impl Conn {
             } else {
                 self.timers.stop(Timer::Retransmit);
             }
+            self.grow_send_buffer(cx);
             if self.want_writable && self.tx.free() >= self.tx.capacity() / 2 {
                 self.want_writable = false;
                 if !self.writable_signalled {
@@ -861,6 +925,9 @@ impl Conn {
         let n = self.tx.commit(n);
         if self.tx.free() < self.tx.capacity() / 2 {
             self.want_writable = true;
+        }
+        if self.tx.is_full() {
+            self.tx_filled = true;
         }
         self.writable_signalled = false;
         n

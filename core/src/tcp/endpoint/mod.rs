@@ -17,6 +17,7 @@ mod time_wait;
 
 use std::collections::{HashMap, VecDeque};
 
+use super::buffer_budget::BufferBudget;
 use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
 use super::conn::{Conn, Ctx, Outcome, Seg};
@@ -103,6 +104,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     stats: TcpStats,
     challenge: ChallengeLimiter,
+    /// Send-ring growth all connections hold together (`TcpConfig::buffer_budget`).
+    budget: BufferBudget,
     syn_hints: SynHints,
     /// SYN-RECEIVED flows with their exact options (`TcpConfig::syn_cache`).
     syn_cache: SynCache,
@@ -119,6 +122,7 @@ impl Endpoint {
         config.window_scale = config.window_scale.min(14);
         config.mss = config.mss.max(88);
         config.max_rto = config.max_rto.max(config.min_rto);
+        config.tx_buffer_max = config.tx_buffer_max.max(config.tx_buffer);
         config.max_connections = config.max_connections.min(u32::MAX as usize);
         // Entry indices are u32 in the deadline heap.
         config.syn_cache = config.syn_cache.min(1 << 24);
@@ -144,6 +148,7 @@ impl Endpoint {
             events: VecDeque::with_capacity((4 * n).min(1 << 16)),
             stats: TcpStats::default(),
             challenge: ChallengeLimiter::new(config.challenge_ack_limit, now),
+            budget: BufferBudget::new(config.buffer_budget),
             early_limiter: ChallengeLimiter::new(config.early_data_checks, now),
             syn_hints: SynHints::new(config.syn_hints),
             syn_cache: SynCache::new(config.syn_cache, config.syn_cache_rate, now),
@@ -237,6 +242,7 @@ impl Endpoint {
                 stats: &mut self.stats,
                 events: &mut self.events,
                 challenge: &mut self.challenge,
+                budget: &mut self.budget,
             },
             &mut self.slots,
         )
@@ -348,10 +354,16 @@ impl Endpoint {
             generation: slot.generation,
         };
         slot.generation = slot.generation.wrapping_add(1);
-        if let Some(c) = slot.conn.as_deref() {
+        if let Some(c) = slot.conn.as_deref_mut() {
             let flow = c.flow;
             self.table.remove(&flow);
             self.events.push_back(Event::Closed { conn: handle, flow });
+            // A grown send ring goes back to its first size, and its growth to the budget.
+            let grown = c.release_grown_buffers(&self.cfg);
+            if grown > 0 {
+                self.budget.give_back(grown);
+                self.stats.send_buffer_grown_bytes = self.budget.used() as u64;
+            }
         }
         self.free.push(idx);
         self.stats.connections_closed += 1;

@@ -157,3 +157,80 @@ fn rfc9438_5_8_a_batch_of_acks_finds_the_window_in_use() {
     let second = fx.out();
     assert_eq!(second.len(), 20, "slow start doubles the window in a round");
 }
+
+/// Rounds of: the application fills what the send ring has free, the server sends what its
+/// windows allow, the client ACKs each segment. Returns the bytes sent in each round.
+fn fill_and_ack_rounds(fx: &mut Fx, rounds: usize) -> Vec<usize> {
+    let chunk = vec![b's'; 64 * 1024];
+    (0..rounds)
+        .map(|_| {
+            while fx.app_send(&chunk) > 0 {}
+            let out = fx.out();
+            for o in &out {
+                fx.ack = o.hdr.seq + o.payload.len();
+                fx.send(TcpFlags::ACK, &[]).unwrap();
+            }
+            out.iter().map(|o| o.payload.len()).sum()
+        })
+        .collect()
+}
+
+#[test]
+fn send_ring_grows_to_twice_the_window_while_the_application_keeps_it_full() {
+    // A 16 KiB ring caps every flight at 16 KiB, however large cwnd grows; Linux sizes a
+    // send buffer at twice the window (tcp_sndbuf_expand). Here the ring grows while the
+    // application keeps it full, up to tx_buffer_max, and the flight follows cwnd.
+    let cfg = TcpConfig {
+        tx_buffer: 16 * 1024,
+        tx_buffer_max: 256 * 1024,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let sent = fill_and_ack_rounds(&mut fx, 8);
+    let stats = fx.ep.stats().clone();
+    assert!(stats.send_buffer_growths >= 2, "{stats:?}");
+    assert!(
+        sent.iter().any(|&n| n > 64 * 1024),
+        "flights beyond the first ring: {sent:?}"
+    );
+    let (a, b) = fx.ep.send_space(fx.h);
+    assert!(a.len() + b.len() <= 256 * 1024, "never past tx_buffer_max");
+    assert_eq!(stats.send_buffer_grown_bytes, 256 * 1024 - 16 * 1024);
+
+    // Closing frees the slot: the growth goes back to the budget.
+    fx.ep.abort(fx.h);
+    let _ = fx.out();
+    assert_eq!(fx.ep.stats().send_buffer_grown_bytes, 0);
+}
+
+#[test]
+fn send_ring_does_not_grow_past_the_budget_or_for_an_application_that_does_not_fill_it() {
+    // No budget: the ring keeps its size, the refusal is counted once, and the flight stays
+    // within the ring.
+    let cfg = TcpConfig {
+        tx_buffer: 16 * 1024,
+        tx_buffer_max: 256 * 1024,
+        buffer_budget: 0,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg.clone(), ALL_OPTS);
+    let sent = fill_and_ack_rounds(&mut fx, 8);
+    assert!(sent.iter().all(|&n| n <= 16 * 1024), "{sent:?}");
+    assert_eq!(fx.ep.stats().send_buffer_growths, 0);
+    assert_eq!(fx.ep.stats().send_buffer_refusals, 1);
+
+    // A budget, but an application that sends a little at a time: nothing to grow for.
+    let cfg = TcpConfig {
+        buffer_budget: 1 << 30,
+        ..cfg
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    for _ in 0..20 {
+        fx.app_send(&[b'x'; 4000]);
+        for o in fx.out() {
+            fx.ack = o.hdr.seq + o.payload.len();
+            fx.send(TcpFlags::ACK, &[]).unwrap();
+        }
+    }
+    assert_eq!(fx.ep.stats().send_buffer_growths, 0);
+}

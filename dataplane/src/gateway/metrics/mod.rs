@@ -295,6 +295,36 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
         t.syn_ack_retransmits,
     );
     m.family(
+        "xgate_bypass_tcp_send_buffer_growths_total",
+        "counter",
+        "Send rings the bypass engines grew (tcp.tx_buffer_max, tcp.buffer_budget).",
+    );
+    m.sample(
+        "xgate_bypass_tcp_send_buffer_growths_total",
+        "",
+        t.send_buffer_growths,
+    );
+    m.family(
+        "xgate_bypass_tcp_send_buffer_refusals_total",
+        "counter",
+        "Connections refused send-ring growth because tcp.buffer_budget was spent.",
+    );
+    m.sample(
+        "xgate_bypass_tcp_send_buffer_refusals_total",
+        "",
+        t.send_buffer_refusals,
+    );
+    m.family(
+        "xgate_bypass_tcp_send_buffer_grown_bytes",
+        "gauge",
+        "Bytes of send-ring growth the bypass engines' connections hold now.",
+    );
+    m.sample(
+        "xgate_bypass_tcp_send_buffer_grown_bytes",
+        "",
+        t.send_buffer_grown_bytes,
+    );
+    m.family(
         "xgate_bypass_tcp_recoveries_total",
         "counter",
         "Loss recovery episodes the bypass engines entered (fast retransmit or RACK).",
@@ -809,6 +839,9 @@ mod tests {
         s.bypass_tcp.timeout_retransmits = 3;
         s.bypass_tcp.probe_retransmits = 1;
         s.bypass_tcp.fast_retransmits = 2;
+        s.bypass_tcp.send_buffer_growths = 7;
+        s.bypass_tcp.send_buffer_refusals = 1;
+        s.bypass_tcp.send_buffer_grown_bytes = 4 << 20;
         s.bypass_tcp.drops[DropReason::BadCookie.index()] = 4;
         s.pollers = vec![PollerState {
             queue: 0,
@@ -951,6 +984,16 @@ mod tests {
             value(&scrape, "xgate_bypass_tcp_recoveries_total", &[]),
             2.0
         );
+        for (name, n) in [
+            ("xgate_bypass_tcp_send_buffer_growths_total", 7.0),
+            ("xgate_bypass_tcp_send_buffer_refusals_total", 1.0),
+            (
+                "xgate_bypass_tcp_send_buffer_grown_bytes",
+                f64::from(4u32 << 20),
+            ),
+        ] {
+            assert_eq!(value(&scrape, name, &[]), n, "{name}");
+        }
         assert_eq!(
             value(&scrape, "xgate_poller_busy_ratio", &[("queue", "0")]),
             0.25
