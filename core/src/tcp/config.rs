@@ -17,7 +17,10 @@ pub struct TcpConfig {
     /// The most a connection's transmit ring grows to while its congestion window needs
     /// more than half of it and the application keeps it full (`tx_buffer`: no growth).
     pub tx_buffer_max: usize,
-    /// Bytes of transmit-ring growth the endpoint's connections may hold together (see
+    /// The most a connection's receive ring grows to while the application reads more than
+    /// half of it per round trip (`rx_buffer`: no growth; the window scale bounds it too).
+    pub rx_buffer_max: usize,
+    /// Bytes of ring growth (both ways) the endpoint's connections may hold together (see
     /// `BufferBudget`).
     pub buffer_budget: usize,
     /// Out-of-order bytes held per connection; a segment beyond this is dropped and ACKed.
@@ -103,6 +106,7 @@ impl Default for TcpConfig {
             rx_buffer: 256 * 1024,
             tx_buffer: 256 * 1024,
             tx_buffer_max: 4 * 1024 * 1024,
+            rx_buffer_max: 4 * 1024 * 1024,
             buffer_budget: 256 * 1024 * 1024,
             max_ooo_bytes: 256 * 1024,
             mss: 1460,
@@ -286,11 +290,14 @@ pub struct TcpStats {
     pub idle_timeouts: u64,
     /// Send rings grown (each doubling or more at once counts one; see `BufferBudget`).
     pub send_buffer_growths: u64,
+    /// Receive rings grown.
+    pub recv_buffer_growths: u64,
     /// Connections refused a growth because the endpoint's `buffer_budget` was spent (once
     /// per connection).
-    pub send_buffer_refusals: u64,
-    /// Bytes of send-ring growth held now (a gauge: the budget in use).
-    pub send_buffer_grown_bytes: u64,
+    pub buffer_refusals: u64,
+    /// Bytes of ring growth held now: the budget in use (a gauge, the one field here that
+    /// is not monotonic).
+    pub buffer_grown_bytes: u64,
     /// Indexed by `DropReason::index()`.
     #[serde(with = "drops_by_name")]
     pub drops: [u64; DropReason::COUNT],
@@ -375,8 +382,9 @@ impl TcpStats {
             connections_closed,
             idle_timeouts,
             send_buffer_growths,
-            send_buffer_refusals,
-            send_buffer_grown_bytes,
+            recv_buffer_growths,
+            buffer_refusals,
+            buffer_grown_bytes,
             drops,
         } = other;
         self.segments_in += segments_in;
@@ -418,8 +426,9 @@ impl TcpStats {
         self.connections_closed += connections_closed;
         self.idle_timeouts += idle_timeouts;
         self.send_buffer_growths += send_buffer_growths;
-        self.send_buffer_refusals += send_buffer_refusals;
-        self.send_buffer_grown_bytes += send_buffer_grown_bytes;
+        self.recv_buffer_growths += recv_buffer_growths;
+        self.buffer_refusals += buffer_refusals;
+        self.buffer_grown_bytes += buffer_grown_bytes;
         for (total, n) in self.drops.iter_mut().zip(drops) {
             *total += n;
         }

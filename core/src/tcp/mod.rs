@@ -11,6 +11,7 @@ mod endpoint;
 mod flow;
 mod prr;
 mod rack;
+mod rcv_rtt;
 mod ring;
 mod rtt;
 mod sack;

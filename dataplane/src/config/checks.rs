@@ -179,6 +179,20 @@ pub(super) fn tcp_section(gw: &mut BypassConfig, s: &TcpSection) -> Result<(), C
             ),
         ));
     }
+    if let Some(n) = s.rx_buffer_max {
+        t.rx_buffer_max = in_range("tcp.rx_buffer_max", n, 4096..=1 << 30)?;
+    } else {
+        t.rx_buffer_max = t.rx_buffer_max.max(t.rx_buffer);
+    }
+    if t.rx_buffer_max < t.rx_buffer {
+        return Err(invalid(
+            "tcp.rx_buffer_max",
+            format!(
+                "{} is below tcp.rx_buffer ({}); set it equal to turn receive-buffer growth off",
+                t.rx_buffer_max, t.rx_buffer
+            ),
+        ));
+    }
     if let Some(n) = s.buffer_budget {
         t.buffer_budget = in_range("tcp.buffer_budget", n, 0..=1 << 40)?;
     }

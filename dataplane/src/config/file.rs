@@ -223,6 +223,7 @@ pub struct TcpSection {
     pub rx_buffer: Option<usize>,
     pub tx_buffer: Option<usize>,
     pub tx_buffer_max: Option<usize>,
+    pub rx_buffer_max: Option<usize>,
     pub buffer_budget: Option<usize>,
     pub max_ooo_bytes: Option<usize>,
     pub mss: Option<u16>,

@@ -56,6 +56,7 @@ syn_cache = 512
 syn_cache_rate = 100
 syn_ack_retries = 5
 tx_buffer_max = 1048576
+rx_buffer_max = 2097152
 buffer_budget = 33554432
 
 [http]
@@ -118,8 +119,12 @@ fn a_full_file_fills_every_setting() {
         (512, 100, 5)
     );
     assert_eq!(
-        (g.engine.tcp.tx_buffer_max, g.engine.tcp.buffer_budget),
-        (1 << 20, 32 << 20)
+        (
+            g.engine.tcp.tx_buffer_max,
+            g.engine.tcp.rx_buffer_max,
+            g.engine.tcp.buffer_budget
+        ),
+        (1 << 20, 2 << 20, 32 << 20)
     );
     assert_eq!(g.engine.http.max_header_bytes, 8192);
     assert_eq!(g.engine.http.header_timeout, Duration::from_secs(3));
@@ -286,6 +291,10 @@ fn errors_name_the_key_and_the_problem() {
         (
             "interface = \"e\"\n[[ports]]\nport = 80\n[tcp]\ntx_buffer = 65536\ntx_buffer_max = 32768\n",
             "tcp.tx_buffer_max: 32768 is below tcp.tx_buffer (65536); set it equal to turn send-buffer growth off",
+        ),
+        (
+            "interface = \"e\"\n[[ports]]\nport = 80\n[tcp]\nrx_buffer_max = 8192\n",
+            "tcp.rx_buffer_max: 8192 is below tcp.rx_buffer (262144); set it equal to turn receive-buffer growth off",
         ),
         (
             "interface = \"e\"\n[[ports]]\nport = 80\n[http]\nmax_headers = 500\n",

@@ -225,7 +225,7 @@ const TCP_METRICS: [&str; 7] = [
     "xgate_bypass_tcp_loss_probes_total",
     "xgate_bypass_tcp_rack_lost_total",
     "xgate_bypass_tcp_dsacks_total",
-    "xgate_bypass_tcp_send_buffer_growths_total",
+    "xgate_bypass_tcp_buffer_growths_total",
 ];
 
 /// The bypass's TCP counters now (series name with labels, value), from xgate's metrics.

@@ -24,6 +24,7 @@ use super::congestion::{AckSample, Congestion, CongestionControl, FlightPeak};
 use super::ecn::EcnState;
 use super::prr::Prr;
 use super::rack::Rack;
+use super::rcv_rtt::RcvRtt;
 use super::ring::RingBuffer;
 use super::rtt::RttEstimator;
 use super::sack::{self, Scoreboard};
@@ -233,6 +234,13 @@ pub struct Conn {
     tx_grown: usize,
     /// A growth was refused for the budget (counted once per connection).
     tx_growth_refused: bool,
+    /// Bytes the receive ring grew by, held from the endpoint's `BufferBudget`.
+    rx_grown: usize,
+    /// The receiver's round-trip estimate (see `RcvRtt`), for receive-buffer autotuning.
+    rcv_rtt: RcvRtt,
+    /// Receive-buffer autotuning's current round: when it began and what the application
+    /// has read since.
+    rcv_round: (Instant, usize),
 }
 
 /// What a connection allocates once, sized from the configuration, and hands on to the next
@@ -341,6 +349,9 @@ impl Conn {
             tx_filled: false,
             tx_grown: 0,
             tx_growth_refused: false,
+            rx_grown: 0,
+            rcv_rtt: RcvRtt::default(),
+            rcv_round: (now, 0),
         };
         // The SYN-ACK advertised `syn_window()`, unscaled (RFC 7323 §2.2).
         let syn_wnd = u32::from(cfg.syn_window());
@@ -389,11 +400,7 @@ impl Conn {
             new_cap = new_cap.saturating_mul(2);
         }
         let new_cap = new_cap.min(max);
-        if !cx.budget.try_take(new_cap - cap) {
-            if !self.tx_growth_refused {
-                self.tx_growth_refused = true;
-                cx.stats.send_buffer_refusals += 1;
-            }
+        if !self.take_growth(cx, new_cap - cap) {
             return;
         }
         self.tx.grow(new_cap);
@@ -402,22 +409,76 @@ impl Conn {
         self.tx_grown += new_cap - cap;
         self.tx_filled = false;
         cx.stats.send_buffer_growths += 1;
-        cx.stats.send_buffer_grown_bytes = cx.budget.used() as u64;
     }
 
-    /// The slot is being freed: a grown send ring (and its log and scoreboard) goes back to
-    /// the configured size, so a freed slot holds no more than a fresh one. Returns the bytes
+    /// Takes `bytes` of ring growth from the endpoint's budget; a refusal is counted once per
+    /// connection.
+    fn take_growth(&mut self, cx: &mut Ctx, bytes: usize) -> bool {
+        if cx.budget.try_take(bytes) {
+            cx.stats.buffer_grown_bytes = cx.budget.used() as u64;
+            return true;
+        }
+        if !self.tx_growth_refused {
+            self.tx_growth_refused = true;
+            cx.stats.buffer_refusals += 1;
+        }
+        false
+    }
+
+    /// Receive-buffer autotuning, Linux's dynamic right-sizing (`tcp_rcv_space_adjust`): once
+    /// per receiver round trip, if the application read more than half the receive ring in
+    /// it, the window (which the ring bounds) may be what limits the peer, so the ring grows
+    /// to at least twice what was read, up to `rx_buffer_max` and what the window scale can
+    /// announce. Called as the application reads; the larger window goes out with the next
+    /// ACK (`consume`'s window-update rule).
+    fn grow_receive_buffer(&mut self, cx: &mut Ctx, read: usize) {
+        let (start, so_far) = self.rcv_round;
+        let so_far = so_far.saturating_add(read);
+        let Some(rtt) = self.rcv_rtt.get().or(self.rtt.srtt()) else {
+            self.rcv_round = (start, so_far);
+            return;
+        };
+        if cx.now.saturating_duration_since(start) < rtt {
+            self.rcv_round = (start, so_far);
+            return;
+        }
+        self.rcv_round = (cx.now, 0);
+        let cap = self.rx.capacity();
+        let max = cx.cfg.rx_buffer_max.min(65535usize << self.rcv_wscale);
+        let want = so_far.saturating_mul(2).min(max);
+        if want <= cap {
+            return;
+        }
+        let mut new_cap = cap.max(4096);
+        while new_cap < want {
+            new_cap = new_cap.saturating_mul(2);
+        }
+        let new_cap = new_cap.min(max);
+        if !self.take_growth(cx, new_cap - cap) {
+            return;
+        }
+        self.rx.grow(new_cap);
+        self.rx_grown += new_cap - cap;
+        cx.stats.recv_buffer_growths += 1;
+    }
+
+    /// The slot is being freed: a grown ring (the send ring with its log and scoreboard)
+    /// goes back to the configured size, so a freed slot holds no more than a fresh one. Returns the bytes
     /// of growth to give back to the budget.
     pub fn release_grown_buffers(&mut self, cfg: &TcpConfig) -> usize {
-        let grown = std::mem::take(&mut self.tx_grown);
-        if grown > 0 {
+        let tx_grown = std::mem::take(&mut self.tx_grown);
+        if tx_grown > 0 {
             self.tx = RingBuffer::new(cfg.tx_buffer);
             self.log = SendLog::new(send_log::capacity_for(cfg.tx_buffer, cfg.mss));
             self.sacked = Scoreboard::with_capacity(sack::capacity_for(cfg.tx_buffer));
         }
+        let rx_grown = std::mem::take(&mut self.rx_grown);
+        if rx_grown > 0 {
+            self.rx = RingBuffer::new(cfg.rx_buffer);
+        }
         self.tx_filled = false;
         self.tx_growth_refused = false;
-        grown
+        tx_grown + rx_grown
     }
 
     pub fn ts_now(&self, now: Instant) -> u32 {

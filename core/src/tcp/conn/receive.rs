@@ -5,7 +5,7 @@
 use super::{Conn, Ctx, Seg, Timer};
 use crate::tcp::config::DropReason;
 use crate::tcp::Event;
-use crate::time::{Duration, Instant};
+use crate::time::Duration;
 
 impl Conn {
     /// Seventh check: place the text in the receive ring (in order or, via the assembler,
@@ -89,6 +89,9 @@ impl Conn {
             }
             let advanced = self.rcv_nxt.distance_from(before).unwrap_or(0) as usize;
             if advanced > 0 {
+                let ts_now = self.ts_now(cx.now);
+                self.rcv_rtt
+                    .on_data(cx.now, seg.ts, ts_now, self.rcv_nxt, self.rcv_right);
                 if !self.readable_signalled {
                     self.readable_signalled = true;
                     self.push_event(cx.events, Event::Readable(self.handle));
@@ -136,11 +139,13 @@ impl Conn {
         false
     }
 
-    /// The application consumed `n` readable bytes: maybe a window update is due. `now` and
-    /// `delay` arm the delayed-ACK timer when the update need not go at once.
-    pub fn consume(&mut self, n: usize, now: Instant, delay: Duration) {
-        self.rx.consume(n);
+    /// The application consumed `n` readable bytes: maybe the ring grows, maybe a window
+    /// update is due. `delay` arms the delayed-ACK timer when the update need not go at once.
+    pub fn consume(&mut self, cx: &mut Ctx, n: usize, delay: Duration) {
+        let now = cx.now;
+        let n = self.rx.consume(n);
         self.readable_signalled = false;
+        self.grow_receive_buffer(cx, n);
         // Receiver-side SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger window only if
         // it grows by min(RCV.BUFF / 2, MSS), and only bother sending an update when the
         // window we advertised was down to half the buffer (a gateway's requests are small;

@@ -123,6 +123,7 @@ impl Endpoint {
         config.mss = config.mss.max(88);
         config.max_rto = config.max_rto.max(config.min_rto);
         config.tx_buffer_max = config.tx_buffer_max.max(config.tx_buffer);
+        config.rx_buffer_max = config.rx_buffer_max.max(config.rx_buffer);
         config.max_connections = config.max_connections.min(u32::MAX as usize);
         // Entry indices are u32 in the deadline heap.
         config.syn_cache = config.syn_cache.min(1 << 24);
@@ -362,7 +363,7 @@ impl Endpoint {
             let grown = c.release_grown_buffers(&self.cfg);
             if grown > 0 {
                 self.budget.give_back(grown);
-                self.stats.send_buffer_grown_bytes = self.budget.used() as u64;
+                self.stats.buffer_grown_bytes = self.budget.used() as u64;
             }
         }
         self.free.push(idx);
@@ -507,11 +508,23 @@ impl Endpoint {
 
     /// The application is done with `n` readable bytes; the window reopens.
     pub fn consume(&mut self, conn: ConnHandle, n: usize) {
-        let (now, delay) = (self.now, self.cfg.delayed_ack);
-        if let Some(c) = self.conn_mut(conn) {
-            c.consume(n, now, delay);
+        let delay = self.cfg.delayed_ack;
+        if let Some((c, mut cx)) = self.conn_with_ctx(conn) {
+            c.consume(&mut cx, n, delay);
             self.schedule(conn.index);
         }
+    }
+
+    /// A live connection with the context its calls need (counters, budget); `None` for a
+    /// stale handle.
+    fn conn_with_ctx(&mut self, h: ConnHandle) -> Option<(&mut Conn, Ctx<'_>)> {
+        let now = self.now;
+        let (cx, slots) = self.ctx(now);
+        let c = slots
+            .get_mut(h.index as usize)
+            .filter(|s| s.live && s.generation == h.generation)
+            .and_then(|s| s.conn.as_deref_mut())?;
+        Some((c, cx))
     }
 
     /// Free transmit space to write into (empty after `close` or for a stale handle).
@@ -541,9 +554,9 @@ impl Endpoint {
     /// `consume`) and the first `produced` bytes of the free space are queued (as
     /// `commit_send`), with one reschedule for both.
     pub fn stream_done(&mut self, conn: ConnHandle, consumed: usize, produced: usize) {
-        let (now, delay) = (self.now, self.cfg.delayed_ack);
-        if let Some(c) = self.conn_mut(conn) {
-            c.consume(consumed, now, delay);
+        let delay = self.cfg.delayed_ack;
+        if let Some((c, mut cx)) = self.conn_with_ctx(conn) {
+            c.consume(&mut cx, consumed, delay);
             if c.can_send() {
                 c.commit_send(produced);
             }

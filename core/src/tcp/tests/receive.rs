@@ -262,3 +262,74 @@ fn out_of_order_bound_evicts_far_ranges_for_data_nearer_rcv_nxt() {
     }
     assert_eq!(fx.readable().len(), 11_400);
 }
+
+/// Round trips of 80 ms in which the client sends all the window it was last told (in full
+/// segments), the application reads everything, and the server's ACKs say the next window.
+/// Returns the window announced after each round.
+fn window_limited_rounds(fx: &mut Fx, rounds: usize) -> Vec<u32> {
+    let ws = fx.server_ws;
+    let seg = vec![b'u'; 1448];
+    let mut window = 16 * 1024u32;
+    (0..rounds)
+        .map(|_| {
+            fx.advance(Duration::from_millis(40));
+            let mut sent = 0;
+            while sent + 1448 <= window {
+                fx.send(TcpFlags::ACK, &seg).unwrap();
+                sent += 1448;
+            }
+            let n = fx.readable().len();
+            fx.ep.consume(fx.h, n);
+            for o in fx.out() {
+                let edge = o.hdr.ack + (u32::from(o.hdr.window) << ws);
+                window = edge.distance_from(fx.seq).unwrap_or(0);
+            }
+            fx.advance(Duration::from_millis(40));
+            window
+        })
+        .collect()
+}
+
+#[test]
+fn receive_ring_grows_while_the_peer_fills_the_window_every_round_trip() {
+    // Linux's dynamic right-sizing: a peer that sends all the window allows each round trip
+    // is held back by the window, so the ring (which bounds it) grows to twice what the
+    // application read in a round, up to rx_buffer_max.
+    let cfg = TcpConfig {
+        rx_buffer: 16 * 1024,
+        rx_buffer_max: 256 * 1024,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg.clone(), ALL_OPTS);
+    let windows = window_limited_rounds(&mut fx, 8);
+    assert!(
+        windows.iter().any(|&w| w >= 128 * 1024),
+        "the window grew: {windows:?}"
+    );
+    assert!(windows.iter().all(|&w| w <= 256 * 1024), "{windows:?}");
+    assert!(fx.ep.stats().recv_buffer_growths >= 3);
+
+    // Without timestamps the round trip is the time a window of data takes to arrive.
+    let no_ts = HsOpts {
+        ts: false,
+        ..ALL_OPTS
+    };
+    let mut fx = Fx::with(cfg.clone(), no_ts);
+    let windows = window_limited_rounds(&mut fx, 10);
+    assert!(
+        windows.iter().any(|&w| w >= 128 * 1024),
+        "without timestamps: {windows:?}"
+    );
+
+    // rx_buffer_max = rx_buffer: no growth, the window stays the ring's.
+    let mut fx = Fx::with(
+        TcpConfig {
+            rx_buffer_max: 16 * 1024,
+            ..cfg
+        },
+        ALL_OPTS,
+    );
+    let windows = window_limited_rounds(&mut fx, 8);
+    assert!(windows.iter().all(|&w| w <= 16 * 1024), "{windows:?}");
+    assert_eq!(fx.ep.stats().recv_buffer_growths, 0);
+}

@@ -195,12 +195,12 @@ fn send_ring_grows_to_twice_the_window_while_the_application_keeps_it_full() {
     );
     let (a, b) = fx.ep.send_space(fx.h);
     assert!(a.len() + b.len() <= 256 * 1024, "never past tx_buffer_max");
-    assert_eq!(stats.send_buffer_grown_bytes, 256 * 1024 - 16 * 1024);
+    assert_eq!(stats.buffer_grown_bytes, 256 * 1024 - 16 * 1024);
 
     // Closing frees the slot: the growth goes back to the budget.
     fx.ep.abort(fx.h);
     let _ = fx.out();
-    assert_eq!(fx.ep.stats().send_buffer_grown_bytes, 0);
+    assert_eq!(fx.ep.stats().buffer_grown_bytes, 0);
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn send_ring_does_not_grow_past_the_budget_or_for_an_application_that_does_not_f
     let sent = fill_and_ack_rounds(&mut fx, 8);
     assert!(sent.iter().all(|&n| n <= 16 * 1024), "{sent:?}");
     assert_eq!(fx.ep.stats().send_buffer_growths, 0);
-    assert_eq!(fx.ep.stats().send_buffer_refusals, 1);
+    assert_eq!(fx.ep.stats().buffer_refusals, 1);
 
     // A budget, but an application that sends a little at a time: nothing to grow for.
     let cfg = TcpConfig {

@@ -295,34 +295,39 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
         t.syn_ack_retransmits,
     );
     m.family(
-        "xgate_bypass_tcp_send_buffer_growths_total",
+        "xgate_bypass_tcp_buffer_growths_total",
         "counter",
-        "Send rings the bypass engines grew (tcp.tx_buffer_max, tcp.buffer_budget).",
+        "Connection rings the bypass engines grew, by ring (tcp.tx_buffer_max, tcp.rx_buffer_max).",
+    );
+    for (ring, n) in [
+        ("send", t.send_buffer_growths),
+        ("receive", t.recv_buffer_growths),
+    ] {
+        m.sample(
+            "xgate_bypass_tcp_buffer_growths_total",
+            &format!("ring=\"{ring}\""),
+            n,
+        );
+    }
+    m.family(
+        "xgate_bypass_tcp_buffer_refusals_total",
+        "counter",
+        "Connections refused ring growth because tcp.buffer_budget was spent.",
     );
     m.sample(
-        "xgate_bypass_tcp_send_buffer_growths_total",
+        "xgate_bypass_tcp_buffer_refusals_total",
         "",
-        t.send_buffer_growths,
+        t.buffer_refusals,
     );
     m.family(
-        "xgate_bypass_tcp_send_buffer_refusals_total",
-        "counter",
-        "Connections refused send-ring growth because tcp.buffer_budget was spent.",
-    );
-    m.sample(
-        "xgate_bypass_tcp_send_buffer_refusals_total",
-        "",
-        t.send_buffer_refusals,
-    );
-    m.family(
-        "xgate_bypass_tcp_send_buffer_grown_bytes",
+        "xgate_bypass_tcp_buffer_grown_bytes",
         "gauge",
-        "Bytes of send-ring growth the bypass engines' connections hold now.",
+        "Bytes of ring growth the bypass engines' connections hold now.",
     );
     m.sample(
-        "xgate_bypass_tcp_send_buffer_grown_bytes",
+        "xgate_bypass_tcp_buffer_grown_bytes",
         "",
-        t.send_buffer_grown_bytes,
+        t.buffer_grown_bytes,
     );
     m.family(
         "xgate_bypass_tcp_recoveries_total",
@@ -840,8 +845,9 @@ mod tests {
         s.bypass_tcp.probe_retransmits = 1;
         s.bypass_tcp.fast_retransmits = 2;
         s.bypass_tcp.send_buffer_growths = 7;
-        s.bypass_tcp.send_buffer_refusals = 1;
-        s.bypass_tcp.send_buffer_grown_bytes = 4 << 20;
+        s.bypass_tcp.recv_buffer_growths = 3;
+        s.bypass_tcp.buffer_refusals = 1;
+        s.bypass_tcp.buffer_grown_bytes = 4 << 20;
         s.bypass_tcp.drops[DropReason::BadCookie.index()] = 4;
         s.pollers = vec![PollerState {
             queue: 0,
@@ -984,13 +990,20 @@ mod tests {
             value(&scrape, "xgate_bypass_tcp_recoveries_total", &[]),
             2.0
         );
+        for (ring, n) in [("send", 7.0), ("receive", 3.0)] {
+            assert_eq!(
+                value(
+                    &scrape,
+                    "xgate_bypass_tcp_buffer_growths_total",
+                    &[("ring", ring)]
+                ),
+                n,
+                "{ring}"
+            );
+        }
         for (name, n) in [
-            ("xgate_bypass_tcp_send_buffer_growths_total", 7.0),
-            ("xgate_bypass_tcp_send_buffer_refusals_total", 1.0),
-            (
-                "xgate_bypass_tcp_send_buffer_grown_bytes",
-                f64::from(4u32 << 20),
-            ),
+            ("xgate_bypass_tcp_buffer_refusals_total", 1.0),
+            ("xgate_bypass_tcp_buffer_grown_bytes", f64::from(4u32 << 20)),
         ] {
             assert_eq!(value(&scrape, name, &[]), n, "{name}");
         }
