@@ -200,7 +200,7 @@ impl CongestionControl for Cubic {
         if self.cwnd < self.ssthresh {
             // §4.10: below ssthresh, slow start: HyStart++'s growth (and its exit), or RFC
             // 5681's (appropriate byte counting, L = 1 SMSS).
-            match self.hystart.on_ack(s, self.smss) {
+            match self.hystart.on_ack(s, self.smss, self.cwnd) {
                 SlowStartStep::Grow(bytes) => {
                     if using_window {
                         self.cwnd = self.cwnd.saturating_add(bytes);

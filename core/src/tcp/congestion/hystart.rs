@@ -73,6 +73,19 @@ const CSS_ROUNDS: u8 = 5;
 const L: u32 = 1;
 /// An RTT not seen yet ("infinity" in the RFC).
 const NO_RTT: u32 = u32::MAX;
+/// ACK train (Linux's `hystart_ack_delta_us`): ACKs at most this far apart (µs) belong to
+/// one train, the bottleneck busy without a pause.
+const ACK_TRAIN_GAP: u32 = 2_000;
+/// ACK train: allowance (µs) for ACKs a receiver or its NIC held back (Linux's
+/// `hystart_ack_delay`, at most a millisecond).
+const ACK_TRAIN_ACK_DELAY: u64 = 1_000;
+/// ACK train: not below this many segments of cwnd (Linux's `hystart_low_window`).
+const ACK_TRAIN_LOW_WINDOW: u32 = 16;
+
+/// `now` in microseconds, wrapping at about 71 minutes: enough for differences within a round.
+fn micros32(now: Instant) -> u32 {
+    now.as_micros() as u32
+}
 
 /// One ACK of new data, as the connection reports it to its congestion controller.
 #[derive(Debug, Clone, Copy)]
@@ -126,11 +139,12 @@ enum Phase {
 pub enum SlowStartStep {
     /// Grow cwnd by this many bytes.
     Grow(u32),
-    /// CSS is over (§4.2): set ssthresh = cwnd and continue in congestion avoidance.
+    /// CSS is over (§4.2), or the ACK train ended slow start: set ssthresh = cwnd and
+    /// continue in congestion avoidance.
     EnterCongestionAvoidance,
 }
 
-/// HyStart++ state of one connection: 20 bytes, inline in the controller.
+/// HyStart++ state of one connection: 36 bytes, inline in the controller.
 #[derive(Debug, Clone, Copy)]
 pub struct HyStart {
     phase: Phase,
@@ -145,6 +159,14 @@ pub struct HyStart {
     current_round_min_rtt: u32,
     last_round_min_rtt: u32,
     css_baseline_min_rtt: u32,
+    /// The connection's least RTT sample (µs): the ACK train's yardstick.
+    min_rtt: u32,
+    /// The ACK train's own round (see `ack_train_ends_slow_start`): it ends with the first
+    /// ACK of data sent after `train_end`; when it began (µs, wrapping: only differences
+    /// under a minute are used) and how far into it the last ACK of the train came.
+    train_end: SeqNumber,
+    train_start: u32,
+    train_micros: u32,
 }
 
 impl HyStart {
@@ -163,6 +185,10 @@ impl HyStart {
             current_round_min_rtt: NO_RTT,
             last_round_min_rtt: NO_RTT,
             css_baseline_min_rtt: NO_RTT,
+            min_rtt: NO_RTT,
+            train_end: SeqNumber(0),
+            train_start: 0,
+            train_micros: 0,
         }
     }
 
@@ -191,7 +217,7 @@ impl HyStart {
         self.phase = Phase::Off;
     }
 
-    /// §4.2: a round begins, to end with the ACK of `window_end`.
+    /// §4.2: a round begins at `now`, to end with the ACK of `window_end`.
     fn start_round(&mut self, window_end: SeqNumber) {
         self.in_round = true;
         self.window_end = window_end;
@@ -200,9 +226,42 @@ impl HyStart {
         self.samples = 0;
     }
 
-    /// One ACK of new data while cwnd < ssthresh: how much the window grows, or that CSS
-    /// ended. Without HyStart++ it is RFC 5681's min(N, SMSS).
-    pub fn on_ack(&mut self, s: &AckSample, smss: u32) -> SlowStartStep {
+    /// The ACK train (a departure from RFC 9406, which watches delay alone; Linux's CUBIC
+    /// runs both, `HYSTART_ACK_TRAIN`): ACKs that keep arriving without a pause, from the
+    /// first ACK of a flight, for more than half the least RTT mean the flight took that
+    /// long to cross the bottleneck, so the window is about a bandwidth-delay product: slow
+    /// start ends before the queue overflows. The delay signal comes too late there: a
+    /// round's minimum RTT is its first segments', sent before the last round's queue built
+    /// up. Traced at 20 ms and 100 Mbit/s with a one-BDP queue: Linux's train ended slow start
+    /// at 241 segments (`TCPHystartTrainCwnd`) and nothing was lost; HyStart++ alone grew to
+    /// 285, lost every other segment of the last burst, and took a round trip longer for
+    /// 1 MiB.
+    ///
+    /// The train's round is Linux's, not §4.2's: it ends with the first ACK beyond its end
+    /// (`after(snd_una, end_seq)`), which is the first ACK of the next flight. Ended at the
+    /// ACK of its last byte instead (§4.2's rule), the next flight's ACKs begin most of a
+    /// round trip later and no train ever starts with the round.
+    fn ack_train_ends_slow_start(&mut self, s: &AckSample, cwnd: u32, smss: u32) -> bool {
+        let now = micros32(s.now);
+        if s.ack.diff(self.train_end) > 0 {
+            self.train_end = s.snd_max;
+            self.train_start = now;
+            self.train_micros = 0;
+        }
+        if self.min_rtt == NO_RTT || cwnd < ACK_TRAIN_LOW_WINDOW.saturating_mul(smss) {
+            return false;
+        }
+        let into_train = now.wrapping_sub(self.train_start);
+        if into_train.saturating_sub(self.train_micros) > ACK_TRAIN_GAP {
+            return false;
+        }
+        self.train_micros = into_train;
+        u64::from(into_train) > (u64::from(self.min_rtt) + ACK_TRAIN_ACK_DELAY) / 2
+    }
+
+    /// One ACK of new data while cwnd < ssthresh (`cwnd` bytes): how much the window grows,
+    /// or that slow start is over. Without HyStart++ it is RFC 5681's min(N, SMSS).
+    pub fn on_ack(&mut self, s: &AckSample, smss: u32, cwnd: u32) -> SlowStartStep {
         if self.phase == Phase::Off {
             return SlowStartStep::Grow(s.acked.min(smss));
         }
@@ -219,7 +278,12 @@ impl HyStart {
         if let Some(rtt) = s.rtt {
             let micros = u32::try_from(rtt.as_micros()).unwrap_or(NO_RTT - 1);
             self.current_round_min_rtt = self.current_round_min_rtt.min(micros);
+            self.min_rtt = self.min_rtt.min(micros);
             self.samples = self.samples.saturating_add(1);
+        }
+        if self.phase == Phase::SlowStart && self.ack_train_ends_slow_start(s, cwnd, smss) {
+            self.phase = Phase::Off;
+            return SlowStartStep::EnterCongestionAvoidance;
         }
         if self.samples >= N_RTT_SAMPLE
             && self.current_round_min_rtt != NO_RTT
@@ -309,7 +373,7 @@ mod tests {
                     snd_max: SeqNumber(snd_max),
                     now: Instant::ZERO,
                 };
-                match self.h.on_ack(&s, SMSS) {
+                match self.h.on_ack(&s, SMSS, 0) {
                     SlowStartStep::Grow(b) => self.grown += u64::from(b),
                     SlowStartStep::EnterCongestionAvoidance => self.exited = true,
                 }
@@ -373,18 +437,22 @@ mod tests {
         let mut s = AckSample::plain(20 * SMSS, u32::MAX, None, Instant::ZERO);
         s.ack = SeqNumber(SMSS);
         s.snd_max = SeqNumber(100 * SMSS);
-        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS), "L = 1");
+        assert_eq!(h.on_ack(&s, SMSS, 0), SlowStartStep::Grow(SMSS), "L = 1");
         s.acked = SMSS / 2;
-        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS / 2));
+        assert_eq!(h.on_ack(&s, SMSS, 0), SlowStartStep::Grow(SMSS / 2));
         h.phase = Phase::Css;
         s.acked = 20 * SMSS;
-        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS / 4), "L / 4");
+        assert_eq!(
+            h.on_ack(&s, SMSS, 0),
+            SlowStartStep::Grow(SMSS / 4),
+            "L / 4"
+        );
         s.acked = 2 * SMSS / 5;
-        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS / 10));
+        assert_eq!(h.on_ack(&s, SMSS, 0), SlowStartStep::Grow(SMSS / 10));
         // Off: RFC 5681, at most one SMSS.
         let mut h = HyStart::new(false);
         s.acked = 20 * SMSS;
-        assert_eq!(h.on_ack(&s, SMSS), SlowStartStep::Grow(SMSS));
+        assert_eq!(h.on_ack(&s, SMSS, 0), SlowStartStep::Grow(SMSS));
     }
 
     #[test]
@@ -445,6 +513,76 @@ mod tests {
         assert_eq!(r.grown - grown, 20 * u64::from(SMSS), "full growth, no CSS");
     }
 
+    /// ACKs every `gap_us` from t = 0 with RTT samples of 20 ms and `cwnd`; the time (µs) of
+    /// the ACK that ended slow start, if one did within `acks`.
+    fn train(gap_us: u64, cwnd: u32, acks: u64) -> Option<u64> {
+        let mut h = HyStart::new(true);
+        (0..acks).find_map(|i| {
+            let now = Instant::from_micros(i * gap_us);
+            let s = AckSample {
+                acked: SMSS,
+                flight: u32::MAX,
+                srtt: None,
+                rtt: Some(Duration::from_millis(20)),
+                ack: SeqNumber((i as u32 + 1) * SMSS),
+                snd_max: SeqNumber(1 << 30),
+                now,
+            };
+            (h.on_ack(&s, SMSS, cwnd) == SlowStartStep::EnterCongestionAvoidance)
+                .then_some(now.as_micros())
+        })
+    }
+
+    #[test]
+    fn ack_train_longer_than_half_the_least_rtt_ends_slow_start() {
+        // (20 ms + 1 ms of ACK delay) / 2 = 10.5 ms of ACKs without a pause: the bottleneck
+        // has been busy that long in this round.
+        assert_eq!(train(200, 100 * SMSS, 200), Some(10_600));
+        // A pause over 2 ms between ACKs: no train, whatever the round's length.
+        assert_eq!(train(2_100, 100 * SMSS, 200), None);
+        // Below 16 segments of window the train is not watched (Linux's hystart_low_window).
+        assert_eq!(train(200, 15 * SMSS, 200), None);
+    }
+
+    #[test]
+    fn ack_train_round_begins_with_the_first_ack_of_the_next_flight() {
+        // A flight of 100 segments is acknowledged; the ACK of its last byte comes at 0, the
+        // next flight's ACKs from 15 ms on, every 200 µs. Its train is 10.6 ms long at 25.6 ms:
+        // slow start ends there. Had the round begun at the ACK of the last byte (§4.2's
+        // boundary), the 15 ms gap would have broken every train.
+        let mut h = HyStart::new(true);
+        let ack = |h: &mut HyStart, us: u64, ack: u32, snd_max: u32| {
+            let s = AckSample {
+                acked: SMSS,
+                flight: u32::MAX,
+                srtt: None,
+                rtt: Some(Duration::from_millis(20)),
+                ack: SeqNumber(ack),
+                snd_max: SeqNumber(snd_max),
+                now: Instant::from_micros(us),
+            };
+            h.on_ack(&s, SMSS, 100 * SMSS)
+        };
+        let first_end = 100 * SMSS;
+        assert_eq!(
+            ack(&mut h, 0, SMSS, first_end),
+            SlowStartStep::Grow(SMSS),
+            "the first flight's train begins"
+        );
+        assert_eq!(ack(&mut h, 0, first_end, 300 * SMSS), SlowStartStep::Grow(SMSS));
+        let mut ended = None;
+        for i in 1..=200u32 {
+            let us = 15_000 + u64::from(i - 1) * 200;
+            if ack(&mut h, us, first_end + i * SMSS, 300 * SMSS)
+                == SlowStartStep::EnterCongestionAvoidance
+            {
+                ended = Some(us);
+                break;
+            }
+        }
+        assert_eq!(ended, Some(25_600));
+    }
+
     #[test]
     fn extreme_samples_saturate() {
         let mut h = HyStart::new(true);
@@ -453,9 +591,9 @@ mod tests {
         for i in 0..40u32 {
             s.ack = SeqNumber(i.wrapping_mul(0x4000_0000));
             s.snd_max = SeqNumber(i.wrapping_mul(0x7000_0000));
-            let _ = h.on_ack(&s, u32::MAX);
+            let _ = h.on_ack(&s, u32::MAX, u32::MAX);
         }
         s.rtt = Some(Duration::ZERO);
-        let _ = h.on_ack(&s, 0);
+        let _ = h.on_ack(&s, 0, 0);
     }
 }

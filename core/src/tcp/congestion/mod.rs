@@ -240,9 +240,9 @@ mod tests {
 
     #[test]
     fn the_controller_stays_small() {
-        // It lives inline in every connection slot: CUBIC's 64 bytes plus HyStart++'s 20
-        // (RFC 9406's round and RTT state), within a cache line and a half.
+        // It lives inline in every connection slot: CUBIC's 64 bytes plus HyStart++'s 36
+        // (RFC 9406's round and RTT state, and the ACK train's), under two cache lines.
         let size = std::mem::size_of::<Congestion>();
-        assert!(size <= 88, "{size} bytes");
+        assert!(size <= 104, "{size} bytes");
     }
 }

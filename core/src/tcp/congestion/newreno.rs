@@ -51,7 +51,7 @@ impl CongestionControl for NewReno {
         if self.cwnd < self.ssthresh {
             // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS), or
             // HyStart++'s (RFC 9406) until it ends in congestion avoidance at this window.
-            match self.hystart.on_ack(s, smss) {
+            match self.hystart.on_ack(s, smss, self.cwnd) {
                 SlowStartStep::Grow(bytes) => self.cwnd = self.cwnd.saturating_add(bytes),
                 SlowStartStep::EnterCongestionAvoidance => self.ssthresh = self.cwnd,
             }
