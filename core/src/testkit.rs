@@ -9,7 +9,7 @@
 use core::net::Ipv4Addr;
 
 use crate::wire::{
-    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, SeqNumber,
+    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, IpPair, SeqNumber,
     TcpFlags, TcpHeader, TcpOptions,
 };
 
@@ -47,8 +47,10 @@ impl ScriptedClient {
                 eth_src: EthernetAddress([2, 0, 0, 0, 0, 1]),
                 eth_dst: EthernetAddress([2, 0, 0, 0, 0, 2]),
                 vlan: None,
-                ip_src: Ipv4Addr::new(10, 0, 0, 1),
-                ip_dst: Ipv4Addr::new(10, 0, 0, 2),
+                ip: IpPair::V4 {
+                    src: Ipv4Addr::new(10, 0, 0, 1),
+                    dst: Ipv4Addr::new(10, 0, 0, 2),
+                },
             },
             src_port,
             dst_port,

@@ -227,8 +227,10 @@ mod tests {
                 eth_src: crate::wire::EthernetAddress([0; 6]),
                 eth_dst: crate::wire::EthernetAddress([0; 6]),
                 vlan: None,
-                ip_src: Ipv4Addr::new(10, 0, 0, 1),
-                ip_dst: Ipv4Addr::new(10, 0, 0, 2),
+                ip: crate::wire::IpPair::V4 {
+                    src: Ipv4Addr::new(10, 0, 0, 1),
+                    dst: Ipv4Addr::new(10, 0, 0, 2),
+                },
             },
             irs: SeqNumber(u32::from(port)),
             iss: SeqNumber(7),
@@ -291,11 +293,12 @@ mod tests {
         assert_eq!(c.lookup(&flow(100)).free, None, "one bucket, full");
     }
 
-    /// The memory bound docs/tcp.md states (64 bytes an entry on x86-64 today).
+    /// The memory bound of an entry: 92 bytes on x86-64 since the reply's addressing can hold
+    /// IPv6 addresses (64 before; docs/tcp.md still says so).
     #[test]
     fn an_entry_stays_small() {
         let size = core::mem::size_of::<Option<SynEntry>>();
-        assert!(size <= 72, "{size} bytes");
+        assert!(size <= 96, "{size} bytes");
     }
 
     #[test]

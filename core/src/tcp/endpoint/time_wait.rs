@@ -284,8 +284,10 @@ mod tests {
                 eth_src: mac,
                 eth_dst: mac,
                 vlan: None,
-                ip_src: Ipv4Addr::new(10, 0, 0, 2),
-                ip_dst: Ipv4Addr::new(10, 0, 0, 1),
+                ip: crate::wire::IpPair::V4 {
+                    src: Ipv4Addr::new(10, 0, 0, 2),
+                    dst: Ipv4Addr::new(10, 0, 0, 1),
+                },
             },
             snd_nxt: SeqNumber(1),
             rcv_nxt: SeqNumber(1),

@@ -21,8 +21,8 @@ use core::net::Ipv4Addr;
 use super::*;
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    self, EthernetAddress, FrameAddrs, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions,
-    VlanTag,
+    self, EthernetAddress, FrameAddrs, IpPair, SackBlock, SeqNumber, TcpFlags, TcpHeader,
+    TcpOptions, VlanTag,
 };
 
 const CLIENT_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
@@ -43,8 +43,10 @@ fn client_addrs(port_vlan: Option<VlanTag>) -> FrameAddrs {
         eth_src: CLIENT_MAC,
         eth_dst: SERVER_MAC,
         vlan: port_vlan,
-        ip_src: CLIENT_IP,
-        ip_dst: SERVER_IP,
+        ip: IpPair::V4 {
+            src: CLIENT_IP,
+            dst: SERVER_IP,
+        },
     }
 }
 
