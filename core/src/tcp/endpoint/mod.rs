@@ -23,7 +23,7 @@ use super::conn::{Conn, Ctx, Outcome, Seg};
 use super::syncookie::SynCookies;
 use super::FlowKey;
 use crate::time::Instant;
-use crate::wire::{self, FrameAddrs, IpPair, SeqNumber, TcpFlags, TcpHeader, WireError};
+use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, WireError};
 use cookie_front::SynHints;
 use deadlines::Deadlines;
 use syn_cache::SynCache;
@@ -215,12 +215,7 @@ impl Endpoint {
         if seg.syn && (seg.rst || seg.fin) {
             return self.drop_with(DropReason::BadFlags);
         }
-        // The flow table is keyed by IPv4 addresses until the engine takes both families;
-        // until then an IPv6 segment is as foreign as a non-TCP one.
-        let IpPair::V4 { src, dst } = f.addrs.ip else {
-            return self.drop_with(DropReason::Malformed);
-        };
-        let flow = FlowKey::from_inbound(src, t.src_port, dst, t.dst_port);
+        let flow = FlowKey::from_inbound(f.addrs.ip, t.src_port, t.dst_port);
         let result = if let Some(&idx) = self.table.get(&flow) {
             self.conn_segment(now, idx, &seg)
         } else if self.time_wait.contains(&flow) {

@@ -269,7 +269,7 @@ mod tests {
     use core::net::Ipv4Addr;
 
     fn flow(port: u16) -> FlowKey {
-        FlowKey::from_inbound(
+        FlowKey::from_inbound_v4(
             Ipv4Addr::new(10, 0, 0, 1),
             port,
             Ipv4Addr::new(10, 0, 0, 2),
