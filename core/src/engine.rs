@@ -316,9 +316,8 @@ impl Engine {
         while let Some(event) = self.tcp.poll_event() {
             match event {
                 Event::Established { conn, flow } => {
-                    self.open_slot(now, conn, flow.local.port(), SocketAddr::V4(flow.remote));
-                    self.sessions
-                        .set_access_client(conn.index(), SocketAddr::V4(flow.remote));
+                    self.open_slot(now, conn, flow.local_port(), flow.remote());
+                    self.sessions.set_access_client(conn.index(), flow.remote());
                     self.push_flow_event(FlowEvent::Added(flow));
                     // The handshake-completing ACK may have carried a request.
                     self.service(now, conn, driver);
@@ -603,7 +602,12 @@ mod tests {
         }
 
         fn connect_to(&mut self, port: u16, server_port: u16) -> ScriptedClient {
-            let mut client = ScriptedClient::new(port, server_port, 1_000 * u32::from(port));
+            let client = ScriptedClient::new(port, server_port, 1_000 * u32::from(port));
+            self.handshake(client)
+        }
+
+        /// The handshake of `client` (SYN with timestamps, SYN-ACK, ACK).
+        fn handshake(&mut self, mut client: ScriptedClient) -> ScriptedClient {
             let n = client.syn(&mut self.buf, true);
             self.engine.handle_frame(self.now, &self.buf[..n]).unwrap();
             self.pump(&mut client, &mut Vec::new());
@@ -656,6 +660,50 @@ mod tests {
         h.pump(&mut b, &mut sink);
         let c8080 = h.engine.port_counts()[1];
         assert_eq!((c8080.live, c8080.total, c8080.requests), (0, 1, 1));
+    }
+
+    /// A whole HTTP exchange with an IPv6 client through the engine: the handshake, a
+    /// request answered (the client takes only frames addressed to it in IPv6), the access
+    /// log naming the IPv6 client, a request with `Connection: close`, the close, and the
+    /// flow events carrying the IPv6 flow.
+    #[test]
+    fn an_ipv6_client_is_served_through_the_engine() {
+        let mut h = Harness::new(EngineConfig::default());
+        h.engine.enable_access_log(4);
+        let client_addr: SocketAddr = "[2001:db8::1]:40000".parse().unwrap();
+        let mut c = h.handshake(ScriptedClient::new_ipv6(40_000, 80, 7_000));
+        let flow = match h.engine.poll_flow_event() {
+            Some(FlowEvent::Added(f)) => f,
+            other => panic!("expected the flow added, got {other:?}"),
+        };
+        assert!(flow.is_ipv6());
+        assert_eq!(flow.remote(), client_addr);
+        assert_eq!(flow.local(), "[2001:db8::2]:80".parse().unwrap());
+        assert_eq!(h.engine.connection_count(), 1);
+
+        let mut got = Vec::new();
+        h.send_all(&mut c, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &mut got);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        let sink = h.engine.access_sink().expect("the log is on");
+        assert_eq!(sink.records().len(), 1);
+        assert_eq!(sink.records()[0].client, Some(client_addr));
+        assert_eq!(sink.records()[0].port, 80);
+
+        let mut last = Vec::new();
+        h.send_all(
+            &mut c,
+            b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            &mut last,
+        );
+        assert!(String::from_utf8_lossy(&last).contains("Connection: close\r\n"));
+        assert!(c.server_fin, "the server closed after its answer");
+        let n = c.fin(&mut h.buf);
+        h.engine.handle_frame(h.now, &h.buf[..n]).unwrap();
+        h.pump(&mut c, &mut Vec::new());
+        assert_eq!(h.engine.connection_count(), 0);
+        assert_eq!(h.engine.requests(), 2);
+        assert!(matches!(h.engine.poll_flow_event(), Some(FlowEvent::Removed(f)) if f == flow));
     }
 
     #[test]
@@ -787,7 +835,7 @@ mod tests {
         let mut client = h.connect(40_000);
         assert_eq!(h.engine.connection_count(), 1);
         assert!(
-            matches!(h.engine.poll_flow_event(), Some(FlowEvent::Added(f)) if f.remote.port() == 40_000)
+            matches!(h.engine.poll_flow_event(), Some(FlowEvent::Added(f)) if f.remote_port() == 40_000)
         );
         let mut got = Vec::new();
         h.send_all(
@@ -946,7 +994,7 @@ mod tests {
         );
         assert_eq!(h.engine.stats().send_timeouts, 1);
         assert!(
-            matches!(h.engine.poll_flow_event(), Some(FlowEvent::Removed(f)) if f.remote.port() == 40_010)
+            matches!(h.engine.poll_flow_event(), Some(FlowEvent::Removed(f)) if f.remote_port() == 40_010)
         );
 
         // The same once HTTP is done: the answer fits the send buffer, HTTP closes after its

@@ -6,10 +6,10 @@
 //! smoltcp as a real, independent client instead; this one exists to put exact segments on
 //! the wire (handshakes for the benchmark, window-edge offsets for the fuzzer).
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::wire::{
-    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, SeqNumber,
+    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, IpPair, SeqNumber,
     TcpFlags, TcpHeader, TcpOptions,
 };
 
@@ -47,8 +47,10 @@ impl ScriptedClient {
                 eth_src: EthernetAddress([2, 0, 0, 0, 0, 1]),
                 eth_dst: EthernetAddress([2, 0, 0, 0, 0, 2]),
                 vlan: None,
-                ip_src: Ipv4Addr::new(10, 0, 0, 1),
-                ip_dst: Ipv4Addr::new(10, 0, 0, 2),
+                ip: IpPair::V4 {
+                    src: Ipv4Addr::new(10, 0, 0, 1),
+                    dst: Ipv4Addr::new(10, 0, 0, 2),
+                },
             },
             src_port,
             dst_port,
@@ -59,6 +61,17 @@ impl ScriptedClient {
             window: 65535,
             server_fin: false,
         }
+    }
+
+    /// A client at [2001:db8::1]:`src_port` talking to [2001:db8::2]:`dst_port`: the same
+    /// client over IPv6.
+    pub fn new_ipv6(src_port: u16, dst_port: u16, isn: u32) -> Self {
+        let mut client = Self::new(src_port, dst_port, isn);
+        client.addrs.ip = IpPair::V6 {
+            src: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            dst: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
+        };
+        client
     }
 
     /// A header from this client with the given flags, our current numbers, and timestamps if
@@ -127,10 +140,15 @@ impl ScriptedClient {
     }
 
     /// Takes a frame from the server. In-order payload is appended to `sink` (if given) and
-    /// acknowledged by the next frame we build. Returns `None` for frames not for us.
+    /// acknowledged by the next frame we build. Returns `None` for frames not for us: other
+    /// ports, or other IP addresses (of either family) than ours reversed.
     pub fn receive(&mut self, frame: &[u8], sink: Option<&mut Vec<u8>>) -> Option<Received> {
         let f = parse_tcp_frame(frame).ok()?;
         if f.tcp.dst_port != self.src_port || f.tcp.src_port != self.dst_port {
+            return None;
+        }
+        let ours = (self.addrs.ip_dst(), self.addrs.ip_src());
+        if (f.addrs.ip_src(), f.addrs.ip_dst()) != ours {
             return None;
         }
         let t = &f.tcp;
@@ -209,5 +227,21 @@ mod tests {
         tcp.dst_port = 5001;
         let n = server.frame(&mut buf, &tcp, b"x");
         assert!(c.receive(&buf[..n], None).is_none());
+        // Nor are frames from the right port of another address, or in the other family.
+        tcp.dst_port = 5000;
+        for ip in [
+            IpPair::V4 {
+                src: Ipv4Addr::new(10, 0, 0, 9),
+                dst: Ipv4Addr::new(10, 0, 0, 1),
+            },
+            ScriptedClient::new_ipv6(5000, 80, 1).addrs.ip.reversed(),
+        ] {
+            let other = ScriptedClient {
+                addrs: FrameAddrs { ip, ..server.addrs },
+                ..server.clone()
+            };
+            let n = other.frame(&mut buf, &tcp, b"x");
+            assert!(c.receive(&buf[..n], None).is_none(), "{ip:?}");
+        }
     }
 }

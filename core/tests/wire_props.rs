@@ -1,31 +1,55 @@
-//! Property tests for `xgate_core::wire`: emit/parse round trips (checked against smoltcp as
-//! an independent implementation), incremental checksum updates, and robustness of the parser
-//! against arbitrary, truncated and corrupted frames.
+//! Property tests for `xgate_core::wire`: emit/parse round trips in both IP families (checked
+//! against smoltcp for IPv4 and etherparse for both as independent implementations, and
+//! IPv6 extension-header chains parsed by both), incremental checksum updates, and robustness
+//! of the parser against arbitrary, truncated and corrupted frames.
 
-use std::net::Ipv4Addr;
+mod wire_ipv6;
+
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 use smoltcp::wire as sm;
 use xgate_core::wire::{
-    checksum, emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs,
+    checksum, emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, IpPair,
     SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions, VlanTag, WireError,
 };
 
-fn arb_addrs() -> impl Strategy<Value = FrameAddrs> {
+fn arb_ipv4() -> impl Strategy<Value = IpPair> {
+    (any::<u32>(), any::<u32>()).prop_map(|(s, d)| IpPair::V4 {
+        src: Ipv4Addr::from_bits(s),
+        dst: Ipv4Addr::from_bits(d),
+    })
+}
+
+fn arb_ipv6() -> impl Strategy<Value = IpPair> {
+    (any::<u128>(), any::<u128>()).prop_map(|(s, d)| IpPair::V6 {
+        src: Ipv6Addr::from_bits(s),
+        dst: Ipv6Addr::from_bits(d),
+    })
+}
+
+/// Either family, half and half.
+fn arb_ip() -> impl Strategy<Value = IpPair> {
+    prop_oneof![arb_ipv4(), arb_ipv6()]
+}
+
+fn arb_addrs_with(ip: impl Strategy<Value = IpPair>) -> impl Strategy<Value = FrameAddrs> {
     (
         any::<[u8; 6]>(),
         any::<[u8; 6]>(),
         proptest::option::of(any::<u16>()),
-        any::<u32>(),
-        any::<u32>(),
+        ip,
     )
-        .prop_map(|(s, d, tci, ips, ipd)| FrameAddrs {
+        .prop_map(|(s, d, tci, ip)| FrameAddrs {
             eth_src: EthernetAddress(s),
             eth_dst: EthernetAddress(d),
             vlan: tci.map(|tci| VlanTag { tci }),
-            ip_src: Ipv4Addr::from_bits(ips),
-            ip_dst: Ipv4Addr::from_bits(ipd),
+            ip,
         })
+}
+
+fn arb_addrs() -> impl Strategy<Value = FrameAddrs> {
+    arb_addrs_with(arb_ip())
 }
 
 fn arb_options() -> impl Strategy<Value = TcpOptions> {
@@ -83,9 +107,19 @@ struct Emitted {
     frame: Vec<u8>,
 }
 
+/// Frames of either family.
 fn arb_emitted() -> impl Strategy<Value = Emitted> {
+    arb_emitted_with(arb_ip())
+}
+
+/// IPv4 frames (for smoltcp, built here for IPv4 alone, and IPv4-only header surgery).
+fn arb_emitted_v4() -> impl Strategy<Value = Emitted> {
+    arb_emitted_with(arb_ipv4())
+}
+
+fn arb_emitted_with(ip: impl Strategy<Value = IpPair>) -> impl Strategy<Value = Emitted> {
     (
-        arb_addrs(),
+        arb_addrs_with(ip),
         any::<u16>(),
         any::<u8>(),
         arb_header(),
@@ -201,7 +235,7 @@ proptest! {
     }
 
     #[test]
-    fn emitted_frames_verify_with_smoltcp(e in arb_emitted()) {
+    fn emitted_frames_verify_with_smoltcp(e in arb_emitted_v4()) {
         // smoltcp has no 802.1Q: hand it the IPv4 packet directly.
         let l3 = &e.frame[e.addrs.eth_header_len()..];
         if e.addrs.vlan.is_none() {
@@ -213,19 +247,22 @@ proptest! {
             prop_assert_eq!(&e.frame[12..14], &[0x81, 0x00]);
             prop_assert_eq!(&e.frame[16..18], &[0x08, 0x00]);
         }
+        let IpPair::V4 { src: ip_src, dst: ip_dst } = e.addrs.ip else {
+            unreachable!("IPv4 frames only")
+        };
         let ip = sm::Ipv4Packet::new_checked(l3).unwrap();
         prop_assert!(ip.verify_checksum());
         prop_assert!(ip.dont_frag());
         prop_assert!(!ip.more_frags());
         prop_assert_eq!(ip.hop_limit(), e.ttl);
         prop_assert_eq!(ip.ident(), e.ip_id);
-        prop_assert_eq!(ip.src_addr(), e.addrs.ip_src);
-        prop_assert_eq!(ip.dst_addr(), e.addrs.ip_dst);
+        prop_assert_eq!(ip.src_addr(), ip_src);
+        prop_assert_eq!(ip.dst_addr(), ip_dst);
         prop_assert_eq!(ip.next_header(), sm::IpProtocol::Tcp);
         let tcp = sm::TcpPacket::new_checked(ip.payload()).unwrap();
         prop_assert!(tcp.verify_checksum(
-            &sm::IpAddress::Ipv4(e.addrs.ip_src),
-            &sm::IpAddress::Ipv4(e.addrs.ip_dst),
+            &sm::IpAddress::Ipv4(ip_src),
+            &sm::IpAddress::Ipv4(ip_dst),
         ));
         prop_assert_eq!(tcp.src_port(), e.tcp.src_port);
         prop_assert_eq!(tcp.dst_port(), e.tcp.dst_port);
@@ -303,12 +340,14 @@ proptest! {
         let _ = parse_tcp_frame(&f);
     }
 
-    /// A single corrupted byte anywhere in the IPv4 header, TCP header or payload is caught:
-    /// a one-byte change moves the 16-bit ones'-complement sum by `d` or `d << 8` with
-    /// `0 < |d| <= 0xff`, never by a multiple of 0xffff, so no single-byte change can keep a
-    /// checksum valid (the 0x0000/0xffff equivalence needs two bytes to change). Ethernet
-    /// bytes are not checksummed: changing one either fails (ethertype) or changes only the
-    /// L2 addressing.
+    /// A single corrupted byte anywhere in the IPv4 header, the IPv6 addresses, TCP header or
+    /// payload is caught: a one-byte change moves the 16-bit ones'-complement sum by `d` or
+    /// `d << 8` with `0 < |d| <= 0xff`, never by a multiple of 0xffff, so no single-byte change
+    /// can keep a checksum valid (the 0x0000/0xffff equivalence needs two bytes to change).
+    /// Ethernet bytes are not checksummed: changing one either fails (ethertype) or changes
+    /// only the L2 addressing. Neither are the first 8 bytes of an IPv6 header (it has no
+    /// checksum, and the pseudo-header takes only the addresses): a change there fails
+    /// (version, lengths, next header) or changes only the hop limit or the traffic class.
     #[test]
     fn single_byte_corruption_is_detected(
         e in arb_emitted(),
@@ -319,14 +358,18 @@ proptest! {
         let mut f = e.frame.clone();
         f[at] ^= mask;
         let r = parse_tcp_frame(&f);
-        if at >= e.addrs.eth_header_len() {
+        let ip = e.addrs.eth_header_len();
+        let covered_from = if e.addrs.ip.is_ipv6() { ip + 8 } else { ip };
+        if at >= covered_from {
             prop_assert!(r.is_err(), "flip at {} mask {:#x} accepted", at, mask);
         } else if let Ok(got) = r {
             let orig = parse_tcp_frame(&e.frame).unwrap();
             prop_assert_eq!(got.tcp, orig.tcp);
             prop_assert_eq!(got.payload, orig.payload);
-            prop_assert_eq!((got.addrs.ip_src, got.addrs.ip_dst), (orig.addrs.ip_src, orig.addrs.ip_dst));
-            prop_assert_ne!(got.addrs, orig.addrs);
+            prop_assert_eq!(got.addrs.ip, orig.addrs.ip);
+            if at < ip {
+                prop_assert_ne!(got.addrs, orig.addrs);
+            }
         }
     }
 
@@ -377,12 +420,15 @@ proptest! {
     /// incremental updates (IP header checksum, and the TCP checksum through the
     /// pseudo-header) still parses, and equals a fresh emit.
     #[test]
-    fn incremental_rewrite_of_a_frame_verifies(e in arb_emitted(), new_dst in any::<u32>(), new_ttl in any::<u8>()) {
+    fn incremental_rewrite_of_a_frame_verifies(e in arb_emitted_v4(), new_dst in any::<u32>(), new_ttl in any::<u8>()) {
         let mut f = e.frame.clone();
         let ip = e.addrs.eth_header_len();
         let tcp = ip + 20;
         let rd16 = |f: &[u8], at: usize| u16::from_be_bytes([f[at], f[at + 1]]);
-        let old_dst = e.addrs.ip_dst.to_bits();
+        let IpPair::V4 { src: ip_src, dst: ip_dst } = e.addrs.ip else {
+            unreachable!("IPv4 frames only")
+        };
+        let old_dst = ip_dst.to_bits();
         // TTL shares a 16-bit word with the protocol.
         let old_word = rd16(&f, ip + 8);
         let new_word = u16::from_be_bytes([new_ttl, f[ip + 9]]);
@@ -395,9 +441,10 @@ proptest! {
         f[tcp + 16..tcp + 18].copy_from_slice(&tck.to_be_bytes());
 
         let got = parse_tcp_frame(&f).expect("rewritten frame verifies");
-        prop_assert_eq!(got.addrs.ip_dst, Ipv4Addr::from_bits(new_dst));
+        prop_assert_eq!(got.addrs.ip_dst(), Ipv4Addr::from_bits(new_dst));
         prop_assert_eq!(got.ttl, new_ttl);
-        let addrs = FrameAddrs { ip_dst: Ipv4Addr::from_bits(new_dst), ..e.addrs };
+        let ip_pair = IpPair::V4 { src: ip_src, dst: Ipv4Addr::from_bits(new_dst) };
+        let addrs = FrameAddrs { ip: ip_pair, ..e.addrs };
         let mut fresh = vec![0u8; f.len()];
         emit_tcp_frame(&mut fresh, &addrs, e.ip_id, new_ttl, &e.tcp, [&e.payload, &[]]).unwrap();
         // Checksum fields may differ only in the representation of zero.
@@ -415,7 +462,7 @@ proptest! {
     /// with `n` words of options parses to the same frame.
     #[test]
     fn ipv4_options_are_skipped(
-        e in arb_emitted(),
+        e in arb_emitted_v4(),
         ip_opts in (0usize..=10).prop_flat_map(|words| proptest::collection::vec(any::<u8>(), words * 4)),
     ) {
         let words = ip_opts.len() / 4;
@@ -478,7 +525,8 @@ proptest! {
     #[test]
     fn reversed_twice_is_identity(a in arb_addrs()) {
         prop_assert_eq!(a.reversed().reversed(), a);
-        prop_assert_eq!(a.reversed().ip_src, a.ip_dst);
+        prop_assert_eq!(a.reversed().ip_src(), a.ip_dst());
+        prop_assert_eq!(a.reversed().ip.is_ipv6(), a.ip.is_ipv6());
         prop_assert_eq!(a.reversed().eth_dst, a.eth_src);
     }
 }
@@ -527,8 +575,7 @@ fn smoltcp_built_frames_parse() {
     );
 
     let f = parse_tcp_frame(&buf).unwrap();
-    assert_eq!(f.addrs.ip_src, src);
-    assert_eq!(f.addrs.ip_dst, dst);
+    assert_eq!(f.addrs.ip, IpPair::V4 { src, dst });
     assert_eq!(f.addrs.eth_src, EthernetAddress([2, 0, 0, 0, 0, 1]));
     assert_eq!(f.ttl, 61);
     assert_eq!(f.tcp.src_port, 4321);

@@ -769,10 +769,10 @@ fn bypass_end_to_end() {
         .strip_prefix("ready ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-    let flow = FlowKey {
-        local: SocketAddrV4::new(GW_IP.parse().unwrap(), PORT),
-        remote: SocketAddrV4::new(CLIENT_IP.parse().unwrap(), held_port),
-    };
+    let flow = FlowKey::new_v4(
+        SocketAddrV4::new(GW_IP.parse().unwrap(), PORT),
+        SocketAddrV4::new(CLIENT_IP.parse().unwrap(), held_port),
+    );
     assert!(
         gw.maps().has_user_flow(flow).unwrap(),
         "live connection not in user_flows: {:?}",

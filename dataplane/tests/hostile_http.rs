@@ -95,10 +95,10 @@ fn shutdown_clean(gw: &mut Bypass) {
 }
 
 fn flow_of(stream_local_port: u16) -> FlowKey {
-    FlowKey {
-        local: gw_addr(),
-        remote: SocketAddrV4::new(CLIENT_IP.parse().unwrap(), stream_local_port),
-    }
+    FlowKey::new_v4(
+        gw_addr(),
+        SocketAddrV4::new(CLIENT_IP.parse().unwrap(), stream_local_port),
+    )
 }
 
 fn local_port(s: &TcpStream) -> u16 {

@@ -352,10 +352,10 @@ fn scenario(mode: XdpMode) {
 
     // Rule 2, real traffic: a 4-tuple in user_flows goes to user space even with the port OFF.
     assert_eq!(maps.port_state(LISTEN_PORT).unwrap(), Some(PortState::Off));
-    let owned = FlowKey {
-        local: SocketAddrV4::new(GW_IP.parse().unwrap(), LISTEN_PORT),
-        remote: SocketAddrV4::new(CLIENT_IP.parse().unwrap(), 40001),
-    };
+    let owned = FlowKey::new_v4(
+        SocketAddrV4::new(GW_IP.parse().unwrap(), LISTEN_PORT),
+        SocketAddrV4::new(CLIENT_IP.parse().unwrap(), 40001),
+    );
     maps.add_user_flow(owned, 0).unwrap();
     assert!(maps.has_user_flow(owned).unwrap());
     assert_eq!(maps.user_flows(), vec![owned]);
@@ -498,10 +498,10 @@ fn scenario(mode: XdpMode) {
         Pass,
         "ACK while off"
     );
-    let flow = FlowKey {
-        local: SocketAddrV4::new(Ipv4Addr::from(gw), LISTEN_PORT),
-        remote: SocketAddrV4::new(Ipv4Addr::from(cl), 40010),
-    };
+    let flow = FlowKey::new_v4(
+        SocketAddrV4::new(Ipv4Addr::from(gw), LISTEN_PORT),
+        SocketAddrV4::new(Ipv4Addr::from(cl), 40010),
+    );
     maps.add_user_flow(flow, 0).unwrap();
     assert_eq!(
         verdict(&seg(40010, LISTEN_PORT, ACK)),

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dataplane::testkit::ScriptedClient;
-use dataplane::wire::{EthernetAddress, TcpFlags};
+use dataplane::wire::{EthernetAddress, IpPair, TcpFlags};
 use xgate_testnet::tap::Tap;
 use xgate_testnet::{is_root, run};
 
@@ -51,8 +51,10 @@ fn get_health(tap: &Tap, tap_mac: [u8; 6], port: u16) -> Vec<u8> {
     let mut c = ScriptedClient::new(41000 + port % 1000, port, 0x1000_0000);
     c.addrs.eth_src = EthernetAddress(CLIENT_MAC);
     c.addrs.eth_dst = EthernetAddress(tap_mac);
-    c.addrs.ip_src = CLIENT;
-    c.addrs.ip_dst = SERVER;
+    c.addrs.ip = IpPair::V4 {
+        src: CLIENT,
+        dst: SERVER,
+    };
     let mut out = Vec::with_capacity(2048);
     let mut frame = [0u8; 2048];
     let deadline = Instant::now() + Duration::from_secs(10);

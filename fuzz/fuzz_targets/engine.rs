@@ -5,8 +5,8 @@
 //! timestamps), then sends fuzzer-chosen segments whose sequence and acknowledgment numbers
 //! are offsets from the live values, so the fuzzer explores the edges of the windows rather
 //! than random 32-bit numbers; well-formed requests, raw frames (checksums repaired) and time
-//! jumps are mixed in. Every frame the engine emits must parse, the table stays bounded, and
-//! once every timer has run no connection is left.
+//! jumps are mixed in, over IPv4 or IPv6. Every frame the engine emits must parse, the table
+//! stays bounded, and once every timer has run no connection is left.
 use xgate_core::app::{App, AppConfig};
 use xgate_core::engine::{Engine, EngineConfig};
 use xgate_core::testkit::ScriptedClient;
@@ -40,6 +40,9 @@ enum Op {
 #[derive(Arbitrary, Debug)]
 struct Script {
     timestamps: bool,
+    /// The client talks IPv6 (flows keyed by IPv6 addresses, cookies over them, replies in
+    /// IPv6).
+    ipv6: bool,
     ops: Vec<Op>,
 }
 
@@ -79,7 +82,11 @@ fuzz_target!(|script: Script| {
     let app = App::new(&AppConfig::default()).expect("the default config is valid");
     let mut now = Instant::from_secs(10);
     let mut engine = Engine::new(config, app, [7u8; 32], now);
-    let mut client = ScriptedClient::new(40000, 80, 1000);
+    let mut client = if script.ipv6 {
+        ScriptedClient::new_ipv6(40000, 80, 1000)
+    } else {
+        ScriptedClient::new(40000, 80, 1000)
+    };
     let mut buf = Vec::new();
 
     let n = client.syn(&mut buf, script.timestamps);

@@ -25,7 +25,8 @@ pub struct TcpConfig {
     pub buffer_budget: usize,
     /// Out-of-order bytes held per connection; a segment beyond this is dropped and ACKed.
     pub max_ooo_bytes: usize,
-    /// MSS we announce and the largest payload we send.
+    /// MSS we announce and the largest payload we send, over IPv4; over IPv6, whose header is
+    /// 20 bytes longer, 20 less, so a full segment fills the same frame (`FlowKey::local_mss`).
     pub mss: u16,
     /// Our window scale shift (RFC 7323 §2), clamped to 14.
     pub window_scale: u8,
@@ -53,16 +54,16 @@ pub struct TcpConfig {
     pub challenge_ack_limit: u32,
     /// Bound on queued stateless replies (cookie SYN-ACKs, RSTs, TIME_WAIT ACKs).
     pub max_stateless_replies: usize,
-    /// TTL of the IPv4 packets we emit.
+    /// TTL of the IPv4 packets we emit, and hop limit of the IPv6 ones.
     pub ttl: u8,
     /// Per second, for the whole endpoint: how many cookie-failing data segments may be checked
     /// as possible first-flight data that overtook the handshake ACK (up to 32 extra hashes
     /// each); beyond this they get the plain RST. Bounds the CPU a flood of such segments costs.
     pub early_data_checks: u32,
-    /// Entries of the SYN hint table (client ISNs of recent SYNs, 16 bytes each, allocated
-    /// once): lets a client whose handshake ACK was lost or overtaken be recognised from its
-    /// next segment instead of being reset. Lossy by design (a SYN flood just overwrites it);
-    /// 0 disables it.
+    /// Entries of the SYN hint table (client ISNs of recent SYNs, 44 bytes each since a flow
+    /// can be IPv6, allocated once): lets a client whose handshake ACK was lost or overtaken be
+    /// recognised from its next segment instead of being reset. Lossy by design (a SYN flood
+    /// just overwrites it); 0 disables it.
     pub syn_hints: usize,
     /// The congestion controller of new connections: CUBIC (RFC 9438) unless the operator
     /// picks NewReno.
@@ -71,7 +72,7 @@ pub struct TcpConfig {
     /// the RTT rises (a queue building) rather than on the loss of a large part of a window.
     /// On by default, as Linux's HyStart is.
     pub hystart: bool,
-    /// Entries of the SYN cache (`endpoint/syn_cache.rs`; about 64 bytes each plus 20 of heap,
+    /// Entries of the SYN cache (`endpoint/syn_cache.rs`; about 84 bytes each plus 20 of heap,
     /// allocated once, in buckets of 8): a SYN-RECEIVED flow kept with its exact options and
     /// its SYN-ACK retransmitted. When its bucket is full, a SYN gets a cookie alone. Rounded
     /// down to a multiple of 8; below 8 disables the cache (every SYN gets a cookie).
@@ -139,7 +140,7 @@ impl Default for TcpConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     /// `wire::parse_tcp_frame` refused the frame (length, header fields, options, not
-    /// IPv4/TCP, fragment).
+    /// IPv4/IPv6 TCP, fragment, an IPv6 extension header it does not walk).
     Malformed,
     /// Illegal flag combination (SYN+FIN, SYN+RST, no flags...).
     BadFlags,

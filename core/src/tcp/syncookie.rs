@@ -19,7 +19,9 @@
 //!   rotates every 64 s with no shared mutable state.
 //! - The MSS index points into [`MSS_TABLE`]: the largest entry not above the client's MSS,
 //!   536 when it sent none. A client MSS below 536 also gets 536, as in Linux; the engine still
-//!   takes the minimum with its own MSS.
+//!   takes the minimum with its own MSS. Over IPv6 the MSS a cookie gives is at least 1220
+//!   (RFC 9293 §3.7.1's IPv6 default, the least every IPv6 path carries, RFC 8200 §5): a
+//!   client that sent none, or any below 1240, sends with 1220, exactly the IPv6 minimum.
 //! - The wscale index points into [`WSCALE_TABLE`]: 0 = the client offered no window scale,
 //!   else the largest shift in the table not above the client's (clamped to 14, RFC 7323
 //!   §2.3). Rounding the shift down reads the client's window as smaller than it is: safe,
@@ -73,7 +75,7 @@ use siphasher::sip128::SipHasher24 as SipHasher24x128;
 
 use crate::tcp::FlowKey;
 use crate::time::{Duration, Instant};
-use crate::wire::{SeqNumber, TcpOptions};
+use crate::wire::{IpPair, SeqNumber, TcpOptions};
 
 /// The MSS values a cookie can encode (see the module docs for the choice).
 pub const MSS_TABLE: [u16; 8] = [536, 1200, 1240, 1360, 1400, 1440, 1460, 8960];
@@ -153,7 +155,8 @@ impl CookieRequest {
 pub struct SynCookie {
     /// Our initial sequence number: the cookie.
     pub isn: SeqNumber,
-    /// The MSS the connection will send with (from [`MSS_TABLE`]); not our MSS option.
+    /// The MSS the connection will send with (from [`MSS_TABLE`], at least 1220 over IPv6);
+    /// not our MSS option.
     pub mss: u16,
     /// Our TSval ([`SynCookies::ts_clock`]), when the SYN had timestamps.
     pub tsval: Option<u32>,
@@ -162,7 +165,8 @@ pub struct SynCookie {
 /// What a valid handshake-completing ACK establishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CookieParams {
-    /// Send MSS from the cookie (take the minimum with the engine's own).
+    /// Send MSS from the cookie, at least 1220 over IPv6 (take the minimum with the engine's
+    /// own).
     pub mss: u16,
     /// The client's window scale shift from [`WSCALE_TABLE`]; `None` = no window scaling
     /// either way.
@@ -241,7 +245,8 @@ impl SynCookies {
     /// (now.as_millis() as u32).wrapping_add(ts_offset(flow))`. A connection can keep it to
     /// avoid hashing for every segment.
     pub fn ts_offset(&self, flow: &FlowKey) -> u32 {
-        self.ts_offset_key.hash(&flow_bytes(flow)) as u32
+        let (bytes, len) = flow_bytes(flow);
+        self.ts_offset_key.hash(&bytes[..len]) as u32
     }
 
     /// The SYN-ACK's ISN, send MSS and TSval for a SYN from `flow` with sequence number
@@ -266,7 +271,7 @@ impl SynCookies {
         let isn = ((epoch as u32 & 3) << EPOCH_SHIFT) | (opts << OPT_SHIFT) | hash;
         SynCookie {
             isn: SeqNumber(isn),
-            mss: MSS_TABLE[usize::from(mss_idx)],
+            mss: flow.peer_mss(Some(MSS_TABLE[usize::from(mss_idx)])),
             tsval: req.tsval.map(|_| self.ts_clock(now, flow)),
         }
     }
@@ -305,7 +310,7 @@ impl SynCookies {
             }
         }
         Ok(CookieParams {
-            mss: cookie_mss_of(isn),
+            mss: flow.peer_mss(Some(cookie_mss_of(isn))),
             window_scale: wscale_of_index(((isn.0 >> WSCALE_SHIFT) & 7) as u8),
             sack_permitted: isn.0 & SACK_BIT != 0,
             timestamps: tsecr.is_some(),
@@ -317,15 +322,17 @@ impl SynCookies {
     /// The low [`MAC_BITS`] bits of SipHash-2-4 under the epoch's key.
     fn hash(&self, epoch: u64, flow: &FlowKey, client_isn: SeqNumber, opts: u32) -> u32 {
         let key = self.epoch_kdf.hash(&epoch.to_le_bytes());
-        let mut msg = [0u8; 17];
-        msg[..12].copy_from_slice(&flow_bytes(flow));
-        msg[12..16].copy_from_slice(&client_isn.0.to_be_bytes());
-        msg[16] = (opts & OPT_MASK) as u8;
-        (SipHasher24::new_with_keys(key.h1, key.h2).hash(&msg) as u32) & HASH_MASK
+        let (bytes, len) = flow_bytes(flow);
+        let mut msg = [0u8; FLOW_BYTES_MAX + 5];
+        msg[..len].copy_from_slice(&bytes[..len]);
+        msg[len..len + 4].copy_from_slice(&client_isn.0.to_be_bytes());
+        msg[len + 4] = (opts & OPT_MASK) as u8;
+        (SipHasher24::new_with_keys(key.h1, key.h2).hash(&msg[..len + 5]) as u32) & HASH_MASK
     }
 }
 
-/// The send MSS a cookie ISN names (whether or not it validates).
+/// The [`MSS_TABLE`] entry a cookie ISN names (whether or not it validates); an IPv6 flow
+/// sends at least 1220 whatever it is (`FlowKey::peer_mss`).
 pub fn cookie_mss_of(isn: SeqNumber) -> u16 {
     MSS_TABLE[((isn.0 >> MSS_SHIFT) & 7) as usize]
 }
@@ -358,28 +365,57 @@ fn wscale_of_index(idx: u8) -> Option<u8> {
     WSCALE_TABLE.get(usize::from(idx).checked_sub(1)?).copied()
 }
 
-fn flow_bytes(flow: &FlowKey) -> [u8; 12] {
-    let mut b = [0u8; 12];
-    b[..4].copy_from_slice(&flow.local.ip().octets());
-    b[4..6].copy_from_slice(&flow.local.port().to_be_bytes());
-    b[6..10].copy_from_slice(&flow.remote.ip().octets());
-    b[10..12].copy_from_slice(&flow.remote.port().to_be_bytes());
-    b
+/// Longest [`flow_bytes`]: two IPv6 addresses and two ports.
+const FLOW_BYTES_MAX: usize = 36;
+
+/// What the keyed hashes take of a flow: local address and port, remote address and port, the
+/// full addresses of either family (12 bytes for IPv4 as before IPv6 existed, so IPv4 cookies
+/// and timestamp offsets are unchanged; 36 for IPv6). The lengths differ, so no IPv4 flow's
+/// input is an IPv6 flow's.
+fn flow_bytes(flow: &FlowKey) -> ([u8; FLOW_BYTES_MAX], usize) {
+    let mut b = [0u8; FLOW_BYTES_MAX];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    match flow.outbound_ips() {
+        IpPair::V4 { src, dst } => {
+            put(&src.octets());
+            put(&flow.local_port().to_be_bytes());
+            put(&dst.octets());
+        }
+        IpPair::V6 { src, dst } => {
+            put(&src.octets());
+            put(&flow.local_port().to_be_bytes());
+            put(&dst.octets());
+        }
+    }
+    put(&flow.remote_port().to_be_bytes());
+    (b, at)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::net::{Ipv4Addr, SocketAddrV4};
+    use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
     use proptest::prelude::*;
 
     const SECRET: [u8; 32] = *b"0123456789abcdef0123456789ABCDEF";
 
     fn flow() -> FlowKey {
-        FlowKey::new(
+        FlowKey::new_v4(
             SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80),
             SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000),
         )
+    }
+
+    /// The two sides of an IPv4 key.
+    fn sides_v4(f: &FlowKey) -> (SocketAddrV4, SocketAddrV4) {
+        match (f.local(), f.remote()) {
+            (SocketAddr::V4(l), SocketAddr::V4(r)) => (l, r),
+            other => unreachable!("an IPv4 key: {other:?}"),
+        }
     }
 
     fn at_secs(s: u64) -> Instant {
@@ -540,15 +576,13 @@ mod tests {
         let now = t0() + Duration::from_secs(1);
         assert!(ack_for(&sc, now, &f, cisn, &c).is_ok());
 
+        let (local, remote) = sides_v4(&f);
         let other_flows = [
-            FlowKey::new(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 80), f.remote),
-            FlowKey::new(SocketAddrV4::new(*f.local.ip(), 81), f.remote),
-            FlowKey::new(
-                f.local,
-                SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 40000),
-            ),
-            FlowKey::new(f.local, SocketAddrV4::new(*f.remote.ip(), 40001)),
-            FlowKey::new(f.remote, f.local),
+            FlowKey::new_v4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 80), remote),
+            FlowKey::new_v4(SocketAddrV4::new(*local.ip(), 81), remote),
+            FlowKey::new_v4(local, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 40000)),
+            FlowKey::new_v4(local, SocketAddrV4::new(*remote.ip(), 40001)),
+            FlowKey::new_v4(remote, local),
         ];
         for g in other_flows {
             assert_eq!(
@@ -715,7 +749,8 @@ mod tests {
     fn ts_clock_counts_milliseconds_with_a_per_flow_offset() {
         let sc = SynCookies::new(SECRET);
         let f = flow();
-        let g = FlowKey::new(f.local, SocketAddrV4::new(*f.remote.ip(), 40001));
+        let (local, remote) = sides_v4(&f);
+        let g = FlowKey::new_v4(local, SocketAddrV4::new(*remote.ip(), 40001));
         let a = sc.ts_clock(at_secs(10), &f);
         assert_eq!(
             sc.ts_clock(at_secs(10) + Duration::from_millis(1500), &f),
@@ -776,13 +811,96 @@ mod tests {
         );
     }
 
+    fn flow_v6() -> FlowKey {
+        FlowKey::new(
+            "[2001:db8::1]:80".parse().unwrap(),
+            "[2001:db8:ffff::2]:40000".parse().unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// RFC 9293 §3.7.1 / RFC 8200 §5: over IPv6 a cookie sends with at least 1220, the
+    /// IPv6 default, whatever the SYN said (none, or less); above it, the table as for IPv4.
+    #[test]
+    fn ipv6_cookies_give_at_least_1220() {
+        let sc = SynCookies::new(SECRET);
+        let f = flow_v6();
+        let cisn = SeqNumber(777);
+        for (mss, want) in [
+            (None, 1220),
+            (Some(536), 1220),
+            (Some(1220), 1220),
+            (Some(1239), 1220),
+            (Some(1240), 1240),
+            (Some(1440), 1440),
+            (Some(9000), 8960),
+        ] {
+            let c = sc.generate(t0(), &f, cisn, &req(mss, None, false, false));
+            assert_eq!(c.mss, want, "{mss:?}");
+            let p = ack_for(&sc, t0(), &f, cisn, &c).unwrap();
+            assert_eq!(p.mss, want, "{mss:?}");
+            // An IPv4 flow keeps the table's 536 floor.
+            let c4 = sc.generate(t0(), &flow(), cisn, &req(mss, None, false, false));
+            assert_eq!(c4.mss, req(mss, None, false, false).cookie_mss());
+        }
+    }
+
+    /// The keyed hashes take all 16 bytes of each IPv6 address, and an IPv4 flow's input is
+    /// still its 12 bytes (local address, local port, remote address, remote port), so cookies
+    /// and timestamp offsets of IPv4 flows did not change with IPv6.
+    #[test]
+    fn flow_bytes_hold_whole_addresses_of_either_family() {
+        let (b, n) = flow_bytes(&flow());
+        assert_eq!(&b[..n], &[10, 0, 0, 1, 0, 80, 10, 0, 0, 2, 0x9c, 0x40]);
+        let (b, n) = flow_bytes(&flow_v6());
+        assert_eq!(n, 36);
+        let local: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let remote: Ipv6Addr = "2001:db8:ffff::2".parse().unwrap();
+        assert_eq!(&b[..16], &local.octets());
+        assert_eq!(&b[16..18], &80u16.to_be_bytes());
+        assert_eq!(&b[18..34], &remote.octets());
+        assert_eq!(&b[34..36], &40000u16.to_be_bytes());
+        let sc = SynCookies::new(SECRET);
+        let cisn = SeqNumber(5);
+        let c = sc.generate(
+            t0(),
+            &flow_v6(),
+            cisn,
+            &req(Some(1440), Some(7), true, true),
+        );
+        let now = t0() + Duration::from_secs(1);
+        assert!(ack_for(&sc, now, &flow_v6(), cisn, &c).is_ok());
+        // The same ports and the IPv4-mapped form of other addresses: another flow.
+        let mapped = FlowKey::new(
+            "[::ffff:10.0.0.1]:80".parse().unwrap(),
+            "[::ffff:10.0.0.2]:40000".parse().unwrap(),
+        )
+        .unwrap();
+        let c4 = sc.generate(t0(), &flow(), cisn, &req(Some(1440), Some(7), true, true));
+        assert_eq!(
+            ack_for(&sc, now, &mapped, cisn, &c4),
+            Err(CookieError::BadHash)
+        );
+    }
+
+    /// Flows of either family.
     fn arb_flow() -> impl Strategy<Value = FlowKey> {
-        (any::<u32>(), any::<u16>(), any::<u32>(), any::<u16>()).prop_map(|(a, p, b, q)| {
-            FlowKey::new(
-                SocketAddrV4::new(Ipv4Addr::from(a), p),
-                SocketAddrV4::new(Ipv4Addr::from(b), q),
-            )
-        })
+        let v4 =
+            (any::<u32>(), any::<u16>(), any::<u32>(), any::<u16>()).prop_map(|(a, p, b, q)| {
+                FlowKey::new_v4(
+                    SocketAddrV4::new(Ipv4Addr::from(a), p),
+                    SocketAddrV4::new(Ipv4Addr::from(b), q),
+                )
+            });
+        let v6 =
+            (any::<u128>(), any::<u16>(), any::<u128>(), any::<u16>()).prop_map(|(a, p, b, q)| {
+                FlowKey::new(
+                    SocketAddr::from((Ipv6Addr::from_bits(a), p)),
+                    SocketAddr::from((Ipv6Addr::from_bits(b), q)),
+                )
+                .expect("one family")
+            });
+        prop_oneof![v4, v6]
     }
 
     fn arb_req() -> impl Strategy<Value = CookieRequest> {
@@ -822,7 +940,9 @@ mod tests {
             if r.tsval.is_some() {
                 prop_assert_eq!(c.tsval, Some(clock_then));
             }
-            prop_assert_eq!(ack_for(&sc, now, &f, cisn, &c), Ok(expected(&r, &c, cisn)));
+            // The table's MSS, at least 1220 for an IPv6 flow (`FlowKey::peer_mss`).
+            let want = CookieParams { mss: f.peer_mss(Some(r.cookie_mss())), ..expected(&r, &c, cisn) };
+            prop_assert_eq!(ack_for(&sc, now, &f, cisn, &c), Ok(want));
             // Two epochs later it is expired.
             let later = Instant::from_micros(end);
             prop_assert_eq!(ack_for(&sc, later, &f, cisn, &c), Err(CookieError::Expired));

@@ -1,7 +1,7 @@
 //! TCP header: view, flags, options, and the header as a plain struct.
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use core::ops::{BitAnd, BitOr, BitOrAssign};
 
 use super::{checksum, ip_protocol, SeqNumber, WireError};
@@ -430,18 +430,41 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         self.buffer.as_ref().len()
     }
 
-    /// True when the checksum over the pseudo-header and the whole segment verifies.
+    /// True when the checksum over the IPv4 pseudo-header and the whole segment verifies.
     #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-        let seg = self.buffer.as_ref();
-        let Ok(len) = u16::try_from(seg.len()) else {
+        let Ok(len) = u16::try_from(self.buffer.as_ref().len()) else {
             return false;
         };
-        let s = checksum::combine(
-            checksum::pseudo_header_ipv4(src, dst, ip_protocol::TCP, len),
-            checksum::sum(seg),
-        );
-        checksum::is_valid(s)
+        self.verify_with(checksum::pseudo_header_ipv4(
+            src,
+            dst,
+            ip_protocol::TCP,
+            len,
+        ))
+    }
+
+    /// True when the checksum over the IPv6 pseudo-header (RFC 8200 §8.1) and the whole
+    /// segment verifies.
+    #[inline]
+    pub fn verify_checksum_ipv6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        let Ok(len) = u16::try_from(self.buffer.as_ref().len()) else {
+            return false;
+        };
+        self.verify_with(checksum::pseudo_header_ipv6(
+            src,
+            dst,
+            ip_protocol::TCP,
+            u32::from(len),
+        ))
+    }
+
+    #[inline]
+    fn verify_with(&self, pseudo_header: u32) -> bool {
+        checksum::is_valid(checksum::combine(
+            pseudo_header,
+            checksum::sum(self.buffer.as_ref()),
+        ))
     }
 }
 
@@ -515,16 +538,36 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         &mut self.buffer.as_mut()[hl..]
     }
 
-    /// Computes and stores the checksum over the pseudo-header and the whole buffer (which
-    /// must be exactly the segment, at most 65535 bytes).
+    /// Computes and stores the checksum over the IPv4 pseudo-header and the whole buffer
+    /// (which must be exactly the segment, at most 65535 bytes).
     #[inline]
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        let len = self.buffer.as_ref().len() as u16;
+        self.fill_with(checksum::pseudo_header_ipv4(
+            src,
+            dst,
+            ip_protocol::TCP,
+            len,
+        ));
+    }
+
+    /// Computes and stores the checksum over the IPv6 pseudo-header (RFC 8200 §8.1) and the
+    /// whole buffer (which must be exactly the segment, at most 65535 bytes: no jumbograms).
+    #[inline]
+    pub fn fill_checksum_ipv6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+        let len = self.buffer.as_ref().len() as u32;
+        self.fill_with(checksum::pseudo_header_ipv6(
+            src,
+            dst,
+            ip_protocol::TCP,
+            len,
+        ));
+    }
+
+    #[inline]
+    fn fill_with(&mut self, pseudo_header: u32) {
         self.set_checksum(0);
-        let seg = self.buffer.as_ref();
-        let s = checksum::combine(
-            checksum::pseudo_header_ipv4(src, dst, ip_protocol::TCP, seg.len() as u16),
-            checksum::sum(seg),
-        );
+        let s = checksum::combine(pseudo_header, checksum::sum(self.buffer.as_ref()));
         self.set_checksum(checksum::finish(s));
     }
 }

@@ -170,6 +170,11 @@ pub enum SteeringError {
         /// The lock file.
         lock: PathBuf,
     },
+    /// An IPv6 connection given to `user_flows`, whose key (`bpf/xgate.h`) holds IPv4
+    /// addresses alone: the XDP program steers IPv4 only, so no IPv6 flow reaches the engine
+    /// through it yet (issue 15).
+    #[error("user_flows has no key for IPv6 flow {0:?}")]
+    Ipv6Flow(crate::tcp::FlowKey),
     /// A value read from a map has an unexpected size.
     #[error("map {map}: unexpected value size {got}")]
     Layout {

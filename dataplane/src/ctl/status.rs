@@ -22,7 +22,7 @@ pub fn collect(ifname: Option<&str>) -> Result<Status, CtlError> {
     // operator runs, too costly for the gateway's periodic metrics page.
     let mut live: BTreeMap<u16, u64> = BTreeMap::new();
     for flow in maps.user_flows() {
-        *live.entry(flow.local.port()).or_default() += 1;
+        *live.entry(flow.local_port()).or_default() += 1;
     }
     for p in &mut status.ports {
         p.bypass_connections = live.get(&p.port).copied().unwrap_or(0);

@@ -26,7 +26,7 @@ use dataplane::app::App;
 use dataplane::gateway::{Bypass, BypassConfig, CgroupPlacement, PortConfig};
 use dataplane::kernel::{KernelConfig, KernelPath};
 use dataplane::wire::{
-    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, SeqNumber,
+    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, IpPair, SeqNumber,
     TcpFlags, TcpHeader, TcpOptions,
 };
 use xgate_testnet::packet::PacketSocket;
@@ -105,7 +105,11 @@ impl Wire {
                         let Ok(f) = parse_tcp_frame(&buf[..n]) else {
                             continue;
                         };
-                        if f.addrs.ip_src != gw_ip {
+                        // The gateway's test network is IPv4.
+                        let IpPair::V4 { src, dst } = f.addrs.ip else {
+                            continue;
+                        };
+                        if src != gw_ip {
                             continue;
                         }
                         let got = Got {
@@ -113,7 +117,7 @@ impl Wire {
                             payload: f.payload.to_vec(),
                             at: Instant::now(),
                         };
-                        let key = (f.addrs.ip_dst, f.tcp.dst_port);
+                        let key = (dst, f.tcp.dst_port);
                         let map = flows.lock().unwrap_or_else(|e| e.into_inner());
                         match map.get(&key) {
                             Some(tx) => {
@@ -152,8 +156,10 @@ impl Wire {
             eth_src: self.client_mac,
             eth_dst: self.gw_mac,
             vlan: None,
-            ip_src: src,
-            ip_dst: self.gw_ip,
+            ip: IpPair::V4 {
+                src,
+                dst: self.gw_ip,
+            },
         }
     }
 
@@ -221,11 +227,13 @@ pub struct Flow<'w> {
 
 impl Drop for Flow<'_> {
     fn drop(&mut self) {
-        self.wire
-            .flows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(self.addrs.ip_src, self.sport));
+        if let IpPair::V4 { src, .. } = self.addrs.ip {
+            self.wire
+                .flows
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(src, self.sport));
+        }
     }
 }
 

@@ -332,8 +332,8 @@ impl Conn {
             options.sack_len = n as u8;
         }
         TcpHeader {
-            src_port: self.flow.local.port(),
-            dst_port: self.flow.remote.port(),
+            src_port: self.flow.local_port(),
+            dst_port: self.flow.remote_port(),
             seq: self.snd_nxt,
             ack: self.rcv_nxt,
             flags: TcpFlags::ACK,
@@ -346,8 +346,8 @@ impl Conn {
     /// The RST `abort` sends (RFC 9293 §3.10.5: SEQ = SND.NXT).
     pub fn rst_header(&self) -> TcpHeader {
         TcpHeader {
-            src_port: self.flow.local.port(),
-            dst_port: self.flow.remote.port(),
+            src_port: self.flow.local_port(),
+            dst_port: self.flow.remote_port(),
             seq: self.snd_max,
             ack: self.rcv_nxt,
             flags: TcpFlags::RST | TcpFlags::ACK,

@@ -271,6 +271,12 @@ impl Endpoint {
             self.queue_rst(addrs, t, seg);
             return Err(DropReason::TableFull);
         };
+        // The connection sends at most `TcpConfig::mss`, an IPv4 figure; over IPv6 the same
+        // frames hold 20 bytes less, which the peer's MSS is held to here.
+        let neg = &Negotiated {
+            peer_mss: neg.peer_mss.min(flow.local_mss(self.cfg.mss)),
+            ..*neg
+        };
         let slot = &mut self.slots[idx as usize];
         let handle = ConnHandle {
             index: idx,
@@ -338,7 +344,8 @@ impl Endpoint {
         if len == 0 || !self.early_limiter.allow(now) {
             return false;
         }
-        let cookie_mss = u32::from(cookie_mss_of(ack - 1u32).min(self.cfg.mss));
+        let cookie_mss = flow.peer_mss(Some(cookie_mss_of(ack - 1u32)));
+        let cookie_mss = u32::from(cookie_mss.min(flow.local_mss(self.cfg.mss)));
         let full = cookie_mss.saturating_sub(if tsecr.is_some() { 12 } else { 0 });
         let steps = [if len >= 512 { len } else { 0 }, full];
         for (i, &step) in steps.iter().enumerate() {

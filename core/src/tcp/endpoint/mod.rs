@@ -221,7 +221,7 @@ impl Endpoint {
         if seg.syn && (seg.rst || seg.fin) {
             return self.drop_with(DropReason::BadFlags);
         }
-        let flow = FlowKey::from_inbound(f.addrs.ip_src, t.src_port, f.addrs.ip_dst, t.dst_port);
+        let flow = FlowKey::from_inbound(f.addrs.ip, t.src_port, t.dst_port);
         let result = if let Some(&idx) = self.table.get(&flow) {
             self.conn_segment(now, idx, &seg)
         } else if self.time_wait.contains(&flow) {

@@ -3,16 +3,13 @@
 //! exists (RFC 9293 §3.10.7.4 in SYN-RECEIVED, RFC 5961 for RSTs and SYNs). A SYN the cache
 //! has no room for goes to the cookie front, and so does an ACK whose entry is gone.
 
-use super::syn_cache::SynEntry;
+use super::syn_cache::{LinkAddrs, SynEntry};
 use super::{Endpoint, Reply};
 use crate::tcp::config::DropReason;
 use crate::tcp::conn::{Negotiated, Seg};
 use crate::tcp::FlowKey;
 use crate::time::{Duration, Instant};
 use crate::wire::{FrameAddrs, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
-
-/// RFC 9293 §3.7.1: the send MSS when the peer sent no MSS option (IPv4).
-const DEFAULT_MSS: u16 = 536;
 
 /// `SynCookies::ts_clock` from the flow's offset, without hashing the flow again.
 fn ts_clock(now: Instant, ts_offset: u32) -> u32 {
@@ -49,7 +46,7 @@ impl Endpoint {
         };
         let entry = SynEntry {
             flow,
-            addrs: addrs.reversed(),
+            reply_link: LinkAddrs::of(&addrs.reversed()),
             irs: seg.seq,
             iss: cookie.isn,
             mss: req.mss,
@@ -156,7 +153,7 @@ impl Endpoint {
                 let neg = Negotiated {
                     iss: e.iss,
                     irs: e.irs,
-                    peer_mss: e.mss.unwrap_or(DEFAULT_MSS),
+                    peer_mss: e.flow.peer_mss(e.mss),
                     window_scale: e.window_scale,
                     sack_permitted: e.sack_permitted,
                     timestamps,
@@ -224,7 +221,7 @@ impl Endpoint {
             e.ts_recent.map(|ecr| (ts_clock(now, e.ts_offset), ecr)),
             e.ecn,
         );
-        let addrs = e.addrs;
+        let addrs = e.reply_addrs();
         self.queue_reply(Reply { addrs, hdr });
     }
 
@@ -243,15 +240,15 @@ impl Endpoint {
         ecn: bool,
     ) -> TcpHeader {
         let options = TcpOptions {
-            mss: Some(self.cfg.mss),
+            mss: Some(flow.local_mss(self.cfg.mss)),
             window_scale: window_scale.then_some(self.cfg.window_scale.min(14)),
             sack_permitted,
             timestamps,
             ..TcpOptions::default()
         };
         TcpHeader {
-            src_port: flow.local.port(),
-            dst_port: flow.remote.port(),
+            src_port: flow.local_port(),
+            dst_port: flow.remote_port(),
             seq: iss,
             ack: irs + 1u32,
             flags: if ecn {
@@ -271,8 +268,8 @@ impl Endpoint {
     fn syn_received_ack(&mut self, now: Instant, e: &SynEntry) {
         let timestamps = e.ts_recent.map(|ecr| (ts_clock(now, e.ts_offset), ecr));
         let hdr = TcpHeader {
-            src_port: e.flow.local.port(),
-            dst_port: e.flow.remote.port(),
+            src_port: e.flow.local_port(),
+            dst_port: e.flow.remote_port(),
             seq: e.iss + 1u32,
             ack: e.irs + 1u32,
             flags: TcpFlags::ACK,
@@ -284,7 +281,7 @@ impl Endpoint {
             },
         };
         self.queue_reply(Reply {
-            addrs: e.addrs,
+            addrs: e.reply_addrs(),
             hdr,
         });
     }

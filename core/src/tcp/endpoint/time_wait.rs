@@ -269,7 +269,7 @@ mod tests {
     use core::net::Ipv4Addr;
 
     fn flow(port: u16) -> FlowKey {
-        FlowKey::from_inbound(
+        FlowKey::from_inbound_v4(
             Ipv4Addr::new(10, 0, 0, 1),
             port,
             Ipv4Addr::new(10, 0, 0, 2),
@@ -284,8 +284,10 @@ mod tests {
                 eth_src: mac,
                 eth_dst: mac,
                 vlan: None,
-                ip_src: Ipv4Addr::new(10, 0, 0, 2),
-                ip_dst: Ipv4Addr::new(10, 0, 0, 1),
+                ip: crate::wire::IpPair::V4 {
+                    src: Ipv4Addr::new(10, 0, 0, 2),
+                    dst: Ipv4Addr::new(10, 0, 0, 1),
+                },
             },
             snd_nxt: SeqNumber(1),
             rcv_nxt: SeqNumber(1),

@@ -6,6 +6,7 @@ mod close;
 mod dsack;
 mod ecn;
 mod handshake;
+mod ipv6;
 mod rack_tlp;
 mod receive;
 mod recovery;
@@ -21,8 +22,8 @@ use core::net::Ipv4Addr;
 use super::*;
 use crate::time::{Duration, Instant};
 use crate::wire::{
-    self, EthernetAddress, FrameAddrs, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions,
-    VlanTag,
+    self, EthernetAddress, FrameAddrs, IpPair, SackBlock, SeqNumber, TcpFlags, TcpHeader,
+    TcpOptions, VlanTag,
 };
 
 const CLIENT_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
@@ -43,8 +44,10 @@ fn client_addrs(port_vlan: Option<VlanTag>) -> FrameAddrs {
         eth_src: CLIENT_MAC,
         eth_dst: SERVER_MAC,
         vlan: port_vlan,
-        ip_src: CLIENT_IP,
-        ip_dst: SERVER_IP,
+        ip: IpPair::V4 {
+            src: CLIENT_IP,
+            dst: SERVER_IP,
+        },
     }
 }
 
@@ -134,6 +137,8 @@ fn cookie_only_config() -> TcpConfig {
 /// Client side of one connection, kept in step by the tests.
 struct Fx {
     ep: Endpoint,
+    /// The client's addressing (IPv4 unless the test chose IPv6).
+    addrs: FrameAddrs,
     now: Instant,
     h: ConnHandle,
     /// Client's next sequence number.
@@ -198,9 +203,14 @@ impl Fx {
 
     /// The handshake that starts with `syn` (`ts`: the client sends timestamps).
     fn with_syn(cfg: TcpConfig, syn: &TcpHeader, ts: bool) -> Fx {
+        Fx::with_syn_from(cfg, client_addrs(None), syn, ts)
+    }
+
+    /// [`Fx::with_syn`] from a client at `addrs`.
+    fn with_syn_from(cfg: TcpConfig, addrs: FrameAddrs, syn: &TcpHeader, ts: bool) -> Fx {
         let now = t0();
         let mut ep = Endpoint::new(cfg, SECRET, now);
-        ep.handle_frame(now, &frame(syn, &[])).unwrap();
+        ep.handle_frame(now, &frame_with(&addrs, syn, &[])).unwrap();
         let out = drain(&mut ep, now);
         assert_eq!(out.len(), 1);
         let sa = &out[0];
@@ -210,6 +220,7 @@ impl Fx {
         let server_ws = sa.hdr.options.window_scale.unwrap_or(0);
         let mut fx = Fx {
             ep,
+            addrs,
             now,
             h: ConnHandle {
                 index: 0,
@@ -227,8 +238,8 @@ impl Fx {
         match ev.first() {
             Some(Event::Established { conn, flow }) => {
                 fx.h = *conn;
-                assert_eq!(flow.remote.port(), CPORT);
-                assert_eq!(flow.local.port(), SPORT);
+                assert_eq!(flow.remote_port(), CPORT);
+                assert_eq!(flow.local_port(), SPORT);
             }
             other => panic!("expected Established, got {other:?}"),
         }
@@ -260,11 +271,13 @@ impl Fx {
     fn send(&mut self, flags: TcpFlags, payload: &[u8]) -> Result<(), DropReason> {
         let h = self.hdr(flags);
         self.seq = self.seq + payload.len() + usize::from(flags.contains(TcpFlags::FIN));
-        self.ep.handle_frame(self.now, &frame(&h, payload))
+        self.ep
+            .handle_frame(self.now, &frame_with(&self.addrs, &h, payload))
     }
 
     fn send_hdr(&mut self, h: &TcpHeader, payload: &[u8]) -> Result<(), DropReason> {
-        self.ep.handle_frame(self.now, &frame(h, payload))
+        self.ep
+            .handle_frame(self.now, &frame_with(&self.addrs, h, payload))
     }
 
     /// An ACK at `self.ack` (a duplicate, unless the test moved it) carrying the SACK
@@ -355,5 +368,5 @@ fn closed_count(ev: &[Event]) -> usize {
 }
 
 fn flow() -> FlowKey {
-    FlowKey::from_inbound(CLIENT_IP, CPORT, SERVER_IP, SPORT)
+    FlowKey::from_inbound_v4(CLIENT_IP, CPORT, SERVER_IP, SPORT)
 }
