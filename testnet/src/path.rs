@@ -122,6 +122,12 @@ impl LinkModel {
         &self.shape
     }
 
+    /// Starts the loss draws over from `seed`: what follows is lost exactly as after
+    /// `LinkModel::new` with that seed (the queue and the bottleneck's clock are kept).
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = seed | 1;
+    }
+
     /// A packet of `ip_len` bytes offered at `now` (ns, never decreasing between calls).
     pub fn offer(&mut self, now: u64, ip_len: u32) -> Fate {
         if self.shape.loss_ppm > 0 && self.draw_below(1_000_000) < u64::from(self.shape.loss_ppm) {
@@ -193,6 +199,8 @@ pub struct PathEmulator {
     /// The rules inserted: (input interface, queue).
     rules: Vec<(String, u16)>,
     stop: Arc<AtomicBool>,
+    /// A loss seed for the emulator thread to start over from (0: none pending).
+    reseed: Arc<AtomicU64>,
     stats: Arc<PathStats>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -237,22 +245,26 @@ impl PathEmulator {
         let up = QueueSocket::bind_in(ns, queue_base)?;
         let down = QueueSocket::bind_in(ns, queue_base.wrapping_add(1))?;
         let stop = Arc::new(AtomicBool::new(false));
+        let reseed = Arc::new(AtomicU64::new(0));
         let stats = Arc::new(PathStats::default());
         let thread = {
             let stop = stop.clone();
+            let reseed = reseed.clone();
             let stats = stats.clone();
+            let [up_seed, down_seed] = direction_seeds(seed);
             let models = [
-                LinkModel::new(shape.up, seed),
-                LinkModel::new(shape.down, seed.rotate_left(32) ^ 0x9e37_79b9),
+                LinkModel::new(shape.up, up_seed),
+                LinkModel::new(shape.down, down_seed),
             ];
             std::thread::Builder::new()
                 .name("path-emulator".into())
-                .spawn(move || serve([up, down], models, &stop, &stats))?
+                .spawn(move || serve([up, down], models, &stop, &reseed, &stats))?
         };
         let mut emulator = PathEmulator {
             ns: ns.to_string(),
             rules: Vec::new(),
             stop,
+            reseed,
             stats,
             thread: Some(thread),
         };
@@ -268,6 +280,14 @@ impl PathEmulator {
 
     pub fn stats(&self) -> &PathStats {
         &self.stats
+    }
+
+    /// Starts both directions' loss draws over from `seed`, for the packets read from now on:
+    /// two transfers each begun after the same seed meet the same losses, packet for packet,
+    /// as long as they send the same packets (a comparison of two stacks then compares how
+    /// they recover, not where luck put the first loss).
+    pub fn reseed_losses(&self, seed: u64) {
+        self.reseed.store(seed.max(1), Ordering::SeqCst);
     }
 
     /// Removes the rules, hands back every held packet, unbinds; the thread's error, if any.
@@ -305,6 +325,7 @@ fn serve(
     mut socks: [QueueSocket; 2],
     mut models: [LinkModel; 2],
     stop: &AtomicBool,
+    reseed: &AtomicU64,
     stats: &PathStats,
 ) -> io::Result<()> {
     let epoch = Instant::now();
@@ -349,6 +370,14 @@ fn serve(
                     Ok(false) => break,
                     Err(e) => return finish(&mut socks, &mut held, Err(e)),
                 }
+                // Taken after the read: a seed stored before a transfer's first packet was
+                // sent is in force for that packet.
+                let seed = reseed.swap(0, Ordering::SeqCst);
+                if seed != 0 {
+                    for (model, seed) in models.iter_mut().zip(direction_seeds(seed)) {
+                        model.reseed(seed);
+                    }
+                }
                 let now = now_ns();
                 for p in &packets {
                     s.packets.fetch_add(1, Ordering::Relaxed);
@@ -380,6 +409,12 @@ fn serve(
         }
     };
     finish(&mut socks, &mut held, result)
+}
+
+/// The up and down links' seeds from one path seed: different, so the two directions do not
+/// lose in step.
+fn direction_seeds(seed: u64) -> [u64; 2] {
+    [seed, seed.rotate_left(32) ^ 0x9e37_79b9]
 }
 
 /// Hands back the packets of each direction whose time has come, in order.
@@ -487,6 +522,24 @@ mod tests {
         );
         // 1.5 ms later 1500 bytes are left ahead: room again.
         assert_eq!(l.offer(1_500_000, 986), Fate::Arrives(4_000_000));
+    }
+
+    #[test]
+    fn reseeding_repeats_the_losses_of_a_fresh_model() {
+        let shape = LinkShape {
+            delay: Duration::ZERO,
+            rate_bps: None,
+            queue_bytes: 0,
+            loss_ppm: 100_000,
+        };
+        let fates = |m: &mut LinkModel| -> Vec<bool> {
+            (0..500).map(|i| m.offer(i, 1500) == Fate::Lost).collect()
+        };
+        let fresh = fates(&mut LinkModel::new(shape, 7));
+        let mut used = LinkModel::new(shape, 99);
+        let _ = fates(&mut used);
+        used.reseed(7);
+        assert_eq!(fates(&mut used), fresh);
     }
 
     #[test]

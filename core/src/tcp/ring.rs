@@ -7,8 +7,8 @@
 //! committing (`write_at`): the receive path puts out-of-order segments straight where they
 //! belong and `commit`s them once the hole before them is filled, so no byte is copied twice.
 //!
-//! No method but `new` and `grow` allocates (growth is the send buffer's autotuning, a few
-//! times in a connection's life, never per segment), and none panics: counts and offsets beyond what the ring
+//! No method but `new` and `grow` allocates (growth is the buffers' autotuning, a few times
+//! in a connection's life, never per segment), and none panics: counts and offsets beyond what the ring
 //! holds are clamped, and the methods that move data say how much they moved.
 //!
 //! The read head is never moved back to the start of the storage when the ring drains: bytes

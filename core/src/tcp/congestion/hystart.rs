@@ -237,6 +237,12 @@ impl HyStart {
     /// 285, lost every other segment of the last burst, and took a round trip longer for
     /// 1 MiB.
     ///
+    /// Not on paths under 4 ms (MIN_RTT_THRESH, the delay signal's own floor), where Linux
+    /// does watch it: with timestamps the least RTT is whole milliseconds (0 or 1 on such a
+    /// path), and the poller's own pauses (a batch, a send ring growing) are then of the
+    /// train's length, so a pause could end slow start at 16 segments on a LAN that holds
+    /// hundreds; an overshoot there costs a fraction of a millisecond to repair.
+    ///
     /// The train's round is Linux's, not §4.2's: it ends with the first ACK beyond its end
     /// (`after(snd_una, end_seq)`), which is the first ACK of the next flight. Ended at the
     /// ACK of its last byte instead (§4.2's rule), the next flight's ACKs begin most of a
@@ -248,7 +254,10 @@ impl HyStart {
             self.train_start = now;
             self.train_micros = 0;
         }
-        if self.min_rtt == NO_RTT || cwnd < ACK_TRAIN_LOW_WINDOW.saturating_mul(smss) {
+        if self.min_rtt == NO_RTT
+            || self.min_rtt < MIN_RTT_THRESH
+            || cwnd < ACK_TRAIN_LOW_WINDOW.saturating_mul(smss)
+        {
             return false;
         }
         let into_train = now.wrapping_sub(self.train_start);
@@ -269,6 +278,11 @@ impl HyStart {
         // its windowEnd, and the next begins there, ending at what has been sent by then.
         if !self.in_round {
             self.start_round(s.snd_max);
+            // The ACK train's first round too: `train_end` means nothing before the first
+            // ACK (sequence numbers start anywhere, from the ISS).
+            self.train_end = s.snd_max;
+            self.train_start = micros32(s.now);
+            self.train_micros = 0;
         }
         let limit = L.saturating_mul(smss);
         let grow = match self.phase {
@@ -516,20 +530,27 @@ mod tests {
     /// ACKs every `gap_us` from t = 0 with RTT samples of 20 ms and `cwnd`; the time (µs) of
     /// the ACK that ended slow start, if one did within `acks`.
     fn train(gap_us: u64, cwnd: u32, acks: u64) -> Option<u64> {
+        train_from(0, gap_us, cwnd, acks)
+    }
+
+    /// `train` with sequence numbers from `iss` (they start anywhere).
+    fn train_from(iss: u32, gap_us: u64, cwnd: u32, acks: u64) -> Option<u64> {
         let mut h = HyStart::new(true);
+        // The connection is 5 s old: nothing may read the clock as if it began at 0.
+        let t0 = 5_000_000;
         (0..acks).find_map(|i| {
-            let now = Instant::from_micros(i * gap_us);
+            let now = Instant::from_micros(t0 + i * gap_us);
             let s = AckSample {
                 acked: SMSS,
                 flight: u32::MAX,
                 srtt: None,
                 rtt: Some(Duration::from_millis(20)),
-                ack: SeqNumber((i as u32 + 1) * SMSS),
-                snd_max: SeqNumber(1 << 30),
+                ack: SeqNumber(iss.wrapping_add((i as u32 + 1) * SMSS)),
+                snd_max: SeqNumber(iss.wrapping_add(1 << 30)),
                 now,
             };
             (h.on_ack(&s, SMSS, cwnd) == SlowStartStep::EnterCongestionAvoidance)
-                .then_some(now.as_micros())
+                .then_some(now.as_micros() - t0)
         })
     }
 
@@ -542,6 +563,33 @@ mod tests {
         assert_eq!(train(2_100, 100 * SMSS, 200), None);
         // Below 16 segments of window the train is not watched (Linux's hystart_low_window).
         assert_eq!(train(200, 15 * SMSS, 200), None);
+        // Sequence numbers in the upper half of the space (the train's end starts at the
+        // first ACK, not at 0), and across the wrap.
+        assert_eq!(train_from(0x9000_0000, 200, 100 * SMSS, 200), Some(10_600));
+        assert_eq!(
+            train_from(u32::MAX - 5000, 200, 100 * SMSS, 200),
+            Some(10_600)
+        );
+    }
+
+    #[test]
+    fn ack_train_is_not_watched_under_4_ms_of_least_rtt() {
+        // With ms-granular samples a 1 ms path reads 0 or 1 ms; a pause of the poller would
+        // be as long as a train.
+        let mut h = HyStart::new(true);
+        let ended = (0..200u64).any(|i| {
+            let s = AckSample {
+                acked: SMSS,
+                flight: u32::MAX,
+                srtt: None,
+                rtt: Some(Duration::from_millis(1)),
+                ack: SeqNumber((i as u32 + 1) * SMSS),
+                snd_max: SeqNumber(1 << 30),
+                now: Instant::from_micros(i * 200),
+            };
+            h.on_ack(&s, SMSS, 100 * SMSS) == SlowStartStep::EnterCongestionAvoidance
+        });
+        assert!(!ended);
     }
 
     #[test]
@@ -569,7 +617,10 @@ mod tests {
             SlowStartStep::Grow(SMSS),
             "the first flight's train begins"
         );
-        assert_eq!(ack(&mut h, 0, first_end, 300 * SMSS), SlowStartStep::Grow(SMSS));
+        assert_eq!(
+            ack(&mut h, 0, first_end, 300 * SMSS),
+            SlowStartStep::Grow(SMSS)
+        );
         let mut ended = None;
         for i in 1..=200u32 {
             let us = 15_000 + u64::from(i - 1) * 200;

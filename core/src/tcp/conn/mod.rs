@@ -233,7 +233,7 @@ pub struct Conn {
     /// Bytes the send ring grew by, held from the endpoint's `BufferBudget`.
     tx_grown: usize,
     /// A growth was refused for the budget (counted once per connection).
-    tx_growth_refused: bool,
+    growth_refused: bool,
     /// Bytes the receive ring grew by, held from the endpoint's `BufferBudget`.
     rx_grown: usize,
     /// The receiver's round-trip estimate (see `RcvRtt`), for receive-buffer autotuning.
@@ -348,7 +348,7 @@ impl Conn {
             want_writable: false,
             tx_filled: false,
             tx_grown: 0,
-            tx_growth_refused: false,
+            growth_refused: false,
             rx_grown: 0,
             rcv_rtt: RcvRtt::default(),
             rcv_round: (now, 0),
@@ -418,19 +418,22 @@ impl Conn {
             cx.stats.buffer_grown_bytes = cx.budget.used() as u64;
             return true;
         }
-        if !self.tx_growth_refused {
-            self.tx_growth_refused = true;
+        if !self.growth_refused {
+            self.growth_refused = true;
             cx.stats.buffer_refusals += 1;
         }
         false
     }
 
-    /// Receive-buffer autotuning, Linux's dynamic right-sizing (`tcp_rcv_space_adjust`): once
-    /// per receiver round trip, if the application read more than half the receive ring in
-    /// it, the window (which the ring bounds) may be what limits the peer, so the ring grows
-    /// to at least twice what was read, up to `rx_buffer_max` and what the window scale can
-    /// announce. Called as the application reads; the larger window goes out with the next
-    /// ACK (`consume`'s window-update rule).
+    /// Receive-buffer autotuning after Linux's dynamic right-sizing (`tcp_rcv_space_adjust`):
+    /// once per receiver round trip, if the application read more than half the receive ring
+    /// in it, the window (which the ring bounds) may be what limits the peer, so the ring
+    /// grows to at least twice what was read, up to `rx_buffer_max` and what the window scale
+    /// can announce. Called as the application reads; the larger window goes out with the
+    /// next ACK (`consume`'s window-update rule). Simpler than Linux's: it grows on what one
+    /// round read against the ring rather than against the last round's reading, aims at
+    /// twice that (Linux adds 16 segments and a slow-start term), and before the receiver has
+    /// a round-trip sample it uses the sender's SRTT (a connection that also sends).
     fn grow_receive_buffer(&mut self, cx: &mut Ctx, read: usize) {
         let (start, so_far) = self.rcv_round;
         let so_far = so_far.saturating_add(read);
@@ -477,7 +480,7 @@ impl Conn {
             self.rx = RingBuffer::new(cfg.rx_buffer);
         }
         self.tx_filled = false;
-        self.tx_growth_refused = false;
+        self.growth_refused = false;
         tx_grown + rx_grown
     }
 
@@ -905,6 +908,9 @@ impl Conn {
             self.grow_send_buffer(cx);
             if self.want_writable && self.tx.free() >= self.tx.capacity() / 2 {
                 self.want_writable = false;
+                // The application is told it may write again; whether it fills the ring is
+                // seen anew (Linux clears SOCK_NOSPACE at this wakeup).
+                self.tx_filled = false;
                 if !self.writable_signalled {
                     self.writable_signalled = true;
                     self.push_event(cx.events, Event::Writable(self.handle));

@@ -90,8 +90,15 @@ impl Conn {
             let advanced = self.rcv_nxt.distance_from(before).unwrap_or(0) as usize;
             if advanced > 0 {
                 let ts_now = self.ts_now(cx.now);
-                self.rcv_rtt
-                    .on_data(cx.now, seg.ts, ts_now, self.rcv_nxt, self.rcv_right);
+                let full = data.len() >= self.full_segment() as usize;
+                self.rcv_rtt.on_data(
+                    cx.now,
+                    seg.ts.filter(|_| self.ts_enabled),
+                    full,
+                    ts_now,
+                    self.rcv_nxt,
+                    self.rcv_right,
+                );
                 if !self.readable_signalled {
                     self.readable_signalled = true;
                     self.push_event(cx.events, Event::Readable(self.handle));
