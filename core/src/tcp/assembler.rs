@@ -85,6 +85,13 @@ impl Assembler {
         self.max_bytes
     }
 
+    /// The byte bound from now on (the receive ring grew, or went back to its size); the
+    /// ranges' array keeps its size, so this allocates nothing. What is held above a lowered
+    /// bound stays until delivered or evicted; only `add` checks the bound.
+    pub fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+    }
+
     /// How many disjoint ranges it has room for.
     pub fn capacity(&self) -> usize {
         self.ranges.len()

@@ -462,6 +462,11 @@ impl Conn {
         }
         self.rx.grow(new_cap);
         self.rx_grown += new_cap - cap;
+        // Out-of-order bytes live in the ring: a grown window must be able to hold what
+        // arrives beyond a hole (a sender's whole flight after one loss), or what the window
+        // invited is dropped and sent again. Only the byte bound moves; no memory is added.
+        self.asm
+            .set_max_bytes(cx.cfg.max_ooo_bytes.saturating_add(self.rx_grown));
         cx.stats.recv_buffer_growths += 1;
     }
 
@@ -478,6 +483,8 @@ impl Conn {
         let rx_grown = std::mem::take(&mut self.rx_grown);
         if rx_grown > 0 {
             self.rx = RingBuffer::new(cfg.rx_buffer);
+            self.asm.clear();
+            self.asm.set_max_bytes(cfg.max_ooo_bytes);
         }
         self.tx_filled = false;
         self.growth_refused = false;

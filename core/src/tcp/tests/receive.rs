@@ -333,3 +333,33 @@ fn receive_ring_grows_while_the_peer_fills_the_window_every_round_trip() {
     assert!(windows.iter().all(|&w| w <= 16 * 1024), "{windows:?}");
     assert_eq!(fx.ep.stats().recv_buffer_growths, 0);
 }
+
+#[test]
+fn a_grown_receive_ring_holds_out_of_order_data_beyond_max_ooo_bytes() {
+    // After one loss a sender's whole flight arrives beyond the hole; the window invited it,
+    // so a grown ring must hold it (the bytes live in the ring), not drop what lies past
+    // the configured out-of-order bound.
+    let cfg = TcpConfig {
+        rx_buffer: 16 * 1024,
+        rx_buffer_max: 256 * 1024,
+        max_ooo_bytes: 16 * 1024,
+        ..small_config()
+    };
+    let mut fx = Fx::with(cfg, ALL_OPTS);
+    let windows = window_limited_rounds(&mut fx, 8);
+    assert!(
+        windows.last().is_some_and(|&w| w >= 64 * 1024),
+        "{windows:?}"
+    );
+    // A lost segment, then 40 segments (58 KiB) beyond it.
+    let hole = fx.seq;
+    fx.seq = hole + 1448u32;
+    for _ in 0..40 {
+        fx.send(TcpFlags::ACK, &[b'o'; 1448]).unwrap();
+    }
+    let out = fx.out();
+    let last = out.last().expect("duplicate ACKs");
+    assert_eq!(last.hdr.ack, hole);
+    let sacked_to = last.hdr.options.sack().first().map(|b| b.right);
+    assert_eq!(sacked_to, Some(hole + 41 * 1448u32), "all of it held");
+}
