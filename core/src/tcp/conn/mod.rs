@@ -253,6 +253,20 @@ pub struct ConnBuffers {
     sacked: Scoreboard,
 }
 
+/// A ring of `cap` bytes that should hold `want`: its size doubled as often as that takes,
+/// at most `max`; `None` if it holds enough already (or may not grow).
+fn grown_capacity(cap: usize, want: usize, max: usize) -> Option<usize> {
+    let want = want.min(max);
+    if want <= cap {
+        return None;
+    }
+    let mut new_cap = cap.max(4096);
+    while new_cap < want {
+        new_cap = new_cap.saturating_mul(2);
+    }
+    Some(new_cap.min(max))
+}
+
 impl Conn {
     /// A fresh connection in ESTABLISHED, reusing `rx`/`tx`/`asm`/the send log (cleared).
     #[allow(clippy::too_many_arguments)]
@@ -391,15 +405,9 @@ impl Conn {
         if !self.tx_filled || cap >= max {
             return;
         }
-        let want = (2 * self.cc.window() as usize).min(max);
-        if want <= cap {
+        let Some(new_cap) = grown_capacity(cap, 2 * self.cc.window() as usize, max) else {
             return;
-        }
-        let mut new_cap = cap.max(4096);
-        while new_cap < want {
-            new_cap = new_cap.saturating_mul(2);
-        }
-        let new_cap = new_cap.min(max);
+        };
         if !self.take_growth(cx, new_cap - cap) {
             return;
         }
@@ -448,15 +456,9 @@ impl Conn {
         self.rcv_round = (cx.now, 0);
         let cap = self.rx.capacity();
         let max = cx.cfg.rx_buffer_max.min(65535usize << self.rcv_wscale);
-        let want = so_far.saturating_mul(2).min(max);
-        if want <= cap {
+        let Some(new_cap) = grown_capacity(cap, so_far.saturating_mul(2), max) else {
             return;
-        }
-        let mut new_cap = cap.max(4096);
-        while new_cap < want {
-            new_cap = new_cap.saturating_mul(2);
-        }
-        let new_cap = new_cap.min(max);
+        };
         if !self.take_growth(cx, new_cap - cap) {
             return;
         }
