@@ -138,6 +138,32 @@ pub(super) fn kernel_section(
     Ok(())
 }
 
+/// `tcp.<ring>_max`, the most a ring of `base` bytes grows to: the value given, else the
+/// default (`default`) or `base` if that is larger (a ring above the default ceiling is its
+/// own ceiling); below `base` is refused, naming the key.
+fn ring_max(
+    ring: &str,
+    which: &str,
+    given: Option<usize>,
+    default: usize,
+    base: usize,
+) -> Result<usize, ConfigError> {
+    let key = format!("tcp.{ring}_max");
+    let max = match given {
+        Some(n) => in_range(&key, n, 4096..=1 << 30)?,
+        None => default.max(base),
+    };
+    if max < base {
+        return Err(invalid(
+            key,
+            format!(
+                "{max} is below tcp.{ring} ({base}); set it equal to turn {which}-buffer growth off"
+            ),
+        ));
+    }
+    Ok(max)
+}
+
 pub(super) fn tcp_section(gw: &mut BypassConfig, s: &TcpSection) -> Result<(), ConfigError> {
     let t = &mut gw.engine.tcp;
     let ms = |key: &str, v: u64, range| in_range(key, v, range).map(Duration::from_millis);
@@ -164,35 +190,20 @@ pub(super) fn tcp_section(gw: &mut BypassConfig, s: &TcpSection) -> Result<(), C
     if let Some(n) = s.tx_buffer {
         t.tx_buffer = in_range("tcp.tx_buffer", n, 4096..=1 << 30)?;
     }
-    if let Some(n) = s.tx_buffer_max {
-        t.tx_buffer_max = in_range("tcp.tx_buffer_max", n, 4096..=1 << 30)?;
-    } else {
-        // Unset: a tx_buffer above the default ceiling is its own ceiling.
-        t.tx_buffer_max = t.tx_buffer_max.max(t.tx_buffer);
-    }
-    if t.tx_buffer_max < t.tx_buffer {
-        return Err(invalid(
-            "tcp.tx_buffer_max",
-            format!(
-                "{} is below tcp.tx_buffer ({}); set it equal to turn send-buffer growth off",
-                t.tx_buffer_max, t.tx_buffer
-            ),
-        ));
-    }
-    if let Some(n) = s.rx_buffer_max {
-        t.rx_buffer_max = in_range("tcp.rx_buffer_max", n, 4096..=1 << 30)?;
-    } else {
-        t.rx_buffer_max = t.rx_buffer_max.max(t.rx_buffer);
-    }
-    if t.rx_buffer_max < t.rx_buffer {
-        return Err(invalid(
-            "tcp.rx_buffer_max",
-            format!(
-                "{} is below tcp.rx_buffer ({}); set it equal to turn receive-buffer growth off",
-                t.rx_buffer_max, t.rx_buffer
-            ),
-        ));
-    }
+    t.tx_buffer_max = ring_max(
+        "tx_buffer",
+        "send",
+        s.tx_buffer_max,
+        t.tx_buffer_max,
+        t.tx_buffer,
+    )?;
+    t.rx_buffer_max = ring_max(
+        "rx_buffer",
+        "receive",
+        s.rx_buffer_max,
+        t.rx_buffer_max,
+        t.rx_buffer,
+    )?;
     if let Some(n) = s.buffer_budget {
         t.buffer_budget = in_range("tcp.buffer_budget", n, 0..=1 << 40)?;
     }
