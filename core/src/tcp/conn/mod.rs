@@ -473,8 +473,8 @@ impl Conn {
     }
 
     /// The slot is being freed: a grown ring (the send ring with its log and scoreboard)
-    /// goes back to the configured size, so a freed slot holds no more than a fresh one. Returns the bytes
-    /// of growth to give back to the budget.
+    /// goes back to the configured size, so a freed slot holds no more than a fresh one.
+    /// Returns the bytes of growth to give back to the budget.
     pub fn release_grown_buffers(&mut self, cfg: &TcpConfig) -> usize {
         let tx_grown = std::mem::take(&mut self.tx_grown);
         if tx_grown > 0 {
