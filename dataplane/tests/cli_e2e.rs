@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::status::{num, port, settle, status};
 use common::{is_root, lines_of, TempDir, Topology, GW_IP};
 use serde_json::Value;
 
@@ -75,34 +76,6 @@ fn out(mut cmd: Command) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn status(ifname: &str) -> Value {
-    let o = out({
-        let mut c = xgate();
-        c.args(["status", "--json", "--iface", ifname]);
-        c
-    });
-    assert!(o.status.success(), "status: {}", text(&o.stderr));
-    serde_json::from_slice(&o.stdout).expect("status --json is JSON")
-}
-
-fn port(s: &Value, port: u16) -> &Value {
-    s["ports"]
-        .as_array()
-        .expect("ports")
-        .iter()
-        .find(|p| p["port"] == port)
-        .unwrap_or_else(|| panic!("port {port} in {s}"))
-}
-
-fn num(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
-}
-
-/// The gateway's own counters are refreshed twice a second.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(700));
 }
 
 fn curl(topo: &Topology, port: u16, path: &str) -> String {

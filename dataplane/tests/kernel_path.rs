@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -78,7 +78,7 @@ struct Report {
 }
 
 struct Server {
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Report>,
 }
@@ -1166,8 +1166,11 @@ fn chaotic_clients_do_not_disturb_a_well_behaved_one() {
 #[test]
 fn several_ports_with_the_configured_backlog() {
     let app = App::new(&AppConfig::default()).unwrap();
-    let any = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
-    let (mut kp, addrs) = KernelPath::bind(KernelConfig::default(), app, &[any, any], 77).unwrap();
+    // One port per family: the kernel path takes IPv6 listeners as IPv4 ones.
+    let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, 0));
+    let (mut kp, addrs) = KernelPath::bind(KernelConfig::default(), app, &[v4, v6], 77).unwrap();
+    assert!(addrs[0].is_ipv4() && addrs[1].is_ipv6(), "{addrs:?}");
     assert_eq!(addrs.len(), 2);
     assert_ne!(addrs[0].port(), addrs[1].port());
     assert_eq!(kp.local_addrs().collect::<Vec<_>>(), addrs);

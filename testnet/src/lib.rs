@@ -28,7 +28,7 @@ pub mod topology;
 
 use std::process::{Command, Output};
 
-pub use topology::{NapiCpus, OffloadSettings, Topology, TopologyConfig};
+pub use topology::{NapiCpus, OffloadSettings, Topology, TopologyConfig, CLIENT_IP6, SERVER_IP6};
 
 /// A command that could not be spawned or that exited unsuccessfully.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,7 @@
 //! then off (veth gives the peer's NAPI only packets from an end without TSO); its GSO stays
 //! on, so super-segments are cut in software on the server's core.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -353,7 +353,33 @@ impl Topology {
     pub fn server_mac(&self) -> Result<[u8; 6], CommandError> {
         mac_of(&self.server_ns, &self.server_if)
     }
+
+    /// Gives both veth ends of a (not routed) pair an IPv6 address on one /64,
+    /// [`SERVER_IP6`] and [`CLIENT_IP6`], usable at once: duplicate address detection is off
+    /// for them (`nodad`), so no test waits a second for it. Each namespace has its own
+    /// addresses, so every topology uses the same two.
+    pub fn add_ipv6(&self) -> Result<(), CommandError> {
+        if self.router.is_some() {
+            return Err(CommandError {
+                command: "ip addr add".into(),
+                message: "IPv6 is given to a veth pair without a router only".into(),
+            });
+        }
+        for (ns, ifname, ip) in [
+            (&self.server_ns, &self.server_if, SERVER_IP6),
+            (&self.client_ns, &self.client_if, CLIENT_IP6),
+        ] {
+            let cidr = format!("{ip}/64");
+            run(&["ip", "-n", ns, "addr", "add", &cidr, "dev", ifname, "nodad"])?;
+        }
+        Ok(())
+    }
 }
+
+/// The server's IPv6 address after [`Topology::add_ipv6`] (a unique local address, RFC 4193).
+pub const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd78, 0x6761, 0x7465, 0, 0, 0, 0, 1);
+/// The client's IPv6 address after [`Topology::add_ipv6`].
+pub const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0xfd78, 0x6761, 0x7465, 0, 0, 0, 0, 2);
 
 impl Drop for Topology {
     fn drop(&mut self) {

@@ -5,7 +5,7 @@
 
 pub mod commands;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -82,9 +82,10 @@ pub struct RunArgs {
     /// pinned.
     #[arg(long = "core", value_name = "CPU")]
     pub cores: Vec<usize>,
-    /// Address the kernel listeners bind to [default: 0.0.0.0].
+    /// Address the listeners bind to: `::` serves IPv4 and IPv6, an IPv4 address IPv4 alone,
+    /// another IPv6 address IPv6 alone [default: ::].
     #[arg(long, value_name = "ADDR")]
-    pub listen_addr: Option<Ipv4Addr>,
+    pub listen_addr: Option<IpAddr>,
     /// listen() backlog of the kernel listeners [default: 1024].
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]

@@ -2,7 +2,7 @@
 //! defaults are the library types' own), unknown keys refused by the parser.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -19,8 +19,8 @@ use super::ConfigError;
 pub struct ConfigFile {
     /// Interface to serve.
     pub interface: Option<String>,
-    /// Address the kernel listeners bind to.
-    pub listen_addr: Option<Ipv4Addr>,
+    /// Address the listeners bind to (`::`: both families; see `docs/configuration.md`).
+    pub listen_addr: Option<IpAddr>,
     /// listen() backlog of the kernel listeners.
     pub backlog: Option<u32>,
     /// On SIGINT/SIGTERM, how long connections may take to finish before they are cut.

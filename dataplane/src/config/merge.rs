@@ -1,7 +1,7 @@
 //! The flags laid over the file: built-in defaults, then the file, then the command line,
 //! checked key by key into the one [`RunConfig`] the gateway starts from.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use crate::afxdp::BindMode;
@@ -26,7 +26,7 @@ pub struct Overrides {
     pub ports: Vec<u16>,
     pub bypass: Vec<u16>,
     pub cores: Vec<usize>,
-    pub listen_addr: Option<Ipv4Addr>,
+    pub listen_addr: Option<IpAddr>,
     pub backlog: Option<u32>,
     pub xdp_mode: Option<XdpMode>,
     pub bind_mode: Option<BindMode>,

@@ -179,6 +179,41 @@ fn an_empty_file_with_flags_gives_the_defaults() {
             bypass: false
         }]
     );
+    assert_eq!(
+        c.gateway.listen_addr,
+        std::net::Ipv6Addr::UNSPECIFIED,
+        "both families by default"
+    );
+}
+
+/// `listen_addr` takes either family, from the file or the flag, and refuses what is not an
+/// address, naming the key.
+#[test]
+fn listen_addr_takes_either_family() {
+    let base = "interface = \"eth1\"\n[[ports]]\nport = 80\n";
+    let read = |line: &str| {
+        build(&parse(&format!("{line}\n{base}")), &Overrides::default())
+            .unwrap()
+            .gateway
+            .listen_addr
+    };
+    assert_eq!(read("listen_addr = \"0.0.0.0\""), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(
+        read("listen_addr = \"fd00::1\""),
+        "fd00::1".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    let over = Overrides {
+        listen_addr: Some("::1".parse().unwrap()),
+        ..Overrides::default()
+    };
+    let file = parse(&format!("listen_addr = \"10.0.0.1\"\n{base}"));
+    assert_eq!(
+        build(&file, &over).unwrap().gateway.listen_addr,
+        std::net::Ipv6Addr::LOCALHOST,
+        "the flag wins"
+    );
+    let e = ConfigFile::parse(&format!("listen_addr = \"[::]\"\n{base}")).unwrap_err();
+    assert!(e.to_string().contains("listen_addr"), "{e}");
 }
 
 #[test]

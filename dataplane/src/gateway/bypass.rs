@@ -25,7 +25,7 @@
 //! while its listener is open.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -84,8 +84,10 @@ pub struct BypassConfig {
     pub cgroup: CgroupPlacement,
     /// Served ports, each with its kernel listener.
     pub ports: Vec<PortConfig>,
-    /// Address the kernel listeners bind to.
-    pub listen_addr: Ipv4Addr,
+    /// Address the kernel listeners bind to, and so the families a port serves on both paths
+    /// (`socket::tcp_listener`): `::` both, an IPv4 address IPv4 alone, another IPv6 address
+    /// IPv6 alone.
+    pub listen_addr: IpAddr,
     /// `listen()` backlog of the kernel listeners.
     pub backlog: u32,
     /// XDP attach mode.
@@ -117,7 +119,7 @@ pub struct BypassConfig {
 }
 
 impl BypassConfig {
-    /// Defaults for `ifname` and `ports`: the current cgroup, listeners on 0.0.0.0 with a
+    /// Defaults for `ifname` and `ports`: the current cgroup, listeners on `::` (both families) with a
     /// backlog of 1024, XDP native with generic fallback, one queue per channel, no pinning,
     /// default AF_XDP, poller, engine and app settings.
     pub fn new(ifname: impl Into<String>, ports: impl IntoIterator<Item = PortConfig>) -> Self {
@@ -127,7 +129,7 @@ impl BypassConfig {
             ifname,
             cgroup: CgroupPlacement::Current,
             ports: ports.into_iter().collect(),
-            listen_addr: Ipv4Addr::UNSPECIFIED,
+            listen_addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             backlog: 1024,
             xdp_mode: XdpMode::Auto,
             queues: None,
@@ -652,8 +654,8 @@ fn random_secret() -> Result<[u8; 32], BypassError> {
 }
 
 /// A listening TCP socket on `addr:port` with SO_REUSEADDR and the given backlog.
-fn listen_socket(addr: Ipv4Addr, port: u16, backlog: u32) -> Result<TcpListener, BypassError> {
-    socket::tcp_listener(SocketAddrV4::new(addr, port), backlog).map_err(|e| BypassError::Listen {
+fn listen_socket(addr: IpAddr, port: u16, backlog: u32) -> Result<TcpListener, BypassError> {
+    socket::tcp_listener(SocketAddr::new(addr, port), backlog).map_err(|e| BypassError::Listen {
         port,
         what: e.call,
         source: e.source,
@@ -681,7 +683,7 @@ mod tests {
 
     #[test]
     fn listener_binds_with_the_given_backlog_and_secret_is_random() {
-        let l = listen_socket(Ipv4Addr::LOCALHOST, 0, 16).unwrap();
+        let l = listen_socket(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0, 16).unwrap();
         assert!(l.local_addr().unwrap().port() > 0);
         assert_ne!(random_secret().unwrap(), random_secret().unwrap());
     }

@@ -51,7 +51,7 @@ mod proxy;
 mod ring;
 
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -172,7 +172,7 @@ pub struct KernelStats {
 
 struct Listener {
     fd: Option<OwnedFd>,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     /// The multishot accept is in flight.
     armed: bool,
     /// The port's place in `KernelPath::tally`.
@@ -308,9 +308,9 @@ impl KernelPath {
     pub fn bind(
         config: KernelConfig,
         app: App,
-        addrs: &[SocketAddrV4],
+        addrs: &[SocketAddr],
         backlog: u32,
-    ) -> io::Result<(Self, Vec<SocketAddrV4>)> {
+    ) -> io::Result<(Self, Vec<SocketAddr>)> {
         let mut this = KernelPath::new(config, app)?;
         let bound = addrs
             .iter()
@@ -320,19 +320,17 @@ impl KernelPath {
     }
 
     /// Binds a listening socket (SO_REUSEADDR, non-blocking, close-on-exec) with the given
-    /// backlog, and starts accepting on it. Returns the bound address (port 0 picks one).
-    pub fn listen(&mut self, addr: SocketAddrV4, backlog: u32) -> io::Result<SocketAddrV4> {
+    /// backlog, and starts accepting on it. Returns the bound address (port 0 picks one). The
+    /// address's family decides which clients it serves (`socket::tcp_listener`: `::` both).
+    pub fn listen(&mut self, addr: impl Into<SocketAddr>, backlog: u32) -> io::Result<SocketAddr> {
         let listener = socket::tcp_listener(addr, backlog)?;
         listener.set_nonblocking(true)?;
         self.add_listener(OwnedFd::from(listener))
     }
 
     /// Starts accepting on a socket the caller has bound and put in the listening state.
-    pub fn add_listener(&mut self, fd: OwnedFd) -> io::Result<SocketAddrV4> {
-        let addr = match std::net::TcpListener::from(fd.try_clone()?).local_addr()? {
-            std::net::SocketAddr::V4(a) => a,
-            std::net::SocketAddr::V6(_) => return Err(io::ErrorKind::Unsupported.into()),
-        };
+    pub fn add_listener(&mut self, fd: OwnedFd) -> io::Result<SocketAddr> {
+        let addr = std::net::TcpListener::from(fd.try_clone()?).local_addr()?;
         if let Some(cc) = self.config.congestion {
             if let Err(e) = socket::set_congestion(fd.as_raw_fd(), cc) {
                 // Serving matters more than the algorithm: the host's default stays.
@@ -358,7 +356,7 @@ impl KernelPath {
     }
 
     /// Addresses of the listeners still open.
-    pub fn local_addrs(&self) -> impl Iterator<Item = SocketAddrV4> + '_ {
+    pub fn local_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.listeners
             .iter()
             .filter(|l| l.fd.is_some())

@@ -92,7 +92,7 @@ fn proxy_app(servers: &[SocketAddr]) -> App {
 
 /// A kernel path serving `app` on its own thread; stopped when dropped.
 struct Running {
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<KernelPath>>,
 }
@@ -109,7 +109,10 @@ impl Drop for Running {
 fn serve(app: App) -> Running {
     let mut kp = KernelPath::new(KernelConfig::default(), app).unwrap();
     let addr = kp
-        .listen(SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0), 64)
+        .listen(
+            std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0),
+            64,
+        )
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -144,7 +147,7 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> (String, String) {
     (head, String::from_utf8(body).unwrap())
 }
 
-fn client(addr: SocketAddrV4) -> (TcpStream, BufReader<TcpStream>) {
+fn client(addr: SocketAddr) -> (TcpStream, BufReader<TcpStream>) {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();

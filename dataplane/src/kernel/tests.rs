@@ -31,7 +31,10 @@ fn no_descriptor_outlives_its_connection_or_the_kernel_path() {
     };
     let mut kp = KernelPath::new(config, app).unwrap();
     let addr = kp
-        .listen(SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0), 64)
+        .listen(
+            std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0),
+            64,
+        )
         .unwrap();
     let mut now = Instant::from_secs(1);
     for i in 0..300 {
@@ -78,7 +81,10 @@ fn completions_of_an_earlier_generation_never_touch_the_reused_slot() {
     let app = App::new(&crate::app::AppConfig::default()).unwrap();
     let mut kp = KernelPath::new(KernelConfig::default(), app).unwrap();
     let addr = kp
-        .listen(SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0), 16)
+        .listen(
+            std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0),
+            16,
+        )
         .unwrap();
     let mut now = Instant::from_secs(1);
     // Completions for slots that do not exist are ignored.

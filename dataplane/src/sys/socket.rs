@@ -4,19 +4,19 @@
 //! shutdown, close) on the descriptors io_uring accepted.
 //!
 //! Hand-written on libc rather than with `socket2`: the process needs four calls (socket,
-//! setsockopt SO_REUSEADDR, bind, listen) and an ioctl socket, IPv4 only; a dependency would
+//! setsockopt SO_REUSEADDR and IPV6_V6ONLY, bind, listen) and an ioctl socket; a dependency would
 //! not remove the ethtool ioctl's `unsafe`, which works on our own `repr(C)` struct. The
 //! errors name the call that failed, as the operator's messages have always done.
 
 use std::io;
-use std::net::{SocketAddrV4, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// A socket call that failed, with the OS error.
 #[derive(Debug, thiserror::Error)]
 #[error("{call}: {source}")]
 pub struct SocketError {
-    /// The failing call: "socket", "SO_REUSEADDR", "bind" or "listen".
+    /// The failing call: "socket", "SO_REUSEADDR", "IPV6_V6ONLY", "bind" or "listen".
     pub call: &'static str,
     pub source: io::Error,
 }
@@ -35,10 +35,11 @@ fn last_error(call: &'static str) -> SocketError {
     }
 }
 
-/// A new close-on-exec IPv4 socket of `kind` (`SOCK_STREAM`, `SOCK_DGRAM`).
-fn inet_socket(kind: libc::c_int) -> Result<OwnedFd, SocketError> {
-    // SAFETY: socket(2) with constant arguments; returns a new descriptor or -1.
-    let fd = unsafe { libc::socket(libc::AF_INET, kind | libc::SOCK_CLOEXEC, 0) };
+/// A new close-on-exec socket of `family` (`AF_INET`, `AF_INET6`) and `kind` (`SOCK_STREAM`,
+/// `SOCK_DGRAM`).
+fn inet_socket(family: libc::c_int, kind: libc::c_int) -> Result<OwnedFd, SocketError> {
+    // SAFETY: socket(2) with integer arguments; returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(last_error("socket"));
     }
@@ -46,39 +47,91 @@ fn inet_socket(kind: libc::c_int) -> Result<OwnedFd, SocketError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// A listening TCP socket on `addr` with SO_REUSEADDR and the given backlog (clamped to
-/// `i32::MAX`), close-on-exec and blocking.
-pub fn tcp_listener(addr: SocketAddrV4, backlog: u32) -> Result<TcpListener, SocketError> {
-    let fd = inet_socket(libc::SOCK_STREAM)?;
-    let one: libc::c_int = 1;
+/// An integer socket option (`SO_REUSEADDR`, `IPV6_V6ONLY`); `call` names it in the error.
+fn set_int_option(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+    call: &'static str,
+) -> Result<(), SocketError> {
     // SAFETY: `fd` is our socket; the option value is a live c_int of the size passed.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&one as *const libc::c_int).cast(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if rc != 0 {
-        return Err(last_error("SO_REUSEADDR"));
+        return Err(last_error(call));
     }
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*addr.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
+    Ok(())
+}
+
+/// A listening TCP socket on `addr` with SO_REUSEADDR and the given backlog (clamped to
+/// `i32::MAX`), close-on-exec and blocking.
+///
+/// The families, as an operator writes the address: an IPv4 address serves IPv4 alone; the
+/// IPv6 unspecified address `::` serves both families (IPV6_V6ONLY off: IPv4 clients appear
+/// as IPv4-mapped addresses, which [`peer_addr`] turns back into IPv4); any other IPv6
+/// address serves IPv6 alone (IPV6_V6ONLY on, whatever the host's `bindv6only` default).
+pub fn tcp_listener(addr: impl Into<SocketAddr>, backlog: u32) -> Result<TcpListener, SocketError> {
+    let addr = addr.into();
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
     };
-    // SAFETY: `sin` is a live, initialised sockaddr_in and its size is passed.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sin as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
+    let fd = inet_socket(family, libc::SOCK_STREAM)?;
+    set_int_option(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1, "SO_REUSEADDR")?;
+    let rc = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: `sin` is a live, initialised sockaddr_in and its size is passed.
+            unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sin as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+        }
+        SocketAddr::V6(a) => {
+            let v6only = libc::c_int::from(!a.ip().is_unspecified());
+            set_int_option(
+                &fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                v6only,
+                "IPV6_V6ONLY",
+            )?;
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: `sin6` is a live, initialised sockaddr_in6 and its size is passed.
+            unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sin6 as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
     };
     if rc != 0 {
         return Err(last_error("bind"));
@@ -131,7 +184,10 @@ pub fn set_nodelay(fd: RawFd) {
 }
 
 /// The peer's address of a connected IPv4 or IPv6 socket (getpeername(2)); `None` on error
-/// or another family. One system call: the kernel path asks only when the access log is on.
+/// or another family. An IPv4 client of a dual-stack listener comes back as IPv4, not as
+/// its IPv4-mapped IPv6 form: the access log, `X-Forwarded-For` and hashing by client see the
+/// address the client has. One system call: the kernel path asks only when the access log or
+/// the proxy needs it.
 pub fn peer_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
@@ -163,12 +219,17 @@ pub fn peer_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
             // SAFETY: the family says the storage holds a sockaddr_in6, which fits in it.
             let a: libc::sockaddr_in6 =
                 unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            let port = u16::from_be(a.sin6_port);
+            Some(match ip.to_ipv4_mapped() {
+                Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
+                None => SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    port,
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )),
+            })
         }
         _ => None,
     }
@@ -192,13 +253,13 @@ pub fn close_raw(fd: RawFd) {
 
 /// A datagram socket to issue interface ioctls on (`SIOCETHTOOL`, ...); closed when dropped.
 pub fn ioctl_socket() -> io::Result<OwnedFd> {
-    inet_socket(libc::SOCK_DGRAM).map_err(|e| e.source)
+    inet_socket(libc::AF_INET, libc::SOCK_DGRAM).map_err(|e| e.source)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     /// The algorithm set on a listener is the one its accepted connections run (what the
     /// kernel path relies on), and an unknown one is refused.
@@ -245,5 +306,55 @@ mod tests {
         assert_eq!(e.call, "bind");
         assert_eq!(e.source.kind(), io::ErrorKind::AddrInUse);
         assert!(ioctl_socket().is_ok());
+    }
+
+    fn v6only(l: &TcpListener) -> libc::c_int {
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt(2) writes at most `len` bytes into the live `v` and the length
+        // into `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                l.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        v
+    }
+
+    /// `::` serves both families and an IPv4 client is seen as IPv4; a given IPv6 address
+    /// serves IPv6 alone, whatever the host's `bindv6only`.
+    #[test]
+    fn the_unspecified_ipv6_address_serves_both_families_and_a_given_one_ipv6_alone() {
+        use std::net::{Ipv6Addr, SocketAddrV6, TcpStream};
+        let both = tcp_listener(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0), 16).unwrap();
+        let port = both.local_addr().unwrap().port();
+        let v4 = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        let (accepted, _) = both.accept().unwrap();
+        let peer = peer_addr(accepted.as_raw_fd()).unwrap();
+        assert_eq!(
+            peer,
+            v4.local_addr().unwrap(),
+            "an IPv4 client is seen as IPv4"
+        );
+        let v6 = TcpStream::connect((Ipv6Addr::LOCALHOST, port)).unwrap();
+        let (accepted, _) = both.accept().unwrap();
+        assert_eq!(
+            peer_addr(accepted.as_raw_fd()).unwrap(),
+            v6.local_addr().unwrap()
+        );
+        drop(both);
+
+        let only6 = tcp_listener(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 0, 0, 0), 16).unwrap();
+        assert_eq!(v6only(&only6), 1);
+        let both = tcp_listener(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0), 16).unwrap();
+        assert_eq!(v6only(&both), 0);
+        let port = only6.local_addr().unwrap().port();
+        let e = tcp_listener(SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0), 16).unwrap_err();
+        assert_eq!(e.source.kind(), io::ErrorKind::AddrInUse);
     }
 }

@@ -12,6 +12,7 @@
 pub mod http_client;
 pub mod log_capture;
 pub mod raw;
+pub mod status;
 pub mod upstream;
 
 use std::ffi::OsStr;
