@@ -47,6 +47,7 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
                 r.cgroup.display(),
                 port_list(r.ports.iter().map(|p| (p.port, p.bypass_at_start)))
             );
+            println!("xgate: pollers: {}", poller_cores(&r.poller_cores));
             if let Some(a) = r.admin {
                 println!("xgate: admin endpoint on http://{a}/metrics and http://{a}/status");
             }
@@ -62,6 +63,15 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         if stopped.kernel_clean { "closed cleanly" } else { "cut at the deadline" }
     );
     Ok(())
+}
+
+/// `queue 0 on CPU 1, queue 1 unpinned`.
+fn poller_cores(cores: &[Option<usize>]) -> String {
+    let each = cores.iter().enumerate().map(|(q, c)| match c {
+        Some(c) => format!("queue {q} on CPU {c}"),
+        None => format!("queue {q} unpinned"),
+    });
+    each.collect::<Vec<_>>().join(", ")
 }
 
 fn reload(args: &ReloadArgs) -> anyhow::Result<()> {

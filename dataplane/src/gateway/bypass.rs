@@ -46,6 +46,7 @@ use crate::sys::socket;
 use crate::upstream::{UpstreamConnsConfig, UpstreamSideConfig};
 
 use super::access_log::AccessLinks;
+use super::cores::{self, CpuSet};
 use super::placement::{self, process_cgroup, CgroupLookup};
 use crate::tally::{self, PortCount};
 use crate::tcp::TcpStats;
@@ -94,8 +95,13 @@ pub struct BypassConfig {
     pub xdp_mode: XdpMode,
     /// RX queues to serve; `None`: the interface's channel count.
     pub queues: Option<u32>,
-    /// CPU of each queue's poller, by queue index; a queue without an entry is not pinned.
+    /// CPU of each queue's poller, by queue index; a queue without an entry is not pinned
+    /// (but see [`pick_cores`](Self::pick_cores)).
     pub cores: Vec<usize>,
+    /// When `cores` is empty, choose one CPU per queue (`gateway::cores`), avoiding this
+    /// one if given (the kernel path's) and CPUs allow; `None`: leave the pollers unpinned.
+    /// `xgate run` sets it; the library's default is `None`.
+    pub pick_cores: Option<Option<usize>>,
     /// AF_XDP sizes and modes (its `ifname` is replaced by [`ifname`](Self::ifname)).
     pub xsk: XskConfig,
     /// Poller settings (its `core` is replaced by the entry of [`cores`](Self::cores)).
@@ -134,6 +140,7 @@ impl BypassConfig {
             xdp_mode: XdpMode::Auto,
             queues: None,
             cores: Vec::new(),
+            pick_cores: None,
             poller: PollerConfig::default(),
             engine: EngineConfig::default(),
             app: AppConfig::default(),
@@ -185,6 +192,9 @@ pub enum BypassError {
     /// A poller could not be built.
     #[error(transparent)]
     Poller(#[from] PollerError),
+    /// The CPUs to choose the pollers' from could not be read.
+    #[error("reading the CPUs the pollers may run on: {0}")]
+    Cpus(io::Error),
     /// A poller thread could not be spawned.
     #[error("spawning a poller thread: {0}")]
     Spawn(io::Error),
@@ -227,6 +237,8 @@ pub struct PollerExit {
 
 struct PollerHandle {
     queue: u32,
+    /// The CPU the poller is pinned to, if any.
+    core: Option<usize>,
     stats: Arc<PollerStats>,
     waker: Waker,
     drain: Arc<AtomicBool>,
@@ -321,6 +333,7 @@ impl Bypass {
         xsk_config.ifname = config.ifname.clone();
         let secret = random_secret()?;
         let clock = Clock::new();
+        let cores = poller_cores(config, queues)?;
         for q in 0..queues {
             let queue = XskQueue::open(&xsk_config, q, steering.maps())?;
             let mut app = App::new(&config.app)?;
@@ -329,7 +342,7 @@ impl Bypass {
             }
             let engine = Engine::new(config.engine.clone(), app, secret, clock.now());
             let mut poller_config = config.poller.clone();
-            poller_config.core = config.cores.get(q as usize).copied();
+            poller_config.core = cores.get(q as usize).copied();
             poller_config.connection_limit = config.engine.tcp.max_connections;
             let mut poller = Poller::new(
                 queue,
@@ -368,6 +381,7 @@ impl Bypass {
                 .map_err(BypassError::Spawn)?;
             gw.pollers.push(PollerHandle {
                 queue: q,
+                core: cores.get(q as usize).copied(),
                 stats,
                 waker,
                 drain,
@@ -443,6 +457,11 @@ impl Bypass {
     /// Number of RX queues (pollers).
     pub fn queues(&self) -> usize {
         self.pollers.len()
+    }
+
+    /// The CPU each queue's poller is pinned to (`None`: not pinned), by queue.
+    pub fn poller_cores(&self) -> Vec<Option<usize>> {
+        self.pollers.iter().map(|p| p.core).collect()
     }
 
     /// Each poller's counters, by queue.
@@ -651,6 +670,23 @@ fn random_secret() -> Result<[u8; 32], BypassError> {
     let mut secret = [0u8; 32];
     crate::sys::random_bytes(&mut secret).map_err(BypassError::Random)?;
     Ok(secret)
+}
+
+/// The pollers' CPUs by queue: the configured ones, or one chosen per queue when none are
+/// configured and [`BypassConfig::pick_cores`] asks (logged, so the operator sees the choice).
+fn poller_cores(config: &BypassConfig, queues: u32) -> Result<Vec<usize>, BypassError> {
+    let Some(avoid) = config.pick_cores.filter(|_| config.cores.is_empty()) else {
+        return Ok(config.cores.clone());
+    };
+    let cpus = CpuSet::of_interface(&config.ifname).map_err(BypassError::Cpus)?;
+    let choice = cores::choose(queues, &cpus, avoid)
+        .ok_or_else(|| BypassError::Cpus(io::Error::other("the process may run on no CPU")))?;
+    if choice.shared {
+        tracing::warn!(%choice, "poller CPUs chosen; set [bypass] cores to choose them");
+    } else {
+        tracing::info!(%choice, "poller CPUs chosen; set [bypass] cores to choose them");
+    }
+    Ok(choice.cores)
 }
 
 /// A listening TCP socket on `addr:port` with SO_REUSEADDR and the given backlog.

@@ -14,6 +14,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod bypass;
+pub mod cores;
 pub mod health;
 mod kernel_thread;
 pub mod metrics;

@@ -36,13 +36,18 @@ impl Publisher {
     pub(super) fn write(&mut self, bypass: &Bypass) -> Result<(), ReportError> {
         let state = &mut self.state;
         state.updated_unix_ms = unix_ms();
+        let cores = bypass.poller_cores();
         state.pollers = bypass
             .counters()
             .iter()
             .zip(bypass.tcp_stats_by_queue())
             .zip(bypass.http_stats_by_queue())
             .enumerate()
-            .map(|(q, ((c, tcp), http))| poller_state(q as u32, c, &tcp, &http))
+            .map(|(q, ((c, tcp), http))| {
+                let mut p = poller_state(q as u32, c, &tcp, &http);
+                p.core = cores.get(q).copied().flatten();
+                p
+            })
             .collect();
         state.bypass_ports = bypass.port_counts();
         state.kernel = self
@@ -90,6 +95,7 @@ pub(super) fn poller_state(
         socket_rx_invalid_descs: c.socket_rx_invalid_descs,
         socket_tx_invalid_descs: c.socket_tx_invalid_descs,
         queue,
+        core: None,
         connections: c.connections,
         established: c.tcp_established,
         requests: c.http_requests,

@@ -87,6 +87,8 @@ pub enum RunError {
 pub struct Ready {
     pub ifname: String,
     pub queues: usize,
+    /// The CPU of each queue's poller (`None`: not pinned), by queue.
+    pub poller_cores: Vec<Option<usize>>,
     pub xdp_attached: &'static str,
     pub ports: Vec<ServedPort>,
     pub cgroup: PathBuf,
@@ -134,6 +136,9 @@ fn run_in_cgroup(
         BypassConfig::new(String::new(), Vec::new()),
     );
     gw_config.cgroup = CgroupPlacement::Join(cgroup.clone());
+    // Pollers without configured CPUs get one each, away from a pinned kernel path.
+    let KernelDrive::Thread { core: kernel_core } = config.kernel_drive;
+    gw_config.pick_cores = Some(kernel_core);
     let ifname = gw_config.ifname.clone();
     // Bound before the gateway joins its cgroup: sock_ops must never tag it.
     let admin_listener = match config.admin_listen {
@@ -281,6 +286,7 @@ fn run_in_cgroup(
     on_ready(&Ready {
         ifname: ifname.clone(),
         queues: gateway.queues(),
+        poller_cores: gateway.poller_cores(),
         xdp_attached,
         ports,
         cgroup,

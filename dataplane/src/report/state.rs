@@ -103,6 +103,9 @@ pub struct ServedPort {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollerState {
     pub queue: u32,
+    /// The CPU the poller is pinned to (`None`: not pinned).
+    #[serde(default)]
+    pub core: Option<usize>,
     /// Live TCP connections in the engine.
     pub connections: u64,
     /// Connections established (valid cookie ACKs).

@@ -1,0 +1,103 @@
+//! One engine per RX queue, one SYN-cookie secret for all of them (issue 15, item 3): a
+//! handshake whose SYN one queue's engine answered completes on another queue's engine, in
+//! both families, because every SYN-ACK's ISN is a cookie of the shared secret. A NIC keeps a
+//! flow on one queue as long as its RSS table does not change; when an operator changes the
+//! table (`ethtool -X`) or the queue count, or a flow's hash is computed differently for the
+//! ACK than for the SYN, the ACK lands elsewhere and must still be a connection, not a reset.
+
+use xgate_core::app::{App, AppConfig};
+use xgate_core::engine::{Engine, EngineConfig};
+use xgate_core::testkit::ScriptedClient;
+use xgate_core::time::Instant;
+use xgate_core::wire::TcpFlags;
+
+fn engine(secret: [u8; 32], now: Instant) -> Engine {
+    let app = App::new(&AppConfig::default()).expect("the default app");
+    Engine::new(EngineConfig::default(), app, secret, now)
+}
+
+/// Every frame the engine has to send, as the client takes them; returns their flags.
+fn pump(
+    engine: &mut Engine,
+    now: Instant,
+    client: &mut ScriptedClient,
+    sink: &mut Vec<u8>,
+) -> Vec<TcpFlags> {
+    let mut out = vec![0u8; 2048];
+    let mut flags = Vec::new();
+    while let Some(n) = engine.poll_transmit(now, &mut out) {
+        if let Some(r) = client.receive(&out[..n], Some(sink)) {
+            flags.push(r.flags);
+        }
+    }
+    flags
+}
+
+/// The SYN to `first`, the rest of the connection to `second`: what `second` answers to a
+/// `GET /health` sent with the handshake's ACK, and the flags of every frame it sent.
+fn handshake_across(
+    first: &mut Engine,
+    second: &mut Engine,
+    now: Instant,
+    mut client: ScriptedClient,
+) -> (Vec<u8>, Vec<TcpFlags>) {
+    let mut buf = Vec::new();
+    let n = client.syn(&mut buf, true);
+    first
+        .handle_frame(now, &buf[..n])
+        .expect("the SYN is taken");
+    let synack = pump(first, now, &mut client, &mut Vec::new());
+    assert_eq!(synack, vec![TcpFlags::SYN | TcpFlags::ACK]);
+
+    let mut got = Vec::new();
+    let mut flags = Vec::new();
+    let n = client.send(&mut buf, &[]);
+    let _ = second.handle_frame(now, &buf[..n]);
+    flags.extend(pump(second, now, &mut client, &mut got));
+    let n = client.send(&mut buf, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    let _ = second.handle_frame(now, &buf[..n]);
+    flags.extend(pump(second, now, &mut client, &mut got));
+    (got, flags)
+}
+
+#[test]
+fn a_handshake_begun_on_one_queue_completes_on_another_in_both_families() {
+    let now = Instant::from_secs(50);
+    let secret = [0x5au8; 32];
+    let (mut q0, mut q1) = (engine(secret, now), engine(secret, now));
+    for client in [
+        ScriptedClient::new(41_000, 80, 0x1234_5678),
+        ScriptedClient::new_ipv6(41_001, 80, 0x9000_0000),
+    ] {
+        let (got, flags) = handshake_across(&mut q0, &mut q1, now, client);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text} {flags:?}");
+        assert!(
+            !flags.iter().any(|f| f.contains(TcpFlags::RST)),
+            "{flags:?}"
+        );
+    }
+    assert_eq!(
+        q1.connection_count(),
+        2,
+        "both connections live on the second queue"
+    );
+    assert_eq!(
+        q0.connection_count(),
+        0,
+        "the first queue holds no connection"
+    );
+}
+
+/// The proof above needs the secret to be shared: with another secret the ACK is no cookie
+/// of the second engine's, which answers it with a reset (RFC 9293: an ACK for a connection
+/// that does not exist) and serves nothing.
+#[test]
+fn with_another_secret_the_ack_is_refused() {
+    let now = Instant::from_secs(50);
+    let (mut q0, mut q1) = (engine([1; 32], now), engine([2; 32], now));
+    let (got, flags) = handshake_across(&mut q0, &mut q1, now, ScriptedClient::new(41_002, 80, 77));
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    assert!(flags.iter().any(|f| f.contains(TcpFlags::RST)), "{flags:?}");
+    assert_eq!(q1.connection_count(), 0);
+}
