@@ -144,8 +144,8 @@ int xgate_xdp(struct xdp_md *ctx)
 
 	/* Rule 2: a connection user space owns, whatever the port's state. */
 	struct xgate_flow flow = {
-		.local_ip = ip->daddr,
-		.remote_ip = ip->saddr,
+		.local_ip = { 0, 0, bpf_htonl(0xffff), ip->daddr },
+		.remote_ip = { 0, 0, bpf_htonl(0xffff), ip->saddr },
 		.local_port = tcp->dest,
 		.remote_port = tcp->source,
 	};

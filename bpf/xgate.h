@@ -50,12 +50,18 @@ struct xgate_listener {
 	__u32 _pad;
 };
 
-/* `user_flows` key: one TCP connection owned by user space, network byte order. */
+/*
+ * `user_flows` key: one TCP connection owned by user space, network byte order.
+ * One key for both families: an IPv4 address is stored IPv4-mapped
+ * (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2). No IPv6 flow ever has such an
+ * address (XDP passes IPv6 packets carrying one, and Linux drops them), so an
+ * IPv4 key never equals an IPv6 one.
+ */
 struct xgate_flow {
-	__u32 local_ip;    /* gateway address (packet's destination) */
-	__u32 remote_ip;   /* client address (packet's source) */
-	__u16 local_port;  /* gateway port (packet's destination port) */
-	__u16 remote_port; /* client port (packet's source port) */
+	__u32 local_ip[4];  /* gateway address (packet's destination) */
+	__u32 remote_ip[4]; /* client address (packet's source) */
+	__u16 local_port;   /* gateway port (packet's destination port) */
+	__u16 remote_port;  /* client port (packet's source port) */
 };
 
 /* `user_flows` value: which poller owns the flow. */
