@@ -171,13 +171,15 @@ pub enum Stat {
     NoXsk = 6,
     /// Kernel-path passive connections (sock_ops).
     KernelConns = 7,
-    /// Global only: not IPv4/TCP, or a fragment.
+    /// Global only: not TCP, or a fragment (rule 1).
     NotTcp = 8,
+    /// Of `Redirected`, the IPv6 segments.
+    RedirectedV6 = 9,
 }
 
 impl Stat {
     /// Number of counters per port.
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 }
 
 /// Counters of one port (or the global slot), summed over CPUs.
@@ -587,7 +589,7 @@ mod tests {
             .collect();
         let stats = types::xgate_stats::from_bytes(&raw).expect("one u64 per counter");
         assert_eq!(stats.v[Stat::Passed as usize], 2);
-        assert_eq!(stats.v[Stat::NotTcp as usize], Stat::COUNT as u64);
+        assert_eq!(stats.v[Stat::RedirectedV6 as usize], Stat::COUNT as u64);
         assert_eq!(
             types::xgate_stats::default().as_bytes(),
             vec![0; 8 * Stat::COUNT]
@@ -639,10 +641,19 @@ mod tests {
             (Stat::NoXsk, "XGATE_STAT_NO_XSK"),
             (Stat::KernelConns, "XGATE_STAT_KERNEL_CONNS"),
             (Stat::NotTcp, "XGATE_STAT_NOT_TCP"),
+            (Stat::RedirectedV6, "XGATE_STAT_REDIRECTED_V6"),
         ] {
             assert_eq!(stat as u32, header_value(name), "{name}");
         }
         assert_eq!(Stat::COUNT as u32, header_value("XGATE_STAT_MAX"));
         assert_eq!(header_value("XGATE_STATS_GLOBAL"), 0);
+    }
+
+    /// XDP must steer nothing the engine's walk refuses (a steered packet it refuses is lost):
+    /// its chain of IPv6 extension headers is never the longer one.
+    #[test]
+    fn the_xdp_walk_is_bounded_within_the_engine_s() {
+        let xdp = header_value("XGATE_IPV6_MAX_EXT") as usize;
+        assert!((1..=crate::wire::ipv6::MAX_EXTENSION_HEADERS).contains(&xdp));
     }
 }

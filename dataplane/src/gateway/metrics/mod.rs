@@ -105,6 +105,7 @@ fn steering(m: &mut Metrics, s: &Status) {
     for p in &s.ports {
         for (verdict, n) in [
             ("redirected", p.redirected),
+            ("redirected_ipv6", p.redirected_ipv6),
             ("passed", p.passed),
             ("passed_kernel_owned", p.kernel_owned),
             ("passed_no_xsk", p.no_xsk),
