@@ -27,6 +27,19 @@
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 #define VLAN_HLEN 4
+/* <linux/icmp.h> pulls in libc headers, so what is needed of it is here. */
+#define ICMP_DEST_UNREACH 3
+#define ICMP_FRAG_NEEDED 4
+#define ICMPV6_PKT_TOOBIG 2
+
+/* The 8 bytes ICMPv4 and ICMPv6 errors share before the quoted packet. */
+struct icmp_err {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be32 rest; /* unused, or the next-hop MTU */
+};
+
 /* Tunables, set by the loader between open and load. */
 const volatile __u8 xgate_count_stats = 1;
 
@@ -170,8 +183,8 @@ static __always_inline int ipv6_options_skippable(void *data, void *data_end, __
  * right after the fixed header), Destination Options whose options may all be
  * skipped, and Routing with Segments Left 0 are looked through, at most
  * XGATE_IPV6_MAX_EXT of them. Returns the header after them, *off then at it:
- * the caller passes whatever is not TCP there (a Fragment header, ESP, AH, No
- * Next Header, an unknown header). -1, passed too: an option that
+ * the caller passes whatever is not TCP or ICMPv6 there (a Fragment header,
+ * ESP, AH, No Next Header, an unknown header). -1, passed too: an option that
  * asks for a discard, segments left, a header past the frame's end, or a
  * longer chain.
  */
@@ -282,6 +295,72 @@ pass:
 	return XDP_PASS;
 }
 
+/*
+ * Rule 1a: an ICMP error about a packet the gateway sent on a bypass
+ * connection, whose quoted header gives `flow` (quoted source = local). The
+ * kernel has no socket for it; the connection's poller has.
+ */
+static __always_inline int steer_icmp(struct xdp_md *ctx, struct xgate_flow *flow, int v6)
+{
+	__u16 port;
+
+	if (!bpf_map_lookup_elem(&user_flows, flow))
+		return not_tcp();
+	port = bpf_ntohs(flow->local_port);
+	return steer(ctx, bpf_map_lookup_elem(&stats, &port), XGATE_STAT_ICMP_STEERED, v6);
+}
+
+/* Rule 1a over IPv4: "fragmentation needed" (RFC 1191) quoting a TCP segment. */
+static __always_inline int xdp_icmp4(struct xdp_md *ctx, void *data_end, struct icmp_err *icmp)
+{
+	struct iphdr *q = (void *)(icmp + 1);
+	__be16 *ports;
+	__u32 ihl;
+
+	if ((void *)(q + 1) > data_end)
+		return not_tcp();
+	if (icmp->type != ICMP_DEST_UNREACH || icmp->code != ICMP_FRAG_NEEDED)
+		return not_tcp();
+	ihl = q->ihl * 4;
+	/* A quoted later fragment starts with no TCP header. */
+	if (q->version != 4 || ihl < sizeof(*q) || q->protocol != IPPROTO_TCP ||
+	    (q->frag_off & bpf_htons(IP_OFFSET)))
+		return not_tcp();
+	ports = (void *)q + ihl;
+	if ((void *)(ports + 2) > data_end)
+		return not_tcp();
+
+	struct xgate_flow flow = {
+		.local_ip = { 0, 0, bpf_htonl(0xffff), q->saddr },
+		.remote_ip = { 0, 0, bpf_htonl(0xffff), q->daddr },
+		.local_port = ports[0],
+		.remote_port = ports[1],
+	};
+	return steer_icmp(ctx, &flow, 0);
+}
+
+/* Rule 1a over IPv6: "packet too big" (RFC 8201) quoting a TCP segment. */
+static __always_inline int xdp_icmp6(struct xdp_md *ctx, void *data_end, struct icmp_err *icmp)
+{
+	struct ipv6hdr *q = (void *)(icmp + 1);
+	__be16 *ports = (void *)(q + 1);
+	struct xgate_flow flow;
+
+	if ((void *)(ports + 2) > data_end)
+		return not_tcp();
+	/* The gateway sends no extension headers: TCP follows the fixed header. */
+	if (icmp->type != ICMPV6_PKT_TOOBIG || q->version != 6 ||
+	    q->nexthdr != IPPROTO_TCP)
+		return not_tcp();
+	if (ipv4_mapped(q->saddr.in6_u.u6_addr32) || ipv4_mapped(q->daddr.in6_u.u6_addr32))
+		return not_tcp();
+	__builtin_memcpy(flow.local_ip, &q->saddr, sizeof(flow.local_ip));
+	__builtin_memcpy(flow.remote_ip, &q->daddr, sizeof(flow.remote_ip));
+	flow.local_port = ports[0];
+	flow.remote_port = ports[1];
+	return steer_icmp(ctx, &flow, 1);
+}
+
 static __always_inline int xdp_ipv4(struct xdp_md *ctx, void *data, void *data_end, __u64 off)
 {
 	struct iphdr *ip = data + off;
@@ -296,6 +375,8 @@ static __always_inline int xdp_ipv4(struct xdp_md *ctx, void *data, void *data_e
 	/* Fragments -> PASS: only the first carries ports, the kernel reassembles. */
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return not_tcp();
+	if (ip->protocol == IPPROTO_ICMP)
+		return xdp_icmp4(ctx, data_end, (void *)ip + ihl);
 	if (ip->protocol != IPPROTO_TCP)
 		return not_tcp();
 	tcp = (void *)ip + ihl;
@@ -324,6 +405,8 @@ static __always_inline int xdp_ipv6(struct xdp_md *ctx, void *data, void *data_e
 		return not_tcp();
 	off += sizeof(*ip6);
 	proto = ipv6_upper_layer(data, data_end, &off, ip6->nexthdr);
+	if (proto == IPPROTO_ICMPV6)
+		return xdp_icmp6(ctx, data_end, data + off);
 	if (proto != IPPROTO_TCP)
 		return not_tcp();
 	tcp = data + off;
@@ -347,8 +430,9 @@ int xgate_xdp(struct xdp_md *ctx)
 	__u64 off;
 
 	/*
-	 * Rule 1: TCP over IPv4 or IPv6 goes on to the other rules; the rest
-	 * passes. One 802.1Q tag is looked through.
+	 * Rule 1: TCP over IPv4 or IPv6 goes on to the other rules, and so do the
+	 * ICMP errors of rule 1a; the rest passes. One 802.1Q tag is looked
+	 * through.
 	 */
 	off = sizeof(*eth);
 	if (data + off > data_end)

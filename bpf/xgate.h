@@ -49,9 +49,10 @@ enum xgate_stat {
 	XGATE_STAT_UNKNOWN_STEERED = 5, /* non-SYN segments of unknown flows redirected (rule 5) */
 	XGATE_STAT_NO_XSK = 6,       /* wanted a redirect, no socket on that queue: passed */
 	XGATE_STAT_KERNEL_CONNS = 7, /* kernel-path passive connections (sock_ops) */
-	XGATE_STAT_NOT_TCP = 8,      /* global only: not TCP, or a fragment (rule 1) */
-	XGATE_STAT_REDIRECTED_V6 = 9, /* of REDIRECTED, the IPv6 segments */
-	XGATE_STAT_MAX = 10,
+	XGATE_STAT_NOT_TCP = 8,      /* global only: not TCP, a fragment, ICMP not steered (rule 1) */
+	XGATE_STAT_REDIRECTED_V6 = 9, /* of REDIRECTED, the IPv6 packets (TCP and ICMPv6) */
+	XGATE_STAT_ICMP_STEERED = 10, /* of REDIRECTED, ICMP errors quoting a user flow (rule 1a), by its local port */
+	XGATE_STAT_MAX = 11,
 };
 
 struct xgate_stats {

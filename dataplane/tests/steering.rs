@@ -717,7 +717,8 @@ fn gateway_killed_falls_back_to_kernel() {
     assert!(topo.leave_gateway());
 }
 
-// IPv6 (docs/steering.md): the same veth, IPv6 addresses added to both ends.
+// IPv6 and ICMP (docs/steering.md rules 1 and 1a): the same veth, IPv6 addresses added to
+// both ends.
 
 /// A port with a dual-stack kernel listener (`[::]`, IPV6_V6ONLY=0).
 const DUAL_PORT: u16 = 18083;
@@ -814,6 +815,41 @@ fn tcp6_frame(
     f
 }
 
+/// Ethernet / IPv4 / ICMP `kind`.`code` from the client to the gateway, quoting the IPv4
+/// header and the first 8 TCP bytes of a segment from `local` to `remote` (one the gateway
+/// sent); both checksums.
+fn icmp4_frame(kind: u8, code: u8, local: SocketAddrV4, remote: SocketAddrV4) -> Vec<u8> {
+    let sent = tcp_frame(
+        local.ip().octets(),
+        remote.ip().octets(),
+        local.port(),
+        remote.port(),
+        ACK,
+        0x4000, // DF
+        false,
+    );
+    let mut icmp = vec![kind, code, 0, 0, 0, 0];
+    icmp.extend_from_slice(&1400u16.to_be_bytes()); // next-hop MTU
+    icmp.extend_from_slice(&sent[14..14 + 20 + 8]);
+    let c = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let cl: Ipv4Addr = CLIENT_IP.parse().unwrap();
+    let gw: Ipv4Addr = GW_IP.parse().unwrap();
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&u16::try_from(20 + icmp.len()).unwrap().to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 1;
+    ip[12..16].copy_from_slice(&cl.octets());
+    ip[16..20].copy_from_slice(&gw.octets());
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut f = eth_header(0x0800, false);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&icmp);
+    f
+}
+
 /// Ethernet / IPv6 (`ext` after the fixed header, `first` its Next Header) / ICMPv6
 /// `kind`.`code` from `src` to `dst`, its 4-byte field `field` and then `body`; checksum
 /// zero (what reaches the AF_XDP socket is not checked on the way).
@@ -834,6 +870,18 @@ fn icmp6_frame(
     let mut f = eth_header(0x86dd, false);
     f.extend_from_slice(&ipv6_packet(src, dst, first, ext, &icmp));
     f
+}
+
+/// The IPv6 packet of a TCP segment from `local` to `remote` (one the gateway sent), whole
+/// header and no payload: what a "packet too big" quotes of it.
+fn sent6(local: SocketAddrV6, remote: SocketAddrV6, next: u8) -> Vec<u8> {
+    ipv6_packet(
+        *local.ip(),
+        *remote.ip(),
+        next,
+        &[],
+        &tcp_header(local.port(), remote.port(), ACK),
+    )
 }
 
 /// What a drained frame is, for the IPv6/ICMP test: (IP version, protocol, destination port
@@ -1018,18 +1066,19 @@ fn ping6(topo: &Topology) -> bool {
 }
 
 /// Steering of IPv6 TCP by the rules IPv4 has, the extension headers it looks through and
-/// those it passes, and sock_ops' tags of AF_INET6 listeners.
+/// those it passes, sock_ops' tags of AF_INET6 listeners, and ICMP "fragmentation needed" /
+/// ICMPv6 "packet too big" reaching the bypass connection they are about.
 #[test]
-fn steering_ipv6() {
-    ipv6_scenario(XdpMode::Auto);
+fn steering_ipv6_and_icmp() {
+    ipv6_and_icmp_scenario(XdpMode::Auto);
 }
 
 #[test]
-fn steering_ipv6_generic() {
-    ipv6_scenario(XdpMode::Generic);
+fn steering_ipv6_and_icmp_generic() {
+    ipv6_and_icmp_scenario(XdpMode::Generic);
 }
 
-fn ipv6_scenario(mode: XdpMode) {
+fn ipv6_and_icmp_scenario(mode: XdpMode) {
     if !is_root() {
         eprintln!("SKIPPED: the steering test needs root (netns, XDP, AF_XDP, cgroups)");
         return;
@@ -1431,6 +1480,143 @@ fn ipv6_scenario(mode: XdpMode) {
     ));
     assert!(!maps.has_user_flow(mapped_flow).unwrap());
 
+    // Rule 1a: ICMP errors quoting a bypass connection's segment reach it, counted on its
+    // local port; others pass. The port is off: only user_flows matters.
+    let local4 = SocketAddrV4::new(gw4, DUAL_PORT);
+    let remote4 = SocketAddrV4::new(cl4, 41010);
+    let unknown4 = SocketAddrV4::new(cl4, 41011);
+    let unknown6 = SocketAddrV6::new(cl6, 41011, 0, 0);
+    let ptb = |local: SocketAddrV6, remote: SocketAddrV6, next: u8, kind: u8| {
+        icmp6_frame(
+            cl6,
+            gw6,
+            NH_ICMPV6,
+            &[],
+            kind,
+            0,
+            1280,
+            &sent6(local, remote, next),
+        )
+    };
+    let before = maps.port_stats(DUAL_PORT).unwrap().unwrap();
+    assert_eq!(
+        verdict(&icmp4_frame(3, 4, local4, remote4)),
+        Redirect,
+        "frag needed"
+    );
+    let mid = maps.port_stats(DUAL_PORT).unwrap().unwrap();
+    assert_eq!(
+        mid.get(Stat::IcmpSteered),
+        before.get(Stat::IcmpSteered) + 1
+    );
+    assert_eq!(mid.get(Stat::Redirected), before.get(Stat::Redirected) + 1);
+    assert_eq!(mid.get(Stat::RedirectedV6), before.get(Stat::RedirectedV6));
+    assert_eq!(
+        verdict(&ptb(local6, remote6, NH_TCP, 2)),
+        Redirect,
+        "packet too big"
+    );
+    let after = maps.port_stats(DUAL_PORT).unwrap().unwrap();
+    assert_eq!(after.get(Stat::IcmpSteered), mid.get(Stat::IcmpSteered) + 1);
+    assert_eq!(after.get(Stat::Redirected), mid.get(Stat::Redirected) + 1);
+    assert_eq!(
+        after.get(Stat::RedirectedV6),
+        mid.get(Stat::RedirectedV6) + 1
+    );
+    assert_eq!(after.get(Stat::UserFlow), before.get(Stat::UserFlow));
+    let outer_dest_opts = icmp6_frame(
+        cl6,
+        gw6,
+        NH_DEST_OPTS,
+        &pad(NH_ICMPV6),
+        2,
+        0,
+        1280,
+        &sent6(local6, remote6, NH_TCP),
+    );
+    assert_eq!(
+        verdict(&outer_dest_opts),
+        Redirect,
+        "packet too big behind Destination Options"
+    );
+    assert_eq!(
+        verdict(&icmp4_frame(3, 4, local4, unknown4)),
+        Pass,
+        "frag needed, unknown flow"
+    );
+    assert_eq!(
+        verdict(&ptb(local6, unknown6, NH_TCP, 2)),
+        Pass,
+        "too big, unknown flow"
+    );
+    assert_eq!(
+        verdict(&icmp4_frame(3, 3, local4, remote4)),
+        Pass,
+        "port unreachable"
+    );
+    assert_eq!(
+        verdict(&icmp4_frame(11, 0, local4, remote4)),
+        Pass,
+        "time exceeded"
+    );
+    assert_eq!(
+        verdict(&ptb(local6, remote6, NH_TCP, 1)),
+        Pass,
+        "ICMPv6 unreachable"
+    );
+    assert_eq!(
+        verdict(&ptb(local6, remote6, NH_DEST_OPTS, 2)),
+        Pass,
+        "quoted extension header"
+    );
+    // Quoting the segment the other way round (as if the client had sent it): no such flow.
+    assert_eq!(
+        verdict(&icmp4_frame(3, 4, remote4, local4)),
+        Pass,
+        "frag needed, reversed"
+    );
+    assert_eq!(
+        verdict(&ptb(remote6, local6, NH_TCP, 2)),
+        Pass,
+        "too big, reversed"
+    );
+    let mapped_ptb = ptb(
+        SocketAddrV6::new(gw4.to_ipv6_mapped(), DUAL_PORT, 0, 0),
+        SocketAddrV6::new(cl4.to_ipv6_mapped(), 41010, 0, 0),
+        NH_TCP,
+        2,
+    );
+    assert_eq!(
+        verdict(&mapped_ptb),
+        Pass,
+        "too big quoting IPv4-mapped addresses"
+    );
+
+    // Real traffic: the two errors sent by the client reach the AF_XDP socket.
+    let wire = xgate_testnet::packet::PacketSocket::open(&topo.client_ns, &topo.client_if)
+        .expect("AF_PACKET socket in the client netns");
+    let client_mac = topo.client_mac().expect("client MAC");
+    let gw_mac = topo.server_mac().expect("gateway MAC");
+    let before = maps.port_stats(DUAL_PORT).unwrap().unwrap();
+    for mut frame in [
+        icmp4_frame(3, 4, local4, remote4),
+        ptb(local6, remote6, NH_TCP, 2),
+    ] {
+        frame[0..6].copy_from_slice(&gw_mac);
+        frame[6..12].copy_from_slice(&client_mac);
+        wire.send(&frame).expect("AF_PACKET send");
+    }
+    let seen = drain_summaries(&mut xsks, Duration::from_millis(300));
+    assert!(
+        seen.contains(&(4, 1, 3, 0)),
+        "no frag needed on AF_XDP: {seen:?}"
+    );
+    assert!(
+        seen.contains(&(6, NH_ICMPV6, 2, 0)),
+        "no packet too big on AF_XDP: {seen:?}"
+    );
+    let after = maps.port_stats(DUAL_PORT).unwrap().unwrap();
+    assert!(after.get(Stat::IcmpSteered) >= before.get(Stat::IcmpSteered) + 2);
     maps.remove_user_flow(flow4).unwrap();
     maps.remove_user_flow(flow6).unwrap();
     assert!(maps.user_flows().is_empty());

@@ -171,15 +171,18 @@ pub enum Stat {
     NoXsk = 6,
     /// Kernel-path passive connections (sock_ops).
     KernelConns = 7,
-    /// Global only: not TCP, or a fragment (rule 1).
+    /// Global only: not TCP, a fragment, or ICMP not steered (rule 1).
     NotTcp = 8,
-    /// Of `Redirected`, the IPv6 segments.
+    /// Of `Redirected`, the IPv6 packets (TCP segments and ICMPv6 errors).
     RedirectedV6 = 9,
+    /// Of `Redirected`, ICMP "fragmentation needed" and ICMPv6 "packet too big" quoting a
+    /// `user_flows` connection (rule 1a), counted on its local port.
+    IcmpSteered = 10,
 }
 
 impl Stat {
     /// Number of counters per port.
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
 }
 
 /// Counters of one port (or the global slot), summed over CPUs.
@@ -589,7 +592,7 @@ mod tests {
             .collect();
         let stats = types::xgate_stats::from_bytes(&raw).expect("one u64 per counter");
         assert_eq!(stats.v[Stat::Passed as usize], 2);
-        assert_eq!(stats.v[Stat::RedirectedV6 as usize], Stat::COUNT as u64);
+        assert_eq!(stats.v[Stat::IcmpSteered as usize], Stat::COUNT as u64);
         assert_eq!(
             types::xgate_stats::default().as_bytes(),
             vec![0; 8 * Stat::COUNT]
@@ -642,6 +645,7 @@ mod tests {
             (Stat::KernelConns, "XGATE_STAT_KERNEL_CONNS"),
             (Stat::NotTcp, "XGATE_STAT_NOT_TCP"),
             (Stat::RedirectedV6, "XGATE_STAT_REDIRECTED_V6"),
+            (Stat::IcmpSteered, "XGATE_STAT_ICMP_STEERED"),
         ] {
             assert_eq!(stat as u32, header_value(name), "{name}");
         }
