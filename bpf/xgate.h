@@ -25,6 +25,20 @@
 /* `stats` key for counters that belong to no port. */
 #define XGATE_STATS_GLOBAL 0
 
+/*
+ * IPv6 extension headers the XDP program looks through; a longer chain is
+ * passed. RFC 8200 section 4.1 has each header occur once, Destination Options
+ * twice: of the ones the walk looks through (Fragment, ESP and AH are never
+ * steered), Hop-by-Hop, Destination Options, Routing and Destination Options
+ * are the most a TCP sender puts in front of its segment.
+ */
+#define XGATE_IPV6_MAX_EXT 4
+/*
+ * Options checked per Hop-by-Hop or Destination Options header; a header
+ * holding more (padding a sender would write as one PadN) is passed.
+ */
+#define XGATE_IPV6_MAX_OPTS 8
+
 /* Per-port counter indices into struct xgate_stats.v (per CPU). */
 enum xgate_stat {
 	XGATE_STAT_REDIRECTED = 0,   /* XDP_REDIRECT into an AF_XDP socket */
@@ -35,8 +49,10 @@ enum xgate_stat {
 	XGATE_STAT_UNKNOWN_STEERED = 5, /* non-SYN segments of unknown flows redirected (rule 5) */
 	XGATE_STAT_NO_XSK = 6,       /* wanted a redirect, no socket on that queue: passed */
 	XGATE_STAT_KERNEL_CONNS = 7, /* kernel-path passive connections (sock_ops) */
-	XGATE_STAT_NOT_TCP = 8,      /* global only: not IPv4/TCP, or a fragment */
-	XGATE_STAT_MAX = 9,
+	XGATE_STAT_NOT_TCP = 8,      /* global only: not TCP, a fragment, ICMP not steered (rule 1) */
+	XGATE_STAT_REDIRECTED_V6 = 9, /* of REDIRECTED, the IPv6 packets (TCP and ICMPv6) */
+	XGATE_STAT_ICMP_STEERED = 10, /* of REDIRECTED, ICMP errors quoting a user flow (rule 1a), by its local port */
+	XGATE_STAT_MAX = 11,
 };
 
 struct xgate_stats {
@@ -46,16 +62,27 @@ struct xgate_stats {
 /* `listeners` value: what sock_ops saw when the gateway's socket listened. */
 struct xgate_listener {
 	__u64 cookie; /* socket cookie of the listening socket */
-	__u32 family; /* AF_INET or AF_INET6 (dual-stack) */
+	/*
+	 * AF_INET, or AF_INET6 for a dual-stack listener and a v6-only one alike
+	 * (sock_ops cannot tell them apart). XDP steers IPv6 only to an AF_INET6
+	 * listener's port, IPv4 to either.
+	 */
+	__u32 family;
 	__u32 _pad;
 };
 
-/* `user_flows` key: one TCP connection owned by user space, network byte order. */
+/*
+ * `user_flows` key: one TCP connection owned by user space, network byte order.
+ * One key for both families: an IPv4 address is stored IPv4-mapped
+ * (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2). No IPv6 flow ever has such an
+ * address (XDP passes IPv6 packets carrying one, and Linux drops them), so an
+ * IPv4 key never equals an IPv6 one.
+ */
 struct xgate_flow {
-	__u32 local_ip;    /* gateway address (packet's destination) */
-	__u32 remote_ip;   /* client address (packet's source) */
-	__u16 local_port;  /* gateway port (packet's destination port) */
-	__u16 remote_port; /* client port (packet's source port) */
+	__u32 local_ip[4];  /* gateway address (packet's destination) */
+	__u32 remote_ip[4]; /* client address (packet's source) */
+	__u16 local_port;   /* gateway port (packet's destination port) */
+	__u16 remote_port;  /* client port (packet's source port) */
 };
 
 /* `user_flows` value: which poller owns the flow. */

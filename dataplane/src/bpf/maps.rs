@@ -5,7 +5,7 @@
 //! their bytes ([`MapPod`]). The one flow key of the code is [`crate::tcp::FlowKey`]; the
 //! `user_flows` key is made from it only on the way into the map.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 use std::path::Path;
 
@@ -52,12 +52,12 @@ unsafe trait MapPod: Copy {
 
 // Each size equals the sum of the fields' sizes, so the compiler added no padding: what
 // `MapPod` needs, and the layouts of bpf/xgate.h.
-const _: () = assert!(std::mem::size_of::<types::xgate_flow>() == 4 + 4 + 2 + 2);
+const _: () = assert!(std::mem::size_of::<types::xgate_flow>() == 16 + 16 + 2 + 2);
 const _: () = assert!(std::mem::size_of::<types::xgate_flow_owner>() == 4 + 4);
 const _: () = assert!(std::mem::size_of::<types::xgate_listener>() == 8 + 4 + 4);
 const _: () = assert!(std::mem::size_of::<types::xgate_stats>() == 8 * Stat::COUNT);
 
-// SAFETY: #[repr(C)] { u32, u32, u16, u16 }, no padding (asserted above).
+// SAFETY: #[repr(C)] { [u32; 4], [u32; 4], u16, u16 }, no padding (asserted above).
 unsafe impl MapPod for types::xgate_flow {}
 // SAFETY: #[repr(C)] { u32, u32 }, no padding (asserted above).
 unsafe impl MapPod for types::xgate_flow_owner {}
@@ -67,34 +67,59 @@ unsafe impl MapPod for types::xgate_listener {}
 unsafe impl MapPod for types::xgate_stats {}
 
 /// The `user_flows` key of a connection: addresses and ports in network byte order, as they
-/// sit in the packet (what the XDP program compares without swapping). `None` for an IPv6
-/// connection: the map's key holds IPv4 addresses, and the XDP program steers IPv4 alone, so
-/// no IPv6 segment reaches the engine through this map's interface (issue 15 gives the map
-/// and the program IPv6; until then such a flow is a typed refusal, not a panic).
+/// sit in the packet (what the XDP program compares without swapping), an IPv4 address
+/// IPv4-mapped (`::ffff:a.b.c.d`, as `bpf/xgate.h` says). `None` for an IPv6 connection with
+/// an IPv4-mapped address on either side: its key would be the IPv4 connection's. The XDP
+/// program never steers such a packet (Linux drops them too), so no engine holds one.
 fn flow_to_map(flow: &FlowKey) -> Option<types::xgate_flow> {
-    let IpPair::V4 { src, dst } = flow.inbound_ips() else {
-        return None;
+    let (local, remote) = match flow.inbound_ips() {
+        IpPair::V4 { src, dst } => (dst.to_ipv6_mapped(), src.to_ipv6_mapped()),
+        IpPair::V6 { src, dst } => {
+            if dst.to_ipv4_mapped().is_some() || src.to_ipv4_mapped().is_some() {
+                return None;
+            }
+            (dst, src)
+        }
     };
     Some(types::xgate_flow {
-        local_ip: u32::from_ne_bytes(dst.octets()),
-        remote_ip: u32::from_ne_bytes(src.octets()),
+        local_ip: address_words(local),
+        remote_ip: address_words(remote),
         local_port: flow.local_port().to_be(),
         remote_port: flow.remote_port().to_be(),
     })
 }
 
-/// The connection of a `user_flows` key.
+/// The connection of a `user_flows` key: IPv4 when both addresses are IPv4-mapped.
 fn flow_from_map(key: &types::xgate_flow) -> FlowKey {
-    FlowKey::new_v4(
-        SocketAddrV4::new(
-            Ipv4Addr::from(key.local_ip.to_ne_bytes()),
-            u16::from_be(key.local_port),
+    let local = word_address(key.local_ip);
+    let remote = word_address(key.remote_ip);
+    let (local_port, remote_port) = (u16::from_be(key.local_port), u16::from_be(key.remote_port));
+    match (local.to_ipv4_mapped(), remote.to_ipv4_mapped()) {
+        (Some(l), Some(r)) => FlowKey::new_v4(
+            SocketAddrV4::new(l, local_port),
+            SocketAddrV4::new(r, remote_port),
         ),
-        SocketAddrV4::new(
-            Ipv4Addr::from(key.remote_ip.to_ne_bytes()),
-            u16::from_be(key.remote_port),
+        _ => FlowKey::new_v6(
+            SocketAddrV6::new(local, local_port, 0, 0),
+            SocketAddrV6::new(remote, remote_port, 0, 0),
         ),
-    )
+    }
+}
+
+/// An address as the key's four words: its bytes in packet order.
+fn address_words(addr: Ipv6Addr) -> [u32; 4] {
+    let o = addr.octets();
+    std::array::from_fn(|i| {
+        u32::from_ne_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+    })
+}
+
+fn word_address(words: [u32; 4]) -> Ipv6Addr {
+    let mut o = [0u8; 16];
+    for (chunk, w) in o.chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&w.to_ne_bytes());
+    }
+    Ipv6Addr::from(o)
 }
 
 /// A port's steering state (`ports` map; `XGATE_PORT_*`).
@@ -146,13 +171,18 @@ pub enum Stat {
     NoXsk = 6,
     /// Kernel-path passive connections (sock_ops).
     KernelConns = 7,
-    /// Global only: not IPv4/TCP, or a fragment.
+    /// Global only: not TCP, a fragment, or ICMP not steered (rule 1).
     NotTcp = 8,
+    /// Of `Redirected`, the IPv6 packets (TCP segments and ICMPv6 errors).
+    RedirectedV6 = 9,
+    /// Of `Redirected`, ICMP "fragmentation needed" and ICMPv6 "packet too big" quoting a
+    /// `user_flows` connection (rule 1a), counted on its local port.
+    IcmpSteered = 10,
 }
 
 impl Stat {
     /// Number of counters per port.
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 11;
 }
 
 /// Counters of one port (or the global slot), summed over CPUs.
@@ -313,10 +343,11 @@ impl SteeringMaps {
     }
 
     /// Marks a connection as user space's: its segments go to the AF_XDP socket whatever the
-    /// port's state. Fails when `user_flows` is full (the connection must then be refused).
+    /// port's state. Fails when `user_flows` is full (the connection must then be refused), and
+    /// for an IPv6 connection with an IPv4-mapped address, which XDP never steers.
     pub fn add_user_flow(&self, flow: FlowKey, queue: u32) -> Result<()> {
         let owner = types::xgate_flow_owner { queue, _pad: 0 };
-        let key = flow_to_map(&flow).ok_or(SteeringError::Ipv6Flow(flow))?;
+        let key = flow_to_map(&flow).ok_or(SteeringError::Ipv4MappedFlow(flow))?;
         self.user_flows
             .update(key.as_bytes(), owner.as_bytes(), MapFlags::ANY)
             // Lazily: this runs once per connection on the poller thread, and the message
@@ -325,7 +356,8 @@ impl SteeringMaps {
     }
 
     /// Forgets a connection (it is closed). Missing entries are not an error, and an IPv6
-    /// connection, which the map cannot hold (`flow_to_map`), is always missing.
+    /// connection with an IPv4-mapped address, which the map cannot hold (`flow_to_map`), is
+    /// always missing.
     pub fn remove_user_flow(&self, flow: FlowKey) -> Result<()> {
         let Some(key) = flow_to_map(&flow) else {
             return Ok(());
@@ -334,7 +366,8 @@ impl SteeringMaps {
             .map_err(|e| bpf_err(format!("removing user flow {flow:?}"))(e))
     }
 
-    /// Whether a connection is marked as user space's (never, for an IPv6 one).
+    /// Whether a connection is marked as user space's (never, for an IPv6 one with an
+    /// IPv4-mapped address).
     pub fn has_user_flow(&self, flow: FlowKey) -> Result<bool> {
         let Some(key) = flow_to_map(&flow) else {
             return Ok(false);
@@ -467,33 +500,77 @@ fn ignore_enoent(r: libbpf_rs::Result<()>) -> libbpf_rs::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn flow_key_is_in_packet_byte_order() {
-        let flow = FlowKey::new_v4(
-            "10.0.0.1:80".parse().unwrap(),
-            "192.168.1.2:40000".parse().unwrap(),
-        );
-        let key = flow_to_map(&flow).expect("an IPv4 flow");
-        let b = key.as_bytes();
-        assert_eq!(&b[0..4], &[10, 0, 0, 1]);
-        assert_eq!(&b[4..8], &[192, 168, 1, 2]);
-        assert_eq!(&b[8..10], &80u16.to_be_bytes());
-        assert_eq!(&b[10..12], &40000u16.to_be_bytes());
-        let back = types::xgate_flow::from_bytes(b).expect("12 bytes");
-        assert_eq!(flow_from_map(&back), flow);
-        assert!(types::xgate_flow::from_bytes(&b[..11]).is_none());
+    fn v4(local: &str, remote: &str) -> FlowKey {
+        FlowKey::new_v4(local.parse().unwrap(), remote.parse().unwrap())
+    }
+
+    fn v6(local: &str, remote: &str) -> FlowKey {
+        FlowKey::new(local.parse().unwrap(), remote.parse().unwrap()).expect("one family")
     }
 
     #[test]
-    fn an_ipv6_flow_has_no_user_flows_key() {
-        let flow = FlowKey::new(
-            "[2001:db8::1]:80".parse().unwrap(),
-            "[2001:db8::2]:40000".parse().unwrap(),
-        )
-        .expect("one family");
-        assert!(flow_to_map(&flow).is_none());
-        let e = SteeringError::Ipv6Flow(flow);
-        assert!(e.to_string().contains("IPv6"), "{e}");
+    fn an_ipv4_flow_key_is_ipv4_mapped_in_packet_byte_order() {
+        let flow = v4("10.0.0.1:80", "192.168.1.2:40000");
+        let key = flow_to_map(&flow).expect("an IPv4 flow");
+        let b = key.as_bytes();
+        assert_eq!(b.len(), 36);
+        assert_eq!(
+            &b[0..16],
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]
+        );
+        assert_eq!(
+            &b[16..32],
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 1, 2]
+        );
+        assert_eq!(&b[32..34], &80u16.to_be_bytes());
+        assert_eq!(&b[34..36], &40000u16.to_be_bytes());
+        let back = types::xgate_flow::from_bytes(b).expect("36 bytes");
+        assert_eq!(flow_from_map(&back), flow);
+        assert!(types::xgate_flow::from_bytes(&b[..35]).is_none());
+    }
+
+    #[test]
+    fn an_ipv6_flow_key_is_in_packet_byte_order() {
+        let flow = v6("[2001:db8::1]:443", "[fd00:77::2]:40000");
+        let key = flow_to_map(&flow).expect("an IPv6 flow");
+        let b = key.as_bytes();
+        let local: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let remote: std::net::Ipv6Addr = "fd00:77::2".parse().unwrap();
+        assert_eq!(&b[0..16], &local.octets());
+        assert_eq!(&b[16..32], &remote.octets());
+        assert_eq!(&b[32..34], &443u16.to_be_bytes());
+        assert_eq!(&b[34..36], &40000u16.to_be_bytes());
+        let back = types::xgate_flow::from_bytes(b).expect("36 bytes");
+        assert_eq!(flow_from_map(&back), flow);
+        assert!(flow_from_map(&back).is_ipv6());
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_flows_never_share_a_key() {
+        let flows = [
+            v4("10.0.0.1:80", "10.0.0.2:40000"),
+            v4("0.0.0.0:80", "0.0.0.0:40000"),
+            v6("[::]:80", "[::]:40000"),
+            v6("[::1]:80", "[::1]:40000"),
+            v6("[::a00:1]:80", "[::a00:2]:40000"), // IPv4-compatible, not mapped
+            v6("[64:ff9b::a00:1]:80", "[64:ff9b::a00:2]:40000"), // NAT64 prefix
+            v6("[fd00:77::1]:80", "[fd00:77::2]:40000"),
+        ];
+        for (i, a) in flows.iter().enumerate() {
+            let ka = flow_to_map(a).expect("a key");
+            assert_eq!(flow_from_map(&ka), *a, "{a:?}");
+            for b in &flows[i + 1..] {
+                let kb = flow_to_map(b).expect("a key");
+                assert_ne!(ka.as_bytes(), kb.as_bytes(), "{a:?} and {b:?}");
+            }
+        }
+        // The one IPv6 flow whose key would be the IPv4 one's has none.
+        let mapped = v6("[::ffff:10.0.0.1]:80", "[::ffff:10.0.0.2]:40000");
+        assert!(flow_to_map(&mapped).is_none());
+        assert!(flow_to_map(&v6("[::ffff:10.0.0.1]:80", "[fd00::2]:40000")).is_none());
+        assert!(flow_to_map(&v6("[fd00::1]:80", "[::ffff:10.0.0.2]:40000")).is_none());
+        let e = SteeringError::Ipv4MappedFlow(mapped);
+        assert!(e.to_string().contains("IPv4-mapped"), "{e}");
     }
 
     #[test]
@@ -515,7 +592,7 @@ mod tests {
             .collect();
         let stats = types::xgate_stats::from_bytes(&raw).expect("one u64 per counter");
         assert_eq!(stats.v[Stat::Passed as usize], 2);
-        assert_eq!(stats.v[Stat::NotTcp as usize], Stat::COUNT as u64);
+        assert_eq!(stats.v[Stat::IcmpSteered as usize], Stat::COUNT as u64);
         assert_eq!(
             types::xgate_stats::default().as_bytes(),
             vec![0; 8 * Stat::COUNT]
@@ -567,10 +644,20 @@ mod tests {
             (Stat::NoXsk, "XGATE_STAT_NO_XSK"),
             (Stat::KernelConns, "XGATE_STAT_KERNEL_CONNS"),
             (Stat::NotTcp, "XGATE_STAT_NOT_TCP"),
+            (Stat::RedirectedV6, "XGATE_STAT_REDIRECTED_V6"),
+            (Stat::IcmpSteered, "XGATE_STAT_ICMP_STEERED"),
         ] {
             assert_eq!(stat as u32, header_value(name), "{name}");
         }
         assert_eq!(Stat::COUNT as u32, header_value("XGATE_STAT_MAX"));
         assert_eq!(header_value("XGATE_STATS_GLOBAL"), 0);
+    }
+
+    /// XDP must steer nothing the engine's walk refuses (a steered packet it refuses is lost):
+    /// its chain of IPv6 extension headers is never the longer one.
+    #[test]
+    fn the_xdp_walk_is_bounded_within_the_engine_s() {
+        let xdp = header_value("XGATE_IPV6_MAX_EXT") as usize;
+        assert!((1..=crate::wire::ipv6::MAX_EXTENSION_HEADERS).contains(&xdp));
     }
 }

@@ -11,7 +11,7 @@
 //! (`xgate status`, `xgate bypass`) opens the pinned maps with [`SteeringMaps::open_pinned`].
 //!
 //! Byte order follows `bpf/xgate.h`: ports are keys in host order, `user_flows` holds addresses
-//! and ports as they sit in the packet.
+//! and ports as they sit in the packet, in either family (an IPv4 address IPv4-mapped).
 
 mod maps;
 pub mod skel;
@@ -170,11 +170,12 @@ pub enum SteeringError {
         /// The lock file.
         lock: PathBuf,
     },
-    /// An IPv6 connection given to `user_flows`, whose key (`bpf/xgate.h`) holds IPv4
-    /// addresses alone: the XDP program steers IPv4 only, so no IPv6 flow reaches the engine
-    /// through it yet (issue 15).
-    #[error("user_flows has no key for IPv6 flow {0:?}")]
-    Ipv6Flow(crate::tcp::FlowKey),
+    /// An IPv6 connection with an IPv4-mapped address (`::ffff:a.b.c.d`) given to
+    /// `user_flows`, whose key stores IPv4 addresses so (`bpf/xgate.h`): it would alias the
+    /// IPv4 connection. The XDP program never steers such a packet (Linux drops them too), so
+    /// no engine holds one.
+    #[error("user_flows has no key for IPv6 flow {0:?}: an IPv4-mapped address")]
+    Ipv4MappedFlow(crate::tcp::FlowKey),
     /// A value read from a map has an unexpected size.
     #[error("map {map}: unexpected value size {got}")]
     Layout {

@@ -34,6 +34,13 @@ pub struct PortStatus {
     pub kernel_owned: u64,
     /// Wanted a redirect, no AF_XDP socket on the queue: passed.
     pub no_xsk: u64,
+    /// Of `redirected`, the IPv6 packets.
+    #[serde(default)]
+    pub redirected_ipv6: u64,
+    /// Of `redirected`, ICMP "fragmentation needed" and ICMPv6 "packet too big" about the
+    /// port's bypass connections.
+    #[serde(default)]
+    pub icmp_steered: u64,
     /// Bypass connections live now (`user_flows` entries).
     pub bypass_connections: u64,
     /// Kernel-path connections accepted so far (sock_ops).
@@ -131,6 +138,8 @@ impl Status {
                 syns_steered: stats.get(Stat::SynSteered),
                 kernel_owned: stats.get(Stat::KernelOwned),
                 no_xsk: stats.get(Stat::NoXsk),
+                redirected_ipv6: stats.get(Stat::RedirectedV6),
+                icmp_steered: stats.get(Stat::IcmpSteered),
                 bypass_connections: 0,
                 kernel_connections_total: stats.get(Stat::KernelConns),
                 bypass: on_path(&runtime.bypass_ports, port),

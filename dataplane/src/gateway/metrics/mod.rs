@@ -100,11 +100,13 @@ fn steering(m: &mut Metrics, s: &Status) {
     m.family(
         "xgate_xdp_segments_total",
         "counter",
-        "TCP segments the XDP program saw for the port, by verdict.",
+        "Packets the XDP program saw for the port (TCP segments, and ICMP errors about its \
+         bypass connections), by verdict.",
     );
     for p in &s.ports {
         for (verdict, n) in [
             ("redirected", p.redirected),
+            ("redirected_ipv6", p.redirected_ipv6),
             ("passed", p.passed),
             ("passed_kernel_owned", p.kernel_owned),
             ("passed_no_xsk", p.no_xsk),
@@ -126,6 +128,19 @@ fn steering(m: &mut Metrics, s: &Status) {
             "xgate_xdp_syns_steered_total",
             &format!("port=\"{}\"", p.port),
             p.syns_steered,
+        );
+    }
+    m.family(
+        "xgate_xdp_icmp_steered_total",
+        "counter",
+        "ICMP fragmentation-needed and ICMPv6 packet-too-big errors the XDP program steered to \
+         the port's bypass connections.",
+    );
+    for p in &s.ports {
+        m.sample(
+            "xgate_xdp_icmp_steered_total",
+            &format!("port=\"{}\"", p.port),
+            p.icmp_steered,
         );
     }
 }
