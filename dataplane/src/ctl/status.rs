@@ -53,11 +53,12 @@ impl Status {
         );
         let _ = writeln!(
             s,
-            "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11}",
+            "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11}",
             "PORT",
             "TAGGED",
             "STATE",
             "REDIRECTED",
+            "REDIR-IPV6",
             "PASSED",
             "SYNS-STEER",
             "BYPASS-LIVE",
@@ -70,11 +71,12 @@ impl Status {
         for p in &self.ports {
             let _ = writeln!(
                 s,
-                "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11}",
+                "{:>6} {:>7} {:>9} {:>11} {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11} | {:>11} {:>11} {:>11}",
                 p.port,
                 if p.listener_tagged { "yes" } else { "NO" },
                 p.state,
                 p.redirected,
+                p.redirected_ipv6,
                 p.passed,
                 p.syns_steered,
                 p.bypass_connections,
@@ -95,6 +97,19 @@ impl Status {
                 s,
                 "{:>6} {:>12} {:>12} {:>12}",
                 name, p.connections, p.connections_total, p.requests
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12}",
+            "QUEUE", "CPU", "LIVE-CONNS", "ESTABLISHED", "REQUESTS", "RX-FRAMES"
+        );
+        for q in &self.pollers {
+            let cpu = q.core.map_or_else(|| "-".to_string(), |c| c.to_string());
+            let _ = writeln!(
+                s,
+                "{:>6} {:>5} {:>12} {:>12} {:>12} {:>12}",
+                q.queue, cpu, q.connections, q.established, q.requests, q.rx_frames
             );
         }
         if !self.upstreams.is_empty() {

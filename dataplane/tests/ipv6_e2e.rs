@@ -1,0 +1,299 @@
+//! Root-only end-to-end proof that IPv6 clients are served as IPv4 ones are, by `xgate run`
+//! with its default listen address (`::`, both families): curl over IPv6 through the bypass
+//! path and the kernel path, byte-exact both ways; IPv4 on the same ports; `xgate status`
+//! showing that the bypass, not the kernel, served the bypass port's IPv6 connections; wrk
+//! over IPv6 through the bypass; `xgate bypass off/on` under IPv6 client loops with no failed
+//! request and no reset.
+//!
+//! The topology is tests/common's veth pair with an IPv6 address on each end as well
+//! (`Topology::add_ipv6`: fd78:6761:7465::1 the gateway, ::2 the client). Every wait is
+//! bounded; everything created is removed, also on panic. Skips when not run as root.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::status::{num, port, settle, status};
+use common::{is_root, lines_of, Topology, GW_IP};
+use xgate_testnet::SERVER_IP6;
+
+const BYPASS: u16 = 18380;
+const KERNEL: u16 = 18381;
+const ADMIN: u16 = 18379;
+
+/// `http://[fd78:6761:7465::1]:{port}{path}`.
+fn url6(port: u16, path: &str) -> String {
+    format!("http://[{SERVER_IP6}]:{port}{path}")
+}
+
+/// curl in the client netns; the body on HTTP success, a panic with curl's message otherwise.
+fn curl(topo: &Topology, url: &str, extra: &[&str]) -> Vec<u8> {
+    let o = Command::new("ip")
+        .args(["netns", "exec", &topo.client_ns, "curl", "-sS", "--fail"])
+        .args(["--max-time", "20"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("running curl");
+    assert!(
+        o.status.success(),
+        "curl {url} {extra:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// `GET /bytes/{n}`'s body: byte i is b'a' + i % 26.
+fn bytes_body(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so an echo cannot pass by a pattern.
+fn noise(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed >> 12;
+            seed ^= seed << 25;
+            seed ^= seed >> 27;
+            (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
+
+/// Downloads of every size and an upload echoed back, over IPv6 to `port`, byte-exact;
+/// returns the number of connections made.
+fn transfers(topo: &Topology, port: u16, dir: &Path) -> u64 {
+    let sizes = [0usize, 1, 1_459, 65_536, 1_000_003, 8 << 20];
+    for n in sizes {
+        let body = curl(topo, &url6(port, &format!("/bytes/{n}")), &[]);
+        assert!(
+            body == bytes_body(n),
+            "/bytes/{n} over IPv6 to :{port}: {} bytes back",
+            body.len()
+        );
+    }
+    let upload = noise(3 << 20, u64::from(port));
+    let file = dir.join(format!("upload-{port}"));
+    std::fs::write(&file, &upload).expect("writing the upload");
+    let data = format!("@{}", file.display());
+    let echoed = curl(
+        topo,
+        &url6(port, "/echo"),
+        &[
+            "--data-binary",
+            &data,
+            "-H",
+            "Content-Type: application/octet-stream",
+        ],
+    );
+    assert!(
+        echoed == upload,
+        "POST /echo over IPv6 to :{port}: {} bytes back",
+        echoed.len()
+    );
+    sizes.len() as u64 + 1
+}
+
+/// `xgate run` in `topo`'s gateway namespace: BYPASS on the bypass path, KERNEL on the kernel
+/// path, the admin endpoint, no `listen_addr` (the default, `::`). Returns its index in
+/// `topo.children` once it says it is ready.
+fn start_xgate(topo: &mut Topology) -> usize {
+    let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
+    let admin = format!("{GW_IP}:{ADMIN}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .args([
+            "run",
+            "--iface",
+            &topo.server_if,
+            "--netns",
+            &topo.server_ns,
+        ])
+        .args(["--port", &bypass, "--port", &kernel, "--bypass", &bypass])
+        .args(["--shutdown-grace-secs", "2", "--admin-listen", &admin])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning xgate run");
+    let lines = lines_of(child.stdout.take().expect("piped"));
+    topo.children.push(child);
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("xgate run did not say it is ready");
+        if line.starts_with("xgate: ready") {
+            return topo.children.len() - 1;
+        }
+    }
+}
+
+#[test]
+fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
+    if !is_root() {
+        eprintln!(
+            "skipping ipv6_clients_are_served_on_both_paths_and_through_the_switch: needs root"
+        );
+        return;
+    }
+    let mut topo = Topology::create();
+    topo.add_ipv6().expect("IPv6 addresses on the veth pair");
+    let ifname = topo.server_if.clone();
+    let dir = common::TempDir::new(&format!("{}-ipv6", topo.name));
+    let gw = start_xgate(&mut topo);
+
+    // The bypass port over IPv6: served by the engines, not by the kernel listener beside it.
+    let before = status(&ifname);
+    let conns = transfers(&topo, BYPASS, &dir.0);
+    settle();
+    let after = status(&ifname);
+    let (b0, b1) = (port(&before, BYPASS), port(&after, BYPASS));
+    assert!(
+        num(b1, "syns_steered") - num(b0, "syns_steered") >= conns,
+        "every IPv6 SYN to the bypass port was steered: {b1}"
+    );
+    assert_eq!(num(b1, "kernel_connections_total"), 0, "{b1}");
+    assert!(
+        num(b1, "redirected_ipv6") - num(b0, "redirected_ipv6") >= conns * 3,
+        "the bypass port's segments counted as IPv6: {b1}"
+    );
+    assert!(
+        num(&b1["bypass"], "requests") - num(&b0["bypass"], "requests") >= conns,
+        "{b1}"
+    );
+    let tcp = &after["bypass_tcp"];
+    assert_eq!(num(&tcp["drops"], "malformed"), 0, "{tcp}");
+
+    // IPv4 on the same port still works: one dual-stack listener, one steering program.
+    let v4 = curl(&topo, &format!("http://{GW_IP}:{BYPASS}/bytes/70000"), &[]);
+    assert!(v4 == bytes_body(70_000));
+
+    // The kernel port over IPv6: passed by XDP, accepted by the dual-stack listener.
+    let conns = transfers(&topo, KERNEL, &dir.0);
+    settle();
+    let s = status(&ifname);
+    let k = port(&s, KERNEL);
+    assert_eq!(num(k, "redirected"), 0, "{k}");
+    assert!(num(k, "kernel_connections_total") >= conns, "{k}");
+    assert!(num(&k["kernel"], "requests") >= conns, "{k}");
+
+    // wrk over IPv6 through the bypass: keep-alive requests on 8 connections, no error.
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.client_ns,
+                "wrk",
+                "-t1",
+                "-c8",
+                "-d2s",
+            ])
+            .arg(url6(BYPASS, "/bytes/4096"))
+            .output()
+            .expect("running wrk");
+        let text = String::from_utf8_lossy(&o.stdout);
+        eprintln!("wrk over IPv6 through the bypass:\n{text}");
+        assert!(o.status.success(), "{text}");
+        assert!(
+            !text.contains("Non-2xx") && !text.contains("Socket errors"),
+            "{text}"
+        );
+        assert!(text.contains("requests in"), "{text}");
+    }
+
+    // Switching the port under IPv6 client loops: no failed request, no reset.
+    let stop = dir.0.join("stop");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/demo/client_loop.sh");
+    let host = format!("[{SERVER_IP6}]");
+    let loops: Vec<Child> = (0..2)
+        .map(|_| {
+            Command::new("ip")
+                .args(["netns", "exec", &topo.client_ns, "bash"])
+                .arg(&script)
+                .args([&host, &BYPASS.to_string()])
+                .arg(&stop)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("client loop")
+        })
+        .collect();
+    let switch = |how: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
+            .args(["bypass", how, &BYPASS.to_string(), "--drain-secs", "1"])
+            .args(["--iface", &ifname])
+            .output()
+            .expect("running xgate bypass");
+        assert!(
+            o.status.success(),
+            "bypass {how}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(800));
+        settle();
+        port(&status(&ifname), BYPASS).clone()
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let mut last = port(&status(&ifname), BYPASS).clone();
+    for round in 0..3 {
+        let off = switch("off");
+        assert!(
+            num(&off, "kernel_connections_total") > num(&last, "kernel_connections_total"),
+            "round {round}: the kernel path takes new IPv6 connections once off: {off}"
+        );
+        let on = switch("on");
+        assert!(
+            num(&on, "syns_steered") > num(&off, "syns_steered"),
+            "round {round}: the bypass takes new IPv6 connections once on: {on}"
+        );
+        last = on;
+    }
+    std::fs::write(&stop, b"").expect("stop file");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answered = 0;
+    for l in loops {
+        let o = l.wait_with_output().expect("client loop");
+        assert!(Instant::now() < deadline, "the client loops did not stop");
+        let line = String::from_utf8_lossy(&o.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().expect("count"))
+            .collect();
+        assert_eq!(f.len(), 2, "client loop said {line:?}");
+        assert_eq!(f[1], 0, "failed IPv6 requests; curl said: {stderr}");
+        assert!(stderr.trim().is_empty(), "curl: {stderr}");
+        answered += f[0];
+    }
+    assert!(answered > 50, "IPv6 client loops answered {answered}");
+    settle();
+    let s = status(&ifname);
+    let rsts: u64 = s["pollers"]
+        .as_array()
+        .expect("pollers")
+        .iter()
+        .map(|p| num(p, "rsts_out"))
+        .sum();
+    assert_eq!(rsts, 0, "the bypass engines reset a connection: {s}");
+    assert_eq!(num(&s["kernel_path"], "resets"), 0, "{s}");
+    eprintln!("IPv6: {answered} requests across 3 off/on switches, none failed, no reset");
+
+    // SIGTERM: the gateway drains and exits cleanly.
+    let pid = topo.children[gw].id();
+    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    let st = loop {
+        if let Some(st) = topo.children[gw].try_wait().expect("waiting for xgate") {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "xgate did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(st.success(), "xgate exited with {st}");
+}
