@@ -1,0 +1,132 @@
+//! Root-only proof that every RX queue's poller serves connections (issue 15, item 3): `xgate
+//! run` on the two-queue veth pair of tests/common, no `cores` configured; it says which CPU
+//! each poller got (one per queue on this machine's CPUs), a few hundred connections from the
+//! client spread over both queues (the client's transmit queue, hashed per flow, is the
+//! queue they arrive on), both queues establish and answer some, and the per-queue counters
+//! add up to the gateway's totals and to what the client did. The kill -9 fail-safe and the
+//! live switch run on these two queues too (`cli_e2e.rs`, `ipv6_e2e.rs`).
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::status::{num, port, settle, status};
+use common::{is_root, lines_of, Topology, GW_IP};
+
+const BYPASS: u16 = 18480;
+
+/// Opens `n` connections one after another, one `GET /health` on each; prints `ok=N fail=N`.
+const CONNECTIONS_SCRIPT: &str = r#"
+import http.client, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ok = fail = 0
+for _ in range(n):
+    try:
+        c = http.client.HTTPConnection(host, port, timeout=5)
+        c.request("GET", "/health")
+        r = c.getresponse()
+        if r.status == 200 and r.read() == b"ok":
+            ok += 1
+        else:
+            fail += 1
+        c.close()
+    except Exception as e:
+        fail += 1
+        print("error", repr(e), file=sys.stderr)
+print("ok=%d fail=%d" % (ok, fail))
+"#;
+
+#[test]
+fn both_queues_serve_connections_and_their_counters_add_up() {
+    if !is_root() {
+        eprintln!("skipping both_queues_serve_connections_and_their_counters_add_up: needs root");
+        return;
+    }
+    let mut topo = Topology::create();
+    let ifname = topo.server_if.clone();
+    let bypass = BYPASS.to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .args(["run", "--iface", &ifname, "--netns", &topo.server_ns])
+        .args([
+            "--port",
+            &bypass,
+            "--bypass",
+            &bypass,
+            "--shutdown-grace-secs",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning xgate run");
+    let lines = lines_of(child.stdout.take().expect("piped"));
+    topo.children.push(child);
+    let mut said = Vec::new();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("xgate run did not say it is ready");
+        if line.starts_with("xgate: ready") {
+            break;
+        }
+        said.push(line);
+    }
+    // The choice, as the operator reads it: one CPU per queue from the process's CPUs.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pollers = said
+        .iter()
+        .find_map(|l| l.strip_prefix("xgate: pollers: "))
+        .unwrap_or_else(|| panic!("no pollers line in {said:?}"));
+    let expected = if cpus >= 2 {
+        "queue 0 on CPU 0, queue 1 on CPU 1".to_string()
+    } else {
+        "queue 0 on CPU 0, queue 1 on CPU 0".to_string()
+    };
+    assert_eq!(pollers, expected, "{said:?}");
+
+    const N: u64 = 300;
+    let o = Command::new("ip")
+        .args(["netns", "exec", &topo.client_ns, "python3", "-c"])
+        .arg(CONNECTIONS_SCRIPT)
+        .args([GW_IP, &bypass, &N.to_string()])
+        .output()
+        .expect("running the clients");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        out.trim(),
+        format!("ok={N} fail=0"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    settle();
+    let s = status(&ifname);
+    let queues = s["pollers"].as_array().expect("pollers");
+    assert_eq!(queues.len(), 2, "{s}");
+    let established: Vec<u64> = queues.iter().map(|q| num(q, "established")).collect();
+    let requests: Vec<u64> = queues.iter().map(|q| num(q, "requests")).collect();
+    eprintln!("per queue: established {established:?}, requests {requests:?}");
+    for (q, p) in queues.iter().enumerate() {
+        assert!(
+            num(p, "established") > 0 && num(p, "requests") > 0,
+            "queue {q} served nothing: {p}"
+        );
+        assert_eq!(p["core"], if cpus >= 2 { q } else { 0 }, "{p}");
+    }
+    let sum = |v: &[u64]| v.iter().sum::<u64>();
+    assert_eq!(sum(&established), N, "every connection established once");
+    assert_eq!(sum(&requests), N);
+    assert_eq!(num(&s["bypass_tcp"], "connections_established"), N, "{s}");
+    assert_eq!(num(&s["bypass"], "requests"), N, "{s}");
+    let p = port(&s, BYPASS);
+    assert_eq!(num(&p["bypass"], "connections_total"), N, "{p}");
+    assert_eq!(num(p, "kernel_connections_total"), 0, "{p}");
+    // The status table has a line per queue.
+    let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
+        .args(["status", "--iface", &ifname])
+        .output()
+        .expect("xgate status");
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("QUEUE"), "{table}");
+    eprintln!("{table}");
+}
