@@ -491,6 +491,14 @@ int xgate_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		s = bpf_map_lookup_elem(&stats, &port);
 		count(s, XGATE_STAT_KERNEL_CONNS);
+		/*
+		 * A dual-stack listener's IPv4 clients are AF_INET6 sockets too, with an
+		 * IPv4-mapped peer (::ffff:a.b.c.d): only the others are IPv6 clients.
+		 */
+		if (skops->family == AF_INET6 &&
+		    !(skops->remote_ip6[0] == 0 && skops->remote_ip6[1] == 0 &&
+		      skops->remote_ip6[2] == bpf_htonl(0xffff)))
+			count(s, XGATE_STAT_KERNEL_CONNS_V6);
 		break;
 	default:
 		break;

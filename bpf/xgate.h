@@ -52,7 +52,8 @@ enum xgate_stat {
 	XGATE_STAT_NOT_TCP = 8,      /* global only: not TCP, a fragment, ICMP not steered (rule 1) */
 	XGATE_STAT_REDIRECTED_V6 = 9, /* of REDIRECTED, the IPv6 packets (TCP and ICMPv6) */
 	XGATE_STAT_ICMP_STEERED = 10, /* of REDIRECTED, ICMP errors quoting a user flow (rule 1a), by its local port */
-	XGATE_STAT_MAX = 11,
+	XGATE_STAT_KERNEL_CONNS_V6 = 11, /* of KERNEL_CONNS, the IPv6 clients (not IPv4-mapped) */
+	XGATE_STAT_MAX = 12,
 };
 
 struct xgate_stats {

@@ -176,6 +176,22 @@ fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
     assert_eq!(num(k, "redirected"), 0, "{k}");
     assert!(num(k, "kernel_connections_total") >= conns, "{k}");
     assert!(num(&k["kernel"], "requests") >= conns, "{k}");
+    assert_eq!(
+        num(k, "kernel_connections_ipv6"),
+        num(k, "kernel_connections_total"),
+        "every kernel connection so far is an IPv6 client's: {k}"
+    );
+    // An IPv4 client of the dual-stack listener is counted, but not as IPv6.
+    let v4 = curl(&topo, &format!("http://{GW_IP}:{KERNEL}/bytes/10"), &[]);
+    assert!(v4 == bytes_body(10));
+    settle();
+    let s = status(&ifname);
+    let k = port(&s, KERNEL);
+    assert_eq!(
+        num(k, "kernel_connections_total") - num(k, "kernel_connections_ipv6"),
+        1,
+        "{k}"
+    );
 
     // wrk over IPv6 through the bypass: keep-alive requests on 8 connections, no error.
     if Command::new("wrk").arg("--version").output().is_ok() {

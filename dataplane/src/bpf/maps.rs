@@ -178,11 +178,13 @@ pub enum Stat {
     /// Of `Redirected`, ICMP "fragmentation needed" and ICMPv6 "packet too big" quoting a
     /// `user_flows` connection (rule 1a), counted on its local port.
     IcmpSteered = 10,
+    /// Of `KernelConns`, the IPv6 clients (an IPv4 client of a dual-stack listener is not one).
+    KernelConnsV6 = 11,
 }
 
 impl Stat {
     /// Number of counters per port.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 }
 
 /// Counters of one port (or the global slot), summed over CPUs.
@@ -592,7 +594,7 @@ mod tests {
             .collect();
         let stats = types::xgate_stats::from_bytes(&raw).expect("one u64 per counter");
         assert_eq!(stats.v[Stat::Passed as usize], 2);
-        assert_eq!(stats.v[Stat::IcmpSteered as usize], Stat::COUNT as u64);
+        assert_eq!(stats.v[Stat::KernelConnsV6 as usize], Stat::COUNT as u64);
         assert_eq!(
             types::xgate_stats::default().as_bytes(),
             vec![0; 8 * Stat::COUNT]
@@ -646,6 +648,7 @@ mod tests {
             (Stat::NotTcp, "XGATE_STAT_NOT_TCP"),
             (Stat::RedirectedV6, "XGATE_STAT_REDIRECTED_V6"),
             (Stat::IcmpSteered, "XGATE_STAT_ICMP_STEERED"),
+            (Stat::KernelConnsV6, "XGATE_STAT_KERNEL_CONNS_V6"),
         ] {
             assert_eq!(stat as u32, header_value(name), "{name}");
         }

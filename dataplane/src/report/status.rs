@@ -45,6 +45,9 @@ pub struct PortStatus {
     pub bypass_connections: u64,
     /// Kernel-path connections accepted so far (sock_ops).
     pub kernel_connections_total: u64,
+    /// Of `kernel_connections_total`, those of IPv6 clients.
+    #[serde(default)]
+    pub kernel_connections_ipv6: u64,
     /// This port on the bypass path, from the engines' counters.
     pub bypass: PathStatus,
     /// This port on the kernel path, from the kernel path's counters.
@@ -142,6 +145,7 @@ impl Status {
                 icmp_steered: stats.get(Stat::IcmpSteered),
                 bypass_connections: 0,
                 kernel_connections_total: stats.get(Stat::KernelConns),
+                kernel_connections_ipv6: stats.get(Stat::KernelConnsV6),
                 bypass: on_path(&runtime.bypass_ports, port),
                 kernel: on_path(&runtime.kernel.ports, port),
             });
