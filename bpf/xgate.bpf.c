@@ -230,7 +230,6 @@ static __always_inline int steer_tcp(struct xdp_md *ctx, struct tcphdr *tcp,
 {
 	__u16 dport = bpf_ntohs(tcp->dest);
 	struct xgate_stats *s = bpf_map_lookup_elem(&stats, &dport);
-	struct xgate_listener *l;
 	__u32 *state;
 
 	/* Rule 2: a connection user space owns, whatever the port's state. */
@@ -240,17 +239,19 @@ static __always_inline int steer_tcp(struct xdp_md *ctx, struct tcphdr *tcp,
 	/*
 	 * Rules 4 and 5 need a port that is on or draining and that the gateway
 	 * listens on; when it is not, every remaining rule ends in PASS, so the
-	 * socket lookup of rule 3 is skipped. IPv6 needs an AF_INET6 listener: an
-	 * AF_INET one takes no IPv6 connection on the kernel path either.
+	 * socket lookup of rule 3 is skipped. Whether the listener takes this
+	 * segment's family and address, rule 3a's lookup says.
 	 */
 	state = bpf_map_lookup_elem(&ports, &dport);
 	if (!state || *state == XGATE_PORT_OFF)
 		goto pass;
-	l = bpf_map_lookup_elem(&listeners, &dport);
-	if (!l || (v6 && l->family != AF_INET6))
+	if (!bpf_map_lookup_elem(&listeners, &dport))
 		goto pass;
 
-	/* Rule 3: the kernel owns the 4-tuple (established, SYN-RECV, TIME-WAIT...). */
+	/*
+	 * Rule 3: the kernel owns the 4-tuple (established, SYN-RECV, TIME-WAIT...),
+	 * or no listener serves the destination address (3a).
+	 */
 	struct bpf_sock_tuple tuple = {};
 	struct bpf_sock *sk;
 
@@ -267,7 +268,16 @@ static __always_inline int steer_tcp(struct xdp_md *ctx, struct tcphdr *tcp,
 		tuple.ipv4.dport = flow->local_port;
 		sk = bpf_skc_lookup_tcp(ctx, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
 	}
-	if (sk) {
+	/*
+	 * No socket at all: no listener serves this destination address (a
+	 * listen_addr that is another address, or the other family), so the kernel
+	 * path would refuse the connection; the bypass must not take it either.
+	 */
+	if (!sk) {
+		count(s, XGATE_STAT_NO_LISTENER);
+		goto pass;
+	}
+	{
 		__u32 sk_state = sk->state;
 
 		bpf_sk_release(sk);

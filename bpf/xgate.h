@@ -53,7 +53,8 @@ enum xgate_stat {
 	XGATE_STAT_REDIRECTED_V6 = 9, /* of REDIRECTED, the IPv6 packets (TCP and ICMPv6) */
 	XGATE_STAT_ICMP_STEERED = 10, /* of REDIRECTED, ICMP errors quoting a user flow (rule 1a), by its local port */
 	XGATE_STAT_KERNEL_CONNS_V6 = 11, /* of KERNEL_CONNS, the IPv6 clients (not IPv4-mapped) */
-	XGATE_STAT_MAX = 12,
+	XGATE_STAT_NO_LISTENER = 12, /* passed: no listener serves the destination address (rule 3a) */
+	XGATE_STAT_MAX = 13,
 };
 
 struct xgate_stats {

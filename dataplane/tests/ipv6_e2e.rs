@@ -97,9 +97,9 @@ fn transfers(topo: &Topology, port: u16, dir: &Path) -> u64 {
 }
 
 /// `xgate run` in `topo`'s gateway namespace: BYPASS on the bypass path, KERNEL on the kernel
-/// path, the admin endpoint, no `listen_addr` (the default, `::`). Returns its index in
-/// `topo.children` once it says it is ready.
-fn start_xgate(topo: &mut Topology) -> usize {
+/// path, the admin endpoint, then `extra` (no `--listen-addr`: the default, `::`). Returns its
+/// index in `topo.children` once it says it is ready.
+fn start_xgate(topo: &mut Topology, extra: &[&str]) -> usize {
     let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
     let admin = format!("{GW_IP}:{ADMIN}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
@@ -112,6 +112,7 @@ fn start_xgate(topo: &mut Topology) -> usize {
         ])
         .args(["--port", &bypass, "--port", &kernel, "--bypass", &bypass])
         .args(["--shutdown-grace-secs", "2", "--admin-listen", &admin])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -128,6 +129,25 @@ fn start_xgate(topo: &mut Topology) -> usize {
     }
 }
 
+/// SIGTERM to the `xgate run` at `idx` of `topo.children`; it must exit successfully.
+fn terminate(topo: &mut Topology, idx: usize) {
+    let pid = topo.children[idx].id();
+    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    let st = loop {
+        if let Some(st) = topo.children[idx].try_wait().expect("waiting for xgate") {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "xgate did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(st.success(), "xgate exited with {st}");
+}
+
 #[test]
 fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
     if !is_root() {
@@ -140,7 +160,7 @@ fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
     topo.add_ipv6().expect("IPv6 addresses on the veth pair");
     let ifname = topo.server_if.clone();
     let dir = common::TempDir::new(&format!("{}-ipv6", topo.name));
-    let gw = start_xgate(&mut topo);
+    let gw = start_xgate(&mut topo, &[]);
 
     // The bypass port over IPv6: served by the engines, not by the kernel listener beside it.
     let before = status(&ifname);
@@ -297,19 +317,74 @@ fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
     eprintln!("IPv6: {answered} requests across 3 off/on switches, none failed, no reset");
 
     // SIGTERM: the gateway drains and exits cleanly.
-    let pid = topo.children[gw].id();
-    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
-    let start = Instant::now();
-    let st = loop {
-        if let Some(st) = topo.children[gw].try_wait().expect("waiting for xgate") {
-            break st;
+    terminate(&mut topo, gw);
+}
+
+/// Whether curl gets a connection refused (a RST to its SYN) from `url`.
+fn refused(topo: &Topology, url: &str) -> bool {
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            url,
+        ])
+        .output()
+        .expect("running curl");
+    // curl's exit code 7: failed to connect (refused).
+    o.status.code() == Some(7)
+}
+
+/// Rule 3a of docs/steering.md: with a `listen_addr` of one family, the other family's
+/// clients are refused on the bypass port as on the kernel port (the kernel answers them as a
+/// closed port), counted as `no_listener`; the listen address's own family is served by the
+/// bypass. An IPv4 address, then a (v6-only) IPv6 one.
+#[test]
+fn a_port_serves_only_the_family_of_its_listen_address() {
+    if !is_root() {
+        eprintln!("skipping a_port_serves_only_the_family_of_its_listen_address: needs root");
+        return;
+    }
+    let mut topo = Topology::create();
+    topo.add_ipv6().expect("IPv6 addresses on the veth pair");
+    let ifname = topo.server_if.clone();
+    let v6 = SERVER_IP6.to_string();
+    for (listen, served, other) in [
+        (GW_IP, format!("http://{GW_IP}:{BYPASS}"), url6(BYPASS, "")),
+        (
+            v6.as_str(),
+            url6(BYPASS, ""),
+            format!("http://{GW_IP}:{BYPASS}"),
+        ),
+    ] {
+        let gw = start_xgate(&mut topo, &["--listen-addr", listen]);
+        let before = port(&status(&ifname), BYPASS).clone();
+        assert_eq!(curl(&topo, &format!("{served}/health"), &[]), b"ok");
+        for port_url in [
+            other.clone(),
+            other.replace(&BYPASS.to_string(), &KERNEL.to_string()),
+        ] {
+            assert!(
+                refused(&topo, &format!("{port_url}/health")),
+                "listen_addr {listen}: {port_url} was not refused"
+            );
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "xgate did not exit"
+        settle();
+        let after = port(&status(&ifname), BYPASS).clone();
+        assert_eq!(
+            num(&after, "syns_steered") - num(&before, "syns_steered"),
+            1,
+            "listen_addr {listen}: only the served family's SYN was steered: {after}"
         );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(st.success(), "xgate exited with {st}");
+        assert!(
+            num(&after, "no_listener") > num(&before, "no_listener"),
+            "listen_addr {listen}: {after}"
+        );
+        assert_eq!(num(&after, "kernel_connections_total"), 0, "{after}");
+        terminate(&mut topo, gw);
+    }
 }

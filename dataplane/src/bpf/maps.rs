@@ -180,11 +180,13 @@ pub enum Stat {
     IcmpSteered = 10,
     /// Of `KernelConns`, the IPv6 clients (an IPv4 client of a dual-stack listener is not one).
     KernelConnsV6 = 11,
+    /// Passed: no listening socket serves the segment's destination address (rule 3a).
+    NoListener = 12,
 }
 
 impl Stat {
     /// Number of counters per port.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
 }
 
 /// Counters of one port (or the global slot), summed over CPUs.
@@ -594,7 +596,7 @@ mod tests {
             .collect();
         let stats = types::xgate_stats::from_bytes(&raw).expect("one u64 per counter");
         assert_eq!(stats.v[Stat::Passed as usize], 2);
-        assert_eq!(stats.v[Stat::KernelConnsV6 as usize], Stat::COUNT as u64);
+        assert_eq!(stats.v[Stat::NoListener as usize], Stat::COUNT as u64);
         assert_eq!(
             types::xgate_stats::default().as_bytes(),
             vec![0; 8 * Stat::COUNT]
@@ -649,6 +651,7 @@ mod tests {
             (Stat::RedirectedV6, "XGATE_STAT_REDIRECTED_V6"),
             (Stat::IcmpSteered, "XGATE_STAT_ICMP_STEERED"),
             (Stat::KernelConnsV6, "XGATE_STAT_KERNEL_CONNS_V6"),
+            (Stat::NoListener, "XGATE_STAT_NO_LISTENER"),
         ] {
             assert_eq!(stat as u32, header_value(name), "{name}");
         }

@@ -45,6 +45,9 @@ pub struct PortStatus {
     pub bypass_connections: u64,
     /// Kernel-path connections accepted so far (sock_ops).
     pub kernel_connections_total: u64,
+    /// Passed because no listener serves the destination address (rule 3a).
+    #[serde(default)]
+    pub no_listener: u64,
     /// Of `kernel_connections_total`, those of IPv6 clients.
     #[serde(default)]
     pub kernel_connections_ipv6: u64,
@@ -146,6 +149,7 @@ impl Status {
                 bypass_connections: 0,
                 kernel_connections_total: stats.get(Stat::KernelConns),
                 kernel_connections_ipv6: stats.get(Stat::KernelConnsV6),
+                no_listener: stats.get(Stat::NoListener),
                 bypass: on_path(&runtime.bypass_ports, port),
                 kernel: on_path(&runtime.kernel.ports, port),
             });

@@ -110,6 +110,7 @@ fn steering(m: &mut Metrics, s: &Status) {
             ("passed", p.passed),
             ("passed_kernel_owned", p.kernel_owned),
             ("passed_no_xsk", p.no_xsk),
+            ("passed_no_listener", p.no_listener),
         ] {
             m.sample(
                 "xgate_xdp_segments_total",
