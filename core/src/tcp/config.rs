@@ -302,6 +302,10 @@ pub struct TcpStats {
     /// Indexed by `DropReason::index()`.
     #[serde(with = "drops_by_name")]
     pub drops: [u64; DropReason::COUNT],
+    /// Connections established over IPv4 (of `connections_established`).
+    pub accepted_ipv4: u64,
+    /// Connections established over IPv6 (of `connections_established`).
+    pub accepted_ipv6: u64,
 }
 
 /// `TcpStats::drops` as a map from `DropReason::name` (every reason present); names it does
@@ -387,6 +391,8 @@ impl TcpStats {
             buffer_refusals,
             buffer_grown_bytes,
             drops,
+            accepted_ipv4,
+            accepted_ipv6,
         } = other;
         self.segments_in += segments_in;
         self.segments_out += segments_out;
@@ -433,6 +439,8 @@ impl TcpStats {
         for (total, n) in self.drops.iter_mut().zip(drops) {
             *total += n;
         }
+        self.accepted_ipv4 += accepted_ipv4;
+        self.accepted_ipv6 += accepted_ipv6;
     }
 
     pub(crate) fn count_drop(&mut self, reason: DropReason) {
