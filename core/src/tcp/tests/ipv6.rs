@@ -9,7 +9,7 @@ use super::*;
 const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 2);
 const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 1);
 
-fn client_addrs_v6() -> FrameAddrs {
+pub(super) fn client_addrs_v6() -> FrameAddrs {
     FrameAddrs {
         eth_src: CLIENT_MAC,
         eth_dst: SERVER_MAC,
