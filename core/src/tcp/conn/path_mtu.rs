@@ -74,8 +74,9 @@ impl Conn {
         PmtuVerdict::Lowered
     }
 
-    /// Sends at most `mss` bytes of segment (options included, as the peer's MSS) from now on,
-    /// and everything in flight again at that size.
+    /// From now on at most `mss` bytes of TCP options and payload per segment (the MSS, from
+    /// which `max_payload` takes each segment's option bytes, RFC 6691), and everything in
+    /// flight again at that size.
     fn lower_mss(&mut self, cx: &mut Ctx, mss: u32) {
         let now = cx.now;
         self.smss = mss;
