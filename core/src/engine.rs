@@ -163,7 +163,9 @@ impl Engine {
         self.drain_events(now, driver);
     }
 
-    /// One received Ethernet frame. Refused frames are counted by the TCP endpoint.
+    /// One received Ethernet frame: a TCP segment, or an ICMP "fragmentation needed" /
+    /// ICMPv6 "packet too big" quoting one of ours (the connection's send MSS may go down,
+    /// `TcpStats::pmtu_*`). Refused frames are counted by the TCP endpoint.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Result<(), DropReason> {
         self.handle_frame_driven(now, frame, &mut Direct)
     }
@@ -557,7 +559,7 @@ fn ring_tail_mut<'a>(a: &'a mut [u8], b: &'a mut [u8], offset: usize) -> &'a mut
 mod tests {
     use super::*;
     use crate::app::AppConfig;
-    use crate::testkit::ScriptedClient;
+    use crate::testkit::{icmp_too_big, ScriptedClient};
     use crate::time::Duration;
     use crate::wire::TcpFlags;
 
@@ -613,6 +615,40 @@ mod tests {
             self.pump(&mut client, &mut Vec::new());
             self.send(&mut client, &[]);
             client
+        }
+
+        /// [`pump`](Self::pump) through a hop that carries IP packets of at most `mtu` bytes:
+        /// each longer frame is dropped and its router's ICMP error (`icmp_too_big`) goes to
+        /// the engine after the burst, as it would arrive. Returns the frames delivered and
+        /// the messages sent.
+        fn pump_through_hop(
+            &mut self,
+            client: &mut ScriptedClient,
+            sink: &mut Vec<u8>,
+            mtu: usize,
+        ) -> (usize, usize) {
+            let mut delivered = 0;
+            let mut messages = Vec::new();
+            while let Some(n) = self.engine.poll_transmit(self.now, &mut self.out) {
+                let frame = &self.out[..n];
+                let eth = if frame[12..14] == [0x81, 0x00] {
+                    18
+                } else {
+                    14
+                };
+                if n - eth > mtu {
+                    let mut m = Vec::new();
+                    icmp_too_big(frame, mtu as u32, &mut m).expect("an IP frame");
+                    messages.push(m);
+                    continue;
+                }
+                client.receive(frame, Some(sink));
+                delivered += 1;
+            }
+            for m in &messages {
+                self.engine.handle_frame(self.now, m).unwrap();
+            }
+            (delivered, messages.len())
         }
 
         /// Sends `payload` in MSS-sized segments, pumping replies after each.
@@ -827,6 +863,62 @@ mod tests {
         let mut again = Vec::new();
         h.send_all(&mut long, b"GET /v HTTP/1.1\r\nHost: t\r\n\r\n", &mut again);
         assert_eq!(body_of(&again), b"2");
+    }
+
+    /// RFC 1191 / RFC 8201 through the whole gateway: a download whose path narrows to a hop
+    /// of `mtu` bytes. The hop drops the first flight and its router says so for each frame;
+    /// the first message lowers the connection's MSS and the flight goes again at once, the
+    /// others change nothing, no frame too large for the hop is sent after it, no timer is
+    /// needed, and the body arrives byte-exact.
+    #[test]
+    fn rfc1191_rfc8201_a_download_through_a_narrower_hop_completes_byte_exact() {
+        const LEN: usize = 300_000;
+        for (v6, mtu) in [(false, 1400), (false, 1006), (true, 1280), (true, 1450)] {
+            let mut h = Harness::new(EngineConfig::default());
+            let client = if v6 {
+                ScriptedClient::new_ipv6(40_000, 80, 5_000)
+            } else {
+                ScriptedClient::new(40_000, 80, 5_000)
+            };
+            let mut client = h.handshake(client);
+            let request = format!("GET /bytes/{LEN} HTTP/1.1\r\nHost: t\r\n\r\n");
+            h.send(&mut client, request.as_bytes());
+            let mut got = Vec::new();
+            let mut messages = 0;
+            let mut rounds = 0;
+            while got.len() < LEN || body_of(&got).len() < LEN {
+                rounds += 1;
+                assert!(rounds < 10_000, "v6 {v6} mtu {mtu}: never finished");
+                let lowered_before = h.engine.tcp_stats().pmtu_lowered;
+                let (delivered, sent) = h.pump_through_hop(&mut client, &mut got, mtu);
+                assert!(
+                    lowered_before == 0 || sent == 0,
+                    "v6 {v6} mtu {mtu}: a frame too large after the MSS went down"
+                );
+                assert!(delivered + sent > 0, "v6 {v6} mtu {mtu}: stalled");
+                messages += sent;
+                h.send(&mut client, &[]);
+            }
+            let body = body_of(&got);
+            assert_eq!(body.len(), LEN);
+            assert!(
+                body.iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == b'a' + (i % 26) as u8),
+                "v6 {v6} mtu {mtu}: the body is not the one sent"
+            );
+            let st = h.engine.tcp_stats();
+            assert!(messages >= 2, "the whole first flight was dropped");
+            assert_eq!(st.pmtu_lowered, 1, "v6 {v6} mtu {mtu}");
+            assert_eq!(st.pmtu_unchanged as usize, messages - 1);
+            assert_eq!(st.pmtu_ignored, st.pmtu_unchanged);
+            assert_eq!((st.rto_timeouts, st.fast_retransmits), (0, 0));
+            assert!(st.pmtu_retransmits > 0);
+            assert_eq!(
+                (st.accepted_ipv4, st.accepted_ipv6),
+                if v6 { (0, 1) } else { (1, 0) }
+            );
+        }
     }
 
     #[test]

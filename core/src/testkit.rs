@@ -5,13 +5,104 @@
 //! order, and it acknowledges everything it has received. The deterministic simulation uses
 //! smoltcp as a real, independent client instead; this one exists to put exact segments on
 //! the wire (handshakes for the benchmark, window-edge offsets for the fuzzer).
+//! [`icmp_too_big`] is the router beside it: the path MTU error a frame the server sent would
+//! draw from a hop that cannot carry it.
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::wire::{
-    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, EthernetAddress, FrameAddrs, IpPair, SeqNumber,
-    TcpFlags, TcpHeader, TcpOptions,
+    checksum, emit_tcp_frame, ethertype, ip_protocol, parse_tcp_frame, tcp_frame_len,
+    EthernetAddress, EthernetFrame, EthernetRepr, FrameAddrs, IpPair, Ipv4Packet, Ipv4Repr,
+    Ipv6Packet, Ipv6Repr, SeqNumber, TcpFlags, TcpHeader, TcpOptions,
 };
+
+/// The router [`icmp_too_big`] speaks for, over IPv4.
+pub const ROUTER_IPV4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 254);
+/// The router [`icmp_too_big`] speaks for, over IPv6.
+pub const ROUTER_IPV6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe);
+
+/// The ICMP error a router whose next hop carries `mtu`-byte packets sends back for `frame`
+/// (an Ethernet frame the server sent; IPv4 or IPv6, its checksums as they are): IPv4
+/// "fragmentation needed and DF set" (type 3 code 4, the MTU in bytes 6-7, RFC 1191) quoting
+/// as much of the packet as a 576-byte datagram holds (RFC 1812 §4.3.2.3), or ICMPv6 "packet
+/// too big" (type 2, the MTU in bytes 4-7, RFC 4443 §3.2) quoting as much as 1280 bytes hold
+/// (RFC 4443 §2.4(c)); from [`ROUTER_IPV4`] / [`ROUTER_IPV6`] to the frame's IP source, the
+/// Ethernet addresses swapped, the same VLAN tag. Written into `buf` (resized); its length,
+/// or `None` if `frame` is not IP. Written byte by byte here, not by `wire::icmp` (which only
+/// parses), so the two check each other.
+pub fn icmp_too_big(frame: &[u8], mtu: u32, buf: &mut Vec<u8>) -> Option<usize> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let eth_repr = EthernetRepr::parse(&eth).ok()?;
+    let packet = eth.payload();
+    let reply_eth = EthernetRepr {
+        src: eth_repr.dst,
+        dst: eth_repr.src,
+        ..eth_repr
+    };
+    let eth_len = reply_eth.header_len();
+    match eth_repr.ethertype {
+        ethertype::IPV4 => {
+            let ip = Ipv4Packet::new_checked(packet).ok()?;
+            let packet = &packet[..usize::from(ip.total_len())];
+            let quote = &packet[..packet.len().min(576 - 20 - 8)];
+            let icmp_len = 8 + quote.len();
+            buf.clear();
+            buf.resize(eth_len + 20 + icmp_len, 0);
+            reply_eth.emit(buf).ok()?;
+            Ipv4Repr {
+                src: ROUTER_IPV4,
+                dst: ip.src_addr(),
+                protocol: ip_protocol::ICMP,
+                payload_len: icmp_len,
+                ttl: 64,
+                ident: 0,
+            }
+            .emit(&mut buf[eth_len..])
+            .ok()?;
+            let message = &mut buf[eth_len + 20..];
+            // Type, code, checksum, unused (zero), next-hop MTU: 16 bits on IPv4.
+            message[..2].copy_from_slice(&[3, 4]);
+            message[6..8].copy_from_slice(&(mtu as u16).to_be_bytes());
+            message[8..].copy_from_slice(quote);
+            let sum = checksum::finish(checksum::sum(message));
+            message[2..4].copy_from_slice(&sum.to_be_bytes());
+        }
+        ethertype::IPV6 => {
+            let ip = Ipv6Packet::new_checked(packet).ok()?;
+            let packet = &packet[..40 + usize::from(ip.payload_len())];
+            let quote = &packet[..packet.len().min(1280 - 40 - 8)];
+            let icmp_len = 8 + quote.len();
+            buf.clear();
+            buf.resize(eth_len + 40 + icmp_len, 0);
+            reply_eth.emit(buf).ok()?;
+            Ipv6Repr {
+                src: ROUTER_IPV6,
+                dst: ip.src_addr(),
+                next_header: ip_protocol::ICMPV6,
+                payload_len: icmp_len,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+            }
+            .emit(&mut buf[eth_len..])
+            .ok()?;
+            let message = &mut buf[eth_len + 40..];
+            message[0] = 2;
+            message[4..8].copy_from_slice(&mtu.to_be_bytes());
+            message[8..].copy_from_slice(quote);
+            let pseudo = checksum::pseudo_header_ipv6(
+                ROUTER_IPV6,
+                ip.src_addr(),
+                ip_protocol::ICMPV6,
+                icmp_len as u32,
+            );
+            let sum = checksum::finish(checksum::combine(pseudo, checksum::sum(message)));
+            message[2..4].copy_from_slice(&sum.to_be_bytes());
+        }
+        _ => return None,
+    }
+    Some(buf.len())
+}
 
 /// One client connection's view of the sequence spaces.
 #[derive(Debug, Clone)]
@@ -137,6 +228,26 @@ impl ScriptedClient {
         let n = self.frame(buf, &tcp, &[]);
         self.seq = self.seq + 1u32;
         n
+    }
+
+    /// The path MTU error ([`icmp_too_big`]) for a full-sized segment the server would send
+    /// this client at `seq`: what a router whose next hop carries `mtu` bytes sends back.
+    pub fn too_big(&self, buf: &mut Vec<u8>, mtu: u32, seq: SeqNumber) -> usize {
+        let server = self.addrs.reversed();
+        let tcp = TcpHeader {
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            seq,
+            ack: self.seq,
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window: 1000,
+            ..TcpHeader::default()
+        };
+        let payload = [0x5a; 1400];
+        let mut segment = vec![0u8; tcp_frame_len(&server, &tcp, payload.len())];
+        emit_tcp_frame(&mut segment, &server, 1, 64, &tcp, [&payload, &[]])
+            .expect("a buffer of tcp_frame_len bytes holds the frame");
+        icmp_too_big(&segment, mtu, buf).expect("an IP frame")
     }
 
     /// Takes a frame from the server. In-order payload is appended to `sink` (if given) and

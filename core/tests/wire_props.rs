@@ -1,8 +1,10 @@
 //! Property tests for `xgate_core::wire`: emit/parse round trips in both IP families (checked
 //! against smoltcp for IPv4 and etherparse for both as independent implementations, and
 //! IPv6 extension-header chains parsed by both), incremental checksum updates, and robustness
-//! of the parser against arbitrary, truncated and corrupted frames.
+//! of the parser against arbitrary, truncated and corrupted frames; ICMP path MTU messages
+//! against etherparse (`wire_icmp`).
 
+mod wire_icmp;
 mod wire_ipv6;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -5,8 +5,10 @@
 //! timestamps), then sends fuzzer-chosen segments whose sequence and acknowledgment numbers
 //! are offsets from the live values, so the fuzzer explores the edges of the windows rather
 //! than random 32-bit numbers; well-formed requests, raw frames (checksums repaired) and time
-//! jumps are mixed in, over IPv4 or IPv6. Every frame the engine emits must parse, the table
-//! stays bounded, and once every timer has run no connection is left.
+//! jumps are mixed in, over IPv4 or IPv6, and ICMP path MTU messages quoting the connection
+//! at sequence numbers around the live ones (RFC 1191 / RFC 8201: the MSS goes down, the
+//! flight goes again). Every frame the engine emits must parse, the table stays bounded, and
+//! once every timer has run no connection is left.
 use xgate_core::app::{App, AppConfig};
 use xgate_core::engine::{Engine, EngineConfig};
 use xgate_core::testkit::ScriptedClient;
@@ -35,6 +37,12 @@ enum Op {
     Fin,
     Raw(Vec<u8>),
     Advance(u16),
+    /// A router's "too big" for the server's segment at `seq_off` from what the client has
+    /// acknowledged, reporting `mtu`.
+    TooBig {
+        mtu: u32,
+        seq_off: i16,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -157,6 +165,10 @@ fuzz_target!(|script: Script| {
                 let mut frame = bytes.clone();
                 xgate_fuzz::repair_checksums(&mut frame);
                 let _ = engine.handle_frame(now, &frame);
+            }
+            Op::TooBig { mtu, seq_off } => {
+                let n = client.too_big(&mut buf, *mtu, offset(client.server_next, *seq_off));
+                let _ = engine.handle_frame(now, &buf[..n]);
             }
             Op::Advance(ms) => {
                 now += Duration::from_millis(u64::from(*ms) * 4);

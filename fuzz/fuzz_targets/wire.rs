@@ -1,13 +1,30 @@
 #![no_main]
 //! Arbitrary bytes as an Ethernet frame, with and without repaired checksums: parsing never
-//! panics, and whatever parses re-emits to a frame that parses to the same meaning.
-use xgate_core::wire::{emit_tcp_frame, parse_tcp_frame, tcp_frame_len};
+//! panics, and whatever parses re-emits to a frame that parses to the same meaning. The same
+//! bytes as an ICMP path MTU message: never a panic, never both a TCP segment and ICMP, and
+//! what parses is consistent (the quoted flow in the message's family).
 use libfuzzer_sys::fuzz_target;
+use xgate_core::wire::{
+    emit_tcp_frame, parse_icmp_frame, parse_tcp_frame, tcp_frame_len, IcmpMessage, IpFamily,
+    WireError,
+};
+
+fn check_icmp(frame: &[u8]) {
+    let icmp = parse_icmp_frame(frame);
+    if let Ok(IcmpMessage::PacketTooBig(m)) = icmp {
+        assert_eq!(m.family == IpFamily::Ipv6, m.flow.is_ipv6());
+    }
+    if parse_tcp_frame(frame).is_ok() {
+        assert_eq!(icmp, Err(WireError::NotIcmp), "a TCP segment read as ICMP");
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_tcp_frame(data);
+    check_icmp(data);
     let mut frame = data.to_vec();
     xgate_fuzz::repair_checksums(&mut frame);
+    check_icmp(&frame);
     let Ok(parsed) = parse_tcp_frame(&frame) else {
         return;
     };

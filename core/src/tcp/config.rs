@@ -140,7 +140,9 @@ impl Default for TcpConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     /// `wire::parse_tcp_frame` refused the frame (length, header fields, options, not
-    /// IPv4/IPv6 TCP, fragment, an IPv6 extension header it does not walk).
+    /// IPv4/IPv6 TCP, fragment, an IPv6 extension header it does not walk) and it was not a
+    /// well-formed path MTU message either (`wire::parse_icmp_frame`: any other ICMP type,
+    /// or a fault in the ICMP message or its quote).
     Malformed,
     /// Illegal flag combination (SYN+FIN, SYN+RST, no flags...).
     BadFlags,
@@ -173,7 +175,7 @@ pub enum DropReason {
     /// Data of a cookie flow that arrived before its handshake-completing ACK (dropped
     /// silently; the client retransmits it).
     EarlyData,
-    /// The TCP or IPv4 checksum does not verify (damage on the wire, usually).
+    /// The TCP, IPv4 or ICMP checksum does not verify (damage on the wire, usually).
     BadChecksum,
 }
 
@@ -302,6 +304,29 @@ pub struct TcpStats {
     /// Indexed by `DropReason::index()`.
     #[serde(with = "drops_by_name")]
     pub drops: [u64; DropReason::COUNT],
+    /// Connections established over IPv4 (of `connections_established`).
+    pub accepted_ipv4: u64,
+    /// Connections established over IPv6 (of `connections_established`).
+    pub accepted_ipv6: u64,
+    /// Path MTU messages (ICMP "fragmentation needed", ICMPv6 "packet too big") that lowered
+    /// a connection's send MSS (RFC 1191, RFC 8201).
+    pub pmtu_lowered: u64,
+    /// Path MTU messages that changed nothing, for any of the four reasons below (their sum).
+    pub pmtu_ignored: u64,
+    /// Of `pmtu_ignored`: the MTU was not below what the connection already sends (a router
+    /// answers every packet of a window it drops; after the first, the rest land here).
+    pub pmtu_unchanged: u64,
+    /// Of `pmtu_ignored`: the quoted sequence number was not in flight (outside SND.UNA to
+    /// SND.NXT, RFC 5927 §4.1): forged, or about a segment acknowledged since.
+    pub pmtu_stale: u64,
+    /// Of `pmtu_ignored`: no connection has the quoted flow (closed, in TIME_WAIT, still in
+    /// the SYN cache, or never one of ours).
+    pub pmtu_unknown_flow: u64,
+    /// Of `pmtu_ignored`: an IPv6 MTU below 1280, which RFC 8201 §4 says to discard. (An IPv4
+    /// MTU below 576 is taken as 576, not ignored.)
+    pub pmtu_below_minimum: u64,
+    /// Of `retransmits`: segments resent at a lowered MSS after a path MTU message.
+    pub pmtu_retransmits: u64,
 }
 
 /// `TcpStats::drops` as a map from `DropReason::name` (every reason present); names it does
@@ -387,6 +412,15 @@ impl TcpStats {
             buffer_refusals,
             buffer_grown_bytes,
             drops,
+            accepted_ipv4,
+            accepted_ipv6,
+            pmtu_lowered,
+            pmtu_ignored,
+            pmtu_unchanged,
+            pmtu_stale,
+            pmtu_unknown_flow,
+            pmtu_below_minimum,
+            pmtu_retransmits,
         } = other;
         self.segments_in += segments_in;
         self.segments_out += segments_out;
@@ -433,6 +467,15 @@ impl TcpStats {
         for (total, n) in self.drops.iter_mut().zip(drops) {
             *total += n;
         }
+        self.accepted_ipv4 += accepted_ipv4;
+        self.accepted_ipv6 += accepted_ipv6;
+        self.pmtu_lowered += pmtu_lowered;
+        self.pmtu_ignored += pmtu_ignored;
+        self.pmtu_unchanged += pmtu_unchanged;
+        self.pmtu_stale += pmtu_stale;
+        self.pmtu_unknown_flow += pmtu_unknown_flow;
+        self.pmtu_below_minimum += pmtu_below_minimum;
+        self.pmtu_retransmits += pmtu_retransmits;
     }
 
     pub(crate) fn count_drop(&mut self, reason: DropReason) {

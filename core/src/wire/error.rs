@@ -4,7 +4,8 @@
 /// (see [`WireError::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum WireError {
-    /// The buffer ends before a header it announces (Ethernet, 802.1Q tag, IPv4, IPv6 or TCP).
+    /// The buffer ends before a header it announces (Ethernet, 802.1Q tag, IPv4, IPv6, TCP,
+    /// ICMP, or the IP header and 8 bytes of TCP an ICMP error quotes).
     #[error("frame truncated")]
     Truncated,
     /// The (inner) ethertype is neither IPv4 nor IPv6.
@@ -75,11 +76,18 @@ pub enum WireError {
     /// 65535-byte IPv6 payload length (no jumbograms).
     #[error("payload too large for one IP packet")]
     PayloadTooLarge,
+    /// `parse_icmp_frame`: the IPv4 protocol, or the IPv6 header after the extension headers,
+    /// is not ICMP (1) or ICMPv6 (58).
+    #[error("IP protocol is not ICMP")]
+    NotIcmp,
+    /// The ICMP checksum (ICMPv6: over the pseudo-header too) does not verify.
+    #[error("ICMP checksum mismatch")]
+    IcmpChecksum,
 }
 
 impl WireError {
     /// Every variant, in declaration order (to pre-register one counter per reason).
-    pub const ALL: [WireError; 21] = [
+    pub const ALL: [WireError; 23] = [
         WireError::Truncated,
         WireError::NotIp,
         WireError::UnsupportedVlan,
@@ -101,6 +109,8 @@ impl WireError {
         WireError::TcpChecksum,
         WireError::BufferTooSmall,
         WireError::PayloadTooLarge,
+        WireError::NotIcmp,
+        WireError::IcmpChecksum,
     ];
 
     /// A short, stable, snake_case label, usable as a metrics label value.
@@ -127,6 +137,8 @@ impl WireError {
             WireError::TcpChecksum => "tcp_checksum",
             WireError::BufferTooSmall => "buffer_too_small",
             WireError::PayloadTooLarge => "payload_too_large",
+            WireError::NotIcmp => "not_icmp",
+            WireError::IcmpChecksum => "icmp_checksum",
         }
     }
 }

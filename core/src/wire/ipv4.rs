@@ -9,6 +9,8 @@ pub mod ip_protocol {
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    /// ICMPv6 (RFC 4443), as an IPv6 next header.
+    pub const ICMPV6: u8 = 58;
 }
 
 mod field {

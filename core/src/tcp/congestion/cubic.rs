@@ -31,7 +31,7 @@
 //! carried over in fractions of 1/1024 byte so that small increments on each ACK add up.
 
 use super::hystart::{AckSample, HyStart, SlowStartStep};
-use super::{partial_ack_window, recovery_end_window, CongestionControl};
+use super::{partial_ack_window, recovery_end_window, rescale, CongestionControl};
 use crate::time::Instant;
 
 /// RFC 9438 §5.1 C = 0.4 (segments per second cubed), as a fraction.
@@ -313,6 +313,21 @@ impl CongestionControl for Cubic {
         self.reduce(flight);
         self.cwnd = self.ssthresh;
     }
+
+    fn on_mss_change(&mut self, smss: u32) {
+        // Every window of the curve in segments stays what it was: W_max - cwnd_epoch over
+        // C * SMSS keeps K, and W_est keeps its place against cwnd and cwnd_prior.
+        let old = self.smss;
+        self.cwnd = rescale(self.cwnd, old, smss);
+        self.ssthresh = rescale(self.ssthresh, old, smss);
+        self.w_max = rescale(self.w_max, old, smss);
+        self.cwnd_prior = rescale(self.cwnd_prior, old, smss);
+        self.epoch.w_est =
+            u64::try_from(u128::from(self.epoch.w_est) * u128::from(smss) / u128::from(old.max(1)))
+                .unwrap_or(u64::MAX);
+        self.epoch.carry = 0;
+        self.smss = smss;
+    }
 }
 
 /// The largest `r` with `r^3 <= n`.
@@ -584,6 +599,40 @@ mod tests {
             "{w2}"
         );
         assert!(!c.after_rto);
+    }
+
+    #[test]
+    fn rfc1191_a_lower_mss_keeps_the_cubic_curve_in_segments() {
+        // Congestion avoidance after a loss at 100 segments; then the path MTU halves the
+        // segment. The same ACKs, each of one (smaller) segment, must follow the same curve
+        // in segments: W_max, cwnd_prior, W_est and K keep their places.
+        let rtt = Some(Duration::from_millis(50));
+        let mut big = after_loss(100);
+        big.on_ack(&AckSample::plain(SMSS, big.window(), rtt, at(10)));
+        assert!(big.in_stage);
+        let mut small = big;
+        small.on_mss_change(SMSS / 2);
+        assert_eq!(small.window(), big.window() / 2);
+        assert_eq!(small.ssthresh(), big.ssthresh() / 2);
+        assert_eq!(
+            (small.w_max, small.cwnd_prior),
+            (big.w_max / 2, big.cwnd_prior / 2)
+        );
+        let k = |c: &Cubic| c.k_micros(c.cwnd) as f64;
+        assert!((k(&small) - k(&big)).abs() / k(&big) < 1e-3);
+        for i in 1..=400u64 {
+            let t = at(10 + i * 25);
+            big.on_ack(&AckSample::plain(SMSS, big.window(), rtt, t));
+            small.on_ack(&AckSample::plain(SMSS / 2, small.window(), rtt, t));
+        }
+        let segs = |c: &Cubic| f64::from(c.window()) / f64::from(c.smss);
+        assert!(segs(&big) > 95.0, "the curve went back towards W_max");
+        assert!(
+            (segs(&big) - segs(&small)).abs() / segs(&big) < 0.01,
+            "{} vs {} segments",
+            segs(&big),
+            segs(&small)
+        );
     }
 
     #[test]

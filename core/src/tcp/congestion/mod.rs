@@ -80,6 +80,15 @@ fn recovery_end_window(ssthresh: u32, flight: u32, smss: u32) -> u32 {
     ssthresh.min(flight.max(smss).saturating_add(smss))
 }
 
+/// A window of `bytes` at segments of `old` bytes, counted again at segments of `new` bytes:
+/// the same number of segments. `u32::MAX` (an ssthresh not yet set) stays unbounded.
+fn rescale(bytes: u32, old: u32, new: u32) -> u32 {
+    if bytes == u32::MAX {
+        return bytes;
+    }
+    u32::try_from(u64::from(bytes) * u64::from(new) / u64::from(old.max(1))).unwrap_or(u32::MAX)
+}
+
 /// The events a connection reports to its congestion controller, and the two values it asks
 /// for. Sizes are in bytes; `flight` is RFC 5681's FlightSize (SND.MAX - SND.UNA).
 pub trait CongestionControl {
@@ -120,6 +129,14 @@ pub trait CongestionControl {
     /// dropping it. The same reduction as a loss, once per window of data (the connection
     /// decides when), with nothing to retransmit: cwnd = ssthresh at once.
     fn on_ecn_echo(&mut self, flight: u32, now: Instant);
+
+    /// A path MTU message lowered the sender's MSS to `smss` (RFC 1191, RFC 8201). Not a
+    /// congestion signal: the window keeps its number of segments, as Linux's does (its
+    /// cwnd and ssthresh are counted in packets, and `tcp_simple_retransmit` leaves them
+    /// alone), so every byte figure the controller holds is scaled by the new SMSS over the
+    /// old. Fewer bytes then fit the same window: the packets the path dropped were the
+    /// larger ones, and the same count of smaller ones puts no more data in flight.
+    fn on_mss_change(&mut self, smss: u32);
 }
 
 /// The congestion controller a connection holds, inline (see the module doc for why an enum).
@@ -213,6 +230,13 @@ impl CongestionControl for Congestion {
         match self {
             Congestion::NewReno(c) => c.on_ecn_echo(flight, now),
             Congestion::Cubic(c) => c.on_ecn_echo(flight, now),
+        }
+    }
+
+    fn on_mss_change(&mut self, smss: u32) {
+        match self {
+            Congestion::NewReno(c) => c.on_mss_change(smss),
+            Congestion::Cubic(c) => c.on_mss_change(smss),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! connection's.
 
 use super::hystart::{AckSample, HyStart, SlowStartStep};
-use super::{initial_window, partial_ack_window, recovery_end_window, CongestionControl};
+use super::{initial_window, partial_ack_window, recovery_end_window, rescale, CongestionControl};
 use crate::time::Instant;
 
 #[derive(Debug, Clone, Copy)]
@@ -98,6 +98,13 @@ impl CongestionControl for NewReno {
         self.halve(flight);
         self.cwnd = self.ssthresh;
     }
+
+    fn on_mss_change(&mut self, smss: u32) {
+        let old = self.smss;
+        self.cwnd = rescale(self.cwnd, old, smss);
+        self.ssthresh = rescale(self.ssthresh, old, smss);
+        self.smss = smss;
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +138,32 @@ mod tests {
         );
         c.on_ecn_echo(SMSS, t());
         assert_eq!(c.window(), 2 * SMSS, "at least two segments");
+    }
+
+    #[test]
+    fn rfc1191_a_lower_mss_keeps_the_window_in_segments() {
+        let mut c = NewReno::new(SMSS, false);
+        assert_eq!(c.ssthresh(), u32::MAX);
+        c.on_mss_change(SMSS / 2);
+        assert_eq!(c.window(), 5 * SMSS, "IW10 of the smaller segments");
+        assert_eq!(
+            c.ssthresh(),
+            u32::MAX,
+            "still unbounded: slow start goes on"
+        );
+        c.on_fast_retransmit(20 * SMSS, t());
+        c.on_recovery_end(20 * SMSS);
+        c.on_mss_change(SMSS / 4);
+        // The reduction's 20 segments of 500 bytes are 20 segments of 250.
+        assert_eq!((c.window(), c.ssthresh()), (20 * SMSS / 4, 20 * SMSS / 4));
+        // Growth is in the new segments: about one per window in congestion avoidance
+        // (SMSS^2 / cwnd per ACK, rounded down).
+        let before = c.window();
+        for _ in 0..20 {
+            c.on_ack(&AckSample::plain(SMSS / 4, c.window(), None, t()));
+        }
+        let grown = c.window() - before;
+        assert!((200..=SMSS / 4).contains(&grown), "{grown}");
     }
 
     #[test]

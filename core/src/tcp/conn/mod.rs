@@ -5,14 +5,18 @@
 //! This file is the state machine: what one segment or one timer does to the connection. The
 //! pieces it drives live beside it: `receive.rs` (the text into the receive ring, delayed ACK,
 //! window updates), `transmit.rs` (the next segment and its header) and `loss_detection.rs`
-//! (RACK, the tail loss probe and D-SACK on the sender's side); the RTO estimator
+//! (RACK, the tail loss probe and D-SACK on the sender's side), `path_mtu.rs` (the send MSS
+//! an ICMP "too big" lowers, and the resend at the new size); the RTO estimator
 //! (`tcp/rtt.rs`), the congestion window (`tcp/congestion/`), the SACK scoreboard
 //! (`tcp/sack.rs`), the send log (`tcp/send_log.rs`), RACK's state (`tcp/rack.rs`) and the
 //! probe's (`tcp/tlp.rs`) are types of their own.
 
 mod loss_detection;
+mod path_mtu;
 mod receive;
 mod transmit;
+
+pub use path_mtu::PmtuVerdict;
 
 use std::collections::VecDeque;
 
@@ -148,7 +152,8 @@ pub struct Conn {
     snd_wl2: SeqNumber,
     max_snd_wnd: u32,
     snd_wscale: u8,
-    /// Largest payload per segment before option bytes: min(peer MSS, our MSS).
+    /// Largest payload per segment before option bytes: min(peer MSS, our MSS), or less once
+    /// a path MTU message lowered it (`path_mtu.rs`; never raised again).
     smss: u32,
     /// `close()` was called: a FIN follows the queued data.
     fin_queued: bool,
@@ -218,6 +223,9 @@ pub struct Conn {
     ecn: EcnState,
     /// Send even against the window / SWS rule (zero-window probe, SWS override timer).
     force_send: bool,
+    /// The go-back-N under way was started by a path MTU message, not a timeout (which
+    /// counter its resends go to).
+    pmtu_resend: bool,
     persist_backoff: Duration,
 
     pub timers: TimerTable,
@@ -354,6 +362,7 @@ impl Conn {
             dsack_out: None,
             ecn: EcnState::new(neg.ecn),
             force_send: false,
+            pmtu_resend: false,
             persist_backoff: cfg.initial_rto,
             timers: TimerTable::default(),
             last_rx: now,
@@ -1067,6 +1076,9 @@ impl Conn {
                     if !self.outstanding() {
                         continue;
                     }
+                    // Whatever a path MTU message rewound, what goes again now is the
+                    // timeout's.
+                    self.pmtu_resend = false;
                     if self.snd_wnd == 0 {
                         // A zero-window probe went unanswered or was answered with a zero
                         // window: probe again with backoff; RFC 9293 §3.8.6.1 forbids giving up
@@ -1178,6 +1190,11 @@ impl Conn {
     #[cfg(test)]
     pub fn debug_cwnd(&self) -> (u32, u32, bool) {
         (self.cc.window(), self.cc.ssthresh(), self.in_recovery)
+    }
+
+    #[cfg(test)]
+    pub fn debug_smss(&self) -> u32 {
+        self.smss
     }
 
     #[cfg(test)]

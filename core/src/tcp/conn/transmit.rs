@@ -9,10 +9,11 @@ use crate::time::Instant;
 use crate::wire::{self, SackBlock, SeqNumber, TcpFlags, TcpHeader, TcpOptions};
 
 /// What sent a segment again: loss recovery (a fast retransmit, a lost hole, a partial ACK),
-/// the go-back-N after a timeout, or a tail loss probe.
+/// the go-back-N after a timeout or after a path MTU message, or a tail loss probe.
 enum ResendKind {
     Recovery,
     Timeout,
+    PathMtu,
     Probe,
 }
 
@@ -203,7 +204,11 @@ impl Conn {
             self.force_send = false;
             self.snd_nxt = self.next_send_seq();
             let is_rtx = self.snd_nxt.diff(self.snd_max) < 0;
-            resend_kind = ResendKind::Timeout;
+            resend_kind = if self.pmtu_resend {
+                ResendKind::PathMtu
+            } else {
+                ResendKind::Timeout
+            };
             (self.snd_nxt, len, fin, is_rtx)
         } else if self.ack_now {
             // A bare ACK carries SND.MAX, not a SND.NXT that a timeout rewound (as Linux's
@@ -256,6 +261,7 @@ impl Conn {
                 match resend_kind {
                     ResendKind::Recovery => {}
                     ResendKind::Timeout => cx.stats.timeout_retransmits += 1,
+                    ResendKind::PathMtu => cx.stats.pmtu_retransmits += 1,
                     ResendKind::Probe => cx.stats.probe_retransmits += 1,
                 }
                 self.rtt.stop_timing();
@@ -264,6 +270,10 @@ impl Conn {
             }
             if seq == self.snd_nxt {
                 self.snd_nxt = end;
+            }
+            if self.snd_nxt.diff(self.snd_max) >= 0 {
+                // The go-back-N, if one was under way, has caught up.
+                self.pmtu_resend = false;
             }
             if end.diff(self.snd_max) > 0 {
                 self.snd_max = end;

@@ -311,6 +311,11 @@ impl Endpoint {
         // the engine simulation); without it such a segment gets the RFC 9293 §3.10.7.2 RST.
         self.syn_hints.forget(&flow);
         self.stats.connections_established += 1;
+        if flow.is_ipv6() {
+            self.stats.accepted_ipv6 += 1;
+        } else {
+            self.stats.accepted_ipv4 += 1;
+        }
         self.events
             .push_back(Event::Established { conn: handle, flow });
         // The ACK may carry data (and even a FIN): run it through the state machine.

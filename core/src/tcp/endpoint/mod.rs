@@ -2,7 +2,8 @@
 //! connections' deadlines (`deadlines.rs`), ready queue, events; segments for unknown flows go
 //! to the SYN cache (`syn_cache.rs`, rules in `syn_received.rs`) or the stateless SYN-cookie
 //! front (`cookie_front.rs`), segments for flows in TIME_WAIT to their compact records
-//! (`time_wait.rs`).
+//! (`time_wait.rs`); ICMP path MTU messages to the connection whose segment they quote
+//! (`conn/path_mtu.rs`).
 //!
 //! Call order (quinn-proto style): feed frames with `handle_frame`, then drain `poll_event`
 //! and `poll_transmit` until they return `None`; sleep until `poll_timeout`, then call
@@ -20,11 +21,13 @@ use std::collections::{HashMap, VecDeque};
 use super::buffer_budget::BufferBudget;
 use super::challenge::ChallengeLimiter;
 use super::config::{DropReason, TcpConfig, TcpStats};
-use super::conn::{Conn, Ctx, Outcome, Seg};
+use super::conn::{Conn, Ctx, Outcome, PmtuVerdict, Seg};
 use super::syncookie::SynCookies;
 use super::FlowKey;
 use crate::time::Instant;
-use crate::wire::{self, FrameAddrs, SeqNumber, TcpFlags, TcpHeader, WireError};
+use crate::wire::{
+    self, FrameAddrs, IcmpMessage, PmtuMessage, SeqNumber, TcpFlags, TcpHeader, WireError,
+};
 use cookie_front::SynHints;
 use deadlines::Deadlines;
 use syn_cache::SynCache;
@@ -198,6 +201,9 @@ impl Endpoint {
             Err(WireError::TcpChecksum | WireError::IpChecksum) => {
                 return self.drop_with(DropReason::BadChecksum)
             }
+            // Off the hot path: an IP packet that is not TCP may be an ICMP error the XDP
+            // program steered here because it quotes one of our segments.
+            Err(WireError::NotTcp) => return self.icmp_frame(now, frame),
             Err(_) => return self.drop_with(DropReason::Malformed),
         };
         let t = &f.tcp;
@@ -233,6 +239,53 @@ impl Endpoint {
             self.stats.count_drop(r);
         }
         result
+    }
+
+    /// A frame that is IP but not TCP. A path MTU message (RFC 1191, RFC 8201) goes to the
+    /// connection it quotes, and is counted by what it did (`TcpStats::pmtu_*`) rather than
+    /// as a drop; anything else, ICMP or not, is `Malformed` as before.
+    fn icmp_frame(&mut self, now: Instant, frame: &[u8]) -> Result<(), DropReason> {
+        match wire::parse_icmp_frame(frame) {
+            Ok(IcmpMessage::PacketTooBig(m)) => {
+                self.path_mtu(now, &m);
+                Ok(())
+            }
+            Ok(IcmpMessage::Other { .. }) => self.drop_with(DropReason::Malformed),
+            Err(WireError::IcmpChecksum | WireError::IpChecksum) => {
+                self.drop_with(DropReason::BadChecksum)
+            }
+            Err(_) => self.drop_with(DropReason::Malformed),
+        }
+    }
+
+    /// Hands a path MTU message to the connection of the quoted flow. TIME_WAIT records and
+    /// SYN cache entries send nothing a router could have dropped for its size (a SYN-ACK
+    /// has no payload), so only live connections are asked.
+    fn path_mtu(&mut self, now: Instant, m: &PmtuMessage) {
+        let idx = self.table.get(&m.flow).copied();
+        let verdict = idx.and_then(|idx| {
+            let (mut cx, slots) = self.ctx(now);
+            let conn = slots
+                .get_mut(idx as usize)
+                .filter(|s| s.live)
+                .and_then(|s| s.conn.as_deref_mut())?;
+            Some(conn.on_path_mtu(&mut cx, m.mtu, m.seq))
+        });
+        if let (Some(idx), Some(_)) = (idx, verdict) {
+            self.schedule(idx);
+        }
+        let st = &mut self.stats;
+        match verdict {
+            Some(PmtuVerdict::Lowered) => {
+                st.pmtu_lowered += 1;
+                return;
+            }
+            Some(PmtuVerdict::Unchanged) => st.pmtu_unchanged += 1,
+            Some(PmtuVerdict::Stale) => st.pmtu_stale += 1,
+            Some(PmtuVerdict::BelowMinimum) => st.pmtu_below_minimum += 1,
+            None => st.pmtu_unknown_flow += 1,
+        }
+        st.pmtu_ignored += 1;
     }
 
     fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut Vec<Slot>) {

@@ -9,7 +9,7 @@ use super::*;
 const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 2);
 const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 1);
 
-fn client_addrs_v6() -> FrameAddrs {
+pub(super) fn client_addrs_v6() -> FrameAddrs {
     FrameAddrs {
         eth_src: CLIENT_MAC,
         eth_dst: SERVER_MAC,
@@ -340,4 +340,22 @@ fn ipv4_and_ipv4_mapped_ipv6_flows_are_kept_apart() {
         fx.ep.conn_for_test(fx.h).unwrap().state,
         conn::State::Established
     );
+}
+
+#[test]
+fn established_connections_are_counted_by_family() {
+    let v4 = Fx::new();
+    let st = v4.ep.stats();
+    assert_eq!((st.accepted_ipv4, st.accepted_ipv6), (1, 0));
+    // Through the SYN cache and through a cookie alike.
+    for cfg in [small_config(), cookie_only_config()] {
+        let v6 = Fx::with_syn_from(cfg, client_addrs_v6(), &syn(&ALL_OPTS, CLIENT_ISN), true);
+        let st = v6.ep.stats();
+        assert_eq!((st.accepted_ipv4, st.accepted_ipv6), (0, 1));
+        assert_eq!(st.connections_established, 1);
+    }
+    let mut total = TcpStats::default();
+    total.add(v4.ep.stats());
+    total.add(v4.ep.stats());
+    assert_eq!(total.accepted_ipv4, 2);
 }

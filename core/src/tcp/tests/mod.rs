@@ -7,6 +7,7 @@ mod dsack;
 mod ecn;
 mod handshake;
 mod ipv6;
+mod pmtu;
 mod rack_tlp;
 mod receive;
 mod recovery;
