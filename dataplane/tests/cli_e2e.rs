@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::status::{num, port, settle, status};
+use common::status::{metric, num, port, settle, status};
 use common::{is_root, lines_of, TempDir, Topology, GW_IP};
 use serde_json::Value;
 
@@ -23,47 +23,9 @@ const BYPASS: u16 = 18180;
 const KERNEL: u16 = 18181;
 const ADMIN: u16 = 18179;
 
-/// `GET /metrics` of the admin endpoint from the client netns, parsed by an independent
-/// parser of the Prometheus text format; the `Content-Type` is checked too.
+/// `GET /metrics` of this file's admin endpoint.
 fn scrape_metrics(topo: &Topology) -> prometheus_parse::Scrape {
-    let o = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &topo.client_ns,
-            "curl",
-            "-sS",
-            "--fail",
-            "-i",
-        ])
-        .args(["--max-time", "10"])
-        .arg(format!("http://{GW_IP}:{ADMIN}/metrics"))
-        .output()
-        .expect("running curl");
-    assert!(o.status.success(), "scrape: {}", text(&o.stderr));
-    let page = text(&o.stdout);
-    let (head, body) = page.split_once("\r\n\r\n").expect("a response");
-    assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
-        "{head}"
-    );
-    let lines = body.lines().map(|l| Ok(l.to_string()));
-    prometheus_parse::Scrape::parse(lines).expect("a valid metrics page")
-}
-
-/// A counter's or gauge's value in `scrape`.
-fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let s = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .unwrap_or_else(|| panic!("{name} {labels:?} not on the page"));
-    match s.value {
-        prometheus_parse::Value::Counter(v)
-        | prometheus_parse::Value::Gauge(v)
-        | prometheus_parse::Value::Untyped(v) => v,
-        ref other => panic!("{name}: {other:?}"),
-    }
+    common::status::scrape_metrics(topo, ADMIN)
 }
 
 fn xgate() -> Command {

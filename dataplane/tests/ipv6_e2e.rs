@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::status::{num, port, settle, status};
+use common::status::{metric, num, port, scrape_metrics, settle, status};
 use common::{is_root, lines_of, Topology, GW_IP};
 use xgate_testnet::SERVER_IP6;
 
@@ -200,6 +200,18 @@ fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
         num(k, "kernel_connections_ipv6"),
         num(k, "kernel_connections_total"),
         "every kernel connection so far is an IPv6 client's: {k}"
+    );
+    // The same per family on the metrics page, both paths.
+    let scrape = scrape_metrics(&topo, ADMIN);
+    let family = |name: &str, family: &str| metric(&scrape, name, &[("family", family)]);
+    let kernel_v6 = family("xgate_kernel_connections_accepted_total", "ipv6");
+    assert_eq!(kernel_v6, num(k, "kernel_connections_ipv6") as f64);
+    assert!(kernel_v6 >= conns as f64);
+    let bypass_v6 = family("xgate_bypass_tcp_connections_accepted_total", "ipv6");
+    let bypass_v4 = family("xgate_bypass_tcp_connections_accepted_total", "ipv4");
+    assert!(
+        bypass_v6 >= conns as f64 && bypass_v4 >= 1.0,
+        "bypass accepted: {bypass_v6} IPv6, {bypass_v4} IPv4"
     );
     // An IPv4 client of the dual-stack listener is counted, but not as IPv6.
     let v4 = curl(&topo, &format!("http://{GW_IP}:{KERNEL}/bytes/10"), &[]);

@@ -1,9 +1,12 @@
-//! `xgate status --json` of a running gateway, and the few ways the tests read it.
+//! What a running gateway reports: `xgate status --json`, its admin endpoint's `/metrics`, and
+//! the few ways the tests read them.
 
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use super::{Topology, GW_IP};
 
 /// The gateway's status on `ifname`, parsed; panics with xgate's message when it fails.
 pub fn status(ifname: &str) -> Value {
@@ -37,4 +40,51 @@ pub fn num(v: &Value, key: &str) -> u64 {
 /// The gateway's own counters are refreshed twice a second.
 pub fn settle() {
     std::thread::sleep(Duration::from_millis(700));
+}
+
+/// `GET /metrics` of the admin endpoint on `admin` from the client netns, parsed by an independent
+/// parser of the Prometheus text format; the `Content-Type` is checked too.
+pub fn scrape_metrics(topo: &Topology, admin: u16) -> prometheus_parse::Scrape {
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "curl",
+            "-sS",
+            "--fail",
+            "-i",
+        ])
+        .args(["--max-time", "10"])
+        .arg(format!("http://{GW_IP}:{admin}/metrics"))
+        .output()
+        .expect("running curl");
+    assert!(
+        o.status.success(),
+        "scrape: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let page = String::from_utf8_lossy(&o.stdout);
+    let (head, body) = page.split_once("\r\n\r\n").expect("a response");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("a valid metrics page")
+}
+
+/// A counter's or gauge's value in `scrape`.
+pub fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let s = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("{name} {labels:?} not on the page"));
+    match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        ref other => panic!("{name}: {other:?}"),
+    }
 }

@@ -293,7 +293,13 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
         "kind=\"recovery\"",
         t.retransmits
             .saturating_sub(t.timeout_retransmits)
-            .saturating_sub(t.probe_retransmits),
+            .saturating_sub(t.probe_retransmits)
+            .saturating_sub(t.pmtu_retransmits),
+    );
+    m.sample(
+        "xgate_bypass_tcp_retransmits_total",
+        "kind=\"pmtu\"",
+        t.pmtu_retransmits,
     );
     m.sample(
         "xgate_bypass_tcp_retransmits_total",
@@ -310,6 +316,55 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
         "kind=\"syn_ack\"",
         t.syn_ack_retransmits,
     );
+    m.family(
+        "xgate_bypass_tcp_connections_accepted_total",
+        "counter",
+        "Bypass connections established, by the client's address family.",
+    );
+    for (family, n) in [("ipv4", t.accepted_ipv4), ("ipv6", t.accepted_ipv6)] {
+        m.sample(
+            "xgate_bypass_tcp_connections_accepted_total",
+            &format!("family=\"{family}\""),
+            n,
+        );
+    }
+    m.family(
+        "xgate_kernel_connections_accepted_total",
+        "counter",
+        "Kernel-path connections accepted (sock_ops, all ports), by the client's address family \
+         (an IPv4 client of a dual-stack listener counts as IPv4).",
+    );
+    let kernel_all: u64 = s.ports.iter().map(|p| p.kernel_connections_total).sum();
+    let kernel_v6: u64 = s.ports.iter().map(|p| p.kernel_connections_ipv6).sum();
+    for (family, n) in [
+        ("ipv4", kernel_all.saturating_sub(kernel_v6)),
+        ("ipv6", kernel_v6),
+    ] {
+        m.sample(
+            "xgate_kernel_connections_accepted_total",
+            &format!("family=\"{family}\""),
+            n,
+        );
+    }
+    m.family(
+        "xgate_bypass_tcp_pmtu_total",
+        "counter",
+        "ICMP fragmentation-needed / ICMPv6 packet-too-big messages about bypass connections, \
+         by what they did (lowered: the connection's MSS; the others were ignored).",
+    );
+    for (event, n) in [
+        ("lowered", t.pmtu_lowered),
+        ("unchanged", t.pmtu_unchanged),
+        ("stale", t.pmtu_stale),
+        ("unknown_flow", t.pmtu_unknown_flow),
+        ("below_minimum", t.pmtu_below_minimum),
+    ] {
+        m.sample(
+            "xgate_bypass_tcp_pmtu_total",
+            &format!("event=\"{event}\""),
+            n,
+        );
+    }
     m.family(
         "xgate_bypass_tcp_buffer_growths_total",
         "counter",
