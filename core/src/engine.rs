@@ -23,6 +23,7 @@ use crate::tcp::{
     ConnHandle, DropReason, Endpoint, Event, FlowKey, SendBacklog, TcpConfig, TcpStats,
 };
 use crate::time::Instant;
+use crate::wire::PmtuMessage;
 
 /// Contiguous output room offered across the transmit ring's wrap: the most a proxied
 /// response's head can need (twice a 16 KiB upstream head, with the fields added).
@@ -245,6 +246,27 @@ impl Engine {
 
     pub fn connection_count(&self) -> usize {
         self.tcp.connection_count()
+    }
+
+    /// Keep path MTU messages about other queues' flows for [`poll_foreign_pmtu`]
+    /// (`Endpoint::forward_foreign_pmtu`): for an engine that is one of several RX queues'.
+    ///
+    /// [`poll_foreign_pmtu`]: Self::poll_foreign_pmtu
+    pub fn forward_foreign_pmtu(&mut self, on: bool) {
+        self.tcp.forward_foreign_pmtu(on);
+    }
+
+    /// A path MTU message about a flow this engine does not hold, for the caller to hand to
+    /// the engine that does ([`handle_forwarded_pmtu`](Self::handle_forwarded_pmtu)).
+    #[must_use]
+    pub fn poll_foreign_pmtu(&mut self) -> Option<PmtuMessage> {
+        self.tcp.poll_foreign_pmtu()
+    }
+
+    /// A path MTU message another queue's engine received about one of this engine's
+    /// connections; what it resends leaves through [`poll_transmit`](Self::poll_transmit).
+    pub fn handle_forwarded_pmtu(&mut self, now: Instant, m: &PmtuMessage) {
+        self.tcp.handle_forwarded_pmtu(now, m);
     }
 
     pub fn tcp_stats(&self) -> &TcpStats {

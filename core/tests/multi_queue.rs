@@ -7,6 +7,7 @@
 
 use xgate_core::app::{App, AppConfig};
 use xgate_core::engine::{Engine, EngineConfig};
+use xgate_core::tcp::FOREIGN_PMTU_MAX;
 use xgate_core::testkit::ScriptedClient;
 use xgate_core::time::Instant;
 use xgate_core::wire::TcpFlags;
@@ -100,4 +101,65 @@ fn with_another_secret_the_ack_is_refused() {
     assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
     assert!(flags.iter().any(|f| f.contains(TcpFlags::RST)), "{flags:?}");
     assert_eq!(q1.connection_count(), 0);
+}
+
+/// A path MTU error lands on the queue the NIC hashes its addresses to, not necessarily the
+/// connection's: the engine that receives it keeps it (`forward_foreign_pmtu`) for the caller
+/// to hand to the connection's engine, which lowers the MSS; without forwarding it is an
+/// unknown flow, counted where it landed.
+#[test]
+fn a_path_mtu_error_on_another_queue_reaches_its_connection() {
+    let now = Instant::from_secs(50);
+    let secret = [0x33u8; 32];
+    for forward in [true, false] {
+        let (mut q0, mut q1) = (engine(secret, now), engine(secret, now));
+        q0.forward_foreign_pmtu(forward);
+        q1.forward_foreign_pmtu(forward);
+        // A connection on q1 with a response in flight (not yet acknowledged).
+        let mut client = ScriptedClient::new(41_100, 80, 5);
+        let mut buf = Vec::new();
+        let n = client.syn(&mut buf, true);
+        q1.handle_frame(now, &buf[..n]).unwrap();
+        pump(&mut q1, now, &mut client, &mut Vec::new());
+        let n = client.send(&mut buf, b"GET /bytes/100000 HTTP/1.1\r\nHost: t\r\n\r\n");
+        q1.handle_frame(now, &buf[..n]).unwrap();
+        let mut out = vec![0u8; 2048];
+        let first = q1
+            .poll_transmit(now, &mut out)
+            .expect("the response begins");
+        let seq = xgate_core::wire::parse_tcp_frame(&out[..first])
+            .unwrap()
+            .tcp
+            .seq;
+        // The router's error for that segment arrives on q0.
+        let n = client.too_big(&mut buf, 1280, seq);
+        q0.handle_frame(now, &buf[..n]).unwrap();
+        let mut forwarded = 0;
+        while let Some(m) = q0.poll_foreign_pmtu() {
+            q1.handle_forwarded_pmtu(now, &m);
+            forwarded += 1;
+        }
+        let (s0, s1) = (q0.tcp_stats(), q1.tcp_stats());
+        if forward {
+            assert_eq!(forwarded, 1);
+            assert_eq!((s0.pmtu_unknown_flow, s0.pmtu_ignored), (0, 0));
+            assert_eq!(
+                s1.pmtu_lowered, 1,
+                "the connection's engine lowered its MSS"
+            );
+            // Kept for another queue up to a bound between two polls; the rest are counted.
+            let extra = 3;
+            for _ in 0..FOREIGN_PMTU_MAX + extra {
+                let n = client.too_big(&mut buf, 1280, seq);
+                q0.handle_frame(now, &buf[..n]).unwrap();
+            }
+            let kept = std::iter::from_fn(|| q0.poll_foreign_pmtu()).count();
+            assert_eq!(kept, FOREIGN_PMTU_MAX);
+            assert_eq!(q0.tcp_stats().pmtu_unknown_flow, extra as u64);
+        } else {
+            assert_eq!(forwarded, 0);
+            assert_eq!(s0.pmtu_unknown_flow, 1);
+            assert_eq!(s1.pmtu_lowered, 0);
+        }
+    }
 }

@@ -29,7 +29,18 @@ impl PacketSocket {
 
     /// Opens the socket on `ifname` of the calling thread's namespace.
     pub fn open_here(ifname: &str) -> io::Result<PacketSocket> {
-        let proto = (libc::ETH_P_IP as u16).to_be();
+        Self::open_protocol(ifname, libc::ETH_P_IP as u16)
+    }
+
+    /// [`open`](Self::open) for every protocol (`ETH_P_ALL`): IPv6 and ICMP too, each frame
+    /// seen before the interface's ingress hooks (tc, nftables `netdev`) and the IP stack act
+    /// on it, and the interface's outgoing frames as well.
+    pub fn open_all(ns: &str, ifname: &str) -> io::Result<PacketSocket> {
+        netns::run_in(ns, || Self::open_protocol(ifname, libc::ETH_P_ALL as u16))
+    }
+
+    fn open_protocol(ifname: &str, protocol: u16) -> io::Result<PacketSocket> {
+        let proto = protocol.to_be();
         let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto))?;
         let mut sll: libc::sockaddr_ll = sys::zeroed_sockaddr();
         sll.sll_family = libc::AF_PACKET as u16;

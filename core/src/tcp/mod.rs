@@ -27,7 +27,7 @@ mod tlp;
 pub use assembler::{Assembler, AssemblerFull, MAX_RANGES, MIN_RANGES};
 pub use config::{DropReason, TcpConfig, TcpStats};
 pub use congestion::CongestionAlgorithm;
-pub use endpoint::{ConnHandle, Endpoint, Event, SendBacklog, Stream};
+pub use endpoint::{ConnHandle, Endpoint, Event, SendBacklog, Stream, FOREIGN_PMTU_MAX};
 pub use flow::FlowKey;
 pub use ring::RingBuffer;
 pub use syncookie::{

@@ -15,6 +15,7 @@
 
 mod channels;
 mod clock;
+mod pmtu_relay;
 mod poller;
 mod waker;
 
@@ -30,6 +31,7 @@ use crate::bpf::SteeringMaps;
 
 pub use channels::rx_queue_count;
 pub use clock::Clock;
+pub use pmtu_relay::{PmtuInbox, PmtuRelay};
 pub use poller::{pin_to_core, Poller, PollerConfig, PollerCounters, PollerError, PollerStats};
 pub use waker::Waker;
 

@@ -45,7 +45,7 @@ use crate::tcp::{DropReason, TcpStats};
 use crate::time::{Duration, Instant};
 use crate::upstream::{UpstreamSide, UpstreamSideConfig};
 
-use super::{AfXdpError, Clock, TxOutcome, Waker, XskQueue};
+use super::{AfXdpError, Clock, PmtuRelay, TxOutcome, Waker, XskQueue};
 
 /// How often the engine-level gauges (connections, requests, TCP counters) are copied into
 /// [`PollerStats`] while busy. They are always copied before a sleep and when the loop ends.
@@ -250,6 +250,10 @@ counters! {
     upstream_no_server,
     /// Requests routed upstream answered 502: no connection could be opened.
     upstream_no_connection,
+    /// Path MTU errors about another queue's connection, posted to that queue's poller.
+    pmtu_relayed,
+    /// The same, dropped because that poller's inbox was full.
+    pmtu_relay_dropped,
 }
 
 impl PollerCounters {
@@ -293,6 +297,9 @@ pub struct Poller {
     /// The upstream side (forwarder and upstream connections), built when the first request
     /// is routed upstream.
     upstream: UpstreamSide,
+    /// Every poller's inbox of path MTU errors (this one's at its queue's index), when the
+    /// interface has several queues.
+    pmtu_relay: Option<PmtuRelay>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -336,7 +343,18 @@ impl Poller {
             table_full_log: RateLimiter::new(1, crate::logging::WARNING_PERIOD),
             access: None,
             upstream: UpstreamSide::new(None),
+            pmtu_relay: None,
         })
+    }
+
+    /// Joins the pollers of the other queues (`pmtu_relay`'s module documentation): path MTU
+    /// errors about their connections go to them, theirs about this poller's come in.
+    pub fn join_pmtu_relay(&mut self, relay: PmtuRelay) {
+        if let Some(inbox) = relay.get(self.queue.queue() as usize) {
+            inbox.set_waker(self.waker.clone());
+        }
+        self.engine.forward_foreign_pmtu(true);
+        self.pmtu_relay = Some(relay);
     }
 
     /// Sets how the upstream side will be built (the process's hash key); without it, the
@@ -556,6 +574,8 @@ impl Poller {
             work += n;
         }
 
+        work += self.relay_path_mtu(now);
+
         // Upstream answers (or room for requests): their client connections run again.
         let ready = self.upstream.take_ready(now);
         if let Some(f) = self.upstream.built() {
@@ -633,6 +653,37 @@ impl Poller {
             self.counters.fill_ring_empty += 1;
         }
         Ok(work)
+    }
+
+    /// Path MTU errors between pollers: those the engine kept for other queues' flows go to
+    /// the owner's inbox (the owner from `user_flows`), those others posted here go to the
+    /// engine. Returns the messages handled.
+    fn relay_path_mtu(&mut self, now: Instant) -> usize {
+        let Some(relay) = &self.pmtu_relay else {
+            return 0;
+        };
+        let own = self.queue.queue();
+        let mut n = 0;
+        while let Some(m) = self.engine.poll_foreign_pmtu() {
+            n += 1;
+            let owner = self.maps.user_flow_owner(m.flow).ok().flatten();
+            match owner
+                .filter(|&q| q != own)
+                .and_then(|q| relay.get(q as usize))
+            {
+                Some(inbox) => {
+                    if inbox.post(m) {
+                        self.counters.pmtu_relayed += 1;
+                    } else {
+                        self.counters.pmtu_relay_dropped += 1;
+                    }
+                }
+                // Nobody else owns it (gone, or never a bypass flow): counted here.
+                None => self.engine.handle_forwarded_pmtu(now, &m),
+            }
+        }
+        let engine = &mut self.engine;
+        n + relay[own as usize].drain(|m| engine.handle_forwarded_pmtu(now, m))
     }
 
     /// Keeps `user_flows` in step with the engine's connections; returns the events applied.

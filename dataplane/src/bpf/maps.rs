@@ -382,6 +382,20 @@ impl SteeringMaps {
             .map_err(bpf_err(format!("looking up user flow {flow:?}")))
     }
 
+    /// The RX queue whose poller owns a connection, if it is marked as user space's.
+    pub fn user_flow_owner(&self, flow: FlowKey) -> Result<Option<u32>> {
+        let Some(key) = flow_to_map(&flow) else {
+            return Ok(None);
+        };
+        let value = self
+            .user_flows
+            .lookup(key.as_bytes(), MapFlags::ANY)
+            .map_err(bpf_err(format!("looking up user flow {flow:?}")))?;
+        Ok(value
+            .and_then(|v| types::xgate_flow_owner::from_bytes(&v))
+            .map(|owner| owner.queue))
+    }
+
     /// All connections marked as user space's.
     pub fn user_flows(&self) -> Vec<FlowKey> {
         self.user_flows

@@ -52,8 +52,8 @@ use crate::tally::{self, PortCount};
 use crate::tcp::TcpStats;
 
 use crate::afxdp::{
-    rx_queue_count, AfXdpError, Clock, Poller, PollerConfig, PollerCounters, PollerError,
-    PollerStats, Waker, XskConfig, XskQueue,
+    rx_queue_count, AfXdpError, Clock, PmtuInbox, PmtuRelay, Poller, PollerConfig, PollerCounters,
+    PollerError, PollerStats, Waker, XskConfig, XskQueue,
 };
 
 /// Which cgroup v2 the gateway's sockets are created in (sock_ops is attached there, and only
@@ -334,6 +334,15 @@ impl Bypass {
         let secret = random_secret()?;
         let clock = Clock::new();
         let cores = poller_cores(config, queues)?;
+        // With several queues, a path MTU error can land on another queue than its
+        // connection's: the pollers pass them on (`afxdp::PmtuRelay`).
+        let pmtu_relay: Option<PmtuRelay> = (queues > 1).then(|| {
+            Arc::new(
+                (0..queues)
+                    .map(|_| Arc::new(PmtuInbox::default()))
+                    .collect(),
+            )
+        });
         for q in 0..queues {
             let queue = XskQueue::open(&xsk_config, q, steering.maps())?;
             let mut app = App::new(&config.app)?;
@@ -353,6 +362,9 @@ impl Bypass {
             )?;
             if let Some((links, capacity)) = access.as_mut() {
                 poller.enable_access_log(links, *capacity);
+            }
+            if let Some(relay) = &pmtu_relay {
+                poller.join_pmtu_relay(Arc::clone(relay));
             }
             poller.configure_proxy(UpstreamSideConfig {
                 conns: UpstreamConnsConfig::default(),

@@ -109,6 +109,8 @@ pub(super) fn poller_state(
         sleeps: c.sleeps,
         wakeups: c.wakeups,
         reloads: c.reloads,
+        pmtu_relayed: c.pmtu_relayed,
+        pmtu_relay_dropped: c.pmtu_relay_dropped,
         upstream_no_server: c.upstream_no_server,
         upstream_no_connection: c.upstream_no_connection,
     }

@@ -124,6 +124,12 @@ pub struct PollerState {
     /// Reloads the engine has applied.
     #[serde(default)]
     pub reloads: u64,
+    /// Path MTU errors about another queue's connections passed to that queue's poller, and
+    /// those dropped for a full inbox.
+    #[serde(default)]
+    pub pmtu_relayed: u64,
+    #[serde(default)]
+    pub pmtu_relay_dropped: u64,
     /// Loop rounds that did work, and rounds that found none (busy ratio).
     #[serde(default)]
     pub busy_loops: u64,

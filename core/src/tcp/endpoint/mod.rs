@@ -117,7 +117,16 @@ pub struct Endpoint {
     ip_id: u16,
     /// Latest time handed in; application calls (which carry no time) arm timers from it.
     now: Instant,
+    /// Path MTU messages about flows this endpoint does not hold, kept for the caller to hand
+    /// to the endpoint that does (another RX queue's: [`Endpoint::forward_foreign_pmtu`]);
+    /// `None`: counted as `pmtu_unknown_flow` at once. Bounded by [`FOREIGN_PMTU_MAX`].
+    foreign_pmtu: Option<VecDeque<PmtuMessage>>,
 }
+
+/// Path MTU messages an endpoint keeps for another queue between two polls; beyond that they
+/// are counted as `pmtu_unknown_flow` (a burst of ICMP about other queues' flows costs no
+/// more than this).
+pub const FOREIGN_PMTU_MAX: usize = 16;
 
 impl Endpoint {
     pub fn new(mut config: TcpConfig, secret: [u8; 32], now: Instant) -> Self {
@@ -158,8 +167,30 @@ impl Endpoint {
             syn_cache: SynCache::new(config.syn_cache, config.syn_cache_rate, now),
             ip_id: 0,
             now,
+            foreign_pmtu: None,
             cfg: config,
         }
+    }
+
+    /// Keeps path MTU messages about flows this endpoint does not hold for
+    /// [`poll_foreign_pmtu`](Self::poll_foreign_pmtu), instead of counting them as unknown:
+    /// for an endpoint that is one of several RX queues' (a NIC hashes an ICMP error by its
+    /// addresses, not by the quoted connection's ports, so it can land on another queue).
+    pub fn forward_foreign_pmtu(&mut self, on: bool) {
+        self.foreign_pmtu = on.then(|| VecDeque::with_capacity(FOREIGN_PMTU_MAX));
+    }
+
+    /// A path MTU message kept for another endpoint (see
+    /// [`forward_foreign_pmtu`](Self::forward_foreign_pmtu)).
+    pub fn poll_foreign_pmtu(&mut self) -> Option<PmtuMessage> {
+        self.foreign_pmtu.as_mut()?.pop_front()
+    }
+
+    /// A path MTU message another endpoint received about a flow of this one's: applied as
+    /// if it had arrived here, and counted here (`pmtu_unknown_flow` if the flow is gone).
+    pub fn handle_forwarded_pmtu(&mut self, now: Instant, m: &PmtuMessage) {
+        self.now = now;
+        self.apply_path_mtu(now, m);
     }
 
     pub fn stats(&self) -> &TcpStats {
@@ -262,6 +293,19 @@ impl Endpoint {
     /// SYN cache entries send nothing a router could have dropped for its size (a SYN-ACK
     /// has no payload), so only live connections are asked.
     fn path_mtu(&mut self, now: Instant, m: &PmtuMessage) {
+        if !self.table.contains_key(&m.flow) {
+            if let Some(foreign) = self.foreign_pmtu.as_mut() {
+                if foreign.len() < FOREIGN_PMTU_MAX {
+                    foreign.push_back(*m);
+                    return;
+                }
+            }
+        }
+        self.apply_path_mtu(now, m);
+    }
+
+    /// [`path_mtu`](Self::path_mtu) for a flow this endpoint is the one to ask about.
+    fn apply_path_mtu(&mut self, now: Instant, m: &PmtuMessage) {
         let idx = self.table.get(&m.flow).copied();
         let verdict = idx.and_then(|idx| {
             let (mut cx, slots) = self.ctx(now);
