@@ -207,7 +207,13 @@ fn xgate_run_bypass_status_sigterm() {
         port(&s, BYPASS).clone()
     };
     std::thread::sleep(Duration::from_millis(500));
-    let mut last = port(&status(&ifname), BYPASS).clone();
+    let first = status(&ifname);
+    assert_eq!(
+        first["pollers"].as_array().map(Vec::len),
+        Some(2),
+        "switching with several queues: one poller per queue"
+    );
+    let mut last = port(&first, BYPASS).clone();
     for round in 0..3 {
         let off = switch("off");
         assert_eq!(off["state"], "off");
@@ -390,6 +396,9 @@ fn xgate_killed_falls_back_to_kernel_and_a_new_one_takes_over() {
     let run_args = ["--config", &file_arg, "--netns", &gw_ns];
     let (gw, _pid) = start_xgate(&mut topo, &run_args);
     assert_eq!(curl(&topo, PORT, "/conf"), "from the file");
+    // The fail-safe with several queues: one poller per queue of the two-queue veth.
+    settle();
+    assert_eq!(status(&ifname)["pollers"].as_array().map(Vec::len), Some(2));
 
     // Clients running when the gateway dies.
     let stop = std::env::temp_dir().join(format!("{}.stop", topo.name));
