@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{is_root, lines_of, run, wait_for, Topology, CLIENT_IP, GW_IP};
+use common::{bytes_body, is_root, lines_of, noise, run, wait_for, Topology, CLIENT_IP, GW_IP};
 use dataplane::afxdp::{PollerCounters, PollerError};
 use dataplane::bpf::{PortState, PortStats, Stat};
 use dataplane::gateway::{Bypass, BypassConfig, BypassError, CgroupPlacement, PortConfig};
@@ -177,23 +177,6 @@ fn curl(topo: &Topology, path: &str, extra: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-/// `GET /bytes/{n}`'s body: byte i is b'a' + i % 26.
-fn bytes_body(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-fn noise(n: usize, mut seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            seed ^= seed >> 12;
-            seed ^= seed << 25;
-            seed ^= seed >> 27;
-            (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect()
 }
 
 fn sum(counters: &[PollerCounters], f: impl Fn(&PollerCounters) -> u64) -> u64 {

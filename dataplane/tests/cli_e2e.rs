@@ -318,27 +318,8 @@ fn xgate_run_bypass_status_sigterm() {
 /// Starts `xgate run` with `args` and waits for "ready"; the child goes into `topo.children`
 /// (killed by PID if the test panics). Returns its index and PID.
 fn start_xgate(topo: &mut Topology, args: &[&str]) -> (usize, u32) {
-    let mut child = xgate()
-        .arg("run")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning xgate run");
-    let pid = child.id();
-    let lines = lines_of(child.stdout.take().expect("piped"));
-    topo.children.push(child);
-    let start = Instant::now();
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("xgate run did not say it is ready");
-        if line.starts_with("xgate: ready") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20));
-    }
-    (topo.children.len() - 1, pid)
+    let (idx, _) = common::spawn_xgate(topo, args);
+    (idx, topo.children[idx].id())
 }
 
 /// `xgate run` in `topo`'s gateway namespace with BYPASS on the bypass path, KERNEL on the

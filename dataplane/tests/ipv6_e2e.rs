@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::status::{metric, num, port, scrape_metrics, settle, status};
-use common::{is_root, lines_of, Topology, GW_IP};
+use common::{bytes_body, is_root, noise, spawn_xgate, terminate, Topology, GW_IP};
 use xgate_testnet::SERVER_IP6;
 
 const BYPASS: u16 = 18380;
@@ -43,23 +43,6 @@ fn curl(topo: &Topology, url: &str, extra: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&o.stderr)
     );
     o.stdout
-}
-
-/// `GET /bytes/{n}`'s body: byte i is b'a' + i % 26.
-fn bytes_body(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*), so an echo cannot pass by a pattern.
-fn noise(n: usize, mut seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            seed ^= seed >> 12;
-            seed ^= seed << 25;
-            seed ^= seed >> 27;
-            (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect()
 }
 
 /// Downloads of every size and an upload echoed back, over IPv6 to `port`, byte-exact;
@@ -102,50 +85,19 @@ fn transfers(topo: &Topology, port: u16, dir: &Path) -> u64 {
 fn start_xgate(topo: &mut Topology, extra: &[&str]) -> usize {
     let (bypass, kernel) = (BYPASS.to_string(), KERNEL.to_string());
     let admin = format!("{GW_IP}:{ADMIN}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
-        .args([
-            "run",
-            "--iface",
-            &topo.server_if,
-            "--netns",
-            &topo.server_ns,
-        ])
-        .args(["--port", &bypass, "--port", &kernel, "--bypass", &bypass])
-        .args(["--shutdown-grace-secs", "2", "--admin-listen", &admin])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning xgate run");
-    let lines = lines_of(child.stdout.take().expect("piped"));
-    topo.children.push(child);
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("xgate run did not say it is ready");
-        if line.starts_with("xgate: ready") {
-            return topo.children.len() - 1;
-        }
-    }
-}
-
-/// SIGTERM to the `xgate run` at `idx` of `topo.children`; it must exit successfully.
-fn terminate(topo: &mut Topology, idx: usize) {
-    let pid = topo.children[idx].id();
-    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
-    let start = Instant::now();
-    let st = loop {
-        if let Some(st) = topo.children[idx].try_wait().expect("waiting for xgate") {
-            break st;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "xgate did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(st.success(), "xgate exited with {st}");
+    let (iface, ns) = (topo.server_if.clone(), topo.server_ns.clone());
+    let mut args = vec!["--iface", &iface, "--netns", &ns, "--port", &bypass];
+    args.extend([
+        "--port",
+        &kernel,
+        "--bypass",
+        &bypass,
+        "--shutdown-grace-secs",
+        "2",
+    ]);
+    args.extend(["--admin-listen", &admin]);
+    args.extend_from_slice(extra);
+    spawn_xgate(topo, &args).0
 }
 
 #[test]

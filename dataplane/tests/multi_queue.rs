@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use common::status::{num, port, settle, status};
-use common::{is_root, lines_of, Topology, GW_IP};
+use common::{is_root, spawn_xgate, Topology, GW_IP};
 
 const BYPASS: u16 = 18480;
 
@@ -46,32 +45,11 @@ fn both_queues_serve_connections_and_their_counters_add_up() {
     let mut topo = Topology::create();
     let ifname = topo.server_if.clone();
     let bypass = BYPASS.to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
-        .args(["run", "--iface", &ifname, "--netns", &topo.server_ns])
-        .args([
-            "--port",
-            &bypass,
-            "--bypass",
-            &bypass,
-            "--shutdown-grace-secs",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning xgate run");
-    let lines = lines_of(child.stdout.take().expect("piped"));
-    topo.children.push(child);
-    let mut said = Vec::new();
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("xgate run did not say it is ready");
-        if line.starts_with("xgate: ready") {
-            break;
-        }
-        said.push(line);
-    }
+    let ns = topo.server_ns.clone();
+    let args = [
+        "--iface", &ifname, "--netns", &ns, "--port", &bypass, "--bypass", &bypass,
+    ];
+    let (_, said) = spawn_xgate(&mut topo, &args);
     // The choice, as the operator reads it: one CPU per queue from the process's CPUs.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pollers = said

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::status::{num, settle, status};
-use common::{is_root, lines_of, run, Topology, GW_IP};
+use common::{bytes_body, is_root, run, spawn_xgate, Topology, GW_IP};
 use dataplane::testkit::icmp_too_big;
 use dataplane::wire::{parse_tcp_frame, IpPair};
 use xgate_testnet::packet::PacketSocket;
@@ -29,10 +29,6 @@ use xgate_testnet::SERVER_IP6;
 const BYPASS: u16 = 18580;
 const BODY: usize = 3_000_000;
 const DOWNLOADS: usize = 4;
-
-fn bytes_body(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
-}
 
 /// The nftables table in the client namespace that drops what exceeds the path's MTU.
 fn black_hole(topo: &Topology) {
@@ -76,27 +72,11 @@ fn path_mtu_errors_lower_the_mss_of_bypass_connections_in_both_families() {
     topo.add_ipv6().expect("IPv6 addresses on the veth pair");
     let ifname = topo.server_if.clone();
     let bypass = BYPASS.to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
-        .args(["run", "--iface", &ifname, "--netns", &topo.server_ns])
-        .args([
-            "--port",
-            &bypass,
-            "--bypass",
-            &bypass,
-            "--shutdown-grace-secs",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning xgate run");
-    let lines = lines_of(child.stdout.take().expect("piped"));
-    topo.children.push(child);
-    while !lines
-        .recv_timeout(Duration::from_secs(20))
-        .expect("xgate run did not say it is ready")
-        .starts_with("xgate: ready")
-    {}
+    let ns = topo.server_ns.clone();
+    let args = [
+        "--iface", &ifname, "--netns", &ns, "--port", &bypass, "--bypass", &bypass,
+    ];
+    spawn_xgate(&mut topo, &args);
     black_hole(&topo);
     // Every protocol: IPv6 too, and each frame before the black hole drops it.
     let wire = PacketSocket::open_all(&topo.client_ns, &topo.client_if).expect("AF_PACKET socket");

@@ -31,7 +31,7 @@ use common::raw::{
     bad_ip_checksum, bad_tcp_checksum, fragments, spoofed, with_ip_options, Flow, Rig, BYPASS_PORT,
     KERNEL_PORT,
 };
-use common::{is_root, GW_IP};
+use common::{bytes_body, is_root, GW_IP};
 use dataplane::afxdp::PollerCounters;
 use dataplane::wire::{SeqNumber, TcpFlags, TcpOptions};
 
@@ -69,10 +69,6 @@ fn body(data: &[u8]) -> &[u8] {
         .position(|w| w == b"\r\n\r\n")
         .expect("a response head");
     &data[end + 4..]
-}
-
-fn bytes_body(n: usize) -> Vec<u8> {
-    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
 /// One `GET /health` with `Connection: close` on a new kernel-socket connection.

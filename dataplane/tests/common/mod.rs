@@ -373,25 +373,77 @@ pub fn lines_of(stdout: ChildStdout) -> Receiver<String> {
 /// Starts `xgate run --config <config> --netns <the gateway netns> <extra>` as a child of
 /// `topo` and waits for its "xgate: ready" line; returns its index in `topo.children`.
 pub fn start_xgate(topo: &mut Topology, config: &Path, extra: &[&OsStr]) -> usize {
+    let ns = topo.server_ns.clone();
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--netns"),
+        OsStr::new(&ns),
+    ];
+    args.extend_from_slice(extra);
+    spawn_xgate(topo, &args).0
+}
+
+/// Starts `xgate run <args>` as a child of `topo` (killed by PID if the test panics) and waits
+/// for its "xgate: ready" line; returns its index in `topo.children` and the lines it printed
+/// before that one.
+pub fn spawn_xgate<S: AsRef<OsStr>>(topo: &mut Topology, args: &[S]) -> (usize, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xgate"))
-        .args(["run", "--config"])
-        .arg(config)
-        .args(["--netns", &topo.server_ns])
-        .args(extra)
+        .arg("run")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawning xgate run");
     let lines = lines_of(child.stdout.take().expect("piped"));
     topo.children.push(child);
+    let mut said = Vec::new();
     loop {
         let line = lines
             .recv_timeout(Duration::from_secs(20))
             .expect("xgate run did not say it is ready");
         if line.starts_with("xgate: ready") {
-            return topo.children.len() - 1;
+            return (topo.children.len() - 1, said);
         }
+        said.push(line);
     }
+}
+
+/// SIGTERM to the `xgate run` at `idx` of `topo.children`, which must exit successfully
+/// within 20 s.
+pub fn terminate(topo: &mut Topology, idx: usize) {
+    let pid = topo.children[idx].id();
+    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    let st = loop {
+        if let Some(st) = topo.children[idx].try_wait().expect("waiting for xgate") {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "xgate did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(st.success(), "xgate exited with {st}");
+}
+
+/// `GET /bytes/{n}`'s body: byte i is b'a' + i % 26.
+pub fn bytes_body(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so an echo cannot pass by a pattern.
+pub fn noise(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed >> 12;
+            seed ^= seed << 25;
+            seed ^= seed >> 27;
+            (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
 }
 
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
