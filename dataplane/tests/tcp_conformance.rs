@@ -29,13 +29,18 @@
 //! offers them and the connection then uses them (segment size, the window read with the
 //! client's shift, SACK blocks); the cache's SYN-ACK retransmissions and its answers to a
 //! retransmitted SYN and to RSTs; ECN in the SYN.
+//!
+//! Over IPv6 (`common::raw::Family`), the same rows from spoofed IPv6 sources: the matrix's
+//! states where the family reaches the engine's state (`IPV6_STATES`), and both handshake
+//! tables with IPv6's segment sizes (1440 offered; 1220 without an MSS option and, in
+//! xgate, for one naming less), against Linux's IPv6 stack.
 
 mod common;
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use common::raw::{spoofed, Flow, Got, Rig, BYPASS_PORT, KERNEL_PORT};
+use common::raw::{Family, Flow, Got, Rig, BYPASS_PORT, KERNEL_PORT};
 use common::{is_root, run};
 use dataplane::config::{build, ConfigFile, Overrides};
 use dataplane::wire::{SeqNumber, TcpFlags, TcpOptions};
@@ -1766,10 +1771,10 @@ fn answer(got: &[Got], reached: &Reached) -> String {
     }
 }
 
-/// Runs one case on one port; (answer, state afterwards).
-fn run_case(rig: &Rig, c: &Case, idx: u32, port: u16) -> (String, String) {
+/// Runs one case on one port over `fam`; (answer, state afterwards).
+fn run_case(rig: &Rig, c: &Case, idx: u32, port: u16, fam: Family) -> (String, String) {
     let path = u32::from(port == KERNEL_PORT);
-    let src = spoofed(idx * 2 + path + 1);
+    let src = fam.spoofed(idx * 2 + path + 1);
     let isn = 0x7f00_0000u32.wrapping_add(idx.wrapping_mul(0x0101_3377));
     let mut f = rig.wire().flow(src, 20000 + idx as u16, port, isn);
     let reached = match reach(&mut f, c) {
@@ -1824,6 +1829,14 @@ fn run_case(rig: &Rig, c: &Case, idx: u32, port: u16) -> (String, String) {
 /// open their listeners in the other's cgroup and find them untagged (`NotTagged`).
 static RIGS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The gateway of a matrix run.
+fn matrix_rig() -> Rig {
+    Rig::start(|c| {
+        // Room for the whole matrix's challenge ACKs in the same second.
+        c.engine.tcp.challenge_ack_limit = 10_000;
+    })
+}
+
 #[test]
 fn rfc9293_rfc5961_server_state_matrix_against_linux() {
     if !is_root() {
@@ -1832,11 +1845,47 @@ fn rfc9293_rfc5961_server_state_matrix_against_linux() {
     }
     let _one_rig = RIGS.lock().unwrap_or_else(|e| e.into_inner());
     let started = std::time::Instant::now();
-    let rig = Rig::start(|c| {
-        // Room for the whole matrix's challenge ACKs in the same second.
-        c.engine.tcp.challenge_ack_limit = 10_000;
-    });
-    let cases = matrix();
+    let rig = matrix_rig();
+    run_matrix(&rig, &matrix(), Family::V4, started);
+}
+
+/// The states whose rows run over IPv6 too: those where the family reaches the engine's
+/// state (the cookie front and its RSTs, the SYN cache, connections with and without
+/// timestamps, the FIN exchange and the TIME_WAIT records, which keep the addresses). The
+/// others (CLOSE_WAIT, FIN_WAIT_1, CLOSING) are the same connection as ESTABLISHED's, and
+/// CLOSE_WAIT's window-opening row is sized for IPv4's MSS.
+const IPV6_STATES: [State; 8] = [
+    State::Listen,
+    State::Handshake,
+    State::Established,
+    State::EstablishedTs,
+    State::FinWait2,
+    State::TimeWait,
+    State::TimeWaitTs,
+    State::LastAck,
+];
+
+/// The matrix's key rows over IPv6: the same cases and expected answers, from spoofed IPv6
+/// sources to the gateway's IPv6 address (`common::raw`), Linux's IPv6 stack beside.
+#[test]
+fn rfc9293_rfc5961_key_rows_over_ipv6_against_linux() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (netns, XDP, AF_XDP, AF_PACKET, cgroups)");
+        return;
+    }
+    let _one_rig = RIGS.lock().unwrap_or_else(|e| e.into_inner());
+    let started = std::time::Instant::now();
+    let rig = matrix_rig();
+    let cases: Vec<Case> = matrix()
+        .into_iter()
+        .filter(|c| IPV6_STATES.contains(&c.state))
+        .collect();
+    run_matrix(&rig, &cases, Family::V6, started);
+}
+
+/// Runs `cases` on both stacks of `rig` over `fam`, prints the table and fails on any
+/// departure of xgate's.
+fn run_matrix(rig: &Rig, cases: &[Case], fam: Family, started: std::time::Instant) {
     let results: Vec<[(String, String); 2]> = {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let slots: Vec<std::sync::Mutex<Option<Pair>>> =
@@ -1846,8 +1895,8 @@ fn rfc9293_rfc5961_server_state_matrix_against_linux() {
                 sc.spawn(|| loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(c) = cases.get(i) else { break };
-                    let x = run_case(&rig, c, i as u32, BYPASS_PORT);
-                    let l = run_case(&rig, c, i as u32, KERNEL_PORT);
+                    let x = run_case(rig, c, i as u32, BYPASS_PORT, fam);
+                    let l = run_case(rig, c, i as u32, KERNEL_PORT, fam);
                     *slots[i].lock().unwrap() = Some([x, l]);
                 });
             }
@@ -1891,10 +1940,11 @@ fn rfc9293_rfc5961_server_state_matrix_against_linux() {
             failures.push(i);
         }
     }
-    eprintln!("{table}");
+    eprintln!("{}:\n{table}", fam.name());
     eprintln!(
-        "{} cases x 2 stacks in {:?}; zero-window probes filtered {}; unclaimed frames {}",
+        "{} cases x 2 stacks over {} in {:?}; zero-window probes filtered {}; unclaimed frames {}",
         cases.len(),
+        fam.name(),
         started.elapsed(),
         PROBES.load(std::sync::atomic::Ordering::Relaxed),
         rig.wire()
@@ -1936,13 +1986,13 @@ enum HsScript {
 }
 
 struct HsCase {
-    what: &'static str,
+    what: String,
     syn: TcpOptions,
     /// ECE|CWR in the SYN (RFC 3168 §6.1.1: asks for ECN).
     ecn: bool,
     script: HsScript,
     /// xgate's answer (asserted).
-    expect: &'static str,
+    expect: String,
     rule: &'static str,
     /// Linux's answer where it differs by design, and why (recorded, not asserted).
     linux: Option<&'static str>,
@@ -1960,6 +2010,50 @@ fn syn_options(mss: u16, window_scale: Option<u8>, sack_permitted: bool) -> TcpO
 /// Two full segments of `mss` as a window field under shift 3.
 const fn two_segments_ws3(mss: u16) -> u16 {
     mss * 2 / 8
+}
+
+/// The MSS of the SYN-ACK over `fam`: the veth's MTU (1500) less the IP and TCP headers.
+fn syn_ack_mss(fam: Family) -> u16 {
+    match fam {
+        Family::V4 => 1460,
+        Family::V6 => 1440,
+    }
+}
+
+/// `SYN/ACK mss<ours>` and `opts` (the token's other options).
+fn sa_token(fam: Family, opts: &str) -> String {
+    format!("SYN/ACK mss{}{opts}", syn_ack_mss(fam))
+}
+
+/// The MSS xgate sends with once the SYN cache or a cookie kept `kept` of the client's MSS
+/// option (`None`: the SYN had none).
+fn send_mss(fam: Family, kept: Option<u16>) -> u16 {
+    let peer = match (fam, kept) {
+        (Family::V4, Some(m)) => m,
+        // RFC 9293 §3.7.1's default without the option.
+        (Family::V4, None) => 536,
+        // 1220 is the default (RFC 9293 §3.7.1) and, as no IPv6 link carries less than 1280
+        // octets (RFC 8200 §5), the engine's floor for an option naming less too.
+        (Family::V6, m) => m.unwrap_or(1220).max(1220),
+    };
+    peer.min(syn_ack_mss(fam))
+}
+
+/// The answer of a `Data` script: the SYN-ACK with `opts`, the SACK block (or `nosack`), and
+/// the response's largest segment and flight.
+fn data_token(fam: Family, opts: &str, sack: bool, seg: u16, flight: u32) -> String {
+    let sack = if sack { "sack a+1..a+38" } else { "nosack" };
+    format!("{}, {sack}, seg {seg} flight {flight}", sa_token(fam, opts))
+}
+
+/// The client's MSS in the rows with window scale 5: two segments of it make a whole window
+/// field under that shift (75 << 5 over IPv4; over IPv6, where 1200 is raised to 1220,
+/// 77 << 5 of 1232).
+fn ws5_mss(fam: Family) -> u16 {
+    match fam {
+        Family::V4 => 1200,
+        Family::V6 => 1232,
+    }
 }
 
 const REQ_64K: &[u8] = b"GET /bytes/65536 HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -2016,10 +2110,10 @@ fn ack_and_request(f: &mut Flow) -> &'static str {
     }
 }
 
-/// Runs one handshake case on one port.
-fn run_hs_case(rig: &Rig, c: &HsCase, idx: u32, port: u16) -> String {
+/// Runs one handshake case on one port over `fam`.
+fn run_hs_case(rig: &Rig, c: &HsCase, idx: u32, port: u16, fam: Family) -> String {
     let path = u32::from(port == KERNEL_PORT);
-    let src = spoofed(2000 + idx * 2 + path);
+    let src = fam.spoofed(2000 + idx * 2 + path);
     let isn = 0x3c00_0000u32.wrapping_add(idx.wrapping_mul(0x0102_4567));
     let mut f = rig.wire().flow(src, 30000 + idx as u16, port, isn);
     let ecn = if c.ecn {
@@ -2167,9 +2261,10 @@ fn run_hs_case(rig: &Rig, c: &HsCase, idx: u32, port: u16) -> String {
     out
 }
 
-/// Runs `cases` on both stacks of `rig` (every case and stack on its own thread: the timer
-/// scripts take 3.6 s each), prints the table and fails on any departure of xgate's.
-fn hs_table(rig: &Rig, name: &str, cases: &[HsCase]) {
+/// Runs `cases` on both stacks of `rig` over `fam` (every case and stack on its own thread:
+/// the timer scripts take 3.6 s each), prints the table and fails on any departure of
+/// xgate's.
+fn hs_table(rig: &Rig, name: &str, cases: &[HsCase], fam: Family) {
     let started = std::time::Instant::now();
     let results: Vec<[String; 2]> = std::thread::scope(|sc| {
         let handles: Vec<_> = cases
@@ -2177,7 +2272,7 @@ fn hs_table(rig: &Rig, name: &str, cases: &[HsCase]) {
             .enumerate()
             .map(|(i, c)| {
                 [BYPASS_PORT, KERNEL_PORT]
-                    .map(|port| sc.spawn(move || run_hs_case(rig, c, i as u32, port)))
+                    .map(|port| sc.spawn(move || run_hs_case(rig, c, i as u32, port, fam)))
             })
             .collect();
         handles
@@ -2210,10 +2305,11 @@ fn hs_table(rig: &Rig, name: &str, cases: &[HsCase]) {
             failures.push(i);
         }
     }
-    eprintln!("{name}:\n{table}");
+    eprintln!("{name}, {}:\n{table}", fam.name());
     eprintln!(
-        "{} cases x 2 stacks in {:?}",
+        "{} cases x 2 stacks over {} in {:?}",
         cases.len(),
+        fam.name(),
         started.elapsed()
     );
     assert!(
@@ -2223,19 +2319,19 @@ fn hs_table(rig: &Rig, name: &str, cases: &[HsCase]) {
 }
 
 fn hs(
-    what: &'static str,
+    what: impl Into<String>,
     syn: TcpOptions,
     script: HsScript,
-    expect: &'static str,
+    expect: impl Into<String>,
     rule: &'static str,
     linux: Option<&'static str>,
 ) -> HsCase {
     HsCase {
-        what,
+        what: what.into(),
         syn,
         ecn: false,
         script,
-        expect,
+        expect: expect.into(),
         rule,
         linux,
     }
@@ -2246,18 +2342,24 @@ const LINUX_WS: &str = "Linux offers its own shift (10 here, from its receive bu
                         each side picks its own, RFC 7323 §2.3";
 
 /// The SYN cache (default configuration): exact options, the SYN-ACK's retransmission, a
-/// retransmitted SYN, RSTs to an entry, and ECN accepted.
-fn syn_cache_cases() -> Vec<HsCase> {
+/// retransmitted SYN, RSTs to an entry, and ECN accepted. Over IPv6 the segment sizes are
+/// IPv6's, and two rows follow for the IPv6 MSS alone (none given, less than 1220).
+fn syn_cache_cases(fam: Family) -> Vec<HsCase> {
     use HsScript::*;
+    let sa = |opts: &str| sa_token(fam, opts);
+    // The client's MSS exactly (the entry keeps the option), at most ours.
+    let seg = |mss| send_mss(fam, Some(mss));
     let data = |mss| Data {
         window: two_segments_ws3(mss),
     };
-    vec![
+    let full = |mss| data_token(fam, " ws7 sack", true, mss, 2 * u32::from(mss));
+    let ws5 = ws5_mss(fam);
+    let mut v = vec![
         hs(
             "SYN without TS, WS 3 + SACK, MSS 1460",
             syn_options(1460, Some(3), true),
-            data(1460),
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 1460 flight 2920",
+            data(seg(1460)),
+            full(seg(1460)),
             "RFC 7323 §2.2 / RFC 2018 §2: WS and SACK offered back, timestamps or not; the \
              connection reads the window with the client's shift and sends SACK blocks",
             Some(LINUX_WS),
@@ -2265,41 +2367,45 @@ fn syn_cache_cases() -> Vec<HsCase> {
         hs(
             "SYN without TS, WS 3 + SACK, MSS 1240",
             syn_options(1240, Some(3), true),
-            data(1240),
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 1240 flight 2480",
+            data(seg(1240)),
+            full(seg(1240)),
             "RFC 9293 §3.7.1: the client's MSS, exactly",
             Some(LINUX_WS),
         ),
         hs(
             "SYN without TS, WS 3 + SACK, MSS 8960",
             syn_options(8960, Some(3), true),
-            data(1460),
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 1460 flight 2920",
+            data(seg(8960)),
+            full(seg(8960)),
             "RFC 9293 §3.7.1: min(client MSS, our MSS)",
             Some(LINUX_WS),
         ),
         hs(
             "SYN without TS, WS 3 + SACK, MSS 1300 (no cookie entry)",
             syn_options(1300, Some(3), true),
-            data(1300),
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 1300 flight 2600",
+            data(seg(1300)),
+            full(seg(1300)),
             "the entry keeps the MSS a cookie would round down to 1240",
             Some(LINUX_WS),
         ),
         hs(
-            "SYN without TS, WS 5 (no cookie entry) + SACK, MSS 1200",
-            syn_options(1200, Some(5), true),
-            Data { window: 75 },
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 1200 flight 2400",
+            format!("SYN without TS, WS 5 (no cookie entry) + SACK, MSS {ws5}"),
+            syn_options(ws5, Some(5), true),
+            Data {
+                window: ws5 * 2 / 32,
+            },
+            full(seg(ws5)),
             "RFC 7323 §2.3: the entry keeps the shift a cookie would round down to 3 (a \
-             window of 75 << 5 = two segments)",
+             window of 75 << 5 = two segments; over IPv6 77 << 5)",
             Some(LINUX_WS),
         ),
         hs(
             "SYN with MSS alone",
             mss_only(),
-            Data { window: 2920 },
-            "SYN/ACK mss1460, nosack, seg 1460 flight 2920",
+            Data {
+                window: 2 * seg(1460),
+            },
+            data_token(fam, "", false, seg(1460), 2 * u32::from(seg(1460))),
             "RFC 7323 §1.3 / RFC 2018 §2: neither WS nor SACK unless the SYN offered them",
             None,
         ),
@@ -2309,7 +2415,7 @@ fn syn_cache_cases() -> Vec<HsCase> {
                 "SYN with ECE|CWR (ECN-setup SYN)",
                 mss_only(),
                 SynAck,
-                "SYN/ACK mss1460 ece",
+                sa(" ece"),
                 "RFC 3168 §6.1.1: an ECN-setup SYN-ACK (ECE alone): ECN negotiated, as \
                  Linux does with tcp_ecn = 2",
                 None,
@@ -2322,7 +2428,7 @@ fn syn_cache_cases() -> Vec<HsCase> {
                 rst: None,
                 late_ack: false,
             },
-            "SYN/ACK mss1460, again at 1s 3s",
+            format!("{}, again at 1s 3s", sa("")),
             "RFC 9293 §3.8.1 / RFC 6298: the entry retransmits its SYN-ACK at the initial \
              RTO, doubling (syn_ack_retries = 3: 1, 3, 7 s)",
             None,
@@ -2331,7 +2437,7 @@ fn syn_cache_cases() -> Vec<HsCase> {
             "SYN retransmitted (same ISN) while cached",
             mss_only(),
             SynAgain,
-            "SYN/ACK mss1460, again: SYN/ACK mss1460 same ISS",
+            format!("{}, again: {} same ISS", sa(""), sa("")),
             "RFC 9293 §3.10.7.4: the same SYN gets the same SYN-ACK, ISS unchanged",
             None,
         ),
@@ -2342,7 +2448,7 @@ fn syn_cache_cases() -> Vec<HsCase> {
                 rst: Some(0),
                 late_ack: false,
             },
-            "SYN/ACK mss1460, RST a+0: -, no SYN-ACK again",
+            format!("{}, RST a+0: -, no SYN-ACK again", sa("")),
             "RFC 9293 §3.10.7.4 / RFC 5961 §3.2: RST at RCV.NXT removes the entry (no more \
              SYN-ACKs)",
             None,
@@ -2354,7 +2460,7 @@ fn syn_cache_cases() -> Vec<HsCase> {
                 rst: Some(1),
                 late_ack: false,
             },
-            "SYN/ACK mss1460, RST a+1: ACK s+0 a+0, again at 1s 3s",
+            format!("{}, RST a+1: ACK s+0 a+0, again at 1s 3s", sa("")),
             "RFC 5961 §3.2 (all states but SYN-SENT): in-window RST draws a challenge ACK, \
              the entry stays",
             None,
@@ -2366,28 +2472,79 @@ fn syn_cache_cases() -> Vec<HsCase> {
                 rst: Some(100_000),
                 late_ack: false,
             },
-            "SYN/ACK mss1460, RST a+100000: -, again at 1s 3s",
+            format!("{}, RST a+100000: -, again at 1s 3s", sa("")),
             "RFC 5961 §3.2: out-of-window RST dropped, the entry stays",
             None,
+        ),
+    ];
+    if fam == Family::V6 {
+        v.extend(ipv6_mss_floor_cases(
+            fam,
+            "the entry keeps the option, raised to 1220",
+        ));
+    }
+    v
+}
+
+/// The IPv6 rows of a SYN naming no MSS, or less than 1220: both send with 1220.
+fn ipv6_mss_floor_cases(fam: Family, how: &'static str) -> [HsCase; 2] {
+    let seg = send_mss(fam, None);
+    let data = HsScript::Data {
+        window: two_segments_ws3(seg),
+    };
+    let full = data_token(fam, " ws7 sack", true, seg, 2 * u32::from(seg));
+    [
+        hs(
+            "SYN without TS, WS 3 + SACK, no MSS option",
+            TcpOptions {
+                window_scale: Some(3),
+                sack_permitted: true,
+                ..TcpOptions::default()
+            },
+            data,
+            full.clone(),
+            "RFC 9293 §3.7.1: without the option the send MSS is 1220 over IPv6",
+            Some(LINUX_WS),
+        ),
+        hs(
+            "SYN without TS, WS 3 + SACK, MSS 1200 (< 1220)",
+            syn_options(1200, Some(3), true),
+            data,
+            full,
+            how,
+            Some(
+                "seg 1200: Linux sends with the client's 1200 (it takes any option down to \
+                 tcp_min_snd_mss), the largest segment the client said it receives (RFC 9293 \
+                 §3.7.1 floors only a missing option); xgate's floor assumes RFC 8200 §5's \
+                 1280-octet links. And Linux's own shift, as above",
+            ),
         ),
     ]
 }
 
 /// Cookie mode (`syn_cache = 0`; Linux with `tcp_syncookies = 2`): what a cookie keeps of a
-/// SYN without timestamps.
-fn syn_cookie_cases() -> Vec<HsCase> {
+/// SYN without timestamps. Over IPv6 the segment sizes are IPv6's, and the two rows of the
+/// IPv6 MSS alone follow.
+fn syn_cookie_cases(fam: Family) -> Vec<HsCase> {
     use HsScript::*;
+    // What the cookie kept of the client's MSS (its table's entry at or below), at most ours.
+    let seg = |kept| send_mss(fam, Some(kept));
     let data = |mss| Data {
         window: two_segments_ws3(mss),
     };
+    let full = |mss| data_token(fam, " ws7 sack", true, mss, 2 * u32::from(mss));
     const LINUX_NO_TS: &str = "Linux's cookies keep WS and SACK only in a TSval: without \
                                timestamps its cookie SYN-ACK offers neither";
-    vec![
+    let ws5 = ws5_mss(fam);
+    // The cookie reads the window field of 2 * ws5 << 5 with shift 3: less than a segment.
+    let ws5_window = ws5 * 2 / 32;
+    let ws5_flight = ws5_window << 3;
+    let mut v = vec![
         hs(
             "SYN without TS, WS 3 + SACK, MSS 1460",
             syn_options(1460, Some(3), true),
-            data(1460),
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 1460 flight 2920",
+            data(seg(1460)),
+            full(seg(1460)),
             "RFC 4987 §3.6: the cookie carries WS and SACK; the cookie ACK's connection \
              reads the window with the client's shift and sends SACK blocks",
             Some(LINUX_NO_TS),
@@ -2395,34 +2552,34 @@ fn syn_cookie_cases() -> Vec<HsCase> {
         hs(
             "SYN without TS, WS 3 + SACK, MSS 1240",
             syn_options(1240, Some(3), true),
-            data(1240),
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 1240 flight 2480",
+            data(seg(1240)),
+            full(seg(1240)),
             "MSS 1240 is in the cookie's table",
             Some(LINUX_NO_TS),
         ),
         hs(
             "SYN without TS, WS 3 + SACK, MSS 1300",
             syn_options(1300, Some(3), true),
-            data(1240),
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 1240 flight 2480",
+            data(seg(1240)),
+            full(seg(1240)),
             "the cookie rounds the MSS down to a table entry (1240)",
             Some(LINUX_NO_TS),
         ),
         hs(
             "SYN without TS, WS 3 + SACK, MSS 8960",
             syn_options(8960, Some(3), true),
-            data(1460),
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 1460 flight 2920",
+            data(seg(8960)),
+            full(seg(8960)),
             "MSS 8960 is in the table; min(client MSS, our MSS)",
             Some(LINUX_NO_TS),
         ),
         hs(
-            "SYN without TS, WS 5 + SACK, MSS 1200",
-            syn_options(1200, Some(5), true),
-            Data { window: 75 },
-            "SYN/ACK mss1460 ws7 sack, sack a+1..a+38, seg 600 flight 600",
-            "the cookie rounds the shift down to a table entry (3): a window of 75 << 5 is \
-             read as 75 << 3 (smaller: safe, only slower)",
+            format!("SYN without TS, WS 5 + SACK, MSS {ws5}"),
+            syn_options(ws5, Some(5), true),
+            Data { window: ws5_window },
+            data_token(fam, " ws7 sack", true, ws5_flight, u32::from(ws5_flight)),
+            "the cookie rounds the shift down to a table entry (3): a window of 75 << 5 \
+             (over IPv6 77 << 5) is read as 75 << 3 (77 << 3): smaller, safe, only slower",
             Some(LINUX_NO_TS),
         ),
         HsCase {
@@ -2431,7 +2588,7 @@ fn syn_cookie_cases() -> Vec<HsCase> {
                 "SYN with ECE|CWR (ECN-setup SYN), without TS",
                 mss_only(),
                 SynAck,
-                "SYN/ACK mss1460",
+                sa_token(fam, ""),
                 "RFC 3168 §6.1.1: a cookie has no bit for ECN: declined (no ECE in the \
                  SYN-ACK), the connection runs without it",
                 None,
@@ -2441,12 +2598,28 @@ fn syn_cookie_cases() -> Vec<HsCase> {
             "ACK with an altered cookie (MSS bits), then the genuine one",
             mss_only(),
             AlteredCookie,
-            "SYN/ACK mss1460, altered ACK: RST <SEQ=SEG.ACK>, genuine ACK: response",
+            format!(
+                "{}, altered ACK: RST <SEQ=SEG.ACK>, genuine ACK: response",
+                sa_token(fam, "")
+            ),
             "RFC 4987 / RFC 9293 §3.10.7.2: the option bits are inside the hash, an altered \
              cookie fails: <SEQ=SEG.ACK><CTL=RST>; nothing was kept, the genuine ACK completes",
             None,
         ),
-    ]
+    ];
+    if fam == Family::V6 {
+        v.extend(
+            ipv6_mss_floor_cases(
+                fam,
+                "the cookie's table has 1200 and none lower; the connection sends 1220",
+            )
+            .map(|c| HsCase {
+                linux: Some(LINUX_NO_TS),
+                ..c
+            }),
+        );
+    }
+    v
 }
 
 /// The engine's TCP configuration from a config file whose `[tcp]` section is `tcp`, through
@@ -2490,7 +2663,7 @@ fn syn_cache_handshake_options_and_timers_against_linux() {
     let rig = Rig::start(|_| {});
     // Linux's default, set so the ECN row does not depend on the host.
     gateway_sysctl(&rig, "net.ipv4.tcp_ecn=2");
-    hs_table(&rig, "SYN cache", &syn_cache_cases());
+    hs_table(&rig, "SYN cache", &syn_cache_cases(Family::V4), Family::V4);
 }
 
 #[test]
@@ -2506,7 +2679,47 @@ fn syn_cookie_handshake_options_against_linux() {
     let rig = Rig::start(|c| c.engine.tcp = tcp);
     // Linux answers every SYN with a cookie too.
     gateway_sysctl(&rig, "net.ipv4.tcp_syncookies=2");
-    hs_table(&rig, "SYN cookies", &syn_cookie_cases());
+    hs_table(
+        &rig,
+        "SYN cookies",
+        &syn_cookie_cases(Family::V4),
+        Family::V4,
+    );
+}
+
+/// The SYN cache's table over IPv6: IPv6's MSS in the SYN-ACK and the segments, the floor
+/// of 1220, the entry's timers and RSTs for IPv6 flows.
+#[test]
+fn syn_cache_handshake_options_and_timers_over_ipv6_against_linux() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (netns, XDP, AF_XDP, AF_PACKET, cgroups)");
+        return;
+    }
+    let _one_rig = RIGS.lock().unwrap_or_else(|e| e.into_inner());
+    let rig = Rig::start(|_| {});
+    gateway_sysctl(&rig, "net.ipv4.tcp_ecn=2");
+    hs_table(&rig, "SYN cache", &syn_cache_cases(Family::V6), Family::V6);
+}
+
+/// The cookie table over IPv6: a cookie of IPv6 addresses, IPv6's MSS (the table rounds
+/// down, the floor of 1220 raises).
+#[test]
+fn syn_cookie_handshake_options_over_ipv6_against_linux() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (netns, XDP, AF_XDP, AF_PACKET, cgroups)");
+        return;
+    }
+    let _one_rig = RIGS.lock().unwrap_or_else(|e| e.into_inner());
+    let tcp = tcp_config_of("syn_cache = 0");
+    let rig = Rig::start(|c| c.engine.tcp = tcp);
+    // net.ipv4's TCP settings are IPv6's too.
+    gateway_sysctl(&rig, "net.ipv4.tcp_syncookies=2");
+    hs_table(
+        &rig,
+        "SYN cookies",
+        &syn_cookie_cases(Family::V6),
+        Family::V6,
+    );
 }
 
 /// The SYN cache with `syn_ack_retries = 1` (Linux: `tcp_synack_retries = 1`).
@@ -2558,5 +2771,6 @@ fn syn_cache_syn_ack_retries_against_linux() {
         &rig,
         "SYN cache, one SYN-ACK retransmission",
         &syn_ack_retries_cases(),
+        Family::V4,
     );
 }

@@ -45,7 +45,8 @@ pub struct RunArgs {
     /// HOST:PORT as written.
     #[arg(long, conflicts_with = "addr", required_unless_present = "addr")]
     pub url: Option<String>,
-    /// Target address IP:PORT (with --path); the Host header is the address.
+    /// Target address IP:PORT, [IPv6]:PORT for IPv6 (with --path); the Host header is the
+    /// address.
     #[arg(long)]
     pub addr: Option<SocketAddr>,
     /// Request path with --addr.
@@ -388,5 +389,27 @@ mod tests {
         assert_eq!(s.target.path, "/health");
         assert_eq!(s.rate, Some(100.0));
         assert!(s.progress);
+    }
+
+    /// An IPv6 target either way, its Host header the bracketed literal (RFC 3986's
+    /// IP-literal, which RFC 9110 §7.2's Host takes).
+    #[test]
+    fn an_ipv6_address_is_a_target() {
+        let want: SocketAddr = "[fd78:6761:7465::1]:18180".parse().unwrap();
+        let forms: [&[&str]; 2] = [
+            &["--addr", "[fd78:6761:7465::1]:18180", "--path", "/bytes/64"],
+            &["--url", "http://[fd78:6761:7465::1]:18180/bytes/64"],
+        ];
+        for form in forms {
+            let mut v = vec!["loadgen", "run"];
+            v.extend(form);
+            let Command::Run(a) = Cli::try_parse_from(v).unwrap().command else {
+                unreachable!("parsed `run`")
+            };
+            let s = a.scenario(false).unwrap();
+            assert_eq!(s.target.addr, want, "{form:?}");
+            assert_eq!(s.target.host, "[fd78:6761:7465::1]:18180", "{form:?}");
+            assert_eq!(s.target.path, "/bytes/64", "{form:?}");
+        }
     }
 }

@@ -8,14 +8,24 @@
 //! path) answers the same scripts as the bypass does. Both veths have their checksum and
 //! segmentation offloads off, so every frame seen on the wire is whole and checksummed.
 //!
+//! A flow may be IPv6 as well ([`Family`]): both veths also have the addresses of
+//! `Topology::add_ipv6` (the gateway fd78:6761:7465::1/64), and the spoofed IPv6 sources are
+//! in `fd78:6761:7465::1:0/112`, inside the client's /64. The gateway netns routes that /112
+//! via the client's address as it routes the IPv4 subnet (the longer prefix wins over the
+//! /64 on-link route), so its kernel never asks Neighbor Discovery for a spoofed address,
+//! which nobody would answer; the client's kernel, IPv6 forwarding off, drops what comes
+//! back to them.
+//!
 //! `Rig` is a topology plus an in-process `Bypass` with two ports -- `BYPASS_PORT` (on) and
 //! `KERNEL_PORT` (off) -- whose listeners are both served by the real `KernelPath` on its own
 //! thread; dropping it stops everything it started, also on panic.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
-use std::os::fd::OwnedFd;
+use std::ffi::CString;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -30,6 +40,7 @@ use dataplane::wire::{
     TcpFlags, TcpHeader, TcpOptions,
 };
 use xgate_testnet::packet::PacketSocket;
+use xgate_testnet::{CLIENT_IP6, SERVER_IP6};
 
 use super::{run, Topology, CLIENT_IP, GW_IP};
 
@@ -39,9 +50,145 @@ pub const BYPASS_PORT: u16 = 18190;
 pub const KERNEL_PORT: u16 = 18191;
 pub const SPOOF_NET: &str = "10.78.0.0/16";
 
+pub const SPOOF_NET6: &str = "fd78:6761:7465::1:0/112";
+
 /// The `n`-th spoofed client address (n < 64000), never a .0 or .255.
 pub fn spoofed(n: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 78, (n / 250) as u8, (n % 250 + 1) as u8)
+}
+
+/// The `n`-th spoofed IPv6 client address (n < 64000), in [`SPOOF_NET6`].
+pub fn spoofed6(n: u32) -> Ipv6Addr {
+    assert!(n < 64000, "spoofed6({n})");
+    let s = SERVER_IP6.segments();
+    Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 1, (n + 1) as u16)
+}
+
+/// The address family of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The `n`-th spoofed client address of this family.
+    pub fn spoofed(self, n: u32) -> IpAddr {
+        match self {
+            Family::V4 => spoofed(n).into(),
+            Family::V6 => spoofed6(n).into(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
+/// An `AF_PACKET` socket for IPv6 frames on one interface of a namespace: `PacketSocket`
+/// binds to IPv4 frames alone, and a socket bound to one protocol sees only frames the
+/// interface receives (not the client kernel's own, as one for every protocol would).
+struct Packet6 {
+    fd: OwnedFd,
+}
+
+impl Packet6 {
+    fn open(ns: &str, ifname: &str) -> io::Result<Packet6> {
+        let ifname = CString::new(ifname).map_err(io::Error::other)?;
+        xgate_testnet::netns::run_in(ns, move || {
+            let proto = (libc::ETH_P_IPV6 as u16).to_be();
+            // SAFETY: socket(2) takes no pointers.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_PACKET,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    i32::from(proto),
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            // SAFETY: a NUL-terminated name that lives through the call.
+            let index = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+            if index == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: sockaddr_ll is plain data for which all-zero bytes are a valid value.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = index as i32;
+            // SAFETY: bind(2) reads a live sockaddr_ll of the length passed.
+            let r = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Room for a few thousand frames, as `PacketSocket` has: a late reader loses none.
+            let rcvbuf: libc::c_int = 8 << 20;
+            // SAFETY: setsockopt(2) reads a live c_int of the length passed.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&rcvbuf as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            Ok(Packet6 { fd })
+        })
+    }
+
+    fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: send(2) from a live buffer of the length passed.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // SAFETY: recv(2) into a live, writable buffer of the length passed.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+            _ => Err(e),
+        }
+    }
+}
+
+/// Waits up to `timeout` for either socket to be readable.
+fn wait_either(a: &PacketSocket, b: &Packet6, timeout: Duration) {
+    let mut fds = [a.as_fd().as_raw_fd(), b.fd.as_raw_fd()].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: poll(2) on a live array of two pollfds; an error or a signal is a timeout here.
+    unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout.as_millis() as libc::c_int) };
 }
 
 /// A segment the gateway sent, owned.
@@ -58,15 +205,17 @@ impl Got {
     }
 }
 
-type FlowMap = HashMap<(Ipv4Addr, u16), Sender<Got>>;
+type FlowMap = HashMap<(IpAddr, u16), Sender<Got>>;
 
 /// The AF_PACKET socket on the client veth and the thread that sorts what it reads by
 /// destination (spoofed address, port).
 pub struct Wire {
     socket: Arc<PacketSocket>,
+    socket6: Arc<Packet6>,
     pub client_mac: EthernetAddress,
     pub gw_mac: EthernetAddress,
     pub gw_ip: Ipv4Addr,
+    pub gw_ip6: Ipv6Addr,
     flows: Arc<Mutex<FlowMap>>,
     /// Frames from the gateway that no flow claimed (e.g. SYN-ACKs to a flood's sources).
     pub unclaimed: Arc<AtomicU64>,
@@ -81,13 +230,17 @@ impl Wire {
         let socket = PacketSocket::open(&topo.client_ns, &topo.client_if)
             .expect("AF_PACKET socket in the client netns");
         let socket = Arc::new(socket);
+        let socket6 = Packet6::open(&topo.client_ns, &topo.client_if)
+            .expect("IPv6 AF_PACKET socket in the client netns");
+        let socket6 = Arc::new(socket6);
         let flows: Arc<Mutex<FlowMap>> = Arc::default();
         let unclaimed = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let gw_ip: Ipv4Addr = GW_IP.parse().unwrap();
         let thread = {
-            let (socket, flows, unclaimed, stop) = (
+            let (socket, socket6, flows, unclaimed, stop) = (
                 Arc::clone(&socket),
+                Arc::clone(&socket6),
                 Arc::clone(&flows),
                 Arc::clone(&unclaimed),
                 Arc::clone(&stop),
@@ -95,21 +248,20 @@ impl Wire {
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65536];
                 while !stop.load(Ordering::Relaxed) {
-                    if !socket
-                        .wait_readable(Duration::from_millis(50))
-                        .unwrap_or(false)
-                    {
-                        continue;
-                    }
-                    while let Ok(Some(n)) = socket.try_recv(&mut buf) {
+                    wait_either(&socket, &socket6, Duration::from_millis(50));
+                    let next = |buf: &mut [u8]| match socket.try_recv(buf) {
+                        Ok(Some(n)) => Some(n),
+                        _ => socket6.try_recv(buf).ok().flatten(),
+                    };
+                    while let Some(n) = next(&mut buf) {
                         let Ok(f) = parse_tcp_frame(&buf[..n]) else {
                             continue;
                         };
-                        // The gateway's test network is IPv4.
-                        let IpPair::V4 { src, dst } = f.addrs.ip else {
-                            continue;
+                        let (src, dst): (IpAddr, IpAddr) = match f.addrs.ip {
+                            IpPair::V4 { src, dst } => (src.into(), dst.into()),
+                            IpPair::V6 { src, dst } => (src.into(), dst.into()),
                         };
-                        if src != gw_ip {
+                        if src != IpAddr::V4(gw_ip) && src != IpAddr::V6(SERVER_IP6) {
                             continue;
                         }
                         let got = Got {
@@ -133,9 +285,11 @@ impl Wire {
         };
         Wire {
             socket,
+            socket6,
             client_mac: EthernetAddress(topo.client_mac().expect("client MAC")),
             gw_mac: EthernetAddress(topo.server_mac().expect("gateway MAC")),
             gw_ip,
+            gw_ip6: SERVER_IP6,
             flows,
             unclaimed,
             stop,
@@ -145,26 +299,39 @@ impl Wire {
 
     /// Puts one whole Ethernet frame on the client veth.
     pub fn send(&self, frame: &[u8]) {
-        if let Err(e) = self.socket.send(frame) {
+        let ipv6 = frame.get(12..14) == Some(&[0x86, 0xdd]);
+        let sent = if ipv6 {
+            self.socket6.send(frame)
+        } else {
+            self.socket.send(frame)
+        };
+        if let Err(e) = sent {
             panic!("AF_PACKET send: {e}");
         }
     }
 
-    /// Addressing of a frame from `src` to the gateway.
-    pub fn addrs(&self, src: Ipv4Addr) -> FrameAddrs {
+    /// Addressing of a frame from `src` to the gateway's address of the same family.
+    pub fn addrs(&self, src: impl Into<IpAddr>) -> FrameAddrs {
         FrameAddrs {
             eth_src: self.client_mac,
             eth_dst: self.gw_mac,
             vlan: None,
-            ip: IpPair::V4 {
-                src,
-                dst: self.gw_ip,
+            ip: match src.into() {
+                IpAddr::V4(src) => IpPair::V4 {
+                    src,
+                    dst: self.gw_ip,
+                },
+                IpAddr::V6(src) => IpPair::V6 {
+                    src,
+                    dst: self.gw_ip6,
+                },
             },
         }
     }
 
     /// A scripted client flow from `src:sport` to the gateway's `dport`.
-    pub fn flow(&self, src: Ipv4Addr, sport: u16, dport: u16, isn: u32) -> Flow<'_> {
+    pub fn flow(&self, src: impl Into<IpAddr>, sport: u16, dport: u16, isn: u32) -> Flow<'_> {
+        let src = src.into();
         let (tx, rx) = mpsc::channel();
         self.flows
             .lock()
@@ -227,13 +394,15 @@ pub struct Flow<'w> {
 
 impl Drop for Flow<'_> {
     fn drop(&mut self) {
-        if let IpPair::V4 { src, .. } = self.addrs.ip {
-            self.wire
-                .flows
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&(src, self.sport));
-        }
+        let src: IpAddr = match self.addrs.ip {
+            IpPair::V4 { src, .. } => src.into(),
+            IpPair::V6 { src, .. } => src.into(),
+        };
+        self.wire
+            .flows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(src, self.sport));
     }
 }
 
@@ -415,16 +584,32 @@ impl Rig {
             "via",
             CLIENT_IP,
         ]);
-        // The client kernel drops what is addressed to the spoofed sources (no RST, no ICMP).
+        topo.add_ipv6()
+            .unwrap_or_else(|e| panic!("IPv6 on the veths: {e}"));
+        let via6 = CLIENT_IP6.to_string();
         run(&[
             "ip",
-            "netns",
-            "exec",
-            &topo.client_ns,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=0",
+            "-n",
+            &topo.server_ns,
+            "-6",
+            "route",
+            "add",
+            SPOOF_NET6,
+            "via",
+            &via6,
         ]);
+        // The client kernel drops what is addressed to the spoofed sources (no RST, no ICMP).
+        for forwarding in ["net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0"] {
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &topo.client_ns,
+                "sysctl",
+                "-qw",
+                forwarding,
+            ]);
+        }
         topo.enter_gateway();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut config = BypassConfig::new(
@@ -560,7 +745,7 @@ pub fn fragments(frame: &[u8], first: usize) -> [Vec<u8>; 2] {
     ]
 }
 
-/// `frame` with its TCP checksum broken.
+/// `frame` (Ethernet/IPv4) with its TCP checksum broken.
 pub fn bad_tcp_checksum(frame: &[u8]) -> Vec<u8> {
     let mut f = frame.to_vec();
     let ihl = usize::from(f[14] & 0x0f) * 4;

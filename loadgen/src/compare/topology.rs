@@ -8,6 +8,9 @@
 //!  veth <p>c 10.231.0.2/30  <────────────>  veth <p>s 10.231.0.1/30, one RX queue
 //! ```
 //!
+//! IPv6 when asked for (`add_ipv6`, through `Deref`; the veth network only): [`SERVER_IP6`]
+//! and [`CLIENT_IP6`] on one /64 as well.
+//!
 //! Two kinds ([`Network`]):
 //! - `veth`: the pair as veth makes it, where each end's receive runs inside the other end's
 //!   transmit, so the server's core pays for the client's TCP receive and the client's core
@@ -29,6 +32,8 @@ use std::ops::Deref;
 
 use super::report::TopologyRecord;
 use super::CompareError;
+
+pub use xgate_testnet::{CLIENT_IP6, SERVER_IP6};
 
 pub const SERVER_IP: &str = "10.231.0.1";
 pub const CLIENT_IP: &str = "10.231.0.2";

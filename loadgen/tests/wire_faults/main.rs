@@ -49,17 +49,27 @@
 //! lost single-segment response, a lost tail or a lost retransmission waits for an RTO of at
 //! least 200 ms, backed off when it repeats; a 1 MiB transfer took 3-9 s. Hence `big_div`.
 //!
+//! IPv6: the veths also have the addresses of `Topology::add_ipv6` and xgate listens on `::`
+//! (its default), so a profile runs over IPv6 as well, `loadgen run --addr
+//! [fd78:6761:7465::1]:port`, labelled `<profile>-v6`; `combined-v6` runs by default. The
+//! rules are the same: nft's `tcp sport`/`tcp dport` carry the dependency `meta l4proto tcp`
+//! (`nft --debug=netlink` shows it), which matches either family in a netdev hook, and `@th`
+//! is the transport header of either; the reorderer's queue is fed by `ip6tables` instead of
+//! `iptables` (a queue takes packets of any family; the reorderer reads only their ids). A
+//! counter per hook (`family_in`, `family_out`) counts the port's packets of the run's family
+//! only, and must equal `seen_in`/`seen_out`: every packet the rules saw was of that family.
+//!
 //! Every load must finish with all its requests `ok` (status, framing, length and every body
 //! byte checked by loadgen), the gateway's counters must show what the profile does, the port
 //! must have been served on the bypass path (XDP redirected, kernel path untouched), and the
 //! gateway must still run at the end. Each profile runs ~5-15 s on a 2-core VM in a debug
 //! build; `XGATE_FAULTS_SCALE=N` multiplies every request count (a longer soak), and
-//! `XGATE_FAULTS_PROFILES=loss5,dup` runs only those. A profile whose loads take longer than
-//! 180 s (x scale) fails, its clients killed by PID.
+//! `XGATE_FAULTS_PROFILES=loss5,dup,loss1-v6` runs only those. A profile whose loads take
+//! longer than 180 s (x scale) fails, its clients killed by PID.
 //!
-//! Everything created (namespaces and with them the veth, nft tables, iptables rules; the
-//! gateway and client processes, by PID) is removed, also on panic. Skips (passes with a
-//! "SKIPPED: needs root" line) when not run as root.
+//! Everything created (namespaces and with them the veth, nft tables, iptables and ip6tables
+//! rules; the gateway and client processes, by PID) is removed, also on panic. Skips (passes
+//! with a "SKIPPED: needs root" line) when not run as root.
 
 mod nfqueue;
 
@@ -68,13 +78,14 @@ mod gateway;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gateway::{is_root, xgate_beside};
 use loadgen::compare::servers::{start_xgate, Server, BYPASS_PORT};
-use loadgen::compare::topology::{Topology, SERVER_IP};
+use loadgen::compare::topology::{Topology, SERVER_IP, SERVER_IP6};
 use nfqueue::{ReorderConfig, Reorderer};
 use serde_json::Value;
 
@@ -171,13 +182,58 @@ const PROFILES: [Profile; 7] = [
     },
 ];
 
+/// The address family of a run's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The gateway's address of this family.
+    fn server(self) -> IpAddr {
+        match self {
+            Family::V4 => SERVER_IP.parse().expect("SERVER_IP"),
+            Family::V6 => SERVER_IP6.into(),
+        }
+    }
+
+    /// What a run of `p` over this family is called (and selected by).
+    fn label(self, p: &Profile) -> String {
+        match self {
+            Family::V4 => p.name.to_string(),
+            Family::V6 => format!("{}-v6", p.name),
+        }
+    }
+
+    /// The family in nft's `meta protocol` (the frame's EtherType).
+    fn nft_protocol(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+
+    /// The command that writes this family's xtables rules.
+    fn iptables(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+}
+
+/// The IPv6 runs of a default run (`XGATE_FAULTS_PROFILES` can name any `<profile>-v6`).
+const IPV6_PROFILES: [&str; 1] = ["combined"];
+
 const TABLE: &str = "xgate_faults";
 const QUEUE: u16 = 7;
 const DUP_MARK: &str = "0x5846";
 
 impl Profile {
-    /// The nft script that installs this profile's table in the client namespace.
-    fn nft_script(&self, ifname: &str) -> String {
+    /// The nft script that installs this profile's table in the client namespace, for a run
+    /// over `fam`.
+    fn nft_script(&self, ifname: &str, fam: Family) -> String {
         let port = BYPASS_PORT;
         let mut counters = String::new();
         let mut ingress = String::new();
@@ -185,6 +241,18 @@ impl Profile {
         let mut counter = |name: &str| {
             let _ = writeln!(counters, "  counter {name} {{}}");
         };
+        // First in each hook, before any rule drops: the port's packets of the run's family.
+        counter("family_in");
+        counter("family_out");
+        let proto = fam.nft_protocol();
+        let _ = writeln!(
+            ingress,
+            "    meta protocol {proto} tcp sport {port} counter name family_in"
+        );
+        let _ = writeln!(
+            egress,
+            "    meta protocol {proto} tcp dport {port} meta mark != {DUP_MARK} counter name family_out"
+        );
         if self.police_mbytes.is_some() || self.loss_in > 0 || self.corrupt > 0 {
             counter("seen_in");
             let _ = writeln!(ingress, "    tcp sport {port} counter name seen_in");
@@ -295,15 +363,18 @@ fn run_ok(mut cmd: Command, what: &str) -> String {
 /// in any case).
 struct Impairment<'a> {
     topo: &'a Topology,
-    iptables: Vec<Vec<String>>,
+    /// `iptables` or `ip6tables`: the run's family.
+    iptables: &'static str,
+    rules: Vec<Vec<String>>,
     reorderer: Option<Reorderer>,
 }
 
 impl<'a> Impairment<'a> {
-    fn install(topo: &'a Topology, p: &Profile, seed: u64) -> Impairment<'a> {
+    fn install(topo: &'a Topology, p: &Profile, seed: u64, fam: Family) -> Impairment<'a> {
         let mut imp = Impairment {
             topo,
-            iptables: Vec::new(),
+            iptables: fam.iptables(),
+            rules: Vec::new(),
             reorderer: None,
         };
         let mut nft = topo.in_client("nft");
@@ -312,7 +383,7 @@ impl<'a> Impairment<'a> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = nft.spawn().expect("nft");
-        let script = p.nft_script(&topo.client_if);
+        let script = p.nft_script(&topo.client_if, fam);
         child
             .stdin
             .take()
@@ -342,10 +413,10 @@ impl<'a> Impairment<'a> {
                 .expect("binding the NFQUEUE reorderer"),
             );
             for rule in p.iptables_rules() {
-                let mut c = topo.in_client("iptables");
+                let mut c = topo.in_client(imp.iptables);
                 c.args(&rule[..2]).arg("-A").args(&rule[2..]);
-                run_ok(c, "iptables -A");
-                imp.iptables.push(rule);
+                run_ok(c, &format!("{} -A", imp.iptables));
+                imp.rules.push(rule);
             }
         }
         imp
@@ -372,8 +443,8 @@ impl<'a> Impairment<'a> {
 
     fn remove(&mut self) -> String {
         let mut said = String::new();
-        for rule in self.iptables.drain(..) {
-            let mut c = self.topo.in_client("iptables");
+        for rule in self.rules.drain(..) {
+            let mut c = self.topo.in_client(self.iptables);
             c.args(&rule[..2]).arg("-D").args(&rule[2..]);
             let _ = c.output();
         }
@@ -479,15 +550,17 @@ fn run_loads(
     loadgen: &Path,
     loads: &[Load],
     limit: Duration,
+    fam: Family,
 ) -> Vec<(Load, Value)> {
     let mut clients = Clients(Vec::new());
+    let addr = SocketAddr::new(fam.server(), BYPASS_PORT);
     for &load in loads {
         let path = match load.method {
             "GET" => format!("/bytes/{}", load.size),
             _ => "/echo".to_string(),
         };
         let mut c = topo.in_client(&loadgen.to_string_lossy());
-        c.args(["run", "--addr", &format!("{SERVER_IP}:{BYPASS_PORT}")])
+        c.args(["run", "--addr", &addr.to_string()])
             .args(["--path", &path, "-m", load.method])
             .args(["-c", &load.connections.to_string()])
             .args(["-n", &load.requests.to_string()])
@@ -609,7 +682,7 @@ fn every_request_survives_faults_on_the_wire() {
         );
         return;
     }
-    for tool in ["nft", "iptables", "ethtool"] {
+    for tool in ["nft", "iptables", "ip6tables", "ethtool"] {
         assert!(
             Command::new(tool)
                 .arg("--version")
@@ -640,6 +713,8 @@ fn every_request_survives_faults_on_the_wire() {
     c.args(["-n", &topo.client_ns, "link", "set", "dev", &topo.client_if])
         .args(["gso_max_segs", "1"]);
     run_ok(c, "ip link set gso_max_segs 1");
+    topo.add_ipv6()
+        .unwrap_or_else(|e| panic!("IPv6 on the veths: {e}"));
     let log = std::env::temp_dir().join(format!("xgate-wire-faults-{}.log", std::process::id()));
     let mut gateway: Option<Server> = Some(
         start_xgate(&xgate, None, &topo, 0, &log).unwrap_or_else(|e| panic!("starting xgate: {e}")),
@@ -652,17 +727,22 @@ fn every_request_survives_faults_on_the_wire() {
     );
     let mut summary = String::new();
     let mut failures = Vec::new();
-    for (i, p) in PROFILES.iter().enumerate() {
-        if only
-            .as_ref()
-            .is_some_and(|o| !o.iter().any(|n| n == p.name))
-        {
+    let runs = [Family::V4, Family::V6]
+        .into_iter()
+        .flat_map(|fam| PROFILES.iter().enumerate().map(move |(i, p)| (i, p, fam)));
+    for (i, p, fam) in runs {
+        let label = fam.label(p);
+        let chosen = match &only {
+            Some(o) => o.contains(&label),
+            None => fam == Family::V4 || IPV6_PROFILES.contains(&p.name),
+        };
+        if !chosen {
             continue;
         }
         let t0 = Instant::now();
         let (tcp0, port0) = status(&xgate, &topo.server_if);
         let client0 = client_tcp(&topo);
-        let mut imp = Impairment::install(&topo, p, 0x9e37_79b9_7f4a_7c15 ^ i as u64);
+        let mut imp = Impairment::install(&topo, p, 0x9e37_79b9_7f4a_7c15 ^ i as u64, fam);
         let loads: Vec<Load> = LOADS
             .iter()
             .map(|l| Load {
@@ -670,7 +750,13 @@ fn every_request_survives_faults_on_the_wire() {
                 ..*l
             })
             .collect();
-        let reports = run_loads(&topo, &loadgen, &loads, Duration::from_secs(180 * scale));
+        let reports = run_loads(
+            &topo,
+            &loadgen,
+            &loads,
+            Duration::from_secs(180 * scale),
+            fam,
+        );
         let nft_counters = imp.counters();
         let held = imp.reorderer.as_ref().map_or(0, |r| {
             r.stats().held.load(std::sync::atomic::Ordering::Relaxed)
@@ -731,10 +817,9 @@ fn every_request_survives_faults_on_the_wire() {
                 )
             })
             .collect();
-        eprintln!("{:<9} loads: {}", p.name, per_load.join(", "));
+        eprintln!("{label:<11} loads: {}", per_load.join(", "));
         let line = format!(
-            "{:<9} {:>5.1} s  {requests} requests ({} failed, {} MiB up, {} MiB down)  gateway: segments in {} out {}, retransmits {retransmits} (fast {fast}, rto {rto}), out-of-order {ooo}, drops [{}], redirected {redirected}  client kernel: retrans {}, csum errors {}, ofo {}  nft {:?}{}",
-            p.name,
+            "{label:<11} {:>5.1} s  {requests} requests ({} failed, {} MiB up, {} MiB down)  gateway: segments in {} out {}, retransmits {retransmits} (fast {fast}, rto {rto}), out-of-order {ooo}, drops [{}], redirected {redirected}  client kernel: retrans {}, csum errors {}, ofo {}  nft {:?}{}",
             elapsed.as_secs_f64(),
             failed.len(),
             sent >> 20,
@@ -770,6 +855,24 @@ fn every_request_survives_faults_on_the_wire() {
                 wrong.push(what.to_string());
             }
         };
+        // The rules saw the run's family and nothing else (slack: a last FIN or ACK may pass
+        // between the two counters' reads).
+        expect(
+            nft("family_in") > 0 && nft("family_out") > 0,
+            &format!("no {label} packet of the port in the hooks"),
+        );
+        for (family, seen) in [("family_in", "seen_in"), ("family_out", "seen_out")] {
+            if nft_counters.iter().any(|(n, _)| n == seen) {
+                expect(
+                    nft(family).abs_diff(nft(seen)) <= 2,
+                    &format!(
+                        "{seen} {} but {family} {}: packets of the other family",
+                        nft(seen),
+                        nft(family)
+                    ),
+                );
+            }
+        }
         // Each rule saw single segments: what the gateway received is exactly what left the
         // client's egress hook, less what was lost there, plus the copies (a little slack for
         // a segment still on its way when the counters were read).
@@ -828,11 +931,11 @@ fn every_request_survives_faults_on_the_wire() {
             expect(ooo > 0, "no out-of-order segment at the gateway");
         }
         if !wrong.is_empty() {
-            failures.push(format!("{}: {}", p.name, wrong.join("; ")));
+            failures.push(format!("{label}: {}", wrong.join("; ")));
         }
         if let Some(g) = gateway.as_mut() {
             if let Some(st) = g.try_exited() {
-                failures.push(format!("{}: xgate exited ({st})", p.name));
+                failures.push(format!("{label}: xgate exited ({st})"));
                 gateway = None;
                 break;
             }
