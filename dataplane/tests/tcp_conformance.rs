@@ -2032,9 +2032,8 @@ fn send_mss(fam: Family, kept: Option<u16>) -> u16 {
         (Family::V4, Some(m)) => m,
         // RFC 9293 §3.7.1's default without the option.
         (Family::V4, None) => 536,
-        // 1220 is the default (RFC 9293 §3.7.1) and, as no IPv6 link carries less than 1280
-        // octets (RFC 8200 §5), the engine's floor for an option naming less too.
-        (Family::V6, m) => m.unwrap_or(1220).max(1220),
+        // 1220 is the default (RFC 9293 §3.7.1); an option is obeyed however small.
+        (Family::V6, m) => m.unwrap_or(1220),
     };
     peer.min(syn_ack_mss(fam))
 }
@@ -2047,8 +2046,7 @@ fn data_token(fam: Family, opts: &str, sack: bool, seg: u16, flight: u32) -> Str
 }
 
 /// The client's MSS in the rows with window scale 5: two segments of it make a whole window
-/// field under that shift (75 << 5 over IPv4; over IPv6, where 1200 is raised to 1220,
-/// 77 << 5 of 1232).
+/// field under that shift (75 << 5 over IPv4; 77 << 5 of 1232 over IPv6).
 fn ws5_mss(fam: Family) -> u16 {
     match fam {
         Family::V4 => 1200,
@@ -2478,21 +2476,30 @@ fn syn_cache_cases(fam: Family) -> Vec<HsCase> {
         ),
     ];
     if fam == Family::V6 {
-        v.extend(ipv6_mss_floor_cases(
-            fam,
-            "the entry keeps the option, raised to 1220",
-        ));
+        v.extend(ipv6_mss_cases(fam, false).map(|c| HsCase {
+            linux: Some(LINUX_WS),
+            ..c
+        }));
     }
     v
 }
 
-/// The IPv6 rows of a SYN naming no MSS, or less than 1220: both send with 1220.
-fn ipv6_mss_floor_cases(fam: Family, how: &'static str) -> [HsCase; 2] {
-    let seg = send_mss(fam, None);
-    let data = HsScript::Data {
-        window: two_segments_ws3(seg),
+/// The IPv6 rows of a SYN naming no MSS, or less than 1220. The SYN cache sends 1220 without
+/// the option and the option itself, 1200; a cookie cannot tell a missing option from one
+/// below 1200 (its table has 536 below 1200) and sends 536 for the first, as Linux's does,
+/// and 1200 for the second.
+fn ipv6_mss_cases(fam: Family, cookie: bool) -> [HsCase; 2] {
+    let script = |seg: u16| {
+        let data = HsScript::Data {
+            window: two_segments_ws3(seg),
+        };
+        (
+            data,
+            data_token(fam, " ws7 sack", true, seg, 2 * u32::from(seg)),
+        )
     };
-    let full = data_token(fam, " ws7 sack", true, seg, 2 * u32::from(seg));
+    let (none_data, none_full) = script(send_mss(fam, Some(if cookie { 536 } else { 1220 })));
+    let (low_data, low_full) = script(send_mss(fam, Some(1200)));
     [
         hs(
             "SYN without TS, WS 3 + SACK, no MSS option",
@@ -2501,23 +2508,24 @@ fn ipv6_mss_floor_cases(fam: Family, how: &'static str) -> [HsCase; 2] {
                 sack_permitted: true,
                 ..TcpOptions::default()
             },
-            data,
-            full.clone(),
-            "RFC 9293 §3.7.1: without the option the send MSS is 1220 over IPv6",
-            Some(LINUX_WS),
+            none_data,
+            none_full,
+            if cookie {
+                "the cookie's table has 536 for no option (and for one below 1200): 536, as \
+                 Linux's cookie (RFC 9293 §3.7.1's default is 1220; sending less is safe)"
+            } else {
+                "RFC 9293 §3.7.1: without the option the send MSS is 1220 over IPv6"
+            },
+            None,
         ),
         hs(
             "SYN without TS, WS 3 + SACK, MSS 1200 (< 1220)",
             syn_options(1200, Some(3), true),
-            data,
-            full,
-            how,
-            Some(
-                "seg 1200: Linux sends with the client's 1200 (it takes any option down to \
-                 tcp_min_snd_mss), the largest segment the client said it receives (RFC 9293 \
-                 §3.7.1 floors only a missing option); xgate's floor assumes RFC 8200 §5's \
-                 1280-octet links. And Linux's own shift, as above",
-            ),
+            low_data,
+            low_full,
+            "RFC 9293 §3.7.1: never a segment above the client's MSS, over IPv6 too: 1200, as \
+             Linux (the option is the receiver's limit, whatever RFC 8200 §5 says of links)",
+            None,
         ),
     ]
 }
@@ -2608,16 +2616,10 @@ fn syn_cookie_cases(fam: Family) -> Vec<HsCase> {
         ),
     ];
     if fam == Family::V6 {
-        v.extend(
-            ipv6_mss_floor_cases(
-                fam,
-                "the cookie's table has 1200 and none lower; the connection sends 1220",
-            )
-            .map(|c| HsCase {
-                linux: Some(LINUX_NO_TS),
-                ..c
-            }),
-        );
+        v.extend(ipv6_mss_cases(fam, true).map(|c| HsCase {
+            linux: Some(LINUX_NO_TS),
+            ..c
+        }));
     }
     v
 }

@@ -8,8 +8,8 @@ use crate::wire::IpPair;
 /// RFC 9293 §3.7.1: the send MSS when an IPv4 peer sent no MSS option.
 pub const DEFAULT_MSS_IPV4: u16 = 536;
 /// RFC 9293 §3.7.1 (and RFC 8200 §5: every IPv6 link carries 1280-byte packets, 1280 - 40 -
-/// 20): the send MSS when an IPv6 peer sent no MSS option, and the least one ever assumed.
-pub const MIN_MSS_IPV6: u16 = 1220;
+/// 20): the send MSS when an IPv6 peer sent no MSS option.
+pub const DEFAULT_MSS_IPV6: u16 = 1220;
 /// How much longer the IPv6 header is than IPv4's without options: what the same frame size
 /// leaves the TCP payload less of.
 const IPV6_EXTRA_HEADER: u16 = 20;
@@ -121,16 +121,18 @@ impl FlowKey {
         self.inbound.is_ipv6()
     }
 
-    /// The MSS to send with, from the peer's SYN option (`None` without one): the family's
-    /// default without the option (RFC 9293 §3.7.1); over IPv6 never below 1220, which every
-    /// IPv6 path carries (RFC 8200 §5), whatever smaller value a SYN names. Over IPv4 the
-    /// option is taken as it is (the connection keeps a floor of its own).
+    /// The MSS to send with, from the peer's SYN option (`None` without one): the option as
+    /// it is in both families (RFC 9293 §3.7.1: no segment larger than the peer's SendMSS;
+    /// the connection keeps a floor of its own), the family's default without one. An IPv6
+    /// peer naming less than 1220 is obeyed, as Linux does: every IPv6 path carries 1280-byte
+    /// packets (RFC 8200 §5), but the option is the receiver's limit, not the path's.
     pub fn peer_mss(&self, option: Option<u16>) -> u16 {
-        if self.is_ipv6() {
-            option.unwrap_or(MIN_MSS_IPV6).max(MIN_MSS_IPV6)
+        let default = if self.is_ipv6() {
+            DEFAULT_MSS_IPV6
         } else {
-            option.unwrap_or(DEFAULT_MSS_IPV4)
-        }
+            DEFAULT_MSS_IPV4
+        };
+        option.unwrap_or(default)
     }
 
     /// The gateway's own MSS on this flow from `TcpConfig::mss`, which is sized for IPv4
@@ -263,11 +265,11 @@ mod tests {
         assert_eq!(v4.peer_mss(Some(1460)), 1460);
         assert_eq!(v6.peer_mss(None), 1220);
         assert_eq!(
-            v6.peer_mss(Some(536)),
-            1220,
-            "RFC 8200 §5: no IPv6 path is smaller"
+            v6.peer_mss(Some(1200)),
+            1200,
+            "RFC 9293 §3.7.1: never more than the peer's MSS option, in IPv6 too"
         );
-        assert_eq!(v6.peer_mss(Some(1219)), 1220);
+        assert_eq!(v6.peer_mss(Some(536)), 536);
         assert_eq!(v6.peer_mss(Some(1440)), 1440);
         assert_eq!(v4.local_mss(1460), 1460);
         assert_eq!(v6.local_mss(1460), 1440, "the same 1514-byte frame");

@@ -19,9 +19,11 @@
 //!   rotates every 64 s with no shared mutable state.
 //! - The MSS index points into [`MSS_TABLE`]: the largest entry not above the client's MSS,
 //!   536 when it sent none. A client MSS below 536 also gets 536, as in Linux; the engine still
-//!   takes the minimum with its own MSS. Over IPv6 the MSS a cookie gives is at least 1220
-//!   (RFC 9293 §3.7.1's IPv6 default, the least every IPv6 path carries, RFC 8200 §5): a
-//!   client that sent none, or any below 1240, sends with 1220, exactly the IPv6 minimum.
+//!   takes the minimum with its own MSS. The same table serves IPv6: an IPv6 client that sent
+//!   1200 to 1239 is sent 1200, and one that sent none (RFC 9293's default would be 1220)
+//!   or less than 1200 is sent 536, since the index cannot tell them apart and the smaller
+//!   choice never exceeds what a client named (RFC 9293 §3.7.1); every real IPv6 stack sends
+//!   the option, and only a flood puts clients on cookies.
 //! - The wscale index points into [`WSCALE_TABLE`]: 0 = the client offered no window scale,
 //!   else the largest shift in the table not above the client's (clamped to 14, RFC 7323
 //!   §2.3). Rounding the shift down reads the client's window as smaller than it is: safe,
@@ -155,8 +157,7 @@ impl CookieRequest {
 pub struct SynCookie {
     /// Our initial sequence number: the cookie.
     pub isn: SeqNumber,
-    /// The MSS the connection will send with (from [`MSS_TABLE`], at least 1220 over IPv6);
-    /// not our MSS option.
+    /// The MSS the connection will send with (from [`MSS_TABLE`]); not our MSS option.
     pub mss: u16,
     /// Our TSval ([`SynCookies::ts_clock`]), when the SYN had timestamps.
     pub tsval: Option<u32>,
@@ -165,8 +166,7 @@ pub struct SynCookie {
 /// What a valid handshake-completing ACK establishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CookieParams {
-    /// Send MSS from the cookie, at least 1220 over IPv6 (take the minimum with the engine's
-    /// own).
+    /// Send MSS from the cookie (take the minimum with the engine's own).
     pub mss: u16,
     /// The client's window scale shift from [`WSCALE_TABLE`]; `None` = no window scaling
     /// either way.
@@ -331,8 +331,7 @@ impl SynCookies {
     }
 }
 
-/// The [`MSS_TABLE`] entry a cookie ISN names (whether or not it validates); an IPv6 flow
-/// sends at least 1220 whatever it is (`FlowKey::peer_mss`).
+/// The [`MSS_TABLE`] entry a cookie ISN names (whether or not it validates).
 pub fn cookie_mss_of(isn: SeqNumber) -> u16 {
     MSS_TABLE[((isn.0 >> MSS_SHIFT) & 7) as usize]
 }
@@ -819,18 +818,20 @@ mod tests {
         .unwrap()
     }
 
-    /// RFC 9293 §3.7.1 / RFC 8200 §5: over IPv6 a cookie sends with at least 1220, the
-    /// IPv6 default, whatever the SYN said (none, or less); above it, the table as for IPv4.
+    /// RFC 9293 §3.7.1: over IPv6 a cookie never sends more than the SYN's MSS option: the
+    /// table as for IPv4 (a client of 1200 to 1239 gets 1200, not the IPv6 default 1220).
     #[test]
-    fn ipv6_cookies_give_at_least_1220() {
+    fn ipv6_cookies_never_exceed_the_clients_mss() {
         let sc = SynCookies::new(SECRET);
         let f = flow_v6();
         let cisn = SeqNumber(777);
         for (mss, want) in [
-            (None, 1220),
-            (Some(536), 1220),
-            (Some(1220), 1220),
-            (Some(1239), 1220),
+            (None, 536),
+            (Some(536), 536),
+            (Some(1199), 536),
+            (Some(1200), 1200),
+            (Some(1220), 1200),
+            (Some(1239), 1200),
             (Some(1240), 1240),
             (Some(1440), 1440),
             (Some(9000), 8960),
