@@ -217,8 +217,8 @@ pub struct QueuedPacket {
     pub id: u32,
     /// The netfilter hook it was queued at (`NF_INET_LOCAL_IN` 1, `NF_INET_LOCAL_OUT` 3...).
     pub hook: u8,
-    /// Its length on the wire above layer 2: the IPv4 total length (the copy holds the
-    /// header), else the bytes copied.
+    /// Its length on the wire above layer 2: the IPv4 total length, or IPv6's payload length
+    /// plus its 40-byte header (the copy holds the header), else the bytes copied.
     pub len: u32,
 }
 
@@ -245,6 +245,9 @@ fn queued_packet(body: &[u8]) -> Option<QueuedPacket> {
             NFQA_PAYLOAD => {
                 len = Some(match data {
                     [v, _, hi, lo, ..] if v >> 4 == 4 => u32::from(u16::from_be_bytes([*hi, *lo])),
+                    [v, _, _, _, hi, lo, ..] if v >> 4 == 6 => {
+                        40 + u32::from(u16::from_be_bytes([*hi, *lo]))
+                    }
                     _ => data.len() as u32,
                 });
             }
@@ -455,11 +458,14 @@ mod tests {
         let mut body = packet_body(9);
         body.extend(attr(NFQA_PAYLOAD, &ip));
         let mut d = message(kind, 0, &body);
-        // Without a payload the length is unknown (0); a payload that is not IPv4 counts its
-        // own bytes.
+        // Without a payload the length is unknown (0); an IPv6 header of payload length 1440
+        // is 1480 on the wire; a payload that is neither counts its own bytes.
         d.extend(message(kind, 0, &packet_body(10)));
+        let mut v6 = packet_body(12);
+        v6.extend(attr(NFQA_PAYLOAD, &[0x60, 0, 0, 0, 0x05, 0xa0, 6, 64]));
+        d.extend(message(kind, 0, &v6));
         let mut other = packet_body(11);
-        other.extend(attr(NFQA_PAYLOAD, &[0x60, 0, 0, 0, 0, 0]));
+        other.extend(attr(NFQA_PAYLOAD, &[0x50, 0, 0, 0, 0, 0]));
         d.extend(message(kind, 0, &other));
         let got: Vec<QueuedPacket> = queued_packets(&d).collect();
         assert_eq!(
@@ -474,6 +480,11 @@ mod tests {
                     id: 10,
                     hook: 3,
                     len: 0
+                },
+                QueuedPacket {
+                    id: 12,
+                    hook: 3,
+                    len: 1480
                 },
                 QueuedPacket {
                     id: 11,

@@ -36,7 +36,13 @@ impl PacketSocket {
     /// seen before the interface's ingress hooks (tc, nftables `netdev`) and the IP stack act
     /// on it, and the interface's outgoing frames as well.
     pub fn open_all(ns: &str, ifname: &str) -> io::Result<PacketSocket> {
-        netns::run_in(ns, || Self::open_protocol(ifname, libc::ETH_P_ALL as u16))
+        Self::open_for(ns, ifname, libc::ETH_P_ALL as u16)
+    }
+
+    /// [`open`](Self::open) for one EtherType (`ETH_P_IPV6`...): the frames of that protocol
+    /// the interface receives, after its ingress hooks, not the ones it sends.
+    pub fn open_for(ns: &str, ifname: &str, protocol: u16) -> io::Result<PacketSocket> {
+        netns::run_in(ns, || Self::open_protocol(ifname, protocol))
     }
 
     fn open_protocol(ifname: &str, protocol: u16) -> io::Result<PacketSocket> {

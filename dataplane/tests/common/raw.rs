@@ -22,10 +22,8 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -88,101 +86,9 @@ impl Family {
     }
 }
 
-/// An `AF_PACKET` socket for IPv6 frames on one interface of a namespace: `PacketSocket`
-/// binds to IPv4 frames alone, and a socket bound to one protocol sees only frames the
-/// interface receives (not the client kernel's own, as one for every protocol would).
-struct Packet6 {
-    fd: OwnedFd,
-}
-
-impl Packet6 {
-    fn open(ns: &str, ifname: &str) -> io::Result<Packet6> {
-        let ifname = CString::new(ifname).map_err(io::Error::other)?;
-        xgate_testnet::netns::run_in(ns, move || {
-            let proto = (libc::ETH_P_IPV6 as u16).to_be();
-            // SAFETY: socket(2) takes no pointers.
-            let fd = unsafe {
-                libc::socket(
-                    libc::AF_PACKET,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    i32::from(proto),
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: a NUL-terminated name that lives through the call.
-            let index = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-            if index == 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: sockaddr_ll is plain data for which all-zero bytes are a valid value.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = proto;
-            sll.sll_ifindex = index as i32;
-            // SAFETY: bind(2) reads a live sockaddr_ll of the length passed.
-            let r = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if r < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Room for a few thousand frames, as `PacketSocket` has: a late reader loses none.
-            let rcvbuf: libc::c_int = 8 << 20;
-            // SAFETY: setsockopt(2) reads a live c_int of the length passed.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUFFORCE,
-                    (&rcvbuf as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            Ok(Packet6 { fd })
-        })
-    }
-
-    fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: send(2) from a live buffer of the length passed.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // SAFETY: recv(2) into a live, writable buffer of the length passed.
-        let n = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-            _ => Err(e),
-        }
-    }
-}
-
 /// Waits up to `timeout` for either socket to be readable.
-fn wait_either(a: &PacketSocket, b: &Packet6, timeout: Duration) {
-    let mut fds = [a.as_fd().as_raw_fd(), b.fd.as_raw_fd()].map(|fd| libc::pollfd {
+fn wait_either(a: &PacketSocket, b: &PacketSocket, timeout: Duration) {
+    let mut fds = [a.as_fd().as_raw_fd(), b.as_fd().as_raw_fd()].map(|fd| libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
@@ -211,7 +117,7 @@ type FlowMap = HashMap<(IpAddr, u16), Sender<Got>>;
 /// destination (spoofed address, port).
 pub struct Wire {
     socket: Arc<PacketSocket>,
-    socket6: Arc<Packet6>,
+    socket6: Arc<PacketSocket>,
     pub client_mac: EthernetAddress,
     pub gw_mac: EthernetAddress,
     pub gw_ip: Ipv4Addr,
@@ -230,8 +136,9 @@ impl Wire {
         let socket = PacketSocket::open(&topo.client_ns, &topo.client_if)
             .expect("AF_PACKET socket in the client netns");
         let socket = Arc::new(socket);
-        let socket6 = Packet6::open(&topo.client_ns, &topo.client_if)
-            .expect("IPv6 AF_PACKET socket in the client netns");
+        let socket6 =
+            PacketSocket::open_for(&topo.client_ns, &topo.client_if, libc::ETH_P_IPV6 as u16)
+                .expect("IPv6 AF_PACKET socket in the client netns");
         let socket6 = Arc::new(socket6);
         let flows: Arc<Mutex<FlowMap>> = Arc::default();
         let unclaimed = Arc::new(AtomicU64::new(0));
