@@ -84,7 +84,7 @@ fn check_server<S: SimServer>(cfg: &SimConfig, make_server: impl FnOnce(Instant)
 
 fn summarize(cfg: &SimConfig, o: &Outcome, wall: std::time::Duration) {
     println!(
-        "seed {:>5} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s (quiet {:.1}s)  steps {:>6}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:.3}s",
+        "seed {:>5} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s (quiet {:.1}s)  steps {:>6}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  trace {:016x}  wall {:.3}s",
         cfg.seed,
         cfg.profile.name,
         o.client.connections,
@@ -104,6 +104,7 @@ fn summarize(cfg: &SimConfig, o: &Outcome, wall: std::time::Duration) {
         o.c2s.reordered + o.s2c.reordered,
         o.c2s.corrupted + o.s2c.corrupted,
         o.c2s.tail_dropped + o.s2c.tail_dropped,
+        o.trace_hash,
         wall.as_secs_f64()
     );
 }
