@@ -9,7 +9,10 @@
 //! - `SIM_SEED=<n> SIM_PROFILE=<name>`: what `replay` runs.
 //! - `SIM_TRACE=1`: print every frame as it is delivered (use with `replay` and `--nocapture`).
 //! - `SIM_CLIENT_MTU=<n>`, `SIM_CLIENT_NO_TS=1`: the client's path MTU (its MSS is this minus
-//!   40) and no RFC 7323 timestamps, for the sweeps and replays (default 1500, timestamps on).
+//!   40, or 60 over IPv6) and no RFC 7323 timestamps, for the sweeps and replays (default 1500,
+//!   timestamps on).
+//! - `SIM_FAMILY=6`: IPv6 clients (fd00::1 to the server's fd00::2) for the sweeps and replays
+//!   (default 4).
 //!
 //! The same variables drive the engine's tests (`engine_many_seeds`, `engine_replay`, ... in
 //! `sim/engine_server.rs`).
@@ -24,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant as WallInstant;
 
+use sim::client::Family;
 use sim::link::{self, Direction, Impairments, PROFILES};
 use sim::reference::{Fault, RefServer};
 use sim::rng::Rng;
@@ -45,10 +49,15 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
-/// The client shape `SIM_CLIENT_MTU` and `SIM_CLIENT_NO_TS` ask for.
+/// The client shape `SIM_FAMILY`, `SIM_CLIENT_MTU` and `SIM_CLIENT_NO_TS` ask for.
 fn client_from_env() -> ClientShape {
     let default = ClientShape::default();
     ClientShape {
+        family: match env_u64("SIM_FAMILY") {
+            None | Some(4) => Family::V4,
+            Some(6) => Family::V6,
+            Some(n) => panic!("SIM_FAMILY={n}: 4 or 6"),
+        },
         mtu: env_u64("SIM_CLIENT_MTU").map_or(default.mtu, |m| m as usize),
         timestamps: std::env::var_os("SIM_CLIENT_NO_TS").is_none(),
     }
@@ -84,9 +93,10 @@ fn check_server<S: SimServer>(cfg: &SimConfig, make_server: impl FnOnce(Instant)
 
 fn summarize(cfg: &SimConfig, o: &Outcome, wall: std::time::Duration) {
     println!(
-        "seed {:>5} {:<10} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s (quiet {:.1}s)  steps {:>6}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  wall {:.3}s",
+        "seed {:>5} {:<10} ipv{} conns {:>2} (rst {} finwd {}) requests {:>3} body {:>8} B  virtual {:>9.3}s (quiet {:.1}s)  steps {:>6}  frames c2s {}/{} s2c {}/{} (lost {} dup {} reord {} corrupt {} taildrop {})  trace {:016x}  wall {:.3}s",
         cfg.seed,
         cfg.profile.name,
+        cfg.client.family.number(),
         o.client.connections,
         o.client.aborted,
         o.client.fin_watchdog,
@@ -104,6 +114,7 @@ fn summarize(cfg: &SimConfig, o: &Outcome, wall: std::time::Duration) {
         o.c2s.reordered + o.s2c.reordered,
         o.c2s.corrupted + o.s2c.corrupted,
         o.c2s.tail_dropped + o.s2c.tail_dropped,
+        o.trace_hash,
         wall.as_secs_f64()
     );
 }
@@ -244,6 +255,16 @@ fn replay() {
     check(&cfg);
 }
 
+/// The harness over IPv6, against a server that is not the engine: both sides resolve each
+/// other with Neighbour Solicitations the harness answers, and nothing else goes to the kernel.
+#[test]
+fn ipv6_reference_server() {
+    let o = check(&SimConfig::ipv6(1, profile_named("combined")));
+    assert!(o.client_kernel.answered > 0, "{:?}", o.client_kernel);
+    assert_eq!(o.client_kernel.unanswered, 0);
+    assert!(o.server_resolutions > 0);
+}
+
 #[test]
 fn same_seed_same_trace() {
     let profile = profile_named("combined");
@@ -254,17 +275,23 @@ fn same_seed_same_trace() {
     assert_ne!(a.trace_hash, c.trace_hash, "different seeds, same trace");
 }
 
-/// The harness must notice a server that answers one wrong body byte ...
+/// The harness must notice a server that answers one wrong body byte (and its replay command
+/// names the family) ...
 #[test]
 fn harness_catches_a_wrong_body_byte() {
-    let cfg = SimConfig::new(2, profile_named("clean"));
-    let err = run_ref(&cfg, Fault::CorruptBody(1)).expect_err("corrupt body went unnoticed");
-    println!("{err}");
-    assert!(err.message.contains("body byte"), "{err}");
-    assert!(
-        err.to_string().contains("SIM_SEED=2 SIM_PROFILE=clean"),
-        "{err}"
-    );
+    let clean = profile_named("clean");
+    for (cfg, replay) in [
+        (SimConfig::new(2, clean), " SIM_SEED=2 SIM_PROFILE=clean"),
+        (
+            SimConfig::ipv6(2, clean),
+            " SIM_FAMILY=6 SIM_SEED=2 SIM_PROFILE=clean",
+        ),
+    ] {
+        let err = run_ref(&cfg, Fault::CorruptBody(1)).expect_err("corrupt body went unnoticed");
+        println!("{err}");
+        assert!(err.message.contains("body byte"), "{err}");
+        assert!(err.to_string().contains(replay), "{err}");
+    }
 }
 
 /// ... and one that never releases its connections.
@@ -332,17 +359,16 @@ fn link_keeps_order_without_reordering() {
     }
 }
 
-/// Every single-bit flip the link makes in an IPv4/TCP frame fails a checksum, so both ends drop
-/// it.
+/// Every single-bit flip the link makes in an IPv4/TCP or IPv6/TCP frame fails a checksum, so
+/// both ends drop it.
 #[test]
 fn corruption_is_always_caught_by_a_checksum() {
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{
-        EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl,
+        EthernetFrame, EthernetProtocol, IpProtocol, IpRepr, Ipv4Packet, Ipv6Packet, TcpControl,
         TcpPacket, TcpRepr, TcpSeqNumber,
     };
     let payload: Vec<u8> = (0..700u32).map(|i| (i * 7) as u8).collect();
-    let (src, dst) = (sim::client::CLIENT_IP, sim::client::SERVER_IP);
     let tcp = TcpRepr {
         src_port: 40000,
         dst_port: 80,
@@ -357,45 +383,57 @@ fn corruption_is_always_caught_by_a_checksum() {
         timestamp: None,
         payload: &payload,
     };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let mut frame = vec![0u8; 14 + ip.buffer_len() + tcp.buffer_len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-    eth.set_ethertype(EthernetProtocol::Ipv4);
     let caps = ChecksumCapabilities::default();
-    let mut ipp = Ipv4Packet::new_unchecked(eth.payload_mut());
-    ip.emit(&mut ipp, &caps);
-    tcp.emit(
-        &mut TcpPacket::new_unchecked(ipp.payload_mut()),
-        &IpAddress::Ipv4(src),
-        &IpAddress::Ipv4(dst),
-        &caps,
-    );
+    // What the receiving end checks, read with smoltcp rather than the engine's parser.
     let valid = |f: &[u8]| -> bool {
-        let Ok(ipp) = Ipv4Packet::new_checked(&f[14..]) else {
+        let Ok(eth) = EthernetFrame::new_checked(f) else {
             return false;
         };
-        if !ipp.verify_checksum() {
-            return false;
-        }
-        let Ok(t) = TcpPacket::new_checked(ipp.payload()) else {
-            return false;
+        let (src, dst, segment) = match eth.ethertype() {
+            EthernetProtocol::Ipv4 => {
+                let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+                    return false;
+                };
+                if !ip.verify_checksum() || ip.next_header() != IpProtocol::Tcp {
+                    return false;
+                }
+                (ip.src_addr().into(), ip.dst_addr().into(), ip.payload())
+            }
+            EthernetProtocol::Ipv6 => {
+                let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+                    return false;
+                };
+                if ip.version() != 6 || ip.next_header() != IpProtocol::Tcp {
+                    return false;
+                }
+                (ip.src_addr().into(), ip.dst_addr().into(), ip.payload())
+            }
+            _ => return false,
         };
-        t.verify_checksum(
-            &IpAddress::Ipv4(ipp.src_addr()),
-            &IpAddress::Ipv4(ipp.dst_addr()),
-        )
+        TcpPacket::new_checked(segment).is_ok_and(|t| t.verify_checksum(&src, &dst))
     };
-    assert!(valid(&frame));
-    let mut rng = Rng::new(11);
-    for _ in 0..20_000 {
-        let mut f = frame.clone();
-        assert!(link::corrupt_ip_bit(&mut rng, &mut f));
-        assert!(!valid(&f), "a flipped bit passed both checksums");
+    for family in [Family::V4, Family::V6] {
+        let (src, dst) = (family.client_ip(), family.server_ip());
+        let ip = IpRepr::new(src, dst, IpProtocol::Tcp, tcp.buffer_len(), 64);
+        let mut frame = vec![0u8; 14 + ip.buffer_len()];
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.set_ethertype(family.ethertype());
+        ip.emit(eth.payload_mut(), &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut eth.payload_mut()[ip.header_len()..]),
+            &src,
+            &dst,
+            &caps,
+        );
+        assert!(valid(&frame), "{family:?}");
+        let mut rng = Rng::new(11);
+        for _ in 0..20_000 {
+            let mut f = frame.clone();
+            assert!(link::corrupt_ip_bit(&mut rng, &mut f));
+            assert!(
+                !valid(&f),
+                "{family:?}: a flipped bit passed every checksum"
+            );
+        }
     }
 }

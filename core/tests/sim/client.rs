@@ -3,7 +3,9 @@
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
+use smoltcp::wire::{
+    EthernetAddress, EthernetProtocol, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address,
+};
 
 use xgate_core::time::Instant;
 
@@ -18,7 +20,73 @@ pub const CLIENT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]
 pub const SERVER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
 pub const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 pub const SERVER_IP: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+pub const CLIENT_IP6: Ipv6Address = Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+pub const SERVER_IP6: Ipv6Address = Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
 pub const SERVER_PORT: u16 = 80;
+
+/// Every address on the simulated link and its MAC: what the harness answers ARP and
+/// Neighbour Solicitations with, for both sides and both families.
+pub const NEIGHBOURS: [(IpAddress, EthernetAddress); 4] = [
+    (IpAddress::Ipv4(CLIENT_IP), CLIENT_MAC),
+    (IpAddress::Ipv4(SERVER_IP), SERVER_MAC),
+    (IpAddress::Ipv6(CLIENT_IP6), CLIENT_MAC),
+    (IpAddress::Ipv6(SERVER_IP6), SERVER_MAC),
+];
+
+/// The IP family a run's client speaks (the reference server speaks both).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    #[default]
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn client_ip(self) -> IpAddress {
+        match self {
+            Family::V4 => IpAddress::Ipv4(CLIENT_IP),
+            Family::V6 => IpAddress::Ipv6(CLIENT_IP6),
+        }
+    }
+
+    pub fn server_ip(self) -> IpAddress {
+        match self {
+            Family::V4 => IpAddress::Ipv4(SERVER_IP),
+            Family::V6 => IpAddress::Ipv6(SERVER_IP6),
+        }
+    }
+
+    pub fn prefix_len(self) -> u8 {
+        match self {
+            Family::V4 => 24,
+            Family::V6 => 64,
+        }
+    }
+
+    pub fn ethertype(self) -> EthernetProtocol {
+        match self {
+            Family::V4 => EthernetProtocol::Ipv4,
+            Family::V6 => EthernetProtocol::Ipv6,
+        }
+    }
+
+    /// The IP header of every packet in a run: neither side sends IPv4 options or IPv6
+    /// extension headers, so a path MTU less this less 20 is the MSS.
+    pub fn ip_header_len(self) -> usize {
+        match self {
+            Family::V4 => 20,
+            Family::V6 => 40,
+        }
+    }
+
+    /// What `SIM_FAMILY` says for this family.
+    pub fn number(self) -> u8 {
+        match self {
+            Family::V4 => 4,
+            Family::V6 => 6,
+        }
+    }
+}
 
 /// Socket buffers large enough for window scaling to matter.
 pub const SOCKET_BUFFER: usize = 512 * 1024;
@@ -86,6 +154,7 @@ pub struct Client {
     pub stats: ClientStats,
     /// Whether sockets send RFC 7323 timestamps.
     timestamps: bool,
+    server_ip: IpAddress,
 }
 
 impl Client {
@@ -99,7 +168,10 @@ impl Client {
         let mut iface = Interface::new(config, &mut device, to_smol(now));
         iface.update_ip_addrs(|addrs| {
             addrs
-                .push(IpCidr::new(IpAddress::Ipv4(CLIENT_IP), 24))
+                .push(IpCidr::new(
+                    shape.family.client_ip(),
+                    shape.family.prefix_len(),
+                ))
                 .expect("one address");
         });
         let next_port = rng.range(20_000, 40_000) as u16;
@@ -128,6 +200,7 @@ impl Client {
             rng,
             stats: ClientStats::default(),
             timestamps: shape.timestamps,
+            server_ip: shape.family.server_ip(),
         }
     }
 
@@ -194,11 +267,7 @@ impl Client {
         let port = self.next_port;
         self.next_port = self.next_port.wrapping_add(1).max(1024);
         socket
-            .connect(
-                self.iface.context(),
-                (IpAddress::Ipv4(SERVER_IP), SERVER_PORT),
-                port,
-            )
+            .connect(self.iface.context(), (self.server_ip, SERVER_PORT), port)
             .expect("connect");
         let handle = self.sockets.add(socket);
         let c = &mut self.conns[i];

@@ -1,13 +1,14 @@
-//! A smoltcp `Device` over two in-memory queues, the ARP answering the harness does in place of
-//! the kernel, and the conversions between the two `Instant` types.
+//! A smoltcp `Device` over two in-memory queues, the ARP and neighbour discovery answering the
+//! harness does in place of the kernel, and the conversions between the two `Instant` types.
 
 use std::collections::VecDeque;
 
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    Ipv4Address, Ipv4Packet, TcpPacket,
+    HardwareAddress, Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet,
+    Ipv6Repr, NdiscNeighborFlags, NdiscRepr, TcpPacket,
 };
 
 use xgate_core::time::{Duration, Instant};
@@ -42,7 +43,8 @@ pub fn tsval() -> u32 {
 pub struct QueueDevice {
     pub rx: VecDeque<Vec<u8>>,
     pub tx: VecDeque<Vec<u8>>,
-    /// The IP MTU smoltcp sees (its SYN's MSS is this minus 40); `None` = [`MTU`].
+    /// The IP MTU smoltcp sees (its SYN's MSS is this minus 40, or 60 over IPv6); `None` =
+    /// [`MTU`].
     pub mtu: Option<usize>,
 }
 
@@ -88,25 +90,65 @@ impl Device for QueueDevice {
     }
 }
 
-/// If `frame` is an ARP request for one of `table`'s addresses, the reply to hand back to the
-/// requester (the harness plays the kernel's part: the server does not answer ARP).
-pub fn arp_reply(frame: &[u8], table: &[(Ipv4Address, EthernetAddress)]) -> Option<Vec<u8>> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EthernetProtocol::Arp {
-        return None;
+/// Frames the kernel handles in production, never the server under test: ARP, and ICMPv6
+/// (the XDP program passes both to the kernel). The harness takes them off the link and
+/// answers requests with [`neighbour_reply`].
+pub fn for_the_kernel(frame: &[u8]) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    match eth.ethertype() {
+        EthernetProtocol::Arp => true,
+        EthernetProtocol::Ipv6 => Ipv6Packet::new_checked(eth.payload())
+            .is_ok_and(|ip| ip.next_header() == IpProtocol::Icmpv6),
+        _ => false,
     }
-    let arp = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).ok()?).ok()?;
+}
+
+/// If `frame` is an ARP request or a Neighbour Solicitation for one of `table`'s addresses,
+/// the reply to hand back to the requester (the harness plays the kernel's part: the server
+/// does not answer either).
+pub fn neighbour_reply(frame: &[u8], table: &[(IpAddress, EthernetAddress)]) -> Option<Vec<u8>> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let (target, requester_mac, reply) = match eth.ethertype() {
+        EthernetProtocol::Arp => arp_reply(eth.payload(), table)?,
+        EthernetProtocol::Ipv6 => neighbour_advert(eth.payload(), table)?,
+        _ => return None,
+    };
+    let mut out = vec![0; ETH_HEADER + reply.len()];
+    let mut eth_out = EthernetFrame::new_unchecked(&mut out[..]);
+    eth_out.set_src_addr(target);
+    // Replies are unicast even though an NS goes to a multicast MAC (RFC 4861 §7.2.4).
+    eth_out.set_dst_addr(requester_mac);
+    eth_out.set_ethertype(eth.ethertype());
+    eth_out.payload_mut().copy_from_slice(&reply);
+    Some(out)
+}
+
+/// The MAC `table` gives `addr`.
+fn lookup(table: &[(IpAddress, EthernetAddress)], addr: IpAddress) -> Option<EthernetAddress> {
+    table
+        .iter()
+        .find(|(ip, _)| *ip == addr)
+        .map(|&(_, mac)| mac)
+}
+
+/// (the target's MAC, the requester's MAC, the ARP reply) for an ARP request.
+fn arp_reply(
+    payload: &[u8],
+    table: &[(IpAddress, EthernetAddress)],
+) -> Option<(EthernetAddress, EthernetAddress, Vec<u8>)> {
     let ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr,
         source_protocol_addr,
         target_protocol_addr,
         ..
-    } = arp
+    } = ArpRepr::parse(&ArpPacket::new_checked(payload).ok()?).ok()?
     else {
         return None;
     };
-    let &(_, mac) = table.iter().find(|(ip, _)| *ip == target_protocol_addr)?;
+    let mac = lookup(table, IpAddress::Ipv4(target_protocol_addr))?;
     let reply = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Reply,
         source_hardware_addr: mac,
@@ -114,18 +156,56 @@ pub fn arp_reply(frame: &[u8], table: &[(Ipv4Address, EthernetAddress)]) -> Opti
         target_hardware_addr: source_hardware_addr,
         target_protocol_addr: source_protocol_addr,
     };
-    let mut out = vec![0; ETH_HEADER + reply.buffer_len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut out[..]);
-    eth.set_src_addr(mac);
-    eth.set_dst_addr(source_hardware_addr);
-    eth.set_ethertype(EthernetProtocol::Arp);
-    reply.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
-    Some(out)
+    let mut out = vec![0; reply.buffer_len()];
+    reply.emit(&mut ArpPacket::new_unchecked(&mut out[..]));
+    Some((mac, source_hardware_addr, out))
 }
 
-/// True for any ARP frame (requests are answered by the harness and never cross the link).
-pub fn is_arp(frame: &[u8]) -> bool {
-    frame.len() >= ETH_HEADER && frame[12..14] == [0x08, 0x06]
+/// (the target's MAC, the requester's MAC, the IPv6 packet of the Neighbour Advertisement)
+/// for a Neighbour Solicitation that passes RFC 4861 §7.1.1's checks smoltcp makes too (hop
+/// limit 255, valid checksum); its source link-layer address option names the requester.
+fn neighbour_advert(
+    packet: &[u8],
+    table: &[(IpAddress, EthernetAddress)],
+) -> Option<(EthernetAddress, EthernetAddress, Vec<u8>)> {
+    let ip = Ipv6Packet::new_checked(packet).ok()?;
+    if ip.next_header() != IpProtocol::Icmpv6 || ip.hop_limit() != 255 {
+        return None;
+    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let caps = ChecksumCapabilities::default();
+    let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
+    let Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+        target_addr,
+        lladdr: Some(lladdr),
+    }) = Icmpv6Repr::parse(&src, &dst, &icmp, &caps).ok()?
+    else {
+        return None;
+    };
+    let HardwareAddress::Ethernet(requester) = lladdr.parse(Medium::Ethernet).ok()?;
+    let mac = lookup(table, IpAddress::Ipv6(target_addr))?;
+    let advert = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+        flags: NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE,
+        target_addr,
+        lladdr: Some(mac.into()),
+    });
+    let ip_repr = Ipv6Repr {
+        src_addr: target_addr,
+        dst_addr: src,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: advert.buffer_len(),
+        hop_limit: 255,
+    };
+    let mut out = vec![0; ip_repr.buffer_len() + advert.buffer_len()];
+    let mut ip_out = Ipv6Packet::new_unchecked(&mut out[..]);
+    ip_repr.emit(&mut ip_out);
+    advert.emit(
+        &target_addr,
+        &src,
+        &mut Icmpv6Packet::new_unchecked(ip_out.payload_mut()),
+        &caps,
+    );
+    Some((mac, requester, out))
 }
 
 /// How long a smoltcp socket may go without sending its unacknowledged FIN before the harness
@@ -171,13 +251,37 @@ impl FinWatchdog {
     }
 }
 
-/// `(source port, destination port)` of a TCP segment that carries FIN.
-pub fn fin_ports(frame: &[u8]) -> Option<(u16, u16)> {
+/// The IP source address and TCP segment of an Ethernet frame of either family. Lengths are
+/// checked, checksums are not (what the harness reads off a frame, it reads as sent).
+pub fn tcp_segment(frame: &[u8]) -> Option<(IpAddress, TcpPacket<&[u8]>)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
+    let (src, next_header, payload) = match eth.ethertype() {
+        EthernetProtocol::Ipv4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            (
+                IpAddress::Ipv4(ip.src_addr()),
+                ip.next_header(),
+                ip.payload(),
+            )
+        }
+        EthernetProtocol::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            (
+                IpAddress::Ipv6(ip.src_addr()),
+                ip.next_header(),
+                ip.payload(),
+            )
+        }
+        _ => return None,
+    };
+    if next_header != IpProtocol::Tcp {
         return None;
     }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    Some((src, TcpPacket::new_checked(payload).ok()?))
+}
+
+/// `(source port, destination port)` of a TCP segment that carries FIN.
+pub fn fin_ports(frame: &[u8]) -> Option<(u16, u16)> {
+    let (_, tcp) = tcp_segment(frame)?;
     tcp.fin().then(|| (tcp.src_port(), tcp.dst_port()))
 }

@@ -8,13 +8,11 @@ use xgate_core::time::{Duration, Instant};
 use xgate_core::wire::TcpFlags;
 
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, PrettyPrinter, TcpPacket,
+    EthernetFrame, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, PrettyPrinter, TcpPacket,
 };
 
-use super::client::{
-    Client, ClientStats, CLIENT_IP, CLIENT_MAC, SERVER_IP, SERVER_MAC, SERVER_PORT,
-};
-use super::device::{arp_reply, is_arp, ETH_HEADER, MTU};
+use super::client::{Client, ClientStats, Family, CLIENT_MAC, NEIGHBOURS, SERVER_PORT};
+use super::device::{for_the_kernel, neighbour_reply, ETH_HEADER, MTU};
 use super::http::Workload;
 use super::link::{DirStats, Link, Profile};
 use super::rng::Rng;
@@ -43,10 +41,11 @@ pub struct SimConfig {
     pub client: ClientShape,
 }
 
-/// The client's TCP: its path MTU (its SYN's MSS is this minus 40) and whether it sends
-/// timestamps. smoltcp always offers window scale and SACK.
+/// The client's TCP: its IP family, its path MTU (its SYN's MSS is this minus 40, or 60 over
+/// IPv6) and whether it sends timestamps. smoltcp always offers window scale and SACK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientShape {
+    pub family: Family,
     pub mtu: usize,
     pub timestamps: bool,
 }
@@ -54,10 +53,21 @@ pub struct ClientShape {
 impl Default for ClientShape {
     fn default() -> Self {
         ClientShape {
+            family: Family::V4,
             mtu: MTU,
             timestamps: true,
         }
     }
+}
+
+/// Frames the client sent that the harness took off the link in the kernel's place
+/// ([`for_the_kernel`]: ARP, ICMPv6), so the server under test never saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelFrames {
+    /// ARP requests and Neighbour Solicitations answered.
+    pub answered: u64,
+    /// Anything else: dropped, as no reply is owed.
+    pub unanswered: u64,
 }
 
 /// The server's SYN-ACKs and segments, as the client received them.
@@ -107,6 +117,13 @@ impl SimConfig {
             workload: None,
         }
     }
+
+    /// `new` with an IPv6 client.
+    pub fn ipv6(seed: u64, profile: Profile) -> Self {
+        let mut cfg = SimConfig::new(seed, profile);
+        cfg.client.family = Family::V6;
+        cfg
+    }
 }
 
 /// What a successful run did.
@@ -124,6 +141,10 @@ pub struct Outcome {
     pub c2s: DirStats,
     pub s2c: DirStats,
     pub server_options: ServerOptions,
+    pub client_kernel: KernelFrames,
+    /// The server's ARP requests and Neighbour Solicitations the harness answered as the
+    /// client's kernel would (the engine sends none: it answers the MAC a segment came from).
+    pub server_resolutions: u64,
 }
 
 /// A failed run: what went wrong and how to run it again.
@@ -138,6 +159,7 @@ pub struct Failure {
     /// (u32 and the client shape's fields apart keep `Failure` small as the `Err` of `run`.)
     pub server_connections: u32,
     pub replay_test: &'static str,
+    pub client_family: Family,
     pub client_mtu: u16,
     pub client_timestamps: bool,
 }
@@ -152,6 +174,9 @@ impl fmt::Display for Failure {
         )?;
         writeln!(f, "  client: {}", self.pending)?;
         let mut shape = String::new();
+        if self.client_family != Family::V4 {
+            shape += &format!("SIM_FAMILY={} ", self.client_family.number());
+        }
         if usize::from(self.client_mtu) != MTU {
             shape += &format!("SIM_CLIENT_MTU={} ", self.client_mtu);
         }
@@ -182,7 +207,8 @@ pub fn run<S: SimServer>(
     let mut server_options = ServerOptions::default();
     let mut server = make_server(now);
     let mut link = Link::new(&cfg.profile, cfg.seed);
-    let arp_table = [(CLIENT_IP, CLIENT_MAC), (SERVER_IP, SERVER_MAC)];
+    let mut client_kernel = KernelFrames::default();
+    let mut server_resolutions = 0;
     let mut buf = vec![0u8; 4096];
     let mut steps = 0u64;
     let mut last_delivery = now;
@@ -230,13 +256,13 @@ pub fn run<S: SimServer>(
                 break;
             }
             let frame = &buf[..n];
-            if is_arp(frame) {
-                if let Some(reply) = arp_reply(frame, &arp_table) {
-                    server.handle_frame(now, &reply);
-                }
+            // The client's kernel would answer these; anything else must be TCP to the client.
+            if let Some(reply) = neighbour_reply(frame, &NEIGHBOURS) {
+                server_resolutions += 1;
+                server.handle_frame(now, &reply);
                 continue;
             }
-            if let Err(e) = check_server_frame(frame) {
+            if let Err(e) = check_server_frame(frame, &cfg.client) {
                 bad_frame = Some(e);
                 break;
             }
@@ -251,8 +277,8 @@ pub fn run<S: SimServer>(
             break Err(e);
         }
         while let Some(frame) = client.device.tx.pop_front() {
-            if is_arp(&frame) {
-                if let Some(reply) = arp_reply(&frame, &arp_table) {
+            if for_the_kernel(&frame) {
+                if let Some(reply) = client_kernel.answer(&frame) {
                     client.device.rx.push_back(reply);
                 }
                 continue;
@@ -302,6 +328,8 @@ pub fn run<S: SimServer>(
                 c2s: link.c2s.stats,
                 s2c: link.s2c.stats,
                 server_options,
+                client_kernel,
+                server_resolutions,
             })
         }
         Err(message) => Err(Failure {
@@ -313,6 +341,7 @@ pub fn run<S: SimServer>(
             pending: client.describe_pending(),
             server_connections: server.connection_count().try_into().unwrap_or(u32::MAX),
             replay_test: cfg.replay_test,
+            client_family: cfg.client.family,
             client_mtu: cfg.client.mtu.try_into().unwrap_or(u16::MAX),
             client_timestamps: cfg.client.timestamps,
         }),
@@ -327,10 +356,22 @@ fn print_frame(now: Instant, dir: &str, frame: &[u8]) {
     );
 }
 
+impl KernelFrames {
+    fn answer(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        let reply = neighbour_reply(frame, &NEIGHBOURS);
+        match reply {
+            Some(_) => self.answered += 1,
+            None => self.unanswered += 1,
+        }
+        reply
+    }
+}
+
 /// Every frame the server sends must be well formed and addressed to the client: Ethernet to the
-/// client's MAC, IPv4 with a valid header checksum and no fragmentation, TCP from the server's
-/// port with a valid checksum.
-pub fn check_server_frame(frame: &[u8]) -> Result<(), String> {
+/// client's MAC, IP of the client's family (IPv4 with a valid header checksum and no
+/// fragmentation, IPv6 with TCP as its next header), no larger than the client's path MTU,
+/// TCP from the server's port with a valid checksum.
+pub fn check_server_frame(frame: &[u8], client: &ClientShape) -> Result<(), String> {
     let bad = |what: &str| {
         Err(format!(
             "server sent a bad frame ({what}): {}",
@@ -343,31 +384,56 @@ pub fn check_server_frame(frame: &[u8]) -> Result<(), String> {
     if eth.dst_addr() != CLIENT_MAC {
         return bad("Ethernet destination is not the client");
     }
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
-        return bad("not IPv4");
+    let family = client.family;
+    if eth.ethertype() != family.ethertype() {
+        return bad("not the client's IP family");
     }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-        return bad("truncated IPv4");
+    let (src, dst, next_header, ip_len, segment) = match family {
+        Family::V4 => {
+            let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+                return bad("truncated IPv4");
+            };
+            if !ip.verify_checksum() {
+                return bad("IPv4 header checksum");
+            }
+            if ip.more_frags() || ip.frag_offset() != 0 {
+                return bad("fragment");
+            }
+            let (src, dst) = (
+                IpAddress::Ipv4(ip.src_addr()),
+                IpAddress::Ipv4(ip.dst_addr()),
+            );
+            let len = usize::from(ip.total_len());
+            (src, dst, ip.next_header(), len, ip.payload())
+        }
+        Family::V6 => {
+            let Ok(ip) = Ipv6Packet::new_checked(eth.payload()) else {
+                return bad("truncated IPv6");
+            };
+            let (src, dst) = (
+                IpAddress::Ipv6(ip.src_addr()),
+                IpAddress::Ipv6(ip.dst_addr()),
+            );
+            let len = ip.total_len();
+            (src, dst, ip.next_header(), len, ip.payload())
+        }
     };
-    if !ip.verify_checksum() {
-        return bad("IPv4 header checksum");
+    if src != family.server_ip() || dst != family.client_ip() {
+        return bad("IP addresses");
     }
-    if ip.more_frags() || ip.frag_offset() != 0 {
-        return bad("fragment");
+    // The MSS the client offered is its MTU less the IP and TCP headers, and the server's
+    // options come out of it too (RFC 9293 §3.7.1): a larger packet would not cross the
+    // client's path.
+    if ip_len > client.mtu {
+        return bad("larger than the client's path MTU");
     }
-    if ip.src_addr() != SERVER_IP || ip.dst_addr() != CLIENT_IP {
-        return bad("IPv4 addresses");
-    }
-    if ip.next_header() != IpProtocol::Tcp {
+    if next_header != IpProtocol::Tcp {
         return bad("not TCP");
     }
-    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+    let Ok(tcp) = TcpPacket::new_checked(segment) else {
         return bad("truncated TCP");
     };
-    if !tcp.verify_checksum(
-        &IpAddress::Ipv4(ip.src_addr()),
-        &IpAddress::Ipv4(ip.dst_addr()),
-    ) {
+    if !tcp.verify_checksum(&src, &dst) {
         return bad("TCP checksum");
     }
     if tcp.src_port() != SERVER_PORT {

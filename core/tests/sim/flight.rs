@@ -20,12 +20,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
-
 use xgate_core::tcp::{CongestionAlgorithm, TcpConfig};
 use xgate_core::time::{Duration, Instant};
 
 use super::client::SERVER_PORT;
+use super::device::tcp_segment;
 use super::engine_server::new_engine_with;
 use super::http::{ConnPlan, Request, RequestKind, Workload, MIB};
 use super::link::{Impairments, Profile};
@@ -42,15 +41,7 @@ struct Seg {
 }
 
 fn parse(frame: &[u8]) -> Option<Seg> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    if ip.next_header() != IpProtocol::Tcp {
-        return None;
-    }
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let (_, tcp) = tcp_segment(frame)?;
     Some(Seg {
         from_server: tcp.src_port() == SERVER_PORT,
         syn: tcp.syn(),

@@ -20,7 +20,7 @@ pub struct Impairments {
     /// frames sent after it overtake it.
     pub reorder: f64,
     pub reorder_delay: (Duration, Duration),
-    /// Probability that one random bit of the IPv4 packet (header or TCP part) is flipped.
+    /// Probability that one random bit a checksum covers is flipped (see [`corrupt_ip_bit`]).
     pub corrupt: f64,
     /// Propagation delay, plus a uniform extra in `0..=jitter`. Jitter alone never reorders:
     /// frames not picked for reordering keep their order.
@@ -316,20 +316,32 @@ impl Direction {
     }
 }
 
-/// Flips one random bit inside the IPv4 packet (header, TCP header or payload) of an Ethernet
-/// frame, so the IPv4 or the TCP checksum must catch it. Returns false for non-IPv4 frames.
+/// Flips one random bit of an Ethernet frame's IP packet that a checksum covers, so one end
+/// must drop it: in IPv4, anywhere (header checksum, TCP checksum); in IPv6, which has no
+/// header checksum, from the addresses on (the TCP checksum's pseudo-header and the segment).
+/// Returns false for other frames.
 pub fn corrupt_ip_bit(rng: &mut Rng, frame: &mut [u8]) -> bool {
     const ETH: usize = 14;
-    if frame.len() < ETH + 20 || frame[12..14] != [0x08, 0x00] {
+    let (from, end) = match frame.get(12..14) {
+        Some([0x08, 0x00]) if frame.len() >= ETH + 20 => {
+            let total = usize::from(u16::from_be_bytes([frame[ETH + 2], frame[ETH + 3]]));
+            (ETH, ETH + total)
+        }
+        Some([0x86, 0xdd]) if frame.len() >= ETH + 40 => {
+            let payload = usize::from(u16::from_be_bytes([frame[ETH + 4], frame[ETH + 5]]));
+            // No checksum covers version, traffic class, flow label, payload length, next
+            // header or hop limit: a flip there could pass unnoticed (an Ethernet FCS would
+            // have caught it).
+            (ETH + 8, ETH + 40 + payload)
+        }
+        _ => return false,
+    };
+    let end = end.min(frame.len());
+    if end <= from {
         return false;
     }
-    let total = usize::from(u16::from_be_bytes([frame[ETH + 2], frame[ETH + 3]]));
-    let end = (ETH + total).min(frame.len());
-    if end <= ETH {
-        return false;
-    }
-    let bit = rng.below(((end - ETH) * 8) as u64) as usize;
-    frame[ETH + bit / 8] ^= 1 << (bit % 8);
+    let bit = rng.below(((end - from) * 8) as u64) as usize;
+    frame[from + bit / 8] ^= 1 << (bit % 8);
     true
 }
 

@@ -6,16 +6,13 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use std::collections::BTreeSet;
 
-use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Packet,
-    TcpPacket,
-};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
 use xgate_core::time::Instant;
 
-use super::client::{SERVER_IP, SERVER_MAC, SERVER_PORT, SOCKET_BUFFER};
+use super::client::{Family, SERVER_MAC, SERVER_PORT, SOCKET_BUFFER};
 use super::device::{
-    fin_ports, from_smol, set_virtual_clock, to_smol, tsval, FinWatchdog, QueueDevice,
+    fin_ports, from_smol, set_virtual_clock, tcp_segment, to_smol, tsval, FinWatchdog, QueueDevice,
 };
 use super::http::pattern_byte;
 use super::SimServer;
@@ -150,10 +147,13 @@ impl RefServer {
         let mut config = Config::new(HardwareAddress::Ethernet(SERVER_MAC));
         config.random_seed = seed;
         let mut iface = Interface::new(config, &mut device, to_smol(now));
+        // Dual-stack, as the engine is: the client's family picks the address.
         iface.update_ip_addrs(|addrs| {
-            addrs
-                .push(IpCidr::new(IpAddress::Ipv4(SERVER_IP), 24))
-                .expect("one address");
+            for family in [Family::V4, Family::V6] {
+                addrs
+                    .push(IpCidr::new(family.server_ip(), family.prefix_len()))
+                    .expect("smoltcp holds two addresses");
+            }
         });
         let mut server = RefServer {
             iface,
@@ -320,26 +320,9 @@ impl RefServer {
 
 impl RefServer {
     fn is_repeated_syn(&self, frame: &[u8]) -> bool {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            return false;
-        };
-        if eth.ethertype() != EthernetProtocol::Ipv4 {
-            return false;
-        }
-        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-            return false;
-        };
-        if ip.next_header() != IpProtocol::Tcp {
-            return false;
-        }
-        let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
-            return false;
-        };
-        tcp.syn()
-            && !tcp.ack()
-            && self
-                .seen
-                .contains(&(IpAddress::Ipv4(ip.src_addr()), tcp.src_port()))
+        tcp_segment(frame).is_some_and(|(src, tcp)| {
+            tcp.syn() && !tcp.ack() && self.seen.contains(&(src, tcp.src_port()))
+        })
     }
 }
 
