@@ -23,3 +23,6 @@ run sim::engine_server::engine_crowd
 echo
 echo "== sweep over ${SIM_SEEDS:-500} seeds, all profiles"
 SIM_SEEDS="${SIM_SEEDS:-500}" SIM_THREADS="${SIM_THREADS:-2}" run sim::engine_server::engine_many_seeds | grep -E '^(sweep|simulation failed|  )'
+echo
+echo "== the sweep with IPv6 clients"
+SIM_FAMILY=6 SIM_SEEDS="${SIM_SEEDS:-500}" SIM_THREADS="${SIM_THREADS:-2}" run sim::engine_server::engine_many_seeds | grep -E '^(sweep|simulation failed|  )'

@@ -21,6 +21,8 @@ cargo test --workspace --locked
 
 step "deterministic simulation, many seeds (release)"
 SIM_SEEDS="${SIM_SEEDS:-1000}" SIM_THREADS="${SIM_THREADS:-2}" cargo test --release --locked -p xgate-core --test simulation
+# The sweeps again with IPv6 clients (the suite above runs each IPv6 profile once).
+SIM_FAMILY=6 SIM_SEEDS="${SIM_SEEDS_IPV6:-500}" SIM_THREADS="${SIM_THREADS:-2}" cargo test --release --locked -p xgate-core --test simulation many_seeds
 
 step "fuzz smoke runs"
 bash scripts/fuzz.sh "${FUZZ_SECS:-30}"
