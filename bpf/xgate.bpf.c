@@ -222,6 +222,53 @@ upper:
 }
 
 /*
+ * Whether the listener the kernel's lookup found is the gateway's: the family
+ * and bound address sock_ops recorded in its tag. (A socket cookie would be
+ * exact, but XDP cannot read one; two listeners of one family and address on
+ * one port need SO_REUSEPORT, which the gateway does not set.)
+ */
+static __always_inline int is_gateway_listener(struct bpf_sock *sk,
+					       struct xgate_listener *l)
+{
+	if (sk->family != l->family)
+		return 0;
+	if (sk->family == AF_INET)
+		return sk->src_ip4 == l->addr[0];
+	return sk->src_ip6[0] == l->addr[0] && sk->src_ip6[1] == l->addr[1] &&
+	       sk->src_ip6[2] == l->addr[2] && sk->src_ip6[3] == l->addr[3];
+}
+
+/*
+ * Whether the segment's destination is an address of this host, as the kernel's
+ * routing would decide before any socket saw it: the FIB's answer for a local
+ * destination is "not forwarded". With forwarding off on the interface the FIB
+ * lookup cannot say (FWD_DISABLED), and the kernel drops what is not local in
+ * that case anyway: treated as local, as before this check.
+ */
+static __always_inline int is_local_destination(struct xdp_md *ctx, struct xgate_flow *flow,
+						int v6)
+{
+	struct bpf_fib_lookup fib = {};
+	long ret;
+
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = IPPROTO_TCP;
+	fib.sport = flow->remote_port;
+	fib.dport = flow->local_port;
+	if (v6) {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, flow->remote_ip, sizeof(fib.ipv6_src));
+		__builtin_memcpy(fib.ipv6_dst, flow->local_ip, sizeof(fib.ipv6_dst));
+	} else {
+		fib.family = AF_INET;
+		fib.ipv4_src = flow->remote_ip[3];
+		fib.ipv4_dst = flow->local_ip[3];
+	}
+	ret = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	return ret == BPF_FIB_LKUP_RET_NOT_FWDED || ret == BPF_FIB_LKUP_RET_FWD_DISABLED;
+}
+
+/*
  * Rules 2 to 6 for a TCP segment whose `user_flows` key is `flow` (its tuple
  * for rule 3's lookup is made from the key, only when needed).
  */
@@ -230,6 +277,7 @@ static __always_inline int steer_tcp(struct xdp_md *ctx, struct tcphdr *tcp,
 {
 	__u16 dport = bpf_ntohs(tcp->dest);
 	struct xgate_stats *s = bpf_map_lookup_elem(&stats, &dport);
+	struct xgate_listener *l;
 	__u32 *state;
 
 	/* Rule 2: a connection user space owns, whatever the port's state. */
@@ -245,7 +293,8 @@ static __always_inline int steer_tcp(struct xdp_md *ctx, struct tcphdr *tcp,
 	state = bpf_map_lookup_elem(&ports, &dport);
 	if (!state || *state == XGATE_PORT_OFF)
 		goto pass;
-	if (!bpf_map_lookup_elem(&listeners, &dport))
+	l = bpf_map_lookup_elem(&listeners, &dport);
+	if (!l)
 		goto pass;
 
 	/*
@@ -279,12 +328,28 @@ static __always_inline int steer_tcp(struct xdp_md *ctx, struct tcphdr *tcp,
 	}
 	{
 		__u32 sk_state = sk->state;
+		int ours = is_gateway_listener(sk, l);
 
 		bpf_sk_release(sk);
 		if (sk_state != BPF_TCP_LISTEN) {
 			count(s, XGATE_STAT_KERNEL_OWNED);
 			goto pass;
 		}
+		/* A listener, but another process's: its connections are its own. */
+		if (!ours) {
+			count(s, XGATE_STAT_NO_LISTENER);
+			goto pass;
+		}
+	}
+
+	/*
+	 * Rule 3b: a wildcard listener matches any destination address, where the
+	 * kernel would first route the packet (forward it, or drop it) unless the
+	 * address is the host's: only segments to a local address are the bypass's.
+	 */
+	if (!is_local_destination(ctx, flow, v6)) {
+		count(s, XGATE_STAT_NOT_LOCAL);
+		goto pass;
 	}
 
 	if (tcp->syn && !tcp->ack) {
@@ -480,6 +545,15 @@ int xgate_sockops(struct bpf_sock_ops *skops)
 			.cookie = bpf_get_socket_cookie(skops),
 			.family = skops->family,
 		};
+
+		if (skops->family == AF_INET6) {
+			l.addr[0] = skops->local_ip6[0];
+			l.addr[1] = skops->local_ip6[1];
+			l.addr[2] = skops->local_ip6[2];
+			l.addr[3] = skops->local_ip6[3];
+		} else {
+			l.addr[0] = skops->local_ip4;
+		}
 
 		bpf_map_update_elem(&listeners, &port, &l, BPF_ANY);
 		/* Counters for the port; keeps existing ones. */

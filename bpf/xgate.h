@@ -54,7 +54,8 @@ enum xgate_stat {
 	XGATE_STAT_ICMP_STEERED = 10, /* of REDIRECTED, ICMP errors quoting a user flow (rule 1a), by its local port */
 	XGATE_STAT_KERNEL_CONNS_V6 = 11, /* of KERNEL_CONNS, the IPv6 clients (not IPv4-mapped) */
 	XGATE_STAT_NO_LISTENER = 12, /* passed: no listener serves the destination address (rule 3a) */
-	XGATE_STAT_MAX = 13,
+	XGATE_STAT_NOT_LOCAL = 13, /* passed: the destination is not a local address (rule 3b) */
+	XGATE_STAT_MAX = 14,
 };
 
 struct xgate_stats {
@@ -66,11 +67,18 @@ struct xgate_listener {
 	__u64 cookie; /* socket cookie of the listening socket */
 	/*
 	 * AF_INET, or AF_INET6 for a dual-stack listener and a v6-only one alike
-	 * (sock_ops cannot tell them apart). XDP steers IPv6 only to an AF_INET6
-	 * listener's port, IPv4 to either.
+	 * (sock_ops cannot tell them apart).
 	 */
 	__u32 family;
 	__u32 _pad;
+	/*
+	 * The address it is bound to, network byte order: AF_INET's in addr[0],
+	 * AF_INET6's in all four words (:: for a wildcard). With the family it
+	 * names the gateway's listener, which rule 3a compares with the listener
+	 * the kernel's lookup finds for a segment (another process may listen on
+	 * the port at another address, or in the other family).
+	 */
+	__u32 addr[4];
 };
 
 /*

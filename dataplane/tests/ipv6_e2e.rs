@@ -349,6 +349,185 @@ fn a_port_serves_only_the_family_of_its_listen_address() {
             "listen_addr {listen}: {after}"
         );
         assert_eq!(num(&after, "kernel_connections_total"), 0, "{after}");
+
+        // Another process listening on the port in the other family keeps its clients: its
+        // listener is not the gateway's (rule 3a compares family and bound address).
+        let other_host = if listen == GW_IP {
+            v6.clone()
+        } else {
+            GW_IP.to_string()
+        };
+        let mut server = topo
+            .in_server("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                &other_host,
+                &BYPASS.to_string(),
+            ])
+            .current_dir(std::env::temp_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python's http.server");
+        let url = format!("{other}/");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let page = loop {
+            let o = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &topo.client_ns,
+                    "curl",
+                    "-sS",
+                    "--max-time",
+                    "5",
+                ])
+                .arg(&url)
+                .output()
+                .expect("curl");
+            if o.status.success() {
+                break String::from_utf8_lossy(&o.stdout).into_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "python's server never answered {url}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let _ = server.kill();
+        let _ = server.wait();
+        assert!(
+            page.contains("Directory listing"),
+            "{url} answered by: {page:.200}"
+        );
+        settle();
+        let last = port(&status(&ifname), BYPASS).clone();
+        assert_eq!(
+            num(&last, "syns_steered"),
+            num(&after, "syns_steered"),
+            "listen_addr {listen}: the other process's clients were steered: {last}"
+        );
         terminate(&mut topo, gw);
     }
+}
+
+/// Rule 3b of docs/steering.md: on a host that routes, a SYN to a port the gateway serves
+/// with a wildcard listener but to an address that is not the host's is routed by the
+/// kernel (here to an unreachable route: the client is told so), never answered by the
+/// bypass, and counted as `not_local`.
+#[test]
+fn segments_to_addresses_that_are_not_the_hosts_are_routed_not_served() {
+    if !is_root() {
+        eprintln!("skipping segments_to_addresses_that_are_not_the_hosts...: needs root");
+        return;
+    }
+    let mut topo = Topology::create();
+    topo.add_ipv6().expect("IPv6 addresses on the veth pair");
+    let ifname = topo.server_if.clone();
+    // The gateway's namespace forwards, and routes two prefixes nowhere; the client sends
+    // them to the gateway.
+    for cmd in [
+        vec![
+            "ip",
+            "netns",
+            "exec",
+            &topo.server_ns,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ],
+        vec![
+            "ip",
+            "netns",
+            "exec",
+            &topo.server_ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.forwarding=1",
+        ],
+        vec![
+            "ip",
+            "-n",
+            &topo.server_ns,
+            "route",
+            "add",
+            "unreachable",
+            "192.0.2.0/24",
+        ],
+        vec![
+            "ip",
+            "-n",
+            &topo.server_ns,
+            "-6",
+            "route",
+            "add",
+            "unreachable",
+            "2001:db8:77::/48",
+        ],
+        vec![
+            "ip",
+            "-n",
+            &topo.client_ns,
+            "route",
+            "add",
+            "192.0.2.0/24",
+            "via",
+            GW_IP,
+        ],
+    ] {
+        common::run(&cmd);
+    }
+    let via6 = SERVER_IP6.to_string();
+    common::run(&[
+        "ip",
+        "-n",
+        &topo.client_ns,
+        "-6",
+        "route",
+        "add",
+        "2001:db8:77::/48",
+        "via",
+        &via6,
+    ]);
+    let gw = start_xgate(&mut topo, &[]);
+    let before = port(&status(&ifname), BYPASS).clone();
+    for url in [
+        format!("http://192.0.2.1:{BYPASS}/health"),
+        format!("http://[2001:db8:77::1]:{BYPASS}/health"),
+    ] {
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &topo.client_ns,
+                "curl",
+                "-sS",
+                "--max-time",
+                "3",
+            ])
+            .arg(&url)
+            .output()
+            .expect("curl");
+        assert!(
+            !o.status.success(),
+            "{url} was answered: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+    // The gateway's own addresses are still served.
+    assert_eq!(curl(&topo, &url6(BYPASS, "/health"), &[]), b"ok");
+    settle();
+    let after = port(&status(&ifname), BYPASS).clone();
+    assert!(
+        num(&after, "not_local") >= num(&before, "not_local") + 2,
+        "both SYNs counted as not local: {after}"
+    );
+    assert_eq!(
+        num(&after, "syns_steered") - num(&before, "syns_steered"),
+        1,
+        "{after}"
+    );
+    terminate(&mut topo, gw);
 }

@@ -32,8 +32,8 @@
 //!
 //! Over IPv6 (`common::raw::Family`), the same rows from spoofed IPv6 sources: the matrix's
 //! states where the family reaches the engine's state (`IPV6_STATES`), and both handshake
-//! tables with IPv6's segment sizes (1440 offered; 1220 without an MSS option and, in
-//! xgate, for one naming less), against Linux's IPv6 stack.
+//! tables with IPv6's segment sizes (1440 offered; 1220 without an MSS option, the option
+//! itself when one is named, however small), against Linux's IPv6 stack.
 
 mod common;
 
@@ -2689,8 +2689,8 @@ fn syn_cookie_handshake_options_against_linux() {
     );
 }
 
-/// The SYN cache's table over IPv6: IPv6's MSS in the SYN-ACK and the segments, the floor
-/// of 1220, the entry's timers and RSTs for IPv6 flows.
+/// The SYN cache's table over IPv6: IPv6's MSS in the SYN-ACK and the segments (1220 without
+/// an option, a smaller option obeyed), the entry's timers and RSTs for IPv6 flows.
 #[test]
 fn syn_cache_handshake_options_and_timers_over_ipv6_against_linux() {
     if !is_root() {
@@ -2704,7 +2704,7 @@ fn syn_cache_handshake_options_and_timers_over_ipv6_against_linux() {
 }
 
 /// The cookie table over IPv6: a cookie of IPv6 addresses, IPv6's MSS (the table rounds
-/// down, the floor of 1220 raises).
+/// down, never above the client's option).
 #[test]
 fn syn_cookie_handshake_options_over_ipv6_against_linux() {
     if !is_root() {

@@ -941,7 +941,7 @@ mod tests {
             if r.tsval.is_some() {
                 prop_assert_eq!(c.tsval, Some(clock_then));
             }
-            // The table's MSS, at least 1220 for an IPv6 flow (`FlowKey::peer_mss`).
+            // The table's MSS, in either family (`FlowKey::peer_mss`).
             let want = CookieParams { mss: f.peer_mss(Some(r.cookie_mss())), ..expected(&r, &c, cisn) };
             prop_assert_eq!(ack_for(&sc, now, &f, cisn, &c), Ok(want));
             // Two epochs later it is expired.

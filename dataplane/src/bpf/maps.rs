@@ -54,14 +54,14 @@ unsafe trait MapPod: Copy {
 // `MapPod` needs, and the layouts of bpf/xgate.h.
 const _: () = assert!(std::mem::size_of::<types::xgate_flow>() == 16 + 16 + 2 + 2);
 const _: () = assert!(std::mem::size_of::<types::xgate_flow_owner>() == 4 + 4);
-const _: () = assert!(std::mem::size_of::<types::xgate_listener>() == 8 + 4 + 4);
+const _: () = assert!(std::mem::size_of::<types::xgate_listener>() == 8 + 4 + 4 + 16);
 const _: () = assert!(std::mem::size_of::<types::xgate_stats>() == 8 * Stat::COUNT);
 
 // SAFETY: #[repr(C)] { [u32; 4], [u32; 4], u16, u16 }, no padding (asserted above).
 unsafe impl MapPod for types::xgate_flow {}
 // SAFETY: #[repr(C)] { u32, u32 }, no padding (asserted above).
 unsafe impl MapPod for types::xgate_flow_owner {}
-// SAFETY: #[repr(C)] { u64, u32, u32 }, no padding (asserted above).
+// SAFETY: #[repr(C)] { u64, u32, u32, [u32; 4] }, no padding (asserted above).
 unsafe impl MapPod for types::xgate_listener {}
 // SAFETY: #[repr(C)] { [u64; COUNT] }, no padding (asserted above).
 unsafe impl MapPod for types::xgate_stats {}
@@ -182,11 +182,13 @@ pub enum Stat {
     KernelConnsV6 = 11,
     /// Passed: no listening socket serves the segment's destination address (rule 3a).
     NoListener = 12,
+    /// Passed: the destination is not an address of this host (rule 3b).
+    NotLocal = 13,
 }
 
 impl Stat {
     /// Number of counters per port.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
 }
 
 /// Counters of one port (or the global slot), summed over CPUs.
@@ -602,15 +604,17 @@ mod tests {
         raw.extend_from_slice(&0x0102_0304_0506_0708u64.to_ne_bytes());
         raw.extend_from_slice(&10u32.to_ne_bytes());
         raw.extend_from_slice(&[0; 4]);
-        let l = types::xgate_listener::from_bytes(&raw).expect("16 bytes");
+        raw.extend_from_slice(&[0xfd, 0x78, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let l = types::xgate_listener::from_bytes(&raw).expect("32 bytes");
         assert_eq!((l.cookie, l.family), (0x0102_0304_0506_0708, 10));
-        assert!(types::xgate_listener::from_bytes(&raw[..12]).is_none());
+        assert_eq!(l.addr[0].to_ne_bytes(), [0xfd, 0x78, 0, 0]);
+        assert!(types::xgate_listener::from_bytes(&raw[..16]).is_none());
         let raw: Vec<u8> = (1..=Stat::COUNT as u64)
             .flat_map(u64::to_ne_bytes)
             .collect();
         let stats = types::xgate_stats::from_bytes(&raw).expect("one u64 per counter");
         assert_eq!(stats.v[Stat::Passed as usize], 2);
-        assert_eq!(stats.v[Stat::NoListener as usize], Stat::COUNT as u64);
+        assert_eq!(stats.v[Stat::NotLocal as usize], Stat::COUNT as u64);
         assert_eq!(
             types::xgate_stats::default().as_bytes(),
             vec![0; 8 * Stat::COUNT]
@@ -666,6 +670,7 @@ mod tests {
             (Stat::IcmpSteered, "XGATE_STAT_ICMP_STEERED"),
             (Stat::KernelConnsV6, "XGATE_STAT_KERNEL_CONNS_V6"),
             (Stat::NoListener, "XGATE_STAT_NO_LISTENER"),
+            (Stat::NotLocal, "XGATE_STAT_NOT_LOCAL"),
         ] {
             assert_eq!(stat as u32, header_value(name), "{name}");
         }

@@ -63,7 +63,12 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
     let ports = served_ports(file, over)?;
     let mut gw = BypassConfig::new(iface, ports);
     if let Some(a) = over.listen_addr.or(file.listen_addr) {
-        gw.listen_addr = a;
+        let key = if over.listen_addr.is_some() {
+            "--listen-addr"
+        } else {
+            "listen_addr"
+        };
+        gw.listen_addr = listen_addr(key, a)?;
     }
     if let Some(b) = over.backlog.or(file.backlog) {
         let key = if over.backlog.is_some() {
@@ -248,4 +253,29 @@ fn served_ports(file: &ConfigFile, over: &Overrides) -> Result<Vec<PortConfig>, 
         }
     }
     Ok(ports)
+}
+
+/// A listen address the kernel can bind: not an IPv4-mapped IPv6 address (write the IPv4
+/// address: the socket would be IPv6-only and refuse it), not a link-local or multicast IPv6
+/// one (no interface to scope it to).
+fn listen_addr(key: &str, a: IpAddr) -> Result<IpAddr, ConfigError> {
+    if let IpAddr::V6(v6) = a {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Err(invalid(
+                key,
+                format!("{a} is an IPv4-mapped address: write {v4} (IPv4 alone) or :: (both)"),
+            ));
+        }
+        if v6.is_unicast_link_local() || v6.is_multicast() {
+            return Err(invalid(
+                key,
+                format!(
+                    "{a} is link-local or multicast: give a global or unique local address, or ::"
+                ),
+            ));
+        }
+    } else if a.is_multicast() {
+        return Err(invalid(key, format!("{a} is a multicast address")));
+    }
+    Ok(a)
 }

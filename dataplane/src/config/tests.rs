@@ -214,6 +214,19 @@ fn listen_addr_takes_either_family() {
     );
     let e = ConfigFile::parse(&format!("listen_addr = \"[::]\"\n{base}")).unwrap_err();
     assert!(e.to_string().contains("listen_addr"), "{e}");
+    for (bad, says) in [
+        ("::ffff:10.0.0.1", "write 10.0.0.1"),
+        ("fe80::1", "link-local"),
+        ("ff02::1", "multicast"),
+        ("224.0.0.1", "multicast"),
+    ] {
+        let text = format!("listen_addr = \"{bad}\"\n{base}");
+        let e = problem(&text, &Overrides::default());
+        assert!(
+            e.starts_with("listen_addr: ") && e.contains(says),
+            "{bad}: {e}"
+        );
+    }
 }
 
 #[test]

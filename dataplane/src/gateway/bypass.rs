@@ -702,8 +702,28 @@ fn poller_cores(config: &BypassConfig, queues: u32) -> Result<Vec<usize>, Bypass
 }
 
 /// A listening TCP socket on `addr:port` with SO_REUSEADDR and the given backlog.
+///
+/// On a host without IPv6 (booted with `ipv6.disable=1`: `socket(AF_INET6)` fails with
+/// EAFNOSUPPORT), `::` falls back to `0.0.0.0` with a warning: the default must not stop the
+/// gateway where the old default (IPv4 alone) worked.
 fn listen_socket(addr: IpAddr, port: u16, backlog: u32) -> Result<TcpListener, BypassError> {
-    socket::tcp_listener(SocketAddr::new(addr, port), backlog).map_err(|e| BypassError::Listen {
+    let listen = |addr| socket::tcp_listener(SocketAddr::new(addr, port), backlog);
+    let result = match listen(addr) {
+        Err(e)
+            if addr == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                && e.call == "socket"
+                && e.source.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+        {
+            tracing::warn!(
+                port,
+                "IPv6 is disabled on this host: listening on 0.0.0.0, IPv4 alone \
+                 (set listen_addr = \"0.0.0.0\" to say so)"
+            );
+            listen(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        }
+        other => other,
+    };
+    result.map_err(|e| BypassError::Listen {
         port,
         what: e.call,
         source: e.source,

@@ -45,9 +45,12 @@ pub struct PortStatus {
     pub bypass_connections: u64,
     /// Kernel-path connections accepted so far (sock_ops).
     pub kernel_connections_total: u64,
-    /// Passed because no listener serves the destination address (rule 3a).
+    /// Passed because no listener of the gateway serves the destination address (rule 3a).
     #[serde(default)]
     pub no_listener: u64,
+    /// Passed because the destination is not an address of this host (rule 3b).
+    #[serde(default)]
+    pub not_local: u64,
     /// Of `kernel_connections_total`, those of IPv6 clients.
     #[serde(default)]
     pub kernel_connections_ipv6: u64,
@@ -150,6 +153,7 @@ impl Status {
                 kernel_connections_total: stats.get(Stat::KernelConns),
                 kernel_connections_ipv6: stats.get(Stat::KernelConnsV6),
                 no_listener: stats.get(Stat::NoListener),
+                not_local: stats.get(Stat::NotLocal),
                 bypass: on_path(&runtime.bypass_ports, port),
                 kernel: on_path(&runtime.kernel.ports, port),
             });

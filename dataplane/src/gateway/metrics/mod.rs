@@ -111,6 +111,7 @@ fn steering(m: &mut Metrics, s: &Status) {
             ("passed_kernel_owned", p.kernel_owned),
             ("passed_no_xsk", p.no_xsk),
             ("passed_no_listener", p.no_listener),
+            ("passed_not_local", p.not_local),
         ] {
             m.sample(
                 "xgate_xdp_segments_total",
