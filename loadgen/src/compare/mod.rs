@@ -30,6 +30,8 @@ pub mod paths;
 pub mod paths_report;
 pub mod proxy;
 pub mod report;
+pub mod scaling;
+pub mod scaling_report;
 pub mod scenarios;
 pub mod servers;
 pub mod svg;
@@ -431,7 +433,7 @@ fn pick_origin_core(
 }
 
 /// Removes the work directory (nginx's files, logs) at the end.
-struct WorkDir(PathBuf);
+pub(crate) struct WorkDir(pub(crate) PathBuf);
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
@@ -1176,7 +1178,7 @@ pub(crate) fn git_commit() -> String {
     }
 }
 
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let mut args = std::env::args();
     let _ = args.next();
     std::iter::once("loadgen".to_string())
