@@ -52,14 +52,15 @@ pub struct ScalingArgs {
     /// The xgate binary (default: beside this loadgen, else in PATH).
     #[arg(long, value_name = "PATH")]
     pub xgate: Option<PathBuf>,
-    /// Repetitions of every workload in every setup.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    /// Repetitions of every workload in every setup (more, shorter runs: this VM's figures
+    /// vary from run to run more than within one).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub reps: u32,
     /// Seconds each measured run lasts.
-    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECS", default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
     /// Seconds of warm-up before each measured run (not counted).
-    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
     pub warmup: u64,
     /// A workload to run (repeat; default all): keep-alive (`GET /health`, 64 connections),
     /// bytes-16k (`GET /bytes/16384`, 64 connections), churn (a connection per request, 32
