@@ -80,6 +80,11 @@ pub struct ScalingArgs {
     /// figures are not worth committing.
     #[arg(long)]
     pub quick: bool,
+    /// Measure nothing: write the summary, the charts and the run's files again from the
+    /// JSON record of an earlier run (`runs/<time>-<commit>-scaling.json`), e.g. after a
+    /// change to the report.
+    #[arg(long, value_name = "FILE")]
+    pub from_record: Option<PathBuf>,
 }
 
 /// The workloads, in the order they run.
@@ -534,6 +539,22 @@ fn server_groups(layouts: &[Layout]) -> Vec<Vec<Layout>> {
 
 /// Runs the scaling figure and writes its files; returns the record and the files written.
 pub fn run(args: &ScalingArgs) -> Result<(ScalingRecord, Vec<PathBuf>), CompareError> {
+    if let Some(file) = &args.from_record {
+        let text = std::fs::read_to_string(file).map_err(|e| CompareError::io(file, e))?;
+        let record: ScalingRecord = serde_json::from_str(&text).map_err(|e| {
+            CompareError::Setup(format!("{}: not a scaling record: {e}", file.display()))
+        })?;
+        let written = super::scaling_report::write(&record, &args.out)?;
+        // The record as it was measured, not as re-serialised (a float read back may differ
+        // in its last digit).
+        for f in written
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "json"))
+        {
+            std::fs::write(f, &text).map_err(|e| CompareError::io(f, e))?;
+        }
+        return Ok((record, written));
+    }
     if !xgate_testnet::is_root() {
         return Err(CompareError::Setup(
             "loadgen scaling needs root (network namespaces, XDP)".into(),
@@ -784,6 +805,7 @@ mod tests {
             server_core: 1,
             client_core: 0,
             quick: false,
+            from_record: None,
         };
         let (setups, workloads) = selection(&args).unwrap();
         assert_eq!(setups, vec![Setup::OneQueue, Setup::TwoQueues]);
