@@ -37,6 +37,10 @@ pub enum Command {
     /// under a SYN flood from spoofed sources, with xgate's memory, and write the results to
     /// bench-results/flood.md (root only).
     Flood(crate::compare::flood::FloodArgs),
+    /// xgate's bypass path with one RX queue and with two (one poller per CPU), the client's
+    /// share of the machine beside the pollers' CPU per request, and a projection per added
+    /// core, labelled as one; writes bench-results/scaling.md (root only).
+    Scaling(crate::compare::scaling::ScalingArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -267,7 +271,7 @@ mod tests {
         v.extend_from_slice(extra);
         Cli::try_parse_from(v).map(|c| match c.command {
             Command::Run(a) => a,
-            Command::Compare(_) | Command::Paths(_) | Command::Flood(_) => {
+            Command::Compare(_) | Command::Paths(_) | Command::Flood(_) | Command::Scaling(_) => {
                 unreachable!("parsed `run`")
             }
         })

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare(&args),
         Command::Paths(args) => paths(&args),
         Command::Flood(args) => flood(&args),
+        Command::Scaling(args) => scaling(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,6 +70,15 @@ fn paths(args: &loadgen::compare::paths::PathsArgs) -> anyhow::Result<()> {
 fn flood(args: &loadgen::compare::flood::FloodArgs) -> anyhow::Result<()> {
     let (record, files) = loadgen::compare::flood::run(args).context("loadgen flood")?;
     println!("{}", loadgen::compare::flood::markdown(&record));
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn scaling(args: &loadgen::compare::scaling::ScalingArgs) -> anyhow::Result<()> {
+    let (record, files) = loadgen::compare::scaling::run(args).context("loadgen scaling")?;
+    println!("{}", loadgen::compare::scaling_report::markdown(&record));
     for f in files {
         println!("wrote {}", f.display());
     }

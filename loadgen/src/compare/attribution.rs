@@ -102,7 +102,33 @@ impl ThreadSample {
             .map(|(tid, t)| self.ran_ns(*tid, t))
             .sum::<u64>() as f64
             / 1e9
-            + later.children.saturating_sub(self.children).as_secs_f64()
+            + self.children_secs_until(later)
+    }
+
+    /// Every thread alive at `later` that ran since `self`, with how long (threads born in
+    /// between count whole), for a caller that sorts the time its own way (the scaling
+    /// figure's pollers, by thread name).
+    pub fn runs_until(&self, later: &ThreadSample) -> Vec<ThreadRun> {
+        later
+            .threads
+            .iter()
+            .filter_map(|(tid, t)| {
+                let ns = self.ran_ns(*tid, t);
+                (ns > 0).then(|| ThreadRun {
+                    tgid: t.tgid,
+                    name: t.name.clone(),
+                    kernel: t.kernel,
+                    bound_cpu: t.bound_cpu,
+                    secs: ns as f64 / 1e9,
+                })
+            })
+            .collect()
+    }
+
+    /// CPU-seconds of this process's children reaped between `self` and `later` (a client
+    /// that ran and exited in between).
+    pub fn children_secs_until(&self, later: &ThreadSample) -> f64 {
+        later.children.saturating_sub(self.children).as_secs_f64()
     }
 
     fn ran_ns(&self, tid: u32, later: &ThreadTime) -> u64 {
@@ -131,6 +157,19 @@ impl ThreadSample {
             }
         }
     }
+}
+
+/// One thread's CPU time between two samples ([`ThreadSample::runs_until`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadRun {
+    /// Its process.
+    pub tgid: u32,
+    /// Its name (`comm`), e.g. `xgate-q1` or `ksoftirqd/0`.
+    pub name: String,
+    pub kernel: bool,
+    /// The only CPU it may run on, if one.
+    pub bound_cpu: Option<usize>,
+    pub secs: f64,
 }
 
 /// `PF_KTHREAD` in the flags field of `/proc/<pid>/stat` (include/linux/sched.h).
@@ -277,7 +316,7 @@ impl Attribution {
         top.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
         top.truncate(5);
         a.rest_top = top;
-        a.client.process_secs += after.children.saturating_sub(before.children).as_secs_f64();
+        a.client.process_secs += before.children_secs_until(after);
         a
     }
 }
@@ -414,6 +453,40 @@ mod tests {
         assert_eq!(a.rest_secs, 0.7);
         assert_eq!(a.rest_top, vec![("sshd".to_string(), 0.7)]);
         assert!((before.total_secs_until(&after) - 11.975).abs() < 1e-9);
+    }
+
+    #[test]
+    fn thread_runs_name_each_thread_that_ran() {
+        let mut before = ThreadSample::default();
+        let mut after = ThreadSample::default();
+        before
+            .threads
+            .insert(7, thread(7, 1_000, Some(0), false, "xgate-q0"));
+        after
+            .threads
+            .insert(7, thread(7, 501_000, Some(0), false, "xgate-q0"));
+        before
+            .threads
+            .insert(8, thread(7, 50, Some(1), false, "xgate-q1"));
+        after
+            .threads
+            .insert(8, thread(7, 50, Some(1), false, "xgate-q1"));
+        after
+            .threads
+            .insert(9, thread(9, 2_000, None, true, "ksoftirqd/0"));
+        after.children = std::time::Duration::from_millis(3);
+        let mut runs = before.runs_until(&after);
+        runs.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            runs.len(),
+            2,
+            "a thread that did not run is left out: {runs:?}"
+        );
+        assert_eq!(runs[0].name, "ksoftirqd/0");
+        assert!(runs[0].kernel && (runs[0].secs - 2e-6).abs() < 1e-15);
+        assert_eq!((runs[1].tgid, runs[1].bound_cpu), (7, Some(0)));
+        assert!((runs[1].secs - 5e-4).abs() < 1e-12);
+        assert!((before.children_secs_until(&after) - 0.003).abs() < 1e-12);
     }
 
     #[test]

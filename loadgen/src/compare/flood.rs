@@ -578,25 +578,15 @@ pub fn markdown(r: &FloodRecord) -> String {
 
 /// Writes the record and its summary (`runs/` and the latest `flood.md`).
 pub fn write(r: &FloodRecord, out: &Path) -> Result<Vec<PathBuf>, CompareError> {
-    let runs = out.join("runs");
-    std::fs::create_dir_all(&runs).map_err(|e| CompareError::io(&runs, e))?;
-    let stamp = r.started_utc.replace([':', '-'], "");
-    let run = format!("{stamp}-{}-flood", r.commit);
-    let md = markdown(r);
-    let files = [
-        (
-            runs.join(format!("{run}.json")),
-            serde_json::to_string_pretty(r).expect("plain data") + "\n",
-        ),
-        (runs.join(format!("{run}.md")), md.clone()),
-        (out.join("flood.md"), md),
-    ];
-    let mut written = Vec::new();
-    for (path, text) in files {
-        std::fs::write(&path, text).map_err(|e| CompareError::io(&path, e))?;
-        written.push(path);
+    super::SummaryFiles {
+        name: "flood",
+        started_utc: &r.started_utc,
+        commit: &r.commit,
+        record: r,
+        markdown: markdown(r),
+        charts: Vec::new(),
     }
-    Ok(written)
+    .write(out)
 }
 
 #[cfg(test)]

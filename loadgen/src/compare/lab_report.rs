@@ -75,7 +75,7 @@ fn errors(r: &RunRecord, t: Target, sc: Scenario, level: Option<RateLevel>) -> u
     runs(r, t, sc, level).map(|m| m.client.errors).sum()
 }
 
-fn fmt(v: f64) -> String {
+pub(crate) fn fmt(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
@@ -85,13 +85,13 @@ fn fmt(v: f64) -> String {
     }
 }
 
-fn cell(v: Option<Spread>) -> String {
+pub(crate) fn cell(v: Option<Spread>) -> String {
     v.map_or("—".into(), |x| {
         format!("{} [{}–{}]", fmt(x.median), fmt(x.min), fmt(x.max))
     })
 }
 
-fn ratio(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
+pub(crate) fn ratio(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
         _ => None,
@@ -100,7 +100,7 @@ fn ratio(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
 
 /// A ratio with two decimals, or two significant digits below 0.1 (a collapse must not read
 /// as 0.00x).
-fn ratio_cell(x: Option<f64>) -> String {
+pub(crate) fn ratio_cell(x: Option<f64>) -> String {
     x.map_or("—".into(), |x| {
         if x > 0.0 && x < 0.1 {
             format!("{x:.2e}x")

@@ -183,6 +183,39 @@ impl MachineInfo {
     }
 }
 
+/// Inter-processor interrupts each CPU received (`/proc/interrupts`: rescheduling and
+/// function-call IPIs, `RES` and `CAL`): a thread woken on another CPU costs one, and on a VM
+/// each is an exit to the hypervisor.
+pub fn ipis_per_cpu() -> Vec<u64> {
+    std::fs::read_to_string("/proc/interrupts")
+        .map(|t| parse_ipis(&t))
+        .unwrap_or_default()
+}
+
+/// The `RES` and `CAL` rows of `/proc/interrupts`, summed per CPU.
+pub fn parse_ipis(text: &str) -> Vec<u64> {
+    let mut sum: Vec<u64> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        let Some(rest) = line
+            .strip_prefix("RES:")
+            .or_else(|| line.strip_prefix("CAL:"))
+        else {
+            continue;
+        };
+        let counts = rest
+            .split_ascii_whitespace()
+            .map_while(|v| v.parse::<u64>().ok());
+        for (i, n) in counts.enumerate() {
+            if sum.len() <= i {
+                sum.push(0);
+            }
+            sum[i] += n;
+        }
+    }
+    sum
+}
+
 /// The load average's first figure, to show how busy the machine was around a run.
 pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
@@ -194,6 +227,13 @@ pub fn load_average() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipis_are_the_rescheduling_and_function_call_rows() {
+        let text = "           CPU0       CPU1\n  0:         10          0   IO-APIC   2-edge      timer\nNMI:          0          0   Non-maskable interrupts\nRES:     100     200   Rescheduling interrupts\nCAL:       5       7   Function call interrupts\nTLB:       9       9   TLB shootdowns\n";
+        assert_eq!(parse_ipis(text), vec![105, 207]);
+        assert!(parse_ipis("").is_empty());
+    }
 
     #[test]
     fn busy_share_counts_everything_but_idle_and_iowait() {

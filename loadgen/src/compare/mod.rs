@@ -30,6 +30,8 @@ pub mod paths;
 pub mod paths_report;
 pub mod proxy;
 pub mod report;
+pub mod scaling;
+pub mod scaling_report;
 pub mod scenarios;
 pub mod servers;
 pub mod svg;
@@ -168,7 +170,7 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
-fn install_signal_handlers() {
+pub(crate) fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
         // function pointer has the signature signal(2) expects.
@@ -227,19 +229,7 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
     }
     let me =
         std::env::current_exe().map_err(|e| CompareError::io(Path::new("/proc/self/exe"), e))?;
-    let xgate = match &args.xgate {
-        Some(p) => servers::find_program(&p.to_string_lossy()),
-        None => me
-            .parent()
-            .map(|d| d.join("xgate"))
-            .filter(|p| p.is_file())
-            .or_else(|| servers::find_program("xgate")),
-    }
-    .ok_or_else(|| {
-        CompareError::Setup(
-            "xgate binary not found: build it (`cargo build --release -p dataplane`) or pass --xgate".into(),
-        )
-    })?;
+    let xgate = find_xgate(args.xgate.as_deref(), &me)?;
     let nginx = servers::find_program(&args.nginx.to_string_lossy()).ok_or_else(|| {
         CompareError::Setup(format!(
             "nginx not found ({}): install it (scripts/setup.sh does) or pass --nginx",
@@ -402,6 +392,23 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
     })
 }
 
+/// The xgate binary: the one given, else the one beside `me` (this loadgen), else in PATH.
+pub(crate) fn find_xgate(given: Option<&Path>, me: &Path) -> Result<PathBuf, CompareError> {
+    match given {
+        Some(p) => servers::find_program(&p.to_string_lossy()),
+        None => me
+            .parent()
+            .map(|d| d.join("xgate"))
+            .filter(|p| p.is_file())
+            .or_else(|| servers::find_program("xgate")),
+    }
+    .ok_or_else(|| {
+        CompareError::Setup(
+            "xgate binary not found: build it (`cargo build --release -p dataplane`) or pass --xgate".into(),
+        )
+    })
+}
+
 /// The origin's CPU: the one asked for, or the first that is neither the server's nor the
 /// client's, else the client's (2 CPUs); never the server's, whose time per request must be
 /// the proxy's alone.
@@ -426,7 +433,7 @@ fn pick_origin_core(
 }
 
 /// Removes the work directory (nginx's files, logs) at the end.
-struct WorkDir(PathBuf);
+pub(crate) struct WorkDir(pub(crate) PathBuf);
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
@@ -795,15 +802,49 @@ pub(crate) fn client_run(
     rate: Option<u64>,
     secs: u64,
 ) -> Result<(ClientFigures, String), CompareError> {
+    let load = ClientLoad {
+        target,
+        scenario,
+        rate,
+        secs,
+    };
+    client_run_on(&plan.loadgen, topo, &load, &[plan.client_core])
+}
+
+/// What one `loadgen run` in the client namespace puts on which target.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientLoad {
+    pub target: Target,
+    pub scenario: Scenario,
+    /// Open-loop requests/s; `None`: closed loop.
+    pub rate: Option<u64>,
+    pub secs: u64,
+}
+
+/// [`client_run`] with `loadgen` (this binary) as one thread per CPU of `cpus`, thread `i`
+/// pinned to `cpus[i]`.
+pub(crate) fn client_run_on(
+    loadgen: &Path,
+    topo: &Topology,
+    load: &ClientLoad,
+    cpus: &[usize],
+) -> Result<(ClientFigures, String), CompareError> {
+    let &ClientLoad {
+        target,
+        scenario,
+        rate,
+        secs,
+    } = load;
     let mut args: Vec<String> = vec!["run".into(), "--addr".into(), target.addr()];
     args.extend(scenario.args(rate));
+    let cpu_list: Vec<String> = cpus.iter().map(usize::to_string).collect();
     args.extend([
         "--duration".into(),
         format!("{secs}s"),
         "--threads".into(),
-        "1".into(),
+        cpus.len().max(1).to_string(),
         "--cpu".into(),
-        plan.client_core.to_string(),
+        cpu_list.join(","),
         "--json".into(),
         "-".into(),
     ]);
@@ -818,7 +859,7 @@ pub(crate) fn client_run(
         message,
     };
     let child = topo
-        .in_client(&plan.loadgen.to_string_lossy())
+        .in_client(&loadgen.to_string_lossy())
         .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1051,6 +1092,58 @@ fn write_results(out: &Path, record: &RunRecord) -> Result<Vec<PathBuf>, Compare
     Ok(written)
 }
 
+/// What a subcommand with a summary of its own writes (`loadgen paths`, `flood`, `scaling`).
+pub(crate) struct SummaryFiles<'a, T: serde::Serialize> {
+    /// The summary's name: `<name>.md`, `runs/<time>-<commit>-<name>.*`, `charts/<name>-*`.
+    pub name: &'a str,
+    /// When the run started (`YYYY-MM-DDTHH:MM:SSZ`) and the commit it measured.
+    pub started_utc: &'a str,
+    pub commit: &'a str,
+    /// Every figure, as JSON.
+    pub record: &'a T,
+    pub markdown: String,
+    /// (chart name, SVG).
+    pub charts: Vec<(String, String)>,
+}
+
+impl<T: serde::Serialize> SummaryFiles<'_, T> {
+    /// Writes `runs/<time>-<commit>-<name>.json` (the record) and `.md`, the latest summary
+    /// `<name>.md` and `charts/<name>-<chart>.svg` under `out`; returns the files written.
+    pub fn write(self, out: &Path) -> Result<Vec<PathBuf>, CompareError> {
+        let dirs = if self.charts.is_empty() {
+            vec![out.join("runs")]
+        } else {
+            vec![out.join("runs"), out.join("charts")]
+        };
+        for d in dirs {
+            std::fs::create_dir_all(&d).map_err(|e| CompareError::io(&d, e))?;
+        }
+        let stamp = self.started_utc.replace([':', '-'], "");
+        let run = format!("{stamp}-{}-{}", self.commit, self.name);
+        let mut files = vec![
+            (
+                out.join("runs").join(format!("{run}.json")),
+                serde_json::to_string_pretty(self.record).expect("plain data") + "\n",
+            ),
+            (
+                out.join("runs").join(format!("{run}.md")),
+                self.markdown.clone(),
+            ),
+            (out.join(format!("{}.md", self.name)), self.markdown),
+        ];
+        for (chart, svg) in self.charts {
+            let file = format!("{}-{chart}.svg", self.name);
+            files.push((out.join("charts").join(file), svg));
+        }
+        let mut written = Vec::new();
+        for (path, text) in files {
+            std::fs::write(&path, text).map_err(|e| CompareError::io(&path, e))?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn utc_now() -> String {
     utc(std::time::SystemTime::now())
@@ -1085,7 +1178,7 @@ pub(crate) fn git_commit() -> String {
     }
 }
 
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let mut args = std::env::args();
     let _ = args.next();
     std::iter::once("loadgen".to_string())

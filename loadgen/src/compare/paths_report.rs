@@ -475,29 +475,15 @@ pub fn charts(r: &PathsRecord) -> Vec<(String, String)> {
 
 /// Writes the record, its summary (`runs/` and the latest `paths.md`) and the charts.
 pub fn write(r: &PathsRecord, out: &Path) -> Result<Vec<PathBuf>, CompareError> {
-    for d in [out.join("runs"), out.join("charts")] {
-        std::fs::create_dir_all(&d).map_err(|e| CompareError::io(&d, e))?;
+    super::SummaryFiles {
+        name: "paths",
+        started_utc: &r.started_utc,
+        commit: &r.commit,
+        record: r,
+        markdown: markdown(r),
+        charts: charts(r),
     }
-    let stamp = r.started_utc.replace([':', '-'], "");
-    let run = format!("{stamp}-{}-paths", r.commit);
-    let md = markdown(r);
-    let mut files = vec![
-        (
-            out.join("runs").join(format!("{run}.json")),
-            serde_json::to_string_pretty(r).expect("plain data") + "\n",
-        ),
-        (out.join("runs").join(format!("{run}.md")), md.clone()),
-        (out.join("paths.md"), md),
-    ];
-    for (name, svg) in charts(r) {
-        files.push((out.join("charts").join(format!("paths-{name}.svg")), svg));
-    }
-    let mut written = Vec::new();
-    for (path, text) in files {
-        std::fs::write(&path, text).map_err(|e| CompareError::io(&path, e))?;
-        written.push(path);
-    }
-    Ok(written)
+    .write(out)
 }
 
 #[cfg(test)]

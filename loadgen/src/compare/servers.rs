@@ -155,7 +155,41 @@ pub fn start_xgate(
     core: usize,
     log: &Path,
 ) -> Result<Server, CompareError> {
-    let core = core.to_string();
+    let pollers = XgatePollers {
+        cores: vec![core],
+        kernel_core: core,
+    };
+    start_xgate_with(xgate, config, topo, &pollers, log)
+}
+
+/// Where `xgate run` puts its threads: one poller per RX queue, queue `q` pinned to
+/// `cores[q]`, and its kernel-path thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XgatePollers {
+    pub cores: Vec<usize>,
+    pub kernel_core: usize,
+}
+
+impl XgatePollers {
+    /// `--queues N --core C0 --core C1 ... --kernel-core K`.
+    fn args(&self) -> Vec<String> {
+        let mut v = vec!["--queues".to_string(), self.cores.len().to_string()];
+        for c in &self.cores {
+            v.extend(["--core".to_string(), c.to_string()]);
+        }
+        v.extend(["--kernel-core".to_string(), self.kernel_core.to_string()]);
+        v
+    }
+}
+
+/// [`start_xgate`] with `pollers.cores.len()` queues (the topology must have as many).
+pub fn start_xgate_with(
+    xgate: &Path,
+    config: Option<&Path>,
+    topo: &Topology,
+    pollers: &XgatePollers,
+    log: &Path,
+) -> Result<Server, CompareError> {
     let log_file = std::fs::File::create(log).map_err(|e| CompareError::io(log, e))?;
     let mut cmd = std::process::Command::new(xgate);
     cmd.arg("run");
@@ -171,7 +205,7 @@ pub fn start_xgate(
             &BYPASS_PORT.to_string(),
         ])
         .args(["--port", &KERNEL_PORT.to_string()])
-        .args(["--queues", "1", "--core", &core, "--kernel-core", &core])
+        .args(pollers.args())
         .args(["--shutdown-grace-secs", "2"])
         .stdout(Stdio::piped())
         .stderr(log_file)
@@ -402,6 +436,18 @@ mod tests {
         assert_eq!(Target::parse("apache"), None);
         assert!(Target::ALL.iter().all(|t| Target::PROXY.contains(t)));
         assert_eq!(affinity_mask(3), "1000");
+    }
+
+    #[test]
+    fn xgate_gets_a_core_per_queue() {
+        let p = XgatePollers {
+            cores: vec![0, 1],
+            kernel_core: 1,
+        };
+        assert_eq!(
+            p.args().join(" "),
+            "--queues 2 --core 0 --core 1 --kernel-core 1"
+        );
     }
 
     #[test]

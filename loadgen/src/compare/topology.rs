@@ -8,6 +8,10 @@
 //!  veth <p>c 10.231.0.2/30  <────────────>  veth <p>s 10.231.0.1/30, one RX queue
 //! ```
 //!
+//! One RX/TX queue on each end unless asked for more ([`Topology::with_queues`]: the scaling
+//! figure's second poller): the client's flows then spread over its end's TX queues by their
+//! hash, and each TX queue feeds the server end's RX queue of the same index.
+//!
 //! IPv6 when asked for (`add_ipv6`, through `Deref`; the veth network only): [`SERVER_IP6`]
 //! and [`CLIENT_IP6`] on one /64 as well.
 //!
@@ -105,10 +109,13 @@ impl Network {
 pub struct Topology {
     net: xgate_testnet::Topology,
     kind: Network,
+    /// RX/TX queues of each veth end.
+    queues: u32,
 }
 
-/// RX/TX queues of each veth end: one poller, pinned to the server's core.
-const QUEUES: u32 = 1;
+/// RX/TX queues of each veth end unless asked for more: one poller, pinned to the server's
+/// core (`loadgen compare`, `loadgen paths`).
+pub const DEFAULT_QUEUES: u32 = 1;
 
 impl Topology {
     /// `cores`: (server, client), the CPUs the lab binds each side's NAPI threads to.
@@ -123,11 +130,29 @@ impl Topology {
         cores: (usize, usize),
         client_gro: bool,
     ) -> Result<Self, CompareError> {
+        Self::build(kind, cores, client_gro, DEFAULT_QUEUES)
+    }
+
+    /// [`Topology::create`] with `queues` RX/TX queues on each veth end (one poller each).
+    pub fn with_queues(
+        kind: Network,
+        cores: (usize, usize),
+        queues: u32,
+    ) -> Result<Self, CompareError> {
+        Self::build(kind, cores, true, queues)
+    }
+
+    fn build(
+        kind: Network,
+        cores: (usize, usize),
+        client_gro: bool,
+        queues: u32,
+    ) -> Result<Self, CompareError> {
         let net = xgate_testnet::Topology::create(&xgate_testnet::TopologyConfig {
             tag: "lgc",
             server_ip: SERVER_ADDR,
             client_ip: CLIENT_ADDR,
-            queues: QUEUES,
+            queues,
             server_offloads_off: false,
             client_gro,
             threaded_napi: (kind == Network::Lab).then_some(xgate_testnet::NapiCpus {
@@ -135,7 +160,7 @@ impl Topology {
                 client: cores.1,
             }),
         })?;
-        Ok(Topology { net, kind })
+        Ok(Topology { net, kind, queues })
     }
 
     /// The path comparison's topology (`super::paths`): a router between server and client
@@ -147,7 +172,7 @@ impl Topology {
             tag: "lgp",
             server_ip: SERVER_ADDR,
             client_ip: PATHS_CLIENT_ADDR,
-            queues: QUEUES,
+            queues: DEFAULT_QUEUES,
             server_offloads_off: true,
             client_gro: false,
             threaded_napi: None,
@@ -155,11 +180,17 @@ impl Topology {
         Ok(Topology {
             net,
             kind: Network::Veth,
+            queues: DEFAULT_QUEUES,
         })
     }
 
     pub fn kind(&self) -> Network {
         self.kind
+    }
+
+    /// RX/TX queues of each veth end.
+    pub fn queues(&self) -> u32 {
+        self.queues
     }
 
     /// What the run's record says of this network: the offloads as `ethtool -k` reports them
@@ -168,7 +199,7 @@ impl Topology {
         let o = self.net.offload_settings()?;
         Ok(TopologyRecord {
             kind: self.kind.description().into(),
-            queues: QUEUES,
+            queues: self.queues,
             server_offloads: o.server.into_iter().collect(),
             client_offloads: o.client.into_iter().collect(),
         })
