@@ -284,9 +284,9 @@ fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
     terminate(&mut topo, gw);
 }
 
-/// Whether curl gets a connection refused (a RST to its SYN) from `url`.
-fn refused(topo: &Topology, url: &str) -> bool {
-    let o = Command::new("ip")
+/// curl in the client netns, 5 s at most, whatever it gets.
+fn curl_once(topo: &Topology, url: &str) -> std::process::Output {
+    Command::new("ip")
         .args([
             "netns",
             "exec",
@@ -298,9 +298,13 @@ fn refused(topo: &Topology, url: &str) -> bool {
             url,
         ])
         .output()
-        .expect("running curl");
+        .expect("running curl")
+}
+
+/// Whether curl gets a connection refused (a RST to its SYN) from `url`.
+fn refused(topo: &Topology, url: &str) -> bool {
     // curl's exit code 7: failed to connect (refused).
-    o.status.code() == Some(7)
+    curl_once(topo, url).status.code() == Some(7)
 }
 
 /// Rule 3a of docs/steering.md: with a `listen_addr` of one family, the other family's
@@ -374,19 +378,7 @@ fn a_port_serves_only_the_family_of_its_listen_address() {
         let url = format!("{other}/");
         let deadline = Instant::now() + Duration::from_secs(10);
         let page = loop {
-            let o = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &topo.client_ns,
-                    "curl",
-                    "-sS",
-                    "--max-time",
-                    "5",
-                ])
-                .arg(&url)
-                .output()
-                .expect("curl");
+            let o = curl_once(&topo, &url);
             if o.status.success() {
                 break String::from_utf8_lossy(&o.stdout).into_owned();
             }
@@ -497,19 +489,7 @@ fn segments_to_addresses_that_are_not_the_hosts_are_routed_not_served() {
         format!("http://192.0.2.1:{BYPASS}/health"),
         format!("http://[2001:db8:77::1]:{BYPASS}/health"),
     ] {
-        let o = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &topo.client_ns,
-                "curl",
-                "-sS",
-                "--max-time",
-                "3",
-            ])
-            .arg(&url)
-            .output()
-            .expect("curl");
+        let o = curl_once(&topo, &url);
         assert!(
             !o.status.success(),
             "{url} was answered: {}",

@@ -1008,40 +1008,7 @@ s.close()
 /// An IPv6 client that connects once and then echoes each line written to its stdin through
 /// the connection; returns its stdin, its output lines and its local port.
 fn held_client6(topo: &mut Topology, port: u16) -> (ChildStdin, Receiver<String>, u16) {
-    let script = r#"
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-print("connected", s.getsockname()[1], flush=True)
-for line in sys.stdin:
-    s.sendall(line.strip().encode())
-    print("echo", s.recv(4096).decode(), flush=True)
-"#;
-    let mut child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &topo.client_ns,
-            "/usr/bin/python3",
-            "-u",
-            "-c",
-            script,
-        ])
-        .args([GW_IP6, &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning the IPv6 held client");
-    let stdin = child.stdin.take().expect("piped stdin");
-    let rx = lines_of(child.stdout.take().expect("piped stdout"));
-    topo.children.push(child);
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("IPv6 held client did not connect");
-    let local_port = line
-        .strip_prefix("connected ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let (_, stdin, rx, local_port) = topo.held_client_to(GW_IP6, port);
     (stdin, rx, local_port)
 }
 

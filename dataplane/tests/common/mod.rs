@@ -225,6 +225,15 @@ s.close()
     /// stdin, sends it and prints `echo <reply>`. Returns the child index, its stdin, its output
     /// lines and its local port.
     pub fn held_client(&mut self, port: u16) -> (usize, ChildStdin, Receiver<String>, u16) {
+        self.held_client_to(GW_IP, port)
+    }
+
+    /// [`held_client`](Self::held_client) to `host` (an IPv6 address of the gateway's, say).
+    pub fn held_client_to(
+        &mut self,
+        host: &str,
+        port: u16,
+    ) -> (usize, ChildStdin, Receiver<String>, u16) {
         let script = r#"
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
@@ -243,7 +252,7 @@ for line in sys.stdin:
                 "-c",
                 script,
             ])
-            .args([GW_IP, &port.to_string()])
+            .args([host, &port.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
