@@ -243,13 +243,24 @@ static __always_inline int is_gateway_listener(struct bpf_sock *sk,
  * routing would decide before any socket saw it: the FIB's answer for a local
  * destination is "not forwarded". With forwarding off on the interface the FIB
  * lookup cannot say (FWD_DISABLED), and the kernel drops what is not local in
- * that case anyway: treated as local, as before this check.
+ * that case anyway: treated as local, as before this check. A subnet's
+ * directed broadcast address is "not forwarded" too and cannot be told apart.
  */
 static __always_inline int is_local_destination(struct xdp_md *ctx, struct xgate_flow *flow,
 						int v6)
 {
 	struct bpf_fib_lookup fib = {};
 	long ret;
+
+	/*
+	 * Multicast and broadcast destinations are "not forwarded" to the FIB as
+	 * local ones are, and the kernel's TCP drops them: never the bypass's.
+	 * IPv4 224.0.0.0/4 and 240.0.0.0/4 (255.255.255.255 among them), IPv6
+	 * ff00::/8.
+	 */
+	if (v6 ? (bpf_ntohl(flow->local_ip[0]) >> 24) == 0xff
+	       : (bpf_ntohl(flow->local_ip[3]) >> 28) >= 0xe)
+		return 0;
 
 	fib.ifindex = ctx->ingress_ifindex;
 	fib.l4_protocol = IPPROTO_TCP;

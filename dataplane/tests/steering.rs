@@ -431,6 +431,14 @@ fn scenario(mode: XdpMode) {
         Redirect,
         "802.1Q-tagged SYN"
     );
+    // Rule 3b: multicast and broadcast destinations are never the bypass's.
+    for dst in [[224, 0, 0, 5], [239, 1, 2, 3], [255, 255, 255, 255]] {
+        assert_eq!(
+            verdict(&tcp_frame(cl, dst, 40007, LISTEN_PORT, SYN, 0, false)),
+            Pass,
+            "SYN to {dst:?}"
+        );
+    }
     assert_eq!(
         verdict(&tcp_frame(cl, gw, 40005, LISTEN_PORT, SYN, 0x2000, false)),
         Pass,
