@@ -405,6 +405,49 @@ fn a_port_serves_only_the_family_of_its_listen_address() {
     }
 }
 
+/// Per port (`[[ports]] listen_addr`): the bypass port bound to the gateway's IPv4 address
+/// serves IPv4 alone, the kernel port with the default `::` both families, side by side.
+#[test]
+fn each_port_serves_the_addresses_it_is_configured_with() {
+    if !is_root() {
+        eprintln!("skipping each_port_serves_the_addresses_it_is_configured_with: needs root");
+        return;
+    }
+    let mut topo = Topology::create();
+    topo.add_ipv6().expect("IPv6 addresses on the veth pair");
+    let ifname = topo.server_if.clone();
+    let dir = common::TempDir::new(&format!("{}-ports", topo.name));
+    let file = dir.0.join("xgate.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "interface = \"{ifname}\"\nshutdown_grace_secs = 1\n\
+             [[ports]]\nport = {BYPASS}\nbypass = true\nlisten_addr = \"{GW_IP}\"\n\
+             [[ports]]\nport = {KERNEL}\n"
+        ),
+    )
+    .expect("config file");
+    let gw = common::start_xgate(&mut topo, &file, &[]);
+    assert_eq!(
+        curl(&topo, &format!("http://{GW_IP}:{BYPASS}/health"), &[]),
+        b"ok"
+    );
+    assert!(
+        refused(&topo, &url6(BYPASS, "/health")),
+        "IPv6 to the IPv4-only port"
+    );
+    assert_eq!(curl(&topo, &url6(KERNEL, "/health"), &[]), b"ok");
+    assert_eq!(
+        curl(&topo, &format!("http://{GW_IP}:{KERNEL}/health"), &[]),
+        b"ok"
+    );
+    settle();
+    let s = status(&ifname);
+    assert_eq!(num(port(&s, BYPASS), "syns_steered"), 1, "{s}");
+    assert_eq!(num(port(&s, KERNEL), "kernel_connections_ipv6"), 1, "{s}");
+    terminate(&mut topo, gw);
+}
+
 /// Rule 3b of docs/steering.md: on a host that routes, a SYN to a port the gateway serves
 /// with a wildcard listener but to an address that is not the host's is routed by the
 /// kernel (here to an unreachable route: the client is told so), never answered by the

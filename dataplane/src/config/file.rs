@@ -102,6 +102,9 @@ pub struct PortEntry {
     /// Start on the bypass path (default: the kernel path).
     #[serde(default)]
     pub bypass: bool,
+    /// The address this port's listener binds to (default: the top-level `listen_addr`).
+    #[serde(default)]
+    pub listen_addr: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -70,6 +70,15 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
         };
         gw.listen_addr = listen_addr(key, a)?;
     }
+    for p in &file.ports {
+        if let Some(a) = p.listen_addr {
+            let key = format!("[[ports]] {}: listen_addr", p.port);
+            let a = listen_addr(&key, a)?;
+            if gw.ports.iter().any(|served| served.port == p.port) {
+                gw.port_listen_addrs.push((p.port, a));
+            }
+        }
+    }
     if let Some(b) = over.backlog.or(file.backlog) {
         let key = if over.backlog.is_some() {
             "--backlog"

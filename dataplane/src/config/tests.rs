@@ -186,6 +186,24 @@ fn an_empty_file_with_flags_gives_the_defaults() {
     );
 }
 
+/// A port may bind its own address; the others take the top-level one. A bad one is refused
+/// naming the port.
+#[test]
+fn a_port_may_have_its_own_listen_addr() {
+    let text = "interface = \"eth1\"\nlisten_addr = \"10.0.0.1\"\n\
+                [[ports]]\nport = 80\n\
+                [[ports]]\nport = 443\nlisten_addr = \"fd00::1\"\n";
+    let g = build(&parse(text), &Overrides::default()).unwrap().gateway;
+    assert_eq!(g.listen_addr_of(80), Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(
+        g.listen_addr_of(443),
+        "fd00::1".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    let bad = text.replace("fd00::1", "fe80::1");
+    let e = problem(&bad, &Overrides::default());
+    assert!(e.starts_with("[[ports]] 443: listen_addr: "), "{e}");
+}
+
 /// `listen_addr` takes either family, from the file or the flag, and refuses what is not an
 /// address, naming the key.
 #[test]

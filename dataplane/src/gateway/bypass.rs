@@ -89,6 +89,8 @@ pub struct BypassConfig {
     /// (`socket::tcp_listener`): `::` both, an IPv4 address IPv4 alone, another IPv6 address
     /// IPv6 alone.
     pub listen_addr: IpAddr,
+    /// Ports whose listener binds to another address than [`listen_addr`](Self::listen_addr).
+    pub port_listen_addrs: Vec<(u16, IpAddr)>,
     /// `listen()` backlog of the kernel listeners.
     pub backlog: u32,
     /// XDP attach mode.
@@ -125,6 +127,14 @@ pub struct BypassConfig {
 }
 
 impl BypassConfig {
+    /// The address `port`'s listener binds to: its own, else [`listen_addr`](Self::listen_addr).
+    pub fn listen_addr_of(&self, port: u16) -> IpAddr {
+        self.port_listen_addrs
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map_or(self.listen_addr, |&(_, a)| a)
+    }
+
     /// Defaults for `ifname` and `ports`: the current cgroup, listeners on `::` (both families) with a
     /// backlog of 1024, XDP native with generic fallback, one queue per channel, no pinning,
     /// default AF_XDP, poller, engine and app settings.
@@ -136,6 +146,7 @@ impl BypassConfig {
             cgroup: CgroupPlacement::Current,
             ports: ports.into_iter().collect(),
             listen_addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            port_listen_addrs: Vec::new(),
             backlog: 1024,
             xdp_mode: XdpMode::Auto,
             queues: None,
@@ -413,7 +424,7 @@ impl Bypass {
 
         // 4. kernel listeners, now that sock_ops watches the cgroup.
         for p in &config.ports {
-            let listener = listen_socket(config.listen_addr, p.port, config.backlog)?;
+            let listener = listen_socket(config.listen_addr_of(p.port), p.port, config.backlog)?;
             gw.listeners.push((p.port, Some(listener)));
             let maps = gw.maps();
             if maps.listener(p.port)?.is_none() {
