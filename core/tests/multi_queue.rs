@@ -4,6 +4,8 @@
 //! flow on one queue as long as its RSS table does not change; when an operator changes the
 //! table (`ethtool -X`) or the queue count, or a flow's hash is computed differently for the
 //! ACK than for the SYN, the ACK lands elsewhere and must still be a connection, not a reset.
+//! And path MTU errors: the queue they land on, and what an engine keeps of them for the next
+//! connections to the same destination.
 
 use xgate_core::app::{App, AppConfig};
 use xgate_core::engine::{Engine, EngineConfig};
@@ -162,4 +164,56 @@ fn a_path_mtu_error_on_another_queue_reaches_its_connection() {
             assert_eq!(s1.pmtu_lowered, 0);
         }
     }
+}
+
+/// RFC 1191 §5 / RFC 8201 §5.2: the path MTU belongs to the destination. After a "too big"
+/// lowered one connection's MSS, the next connection from the same client starts with the
+/// lowered MSS (its first flight fits the path), one from another client does not, and after
+/// ten minutes (Linux's `ip_rt_mtu_expires`) the lesson is forgotten.
+#[test]
+fn rfc1191_5_a_lowered_mss_holds_for_the_next_connections_to_that_destination() {
+    let mut now = Instant::from_secs(50);
+    let mut q = engine([0x44u8; 32], now);
+    let largest_frame = |q: &mut Engine, now: Instant, port: u16, other_client: bool| {
+        let mut client = ScriptedClient::new(port, 80, 9);
+        if other_client {
+            client.addrs.ip = xgate_core::wire::IpPair::V4 {
+                src: "10.0.0.9".parse().unwrap(),
+                dst: "10.0.0.2".parse().unwrap(),
+            };
+        }
+        let mut buf = Vec::new();
+        let n = client.syn(&mut buf, false);
+        q.handle_frame(now, &buf[..n]).unwrap();
+        pump(q, now, &mut client, &mut Vec::new());
+        let n = client.send(&mut buf, b"GET /bytes/100000 HTTP/1.1\r\nHost: t\r\n\r\n");
+        q.handle_frame(now, &buf[..n]).unwrap();
+        let mut out = vec![0u8; 2048];
+        let mut largest = 0;
+        let mut first = None;
+        while let Some(n) = q.poll_transmit(now, &mut out) {
+            largest = largest.max(n);
+            first.get_or_insert_with(|| out[..n].to_vec());
+        }
+        (largest, first.expect("the response began"), client)
+    };
+    let (full, first, client) = largest_frame(&mut q, now, 42_000, false);
+    assert_eq!(full, 14 + 1500, "a full Ethernet frame before any lesson");
+    let seq = xgate_core::wire::parse_tcp_frame(&first).unwrap().tcp.seq;
+    let mut buf = Vec::new();
+    let n = client.too_big(&mut buf, 1200, seq);
+    q.handle_frame(now, &buf[..n]).unwrap();
+    assert_eq!(q.tcp_stats().pmtu_lowered, 1);
+
+    let (next, _, _) = largest_frame(&mut q, now, 42_001, false);
+    assert_eq!(
+        next,
+        14 + 1200,
+        "the same client's next connection fits the path at once"
+    );
+    let (other, _, _) = largest_frame(&mut q, now, 42_002, true);
+    assert_eq!(other, 14 + 1500, "another client's path is its own");
+    now += xgate_core::time::Duration::from_secs(601);
+    let (later, _, _) = largest_frame(&mut q, now, 42_003, false);
+    assert_eq!(later, 14 + 1500, "forgotten after ten minutes");
 }

@@ -198,8 +198,14 @@ fn path_mtu_errors_lower_the_mss_of_bypass_connections_in_both_families() {
             delta("pmtu_retransmits"),
         );
         assert!(errors > DOWNLOADS as u32, "the black hole was never hit");
-        // Once per connection, on whichever queue it lives: the errors all land on one.
-        assert_eq!(delta("pmtu_lowered"), DOWNLOADS as u64);
+        // Once per connection, on whichever queue it lives (the errors all land on one); a
+        // connection established after its queue learned the path starts with the smaller
+        // MSS and needs no lowering (the per-destination cache).
+        let lowered = delta("pmtu_lowered");
+        assert!(
+            (1..=DOWNLOADS as u64).contains(&lowered),
+            "lowered {lowered}"
+        );
         assert!(delta("pmtu_retransmits") > 0);
     }
     let s = status(&ifname);

@@ -10,10 +10,10 @@
 //! not its load: the congestion window keeps its number of segments and no recovery episode
 //! begins, as Linux's `tcp_simple_retransmit`.
 //!
-//! The lowered MSS is the connection's alone (Linux keeps it per destination for ten
-//! minutes; the engine has no such cache), and the receive side's measure of a full segment
-//! from the peer (delayed ACKs, window updates) goes down with it, as RFC 9293's receiver SWS
-//! rule reads Eff.snd.MSS.
+//! The endpoint also remembers the lowered MSS for the destination for ten minutes, as Linux
+//! does (`endpoint/pmtu_cache.rs`): the next connections to that client start with it. The
+//! receive side's measure of a full segment from the peer (delayed ACKs, window updates) goes
+//! down with it, as RFC 9293's receiver SWS rule reads Eff.snd.MSS.
 
 use super::{Conn, Ctx, Timer};
 use crate::tcp::congestion::CongestionControl;
@@ -39,8 +39,8 @@ const TCP_HEADER: u32 = 20;
 /// What a path MTU message did to the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PmtuVerdict {
-    /// The send MSS went down and what was in flight is being sent again.
-    Lowered,
+    /// The send MSS went down to this and what was in flight is being sent again.
+    Lowered(u16),
     /// The MTU was not below what the connection sends: nothing to do.
     Unchanged,
     /// The quoted sequence number is not in flight (RFC 5927 §4.1).
@@ -71,7 +71,7 @@ impl Conn {
             return PmtuVerdict::Unchanged;
         }
         self.lower_mss(cx, mss);
-        PmtuVerdict::Lowered
+        PmtuVerdict::Lowered(mss as u16)
     }
 
     /// From now on at most `mss` bytes of TCP options and payload per segment (the MSS, from

@@ -273,8 +273,13 @@ impl Endpoint {
         };
         // The connection sends at most `TcpConfig::mss`, an IPv4 figure; over IPv6 the same
         // frames hold 20 bytes less, which the peer's MSS is held to here.
+        // And to what path MTU messages taught about this client's path (`pmtu_cache.rs`).
+        let learned = self
+            .pmtu_cache
+            .mss_for(flow.remote().ip(), now)
+            .unwrap_or(u16::MAX);
         let neg = &Negotiated {
-            peer_mss: neg.peer_mss.min(flow.local_mss(self.cfg.mss)),
+            peer_mss: neg.peer_mss.min(flow.local_mss(self.cfg.mss)).min(learned),
             ..*neg
         };
         let slot = &mut self.slots[idx as usize];

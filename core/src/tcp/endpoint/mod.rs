@@ -12,6 +12,7 @@
 
 mod cookie_front;
 mod deadlines;
+mod pmtu_cache;
 mod syn_cache;
 mod syn_received;
 mod time_wait;
@@ -30,6 +31,7 @@ use crate::wire::{
 };
 use cookie_front::SynHints;
 use deadlines::Deadlines;
+use pmtu_cache::PmtuCache;
 use syn_cache::SynCache;
 use time_wait::{TimeWait, TimeWaitRecords};
 
@@ -121,6 +123,8 @@ pub struct Endpoint {
     /// to the endpoint that does (another RX queue's: [`Endpoint::forward_foreign_pmtu`]);
     /// `None`: counted as `pmtu_unknown_flow` at once. Bounded by [`FOREIGN_PMTU_MAX`].
     foreign_pmtu: Option<VecDeque<PmtuMessage>>,
+    /// The send MSS path MTU messages taught per destination, for the next connections.
+    pmtu_cache: PmtuCache,
 }
 
 /// Path MTU messages an endpoint keeps for another queue between two polls; beyond that they
@@ -168,6 +172,7 @@ impl Endpoint {
             ip_id: 0,
             now,
             foreign_pmtu: None,
+            pmtu_cache: PmtuCache::new(),
             cfg: config,
         }
     }
@@ -320,8 +325,9 @@ impl Endpoint {
         }
         let st = &mut self.stats;
         match verdict {
-            Some(PmtuVerdict::Lowered) => {
+            Some(PmtuVerdict::Lowered(mss)) => {
                 st.pmtu_lowered += 1;
+                self.pmtu_cache.learn(m.flow.remote().ip(), mss, now);
                 return;
             }
             Some(PmtuVerdict::Unchanged) => st.pmtu_unchanged += 1,
