@@ -100,16 +100,25 @@ fn start_xgate(topo: &mut Topology, extra: &[&str]) -> usize {
     spawn_xgate(topo, &args).0
 }
 
+/// tests/common's veth pair with IPv6 addresses added, or `None` (the test skipped) when not
+/// root.
+fn ipv6_topology(test: &str) -> Option<Topology> {
+    if !is_root() {
+        eprintln!("skipping {test}: needs root");
+        return None;
+    }
+    let topo = Topology::create();
+    topo.add_ipv6().expect("IPv6 addresses on the veth pair");
+    Some(topo)
+}
+
 #[test]
 fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
-    if !is_root() {
-        eprintln!(
-            "skipping ipv6_clients_are_served_on_both_paths_and_through_the_switch: needs root"
-        );
+    let Some(mut topo) =
+        ipv6_topology("ipv6_clients_are_served_on_both_paths_and_through_the_switch")
+    else {
         return;
-    }
-    let mut topo = Topology::create();
-    topo.add_ipv6().expect("IPv6 addresses on the veth pair");
+    };
     let ifname = topo.server_if.clone();
     let dir = common::TempDir::new(&format!("{}-ipv6", topo.name));
     let gw = start_xgate(&mut topo, &[]);
@@ -313,12 +322,10 @@ fn refused(topo: &Topology, url: &str) -> bool {
 /// bypass. An IPv4 address, then a (v6-only) IPv6 one.
 #[test]
 fn a_port_serves_only_the_family_of_its_listen_address() {
-    if !is_root() {
-        eprintln!("skipping a_port_serves_only_the_family_of_its_listen_address: needs root");
+    let Some(mut topo) = ipv6_topology("a_port_serves_only_the_family_of_its_listen_address")
+    else {
         return;
-    }
-    let mut topo = Topology::create();
-    topo.add_ipv6().expect("IPv6 addresses on the veth pair");
+    };
     let ifname = topo.server_if.clone();
     let v6 = SERVER_IP6.to_string();
     for (listen, served, other) in [
@@ -409,12 +416,10 @@ fn a_port_serves_only_the_family_of_its_listen_address() {
 /// serves IPv4 alone, the kernel port with the default `::` both families, side by side.
 #[test]
 fn each_port_serves_the_addresses_it_is_configured_with() {
-    if !is_root() {
-        eprintln!("skipping each_port_serves_the_addresses_it_is_configured_with: needs root");
+    let Some(mut topo) = ipv6_topology("each_port_serves_the_addresses_it_is_configured_with")
+    else {
         return;
-    }
-    let mut topo = Topology::create();
-    topo.add_ipv6().expect("IPv6 addresses on the veth pair");
+    };
     let ifname = topo.server_if.clone();
     let dir = common::TempDir::new(&format!("{}-ports", topo.name));
     let file = dir.0.join("xgate.toml");
@@ -454,12 +459,11 @@ fn each_port_serves_the_addresses_it_is_configured_with() {
 /// bypass, and counted as `not_local`.
 #[test]
 fn segments_to_addresses_that_are_not_the_hosts_are_routed_not_served() {
-    if !is_root() {
-        eprintln!("skipping segments_to_addresses_that_are_not_the_hosts...: needs root");
+    let Some(mut topo) =
+        ipv6_topology("segments_to_addresses_that_are_not_the_hosts_are_routed_not_served")
+    else {
         return;
-    }
-    let mut topo = Topology::create();
-    topo.add_ipv6().expect("IPv6 addresses on the veth pair");
+    };
     let ifname = topo.server_if.clone();
     // The gateway's namespace forwards, and routes two prefixes nowhere; the client sends
     // them to the gateway.
