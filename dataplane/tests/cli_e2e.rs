@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::status::{metric, num, port, settle, status};
+use common::status::{metric, num, pollers_sum, port, settle, status};
 use common::{is_root, lines_of, TempDir, Topology, GW_IP};
 use serde_json::Value;
 
@@ -252,12 +252,7 @@ fn xgate_run_bypass_status_sigterm() {
     assert!(answered > 50, "client loops answered {answered}");
     settle();
     let s = status(&ifname);
-    let rsts: u64 = s["pollers"]
-        .as_array()
-        .expect("pollers")
-        .iter()
-        .map(|p| num(p, "rsts_out"))
-        .sum();
+    let rsts = pollers_sum(&s, "rsts_out");
     assert_eq!(
         num(&s["kernel_path"], "resets"),
         0,

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::status::{metric, num, port, scrape_metrics, settle, status};
+use common::status::{metric, num, pollers_sum, port, scrape_metrics, settle, status};
 use common::{bytes_body, is_root, noise, spawn_xgate, terminate, Topology, GW_IP};
 use xgate_testnet::SERVER_IP6;
 
@@ -279,12 +279,7 @@ fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
     assert!(answered > 50, "IPv6 client loops answered {answered}");
     settle();
     let s = status(&ifname);
-    let rsts: u64 = s["pollers"]
-        .as_array()
-        .expect("pollers")
-        .iter()
-        .map(|p| num(p, "rsts_out"))
-        .sum();
+    let rsts = pollers_sum(&s, "rsts_out");
     assert_eq!(rsts, 0, "the bypass engines reset a connection: {s}");
     assert_eq!(num(&s["kernel_path"], "resets"), 0, "{s}");
     eprintln!("IPv6: {answered} requests across 3 off/on switches, none failed, no reset");

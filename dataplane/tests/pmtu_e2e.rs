@@ -19,7 +19,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::status::{num, settle, status};
+use common::status::{num, pollers_sum, settle, status};
 use common::{bytes_body, is_root, run, spawn_xgate, Topology, GW_IP};
 use dataplane::testkit::icmp_too_big;
 use dataplane::wire::{parse_tcp_frame, IpPair};
@@ -209,12 +209,7 @@ fn path_mtu_errors_lower_the_mss_of_bypass_connections_in_both_families() {
         assert!(delta("pmtu_retransmits") > 0);
     }
     let s = status(&ifname);
-    let relayed: u64 = s["pollers"]
-        .as_array()
-        .expect("pollers")
-        .iter()
-        .map(|p| num(p, "pmtu_relayed"))
-        .sum();
+    let relayed = pollers_sum(&s, "pmtu_relayed");
     // Every error arrived on whichever queue the router's frames were sent to; when both
     // queues' connections lowered their MSS, some errors must have been passed across.
     let lowered_on = |p: &serde_json::Value| num(&p["tcp"], "pmtu_lowered") > 0;

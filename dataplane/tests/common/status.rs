@@ -37,6 +37,16 @@ pub fn num(v: &Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
 }
 
+/// A counter summed over every poller of a status (`pollers[].key`).
+pub fn pollers_sum(s: &Value, key: &str) -> u64 {
+    s["pollers"]
+        .as_array()
+        .expect("pollers")
+        .iter()
+        .map(|p| num(p, key))
+        .sum()
+}
+
 /// The gateway's own counters are refreshed twice a second.
 pub fn settle() {
     std::thread::sleep(Duration::from_millis(700));
