@@ -37,4 +37,5 @@ pub mod tally;
 pub mod tcp;
 pub mod testkit;
 pub mod time;
+pub mod tls;
 pub mod wire;
