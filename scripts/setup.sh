@@ -17,8 +17,9 @@ fi
 # fault tests queue packets to their NFQUEUE reorderer with `-j NFQUEUE` (this kernel's nft has
 # no `queue` statement). m4: libxdp-sys (under xsk-rs) runs it in its build script to generate
 # libxdp's BPF sources; a fresh image lacks it and the build fails with "Failed to execute m4".
+# openssl: the TLS tests make their certificates with its command line, and use s_client.
 APT_PACKAGES=(clang llvm libelf-dev zlib1g-dev pkg-config linux-libc-dev bpftool iputils-ping iproute2 ethtool nftables
-              iptables nginx libnginx-mod-http-js haproxy curl wrk python3 m4)
+              iptables nginx libnginx-mod-http-js haproxy curl wrk python3 m4 openssl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,6 +23,7 @@ use crate::tcp::{
     ConnHandle, DropReason, Endpoint, Event, FlowKey, SendBacklog, TcpConfig, TcpStats,
 };
 use crate::time::Instant;
+use crate::tls::{TlsConn, TlsStats};
 use crate::wire::PmtuMessage;
 
 /// Contiguous output room offered across the transmit ring's wrap: the most a proxied
@@ -59,6 +60,8 @@ pub struct EngineStats {
     /// Connections reset because the peer held its window at zero, with bytes waiting for
     /// it, for `http.idle_timeout` (a client that stops reading).
     pub send_timeouts: u64,
+    /// The TLS ports' handshakes and failures.
+    pub tls: TlsStats,
 }
 
 /// What a slot of [`HttpSessions`] holds on the bypass path.
@@ -72,6 +75,58 @@ struct TcpSession {
     send_stall: SendStall,
     /// The client's address (X-Forwarded-For, the pool's hashing).
     peer: SocketAddr,
+    /// On a TLS port, the connection's TLS (idle otherwise).
+    tls: TlsConn,
+}
+
+impl TcpSession {
+    /// The HTTP side is done and, on a TLS port, TLS has written its last bytes.
+    fn wants_close(&self) -> bool {
+        if self.tls.is_open() {
+            self.tls.wants_close(self.conn.wants_close())
+        } else {
+            self.conn.wants_close()
+        }
+    }
+}
+
+/// Runs HTTP (through TLS on a TLS port) over one stretch of a connection's buffers.
+#[allow(clippy::too_many_arguments)]
+fn run_http<D: HttpDriver + ?Sized>(
+    driver: &mut D,
+    tls_stats: &mut TlsStats,
+    index: usize,
+    now: Instant,
+    app: &App,
+    slot: &mut TcpSession,
+    input: &[u8],
+    output: &mut [u8],
+    mut log: Option<crate::access::AccessLogIo<'_>>,
+) -> crate::http::Progress {
+    if !slot.tls.is_open() {
+        return driver.process(
+            index,
+            now,
+            app,
+            &mut slot.conn,
+            slot.peer,
+            input,
+            output,
+            log,
+        );
+    }
+    let peer = slot.peer;
+    slot.tls.process(
+        now,
+        tls_stats,
+        input,
+        output,
+        &mut slot.conn,
+        |http, i, o| {
+            let lent = log.as_mut().map(|io| io.reborrow());
+            driver.process(index, now, app, http, peer, i, o, lent)
+        },
+    )
 }
 
 impl Session for TcpSession {
@@ -120,6 +175,11 @@ impl Engine {
     /// the first one of a connection that has not sent it yet, including connections whose
     /// handshake completes later) is answered with `Connection: close`. New connections are
     /// not refused here: the steering stops sending SYNs (the port is `draining`).
+    /// The TLS ports' handshakes and failures on this engine.
+    pub fn tls_stats(&self) -> &TlsStats {
+        &self.stats.tls
+    }
+
     pub fn begin_drain(&mut self, now: Instant) {
         self.begin_drain_driven(now, &mut Direct);
     }
@@ -383,14 +443,26 @@ impl Engine {
                 closing: false,
                 send_stall: SendStall::default(),
                 peer,
+                tls: TlsConn::default(),
             });
         slot.handle = Some(conn);
         slot.peer = peer;
         slot.closing = false;
         slot.send_stall.clear();
+        let max_head = slot.conn.limits().max_header_bytes;
+        if let Some(settings) = self.sessions.app().tls_for(port).cloned() {
+            if let Some(slot) = self.sessions.get_mut(conn.index()) {
+                slot.tls
+                    .open(settings, now, TlsConn::plain_capacity(max_head));
+                slot.conn.set_tls();
+            }
+        }
     }
 
     fn close_slot(&mut self, now: Instant, conn: ConnHandle) {
+        if let Some(slot) = self.sessions.get_mut(conn.index()) {
+            slot.tls.finish(&mut self.stats.tls);
+        }
         let ready = self.sessions.close(conn.index(), now);
         self.stats.http_closed = *self.sessions.http_closed();
         if ready {
@@ -424,6 +496,12 @@ impl Engine {
                     self.tcp.abort(conn);
                     continue;
                 }
+            }
+            if slot.tls.handle_timeout(now, &mut self.stats.tls) {
+                if let Some(conn) = slot.handle {
+                    self.service(now, conn, driver);
+                }
+                continue;
             }
             if self.sessions.handle_http_timeout(index, now) {
                 if let Some(conn) = self.sessions.get(index).and_then(|s| s.handle) {
@@ -465,16 +543,8 @@ impl Engine {
             let input = ring_tail(rx_a, rx_b, consumed);
             let output = ring_tail_mut(tx_a, tx_b, produced);
             let lent = log.as_mut().map(|io| io.reborrow());
-            let p = driver.process(
-                index,
-                now,
-                app,
-                &mut slot.conn,
-                slot.peer,
-                input,
-                output,
-                lent,
-            );
+            let tls = &mut self.stats.tls;
+            let p = run_http(driver, tls, index, now, app, slot, input, output, lent);
             consumed += p.consumed;
             produced += p.produced;
             if p.consumed > 0 || p.produced > 0 {
@@ -491,8 +561,8 @@ impl Engine {
                 let input = ring_tail(rx_a, rx_b, consumed);
                 let lent = log.as_mut().map(|io| io.reborrow());
                 let out = &mut self.out_scratch[..room];
-                let p =
-                    driver.process(index, now, app, &mut slot.conn, slot.peer, input, out, lent);
+                let tls = &mut self.stats.tls;
+                let p = run_http(driver, tls, index, now, app, slot, input, out, lent);
                 let first = (tx_a.len() - produced).min(p.produced);
                 tx_a[produced..produced + first].copy_from_slice(&self.out_scratch[..first]);
                 tx_b[..p.produced - first].copy_from_slice(&self.out_scratch[first..p.produced]);
@@ -520,23 +590,15 @@ impl Engine {
             let output = ring_tail_mut(tx_a, tx_b, produced);
             let input = &self.scratch[..head.len() + take];
             let lent = log.as_mut().map(|io| io.reborrow());
-            let p = driver.process(
-                index,
-                now,
-                app,
-                &mut slot.conn,
-                slot.peer,
-                input,
-                output,
-                lent,
-            );
+            let tls = &mut self.stats.tls;
+            let p = run_http(driver, tls, index, now, app, slot, input, output, lent);
             consumed += p.consumed;
             produced += p.produced;
             if p.consumed == 0 && p.produced == 0 {
                 break;
             }
         }
-        let close = slot.conn.wants_close();
+        let close = slot.wants_close();
         if close {
             slot.closing = true;
         }

@@ -8,7 +8,7 @@
 
 pub use xgate_core::{
     access, answers, app, engine, histogram, http, proxy, sessions, stream, tally, tcp, testkit,
-    time, wire,
+    time, tls, wire,
 };
 
 pub mod afxdp;

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 
 use crate::proxy::config::ProxyConfig;
 use crate::proxy::route::{RouteId, RouteTable, RouteTarget};
+use crate::tls::{TlsPorts, TlsSettings};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -211,6 +212,9 @@ pub struct App {
     proxy: Option<Arc<ProxyConfig>>,
     /// The response of each `respond` route, by route index.
     route_responses: Vec<Option<ResponseId>>,
+    /// The ports that speak TLS and their certificates: one generation, shared by every
+    /// thread (a connection keeps the settings it opened with).
+    tls: Option<Arc<TlsPorts>>,
 }
 
 struct Builtin {
@@ -423,6 +427,7 @@ impl App {
             date: [0; IMF_FIXDATE_LEN],
             date_secs: 0,
             proxy: None,
+            tls: None,
             route_responses: Vec::new(),
         };
         format_imf_fixdate(0, &mut app.date);
@@ -499,6 +504,37 @@ impl App {
     }
 
     /// The proxy's configuration this `App` routes by, if any.
+    /// An `App` for one serving thread in a generation: `config`'s answers, the generation's
+    /// proxy pools and routes, and its TLS ports (each shared by every thread).
+    pub fn for_generation(
+        config: &AppConfig,
+        proxy: Option<&Arc<ProxyConfig>>,
+        tls: Option<&Arc<TlsPorts>>,
+    ) -> Result<App, AppError> {
+        let mut app = App::new(config)?;
+        if let Some(proxy) = proxy {
+            app.set_proxy(Arc::clone(proxy));
+        }
+        if let Some(tls) = tls {
+            app.set_tls(Arc::clone(tls));
+        }
+        Ok(app)
+    }
+
+    /// The TLS ports of this generation.
+    pub fn set_tls(&mut self, tls: Arc<TlsPorts>) {
+        self.tls = (!tls.is_empty()).then_some(tls);
+    }
+
+    /// The TLS settings of a connection accepted on `port`, if the port speaks TLS.
+    pub fn tls_for(&self, port: u16) -> Option<&Arc<TlsSettings>> {
+        self.tls.as_ref()?.get(port)
+    }
+
+    pub fn tls(&self) -> Option<&Arc<TlsPorts>> {
+        self.tls.as_ref()
+    }
+
     pub fn proxy(&self) -> Option<&Arc<ProxyConfig>> {
         self.proxy.as_ref()
     }

@@ -716,6 +716,9 @@ pub struct HttpConn {
     upstream_wait: Option<UpstreamWait>,
     /// The route of the request being forwarded (its `Via` name is the route's).
     forward_route: Option<RouteId>,
+    /// The connection is TLS: forwarded requests say `https` (`X-Forwarded-Proto`,
+    /// `Forwarded`).
+    tls: bool,
 }
 
 /// What `start_upstream` needs of a head `process` routed upstream.
@@ -747,7 +750,18 @@ impl HttpConn {
             log: LogMarks::default(),
             upstream_wait: None,
             forward_route: None,
+            tls: false,
         }
+    }
+
+    /// Marks a connection just opened as carried by TLS (cleared by `reset`).
+    pub fn set_tls(&mut self) {
+        self.tls = true;
+    }
+
+    /// Whether the connection is carried by TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Ready for a new connection: state and counters cleared, limits kept.

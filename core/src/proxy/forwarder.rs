@@ -696,7 +696,7 @@ impl<T: UpstreamTable> Forwarder<T> {
         let start = UpstreamStart {
             client: crate::proxy::forward::ClientConn {
                 peer: client,
-                tls: false,
+                tls: http.is_tls(),
             },
             fallback_host: spec.name.as_bytes(),
             upstream_keep_alive: spec.keepalive > 0,

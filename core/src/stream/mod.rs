@@ -1,4 +1,5 @@
-//! HTTP over a reliable byte stream (a kernel TCP socket; later TLS), without the I/O.
+//! HTTP over a reliable byte stream (a kernel TCP socket, with or without TLS), without the
+//! I/O.
 //!
 //! [`StreamConn`] is one connection's HTTP side for a transport that delivers bytes in order
 //! and takes bytes to send, and that can shut its write side: it owns the `HttpConn`, an input
@@ -37,11 +38,14 @@
 //! `handle_write_shut` whenever it completes, before or after `handle_sent`; the connection
 //! then lingers without passing through `Finishing`.
 
+use std::sync::Arc;
+
 use crate::access::AccessLogIo;
 use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, Progress};
 use crate::sessions::{SendStall, Session};
 use crate::time::{Duration, Instant};
+use crate::tls::{TlsConn, TlsSettings, TlsStats};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +124,9 @@ pub struct StreamConn {
     /// The transport shut its write side behind the last bytes, before they were reported
     /// sent: linger as soon as they are.
     write_shut: bool,
+    /// On a TLS port, the connection's TLS (idle otherwise): the input buffer then holds
+    /// ciphertext, the output buffer records.
+    tls: TlsConn,
 }
 
 impl Session for StreamConn {
@@ -150,6 +157,7 @@ impl StreamConn {
             eof: false,
             eof_told: false,
             write_shut: false,
+            tls: TlsConn::default(),
         }
     }
 
@@ -181,6 +189,40 @@ impl StreamConn {
         self.eof = false;
         self.eof_told = false;
         self.write_shut = false;
+    }
+
+    /// Makes the connection just opened a TLS one, under `settings`.
+    pub fn open_tls(&mut self, settings: Arc<TlsSettings>, now: Instant) {
+        let limits = self.http.limits();
+        let max_head = limits
+            .max_header_bytes
+            .max(limits.max_trailer_bytes as usize);
+        self.tls
+            .open(settings, now, TlsConn::plain_capacity(max_head));
+        self.http.set_tls();
+    }
+
+    /// Whether this connection speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_open()
+    }
+
+    /// The connection ended at the transport: TLS counts a handshake that never finished and
+    /// frees its state.
+    pub fn finish_tls(&mut self, stats: &mut TlsStats) {
+        if self.tls.is_open() {
+            self.tls.finish(stats);
+        }
+    }
+
+    /// HTTP is done and, with TLS, its last records (the `close_notify`, or an alert) are
+    /// written.
+    fn done(&self) -> bool {
+        if self.tls.is_open() {
+            self.tls.wants_close(self.http.wants_close())
+        } else {
+            self.http.wants_close()
+        }
     }
 
     pub fn state(&self) -> Lifecycle {
@@ -234,7 +276,7 @@ impl StreamConn {
         let mut data = data;
         // Straight from `data` when nothing waits before it; not when requests may go
         // upstream: only `advance_with` runs those (the input buffer keeps them meanwhile).
-        let direct = app.proxy().is_none();
+        let direct = app.proxy().is_none() && !self.tls.is_open();
         if direct && self.in_len == 0 && !self.sending && self.out_pos == self.out_len && !self.eof
         {
             self.out_pos = 0;
@@ -301,7 +343,7 @@ impl StreamConn {
     /// a short send must not be followed by the FIN) and report it with `handle_write_shut`.
     #[must_use]
     pub fn sending_last(&self) -> bool {
-        self.sending && self.state == Lifecycle::Open && self.http.wants_close()
+        self.sending && self.state == Lifecycle::Open && self.done()
     }
 
     /// The send of `poll_transmit`'s bytes completed with `n` of them taken. Returns how many
@@ -326,9 +368,7 @@ impl StreamConn {
         match self.state {
             Lifecycle::Finishing => self.linger(now),
             // The last bytes are in flight, or sent and not yet advanced past.
-            Lifecycle::Open
-                if self.http.wants_close() && (self.sending || self.out_pos == self.out_len) =>
-            {
+            Lifecycle::Open if self.done() && (self.sending || self.out_pos == self.out_len) => {
                 self.write_shut = true
             }
             Lifecycle::Open if !self.sending && self.out_pos < self.out_len => {
@@ -359,7 +399,7 @@ impl StreamConn {
     /// `Aborted(InputOverflow)` when input can never fit (not input held for an upstream). Lingering, it drops input and
     /// closes at the peer's FIN.
     pub fn advance(&mut self, now: Instant, app: &App, draining: bool) -> Advance {
-        self.advance_logged(now, app, draining, None)
+        self.advance_logged(now, app, draining, &mut TlsStats::default(), None)
     }
 
     /// [`advance`](Self::advance), with the access log's sink when the log is on.
@@ -368,22 +408,27 @@ impl StreamConn {
         now: Instant,
         app: &App,
         draining: bool,
-        log: Option<AccessLogIo<'_>>,
+        tls_stats: &mut TlsStats,
+        mut log: Option<AccessLogIo<'_>>,
     ) -> Advance {
-        self.advance_with(now, draining, |http, input, output| match log {
-            Some(io) => http.process_logged(now, app, input, output, io),
-            None => http.process(now, app, input, output),
+        self.advance_with(now, draining, tls_stats, |http, input, output| {
+            match log.as_mut() {
+                Some(io) => http.process_logged(now, app, input, output, io.reborrow()),
+                None => http.process(now, app, input, output),
+            }
         })
     }
 
     /// [`advance`](Self::advance) with the caller's way of running HTTP over the input and
     /// output (a thread that forwards requests upstream runs them through its
-    /// `proxy::forwarder::Forwarder`); `process` is called at most once.
+    /// `proxy::forwarder::Forwarder`); without TLS, `process` is called at most once (with
+    /// TLS, as often as the records ask, over one buffer of each).
     pub fn advance_with(
         &mut self,
         now: Instant,
         draining: bool,
-        process: impl FnOnce(&mut HttpConn, &[u8], &mut [u8]) -> Progress,
+        tls_stats: &mut TlsStats,
+        mut process: impl FnMut(&mut HttpConn, &[u8], &mut [u8]) -> Progress,
     ) -> Advance {
         match self.state {
             Lifecycle::Open => {}
@@ -404,7 +449,12 @@ impl StreamConn {
         self.out_pos = 0;
         self.out_len = 0;
         let input = &self.input[..self.in_len];
-        let p = process(&mut self.http, input, &mut self.output);
+        let p = if self.tls.is_open() {
+            let (http, out) = (&mut self.http, &mut self.output);
+            self.tls.process(now, tls_stats, input, out, http, process)
+        } else {
+            process(&mut self.http, input, &mut self.output)
+        };
         self.consume_input(p.consumed);
         self.out_len = p.produced;
         if self.eof && !self.eof_told {
@@ -421,7 +471,7 @@ impl StreamConn {
         // Draining ends a connection with no input waiting, unless its request is at an
         // upstream (its answer is still to come).
         let idle = self.in_len == 0 && !self.http.is_forwarding();
-        if self.http.wants_close() || (draining && idle) {
+        if self.done() || (draining && idle) {
             if self.eof {
                 self.state = Lifecycle::Closed;
             } else if self.write_shut {
@@ -456,17 +506,27 @@ impl StreamConn {
             .sending
             .then(|| self.send_stall.since().map(|t| t + send_limit))
             .flatten();
-        [linger, send, self.http.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            linger,
+            send,
+            self.http.poll_timeout(),
+            self.tls.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs what is due at `now`: lingering ends (`Closed`); a send in flight for
     /// `send_limit` without completing cuts the connection (`Aborted(SendTimeout)`); else
     /// HTTP's deadline. Returns true if HTTP's deadline fired: `advance` then.
     #[must_use]
-    pub fn handle_timeout(&mut self, now: Instant, send_limit: Duration) -> bool {
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        send_limit: Duration,
+        tls_stats: &mut TlsStats,
+    ) -> bool {
         match self.state {
             Lifecycle::Open => {}
             Lifecycle::Lingering { until } if now >= until => {
@@ -480,6 +540,10 @@ impl StreamConn {
         if self.sending && self.send_stall.check(now, Some(self.sent), send_limit) {
             self.state = Lifecycle::Aborted(AbortReason::SendTimeout);
             return false;
+        }
+        if self.tls.handle_timeout(now, tls_stats) {
+            // The handshake took too long: `advance` closes (TLS then wants the close).
+            return true;
         }
         if self.http.poll_timeout().is_some_and(|t| t <= now) {
             self.http.handle_timeout(now);

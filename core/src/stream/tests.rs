@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::app::AppConfig;
+use crate::tls::TlsStats;
 
 const RECV_LEN: usize = 1024;
 const OUTPUT_LEN: usize = 4096;
@@ -159,11 +160,15 @@ fn lingering_ends_at_its_deadline_without_the_peer_fin() {
     f.flush(usize::MAX);
     let until = f.now + LINGER;
     assert_eq!(f.conn.poll_timeout(SEND_LIMIT), Some(until));
+    assert!(!f.conn.handle_timeout(
+        until - Duration::from_millis(1),
+        SEND_LIMIT,
+        &mut TlsStats::default()
+    ));
+    assert_eq!(f.conn.state(), Lifecycle::Lingering { until });
     assert!(!f
         .conn
-        .handle_timeout(until - Duration::from_millis(1), SEND_LIMIT));
-    assert_eq!(f.conn.state(), Lifecycle::Lingering { until });
-    assert!(!f.conn.handle_timeout(until, SEND_LIMIT));
+        .handle_timeout(until, SEND_LIMIT, &mut TlsStats::default()));
     assert_eq!(f.conn.state(), Lifecycle::Closed);
     assert_eq!(f.conn.poll_timeout(SEND_LIMIT), None);
 }
@@ -271,11 +276,15 @@ fn a_send_in_flight_for_the_send_limit_is_cut() {
         Some(t0 + SEND_LIMIT),
         "the send deadline comes before HTTP's idle deadline at {idle:?}"
     );
+    assert!(!f.conn.handle_timeout(
+        t0 + SEND_LIMIT - Duration::from_millis(1),
+        SEND_LIMIT,
+        &mut TlsStats::default()
+    ));
+    assert_eq!(f.conn.state(), Lifecycle::Open);
     assert!(!f
         .conn
-        .handle_timeout(t0 + SEND_LIMIT - Duration::from_millis(1), SEND_LIMIT));
-    assert_eq!(f.conn.state(), Lifecycle::Open);
-    assert!(!f.conn.handle_timeout(t0 + SEND_LIMIT, SEND_LIMIT));
+        .handle_timeout(t0 + SEND_LIMIT, SEND_LIMIT, &mut TlsStats::default()));
     assert_eq!(f.conn.state(), Lifecycle::Aborted(AbortReason::SendTimeout));
 }
 
@@ -290,7 +299,9 @@ fn a_slow_reader_that_keeps_taking_bytes_is_not_cut() {
         let n = bytes.len().min(1000);
         f.now += Duration::from_secs(4);
         // (HTTP's idle deadline may fire once the whole answer is produced.)
-        let _ = f.conn.handle_timeout(f.now, SEND_LIMIT);
+        let _ = f
+            .conn
+            .handle_timeout(f.now, SEND_LIMIT, &mut TlsStats::default());
         assert!(!matches!(f.conn.state(), Lifecycle::Aborted(_)));
         f.conn.handle_sent(n);
         got += n;
@@ -333,12 +344,15 @@ fn the_http_idle_timeout_closes_an_idle_connection_through_finishing() {
     let mut f = Fixture::new();
     let deadline = f.conn.poll_timeout(SEND_LIMIT).unwrap();
     assert_eq!(deadline, f.now + HttpLimits::default().idle_timeout);
-    assert!(!f
-        .conn
-        .handle_timeout(deadline - Duration::from_millis(1), SEND_LIMIT));
+    assert!(!f.conn.handle_timeout(
+        deadline - Duration::from_millis(1),
+        SEND_LIMIT,
+        &mut TlsStats::default()
+    ));
     f.now = deadline;
     assert!(
-        f.conn.handle_timeout(deadline, SEND_LIMIT),
+        f.conn
+            .handle_timeout(deadline, SEND_LIMIT, &mut TlsStats::default()),
         "HTTP's deadline fired"
     );
     f.advance(false);
@@ -385,9 +399,11 @@ fn abort_ends_the_connection_once_and_keeps_the_first_reason() {
     );
     assert!(!f.conn.wants_recv());
     assert_eq!(f.conn.advance(f.now, &f.app, false), Advance::Waiting);
-    assert!(!f
-        .conn
-        .handle_timeout(f.now + Duration::from_secs(3600), SEND_LIMIT));
+    assert!(!f.conn.handle_timeout(
+        f.now + Duration::from_secs(3600),
+        SEND_LIMIT,
+        &mut TlsStats::default()
+    ));
     f.conn.abort(AbortReason::SendTimeout);
     assert_eq!(f.conn.state(), Lifecycle::Aborted(AbortReason::Transport));
     assert_eq!(f.conn.poll_timeout(SEND_LIMIT), None);

@@ -203,6 +203,32 @@ impl TlsSettings {
     }
 }
 
+/// Which listening ports speak TLS, each with its settings: one generation, shared by every
+/// thread through its `App` (a reload makes a new one).
+#[derive(Debug, Default)]
+pub struct TlsPorts {
+    ports: Vec<(u16, Arc<TlsSettings>)>,
+}
+
+impl TlsPorts {
+    pub fn new(ports: Vec<(u16, Arc<TlsSettings>)>) -> Self {
+        TlsPorts { ports }
+    }
+
+    /// The settings of `port`, if it speaks TLS (a few ports: a linear search).
+    pub fn get(&self, port: u16) -> Option<&Arc<TlsSettings>> {
+        self.ports.iter().find(|(p, _)| *p == port).map(|(_, s)| s)
+    }
+
+    pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ports.iter().map(|(p, _)| *p)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+}
+
 /// The certificates of a port by server name: exact names, then wildcards one label deep,
 /// then the default. A name may have one chain per kind of key (ECDSA, RSA, Ed25519): the
 /// client gets the first whose signature schemes it offered.

@@ -16,7 +16,7 @@ mod conn;
 mod stats;
 
 pub use config::{
-    CertificatePem, MinVersion, TlsConfigError, TlsOptions, TlsSettings, TlsShared,
+    CertificatePem, MinVersion, TlsConfigError, TlsOptions, TlsPorts, TlsSettings, TlsShared,
     UnknownServerName, ALPN_HTTP11,
 };
 pub use conn::TlsConn;

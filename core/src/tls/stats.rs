@@ -2,6 +2,7 @@
 //! negotiated, and why handshakes failed. Plain counters, summed across threads by the owner.
 
 use rustls::CipherSuite;
+use serde::{Deserialize, Serialize};
 
 /// Why a TLS connection ended before or instead of carrying HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +107,8 @@ pub fn suite_name(i: usize) -> &'static str {
 }
 
 /// Counters of one thread's TLS connections.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TlsStats {
     /// Handshakes completed with a full key exchange and certificate.
     pub handshakes_full: u64,

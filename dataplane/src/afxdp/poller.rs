@@ -43,6 +43,7 @@ use crate::proxy::forwarder::{Direct, HttpDriver, UpstreamServerState};
 use crate::tally::PortCount;
 use crate::tcp::{DropReason, TcpStats};
 use crate::time::{Duration, Instant};
+use crate::tls::TlsStats;
 use crate::upstream::{UpstreamSide, UpstreamSideConfig};
 
 use super::{AfXdpError, Clock, PmtuRelay, TxOutcome, Waker, XskQueue};
@@ -143,6 +144,8 @@ macro_rules! counters {
             http: Mutex<HttpStats>,
             /// Each upstream server as this poller sees it, copied with the HTTP counters.
             upstreams: Mutex<Vec<UpstreamServerState>>,
+            /// The engine's TLS counters, copied with the gauges.
+            tls: Mutex<TlsStats>,
         }
 
         impl PollerStats {
@@ -158,6 +161,11 @@ macro_rules! counters {
             /// The engine's HTTP counters as last published.
             pub fn http_stats(&self) -> HttpStats {
                 *self.http.lock().unwrap_or_else(|e| e.into_inner())
+            }
+
+            /// The engine's TLS counters as last published.
+            pub fn tls_stats(&self) -> TlsStats {
+                *self.tls.lock().unwrap_or_else(|e| e.into_inner())
             }
 
             /// The upstream servers as last published.
@@ -793,6 +801,10 @@ impl Poller {
         let tcp = self.engine.tcp_stats();
         if let Ok(mut shared) = self.stats.tcp.try_lock() {
             shared.clone_from(tcp);
+        }
+        // A plain copy (no allocation), with the TCP counters: a failure is visible at once.
+        if let Ok(mut shared) = self.stats.tls.try_lock() {
+            *shared = *self.engine.tls_stats();
         }
         if now >= self.next_http_publish {
             if let Ok(mut shared) = self.stats.http.try_lock() {

@@ -54,6 +54,56 @@ pub struct ConfigFile {
     /// Which requests go to a pool, a configured response or the gateway's own answers.
     #[serde(default)]
     pub route: Vec<ProxyRouteEntry>,
+    /// The certificates and policies of the ports with `tls = true`.
+    #[serde(default)]
+    pub tls: TlsSection,
+}
+
+/// `[tls]`: what every port with `tls = true` serves.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// `"1.2"` (TLS 1.2 and 1.3, the default) or `"1.3"` (TLS 1.3 only).
+    pub min_version: Option<TlsVersionKey>,
+    /// A server name with no certificate: `"default"` (the default certificate) or `"reject"`
+    /// (the `unrecognized_name` alert).
+    pub unknown_server_name: Option<UnknownServerNameKey>,
+    pub handshake_timeout_ms: Option<u64>,
+    /// Sessions remembered for clients without tickets (restart to change).
+    pub session_cache: Option<usize>,
+    #[serde(default)]
+    pub certificate: Vec<CertificateEntry>,
+}
+
+/// `[[tls.certificate]]`: one chain and its key, and the names it serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateEntry {
+    /// PEM: the certificate, then its intermediates.
+    pub cert: PathBuf,
+    /// PEM: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// `example.com`, `*.example.com`: each must be covered by the certificate.
+    #[serde(default)]
+    pub server_names: Vec<String>,
+    /// Served when the client names no server, or one without a certificate.
+    #[serde(default)]
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TlsVersionKey {
+    #[serde(rename = "1.2")]
+    V12,
+    #[serde(rename = "1.3")]
+    V13,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownServerNameKey {
+    Default,
+    Reject,
 }
 
 /// `[access_log]`: one line per request, written off the serving threads.
@@ -105,6 +155,9 @@ pub struct PortEntry {
     /// The address this port's listener binds to (default: the top-level `listen_addr`).
     #[serde(default)]
     pub listen_addr: Option<IpAddr>,
+    /// Terminate TLS on this port (certificates in `[tls]`), on both paths.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

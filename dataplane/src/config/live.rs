@@ -1,6 +1,6 @@
 //! What a running gateway may change without a restart, and where it reads it again: the same
 //! file and the same flags, checked as at start (`xgate reload`, SIGHUP). Only `[http]`,
-//! `[app]`, `[[upstream]]` and `[[route]]` may change; any other change is refused with the
+//! `[app]`, `[[upstream]]`, `[[route]]` and `[tls]` (but its session cache) may change; any other change is refused with the
 //! keys that would need a restart.
 
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::app::AppConfig;
 use crate::http::HttpLimits;
 
-use super::{build, invalid, ConfigError, ConfigFile, Overrides, ProxyConfig};
+use super::{build, invalid, ConfigError, ConfigFile, Overrides, ProxyConfig, TlsConfig};
 
 /// What a reload may change: the routes, the HTTP limits (both paths) and the proxy's pools
 /// and routes. A reload builds new pools from `proxy`; a request in flight is to keep the
@@ -18,11 +18,13 @@ pub struct LiveConfig {
     pub app: AppConfig,
     pub http: HttpLimits,
     pub proxy: ProxyConfig,
+    /// The TLS ports' certificates and policies (the ports themselves need a restart).
+    pub tls: TlsConfig,
 }
 
 /// Where a running gateway's configuration came from (the file and the command-line values),
 /// kept to read it again at a reload (`xgate reload`, SIGHUP), checked as at start. Only
-/// `[http]`, `[app]`, `[[upstream]]` and `[[route]]` may change; any other change is refused
+/// `[http]`, `[app]`, `[[upstream]]`, `[[route]]` and `[tls]` (but its session cache) may change; any other change is refused
 /// with the keys that would need a restart.
 #[derive(Debug, Clone)]
 pub struct ConfigSource {
@@ -55,8 +57,8 @@ impl ConfigSource {
         if !changed.is_empty() {
             return Err(invalid(
                 changed.join(", "),
-                "changed, and only [http], [app], [[upstream]] and [[route]] can change \
-                 without a restart (switch ports with `xgate bypass`); nothing was reloaded",
+                "changed, and only [http], [app], [[upstream]], [[route]] and [tls] (not its \
+                 session_cache) can change without a restart (switch ports with `xgate bypass`); nothing was reloaded",
             ));
         }
         let built = build(&file, &self.overrides)?;
@@ -65,6 +67,7 @@ impl ConfigSource {
             app: built.gateway.app,
             http: built.gateway.engine.http,
             proxy: built.proxy,
+            tls: built.tls,
         })
     }
 }
@@ -91,6 +94,7 @@ impl ConfigFile {
             access_log,
             upstream: _,
             route: _,
+            tls,
         } = self;
         let mut changed = Vec::new();
         let mut check = |name, same: bool| {
@@ -114,6 +118,12 @@ impl ConfigFile {
         check("[admin]", *admin == new.admin);
         check("[log]", *log == new.log);
         check("[access_log]", *access_log == new.access_log);
+        // The session cache is made once, for the life of the process (the ticket keys with
+        // it); the certificates and policies may change.
+        check(
+            "tls.session_cache",
+            tls.session_cache == new.tls.session_cache,
+        );
         changed
     }
 }

@@ -16,6 +16,7 @@ use super::checks::{
     app_section, bypass_section, http_section, in_range, kernel_section, tcp_section,
 };
 use super::proxy::proxy_sections;
+use super::tls::tls_section;
 use super::{invalid, valid_iface, ConfigError, ConfigFile, KernelDrive, LogFormatKey, RunConfig};
 
 /// Command-line values laid over the file: `Some` (or a non-empty list) wins.
@@ -148,6 +149,13 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
     }
     let access_log = access_log(file, over)?;
     let proxy = proxy_sections(&file.upstream, &file.route)?;
+    let tls_ports = file
+        .ports
+        .iter()
+        .filter(|p| p.tls && gw.ports.iter().any(|s| s.port == p.port))
+        .map(|p| p.port)
+        .collect();
+    let tls = tls_section(&file.tls, tls_ports)?;
     Ok(RunConfig {
         gateway: gw,
         kernel,
@@ -161,6 +169,7 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
         log,
         access_log,
         proxy,
+        tls,
     })
 }
 

@@ -25,6 +25,7 @@ pub mod merge;
 pub mod proxy;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
@@ -36,14 +37,15 @@ use crate::logging::LogConfig;
 use crate::time::Duration;
 
 pub use file::{
-    AccessLogSection, AdminSection, AppSection, BindModeKey, BypassSection, ConfigFile, HeaderList,
-    HealthCheckEntry, HttpSection, KernelPathSection, LogFormatKey, LogSection, PolicyKey,
-    PortEntry, ProxyRouteEntry, RespondEntry, RouteEntry, ServerEntry, TcpSection, UpstreamEntry,
-    WakeupKey, XdpModeKey,
+    AccessLogSection, AdminSection, AppSection, BindModeKey, BypassSection, CertificateEntry,
+    ConfigFile, HeaderList, HealthCheckEntry, HttpSection, KernelPathSection, LogFormatKey,
+    LogSection, PolicyKey, PortEntry, ProxyRouteEntry, RespondEntry, RouteEntry, ServerEntry,
+    TcpSection, TlsSection, UpstreamEntry, WakeupKey, XdpModeKey,
 };
 pub use live::{ConfigSource, LiveConfig};
 pub use merge::{build, Overrides};
 pub use proxy::{HashKeySource, HealthCheck, ProxyConfig, UpstreamConfig};
+pub use tls::TlsConfig;
 
 /// How the kernel path is driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,8 @@ pub struct RunConfig {
     pub access_log: Option<AccessLogConfig>,
     /// The reverse proxy's pools and routes (`[[upstream]]`, `[[route]]`).
     pub proxy: ProxyConfig,
+    /// The TLS ports and their certificates.
+    pub tls: TlsConfig,
 }
 
 /// A configuration the gateway refuses, naming the key (`tcp.mss`, `ports[2].port`, or the

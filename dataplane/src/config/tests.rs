@@ -512,10 +512,35 @@ fn static_dir_errors_name_the_key_and_the_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A certificate for `names` and its key, written as PEM under `dir` as `stem`.crt/.key.
+fn write_cert(dir: &std::path::Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (crt, keyfile) = (
+        dir.join(format!("{stem}.crt")),
+        dir.join(format!("{stem}.key")),
+    );
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&keyfile, key.serialize_pem()).unwrap();
+    (crt, keyfile)
+}
+
 #[test]
 fn the_shipped_example_is_valid() {
-    let text = include_str!("../../../docs/xgate.example.toml");
-    let c = build(&parse(text), &Overrides::default()).unwrap();
+    // Its certificate files made where a test may write (the rest of the file as shipped).
+    let dir = std::env::temp_dir().join(format!("xgate-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_cert(&dir, "example.com", &["example.com", "*.example.com"]);
+    let text = include_str!("../../../docs/xgate.example.toml")
+        .replace("/etc/xgate/", &format!("{}/", dir.display()));
+    let c = build(&parse(&text), &Overrides::default()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(c.tls.ports, vec![443], "a TLS port");
+    assert_eq!(c.tls.certificates.len(), 1);
     assert!(!c.gateway.ports.is_empty());
     assert_eq!(
         c.access_log.map(|a| a.path),
@@ -968,4 +993,86 @@ fn unknown_proxy_keys_are_refused_by_the_parser() {
     let e =
         ConfigFile::parse("[[route]]\nupstream = \"u\"\nset_headers = { A = 1 }\n").unwrap_err();
     assert!(e.contains("set_headers"), "{e}");
+}
+
+#[test]
+fn tls_is_checked_key_by_key_and_its_files_named() {
+    let dir = std::env::temp_dir().join(format!("xgate-tls-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, key) = write_cert(&dir, "a", &["a.test"]);
+    let (_, other_key) = write_cert(&dir, "b", &["b.test"]);
+    let none = Overrides::default();
+    let base = "interface = \"e\"\n[[ports]]\nport = 443\ntls = true\n[[ports]]\nport = 80\n";
+    let cert = |c: &PathBuf, k: &PathBuf, names: &str| {
+        format!(
+            "[[tls.certificate]]\ncert = \"{}\"\nkey = \"{}\"\nserver_names = {names}\n",
+            c.display(),
+            k.display()
+        )
+    };
+    // A good one: port 443 only, the defaults.
+    let good = format!("{base}[tls]\n{}", cert(&crt, &key, "[\"a.test\"]"));
+    let c = build(&parse(&good), &none).unwrap();
+    assert_eq!(c.tls.ports, vec![443]);
+    assert_eq!(
+        c.tls.session_cache,
+        crate::config::tls::DEFAULT_SESSION_CACHE
+    );
+    assert!(c
+        .tls
+        .load(&crate::tls::TlsShared::new(0).unwrap())
+        .unwrap()
+        .is_some());
+    // No certificate for a TLS port.
+    assert!(problem(base, &none).starts_with("tls.certificate: port 443 has tls = true"));
+    // A file that is not there, named.
+    let missing = dir.join("missing.crt");
+    let p = problem(
+        &format!("{base}{}", cert(&missing, &key, "[\"a.test\"]")),
+        &none,
+    );
+    assert!(
+        p.starts_with("tls.certificate[0].cert: ") && p.contains("missing.crt"),
+        "{p}"
+    );
+    // A key that is not the certificate's: both files named.
+    let p = problem(
+        &format!("{base}{}", cert(&crt, &other_key, "[\"a.test\"]")),
+        &none,
+    );
+    assert!(p.contains("b.key") && p.contains("a.crt"), "{p}");
+    // A name the certificate does not cover; no name and not the default.
+    let p = problem(
+        &format!("{base}{}", cert(&crt, &key, "[\"b.test\"]")),
+        &none,
+    );
+    assert!(p.contains("does not cover server name \"b.test\""), "{p}");
+    let p = problem(&format!("{base}{}", cert(&crt, &key, "[]")), &none);
+    assert!(
+        p.starts_with("tls.certificate[0].server_names: empty"),
+        "{p}"
+    );
+    // Values out of range, unknown values.
+    let with = |extra: &str| format!("{base}[tls]\n{extra}\n{}", cert(&crt, &key, "[\"a.test\"]"));
+    assert!(
+        problem(&with("handshake_timeout_ms = 5"), &none).starts_with("tls.handshake_timeout_ms")
+    );
+    let unknown = ConfigFile::parse(&with("min_version = \"1.1\"")).unwrap_err();
+    assert!(unknown.to_string().contains("1.1"), "{unknown}");
+    let strict = build(
+        &parse(&with(
+            "min_version = \"1.3\"\nunknown_server_name = \"reject\"",
+        )),
+        &none,
+    )
+    .unwrap();
+    assert_eq!(
+        strict.tls.options.min_version,
+        crate::tls::MinVersion::Tls13
+    );
+    assert_eq!(
+        strict.tls.options.unknown_server_name,
+        crate::tls::UnknownServerName::Reject
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -43,6 +43,7 @@ use crate::proxy::config::ProxyConfig;
 use crate::proxy::forwarder::UpstreamServerState;
 use crate::proxy::health::HealthBoard;
 use crate::sys::socket;
+use crate::tls::{TlsPorts, TlsStats};
 use crate::upstream::{UpstreamConnsConfig, UpstreamSideConfig};
 
 use super::access_log::AccessLinks;
@@ -114,6 +115,9 @@ pub struct BypassConfig {
     pub app: AppConfig,
     /// The proxy's pools and routes, shared by every poller's `App`; `None`: no `[[route]]`.
     pub proxy: Option<Arc<ProxyConfig>>,
+    /// The TLS ports and their certificates, shared by every poller's `App`; `None`: no port
+    /// speaks TLS.
+    pub tls: Option<Arc<TlsPorts>>,
     /// Consistent hashing's key, the same on every poller (and the kernel path: see
     /// `gateway::run`).
     pub upstream_hash_key: HashKey,
@@ -156,6 +160,7 @@ impl BypassConfig {
             engine: EngineConfig::default(),
             app: AppConfig::default(),
             proxy: None,
+            tls: None,
             upstream_hash_key: HashKey([0; 16]),
             upstream_health: None,
             max_user_flows: 262_144,
@@ -356,10 +361,7 @@ impl Bypass {
         });
         for q in 0..queues {
             let queue = XskQueue::open(&xsk_config, q, steering.maps())?;
-            let mut app = App::new(&config.app)?;
-            if let Some(proxy) = &config.proxy {
-                app.set_proxy(Arc::clone(proxy));
-            }
+            let app = App::for_generation(&config.app, config.proxy.as_ref(), config.tls.as_ref())?;
             let engine = Engine::new(config.engine.clone(), app, secret, clock.now());
             let mut poller_config = config.poller.clone();
             poller_config.core = cores.get(q as usize).copied();
@@ -502,6 +504,11 @@ impl Bypass {
         self.pollers.iter().map(|p| p.stats.http_stats()).collect()
     }
 
+    /// Each poller's TLS counters, by queue.
+    pub fn tls_stats_by_queue(&self) -> Vec<TlsStats> {
+        self.pollers.iter().map(|p| p.stats.tls_stats()).collect()
+    }
+
     /// Each poller's view of the upstream servers, one after the other (merge them with
     /// `UpstreamServerState::merge`).
     pub fn upstream_states(&self) -> Vec<UpstreamServerState> {
@@ -573,18 +580,13 @@ impl Bypass {
         &self,
         app: &AppConfig,
         proxy: Option<&Arc<ProxyConfig>>,
+        tls: Option<&Arc<TlsPorts>>,
         limits: HttpLimits,
     ) -> Result<(), AppError> {
         let apps = self
             .pollers
             .iter()
-            .map(|_| {
-                let mut app = App::new(app)?;
-                if let Some(proxy) = proxy {
-                    app.set_proxy(Arc::clone(proxy));
-                }
-                Ok(app)
-            })
+            .map(|_| App::for_generation(app, proxy, tls))
             .collect::<Result<Vec<_>, _>>()?;
         for (p, app) in self.pollers.iter().zip(apps) {
             p.reload.post(Served { app, limits });

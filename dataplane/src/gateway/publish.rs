@@ -18,6 +18,7 @@ use crate::report::{
 use crate::tcp::TcpStats;
 
 use super::Bypass;
+use crate::tls::TlsStats;
 
 /// The gateway's published state and where the kernel path's thread leaves its counters.
 pub(super) struct Publisher {
@@ -42,10 +43,12 @@ impl Publisher {
             .iter()
             .zip(bypass.tcp_stats_by_queue())
             .zip(bypass.http_stats_by_queue())
+            .zip(bypass.tls_stats_by_queue())
             .enumerate()
-            .map(|(q, ((c, tcp), http))| {
+            .map(|(q, (((c, tcp), http), tls))| {
                 let mut p = poller_state(q as u32, c, &tcp, &http);
                 p.core = cores.get(q).copied().flatten();
+                p.tls = tls;
                 p
             })
             .collect();
@@ -113,6 +116,7 @@ pub(super) fn poller_state(
         pmtu_relay_dropped: c.pmtu_relay_dropped,
         upstream_no_server: c.upstream_no_server,
         upstream_no_connection: c.upstream_no_connection,
+        tls: TlsStats::default(),
     }
 }
 
@@ -136,6 +140,7 @@ pub(super) fn kernel_state(kernel: &KernelPath) -> KernelState {
         upstream_no_server: kernel.forwarder_stats().no_server,
         upstream_no_connection: kernel.forwarder_stats().no_connection,
         upstreams: kernel.upstream_states(),
+        tls: stats.tls,
     }
 }
 

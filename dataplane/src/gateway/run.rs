@@ -39,6 +39,7 @@ use crate::report::{
     unix_ms, AccessLogState, KernelState, ReloadState, ReportError, RuntimeState, ServedPort,
     REFRESH,
 };
+use crate::tls::TlsShared;
 use crate::upstream::{UpstreamConnsConfig, UpstreamSideConfig};
 
 use super::access_log::{self, AccessLinks, AccessLogError, AccessLogWriter};
@@ -80,6 +81,8 @@ pub enum RunError {
     Report(#[from] ReportError),
     #[error(transparent)]
     AccessLog(#[from] AccessLogError),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// What the caller is told once the gateway serves.
@@ -159,6 +162,14 @@ fn run_in_cgroup(
     crate::sys::random_bytes(&mut hash_key).map_err(kernel_err("getrandom"))?;
     let proxy = proxy_generation(&config.proxy);
     gw_config.proxy = proxy.clone();
+    // The ticket keys and the session cache: one set for every thread, kept across reloads.
+    let tls_shared =
+        TlsShared::new(config.tls.session_cache).map_err(|e| RunError::Tls(e.to_string()))?;
+    let tls = config
+        .tls
+        .load(&tls_shared)
+        .map_err(|e| RunError::Tls(e.to_string()))?;
+    gw_config.tls = tls.clone();
     gw_config.upstream_hash_key = HashKey(hash_key);
     // The active health checks' verdicts, followed by every serving thread.
     let health_board = Arc::new(HealthBoard::default());
@@ -167,10 +178,7 @@ fn run_in_cgroup(
         Bypass::start_logged(&gw_config, access_buffer.map(|n| (&mut access_links, n)))?;
 
     // The kernel path takes every listener (they stay open, so the ports stay tagged).
-    let mut app = App::new(&gw_config.app)?;
-    if let Some(proxy) = &proxy {
-        app.set_proxy(Arc::clone(proxy));
-    }
+    let app = App::for_generation(&gw_config.app, proxy.as_ref(), tls.as_ref())?;
     // The pollers' and the kernel path's Apps share the files; this copy of the config need
     // not keep them (a reload reads the directory again).
     gw_config.app.files = StaticFiles::default();
@@ -308,6 +316,7 @@ fn run_in_cgroup(
                     &kernel_reload,
                     &publisher.state.reload,
                     (&mut health_checker, &health_board),
+                    &tls_shared,
                 );
             }
             Some(sig) => break Ok(sig),
@@ -429,16 +438,17 @@ fn apply_reload(
     kernel: &ReloadMailbox,
     before: &ReloadState,
     (checker, board): (&mut Option<HealthChecker>, &Arc<HealthBoard>),
+    tls_shared: &TlsShared,
 ) -> ReloadState {
     let outcome = reread().map_err(|e| e.to_string()).and_then(|next| {
         // Everything is built before anything is handed over: all or nothing.
         let proxy = proxy_generation(&next.proxy);
-        let mut kernel_app = App::new(&next.app).map_err(|e| e.to_string())?;
-        if let Some(proxy) = &proxy {
-            kernel_app.set_proxy(Arc::clone(proxy));
-        }
+        // New certificates for new connections; open ones keep theirs.
+        let tls = next.tls.load(tls_shared).map_err(|e| e.to_string())?;
+        let kernel_app = App::for_generation(&next.app, proxy.as_ref(), tls.as_ref())
+            .map_err(|e| e.to_string())?;
         gateway
-            .reload(&next.app, proxy.as_ref(), next.http)
+            .reload(&next.app, proxy.as_ref(), tls.as_ref(), next.http)
             .map_err(|e| e.to_string())?;
         kernel.post(Served {
             app: kernel_app,

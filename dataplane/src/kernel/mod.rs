@@ -68,6 +68,7 @@ use crate::stream::{AbortReason, Advance, Lifecycle, StreamConfig, StreamConn};
 use crate::sys::socket;
 use crate::tally::{PortCount, TallySlot};
 use crate::time::{Duration, Instant};
+use crate::tls::TlsStats;
 use crate::upstream::UpstreamSide;
 use bufring::BufRing;
 use ring::{split_user_data, user_data, Op, Ring, GEN_MASK, REAP_BATCH};
@@ -168,6 +169,8 @@ pub struct KernelStats {
     /// HTTP counters summed over connections that have closed.
     pub http_closed: HttpStats,
     pub errors: KernelErrors,
+    /// The TLS ports' handshakes and failures.
+    pub tls: TlsStats,
 }
 
 struct Listener {
@@ -657,6 +660,15 @@ impl KernelPath {
         c.fd = fd;
         c.gen = c.gen.wrapping_add(1) & GEN_MASK;
         c.stream.open(in_cap);
+        let port = self.listeners[listener].addr.port();
+        if let Some(settings) = self.sessions.app().tls_for(port).cloned() {
+            if let Some(c) = self.sessions.get_mut(index) {
+                c.stream.open_tls(settings, now);
+            }
+        }
+        let Some(c) = self.sessions.get_mut(index) else {
+            return;
+        };
         c.recv_pending = false;
         c.send_pending = false;
         c.shut_pending = false;
@@ -861,7 +873,7 @@ impl KernelPath {
             let _ = self.upstream.get();
         }
         loop {
-            let Some((c, app, log)) = self.sessions.with_app_log(index) else {
+            let Some((c, app, mut log)) = self.sessions.with_app_log(index) else {
                 return;
             };
             if c.closing() {
@@ -871,16 +883,22 @@ impl KernelPath {
             let advance = match self.upstream.built() {
                 Some(forwarder) if app.proxy().is_some() || forwarder.is_forwarding(index) => {
                     let peer = c.peer;
-                    c.stream.advance_with(now, draining, |http, input, output| {
-                        forwarder.process(index, now, app, http, peer, input, output, log)
-                    })
+                    let tls = &mut self.stats.tls;
+                    c.stream
+                        .advance_with(now, draining, tls, |http, input, output| {
+                            let log = log.as_mut().map(|io| io.reborrow());
+                            forwarder.process(index, now, app, http, peer, input, output, log)
+                        })
                 }
                 // No upstream side: a request routed upstream is answered 502 (`Direct`).
                 _ => {
                     let peer = c.peer;
-                    c.stream.advance_with(now, draining, |http, input, output| {
-                        Direct.process(index, now, app, http, peer, input, output, log)
-                    })
+                    let tls = &mut self.stats.tls;
+                    c.stream
+                        .advance_with(now, draining, tls, |http, input, output| {
+                            let log = log.as_mut().map(|io| io.reborrow());
+                            Direct.process(index, now, app, http, peer, input, output, log)
+                        })
                 }
             };
             if advance != Advance::Waiting {
@@ -999,6 +1017,7 @@ impl KernelPath {
             return;
         }
         c.recv_deferred = false;
+        c.stream.finish_tls(&mut self.stats.tls);
         let fd = c.fd;
         c.fd = -1;
         let now = self.now();
@@ -1072,7 +1091,9 @@ impl KernelPath {
                 self.close_conn(index, true);
                 continue;
             }
-            let http_due = c.stream.handle_timeout(now, send_limit);
+            let http_due = c
+                .stream
+                .handle_timeout(now, send_limit, &mut self.stats.tls);
             match c.stream.state() {
                 // The linger deadline passed.
                 Lifecycle::Closed => self.close_conn(index, false),

@@ -23,6 +23,7 @@ use crate::http::HttpStats;
 use crate::proxy::forwarder::UpstreamServerState;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
+use crate::tls::TlsStats;
 
 use super::ReportError;
 
@@ -169,6 +170,9 @@ pub struct PollerState {
     pub upstream_no_server: u64,
     #[serde(default)]
     pub upstream_no_connection: u64,
+    /// The TLS ports' handshakes and failures on this engine.
+    #[serde(default)]
+    pub tls: TlsStats,
 }
 
 /// The kernel path's counters.
@@ -202,6 +206,9 @@ pub struct KernelState {
     /// The upstream servers as the kernel path sees them.
     #[serde(default)]
     pub upstreams: Vec<UpstreamServerState>,
+    /// The TLS ports' handshakes and failures on the kernel path.
+    #[serde(default)]
+    pub tls: TlsStats,
 }
 
 /// Milliseconds since the Unix epoch.

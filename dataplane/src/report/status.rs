@@ -12,6 +12,7 @@ use crate::http::HttpStats;
 use crate::proxy::forwarder::UpstreamServerState;
 use crate::tally::PortCount;
 use crate::tcp::TcpStats;
+use crate::tls::TlsStats;
 
 use super::state::{unix_ms, AccessLogState, KernelState, PollerState, ReloadState, RuntimeState};
 use super::ReportError;
@@ -88,6 +89,9 @@ pub struct Status {
     pub bypass_tcp: TcpStats,
     /// The bypass engines' HTTP counters summed over the pollers (status classes, latency).
     pub bypass_http: HttpStats,
+    /// The bypass engines' TLS counters summed over the pollers.
+    #[serde(default)]
+    pub bypass_tls: TlsStats,
     pub kernel_path: KernelState,
     /// Reloads asked for (`xgate reload`, SIGHUP) and how they went.
     pub reload: ReloadState,
@@ -189,6 +193,13 @@ impl Status {
                 .fold(HttpStats::default(), |mut h, p| {
                     h.add(&p.http);
                     h
+                }),
+            bypass_tls: runtime
+                .pollers
+                .iter()
+                .fold(TlsStats::default(), |mut t, p| {
+                    t.add(&p.tls);
+                    t
                 }),
             pollers: runtime.pollers.clone(),
             kernel_path: runtime.kernel.clone(),

@@ -19,6 +19,7 @@ mod text;
 use crate::http::HttpStats;
 use crate::report::{PollerState, Status};
 use crate::tcp::DropReason;
+use crate::tls::{suite_name, TlsFailure, TlsStats};
 
 use text::Metrics;
 
@@ -29,6 +30,7 @@ pub fn render(s: &Status) -> String {
     steering(&mut m, s);
     ports_by_path(&mut m, s);
     http(&mut m, s);
+    tls(&mut m, s);
     bypass_tcp(&mut m, s);
     bypass_drops(&mut m, s);
     socket_drops(&mut m, s);
@@ -238,6 +240,95 @@ fn http(m: &mut Metrics, s: &Status) {
             "xgate_http_response_duration_seconds",
             &format!("path=\"{path}\""),
             &h.latency,
+        );
+    }
+}
+
+/// TLS on both paths: handshakes full and resumed, versions, cipher suites, failures by kind,
+/// server names answered with the default certificate, handshakes deferred by the budget.
+fn tls(m: &mut Metrics, s: &Status) {
+    let paths: [(&str, &TlsStats); 2] = [("bypass", &s.bypass_tls), ("kernel", &s.kernel_path.tls)];
+    m.family(
+        "xgate_tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed, by path and kind (full, resumed).",
+    );
+    for (path, t) in paths {
+        for (kind, n) in [
+            ("full", t.handshakes_full),
+            ("resumed", t.handshakes_resumed),
+        ] {
+            m.sample(
+                "xgate_tls_handshakes_total",
+                &format!("path=\"{path}\",kind=\"{kind}\""),
+                n,
+            );
+        }
+    }
+    m.family(
+        "xgate_tls_versions_total",
+        "counter",
+        "TLS handshakes completed, by path and protocol version.",
+    );
+    for (path, t) in paths {
+        for (version, n) in [("1.2", t.versions[0]), ("1.3", t.versions[1])] {
+            m.sample(
+                "xgate_tls_versions_total",
+                &format!("path=\"{path}\",version=\"{version}\""),
+                n,
+            );
+        }
+    }
+    m.family(
+        "xgate_tls_cipher_suites_total",
+        "counter",
+        "TLS handshakes completed, by path and cipher suite.",
+    );
+    for (path, t) in paths {
+        for (i, n) in t.suites.iter().enumerate() {
+            m.sample(
+                "xgate_tls_cipher_suites_total",
+                &format!("path=\"{path}\",suite=\"{}\"", suite_name(i)),
+                *n,
+            );
+        }
+    }
+    m.family(
+        "xgate_tls_failures_total",
+        "counter",
+        "TLS connections that failed or were refused before carrying HTTP, by path and reason.",
+    );
+    for (path, t) in paths {
+        for why in TlsFailure::ALL {
+            m.sample(
+                "xgate_tls_failures_total",
+                &format!("path=\"{path}\",reason=\"{}\"", why.as_str()),
+                t.failures_of(why),
+            );
+        }
+    }
+    m.family(
+        "xgate_tls_default_certificate_total",
+        "counter",
+        "ClientHellos whose server name had no certificate, answered with the default one.",
+    );
+    for (path, t) in paths {
+        m.sample(
+            "xgate_tls_default_certificate_total",
+            &format!("path=\"{path}\""),
+            t.default_certificate,
+        );
+    }
+    m.family(
+        "xgate_tls_handshakes_deferred_total",
+        "counter",
+        "Handshake steps put off to the next round because the round's budget was spent.",
+    );
+    for (path, t) in paths {
+        m.sample(
+            "xgate_tls_handshakes_deferred_total",
+            &format!("path=\"{path}\""),
+            t.handshakes_deferred,
         );
     }
 }
