@@ -23,7 +23,7 @@ use crate::tcp::{
     ConnHandle, DropReason, Endpoint, Event, FlowKey, SendBacklog, TcpConfig, TcpStats,
 };
 use crate::time::Instant;
-use crate::tls::{TlsConn, TlsStats};
+use crate::tls::{TlsConn, TlsStats, TlsThread};
 use crate::wire::PmtuMessage;
 
 /// Contiguous output room offered across the transmit ring's wrap: the most a proxied
@@ -31,10 +31,23 @@ use crate::wire::PmtuMessage;
 const OUT_SCRATCH_LEN: usize = 40 * 1024;
 
 /// Everything the engine needs to know at start.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub tcp: TcpConfig,
     pub http: HttpLimits,
+    /// TLS handshakes started per round of the poller's loop (0: no bound); see
+    /// [`Engine::begin_round`].
+    pub tls_handshakes_per_round: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            tcp: TcpConfig::default(),
+            http: HttpLimits::default(),
+            tls_handshakes_per_round: crate::tls::DEFAULT_HANDSHAKES_PER_ROUND,
+        }
+    }
 }
 
 /// A connection came or went: what the BPF `user_flows` map must learn.
@@ -60,8 +73,6 @@ pub struct EngineStats {
     /// Connections reset because the peer held its window at zero, with bytes waiting for
     /// it, for `http.idle_timeout` (a client that stops reading).
     pub send_timeouts: u64,
-    /// The TLS ports' handshakes and failures.
-    pub tls: TlsStats,
 }
 
 /// What a slot of [`HttpSessions`] holds on the bypass path.
@@ -77,6 +88,8 @@ struct TcpSession {
     peer: SocketAddr,
     /// On a TLS port, the connection's TLS (idle otherwise).
     tls: TlsConn,
+    /// The connection is in `Engine::tls_deferred` (its handshake waits for a round).
+    tls_queued: bool,
 }
 
 impl TcpSession {
@@ -94,7 +107,7 @@ impl TcpSession {
 #[allow(clippy::too_many_arguments)]
 fn run_http<D: HttpDriver + ?Sized>(
     driver: &mut D,
-    tls_stats: &mut TlsStats,
+    tls: &mut TlsThread,
     index: usize,
     now: Instant,
     app: &App,
@@ -116,17 +129,11 @@ fn run_http<D: HttpDriver + ?Sized>(
         );
     }
     let peer = slot.peer;
-    slot.tls.process(
-        now,
-        tls_stats,
-        input,
-        output,
-        &mut slot.conn,
-        |http, i, o| {
+    slot.tls
+        .process(now, tls, input, output, &mut slot.conn, |http, i, o| {
             let lent = log.as_mut().map(|io| io.reborrow());
             driver.process(index, now, app, http, peer, i, o, lent)
-        },
-    )
+        })
 }
 
 impl Session for TcpSession {
@@ -151,6 +158,11 @@ pub struct Engine {
     /// transmit ring's free space wraps (see `service`).
     out_scratch: Box<[u8]>,
     stats: EngineStats,
+    /// TLS counters and the round's handshake budget.
+    tls: TlsThread,
+    /// Connections whose ClientHello waits for a round's budget, oldest first (each once:
+    /// `TcpSession::tls_queued`; a closed one is skipped when its turn comes).
+    tls_deferred: VecDeque<ConnHandle>,
 }
 
 impl Engine {
@@ -167,6 +179,8 @@ impl Engine {
             scratch: vec![0u8; config.http.max_header_bytes + 1024].into_boxed_slice(),
             out_scratch: vec![0u8; OUT_SCRATCH_LEN].into_boxed_slice(),
             stats: EngineStats::default(),
+            tls: TlsThread::new(config.tls_handshakes_per_round),
+            tls_deferred: VecDeque::new(),
         }
     }
 
@@ -175,9 +189,39 @@ impl Engine {
     /// the first one of a connection that has not sent it yet, including connections whose
     /// handshake completes later) is answered with `Connection: close`. New connections are
     /// not refused here: the steering stops sending SYNs (the port is `draining`).
+    /// A new round of the poller's loop, before its frames: the TLS handshake budget is whole
+    /// again, and connections whose ClientHello waited for it take it first, oldest first (as
+    /// many as it allows: the round's work stays bounded however long the queue is), so a
+    /// flood of ClientHellos is served in turn while the round's other connections go on.
+    pub fn begin_round<D: HttpDriver + ?Sized>(&mut self, now: Instant, driver: &mut D) {
+        self.tls.begin_round();
+        if self.tls_deferred.is_empty() {
+            return;
+        }
+        while self.tls.has_budget() {
+            let Some(conn) = self.tls_deferred.pop_front() else {
+                break;
+            };
+            let Some(slot) = self.sessions.get_mut(conn.index()) else {
+                continue;
+            };
+            if slot.handle != Some(conn) || !slot.tls_queued {
+                continue; // closed meanwhile
+            }
+            slot.tls_queued = false;
+            self.service(now, conn, driver);
+        }
+        self.drain_events(now, driver);
+    }
+
+    /// Connections wait for the next round's TLS handshake budget.
+    pub fn has_deferred_handshakes(&self) -> bool {
+        !self.tls_deferred.is_empty()
+    }
+
     /// The TLS ports' handshakes and failures on this engine.
     pub fn tls_stats(&self) -> &TlsStats {
-        &self.stats.tls
+        &self.tls.stats
     }
 
     pub fn begin_drain(&mut self, now: Instant) {
@@ -267,6 +311,10 @@ impl Engine {
     /// The next instant `handle_timeout` has work to do.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.tls_deferred.is_empty() {
+            // Work for the next round: the poller must not sleep.
+            return Some(Instant::ZERO);
+        }
         let http = self.sessions.poll_timeout();
         match (self.tcp.poll_timeout(), http) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -444,6 +492,7 @@ impl Engine {
                 send_stall: SendStall::default(),
                 peer,
                 tls: TlsConn::default(),
+                tls_queued: false,
             });
         slot.handle = Some(conn);
         slot.peer = peer;
@@ -461,7 +510,7 @@ impl Engine {
 
     fn close_slot(&mut self, now: Instant, conn: ConnHandle) {
         if let Some(slot) = self.sessions.get_mut(conn.index()) {
-            slot.tls.finish(&mut self.stats.tls);
+            slot.tls.finish(&mut self.tls);
         }
         let ready = self.sessions.close(conn.index(), now);
         self.stats.http_closed = *self.sessions.http_closed();
@@ -497,7 +546,7 @@ impl Engine {
                     continue;
                 }
             }
-            if slot.tls.handle_timeout(now, &mut self.stats.tls) {
+            if slot.tls.handle_timeout(now, &mut self.tls) {
                 if let Some(conn) = slot.handle {
                     self.service(now, conn, driver);
                 }
@@ -543,7 +592,7 @@ impl Engine {
             let input = ring_tail(rx_a, rx_b, consumed);
             let output = ring_tail_mut(tx_a, tx_b, produced);
             let lent = log.as_mut().map(|io| io.reborrow());
-            let tls = &mut self.stats.tls;
+            let tls = &mut self.tls;
             let p = run_http(driver, tls, index, now, app, slot, input, output, lent);
             consumed += p.consumed;
             produced += p.produced;
@@ -561,7 +610,7 @@ impl Engine {
                 let input = ring_tail(rx_a, rx_b, consumed);
                 let lent = log.as_mut().map(|io| io.reborrow());
                 let out = &mut self.out_scratch[..room];
-                let tls = &mut self.stats.tls;
+                let tls = &mut self.tls;
                 let p = run_http(driver, tls, index, now, app, slot, input, out, lent);
                 let first = (tx_a.len() - produced).min(p.produced);
                 tx_a[produced..produced + first].copy_from_slice(&self.out_scratch[..first]);
@@ -590,7 +639,7 @@ impl Engine {
             let output = ring_tail_mut(tx_a, tx_b, produced);
             let input = &self.scratch[..head.len() + take];
             let lent = log.as_mut().map(|io| io.reborrow());
-            let tls = &mut self.stats.tls;
+            let tls = &mut self.tls;
             let p = run_http(driver, tls, index, now, app, slot, input, output, lent);
             consumed += p.consumed;
             produced += p.produced;
@@ -601,6 +650,10 @@ impl Engine {
         let close = slot.wants_close();
         if close {
             slot.closing = true;
+        }
+        if slot.tls.is_deferred() && !slot.tls_queued {
+            slot.tls_queued = true;
+            self.tls_deferred.push_back(conn);
         }
         let reload_ready = self.sessions.settle(index);
         self.tcp.stream_done(conn, consumed, produced);

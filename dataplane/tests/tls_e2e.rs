@@ -638,3 +638,129 @@ fn a_reload_swaps_certificates_without_dropping_a_connection_and_refuses_a_bad_p
     }
     terminate(&mut topo, gw);
 }
+
+/// A flood of ClientHellos (each a full handshake for the server, nothing for the client: the
+/// flood never answers) on both paths while an established client keeps asking on its own
+/// connection: every one of its requests is answered, none slowly beyond a generous bound,
+/// and the per-round budget is seen to put handshakes off.
+#[test]
+fn a_handshake_flood_leaves_established_clients_served() {
+    let Some((mut topo, dir, certs)) =
+        tls_topology("a_handshake_flood_leaves_established_clients_served")
+    else {
+        return;
+    };
+    let ifname = topo.server_if.clone();
+    let config = write_config(
+        &dir.0,
+        &ifname,
+        &[(&certs.ec.0, &certs.ec.1)],
+        "handshakes_per_round = 1\nhandshake_timeout_ms = 2000",
+    );
+    let gw = start_xgate(&mut topo, &config, &[]);
+    for p in [BYPASS, KERNEL] {
+        // The established client: one connection, a request every 5 ms for 6 s; prints the
+        // count and the slowest answer in ms.
+        let client = format!(
+            "import socket, ssl, time\n\
+             ctx = ssl.create_default_context(cafile={ca:?})\n\
+             s = ctx.wrap_socket(socket.create_connection(('{GW_IP}', {p})), server_hostname='{NAME}')\n\
+             s.settimeout(5)\n\
+             f = s.makefile('rb')\n\
+             n = 0; worst = 0.0; end = time.time() + 6\n\
+             while time.time() < end:\n\
+             \x20   t = time.time()\n\
+             \x20   s.sendall(b'GET /health HTTP/1.1\\r\\nHost: gw.test\\r\\n\\r\\n')\n\
+             \x20   assert f.readline() == b'HTTP/1.1 200 OK\\r\\n'\n\
+             \x20   while f.readline() != b'\\r\\n': pass\n\
+             \x20   f.read(2)\n\
+             \x20   worst = max(worst, time.time() - t); n += 1\n\
+             \x20   time.sleep(0.005)\n\
+             print(n, int(worst * 1000))\n",
+            ca = certs.ca.display().to_string(),
+        );
+        // The flood: one recorded ClientHello, sent in bursts (100 connections opened, then
+        // the ClientHello on each at once, then all closed) for 5 s.
+        let flood = format!(
+            "import socket, ssl, time\n\
+             ctx = ssl.create_default_context(); ctx.check_hostname = False\n\
+             ctx.verify_mode = ssl.CERT_NONE\n\
+             i, o = ssl.MemoryBIO(), ssl.MemoryBIO()\n\
+             t = ctx.wrap_bio(i, o, server_hostname='{NAME}')\n\
+             try: t.do_handshake()\n\
+             except ssl.SSLWantReadError: pass\n\
+             hello = o.read()\n\
+             sent = 0; end = time.time() + 5\n\
+             while time.time() < end:\n\
+             \x20   held = []\n\
+             \x20   for _ in range(100):\n\
+             \x20       try: held.append(socket.create_connection(('{GW_IP}', {p}), timeout=1))\n\
+             \x20       except OSError: pass\n\
+             \x20   for c in held:\n\
+             \x20       try: c.sendall(hello); sent += 1\n\
+             \x20       except OSError: pass\n\
+             \x20   time.sleep(0.05)\n\
+             \x20   for c in held: c.close()\n\
+             print(sent)\n"
+        );
+        let spawn = |script: &str| {
+            in_client(&topo, "python3")
+                .args(["-c", script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        // Established first (its handshake done), then the flood.
+        let established = spawn(&client);
+        std::thread::sleep(Duration::from_millis(500));
+        let floods: Vec<Child> = (0..2).map(|_| spawn(&flood)).collect();
+        let o = wait_output(established, Duration::from_secs(30));
+        let said = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "port {p}: the established client failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            serde_json::to_string_pretty(&status(&ifname)).unwrap()
+        );
+        let mut sent = 0u64;
+        for f in floods {
+            let o = wait_output(f, Duration::from_secs(30));
+            sent += String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0);
+        }
+        let v: Vec<u64> = said
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        eprintln!(
+            "port {p}: {} requests on the established connection, slowest {} ms, under {sent} \
+             flood ClientHellos",
+            v[0], v[1]
+        );
+        assert!(sent > 1000, "the flood sent only {sent} ClientHellos");
+        assert!(v[0] > 100, "only {} requests answered", v[0]);
+        assert!(v[1] < 1000, "an answer took {} ms", v[1]);
+    }
+    settle();
+    let scrape = scrape_metrics(&topo, ADMIN);
+    for path in ["bypass", "kernel"] {
+        let deferred = metric(
+            &scrape,
+            "xgate_tls_handshakes_deferred_total",
+            &[("path", path)],
+        );
+        let full = metric(
+            &scrape,
+            "xgate_tls_handshakes_total",
+            &[("path", path), ("kind", "full")],
+        );
+        eprintln!("{path}: {deferred} handshakes put off, {full} completed");
+        assert!(deferred > 0.0, "{path}: the budget never acted");
+    }
+    let s = status(&ifname);
+    assert!(num(&s["kernel_path"], "connections") < 2000, "{s}");
+    terminate(&mut topo, gw);
+}

@@ -45,7 +45,7 @@ use crate::app::App;
 use crate::http::{HttpConn, HttpLimits, Progress};
 use crate::sessions::{SendStall, Session};
 use crate::time::{Duration, Instant};
-use crate::tls::{TlsConn, TlsSettings, TlsStats};
+use crate::tls::{TlsConn, TlsSettings, TlsThread};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,10 +209,16 @@ impl StreamConn {
 
     /// The connection ended at the transport: TLS counts a handshake that never finished and
     /// frees its state.
-    pub fn finish_tls(&mut self, stats: &mut TlsStats) {
+    pub fn finish_tls(&mut self, thread: &mut TlsThread) {
         if self.tls.is_open() {
-            self.tls.finish(stats);
+            self.tls.finish(thread);
         }
+    }
+
+    /// The last `advance` put off the TLS handshake for want of the round's budget: run it
+    /// again next round.
+    pub fn is_tls_deferred(&self) -> bool {
+        self.tls.is_deferred()
     }
 
     /// HTTP is done and, with TLS, its last records (the `close_notify`, or an alert) are
@@ -399,7 +405,7 @@ impl StreamConn {
     /// `Aborted(InputOverflow)` when input can never fit (not input held for an upstream). Lingering, it drops input and
     /// closes at the peer's FIN.
     pub fn advance(&mut self, now: Instant, app: &App, draining: bool) -> Advance {
-        self.advance_logged(now, app, draining, &mut TlsStats::default(), None)
+        self.advance_logged(now, app, draining, &mut TlsThread::new(0), None)
     }
 
     /// [`advance`](Self::advance), with the access log's sink when the log is on.
@@ -408,10 +414,10 @@ impl StreamConn {
         now: Instant,
         app: &App,
         draining: bool,
-        tls_stats: &mut TlsStats,
+        tls: &mut TlsThread,
         mut log: Option<AccessLogIo<'_>>,
     ) -> Advance {
-        self.advance_with(now, draining, tls_stats, |http, input, output| {
+        self.advance_with(now, draining, tls, |http, input, output| {
             match log.as_mut() {
                 Some(io) => http.process_logged(now, app, input, output, io.reborrow()),
                 None => http.process(now, app, input, output),
@@ -427,7 +433,7 @@ impl StreamConn {
         &mut self,
         now: Instant,
         draining: bool,
-        tls_stats: &mut TlsStats,
+        tls: &mut TlsThread,
         mut process: impl FnMut(&mut HttpConn, &[u8], &mut [u8]) -> Progress,
     ) -> Advance {
         match self.state {
@@ -451,7 +457,7 @@ impl StreamConn {
         let input = &self.input[..self.in_len];
         let p = if self.tls.is_open() {
             let (http, out) = (&mut self.http, &mut self.output);
-            self.tls.process(now, tls_stats, input, out, http, process)
+            self.tls.process(now, tls, input, out, http, process)
         } else {
             process(&mut self.http, input, &mut self.output)
         };
@@ -525,7 +531,7 @@ impl StreamConn {
         &mut self,
         now: Instant,
         send_limit: Duration,
-        tls_stats: &mut TlsStats,
+        tls: &mut TlsThread,
     ) -> bool {
         match self.state {
             Lifecycle::Open => {}
@@ -541,7 +547,7 @@ impl StreamConn {
             self.state = Lifecycle::Aborted(AbortReason::SendTimeout);
             return false;
         }
-        if self.tls.handle_timeout(now, tls_stats) {
+        if self.tls.handle_timeout(now, tls) {
             // The handshake took too long: `advance` closes (TLS then wants the close).
             return true;
         }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::app::AppConfig;
-use crate::tls::TlsStats;
+use crate::tls::TlsThread;
 
 const RECV_LEN: usize = 1024;
 const OUTPUT_LEN: usize = 4096;
@@ -163,12 +163,12 @@ fn lingering_ends_at_its_deadline_without_the_peer_fin() {
     assert!(!f.conn.handle_timeout(
         until - Duration::from_millis(1),
         SEND_LIMIT,
-        &mut TlsStats::default()
+        &mut TlsThread::default()
     ));
     assert_eq!(f.conn.state(), Lifecycle::Lingering { until });
     assert!(!f
         .conn
-        .handle_timeout(until, SEND_LIMIT, &mut TlsStats::default()));
+        .handle_timeout(until, SEND_LIMIT, &mut TlsThread::default()));
     assert_eq!(f.conn.state(), Lifecycle::Closed);
     assert_eq!(f.conn.poll_timeout(SEND_LIMIT), None);
 }
@@ -279,12 +279,12 @@ fn a_send_in_flight_for_the_send_limit_is_cut() {
     assert!(!f.conn.handle_timeout(
         t0 + SEND_LIMIT - Duration::from_millis(1),
         SEND_LIMIT,
-        &mut TlsStats::default()
+        &mut TlsThread::default()
     ));
     assert_eq!(f.conn.state(), Lifecycle::Open);
     assert!(!f
         .conn
-        .handle_timeout(t0 + SEND_LIMIT, SEND_LIMIT, &mut TlsStats::default()));
+        .handle_timeout(t0 + SEND_LIMIT, SEND_LIMIT, &mut TlsThread::default()));
     assert_eq!(f.conn.state(), Lifecycle::Aborted(AbortReason::SendTimeout));
 }
 
@@ -301,7 +301,7 @@ fn a_slow_reader_that_keeps_taking_bytes_is_not_cut() {
         // (HTTP's idle deadline may fire once the whole answer is produced.)
         let _ = f
             .conn
-            .handle_timeout(f.now, SEND_LIMIT, &mut TlsStats::default());
+            .handle_timeout(f.now, SEND_LIMIT, &mut TlsThread::default());
         assert!(!matches!(f.conn.state(), Lifecycle::Aborted(_)));
         f.conn.handle_sent(n);
         got += n;
@@ -347,12 +347,12 @@ fn the_http_idle_timeout_closes_an_idle_connection_through_finishing() {
     assert!(!f.conn.handle_timeout(
         deadline - Duration::from_millis(1),
         SEND_LIMIT,
-        &mut TlsStats::default()
+        &mut TlsThread::default()
     ));
     f.now = deadline;
     assert!(
         f.conn
-            .handle_timeout(deadline, SEND_LIMIT, &mut TlsStats::default()),
+            .handle_timeout(deadline, SEND_LIMIT, &mut TlsThread::default()),
         "HTTP's deadline fired"
     );
     f.advance(false);
@@ -402,7 +402,7 @@ fn abort_ends_the_connection_once_and_keeps_the_first_reason() {
     assert!(!f.conn.handle_timeout(
         f.now + Duration::from_secs(3600),
         SEND_LIMIT,
-        &mut TlsStats::default()
+        &mut TlsThread::default()
     ));
     f.conn.abort(AbortReason::SendTimeout);
     assert_eq!(f.conn.state(), Lifecycle::Aborted(AbortReason::Transport));

@@ -27,7 +27,7 @@ use rustls::server::{AcceptedAlert, Acceptor};
 use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
 
 use super::config::TlsSettings;
-use super::stats::{TlsFailure, TlsStats};
+use super::stats::{TlsFailure, TlsStats, TlsThread};
 use crate::http::{HttpConn, Progress};
 use crate::time::Instant;
 
@@ -103,6 +103,11 @@ pub struct TlsConn {
     failed: bool,
     /// The client sent `close_notify`: what follows is dropped.
     peer_closed: bool,
+    /// The last `process` left a ClientHello unread: the round's handshake budget was spent.
+    /// The owner runs the connection again next round.
+    deferred: bool,
+    /// This connection's handshake was taken from a round's budget (once per connection).
+    budgeted: bool,
 }
 
 impl Default for TlsConn {
@@ -116,6 +121,8 @@ impl Default for TlsConn {
             close_notify: false,
             failed: false,
             peer_closed: false,
+            deferred: false,
+            budgeted: false,
         }
     }
 }
@@ -144,6 +151,13 @@ impl TlsConn {
         self.close_notify = false;
         self.failed = false;
         self.peer_closed = false;
+        self.deferred = false;
+        self.budgeted = false;
+    }
+
+    /// The last `process` put off the handshake for want of budget: run it again next round.
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
     }
 
     /// Whether a connection is open in this slot.
@@ -158,7 +172,8 @@ impl TlsConn {
 
     /// The connection ended at the transport: counts a handshake that never finished and
     /// frees rustls' state (the buffer stays for the slot's next connection).
-    pub fn finish(&mut self, stats: &mut TlsStats) {
+    pub fn finish(&mut self, thread: &mut TlsThread) {
+        let stats = &mut thread.stats;
         if self.is_open() && !self.established && !self.failed {
             stats.failed(TlsFailure::Abandoned);
         }
@@ -174,10 +189,10 @@ impl TlsConn {
 
     /// The handshake deadline passed: the connection is to close (`wants_close`). Returns
     /// whether it fired.
-    pub fn handle_timeout(&mut self, now: Instant, stats: &mut TlsStats) -> bool {
+    pub fn handle_timeout(&mut self, now: Instant, thread: &mut TlsThread) -> bool {
         match self.poll_timeout() {
             Some(t) if t <= now => {
-                stats.failed(TlsFailure::Timeout);
+                thread.stats.failed(TlsFailure::Timeout);
                 self.failed = true;
                 self.deadline = None;
                 true
@@ -214,7 +229,7 @@ impl TlsConn {
     pub fn process(
         &mut self,
         now: Instant,
-        stats: &mut TlsStats,
+        thread: &mut TlsThread,
         input: &[u8],
         output: &mut [u8],
         http: &mut HttpConn,
@@ -222,11 +237,20 @@ impl TlsConn {
     ) -> Progress {
         let mut consumed = 0;
         let mut produced = 0;
+        self.deferred = false;
         for _ in 0..MAX_STEPS {
             let before = (consumed, produced);
             produced += self.flush(&mut output[produced..]);
             if matches!(self.state, State::Accepting { .. }) {
-                consumed += self.accept(stats, &input[consumed..]);
+                if consumed < input.len() && !self.budgeted {
+                    if !thread.take_handshake() {
+                        // The round's handshakes are spent: the ClientHello waits, unread.
+                        self.deferred = true;
+                        break;
+                    }
+                    self.budgeted = true;
+                }
+                consumed += self.accept(&mut thread.stats, &input[consumed..]);
                 produced += self.flush(&mut output[produced..]);
             }
             if let State::Serving(conn) = &mut self.state {
@@ -256,7 +280,7 @@ impl TlsConn {
                     }
                 }
                 produced += flush_conn(conn, &mut output[produced..]);
-                consumed += self.read_ciphertext(now, stats, http, &input[consumed..]);
+                consumed += self.read_ciphertext(now, &mut thread.stats, http, &input[consumed..]);
                 produced += self.flush(&mut output[produced..]);
             } else if self.failed || matches!(self.state, State::Refusing { .. }) {
                 // Refused or failed before a session: whatever else arrives is dropped.

@@ -20,7 +20,9 @@ pub use config::{
     UnknownServerName, ALPN_HTTP11,
 };
 pub use conn::TlsConn;
-pub use stats::{suite_name, TlsFailure, TlsStats, SUITES};
+pub use stats::{
+    suite_name, TlsFailure, TlsStats, TlsThread, DEFAULT_HANDSHAKES_PER_ROUND, SUITES,
+};
 
 #[cfg(test)]
 mod tests;

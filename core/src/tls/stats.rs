@@ -166,6 +166,61 @@ impl TlsStats {
     }
 }
 
+/// Handshakes a serving thread starts per round of its loop when TLS connections wait (the
+/// default of `[tls] handshakes_per_round`): about 2 ms of full ECDSA P-256 handshakes, so a
+/// flood of ClientHellos delays a round's established connections by that much at most.
+pub const DEFAULT_HANDSHAKES_PER_ROUND: u32 = 16;
+
+/// What a serving thread keeps for all its TLS connections: the counters, and how many
+/// handshakes may still start in the current round of its loop (a ClientHello beyond that
+/// waits, unread, for the next round: `TlsStats::handshakes_deferred`).
+#[derive(Debug, Clone, Copy)]
+pub struct TlsThread {
+    pub stats: TlsStats,
+    per_round: u32,
+    left: u32,
+}
+
+impl Default for TlsThread {
+    fn default() -> Self {
+        TlsThread::new(DEFAULT_HANDSHAKES_PER_ROUND)
+    }
+}
+
+impl TlsThread {
+    /// `per_round`: handshakes started per round; 0: no bound.
+    pub fn new(per_round: u32) -> Self {
+        TlsThread {
+            stats: TlsStats::default(),
+            per_round,
+            left: per_round,
+        }
+    }
+
+    /// A new round of the thread's loop: the budget is whole again.
+    pub fn begin_round(&mut self) {
+        self.left = self.per_round;
+    }
+
+    /// Whether the round's budget has a handshake left.
+    pub fn has_budget(&self) -> bool {
+        self.per_round == 0 || self.left > 0
+    }
+
+    /// Takes one handshake from the round's budget; false (and counted) when it is spent.
+    pub(crate) fn take_handshake(&mut self) -> bool {
+        if self.per_round == 0 {
+            return true;
+        }
+        if self.left == 0 {
+            self.stats.handshakes_deferred += 1;
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +230,19 @@ mod tests {
         for (i, f) in TlsFailure::ALL.iter().enumerate() {
             assert_eq!(*f as usize, i, "{}", f.as_str());
         }
+    }
+
+    #[test]
+    fn the_budget_is_spent_counted_and_refilled() {
+        let mut t = TlsThread::new(2);
+        assert!(t.take_handshake() && t.take_handshake());
+        assert!(!t.take_handshake());
+        assert!(!t.take_handshake());
+        assert_eq!(t.stats.handshakes_deferred, 2);
+        t.begin_round();
+        assert!(t.take_handshake());
+        let mut unbounded = TlsThread::new(0);
+        assert!((0..1000).all(|_| unbounded.take_handshake()));
     }
 
     #[test]

@@ -103,7 +103,7 @@ struct Pair {
     server: TlsConn,
     http: HttpConn,
     app: App,
-    stats: TlsStats,
+    thread: TlsThread,
     now: Instant,
     /// Ciphertext on its way to the server, not yet consumed.
     to_server: Vec<u8>,
@@ -136,7 +136,7 @@ impl Pair {
             server,
             http,
             app,
-            stats: TlsStats::default(),
+            thread: TlsThread::new(0),
             now,
             to_server: Vec::new(),
             out_room: 64 * 1024,
@@ -151,7 +151,7 @@ impl Pair {
         let now = self.now;
         let p = self.server.process(
             now,
-            &mut self.stats,
+            &mut self.thread,
             &self.to_server,
             &mut out,
             &mut self.http,
@@ -248,10 +248,10 @@ fn get_over_tls13_and_tls12_with_alpn_and_counts() {
         );
         assert!(pair.server.is_established());
         assert_eq!(pair.client.alpn_protocol(), Some(&b"http/1.1"[..]));
-        assert_eq!(pair.stats.handshakes_full, 1);
-        assert_eq!(pair.stats.versions[index], 1);
-        assert_eq!(pair.stats.suites.iter().sum::<u64>(), 1);
-        assert_eq!(pair.stats.suites[SUITES.len()], 0, "a known suite");
+        assert_eq!(pair.thread.stats.handshakes_full, 1);
+        assert_eq!(pair.thread.stats.versions[index], 1);
+        assert_eq!(pair.thread.stats.suites.iter().sum::<u64>(), 1);
+        assert_eq!(pair.thread.stats.suites[SUITES.len()], 0, "a known suite");
     }
 }
 
@@ -334,8 +334,8 @@ fn a_second_connection_resumes_with_a_ticket_in_both_versions() {
         let mut b = Pair::new(second.clone(), config, "example.test");
         let got = b.request(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
         assert!(got.starts_with(b"HTTP/1.1 200 OK"));
-        assert_eq!(b.stats.handshakes_resumed, 1, "{versions:?}");
-        assert_eq!(b.stats.handshakes_full, 0);
+        assert_eq!(b.thread.stats.handshakes_resumed, 1, "{versions:?}");
+        assert_eq!(b.thread.stats.handshakes_full, 0);
     }
 }
 
@@ -354,7 +354,7 @@ fn sni_picks_the_certificate_and_unknown_names_get_the_default_or_a_refusal() {
         assert!(pair
             .request(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
             .starts_with(b"HTTP/1.1 200"));
-        assert_eq!(pair.stats.default_certificate, 0, "{name}");
+        assert_eq!(pair.thread.stats.default_certificate, 0, "{name}");
     }
     // Unknown: the default certificate, which does not cover the name, so the client refuses
     // it (as a browser would); the server counted the default.
@@ -368,7 +368,7 @@ fn sni_picks_the_certificate_and_unknown_names_get_the_default_or_a_refusal() {
         matches!(err, Some(rustls::Error::InvalidCertificate(_))),
         "{err:?}"
     );
-    assert_eq!(pair.stats.default_certificate, 1);
+    assert_eq!(pair.thread.stats.default_certificate, 1);
     // Configured to refuse: unrecognized_name, and a close.
     let options = TlsOptions {
         unknown_server_name: UnknownServerName::Reject,
@@ -388,7 +388,10 @@ fn sni_picks_the_certificate_and_unknown_names_get_the_default_or_a_refusal() {
         ))
     );
     assert!(pair.server_closed);
-    assert_eq!(pair.stats.failures_of(TlsFailure::UnrecognizedName), 1);
+    assert_eq!(
+        pair.thread.stats.failures_of(TlsFailure::UnrecognizedName),
+        1
+    );
 }
 
 #[test]
@@ -411,8 +414,8 @@ fn tls13_only_refuses_a_tls12_client() {
         "{err:?}"
     );
     assert!(pair.server_closed);
-    assert_eq!(pair.stats.failures_of(TlsFailure::Incompatible), 1);
-    assert_eq!(pair.stats.handshakes(), 0);
+    assert_eq!(pair.thread.stats.failures_of(TlsFailure::Incompatible), 1);
+    assert_eq!(pair.thread.stats.handshakes(), 0);
 }
 
 #[test]
@@ -431,7 +434,12 @@ fn alpn_without_http11_is_refused() {
             rustls::AlertDescription::NoApplicationProtocol
         ))
     );
-    assert_eq!(pair.stats.failures_of(TlsFailure::NoApplicationProtocol), 1);
+    assert_eq!(
+        pair.thread
+            .stats
+            .failures_of(TlsFailure::NoApplicationProtocol),
+        1
+    );
 }
 
 /// The server side alone, fed raw bytes.
@@ -444,9 +452,9 @@ fn raw_server(input: &[u8]) -> (Vec<u8>, bool, TlsStats) {
     let mut http = HttpConn::new(HttpLimits::default());
     let mut tls = TlsConn::default();
     tls.open(s, now, TlsConn::plain_capacity(16 * 1024));
-    let mut stats = TlsStats::default();
+    let mut thread = TlsThread::new(0);
     let mut out = vec![0u8; 4096];
-    let p = tls.process(now, &mut stats, input, &mut out, &mut http, |h, i, o| {
+    let p = tls.process(now, &mut thread, input, &mut out, &mut http, |h, i, o| {
         h.process(now, &app, i, o)
     });
     assert_eq!(
@@ -455,7 +463,7 @@ fn raw_server(input: &[u8]) -> (Vec<u8>, bool, TlsStats) {
         "everything is consumed (or dropped)"
     );
     out.truncate(p.produced);
-    (out, tls.wants_close(http.wants_close()), stats)
+    (out, tls.wants_close(http.wants_close()), thread.stats)
 }
 
 #[test]
@@ -513,7 +521,7 @@ fn a_corrupted_record_after_the_handshake_gets_bad_record_mac() {
     let alert = pair.server_step();
     assert!(!alert.is_empty(), "an encrypted alert");
     assert!(pair.server_closed);
-    assert_eq!(pair.stats.failures_of(TlsFailure::BadRecordMac), 1);
+    assert_eq!(pair.thread.stats.failures_of(TlsFailure::BadRecordMac), 1);
 }
 
 #[test]
@@ -525,22 +533,26 @@ fn a_stalled_handshake_times_out_and_an_abandoned_one_is_counted() {
         ..TlsOptions::default()
     };
     let s = settings(&certs, options, &shared);
-    let mut stats = TlsStats::default();
+    let mut thread = TlsThread::new(0);
     let mut tls = TlsConn::default();
     let t0 = Instant::from_secs(10);
     tls.open(s.clone(), t0, 1 << 15);
     assert_eq!(tls.poll_timeout(), Some(t0 + Duration::from_secs(3)));
-    assert!(!tls.handle_timeout(t0 + Duration::from_secs(2), &mut stats));
+    assert!(!tls.handle_timeout(t0 + Duration::from_secs(2), &mut thread));
     assert!(!tls.wants_close(false));
-    assert!(tls.handle_timeout(t0 + Duration::from_secs(3), &mut stats));
+    assert!(tls.handle_timeout(t0 + Duration::from_secs(3), &mut thread));
     assert!(tls.wants_close(false));
-    tls.finish(&mut stats);
-    assert_eq!(stats.failures_of(TlsFailure::Timeout), 1);
-    assert_eq!(stats.failures_of(TlsFailure::Abandoned), 0, "counted once");
+    tls.finish(&mut thread);
+    assert_eq!(thread.stats.failures_of(TlsFailure::Timeout), 1);
+    assert_eq!(
+        thread.stats.failures_of(TlsFailure::Abandoned),
+        0,
+        "counted once"
+    );
     // Reused for a connection that goes away mid-handshake.
     tls.open(s, t0, 1 << 15);
-    tls.finish(&mut stats);
-    assert_eq!(stats.failures_of(TlsFailure::Abandoned), 1);
+    tls.finish(&mut thread);
+    assert_eq!(thread.stats.failures_of(TlsFailure::Abandoned), 1);
     assert!(!tls.is_open());
 }
 
@@ -669,5 +681,52 @@ fn a_name_with_ecdsa_and_rsa_certificates_gives_each_client_one_it_can_use() {
         pair.client.peer_certificates().unwrap()[0].to_vec(),
         der(&certs[1])
     );
-    assert_eq!(pair.stats.suites[6], 1, "{:?}", pair.stats.suites);
+    assert_eq!(
+        pair.thread.stats.suites[6], 1,
+        "{:?}",
+        pair.thread.stats.suites
+    );
+}
+
+#[test]
+fn a_spent_handshake_budget_leaves_the_client_hello_unread_until_the_next_round() {
+    let shared = TlsShared::new(64).unwrap();
+    let certs = ecdsa_site();
+    let s = settings(&certs, TlsOptions::default(), &shared);
+    let config = Arc::new(client_config(&certs, TLS13));
+    let mut a = Pair::new(s.clone(), config.clone(), "example.test");
+    let mut b = Pair::new(s, config, "example.test");
+    // One handshake per round, shared by both connections (as one thread's are).
+    a.thread = TlsThread::new(1);
+    a.client
+        .writer()
+        .write_all(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    a.pump();
+    assert!(a.server.is_established());
+    b.thread = a.thread;
+    b.client
+        .writer()
+        .write_all(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut hello = Vec::new();
+    b.client.write_tls(&mut hello).unwrap();
+    b.to_server = hello.clone();
+    assert!(b.server_step().is_empty(), "no ServerHello this round");
+    assert!(b.server.is_deferred());
+    assert_eq!(
+        b.to_server.len(),
+        hello.len(),
+        "the ClientHello is left unread"
+    );
+    assert_eq!(b.thread.stats.handshakes_deferred, 1);
+    // Next round: served.
+    b.thread.begin_round();
+    let got = b.pump().0;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200 OK"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(!b.server.is_deferred());
 }

@@ -105,6 +105,7 @@ pub fn new_engine_with(seed: u64, now: Instant, tcp: TcpConfig) -> SimEngine {
             idle_timeout: Duration::from_secs(600),
             ..HttpLimits::default()
         },
+        ..EngineConfig::default()
     };
     let mut engine = Engine::new(config, app, secret, now);
     engine.set_wall_clock(1_767_225_600);

@@ -533,6 +533,15 @@ impl Poller {
         // Each driver is its own copy of the engine's code: no indirect call per request.
         let mut forwarder = self.upstream.built();
 
+        // A new round: TLS handshakes that waited for the round's budget go first.
+        if self.engine.has_deferred_handshakes() {
+            work += 1;
+        }
+        match forwarder.as_mut() {
+            Some(f) => self.engine.begin_round(now, &mut **f),
+            None => self.engine.begin_round(now, &mut Direct),
+        }
+
         // RX: frames are borrowed from UMEM for the length of handle_frame.
         let engine = &mut self.engine;
         let refused = &mut self.counters.rx_refused;

@@ -71,6 +71,8 @@ pub struct TlsSection {
     pub handshake_timeout_ms: Option<u64>,
     /// Sessions remembered for clients without tickets (restart to change).
     pub session_cache: Option<usize>,
+    /// Handshakes each serving thread starts per round of its loop (restart to change).
+    pub handshakes_per_round: Option<u32>,
     #[serde(default)]
     pub certificate: Vec<CertificateEntry>,
 }

@@ -58,7 +58,7 @@ impl ConfigSource {
             return Err(invalid(
                 changed.join(", "),
                 "changed, and only [http], [app], [[upstream]], [[route]] and [tls] (not its \
-                 session_cache) can change without a restart (switch ports with `xgate bypass`); nothing was reloaded",
+                 session_cache and handshakes_per_round) can change without a restart (switch ports with `xgate bypass`); nothing was reloaded",
             ));
         }
         let built = build(&file, &self.overrides)?;
@@ -123,6 +123,10 @@ impl ConfigFile {
         check(
             "tls.session_cache",
             tls.session_cache == new.tls.session_cache,
+        );
+        check(
+            "tls.handshakes_per_round",
+            tls.handshakes_per_round == new.tls.handshakes_per_round,
         );
         changed
     }

@@ -156,6 +156,8 @@ pub fn build(file: &ConfigFile, over: &Overrides) -> Result<RunConfig, ConfigErr
         .map(|p| p.port)
         .collect();
     let tls = tls_section(&file.tls, tls_ports)?;
+    gw.engine.tls_handshakes_per_round = tls.handshakes_per_round;
+    kernel.tls_handshakes_per_round = tls.handshakes_per_round;
     Ok(RunConfig {
         gateway: gw,
         kernel,

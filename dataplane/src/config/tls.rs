@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::time::Duration;
 use crate::tls::{
     CertificatePem, MinVersion, TlsOptions, TlsPorts, TlsSettings, TlsShared, UnknownServerName,
+    DEFAULT_HANDSHAKES_PER_ROUND,
 };
 
 use super::checks::in_range;
@@ -25,6 +26,8 @@ pub struct TlsConfig {
     pub certificates: Vec<CertificateEntry>,
     pub options: TlsOptions,
     pub session_cache: usize,
+    /// Handshakes each serving thread starts per round (0: no bound).
+    pub handshakes_per_round: u32,
 }
 
 impl TlsConfig {
@@ -100,6 +103,10 @@ pub(super) fn tls_section(
         Some(n) => in_range("tls.session_cache", n, 0..=1_000_000)?,
         None => DEFAULT_SESSION_CACHE,
     };
+    let handshakes_per_round = match section.handshakes_per_round {
+        Some(n) => in_range("tls.handshakes_per_round", n, 0..=65_536)?,
+        None => DEFAULT_HANDSHAKES_PER_ROUND,
+    };
     if !tls_ports.is_empty() && section.certificate.is_empty() {
         return Err(invalid(
             "tls.certificate",
@@ -122,6 +129,7 @@ pub(super) fn tls_section(
         certificates: section.certificate.clone(),
         options,
         session_cache,
+        handshakes_per_round,
     };
     // The files are read and checked now, so a bad one is refused before anything starts
     // (and by `xgate check-config`); the running gateway reads them again with its own keys.

@@ -140,7 +140,7 @@ pub(super) fn kernel_state(kernel: &KernelPath) -> KernelState {
         upstream_no_server: kernel.forwarder_stats().no_server,
         upstream_no_connection: kernel.forwarder_stats().no_connection,
         upstreams: kernel.upstream_states(),
-        tls: stats.tls,
+        tls: kernel.tls_stats(),
     }
 }
 

@@ -68,7 +68,7 @@ use crate::stream::{AbortReason, Advance, Lifecycle, StreamConfig, StreamConn};
 use crate::sys::socket;
 use crate::tally::{PortCount, TallySlot};
 use crate::time::{Duration, Instant};
-use crate::tls::TlsStats;
+use crate::tls::{TlsStats, TlsThread};
 use crate::upstream::UpstreamSide;
 use bufring::BufRing;
 use ring::{split_user_data, user_data, Op, Ring, GEN_MASK, REAP_BATCH};
@@ -101,6 +101,9 @@ pub struct KernelConfig {
     /// accept), by Linux module name: the bypass's `[tcp] congestion`, so a port behaves
     /// alike on either path. `None` keeps the host's default (the admin endpoint's).
     pub congestion: Option<&'static str>,
+    /// TLS handshakes started per turn of the loop (0: no bound): the `[tls]` key of the
+    /// same name, as the pollers'.
+    pub tls_handshakes_per_round: u32,
 }
 
 impl Default for KernelConfig {
@@ -115,6 +118,7 @@ impl Default for KernelConfig {
             linger: Duration::from_secs(2),
             per_connection_recv: false,
             congestion: None,
+            tls_handshakes_per_round: crate::tls::DEFAULT_HANDSHAKES_PER_ROUND,
         }
     }
 }
@@ -169,8 +173,6 @@ pub struct KernelStats {
     /// HTTP counters summed over connections that have closed.
     pub http_closed: HttpStats,
     pub errors: KernelErrors,
-    /// The TLS ports' handshakes and failures.
-    pub tls: TlsStats,
 }
 
 struct Listener {
@@ -196,6 +198,8 @@ struct KernelConn {
     shut_pending: bool,
     /// A receive could not be posted (no buffer, full queue): post it on the next turn.
     recv_deferred: bool,
+    /// The connection is in `tls_deferred` (its ClientHello waits for a turn's budget).
+    tls_queued: bool,
     /// The client's address, when the access log or the proxy needs it.
     peer: std::net::SocketAddr,
 }
@@ -235,6 +239,11 @@ pub struct KernelPath {
     deferred: Vec<(u32, u32)>,
     /// The other half of `deferred`'s double buffer (no allocation while retrying).
     deferred_spare: Vec<(u32, u32)>,
+    /// TLS counters and the turn's handshake budget.
+    tls: TlsThread,
+    /// Connections (slot, generation) whose ClientHello waits for a turn's budget, oldest
+    /// first (each once: `KernelConn::tls_queued`).
+    tls_deferred: std::collections::VecDeque<(u32, u32)>,
     /// Shutdown deadline once `begin_shutdown` was called.
     draining: Option<Instant>,
     /// Clock of `run`.
@@ -295,6 +304,8 @@ impl KernelPath {
             free: Vec::new(),
             deferred: Vec::with_capacity(max.min(1 << 16)),
             deferred_spare: Vec::with_capacity(max.min(1 << 16)),
+            tls: TlsThread::new(config.tls_handshakes_per_round),
+            tls_deferred: std::collections::VecDeque::new(),
             draining: None,
             clock,
             stats: KernelStats::default(),
@@ -378,6 +389,11 @@ impl KernelPath {
         &self.stats
     }
 
+    /// The TLS ports' handshakes and failures on the kernel path.
+    pub fn tls_stats(&self) -> TlsStats {
+        self.tls.stats
+    }
+
     /// Live connections.
     pub fn connection_count(&self) -> usize {
         self.sessions.len()
@@ -440,7 +456,7 @@ impl KernelPath {
     /// descriptor ([`AsRawFd`]) turns readable for them.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if !self.deferred.is_empty() {
+        if !self.deferred.is_empty() || !self.tls_deferred.is_empty() {
             return Some(Instant::ZERO);
         }
         (!self.sessions.is_empty() || self.draining.is_some()).then_some(self.sessions.next_sweep())
@@ -519,6 +535,11 @@ impl KernelPath {
         let now = self.now();
         self.sessions.set_date(unix_now());
         self.turn(now);
+        if !self.tls_deferred.is_empty() {
+            // Handshakes wait for the next turn's budget: no sleep.
+            self.submit();
+            return Ok(());
+        }
         let wait = self
             .sessions
             .next_sweep()
@@ -540,6 +561,7 @@ impl KernelPath {
     /// Reaps and handles every completion, then runs due deadlines and deferred work.
     fn turn(&mut self, now: Instant) -> usize {
         let mut handled = 0;
+        self.retry_tls_deferred(now);
         let mut batch = [(0u64, 0i32, 0u32); REAP_BATCH];
         loop {
             let n = self.ring.reap(&mut batch);
@@ -655,11 +677,13 @@ impl KernelPath {
             send_pending: false,
             shut_pending: false,
             recv_deferred: false,
+            tls_queued: false,
             peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
         });
         c.fd = fd;
         c.gen = c.gen.wrapping_add(1) & GEN_MASK;
         c.stream.open(in_cap);
+        c.tls_queued = false;
         let port = self.listeners[listener].addr.port();
         if let Some(settings) = self.sessions.app().tls_for(port).cloned() {
             if let Some(c) = self.sessions.get_mut(index) {
@@ -731,6 +755,25 @@ impl KernelPath {
         if !c.recv_deferred {
             c.recv_deferred = true;
             self.deferred.push((index as u32, c.gen));
+        }
+    }
+
+    /// A new turn: the TLS handshake budget is whole again, and the connections whose
+    /// ClientHello waited for it take it first, oldest first, as many as it allows (the
+    /// turn's work stays bounded however long the queue is).
+    fn retry_tls_deferred(&mut self, now: Instant) {
+        self.tls.begin_round();
+        while self.tls.has_budget() {
+            let Some((index, gen)) = self.tls_deferred.pop_front() else {
+                break;
+            };
+            let Some(c) = self.sessions.get_mut(index as usize) else {
+                continue;
+            };
+            if c.gen == gen && c.tls_queued {
+                c.tls_queued = false;
+                self.pump(index as usize, now);
+            }
         }
     }
 
@@ -883,7 +926,7 @@ impl KernelPath {
             let advance = match self.upstream.built() {
                 Some(forwarder) if app.proxy().is_some() || forwarder.is_forwarding(index) => {
                     let peer = c.peer;
-                    let tls = &mut self.stats.tls;
+                    let tls = &mut self.tls;
                     c.stream
                         .advance_with(now, draining, tls, |http, input, output| {
                             let log = log.as_mut().map(|io| io.reborrow());
@@ -893,7 +936,7 @@ impl KernelPath {
                 // No upstream side: a request routed upstream is answered 502 (`Direct`).
                 _ => {
                     let peer = c.peer;
-                    let tls = &mut self.stats.tls;
+                    let tls = &mut self.tls;
                     c.stream
                         .advance_with(now, draining, tls, |http, input, output| {
                             let log = log.as_mut().map(|io| io.reborrow());
@@ -911,6 +954,10 @@ impl KernelPath {
         let Some(c) = self.sessions.get_mut(index) else {
             return;
         };
+        if c.stream.is_tls_deferred() && !c.tls_queued {
+            c.tls_queued = true;
+            self.tls_deferred.push_back((index as u32, c.gen));
+        }
         match c.stream.state() {
             Lifecycle::Open | Lifecycle::Lingering { .. } => {}
             // The FIN is already queued behind the last send: linger once it is done.
@@ -1017,7 +1064,7 @@ impl KernelPath {
             return;
         }
         c.recv_deferred = false;
-        c.stream.finish_tls(&mut self.stats.tls);
+        c.stream.finish_tls(&mut self.tls);
         let fd = c.fd;
         c.fd = -1;
         let now = self.now();
@@ -1091,9 +1138,7 @@ impl KernelPath {
                 self.close_conn(index, true);
                 continue;
             }
-            let http_due = c
-                .stream
-                .handle_timeout(now, send_limit, &mut self.stats.tls);
+            let http_due = c.stream.handle_timeout(now, send_limit, &mut self.tls);
             match c.stream.state() {
                 // The linger deadline passed.
                 Lifecycle::Closed => self.close_conn(index, false),
