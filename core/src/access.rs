@@ -44,6 +44,50 @@ pub struct UpstreamInfo {
     pub time: Option<Duration>,
 }
 
+/// Bytes of a TLS server name kept for the log (a longer one is cut and marked).
+pub const SERVER_NAME_MAX: usize = 128;
+
+/// A TLS connection as the access log shows it: the protocol version and the server name the
+/// client asked for (SNI).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TlsLogInfo {
+    /// 2 for TLS 1.2, 3 for TLS 1.3.
+    pub version_minor: u8,
+    name: [u8; SERVER_NAME_MAX],
+    name_len: u8,
+    /// The name was longer than [`SERVER_NAME_MAX`].
+    pub name_cut: bool,
+}
+
+impl TlsLogInfo {
+    pub fn new(version_minor: u8, server_name: Option<&[u8]>) -> Self {
+        let name = server_name.unwrap_or_default();
+        let kept = name.len().min(SERVER_NAME_MAX);
+        let mut info = TlsLogInfo {
+            version_minor,
+            name: [0; SERVER_NAME_MAX],
+            name_len: kept as u8,
+            name_cut: name.len() > SERVER_NAME_MAX,
+        };
+        info.name[..kept].copy_from_slice(&name[..kept]);
+        info
+    }
+
+    /// The server name (empty: the client sent none).
+    pub fn server_name(&self) -> &[u8] {
+        &self.name[..usize::from(self.name_len)]
+    }
+}
+
+impl std::fmt::Debug for TlsLogInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsLogInfo")
+            .field("version_minor", &self.version_minor)
+            .field("server_name", &String::from_utf8_lossy(self.server_name()))
+            .finish()
+    }
+}
+
 /// One request as the access log shows it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct AccessRecord {
@@ -69,6 +113,8 @@ pub struct AccessRecord {
     pub port: u16,
     pub path: PathKind,
     pub upstream: Option<UpstreamInfo>,
+    /// The connection's TLS, on a TLS port.
+    pub tls: Option<TlsLogInfo>,
 }
 
 impl std::fmt::Debug for AccessRecord {
@@ -103,6 +149,7 @@ impl Default for AccessRecord {
             port: 0,
             path: PathKind::Bypass,
             upstream: None,
+            tls: None,
         }
     }
 }
@@ -223,12 +270,22 @@ impl LogMarks {
 pub struct ConnLog {
     context: Option<AccessContext>,
     line: AccessRecord,
+    /// The connection's TLS, once its handshake is done.
+    tls: Option<TlsLogInfo>,
 }
 
 impl ConnLog {
     /// Who the connection's records are about (`None`: the connection is not logged).
     pub fn set_context(&mut self, context: Option<AccessContext>) {
         self.context = context;
+        self.tls = None;
+    }
+
+    /// The connection's TLS, for its records from now on (kept from the first call).
+    pub fn note_tls(&mut self, tls: Option<&TlsLogInfo>) {
+        if self.tls.is_none() {
+            self.tls = tls.copied();
+        }
     }
 
     /// Keeps the request line at the start of `head` for the record of its answer.
@@ -266,6 +323,7 @@ impl ConnLog {
             client: ctx.client,
             port: ctx.port,
             path: ctx.path,
+            tls: self.tls,
             ..self.line
         }
     }
@@ -449,6 +507,23 @@ fn write_text(r: &AccessRecord, unix_micros: u64, out: &mut Vec<u8>) {
         }
         None => out.extend_from_slice(b"- -"),
     }
+    out.push(b' ');
+    match &r.tls {
+        Some(t) => {
+            out.extend_from_slice(b"TLSv1.");
+            put_decimal(u64::from(t.version_minor), out);
+            out.push(b' ');
+            if t.server_name().is_empty() {
+                out.push(b'-');
+            } else {
+                put_escaped(t.server_name(), Escape::Field, out);
+                if t.name_cut {
+                    out.extend_from_slice(b"...");
+                }
+            }
+        }
+        None => out.extend_from_slice(b"- -"),
+    }
     if !r.completed {
         out.extend_from_slice(b" cut");
     }
@@ -506,6 +581,16 @@ fn write_json(r: &AccessRecord, unix_micros: u64, out: &mut Vec<u8>) {
         }
         None => out.extend_from_slice(b"null,\"upstream_us\":null"),
     }
+    out.extend_from_slice(b",\"tls\":");
+    match &r.tls {
+        Some(t) => {
+            out.extend_from_slice(b"\"TLSv1.");
+            put_decimal(u64::from(t.version_minor), out);
+            out.extend_from_slice(b"\",\"server_name\":");
+            put_json_string_or_null(t.server_name(), out);
+        }
+        None => out.extend_from_slice(b"null,\"server_name\":null"),
+    }
     out.extend_from_slice(b",\"completed\":");
     out.extend_from_slice(if r.completed { b"true" } else { b"false" });
     out.push(b'}');
@@ -515,6 +600,8 @@ fn write_json(r: &AccessRecord, unix_micros: u64, out: &mut Vec<u8>) {
 enum Escape {
     /// `\xHH` for anything but printable ASCII, and for `"` and `\`.
     Text,
+    /// `Text`, and the space too: an unquoted field stays one field.
+    Field,
     /// JSON string escapes (RFC 8259 §7); bytes >= 0x80 as `\u00HH` (the log says which
     /// bytes came, it does not guess an encoding).
     Json,
@@ -525,8 +612,9 @@ fn put_escaped(bytes: &[u8], escape: Escape, out: &mut Vec<u8>) {
     for &b in bytes {
         match (b, escape) {
             (b'"' | b'\\', Escape::Json) => out.extend_from_slice(&[b'\\', b]),
+            (b' ', Escape::Field) => out.extend_from_slice(b"\\x20"),
             (0x20..=0x7e, _) if b != b'"' && b != b'\\' => out.push(b),
-            (_, Escape::Text) => {
+            (_, Escape::Text | Escape::Field) => {
                 out.extend_from_slice(&[
                     b'\\',
                     b'x',

@@ -84,7 +84,7 @@ fn the_text_line_has_every_field_in_order() {
     assert_eq!(
         line(&full_record(), LogFormat::Text),
         "2026-12-06T11:00:00.250000Z 192.0.2.7:4711 \"GET /a?b=1 HTTP/1.1\" 200 37 16512 \
-         0.001234 bypass 80 - -\n"
+         0.001234 bypass 80 - - - -\n"
     );
     let mut r = full_record();
     r.completed = false;
@@ -102,7 +102,22 @@ fn the_text_line_has_every_field_in_order() {
     assert_eq!(
         line(&r, LogFormat::Text),
         "2026-12-06T11:00:00.250000Z [::1]:9 \"GET /a?b=1 HTTP/1.1\" 200 37 16512 0.001234 \
-         kernel 80 10.0.0.2:8080 2.000500 cut\n"
+         kernel 80 10.0.0.2:8080 2.000500 - - cut\n"
+    );
+    // A TLS connection: its version and server name (escaped, cut when long).
+    r.tls = Some(TlsLogInfo::new(3, Some(b"example.com")));
+    assert!(line(&r, LogFormat::Text).ends_with(" 2.000500 TLSv1.3 example.com cut\n"));
+    r.tls = Some(TlsLogInfo::new(2, None));
+    assert!(line(&r, LogFormat::Text).ends_with(" 2.000500 TLSv1.2 - cut\n"));
+    let long = vec![b'a'; SERVER_NAME_MAX + 5];
+    r.tls = Some(TlsLogInfo::new(3, Some(&long)));
+    let text = line(&r, LogFormat::Text);
+    assert!(text.contains(&format!(" TLSv1.3 {}... ", "a".repeat(SERVER_NAME_MAX))));
+    r.tls = Some(TlsLogInfo::new(3, Some(b"x\"y z")));
+    assert!(
+        line(&r, LogFormat::Text).contains(" TLSv1.3 x\\x22y\\x20z cut"),
+        "{}",
+        line(&r, LogFormat::Text)
     );
 }
 
@@ -123,7 +138,14 @@ fn the_json_line_carries_the_same_fields() {
     assert_eq!(v["path"], "bypass");
     assert_eq!(v["port"], 80);
     assert_eq!(v["upstream"], serde_json::Value::Null);
+    assert_eq!(v["tls"], serde_json::Value::Null);
+    assert_eq!(v["server_name"], serde_json::Value::Null);
     assert_eq!(v["completed"], true);
+    let mut r = full_record();
+    r.tls = Some(TlsLogInfo::new(2, Some(b"example.com")));
+    let v: serde_json::Value = serde_json::from_str(&line(&r, LogFormat::Json)).unwrap();
+    assert_eq!(v["tls"], "TLSv1.2");
+    assert_eq!(v["server_name"], "example.com");
 }
 
 #[test]
@@ -133,7 +155,7 @@ fn an_upstream_that_sent_no_head_has_a_server_and_no_time() {
         server: "10.0.0.2:8080".parse().unwrap(),
         time: None,
     });
-    assert!(line(&r, LogFormat::Text).ends_with(" 10.0.0.2:8080 -\n"));
+    assert!(line(&r, LogFormat::Text).ends_with(" 10.0.0.2:8080 - - -\n"));
     let v: serde_json::Value = serde_json::from_str(&line(&r, LogFormat::Json)).unwrap();
     assert_eq!(v["upstream"], "10.0.0.2:8080");
     assert_eq!(v["upstream_us"], serde_json::Value::Null);

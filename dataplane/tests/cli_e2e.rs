@@ -1206,6 +1206,7 @@ fn the_access_log_has_a_line_per_request_on_both_paths_and_reopens_on_sigusr1() 
     let lines = log_lines(&log, 3);
     assert_eq!(lines.len(), 3, "{lines:#?}");
     // TIME CLIENT "METHOD TARGET VERSION" STATUS IN OUT SECONDS PATH PORT UPSTREAM SECONDS
+    // TLS SERVER_NAME
     let fields = |l: &str| -> Vec<String> {
         let (before, rest) = l.split_once(" \"").expect("a quoted request line");
         let (request, after) = rest.split_once("\" ").expect("its closing quote");
@@ -1221,7 +1222,7 @@ fn the_access_log_has_a_line_per_request_on_both_paths_and_reopens_on_sigusr1() 
     ];
     for (line, (request, status, path, port)) in lines.iter().zip(want) {
         let f = fields(line);
-        assert_eq!(f.len(), 11, "{line}");
+        assert_eq!(f.len(), 13, "{line}");
         assert!(f[0].ends_with('Z') && f[0].len() == 27, "{line}");
         assert!(
             f[1].starts_with(&format!("{}:", common::CLIENT_IP)),
@@ -1233,6 +1234,11 @@ fn the_access_log_has_a_line_per_request_on_both_paths_and_reopens_on_sigusr1() 
             "{line}"
         );
         assert_eq!((f[9].as_str(), f[10].as_str()), ("-", "-"), "{line}");
+        assert_eq!(
+            (f[11].as_str(), f[12].as_str()),
+            ("-", "-"),
+            "no TLS: {line}"
+        );
     }
     // The 5000-byte answer: its body and its head.
     let out: u64 = fields(&lines[1])[5].parse().unwrap();

@@ -83,7 +83,8 @@ fn write_config(dir: &Path, iface: &str, certs: &[(&Path, &Path)], tls_extra: &s
          [[ports]]\nport = {KERNEL}\ntls = true\n\n\
          [admin]\nlisten = \"{GW_IP}:{ADMIN}\"\n\n\
          [app]\nmax_bytes_len = 100000000\n\n[http]\nmax_body_len = 100000000\n\n\
-         [tls]\n{tls_extra}\n"
+         [access_log]\npath = \"{}\"\n\n[tls]\n{tls_extra}\n",
+        dir.join("access.log").display()
     );
     for (i, (crt, key)) in certs.iter().enumerate() {
         text += &format!(
@@ -375,6 +376,23 @@ fn https_is_served_byte_exact_on_both_paths_to_real_clients() {
     assert!(rsa >= 1.0);
     let s = status(&ifname);
     assert_eq!(pollers_sum(&s, "rsts_out"), 0, "{s}");
+
+    // The access log names each request's TLS version and server name.
+    let log = dir.0.join("access.log");
+    let has = |needle: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(needle))
+    };
+    for needle in [
+        format!("bypass {BYPASS} - - TLSv1.3 {NAME}"),
+        format!("bypass {BYPASS} - - TLSv1.2 {NAME}"),
+        format!("kernel {KERNEL} - - TLSv1.3 {NAME}"),
+        format!("kernel {KERNEL} - - TLSv1.2 {NAME}"),
+    ] {
+        common::wait_for(&needle, Duration::from_secs(5), || has(&needle));
+    }
 
     terminate(&mut topo, gw);
 }

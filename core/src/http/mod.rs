@@ -34,7 +34,7 @@ pub(crate) mod chunked;
 mod head;
 pub(crate) mod syntax;
 
-use crate::access::{AccessLogIo, ConnLog, Finished, LogMarks};
+use crate::access::{AccessLogIo, ConnLog, Finished, LogMarks, TlsLogInfo};
 use crate::app::{App, Handler, ResponseId, IMF_FIXDATE_LEN};
 use serde::{Deserialize, Serialize};
 
@@ -719,6 +719,8 @@ pub struct HttpConn {
     /// The connection is TLS: forwarded requests say `https` (`X-Forwarded-Proto`,
     /// `Forwarded`).
     tls: bool,
+    /// Its version and server name once the handshake is done, for the access log.
+    tls_info: Option<TlsLogInfo>,
 }
 
 /// What `start_upstream` needs of a head `process` routed upstream.
@@ -751,6 +753,7 @@ impl HttpConn {
             upstream_wait: None,
             forward_route: None,
             tls: false,
+            tls_info: None,
         }
     }
 
@@ -762,6 +765,15 @@ impl HttpConn {
     /// Whether the connection is carried by TLS.
     pub fn is_tls(&self) -> bool {
         self.tls
+    }
+
+    /// The TLS handshake is done: what the access log records of it.
+    pub fn set_tls_info(&mut self, info: TlsLogInfo) {
+        self.tls_info = Some(info);
+    }
+
+    pub fn tls_info(&self) -> Option<&TlsLogInfo> {
+        self.tls_info.as_ref()
     }
 
     /// Ready for a new connection: state and counters cleared, limits kept.
@@ -889,6 +901,9 @@ impl HttpConn {
         mut log: Option<AccessLogIo<'_>>,
     ) -> Progress {
         // Every access-log step below is skipped when the call logs nothing.
+        if let (Some(io), Some(tls)) = (log.as_mut(), self.tls_info.as_ref()) {
+            io.conn.note_tls(Some(tls));
+        }
         if let Some(io) = log.as_mut() {
             if let Some(f) = self.log.take() {
                 io.push(f);

@@ -28,6 +28,7 @@ use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
 
 use super::config::TlsSettings;
 use super::stats::{TlsFailure, TlsStats, TlsThread};
+use crate::access::TlsLogInfo;
 use crate::http::{HttpConn, Progress};
 use crate::time::Instant;
 
@@ -416,6 +417,12 @@ impl TlsConn {
                 self.established = true;
                 self.deadline = None;
                 count_handshake(conn, stats);
+                let minor = match conn.protocol_version() {
+                    Some(ProtocolVersion::TLSv1_2) => 2,
+                    _ => 3,
+                };
+                let name = conn.server_name().map(str::as_bytes);
+                http.set_tls_info(TlsLogInfo::new(minor, name));
                 // HTTP's header timer starts with its first byte of plaintext, not the
                 // handshake's.
                 http.start(now);
