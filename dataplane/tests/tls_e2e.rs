@@ -273,6 +273,64 @@ fn https_is_served_byte_exact_on_both_paths_to_real_clients() {
         assert!(second.contains("HTTP/1.1 200 OK"), "{second}");
     }
 
+    // curl resumes within one run (its session cache): three URLs, three connections
+    // (Connection: close), the second and third resumed, on each path.
+    settle();
+    let resumed = |scrape: &prometheus_parse::Scrape, path: &str| {
+        metric(
+            scrape,
+            "xgate_tls_handshakes_total",
+            &[("path", path), ("kind", "resumed")],
+        )
+    };
+    let before = scrape_metrics(&topo, ADMIN);
+    for p in [BYPASS, KERNEL] {
+        let url = format!("https://{NAME}:{p}/health");
+        let body = get(
+            &topo,
+            ca,
+            p,
+            "/health",
+            &[
+                "-H",
+                "Connection: close",
+                &url,
+                "-H",
+                "Connection: close",
+                &url,
+            ],
+        );
+        assert_eq!(body, b"okokok");
+    }
+    settle();
+    let after = scrape_metrics(&topo, ADMIN);
+    for path in ["bypass", "kernel"] {
+        assert!(
+            resumed(&after, path) - resumed(&before, path) >= 2.0,
+            "{path}: curl's later connections resumed"
+        );
+    }
+
+    // A client that presents a certificate nobody asked for (this server requests none): the
+    // handshake goes on, the certificate is never sent (TLS sends it only on request).
+    let o = in_client(&topo, "openssl")
+        .args(["s_client", "-connect", &format!("{GW_IP}:{BYPASS}")])
+        .args(["-servername", NAME, "-CAfile"])
+        .arg(ca)
+        .arg("-cert")
+        .arg(&certs.rsa.0)
+        .arg("-key")
+        .arg(&certs.rsa.1)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("Verify return code: 0 (ok)"), "{said}");
+    assert!(
+        said.contains("No client certificate CA names sent"),
+        "{said}"
+    );
+
     // Python's ssl module: verified, SNI, TLS 1.3, a keep-alive request.
     let script = format!(
         "import socket, ssl\n\
@@ -781,4 +839,103 @@ fn a_handshake_flood_leaves_established_clients_served() {
     let s = status(&ifname);
     assert!(num(&s["kernel_path"], "connections") < 2000, "{s}");
     terminate(&mut topo, gw);
+}
+
+/// SIGTERM drains TLS connections like plain ones: a keep-alive connection idle between
+/// requests is closed at once, cleanly (close_notify, then FIN), on each path, and the
+/// gateway exits; after kill -9 the bypass TLS port is refused by the kernel, nothing
+/// black-holed.
+#[test]
+fn sigterm_drains_tls_connections_and_kill_9_falls_back_to_the_kernel() {
+    let Some((mut topo, dir, certs)) =
+        tls_topology("sigterm_drains_tls_connections_and_kill_9_falls_back_to_the_kernel")
+    else {
+        return;
+    };
+    let ifname = topo.server_if.clone();
+    let config = write_config(&dir.0, &ifname, &[(&certs.ec.0, &certs.ec.1)], "");
+    let gw = start_xgate(&mut topo, &config, &[]);
+    // Each held client: "go" asks for /health and prints the status line; "end" waits for
+    // the server's close and prints "clean" (close_notify seen) or the error.
+    let script = |p: u16| {
+        format!(
+            "import socket, ssl, sys\n\
+             ctx = ssl.create_default_context(cafile={ca:?})\n\
+             s = ctx.wrap_socket(socket.create_connection(('{GW_IP}', {p})), server_hostname='{NAME}')\n\
+             s.settimeout(10)\n\
+             f = s.makefile('rb')\n\
+             for line in sys.stdin:\n\
+             \x20   if line.strip() == 'go':\n\
+             \x20       s.sendall(b'GET /health HTTP/1.1\\r\\nHost: gw.test\\r\\n\\r\\n')\n\
+             \x20       status = f.readline().decode().strip()\n\
+             \x20       while f.readline() not in (b'\\r\\n', b''): pass\n\
+             \x20       f.read(2)\n\
+             \x20       print(status, flush=True)\n\
+             \x20   else:\n\
+             \x20       try: print('clean' if s.recv(1) == b'' else 'data', flush=True)\n\
+             \x20       except Exception as e: print(type(e).__name__, flush=True)\n",
+            ca = certs.ca.display().to_string(),
+        )
+    };
+    use std::io::{BufRead, BufReader, Write};
+    let mut held: Vec<(Child, BufReader<std::process::ChildStdout>)> = [BYPASS, KERNEL]
+        .into_iter()
+        .map(|p| {
+            let mut c = in_client(&topo, "python3")
+                .args(["-c", &script(p)])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let out = BufReader::new(c.stdout.take().unwrap());
+            (c, out)
+        })
+        .collect();
+    let say = |held: &mut Vec<(Child, BufReader<std::process::ChildStdout>)>, what: &[u8]| {
+        held.iter_mut()
+            .map(|(c, out)| {
+                c.stdin.as_mut().unwrap().write_all(what).unwrap();
+                let mut line = String::new();
+                out.read_line(&mut line).unwrap();
+                line.trim().to_string()
+            })
+            .collect::<Vec<String>>()
+    };
+    assert_eq!(
+        say(&mut held, b"go\n"),
+        ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"]
+    );
+    let pid = topo.children[gw].id();
+    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    assert_eq!(
+        say(&mut held, b"end\n"),
+        ["clean", "clean"],
+        "idle TLS connections end with close_notify on both paths"
+    );
+    for (mut c, _) in held {
+        drop(c.stdin.take());
+        let _ = c.wait();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let st = loop {
+        if let Some(st) = topo.children[gw].try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "xgate did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(st.success(), "xgate exited with {st}");
+
+    // kill -9: the kernel refuses the bypass TLS port at once; no XDP left behind.
+    let gw = start_xgate(&mut topo, &config, &[]);
+    assert_eq!(get(&topo, &certs.ca, BYPASS, "/health", &[]), b"ok");
+    topo.children[gw].kill().expect("kill -9");
+    let killed = Instant::now();
+    let _ = topo.children[gw].wait();
+    topo.assert_refused_without_xdp(BYPASS, killed);
 }
