@@ -939,3 +939,52 @@ fn sigterm_drains_tls_connections_and_kill_9_falls_back_to_the_kernel() {
     let _ = topo.children[gw].wait();
     topo.assert_refused_without_xdp(BYPASS, killed);
 }
+
+/// A request that came over TLS and goes to an upstream says so: `X-Forwarded-Proto: https`
+/// and `Forwarded: ...;proto=https`, on both paths; the upstream's answer comes back through
+/// TLS byte-exact.
+#[test]
+fn proxied_https_requests_tell_the_upstream_https() {
+    let Some((mut topo, dir, certs)) =
+        tls_topology("proxied_https_requests_tell_the_upstream_https")
+    else {
+        return;
+    };
+    use std::io::{Read as _, Write as _};
+    // The upstream answers with the forwarding fields it got, as its body.
+    let upstream = common::upstream::Listener::start(&topo.server_ns.clone(), |mut s, _| {
+        let mut buf = Vec::new();
+        let Some(end) = common::upstream::fill_until(&mut s, &mut buf, b"\r\n\r\n") else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let fields: Vec<&str> = head
+            .lines()
+            .filter(|l| l.starts_with("x-forwarded-proto:") || l.starts_with("forwarded:"))
+            .collect();
+        let body = fields.join("\n");
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = s.read(&mut [0u8; 1]);
+    });
+    let ifname = topo.server_if.clone();
+    let config = write_config(&dir.0, &ifname, &[(&certs.ec.0, &certs.ec.1)], "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!(
+        "[[upstream]]\nname = \"origin\"\nservers = [{{ address = \"{}\" }}]\n\n\
+         [[route]]\npath_prefix = \"/up\"\nupstream = \"origin\"\nforwarded = true\n",
+        upstream.addr
+    );
+    std::fs::write(&config, text).unwrap();
+    let gw = start_xgate(&mut topo, &config, &[]);
+    for p in [BYPASS, KERNEL] {
+        let body = String::from_utf8(get(&topo, &certs.ca, p, "/up/x", &[])).unwrap();
+        assert!(body.contains("x-forwarded-proto: https"), ":{p} {body}");
+        assert!(body.contains("proto=https"), ":{p} {body}");
+    }
+    terminate(&mut topo, gw);
+    drop(upstream);
+}
