@@ -79,6 +79,8 @@ enum State {
     Alerting {
         alert: AcceptedAlert,
         fallback: &'static [u8],
+        /// Some of rustls' alert went out already.
+        written: bool,
     },
     /// Fixed bytes, then a close (`unrecognized_name`, the plain-HTTP answer).
     Refusing {
@@ -239,6 +241,8 @@ impl TlsConn {
         let mut consumed = 0;
         let mut produced = 0;
         self.deferred = false;
+        // A handshake past its deadline goes no further, even before the owner's sweep.
+        self.handle_timeout(now, thread);
         for _ in 0..MAX_STEPS {
             let before = (consumed, produced);
             produced += self.flush(&mut output[produced..]);
@@ -281,7 +285,7 @@ impl TlsConn {
                     }
                 }
                 produced += flush_conn(conn, &mut output[produced..]);
-                consumed += self.read_ciphertext(now, &mut thread.stats, http, &input[consumed..]);
+                consumed += self.read_ciphertext(&mut thread.stats, http, &input[consumed..]);
                 produced += self.flush(&mut output[produced..]);
             } else if self.failed || matches!(self.state, State::Refusing { .. }) {
                 // Refused or failed before a session: whatever else arrives is dropped.
@@ -367,7 +371,11 @@ impl TlsConn {
             TlsFailure::Incompatible => HANDSHAKE_FAILURE_ALERT,
             _ => DECODE_ERROR_ALERT,
         };
-        self.state = State::Alerting { alert, fallback };
+        self.state = State::Alerting {
+            alert,
+            fallback,
+            written: false,
+        };
     }
 
     fn refuse(&mut self, bytes: &'static [u8]) {
@@ -379,7 +387,6 @@ impl TlsConn {
     /// Reads ciphertext into rustls and processes it, while the decrypted backlog allows.
     fn read_ciphertext(
         &mut self,
-        now: Instant,
         stats: &mut TlsStats,
         http: &mut HttpConn,
         input: &[u8],
@@ -423,9 +430,6 @@ impl TlsConn {
                 };
                 let name = conn.server_name().map(str::as_bytes);
                 http.set_tls_info(TlsLogInfo::new(minor, name));
-                // HTTP's header timer starts with its first byte of plaintext, not the
-                // handshake's.
-                http.start(now);
             }
             self.plain_len += read_plaintext(conn, &mut self.plain[self.plain_len..]);
             if self.peer_closed {
@@ -439,7 +443,11 @@ impl TlsConn {
     fn flush(&mut self, out: &mut [u8]) -> usize {
         match &mut self.state {
             State::Serving(conn) => flush_conn(conn, out),
-            State::Alerting { alert, fallback } => {
+            State::Alerting {
+                alert,
+                fallback,
+                written,
+            } => {
                 let mut w = &mut *out;
                 let room = w.len();
                 while !w.is_empty() {
@@ -449,11 +457,12 @@ impl TlsConn {
                     }
                 }
                 let n = room - w.len();
+                *written |= n > 0;
                 if !w.is_empty() {
                     // All of it went out, then the close; rustls refuses some ClientHellos
                     // (a message that is not one) without an alert: ours then, since the
                     // RFC asks for one (RFC 8446 §6.2).
-                    let bytes = if n == 0 { *fallback } else { &[] };
+                    let bytes = if *written { &[][..] } else { *fallback };
                     self.state = State::Refusing { bytes, written: 0 };
                     return n + self.flush(&mut out[n..]);
                 }

@@ -730,3 +730,26 @@ fn a_spent_handshake_budget_leaves_the_client_hello_unread_until_the_next_round(
     );
     assert!(!b.server.is_deferred());
 }
+
+#[test]
+fn an_alert_that_fills_the_room_exactly_is_not_followed_by_another() {
+    let shared = TlsShared::new(64).unwrap();
+    let certs = ecdsa_site();
+    let options = TlsOptions {
+        min_version: MinVersion::Tls13,
+        ..TlsOptions::default()
+    };
+    let s = settings(&certs, options, &shared);
+    let mut pair = Pair::new(s, Arc::new(client_config(&certs, TLS12)), "example.test");
+    let mut hello = Vec::new();
+    pair.client.write_tls(&mut hello).unwrap();
+    pair.to_server = hello;
+    // A plaintext alert record is 7 bytes: exactly the room.
+    pair.out_room = 7;
+    let alert = pair.server_step();
+    assert_eq!(alert.len(), 7);
+    assert_eq!(alert[0], 0x15);
+    pair.out_room = 4096;
+    assert!(pair.server_step().is_empty(), "one alert, not two");
+    assert!(pair.server_closed);
+}
