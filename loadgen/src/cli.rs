@@ -10,7 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::response::BodyCheck;
-use crate::scenario::{Scenario, ScenarioError, Stop, Target};
+use crate::scenario::{is_https, Scenario, ScenarioError, Stop, Target};
+use crate::tls::{KeyExchange, TlsOptions, TlsVersion, Verify};
 
 /// loadgen: an HTTP/1.1 load generator on kernel sockets (closed loop, open loop with
 /// coordinated-omission correction, connection churn), made to compare xgate's bypass path,
@@ -116,6 +117,35 @@ pub struct RunArgs {
     #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
     pub cpu: Option<CpuList>,
 
+    /// HTTPS: speak TLS (rustls) on every connection; an https:// URL implies it. Needs
+    /// --tls-ca or --tls-insecure.
+    #[arg(long)]
+    pub tls: bool,
+    /// HTTPS: trust the CA certificates of this PEM file (the server's certificate, its name
+    /// and the handshake's signature are checked).
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_insecure")]
+    pub tls_ca: Option<PathBuf>,
+    /// HTTPS, benchmarks only: check nothing (any certificate, any name, no signature check),
+    /// so the client's core spends nothing on verification; the server's work is unchanged.
+    #[arg(long)]
+    pub tls_insecure: bool,
+    /// HTTPS: offer only this TLS version, 1.2 or 1.3 (default: both, 1.3 preferred).
+    #[arg(long, value_name = "1.2|1.3", value_parser = ["1.2", "1.3"])]
+    pub tls_version: Option<String>,
+    /// HTTPS: the server name sent (SNI) and checked (default: the target's host; an IP
+    /// address sends none).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// HTTPS: keep a session cache so that new connections resume (tickets, or TLS 1.2
+    /// session IDs); without it every connection makes a full handshake.
+    #[arg(long)]
+    pub tls_resume: bool,
+    /// HTTPS: the key exchange offered: default (rustls' list, X25519MLKEM768 first),
+    /// x25519, p256 or x25519mlkem768.
+    #[arg(long, value_name = "GROUP", default_value = "default",
+          value_parser = ["default", "x25519", "p256", "x25519mlkem768"])]
+    pub tls_kx: String,
+
     /// Write the report as JSON to FILE, or to stdout with "-" (the summary then goes to
     /// stderr).
     #[arg(long, value_name = "FILE")]
@@ -186,8 +216,42 @@ impl RunArgs {
                 s.expect.body_len = s.implied_body_len();
             }
         }
+        s.tls = self.tls_options()?;
         s.validate()?;
         Ok(s)
+    }
+
+    /// The TLS settings, when --tls or an https:// URL asks for them.
+    fn tls_options(&self) -> Result<Option<TlsOptions>, CliError> {
+        let https = self.tls || self.url.as_deref().is_some_and(is_https);
+        if !https {
+            let stray = [
+                ("--tls-ca", self.tls_ca.is_some()),
+                ("--tls-insecure", self.tls_insecure),
+                ("--tls-version", self.tls_version.is_some()),
+                ("--server-name", self.server_name.is_some()),
+                ("--tls-resume", self.tls_resume),
+                ("--tls-kx", self.tls_kx != "default"),
+            ]
+            .into_iter()
+            .find(|(_, given)| *given);
+            return match stray {
+                Some((flag, _)) => Err(CliError::TlsOptionWithoutTls(flag)),
+                None => Ok(None),
+            };
+        }
+        let verify = match (&self.tls_ca, self.tls_insecure) {
+            (Some(ca), _) => Verify::Ca(ca.clone()),
+            (None, true) => Verify::Insecure,
+            (None, false) => return Err(CliError::TlsWithoutVerify),
+        };
+        Ok(Some(TlsOptions {
+            version: self.tls_version.as_deref().and_then(TlsVersion::parse),
+            server_name: self.server_name.clone(),
+            verify,
+            resume: self.tls_resume,
+            kx: KeyExchange::parse(&self.tls_kx).unwrap_or(KeyExchange::Default),
+        }))
     }
 }
 
@@ -198,6 +262,12 @@ pub enum CliError {
     Scenario(#[from] ScenarioError),
     #[error("give a target with --url or --addr")]
     NoTarget,
+    #[error("{0} is an HTTPS option: add --tls or use an https:// URL")]
+    TlsOptionWithoutTls(&'static str),
+    #[error(
+        "HTTPS needs a way to check the server: --tls-ca FILE, or --tls-insecure for a benchmark"
+    )]
+    TlsWithoutVerify,
     #[error("cannot read --expect-body-file {path:?}")]
     BodyFile {
         path: PathBuf,
@@ -370,6 +440,52 @@ mod tests {
         };
         let e = a.scenario(false).unwrap_err().to_string();
         assert!(e.contains("--verify-body needs"), "{e}");
+    }
+
+    #[test]
+    fn https_options_make_tls_settings_and_need_tls() {
+        let mut v = vec!["loadgen", "run", "--url", "https://127.0.0.1:8443/health"];
+        v.extend([
+            "--tls-insecure",
+            "--tls-resume",
+            "--tls-version",
+            "1.2",
+            "--server-name",
+            "other.test",
+            "--tls-kx",
+            "x25519",
+        ]);
+        let Command::Run(a) = Cli::try_parse_from(v).unwrap().command else {
+            unreachable!("parsed `run`")
+        };
+        let t = a.scenario(false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t.tls,
+            Some(TlsOptions {
+                version: Some(TlsVersion::V12),
+                server_name: Some("other.test".into()),
+                verify: Verify::Insecure,
+                resume: true,
+                kx: KeyExchange::X25519,
+            })
+        );
+        let s = scenario(&["--tls", "--tls-ca", "/ca.pem"]).unwrap();
+        assert_eq!(s.tls.unwrap().verify, Verify::Ca("/ca.pem".into()));
+        assert_eq!(scenario(&[]).unwrap().tls, None);
+        for (extra, words) in [
+            (&["--tls"][..], "--tls-ca FILE, or --tls-insecure"),
+            (&["--tls-ca", "/ca.pem"], "--tls-ca is an HTTPS option"),
+            (&["--tls-resume"], "--tls-resume is an HTTPS option"),
+            (&["--tls-kx", "p256"], "--tls-kx is an HTTPS option"),
+            (&["--tls", "--tls-version", "1.1"], "1.1"),
+            (
+                &["--tls", "--tls-ca", "/a", "--tls-insecure"],
+                "cannot be used",
+            ),
+        ] {
+            let e = scenario(extra).unwrap_err();
+            assert!(e.contains(words), "{extra:?}: {e:?} lacks {words:?}");
+        }
     }
 
     #[test]

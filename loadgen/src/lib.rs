@@ -10,6 +10,7 @@ pub mod response;
 pub mod scenario;
 pub mod schedule;
 mod sys;
+pub mod tls;
 mod worker;
 
 use std::io::{IsTerminal, Write};
@@ -50,6 +51,8 @@ pub enum Error {
     },
     #[error("load thread {0} panicked")]
     Panicked(usize),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 impl Error {
@@ -68,7 +71,7 @@ pub fn run(scenario: &Scenario) -> Result<Report, Error> {
     scenario.validate()?;
     // Many connections need many descriptors; a failure here shows up as connect errors.
     let _ = sys::raise_open_files_limit();
-    let plan = Arc::new(Plan::new(scenario));
+    let plan = Arc::new(Plan::new(scenario)?);
     let threads = scenario.threads;
     let (ready_tx, ready_rx) = mpsc::channel::<(usize, Result<(), Error>)>();
     let (done_tx, done_rx) = mpsc::channel::<(usize, Result<Stats, Error>)>();

@@ -48,6 +48,15 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 fn compare(args: &loadgen::compare::CompareArgs) -> anyhow::Result<()> {
+    if loadgen::compare::wants_https(args) {
+        let (record, files) =
+            loadgen::compare::https::compare_https(args).context("loadgen compare (HTTPS)")?;
+        println!("{}", loadgen::compare::https::markdown(&record));
+        for f in files {
+            println!("wrote {}", f.display());
+        }
+        return Ok(());
+    }
     let done = loadgen::compare::compare(args).context("loadgen compare")?;
     for (record, files) in done {
         println!("{}", record.markdown());

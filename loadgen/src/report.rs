@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::response::{BodyCheck, Failure};
 use crate::scenario::{Scenario, Stop};
+use crate::tls::{Negotiated, TlsOptions, Verify};
 
 /// Value of the `schema` field; bumped when a field changes meaning or goes away (adding
 /// fields keeps it).
@@ -47,6 +48,9 @@ pub enum ErrorKind {
     Closed,
     /// Any other socket error.
     Io,
+    /// HTTPS: the TLS handshake failed (an alert, a certificate refused) or a record could not
+    /// be read (the connection is then closed).
+    Tls,
 }
 
 impl From<Failure> for ErrorKind {
@@ -84,6 +88,7 @@ pub struct ErrorCounts {
     pub protocol: u64,
     pub closed: u64,
     pub io: u64,
+    pub tls: u64,
 }
 
 impl ErrorCounts {
@@ -108,10 +113,11 @@ impl ErrorCounts {
             ErrorKind::Protocol => &mut self.protocol,
             ErrorKind::Closed => &mut self.closed,
             ErrorKind::Io => &mut self.io,
+            ErrorKind::Tls => &mut self.tls,
         }
     }
 
-    fn named(&self) -> [(&'static str, u64); 10] {
+    fn named(&self) -> [(&'static str, u64); 11] {
         [
             ("connect", self.connect),
             ("reset", self.reset),
@@ -123,6 +129,7 @@ impl ErrorCounts {
             ("protocol", self.protocol),
             ("closed", self.closed),
             ("io", self.io),
+            ("tls", self.tls),
         ]
     }
 
@@ -142,6 +149,7 @@ impl ErrorCounts {
             (ErrorKind::Protocol, o.protocol),
             (ErrorKind::Closed, o.closed),
             (ErrorKind::Io, o.io),
+            (ErrorKind::Tls, o.tls),
         ] {
             *self.slot(kind) += n;
         }
@@ -170,12 +178,34 @@ impl ConnectionCounts {
     }
 }
 
+/// HTTPS: the handshakes completed during the measurement, by kind, and what the first one
+/// negotiated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TlsCounts {
+    /// Full handshakes (with or without a HelloRetryRequest).
+    pub handshakes_full: u64,
+    /// Handshakes that resumed a session.
+    pub handshakes_resumed: u64,
+    pub negotiated: Option<Negotiated>,
+}
+
+impl TlsCounts {
+    fn merge(&mut self, o: &TlsCounts) {
+        self.handshakes_full += o.handshakes_full;
+        self.handshakes_resumed += o.handshakes_resumed;
+        self.negotiated = self.negotiated.or(o.negotiated);
+    }
+}
+
 /// One thread's measurements.
 #[derive(Debug, Clone)]
 pub struct Stats {
     pub ok: u64,
     pub errors: ErrorCounts,
     pub connections: ConnectionCounts,
+    /// HTTPS handshakes (all zero for plain HTTP).
+    pub tls: TlsCounts,
+    /// Bytes written to and read from the sockets (TLS records, with HTTPS).
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Successful requests, ns from the intended send time to the response's last byte.
@@ -185,7 +215,7 @@ pub struct Stats {
     /// Successful requests, ns from the intended to the actual send (open loop): waiting for
     /// a free connection, and loadgen's own wake-up lag.
     pub send_lag: Histogram<u64>,
-    /// Handshakes, ns from connect(2) to writable.
+    /// Handshakes, ns from connect(2) to writable (with HTTPS: to the TLS handshake's end).
     pub connect_latency: Histogram<u64>,
     pub cpu_user: Duration,
     pub cpu_system: Duration,
@@ -203,6 +233,7 @@ impl Default for Stats {
             ok: 0,
             errors: ErrorCounts::default(),
             connections: ConnectionCounts::default(),
+            tls: TlsCounts::default(),
             bytes_sent: 0,
             bytes_received: 0,
             latency: histogram(),
@@ -221,6 +252,7 @@ impl Stats {
         self.ok += o.ok;
         self.errors.merge(&o.errors);
         self.connections.merge(&o.connections);
+        self.tls.merge(&o.tls);
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
         // Same bounds everywhere, so adding cannot fail.
@@ -315,12 +347,49 @@ pub struct ScenarioReport {
     pub expect_body_size: Option<u64>,
     /// "none", "pattern" or "exact".
     pub verify_body: &'static str,
+    /// HTTPS settings; null for plain HTTP.
+    pub tls: Option<TlsScenarioReport>,
+}
+
+/// A run's TLS settings as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsScenarioReport {
+    /// "1.2", "1.3", or "1.2+1.3" (both offered).
+    pub versions: &'static str,
+    /// The name sent as SNI and checked; null: the target's host.
+    pub server_name: Option<String>,
+    /// "ca" (the certificate checked against --tls-ca) or "insecure" (nothing checked).
+    pub verify: &'static str,
+    /// Whether new connections resume sessions.
+    pub resume: bool,
+    /// The key exchange offered: "default", "x25519", "p256" or "x25519mlkem768".
+    pub kx: &'static str,
+}
+
+impl TlsScenarioReport {
+    fn of(t: &TlsOptions) -> TlsScenarioReport {
+        TlsScenarioReport {
+            versions: t.version.map_or("1.2+1.3", |v| v.name()),
+            server_name: t.server_name.clone(),
+            verify: match t.verify {
+                Verify::Ca(_) => "ca",
+                Verify::Insecure => "insecure",
+            },
+            resume: t.resume,
+            kx: t.kx.name(),
+        }
+    }
 }
 
 impl ScenarioReport {
     pub fn of(s: &Scenario) -> ScenarioReport {
         ScenarioReport {
-            url: format!("http://{}{}", s.target.host, s.target.path),
+            url: format!(
+                "{}://{}{}",
+                if s.tls.is_some() { "https" } else { "http" },
+                s.target.host,
+                s.target.path
+            ),
             addr: s.target.addr.to_string(),
             method: s.method.clone(),
             body_size: s.body_size,
@@ -348,6 +417,7 @@ impl ScenarioReport {
                 BodyCheck::Pattern => "pattern",
                 BodyCheck::Exact(_) => "exact",
             },
+            tls: s.tls.as_ref().map(TlsScenarioReport::of),
         }
     }
 }
@@ -378,6 +448,8 @@ pub struct Report {
     /// `ok / elapsed_s`.
     pub throughput_rps: f64,
     pub connections: ConnectionCounts,
+    /// HTTPS: handshakes by kind and what was negotiated; null for plain HTTP.
+    pub tls: Option<TlsCounts>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     /// Successful requests; in the open loop measured from the intended send time.
@@ -416,6 +488,7 @@ impl Report {
                 0.0
             },
             connections: stats.connections,
+            tls: scenario.tls.as_ref().map(|_| stats.tls),
             bytes_sent: stats.bytes_sent,
             bytes_received: stats.bytes_received,
             latency_us: LatencySummary::of(&stats.latency),
@@ -526,6 +599,17 @@ impl Report {
             group(c.failed),
             group(c.closed_by_server)
         );
+        if let Some(t) = &self.tls {
+            let what = t.negotiated.map_or(String::new(), |n| {
+                format!(" ({} {} {})", n.version, n.cipher_suite, n.kx_group)
+            });
+            let _ = writeln!(
+                out,
+                "  tls          {} full, {} resumed handshake(s){what}",
+                group(t.handshakes_full),
+                group(t.handshakes_resumed)
+            );
+        }
         let _ = writeln!(
             out,
             "  transfer     {} sent, {} received",

@@ -7,6 +7,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::response::{BodyCheck, Expect};
+use crate::tls::TlsOptions;
 
 /// Where requests go and what `Host` and path they carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,21 +20,21 @@ pub struct Target {
 }
 
 impl Target {
-    /// `http://HOST[:PORT][/PATH]`; HOST is an IP address (IPv6 in brackets) or a name that is
-    /// resolved once, here. The `Host` header is `HOST[:PORT]` as written.
+    /// `http://HOST[:PORT][/PATH]` or `https://...` (port 443 by default; whether to speak TLS
+    /// is the scenario's [`Scenario::tls`], see [`is_https`]); HOST is an IP address (IPv6 in
+    /// brackets) or a name that is resolved once, here. The `Host` header is `HOST[:PORT]` as
+    /// written.
     pub fn from_url(url: &str) -> Result<Target, ScenarioError> {
         let bad = |why: &str| ScenarioError::Url {
             url: url.to_string(),
             why: why.to_string(),
         };
-        let rest = if let Some(rest) = url.strip_prefix("http://") {
-            rest
-        } else if url.starts_with("https://") {
-            return Err(bad(
-                "https is not supported (loadgen speaks plain HTTP/1.1)",
-            ));
+        let (rest, default_port) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, 80)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (rest, 443)
         } else {
-            return Err(bad("expected http://HOST[:PORT]/PATH"));
+            return Err(bad("expected http://HOST[:PORT]/PATH or https://..."));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -49,7 +50,7 @@ impl Target {
             return Err(bad("a fragment (#...) is not sent in HTTP requests"));
         }
         let with_port = if authority.ends_with(']') || !authority.contains(':') {
-            format!("{authority}:80")
+            format!("{authority}:{default_port}")
         } else {
             authority.to_string()
         };
@@ -129,6 +130,8 @@ pub struct Scenario {
     pub cpus: Vec<usize>,
     /// A one-line progress display on stderr once a second.
     pub progress: bool,
+    /// HTTPS: every connection speaks TLS with these settings; `None`: plain HTTP.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Scenario {
@@ -150,6 +153,7 @@ impl Scenario {
             threads: 1,
             cpus: Vec::new(),
             progress: false,
+            tls: None,
         }
     }
 
@@ -248,6 +252,11 @@ impl Scenario {
     }
 }
 
+/// Whether `url` asks for HTTPS.
+pub fn is_https(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -314,8 +323,11 @@ mod tests {
         let t = Target::from_url("http://[::1]").unwrap();
         assert_eq!(t.addr, "[::1]:80".parse().unwrap());
         assert_eq!(t.path, "/");
+        let t = Target::from_url("https://127.0.0.1/x").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:443".parse().unwrap());
+        assert!(is_https("https://127.0.0.1/x") && !is_https("http://127.0.0.1/x"));
         for bad in [
-            "https://127.0.0.1/",
+            "ftp://127.0.0.1/",
             "127.0.0.1:80/",
             "http:///x",
             "http://127.0.0.1/a b",

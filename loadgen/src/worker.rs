@@ -19,6 +19,15 @@
 //!   not omitted (wrk2's correction). With churn, "room" is a free slot and the request's
 //!   connect is part of its latency.
 //!
+//! HTTPS: a connection's TCP handshake is followed by its TLS handshake (state
+//! `Handshaking`), driven sans-IO through its rustls [`ClientConnection`]: ciphertext read
+//! into the thread's buffer is handed to `read_tls` and `process_new_packets`, plaintext is
+//! drained into a second per-thread buffer and parsed as before, request bytes go through
+//! `writer()` and `write_tls` writes the records. A connection is established (counted, its
+//! handshake time recorded, requests given to it) when its TLS handshake ends; a keep-alive
+//! run finishes every TLS handshake before the clock starts. rustls allocates a buffer per
+//! record it encrypts or decrypts (`crate::tls`).
+//!
 //! Timeouts are checked on a tick of a tenth of the timeout (at most 100 ms): a request still
 //! without its response `timeout` after its due time fails with every request on its
 //! connection, which is closed and reopened; a backlog entry that old fails alone.
@@ -36,10 +45,14 @@ use crate::response::{Eof, Expect, Response, ResponseParser};
 use crate::scenario::{Scenario, Stop};
 use crate::schedule::{Bound, Schedule};
 use crate::sys::{self, Epoll, Event, TimerFd};
+use crate::tls::{self, Negotiated, TlsClient};
 use crate::Error;
+use rustls::ClientConnection;
 
 const TIMER_TOKEN: u64 = u64::MAX;
 const READ_BUF: usize = 256 * 1024;
+/// HTTPS: decrypted bytes are drained into this (a TLS record holds at most 16 KiB).
+const PLAIN_BUF: usize = 64 * 1024;
 const EVENTS: usize = 256;
 const NS_PER_MS: u64 = 1_000_000;
 
@@ -58,11 +71,18 @@ pub(crate) struct Plan {
     pub timeout_ns: u64,
     /// Closed loop with a request count: requests claimed so far by all threads.
     pub claimed: AtomicU64,
+    /// HTTPS: the client settings every connection starts from.
+    pub tls: Option<TlsClient>,
 }
 
 impl Plan {
-    pub fn new(s: &Scenario) -> Plan {
-        Plan {
+    /// The plan of `s`; fails when its TLS settings cannot be used (a CA file, a name).
+    pub fn new(s: &Scenario) -> Result<Plan, Error> {
+        let tls = match &s.tls {
+            Some(t) => Some(TlsClient::new(t, &s.target.host)?),
+            None => None,
+        };
+        Ok(Plan {
             addr: s.target.addr,
             request: RequestBytes::new(s, s.pipeline),
             expect: s.expect.clone(),
@@ -74,7 +94,8 @@ impl Plan {
             warmup_ns: duration_ns(s.warmup),
             timeout_ns: duration_ns(s.timeout).max(1),
             claimed: AtomicU64::new(0),
-        }
+            tls,
+        })
     }
 }
 
@@ -104,6 +125,10 @@ enum ConnState {
     Connecting {
         since: u64,
     },
+    /// HTTPS: TCP is up, the TLS handshake is not over (`since`: the connect(2)).
+    Handshaking {
+        since: u64,
+    },
     Open,
     /// Churn: the response is in; waiting for the server's FIN.
     Lingering {
@@ -124,6 +149,8 @@ struct Slot {
     queued: bool,
     /// The server announced it closes after a response: send nothing more.
     closing: bool,
+    /// HTTPS: the connection's TLS state, from the end of the TCP handshake.
+    tls: Option<ClientConnection>,
 }
 
 impl Slot {
@@ -137,6 +164,7 @@ impl Slot {
             parser: ResponseParser::new(),
             queued: false,
             closing: false,
+            tls: None,
         }
     }
 }
@@ -165,6 +193,8 @@ pub(crate) struct Worker {
     /// Slots with unsent bytes to write at the end of this turn.
     dirty: Vec<u32>,
     rbuf: Box<[u8]>,
+    /// HTTPS: decrypted bytes (empty for plain HTTP).
+    pbuf: Box<[u8]>,
     events: Vec<Event>,
     stats: Stats,
     start: u64,
@@ -197,6 +227,7 @@ impl Worker {
             None => None,
         };
         let depth = plan.depth;
+        let plan_tls = plan.tls.is_some();
         Ok(Worker {
             plan,
             progress,
@@ -211,6 +242,7 @@ impl Worker {
             backlog: VecDeque::new(),
             dirty: Vec::with_capacity(connections),
             rbuf: vec![0u8; READ_BUF].into_boxed_slice(),
+            pbuf: vec![0u8; if plan_tls { PLAIN_BUF } else { 0 }].into_boxed_slice(),
             events: sys::empty_events(EVENTS),
             stats: Stats::default(),
             start: 0,
@@ -262,22 +294,96 @@ impl Worker {
                 if t == TIMER_TOKEN || i >= self.slots.len() {
                     continue;
                 }
-                let slot = &mut self.slots[i];
-                if !matches!(slot.state, ConnState::Connecting { .. }) {
-                    continue;
-                }
-                let stream = slot.stream.as_ref().expect("connecting slot has a socket");
                 let flags = sys::event_flags(&ev);
-                if let Some(source) = connect_error(stream, flags) {
-                    return Err(Error::Connect { addr, source });
-                }
-                if flags & sys::EPOLLOUT != 0 {
-                    slot.state = ConnState::Open;
+                let slot = &mut self.slots[i];
+                let done = match slot.state {
+                    ConnState::Connecting { since } => {
+                        let stream = slot.stream.as_ref().expect("connecting slot has a socket");
+                        if let Some(source) = connect_error(stream, flags) {
+                            return Err(Error::Connect { addr, source });
+                        }
+                        if flags & sys::EPOLLOUT == 0 {
+                            false
+                        } else if self.plan.tls.is_none() {
+                            slot.state = ConnState::Open;
+                            true
+                        } else {
+                            self.start_tls(i, since)
+                                .and_then(|()| self.pump_handshake(i))
+                                .map_err(|source| Error::Connect { addr, source })?
+                        }
+                    }
+                    ConnState::Handshaking { .. } => self
+                        .pump_handshake(i)
+                        .map_err(|source| Error::Connect { addr, source })?,
+                    _ => false,
+                };
+                if done {
                     open += 1;
                 }
             }
         }
         Ok(())
+    }
+
+    /// HTTPS: the TCP handshake of slot `i` is over; starts its TLS handshake (the
+    /// ClientHello is queued, not yet written).
+    fn start_tls(&mut self, i: usize, since: u64) -> io::Result<()> {
+        let client = self.plan.tls.as_ref().expect("an HTTPS run");
+        let conn = client.connect().map_err(io::Error::other)?;
+        let slot = &mut self.slots[i];
+        slot.tls = Some(conn);
+        slot.state = ConnState::Handshaking { since };
+        Ok(())
+    }
+
+    /// Before the clock starts ([`Worker::connect_all`]): reads what the server sent, writes
+    /// what the handshake needs; whether the TLS handshake is over (the slot is then open).
+    fn pump_handshake(&mut self, i: usize) -> io::Result<bool> {
+        let slot = &mut self.slots[i];
+        let (Some(stream), Some(conn)) = (&slot.stream, slot.tls.as_mut()) else {
+            return Err(io::Error::other("no TLS connection"));
+        };
+        let mut sock: &TcpStream = stream;
+        loop {
+            match sock.read(&mut self.rbuf) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection during the TLS handshake",
+                    ))
+                }
+                Ok(n) => {
+                    let mut data = &self.rbuf[..n];
+                    while !data.is_empty() {
+                        conn.read_tls(&mut data)?;
+                        if let Err(e) = conn.process_new_packets() {
+                            // Tell the server why (rustls queued an alert), then give up.
+                            let _ = conn.write_tls(&mut sock);
+                            return Err(io::Error::other(format!("TLS handshake: {e}")));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        while conn.wants_write() {
+            match conn.write_tls(&mut sock) {
+                Ok(_) => {}
+                // The rest goes out on the next EPOLLOUT edge, which calls this again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if conn.is_handshaking() {
+            return Ok(false);
+        }
+        count_handshake(&mut self.stats, conn);
+        slot.state = ConnState::Open;
+        Ok(true)
     }
 
     /// Runs from `start` (ns, [`sys::now_ns`]'s clock, the same for every thread) until the
@@ -399,6 +505,9 @@ impl Worker {
         self.stats.bytes_sent = 0;
         self.stats.bytes_received = 0;
         self.stats.connections = Default::default();
+        // What was negotiated stays: a keep-alive run's handshakes all came before.
+        self.stats.tls.handshakes_full = 0;
+        self.stats.tls.handshakes_resumed = 0;
         self.stats.connect_latency.reset();
         self.cpu_at_start = sys::thread_cpu_time();
     }
@@ -478,6 +587,12 @@ impl Worker {
     /// charges the request it would have sent next (closed loop) or the oldest waiting one
     /// (open loop), so a dead server costs requests, not a busy loop.
     fn connect_failed(&mut self, i: usize, now: u64) {
+        self.connect_failed_as(i, ErrorKind::Connect, now);
+    }
+
+    /// [`Worker::connect_failed`], the requests failing as `kind` (`tls` for a TLS handshake
+    /// that failed).
+    fn connect_failed_as(&mut self, i: usize, kind: ErrorKind, now: u64) {
         self.stats.connections.failed += 1;
         if self.slots[i].inflight.is_empty() {
             let charged = if self.plan.rate.is_none() {
@@ -491,13 +606,13 @@ impl Worker {
                         intended: due,
                         sent: now,
                     },
-                    Err(ErrorKind::Connect),
+                    Err(kind),
                     now,
                 );
             }
         }
         while let Some(p) = self.slots[i].inflight.pop_front() {
-            self.record(p, Err(ErrorKind::Connect), now);
+            self.record(p, Err(kind), now);
         }
         self.close_slot(i);
         let retry = self.plan.churn || self.plan.rate.is_none() || !self.backlog.is_empty();
@@ -518,6 +633,7 @@ impl Worker {
         slot.unsent = 0;
         slot.queued = false;
         slot.closing = false;
+        slot.tls = None;
     }
 
     /// Fails every outstanding request of a connection (the oldest as `first`, the others as
@@ -665,6 +781,10 @@ impl Worker {
     /// Writes unsent requests until done or the socket buffer is full (the edge-triggered
     /// EPOLLOUT resumes it).
     fn flush(&mut self, i: usize) {
+        if self.plan.tls.is_some() {
+            self.flush_tls(i);
+            return;
+        }
         loop {
             let s = &mut self.slots[i];
             if s.unsent == 0 || s.state != ConnState::Open {
@@ -692,6 +812,120 @@ impl Worker {
         }
     }
 
+    /// HTTPS: hands unsent requests to rustls (an open connection only; it accepts up to its
+    /// buffer limit) and writes its records until done or the socket buffer is full.
+    fn flush_tls(&mut self, i: usize) {
+        loop {
+            let s = &mut self.slots[i];
+            let (Some(stream), Some(conn)) = (&s.stream, s.tls.as_mut()) else {
+                return;
+            };
+            if s.state == ConnState::Open {
+                while s.unsent > 0 {
+                    let chunk = self.plan.request.next_chunk(s.unsent);
+                    match conn.writer().write(chunk) {
+                        Ok(n) if n > 0 => s.unsent -= n,
+                        // Its buffer is full: the records below make room.
+                        _ => break,
+                    }
+                }
+            }
+            if !conn.wants_write() {
+                return;
+            }
+            let mut w: &TcpStream = stream;
+            match conn.write_tls(&mut w) {
+                Ok(0) => return,
+                Ok(n) => self.stats.bytes_sent += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let kind = ErrorKind::of_io(&e);
+                    self.fail_connection(i, kind, kind, sys::now_ns());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The connection of slot `i` is ready for requests (TCP connected, or with HTTPS the TLS
+    /// handshake over): counted, its handshake time recorded, and given work.
+    fn established(&mut self, i: usize, since: u64, now: u64) {
+        self.slots[i].state = ConnState::Open;
+        self.stats.connections.established += 1;
+        self.stats
+            .connect_latency
+            .saturating_record(now.saturating_sub(since));
+        if self.plan.churn {
+            self.slots[i].unsent = self.plan.request.len();
+        } else {
+            self.has_room(i as u32, now);
+        }
+        self.flush(i);
+    }
+
+    /// HTTPS: a TLS failure (an alert, a bad record): during the handshake it fails like a
+    /// connect, its requests as `tls`; after it, every outstanding request fails (the oldest
+    /// as `tls`) and the connection closes.
+    fn tls_failed(&mut self, i: usize, now: u64) {
+        let s = &mut self.slots[i];
+        if let (Some(stream), Some(conn)) = (&s.stream, s.tls.as_mut()) {
+            // rustls queued an alert that says why; the server may log it.
+            let mut w: &TcpStream = stream;
+            let _ = conn.write_tls(&mut w);
+        }
+        if let ConnState::Handshaking { .. } = s.state {
+            self.connect_failed_as(i, ErrorKind::Tls, now);
+        } else {
+            self.fail_connection(i, ErrorKind::Tls, ErrorKind::Closed, now);
+        }
+    }
+
+    /// HTTPS: ciphertext read from slot `i`'s socket; decrypts it, ends the handshake when it
+    /// does, and hands the plaintext to the response parser.
+    fn on_tls_bytes(&mut self, i: usize, mut data: &[u8], now: u64) {
+        let generation = self.slots[i].generation;
+        let mut plain = std::mem::take(&mut self.pbuf);
+        'records: while !data.is_empty() {
+            let s = &mut self.slots[i];
+            if s.generation != generation {
+                break;
+            }
+            let since = match s.state {
+                ConnState::Handshaking { since } => Some(since),
+                ConnState::Open => None,
+                // Churn's close_notify after the response, or a closed slot: nothing to read.
+                _ => break,
+            };
+            let Some(conn) = s.tls.as_mut() else { break };
+            // Never handed an empty slice, so rustls never takes it for the end of the stream.
+            let ok = conn.read_tls(&mut data).is_ok() && conn.process_new_packets().is_ok();
+            if !ok {
+                self.tls_failed(i, now);
+                break;
+            }
+            if let (Some(since), false) = (since, conn.is_handshaking()) {
+                count_handshake(&mut self.stats, conn);
+                self.established(i, since, now);
+            }
+            loop {
+                let s = &mut self.slots[i];
+                if s.generation != generation {
+                    break 'records;
+                }
+                let Some(conn) = s.tls.as_mut() else {
+                    break 'records;
+                };
+                match conn.reader().read(&mut plain) {
+                    Ok(n) if n > 0 => self.on_bytes(i, &plain[..n], now),
+                    // 0: the server's close_notify (its FIN follows); WouldBlock: all read.
+                    _ => break,
+                }
+            }
+        }
+        self.pbuf = plain;
+    }
+
     fn on_event(&mut self, i: usize, generation: u32, flags: u32, now: u64) {
         if i >= self.slots.len() || self.slots[i].generation != generation {
             return;
@@ -707,23 +941,23 @@ impl Worker {
                 if flags & sys::EPOLLOUT == 0 {
                     return;
                 }
-                self.slots[i].state = ConnState::Open;
-                self.stats.connections.established += 1;
-                self.stats
-                    .connect_latency
-                    .saturating_record(now.saturating_sub(since));
-                if self.plan.churn {
-                    self.slots[i].unsent = self.plan.request.len();
+                if self.plan.tls.is_some() {
+                    if self.start_tls(i, since).is_err() {
+                        self.connect_failed_as(i, ErrorKind::Tls, now);
+                        return;
+                    }
+                    // The ClientHello.
                     self.flush(i);
                 } else {
-                    self.has_room(i as u32, now);
-                    self.flush(i);
+                    self.established(i, since, now);
                 }
-                if flags & (sys::EPOLLIN | sys::EPOLLRDHUP) != 0 {
+                if flags & (sys::EPOLLIN | sys::EPOLLRDHUP) != 0
+                    && self.slots[i].generation == generation
+                {
                     self.read_ready(i, flags);
                 }
             }
-            ConnState::Open | ConnState::Lingering { .. } => {
+            ConnState::Open | ConnState::Handshaking { .. } | ConnState::Lingering { .. } => {
                 if flags & (sys::EPOLLIN | sys::EPOLLRDHUP | sys::EPOLLHUP | sys::EPOLLERR) != 0 {
                     self.read_ready(i, flags);
                 }
@@ -749,7 +983,11 @@ impl Worker {
                 }
                 Ok(n) => {
                     self.stats.bytes_received += n as u64;
-                    self.on_bytes(i, &buf[..n], sys::now_ns());
+                    if self.plan.tls.is_some() {
+                        self.on_tls_bytes(i, &buf[..n], sys::now_ns());
+                    } else {
+                        self.on_bytes(i, &buf[..n], sys::now_ns());
+                    }
                     if self.slots[i].generation != generation || (n < buf.len() && !hangup) {
                         break;
                     }
@@ -767,12 +1005,20 @@ impl Worker {
             }
         }
         self.rbuf = buf;
-        if self.slots[i].generation == generation && self.slots[i].state == ConnState::Open {
-            let now = sys::now_ns();
-            if !self.plan.churn && self.slots[i].inflight.len() < self.plan.depth {
-                self.has_room(i as u32, now);
+        if self.slots[i].generation != generation {
+            return;
+        }
+        match self.slots[i].state {
+            ConnState::Open => {
+                let now = sys::now_ns();
+                if !self.plan.churn && self.slots[i].inflight.len() < self.plan.depth {
+                    self.has_room(i as u32, now);
+                }
+                self.flush(i);
             }
-            self.flush(i);
+            // What the handshake answers (the client's Finished, ...).
+            ConnState::Handshaking { .. } => self.flush(i),
+            _ => {}
         }
     }
 
@@ -825,10 +1071,17 @@ impl Worker {
     }
 
     fn on_eof(&mut self, i: usize, now: u64) {
-        if let ConnState::Lingering { .. } = self.slots[i].state {
-            self.close_slot(i);
-            self.todo.push(i as u32);
-            return;
+        match self.slots[i].state {
+            ConnState::Lingering { .. } => {
+                self.close_slot(i);
+                self.todo.push(i as u32);
+                return;
+            }
+            ConnState::Handshaking { .. } => {
+                self.connect_failed_as(i, ErrorKind::Tls, now);
+                return;
+            }
+            _ => {}
         }
         self.stats.connections.closed_by_server += 1;
         let eof = self.slots[i].parser.eof(&self.plan.expect);
@@ -857,7 +1110,9 @@ impl Worker {
         let timeout = self.plan.timeout_ns;
         for i in 0..self.slots.len() {
             match self.slots[i].state {
-                ConnState::Connecting { since } if now.saturating_sub(since) >= timeout => {
+                ConnState::Connecting { since } | ConnState::Handshaking { since }
+                    if now.saturating_sub(since) >= timeout =>
+                {
                     self.connect_failed(i, now);
                 }
                 ConnState::Lingering { since } if now.saturating_sub(since) >= timeout => {
@@ -889,6 +1144,19 @@ impl Worker {
             );
         }
     }
+}
+
+/// Counts a finished TLS handshake by kind, and keeps the first one's parameters.
+fn count_handshake(stats: &mut Stats, conn: &ClientConnection) {
+    if tls::resumed(conn) {
+        stats.tls.handshakes_resumed += 1;
+    } else {
+        stats.tls.handshakes_full += 1;
+    }
+    stats
+        .tls
+        .negotiated
+        .get_or_insert_with(|| Negotiated::of(conn));
 }
 
 /// The error of a connecting socket that epoll reported, if the handshake failed.

@@ -23,6 +23,7 @@
 
 pub mod attribution;
 pub mod flood;
+pub mod https;
 pub mod lab;
 pub mod lab_report;
 pub mod machine;
@@ -209,6 +210,8 @@ pub(crate) struct Plan {
     client_core: usize,
     /// The proxy comparison's origin's CPU; `None` in the gateway comparison (no origin).
     origin_core: Option<usize>,
+    /// The HTTPS comparison ([`https`]): every scenario is an HTTPS one.
+    https: bool,
     work: PathBuf,
 }
 
@@ -243,7 +246,7 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         for name in &args.scenarios {
             let family = Scenario::parse_family(name).ok_or_else(|| {
                 CompareError::Setup(format!(
-                    "unknown scenario {name:?} (keep-alive, churn, open-loop, echo-1k, bytes-16k; proxy-get, proxy-post-1k, proxy-get-64k, proxy)"
+                    "unknown scenario {name:?} (keep-alive, churn, open-loop, echo-1k, bytes-16k; proxy-get, proxy-post-1k, proxy-get-64k, proxy; https-get, https-post-1k, https-full-handshake, https-resumed-handshake, https)"
                 ))
             })?;
             for s in family {
@@ -256,6 +259,12 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         v
     };
     let proxy = proxy::is_proxy_run(&scenarios).map_err(CompareError::Setup)?;
+    let https = https::is_https_run(&scenarios).map_err(CompareError::Setup)?;
+    if https && args.networks.iter().any(|n| n != "lab") {
+        return Err(CompareError::Setup(
+            "the HTTPS scenarios run in the lab only (--network lab): their figure is the server core's CPU per request".into(),
+        ));
+    }
     let targets: Vec<Target> = if args.targets.is_empty() && proxy {
         Target::PROXY.to_vec()
     } else if args.targets.is_empty() {
@@ -303,7 +312,9 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
             "--client-gro off: the lab needs the client's GRO (its NAPI comes with it)".into(),
         ));
     }
-    let networks: Vec<Network> = if args.networks.is_empty() && args.client_gro == "off" {
+    let networks: Vec<Network> = if https {
+        vec![Network::Lab]
+    } else if args.networks.is_empty() && args.client_gro == "off" {
         vec![Network::Veth]
     } else if args.networks.is_empty() {
         Network::ALL.to_vec()
@@ -388,6 +399,7 @@ fn plan(args: &CompareArgs) -> Result<Plan, CompareError> {
         server_core: args.server_core,
         client_core: args.client_core,
         origin_core,
+        https,
         work,
     })
 }
@@ -439,6 +451,16 @@ impl Drop for WorkDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Whether these arguments ask for the HTTPS comparison ([`https::compare_https`]), which
+/// writes a summary of its own.
+pub fn wants_https(args: &CompareArgs) -> bool {
+    args.scenarios
+        .iter()
+        .filter_map(|n| Scenario::parse_family(n))
+        .flatten()
+        .any(Scenario::is_https)
 }
 
 /// Runs the comparison on each network and writes the results; returns each network's record
@@ -926,6 +948,15 @@ pub fn figures_from_report(v: &serde_json::Value) -> Result<ClientFigures, Strin
             mean: lat("mean")?,
         },
         curve,
+        tls: v["tls"].as_object().map(|t| report::ClientTls {
+            handshakes_full: t["handshakes_full"].as_u64().unwrap_or(0),
+            handshakes_resumed: t["handshakes_resumed"].as_u64().unwrap_or(0),
+            negotiated: ["version", "cipher_suite", "kx_group"]
+                .iter()
+                .filter_map(|k| t["negotiated"][*k].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        }),
     })
 }
 

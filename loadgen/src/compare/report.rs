@@ -43,6 +43,18 @@ pub struct ClientFigures {
     pub latency_us: Latency,
     /// (percentile, µs) points of the latency distribution.
     pub curve: Vec<(f64, f64)>,
+    /// HTTPS: the handshakes of the measurement, full and resumed, and what the first one
+    /// negotiated (`version suite group`); `None` for plain HTTP.
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
+}
+
+/// What an HTTPS client run's handshakes were.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientTls {
+    pub handshakes_full: u64,
+    pub handshakes_resumed: u64,
+    pub negotiated: String,
 }
 
 /// One target, one scenario, one repetition.

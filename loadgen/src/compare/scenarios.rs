@@ -25,6 +25,15 @@ pub enum Scenario {
     ProxyPost1k,
     /// Through a proxy: `GET` of a 64 KiB file, 64 keep-alive connections, every body checked.
     ProxyGet64k,
+    /// HTTPS ([`super::https`]): keep-alive `GET /health`, 64 connections.
+    HttpsGet,
+    /// HTTPS: keep-alive `POST /echo` of 1 KiB, 64 connections, every body checked.
+    HttpsPost1k,
+    /// HTTPS: a new connection per request (32 at a time), every one a full handshake.
+    HttpsFull,
+    /// HTTPS: a new connection per request (32 at a time), resuming with the session
+    /// tickets of earlier ones.
+    HttpsResumed,
 }
 
 impl Scenario {
@@ -54,7 +63,24 @@ impl Scenario {
             Scenario::ProxyGet => "proxy-get",
             Scenario::ProxyPost1k => "proxy-post-1k",
             Scenario::ProxyGet64k => "proxy-get-64k",
+            Scenario::HttpsGet => "https-get",
+            Scenario::HttpsPost1k => "https-post-1k",
+            Scenario::HttpsFull => "https-full-handshake",
+            Scenario::HttpsResumed => "https-resumed-handshake",
         }
+    }
+
+    /// Whether this is an HTTPS scenario.
+    pub fn is_https(self) -> bool {
+        Self::HTTPS.contains(&self)
+    }
+
+    /// Whether each request of this scenario is a new connection (a handshake).
+    pub fn is_handshake(self) -> bool {
+        matches!(
+            self,
+            Scenario::Churn | Scenario::HttpsFull | Scenario::HttpsResumed
+        )
     }
 
     /// Whether the targets forward this scenario to the origin.
@@ -72,6 +98,10 @@ impl Scenario {
             Scenario::ProxyGet => "proxied keep-alive GET (2 B), 64 conns",
             Scenario::ProxyPost1k => "proxied POST 1 KiB (2 B answer), 64 conns",
             Scenario::ProxyGet64k => "proxied GET 64 KiB, 64 conns",
+            Scenario::HttpsGet => "HTTPS keep-alive GET /health, 64 conns",
+            Scenario::HttpsPost1k => "HTTPS keep-alive POST /echo 1 KiB, 64 conns",
+            Scenario::HttpsFull => "HTTPS full handshake per request, 32 at a time",
+            Scenario::HttpsResumed => "HTTPS resumed handshake per request, 32 at a time",
         }
     }
 
@@ -79,6 +109,7 @@ impl Scenario {
         Self::ALL
             .into_iter()
             .chain(Self::PROXY)
+            .chain(Self::HTTPS)
             .find(|s| s.name() == name)
     }
 
@@ -87,8 +118,20 @@ impl Scenario {
         if name == "proxy" {
             return Some(Self::PROXY.to_vec());
         }
+        if name == "https" {
+            return Some(Self::HTTPS.to_vec());
+        }
         Self::parse(name).map(|s| vec![s])
     }
+
+    /// The HTTPS scenarios (issue 16): every target terminates TLS with the same certificate.
+    /// They run on their own (`--scenario https`), in the lab.
+    pub const HTTPS: [Scenario; 4] = [
+        Scenario::HttpsGet,
+        Scenario::HttpsPost1k,
+        Scenario::HttpsFull,
+        Scenario::HttpsResumed,
+    ];
 
     /// The workloads the lab runs, each closed-loop and at fixed rates (the open-loop
     /// scenario is keep-alive at a rate, which the lab's rates cover).
@@ -118,6 +161,19 @@ impl Scenario {
     /// `loadgen run` arguments after the target's `--addr`, without duration, CPU or output
     /// options; with `rate`, open-loop at that many requests/s.
     pub fn args(self, rate: Option<u64>) -> Vec<String> {
+        // HTTPS: TLS 1.3 with X25519 for every target (nginx's OpenSSL has no X25519MLKEM768,
+        // which rustls would otherwise offer first), the certificate's name as SNI, and no
+        // verification on the client's core (`--tls-insecure`: the servers still sign).
+        let tls = [
+            "--tls",
+            "--tls-insecure",
+            "--tls-version",
+            "1.3",
+            "--tls-kx",
+            "x25519",
+            "--server-name",
+            super::https::SERVER_NAME,
+        ];
         let v: Vec<&str> = match self {
             Scenario::KeepAlive => vec!["--path", "/health", "--connections", "64"],
             Scenario::Churn => vec!["--path", "/health", "--connections", "32", "--churn"],
@@ -175,6 +231,43 @@ impl Scenario {
                 "--connections",
                 "64",
             ],
+            Scenario::HttpsGet => {
+                [&tls[..], &["--path", "/health", "--connections", "64"]].concat()
+            }
+            Scenario::HttpsPost1k => [
+                &tls[..],
+                &[
+                    "--method",
+                    "POST",
+                    "--path",
+                    "/echo",
+                    "--body-size",
+                    "1024",
+                    "--expect-body-size",
+                    "1024",
+                    "--verify-body",
+                    "--connections",
+                    "64",
+                ],
+            ]
+            .concat(),
+            Scenario::HttpsFull => [
+                &tls[..],
+                &["--path", "/health", "--connections", "32", "--churn"],
+            ]
+            .concat(),
+            Scenario::HttpsResumed => [
+                &tls[..],
+                &[
+                    "--path",
+                    "/health",
+                    "--connections",
+                    "32",
+                    "--churn",
+                    "--tls-resume",
+                ],
+            ]
+            .concat(),
         };
         let mut v: Vec<String> = v.into_iter().map(String::from).collect();
         if let Some(rate) = rate {
@@ -247,7 +340,11 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_only_open_loop_has_a_rate_in_the_veth_run() {
-        for s in Scenario::ALL.into_iter().chain(Scenario::PROXY) {
+        for s in Scenario::ALL
+            .into_iter()
+            .chain(Scenario::PROXY)
+            .chain(Scenario::HTTPS)
+        {
             assert_eq!(Scenario::parse(s.name()), Some(s));
             assert_eq!(Scenario::parse_family(s.name()), Some(vec![s]));
             let offered = Offered::open_loop_scenario(s, 777);
@@ -258,6 +355,33 @@ mod tests {
         }
         assert_eq!(Scenario::parse("nope"), None);
         assert_eq!(Scenario::parse_family("nope"), None);
+    }
+
+    #[test]
+    fn the_https_family_speaks_tls_and_only_the_resumed_handshakes_resume() {
+        assert_eq!(
+            Scenario::parse_family("https"),
+            Some(Scenario::HTTPS.to_vec())
+        );
+        for s in Scenario::HTTPS {
+            assert!(s.is_https() && !s.is_proxy(), "{s:?}");
+            let args = s.args(None);
+            for flag in ["--tls", "--tls-insecure", "--server-name"] {
+                assert!(args.contains(&flag.to_string()), "{s:?}: {args:?}");
+            }
+            assert!(
+                args.windows(2).any(|w| w == ["--tls-kx", "x25519"]),
+                "{s:?}"
+            );
+            assert_eq!(
+                args.contains(&"--tls-resume".to_string()),
+                s == Scenario::HttpsResumed
+            );
+            assert_eq!(args.contains(&"--churn".to_string()), s.is_handshake());
+        }
+        for s in Scenario::ALL.into_iter().chain(Scenario::PROXY) {
+            assert!(!s.is_https() && !s.args(None).contains(&"--tls".to_string()));
+        }
     }
 
     #[test]

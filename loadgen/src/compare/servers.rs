@@ -261,6 +261,26 @@ pub fn start_nginx(
     dir: &Path,
     byte_sizes: &[usize],
 ) -> Result<Server, CompareError> {
+    start_nginx_with(nginx, topo, core, dir, byte_sizes, None)
+}
+
+/// nginx's TLS settings for the HTTPS comparison (`super::https`): a certificate and its key
+/// (PEM), the rest fixed in [`nginx_tls`].
+#[derive(Debug, Clone)]
+pub struct NginxTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// [`start_nginx`], with HTTPS on its port when `tls` is given.
+pub fn start_nginx_with(
+    nginx: &Path,
+    topo: &Topology,
+    core: usize,
+    dir: &Path,
+    byte_sizes: &[usize],
+    tls: Option<&NginxTls>,
+) -> Result<Server, CompareError> {
     let www = dir.join("www");
     let bytes_dir = www.join("bytes");
     std::fs::create_dir_all(&bytes_dir).map_err(|e| CompareError::io(&bytes_dir, e))?;
@@ -276,7 +296,7 @@ pub fn start_nginx(
     )
     .map_err(|e| CompareError::io(&js, e))?;
     let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(dir, &www, &js, core))
+    std::fs::write(&conf, nginx_conf(dir, &www, &js, core, tls))
         .map_err(|e| CompareError::io(&conf, e))?;
     let log = dir.join("nginx.stderr");
     let log_file = std::fs::File::create(&log).map_err(|e| CompareError::io(&log, e))?;
@@ -292,10 +312,16 @@ pub fn start_nginx(
             message: e.to_string(),
         })?;
     let mut server = Server::new("nginx", child);
-    let url = format!("http://{}/health", Target::Nginx.addr());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}/health", Target::Nginx.addr());
     wait_answering(
         &mut server,
-        || topo.in_client("curl"),
+        || {
+            let mut c = topo.in_client("curl");
+            // Any certificate: this only asks whether nginx answers yet.
+            c.arg("--insecure");
+            c
+        },
         &url,
         &[log, dir.join("error.log")],
     )?;
@@ -354,8 +380,32 @@ pub(crate) fn affinity_mask(core: usize) -> String {
     String::from_utf8(mask).expect("ascii")
 }
 
-fn nginx_conf(dir: &Path, www: &Path, js: &Path, core: usize) -> String {
+/// nginx's HTTPS at its best by its documentation ("Configuring HTTPS servers",
+/// ngx_http_ssl_module): a session cache shared by the workers and session tickets (so both
+/// kinds of client resume), TLS 1.2 and 1.3, X25519 then P-256 for the key exchange (what
+/// OpenSSL prefers), HTTP/1.1 only (no `http2`). The certificate is the comparison's one ECDSA
+/// P-256 certificate, the same for every target.
+pub fn nginx_tls_text(tls: &NginxTls) -> String {
+    format!(
+        r#"        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ecdh_curve X25519:prime256v1;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1h;
+        ssl_session_tickets on;
+"#,
+        cert = tls.cert.display(),
+        key = tls.key.display(),
+    )
+}
+
+fn nginx_conf(dir: &Path, www: &Path, js: &Path, core: usize, tls: Option<&NginxTls>) -> String {
     let mask = affinity_mask(core);
+    let (ssl, tls_settings) = match tls {
+        Some(t) => (" ssl", nginx_tls_text(t)),
+        None => ("", String::new()),
+    };
     format!(
         r#"load_module {NJS_MODULE};
 worker_processes 1;
@@ -385,8 +435,8 @@ http {{
     scgi_temp_path {tmp}/scgi;
     js_import echo from {js};
     server {{
-        listen {ip}:{port} backlog=1024;
-        location = /health {{
+        listen {ip}:{port}{ssl} backlog=1024;
+{tls_settings}        location = /health {{
             default_type "text/plain; charset=utf-8";
             return 200 "ok";
         }}
@@ -457,6 +507,7 @@ mod tests {
             Path::new("/d/www"),
             Path::new("/d/e.js"),
             1,
+            None,
         );
         assert!(c.contains("worker_cpu_affinity 10;"), "{c}");
         let c = nginx_conf(
@@ -464,6 +515,7 @@ mod tests {
             Path::new("/d/www"),
             Path::new("/d/e.js"),
             0,
+            None,
         );
         assert!(c.contains("worker_cpu_affinity 1;"), "{c}");
         assert!(c.contains("access_log off;") && c.contains("keepalive_requests 1000000000;"));
@@ -472,5 +524,29 @@ mod tests {
             assert!(c.contains(setting), "{setting} missing:\n{c}");
         }
         assert!(!c.contains("tcp_nopush"), "{c}");
+        assert!(!c.contains("ssl"), "plain HTTP: {c}");
+        let tls = NginxTls {
+            cert: "/d/c.pem".into(),
+            key: "/d/k.pem".into(),
+        };
+        let c = nginx_conf(
+            Path::new("/d"),
+            Path::new("/d/www"),
+            Path::new("/d/e.js"),
+            1,
+            Some(&tls),
+        );
+        for setting in [
+            "listen 10.231.0.1:18082 ssl backlog=1024;",
+            "ssl_certificate /d/c.pem;",
+            "ssl_certificate_key /d/k.pem;",
+            "ssl_session_cache shared:SSL:10m;",
+            "ssl_session_tickets on;",
+            "worker_processes 1;",
+            "worker_cpu_affinity 10;",
+        ] {
+            assert!(c.contains(setting), "{setting} missing:\n{c}");
+        }
+        assert!(!c.contains("http2"), "{c}");
     }
 }
