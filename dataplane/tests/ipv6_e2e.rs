@@ -15,7 +15,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::status::{metric, num, pollers_sum, port, scrape_metrics, settle, status};
+use common::status::{
+    client_loop_totals, metric, num, pollers_sum, port, scrape_metrics, settle, status,
+    switch_rounds,
+};
 use common::{bytes_body, is_root, noise, spawn_xgate, terminate, Topology, GW_IP};
 use xgate_testnet::SERVER_IP6;
 
@@ -228,54 +231,15 @@ fn ipv6_clients_are_served_on_both_paths_and_through_the_switch() {
                 .expect("client loop")
         })
         .collect();
-    let switch = |how: &str| {
-        let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
-            .args(["bypass", how, &BYPASS.to_string(), "--drain-secs", "1"])
-            .args(["--iface", &ifname])
-            .output()
-            .expect("running xgate bypass");
-        assert!(
-            o.status.success(),
-            "bypass {how}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(800));
-        settle();
-        port(&status(&ifname), BYPASS).clone()
-    };
-    std::thread::sleep(Duration::from_millis(500));
-    let mut last = port(&status(&ifname), BYPASS).clone();
-    for round in 0..3 {
-        let off = switch("off");
-        assert!(
-            num(&off, "kernel_connections_total") > num(&last, "kernel_connections_total"),
-            "round {round}: the kernel path takes new IPv6 connections once off: {off}"
-        );
-        let on = switch("on");
-        assert!(
-            num(&on, "syns_steered") > num(&off, "syns_steered"),
-            "round {round}: the bypass takes new IPv6 connections once on: {on}"
-        );
-        last = on;
-    }
+    switch_rounds(&ifname, BYPASS, 3, "IPv6");
     std::fs::write(&stop, b"").expect("stop file");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut answered = 0;
-    for l in loops {
-        let o = l.wait_with_output().expect("client loop");
-        assert!(Instant::now() < deadline, "the client loops did not stop");
-        let line = String::from_utf8_lossy(&o.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .map(|n| n.parse().expect("count"))
-            .collect();
-        assert_eq!(f.len(), 2, "client loop said {line:?}");
-        assert_eq!(f[1], 0, "failed IPv6 requests; curl said: {stderr}");
-        assert!(stderr.trim().is_empty(), "curl: {stderr}");
-        answered += f[0];
-    }
+    let outputs: Vec<std::process::Output> = loops
+        .into_iter()
+        .map(|l| l.wait_with_output().expect("client loop"))
+        .collect();
+    assert!(Instant::now() < deadline, "the client loops did not stop");
+    let answered = client_loop_totals(&outputs, "IPv6");
     assert!(answered > 50, "IPv6 client loops answered {answered}");
     settle();
     let s = status(&ifname);

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::status::{metric, num, pollers_sum, port, scrape_metrics, settle, status};
+use common::status::{
+    client_loop_totals, metric, num, pollers_sum, port, scrape_metrics, settle, status,
+    switch_rounds,
+};
 use common::{bytes_body, is_root, noise, start_xgate, terminate, TempDir, Topology, GW_IP};
 
 const BYPASS: u16 = 18543;
@@ -510,52 +513,13 @@ fn switching_a_tls_port_under_https_load_fails_no_request() {
     let loops: Vec<Child> = (0..2)
         .map(|_| https_loop(&topo, &certs.ca, BYPASS, &stop))
         .collect();
-    let switch = |how: &str| {
-        let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
-            .args(["bypass", how, &BYPASS.to_string(), "--drain-secs", "1"])
-            .args(["--iface", &ifname])
-            .output()
-            .expect("running xgate bypass");
-        assert!(
-            o.status.success(),
-            "bypass {how}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(800));
-        settle();
-        port(&status(&ifname), BYPASS).clone()
-    };
-    std::thread::sleep(Duration::from_millis(500));
-    let mut last = port(&status(&ifname), BYPASS).clone();
-    for round in 0..3 {
-        let off = switch("off");
-        assert!(
-            num(&off, "kernel_connections_total") > num(&last, "kernel_connections_total"),
-            "round {round}: the kernel path takes new HTTPS connections once off: {off}"
-        );
-        let on = switch("on");
-        assert!(
-            num(&on, "syns_steered") > num(&off, "syns_steered"),
-            "round {round}: the bypass takes new HTTPS connections once on: {on}"
-        );
-        last = on;
-    }
+    switch_rounds(&ifname, BYPASS, 3, "HTTPS");
     std::fs::write(&stop, b"").unwrap();
-    let mut answered = 0;
-    for l in loops {
-        let o = wait_output(l, Duration::from_secs(30));
-        let line = String::from_utf8_lossy(&o.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .map(|n| n.parse().expect("count"))
-            .collect();
-        assert_eq!(f.len(), 2, "client loop said {line:?}");
-        assert_eq!(f[1], 0, "failed HTTPS requests; curl said: {stderr}");
-        assert!(stderr.trim().is_empty(), "curl: {stderr}");
-        answered += f[0];
-    }
+    let outputs: Vec<Output> = loops
+        .into_iter()
+        .map(|l| wait_output(l, Duration::from_secs(30)))
+        .collect();
+    let answered = client_loop_totals(&outputs, "HTTPS");
     assert!(answered > 50, "HTTPS client loops answered {answered}");
     settle();
     let s = status(&ifname);

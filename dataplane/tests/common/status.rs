@@ -98,3 +98,59 @@ pub fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &s
         ref other => panic!("{name}: {other:?}"),
     }
 }
+
+/// `rounds` times `xgate bypass off` then `on` for `port` while clients run: after each
+/// switch, the path switched to takes the new connections (the kernel path's accepted count
+/// grows once off, the SYNs steered once on). `what` names the clients in the messages.
+pub fn switch_rounds(ifname: &str, port_no: u16, rounds: usize, what: &str) {
+    let switch = |how: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_xgate"))
+            .args(["bypass", how, &port_no.to_string(), "--drain-secs", "1"])
+            .args(["--iface", ifname])
+            .output()
+            .expect("running xgate bypass");
+        assert!(
+            o.status.success(),
+            "bypass {how}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(800));
+        settle();
+        port(&status(ifname), port_no).clone()
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let mut last = port(&status(ifname), port_no).clone();
+    for round in 0..rounds {
+        let off = switch("off");
+        assert!(
+            num(&off, "kernel_connections_total") > num(&last, "kernel_connections_total"),
+            "round {round}: the kernel path takes new {what} connections once off: {off}"
+        );
+        let on = switch("on");
+        assert!(
+            num(&on, "syns_steered") > num(&off, "syns_steered"),
+            "round {round}: the bypass takes new {what} connections once on: {on}"
+        );
+        last = on;
+    }
+}
+
+/// The requests answered by client loops that each printed `requests OK FAILED` at their
+/// end (their output, in order): none failed, nothing on their stderr.
+pub fn client_loop_totals(outputs: &[std::process::Output], what: &str) -> u64 {
+    let mut answered = 0;
+    for o in outputs {
+        let line = String::from_utf8_lossy(&o.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().expect("count"))
+            .collect();
+        assert_eq!(f.len(), 2, "client loop said {line:?}");
+        assert_eq!(f[1], 0, "failed {what} requests; curl said: {stderr}");
+        assert!(stderr.trim().is_empty(), "curl: {stderr}");
+        answered += f[0];
+    }
+    answered
+}
