@@ -17,7 +17,9 @@
 //! - [`sessions`]: the live HTTP connections of either path (slots, per-port tally, reload
 //!   generations, drain, the deadline sweep), one table both paths drive;
 //! - [`stream`]: HTTP over a reliable byte stream (a kernel socket), the kernel path's
-//!   connection without its io_uring.
+//!   connection without its io_uring;
+//! - [`tls`]: TLS termination (rustls) between either path's bytes and HTTP: a port's
+//!   certificates and policies, one connection's TLS, the handshake budget per round.
 //!
 //! Around them: [`time`] (the instant type every component is handed), [`answers`] (the
 //! routes and limits in force, two generations across a reload), [`tally`] (per-port
