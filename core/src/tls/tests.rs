@@ -394,8 +394,8 @@ fn sni_picks_the_certificate_and_unknown_names_get_the_default_or_a_refusal() {
     );
 }
 
-#[test]
-fn tls13_only_refuses_a_tls12_client() {
+/// A TLS 1.2-only client of a port set to TLS 1.3 only.
+fn tls12_client_of_a_tls13_only_port() -> Pair {
     let shared = TlsShared::new(64).unwrap();
     let certs = ecdsa_site();
     let options = TlsOptions {
@@ -403,7 +403,12 @@ fn tls13_only_refuses_a_tls12_client() {
         ..TlsOptions::default()
     };
     let s = settings(&certs, options, &shared);
-    let mut pair = Pair::new(s, Arc::new(client_config(&certs, TLS12)), "example.test");
+    Pair::new(s, Arc::new(client_config(&certs, TLS12)), "example.test")
+}
+
+#[test]
+fn tls13_only_refuses_a_tls12_client() {
+    let mut pair = tls12_client_of_a_tls13_only_port();
     pair.client
         .writer()
         .write_all(b"GET / HTTP/1.1\r\n\r\n")
@@ -735,14 +740,7 @@ fn a_spent_handshake_budget_leaves_the_client_hello_unread_until_the_next_round(
 
 #[test]
 fn an_alert_that_fills_the_room_exactly_is_not_followed_by_another() {
-    let shared = TlsShared::new(64).unwrap();
-    let certs = ecdsa_site();
-    let options = TlsOptions {
-        min_version: MinVersion::Tls13,
-        ..TlsOptions::default()
-    };
-    let s = settings(&certs, options, &shared);
-    let mut pair = Pair::new(s, Arc::new(client_config(&certs, TLS12)), "example.test");
+    let mut pair = tls12_client_of_a_tls13_only_port();
     let mut hello = Vec::new();
     pair.client.write_tls(&mut hello).unwrap();
     pair.to_server = hello;
