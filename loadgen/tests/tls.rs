@@ -4,6 +4,8 @@
 //! (a name the certificate does not cover, a server that speaks no TLS) failing as `tls`.
 //! The certificate is made at test time (rcgen).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -128,15 +130,8 @@ fn serve(sock: TcpStream, config: Arc<ServerConfig>, c: &Counters) {
                 Ok(httparse::Status::Partial) => break,
                 Err(_) => return,
             };
-            let mut body_len = 0;
-            for h in req.headers.iter() {
-                if h.name.eq_ignore_ascii_case("content-length") {
-                    body_len = std::str::from_utf8(h.value).unwrap().parse().unwrap();
-                }
-                if h.name.eq_ignore_ascii_case("connection") && h.value == b"close" {
-                    close = true;
-                }
-            }
+            let (body_len, asked_close) = common::framing(&req);
+            close |= asked_close;
             if buf.len() < head_len + body_len {
                 break;
             }

@@ -171,16 +171,7 @@ fn serve(mut stream: TcpStream, c: &Counters, handler: &Handler, read_pause: Dur
                 Ok(httparse::Status::Partial) => break,
                 Err(_) => return,
             };
-            let mut body_len = 0;
-            let mut close = false;
-            for h in req.headers.iter() {
-                if h.name.eq_ignore_ascii_case("content-length") {
-                    body_len = std::str::from_utf8(h.value).unwrap().parse().unwrap();
-                }
-                if h.name.eq_ignore_ascii_case("connection") && h.value == b"close" {
-                    close = true;
-                }
-            }
+            let (body_len, close) = framing(&req);
             if buf.len() < head_len + body_len {
                 break;
             }
@@ -240,6 +231,22 @@ fn serve(mut stream: TcpStream, c: &Counters, handler: &Handler, read_pause: Dur
 
 /// FIN, then reads until the client closes too, so unread requests never turn the close into
 /// a RST (which can destroy the response before the client reads it).
+/// A parsed request head's body length (`Content-Length`, 0 without) and whether it asked for
+/// `Connection: close`.
+pub fn framing(req: &httparse::Request<'_, '_>) -> (usize, bool) {
+    let mut body_len = 0;
+    let mut close = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            body_len = std::str::from_utf8(h.value).unwrap().parse().unwrap();
+        }
+        if h.name.eq_ignore_ascii_case("connection") && h.value == b"close" {
+            close = true;
+        }
+    }
+    (body_len, close)
+}
+
 fn close_politely(stream: &mut TcpStream, tmp: &mut [u8]) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
