@@ -218,6 +218,13 @@ fn ecdsa_site() -> Vec<Cert> {
     vec![c]
 }
 
+/// `ecdsa_site`'s certificates and default settings, on state of their own.
+fn ecdsa_site_settings() -> (Vec<Cert>, Arc<TlsSettings>) {
+    let certs = ecdsa_site();
+    let s = settings(&certs, TlsOptions::default(), &TlsShared::new(64).unwrap());
+    (certs, s)
+}
+
 const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
 const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 
@@ -231,9 +238,7 @@ fn body_of(response: &[u8]) -> &[u8] {
 
 #[test]
 fn get_over_tls13_and_tls12_with_alpn_and_counts() {
-    let shared = TlsShared::new(64).unwrap();
-    let certs = ecdsa_site();
-    let s = settings(&certs, TlsOptions::default(), &shared);
+    let (certs, s) = ecdsa_site_settings();
     for (versions, index) in [(TLS13, 1), (TLS12, 0)] {
         let mut pair = Pair::new(
             s.clone(),
@@ -257,9 +262,7 @@ fn get_over_tls13_and_tls12_with_alpn_and_counts() {
 
 #[test]
 fn large_bodies_both_ways_are_byte_exact_through_small_rooms() {
-    let shared = TlsShared::new(64).unwrap();
-    let certs = ecdsa_site();
-    let s = settings(&certs, TlsOptions::default(), &shared);
+    let (certs, s) = ecdsa_site_settings();
     // The room a transport offers (at least a record's overhead and a byte, or nothing moves).
     for room in [64usize, 1000, 16_425, 70_000] {
         let mut pair = Pair::new(
@@ -291,9 +294,7 @@ fn large_bodies_both_ways_are_byte_exact_through_small_rooms() {
 
 #[test]
 fn pipelined_requests_are_answered_in_order() {
-    let shared = TlsShared::new(64).unwrap();
-    let certs = ecdsa_site();
-    let s = settings(&certs, TlsOptions::default(), &shared);
+    let (certs, s) = ecdsa_site_settings();
     let mut pair = Pair::new(s, Arc::new(client_config(&certs, TLS13)), "example.test");
     let got = pair.request(
         b"GET /bytes/3 HTTP/1.1\r\nHost: a\r\n\r\nGET /bytes/5 HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -305,9 +306,7 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn connection_close_sends_close_notify_then_wants_close() {
-    let shared = TlsShared::new(64).unwrap();
-    let certs = ecdsa_site();
-    let s = settings(&certs, TlsOptions::default(), &shared);
+    let (certs, s) = ecdsa_site_settings();
     let mut pair = Pair::new(s, Arc::new(client_config(&certs, TLS13)), "example.test");
     let got = pair.request(b"GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     assert!(got.starts_with(b"HTTP/1.1 200 OK"));
@@ -425,9 +424,7 @@ fn tls13_only_refuses_a_tls12_client() {
 
 #[test]
 fn alpn_without_http11_is_refused() {
-    let shared = TlsShared::new(64).unwrap();
-    let certs = ecdsa_site();
-    let s = settings(&certs, TlsOptions::default(), &shared);
+    let (certs, s) = ecdsa_site_settings();
     let mut config = client_config(&certs, TLS13);
     config.alpn_protocols = vec![b"h2".to_vec()];
     let mut pair = Pair::new(s, Arc::new(config), "example.test");
@@ -449,9 +446,7 @@ fn alpn_without_http11_is_refused() {
 
 /// The server side alone, fed raw bytes.
 fn raw_server(input: &[u8]) -> (Vec<u8>, bool, TlsStats) {
-    let shared = TlsShared::new(64).unwrap();
-    let certs = ecdsa_site();
-    let s = settings(&certs, TlsOptions::default(), &shared);
+    let (_, s) = ecdsa_site_settings();
     let now = Instant::from_secs(1);
     let app = App::new(&AppConfig::default()).unwrap();
     let mut http = HttpConn::new(HttpLimits::default());
@@ -509,9 +504,7 @@ fn garbage_gets_an_alert_and_a_close_never_a_panic() {
 
 #[test]
 fn a_corrupted_record_after_the_handshake_gets_bad_record_mac() {
-    let shared = TlsShared::new(64).unwrap();
-    let certs = ecdsa_site();
-    let s = settings(&certs, TlsOptions::default(), &shared);
+    let (certs, s) = ecdsa_site_settings();
     let mut pair = Pair::new(s, Arc::new(client_config(&certs, TLS13)), "example.test");
     pair.request(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
     pair.client
@@ -563,9 +556,7 @@ fn a_stalled_handshake_times_out_and_an_abandoned_one_is_counted() {
 
 #[test]
 fn a_client_that_does_not_read_stops_being_read() {
-    let shared = TlsShared::new(64).unwrap();
-    let certs = ecdsa_site();
-    let s = settings(&certs, TlsOptions::default(), &shared);
+    let (certs, s) = ecdsa_site_settings();
     let mut pair = Pair::new(s, Arc::new(client_config(&certs, TLS13)), "example.test");
     pair.request(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n");
     // Many pipelined requests for large answers, and no output room at all.
