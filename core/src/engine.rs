@@ -511,7 +511,6 @@ impl Engine {
             if let Some(slot) = self.sessions.get_mut(conn.index()) {
                 slot.tls
                     .open(settings, now, TlsConn::plain_capacity(max_head));
-                slot.conn.set_tls();
             }
         }
     }

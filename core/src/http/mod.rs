@@ -716,10 +716,9 @@ pub struct HttpConn {
     upstream_wait: Option<UpstreamWait>,
     /// The route of the request being forwarded (its `Via` name is the route's).
     forward_route: Option<RouteId>,
-    /// The connection is TLS: forwarded requests say `https` (`X-Forwarded-Proto`,
-    /// `Forwarded`).
-    tls: bool,
-    /// Its version and server name once the handshake is done, for the access log.
+    /// On a TLS connection, its version and server name once the handshake is done (before
+    /// it, HTTP sees no byte): for the access log, and forwarded requests say `https`
+    /// (`X-Forwarded-Proto`, `Forwarded`).
     tls_info: Option<TlsLogInfo>,
 }
 
@@ -752,19 +751,13 @@ impl HttpConn {
             log: LogMarks::default(),
             upstream_wait: None,
             forward_route: None,
-            tls: false,
             tls_info: None,
         }
     }
 
-    /// Marks a connection just opened as carried by TLS (cleared by `reset`).
-    pub fn set_tls(&mut self) {
-        self.tls = true;
-    }
-
-    /// Whether the connection is carried by TLS.
+    /// Whether the connection is carried by TLS (its handshake is done: HTTP runs only then).
     pub fn is_tls(&self) -> bool {
-        self.tls
+        self.tls_info.is_some()
     }
 
     /// The TLS handshake is done: what the access log records of it.

@@ -199,7 +199,6 @@ impl StreamConn {
             .max(limits.max_trailer_bytes as usize);
         self.tls
             .open(settings, now, TlsConn::plain_capacity(max_head));
-        self.http.set_tls();
     }
 
     /// Whether this connection speaks TLS.
