@@ -27,6 +27,7 @@ use super::config::{DropReason, TcpConfig, TcpStats};
 use super::congestion::{AckSample, Congestion, CongestionControl, FlightPeak};
 use super::ecn::EcnState;
 use super::prr::Prr;
+use super::quick_ack::QuickAck;
 use super::rack::Rack;
 use super::rcv_rtt::RcvRtt;
 use super::ring::RingBuffer;
@@ -186,6 +187,8 @@ pub struct Conn {
     // ACK generation.
     ack_now: bool,
     unacked_bytes: usize,
+    /// Every data segment ACKed at once while the peer starts (up), as Linux's quick ACKs.
+    quick_ack: QuickAck,
 
     // RTT / RTO (RFC 6298).
     rtt: RttEstimator,
@@ -344,6 +347,7 @@ impl Conn {
             asm,
             ack_now: false,
             unacked_bytes: 0,
+            quick_ack: QuickAck::default(),
             rtt: RttEstimator::new(cfg.initial_rto),
             retries: 0,
             cc: Congestion::new(cfg.congestion, cfg.hystart, smss),

@@ -103,9 +103,14 @@ impl Conn {
                     self.readable_signalled = true;
                     self.push_event(cx.events, Event::Readable(self.handle));
                 }
-                // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2).
+                // Delayed ACK: at least every second full-sized segment (RFC 5681 §4.2);
+                // every segment while the peer starts up (`quick_ack.rs`).
                 self.unacked_bytes = self.unacked_bytes.saturating_add(advanced);
-                if self.unacked_bytes >= 2 * self.full_segment() as usize {
+                let window = (self.rx.free() + advanced) as u32;
+                let quick =
+                    self.quick_ack
+                        .on_data(cx.now, window, self.full_segment(), self.rtt.rto());
+                if quick || self.unacked_bytes >= 2 * self.full_segment() as usize {
                     self.ack_now = true;
                 } else if self.timers.get(Timer::DelayedAck).is_none() {
                     self.timers
@@ -113,8 +118,11 @@ impl Conn {
                 }
             }
         } else if !seg.payload.is_empty() {
-            // Duplicate text: ACK at once so the peer stops.
+            // Duplicate text: ACK at once so the peer stops, and the next ones too (its
+            // recovery may have missed our ACKs).
             self.ack_now = true;
+            let window = self.rx.free() as u32;
+            self.quick_ack.on_duplicate(window, self.full_segment());
         }
         if let (true, Some(d)) = (self.sack_ok, dup) {
             self.dsack_out = Some(d);

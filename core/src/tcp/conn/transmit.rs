@@ -292,6 +292,9 @@ impl Conn {
             }
         }
         // Every segment carries the ACK.
+        if self.unacked_bytes > 0 {
+            self.quick_ack.on_ack_sent();
+        }
         self.ack_now = false;
         self.unacked_bytes = 0;
         self.timers.stop(Timer::DelayedAck);

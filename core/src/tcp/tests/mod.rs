@@ -344,6 +344,18 @@ impl Fx {
         n1 + n2
     }
 
+    /// Sends the one-byte segments that spend the connection's quick ACKs (`quick_ack.rs`),
+    /// each ACKed at once, and consumes them: what follows meets the delayed ACK.
+    fn past_quick_acks(&mut self) {
+        for n in 0..crate::tcp::quick_ack::MAX_QUICK_ACKS {
+            self.send(TcpFlags::ACK, b"q").unwrap();
+            assert_eq!(self.out().len(), 1, "quick ACK {n} at once");
+        }
+        self.ep
+            .consume(self.h, usize::from(crate::tcp::quick_ack::MAX_QUICK_ACKS));
+        self.events();
+    }
+
     fn readable(&self) -> Vec<u8> {
         let (a, b) = self.ep.recv_slices(self.h);
         [a, b].concat()

@@ -6,6 +6,7 @@ use super::*;
 #[test]
 fn in_order_data_is_readable_and_ack_is_delayed() {
     let mut fx = Fx::new();
+    fx.past_quick_acks();
     fx.send(TcpFlags::ACK | TcpFlags::PSH, b"hello").unwrap();
     assert_eq!(fx.events(), vec![Event::Readable(fx.h)]);
     assert_eq!(fx.readable(), b"hello");
@@ -26,6 +27,7 @@ fn in_order_data_is_readable_and_ack_is_delayed() {
 #[test]
 fn rfc5681_ack_every_second_full_segment() {
     let mut fx = Fx::new();
+    fx.past_quick_acks();
     let seg = vec![b'a'; 1448];
     fx.send(TcpFlags::ACK, &seg).unwrap();
     assert!(fx.out().is_empty());
@@ -362,4 +364,46 @@ fn a_grown_receive_ring_holds_out_of_order_data_beyond_max_ooo_bytes() {
     assert_eq!(last.hdr.ack, hole);
     let sacked_to = last.hdr.options.sack().first().map(|b| b.right);
     assert_eq!(sacked_to, Some(hole + 41 * 1448u32), "all of it held");
+}
+
+#[test]
+fn rfc5681_4_2_a_starting_sender_gets_an_ack_for_each_of_its_first_sixteen_segments() {
+    let mut fx = Fx::new();
+    let seg = vec![b'a'; 1448];
+    for n in 0..16 {
+        fx.send(TcpFlags::ACK, &seg).unwrap();
+        let out = fx.out();
+        assert_eq!(out.len(), 1, "segment {n} ACKed at once");
+        assert_eq!(out[0].hdr.ack, fx.seq);
+    }
+    fx.ep.consume(fx.h, 16 * 1448);
+    fx.out();
+    // The 17th meets the delayed ACK, the 18th the every-second-segment rule.
+    fx.send(TcpFlags::ACK, &seg).unwrap();
+    assert!(fx.out().is_empty(), "17th: delayed");
+    fx.send(TcpFlags::ACK, &seg).unwrap();
+    assert_eq!(fx.out().len(), 1, "18th: the second full segment");
+}
+
+#[test]
+fn rfc5681_4_1_a_sender_back_from_a_silence_longer_than_the_rto_gets_quick_acks_again() {
+    let mut fx = Fx::new();
+    fx.past_quick_acks();
+    fx.send(TcpFlags::ACK, b"x").unwrap();
+    assert!(fx.out().is_empty(), "delayed");
+    fx.fire_next();
+    assert_eq!(fx.out().len(), 1, "the delayed ACK");
+    fx.advance(Duration::from_secs(2));
+    fx.send(TcpFlags::ACK, b"y").unwrap();
+    assert_eq!(fx.out().len(), 1, "after 2 s of silence: at once");
+}
+
+#[test]
+fn a_request_answered_at_once_spends_its_quick_ack_on_the_answer() {
+    let mut fx = Fx::new();
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /").unwrap();
+    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "one segment: the answer carries the ACK");
+    assert_eq!(out[0].payload, b"HTTP/1.1 200 OK\r\n\r\n");
 }
