@@ -16,6 +16,13 @@
 //! sender may be recovering, and our ACKs were lost or late). Each ACK of new data that goes
 //! out spends one. A request answered at once spends one on the answer it rides on, so a
 //! request-response connection sends no extra segment for them.
+//!
+//! A connection whose data we answer within the delayed-ACK time is interactive (Linux's
+//! "pingpong" mode): its requests are answered soon enough for the ACK to ride on the answer,
+//! so quick ACKs are not used there -- a proxied request after an idle pause would otherwise
+//! cost a bare ACK before its answer. It stops being interactive when a delayed ACK has to be
+//! sent on its own (nothing answered in time: the peer is sending, not asking), as Linux's
+//! `tcp_delack_timer_handler` leaves pingpong mode.
 
 use crate::time::{Duration, Instant};
 
@@ -28,6 +35,8 @@ pub struct QuickAck {
     left: u8,
     /// When data last arrived (none yet: the next is the connection's first).
     last_data: Option<Instant>,
+    /// We answered data within the delayed-ACK time: request-response, no quick ACKs.
+    interactive: bool,
 }
 
 impl QuickAck {
@@ -43,7 +52,23 @@ impl QuickAck {
         if restart {
             self.grant(window, mss);
         }
-        self.left > 0
+        self.left > 0 && !self.interactive
+    }
+
+    /// We sent data at `now`: within `delack` of the peer's last data it answers it, and
+    /// the connection is interactive.
+    pub fn on_data_sent(&mut self, now: Instant, delack: Duration) {
+        if self
+            .last_data
+            .is_some_and(|last| now.saturating_duration_since(last) < delack)
+        {
+            self.interactive = true;
+        }
+    }
+
+    /// The delayed-ACK timer fired with an ACK due: nothing answered the data in time.
+    pub fn on_delayed_ack_timeout(&mut self) {
+        self.interactive = false;
     }
 
     /// A segment whose text we already held: the peer resent it, so its recovery goes better
@@ -135,6 +160,28 @@ mod tests {
         q.on_duplicate(4 * MSS, MSS);
         assert_eq!(q.left(), 16);
         assert!(q.on_data(t(1), 65535, MSS, RTO));
+    }
+
+    #[test]
+    fn an_answered_connection_gets_no_quick_acks_until_a_delayed_ack_goes_alone() {
+        const DELACK: Duration = Duration::from_millis(40);
+        let mut q = QuickAck::default();
+        assert!(q.on_data(t(0), 65535, MSS, RTO));
+        q.on_data_sent(t(41), DELACK);
+        assert!(
+            q.on_data(t(50), 65535, MSS, RTO),
+            "answered after 41 ms: not interactive"
+        );
+        q.on_data_sent(t(51), DELACK);
+        assert!(
+            !q.on_data(t(1000), 65535, MSS, RTO),
+            "answered in 1 ms: interactive"
+        );
+        q.on_delayed_ack_timeout();
+        assert!(
+            q.on_data(t(1001), 65535, MSS, RTO),
+            "a lone delayed ACK: quick again"
+        );
     }
 
     #[test]

@@ -1144,7 +1144,10 @@ impl Conn {
                         self.probe_due = true;
                     }
                 }
-                Timer::DelayedAck => self.ack_now = true,
+                Timer::DelayedAck => {
+                    self.ack_now = true;
+                    self.quick_ack.on_delayed_ack_timeout();
+                }
                 Timer::FinWait2 => out = Outcome::Closed,
                 Timer::Idle => {
                     let deadline = self.last_rx + cx.cfg.idle_timeout;

@@ -251,6 +251,9 @@ impl Conn {
         cx.stats.segments_out += 1;
 
         let end = seq + len + u32::from(fin);
+        if len > 0 {
+            self.quick_ack.on_data_sent(now, cx.cfg.delayed_ack);
+        }
         if len > 0 || fin {
             if self.sack_recovery() {
                 self.prr.on_sent(len as u32 + u32::from(fin));

@@ -407,3 +407,23 @@ fn a_request_answered_at_once_spends_its_quick_ack_on_the_answer() {
     assert_eq!(out.len(), 1, "one segment: the answer carries the ACK");
     assert_eq!(out[0].payload, b"HTTP/1.1 200 OK\r\n\r\n");
 }
+
+#[test]
+fn an_interactive_connection_back_from_a_silence_waits_to_ack_with_its_answer() {
+    let mut fx = Fx::new();
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /a").unwrap();
+    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
+    assert_eq!(fx.out_and_ack().len(), 1);
+    fx.send(TcpFlags::ACK, &[]).unwrap();
+    fx.ep.consume(fx.h, 6);
+    // A proxied request after an idle pause: no bare ACK before its answer (Linux's
+    // pingpong mode), however long the pause.
+    fx.advance(Duration::from_secs(2));
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /b").unwrap();
+    assert!(fx.out().is_empty(), "the ACK waits for the answer");
+    fx.advance(Duration::from_millis(5));
+    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
+    let out = fx.out();
+    assert_eq!(out.len(), 1, "the answer carries the ACK");
+    assert_eq!(out[0].hdr.ack, fx.seq);
+}
