@@ -49,9 +49,14 @@ pub struct PathsArgs {
     /// Client settings: `ts` or `nots` (TCP timestamps), then `-1500` or `-1280` (MTU).
     #[arg(long, value_delimiter = ',', default_values_t = ["ts-1500".to_string(), "nots-1500".to_string(), "ts-1280".to_string(), "nots-1280".to_string()])]
     pub clients: Vec<String>,
-    /// Repetitions of every transfer on every target.
+    /// Repetitions of every transfer on every target, on paths without random loss.
     #[arg(long, default_value_t = 3)]
     pub reps: u32,
+    /// Repetitions on paths with random loss (default: three times `--reps`). A lossy
+    /// transfer's time is bimodal -- whether a loss cost a timeout or a recovery round more --
+    /// so a median of three is decided by which repetitions were unlucky on each target.
+    #[arg(long)]
+    pub lossy_reps: Option<u32>,
     /// CPU xgate's poller and kernel-path thread are pinned to.
     #[arg(long, default_value_t = 1)]
     pub server_core: usize,
@@ -202,6 +207,9 @@ pub struct PathsRecord {
     pub machine: super::machine::MachineInfo,
     pub command_line: String,
     pub reps: u32,
+    /// Repetitions on paths with random loss (runs before it was recorded: `reps`).
+    #[serde(default)]
+    pub lossy_reps: Option<u32>,
     pub transfers: Vec<Transfer>,
     pub emulator: Vec<EmulatorNote>,
     /// The (size, rate) pairs left out by `--max-line-secs`, each with why.
@@ -315,11 +323,20 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
         || args.rate_mbit.iter().any(|&r| r == 0 || r > 10_000)
         || args.rtt_ms.iter().any(|&r| r > 10_000)
         || args.reps == 0
+        || args.lossy_reps == Some(0)
     {
         return Err(CompareError::Setup(
-            "--loss 0-50 (%), --rate-mbit 1-10000, --rtt-ms up to 10000, --reps at least 1".into(),
+            "--loss 0-50 (%), --rate-mbit 1-10000, --rtt-ms up to 10000, --reps and --lossy-reps at least 1".into(),
         ));
     }
+    let lossy_reps = args.lossy_reps.unwrap_or(args.reps.saturating_mul(3));
+    let reps_on = |loss_pct: f64| {
+        if loss_pct > 0.0 {
+            lossy_reps
+        } else {
+            args.reps
+        }
+    };
     let xgate = match &args.xgate {
         Some(p) => p.clone(),
         None => servers::find_program("xgate")
@@ -356,6 +373,7 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
         machine: super::machine::MachineInfo::read(),
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
         reps: args.reps,
+        lossy_reps: Some(lossy_reps),
         transfers: Vec::new(),
         emulator: Vec::new(),
         skipped: Vec::new(),
@@ -383,8 +401,12 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
                 .map(move |&size| line_secs(size, rate))
         })
         .sum::<f64>()
-        * (args.rtt_ms.len() * args.loss_pct.len() * clients.len() * 2 * 2) as f64
-        * f64::from(args.reps);
+        * (args.rtt_ms.len() * clients.len() * 2 * 2) as f64
+        * args
+            .loss_pct
+            .iter()
+            .map(|&l| f64::from(reps_on(l)))
+            .sum::<f64>();
     eprintln!(
         "paths: at least {:.0} minutes of transfers at line rate",
         (floor / 60.0).ceil()
@@ -418,7 +440,7 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
                 .filter(|&&size| within_budget(size, case.rate_mbit, args.max_line_secs))
             {
                 for direction in [Direction::Download, Direction::Upload] {
-                    for rep in 0..args.reps {
+                    for rep in 0..reps_on(case.loss_pct) {
                         // Both targets of a repetition meet the same random losses, packet
                         // for packet (see `loss_seed`).
                         let seed =
