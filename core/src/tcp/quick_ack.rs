@@ -12,10 +12,14 @@
 //!
 //! So, as Linux: the first data of a connection, and the first after a silence longer than the
 //! RTO (the sender restarts from a small window, RFC 5681 §4.1), grant
-//! `min(window / (2 * MSS), 16)` quick ACKs, at least 2; so does a duplicate segment (the
-//! sender may be recovering, and our ACKs were lost or late). Each ACK of new data that goes
-//! out spends one. A request answered at once spends one on the answer it rides on, so a
-//! request-response connection sends no extra segment for them.
+//! `min(window / (2 * MSS), 16)` quick ACKs (2 when that is 0); so does a duplicate segment
+//! (the sender may be recovering, and our ACKs were lost or late), which also ends the
+//! interactive mode below, as Linux's `tcp_enter_quickack_mode` does. Each ACK of new
+//! in-order data that goes out spends one (Linux counts any ACK sent while one was due, so
+//! ours errs towards more quick ACKs); `window` is the room the receive ring has, which is
+//! what the window we announce grows to. A request answered within the same poll round
+//! spends one on the answer it rides on, so it costs no extra segment; one answered later
+//! (a proxied request waiting on its upstream) gets its bare ACK at once, as from Linux.
 //!
 //! A connection whose data we answer within the delayed-ACK time is interactive (Linux's
 //! "pingpong" mode): its requests are answered soon enough for the ACK to ride on the answer,
@@ -66,7 +70,7 @@ impl QuickAck {
         }
     }
 
-    /// The delayed-ACK timer fired with an ACK due: nothing answered the data in time.
+    /// The delayed-ACK timer fired with an ACK of data due: nothing answered it in time.
     pub fn on_delayed_ack_timeout(&mut self) {
         self.interactive = false;
     }
@@ -74,6 +78,7 @@ impl QuickAck {
     /// A segment whose text we already held: the peer resent it, so its recovery goes better
     /// with our ACKs at once (Linux enters quick-ACK mode on old data).
     pub fn on_duplicate(&mut self, window: u32, mss: u32) {
+        self.interactive = false;
         self.grant(window, mss);
     }
 
@@ -89,7 +94,10 @@ impl QuickAck {
     }
 
     fn grant(&mut self, window: u32, mss: u32) {
-        let n = (window / mss.max(1).saturating_mul(2)).clamp(2, u32::from(MAX_QUICK_ACKS)) as u8;
+        let n = match window / mss.max(1).saturating_mul(2) {
+            0 => 2,
+            n => n.min(u32::from(MAX_QUICK_ACKS)) as u8,
+        };
         self.left = self.left.max(n);
     }
 }
@@ -119,13 +127,16 @@ mod tests {
     }
 
     #[test]
-    fn a_small_window_grants_fewer_but_at_least_two() {
+    fn a_small_window_grants_fewer() {
         let mut q = QuickAck::default();
         q.on_data(t(0), 8 * MSS, MSS, RTO);
         assert_eq!(q.left(), 4);
         let mut q = QuickAck::default();
+        q.on_data(t(0), 3 * MSS, MSS, RTO);
+        assert_eq!(q.left(), 1, "Linux's rounding: 3 / 2");
+        let mut q = QuickAck::default();
         q.on_data(t(0), MSS, MSS, RTO);
-        assert_eq!(q.left(), 2);
+        assert_eq!(q.left(), 2, "none would be 2");
     }
 
     #[test]
@@ -181,6 +192,13 @@ mod tests {
         assert!(
             q.on_data(t(1001), 65535, MSS, RTO),
             "a lone delayed ACK: quick again"
+        );
+        q.on_data_sent(t(1002), DELACK);
+        assert!(!q.on_data(t(2000), 65535, MSS, RTO), "interactive again");
+        q.on_duplicate(65535, MSS);
+        assert!(
+            q.on_data(t(2001), 65535, MSS, RTO),
+            "a resent segment ends it (Linux)"
         );
     }
 

@@ -676,6 +676,11 @@ impl Conn {
             // drains) deadlocks; both were found by the engine simulation.
             self.ack_now = true;
             self.note_old_duplicate(seg);
+            if !seg.payload.is_empty() {
+                // Old or beyond the window: the peer missed our ACKs (Linux's `out_of_window`).
+                let window = self.rx.free() as u32;
+                self.quick_ack.on_duplicate(window, self.full_segment());
+            }
             let near = seg
                 .seq
                 .in_window(self.rcv_nxt, (self.rx.capacity() as u32).max(wnd).max(1));
@@ -1146,7 +1151,11 @@ impl Conn {
                 }
                 Timer::DelayedAck => {
                     self.ack_now = true;
-                    self.quick_ack.on_delayed_ack_timeout();
+                    // Not for a window update (`consume` arms the timer too): only an ACK of
+                    // data nothing answered in time says the peer is not asking.
+                    if self.unacked_bytes > 0 {
+                        self.quick_ack.on_delayed_ack_timeout();
+                    }
                 }
                 Timer::FinWait2 => out = Outcome::Closed,
                 Timer::Idle => {

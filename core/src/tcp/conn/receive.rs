@@ -188,7 +188,7 @@ impl Conn {
     }
 
     /// A full-sized segment from the peer: its MSS less the options it must carry.
-    fn full_segment(&self) -> u32 {
+    pub(super) fn full_segment(&self) -> u32 {
         self.smss
             .saturating_sub(if self.ts_enabled { 12 } else { 0 })
     }

@@ -399,16 +399,6 @@ fn rfc5681_4_1_a_sender_back_from_a_silence_longer_than_the_rto_gets_quick_acks_
 }
 
 #[test]
-fn a_request_answered_at_once_spends_its_quick_ack_on_the_answer() {
-    let mut fx = Fx::new();
-    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /").unwrap();
-    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
-    let out = fx.out();
-    assert_eq!(out.len(), 1, "one segment: the answer carries the ACK");
-    assert_eq!(out[0].payload, b"HTTP/1.1 200 OK\r\n\r\n");
-}
-
-#[test]
 fn an_interactive_connection_back_from_a_silence_waits_to_ack_with_its_answer() {
     let mut fx = Fx::new();
     fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /a").unwrap();
@@ -426,4 +416,63 @@ fn an_interactive_connection_back_from_a_silence_waits_to_ack_with_its_answer() 
     let out = fx.out();
     assert_eq!(out.len(), 1, "the answer carries the ACK");
     assert_eq!(out[0].hdr.ack, fx.seq);
+}
+
+#[test]
+fn a_resent_segment_on_an_interactive_connection_brings_quick_acks_back() {
+    let mut fx = Fx::new();
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /a").unwrap();
+    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
+    assert_eq!(fx.out_and_ack().len(), 1);
+    fx.ep.consume(fx.h, 6);
+    // An upload on the same keep-alive connection; its first segment is sent twice (our ACK
+    // was lost): the duplicate is ACKed at once and so is what follows.
+    let seg = vec![b'u'; 1448];
+    fx.send(TcpFlags::ACK, &seg).unwrap();
+    assert!(fx.out().is_empty(), "interactive: delayed");
+    fx.seq = fx.seq - 1448u32;
+    assert_eq!(
+        fx.send(TcpFlags::ACK, &seg),
+        Err(DropReason::OutOfWindow),
+        "all of it old"
+    );
+    assert_eq!(fx.out().len(), 1, "the duplicate: at once");
+    fx.send(TcpFlags::ACK, &seg).unwrap();
+    assert_eq!(fx.out().len(), 1, "the next: a quick ACK");
+}
+
+#[test]
+fn a_window_update_timer_leaves_the_connection_interactive() {
+    let mut fx = Fx::new();
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /a").unwrap();
+    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
+    assert_eq!(fx.out_and_ack().len(), 1);
+    // Only the delayed-ACK timer for data nothing answered ends interactive mode; any other
+    // firing of it (a window update, due once the peer filled over half the ring and the
+    // application read it all) must not.
+    fx.ep.consume(fx.h, 6);
+    let seg = vec![b'u'; 1448];
+    for _ in 0..24 {
+        fx.send(TcpFlags::ACK, &seg).unwrap();
+        fx.out();
+    }
+    assert_eq!(fx.ep.poll_timeout().map(|t| t > fx.now), Some(true));
+    fx.ep.consume(fx.h, 24 * 1448);
+    assert!(fx.out().is_empty(), "the update is not urgent");
+    let at = fx.ep.poll_timeout().expect("the window update's timer");
+    assert_eq!(at, fx.now + Duration::from_millis(40));
+    while fx
+        .ep
+        .poll_timeout()
+        .is_some_and(|t| t <= fx.now + Duration::from_millis(40))
+    {
+        fx.fire_next();
+        fx.out();
+    }
+    fx.advance(Duration::from_secs(2));
+    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /b").unwrap();
+    assert!(
+        fx.out().is_empty(),
+        "still interactive: the ACK waits for the answer"
+    );
 }
