@@ -343,8 +343,13 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
             .ok_or_else(|| CompareError::Setup("xgate not found (--xgate)".into()))?,
     };
     let largest = *args.sizes.iter().max().unwrap_or(&1);
-    let work = std::env::temp_dir().join(format!("xgate-paths-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| CompareError::io(&work, e))?;
+    // Ctrl-C or SIGTERM ends the run between transfers, and every drop cleans up: the
+    // work directory, xgate, the emulator, the namespaces.
+    super::install_signal_handlers();
+    let work_dir =
+        super::WorkDir(std::env::temp_dir().join(format!("xgate-paths-{}", std::process::id())));
+    let work = &work_dir.0;
+    std::fs::create_dir_all(work).map_err(|e| CompareError::io(work, e))?;
     let config = work.join("xgate.toml");
     std::fs::write(&config, xgate_config(largest)).map_err(|e| CompareError::io(&config, e))?;
     for &size in &args.sizes {
@@ -423,64 +428,80 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
             }
         }
     }
-    let mut counters = tcp_counters(&topo);
-    for (n, case) in cases.iter().enumerate() {
-        let router = topo
-            .router
-            .as_ref()
-            .ok_or_else(|| CompareError::Setup("the path topology has no router".into()))?;
-        let emulator = PathEmulator::start(router, case.shape(), QUEUE_BASE, n as u64 + 1)
-            .map_err(|e| CompareError::Setup(format!("path emulator: {e}")))?;
-        eprintln!("path {}/{}: {}", n + 1, cases.len(), case.name());
-        for client in &clients {
-            client.apply(&topo)?;
-            for &size in args
-                .sizes
-                .iter()
-                .filter(|&&size| within_budget(size, case.rate_mbit, args.max_line_secs))
-            {
-                for direction in [Direction::Download, Direction::Upload] {
-                    for rep in 0..reps_on(case.loss_pct) {
-                        // Both targets of a repetition meet the same random losses, packet
-                        // for packet (see `loss_seed`), and so does every client setting: the
-                        // penalty of a setting is measured against the same luck.
-                        let seed = loss_seed(&[n as u64, size, direction as u64, rep as u64]);
-                        for target in [Target::XgateBypass, Target::XgateKernel] {
-                            emulator.reseed_losses(seed);
-                            let body = work.join(format!("body-{size}"));
-                            let result = transfer(
-                                &topo,
-                                target,
-                                direction,
-                                size,
-                                &body,
-                                Duration::from_secs(args.timeout_secs),
-                            );
-                            record.transfers.push(Transfer {
-                                path: *case,
-                                client: *client,
-                                direction,
-                                size,
-                                target,
-                                rep,
-                                secs: result.as_ref().ok().copied(),
-                                error: result.err(),
-                            });
+    let run_cases = |record: &mut PathsRecord| -> Result<(), CompareError> {
+        let mut counters = tcp_counters(&topo);
+        for (n, case) in cases.iter().enumerate() {
+            let router = topo
+                .router
+                .as_ref()
+                .ok_or_else(|| CompareError::Setup("the path topology has no router".into()))?;
+            let emulator = PathEmulator::start(router, case.shape(), QUEUE_BASE, n as u64 + 1)
+                .map_err(|e| CompareError::Setup(format!("path emulator: {e}")))?;
+            eprintln!("path {}/{}: {}", n + 1, cases.len(), case.name());
+            for client in &clients {
+                client.apply(&topo)?;
+                for &size in args
+                    .sizes
+                    .iter()
+                    .filter(|&&size| within_budget(size, case.rate_mbit, args.max_line_secs))
+                {
+                    for direction in [Direction::Download, Direction::Upload] {
+                        for rep in 0..reps_on(case.loss_pct) {
+                            // Both targets of a repetition draw their random losses from one
+                            // seed (see `loss_seed`), and so does every client setting: the
+                            // penalty of a setting is measured against much the same luck.
+                            let seed = loss_seed(&[n as u64, size, direction as u64, rep as u64]);
+                            for target in [Target::XgateBypass, Target::XgateKernel] {
+                                super::check_interrupted()?;
+                                emulator.reseed_losses(seed);
+                                let body = work.join(format!("body-{size}"));
+                                let result = transfer(
+                                    &topo,
+                                    target,
+                                    direction,
+                                    size,
+                                    &body,
+                                    Duration::from_secs(args.timeout_secs),
+                                );
+                                record.transfers.push(Transfer {
+                                    path: *case,
+                                    client: *client,
+                                    direction,
+                                    size,
+                                    target,
+                                    rep,
+                                    secs: result.as_ref().ok().copied(),
+                                    error: result.err(),
+                                });
+                            }
                         }
                     }
                 }
             }
+            let now = tcp_counters(&topo);
+            record.emulator.push(EmulatorNote {
+                path: *case,
+                summary: emulator.stats().summary(),
+                bypass_tcp: counter_deltas(&counters, &now),
+            });
+            counters = now;
+            emulator
+                .stop()
+                .map_err(|e| CompareError::Setup(format!("path emulator: {e}")))?;
         }
-        let now = tcp_counters(&topo);
-        record.emulator.push(EmulatorNote {
-            path: *case,
-            summary: emulator.stats().summary(),
-            bypass_tcp: counter_deltas(&counters, &now),
-        });
-        counters = now;
-        emulator
-            .stop()
-            .map_err(|e| CompareError::Setup(format!("path emulator: {e}")))?;
+        Ok(())
+    };
+    if let Err(e) = run_cases(&mut record) {
+        // The work directory, xgate's log with it, goes with the drops: say what it said.
+        if !matches!(e, CompareError::Interrupted) {
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = said.lines().rev().take(40).collect();
+            eprintln!("paths: {e}; the end of xgate's log:");
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
+        }
+        return Err(e);
     }
     ClientSetting {
         timestamps: true,
@@ -488,7 +509,7 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
     }
     .apply(&topo)?;
     server.stop(Duration::from_secs(5));
-    let _ = std::fs::remove_dir_all(&work);
+    drop(work_dir);
     let written = super::paths_report::write(&record, &args.out)?;
     Ok((record, written))
 }

@@ -76,9 +76,12 @@ fn secs(x: Option<Spread>) -> String {
 }
 
 /// The median over the repetitions of `key` of bypass / kernel path, each repetition's two
-/// transfers taken together: they met the same seeded losses (`paths::loss_seed`), so this
-/// compares how the two stacks fared on the same luck, where the ratio of the medians may
-/// compare one target's unlucky repetition with the other's lucky one.
+/// transfers taken together: their losses were drawn from the same seed (`paths::loss_seed`),
+/// the same packets lost for as long as the two stacks send the same packets, so this compares
+/// how they fared on much the same luck, where the ratio of the medians may compare one
+/// target's unlucky repetition with the other's lucky one. None when a transfer of the row
+/// failed on either target (the ratio of the medians leaves failures out too; the failures
+/// are listed at the end of the report).
 fn paired(r: &PathsRecord, key: Key) -> Option<f64> {
     let of = |target: Target, rep: u32| {
         r.transfers
@@ -104,11 +107,13 @@ fn paired(r: &PathsRecord, key: Key) -> Option<f64> {
                 && t.size == key.size
         })
         .map(|t| t.rep);
-    Spread::of(reps.filter_map(|rep| {
-        let (b, k) = (of(Target::XgateBypass, rep)?, of(Target::XgateKernel, rep)?);
-        (k > 0.0).then(|| b / k)
-    }))
-    .map(|s| s.median)
+    let ratios: Option<Vec<f64>> = reps
+        .map(|rep| {
+            let (b, k) = (of(Target::XgateBypass, rep)?, of(Target::XgateKernel, rep)?);
+            (k > 0.0).then(|| b / k)
+        })
+        .collect();
+    Spread::of(ratios?).map(|s| s.median)
 }
 
 fn ratio(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
@@ -147,7 +152,7 @@ pub fn markdown(r: &PathsRecord) -> String {
             .map_or(String::new(), |v| format!(", virtualised: {v}")),
         r.reps,
         r.lossy_reps
-            .filter(|&n| n != r.reps)
+            .filter(|&n| n != r.reps && r.transfers.iter().any(|t| t.path.loss_pct > 0.0))
             .map_or(String::new(), |n| format!(
                 " ({n} on paths with random loss, whose times are bimodal)"
             )),
@@ -166,7 +171,8 @@ pub fn markdown(r: &PathsRecord) -> String {
          MTU. The figure is curl's `time_total` (handshake, request, every byte), median \
          [min–max] in seconds; the ratio is bypass / kernel path (below 1: the bypass is \
          faster), of the medians as the goal states it; `paired` is the median of each \
-         repetition's own ratio (both targets of a repetition met the same seeded losses). {}\n",
+         repetition's own ratio (both targets of a repetition drew their losses from one \
+         seed: the same packets lost while they send the same packets). {}\n",
         if r.client_cc.is_empty() {
             "Both xgate paths' TCP and the client used the machine's default congestion \
              control, whatever the bypass's own."
@@ -450,7 +456,7 @@ fn goals(r: &PathsRecord, all: &[Key]) -> String {
         let _ = writeln!(
             s,
             "\nPaired, each repetition's bypass time against the kernel path's of the same \
-             repetition (the same seeded losses): {within} of {} rows within 5%, the worst \
+             repetition (losses from the same seed): {within} of {} rows within 5%, the worst \
              {:.2}x ({}, {}, {} {}).",
             paired.len(),
             wx,
@@ -628,7 +634,7 @@ mod tests {
             "## Bottleneck 100 Mbit/s",
             "| 20 ms, 1% | ts-1500 | download | 1 MiB | 1.010 [1.000–1.020] | 1.010 [1.000–1.020] | 1.00x | 1.00x | 8.3 | 8.3 |",
             "| 20 ms, 1% | nots-1500 | download | 1 MiB | 2.010 [2.000–2.020] | 1.010 [1.000–1.020] | 1.99x | 1.99x |",
-            "Paired, each repetition's bypass time against the kernel path's of the same repetition (the same seeded losses): 1 of 2 rows within 5%, the worst 1.99x (RTT 20 ms, loss 1%, 100 Mbit/s, nots-1500, 1 MiB download).",
+            "Paired, each repetition's bypass time against the kernel path's of the same repetition (losses from the same seed): 1 of 2 rows within 5%, the worst 1.99x (RTT 20 ms, loss 1%, 100 Mbit/s, nots-1500, 1 MiB download).",
             "| nots-1500 | download | 1.99x | 1.99x | 1.00x | 1.00x |",
             "| bypass median completion time within 5% of the kernel path's or better | 1 of 2 rows | **no** |",
             "| never worse than the kernel path by more than 10% | worst 1.99x (RTT 20 ms, loss 1%, 100 Mbit/s, nots-1500, 1 MiB download) | **no** |",
@@ -665,6 +671,20 @@ mod tests {
         ] {
             assert!(md.contains(needle), "{needle:?} not in:\n{md}");
         }
+    }
+
+    #[test]
+    fn a_row_with_a_failed_transfer_has_no_paired_ratio() {
+        let mut r = record();
+        let nots = |t: &Transfer| !t.client.timestamps && t.target == Target::XgateKernel;
+        if let Some(t) = r.transfers.iter_mut().find(|t| nots(t) && t.rep == 1) {
+            t.secs = None;
+            t.error = Some("timed out".into());
+        }
+        let md = markdown(&r);
+        let needle = "| 20 ms, 1% | nots-1500 | download | 1 MiB | 2.010 [2.000–2.020] | 1.010 [1.000–1.020] | 1.99x | — |";
+        assert!(md.contains(needle), "{needle:?} not in:\n{md}");
+        assert!(md.contains("2 failed transfer(s)."), "{md}");
     }
 
     #[test]
