@@ -398,14 +398,22 @@ fn rfc5681_4_1_a_sender_back_from_a_silence_longer_than_the_rto_gets_quick_acks_
     assert_eq!(fx.out().len(), 1, "after 2 s of silence: at once");
 }
 
+impl Fx {
+    /// A request answered at once, its ACK riding on the answer: the connection is
+    /// interactive (`quick_ack.rs`).
+    fn answered_request(&mut self) {
+        self.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /a").unwrap();
+        self.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(self.out_and_ack().len(), 1);
+        self.ep.consume(self.h, 6);
+    }
+}
+
 #[test]
 fn an_interactive_connection_back_from_a_silence_waits_to_ack_with_its_answer() {
     let mut fx = Fx::new();
-    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /a").unwrap();
-    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
-    assert_eq!(fx.out_and_ack().len(), 1);
+    fx.answered_request();
     fx.send(TcpFlags::ACK, &[]).unwrap();
-    fx.ep.consume(fx.h, 6);
     // A proxied request after an idle pause: no bare ACK before its answer (Linux's
     // pingpong mode), however long the pause.
     fx.advance(Duration::from_secs(2));
@@ -421,10 +429,7 @@ fn an_interactive_connection_back_from_a_silence_waits_to_ack_with_its_answer() 
 #[test]
 fn a_resent_segment_on_an_interactive_connection_brings_quick_acks_back() {
     let mut fx = Fx::new();
-    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /a").unwrap();
-    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
-    assert_eq!(fx.out_and_ack().len(), 1);
-    fx.ep.consume(fx.h, 6);
+    fx.answered_request();
     // An upload on the same keep-alive connection; its first segment is sent twice (our ACK
     // was lost): the duplicate is ACKed at once and so is what follows.
     let seg = vec![b'u'; 1448];
@@ -444,13 +449,10 @@ fn a_resent_segment_on_an_interactive_connection_brings_quick_acks_back() {
 #[test]
 fn a_window_update_timer_leaves_the_connection_interactive() {
     let mut fx = Fx::new();
-    fx.send(TcpFlags::ACK | TcpFlags::PSH, b"GET /a").unwrap();
-    fx.app_send(b"HTTP/1.1 200 OK\r\n\r\n");
-    assert_eq!(fx.out_and_ack().len(), 1);
+    fx.answered_request();
     // Only the delayed-ACK timer for data nothing answered ends interactive mode; any other
     // firing of it (a window update, due once the peer filled over half the ring and the
     // application read it all) must not.
-    fx.ep.consume(fx.h, 6);
     let seg = vec![b'u'; 1448];
     for _ in 0..24 {
         fx.send(TcpFlags::ACK, &seg).unwrap();
