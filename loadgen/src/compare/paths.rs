@@ -450,7 +450,14 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
                             // Both targets of a repetition draw their random losses from one
                             // seed (see `loss_seed`), and so does every client setting: the
                             // penalty of a setting is measured against much the same luck.
-                            let seed = loss_seed(&[n as u64, size, direction as u64, rep as u64]);
+                            let seed = loss_seed(&[
+                                u64::from(case.rtt_ms),
+                                u64::from(case.shape().down.loss_ppm),
+                                case.rate_mbit,
+                                size,
+                                direction as u64,
+                                rep as u64,
+                            ]);
                             for target in [Target::XgateBypass, Target::XgateKernel] {
                                 super::check_interrupted()?;
                                 emulator.reseed_losses(seed);
@@ -519,7 +526,9 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
 /// transfer more than the stack did (1% loss rows swung 0.42x-4.71x with 3 repetitions).
 /// With it, both stacks meet the same losses for as long as they send the same packets, so
 /// the comparison is of how each recovers. Distinct for every repetition, so the reps still
-/// sample several loss patterns (FNV-1a over the coordinates).
+/// sample several loss patterns (FNV-1a over the coordinates). The coordinates are the
+/// path's own values, not its place in the run, so a run of one path (`--rtt-ms 80 --loss 1
+/// --rate-mbit 100`) meets, repetition for repetition, the losses of the whole matrix's.
 fn loss_seed(coordinates: &[u64]) -> u64 {
     coordinates
         .iter()
