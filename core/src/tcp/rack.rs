@@ -53,6 +53,26 @@ impl Default for Rack {
 }
 
 impl Rack {
+    /// RFC 8985 §6.2 step 2: whether an ACK at `now` that delivered `seg` can be for its
+    /// last transmission. An original's can; a retransmitted segment's may be for an earlier
+    /// copy, and is not taken as the last one's when the ACK echoes an older timestamp
+    /// (`tsecr_at_or_after == Some(false)`) or came sooner after the resend than any round
+    /// trip has taken. Taken as the last, its transmit time would be too late: its RTT too
+    /// short, and everything sent before the resend would look sent before what was
+    /// delivered.
+    pub fn acks_last_transmission(
+        &self,
+        seg: &Sent,
+        now: Instant,
+        tsecr_at_or_after: Option<bool>,
+    ) -> bool {
+        if !seg.retransmitted() {
+            return true;
+        }
+        let rtt = now.saturating_duration_since(seg.xmit);
+        tsecr_at_or_after != Some(false) && self.min_rtt.is_none_or(|m| rtt >= m)
+    }
+
     /// RFC 8985 §6.2 steps 2 and 3 for one segment this ACK delivered. `tsecr_at_or_after`
     /// says whether the ACK echoes a timestamp at least as recent as the segment's last
     /// transmission (`None` without timestamps).
@@ -67,17 +87,10 @@ impl Rack {
             }
             _ => self.fack = Some(seg.end),
         }
-        // Step 2: the ACK of a retransmitted segment may be for its original transmission;
-        // such an RTT would be too short, so it is ignored.
-        let rtt = now.saturating_duration_since(seg.xmit);
-        if seg.retransmitted() {
-            if tsecr_at_or_after == Some(false) {
-                return;
-            }
-            if self.min_rtt.is_some_and(|m| rtt < m) {
-                return;
-            }
+        if !self.acks_last_transmission(seg, now, tsecr_at_or_after) {
+            return;
         }
+        let rtt = now.saturating_duration_since(seg.xmit);
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
         // RACK.rtt follows RACK.xmit_ts: the segments go by in sequence, not transmit, order,
         // so the RTT kept is that of the most recently sent one, as the RFC's ascending walk

@@ -9,6 +9,7 @@
 
 use super::{Conn, Ctx, Seg, Timer};
 use crate::tcp::congestion::CongestionControl;
+use crate::tcp::rack::Rack;
 use crate::tcp::send_log::{Delivered, Sent};
 use crate::tcp::tlp::{self, ProbeAck};
 use crate::time::Instant;
@@ -33,6 +34,14 @@ impl Conn {
         (sent && (below || inside)).then_some((left, right))
     }
 
+    /// The TSecr of `seg`, an ACK, if timestamps are in use and it echoes one.
+    pub(super) fn tsecr_of(&self, seg: &Seg) -> Option<u32> {
+        match (self.ts_enabled, seg.ts) {
+            (true, Some((_, tsecr))) if tsecr != 0 => Some(tsecr),
+            _ => None,
+        }
+    }
+
     /// Everything an ACK feeds loss detection, after the cumulative ACK and the SACK blocks
     /// were taken in: RACK's state (RFC 8985 §6.2 steps 1-4), the probe's answer (§7.4), then
     /// RACK's detect-loss (step 5) and the probe timer (§7.2).
@@ -49,18 +58,8 @@ impl Conn {
             return;
         }
         let now = cx.now;
-        let tsecr = match (self.ts_enabled, seg.ts) {
-            (true, Some((_, tsecr))) if tsecr != 0 => Some(tsecr),
-            _ => None,
-        };
-        let ts_offset = self.ts_offset;
-        // Did the ACK echo the TSval of the segment's last transmission (or a later one)?
-        let echo = |sent: &Sent| {
-            tsecr.map(|ts| {
-                let sent_ts = (sent.xmit.as_millis() as u32).wrapping_add(ts_offset);
-                ts.wrapping_sub(sent_ts) as i32 >= 0
-            })
-        };
+        let (tsecr, ts_offset) = (self.tsecr_of(seg), self.ts_offset);
+        let echo = move |sent: &Sent| echoes_last_transmission(tsecr, ts_offset, sent);
         if acked > 0 {
             // In order, nothing SACKed (before this ACK: a hole filled by its original is
             // reordering), no recovery or probe under way: nothing outstanding was sent before
@@ -210,5 +209,88 @@ impl Conn {
         if end.diff(self.rcv_nxt) <= 0 && age > 0 && age as usize <= 2 * self.rx.capacity() {
             self.dsack_out = Some((seg.seq, end));
         }
+    }
+}
+
+/// Whether an ACK echoing `tsecr` echoes the TSval of `sent`'s last transmission or a later
+/// one (TSvals are the send time in milliseconds plus `ts_offset`); `None` without
+/// timestamps.
+pub(super) fn echoes_last_transmission(
+    tsecr: Option<u32>,
+    ts_offset: u32,
+    sent: &Sent,
+) -> Option<bool> {
+    let sent_ts = (sent.xmit.as_millis() as u32).wrapping_add(ts_offset);
+    tsecr.map(|ts| ts.wrapping_sub(sent_ts) as i32 >= 0)
+}
+
+/// The most recently sent segment a cumulative ACK at `now` is known to have delivered, as
+/// RACK's step 2 (RFC 8985 §6.2) knows it: the latest if it was an original or the ACK can
+/// be for its last copy (`Rack::acks_last_transmission`), else the latest original. A
+/// segment sent before it and still outstanding was lost; one sent after it may be on its
+/// way.
+pub(super) fn latest_delivered(
+    d: &Delivered,
+    rack: &Rack,
+    tsecr: Option<u32>,
+    ts_offset: u32,
+    now: Instant,
+) -> Option<Sent> {
+    d.latest
+        .filter(|l| {
+            rack.acks_last_transmission(l, now, echoes_last_transmission(tsecr, ts_offset, l))
+        })
+        .or(d.latest_original)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::send_log::SendLog;
+
+    const SEG: u32 = 1000;
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    /// Segment 0 sent at 0 ms and resent at 100 and 200 ms; segments 1-3 sent at 0 ms,
+    /// segment 4 at 150 ms. A cumulative ACK at 201 ms of segments 0-3 that echoes the
+    /// timestamp of the first resend (100 ms) delivered that copy: the latest segment it is
+    /// known to have delivered is segment 3 (0 ms), so segment 4 is not sent before it.
+    #[test]
+    fn rfc8985_s6_2_step2_an_ack_of_an_earlier_copy_is_not_taken_as_the_last_ones() {
+        let mut log = SendLog::new(64);
+        for i in 0..4 {
+            log.on_send(SeqNumber(i * SEG), SeqNumber((i + 1) * SEG), ms(0));
+        }
+        log.on_send(SeqNumber(0), SeqNumber(SEG), ms(100));
+        log.on_send(SeqNumber(4 * SEG), SeqNumber(5 * SEG), ms(150));
+        log.on_send(SeqNumber(0), SeqNumber(SEG), ms(200));
+        let d = log.take_acked(SeqNumber(4 * SEG));
+        let mut rack = Rack::default();
+        // A round trip of 100 ms seen before.
+        let first = log.first().expect("segment 4 left");
+        rack.on_delivered(&first, ms(250), None);
+        let offset = 7;
+        let echo_first_resend = Some(100 + offset);
+        let latest = latest_delivered(&d, &rack, echo_first_resend, offset, ms(201));
+        assert_eq!(
+            latest.map(|l| (l.end, l.xmit)),
+            Some((SeqNumber(4 * SEG), ms(0)))
+        );
+        // Echoing the last copy's timestamp, a round trip after it: that copy was delivered.
+        let echo_last = Some(200 + offset);
+        let latest = latest_delivered(&d, &rack, echo_last, offset, ms(300));
+        assert_eq!(
+            latest.map(|l| (l.end, l.xmit)),
+            Some((SeqNumber(SEG), ms(200)))
+        );
+        // Without timestamps, an ACK sooner after the resend than the least round trip is
+        // for an earlier copy (step 2's second test).
+        let latest = latest_delivered(&d, &rack, None, offset, ms(201));
+        assert_eq!(latest.map(|l| l.xmit), Some(ms(0)));
+        let latest = latest_delivered(&d, &rack, None, offset, ms(300));
+        assert_eq!(latest.map(|l| l.xmit), Some(ms(200)));
     }
 }
