@@ -152,6 +152,8 @@ pub struct Conn {
     snd_wl1: SeqNumber,
     snd_wl2: SeqNumber,
     max_snd_wnd: u32,
+    /// The end of the last segment sent with PSH: see `push_due` (transmit.rs).
+    pushed_seq: SeqNumber,
     snd_wscale: u8,
     /// Largest payload per segment before option bytes: min(peer MSS, our MSS), or less once
     /// a path MTU message lowered it (`path_mtu.rs`; never raised again).
@@ -347,6 +349,7 @@ impl Conn {
             snd_wl1: neg.irs,
             snd_wl2: iss1,
             max_snd_wnd: 0,
+            pushed_seq: iss1,
             snd_wscale,
             smss,
             fin_queued: false,

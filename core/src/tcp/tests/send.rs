@@ -12,7 +12,9 @@ fn send_segments_to_mss_minus_options_and_frees_tx_on_ack() {
     let sizes: Vec<usize> = out.iter().map(|o| o.payload.len()).collect();
     // min(1460, 1460) - 12 bytes of timestamps = 1448.
     assert_eq!(sizes, vec![1448, 1448, 1448, 656]);
-    assert!(out[0].has(TcpFlags::PSH));
+    // RFC 9293 §3.9.1.2: PSH on the segment that empties the queue, not on the others.
+    let pushed: Vec<bool> = out.iter().map(|o| o.has(TcpFlags::PSH)).collect();
+    assert_eq!(pushed, [false, false, false, true]);
     fx.send(TcpFlags::ACK, &[]).unwrap();
     let (a, b) = fx.ep.send_space(fx.h);
     assert_eq!(a.len() + b.len(), 64 * 1024);
@@ -20,6 +22,38 @@ fn send_segments_to_mss_minus_options_and_frees_tx_on_ack() {
         fx.ep.poll_timeout(),
         Some(fx.now + TcpConfig::default().idle_timeout)
     );
+}
+
+#[test]
+fn rfc9293_s3_9_1_2_psh_on_the_last_queued_segment_and_once_per_half_window() {
+    let mut fx = Fx::with(
+        small_config(),
+        HsOpts {
+            ts: true,
+            ws: false,
+            sack: true,
+        },
+    );
+    // The peer's window is 65535 (unscaled): a stream that never runs dry is pushed once
+    // every 32767 bytes, as Linux's `forced_push` does, and the segment that empties what
+    // was queued is pushed.
+    let data = vec![b'd'; 60_000];
+    assert_eq!(fx.app_send(&data), 60_000);
+    let mut pushed_ends = Vec::new();
+    let first = fx.ack;
+    for _ in 0..20 {
+        let out = fx.out_and_ack();
+        if out.is_empty() {
+            break;
+        }
+        for o in out.iter().filter(|o| o.has(TcpFlags::PSH)) {
+            pushed_ends.push((o.hdr.seq + o.payload.len()).distance_from(first).unwrap());
+        }
+        fx.send(TcpFlags::ACK, &[]).unwrap();
+    }
+    assert_eq!(fx.ack.distance_from(first), Some(60_000), "all sent");
+    // 23 segments of 1448 bytes are the first past 32767; the last ends the data.
+    assert_eq!(pushed_ends, [23 * 1448, 60_000]);
 }
 
 #[test]
