@@ -10,6 +10,7 @@ mod ecn;
 mod endpoint;
 mod flow;
 mod prr;
+mod push_marks;
 mod quick_ack;
 mod rack;
 mod rcv_rtt;

@@ -378,23 +378,28 @@ fn hystart_leaves_slow_start_before_the_queue_overflows() {
             off.tail_dropped >= 20,
             "{rtt_ms} ms: standard slow start overflowed the queue: {off:?}"
         );
-        // With it, the rising RTT ends slow start before the worst of the overflow: half the
-        // drops or fewer -- except at 20 ms. HyStart++ grows by up to two segments per ACK
-        // (L = 2, `hystart.rs`), as Linux's slow start does against a receiver that ACKs
-        // every second segment, where standard slow start (L = 1) grows 1.5 times per
-        // round. This client ACKs every second segment or after 10 ms, so no ACK train forms
-        // at 10 Mbit/s (2.4 ms between ACKs), and the delay signal comes a round late: at
-        // 20 ms HyStart++ dropped 39 segments to standard slow start's 34, at 1 and 80 ms
-        // 13 and 47 to 26 and 94 (with L = 1 it dropped 2/4/8, but grew no faster than
-        // standard slow start). Through the path emulator, where Linux clients ACK the
-        // first segments one by one, the bypass dropped none at 1 and 20 ms (`loadgen
-        // paths`).
-        if rtt_ms != 20 {
-            assert!(
-                on.tail_dropped * 2 <= off.tail_dropped,
-                "{rtt_ms} ms: HyStart++ {on:?}, standard slow start {off:?}"
-            );
-        }
+        // With it, the rising RTT ends slow start before the worst of the overflow: at most
+        // two thirds of the drops and three quarters of the resends -- except at 20 ms.
+        // HyStart++ grows by up to two segments per ACK (L = 2, `hystart.rs`), as Linux's
+        // slow start does against a receiver that ACKs every second segment, where standard
+        // slow start (L = 1) grows 1.5 times per round. This client ACKs every second
+        // segment or after 10 ms and never on PSH, so no ACK train forms at 10 Mbit/s
+        // (2.4 ms between ACKs), and the delay signal comes a round late: at 20 ms
+        // HyStart++ dropped 39 segments to standard slow start's 34 (1 ms: 13 to 26; 80 ms:
+        // 47 to 94). Through the path emulator, with Linux clients that ACK each pushed
+        // segment, the bypass dropped none there (`loadgen paths`, docs/tcp.md). At 20 ms
+        // the bound is only that it is not much worse.
+        let (dropped, resent) = (on.tail_dropped, on.retransmits);
+        let (dropped_off, resent_off) = (off.tail_dropped, off.retransmits);
+        let bounded = if rtt_ms == 20 {
+            dropped * 4 <= dropped_off * 5 && resent * 4 <= resent_off * 5
+        } else {
+            dropped * 3 <= dropped_off * 2 && resent * 4 <= resent_off * 3
+        };
+        assert!(
+            bounded,
+            "{rtt_ms} ms: HyStart++ {on:?}, standard slow start {off:?}"
+        );
         assert!(
             on.time <= off.time,
             "{rtt_ms} ms: HyStart++ took {:?}, standard slow start {:?}",

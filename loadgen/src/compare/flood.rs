@@ -259,15 +259,7 @@ pub fn run(args: &FloodArgs) -> Result<(FloodRecord, Vec<PathBuf>), CompareError
     }
     let me =
         std::env::current_exe().map_err(|e| CompareError::io(Path::new("/proc/self/exe"), e))?;
-    let xgate = match &args.xgate {
-        Some(p) => p.clone(),
-        None => me
-            .parent()
-            .map(|d| d.join("xgate"))
-            .filter(|p| p.is_file())
-            .or_else(|| servers::find_program("xgate"))
-            .ok_or_else(|| CompareError::Setup("xgate not found (--xgate)".into()))?,
-    };
+    let xgate = super::find_xgate(args.xgate.as_deref(), &me)?;
     let work = std::env::temp_dir().join(format!("xgate-flood-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| CompareError::io(&work, e))?;
     let config = work.join("xgate.toml");

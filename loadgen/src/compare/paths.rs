@@ -337,11 +337,11 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
             args.reps
         }
     };
-    let xgate = match &args.xgate {
-        Some(p) => p.clone(),
-        None => servers::find_program("xgate")
-            .ok_or_else(|| CompareError::Setup("xgate not found (--xgate)".into()))?,
-    };
+    // Beside this loadgen first, as `--xgate` says: the README runs target/release/loadgen
+    // with target/release/xgate beside it and nothing in PATH.
+    let me =
+        std::env::current_exe().map_err(|e| CompareError::io(Path::new("/proc/self/exe"), e))?;
+    let xgate = super::find_xgate(args.xgate.as_deref(), &me)?;
     let largest = *args.sizes.iter().max().unwrap_or(&1);
     // Ctrl-C or SIGTERM ends the run between transfers, and every drop cleans up: the
     // work directory, xgate, the emulator, the namespaces.

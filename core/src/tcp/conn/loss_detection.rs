@@ -226,9 +226,11 @@ pub(super) fn echoes_last_transmission(
 
 /// The most recently sent segment a cumulative ACK at `now` is known to have delivered, as
 /// RACK's step 2 (RFC 8985 §6.2) knows it: the latest if it was an original or the ACK can
-/// be for its last copy (`Rack::acks_last_transmission`), else the latest original. A
+/// be for its last copy (`Rack::acks_last_transmission`), else the latest original it newly
+/// delivered (segments SACKed before are not among them: `SendLog::take_acked`), or none. A
 /// segment sent before it and still outstanding was lost; one sent after it may be on its
-/// way.
+/// way. With none, the partial-ACK rule takes nothing as lost and RACK's own state (which
+/// holds the SACKed deliveries) decides, on this ACK or by its reordering timer.
 pub(super) fn latest_delivered(
     d: &Delivered,
     rack: &Rack,

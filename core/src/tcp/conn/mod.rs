@@ -27,6 +27,7 @@ use super::config::{DropReason, TcpConfig, TcpStats};
 use super::congestion::{AckSample, Congestion, CongestionControl, FlightPeak};
 use super::ecn::EcnState;
 use super::prr::Prr;
+use super::push_marks::PushMarks;
 use super::quick_ack::QuickAck;
 use super::rack::Rack;
 use super::rcv_rtt::RcvRtt;
@@ -154,6 +155,8 @@ pub struct Conn {
     max_snd_wnd: u32,
     /// The end of the last segment sent with PSH: see `push_due` (transmit.rs).
     pushed_seq: SeqNumber,
+    /// The ends of the application's writes not sent yet (`push_marks.rs`).
+    push_marks: PushMarks,
     snd_wscale: u8,
     /// Largest payload per segment before option bytes: min(peer MSS, our MSS), or less once
     /// a path MTU message lowered it (`path_mtu.rs`; never raised again).
@@ -350,6 +353,7 @@ impl Conn {
             snd_wl2: iss1,
             max_snd_wnd: 0,
             pushed_seq: iss1,
+            push_marks: PushMarks::default(),
             snd_wscale,
             smss,
             fin_queued: false,
@@ -1060,6 +1064,9 @@ impl Conn {
             return 0;
         }
         let n = self.tx.commit(n);
+        if n > 0 {
+            self.push_marks.on_write(self.data_end());
+        }
         if self.tx.free() < self.tx.capacity() / 2 {
             self.want_writable = true;
         }

@@ -171,21 +171,16 @@ impl Conn {
         field as u16
     }
 
-    /// Whether a segment of data ending at `end` carries PSH. RFC 9293 §3.9.1.2 (MUST-61): the
-    /// last segment of what is queued does, so that the receiver hands it over at once. And,
-    /// as Linux's `forced_push`, one in each half of the largest window the peer offered, so
-    /// that a receiver that waits for PSH before it wakes its reader is not kept waiting by a
-    /// stream that never runs dry.
-    ///
-    /// Not every segment: a Linux receiver ACKs each pushed segment its reader takes
-    /// (`tcp_cleanup_rbuf`, ICSK_ACK_PUSHED), against every second segment otherwise. With
-    /// PSH on every segment, a 1 MiB download drew 727 ACKs for 725 segments, where the
-    /// kernel path, pushing at the end of each write, drew 565 for 731 (tcpdump through the
-    /// path emulator, 80 ms, 10 Mbit/s): twice the frames for the poller to read, and an
-    /// ACK clock unlike the one Linux's own senders see, whose unbroken trains ended
-    /// HyStart's slow start a round earlier than Linux's (`congestion/hystart.rs`).
-    fn push_due(&self, end: SeqNumber, data_end: SeqNumber) -> bool {
-        end.diff(data_end) >= 0 || end.diff(self.pushed_seq) > (self.max_snd_wnd / 2) as i32
+    /// Whether a segment of data `[seq, end)` carries PSH: it ends one of the application's
+    /// writes (`push_marks.rs`, RFC 9293 §3.9.1.2), or the queue (MUST-61: a resend of the
+    /// last data too), or more than half the largest window the peer offered has gone
+    /// unpushed (Linux's `forced_push`: a receiver that waits for PSH to wake its reader is
+    /// not kept waiting by a stream that never runs dry).
+    fn push_due(&mut self, seq: SeqNumber, end: SeqNumber, data_end: SeqNumber) -> bool {
+        let ends_a_write = self.push_marks.on_send(seq, end);
+        ends_a_write
+            || end.diff(data_end) >= 0
+            || end.diff(self.pushed_seq) > (self.max_snd_wnd / 2) as i32
     }
 
     /// Writes the connection's next segment into `buf`. `None` if nothing is due or `buf` is
@@ -250,7 +245,7 @@ impl Conn {
             .checked_sub(wire::tcp_frame_len(&self.addrs, &hdr, 0))?;
         let len = len.min(room);
         let fin = fin && seq + len == data_end;
-        if len > 0 && self.push_due(seq + len, data_end) {
+        if len > 0 && self.push_due(seq, seq + len, data_end) {
             flags |= TcpFlags::PSH;
             if (seq + len).diff(self.pushed_seq) > 0 {
                 self.pushed_seq = seq + len;
