@@ -28,21 +28,22 @@
 //!   reduction, nothing was lost.
 //! - Growth per ACK is min(N, L * SMSS) for N newly acknowledged bytes, with L = 2 where
 //!   §4.3 recommends 8 for a sender that does not pace (xgate does not). What L does depends
-//!   on how often the receiver ACKs. A Linux receiver ACKs every second segment, and every
-//!   segment it reads that carried PSH. Until the sender set PSH only where RFC 9293 asks
-//!   for it (`push_due` in `conn/transmit.rs`), every segment carried it, real clients
-//!   ACKed each one, and L = 1 doubled the window per round trip as Linux's slow start does
-//!   (it counts every segment ACKed, with no L). With an ACK for every second segment,
+//!   on how often the receiver ACKs: a Linux receiver ACKs every second segment, and every
+//!   segment its reader takes that carried PSH (`push_marks.rs`). While every segment
+//!   carried PSH, real clients ACKed each one and L = 1 doubled the window per round trip,
+//!   as Linux's slow start does (it counts every segment ACKed, with no L). With fewer ACKs,
 //!   L = 1 grows the window only 1.5 times per round trip (traced: a 1 MiB download at
-//!   20 ms and 100 Mbit/s took 3-4% longer than the kernel path's). L = 2 doubles it again.
-//!   Not 8: the deterministic simulation of the bench's paths
-//!   (`core/tests/sim/flight.rs`: 1 MiB, 10 Mbit/s, 64 KiB queue, 1/20/80 ms) showed that
-//!   the larger bursts L = 8 allows against stretch ACKs defeat the delay signal: a round's
-//!   minimum RTT comes from its first segments, sent while the previous round's queue was
-//!   still small, so the rise shows one round after the round that overflows a one-BDP
-//!   queue (L = 8 dropped 13/100/25 segments at 1/20/80 ms, L = 1 2/4/8). L = 2 is RFC
-//!   3465's limit, the largest RFC 5681's predecessor allowed. Outside HyStart++ (a slow
-//!   start after a timeout, or HyStart++ configured off) RFC 5681 §3.1's L = 1 holds.
+//!   20 ms and 100 Mbit/s took 3-4% longer than the kernel path's); L = 2 doubles it against
+//!   an ACK for every second segment. Not 8: the deterministic simulation of the bench's
+//!   paths (`core/tests/sim/flight.rs`: 1 MiB, 10 Mbit/s, 64 KiB queue, 1/20/80 ms, a
+//!   client that ACKs every second segment) showed that larger bursts against stretch ACKs
+//!   defeat the delay signal: a round's minimum RTT comes from its first segments, sent
+//!   while the previous round's queue was still small, so the rise shows one round after
+//!   the round that overflows a one-BDP queue (L = 8 dropped 13/100/25 segments at 1/20/80
+//!   ms where L = 1 dropped 2/4/8, measured before PRR; L = 2 drops 13/39/47 there now,
+//!   standard slow start 26/34/94). L = 2 is RFC 3465's (experimental) limit. Outside
+//!   HyStart++ (a slow start after a timeout, or HyStart++ configured off) RFC 5681 §3.1's
+//!   L = 1 holds.
 //!
 //! §4.3: only the first slow start of a connection (while ssthresh is still its initial
 //! "arbitrarily high" value) uses HyStart++. Any loss or timeout turns it off for good: the
@@ -50,8 +51,8 @@
 //! is already solved. The restart window after idle (which §4.3 also allows) does not apply:
 //! the connection does not restart from an idle window.
 //!
-//! The constants are the RFC's §4.3 recommendations, unchanged: they are what Linux, Windows
-//! and the QUIC stacks that ship HyStart++ use, and a 4 ms threshold floor is what keeps
+//! The other constants are the RFC's §4.3 recommendations, unchanged: they are what Linux,
+//! Windows and the QUIC stacks that ship HyStart++ use, and a 4 ms threshold floor is what keeps
 //! millisecond-granular timestamp samples (RFC 7323 TSecr, one clock tick is 1 ms here) from
 //! reading one tick of jitter as a queue.
 //!
