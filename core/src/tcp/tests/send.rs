@@ -3,6 +3,19 @@
 
 use super::*;
 
+/// A connection whose peer offers timestamps and SACK but no window scale: its window field
+/// is the window, in bytes.
+fn unscaled() -> Fx {
+    Fx::with(
+        small_config(),
+        HsOpts {
+            ts: true,
+            ws: false,
+            sack: true,
+        },
+    )
+}
+
 #[test]
 fn send_segments_to_mss_minus_options_and_frees_tx_on_ack() {
     let mut fx = Fx::new();
@@ -26,14 +39,7 @@ fn send_segments_to_mss_minus_options_and_frees_tx_on_ack() {
 
 #[test]
 fn rfc9293_s3_9_1_2_psh_on_the_last_queued_segment_and_once_per_half_window() {
-    let mut fx = Fx::with(
-        small_config(),
-        HsOpts {
-            ts: true,
-            ws: false,
-            sack: true,
-        },
-    );
+    let mut fx = unscaled();
     // The peer's window is 65535 (unscaled): a stream that never runs dry is pushed once
     // every 32767 bytes, as Linux's `forced_push` does, and the segment that empties what
     // was queued is pushed.
@@ -71,14 +77,7 @@ fn rfc6928_initial_window_limits_first_flight() {
 
 #[test]
 fn respects_peer_window() {
-    let mut fx = Fx::with(
-        small_config(),
-        HsOpts {
-            ts: true,
-            ws: false,
-            sack: true,
-        },
-    );
+    let mut fx = unscaled();
     fx.window = 3000;
     fx.send(TcpFlags::ACK, &[]).unwrap();
     fx.app_send(&vec![1u8; 10_000]);
@@ -90,14 +89,7 @@ fn respects_peer_window() {
 
 #[test]
 fn rfc9293_sender_sws_avoidance_waits_for_a_useful_window() {
-    let mut fx = Fx::with(
-        small_config(),
-        HsOpts {
-            ts: true,
-            ws: false,
-            sack: true,
-        },
-    );
+    let mut fx = unscaled();
     // Peer offered 65535 earlier; now only 100 bytes are free.
     fx.window = 100;
     fx.send(TcpFlags::ACK, &[]).unwrap();
