@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::congestion::CongestionAlgorithm;
+use super::congestion::{CongestionAlgorithm, HyStartEvent};
 use crate::time::Duration;
 
 /// Every bound the engine works within. `Default` is sized for an HTTP gateway on one core.
@@ -264,6 +264,18 @@ pub struct TcpStats {
     pub ecn_ce_received: u64,
     /// Window reductions for an ECN-Echo (at most one per window of data).
     pub ecn_reductions: u64,
+    /// HyStart++ (RFC 9406) in first slow starts: Conservative Slow Start begun on a rise in
+    /// the RTT, and abandoned when the rise proved to be jitter.
+    pub hystart_css_entries: u64,
+    pub hystart_css_abandoned: u64,
+    /// First slow starts ended without a loss by the ACK train, and the sum of their windows
+    /// at the exit in segments (Linux's `TCPHystartTrainDetect`, `TCPHystartTrainCwnd`).
+    pub hystart_train_exits: u64,
+    pub hystart_train_exit_segments: u64,
+    /// First slow starts ended without a loss after CSS's rounds, and the sum of their
+    /// windows at the exit in segments (Linux's `TCPHystartDelayDetect`, `...DelayCwnd`).
+    pub hystart_delay_exits: u64,
+    pub hystart_delay_exit_segments: u64,
     pub cookies_sent: u64,
     pub cookies_validated: u64,
     pub cookies_failed: u64,
@@ -366,6 +378,22 @@ impl TcpStats {
         self.drops[reason.index()]
     }
 
+    /// Counts what HyStart++ decided on an ACK; `cwnd_segments` is the window after it.
+    pub fn count_hystart(&mut self, event: HyStartEvent, cwnd_segments: u64) {
+        match event {
+            HyStartEvent::CssEntered => self.hystart_css_entries += 1,
+            HyStartEvent::CssAbandoned => self.hystart_css_abandoned += 1,
+            HyStartEvent::TrainExit => {
+                self.hystart_train_exits += 1;
+                self.hystart_train_exit_segments += cwnd_segments;
+            }
+            HyStartEvent::DelayExit => {
+                self.hystart_delay_exits += 1;
+                self.hystart_delay_exit_segments += cwnd_segments;
+            }
+        }
+    }
+
     /// Adds `other`'s counts to these (totals across engines).
     pub fn add(&mut self, other: &TcpStats) {
         let TcpStats {
@@ -387,6 +415,12 @@ impl TcpStats {
             ecn_negotiated,
             ecn_ce_received,
             ecn_reductions,
+            hystart_css_entries,
+            hystart_css_abandoned,
+            hystart_train_exits,
+            hystart_train_exit_segments,
+            hystart_delay_exits,
+            hystart_delay_exit_segments,
             cookies_sent,
             cookies_validated,
             cookies_failed,
@@ -440,6 +474,12 @@ impl TcpStats {
         self.ecn_negotiated += ecn_negotiated;
         self.ecn_ce_received += ecn_ce_received;
         self.ecn_reductions += ecn_reductions;
+        self.hystart_css_entries += hystart_css_entries;
+        self.hystart_css_abandoned += hystart_css_abandoned;
+        self.hystart_train_exits += hystart_train_exits;
+        self.hystart_train_exit_segments += hystart_train_exit_segments;
+        self.hystart_delay_exits += hystart_delay_exits;
+        self.hystart_delay_exit_segments += hystart_delay_exit_segments;
         self.cookies_sent += cookies_sent;
         self.cookies_validated += cookies_validated;
         self.cookies_failed += cookies_failed;

@@ -226,7 +226,7 @@ pub struct PathsRecord {
 /// Where xgate's admin endpoint listens, inside the server's namespace.
 const ADMIN: &str = "127.0.0.1:9189";
 /// The metrics of the bypass's TCP a path note keeps.
-const TCP_METRICS: [&str; 7] = [
+const TCP_METRICS: [&str; 9] = [
     "xgate_bypass_tcp_retransmits_total",
     "xgate_bypass_tcp_recoveries_total",
     "xgate_bypass_tcp_segments_total",
@@ -234,6 +234,8 @@ const TCP_METRICS: [&str; 7] = [
     "xgate_bypass_tcp_rack_lost_total",
     "xgate_bypass_tcp_dsacks_total",
     "xgate_bypass_tcp_buffer_growths_total",
+    "xgate_bypass_tcp_hystart_total",
+    "xgate_bypass_tcp_hystart_exit_cwnd_segments_total",
 ];
 
 /// The bypass's TCP counters now (series name with labels, value), from xgate's metrics.

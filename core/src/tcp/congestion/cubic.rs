@@ -30,7 +30,7 @@
 //! microseconds, so the cube needs `u128`; K is an integer cube root. Sub-byte growth is
 //! carried over in fractions of 1/1024 byte so that small increments on each ACK add up.
 
-use super::hystart::{AckSample, HyStart, SlowStartStep};
+use super::hystart::{AckSample, HyStart, HyStartEvent, SlowStartStep};
 use super::{partial_ack_window, recovery_end_window, rescale, CongestionControl};
 use crate::time::Instant;
 
@@ -171,51 +171,11 @@ impl Cubic {
         // RFC 9406 §4.2/§4.3: a loss ends HyStart++ for good.
         self.hystart.on_congestion();
     }
-}
 
-impl CongestionControl for Cubic {
-    fn window(&self) -> u32 {
-        self.cwnd
-    }
-
-    fn ssthresh(&self) -> u32 {
-        self.ssthresh
-    }
-
-    fn on_ack(&mut self, s: &AckSample) {
-        let (acked, flight, srtt, now) = (s.acked, s.flight, s.srtt, s.now);
-        // §5.8: no growth while the application (or the peer's window), not cwnd, limits what
-        // is in flight -- else a window nothing has tested grows without bound (and becomes
-        // the next W_max). `flight` is the round's peak (`FlightPeak`). In congestion
-        // avoidance, within two segments of cwnd counts as using it (segments carry less than
-        // SMSS once options are in, and the ACK may have found one in the making). In slow
-        // start the window doubles within a round, so a peak above half of it is the window
-        // in use (Linux's `tcp_is_cwnd_limited`; RFC 7661 calls such a window validated).
-        let (flight, cwnd) = (u64::from(flight), u64::from(self.cwnd));
-        let using_window = if self.cwnd < self.ssthresh {
-            cwnd < 2 * flight
-        } else {
-            flight + 2 * u64::from(self.smss) >= cwnd
-        };
-        if self.cwnd < self.ssthresh {
-            // §4.10: below ssthresh, slow start: HyStart++'s growth (and its exit), or RFC
-            // 5681's (appropriate byte counting, L = 1 SMSS).
-            match self.hystart.on_ack(s, self.smss, self.cwnd) {
-                SlowStartStep::Grow(bytes) => {
-                    if using_window {
-                        self.cwnd = self.cwnd.saturating_add(bytes);
-                    }
-                    return;
-                }
-                SlowStartStep::EnterCongestionAvoidance => {
-                    // §4.10 with HyStart++: W_max undefined, so cwnd_prior = cwnd, and the
-                    // stage that begins below has K = 0 and W_max = cwnd (`begin_epoch`: no
-                    // loss yet, so W_max is still the initial window, below cwnd).
-                    self.ssthresh = self.cwnd;
-                    self.cwnd_prior = self.cwnd;
-                }
-            }
-        }
+    /// Growth in congestion avoidance (§4.2-§4.3), for an ACK that found the window in use
+    /// (`using_window`) or not.
+    fn avoid_congestion(&mut self, s: &AckSample, using_window: bool) {
+        let (acked, srtt, now) = (s.acked, s.srtt, s.now);
         let mut epoch = if self.in_stage {
             self.epoch
         } else if using_window {
@@ -274,6 +234,56 @@ impl CongestionControl for Cubic {
             self.cwnd = self.cwnd.saturating_add(bytes as u32);
         }
         self.epoch = epoch;
+    }
+}
+
+impl CongestionControl for Cubic {
+    fn window(&self) -> u32 {
+        self.cwnd
+    }
+
+    fn ssthresh(&self) -> u32 {
+        self.ssthresh
+    }
+
+    fn on_ack(&mut self, s: &AckSample) -> Option<HyStartEvent> {
+        // §5.8: no growth while the application (or the peer's window), not cwnd, limits what
+        // is in flight -- else a window nothing has tested grows without bound (and becomes
+        // the next W_max). `flight` is the round's peak (`FlightPeak`). In congestion
+        // avoidance, within two segments of cwnd counts as using it (segments carry less than
+        // SMSS once options are in, and the ACK may have found one in the making). In slow
+        // start the window doubles within a round, so a peak above half of it is the window
+        // in use (Linux's `tcp_is_cwnd_limited`; RFC 7661 calls such a window validated).
+        let (flight, cwnd) = (u64::from(s.flight), u64::from(self.cwnd));
+        let using_window = if self.cwnd < self.ssthresh {
+            cwnd < 2 * flight
+        } else {
+            flight + 2 * u64::from(self.smss) >= cwnd
+        };
+        if self.cwnd < self.ssthresh {
+            // §4.10: below ssthresh, slow start: HyStart++'s growth (and its exit), or RFC
+            // 5681's (appropriate byte counting, L = 1 SMSS).
+            let (step, event) = self.hystart.on_ack(s, self.smss, self.cwnd);
+            match step {
+                SlowStartStep::Grow(bytes) => {
+                    if using_window {
+                        self.cwnd = self.cwnd.saturating_add(bytes);
+                    }
+                    return event;
+                }
+                SlowStartStep::EnterCongestionAvoidance => {
+                    // §4.10 with HyStart++: W_max undefined, so cwnd_prior = cwnd, and the
+                    // stage that begins below has K = 0 and W_max = cwnd (`begin_epoch`: no
+                    // loss yet, so W_max is still the initial window, below cwnd).
+                    self.ssthresh = self.cwnd;
+                    self.cwnd_prior = self.cwnd;
+                    self.avoid_congestion(s, using_window);
+                    return event;
+                }
+            }
+        }
+        self.avoid_congestion(s, using_window);
+        None
     }
 
     fn on_fast_retransmit(&mut self, flight: u32, _now: Instant) {

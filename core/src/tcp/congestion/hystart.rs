@@ -155,6 +155,22 @@ pub enum SlowStartStep {
     EnterCongestionAvoidance,
 }
 
+/// What slow start decided on one ACK, for the connection's counters: how a first slow start
+/// ended (Linux counts the same in `TCPHystartTrainDetect` and `TCPHystartDelayDetect`, with
+/// the window at the exit in `TCPHystartTrainCwnd` and `TCPHystartDelayCwnd`), and how often
+/// a rise in the RTT proved to be jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HyStartEvent {
+    /// §4.2: a round's minimum RTT rose by RttThresh: Conservative Slow Start began.
+    CssEntered,
+    /// §4.2: a CSS round's minimum fell below the baseline: back to standard slow start.
+    CssAbandoned,
+    /// The ACK train ended slow start (congestion avoidance at this window).
+    TrainExit,
+    /// CSS ran its `CSS_ROUNDS`: congestion avoidance at this window.
+    DelayExit,
+}
+
 /// HyStart++ state of one connection: 36 bytes, inline in the controller.
 #[derive(Debug, Clone, Copy)]
 pub struct HyStart {
@@ -279,9 +295,15 @@ impl HyStart {
 
     /// One ACK of new data while cwnd < ssthresh (`cwnd` bytes): how much the window grows,
     /// or that slow start is over. Without HyStart++ it is RFC 5681's min(N, SMSS).
-    pub fn on_ack(&mut self, s: &AckSample, smss: u32, cwnd: u32) -> SlowStartStep {
+    /// With it, what HyStart++ decided on this ACK, if anything.
+    pub fn on_ack(
+        &mut self,
+        s: &AckSample,
+        smss: u32,
+        cwnd: u32,
+    ) -> (SlowStartStep, Option<HyStartEvent>) {
         if self.phase == Phase::Off {
-            return SlowStartStep::Grow(s.acked.min(smss));
+            return (SlowStartStep::Grow(s.acked.min(smss)), None);
         }
         // §4.2 rounds: the first one begins with the first ACK; each ends with the ACK of
         // its windowEnd, and the next begins there, ending at what has been sent by then.
@@ -304,10 +326,17 @@ impl HyStart {
             self.min_rtt = self.min_rtt.min(micros);
             self.samples = self.samples.saturating_add(1);
         }
-        if self.phase == Phase::SlowStart && self.ack_train_ends_slow_start(s, cwnd, smss) {
+        // The train is watched in CSS too: CSS begun on a round's first samples, and then
+        // abandoned as jitter, would otherwise hide the round in which the train ends slow
+        // start, and the full-rate growth resumed afterwards overflows the queue.
+        if self.ack_train_ends_slow_start(s, cwnd, smss) {
             self.phase = Phase::Off;
-            return SlowStartStep::EnterCongestionAvoidance;
+            return (
+                SlowStartStep::EnterCongestionAvoidance,
+                Some(HyStartEvent::TrainExit),
+            );
         }
+        let mut event = None;
         if self.samples >= N_RTT_SAMPLE
             && self.current_round_min_rtt != NO_RTT
             && self.last_round_min_rtt != NO_RTT
@@ -320,6 +349,7 @@ impl HyStart {
                         self.css_baseline_min_rtt = self.current_round_min_rtt;
                         self.phase = Phase::Css;
                         self.css_rounds = 0;
+                        event = Some(HyStartEvent::CssEntered);
                     }
                 }
                 Phase::Css => {
@@ -327,6 +357,7 @@ impl HyStart {
                         // The rise was jitter: back to slow start.
                         self.css_baseline_min_rtt = NO_RTT;
                         self.phase = Phase::SlowStart;
+                        event = Some(HyStartEvent::CssAbandoned);
                     }
                 }
                 Phase::Off => {}
@@ -338,12 +369,15 @@ impl HyStart {
                 self.css_rounds = self.css_rounds.saturating_add(1);
                 if self.css_rounds >= CSS_ROUNDS {
                     self.phase = Phase::Off;
-                    return SlowStartStep::EnterCongestionAvoidance;
+                    return (
+                        SlowStartStep::EnterCongestionAvoidance,
+                        Some(HyStartEvent::DelayExit),
+                    );
                 }
             }
             self.start_round(s.snd_max);
         }
-        SlowStartStep::Grow(grow)
+        (SlowStartStep::Grow(grow), event)
     }
 }
 
@@ -361,6 +395,7 @@ mod tests {
         una: u32,
         grown: u64,
         exited: bool,
+        events: Vec<HyStartEvent>,
     }
 
     impl Rounds {
@@ -370,6 +405,7 @@ mod tests {
                 una: 0,
                 grown: 0,
                 exited: false,
+                events: Vec::new(),
             }
         }
 
@@ -396,10 +432,12 @@ mod tests {
                     snd_max: SeqNumber(snd_max),
                     now: Instant::ZERO,
                 };
-                match self.h.on_ack(&s, SMSS, 0) {
+                let (step, event) = self.h.on_ack(&s, SMSS, 0);
+                match step {
                     SlowStartStep::Grow(b) => self.grown += u64::from(b),
                     SlowStartStep::EnterCongestionAvoidance => self.exited = true,
                 }
+                self.events.extend(event);
             }
         }
     }
@@ -461,25 +499,25 @@ mod tests {
         s.ack = SeqNumber(SMSS);
         s.snd_max = SeqNumber(100 * SMSS);
         assert_eq!(
-            h.on_ack(&s, SMSS, 0),
+            h.on_ack(&s, SMSS, 0).0,
             SlowStartStep::Grow(2 * SMSS),
             "L = 2"
         );
         s.acked = 3 * SMSS / 2;
-        assert_eq!(h.on_ack(&s, SMSS, 0), SlowStartStep::Grow(3 * SMSS / 2));
+        assert_eq!(h.on_ack(&s, SMSS, 0).0, SlowStartStep::Grow(3 * SMSS / 2));
         h.phase = Phase::Css;
         s.acked = 20 * SMSS;
         assert_eq!(
-            h.on_ack(&s, SMSS, 0),
+            h.on_ack(&s, SMSS, 0).0,
             SlowStartStep::Grow(2 * SMSS / 4),
             "L / 4"
         );
         s.acked = 2 * SMSS / 5;
-        assert_eq!(h.on_ack(&s, SMSS, 0), SlowStartStep::Grow(SMSS / 10));
+        assert_eq!(h.on_ack(&s, SMSS, 0).0, SlowStartStep::Grow(SMSS / 10));
         // Off: RFC 5681, at most one SMSS.
         let mut h = HyStart::new(false);
         s.acked = 20 * SMSS;
-        assert_eq!(h.on_ack(&s, SMSS, 0), SlowStartStep::Grow(SMSS));
+        assert_eq!(h.on_ack(&s, SMSS, 0).0, SlowStartStep::Grow(SMSS));
     }
 
     #[test]
@@ -500,6 +538,11 @@ mod tests {
         r.round(1, 60);
         assert!(r.exited, "after CSS_ROUNDS = 5 rounds");
         assert!(!r.h.active(), "HyStart++ is over");
+        assert_eq!(
+            r.events,
+            [HyStartEvent::CssEntered, HyStartEvent::DelayExit],
+            "what the connection counts"
+        );
         let grown = r.grown;
         r.round(5, 60);
         assert_eq!(r.grown - grown, 5 * u64::from(SMSS), "RFC 5681 from here");
@@ -518,6 +561,10 @@ mod tests {
         r.round(20, 59);
         assert!(!r.h.in_css() && r.h.active(), "slow start again");
         assert_eq!(r.h.css_baseline_min_rtt, NO_RTT);
+        assert_eq!(
+            r.events,
+            [HyStartEvent::CssEntered, HyStartEvent::CssAbandoned]
+        );
         let grown = r.grown;
         r.round(4, 59);
         assert_eq!(
@@ -562,8 +609,14 @@ mod tests {
                 snd_max: SeqNumber(iss.wrapping_add(1 << 30)),
                 now,
             };
-            (h.on_ack(&s, SMSS, cwnd) == SlowStartStep::EnterCongestionAvoidance)
-                .then_some(now.as_micros() - t0)
+            let (step, event) = h.on_ack(&s, SMSS, cwnd);
+            let ended = step == SlowStartStep::EnterCongestionAvoidance;
+            assert_eq!(
+                event,
+                ended.then_some(HyStartEvent::TrainExit),
+                "the exit is counted as the train's, and nothing else happens in a train"
+            );
+            ended.then_some(now.as_micros() - t0)
         })
     }
 
@@ -601,7 +654,7 @@ mod tests {
                     snd_max: SeqNumber(1 << 30),
                     now: Instant::from_micros(i * 100),
                 };
-                (h.on_ack(&s, SMSS, 100 * SMSS) == SlowStartStep::EnterCongestionAvoidance)
+                (h.on_ack(&s, SMSS, 100 * SMSS).0 == SlowStartStep::EnterCongestionAvoidance)
                     .then_some(i * 100)
             })
         };
@@ -626,7 +679,7 @@ mod tests {
                 snd_max: SeqNumber(snd_max),
                 now: Instant::from_micros(us),
             };
-            h.on_ack(&s, SMSS, 100 * SMSS)
+            h.on_ack(&s, SMSS, 100 * SMSS).0
         };
         let first_end = 100 * SMSS;
         assert_eq!(
@@ -649,6 +702,53 @@ mod tests {
             }
         }
         assert_eq!(ended, Some(25_600));
+    }
+
+    #[test]
+    fn ack_train_ends_slow_start_in_css_too() {
+        // A first round at 20 ms; in the second, the RTT has risen 10 ms (a queue from the
+        // first flight's burst): CSS begins at its eighth sample. Its ACKs keep coming every
+        // 200 µs, and the train still ends slow start 10.6 ms into the round. (Watched in
+        // standard slow start only, it was hidden by CSS; traced at 20 ms / 100 Mbit/s: CSS
+        // was abandoned a round later, full-rate growth resumed, and the tail of a 1 MiB
+        // download was lost to the queue, costing a probe timeout.)
+        let mut h = HyStart::new(true);
+        let mut events = Vec::new();
+        let mut ack = |h: &mut HyStart, us: u64, ack: u32, snd_max: u32, rtt_ms: u64| {
+            let s = AckSample {
+                acked: SMSS,
+                flight: u32::MAX,
+                srtt: None,
+                rtt: Some(Duration::from_millis(rtt_ms)),
+                ack: SeqNumber(ack),
+                snd_max: SeqNumber(snd_max),
+                now: Instant::from_micros(us),
+            };
+            let (step, event) = h.on_ack(&s, SMSS, 100 * SMSS);
+            events.extend(event);
+            step
+        };
+        // Round one: 10 ACKs at 20 ms, widely spaced (no train), the last ending it.
+        let first_end = 10 * SMSS;
+        for i in 1..=10u32 {
+            // By its last ACK the second flight has been sent.
+            let snd_max = if i == 10 { 400 * SMSS } else { first_end };
+            let step = ack(&mut h, u64::from(i) * 3_000, i * SMSS, snd_max, 20);
+            assert_eq!(step, SlowStartStep::Grow(SMSS));
+        }
+        // Round two: from 50 ms, an ACK every 200 µs at 30 ms.
+        let mut ended = None;
+        for i in 1..=200u32 {
+            let us = 50_000 + u64::from(i - 1) * 200;
+            if ack(&mut h, us, first_end + i * SMSS, 400 * SMSS, 30)
+                == SlowStartStep::EnterCongestionAvoidance
+            {
+                ended = Some(us);
+                break;
+            }
+        }
+        assert_eq!(ended, Some(60_600));
+        assert_eq!(events, [HyStartEvent::CssEntered, HyStartEvent::TrainExit]);
     }
 
     #[test]

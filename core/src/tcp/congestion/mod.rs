@@ -30,7 +30,7 @@ mod newreno;
 
 pub use cubic::Cubic;
 pub use flight_peak::FlightPeak;
-pub use hystart::AckSample;
+pub use hystart::{AckSample, HyStartEvent};
 pub use newreno::NewReno;
 
 use crate::time::Instant;
@@ -101,8 +101,9 @@ pub trait CongestionControl {
     /// New data was acknowledged outside fast recovery: `s.acked` bytes, with `s.flight` the
     /// FlightSize before this ACK (how much of the window the sender was using), `s.srtt` the
     /// connection's smoothed RTT (RFC 6298), and what HyStart++ (RFC 9406) reads: this ACK's
-    /// RTT sample, SEG.ACK and SND.MAX.
-    fn on_ack(&mut self, s: &AckSample);
+    /// RTT sample, SEG.ACK and SND.MAX. Returns what HyStart++ decided, if anything, for the
+    /// connection's counters.
+    fn on_ack(&mut self, s: &AckSample) -> Option<HyStartEvent>;
 
     /// The third duplicate ACK: fast retransmit, and fast recovery begins.
     fn on_fast_retransmit(&mut self, flight: u32, now: Instant);
@@ -177,7 +178,7 @@ impl CongestionControl for Congestion {
         }
     }
 
-    fn on_ack(&mut self, s: &AckSample) {
+    fn on_ack(&mut self, s: &AckSample) -> Option<HyStartEvent> {
         match self {
             Congestion::NewReno(c) => c.on_ack(s),
             Congestion::Cubic(c) => c.on_ack(s),

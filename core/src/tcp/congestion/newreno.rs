@@ -2,7 +2,7 @@
 //! arithmetic of the events the connection reports; the retransmissions themselves are the
 //! connection's.
 
-use super::hystart::{AckSample, HyStart, SlowStartStep};
+use super::hystart::{AckSample, HyStart, HyStartEvent, SlowStartStep};
 use super::{initial_window, partial_ack_window, recovery_end_window, rescale, CongestionControl};
 use crate::time::Instant;
 
@@ -46,20 +46,22 @@ impl CongestionControl for NewReno {
         self.ssthresh
     }
 
-    fn on_ack(&mut self, s: &AckSample) {
+    fn on_ack(&mut self, s: &AckSample) -> Option<HyStartEvent> {
         let smss = self.smss;
         if self.cwnd < self.ssthresh {
             // RFC 5681 §3.1 slow start, with appropriate byte counting (L = 1 SMSS), or
             // HyStart++'s (RFC 9406) until it ends in congestion avoidance at this window.
-            match self.hystart.on_ack(s, smss, self.cwnd) {
+            let (step, event) = self.hystart.on_ack(s, smss, self.cwnd);
+            match step {
                 SlowStartStep::Grow(bytes) => self.cwnd = self.cwnd.saturating_add(bytes),
                 SlowStartStep::EnterCongestionAvoidance => self.ssthresh = self.cwnd,
             }
-        } else {
-            // Congestion avoidance: about one SMSS per RTT.
-            let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1))).max(1);
-            self.cwnd = self.cwnd.saturating_add(inc as u32);
+            return event;
         }
+        // Congestion avoidance: about one SMSS per RTT.
+        let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1))).max(1);
+        self.cwnd = self.cwnd.saturating_add(inc as u32);
+        None
     }
 
     fn on_fast_retransmit(&mut self, flight: u32, _now: Instant) {

@@ -961,7 +961,7 @@ impl Conn {
                 }
             } else {
                 // RFC 5681 §3.1 slow start or congestion avoidance.
-                self.cc.on_ack(&AckSample {
+                let hystart = self.cc.on_ack(&AckSample {
                     acked,
                     flight: flight_before.max(self.flight_peak.bytes()),
                     srtt: self.rtt.srtt(),
@@ -970,6 +970,10 @@ impl Conn {
                     snd_max: self.snd_max,
                     now,
                 });
+                if let Some(event) = hystart {
+                    let segments = self.cc.window() / self.smss.max(1);
+                    cx.stats.count_hystart(event, u64::from(segments));
+                }
             }
             self.dupacks = 0;
 

@@ -6,6 +6,7 @@ mod close;
 mod dsack;
 mod ecn;
 mod handshake;
+mod hystart;
 mod ipv6;
 mod pmtu;
 mod rack_tlp;

@@ -547,6 +547,43 @@ fn bypass_tcp(m: &mut Metrics, s: &Status) {
         t.ecn_reductions,
     );
     m.family(
+        "xgate_bypass_tcp_hystart_total",
+        "counter",
+        "HyStart++ (RFC 9406) in the bypass's first slow starts: Conservative Slow Start \
+         entered on a rise in the RTT and abandoned as jitter; slow starts ended without a \
+         loss by the ACK train or after CSS (Linux's TCPHystartTrainDetect, \
+         TCPHystartDelayDetect).",
+    );
+    for (event, n) in [
+        ("css_entered", t.hystart_css_entries),
+        ("css_abandoned", t.hystart_css_abandoned),
+        ("train_exit", t.hystart_train_exits),
+        ("delay_exit", t.hystart_delay_exits),
+    ] {
+        m.sample(
+            "xgate_bypass_tcp_hystart_total",
+            &format!("event=\"{event}\""),
+            n,
+        );
+    }
+    m.family(
+        "xgate_bypass_tcp_hystart_exit_cwnd_segments_total",
+        "counter",
+        "The congestion windows (segments) at which HyStart++ ended the bypass's slow \
+         starts, summed; divided by the exits, the mean (Linux's TCPHystartTrainCwnd, \
+         TCPHystartDelayCwnd).",
+    );
+    m.sample(
+        "xgate_bypass_tcp_hystart_exit_cwnd_segments_total",
+        "by=\"train\"",
+        t.hystart_train_exit_segments,
+    );
+    m.sample(
+        "xgate_bypass_tcp_hystart_exit_cwnd_segments_total",
+        "by=\"delay\"",
+        t.hystart_delay_exit_segments,
+    );
+    m.family(
         "xgate_bypass_tcp_segments_total",
         "counter",
         "TCP segments the bypass engines received and sent.",
@@ -1011,6 +1048,12 @@ mod tests {
         s.bypass_tcp.recv_buffer_growths = 3;
         s.bypass_tcp.buffer_refusals = 1;
         s.bypass_tcp.buffer_grown_bytes = 4 << 20;
+        s.bypass_tcp.hystart_css_entries = 4;
+        s.bypass_tcp.hystart_css_abandoned = 3;
+        s.bypass_tcp.hystart_train_exits = 2;
+        s.bypass_tcp.hystart_train_exit_segments = 480;
+        s.bypass_tcp.hystart_delay_exits = 1;
+        s.bypass_tcp.hystart_delay_exit_segments = 90;
         s.bypass_tcp.drops[DropReason::BadCookie.index()] = 4;
         s.pollers = vec![PollerState {
             queue: 0,
@@ -1153,6 +1196,33 @@ mod tests {
             value(&scrape, "xgate_bypass_tcp_recoveries_total", &[]),
             2.0
         );
+        for (event, n) in [
+            ("css_entered", 4.0),
+            ("css_abandoned", 3.0),
+            ("train_exit", 2.0),
+            ("delay_exit", 1.0),
+        ] {
+            assert_eq!(
+                value(
+                    &scrape,
+                    "xgate_bypass_tcp_hystart_total",
+                    &[("event", event)]
+                ),
+                n,
+                "{event}"
+            );
+        }
+        for (by, n) in [("train", 480.0), ("delay", 90.0)] {
+            assert_eq!(
+                value(
+                    &scrape,
+                    "xgate_bypass_tcp_hystart_exit_cwnd_segments_total",
+                    &[("by", by)]
+                ),
+                n,
+                "{by}"
+            );
+        }
         for (ring, n) in [("send", 7.0), ("receive", 3.0)] {
             assert_eq!(
                 value(
