@@ -378,18 +378,19 @@ impl TcpStats {
         self.drops[reason.index()]
     }
 
-    /// Counts what HyStart++ decided on an ACK; `cwnd_segments` is the window after it.
-    pub fn count_hystart(&mut self, event: HyStartEvent, cwnd_segments: u64) {
+    /// Counts what HyStart++ decided on an ACK; `exit_segments` is the window an exit ended
+    /// slow start at (ssthresh from then on), ignored for the other events.
+    pub fn count_hystart(&mut self, event: HyStartEvent, exit_segments: u64) {
         match event {
             HyStartEvent::CssEntered => self.hystart_css_entries += 1,
             HyStartEvent::CssAbandoned => self.hystart_css_abandoned += 1,
             HyStartEvent::TrainExit => {
                 self.hystart_train_exits += 1;
-                self.hystart_train_exit_segments += cwnd_segments;
+                self.hystart_train_exit_segments += exit_segments;
             }
             HyStartEvent::DelayExit => {
                 self.hystart_delay_exits += 1;
-                self.hystart_delay_exit_segments += cwnd_segments;
+                self.hystart_delay_exit_segments += exit_segments;
             }
         }
     }

@@ -273,8 +273,9 @@ impl CongestionControl for Cubic {
                 }
                 SlowStartStep::EnterCongestionAvoidance => {
                     // §4.10 with HyStart++: W_max undefined, so cwnd_prior = cwnd, and the
-                    // stage that begins below has K = 0 and W_max = cwnd (`begin_epoch`: no
-                    // loss yet, so W_max is still the initial window, below cwnd).
+                    // stage that `avoid_congestion` begins has K = 0 and W_max = cwnd
+                    // (`begin_epoch`: no loss yet, so W_max is still the initial window,
+                    // below cwnd).
                     self.ssthresh = self.cwnd;
                     self.cwnd_prior = self.cwnd;
                     self.avoid_congestion(s, using_window);

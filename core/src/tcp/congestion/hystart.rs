@@ -171,6 +171,10 @@ pub enum HyStartEvent {
     DelayExit,
 }
 
+// One event per ACK: the ACK that enters CSS ends at most its first CSS round, so CSS cannot
+// also end on it (nor on the ACK that abandons it, which leaves CSS).
+const _: () = assert!(CSS_ROUNDS >= 2);
+
 /// HyStart++ state of one connection: 36 bytes, inline in the controller.
 #[derive(Debug, Clone, Copy)]
 pub struct HyStart {

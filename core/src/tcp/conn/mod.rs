@@ -971,7 +971,9 @@ impl Conn {
                     now,
                 });
                 if let Some(event) = hystart {
-                    let segments = self.cc.window() / self.smss.max(1);
+                    // An exit sets ssthresh to the window it ended at (cwnd may have grown
+                    // past it on the same ACK, in congestion avoidance).
+                    let segments = self.cc.ssthresh() / self.smss.max(1);
                     cx.stats.count_hystart(event, u64::from(segments));
                 }
             }

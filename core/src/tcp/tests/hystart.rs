@@ -49,7 +49,7 @@ fn an_ack_train_ends_slow_start_and_is_counted_with_its_window() {
     assert_eq!(ssthresh, cwnd, "congestion avoidance at this window");
     let s = fx.ep.stats();
     assert_eq!(s.hystart_train_exits, 1);
-    assert_eq!(s.hystart_train_exit_segments, u64::from(cwnd));
+    assert_eq!(s.hystart_train_exit_segments, u64::from(ssthresh));
     assert_eq!(s.hystart_delay_exits, 0);
 }
 
@@ -62,13 +62,17 @@ fn without_hystart_nothing_is_counted() {
     };
     let mut fx = Fx::with(cfg, ALL_OPTS);
     assert_eq!(download_in_trains(&mut fx), None, "RFC 5681 slow start");
+    // The download ran on, eight rounds of trains, with nothing counted.
     let s = fx.ep.stats();
     assert_eq!(
-        (
+        [
             s.hystart_css_entries,
+            s.hystart_css_abandoned,
             s.hystart_train_exits,
-            s.hystart_delay_exits
-        ),
-        (0, 0, 0)
+            s.hystart_train_exit_segments,
+            s.hystart_delay_exits,
+            s.hystart_delay_exit_segments,
+        ],
+        [0; 6]
     );
 }
