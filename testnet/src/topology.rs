@@ -320,6 +320,35 @@ impl Topology {
         Ok(t)
     }
 
+    /// Makes the client's connections to the server use congestion control `algorithm`, by
+    /// the route's `congctl` attribute. The namespace's own default
+    /// (`net.ipv4.tcp_congestion_control`) cannot do it: outside the initial namespace it
+    /// takes only what the host's `tcp_allowed_congestion_control` lists, and changing that
+    /// would change the host. A routed topology only (its client reaches the server by a
+    /// route of its own); an algorithm the kernel does not know is refused here.
+    pub fn set_client_congestion_control(&self, algorithm: &str) -> Result<(), CommandError> {
+        if self.router.is_none() {
+            return Err(CommandError {
+                command: "ip route replace".into(),
+                message: "a client's congestion control is set on a routed topology only".into(),
+            });
+        }
+        let via_client_side = Ipv4Addr::from(u32::from(self.client_ip) ^ 3).to_string();
+        run(&[
+            "ip",
+            "-n",
+            &self.client_ns,
+            "route",
+            "replace",
+            &self.server_ip.to_string(),
+            "via",
+            &via_client_side,
+            "congctl",
+            algorithm,
+        ])?;
+        Ok(())
+    }
+
     /// `ip netns exec <client ns> <program>`; add the arguments.
     pub fn in_client(&self, program: &str) -> Command {
         in_netns_command(&self.client_ns, program)

@@ -134,3 +134,59 @@ fn a_lossy_bottleneck_path_delays_spaces_and_drops_but_tcp_gets_everything_throu
     let rules = String::from_utf8_lossy(&rules.stdout);
     assert!(!rules.contains("NFQUEUE"), "rules left behind:\n{rules}");
 }
+
+#[test]
+fn the_clients_congestion_control_is_set_by_its_route_not_the_hosts_default() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (network namespaces)");
+        return;
+    }
+    let topo = Topology::create_routed(&TopologyConfig {
+        tag: "pcc",
+        server_ip: Ipv4Addr::new(10, 233, 4, 1),
+        client_ip: Ipv4Addr::new(10, 233, 4, 6),
+        queues: 1,
+        server_offloads_off: true,
+        client_gro: false,
+        threaded_napi: None,
+    })
+    .expect("topology");
+    // Whichever the host's default is not, so that the test sees the route's doing.
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+        .expect("the host's default");
+    let wanted = if host.trim() == "reno" {
+        "cubic"
+    } else {
+        "reno"
+    };
+    topo.set_client_congestion_control(wanted)
+        .expect("congctl on the client's route");
+    assert!(
+        topo.set_client_congestion_control("no_such_algorithm")
+            .is_err(),
+        "an unknown algorithm was taken"
+    );
+    // The refused change left the route as it was.
+    let addr = SocketAddrV4::new(topo.server_ip, PORT + 1);
+    let listener = netns::run_in(&topo.server_ns, move || TcpListener::bind(addr)).expect("bind");
+    let stream = netns::connect_in(&topo.client_ns, addr, Duration::from_secs(10))
+        .expect("connect through the router");
+    let (_accepted, _) = listener.accept().expect("accept");
+    let ss = run(&[
+        "ip",
+        "netns",
+        "exec",
+        &topo.client_ns,
+        "ss",
+        "-tin",
+        "dst",
+        &addr.to_string(),
+    ])
+    .expect("ss");
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    assert!(
+        ss.split_whitespace().any(|w| w == wanted),
+        "the client's connection does not use {wanted}:\n{ss}"
+    );
+    drop(stream);
+}

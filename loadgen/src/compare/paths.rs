@@ -68,6 +68,15 @@ pub struct PathsArgs {
     /// skipped is named in the report.
     #[arg(long, default_value_t = 10.0)]
     pub max_line_secs: f64,
+    /// The client's congestion control, which sends the uploads: `cubic` (the default, as a
+    /// stock Linux client has it), another the kernel offers (`reno`, `bbr`...), or `host` for
+    /// whatever this host's default is. BBR ignores random loss, so with it the lossy upload
+    /// rows would test the path more than the bypass's receiving.
+    #[arg(long = "client-cc", default_value = "cubic")]
+    pub client_cc: String,
+    /// Which transfers to run: `download`, `upload` or both.
+    #[arg(long, value_delimiter = ',', default_values_t = [Direction::Download, Direction::Upload])]
+    pub directions: Vec<Direction>,
 }
 
 /// Seconds `size` bytes take at `rate_mbit` without overhead.
@@ -158,11 +167,19 @@ impl ClientSetting {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     Download,
     Upload,
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Direction {
@@ -331,6 +348,27 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
             "--loss 0-50 (%), --rate-mbit 1-10000, --rtt-ms up to 10000, --reps and --lossy-reps at least 1".into(),
         ));
     }
+    // Each once, downloads first, however they were given.
+    let directions: Vec<Direction> = [Direction::Download, Direction::Upload]
+        .into_iter()
+        .filter(|d| args.directions.contains(d))
+        .collect();
+    if directions.is_empty() {
+        return Err(CompareError::Setup(
+            "--directions: download, upload or both".into(),
+        ));
+    }
+    if args.client_cc.is_empty()
+        || !args
+            .client_cc
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(CompareError::Setup(format!(
+            "--client-cc {:?}: a congestion control's name (cubic, reno, bbr...) or host",
+            args.client_cc
+        )));
+    }
     let lossy_reps = args.lossy_reps.unwrap_or(args.reps.saturating_mul(3));
     let reps_on = |loss_pct: f64| {
         if loss_pct > 0.0 {
@@ -361,16 +399,32 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
     }
 
     let topo = Topology::for_paths()?;
-    let client_cc = xgate_testnet::run(&[
-        "ip",
-        "netns",
-        "exec",
-        &topo.client_ns,
-        "cat",
-        "/proc/sys/net/ipv4/tcp_congestion_control",
-    ])
-    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    .unwrap_or_default();
+    if args.client_cc != "host" {
+        topo.set_client_congestion_control(&args.client_cc)
+            .map_err(|e| {
+                CompareError::Setup(format!(
+                    "--client-cc {}: {e}; the kernel offers {}",
+                    args.client_cc,
+                    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+                        .unwrap_or_default()
+                        .trim()
+                ))
+            })?;
+    }
+    let client_cc = if args.client_cc != "host" {
+        args.client_cc.clone()
+    } else {
+        xgate_testnet::run(&[
+            "ip",
+            "netns",
+            "exec",
+            &topo.client_ns,
+            "cat",
+            "/proc/sys/net/ipv4/tcp_congestion_control",
+        ])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+    };
     let log = work.join("xgate.log");
     let server = servers::start_xgate(&xgate, Some(&config), &topo, args.server_core, &log)?;
     let mut record = PathsRecord {
@@ -408,7 +462,7 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
                 .map(move |&size| line_secs(size, rate))
         })
         .sum::<f64>()
-        * (args.rtt_ms.len() * clients.len() * 2 * 2) as f64
+        * (args.rtt_ms.len() * clients.len() * directions.len() * 2) as f64
         * args
             .loss_pct
             .iter()
@@ -447,7 +501,7 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
                     .iter()
                     .filter(|&&size| within_budget(size, case.rate_mbit, args.max_line_secs))
                 {
-                    for direction in [Direction::Download, Direction::Upload] {
+                    for &direction in &directions {
                         for rep in 0..reps_on(case.loss_pct) {
                             // Both targets of a repetition draw their random losses from one
                             // seed (see `loss_seed`), and so does every client setting: the

@@ -180,8 +180,8 @@ pub fn markdown(r: &PathsRecord) -> String {
         } else {
             format!(
                 "Congestion control: CUBIC on both xgate paths (the bypass's default; xgate \
-                 gives its kernel path's listeners the same), {} on the client (the host's \
-                 default; it sends the uploads, alike on both paths).",
+                 gives its kernel path's listeners the same), {} on the client (`--client-cc`; \
+                 it sends the uploads, alike on both paths).",
                 r.client_cc
             )
         }
@@ -243,7 +243,11 @@ pub fn markdown(r: &PathsRecord) -> String {
     settings.sort_by_key(|c| (!c.timestamps, std::cmp::Reverse(c.mtu)));
     settings.dedup();
     for client in settings.iter().filter(|c| **c != REFERENCE) {
-        for direction in [Direction::Download, Direction::Upload] {
+        // Only the directions the run had (`--directions`).
+        for direction in [Direction::Download, Direction::Upload]
+            .into_iter()
+            .filter(|d| all.iter().any(|k| k.direction == *d))
+        {
             let penalties = |target| {
                 let v: Vec<f64> = all
                     .iter()

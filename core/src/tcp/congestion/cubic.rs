@@ -260,10 +260,12 @@ impl CongestionControl for Cubic {
         } else {
             flight + 2 * u64::from(self.smss) >= cwnd
         };
+        let mut event = None;
         if self.cwnd < self.ssthresh {
             // §4.10: below ssthresh, slow start: HyStart++'s growth (and its exit), or RFC
             // 5681's (appropriate byte counting, L = 1 SMSS).
-            let (step, event) = self.hystart.on_ack(s, self.smss, self.cwnd);
+            let step;
+            (step, event) = self.hystart.on_ack(s, self.smss, self.cwnd);
             match step {
                 SlowStartStep::Grow(bytes) => {
                     if using_window {
@@ -273,18 +275,16 @@ impl CongestionControl for Cubic {
                 }
                 SlowStartStep::EnterCongestionAvoidance => {
                     // §4.10 with HyStart++: W_max undefined, so cwnd_prior = cwnd, and the
-                    // stage that `avoid_congestion` begins has K = 0 and W_max = cwnd
+                    // stage that `avoid_congestion` begins below has K = 0 and W_max = cwnd
                     // (`begin_epoch`: no loss yet, so W_max is still the initial window,
                     // below cwnd).
                     self.ssthresh = self.cwnd;
                     self.cwnd_prior = self.cwnd;
-                    self.avoid_congestion(s, using_window);
-                    return event;
                 }
             }
         }
         self.avoid_congestion(s, using_window);
-        None
+        event
     }
 
     fn on_fast_retransmit(&mut self, flight: u32, _now: Instant) {

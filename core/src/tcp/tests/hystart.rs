@@ -23,7 +23,7 @@ fn download_in_trains(fx: &mut Fx) -> Option<(usize, u32, u32)> {
             fx.send(TcpFlags::ACK, &[]).unwrap();
             fx.now += Duration::from_micros(100);
         }
-        queued += fx.app_send(&data[queued.min(data.len())..]);
+        queued += fx.app_send(&data[queued..]);
         if fx.ep.stats().hystart_train_exits > 0 {
             let conn = fx.ep.conn_for_test(fx.h).unwrap();
             let smss = conn.debug_smss();
