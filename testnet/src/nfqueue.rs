@@ -220,6 +220,34 @@ pub struct QueuedPacket {
     /// Its length on the wire above layer 2: the IPv4 total length, or IPv6's payload length
     /// plus its 40-byte header (the copy holds the header), else the bytes copied.
     pub len: u32,
+    /// Which TCP or UDP flow it belongs to, one way: a hash of its addresses and ports (the
+    /// copy holds both headers); 0 for a packet whose headers the copy does not show.
+    pub flow: u64,
+}
+
+/// [`QueuedPacket::flow`] of a copied IP packet: FNV-1a over its source and destination
+/// addresses and the first four bytes after its header (the ports of TCP and UDP); 0 if the
+/// copy is too short or not IPv4/IPv6 (IPv6 extension headers are not walked: the next
+/// header's first four bytes are taken as they come, still one key per flow).
+fn flow_key(ip: &[u8]) -> u64 {
+    let (addrs, ports) = match ip.first().map(|v| v >> 4) {
+        Some(4) => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            (ip.get(12..20), ip.get(ihl..ihl + 4).filter(|_| ihl >= 20))
+        }
+        Some(6) => (ip.get(8..40), ip.get(40..44)),
+        _ => (None, None),
+    };
+    let (Some(addrs), Some(ports)) = (addrs, ports) else {
+        return 0;
+    };
+    addrs
+        .iter()
+        .chain(ports)
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+        .max(1)
 }
 
 /// The packets a datagram announces.
@@ -234,6 +262,7 @@ fn queued_packets(datagram: &[u8]) -> impl Iterator<Item = QueuedPacket> + '_ {
 fn queued_packet(body: &[u8]) -> Option<QueuedPacket> {
     let mut header = None;
     let mut len = None;
+    let mut flow = 0;
     for (kind, data) in Attributes(body.get(NFGENMSG_LEN..)?) {
         match kind {
             NFQA_PACKET_HDR if data.len() >= 7 => {
@@ -243,6 +272,7 @@ fn queued_packet(body: &[u8]) -> Option<QueuedPacket> {
                 ));
             }
             NFQA_PAYLOAD => {
+                flow = flow_key(data);
                 len = Some(match data {
                     [v, _, hi, lo, ..] if v >> 4 == 4 => u32::from(u16::from_be_bytes([*hi, *lo])),
                     [v, _, _, _, hi, lo, ..] if v >> 4 == 6 => {
@@ -259,6 +289,7 @@ fn queued_packet(body: &[u8]) -> Option<QueuedPacket> {
         id,
         hook,
         len: len.unwrap_or(0),
+        flow,
     })
 }
 
@@ -474,22 +505,26 @@ mod tests {
                 QueuedPacket {
                     id: 9,
                     hook: 3,
-                    len: 1500
+                    len: 1500,
+                    flow: 0
                 },
                 QueuedPacket {
                     id: 10,
                     hook: 3,
-                    len: 0
+                    len: 0,
+                    flow: 0
                 },
                 QueuedPacket {
                     id: 12,
                     hook: 3,
-                    len: 1480
+                    len: 1480,
+                    flow: 0
                 },
                 QueuedPacket {
                     id: 11,
                     hook: 3,
-                    len: 6
+                    len: 6,
+                    flow: 0
                 },
             ]
         );
@@ -498,6 +533,51 @@ mod tests {
         headless.extend(attr(NFQA_PAYLOAD, &ip));
         assert_eq!(queued_packet(&headless), None);
         assert_eq!(verdict_hdr(7, NF_DROP), [0, 0, 0, 0, 0, 0, 0, 7]);
+    }
+
+    #[test]
+    fn a_packets_flow_is_its_addresses_and_ports_one_way() {
+        // IPv4, header 20 bytes, 10.0.0.1:40000 -> 10.0.0.2:80, then the next packet of it.
+        let v4 = |src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, ihl: u8| {
+            let mut ip = vec![0x40 | ihl, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0];
+            ip.extend(src);
+            ip.extend(dst);
+            ip.resize(usize::from(ihl) * 4, 1);
+            ip.extend(sport.to_be_bytes());
+            ip.extend(dport.to_be_bytes());
+            ip.extend([0u8; 16]);
+            ip
+        };
+        let a = flow_key(&v4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 5));
+        assert_ne!(a, 0);
+        let mut later = v4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 5);
+        later[2] = 5; // another length, another sequence number: the same flow
+        later[24] = 0xff;
+        assert_eq!(flow_key(&later), a);
+        // The ports are found after options too.
+        assert_eq!(flow_key(&v4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 8)), a);
+        for other in [
+            v4([10, 0, 0, 1], [10, 0, 0, 2], 40001, 80, 5),
+            v4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 81, 5),
+            v4([10, 0, 0, 3], [10, 0, 0, 2], 40000, 80, 5),
+            // The other way is another key: each direction counts its own packets.
+            v4([10, 0, 0, 2], [10, 0, 0, 1], 80, 40000, 5),
+        ] {
+            assert_ne!(flow_key(&other), a);
+        }
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+        v6.extend([0xfd; 32]);
+        v6.extend(443u16.to_be_bytes());
+        v6.extend(50000u16.to_be_bytes());
+        assert_ne!(flow_key(&v6), 0);
+        // Too short to show the ports, a bad header length, or not IP: no flow.
+        assert_eq!(
+            flow_key(&v4([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 5)[..22]),
+            0
+        );
+        assert_eq!(flow_key(&v4([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 2)), 0);
+        assert_eq!(flow_key(&[0x50, 0, 0, 0]), 0);
+        assert_eq!(flow_key(&[]), 0);
     }
 
     #[test]

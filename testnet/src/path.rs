@@ -9,7 +9,8 @@
 //!
 //! A direction is a drop-tail bottleneck queue of `queue_bytes` in front of a link of
 //! `rate_bps`, then `delay` of propagation; a random loss (`loss_ppm`) is drawn before the
-//! queue, as netem draws it. Packets leave in the order they came, each at
+//! queue, as netem draws it, from the seed and the packet's place in its own flow (see
+//! [`LinkModel`]). Packets leave in the order they came, each at
 //! `max(arrival, the link free) + its serialisation time + delay`. A packet's size on the
 //! bottleneck is its IP length plus the 14 bytes of its Ethernet header (what a qdisc on the
 //! interface would count).
@@ -27,7 +28,7 @@
 //! (`max_held`). Only IPv4 TCP is queued; the rules are removed and every held packet is
 //! handed back when the emulator stops or is dropped.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -100,20 +101,33 @@ pub enum Fate {
 
 /// One direction's bottleneck, queue, delay and loss, sans-IO: packets and times in, fates
 /// out; deterministic for a seed.
+///
+/// Whether a packet is lost depends on the seed and on the packet's place in its own flow
+/// (the n-th packet of that flow this way), not on its place among every packet: a stray
+/// packet of another connection (the last ACKs of the transfer before, a FIN) does not shift
+/// the losses of the one being measured, so two transfers begun after one seed meet the
+/// same losses at the same places of their own flows.
 #[derive(Debug, Clone)]
 pub struct LinkModel {
     shape: LinkShape,
-    rng: u64,
+    seed: u64,
+    /// Packets seen per flow since the last seed (bounded: see [`MAX_FLOWS`]).
+    flow_packets: HashMap<u64, u64>,
     /// When the bottleneck finishes sending what it has taken (ns).
     link_free: u64,
 }
+
+/// Flows a [`LinkModel`] counts packets of at most; beyond, it starts every count over (the
+/// losses stay as frequent, only their places no longer repeat). A comparison reseeds per
+/// transfer, which starts the counts over anyway.
+pub const MAX_FLOWS: usize = 4096;
 
 impl LinkModel {
     pub fn new(shape: LinkShape, seed: u64) -> LinkModel {
         LinkModel {
             shape,
-            // xorshift64* must not start at 0.
-            rng: seed | 1,
+            seed,
+            flow_packets: HashMap::new(),
             link_free: 0,
         }
     }
@@ -125,12 +139,17 @@ impl LinkModel {
     /// Starts the loss draws over from `seed`: what follows is lost exactly as after
     /// `LinkModel::new` with that seed (the queue and the bottleneck's clock are kept).
     pub fn reseed(&mut self, seed: u64) {
-        self.rng = seed | 1;
+        self.seed = seed;
+        self.flow_packets.clear();
     }
 
-    /// A packet of `ip_len` bytes offered at `now` (ns, never decreasing between calls).
-    pub fn offer(&mut self, now: u64, ip_len: u32) -> Fate {
-        if self.shape.loss_ppm > 0 && self.draw_below(1_000_000) < u64::from(self.shape.loss_ppm) {
+    /// A packet of `ip_len` bytes of `flow` (any key that tells flows apart, as
+    /// `QueuedPacket::flow`; one key for all if the caller has none) offered at `now` (ns,
+    /// never decreasing between calls).
+    pub fn offer(&mut self, now: u64, ip_len: u32, flow: u64) -> Fate {
+        if self.shape.loss_ppm > 0
+            && self.draw_below(flow, 1_000_000) < u64::from(self.shape.loss_ppm)
+        {
             return Fate::Lost;
         }
         let delay = self.shape.delay.as_nanos().min(u64::MAX.into()) as u64;
@@ -149,12 +168,21 @@ impl LinkModel {
         Fate::Arrives(self.link_free.saturating_add(delay))
     }
 
-    /// xorshift64*, uniform enough below `n` for loss draws.
-    fn draw_below(&mut self, n: u64) -> u64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    /// The draw of `flow`'s next packet, below `n`: SplitMix64's finaliser over the seed and
+    /// the packet's place in its flow (a counter-based generator, so that each flow's draws
+    /// are its own sequence whatever other flows do).
+    fn draw_below(&mut self, flow: u64, n: u64) -> u64 {
+        if self.flow_packets.len() >= MAX_FLOWS && !self.flow_packets.contains_key(&flow) {
+            self.flow_packets.clear();
+        }
+        let place = self.flow_packets.entry(flow).or_insert(0);
+        *place += 1;
+        let mut z = self
+            .seed
+            .wrapping_add(place.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
     }
 }
 
@@ -283,9 +311,10 @@ impl PathEmulator {
     }
 
     /// Starts both directions' loss draws over from `seed`, for the packets read from now on:
-    /// two transfers each begun after the same seed meet the same losses, packet for packet,
-    /// as long as they send the same packets (a comparison of two stacks then compares how
-    /// they recover, not where luck put the first loss).
+    /// two transfers each begun after the same seed meet the same losses, packet for packet
+    /// of their own connections (whatever stray packets of earlier ones still pass), as long
+    /// as they send the same packets (a comparison of two stacks then compares how they
+    /// recover, not where luck put the first loss).
     pub fn reseed_losses(&self, seed: u64) {
         self.reseed.store(seed.max(1), Ordering::SeqCst);
     }
@@ -382,7 +411,7 @@ fn serve(
                 for p in &packets {
                     s.packets.fetch_add(1, Ordering::Relaxed);
                     s.bytes.fetch_add(u64::from(p.len), Ordering::Relaxed);
-                    let verdict = match models[dir].offer(now, p.len) {
+                    let verdict = match models[dir].offer(now, p.len, p.flow) {
                         Fate::Lost => {
                             s.lost.fetch_add(1, Ordering::Relaxed);
                             socks[dir].drop_packet(p.id)
@@ -476,9 +505,9 @@ mod tests {
     #[test]
     fn without_a_bottleneck_every_packet_arrives_one_delay_later() {
         let mut l = link(20, None, 0, 0);
-        assert_eq!(l.offer(0, 1500), Fate::Arrives(20 * MS));
-        assert_eq!(l.offer(5, 1500), Fate::Arrives(20 * MS + 5));
-        assert_eq!(l.offer(3 * MS, 40), Fate::Arrives(23 * MS));
+        assert_eq!(l.offer(0, 1500, 0), Fate::Arrives(20 * MS));
+        assert_eq!(l.offer(5, 1500, 0), Fate::Arrives(20 * MS + 5));
+        assert_eq!(l.offer(3 * MS, 40, 0), Fate::Arrives(23 * MS));
     }
 
     #[test]
@@ -489,7 +518,7 @@ mod tests {
         assert_eq!(tx, 1_211_200);
         let mut last = 0;
         for i in 0..5u64 {
-            let Fate::Arrives(at) = l.offer(0, 1500) else {
+            let Fate::Arrives(at) = l.offer(0, 1500, 0) else {
                 panic!("packet {i} not delivered");
             };
             assert_eq!(at, (i + 1) * tx + 10 * MS, "packet {i}");
@@ -498,7 +527,7 @@ mod tests {
         }
         // Offered after the link went idle: no queueing.
         assert_eq!(
-            l.offer(100 * MS, 1500),
+            l.offer(100 * MS, 1500, 0),
             Fate::Arrives(100 * MS + tx + 10 * MS)
         );
     }
@@ -507,7 +536,7 @@ mod tests {
     fn a_full_queue_drops_the_tail_and_drains_at_the_rate() {
         // 8 Mbit/s is a byte per µs; the queue holds 3000 bytes.
         let mut l = link(0, Some(8_000_000), 3000, 0);
-        let fates: Vec<Fate> = (0..5).map(|_| l.offer(0, 986)).collect();
+        let fates: Vec<Fate> = (0..5).map(|_| l.offer(0, 986, 0)).collect();
         // 1000 bytes each on the link: the first starts at once, two more wait (2000
         // bytes), the fourth would make 3000 + 1000.
         assert_eq!(
@@ -521,7 +550,7 @@ mod tests {
             ]
         );
         // 1.5 ms later 1500 bytes are left ahead: room again.
-        assert_eq!(l.offer(1_500_000, 986), Fate::Arrives(4_000_000));
+        assert_eq!(l.offer(1_500_000, 986, 0), Fate::Arrives(4_000_000));
     }
 
     #[test]
@@ -533,13 +562,59 @@ mod tests {
             loss_ppm: 100_000,
         };
         let fates = |m: &mut LinkModel| -> Vec<bool> {
-            (0..500).map(|i| m.offer(i, 1500) == Fate::Lost).collect()
+            (0..500)
+                .map(|i| m.offer(i, 1500, 0) == Fate::Lost)
+                .collect()
         };
         let fresh = fates(&mut LinkModel::new(shape, 7));
         let mut used = LinkModel::new(shape, 99);
         let _ = fates(&mut used);
         used.reseed(7);
         assert_eq!(fates(&mut used), fresh);
+    }
+
+    #[test]
+    fn a_flows_losses_fall_on_its_own_packets_whatever_other_flows_send() {
+        let shape = LinkShape {
+            delay: Duration::ZERO,
+            rate_bps: None,
+            queue_bytes: 0,
+            loss_ppm: 100_000,
+        };
+        // Flow 1 alone after the seed.
+        let mut alone = LinkModel::new(shape, 5);
+        let lost_alone: Vec<bool> = (0..400)
+            .map(|i| alone.offer(i, 1500, 1) == Fate::Lost)
+            .collect();
+        assert!(lost_alone.iter().any(|&l| l));
+        // The same flow with a stray packet of another flow before it and between its
+        // packets (the last ACKs of the transfer before), and then a second flow measured
+        // after the same seed: each meets the losses flow 1 met, at the same places.
+        let mut busy = LinkModel::new(shape, 99);
+        busy.offer(0, 40, 7);
+        busy.reseed(5);
+        let mut lost_busy = Vec::new();
+        for i in 0..400 {
+            if i % 3 == 0 {
+                busy.offer(i, 40, 7);
+            }
+            lost_busy.push(busy.offer(i, 1500, 1) == Fate::Lost);
+        }
+        assert_eq!(lost_busy, lost_alone);
+        busy.reseed(5);
+        let lost_other: Vec<bool> = (0..400)
+            .map(|i| busy.offer(i, 1500, 2) == Fate::Lost)
+            .collect();
+        assert_eq!(lost_other, lost_alone);
+    }
+
+    #[test]
+    fn the_flow_table_is_bounded() {
+        let mut l = link(0, None, 0, 1);
+        for flow in 0..(MAX_FLOWS as u64 * 3) {
+            l.offer(flow, 100, flow);
+            assert!(l.flow_packets.len() <= MAX_FLOWS);
+        }
     }
 
     #[test]
@@ -555,7 +630,7 @@ mod tests {
                 seed,
             );
             (0..100_000u64)
-                .map(|i| l.offer(i, 100))
+                .map(|i| l.offer(i, 100, 0))
                 .filter(|f| *f == Fate::Lost)
                 .count()
         };
@@ -565,7 +640,7 @@ mod tests {
         assert_eq!(run(1), lost, "the same seed, the same losses");
         assert_ne!(run(2), lost, "another seed, other losses");
         let mut never = link(0, None, 0, 0);
-        assert!((0..10_000).all(|i| never.offer(i, 100) != Fate::Lost));
+        assert!((0..10_000).all(|i| never.offer(i, 100, 0) != Fate::Lost));
     }
 
     #[test]

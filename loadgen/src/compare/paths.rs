@@ -581,7 +581,10 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
 /// with one seed each, the round trip in which the first random loss fell decided a
 /// transfer more than the stack did (1% loss rows swung 0.42x-4.71x with 3 repetitions).
 /// With it, both stacks meet the same losses for as long as they send the same packets, so
-/// the comparison is of how each recovers. Distinct for every repetition, so the reps still
+/// the comparison is of how each recovers (the emulator draws each loss from the seed and the
+/// packet's place in its own connection, so the last packets of the transfer before, still
+/// passing after the reseed, do not move them: they did, and a lost SYN, a second's wait,
+/// fell on one target's transfer and not the other's). Distinct for every repetition, so the reps still
 /// sample several loss patterns (FNV-1a over the coordinates). The coordinates are the
 /// path's own values, not its place in the run, so a run of one path (`--rtt-ms 80 --loss 1
 /// --rate-mbit 100`) meets, repetition for repetition, the losses of the whole matrix's.

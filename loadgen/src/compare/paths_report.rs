@@ -165,7 +165,7 @@ pub fn markdown(r: &PathsRecord) -> String {
          time, through an emulated path: half the RTT each way, a drop-tail bottleneck \
          queue of one bandwidth-delay product (at least 64 KiB), random loss each way, \
          seeded per repetition so that both targets of a repetition meet the same losses \
-         packet for packet while they send the same packets \
+         packet for packet of their own connections while they send the same packets \
          (`xgate-testnet`'s path emulator, NFQUEUE in a router namespace between client and \
          server: this kernel has no netem). Client settings: `ts`/`nots` = TCP timestamps on/off, then the client's \
          MTU. The figure is curl's `time_total` (handshake, request, every byte), median \
