@@ -220,30 +220,64 @@ pub struct QueuedPacket {
     /// Its length on the wire above layer 2: the IPv4 total length, or IPv6's payload length
     /// plus its 40-byte header (the copy holds the header), else the bytes copied.
     pub len: u32,
-    /// Which TCP or UDP flow it belongs to, one way: a hash of its addresses and ports (the
+    /// Which flow it belongs to, one way: a hash of its protocol, addresses and ports (the
     /// copy holds both headers); 0 for a packet whose headers the copy does not show.
     pub flow: u64,
 }
 
-/// [`QueuedPacket::flow`] of a copied IP packet: FNV-1a over its source and destination
-/// addresses and the first four bytes after its header (the ports of TCP and UDP); 0 if the
-/// copy is too short or not IPv4/IPv6 (IPv6 extension headers are not walked: the next
-/// header's first four bytes are taken as they come, still one key per flow).
+/// [`QueuedPacket::flow`] of a copied IP packet: FNV-1a over its protocol, its source and
+/// destination addresses and the first four bytes after its header (the ports of TCP and
+/// UDP), and for TCP whether it is a pure ACK; 0 if the copy is too short, not IPv4/IPv6,
+/// or an IPv4 fragment after the first (it has no ports). IPv6 extension headers are not
+/// walked: the next header's first four bytes are taken as they come, still one key per
+/// flow (the emulator queues TCP only).
+///
+/// A TCP segment that carries no data, SYN or FIN is keyed apart from the flow's others, so
+/// that a path emulator counts the two kinds separately: stacks ACK differently (Linux ACKs
+/// a request before it answers; xgate's bypass sends the ACK with the answer), and one pure
+/// ACK more must not move the losses of every data segment after it by one.
 fn flow_key(ip: &[u8]) -> u64 {
-    let (addrs, ports) = match ip.first().map(|v| v >> 4) {
+    let (proto, addrs, transport, ip_payload) = match ip.first().map(|v| v >> 4) {
         Some(4) => {
             let ihl = usize::from(ip[0] & 0x0f) * 4;
-            (ip.get(12..20), ip.get(ihl..ihl + 4).filter(|_| ihl >= 20))
+            let later_fragment = ip
+                .get(6..8)
+                .is_some_and(|f| u16::from_be_bytes([f[0], f[1]]) & 0x1fff != 0);
+            let total = ip
+                .get(2..4)
+                .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])));
+            (
+                ip.get(9),
+                ip.get(12..20),
+                ip.get(ihl..)
+                    .filter(|t| ihl >= 20 && !later_fragment && t.len() >= 4),
+                total.map(|t| t.saturating_sub(ihl)),
+            )
         }
-        Some(6) => (ip.get(8..40), ip.get(40..44)),
-        _ => (None, None),
+        Some(6) => (
+            ip.get(6),
+            ip.get(8..40),
+            ip.get(40..).filter(|t| t.len() >= 4),
+            ip.get(4..6)
+                .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))),
+        ),
+        _ => (None, None, None, None),
     };
-    let (Some(addrs), Some(ports)) = (addrs, ports) else {
+    let (Some(&proto), Some(addrs), Some(transport)) = (proto, addrs, transport) else {
         return 0;
     };
-    addrs
+    // TCP: data offset and flags, if the copy holds them (it does: 128 bytes).
+    let pure_ack = match (proto, transport.get(12..14), ip_payload) {
+        (6, Some(&[offset, flags]), Some(len)) => {
+            let data = len.saturating_sub(usize::from(offset >> 4) * 4);
+            data == 0 && flags & 0x03 == 0
+        }
+        _ => false,
+    };
+    [proto, u8::from(pure_ack)]
         .iter()
-        .chain(ports)
+        .chain(addrs)
+        .chain(&transport[..4])
         .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         })
@@ -565,11 +599,64 @@ mod tests {
         ] {
             assert_ne!(flow_key(&other), a);
         }
+        let mut udp = v4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 5);
+        udp[9] = 17;
+        assert_ne!(flow_key(&udp), a, "another protocol, another flow");
+        let mut fragment = v4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 5);
+        fragment[7] = 185; // offset 1480: payload bytes where ports would be
+        assert_eq!(flow_key(&fragment), 0);
         let mut v6 = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
         v6.extend([0xfd; 32]);
         v6.extend(443u16.to_be_bytes());
         v6.extend(50000u16.to_be_bytes());
-        assert_ne!(flow_key(&v6), 0);
+        v6.extend([0u8; 16]);
+        let k6 = flow_key(&v6);
+        assert_ne!(k6, 0);
+        // Addresses (bytes 8-39) and ports (40-43) make the flow; the hop limit and the
+        // bytes after the ports do not.
+        for (byte, same) in [
+            (8, false),
+            (39, false),
+            (40, false),
+            (43, false),
+            (7, true),
+            (44, true),
+        ] {
+            let mut other = v6.clone();
+            other[byte] ^= 0x55;
+            assert_eq!(flow_key(&other) == k6, same, "byte {byte}");
+        }
+        // TCP segments without data, SYN or FIN (pure ACKs) are counted apart; a SYN or FIN
+        // without data is not one. IPv4, 20-byte headers (data offset 5).
+        let tcp = |total: u16, flags: u8| {
+            let mut ip = v4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 5);
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            ip[32] = 0x50;
+            ip[33] = flags;
+            ip
+        };
+        let data = flow_key(&tcp(1500, 0x18));
+        let ack = flow_key(&tcp(40, 0x10));
+        assert_ne!(ack, data, "a pure ACK");
+        assert_eq!(flow_key(&tcp(40, 0x12)), data, "a SYN-ACK");
+        assert_eq!(flow_key(&tcp(40, 0x11)), data, "a FIN");
+        assert_eq!(flow_key(&tcp(41, 0x10)), data, "one byte of data");
+        assert_eq!(flow_key(&tcp(52, 0x10)), data, "12 bytes, no options");
+        let mut with_options = tcp(52, 0x10);
+        with_options[32] = 0x80; // 32-byte TCP header: those 12 bytes are options
+        assert_eq!(
+            flow_key(&with_options),
+            ack,
+            "an ACK with options is still pure"
+        );
+        // IPv6: payload length 20, data offset 5, ACK only.
+        let mut v6_ack = v6.clone();
+        v6_ack[4..6].copy_from_slice(&20u16.to_be_bytes());
+        v6_ack[52] = 0x50;
+        v6_ack[53] = 0x10;
+        let mut v6_data = v6_ack.clone();
+        v6_data[4..6].copy_from_slice(&1220u16.to_be_bytes());
+        assert_ne!(flow_key(&v6_ack), flow_key(&v6_data));
         // Too short to show the ports, a bad header length, or not IP: no flow.
         assert_eq!(
             flow_key(&v4([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 5)[..22]),

@@ -103,10 +103,14 @@ pub enum Fate {
 /// out; deterministic for a seed.
 ///
 /// Whether a packet is lost depends on the seed and on the packet's place in its own flow
-/// (the n-th packet of that flow this way), not on its place among every packet: a stray
-/// packet of another connection (the last ACKs of the transfer before, a FIN) does not shift
-/// the losses of the one being measured, so two transfers begun after one seed meet the
-/// same losses at the same places of their own flows.
+/// (the n-th packet of that address and port pair this way; TCP's pure ACKs are a flow of
+/// their own, `QueuedPacket::flow`), not on its place among every
+/// packet: a stray packet of another connection (the last ACKs of the transfer before, a
+/// FIN) does not shift the losses of the one being measured, so two transfers begun after
+/// one seed meet the same losses at the same places of their own flows. The flip side:
+/// under one seed every flow of a direction loses at the same places, so a caller that
+/// wants connections to meet different losses reseeds between them (`loadgen paths` reseeds
+/// per transfer; a reused port pair keeps counting until then).
 #[derive(Debug, Clone)]
 pub struct LinkModel {
     shape: LinkShape,
@@ -117,9 +121,9 @@ pub struct LinkModel {
     link_free: u64,
 }
 
-/// Flows a [`LinkModel`] counts packets of at most; beyond, it starts every count over (the
-/// losses stay as frequent, only their places no longer repeat). A comparison reseeds per
-/// transfer, which starts the counts over anyway.
+/// Flows a [`LinkModel`] counts packets of at most; beyond, every count starts over: the
+/// losses stay as frequent, but a flow's pattern restarts partway and no longer matches its
+/// twin's. A comparison reseeds per transfer, which starts the counts over anyway.
 pub const MAX_FLOWS: usize = 4096;
 
 impl LinkModel {

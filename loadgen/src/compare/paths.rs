@@ -232,12 +232,16 @@ pub struct PathsRecord {
     /// The (size, rate) pairs left out by `--max-line-secs`, each with why.
     #[serde(default)]
     pub skipped: Vec<String>,
-    /// The client's congestion control (the namespace's default, the host's: uploads are
-    /// its sends, on both paths alike); empty in runs before it was recorded. The kernel
-    /// path runs xgate's `[tcp] congestion` (CUBIC here), set on its listeners; runs before
-    /// 65ce485 had the kernel path on the host's default too.
+    /// The client's congestion control (uploads are its sends, on both paths alike): the
+    /// one `--client-cc` set on its route, else the host's default; empty in runs before it
+    /// was recorded. The kernel path runs xgate's `[tcp] congestion` (CUBIC here), set on
+    /// its listeners; runs before 65ce485 had the kernel path on the host's default too.
     #[serde(default)]
     pub client_cc: String,
+    /// Whether `client_cc` was chosen by `--client-cc` (None: a run before the option, whose
+    /// client had the host's default).
+    #[serde(default)]
+    pub client_cc_chosen: Option<bool>,
 }
 
 /// Where xgate's admin endpoint listens, inside the server's namespace.
@@ -403,7 +407,7 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
         topo.set_client_congestion_control(&args.client_cc)
             .map_err(|e| {
                 CompareError::Setup(format!(
-                    "--client-cc {}: {e}; the kernel offers {}",
+                    "--client-cc {}: {e} (loaded now: {}; another may be a module to load)",
                     args.client_cc,
                     std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
                         .unwrap_or_default()
@@ -439,6 +443,7 @@ pub fn run(args: &PathsArgs) -> Result<(PathsRecord, Vec<PathBuf>), CompareError
         emulator: Vec::new(),
         skipped: Vec::new(),
         client_cc,
+        client_cc_chosen: Some(args.client_cc != "host"),
     };
     for &rate_mbit in &args.rate_mbit {
         for &size in &args.sizes {

@@ -180,9 +180,14 @@ pub fn markdown(r: &PathsRecord) -> String {
         } else {
             format!(
                 "Congestion control: CUBIC on both xgate paths (the bypass's default; xgate \
-                 gives its kernel path's listeners the same), {} on the client (`--client-cc`; \
-                 it sends the uploads, alike on both paths).",
-                r.client_cc
+                 gives its kernel path's listeners the same), {} on the client ({}; it sends \
+                 the uploads, alike on both paths).",
+                r.client_cc,
+                if r.client_cc_chosen == Some(true) {
+                    "`--client-cc`"
+                } else {
+                    "the host's default"
+                }
             )
         }
     );
@@ -507,7 +512,12 @@ pub fn charts(r: &PathsRecord) -> Vec<(String, String)> {
         else {
             continue;
         };
-        for direction in [Direction::Download, Direction::Upload] {
+        // Only the directions the run had (`--directions`): an empty chart would replace
+        // the last run's.
+        for direction in [Direction::Download, Direction::Upload]
+            .into_iter()
+            .filter(|d| all.iter().any(|k| k.direction == *d))
+        {
             let mut paths: Vec<PathCase> = Vec::new();
             for k in all.iter().filter(|k| k.path.rate_mbit == rate) {
                 if !paths.contains(&k.path) {
@@ -614,6 +624,7 @@ mod tests {
         });
         PathsRecord {
             client_cc: "cubic".into(),
+            client_cc_chosen: Some(true),
             schema: 1,
             started_utc: "2026-12-06T00:00:00Z".into(),
             commit: "abc".into(),
@@ -697,6 +708,31 @@ mod tests {
         let names: Vec<&str> = charts.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["100mbit-download", "100mbit-upload"]);
         assert!(charts[0].1.contains("<svg"));
+    }
+
+    #[test]
+    fn a_run_of_one_direction_charts_and_tables_that_direction_only() {
+        let mut r = record();
+        r.transfers.retain(|t| t.direction == Direction::Download);
+        let charts = charts(&r);
+        let names: Vec<&str> = charts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["100mbit-download"], "no empty upload chart");
+        let md = markdown(&r);
+        assert!(md.contains("| nots-1500 | download |"), "{md}");
+        assert!(!md.contains("| nots-1500 | upload |"), "{md}");
+    }
+
+    #[test]
+    fn the_clients_congestion_control_says_who_chose_it() {
+        let mut r = record();
+        assert!(
+            markdown(&r).contains("cubic on the client (`--client-cc`;"),
+            "{}",
+            markdown(&r)
+        );
+        r.client_cc = "bbr".into();
+        r.client_cc_chosen = None;
+        assert!(markdown(&r).contains("bbr on the client (the host's default;"));
     }
 
     #[test]
