@@ -99,6 +99,11 @@ fn unique_name(tag: &str, pid: u32, n: u32) -> String {
     format!("{tag}{pid}x{n}")
 }
 
+/// The router's address on the /30 of `host`: the other host of the pair.
+fn router_side(host: Ipv4Addr) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(host) ^ 3)
+}
+
 /// The offload features that change what a measurement over the pair means (who segments,
 /// who checksums, who coalesces), in `ethtool -k`'s names.
 pub const REPORTED_OFFLOADS: [&str; 6] = [
@@ -238,10 +243,16 @@ impl Topology {
             Some(r) => {
                 veth(&t.server_ns, &t.server_if, &r.ns, &r.to_server_if)?;
                 veth(&r.ns, &r.to_client_if, &t.client_ns, &t.client_if)?;
-                // The router's address on each /30 is the other host of the pair.
-                let other = |ip: Ipv4Addr| Ipv4Addr::from(u32::from(ip) ^ 3);
-                ends.push((r.ns.clone(), r.to_server_if.clone(), other(t.server_ip)));
-                ends.push((r.ns.clone(), r.to_client_if.clone(), other(t.client_ip)));
+                ends.push((
+                    r.ns.clone(),
+                    r.to_server_if.clone(),
+                    router_side(t.server_ip),
+                ));
+                ends.push((
+                    r.ns.clone(),
+                    r.to_client_if.clone(),
+                    router_side(t.client_ip),
+                ));
             }
         }
         for (ns, ifname, ip) in &ends {
@@ -251,8 +262,8 @@ impl Topology {
             run(&["ip", "-n", ns, "link", "set", ifname, "up"])?;
         }
         if let Some(r) = &t.router {
-            let via_server_side = Ipv4Addr::from(u32::from(t.server_ip) ^ 3).to_string();
-            let via_client_side = Ipv4Addr::from(u32::from(t.client_ip) ^ 3).to_string();
+            let via_server_side = router_side(t.server_ip).to_string();
+            let via_client_side = router_side(t.client_ip).to_string();
             let client = t.client_ip.to_string();
             let server = t.server_ip.to_string();
             run(&[
@@ -333,7 +344,7 @@ impl Topology {
                 message: "a client's congestion control is set on a routed topology only".into(),
             });
         }
-        let via_client_side = Ipv4Addr::from(u32::from(self.client_ip) ^ 3).to_string();
+        let via_client_side = router_side(self.client_ip).to_string();
         run(&[
             "ip",
             "-n",
